@@ -1,0 +1,450 @@
+//! `hashpyc check`: does every source have a pyc the target interpreter will accept and
+//! that matches the source? Pure Rust (walk + pyc header + SipHash), in parallel; the
+//! findings are data on stdout (text, JSON Lines or GitHub annotations), sorted by path.
+
+use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::cli::Format;
+use crate::layout;
+use crate::pyc::{self, Accept, HashMode, Header, Invalid, Kind, Status};
+use crate::report::{self, Style};
+use crate::settings::CheckSettings;
+use crate::target::Target;
+use crate::{Error, ExitStatus, Verbosity};
+
+/// One source's verdict for one target and optimization level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Ok,
+    Missing,
+    Stale,
+    Timestamp,
+    /// Hash-based but unchecked where checked is required.
+    Unchecked,
+    /// Hash-based and checked where unchecked is required.
+    Checked,
+    Invalid,
+    /// The source or the pyc could not be read.
+    Unreadable,
+    /// A pyc in `__pycache__` whose source is gone (`--stray`).
+    Stray,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 9] = [
+        Outcome::Ok,
+        Outcome::Missing,
+        Outcome::Stale,
+        Outcome::Timestamp,
+        Outcome::Unchecked,
+        Outcome::Checked,
+        Outcome::Invalid,
+        Outcome::Unreadable,
+        Outcome::Stray,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Missing => "missing",
+            Outcome::Stale => "stale",
+            Outcome::Timestamp => "timestamp",
+            Outcome::Unchecked => "unchecked",
+            Outcome::Checked => "checked",
+            Outcome::Invalid => "invalid",
+            Outcome::Unreadable => "unreadable",
+            Outcome::Stray => "stray",
+        }
+    }
+
+    fn explain(self) -> &'static str {
+        match self {
+            Outcome::Ok => "up to date",
+            Outcome::Missing => "no pyc",
+            Outcome::Stale => "the pyc was compiled from other source bytes",
+            Outcome::Timestamp => "timestamp-based pyc (can go stale unnoticed)",
+            Outcome::Unchecked => "unchecked hash-based pyc; checked required",
+            Outcome::Checked => "checked hash-based pyc; unchecked required",
+            Outcome::Invalid => "the interpreter would reject this pyc",
+            Outcome::Unreadable => "could not be read",
+            Outcome::Stray => "pyc whose source is gone",
+        }
+    }
+}
+
+/// Header fields as JSON shows them.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct HeaderView {
+    pub magic: String,
+    pub flags: Option<u32>,
+    pub hash: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Finding {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub path: PathBuf,
+    pub pyc: PathBuf,
+    pub outcome: Outcome,
+    pub python: String,
+    pub optimization: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    pub expected: Option<HeaderView>,
+    pub found: Option<HeaderView>,
+}
+
+/// Check everything; print findings; return the exit status.
+pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<ExitStatus, Error> {
+    let started = Instant::now();
+    let walked = crate::walk::walk(&s.roots, &s.walk);
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let many = s.targets.len() > 1;
+    let mut findings: Vec<Finding> = walked
+        .sources
+        .par_iter()
+        .flat_map_iter(|src| check_source(&src.path, s, &cwd))
+        .collect();
+    if s.stray {
+        findings.extend(strays(&walked.pycache_files, &s.targets));
+    }
+    findings.sort_by(|a, b| {
+        a.path
+            .cmp(&b.path)
+            .then(a.python.cmp(&b.python))
+            .then(a.optimization.cmp(&b.optimization))
+    });
+
+    let mut counts = std::collections::BTreeMap::new();
+    for f in &findings {
+        *counts.entry(f.outcome.name()).or_insert(0usize) += 1;
+    }
+    let problems = findings.iter().filter(|f| f.outcome != Outcome::Ok).count();
+    let usage_errors = walked.errors.iter().filter(|e| e.is_usage()).count();
+    for e in &walked.errors {
+        report::eprint_line(&format!("{}: {e}", style.error()));
+    }
+
+    let mut out = std::io::stdout().lock();
+    let multi_level = s.levels.len() > 1;
+    for f in findings
+        .iter()
+        .filter(|f| s.all || f.outcome != Outcome::Ok)
+    {
+        let line = match s.format {
+            Format::Text => {
+                let mut extra = Vec::new();
+                if many {
+                    extra.push(format!("CPython {}", f.python));
+                }
+                if multi_level {
+                    extra.push(format!("opt-{}", f.optimization));
+                }
+                let extra = if extra.is_empty() {
+                    String::new()
+                } else {
+                    format!("  [{}]", extra.join(" "))
+                };
+                let shown = if f.outcome == Outcome::Stray {
+                    &f.pyc
+                } else {
+                    &f.path
+                };
+                format!("{:<10} {}{extra}", f.outcome.name(), shown.display())
+            }
+            Format::Json => serde_json::to_string(f).expect("findings serialize"),
+            Format::Github => github_annotation(f),
+        };
+        if writeln!(out, "{line}").is_err() {
+            // stdout closed (e.g. `| head`): stop quietly, like ripgrep.
+            return Ok(if problems > 0 {
+                ExitStatus::Findings
+            } else {
+                ExitStatus::Success
+            });
+        }
+    }
+    let sources = walked.sources.len();
+    if s.format == Format::Json {
+        let mut summary = serde_json::Map::new();
+        summary.insert("type".into(), "summary".into());
+        summary.insert("sources".into(), sources.into());
+        summary.insert(
+            "pycs".into(),
+            findings
+                .iter()
+                .filter(|f| f.outcome != Outcome::Stray)
+                .count()
+                .into(),
+        );
+        for o in Outcome::ALL {
+            summary.insert(
+                o.name().into(),
+                counts.get(o.name()).copied().unwrap_or(0).into(),
+            );
+        }
+        summary.insert("errors".into(), walked.errors.len().into());
+        let _ = writeln!(out, "{}", serde_json::Value::Object(summary));
+    }
+    drop(out);
+    if verbosity.quiet == 0 {
+        let mut parts: Vec<String> = Outcome::ALL
+            .iter()
+            .filter(|o| **o != Outcome::Ok)
+            .filter_map(|o| counts.get(o.name()).map(|n| format!("{n} {}", o.name())))
+            .collect();
+        if parts.is_empty() {
+            parts.push("all fresh".into());
+        }
+        let ok = counts.get("ok").copied().unwrap_or(0);
+        report::eprint_line(&format!(
+            "{} {} ({} ok, {}) in {}",
+            style.bold("Checked"),
+            report::plural(sources, "file", "files"),
+            ok,
+            parts.join(", "),
+            report::format_duration(started.elapsed())
+        ));
+    }
+    Ok(if usage_errors > 0 {
+        ExitStatus::Error
+    } else if problems > 0 || !walked.errors.is_empty() {
+        ExitStatus::Findings
+    } else {
+        ExitStatus::Success
+    })
+}
+
+fn header_view(h: &Header) -> HeaderView {
+    let (flags, hash) = match h.kind() {
+        Ok(Kind::Hash { hash, .. }) => (Some(h.flags), Some(pyc::hex(&hash))),
+        _ => (Some(h.flags), None),
+    };
+    HeaderView {
+        magic: h.magic.to_string(),
+        flags,
+        hash,
+    }
+}
+
+fn check_source(path: &Path, s: &CheckSettings, cwd: &Path) -> Vec<Finding> {
+    let abs_dir = layout::absolute(path.parent().unwrap_or(Path::new("")), cwd);
+    let mut source: Option<std::io::Result<Vec<u8>>> = None;
+    let mut out = Vec::new();
+    for (target, target_layout) in s.targets.iter().zip(&s.layouts) {
+        let mut hash: Option<Result<pyc::SourceHash, String>> = None;
+        for &level in &s.levels {
+            let pyc_path =
+                layout::pyc_path(path, &abs_dir, &target.cache_tag, level, target_layout);
+            let mut finding = Finding {
+                kind: "finding",
+                path: path.to_path_buf(),
+                pyc: pyc_path.clone(),
+                outcome: Outcome::Ok,
+                python: format!("{}.{}", target.version.0, target.version.1),
+                optimization: level,
+                detail: None,
+                expected: None,
+                found: None,
+            };
+            let mut get_hash = || -> Result<pyc::SourceHash, String> {
+                hash.get_or_insert_with(|| {
+                    match source.get_or_insert_with(|| std::fs::read(path)) {
+                        Ok(bytes) => Ok(pyc::source_hash(target.hash, target.magic, bytes)),
+                        Err(e) => Err(crate::plan::io_reason(e)),
+                    }
+                })
+                .clone()
+            };
+            let head = read_head(&pyc_path);
+            match head {
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::NotFound
+                        || e.kind() == std::io::ErrorKind::NotADirectory =>
+                {
+                    finding.outcome = Outcome::Missing;
+                }
+                Err(e) => {
+                    finding.outcome = Outcome::Unreadable;
+                    finding.detail = Some(format!("pyc: {}", crate::plan::io_reason(&e)));
+                }
+                Ok(head) => {
+                    let mut hash_err = None;
+                    let status =
+                        pyc::classify(&head, target.magic, s.accept, || match get_hash() {
+                            Ok(h) => h,
+                            Err(e) => {
+                                hash_err = Some(e);
+                                [0; 8]
+                            }
+                        });
+                    if let Some(e) = hash_err {
+                        finding.outcome = Outcome::Unreadable;
+                        finding.detail = Some(format!("source: {e}"));
+                    } else {
+                        finding.outcome = match status {
+                            Status::Fresh => Outcome::Ok,
+                            Status::Stale => Outcome::Stale,
+                            Status::Timestamp => Outcome::Timestamp,
+                            Status::WrongMode(HashMode::Unchecked) => Outcome::Unchecked,
+                            Status::WrongMode(HashMode::Checked) => Outcome::Checked,
+                            Status::Invalid(why) => {
+                                finding.detail = Some(match why {
+                                    Invalid::Magic => describe_magic(&head, target),
+                                    other => other.to_string(),
+                                });
+                                Outcome::Invalid
+                            }
+                        };
+                        if let Some(h) = Header::parse(&head) {
+                            finding.found = Some(header_view(&h));
+                        }
+                    }
+                }
+            }
+            if finding.outcome != Outcome::Ok && finding.outcome != Outcome::Unreadable {
+                let flags = match s.accept {
+                    Accept::Only(m) => Some(m.flags()),
+                    Accept::AnyHash => None,
+                };
+                finding.expected = Some(HeaderView {
+                    magic: target.magic.to_string(),
+                    flags,
+                    hash: get_hash().ok().map(|h| pyc::hex(&h)),
+                });
+            }
+            out.push(finding);
+        }
+    }
+    out
+}
+
+fn describe_magic(head: &[u8], target: &Target) -> String {
+    let Some(h) = Header::parse(head) else {
+        return Invalid::Short.to_string();
+    };
+    match crate::target::version_of_magic(h.magic) {
+        Some((a, b)) => format!("a pyc for Python {a}.{b}, not {}", target.version_string()),
+        None => format!("unknown magic {}", h.magic),
+    }
+}
+
+fn read_head(path: &Path) -> std::io::Result<Vec<u8>> {
+    let f = std::fs::File::open(path)?;
+    let mut buf = Vec::with_capacity(pyc::HEADER_LEN);
+    f.take(pyc::HEADER_LEN as u64).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// pycs in `__pycache__` whose `<stem>.py` no longer exists beside the directory.
+fn strays(pycs: &[PathBuf], targets: &[Arc<Target>]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for pyc_path in pycs {
+        let Some(name) = pyc_path.file_name().map(|n| n.as_bytes()) else {
+            continue;
+        };
+        let Some(stem_tag) = name.strip_suffix(b".pyc") else {
+            continue;
+        };
+        let (stem_tag, level) = match stem_tag
+            .strip_suffix(b".opt-1")
+            .map(|s| (s, 1))
+            .or_else(|| stem_tag.strip_suffix(b".opt-2").map(|s| (s, 2)))
+        {
+            Some(x) => x,
+            None => (stem_tag, 0),
+        };
+        let Some(dot) = stem_tag.iter().rposition(|&b| b == b'.') else {
+            continue;
+        };
+        let (stem, tag) = (&stem_tag[..dot], &stem_tag[dot + 1..]);
+        let Some(dir) = pyc_path.parent().and_then(Path::parent) else {
+            continue;
+        };
+        let mut source_name = stem.to_vec();
+        source_name.extend_from_slice(b".py");
+        let source = dir.join(std::ffi::OsStr::from_bytes(&source_name));
+        if std::fs::symlink_metadata(&source).is_ok() {
+            continue;
+        }
+        let python = targets
+            .iter()
+            .find(|t| t.cache_tag.as_bytes() == tag)
+            .map(|t| format!("{}.{}", t.version.0, t.version.1))
+            .unwrap_or_else(|| String::from_utf8_lossy(tag).into_owned());
+        out.push(Finding {
+            kind: "finding",
+            path: source,
+            pyc: pyc_path.clone(),
+            outcome: Outcome::Stray,
+            python,
+            optimization: level,
+            detail: None,
+            expected: None,
+            found: None,
+        });
+    }
+    out
+}
+
+fn escape_data(s: &str) -> String {
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+fn escape_property(s: &str) -> String {
+    escape_data(s).replace(':', "%3A").replace(',', "%2C")
+}
+
+/// A GitHub Actions workflow command.
+fn github_annotation(f: &Finding) -> String {
+    let level = if f.outcome == Outcome::Ok {
+        "notice"
+    } else {
+        "error"
+    };
+    let file = if f.outcome == Outcome::Stray {
+        &f.pyc
+    } else {
+        &f.path
+    };
+    let mut msg = format!(
+        "{}: {} (`{}`)",
+        f.outcome.name(),
+        f.outcome.explain(),
+        f.pyc.display()
+    );
+    if let Some(d) = &f.detail {
+        msg.push_str(&format!(": {d}"));
+    }
+    if f.outcome != Outcome::Ok && f.outcome != Outcome::Stray {
+        msg.push_str(" - run `hashpyc compile` to fix");
+    }
+    format!(
+        "::{level} file={},title={}::{}",
+        escape_property(&file.display().to_string()),
+        escape_property(&format!("hashpyc check (CPython {})", f.python)),
+        escape_data(&msg)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn github_escapes() {
+        assert_eq!(escape_property("a,b:c%\n"), "a%2Cb%3Ac%25%0A");
+        assert_eq!(escape_data("a,b:c"), "a,b:c");
+    }
+}

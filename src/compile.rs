@@ -1,0 +1,470 @@
+//! `hashpyc compile`: walk → plan → (header rewrites in Rust) → pool → write → report.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+
+use crate::embed::Embed;
+use crate::layout::Layout;
+use crate::plan::{self, Action, PlanOptions, SourcePlan};
+use crate::pool::WorkerSpec;
+use crate::pool::schedule::{self, Schedule, UnitResult};
+use crate::pyc::{self, HashMode, Header};
+use crate::report::{self, Reporter, Style};
+use crate::target::Target;
+use crate::walk::{self, WalkOptions};
+use crate::{Error, ExitStatus, Verbosity};
+
+/// Resolved options of one compile run.
+pub struct CompileSettings {
+    pub roots: Vec<PathBuf>,
+    pub walk: WalkOptions,
+    pub targets: Vec<Arc<Target>>,
+    /// Per target.
+    pub layouts: Vec<Layout>,
+    pub levels: Vec<u8>,
+    pub mode: HashMode,
+    pub force: bool,
+    pub embed: Embed,
+    pub jobs: usize,
+    pub timeout: Option<Duration>,
+    pub dry_run: bool,
+    pub hardlink_dupes: bool,
+    /// Cross-check long-lived results against fresh forks (tests; `HASHPYC_VERIFY=1`).
+    pub verify: bool,
+}
+
+/// Counts for the summary (units are source × target pairs).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub sources: usize,
+    pub compiled: usize,
+    pub fresh: usize,
+    pub rewritten: usize,
+    pub failed: usize,
+    pub errors: usize,
+    pub vanished: usize,
+    pub usage_errors: usize,
+}
+
+impl Summary {
+    pub fn exit_status(&self) -> ExitStatus {
+        if self.usage_errors > 0 {
+            ExitStatus::Error
+        } else if self.failed > 0 || self.errors > 0 {
+            ExitStatus::Findings
+        } else {
+            ExitStatus::Success
+        }
+    }
+}
+
+/// A message tied to a path, printed in path order after the run.
+struct Note {
+    path: PathBuf,
+    order: u8,
+    text: String,
+}
+
+/// Run a compile; messages go to stderr, the dry-run listing to stdout.
+pub fn compile(
+    s: &CompileSettings,
+    verbosity: Verbosity,
+    style: Style,
+    reporter: &dyn Reporter,
+) -> Result<Summary, Error> {
+    let started = Instant::now();
+    let walked = walk::walk(&s.roots, &s.walk);
+    let mut summary = Summary::default();
+    let mut notes: Vec<Note> = Vec::new();
+    for e in &walked.errors {
+        if e.is_usage() {
+            summary.usage_errors += 1;
+        } else {
+            summary.errors += 1;
+        }
+        notes.push(Note {
+            path: e.path().map(Path::to_path_buf).unwrap_or_default(),
+            order: 0,
+            text: format!("{}: {e}", style.error()),
+        });
+    }
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let opts = PlanOptions {
+        targets: &s.targets,
+        levels: &s.levels,
+        layouts: &s.layouts,
+        mode: s.mode,
+        force: s.force,
+        embed: &s.embed,
+        cwd: &cwd,
+    };
+    let plans = plan::plan(walked.sources, &opts);
+    summary.sources = plans.len();
+
+    if s.dry_run {
+        print_dry_run(&plans, &s.targets, &walked.skipped_symlinks, s.mode);
+        for p in plans.iter().filter(|p| p.error.is_some()) {
+            summary.errors += 1;
+            notes.push(Note {
+                path: p.source.path.clone(),
+                order: 0,
+                text: format!(
+                    "{}: `{}`: {}",
+                    style.error(),
+                    p.source.path.display(),
+                    p.error.as_deref().unwrap_or("")
+                ),
+            });
+        }
+        print_notes(notes);
+        return Ok(summary);
+    }
+
+    for p in &plans {
+        if let Some(err) = &p.error {
+            if err.starts_with("no such file") {
+                summary.vanished += 1;
+                if verbosity.quiet < 2 {
+                    notes.push(Note {
+                        path: p.source.path.clone(),
+                        order: 0,
+                        text: format!(
+                            "note: `{}` vanished during the run; skipped",
+                            p.source.path.display()
+                        ),
+                    });
+                }
+            } else {
+                summary.errors += 1;
+                notes.push(Note {
+                    path: p.source.path.clone(),
+                    order: 0,
+                    text: format!("{}: `{}`: {err}", style.error(), p.source.path.display()),
+                });
+            }
+            continue;
+        }
+        if p.strip_missed && verbosity.quiet < 2 && p.needs_compile() {
+            let strip = s.embed.strip.as_deref().unwrap_or(Path::new(""));
+            notes.push(Note {
+                path: p.source.path.clone(),
+                order: 1,
+                text: format!(
+                    "{}: `{}` does not start with --strip-prefix `{}`; its path is embedded unchanged",
+                    style.warning(),
+                    p.source.path.display(),
+                    strip.display()
+                ),
+            });
+        }
+        for tp in &p.targets {
+            if tp.action == Action::Fresh {
+                summary.fresh += 1;
+            }
+        }
+    }
+
+    // Header rewrites: Rust only.
+    let rewrites: Vec<(usize, usize)> = plans
+        .iter()
+        .enumerate()
+        .flat_map(|(i, p)| {
+            p.targets
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| matches!(t.action, Action::Rewrite(_)))
+                .map(move |(t, _)| (i, t))
+        })
+        .collect();
+    let rewrite_results: Vec<(usize, usize, Result<(), String>)> = rewrites
+        .par_iter()
+        .map(|&(i, t)| (i, t, rewrite_headers(&plans[i], t, &s.targets[t], s.mode)))
+        .collect();
+    for (i, _t, r) in rewrite_results {
+        match r {
+            Ok(()) => summary.rewritten += 1,
+            Err(e) => {
+                summary.errors += 1;
+                notes.push(Note {
+                    path: plans[i].source.path.clone(),
+                    order: 0,
+                    text: format!("{}: {e}", style.error()),
+                });
+            }
+        }
+    }
+
+    // Compilation.
+    let units = plans
+        .iter()
+        .map(|p| {
+            p.targets
+                .iter()
+                .filter(|t| matches!(t.action, Action::Compile(_)))
+                .count()
+        })
+        .sum::<usize>();
+    let specs: Vec<WorkerSpec> = s
+        .targets
+        .iter()
+        .map(|t| WorkerSpec::new(Arc::clone(t), s.timeout))
+        .collect();
+    reporter.start(units as u64, "Compiling");
+    let (results, fatal) = schedule::run(
+        &Schedule {
+            plans: &plans,
+            specs: &specs,
+            levels: &s.levels,
+            mode: s.mode,
+            hardlink_dupes: s.hardlink_dupes,
+            jobs: s.jobs,
+            verify: s.verify,
+        },
+        reporter,
+    );
+    reporter.finish();
+
+    let many = s.targets.len() > 1;
+    for (i, t, r) in results {
+        let plan = &plans[i];
+        let path = &plan.source.path;
+        let suffix = if many {
+            format!(" [CPython {}]", s.targets[t].version_string())
+        } else {
+            String::new()
+        };
+        match r {
+            UnitResult::Compiled { warnings } => {
+                summary.compiled += 1;
+                if verbosity.verbose > 0
+                    && let Action::Compile(reason) = &plan.targets[t].action
+                {
+                    notes.push(Note {
+                        path: path.clone(),
+                        order: 2,
+                        text: format!("compiled `{}` ({reason}){suffix}", path.display()),
+                    });
+                }
+                let shown: Vec<_> = warnings
+                    .iter()
+                    .filter(|w| verbosity.verbose > 0 || report::warning_shown_by_default(w))
+                    .collect();
+                if !shown.is_empty() && verbosity.quiet < 2 {
+                    let source = std::fs::read(path).ok();
+                    let mut seen = Vec::new();
+                    for w in shown {
+                        if seen.contains(&w) {
+                            continue;
+                        }
+                        seen.push(w);
+                        notes.push(Note {
+                            path: path.clone(),
+                            order: 1,
+                            text: format!(
+                                "{}{suffix}",
+                                report::format_warning(path, w, source.as_deref())
+                            ),
+                        });
+                    }
+                }
+            }
+            UnitResult::Failed(f) => {
+                summary.failed += 1;
+                let source = std::fs::read(path).ok();
+                notes.push(Note {
+                    path: path.clone(),
+                    order: 0,
+                    text: format!(
+                        "{}{suffix}",
+                        report::format_failure(path, &f, source.as_deref())
+                    ),
+                });
+            }
+            UnitResult::Error(e) => {
+                summary.errors += 1;
+                notes.push(Note {
+                    path: path.clone(),
+                    order: 0,
+                    text: format!("{}: `{}`: {e}{suffix}", style.error(), path.display()),
+                });
+            }
+            UnitResult::Vanished => {
+                summary.vanished += 1;
+                if verbosity.quiet < 2 {
+                    notes.push(Note {
+                        path: path.clone(),
+                        order: 0,
+                        text: format!(
+                            "note: `{}` vanished during the run; skipped",
+                            path.display()
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    // Identical messages from several targets are printed once.
+    notes.sort_by(|a, b| a.path.cmp(&b.path).then(a.order.cmp(&b.order)));
+    notes.dedup_by(|a, b| a.text == b.text);
+    print_notes(notes);
+
+    if let Some(fatal) = fatal {
+        return Err(Error::Workers {
+            python: crate::pool::describe(&s.targets[fatal.target]),
+            failure: fatal.failure,
+        });
+    }
+    if verbosity.quiet == 0 {
+        report::eprint_line(&summary_line(
+            &summary,
+            s.targets.len(),
+            started.elapsed(),
+            style,
+        ));
+    }
+    Ok(summary)
+}
+
+fn print_notes(notes: Vec<Note>) {
+    let mut err = std::io::stderr().lock();
+    for n in notes {
+        let _ = writeln!(err, "{}", n.text);
+    }
+}
+
+/// `Compiled 1180 files (10421 already fresh, 17 failed) in 2.31s`.
+pub fn summary_line(s: &Summary, targets: usize, elapsed: Duration, style: Style) -> String {
+    let mut parts = vec![format!("{} already fresh", s.fresh)];
+    if s.rewritten > 0 {
+        parts.push(report::plural(
+            s.rewritten,
+            "header rewritten",
+            "headers rewritten",
+        ));
+    }
+    if s.failed > 0 {
+        parts.push(format!("{} failed", s.failed));
+    }
+    if s.errors > 0 {
+        parts.push(report::plural(s.errors, "error", "errors"));
+    }
+    if s.vanished > 0 {
+        parts.push(format!("{} vanished", s.vanished));
+    }
+    let what = report::plural(s.compiled, "file", "files");
+    let interpreters = if targets > 1 {
+        format!(" for {targets} interpreters")
+    } else {
+        String::new()
+    };
+    format!(
+        "{} {what}{interpreters} ({}) in {}",
+        style.bold("Compiled"),
+        parts.join(", "),
+        report::format_duration(elapsed)
+    )
+}
+
+/// Rewrite the flags of the levels whose pyc has the other hash mode.
+fn rewrite_headers(
+    plan: &SourcePlan,
+    t: usize,
+    target: &Target,
+    mode: HashMode,
+) -> Result<(), String> {
+    let Action::Rewrite(levels) = &plan.targets[t].action else {
+        return Ok(());
+    };
+    for &i in levels {
+        let path = &plan.targets[t].pycs[usize::from(i)];
+        let data = std::fs::read(path)
+            .map_err(|e| format!("cannot read `{}`: {}", path.display(), plan::io_reason(&e)))?;
+        let header = Header::parse(&data).filter(|h| h.magic == target.magic && h.kind().is_ok());
+        let Some(header) = header else {
+            return Err(format!(
+                "`{}` changed during the run; run again",
+                path.display()
+            ));
+        };
+        let new = Header {
+            flags: mode.flags(),
+            ..header
+        }
+        .to_bytes();
+        crate::write::write_atomic(
+            path,
+            &[&new, &data[pyc::HEADER_LEN..]],
+            crate::write::pyc_mode(plan.mode),
+        )
+        .map_err(|e| schedule::error_chain(&e))?;
+    }
+    Ok(())
+}
+
+fn print_dry_run(
+    plans: &[SourcePlan],
+    targets: &[Arc<Target>],
+    skipped: &[PathBuf],
+    mode: HashMode,
+) {
+    let many = targets.len() > 1;
+    let mut out = std::io::stdout().lock();
+    let mut lines = Vec::new();
+    for p in plans {
+        if p.error.is_some() {
+            continue;
+        }
+        for (t, tp) in p.targets.iter().enumerate() {
+            let label = if many {
+                format!("  [{}]", targets[t].version_string())
+            } else {
+                String::new()
+            };
+            let line = match &tp.action {
+                Action::Fresh => format!("fresh    {}{label}", p.source.path.display()),
+                Action::Rewrite(_) => {
+                    let other = if mode == HashMode::Checked {
+                        "unchecked"
+                    } else {
+                        "checked"
+                    };
+                    format!(
+                        "rewrite  {}{label}  ({other} → {} header)",
+                        p.source.path.display(),
+                        mode_name(mode)
+                    )
+                }
+                Action::Compile(reason) => {
+                    format!("compile  {}{label}  ({reason})", p.source.path.display())
+                }
+            };
+            lines.push((p.source.path.clone(), line));
+        }
+    }
+    for s in skipped {
+        lines.push((
+            s.clone(),
+            format!(
+                "skip     {}  (symlink outside --limit-symlinks)",
+                s.display()
+            ),
+        ));
+    }
+    lines.sort_by(|a, b| a.0.cmp(&b.0));
+    for (_, l) in lines {
+        if writeln!(out, "{l}").is_err() {
+            return;
+        }
+    }
+}
+
+fn mode_name(mode: HashMode) -> &'static str {
+    match mode {
+        HashMode::Checked => "checked",
+        HashMode::Unchecked => "unchecked",
+    }
+}

@@ -1,0 +1,135 @@
+//! The path embedded in each pyc as `co_filename` (shown in tracebacks when the source
+//! is not found): the path as walked, or rewritten by `-d`, `-s` and `-p` with
+//! compileall's semantics. Pure byte arithmetic on POSIX paths.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// How embedded paths are derived.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Embed {
+    /// `-d DIR`: DIR joined with the path below the walked directory (for a file named
+    /// on the command line, DIR joined with its file name).
+    pub ddir: Option<PathBuf>,
+    /// `-s DIR`: removed when it matches whole leading components of the path.
+    pub strip: Option<PathBuf>,
+    /// `-p DIR`: prepended after stripping (an absolute remainder is kept as is, as
+    /// `os.path.join` does).
+    pub prepend: Option<PathBuf>,
+}
+
+/// An embedded path, plus whether `-s` did not apply to it (worth a warning).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Embedded {
+    pub path: PathBuf,
+    pub strip_missed: bool,
+}
+
+impl Embed {
+    pub fn is_identity(&self) -> bool {
+        self.ddir.is_none() && self.strip.is_none() && self.prepend.is_none()
+    }
+
+    /// The embedded path for `path`, which lies `depth` components below its walk root
+    /// (1 for a file named directly).
+    pub fn apply(&self, path: &Path, depth: usize) -> Embedded {
+        if let Some(ddir) = &self.ddir {
+            let comps: Vec<_> = path.components().collect();
+            let below: PathBuf = comps[comps.len().saturating_sub(depth.max(1))..]
+                .iter()
+                .collect();
+            return Embedded {
+                path: ddir.join(below),
+                strip_missed: false,
+            };
+        }
+        let mut out: Option<PathBuf> = None;
+        let mut strip_missed = false;
+        if let Some(strip) = &self.strip {
+            // compileall: str.split(os.sep) on both, compare the leading parts exactly.
+            let full: Vec<&[u8]> = path.as_os_str().as_bytes().split(|&b| b == b'/').collect();
+            let prefix: Vec<&[u8]> = strip.as_os_str().as_bytes().split(|&b| b == b'/').collect();
+            if full.len() >= prefix.len()
+                && full[..prefix.len()] == prefix[..]
+                && full.len() > prefix.len()
+            {
+                let rest: PathBuf = full[prefix.len()..]
+                    .iter()
+                    .map(|p| OsStr::from_bytes(p))
+                    .collect();
+                out = Some(rest);
+            } else {
+                strip_missed = true;
+            }
+        }
+        if let Some(prepend) = &self.prepend {
+            out = Some(prepend.join(out.as_deref().unwrap_or(path)));
+        }
+        Embedded {
+            path: out.unwrap_or_else(|| path.to_path_buf()),
+            strip_missed,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(ddir: Option<&str>, strip: Option<&str>, prepend: Option<&str>) -> Embed {
+        Embed {
+            ddir: ddir.map(Into::into),
+            strip: strip.map(Into::into),
+            prepend: prepend.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn identity() {
+        let got = Embed::default().apply(Path::new("./pkg/m.py"), 2);
+        assert_eq!(
+            got,
+            Embedded {
+                path: "./pkg/m.py".into(),
+                strip_missed: false
+            }
+        );
+    }
+
+    #[test]
+    fn ddir_replaces_the_walk_root() {
+        let d = e(Some("/app"), None, None);
+        assert_eq!(
+            d.apply(Path::new("build/src/pkg/m.py"), 2).path,
+            Path::new("/app/pkg/m.py")
+        );
+        assert_eq!(
+            d.apply(Path::new("build/src/m.py"), 1).path,
+            Path::new("/app/m.py")
+        );
+    }
+
+    #[test]
+    fn strip_and_prepend_follow_compileall() {
+        let sp = e(None, Some("/build/root"), Some("/"));
+        assert_eq!(
+            sp.apply(Path::new("/build/root/pkg/m.py"), 2).path,
+            Path::new("/pkg/m.py")
+        );
+        // Not a whole-component prefix: ignored (with a warning), -p still applies.
+        let miss = sp.apply(Path::new("/build/rootx/m.py"), 1);
+        assert!(miss.strip_missed);
+        assert_eq!(miss.path, Path::new("/build/rootx/m.py"));
+        let s = e(None, Some("build"), None);
+        assert_eq!(
+            s.apply(Path::new("build/pkg/m.py"), 2).path,
+            Path::new("pkg/m.py")
+        );
+        let p = e(None, None, Some("/opt"));
+        assert_eq!(
+            p.apply(Path::new("pkg/m.py"), 2).path,
+            Path::new("/opt/pkg/m.py")
+        );
+    }
+}

@@ -1,0 +1,201 @@
+//! `hashpyc inspect`: describe pyc files — magic and Python version, mode, source hash
+//! (and whether it matches the source when that is found), body size, embedded path.
+
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::marshal::{self, CodeLayout};
+use crate::pyc::{self, HashVariant, Header, Kind, Magic};
+use crate::report::Style;
+use crate::target::{self, KNOWN};
+use crate::{Error, ExitStatus};
+
+#[derive(Debug, Serialize)]
+struct Description {
+    pyc: PathBuf,
+    magic: String,
+    python: Option<String>,
+    mode: String,
+    hash: Option<String>,
+    mtime: Option<u32>,
+    source_size: Option<u32>,
+    source: Option<PathBuf>,
+    matches_source: Option<bool>,
+    body_bytes: usize,
+    embedded_path: Option<String>,
+    error: Option<String>,
+}
+
+/// Where the source of a pyc would be: `__pycache__/<stem>.<tag>[.opt-N].pyc` →
+/// `<stem>.py` beside `__pycache__`; `<name>.pyc` elsewhere → `<name>.py`.
+pub fn source_for(pyc_path: &Path) -> Option<PathBuf> {
+    let name = pyc_path.file_name()?.as_bytes();
+    let base = name.strip_suffix(b".pyc")?;
+    let parent = pyc_path.parent()?;
+    if parent.file_name().is_some_and(|n| n == "__pycache__") {
+        let base = base
+            .strip_suffix(b".opt-1")
+            .or_else(|| base.strip_suffix(b".opt-2"))
+            .unwrap_or(base);
+        let dot = base.iter().rposition(|&b| b == b'.')?;
+        let mut src = base[..dot].to_vec();
+        src.extend_from_slice(b".py");
+        Some(parent.parent()?.join(std::ffi::OsStr::from_bytes(&src)))
+    } else {
+        let mut src = base.to_vec();
+        src.extend_from_slice(b".py");
+        Some(parent.join(std::ffi::OsStr::from_bytes(&src)))
+    }
+}
+
+fn describe(path: &Path) -> Description {
+    let mut d = Description {
+        pyc: path.to_path_buf(),
+        magic: String::new(),
+        python: None,
+        mode: String::new(),
+        hash: None,
+        mtime: None,
+        source_size: None,
+        source: None,
+        matches_source: None,
+        body_bytes: 0,
+        embedded_path: None,
+        error: None,
+    };
+    let data = match std::fs::read(path) {
+        Ok(d) => d,
+        Err(e) => {
+            d.error = Some(crate::plan::io_reason(&e));
+            return d;
+        }
+    };
+    let Some(h) = Header::parse(&data) else {
+        d.error = Some(format!("only {} bytes: not a pyc", data.len()));
+        return d;
+    };
+    d.magic = h.magic.to_string();
+    d.body_bytes = data.len() - pyc::HEADER_LEN;
+    let minor = target::version_of_magic(h.magic);
+    d.python = minor.map(|(a, b)| format!("{a}.{b}"));
+    match h.kind() {
+        Err(why) => d.mode = format!("invalid ({why})"),
+        Ok(Kind::Timestamp { mtime, size }) => {
+            d.mode = "timestamp".into();
+            d.mtime = Some(mtime);
+            d.source_size = Some(size);
+        }
+        Ok(Kind::Hash { mode, hash }) => {
+            d.mode = match mode {
+                pyc::HashMode::Checked => "checked-hash".into(),
+                pyc::HashMode::Unchecked => "unchecked-hash".into(),
+            };
+            d.hash = Some(pyc::hex(&hash));
+            if let Some(src) = source_for(path).filter(|p| p.is_file()) {
+                if let Ok(bytes) = std::fs::read(&src) {
+                    d.matches_source = Some(
+                        hash == pyc::source_hash(variant_for(h.magic, minor), h.magic, &bytes),
+                    );
+                }
+                d.source = Some(src);
+            }
+        }
+    }
+    if let Some((a, b)) = minor {
+        match marshal::code_filename(&data[pyc::HEADER_LEN..], CodeLayout::for_version(a, b)) {
+            Ok(name) => d.embedded_path = Some(String::from_utf8_lossy(name).into_owned()),
+            Err(e) => d.error = Some(format!("body: {e}")),
+        }
+    }
+    d
+}
+
+fn variant_for(magic: Magic, minor: Option<(u8, u8)>) -> HashVariant {
+    match minor {
+        Some(m) if m < (3, 11) => HashVariant::Sip24,
+        Some(_) => HashVariant::Sip13,
+        None => KNOWN.last().map_or(HashVariant::Sip13, |k| {
+            if magic.number() > k.magic_number {
+                HashVariant::Sip13
+            } else {
+                k.hash
+            }
+        }),
+    }
+}
+
+pub fn inspect(files: &[PathBuf], json: bool, style: Style) -> Result<ExitStatus, Error> {
+    let mut status = ExitStatus::Success;
+    let mut out = std::io::stdout().lock();
+    for f in files {
+        let d = describe(f);
+        if d.error.is_some() && d.magic.is_empty() {
+            status = ExitStatus::Findings;
+        }
+        let text = if json {
+            serde_json::to_string(&d).expect("serializable")
+        } else {
+            let mut lines = vec![style.bold(&d.pyc.display().to_string())];
+            if !d.magic.is_empty() {
+                let python = d
+                    .python
+                    .as_deref()
+                    .map_or("unknown Python version".to_string(), |p| {
+                        format!("CPython {p}")
+                    });
+                lines.push(format!("  magic        {} ({python})", d.magic));
+                lines.push(format!("  mode         {}", d.mode));
+            }
+            if let Some(h) = &d.hash {
+                let verdict = match (d.matches_source, &d.source) {
+                    (Some(true), Some(s)) => format!(" (matches `{}`)", s.display()),
+                    (Some(false), Some(s)) => format!(" (does NOT match `{}`)", s.display()),
+                    _ => " (source not found)".to_string(),
+                };
+                lines.push(format!("  source hash  {h}{verdict}"));
+            }
+            if let (Some(m), Some(s)) = (d.mtime, d.source_size) {
+                lines.push(format!("  source mtime {m} (seconds), size {s}"));
+            }
+            if !d.magic.is_empty() {
+                lines.push(format!("  body         {} bytes", d.body_bytes));
+            }
+            if let Some(p) = &d.embedded_path {
+                lines.push(format!("  co_filename  {p}"));
+            }
+            if let Some(e) = &d.error {
+                lines.push(format!("  {}: {e}", style.error()));
+            }
+            lines.join("\n")
+        };
+        if writeln!(out, "{text}").is_err() {
+            break;
+        }
+    }
+    Ok(status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_of_pycs() {
+        assert_eq!(
+            source_for(Path::new("a/__pycache__/m.cpython-312.pyc")),
+            Some(PathBuf::from("a/m.py"))
+        );
+        assert_eq!(
+            source_for(Path::new("a/__pycache__/m.x.cpython-312.opt-2.pyc")),
+            Some(PathBuf::from("a/m.x.py"))
+        );
+        assert_eq!(
+            source_for(Path::new("a/m.pyc")),
+            Some(PathBuf::from("a/m.py"))
+        );
+        assert_eq!(source_for(Path::new("a/m.txt")), None);
+    }
+}

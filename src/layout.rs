@@ -1,0 +1,137 @@
+//! Where a pyc goes for a source file: `importlib.util.cache_from_source` in Rust, plus
+//! the legacy layout (`<source>c`) and the pycache-prefix layout.
+//!
+//! Pure path arithmetic on bytes (POSIX paths are bytes, not UTF-8), no I/O.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// Where pycs are placed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// `dir/__pycache__/<stem>.<tag>[.opt-N].pyc` (PEP 3147, the default).
+    Pycache,
+    /// `<prefix>/<absolute source dir without the leading />/<stem>.<tag>[.opt-N].pyc`
+    /// (`sys.pycache_prefix`, 3.8+). The prefix is absolute.
+    Prefix(PathBuf),
+    /// `<source>c`, beside the source (pre-PEP 3147, `compileall -b`).
+    Legacy,
+}
+
+/// The pyc path for `source` (as walked) under `layout`, for an interpreter whose
+/// `sys.implementation.cache_tag` is `tag`, at optimization level `opt` (0, 1 or 2).
+///
+/// `absolute_dir` is the absolute, lexically normalised directory of the source; only the
+/// prefix layout uses it.
+pub fn pyc_path(
+    source: &Path,
+    absolute_dir: &Path,
+    tag: &str,
+    opt: u8,
+    layout: &Layout,
+) -> PathBuf {
+    if *layout == Layout::Legacy {
+        let mut bytes = source.as_os_str().as_bytes().to_vec();
+        bytes.push(b'c');
+        return PathBuf::from(OsStr::from_bytes(&bytes));
+    }
+    let name = source.file_name().map_or(&[][..], |n| n.as_bytes());
+    let file = cache_file_name(name, tag, opt);
+    match layout {
+        Layout::Pycache => {
+            let dir = source.parent().unwrap_or(Path::new(""));
+            dir.join("__pycache__").join(OsStr::from_bytes(&file))
+        }
+        Layout::Prefix(prefix) => {
+            let rel = absolute_dir.strip_prefix("/").unwrap_or(absolute_dir);
+            prefix.join(rel).join(OsStr::from_bytes(&file))
+        }
+        Layout::Legacy => unreachable!("handled above"),
+    }
+}
+
+/// `<base><sep><tag>[.opt-N].pyc` exactly as `cache_from_source` builds it: the name is
+/// split at its last dot; a name without a dot (or one that starts with its only dot)
+/// keeps the part after it and loses the separator, as CPython does.
+pub fn cache_file_name(name: &[u8], tag: &str, opt: u8) -> Vec<u8> {
+    let (base, sep, rest) = match name.iter().rposition(|&b| b == b'.') {
+        Some(i) => (&name[..i], &b"."[..], &name[i + 1..]),
+        None => (&b""[..], &b""[..], name),
+    };
+    let mut out = Vec::with_capacity(name.len() + tag.len() + 12);
+    out.extend_from_slice(if base.is_empty() { rest } else { base });
+    out.extend_from_slice(sep);
+    out.extend_from_slice(tag.as_bytes());
+    if opt > 0 {
+        out.extend_from_slice(format!(".opt-{opt}").as_bytes());
+    }
+    out.extend_from_slice(b".pyc");
+    out
+}
+
+/// Lexically absolute form of `path` against `cwd`: `.` components dropped, `..` kept
+/// (as `os.path.abspath` would not do, but the import system never sees `..` in the
+/// paths it derives from `sys.path` either way).
+pub fn absolute(path: &Path, cwd: &Path) -> PathBuf {
+    let joined = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        cwd.join(path)
+    };
+    joined.components().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_file_names_follow_cpython() {
+        let f = |n: &str, o| {
+            String::from_utf8(cache_file_name(n.as_bytes(), "cpython-312", o)).unwrap()
+        };
+        assert_eq!(f("mod.py", 0), "mod.cpython-312.pyc");
+        assert_eq!(f("mod.py", 1), "mod.cpython-312.opt-1.pyc");
+        assert_eq!(f("mod.py", 2), "mod.cpython-312.opt-2.pyc");
+        assert_eq!(f("a.b.py", 0), "a.b.cpython-312.pyc");
+        // Edge cases checked against importlib.util.cache_from_source:
+        assert_eq!(f("script", 0), "scriptcpython-312.pyc");
+        assert_eq!(f(".py", 0), "py.cpython-312.pyc");
+        assert_eq!(f(".hidden.py", 0), ".hidden.cpython-312.pyc");
+    }
+
+    #[test]
+    fn layouts() {
+        let src = Path::new("pkg/sub/mod.py");
+        let abs = Path::new("/work/pkg/sub");
+        assert_eq!(
+            pyc_path(src, abs, "cpython-311", 0, &Layout::Pycache),
+            Path::new("pkg/sub/__pycache__/mod.cpython-311.pyc")
+        );
+        assert_eq!(
+            pyc_path(Path::new("mod.py"), abs, "cpython-311", 0, &Layout::Pycache),
+            Path::new("__pycache__/mod.cpython-311.pyc")
+        );
+        assert_eq!(
+            pyc_path(src, abs, "cpython-311", 2, &Layout::Prefix("/cache".into())),
+            Path::new("/cache/work/pkg/sub/mod.cpython-311.opt-2.pyc")
+        );
+        assert_eq!(
+            pyc_path(src, abs, "cpython-311", 0, &Layout::Legacy),
+            Path::new("pkg/sub/mod.pyc")
+        );
+    }
+
+    #[test]
+    fn absolute_drops_dots() {
+        assert_eq!(
+            absolute(Path::new("./a/./b"), Path::new("/w")),
+            Path::new("/w/a/b")
+        );
+        assert_eq!(
+            absolute(Path::new("/x/y"), Path::new("/w")),
+            Path::new("/x/y")
+        );
+    }
+}

@@ -1,0 +1,124 @@
+//! hashpyc: deterministic, checked hash-based Python bytecode (PEP 552) for whole trees.
+//!
+//! The pipeline, one module per stage: `cli` (clap types) → `settings` (resolved
+//! options, interpreters probed by `target`) → `walk` (discovery) → `plan` (fresh,
+//! header rewrite or compile, from `pyc` headers and `marshal` bodies) → `pool` (Python
+//! workers, `worker.py` beside it) → `write` (atomic writes) → `report`. `check` and
+//! `inspect` reuse walk, layout and pyc without starting Python to compile.
+
+pub mod check;
+pub mod cli;
+pub mod compile;
+pub mod embed;
+pub mod inspect;
+pub mod interrupt;
+pub mod layout;
+pub mod marshal;
+pub mod plan;
+pub mod pool;
+pub mod pyc;
+pub mod report;
+pub mod settings;
+pub mod target;
+pub mod walk;
+pub mod write;
+
+use thiserror::Error;
+
+use crate::cli::{Cli, Command};
+use crate::report::Style;
+
+/// How a run ended, as an exit status (ripgrep/ruff conventions).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Everything fresh or compiled.
+    Success,
+    /// Findings: sources that failed to compile, stale pycs under `check`, per-file errors.
+    Findings,
+    /// Operational error: bad arguments, no usable interpreter.
+    Error,
+}
+
+impl ExitStatus {
+    pub fn code(self) -> i32 {
+        match self {
+            ExitStatus::Success => 0,
+            ExitStatus::Findings => 1,
+            ExitStatus::Error => 2,
+        }
+    }
+}
+
+/// `-q`/`-v` counts.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Verbosity {
+    pub quiet: u8,
+    pub verbose: u8,
+}
+
+/// Operational errors: the run could not do its job (exit status 2).
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Target(#[from] target::TargetError),
+    #[error("failed to read the path list from stdin")]
+    Stdin(#[source] std::io::Error),
+    #[error("cannot compile with {python}")]
+    Workers {
+        python: String,
+        #[source]
+        failure: pool::WorkerFailure,
+    },
+}
+
+/// Run a parsed command line.
+pub fn run(cli: Cli) -> Result<ExitStatus, Error> {
+    interrupt::install();
+    let verbosity = Verbosity {
+        quiet: cli.global.quiet,
+        verbose: cli.global.verbose,
+    };
+    let style = Style::resolve(cli.global.color);
+    match cli.command {
+        Command::Compile(args) => {
+            let settings = settings::compile_settings(&args)?;
+            if verbosity.verbose > 0 {
+                for t in &settings.targets {
+                    report::eprint_line(&format!(
+                        "target: {} magic {} tag {} {} isolation {:?}",
+                        pool::describe(t),
+                        t.magic,
+                        t.cache_tag,
+                        t.hash,
+                        t.isolation()
+                    ));
+                }
+            }
+            let progress = report::Progress::new(
+                verbosity.quiet == 0
+                    && verbosity.verbose == 0
+                    && !cli.global.no_progress
+                    && !settings.dry_run,
+            );
+            let reporter: &dyn report::Reporter = match &progress {
+                Some(p) => p,
+                None => &report::Silent,
+            };
+            let summary = compile::compile(&settings, verbosity, style, reporter)?;
+            Ok(summary.exit_status())
+        }
+        Command::Check(args) => {
+            let settings = settings::check_settings(&args)?;
+            check::check(&settings, verbosity, style)
+        }
+        Command::Inspect(args) => inspect::inspect(&args.files, args.json, style),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "hashpyc", &mut std::io::stdout());
+            Ok(ExitStatus::Success)
+        }
+    }
+}

@@ -1,0 +1,444 @@
+//! A minimal, bounds-checked reader for CPython's marshal format: just enough to find the
+//! `co_filename` a pyc embeds, so that a change of `--ddir`/`--strip-prefix`/
+//! `--prepend-prefix` recompiles exactly the files whose embedded path would change.
+//!
+//! Every code object in one compile shares a single filename object, so the first
+//! `co_filename` met in marshal's depth-first order is the file's. The reader stops there:
+//! it walks constants (nested code objects included) but never the rest of the body.
+//! Malformed input gives an error, never a panic, and no length field makes it allocate.
+
+use thiserror::Error;
+
+/// Deeper than CPython's own limit (2000), so anything CPython wrote is readable.
+const MAX_DEPTH: usize = 2100;
+const FLAG_REF: u8 = 0x80;
+
+/// The code object layouts that matter for reaching `co_filename`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CodeLayout {
+    /// 3.7: five ints, then code, consts, names, varnames, freevars, cellvars, filename.
+    Py37,
+    /// 3.8–3.10: six ints (posonlyargcount added), then the same objects.
+    Py38,
+    /// 3.11+: five ints, then code, consts, names, localsplusnames, localspluskinds, filename.
+    Py311,
+}
+
+impl CodeLayout {
+    pub fn for_version(major: u8, minor: u8) -> CodeLayout {
+        match (major, minor) {
+            (3, ..=7) => CodeLayout::Py37,
+            (3, 8..=10) => CodeLayout::Py38,
+            _ => CodeLayout::Py311,
+        }
+    }
+
+    fn ints(self) -> usize {
+        match self {
+            CodeLayout::Py38 => 6,
+            CodeLayout::Py37 | CodeLayout::Py311 => 5,
+        }
+    }
+
+    fn objects_before_filename(self) -> usize {
+        match self {
+            CodeLayout::Py37 | CodeLayout::Py38 => 6,
+            CodeLayout::Py311 => 5,
+        }
+    }
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum MarshalError {
+    #[error("marshal data ends early")]
+    Truncated,
+    #[error("unknown marshal type {0:#04x}")]
+    UnknownType(u8),
+    #[error("marshal reference {0} out of range")]
+    BadRef(u32),
+    #[error("marshal data nested too deeply")]
+    TooDeep,
+    #[error("marshal data holds no code object")]
+    NoCode,
+    #[error("`co_filename` is not a string")]
+    FilenameNotString,
+    #[error("{0} bytes after the marshal data")]
+    Trailing(usize),
+}
+
+/// What the reader remembers of an object that may be referenced later.
+#[derive(Clone, Copy)]
+enum Slot {
+    Str { start: usize, end: usize },
+    Other,
+}
+
+/// Facts about a whole marshal body that tell whether it could depend on what the
+/// compiling process did before (see `target::Isolation`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Scan {
+    /// A non-ASCII interned string (`TYPE_INTERNED`): a non-ASCII identifier, whose
+    /// interning outlives the compile (latin-1 characters are cached singletons) and which
+    /// made CPython import `unicodedata`.
+    pub interned_non_ascii: bool,
+    /// A frozenset or slice constant holding a string: CPython rebuilds such constants
+    /// when an equal string was interned earlier, which changes the marshal bytes.
+    pub container_with_str: bool,
+}
+
+/// What one object turned out to be, as far as its parent cares.
+#[derive(Clone, Copy)]
+enum Value {
+    Str(usize, usize),
+    Other,
+}
+
+/// An object being read whose parts are still to come. The reader keeps these on an
+/// explicit stack, so hostile nesting cannot overflow the thread's stack.
+enum Frame {
+    /// Tuple, list, set, frozenset or slice: `left` more objects.
+    Seq { left: u64, container: bool },
+    /// Dict or frozendict: key/value pairs until a NULL key.
+    Map { at_key: bool },
+    /// A code object: `field` counts the objects read so far.
+    Code { field: usize },
+}
+
+struct Reader<'a> {
+    data: &'a [u8],
+    pos: usize,
+    refs: Vec<Slot>,
+    layout: CodeLayout,
+    /// Stop at the first `co_filename` (true) or read everything (false).
+    stop_at_filename: bool,
+    /// How many frozensets/slices enclose the current object.
+    in_container: usize,
+    scan: Scan,
+}
+
+/// The raw bytes of the `co_filename` of the code object a marshal body holds.
+pub fn code_filename(body: &[u8], layout: CodeLayout) -> Result<&[u8], MarshalError> {
+    let mut r = Reader::new(body, layout, true);
+    match r.run()? {
+        Some((s, e)) => Ok(&body[s..e]),
+        None => Err(MarshalError::NoCode),
+    }
+}
+
+/// Read a whole marshal body and report what `Scan` describes.
+pub fn scan(body: &[u8], layout: CodeLayout) -> Result<Scan, MarshalError> {
+    let mut r = Reader::new(body, layout, false);
+    r.run()?;
+    if r.pos != body.len() {
+        return Err(MarshalError::Trailing(body.len() - r.pos));
+    }
+    Ok(r.scan)
+}
+
+impl<'a> Reader<'a> {
+    fn new(data: &'a [u8], layout: CodeLayout, stop_at_filename: bool) -> Self {
+        Reader {
+            data,
+            pos: 0,
+            refs: Vec::new(),
+            layout,
+            stop_at_filename,
+            in_container: 0,
+            scan: Scan::default(),
+        }
+    }
+
+    fn take(&mut self, n: usize) -> Result<(usize, usize), MarshalError> {
+        let start = self.pos;
+        let end = start.checked_add(n).ok_or(MarshalError::Truncated)?;
+        if end > self.data.len() {
+            return Err(MarshalError::Truncated);
+        }
+        self.pos = end;
+        Ok((start, end))
+    }
+
+    fn byte(&mut self) -> Result<u8, MarshalError> {
+        let (s, _) = self.take(1)?;
+        Ok(self.data[s])
+    }
+
+    fn u32(&mut self) -> Result<u32, MarshalError> {
+        let (s, _) = self.take(4)?;
+        let d = &self.data[s..s + 4];
+        Ok(u32::from_le_bytes([d[0], d[1], d[2], d[3]]))
+    }
+
+    fn reserve(&mut self, flagged: bool) {
+        if flagged {
+            self.refs.push(Slot::Other);
+        }
+    }
+
+    /// Field numbers in a code object: objects before the filename, the filename, then
+    /// name, [qualname], a raw int (firstlineno), line table, [exception table].
+    fn filename_field(&self) -> usize {
+        self.layout.objects_before_filename()
+    }
+    fn lineno_field(&self) -> usize {
+        self.filename_field()
+            + if self.layout == CodeLayout::Py311 {
+                3
+            } else {
+                2
+            }
+    }
+    fn code_fields(&self) -> usize {
+        self.lineno_field()
+            + if self.layout == CodeLayout::Py311 {
+                2
+            } else {
+                1
+            }
+    }
+
+    /// Read the whole object; with `stop_at_filename`, stop at the first `co_filename`.
+    fn run(&mut self) -> Result<Option<(usize, usize)>, MarshalError> {
+        let mut stack: Vec<Frame> = Vec::new();
+        loop {
+            // Let the innermost open object close, or consume its non-object parts.
+            let mut closed = false;
+            match stack.last_mut() {
+                Some(Frame::Seq { left: 0, container }) => {
+                    if *container {
+                        self.in_container -= 1;
+                    }
+                    closed = true;
+                }
+                Some(Frame::Map { at_key: true }) if self.data.get(self.pos) == Some(&b'0') => {
+                    self.pos += 1;
+                    closed = true;
+                }
+                Some(Frame::Code { field }) => {
+                    let field = *field;
+                    if field == self.code_fields() {
+                        closed = true;
+                    } else if field == self.lineno_field() {
+                        self.take(4)?;
+                        if let Some(Frame::Code { field }) = stack.last_mut() {
+                            *field += 1;
+                        }
+                        continue;
+                    }
+                }
+                _ => {}
+            }
+            let value = if closed {
+                stack.pop();
+                Value::Other
+            } else {
+                if stack.len() > MAX_DEPTH {
+                    return Err(MarshalError::TooDeep);
+                }
+                match self.object(&mut stack)? {
+                    Some(v) => v,
+                    None => continue, // a container was opened
+                }
+            };
+            // Hand the finished object to its parent.
+            let filename_field = self.filename_field();
+            match stack.last_mut() {
+                None => return Ok(None),
+                Some(Frame::Seq { left, .. }) => *left -= 1,
+                Some(Frame::Map { at_key }) => *at_key = !*at_key,
+                Some(Frame::Code { field }) => {
+                    if *field == filename_field {
+                        let Value::Str(s, e) = value else {
+                            return Err(MarshalError::FilenameNotString);
+                        };
+                        if self.stop_at_filename {
+                            return Ok(Some((s, e)));
+                        }
+                    }
+                    *field += 1;
+                }
+            }
+        }
+    }
+
+    fn string(&mut self, start: usize, end: usize, flagged: bool) -> Value {
+        if flagged {
+            self.refs.push(Slot::Str { start, end });
+        }
+        if self.in_container > 0 {
+            self.scan.container_with_str = true;
+        }
+        Value::Str(start, end)
+    }
+
+    fn open_seq(&mut self, stack: &mut Vec<Frame>, left: u64, container: bool) {
+        if container {
+            self.in_container += 1;
+        }
+        stack.push(Frame::Seq { left, container });
+    }
+
+    /// Read one object's type byte and scalar payload; a container pushes a frame and
+    /// yields `None`.
+    fn object(&mut self, stack: &mut Vec<Frame>) -> Result<Option<Value>, MarshalError> {
+        let code = self.byte()?;
+        let flagged = code & FLAG_REF != 0;
+        let ty = code & !FLAG_REF;
+        let fixed = |r: &mut Self, n: usize| -> Result<Option<Value>, MarshalError> {
+            r.take(n)?;
+            r.reserve(flagged);
+            Ok(Some(Value::Other))
+        };
+        match ty {
+            b'0' | b'N' | b'F' | b'T' | b'S' | b'.' => fixed(self, 0),
+            b'i' => fixed(self, 4),
+            b'I' | b'g' => fixed(self, 8),
+            b'y' => fixed(self, 16),
+            b'f' => {
+                let n = self.byte()?;
+                fixed(self, usize::from(n))
+            }
+            b'x' => {
+                let n = self.byte()?;
+                self.take(usize::from(n))?;
+                let n = self.byte()?;
+                fixed(self, usize::from(n))
+            }
+            b'l' => {
+                let n = self.u32()? as i32;
+                let digits = n.unsigned_abs() as usize;
+                fixed(self, digits.checked_mul(2).ok_or(MarshalError::Truncated)?)
+            }
+            b's' => {
+                let n = self.u32()?;
+                fixed(self, n as usize)
+            }
+            b't' | b'u' | b'a' | b'A' => {
+                if ty == b't' {
+                    self.scan.interned_non_ascii = true;
+                }
+                let n = self.u32()?;
+                let (s, e) = self.take(n as usize)?;
+                Ok(Some(self.string(s, e, flagged)))
+            }
+            b'z' | b'Z' => {
+                let n = self.byte()?;
+                let (s, e) = self.take(usize::from(n))?;
+                Ok(Some(self.string(s, e, flagged)))
+            }
+            b'r' => {
+                let idx = self.u32()?;
+                match self.refs.get(idx as usize) {
+                    Some(&Slot::Str { start, end }) => {
+                        if self.in_container > 0 {
+                            self.scan.container_with_str = true;
+                        }
+                        Ok(Some(Value::Str(start, end)))
+                    }
+                    Some(Slot::Other) => Ok(Some(Value::Other)),
+                    None => Err(MarshalError::BadRef(idx)),
+                }
+            }
+            b'(' | b'[' | b'<' | b'>' => {
+                self.reserve(flagged);
+                let n = self.u32()?;
+                self.open_seq(stack, u64::from(n), ty == b'>');
+                Ok(None)
+            }
+            b')' => {
+                self.reserve(flagged);
+                let n = self.byte()?;
+                self.open_seq(stack, u64::from(n), false);
+                Ok(None)
+            }
+            b':' => {
+                self.reserve(flagged);
+                self.open_seq(stack, 3, true);
+                Ok(None)
+            }
+            b'{' | b'}' => {
+                self.reserve(flagged);
+                stack.push(Frame::Map { at_key: true });
+                Ok(None)
+            }
+            b'c' => {
+                self.reserve(flagged);
+                self.take(4 * self.layout.ints())?;
+                stack.push(Frame::Code { field: 0 });
+                Ok(None)
+            }
+            other => Err(MarshalError::UnknownType(other)),
+        }
+    }
+}
+
+/// The bytes marshal writes for the `str` CPython makes of a POSIX path: the path decoded
+/// as UTF-8 with `surrogateescape` (what `os.fsdecode` does), encoded with `surrogatepass`.
+pub fn filename_bytes(path: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(path.len());
+    for chunk in path.utf8_chunks() {
+        out.extend_from_slice(chunk.valid().as_bytes());
+        for &b in chunk.invalid() {
+            let cp = 0xDC00u32 + u32::from(b);
+            out.push(0xE0 | (cp >> 12) as u8);
+            out.push(0x80 | ((cp >> 6) & 0x3F) as u8);
+            out.push(0x80 | (cp & 0x3F) as u8);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_filename_from_cpython_output() {
+        // marshal.dumps(compile("x = 1\n", "m.py", "exec", dont_inherit=True)), CPython 3.12.1
+        let flat: &[u8] = b"c\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\xf3\x08\x00\x00\x00\x97\x00d\x00Z\x00y\x01)\x02\xe9\x01\x00\x00\x00N)\x01\xda\x01x\xa9\x00\xf3\x00\x00\x00\x00\xfa\x04m.py\xfa\x08<module>r\x06\x00\x00\x00\x01\x00\x00\x00s\n\x00\x00\x00\xf0\x03\x01\x01\x01\xd8\x04\x05\x81\x01r\x04\x00\x00\x00";
+        assert_eq!(code_filename(flat, CodeLayout::Py311), Ok(&b"m.py"[..]));
+        // compile('def f():\n  return "m.py"\n', "m.py", ...) on CPython 3.8.18: the
+        // nested function's filename comes first, after a constant with the same text.
+        let nested: &[u8] = b"c\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x00\x00@\x00\x00\x00s\x0c\x00\x00\x00d\x00d\x01\x84\x00Z\x00d\x02S\x00)\x03c\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00C\x00\x00\x00s\x04\x00\x00\x00d\x01S\x00)\x02Nz\x04m.py\xa9\x00r\x00\x00\x00\x00r\x00\x00\x00\x00r\x00\x00\x00\x00\xfa\x04m.py\xda\x01f\x01\x00\x00\x00s\x02\x00\x00\x00\x00\x01r\x02\x00\x00\x00N)\x01r\x02\x00\x00\x00r\x00\x00\x00\x00r\x00\x00\x00\x00r\x00\x00\x00\x00r\x01\x00\x00\x00\xda\x08<module>\x01\x00\x00\x00\xf3\x00\x00\x00\x00";
+        assert_eq!(code_filename(nested, CodeLayout::Py38), Ok(&b"m.py"[..]));
+        // The wrong layout must not silently produce a name.
+        assert_ne!(code_filename(nested, CodeLayout::Py311), Ok(&b"m.py"[..]));
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert_eq!(
+            code_filename(b"", CodeLayout::Py311),
+            Err(MarshalError::Truncated)
+        );
+        assert_eq!(
+            code_filename(b"N", CodeLayout::Py311),
+            Err(MarshalError::NoCode)
+        );
+        assert_eq!(
+            code_filename(b"(\xff\xff\xff\xff", CodeLayout::Py311),
+            Err(MarshalError::Truncated)
+        );
+        assert_eq!(
+            code_filename(b"r\x05\x00\x00\x00", CodeLayout::Py311),
+            Err(MarshalError::BadRef(5))
+        );
+        assert!(matches!(
+            code_filename(b"Q", CodeLayout::Py311),
+            Err(MarshalError::UnknownType(b'Q'))
+        ));
+        let deep = [b')', 1].repeat(5000);
+        assert_eq!(
+            code_filename(&deep, CodeLayout::Py311),
+            Err(MarshalError::TooDeep)
+        );
+    }
+
+    #[test]
+    fn filename_bytes_escapes_like_fsdecode() {
+        assert_eq!(filename_bytes(b"a/b.py"), b"a/b.py");
+        assert_eq!(filename_bytes("é.py".as_bytes()), "é.py".as_bytes());
+        // b"\xff" -> "\udcff" -> surrogatepass UTF-8 ed b3 bf
+        assert_eq!(filename_bytes(b"\xff.py"), b"\xed\xb3\xbf.py");
+    }
+}

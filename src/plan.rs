@@ -1,0 +1,289 @@
+//! Plan, in Rust and before any Python runs: for each source and target, is the pyc
+//! fresh, does only its header need rewriting (the other hash mode), or must the source
+//! be compiled, and why. A source is read (and hashed) only when some pyc's header says
+//! the hash decides; a pyc's body is read only to compare its embedded path.
+
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use crate::embed::Embed;
+use crate::layout::{self, Layout};
+use crate::marshal::{self, CodeLayout};
+use crate::pyc::{self, Accept, HashMode, Invalid, SourceHash, Status};
+use crate::target::Target;
+use crate::walk::Source;
+
+/// What the plan needs to know.
+pub struct PlanOptions<'a> {
+    pub targets: &'a [Arc<Target>],
+    /// Optimization levels, ascending, deduplicated.
+    pub levels: &'a [u8],
+    /// Where pycs go, per target (a pycache prefix only applies to 3.8+).
+    pub layouts: &'a [Layout],
+    pub mode: HashMode,
+    pub force: bool,
+    pub embed: &'a Embed,
+    pub cwd: &'a Path,
+}
+
+/// Why a source must be compiled for a target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reason {
+    Forced,
+    Missing,
+    /// A timestamp pyc: never trusted.
+    Timestamp,
+    /// Hash-based, but for other source bytes.
+    Stale,
+    Invalid(Invalid),
+    /// Fresh, but its embedded path is not the one this run would embed.
+    EmbeddedPath {
+        found: String,
+    },
+    /// The header is fine but the body cannot be read as marshal data.
+    UnreadableBody(String),
+    /// The pyc could not be read (permissions, I/O error).
+    UnreadablePyc(String),
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::Forced => f.write_str("--force"),
+            Reason::Missing => f.write_str("no pyc"),
+            Reason::Timestamp => f.write_str("timestamp pyc"),
+            Reason::Stale => f.write_str("source changed"),
+            Reason::Invalid(why) => write!(f, "invalid pyc: {why}"),
+            Reason::EmbeddedPath { found } => write!(f, "embedded path was `{found}`"),
+            Reason::UnreadableBody(e) => write!(f, "unreadable pyc body: {e}"),
+            Reason::UnreadablePyc(e) => write!(f, "unreadable pyc: {e}"),
+        }
+    }
+}
+
+/// What to do for one source and one target (all optimization levels together: they are
+/// compiled in one request, in ascending order, like compileall).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    Fresh,
+    /// Rewrite these levels' headers to the requested mode; the rest are fresh.
+    Rewrite(Vec<u8>),
+    Compile(Reason),
+}
+
+#[derive(Clone, Debug)]
+pub struct TargetPlan {
+    /// The pyc path for each level, in `PlanOptions::levels` order.
+    pub pycs: Vec<PathBuf>,
+    pub action: Action,
+}
+
+/// The plan for one source.
+#[derive(Clone, Debug)]
+pub struct SourcePlan {
+    pub source: Source,
+    pub size: u64,
+    /// The source's `st_mode` (the pyc's mode derives from it).
+    pub mode: u32,
+    /// The path to embed as `co_filename`.
+    pub embedded: PathBuf,
+    /// `-s` did not apply to this file.
+    pub strip_missed: bool,
+    /// One per target, in target order. Empty when `error` is set.
+    pub targets: Vec<TargetPlan>,
+    /// The source could not be examined (vanished, unreadable…).
+    pub error: Option<String>,
+}
+
+impl SourcePlan {
+    pub fn needs_compile(&self) -> bool {
+        self.targets
+            .iter()
+            .any(|t| matches!(t.action, Action::Compile(_)))
+    }
+}
+
+/// Plan every source, in parallel; the result keeps the sources' order.
+pub fn plan(sources: Vec<Source>, opts: &PlanOptions<'_>) -> Vec<SourcePlan> {
+    sources.into_par_iter().map(|s| plan_one(s, opts)).collect()
+}
+
+fn plan_one(source: Source, opts: &PlanOptions<'_>) -> SourcePlan {
+    let embedded = opts.embed.apply(&source.path, source.depth);
+    let mut out = SourcePlan {
+        size: 0,
+        mode: 0o644,
+        embedded: embedded.path,
+        strip_missed: embedded.strip_missed,
+        targets: Vec::new(),
+        error: None,
+        source,
+    };
+    let meta = match std::fs::metadata(&out.source.path) {
+        Ok(m) if m.is_file() => m,
+        Ok(_) => {
+            out.error = Some("not a regular file".into());
+            return out;
+        }
+        Err(e) => {
+            out.error = Some(io_reason(&e));
+            return out;
+        }
+    };
+    out.size = meta.size();
+    out.mode = meta.mode();
+    let abs_dir = layout::absolute(out.source.path.parent().unwrap_or(Path::new("")), opts.cwd);
+    let want_name = marshal::filename_bytes(out.embedded.as_os_str().as_bytes());
+    // The source is read at most once, and only when some header makes its hash matter.
+    let mut source_bytes: Option<std::io::Result<Vec<u8>>> = None;
+    for (target, target_layout) in opts.targets.iter().zip(opts.layouts) {
+        let pycs: Vec<PathBuf> = opts
+            .levels
+            .iter()
+            .map(|&lvl| {
+                layout::pyc_path(
+                    &out.source.path,
+                    &abs_dir,
+                    &target.cache_tag,
+                    lvl,
+                    target_layout,
+                )
+            })
+            .collect();
+        let action = if opts.force {
+            Action::Compile(Reason::Forced)
+        } else {
+            decide(target, &pycs, opts.mode, &want_name, || match source_bytes
+                .get_or_insert_with(|| std::fs::read(&out.source.path))
+            {
+                Ok(bytes) => Ok(pyc::source_hash(target.hash, target.magic, bytes)),
+                Err(e) => Err(io_reason(e)),
+            })
+        };
+        out.targets.push(TargetPlan { pycs, action });
+    }
+    if let Some(Err(e)) = source_bytes {
+        out.error = Some(io_reason(&e));
+        out.targets.clear();
+    }
+    out
+}
+
+/// The action for one target across all levels; `hash` yields the source hash (once).
+fn decide(
+    target: &Target,
+    pycs: &[PathBuf],
+    mode: HashMode,
+    want_name: &[u8],
+    mut hash: impl FnMut() -> Result<SourceHash, String>,
+) -> Action {
+    let mut rewrite = Vec::new();
+    let mut source_hash: Option<SourceHash> = None;
+    for (i, pyc_path) in pycs.iter().enumerate() {
+        let mut file = match std::fs::File::open(pyc_path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Action::Compile(Reason::Missing);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+                return Action::Compile(Reason::Missing);
+            }
+            Err(e) => return Action::Compile(Reason::UnreadablePyc(io_reason(&e))),
+        };
+        let mut head = [0u8; pyc::HEADER_LEN];
+        let n = match read_up_to(&mut file, &mut head) {
+            Ok(n) => n,
+            Err(e) => return Action::Compile(Reason::UnreadablePyc(io_reason(&e))),
+        };
+        let mut hash_error = None;
+        let status = pyc::classify(&head[..n], target.magic, Accept::Only(mode), || {
+            *source_hash.get_or_insert_with(|| match hash() {
+                Ok(h) => h,
+                Err(e) => {
+                    hash_error = Some(e);
+                    [0; 8]
+                }
+            })
+        });
+        if hash_error.is_some() {
+            // The source became unreadable; the caller reports it.
+            return Action::Compile(Reason::Stale);
+        }
+        match status {
+            Status::Fresh => {}
+            Status::WrongMode(_) => rewrite.push(i as u8),
+            Status::Stale => return Action::Compile(Reason::Stale),
+            Status::Timestamp => return Action::Compile(Reason::Timestamp),
+            Status::Invalid(why) => return Action::Compile(Reason::Invalid(why)),
+        }
+        if let Err(reason) = check_embedded_name(&mut file, target, want_name) {
+            return Action::Compile(reason);
+        }
+    }
+    if rewrite.is_empty() {
+        Action::Fresh
+    } else {
+        Action::Rewrite(rewrite)
+    }
+}
+
+/// Compare the pyc's `co_filename` with the one this run would embed. Reads the body in
+/// growing chunks: the name sits in the first code object, usually near the start.
+fn check_embedded_name(
+    file: &mut std::fs::File,
+    target: &Target,
+    want: &[u8],
+) -> Result<(), Reason> {
+    let code_layout = CodeLayout::for_version(target.version.0, target.version.1);
+    let mut body = Vec::new();
+    let mut chunk = 16 * 1024;
+    loop {
+        let before = body.len();
+        file.by_ref()
+            .take(chunk as u64)
+            .read_to_end(&mut body)
+            .map_err(|e| Reason::UnreadablePyc(io_reason(&e)))?;
+        let at_end = body.len() - before < chunk;
+        match marshal::code_filename(&body, code_layout) {
+            Ok(name) if name == want => return Ok(()),
+            Ok(name) => {
+                return Err(Reason::EmbeddedPath {
+                    found: String::from_utf8_lossy(name).into_owned(),
+                });
+            }
+            Err(marshal::MarshalError::Truncated) if !at_end => chunk *= 4,
+            Err(e) => return Err(Reason::UnreadableBody(e.to_string())),
+        }
+    }
+}
+
+fn read_up_to(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// A short, lower-case description of an I/O error, without the "(os error N)" tail.
+pub fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file (it vanished during the run)".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => {
+            let s = e.to_string();
+            match s.find(" (os error") {
+                Some(i) => s[..i].to_string(),
+                None => s,
+            }
+        }
+    }
+}

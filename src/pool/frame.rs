@@ -1,0 +1,326 @@
+//! The binary protocol between hashpyc and its Python workers (see `worker.py` for the
+//! other side): length-prefixed frames, so paths may hold newlines and sources NUL bytes.
+//! Decoding is total: a short, oversized or garbled frame is an error, never a panic, and
+//! no length field is trusted beyond the bytes actually present.
+
+use thiserror::Error;
+
+/// Largest frame we accept from a worker (a marshal body of a huge source fits easily).
+pub const MAX_FRAME: usize = 1 << 30;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum FrameError {
+    #[error("the worker sent an empty frame")]
+    Empty,
+    #[error("the worker sent a frame of unknown kind {0:#04x}")]
+    UnknownKind(u8),
+    #[error("the worker sent a truncated {0} frame")]
+    Truncated(&'static str),
+    #[error("the worker sent {0} trailing bytes")]
+    Trailing(usize),
+    #[error("the worker announced a frame of {0} bytes")]
+    TooLarge(u64),
+}
+
+/// A compile-time warning (SyntaxWarning and friends), as the worker caught it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Warning {
+    pub category: String,
+    pub line: i32,
+    pub message: String,
+}
+
+/// A source that did not compile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompileFailure {
+    /// The exception type: SyntaxError, IndentationError, ValueError, …
+    pub kind: String,
+    pub message: String,
+    pub line: Option<u32>,
+    pub offset: Option<u32>,
+    pub end_line: Option<u32>,
+    pub end_offset: Option<u32>,
+    pub text: String,
+}
+
+/// Everything a worker can say.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Message {
+    /// Start-up handshake.
+    Hello {
+        hexversion: u32,
+        magic: [u8; 4],
+    },
+    /// Marshal data for each requested optimization level.
+    Compiled {
+        modules_changed: bool,
+        warnings: Vec<Warning>,
+        bodies: Vec<Vec<u8>>,
+    },
+    Failed(CompileFailure),
+    /// A forked child exited normally.
+    ChildEnded,
+    /// A forked child died (raw wait status).
+    ChildDied(i32),
+}
+
+/// A request to a worker.
+pub enum Request<'a> {
+    /// Fork a long-lived child.
+    StartChild,
+    /// End the long-lived child.
+    EndChild,
+    /// Compile in the long-lived child.
+    Compile(&'a Job<'a>),
+    /// Compile in a fresh fork of the zygote.
+    CompileFresh(&'a Job<'a>),
+}
+
+/// What a compile request carries.
+pub struct Job<'a> {
+    pub levels: &'a [u8],
+    /// The path to embed as `co_filename`, as raw bytes (decoded with surrogateescape).
+    pub filename: &'a [u8],
+    pub source: &'a [u8],
+}
+
+impl Request<'_> {
+    /// The whole frame, length prefix included.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut payload = Vec::new();
+        match self {
+            Request::StartChild => payload.push(b'L'),
+            Request::EndChild => payload.push(b'E'),
+            Request::Compile(job) | Request::CompileFresh(job) => {
+                let op = if matches!(self, Request::Compile(_)) {
+                    b'C'
+                } else {
+                    b'F'
+                };
+                payload.reserve(job.source.len() + job.filename.len() + 16);
+                payload.push(op);
+                payload.push(u8::try_from(job.levels.len()).expect("at most three levels"));
+                payload.extend_from_slice(job.levels);
+                payload.extend_from_slice(&(job.filename.len() as u32).to_le_bytes());
+                payload.extend_from_slice(job.filename);
+                payload.extend_from_slice(job.source);
+            }
+        }
+        let mut frame = Vec::with_capacity(payload.len() + 4);
+        frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        frame.extend_from_slice(&payload);
+        frame
+    }
+}
+
+struct Cursor<'a> {
+    data: &'a [u8],
+    what: &'static str,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], FrameError> {
+        if self.data.len() < n {
+            return Err(FrameError::Truncated(self.what));
+        }
+        let (head, rest) = self.data.split_at(n);
+        self.data = rest;
+        Ok(head)
+    }
+    fn u8(&mut self) -> Result<u8, FrameError> {
+        Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<u16, FrameError> {
+        let b = self.take(2)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]))
+    }
+    fn u32(&mut self) -> Result<u32, FrameError> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn i32(&mut self) -> Result<i32, FrameError> {
+        Ok(self.u32()? as i32)
+    }
+    fn short_str(&mut self) -> Result<String, FrameError> {
+        let n = self.u8()?;
+        Ok(String::from_utf8_lossy(self.take(usize::from(n))?).into_owned())
+    }
+    fn text(&mut self) -> Result<String, FrameError> {
+        let n = self.u32()? as usize;
+        Ok(String::from_utf8_lossy(self.take(n)?).into_owned())
+    }
+    fn done(self) -> Result<(), FrameError> {
+        match self.data.len() {
+            0 => Ok(()),
+            n => Err(FrameError::Trailing(n)),
+        }
+    }
+}
+
+fn position(v: i32) -> Option<u32> {
+    u32::try_from(v).ok()
+}
+
+/// Decode one frame's payload (without its length prefix).
+pub fn decode(payload: &[u8]) -> Result<Message, FrameError> {
+    let (&kind, rest) = payload.split_first().ok_or(FrameError::Empty)?;
+    match kind {
+        b'H' => {
+            let mut c = Cursor {
+                data: rest,
+                what: "hello",
+            };
+            let hexversion = c.u32()?;
+            let m = c.take(4)?;
+            let magic = [m[0], m[1], m[2], m[3]];
+            c.done()?;
+            Ok(Message::Hello { hexversion, magic })
+        }
+        b'O' => {
+            let mut c = Cursor {
+                data: rest,
+                what: "result",
+            };
+            let status = c.u8()?;
+            let n = c.u16()?;
+            let mut warnings = Vec::new();
+            for _ in 0..n {
+                let category = c.short_str()?;
+                let line = c.i32()?;
+                let message = c.text()?;
+                warnings.push(Warning {
+                    category,
+                    line,
+                    message,
+                });
+            }
+            let mut bodies = Vec::new();
+            while !c.data.is_empty() {
+                let n = c.u32()? as usize;
+                bodies.push(c.take(n)?.to_vec());
+            }
+            if bodies.is_empty() {
+                return Err(FrameError::Truncated("result"));
+            }
+            Ok(Message::Compiled {
+                modules_changed: status & 1 != 0,
+                warnings,
+                bodies,
+            })
+        }
+        b'X' => {
+            let mut c = Cursor {
+                data: rest,
+                what: "error",
+            };
+            let kind = c.short_str()?;
+            let message = c.text()?;
+            let line = position(c.i32()?);
+            let offset = position(c.i32()?);
+            let end_line = position(c.i32()?);
+            let end_offset = position(c.i32()?);
+            let text = c.text()?;
+            c.done()?;
+            Ok(Message::Failed(CompileFailure {
+                kind,
+                message,
+                line,
+                offset,
+                end_line,
+                end_offset,
+                text,
+            }))
+        }
+        b'e' => Cursor {
+            data: rest,
+            what: "end",
+        }
+        .done()
+        .map(|_| Message::ChildEnded),
+        b'D' => {
+            let mut c = Cursor {
+                data: rest,
+                what: "died",
+            };
+            let status = c.i32()?;
+            c.done()?;
+            Ok(Message::ChildDied(status))
+        }
+        other => Err(FrameError::UnknownKind(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_each_kind() {
+        let hello = b"H\x01\x02\x03\x04\xa7\x0d\x0d\x0a";
+        assert_eq!(
+            decode(hello),
+            Ok(Message::Hello {
+                hexversion: 0x04030201,
+                magic: [0xa7, 0x0d, 0x0d, 0x0a]
+            })
+        );
+        let ok = b"O\x01\x01\x00\x0dSyntaxWarning\x02\x00\x00\x00\x03\x00\x00\x00msg\x02\x00\x00\x00ab\x00\x00\x00\x00";
+        assert_eq!(
+            decode(ok),
+            Ok(Message::Compiled {
+                modules_changed: true,
+                warnings: vec![Warning {
+                    category: "SyntaxWarning".into(),
+                    line: 2,
+                    message: "msg".into()
+                }],
+                bodies: vec![b"ab".to_vec(), Vec::new()],
+            })
+        );
+        let err = b"X\x0bSyntaxError\x03\x00\x00\x00bad\x01\x00\x00\x00\x05\x00\x00\x00\xff\xff\xff\xff\xff\xff\xff\xff\x02\x00\x00\x00x(";
+        let Ok(Message::Failed(f)) = decode(err) else {
+            panic!()
+        };
+        assert_eq!(
+            (
+                f.kind.as_str(),
+                f.line,
+                f.offset,
+                f.end_line,
+                f.text.as_str()
+            ),
+            ("SyntaxError", Some(1), Some(5), None, "x(")
+        );
+        assert_eq!(decode(b"e"), Ok(Message::ChildEnded));
+        assert_eq!(decode(b"D\x09\x00\x00\x00"), Ok(Message::ChildDied(9)));
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert_eq!(decode(b""), Err(FrameError::Empty));
+        assert_eq!(decode(b"?"), Err(FrameError::UnknownKind(b'?')));
+        assert_eq!(decode(b"H\x01"), Err(FrameError::Truncated("hello")));
+        assert_eq!(
+            decode(b"O\x00\x00\x00"),
+            Err(FrameError::Truncated("result"))
+        );
+        assert_eq!(
+            decode(b"O\x00\x00\x00\xff\xff\xff\x7f"),
+            Err(FrameError::Truncated("result"))
+        );
+        assert_eq!(decode(b"e!"), Err(FrameError::Trailing(1)));
+    }
+
+    #[test]
+    fn request_layout() {
+        let job = Job {
+            levels: &[0, 2],
+            filename: b"a\nb.py",
+            source: b"x\0",
+        };
+        let frame = Request::CompileFresh(&job).encode();
+        assert_eq!(&frame[..4], &(frame.len() as u32 - 4).to_le_bytes());
+        assert_eq!(&frame[4..], b"F\x02\x00\x02\x06\x00\x00\x00a\nb.pyx\0");
+        assert_eq!(Request::EndChild.encode(), b"\x01\x00\x00\x00E");
+    }
+}

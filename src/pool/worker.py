@@ -1,0 +1,184 @@
+# hashpyc worker: compiles the source bytes it is sent and returns marshal data.
+#
+# Runs as `python -S -s [-P] -c <this>` with PYTHONHASHSEED=0 and no other PYTHON*
+# variable (see src/pool/mod.rs). It imports nothing that start-up has not already loaded
+# (sys, marshal, posix), never opens a file, and never runs project code.
+#
+# The first process is a *zygote*: it never compiles. It forks
+#   - a long-lived child on b"L", which compiles b"C" requests until b"E" or EOF;
+#   - a one-shot child on b"F", which compiles that one request and exits,
+# so every one-shot compile starts from the same pristine state.
+#
+# Frames, both ways: u32 little-endian length, then that many bytes.
+# Requests:  L | E | C<req> | F<req>,  req = u8 nlevels, levels, u32 path length, path, source
+# Replies:   H u32 hexversion, 4 magic bytes        (once, at start-up)
+#            O u8 status, u16 nwarnings, warnings, (u32 length, marshal data) per level
+#              warning = u8 + category, u32 lineno, u32 + message (UTF-8)
+#              status bit 0: sys.modules grew (the compile imported a codec or unicodedata)
+#            X u8 + type, u32 + message, 4 x i32 line/offset/end line/end offset, u32 + text
+#            e        after every forked child that exited with status 0
+#            D i32    wait status, after every forked child that did not
+# So a b"F" request is answered by O or X, then e; a child that dies first leaves only D.
+import sys, marshal, posix
+
+_FLAG_REF_TOP = sys.argv[1] == "1"
+_caught = []
+
+
+class _Caught(object):
+    # Stands in for warnings.WarningMessage: _warnings builds one per shown warning.
+    def __init__(self, message, category, filename, lineno, file=None, line=None, source=None):
+        _caught.append((category.__name__, str(message), lineno))
+
+
+def _show(message):
+    pass
+
+
+# Route compile-time warnings into _caught instead of stderr, without importing the
+# warnings module: _warnings looks these attributes up on sys.modules["warnings"].
+_w = type(sys)("warnings")
+_w.filters = [("always", None, Warning, None, 0)]
+_w.defaultaction = "always"
+_w._onceregistry = {}
+_w._filters_mutated = lambda: None
+_w.WarningMessage = _Caught
+_w._showwarnmsg = _show
+sys.modules["warnings"] = _w
+
+
+def _read(n):
+    chunks = []
+    while n:
+        data = posix.read(0, n)
+        if not data:
+            return None
+        chunks.append(data)
+        n -= len(data)
+    return b"".join(chunks)
+
+
+def _frame():
+    head = _read(4)
+    if head is None:
+        return None
+    return _read(int.from_bytes(head, "little")) if head != b"\0\0\0\0" else b""
+
+
+def _send(*parts):
+    data = b"".join(parts)
+    data = len(data).to_bytes(4, "little") + data
+    view = memoryview(data)
+    while view:
+        view = view[posix.write(1, view):]
+
+
+def _u32(n):
+    return n.to_bytes(4, "little")
+
+
+def _i32(n):
+    return (n if isinstance(n, int) else -1).to_bytes(4, "little", signed=True)
+
+
+def _text(s):
+    b = s.encode("utf-8", "surrogatepass")
+    return _u32(len(b)) + b
+
+
+def _compile(req):
+    # req[0] is the op byte.
+    nlevels = req[1]
+    levels = req[2:2 + nlevels]
+    at = 2 + nlevels
+    plen = int.from_bytes(req[at:at + 4], "little")
+    at += 4
+    path = req[at:at + plen].decode("utf-8", "surrogateescape")
+    source = req[at + plen:]
+    nmods = len(sys.modules)
+    del _caught[:]
+    bodies = []
+    try:
+        for level in levels:
+            if _FLAG_REF_TOP:
+                # Held in two names, like py_compile's caller: the top-level code object
+                # gets marshal's FLAG_REF bit.
+                code = compile(source, path, "exec", dont_inherit=True, optimize=level)
+                hold = [code]
+                bodies.append(marshal.dumps(code))
+                del code, hold
+            else:
+                bodies.append(marshal.dumps(compile(source, path, "exec", dont_inherit=True, optimize=level)))
+    except Exception as e:
+        kind = type(e).__name__
+        line = getattr(e, "lineno", None)
+        offset = getattr(e, "offset", None)
+        end_line = getattr(e, "end_lineno", None)
+        end_offset = getattr(e, "end_offset", None)
+        text = getattr(e, "text", None)
+        msg = getattr(e, "msg", None) if isinstance(e, SyntaxError) else None
+        if not isinstance(msg, str):
+            msg = str(e)
+        if not isinstance(text, str):
+            text = ""
+        k = kind.encode()
+        _send(b"X", bytes([len(k)]), k, _text(msg), _i32(line), _i32(offset),
+              _i32(end_line), _i32(end_offset), _text(text))
+        return
+    status = 1 if len(sys.modules) != nmods else 0
+    warns = []
+    for category, message, lineno in _caught[:65535]:
+        c = category.encode()[:255]
+        warns.append(bytes([len(c)]) + c + _i32(lineno) + _text(message))
+    del _caught[:]
+    out = [b"O", bytes([status]), len(warns).to_bytes(2, "little")] + warns
+    for body in bodies:
+        out.append(_u32(len(body)))
+        out.append(body)
+    _send(*out)
+
+
+def _child_loop():
+    while True:
+        req = _frame()
+        if req is None or req[:1] == b"E":
+            return
+        _compile(req)
+
+
+def _zygote():
+    magic = sys.modules["_frozen_importlib_external"].MAGIC_NUMBER
+    _send(b"H", _u32(sys.hexversion), magic)
+    while True:
+        req = _frame()
+        if req is None:
+            return
+        op = req[:1]
+        if op != b"L" and op != b"F":
+            continue
+        pid = posix.fork()
+        if pid == 0:
+            code = 1
+            try:
+                if op == b"L":
+                    _child_loop()
+                else:
+                    _compile(req)
+                code = 0
+            except BaseException as e:
+                try:
+                    sys.stderr.write("hashpyc worker: %r\n" % (e,))
+                    sys.stderr.flush()
+                except BaseException:
+                    pass
+            finally:
+                posix._exit(code)
+        req = None
+        status = posix.waitpid(pid, 0)[1]
+        if status == 0:
+            _send(b"e")
+        else:
+            _send(b"D", _i32(status))
+
+
+_zygote()

@@ -1,0 +1,230 @@
+//! What the user sees: a progress bar on stderr (only on a terminal), per-file errors and
+//! warnings in sorted path order, and a one-line summary. The library reports through the
+//! `Reporter` trait so tests and benches can pass a silent one.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::pool::{CompileFailure, Warning};
+
+/// Progress events from the pipeline.
+pub trait Reporter: Sync {
+    /// `total` units of work are about to start.
+    fn start(&self, _total: u64, _what: &str) {}
+    /// One unit finished.
+    fn advance(&self, _path: &Path) {}
+    /// No more units.
+    fn finish(&self) {}
+}
+
+/// Reports nothing.
+pub struct Silent;
+impl Reporter for Silent {}
+
+/// An indicatif bar on stderr.
+pub struct Progress {
+    bar: ProgressBar,
+}
+
+impl Progress {
+    /// A bar when stderr is a terminal and progress is wanted, else `None`.
+    pub fn new(enabled: bool) -> Option<Progress> {
+        if !enabled || !std::io::stderr().is_terminal() {
+            return None;
+        }
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10));
+        bar.set_style(
+            ProgressStyle::with_template("{msg:>10} [{bar:30}] {pos}/{len} {wide_msg:.dim}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        Some(Progress { bar })
+    }
+}
+
+impl Reporter for Progress {
+    fn start(&self, total: u64, what: &str) {
+        self.bar.set_length(total);
+        self.bar.set_position(0);
+        self.bar.set_message(what.to_string());
+    }
+    fn advance(&self, _path: &Path) {
+        self.bar.inc(1);
+    }
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// Colours for stderr messages (never the only carrier of meaning).
+#[derive(Clone, Copy, Debug)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    /// Resolve `--color` against the terminal and `NO_COLOR`.
+    pub fn resolve(choice: crate::cli::ColorChoice) -> Style {
+        use crate::cli::ColorChoice;
+        let color = match choice {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    && std::io::stderr().is_terminal()
+            }
+        };
+        Style { color }
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    pub fn error(&self) -> String {
+        self.paint("1;31", "error")
+    }
+    pub fn warning(&self) -> String {
+        self.paint("1;33", "warning")
+    }
+    pub fn bold(&self, text: &str) -> String {
+        self.paint("1", text)
+    }
+}
+
+/// Writes human-readable lines to stderr, ignoring a closed stderr.
+pub fn eprint_line(line: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{line}");
+}
+
+/// `path:line:col: Kind: message`, then the offending line and a caret, from the source
+/// bytes when the worker could not give the text.
+pub fn format_failure(path: &Path, f: &CompileFailure, source: Option<&[u8]>) -> String {
+    let mut out = path.display().to_string();
+    if let Some(line) = f.line {
+        out.push_str(&format!(":{line}"));
+        if let Some(col) = f.offset.filter(|&c| c > 0) {
+            out.push_str(&format!(":{col}"));
+        }
+    }
+    out.push_str(&format!(": {}: {}", f.kind, f.message));
+    let text = if !f.text.trim().is_empty() {
+        Some(f.text.clone())
+    } else {
+        f.line.zip(source).and_then(|(n, src)| source_line(src, n))
+    };
+    if let Some(text) = text {
+        let trimmed = text.trim_end_matches(['\n', '\r']);
+        let indent = trimmed.len() - trimmed.trim_start().len();
+        let shown = trimmed.trim_start();
+        if !shown.is_empty() {
+            out.push_str(&format!("\n    {}", shown.replace('\x0c', "")));
+            if let Some(col) = f.offset.filter(|&c| c > 0) {
+                let caret_at = (col as usize).saturating_sub(1).saturating_sub(indent);
+                let width = match (f.end_line, f.end_offset) {
+                    (Some(el), Some(eo)) if Some(el) == f.line && eo > col => (eo - col) as usize,
+                    _ => 1,
+                };
+                let prefix: String = shown
+                    .chars()
+                    .take(caret_at)
+                    .map(|c| if c == '\t' { '\t' } else { ' ' })
+                    .collect();
+                out.push_str(&format!("\n    {prefix}{}", "^".repeat(width.min(200))));
+            }
+        }
+    }
+    out
+}
+
+/// `path:line: Category: message` and the source line, like Python's own warnings.
+pub fn format_warning(path: &Path, w: &Warning, source: Option<&[u8]>) -> String {
+    let mut out = format!(
+        "{}:{}: {}: {}",
+        path.display(),
+        w.line,
+        w.category,
+        w.message
+    );
+    if let Some(text) = u32::try_from(w.line)
+        .ok()
+        .zip(source)
+        .and_then(|(n, src)| source_line(src, n))
+    {
+        let t = text.trim();
+        if !t.is_empty() {
+            out.push_str(&format!("\n    {t}"));
+        }
+    }
+    out
+}
+
+/// Python's default filters hide these categories outside `__main__`; so do we.
+pub fn warning_shown_by_default(w: &Warning) -> bool {
+    !matches!(
+        w.category.as_str(),
+        "DeprecationWarning" | "PendingDeprecationWarning" | "ImportWarning" | "ResourceWarning"
+    )
+}
+
+/// Line `n` (1-based) of a source, decoded leniently.
+fn source_line(src: &[u8], n: u32) -> Option<String> {
+    let line = src.split(|&b| b == b'\n').nth(n.checked_sub(1)? as usize)?;
+    Some(String::from_utf8_lossy(line).into_owned())
+}
+
+/// `2.31s`, `850ms`.
+pub fn format_duration(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.2}s", d.as_secs_f64())
+    }
+}
+
+/// "1 file" / "3 files".
+pub fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_format_has_location_line_and_caret() {
+        let f = CompileFailure {
+            kind: "SyntaxError".into(),
+            message: "invalid syntax".into(),
+            line: Some(2),
+            offset: Some(7),
+            end_line: Some(2),
+            end_offset: Some(8),
+            text: String::new(),
+        };
+        let got = format_failure(Path::new("pkg/m.py"), &f, Some(b"x = 1\n  y = = 2\n"));
+        assert_eq!(
+            got,
+            "pkg/m.py:2:7: SyntaxError: invalid syntax\n    y = = 2\n        ^"
+        );
+    }
+
+    #[test]
+    fn deprecations_are_hidden_like_python_does() {
+        let w = |c: &str| Warning {
+            category: c.into(),
+            line: 1,
+            message: String::new(),
+        };
+        assert!(warning_shown_by_default(&w("SyntaxWarning")));
+        assert!(!warning_shown_by_default(&w("DeprecationWarning")));
+    }
+}

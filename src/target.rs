@@ -1,0 +1,667 @@
+//! The target interpreter: what it is (version, magic, cache tag, SipHash variant, how its
+//! py_compile marshals the top-level code object), found by probing it once, with the
+//! result cached on disk keyed by the interpreter file's identity so that a run over an
+//! unchanged tree starts no Python at all. Also the built-in table behind `check --target`.
+
+use std::ffi::{OsStr, OsString};
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::pyc::{self, HashVariant, Magic};
+
+/// Bumped whenever the probe or the cached record changes meaning.
+const PROBE_VERSION: u32 = 1;
+/// Hashed by the probe with `importlib.util.source_hash` to tell the SipHash variants apart.
+const PROBE_SOURCE: &[u8] = b"hashpyc probe\n";
+
+const PROBE_SCRIPT: &str = r#"
+import sys
+w = sys.stdout.write
+impl = getattr(getattr(sys, "implementation", None), "name", "unknown")
+w("hashpyc-probe\n")
+w("implementation=%s\n" % impl)
+w("version=%d.%d.%d\n" % tuple(sys.version_info[:3]))
+w("hexversion=%d\n" % sys.hexversion)
+if impl == "cpython" and sys.version_info >= (3, 7):
+    import importlib.util, marshal, os, py_compile, sysconfig, tempfile, shutil
+    w("magic=%s\n" % importlib.util.MAGIC_NUMBER.hex())
+    w("cache_tag=%s\n" % sys.implementation.cache_tag)
+    w("probe_hash=%s\n" % importlib.util.source_hash(b"hashpyc probe\n").hex())
+    w("marshal_version=%d\n" % marshal.version)
+    w("gil_disabled=%d\n" % (1 if sysconfig.get_config_var("Py_GIL_DISABLED") else 0))
+    try:
+        d = tempfile.mkdtemp()
+        try:
+            src = os.path.join(d, "probe.py")
+            with open(src, "wb") as f:
+                f.write(b"x = 1\n")
+            out = py_compile.compile(src, os.path.join(d, "probe.pyc"), doraise=True,
+                invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
+            with open(out, "rb") as f:
+                w("flag_ref_top=%d\n" % (1 if f.read()[16] & 0x80 else 0))
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+    except Exception as e:
+        w("calibration_error=%s\n" % str(e).replace("\n", " "))
+w("end\n")
+"#;
+
+/// Everything hashpyc needs to know about one target interpreter.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    /// The interpreter as the user named it (resolved on PATH).
+    pub executable: PathBuf,
+    pub version: (u8, u8, u8),
+    pub hexversion: u32,
+    pub magic: Magic,
+    pub cache_tag: String,
+    pub hash: HashVariant,
+    pub marshal_version: u8,
+    /// Whether py_compile's output has marshal's FLAG_REF on the top-level code object.
+    pub flag_ref_top: bool,
+    /// A free-threaded (no-GIL) build.
+    pub gil_disabled: bool,
+}
+
+/// How the pool keeps compiled bytes independent of history (see `pool`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isolation {
+    /// A fresh fork of the pristine zygote for every file.
+    ForkEach,
+    /// Long-lived children forked from the zygote, replaced after any compile that
+    /// changed interpreter-wide state; with `refork_suspects`, files whose bytes could
+    /// depend on strings interned by earlier compiles are compiled again in a fresh fork.
+    LongLived { refork_suspects: bool },
+}
+
+impl Target {
+    pub fn version_string(&self) -> String {
+        let (a, b, c) = self.version;
+        format!("{a}.{b}.{c}")
+    }
+
+    pub fn minor(&self) -> (u8, u8) {
+        (self.version.0, self.version.1)
+    }
+
+    /// The isolation validated for this version by the shuffle tests (see DESIGN notes in
+    /// the README): 3.7–3.10 intern strings per process in ways no check can see, so every
+    /// file gets a fresh fork; 3.11 long-lived children are exact once tainted children are
+    /// replaced; 3.12+ also need frozenset constants holding strings recompiled fresh.
+    /// Versions newer than validated, and free-threaded builds, get the safe path.
+    pub fn isolation(&self) -> Isolation {
+        if let Ok(forced) = std::env::var("HASHPYC_ISOLATION") {
+            match forced.as_str() {
+                "fork" => return Isolation::ForkEach,
+                "long-lived" => {
+                    return Isolation::LongLived {
+                        refork_suspects: true,
+                    };
+                }
+                _ => {}
+            }
+        }
+        if self.gil_disabled {
+            return Isolation::ForkEach;
+        }
+        match self.minor() {
+            (3, 11) => Isolation::LongLived {
+                refork_suspects: false,
+            },
+            (3, 12..=15) => Isolation::LongLived {
+                refork_suspects: true,
+            },
+            _ => Isolation::ForkEach,
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum TargetError {
+    #[error("Python interpreter `{0}` not found on PATH")]
+    NotFound(String),
+    #[error("Python interpreter `{0}` does not exist")]
+    Missing(PathBuf),
+    #[error("`{0}` is not an executable file")]
+    NotExecutable(PathBuf),
+    #[error("failed to run `{path}`")]
+    Spawn {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{path}` does not look like Python: {detail}")]
+    NotPython { path: PathBuf, detail: String },
+    #[error("`{path}` is Python {version}; hashpyc needs CPython 3.7 or newer (PEP 552)")]
+    TooOld { path: PathBuf, version: String },
+    #[error("`{path}` is {implementation}, not CPython; its bytecode format is its own")]
+    NotCPython {
+        path: PathBuf,
+        implementation: String,
+    },
+    #[error("`{path}` did not answer the probe within {secs} s")]
+    Timeout { path: PathBuf, secs: u64 },
+    #[error("`{path}` hashes sources with neither SipHash-1-3 nor SipHash-2-4 (got {got})")]
+    UnknownHash { path: PathBuf, got: String },
+    #[error(
+        "unknown Python version `{0}` for --target: the built-in table knows CPython 3.7 to 3.15; use --python to probe a newer interpreter"
+    )]
+    UnknownVersion(String),
+}
+
+/// The `--python` value: a path when it holds a `/`, else a name looked up on PATH.
+pub fn resolve_executable(name: &OsStr) -> Result<PathBuf, TargetError> {
+    let as_path = Path::new(name);
+    if as_path.as_os_str().as_encoded_bytes().contains(&b'/') {
+        return Ok(as_path.to_path_buf());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path) {
+        let candidate = dir.join(as_path);
+        if is_executable_file(&candidate) {
+            return Ok(candidate);
+        }
+    }
+    Err(TargetError::NotFound(name.to_string_lossy().into_owned()))
+}
+
+fn is_executable_file(p: &Path) -> bool {
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// A command that runs `exe` isolated from the environment except for what we set:
+/// no PYTHON* variable survives, and PYTHONHASHSEED is fixed to 0 (`-I`/`-E` would drop
+/// it too, which is why they are not used for workers).
+pub fn python_command(exe: &Path) -> Command {
+    let mut cmd = Command::new(exe);
+    for (key, _) in std::env::vars_os() {
+        if key.as_encoded_bytes().starts_with(b"PYTHON") {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd.env("PYTHONHASHSEED", "0");
+    cmd
+}
+
+/// Probe `exe`, using the on-disk cache when the interpreter file is unchanged.
+pub fn probe(
+    exe: &Path,
+    timeout: Duration,
+    cache_dir: Option<&Path>,
+) -> Result<Target, TargetError> {
+    let meta = std::fs::metadata(exe).map_err(|_| TargetError::Missing(exe.to_path_buf()))?;
+    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+        return Err(TargetError::NotExecutable(exe.to_path_buf()));
+    }
+    let key = cache_key(exe);
+    let cache_file = cache_dir
+        .zip(key.as_ref())
+        .map(|(dir, key)| dir.join(cache_name(key)));
+    if let Some(file) = &cache_file
+        && let Some(target) = read_cache(file, key.as_ref().expect("key exists with file"), exe)
+    {
+        return Ok(target);
+    }
+    let target = run_probe(exe, timeout)?;
+    if let (Some(file), Some(key)) = (cache_file, key) {
+        write_cache(&file, &key, &target);
+    }
+    Ok(target)
+}
+
+/// Forget a cached probe (when a worker's handshake contradicts it).
+pub fn forget(exe: &Path, cache_dir: Option<&Path>) {
+    if let (Some(dir), Some(key)) = (cache_dir, cache_key(exe)) {
+        let _ = std::fs::remove_file(dir.join(cache_name(&key)));
+    }
+}
+
+fn run_probe(exe: &Path, timeout: Duration) -> Result<Target, TargetError> {
+    let mut child = python_command(exe)
+        .args(["-E", "-s", "-S", "-c", PROBE_SCRIPT])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| TargetError::Spawn {
+            path: exe.to_path_buf(),
+            source,
+        })?;
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let out_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.by_ref().take(1 << 20).read_to_end(&mut buf);
+        buf
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stderr.by_ref().take(1 << 16).read_to_end(&mut buf);
+        buf
+    });
+    let start = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if start.elapsed() < timeout => std::thread::sleep(Duration::from_millis(5)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(TargetError::Timeout {
+                    path: exe.to_path_buf(),
+                    secs: timeout.as_secs(),
+                });
+            }
+        }
+    }
+    let out = out_reader.join().unwrap_or_default();
+    let err = err_reader.join().unwrap_or_default();
+    parse_probe(
+        exe,
+        &String::from_utf8_lossy(&out),
+        &String::from_utf8_lossy(&err),
+    )
+}
+
+fn parse_probe(exe: &Path, out: &str, err: &str) -> Result<Target, TargetError> {
+    let not_python = |detail: String| TargetError::NotPython {
+        path: exe.to_path_buf(),
+        detail,
+    };
+    let mut lines = out.lines();
+    if lines.next() != Some("hashpyc-probe") || !out.lines().any(|l| l == "end") {
+        let said = err
+            .lines()
+            .chain(out.lines())
+            .find(|l| !l.trim().is_empty());
+        return Err(not_python(match said {
+            Some(line) => format!("the probe failed, it printed `{}`", line.trim()),
+            None => "the probe printed nothing".to_string(),
+        }));
+    }
+    let field = |name: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix('=')))
+            .map(str::to_string)
+    };
+    let required =
+        |name: &str| field(name).ok_or_else(|| not_python(format!("the probe gave no `{name}`")));
+    let implementation = required("implementation")?;
+    let version = required("version")?;
+    let mut parts = version.split('.').map(|p| p.parse::<u8>());
+    let (Some(Ok(major)), Some(Ok(minor)), Some(Ok(micro))) =
+        (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(not_python(format!("unreadable version `{version}`")));
+    };
+    if implementation != "cpython" {
+        return Err(TargetError::NotCPython {
+            path: exe.to_path_buf(),
+            implementation,
+        });
+    }
+    if (major, minor) < (3, 7) {
+        return Err(TargetError::TooOld {
+            path: exe.to_path_buf(),
+            version,
+        });
+    }
+    let magic_hex = required("magic")?;
+    let magic = parse_hex(&magic_hex)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map(Magic)
+        .ok_or_else(|| not_python(format!("unreadable magic `{magic_hex}`")))?;
+    let probe_hash = required("probe_hash")?;
+    let hash = HashVariant::ALL
+        .into_iter()
+        .find(|&v| pyc::hex(&pyc::source_hash(v, magic, PROBE_SOURCE)) == probe_hash)
+        .ok_or_else(|| TargetError::UnknownHash {
+            path: exe.to_path_buf(),
+            got: probe_hash.clone(),
+        })?;
+    let flag_ref_top = match field("flag_ref_top").as_deref() {
+        Some("1") => true,
+        Some("0") => false,
+        // py_compile could not run (no writable temporary directory): use what every
+        // CPython we measured does.
+        _ => (major, minor) < (3, 15),
+    };
+    Ok(Target {
+        executable: exe.to_path_buf(),
+        version: (major, minor, micro),
+        hexversion: required("hexversion")?
+            .parse()
+            .map_err(|_| not_python("unreadable hexversion".into()))?,
+        magic,
+        cache_tag: required("cache_tag")?,
+        hash,
+        marshal_version: required("marshal_version")?.parse().unwrap_or(0),
+        flag_ref_top,
+        gil_disabled: field("gil_disabled").as_deref() == Some("1"),
+    })
+}
+
+fn parse_hex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// What identifies an interpreter for the probe cache: its resolved file's identity and,
+/// for a launcher script (pyenv, asdf and mise shims, wrappers), the settings that choose
+/// the interpreter it runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct CacheKey {
+    probe_version: u32,
+    given: PathBuf,
+    canonical: PathBuf,
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+    launcher_context: Option<Vec<(String, String)>>,
+}
+
+fn cache_key(exe: &Path) -> Option<CacheKey> {
+    let canonical = std::fs::canonicalize(exe).ok()?;
+    let m = std::fs::metadata(&canonical).ok()?;
+    let is_script = std::fs::File::open(&canonical)
+        .and_then(|mut f| {
+            let mut head = [0u8; 2];
+            f.read_exact(&mut head).map(|_| head == *b"#!")
+        })
+        .unwrap_or(false);
+    Some(CacheKey {
+        probe_version: PROBE_VERSION,
+        given: exe.to_path_buf(),
+        canonical,
+        dev: m.dev(),
+        ino: m.ino(),
+        size: m.size(),
+        mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+        ctime_ns: i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec()),
+        launcher_context: is_script.then(launcher_context),
+    })
+}
+
+/// Version-manager settings that decide which interpreter a shim runs.
+fn launcher_context() -> Vec<(String, String)> {
+    let mut ctx = Vec::new();
+    for var in [
+        "PYENV_VERSION",
+        "PYENV_ROOT",
+        "ASDF_PYTHON_VERSION",
+        "MISE_PYTHON_VERSION",
+        "VIRTUAL_ENV",
+    ] {
+        if let Some(v) = std::env::var_os(var) {
+            ctx.push((var.to_string(), v.to_string_lossy().into_owned()));
+        }
+    }
+    if let Ok(cwd) = std::env::current_dir() {
+        for dir in cwd.ancestors() {
+            for name in [
+                ".python-version",
+                ".tool-versions",
+                "mise.toml",
+                ".mise.toml",
+            ] {
+                if let Ok(text) = std::fs::read_to_string(dir.join(name)) {
+                    ctx.push((dir.join(name).display().to_string(), text));
+                }
+            }
+        }
+    }
+    let root = std::env::var_os("PYENV_ROOT")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".pyenv")));
+    if let Some(text) = root.and_then(|r| std::fs::read_to_string(r.join("version")).ok()) {
+        ctx.push(("pyenv global".to_string(), text));
+    }
+    ctx
+}
+
+fn cache_name(key: &CacheKey) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = siphasher::sip::SipHasher13::new();
+    serde_json::to_string(key).unwrap_or_default().hash(&mut h);
+    format!("interpreter-{:016x}.json", h.finish())
+}
+
+#[derive(Serialize, Deserialize)]
+struct CacheRecord {
+    key: CacheKey,
+    target: Target,
+}
+
+fn read_cache(file: &Path, key: &CacheKey, exe: &Path) -> Option<Target> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let record: CacheRecord = serde_json::from_str(&text).ok()?;
+    (record.key == *key).then(|| Target {
+        executable: exe.to_path_buf(),
+        ..record.target
+    })
+}
+
+fn write_cache(file: &Path, key: &CacheKey, target: &Target) {
+    let Some(dir) = file.parent() else { return };
+    if std::fs::create_dir_all(dir).is_err() {
+        return;
+    }
+    let record = CacheRecord {
+        key: key.clone(),
+        target: target.clone(),
+    };
+    let Ok(text) = serde_json::to_string_pretty(&record) else {
+        return;
+    };
+    // Atomic, like every file hashpyc writes; a failure only costs a probe next time.
+    if let Ok(mut tmp) = tempfile::Builder::new()
+        .prefix(".interpreter-")
+        .tempfile_in(dir)
+    {
+        use std::io::Write;
+        if tmp.write_all(text.as_bytes()).is_ok() {
+            let _ = tmp.persist(file);
+        }
+    }
+}
+
+/// Where the probe cache lives: `$HASHPYC_CACHE_DIR`, else `$XDG_CACHE_HOME/hashpyc`, else
+/// `~/.cache/hashpyc`. `None` when `HASHPYC_NO_CACHE` is set or no home is known.
+pub fn cache_dir() -> Option<PathBuf> {
+    if std::env::var_os("HASHPYC_NO_CACHE").is_some_and(|v| !v.is_empty()) {
+        return None;
+    }
+    if let Some(dir) = std::env::var_os("HASHPYC_CACHE_DIR").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(dir));
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(dir).join("hashpyc"));
+    }
+    std::env::var_os("HOME")
+        .filter(|v| !v.is_empty())
+        .map(|h| PathBuf::from(h).join(".cache").join("hashpyc"))
+}
+
+/// A release of CPython as the built-in table knows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KnownVersion {
+    pub minor: (u8, u8),
+    pub magic_number: u16,
+    pub hash: HashVariant,
+}
+
+/// Magic numbers of each CPython release line (final releases; pre-releases differ),
+/// each checked against a real interpreter of that version by the integration tests.
+pub const KNOWN: &[KnownVersion] = &[
+    KnownVersion {
+        minor: (3, 7),
+        magic_number: 3394,
+        hash: HashVariant::Sip24,
+    },
+    KnownVersion {
+        minor: (3, 8),
+        magic_number: 3413,
+        hash: HashVariant::Sip24,
+    },
+    KnownVersion {
+        minor: (3, 9),
+        magic_number: 3425,
+        hash: HashVariant::Sip24,
+    },
+    KnownVersion {
+        minor: (3, 10),
+        magic_number: 3439,
+        hash: HashVariant::Sip24,
+    },
+    KnownVersion {
+        minor: (3, 11),
+        magic_number: 3495,
+        hash: HashVariant::Sip13,
+    },
+    KnownVersion {
+        minor: (3, 12),
+        magic_number: 3531,
+        hash: HashVariant::Sip13,
+    },
+    KnownVersion {
+        minor: (3, 13),
+        magic_number: 3571,
+        hash: HashVariant::Sip13,
+    },
+    KnownVersion {
+        minor: (3, 14),
+        magic_number: 3627,
+        hash: HashVariant::Sip13,
+    },
+    KnownVersion {
+        minor: (3, 15),
+        magic_number: 3666,
+        hash: HashVariant::Sip13,
+    },
+];
+
+/// The magic numbers a CPython release line used over its life, for naming the version of
+/// a pyc. Ranges per `importlib/_bootstrap_external.py`'s history; finals are in `KNOWN`.
+pub fn version_of_magic(magic: Magic) -> Option<(u8, u8)> {
+    if !magic.is_well_formed() {
+        return None;
+    }
+    if let Some(k) = KNOWN.iter().find(|k| k.magic_number == magic.number()) {
+        return Some(k.minor);
+    }
+    let n = magic.number();
+    // Development and pre-release magics: each line's range ends at its final magic.
+    let mut prev = 3379; // 3.6's final
+    for k in KNOWN {
+        if n > prev && n < k.magic_number {
+            return Some(k.minor);
+        }
+        prev = k.magic_number;
+    }
+    None
+}
+
+/// A target from the built-in table, for `check --target X.Y`.
+pub fn known_target(spec: &str) -> Result<Target, TargetError> {
+    let unknown = || TargetError::UnknownVersion(spec.to_string());
+    let (major, minor) = spec.split_once('.').ok_or_else(unknown)?;
+    let minor: (u8, u8) = (
+        major.parse().map_err(|_| unknown())?,
+        minor.parse().map_err(|_| unknown())?,
+    );
+    let k = KNOWN
+        .iter()
+        .find(|k| k.minor == minor)
+        .ok_or_else(unknown)?;
+    Ok(Target {
+        executable: PathBuf::from(format!("(built-in table: CPython {spec})")),
+        version: (minor.0, minor.1, 0),
+        hexversion: 0,
+        magic: Magic::from_number(k.magic_number),
+        cache_tag: format!("cpython-{}{}", minor.0, minor.1),
+        hash: k.hash,
+        marshal_version: 0,
+        flag_ref_top: true,
+        gil_disabled: false,
+    })
+}
+
+/// Names for `--python` values in messages.
+pub fn display_name(name: &OsString) -> String {
+    name.to_string_lossy().into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_table_is_ordered_and_keyed_by_variant() {
+        for pair in KNOWN.windows(2) {
+            assert!(pair[0].minor < pair[1].minor && pair[0].magic_number < pair[1].magic_number);
+        }
+        for k in KNOWN {
+            let want = if k.minor >= (3, 11) {
+                HashVariant::Sip13
+            } else {
+                HashVariant::Sip24
+            };
+            assert_eq!(k.hash, want, "{:?}", k.minor);
+        }
+    }
+
+    #[test]
+    fn magic_to_version() {
+        assert_eq!(version_of_magic(Magic::from_number(3495)), Some((3, 11)));
+        assert_eq!(version_of_magic(Magic::from_number(3490)), Some((3, 11)));
+        assert_eq!(version_of_magic(Magic::from_number(3000)), None);
+        assert_eq!(version_of_magic(Magic([0xa7, 0x0d, 0, 0])), None);
+    }
+
+    #[test]
+    fn known_target_rejects_unknown() {
+        assert!(known_target("3.12").is_ok());
+        assert!(matches!(
+            known_target("3.16"),
+            Err(TargetError::UnknownVersion(_))
+        ));
+        assert!(matches!(
+            known_target("3"),
+            Err(TargetError::UnknownVersion(_))
+        ));
+    }
+
+    #[test]
+    fn probe_output_parsing() {
+        let exe = Path::new("/x/python");
+        let py27 =
+            "hashpyc-probe\nimplementation=cpython\nversion=2.7.18\nhexversion=34017264\nend\n";
+        assert!(matches!(
+            parse_probe(exe, py27, ""),
+            Err(TargetError::TooOld { .. })
+        ));
+        let pypy = "hashpyc-probe\nimplementation=pypy\nversion=3.10.14\nhexversion=1\nend\n";
+        assert!(matches!(
+            parse_probe(exe, pypy, ""),
+            Err(TargetError::NotCPython { .. })
+        ));
+        let junk = "hello\n";
+        assert!(matches!(
+            parse_probe(exe, junk, ""),
+            Err(TargetError::NotPython { .. })
+        ));
+    }
+}

@@ -1,0 +1,369 @@
+//! Discovery: which `.py` files a run covers, found with `ignore`'s parallel walker and
+//! returned in sorted path order whatever the thread timing.
+//!
+//! Rules: names ending exactly in `.py`; never inside `__pycache__`; symlinked
+//! directories not followed unless asked; `.gitignore`/`.ignore` respected and hidden
+//! entries skipped as ripgrep does. A file named explicitly is always taken.
+
+use std::ffi::OsString;
+use std::io::BufRead;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use ignore::overrides::{Override, OverrideBuilder};
+use ignore::{WalkBuilder, WalkState};
+use thiserror::Error;
+
+/// What to walk and how.
+#[derive(Clone, Debug, Default)]
+pub struct WalkOptions {
+    pub no_ignore: bool,
+    pub hidden: bool,
+    pub exclude_globs: Vec<String>,
+    pub exclude_regex: Option<regex::bytes::Regex>,
+    pub max_depth: Option<usize>,
+    pub follow: bool,
+    /// Skip symlinks that resolve outside this (canonical) directory.
+    pub limit_symlinks: Option<PathBuf>,
+    /// Also collect pycs in `__pycache__` directories (for `check --stray`).
+    pub collect_pycache: bool,
+    pub threads: usize,
+}
+
+/// One source file to process.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Source {
+    /// The path as walked (joined onto the argument as given).
+    pub path: PathBuf,
+    /// Named on the command line or stdin rather than found by walking.
+    pub explicit: bool,
+    /// Components below the walk root (1 for a file named directly).
+    pub depth: usize,
+}
+
+/// A problem with one path; the walk goes on.
+#[derive(Debug, Error)]
+pub enum WalkError {
+    #[error("`{}`: no such file or directory", .0.display())]
+    NotFound(PathBuf),
+    #[error("`{}`: dangling symbolic link", .0.display())]
+    Dangling(PathBuf),
+    #[error("`{}`: symbolic link loop", .0.display())]
+    Loop(PathBuf),
+    #[error("`{}`: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+impl WalkError {
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            WalkError::NotFound(p) | WalkError::Dangling(p) | WalkError::Loop(p) => Some(p),
+            WalkError::Io { path, .. } => Some(path),
+            WalkError::Other(_) => None,
+        }
+    }
+
+    /// A missing argument is a usage error (exit 2); the rest are per-file problems.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, WalkError::NotFound(_))
+    }
+}
+
+/// The result of a walk.
+#[derive(Debug, Default)]
+pub struct Walked {
+    pub sources: Vec<Source>,
+    pub errors: Vec<WalkError>,
+    /// pyc files found in `__pycache__` directories (only with `collect_pycache`).
+    pub pycache_files: Vec<PathBuf>,
+    /// Paths skipped by `--limit-symlinks`, for `--dry-run` and `-v`.
+    pub skipped_symlinks: Vec<PathBuf>,
+}
+
+/// Read a path list from stdin: newline- or NUL-separated; empty entries are dropped.
+pub fn read_path_list(input: impl BufRead, nul: bool) -> std::io::Result<Vec<OsString>> {
+    let sep = if nul { b'\0' } else { b'\n' };
+    let mut out = Vec::new();
+    for item in input.split(sep) {
+        let mut item = item?;
+        if !nul && item.last() == Some(&b'\r') {
+            item.pop();
+        }
+        if !item.is_empty() {
+            out.push(OsString::from_vec(item));
+        }
+    }
+    Ok(out)
+}
+
+/// Walk `roots` (files and directories) and return every source, sorted by path.
+pub fn walk(roots: &[PathBuf], opts: &WalkOptions) -> Walked {
+    let mut walked = Walked::default();
+    let mut dirs = Vec::new();
+    for root in roots {
+        match std::fs::symlink_metadata(root) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                walked.errors.push(WalkError::NotFound(root.clone()))
+            }
+            Err(e) => walked.errors.push(WalkError::Io {
+                path: root.clone(),
+                source: e,
+            }),
+            Ok(meta) => {
+                let is_dir = if meta.file_type().is_symlink() {
+                    match std::fs::metadata(root) {
+                        Ok(target) => target.is_dir(),
+                        Err(_) => {
+                            walked.errors.push(WalkError::Dangling(root.clone()));
+                            continue;
+                        }
+                    }
+                } else {
+                    meta.is_dir()
+                };
+                if is_dir {
+                    dirs.push(root.clone());
+                } else if excluded_by_regex(root, opts) {
+                    // compileall's -x applies to named files too.
+                } else {
+                    walked.sources.push(Source {
+                        path: root.clone(),
+                        explicit: true,
+                        depth: 1,
+                    });
+                }
+            }
+        }
+    }
+    if !dirs.is_empty() {
+        walk_dirs(&dirs, opts, &mut walked);
+    }
+    walked.sources.sort();
+    walked.sources.dedup_by(|a, b| a.path == b.path);
+    walked.pycache_files.sort();
+    walked.errors.sort_by(|a, b| a.path().cmp(&b.path()));
+    walked.skipped_symlinks.sort();
+    walked
+}
+
+fn excluded_by_regex(path: &Path, opts: &WalkOptions) -> bool {
+    opts.exclude_regex
+        .as_ref()
+        .is_some_and(|re| re.is_match(path.as_os_str().as_bytes()))
+}
+
+fn overrides(root: &Path, globs: &[String]) -> Result<Override, ignore::Error> {
+    let mut b = OverrideBuilder::new(root);
+    for g in globs {
+        b.add(&format!("!{g}"))?;
+    }
+    b.build()
+}
+
+fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked) {
+    let mut builder = WalkBuilder::new(&dirs[0]);
+    for d in &dirs[1..] {
+        builder.add(d);
+    }
+    builder
+        .hidden(!opts.hidden)
+        .ignore(!opts.no_ignore)
+        .git_ignore(!opts.no_ignore)
+        .git_global(!opts.no_ignore)
+        .git_exclude(!opts.no_ignore)
+        .parents(!opts.no_ignore)
+        .follow_links(opts.follow)
+        .max_depth(opts.max_depth)
+        .threads(opts.threads.max(1));
+    if !opts.exclude_globs.is_empty() {
+        // Globs are matched relative to the current directory, like ripgrep's --glob.
+        let cwd = std::env::current_dir().unwrap_or_default();
+        match overrides(&cwd, &opts.exclude_globs) {
+            Ok(ov) => {
+                builder.overrides(ov);
+            }
+            Err(e) => walked
+                .errors
+                .push(WalkError::Other(format!("invalid --exclude glob: {e}"))),
+        }
+    }
+    let collect_pycache = opts.collect_pycache;
+    builder.filter_entry(move |e| collect_pycache || e.file_name() != "__pycache__");
+
+    let found = Mutex::new(Walked::default());
+    builder.build_parallel().run(|| {
+        let found = &found;
+        Box::new(move |entry| {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(err) => {
+                    let e = convert_error(err);
+                    found.lock().expect("walk lock").errors.push(e);
+                    return WalkState::Continue;
+                }
+            };
+            let path = entry.path();
+            let Some(ft) = entry.file_type() else {
+                return WalkState::Continue;
+            };
+            if ft.is_dir() {
+                if entry.file_name() == "__pycache__" {
+                    if collect_pycache {
+                        let pycs = list_pycs(path);
+                        found.lock().expect("walk lock").pycache_files.extend(pycs);
+                    }
+                    return WalkState::Skip;
+                }
+                return WalkState::Continue;
+            }
+            if !entry.file_name().as_bytes().ends_with(b".py") || excluded_by_regex(path, opts) {
+                return WalkState::Continue;
+            }
+            if entry.path_is_symlink() {
+                match std::fs::metadata(path) {
+                    Err(_) => {
+                        found
+                            .lock()
+                            .expect("walk lock")
+                            .errors
+                            .push(WalkError::Dangling(path.to_path_buf()));
+                        return WalkState::Continue;
+                    }
+                    Ok(m) if !m.is_file() => return WalkState::Continue,
+                    Ok(_) => {}
+                }
+                if let Some(limit) = &opts.limit_symlinks {
+                    let inside = std::fs::canonicalize(path).is_ok_and(|t| t.starts_with(limit));
+                    if !inside {
+                        found
+                            .lock()
+                            .expect("walk lock")
+                            .skipped_symlinks
+                            .push(path.to_path_buf());
+                        return WalkState::Continue;
+                    }
+                }
+            } else if !ft.is_file() {
+                return WalkState::Continue;
+            }
+            let depth = entry.depth();
+            found.lock().expect("walk lock").sources.push(Source {
+                path: path.to_path_buf(),
+                explicit: false,
+                depth,
+            });
+            WalkState::Continue
+        })
+    });
+    let found = found.into_inner().expect("walk lock");
+    walked.sources.extend(found.sources);
+    walked.errors.extend(found.errors);
+    walked.pycache_files.extend(found.pycache_files);
+    walked.skipped_symlinks.extend(found.skipped_symlinks);
+}
+
+fn list_pycs(dir: &Path) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    rd.filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.as_os_str().as_bytes().ends_with(b".pyc"))
+        .collect()
+}
+
+fn convert_error(err: ignore::Error) -> WalkError {
+    match err {
+        ignore::Error::WithPath { path, err } => match *err {
+            ignore::Error::Io(source) => WalkError::Io { path, source },
+            ignore::Error::Loop { child, .. } => WalkError::Loop(child),
+            other => WalkError::Other(format!("`{}`: {other}", path.display())),
+        },
+        ignore::Error::WithDepth { err, .. } => convert_error(*err),
+        ignore::Error::Loop { child, .. } => WalkError::Loop(child),
+        ignore::Error::Io(source) => WalkError::Io {
+            path: PathBuf::new(),
+            source,
+        },
+        other => WalkError::Other(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_lists() {
+        let got = read_path_list(&b"a.py\r\nb c.py\n\nd.py"[..], false).unwrap();
+        assert_eq!(got, ["a.py", "b c.py", "d.py"].map(OsString::from));
+        let got = read_path_list(&b"a\nb.py\0c.py\0"[..], true).unwrap();
+        assert_eq!(got, ["a\nb.py", "c.py"].map(OsString::from));
+    }
+
+    #[test]
+    fn walk_sorts_filters_and_keeps_explicit_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for f in [
+            "b.py",
+            "a.py",
+            "x.pyi",
+            "sub/c.py",
+            "__pycache__/d.py",
+            ".hidden/e.py",
+            "notpy.txt",
+        ] {
+            let p = root.join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, "x = 1\n").unwrap();
+        }
+        let opts = WalkOptions {
+            threads: 2,
+            ..Default::default()
+        };
+        let serial = WalkOptions {
+            threads: 1,
+            ..Default::default()
+        };
+        let w = walk(&[root.to_path_buf(), root.join("notpy.txt")], &opts);
+        let names: Vec<_> = w
+            .sources
+            .iter()
+            .map(|s| s.path.strip_prefix(root).unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            names,
+            ["a.py", "b.py", "notpy.txt", "sub/c.py"].map(PathBuf::from)
+        );
+        assert!(
+            w.sources
+                .iter()
+                .any(|s| s.explicit && s.path.ends_with("notpy.txt"))
+        );
+        assert_eq!(
+            walk(&[root.to_path_buf()], &serial).sources,
+            walk(&[root.to_path_buf()], &opts).sources
+        );
+        let hidden = WalkOptions {
+            hidden: true,
+            threads: 2,
+            ..Default::default()
+        };
+        assert!(
+            walk(&[root.to_path_buf()], &hidden)
+                .sources
+                .iter()
+                .any(|s| s.path.ends_with(".hidden/e.py"))
+        );
+        let w = walk(&[root.join("missing")], &opts);
+        assert!(matches!(w.errors[..], [WalkError::NotFound(_)]));
+    }
+}

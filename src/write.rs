@@ -1,0 +1,187 @@
+//! Putting pycs on disk: atomically (an exclusive temporary file in the destination
+//! directory, then a rename over the old pyc), with py_compile's mode
+//! (`(source mode | 0o200) & 0o666`, under the umask), refusing to write through a
+//! symlink or over anything that is not a regular file, and hard-linking identical
+//! outputs when asked. A reader sees the old pyc or the new one, never a torn file;
+//! a failed write (disk full, permissions) leaves the old pyc untouched and no temp file.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum WriteError {
+    #[error("`{}` is a symbolic link; refusing to write through it", .0.display())]
+    Symlink(PathBuf),
+    #[error("`{}` exists and is not a regular file", .0.display())]
+    NotRegular(PathBuf),
+    #[error("cannot create directory `{}`", path.display())]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write `{}`", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The mode py_compile gives a pyc: the source's, plus owner write, without execute bits.
+pub fn pyc_mode(source_mode: u32) -> u32 {
+    (source_mode | 0o200) & 0o666
+}
+
+/// Refuse destinations py_compile refuses: symlinks and non-regular files.
+fn check_destination(path: &Path) -> Result<(), WriteError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(WriteError::Symlink(path.to_path_buf())),
+        Ok(m) if !m.is_file() => Err(WriteError::NotRegular(path.to_path_buf())),
+        _ => Ok(()),
+    }
+}
+
+fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// `.<name>.` — the prefix of our temporary files, hidden and traceable to their target.
+fn temp_prefix(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!(".{name}.")
+}
+
+/// Write `parts` (header, body) to `path` atomically with permission bits `mode`
+/// (the umask applies, as for py_compile), creating the directory when needed.
+pub fn write_atomic(path: &Path, parts: &[&[u8]], mode: u32) -> Result<(), WriteError> {
+    check_destination(path)?;
+    let dir = parent_of(path);
+    std::fs::create_dir_all(dir).map_err(|source| WriteError::CreateDir {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let write_err = |source| WriteError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let prefix = temp_prefix(path);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&prefix)
+        .suffix(".tmp")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))
+        .tempfile_in(dir)
+        .map_err(write_err)?;
+    for part in parts {
+        tmp.write_all(part).map_err(write_err)?;
+    }
+    // The temporary file is removed on drop if anything above or the rename fails.
+    tmp.persist(path).map_err(|e| write_err(e.error))?;
+    Ok(())
+}
+
+/// Make `path` a hard link to `existing`, atomically replacing whatever `path` was.
+pub fn hardlink_atomic(existing: &Path, path: &Path) -> Result<(), WriteError> {
+    check_destination(path)?;
+    let dir = parent_of(path);
+    let write_err = |source| WriteError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    // Reserve a unique name, then link to a sibling of it and rename over the target.
+    let prefix = temp_prefix(path);
+    let reserved = tempfile::Builder::new()
+        .prefix(&prefix)
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(write_err)?;
+    let link = reserved.path().with_extension("lnk");
+    let result = std::fs::hard_link(existing, &link).and_then(|()| std::fs::rename(&link, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&link);
+    }
+    drop(reserved);
+    result.map_err(write_err)
+}
+
+/// Whether two files are the same inode (already hard-linked).
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn modes_follow_py_compile() {
+        assert_eq!(pyc_mode(0o100644), 0o644);
+        assert_eq!(pyc_mode(0o100444), 0o644);
+        assert_eq!(pyc_mode(0o100755), 0o644);
+        assert_eq!(pyc_mode(0o100600), 0o600);
+    }
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("__pycache__/m.cpython-312.pyc");
+        write_atomic(&p, &[b"head", b"body"], 0o600).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"headbody");
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        write_atomic(&p, &[b"new"], 0o644).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"new");
+        let names: Vec<_> = std::fs::read_dir(p.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn refuses_symlinks_and_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("elsewhere");
+        std::fs::write(&target, b"keep").unwrap();
+        let link = dir.path().join("link.pyc");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(matches!(
+            write_atomic(&link, &[b"x"], 0o644),
+            Err(WriteError::Symlink(_))
+        ));
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+        let sub = dir.path().join("d.pyc");
+        std::fs::create_dir(&sub).unwrap();
+        assert!(matches!(
+            write_atomic(&sub, &[b"x"], 0o644),
+            Err(WriteError::NotRegular(_))
+        ));
+    }
+
+    #[test]
+    fn hardlinks_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.pyc");
+        let b = dir.path().join("b.pyc");
+        write_atomic(&a, &[b"same"], 0o644).unwrap();
+        write_atomic(&b, &[b"old"], 0o644).unwrap();
+        hardlink_atomic(&a, &b).unwrap();
+        assert!(same_file(&a, &b));
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+}
