@@ -175,26 +175,26 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Field numbers in a code object: objects before the filename, the filename, then
-    /// name, [qualname], a raw int (firstlineno), line table, [exception table].
+    /// Field numbers in a code object: the objects before the filename, the filename,
+    /// name, [qualname, 3.11+], a raw int (firstlineno), the line table, [exception table].
     fn filename_field(&self) -> usize {
         self.layout.objects_before_filename()
     }
     fn lineno_field(&self) -> usize {
-        self.filename_field()
-            + if self.layout == CodeLayout::Py311 {
-                3
-            } else {
-                2
-            }
+        let named = if self.layout == CodeLayout::Py311 {
+            2
+        } else {
+            1
+        };
+        self.filename_field() + 1 + named
     }
     fn code_fields(&self) -> usize {
-        self.lineno_field()
-            + if self.layout == CodeLayout::Py311 {
-                2
-            } else {
-                1
-            }
+        let tables = if self.layout == CodeLayout::Py311 {
+            2
+        } else {
+            1
+        };
+        self.lineno_field() + 1 + tables
     }
 
     /// Read the whole object; with `stop_at_filename`, stop at the first `co_filename`.

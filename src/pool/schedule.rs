@@ -78,6 +78,7 @@ pub fn run(s: &Schedule<'_>, reporter: &dyn Reporter) -> (Results, Option<Fatal>
         .filter(|&i| s.plans[i].needs_compile())
         .collect();
     order.sort_by(|&a, &b| s.plans[b].size.cmp(&s.plans[a].size).then(a.cmp(&b)));
+    reorder_for_tests(&mut order);
     let slots = s.jobs.clamp(1, order.len().max(1));
     let shared = Shared {
         s,
@@ -104,6 +105,34 @@ pub fn run(s: &Schedule<'_>, reporter: &dyn Reporter) -> (Results, Option<Fatal>
     }
     let fatal = shared.fatal.into_inner().expect("fatal lock");
     (shared.results.into_inner().expect("results lock"), fatal)
+}
+
+/// `HASHPYC_ORDER=reverse` or `shuffle:SEED` changes the compile order, so tests can show
+/// that the bytes do not depend on it.
+fn reorder_for_tests(order: &mut [usize]) {
+    let Ok(spec) = std::env::var("HASHPYC_ORDER") else {
+        return;
+    };
+    if spec == "reverse" {
+        order.reverse();
+    } else if let Some(seed) = spec
+        .strip_prefix("shuffle:")
+        .and_then(|s| s.parse::<u64>().ok())
+    {
+        // Fisher-Yates with splitmix64: reproducible for a seed, no dependency needed.
+        let mut state = seed;
+        let mut next = move || {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        };
+        for i in (1..order.len()).rev() {
+            let j = (next() % (i as u64 + 1)) as usize;
+            order.swap(i, j);
+        }
+    }
 }
 
 struct Slot<'a> {

@@ -1,0 +1,560 @@
+//! Test harness: real CPython interpreters (discovered once), temporary trees, and the
+//! real `hashpyc` binary.
+//!
+//! Interpreters come from `HASHPYC_TEST_PYTHONS` (paths separated by `:` or whitespace),
+//! else from pyenv's versions, the interpreters `provision-pythons` unpacked
+//! (`$HASHPYC_PY_CACHE`, default `~/.cache/hashpyc-pythons`) and `python3.X` on PATH.
+//! A version that is missing is reported as SKIPPED on the real stderr (not captured by
+//! the test runner); with `HASHPYC_REQUIRE_PYTHONS=3.7,3.8,…` (or `all`) it fails instead.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+/// Every CPython line the tests cover.
+pub const VERSIONS: &[(u8, u8)] = &[
+    (3, 7),
+    (3, 8),
+    (3, 9),
+    (3, 10),
+    (3, 11),
+    (3, 12),
+    (3, 13),
+    (3, 14),
+    (3, 15),
+];
+
+#[derive(Debug, Clone)]
+pub struct Python {
+    pub path: PathBuf,
+    pub minor: (u8, u8),
+    pub version: String,
+}
+
+impl Python {
+    pub fn label(&self) -> String {
+        format!("CPython {} ({})", self.version, self.path.display())
+    }
+
+    /// A command for this interpreter with no PYTHON* variable from the environment, so
+    /// that what CPython itself does (write pycs on import…) is what a user gets.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(&self.path);
+        for (k, _) in std::env::vars_os() {
+            if k.as_bytes().starts_with(b"PYTHON") {
+                c.env_remove(k);
+            }
+        }
+        c
+    }
+
+    /// Run a snippet; panics with its stderr when it fails.
+    pub fn run(&self, args: &[&str], cwd: &Path) -> String {
+        let out = self
+            .cmd()
+            .args(args)
+            .current_dir(cwd)
+            .output()
+            .expect("run python");
+        assert!(
+            out.status.success(),
+            "{} {:?} failed:\n{}",
+            self.label(),
+            args,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+fn probe_version(path: &Path) -> Option<(String, String)> {
+    let out = Command::new(path)
+        .args(["-c", "import sys; print('%d.%d.%d %s' % (tuple(sys.version_info[:3]) + (getattr(getattr(sys, 'implementation', None), 'name', 'cpython'),)))"])
+        .env_remove("PYTHONHOME")
+        .env_remove("PYTHONPATH")
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let (version, implementation) = text.split_once(' ')?;
+    Some((version.to_string(), implementation.to_string()))
+}
+
+fn candidates() -> Vec<PathBuf> {
+    if let Ok(list) = std::env::var("HASHPYC_TEST_PYTHONS") {
+        return list
+            .split(|c: char| c == ':' || c.is_whitespace())
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+            .collect();
+    }
+    let mut out = Vec::new();
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let pyenv_root = std::env::var_os("PYENV_ROOT")
+        .map(PathBuf::from)
+        .or_else(|| {
+            Command::new("pyenv")
+                .arg("root")
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+        })
+        .unwrap_or_else(|| home.join(".pyenv"));
+    if let Ok(rd) = std::fs::read_dir(pyenv_root.join("versions")) {
+        let mut dirs: Vec<_> = rd.filter_map(Result::ok).map(|e| e.path()).collect();
+        dirs.sort();
+        for d in dirs {
+            for name in ["python3", "python"] {
+                let p = d.join("bin").join(name);
+                if p.is_file() {
+                    out.push(p);
+                    break;
+                }
+            }
+        }
+    }
+    let cache = std::env::var_os("HASHPYC_PY_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| home.join(".cache"))
+                .join("hashpyc-pythons")
+        });
+    for &(a, b) in VERSIONS {
+        out.push(
+            cache
+                .join(format!("{a}.{b}"))
+                .join(format!("usr/bin/python{a}.{b}")),
+        );
+    }
+    for dir in std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()) {
+        for minor in 7..=16 {
+            let p = dir.join(format!("python3.{minor}"));
+            if p.is_file() {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// All interpreters found, keyed by (major, minor); the first found per version wins.
+pub fn pythons() -> &'static BTreeMap<(u8, u8), Python> {
+    static FOUND: OnceLock<BTreeMap<(u8, u8), Python>> = OnceLock::new();
+    FOUND.get_or_init(|| {
+        let mut map = BTreeMap::new();
+        for path in candidates() {
+            if !path.is_file() {
+                continue;
+            }
+            let Some((version, implementation)) = probe_version(&path) else {
+                continue;
+            };
+            if implementation != "cpython" {
+                continue;
+            }
+            let mut parts = version.split('.').map(|p| p.parse::<u8>().unwrap_or(0));
+            let minor = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+            map.entry(minor).or_insert(Python {
+                path,
+                minor,
+                version,
+            });
+        }
+        map
+    })
+}
+
+/// Write to the real stderr, past the test runner's capture.
+pub fn visible(msg: &str) {
+    let mut err = std::io::stderr();
+    let _ = err.write_all(format!("{msg}\n").as_bytes());
+}
+
+fn required(minor: (u8, u8)) -> bool {
+    let Ok(list) = std::env::var("HASHPYC_REQUIRE_PYTHONS") else {
+        return false;
+    };
+    list == "all"
+        || list
+            .split(',')
+            .any(|v| v.trim() == format!("{}.{}", minor.0, minor.1))
+}
+
+/// The interpreter for a version, or a visible skip (a failure when it is required).
+pub fn python_or_skip(minor: (u8, u8), test: &str) -> Option<&'static Python> {
+    match pythons().get(&minor) {
+        Some(p) => Some(p),
+        None => {
+            let msg = format!("SKIPPED {test}: no CPython {}.{} found", minor.0, minor.1);
+            if required(minor) {
+                panic!("{msg}, and HASHPYC_REQUIRE_PYTHONS requires it");
+            }
+            visible(&msg);
+            None
+        }
+    }
+}
+
+/// One `#[test]` per CPython version: `per_python!(name, |py: &Python| { … })`, optionally
+/// limited to versions from `min`: `per_python!(name, min = (3, 11), |py| …)`.
+#[macro_export]
+macro_rules! per_python {
+    ($name:ident, $body:expr) => {
+        $crate::per_python!($name, min = (3, 7), $body);
+    };
+    ($name:ident, min = $min:expr, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            fn run(minor: (u8, u8)) {
+                if minor < $min {
+                    return;
+                }
+                let test = concat!(module_path!(), "::", stringify!($name));
+                if let Some(py) = $crate::harness::python_or_skip(minor, test) {
+                    let f: &dyn Fn(&$crate::harness::Python) = &$body;
+                    f(py);
+                }
+            }
+            #[test]
+            fn py37() {
+                run((3, 7))
+            }
+            #[test]
+            fn py38() {
+                run((3, 8))
+            }
+            #[test]
+            fn py39() {
+                run((3, 9))
+            }
+            #[test]
+            fn py310() {
+                run((3, 10))
+            }
+            #[test]
+            fn py311() {
+                run((3, 11))
+            }
+            #[test]
+            fn py312() {
+                run((3, 12))
+            }
+            #[test]
+            fn py313() {
+                run((3, 13))
+            }
+            #[test]
+            fn py314() {
+                run((3, 14))
+            }
+            #[test]
+            fn py315() {
+                run((3, 15))
+            }
+        }
+    };
+}
+
+/// A probe cache shared by all tests (probing is what it caches; tests of the cache
+/// itself use their own directory).
+pub fn shared_cache_dir() -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("hashpyc-probe-cache");
+    std::fs::create_dir_all(&d).expect("cache dir");
+    d
+}
+
+/// A temporary directory holding a tree of files.
+pub struct Tree {
+    pub dir: tempfile::TempDir,
+}
+
+impl Tree {
+    pub fn new() -> Tree {
+        Tree {
+            dir: tempfile::Builder::new()
+                .prefix("hashpyc-test-")
+                .tempdir()
+                .expect("tempdir"),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn path(&self, rel: impl AsRef<Path>) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn write(&self, rel: impl AsRef<Path>, content: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&p, content).expect("write");
+        p
+    }
+
+    pub fn read(&self, rel: impl AsRef<Path>) -> Vec<u8> {
+        std::fs::read(self.path(rel)).expect("read")
+    }
+
+    /// `hashpyc ARGS` run in this tree.
+    pub fn hashpyc(&self) -> Hashpyc {
+        Hashpyc::new(self.root())
+    }
+
+    /// Every file under the tree whose name ends with `.pyc`, relative, sorted.
+    pub fn pycs(&self) -> Vec<PathBuf> {
+        files_with_suffix(self.root(), ".pyc")
+    }
+}
+
+pub fn files_with_suffix(root: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.filter_map(Result::ok) {
+            let p = e.path();
+            let ft = e.file_type().expect("file type");
+            if ft.is_dir() {
+                stack.push(p);
+            } else if p.as_os_str().as_bytes().ends_with(suffix.as_bytes()) {
+                out.push(p.strip_prefix(root).expect("under root").to_path_buf());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Copy `.py` files (only) from `from` to `to`, keeping relative paths.
+pub fn copy_py_tree(from: &Path, to: &Path, skip: &dyn Fn(&Path) -> bool) -> usize {
+    let mut n = 0;
+    for rel in files_with_suffix(from, ".py") {
+        if skip(&rel) || rel.components().any(|c| c.as_os_str() == "__pycache__") {
+            continue;
+        }
+        let src = from.join(&rel);
+        if !std::fs::metadata(&src).is_ok_and(|m| m.is_file()) {
+            continue;
+        }
+        let dst = to.join(&rel);
+        std::fs::create_dir_all(dst.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(&src, &dst).expect("copy");
+        n += 1;
+    }
+    n
+}
+
+/// A `hashpyc` invocation being built.
+pub struct Hashpyc {
+    cmd: Command,
+    stdin: Option<Vec<u8>>,
+}
+
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "exit status\nstdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+}
+
+impl Hashpyc {
+    pub fn new(cwd: &Path) -> Hashpyc {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hashpyc"));
+        cmd.current_dir(cwd)
+            .env("HASHPYC_CACHE_DIR", shared_cache_dir())
+            .env("NO_COLOR", "1")
+            .env_remove("HASHPYC_PYTHON")
+            .env_remove("HASHPYC_JOBS")
+            .env_remove("HASHPYC_TIMEOUT")
+            .env_remove("HASHPYC_ISOLATION")
+            .env_remove("HASHPYC_ORDER")
+            .env_remove("HASHPYC_VERIFY")
+            .env_remove("PYTHONPYCACHEPREFIX");
+        Hashpyc { cmd, stdin: None }
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.cmd.args(args);
+        self
+    }
+
+    pub fn arg(mut self, a: impl AsRef<OsStr>) -> Self {
+        self.cmd.arg(a);
+        self
+    }
+
+    pub fn python(self, py: &Python) -> Self {
+        self.arg("--python").arg(&py.path)
+    }
+
+    pub fn env(mut self, k: &str, v: impl AsRef<OsStr>) -> Self {
+        self.cmd.env(k, v);
+        self
+    }
+
+    pub fn stdin(mut self, data: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(data.into());
+        self
+    }
+
+    pub fn run(mut self) -> Run {
+        self.cmd.stdin(if self.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+        self.cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = self.cmd.spawn().expect("spawn hashpyc");
+        if let Some(data) = self.stdin.take() {
+            let mut sin = child.stdin.take().expect("stdin");
+            std::thread::spawn(move || {
+                let _ = sin.write_all(&data);
+            });
+        }
+        let out: Output = child.wait_with_output().expect("wait hashpyc");
+        Run {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// A Python helper that writes what `py_compile.compile(src, cfile, dfile,
+/// invalidation_mode=CHECKED_HASH)` produces for each `src\0cfile\0dfile\n` record on
+/// stdin, each in a fresh fork of a `python -I` process that has imported py_compile (so
+/// every file is compiled as in its own fresh process). `optimize` levels are written to
+/// `cfile` + `.opt-N`. Prints one line per file: `ok` or the error.
+pub const PY_COMPILE_REF: &str = r#"
+import os, sys, py_compile
+levels = [int(x) for x in sys.argv[1].split(",")]
+data = sys.stdin.buffer.read()
+for rec in data.split(b"\n"):
+    if not rec:
+        continue
+    src, cfile, dfile = [os.fsdecode(x) for x in rec.split(b"\0")]
+    pid = os.fork()
+    if pid == 0:
+        try:
+            for lvl in levels:
+                out = cfile if lvl == levels[0] else "%s.opt%d" % (cfile, lvl)
+                py_compile.compile(src, out, dfile or None, doraise=True, optimize=lvl,
+                                   invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
+            os._exit(0)
+        except BaseException:
+            os._exit(3)
+    _, status = os.waitpid(pid, 0)
+    sys.stdout.write(("ok" if status == 0 else "error") + "\n")
+"#;
+
+/// Compile `sources` (relative to `cwd`) with py_compile as references; returns the
+/// reference pyc bytes (or None where py_compile failed), in order.
+pub fn py_compile_refs(
+    py: &Python,
+    cwd: &Path,
+    sources: &[PathBuf],
+    dfiles: Option<&[PathBuf]>,
+) -> Vec<Option<Vec<u8>>> {
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    let mut input = Vec::new();
+    for (i, s) in sources.iter().enumerate() {
+        input.extend_from_slice(s.as_os_str().as_bytes());
+        input.push(0);
+        input.extend_from_slice(
+            out_dir
+                .path()
+                .join(format!("{i}.pyc"))
+                .as_os_str()
+                .as_bytes(),
+        );
+        input.push(0);
+        if let Some(d) = dfiles {
+            input.extend_from_slice(d[i].as_os_str().as_bytes());
+        }
+        input.push(b'\n');
+    }
+    let mut child = py
+        .cmd()
+        .args(["-I", "-c", PY_COMPILE_REF, "0"])
+        .current_dir(cwd)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn python");
+    let mut sin = child.stdin.take().expect("stdin");
+    std::thread::spawn(move || {
+        let _ = sin.write_all(&input);
+    });
+    let out = child.wait_with_output().expect("py_compile refs");
+    assert!(
+        out.status.success(),
+        "py_compile helper failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (0..sources.len())
+        .map(|i| std::fs::read(out_dir.path().join(format!("{i}.pyc"))).ok())
+        .collect()
+}
+
+/// Compare two directories' pycs: returns the relative paths that differ or exist in
+/// only one of them.
+pub fn diff_pycs(a: &Path, b: &Path) -> Vec<PathBuf> {
+    let left = files_with_suffix(a, ".pyc");
+    let right = files_with_suffix(b, ".pyc");
+    let mut out: Vec<PathBuf> = Vec::new();
+    for p in &left {
+        match (std::fs::read(a.join(p)), std::fs::read(b.join(p))) {
+            (Ok(x), Ok(y)) if x == y => {}
+            _ => out.push(p.clone()),
+        }
+    }
+    out.extend(right.iter().filter(|p| !left.contains(p)).cloned());
+    out
+}
+
+/// The interpreter's own standard library directory.
+pub fn stdlib_dir(py: &Python) -> PathBuf {
+    let out = Command::new(&py.path)
+        .args([
+            "-I",
+            "-c",
+            "import sysconfig; print(sysconfig.get_paths()['stdlib'])",
+        ])
+        .output()
+        .expect("python");
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}

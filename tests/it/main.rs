@@ -1,0 +1,5 @@
+//! Integration tests: the real `hashpyc` binary against real CPython interpreters.
+
+mod harness;
+
+mod compile;
