@@ -1,0 +1,341 @@
+//! The bytes of a pyc are those of compiling its source alone in a pristine worker,
+//! whatever `-j`, the order of compilation, or which files earlier runs compiled.
+
+use std::path::{Path, PathBuf};
+
+use crate::harness::{self, Python, Tree};
+use crate::per_python;
+
+const A: &[u8] = b"import foo\n";
+const B: &[u8] = b"a = {\"foo\", 2, 3}\ndef f():\n    return {\"foo\", 2, 3}\n";
+
+/// What a naive long-lived process does: compile a.py, then b.py, in one interpreter.
+const NAIVE: &str = r#"
+import marshal, sys
+a, b = open("a.py", "rb").read(), open("b.py", "rb").read()
+alone = marshal.dumps(compile(b, "b.py", "exec", dont_inherit=True))
+marshal.dumps(compile(a, "a.py", "exec", dont_inherit=True))
+after = marshal.dumps(compile(b, "b.py", "exec", dont_inherit=True))
+print("same" if alone == after else "differs")
+"#;
+
+per_python!(minimal_reproducer, |py: &Python| {
+    // a.py then b.py in one long-lived worker (-j1, smallest first)...
+    let both = Tree::new();
+    both.write("a.py", A);
+    both.write("b.py", B);
+    both.hashpyc()
+        .env("HASHPYC_ORDER", "reverse")
+        .args(["compile", "-q", "-j1"])
+        .python(py)
+        .args(["a.py", "b.py"])
+        .run()
+        .assert_code(0);
+    // ...must give b.py the bytes it gets alone.
+    let alone = Tree::new();
+    alone.write("b.py", B);
+    alone
+        .hashpyc()
+        .args(["compile", "-q"])
+        .python(py)
+        .arg("b.py")
+        .run()
+        .assert_code(0);
+    let pyc = format!("__pycache__/b.cpython-{}{}.pyc", py.minor.0, py.minor.1);
+    assert_eq!(
+        both.read(&pyc),
+        alone.read(&pyc),
+        "{}: b.py depends on a.py",
+        py.label()
+    );
+
+    // The reproducer is real on 3.12+: a naive process gives b.py other bytes.
+    let naive = py.run(&["-S", "-s", "-c", NAIVE], both.root());
+    if py.minor >= (3, 12) {
+        assert_eq!(
+            naive.trim(),
+            "differs",
+            "{}: the reproducer no longer reproduces",
+            py.label()
+        );
+    }
+});
+
+/// Build `lib`'s sources in a fresh copy, with extra arguments and environment; returns
+/// the tree.
+fn build(
+    py: &Python,
+    sources: &[PathBuf],
+    lib: &Path,
+    setup: &dyn Fn(&Tree) -> Vec<harness::Run>,
+) -> Tree {
+    let tree = Tree::new();
+    for rel in sources {
+        let dst = tree.path(rel);
+        std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+        std::fs::copy(lib.join(rel), &dst).unwrap();
+    }
+    for run in setup(&tree) {
+        assert!(
+            run.code == Some(0) || run.code == Some(1),
+            "{}: {run:?}",
+            py.label()
+        );
+        assert!(!run.stderr.contains("internal error"), "{}", run.stderr);
+    }
+    tree
+}
+
+fn stdlib_sources(py: &Python) -> (PathBuf, Vec<PathBuf>) {
+    let lib = harness::stdlib_dir(py);
+    let sources: Vec<PathBuf> = harness::files_with_suffix(&lib, ".py")
+        .into_iter()
+        .filter(|p| {
+            !p.starts_with("site-packages")
+                && !p.starts_with("dist-packages")
+                && !p.components().any(|c| c.as_os_str() == "__pycache__")
+                && std::fs::metadata(lib.join(p)).is_ok_and(|m| m.is_file())
+        })
+        .collect();
+    (lib, sources)
+}
+
+per_python!(stdlib_in_any_order_job_count_and_history, |py: &Python| {
+    let (lib, sources) = stdlib_sources(py);
+    assert!(
+        sources.len() > 500,
+        "{}: only {} stdlib sources",
+        py.label(),
+        sources.len()
+    );
+    let compile = |t: &Tree, jobs: &str, order: Option<&str>, paths: Option<&[PathBuf]>| {
+        let mut cmd = t.hashpyc().args(["compile", "-q", "-j", jobs]).python(py);
+        if let Some(o) = order {
+            cmd = cmd.env("HASHPYC_ORDER", o);
+        }
+        match paths {
+            Some(list) => {
+                let mut input = Vec::new();
+                for p in list {
+                    input.extend_from_slice(p.as_os_str().as_encoded_bytes());
+                    input.push(0);
+                }
+                cmd.args(["--null", "-"]).stdin(input).run()
+            }
+            None => cmd.arg(".").run(),
+        }
+    };
+    let dotted = |keep: usize| -> Vec<PathBuf> {
+        sources
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 2 == keep)
+            .map(|(_, p)| Path::new(".").join(p))
+            .collect()
+    };
+    let (first, second) = (dotted(0), dotted(1));
+
+    // The reference: every file in a fresh fork of the pristine zygote.
+    let reference = build(py, &sources, &lib, &|t| {
+        vec![
+            t.hashpyc()
+                .env("HASHPYC_ISOLATION", "fork")
+                .args(["compile", "-q"])
+                .python(py)
+                .arg(".")
+                .run(),
+        ]
+    });
+    let variants: Vec<(&str, Tree)> = vec![
+        (
+            "default",
+            build(py, &sources, &lib, &|t| vec![compile(t, "2", None, None)]),
+        ),
+        (
+            "-j1 reversed",
+            build(py, &sources, &lib, &|t| {
+                vec![compile(t, "1", Some("reverse"), None)]
+            }),
+        ),
+        (
+            "-j4 shuffled",
+            build(py, &sources, &lib, &|t| {
+                vec![compile(t, "4", Some("shuffle:7"), None)]
+            }),
+        ),
+        (
+            "half first, then all",
+            build(py, &sources, &lib, &|t| {
+                vec![
+                    compile(t, "3", Some("shuffle:3"), Some(&first)),
+                    compile(t, "2", Some("shuffle:4"), None),
+                ]
+            }),
+        ),
+        (
+            "other half first, then all",
+            build(py, &sources, &lib, &|t| {
+                vec![
+                    compile(t, "1", Some("shuffle:5"), Some(&second)),
+                    compile(t, "2", Some("reverse"), None),
+                ]
+            }),
+        ),
+    ];
+    let n = reference.pycs().len();
+    assert!(
+        n * 100 > sources.len() * 95,
+        "{}: {n} pycs for {} sources",
+        py.label(),
+        sources.len()
+    );
+    for (name, tree) in &variants {
+        let diff = harness::diff_pycs(reference.root(), tree.root());
+        assert!(
+            diff.is_empty(),
+            "{}: {name} differs from fresh-fork compiles in {} of {n} files: {:?}",
+            py.label(),
+            diff.len(),
+            &diff[..diff.len().min(20)]
+        );
+    }
+    harness::visible(&format!(
+        "determinism {}: {n} pycs identical across 5 builds and the fresh-fork reference",
+        py.label()
+    ));
+});
+
+/// Compile each listed file alone in a fresh fork of a bare `python -I -S` (no site,
+/// no py_compile imported); argv[1] says whether py_compile's top-level code object
+/// carries marshal's FLAG_REF (the code object held in two names) or not.
+const BARE: &str = r#"
+import marshal, posix, sys
+items = sys.stdin.buffer.read().split(b"\n")
+for rec in items:
+    if not rec:
+        continue
+    src, out = rec.split(b"\0")
+    pid = posix.fork()
+    if pid == 0:
+        f = open(src, "rb"); data = f.read(); f.close()
+        if sys.argv[1] == "1":
+            code = compile(data, src.decode("utf-8", "surrogateescape"), "exec", dont_inherit=True)
+            keep = [code]
+            body = marshal.dumps(code)
+        else:
+            body = marshal.dumps(compile(data, src.decode("utf-8", "surrogateescape"), "exec", dont_inherit=True))
+        f = open(out, "wb"); f.write(body); f.close()
+        posix._exit(0)
+    posix.waitpid(pid, 0)
+"#;
+
+per_python!(stdlib_matches_py_compile, min = (3, 11), |py: &Python| {
+    let (lib, sources) = stdlib_sources(py);
+    let tree = build(py, &sources, &lib, &|t| {
+        vec![
+            t.hashpyc()
+                .args(["compile", "-q"])
+                .python(py)
+                .arg(".")
+                .run(),
+        ]
+    });
+    let dotted: Vec<PathBuf> = sources.iter().map(|p| Path::new(".").join(p)).collect();
+    let refs = harness::py_compile_refs(py, tree.root(), &dotted, None);
+    let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
+    let mut compared = 0;
+    let mut differing = Vec::new();
+    for (src, reference) in dotted.iter().zip(&refs) {
+        let Some(reference) = reference else { continue };
+        let stem = src.file_stem().unwrap().to_string_lossy();
+        let ours = tree.path(
+            src.parent()
+                .unwrap()
+                .join("__pycache__")
+                .join(format!("{stem}.{tag}.pyc")),
+        );
+        let ours = std::fs::read(&ours).unwrap_or_else(|_| panic!("no pyc for {}", src.display()));
+        compared += 1;
+        if ours != *reference {
+            differing.push((src.clone(), ours));
+        }
+    }
+    // Each difference must be explained: the same bytes come out of a bare interpreter,
+    // so they are due to what the py_compile process itself imported.
+    let out_dir = tempfile::tempdir().unwrap();
+    let mut input = Vec::new();
+    for (i, (src, _)) in differing.iter().enumerate() {
+        input.extend_from_slice(src.as_os_str().as_encoded_bytes());
+        input.push(0);
+        input.extend_from_slice(
+            out_dir
+                .path()
+                .join(i.to_string())
+                .as_os_str()
+                .as_encoded_bytes(),
+        );
+        input.push(b'\n');
+    }
+    let mut cmd = py.cmd();
+    let flag_ref = refs
+        .iter()
+        .flatten()
+        .next()
+        .is_some_and(|r| r[16] & 0x80 != 0);
+    cmd.args(["-I", "-S", "-c", BARE, if flag_ref { "1" } else { "0" }])
+        .current_dir(tree.root());
+    crate::compile::run_with_stdin(cmd, &input);
+    let mut unexplained = Vec::new();
+    for (i, (src, ours)) in differing.iter().enumerate() {
+        let bare = std::fs::read(out_dir.path().join(i.to_string())).unwrap();
+        if bare != ours[16..] {
+            unexplained.push(src.clone());
+        }
+    }
+    // And each is a module the py_compile process had imported itself: compiling a module
+    // that the compiling process has loaded changes its bytes (DESIGN.md, section 3).
+    let loaded = py.run(
+        &[
+            "-I",
+            "-c",
+            "import sys, py_compile; print(' '.join(sorted(sys.modules)))",
+        ],
+        tree.root(),
+    );
+    let loaded: Vec<&str> = loaded.split_whitespace().collect();
+    let module_of = |p: &Path| {
+        let s = p.strip_prefix(".").unwrap_or(p).with_extension("");
+        let s = s.to_string_lossy().replace('/', ".");
+        s.strip_suffix(".__init__").map(str::to_string).unwrap_or(s)
+    };
+    let not_loaded: Vec<String> = differing
+        .iter()
+        .map(|(p, _)| module_of(p))
+        .filter(|m| !loaded.contains(&m.as_str()))
+        .collect();
+    let list: Vec<String> = differing
+        .iter()
+        .map(|(p, _)| p.display().to_string())
+        .collect();
+    harness::visible(&format!(
+        "py_compile identity {}: {} of {compared} files equal py_compile's in a fresh `python -I`; the others are \
+         modules that process imported itself, and equal a compile in a bare `python -I -S`: {list:?}",
+        py.label(),
+        compared - differing.len(),
+    ));
+    assert!(
+        unexplained.is_empty(),
+        "{}: unexplained differences from py_compile: {unexplained:?}",
+        py.label()
+    );
+    assert!(
+        not_loaded.is_empty(),
+        "{}: differ from py_compile but were not imported by it: {not_loaded:?}",
+        py.label()
+    );
+    assert!(
+        differing.len() <= 5,
+        "{}: more than a few files differ from py_compile: {list:?}",
+        py.label()
+    );
+});
