@@ -300,16 +300,16 @@ fn parse_probe(exe: &Path, out: &str, err: &str) -> Result<Target, TargetError> 
     else {
         return Err(not_python(format!("unreadable version `{version}`")));
     };
-    if implementation != "cpython" {
-        return Err(TargetError::NotCPython {
-            path: exe.to_path_buf(),
-            implementation,
-        });
-    }
     if (major, minor) < (3, 7) {
         return Err(TargetError::TooOld {
             path: exe.to_path_buf(),
             version,
+        });
+    }
+    if implementation != "cpython" {
+        return Err(TargetError::NotCPython {
+            path: exe.to_path_buf(),
+            implementation,
         });
     }
     let magic_hex = required("magic")?;

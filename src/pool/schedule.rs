@@ -138,6 +138,9 @@ fn reorder_for_tests(order: &mut [usize]) {
 struct Slot<'a> {
     sh: &'a Shared<'a>,
     workers: Vec<Option<Worker>>,
+    /// Second zygotes for `verify`, so checking a result never ends the long-lived child
+    /// whose history is under test.
+    verifiers: Vec<Option<Worker>>,
 }
 
 enum Step {
@@ -147,9 +150,11 @@ enum Step {
 
 impl<'a> Slot<'a> {
     fn new(sh: &'a Shared<'a>) -> Self {
+        let none = || (0..sh.s.specs.len()).map(|_| None).collect();
         Slot {
             sh,
-            workers: (0..sh.s.specs.len()).map(|_| None).collect(),
+            workers: none(),
+            verifiers: none(),
         }
     }
 
@@ -352,10 +357,12 @@ impl<'a> Slot<'a> {
         }))
     }
 
-    /// Recompile in a fresh fork and insist on the same bytes.
+    /// Recompile in a fresh fork of another zygote and insist on the same bytes.
     fn verify(&mut self, t: usize, job: &Job<'_>, outcome: Outcome) -> Option<Outcome> {
-        let worker = self.worker(t).ok()?;
-        let reference = worker.compile_fresh(job).ok()?;
+        if self.verifiers[t].is_none() {
+            self.verifiers[t] = Some(Worker::spawn(&self.sh.s.specs[t]).ok()?);
+        }
+        let reference = self.verifiers[t].as_mut()?.compile_fresh(job).ok()?;
         if reference == outcome {
             Some(outcome)
         } else {

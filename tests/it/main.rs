@@ -2,5 +2,6 @@
 
 mod harness;
 
+mod check;
 mod compile;
 mod determinism;

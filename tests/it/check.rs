@@ -1,0 +1,351 @@
+//! `hashpyc check`, header rewrites in `compile`, file lists on stdin, and `inspect`,
+//! on trees holding pycs written by CPython itself in every mode.
+
+use std::collections::BTreeMap;
+
+use crate::harness::{Python, Tree};
+use crate::per_python;
+
+/// py_compile a file in the given mode ("TIMESTAMP", "CHECKED_HASH", "UNCHECKED_HASH").
+fn py_compile(py: &Python, tree: &Tree, src: &str, mode: &str) {
+    py.run(
+        &[
+            "-I",
+            "-c",
+            &format!(
+                "import py_compile; py_compile.compile({src:?}, doraise=True, invalidation_mode=py_compile.PycInvalidationMode.{mode})"
+            ),
+        ],
+        tree.root(),
+    );
+}
+
+fn pyc(py: &Python, stem: &str) -> String {
+    format!(
+        "__pycache__/{stem}.cpython-{}{}.pyc",
+        py.minor.0, py.minor.1
+    )
+}
+
+/// One tree with every outcome; returns the expected outcome per source.
+fn every_case(py: &Python, other: Option<&Python>) -> (Tree, BTreeMap<&'static str, &'static str>) {
+    let tree = Tree::new();
+    for name in [
+        "ok",
+        "missing",
+        "stale",
+        "timestamp",
+        "unchecked",
+        "short",
+        "flags",
+        "foreign",
+    ] {
+        tree.write(format!("{name}.py"), format!("name = {name:?}\n"));
+    }
+    tree.hashpyc()
+        .args(["compile", "-q"])
+        .python(py)
+        .args(["ok.py", "stale.py", "short.py", "flags.py", "foreign.py"])
+        .run()
+        .assert_code(0);
+    tree.write("stale.py", "name = 'changed'\n");
+    py_compile(py, &tree, "timestamp.py", "TIMESTAMP");
+    py_compile(py, &tree, "unchecked.py", "UNCHECKED_HASH");
+    let short = tree.path(pyc(py, "short"));
+    std::fs::write(&short, &std::fs::read(&short).unwrap()[..10]).unwrap();
+    let flags = tree.path(pyc(py, "flags"));
+    let mut data = std::fs::read(&flags).unwrap();
+    data[4] = 7;
+    std::fs::write(&flags, data).unwrap();
+    // A pyc of another Python version at this version's path.
+    if let Some(other) = other {
+        let t2 = Tree::new();
+        t2.write("foreign.py", "name = 'foreign'\n");
+        t2.hashpyc()
+            .args(["compile", "-q"])
+            .python(other)
+            .arg("foreign.py")
+            .run()
+            .assert_code(0);
+        std::fs::copy(
+            t2.path(pyc(other, "foreign")),
+            tree.path(pyc(py, "foreign")),
+        )
+        .unwrap();
+    } else {
+        let p = tree.path(pyc(py, "foreign"));
+        let mut data = std::fs::read(&p).unwrap();
+        data[0] ^= 0x55;
+        std::fs::write(&p, data).unwrap();
+    }
+    // A pyc whose source is gone.
+    tree.write("gone.py", "x = 1\n");
+    tree.hashpyc()
+        .args(["compile", "-q"])
+        .python(py)
+        .arg("gone.py")
+        .run()
+        .assert_code(0);
+    std::fs::remove_file(tree.path("gone.py")).unwrap();
+    let expected = BTreeMap::from([
+        ("ok.py", "ok"),
+        ("missing.py", "missing"),
+        ("stale.py", "stale"),
+        ("timestamp.py", "timestamp"),
+        ("unchecked.py", "unchecked"),
+        ("short.py", "invalid"),
+        ("flags.py", "invalid"),
+        ("foreign.py", "invalid"),
+    ]);
+    (tree, expected)
+}
+
+fn other_python(py: &Python) -> Option<&'static Python> {
+    crate::harness::pythons()
+        .values()
+        .find(|o| o.minor != py.minor && o.minor >= (3, 7))
+}
+
+per_python!(check_reports_each_outcome, |py: &Python| {
+    let (tree, expected) = every_case(py, other_python(py));
+    let run = tree
+        .hashpyc()
+        .args(["check", "--all", "--stray"])
+        .python(py)
+        .arg(".")
+        .run();
+    run.assert_code(1);
+    let mut got = BTreeMap::new();
+    for line in run.stdout.lines() {
+        let (outcome, path) = line.split_once(' ').unwrap();
+        got.insert(
+            path.trim().trim_start_matches("./").to_string(),
+            outcome.to_string(),
+        );
+    }
+    for (src, outcome) in &expected {
+        assert_eq!(
+            got.get(*src).map(String::as_str),
+            Some(*outcome),
+            "{src}\n{}",
+            run.stdout
+        );
+    }
+    let stray = format!("./{}", pyc(py, "gone"));
+    assert!(
+        run.stdout.contains(&format!("stray      {stray}")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr.contains("Checked 8 files (1 ok"),
+        "{}",
+        run.stderr
+    );
+
+    // The built-in table gives the same verdicts without running Python.
+    let table = tree
+        .hashpyc()
+        .args([
+            "check",
+            "--all",
+            "--target",
+            &format!("{}.{}", py.minor.0, py.minor.1),
+            ".",
+        ])
+        .run();
+    let without_stray: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| !l.starts_with("stray"))
+        .collect();
+    assert_eq!(table.stdout.lines().collect::<Vec<_>>(), without_stray);
+
+    // --mode any accepts unchecked pycs; --mode unchecked flags checked ones.
+    let any = tree
+        .hashpyc()
+        .args(["check", "--mode", "any"])
+        .python(py)
+        .arg("unchecked.py")
+        .run();
+    any.assert_code(0);
+    let unchecked = tree
+        .hashpyc()
+        .args(["check", "--mode", "unchecked"])
+        .python(py)
+        .arg("ok.py")
+        .run();
+    unchecked.assert_code(1);
+    assert!(
+        unchecked.stdout.starts_with("checked    ok.py"),
+        "{}",
+        unchecked.stdout
+    );
+
+    // After a compile, everything is fresh and check exits 0.
+    tree.hashpyc()
+        .args(["compile", "-q"])
+        .python(py)
+        .arg(".")
+        .run()
+        .assert_code(0);
+    let clean = tree.hashpyc().arg("check").python(py).arg(".").run();
+    clean.assert_code(0);
+    assert_eq!(clean.stdout, "");
+});
+
+per_python!(check_json_and_github_formats, |py: &Python| {
+    let (tree, expected) = every_case(py, None);
+    let run = tree
+        .hashpyc()
+        .args(["check", "--format", "json"])
+        .python(py)
+        .arg(".")
+        .run();
+    run.assert_code(1);
+    let objects: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let (summary, findings) = objects.split_last().unwrap();
+    assert_eq!(summary["type"], "summary");
+    assert_eq!(summary["sources"], 8);
+    assert_eq!(summary["ok"], 1);
+    assert_eq!(summary["invalid"], 3);
+    assert_eq!(findings.len(), expected.len() - 1);
+    for f in findings {
+        assert_eq!(f["type"], "finding");
+        let path = f["path"].as_str().unwrap().trim_start_matches("./");
+        assert_eq!(f["outcome"], expected[path], "{f}");
+        assert_eq!(f["python"], format!("{}.{}", py.minor.0, py.minor.1));
+        assert!(f["pyc"].as_str().unwrap().contains("__pycache__"));
+        assert!(f["expected"]["magic"].is_string());
+        if path == "stale.py" {
+            assert_ne!(f["expected"]["hash"], f["found"]["hash"]);
+            assert_eq!(f["found"]["flags"], 3);
+        }
+        if path == "missing.py" {
+            assert!(f["found"].is_null());
+        }
+    }
+    let gh = tree
+        .hashpyc()
+        .args(["check", "--format", "github"])
+        .python(py)
+        .arg(".")
+        .run();
+    gh.assert_code(1);
+    assert_eq!(gh.stdout.lines().count(), expected.len() - 1);
+    for line in gh.stdout.lines() {
+        assert!(line.starts_with("::error file=./"), "{line}");
+        assert!(line.contains(",title=hashpyc check (CPython "), "{line}");
+    }
+});
+
+per_python!(compile_rewrites_headers_without_python, |py: &Python| {
+    let tree = Tree::new();
+    tree.write("m.py", "def f():\n    return 1\n");
+    py_compile(py, &tree, "m.py", "UNCHECKED_HASH");
+    // py_compile embeds the path as given; so does hashpyc.
+    let before = tree.read(pyc(py, "m"));
+    assert_eq!(&before[4..8], b"\x01\0\0\0");
+    let run = tree
+        .hashpyc()
+        .args(["compile", "--python", "/nonexistent/python"])
+        .arg("m.py")
+        .run();
+    run.assert_code(2); // the probe needs the interpreter once
+    let first = tree.hashpyc().arg("compile").python(py).arg("m.py").run();
+    first.assert_code(0);
+    assert!(
+        first.stderr.contains("1 header rewritten"),
+        "{}",
+        first.stderr
+    );
+    let after = tree.read(pyc(py, "m"));
+    assert_eq!(&after[4..8], b"\x03\0\0\0");
+    assert_eq!(after[8..], before[8..], "only the flags changed");
+    let back = tree
+        .hashpyc()
+        .args(["compile", "--invalidation-mode", "unchecked-hash"])
+        .python(py)
+        .arg("m.py")
+        .run();
+    back.assert_code(0);
+    assert_eq!(tree.read(pyc(py, "m")), before);
+    // A timestamp pyc is never trusted: it is recompiled.
+    py_compile(py, &tree, "m.py", "TIMESTAMP");
+    let ts = tree
+        .hashpyc()
+        .args(["compile", "-v"])
+        .python(py)
+        .arg("m.py")
+        .run();
+    ts.assert_code(0);
+    assert!(ts.stderr.contains("timestamp pyc"), "{}", ts.stderr);
+    assert_eq!(&tree.read(pyc(py, "m"))[4..8], b"\x03\0\0\0");
+});
+
+per_python!(paths_from_stdin, min = (3, 11), |py: &Python| {
+    let tree = Tree::new();
+    tree.write("a.py", "a = 1\n");
+    tree.write("dir with space/b.py", "b = 2\n");
+    tree.write("new\nline.py", "c = 3\n");
+    tree.write("skipped.py", "d = 4\n");
+    let nl = tree
+        .hashpyc()
+        .args(["compile", "-q"])
+        .python(py)
+        .arg("-")
+        .stdin("a.py\ndir with space/b.py\n")
+        .run();
+    nl.assert_code(0);
+    assert_eq!(tree.pycs().len(), 2);
+    let nul = tree
+        .hashpyc()
+        .args(["compile", "-q", "--null"])
+        .python(py)
+        .arg("-")
+        .stdin(b"new\nline.py\0".to_vec())
+        .run();
+    nul.assert_code(0);
+    assert_eq!(tree.pycs().len(), 3);
+    let check = tree
+        .hashpyc()
+        .args(["check", "-0"])
+        .python(py)
+        .arg("-")
+        .stdin(b"a.py\0new\nline.py\0skipped.py\0".to_vec())
+        .run();
+    check.assert_code(1);
+    assert_eq!(check.stdout.trim(), "missing    skipped.py");
+});
+
+per_python!(inspect_describes_pycs, min = (3, 8), |py: &Python| {
+    let tree = Tree::new();
+    tree.write("m.py", "x = 1\n");
+    tree.hashpyc()
+        .args(["compile", "-q"])
+        .python(py)
+        .arg("m.py")
+        .run()
+        .assert_code(0);
+    let p = pyc(py, "m");
+    let run = tree.hashpyc().arg("inspect").arg(&p).run();
+    run.assert_code(0);
+    let want = format!("CPython {}.{}", py.minor.0, py.minor.1);
+    assert!(
+        run.stdout.contains(&want) && run.stdout.contains("checked-hash"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("(matches `m.py`)"), "{}", run.stdout);
+    assert!(run.stdout.contains("co_filename  m.py"), "{}", run.stdout);
+    tree.write("m.py", "x = 2\n");
+    let json = tree.hashpyc().args(["inspect", "--json"]).arg(&p).run();
+    let v: serde_json::Value = serde_json::from_str(json.stdout.trim()).unwrap();
+    assert_eq!(v["matches_source"], false);
+    assert_eq!(v["mode"], "checked-hash");
+    assert_eq!(v["python"], format!("{}.{}", py.minor.0, py.minor.1));
+});
