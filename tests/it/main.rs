@@ -5,3 +5,4 @@ mod harness;
 mod check;
 mod compile;
 mod determinism;
+mod precommit;

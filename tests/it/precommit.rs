@@ -1,0 +1,185 @@
+//! The pre-commit hooks, run by the real `pre-commit` from PyPI in a temporary git
+//! repository that uses (a snapshot of) this repository as its hook source.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::harness::{self, Tree};
+
+/// Network-dependent steps skip visibly offline, unless HASHPYC_REQUIRE_NETWORK=1.
+pub fn skip_offline(test: &str, why: &str) {
+    if std::env::var_os("HASHPYC_REQUIRE_NETWORK").is_some_and(|v| v == "1") {
+        panic!("{test}: {why} (HASHPYC_REQUIRE_NETWORK=1)");
+    }
+    harness::visible(&format!("SKIPPED {test}: {why}"));
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=hashpyc test",
+            "-c",
+            "user.email=test@example.invalid",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_INDEX_FILE")
+        .output()
+        .expect("git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// This repository's working tree (tracked and untracked, not ignored), committed in a
+/// fresh repository, so the hooks under test are exactly the code under test.
+pub fn snapshot_of_this_repo(into: &Path) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let list = git(root, &["ls-files", "-z", "-co", "--exclude-standard"]);
+    for rel in list.split('\0').filter(|s| !s.is_empty()) {
+        let src = root.join(rel);
+        if !src.is_file() {
+            continue;
+        }
+        let dst = into.join(rel);
+        std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+        std::fs::copy(&src, &dst).unwrap();
+    }
+    git(into, &["init", "-q"]);
+    git(into, &["add", "-A"]);
+    git(into, &["commit", "-q", "-m", "snapshot"]);
+    git(into, &["rev-parse", "HEAD"]).trim().to_string()
+}
+
+/// A venv with `packages` from PyPI, or None (offline).
+pub fn venv_with(py: &harness::Python, dir: &Path, packages: &[&str]) -> Option<PathBuf> {
+    let venv = dir.join("venv");
+    let ok = py
+        .cmd()
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "{}: python -m venv failed", py.label());
+    let pip = Command::new(venv.join("bin/pip"))
+        .args(["install", "-q", "--disable-pip-version-check"])
+        .args(packages)
+        .output()
+        .expect("pip");
+    if !pip.status.success() {
+        harness::visible(&format!(
+            "pip install {packages:?} failed:\n{}",
+            String::from_utf8_lossy(&pip.stderr)
+        ));
+        return None;
+    }
+    Some(venv)
+}
+
+#[test]
+fn pre_commit_hooks_from_this_repository() {
+    let test = "precommit::pre_commit_hooks_from_this_repository";
+    let Some(py) = harness::python_or_skip((3, 11), test) else {
+        return;
+    };
+    let work = Tree::new();
+    let Some(venv) = venv_with(py, work.root(), &["pre-commit"]) else {
+        return skip_offline(test, "cannot install pre-commit from PyPI");
+    };
+    let hooks = work.path("hooks");
+    std::fs::create_dir_all(&hooks).unwrap();
+    let rev = snapshot_of_this_repo(&hooks);
+
+    let project = work.path("project");
+    std::fs::create_dir_all(&project).unwrap();
+    git(&project, &["init", "-q"]);
+    std::fs::write(
+        project.join(".pre-commit-config.yaml"),
+        format!(
+            "repos:\n- repo: {}\n  rev: {rev}\n  hooks:\n  - id: hashpyc\n    args: [--python, {}]\n  - id: hashpyc-check\n    args: [--python, {}]\n",
+            hooks.display(),
+            py.path.display(),
+            py.path.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(project.join(".gitignore"), "__pycache__/\n").unwrap();
+    let path = format!(
+        "{}:{}",
+        venv.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pre-commit-cargo-target");
+    let commit = |msg: &str| {
+        Command::new("git")
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@example.invalid",
+                "-c",
+                "commit.gpgsign=false",
+            ])
+            .args(["commit", "-q", "-m", msg])
+            .current_dir(&project)
+            .env("PATH", &path)
+            .env("PRE_COMMIT_HOME", work.path("pre-commit-home"))
+            .env("CARGO_TARGET_DIR", &target)
+            .env_remove("GIT_DIR")
+            .output()
+            .expect("git commit")
+    };
+    let install = Command::new(venv.join("bin/pre-commit"))
+        .arg("install")
+        .current_dir(&project)
+        .output()
+        .unwrap();
+    assert!(
+        install.status.success(),
+        "{}",
+        String::from_utf8_lossy(&install.stderr)
+    );
+
+    std::fs::write(project.join("ok.py"), "def ok():\n    return 1\n").unwrap();
+    git(&project, &["add", "-A"]);
+    let good = commit("clean");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&good.stdout),
+        String::from_utf8_lossy(&good.stderr)
+    );
+    assert!(good.status.success(), "a clean commit must pass:\n{text}");
+    let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
+    assert!(
+        project.join(format!("__pycache__/ok.{tag}.pyc")).is_file(),
+        "the hook compiled ok.py:\n{text}"
+    );
+
+    std::fs::write(project.join("bad.py"), "def bad(:\n    pass\n").unwrap();
+    git(&project, &["add", "-A"]);
+    let bad = commit("broken");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&bad.stdout),
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    assert!(
+        !bad.status.success(),
+        "a syntax error must fail the commit:\n{text}"
+    );
+    assert!(
+        text.contains("bad.py:1:") && text.contains("SyntaxError"),
+        "the error is shown:\n{text}"
+    );
+    assert!(
+        text.contains("def bad(:"),
+        "with the offending line:\n{text}"
+    );
+}
