@@ -5,4 +5,5 @@ mod harness;
 mod check;
 mod compile;
 mod determinism;
+mod options;
 mod precommit;
