@@ -312,6 +312,9 @@ pub fn compile(
     notes.dedup_by(|a, b| a.text == b.text);
     print_notes(notes);
 
+    if crate::interrupt::requested() {
+        return Err(Error::Interrupted);
+    }
     if let Some(fatal) = fatal {
         return Err(Error::Workers {
             python: crate::pool::describe(&s.targets[fatal.target]),

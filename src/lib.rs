@@ -65,6 +65,8 @@ pub enum Error {
     Target(#[from] target::TargetError),
     #[error("failed to read the path list from stdin")]
     Stdin(#[source] std::io::Error),
+    #[error("interrupted")]
+    Interrupted,
     #[error("cannot compile with {python}")]
     Workers {
         python: String,

@@ -109,7 +109,7 @@ pub fn eprint_line(line: &str) {
 /// bytes when the worker could not give the text.
 pub fn format_failure(path: &Path, f: &CompileFailure, source: Option<&[u8]>) -> String {
     let mut out = path.display().to_string();
-    if let Some(line) = f.line {
+    if let Some(line) = f.line.filter(|&l| l > 0) {
         out.push_str(&format!(":{line}"));
         if let Some(col) = f.offset.filter(|&c| c > 0) {
             out.push_str(&format!(":{col}"));

@@ -16,7 +16,7 @@ use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
-use std::process::{Child, ChildStdin, ChildStdout, Stdio};
+use std::process::{Child, ChildStdin, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -107,17 +107,83 @@ impl WorkerSpec {
 pub struct Worker {
     child: Child,
     stdin: ChildStdin,
-    stdout: ChildStdout,
+    /// Replies (and the hello), from whichever process is compiling.
+    data: Channel,
+    /// The zygote's notes about its children: ended, died.
+    control: Channel,
     stderr: Arc<Mutex<VecDeque<u8>>>,
     timeout: Option<Duration>,
     child_running: bool,
     child_compiles: u32,
 }
 
+/// One pipe we read frames from, with what has arrived but not been parsed yet.
+struct Channel {
+    file: std::fs::File,
+    buf: Vec<u8>,
+    eof: bool,
+}
+
+impl Channel {
+    fn new(file: std::fs::File) -> Channel {
+        set_nonblocking(file.as_raw_fd());
+        Channel { file, buf: Vec::new(), eof: false }
+    }
+
+    /// Read what is available without blocking; false when nothing was.
+    fn fill(&mut self) -> bool {
+        let mut got = false;
+        let mut chunk = [0u8; 64 * 1024];
+        loop {
+            match self.file.read(&mut chunk) {
+                Ok(0) => {
+                    self.eof = true;
+                    return got;
+                }
+                Ok(n) => {
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    got = true;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return got,
+            }
+        }
+    }
+
+    /// A complete frame, if one has arrived.
+    fn frame(&mut self) -> Option<Result<Message, WorkerFailure>> {
+        if self.buf.len() < 4 {
+            return None;
+        }
+        let len = u32::from_le_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize;
+        if len > frame::MAX_FRAME {
+            return Some(Err(WorkerFailure::Protocol(FrameError::TooLarge(len as u64).to_string())));
+        }
+        if self.buf.len() < 4 + len {
+            return None;
+        }
+        let message = frame::decode(&self.buf[4..4 + len]).map_err(|e| WorkerFailure::Protocol(e.to_string()));
+        self.buf.drain(..4 + len);
+        Some(message)
+    }
+}
+
 impl Drop for Worker {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A pipe whose write end the worker gets as fd 3.
+fn control_pipe() -> std::io::Result<(std::fs::File, std::os::fd::OwnedFd)> {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe2 fills two descriptors we then own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just created and are owned by nobody else.
+    unsafe { Ok((std::fs::File::from_raw_fd(fds[0]), std::os::fd::OwnedFd::from_raw_fd(fds[1]))) }
 }
 
 impl Worker {
@@ -127,6 +193,8 @@ impl Worker {
             return Err(WorkerFailure::Interrupted);
         }
         let target = &spec.target;
+        let (control_read, control_write) = control_pipe().map_err(|e| WorkerFailure::Start(e.to_string()))?;
+        let control_fd = control_write.as_raw_fd();
         let mut cmd = crate::target::python_command(&target.executable);
         cmd.args(["-S", "-s", "-B"]);
         if target.minor() >= (3, 11) {
@@ -140,9 +208,18 @@ impl Worker {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| WorkerFailure::Start(e.to_string()))?;
+        // SAFETY: only async-signal-safe calls between fork and exec: dup2 onto fd 3
+        // (which also clears close-on-exec there).
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::dup2(control_fd, 3) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().map_err(|e| WorkerFailure::Start(e.to_string()))?;
+        drop(control_write);
         interrupt::register(child.id());
         let stdin = child.stdin.take().expect("piped");
         let stdout = child.stdout.take().expect("piped");
@@ -165,27 +242,25 @@ impl Worker {
             })
             .map_err(|e| WorkerFailure::Start(e.to_string()))?;
         set_nonblocking(stdin.as_raw_fd());
-        set_nonblocking(stdout.as_raw_fd());
+        let data = Channel::new(std::fs::File::from(std::os::fd::OwnedFd::from(stdout)));
         let mut w = Worker {
             child,
             stdin,
-            stdout,
+            data,
+            control: Channel::new(control_read),
             stderr,
             timeout: spec.timeout,
             child_running: false,
             child_compiles: 0,
         };
         let startup = spec.timeout.map_or(MIN_STARTUP, |t| t.max(MIN_STARTUP));
-        let deadline = Instant::now() + startup;
-        match w.read_message(Some(deadline)) {
+        match w.next_data(Some(Instant::now() + startup)) {
             Ok(Message::Hello { magic, .. }) if magic == target.magic.0 => Ok(w),
             Ok(Message::Hello { magic, .. }) => Err(WorkerFailure::Changed {
                 found: crate::pyc::hex(&magic),
                 expected: target.magic.to_string(),
             }),
-            Ok(other) => Err(WorkerFailure::Protocol(format!(
-                "expected a hello, got {other:?}"
-            ))),
+            Ok(other) => Err(WorkerFailure::Protocol(format!("expected a hello, got {other:?}"))),
             Err(WorkerFailure::TimedOut(_)) => Err(WorkerFailure::StartTimeout(startup)),
             Err(WorkerFailure::Died(_) | WorkerFailure::Protocol(_)) => {
                 // Give the stderr thread a moment to collect the interpreter's last words.
@@ -209,25 +284,18 @@ impl Worker {
         self.end_child()?;
         let deadline = self.deadline();
         self.send(&Request::CompileFresh(job), deadline)?;
-        let outcome = match self.read_message(deadline)? {
-            Message::Compiled {
-                warnings, bodies, ..
-            } => Outcome::Compiled { warnings, bodies },
-            Message::Failed(f) => Outcome::Failed(f),
-            Message::ChildDied(status) => return Err(self.died(status)),
-            other => return Err(WorkerFailure::Protocol(format!("unexpected {other:?}"))),
-        };
-        match self.read_message(deadline)? {
-            Message::ChildEnded | Message::ChildDied(_) => Ok(outcome),
-            other => Err(WorkerFailure::Protocol(format!("unexpected {other:?}"))),
+        // The child replies on stdout, then the zygote notes its end on fd 3.
+        let note = self.next_control(deadline)?;
+        self.data.fill();
+        match (self.data.frame().transpose()?, note) {
+            (Some(reply), _) => reply_outcome(reply),
+            (None, Message::ChildDied(status)) => Err(self.died(status)),
+            (None, _) => Err(WorkerFailure::Protocol("the worker ended without a complete reply (short frame)".into())),
         }
     }
 
     /// Compile in the long-lived child, forking one first if none is running.
-    pub fn compile_long(
-        &mut self,
-        job: &Job<'_>,
-    ) -> Result<(Outcome, LongLivedInfo), WorkerFailure> {
+    pub fn compile_long(&mut self, job: &Job<'_>) -> Result<(Outcome, LongLivedInfo), WorkerFailure> {
         let deadline = self.deadline();
         if !self.child_running {
             self.send(&Request::StartChild, deadline)?;
@@ -237,31 +305,28 @@ impl Worker {
         self.send(&Request::Compile(job), deadline)?;
         let first_in_child = self.child_compiles == 0;
         self.child_compiles += 1;
-        match self.read_message(deadline)? {
-            Message::Compiled {
-                warnings,
-                bodies,
-                modules_changed,
-            } => Ok((
-                Outcome::Compiled { warnings, bodies },
-                LongLivedInfo {
-                    first_in_child,
-                    modules_changed,
-                },
-            )),
-            Message::Failed(f) => Ok((
-                Outcome::Failed(f),
-                LongLivedInfo {
-                    first_in_child,
-                    modules_changed: false,
-                },
-            )),
-            Message::ChildDied(status) => {
-                self.child_running = false;
-                Err(self.died(status))
+        let reply = loop {
+            if let Some(reply) = self.data.frame() {
+                break reply?;
             }
-            other => Err(WorkerFailure::Protocol(format!("unexpected {other:?}"))),
-        }
+            if let Some(note) = self.control.frame() {
+                // The child is gone; a reply it finished before dying still counts.
+                self.child_running = false;
+                self.data.fill();
+                match (self.data.frame(), note?) {
+                    (Some(reply), _) => break reply?,
+                    (None, Message::ChildDied(status)) => return Err(self.died(status)),
+                    (None, _) => {
+                        return Err(WorkerFailure::Protocol(
+                            "the worker ended without a complete reply (short frame)".into(),
+                        ));
+                    }
+                }
+            }
+            self.pump(deadline)?;
+        };
+        let modules_changed = matches!(reply, Message::Compiled { modules_changed: true, .. });
+        Ok((reply_outcome(reply)?, LongLivedInfo { first_in_child, modules_changed }))
     }
 
     /// End the long-lived child, if one runs: the next long-lived compile forks a new one.
@@ -272,9 +337,12 @@ impl Worker {
         let deadline = self.deadline();
         self.send(&Request::EndChild, deadline)?;
         self.child_running = false;
-        match self.read_message(deadline)? {
-            Message::ChildEnded | Message::ChildDied(_) => Ok(()),
-            other => Err(WorkerFailure::Protocol(format!("unexpected {other:?}"))),
+        self.next_control(deadline)?;
+        self.data.fill();
+        if self.data.buf.is_empty() {
+            Ok(())
+        } else {
+            Err(WorkerFailure::Protocol(format!("{} unexpected bytes from the worker", self.data.buf.len())))
         }
     }
 
@@ -327,7 +395,7 @@ impl Worker {
                 Ok(0) => return Err(self.eof()),
                 Ok(n) => at += n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    wait_fd(fd, libc::POLLOUT, deadline)?
+                    wait_fds(&[(fd, libc::POLLOUT)], deadline)?;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => return Err(self.eof()),
@@ -336,39 +404,59 @@ impl Worker {
         Ok(())
     }
 
-    fn read_exact(
-        &mut self,
-        buf: &mut [u8],
-        deadline: Option<Instant>,
-    ) -> Result<(), WorkerFailure> {
-        let fd = self.stdout.as_raw_fd();
-        let mut at = 0;
-        while at < buf.len() {
-            match self.stdout.read(&mut buf[at..]) {
-                Ok(0) => return Err(self.eof()),
-                Ok(n) => at += n,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    wait_fd(fd, libc::POLLIN, deadline)?
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => return Err(self.eof()),
-            }
+    /// Wait for either channel to have something, and read it.
+    fn pump(&mut self, deadline: Option<Instant>) -> Result<(), WorkerFailure> {
+        if self.data.eof && self.control.eof {
+            return Err(self.eof());
         }
+        let mut fds = Vec::with_capacity(2);
+        if !self.data.eof {
+            fds.push((self.data.file.as_raw_fd(), libc::POLLIN));
+        }
+        if !self.control.eof {
+            fds.push((self.control.file.as_raw_fd(), libc::POLLIN));
+        }
+        wait_fds(&fds, deadline)?;
+        self.data.fill();
+        self.control.fill();
         Ok(())
     }
 
-    fn read_message(&mut self, deadline: Option<Instant>) -> Result<Message, WorkerFailure> {
-        let mut len = [0u8; 4];
-        self.read_exact(&mut len, deadline)?;
-        let len = u32::from_le_bytes(len) as usize;
-        if len > frame::MAX_FRAME {
-            return Err(WorkerFailure::Protocol(
-                FrameError::TooLarge(len as u64).to_string(),
-            ));
+    /// The next frame on stdout (the hello, or a long-lived child's reply).
+    fn next_data(&mut self, deadline: Option<Instant>) -> Result<Message, WorkerFailure> {
+        loop {
+            if let Some(m) = self.data.frame() {
+                return m;
+            }
+            if self.data.eof {
+                return Err(self.eof());
+            }
+            self.pump(deadline)?;
         }
-        let mut payload = vec![0u8; len];
-        self.read_exact(&mut payload, deadline)?;
-        frame::decode(&payload).map_err(|e| WorkerFailure::Protocol(e.to_string()))
+    }
+
+    /// The zygote's next note about a child.
+    fn next_control(&mut self, deadline: Option<Instant>) -> Result<Message, WorkerFailure> {
+        loop {
+            if let Some(m) = self.control.frame() {
+                return match m? {
+                    note @ (Message::ChildEnded | Message::ChildDied(_)) => Ok(note),
+                    other => Err(WorkerFailure::Protocol(format!("unexpected {other:?} on the control channel"))),
+                };
+            }
+            if self.control.eof {
+                return Err(self.eof());
+            }
+            self.pump(deadline)?;
+        }
+    }
+}
+
+fn reply_outcome(reply: Message) -> Result<Outcome, WorkerFailure> {
+    match reply {
+        Message::Compiled { warnings, bodies, .. } => Ok(Outcome::Compiled { warnings, bodies }),
+        Message::Failed(f) => Ok(Outcome::Failed(f)),
+        other => Err(WorkerFailure::Protocol(format!("unexpected {other:?}"))),
     }
 }
 
@@ -380,8 +468,9 @@ fn set_nonblocking(fd: i32) {
     }
 }
 
-/// Wait until `fd` is ready for `events`, the deadline passes, or an interrupt arrives.
-fn wait_fd(fd: i32, events: i16, deadline: Option<Instant>) -> Result<(), WorkerFailure> {
+/// Wait until one of `fds` is ready, the deadline passes, or an interrupt arrives.
+fn wait_fds(fds: &[(i32, i16)], deadline: Option<Instant>) -> Result<(), WorkerFailure> {
+    let mut pfds: Vec<libc::pollfd> = fds.iter().map(|&(fd, events)| libc::pollfd { fd, events, revents: 0 }).collect();
     loop {
         if interrupt::requested() {
             return Err(WorkerFailure::Interrupted);
@@ -398,13 +487,8 @@ fn wait_fd(fd: i32, events: i16, deadline: Option<Instant>) -> Result<(), Worker
             }
             None => slice,
         };
-        let mut pfd = libc::pollfd {
-            fd,
-            events,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd for the duration of the call.
-        let r = unsafe { libc::poll(&mut pfd, 1, wait.as_millis().max(1) as i32) };
+        // SAFETY: valid pollfds for the duration of the call.
+        let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, wait.as_millis().max(1) as i32) };
         if r > 0 {
             return Ok(());
         }

@@ -9,16 +9,17 @@
 #   - a one-shot child on b"F", which compiles that one request and exits,
 # so every one-shot compile starts from the same pristine state.
 #
-# Frames, both ways: u32 little-endian length, then that many bytes.
+# Frames, both ways: u32 little-endian length, then that many bytes. Replies and the hello
+# go to stdout; the zygote's notes about its children (e, D) go to fd 3, a separate pipe,
+# so a child that dies halfway through a reply can never be mistaken for a reply.
 # Requests:  L | E | C<req> | F<req>,  req = u8 nlevels, levels, u32 path length, path, source
 # Replies:   H u32 hexversion, 4 magic bytes        (once, at start-up)
 #            O u8 status, u16 nwarnings, warnings, (u32 length, marshal data) per level
 #              warning = u8 + category, u32 lineno, u32 + message (UTF-8)
 #              status bit 0: sys.modules grew (the compile imported a codec or unicodedata)
 #            X u8 + type, u32 + message, 4 x i32 line/offset/end line/end offset, u32 + text
-#            e        after every forked child that exited with status 0
+# On fd 3:   e        after every forked child that exited with status 0
 #            D i32    wait status, after every forked child that did not
-# So a b"F" request is answered by O or X, then e; a child that dies first leaves only D.
 import sys, marshal, posix
 
 _FLAG_REF_TOP = sys.argv[1] == "1"
@@ -65,12 +66,12 @@ def _frame():
     return _read(int.from_bytes(head, "little")) if head != b"\0\0\0\0" else b""
 
 
-def _send(*parts):
+def _send(*parts, fd=1):
     data = b"".join(parts)
     data = len(data).to_bytes(4, "little") + data
     view = memoryview(data)
     while view:
-        view = view[posix.write(1, view):]
+        view = view[posix.write(fd, view):]
 
 
 def _u32(n):
@@ -176,9 +177,9 @@ def _zygote():
         req = None
         status = posix.waitpid(pid, 0)[1]
         if status == 0:
-            _send(b"e")
+            _send(b"e", fd=3)
         else:
-            _send(b"D", _i32(status))
+            _send(b"D", _i32(status), fd=3)
 
 
 _zygote()
