@@ -131,7 +131,12 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     let problems = findings.iter().filter(|f| f.outcome != Outcome::Ok).count();
     let usage_errors = walked.errors.iter().filter(|e| e.is_usage()).count();
     for e in &walked.errors {
-        report::eprint_line(&format!("{}: {e}", style.error()));
+        let label = if e.is_notice() {
+            style.warning()
+        } else {
+            style.error()
+        };
+        report::eprint_line(&format!("{label}: {e}"));
     }
 
     let mut out = std::io::stdout().lock();
@@ -217,7 +222,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     }
     Ok(if usage_errors > 0 {
         ExitStatus::Error
-    } else if problems > 0 || !walked.errors.is_empty() {
+    } else if problems > 0 || walked.errors.iter().any(|e| !e.is_notice()) {
         ExitStatus::Findings
     } else {
         ExitStatus::Success

@@ -81,15 +81,19 @@ pub fn compile(
     let mut summary = Summary::default();
     let mut notes: Vec<Note> = Vec::new();
     for e in &walked.errors {
-        if e.is_usage() {
+        let label = if e.is_notice() {
+            style.warning()
+        } else if e.is_usage() {
             summary.usage_errors += 1;
+            style.error()
         } else {
             summary.errors += 1;
-        }
+            style.error()
+        };
         notes.push(Note {
             path: e.path().map(Path::to_path_buf).unwrap_or_default(),
             order: 0,
-            text: format!("{}: {e}", style.error()),
+            text: format!("{label}: {e}"),
         });
     }
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));

@@ -10,6 +10,8 @@ pub mod check;
 pub mod cli;
 pub mod compile;
 pub mod embed;
+#[cfg(test)]
+mod fuzz;
 pub mod inspect;
 pub mod interrupt;
 pub mod layout;

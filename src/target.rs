@@ -128,6 +128,8 @@ pub enum TargetError {
     NotFound(String),
     #[error("Python interpreter `{0}` does not exist")]
     Missing(PathBuf),
+    #[error("cannot access Python interpreter `{path}`: {reason}")]
+    Inaccessible { path: PathBuf, reason: String },
     #[error("`{0}` is not an executable file")]
     NotExecutable(PathBuf),
     #[error("failed to run `{path}`")]
@@ -195,7 +197,13 @@ pub fn probe(
     timeout: Duration,
     cache_dir: Option<&Path>,
 ) -> Result<Target, TargetError> {
-    let meta = std::fs::metadata(exe).map_err(|_| TargetError::Missing(exe.to_path_buf()))?;
+    let meta = std::fs::metadata(exe).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => TargetError::Missing(exe.to_path_buf()),
+        _ => TargetError::Inaccessible {
+            path: exe.to_path_buf(),
+            reason: crate::plan::io_reason(&e),
+        },
+    })?;
     if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
         return Err(TargetError::NotExecutable(exe.to_path_buf()));
     }

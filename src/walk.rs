@@ -74,6 +74,12 @@ impl WalkError {
     pub fn is_usage(&self) -> bool {
         matches!(self, WalkError::NotFound(_))
     }
+
+    /// A dangling symlink is reported but fails nothing: there is no source to compile
+    /// (compileall skips them silently).
+    pub fn is_notice(&self) -> bool {
+        matches!(self, WalkError::Dangling(_))
+    }
 }
 
 /// The result of a walk.

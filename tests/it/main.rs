@@ -5,5 +5,6 @@ mod harness;
 mod check;
 mod compile;
 mod determinism;
+mod faults;
 mod options;
 mod precommit;

@@ -1,0 +1,928 @@
+//! Reliability: workers that crash, hang, flood stderr or talk garbage; interpreters that
+//! are not usable; signals; concurrent runs; races with the tree; hostile trees; a full
+//! disk; and what workers may run. Each fault must end in a clear per-file outcome or a
+//! clear error, never a hang, a panic, a torn pyc or a left-over temporary file.
+
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::{self, Python, Tree};
+
+const WORKER: &str = include_str!("../../src/pool/worker.py");
+
+/// Fault tests run once with a fork-per-file version and once with a long-lived one.
+fn fault_pythons(test: &str) -> Vec<&'static Python> {
+    [(3, 8), (3, 12)]
+        .into_iter()
+        .filter_map(|v| harness::python_or_skip(v, test))
+        .collect()
+}
+
+/// The real worker with `patch` run first in every compile (`req` holds the request).
+fn fake_worker(tree: &Tree, name: &str, patch: &str) -> PathBuf {
+    let head = "def _compile(req):\n";
+    let indented: String = patch.lines().map(|l| format!("    {l}\n")).collect();
+    let script = WORKER.replacen(head, &format!("{head}{indented}"), 1);
+    assert_ne!(
+        script, WORKER,
+        "the worker's _compile moved; update the fault tests"
+    );
+    tree.write(format!("fake/{name}.py"), script)
+}
+
+fn sources(tree: &Tree, n: usize) {
+    for i in 0..n {
+        tree.write(
+            format!("src/m{i:02}.py"),
+            format!("def f{i}():\n    return {i}\n"),
+        );
+    }
+}
+
+/// Every pyc under `root` is whole: right flags, the hash of its source, loadable.
+const VALIDATE: &str = r#"
+import importlib.util, marshal, os, sys
+bad = 0
+for d, _, files in os.walk(sys.argv[1]):
+    for f in files:
+        if f.endswith(".tmp"):
+            print("TEMP", os.path.join(d, f)); bad += 1
+        if not f.endswith(".pyc"):
+            continue
+        p = os.path.join(d, f)
+        data = open(p, "rb").read()
+        src = os.path.join(os.path.dirname(d), f.split(".")[0] + ".py")
+        ok = data[:4] == importlib.util.MAGIC_NUMBER and data[4:8] == b"\x03\0\0\0"
+        if ok and os.path.exists(src):
+            ok = data[8:16] == importlib.util.source_hash(open(src, "rb").read())
+        try:
+            marshal.loads(data[16:])
+        except Exception:
+            ok = False
+        if not ok:
+            print("BAD", p); bad += 1
+print("bad=%d" % bad)
+"#;
+
+fn assert_tree_sound(py: &Python, root: &Path) {
+    let out = py.run(&["-I", "-c", VALIDATE, root.to_str().unwrap()], root);
+    assert!(out.trim_end().ends_with("bad=0"), "{}: {out}", py.label());
+}
+
+#[test]
+fn killed_worker_is_replaced_and_the_file_retried_once() {
+    for py in fault_pythons("faults::killed_worker") {
+        for (what, kill) in [
+            ("child", "posix.kill(posix.getpid(), 9)"),
+            (
+                "zygote",
+                "posix.kill(posix.getppid(), 9); posix.kill(posix.getpid(), 9)",
+            ),
+        ] {
+            let tree = Tree::new();
+            sources(&tree, 12);
+            tree.write("src/crash_me.py", "x = 1\n");
+            let marker = tree.path("crashed");
+            let script = fake_worker(
+                &tree,
+                "killer",
+                &format!(
+                    "if b'crash_me' in req and not posix.access({:?}, 0):\n    open({:?}, 'w').close()\n    {kill}",
+                    marker.to_str().unwrap(),
+                    marker.to_str().unwrap()
+                ),
+            );
+            let run = tree
+                .hashpyc()
+                .env("HASHPYC_WORKER_SCRIPT", &script)
+                .args(["compile", "-j2"])
+                .python(py)
+                .arg("src")
+                .run();
+            run.assert_code(0);
+            assert!(marker.exists(), "the fault fired");
+            assert!(
+                run.stderr.contains("Compiled 13 files"),
+                "{what}: {}",
+                run.stderr
+            );
+            assert_tree_sound(py, tree.root());
+        }
+    }
+}
+
+#[test]
+fn hanging_worker_times_out_naming_the_file() {
+    for py in fault_pythons("faults::hanging_worker") {
+        let tree = Tree::new();
+        sources(&tree, 6);
+        tree.write("src/hang_me.py", "x = 1\n");
+        let script = fake_worker(
+            &tree,
+            "hang",
+            "if b'hang_me' in req:\n    import time\n    time.sleep(600)",
+        );
+        let started = Instant::now();
+        let run = tree
+            .hashpyc()
+            .env("HASHPYC_WORKER_SCRIPT", &script)
+            .env("HASHPYC_TIMEOUT", "2")
+            .args(["compile", "-j2"])
+            .python(py)
+            .arg("src")
+            .run();
+        run.assert_code(1);
+        assert!(started.elapsed() < Duration::from_secs(30), "no hang");
+        assert!(
+            run.stderr.contains("src/hang_me.py") && run.stderr.contains("timed out after 2 s"),
+            "{}",
+            run.stderr
+        );
+        assert!(run.stderr.contains("Compiled 6 files"), "{}", run.stderr);
+        assert_tree_sound(py, tree.root());
+    }
+}
+
+#[test]
+fn worker_flooding_stderr_does_not_deadlock() {
+    for py in fault_pythons("faults::stderr_flood") {
+        let tree = Tree::new();
+        sources(&tree, 30);
+        let script = fake_worker(&tree, "flood", "posix.write(2, b'noise ' * 200000)");
+        let run = tree
+            .hashpyc()
+            .env("HASHPYC_WORKER_SCRIPT", &script)
+            .args(["compile", "-j2", "--timeout", "60"])
+            .python(py)
+            .arg("src")
+            .run();
+        run.assert_code(0);
+        assert!(run.stderr.contains("Compiled 30 files"), "{}", run.stderr);
+    }
+}
+
+#[test]
+fn garbage_and_short_frames_are_clear_errors() {
+    for py in fault_pythons("faults::garbage") {
+        let tree = Tree::new();
+        sources(&tree, 5);
+        tree.write("src/garbage_me.py", "x = 1\n");
+        tree.write("src/short_me.py", "x = 2\n");
+        let script = fake_worker(
+            &tree,
+            "garbage",
+            "if b'garbage_me' in req:\n    _send(b'Z', b'not a reply')\n    return\nif b'short_me' in req:\n    posix.write(1, (100).to_bytes(4, 'little') + b'abc')\n    posix._exit(0)",
+        );
+        let run = tree
+            .hashpyc()
+            .env("HASHPYC_WORKER_SCRIPT", &script)
+            .args(["compile", "-j1", "--timeout", "20"])
+            .python(py)
+            .arg("src")
+            .run();
+        run.assert_code(1);
+        assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+        assert!(
+            run.stderr.contains("src/garbage_me.py") && run.stderr.contains("unknown kind 0x5a"),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("src/short_me.py") && run.stderr.contains("short frame"),
+            "{}",
+            run.stderr
+        );
+        assert!(run.stderr.contains("Compiled 5 files"), "{}", run.stderr);
+        assert_tree_sound(py, tree.root());
+    }
+}
+
+#[test]
+fn every_worker_dying_exits_2_with_the_reason() {
+    for py in fault_pythons("faults::all_dying") {
+        let tree = Tree::new();
+        sources(&tree, 20);
+        let dead = tree.write(
+            "fake/dead.py",
+            "import sys\nsys.stderr.write('this interpreter is broken\\n')\nsys.exit(3)\n",
+        );
+        let run = tree
+            .hashpyc()
+            .env("HASHPYC_WORKER_SCRIPT", &dead)
+            .arg("compile")
+            .python(py)
+            .arg("src")
+            .run();
+        run.assert_code(2);
+        assert!(
+            run.stderr.contains("failed to start")
+                && run.stderr.contains("this interpreter is broken"),
+            "{}",
+            run.stderr
+        );
+        let crashing = fake_worker(&tree, "crashing", "posix.kill(posix.getpid(), 9)");
+        let started = Instant::now();
+        let run = tree
+            .hashpyc()
+            .env("HASHPYC_WORKER_SCRIPT", &crashing)
+            .args(["compile", "-j2"])
+            .python(py)
+            .arg("src")
+            .run();
+        run.assert_code(2);
+        assert!(started.elapsed() < Duration::from_secs(60));
+        assert!(
+            run.stderr.contains("workers keep dying") && run.stderr.contains("signal 9"),
+            "{}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn unusable_interpreters_are_one_line_errors() {
+    let tree = Tree::new();
+    tree.write("m.py", "x = 1\n");
+    let not_exec = tree.write("bin/not-executable", "#!/bin/sh\n");
+    let junk = tree.write("bin/junk", "#!/bin/sh\necho 'I am not Python'\n");
+    std::fs::set_permissions(&junk, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cases: Vec<(PathBuf, &str)> = vec![
+        (tree.path("bin/missing"), "does not exist"),
+        (not_exec, "is not an executable file"),
+        (junk, "does not look like Python"),
+        (PathBuf::from("/bin/true"), "does not look like Python"),
+    ];
+    for (minor, label) in [((2, 7), "Python 2.7"), ((3, 6), "Python 3.6")] {
+        if let Some(py) = harness::python_or_skip(minor, "faults::unusable_interpreters") {
+            cases.push((py.path.clone(), label));
+        }
+    }
+    for (python, want) in cases {
+        let run = tree
+            .hashpyc()
+            .arg("compile")
+            .arg("--python")
+            .arg(&python)
+            .arg("m.py")
+            .run();
+        run.assert_code(2);
+        assert_eq!(
+            run.stderr.lines().count(),
+            1,
+            "one line for {}: {}",
+            python.display(),
+            run.stderr
+        );
+        assert!(
+            run.stderr.starts_with("error: ") && run.stderr.contains(want),
+            "{}: {}",
+            python.display(),
+            run.stderr
+        );
+    }
+    let run = tree
+        .hashpyc()
+        .args(["compile", "--python", "no-such-python-anywhere", "m.py"])
+        .run();
+    run.assert_code(2);
+    assert!(run.stderr.contains("not found on PATH"), "{}", run.stderr);
+}
+
+fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Processes whose command line holds `needle`.
+fn processes_with(needle: &str) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline"))
+            && String::from_utf8_lossy(&cmd).contains(needle)
+        {
+            n += 1;
+        }
+    }
+    n
+}
+
+#[test]
+fn sigint_and_sigterm_stop_cleanly() {
+    for py in fault_pythons("faults::signals") {
+        for (sig, code) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
+            let tree = Tree::new();
+            sources(&tree, 40);
+            let needle = format!("slow-worker-{}-{sig}", std::process::id());
+            let script = fake_worker(
+                &tree,
+                "slow",
+                &format!("# {needle}\nimport time\ntime.sleep(0.2)"),
+            );
+            let child = Command::new(env!("CARGO_BIN_EXE_hashpyc"))
+                .current_dir(tree.root())
+                .env("HASHPYC_CACHE_DIR", harness::shared_cache_dir())
+                .env("HASHPYC_WORKER_SCRIPT", &script)
+                .args(["compile", "-j2", "--python"])
+                .arg(&py.path)
+                .arg("src")
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            wait_for(|| tree.pycs().len() >= 2, "the first pycs");
+            // SAFETY: signalling our own child.
+            unsafe {
+                libc::kill(child.id() as i32, sig);
+            }
+            let out = child.wait_with_output().unwrap();
+            assert_eq!(
+                out.status.code(),
+                Some(code),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
+            assert!(tree.pycs().len() < 40, "stopped early");
+            wait_for(|| processes_with(&needle) == 0, "workers to exit");
+            assert_tree_sound(py, tree.root());
+        }
+    }
+}
+
+/// Reads every pyc in a loop until `stop` exists and counts torn or invalid ones.
+const WATCH: &str = r#"
+import importlib.util, marshal, os, sys
+root, stop = sys.argv[1], sys.argv[2]
+seen = bad = 0
+while not os.path.exists(stop):
+    for d, _, files in os.walk(root):
+        for f in files:
+            if not f.endswith(".pyc"):
+                continue
+            try:
+                data = open(os.path.join(d, f), "rb").read()
+            except FileNotFoundError:
+                continue
+            seen += 1
+            if data[:4] != importlib.util.MAGIC_NUMBER or data[4:8] != b"\x03\0\0\0":
+                bad += 1
+                continue
+            try:
+                marshal.loads(data[16:])
+            except Exception:
+                bad += 1
+    sys.path.insert(0, root)
+    for name in ("m00", "m01", "m02"):
+        sys.modules.pop(name, None)
+        __import__(name)
+print("seen=%d bad=%d" % (seen, bad))
+"#;
+
+#[test]
+fn concurrent_runs_never_expose_a_torn_pyc() {
+    for py in fault_pythons("faults::concurrency") {
+        let tree = Tree::new();
+        sources(&tree, 40);
+        tree.write(
+            "src/big.py",
+            format!("DATA = {:?}\n", "x".repeat(2_000_000)),
+        );
+        tree.hashpyc()
+            .args(["compile", "-q"])
+            .python(py)
+            .arg("src")
+            .run()
+            .assert_code(0);
+        let stop = tree.path("stop");
+        let watcher = py
+            .cmd()
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .args([
+                "-c",
+                WATCH,
+                tree.path("src").to_str().unwrap(),
+                stop.to_str().unwrap(),
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let runs: Vec<_> = (0..4)
+            .map(|_| {
+                let root = tree.root().to_path_buf();
+                let py = (*py).clone();
+                std::thread::spawn(move || {
+                    (0..3)
+                        .map(|_| {
+                            harness::Hashpyc::new(&root)
+                                .args(["compile", "-q", "--force", "-j2"])
+                                .python(&py)
+                                .arg("src")
+                                .run()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for r in runs {
+            for run in r.join().unwrap() {
+                run.assert_code(0);
+            }
+        }
+        std::fs::write(&stop, "").unwrap();
+        let out = watcher.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains(" bad=0"),
+            "{}: {text}",
+            py.label()
+        );
+        assert!(!text.contains("seen=0"), "{text}");
+        assert!(harness::files_with_suffix(tree.root(), ".tmp").is_empty());
+        assert_tree_sound(py, tree.root());
+    }
+}
+
+/// Checks that a pyc's header hash belongs to one of the source versions and that its
+/// body is exactly what that version compiles to.
+const HASH_MATCHES_BODY: &str = r#"
+import importlib.util, marshal, sys
+pyc, name = sys.argv[1], sys.argv[2]
+versions = sys.argv[3:]
+data = open(pyc, "rb").read()
+for v in versions:
+    src = open(v, "rb").read()
+    if importlib.util.source_hash(src) == data[8:16]:
+        code = marshal.loads(data[16:])
+        ref = compile(src, name, "exec", dont_inherit=True)
+        print("match" if code == ref else "BODY-MISMATCH")
+        break
+else:
+    print("NO-VERSION")
+"#;
+
+#[test]
+fn a_source_rewritten_mid_run_keeps_hash_and_body_together() {
+    for py in fault_pythons("faults::race_rewrite") {
+        let tree = Tree::new();
+        let versions: Vec<PathBuf> = (0..8)
+            .map(|i| {
+                tree.write(
+                    format!("versions/v{i}"),
+                    format!("x = {}\n", "1".repeat(i + 1)),
+                )
+            })
+            .collect();
+        std::fs::copy(&versions[0], tree.path("hot.py")).unwrap();
+        let script = fake_worker(&tree, "slow", "import time\ntime.sleep(0.3)");
+        for round in 0..3 {
+            let writer = {
+                let versions = versions.clone();
+                let hot = tree.path("hot.py");
+                std::thread::spawn(move || {
+                    for i in 0..12 {
+                        std::fs::copy(&versions[(i + round) % versions.len()], &hot).unwrap();
+                        std::thread::sleep(Duration::from_millis(40));
+                    }
+                })
+            };
+            let run = tree
+                .hashpyc()
+                .env("HASHPYC_WORKER_SCRIPT", &script)
+                .args(["compile", "-q", "--force"])
+                .python(py)
+                .arg("hot.py")
+                .run();
+            writer.join().unwrap();
+            run.assert_code(0);
+            let pyc = &tree.pycs()[0];
+            let mut args = vec![
+                "-I".to_string(),
+                "-c".into(),
+                HASH_MATCHES_BODY.into(),
+                tree.path(pyc).display().to_string(),
+                "hot.py".into(),
+            ];
+            args.extend(versions.iter().map(|v| v.display().to_string()));
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            assert_eq!(py.run(&args, tree.root()).trim(), "match", "{}", py.label());
+        }
+    }
+}
+
+#[test]
+fn a_file_that_vanishes_is_a_notice() {
+    for py in fault_pythons("faults::vanish") {
+        let tree = Tree::new();
+        tree.write("src/a_big.py", format!("x = {:?}\n", "a".repeat(10_000)));
+        tree.write("src/z.py", "z = 1\n");
+        let script = fake_worker(
+            &tree,
+            "slow",
+            "if b'a_big' in req:\n    import time\n    time.sleep(1.5)",
+        );
+        let z = tree.path("src/z.py");
+        let remover = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(700));
+            std::fs::remove_file(z).unwrap();
+        });
+        let run = tree
+            .hashpyc()
+            .env("HASHPYC_WORKER_SCRIPT", &script)
+            .args(["compile", "-j1"])
+            .python(py)
+            .arg("src")
+            .run();
+        remover.join().unwrap();
+        run.assert_code(0);
+        assert!(
+            run.stderr
+                .contains("note: `src/z.py` vanished during the run"),
+            "{}",
+            run.stderr
+        );
+        assert!(run.stderr.contains("1 vanished"), "{}", run.stderr);
+    }
+}
+
+/// Run hashpyc as an unprivileged user (permissions mean nothing to root).
+fn as_nobody(tree: &Tree, args: &[&str], py: &Python) -> harness::Run {
+    let cache = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(cache.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_hashpyc"))
+        .args(args)
+        .arg("--python")
+        .arg(&py.path)
+        .current_dir(tree.root())
+        .env("HASHPYC_CACHE_DIR", cache.path())
+        .env("NO_COLOR", "1");
+    let out = cmd.output().unwrap();
+    harness::Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// An interpreter the unprivileged user can run (root's home is usually closed to it).
+fn python_for_nobody() -> Option<Python> {
+    let mut candidates: Vec<PathBuf> = harness::pythons()
+        .values()
+        .filter(|p| p.minor >= (3, 7))
+        .map(|p| p.path.clone())
+        .collect();
+    candidates.push(PathBuf::from("/usr/bin/python3"));
+    for path in candidates {
+        // `test -x` first: setpriv falls back oddly when the path cannot be executed.
+        let out = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", "sh", "-c"])
+            .arg("test -x \"$0\" && exec \"$0\" -c \"import sys; print('%d.%d.%d' % sys.version_info[:3])\"")
+            .arg(&path)
+            .output()
+            .ok()?;
+        if out.status.success() {
+            let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            let mut it = version.split('.').map(|x| x.parse::<u8>().unwrap_or(0));
+            let minor = (it.next().unwrap_or(0), it.next().unwrap_or(0));
+            if minor >= (3, 7) {
+                return Some(Python {
+                    path,
+                    minor,
+                    version,
+                });
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn permission_problems_are_per_file_errors() {
+    if !is_root() || Command::new("setpriv").arg("--version").output().is_err() {
+        harness::visible(
+            "SKIPPED faults::permissions: needs root and setpriv to run as another user",
+        );
+        return;
+    }
+    let Some(python) = python_for_nobody() else {
+        harness::visible(
+            "SKIPPED faults::permissions: no CPython 3.7+ that an unprivileged user can run",
+        );
+        return;
+    };
+    {
+        let py = &python;
+        let tree = Tree::new();
+        std::fs::set_permissions(tree.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        tree.write("ok/fine.py", "x = 1\n");
+        tree.write("unreadable/secret.py", "x = 2\n");
+        std::fs::set_permissions(
+            tree.path("unreadable/secret.py"),
+            std::fs::Permissions::from_mode(0o000),
+        )
+        .unwrap();
+        tree.write("rodir/m.py", "x = 3\n");
+        tree.write("ropycache/m.py", "x = 4\n");
+        std::fs::create_dir(tree.path("ropycache/__pycache__")).unwrap();
+        for d in [
+            "ok",
+            "unreadable",
+            "rodir",
+            "ropycache",
+            "ropycache/__pycache__",
+        ] {
+            std::fs::set_permissions(tree.path(d), std::fs::Permissions::from_mode(0o555)).unwrap();
+        }
+        // The one writable directory, so that the good file has somewhere to go.
+        std::fs::set_permissions(tree.path("ok"), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let run = as_nobody(&tree, &["compile", "."], py);
+        run.assert_code(1);
+        assert!(
+            run.stderr.contains("./unreadable/secret.py")
+                && run.stderr.contains("permission denied"),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            run.stderr
+                .contains("cannot create directory `./rodir/__pycache__`"),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            run.stderr
+                .contains("cannot write `./ropycache/__pycache__/"),
+            "{}",
+            run.stderr
+        );
+        assert!(run.stderr.contains("Compiled 1 file"), "{}", run.stderr);
+        assert!(
+            tree.path(format!(
+                "ok/__pycache__/fine.cpython-{}{}.pyc",
+                py.minor.0, py.minor.1
+            ))
+            .is_file()
+        );
+        assert!(harness::files_with_suffix(tree.root(), ".tmp").is_empty());
+    }
+}
+
+#[test]
+fn hostile_trees_get_clear_per_file_outcomes() {
+    for py in fault_pythons("faults::hostile_trees") {
+        let tree = Tree::new();
+        let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
+        tree.write("empty.py", "");
+        tree.write("nul.py", b"x = 1\0\n");
+        tree.write("badenc.py", b"# coding: utf-8\nx = '\xff'\n");
+        tree.write("unknownenc.py", b"# coding: klingon\nx = 1\n");
+        tree.write("new\nline.py", "x = 'newline'\n");
+        let latin = PathBuf::from(std::ffi::OsStr::from_bytes(b"caf\xe9.py"));
+        tree.write(&latin, "x = 'latin-1 name'\n");
+        tree.write("pyc_is_link.py", "x = 1\n");
+        tree.write("pyc_is_dir.py", "x = 1\n");
+        std::fs::create_dir_all(tree.path("__pycache__")).unwrap();
+        std::os::unix::fs::symlink(
+            "/dev/null",
+            tree.path(format!("__pycache__/pyc_is_link.{tag}.pyc")),
+        )
+        .unwrap();
+        std::fs::create_dir(tree.path(format!("__pycache__/pyc_is_dir.{tag}.pyc"))).unwrap();
+        std::os::unix::fs::symlink("nowhere.py", tree.path("dangling.py")).unwrap();
+        std::os::unix::fs::symlink(".", tree.path("selfloop")).unwrap();
+        let mut deep = PathBuf::from("deep");
+        for i in 0..200 {
+            deep.push(format!("d{i}"));
+        }
+        tree.write(deep.join("leaf.py"), "leaf = True\n");
+        let big = format!("BIG = b'{}'\n", "\\x00".repeat(12_500_000));
+        tree.write("big.py", &big);
+        assert!(big.len() >= 50_000_000);
+
+        let run = tree
+            .hashpyc()
+            .args(["compile", "-j2", "--timeout", "300"])
+            .python(py)
+            .arg(".")
+            .run();
+        run.assert_code(1);
+        let e = &run.stderr;
+        assert!(e.contains("./nul.py") && e.contains("null bytes"), "{e}");
+        assert!(
+            e.contains("./badenc.py:") && e.contains("SyntaxError"),
+            "{e}"
+        );
+        assert!(
+            e.contains("./unknownenc.py") && e.contains("unknown encoding"),
+            "{e}"
+        );
+        assert!(
+            e.contains("is a symbolic link; refusing to write through it"),
+            "{e}"
+        );
+        assert!(e.contains("exists and is not a regular file"), "{e}");
+        assert!(
+            e.contains("warning: `./dangling.py`: dangling symbolic link"),
+            "{e}"
+        );
+        assert!(!e.contains("panicked"), "{e}");
+        for ok in ["empty", "new\nline", "big"] {
+            assert!(
+                tree.path(format!("__pycache__/{ok}.{tag}.pyc")).is_file(),
+                "{ok}: {e}"
+            );
+        }
+        assert!(
+            tree.pycs().iter().any(|p| p
+                .as_os_str()
+                .as_encoded_bytes()
+                .starts_with(b"__pycache__/caf\xe9.")),
+            "non-UTF-8 name compiled: {:?}",
+            tree.pycs()
+        );
+        assert!(
+            tree.path(deep.join(format!("__pycache__/leaf.{tag}.pyc")))
+                .is_file()
+        );
+        assert!(
+            std::fs::symlink_metadata(tree.path(format!("__pycache__/pyc_is_link.{tag}.pyc")))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert!(harness::files_with_suffix(tree.root(), ".tmp").is_empty());
+        // CPython agrees with the non-UTF-8 name embedded in the pyc.
+        let check = py.run(
+            &[
+                "-I",
+                "-c",
+                "import marshal, os, sys; d = [f for f in os.listdir(b'__pycache__') if f.startswith(b'caf')][0]; c = marshal.loads(open(b'__pycache__/' + d, 'rb').read()[16:]); print(c.co_filename == os.fsdecode(b'./caf\\xe9.py'))",
+            ],
+            tree.root(),
+        );
+        assert_eq!(check.trim(), "True");
+    }
+}
+
+#[test]
+fn a_full_disk_fails_cleanly_and_keeps_the_old_pyc() {
+    for py in fault_pythons("faults::disk_full") {
+        let dir = tempfile::tempdir().unwrap();
+        let mnt = dir.path();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=600k", "tmpfs"])
+            .arg(mnt)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            harness::visible(
+                "SKIPPED faults::disk_full: cannot mount a small tmpfs here (needs root)",
+            );
+            return;
+        }
+        struct Unmount<'a>(&'a Path);
+        impl Drop for Unmount<'_> {
+            fn drop(&mut self) {
+                let _ = Command::new("umount").arg(self.0).status();
+            }
+        }
+        let _guard = Unmount(mnt);
+        std::fs::write(mnt.join("m.py"), "x = 1\n").unwrap();
+        let run = harness::Hashpyc::new(mnt)
+            .args(["compile", "-q"])
+            .python(py)
+            .arg("m.py")
+            .run();
+        run.assert_code(0);
+        let pyc = mnt.join(format!(
+            "__pycache__/m.cpython-{}{}.pyc",
+            py.minor.0, py.minor.1
+        ));
+        let old = std::fs::read(&pyc).unwrap();
+        std::fs::write(mnt.join("m.py"), format!("x = {:?}\n", "y".repeat(200_000))).unwrap();
+        // Leave too little room for the new pyc.
+        let filler = vec![0u8; 4096];
+        let mut f = std::fs::File::create(mnt.join("filler")).unwrap();
+        use std::io::Write;
+        while f.write_all(&filler).is_ok() {}
+        drop(f);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(mnt.join("filler"))
+            .unwrap();
+        let len = f.metadata().unwrap().len();
+        f.set_len(len.saturating_sub(40_000)).unwrap();
+        f.flush().unwrap();
+        let run = harness::Hashpyc::new(mnt)
+            .args(["compile"])
+            .python(py)
+            .arg("m.py")
+            .run();
+        run.assert_code(1);
+        assert!(
+            run.stderr.contains("cannot write") && run.stderr.contains("No space left on device"),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(std::fs::read(&pyc).unwrap(), old, "the old pyc is intact");
+        assert!(
+            harness::files_with_suffix(mnt, ".tmp").is_empty(),
+            "no temporary file left"
+        );
+    }
+}
+
+#[test]
+fn workers_run_no_project_or_environment_code() {
+    for py in fault_pythons("faults::security") {
+        let tree = Tree::new();
+        let marker = tree.path("executed");
+        let hook = format!(
+            "open({:?}, 'a').write(__name__ + '\\n')\n",
+            marker.to_str().unwrap()
+        );
+        tree.write("evil/sitecustomize.py", &hook);
+        tree.write("evil/usercustomize.py", &hook);
+        tree.write("evil/encodings/__init__.py", &hook);
+        tree.write("evil/zz.pth", format!("import os; {hook}"));
+        tree.write("proj/module.py", &hook);
+        tree.write("proj/latin.py", b"# coding: latin-1\nx = '\xe9'\n");
+        tree.write("proj/sitecustomize.py", &hook);
+        let run = tree
+            .hashpyc()
+            .env("PYTHONPATH", tree.path("evil"))
+            .env("PYTHONSTARTUP", tree.path("evil/sitecustomize.py"))
+            .env("PYTHONUSERBASE", tree.path("evil"))
+            .env("PYTHONWARNINGS", "error")
+            .env("PYTHONOPTIMIZE", "2")
+            .args(["compile", "-v"])
+            .python(py)
+            .arg("proj")
+            .run();
+        run.assert_code(0);
+        assert!(
+            !marker.exists(),
+            "code ran: {}",
+            std::fs::read_to_string(&marker).unwrap_or_default()
+        );
+        // PYTHONOPTIMIZE did not leak into the compile: the level is what we asked for.
+        assert!(
+            tree.path(format!(
+                "proj/__pycache__/module.cpython-{}{}.pyc",
+                py.minor.0, py.minor.1
+            ))
+            .is_file()
+        );
+        // Modes: the source's, plus owner write, never wider.
+        for (mode, want) in [
+            (0o600, 0o600),
+            (0o444, 0o644),
+            (0o755, 0o644),
+            (0o640, 0o640),
+        ] {
+            let t = Tree::new();
+            let src = t.write("m.py", "x = 1\n");
+            std::fs::set_permissions(&src, std::fs::Permissions::from_mode(mode)).unwrap();
+            t.hashpyc()
+                .args(["compile", "-q"])
+                .python(py)
+                .arg("m.py")
+                .run()
+                .assert_code(0);
+            let got = std::fs::metadata(t.path(format!(
+                "__pycache__/m.cpython-{}{}.pyc",
+                py.minor.0, py.minor.1
+            )))
+            .unwrap()
+            .permissions()
+            .mode()
+                & 0o777;
+            assert_eq!(got, want & !umask(), "source mode {mode:o}");
+        }
+    }
+}
+
+/// The process umask, from /proc (setting it to read it would race with other tests).
+fn umask() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Umask:"))
+        .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        .unwrap_or(0o022)
+}
