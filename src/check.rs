@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use rayon::prelude::*;
 use serde::Serialize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::cli::Format;
 use crate::layout;
@@ -106,45 +106,46 @@ pub struct Finding {
 /// Check everything; print findings; return the exit status.
 pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<ExitStatus, Error> {
     let started = Instant::now();
-    let walked = crate::walk::walk(&s.roots, &s.walk);
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let many = s.targets.len() > 1;
-    let mut findings: Vec<Finding> = walked
-        .sources
-        .par_iter()
-        .flat_map_iter(|src| check_source(&src.path, s, &cwd))
-        .collect();
+    // Check on the walker's threads; keep only what will be printed, count the rest.
+    let kept = std::sync::Mutex::new(Vec::new());
+    let ok = AtomicUsize::new(0);
+    let sources = AtomicUsize::new(0);
+    let walked = crate::walk::walk_each(&s.roots, &s.walk, &|src| {
+        sources.fetch_add(1, Ordering::Relaxed);
+        let mut found = check_source(&src.path, s, &cwd);
+        ok.fetch_add(found.iter().filter(|f| f.outcome == Outcome::Ok).count(), Ordering::Relaxed);
+        if !s.all {
+            found.retain(|f| f.outcome != Outcome::Ok);
+        }
+        if !found.is_empty() {
+            kept.lock().expect("check lock").extend(found);
+        }
+    });
+    let mut findings = kept.into_inner().expect("check lock");
     if s.stray {
         findings.extend(strays(&walked.pycache_files, &s.targets));
     }
     findings.sort_by(|a, b| {
-        a.path
-            .cmp(&b.path)
-            .then(a.python.cmp(&b.python))
-            .then(a.optimization.cmp(&b.optimization))
+        a.path.cmp(&b.path).then(a.python.cmp(&b.python)).then(a.optimization.cmp(&b.optimization))
     });
 
     let mut counts = std::collections::BTreeMap::new();
-    for f in &findings {
+    for f in findings.iter().filter(|f| f.outcome != Outcome::Ok) {
         *counts.entry(f.outcome.name()).or_insert(0usize) += 1;
     }
+    counts.insert("ok", ok.into_inner());
     let problems = findings.iter().filter(|f| f.outcome != Outcome::Ok).count();
     let usage_errors = walked.errors.iter().filter(|e| e.is_usage()).count();
     for e in &walked.errors {
-        let label = if e.is_notice() {
-            style.warning()
-        } else {
-            style.error()
-        };
+        let label = if e.is_notice() { style.warning() } else { style.error() };
         report::eprint_line(&format!("{label}: {e}"));
     }
 
     let mut out = std::io::stdout().lock();
     let multi_level = s.levels.len() > 1;
-    for f in findings
-        .iter()
-        .filter(|f| s.all || f.outcome != Outcome::Ok)
-    {
+    for f in findings.iter().filter(|f| s.all || f.outcome != Outcome::Ok) {
         let line = match s.format {
             Format::Text => {
                 let mut extra = Vec::new();
@@ -154,16 +155,8 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
                 if multi_level {
                     extra.push(format!("opt-{}", f.optimization));
                 }
-                let extra = if extra.is_empty() {
-                    String::new()
-                } else {
-                    format!("  [{}]", extra.join(" "))
-                };
-                let shown = if f.outcome == Outcome::Stray {
-                    &f.pyc
-                } else {
-                    &f.path
-                };
+                let extra = if extra.is_empty() { String::new() } else { format!("  [{}]", extra.join(" ")) };
+                let shown = if f.outcome == Outcome::Stray { &f.pyc } else { &f.path };
                 format!("{:<10} {}{extra}", f.outcome.name(), shown.display())
             }
             Format::Json => serde_json::to_string(f).expect("findings serialize"),
@@ -171,31 +164,18 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
         };
         if writeln!(out, "{line}").is_err() {
             // stdout closed (e.g. `| head`): stop quietly, like ripgrep.
-            return Ok(if problems > 0 {
-                ExitStatus::Findings
-            } else {
-                ExitStatus::Success
-            });
+            return Ok(if problems > 0 { ExitStatus::Findings } else { ExitStatus::Success });
         }
     }
-    let sources = walked.sources.len();
+    let sources = sources.into_inner();
     if s.format == Format::Json {
         let mut summary = serde_json::Map::new();
         summary.insert("type".into(), "summary".into());
         summary.insert("sources".into(), sources.into());
-        summary.insert(
-            "pycs".into(),
-            findings
-                .iter()
-                .filter(|f| f.outcome != Outcome::Stray)
-                .count()
-                .into(),
-        );
+        let pycs: usize = counts.iter().filter(|(k, _)| **k != "stray").map(|(_, v)| v).sum();
+        summary.insert("pycs".into(), pycs.into());
         for o in Outcome::ALL {
-            summary.insert(
-                o.name().into(),
-                counts.get(o.name()).copied().unwrap_or(0).into(),
-            );
+            summary.insert(o.name().into(), counts.get(o.name()).copied().unwrap_or(0).into());
         }
         summary.insert("errors".into(), walked.errors.len().into());
         let _ = writeln!(out, "{}", serde_json::Value::Object(summary));
@@ -234,11 +214,7 @@ fn header_view(h: &Header) -> HeaderView {
         Ok(Kind::Hash { hash, .. }) => (Some(h.flags), Some(pyc::hex(&hash))),
         _ => (Some(h.flags), None),
     };
-    HeaderView {
-        magic: h.magic.to_string(),
-        flags,
-        hash,
-    }
+    HeaderView { magic: h.magic.to_string(), flags, hash }
 }
 
 fn check_source(path: &Path, s: &CheckSettings, cwd: &Path) -> Vec<Finding> {
@@ -248,8 +224,7 @@ fn check_source(path: &Path, s: &CheckSettings, cwd: &Path) -> Vec<Finding> {
     for (target, target_layout) in s.targets.iter().zip(&s.layouts) {
         let mut hash: Option<Result<pyc::SourceHash, String>> = None;
         for &level in &s.levels {
-            let pyc_path =
-                layout::pyc_path(path, &abs_dir, &target.cache_tag, level, target_layout);
+            let pyc_path = layout::pyc_path(path, &abs_dir, &target.cache_tag, level, target_layout);
             let mut finding = Finding {
                 kind: "finding",
                 path: path.to_path_buf(),
@@ -262,11 +237,9 @@ fn check_source(path: &Path, s: &CheckSettings, cwd: &Path) -> Vec<Finding> {
                 found: None,
             };
             let mut get_hash = || -> Result<pyc::SourceHash, String> {
-                hash.get_or_insert_with(|| {
-                    match source.get_or_insert_with(|| std::fs::read(path)) {
-                        Ok(bytes) => Ok(pyc::source_hash(target.hash, target.magic, bytes)),
-                        Err(e) => Err(crate::plan::io_reason(e)),
-                    }
+                hash.get_or_insert_with(|| match source.get_or_insert_with(|| std::fs::read(path)) {
+                    Ok(bytes) => Ok(pyc::source_hash(target.hash, target.magic, bytes)),
+                    Err(e) => Err(crate::plan::io_reason(e)),
                 })
                 .clone()
             };
@@ -284,14 +257,13 @@ fn check_source(path: &Path, s: &CheckSettings, cwd: &Path) -> Vec<Finding> {
                 }
                 Ok(head) => {
                     let mut hash_err = None;
-                    let status =
-                        pyc::classify(&head, target.magic, s.accept, || match get_hash() {
-                            Ok(h) => h,
-                            Err(e) => {
-                                hash_err = Some(e);
-                                [0; 8]
-                            }
-                        });
+                    let status = pyc::classify(&head, target.magic, s.accept, || match get_hash() {
+                        Ok(h) => h,
+                        Err(e) => {
+                            hash_err = Some(e);
+                            [0; 8]
+                        }
+                    });
                     if let Some(e) = hash_err {
                         finding.outcome = Outcome::Unreadable;
                         finding.detail = Some(format!("source: {e}"));
@@ -402,9 +374,7 @@ fn strays(pycs: &[PathBuf], targets: &[Arc<Target>]) -> Vec<Finding> {
 }
 
 fn escape_data(s: &str) -> String {
-    s.replace('%', "%25")
-        .replace('\r', "%0D")
-        .replace('\n', "%0A")
+    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
 }
 
 fn escape_property(s: &str) -> String {
@@ -413,22 +383,9 @@ fn escape_property(s: &str) -> String {
 
 /// A GitHub Actions workflow command.
 fn github_annotation(f: &Finding) -> String {
-    let level = if f.outcome == Outcome::Ok {
-        "notice"
-    } else {
-        "error"
-    };
-    let file = if f.outcome == Outcome::Stray {
-        &f.pyc
-    } else {
-        &f.path
-    };
-    let mut msg = format!(
-        "{}: {} (`{}`)",
-        f.outcome.name(),
-        f.outcome.explain(),
-        f.pyc.display()
-    );
+    let level = if f.outcome == Outcome::Ok { "notice" } else { "error" };
+    let file = if f.outcome == Outcome::Stray { &f.pyc } else { &f.path };
+    let mut msg = format!("{}: {} (`{}`)", f.outcome.name(), f.outcome.explain(), f.pyc.display());
     if let Some(d) = &f.detail {
         msg.push_str(&format!(": {d}"));
     }

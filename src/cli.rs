@@ -115,22 +115,11 @@ pub struct CompileArgs {
     /// (trusted as is: fastest start-up, for images whose sources never change).
     /// `timestamp` is refused: it is the failure this tool exists to prevent. A fresh
     /// pyc of the other hash mode only gets its header rewritten.
-    #[arg(
-        long,
-        value_name = "MODE",
-        default_value = "checked-hash",
-        help_heading = "Compilation"
-    )]
+    #[arg(long, value_name = "MODE", default_value = "checked-hash", help_heading = "Compilation")]
     pub invalidation_mode: String,
 
     /// Number of Python worker processes (default: the number of CPUs).
-    #[arg(
-        short,
-        long,
-        env = "HASHPYC_JOBS",
-        value_name = "N",
-        help_heading = "Compilation"
-    )]
+    #[arg(short, long, env = "HASHPYC_JOBS", value_name = "N", help_heading = "Compilation")]
     pub jobs: Option<usize>,
 
     /// Give up on a file after SECS seconds in a worker and go on with the rest (0: never).
@@ -152,21 +141,11 @@ pub struct CompileArgs {
 
     /// Remove this leading directory from the embedded path (compileall's `-s`): it must
     /// match whole leading components; a warning is printed for files where it does not.
-    #[arg(
-        short = 's',
-        long = "strip-prefix",
-        value_name = "DIR",
-        help_heading = "Embedded paths"
-    )]
+    #[arg(short = 's', long = "strip-prefix", value_name = "DIR", help_heading = "Embedded paths")]
     pub strip_prefix: Option<PathBuf>,
 
     /// Prepend this directory to the embedded path, after `-s` (compileall's `-p`).
-    #[arg(
-        short = 'p',
-        long = "prepend-prefix",
-        value_name = "DIR",
-        help_heading = "Embedded paths"
-    )]
+    #[arg(short = 'p', long = "prepend-prefix", value_name = "DIR", help_heading = "Embedded paths")]
     pub prepend_prefix: Option<PathBuf>,
 
     /// Hard-link the pycs of one source that are identical across optimization levels
@@ -195,12 +174,7 @@ pub struct CheckArgs {
 
     /// Check against CPython X.Y from the built-in table (3.7–3.15) instead of probing an
     /// interpreter, e.g. in a CI job that has no Python. Repeatable.
-    #[arg(
-        long = "target",
-        value_name = "X.Y",
-        help_heading = "Target",
-        conflicts_with = "python"
-    )]
+    #[arg(long = "target", value_name = "X.Y", help_heading = "Target", conflicts_with = "python")]
     pub target_version: Vec<String>,
 
     #[command(flatten)]
@@ -268,12 +242,7 @@ pub struct TargetArgs {
     /// Target interpreter: a path, or a name looked up on PATH (default: `python3`).
     /// Repeat to write pycs for several interpreters in one run (one walk, one read per
     /// source). CPython 3.7 or newer.
-    #[arg(
-        long,
-        value_name = "PATH",
-        env = "HASHPYC_PYTHON",
-        help_heading = "Target"
-    )]
+    #[arg(long, value_name = "PATH", env = "HASHPYC_PYTHON", help_heading = "Target")]
     pub python: Vec<OsString>,
 }
 
@@ -310,12 +279,7 @@ pub struct SelectArgs {
     pub follow: bool,
 
     /// Skip symbolic links whose target resolves outside DIR (compileall's `-e`).
-    #[arg(
-        short = 'e',
-        long = "limit-symlinks",
-        value_name = "DIR",
-        help_heading = "Selection"
-    )]
+    #[arg(short = 'e', long = "limit-symlinks", value_name = "DIR", help_heading = "Selection")]
     pub limit_symlinks: Option<PathBuf>,
 }
 
@@ -334,12 +298,7 @@ pub struct LayoutArgs {
 
     /// Write `<source>c` beside each source instead of using `__pycache__` (compileall's
     /// `-b`). Python only imports such pycs when the source is absent.
-    #[arg(
-        short = 'b',
-        long,
-        help_heading = "Layout",
-        conflicts_with = "pycache_prefix"
-    )]
+    #[arg(short = 'b', long, help_heading = "Layout", conflicts_with = "pycache_prefix")]
     pub legacy: bool,
 }
 

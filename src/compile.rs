@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
@@ -77,8 +78,36 @@ pub fn compile(
     reporter: &dyn Reporter,
 ) -> Result<Summary, Error> {
     let started = Instant::now();
-    let walked = walk::walk(&s.roots, &s.walk);
-    let mut summary = Summary::default();
+    let mut spans = report::Spans::start();
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let opts = PlanOptions {
+        targets: &s.targets,
+        levels: &s.levels,
+        layouts: &s.layouts,
+        mode: s.mode,
+        force: s.force,
+        embed: &s.embed,
+        cwd: &cwd,
+    };
+    // Walk and plan in one pass, on the walker's threads. Only sources with something to
+    // do (or to report) are kept, so a no-op run over a huge tree stays small.
+    let kept = std::sync::Mutex::new(Vec::new());
+    let fresh_units = AtomicUsize::new(0);
+    let seen = AtomicUsize::new(0);
+    let walked = walk::walk_each(&s.roots, &s.walk, &|source| {
+        seen.fetch_add(1, Ordering::Relaxed);
+        let p = plan::plan_one(source, &opts);
+        if !s.dry_run && p.error.is_none() && p.targets.iter().all(|t| t.action == Action::Fresh) {
+            fresh_units.fetch_add(p.targets.len(), Ordering::Relaxed);
+        } else {
+            kept.lock().expect("plan lock").push(p);
+        }
+    });
+    let mut plans = kept.into_inner().expect("plan lock");
+    plans.sort_by(|a, b| a.source.path.cmp(&b.source.path));
+    spans.mark("walk+plan");
+    let mut summary =
+        Summary { sources: seen.into_inner(), fresh: fresh_units.into_inner(), ..Summary::default() };
     let mut notes: Vec<Note> = Vec::new();
     for e in &walked.errors {
         let label = if e.is_notice() {
@@ -96,18 +125,6 @@ pub fn compile(
             text: format!("{label}: {e}"),
         });
     }
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-    let opts = PlanOptions {
-        targets: &s.targets,
-        levels: &s.levels,
-        layouts: &s.layouts,
-        mode: s.mode,
-        force: s.force,
-        embed: &s.embed,
-        cwd: &cwd,
-    };
-    let plans = plan::plan(walked.sources, &opts);
-    summary.sources = plans.len();
 
     if s.dry_run {
         print_dry_run(&plans, &s.targets, &walked.skipped_symlinks, s.mode);
@@ -136,10 +153,7 @@ pub fn compile(
                     notes.push(Note {
                         path: p.source.path.clone(),
                         order: 0,
-                        text: format!(
-                            "note: `{}` vanished during the run; skipped",
-                            p.source.path.display()
-                        ),
+                        text: format!("note: `{}` vanished during the run; skipped", p.source.path.display()),
                     });
                 }
             } else {
@@ -205,18 +219,11 @@ pub fn compile(
     // Compilation.
     let units = plans
         .iter()
-        .map(|p| {
-            p.targets
-                .iter()
-                .filter(|t| matches!(t.action, Action::Compile(_)))
-                .count()
-        })
+        .map(|p| p.targets.iter().filter(|t| matches!(t.action, Action::Compile(_))).count())
         .sum::<usize>();
-    let specs: Vec<WorkerSpec> = s
-        .targets
-        .iter()
-        .map(|t| WorkerSpec::new(Arc::clone(t), s.timeout))
-        .collect();
+    let specs: Vec<WorkerSpec> =
+        s.targets.iter().map(|t| WorkerSpec::new(Arc::clone(t), s.timeout)).collect();
+    spans.mark("rewrite");
     reporter.start(units as u64, "Compiling");
     let (results, fatal) = schedule::run(
         &Schedule {
@@ -231,16 +238,14 @@ pub fn compile(
         reporter,
     );
     reporter.finish();
+    spans.mark("compile");
 
     let many = s.targets.len() > 1;
     for (i, t, r) in results {
         let plan = &plans[i];
         let path = &plan.source.path;
-        let suffix = if many {
-            format!(" [CPython {}]", s.targets[t].version_string())
-        } else {
-            String::new()
-        };
+        let suffix =
+            if many { format!(" [CPython {}]", s.targets[t].version_string()) } else { String::new() };
         match r {
             UnitResult::Compiled { warnings } => {
                 summary.compiled += 1;
@@ -268,10 +273,7 @@ pub fn compile(
                         notes.push(Note {
                             path: path.clone(),
                             order: 1,
-                            text: format!(
-                                "{}{suffix}",
-                                report::format_warning(path, w, source.as_deref())
-                            ),
+                            text: format!("{}{suffix}", report::format_warning(path, w, source.as_deref())),
                         });
                     }
                 }
@@ -282,10 +284,7 @@ pub fn compile(
                 notes.push(Note {
                     path: path.clone(),
                     order: 0,
-                    text: format!(
-                        "{}{suffix}",
-                        report::format_failure(path, &f, source.as_deref())
-                    ),
+                    text: format!("{}{suffix}", report::format_failure(path, &f, source.as_deref())),
                 });
             }
             UnitResult::Error(e) => {
@@ -302,10 +301,7 @@ pub fn compile(
                     notes.push(Note {
                         path: path.clone(),
                         order: 0,
-                        text: format!(
-                            "note: `{}` vanished during the run; skipped",
-                            path.display()
-                        ),
+                        text: format!("note: `{}` vanished during the run; skipped", path.display()),
                     });
                 }
             }
@@ -315,6 +311,8 @@ pub fn compile(
     notes.sort_by(|a, b| a.path.cmp(&b.path).then(a.order.cmp(&b.order)));
     notes.dedup_by(|a, b| a.text == b.text);
     print_notes(notes);
+    spans.mark("report");
+    spans.print();
 
     if crate::interrupt::requested() {
         return Err(Error::Interrupted);
@@ -326,11 +324,14 @@ pub fn compile(
         });
     }
     if verbosity.quiet == 0 {
-        report::eprint_line(&summary_line(
-            &summary,
-            s.targets.len(),
-            started.elapsed(),
-            style,
+        report::eprint_line(&summary_line(&summary, s.targets.len(), started.elapsed(), style));
+    }
+    if verbosity.verbose > 0 {
+        let (own, child) = report::peak_rss_kib();
+        report::eprint_line(&format!(
+            "peak memory: hashpyc {:.1} MiB, largest worker {:.1} MiB",
+            own as f64 / 1024.0,
+            child as f64 / 1024.0
         ));
     }
     Ok(summary)
@@ -347,11 +348,7 @@ fn print_notes(notes: Vec<Note>) {
 pub fn summary_line(s: &Summary, targets: usize, elapsed: Duration, style: Style) -> String {
     let mut parts = vec![format!("{} already fresh", s.fresh)];
     if s.rewritten > 0 {
-        parts.push(report::plural(
-            s.rewritten,
-            "header rewritten",
-            "headers rewritten",
-        ));
+        parts.push(report::plural(s.rewritten, "header rewritten", "headers rewritten"));
     }
     if s.failed > 0 {
         parts.push(format!("{} failed", s.failed));
@@ -363,11 +360,7 @@ pub fn summary_line(s: &Summary, targets: usize, elapsed: Duration, style: Style
         parts.push(format!("{} vanished", s.vanished));
     }
     let what = report::plural(s.compiled, "file", "files");
-    let interpreters = if targets > 1 {
-        format!(" for {targets} interpreters")
-    } else {
-        String::new()
-    };
+    let interpreters = if targets > 1 { format!(" for {targets} interpreters") } else { String::new() };
     format!(
         "{} {what}{interpreters} ({}) in {}",
         style.bold("Compiled"),
@@ -377,12 +370,7 @@ pub fn summary_line(s: &Summary, targets: usize, elapsed: Duration, style: Style
 }
 
 /// Rewrite the flags of the levels whose pyc has the other hash mode.
-fn rewrite_headers(
-    plan: &SourcePlan,
-    t: usize,
-    target: &Target,
-    mode: HashMode,
-) -> Result<(), String> {
+fn rewrite_headers(plan: &SourcePlan, t: usize, target: &Target, mode: HashMode) -> Result<(), String> {
     let Action::Rewrite(levels) = &plan.targets[t].action else {
         return Ok(());
     };
@@ -392,16 +380,9 @@ fn rewrite_headers(
             .map_err(|e| format!("cannot read `{}`: {}", path.display(), plan::io_reason(&e)))?;
         let header = Header::parse(&data).filter(|h| h.magic == target.magic && h.kind().is_ok());
         let Some(header) = header else {
-            return Err(format!(
-                "`{}` changed during the run; run again",
-                path.display()
-            ));
+            return Err(format!("`{}` changed during the run; run again", path.display()));
         };
-        let new = Header {
-            flags: mode.flags(),
-            ..header
-        }
-        .to_bytes();
+        let new = Header { flags: mode.flags(), ..header }.to_bytes();
         crate::write::write_atomic(
             path,
             &[&new, &data[pyc::HEADER_LEN..]],
@@ -412,12 +393,7 @@ fn rewrite_headers(
     Ok(())
 }
 
-fn print_dry_run(
-    plans: &[SourcePlan],
-    targets: &[Arc<Target>],
-    skipped: &[PathBuf],
-    mode: HashMode,
-) {
+fn print_dry_run(plans: &[SourcePlan], targets: &[Arc<Target>], skipped: &[PathBuf], mode: HashMode) {
     let many = targets.len() > 1;
     let mut out = std::io::stdout().lock();
     let mut lines = Vec::new();
@@ -426,19 +402,11 @@ fn print_dry_run(
             continue;
         }
         for (t, tp) in p.targets.iter().enumerate() {
-            let label = if many {
-                format!("  [{}]", targets[t].version_string())
-            } else {
-                String::new()
-            };
+            let label = if many { format!("  [{}]", targets[t].version_string()) } else { String::new() };
             let line = match &tp.action {
                 Action::Fresh => format!("fresh    {}{label}", p.source.path.display()),
                 Action::Rewrite(_) => {
-                    let other = if mode == HashMode::Checked {
-                        "unchecked"
-                    } else {
-                        "checked"
-                    };
+                    let other = if mode == HashMode::Checked { "unchecked" } else { "checked" };
                     format!(
                         "rewrite  {}{label}  ({other} → {} header)",
                         p.source.path.display(),
@@ -453,13 +421,7 @@ fn print_dry_run(
         }
     }
     for s in skipped {
-        lines.push((
-            s.clone(),
-            format!(
-                "skip     {}  (symlink outside --limit-symlinks)",
-                s.display()
-            ),
-        ));
+        lines.push((s.clone(), format!("skip     {}  (symlink outside --limit-symlinks)", s.display())));
     }
     lines.sort_by(|a, b| a.0.cmp(&b.0));
     for (_, l) in lines {

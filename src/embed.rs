@@ -36,13 +36,8 @@ impl Embed {
     pub fn apply(&self, path: &Path, depth: usize) -> Embedded {
         if let Some(ddir) = &self.ddir {
             let comps: Vec<_> = path.components().collect();
-            let below: PathBuf = comps[comps.len().saturating_sub(depth.max(1))..]
-                .iter()
-                .collect();
-            return Embedded {
-                path: ddir.join(below),
-                strip_missed: false,
-            };
+            let below: PathBuf = comps[comps.len().saturating_sub(depth.max(1))..].iter().collect();
+            return Embedded { path: ddir.join(below), strip_missed: false };
         }
         let mut out: Option<PathBuf> = None;
         let mut strip_missed = false;
@@ -50,14 +45,8 @@ impl Embed {
             // compileall: str.split(os.sep) on both, compare the leading parts exactly.
             let full: Vec<&[u8]> = path.as_os_str().as_bytes().split(|&b| b == b'/').collect();
             let prefix: Vec<&[u8]> = strip.as_os_str().as_bytes().split(|&b| b == b'/').collect();
-            if full.len() >= prefix.len()
-                && full[..prefix.len()] == prefix[..]
-                && full.len() > prefix.len()
-            {
-                let rest: PathBuf = full[prefix.len()..]
-                    .iter()
-                    .map(|p| OsStr::from_bytes(p))
-                    .collect();
+            if full.len() >= prefix.len() && full[..prefix.len()] == prefix[..] && full.len() > prefix.len() {
+                let rest: PathBuf = full[prefix.len()..].iter().map(|p| OsStr::from_bytes(p)).collect();
                 out = Some(rest);
             } else {
                 strip_missed = true;
@@ -66,10 +55,7 @@ impl Embed {
         if let Some(prepend) = &self.prepend {
             out = Some(prepend.join(out.as_deref().unwrap_or(path)));
         }
-        Embedded {
-            path: out.unwrap_or_else(|| path.to_path_buf()),
-            strip_missed,
-        }
+        Embedded { path: out.unwrap_or_else(|| path.to_path_buf()), strip_missed }
     }
 }
 
@@ -78,58 +64,33 @@ mod tests {
     use super::*;
 
     fn e(ddir: Option<&str>, strip: Option<&str>, prepend: Option<&str>) -> Embed {
-        Embed {
-            ddir: ddir.map(Into::into),
-            strip: strip.map(Into::into),
-            prepend: prepend.map(Into::into),
-        }
+        Embed { ddir: ddir.map(Into::into), strip: strip.map(Into::into), prepend: prepend.map(Into::into) }
     }
 
     #[test]
     fn identity() {
         let got = Embed::default().apply(Path::new("./pkg/m.py"), 2);
-        assert_eq!(
-            got,
-            Embedded {
-                path: "./pkg/m.py".into(),
-                strip_missed: false
-            }
-        );
+        assert_eq!(got, Embedded { path: "./pkg/m.py".into(), strip_missed: false });
     }
 
     #[test]
     fn ddir_replaces_the_walk_root() {
         let d = e(Some("/app"), None, None);
-        assert_eq!(
-            d.apply(Path::new("build/src/pkg/m.py"), 2).path,
-            Path::new("/app/pkg/m.py")
-        );
-        assert_eq!(
-            d.apply(Path::new("build/src/m.py"), 1).path,
-            Path::new("/app/m.py")
-        );
+        assert_eq!(d.apply(Path::new("build/src/pkg/m.py"), 2).path, Path::new("/app/pkg/m.py"));
+        assert_eq!(d.apply(Path::new("build/src/m.py"), 1).path, Path::new("/app/m.py"));
     }
 
     #[test]
     fn strip_and_prepend_follow_compileall() {
         let sp = e(None, Some("/build/root"), Some("/"));
-        assert_eq!(
-            sp.apply(Path::new("/build/root/pkg/m.py"), 2).path,
-            Path::new("/pkg/m.py")
-        );
+        assert_eq!(sp.apply(Path::new("/build/root/pkg/m.py"), 2).path, Path::new("/pkg/m.py"));
         // Not a whole-component prefix: ignored (with a warning), -p still applies.
         let miss = sp.apply(Path::new("/build/rootx/m.py"), 1);
         assert!(miss.strip_missed);
         assert_eq!(miss.path, Path::new("/build/rootx/m.py"));
         let s = e(None, Some("build"), None);
-        assert_eq!(
-            s.apply(Path::new("build/pkg/m.py"), 2).path,
-            Path::new("pkg/m.py")
-        );
+        assert_eq!(s.apply(Path::new("build/pkg/m.py"), 2).path, Path::new("pkg/m.py"));
         let p = e(None, None, Some("/opt"));
-        assert_eq!(
-            p.apply(Path::new("pkg/m.py"), 2).path,
-            Path::new("/opt/pkg/m.py")
-        );
+        assert_eq!(p.apply(Path::new("pkg/m.py"), 2).path, Path::new("/opt/pkg/m.py"));
     }
 }

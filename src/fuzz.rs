@@ -63,11 +63,7 @@ fn mutation() -> impl Strategy<Value = Mutation> {
 }
 
 fn layout() -> impl Strategy<Value = CodeLayout> {
-    prop_oneof![
-        Just(CodeLayout::Py37),
-        Just(CodeLayout::Py38),
-        Just(CodeLayout::Py311)
-    ]
+    prop_oneof![Just(CodeLayout::Py37), Just(CodeLayout::Py38), Just(CodeLayout::Py311)]
 }
 
 proptest! {
@@ -112,9 +108,6 @@ proptest! {
 
 #[test]
 fn seeds_are_valid() {
-    assert_eq!(
-        marshal::code_filename(SEED_38, CodeLayout::Py38),
-        Ok(&b"m.py"[..])
-    );
+    assert_eq!(marshal::code_filename(SEED_38, CodeLayout::Py38), Ok(&b"m.py"[..]));
     assert!(marshal::scan(SEED_312, CodeLayout::Py311).is_ok());
 }

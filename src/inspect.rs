@@ -36,10 +36,7 @@ pub fn source_for(pyc_path: &Path) -> Option<PathBuf> {
     let base = name.strip_suffix(b".pyc")?;
     let parent = pyc_path.parent()?;
     if parent.file_name().is_some_and(|n| n == "__pycache__") {
-        let base = base
-            .strip_suffix(b".opt-1")
-            .or_else(|| base.strip_suffix(b".opt-2"))
-            .unwrap_or(base);
+        let base = base.strip_suffix(b".opt-1").or_else(|| base.strip_suffix(b".opt-2")).unwrap_or(base);
         let dot = base.iter().rposition(|&b| b == b'.')?;
         let mut src = base[..dot].to_vec();
         src.extend_from_slice(b".py");
@@ -96,9 +93,8 @@ fn describe(path: &Path) -> Description {
             d.hash = Some(pyc::hex(&hash));
             if let Some(src) = source_for(path).filter(|p| p.is_file()) {
                 if let Ok(bytes) = std::fs::read(&src) {
-                    d.matches_source = Some(
-                        hash == pyc::source_hash(variant_for(h.magic, minor), h.magic, &bytes),
-                    );
+                    d.matches_source =
+                        Some(hash == pyc::source_hash(variant_for(h.magic, minor), h.magic, &bytes));
                 }
                 d.source = Some(src);
             }
@@ -118,11 +114,7 @@ fn variant_for(magic: Magic, minor: Option<(u8, u8)>) -> HashVariant {
         Some(m) if m < (3, 11) => HashVariant::Sip24,
         Some(_) => HashVariant::Sip13,
         None => KNOWN.last().map_or(HashVariant::Sip13, |k| {
-            if magic.number() > k.magic_number {
-                HashVariant::Sip13
-            } else {
-                k.hash
-            }
+            if magic.number() > k.magic_number { HashVariant::Sip13 } else { k.hash }
         }),
     }
 }
@@ -143,9 +135,7 @@ pub fn inspect(files: &[PathBuf], json: bool, style: Style) -> Result<ExitStatus
                 let python = d
                     .python
                     .as_deref()
-                    .map_or("unknown Python version".to_string(), |p| {
-                        format!("CPython {p}")
-                    });
+                    .map_or("unknown Python version".to_string(), |p| format!("CPython {p}"));
                 lines.push(format!("  magic        {} ({python})", d.magic));
                 lines.push(format!("  mode         {}", d.mode));
             }
@@ -184,18 +174,12 @@ mod tests {
 
     #[test]
     fn sources_of_pycs() {
-        assert_eq!(
-            source_for(Path::new("a/__pycache__/m.cpython-312.pyc")),
-            Some(PathBuf::from("a/m.py"))
-        );
+        assert_eq!(source_for(Path::new("a/__pycache__/m.cpython-312.pyc")), Some(PathBuf::from("a/m.py")));
         assert_eq!(
             source_for(Path::new("a/__pycache__/m.x.cpython-312.opt-2.pyc")),
             Some(PathBuf::from("a/m.x.py"))
         );
-        assert_eq!(
-            source_for(Path::new("a/m.pyc")),
-            Some(PathBuf::from("a/m.py"))
-        );
+        assert_eq!(source_for(Path::new("a/m.pyc")), Some(PathBuf::from("a/m.py")));
         assert_eq!(source_for(Path::new("a/m.txt")), None);
     }
 }

@@ -48,10 +48,7 @@ pub fn register(pid: u32) {
 }
 
 pub fn unregister(pid: u32) {
-    WORKERS
-        .lock()
-        .expect("worker registry")
-        .retain(|&p| p != pid);
+    WORKERS.lock().expect("worker registry").retain(|&p| p != pid);
 }
 
 fn kill_all() {

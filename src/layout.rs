@@ -24,13 +24,7 @@ pub enum Layout {
 ///
 /// `absolute_dir` is the absolute, lexically normalised directory of the source; only the
 /// prefix layout uses it.
-pub fn pyc_path(
-    source: &Path,
-    absolute_dir: &Path,
-    tag: &str,
-    opt: u8,
-    layout: &Layout,
-) -> PathBuf {
+pub fn pyc_path(source: &Path, absolute_dir: &Path, tag: &str, opt: u8, layout: &Layout) -> PathBuf {
     if *layout == Layout::Legacy {
         let mut bytes = source.as_os_str().as_bytes().to_vec();
         bytes.push(b'c');
@@ -74,11 +68,7 @@ pub fn cache_file_name(name: &[u8], tag: &str, opt: u8) -> Vec<u8> {
 /// (as `os.path.abspath` would not do, but the import system never sees `..` in the
 /// paths it derives from `sys.path` either way).
 pub fn absolute(path: &Path, cwd: &Path) -> PathBuf {
-    let joined = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        cwd.join(path)
-    };
+    let joined = if path.is_absolute() { path.to_path_buf() } else { cwd.join(path) };
     joined.components().collect()
 }
 
@@ -88,9 +78,7 @@ mod tests {
 
     #[test]
     fn cache_file_names_follow_cpython() {
-        let f = |n: &str, o| {
-            String::from_utf8(cache_file_name(n.as_bytes(), "cpython-312", o)).unwrap()
-        };
+        let f = |n: &str, o| String::from_utf8(cache_file_name(n.as_bytes(), "cpython-312", o)).unwrap();
         assert_eq!(f("mod.py", 0), "mod.cpython-312.pyc");
         assert_eq!(f("mod.py", 1), "mod.cpython-312.opt-1.pyc");
         assert_eq!(f("mod.py", 2), "mod.cpython-312.opt-2.pyc");
@@ -117,21 +105,12 @@ mod tests {
             pyc_path(src, abs, "cpython-311", 2, &Layout::Prefix("/cache".into())),
             Path::new("/cache/work/pkg/sub/mod.cpython-311.opt-2.pyc")
         );
-        assert_eq!(
-            pyc_path(src, abs, "cpython-311", 0, &Layout::Legacy),
-            Path::new("pkg/sub/mod.pyc")
-        );
+        assert_eq!(pyc_path(src, abs, "cpython-311", 0, &Layout::Legacy), Path::new("pkg/sub/mod.pyc"));
     }
 
     #[test]
     fn absolute_drops_dots() {
-        assert_eq!(
-            absolute(Path::new("./a/./b"), Path::new("/w")),
-            Path::new("/w/a/b")
-        );
-        assert_eq!(
-            absolute(Path::new("/x/y"), Path::new("/w")),
-            Path::new("/x/y")
-        );
+        assert_eq!(absolute(Path::new("./a/./b"), Path::new("/w")), Path::new("/w/a/b"));
+        assert_eq!(absolute(Path::new("/x/y"), Path::new("/w")), Path::new("/x/y"));
     }
 }

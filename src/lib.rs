@@ -80,10 +80,7 @@ pub enum Error {
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> Result<ExitStatus, Error> {
     interrupt::install();
-    let verbosity = Verbosity {
-        quiet: cli.global.quiet,
-        verbose: cli.global.verbose,
-    };
+    let verbosity = Verbosity { quiet: cli.global.quiet, verbose: cli.global.verbose };
     let style = Style::resolve(cli.global.color);
     match cli.command {
         Command::Compile(args) => {

@@ -181,19 +181,11 @@ impl<'a> Reader<'a> {
         self.layout.objects_before_filename()
     }
     fn lineno_field(&self) -> usize {
-        let named = if self.layout == CodeLayout::Py311 {
-            2
-        } else {
-            1
-        };
+        let named = if self.layout == CodeLayout::Py311 { 2 } else { 1 };
         self.filename_field() + 1 + named
     }
     fn code_fields(&self) -> usize {
-        let tables = if self.layout == CodeLayout::Py311 {
-            2
-        } else {
-            1
-        };
+        let tables = if self.layout == CodeLayout::Py311 { 2 } else { 1 };
         self.lineno_field() + 1 + tables
     }
 
@@ -407,31 +399,13 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        assert_eq!(
-            code_filename(b"", CodeLayout::Py311),
-            Err(MarshalError::Truncated)
-        );
-        assert_eq!(
-            code_filename(b"N", CodeLayout::Py311),
-            Err(MarshalError::NoCode)
-        );
-        assert_eq!(
-            code_filename(b"(\xff\xff\xff\xff", CodeLayout::Py311),
-            Err(MarshalError::Truncated)
-        );
-        assert_eq!(
-            code_filename(b"r\x05\x00\x00\x00", CodeLayout::Py311),
-            Err(MarshalError::BadRef(5))
-        );
-        assert!(matches!(
-            code_filename(b"Q", CodeLayout::Py311),
-            Err(MarshalError::UnknownType(b'Q'))
-        ));
+        assert_eq!(code_filename(b"", CodeLayout::Py311), Err(MarshalError::Truncated));
+        assert_eq!(code_filename(b"N", CodeLayout::Py311), Err(MarshalError::NoCode));
+        assert_eq!(code_filename(b"(\xff\xff\xff\xff", CodeLayout::Py311), Err(MarshalError::Truncated));
+        assert_eq!(code_filename(b"r\x05\x00\x00\x00", CodeLayout::Py311), Err(MarshalError::BadRef(5)));
+        assert!(matches!(code_filename(b"Q", CodeLayout::Py311), Err(MarshalError::UnknownType(b'Q'))));
         let deep = [b')', 1].repeat(5000);
-        assert_eq!(
-            code_filename(&deep, CodeLayout::Py311),
-            Err(MarshalError::TooDeep)
-        );
+        assert_eq!(code_filename(&deep, CodeLayout::Py311), Err(MarshalError::TooDeep));
     }
 
     #[test]

@@ -9,8 +9,6 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rayon::prelude::*;
-
 use crate::embed::Embed;
 use crate::layout::{self, Layout};
 use crate::marshal::{self, CodeLayout};
@@ -102,18 +100,29 @@ pub struct SourcePlan {
 
 impl SourcePlan {
     pub fn needs_compile(&self) -> bool {
-        self.targets
-            .iter()
-            .any(|t| matches!(t.action, Action::Compile(_)))
+        self.targets.iter().any(|t| matches!(t.action, Action::Compile(_)))
     }
 }
 
-/// Plan every source, in parallel; the result keeps the sources' order.
-pub fn plan(sources: Vec<Source>, opts: &PlanOptions<'_>) -> Vec<SourcePlan> {
-    sources.into_par_iter().map(|s| plan_one(s, opts)).collect()
+/// The source's bytes and metadata, read once (open, fstat, read).
+struct SourceRead {
+    bytes: Vec<u8>,
+    meta: std::fs::Metadata,
 }
 
-fn plan_one(source: Source, opts: &PlanOptions<'_>) -> SourcePlan {
+fn read_source(path: &Path) -> std::io::Result<SourceRead> {
+    let mut f = std::fs::File::open(path)?;
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
+    f.read_to_end(&mut bytes)?;
+    Ok(SourceRead { bytes, meta })
+}
+
+/// The plan for one source (called on the walker's threads).
+pub fn plan_one(source: Source, opts: &PlanOptions<'_>) -> SourcePlan {
     let embedded = opts.embed.apply(&source.path, source.depth);
     let mut out = SourcePlan {
         size: 0,
@@ -124,52 +133,50 @@ fn plan_one(source: Source, opts: &PlanOptions<'_>) -> SourcePlan {
         error: None,
         source,
     };
-    let meta = match std::fs::metadata(&out.source.path) {
-        Ok(m) if m.is_file() => m,
-        Ok(_) => {
-            out.error = Some("not a regular file".into());
-            return out;
-        }
-        Err(e) => {
-            out.error = Some(io_reason(&e));
-            return out;
-        }
-    };
-    out.size = meta.size();
-    out.mode = meta.mode();
     let abs_dir = layout::absolute(out.source.path.parent().unwrap_or(Path::new("")), opts.cwd);
     let want_name = marshal::filename_bytes(out.embedded.as_os_str().as_bytes());
     // The source is read at most once, and only when some header makes its hash matter.
-    let mut source_bytes: Option<std::io::Result<Vec<u8>>> = None;
+    let mut source: Option<std::io::Result<SourceRead>> = None;
     for (target, target_layout) in opts.targets.iter().zip(opts.layouts) {
         let pycs: Vec<PathBuf> = opts
             .levels
             .iter()
-            .map(|&lvl| {
-                layout::pyc_path(
-                    &out.source.path,
-                    &abs_dir,
-                    &target.cache_tag,
-                    lvl,
-                    target_layout,
-                )
-            })
+            .map(|&lvl| layout::pyc_path(&out.source.path, &abs_dir, &target.cache_tag, lvl, target_layout))
             .collect();
         let action = if opts.force {
             Action::Compile(Reason::Forced)
         } else {
-            decide(target, &pycs, opts.mode, &want_name, || match source_bytes
-                .get_or_insert_with(|| std::fs::read(&out.source.path))
-            {
-                Ok(bytes) => Ok(pyc::source_hash(target.hash, target.magic, bytes)),
-                Err(e) => Err(io_reason(e)),
+            decide(target, &pycs, opts.mode, &want_name, || {
+                match source.get_or_insert_with(|| read_source(&out.source.path)) {
+                    Ok(read) => Ok(pyc::source_hash(target.hash, target.magic, &read.bytes)),
+                    Err(e) => Err(io_reason(e)),
+                }
             })
         };
         out.targets.push(TargetPlan { pycs, action });
     }
-    if let Some(Err(e)) = source_bytes {
-        out.error = Some(io_reason(&e));
-        out.targets.clear();
+    // Size and mode: from the read when there was one, else from a stat (compile units
+    // need them; a fresh source that was never read needs nothing).
+    let meta = match source {
+        Some(Ok(read)) => Ok(read.meta),
+        Some(Err(e)) => Err(e),
+        None => std::fs::metadata(&out.source.path).and_then(|m| {
+            if m.is_file() {
+                Ok(m)
+            } else {
+                Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"))
+            }
+        }),
+    };
+    match meta {
+        Ok(m) => {
+            out.size = m.size();
+            out.mode = m.mode();
+        }
+        Err(e) => {
+            out.error = Some(io_reason(&e));
+            out.targets.clear();
+        }
     }
     out
 }
@@ -195,13 +202,16 @@ fn decide(
             }
             Err(e) => return Action::Compile(Reason::UnreadablePyc(io_reason(&e))),
         };
-        let mut head = [0u8; pyc::HEADER_LEN];
-        let n = match read_up_to(&mut file, &mut head) {
+        // Header and the start of the body in one read: the embedded name usually sits in
+        // the first few KiB.
+        let mut prefix = vec![0u8; PYC_PREFIX];
+        let n = match read_up_to(&mut file, &mut prefix) {
             Ok(n) => n,
             Err(e) => return Action::Compile(Reason::UnreadablePyc(io_reason(&e))),
         };
+        prefix.truncate(n);
         let mut hash_error = None;
-        let status = pyc::classify(&head[..n], target.magic, Accept::Only(mode), || {
+        let status = pyc::classify(&prefix, target.magic, Accept::Only(mode), || {
             *source_hash.get_or_insert_with(|| match hash() {
                 Ok(h) => h,
                 Err(e) => {
@@ -221,42 +231,43 @@ fn decide(
             Status::Timestamp => return Action::Compile(Reason::Timestamp),
             Status::Invalid(why) => return Action::Compile(Reason::Invalid(why)),
         }
-        if let Err(reason) = check_embedded_name(&mut file, target, want_name) {
+        let at_end = n < PYC_PREFIX;
+        if let Err(reason) = check_embedded_name(&mut file, prefix, at_end, target, want_name) {
             return Action::Compile(reason);
         }
     }
-    if rewrite.is_empty() {
-        Action::Fresh
-    } else {
-        Action::Rewrite(rewrite)
-    }
+    if rewrite.is_empty() { Action::Fresh } else { Action::Rewrite(rewrite) }
 }
 
-/// Compare the pyc's `co_filename` with the one this run would embed. Reads the body in
-/// growing chunks: the name sits in the first code object, usually near the start.
+/// How much of a pyc the plan reads at first.
+const PYC_PREFIX: usize = 4096;
+
+/// Compare the pyc's `co_filename` with the one this run would embed. `data` holds the
+/// file's first bytes; more are read only if the name lies beyond them.
 fn check_embedded_name(
     file: &mut std::fs::File,
+    mut data: Vec<u8>,
+    mut at_end: bool,
     target: &Target,
     want: &[u8],
 ) -> Result<(), Reason> {
     let code_layout = CodeLayout::for_version(target.version.0, target.version.1);
-    let mut body = Vec::new();
-    let mut chunk = 16 * 1024;
+    let mut chunk = 4 * PYC_PREFIX;
     loop {
-        let before = body.len();
-        file.by_ref()
-            .take(chunk as u64)
-            .read_to_end(&mut body)
-            .map_err(|e| Reason::UnreadablePyc(io_reason(&e)))?;
-        let at_end = body.len() - before < chunk;
-        match marshal::code_filename(&body, code_layout) {
+        match marshal::code_filename(&data[pyc::HEADER_LEN..], code_layout) {
             Ok(name) if name == want => return Ok(()),
             Ok(name) => {
-                return Err(Reason::EmbeddedPath {
-                    found: String::from_utf8_lossy(name).into_owned(),
-                });
+                return Err(Reason::EmbeddedPath { found: String::from_utf8_lossy(name).into_owned() });
             }
-            Err(marshal::MarshalError::Truncated) if !at_end => chunk *= 4,
+            Err(marshal::MarshalError::Truncated) if !at_end => {
+                let before = data.len();
+                file.by_ref()
+                    .take(chunk as u64)
+                    .read_to_end(&mut data)
+                    .map_err(|e| Reason::UnreadablePyc(io_reason(&e)))?;
+                at_end = data.len() - before < chunk;
+                chunk *= 4;
+            }
             Err(e) => return Err(Reason::UnreadableBody(e.to_string())),
         }
     }

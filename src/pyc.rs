@@ -185,11 +185,7 @@ impl Header {
 
     /// A hash-based header.
     pub fn hashed(magic: Magic, mode: HashMode, hash: SourceHash) -> Header {
-        Header {
-            magic,
-            flags: mode.flags(),
-            field: hash,
-        }
+        Header { magic, flags: mode.flags(), field: hash }
     }
 
     pub fn to_bytes(self) -> [u8; HEADER_LEN] {
@@ -212,15 +208,8 @@ impl Header {
                 size: u32::from_le_bytes([f[4], f[5], f[6], f[7]]),
             });
         }
-        let mode = if self.flags & FLAG_CHECK_SOURCE != 0 {
-            HashMode::Checked
-        } else {
-            HashMode::Unchecked
-        };
-        Ok(Kind::Hash {
-            mode,
-            hash: self.field,
-        })
+        let mode = if self.flags & FLAG_CHECK_SOURCE != 0 { HashMode::Checked } else { HashMode::Unchecked };
+        Ok(Kind::Hash { mode, hash: self.field })
     }
 }
 
@@ -301,10 +290,7 @@ mod tests {
     use super::*;
 
     fn unhex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
     }
 
     /// `importlib.util.source_hash` printed by each real interpreter (see DESIGN.md and
@@ -389,25 +375,12 @@ mod tests {
     fn source_hash_matches_cpython_vectors() {
         for &(magic, variant, empty, abc, hello, threshold) in VECTORS {
             let m = Magic(unhex(magic).try_into().unwrap());
-            let inputs: [&[u8]; 4] = [
-                b"",
-                b"abcdefgh",
-                b"print('hello world')\n",
-                b"threshold = 1\n",
-            ];
+            let inputs: [&[u8]; 4] = [b"", b"abcdefgh", b"print('hello world')\n", b"threshold = 1\n"];
             for (input, want) in inputs.iter().zip([empty, abc, hello, threshold]) {
-                assert_eq!(
-                    hex(&source_hash(variant, m, input)),
-                    want,
-                    "{magic} {input:?}"
-                );
+                assert_eq!(hex(&source_hash(variant, m, input)), want, "{magic} {input:?}");
             }
             // The other variant must not collide, or the probe could not tell them apart.
-            let other = if variant == HashVariant::Sip13 {
-                HashVariant::Sip24
-            } else {
-                HashVariant::Sip13
-            };
+            let other = if variant == HashVariant::Sip13 { HashVariant::Sip24 } else { HashVariant::Sip13 };
             assert_ne!(hex(&source_hash(other, m, b"abcdefgh")), abc);
         }
     }
@@ -428,25 +401,13 @@ mod tests {
         let bytes = h.to_bytes();
         assert_eq!(&bytes[4..8], &[3, 0, 0, 0]);
         assert_eq!(Header::parse(&bytes), Some(h));
-        assert_eq!(
-            h.kind(),
-            Ok(Kind::Hash {
-                mode: HashMode::Checked,
-                hash: [1, 2, 3, 4, 5, 6, 7, 8]
-            })
-        );
+        assert_eq!(h.kind(), Ok(Kind::Hash { mode: HashMode::Checked, hash: [1, 2, 3, 4, 5, 6, 7, 8] }));
         let mut ts = bytes;
         ts[4] = 0;
-        assert!(matches!(
-            Header::parse(&ts).unwrap().kind(),
-            Ok(Kind::Timestamp { .. })
-        ));
+        assert!(matches!(Header::parse(&ts).unwrap().kind(), Ok(Kind::Timestamp { .. })));
         // importlib treats "check source" without "hash based" as a timestamp pyc.
         ts[4] = 2;
-        assert!(matches!(
-            Header::parse(&ts).unwrap().kind(),
-            Ok(Kind::Timestamp { .. })
-        ));
+        assert!(matches!(Header::parse(&ts).unwrap().kind(), Ok(Kind::Timestamp { .. })));
         ts[4] = 4;
         assert_eq!(Header::parse(&ts).unwrap().kind(), Err(Invalid::Flags));
         ts[4] = 0;
@@ -465,31 +426,16 @@ mod tests {
         let hash = || good;
         let checked_only = Accept::Only(HashMode::Checked);
         assert_eq!(classify(&checked, m, checked_only, hash), Status::Fresh);
-        assert_eq!(
-            classify(&unchecked, m, checked_only, hash),
-            Status::WrongMode(HashMode::Unchecked)
-        );
-        assert_eq!(
-            classify(&unchecked, m, Accept::AnyHash, hash),
-            Status::Fresh
-        );
-        assert_eq!(
-            classify(&checked, m, checked_only, || [0; 8]),
-            Status::Stale
-        );
+        assert_eq!(classify(&unchecked, m, checked_only, hash), Status::WrongMode(HashMode::Unchecked));
+        assert_eq!(classify(&unchecked, m, Accept::AnyHash, hash), Status::Fresh);
+        assert_eq!(classify(&checked, m, checked_only, || [0; 8]), Status::Stale);
         assert_eq!(
             classify(&checked, Magic::from_number(3531), checked_only, hash),
             Status::Invalid(Invalid::Magic)
         );
-        assert_eq!(
-            classify(&checked[..10], m, checked_only, hash),
-            Status::Invalid(Invalid::Short)
-        );
+        assert_eq!(classify(&checked[..10], m, checked_only, hash), Status::Invalid(Invalid::Short));
         let mut ts = checked;
         ts[4] = 0;
-        assert_eq!(
-            classify(&ts, m, checked_only, || unreachable!()),
-            Status::Timestamp
-        );
+        assert_eq!(classify(&ts, m, checked_only, || unreachable!()), Status::Timestamp);
     }
 }

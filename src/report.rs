@@ -73,19 +73,14 @@ impl Style {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
             ColorChoice::Auto => {
-                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                    && std::io::stderr().is_terminal()
+                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
             }
         };
         Style { color }
     }
 
     fn paint(&self, code: &str, text: &str) -> String {
-        if self.color {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_string()
-        }
+        if self.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
     }
 
     pub fn error(&self) -> String {
@@ -133,11 +128,8 @@ pub fn format_failure(path: &Path, f: &CompileFailure, source: Option<&[u8]>) ->
                     (Some(el), Some(eo)) if Some(el) == f.line && eo > col => (eo - col) as usize,
                     _ => 1,
                 };
-                let prefix: String = shown
-                    .chars()
-                    .take(caret_at)
-                    .map(|c| if c == '\t' { '\t' } else { ' ' })
-                    .collect();
+                let prefix: String =
+                    shown.chars().take(caret_at).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
                 out.push_str(&format!("\n    {prefix}{}", "^".repeat(width.min(200))));
             }
         }
@@ -147,18 +139,8 @@ pub fn format_failure(path: &Path, f: &CompileFailure, source: Option<&[u8]>) ->
 
 /// `path:line: Category: message` and the source line, like Python's own warnings.
 pub fn format_warning(path: &Path, w: &Warning, source: Option<&[u8]>) -> String {
-    let mut out = format!(
-        "{}:{}: {}: {}",
-        path.display(),
-        w.line,
-        w.category,
-        w.message
-    );
-    if let Some(text) = u32::try_from(w.line)
-        .ok()
-        .zip(source)
-        .and_then(|(n, src)| source_line(src, n))
-    {
+    let mut out = format!("{}:{}: {}: {}", path.display(), w.line, w.category, w.message);
+    if let Some(text) = u32::try_from(w.line).ok().zip(source).and_then(|(n, src)| source_line(src, n)) {
         let t = text.trim();
         if !t.is_empty() {
             out.push_str(&format!("\n    {t}"));
@@ -190,6 +172,53 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
+/// Where a run's time goes, phase by phase, printed on stderr when `HASHPYC_TRACE` is set
+/// (for profiling; see the README's benchmark notes).
+pub struct Spans {
+    enabled: bool,
+    last: std::time::Instant,
+    parts: Vec<(&'static str, Duration)>,
+}
+
+impl Spans {
+    pub fn start() -> Spans {
+        Spans {
+            enabled: std::env::var_os("HASHPYC_TRACE").is_some_and(|v| !v.is_empty()),
+            last: std::time::Instant::now(),
+            parts: Vec::new(),
+        }
+    }
+
+    /// The phase that just ended.
+    pub fn mark(&mut self, phase: &'static str) {
+        if self.enabled {
+            let now = std::time::Instant::now();
+            self.parts.push((phase, now - self.last));
+            self.last = now;
+        }
+    }
+
+    pub fn print(&self) {
+        if self.enabled {
+            let parts: Vec<String> =
+                self.parts.iter().map(|(p, d)| format!("{p} {:.1}ms", d.as_secs_f64() * 1000.0)).collect();
+            eprint_line(&format!("trace: {}", parts.join(", ")));
+        }
+    }
+}
+
+/// Peak resident memory in KiB of this process and of its largest reaped child.
+pub fn peak_rss_kib() -> (i64, i64) {
+    let get = |who| {
+        // SAFETY: getrusage fills the struct we pass; no other memory is touched.
+        unsafe {
+            let mut u: libc::rusage = std::mem::zeroed();
+            if libc::getrusage(who, &mut u) == 0 { u.ru_maxrss } else { 0 }
+        }
+    };
+    (get(libc::RUSAGE_SELF), get(libc::RUSAGE_CHILDREN))
+}
+
 /// "1 file" / "3 files".
 pub fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
@@ -211,19 +240,12 @@ mod tests {
             text: String::new(),
         };
         let got = format_failure(Path::new("pkg/m.py"), &f, Some(b"x = 1\n  y = = 2\n"));
-        assert_eq!(
-            got,
-            "pkg/m.py:2:7: SyntaxError: invalid syntax\n    y = = 2\n        ^"
-        );
+        assert_eq!(got, "pkg/m.py:2:7: SyntaxError: invalid syntax\n    y = = 2\n        ^");
     }
 
     #[test]
     fn deprecations_are_hidden_like_python_does() {
-        let w = |c: &str| Warning {
-            category: c.into(),
-            line: 1,
-            message: String::new(),
-        };
+        let w = |c: &str| Warning { category: c.into(), line: 1, message: String::new() };
         assert!(warning_shown_by_default(&w("SyntaxWarning")));
         assert!(!warning_shown_by_default(&w("DeprecationWarning")));
     }

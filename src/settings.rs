@@ -7,9 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::Error;
-use crate::cli::{
-    CheckArgs, CheckMode, CompileArgs, InputArgs, LayoutArgs, SelectArgs, TargetArgs,
-};
+use crate::cli::{CheckArgs, CheckMode, CompileArgs, InputArgs, LayoutArgs, SelectArgs, TargetArgs};
 use crate::compile::CompileSettings;
 use crate::embed::Embed;
 use crate::layout::{self, Layout};
@@ -59,11 +57,7 @@ pub fn walk_options(sel: &SelectArgs, jobs: usize) -> Result<WalkOptions, Error>
     }
     let limit_symlinks = match &sel.limit_symlinks {
         Some(dir) => Some(std::fs::canonicalize(dir).map_err(|e| {
-            Error::Usage(format!(
-                "--limit-symlinks `{}`: {}",
-                dir.display(),
-                crate::plan::io_reason(&e)
-            ))
+            Error::Usage(format!("--limit-symlinks `{}`: {}", dir.display(), crate::plan::io_reason(&e)))
         })?),
         None => None,
     };
@@ -72,11 +66,7 @@ pub fn walk_options(sel: &SelectArgs, jobs: usize) -> Result<WalkOptions, Error>
         hidden: sel.hidden,
         exclude_globs: sel.exclude.clone(),
         exclude_regex,
-        max_depth: if sel.no_recursion {
-            Some(1)
-        } else {
-            sel.max_depth
-        },
+        max_depth: if sel.no_recursion { Some(1) } else { sel.max_depth },
         follow: sel.follow,
         limit_symlinks,
         collect_pycache: false,
@@ -85,31 +75,21 @@ pub fn walk_options(sel: &SelectArgs, jobs: usize) -> Result<WalkOptions, Error>
 }
 
 /// The interpreters to target, probed (through the cache).
-pub fn probe_targets(
-    args: &TargetArgs,
-    timeout: Option<Duration>,
-) -> Result<Vec<Arc<Target>>, Error> {
-    let names: Vec<OsString> = if args.python.is_empty() {
-        vec![OsString::from("python3")]
-    } else {
-        args.python.clone()
-    };
+pub fn probe_targets(args: &TargetArgs, timeout: Option<Duration>) -> Result<Vec<Arc<Target>>, Error> {
+    let names: Vec<OsString> =
+        if args.python.is_empty() { vec![OsString::from("python3")] } else { args.python.clone() };
     let cache = target::cache_dir();
     let mut targets: Vec<Arc<Target>> = Vec::new();
     for name in names {
         let exe = target::resolve_executable(&name)?;
         let t = target::probe(
             &exe,
-            timeout
-                .unwrap_or(Duration::from_secs(60))
-                .max(Duration::from_secs(10)),
+            timeout.unwrap_or(Duration::from_secs(60)).max(Duration::from_secs(10)),
             cache.as_deref(),
         )?;
         // The same interpreter twice (a name and its path) is one target.
         if !targets.iter().any(|o| {
-            o.magic == t.magic
-                && o.cache_tag == t.cache_tag
-                && same_file(&o.executable, &t.executable)
+            o.magic == t.magic && o.cache_tag == t.cache_tag && same_file(&o.executable, &t.executable)
         }) {
             targets.push(Arc::new(t));
         }
@@ -158,9 +138,7 @@ pub fn layouts(args: &LayoutArgs, targets: &[Arc<Target>]) -> Result<Vec<Layout>
                 return Ok(Layout::Prefix(layout::absolute(prefix, &cwd)));
             }
             match &env_prefix {
-                Some(p) if supports_prefix => {
-                    Ok(Layout::Prefix(layout::absolute(Path::new(p), &cwd)))
-                }
+                Some(p) if supports_prefix => Ok(Layout::Prefix(layout::absolute(Path::new(p), &cwd))),
                 _ => Ok(Layout::Pycache),
             }
         })

@@ -100,9 +100,7 @@ impl Target {
             match forced.as_str() {
                 "fork" => return Isolation::ForkEach,
                 "long-lived" => {
-                    return Isolation::LongLived {
-                        refork_suspects: true,
-                    };
+                    return Isolation::LongLived { refork_suspects: true };
                 }
                 _ => {}
             }
@@ -111,12 +109,8 @@ impl Target {
             return Isolation::ForkEach;
         }
         match self.minor() {
-            (3, 11) => Isolation::LongLived {
-                refork_suspects: false,
-            },
-            (3, 12..=15) => Isolation::LongLived {
-                refork_suspects: true,
-            },
+            (3, 11) => Isolation::LongLived { refork_suspects: false },
+            (3, 12..=15) => Isolation::LongLived { refork_suspects: true },
             _ => Isolation::ForkEach,
         }
     }
@@ -143,10 +137,7 @@ pub enum TargetError {
     #[error("`{path}` is Python {version}; hashpyc needs CPython 3.7 or newer (PEP 552)")]
     TooOld { path: PathBuf, version: String },
     #[error("`{path}` is {implementation}, not CPython; its bytecode format is its own")]
-    NotCPython {
-        path: PathBuf,
-        implementation: String,
-    },
+    NotCPython { path: PathBuf, implementation: String },
     #[error("`{path}` did not answer the probe within {secs} s")]
     Timeout { path: PathBuf, secs: u64 },
     #[error("`{path}` hashes sources with neither SipHash-1-3 nor SipHash-2-4 (got {got})")]
@@ -192,25 +183,16 @@ pub fn python_command(exe: &Path) -> Command {
 }
 
 /// Probe `exe`, using the on-disk cache when the interpreter file is unchanged.
-pub fn probe(
-    exe: &Path,
-    timeout: Duration,
-    cache_dir: Option<&Path>,
-) -> Result<Target, TargetError> {
+pub fn probe(exe: &Path, timeout: Duration, cache_dir: Option<&Path>) -> Result<Target, TargetError> {
     let meta = std::fs::metadata(exe).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => TargetError::Missing(exe.to_path_buf()),
-        _ => TargetError::Inaccessible {
-            path: exe.to_path_buf(),
-            reason: crate::plan::io_reason(&e),
-        },
+        _ => TargetError::Inaccessible { path: exe.to_path_buf(), reason: crate::plan::io_reason(&e) },
     })?;
     if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
         return Err(TargetError::NotExecutable(exe.to_path_buf()));
     }
     let key = cache_key(exe);
-    let cache_file = cache_dir
-        .zip(key.as_ref())
-        .map(|(dir, key)| dir.join(cache_name(key)));
+    let cache_file = cache_dir.zip(key.as_ref()).map(|(dir, key)| dir.join(cache_name(key)));
     if let Some(file) = &cache_file
         && let Some(target) = read_cache(file, key.as_ref().expect("key exists with file"), exe)
     {
@@ -237,10 +219,7 @@ fn run_probe(exe: &Path, timeout: Duration) -> Result<Target, TargetError> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|source| TargetError::Spawn {
-            path: exe.to_path_buf(),
-            source,
-        })?;
+        .map_err(|source| TargetError::Spawn { path: exe.to_path_buf(), source })?;
     let mut stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");
     let out_reader = std::thread::spawn(move || {
@@ -261,64 +240,41 @@ fn run_probe(exe: &Path, timeout: Duration) -> Result<Target, TargetError> {
             _ => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(TargetError::Timeout {
-                    path: exe.to_path_buf(),
-                    secs: timeout.as_secs(),
-                });
+                return Err(TargetError::Timeout { path: exe.to_path_buf(), secs: timeout.as_secs() });
             }
         }
     }
     let out = out_reader.join().unwrap_or_default();
     let err = err_reader.join().unwrap_or_default();
-    parse_probe(
-        exe,
-        &String::from_utf8_lossy(&out),
-        &String::from_utf8_lossy(&err),
-    )
+    parse_probe(exe, &String::from_utf8_lossy(&out), &String::from_utf8_lossy(&err))
 }
 
 fn parse_probe(exe: &Path, out: &str, err: &str) -> Result<Target, TargetError> {
-    let not_python = |detail: String| TargetError::NotPython {
-        path: exe.to_path_buf(),
-        detail,
-    };
+    let not_python = |detail: String| TargetError::NotPython { path: exe.to_path_buf(), detail };
     let mut lines = out.lines();
     if lines.next() != Some("hashpyc-probe") || !out.lines().any(|l| l == "end") {
-        let said = err
-            .lines()
-            .chain(out.lines())
-            .find(|l| !l.trim().is_empty());
+        let said = err.lines().chain(out.lines()).find(|l| !l.trim().is_empty());
         return Err(not_python(match said {
             Some(line) => format!("the probe failed, it printed `{}`", line.trim()),
             None => "the probe printed nothing".to_string(),
         }));
     }
     let field = |name: &str| {
-        out.lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix('=')))
-            .map(str::to_string)
+        out.lines().find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix('='))).map(str::to_string)
     };
-    let required =
-        |name: &str| field(name).ok_or_else(|| not_python(format!("the probe gave no `{name}`")));
+    let required = |name: &str| field(name).ok_or_else(|| not_python(format!("the probe gave no `{name}`")));
     let implementation = required("implementation")?;
     let version = required("version")?;
     let mut parts = version.split('.').map(|p| p.parse::<u8>());
-    let (Some(Ok(major)), Some(Ok(minor)), Some(Ok(micro))) =
-        (parts.next(), parts.next(), parts.next())
+    let (Some(Ok(major)), Some(Ok(minor)), Some(Ok(micro))) = (parts.next(), parts.next(), parts.next())
     else {
         return Err(not_python(format!("unreadable version `{version}`")));
     };
     if (major, minor) < (3, 7) {
-        return Err(TargetError::TooOld {
-            path: exe.to_path_buf(),
-            version,
-        });
+        return Err(TargetError::TooOld { path: exe.to_path_buf(), version });
     }
     if implementation != "cpython" {
-        return Err(TargetError::NotCPython {
-            path: exe.to_path_buf(),
-            implementation,
-        });
+        return Err(TargetError::NotCPython { path: exe.to_path_buf(), implementation });
     }
     let magic_hex = required("magic")?;
     let magic = parse_hex(&magic_hex)
@@ -329,10 +285,7 @@ fn parse_probe(exe: &Path, out: &str, err: &str) -> Result<Target, TargetError> 
     let hash = HashVariant::ALL
         .into_iter()
         .find(|&v| pyc::hex(&pyc::source_hash(v, magic, PROBE_SOURCE)) == probe_hash)
-        .ok_or_else(|| TargetError::UnknownHash {
-            path: exe.to_path_buf(),
-            got: probe_hash.clone(),
-        })?;
+        .ok_or_else(|| TargetError::UnknownHash { path: exe.to_path_buf(), got: probe_hash.clone() })?;
     let flag_ref_top = match field("flag_ref_top").as_deref() {
         Some("1") => true,
         Some("0") => false,
@@ -359,10 +312,7 @@ fn parse_hex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
         return None;
     }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
 }
 
 /// What identifies an interpreter for the probe cache: its resolved file's identity and,
@@ -406,25 +356,14 @@ fn cache_key(exe: &Path) -> Option<CacheKey> {
 /// Version-manager settings that decide which interpreter a shim runs.
 fn launcher_context() -> Vec<(String, String)> {
     let mut ctx = Vec::new();
-    for var in [
-        "PYENV_VERSION",
-        "PYENV_ROOT",
-        "ASDF_PYTHON_VERSION",
-        "MISE_PYTHON_VERSION",
-        "VIRTUAL_ENV",
-    ] {
+    for var in ["PYENV_VERSION", "PYENV_ROOT", "ASDF_PYTHON_VERSION", "MISE_PYTHON_VERSION", "VIRTUAL_ENV"] {
         if let Some(v) = std::env::var_os(var) {
             ctx.push((var.to_string(), v.to_string_lossy().into_owned()));
         }
     }
     if let Ok(cwd) = std::env::current_dir() {
         for dir in cwd.ancestors() {
-            for name in [
-                ".python-version",
-                ".tool-versions",
-                "mise.toml",
-                ".mise.toml",
-            ] {
+            for name in [".python-version", ".tool-versions", "mise.toml", ".mise.toml"] {
                 if let Ok(text) = std::fs::read_to_string(dir.join(name)) {
                     ctx.push((dir.join(name).display().to_string(), text));
                 }
@@ -456,10 +395,7 @@ struct CacheRecord {
 fn read_cache(file: &Path, key: &CacheKey, exe: &Path) -> Option<Target> {
     let text = std::fs::read_to_string(file).ok()?;
     let record: CacheRecord = serde_json::from_str(&text).ok()?;
-    (record.key == *key).then(|| Target {
-        executable: exe.to_path_buf(),
-        ..record.target
-    })
+    (record.key == *key).then(|| Target { executable: exe.to_path_buf(), ..record.target })
 }
 
 fn write_cache(file: &Path, key: &CacheKey, target: &Target) {
@@ -467,18 +403,12 @@ fn write_cache(file: &Path, key: &CacheKey, target: &Target) {
     if std::fs::create_dir_all(dir).is_err() {
         return;
     }
-    let record = CacheRecord {
-        key: key.clone(),
-        target: target.clone(),
-    };
+    let record = CacheRecord { key: key.clone(), target: target.clone() };
     let Ok(text) = serde_json::to_string_pretty(&record) else {
         return;
     };
     // Atomic, like every file hashpyc writes; a failure only costs a probe next time.
-    if let Ok(mut tmp) = tempfile::Builder::new()
-        .prefix(".interpreter-")
-        .tempfile_in(dir)
-    {
+    if let Ok(mut tmp) = tempfile::Builder::new().prefix(".interpreter-").tempfile_in(dir) {
         use std::io::Write;
         if tmp.write_all(text.as_bytes()).is_ok() {
             let _ = tmp.persist(file);
@@ -514,51 +444,15 @@ pub struct KnownVersion {
 /// Magic numbers of each CPython release line (final releases; pre-releases differ),
 /// each checked against a real interpreter of that version by the integration tests.
 pub const KNOWN: &[KnownVersion] = &[
-    KnownVersion {
-        minor: (3, 7),
-        magic_number: 3394,
-        hash: HashVariant::Sip24,
-    },
-    KnownVersion {
-        minor: (3, 8),
-        magic_number: 3413,
-        hash: HashVariant::Sip24,
-    },
-    KnownVersion {
-        minor: (3, 9),
-        magic_number: 3425,
-        hash: HashVariant::Sip24,
-    },
-    KnownVersion {
-        minor: (3, 10),
-        magic_number: 3439,
-        hash: HashVariant::Sip24,
-    },
-    KnownVersion {
-        minor: (3, 11),
-        magic_number: 3495,
-        hash: HashVariant::Sip13,
-    },
-    KnownVersion {
-        minor: (3, 12),
-        magic_number: 3531,
-        hash: HashVariant::Sip13,
-    },
-    KnownVersion {
-        minor: (3, 13),
-        magic_number: 3571,
-        hash: HashVariant::Sip13,
-    },
-    KnownVersion {
-        minor: (3, 14),
-        magic_number: 3627,
-        hash: HashVariant::Sip13,
-    },
-    KnownVersion {
-        minor: (3, 15),
-        magic_number: 3666,
-        hash: HashVariant::Sip13,
-    },
+    KnownVersion { minor: (3, 7), magic_number: 3394, hash: HashVariant::Sip24 },
+    KnownVersion { minor: (3, 8), magic_number: 3413, hash: HashVariant::Sip24 },
+    KnownVersion { minor: (3, 9), magic_number: 3425, hash: HashVariant::Sip24 },
+    KnownVersion { minor: (3, 10), magic_number: 3439, hash: HashVariant::Sip24 },
+    KnownVersion { minor: (3, 11), magic_number: 3495, hash: HashVariant::Sip13 },
+    KnownVersion { minor: (3, 12), magic_number: 3531, hash: HashVariant::Sip13 },
+    KnownVersion { minor: (3, 13), magic_number: 3571, hash: HashVariant::Sip13 },
+    KnownVersion { minor: (3, 14), magic_number: 3627, hash: HashVariant::Sip13 },
+    KnownVersion { minor: (3, 15), magic_number: 3666, hash: HashVariant::Sip13 },
 ];
 
 /// The magic numbers a CPython release line used over its life, for naming the version of
@@ -586,14 +480,8 @@ pub fn version_of_magic(magic: Magic) -> Option<(u8, u8)> {
 pub fn known_target(spec: &str) -> Result<Target, TargetError> {
     let unknown = || TargetError::UnknownVersion(spec.to_string());
     let (major, minor) = spec.split_once('.').ok_or_else(unknown)?;
-    let minor: (u8, u8) = (
-        major.parse().map_err(|_| unknown())?,
-        minor.parse().map_err(|_| unknown())?,
-    );
-    let k = KNOWN
-        .iter()
-        .find(|k| k.minor == minor)
-        .ok_or_else(unknown)?;
+    let minor: (u8, u8) = (major.parse().map_err(|_| unknown())?, minor.parse().map_err(|_| unknown())?);
+    let k = KNOWN.iter().find(|k| k.minor == minor).ok_or_else(unknown)?;
     Ok(Target {
         executable: PathBuf::from(format!("(built-in table: CPython {spec})")),
         version: (minor.0, minor.1, 0),
@@ -622,11 +510,7 @@ mod tests {
             assert!(pair[0].minor < pair[1].minor && pair[0].magic_number < pair[1].magic_number);
         }
         for k in KNOWN {
-            let want = if k.minor >= (3, 11) {
-                HashVariant::Sip13
-            } else {
-                HashVariant::Sip24
-            };
+            let want = if k.minor >= (3, 11) { HashVariant::Sip13 } else { HashVariant::Sip24 };
             assert_eq!(k.hash, want, "{:?}", k.minor);
         }
     }
@@ -642,34 +526,18 @@ mod tests {
     #[test]
     fn known_target_rejects_unknown() {
         assert!(known_target("3.12").is_ok());
-        assert!(matches!(
-            known_target("3.16"),
-            Err(TargetError::UnknownVersion(_))
-        ));
-        assert!(matches!(
-            known_target("3"),
-            Err(TargetError::UnknownVersion(_))
-        ));
+        assert!(matches!(known_target("3.16"), Err(TargetError::UnknownVersion(_))));
+        assert!(matches!(known_target("3"), Err(TargetError::UnknownVersion(_))));
     }
 
     #[test]
     fn probe_output_parsing() {
         let exe = Path::new("/x/python");
-        let py27 =
-            "hashpyc-probe\nimplementation=cpython\nversion=2.7.18\nhexversion=34017264\nend\n";
-        assert!(matches!(
-            parse_probe(exe, py27, ""),
-            Err(TargetError::TooOld { .. })
-        ));
+        let py27 = "hashpyc-probe\nimplementation=cpython\nversion=2.7.18\nhexversion=34017264\nend\n";
+        assert!(matches!(parse_probe(exe, py27, ""), Err(TargetError::TooOld { .. })));
         let pypy = "hashpyc-probe\nimplementation=pypy\nversion=3.10.14\nhexversion=1\nend\n";
-        assert!(matches!(
-            parse_probe(exe, pypy, ""),
-            Err(TargetError::NotCPython { .. })
-        ));
+        assert!(matches!(parse_probe(exe, pypy, ""), Err(TargetError::NotCPython { .. })));
         let junk = "hello\n";
-        assert!(matches!(
-            parse_probe(exe, junk, ""),
-            Err(TargetError::NotPython { .. })
-        ));
+        assert!(matches!(parse_probe(exe, junk, ""), Err(TargetError::NotPython { .. })));
     }
 }

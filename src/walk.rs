@@ -111,17 +111,27 @@ pub fn read_path_list(input: impl BufRead, nul: bool) -> std::io::Result<Vec<OsS
 
 /// Walk `roots` (files and directories) and return every source, sorted by path.
 pub fn walk(roots: &[PathBuf], opts: &WalkOptions) -> Walked {
+    let found = Mutex::new(Vec::new());
+    let mut walked = walk_each(roots, opts, &|s| found.lock().expect("walk lock").push(s));
+    walked.sources = found.into_inner().expect("walk lock");
+    walked.sources.sort();
+    walked
+}
+
+/// Walk `roots` and hand each source to `visit`, from the walker's threads and in no
+/// particular order (callers sort what they keep). The result's `sources` is empty; its
+/// errors and other lists are sorted. A source reached twice (overlapping roots) is
+/// visited once.
+pub fn walk_each(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) + Sync)) -> Walked {
     let mut walked = Walked::default();
     let mut dirs = Vec::new();
+    let mut files = Vec::new();
     for root in roots {
         match std::fs::symlink_metadata(root) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 walked.errors.push(WalkError::NotFound(root.clone()))
             }
-            Err(e) => walked.errors.push(WalkError::Io {
-                path: root.clone(),
-                source: e,
-            }),
+            Err(e) => walked.errors.push(WalkError::Io { path: root.clone(), source: e }),
             Ok(meta) => {
                 let is_dir = if meta.file_type().is_symlink() {
                     match std::fs::metadata(root) {
@@ -138,21 +148,33 @@ pub fn walk(roots: &[PathBuf], opts: &WalkOptions) -> Walked {
                     dirs.push(root.clone());
                 } else if excluded_by_regex(root, opts) {
                     // compileall's -x applies to named files too.
+                } else if meta.file_type().is_symlink()
+                    && let Some(limit) = &opts.limit_symlinks
+                    && !std::fs::canonicalize(root).is_ok_and(|t| t.starts_with(limit))
+                {
+                    walked.skipped_symlinks.push(root.clone());
                 } else {
-                    walked.sources.push(Source {
-                        path: root.clone(),
-                        explicit: true,
-                        depth: 1,
-                    });
+                    files.push(root.clone());
                 }
             }
         }
     }
-    if !dirs.is_empty() {
-        walk_dirs(&dirs, opts, &mut walked);
+    // Only overlapping roots can reach a file twice.
+    let seen = (roots.len() > 1).then(|| Mutex::new(std::collections::HashSet::new()));
+    let visit_once = |s: Source| {
+        if let Some(seen) = &seen
+            && !seen.lock().expect("walk lock").insert(s.path.clone())
+        {
+            return;
+        }
+        visit(s);
+    };
+    for path in files {
+        visit_once(Source { path, explicit: true, depth: 1 });
     }
-    walked.sources.sort();
-    walked.sources.dedup_by(|a, b| a.path == b.path);
+    if !dirs.is_empty() {
+        walk_dirs(&dirs, opts, &mut walked, &visit_once);
+    }
     walked.pycache_files.sort();
     walked.errors.sort_by(|a, b| a.path().cmp(&b.path()));
     walked.skipped_symlinks.sort();
@@ -160,9 +182,7 @@ pub fn walk(roots: &[PathBuf], opts: &WalkOptions) -> Walked {
 }
 
 fn excluded_by_regex(path: &Path, opts: &WalkOptions) -> bool {
-    opts.exclude_regex
-        .as_ref()
-        .is_some_and(|re| re.is_match(path.as_os_str().as_bytes()))
+    opts.exclude_regex.as_ref().is_some_and(|re| re.is_match(path.as_os_str().as_bytes()))
 }
 
 fn overrides(root: &Path, globs: &[String]) -> Result<Override, ignore::Error> {
@@ -173,7 +193,7 @@ fn overrides(root: &Path, globs: &[String]) -> Result<Override, ignore::Error> {
     b.build()
 }
 
-fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked) {
+fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked, visit: &(dyn Fn(Source) + Sync)) {
     let mut builder = WalkBuilder::new(&dirs[0]);
     for d in &dirs[1..] {
         builder.add(d);
@@ -195,9 +215,7 @@ fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked) {
             Ok(ov) => {
                 builder.overrides(ov);
             }
-            Err(e) => walked
-                .errors
-                .push(WalkError::Other(format!("invalid --exclude glob: {e}"))),
+            Err(e) => walked.errors.push(WalkError::Other(format!("invalid --exclude glob: {e}"))),
         }
     }
     let collect_pycache = opts.collect_pycache;
@@ -235,11 +253,7 @@ fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked) {
             if entry.path_is_symlink() {
                 match std::fs::metadata(path) {
                     Err(_) => {
-                        found
-                            .lock()
-                            .expect("walk lock")
-                            .errors
-                            .push(WalkError::Dangling(path.to_path_buf()));
+                        found.lock().expect("walk lock").errors.push(WalkError::Dangling(path.to_path_buf()));
                         return WalkState::Continue;
                     }
                     Ok(m) if !m.is_file() => return WalkState::Continue,
@@ -248,28 +262,18 @@ fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked) {
                 if let Some(limit) = &opts.limit_symlinks {
                     let inside = std::fs::canonicalize(path).is_ok_and(|t| t.starts_with(limit));
                     if !inside {
-                        found
-                            .lock()
-                            .expect("walk lock")
-                            .skipped_symlinks
-                            .push(path.to_path_buf());
+                        found.lock().expect("walk lock").skipped_symlinks.push(path.to_path_buf());
                         return WalkState::Continue;
                     }
                 }
             } else if !ft.is_file() {
                 return WalkState::Continue;
             }
-            let depth = entry.depth();
-            found.lock().expect("walk lock").sources.push(Source {
-                path: path.to_path_buf(),
-                explicit: false,
-                depth,
-            });
+            visit(Source { path: path.to_path_buf(), explicit: false, depth: entry.depth() });
             WalkState::Continue
         })
     });
     let found = found.into_inner().expect("walk lock");
-    walked.sources.extend(found.sources);
     walked.errors.extend(found.errors);
     walked.pycache_files.extend(found.pycache_files);
     walked.skipped_symlinks.extend(found.skipped_symlinks);
@@ -294,10 +298,7 @@ fn convert_error(err: ignore::Error) -> WalkError {
         },
         ignore::Error::WithDepth { err, .. } => convert_error(*err),
         ignore::Error::Loop { child, .. } => WalkError::Loop(child),
-        ignore::Error::Io(source) => WalkError::Io {
-            path: PathBuf::new(),
-            source,
-        },
+        ignore::Error::Io(source) => WalkError::Io { path: PathBuf::new(), source },
         other => WalkError::Other(other.to_string()),
     }
 }
@@ -318,56 +319,21 @@ mod tests {
     fn walk_sorts_filters_and_keeps_explicit_files() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        for f in [
-            "b.py",
-            "a.py",
-            "x.pyi",
-            "sub/c.py",
-            "__pycache__/d.py",
-            ".hidden/e.py",
-            "notpy.txt",
-        ] {
+        for f in ["b.py", "a.py", "x.pyi", "sub/c.py", "__pycache__/d.py", ".hidden/e.py", "notpy.txt"] {
             let p = root.join(f);
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(&p, "x = 1\n").unwrap();
         }
-        let opts = WalkOptions {
-            threads: 2,
-            ..Default::default()
-        };
-        let serial = WalkOptions {
-            threads: 1,
-            ..Default::default()
-        };
+        let opts = WalkOptions { threads: 2, ..Default::default() };
+        let serial = WalkOptions { threads: 1, ..Default::default() };
         let w = walk(&[root.to_path_buf(), root.join("notpy.txt")], &opts);
-        let names: Vec<_> = w
-            .sources
-            .iter()
-            .map(|s| s.path.strip_prefix(root).unwrap().to_owned())
-            .collect();
-        assert_eq!(
-            names,
-            ["a.py", "b.py", "notpy.txt", "sub/c.py"].map(PathBuf::from)
-        );
+        let names: Vec<_> = w.sources.iter().map(|s| s.path.strip_prefix(root).unwrap().to_owned()).collect();
+        assert_eq!(names, ["a.py", "b.py", "notpy.txt", "sub/c.py"].map(PathBuf::from));
+        assert!(w.sources.iter().any(|s| s.explicit && s.path.ends_with("notpy.txt")));
+        assert_eq!(walk(&[root.to_path_buf()], &serial).sources, walk(&[root.to_path_buf()], &opts).sources);
+        let hidden = WalkOptions { hidden: true, threads: 2, ..Default::default() };
         assert!(
-            w.sources
-                .iter()
-                .any(|s| s.explicit && s.path.ends_with("notpy.txt"))
-        );
-        assert_eq!(
-            walk(&[root.to_path_buf()], &serial).sources,
-            walk(&[root.to_path_buf()], &opts).sources
-        );
-        let hidden = WalkOptions {
-            hidden: true,
-            threads: 2,
-            ..Default::default()
-        };
-        assert!(
-            walk(&[root.to_path_buf()], &hidden)
-                .sources
-                .iter()
-                .any(|s| s.path.ends_with(".hidden/e.py"))
+            walk(&[root.to_path_buf()], &hidden).sources.iter().any(|s| s.path.ends_with(".hidden/e.py"))
         );
         let w = walk(&[root.join("missing")], &opts);
         assert!(matches!(w.errors[..], [WalkError::NotFound(_)]));

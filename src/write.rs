@@ -53,10 +53,7 @@ fn parent_of(path: &Path) -> &Path {
 
 /// `.<name>.` — the prefix of our temporary files, hidden and traceable to their target.
 fn temp_prefix(path: &Path) -> String {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     format!(".{name}.")
 }
 
@@ -65,14 +62,9 @@ fn temp_prefix(path: &Path) -> String {
 pub fn write_atomic(path: &Path, parts: &[&[u8]], mode: u32) -> Result<(), WriteError> {
     check_destination(path)?;
     let dir = parent_of(path);
-    std::fs::create_dir_all(dir).map_err(|source| WriteError::CreateDir {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    let write_err = |source| WriteError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
+    std::fs::create_dir_all(dir)
+        .map_err(|source| WriteError::CreateDir { path: dir.to_path_buf(), source })?;
+    let write_err = |source| WriteError::Write { path: path.to_path_buf(), source };
     let prefix = temp_prefix(path);
     let mut tmp = tempfile::Builder::new()
         .prefix(&prefix)
@@ -92,17 +84,11 @@ pub fn write_atomic(path: &Path, parts: &[&[u8]], mode: u32) -> Result<(), Write
 pub fn hardlink_atomic(existing: &Path, path: &Path) -> Result<(), WriteError> {
     check_destination(path)?;
     let dir = parent_of(path);
-    let write_err = |source| WriteError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
+    let write_err = |source| WriteError::Write { path: path.to_path_buf(), source };
     // Reserve a unique name, then link to a sibling of it and rename over the target.
     let prefix = temp_prefix(path);
-    let reserved = tempfile::Builder::new()
-        .prefix(&prefix)
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(write_err)?;
+    let reserved =
+        tempfile::Builder::new().prefix(&prefix).suffix(".tmp").tempfile_in(dir).map_err(write_err)?;
     let link = reserved.path().with_extension("lnk");
     let result = std::fs::hard_link(existing, &link).and_then(|()| std::fs::rename(&link, path));
     if result.is_err() {
@@ -140,16 +126,11 @@ mod tests {
         let p = dir.path().join("__pycache__/m.cpython-312.pyc");
         write_atomic(&p, &[b"head", b"body"], 0o600).unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"headbody");
-        assert_eq!(
-            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
         write_atomic(&p, &[b"new"], 0o644).unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"new");
-        let names: Vec<_> = std::fs::read_dir(p.parent().unwrap())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let names: Vec<_> =
+            std::fs::read_dir(p.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 1, "{names:?}");
     }
 
@@ -160,17 +141,11 @@ mod tests {
         std::fs::write(&target, b"keep").unwrap();
         let link = dir.path().join("link.pyc");
         std::os::unix::fs::symlink(&target, &link).unwrap();
-        assert!(matches!(
-            write_atomic(&link, &[b"x"], 0o644),
-            Err(WriteError::Symlink(_))
-        ));
+        assert!(matches!(write_atomic(&link, &[b"x"], 0o644), Err(WriteError::Symlink(_))));
         assert_eq!(std::fs::read(&target).unwrap(), b"keep");
         let sub = dir.path().join("d.pyc");
         std::fs::create_dir(&sub).unwrap();
-        assert!(matches!(
-            write_atomic(&sub, &[b"x"], 0o644),
-            Err(WriteError::NotRegular(_))
-        ));
+        assert!(matches!(write_atomic(&sub, &[b"x"], 0o644), Err(WriteError::NotRegular(_))));
     }
 
     #[test]

@@ -92,11 +92,7 @@ impl Request<'_> {
             Request::StartChild => payload.push(b'L'),
             Request::EndChild => payload.push(b'E'),
             Request::Compile(job) | Request::CompileFresh(job) => {
-                let op = if matches!(self, Request::Compile(_)) {
-                    b'C'
-                } else {
-                    b'F'
-                };
+                let op = if matches!(self, Request::Compile(_)) { b'C' } else { b'F' };
                 payload.reserve(job.source.len() + job.filename.len() + 16);
                 payload.push(op);
                 payload.push(u8::try_from(job.levels.len()).expect("at most three levels"));
@@ -166,10 +162,7 @@ pub fn decode(payload: &[u8]) -> Result<Message, FrameError> {
     let (&kind, rest) = payload.split_first().ok_or(FrameError::Empty)?;
     match kind {
         b'H' => {
-            let mut c = Cursor {
-                data: rest,
-                what: "hello",
-            };
+            let mut c = Cursor { data: rest, what: "hello" };
             let hexversion = c.u32()?;
             let m = c.take(4)?;
             let magic = [m[0], m[1], m[2], m[3]];
@@ -177,10 +170,7 @@ pub fn decode(payload: &[u8]) -> Result<Message, FrameError> {
             Ok(Message::Hello { hexversion, magic })
         }
         b'O' => {
-            let mut c = Cursor {
-                data: rest,
-                what: "result",
-            };
+            let mut c = Cursor { data: rest, what: "result" };
             let status = c.u8()?;
             let n = c.u16()?;
             let mut warnings = Vec::new();
@@ -188,11 +178,7 @@ pub fn decode(payload: &[u8]) -> Result<Message, FrameError> {
                 let category = c.short_str()?;
                 let line = c.i32()?;
                 let message = c.text()?;
-                warnings.push(Warning {
-                    category,
-                    line,
-                    message,
-                });
+                warnings.push(Warning { category, line, message });
             }
             let mut bodies = Vec::new();
             while !c.data.is_empty() {
@@ -202,17 +188,10 @@ pub fn decode(payload: &[u8]) -> Result<Message, FrameError> {
             if bodies.is_empty() {
                 return Err(FrameError::Truncated("result"));
             }
-            Ok(Message::Compiled {
-                modules_changed: status & 1 != 0,
-                warnings,
-                bodies,
-            })
+            Ok(Message::Compiled { modules_changed: status & 1 != 0, warnings, bodies })
         }
         b'X' => {
-            let mut c = Cursor {
-                data: rest,
-                what: "error",
-            };
+            let mut c = Cursor { data: rest, what: "error" };
             let kind = c.short_str()?;
             let message = c.text()?;
             let line = position(c.i32()?);
@@ -221,27 +200,11 @@ pub fn decode(payload: &[u8]) -> Result<Message, FrameError> {
             let end_offset = position(c.i32()?);
             let text = c.text()?;
             c.done()?;
-            Ok(Message::Failed(CompileFailure {
-                kind,
-                message,
-                line,
-                offset,
-                end_line,
-                end_offset,
-                text,
-            }))
+            Ok(Message::Failed(CompileFailure { kind, message, line, offset, end_line, end_offset, text }))
         }
-        b'e' => Cursor {
-            data: rest,
-            what: "end",
-        }
-        .done()
-        .map(|_| Message::ChildEnded),
+        b'e' => Cursor { data: rest, what: "end" }.done().map(|_| Message::ChildEnded),
         b'D' => {
-            let mut c = Cursor {
-                data: rest,
-                what: "died",
-            };
+            let mut c = Cursor { data: rest, what: "died" };
             let status = c.i32()?;
             c.done()?;
             Ok(Message::ChildDied(status))
@@ -259,36 +222,21 @@ mod tests {
         let hello = b"H\x01\x02\x03\x04\xa7\x0d\x0d\x0a";
         assert_eq!(
             decode(hello),
-            Ok(Message::Hello {
-                hexversion: 0x04030201,
-                magic: [0xa7, 0x0d, 0x0d, 0x0a]
-            })
+            Ok(Message::Hello { hexversion: 0x04030201, magic: [0xa7, 0x0d, 0x0d, 0x0a] })
         );
         let ok = b"O\x01\x01\x00\x0dSyntaxWarning\x02\x00\x00\x00\x03\x00\x00\x00msg\x02\x00\x00\x00ab\x00\x00\x00\x00";
         assert_eq!(
             decode(ok),
             Ok(Message::Compiled {
                 modules_changed: true,
-                warnings: vec![Warning {
-                    category: "SyntaxWarning".into(),
-                    line: 2,
-                    message: "msg".into()
-                }],
+                warnings: vec![Warning { category: "SyntaxWarning".into(), line: 2, message: "msg".into() }],
                 bodies: vec![b"ab".to_vec(), Vec::new()],
             })
         );
         let err = b"X\x0bSyntaxError\x03\x00\x00\x00bad\x01\x00\x00\x00\x05\x00\x00\x00\xff\xff\xff\xff\xff\xff\xff\xff\x02\x00\x00\x00x(";
-        let Ok(Message::Failed(f)) = decode(err) else {
-            panic!()
-        };
+        let Ok(Message::Failed(f)) = decode(err) else { panic!() };
         assert_eq!(
-            (
-                f.kind.as_str(),
-                f.line,
-                f.offset,
-                f.end_line,
-                f.text.as_str()
-            ),
+            (f.kind.as_str(), f.line, f.offset, f.end_line, f.text.as_str()),
             ("SyntaxError", Some(1), Some(5), None, "x(")
         );
         assert_eq!(decode(b"e"), Ok(Message::ChildEnded));
@@ -300,24 +248,14 @@ mod tests {
         assert_eq!(decode(b""), Err(FrameError::Empty));
         assert_eq!(decode(b"?"), Err(FrameError::UnknownKind(b'?')));
         assert_eq!(decode(b"H\x01"), Err(FrameError::Truncated("hello")));
-        assert_eq!(
-            decode(b"O\x00\x00\x00"),
-            Err(FrameError::Truncated("result"))
-        );
-        assert_eq!(
-            decode(b"O\x00\x00\x00\xff\xff\xff\x7f"),
-            Err(FrameError::Truncated("result"))
-        );
+        assert_eq!(decode(b"O\x00\x00\x00"), Err(FrameError::Truncated("result")));
+        assert_eq!(decode(b"O\x00\x00\x00\xff\xff\xff\x7f"), Err(FrameError::Truncated("result")));
         assert_eq!(decode(b"e!"), Err(FrameError::Trailing(1)));
     }
 
     #[test]
     fn request_layout() {
-        let job = Job {
-            levels: &[0, 2],
-            filename: b"a\nb.py",
-            source: b"x\0",
-        };
+        let job = Job { levels: &[0, 2], filename: b"a\nb.py", source: b"x\0" };
         let frame = Request::CompileFresh(&job).encode();
         assert_eq!(&frame[..4], &(frame.len() as u32 - 4).to_le_bytes());
         assert_eq!(&frame[4..], b"F\x02\x00\x02\x06\x00\x00\x00a\nb.pyx\0");

@@ -56,20 +56,13 @@ pub enum WorkerFailure {
 }
 
 fn tail(s: &str) -> String {
-    if s.trim().is_empty() {
-        String::new()
-    } else {
-        format!(": {}", s.trim())
-    }
+    if s.trim().is_empty() { String::new() } else { format!(": {}", s.trim()) }
 }
 
 /// A compile's result as the worker reported it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Compiled {
-        warnings: Vec<Warning>,
-        bodies: Vec<Vec<u8>>,
-    },
+    Compiled { warnings: Vec<Warning>, bodies: Vec<Vec<u8>> },
     Failed(CompileFailure),
 }
 
@@ -95,11 +88,7 @@ impl WorkerSpec {
         let script = std::env::var_os("HASHPYC_WORKER_SCRIPT")
             .and_then(|p| std::fs::read_to_string(p).ok())
             .unwrap_or_else(|| WORKER_SCRIPT.to_string());
-        WorkerSpec {
-            target,
-            script: script.into(),
-            timeout,
-        }
+        WorkerSpec { target, script: script.into(), timeout }
     }
 }
 
@@ -127,11 +116,7 @@ struct Channel {
 impl Channel {
     fn new(file: std::fs::File) -> Channel {
         set_nonblocking(file.as_raw_fd());
-        Channel {
-            file,
-            buf: Vec::new(),
-            eof: false,
-        }
+        Channel { file, buf: Vec::new(), eof: false }
     }
 
     /// Read what is available without blocking; false when nothing was.
@@ -161,15 +146,13 @@ impl Channel {
         }
         let len = u32::from_le_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize;
         if len > frame::MAX_FRAME {
-            return Some(Err(WorkerFailure::Protocol(
-                FrameError::TooLarge(len as u64).to_string(),
-            )));
+            return Some(Err(WorkerFailure::Protocol(FrameError::TooLarge(len as u64).to_string())));
         }
         if self.buf.len() < 4 + len {
             return None;
         }
-        let message = frame::decode(&self.buf[4..4 + len])
-            .map_err(|e| WorkerFailure::Protocol(e.to_string()));
+        let message =
+            frame::decode(&self.buf[4..4 + len]).map_err(|e| WorkerFailure::Protocol(e.to_string()));
         self.buf.drain(..4 + len);
         Some(message)
     }
@@ -190,12 +173,7 @@ fn control_pipe() -> std::io::Result<(std::fs::File, std::os::fd::OwnedFd)> {
         return Err(std::io::Error::last_os_error());
     }
     // SAFETY: both descriptors were just created and are owned by nobody else.
-    unsafe {
-        Ok((
-            std::fs::File::from_raw_fd(fds[0]),
-            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
-        ))
-    }
+    unsafe { Ok((std::fs::File::from_raw_fd(fds[0]), std::os::fd::OwnedFd::from_raw_fd(fds[1]))) }
 }
 
 impl Worker {
@@ -231,9 +209,7 @@ impl Worker {
                 Ok(())
             });
         }
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| WorkerFailure::Start(e.to_string()))?;
+        let mut child = cmd.spawn().map_err(|e| WorkerFailure::Start(e.to_string()))?;
         drop(control_write);
         interrupt::register(child.id());
         let stdin = child.stdin.take().expect("piped");
@@ -275,9 +251,7 @@ impl Worker {
                 found: crate::pyc::hex(&magic),
                 expected: target.magic.to_string(),
             }),
-            Ok(other) => Err(WorkerFailure::Protocol(format!(
-                "expected a hello, got {other:?}"
-            ))),
+            Ok(other) => Err(WorkerFailure::Protocol(format!("expected a hello, got {other:?}"))),
             Err(WorkerFailure::TimedOut(_)) => Err(WorkerFailure::StartTimeout(startup)),
             Err(WorkerFailure::Died(_) | WorkerFailure::Protocol(_)) => {
                 // Give the stderr thread a moment to collect the interpreter's last words.
@@ -307,17 +281,14 @@ impl Worker {
         match (self.data.frame().transpose()?, note) {
             (Some(reply), _) => reply_outcome(reply),
             (None, Message::ChildDied(status)) => Err(self.died(status)),
-            (None, _) => Err(WorkerFailure::Protocol(
-                "the worker ended without a complete reply (short frame)".into(),
-            )),
+            (None, _) => {
+                Err(WorkerFailure::Protocol("the worker ended without a complete reply (short frame)".into()))
+            }
         }
     }
 
     /// Compile in the long-lived child, forking one first if none is running.
-    pub fn compile_long(
-        &mut self,
-        job: &Job<'_>,
-    ) -> Result<(Outcome, LongLivedInfo), WorkerFailure> {
+    pub fn compile_long(&mut self, job: &Job<'_>) -> Result<(Outcome, LongLivedInfo), WorkerFailure> {
         let deadline = self.deadline();
         if !self.child_running {
             self.send(&Request::StartChild, deadline)?;
@@ -347,20 +318,8 @@ impl Worker {
             }
             self.pump(deadline)?;
         };
-        let modules_changed = matches!(
-            reply,
-            Message::Compiled {
-                modules_changed: true,
-                ..
-            }
-        );
-        Ok((
-            reply_outcome(reply)?,
-            LongLivedInfo {
-                first_in_child,
-                modules_changed,
-            },
-        ))
+        let modules_changed = matches!(reply, Message::Compiled { modules_changed: true, .. });
+        Ok((reply_outcome(reply)?, LongLivedInfo { first_in_child, modules_changed }))
     }
 
     /// End the long-lived child, if one runs: the next long-lived compile forks a new one.
@@ -376,10 +335,7 @@ impl Worker {
         if self.data.buf.is_empty() {
             Ok(())
         } else {
-            Err(WorkerFailure::Protocol(format!(
-                "{} unexpected bytes from the worker",
-                self.data.buf.len()
-            )))
+            Err(WorkerFailure::Protocol(format!("{} unexpected bytes from the worker", self.data.buf.len())))
         }
     }
 
@@ -478,9 +434,9 @@ impl Worker {
             if let Some(m) = self.control.frame() {
                 return match m? {
                     note @ (Message::ChildEnded | Message::ChildDied(_)) => Ok(note),
-                    other => Err(WorkerFailure::Protocol(format!(
-                        "unexpected {other:?} on the control channel"
-                    ))),
+                    other => {
+                        Err(WorkerFailure::Protocol(format!("unexpected {other:?} on the control channel")))
+                    }
                 };
             }
             if self.control.eof {
@@ -493,9 +449,7 @@ impl Worker {
 
 fn reply_outcome(reply: Message) -> Result<Outcome, WorkerFailure> {
     match reply {
-        Message::Compiled {
-            warnings, bodies, ..
-        } => Ok(Outcome::Compiled { warnings, bodies }),
+        Message::Compiled { warnings, bodies, .. } => Ok(Outcome::Compiled { warnings, bodies }),
         Message::Failed(f) => Ok(Outcome::Failed(f)),
         other => Err(WorkerFailure::Protocol(format!("unexpected {other:?}"))),
     }
@@ -511,14 +465,8 @@ fn set_nonblocking(fd: i32) {
 
 /// Wait until one of `fds` is ready, the deadline passes, or an interrupt arrives.
 fn wait_fds(fds: &[(i32, i16)], deadline: Option<Instant>) -> Result<(), WorkerFailure> {
-    let mut pfds: Vec<libc::pollfd> = fds
-        .iter()
-        .map(|&(fd, events)| libc::pollfd {
-            fd,
-            events,
-            revents: 0,
-        })
-        .collect();
+    let mut pfds: Vec<libc::pollfd> =
+        fds.iter().map(|&(fd, events)| libc::pollfd { fd, events, revents: 0 }).collect();
     loop {
         if interrupt::requested() {
             return Err(WorkerFailure::Interrupted);
@@ -537,11 +485,7 @@ fn wait_fds(fds: &[(i32, i16)], deadline: Option<Instant>) -> Result<(), WorkerF
         };
         // SAFETY: valid pollfds for the duration of the call.
         let r = unsafe {
-            libc::poll(
-                pfds.as_mut_ptr(),
-                pfds.len() as libc::nfds_t,
-                wait.as_millis().max(1) as i32,
-            )
+            libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, wait.as_millis().max(1) as i32)
         };
         if r > 0 {
             return Ok(());
@@ -551,9 +495,5 @@ fn wait_fds(fds: &[(i32, i16)], deadline: Option<Instant>) -> Result<(), WorkerF
 
 /// A human-readable description of the interpreter used for messages.
 pub fn describe(target: &Target) -> String {
-    format!(
-        "CPython {} (`{}`)",
-        target.version_string(),
-        Path::new(&target.executable).display()
-    )
+    format!("CPython {} (`{}`)", target.version_string(), Path::new(&target.executable).display())
 }

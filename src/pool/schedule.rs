@@ -74,9 +74,7 @@ struct Shared<'a> {
 /// Compile every source whose plan asks for it; returns per-unit results, or the fatal
 /// failure that stopped the run.
 pub fn run(s: &Schedule<'_>, reporter: &dyn Reporter) -> (Results, Option<Fatal>) {
-    let mut order: Vec<usize> = (0..s.plans.len())
-        .filter(|&i| s.plans[i].needs_compile())
-        .collect();
+    let mut order: Vec<usize> = (0..s.plans.len()).filter(|&i| s.plans[i].needs_compile()).collect();
     order.sort_by(|&a, &b| s.plans[b].size.cmp(&s.plans[a].size).then(a.cmp(&b)));
     reorder_for_tests(&mut order);
     let slots = s.jobs.clamp(1, order.len().max(1));
@@ -115,10 +113,7 @@ fn reorder_for_tests(order: &mut [usize]) {
     };
     if spec == "reverse" {
         order.reverse();
-    } else if let Some(seed) = spec
-        .strip_prefix("shuffle:")
-        .and_then(|s| s.parse::<u64>().ok())
-    {
+    } else if let Some(seed) = spec.strip_prefix("shuffle:").and_then(|s| s.parse::<u64>().ok()) {
         // Fisher-Yates with splitmix64: reproducible for a seed, no dependency needed.
         let mut state = seed;
         let mut next = move || {
@@ -151,11 +146,7 @@ enum Step {
 impl<'a> Slot<'a> {
     fn new(sh: &'a Shared<'a>) -> Self {
         let none = || (0..sh.s.specs.len()).map(|_| None).collect();
-        Slot {
-            sh,
-            workers: none(),
-            verifiers: none(),
-        }
+        Slot { sh, workers: none(), verifiers: none() }
     }
 
     fn run(mut self) {
@@ -217,10 +208,7 @@ impl<'a> Slot<'a> {
                 let r = if e.kind() == std::io::ErrorKind::NotFound {
                     UnitResult::Vanished
                 } else {
-                    UnitResult::Error(format!(
-                        "cannot read the source: {}",
-                        crate::plan::io_reason(&e)
-                    ))
+                    UnitResult::Error(format!("cannot read the source: {}", crate::plan::io_reason(&e)))
                 };
                 for &t in targets {
                     self.record(src, t, r.clone());
@@ -243,11 +231,7 @@ impl<'a> Slot<'a> {
 
     fn record(&self, src: usize, target: usize, r: UnitResult) {
         self.sh.reporter.advance(&self.sh.s.plans[src].source.path);
-        self.sh
-            .results
-            .lock()
-            .expect("results lock")
-            .push((src, target, r));
+        self.sh.results.lock().expect("results lock").push((src, target, r));
     }
 
     /// `None` when the run is stopping (interrupt or fatal error).
@@ -257,11 +241,7 @@ impl<'a> Slot<'a> {
         let spec = &s.specs[t];
         let isolation = spec.target.isolation();
         let filename = plan.embedded.as_os_str().as_encoded_bytes();
-        let job = Job {
-            levels: s.levels,
-            filename,
-            source,
-        };
+        let job = Job { levels: s.levels, filename, source };
         let mut attempts = 0;
         let (outcome, deferred) = loop {
             attempts += 1;
@@ -276,15 +256,12 @@ impl<'a> Slot<'a> {
                 Isolation::ForkEach => worker.compile_fresh(&job).map(|o| (o, false)),
                 _ if fresh => worker.compile_fresh(&job).map(|o| (o, false)),
                 Isolation::LongLived { refork_suspects } => {
-                    let code_layout =
-                        CodeLayout::for_version(spec.target.version.0, spec.target.version.1);
+                    let code_layout = CodeLayout::for_version(spec.target.version.0, spec.target.version.1);
                     worker.compile_long(&job).and_then(|(outcome, info)| {
                         let (taint, suspect) = match &outcome {
                             Outcome::Compiled { bodies, .. } => {
-                                let scans: Vec<_> = bodies
-                                    .iter()
-                                    .map(|b| marshal::scan(b, code_layout))
-                                    .collect();
+                                let scans: Vec<_> =
+                                    bodies.iter().map(|b| marshal::scan(b, code_layout)).collect();
                                 // Unreadable output: trust nothing about this child.
                                 let unreadable = scans.iter().any(Result::is_err);
                                 let taint = info.modules_changed
@@ -292,8 +269,7 @@ impl<'a> Slot<'a> {
                                     || scans.iter().flatten().any(|s| s.interned_non_ascii);
                                 let suspect = refork_suspects
                                     && !info.first_in_child
-                                    && (unreadable
-                                        || scans.iter().flatten().any(|s| s.container_with_str));
+                                    && (unreadable || scans.iter().flatten().any(|s| s.container_with_str));
                                 (taint, suspect)
                             }
                             // A failed compile may have imported a codec: start afresh.
@@ -327,10 +303,7 @@ impl<'a> Slot<'a> {
                     }
                     let streak = self.sh.crash_streak.fetch_add(1, Ordering::SeqCst) + 1;
                     if streak >= (2 * s.jobs).max(4) {
-                        self.fail(
-                            t,
-                            WorkerFailure::Died(format!("workers keep dying; the last: {f}")),
-                        );
+                        self.fail(t, WorkerFailure::Died(format!("workers keep dying; the last: {f}")));
                         return None;
                     }
                     return Some(Step::Done(UnitResult::Error(format!(
@@ -368,9 +341,7 @@ impl<'a> Slot<'a> {
         } else {
             Some(Outcome::Failed(super::CompileFailure {
                 kind: "hashpyc internal error".into(),
-                message:
-                    "a long-lived worker produced other bytes than a fresh one (HASHPYC_VERIFY)"
-                        .into(),
+                message: "a long-lived worker produced other bytes than a fresh one (HASHPYC_VERIFY)".into(),
                 line: None,
                 offset: None,
                 end_line: None,
@@ -384,12 +355,9 @@ impl<'a> Slot<'a> {
         let s = self.sh.s;
         let plan = &s.plans[src];
         let target = &s.specs[t].target;
-        let header = Header::hashed(
-            target.magic,
-            s.mode,
-            pyc::source_hash(target.hash, target.magic, source),
-        )
-        .to_bytes();
+        let header =
+            Header::hashed(target.magic, s.mode, pyc::source_hash(target.hash, target.magic, source))
+                .to_bytes();
         let mode = write::pyc_mode(plan.mode);
         let pycs = &plan.targets[t].pycs;
         for (i, body) in bodies.iter().enumerate() {

@@ -21,25 +21,13 @@ fn py_compile(py: &Python, tree: &Tree, src: &str, mode: &str) {
 }
 
 fn pyc(py: &Python, stem: &str) -> String {
-    format!(
-        "__pycache__/{stem}.cpython-{}{}.pyc",
-        py.minor.0, py.minor.1
-    )
+    format!("__pycache__/{stem}.cpython-{}{}.pyc", py.minor.0, py.minor.1)
 }
 
 /// One tree with every outcome; returns the expected outcome per source.
 fn every_case(py: &Python, other: Option<&Python>) -> (Tree, BTreeMap<&'static str, &'static str>) {
     let tree = Tree::new();
-    for name in [
-        "ok",
-        "missing",
-        "stale",
-        "timestamp",
-        "unchecked",
-        "short",
-        "flags",
-        "foreign",
-    ] {
+    for name in ["ok", "missing", "stale", "timestamp", "unchecked", "short", "flags", "foreign"] {
         tree.write(format!("{name}.py"), format!("name = {name:?}\n"));
     }
     tree.hashpyc()
@@ -61,17 +49,8 @@ fn every_case(py: &Python, other: Option<&Python>) -> (Tree, BTreeMap<&'static s
     if let Some(other) = other {
         let t2 = Tree::new();
         t2.write("foreign.py", "name = 'foreign'\n");
-        t2.hashpyc()
-            .args(["compile", "-q"])
-            .python(other)
-            .arg("foreign.py")
-            .run()
-            .assert_code(0);
-        std::fs::copy(
-            t2.path(pyc(other, "foreign")),
-            tree.path(pyc(py, "foreign")),
-        )
-        .unwrap();
+        t2.hashpyc().args(["compile", "-q"]).python(other).arg("foreign.py").run().assert_code(0);
+        std::fs::copy(t2.path(pyc(other, "foreign")), tree.path(pyc(py, "foreign"))).unwrap();
     } else {
         let p = tree.path(pyc(py, "foreign"));
         let mut data = std::fs::read(&p).unwrap();
@@ -80,12 +59,7 @@ fn every_case(py: &Python, other: Option<&Python>) -> (Tree, BTreeMap<&'static s
     }
     // A pyc whose source is gone.
     tree.write("gone.py", "x = 1\n");
-    tree.hashpyc()
-        .args(["compile", "-q"])
-        .python(py)
-        .arg("gone.py")
-        .run()
-        .assert_code(0);
+    tree.hashpyc().args(["compile", "-q"]).python(py).arg("gone.py").run().assert_code(0);
     std::fs::remove_file(tree.path("gone.py")).unwrap();
     let expected = BTreeMap::from([
         ("ok.py", "ok"),
@@ -101,94 +75,42 @@ fn every_case(py: &Python, other: Option<&Python>) -> (Tree, BTreeMap<&'static s
 }
 
 fn other_python(py: &Python) -> Option<&'static Python> {
-    crate::harness::pythons()
-        .values()
-        .find(|o| o.minor != py.minor && o.minor >= (3, 7))
+    crate::harness::pythons().values().find(|o| o.minor != py.minor && o.minor >= (3, 7))
 }
 
 per_python!(check_reports_each_outcome, |py: &Python| {
     let (tree, expected) = every_case(py, other_python(py));
-    let run = tree
-        .hashpyc()
-        .args(["check", "--all", "--stray"])
-        .python(py)
-        .arg(".")
-        .run();
+    let run = tree.hashpyc().args(["check", "--all", "--stray"]).python(py).arg(".").run();
     run.assert_code(1);
     let mut got = BTreeMap::new();
     for line in run.stdout.lines() {
         let (outcome, path) = line.split_once(' ').unwrap();
-        got.insert(
-            path.trim().trim_start_matches("./").to_string(),
-            outcome.to_string(),
-        );
+        got.insert(path.trim().trim_start_matches("./").to_string(), outcome.to_string());
     }
     for (src, outcome) in &expected {
-        assert_eq!(
-            got.get(*src).map(String::as_str),
-            Some(*outcome),
-            "{src}\n{}",
-            run.stdout
-        );
+        assert_eq!(got.get(*src).map(String::as_str), Some(*outcome), "{src}\n{}", run.stdout);
     }
     let stray = format!("./{}", pyc(py, "gone"));
-    assert!(
-        run.stdout.contains(&format!("stray      {stray}")),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stderr.contains("Checked 8 files (1 ok"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stdout.contains(&format!("stray      {stray}")), "{}", run.stdout);
+    assert!(run.stderr.contains("Checked 8 files (1 ok"), "{}", run.stderr);
 
     // The built-in table gives the same verdicts without running Python.
     let table = tree
         .hashpyc()
-        .args([
-            "check",
-            "--all",
-            "--target",
-            &format!("{}.{}", py.minor.0, py.minor.1),
-            ".",
-        ])
+        .args(["check", "--all", "--target", &format!("{}.{}", py.minor.0, py.minor.1), "."])
         .run();
-    let without_stray: Vec<&str> = run
-        .stdout
-        .lines()
-        .filter(|l| !l.starts_with("stray"))
-        .collect();
+    let without_stray: Vec<&str> = run.stdout.lines().filter(|l| !l.starts_with("stray")).collect();
     assert_eq!(table.stdout.lines().collect::<Vec<_>>(), without_stray);
 
     // --mode any accepts unchecked pycs; --mode unchecked flags checked ones.
-    let any = tree
-        .hashpyc()
-        .args(["check", "--mode", "any"])
-        .python(py)
-        .arg("unchecked.py")
-        .run();
+    let any = tree.hashpyc().args(["check", "--mode", "any"]).python(py).arg("unchecked.py").run();
     any.assert_code(0);
-    let unchecked = tree
-        .hashpyc()
-        .args(["check", "--mode", "unchecked"])
-        .python(py)
-        .arg("ok.py")
-        .run();
+    let unchecked = tree.hashpyc().args(["check", "--mode", "unchecked"]).python(py).arg("ok.py").run();
     unchecked.assert_code(1);
-    assert!(
-        unchecked.stdout.starts_with("checked    ok.py"),
-        "{}",
-        unchecked.stdout
-    );
+    assert!(unchecked.stdout.starts_with("checked    ok.py"), "{}", unchecked.stdout);
 
     // After a compile, everything is fresh and check exits 0.
-    tree.hashpyc()
-        .args(["compile", "-q"])
-        .python(py)
-        .arg(".")
-        .run()
-        .assert_code(0);
+    tree.hashpyc().args(["compile", "-q"]).python(py).arg(".").run().assert_code(0);
     let clean = tree.hashpyc().arg("check").python(py).arg(".").run();
     clean.assert_code(0);
     assert_eq!(clean.stdout, "");
@@ -196,18 +118,10 @@ per_python!(check_reports_each_outcome, |py: &Python| {
 
 per_python!(check_json_and_github_formats, |py: &Python| {
     let (tree, expected) = every_case(py, None);
-    let run = tree
-        .hashpyc()
-        .args(["check", "--format", "json"])
-        .python(py)
-        .arg(".")
-        .run();
+    let run = tree.hashpyc().args(["check", "--format", "json"]).python(py).arg(".").run();
     run.assert_code(1);
-    let objects: Vec<serde_json::Value> = run
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect();
+    let objects: Vec<serde_json::Value> =
+        run.stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
     let (summary, findings) = objects.split_last().unwrap();
     assert_eq!(summary["type"], "summary");
     assert_eq!(summary["sources"], 8);
@@ -229,12 +143,7 @@ per_python!(check_json_and_github_formats, |py: &Python| {
             assert!(f["found"].is_null());
         }
     }
-    let gh = tree
-        .hashpyc()
-        .args(["check", "--format", "github"])
-        .python(py)
-        .arg(".")
-        .run();
+    let gh = tree.hashpyc().args(["check", "--format", "github"]).python(py).arg(".").run();
     gh.assert_code(1);
     assert_eq!(gh.stdout.lines().count(), expected.len() - 1);
     for line in gh.stdout.lines() {
@@ -250,19 +159,11 @@ per_python!(compile_rewrites_headers_without_python, |py: &Python| {
     // py_compile embeds the path as given; so does hashpyc.
     let before = tree.read(pyc(py, "m"));
     assert_eq!(&before[4..8], b"\x01\0\0\0");
-    let run = tree
-        .hashpyc()
-        .args(["compile", "--python", "/nonexistent/python"])
-        .arg("m.py")
-        .run();
+    let run = tree.hashpyc().args(["compile", "--python", "/nonexistent/python"]).arg("m.py").run();
     run.assert_code(2); // the probe needs the interpreter once
     let first = tree.hashpyc().arg("compile").python(py).arg("m.py").run();
     first.assert_code(0);
-    assert!(
-        first.stderr.contains("1 header rewritten"),
-        "{}",
-        first.stderr
-    );
+    assert!(first.stderr.contains("1 header rewritten"), "{}", first.stderr);
     let after = tree.read(pyc(py, "m"));
     assert_eq!(&after[4..8], b"\x03\0\0\0");
     assert_eq!(after[8..], before[8..], "only the flags changed");
@@ -276,12 +177,7 @@ per_python!(compile_rewrites_headers_without_python, |py: &Python| {
     assert_eq!(tree.read(pyc(py, "m")), before);
     // A timestamp pyc is never trusted: it is recompiled.
     py_compile(py, &tree, "m.py", "TIMESTAMP");
-    let ts = tree
-        .hashpyc()
-        .args(["compile", "-v"])
-        .python(py)
-        .arg("m.py")
-        .run();
+    let ts = tree.hashpyc().args(["compile", "-v"]).python(py).arg("m.py").run();
     ts.assert_code(0);
     assert!(ts.stderr.contains("timestamp pyc"), "{}", ts.stderr);
     assert_eq!(&tree.read(pyc(py, "m"))[4..8], b"\x03\0\0\0");
@@ -293,13 +189,8 @@ per_python!(paths_from_stdin, min = (3, 11), |py: &Python| {
     tree.write("dir with space/b.py", "b = 2\n");
     tree.write("new\nline.py", "c = 3\n");
     tree.write("skipped.py", "d = 4\n");
-    let nl = tree
-        .hashpyc()
-        .args(["compile", "-q"])
-        .python(py)
-        .arg("-")
-        .stdin("a.py\ndir with space/b.py\n")
-        .run();
+    let nl =
+        tree.hashpyc().args(["compile", "-q"]).python(py).arg("-").stdin("a.py\ndir with space/b.py\n").run();
     nl.assert_code(0);
     assert_eq!(tree.pycs().len(), 2);
     let nul = tree
@@ -325,21 +216,12 @@ per_python!(paths_from_stdin, min = (3, 11), |py: &Python| {
 per_python!(inspect_describes_pycs, min = (3, 8), |py: &Python| {
     let tree = Tree::new();
     tree.write("m.py", "x = 1\n");
-    tree.hashpyc()
-        .args(["compile", "-q"])
-        .python(py)
-        .arg("m.py")
-        .run()
-        .assert_code(0);
+    tree.hashpyc().args(["compile", "-q"]).python(py).arg("m.py").run().assert_code(0);
     let p = pyc(py, "m");
     let run = tree.hashpyc().arg("inspect").arg(&p).run();
     run.assert_code(0);
     let want = format!("CPython {}.{}", py.minor.0, py.minor.1);
-    assert!(
-        run.stdout.contains(&want) && run.stdout.contains("checked-hash"),
-        "{}",
-        run.stdout
-    );
+    assert!(run.stdout.contains(&want) && run.stdout.contains("checked-hash"), "{}", run.stdout);
     assert!(run.stdout.contains("(matches `m.py`)"), "{}", run.stdout);
     assert!(run.stdout.contains("co_filename  m.py"), "{}", run.stdout);
     tree.write("m.py", "x = 2\n");

@@ -46,12 +46,7 @@ fn pyc_of(tree: &Tree, py: &Python, rel: &str) -> PathBuf {
     let p = Path::new(rel);
     let stem = p.file_stem().unwrap().to_string_lossy();
     let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
-    tree.path(
-        p.parent()
-            .unwrap()
-            .join("__pycache__")
-            .join(format!("{stem}.{tag}.pyc")),
-    )
+    tree.path(p.parent().unwrap().join("__pycache__").join(format!("{stem}.{tag}.pyc")))
 }
 
 const FIXTURE_SOURCES: &[&str] = &[
@@ -79,20 +74,9 @@ per_python!(byte_identity_with_py_compile, |py: &Python| {
         "syntax error reported with location:\n{}",
         run.stderr
     );
-    assert!(
-        run.stderr.contains("def f(:"),
-        "offending line shown:\n{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("./warns.py:2: SyntaxWarning"),
-        "warning shown:\n{}",
-        run.stderr
-    );
-    assert!(
-        !pyc_of(&tree, py, "bad.py").exists(),
-        "no pyc for a file that does not compile"
-    );
+    assert!(run.stderr.contains("def f(:"), "offending line shown:\n{}", run.stderr);
+    assert!(run.stderr.contains("./warns.py:2: SyntaxWarning"), "warning shown:\n{}", run.stderr);
+    assert!(!pyc_of(&tree, py, "bad.py").exists(), "no pyc for a file that does not compile");
 
     let sources: Vec<PathBuf> = FIXTURE_SOURCES.iter().map(PathBuf::from).collect();
     let refs = harness::py_compile_refs(py, tree.root(), &sources, None);
@@ -112,41 +96,26 @@ per_python!(byte_identity_with_py_compile, |py: &Python| {
     }
     let exact = py.minor >= (3, 11);
     let mut cmd = py.cmd();
-    cmd.args(["-I", "-c", VERIFY, if exact { "1" } else { "0" }])
-        .current_dir(tree.root());
+    cmd.args(["-I", "-c", VERIFY, if exact { "1" } else { "0" }]).current_dir(tree.root());
     let out = run_with_stdin(cmd, lines.as_bytes());
-    let bad: Vec<&str> = out
-        .lines()
-        .filter(|l| l.starts_with("DIFF") || l.starts_with("BADHEADER"))
-        .collect();
+    let bad: Vec<&str> =
+        out.lines().filter(|l| l.starts_with("DIFF") || l.starts_with("BADHEADER")).collect();
     assert_eq!(out.lines().count(), FIXTURE_SOURCES.len(), "{out}");
-    assert!(
-        bad.is_empty(),
-        "{}: differs from py_compile: {bad:?}",
-        py.label()
-    );
+    assert!(bad.is_empty(), "{}: differs from py_compile: {bad:?}", py.label());
 });
 
 pub fn run_with_stdin(mut cmd: std::process::Command, input: &[u8]) -> String {
     use std::io::Write;
     use std::process::Stdio;
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let mut child =
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
     let mut sin = child.stdin.take().unwrap();
     let data = input.to_vec();
     std::thread::spawn(move || {
         let _ = sin.write_all(&data);
     });
     let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -161,12 +130,7 @@ for name in sys.argv[1:]:
 per_python!(cpython_loads_pycs_without_rewriting, |py: &Python| {
     let tree = Tree::new();
     fixture(&tree);
-    tree.hashpyc()
-        .arg("compile")
-        .python(py)
-        .arg(".")
-        .run()
-        .assert_code(0);
+    tree.hashpyc().arg("compile").python(py).arg(".").run().assert_code(0);
     let before: Vec<(PathBuf, u64, i64, i64)> = tree
         .pycs()
         .into_iter()
@@ -198,11 +162,7 @@ per_python!(cpython_loads_pycs_without_rewriting, |py: &Python| {
         .current_dir(tree.root())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let log = String::from_utf8_lossy(&out.stderr);
     for (p, ino, mtime, nsec) in &before {
         let m = std::fs::metadata(tree.path(p)).unwrap();
@@ -214,8 +174,7 @@ per_python!(cpython_loads_pycs_without_rewriting, |py: &Python| {
         );
         let name = p.file_name().unwrap().to_string_lossy().into_owned();
         assert!(
-            log.lines()
-                .any(|l| l.contains("code object from") && l.contains(&name)),
+            log.lines().any(|l| l.contains("code object from") && l.contains(&name)),
             "{}: CPython did not load {name}:\n{log}",
             py.label()
         );
@@ -237,12 +196,7 @@ per_python!(seed_incident_every_value_in_order, |py: &Python| {
     let mut seen = Vec::new();
     for i in 10..30 {
         tree.write("rule.py", format!("threshold = {i}\n"));
-        tree.hashpyc()
-            .args(["compile", "-q"])
-            .python(py)
-            .arg("rule.py")
-            .run()
-            .assert_code(0);
+        tree.hashpyc().args(["compile", "-q"]).python(py).arg("rule.py").run().assert_code(0);
         seen.push(read_rule());
     }
     let want: Vec<String> = (10..30).map(|i| i.to_string()).collect();
@@ -254,11 +208,7 @@ per_python!(seed_incident_every_value_in_order, |py: &Python| {
     for i in 30..50 {
         tree.write("rule.py", format!("threshold = {i}\n"));
         seen.push(read_rule());
-        assert_eq!(
-            &tree.read(&pyc[0])[4..8],
-            b"\x03\0\0\0",
-            "CPython kept the pyc checked-hash"
-        );
+        assert_eq!(&tree.read(&pyc[0])[4..8], b"\x03\0\0\0", "CPython kept the pyc checked-hash");
     }
     let want: Vec<String> = (30..50).map(|i| i.to_string()).collect();
     assert_eq!(seen, want, "CPython's own import after hashpyc");
@@ -270,17 +220,9 @@ per_python!(noop_run_starts_no_python, |py: &Python| {
     let log = tree.path("starts.log");
     let wrapper = tree.write(
         "bin/python-wrapper",
-        format!(
-            "#!/bin/sh\necho start >> '{}'\nexec '{}' \"$@\"\n",
-            log.display(),
-            py.path.display()
-        ),
+        format!("#!/bin/sh\necho start >> '{}'\nexec '{}' \"$@\"\n", log.display(), py.path.display()),
     );
-    std::fs::set_permissions(
-        &wrapper,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let cache = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
         tree.hashpyc()
@@ -293,30 +235,13 @@ per_python!(noop_run_starts_no_python, |py: &Python| {
             .run()
     };
     run(&[]).assert_code(0);
-    let starts = || {
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .lines()
-            .count()
-    };
+    let starts = || std::fs::read_to_string(&log).unwrap_or_default().lines().count();
     let first = starts();
-    assert!(
-        first >= 2,
-        "the first run probes and starts workers ({first} starts)"
-    );
+    assert!(first >= 2, "the first run probes and starts workers ({first} starts)");
     let second = run(&[]);
     second.assert_code(0);
-    assert_eq!(
-        starts(),
-        first,
-        "a no-op run started Python:\n{}",
-        second.stderr
-    );
-    assert!(
-        second.stderr.contains("Compiled 0 files (4 already fresh)"),
-        "{}",
-        second.stderr
-    );
+    assert_eq!(starts(), first, "a no-op run started Python:\n{}", second.stderr);
+    assert!(second.stderr.contains("Compiled 0 files (4 already fresh)"), "{}", second.stderr);
     // Touching a source without changing it is still a no-op; changing it is not.
     let src = tree.path("pkg/sub/mod.py");
     let bytes = std::fs::read(&src).unwrap();
@@ -326,11 +251,7 @@ per_python!(noop_run_starts_no_python, |py: &Python| {
     std::fs::write(&src, [bytes.as_slice(), b"\nz = 3\n"].concat()).unwrap();
     let third = run(&[]);
     third.assert_code(0);
-    assert!(
-        third.stderr.contains("Compiled 1 file (3 already fresh)"),
-        "{}",
-        third.stderr
-    );
+    assert!(third.stderr.contains("Compiled 1 file (3 already fresh)"), "{}", third.stderr);
     assert!(starts() > first);
 });
 
@@ -339,35 +260,12 @@ per_python!(jobs_do_not_change_bytes, |py: &Python| {
     let a = Tree::new();
     let b = Tree::new();
     for t in [&a, &b] {
-        for pkg in [
-            "email",
-            "json",
-            "collections",
-            "importlib",
-            "asyncio",
-            "unittest",
-            "xml",
-        ] {
+        for pkg in ["email", "json", "collections", "importlib", "asyncio", "unittest", "xml"] {
             harness::copy_py_tree(&lib.join(pkg), &t.path(pkg), &|_| false);
         }
     }
-    a.hashpyc()
-        .args(["compile", "-q", "-j1"])
-        .python(py)
-        .arg(".")
-        .run()
-        .assert_code(0);
-    b.hashpyc()
-        .args(["compile", "-q", "-j4"])
-        .python(py)
-        .arg(".")
-        .run()
-        .assert_code(0);
+    a.hashpyc().args(["compile", "-q", "-j1"]).python(py).arg(".").run().assert_code(0);
+    b.hashpyc().args(["compile", "-q", "-j4"]).python(py).arg(".").run().assert_code(0);
     assert!(a.pycs().len() > 100, "{} pycs", a.pycs().len());
-    assert_eq!(
-        harness::diff_pycs(a.root(), b.root()),
-        Vec::<PathBuf>::new(),
-        "{}",
-        py.label()
-    );
+    assert_eq!(harness::diff_pycs(a.root(), b.root()), Vec::<PathBuf>::new(), "{}", py.label());
 });

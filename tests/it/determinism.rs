@@ -34,41 +34,20 @@ per_python!(minimal_reproducer, |py: &Python| {
     // ...must give b.py the bytes it gets alone.
     let alone = Tree::new();
     alone.write("b.py", B);
-    alone
-        .hashpyc()
-        .args(["compile", "-q"])
-        .python(py)
-        .arg("b.py")
-        .run()
-        .assert_code(0);
+    alone.hashpyc().args(["compile", "-q"]).python(py).arg("b.py").run().assert_code(0);
     let pyc = format!("__pycache__/b.cpython-{}{}.pyc", py.minor.0, py.minor.1);
-    assert_eq!(
-        both.read(&pyc),
-        alone.read(&pyc),
-        "{}: b.py depends on a.py",
-        py.label()
-    );
+    assert_eq!(both.read(&pyc), alone.read(&pyc), "{}: b.py depends on a.py", py.label());
 
     // The reproducer is real on 3.12+: a naive process gives b.py other bytes.
     let naive = py.run(&["-S", "-s", "-c", NAIVE], both.root());
     if py.minor >= (3, 12) {
-        assert_eq!(
-            naive.trim(),
-            "differs",
-            "{}: the reproducer no longer reproduces",
-            py.label()
-        );
+        assert_eq!(naive.trim(), "differs", "{}: the reproducer no longer reproduces", py.label());
     }
 });
 
 /// Build `lib`'s sources in a fresh copy, with extra arguments and environment; returns
 /// the tree.
-fn build(
-    py: &Python,
-    sources: &[PathBuf],
-    lib: &Path,
-    setup: &dyn Fn(&Tree) -> Vec<harness::Run>,
-) -> Tree {
+fn build(py: &Python, sources: &[PathBuf], lib: &Path, setup: &dyn Fn(&Tree) -> Vec<harness::Run>) -> Tree {
     let tree = Tree::new();
     for rel in sources {
         let dst = tree.path(rel);
@@ -76,11 +55,7 @@ fn build(
         std::fs::copy(lib.join(rel), &dst).unwrap();
     }
     for run in setup(&tree) {
-        assert!(
-            run.code == Some(0) || run.code == Some(1),
-            "{}: {run:?}",
-            py.label()
-        );
+        assert!(run.code == Some(0) || run.code == Some(1), "{}: {run:?}", py.label());
         assert!(!run.stderr.contains("internal error"), "{}", run.stderr);
     }
     tree
@@ -102,12 +77,7 @@ fn stdlib_sources(py: &Python) -> (PathBuf, Vec<PathBuf>) {
 
 per_python!(stdlib_in_any_order_job_count_and_history, |py: &Python| {
     let (lib, sources) = stdlib_sources(py);
-    assert!(
-        sources.len() > 500,
-        "{}: only {} stdlib sources",
-        py.label(),
-        sources.len()
-    );
+    assert!(sources.len() > 500, "{}: only {} stdlib sources", py.label(), sources.len());
     let compile = |t: &Tree, jobs: &str, order: Option<&str>, paths: Option<&[PathBuf]>| {
         let mut cmd = t.hashpyc().args(["compile", "-q", "-j", jobs]).python(py);
         if let Some(o) = order {
@@ -137,32 +107,12 @@ per_python!(stdlib_in_any_order_job_count_and_history, |py: &Python| {
 
     // The reference: every file in a fresh fork of the pristine zygote.
     let reference = build(py, &sources, &lib, &|t| {
-        vec![
-            t.hashpyc()
-                .env("HASHPYC_ISOLATION", "fork")
-                .args(["compile", "-q"])
-                .python(py)
-                .arg(".")
-                .run(),
-        ]
+        vec![t.hashpyc().env("HASHPYC_ISOLATION", "fork").args(["compile", "-q"]).python(py).arg(".").run()]
     });
     let variants: Vec<(&str, Tree)> = vec![
-        (
-            "default",
-            build(py, &sources, &lib, &|t| vec![compile(t, "2", None, None)]),
-        ),
-        (
-            "-j1 reversed",
-            build(py, &sources, &lib, &|t| {
-                vec![compile(t, "1", Some("reverse"), None)]
-            }),
-        ),
-        (
-            "-j4 shuffled",
-            build(py, &sources, &lib, &|t| {
-                vec![compile(t, "4", Some("shuffle:7"), None)]
-            }),
-        ),
+        ("default", build(py, &sources, &lib, &|t| vec![compile(t, "2", None, None)])),
+        ("-j1 reversed", build(py, &sources, &lib, &|t| vec![compile(t, "1", Some("reverse"), None)])),
+        ("-j4 shuffled", build(py, &sources, &lib, &|t| vec![compile(t, "4", Some("shuffle:7"), None)])),
         (
             "half first, then all",
             build(py, &sources, &lib, &|t| {
@@ -183,12 +133,7 @@ per_python!(stdlib_in_any_order_job_count_and_history, |py: &Python| {
         ),
     ];
     let n = reference.pycs().len();
-    assert!(
-        n * 100 > sources.len() * 95,
-        "{}: {n} pycs for {} sources",
-        py.label(),
-        sources.len()
-    );
+    assert!(n * 100 > sources.len() * 95, "{}: {n} pycs for {} sources", py.label(), sources.len());
     for (name, tree) in &variants {
         let diff = harness::diff_pycs(reference.root(), tree.root());
         assert!(
@@ -231,15 +176,8 @@ for rec in items:
 
 per_python!(stdlib_matches_py_compile, min = (3, 11), |py: &Python| {
     let (lib, sources) = stdlib_sources(py);
-    let tree = build(py, &sources, &lib, &|t| {
-        vec![
-            t.hashpyc()
-                .args(["compile", "-q"])
-                .python(py)
-                .arg(".")
-                .run(),
-        ]
-    });
+    let tree =
+        build(py, &sources, &lib, &|t| vec![t.hashpyc().args(["compile", "-q"]).python(py).arg(".").run()]);
     let dotted: Vec<PathBuf> = sources.iter().map(|p| Path::new(".").join(p)).collect();
     let refs = harness::py_compile_refs(py, tree.root(), &dotted, None);
     let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
@@ -248,12 +186,7 @@ per_python!(stdlib_matches_py_compile, min = (3, 11), |py: &Python| {
     for (src, reference) in dotted.iter().zip(&refs) {
         let Some(reference) = reference else { continue };
         let stem = src.file_stem().unwrap().to_string_lossy();
-        let ours = tree.path(
-            src.parent()
-                .unwrap()
-                .join("__pycache__")
-                .join(format!("{stem}.{tag}.pyc")),
-        );
+        let ours = tree.path(src.parent().unwrap().join("__pycache__").join(format!("{stem}.{tag}.pyc")));
         let ours = std::fs::read(&ours).unwrap_or_else(|_| panic!("no pyc for {}", src.display()));
         compared += 1;
         if ours != *reference {
@@ -267,23 +200,12 @@ per_python!(stdlib_matches_py_compile, min = (3, 11), |py: &Python| {
     for (i, (src, _)) in differing.iter().enumerate() {
         input.extend_from_slice(src.as_os_str().as_encoded_bytes());
         input.push(0);
-        input.extend_from_slice(
-            out_dir
-                .path()
-                .join(i.to_string())
-                .as_os_str()
-                .as_encoded_bytes(),
-        );
+        input.extend_from_slice(out_dir.path().join(i.to_string()).as_os_str().as_encoded_bytes());
         input.push(b'\n');
     }
     let mut cmd = py.cmd();
-    let flag_ref = refs
-        .iter()
-        .flatten()
-        .next()
-        .is_some_and(|r| r[16] & 0x80 != 0);
-    cmd.args(["-I", "-S", "-c", BARE, if flag_ref { "1" } else { "0" }])
-        .current_dir(tree.root());
+    let flag_ref = refs.iter().flatten().next().is_some_and(|r| r[16] & 0x80 != 0);
+    cmd.args(["-I", "-S", "-c", BARE, if flag_ref { "1" } else { "0" }]).current_dir(tree.root());
     crate::compile::run_with_stdin(cmd, &input);
     let mut unexplained = Vec::new();
     for (i, (src, ours)) in differing.iter().enumerate() {
@@ -294,29 +216,17 @@ per_python!(stdlib_matches_py_compile, min = (3, 11), |py: &Python| {
     }
     // And each is a module the py_compile process had imported itself: compiling a module
     // that the compiling process has loaded changes its bytes (DESIGN.md, section 3).
-    let loaded = py.run(
-        &[
-            "-I",
-            "-c",
-            "import sys, py_compile; print(' '.join(sorted(sys.modules)))",
-        ],
-        tree.root(),
-    );
+    let loaded =
+        py.run(&["-I", "-c", "import sys, py_compile; print(' '.join(sorted(sys.modules)))"], tree.root());
     let loaded: Vec<&str> = loaded.split_whitespace().collect();
     let module_of = |p: &Path| {
         let s = p.strip_prefix(".").unwrap_or(p).with_extension("");
         let s = s.to_string_lossy().replace('/', ".");
         s.strip_suffix(".__init__").map(str::to_string).unwrap_or(s)
     };
-    let not_loaded: Vec<String> = differing
-        .iter()
-        .map(|(p, _)| module_of(p))
-        .filter(|m| !loaded.contains(&m.as_str()))
-        .collect();
-    let list: Vec<String> = differing
-        .iter()
-        .map(|(p, _)| p.display().to_string())
-        .collect();
+    let not_loaded: Vec<String> =
+        differing.iter().map(|(p, _)| module_of(p)).filter(|m| !loaded.contains(&m.as_str())).collect();
+    let list: Vec<String> = differing.iter().map(|(p, _)| p.display().to_string()).collect();
     harness::visible(&format!(
         "py_compile identity {}: {} of {compared} files equal py_compile's in a fresh `python -I`; the others are \
          modules that process imported itself, and equal a compile in a bare `python -I -S`: {list:?}",
@@ -333,9 +243,5 @@ per_python!(stdlib_matches_py_compile, min = (3, 11), |py: &Python| {
         "{}: differ from py_compile but were not imported by it: {not_loaded:?}",
         py.label()
     );
-    assert!(
-        differing.len() <= 5,
-        "{}: more than a few files differ from py_compile: {list:?}",
-        py.label()
-    );
+    assert!(differing.len() <= 5, "{}: more than a few files differ from py_compile: {list:?}", py.label());
 });

@@ -15,10 +15,7 @@ const WORKER: &str = include_str!("../../src/pool/worker.py");
 
 /// Fault tests run once with a fork-per-file version and once with a long-lived one.
 fn fault_pythons(test: &str) -> Vec<&'static Python> {
-    [(3, 8), (3, 12)]
-        .into_iter()
-        .filter_map(|v| harness::python_or_skip(v, test))
-        .collect()
+    [(3, 8), (3, 12)].into_iter().filter_map(|v| harness::python_or_skip(v, test)).collect()
 }
 
 /// The real worker with `patch` run first in every compile (`req` holds the request).
@@ -26,19 +23,13 @@ fn fake_worker(tree: &Tree, name: &str, patch: &str) -> PathBuf {
     let head = "def _compile(req):\n";
     let indented: String = patch.lines().map(|l| format!("    {l}\n")).collect();
     let script = WORKER.replacen(head, &format!("{head}{indented}"), 1);
-    assert_ne!(
-        script, WORKER,
-        "the worker's _compile moved; update the fault tests"
-    );
+    assert_ne!(script, WORKER, "the worker's _compile moved; update the fault tests");
     tree.write(format!("fake/{name}.py"), script)
 }
 
 fn sources(tree: &Tree, n: usize) {
     for i in 0..n {
-        tree.write(
-            format!("src/m{i:02}.py"),
-            format!("def f{i}():\n    return {i}\n"),
-        );
+        tree.write(format!("src/m{i:02}.py"), format!("def f{i}():\n    return {i}\n"));
     }
 }
 
@@ -77,10 +68,7 @@ fn killed_worker_is_replaced_and_the_file_retried_once() {
     for py in fault_pythons("faults::killed_worker") {
         for (what, kill) in [
             ("child", "posix.kill(posix.getpid(), 9)"),
-            (
-                "zygote",
-                "posix.kill(posix.getppid(), 9); posix.kill(posix.getpid(), 9)",
-            ),
+            ("zygote", "posix.kill(posix.getppid(), 9); posix.kill(posix.getpid(), 9)"),
         ] {
             let tree = Tree::new();
             sources(&tree, 12);
@@ -104,11 +92,7 @@ fn killed_worker_is_replaced_and_the_file_retried_once() {
                 .run();
             run.assert_code(0);
             assert!(marker.exists(), "the fault fired");
-            assert!(
-                run.stderr.contains("Compiled 13 files"),
-                "{what}: {}",
-                run.stderr
-            );
+            assert!(run.stderr.contains("Compiled 13 files"), "{what}: {}", run.stderr);
             assert_tree_sound(py, tree.root());
         }
     }
@@ -120,11 +104,8 @@ fn hanging_worker_times_out_naming_the_file() {
         let tree = Tree::new();
         sources(&tree, 6);
         tree.write("src/hang_me.py", "x = 1\n");
-        let script = fake_worker(
-            &tree,
-            "hang",
-            "if b'hang_me' in req:\n    import time\n    time.sleep(600)",
-        );
+        let script =
+            fake_worker(&tree, "hang", "if b'hang_me' in req:\n    import time\n    time.sleep(600)");
         let started = Instant::now();
         let run = tree
             .hashpyc()
@@ -209,17 +190,11 @@ fn every_worker_dying_exits_2_with_the_reason() {
             "fake/dead.py",
             "import sys\nsys.stderr.write('this interpreter is broken\\n')\nsys.exit(3)\n",
         );
-        let run = tree
-            .hashpyc()
-            .env("HASHPYC_WORKER_SCRIPT", &dead)
-            .arg("compile")
-            .python(py)
-            .arg("src")
-            .run();
+        let run =
+            tree.hashpyc().env("HASHPYC_WORKER_SCRIPT", &dead).arg("compile").python(py).arg("src").run();
         run.assert_code(2);
         assert!(
-            run.stderr.contains("failed to start")
-                && run.stderr.contains("this interpreter is broken"),
+            run.stderr.contains("failed to start") && run.stderr.contains("this interpreter is broken"),
             "{}",
             run.stderr
         );
@@ -261,21 +236,9 @@ fn unusable_interpreters_are_one_line_errors() {
         }
     }
     for (python, want) in cases {
-        let run = tree
-            .hashpyc()
-            .arg("compile")
-            .arg("--python")
-            .arg(&python)
-            .arg("m.py")
-            .run();
+        let run = tree.hashpyc().arg("compile").arg("--python").arg(&python).arg("m.py").run();
         run.assert_code(2);
-        assert_eq!(
-            run.stderr.lines().count(),
-            1,
-            "one line for {}: {}",
-            python.display(),
-            run.stderr
-        );
+        assert_eq!(run.stderr.lines().count(), 1, "one line for {}: {}", python.display(), run.stderr);
         assert!(
             run.stderr.starts_with("error: ") && run.stderr.contains(want),
             "{}: {}",
@@ -283,10 +246,7 @@ fn unusable_interpreters_are_one_line_errors() {
             run.stderr
         );
     }
-    let run = tree
-        .hashpyc()
-        .args(["compile", "--python", "no-such-python-anywhere", "m.py"])
-        .run();
+    let run = tree.hashpyc().args(["compile", "--python", "no-such-python-anywhere", "m.py"]).run();
     run.assert_code(2);
     assert!(run.stderr.contains("not found on PATH"), "{}", run.stderr);
 }
@@ -294,10 +254,7 @@ fn unusable_interpreters_are_one_line_errors() {
 fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
     let start = Instant::now();
     while !cond() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "timed out waiting for {what}"
-        );
+        assert!(start.elapsed() < Duration::from_secs(60), "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -322,11 +279,7 @@ fn sigint_and_sigterm_stop_cleanly() {
             let tree = Tree::new();
             sources(&tree, 40);
             let needle = format!("slow-worker-{}-{sig}", std::process::id());
-            let script = fake_worker(
-                &tree,
-                "slow",
-                &format!("# {needle}\nimport time\ntime.sleep(0.2)"),
-            );
+            let script = fake_worker(&tree, "slow", &format!("# {needle}\nimport time\ntime.sleep(0.2)"));
             let child = Command::new(env!("CARGO_BIN_EXE_hashpyc"))
                 .current_dir(tree.root())
                 .env("HASHPYC_CACHE_DIR", harness::shared_cache_dir())
@@ -344,12 +297,7 @@ fn sigint_and_sigterm_stop_cleanly() {
                 libc::kill(child.id() as i32, sig);
             }
             let out = child.wait_with_output().unwrap();
-            assert_eq!(
-                out.status.code(),
-                Some(code),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            assert_eq!(out.status.code(), Some(code), "{}", String::from_utf8_lossy(&out.stderr));
             assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
             assert!(tree.pycs().len() < 40, "stopped early");
             wait_for(|| processes_with(&needle) == 0, "workers to exit");
@@ -392,26 +340,13 @@ fn concurrent_runs_never_expose_a_torn_pyc() {
     for py in fault_pythons("faults::concurrency") {
         let tree = Tree::new();
         sources(&tree, 40);
-        tree.write(
-            "src/big.py",
-            format!("DATA = {:?}\n", "x".repeat(2_000_000)),
-        );
-        tree.hashpyc()
-            .args(["compile", "-q"])
-            .python(py)
-            .arg("src")
-            .run()
-            .assert_code(0);
+        tree.write("src/big.py", format!("DATA = {:?}\n", "x".repeat(2_000_000)));
+        tree.hashpyc().args(["compile", "-q"]).python(py).arg("src").run().assert_code(0);
         let stop = tree.path("stop");
         let watcher = py
             .cmd()
             .env("PYTHONDONTWRITEBYTECODE", "1")
-            .args([
-                "-c",
-                WATCH,
-                tree.path("src").to_str().unwrap(),
-                stop.to_str().unwrap(),
-            ])
+            .args(["-c", WATCH, tree.path("src").to_str().unwrap(), stop.to_str().unwrap()])
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -440,11 +375,7 @@ fn concurrent_runs_never_expose_a_torn_pyc() {
         std::fs::write(&stop, "").unwrap();
         let out = watcher.wait_with_output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && text.contains(" bad=0"),
-            "{}: {text}",
-            py.label()
-        );
+        assert!(out.status.success() && text.contains(" bad=0"), "{}: {text}", py.label());
         assert!(!text.contains("seen=0"), "{text}");
         assert!(harness::files_with_suffix(tree.root(), ".tmp").is_empty());
         assert_tree_sound(py, tree.root());
@@ -474,12 +405,7 @@ fn a_source_rewritten_mid_run_keeps_hash_and_body_together() {
     for py in fault_pythons("faults::race_rewrite") {
         let tree = Tree::new();
         let versions: Vec<PathBuf> = (0..8)
-            .map(|i| {
-                tree.write(
-                    format!("versions/v{i}"),
-                    format!("x = {}\n", "1".repeat(i + 1)),
-                )
-            })
+            .map(|i| tree.write(format!("versions/v{i}"), format!("x = {}\n", "1".repeat(i + 1))))
             .collect();
         std::fs::copy(&versions[0], tree.path("hot.py")).unwrap();
         let script = fake_worker(&tree, "slow", "import time\ntime.sleep(0.3)");
@@ -524,11 +450,7 @@ fn a_file_that_vanishes_is_a_notice() {
         let tree = Tree::new();
         tree.write("src/a_big.py", format!("x = {:?}\n", "a".repeat(10_000)));
         tree.write("src/z.py", "z = 1\n");
-        let script = fake_worker(
-            &tree,
-            "slow",
-            "if b'a_big' in req:\n    import time\n    time.sleep(1.5)",
-        );
+        let script = fake_worker(&tree, "slow", "if b'a_big' in req:\n    import time\n    time.sleep(1.5)");
         let z = tree.path("src/z.py");
         let remover = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(700));
@@ -543,12 +465,7 @@ fn a_file_that_vanishes_is_a_notice() {
             .run();
         remover.join().unwrap();
         run.assert_code(0);
-        assert!(
-            run.stderr
-                .contains("note: `src/z.py` vanished during the run"),
-            "{}",
-            run.stderr
-        );
+        assert!(run.stderr.contains("note: `src/z.py` vanished during the run"), "{}", run.stderr);
         assert!(run.stderr.contains("1 vanished"), "{}", run.stderr);
     }
 }
@@ -581,11 +498,8 @@ fn is_root() -> bool {
 
 /// An interpreter the unprivileged user can run (root's home is usually closed to it).
 fn python_for_nobody() -> Option<Python> {
-    let mut candidates: Vec<PathBuf> = harness::pythons()
-        .values()
-        .filter(|p| p.minor >= (3, 7))
-        .map(|p| p.path.clone())
-        .collect();
+    let mut candidates: Vec<PathBuf> =
+        harness::pythons().values().filter(|p| p.minor >= (3, 7)).map(|p| p.path.clone()).collect();
     candidates.push(PathBuf::from("/usr/bin/python3"));
     for path in candidates {
         // `test -x` first: setpriv falls back oddly when the path cannot be executed.
@@ -600,11 +514,7 @@ fn python_for_nobody() -> Option<Python> {
             let mut it = version.split('.').map(|x| x.parse::<u8>().unwrap_or(0));
             let minor = (it.next().unwrap_or(0), it.next().unwrap_or(0));
             if minor >= (3, 7) {
-                return Some(Python {
-                    path,
-                    minor,
-                    version,
-                });
+                return Some(Python { path, minor, version });
             }
         }
     }
@@ -614,15 +524,11 @@ fn python_for_nobody() -> Option<Python> {
 #[test]
 fn permission_problems_are_per_file_errors() {
     if !is_root() || Command::new("setpriv").arg("--version").output().is_err() {
-        harness::visible(
-            "SKIPPED faults::permissions: needs root and setpriv to run as another user",
-        );
+        harness::visible("SKIPPED faults::permissions: needs root and setpriv to run as another user");
         return;
     }
     let Some(python) = python_for_nobody() else {
-        harness::visible(
-            "SKIPPED faults::permissions: no CPython 3.7+ that an unprivileged user can run",
-        );
+        harness::visible("SKIPPED faults::permissions: no CPython 3.7+ that an unprivileged user can run");
         return;
     };
     {
@@ -631,21 +537,12 @@ fn permission_problems_are_per_file_errors() {
         std::fs::set_permissions(tree.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
         tree.write("ok/fine.py", "x = 1\n");
         tree.write("unreadable/secret.py", "x = 2\n");
-        std::fs::set_permissions(
-            tree.path("unreadable/secret.py"),
-            std::fs::Permissions::from_mode(0o000),
-        )
-        .unwrap();
+        std::fs::set_permissions(tree.path("unreadable/secret.py"), std::fs::Permissions::from_mode(0o000))
+            .unwrap();
         tree.write("rodir/m.py", "x = 3\n");
         tree.write("ropycache/m.py", "x = 4\n");
         std::fs::create_dir(tree.path("ropycache/__pycache__")).unwrap();
-        for d in [
-            "ok",
-            "unreadable",
-            "rodir",
-            "ropycache",
-            "ropycache/__pycache__",
-        ] {
+        for d in ["ok", "unreadable", "rodir", "ropycache", "ropycache/__pycache__"] {
             std::fs::set_permissions(tree.path(d), std::fs::Permissions::from_mode(0o555)).unwrap();
         }
         // The one writable directory, so that the good file has somewhere to go.
@@ -653,31 +550,14 @@ fn permission_problems_are_per_file_errors() {
         let run = as_nobody(&tree, &["compile", "."], py);
         run.assert_code(1);
         assert!(
-            run.stderr.contains("./unreadable/secret.py")
-                && run.stderr.contains("permission denied"),
+            run.stderr.contains("./unreadable/secret.py") && run.stderr.contains("permission denied"),
             "{}",
             run.stderr
         );
-        assert!(
-            run.stderr
-                .contains("cannot create directory `./rodir/__pycache__`"),
-            "{}",
-            run.stderr
-        );
-        assert!(
-            run.stderr
-                .contains("cannot write `./ropycache/__pycache__/"),
-            "{}",
-            run.stderr
-        );
+        assert!(run.stderr.contains("cannot create directory `./rodir/__pycache__`"), "{}", run.stderr);
+        assert!(run.stderr.contains("cannot write `./ropycache/__pycache__/"), "{}", run.stderr);
         assert!(run.stderr.contains("Compiled 1 file"), "{}", run.stderr);
-        assert!(
-            tree.path(format!(
-                "ok/__pycache__/fine.cpython-{}{}.pyc",
-                py.minor.0, py.minor.1
-            ))
-            .is_file()
-        );
+        assert!(tree.path(format!("ok/__pycache__/fine.cpython-{}{}.pyc", py.minor.0, py.minor.1)).is_file());
         assert!(harness::files_with_suffix(tree.root(), ".tmp").is_empty());
     }
 }
@@ -697,11 +577,8 @@ fn hostile_trees_get_clear_per_file_outcomes() {
         tree.write("pyc_is_link.py", "x = 1\n");
         tree.write("pyc_is_dir.py", "x = 1\n");
         std::fs::create_dir_all(tree.path("__pycache__")).unwrap();
-        std::os::unix::fs::symlink(
-            "/dev/null",
-            tree.path(format!("__pycache__/pyc_is_link.{tag}.pyc")),
-        )
-        .unwrap();
+        std::os::unix::fs::symlink("/dev/null", tree.path(format!("__pycache__/pyc_is_link.{tag}.pyc")))
+            .unwrap();
         std::fs::create_dir(tree.path(format!("__pycache__/pyc_is_dir.{tag}.pyc"))).unwrap();
         std::os::unix::fs::symlink("nowhere.py", tree.path("dangling.py")).unwrap();
         std::os::unix::fs::symlink(".", tree.path("selfloop")).unwrap();
@@ -714,51 +591,25 @@ fn hostile_trees_get_clear_per_file_outcomes() {
         tree.write("big.py", &big);
         assert!(big.len() >= 50_000_000);
 
-        let run = tree
-            .hashpyc()
-            .args(["compile", "-j2", "--timeout", "300"])
-            .python(py)
-            .arg(".")
-            .run();
+        let run = tree.hashpyc().args(["compile", "-j2", "--timeout", "300"]).python(py).arg(".").run();
         run.assert_code(1);
         let e = &run.stderr;
         assert!(e.contains("./nul.py") && e.contains("null bytes"), "{e}");
-        assert!(
-            e.contains("./badenc.py:") && e.contains("SyntaxError"),
-            "{e}"
-        );
-        assert!(
-            e.contains("./unknownenc.py") && e.contains("unknown encoding"),
-            "{e}"
-        );
-        assert!(
-            e.contains("is a symbolic link; refusing to write through it"),
-            "{e}"
-        );
+        assert!(e.contains("./badenc.py:") && e.contains("SyntaxError"), "{e}");
+        assert!(e.contains("./unknownenc.py") && e.contains("unknown encoding"), "{e}");
+        assert!(e.contains("is a symbolic link; refusing to write through it"), "{e}");
         assert!(e.contains("exists and is not a regular file"), "{e}");
-        assert!(
-            e.contains("warning: `./dangling.py`: dangling symbolic link"),
-            "{e}"
-        );
+        assert!(e.contains("warning: `./dangling.py`: dangling symbolic link"), "{e}");
         assert!(!e.contains("panicked"), "{e}");
         for ok in ["empty", "new\nline", "big"] {
-            assert!(
-                tree.path(format!("__pycache__/{ok}.{tag}.pyc")).is_file(),
-                "{ok}: {e}"
-            );
+            assert!(tree.path(format!("__pycache__/{ok}.{tag}.pyc")).is_file(), "{ok}: {e}");
         }
         assert!(
-            tree.pycs().iter().any(|p| p
-                .as_os_str()
-                .as_encoded_bytes()
-                .starts_with(b"__pycache__/caf\xe9.")),
+            tree.pycs().iter().any(|p| p.as_os_str().as_encoded_bytes().starts_with(b"__pycache__/caf\xe9.")),
             "non-UTF-8 name compiled: {:?}",
             tree.pycs()
         );
-        assert!(
-            tree.path(deep.join(format!("__pycache__/leaf.{tag}.pyc")))
-                .is_file()
-        );
+        assert!(tree.path(deep.join(format!("__pycache__/leaf.{tag}.pyc"))).is_file());
         assert!(
             std::fs::symlink_metadata(tree.path(format!("__pycache__/pyc_is_link.{tag}.pyc")))
                 .unwrap()
@@ -790,9 +641,7 @@ fn a_full_disk_fails_cleanly_and_keeps_the_old_pyc() {
             .status()
             .is_ok_and(|s| s.success());
         if !mounted {
-            harness::visible(
-                "SKIPPED faults::disk_full: cannot mount a small tmpfs here (needs root)",
-            );
+            harness::visible("SKIPPED faults::disk_full: cannot mount a small tmpfs here (needs root)");
             return;
         }
         struct Unmount<'a>(&'a Path);
@@ -803,16 +652,9 @@ fn a_full_disk_fails_cleanly_and_keeps_the_old_pyc() {
         }
         let _guard = Unmount(mnt);
         std::fs::write(mnt.join("m.py"), "x = 1\n").unwrap();
-        let run = harness::Hashpyc::new(mnt)
-            .args(["compile", "-q"])
-            .python(py)
-            .arg("m.py")
-            .run();
+        let run = harness::Hashpyc::new(mnt).args(["compile", "-q"]).python(py).arg("m.py").run();
         run.assert_code(0);
-        let pyc = mnt.join(format!(
-            "__pycache__/m.cpython-{}{}.pyc",
-            py.minor.0, py.minor.1
-        ));
+        let pyc = mnt.join(format!("__pycache__/m.cpython-{}{}.pyc", py.minor.0, py.minor.1));
         let old = std::fs::read(&pyc).unwrap();
         std::fs::write(mnt.join("m.py"), format!("x = {:?}\n", "y".repeat(200_000))).unwrap();
         // Leave too little room for the new pyc.
@@ -821,18 +663,11 @@ fn a_full_disk_fails_cleanly_and_keeps_the_old_pyc() {
         use std::io::Write;
         while f.write_all(&filler).is_ok() {}
         drop(f);
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(mnt.join("filler"))
-            .unwrap();
+        let mut f = std::fs::OpenOptions::new().write(true).open(mnt.join("filler")).unwrap();
         let len = f.metadata().unwrap().len();
         f.set_len(len.saturating_sub(40_000)).unwrap();
         f.flush().unwrap();
-        let run = harness::Hashpyc::new(mnt)
-            .args(["compile"])
-            .python(py)
-            .arg("m.py")
-            .run();
+        let run = harness::Hashpyc::new(mnt).args(["compile"]).python(py).arg("m.py").run();
         run.assert_code(1);
         assert!(
             run.stderr.contains("cannot write") && run.stderr.contains("No space left on device"),
@@ -840,10 +675,7 @@ fn a_full_disk_fails_cleanly_and_keeps_the_old_pyc() {
             run.stderr
         );
         assert_eq!(std::fs::read(&pyc).unwrap(), old, "the old pyc is intact");
-        assert!(
-            harness::files_with_suffix(mnt, ".tmp").is_empty(),
-            "no temporary file left"
-        );
+        assert!(harness::files_with_suffix(mnt, ".tmp").is_empty(), "no temporary file left");
     }
 }
 
@@ -852,10 +684,7 @@ fn workers_run_no_project_or_environment_code() {
     for py in fault_pythons("faults::security") {
         let tree = Tree::new();
         let marker = tree.path("executed");
-        let hook = format!(
-            "open({:?}, 'a').write(__name__ + '\\n')\n",
-            marker.to_str().unwrap()
-        );
+        let hook = format!("open({:?}, 'a').write(__name__ + '\\n')\n", marker.to_str().unwrap());
         tree.write("evil/sitecustomize.py", &hook);
         tree.write("evil/usercustomize.py", &hook);
         tree.write("evil/encodings/__init__.py", &hook);
@@ -875,43 +704,23 @@ fn workers_run_no_project_or_environment_code() {
             .arg("proj")
             .run();
         run.assert_code(0);
-        assert!(
-            !marker.exists(),
-            "code ran: {}",
-            std::fs::read_to_string(&marker).unwrap_or_default()
-        );
+        assert!(!marker.exists(), "code ran: {}", std::fs::read_to_string(&marker).unwrap_or_default());
         // PYTHONOPTIMIZE did not leak into the compile: the level is what we asked for.
         assert!(
-            tree.path(format!(
-                "proj/__pycache__/module.cpython-{}{}.pyc",
-                py.minor.0, py.minor.1
-            ))
-            .is_file()
+            tree.path(format!("proj/__pycache__/module.cpython-{}{}.pyc", py.minor.0, py.minor.1)).is_file()
         );
         // Modes: the source's, plus owner write, never wider.
-        for (mode, want) in [
-            (0o600, 0o600),
-            (0o444, 0o644),
-            (0o755, 0o644),
-            (0o640, 0o640),
-        ] {
+        for (mode, want) in [(0o600, 0o600), (0o444, 0o644), (0o755, 0o644), (0o640, 0o640)] {
             let t = Tree::new();
             let src = t.write("m.py", "x = 1\n");
             std::fs::set_permissions(&src, std::fs::Permissions::from_mode(mode)).unwrap();
-            t.hashpyc()
-                .args(["compile", "-q"])
-                .python(py)
-                .arg("m.py")
-                .run()
-                .assert_code(0);
-            let got = std::fs::metadata(t.path(format!(
-                "__pycache__/m.cpython-{}{}.pyc",
-                py.minor.0, py.minor.1
-            )))
-            .unwrap()
-            .permissions()
-            .mode()
-                & 0o777;
+            t.hashpyc().args(["compile", "-q"]).python(py).arg("m.py").run().assert_code(0);
+            let got =
+                std::fs::metadata(t.path(format!("__pycache__/m.cpython-{}{}.pyc", py.minor.0, py.minor.1)))
+                    .unwrap()
+                    .permissions()
+                    .mode()
+                    & 0o777;
             assert_eq!(got, want & !umask(), "source mode {mode:o}");
         }
     }

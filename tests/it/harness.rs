@@ -18,17 +18,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
 /// Every CPython line the tests cover.
-pub const VERSIONS: &[(u8, u8)] = &[
-    (3, 7),
-    (3, 8),
-    (3, 9),
-    (3, 10),
-    (3, 11),
-    (3, 12),
-    (3, 13),
-    (3, 14),
-    (3, 15),
-];
+pub const VERSIONS: &[(u8, u8)] =
+    &[(3, 7), (3, 8), (3, 9), (3, 10), (3, 11), (3, 12), (3, 13), (3, 14), (3, 15)];
 
 #[derive(Debug, Clone)]
 pub struct Python {
@@ -56,12 +47,7 @@ impl Python {
 
     /// Run a snippet; panics with its stderr when it fails.
     pub fn run(&self, args: &[&str], cwd: &Path) -> String {
-        let out = self
-            .cmd()
-            .args(args)
-            .current_dir(cwd)
-            .output()
-            .expect("run python");
+        let out = self.cmd().args(args).current_dir(cwd).output().expect("run python");
         assert!(
             out.status.success(),
             "{} {:?} failed:\n{}",
@@ -95,9 +81,7 @@ fn candidates() -> Vec<PathBuf> {
             .collect();
     }
     let mut out = Vec::new();
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_default();
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
     let pyenv_root = std::env::var_os("PYENV_ROOT")
         .map(PathBuf::from)
         .or_else(|| {
@@ -122,20 +106,14 @@ fn candidates() -> Vec<PathBuf> {
             }
         }
     }
-    let cache = std::env::var_os("HASHPYC_PY_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            std::env::var_os("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| home.join(".cache"))
-                .join("hashpyc-pythons")
-        });
+    let cache = std::env::var_os("HASHPYC_PY_CACHE").map(PathBuf::from).unwrap_or_else(|| {
+        std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| home.join(".cache"))
+            .join("hashpyc-pythons")
+    });
     for &(a, b) in VERSIONS {
-        out.push(
-            cache
-                .join(format!("{a}.{b}"))
-                .join(format!("usr/bin/python{a}.{b}")),
-        );
+        out.push(cache.join(format!("{a}.{b}")).join(format!("usr/bin/python{a}.{b}")));
     }
     for dir in std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()) {
         for minor in 7..=16 {
@@ -165,11 +143,7 @@ pub fn pythons() -> &'static BTreeMap<(u8, u8), Python> {
             }
             let mut parts = version.split('.').map(|p| p.parse::<u8>().unwrap_or(0));
             let minor = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-            map.entry(minor).or_insert(Python {
-                path,
-                minor,
-                version,
-            });
+            map.entry(minor).or_insert(Python { path, minor, version });
         }
         map
     })
@@ -185,10 +159,7 @@ fn required(minor: (u8, u8)) -> bool {
     let Ok(list) = std::env::var("HASHPYC_REQUIRE_PYTHONS") else {
         return false;
     };
-    list == "all"
-        || list
-            .split(',')
-            .any(|v| v.trim() == format!("{}.{}", minor.0, minor.1))
+    list == "all" || list.split(',').any(|v| v.trim() == format!("{}.{}", minor.0, minor.1))
 }
 
 /// The interpreter for a version, or a visible skip (a failure when it is required).
@@ -282,12 +253,7 @@ pub struct Tree {
 
 impl Tree {
     pub fn new() -> Tree {
-        Tree {
-            dir: tempfile::Builder::new()
-                .prefix("hashpyc-test-")
-                .tempdir()
-                .expect("tempdir"),
-        }
+        Tree { dir: tempfile::Builder::new().prefix("hashpyc-test-").tempdir().expect("tempdir") }
     }
 
     pub fn root(&self) -> &Path {
@@ -375,13 +341,7 @@ pub struct Run {
 
 impl Run {
     pub fn assert_code(&self, code: i32) -> &Self {
-        assert_eq!(
-            self.code,
-            Some(code),
-            "exit status\nstdout:\n{}\nstderr:\n{}",
-            self.stdout,
-            self.stderr
-        );
+        assert_eq!(self.code, Some(code), "exit status\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
         self
     }
 }
@@ -431,11 +391,7 @@ impl Hashpyc {
     }
 
     pub fn run(mut self) -> Run {
-        self.cmd.stdin(if self.stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        });
+        self.cmd.stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
         self.cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = self.cmd.spawn().expect("spawn hashpyc");
         if let Some(data) = self.stdin.take() {
@@ -493,13 +449,7 @@ pub fn py_compile_refs(
     for (i, s) in sources.iter().enumerate() {
         input.extend_from_slice(s.as_os_str().as_bytes());
         input.push(0);
-        input.extend_from_slice(
-            out_dir
-                .path()
-                .join(format!("{i}.pyc"))
-                .as_os_str()
-                .as_bytes(),
-        );
+        input.extend_from_slice(out_dir.path().join(format!("{i}.pyc")).as_os_str().as_bytes());
         input.push(0);
         if let Some(d) = dfiles {
             input.extend_from_slice(d[i].as_os_str().as_bytes());
@@ -520,14 +470,8 @@ pub fn py_compile_refs(
         let _ = sin.write_all(&input);
     });
     let out = child.wait_with_output().expect("py_compile refs");
-    assert!(
-        out.status.success(),
-        "py_compile helper failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (0..sources.len())
-        .map(|i| std::fs::read(out_dir.path().join(format!("{i}.pyc"))).ok())
-        .collect()
+    assert!(out.status.success(), "py_compile helper failed: {}", String::from_utf8_lossy(&out.stderr));
+    (0..sources.len()).map(|i| std::fs::read(out_dir.path().join(format!("{i}.pyc"))).ok()).collect()
 }
 
 /// Compare two directories' pycs: returns the relative paths that differ or exist in
@@ -549,11 +493,7 @@ pub fn diff_pycs(a: &Path, b: &Path) -> Vec<PathBuf> {
 /// The interpreter's own standard library directory.
 pub fn stdlib_dir(py: &Python) -> PathBuf {
     let out = Command::new(&py.path)
-        .args([
-            "-I",
-            "-c",
-            "import sysconfig; print(sysconfig.get_paths()['stdlib'])",
-        ])
+        .args(["-I", "-c", "import sysconfig; print(sysconfig.get_paths()['stdlib'])"])
         .output()
         .expect("python");
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())

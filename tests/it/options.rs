@@ -15,7 +15,10 @@ fn fixture(tree: &Tree) {
     tree.write("top.py", "\"\"\"Top.\"\"\"\nimport os\n\ndef f(x):\n    \"\"\"Doc.\"\"\"\n    assert x, 'x'\n    return os.sep\n");
     tree.write("same.py", "x = 1\n");
     tree.write("pkg/__init__.py", "");
-    tree.write("pkg/mod.py", "class C:\n    \"\"\"Doc.\"\"\"\n    def m(self):\n        assert self\n        return [1, 2]\n");
+    tree.write(
+        "pkg/mod.py",
+        "class C:\n    \"\"\"Doc.\"\"\"\n    def m(self):\n        assert self\n        return [1, 2]\n",
+    );
     tree.write("pkg/sub/deep.py", "def g():\n    return (1, 'a')\n");
     tree.write("pkg/tests/test_x.py", "def test():\n    assert 1\n");
 }
@@ -55,13 +58,7 @@ fn link_groups(outputs: &BTreeMap<PathBuf, (Vec<u8>, u64)>) -> Vec<Vec<PathBuf>>
 fn compileall(py: &Python, cwd: &Path, args: &[&str], env: &[(&str, &str)]) {
     let mut cmd = py.cmd();
     cmd.env("PYTHONHASHSEED", "0")
-        .args([
-            "-m",
-            "compileall",
-            "-q",
-            "--invalidation-mode",
-            "checked-hash",
-        ])
+        .args(["-m", "compileall", "-q", "--invalidation-mode", "checked-hash"])
         .args(args)
         .current_dir(cwd);
     for (k, v) in env {
@@ -88,16 +85,8 @@ fn same_as_compileall(
     roots.extend_from_slice(extra_roots);
     compileall(py, tree.root(), compileall_args, &[]);
     let theirs = take_outputs(&roots);
-    assert!(
-        !theirs.is_empty(),
-        "compileall wrote nothing for {compileall_args:?}"
-    );
-    let run = tree
-        .hashpyc()
-        .args(["compile", "-q"])
-        .python(py)
-        .args(ours)
-        .run();
+    assert!(!theirs.is_empty(), "compileall wrote nothing for {compileall_args:?}");
+    let run = tree.hashpyc().args(["compile", "-q"]).python(py).args(ours).run();
     assert!(run.code == Some(0), "hashpyc {ours:?}: {run:?}");
     let mine = take_outputs(&roots);
     let names = |m: &BTreeMap<PathBuf, (Vec<u8>, u64)>| m.keys().cloned().collect::<Vec<_>>();
@@ -115,136 +104,55 @@ fn same_as_compileall(
             p.display()
         );
     }
-    assert_eq!(
-        link_groups(&mine),
-        link_groups(&theirs),
-        "{}: hard links differ",
-        py.label()
-    );
+    assert_eq!(link_groups(&mine), link_groups(&theirs), "{}: hard links differ", py.label());
 }
 
-per_python!(
-    optimization_levels_and_hardlinks,
-    min = (3, 9),
-    |py: &Python| {
-        let tree = Tree::new();
-        fixture(&tree);
-        same_as_compileall(py, &tree, &["-o", "0", "."], &["-o", "0", "."], &[]);
-        same_as_compileall(
-            py,
-            &tree,
-            &["-o", "1", "-o", "2", "."],
-            &["-o", "2", "-o", "1", "."],
-            &[],
-        );
-        same_as_compileall(
-            py,
-            &tree,
-            &["-o", "0", "-o", "1", "-o", "2", "--hardlink-dupes", "."],
-            &["-o", "0", "-o", "1", "-o", "2", "--hardlink-dupes", "."],
-            &[],
-        );
-        let refused = tree
-            .hashpyc()
-            .args(["compile", "--hardlink-dupes", "-o", "1"])
-            .python(py)
-            .arg(".")
-            .run();
-        refused.assert_code(2);
-        assert!(
-            refused.stderr.contains("at least two optimization levels"),
-            "{}",
-            refused.stderr
-        );
-    }
-);
+per_python!(optimization_levels_and_hardlinks, min = (3, 9), |py: &Python| {
+    let tree = Tree::new();
+    fixture(&tree);
+    same_as_compileall(py, &tree, &["-o", "0", "."], &["-o", "0", "."], &[]);
+    same_as_compileall(py, &tree, &["-o", "1", "-o", "2", "."], &["-o", "2", "-o", "1", "."], &[]);
+    same_as_compileall(
+        py,
+        &tree,
+        &["-o", "0", "-o", "1", "-o", "2", "--hardlink-dupes", "."],
+        &["-o", "0", "-o", "1", "-o", "2", "--hardlink-dupes", "."],
+        &[],
+    );
+    let refused = tree.hashpyc().args(["compile", "--hardlink-dupes", "-o", "1"]).python(py).arg(".").run();
+    refused.assert_code(2);
+    assert!(refused.stderr.contains("at least two optimization levels"), "{}", refused.stderr);
+});
 
 per_python!(embedded_paths, min = (3, 9), |py: &Python| {
     let tree = Tree::new();
     fixture(&tree);
     let root = tree.root().to_str().unwrap().to_string();
-    same_as_compileall(
-        py,
-        &tree,
-        &["-d", "/app", "pkg"],
-        &["-d", "/app", "pkg"],
-        &[],
-    );
-    same_as_compileall(
-        py,
-        &tree,
-        &["-d", "/app", "top.py"],
-        &["-d", "/app", "top.py"],
-        &[],
-    );
-    same_as_compileall(
-        py,
-        &tree,
-        &["-s", &root, "-p", "/", &root],
-        &["-s", &root, "-p", "/", &root],
-        &[],
-    );
-    same_as_compileall(
-        py,
-        &tree,
-        &["-p", "/opt/app", "pkg"],
-        &["-p", "/opt/app", "pkg"],
-        &[],
-    );
+    same_as_compileall(py, &tree, &["-d", "/app", "pkg"], &["-d", "/app", "pkg"], &[]);
+    same_as_compileall(py, &tree, &["-d", "/app", "top.py"], &["-d", "/app", "top.py"], &[]);
+    same_as_compileall(py, &tree, &["-s", &root, "-p", "/", &root], &["-s", &root, "-p", "/", &root], &[]);
+    same_as_compileall(py, &tree, &["-p", "/opt/app", "pkg"], &["-p", "/opt/app", "pkg"], &[]);
     same_as_compileall(py, &tree, &["-s", "pkg", "pkg"], &["-s", "pkg", "pkg"], &[]);
     // A strip prefix that is not a whole leading component is ignored, with a warning.
-    let run = tree
-        .hashpyc()
-        .args(["compile", "-s", "pk"])
-        .python(py)
-        .arg("pkg")
-        .run();
+    let run = tree.hashpyc().args(["compile", "-s", "pk"]).python(py).arg("pkg").run();
     run.assert_code(0);
-    assert!(
-        run.stderr
-            .contains("does not start with --strip-prefix `pk`"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("does not start with --strip-prefix `pk`"), "{}", run.stderr);
     take_outputs(&[tree.root()]);
 
     // Changing the embedded path recompiles exactly the affected files, without Python
     // when nothing changed.
-    let run = |args: &[&str]| {
-        tree.hashpyc()
-            .arg("compile")
-            .python(py)
-            .args(args)
-            .arg("pkg")
-            .run()
-    };
+    let run = |args: &[&str]| tree.hashpyc().arg("compile").python(py).args(args).arg("pkg").run();
     run(&["-d", "/app"]).assert_code(0);
     let again = run(&["-d", "/app"]);
-    assert!(
-        again.stderr.contains("Compiled 0 files (4 already fresh)"),
-        "{}",
-        again.stderr
-    );
+    assert!(again.stderr.contains("Compiled 0 files (4 already fresh)"), "{}", again.stderr);
     let moved = run(&["-d", "/srv"]);
-    assert!(
-        moved.stderr.contains("Compiled 4 files (0 already fresh)"),
-        "{}",
-        moved.stderr
-    );
+    assert!(moved.stderr.contains("Compiled 4 files (0 already fresh)"), "{}", moved.stderr);
     let plain = run(&[]);
-    assert!(
-        plain.stderr.contains("Compiled 4 files (0 already fresh)"),
-        "{}",
-        plain.stderr
-    );
+    assert!(plain.stderr.contains("Compiled 4 files (0 already fresh)"), "{}", plain.stderr);
     // Only the files whose embedded path changes: a new file under the same options.
     tree.write("pkg/new.py", "n = 1\n");
     let one = run(&[]);
-    assert!(
-        one.stderr.contains("Compiled 1 file (4 already fresh)"),
-        "{}",
-        one.stderr
-    );
+    assert!(one.stderr.contains("Compiled 1 file (4 already fresh)"), "{}", one.stderr);
 });
 
 per_python!(pyc_layouts, min = (3, 9), |py: &Python| {
@@ -273,17 +181,8 @@ per_python!(pyc_layouts, min = (3, 9), |py: &Python| {
         .unwrap();
     assert!(out.status.success());
     let theirs = bytes_of(take_outputs(&[tree.root(), prefix.root()]));
-    assert!(
-        theirs.keys().all(|k| k.starts_with(prefix.root())),
-        "{:?}",
-        theirs.keys()
-    );
-    tree.hashpyc()
-        .args(["compile", "-q", "--pycache-prefix", &p])
-        .python(py)
-        .arg(&root)
-        .run()
-        .assert_code(0);
+    assert!(theirs.keys().all(|k| k.starts_with(prefix.root())), "{:?}", theirs.keys());
+    tree.hashpyc().args(["compile", "-q", "--pycache-prefix", &p]).python(py).arg(&root).run().assert_code(0);
     let mine = bytes_of(take_outputs(&[tree.root(), prefix.root()]));
     assert!(mine == theirs, "{:?} vs {:?}", mine.keys(), theirs.keys());
     // PYTHONPYCACHEPREFIX is honoured as CPython would.
@@ -303,43 +202,18 @@ per_python!(pyc_layouts, min = (3, 9), |py: &Python| {
         .arg(&root)
         .run()
         .assert_code(0);
-    tree.hashpyc()
-        .env("PYTHONPYCACHEPREFIX", &p)
-        .arg("check")
-        .python(py)
-        .arg(&root)
-        .run()
-        .assert_code(0);
+    tree.hashpyc().env("PYTHONPYCACHEPREFIX", &p).arg("check").python(py).arg(&root).run().assert_code(0);
 });
 
 per_python!(selection, min = (3, 9), |py: &Python| {
     let tree = Tree::new();
     fixture(&tree);
-    same_as_compileall(
-        py,
-        &tree,
-        &["-x", "tests?/", "."],
-        &["-x", "tests?/", "."],
-        &[],
-    );
+    same_as_compileall(py, &tree, &["-x", "tests?/", "."], &["-x", "tests?/", "."], &[]);
     same_as_compileall(py, &tree, &["-l", "."], &["-l", "."], &[]);
-    same_as_compileall(
-        py,
-        &tree,
-        &["-r", "1", "."],
-        &["--max-depth", "2", "."],
-        &[],
-    );
+    same_as_compileall(py, &tree, &["-r", "1", "."], &["--max-depth", "2", "."], &[]);
     // --exclude (gitignore-style globs, no compileall equivalent): excluded files absent.
     tree.hashpyc()
-        .args([
-            "compile",
-            "-q",
-            "--exclude",
-            "tests/",
-            "--exclude",
-            "deep.py",
-        ])
+        .args(["compile", "-q", "--exclude", "tests/", "--exclude", "deep.py"])
         .python(py)
         .arg(".")
         .run()
@@ -348,12 +222,7 @@ per_python!(selection, min = (3, 9), |py: &Python| {
         .keys()
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
-    assert!(
-        !written
-            .iter()
-            .any(|n| n.starts_with("test_x") || n.starts_with("deep")),
-        "{written:?}"
-    );
+    assert!(!written.iter().any(|n| n.starts_with("test_x") || n.starts_with("deep")), "{written:?}");
     assert_eq!(written.len(), 4, "{written:?}");
     // Symlinks: a linked directory is not followed unless --follow; a loop is reported.
     let outside = Tree::new();
@@ -364,85 +233,39 @@ per_python!(selection, min = (3, 9), |py: &Python| {
     same_as_compileall(py, &tree, &["."], &["."], &[]);
     let root = tree.root().to_str().unwrap().to_string();
     same_as_compileall(py, &tree, &["-e", &root, "."], &["-e", &root, "."], &[]);
-    let follow = tree
-        .hashpyc()
-        .args(["compile", "-q", "--follow"])
-        .python(py)
-        .arg(".")
-        .run();
+    let follow = tree.hashpyc().args(["compile", "-q", "--follow"]).python(py).arg(".").run();
     follow.assert_code(1);
-    assert!(
-        follow.stderr.contains("symbolic link loop"),
-        "{}",
-        follow.stderr
-    );
+    assert!(follow.stderr.contains("symbolic link loop"), "{}", follow.stderr);
     assert!(outside.path("ext/__pycache__").is_dir() || tree.path("linked/__pycache__").is_dir());
 });
 
 per_python!(several_targets_in_one_run, min = (3, 9), |py: &Python| {
-    let Some(other) = harness::pythons()
-        .values()
-        .find(|o| o.minor >= (3, 7) && o.minor != py.minor)
-    else {
+    let Some(other) = harness::pythons().values().find(|o| o.minor >= (3, 7) && o.minor != py.minor) else {
         harness::visible("SKIPPED several_targets_in_one_run: needs a second CPython");
         return;
     };
     let tree = Tree::new();
     fixture(&tree);
-    tree.hashpyc()
-        .args(["compile", "-q"])
-        .python(py)
-        .arg(".")
-        .run()
-        .assert_code(0);
-    tree.hashpyc()
-        .args(["compile", "-q"])
-        .python(other)
-        .arg(".")
-        .run()
-        .assert_code(0);
+    tree.hashpyc().args(["compile", "-q"]).python(py).arg(".").run().assert_code(0);
+    tree.hashpyc().args(["compile", "-q"]).python(other).arg(".").run().assert_code(0);
     let separate = bytes_of(take_outputs(&[tree.root()]));
-    let both = tree
-        .hashpyc()
-        .args(["compile"])
-        .python(py)
-        .python(other)
-        .arg(".")
-        .run();
+    let both = tree.hashpyc().args(["compile"]).python(py).python(other).arg(".").run();
     both.assert_code(0);
-    assert!(
-        both.stderr.contains("Compiled 12 files for 2 interpreters"),
-        "{}",
-        both.stderr
-    );
+    assert!(both.stderr.contains("Compiled 12 files for 2 interpreters"), "{}", both.stderr);
     assert!(bytes_of(take_outputs(&[tree.root()])) == separate);
 });
 
 per_python!(dry_run_writes_nothing, min = (3, 9), |py: &Python| {
     let tree = Tree::new();
     fixture(&tree);
-    tree.hashpyc()
-        .args(["compile", "-q"])
-        .python(py)
-        .arg("./top.py")
-        .run()
-        .assert_code(0);
+    tree.hashpyc().args(["compile", "-q"]).python(py).arg("./top.py").run().assert_code(0);
     tree.write("same.py", "x = 2\n");
     let before = harness::files_with_suffix(tree.root(), ".pyc");
-    let run = tree
-        .hashpyc()
-        .args(["compile", "--dry-run"])
-        .python(py)
-        .arg(".")
-        .run();
+    let run = tree.hashpyc().args(["compile", "--dry-run"]).python(py).arg(".").run();
     run.assert_code(0);
     assert_eq!(harness::files_with_suffix(tree.root(), ".pyc"), before);
     assert!(run.stdout.contains("fresh    ./top.py"), "{}", run.stdout);
-    assert!(
-        run.stdout.contains("compile  ./same.py  (no pyc)"),
-        "{}",
-        run.stdout
-    );
+    assert!(run.stdout.contains("compile  ./same.py  (no pyc)"), "{}", run.stdout);
     assert_eq!(run.stdout.lines().count(), 6, "{}", run.stdout);
 });
 
@@ -450,15 +273,8 @@ per_python!(dry_run_writes_nothing, min = (3, 9), |py: &Python| {
 fn timestamp_mode_is_refused_with_the_reason() {
     let tree = Tree::new();
     tree.write("m.py", "x = 1\n");
-    let run = tree
-        .hashpyc()
-        .args(["compile", "--invalidation-mode", "timestamp", "m.py"])
-        .run();
+    let run = tree.hashpyc().args(["compile", "--invalidation-mode", "timestamp", "m.py"]).run();
     run.assert_code(2);
-    assert!(
-        run.stderr.contains("changes twice within one second"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("changes twice within one second"), "{}", run.stderr);
     assert!(run.stderr.contains("checked-hash"), "{}", run.stderr);
 }

@@ -30,11 +30,7 @@ fn git(dir: &Path, args: &[&str]) -> String {
         .env_remove("GIT_INDEX_FILE")
         .output()
         .expect("git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -61,12 +57,7 @@ pub fn snapshot_of_this_repo(into: &Path) -> String {
 /// A venv with `packages` from PyPI, or None (offline).
 pub fn venv_with(py: &harness::Python, dir: &Path, packages: &[&str]) -> Option<PathBuf> {
     let venv = dir.join("venv");
-    let ok = py
-        .cmd()
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .status()
-        .is_ok_and(|s| s.success());
+    let ok = py.cmd().args(["-m", "venv"]).arg(&venv).status().is_ok_and(|s| s.success());
     assert!(ok, "{}: python -m venv failed", py.label());
     let pip = Command::new(venv.join("bin/pip"))
         .args(["install", "-q", "--disable-pip-version-check"])
@@ -111,22 +102,11 @@ fn pre_commit_hooks_from_this_repository() {
     )
     .unwrap();
     std::fs::write(project.join(".gitignore"), "__pycache__/\n").unwrap();
-    let path = format!(
-        "{}:{}",
-        venv.join("bin").display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let path = format!("{}:{}", venv.join("bin").display(), std::env::var("PATH").unwrap_or_default());
     let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pre-commit-cargo-target");
     let commit = |msg: &str| {
         Command::new("git")
-            .args([
-                "-c",
-                "user.name=t",
-                "-c",
-                "user.email=t@example.invalid",
-                "-c",
-                "commit.gpgsign=false",
-            ])
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid", "-c", "commit.gpgsign=false"])
             .args(["commit", "-q", "-m", msg])
             .current_dir(&project)
             .env("PATH", &path)
@@ -136,50 +116,23 @@ fn pre_commit_hooks_from_this_repository() {
             .output()
             .expect("git commit")
     };
-    let install = Command::new(venv.join("bin/pre-commit"))
-        .arg("install")
-        .current_dir(&project)
-        .output()
-        .unwrap();
-    assert!(
-        install.status.success(),
-        "{}",
-        String::from_utf8_lossy(&install.stderr)
-    );
+    let install =
+        Command::new(venv.join("bin/pre-commit")).arg("install").current_dir(&project).output().unwrap();
+    assert!(install.status.success(), "{}", String::from_utf8_lossy(&install.stderr));
 
     std::fs::write(project.join("ok.py"), "def ok():\n    return 1\n").unwrap();
     git(&project, &["add", "-A"]);
     let good = commit("clean");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&good.stdout),
-        String::from_utf8_lossy(&good.stderr)
-    );
+    let text = format!("{}{}", String::from_utf8_lossy(&good.stdout), String::from_utf8_lossy(&good.stderr));
     assert!(good.status.success(), "a clean commit must pass:\n{text}");
     let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
-    assert!(
-        project.join(format!("__pycache__/ok.{tag}.pyc")).is_file(),
-        "the hook compiled ok.py:\n{text}"
-    );
+    assert!(project.join(format!("__pycache__/ok.{tag}.pyc")).is_file(), "the hook compiled ok.py:\n{text}");
 
     std::fs::write(project.join("bad.py"), "def bad(:\n    pass\n").unwrap();
     git(&project, &["add", "-A"]);
     let bad = commit("broken");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&bad.stdout),
-        String::from_utf8_lossy(&bad.stderr)
-    );
-    assert!(
-        !bad.status.success(),
-        "a syntax error must fail the commit:\n{text}"
-    );
-    assert!(
-        text.contains("bad.py:1:") && text.contains("SyntaxError"),
-        "the error is shown:\n{text}"
-    );
-    assert!(
-        text.contains("def bad(:"),
-        "with the offending line:\n{text}"
-    );
+    let text = format!("{}{}", String::from_utf8_lossy(&bad.stdout), String::from_utf8_lossy(&bad.stderr));
+    assert!(!bad.status.success(), "a syntax error must fail the commit:\n{text}");
+    assert!(text.contains("bad.py:1:") && text.contains("SyntaxError"), "the error is shown:\n{text}");
+    assert!(text.contains("def bad(:"), "with the offending line:\n{text}");
 }

@@ -1,0 +1,223 @@
+#!/usr/bin/env python3
+"""End-to-end comparison of hashpyc with `python -m compileall`, side by side.
+
+    python3 benches/compare.py [--python PYTHON] [--scales 1,4,16] [--runs 3]
+
+Copies the target interpreter's stdlib and site-packages (the .py files) into a
+temporary directory, replicates it 4x and 16x, and times with hyperfine (installed from
+Debian's packages when missing):
+
+  cold     hashpyc compile            vs  compileall -q -j0 --invalidation-mode checked-hash
+  no-op    hashpyc compile (fresh)    vs  the same compileall re-run, and compileall's
+                                          timestamp-mode re-run on a timestamp tree
+  check    hashpyc check on the fresh tree
+  floor    one Python process compiling and marshalling every file in a loop, CPU
+           seconds divided by cores: the cost no orchestration can avoid
+
+and prints a Markdown table of ratios. Times are medians; one machine, one benchmark.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+FLOOR = r"""
+import marshal, os, sys, time
+files = [l for l in open(sys.argv[1]).read().split("\n") if l]
+t = time.process_time()
+for p in files:
+    with open(p, "rb") as f:
+        src = f.read()
+    try:
+        marshal.dumps(compile(src, p, "exec", dont_inherit=True))
+    except Exception:
+        pass
+print(time.process_time() - t)
+"""
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def ensure_hyperfine():
+    if shutil.which("hyperfine"):
+        return
+    print("hyperfine not found: installing Debian's package", file=sys.stderr)
+    prefix = [] if os.geteuid() == 0 else ["sudo"]
+    sh(prefix + ["apt-get", "update", "-qq"])
+    sh(prefix + ["apt-get", "install", "-y", "-qq", "hyperfine"])
+
+
+def python_dirs(python):
+    out = subprocess.run(
+        [python, "-I", "-c", "import sysconfig, json; p = sysconfig.get_paths(); "
+         "print(json.dumps(sorted({p['stdlib'], p['purelib'], p['platlib']})))"],
+        check=True, capture_output=True, text=True).stdout
+    return [d for d in json.loads(out) if os.path.isdir(d)]
+
+
+def copy_corpus(dirs, dest):
+    """Copy every .py file under dirs into dest/<n>/..., skipping __pycache__."""
+    n = 0
+    seen = set()
+    for i, d in enumerate(dirs):
+        for base, subdirs, files in os.walk(d):
+            subdirs[:] = sorted(s for s in subdirs if s != "__pycache__")
+            rel = os.path.relpath(base, d)
+            for f in files:
+                if not f.endswith(".py"):
+                    continue
+                src = os.path.join(base, f)
+                real = os.path.realpath(src)
+                if real in seen or not os.path.isfile(src):
+                    continue
+                seen.add(real)
+                dst_dir = os.path.join(dest, str(i), rel)
+                os.makedirs(dst_dir, exist_ok=True)
+                shutil.copyfile(src, os.path.join(dst_dir, f))
+                n += 1
+    return n
+
+
+def replicate(corpus, dest, scale):
+    """dest/copy0..copyN-1, hard-linked to the corpus (directories are real)."""
+    os.makedirs(dest)
+    for k in range(scale):
+        sh(["cp", "-al", corpus, os.path.join(dest, "copy%d" % k)])
+
+
+def hyperfine(commands, runs, prepare=None, warmup=1):
+    fd, path = tempfile.mkstemp(suffix=".json")
+    os.close(fd)
+    cmd = ["hyperfine", "-i", "--style", "none", "--runs", str(runs), "--warmup", str(warmup),
+           "--export-json", path]
+    if prepare:
+        cmd += ["--prepare", prepare]
+    cmd += commands
+    sh(cmd, stdout=subprocess.DEVNULL)
+    with open(path) as f:
+        results = json.load(f)["results"]
+    os.unlink(path)
+    return [r["median"] for r in results]
+
+
+def floor_seconds(python, tree, cores):
+    files = []
+    for base, subdirs, names in os.walk(tree):
+        subdirs[:] = [s for s in subdirs if s != "__pycache__"]
+        files += [os.path.join(base, n) for n in names if n.endswith(".py")]
+    fd, listing = tempfile.mkstemp()
+    with os.fdopen(fd, "w") as f:
+        f.write("\n".join(files))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env["PYTHONHASHSEED"] = "0"
+    out = subprocess.run([python, "-S", "-s", "-W", "ignore", "-c", FLOOR, listing], check=True,
+                         capture_output=True, text=True, env=env).stdout
+    os.unlink(listing)
+    return float(out.strip()) / cores
+
+
+def peak_rss(hashpyc, python, tree):
+    out = subprocess.run([hashpyc, "compile", "-v", "--force", "--python", python, tree],
+                         capture_output=True, text=True).stderr
+    for line in out.splitlines():
+        if line.startswith("peak memory:"):
+            return line.split("hashpyc ")[1].split(",")[0]
+    return "?"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--python", default="python3", help="interpreter to target (default: python3)")
+    ap.add_argument("--scales", default="1,4,16", help="corpus replication factors (default: 1,4,16)")
+    ap.add_argument("--runs", type=int, default=3, help="timed runs per command at scale 1 (default: 3)")
+    ap.add_argument("--hashpyc", default=os.path.join(ROOT, "target", "release", "hashpyc"))
+    ap.add_argument("--workdir", default="/dev/shm" if os.path.isdir("/dev/shm") else None,
+                    help="where the trees go (default: /dev/shm, a tmpfs, so that the file system's "
+                         "inode allocation does not drown the comparison; both tools write the same files)")
+    args = ap.parse_args()
+
+    ensure_hyperfine()
+    if not os.path.exists(args.hashpyc):
+        sh(["cargo", "build", "--release", "--manifest-path", os.path.join(ROOT, "Cargo.toml")])
+    python = shutil.which(args.python) or args.python
+    version = subprocess.run([python, "-c", "import sys; print(sys.version.split()[0])"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    cores = os.cpu_count() or 1
+    hp = args.hashpyc
+    env_note = "PYTHONDONTWRITEBYTECODE" if os.environ.get("PYTHONDONTWRITEBYTECODE") else ""
+    work = tempfile.mkdtemp(prefix="hashpyc-bench-", dir=args.workdir)
+    try:
+        corpus = os.path.join(work, "corpus")
+        nfiles = copy_corpus(python_dirs(python), corpus)
+        print("corpus: %d .py files from CPython %s's stdlib and site-packages; %d cores"
+              % (nfiles, version, cores), file=sys.stderr)
+        rows = []
+        floor1 = None
+        for scale in [int(s) for s in args.scales.split(",")]:
+            runs = args.runs if scale == 1 else 1
+            tree = os.path.join(work, "x%d" % scale)
+            replicate(corpus, tree, scale)
+            if scale == 1:
+                floor1 = floor_seconds(python, tree, cores)
+            floor = floor1 * scale
+            t = os.path.join(work, "t")
+            prep = "rm -rf %s && cp -al %s %s" % (t, tree, t)
+            print("scale %dx: cold builds" % scale, file=sys.stderr)
+            cold_h, cold_c = hyperfine(
+                ["%s compile -q --python %s %s" % (hp, python, t),
+                 "%s -m compileall -q -j0 --invalidation-mode checked-hash %s" % (python, t)],
+                runs, prepare=prep)
+            # Trees for the re-runs: one per tool and mode.
+            trees = {}
+            for name, cmd in [("h", [hp, "compile", "-q", "--python", python]),
+                              ("c", [python, "-m", "compileall", "-q", "-j0", "--invalidation-mode", "checked-hash"]),
+                              ("ts", [python, "-m", "compileall", "-q", "-j0", "--invalidation-mode", "timestamp"])]:
+                d = os.path.join(work, "%s%d" % (name, scale))
+                sh(["cp", "-al", tree, d])
+                subprocess.run(cmd + [d], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                trees[name] = d
+            print("scale %dx: no-op re-runs and check" % scale, file=sys.stderr)
+            noop_h, noop_c, noop_ts, check_h = hyperfine(
+                ["%s compile -q --python %s %s" % (hp, python, trees["h"]),
+                 "%s -m compileall -q -j0 --invalidation-mode checked-hash %s" % (python, trees["c"]),
+                 "%s -m compileall -q -j0 %s" % (python, trees["ts"]),
+                 "%s check -q --python %s %s" % (hp, python, trees["h"])],
+                max(runs, 3) if scale == 1 else 1)
+            rss = peak_rss(hp, python, trees["h"]) if scale == max(int(s) for s in args.scales.split(",")) else ""
+            rows.append(dict(scale=scale, files=nfiles * scale, floor=floor, cold_h=cold_h, cold_c=cold_c,
+                             noop_h=noop_h, noop_c=noop_c, noop_ts=noop_ts, check_h=check_h, rss=rss))
+            for d in list(trees.values()) + [tree, t]:
+                shutil.rmtree(d, ignore_errors=True)
+        fs = subprocess.run(["stat", "-f", "-c", "%T", work], capture_output=True, text=True).stdout.strip()
+        print_table(rows, version, cores, env_note, fs)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def print_table(rows, version, cores, env_note, fs):
+    print("Measured %s on %d cores with CPython %s, trees on %s (medians; floor measured at 1x, scaled "
+          "linearly)." % (time.strftime("%Y-%m-%d"), cores, version, fs))
+    if env_note:
+        print("(%s was set; it does not affect compileall's or hashpyc's writes.)" % env_note)
+    print()
+    print("| corpus | files | floor | cold: hashpyc | cold: compileall | compileall / hashpyc | hashpyc / floor "
+          "| no-op: hashpyc | vs compileall checked-hash | vs compileall timestamp | check | peak RSS |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print("| %dx | %d | %.2f s | %.2f s | %.2f s | %.2fx | %.2fx | %.3f s | %.0fx | %.0fx | %.3f s | %s |" % (
+            r["scale"], r["files"], r["floor"], r["cold_h"], r["cold_c"], r["cold_c"] / r["cold_h"],
+            r["cold_h"] / r["floor"], r["noop_h"], r["noop_c"] / r["noop_h"], r["noop_ts"] / r["noop_h"],
+            r["check_h"], r["rss"]))
+
+
+if __name__ == "__main__":
+    main()
