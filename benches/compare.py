@@ -11,8 +11,8 @@ Debian's packages when missing):
   no-op    hashpyc compile (fresh)    vs  the same compileall re-run, and compileall's
                                           timestamp-mode re-run on a timestamp tree
   check    hashpyc check on the fresh tree
-  floor    one Python process compiling and marshalling every file in a loop, CPU
-           seconds divided by cores: the cost no orchestration can avoid
+  floor    compiling and marshalling every file in-process, the files dealt out to one
+           process per core: the cost no orchestration can avoid
 
 and prints a Markdown table of ratios. Times are medians; one machine, one benchmark.
 """
@@ -29,17 +29,27 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 FLOOR = r"""
-import marshal, os, sys, time
+import marshal, os, sys
+# The floor: compile and marshal every file in-process, the list dealt out (largest
+# first, round robin) to one process per core, so its wall time is CPU seconds / cores.
 files = [l for l in open(sys.argv[1]).read().split("\n") if l]
-t = time.process_time()
-for p in files:
-    with open(p, "rb") as f:
-        src = f.read()
-    try:
-        marshal.dumps(compile(src, p, "exec", dont_inherit=True))
-    except Exception:
-        pass
-print(time.process_time() - t)
+jobs = int(sys.argv[2])
+files.sort(key=lambda p: -os.path.getsize(p))
+pids = []
+for j in range(jobs):
+    pid = os.fork()
+    if pid == 0:
+        for p in files[j::jobs]:
+            with open(p, "rb") as f:
+                src = f.read()
+            try:
+                marshal.dumps(compile(src, p, "exec", dont_inherit=True))
+            except Exception:
+                pass
+        os._exit(0)
+    pids.append(pid)
+for pid in pids:
+    os.waitpid(pid, 0)
 """
 
 
@@ -109,20 +119,19 @@ def hyperfine(commands, runs, prepare=None, warmup=1):
     return [r["median"] for r in results]
 
 
-def floor_seconds(python, tree, cores):
+def floor_command(python, tree, cores, work):
+    """A command whose wall time is the floor, for hyperfine to run beside the others."""
     files = []
     for base, subdirs, names in os.walk(tree):
         subdirs[:] = [s for s in subdirs if s != "__pycache__"]
         files += [os.path.join(base, n) for n in names if n.endswith(".py")]
-    fd, listing = tempfile.mkstemp()
-    with os.fdopen(fd, "w") as f:
+    listing = os.path.join(work, "files-%s.txt" % os.path.basename(tree))
+    with open(listing, "w") as f:
         f.write("\n".join(files))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    env["PYTHONHASHSEED"] = "0"
-    out = subprocess.run([python, "-S", "-s", "-W", "ignore", "-c", FLOOR, listing], check=True,
-                         capture_output=True, text=True, env=env).stdout
-    os.unlink(listing)
-    return float(out.strip()) / cores
+    script = os.path.join(work, "floor.py")
+    with open(script, "w") as f:
+        f.write(FLOOR)
+    return "env -u PYTHONPATH PYTHONHASHSEED=0 %s -S -s -W ignore %s %s %d" % (python, script, listing, cores)
 
 
 def peak_rss(hashpyc, python, tree):
@@ -161,20 +170,17 @@ def main():
         print("corpus: %d .py files from CPython %s's stdlib and site-packages; %d cores"
               % (nfiles, version, cores), file=sys.stderr)
         rows = []
-        floor1 = None
         for scale in [int(s) for s in args.scales.split(",")]:
             runs = args.runs if scale == 1 else 1
             tree = os.path.join(work, "x%d" % scale)
             replicate(corpus, tree, scale)
-            if scale == 1:
-                floor1 = floor_seconds(python, tree, cores)
-            floor = floor1 * scale
             t = os.path.join(work, "t")
             prep = "rm -rf %s && cp -al %s %s" % (t, tree, t)
-            print("scale %dx: cold builds" % scale, file=sys.stderr)
-            cold_h, cold_c = hyperfine(
+            print("scale %dx: cold builds and the floor" % scale, file=sys.stderr)
+            cold_h, cold_c, floor = hyperfine(
                 ["%s compile -q --python %s %s" % (hp, python, t),
-                 "%s -m compileall -q -j0 --invalidation-mode checked-hash %s" % (python, t)],
+                 "%s -m compileall -q -j0 --invalidation-mode checked-hash %s" % (python, t),
+                 floor_command(python, tree, cores, work)],
                 runs, prepare=prep)
             # Trees for the re-runs: one per tool and mode.
             trees = {}
@@ -204,8 +210,8 @@ def main():
 
 
 def print_table(rows, version, cores, env_note, fs):
-    print("Measured %s on %d cores with CPython %s, trees on %s (medians; floor measured at 1x, scaled "
-          "linearly)." % (time.strftime("%Y-%m-%d"), cores, version, fs))
+    print("Measured %s on %d cores with CPython %s, trees on %s (medians of hyperfine runs; every ratio "
+          "from commands run side by side)." % (time.strftime("%Y-%m-%d"), cores, version, fs))
     if env_note:
         print("(%s was set; it does not affect compileall's or hashpyc's writes.)" % env_note)
     print()

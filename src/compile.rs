@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use rayon::prelude::*;
 
 use crate::embed::Embed;
-use crate::layout::Layout;
+use crate::layout::{self, Layout};
+use crate::memo::Memo;
 use crate::plan::{self, Action, PlanOptions, SourcePlan};
 use crate::pool::WorkerSpec;
 use crate::pool::schedule::{self, Schedule, UnitResult};
@@ -80,6 +81,9 @@ pub fn compile(
     let started = Instant::now();
     let mut spans = report::Spans::start();
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let cache = crate::target::cache_dir();
+    let mut memos: Vec<Option<Memo>> =
+        s.targets.iter().map(|t| Some(Memo::load(cache.as_deref()?, t.identity.as_deref()?))).collect();
     let opts = PlanOptions {
         targets: &s.targets,
         levels: &s.levels,
@@ -88,6 +92,7 @@ pub fn compile(
         force: s.force,
         embed: &s.embed,
         cwd: &cwd,
+        memos: &memos,
     };
     // Walk and plan in one pass, on the walker's threads. Only sources with something to
     // do (or to report) are kept, so a no-op run over a huge tree stays small.
@@ -179,9 +184,28 @@ pub fn compile(
                 ),
             });
         }
-        for tp in &p.targets {
-            if tp.action == Action::Fresh {
-                summary.fresh += 1;
+        let many = s.targets.len() > 1;
+        for (t, tp) in p.targets.iter().enumerate() {
+            match &tp.action {
+                Action::Fresh => summary.fresh += 1,
+                Action::KnownFailure(f) => {
+                    summary.failed += 1;
+                    let source = std::fs::read(&p.source.path).ok();
+                    let suffix = if many {
+                        format!(" [CPython {}]", s.targets[t].version_string())
+                    } else {
+                        String::new()
+                    };
+                    notes.push(Note {
+                        path: p.source.path.clone(),
+                        order: 0,
+                        text: format!(
+                            "{}{suffix}",
+                            report::format_failure(&p.source.path, f, source.as_deref())
+                        ),
+                    });
+                }
+                _ => {}
             }
         }
     }
@@ -249,6 +273,9 @@ pub fn compile(
         match r {
             UnitResult::Compiled { warnings } => {
                 summary.compiled += 1;
+                if let Some(memo) = &mut memos[t] {
+                    memo.record_success(&layout::absolute(path, &cwd));
+                }
                 if verbosity.verbose > 0
                     && let Action::Compile(reason) = &plan.targets[t].action
                 {
@@ -278,8 +305,11 @@ pub fn compile(
                     }
                 }
             }
-            UnitResult::Failed(f) => {
+            UnitResult::Failed(f, hash) => {
                 summary.failed += 1;
+                if let Some(memo) = &mut memos[t] {
+                    memo.record_failure(layout::absolute(path, &cwd), &hash, &s.levels, &f);
+                }
                 let source = std::fs::read(path).ok();
                 notes.push(Note {
                     path: path.clone(),
@@ -306,6 +336,9 @@ pub fn compile(
                 }
             }
         }
+    }
+    for memo in memos.into_iter().flatten() {
+        memo.save();
     }
     // Identical messages from several targets are printed once.
     notes.sort_by(|a, b| a.path.cmp(&b.path).then(a.order.cmp(&b.order)));
@@ -387,6 +420,7 @@ fn rewrite_headers(plan: &SourcePlan, t: usize, target: &Target, mode: HashMode)
             path,
             &[&new, &data[pyc::HEADER_LEN..]],
             crate::write::pyc_mode(plan.mode),
+            crate::write::Known::default(),
         )
         .map_err(|e| schedule::error_chain(&e))?;
     }
@@ -415,6 +449,14 @@ fn print_dry_run(plans: &[SourcePlan], targets: &[Arc<Target>], skipped: &[PathB
                 }
                 Action::Compile(reason) => {
                     format!("compile  {}{label}  ({reason})", p.source.path.display())
+                }
+                Action::KnownFailure(f) => {
+                    format!(
+                        "fails    {}{label}  ({}: {}, remembered)",
+                        p.source.path.display(),
+                        f.kind,
+                        f.message
+                    )
                 }
             };
             lines.push((p.source.path.clone(), line));

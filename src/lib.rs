@@ -16,6 +16,7 @@ pub mod inspect;
 pub mod interrupt;
 pub mod layout;
 pub mod marshal;
+pub mod memo;
 pub mod plan;
 pub mod pool;
 pub mod pyc;

@@ -12,6 +12,8 @@ use std::sync::Arc;
 use crate::embed::Embed;
 use crate::layout::{self, Layout};
 use crate::marshal::{self, CodeLayout};
+use crate::memo::Memo;
+use crate::pool::CompileFailure;
 use crate::pyc::{self, Accept, HashMode, Invalid, SourceHash, Status};
 use crate::target::Target;
 use crate::walk::Source;
@@ -27,6 +29,8 @@ pub struct PlanOptions<'a> {
     pub force: bool,
     pub embed: &'a Embed,
     pub cwd: &'a Path,
+    /// Remembered failures, per target (ignored with `force`).
+    pub memos: &'a [Option<Memo>],
 }
 
 /// Why a source must be compiled for a target.
@@ -72,6 +76,9 @@ pub enum Action {
     /// Rewrite these levels' headers to the requested mode; the rest are fresh.
     Rewrite(Vec<u8>),
     Compile(Reason),
+    /// The same source bytes failed to compile with this interpreter before: report
+    /// that again without starting Python.
+    KnownFailure(CompileFailure),
 }
 
 #[derive(Clone, Debug)]
@@ -137,22 +144,30 @@ pub fn plan_one(source: Source, opts: &PlanOptions<'_>) -> SourcePlan {
     let want_name = marshal::filename_bytes(out.embedded.as_os_str().as_bytes());
     // The source is read at most once, and only when some header makes its hash matter.
     let mut source: Option<std::io::Result<SourceRead>> = None;
-    for (target, target_layout) in opts.targets.iter().zip(opts.layouts) {
+    for (i, (target, target_layout)) in opts.targets.iter().zip(opts.layouts).enumerate() {
         let pycs: Vec<PathBuf> = opts
             .levels
             .iter()
             .map(|&lvl| layout::pyc_path(&out.source.path, &abs_dir, &target.cache_tag, lvl, target_layout))
             .collect();
-        let action = if opts.force {
+        let mut hash = || match source.get_or_insert_with(|| read_source(&out.source.path)) {
+            Ok(read) => Ok(pyc::source_hash(target.hash, target.magic, &read.bytes)),
+            Err(e) => Err(io_reason(e)),
+        };
+        let mut action = if opts.force {
             Action::Compile(Reason::Forced)
         } else {
-            decide(target, &pycs, opts.mode, &want_name, || {
-                match source.get_or_insert_with(|| read_source(&out.source.path)) {
-                    Ok(read) => Ok(pyc::source_hash(target.hash, target.magic, &read.bytes)),
-                    Err(e) => Err(io_reason(e)),
-                }
-            })
+            decide(target, &pycs, opts.mode, &want_name, &mut hash)
         };
+        if let (Action::Compile(_), false, Some(Some(memo))) = (&action, opts.force, opts.memos.get(i)) {
+            let abs = layout::absolute(&out.source.path, opts.cwd);
+            if memo.knows(&abs)
+                && let Ok(h) = hash()
+                && let Some(failure) = memo.lookup(&abs, &h, opts.levels)
+            {
+                action = Action::KnownFailure(failure);
+            }
+        }
         out.targets.push(TargetPlan { pycs, action });
     }
     // Size and mode: from the read when there was one, else from a stat (compile units

@@ -67,6 +67,10 @@ pub struct Target {
     pub flag_ref_top: bool,
     /// A free-threaded (no-GIL) build.
     pub gil_disabled: bool,
+    /// A stable name for this interpreter file (its probe-cache key), for per-interpreter
+    /// caches; `None` when it cannot be identified.
+    #[serde(skip)]
+    pub identity: Option<String>,
 }
 
 /// How the pool keeps compiled bytes independent of history (see `pool`).
@@ -193,12 +197,15 @@ pub fn probe(exe: &Path, timeout: Duration, cache_dir: Option<&Path>) -> Result<
     }
     let key = cache_key(exe);
     let cache_file = cache_dir.zip(key.as_ref()).map(|(dir, key)| dir.join(cache_name(key)));
+    let identity = key
+        .as_ref()
+        .map(|k| cache_name(k).trim_start_matches("interpreter-").trim_end_matches(".json").to_string());
     if let Some(file) = &cache_file
         && let Some(target) = read_cache(file, key.as_ref().expect("key exists with file"), exe)
     {
-        return Ok(target);
+        return Ok(Target { identity, ..target });
     }
-    let target = run_probe(exe, timeout)?;
+    let target = Target { identity, ..run_probe(exe, timeout)? };
     if let (Some(file), Some(key)) = (cache_file, key) {
         write_cache(&file, &key, &target);
     }
@@ -305,6 +312,7 @@ fn parse_probe(exe: &Path, out: &str, err: &str) -> Result<Target, TargetError> 
         marshal_version: required("marshal_version")?.parse().unwrap_or(0),
         flag_ref_top,
         gil_disabled: field("gil_disabled").as_deref() == Some("1"),
+        identity: None,
     })
 }
 
@@ -492,6 +500,7 @@ pub fn known_target(spec: &str) -> Result<Target, TargetError> {
         marshal_version: 0,
         flag_ref_top: true,
         gil_disabled: false,
+        identity: None,
     })
 }
 

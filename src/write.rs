@@ -57,13 +57,27 @@ fn temp_prefix(path: &Path) -> String {
     format!(".{name}.")
 }
 
+/// What the caller already knows about the destination, to save system calls.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Known {
+    /// The directory exists (created or seen earlier in this run).
+    pub dir_exists: bool,
+    /// Nothing was at the path when the run looked (so there is no symlink or directory to
+    /// refuse; one appearing since is replaced, never written through).
+    pub was_missing: bool,
+}
+
 /// Write `parts` (header, body) to `path` atomically with permission bits `mode`
 /// (the umask applies, as for py_compile), creating the directory when needed.
-pub fn write_atomic(path: &Path, parts: &[&[u8]], mode: u32) -> Result<(), WriteError> {
-    check_destination(path)?;
+pub fn write_atomic(path: &Path, parts: &[&[u8]], mode: u32, known: Known) -> Result<(), WriteError> {
+    if !known.was_missing {
+        check_destination(path)?;
+    }
     let dir = parent_of(path);
-    std::fs::create_dir_all(dir)
-        .map_err(|source| WriteError::CreateDir { path: dir.to_path_buf(), source })?;
+    if !known.dir_exists {
+        std::fs::create_dir_all(dir)
+            .map_err(|source| WriteError::CreateDir { path: dir.to_path_buf(), source })?;
+    }
     let write_err = |source| WriteError::Write { path: path.to_path_buf(), source };
     let prefix = temp_prefix(path);
     let mut tmp = tempfile::Builder::new()
@@ -72,11 +86,33 @@ pub fn write_atomic(path: &Path, parts: &[&[u8]], mode: u32) -> Result<(), Write
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))
         .tempfile_in(dir)
         .map_err(write_err)?;
-    for part in parts {
-        tmp.write_all(part).map_err(write_err)?;
-    }
+    write_all_vectored(tmp.as_file_mut(), parts).map_err(write_err)?;
     // The temporary file is removed on drop if anything above or the rename fails.
     tmp.persist(path).map_err(|e| write_err(e.error))?;
+    Ok(())
+}
+
+/// All of `parts` in as few system calls as the kernel allows.
+fn write_all_vectored(file: &mut std::fs::File, parts: &[&[u8]]) -> std::io::Result<()> {
+    let mut parts: Vec<&[u8]> = parts.iter().copied().filter(|p| !p.is_empty()).collect();
+    while !parts.is_empty() {
+        let slices: Vec<std::io::IoSlice<'_>> = parts.iter().map(|p| std::io::IoSlice::new(p)).collect();
+        let mut n = match file.write_vectored(&slices) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        while let Some(first) = parts.first() {
+            if n >= first.len() {
+                n -= first.len();
+                parts.remove(0);
+            } else {
+                parts[0] = &first[n..];
+                break;
+            }
+        }
+    }
     Ok(())
 }
 
@@ -124,10 +160,10 @@ mod tests {
     fn atomic_write_replaces_and_leaves_no_temp() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("__pycache__/m.cpython-312.pyc");
-        write_atomic(&p, &[b"head", b"body"], 0o600).unwrap();
+        write_atomic(&p, &[b"head", b"body"], 0o600, Known::default()).unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"headbody");
         assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
-        write_atomic(&p, &[b"new"], 0o644).unwrap();
+        write_atomic(&p, &[b"new"], 0o644, Known::default()).unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"new");
         let names: Vec<_> =
             std::fs::read_dir(p.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
@@ -141,11 +177,14 @@ mod tests {
         std::fs::write(&target, b"keep").unwrap();
         let link = dir.path().join("link.pyc");
         std::os::unix::fs::symlink(&target, &link).unwrap();
-        assert!(matches!(write_atomic(&link, &[b"x"], 0o644), Err(WriteError::Symlink(_))));
+        assert!(matches!(write_atomic(&link, &[b"x"], 0o644, Known::default()), Err(WriteError::Symlink(_))));
         assert_eq!(std::fs::read(&target).unwrap(), b"keep");
         let sub = dir.path().join("d.pyc");
         std::fs::create_dir(&sub).unwrap();
-        assert!(matches!(write_atomic(&sub, &[b"x"], 0o644), Err(WriteError::NotRegular(_))));
+        assert!(matches!(
+            write_atomic(&sub, &[b"x"], 0o644, Known::default()),
+            Err(WriteError::NotRegular(_))
+        ));
     }
 
     #[test]
@@ -153,8 +192,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = dir.path().join("a.pyc");
         let b = dir.path().join("b.pyc");
-        write_atomic(&a, &[b"same"], 0o644).unwrap();
-        write_atomic(&b, &[b"old"], 0o644).unwrap();
+        write_atomic(&a, &[b"same"], 0o644, Known::default()).unwrap();
+        write_atomic(&b, &[b"old"], 0o644, Known::default()).unwrap();
         hardlink_atomic(&a, &b).unwrap();
         assert!(same_file(&a, &b));
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);

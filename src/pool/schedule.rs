@@ -29,7 +29,8 @@ pub enum UnitResult {
     Compiled {
         warnings: Vec<super::Warning>,
     },
-    Failed(super::CompileFailure),
+    /// The source (whose hash for this target is given) does not compile.
+    Failed(super::CompileFailure, pyc::SourceHash),
     /// The source could not be read, a pyc not written, or the worker failed.
     Error(String),
     /// The source vanished between the walk and the read.
@@ -130,8 +131,19 @@ fn reorder_for_tests(order: &mut [usize]) {
     }
 }
 
+/// Read a source whose size the plan saw (one allocation, no extra stat).
+fn read_source(path: &Path, size_hint: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut buf = Vec::with_capacity(usize::try_from(size_hint).unwrap_or(0).saturating_add(1));
+    f.read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
 struct Slot<'a> {
     sh: &'a Shared<'a>,
+    /// Directories this slot has created or seen, so each is checked once.
+    dirs: std::collections::HashSet<std::path::PathBuf>,
     workers: Vec<Option<Worker>>,
     /// Second zygotes for `verify`, so checking a result never ends the long-lived child
     /// whose history is under test.
@@ -146,7 +158,7 @@ enum Step {
 impl<'a> Slot<'a> {
     fn new(sh: &'a Shared<'a>) -> Self {
         let none = || (0..sh.s.specs.len()).map(|_| None).collect();
-        Slot { sh, workers: none(), verifiers: none() }
+        Slot { sh, dirs: Default::default(), workers: none(), verifiers: none() }
     }
 
     fn run(mut self) {
@@ -202,7 +214,7 @@ impl<'a> Slot<'a> {
     /// One source for some targets: read once, compile per target, write.
     fn unit(&mut self, src: usize, targets: &[usize], fresh: bool) {
         let plan = &self.sh.s.plans[src];
-        let source = match std::fs::read(&plan.source.path) {
+        let source = match read_source(&plan.source.path, plan.size) {
             Ok(b) => b,
             Err(e) => {
                 let r = if e.kind() == std::io::ErrorKind::NotFound {
@@ -322,7 +334,10 @@ impl<'a> Slot<'a> {
             outcome
         };
         Some(Step::Done(match outcome {
-            Outcome::Failed(f) => UnitResult::Failed(f),
+            Outcome::Failed(f) => {
+                let target = &spec.target;
+                UnitResult::Failed(f, pyc::source_hash(target.hash, target.magic, source))
+            }
             Outcome::Compiled { warnings, bodies } => match self.write(src, t, source, &bodies) {
                 Ok(()) => UnitResult::Compiled { warnings },
                 Err(e) => UnitResult::Error(e),
@@ -351,7 +366,7 @@ impl<'a> Slot<'a> {
         }
     }
 
-    fn write(&self, src: usize, t: usize, source: &[u8], bodies: &[Vec<u8>]) -> Result<(), String> {
+    fn write(&mut self, src: usize, t: usize, source: &[u8], bodies: &[Vec<u8>]) -> Result<(), String> {
         let s = self.sh.s;
         let plan = &s.plans[src];
         let target = &s.specs[t].target;
@@ -360,15 +375,19 @@ impl<'a> Slot<'a> {
                 .to_bytes();
         let mode = write::pyc_mode(plan.mode);
         let pycs = &plan.targets[t].pycs;
+        let was_missing = plan.targets[t].action == Action::Compile(crate::plan::Reason::Missing);
         for (i, body) in bodies.iter().enumerate() {
             let path: &Path = &pycs[i];
+            let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
             let linked = s.hardlink_dupes && i > 0 && bodies[i - 1] == *body;
             let r = if linked {
                 write::hardlink_atomic(&pycs[i - 1], path)
             } else {
-                write::write_atomic(path, &[&header, body], mode)
+                let known = write::Known { dir_exists: self.dirs.contains(&dir), was_missing };
+                write::write_atomic(path, &[&header, body], mode, known)
             };
             r.map_err(|e| error_chain(&e))?;
+            self.dirs.insert(dir);
         }
         Ok(())
     }

@@ -67,11 +67,38 @@ def _frame():
 
 
 def _send(*parts, fd=1):
-    data = b"".join(parts)
-    data = len(data).to_bytes(4, "little") + data
-    view = memoryview(data)
-    while view:
-        view = view[posix.write(fd, view):]
+    size = 0
+    for p in parts:
+        size += len(p)
+    parts = (size.to_bytes(4, "little"),) + parts
+    done = posix.writev(fd, parts)
+    if done < size + 4:
+        # A partial write (a signal): finish the rest plainly.
+        view = memoryview(b"".join(parts))[done:]
+        while view:
+            view = view[posix.write(fd, view):]
+
+
+_pending = bytearray()
+
+
+def _frame_buffered():
+    # The long-lived child's reader: hashpyc sends one request and waits for the reply,
+    # so reading ahead of a frame never takes bytes that belong to anyone else.
+    while len(_pending) < 4:
+        data = posix.read(0, 1 << 16)
+        if not data:
+            return None
+        _pending.extend(data)
+    end = 4 + int.from_bytes(_pending[:4], "little")
+    while len(_pending) < end:
+        data = posix.read(0, max(1 << 16, end - len(_pending)))
+        if not data:
+            return None
+        _pending.extend(data)
+    frame = bytes(_pending[4:end])
+    del _pending[:end]
+    return frame
 
 
 def _u32(n):
@@ -95,7 +122,7 @@ def _compile(req):
     plen = int.from_bytes(req[at:at + 4], "little")
     at += 4
     path = req[at:at + plen].decode("utf-8", "surrogateescape")
-    source = req[at + plen:]
+    source = memoryview(req)[at + plen:]
     nmods = len(sys.modules)
     del _caught[:]
     bodies = []
@@ -132,7 +159,7 @@ def _compile(req):
         c = category.encode()[:255]
         warns.append(bytes([len(c)]) + c + _i32(lineno) + _text(message))
     del _caught[:]
-    out = [b"O", bytes([status]), len(warns).to_bytes(2, "little")] + warns
+    out = [b"O" + bytes([status]) + len(warns).to_bytes(2, "little") + b"".join(warns)]
     for body in bodies:
         out.append(_u32(len(body)))
         out.append(body)
@@ -141,7 +168,7 @@ def _compile(req):
 
 def _child_loop():
     while True:
-        req = _frame()
+        req = _frame_buffered()
         if req is None or req[:1] == b"E":
             return
         _compile(req)

@@ -269,3 +269,45 @@ per_python!(jobs_do_not_change_bytes, |py: &Python| {
     assert!(a.pycs().len() > 100, "{} pycs", a.pycs().len());
     assert_eq!(harness::diff_pycs(a.root(), b.root()), Vec::<PathBuf>::new(), "{}", py.label());
 });
+
+per_python!(remembered_failures_start_no_python, |py: &Python| {
+    let tree = Tree::new();
+    tree.write("good.py", "x = 1\n");
+    tree.write("bad.py", "def f(:\n    pass\n");
+    let log = tree.path("starts.log");
+    let wrapper = tree.write(
+        "bin/python-wrapper",
+        format!("#!/bin/sh\necho start >> '{}'\nexec '{}' \"$@\"\n", log.display(), py.path.display()),
+    );
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        tree.hashpyc()
+            .env("HASHPYC_CACHE_DIR", cache.path())
+            .args(["compile", "--python"])
+            .arg(&wrapper)
+            .args(args)
+            .args(["good.py", "bad.py"])
+            .run()
+    };
+    let starts = || std::fs::read_to_string(&log).unwrap_or_default().lines().count();
+    let first = run(&[]);
+    first.assert_code(1);
+    let error =
+        first.stderr.lines().find(|l| l.starts_with("bad.py:1:")).expect("error reported").to_string();
+    let n = starts();
+    let second = run(&[]);
+    second.assert_code(1);
+    assert!(second.stderr.contains(&error), "the same error again:\n{}", second.stderr);
+    assert_eq!(starts(), n, "a remembered failure starts no Python");
+    // --force, other levels, or a changed source compile again.
+    run(&["--force"]).assert_code(1);
+    assert!(starts() > n);
+    let n = starts();
+    run(&["-o", "1"]).assert_code(1);
+    assert!(starts() > n);
+    tree.write("bad.py", "def f():\n    pass\n");
+    let fixed = run(&[]);
+    fixed.assert_code(0);
+    assert!(fixed.stderr.contains("Compiled 1 file (1 already fresh)"), "{}", fixed.stderr);
+});

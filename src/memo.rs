@@ -1,0 +1,147 @@
+//! Remembered compile failures, so that a run over an unchanged tree starts no Python even
+//! when some sources do not compile (Python 2 test data in site-packages, say): the
+//! failure is reported again, from the cache, as long as the source bytes, the
+//! optimization levels and the interpreter (its probe identity) are the same.
+//!
+//! One JSON file per interpreter in the cache directory, keyed by absolute source path,
+//! rewritten atomically at the end of a run when something changed. `--force` ignores it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::pool::CompileFailure;
+use crate::pyc::{self, SourceHash};
+
+const VERSION: u32 = 1;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Entry {
+    hash: String,
+    levels: Vec<u8>,
+    kind: String,
+    message: String,
+    line: Option<u32>,
+    offset: Option<u32>,
+    end_line: Option<u32>,
+    end_offset: Option<u32>,
+    text: String,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct File {
+    version: u32,
+    hashpyc: String,
+    entries: HashMap<PathBuf, Entry>,
+}
+
+/// The failures remembered for one interpreter.
+pub struct Memo {
+    path: PathBuf,
+    file: File,
+    dirty: bool,
+}
+
+impl Memo {
+    /// Load the memo of the interpreter whose probe identity is `identity` (an empty one
+    /// when there is none yet or it is unreadable).
+    pub fn load(cache_dir: &Path, identity: &str) -> Memo {
+        let path = cache_dir.join(format!("failures-{identity}.json"));
+        let file = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<File>(&t).ok())
+            .filter(|f| f.version == VERSION && f.hashpyc == env!("CARGO_PKG_VERSION"))
+            .unwrap_or_default();
+        Memo { path, file, dirty: false }
+    }
+
+    /// Whether `abs` may have a remembered failure (cheap: no source read).
+    pub fn knows(&self, abs: &Path) -> bool {
+        self.file.entries.contains_key(abs)
+    }
+
+    /// The remembered failure of `abs`, if its source bytes and levels are unchanged.
+    pub fn lookup(&self, abs: &Path, hash: &SourceHash, levels: &[u8]) -> Option<CompileFailure> {
+        let e = self.file.entries.get(abs)?;
+        (e.hash == pyc::hex(hash) && e.levels == levels).then(|| CompileFailure {
+            kind: e.kind.clone(),
+            message: e.message.clone(),
+            line: e.line,
+            offset: e.offset,
+            end_line: e.end_line,
+            end_offset: e.end_offset,
+            text: e.text.clone(),
+        })
+    }
+
+    pub fn record_failure(&mut self, abs: PathBuf, hash: &SourceHash, levels: &[u8], f: &CompileFailure) {
+        self.file.entries.insert(
+            abs,
+            Entry {
+                hash: pyc::hex(hash),
+                levels: levels.to_vec(),
+                kind: f.kind.clone(),
+                message: f.message.clone(),
+                line: f.line,
+                offset: f.offset,
+                end_line: f.end_line,
+                end_offset: f.end_offset,
+                text: f.text.clone(),
+            },
+        );
+        self.dirty = true;
+    }
+
+    pub fn record_success(&mut self, abs: &Path) {
+        if self.file.entries.remove(abs).is_some() {
+            self.dirty = true;
+        }
+    }
+
+    /// Write the memo back if it changed; a failure only costs a compile next time.
+    pub fn save(mut self) {
+        if !self.dirty {
+            return;
+        }
+        self.file.version = VERSION;
+        self.file.hashpyc = env!("CARGO_PKG_VERSION").to_string();
+        let Ok(text) = serde_json::to_string(&self.file) else { return };
+        let Some(dir) = self.path.parent() else { return };
+        if std::fs::create_dir_all(dir).is_err() {
+            return;
+        }
+        let _ = crate::write::write_atomic(&self.path, &[text.as_bytes()], 0o644, Default::default());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembers_by_hash_and_levels() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = CompileFailure {
+            kind: "SyntaxError".into(),
+            message: "bad".into(),
+            line: Some(1),
+            offset: Some(2),
+            end_line: None,
+            end_offset: None,
+            text: "x(".into(),
+        };
+        let mut m = Memo::load(dir.path(), "t");
+        m.record_failure("/a.py".into(), &[1; 8], &[0], &f);
+        m.save();
+        let m = Memo::load(dir.path(), "t");
+        assert!(m.knows(Path::new("/a.py")));
+        assert_eq!(m.lookup(Path::new("/a.py"), &[1; 8], &[0]), Some(f));
+        assert_eq!(m.lookup(Path::new("/a.py"), &[2; 8], &[0]), None);
+        assert_eq!(m.lookup(Path::new("/a.py"), &[1; 8], &[0, 1]), None);
+        let mut m = m;
+        m.record_success(Path::new("/a.py"));
+        m.save();
+        assert!(!Memo::load(dir.path(), "t").knows(Path::new("/a.py")));
+    }
+}
