@@ -105,6 +105,7 @@ def replicate(corpus, dest, scale):
 
 
 def hyperfine(commands, runs, prepare=None, warmup=1):
+    """Median wall seconds of each command, run side by side (interleaved by hyperfine)."""
     fd, path = tempfile.mkstemp(suffix=".json")
     os.close(fd)
     cmd = ["hyperfine", "-i", "--style", "none", "--runs", str(runs), "--warmup", str(warmup),
@@ -135,11 +136,13 @@ def floor_command(python, tree, cores, work):
 
 
 def peak_rss(hashpyc, python, tree):
-    out = subprocess.run([hashpyc, "compile", "-v", "--force", "--python", python, tree],
-                         capture_output=True, text=True).stderr
+    """hashpyc's own peak RSS (workers excluded) while recompiling the whole tree."""
+    env = dict(os.environ, HASHPYC_TRACE="1")
+    out = subprocess.run([hashpyc, "compile", "-q", "--force", "--python", python, tree],
+                         capture_output=True, text=True, env=env).stderr
     for line in out.splitlines():
-        if line.startswith("peak memory:"):
-            return line.split("hashpyc ")[1].split(",")[0]
+        if "peak memory:" in line:
+            return line.split("peak memory: hashpyc ")[1].split(",")[0]
     return "?"
 
 
@@ -181,7 +184,7 @@ def main():
                 ["%s compile -q --python %s %s" % (hp, python, t),
                  "%s -m compileall -q -j0 --invalidation-mode checked-hash %s" % (python, t),
                  floor_command(python, tree, cores, work)],
-                runs, prepare=prep)
+                runs, prepare=prep, warmup=1 if scale == 1 else 0)
             # Trees for the re-runs: one per tool and mode.
             trees = {}
             for name, cmd in [("h", [hp, "compile", "-q", "--python", python]),
@@ -197,19 +200,22 @@ def main():
                  "%s -m compileall -q -j0 --invalidation-mode checked-hash %s" % (python, trees["c"]),
                  "%s -m compileall -q -j0 %s" % (python, trees["ts"]),
                  "%s check -q --python %s %s" % (hp, python, trees["h"])],
-                max(runs, 3) if scale == 1 else 1)
+                max(runs, 3) if scale == 1 else 1, warmup=1 if scale == 1 else 0)
             rss = peak_rss(hp, python, trees["h"]) if scale == max(int(s) for s in args.scales.split(",")) else ""
-            rows.append(dict(scale=scale, files=nfiles * scale, floor=floor, cold_h=cold_h, cold_c=cold_c,
-                             noop_h=noop_h, noop_c=noop_c, noop_ts=noop_ts, check_h=check_h, rss=rss))
+            row = dict(scale=scale, files=nfiles * scale, floor=floor, cold_h=cold_h, cold_c=cold_c,
+                       noop_h=noop_h, noop_c=noop_c, noop_ts=noop_ts, check_h=check_h, rss=rss)
+            if not rows:
+                fs = subprocess.run(["stat", "-f", "-c", "%T", work], capture_output=True, text=True).stdout.strip()
+                print_header(version, cores, env_note, fs)
+            print_row(row)
+            rows.append(row)
             for d in list(trees.values()) + [tree, t]:
                 shutil.rmtree(d, ignore_errors=True)
-        fs = subprocess.run(["stat", "-f", "-c", "%T", work], capture_output=True, text=True).stdout.strip()
-        print_table(rows, version, cores, env_note, fs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def print_table(rows, version, cores, env_note, fs):
+def print_header(version, cores, env_note, fs):
     print("Measured %s on %d cores with CPython %s, trees on %s (medians of hyperfine runs; every ratio "
           "from commands run side by side)." % (time.strftime("%Y-%m-%d"), cores, version, fs))
     if env_note:
@@ -217,12 +223,14 @@ def print_table(rows, version, cores, env_note, fs):
     print()
     print("| corpus | files | floor | cold: hashpyc | cold: compileall | compileall / hashpyc | hashpyc / floor "
           "| no-op: hashpyc | vs compileall checked-hash | vs compileall timestamp | check | peak RSS |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for r in rows:
-        print("| %dx | %d | %.2f s | %.2f s | %.2f s | %.2fx | %.2fx | %.3f s | %.0fx | %.0fx | %.3f s | %s |" % (
-            r["scale"], r["files"], r["floor"], r["cold_h"], r["cold_c"], r["cold_c"] / r["cold_h"],
-            r["cold_h"] / r["floor"], r["noop_h"], r["noop_c"] / r["noop_h"], r["noop_ts"] / r["noop_h"],
-            r["check_h"], r["rss"]))
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
+
+
+def print_row(r):
+    print("| %dx | %d | %.2f s | %.2f s | %.2f s | %.2fx | %.2fx | %.3f s | %.0fx | %.0fx | %.3f s | %s |" % (
+        r["scale"], r["files"], r["floor"], r["cold_h"], r["cold_c"], r["cold_c"] / r["cold_h"],
+        r["cold_h"] / r["floor"], r["noop_h"], r["noop_c"] / r["noop_h"], r["noop_ts"] / r["noop_h"],
+        r["check_h"], r["rss"]), flush=True)
 
 
 if __name__ == "__main__":

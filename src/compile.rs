@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use crate::embed::Embed;
 use crate::layout::{self, Layout};
 use crate::memo::Memo;
-use crate::plan::{self, Action, PlanOptions, SourcePlan};
+use crate::plan::{self, Action, PlanOptions, PycPaths, SourcePlan};
 use crate::pool::WorkerSpec;
 use crate::pool::schedule::{self, Schedule, UnitResult};
 use crate::pyc::{self, HashMode, Header};
@@ -84,16 +84,8 @@ pub fn compile(
     let cache = crate::target::cache_dir();
     let mut memos: Vec<Option<Memo>> =
         s.targets.iter().map(|t| Some(Memo::load(cache.as_deref()?, t.identity.as_deref()?))).collect();
-    let opts = PlanOptions {
-        targets: &s.targets,
-        levels: &s.levels,
-        layouts: &s.layouts,
-        mode: s.mode,
-        force: s.force,
-        embed: &s.embed,
-        cwd: &cwd,
-        memos: &memos,
-    };
+    let paths = PycPaths { targets: &s.targets, layouts: &s.layouts, levels: &s.levels, cwd: &cwd };
+    let opts = PlanOptions { paths, mode: s.mode, force: s.force, embed: &s.embed, memos: &memos };
     // Walk and plan in one pass, on the walker's threads. Only sources with something to
     // do (or to report) are kept, so a no-op run over a huge tree stays small.
     let kept = std::sync::Mutex::new(Vec::new());
@@ -102,14 +94,14 @@ pub fn compile(
     let walked = walk::walk_each(&s.roots, &s.walk, &|source| {
         seen.fetch_add(1, Ordering::Relaxed);
         let p = plan::plan_one(source, &opts);
-        if !s.dry_run && p.error.is_none() && p.targets.iter().all(|t| t.action == Action::Fresh) {
-            fresh_units.fetch_add(p.targets.len(), Ordering::Relaxed);
+        if !s.dry_run && p.error.is_none() && p.actions.iter().all(|a| *a == Action::Fresh) {
+            fresh_units.fetch_add(p.actions.len(), Ordering::Relaxed);
         } else {
             kept.lock().expect("plan lock").push(p);
         }
     });
     let mut plans = kept.into_inner().expect("plan lock");
-    plans.sort_by(|a, b| a.source.path.cmp(&b.source.path));
+    plans.sort_by(|a, b| a.path.cmp(&b.path));
     spans.mark("walk+plan");
     let mut summary =
         Summary { sources: seen.into_inner(), fresh: fresh_units.into_inner(), ..Summary::default() };
@@ -136,12 +128,12 @@ pub fn compile(
         for p in plans.iter().filter(|p| p.error.is_some()) {
             summary.errors += 1;
             notes.push(Note {
-                path: p.source.path.clone(),
+                path: p.path.to_path_buf(),
                 order: 0,
                 text: format!(
                     "{}: `{}`: {}",
                     style.error(),
-                    p.source.path.display(),
+                    p.path.display(),
                     p.error.as_deref().unwrap_or("")
                 ),
             });
@@ -156,17 +148,17 @@ pub fn compile(
                 summary.vanished += 1;
                 if verbosity.quiet < 2 {
                     notes.push(Note {
-                        path: p.source.path.clone(),
+                        path: p.path.to_path_buf(),
                         order: 0,
-                        text: format!("note: `{}` vanished during the run; skipped", p.source.path.display()),
+                        text: format!("note: `{}` vanished during the run; skipped", p.path.display()),
                     });
                 }
             } else {
                 summary.errors += 1;
                 notes.push(Note {
-                    path: p.source.path.clone(),
+                    path: p.path.to_path_buf(),
                     order: 0,
-                    text: format!("{}: `{}`: {err}", style.error(), p.source.path.display()),
+                    text: format!("{}: `{}`: {err}", style.error(), p.path.display()),
                 });
             }
             continue;
@@ -174,34 +166,34 @@ pub fn compile(
         if p.strip_missed && verbosity.quiet < 2 && p.needs_compile() {
             let strip = s.embed.strip.as_deref().unwrap_or(Path::new(""));
             notes.push(Note {
-                path: p.source.path.clone(),
+                path: p.path.to_path_buf(),
                 order: 1,
                 text: format!(
                     "{}: `{}` does not start with --strip-prefix `{}`; its path is embedded unchanged",
                     style.warning(),
-                    p.source.path.display(),
+                    p.path.display(),
                     strip.display()
                 ),
             });
         }
         let many = s.targets.len() > 1;
-        for (t, tp) in p.targets.iter().enumerate() {
-            match &tp.action {
+        for (t, action) in p.actions.iter().enumerate() {
+            match action {
                 Action::Fresh => summary.fresh += 1,
                 Action::KnownFailure(f) => {
                     summary.failed += 1;
-                    let source = std::fs::read(&p.source.path).ok();
+                    let source = std::fs::read(&p.path).ok();
                     let suffix = if many {
                         format!(" [CPython {}]", s.targets[t].version_string())
                     } else {
                         String::new()
                     };
                     notes.push(Note {
-                        path: p.source.path.clone(),
+                        path: p.path.to_path_buf(),
                         order: 0,
                         text: format!(
                             "{}{suffix}",
-                            report::format_failure(&p.source.path, f, source.as_deref())
+                            report::format_failure(&p.path, f.as_ref(), source.as_deref())
                         ),
                     });
                 }
@@ -215,16 +207,16 @@ pub fn compile(
         .iter()
         .enumerate()
         .flat_map(|(i, p)| {
-            p.targets
+            p.actions
                 .iter()
                 .enumerate()
-                .filter(|(_, t)| matches!(t.action, Action::Rewrite(_)))
+                .filter(|(_, a)| matches!(a, Action::Rewrite(_)))
                 .map(move |(t, _)| (i, t))
         })
         .collect();
     let rewrite_results: Vec<(usize, usize, Result<(), String>)> = rewrites
         .par_iter()
-        .map(|&(i, t)| (i, t, rewrite_headers(&plans[i], t, &s.targets[t], s.mode)))
+        .map(|&(i, t)| (i, t, rewrite_headers(&plans[i], t, &opts.paths, s.mode)))
         .collect();
     for (i, _t, r) in rewrite_results {
         match r {
@@ -232,7 +224,7 @@ pub fn compile(
             Err(e) => {
                 summary.errors += 1;
                 notes.push(Note {
-                    path: plans[i].source.path.clone(),
+                    path: plans[i].path.to_path_buf(),
                     order: 0,
                     text: format!("{}: {e}", style.error()),
                 });
@@ -243,7 +235,7 @@ pub fn compile(
     // Compilation.
     let units = plans
         .iter()
-        .map(|p| p.targets.iter().filter(|t| matches!(t.action, Action::Compile(_))).count())
+        .map(|p| p.actions.iter().filter(|a| matches!(a, Action::Compile(_))).count())
         .sum::<usize>();
     let specs: Vec<WorkerSpec> =
         s.targets.iter().map(|t| WorkerSpec::new(Arc::clone(t), s.timeout)).collect();
@@ -253,7 +245,7 @@ pub fn compile(
         &Schedule {
             plans: &plans,
             specs: &specs,
-            levels: &s.levels,
+            paths: &opts.paths,
             mode: s.mode,
             hardlink_dupes: s.hardlink_dupes,
             jobs: s.jobs,
@@ -267,7 +259,7 @@ pub fn compile(
     let many = s.targets.len() > 1;
     for (i, t, r) in results {
         let plan = &plans[i];
-        let path = &plan.source.path;
+        let path = &plan.path;
         let suffix =
             if many { format!(" [CPython {}]", s.targets[t].version_string()) } else { String::new() };
         match r {
@@ -277,10 +269,10 @@ pub fn compile(
                     memo.record_success(&layout::absolute(path, &cwd));
                 }
                 if verbosity.verbose > 0
-                    && let Action::Compile(reason) = &plan.targets[t].action
+                    && let Action::Compile(reason) = &plan.actions[t]
                 {
                     notes.push(Note {
-                        path: path.clone(),
+                        path: path.to_path_buf(),
                         order: 2,
                         text: format!("compiled `{}` ({reason}){suffix}", path.display()),
                     });
@@ -298,7 +290,7 @@ pub fn compile(
                         }
                         seen.push(w);
                         notes.push(Note {
-                            path: path.clone(),
+                            path: path.to_path_buf(),
                             order: 1,
                             text: format!("{}{suffix}", report::format_warning(path, w, source.as_deref())),
                         });
@@ -312,7 +304,7 @@ pub fn compile(
                 }
                 let source = std::fs::read(path).ok();
                 notes.push(Note {
-                    path: path.clone(),
+                    path: path.to_path_buf(),
                     order: 0,
                     text: format!("{}{suffix}", report::format_failure(path, &f, source.as_deref())),
                 });
@@ -320,7 +312,7 @@ pub fn compile(
             UnitResult::Error(e) => {
                 summary.errors += 1;
                 notes.push(Note {
-                    path: path.clone(),
+                    path: path.to_path_buf(),
                     order: 0,
                     text: format!("{}: `{}`: {e}{suffix}", style.error(), path.display()),
                 });
@@ -329,7 +321,7 @@ pub fn compile(
                 summary.vanished += 1;
                 if verbosity.quiet < 2 {
                     notes.push(Note {
-                        path: path.clone(),
+                        path: path.to_path_buf(),
                         order: 0,
                         text: format!("note: `{}` vanished during the run; skipped", path.display()),
                     });
@@ -358,14 +350,6 @@ pub fn compile(
     }
     if verbosity.quiet == 0 {
         report::eprint_line(&summary_line(&summary, s.targets.len(), started.elapsed(), style));
-    }
-    if verbosity.verbose > 0 {
-        let (own, child) = report::peak_rss_kib();
-        report::eprint_line(&format!(
-            "peak memory: hashpyc {:.1} MiB, largest worker {:.1} MiB",
-            own as f64 / 1024.0,
-            child as f64 / 1024.0
-        ));
     }
     Ok(summary)
 }
@@ -403,12 +387,14 @@ pub fn summary_line(s: &Summary, targets: usize, elapsed: Duration, style: Style
 }
 
 /// Rewrite the flags of the levels whose pyc has the other hash mode.
-fn rewrite_headers(plan: &SourcePlan, t: usize, target: &Target, mode: HashMode) -> Result<(), String> {
-    let Action::Rewrite(levels) = &plan.targets[t].action else {
+fn rewrite_headers(plan: &SourcePlan, t: usize, paths: &PycPaths<'_>, mode: HashMode) -> Result<(), String> {
+    let Action::Rewrite(levels) = &plan.actions[t] else {
         return Ok(());
     };
+    let target = &paths.targets[t];
+    let pycs = paths.of(&plan.path, t);
     for &i in levels {
-        let path = &plan.targets[t].pycs[usize::from(i)];
+        let path = &pycs[usize::from(i)];
         let data = std::fs::read(path)
             .map_err(|e| format!("cannot read `{}`: {}", path.display(), plan::io_reason(&e)))?;
         let header = Header::parse(&data).filter(|h| h.magic == target.magic && h.kind().is_ok());
@@ -435,35 +421,29 @@ fn print_dry_run(plans: &[SourcePlan], targets: &[Arc<Target>], skipped: &[PathB
         if p.error.is_some() {
             continue;
         }
-        for (t, tp) in p.targets.iter().enumerate() {
+        for (t, action) in p.actions.iter().enumerate() {
             let label = if many { format!("  [{}]", targets[t].version_string()) } else { String::new() };
-            let line = match &tp.action {
-                Action::Fresh => format!("fresh    {}{label}", p.source.path.display()),
+            let line = match action {
+                Action::Fresh => format!("fresh    {}{label}", p.path.display()),
                 Action::Rewrite(_) => {
                     let other = if mode == HashMode::Checked { "unchecked" } else { "checked" };
-                    format!(
-                        "rewrite  {}{label}  ({other} → {} header)",
-                        p.source.path.display(),
-                        mode_name(mode)
-                    )
+                    format!("rewrite  {}{label}  ({other} → {} header)", p.path.display(), mode_name(mode))
                 }
                 Action::Compile(reason) => {
-                    format!("compile  {}{label}  ({reason})", p.source.path.display())
+                    format!("compile  {}{label}  ({reason})", p.path.display())
                 }
                 Action::KnownFailure(f) => {
-                    format!(
-                        "fails    {}{label}  ({}: {}, remembered)",
-                        p.source.path.display(),
-                        f.kind,
-                        f.message
-                    )
+                    format!("fails    {}{label}  ({}: {}, remembered)", p.path.display(), f.kind, f.message)
                 }
             };
-            lines.push((p.source.path.clone(), line));
+            lines.push((p.path.clone(), line));
         }
     }
     for s in skipped {
-        lines.push((s.clone(), format!("skip     {}  (symlink outside --limit-symlinks)", s.display())));
+        lines.push((
+            s.clone().into_boxed_path(),
+            format!("skip     {}  (symlink outside --limit-symlinks)", s.display()),
+        ));
     }
     lines.sort_by(|a, b| a.0.cmp(&b.0));
     for (_, l) in lines {

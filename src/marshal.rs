@@ -366,7 +366,10 @@ impl<'a> Reader<'a> {
 
 /// The bytes marshal writes for the `str` CPython makes of a POSIX path: the path decoded
 /// as UTF-8 with `surrogateescape` (what `os.fsdecode` does), encoded with `surrogatepass`.
-pub fn filename_bytes(path: &[u8]) -> Vec<u8> {
+pub fn filename_bytes(path: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if std::str::from_utf8(path).is_ok() {
+        return std::borrow::Cow::Borrowed(path);
+    }
     let mut out = Vec::with_capacity(path.len());
     for chunk in path.utf8_chunks() {
         out.extend_from_slice(chunk.valid().as_bytes());
@@ -377,7 +380,7 @@ pub fn filename_bytes(path: &[u8]) -> Vec<u8> {
             out.push(0x80 | (cp & 0x3F) as u8);
         }
     }
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 #[cfg(test)]
@@ -410,9 +413,9 @@ mod tests {
 
     #[test]
     fn filename_bytes_escapes_like_fsdecode() {
-        assert_eq!(filename_bytes(b"a/b.py"), b"a/b.py");
-        assert_eq!(filename_bytes("é.py".as_bytes()), "é.py".as_bytes());
+        assert_eq!(&*filename_bytes(b"a/b.py"), b"a/b.py");
+        assert_eq!(&*filename_bytes("é.py".as_bytes()), "é.py".as_bytes());
         // b"\xff" -> "\udcff" -> surrogatepass UTF-8 ed b3 bf
-        assert_eq!(filename_bytes(b"\xff.py"), b"\xed\xb3\xbf.py");
+        assert_eq!(&*filename_bytes(b"\xff.py"), b"\xed\xb3\xbf.py");
     }
 }

@@ -56,6 +56,11 @@ impl Memo {
         Memo { path, file, dirty: false }
     }
 
+    /// Whether nothing is remembered (the common case: skip path work entirely).
+    pub fn is_empty(&self) -> bool {
+        self.file.entries.is_empty()
+    }
+
     /// Whether `abs` may have a remembered failure (cheap: no source read).
     pub fn knows(&self, abs: &Path) -> bool {
         self.file.entries.contains_key(abs)

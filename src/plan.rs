@@ -18,17 +18,36 @@ use crate::pyc::{self, Accept, HashMode, Invalid, SourceHash, Status};
 use crate::target::Target;
 use crate::walk::Source;
 
-/// What the plan needs to know.
-pub struct PlanOptions<'a> {
+/// Where the pycs of a source go: everything `layout::pyc_path` needs besides the source.
+pub struct PycPaths<'a> {
     pub targets: &'a [Arc<Target>],
-    /// Optimization levels, ascending, deduplicated.
-    pub levels: &'a [u8],
     /// Where pycs go, per target (a pycache prefix only applies to 3.8+).
     pub layouts: &'a [Layout],
+    /// Optimization levels, ascending, deduplicated.
+    pub levels: &'a [u8],
+    pub cwd: &'a Path,
+}
+
+impl PycPaths<'_> {
+    /// The pyc of `source` for target `t` at each level (computed, not stored: a plan
+    /// for 100 000 files must stay small).
+    pub fn of(&self, source: &Path, t: usize) -> Vec<PathBuf> {
+        let layout = &self.layouts[t];
+        let abs_dir = match layout {
+            Layout::Prefix(_) => layout::absolute(source.parent().unwrap_or(Path::new("")), self.cwd),
+            _ => PathBuf::new(),
+        };
+        let tag = &self.targets[t].cache_tag;
+        self.levels.iter().map(|&lvl| layout::pyc_path(source, &abs_dir, tag, lvl, layout)).collect()
+    }
+}
+
+/// What the plan needs to know.
+pub struct PlanOptions<'a> {
+    pub paths: PycPaths<'a>,
     pub mode: HashMode,
     pub force: bool,
     pub embed: &'a Embed,
-    pub cwd: &'a Path,
     /// Remembered failures, per target (ignored with `force`).
     pub memos: &'a [Option<Memo>],
 }
@@ -45,12 +64,12 @@ pub enum Reason {
     Invalid(Invalid),
     /// Fresh, but its embedded path is not the one this run would embed.
     EmbeddedPath {
-        found: String,
+        found: Box<str>,
     },
     /// The header is fine but the body cannot be read as marshal data.
-    UnreadableBody(String),
+    UnreadableBody(Box<str>),
     /// The pyc could not be read (permissions, I/O error).
-    UnreadablePyc(String),
+    UnreadablePyc(Box<str>),
 }
 
 impl std::fmt::Display for Reason {
@@ -73,59 +92,59 @@ impl std::fmt::Display for Reason {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     Fresh,
-    /// Rewrite these levels' headers to the requested mode; the rest are fresh.
+    /// Rewrite these levels' headers (indexes into the levels) to the requested mode;
+    /// the rest are fresh.
     Rewrite(Vec<u8>),
     Compile(Reason),
     /// The same source bytes failed to compile with this interpreter before: report
     /// that again without starting Python.
-    KnownFailure(CompileFailure),
-}
-
-#[derive(Clone, Debug)]
-pub struct TargetPlan {
-    /// The pyc path for each level, in `PlanOptions::levels` order.
-    pub pycs: Vec<PathBuf>,
-    pub action: Action,
+    KnownFailure(Box<CompileFailure>),
 }
 
 /// The plan for one source.
 #[derive(Clone, Debug)]
 pub struct SourcePlan {
-    pub source: Source,
+    /// The source, as walked.
+    pub path: Box<Path>,
     pub size: u64,
     /// The source's `st_mode` (the pyc's mode derives from it).
     pub mode: u32,
-    /// The path to embed as `co_filename`.
-    pub embedded: PathBuf,
+    /// The path to embed as `co_filename`, when it is not the source's path.
+    embedded: Option<Box<Path>>,
     /// `-s` did not apply to this file.
     pub strip_missed: bool,
     /// One per target, in target order. Empty when `error` is set.
-    pub targets: Vec<TargetPlan>,
+    pub actions: Box<[Action]>,
     /// The source could not be examined (vanished, unreadable…).
-    pub error: Option<String>,
+    pub error: Option<Box<str>>,
 }
 
 impl SourcePlan {
     pub fn needs_compile(&self) -> bool {
-        self.targets.iter().any(|t| matches!(t.action, Action::Compile(_)))
+        self.actions.iter().any(|a| matches!(a, Action::Compile(_)))
+    }
+
+    /// The path to embed as `co_filename`.
+    pub fn embedded(&self) -> &Path {
+        self.embedded.as_deref().unwrap_or(&self.path)
     }
 }
 
-/// The source's bytes and metadata, read once (open, fstat, read).
-struct SourceRead {
-    bytes: Vec<u8>,
-    meta: std::fs::Metadata,
+thread_local! {
+    /// Each walker thread reads sources into one buffer, so big files cost no allocation
+    /// (and no mmap/munmap) each.
+    static SOURCE_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-fn read_source(path: &Path) -> std::io::Result<SourceRead> {
-    let mut f = std::fs::File::open(path)?;
-    let meta = f.metadata()?;
-    if !meta.is_file() {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"));
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
-    f.read_to_end(&mut bytes)?;
-    Ok(SourceRead { bytes, meta })
+/// Read a source into the thread's buffer and hash it once per target that asks.
+fn read_source_into(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    buf.clear();
+    // Walked entries are regular files; O_NONBLOCK keeps a FIFO that appeared since from
+    // blocking the run.
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
+    f.read_to_end(buf)?;
+    Ok(())
 }
 
 /// The plan for one source (called on the walker's threads).
@@ -134,63 +153,70 @@ pub fn plan_one(source: Source, opts: &PlanOptions<'_>) -> SourcePlan {
     let mut out = SourcePlan {
         size: 0,
         mode: 0o644,
-        embedded: embedded.path,
+        embedded: (embedded.path != source.path).then(|| embedded.path.into_boxed_path()),
         strip_missed: embedded.strip_missed,
-        targets: Vec::new(),
+        actions: Box::new([]),
         error: None,
-        source,
+        path: source.path.into_boxed_path(),
     };
-    let abs_dir = layout::absolute(out.source.path.parent().unwrap_or(Path::new("")), opts.cwd);
-    let want_name = marshal::filename_bytes(out.embedded.as_os_str().as_bytes());
-    // The source is read at most once, and only when some header makes its hash matter.
-    let mut source: Option<std::io::Result<SourceRead>> = None;
-    for (i, (target, target_layout)) in opts.targets.iter().zip(opts.layouts).enumerate() {
-        let pycs: Vec<PathBuf> = opts
-            .levels
-            .iter()
-            .map(|&lvl| layout::pyc_path(&out.source.path, &abs_dir, &target.cache_tag, lvl, target_layout))
-            .collect();
-        let mut hash = || match source.get_or_insert_with(|| read_source(&out.source.path)) {
-            Ok(read) => Ok(pyc::source_hash(target.hash, target.magic, &read.bytes)),
-            Err(e) => Err(io_reason(e)),
-        };
-        let mut action = if opts.force {
-            Action::Compile(Reason::Forced)
-        } else {
-            decide(target, &pycs, opts.mode, &want_name, &mut hash)
-        };
-        if let (Action::Compile(_), false, Some(Some(memo))) = (&action, opts.force, opts.memos.get(i)) {
-            let abs = layout::absolute(&out.source.path, opts.cwd);
-            if memo.knows(&abs)
-                && let Ok(h) = hash()
-                && let Some(failure) = memo.lookup(&abs, &h, opts.levels)
-            {
-                action = Action::KnownFailure(failure);
-            }
-        }
-        out.targets.push(TargetPlan { pycs, action });
-    }
-    // Size and mode: from the read when there was one, else from a stat (compile units
-    // need them; a fresh source that was never read needs nothing).
-    let meta = match source {
-        Some(Ok(read)) => Ok(read.meta),
-        Some(Err(e)) => Err(e),
-        None => std::fs::metadata(&out.source.path).and_then(|m| {
-            if m.is_file() {
-                Ok(m)
+    let want_name = marshal::filename_bytes(out.embedded().as_os_str().as_bytes());
+    let path = &out.path;
+    let (actions, error) = SOURCE_BUF.with_borrow_mut(|buf| {
+        let mut actions = Vec::with_capacity(opts.paths.targets.len());
+        // The source is read at most once, and only when some header makes its hash matter.
+        let mut read: Option<Result<(), String>> = None;
+        for (t, target) in opts.paths.targets.iter().enumerate() {
+            let pycs = opts.paths.of(path, t);
+            let mut hash = || {
+                read.get_or_insert_with(|| read_source_into(path, buf).map_err(|e| io_reason(&e)))
+                    .clone()
+                    .map(|()| pyc::source_hash(target.hash, target.magic, buf))
+            };
+            let mut action = if opts.force {
+                Action::Compile(Reason::Forced)
             } else {
-                Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"))
+                decide(target, &pycs, opts.mode, &want_name, &mut hash)
+            };
+            if let (Action::Compile(_), false, Some(Some(memo))) = (&action, opts.force, opts.memos.get(t))
+                && !memo.is_empty()
+            {
+                let abs = layout::absolute(path, opts.paths.cwd);
+                if memo.knows(&abs)
+                    && let Ok(h) = hash()
+                    && let Some(failure) = memo.lookup(&abs, &h, opts.paths.levels)
+                {
+                    action = Action::KnownFailure(Box::new(failure));
+                }
             }
-        }),
-    };
-    match meta {
-        Ok(m) => {
-            out.size = m.size();
-            out.mode = m.mode();
+            actions.push(action);
         }
-        Err(e) => {
-            out.error = Some(io_reason(&e));
-            out.targets.clear();
+        if buf.capacity() > 16 << 20 {
+            // Do not keep a huge buffer alive for the rest of the run.
+            *buf = Vec::new();
+        }
+        match read {
+            Some(Err(e)) => (Vec::new(), Some(e.into_boxed_str())),
+            _ => (actions, None),
+        }
+    });
+    drop(want_name);
+    out.actions = actions.into_boxed_slice();
+    out.error = error;
+    // Size and mode matter only for what will be written.
+    if out.error.is_none() && out.actions.iter().any(|a| *a != Action::Fresh) {
+        match std::fs::metadata(&out.path) {
+            Ok(m) if m.is_file() => {
+                out.size = m.size();
+                out.mode = m.mode();
+            }
+            Ok(_) => {
+                out.error = Some("not a regular file".into());
+                out.actions = Box::new([]);
+            }
+            Err(e) => {
+                out.error = Some(io_reason(&e).into());
+                out.actions = Box::new([]);
+            }
         }
     }
     out
@@ -215,14 +241,14 @@ fn decide(
             Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
                 return Action::Compile(Reason::Missing);
             }
-            Err(e) => return Action::Compile(Reason::UnreadablePyc(io_reason(&e))),
+            Err(e) => return Action::Compile(Reason::UnreadablePyc(io_reason(&e).into())),
         };
         // Header and the start of the body in one read: the embedded name usually sits in
         // the first few KiB.
         let mut prefix = vec![0u8; PYC_PREFIX];
         let n = match read_up_to(&mut file, &mut prefix) {
             Ok(n) => n,
-            Err(e) => return Action::Compile(Reason::UnreadablePyc(io_reason(&e))),
+            Err(e) => return Action::Compile(Reason::UnreadablePyc(io_reason(&e).into())),
         };
         prefix.truncate(n);
         let mut hash_error = None;
@@ -272,18 +298,18 @@ fn check_embedded_name(
         match marshal::code_filename(&data[pyc::HEADER_LEN..], code_layout) {
             Ok(name) if name == want => return Ok(()),
             Ok(name) => {
-                return Err(Reason::EmbeddedPath { found: String::from_utf8_lossy(name).into_owned() });
+                return Err(Reason::EmbeddedPath { found: String::from_utf8_lossy(name).into() });
             }
             Err(marshal::MarshalError::Truncated) if !at_end => {
                 let before = data.len();
                 file.by_ref()
                     .take(chunk as u64)
                     .read_to_end(&mut data)
-                    .map_err(|e| Reason::UnreadablePyc(io_reason(&e)))?;
+                    .map_err(|e| Reason::UnreadablePyc(io_reason(&e).into()))?;
                 at_end = data.len() - before < chunk;
                 chunk *= 4;
             }
-            Err(e) => return Err(Reason::UnreadableBody(e.to_string())),
+            Err(e) => return Err(Reason::UnreadableBody(e.to_string().into())),
         }
     }
 }

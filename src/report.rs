@@ -202,7 +202,13 @@ impl Spans {
         if self.enabled {
             let parts: Vec<String> =
                 self.parts.iter().map(|(p, d)| format!("{p} {:.1}ms", d.as_secs_f64() * 1000.0)).collect();
-            eprint_line(&format!("trace: {}", parts.join(", ")));
+            let (own, child) = peak_rss_kib();
+            eprint_line(&format!(
+                "trace: {}; peak memory: hashpyc {:.1} MiB, largest worker {:.1} MiB",
+                parts.join(", "),
+                own as f64 / 1024.0,
+                child as f64 / 1024.0
+            ));
         }
     }
 }

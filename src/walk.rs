@@ -51,6 +51,8 @@ pub enum WalkError {
     Dangling(PathBuf),
     #[error("`{}`: symbolic link loop", .0.display())]
     Loop(PathBuf),
+    #[error("`{}`: not a regular file", .0.display())]
+    NotRegular(PathBuf),
     #[error("`{}`: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -64,7 +66,10 @@ pub enum WalkError {
 impl WalkError {
     pub fn path(&self) -> Option<&Path> {
         match self {
-            WalkError::NotFound(p) | WalkError::Dangling(p) | WalkError::Loop(p) => Some(p),
+            WalkError::NotFound(p)
+            | WalkError::Dangling(p)
+            | WalkError::Loop(p)
+            | WalkError::NotRegular(p) => Some(p),
             WalkError::Io { path, .. } => Some(path),
             WalkError::Other(_) => None,
         }
@@ -146,6 +151,8 @@ pub fn walk_each(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
                 };
                 if is_dir {
                     dirs.push(root.clone());
+                } else if !std::fs::metadata(root).is_ok_and(|m| m.is_file()) {
+                    walked.errors.push(WalkError::NotRegular(root.clone()));
                 } else if excluded_by_regex(root, opts) {
                     // compileall's -x applies to named files too.
                 } else if meta.file_type().is_symlink()

@@ -85,27 +85,39 @@ pub struct Job<'a> {
 }
 
 impl Request<'_> {
-    /// The whole frame, length prefix included.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut payload = Vec::new();
-        match self {
-            Request::StartChild => payload.push(b'L'),
-            Request::EndChild => payload.push(b'E'),
-            Request::Compile(job) | Request::CompileFresh(job) => {
-                let op = if matches!(self, Request::Compile(_)) { b'C' } else { b'F' };
-                payload.reserve(job.source.len() + job.filename.len() + 16);
-                payload.push(op);
-                payload.push(u8::try_from(job.levels.len()).expect("at most three levels"));
-                payload.extend_from_slice(job.levels);
-                payload.extend_from_slice(&(job.filename.len() as u32).to_le_bytes());
-                payload.extend_from_slice(job.filename);
-                payload.extend_from_slice(job.source);
+    /// The frame as slices to write in order (length prefix included): the source is
+    /// borrowed, never copied.
+    pub fn parts(&self) -> (Vec<u8>, &[u8]) {
+        let mut head = Vec::with_capacity(64);
+        head.extend_from_slice(&[0; 4]);
+        let tail: &[u8] = match self {
+            Request::StartChild => {
+                head.push(b'L');
+                &[]
             }
-        }
-        let mut frame = Vec::with_capacity(payload.len() + 4);
-        frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        frame.extend_from_slice(&payload);
-        frame
+            Request::EndChild => {
+                head.push(b'E');
+                &[]
+            }
+            Request::Compile(job) | Request::CompileFresh(job) => {
+                head.push(if matches!(self, Request::Compile(_)) { b'C' } else { b'F' });
+                head.push(u8::try_from(job.levels.len()).expect("at most three levels"));
+                head.extend_from_slice(job.levels);
+                head.extend_from_slice(&(job.filename.len() as u32).to_le_bytes());
+                head.extend_from_slice(job.filename);
+                job.source
+            }
+        };
+        let len = (head.len() - 4 + tail.len()) as u32;
+        head[..4].copy_from_slice(&len.to_le_bytes());
+        (head, tail)
+    }
+
+    /// The whole frame in one buffer (for tests).
+    pub fn encode(&self) -> Vec<u8> {
+        let (mut head, tail) = self.parts();
+        head.extend_from_slice(tail);
+        head
     }
 }
 

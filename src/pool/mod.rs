@@ -380,13 +380,20 @@ impl Worker {
     }
 
     fn send(&mut self, req: &Request<'_>, deadline: Option<Instant>) -> Result<(), WorkerFailure> {
-        let frame = req.encode();
+        let (head, tail) = req.parts();
         let fd = self.stdin.as_raw_fd();
-        let mut at = 0;
-        while at < frame.len() {
-            match self.stdin.write(&frame[at..]) {
+        let mut parts: [&[u8]; 2] = [&head, tail];
+        while !parts[0].is_empty() || !parts[1].is_empty() {
+            let slices = [std::io::IoSlice::new(parts[0]), std::io::IoSlice::new(parts[1])];
+            match self.stdin.write_vectored(&slices) {
                 Ok(0) => return Err(self.eof()),
-                Ok(n) => at += n,
+                Ok(mut n) => {
+                    for part in parts.iter_mut() {
+                        let k = n.min(part.len());
+                        *part = &part[k..];
+                        n -= k;
+                    }
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     wait_fds(&[(fd, libc::POLLOUT)], deadline)?;
                 }

@@ -30,7 +30,7 @@ pub enum UnitResult {
         warnings: Vec<super::Warning>,
     },
     /// The source (whose hash for this target is given) does not compile.
-    Failed(super::CompileFailure, pyc::SourceHash),
+    Failed(Box<super::CompileFailure>, pyc::SourceHash),
     /// The source could not be read, a pyc not written, or the worker failed.
     Error(String),
     /// The source vanished between the walk and the read.
@@ -50,7 +50,7 @@ pub struct Fatal {
 pub struct Schedule<'a> {
     pub plans: &'a [SourcePlan],
     pub specs: &'a [WorkerSpec],
-    pub levels: &'a [u8],
+    pub paths: &'a crate::plan::PycPaths<'a>,
     pub mode: HashMode,
     pub hardlink_dupes: bool,
     pub jobs: usize,
@@ -172,7 +172,7 @@ impl<'a> Slot<'a> {
                 break;
             };
             let targets: Vec<usize> = (0..self.sh.s.specs.len())
-                .filter(|&t| matches!(self.sh.s.plans[src].targets[t].action, Action::Compile(_)))
+                .filter(|&t| matches!(self.sh.s.plans[src].actions[t], Action::Compile(_)))
                 .collect();
             self.unit(src, &targets, false);
         }
@@ -214,7 +214,7 @@ impl<'a> Slot<'a> {
     /// One source for some targets: read once, compile per target, write.
     fn unit(&mut self, src: usize, targets: &[usize], fresh: bool) {
         let plan = &self.sh.s.plans[src];
-        let source = match read_source(&plan.source.path, plan.size) {
+        let source = match read_source(&plan.path, plan.size) {
             Ok(b) => b,
             Err(e) => {
                 let r = if e.kind() == std::io::ErrorKind::NotFound {
@@ -242,7 +242,7 @@ impl<'a> Slot<'a> {
     }
 
     fn record(&self, src: usize, target: usize, r: UnitResult) {
-        self.sh.reporter.advance(&self.sh.s.plans[src].source.path);
+        self.sh.reporter.advance(&self.sh.s.plans[src].path);
         self.sh.results.lock().expect("results lock").push((src, target, r));
     }
 
@@ -252,8 +252,8 @@ impl<'a> Slot<'a> {
         let plan = &s.plans[src];
         let spec = &s.specs[t];
         let isolation = spec.target.isolation();
-        let filename = plan.embedded.as_os_str().as_encoded_bytes();
-        let job = Job { levels: s.levels, filename, source };
+        let filename = plan.embedded().as_os_str().as_encoded_bytes();
+        let job = Job { levels: s.paths.levels, filename, source };
         let mut attempts = 0;
         let (outcome, deferred) = loop {
             attempts += 1;
@@ -336,7 +336,7 @@ impl<'a> Slot<'a> {
         Some(Step::Done(match outcome {
             Outcome::Failed(f) => {
                 let target = &spec.target;
-                UnitResult::Failed(f, pyc::source_hash(target.hash, target.magic, source))
+                UnitResult::Failed(Box::new(f), pyc::source_hash(target.hash, target.magic, source))
             }
             Outcome::Compiled { warnings, bodies } => match self.write(src, t, source, &bodies) {
                 Ok(()) => UnitResult::Compiled { warnings },
@@ -374,8 +374,8 @@ impl<'a> Slot<'a> {
             Header::hashed(target.magic, s.mode, pyc::source_hash(target.hash, target.magic, source))
                 .to_bytes();
         let mode = write::pyc_mode(plan.mode);
-        let pycs = &plan.targets[t].pycs;
-        let was_missing = plan.targets[t].action == Action::Compile(crate::plan::Reason::Missing);
+        let pycs = &s.paths.of(&plan.path, t);
+        let was_missing = plan.actions[t] == Action::Compile(crate::plan::Reason::Missing);
         for (i, body) in bodies.iter().enumerate() {
             let path: &Path = &pycs[i];
             let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();

@@ -7,4 +7,5 @@ mod compile;
 mod determinism;
 mod faults;
 mod options;
-mod precommit;
+pub mod precommit;
+mod shipping;

@@ -1,0 +1,35 @@
+# hashpyc images. Base images are build arguments so that any registry's copies can be
+# used; the defaults are the official images by tag (pin them by digest in your own
+# builds: digests could not be verified where this file was written).
+#
+#   docker build --target bin -t hashpyc:bin .      # only the binary, for COPY --from
+#   docker build -t hashpyc-example .               # an app image using hashpyc
+#
+# Every RUN step of the example stage is a script under examples/docker/, which CI also
+# runs outside Docker.
+ARG RUST_IMAGE=rust:1.95-slim
+ARG PYTHON_IMAGE=python:3.14-slim
+
+# Build the release binary.
+FROM ${RUST_IMAGE} AS builder
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked --bin hashpyc \
+ && cp target/release/hashpyc /usr/local/bin/hashpyc \
+ && /usr/local/bin/hashpyc --version
+
+# The binary alone: `COPY --from=hashpyc:bin /hashpyc /usr/local/bin/hashpyc` in images
+# based on glibc (Debian, Ubuntu, the official python:*-slim images; not Alpine).
+FROM scratch AS bin
+COPY --from=builder /usr/local/bin/hashpyc /hashpyc
+
+# The pattern the README recommends: install the app and its dependencies without pip's
+# timestamp pycs, give everything checked hash-based pycs, prove them fresh.
+FROM ${PYTHON_IMAGE} AS example
+COPY --from=bin /hashpyc /usr/local/bin/hashpyc
+COPY examples/docker/ /opt/hashpyc-example/
+RUN /opt/hashpyc-example/install-app.sh
+RUN /opt/hashpyc-example/compile.sh
+ENV PATH=/opt/venv/bin:$PATH
+WORKDIR /app
+CMD ["python", "-m", "hello"]
