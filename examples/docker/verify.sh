@@ -20,7 +20,7 @@ echo "1. hashpyc check over the app and site-packages"
 echo "2. imports with --check-hash-based-pycs always"
 log="$WORK/imports.log"
 (cd "$APP_DIR" && env -u PYTHONDONTWRITEBYTECODE "$py" --check-hash-based-pycs always -v -c \
-  'import hello, attrs, click; from click.testing import CliRunner; print(CliRunner().invoke(hello.main, ["docker"]).output.strip())' \
+  'import hello, attrs, click; print(hello.Greeting("docker").render())' \
   2>"$log")
 for module in hello/__init__ attrs/__init__ click/core; do
   if ! grep -q "code object from '.*${module%/*}/__pycache__/${module#*/}\.cpython-3[0-9]*\.pyc'" "$log"; then
