@@ -12,7 +12,7 @@ use serde::Serialize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::cli::Format;
-use crate::layout;
+use crate::plan::{PycPaths, io_reason};
 use crate::pyc::{self, Accept, HashMode, Header, Invalid, Kind, Status};
 use crate::report::{self, Style};
 use crate::settings::CheckSettings;
@@ -114,11 +114,8 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     let sources = AtomicUsize::new(0);
     let walked = crate::walk::walk_each(&s.roots, &s.walk, &|src| {
         sources.fetch_add(1, Ordering::Relaxed);
-        let mut found = check_source(&src.path, s, &cwd);
-        ok.fetch_add(found.iter().filter(|f| f.outcome == Outcome::Ok).count(), Ordering::Relaxed);
-        if !s.all {
-            found.retain(|f| f.outcome != Outcome::Ok);
-        }
+        let (n_ok, found) = check_source(&src.path, s, &cwd);
+        ok.fetch_add(n_ok, Ordering::Relaxed);
         if !found.is_empty() {
             kept.lock().expect("check lock").extend(found);
         }
@@ -217,92 +214,94 @@ fn header_view(h: &Header) -> HeaderView {
     HeaderView { magic: h.magic.to_string(), flags, hash }
 }
 
-fn check_source(path: &Path, s: &CheckSettings, cwd: &Path) -> Vec<Finding> {
-    let abs_dir = layout::absolute(path.parent().unwrap_or(Path::new("")), cwd);
-    let mut source: Option<std::io::Result<Vec<u8>>> = None;
+/// Every target and level of one source: the number that are ok, and the findings to
+/// print (all of them with `--all`). A Finding is only built when it will be printed.
+fn check_source(path: &Path, s: &CheckSettings, cwd: &Path) -> (usize, Vec<Finding>) {
+    let paths = PycPaths { targets: &s.targets, layouts: &s.layouts, levels: &s.levels, cwd };
+    let mut ok = 0;
     let mut out = Vec::new();
-    for (target, target_layout) in s.targets.iter().zip(&s.layouts) {
-        let mut hash: Option<Result<pyc::SourceHash, String>> = None;
-        for &level in &s.levels {
-            let pyc_path = layout::pyc_path(path, &abs_dir, &target.cache_tag, level, target_layout);
-            let mut finding = Finding {
-                kind: "finding",
-                path: path.to_path_buf(),
-                pyc: pyc_path.clone(),
-                outcome: Outcome::Ok,
-                python: format!("{}.{}", target.version.0, target.version.1),
-                optimization: level,
-                detail: None,
-                expected: None,
-                found: None,
-            };
+    crate::plan::SOURCE_BUF.with_borrow_mut(|buf| {
+        let mut read: Option<Result<(), String>> = None;
+        for (t, target) in s.targets.iter().enumerate() {
             let mut get_hash = || -> Result<pyc::SourceHash, String> {
-                hash.get_or_insert_with(|| match source.get_or_insert_with(|| std::fs::read(path)) {
-                    Ok(bytes) => Ok(pyc::source_hash(target.hash, target.magic, bytes)),
-                    Err(e) => Err(crate::plan::io_reason(e)),
+                read.get_or_insert_with(|| {
+                    crate::plan::read_source_into(path, buf).map_err(|e| io_reason(&e))
                 })
                 .clone()
+                .map(|()| pyc::source_hash(target.hash, target.magic, buf))
             };
-            let head = read_head(&pyc_path);
-            match head {
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::NotFound
-                        || e.kind() == std::io::ErrorKind::NotADirectory =>
-                {
-                    finding.outcome = Outcome::Missing;
-                }
-                Err(e) => {
-                    finding.outcome = Outcome::Unreadable;
-                    finding.detail = Some(format!("pyc: {}", crate::plan::io_reason(&e)));
-                }
-                Ok(head) => {
-                    let mut hash_err = None;
-                    let status = pyc::classify(&head, target.magic, s.accept, || match get_hash() {
-                        Ok(h) => h,
-                        Err(e) => {
-                            hash_err = Some(e);
-                            [0; 8]
-                        }
-                    });
-                    if let Some(e) = hash_err {
-                        finding.outcome = Outcome::Unreadable;
-                        finding.detail = Some(format!("source: {e}"));
-                    } else {
-                        finding.outcome = match status {
-                            Status::Fresh => Outcome::Ok,
-                            Status::Stale => Outcome::Stale,
-                            Status::Timestamp => Outcome::Timestamp,
-                            Status::WrongMode(HashMode::Unchecked) => Outcome::Unchecked,
-                            Status::WrongMode(HashMode::Checked) => Outcome::Checked,
-                            Status::Invalid(why) => {
-                                finding.detail = Some(match why {
-                                    Invalid::Magic => describe_magic(&head, target),
-                                    other => other.to_string(),
-                                });
-                                Outcome::Invalid
+            for (i, pyc_path) in paths.of(path, t).into_iter().enumerate() {
+                let mut head = [0u8; pyc::HEADER_LEN];
+                let (outcome, n, detail) = match read_head(&pyc_path, &mut head) {
+                    Err(e)
+                        if e.kind() == std::io::ErrorKind::NotFound
+                            || e.kind() == std::io::ErrorKind::NotADirectory =>
+                    {
+                        (Outcome::Missing, 0, None)
+                    }
+                    Err(e) => (Outcome::Unreadable, 0, Some(format!("pyc: {}", io_reason(&e)))),
+                    Ok(n) => {
+                        let mut hash_err = None;
+                        let status = pyc::classify(&head[..n], target.magic, s.accept, || match get_hash() {
+                            Ok(h) => h,
+                            Err(e) => {
+                                hash_err = Some(e);
+                                [0; 8]
                             }
-                        };
-                        if let Some(h) = Header::parse(&head) {
-                            finding.found = Some(header_view(&h));
+                        });
+                        match (hash_err, status) {
+                            (Some(e), _) => (Outcome::Unreadable, n, Some(format!("source: {e}"))),
+                            (None, Status::Fresh) => (Outcome::Ok, n, None),
+                            (None, Status::Stale) => (Outcome::Stale, n, None),
+                            (None, Status::Timestamp) => (Outcome::Timestamp, n, None),
+                            (None, Status::WrongMode(HashMode::Unchecked)) => (Outcome::Unchecked, n, None),
+                            (None, Status::WrongMode(HashMode::Checked)) => (Outcome::Checked, n, None),
+                            (None, Status::Invalid(why)) => (
+                                Outcome::Invalid,
+                                n,
+                                Some(match why {
+                                    Invalid::Magic => describe_magic(&head[..n], target),
+                                    other => other.to_string(),
+                                }),
+                            ),
                         }
                     }
-                }
-            }
-            if finding.outcome != Outcome::Ok && finding.outcome != Outcome::Unreadable {
-                let flags = match s.accept {
-                    Accept::Only(m) => Some(m.flags()),
-                    Accept::AnyHash => None,
                 };
-                finding.expected = Some(HeaderView {
-                    magic: target.magic.to_string(),
-                    flags,
-                    hash: get_hash().ok().map(|h| pyc::hex(&h)),
+                if outcome == Outcome::Ok {
+                    ok += 1;
+                    if !s.all {
+                        continue;
+                    }
+                }
+                let found = if outcome == Outcome::Unreadable {
+                    None
+                } else {
+                    Header::parse(&head[..n]).map(|h| header_view(&h))
+                };
+                let expected =
+                    (outcome != Outcome::Ok && outcome != Outcome::Unreadable).then(|| HeaderView {
+                        magic: target.magic.to_string(),
+                        flags: match s.accept {
+                            Accept::Only(m) => Some(m.flags()),
+                            Accept::AnyHash => None,
+                        },
+                        hash: get_hash().ok().map(|h| pyc::hex(&h)),
+                    });
+                out.push(Finding {
+                    kind: "finding",
+                    path: path.to_path_buf(),
+                    pyc: pyc_path,
+                    outcome,
+                    python: format!("{}.{}", target.version.0, target.version.1),
+                    optimization: s.levels[i],
+                    detail,
+                    expected,
+                    found,
                 });
             }
-            out.push(finding);
         }
-    }
-    out
+    });
+    (ok, out)
 }
 
 fn describe_magic(head: &[u8], target: &Target) -> String {
@@ -315,11 +314,17 @@ fn describe_magic(head: &[u8], target: &Target) -> String {
     }
 }
 
-fn read_head(path: &Path) -> std::io::Result<Vec<u8>> {
-    let f = std::fs::File::open(path)?;
-    let mut buf = Vec::with_capacity(pyc::HEADER_LEN);
-    f.take(pyc::HEADER_LEN as u64).read_to_end(&mut buf)?;
-    Ok(buf)
+/// Up to 16 bytes of a pyc, in one read.
+fn read_head(path: &Path, head: &mut [u8; pyc::HEADER_LEN]) -> std::io::Result<usize> {
+    let mut f = std::fs::File::open(path)?;
+    let mut n = 0;
+    while n < head.len() {
+        match f.read(&mut head[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
 }
 
 /// pycs in `__pycache__` whose `<stem>.py` no longer exists beside the directory.

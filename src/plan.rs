@@ -133,11 +133,11 @@ impl SourcePlan {
 thread_local! {
     /// Each walker thread reads sources into one buffer, so big files cost no allocation
     /// (and no mmap/munmap) each.
-    static SOURCE_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    pub(crate) static SOURCE_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Read a source into the thread's buffer and hash it once per target that asks.
-fn read_source_into(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<()> {
+pub(crate) fn read_source_into(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<()> {
     buf.clear();
     // Walked entries are regular files; O_NONBLOCK keeps a FIFO that appeared since from
     // blocking the run.

@@ -414,8 +414,12 @@ fn a_source_rewritten_mid_run_keeps_hash_and_body_together() {
                 let versions = versions.clone();
                 let hot = tree.path("hot.py");
                 std::thread::spawn(move || {
+                    // Each version replaces the file whole (write, then rename), so any read
+                    // sees one of them: the test can then name the bytes a pyc came from.
                     for i in 0..12 {
-                        std::fs::copy(&versions[(i + round) % versions.len()], &hot).unwrap();
+                        let tmp = hot.with_extension("new");
+                        std::fs::copy(&versions[(i + round) % versions.len()], &tmp).unwrap();
+                        std::fs::rename(&tmp, &hot).unwrap();
                         std::thread::sleep(Duration::from_millis(40));
                     }
                 })
