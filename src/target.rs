@@ -152,17 +152,20 @@ pub enum TargetError {
     UnknownVersion(String),
 }
 
-/// The `--python` value: a path when it holds a `/`, else a name looked up on PATH.
+/// The `--python` value: a path when it holds a `/`, else a name looked up on PATH. The
+/// result is absolute (workers run in `/`, so `venv/bin/python` must not be resolved
+/// there) but symlinks are kept: a venv's `python` is a symlink whose own path matters.
 pub fn resolve_executable(name: &OsStr) -> Result<PathBuf, TargetError> {
     let as_path = Path::new(name);
+    let absolute = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
     if as_path.as_os_str().as_encoded_bytes().contains(&b'/') {
-        return Ok(as_path.to_path_buf());
+        return Ok(absolute(as_path.to_path_buf()));
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
     for dir in std::env::split_paths(&path) {
         let candidate = dir.join(as_path);
         if is_executable_file(&candidate) {
-            return Ok(candidate);
+            return Ok(absolute(candidate));
         }
     }
     Err(TargetError::NotFound(name.to_string_lossy().into_owned()))
@@ -548,5 +551,32 @@ mod tests {
         assert!(matches!(parse_probe(exe, pypy, ""), Err(TargetError::NotCPython { .. })));
         let junk = "hello\n";
         assert!(matches!(parse_probe(exe, junk, ""), Err(TargetError::NotPython { .. })));
+    }
+
+    /// An interpreter newer than the built-in table (a 3.16 pre-release, magic 3700 here)
+    /// works through its probe: its magic and hash variant come from the probe, and it is
+    /// compiled the safe way (a fresh fork per file) until validated.
+    #[test]
+    fn future_version_works_through_the_probe() {
+        let exe = Path::new("/x/python3.16");
+        let magic = Magic::from_number(3700);
+        assert_eq!(version_of_magic(magic), None);
+        let hash = pyc::hex(&pyc::source_hash(HashVariant::Sip13, magic, PROBE_SOURCE));
+        let out = format!(
+            "hashpyc-probe\nimplementation=cpython\nversion=3.16.0\nhexversion=51380384\n\
+             magic={}\ncache_tag=cpython-316\nprobe_hash={hash}\nmarshal_version=6\n\
+             flag_ref_top=0\ngil_disabled=0\nend\n",
+            pyc::hex(&magic.0)
+        );
+        let t = parse_probe(exe, &out, "").expect("a 3.16 probe is accepted");
+        assert_eq!((t.minor(), t.magic, t.hash), ((3, 16), magic, HashVariant::Sip13));
+        assert_eq!(t.cache_tag, "cpython-316");
+        assert!(!t.flag_ref_top);
+        if std::env::var_os("HASHPYC_ISOLATION").is_none() {
+            assert_eq!(t.isolation(), Isolation::ForkEach);
+        }
+        // A probe hash that neither variant gives is refused rather than guessed.
+        let bad = out.replace(&hash, "0000000000000000");
+        assert!(matches!(parse_probe(exe, &bad, ""), Err(TargetError::UnknownHash { .. })));
     }
 }

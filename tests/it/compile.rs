@@ -311,3 +311,28 @@ per_python!(remembered_failures_start_no_python, |py: &Python| {
     fixed.assert_code(0);
     assert!(fixed.stderr.contains("Compiled 1 file (1 already fresh)"), "{}", fixed.stderr);
 });
+
+/// `--python venv/bin/python` and a relative PATH entry: interpreter paths relative to the
+/// working directory work (workers run elsewhere, so they must not be resolved there), and
+/// give the same bytes as the absolute path.
+per_python!(relative_interpreter_paths, |py: &Python| {
+    let tree = Tree::new();
+    tree.write("pkg/mod.py", "x = 1\n");
+    std::fs::create_dir_all(tree.path("venv/bin")).unwrap();
+    std::os::unix::fs::symlink(&py.path, tree.path("venv/bin/python")).unwrap();
+    let by_path = tree.hashpyc().args(["compile", "--python", "venv/bin/python", "pkg"]).run();
+    by_path.assert_code(0);
+    assert!(by_path.stderr.contains("Compiled 1 file"), "{}", by_path.stderr);
+    let pyc = tree.pycs().pop().expect("a pyc");
+    let relative = tree.read(&pyc);
+    tree.hashpyc().args(["check", "--python", "venv/bin/python", "pkg"]).run().assert_code(0);
+    let path = format!("venv/bin:{}", std::env::var("PATH").unwrap_or_default());
+    tree.hashpyc()
+        .env("PATH", path)
+        .args(["compile", "--force", "--python", "python", "pkg"])
+        .run()
+        .assert_code(0);
+    assert_eq!(tree.read(&pyc), relative);
+    tree.hashpyc().args(["compile", "--force"]).python(py).arg("pkg").run().assert_code(0);
+    assert_eq!(tree.read(&pyc), relative, "the absolute path gives the same bytes");
+});
