@@ -312,9 +312,9 @@ per_python!(remembered_failures_start_no_python, |py: &Python| {
     assert!(fixed.stderr.contains("Compiled 1 file (1 already fresh)"), "{}", fixed.stderr);
 });
 
-/// `--python venv/bin/python` and a relative PATH entry: interpreter paths relative to the
-/// working directory work (workers run elsewhere, so they must not be resolved there), and
-/// give the same bytes as the absolute path.
+// `--python venv/bin/python` and a relative PATH entry: interpreter paths relative to the
+// working directory work (workers run elsewhere, so they must not be resolved there), and
+// give the same bytes as the absolute path.
 per_python!(relative_interpreter_paths, |py: &Python| {
     let tree = Tree::new();
     tree.write("pkg/mod.py", "x = 1\n");
