@@ -124,6 +124,11 @@ per_python!(check_json_and_github_formats, |py: &Python| {
         run.stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
     let (summary, findings) = objects.split_last().unwrap();
     assert_eq!(summary["type"], "summary");
+    // Every object leads with its type, as the README's schema shows, so `head -c` and
+    // grep-based consumers can tell them apart.
+    for line in run.stdout.lines() {
+        assert!(line.starts_with(r#"{"type":""#), "{line}");
+    }
     assert_eq!(summary["sources"], 8);
     assert_eq!(summary["ok"], 1);
     assert_eq!(summary["invalid"], 3);
