@@ -119,24 +119,17 @@ impl Channel {
         Channel { file, buf: Vec::new(), eof: false }
     }
 
-    /// Read what is available without blocking; false when nothing was.
+    /// Read what is available without blocking; false when nothing was. The pipe is read
+    /// straight into the buffer's spare capacity (no intermediate copy): on a non-blocking
+    /// descriptor `read_to_end` returns `Ok` only at end of file, and on `WouldBlock` keeps
+    /// what it read (interrupted reads are retried inside).
     fn fill(&mut self) -> bool {
-        let mut got = false;
-        let mut chunk = [0u8; 64 * 1024];
-        loop {
-            match self.file.read(&mut chunk) {
-                Ok(0) => {
-                    self.eof = true;
-                    return got;
-                }
-                Ok(n) => {
-                    self.buf.extend_from_slice(&chunk[..n]);
-                    got = true;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => return got,
-            }
+        let before = self.buf.len();
+        self.buf.reserve(64 * 1024);
+        if (&self.file).read_to_end(&mut self.buf).is_ok() {
+            self.eof = true;
         }
+        self.buf.len() > before
     }
 
     /// A complete frame, if one has arrived.
