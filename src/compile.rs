@@ -255,6 +255,7 @@ pub fn compile(
     );
     reporter.finish();
     spans.mark("compile");
+    spans.note(|| crate::pool::STATS.summary());
 
     let many = s.targets.len() > 1;
     for (i, t, r) in results {

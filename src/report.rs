@@ -178,6 +178,7 @@ pub struct Spans {
     enabled: bool,
     last: std::time::Instant,
     parts: Vec<(&'static str, Duration)>,
+    notes: Vec<String>,
 }
 
 impl Spans {
@@ -186,6 +187,14 @@ impl Spans {
             enabled: std::env::var_os("HASHPYC_TRACE").is_some_and(|v| !v.is_empty()),
             last: std::time::Instant::now(),
             parts: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    /// Extra facts for the trace line (only computed when tracing).
+    pub fn note(&mut self, what: impl FnOnce() -> String) {
+        if self.enabled {
+            self.notes.push(what());
         }
     }
 
@@ -203,14 +212,34 @@ impl Spans {
             let parts: Vec<String> =
                 self.parts.iter().map(|(p, d)| format!("{p} {:.1}ms", d.as_secs_f64() * 1000.0)).collect();
             let (own, child) = peak_rss_kib();
+            let ((su, ss), (cu, cs)) = cpu_seconds();
+            let notes: String = self.notes.iter().map(|n| format!("; {n}")).collect();
             eprint_line(&format!(
-                "trace: {}; peak memory: hashpyc {:.1} MiB, largest worker {:.1} MiB",
+                "trace: {}; peak memory: hashpyc {:.1} MiB, largest worker {:.1} MiB; \
+                 CPU: hashpyc {su:.2} s user + {ss:.2} s system, workers {cu:.2} s + {cs:.2} s{notes}",
                 parts.join(", "),
                 own as f64 / 1024.0,
                 child as f64 / 1024.0
             ));
         }
     }
+}
+
+/// (user, system) CPU seconds of this process and of its reaped children.
+fn cpu_seconds() -> ((f64, f64), (f64, f64)) {
+    let get = |who| {
+        // SAFETY: getrusage fills the struct we pass; no other memory is touched.
+        let u = unsafe {
+            let mut u: libc::rusage = std::mem::zeroed();
+            if libc::getrusage(who, &mut u) != 0 {
+                return (0.0, 0.0);
+            }
+            u
+        };
+        let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        (secs(u.ru_utime), secs(u.ru_stime))
+    };
+    (get(libc::RUSAGE_SELF), get(libc::RUSAGE_CHILDREN))
 }
 
 /// Peak resident memory in KiB of this process and of its largest reaped child.

@@ -17,6 +17,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Stdio};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -106,6 +107,32 @@ pub struct Worker {
     child_compiles: u32,
 }
 
+/// How files were compiled in this process, for `HASHPYC_TRACE`: long-lived children
+/// forked, compiles done in them, and one-shot fresh forks.
+pub struct Stats {
+    pub long_children: AtomicU64,
+    pub long_compiles: AtomicU64,
+    pub fresh_forks: AtomicU64,
+}
+
+pub static STATS: Stats = Stats {
+    long_children: AtomicU64::new(0),
+    long_compiles: AtomicU64::new(0),
+    fresh_forks: AtomicU64::new(0),
+};
+
+impl Stats {
+    pub fn summary(&self) -> String {
+        let get = |a: &AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        format!(
+            "{} compiles in {} long-lived children, {} fresh forks",
+            get(&self.long_compiles),
+            get(&self.long_children),
+            get(&self.fresh_forks)
+        )
+    }
+}
+
 /// One pipe we read frames from, with what has arrived but not been parsed yet.
 struct Channel {
     file: std::fs::File,
@@ -120,13 +147,12 @@ impl Channel {
     }
 
     /// Read what is available without blocking; false when nothing was. The pipe is read
-    /// straight into the buffer's spare capacity (no intermediate copy): on a non-blocking
-    /// descriptor `read_to_end` returns `Ok` only at end of file, and on `WouldBlock` keeps
-    /// what it read (interrupted reads are retried inside).
+    /// straight into the buffer's spare capacity (no intermediate copy, no size probe): on
+    /// a non-blocking descriptor the read returns `Ok` only at end of file, and on
+    /// `WouldBlock` keeps what it read.
     fn fill(&mut self) -> bool {
         let before = self.buf.len();
-        self.buf.reserve(64 * 1024);
-        if (&self.file).read_to_end(&mut self.buf).is_ok() {
+        if crate::plan::read_to_end_direct(&self.file, &mut self.buf).is_ok() {
             self.eof = true;
         }
         self.buf.len() > before
@@ -267,6 +293,7 @@ impl Worker {
     pub fn compile_fresh(&mut self, job: &Job<'_>) -> Result<Outcome, WorkerFailure> {
         self.end_child()?;
         let deadline = self.deadline();
+        STATS.fresh_forks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.send(&Request::CompileFresh(job), deadline)?;
         // The child replies on stdout, then the zygote notes its end on fd 3.
         let note = self.next_control(deadline)?;
@@ -287,7 +314,9 @@ impl Worker {
             self.send(&Request::StartChild, deadline)?;
             self.child_running = true;
             self.child_compiles = 0;
+            STATS.long_children.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
+        STATS.long_compiles.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.send(&Request::Compile(job), deadline)?;
         let first_in_child = self.child_compiles == 0;
         self.child_compiles += 1;

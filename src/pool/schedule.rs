@@ -133,10 +133,9 @@ fn reorder_for_tests(order: &mut [usize]) {
 
 /// Read a source whose size the plan saw (one allocation, no extra stat).
 fn read_source(path: &Path, size_hint: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path)?;
-    let mut buf = Vec::with_capacity(usize::try_from(size_hint).unwrap_or(0).saturating_add(1));
-    f.read_to_end(&mut buf)?;
+    let f = std::fs::File::open(path)?;
+    let mut buf = Vec::with_capacity(usize::try_from(size_hint).unwrap_or(0).saturating_add(4096));
+    crate::plan::read_to_end_direct(&f, &mut buf)?;
     Ok(buf)
 }
 
