@@ -153,8 +153,8 @@ pub enum TargetError {
 }
 
 /// The `--python` value: a path when it holds a `/`, else a name looked up on PATH. The
-/// result is absolute (workers run in `/`, so `venv/bin/python` must not be resolved
-/// there) but symlinks are kept: a venv's `python` is a symlink whose own path matters.
+/// result is absolute (so it means the same in every process we start) but symlinks are
+/// kept: a venv's `python` is a symlink whose own path matters.
 pub fn resolve_executable(name: &OsStr) -> Result<PathBuf, TargetError> {
     let as_path = Path::new(name);
     let absolute = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);

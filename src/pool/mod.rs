@@ -213,7 +213,6 @@ impl Worker {
         cmd.arg("-c")
             .arg(&*spec.script)
             .arg(if target.flag_ref_top { "1" } else { "0" })
-            .current_dir("/")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -1,6 +1,6 @@
 # hashpyc worker: compiles the source bytes it is sent and returns marshal data.
 #
-# Runs as `python -S -s [-P] -c <this>` with PYTHONHASHSEED=0 and no other PYTHON*
+# Runs as `python -S -s [-P] -B -c <this>` with PYTHONHASHSEED=0 and no other PYTHON*
 # variable (see src/pool/mod.rs). It imports nothing that start-up has not already loaded
 # (sys, marshal, posix), never opens a file, and never runs project code.
 #
@@ -21,6 +21,12 @@
 # On fd 3:   e        after every forked child that exited with status 0
 #            D i32    wait status, after every forked child that did not
 import sys, marshal, posix
+
+# The worker runs in the caller's directory, so that a launcher which picks the
+# interpreter by directory (pyenv's `.python-version`, asdf, mise) starts the one the probe
+# saw. It must never import from there: without -P (before 3.11) `-c` puts "" first.
+if sys.path and sys.path[0] == "":
+    del sys.path[0]
 
 _FLAG_REF_TOP = sys.argv[1] == "1"
 _caught = []

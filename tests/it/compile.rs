@@ -336,3 +336,36 @@ per_python!(relative_interpreter_paths, |py: &Python| {
     tree.hashpyc().args(["compile", "--force"]).python(py).arg("pkg").run().assert_code(0);
     assert_eq!(tree.read(&pyc), relative, "the absolute path gives the same bytes");
 });
+
+// A launcher that picks the interpreter by directory, as pyenv's shims do with
+// `.python-version` (asdf and mise likewise): the workers must start the interpreter the
+// probe saw, so they run in the caller's directory too.
+per_python!(directory_chosen_interpreter, |py: &Python| {
+    let tree = Tree::new();
+    tree.write("pkg/mod.py", "x = 1\n");
+    tree.write(".python-version", py.path.to_str().expect("UTF-8 interpreter path"));
+    let shim = tree.write(
+        "bin/python3",
+        "#!/bin/sh\nif [ -f .python-version ]; then exec \"$(cat .python-version)\" \"$@\"; fi\n\
+         echo 'no .python-version in this directory' >&2\nexit 127\n",
+    );
+    std::fs::set_permissions(&shim, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let run = tree
+        .hashpyc()
+        .env("HASHPYC_CACHE_DIR", cache.path())
+        .args(["compile", "--python"])
+        .arg(&shim)
+        .arg("pkg")
+        .run();
+    run.assert_code(0);
+    let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
+    assert!(tree.path(format!("pkg/__pycache__/mod.{tag}.pyc")).is_file(), "{}", run.stderr);
+    tree.hashpyc()
+        .env("HASHPYC_CACHE_DIR", cache.path())
+        .args(["check", "--python"])
+        .arg(&shim)
+        .arg("pkg")
+        .run()
+        .assert_code(0);
+});

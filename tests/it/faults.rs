@@ -696,6 +696,10 @@ fn workers_run_no_project_or_environment_code() {
         tree.write("proj/module.py", &hook);
         tree.write("proj/latin.py", b"# coding: latin-1\nx = '\xe9'\n");
         tree.write("proj/sitecustomize.py", &hook);
+        // Workers run in the caller's directory (here the tree): a module there must not
+        // shadow what a compile imports (unicodedata for a non-ASCII identifier).
+        tree.write("unicodedata.py", &hook);
+        tree.write("proj/ident.py", "caf\u{e9} = 1\n");
         let run = tree
             .hashpyc()
             .env("PYTHONPATH", tree.path("evil"))
