@@ -2,7 +2,7 @@
 //! that matches the source? Pure Rust (walk + pyc header + SipHash), in parallel; the
 //! findings are data on stdout (text, JSON Lines or GitHub annotations), sorted by path.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -221,15 +221,9 @@ fn check_source(path: &Path, s: &CheckSettings, cwd: &Path) -> (usize, Vec<Findi
     let mut ok = 0;
     let mut out = Vec::new();
     crate::plan::SOURCE_BUF.with_borrow_mut(|buf| {
-        let mut read: Option<Result<(), String>> = None;
+        let mut source = crate::plan::LazySource::new(path, buf);
         for (t, target) in s.targets.iter().enumerate() {
-            let mut get_hash = || -> Result<pyc::SourceHash, String> {
-                read.get_or_insert_with(|| {
-                    crate::plan::read_source_into(path, buf).map_err(|e| io_reason(&e))
-                })
-                .clone()
-                .map(|()| pyc::source_hash(target.hash, target.magic, buf))
-            };
+            let mut get_hash = || source.hash(target);
             for (i, pyc_path) in paths.of(path, t).into_iter().enumerate() {
                 let mut head = [0u8; pyc::HEADER_LEN];
                 let (outcome, n, detail) = match read_head(&pyc_path, &mut head) {
@@ -314,17 +308,9 @@ fn describe_magic(head: &[u8], target: &Target) -> String {
     }
 }
 
-/// Up to 16 bytes of a pyc, in one read.
+/// Up to 16 bytes of a pyc.
 fn read_head(path: &Path, head: &mut [u8; pyc::HEADER_LEN]) -> std::io::Result<usize> {
-    let mut f = std::fs::File::open(path)?;
-    let mut n = 0;
-    while n < head.len() {
-        match f.read(&mut head[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
+    crate::plan::read_at_least(&mut std::fs::File::open(path)?, head, pyc::HEADER_LEN)
 }
 
 /// pycs in `__pycache__` whose `<stem>.py` no longer exists beside the directory.

@@ -176,18 +176,13 @@ pub fn compile(
                 ),
             });
         }
-        let many = s.targets.len() > 1;
         for (t, action) in p.actions.iter().enumerate() {
             match action {
                 Action::Fresh => summary.fresh += 1,
                 Action::KnownFailure(f) => {
                     summary.failed += 1;
                     let source = std::fs::read(&p.path).ok();
-                    let suffix = if many {
-                        format!(" [CPython {}]", s.targets[t].version_string())
-                    } else {
-                        String::new()
-                    };
+                    let suffix = target_suffix(&s.targets, t);
                     notes.push(Note {
                         path: p.path.to_path_buf(),
                         order: 0,
@@ -257,12 +252,10 @@ pub fn compile(
     spans.mark("compile");
     spans.note(|| crate::pool::STATS.summary());
 
-    let many = s.targets.len() > 1;
     for (i, t, r) in results {
         let plan = &plans[i];
         let path = &plan.path;
-        let suffix =
-            if many { format!(" [CPython {}]", s.targets[t].version_string()) } else { String::new() };
+        let suffix = target_suffix(&s.targets, t);
         match r {
             UnitResult::Compiled { warnings } => {
                 summary.compiled += 1;
@@ -388,6 +381,11 @@ pub fn summary_line(s: &Summary, targets: usize, elapsed: Duration, style: Style
 }
 
 /// Rewrite the flags of the levels whose pyc has the other hash mode.
+/// ` [CPython X.Y]` after a per-file message when a run has several targets.
+fn target_suffix(targets: &[Arc<Target>], t: usize) -> String {
+    if targets.len() > 1 { format!(" [CPython {}]", targets[t].version_string()) } else { String::new() }
+}
+
 fn rewrite_headers(plan: &SourcePlan, t: usize, paths: &PycPaths<'_>, mode: HashMode) -> Result<(), String> {
     let Action::Rewrite(levels) = &plan.actions[t] else {
         return Ok(());

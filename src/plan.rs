@@ -136,7 +136,43 @@ thread_local! {
     pub(crate) static SOURCE_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Read a source into the thread's buffer and hash it once per target that asks.
+/// A source read at most once, when some header first makes its hash matter, into the
+/// walker thread's buffer (`SOURCE_BUF`); the last hash computed is kept, so several
+/// levels of one target hash it once. Shared by the plan and `check`.
+pub(crate) struct LazySource<'a> {
+    path: &'a Path,
+    buf: &'a mut Vec<u8>,
+    read: Option<Result<(), String>>,
+    last: Option<((pyc::HashVariant, pyc::Magic), SourceHash)>,
+}
+
+impl<'a> LazySource<'a> {
+    pub(crate) fn new(path: &'a Path, buf: &'a mut Vec<u8>) -> Self {
+        LazySource { path, buf, read: None, last: None }
+    }
+
+    /// The source's hash for `target`, or why the source could not be read.
+    pub(crate) fn hash(&mut self, target: &Target) -> Result<SourceHash, String> {
+        let (path, buf) = (self.path, &mut *self.buf);
+        self.read.get_or_insert_with(|| read_source_into(path, buf).map_err(|e| io_reason(&e))).clone()?;
+        let key = (target.hash, target.magic);
+        match self.last {
+            Some((k, h)) if k == key => Ok(h),
+            _ => {
+                let h = pyc::source_hash(target.hash, target.magic, self.buf);
+                self.last = Some((key, h));
+                Ok(h)
+            }
+        }
+    }
+
+    /// Why the source could not be read, if a hash was asked for and it could not.
+    pub(crate) fn error(&self) -> Option<&str> {
+        self.read.as_ref().and_then(|r| r.as_ref().err()).map(String::as_str)
+    }
+}
+
+/// Read a source into `buf` (cleared first).
 pub(crate) fn read_source_into(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<()> {
     buf.clear();
     // Walked entries are regular files; O_NONBLOCK keeps a FIFO that appeared since from
@@ -191,15 +227,10 @@ pub fn plan_one(source: Source, opts: &PlanOptions<'_>) -> SourcePlan {
     let path = &out.path;
     let (actions, error) = SOURCE_BUF.with_borrow_mut(|buf| {
         let mut actions = Vec::with_capacity(opts.paths.targets.len());
-        // The source is read at most once, and only when some header makes its hash matter.
-        let mut read: Option<Result<(), String>> = None;
+        let mut source = LazySource::new(path, buf);
         for (t, target) in opts.paths.targets.iter().enumerate() {
             let pycs = opts.paths.of(path, t);
-            let mut hash = || {
-                read.get_or_insert_with(|| read_source_into(path, buf).map_err(|e| io_reason(&e)))
-                    .clone()
-                    .map(|()| pyc::source_hash(target.hash, target.magic, buf))
-            };
+            let mut hash = || source.hash(target);
             let mut action = if opts.force {
                 Action::Compile(Reason::Forced)
             } else {
@@ -218,14 +249,15 @@ pub fn plan_one(source: Source, opts: &PlanOptions<'_>) -> SourcePlan {
             }
             actions.push(action);
         }
+        let result = match source.error() {
+            Some(e) => (Vec::new(), Some(e.into())),
+            None => (actions, None),
+        };
         if buf.capacity() > 16 << 20 {
             // Do not keep a huge buffer alive for the rest of the run.
             *buf = Vec::new();
         }
-        match read {
-            Some(Err(e)) => (Vec::new(), Some(e.into_boxed_str())),
-            _ => (actions, None),
-        }
+        result
     });
     drop(want_name);
     out.actions = actions.into_boxed_slice();
@@ -300,9 +332,7 @@ fn decide(
             Status::Timestamp => return Action::Compile(Reason::Timestamp),
             Status::Invalid(why) => return Action::Compile(Reason::Invalid(why)),
         }
-        // A short read is not proof of the end: the name check reads on if it needs more.
-        let at_end = n == 0;
-        if let Err(reason) = check_embedded_name(&mut file, prefix, at_end, target, want_name) {
+        if let Err(reason) = check_embedded_name(&mut file, prefix, target, want_name) {
             return Action::Compile(reason);
         }
     }
@@ -313,16 +343,17 @@ fn decide(
 const PYC_PREFIX: usize = 4096;
 
 /// Compare the pyc's `co_filename` with the one this run would embed. `data` holds the
-/// file's first bytes; more are read only if the name lies beyond them.
+/// file's first bytes; more are read only if the name lies beyond them (a short first read
+/// is not proof of the end).
 fn check_embedded_name(
     file: &mut std::fs::File,
     mut data: Vec<u8>,
-    mut at_end: bool,
     target: &Target,
     want: &[u8],
 ) -> Result<(), Reason> {
     let code_layout = CodeLayout::for_version(target.version.0, target.version.1);
     let mut chunk = 4 * PYC_PREFIX;
+    let mut at_end = false;
     loop {
         match marshal::code_filename(&data[pyc::HEADER_LEN..], code_layout) {
             Ok(name) if name == want => return Ok(()),
@@ -345,7 +376,7 @@ fn check_embedded_name(
 
 /// Read into `buf` until it holds at least `min` bytes or the file ends (one read for
 /// almost every pyc: no extra read to see the end of a small file).
-fn read_at_least(file: &mut std::fs::File, buf: &mut [u8], min: usize) -> std::io::Result<usize> {
+pub(crate) fn read_at_least(file: &mut std::fs::File, buf: &mut [u8], min: usize) -> std::io::Result<usize> {
     let mut n = 0;
     while n < min.min(buf.len()) {
         match file.read(&mut buf[n..])? {

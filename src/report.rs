@@ -225,32 +225,25 @@ impl Spans {
     }
 }
 
+/// Resource usage of this process (`RUSAGE_SELF`) or of its reaped children.
+fn rusage(who: libc::c_int) -> Option<libc::rusage> {
+    // SAFETY: getrusage fills the struct we pass; no other memory is touched.
+    unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        (libc::getrusage(who, &mut u) == 0).then_some(u)
+    }
+}
+
 /// (user, system) CPU seconds of this process and of its reaped children.
 fn cpu_seconds() -> ((f64, f64), (f64, f64)) {
-    let get = |who| {
-        // SAFETY: getrusage fills the struct we pass; no other memory is touched.
-        let u = unsafe {
-            let mut u: libc::rusage = std::mem::zeroed();
-            if libc::getrusage(who, &mut u) != 0 {
-                return (0.0, 0.0);
-            }
-            u
-        };
-        let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-        (secs(u.ru_utime), secs(u.ru_stime))
-    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let get = |who| rusage(who).map_or((0.0, 0.0), |u| (secs(u.ru_utime), secs(u.ru_stime)));
     (get(libc::RUSAGE_SELF), get(libc::RUSAGE_CHILDREN))
 }
 
 /// Peak resident memory in KiB of this process and of its largest reaped child.
 pub fn peak_rss_kib() -> (i64, i64) {
-    let get = |who| {
-        // SAFETY: getrusage fills the struct we pass; no other memory is touched.
-        unsafe {
-            let mut u: libc::rusage = std::mem::zeroed();
-            if libc::getrusage(who, &mut u) == 0 { u.ru_maxrss } else { 0 }
-        }
-    };
+    let get = |who| rusage(who).map_or(0, |u| u.ru_maxrss);
     (get(libc::RUSAGE_SELF), get(libc::RUSAGE_CHILDREN))
 }
 

@@ -5,7 +5,7 @@
 //! outputs when asked. A reader sees the old pyc or the new one, never a torn file;
 //! a failed write (disk full, permissions) leaves the old pyc untouched and no temp file.
 
-use std::io::Write;
+use std::io::{IoSlice, Write};
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
@@ -94,23 +94,15 @@ pub fn write_atomic(path: &Path, parts: &[&[u8]], mode: u32, known: Known) -> Re
 
 /// All of `parts` in as few system calls as the kernel allows.
 fn write_all_vectored(file: &mut std::fs::File, parts: &[&[u8]]) -> std::io::Result<()> {
-    let mut parts: Vec<&[u8]> = parts.iter().copied().filter(|p| !p.is_empty()).collect();
-    while !parts.is_empty() {
-        let slices: Vec<std::io::IoSlice<'_>> = parts.iter().map(|p| std::io::IoSlice::new(p)).collect();
-        let mut n = match file.write_vectored(&slices) {
+    let mut slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+    let mut rest: &mut [IoSlice<'_>] = &mut slices;
+    IoSlice::advance_slices(&mut rest, 0);
+    while !rest.is_empty() {
+        match file.write_vectored(rest) {
             Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Ok(n) => IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
-        };
-        while let Some(first) = parts.first() {
-            if n >= first.len() {
-                n -= first.len();
-                parts.remove(0);
-            } else {
-                parts[0] = &first[n..];
-                break;
-            }
         }
     }
     Ok(())

@@ -403,18 +403,13 @@ impl Worker {
     fn send(&mut self, req: &Request<'_>, deadline: Option<Instant>) -> Result<(), WorkerFailure> {
         let (head, tail) = req.parts();
         let fd = self.stdin.as_raw_fd();
-        let mut parts: [&[u8]; 2] = [&head, tail];
-        while !parts[0].is_empty() || !parts[1].is_empty() {
-            let slices = [std::io::IoSlice::new(parts[0]), std::io::IoSlice::new(parts[1])];
-            match self.stdin.write_vectored(&slices) {
+        let mut slices = [std::io::IoSlice::new(&head), std::io::IoSlice::new(tail)];
+        let mut rest: &mut [std::io::IoSlice<'_>] = &mut slices;
+        std::io::IoSlice::advance_slices(&mut rest, 0);
+        while !rest.is_empty() {
+            match self.stdin.write_vectored(rest) {
                 Ok(0) => return Err(self.eof()),
-                Ok(mut n) => {
-                    for part in parts.iter_mut() {
-                        let k = n.min(part.len());
-                        *part = &part[k..];
-                        n -= k;
-                    }
-                }
+                Ok(n) => std::io::IoSlice::advance_slices(&mut rest, n),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     wait_fds(&[(fd, libc::POLLOUT)], deadline)?;
                 }

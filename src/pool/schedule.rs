@@ -131,11 +131,10 @@ fn reorder_for_tests(order: &mut [usize]) {
     }
 }
 
-/// Read a source whose size the plan saw (one allocation, no extra stat).
+/// Read a source whose size the plan saw (one allocation, no extra stat), as the plan does.
 fn read_source(path: &Path, size_hint: u64) -> std::io::Result<Vec<u8>> {
-    let f = std::fs::File::open(path)?;
     let mut buf = Vec::with_capacity(usize::try_from(size_hint).unwrap_or(0).saturating_add(4096));
-    crate::plan::read_to_end_direct(&f, &mut buf)?;
+    crate::plan::read_source_into(path, &mut buf)?;
     Ok(buf)
 }
 
@@ -377,16 +376,18 @@ impl<'a> Slot<'a> {
         let was_missing = plan.actions[t] == Action::Compile(crate::plan::Reason::Missing);
         for (i, body) in bodies.iter().enumerate() {
             let path: &Path = &pycs[i];
-            let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            let dir = path.parent().unwrap_or(Path::new(""));
             let linked = s.hardlink_dupes && i > 0 && bodies[i - 1] == *body;
             let r = if linked {
                 write::hardlink_atomic(&pycs[i - 1], path)
             } else {
-                let known = write::Known { dir_exists: self.dirs.contains(&dir), was_missing };
+                let known = write::Known { dir_exists: self.dirs.contains(dir), was_missing };
                 write::write_atomic(path, &[&header, body], mode, known)
             };
             r.map_err(|e| error_chain(&e))?;
-            self.dirs.insert(dir);
+            if !self.dirs.contains(dir) {
+                self.dirs.insert(dir.to_path_buf());
+            }
         }
         Ok(())
     }

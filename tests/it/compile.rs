@@ -217,12 +217,7 @@ per_python!(seed_incident_every_value_in_order, |py: &Python| {
 per_python!(noop_run_starts_no_python, |py: &Python| {
     let tree = Tree::new();
     fixture(&tree);
-    let log = tree.path("starts.log");
-    let wrapper = tree.write(
-        "bin/python-wrapper",
-        format!("#!/bin/sh\necho start >> '{}'\nexec '{}' \"$@\"\n", log.display(), py.path.display()),
-    );
-    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (wrapper, starts) = tree.counting_python(py);
     let cache = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
         tree.hashpyc()
@@ -235,7 +230,6 @@ per_python!(noop_run_starts_no_python, |py: &Python| {
             .run()
     };
     run(&[]).assert_code(0);
-    let starts = || std::fs::read_to_string(&log).unwrap_or_default().lines().count();
     let first = starts();
     assert!(first >= 2, "the first run probes and starts workers ({first} starts)");
     let second = run(&[]);
@@ -274,12 +268,7 @@ per_python!(remembered_failures_start_no_python, |py: &Python| {
     let tree = Tree::new();
     tree.write("good.py", "x = 1\n");
     tree.write("bad.py", "def f(:\n    pass\n");
-    let log = tree.path("starts.log");
-    let wrapper = tree.write(
-        "bin/python-wrapper",
-        format!("#!/bin/sh\necho start >> '{}'\nexec '{}' \"$@\"\n", log.display(), py.path.display()),
-    );
-    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (wrapper, starts) = tree.counting_python(py);
     let cache = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
         tree.hashpyc()
@@ -290,7 +279,6 @@ per_python!(remembered_failures_start_no_python, |py: &Python| {
             .args(["good.py", "bad.py"])
             .run()
     };
-    let starts = || std::fs::read_to_string(&log).unwrap_or_default().lines().count();
     let first = run(&[]);
     first.assert_code(1);
     let error =
@@ -344,12 +332,11 @@ per_python!(directory_chosen_interpreter, |py: &Python| {
     let tree = Tree::new();
     tree.write("pkg/mod.py", "x = 1\n");
     tree.write(".python-version", py.path.to_str().expect("UTF-8 interpreter path"));
-    let shim = tree.write(
+    let shim = tree.write_executable(
         "bin/python3",
         "#!/bin/sh\nif [ -f .python-version ]; then exec \"$(cat .python-version)\" \"$@\"; fi\n\
          echo 'no .python-version in this directory' >&2\nexit 127\n",
     );
-    std::fs::set_permissions(&shim, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let cache = tempfile::tempdir().unwrap();
     let run = tree
         .hashpyc()

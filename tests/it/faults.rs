@@ -222,8 +222,7 @@ fn unusable_interpreters_are_one_line_errors() {
     let tree = Tree::new();
     tree.write("m.py", "x = 1\n");
     let not_exec = tree.write("bin/not-executable", "#!/bin/sh\n");
-    let junk = tree.write("bin/junk", "#!/bin/sh\necho 'I am not Python'\n");
-    std::fs::set_permissions(&junk, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let junk = tree.write_executable("bin/junk", "#!/bin/sh\necho 'I am not Python'\n");
     let mut cases: Vec<(PathBuf, &str)> = vec![
         (tree.path("bin/missing"), "does not exist"),
         (not_exec, "is not an executable file"),

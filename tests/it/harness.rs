@@ -275,6 +275,24 @@ impl Tree {
         p
     }
 
+    /// Write an executable script (mode 755).
+    pub fn write_executable(&self, rel: impl AsRef<Path>, content: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.write(rel, content);
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+        p
+    }
+
+    /// A wrapper around `py` that logs every start, for asserting that a run started no
+    /// Python: `(wrapper path, number of starts so far)`.
+    pub fn counting_python(&self, py: &Python) -> (PathBuf, impl Fn() -> usize + use<>) {
+        let log = self.path("starts.log");
+        let wrapper = self.write_executable(
+            "bin/python-wrapper",
+            format!("#!/bin/sh\necho start >> '{}'\nexec '{}' \"$@\"\n", log.display(), py.path.display()),
+        );
+        (wrapper, move || std::fs::read_to_string(&log).unwrap_or_default().lines().count())
+    }
+
     pub fn read(&self, rel: impl AsRef<Path>) -> Vec<u8> {
         std::fs::read(self.path(rel)).expect("read")
     }
