@@ -20,13 +20,8 @@ const VERSION: u32 = 1;
 struct Entry {
     hash: String,
     levels: Vec<u8>,
-    kind: String,
-    message: String,
-    line: Option<u32>,
-    offset: Option<u32>,
-    end_line: Option<u32>,
-    end_offset: Option<u32>,
-    text: String,
+    #[serde(flatten)]
+    failure: CompileFailure,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -69,32 +64,13 @@ impl Memo {
     /// The remembered failure of `abs`, if its source bytes and levels are unchanged.
     pub fn lookup(&self, abs: &Path, hash: &SourceHash, levels: &[u8]) -> Option<CompileFailure> {
         let e = self.file.entries.get(abs)?;
-        (e.hash == pyc::hex(hash) && e.levels == levels).then(|| CompileFailure {
-            kind: e.kind.clone(),
-            message: e.message.clone(),
-            line: e.line,
-            offset: e.offset,
-            end_line: e.end_line,
-            end_offset: e.end_offset,
-            text: e.text.clone(),
-        })
+        (e.hash == pyc::hex(hash) && e.levels == levels).then(|| e.failure.clone())
     }
 
     pub fn record_failure(&mut self, abs: PathBuf, hash: &SourceHash, levels: &[u8], f: &CompileFailure) {
-        self.file.entries.insert(
-            abs,
-            Entry {
-                hash: pyc::hex(hash),
-                levels: levels.to_vec(),
-                kind: f.kind.clone(),
-                message: f.message.clone(),
-                line: f.line,
-                offset: f.offset,
-                end_line: f.end_line,
-                end_offset: f.end_offset,
-                text: f.text.clone(),
-            },
-        );
+        self.file
+            .entries
+            .insert(abs, Entry { hash: pyc::hex(hash), levels: levels.to_vec(), failure: f.clone() });
         self.dirty = true;
     }
 
@@ -112,10 +88,7 @@ impl Memo {
         self.file.version = VERSION;
         self.file.hashpyc = env!("CARGO_PKG_VERSION").to_string();
         let Ok(text) = serde_json::to_string(&self.file) else { return };
-        let Some(dir) = self.path.parent() else { return };
-        if std::fs::create_dir_all(dir).is_err() {
-            return;
-        }
+        // write_atomic creates the cache directory when it is missing.
         let _ = crate::write::write_atomic(&self.path, &[text.as_bytes()], 0o644, Default::default());
     }
 }

@@ -199,10 +199,8 @@ pub fn probe(exe: &Path, timeout: Duration, cache_dir: Option<&Path>) -> Result<
         return Err(TargetError::NotExecutable(exe.to_path_buf()));
     }
     let key = cache_key(exe);
-    let cache_file = cache_dir.zip(key.as_ref()).map(|(dir, key)| dir.join(cache_name(key)));
-    let identity = key
-        .as_ref()
-        .map(|k| cache_name(k).trim_start_matches("interpreter-").trim_end_matches(".json").to_string());
+    let identity = key.as_ref().map(key_id);
+    let cache_file = cache_dir.zip(identity.as_deref()).map(|(dir, id)| dir.join(cache_name(id)));
     if let Some(file) = &cache_file
         && let Some(target) = read_cache(file, key.as_ref().expect("key exists with file"), exe)
     {
@@ -218,7 +216,7 @@ pub fn probe(exe: &Path, timeout: Duration, cache_dir: Option<&Path>) -> Result<
 /// Forget a cached probe (when a worker's handshake contradicts it).
 pub fn forget(exe: &Path, cache_dir: Option<&Path>) {
     if let (Some(dir), Some(key)) = (cache_dir, cache_key(exe)) {
-        let _ = std::fs::remove_file(dir.join(cache_name(&key)));
+        let _ = std::fs::remove_file(dir.join(cache_name(&key_id(&key))));
     }
 }
 
@@ -390,11 +388,16 @@ fn launcher_context() -> Vec<(String, String)> {
     ctx
 }
 
-fn cache_name(key: &CacheKey) -> String {
+/// A stable name for a cache key: the interpreter's `identity`.
+fn key_id(key: &CacheKey) -> String {
     use std::hash::{Hash, Hasher};
     let mut h = siphasher::sip::SipHasher13::new();
     serde_json::to_string(key).unwrap_or_default().hash(&mut h);
-    format!("interpreter-{:016x}.json", h.finish())
+    format!("{:016x}", h.finish())
+}
+
+fn cache_name(id: &str) -> String {
+    format!("interpreter-{id}.json")
 }
 
 #[derive(Serialize, Deserialize)]

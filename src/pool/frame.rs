@@ -31,7 +31,7 @@ pub struct Warning {
 }
 
 /// A source that did not compile.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CompileFailure {
     /// The exception type: SyntaxError, IndentationError, ValueError, …
     pub kind: String,
@@ -114,6 +114,7 @@ impl Request<'_> {
     }
 
     /// The whole frame in one buffer (for tests).
+    #[cfg(test)]
     pub fn encode(&self) -> Vec<u8> {
         let (mut head, tail) = self.parts();
         head.extend_from_slice(tail);
