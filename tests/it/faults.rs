@@ -13,9 +13,10 @@ use crate::harness::{self, Python, Tree};
 
 const WORKER: &str = include_str!("../../src/pool/worker.py");
 
-/// Fault tests run once with a fork-per-file version and once with a long-lived one.
+/// Fault tests run on every CPython the harness knows (3.7–3.15): fork-per-file versions
+/// and long-lived ones; a missing one is a visible skip.
 fn fault_pythons(test: &str) -> Vec<&'static Python> {
-    [(3, 8), (3, 12)].into_iter().filter_map(|v| harness::python_or_skip(v, test)).collect()
+    harness::VERSIONS.iter().filter_map(|&v| harness::python_or_skip(v, test)).collect()
 }
 
 /// The real worker with `patch` run first in every compile (`req` holds the request).
