@@ -6,6 +6,11 @@
 //! `co_filename` met in marshal's depth-first order is the file's. The reader stops there:
 //! it walks constants (nested code objects included) but never the rest of the body.
 //! Malformed input gives an error, never a panic, and no length field makes it allocate.
+//! `relocate` (beside this file) rewrites that filename; it reads bodies with this reader.
+
+mod relocate;
+
+pub use relocate::{RelocateError, Rules, relocatable, relocate};
 
 use thiserror::Error;
 
@@ -86,6 +91,26 @@ pub struct Scan {
     pub container_with_str: bool,
 }
 
+/// One occurrence of a string in a body, as the rewriter needs it.
+#[derive(Clone, Copy, Debug)]
+struct StrUse {
+    /// Offset of the type byte (of the `r` for a reference).
+    head: usize,
+    /// The payload; for a reference, the payload of the string it refers to.
+    start: usize,
+    end: usize,
+    /// The type byte as written, FLAG_REF included; `r` for a reference.
+    code: u8,
+    /// Read as some code object's `co_filename`.
+    filename: bool,
+}
+
+impl StrUse {
+    fn inline(&self) -> bool {
+        self.code != b'r'
+    }
+}
+
 /// What one object turned out to be, as far as its parent cares.
 #[derive(Clone, Copy)]
 enum Value {
@@ -114,6 +139,8 @@ struct Reader<'a> {
     /// How many frozensets/slices enclose the current object.
     in_container: usize,
     scan: Scan,
+    /// Every string occurrence, in order, when the caller asked for them.
+    uses: Option<Vec<StrUse>>,
 }
 
 /// The raw bytes of the `co_filename` of the code object a marshal body holds.
@@ -135,6 +162,17 @@ pub fn scan(body: &[u8], layout: CodeLayout) -> Result<Scan, MarshalError> {
     Ok(r.scan)
 }
 
+/// Read a whole body and list every string occurrence in it, in order.
+fn string_uses(body: &[u8], layout: CodeLayout) -> Result<Vec<StrUse>, MarshalError> {
+    let mut r = Reader::new(body, layout, false);
+    r.uses = Some(Vec::new());
+    r.run()?;
+    if r.pos != body.len() {
+        return Err(MarshalError::Trailing(body.len() - r.pos));
+    }
+    Ok(r.uses.unwrap_or_default())
+}
+
 impl<'a> Reader<'a> {
     fn new(data: &'a [u8], layout: CodeLayout, stop_at_filename: bool) -> Self {
         Reader {
@@ -145,6 +183,7 @@ impl<'a> Reader<'a> {
             stop_at_filename,
             in_container: 0,
             scan: Scan::default(),
+            uses: None,
         }
     }
 
@@ -243,6 +282,14 @@ impl<'a> Reader<'a> {
                         let Value::Str(s, e) = value else {
                             return Err(MarshalError::FilenameNotString);
                         };
+                        // The string just read was recorded last (`object` records it and
+                        // returns it at once); a mismatch would leave it unmarked, which
+                        // the rewriter refuses.
+                        if let Some(u) = self.uses.as_mut().and_then(|u| u.last_mut())
+                            && (u.start, u.end) == (s, e)
+                        {
+                            u.filename = true;
+                        }
                         if self.stop_at_filename {
                             return Ok(Some((s, e)));
                         }
@@ -253,8 +300,11 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn string(&mut self, start: usize, end: usize, flagged: bool) -> Value {
-        if flagged {
+    fn string(&mut self, head: usize, start: usize, end: usize, code: u8) -> Value {
+        if let Some(uses) = &mut self.uses {
+            uses.push(StrUse { head, start, end, code, filename: false });
+        }
+        if code & FLAG_REF != 0 {
             self.refs.push(Slot::Str { start, end });
         }
         if self.in_container > 0 {
@@ -273,6 +323,7 @@ impl<'a> Reader<'a> {
     /// Read one object's type byte and scalar payload; a container pushes a frame and
     /// yields `None`.
     fn object(&mut self, stack: &mut Vec<Frame>) -> Result<Option<Value>, MarshalError> {
+        let head = self.pos;
         let code = self.byte()?;
         let flagged = code & FLAG_REF != 0;
         let ty = code & !FLAG_REF;
@@ -311,17 +362,20 @@ impl<'a> Reader<'a> {
                 }
                 let n = self.u32()?;
                 let (s, e) = self.take(n as usize)?;
-                Ok(Some(self.string(s, e, flagged)))
+                Ok(Some(self.string(head, s, e, code)))
             }
             b'z' | b'Z' => {
                 let n = self.byte()?;
                 let (s, e) = self.take(usize::from(n))?;
-                Ok(Some(self.string(s, e, flagged)))
+                Ok(Some(self.string(head, s, e, code)))
             }
             b'r' => {
                 let idx = self.u32()?;
                 match self.refs.get(idx as usize) {
                     Some(&Slot::Str { start, end }) => {
+                        if let Some(uses) = &mut self.uses {
+                            uses.push(StrUse { head, start, end, code: b'r', filename: false });
+                        }
                         if self.in_container > 0 {
                             self.scan.container_with_str = true;
                         }
