@@ -1,11 +1,11 @@
 //! Property tests over everything that parses untrusted bytes: the pyc header
-//! classifier, the marshal reader and the worker reply decoder. They must never panic
-//! and never allocate from a length field. CI runs proptest's default case count; set
+//! classifier, the marshal reader and rewriter and the worker reply decoder. They must
+//! never panic and never allocate from a length field. CI runs proptest's default case count; set
 //! `PROPTEST_CASES=1000000` for a long run.
 
 use proptest::prelude::*;
 
-use crate::marshal::{self, CodeLayout};
+use crate::marshal::{self, CodeLayout, Rules};
 use crate::pool::frame;
 use crate::pyc::{self, Accept, HashMode, Magic};
 
@@ -15,6 +15,16 @@ const SEED_38: &[u8] = b"c\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x
 
 /// `marshal.dumps(compile("x = 1\n", "m.py", "exec"))`, CPython 3.12.1.
 const SEED_312: &[u8] = b"c\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\xf3\x08\x00\x00\x00\x97\x00d\x00Z\x00y\x01)\x02\xe9\x01\x00\x00\x00N)\x01\xda\x01x\xa9\x00\xf3\x00\x00\x00\x00\xfa\x04m.py\xfa\x08<module>r\x06\x00\x00\x00\x01\x00\x00\x00s\n\x00\x00\x00\xf0\x03\x01\x01\x01\xd8\x04\x05\x81\x01r\x04\x00\x00\x00";
+
+/// Real bodies the rewriter accepts: (body, CPython minor version, its `co_filename`).
+/// The 3.8 and 3.13 ones hold nested code objects sharing the filename by reference.
+const RELOCATABLE: [(&[u8], u8, &[u8]); 5] = [
+    (include_bytes!("marshal/testdata/py38-ascii.marshal"), 8, b"/src/m.py"),
+    (include_bytes!("marshal/testdata/py38-nonascii.marshal"), 8, b"/d\xed\xb3\xbf\xc3\xa9/m.py"),
+    (include_bytes!("marshal/testdata/py313-ascii.marshal"), 13, b"/src/m.py"),
+    (include_bytes!("marshal/testdata/py313-nonascii.marshal"), 13, b"/d\xed\xb3\xbf\xc3\xa9/m.py"),
+    (SEED_312, 12, b"m.py"),
+];
 
 #[derive(Debug, Clone)]
 enum Mutation {
@@ -62,6 +72,19 @@ fn mutation() -> impl Strategy<Value = Mutation> {
     ]
 }
 
+/// A path as marshal holds it: "/p/" and arbitrary bytes (no NUL), short and over 255
+/// bytes, ASCII, UTF-8 and surrogate-escaped. "/p/" keeps it distinct from the seeds' strings.
+fn new_path() -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(1..=255u8, 0..300).prop_map(|tail| {
+        let raw = [b"/p/".as_slice(), &tail].concat();
+        marshal::filename_bytes(&raw).into_owned()
+    })
+}
+
+fn any_rules() -> impl Strategy<Value = Rules> {
+    (7..=15u8).prop_map(|minor| Rules::for_version(3, minor).expect("validated version"))
+}
+
 fn layout() -> impl Strategy<Value = CodeLayout> {
     prop_oneof![Just(CodeLayout::Py37), Just(CodeLayout::Py38), Just(CodeLayout::Py311)]
 }
@@ -88,6 +111,37 @@ proptest! {
         let body = mutate(if which { SEED_38 } else { SEED_312 }, &muts);
         let _ = marshal::code_filename(&body, layout);
         let _ = marshal::scan(&body, layout);
+    }
+
+    #[test]
+    fn relocate_never_panics_on_noise(bytes in proptest::collection::vec(any::<u8>(), 0..512), rules in any_rules(), old in proptest::collection::vec(any::<u8>(), 0..8), new in proptest::collection::vec(any::<u8>(), 0..8)) {
+        let _ = marshal::relocate(&bytes, rules, &old, &new);
+        let _ = marshal::relocatable(&bytes, rules, &old);
+    }
+
+    /// Whatever mutated body the rewriter accepts, its output names the new path and
+    /// relocating it back gives the input byte for byte.
+    #[test]
+    fn relocate_round_trips_whatever_it_accepts(muts in proptest::collection::vec(mutation(), 1..6), which in 0..RELOCATABLE.len(), rules in any_rules(), new in new_path()) {
+        let (seed, _, old) = RELOCATABLE[which];
+        let body = mutate(seed, &muts);
+        if let Ok(out) = marshal::relocate(&body, rules, old, &new) {
+            prop_assert_eq!(marshal::code_filename(&out, rules.layout()), Ok(&new[..]));
+            prop_assert_eq!(marshal::relocate(&out, rules, &new, old), Ok(body));
+        }
+    }
+
+    #[test]
+    fn relocate_round_trips_real_bodies(which in 0..RELOCATABLE.len(), new in new_path(), back in new_path()) {
+        let (body, minor, old) = RELOCATABLE[which];
+        let rules = Rules::for_version(3, minor).expect("validated version");
+        prop_assert_eq!(marshal::relocatable(body, rules, old), Ok(()));
+        let out = marshal::relocate(body, rules, old, &new).expect("relocatable");
+        prop_assert_eq!(marshal::code_filename(&out, rules.layout()), Ok(&new[..]));
+        prop_assert!(marshal::scan(&out, rules.layout()).is_ok());
+        // Through a second path and back.
+        let out2 = marshal::relocate(&out, rules, &new, &back).expect("relocatable");
+        prop_assert_eq!(marshal::relocate(&out2, rules, &back, old), Ok(body.to_vec()));
     }
 
     #[test]
