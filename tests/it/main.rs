@@ -8,4 +8,5 @@ mod determinism;
 mod faults;
 mod options;
 pub mod precommit;
+pub mod servers;
 mod shipping;
