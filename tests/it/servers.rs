@@ -761,7 +761,11 @@ impl S3 {
             for (name, port) in
                 [("master", master), ("volume", volume), ("filer", filer), ("s3", s3), ("admin", admin)]
             {
-                sockets.push(PathBuf::from(format!("/tmp/seaweedfs-{name}-grpc-{}.sock", port + 10000)));
+                // weed's fixed path; one left by a weed killed with the test process (no
+                // Drop) is stale, as nothing listens on its port.
+                let socket = PathBuf::from(format!("/tmp/seaweedfs-{name}-grpc-{}.sock", port + 10000));
+                let _ = std::fs::remove_file(&socket);
+                sockets.push(socket);
             }
             let mut cmd = Command::new(&bin);
             cmd.arg("-logtostderr")
@@ -1001,10 +1005,26 @@ impl Fault {
     }
 }
 
+/// The interpreter behind `python3` on PATH, resolved once: a pyenv shim costs ~0.2 s a
+/// start.
+fn python3() -> &'static Path {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        Command::new("python3")
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+            .filter(|p| p.is_file())
+            .unwrap_or_else(|| PathBuf::from("python3"))
+    })
+}
+
 /// Start a Python script that binds 127.0.0.1:0 and writes its port to a file; wait for it.
 fn start_python_server(name: &str, dir: &Path, script: &str, args: &[String]) -> (Process, u16, Duration) {
     let port_file = dir.join("port");
-    let mut cmd = Command::new("python3");
+    let mut cmd = Command::new(python3());
     cmd.arg(script).args(args).arg("--port-file").arg(&port_file);
     let started = Instant::now();
     let mut process = Process::start(name, cmd, &dir.join("server.log"))
@@ -1038,6 +1058,7 @@ impl Faulty {
         let log = dir.path().join("requests.log");
         let args = ["--mode".to_string(), fault.arg(), "--log".to_string(), log.display().to_string()];
         let (process, port, startup) = start_python_server("faulty server", dir.path(), script, &args);
+        println!("faulty server ({fault:?}) ready in {startup:?}");
         Faulty { dir, port, process, fault, startup }
     }
 
