@@ -9,4 +9,5 @@ mod faults;
 mod options;
 pub mod precommit;
 mod relocate;
+pub mod servers;
 mod shipping;
