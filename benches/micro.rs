@@ -141,6 +141,7 @@ fn planning(c: &mut Criterion) {
         force: false,
         embed: &embed,
         memos: &[],
+        hardlink_dupes: false,
     };
     let fresh = |p: &PathBuf| {
         let plan = hashpyc::plan::plan_one(Source { path: p.clone(), explicit: false, depth: 2 }, &opts);

@@ -12,7 +12,8 @@ use serde::Serialize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::cli::Format;
-use crate::plan::{PycPaths, io_reason};
+use crate::io::io_reason;
+use crate::plan::PycPaths;
 use crate::pyc::{self, Accept, HashMode, Header, Invalid, Kind, Status};
 use crate::report::{self, Style};
 use crate::settings::CheckSettings;
@@ -92,7 +93,9 @@ pub struct HeaderView {
 pub struct Finding {
     #[serde(rename = "type")]
     pub kind: &'static str,
+    #[serde(serialize_with = "report::json_path")]
     pub path: PathBuf,
+    #[serde(serialize_with = "report::json_path")]
     pub pyc: PathBuf,
     pub outcome: Outcome,
     pub python: String,
@@ -135,13 +138,35 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     counts.insert("ok", ok.into_inner());
     let problems = findings.iter().filter(|f| f.outcome != Outcome::Ok).count();
     let usage_errors = walked.errors.iter().filter(|e| e.is_usage()).count();
+    let errors = walked.errors.iter().filter(|e| !e.is_notice()).count();
     for e in &walked.errors {
         let label = if e.is_notice() { style.warning() } else { style.error() };
         report::eprint_line(&format!("{label}: {e}"));
     }
+    let sources = sources.into_inner();
+    // An empty selection proves nothing: a typo in a path, or ignore rules that hid the
+    // tree, must not pass a CI job.
+    let nothing = sources == 0 && usage_errors == 0;
+    if nothing {
+        let under: Vec<String> = s.roots.iter().map(|r| format!("`{}`", r.display())).collect();
+        let mut msg = format!("{}: no Python sources to check under {}", style.error(), under.join(", "));
+        if let Some(skipped) = walked.skipped.describe() {
+            msg.push_str(&format!(" ({skipped})"));
+        }
+        report::eprint_line(&msg);
+    }
+    let hint = wrong_version_hint(&findings, &s.targets);
 
     let mut out = std::io::stdout().lock();
     let multi_level = s.levels.len() > 1;
+    let pycs: usize = counts.iter().filter(|(k, _)| **k != "stray").map(|(_, v)| v).sum();
+    let status = if usage_errors > 0 {
+        ExitStatus::Error
+    } else if problems > 0 || errors > 0 || nothing {
+        ExitStatus::Findings
+    } else {
+        ExitStatus::Success
+    };
     for f in findings.iter().filter(|f| s.all || f.outcome != Outcome::Ok) {
         let line = match s.format {
             Format::Text => {
@@ -161,49 +186,115 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
         };
         if writeln!(out, "{line}").is_err() {
             // stdout closed (e.g. `| head`): stop quietly, like ripgrep.
-            return Ok(if problems > 0 { ExitStatus::Findings } else { ExitStatus::Success });
+            return Ok(status);
         }
     }
-    let sources = sources.into_inner();
     if s.format == Format::Json {
         let mut summary = serde_json::Map::new();
         summary.insert("type".into(), "summary".into());
         summary.insert("sources".into(), sources.into());
-        let pycs: usize = counts.iter().filter(|(k, _)| **k != "stray").map(|(_, v)| v).sum();
         summary.insert("pycs".into(), pycs.into());
         for o in Outcome::ALL {
             summary.insert(o.name().into(), counts.get(o.name()).copied().unwrap_or(0).into());
         }
-        summary.insert("errors".into(), walked.errors.len().into());
+        summary.insert("errors".into(), errors.into());
+        summary.insert("skipped_ignored".into(), walked.skipped.ignored.into());
+        summary.insert("skipped_hidden".into(), walked.skipped.hidden.into());
+        let targets: Vec<serde_json::Value> = s.targets.iter().map(|t| t.short_version().into()).collect();
+        summary.insert("targets".into(), targets.into());
         let _ = writeln!(out, "{}", serde_json::Value::Object(summary));
     }
     drop(out);
+    if let Some(hint) = &hint
+        && verbosity.quiet < 2
+    {
+        report::eprint_line(&format!("hint: {hint}"));
+    }
     if verbosity.quiet == 0 {
         let mut parts: Vec<String> = Outcome::ALL
             .iter()
             .filter(|o| **o != Outcome::Ok)
             .filter_map(|o| counts.get(o.name()).map(|n| format!("{n} {}", o.name())))
             .collect();
-        if parts.is_empty() {
+        if errors > 0 {
+            parts.push(report::plural(errors, "error", "errors"));
+        }
+        if nothing {
+            parts.push("nothing checked".into());
+        } else if parts.is_empty() {
             parts.push("all fresh".into());
         }
+        if let Some(skipped) = walked.skipped.describe() {
+            parts.push(skipped);
+        }
         let ok = counts.get("ok").copied().unwrap_or(0);
+        let what = if pycs == sources || nothing {
+            report::plural(sources, "file", "files")
+        } else {
+            format!("{}, {}", report::plural(sources, "file", "files"), report::plural(pycs, "pyc", "pycs"))
+        };
         report::eprint_line(&format!(
-            "{} {} ({} ok, {}) in {}",
+            "{} {what} for {} ({} ok, {}) in {}",
             style.bold("Checked"),
-            report::plural(sources, "file", "files"),
+            crate::target::targets_label(&s.targets),
             ok,
             parts.join(", "),
             report::format_duration(started.elapsed())
         ));
     }
-    Ok(if usage_errors > 0 {
-        ExitStatus::Error
-    } else if problems > 0 || walked.errors.iter().any(|e| !e.is_notice()) {
-        ExitStatus::Findings
+    Ok(status)
+}
+
+/// When pycs are missing but pycs of another interpreter sit where they would be, the
+/// wrong `--python` (or `--target`) was probably given: say which versions are there.
+fn wrong_version_hint(findings: &[Finding], targets: &[Arc<Target>]) -> Option<String> {
+    let mut dirs: Vec<&Path> =
+        findings.iter().filter(|f| f.outcome == Outcome::Missing).filter_map(|f| f.pyc.parent()).collect();
+    dirs.sort_unstable();
+    dirs.dedup();
+    let ours: Vec<&str> = targets.iter().map(|t| t.cache_tag.as_str()).collect();
+    let mut foreign = std::collections::BTreeMap::<String, usize>::new();
+    for dir in dirs.into_iter().take(2000) {
+        let Ok(rd) = std::fs::read_dir(dir) else { continue };
+        for e in rd.filter_map(Result::ok) {
+            let name = e.file_name();
+            let Some(tag) = pyc_tag(name.as_bytes()) else { continue };
+            if !ours.contains(&tag) {
+                *foreign.entry(tag.to_string()).or_default() += 1;
+            }
+        }
+    }
+    let (tag, n) = foreign.iter().max_by_key(|(_, n)| **n)?;
+    let missing = findings.iter().filter(|f| f.outcome == Outcome::Missing).count();
+    let python = tag
+        .strip_prefix("cpython-")
+        .filter(|v| v.len() >= 2)
+        .map(|v| format!("python{}.{}", &v[..1], &v[1..]))
+        .unwrap_or_else(|| "…".into());
+    let others = if foreign.len() > 1 {
+        format!(
+            " (and pycs of {})",
+            foreign.keys().filter(|k| *k != tag).cloned().collect::<Vec<_>>().join(", ")
+        )
     } else {
-        ExitStatus::Success
-    })
+        String::new()
+    };
+    Some(format!(
+        "{} missing for {}, but {} there{others}: did you mean `--python {python}`?",
+        report::plural(missing, "pyc is", "pycs are"),
+        crate::target::targets_label(targets),
+        if *n == 1 { format!("1 {tag} pyc is") } else { format!("{n} {tag} pycs are") },
+    ))
+}
+
+/// The cache tag of a `__pycache__` file name: `mod.cpython-311.pyc` and
+/// `mod.cpython-311.opt-1.pyc` give `cpython-311`.
+fn pyc_tag(name: &[u8]) -> Option<&str> {
+    let base = name.strip_suffix(b".pyc")?;
+    let base = base.strip_suffix(b".opt-1").or_else(|| base.strip_suffix(b".opt-2")).unwrap_or(base);
+    let dot = base.iter().rposition(|&b| b == b'.')?;
+    let tag = std::str::from_utf8(&base[dot + 1..]).ok()?;
+    (tag.contains('-') && !tag.is_empty()).then_some(tag)
 }
 
 fn header_view(h: &Header) -> HeaderView {
@@ -310,7 +401,7 @@ fn describe_magic(head: &[u8], target: &Target) -> String {
 
 /// Up to 16 bytes of a pyc.
 fn read_head(path: &Path, head: &mut [u8; pyc::HEADER_LEN]) -> std::io::Result<usize> {
-    crate::plan::read_at_least(&mut std::fs::File::open(path)?, head, pyc::HEADER_LEN)
+    crate::io::read_at_least(&mut std::fs::File::open(path)?, head, pyc::HEADER_LEN)
 }
 
 /// pycs in `__pycache__` whose `<stem>.py` no longer exists beside the directory.
@@ -394,6 +485,14 @@ fn github_annotation(f: &Finding) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pyc_tags() {
+        assert_eq!(pyc_tag(b"m.cpython-311.pyc"), Some("cpython-311"));
+        assert_eq!(pyc_tag(b"m.x.cpython-313.opt-2.pyc"), Some("cpython-313"));
+        assert_eq!(pyc_tag(b"m.pyc"), None);
+        assert_eq!(pyc_tag(b"m.py"), None);
+    }
 
     #[test]
     fn github_escapes() {

@@ -7,9 +7,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 const AFTER_HELP: &str = "\
-Exit status: 0 all good, 1 findings (a source that failed to compile, a pyc that `check`
-finds missing or stale), 2 operational error (bad arguments, no usable interpreter, I/O
-failure), 130 interrupted (SIGINT), 143 terminated (SIGTERM).";
+Exit status: 0 all good; 1 findings (a source that failed to compile, a per-file error such
+as an unreadable source or an unwritable directory, a pyc that `check` finds missing or
+stale, nothing to check); 2 operational error that stops the run (bad arguments, a path
+that does not exist, no usable interpreter, workers that keep dying); 130 interrupted
+(SIGINT); 143 terminated (SIGTERM).";
 
 /// Deterministic, hash-based Python bytecode (PEP 552) for whole trees, and a fast check
 /// that a tree's bytecode is fresh.
@@ -19,29 +21,30 @@ failure), 130 interrupted (SIGINT), 143 terminated (SIGTERM).";
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `-q`, `-v` and `--color`, for the commands that print a summary.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Print less: `-q` hides the progress bar and the summary, `-qq` also per-file warnings
+    /// and notes (errors are always printed).
+    #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "verbose", help_heading = "Output")]
+    pub quiet: u8,
+
+    /// Print more: the interpreters probed, every file written and why, where the
+    /// configuration of each run came from.
+    #[arg(short, long, action = clap::ArgAction::Count, help_heading = "Output")]
+    pub verbose: u8,
 
     #[command(flatten)]
-    pub global: GlobalArgs,
+    pub color: ColorArgs,
 }
 
 #[derive(Debug, Args)]
-pub struct GlobalArgs {
-    /// Print less: `-q` hides the progress bar and the summary, `-qq` also per-file warnings
-    /// (errors are always printed).
-    #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "verbose")]
-    pub quiet: u8,
-
-    /// Print more: every file written and why, and details of the interpreter probe.
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
-    pub verbose: u8,
-
-    /// When to use colour on stderr.
-    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true, env = "HASHPYC_COLOR")]
+pub struct ColorArgs {
+    /// When to use colour on stderr (never needed to read a message).
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, env = "HASHPYC_COLOR", help_heading = "Output")]
     pub color: ColorChoice,
-
-    /// Never show a progress bar (it is only shown when stderr is a terminal anyway).
-    #[arg(long, global = true)]
-    pub no_progress: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -62,22 +65,38 @@ pub enum Command {
     /// (temporary file in the same directory, then rename), so a reader never sees a
     /// half-written file. The bytes are those of compiling the file alone in a pristine
     /// interpreter, whatever `-j`, file order or earlier runs.
+    ///
+    /// Like compileall, every `.py` file under the named paths is compiled, hidden
+    /// directories and git-ignored files included; `--respect-gitignore` and
+    /// `--skip-hidden` narrow that for working trees.
     #[command(after_help = AFTER_HELP)]
     Compile(CompileArgs),
 
     /// Verify that every `.py` file under PATHs has a pyc that the target interpreter will
-    /// accept and that matches the source. Reads files only; starts no Python to compile.
+    /// accept and that matches the source. Reads files only; writes nothing and starts no
+    /// Python to compile.
     ///
-    /// One outcome per source: ok, missing, stale (source hash differs), timestamp (not
-    /// hash-based), unchecked (hash-based but not checked, under `--mode checked`),
-    /// invalid (short file, foreign magic, unknown flag bits). Findings go to stdout, the
-    /// summary to stderr; exit status 1 when there is any finding.
+    /// One outcome per source, interpreter and optimization level: ok; missing (no pyc);
+    /// stale (the pyc's source hash differs); timestamp (not hash-based); unchecked
+    /// (hash-based but not checked, under `--mode checked`); checked (checked where
+    /// `--mode unchecked` wants unchecked); invalid (short file, another version's magic,
+    /// unknown flag bits); unreadable (the source or the pyc could not be read); and with
+    /// `--stray`, stray (a pyc in `__pycache__` whose source is gone). Findings go to
+    /// stdout, the summary to stderr. Exit status 1 when there is any finding, and when
+    /// there is nothing to check: an empty selection proves nothing.
+    ///
+    /// `check` selects exactly the files `compile` would, given the same selection flags.
     #[command(after_help = AFTER_HELP)]
     Check(CheckArgs),
 
     /// Describe pyc files: magic and Python version, mode, source hash and whether it
-    /// matches the source (when the source is found), body size, embedded path.
+    /// matches the source (when the source is found), body size, embedded path. A file that
+    /// is not a pyc is an error (exit status 1).
     Inspect(InspectArgs),
+
+    /// Manage the bytecode cache (`compile --cache DIR`): stats, prune, clean.
+    #[command(subcommand)]
+    Cache(CacheCommand),
 
     /// Print a completion script for SHELL to stdout.
     Completions {
@@ -118,7 +137,8 @@ pub struct CompileArgs {
     #[arg(long, value_name = "MODE", default_value = "checked-hash", help_heading = "Compilation")]
     pub invalidation_mode: String,
 
-    /// Number of Python worker processes (default: the number of CPUs).
+    /// Number of Python worker processes; 0 means one per CPU (the default, like
+    /// compileall's `-j 0`).
     #[arg(short, long, env = "HASHPYC_JOBS", value_name = "N", help_heading = "Compilation")]
     pub jobs: Option<usize>,
 
@@ -140,7 +160,8 @@ pub struct CompileArgs {
     pub ddir: Option<PathBuf>,
 
     /// Remove this leading directory from the embedded path (compileall's `-s`): it must
-    /// match whole leading components; a warning is printed for files where it does not.
+    /// match whole leading components; one warning per run counts the files where it does
+    /// not.
     #[arg(short = 's', long = "strip-prefix", value_name = "DIR", help_heading = "Embedded paths")]
     pub strip_prefix: Option<PathBuf>,
 
@@ -149,20 +170,96 @@ pub struct CompileArgs {
     pub prepend_prefix: Option<PathBuf>,
 
     /// Hard-link the pycs of one source that are identical across optimization levels
-    /// (needs two or more `-o`), like compileall's `--hardlink-dupes`.
+    /// (needs two or more `-o`), like compileall's `--hardlink-dupes`. Fresh pycs written
+    /// by an earlier run are linked too.
     #[arg(long, help_heading = "Layout")]
     pub hardlink_dupes: bool,
 
-    /// Print what would be compiled, rewritten or skipped, and why, without writing
-    /// anything or starting Python (beyond probing the interpreter).
+    /// Print what would be compiled, rewritten, linked or skipped, and why, and a count,
+    /// without writing anything or starting Python (beyond probing the interpreter).
     #[arg(short = 'n', long, help_heading = "Compilation")]
     pub dry_run: bool,
+
+    #[command(flatten)]
+    pub cache: CacheArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+
+    /// Never show a progress bar (it is only shown when stderr is a terminal anyway).
+    #[arg(long, help_heading = "Output")]
+    pub no_progress: bool,
+}
+
+/// The bytecode cache of `compile` (not to be confused with hashpyc's state directory,
+/// which holds interpreter probes and remembered failures; see `HASHPYC_STATE_DIR`).
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    /// Reuse compiled bytecode stored in DIR, and store what is compiled: a file compiled
+    /// once, anywhere, is written from DIR next time, byte-identical to a real compile at
+    /// its new path. Off unless given: in a Dockerfile RUN step, a cache in the image
+    /// layer would be a second copy of every pyc (use a cache mount).
+    #[arg(long, value_name = "DIR", env = "HASHPYC_CACHE", help_heading = "Bytecode cache")]
+    pub cache: Option<PathBuf>,
+
+    /// Do not use the bytecode cache, even if `HASHPYC_CACHE` names one.
+    #[arg(long, help_heading = "Bytecode cache", conflicts_with = "cache")]
+    pub no_cache: bool,
+
+    /// Use the cache's entries but never store any (for untrusted builds).
+    #[arg(long, env = "HASHPYC_CACHE_READ_ONLY", value_parser = clap::builder::BoolishValueParser::new(),
+          default_value_t = false, help_heading = "Bytecode cache")]
+    pub cache_read_only: bool,
+
+    /// Size limit of the cache directory, least recently used entries removed first when
+    /// it is passed (e.g. `500MB`, `1GiB`; K/M/G are powers of 1000, KiB/MiB/GiB of 1024).
+    #[arg(long, value_name = "SIZE", env = "HASHPYC_CACHE_MAX_SIZE", default_value = "2GiB",
+          value_parser = parse_size_arg, help_heading = "Bytecode cache")]
+    pub cache_max_size: u64,
+}
+
+/// `500MB`, `1GiB`, `1M`: K/M/G decimal, KiB/MiB/GiB binary, as ccache and parse-size read them.
+pub fn parse_size_arg(s: &str) -> Result<u64, String> {
+    parse_size::parse_size(s).map_err(|e| format!("`{s}` is not a size like 500MB or 1GiB: {e}"))
+}
+
+/// `hashpyc cache …`: the bytecode cache directory.
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Entries, size on disk, and hits/misses/stores/damaged since counting began.
+    Stats {
+        #[command(flatten)]
+        dir: CacheDirArg,
+        /// Output format on stdout.
+        #[arg(long, value_enum, default_value_t = InspectFormat::Text)]
+        format: InspectFormat,
+    },
+    /// Remove least recently used entries until the cache takes at most SIZE.
+    Prune {
+        #[command(flatten)]
+        dir: CacheDirArg,
+        /// The size to prune to (e.g. `500MB`, `1GiB`, `0`).
+        #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+        max_size: u64,
+    },
+    /// Remove every entry and the statistics (never other files in the directory).
+    Clean {
+        #[command(flatten)]
+        dir: CacheDirArg,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CacheDirArg {
+    /// The bytecode cache directory.
+    #[arg(long = "cache", value_name = "DIR", env = "HASHPYC_CACHE", required = true)]
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// Files and directories to check (default: the current directory); `-` reads paths
-    /// from stdin.
+    /// from stdin, one per line (or NUL-separated with `--null`).
     #[arg(value_name = "PATH")]
     pub paths: Vec<OsString>,
 
@@ -185,20 +282,27 @@ pub struct CheckArgs {
 
     /// Which pycs count as ok: `checked` (default: checked hash-based only), `unchecked`
     /// (unchecked hash-based only) or `any` (either hash-based kind).
-    #[arg(long, value_enum, default_value_t = CheckMode::Checked)]
+    #[arg(long, value_enum, default_value_t = CheckMode::Checked, help_heading = "Verdicts")]
     pub mode: CheckMode,
 
     /// Also report pycs in `__pycache__` directories whose source is gone.
-    #[arg(long)]
+    #[arg(long, help_heading = "Verdicts")]
     pub stray: bool,
 
     /// Output format for findings on stdout.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
+    #[arg(long, value_enum, default_value_t = Format::Text, help_heading = "Output")]
     pub format: Format,
 
     /// Also list the sources that are ok.
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     pub all: bool,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+
+    /// Accepted for compatibility; `check` never shows a progress bar.
+    #[arg(long, hide = true)]
+    pub no_progress: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -218,15 +322,30 @@ pub enum Format {
     Github,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InspectFormat {
+    /// A few labelled lines per pyc.
+    Text,
+    /// JSON Lines: one object per pyc (see the README).
+    Json,
+}
+
 #[derive(Debug, Args)]
 pub struct InspectArgs {
     /// pyc files to describe.
     #[arg(value_name = "FILE.pyc", required = true)]
     pub files: Vec<PathBuf>,
 
-    /// Print JSON Lines instead of text.
-    #[arg(long)]
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = InspectFormat::Text)]
+    pub format: InspectFormat,
+
+    /// The same as `--format json`.
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
+
+    #[command(flatten)]
+    pub color: ColorArgs,
 }
 
 #[derive(Debug, Args)]
@@ -239,21 +358,33 @@ pub struct InputArgs {
 
 #[derive(Debug, Args)]
 pub struct TargetArgs {
-    /// Target interpreter: a path, or a name looked up on PATH (default: `python3`).
-    /// Repeat to write pycs for several interpreters in one run (one walk, one read per
-    /// source). CPython 3.7 or newer.
+    /// Target interpreter: a path, or a name looked up on PATH (default: `python3`; the
+    /// summary line names the version it found). Repeat for several interpreters in one
+    /// run (one walk, one read per source). CPython 3.7 or newer.
     #[arg(long, value_name = "PATH", env = "HASHPYC_PYTHON", help_heading = "Target")]
     pub python: Vec<OsString>,
 }
 
 #[derive(Debug, Args)]
 pub struct SelectArgs {
-    /// Do not respect `.gitignore`, `.ignore` and git's exclude files.
+    /// Skip files and directories that `.gitignore` (inside git repositories), `.ignore`
+    /// and git's exclude files ignore, as ripgrep does. Off by default: a virtualenv's own
+    /// `.gitignore` (`*`) or a repository's `lib/`/`build/` rules must not hide installed
+    /// code. The summary counts what it skipped.
     #[arg(long, help_heading = "Selection")]
+    pub respect_gitignore: bool,
+
+    /// Skip hidden files and directories (names starting with `.`). Off by default (a
+    /// `.venv` under a named path is compiled). The summary counts what it skipped.
+    #[arg(long, help_heading = "Selection")]
+    pub skip_hidden: bool,
+
+    /// The default (ignore files are not consulted); overrides `--respect-gitignore`.
+    #[arg(long, hide = true, overrides_with = "respect_gitignore")]
     pub no_ignore: bool,
 
-    /// Include hidden files and directories (names starting with `.`).
-    #[arg(long, help_heading = "Selection")]
+    /// The default (hidden entries are included); overrides `--skip-hidden`.
+    #[arg(long, hide = true, overrides_with = "skip_hidden")]
     pub hidden: bool,
 
     /// Skip files and directories matching this gitignore-style glob (repeatable), e.g.
@@ -285,18 +416,18 @@ pub struct SelectArgs {
 
 #[derive(Debug, Args)]
 pub struct LayoutArgs {
-    /// Optimization level of the pycs: 0 (default, `.pyc`), 1 (`.opt-1.pyc`, asserts
-    /// removed) or 2 (`.opt-2.pyc`, docstrings too). Repeat for several.
+    /// Optimization level: 0 (default, `.pyc`), 1 (`.opt-1.pyc`, asserts removed) or 2
+    /// (`.opt-2.pyc`, docstrings too). Repeat for several.
     #[arg(short = 'o', long = "optimize", value_name = "LEVEL", help_heading = "Layout",
           value_parser = clap::value_parser!(u8).range(0..=2))]
     pub optimize: Vec<u8>,
 
-    /// Put pycs in a tree under DIR mirroring each source's absolute directory, as CPython
-    /// does with `PYTHONPYCACHEPREFIX` (which is honoured when this is not given).
+    /// pycs live in a tree under DIR mirroring each source's absolute directory, as with
+    /// CPython's `PYTHONPYCACHEPREFIX` (which is honoured when this is not given).
     #[arg(long, value_name = "DIR", help_heading = "Layout")]
     pub pycache_prefix: Option<PathBuf>,
 
-    /// Write `<source>c` beside each source instead of using `__pycache__` (compileall's
+    /// pycs are `<source>c` beside each source instead of in `__pycache__` (compileall's
     /// `-b`). Python only imports such pycs when the source is absent.
     #[arg(short = 'b', long, help_heading = "Layout", conflicts_with = "pycache_prefix")]
     pub legacy: bool,

@@ -1,4 +1,6 @@
-//! `hashpyc compile`: walk → plan → (header rewrites in Rust) → pool → write → report.
+//! `hashpyc compile`, as stage functions: walk+plan → triage (plan errors, remembered
+//! failures) → header rewrites and links in Rust → pool (Python workers, writing as they
+//! go) → record results → report.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -17,7 +19,7 @@ use crate::pool::schedule::{self, Schedule, UnitResult};
 use crate::pyc::{self, HashMode, Header};
 use crate::report::{self, Reporter, Style};
 use crate::target::Target;
-use crate::walk::{self, WalkOptions};
+use crate::walk::{self, WalkOptions, Walked};
 use crate::{Error, ExitStatus, Verbosity};
 
 /// Resolved options of one compile run.
@@ -37,19 +39,26 @@ pub struct CompileSettings {
     pub hardlink_dupes: bool,
     /// Cross-check long-lived results against fresh forks (tests; `HASHPYC_VERIFY=1`).
     pub verify: bool,
+    /// The bytecode cache, when one is used.
+    pub cache: Option<crate::cache::CacheSettings>,
 }
 
 /// Counts for the summary (units are source × target pairs).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Summary {
     pub sources: usize,
+    /// Units brought up to date: compiled, or written from the cache.
     pub compiled: usize,
+    /// Of those, written from the bytecode cache.
+    pub from_cache: usize,
     pub fresh: usize,
     pub rewritten: usize,
+    pub linked: usize,
     pub failed: usize,
     pub errors: usize,
     pub vanished: usize,
     pub usage_errors: usize,
+    pub skipped: walk::Skipped,
 }
 
 impl Summary {
@@ -64,11 +73,76 @@ impl Summary {
     }
 }
 
-/// A message tied to a path, printed in path order after the run.
+/// A message tied to a path, printed in path order after the run. Identical messages for
+/// several targets are printed once, with the targets listed on their first line.
 struct Note {
     path: PathBuf,
     order: u8,
     text: String,
+    /// The targets it concerns (empty: not target-specific).
+    targets: Vec<usize>,
+}
+
+/// The notes of a run.
+struct Notes {
+    notes: Vec<Note>,
+    quiet: u8,
+}
+
+impl Notes {
+    fn add(&mut self, path: &Path, order: u8, target: Option<usize>, text: String) {
+        self.notes.push(Note {
+            path: path.to_path_buf(),
+            order,
+            text,
+            targets: target.into_iter().collect(),
+        });
+    }
+
+    /// A note shown unless `-qq`.
+    fn notice(&mut self, path: &Path, order: u8, target: Option<usize>, text: String) {
+        if self.quiet < 2 {
+            self.add(path, order, target, text);
+        }
+    }
+
+    fn print(mut self, targets: &[Arc<Target>]) {
+        self.notes.sort_by(|a, b| a.path.cmp(&b.path).then(a.order.cmp(&b.order)).then(a.text.cmp(&b.text)));
+        let mut merged: Vec<Note> = Vec::with_capacity(self.notes.len());
+        for n in self.notes {
+            match merged.last_mut() {
+                Some(last) if last.path == n.path && last.order == n.order && last.text == n.text => {
+                    last.targets.extend(n.targets);
+                }
+                _ => merged.push(n),
+            }
+        }
+        let mut err = std::io::stderr().lock();
+        for mut n in merged {
+            if targets.len() > 1 && !n.targets.is_empty() {
+                n.targets.sort_unstable();
+                n.targets.dedup();
+                let which: Vec<Arc<Target>> = n.targets.iter().map(|&t| Arc::clone(&targets[t])).collect();
+                let suffix = format!(" [{}]", crate::target::targets_label(&which));
+                let at = n.text.find('\n').unwrap_or(n.text.len());
+                n.text.insert_str(at, &suffix);
+            }
+            let _ = writeln!(err, "{}", n.text);
+        }
+    }
+}
+
+/// What walking and planning found.
+struct Planned {
+    /// Sources with something to do or report, sorted by path.
+    plans: Vec<SourcePlan>,
+    walked: Walked,
+    sources: usize,
+    /// Fresh (source, target) units not kept in `plans`.
+    fresh_units: usize,
+    /// Sources `-s` did not apply to, and the first of them.
+    strip_missed: usize,
+    strip_example: Option<PathBuf>,
 }
 
 /// Run a compile; messages go to stderr, the dry-run listing to stdout.
@@ -85,251 +159,83 @@ pub fn compile(
     let mut memos: Vec<Option<Memo>> =
         s.targets.iter().map(|t| Some(Memo::load(cache.as_deref()?, t.identity.as_deref()?))).collect();
     let paths = PycPaths { targets: &s.targets, layouts: &s.layouts, levels: &s.levels, cwd: &cwd };
-    let opts = PlanOptions { paths, mode: s.mode, force: s.force, embed: &s.embed, memos: &memos };
-    // Walk and plan in one pass, on the walker's threads. Only sources with something to
-    // do (or to report) are kept, so a no-op run over a huge tree stays small.
-    let kept = std::sync::Mutex::new(Vec::new());
-    let fresh_units = AtomicUsize::new(0);
-    let seen = AtomicUsize::new(0);
-    let walked = walk::walk_each(&s.roots, &s.walk, &|source| {
-        seen.fetch_add(1, Ordering::Relaxed);
-        let p = plan::plan_one(source, &opts);
-        if !s.dry_run && p.error.is_none() && p.actions.iter().all(|a| *a == Action::Fresh) {
-            fresh_units.fetch_add(p.actions.len(), Ordering::Relaxed);
-        } else {
-            kept.lock().expect("plan lock").push(p);
-        }
-    });
-    let mut plans = kept.into_inner().expect("plan lock");
-    plans.sort_by(|a, b| a.path.cmp(&b.path));
+    let opts = PlanOptions {
+        paths,
+        mode: s.mode,
+        force: s.force,
+        embed: &s.embed,
+        memos: &memos,
+        hardlink_dupes: s.hardlink_dupes,
+    };
+    let planned = walk_and_plan(s, &opts);
     spans.mark("walk+plan");
-    let mut summary =
-        Summary { sources: seen.into_inner(), fresh: fresh_units.into_inner(), ..Summary::default() };
-    let mut notes: Vec<Note> = Vec::new();
-    for e in &walked.errors {
-        let label = if e.is_notice() {
-            style.warning()
-        } else if e.is_usage() {
-            summary.usage_errors += 1;
-            style.error()
-        } else {
-            summary.errors += 1;
-            style.error()
-        };
-        notes.push(Note {
-            path: e.path().map(Path::to_path_buf).unwrap_or_default(),
-            order: 0,
-            text: format!("{label}: {e}"),
-        });
+    let mut notes = Notes { notes: Vec::new(), quiet: verbosity.quiet };
+    let mut summary = Summary {
+        sources: planned.sources,
+        fresh: planned.fresh_units,
+        skipped: planned.walked.skipped,
+        ..Summary::default()
+    };
+    walk_notes(&planned.walked, &mut summary, &mut notes, style);
+    if planned.strip_missed > 0 && verbosity.quiet < 2 {
+        let strip = s.embed.strip.as_deref().unwrap_or(Path::new(""));
+        let example = planned.strip_example.as_deref().unwrap_or(Path::new(""));
+        report::eprint_line(&format!(
+            "{}: --strip-prefix `{}` does not match the start of {} (e.g. `{}`); their paths are embedded unchanged",
+            style.warning(),
+            strip.display(),
+            report::plural(planned.strip_missed, "source path", "source paths"),
+            example.display()
+        ));
     }
+    let plans = planned.plans;
 
     if s.dry_run {
-        print_dry_run(&plans, &s.targets, &walked.skipped_symlinks, s.mode);
-        for p in plans.iter().filter(|p| p.error.is_some()) {
-            summary.errors += 1;
-            notes.push(Note {
-                path: p.path.to_path_buf(),
-                order: 0,
-                text: format!(
-                    "{}: `{}`: {}",
-                    style.error(),
-                    p.path.display(),
-                    p.error.as_deref().unwrap_or("")
-                ),
-            });
-        }
-        print_notes(notes);
+        dry_run(s, &plans, &planned.walked, &mut summary, &mut notes, style, verbosity);
+        notes.print(&s.targets);
         return Ok(summary);
     }
 
-    for p in &plans {
-        if let Some(err) = &p.error {
-            if err.starts_with("no such file") {
-                summary.vanished += 1;
-                if verbosity.quiet < 2 {
-                    notes.push(Note {
-                        path: p.path.to_path_buf(),
-                        order: 0,
-                        text: format!("note: `{}` vanished during the run; skipped", p.path.display()),
-                    });
-                }
-            } else {
-                summary.errors += 1;
-                notes.push(Note {
-                    path: p.path.to_path_buf(),
-                    order: 0,
-                    text: format!("{}: `{}`: {err}", style.error(), p.path.display()),
-                });
-            }
-            continue;
-        }
-        if p.strip_missed && verbosity.quiet < 2 && p.needs_compile() {
-            let strip = s.embed.strip.as_deref().unwrap_or(Path::new(""));
-            notes.push(Note {
-                path: p.path.to_path_buf(),
-                order: 1,
-                text: format!(
-                    "{}: `{}` does not start with --strip-prefix `{}`; its path is embedded unchanged",
-                    style.warning(),
-                    p.path.display(),
-                    strip.display()
-                ),
-            });
-        }
-        for (t, action) in p.actions.iter().enumerate() {
-            match action {
-                Action::Fresh => summary.fresh += 1,
-                Action::KnownFailure(f) => {
-                    summary.failed += 1;
-                    let source = std::fs::read(&p.path).ok();
-                    let suffix = target_suffix(&s.targets, t);
-                    notes.push(Note {
-                        path: p.path.to_path_buf(),
-                        order: 0,
-                        text: format!(
-                            "{}{suffix}",
-                            report::format_failure(&p.path, f.as_ref(), source.as_deref())
-                        ),
-                    });
-                }
-                _ => {}
-            }
-        }
-    }
+    triage(&plans, &mut summary, &mut notes, style);
+    rewrite_stage(s, &plans, &opts.paths, &mut summary, &mut notes, style);
+    spans.mark("rewrite");
 
-    // Header rewrites: Rust only.
-    let rewrites: Vec<(usize, usize)> = plans
-        .iter()
-        .enumerate()
-        .flat_map(|(i, p)| {
-            p.actions
-                .iter()
-                .enumerate()
-                .filter(|(_, a)| matches!(a, Action::Rewrite(_)))
-                .map(move |(t, _)| (i, t))
-        })
-        .collect();
-    let rewrite_results: Vec<(usize, usize, Result<(), String>)> = rewrites
-        .par_iter()
-        .map(|&(i, t)| (i, t, rewrite_headers(&plans[i], t, &opts.paths, s.mode)))
-        .collect();
-    for (i, _t, r) in rewrite_results {
-        match r {
-            Ok(()) => summary.rewritten += 1,
-            Err(e) => {
-                summary.errors += 1;
-                notes.push(Note {
-                    path: plans[i].path.to_path_buf(),
-                    order: 0,
-                    text: format!("{}: {e}", style.error()),
-                });
-            }
-        }
-    }
-
-    // Compilation.
-    let units = plans
-        .iter()
-        .map(|p| p.actions.iter().filter(|a| matches!(a, Action::Compile(_))).count())
-        .sum::<usize>();
     let specs: Vec<WorkerSpec> =
         s.targets.iter().map(|t| WorkerSpec::new(Arc::clone(t), s.timeout)).collect();
-    spans.mark("rewrite");
-    reporter.start(units as u64, "Compiling");
-    let (results, fatal) = schedule::run(
-        &Schedule {
-            plans: &plans,
-            specs: &specs,
-            paths: &opts.paths,
-            mode: s.mode,
-            hardlink_dupes: s.hardlink_dupes,
-            jobs: s.jobs,
-            verify: s.verify,
-        },
-        reporter,
-    );
-    reporter.finish();
-    spans.mark("compile");
-    spans.note(|| crate::pool::STATS.summary());
-
-    for (i, t, r) in results {
-        let plan = &plans[i];
-        let path = &plan.path;
-        let suffix = target_suffix(&s.targets, t);
-        match r {
-            UnitResult::Compiled { warnings } => {
-                summary.compiled += 1;
-                if let Some(memo) = &mut memos[t] {
-                    memo.record_success(&layout::absolute(path, &cwd));
-                }
-                if verbosity.verbose > 0
-                    && let Action::Compile(reason) = &plan.actions[t]
-                {
-                    notes.push(Note {
-                        path: path.to_path_buf(),
-                        order: 2,
-                        text: format!("compiled `{}` ({reason}){suffix}", path.display()),
-                    });
-                }
-                let shown: Vec<_> = warnings
-                    .iter()
-                    .filter(|w| verbosity.verbose > 0 || report::warning_shown_by_default(w))
-                    .collect();
-                if !shown.is_empty() && verbosity.quiet < 2 {
-                    let source = std::fs::read(path).ok();
-                    let mut seen = Vec::new();
-                    for w in shown {
-                        if seen.contains(&w) {
-                            continue;
-                        }
-                        seen.push(w);
-                        notes.push(Note {
-                            path: path.to_path_buf(),
-                            order: 1,
-                            text: format!("{}{suffix}", report::format_warning(path, w, source.as_deref())),
-                        });
-                    }
-                }
-            }
-            UnitResult::Failed(f, hash) => {
-                summary.failed += 1;
-                if let Some(memo) = &mut memos[t] {
-                    memo.record_failure(layout::absolute(path, &cwd), &hash, &s.levels, &f);
-                }
-                let source = std::fs::read(path).ok();
-                notes.push(Note {
-                    path: path.to_path_buf(),
-                    order: 0,
-                    text: format!("{}{suffix}", report::format_failure(path, &f, source.as_deref())),
-                });
-            }
-            UnitResult::Error(e) => {
-                summary.errors += 1;
-                notes.push(Note {
-                    path: path.to_path_buf(),
-                    order: 0,
-                    text: format!("{}: `{}`: {e}{suffix}", style.error(), path.display()),
-                });
-            }
-            UnitResult::Vanished => {
-                summary.vanished += 1;
-                if verbosity.quiet < 2 {
-                    notes.push(Note {
-                        path: path.to_path_buf(),
-                        order: 0,
-                        text: format!("note: `{}` vanished during the run; skipped", path.display()),
-                    });
+    let cache = match &s.cache {
+        Some(settings) => {
+            let scripts: Vec<&str> = specs.iter().map(|w| &*w.script).collect();
+            match crate::cache::Cache::open(settings.clone(), &s.targets, &scripts) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    // A cache that cannot be used never fails a build.
+                    report::eprint_line(&format!(
+                        "{}: {}; compiling without it",
+                        style.warning(),
+                        schedule::error_chain(&e)
+                    ));
+                    None
                 }
             }
         }
+        None => None,
+    };
+    let (results, fatal) = compile_stage(s, &plans, &opts.paths, &specs, cache.as_ref(), reporter);
+    spans.mark("compile");
+    spans.note(|| crate::pool::STATS.summary());
+    if let Some(cache) = &cache {
+        if verbosity.verbose > 0 {
+            notes.add(Path::new(""), 0, None, cache.describe());
+        }
+        if let Some(warning) = cache.finish() {
+            notes.add(Path::new(""), 0, None, format!("{}: {warning}", style.warning()));
+        }
     }
+    record_results(s, &plans, results, &mut memos, &cwd, &mut summary, &mut notes, style, verbosity);
     for memo in memos.into_iter().flatten() {
         memo.save();
     }
-    // Identical messages from several targets are printed once.
-    notes.sort_by(|a, b| a.path.cmp(&b.path).then(a.order.cmp(&b.order)));
-    notes.dedup_by(|a, b| a.text == b.text);
-    print_notes(notes);
+    notes.print(&s.targets);
     spans.mark("report");
     spans.print();
 
@@ -343,59 +249,323 @@ pub fn compile(
         });
     }
     if verbosity.quiet == 0 {
-        report::eprint_line(&summary_line(&summary, s.targets.len(), started.elapsed(), style));
+        report::eprint_line(&summary_line(&summary, &s.targets, started.elapsed(), style));
     }
     Ok(summary)
 }
 
-fn print_notes(notes: Vec<Note>) {
-    let mut err = std::io::stderr().lock();
-    for n in notes {
-        let _ = writeln!(err, "{}", n.text);
+/// Walk and plan in one pass, on the walker's threads. Only sources with something to do
+/// (or to report) are kept, so a no-op run over a huge tree stays small.
+fn walk_and_plan(s: &CompileSettings, opts: &PlanOptions<'_>) -> Planned {
+    let kept = std::sync::Mutex::new(Vec::new());
+    let fresh_units = AtomicUsize::new(0);
+    let seen = AtomicUsize::new(0);
+    let strip_missed = std::sync::Mutex::new((0usize, None::<PathBuf>));
+    let walked = walk::walk_each(&s.roots, &s.walk, &|source| {
+        seen.fetch_add(1, Ordering::Relaxed);
+        let p = plan::plan_one(source, opts);
+        if p.strip_missed {
+            let mut m = strip_missed.lock().expect("plan lock");
+            m.0 += 1;
+            if m.1.as_deref().is_none_or(|e| *p.path < *e) {
+                m.1 = Some(p.path.to_path_buf());
+            }
+        }
+        if !s.dry_run && p.error.is_none() && p.actions.iter().all(|a| *a == Action::Fresh) {
+            fresh_units.fetch_add(p.actions.len(), Ordering::Relaxed);
+        } else {
+            kept.lock().expect("plan lock").push(p);
+        }
+    });
+    let mut plans = kept.into_inner().expect("plan lock");
+    plans.sort_by(|a, b| a.path.cmp(&b.path));
+    let (strip_missed, strip_example) = strip_missed.into_inner().expect("plan lock");
+    Planned {
+        plans,
+        walked,
+        sources: seen.into_inner(),
+        fresh_units: fresh_units.into_inner(),
+        strip_missed,
+        strip_example,
     }
 }
 
-/// `Compiled 1180 files (10421 already fresh, 17 failed) in 2.31s`.
-pub fn summary_line(s: &Summary, targets: usize, elapsed: Duration, style: Style) -> String {
-    let mut parts = vec![format!("{} already fresh", s.fresh)];
+fn walk_notes(walked: &Walked, summary: &mut Summary, notes: &mut Notes, style: Style) {
+    for e in &walked.errors {
+        let label = if e.is_notice() {
+            style.warning()
+        } else if e.is_usage() {
+            summary.usage_errors += 1;
+            style.error()
+        } else {
+            summary.errors += 1;
+            style.error()
+        };
+        notes.add(e.path().unwrap_or(Path::new("")), 0, None, format!("{label}: {e}"));
+    }
+}
+
+/// Sources that could not be planned, and remembered failures, are reported now.
+fn triage(plans: &[SourcePlan], summary: &mut Summary, notes: &mut Notes, style: Style) {
+    for p in plans {
+        if let Some(err) = &p.error {
+            if err.starts_with("no such file") {
+                summary.vanished += 1;
+                notes.notice(
+                    &p.path,
+                    0,
+                    None,
+                    format!("note: `{}` vanished during the run; skipped", p.path.display()),
+                );
+            } else {
+                summary.errors += 1;
+                notes.add(&p.path, 0, None, format!("{}: `{}`: {err}", style.error(), p.path.display()));
+            }
+            continue;
+        }
+        let mut source = None;
+        for (t, action) in p.actions.iter().enumerate() {
+            match action {
+                Action::Fresh => summary.fresh += 1,
+                Action::KnownFailure(f) => {
+                    summary.failed += 1;
+                    let source = source.get_or_insert_with(|| std::fs::read(&p.path).ok());
+                    notes.add(
+                        &p.path,
+                        0,
+                        Some(t),
+                        report::format_failure(&p.path, f.as_ref(), source.as_deref()),
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Header rewrites and hard links: Rust only, in parallel.
+fn rewrite_stage(
+    s: &CompileSettings,
+    plans: &[SourcePlan],
+    paths: &PycPaths<'_>,
+    summary: &mut Summary,
+    notes: &mut Notes,
+    style: Style,
+) {
+    let units: Vec<(usize, usize)> = plans
+        .iter()
+        .enumerate()
+        .flat_map(|(i, p)| {
+            p.actions
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| matches!(a, Action::Rewrite { .. }))
+                .map(move |(t, _)| (i, t))
+        })
+        .collect();
+    let results: Vec<(usize, usize, Result<(), String>)> = units
+        .par_iter()
+        .map(|&(i, t)| (i, t, rewrite_unit(&plans[i], t, paths, s.mode, s.hardlink_dupes)))
+        .collect();
+    for (i, t, r) in results {
+        match (r, &plans[i].actions[t]) {
+            (Ok(()), Action::Rewrite { headers, .. }) if headers.is_empty() => summary.linked += 1,
+            (Ok(()), _) => summary.rewritten += 1,
+            (Err(e), _) => {
+                summary.errors += 1;
+                notes.add(&plans[i].path, 0, Some(t), format!("{}: {e}", style.error()));
+            }
+        }
+    }
+}
+
+/// Everything the plan wants compiled: from the cache when there is one (hits written by
+/// the cache stage), the rest by the pool, both at once; the pool writes each result as
+/// it arrives and stores it in the cache.
+fn compile_stage(
+    s: &CompileSettings,
+    plans: &[SourcePlan],
+    paths: &PycPaths<'_>,
+    specs: &[WorkerSpec],
+    cache: Option<&crate::cache::Cache>,
+    reporter: &dyn Reporter,
+) -> (schedule::Results, Option<schedule::Fatal>) {
+    let units: Vec<(usize, Vec<usize>)> = plans
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (i, (0..s.targets.len()).filter(|&t| p.actions[t].is_compile()).collect::<Vec<_>>()))
+        .filter(|(_, t)| !t.is_empty())
+        .collect();
+    let expected = units.len();
+    reporter.start(units.iter().map(|(_, t)| t.len() as u64).sum(), "Compiling");
+    let queue = schedule::Queue::new();
+    let schedule = Schedule {
+        plans,
+        specs,
+        paths,
+        mode: s.mode,
+        hardlink_dupes: s.hardlink_dupes,
+        jobs: s.jobs,
+        verify: s.verify,
+        cache,
+    };
+    let (mut results, fatal) = match cache {
+        // `--force` compiles for real (and refreshes the cache's entries).
+        Some(cache) if !s.force => std::thread::scope(|scope| {
+            let lookups = scope.spawn(|| {
+                let l = crate::cache::stage::Lookups {
+                    plans,
+                    paths,
+                    mode: s.mode,
+                    hardlink_dupes: s.hardlink_dupes,
+                    cache,
+                    threads: s.jobs.max(2),
+                };
+                let hits = crate::cache::stage::run(&l, units, &queue, reporter);
+                queue.close();
+                hits
+            });
+            let (results, fatal) = schedule::run(&schedule, &queue, expected, reporter);
+            let hits = lookups.join().expect("cache lookups");
+            (results.into_iter().chain(hits).collect::<Vec<_>>(), fatal)
+        }),
+        _ => {
+            for (i, targets) in units {
+                queue.push(i, targets, plans[i].size);
+            }
+            queue.close();
+            schedule::run(&schedule, &queue, expected, reporter)
+        }
+    };
+    reporter.finish();
+    results.sort_by_key(|(i, t, _)| (*i, *t));
+    (results, fatal)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record_results(
+    s: &CompileSettings,
+    plans: &[SourcePlan],
+    results: schedule::Results,
+    memos: &mut [Option<Memo>],
+    cwd: &Path,
+    summary: &mut Summary,
+    notes: &mut Notes,
+    style: Style,
+    verbosity: Verbosity,
+) {
+    for (i, t, r) in results {
+        let plan = &plans[i];
+        let path = &plan.path;
+        match r {
+            UnitResult::Compiled { ref warnings } | UnitResult::Cached { ref warnings } => {
+                let cached = matches!(r, UnitResult::Cached { .. });
+                summary.compiled += 1;
+                summary.from_cache += usize::from(cached);
+                if let Some(memo) = &mut memos[t] {
+                    memo.record_success(&layout::absolute(path, cwd));
+                }
+                if verbosity.verbose > 0
+                    && let Action::Compile { reason, .. } = &plan.actions[t]
+                {
+                    let how = if cached { "written from the cache" } else { "compiled" };
+                    notes.add(path, 2, Some(t), format!("{how} `{}` ({reason})", path.display()));
+                }
+                // Each level's compile raises the same warnings: show each once.
+                let mut shown: Vec<&crate::pool::Warning> = Vec::new();
+                for w in
+                    warnings.iter().filter(|w| verbosity.verbose > 0 || report::warning_shown_by_default(w))
+                {
+                    if !shown.iter().any(|s| s.same_as(w)) {
+                        shown.push(w);
+                    }
+                }
+                if !shown.is_empty() && verbosity.quiet < 2 {
+                    let source = std::fs::read(path).ok();
+                    for w in shown {
+                        notes.add(path, 1, Some(t), report::format_warning(path, w, source.as_deref()));
+                    }
+                }
+            }
+            UnitResult::Failed(f, hash) => {
+                summary.failed += 1;
+                if let (Some(memo), Action::Compile { prefix, .. }) = (&mut memos[t], &plan.actions[t]) {
+                    let levels = &s.levels[..usize::from(*prefix)];
+                    memo.record_failure(layout::absolute(path, cwd), &hash, levels, &f);
+                }
+                let source = std::fs::read(path).ok();
+                notes.add(path, 0, Some(t), report::format_failure(path, &f, source.as_deref()));
+            }
+            UnitResult::Error(e) => {
+                summary.errors += 1;
+                notes.add(path, 0, Some(t), format!("{}: `{}`: {e}", style.error(), path.display()));
+            }
+            UnitResult::Vanished => {
+                summary.vanished += 1;
+                notes.notice(
+                    path,
+                    0,
+                    None,
+                    format!("note: `{}` vanished during the run; skipped", path.display()),
+                );
+            }
+        }
+    }
+}
+
+/// `Compiled 1180 files for CPython 3.12.1 (10421 already fresh, 17 failed) in 2.31s`.
+pub fn summary_line(s: &Summary, targets: &[Arc<Target>], elapsed: Duration, style: Style) -> String {
+    let mut parts = Vec::new();
+    if s.from_cache > 0 {
+        parts.push(format!("{} from the cache", s.from_cache));
+    }
+    parts.push(format!("{} already fresh", s.fresh));
     if s.rewritten > 0 {
         parts.push(report::plural(s.rewritten, "header rewritten", "headers rewritten"));
+    }
+    if s.linked > 0 {
+        parts.push(format!("{} linked", s.linked));
     }
     if s.failed > 0 {
         parts.push(format!("{} failed", s.failed));
     }
-    if s.errors > 0 {
-        parts.push(report::plural(s.errors, "error", "errors"));
+    if s.errors + s.usage_errors > 0 {
+        parts.push(report::plural(s.errors + s.usage_errors, "error", "errors"));
     }
     if s.vanished > 0 {
         parts.push(format!("{} vanished", s.vanished));
     }
+    if let Some(skipped) = s.skipped.describe() {
+        parts.push(skipped);
+    }
     let what = report::plural(s.compiled, "file", "files");
-    let interpreters = if targets > 1 { format!(" for {targets} interpreters") } else { String::new() };
     format!(
-        "{} {what}{interpreters} ({}) in {}",
+        "{} {what} for {} ({}) in {}",
         style.bold("Compiled"),
+        crate::target::targets_label(targets),
         parts.join(", "),
         report::format_duration(elapsed)
     )
 }
 
-/// Rewrite the flags of the levels whose pyc has the other hash mode.
-/// ` [CPython X.Y]` after a per-file message when a run has several targets.
-fn target_suffix(targets: &[Arc<Target>], t: usize) -> String {
-    if targets.len() > 1 { format!(" [CPython {}]", targets[t].version_string()) } else { String::new() }
-}
-
-fn rewrite_headers(plan: &SourcePlan, t: usize, paths: &PycPaths<'_>, mode: HashMode) -> Result<(), String> {
-    let Action::Rewrite(levels) = &plan.actions[t] else {
+/// Rewrite the flags of the levels whose pyc has the other hash mode, then link identical
+/// levels (`--hardlink-dupes`), remaking links a rewrite broke.
+fn rewrite_unit(
+    plan: &SourcePlan,
+    t: usize,
+    paths: &PycPaths<'_>,
+    mode: HashMode,
+    hardlink_dupes: bool,
+) -> Result<(), String> {
+    let Action::Rewrite { headers, links } = &plan.actions[t] else {
         return Ok(());
     };
     let target = &paths.targets[t];
     let pycs = paths.of(&plan.path, t);
-    for &i in levels {
+    for &i in headers {
         let path = &pycs[usize::from(i)];
         let data = std::fs::read(path)
-            .map_err(|e| format!("cannot read `{}`: {}", path.display(), plan::io_reason(&e)))?;
+            .map_err(|e| format!("cannot read `{}`: {}", path.display(), crate::io::io_reason(&e)))?;
         let header = Header::parse(&data).filter(|h| h.magic == target.magic && h.kind().is_ok());
         let Some(header) = header else {
             return Err(format!("`{}` changed during the run; run again", path.display()));
@@ -409,7 +579,69 @@ fn rewrite_headers(plan: &SourcePlan, t: usize, paths: &PycPaths<'_>, mode: Hash
         )
         .map_err(|e| schedule::error_chain(&e))?;
     }
+    if hardlink_dupes {
+        for i in 1..pycs.len() {
+            let touched = links.contains(&(i as u8))
+                || headers.contains(&(i as u8))
+                || headers.contains(&(i as u8 - 1));
+            if !touched || crate::write::same_file(&pycs[i - 1], &pycs[i]) {
+                continue;
+            }
+            let same =
+                matches!((std::fs::read(&pycs[i - 1]), std::fs::read(&pycs[i])), (Ok(a), Ok(b)) if a == b);
+            if same {
+                crate::write::hardlink_atomic(&pycs[i - 1], &pycs[i])
+                    .map_err(|e| schedule::error_chain(&e))?;
+            }
+        }
+    }
     Ok(())
+}
+
+/// `--dry-run`: the listing on stdout, a count on stderr; nothing written.
+fn dry_run(
+    s: &CompileSettings,
+    plans: &[SourcePlan],
+    walked: &Walked,
+    summary: &mut Summary,
+    notes: &mut Notes,
+    style: Style,
+    verbosity: Verbosity,
+) {
+    print_dry_run(plans, &s.targets, &walked.skipped_symlinks, s.mode);
+    let (mut compile, mut rewrite, mut fails) = (0, 0, 0);
+    for p in plans {
+        if let Some(err) = &p.error {
+            summary.errors += 1;
+            notes.add(&p.path, 0, None, format!("{}: `{}`: {err}", style.error(), p.path.display()));
+            continue;
+        }
+        for a in p.actions.iter() {
+            match a {
+                Action::Fresh => summary.fresh += 1,
+                Action::Rewrite { .. } => rewrite += 1,
+                Action::Compile { .. } => compile += 1,
+                Action::KnownFailure(_) => fails += 1,
+            }
+        }
+    }
+    if verbosity.quiet == 0 {
+        let mut parts = vec![format!("{} already fresh", summary.fresh)];
+        if fails > 0 {
+            parts.push(format!("{fails} known to fail"));
+        }
+        if let Some(skipped) = summary.skipped.describe() {
+            parts.push(skipped);
+        }
+        report::eprint_line(&format!(
+            "{} compile {}, rewrite {} for {} ({}); nothing was written",
+            style.bold("Would"),
+            report::plural(compile, "file", "files"),
+            report::plural(rewrite, "header", "headers"),
+            crate::target::targets_label(&s.targets),
+            parts.join(", ")
+        ));
+    }
 }
 
 fn print_dry_run(plans: &[SourcePlan], targets: &[Arc<Target>], skipped: &[PathBuf], mode: HashMode) {
@@ -424,11 +656,14 @@ fn print_dry_run(plans: &[SourcePlan], targets: &[Arc<Target>], skipped: &[PathB
             let label = if many { format!("  [{}]", targets[t].version_string()) } else { String::new() };
             let line = match action {
                 Action::Fresh => format!("fresh    {}{label}", p.path.display()),
-                Action::Rewrite(_) => {
+                Action::Rewrite { headers, .. } if headers.is_empty() => {
+                    format!("link     {}{label}  (identical levels, --hardlink-dupes)", p.path.display())
+                }
+                Action::Rewrite { .. } => {
                     let other = if mode == HashMode::Checked { "unchecked" } else { "checked" };
                     format!("rewrite  {}{label}  ({other} → {} header)", p.path.display(), mode_name(mode))
                 }
-                Action::Compile(reason) => {
+                Action::Compile { reason, .. } => {
                     format!("compile  {}{label}  ({reason})", p.path.display())
                 }
                 Action::KnownFailure(f) => {

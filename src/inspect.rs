@@ -2,7 +2,7 @@
 //! (and whether it matches the source when that is found), body size, embedded path.
 
 use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -15,6 +15,7 @@ use crate::{Error, ExitStatus};
 
 #[derive(Debug, Serialize)]
 struct Description {
+    #[serde(serialize_with = "crate::report::json_path")]
     pyc: PathBuf,
     magic: String,
     python: Option<String>,
@@ -22,10 +23,12 @@ struct Description {
     hash: Option<String>,
     mtime: Option<u32>,
     source_size: Option<u32>,
+    #[serde(serialize_with = "crate::report::json_opt_path")]
     source: Option<PathBuf>,
     matches_source: Option<bool>,
     body_bytes: usize,
-    embedded_path: Option<String>,
+    #[serde(serialize_with = "crate::report::json_opt_path")]
+    embedded_path: Option<PathBuf>,
     error: Option<String>,
 }
 
@@ -65,15 +68,26 @@ fn describe(path: &Path) -> Description {
     };
     let data = match std::fs::read(path) {
         Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => {
+            d.error = Some("is a directory, not a pyc file".into());
+            return d;
+        }
         Err(e) => {
-            d.error = Some(crate::plan::io_reason(&e));
+            d.error = Some(crate::io::io_reason(&e));
             return d;
         }
     };
     let Some(h) = Header::parse(&data) else {
-        d.error = Some(format!("only {} bytes: not a pyc", data.len()));
+        d.error = Some(format!("not a pyc file: only {} bytes, shorter than a pyc header", data.len()));
         return d;
     };
+    if !h.magic.is_well_formed() {
+        d.error = Some(format!(
+            "not a pyc file: it does not start with a magic number (found bytes {})",
+            pyc::hex(&h.magic.0)
+        ));
+        return d;
+    }
     d.magic = h.magic.to_string();
     d.body_bytes = data.len() - pyc::HEADER_LEN;
     let minor = target::version_of_magic(h.magic);
@@ -102,7 +116,14 @@ fn describe(path: &Path) -> Description {
     }
     if let Some((a, b)) = minor {
         match marshal::code_filename(&data[pyc::HEADER_LEN..], CodeLayout::for_version(a, b)) {
-            Ok(name) => d.embedded_path = Some(String::from_utf8_lossy(name).into_owned()),
+            Ok(name) => {
+                d.embedded_path =
+                    Some(PathBuf::from(std::ffi::OsString::from_vec(marshal::path_from_filename(name))));
+                // The whole body must read, or the import fails.
+                if let Err(e) = marshal::scan(&data[pyc::HEADER_LEN..], CodeLayout::for_version(a, b)) {
+                    d.error = Some(format!("body: {e}"));
+                }
+            }
             Err(e) => d.error = Some(format!("body: {e}")),
         }
     }
@@ -124,7 +145,7 @@ pub fn inspect(files: &[PathBuf], json: bool, style: Style) -> Result<ExitStatus
     let mut out = std::io::stdout().lock();
     for f in files {
         let d = describe(f);
-        if d.error.is_some() && d.magic.is_empty() {
+        if d.error.is_some() {
             status = ExitStatus::Findings;
         }
         let text = if json {
@@ -154,7 +175,7 @@ pub fn inspect(files: &[PathBuf], json: bool, style: Style) -> Result<ExitStatus
                 lines.push(format!("  body         {} bytes", d.body_bytes));
             }
             if let Some(p) = &d.embedded_path {
-                lines.push(format!("  co_filename  {p}"));
+                lines.push(format!("  co_filename  {}", p.display()));
             }
             if let Some(e) = &d.error {
                 lines.push(format!("  {}: {e}", style.error()));

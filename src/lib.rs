@@ -6,6 +6,7 @@
 //! workers, `worker.py` beside it) → `write` (atomic writes) → `report`. `check` and
 //! `inspect` reuse walk, layout and pyc without starting Python to compile.
 
+pub mod cache;
 pub mod check;
 pub mod cli;
 pub mod compile;
@@ -14,6 +15,7 @@ pub mod embed;
 mod fuzz;
 pub mod inspect;
 pub mod interrupt;
+pub mod io;
 pub mod layout;
 pub mod marshal;
 pub mod memo;
@@ -66,8 +68,10 @@ pub enum Error {
     Usage(String),
     #[error(transparent)]
     Target(#[from] target::TargetError),
-    #[error("failed to read the path list from stdin")]
-    Stdin(#[source] std::io::Error),
+    #[error(transparent)]
+    PathList(#[from] walk::PathListError),
+    #[error(transparent)]
+    Cache(#[from] cache::CacheError),
     #[error("interrupted")]
     Interrupted,
     #[error("cannot compile with {python}")]
@@ -81,15 +85,15 @@ pub enum Error {
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> Result<ExitStatus, Error> {
     interrupt::install();
-    let verbosity = Verbosity { quiet: cli.global.quiet, verbose: cli.global.verbose };
-    let style = Style::resolve(cli.global.color);
     match cli.command {
         Command::Compile(args) => {
+            let verbosity = Verbosity { quiet: args.output.quiet, verbose: args.output.verbose };
+            let style = Style::resolve(args.output.color.color);
             let settings = settings::compile_settings(&args)?;
             if verbosity.verbose > 0 {
                 for t in &settings.targets {
                     report::eprint_line(&format!(
-                        "target: {} magic {} tag {} {} isolation {:?}",
+                        "target: {} magic {} tag {} {}, {}",
                         pool::describe(t),
                         t.magic,
                         t.cache_tag,
@@ -99,10 +103,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus, Error> {
                 }
             }
             let progress = report::Progress::new(
-                verbosity.quiet == 0
-                    && verbosity.verbose == 0
-                    && !cli.global.no_progress
-                    && !settings.dry_run,
+                verbosity.quiet == 0 && verbosity.verbose == 0 && !args.no_progress && !settings.dry_run,
             );
             let reporter: &dyn report::Reporter = match &progress {
                 Some(p) => p,
@@ -112,10 +113,16 @@ pub fn run(cli: Cli) -> Result<ExitStatus, Error> {
             Ok(summary.exit_status())
         }
         Command::Check(args) => {
+            let verbosity = Verbosity { quiet: args.output.quiet, verbose: args.output.verbose };
+            let style = Style::resolve(args.output.color.color);
             let settings = settings::check_settings(&args)?;
             check::check(&settings, verbosity, style)
         }
-        Command::Inspect(args) => inspect::inspect(&args.files, args.json, style),
+        Command::Inspect(args) => {
+            let json = args.json || args.format == cli::InspectFormat::Json;
+            inspect::inspect(&args.files, json, Style::resolve(args.color.color))
+        }
+        Command::Cache(cmd) => cache::manage::run(&cmd, Style::resolve(cli::ColorChoice::Auto)),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::embed::Embed;
+use crate::io::io_reason;
 use crate::layout::{self, Layout};
 use crate::marshal::{self, CodeLayout};
 use crate::memo::Memo;
@@ -50,6 +51,8 @@ pub struct PlanOptions<'a> {
     pub embed: &'a Embed,
     /// Remembered failures, per target (ignored with `force`).
     pub memos: &'a [Option<Memo>],
+    /// `--hardlink-dupes`: identical levels must be one file.
+    pub hardlink_dupes: bool,
 }
 
 /// Why a source must be compiled for a target.
@@ -87,18 +90,40 @@ impl std::fmt::Display for Reason {
     }
 }
 
-/// What to do for one source and one target (all optimization levels together: they are
-/// compiled in one request, in ascending order, like compileall).
+/// What to do for one source and one target. Levels are indexes into the run's
+/// optimization levels (ascending).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     Fresh,
-    /// Rewrite these levels' headers (indexes into the levels) to the requested mode;
-    /// the rest are fresh.
-    Rewrite(Vec<u8>),
-    Compile(Reason),
+    /// Rust only: rewrite the headers of `headers` to the requested mode, and make each of
+    /// `links` a hard link to the level before it (identical bytes, `--hardlink-dupes`).
+    Rewrite {
+        headers: Vec<u8>,
+        links: Vec<u8>,
+    },
+    /// Compile the first `prefix` levels in one request, in ascending order (as compileall
+    /// does: a level's bytes may depend on the levels compiled before it in the same
+    /// process), and write the levels in `write` (missing or wrong ones); the others are
+    /// fresh and left alone.
+    Compile {
+        reason: Reason,
+        prefix: u8,
+        write: Vec<u8>,
+    },
     /// The same source bytes failed to compile with this interpreter before: report
     /// that again without starting Python.
     KnownFailure(Box<CompileFailure>),
+}
+
+impl Action {
+    pub fn is_compile(&self) -> bool {
+        matches!(self, Action::Compile { .. })
+    }
+
+    /// Compile every level (for `--force`).
+    pub fn compile_all(reason: Reason, levels: usize) -> Action {
+        Action::Compile { reason, prefix: levels as u8, write: (0..levels as u8).collect() }
+    }
 }
 
 /// The plan for one source.
@@ -121,7 +146,7 @@ pub struct SourcePlan {
 
 impl SourcePlan {
     pub fn needs_compile(&self) -> bool {
-        self.actions.iter().any(|a| matches!(a, Action::Compile(_)))
+        self.actions.iter().any(Action::is_compile)
     }
 
     /// The path to embed as `co_filename`.
@@ -154,7 +179,9 @@ impl<'a> LazySource<'a> {
     /// The source's hash for `target`, or why the source could not be read.
     pub(crate) fn hash(&mut self, target: &Target) -> Result<SourceHash, String> {
         let (path, buf) = (self.path, &mut *self.buf);
-        self.read.get_or_insert_with(|| read_source_into(path, buf).map_err(|e| io_reason(&e))).clone()?;
+        self.read
+            .get_or_insert_with(|| crate::io::read_source_into(path, buf).map_err(|e| io_reason(&e)))
+            .clone()?;
         let key = (target.hash, target.magic);
         match self.last {
             Some((k, h)) if k == key => Ok(h),
@@ -169,45 +196,6 @@ impl<'a> LazySource<'a> {
     /// Why the source could not be read, if a hash was asked for and it could not.
     pub(crate) fn error(&self) -> Option<&str> {
         self.read.as_ref().and_then(|r| r.as_ref().err()).map(String::as_str)
-    }
-}
-
-/// Read a source into `buf` (cleared first).
-pub(crate) fn read_source_into(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<()> {
-    buf.clear();
-    // Walked entries are regular files; O_NONBLOCK keeps a FIFO that appeared since from
-    // blocking the run.
-    use std::os::unix::fs::OpenOptionsExt;
-    let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
-    read_to_end_direct(&f, buf)
-}
-
-/// Append everything left in `file` to `buf`, reading straight into its spare capacity.
-/// Unlike `Read::read_to_end` on a `File`, this asks for no size hint (an `fstat` and an
-/// `lseek` per call, a fifth of the syscalls of a no-op run) and does not cap the first
-/// reads at 8 KiB: with a reused buffer a source takes one read plus the end-of-file read.
-/// An error (including `WouldBlock` on a non-blocking pipe) keeps what was read before it.
-pub(crate) fn read_to_end_direct(file: &std::fs::File, buf: &mut Vec<u8>) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    loop {
-        if buf.capacity() - buf.len() < 4096 {
-            buf.reserve(buf.capacity().max(16 * 1024));
-        }
-        let spare = buf.spare_capacity_mut();
-        // SAFETY: read(2) writes at most `spare.len()` bytes into the spare capacity, which
-        // belongs to `buf`; the length grows only by the count it reports written.
-        let n = unsafe { libc::read(file.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
-        match n {
-            0 => return Ok(()),
-            // SAFETY: the first `n` spare bytes were just initialised by read(2).
-            n if n > 0 => unsafe { buf.set_len(buf.len() + n as usize) },
-            _ => {
-                let e = std::io::Error::last_os_error();
-                if e.kind() != std::io::ErrorKind::Interrupted {
-                    return Err(e);
-                }
-            }
-        }
     }
 }
 
@@ -232,17 +220,18 @@ pub fn plan_one(source: Source, opts: &PlanOptions<'_>) -> SourcePlan {
             let pycs = opts.paths.of(path, t);
             let mut hash = || source.hash(target);
             let mut action = if opts.force {
-                Action::Compile(Reason::Forced)
+                Action::compile_all(Reason::Forced, pycs.len())
             } else {
-                decide(target, &pycs, opts.mode, &want_name, &mut hash)
+                decide(target, &pycs, opts.mode, opts.hardlink_dupes, &want_name, &mut hash)
             };
-            if let (Action::Compile(_), false, Some(Some(memo))) = (&action, opts.force, opts.memos.get(t))
+            if let (Action::Compile { prefix, .. }, false, Some(Some(memo))) =
+                (&action, opts.force, opts.memos.get(t))
                 && !memo.is_empty()
             {
                 let abs = layout::absolute(path, opts.paths.cwd);
                 if memo.knows(&abs)
                     && let Ok(h) = hash()
-                    && let Some(failure) = memo.lookup(&abs, &h, opts.paths.levels)
+                    && let Some(failure) = memo.lookup(&abs, &h, &opts.paths.levels[..usize::from(*prefix)])
                 {
                     action = Action::KnownFailure(Box::new(failure));
                 }
@@ -287,56 +276,112 @@ fn decide(
     target: &Target,
     pycs: &[PathBuf],
     mode: HashMode,
+    hardlink_dupes: bool,
     want_name: &[u8],
     mut hash: impl FnMut() -> Result<SourceHash, String>,
 ) -> Action {
-    let mut rewrite = Vec::new();
+    let mut headers = Vec::new();
+    let mut compile: Vec<(u8, Reason)> = Vec::new();
     let mut source_hash: Option<SourceHash> = None;
     for (i, pyc_path) in pycs.iter().enumerate() {
-        let mut file = match std::fs::File::open(pyc_path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Action::Compile(Reason::Missing);
+        let i = i as u8;
+        match level_status(target, pyc_path, mode, want_name, &mut source_hash, &mut hash) {
+            Ok(None) => {}
+            Ok(Some(())) => headers.push(i),
+            Err(LevelError::SourceUnreadable) => {
+                // The caller reports the unreadable source.
+                return Action::compile_all(Reason::Stale, pycs.len());
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
-                return Action::Compile(Reason::Missing);
-            }
-            Err(e) => return Action::Compile(Reason::UnreadablePyc(io_reason(&e).into())),
-        };
-        // Header and the start of the body in one read: the embedded name usually sits in
-        // the first few KiB.
-        let mut prefix = vec![0u8; PYC_PREFIX];
-        let n = match read_at_least(&mut file, &mut prefix, pyc::HEADER_LEN) {
-            Ok(n) => n,
-            Err(e) => return Action::Compile(Reason::UnreadablePyc(io_reason(&e).into())),
-        };
-        prefix.truncate(n);
-        let mut hash_error = None;
-        let status = pyc::classify(&prefix, target.magic, Accept::Only(mode), || {
-            *source_hash.get_or_insert_with(|| match hash() {
-                Ok(h) => h,
-                Err(e) => {
-                    hash_error = Some(e);
-                    [0; 8]
-                }
-            })
-        });
-        if hash_error.is_some() {
-            // The source became unreadable; the caller reports it.
-            return Action::Compile(Reason::Stale);
-        }
-        match status {
-            Status::Fresh => {}
-            Status::WrongMode(_) => rewrite.push(i as u8),
-            Status::Stale => return Action::Compile(Reason::Stale),
-            Status::Timestamp => return Action::Compile(Reason::Timestamp),
-            Status::Invalid(why) => return Action::Compile(Reason::Invalid(why)),
-        }
-        if let Err(reason) = check_embedded_name(&mut file, prefix, target, want_name) {
-            return Action::Compile(reason);
+            Err(LevelError::Compile(reason)) => compile.push((i, reason)),
         }
     }
-    if rewrite.is_empty() { Action::Fresh } else { Action::Rewrite(rewrite) }
+    let last = pycs.len() as u8;
+    if let Some((_, reason)) = compile.first() {
+        let needs: Vec<u8> = {
+            let mut v: Vec<u8> = compile.iter().map(|(i, _)| *i).chain(headers.iter().copied()).collect();
+            v.sort_unstable();
+            v
+        };
+        // Levels after the last one written need not be compiled, unless links between
+        // identical levels must be remade.
+        let prefix = if hardlink_dupes { last } else { needs.last().map_or(last, |&i| i + 1) };
+        return Action::Compile { reason: reason.clone(), prefix, write: needs };
+    }
+    let links: Vec<u8> = if hardlink_dupes {
+        (1..last).filter(|&i| unlinked_duplicates(&pycs[usize::from(i) - 1], &pycs[usize::from(i)])).collect()
+    } else {
+        Vec::new()
+    };
+    if headers.is_empty() && links.is_empty() { Action::Fresh } else { Action::Rewrite { headers, links } }
+}
+
+/// Why a level cannot stay as it is.
+enum LevelError {
+    Compile(Reason),
+    SourceUnreadable,
+}
+
+/// One level's pyc: fresh (`None`), fresh but of the other hash mode (`Some(())`), or why
+/// it must be compiled.
+fn level_status(
+    target: &Target,
+    pyc_path: &Path,
+    mode: HashMode,
+    want_name: &[u8],
+    source_hash: &mut Option<SourceHash>,
+    hash: &mut impl FnMut() -> Result<SourceHash, String>,
+) -> Result<Option<()>, LevelError> {
+    let compile = |r| Err(LevelError::Compile(r));
+    let mut file = match std::fs::File::open(pyc_path) {
+        Ok(f) => f,
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound || e.kind() == std::io::ErrorKind::NotADirectory =>
+        {
+            return compile(Reason::Missing);
+        }
+        Err(e) => return compile(Reason::UnreadablePyc(io_reason(&e).into())),
+    };
+    // Header and the start of the body in one read: the embedded name usually sits in
+    // the first few KiB.
+    let mut prefix = vec![0u8; PYC_PREFIX];
+    let n = match crate::io::read_at_least(&mut file, &mut prefix, pyc::HEADER_LEN) {
+        Ok(n) => n,
+        Err(e) => return compile(Reason::UnreadablePyc(io_reason(&e).into())),
+    };
+    prefix.truncate(n);
+    let mut hash_error = false;
+    let status = pyc::classify(&prefix, target.magic, Accept::Only(mode), || {
+        *source_hash.get_or_insert_with(|| match hash() {
+            Ok(h) => h,
+            Err(_) => {
+                hash_error = true;
+                [0; 8]
+            }
+        })
+    });
+    if hash_error {
+        return Err(LevelError::SourceUnreadable);
+    }
+    let wrong_mode = match status {
+        Status::Fresh => false,
+        Status::WrongMode(_) => true,
+        Status::Stale => return compile(Reason::Stale),
+        Status::Timestamp => return compile(Reason::Timestamp),
+        Status::Invalid(why) => return compile(Reason::Invalid(why)),
+    };
+    check_embedded_name(&mut file, prefix, target, want_name).map_err(LevelError::Compile)?;
+    Ok(wrong_mode.then_some(()))
+}
+
+/// Two pycs with identical bytes that are not yet one file.
+fn unlinked_duplicates(a: &Path, b: &Path) -> bool {
+    if crate::write::same_file(a, b) {
+        return false;
+    }
+    match (std::fs::read(a), std::fs::read(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
 }
 
 /// How much of a pyc the plan reads at first.
@@ -370,34 +415,6 @@ fn check_embedded_name(
                 chunk *= 4;
             }
             Err(e) => return Err(Reason::UnreadableBody(e.to_string().into())),
-        }
-    }
-}
-
-/// Read into `buf` until it holds at least `min` bytes or the file ends (one read for
-/// almost every pyc: no extra read to see the end of a small file).
-pub(crate) fn read_at_least(file: &mut std::fs::File, buf: &mut [u8], min: usize) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < min.min(buf.len()) {
-        match file.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
-}
-
-/// A short, lower-case description of an I/O error, without the "(os error N)" tail.
-pub fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file (it vanished during the run)".into(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
-        _ => {
-            let s = e.to_string();
-            match s.find(" (os error") {
-                Some(i) => s[..i].to_string(),
-                None => s,
-            }
         }
     }
 }

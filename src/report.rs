@@ -247,6 +247,43 @@ pub fn peak_rss_kib() -> (i64, i64) {
     (get(libc::RUSAGE_SELF), get(libc::RUSAGE_CHILDREN))
 }
 
+/// A path in JSON output, losslessly: a string when it is UTF-8, else `{"bytes": "<base64
+/// of the raw bytes>"}` (as ripgrep's JSON does). For `#[serde(serialize_with)]`.
+pub fn json_path<S: serde::Serializer>(path: &Path, s: S) -> Result<S::Ok, S::Error> {
+    use std::os::unix::ffi::OsStrExt;
+    match path.to_str() {
+        Some(text) => s.serialize_str(text),
+        None => {
+            use base64::Engine;
+            use serde::ser::SerializeMap;
+            let mut map = s.serialize_map(Some(1))?;
+            let encoded = base64::engine::general_purpose::STANDARD.encode(path.as_os_str().as_bytes());
+            map.serialize_entry("bytes", &encoded)?;
+            map.end()
+        }
+    }
+}
+
+/// A path that serializes as [`json_path`] does (for `serde_json::json!`).
+pub struct JsonPath<'a>(pub &'a Path);
+
+impl serde::Serialize for JsonPath<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        json_path(self.0, s)
+    }
+}
+
+/// [`json_path`] for optional paths.
+pub fn json_opt_path<S: serde::Serializer>(
+    path: &Option<std::path::PathBuf>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match path {
+        Some(p) => json_path(p, s),
+        None => s.serialize_none(),
+    }
+}
+
 /// "1 file" / "3 files".
 pub fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
@@ -273,7 +310,7 @@ mod tests {
 
     #[test]
     fn deprecations_are_hidden_like_python_does() {
-        let w = |c: &str| Warning { category: c.into(), line: 1, message: String::new() };
+        let w = |c: &str| Warning { category: c.into(), line: 1, message: String::new(), level: 0 };
         assert!(warning_shown_by_default(&w("SyntaxWarning")));
         assert!(!warning_shown_by_default(&w("DeprecationWarning")));
     }

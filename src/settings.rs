@@ -31,7 +31,7 @@ pub fn resolve_paths(paths: &[OsString], input: &InputArgs) -> Result<Vec<PathBu
             }
             stdin_used = true;
             let stdin = std::io::stdin();
-            let list = walk::read_path_list(stdin.lock(), input.null).map_err(Error::Stdin)?;
+            let list = walk::read_path_list(stdin.lock(), input.null)?;
             out.extend(list.into_iter().map(PathBuf::from));
         } else {
             out.push(PathBuf::from(p));
@@ -57,13 +57,13 @@ pub fn walk_options(sel: &SelectArgs, jobs: usize) -> Result<WalkOptions, Error>
     }
     let limit_symlinks = match &sel.limit_symlinks {
         Some(dir) => Some(std::fs::canonicalize(dir).map_err(|e| {
-            Error::Usage(format!("--limit-symlinks `{}`: {}", dir.display(), crate::plan::io_reason(&e)))
+            Error::Usage(format!("--limit-symlinks `{}`: {}", dir.display(), crate::io::io_reason(&e)))
         })?),
         None => None,
     };
     Ok(WalkOptions {
-        no_ignore: sel.no_ignore,
-        hidden: sel.hidden,
+        respect_ignore: sel.respect_gitignore,
+        skip_hidden: sel.skip_hidden,
         exclude_globs: sel.exclude.clone(),
         exclude_regex,
         max_depth: if sel.no_recursion { Some(1) } else { sel.max_depth },
@@ -173,7 +173,10 @@ pub fn compile_settings(args: &CompileArgs) -> Result<CompileSettings, Error> {
         return Err(Error::Usage(format!("invalid --timeout {}", args.timeout)));
     }
     let timeout = (args.timeout > 0.0).then(|| Duration::from_secs_f64(args.timeout));
-    let jobs = args.jobs.unwrap_or_else(default_jobs).max(1);
+    let jobs = match args.jobs {
+        None | Some(0) => default_jobs(),
+        Some(n) => n,
+    };
     let roots = resolve_paths(&args.paths, &args.input)?;
     let walk = walk_options(&args.select, jobs)?;
     let targets = probe_targets(&args.target, timeout)?;
@@ -184,6 +187,7 @@ pub fn compile_settings(args: &CompileArgs) -> Result<CompileSettings, Error> {
         prepend: args.prepend_prefix.clone(),
     };
     let verify = std::env::var_os("HASHPYC_VERIFY").is_some_and(|v| v == OsStr::new("1"));
+    let cache = cache_settings(&args.cache)?;
     Ok(CompileSettings {
         roots,
         walk,
@@ -198,7 +202,34 @@ pub fn compile_settings(args: &CompileArgs) -> Result<CompileSettings, Error> {
         dry_run: args.dry_run,
         hardlink_dupes: args.hardlink_dupes,
         verify,
+        cache,
     })
+}
+
+/// The bytecode cache, if one is asked for (`HASHPYC_NO_CACHE=1` turns it off like
+/// `--no-cache`).
+fn cache_settings(args: &crate::cli::CacheArgs) -> Result<Option<crate::cache::CacheSettings>, Error> {
+    let off =
+        args.no_cache || std::env::var_os("HASHPYC_NO_CACHE").is_some_and(|v| !v.is_empty() && v != "0");
+    let Some(dir) = args.cache.as_ref().filter(|d| !d.as_os_str().is_empty() && !off) else {
+        return Ok(None);
+    };
+    let compression = match std::env::var("HASHPYC_CACHE_COMPRESSION").as_deref() {
+        Ok("none") => crate::cache::entry::Compression::None,
+        Ok("zstd") | Err(_) => crate::cache::entry::Compression::Zstd,
+        Ok(other) => {
+            return Err(Error::Usage(format!(
+                "invalid HASHPYC_CACHE_COMPRESSION `{other}`: expected `zstd` or `none`"
+            )));
+        }
+    };
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    Ok(Some(crate::cache::CacheSettings {
+        dir: layout::absolute(dir, &cwd),
+        max_size: args.cache_max_size,
+        read_only: args.cache_read_only,
+        compression,
+    }))
 }
 
 /// Resolved options of `check`.

@@ -16,7 +16,7 @@ use thiserror::Error;
 use crate::pyc::{self, HashVariant, Magic};
 
 /// Bumped whenever the probe or the cached record changes meaning.
-const PROBE_VERSION: u32 = 1;
+const PROBE_VERSION: u32 = 2;
 /// Hashed by the probe with `importlib.util.source_hash` to tell the SipHash variants apart.
 const PROBE_SOURCE: &[u8] = b"hashpyc probe\n";
 
@@ -28,6 +28,8 @@ w("hashpyc-probe\n")
 w("implementation=%s\n" % impl)
 w("version=%d.%d.%d\n" % tuple(sys.version_info[:3]))
 w("hexversion=%d\n" % sys.hexversion)
+w("sys_version=%s\n" % sys.version.replace("\n", " "))
+w("abiflags=%s\n" % getattr(sys, "abiflags", ""))
 if impl == "cpython" and sys.version_info >= (3, 7):
     import importlib.util, marshal, os, py_compile, sysconfig, tempfile, shutil
     w("magic=%s\n" % importlib.util.MAGIC_NUMBER.hex())
@@ -67,6 +69,13 @@ pub struct Target {
     pub flag_ref_top: bool,
     /// A free-threaded (no-GIL) build.
     pub gil_disabled: bool,
+    /// `sys.version`: the full version with build date and compiler (a patch release or
+    /// a rebuild may change the compiler without changing the magic number).
+    #[serde(default)]
+    pub sys_version: String,
+    /// `sys.abiflags` (`t` for free-threaded builds, `d` for debug builds).
+    #[serde(default)]
+    pub abiflags: String,
     /// A stable name for this interpreter file (its probe-cache key), for per-interpreter
     /// caches; `None` when it cannot be identified.
     #[serde(skip)]
@@ -84,7 +93,44 @@ pub enum Isolation {
     LongLived { refork_suspects: bool },
 }
 
+impl std::fmt::Display for Isolation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Isolation::ForkEach => "a fresh fork per file",
+            Isolation::LongLived { refork_suspects: false } => "long-lived workers",
+            Isolation::LongLived { refork_suspects: true } => {
+                "long-lived workers, history-sensitive files again in a fresh fork"
+            }
+        })
+    }
+}
+
+/// "CPython 3.12.1", "CPython 3.11.7 and 3.12.1", "CPython 3.11.7, 3.12.1 and 3.13.0".
+pub fn targets_label(targets: &[std::sync::Arc<Target>]) -> String {
+    let versions: Vec<String> = targets.iter().map(|t| t.short_version()).collect();
+    let joined = match versions.as_slice() {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    };
+    format!("CPython {joined}")
+}
+
 impl Target {
+    /// Whether this target comes from the built-in table (`check --target`), not a probe.
+    pub fn from_table(&self) -> bool {
+        self.hexversion == 0
+    }
+
+    /// `3.12.1`, or `3.12` for a target from the built-in table.
+    pub fn short_version(&self) -> String {
+        if self.from_table() {
+            format!("{}.{}", self.version.0, self.version.1)
+        } else {
+            self.version_string()
+        }
+    }
+
     pub fn version_string(&self) -> String {
         let (a, b, c) = self.version;
         format!("{a}.{b}.{c}")
@@ -138,6 +184,8 @@ pub enum TargetError {
     },
     #[error("`{path}` does not look like Python: {detail}")]
     NotPython { path: PathBuf, detail: String },
+    #[error("`{path}` failed to start Python: {detail}")]
+    ProbeFailed { path: PathBuf, detail: String },
     #[error("`{path}` is Python {version}; hashpyc needs CPython 3.7 or newer (PEP 552)")]
     TooOld { path: PathBuf, version: String },
     #[error("`{path}` is {implementation}, not CPython; its bytecode format is its own")]
@@ -193,7 +241,7 @@ pub fn python_command(exe: &Path) -> Command {
 pub fn probe(exe: &Path, timeout: Duration, cache_dir: Option<&Path>) -> Result<Target, TargetError> {
     let meta = std::fs::metadata(exe).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => TargetError::Missing(exe.to_path_buf()),
-        _ => TargetError::Inaccessible { path: exe.to_path_buf(), reason: crate::plan::io_reason(&e) },
+        _ => TargetError::Inaccessible { path: exe.to_path_buf(), reason: crate::io::io_reason(&e) },
     })?;
     if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
         return Err(TargetError::NotExecutable(exe.to_path_buf()));
@@ -241,9 +289,9 @@ fn run_probe(exe: &Path, timeout: Duration) -> Result<Target, TargetError> {
         buf
     });
     let start = Instant::now();
-    loop {
+    let status = loop {
         match child.try_wait() {
-            Ok(Some(_)) => break,
+            Ok(Some(status)) => break status,
             Ok(None) if start.elapsed() < timeout => std::thread::sleep(Duration::from_millis(5)),
             _ => {
                 let _ = child.kill();
@@ -251,20 +299,56 @@ fn run_probe(exe: &Path, timeout: Duration) -> Result<Target, TargetError> {
                 return Err(TargetError::Timeout { path: exe.to_path_buf(), secs: timeout.as_secs() });
             }
         }
-    }
+    };
     let out = out_reader.join().unwrap_or_default();
     let err = err_reader.join().unwrap_or_default();
-    parse_probe(exe, &String::from_utf8_lossy(&out), &String::from_utf8_lossy(&err))
+    let (out, err) = (String::from_utf8_lossy(&out), String::from_utf8_lossy(&err));
+    if !status.success() && !out.lines().any(|l| l == "end") {
+        // A launcher that could not start an interpreter (a pyenv shim for a version that
+        // is not activated, a broken venv): say what it did and keep its whole message.
+        use std::os::unix::process::ExitStatusExt;
+        let how = match (status.code(), status.signal()) {
+            (Some(code), _) => format!("it exited with status {code}"),
+            (None, Some(sig)) => format!("it was killed by signal {sig}"),
+            _ => "it failed".to_string(),
+        };
+        return Err(TargetError::ProbeFailed {
+            path: exe.to_path_buf(),
+            detail: with_output(how, &err, &out),
+        });
+    }
+    parse_probe(exe, &out, &err)
+}
+
+/// `how`, then what the command printed (stderr first), indented, at most 60 lines.
+fn with_output(how: String, err: &str, out: &str) -> String {
+    let lines: Vec<&str> = err.lines().chain(out.lines()).collect();
+    let first = lines.iter().position(|l| !l.trim().is_empty());
+    let last = lines.iter().rposition(|l| !l.trim().is_empty());
+    let (Some(first), Some(last)) = (first, last) else {
+        return format!("{how} and printed nothing");
+    };
+    let shown = &lines[first..=last];
+    let mut text = format!("{how} and printed:");
+    for l in shown.iter().take(60) {
+        text.push_str("\n    ");
+        text.push_str(l.trim_end());
+    }
+    if shown.len() > 60 {
+        text.push_str(&format!("\n    … ({} more lines)", shown.len() - 60));
+    }
+    text
 }
 
 fn parse_probe(exe: &Path, out: &str, err: &str) -> Result<Target, TargetError> {
     let not_python = |detail: String| TargetError::NotPython { path: exe.to_path_buf(), detail };
     let mut lines = out.lines();
     if lines.next() != Some("hashpyc-probe") || !out.lines().any(|l| l == "end") {
-        let said = err.lines().chain(out.lines()).find(|l| !l.trim().is_empty());
-        return Err(not_python(match said {
-            Some(line) => format!("the probe failed, it printed `{}`", line.trim()),
-            None => "the probe printed nothing".to_string(),
+        let said: Vec<&str> = err.lines().chain(out.lines()).filter(|l| !l.trim().is_empty()).collect();
+        return Err(not_python(match said.as_slice() {
+            [] => "the probe printed nothing".to_string(),
+            [line] => format!("the probe failed, it printed `{}`", line.trim()),
+            _ => with_output("the probe failed".to_string(), err, out),
         }));
     }
     let field = |name: &str| {
@@ -313,6 +397,8 @@ fn parse_probe(exe: &Path, out: &str, err: &str) -> Result<Target, TargetError> 
         marshal_version: required("marshal_version")?.parse().unwrap_or(0),
         flag_ref_top,
         gil_disabled: field("gil_disabled").as_deref() == Some("1"),
+        sys_version: field("sys_version").unwrap_or_default(),
+        abiflags: field("abiflags").unwrap_or_default(),
         identity: None,
     })
 }
@@ -506,6 +592,8 @@ pub fn known_target(spec: &str) -> Result<Target, TargetError> {
         marshal_version: 0,
         flag_ref_top: true,
         gil_disabled: false,
+        sys_version: String::new(),
+        abiflags: String::new(),
         identity: None,
     })
 }

@@ -1,9 +1,11 @@
 //! Discovery: which `.py` files a run covers, found with `ignore`'s parallel walker and
 //! returned in sorted path order whatever the thread timing.
 //!
-//! Rules: names ending exactly in `.py`; never inside `__pycache__`; symlinked
-//! directories not followed unless asked; `.gitignore`/`.ignore` respected and hidden
-//! entries skipped as ripgrep does. A file named explicitly is always taken.
+//! Rules, as compileall's: names ending exactly in `.py`; never inside `__pycache__`;
+//! symlinked directories not followed unless asked; hidden entries and git-ignored files
+//! included. `.gitignore`/`.ignore` rules and hidden-entry skipping are opt-ins for
+//! working trees, and whatever they skip is counted (a second, unfiltered walk). A file
+//! named explicitly is always taken.
 
 use std::ffi::OsString;
 use std::io::BufRead;
@@ -18,8 +20,10 @@ use thiserror::Error;
 /// What to walk and how.
 #[derive(Clone, Debug, Default)]
 pub struct WalkOptions {
-    pub no_ignore: bool,
-    pub hidden: bool,
+    /// Respect `.gitignore` (in git repositories), `.ignore` and git's exclude files.
+    pub respect_ignore: bool,
+    /// Skip hidden files and directories.
+    pub skip_hidden: bool,
     pub exclude_globs: Vec<String>,
     pub exclude_regex: Option<regex::bytes::Regex>,
     pub max_depth: Option<usize>,
@@ -96,14 +100,58 @@ pub struct Walked {
     pub pycache_files: Vec<PathBuf>,
     /// Paths skipped by `--limit-symlinks`, for `--dry-run` and `-v`.
     pub skipped_symlinks: Vec<PathBuf>,
+    /// `.py` files the opt-in rules skipped.
+    pub skipped: Skipped,
 }
 
-/// Read a path list from stdin: newline- or NUL-separated; empty entries are dropped.
-pub fn read_path_list(input: impl BufRead, nul: bool) -> std::io::Result<Vec<OsString>> {
+/// How many `.py` files each opt-in rule skipped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Skipped {
+    /// By ignore files (`--respect-gitignore`).
+    pub ignored: usize,
+    /// As hidden entries, or inside hidden directories (`--skip-hidden`).
+    pub hidden: usize,
+}
+
+impl Skipped {
+    pub fn total(&self) -> usize {
+        self.ignored + self.hidden
+    }
+
+    /// `skipped 12 by --respect-gitignore, 3 by --skip-hidden`, or None.
+    pub fn describe(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        if self.ignored > 0 {
+            parts.push(format!("{} by --respect-gitignore", self.ignored));
+        }
+        if self.hidden > 0 {
+            parts.push(format!("{} by --skip-hidden", self.hidden));
+        }
+        (!parts.is_empty()).then(|| format!("skipped {}", parts.join(", ")))
+    }
+}
+
+/// Why a path list could not be read.
+#[derive(Debug, Error)]
+pub enum PathListError {
+    #[error("failed to read the path list from stdin")]
+    Io(#[source] std::io::Error),
+    #[error(
+        "the path list on stdin contains NUL bytes: add --null (-0) to read NUL-separated paths, as `find -print0` and `git ls-files -z` write them"
+    )]
+    NulWithoutNull,
+}
+
+/// Read a path list from stdin: newline- or NUL-separated; empty entries are dropped. A
+/// NUL byte in a newline-separated list means `--null` was forgotten.
+pub fn read_path_list(input: impl BufRead, nul: bool) -> Result<Vec<OsString>, PathListError> {
     let sep = if nul { b'\0' } else { b'\n' };
     let mut out = Vec::new();
     for item in input.split(sep) {
-        let mut item = item?;
+        let mut item = item.map_err(PathListError::Io)?;
+        if !nul && item.contains(&0) {
+            return Err(PathListError::NulWithoutNull);
+        }
         if !nul && item.last() == Some(&b'\r') {
             item.pop();
         }
@@ -128,6 +176,41 @@ pub fn walk(roots: &[PathBuf], opts: &WalkOptions) -> Walked {
 /// errors and other lists are sorted. A source reached twice (overlapping roots) is
 /// visited once.
 pub fn walk_each(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) + Sync)) -> Walked {
+    let taken = std::sync::atomic::AtomicUsize::new(0);
+    let mut walked = walk_filtered(roots, opts, &|s| {
+        taken.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        visit(s)
+    });
+    if opts.respect_ignore || opts.skip_hidden {
+        walked.skipped = count_skipped(roots, opts, taken.into_inner());
+    }
+    walked
+}
+
+/// What the opt-in rules skipped: unfiltered walks that only count, compared with the
+/// `selected` sources of the filtered walk. With both rules, a file under a hidden
+/// directory is counted as hidden.
+fn count_skipped(roots: &[PathBuf], opts: &WalkOptions, selected: usize) -> Skipped {
+    let count = |respect_ignore: bool, skip_hidden: bool| {
+        let n = std::sync::atomic::AtomicUsize::new(0);
+        let o = WalkOptions { respect_ignore, skip_hidden, collect_pycache: false, ..opts.clone() };
+        walk_filtered(roots, &o, &|_| {
+            n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        });
+        n.into_inner()
+    };
+    let all = count(false, false);
+    match (opts.respect_ignore, opts.skip_hidden) {
+        (true, true) => {
+            let not_hidden = count(false, true);
+            Skipped { hidden: all.saturating_sub(not_hidden), ignored: not_hidden.saturating_sub(selected) }
+        }
+        (true, false) => Skipped { ignored: all.saturating_sub(selected), hidden: 0 },
+        _ => Skipped { hidden: all.saturating_sub(selected), ignored: 0 },
+    }
+}
+
+fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) + Sync)) -> Walked {
     let mut walked = Walked::default();
     let mut dirs = Vec::new();
     let mut files = Vec::new();
@@ -206,12 +289,13 @@ fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked, visit: &
         builder.add(d);
     }
     builder
-        .hidden(!opts.hidden)
-        .ignore(!opts.no_ignore)
-        .git_ignore(!opts.no_ignore)
-        .git_global(!opts.no_ignore)
-        .git_exclude(!opts.no_ignore)
-        .parents(!opts.no_ignore)
+        .standard_filters(false)
+        .hidden(opts.skip_hidden)
+        .ignore(opts.respect_ignore)
+        .git_ignore(opts.respect_ignore)
+        .git_global(opts.respect_ignore)
+        .git_exclude(opts.respect_ignore)
+        .parents(opts.respect_ignore)
         .follow_links(opts.follow)
         .max_depth(opts.max_depth)
         .threads(opts.threads.max(1));
@@ -320,6 +404,7 @@ mod tests {
         assert_eq!(got, ["a.py", "b c.py", "d.py"].map(OsString::from));
         let got = read_path_list(&b"a\nb.py\0c.py\0"[..], true).unwrap();
         assert_eq!(got, ["a\nb.py", "c.py"].map(OsString::from));
+        assert!(matches!(read_path_list(&b"a.py\0b.py\0"[..], false), Err(PathListError::NulWithoutNull)));
     }
 
     #[test]
@@ -335,13 +420,14 @@ mod tests {
         let serial = WalkOptions { threads: 1, ..Default::default() };
         let w = walk(&[root.to_path_buf(), root.join("notpy.txt")], &opts);
         let names: Vec<_> = w.sources.iter().map(|s| s.path.strip_prefix(root).unwrap().to_owned()).collect();
-        assert_eq!(names, ["a.py", "b.py", "notpy.txt", "sub/c.py"].map(PathBuf::from));
+        assert_eq!(names, [".hidden/e.py", "a.py", "b.py", "notpy.txt", "sub/c.py"].map(PathBuf::from));
         assert!(w.sources.iter().any(|s| s.explicit && s.path.ends_with("notpy.txt")));
         assert_eq!(walk(&[root.to_path_buf()], &serial).sources, walk(&[root.to_path_buf()], &opts).sources);
-        let hidden = WalkOptions { hidden: true, threads: 2, ..Default::default() };
-        assert!(
-            walk(&[root.to_path_buf()], &hidden).sources.iter().any(|s| s.path.ends_with(".hidden/e.py"))
-        );
+        assert!(w.sources.iter().any(|s| s.path.ends_with(".hidden/e.py")), "hidden entries by default");
+        let skip = WalkOptions { skip_hidden: true, threads: 2, ..Default::default() };
+        let w = walk(&[root.to_path_buf()], &skip);
+        assert!(!w.sources.iter().any(|s| s.path.ends_with(".hidden/e.py")));
+        assert_eq!(w.skipped, Skipped { hidden: 1, ignored: 0 });
         let w = walk(&[root.join("missing")], &opts);
         assert!(matches!(w.errors[..], [WalkError::NotFound(_)]));
     }

@@ -108,6 +108,45 @@ fn write_all_vectored(file: &mut std::fs::File, parts: &[&[u8]]) -> std::io::Res
     Ok(())
 }
 
+/// Write one compiled unit: the pycs of the levels in `wanted` (indexes into `bodies`, one
+/// per level compiled), each `header` + body; with `hardlink_dupes`, a level whose body
+/// equals the level before it becomes a hard link to that pyc (also when only the earlier
+/// level was rewritten, which broke an old link). `dirs` remembers directories known to
+/// exist, to save system calls.
+#[allow(clippy::too_many_arguments)]
+pub fn write_unit(
+    pycs: &[PathBuf],
+    header: &[u8],
+    bodies: &[Vec<u8>],
+    wanted: &[u8],
+    mode: u32,
+    hardlink_dupes: bool,
+    was_missing: bool,
+    dirs: &mut std::collections::HashSet<PathBuf>,
+) -> Result<(), WriteError> {
+    let mut written = vec![false; bodies.len()];
+    for (i, body) in bodies.iter().enumerate() {
+        let duplicate = hardlink_dupes && i > 0 && bodies[i - 1] == *body;
+        let relink = duplicate && (written[i - 1] || !same_file(&pycs[i - 1], &pycs[i]));
+        if !wanted.contains(&(i as u8)) && !relink {
+            continue;
+        }
+        let path: &Path = &pycs[i];
+        let dir = path.parent().unwrap_or(Path::new(""));
+        if duplicate {
+            hardlink_atomic(&pycs[i - 1], path)?;
+        } else {
+            let known = Known { dir_exists: dirs.contains(dir), was_missing };
+            write_atomic(path, &[header, body], mode, known)?;
+        }
+        written[i] = true;
+        if !dirs.contains(dir) {
+            dirs.insert(dir.to_path_buf());
+        }
+    }
+    Ok(())
+}
+
 /// Make `path` a hard link to `existing`, atomically replacing whatever `path` was.
 pub fn hardlink_atomic(existing: &Path, path: &Path) -> Result<(), WriteError> {
     check_destination(path)?;

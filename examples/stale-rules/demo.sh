@@ -9,13 +9,26 @@
 #              re-validates it against the source bytes on every import (and rewrites it as
 #              checked-hash when they differ)
 #
-# Usage: demo.sh [--assert]   (env: PYTHON, default python3; HASHPYC, default hashpyc)
+# Usage: demo.sh [--assert]   (env: PYTHON, default python3; HASHPYC, default: hashpyc on
+# PATH, else this checkout's release build, target/release/hashpyc, built when missing)
 # With --assert, exit 1 unless the timestamp column shows stale values and the hashpyc
 # column none (or say why staleness could not be provoked here).
 set -euo pipefail
 PYTHON=${PYTHON:-python3}
-HASHPYC=${HASHPYC:-hashpyc}
 here=$(cd "$(dirname "$0")" && pwd)
+if [ -z "${HASHPYC:-}" ]; then
+  if command -v hashpyc >/dev/null 2>&1; then
+    HASHPYC=hashpyc
+  else
+    checkout=$(cd "$here/../.." && pwd)
+    HASHPYC=$checkout/target/release/hashpyc
+    if [ ! -x "$HASHPYC" ]; then
+      echo "hashpyc is not on PATH; building this checkout's release binary (cargo build --release)" >&2
+      (cd "$checkout" && cargo build --release --quiet)
+    fi
+    echo "hashpyc is not on PATH; using this checkout's $HASHPYC" >&2
+  fi
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 

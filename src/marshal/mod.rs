@@ -437,6 +437,27 @@ pub fn filename_bytes(path: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     std::borrow::Cow::Owned(out)
 }
 
+/// The inverse of [`filename_bytes`]: the raw POSIX path bytes of a marshalled
+/// `co_filename` (lone surrogates U+DC80..U+DCFF, which `surrogateescape` made of
+/// undecodable bytes, become those bytes again).
+pub fn path_from_filename(name: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(name.len());
+    let mut i = 0;
+    while i < name.len() {
+        if name[i] == 0xED && i + 2 < name.len() && (name[i + 1] == 0xB2 || name[i + 1] == 0xB3) {
+            let cp = 0xD000 | (u32::from(name[i + 1] & 0x3F) << 6) | u32::from(name[i + 2] & 0x3F);
+            if (0xDC80..=0xDCFF).contains(&cp) {
+                out.push((cp - 0xDC00) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(name[i]);
+        i += 1;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -471,5 +492,8 @@ mod tests {
         assert_eq!(&*filename_bytes("é.py".as_bytes()), "é.py".as_bytes());
         // b"\xff" -> "\udcff" -> surrogatepass UTF-8 ed b3 bf
         assert_eq!(&*filename_bytes(b"\xff.py"), b"\xed\xb3\xbf.py");
+        for p in [&b"a/b.py"[..], "é/ü.py".as_bytes(), b"\xff\x80/x\xfe.py"] {
+            assert_eq!(path_from_filename(&filename_bytes(p)), p);
+        }
     }
 }

@@ -28,6 +28,15 @@ pub struct Warning {
     pub category: String,
     pub line: i32,
     pub message: String,
+    /// Which of the request's optimization levels raised it (an index into them).
+    pub level: u8,
+}
+
+impl Warning {
+    /// The same warning, whatever level raised it.
+    pub fn same_as(&self, other: &Warning) -> bool {
+        self.category == other.category && self.line == other.line && self.message == other.message
+    }
 }
 
 /// A source that did not compile.
@@ -191,7 +200,8 @@ pub fn decode(payload: &[u8]) -> Result<Message, FrameError> {
                 let category = c.short_str()?;
                 let line = c.i32()?;
                 let message = c.text()?;
-                warnings.push(Warning { category, line, message });
+                let level = c.u8()?;
+                warnings.push(Warning { category, line, message, level });
             }
             let mut bodies = Vec::new();
             while !c.data.is_empty() {
@@ -237,12 +247,17 @@ mod tests {
             decode(hello),
             Ok(Message::Hello { hexversion: 0x04030201, magic: [0xa7, 0x0d, 0x0d, 0x0a] })
         );
-        let ok = b"O\x01\x01\x00\x0dSyntaxWarning\x02\x00\x00\x00\x03\x00\x00\x00msg\x02\x00\x00\x00ab\x00\x00\x00\x00";
+        let ok = b"O\x01\x01\x00\x0dSyntaxWarning\x02\x00\x00\x00\x03\x00\x00\x00msg\x01\x02\x00\x00\x00ab\x00\x00\x00\x00";
         assert_eq!(
             decode(ok),
             Ok(Message::Compiled {
                 modules_changed: true,
-                warnings: vec![Warning { category: "SyntaxWarning".into(), line: 2, message: "msg".into() }],
+                warnings: vec![Warning {
+                    category: "SyntaxWarning".into(),
+                    line: 2,
+                    message: "msg".into(),
+                    level: 1
+                }],
                 bodies: vec![b"ab".to_vec(), Vec::new()],
             })
         );

@@ -31,6 +31,16 @@ use crate::target::Target;
 
 /// The worker script, shipped inside the binary.
 pub const WORKER_SCRIPT: &str = include_str!("worker.py");
+/// The worker's whole command line (`-c` code): read the worker script, whose length is
+/// the first argument, from stdin and run it. Short and recognisable in `ps`.
+const BOOTSTRAP: &str = "#hashpyc-worker
+import sys,posix
+n=int(sys.argv[1]);s=b''
+while len(s)<n:
+ d=posix.read(0,n-len(s))
+ if not d:raise SystemExit(3)
+ s+=d
+exec(s)";
 /// How long a worker may take to start and say hello, at least.
 const MIN_STARTUP: Duration = Duration::from_secs(30);
 const STDERR_TAIL: usize = 4096;
@@ -152,7 +162,7 @@ impl Channel {
     /// `WouldBlock` keeps what it read.
     fn fill(&mut self) -> bool {
         let before = self.buf.len();
-        if crate::plan::read_to_end_direct(&self.file, &mut self.buf).is_ok() {
+        if crate::io::read_to_end_direct(&self.file, &mut self.buf).is_ok() {
             self.eof = true;
         }
         self.buf.len() > before
@@ -211,7 +221,8 @@ impl Worker {
             cmd.arg("-P");
         }
         cmd.arg("-c")
-            .arg(&*spec.script)
+            .arg(BOOTSTRAP)
+            .arg(spec.script.len().to_string())
             .arg(if target.flag_ref_top { "1" } else { "0" })
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -263,7 +274,17 @@ impl Worker {
             child_compiles: 0,
         };
         let startup = spec.timeout.map_or(MIN_STARTUP, |t| t.max(MIN_STARTUP));
-        match w.next_data(Some(Instant::now() + startup)) {
+        let deadline = Some(Instant::now() + startup);
+        match w.write_parts(&[spec.script.as_bytes(), &[]], deadline) {
+            Ok(()) => {}
+            Err(WorkerFailure::TimedOut(_)) => return Err(WorkerFailure::StartTimeout(startup)),
+            Err(_) => {
+                let _ = w.child.wait();
+                std::thread::sleep(Duration::from_millis(20));
+                return Err(WorkerFailure::Start(w.stderr_text()));
+            }
+        }
+        match w.next_data(deadline) {
             Ok(Message::Hello { magic, .. }) if magic == target.magic.0 => Ok(w),
             Ok(Message::Hello { magic, .. }) => Err(WorkerFailure::Changed {
                 found: crate::pyc::hex(&magic),
@@ -402,8 +423,13 @@ impl Worker {
 
     fn send(&mut self, req: &Request<'_>, deadline: Option<Instant>) -> Result<(), WorkerFailure> {
         let (head, tail) = req.parts();
+        self.write_parts(&[&head, tail], deadline)
+    }
+
+    /// Write two slices to the worker's stdin, waiting for room until the deadline.
+    fn write_parts(&mut self, parts: &[&[u8]; 2], deadline: Option<Instant>) -> Result<(), WorkerFailure> {
         let fd = self.stdin.as_raw_fd();
-        let mut slices = [std::io::IoSlice::new(&head), std::io::IoSlice::new(tail)];
+        let mut slices = [std::io::IoSlice::new(parts[0]), std::io::IoSlice::new(parts[1])];
         let mut rest: &mut [std::io::IoSlice<'_>] = &mut slices;
         std::io::IoSlice::advance_slices(&mut rest, 0);
         while !rest.is_empty() {

@@ -23,10 +23,17 @@ use crate::report::Reporter;
 use crate::target::Isolation;
 use crate::write;
 
+/// The failure kind `HASHPYC_VERIFY` reports (never stored in the cache).
+const VERIFY_FAILED: &str = "hashpyc internal error";
+
 /// What happened to one source for one target.
 #[derive(Debug, Clone)]
 pub enum UnitResult {
     Compiled {
+        warnings: Vec<super::Warning>,
+    },
+    /// Written from the bytecode cache.
+    Cached {
         warnings: Vec<super::Warning>,
     },
     /// The source (whose hash for this target is given) does not compile.
@@ -56,12 +63,94 @@ pub struct Schedule<'a> {
     pub jobs: usize,
     /// Cross-check every long-lived result against a fresh fork (`HASHPYC_VERIFY=1`).
     pub verify: bool,
+    /// Where results are stored for reuse.
+    pub cache: Option<&'a crate::cache::Cache>,
+}
+
+/// The units waiting for a worker, largest source first (a big file last would leave the
+/// other slots idle). Fed by the caller, all at once or as cache lookups miss, until it is
+/// closed; slots block on it while it is open and empty.
+pub struct Queue {
+    state: Mutex<QueueState>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct QueueState {
+    heap: std::collections::BinaryHeap<(u64, std::cmp::Reverse<usize>, Vec<usize>)>,
+    closed: bool,
+}
+
+impl Default for Queue {
+    fn default() -> Self {
+        Queue::new()
+    }
+}
+
+impl Queue {
+    pub fn new() -> Queue {
+        Queue { state: Mutex::new(QueueState::default()), ready: Condvar::new() }
+    }
+
+    /// Queue source `src` (an index into the plans) for `targets`, with its size.
+    pub fn push(&self, src: usize, targets: Vec<usize>, size: u64) {
+        let mut st = self.state.lock().expect("queue lock");
+        st.heap.push((priority(src, size), std::cmp::Reverse(src), targets));
+        drop(st);
+        self.ready.notify_one();
+    }
+
+    /// Nothing more will be pushed.
+    pub fn close(&self) {
+        self.state.lock().expect("queue lock").closed = true;
+        self.ready.notify_all();
+    }
+
+    /// The next unit, waiting while the queue is open and empty; None once it is closed
+    /// and drained, or when `stop` is set.
+    fn pop(&self, stop: &AtomicBool) -> Option<(usize, Vec<usize>)> {
+        let mut st = self.state.lock().expect("queue lock");
+        loop {
+            if stop.load(Ordering::SeqCst) || crate::interrupt::requested() {
+                return None;
+            }
+            if let Some((_, std::cmp::Reverse(src), targets)) = st.heap.pop() {
+                return Some((src, targets));
+            }
+            if st.closed {
+                return None;
+            }
+            st = self.ready.wait_timeout(st, std::time::Duration::from_millis(200)).expect("queue lock").0;
+        }
+    }
+
+    /// Wake every waiting slot (a stop was requested).
+    fn wake(&self) {
+        self.ready.notify_all();
+    }
+}
+
+/// The order in which queued units are compiled: largest first, or as `HASHPYC_ORDER`
+/// (`reverse`, `shuffle:SEED`) says, so that tests can show the bytes do not depend on it.
+fn priority(src: usize, size: u64) -> u64 {
+    static ORDER: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    match ORDER.get_or_init(|| std::env::var("HASHPYC_ORDER").ok()).as_deref() {
+        Some("reverse") => u64::MAX - size,
+        Some(spec) if spec.starts_with("shuffle:") => {
+            // splitmix64 of (seed, source index): reproducible for a seed.
+            let seed = spec["shuffle:".len()..].parse::<u64>().unwrap_or(0);
+            let mut z = seed ^ (src as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+        _ => size,
+    }
 }
 
 struct Shared<'a> {
     s: &'a Schedule<'a>,
-    order: Vec<usize>,
-    next: AtomicUsize,
+    queue: &'a Queue,
     results: Mutex<Results>,
     deferred: Mutex<(VecDeque<(usize, usize)>, usize)>,
     deferred_cv: Condvar,
@@ -72,17 +161,18 @@ struct Shared<'a> {
     reporter: &'a dyn Reporter,
 }
 
-/// Compile every source whose plan asks for it; returns per-unit results, or the fatal
-/// failure that stopped the run.
-pub fn run(s: &Schedule<'_>, reporter: &dyn Reporter) -> (Results, Option<Fatal>) {
-    let mut order: Vec<usize> = (0..s.plans.len()).filter(|&i| s.plans[i].needs_compile()).collect();
-    order.sort_by(|&a, &b| s.plans[b].size.cmp(&s.plans[a].size).then(a.cmp(&b)));
-    reorder_for_tests(&mut order);
-    let slots = s.jobs.clamp(1, order.len().max(1));
+/// Compile the units `queue` hands out (at most `expected` of them) until it is closed and
+/// drained; returns per-unit results, or the fatal failure that stopped the run.
+pub fn run(
+    s: &Schedule<'_>,
+    queue: &Queue,
+    expected: usize,
+    reporter: &dyn Reporter,
+) -> (Results, Option<Fatal>) {
+    let slots = s.jobs.clamp(1, expected.max(1));
     let shared = Shared {
         s,
-        order,
-        next: AtomicUsize::new(0),
+        queue,
         results: Mutex::new(Vec::new()),
         deferred: Mutex::new((VecDeque::new(), slots)),
         deferred_cv: Condvar::new(),
@@ -91,7 +181,7 @@ pub fn run(s: &Schedule<'_>, reporter: &dyn Reporter) -> (Results, Option<Fatal>
         crash_streak: AtomicUsize::new(0),
         reporter,
     };
-    if !shared.order.is_empty() {
+    if expected > 0 {
         std::thread::scope(|scope| {
             for i in 0..slots {
                 let shared = &shared;
@@ -106,35 +196,10 @@ pub fn run(s: &Schedule<'_>, reporter: &dyn Reporter) -> (Results, Option<Fatal>
     (shared.results.into_inner().expect("results lock"), fatal)
 }
 
-/// `HASHPYC_ORDER=reverse` or `shuffle:SEED` changes the compile order, so tests can show
-/// that the bytes do not depend on it.
-fn reorder_for_tests(order: &mut [usize]) {
-    let Ok(spec) = std::env::var("HASHPYC_ORDER") else {
-        return;
-    };
-    if spec == "reverse" {
-        order.reverse();
-    } else if let Some(seed) = spec.strip_prefix("shuffle:").and_then(|s| s.parse::<u64>().ok()) {
-        // Fisher-Yates with splitmix64: reproducible for a seed, no dependency needed.
-        let mut state = seed;
-        let mut next = move || {
-            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        };
-        for i in (1..order.len()).rev() {
-            let j = (next() % (i as u64 + 1)) as usize;
-            order.swap(i, j);
-        }
-    }
-}
-
 /// Read a source whose size the plan saw (one allocation, no extra stat), as the plan does.
 fn read_source(path: &Path, size_hint: u64) -> std::io::Result<Vec<u8>> {
     let mut buf = Vec::with_capacity(usize::try_from(size_hint).unwrap_or(0).saturating_add(4096));
-    crate::plan::read_source_into(path, &mut buf)?;
+    crate::io::read_source_into(path, &mut buf)?;
     Ok(buf)
 }
 
@@ -161,17 +226,7 @@ impl<'a> Slot<'a> {
 
     fn run(mut self) {
         // Phase 1: the queue, largest first.
-        loop {
-            if self.stopped() {
-                break;
-            }
-            let i = self.sh.next.fetch_add(1, Ordering::SeqCst);
-            let Some(&src) = self.sh.order.get(i) else {
-                break;
-            };
-            let targets: Vec<usize> = (0..self.sh.s.specs.len())
-                .filter(|&t| matches!(self.sh.s.plans[src].actions[t], Action::Compile(_)))
-                .collect();
+        while let Some((src, targets)) = self.sh.queue.pop(&self.sh.stop) {
             self.unit(src, &targets, false);
         }
         // End long-lived children: phase 2 forks from pristine zygotes only.
@@ -218,7 +273,7 @@ impl<'a> Slot<'a> {
                 let r = if e.kind() == std::io::ErrorKind::NotFound {
                     UnitResult::Vanished
                 } else {
-                    UnitResult::Error(format!("cannot read the source: {}", crate::plan::io_reason(&e)))
+                    UnitResult::Error(format!("cannot read the source: {}", crate::io::io_reason(&e)))
                 };
                 for &t in targets {
                     self.record(src, t, r.clone());
@@ -251,7 +306,10 @@ impl<'a> Slot<'a> {
         let spec = &s.specs[t];
         let isolation = spec.target.isolation();
         let filename = plan.embedded().as_os_str().as_encoded_bytes();
-        let job = Job { levels: s.paths.levels, filename, source };
+        let Action::Compile { prefix, .. } = &plan.actions[t] else {
+            return Some(Step::Done(UnitResult::Error("internal error: nothing to compile".into())));
+        };
+        let job = Job { levels: &s.paths.levels[..usize::from(*prefix)], filename, source };
         let mut attempts = 0;
         let (outcome, deferred) = loop {
             attempts += 1;
@@ -326,11 +384,23 @@ impl<'a> Slot<'a> {
         if deferred {
             return Some(Step::Deferred);
         }
-        let outcome = if s.verify && !fresh && isolation != Isolation::ForkEach {
-            self.verify(t, &job, outcome)?
+        let (outcome, verified) = if s.verify && !fresh && isolation != Isolation::ForkEach {
+            let checked = self.verify(t, &job, outcome)?;
+            let ok = !matches!(&checked, Outcome::Failed(f) if f.kind == VERIFY_FAILED);
+            (checked, ok)
         } else {
-            outcome
+            (outcome, true)
         };
+        if let Some(cache) = s.cache
+            && verified
+        {
+            let filename = marshal::filename_bytes(filename);
+            let result = match &outcome {
+                Outcome::Compiled { warnings, bodies } => Ok((bodies.as_slice(), warnings.as_slice())),
+                Outcome::Failed(f) => Err(f),
+            };
+            cache.store(t, job.levels, source, &filename, result);
+        }
         Some(Step::Done(match outcome {
             Outcome::Failed(f) => {
                 let target = &spec.target;
@@ -353,7 +423,7 @@ impl<'a> Slot<'a> {
             Some(outcome)
         } else {
             Some(Outcome::Failed(super::CompileFailure {
-                kind: "hashpyc internal error".into(),
+                kind: VERIFY_FAILED.into(),
                 message: "a long-lived worker produced other bytes than a fresh one (HASHPYC_VERIFY)".into(),
                 line: None,
                 offset: None,
@@ -364,32 +434,28 @@ impl<'a> Slot<'a> {
         }
     }
 
+    /// Write the levels the plan asks for (the compiled prefix's others are fresh).
     fn write(&mut self, src: usize, t: usize, source: &[u8], bodies: &[Vec<u8>]) -> Result<(), String> {
         let s = self.sh.s;
         let plan = &s.plans[src];
         let target = &s.specs[t].target;
+        let Action::Compile { reason, write: wanted, .. } = &plan.actions[t] else {
+            return Ok(());
+        };
         let header =
             Header::hashed(target.magic, s.mode, pyc::source_hash(target.hash, target.magic, source))
                 .to_bytes();
-        let mode = write::pyc_mode(plan.mode);
-        let pycs = &s.paths.of(&plan.path, t);
-        let was_missing = plan.actions[t] == Action::Compile(crate::plan::Reason::Missing);
-        for (i, body) in bodies.iter().enumerate() {
-            let path: &Path = &pycs[i];
-            let dir = path.parent().unwrap_or(Path::new(""));
-            let linked = s.hardlink_dupes && i > 0 && bodies[i - 1] == *body;
-            let r = if linked {
-                write::hardlink_atomic(&pycs[i - 1], path)
-            } else {
-                let known = write::Known { dir_exists: self.dirs.contains(dir), was_missing };
-                write::write_atomic(path, &[&header, body], mode, known)
-            };
-            r.map_err(|e| error_chain(&e))?;
-            if !self.dirs.contains(dir) {
-                self.dirs.insert(dir.to_path_buf());
-            }
-        }
-        Ok(())
+        write::write_unit(
+            &s.paths.of(&plan.path, t),
+            &header,
+            bodies,
+            wanted,
+            write::pyc_mode(plan.mode),
+            s.hardlink_dupes,
+            *reason == crate::plan::Reason::Missing,
+            &mut self.dirs,
+        )
+        .map_err(|e| error_chain(&e))
     }
 
     fn worker(&mut self, t: usize) -> Result<&mut Worker, WorkerFailure> {
@@ -417,6 +483,7 @@ impl<'a> Slot<'a> {
         }
         self.sh.stop.store(true, Ordering::SeqCst);
         self.sh.deferred_cv.notify_all();
+        self.sh.queue.wake();
     }
 }
 

@@ -1,7 +1,8 @@
 # hashpyc worker: compiles the source bytes it is sent and returns marshal data.
 #
-# Runs as `python -S -s [-P] -B -c <this>` with PYTHONHASHSEED=0 and no other PYTHON*
-# variable (see src/pool/mod.rs). It imports nothing that start-up has not already loaded
+# Runs as `python -S -s [-P] -B -c <bootstrap> <length of this script> <flag>` with
+# PYTHONHASHSEED=0 and no other PYTHON* variable (see src/pool/mod.rs): the bootstrap
+# reads this script from stdin and runs it, so `ps` shows a short command line. It imports nothing that start-up has not already loaded
 # (sys, marshal, posix), never opens a file, and never runs project code.
 #
 # The first process is a *zygote*: it never compiles. It forks
@@ -15,7 +16,7 @@
 # Requests:  L | E | C<req> | F<req>,  req = u8 nlevels, levels, u32 path length, path, source
 # Replies:   H u32 hexversion, 4 magic bytes        (once, at start-up)
 #            O u8 status, u16 nwarnings, warnings, (u32 length, marshal data) per level
-#              warning = u8 + category, u32 lineno, u32 + message (UTF-8)
+#              warning = u8 + category, u32 lineno, u32 + message (UTF-8), u8 level index
 #              status bit 0: sys.modules grew (the compile imported a codec or unicodedata)
 #            X u8 + type, u32 + message, 4 x i32 line/offset/end line/end offset, u32 + text
 # On fd 3:   e        after every forked child that exited with status 0
@@ -28,7 +29,7 @@ import sys, marshal, posix
 if sys.path and sys.path[0] == "":
     del sys.path[0]
 
-_FLAG_REF_TOP = sys.argv[1] == "1"
+_FLAG_REF_TOP = sys.argv[2] == "1"
 _caught = []
 
 
@@ -132,6 +133,7 @@ def _compile(req):
     nmods = len(sys.modules)
     del _caught[:]
     bodies = []
+    ends = []
     try:
         for level in levels:
             if _FLAG_REF_TOP:
@@ -143,6 +145,7 @@ def _compile(req):
                 del code, hold
             else:
                 bodies.append(marshal.dumps(compile(source, path, "exec", dont_inherit=True, optimize=level)))
+            ends.append(len(_caught))
     except Exception as e:
         kind = type(e).__name__
         line = getattr(e, "lineno", None)
@@ -161,9 +164,12 @@ def _compile(req):
         return
     status = 1 if len(sys.modules) != nmods else 0
     warns = []
-    for category, message, lineno in _caught[:65535]:
+    index = 0
+    for i, (category, message, lineno) in enumerate(_caught[:65535]):
+        while ends[index] <= i:
+            index += 1
         c = category.encode()[:255]
-        warns.append(bytes([len(c)]) + c + _i32(lineno) + _text(message))
+        warns.append(bytes([len(c)]) + c + _i32(lineno) + _text(message) + bytes([index]))
     del _caught[:]
     out = [b"O" + bytes([status]) + len(warns).to_bytes(2, "little") + b"".join(warns)]
     for body in bodies:

@@ -517,6 +517,11 @@ pub fn diff_pycs(a: &Path, b: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// The real worker script, for fault-injection stand-ins (`HASHPYC_WORKER_SCRIPT`).
+pub fn worker_script() -> &'static str {
+    include_str!("../../src/pool/worker.py")
+}
+
 /// The interpreter's own standard library directory.
 pub fn stdlib_dir(py: &Python) -> PathBuf {
     let out = Command::new(&py.path)

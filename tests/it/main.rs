@@ -6,6 +6,7 @@ mod check;
 mod compile;
 mod determinism;
 mod faults;
+mod first_hour;
 mod options;
 pub mod precommit;
 mod relocate;

@@ -74,6 +74,64 @@ pub fn venv_with(py: &harness::Python, dir: &Path, packages: &[&str]) -> Option<
     Some(venv)
 }
 
+/// Run `git commit` in `project` with pre-commit's hook, `path` first on PATH.
+fn commit(project: &Path, work: &Tree, path: &str, msg: &str) -> (bool, String) {
+    let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pre-commit-cargo-target");
+    let out = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid", "-c", "commit.gpgsign=false"])
+        .args(["commit", "-q", "-m", msg])
+        .current_dir(project)
+        .env("PATH", path)
+        .env("PRE_COMMIT_HOME", work.path("pre-commit-home"))
+        .env("CARGO_TARGET_DIR", &target)
+        .env("HASHPYC_CACHE_DIR", harness::shared_cache_dir())
+        .env_remove("GIT_DIR")
+        .output()
+        .expect("git commit");
+    (
+        out.status.success(),
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+    )
+}
+
+/// A clean commit passes and leaves pycs for every interpreter; a syntax error fails the
+/// commit once, its header line naming every interpreter.
+fn commit_good_then_bad(project: &Path, work: &Tree, path: &str, pythons: &[&harness::Python]) {
+    std::fs::write(project.join("ok.py"), "def ok():\n    return 1\n").unwrap();
+    git(project, &["add", "-A"]);
+    let (ok, text) = commit(project, work, path, "clean");
+    assert!(ok, "a clean commit must pass:\n{text}");
+    for py in pythons {
+        let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
+        assert!(
+            project.join(format!("__pycache__/ok.{tag}.pyc")).is_file(),
+            "the hook compiled ok.py:\n{text}"
+        );
+    }
+    std::fs::write(project.join("bad.py"), "x = (\n").unwrap();
+    git(project, &["add", "-A"]);
+    let (ok, text) = commit(project, work, path, "broken");
+    assert!(!ok, "a syntax error must fail the commit:\n{text}");
+    let headers: Vec<&str> = text.lines().filter(|l| l.starts_with("bad.py:1:")).collect();
+    assert_eq!(headers.len(), 1, "one mistake, one report:\n{text}");
+    assert!(headers[0].contains("SyntaxError"), "{text}");
+    if pythons.len() > 1 {
+        for py in pythons {
+            assert!(headers[0].contains(&py.version), "{} named on the header line:\n{text}", py.version);
+        }
+    }
+    assert!(text.contains("x = ("), "with the offending line:\n{text}");
+    assert_eq!(text.matches("Failed").count(), 1, "one failed hook:\n{text}");
+}
+
+/// Two interpreters of 3.10+ (identical messages for the test's syntax error), or one.
+fn hook_pythons() -> Vec<&'static harness::Python> {
+    let found: Vec<&harness::Python> = harness::pythons().values().filter(|p| p.minor >= (3, 10)).collect();
+    let mut out: Vec<&harness::Python> = found.iter().rev().take(2).copied().collect();
+    out.reverse();
+    out
+}
+
 #[test]
 fn pre_commit_hooks_from_this_repository() {
     let test = "precommit::pre_commit_hooks_from_this_repository";
@@ -91,48 +149,58 @@ fn pre_commit_hooks_from_this_repository() {
     let project = work.path("project");
     std::fs::create_dir_all(&project).unwrap();
     git(&project, &["init", "-q"]);
+    let pythons = hook_pythons();
+    let args: Vec<String> = pythons.iter().map(|p| format!("--python, {}", p.path.display())).collect();
     std::fs::write(
         project.join(".pre-commit-config.yaml"),
         format!(
-            "repos:\n- repo: {}\n  rev: {rev}\n  hooks:\n  - id: hashpyc\n    args: [--python, {}]\n  - id: hashpyc-check\n    args: [--python, {}]\n",
+            "repos:\n- repo: {}\n  rev: {rev}\n  hooks:\n  - id: hashpyc\n    args: [{}]\n",
             hooks.display(),
-            py.path.display(),
-            py.path.display()
+            args.join(", ")
         ),
     )
     .unwrap();
     std::fs::write(project.join(".gitignore"), "__pycache__/\n").unwrap();
     let path = format!("{}:{}", venv.join("bin").display(), std::env::var("PATH").unwrap_or_default());
-    let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pre-commit-cargo-target");
-    let commit = |msg: &str| {
-        Command::new("git")
-            .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid", "-c", "commit.gpgsign=false"])
-            .args(["commit", "-q", "-m", msg])
-            .current_dir(&project)
-            .env("PATH", &path)
-            .env("PRE_COMMIT_HOME", work.path("pre-commit-home"))
-            .env("CARGO_TARGET_DIR", &target)
-            .env_remove("GIT_DIR")
-            .output()
-            .expect("git commit")
-    };
     let install =
         Command::new(venv.join("bin/pre-commit")).arg("install").current_dir(&project).output().unwrap();
     assert!(install.status.success(), "{}", String::from_utf8_lossy(&install.stderr));
+    commit_good_then_bad(&project, &work, &path, &pythons);
+}
 
-    std::fs::write(project.join("ok.py"), "def ok():\n    return 1\n").unwrap();
-    git(&project, &["add", "-A"]);
-    let good = commit("clean");
-    let text = format!("{}{}", String::from_utf8_lossy(&good.stdout), String::from_utf8_lossy(&good.stderr));
-    assert!(good.status.success(), "a clean commit must pass:\n{text}");
-    let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
-    assert!(project.join(format!("__pycache__/ok.{tag}.pyc")).is_file(), "the hook compiled ok.py:\n{text}");
-
-    std::fs::write(project.join("bad.py"), "def bad(:\n    pass\n").unwrap();
-    git(&project, &["add", "-A"]);
-    let bad = commit("broken");
-    let text = format!("{}{}", String::from_utf8_lossy(&bad.stdout), String::from_utf8_lossy(&bad.stderr));
-    assert!(!bad.status.success(), "a syntax error must fail the commit:\n{text}");
-    assert!(text.contains("bad.py:1:") && text.contains("SyntaxError"), "the error is shown:\n{text}");
-    assert!(text.contains("def bad(:"), "with the offending line:\n{text}");
+/// `examples/pre-commit-config.yaml` exactly as written, with `hashpyc`, `python3.12` and
+/// `python3.13` on PATH.
+#[test]
+fn pre_commit_example_as_written() {
+    let test = "precommit::pre_commit_example_as_written";
+    let (Some(py312), Some(py313)) =
+        (harness::python_or_skip((3, 12), test), harness::python_or_skip((3, 13), test))
+    else {
+        return;
+    };
+    let work = Tree::new();
+    let Some(venv) = venv_with(py312, work.root(), &["pre-commit"]) else {
+        return skip_offline(test, "cannot install pre-commit from PyPI");
+    };
+    let bin = work.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_hashpyc"), bin.join("hashpyc")).unwrap();
+    std::os::unix::fs::symlink(&py312.path, bin.join("python3.12")).unwrap();
+    std::os::unix::fs::symlink(&py313.path, bin.join("python3.13")).unwrap();
+    let project = work.path("project");
+    std::fs::create_dir_all(&project).unwrap();
+    git(&project, &["init", "-q"]);
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/pre-commit-config.yaml");
+    std::fs::copy(example, project.join(".pre-commit-config.yaml")).unwrap();
+    std::fs::write(project.join(".gitignore"), "__pycache__/\n").unwrap();
+    let path = format!(
+        "{}:{}:{}",
+        bin.display(),
+        venv.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let install =
+        Command::new(venv.join("bin/pre-commit")).arg("install").current_dir(&project).output().unwrap();
+    assert!(install.status.success(), "{}", String::from_utf8_lossy(&install.stderr));
+    commit_good_then_bad(&project, &work, &path, &[py312, py313]);
 }

@@ -1,0 +1,140 @@
+//! `hashpyc cache stats|prune|clean`: the bytecode cache directory as `uv cache` and
+//! `ccache -s` present theirs.
+
+use std::io::Write;
+use std::path::Path;
+
+use super::disk::DiskTier;
+use super::{CacheError, stats};
+use crate::cli::{CacheCommand, InspectFormat};
+use crate::report::{self, Style};
+use crate::{Error, ExitStatus};
+
+fn open(dir: &Path) -> Result<DiskTier, Error> {
+    let tier =
+        DiskTier::existing(dir).map_err(|source| CacheError::Open { path: dir.to_path_buf(), source })?;
+    if !tier.looks_like_cache() {
+        return Err(CacheError::NotACache(dir.to_path_buf()).into());
+    }
+    Ok(tier)
+}
+
+/// `1.2 GiB`, `340 KiB`, `12 B`.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{bytes} B") } else { format!("{v:.1} {}", UNITS[u]) }
+}
+
+pub fn run(cmd: &CacheCommand, style: Style) -> Result<ExitStatus, Error> {
+    match cmd {
+        CacheCommand::Stats { dir, format } => {
+            let tier = open(&dir.dir)?;
+            let (entries, temps) = tier.scan();
+            let bytes: u64 = entries.iter().map(|e| e.size).sum();
+            let rec = stats::read(&tier);
+            let mut out = std::io::stdout().lock();
+            if *format == InspectFormat::Json {
+                let mut tiers = serde_json::Map::new();
+                for (name, t) in &rec.tiers {
+                    tiers.insert(name.clone(), serde_json::to_value(t).expect("totals serialize"));
+                }
+                let v = serde_json::json!({
+                    "cache": crate::report::JsonPath(tier.root()),
+                    "entries": entries.len(),
+                    "bytes": bytes,
+                    "temporary_files": temps.len(),
+                    "since": rec.since,
+                    "runs": rec.runs,
+                    "tiers": tiers,
+                });
+                let _ = writeln!(out, "{v}");
+            } else {
+                let mut lines = vec![
+                    format!("{}", style.bold(&format!("Bytecode cache `{}`", tier.root().display()))),
+                    format!("  entries      {}", entries.len()),
+                    format!("  size         {} on disk", human_size(bytes)),
+                ];
+                if rec.runs > 0 {
+                    lines.push(format!("  runs         {} since {}", rec.runs, since(rec.since)));
+                }
+                for (name, t) in &rec.tiers {
+                    let lookups = t.hits + t.misses;
+                    let rate = if lookups > 0 {
+                        format!(" ({:.0}% hits)", 100.0 * t.hits as f64 / lookups as f64)
+                    } else {
+                        String::new()
+                    };
+                    lines.push(format!(
+                        "  {name:<12} {} hits, {} misses{rate}, {} stores, {} damaged, {} errors, {} timeouts",
+                        t.hits, t.misses, t.stores, t.damaged, t.errors, t.timeouts
+                    ));
+                }
+                let _ = writeln!(out, "{}", lines.join("\n"));
+            }
+            Ok(ExitStatus::Success)
+        }
+        CacheCommand::Prune { dir, max_size } => {
+            let tier = open(&dir.dir)?;
+            let (removed, freed, left, size) = tier
+                .locked("prune.lock", true, || tier.prune(*max_size))
+                .unwrap_or_else(|| tier.prune(*max_size));
+            stats::pruned(&tier, size);
+            report::eprint_line(&format!(
+                "Removed {} ({}); {} left ({})",
+                report::plural(removed, "entry", "entries"),
+                human_size(freed),
+                report::plural(left, "entry", "entries"),
+                human_size(size)
+            ));
+            Ok(ExitStatus::Success)
+        }
+        CacheCommand::Clean { dir } => {
+            let tier = open(&dir.dir)?;
+            let (count, bytes) =
+                tier.clean().map_err(|source| CacheError::Open { path: dir.dir.clone(), source })?;
+            report::eprint_line(&format!(
+                "Removed {} ({}) from `{}`",
+                report::plural(count, "entry", "entries"),
+                human_size(bytes),
+                tier.root().display()
+            ));
+            Ok(ExitStatus::Success)
+        }
+    }
+}
+
+/// `2026-12-01 22:40 UTC` for a Unix time.
+fn since(secs: u64) -> String {
+    let days = secs / 86_400;
+    let (h, m) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{d:02} {h:02}:{m:02} UTC")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_dates_read_well() {
+        assert_eq!(human_size(12), "12 B");
+        assert_eq!(human_size(3 << 20), "3.0 MiB");
+        assert_eq!(since(0), "1970-01-01 00:00 UTC");
+        assert_eq!(since(1_796_086_800), "2026-12-01 01:00 UTC");
+    }
+}

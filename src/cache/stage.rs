@@ -1,0 +1,118 @@
+//! The cache stage of `compile`: for every unit the plan wants compiled, read the source
+//! once, look it up (per target), write the pycs of hits right away, and hand the misses to
+//! the pool's queue as they are found, so compiling overlaps with the lookups.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use rayon::prelude::*;
+
+use super::{Cache, Found};
+use crate::plan::{Action, PycPaths, SourcePlan};
+use crate::pool::schedule::{Queue, Results, UnitResult, error_chain};
+use crate::pyc::{self, HashMode, Header};
+use crate::report::Reporter;
+use crate::write;
+
+/// What the stage works on.
+pub struct Lookups<'a> {
+    pub plans: &'a [SourcePlan],
+    pub paths: &'a PycPaths<'a>,
+    pub mode: HashMode,
+    pub hardlink_dupes: bool,
+    pub cache: &'a Cache,
+    /// Threads doing lookups (more than CPUs pays when a tier is remote).
+    pub threads: usize,
+}
+
+thread_local! {
+    static DIRS: std::cell::RefCell<HashSet<PathBuf>> = std::cell::RefCell::new(HashSet::new());
+}
+
+/// Look up `units` (source index, targets), largest sources first; hits are written and
+/// returned, misses pushed to `queue`. The queue is not closed here.
+pub fn run(
+    l: &Lookups<'_>,
+    mut units: Vec<(usize, Vec<usize>)>,
+    queue: &Queue,
+    reporter: &dyn Reporter,
+) -> Results {
+    units.sort_by(|a, b| l.plans[b.0].size.cmp(&l.plans[a.0].size).then(a.0.cmp(&b.0)));
+    let work = || {
+        units
+            .par_iter()
+            .with_max_len(1)
+            .flat_map_iter(|(src, targets)| {
+                if crate::interrupt::requested() {
+                    return Vec::new();
+                }
+                let (done, misses) = unit(l, *src, targets);
+                for _ in &done {
+                    reporter.advance(&l.plans[*src].path);
+                }
+                if !misses.is_empty() {
+                    queue.push(*src, misses, l.plans[*src].size);
+                }
+                done
+            })
+            .collect()
+    };
+    match rayon::ThreadPoolBuilder::new()
+        .num_threads(l.threads)
+        .thread_name(|i| format!("hashpyc-lookup-{i}"))
+        .build()
+    {
+        Ok(pool) => pool.install(work),
+        Err(_) => work(),
+    }
+}
+
+/// One source: its results (hits, known failures, read errors) and the targets that missed.
+fn unit(l: &Lookups<'_>, src: usize, targets: &[usize]) -> (Results, Vec<usize>) {
+    let plan = &l.plans[src];
+    let mut source = Vec::with_capacity(usize::try_from(plan.size).unwrap_or(0) + 4096);
+    if let Err(e) = crate::io::read_source_into(&plan.path, &mut source) {
+        let r = if e.kind() == std::io::ErrorKind::NotFound {
+            UnitResult::Vanished
+        } else {
+            UnitResult::Error(format!("cannot read the source: {}", crate::io::io_reason(&e)))
+        };
+        return (targets.iter().map(|&t| (src, t, r.clone())).collect(), Vec::new());
+    }
+    let filename = crate::marshal::filename_bytes(plan.embedded().as_os_str().as_encoded_bytes());
+    let mut done = Vec::new();
+    let mut misses = Vec::new();
+    for &t in targets {
+        let Action::Compile { reason, prefix, write: wanted } = &plan.actions[t] else {
+            continue;
+        };
+        let levels = &l.paths.levels[..usize::from(*prefix)];
+        let target = &l.paths.targets[t];
+        let hash = pyc::source_hash(target.hash, target.magic, &source);
+        match l.cache.lookup(t, levels, &source, &filename) {
+            Found::Miss => misses.push(t),
+            Found::Failed(f) => done.push((src, t, UnitResult::Failed(Box::new(f), hash))),
+            Found::Hit { bodies, warnings } => {
+                let header = Header::hashed(target.magic, l.mode, hash).to_bytes();
+                let written = DIRS.with_borrow_mut(|dirs| {
+                    write::write_unit(
+                        &l.paths.of(&plan.path, t),
+                        &header,
+                        &bodies,
+                        wanted,
+                        write::pyc_mode(plan.mode),
+                        l.hardlink_dupes,
+                        *reason == crate::plan::Reason::Missing,
+                        dirs,
+                    )
+                });
+                let r = match written {
+                    Ok(()) => UnitResult::Cached { warnings },
+                    Err(e) => UnitResult::Error(error_chain(&e)),
+                };
+                done.push((src, t, r));
+            }
+        }
+    }
+    (done, misses)
+}

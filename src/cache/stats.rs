@@ -1,0 +1,132 @@
+//! Counters: per tier for a run (atomics, bumped from any thread), and kept over time in
+//! `DIR/stats.json` (added to under a lock at the end of each run), with what automatic
+//! pruning needs: the size after the last prune and the bytes stored since.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use super::disk::DiskTier;
+
+const FILE: &str = "stats.json";
+const FORMAT: u32 = 1;
+
+/// One tier's counts in a run.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub stores: AtomicU64,
+    pub errors: AtomicU64,
+    pub timeouts: AtomicU64,
+    pub damaged: AtomicU64,
+}
+
+/// Counts as numbers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Totals {
+    pub hits: u64,
+    pub misses: u64,
+    pub stores: u64,
+    pub errors: u64,
+    pub timeouts: u64,
+    pub damaged: u64,
+}
+
+impl Counters {
+    pub fn totals(&self) -> Totals {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Totals {
+            hits: g(&self.hits),
+            misses: g(&self.misses),
+            stores: g(&self.stores),
+            errors: g(&self.errors),
+            timeouts: g(&self.timeouts),
+            damaged: g(&self.damaged),
+        }
+    }
+}
+
+impl Totals {
+    fn add(&mut self, o: &Totals) {
+        self.hits += o.hits;
+        self.misses += o.misses;
+        self.stores += o.stores;
+        self.errors += o.errors;
+        self.timeouts += o.timeouts;
+        self.damaged += o.damaged;
+    }
+}
+
+/// What `DIR/stats.json` holds.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Recorded {
+    pub format: u32,
+    /// When counting started (Unix seconds).
+    pub since: u64,
+    /// Compile runs that used the cache.
+    pub runs: u64,
+    /// Counts per tier (`local`, `remote`) since `since`.
+    pub tiers: BTreeMap<String, Totals>,
+    /// Entry bytes on disk after the last prune (or scan), and stored since.
+    pub size_at_prune: u64,
+    pub bytes_since_prune: u64,
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The recorded statistics (empty when there are none or they do not parse).
+pub fn read(tier: &DiskTier) -> Recorded {
+    std::fs::read(tier.root().join(FILE))
+        .ok()
+        .and_then(|d| serde_json::from_slice::<Recorded>(&d).ok())
+        .filter(|r| r.format == FORMAT)
+        .unwrap_or_default()
+}
+
+fn write(tier: &DiskTier, r: &Recorded) {
+    let Ok(text) = serde_json::to_vec_pretty(r) else { return };
+    let path = tier.root().join(FILE);
+    if let Ok(mut tmp) = tempfile::Builder::new().prefix(".stats-").tempfile_in(tier.root()) {
+        use std::io::Write;
+        if tmp.write_all(&text).is_ok() {
+            let _ = tmp.persist(path);
+        }
+    }
+}
+
+/// Add a run's counts (per tier) and stored bytes; true when the size limit is passed.
+pub fn record(tier: &DiskTier, runs: &[(&str, Totals)], stored: u64, max_size: u64) -> bool {
+    tier.locked("stats.lock", true, || {
+        let mut r = read(tier);
+        if r.format != FORMAT {
+            r = Recorded { format: FORMAT, since: now(), ..Recorded::default() };
+        }
+        r.runs += 1;
+        for (name, t) in runs {
+            r.tiers.entry((*name).to_string()).or_default().add(t);
+        }
+        r.bytes_since_prune += stored;
+        write(tier, &r);
+        r.size_at_prune + r.bytes_since_prune > max_size
+    })
+    .unwrap_or(false)
+}
+
+/// After a prune or a scan: the entries now take `size` bytes.
+pub fn pruned(tier: &DiskTier, size: u64) {
+    tier.locked("stats.lock", true, || {
+        let mut r = read(tier);
+        if r.format != FORMAT {
+            r = Recorded { format: FORMAT, since: now(), ..Recorded::default() };
+        }
+        r.size_at_prune = size;
+        r.bytes_since_prune = 0;
+        write(tier, &r);
+    });
+}

@@ -1,0 +1,547 @@
+//! What a new user hit in the first hour (issue 13), each replayed against the real binary
+//! and real interpreters: ignore files that hid installed code from `compile` and `check`,
+//! panics on non-UTF-8 paths, NUL-separated lists without `--null`, empty selections that
+//! "passed", `inspect` of things that are not pycs, unnamed interpreters, per-level
+//! recompiles, launcher failures, repeated warnings and duplicated errors.
+
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::harness::{self, Python, Tree};
+use crate::per_python;
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid", "-c", "commit.gpgsign=false"])
+        .args(args)
+        .current_dir(dir)
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_INDEX_FILE")
+        .output()
+        .expect("git");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Every pyc under `root` with its bytes and modification time.
+fn snapshot(root: &Path) -> Vec<(PathBuf, Vec<u8>, i64, i64)> {
+    harness::files_with_suffix(root, ".pyc")
+        .into_iter()
+        .map(|rel| {
+            let p = root.join(&rel);
+            let m = std::fs::metadata(&p).unwrap();
+            (rel, std::fs::read(&p).unwrap(), m.mtime(), m.mtime_nsec())
+        })
+        .collect()
+}
+
+fn tag(py: &Python) -> String {
+    format!("cpython-{}{}", py.minor.0, py.minor.1)
+}
+
+// 1. The CI examples' exact steps in a git checkout with a venv (3.13+ venvs write a
+//    `.gitignore` holding `*`): every source of the venv is compiled, `check` covers the
+//    same files, and importing afterwards writes no pyc at all.
+per_python!(ci_steps_in_a_git_checkout_with_a_venv, |py: &Python| {
+    let repo = Tree::new();
+    git(repo.root(), &["init", "-q"]);
+    repo.write("src/app/__init__.py", "");
+    repo.write("src/app/main.py", "import json\n\ndef main():\n    return json.dumps({'ok': True})\n");
+    repo.write("requirements.txt", "");
+    repo.write(".gitignore", "__pycache__/\n.venv/\n");
+    // `python -m venv .venv && .venv/bin/pip install --no-compile -r requirements.txt`
+    let venv = py.cmd().args(["-m", "venv", ".venv"]).current_dir(repo.root()).output().unwrap();
+    let with_pip = venv.status.success();
+    let mut imports = "import app.main, pip._internal.cli.main".to_string();
+    if with_pip {
+        let pip = Command::new(repo.path(".venv/bin/pip"))
+            .args([
+                "install",
+                "-q",
+                "--no-compile",
+                "--disable-pip-version-check",
+                "--no-index",
+                "-r",
+                "requirements.txt",
+            ])
+            .current_dir(repo.root())
+            .output()
+            .unwrap();
+        assert!(pip.status.success(), "{}", String::from_utf8_lossy(&pip.stderr));
+    } else {
+        // Debian's interpreters come without ensurepip: a venv without pip, and a copy
+        // of the stdlib's `email` package installed in it instead.
+        harness::visible(&format!("note: {} has no ensurepip; the venv gets a copied package", py.label()));
+        let _ = std::fs::remove_dir_all(repo.path(".venv"));
+        let venv = py
+            .cmd()
+            .args(["-m", "venv", "--without-pip", ".venv"])
+            .current_dir(repo.root())
+            .output()
+            .unwrap();
+        assert!(venv.status.success(), "{}", String::from_utf8_lossy(&venv.stderr));
+        let pythonx = std::fs::read_dir(repo.path(".venv/lib")).unwrap().next().unwrap().unwrap();
+        let site = pythonx.path().join("site-packages");
+        let copied =
+            harness::copy_py_tree(&harness::stdlib_dir(py).join("email"), &site.join("email_copy"), &|_| {
+                false
+            });
+        assert!(copied > 10);
+        imports = "import app.main, email_copy.utils, email_copy.message".to_string();
+    }
+    // CPython 3.13+ venvs ignore themselves with a `.gitignore` holding `*`; older ones get
+    // the same file here, so that every version replays the scenario.
+    let own = repo.path(".venv/.gitignore");
+    if py.minor >= (3, 13) {
+        let text = std::fs::read_to_string(&own).unwrap_or_default();
+        assert!(text.contains('*'), "CPython 3.13+ venvs ignore themselves: {text:?}");
+    } else {
+        std::fs::write(&own, "*\n").unwrap();
+    }
+    let lib = repo.path(".venv/lib");
+    let sources = harness::files_with_suffix(&lib, ".py").len() + 2;
+    assert!(sources > 30, "the venv holds a package ({sources} sources)");
+
+    let compile = repo.hashpyc().args(["compile", "--python", ".venv/bin/python", "src", ".venv/lib"]).run();
+    compile.assert_code(0);
+    let checked = |args: &[&str]| repo.hashpyc().arg("check").args(args).run();
+    let github = checked(&["--python", ".venv/bin/python", "--format", "github", "src", ".venv/lib"]);
+    github.assert_code(0);
+    assert!(
+        github.stderr.contains(&format!("Checked {sources} files for CPython {}", py.version)),
+        "check covers every source ({sources}):\n{}",
+        github.stderr
+    );
+    assert!(!github.stderr.contains("skipped"), "{}", github.stderr);
+
+    // The working-tree opt-ins skip the venv and say so, in both commands.
+    let narrowed = checked(&["--python", ".venv/bin/python", "--respect-gitignore", "src", ".venv/lib"]);
+    narrowed.assert_code(0);
+    let skipped = sources - 2;
+    assert!(
+        narrowed.stderr.contains(&format!("skipped {skipped} by --respect-gitignore")),
+        "{}",
+        narrowed.stderr
+    );
+
+    // An import after the build writes nothing: every pyc it needs is there and valid.
+    let before = snapshot(repo.root());
+    let mut import = Command::new(repo.path(".venv/bin/python"));
+    for (k, _) in std::env::vars_os() {
+        if k.as_bytes().starts_with(b"PYTHON") {
+            import.env_remove(k);
+        }
+    }
+    let out = import
+        .args(["-c", &format!("import sys; sys.path.insert(0, 'src'); {imports}; print(app.main.main())")])
+        .current_dir(repo.root())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(before, snapshot(repo.root()), "importing wrote or changed pycs");
+    assert!(
+        before
+            .iter()
+            .any(|(p, _, _, _)| p.starts_with(".venv/lib") && p.to_string_lossy().contains(&tag(py))),
+        "the venv's pycs are ours"
+    );
+});
+
+// 1b. A repository `.gitignore` with the common Python template's `lib/` and `build/` must
+//     not hide `numpy/lib` or `pip/_internal/operations/build` from a compile of a venv.
+per_python!(repository_ignore_rules_do_not_hide_installed_code, min = (3, 8), |py: &Python| {
+    let repo = Tree::new();
+    git(repo.root(), &["init", "-q"]);
+    repo.write(".gitignore", "lib/\nbuild/\n.hidden/\n");
+    let site = "venv/lib/site-packages";
+    for rel in ["numpy/lib/npyio.py", "pip/_internal/operations/build/wheel.py", "plain.py", ".hidden/h.py"] {
+        repo.write(format!("{site}/{rel}"), "x = 1\n");
+    }
+    repo.hashpyc().arg("compile").python(py).arg("venv/lib").run().assert_code(0);
+    let check = repo.hashpyc().arg("check").python(py).arg("venv/lib").run();
+    check.assert_code(0);
+    assert!(check.stderr.contains("Checked 4 files"), "{}", check.stderr);
+    for rel in ["numpy/lib/__pycache__/npyio", "pip/_internal/operations/build/__pycache__/wheel"] {
+        let pyc = repo.path(format!("{site}/{rel}.{}.pyc", tag(py)));
+        assert!(pyc.is_file(), "{} was compiled", pyc.display());
+    }
+    // Opting in skips and counts them; check agrees with compile file for file.
+    let both = ["--respect-gitignore", "--skip-hidden"];
+    let compile = repo.hashpyc().arg("compile").args(both).args(["-f"]).python(py).arg("venv/lib").run();
+    compile.assert_code(0);
+    assert!(compile.stderr.contains("Compiled 1 file"), "{}", compile.stderr);
+    assert!(
+        compile.stderr.contains("skipped 2 by --respect-gitignore, 1 by --skip-hidden"),
+        "{}",
+        compile.stderr
+    );
+    let check =
+        repo.hashpyc().arg("check").args(both).args(["--format", "json"]).python(py).arg("venv/lib").run();
+    check.assert_code(0);
+    let summary: serde_json::Value = serde_json::from_str(check.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!((summary["sources"].as_u64(), summary["skipped_ignored"].as_u64()), (Some(1), Some(2)));
+    assert_eq!(summary["skipped_hidden"].as_u64(), Some(1));
+    // The hidden aliases of the old flags mean the default.
+    let old =
+        repo.hashpyc().args(["check", "--respect-gitignore", "--no-ignore"]).python(py).arg("venv/lib").run();
+    assert!(old.stderr.contains("Checked 4 files"), "{}", old.stderr);
+});
+
+// 2. JSON output never panics on a path that is not UTF-8, and keeps it losslessly.
+per_python!(json_output_keeps_non_utf8_paths, min = (3, 11), |py: &Python| {
+    let tree = Tree::new();
+    let name = std::ffi::OsStr::from_bytes(b"caf\xe9.py");
+    std::fs::write(tree.root().join(name), "x = 1\n").unwrap();
+    tree.write("ok.py", "y = 2\n");
+    let decode = |v: &serde_json::Value| -> Vec<u8> {
+        use base64::Engine;
+        match v {
+            serde_json::Value::String(s) => s.as_bytes().to_vec(),
+            serde_json::Value::Object(o) => base64::engine::general_purpose::STANDARD
+                .decode(o["bytes"].as_str().expect("bytes"))
+                .expect("base64"),
+            other => panic!("unexpected path {other}"),
+        }
+    };
+    let missing = tree.hashpyc().args(["check", "--format", "json", "--all"]).python(py).arg(".").run();
+    missing.assert_code(1);
+    let mut paths = Vec::new();
+    for line in missing.stdout.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("JSON Lines");
+        if v["type"] == "finding" {
+            paths.push(decode(&v["path"]));
+            if v["path"].is_object() {
+                let pyc = decode(&v["pyc"]);
+                assert!(pyc.ends_with(format!(".{}.pyc", tag(py)).as_bytes()) && pyc.contains(&0xe9), "{v}");
+            }
+        }
+    }
+    assert!(paths.contains(&b"./caf\xe9.py".to_vec()), "{paths:?}");
+    assert!(paths.contains(&b"./ok.py".to_vec()), "UTF-8 paths stay strings: {paths:?}");
+    tree.hashpyc().args(["compile", "-q"]).python(py).arg(".").run().assert_code(0);
+    let all = tree.hashpyc().args(["check", "--format", "json", "--all"]).python(py).arg(".").run();
+    all.assert_code(0);
+    let mut pyc_name = b"__pycache__/caf\xe9.".to_vec();
+    pyc_name.extend_from_slice(tag(py).as_bytes());
+    pyc_name.extend_from_slice(b".pyc");
+    let pyc = tree.root().join(std::ffi::OsStr::from_bytes(&pyc_name));
+    for args in [&["inspect", "--format", "json"][..], &["inspect", "--json"][..]] {
+        let run = tree.hashpyc().args(args).arg(&pyc).run();
+        run.assert_code(0);
+        let v: serde_json::Value = serde_json::from_str(run.stdout.trim()).expect("JSON");
+        assert_eq!(decode(&v["pyc"]), pyc.as_os_str().as_bytes());
+        assert_eq!(decode(&v["embedded_path"]), b"./caf\xe9.py");
+        assert_eq!(decode(&v["source"]), tree.root().join(name).as_os_str().as_bytes());
+    }
+});
+
+// 3. A NUL-separated list without `--null` is one short error naming `--null`.
+#[test]
+fn nul_separated_list_without_null() {
+    let tree = Tree::new();
+    tree.write("a.py", "x = 1\n");
+    let list = "a.py\0".repeat(10_000);
+    for args in [&["check", "--target", "3.12", "-"][..], &["compile", "-"][..]] {
+        let run = tree.hashpyc().args(args).stdin(list.clone()).run();
+        run.assert_code(2);
+        assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+        assert!(run.stderr.len() < 300 && run.stderr.contains("--null"), "{}", run.stderr);
+    }
+}
+
+// 4. Checking nothing is a finding; a summary never says "all fresh" after an error.
+#[test]
+fn check_over_nothing_fails() {
+    let tree = Tree::new();
+    std::fs::create_dir(tree.path("empty")).unwrap();
+    let run = tree.hashpyc().args(["check", "--target", "3.12", "empty"]).run();
+    run.assert_code(1);
+    assert!(run.stderr.contains("no Python sources to check under `empty`"), "{}", run.stderr);
+    assert!(!run.stderr.contains("all fresh"), "{}", run.stderr);
+    let run = tree.hashpyc().args(["check", "--target", "3.12", "no-such-dir"]).run();
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("no such file or directory") && !run.stderr.contains("all fresh"),
+        "{}",
+        run.stderr
+    );
+    tree.write("real.py", "x = 1\n");
+    let run = tree.hashpyc().args(["check", "--target", "3.12", "no-such-dir", "real.py"]).run();
+    run.assert_code(2);
+    assert!(run.stderr.contains("1 missing, 1 error") && !run.stderr.contains("all fresh"), "{}", run.stderr);
+    // Everything under the path hidden by an opt-in: says so.
+    tree.write("proj/.hidden/h.py", "x = 1\n");
+    let run = tree.hashpyc().args(["check", "--target", "3.12", "--skip-hidden", "proj"]).run();
+    run.assert_code(1);
+    assert!(run.stderr.contains("skipped 1 by --skip-hidden"), "{}", run.stderr);
+}
+
+// 5. `inspect` of something that is not a pyc is an error that says so.
+per_python!(inspect_refuses_what_is_not_a_pyc, min = (3, 12), |py: &Python| {
+    let tree = Tree::new();
+    tree.write("m.py", "import os\nprint(os.sep)\n");
+    tree.write("garbage.pyc", [0x12u8; 64]);
+    for (file, want) in
+        [("m.py", "not a pyc file"), ("garbage.pyc", "not a pyc file"), ("never-existed.pyc", "no such file")]
+    {
+        let run = tree.hashpyc().args(["inspect", file]).run();
+        run.assert_code(1);
+        assert!(run.stdout.contains(want), "{file}: {}", run.stdout);
+        assert!(
+            !run.stdout.contains("vanished") && !run.stdout.contains("magic  "),
+            "{file}: {}",
+            run.stdout
+        );
+    }
+    tree.hashpyc().args(["compile", "-q"]).python(py).arg("m.py").run().assert_code(0);
+    let pyc = format!("__pycache__/m.{}.pyc", tag(py));
+    tree.hashpyc().args(["inspect", &pyc]).run().assert_code(0);
+    // A pyc cut short inside its body is not a usable pyc either.
+    let data = tree.read(&pyc);
+    tree.write("cut.pyc", &data[..data.len() - 3]);
+    let cut = tree.hashpyc().args(["inspect", "cut.pyc"]).run();
+    cut.assert_code(1);
+    assert!(cut.stdout.contains("body"), "{}", cut.stdout);
+});
+
+// 6. Summaries name the interpreter; pycs of another version get a hint.
+per_python!(summaries_name_the_interpreter, min = (3, 8), |py: &Python| {
+    let tree = Tree::new();
+    tree.write("m.py", "x = 1\n");
+    let run = tree.hashpyc().arg("compile").python(py).arg(".").run();
+    run.assert_code(0);
+    assert!(run.stderr.contains(&format!("for CPython {} (", py.version)), "{}", run.stderr);
+    let check = tree.hashpyc().arg("check").python(py).arg(".").run();
+    assert!(
+        check.stderr.contains(&format!("Checked 1 file for CPython {} (", py.version)),
+        "{}",
+        check.stderr
+    );
+    let table =
+        tree.hashpyc().args(["check", "--target", &format!("{}.{}", py.minor.0, py.minor.1), "."]).run();
+    assert!(
+        table.stderr.contains(&format!("for CPython {}.{} (", py.minor.0, py.minor.1)),
+        "{}",
+        table.stderr
+    );
+    let Some(other) = harness::pythons().values().find(|o| o.minor != py.minor && o.minor >= (3, 7)) else {
+        return harness::visible("SKIPPED summaries_name_the_interpreter (hint): needs a second CPython");
+    };
+    let wrong = tree.hashpyc().arg("check").python(other).arg(".").run();
+    wrong.assert_code(1);
+    let want = format!(
+        "hint: 1 pyc is missing for CPython {}, but 1 {} pyc is there: did you mean `--python python{}.{}`?",
+        other.version,
+        tag(py),
+        py.minor.0,
+        py.minor.1
+    );
+    assert!(wrong.stderr.contains(&want), "{}", wrong.stderr);
+});
+
+// 7. Adding a level writes only that level; adding --hardlink-dupes links without -f;
+//    check counts sources and pycs separately.
+per_python!(levels_are_planned_one_by_one, min = (3, 8), |py: &Python| {
+    let tree = Tree::new();
+    tree.write("pkg/a.py", "def f(x):\n    assert x\n    return 1\n");
+    tree.write("pkg/b.py", "X = 1\n");
+    tree.hashpyc().args(["compile", "-q", "-o", "0"]).python(py).arg("pkg").run().assert_code(0);
+    let level0 = |name: &str| tree.path(format!("pkg/__pycache__/{name}.{}.pyc", tag(py)));
+    let level1 = |name: &str| tree.path(format!("pkg/__pycache__/{name}.{}.opt-1.pyc", tag(py)));
+    let inode = |p: &Path| std::fs::metadata(p).unwrap().ino();
+    let before = (inode(&level0("a")), inode(&level0("b")));
+    let run = tree.hashpyc().args(["compile", "-o", "0", "-o", "1"]).python(py).arg("pkg").run();
+    run.assert_code(0);
+    assert!(run.stderr.contains("Compiled 2 files"), "{}", run.stderr);
+    assert_eq!((inode(&level0("a")), inode(&level0("b"))), before, "level-0 pycs were rewritten");
+    // Byte for byte what a from-scratch two-level build writes.
+    let scratch = Tree::new();
+    scratch.write("pkg/a.py", "def f(x):\n    assert x\n    return 1\n");
+    scratch.write("pkg/b.py", "X = 1\n");
+    let cwd_rel =
+        |t: &Tree| t.hashpyc().args(["compile", "-q", "-o", "0", "-o", "1"]).python(py).arg("pkg").run();
+    cwd_rel(&scratch).assert_code(0);
+    assert_eq!(harness::diff_pycs(tree.root(), scratch.root()), Vec::<PathBuf>::new());
+
+    // --hardlink-dupes later, without -f: b's two levels are identical and get linked.
+    let run = tree
+        .hashpyc()
+        .args(["compile", "-o", "0", "-o", "1", "--hardlink-dupes"])
+        .python(py)
+        .arg("pkg")
+        .run();
+    run.assert_code(0);
+    assert!(run.stderr.contains("Compiled 0 files") && run.stderr.contains("1 linked"), "{}", run.stderr);
+    assert_eq!(inode(&level0("b")), inode(&level1("b")), "identical levels are one file");
+    assert_ne!(inode(&level0("a")), inode(&level1("a")), "different levels stay apart");
+    let again = tree
+        .hashpyc()
+        .args(["compile", "-o", "0", "-o", "1", "--hardlink-dupes"])
+        .python(py)
+        .arg("pkg")
+        .run();
+    assert!(
+        again.stderr.contains("Compiled 0 files") && !again.stderr.contains("linked"),
+        "{}",
+        again.stderr
+    );
+
+    let check = tree.hashpyc().args(["check", "-o", "0", "-o", "1", "-o", "2"]).python(py).arg("pkg").run();
+    check.assert_code(1);
+    assert!(check.stderr.contains("Checked 2 files, 6 pycs for"), "{}", check.stderr);
+    assert!(check.stderr.contains("(4 ok, 2 missing)"), "{}", check.stderr);
+});
+
+// 8. A launcher that cannot start Python: what it did, and its whole message.
+#[test]
+fn launcher_failures_keep_the_whole_message() {
+    let tree = Tree::new();
+    tree.write("m.py", "x = 1\n");
+    let shim = tree.write_executable(
+        "shims/python3.9",
+        "#!/bin/sh\necho 'pyenv: python3.9: command not found' >&2\necho >&2\n\
+         echo \"The \\`python3.9' command exists in these Python versions:\" >&2\necho '  3.9.18' >&2\nexit 127\n",
+    );
+    let run = tree.hashpyc().arg("compile").arg("--python").arg(&shim).arg("m.py").run();
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("failed to start Python: it exited with status 127 and printed:"),
+        "{}",
+        run.stderr
+    );
+    for line in ["pyenv: python3.9: command not found", "command exists in these Python versions:", "3.9.18"]
+    {
+        assert!(run.stderr.contains(line), "{line}: {}", run.stderr);
+    }
+    assert!(!run.stderr.contains("does not look like Python"), "{}", run.stderr);
+}
+
+// 9. `-s` that does not apply: one warning per run, with a count.
+per_python!(strip_prefix_miss_warns_once, min = (3, 9), |py: &Python| {
+    let tree = Tree::new();
+    for i in 0..30 {
+        tree.write(format!("pkg/m{i}.py"), format!("x = {i}\n"));
+    }
+    for _ in 0..2 {
+        let run = tree.hashpyc().args(["compile", "-s", "/elsewhere"]).python(py).arg("pkg").run();
+        run.assert_code(0);
+        let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+        assert_eq!(warnings.len(), 1, "{}", run.stderr);
+        assert!(warnings[0].contains("30 source paths"), "{}", run.stderr);
+    }
+});
+
+// 10. One mistake, one report: a syntax error under two interpreters is printed once with
+//     both named on its first line.
+per_python!(one_failure_reported_once_for_several_targets, min = (3, 10), |py: &Python| {
+    let Some(other) = harness::pythons().values().find(|o| o.minor != py.minor && o.minor >= (3, 10)) else {
+        return harness::visible("SKIPPED one_failure_reported_once: needs a second CPython 3.10+");
+    };
+    let tree = Tree::new();
+    tree.write("bad.py", "x = (\n");
+    let run = tree.hashpyc().arg("compile").python(py).python(other).arg("bad.py").run();
+    run.assert_code(1);
+    let headers: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("bad.py:")).collect();
+    assert_eq!(headers.len(), 1, "{}", run.stderr);
+    assert!(headers[0].contains(&py.version) && headers[0].contains(&other.version), "{}", run.stderr);
+    assert!(
+        !run.stderr.lines().any(|l| l.trim_start().starts_with('^') && l.contains("CPython")),
+        "{}",
+        run.stderr
+    );
+    // Remembered failures are reported the same way, without starting Python.
+    let again = tree.hashpyc().arg("compile").python(py).python(other).arg("bad.py").run();
+    again.assert_code(1);
+    assert_eq!(again.stderr.lines().filter(|l| l.starts_with("bad.py:")).count(), 1, "{}", again.stderr);
+});
+
+// 12. Workers carry a short, recognisable command line.
+per_python!(worker_command_line_is_short, min = (3, 11), |py: &Python| {
+    let tree = Tree::new();
+    tree.write("m.py", "x = 1\n");
+    let record = tree.path("cmdline");
+    let worker = harness::worker_script().replacen(
+        "def _compile(req):\n",
+        &format!(
+            "def _compile(req):\n    open({:?}, 'wb').write(open('/proc/self/cmdline', 'rb').read())\n",
+            record.to_str().unwrap()
+        ),
+        1,
+    );
+    let script = tree.write("fake/worker.py", worker);
+    tree.hashpyc()
+        .env("HASHPYC_WORKER_SCRIPT", &script)
+        .arg("compile")
+        .python(py)
+        .arg("m.py")
+        .run()
+        .assert_code(0);
+    let cmdline = std::fs::read(&record).unwrap();
+    assert!(cmdline.len() < 400, "{} bytes: {}", cmdline.len(), String::from_utf8_lossy(&cmdline));
+    assert!(
+        String::from_utf8_lossy(&cmdline).contains("#hashpyc-worker"),
+        "{}",
+        String::from_utf8_lossy(&cmdline)
+    );
+});
+
+// 13. Help that matches what each command does.
+#[test]
+fn help_matches_each_command() {
+    let tree = Tree::new();
+    let help = |args: &[&str]| {
+        let run = tree.hashpyc().args(args).arg("--help").run();
+        run.assert_code(0);
+        run.stdout
+    };
+    let check = help(&["check"]);
+    for outcome in
+        ["ok", "missing", "stale", "timestamp", "unchecked", "checked", "invalid", "unreadable", "stray"]
+    {
+        assert!(
+            check.contains(&format!("{outcome} (")) || check.contains(&format!("{outcome};")),
+            "{outcome}: {check}"
+        );
+    }
+    for absent in ["--no-progress", "--dry-run", "--force", "write a", "Write a"] {
+        assert!(!check.contains(absent), "check --help mentions {absent}");
+    }
+    let inspect = help(&["inspect"]);
+    for absent in ["--quiet", "--verbose", "--no-progress", "--python"] {
+        assert!(!inspect.contains(absent), "inspect --help mentions {absent}");
+    }
+    assert!(inspect.contains("--format"), "{inspect}");
+    let completions = help(&["completions"]);
+    for absent in ["--quiet", "--verbose", "--color", "--no-progress"] {
+        assert!(!completions.contains(absent), "completions --help mentions {absent}");
+    }
+    let compile = help(&["compile"]);
+    assert!(compile.contains("0 means one per CPU"), "{compile}");
+    for h in [&check, &compile] {
+        assert!(h.contains("2 operational error") && h.contains("1 findings"), "{h}");
+        assert!(!h.contains("I/O\nfailure)") && !h.contains("I/O failure)"), "{h}");
+    }
+}
+
+per_python!(verbose_and_dry_run_speak_plainly, min = (3, 11), |py: &Python| {
+    let tree = Tree::new();
+    tree.write("m.py", "x = 1\n");
+    let v = tree.hashpyc().args(["compile", "-v"]).python(py).arg(".").run();
+    v.assert_code(0);
+    assert!(!v.stderr.contains('{') && v.stderr.contains("long-lived workers"), "{}", v.stderr);
+    tree.write("n.py", "y = 2\n");
+    let dry = tree.hashpyc().args(["compile", "-n"]).python(py).arg(".").run();
+    dry.assert_code(0);
+    assert!(
+        dry.stderr.contains(&format!(
+            "Would compile 1 file, rewrite 0 headers for CPython {} (1 already fresh)",
+            py.version
+        )),
+        "{}",
+        dry.stderr
+    );
+    assert!(!tree.path(format!("__pycache__/n.{}.pyc", tag(py))).exists());
+    // -j 0 is one worker per CPU, not an error.
+    tree.hashpyc().args(["compile", "-q", "-j", "0"]).python(py).arg(".").run().assert_code(0);
+});
