@@ -203,7 +203,7 @@ pub struct CacheArgs {
     pub cache: Option<PathBuf>,
 
     /// Do not use the bytecode cache, even if `HASHPYC_CACHE` names one.
-    #[arg(long, help_heading = "Bytecode cache", conflicts_with = "cache")]
+    #[arg(long, help_heading = "Bytecode cache")]
     pub no_cache: bool,
 
     /// Use the cache's entries but never store any (for untrusted builds).

@@ -155,7 +155,7 @@ pub fn compile(
     let started = Instant::now();
     let mut spans = report::Spans::start();
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-    let cache = crate::target::cache_dir();
+    let cache = crate::target::state_dir();
     let mut memos: Vec<Option<Memo>> =
         s.targets.iter().map(|t| Some(Memo::load(cache.as_deref()?, t.identity.as_deref()?))).collect();
     let paths = PycPaths { targets: &s.targets, layouts: &s.layouts, levels: &s.levels, cwd: &cwd };

@@ -78,7 +78,7 @@ pub fn walk_options(sel: &SelectArgs, jobs: usize) -> Result<WalkOptions, Error>
 pub fn probe_targets(args: &TargetArgs, timeout: Option<Duration>) -> Result<Vec<Arc<Target>>, Error> {
     let names: Vec<OsString> =
         if args.python.is_empty() { vec![OsString::from("python3")] } else { args.python.clone() };
-    let cache = target::cache_dir();
+    let cache = target::state_dir();
     let mut targets: Vec<Arc<Target>> = Vec::new();
     for name in names {
         let exe = target::resolve_executable(&name)?;

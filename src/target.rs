@@ -516,21 +516,22 @@ fn write_cache(file: &Path, key: &CacheKey, target: &Target) {
     }
 }
 
-/// Where the probe cache lives: `$HASHPYC_CACHE_DIR`, else `$XDG_CACHE_HOME/hashpyc`, else
-/// `~/.cache/hashpyc`. `None` when `HASHPYC_NO_CACHE` is set or no home is known.
-pub fn cache_dir() -> Option<PathBuf> {
-    if std::env::var_os("HASHPYC_NO_CACHE").is_some_and(|v| !v.is_empty()) {
+/// hashpyc's state directory: interpreter probes and remembered compile failures (not the
+/// bytecode cache, which is `--cache`). `$HASHPYC_STATE_DIR` (or the older name
+/// `$HASHPYC_CACHE_DIR`), else `$XDG_CACHE_HOME/hashpyc`, else `~/.cache/hashpyc`. `None`
+/// when `HASHPYC_NO_STATE` (or `HASHPYC_NO_CACHE`) is set, or no home is known.
+pub fn state_dir() -> Option<PathBuf> {
+    let set = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if set("HASHPYC_NO_STATE").or_else(|| set("HASHPYC_NO_CACHE")).is_some_and(|v| v != "0") {
         return None;
     }
-    if let Some(dir) = std::env::var_os("HASHPYC_CACHE_DIR").filter(|v| !v.is_empty()) {
+    if let Some(dir) = set("HASHPYC_STATE_DIR").or_else(|| set("HASHPYC_CACHE_DIR")) {
         return Some(PathBuf::from(dir));
     }
-    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+    if let Some(dir) = set("XDG_CACHE_HOME") {
         return Some(PathBuf::from(dir).join("hashpyc"));
     }
-    std::env::var_os("HOME")
-        .filter(|v| !v.is_empty())
-        .map(|h| PathBuf::from(h).join(".cache").join("hashpyc"))
+    set("HOME").map(|h| PathBuf::from(h).join(".cache").join("hashpyc"))
 }
 
 /// A release of CPython as the built-in table knows it.

@@ -115,8 +115,8 @@ impl DiskTier {
         self.path_of(key).is_file()
     }
 
-    /// Store `data` for `key`, atomically.
-    pub fn put(&self, key: &Key, data: &[u8]) -> std::io::Result<()> {
+    /// Store `data` for `key`, atomically; returns the bytes it takes on disk.
+    pub fn put(&self, key: &Key, data: &[u8]) -> std::io::Result<u64> {
         let path = self.path_of(key);
         let dir = path.parent().expect("fan-out directory");
         let slot = &self.made[usize::from(key[0])];
@@ -259,8 +259,9 @@ impl DiskTier {
     }
 }
 
-/// Write `data` to `path` through a temporary file in `dir`, then rename.
-fn write_atomic(dir: &Path, path: &Path, data: &[u8], group: bool) -> std::io::Result<()> {
+/// Write `data` to `path` through a temporary file in `dir`, then rename; returns the
+/// bytes the file takes on disk (what pruning counts).
+fn write_atomic(dir: &Path, path: &Path, data: &[u8], group: bool) -> std::io::Result<u64> {
     let mode = if group { 0o664 } else { 0o644 };
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
@@ -271,8 +272,8 @@ fn write_atomic(dir: &Path, path: &Path, data: &[u8], group: bool) -> std::io::R
         // The umask may have taken the group's write bit: restore it.
         tmp.as_file().set_permissions(std::fs::Permissions::from_mode(mode))?;
     }
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    let file = tmp.persist(path).map_err(|e| e.error)?;
+    Ok(file.metadata().map_or(data.len() as u64, |m| m.blocks() * 512))
 }
 
 #[cfg(test)]

@@ -192,9 +192,9 @@ impl Cache {
         }
         let data = entry::encode(key, payload, self.settings.compression);
         match self.local.put(key, &data) {
-            Ok(()) => {
+            Ok(on_disk) => {
                 self.local_counts.stores.fetch_add(1, Ordering::Relaxed);
-                self.bytes_stored.fetch_add(data.len() as u64, Ordering::Relaxed);
+                self.bytes_stored.fetch_add(on_disk, Ordering::Relaxed);
             }
             Err(e) => {
                 self.local_counts.errors.fetch_add(1, Ordering::Relaxed);

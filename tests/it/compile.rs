@@ -221,7 +221,7 @@ per_python!(noop_run_starts_no_python, |py: &Python| {
     let cache = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
         tree.hashpyc()
-            .env("HASHPYC_CACHE_DIR", cache.path())
+            .env("HASHPYC_STATE_DIR", cache.path())
             .args(["compile", "--python"])
             .arg(&wrapper)
             .args(args)
@@ -274,7 +274,7 @@ per_python!(remembered_failures_start_no_python, |py: &Python| {
     let cache = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
         tree.hashpyc()
-            .env("HASHPYC_CACHE_DIR", cache.path())
+            .env("HASHPYC_STATE_DIR", cache.path())
             .args(["compile", "--python"])
             .arg(&wrapper)
             .args(args)
@@ -343,7 +343,7 @@ per_python!(directory_chosen_interpreter, |py: &Python| {
     let cache = tempfile::tempdir().unwrap();
     let run = tree
         .hashpyc()
-        .env("HASHPYC_CACHE_DIR", cache.path())
+        .env("HASHPYC_STATE_DIR", cache.path())
         .args(["compile", "--python"])
         .arg(&shim)
         .arg("pkg")
@@ -352,7 +352,7 @@ per_python!(directory_chosen_interpreter, |py: &Python| {
     let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
     assert!(tree.path(format!("pkg/__pycache__/mod.{tag}.pyc")).is_file(), "{}", run.stderr);
     tree.hashpyc()
-        .env("HASHPYC_CACHE_DIR", cache.path())
+        .env("HASHPYC_STATE_DIR", cache.path())
         .args(["check", "--python"])
         .arg(&shim)
         .arg("pkg")

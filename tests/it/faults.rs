@@ -282,7 +282,7 @@ fn sigint_and_sigterm_stop_cleanly() {
             let script = fake_worker(&tree, "slow", &format!("# {needle}\nimport time\ntime.sleep(0.2)"));
             let child = Command::new(env!("CARGO_BIN_EXE_hashpyc"))
                 .current_dir(tree.root())
-                .env("HASHPYC_CACHE_DIR", harness::shared_cache_dir())
+                .env("HASHPYC_STATE_DIR", harness::shared_cache_dir())
                 .env("HASHPYC_WORKER_SCRIPT", &script)
                 .args(["compile", "-j2", "--python"])
                 .arg(&py.path)
@@ -485,7 +485,7 @@ fn as_nobody(tree: &Tree, args: &[&str], py: &Python) -> harness::Run {
         .arg("--python")
         .arg(&py.path)
         .current_dir(tree.root())
-        .env("HASHPYC_CACHE_DIR", cache.path())
+        .env("HASHPYC_STATE_DIR", cache.path())
         .env("NO_COLOR", "1");
     let out = cmd.output().unwrap();
     harness::Run {

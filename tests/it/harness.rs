@@ -372,7 +372,7 @@ impl Hashpyc {
     pub fn new(cwd: &Path) -> Hashpyc {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hashpyc"));
         cmd.current_dir(cwd)
-            .env("HASHPYC_CACHE_DIR", shared_cache_dir())
+            .env("HASHPYC_STATE_DIR", shared_cache_dir())
             .env("NO_COLOR", "1")
             .env_remove("HASHPYC_PYTHON")
             .env_remove("HASHPYC_JOBS")

@@ -2,6 +2,7 @@
 
 mod harness;
 
+mod cache;
 mod check;
 mod compile;
 mod determinism;

@@ -84,7 +84,7 @@ fn commit(project: &Path, work: &Tree, path: &str, msg: &str) -> (bool, String) 
         .env("PATH", path)
         .env("PRE_COMMIT_HOME", work.path("pre-commit-home"))
         .env("CARGO_TARGET_DIR", &target)
-        .env("HASHPYC_CACHE_DIR", harness::shared_cache_dir())
+        .env("HASHPYC_STATE_DIR", harness::shared_cache_dir())
         .env_remove("GIT_DIR")
         .output()
         .expect("git commit");

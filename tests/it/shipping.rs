@@ -55,7 +55,7 @@ fn wheel_builds_installs_and_runs() {
         .args(["compile", "--python"])
         .arg(&py.path)
         .arg(work.path("proj"))
-        .env("HASHPYC_CACHE_DIR", work.path("cache"))
+        .env("HASHPYC_STATE_DIR", work.path("cache"))
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -73,7 +73,7 @@ fn stale_rules_demo_shows_both_columns() {
     let mut cmd = Command::new(repo().join("examples/stale-rules/demo.sh"));
     cmd.arg("--assert")
         .env("PYTHON", &py.path)
-        .env("HASHPYC_CACHE_DIR", harness::shared_cache_dir())
+        .env("HASHPYC_STATE_DIR", harness::shared_cache_dir())
         .env("PATH", "/usr/bin:/bin")
         .env_remove("HASHPYC");
     let fallback = Path::new(env!("CARGO_BIN_EXE_hashpyc")) == release;
@@ -101,7 +101,7 @@ fn docker_example_steps_outside_docker() {
     let out = Command::new(repo().join("examples/docker/run-outside-docker.sh"))
         .env("PATH", path)
         .env("HASHPYC", env!("CARGO_BIN_EXE_hashpyc"))
-        .env("HASHPYC_CACHE_DIR", harness::shared_cache_dir())
+        .env("HASHPYC_STATE_DIR", harness::shared_cache_dir())
         .output()
         .unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));

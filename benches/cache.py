@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""The bytecode cache, measured side by side (hyperfine; Debian's package when missing).
+
+    python3 benches/cache.py [--python PYTHON] [--scales 1,4] [--runs 3]
+
+On the target interpreter's stdlib + site-packages (and its 4x replica), in one hyperfine
+run per table row so that every ratio compares commands run side by side:
+
+  floor        compiling and marshalling every file in-process, one process per core
+  cold         hashpyc compile without a cache, and with an empty cache (all misses stored)
+  warm         a fresh copy of the tree (no pycs) at the same path, built from a full cache
+  relocated    the same copy at another, longer path, built from the same cache
+  limit        what a warm build cannot avoid: `hashpyc check` of the fresh tree (reading
+               and hashing every source) plus `cp -r` of its pycs
+
+and the cache's size on disk per MiB of pycs, with zstd (the default) and uncompressed
+(HASHPYC_CACHE_COMPRESSION=none). Prints Markdown tables. One machine, one benchmark.
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from compare import ROOT, copy_corpus, ensure_hyperfine, floor_command, hyperfine, python_dirs, replicate, sh  # noqa: E402
+
+
+def du(path, apparent):
+    flag = ["--apparent-size"] if apparent else []
+    out = subprocess.run(["du", "-s", "--block-size=1"] + flag + [path], capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[0])
+
+
+def pyc_bytes(tree):
+    total = 0
+    for base, _, files in os.walk(tree):
+        total += sum(os.path.getsize(os.path.join(base, f)) for f in files if f.endswith(".pyc"))
+    return total
+
+
+def pyc_only_copy(tree, dest):
+    """dest mirrors tree's __pycache__ directories (only the pycs), for the `cp -r` limit."""
+    for base, _, files in os.walk(tree):
+        pycs = [f for f in files if f.endswith(".pyc")]
+        if pycs:
+            d = os.path.join(dest, os.path.relpath(base, tree))
+            os.makedirs(d, exist_ok=True)
+            for f in pycs:
+                shutil.copyfile(os.path.join(base, f), os.path.join(d, f))
+
+
+def from_cache(hp, python, cache, tree):
+    """(written from the cache, compiled in all) for one build, from its summary line."""
+    out = subprocess.run([hp, "compile", "--python", python, "--cache", cache, tree],
+                         capture_output=True, text=True).stderr
+    line = [l for l in out.splitlines() if l.startswith("Compiled ")][-1]
+    total = int(line.split()[1])
+    hits = int(line.split(" from the cache")[0].rsplit("(", 1)[1]) if " from the cache" in line else 0
+    return hits, total
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--python", default="python3")
+    ap.add_argument("--scales", default="1,4")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--hashpyc", default=os.path.join(ROOT, "target", "release", "hashpyc"))
+    ap.add_argument("--workdir", default="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    args = ap.parse_args()
+
+    ensure_hyperfine()
+    if not os.path.exists(args.hashpyc):
+        sh(["cargo", "build", "--release", "--manifest-path", os.path.join(ROOT, "Cargo.toml")])
+    python, version = subprocess.run(
+        [shutil.which(args.python) or args.python, "-c", "import sys; print(sys.executable); print(sys.version.split()[0])"],
+        check=True, capture_output=True, text=True).stdout.split()
+    cores = os.cpu_count() or 1
+    hp = args.hashpyc
+    work = tempfile.mkdtemp(prefix="hashpyc-cache-bench-", dir=args.workdir)
+    try:
+        corpus = os.path.join(work, "corpus")
+        nfiles = copy_corpus(python_dirs(python), corpus)
+        print("corpus: %d .py files from CPython %s's stdlib and site-packages; %d cores" % (nfiles, version, cores),
+              file=sys.stderr)
+        timing, sizes = [], []
+        for scale in [int(s) for s in args.scales.split(",")]:
+            runs = args.runs if scale == 1 else 1
+            tree = os.path.join(work, "x%d" % scale)
+            replicate(corpus, tree, scale)
+            t = os.path.join(work, "t")
+            moved = os.path.join(work, "elsewhere", "a-longer-directory-name", "t")
+            empty = os.path.join(work, "empty-cache")
+            full = os.path.join(work, "full-cache")
+            # Fill the full cache once, and measure the cache's size both ways.
+            for name, comp in [("zstd", "zstd"), ("none", "none")]:
+                c = os.path.join(work, "size-" + name)
+                sh(["rm", "-rf", t]); sh(["cp", "-al", tree, t])
+                env = dict(os.environ, HASHPYC_CACHE_COMPRESSION=comp)
+                subprocess.run([hp, "compile", "-q", "--python", python, "--cache", c, t], env=env)
+                sizes.append(dict(scale=scale, kind=name, pycs=pyc_bytes(t), disk=du(os.path.join(c, "v1"), False),
+                                  apparent=du(os.path.join(c, "v1"), True)))
+                if name == "zstd":
+                    shutil.copytree(c, full)
+                shutil.rmtree(c)
+            print("scale %dx: cold (no cache, empty cache) and the floor" % scale, file=sys.stderr)
+            cold, cold_empty, floor = hyperfine(
+                ["%s compile -q --python %s %s" % (hp, python, t),
+                 "rm -rf %s && %s compile -q --python %s --cache %s %s" % (empty, hp, python, empty, t),
+                 floor_command(python, tree, cores, work)],
+                runs, prepare="rm -rf %s && cp -al %s %s" % (t, tree, t), warmup=1 if scale == 1 else 0)
+            print("scale %dx: warm, relocated, and the limit" % scale, file=sys.stderr)
+            # The limit's parts: check of a fresh tree, and copying its pycs.
+            fresh = os.path.join(work, "fresh")
+            sh(["rm", "-rf", fresh]); sh(["cp", "-al", tree, fresh])
+            sh([hp, "compile", "-q", "--python", python, "--cache", full, fresh])
+            only = os.path.join(work, "pycs-only")
+            pyc_only_copy(fresh, only)
+            dest = os.path.join(work, "pycs-copy")
+            warm, relocated, check, cp = hyperfine(
+                ["rm -rf %s && cp -al %s %s && %s compile -q --python %s --cache %s %s" % (t, tree, t, hp, python, full, t),
+                 "rm -rf %s && mkdir -p %s && cp -al %s %s && %s compile -q --python %s --cache %s %s"
+                 % (moved, os.path.dirname(moved), tree, moved, hp, python, full, moved),
+                 "%s check -q --python %s %s" % (hp, python, fresh),
+                 "rm -rf %s && cp -r %s %s" % (dest, only, dest)],
+                max(runs, 3), warmup=1)
+            # The copy steps inside the warm commands: timed alone, then subtracted.
+            (copy,) = hyperfine(["rm -rf %s && cp -al %s %s" % (t, tree, t)], max(runs, 3), warmup=1)
+            (copy_moved,) = hyperfine(
+                ["rm -rf %s && mkdir -p %s && cp -al %s %s" % (moved, os.path.dirname(moved), tree, moved)],
+                max(runs, 3), warmup=1)
+            warm -= copy
+            relocated -= copy_moved
+            sh(["rm", "-rf", t]); sh(["cp", "-al", tree, t])
+            hits_same = from_cache(hp, python, full, t)
+            sh(["rm", "-rf", moved]); sh(["mkdir", "-p", os.path.dirname(moved)]); sh(["cp", "-al", tree, moved])
+            hits_moved = from_cache(hp, python, full, moved)
+            timing.append(dict(scale=scale, files=nfiles * scale, floor=floor, cold=cold, cold_empty=cold_empty,
+                               warm=warm, relocated=relocated, limit=check + cp, check=check, cp=cp,
+                               hits_same=hits_same, hits_moved=hits_moved))
+            for d in [tree, t, moved, empty, full, fresh, only, dest]:
+                shutil.rmtree(d, ignore_errors=True)
+            print_tables(version, cores, timing, sizes)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def print_tables(version, cores, timing, sizes):
+    fs = "tmpfs" if "/dev/shm" in tempfile.gettempdir() or os.path.isdir("/dev/shm") else "disk"
+    print("\nMeasured %s on %d cores with CPython %s, trees on %s (medians of hyperfine runs; every "
+          "ratio from commands run side by side)." % (time.strftime("%Y-%m-%d"), cores, version, fs))
+    print()
+    print("| corpus | files | floor | cold, no cache | cold, empty cache | empty / no cache | warm | warm / floor "
+          "| relocated | relocated / floor | limit (check + cp) | warm / limit | from the cache |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for r in timing:
+        print("| %dx | %d | %.2f s | %.2f s | %.2f s | %.2fx | %.3f s | %.3fx | %.3f s | %.3fx | %.3f s (%.3f + %.3f) | %.2fx | %d/%d, %d/%d |" % (
+            r["scale"], r["files"], r["floor"], r["cold"], r["cold_empty"], r["cold_empty"] / r["cold"],
+            r["warm"], r["warm"] / r["floor"], r["relocated"], r["relocated"] / r["floor"], r["limit"], r["check"],
+            r["cp"], r["warm"] / r["limit"], r["hits_same"][0], r["hits_same"][1], r["hits_moved"][0],
+            r["hits_moved"][1]))
+    print()
+    print("| corpus | entries stored | pycs | cache on disk | per MiB of pycs | apparent size | per MiB of pycs |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for s in sizes:
+        mib = s["pycs"] / 2**20
+        print("| %dx | %s | %.1f MiB | %.1f MiB | %.2f MiB | %.1f MiB | %.2f MiB |" % (
+            s["scale"], s["kind"], mib, s["disk"] / 2**20, s["disk"] / 2**20 / mib, s["apparent"] / 2**20,
+            s["apparent"] / 2**20 / mib))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

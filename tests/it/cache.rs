@@ -1,0 +1,586 @@
+//! The bytecode cache (`compile --cache DIR`) against real interpreters: relocated builds
+//! byte-identical to real compiles at the destination (short, over 255 bytes, non-ASCII),
+//! fully cached builds that start no Python even with broken files, damage of every kind
+//! never changing a pyc byte or the exit status, concurrent pruning during concurrent
+//! builds, entries shared by hash modes, and the management commands.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::harness::{self, Python, Tree};
+use crate::per_python;
+
+/// Every pyc under `root`, relative, with its bytes.
+fn pycs(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    harness::files_with_suffix(root, ".pyc")
+        .into_iter()
+        .map(|p| (p.clone(), std::fs::read(root.join(p)).unwrap()))
+        .collect()
+}
+
+fn remove_pycs(root: &Path) {
+    for p in harness::files_with_suffix(root, ".pyc") {
+        std::fs::remove_file(root.join(p)).unwrap();
+    }
+}
+
+/// The stdlib's sources (no site-packages), copied under `to`.
+fn copy_stdlib(py: &Python, to: &Path) -> usize {
+    harness::copy_py_tree(&harness::stdlib_dir(py), to, &|p| {
+        p.starts_with("site-packages") || p.starts_with("dist-packages")
+    })
+}
+
+/// `(from_cache, compiled)` in a compile summary.
+fn counts(stderr: &str) -> (usize, usize) {
+    let line =
+        stderr.lines().find(|l| l.starts_with("Compiled ")).unwrap_or_else(|| panic!("no summary: {stderr}"));
+    let compiled = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let from_cache = line
+        .split_once(" from the cache")
+        .map_or(0, |(head, _)| head.rsplit(['(', ' ']).next().unwrap().parse().unwrap());
+    (from_cache, compiled)
+}
+
+// The stdlib compiled with the cache at one path, then copied to a shorter path, to a
+// path longer than 255 bytes and to a non-ASCII directory: built from the cache with no
+// Python started, and compared file by file with a no-cache build at the same path.
+per_python!(relocated_stdlib_is_byte_identical, |py: &Python| {
+    let work = Tree::new();
+    let (python, starts) = work.counting_python(py);
+    let cache = work.path("cache");
+    let origin = work.path("origin/a-rather-long-directory-name/for-the-first-build/lib");
+    let n = copy_stdlib(py, &origin);
+    assert!(n > 500, "{}: {n} sources", py.label());
+    let real_build = |dir: &Path| {
+        harness::Hashpyc::new(work.root()).args(["compile", "-q", "--python"]).arg(&python).arg(dir).run()
+    };
+    let first = harness::Hashpyc::new(work.root())
+        .args(["compile", "--python"])
+        .arg(&python)
+        .arg("--cache")
+        .arg(&cache)
+        .arg(&origin)
+        .run();
+    let status = first.code;
+    assert!(matches!(status, Some(0 | 1)), "{}", first.stderr);
+    let long = work.path(format!("{}/{}/{}", "L".repeat(90), "o".repeat(90), "ng".repeat(45)));
+    let destinations = [work.path("s"), long, work.path("naïve-déjà-vu/lib")];
+    assert!(destinations[1].join("x.py").as_os_str().len() > 255);
+    for dest in &destinations {
+        copy_stdlib(py, dest);
+        let before = starts();
+        let run = harness::Hashpyc::new(work.root())
+            .args(["compile", "--python"])
+            .arg(&python)
+            .arg("--cache")
+            .arg(&cache)
+            .arg(dest)
+            .run();
+        assert_eq!(run.code, status, "{}", run.stderr);
+        assert_eq!(starts(), before, "a fully cached build started Python:\n{}", run.stderr);
+        let (from_cache, compiled) = counts(&run.stderr);
+        assert_eq!(from_cache, compiled, "{}", run.stderr);
+        assert!(from_cache + 20 >= n, "{from_cache} of {n} from the cache:\n{}", run.stderr);
+        let cached = pycs(dest);
+        remove_pycs(dest);
+        let reference = real_build(dest);
+        assert_eq!(reference.code, status, "{}", reference.stderr);
+        let real = pycs(dest);
+        assert_eq!(cached.len(), real.len(), "{}", dest.display());
+        let differ: Vec<&PathBuf> =
+            cached.iter().zip(&real).filter(|(a, b)| a != b).map(|(a, _)| &a.0).collect();
+        assert!(
+            differ.is_empty(),
+            "{}: {} of {} pycs differ: {differ:?}",
+            py.label(),
+            differ.len(),
+            real.len()
+        );
+        harness::visible(&format!(
+            "cache relocation {}: {} pycs from the cache at {} ({} bytes of path) identical to a real compile",
+            py.label(),
+            cached.len(),
+            dest.file_name().unwrap().to_string_lossy(),
+            dest.as_os_str().len()
+        ));
+    }
+});
+
+// A tree whose every file is in the cache starts no Python, even when some do not
+// compile: their errors are reported as without the cache, with the new path.
+per_python!(cached_failures_start_no_python, min = (3, 8), |py: &Python| {
+    let work = Tree::new();
+    let (python, starts) = work.counting_python(py);
+    let cache = work.path("cache");
+    for dir in ["one", "two"] {
+        work.write(format!("{dir}/ok.py"), "def f():\n    return 1\n");
+        work.write(format!("{dir}/warn.py"), "x = 1\nif x is 1:\n    pass\n");
+        work.write(format!("{dir}/bad.py"), "def f(:\n    pass\n");
+    }
+    let run = |dir: &str, cache_on: bool| {
+        let mut cmd = work.hashpyc().arg("compile").arg("--python").arg(&python);
+        if cache_on {
+            cmd = cmd.arg("--cache").arg(&cache);
+        }
+        cmd.arg(dir).run()
+    };
+    let first = run("one", true);
+    first.assert_code(1);
+    let before = starts();
+    let second = run("two", true);
+    second.assert_code(1);
+    assert_eq!(starts(), before, "a fully cached build started Python:\n{}", second.stderr);
+    assert!(second.stderr.contains("two/bad.py:1:"), "{}", second.stderr);
+    assert!(
+        second.stderr.contains("Compiled 2 files for") && second.stderr.contains("(2 from the cache"),
+        "{}",
+        second.stderr
+    );
+    // The same messages as a real compile of `two` gives.
+    let cached_messages =
+        second.stderr.lines().filter(|l| !l.starts_with("Compiled")).collect::<Vec<_>>().join("\n");
+    let cached = pycs(&work.path("two"));
+    remove_pycs(&work.path("two"));
+    let real = run("two", false);
+    real.assert_code(1);
+    let real_messages =
+        real.stderr.lines().filter(|l| !l.starts_with("Compiled")).collect::<Vec<_>>().join("\n");
+    assert_eq!(cached_messages, real_messages);
+    assert_eq!(cached, pycs(&work.path("two")));
+});
+
+// Checked and unchecked pycs share entries; optimization levels and interpreters do not.
+per_python!(entries_shared_by_modes_not_by_levels, min = (3, 9), |py: &Python| {
+    let work = Tree::new();
+    let cache = work.path("cache");
+    work.write("a/m.py", "def f(x):\n    \"\"\"Doc.\"\"\"\n    assert x\n    return 1\n");
+    work.write("b/m.py", "def f(x):\n    \"\"\"Doc.\"\"\"\n    assert x\n    return 1\n");
+    let run = |dir: &str, extra: &[&str]| {
+        work.hashpyc().arg("compile").python(py).arg("--cache").arg(&cache).args(extra).arg(dir).run()
+    };
+    run("a", &[]).assert_code(0);
+    let unchecked = run("b", &["--invalidation-mode", "unchecked-hash"]);
+    unchecked.assert_code(0);
+    assert_eq!(counts(&unchecked.stderr), (1, 1), "{}", unchecked.stderr);
+    let levels = run("b", &["-o", "0", "-o", "2", "--invalidation-mode", "unchecked-hash"]);
+    assert_eq!(counts(&levels.stderr), (0, 1), "level 2 is not in the cache yet: {}", levels.stderr);
+    remove_pycs(&work.path("a"));
+    let both = run("a", &["-o", "0", "-o", "2"]);
+    assert_eq!(counts(&both.stderr), (1, 1), "{}", both.stderr);
+    // A level-1 build after -o 0 -o 2 is another request ([0, 1]): not a hit for level 1.
+    remove_pycs(&work.path("a"));
+    let one = run("a", &["-o", "1"]);
+    assert_eq!(counts(&one.stderr), (0, 1), "{}", one.stderr);
+    let cached = pycs(&work.path("a"));
+    remove_pycs(&work.path("a"));
+    work.hashpyc().arg("compile").python(py).args(["-q", "-o", "1", "a"]).run().assert_code(0);
+    assert_eq!(cached, pycs(&work.path("a")));
+    if let Some(other) = harness::pythons().values().find(|o| o.minor != py.minor && o.minor >= (3, 7)) {
+        remove_pycs(&work.path("b"));
+        let run = work.hashpyc().arg("compile").python(other).arg("--cache").arg(&cache).arg("b").run();
+        assert_eq!(counts(&run.stderr), (0, 1), "another interpreter never hits: {}", run.stderr);
+    }
+});
+
+fn entry_files(cache: &Path) -> Vec<PathBuf> {
+    harness::files_with_suffix(&cache.join("v1"), "").into_iter().map(|p| cache.join("v1").join(p)).collect()
+}
+
+/// xorshift, for reproducible damage.
+fn rng(seed: u64) -> impl FnMut() -> u64 {
+    let mut s = seed.max(1);
+    move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    }
+}
+
+// Truncations, bit flips, deletions and garbage in the cache directory never change a pyc
+// byte or the exit status: damaged entries are misses, counted and replaced.
+per_python!(damaged_entries_are_misses, min = (3, 11), |py: &Python| {
+    let work = Tree::new();
+    let cache = work.path("cache");
+    let lib = harness::stdlib_dir(py);
+    let mut n = 0;
+    for pkg in ["json", "email", "http"] {
+        n += harness::copy_py_tree(&lib.join(pkg), &work.path(format!("src/{pkg}")), &|_| false);
+    }
+    work.write("src/bad.py", "x = = 1\n");
+    let build = |cache_on: bool| {
+        let mut cmd = work.hashpyc().arg("compile").python(py);
+        if cache_on {
+            cmd = cmd.arg("--cache").arg(&cache);
+        }
+        cmd.arg("src").run()
+    };
+    build(false).assert_code(1);
+    let reference = pycs(&work.path("src"));
+    remove_pycs(&work.path("src"));
+    build(true).assert_code(1);
+    assert_eq!(pycs(&work.path("src")), reference);
+    let files = entry_files(&cache);
+    assert!(files.len() >= n, "{} entries for {n} sources", files.len());
+    let mut next = rng(0x5eed ^ u64::from(py.minor.1));
+    for (round, what) in ["truncate", "flip", "delete", "garbage", "empty"].iter().enumerate() {
+        for f in &files {
+            if next() % 3 != 0 || !f.exists() {
+                continue;
+            }
+            let data = std::fs::read(f).unwrap();
+            let damaged = match *what {
+                "truncate" => data[..(next() as usize % data.len())].to_vec(),
+                "flip" => {
+                    let mut d = data.clone();
+                    let i = next() as usize % d.len();
+                    d[i] ^= 1 << (next() % 8);
+                    d
+                }
+                "delete" => {
+                    std::fs::remove_file(f).unwrap();
+                    continue;
+                }
+                "garbage" => (0..data.len()).map(|_| next() as u8).collect(),
+                _ => Vec::new(),
+            };
+            std::fs::write(f, damaged).unwrap();
+        }
+        // Junk that is no entry at all: a directory and a stray file where entries go.
+        std::fs::create_dir_all(cache.join("v1/zz/not-an-entry")).unwrap();
+        std::fs::write(cache.join("v1/zz/junk"), b"junk").unwrap();
+        remove_pycs(&work.path("src"));
+        let run = build(true);
+        run.assert_code(1);
+        assert_eq!(pycs(&work.path("src")), reference, "round {round} ({what}) changed pyc bytes");
+        // Everything damaged was replaced: the next build is all hits.
+        remove_pycs(&work.path("src"));
+        let again = build(true);
+        again.assert_code(1);
+        let (from_cache, compiled) = counts(&again.stderr);
+        assert_eq!(
+            from_cache, compiled,
+            "round {round} ({what}): damaged entries were replaced\n{}",
+            again.stderr
+        );
+    }
+    let stats = work.hashpyc().args(["cache", "stats", "--format", "json", "--cache"]).arg(&cache).run();
+    stats.assert_code(0);
+    let v: serde_json::Value = serde_json::from_str(stats.stdout.trim()).unwrap();
+    assert!(v["tiers"]["local"]["damaged"].as_u64().unwrap() > 0, "{v}");
+
+    // A read-only cache directory: hits still serve, stores are off, the build succeeds.
+    remove_pycs(&work.path("src"));
+    for f in entry_files(&cache) {
+        if f.exists() && next() % 2 == 0 {
+            std::fs::remove_file(&f).unwrap();
+        }
+    }
+    let ro = |mode: u32| {
+        let mut dirs = vec![cache.clone(), cache.join("v1")];
+        dirs.extend(std::fs::read_dir(cache.join("v1")).unwrap().map(|e| e.unwrap().path()));
+        for d in dirs {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+    };
+    ro(0o555);
+    // Root ignores permissions; a read-only flag then stands in for the read-only disk.
+    let root = unsafe_is_root();
+    let run = work
+        .hashpyc()
+        .arg("compile")
+        .python(py)
+        .arg("--cache")
+        .arg(&cache)
+        .args(if root { &["--cache-read-only"][..] } else { &[][..] })
+        .arg("src")
+        .run();
+    ro(0o755);
+    run.assert_code(1);
+    assert_eq!(pycs(&work.path("src")), reference);
+});
+
+fn unsafe_is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+// Another hashpyc pruning the cache to almost nothing, over and over, while four builds
+// run at once: every build writes the same bytes and exits as it would without a cache.
+per_python!(concurrent_prune_during_concurrent_builds, min = (3, 12), |py: &Python| {
+    let work = Tree::new();
+    let cache = work.path("cache");
+    let lib = harness::stdlib_dir(py);
+    for i in 0..4 {
+        for pkg in ["json", "email", "asyncio"] {
+            harness::copy_py_tree(&lib.join(pkg), &work.path(format!("t{i}/{pkg}")), &|_| false);
+        }
+        work.write(format!("t{i}/bad.py"), "def (:\n");
+    }
+    // References: each tree compiled without a cache (embedded paths differ per tree).
+    let references: Vec<_> = (0..4)
+        .map(|i| {
+            let dir = format!("t{i}");
+            work.hashpyc().arg("compile").python(py).args(["-q", &dir]).run().assert_code(1);
+            let r = pycs(&work.path(&dir));
+            remove_pycs(&work.path(&dir));
+            r
+        })
+        .collect();
+    work.hashpyc().arg("compile").python(py).arg("--cache").arg(&cache).arg("t0").run().assert_code(1);
+    remove_pycs(&work.path("t0"));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pruner = {
+        let (stop, cache, root) = (stop.clone(), cache.clone(), work.root().to_path_buf());
+        std::thread::spawn(move || {
+            let mut prunes = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let run = harness::Hashpyc::new(&root)
+                    .args(["cache", "prune", "--max-size", "20K", "--cache"])
+                    .arg(&cache)
+                    .run();
+                assert_eq!(run.code, Some(0), "{}", run.stderr);
+                prunes += 1;
+            }
+            prunes
+        })
+    };
+    let builds: Vec<_> = (0..4)
+        .map(|i| {
+            let (root, cache, path) = (work.root().to_path_buf(), cache.clone(), py.path.clone());
+            std::thread::spawn(move || {
+                harness::Hashpyc::new(&root)
+                    .args(["compile", "-j", "1", "--cache-max-size", "50K", "--python"])
+                    .arg(&path)
+                    .arg("--cache")
+                    .arg(&cache)
+                    .arg(format!("t{i}"))
+                    .run()
+            })
+        })
+        .collect();
+    for (i, b) in builds.into_iter().enumerate() {
+        let run = b.join().unwrap();
+        run.assert_code(1);
+        let got = pycs(&work.path(format!("t{i}")));
+        assert_eq!(got.len(), references[i].len());
+        assert!(got == references[i], "build {i} wrote other bytes");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let prunes = pruner.join().unwrap();
+    assert!(prunes > 0);
+    let left: u64 =
+        entry_files(&cache).iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+    assert!(left < 400_000, "{left} bytes left after pruning");
+});
+
+// stats, prune (least recently used first; hits refresh recency), clean, sizes, the
+// automatic limit, and refusing to clean what is not a cache.
+per_python!(management_commands, min = (3, 12), |py: &Python| {
+    let work = Tree::new();
+    let cache = work.path("cache");
+    for i in 0..30 {
+        work.write(format!("src/m{i:02}.py"), format!("VALUE = {i}\nNAMES = {:?}\n", vec!["x"; 200]));
+    }
+    let cache_cmd = |args: &[&str]| work.hashpyc().arg("cache").args(args).arg("--cache").arg(&cache).run();
+    work.hashpyc().arg("compile").python(py).arg("--cache").arg(&cache).arg("src").run().assert_code(0);
+    let text = cache_cmd(&["stats"]);
+    text.assert_code(0);
+    assert!(text.stdout.contains("entries      30") && text.stdout.contains("30 stores"), "{}", text.stdout);
+    // Age every entry, then hit five of them: they are now the most recently used.
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(86_400 * 30);
+    for f in entry_files(&cache) {
+        std::fs::File::options().write(true).open(&f).unwrap().set_modified(old).unwrap();
+    }
+    for i in 0..5 {
+        work.write(format!("again/m{i:02}.py"), format!("VALUE = {i}\nNAMES = {:?}\n", vec!["x"; 200]));
+    }
+    let hits = work.hashpyc().arg("compile").python(py).arg("--cache").arg(&cache).arg("again").run();
+    assert_eq!(counts(&hits.stderr), (5, 5), "{}", hits.stderr);
+    let one = std::fs::metadata(&entry_files(&cache)[0]).unwrap().len().div_ceil(4096) * 4096;
+    let pruned = cache_cmd(&["prune", "--max-size", &format!("{}", one * 5)]);
+    pruned.assert_code(0);
+    assert!(pruned.stderr.contains("Removed 25 entries"), "{}", pruned.stderr);
+    remove_pycs(&work.path("src"));
+    let after = work.hashpyc().arg("compile").python(py).arg("--cache").arg(&cache).arg("src").run();
+    assert_eq!(counts(&after.stderr), (5, 30), "the recently hit entries survived: {}", after.stderr);
+    let json = cache_cmd(&["stats", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(json.stdout.trim()).unwrap();
+    assert_eq!(v["entries"], 30);
+    assert_eq!(v["tiers"]["local"]["hits"], 10);
+    for bad in ["lots", "-1", "1XB"] {
+        let r = cache_cmd(&["prune", &format!("--max-size={bad}")]);
+        r.assert_code(2);
+        assert!(r.stderr.contains("is not a size"), "{}", r.stderr);
+    }
+    for ok in ["500MB", "1GiB", "1M", "0"] {
+        cache_cmd(&["prune", "--max-size", ok]).assert_code(0);
+    }
+    assert!(entry_files(&cache).is_empty(), "--max-size 0 empties the cache");
+    // The automatic limit: a build that stores more than --cache-max-size prunes after it.
+    remove_pycs(&work.path("src"));
+    work.hashpyc()
+        .arg("compile")
+        .python(py)
+        .args(["--cache-max-size", "40K", "--cache"])
+        .arg(&cache)
+        .arg("src")
+        .run()
+        .assert_code(0);
+    let left: u64 =
+        entry_files(&cache).iter().map(|f| std::fs::metadata(f).unwrap().len().div_ceil(4096) * 4096).sum();
+    assert!(left <= 40_000, "{left} bytes left over a 40K limit");
+    let clean = cache_cmd(&["clean"]);
+    clean.assert_code(0);
+    assert!(entry_files(&cache).is_empty() && cache.join("CACHEDIR.TAG").exists());
+    // Never clean something that is not a cache.
+    work.write("precious/data.txt", "keep me");
+    let refuse = work.hashpyc().args(["cache", "clean", "--cache"]).arg(work.path("precious")).run();
+    refuse.assert_code(2);
+    assert!(refuse.stderr.contains("does not look like a hashpyc bytecode cache"), "{}", refuse.stderr);
+    assert!(work.path("precious/data.txt").exists());
+    let missing = work.hashpyc().args(["cache", "stats"]).env_remove("HASHPYC_CACHE").run();
+    missing.assert_code(2);
+});
+
+// A group-writable cache directory is shared: new entries and directories are writable by
+// the group whatever the umask.
+per_python!(group_writable_cache_is_shared, min = (3, 13), |py: &Python| {
+    let work = Tree::new();
+    let cache = work.path("cache");
+    std::fs::create_dir(&cache).unwrap();
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o2775)).unwrap();
+    work.write("src/m.py", "x = 1\n");
+    work.hashpyc().arg("compile").python(py).arg("--cache").arg(&cache).arg("src").run().assert_code(0);
+    let entries = entry_files(&cache);
+    assert_eq!(entries.len(), 1);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode(&entries[0]), 0o664);
+    assert_eq!(mode(entries[0].parent().unwrap()) & 0o775, 0o775);
+});
+
+// The cache is off by default, and --no-cache / HASHPYC_NO_CACHE turn it off.
+per_python!(cache_is_opt_in, min = (3, 12), |py: &Python| {
+    let work = Tree::new();
+    work.write("src/m.py", "x = 1\n");
+    work.hashpyc().arg("compile").python(py).arg("src").run().assert_code(0);
+    assert!(!work.path("cache").exists());
+    let cache = work.path("cache");
+    let off = work
+        .hashpyc()
+        .arg("compile")
+        .python(py)
+        .env("HASHPYC_CACHE", &cache)
+        .args(["-f", "--no-cache", "src"])
+        .run();
+    off.assert_code(0);
+    assert!(!cache.exists());
+    let env = work.hashpyc().arg("compile").python(py).env("HASHPYC_CACHE", &cache).args(["-f", "src"]).run();
+    env.assert_code(0);
+    assert_eq!(entry_files(&cache).len(), 1);
+    // An unusable cache never fails a build.
+    work.write("file-not-dir", "x");
+    let bad = work.hashpyc().arg("compile").python(py).args(["-f", "--cache", "file-not-dir", "src"]).run();
+    bad.assert_code(0);
+    assert!(
+        bad.stderr.contains("warning: cannot use") && bad.stderr.contains("compiling without it"),
+        "{}",
+        bad.stderr
+    );
+});
+
+/// A checkout for the CI recipes: `src/` and a venv with a package, at `dir`.
+fn checkout(py: &Python, dir: &Path) {
+    for (rel, text) in [
+        ("src/app/__init__.py", ""),
+        ("src/app/main.py", "import json\n\ndef main():\n    return json.dumps(1)\n"),
+    ] {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    let out = py.cmd().args(["-m", "venv", "--without-pip", ".venv"]).current_dir(dir).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let pythonx = std::fs::read_dir(dir.join(".venv/lib")).unwrap().next().unwrap().unwrap().path();
+    harness::copy_py_tree(
+        &harness::stdlib_dir(py).join("json"),
+        &pythonx.join("site-packages/json_copy"),
+        &|_| false,
+    );
+}
+
+// The CI recipes' `hashpyc compile` lines, run as written: a first run fills the cache, the
+// cache directory is carried over (as actions/cache and GitLab's cache do), and a second run
+// in a checkout at another path writes everything from it, byte-identical to a real compile.
+per_python!(ci_recipes_replayed, min = (3, 11), |py: &Python| {
+    let bin = Tree::new();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_hashpyc"), bin.path("hashpyc")).unwrap();
+    let path = format!("{}:{}", bin.root().display(), std::env::var("PATH").unwrap_or_default());
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (file, prefix, cache_rel) in [
+        ("examples/ci/github-actions.yml", "- run: ", "home/.cache/hashpyc-bytecode"),
+        ("examples/ci/gitlab-ci.yml", "- ", "project/.hashpyc-bytecode"),
+    ] {
+        let yaml = std::fs::read_to_string(repo.join(file)).unwrap();
+        let line = yaml
+            .lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(prefix) && l.contains("hashpyc compile"))
+            .unwrap_or_else(|| panic!("{file}: no `hashpyc compile` step"))
+            .trim_start_matches(prefix)
+            .to_string();
+        let gitlab_cache = yaml.contains("HASHPYC_CACHE: \"$CI_PROJECT_DIR/.hashpyc-bytecode\"");
+        let runs: Vec<Tree> = (0..2).map(|_| Tree::new()).collect();
+        for (i, run) in runs.iter().enumerate() {
+            let project = run.path(if i == 0 { "project" } else { "elsewhere/deeper/project" });
+            std::fs::create_dir_all(&project).unwrap();
+            checkout(py, &project);
+            if i == 1 {
+                // Carry the cache directory over from the first run, to where this run's
+                // recipe looks for it.
+                let from = runs[0].path(cache_rel);
+                let to = if cache_rel.starts_with("home") {
+                    run.path(cache_rel)
+                } else {
+                    project.join(".hashpyc-bytecode")
+                };
+                std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+                assert!(Command::new("cp").arg("-a").arg(&from).arg(&to).status().unwrap().success());
+            }
+            let mut cmd = Command::new("sh");
+            cmd.arg("-c")
+                .arg(&line)
+                .current_dir(&project)
+                .env("PATH", &path)
+                .env("HOME", run.path("home"))
+                .env("CI_PROJECT_DIR", &project)
+                .env("HASHPYC_STATE_DIR", harness::shared_cache_dir())
+                .env("NO_COLOR", "1")
+                .env_remove("HASHPYC_CACHE");
+            if gitlab_cache {
+                cmd.env("HASHPYC_CACHE", project.join(".hashpyc-bytecode"));
+            }
+            let out = cmd.output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert!(out.status.success(), "{file} run {i}: {line}\n{stderr}");
+            let (from_cache, compiled) = counts(&stderr);
+            if i == 0 {
+                assert_eq!(from_cache, 0, "{stderr}");
+            } else {
+                assert_eq!(from_cache, compiled, "{file}: the second run is all from the cache\n{stderr}");
+                let cached = pycs(&project);
+                remove_pycs(&project);
+                let real = harness::Hashpyc::new(&project)
+                    .args(["compile", "-q", "--python", ".venv/bin/python", "src", ".venv/lib"])
+                    .run();
+                real.assert_code(0);
+                assert_eq!(cached, pycs(&project), "{file}: cached pycs equal a real compile");
+            }
+        }
+    }
+});
