@@ -116,7 +116,7 @@ def main():
             # The limit's parts: check of a fresh tree, and copying its pycs.
             fresh = os.path.join(work, "fresh")
             sh(["rm", "-rf", fresh]); sh(["cp", "-al", tree, fresh])
-            sh([hp, "compile", "-q", "--python", python, "--cache", full, fresh])
+            subprocess.run([hp, "compile", "-q", "--python", python, "--cache", full, fresh])
             only = os.path.join(work, "pycs-only")
             pyc_only_copy(fresh, only)
             dest = os.path.join(work, "pycs-copy")

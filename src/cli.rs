@@ -202,11 +202,20 @@ pub struct CacheArgs {
     #[arg(long, value_name = "DIR", env = "HASHPYC_CACHE", help_heading = "Bytecode cache")]
     pub cache: Option<PathBuf>,
 
-    /// Do not use the bytecode cache, even if `HASHPYC_CACHE` names one.
+    /// A shared cache on a server, as a second tier after DIR (or alone):
+    /// `s3://BUCKET/PREFIX` (credentials, region and endpoint from the standard `AWS_*`
+    /// variables) or `http(s)://[USER:PASSWORD@]HOST/PREFIX` (GET/PUT/HEAD, e.g. nginx
+    /// WebDAV; a bearer token from `HASHPYC_CACHE_TOKEN`). Network trouble never fails a
+    /// build: the remote tier is switched off for the run, with one warning.
+    #[arg(long, value_name = "URL", env = "HASHPYC_CACHE_URL", help_heading = "Bytecode cache")]
+    pub cache_url: Option<String>,
+
+    /// Do not use the bytecode cache, even if `HASHPYC_CACHE` or `HASHPYC_CACHE_URL` name one.
     #[arg(long, help_heading = "Bytecode cache")]
     pub no_cache: bool,
 
-    /// Use the cache's entries but never store any (for untrusted builds).
+    /// Use the cache's entries but never store any, in any tier (for untrusted builds, such
+    /// as pull requests from forks).
     #[arg(long, env = "HASHPYC_CACHE_READ_ONLY", value_parser = clap::builder::BoolishValueParser::new(),
           default_value_t = false, help_heading = "Bytecode cache")]
     pub cache_read_only: bool,

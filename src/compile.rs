@@ -224,11 +224,13 @@ pub fn compile(
     spans.mark("compile");
     spans.note(|| crate::pool::STATS.summary());
     if let Some(cache) = &cache {
-        if verbosity.verbose > 0 {
-            notes.add(Path::new(""), 0, None, cache.describe());
+        let (warnings, info) = cache.finish(verbosity.verbose > 0);
+        spans.mark("cache uploads");
+        for w in warnings {
+            notes.add(Path::new(""), 0, None, format!("{}: {w}", style.warning()));
         }
-        if let Some(warning) = cache.finish() {
-            notes.add(Path::new(""), 0, None, format!("{}: {warning}", style.warning()));
+        for i in info {
+            notes.add(Path::new(""), 0, None, i);
         }
     }
     record_results(s, &plans, results, &mut memos, &cwd, &mut summary, &mut notes, style, verbosity);
@@ -408,6 +410,7 @@ fn compile_stage(
         jobs: s.jobs,
         verify: s.verify,
         cache,
+        looked_up: cache.is_some() && !s.force,
     };
     let (mut results, fatal) = match cache {
         // `--force` compiles for real (and refreshes the cache's entries).
@@ -419,7 +422,8 @@ fn compile_stage(
                     mode: s.mode,
                     hardlink_dupes: s.hardlink_dupes,
                     cache,
-                    threads: s.jobs.max(2),
+                    // Remote lookups wait on the network, not the CPU.
+                    threads: if cache.has_remote() { 32 } else { s.jobs.max(2) },
                 };
                 let hits = crate::cache::stage::run(&l, units, &queue, reporter);
                 queue.close();

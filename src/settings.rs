@@ -211,9 +211,11 @@ pub fn compile_settings(args: &CompileArgs) -> Result<CompileSettings, Error> {
 fn cache_settings(args: &crate::cli::CacheArgs) -> Result<Option<crate::cache::CacheSettings>, Error> {
     let off =
         args.no_cache || std::env::var_os("HASHPYC_NO_CACHE").is_some_and(|v| !v.is_empty() && v != "0");
-    let Some(dir) = args.cache.as_ref().filter(|d| !d.as_os_str().is_empty() && !off) else {
+    let dir = args.cache.as_ref().filter(|d| !d.as_os_str().is_empty());
+    let url = args.cache_url.as_ref().filter(|u| !u.is_empty());
+    if off || (dir.is_none() && url.is_none()) {
         return Ok(None);
-    };
+    }
     let compression = match std::env::var("HASHPYC_CACHE_COMPRESSION").as_deref() {
         Ok("none") => crate::cache::entry::Compression::None,
         Ok("zstd") | Err(_) => crate::cache::entry::Compression::Zstd,
@@ -223,12 +225,31 @@ fn cache_settings(args: &crate::cli::CacheArgs) -> Result<Option<crate::cache::C
             )));
         }
     };
+    let seconds = |name: &str, default: Duration| -> Result<Duration, Error> {
+        match std::env::var(name) {
+            Err(_) => Ok(default),
+            Ok(v) => v
+                .parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s > 0.0)
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| Error::Usage(format!("invalid {name} `{v}`: expected a number of seconds"))),
+        }
+    };
+    let timeout = seconds("HASHPYC_CACHE_TIMEOUT", crate::cache::remote::DEFAULT_TIMEOUT)?;
+    if let Some(u) = url {
+        // A malformed URL is bad input (exit 2); trouble reaching it never is.
+        crate::cache::remote::open(u, timeout).map_err(Error::Usage)?;
+    }
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     Ok(Some(crate::cache::CacheSettings {
-        dir: layout::absolute(dir, &cwd),
+        dir: dir.map(|d| layout::absolute(d, &cwd)),
+        url: url.cloned(),
         max_size: args.cache_max_size,
         read_only: args.cache_read_only,
         compression,
+        timeout,
+        upload_wait: seconds("HASHPYC_CACHE_UPLOAD_WAIT", Duration::from_secs(10))?,
     }))
 }
 

@@ -20,12 +20,16 @@
 pub mod disk;
 pub mod entry;
 pub mod manage;
+pub mod remote;
 pub mod stage;
 pub mod stats;
+pub mod tier;
+mod upload;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use thiserror::Error;
 
@@ -35,22 +39,32 @@ use crate::target::Target;
 use disk::DiskTier;
 use entry::{Compression, Key, Payload};
 pub use stats::{Counters, Totals};
+use tier::{Tier, TierError};
 
 /// Bumped whenever worker isolation or the way bytes are produced changes, so that no
 /// entry made the old way is ever served.
 pub const RECIPE_VERSION: u32 = 1;
 
-/// The default size limit: see the README ("Cache", size). At about a third of the pycs'
-/// size once compressed, 2 GiB holds the bytecode of a few dozen large environments.
+/// The default size limit: see the README ("Bytecode cache", size).
 pub const DEFAULT_MAX_SIZE: u64 = 2 << 30;
+
+/// A remote tier that returns this many damaged entries in one run is switched off.
+const MAX_REMOTE_DAMAGED: u64 = 10;
 
 /// How the cache is set up for a run.
 #[derive(Clone, Debug)]
 pub struct CacheSettings {
-    pub dir: PathBuf,
+    /// The local tier (`--cache DIR`).
+    pub dir: Option<PathBuf>,
+    /// The remote tier (`--cache-url URL`).
+    pub url: Option<String>,
     pub max_size: u64,
     pub read_only: bool,
     pub compression: Compression,
+    /// One remote request's time limit.
+    pub timeout: Duration,
+    /// How long the end of a build waits for uploads still running.
+    pub upload_wait: Duration,
 }
 
 #[derive(Debug, Error)]
@@ -63,6 +77,8 @@ pub enum CacheError {
     },
     #[error("`{}` does not look like a hashpyc bytecode cache (no CACHEDIR.TAG, no entries); refusing to touch it", .0.display())]
     NotACache(PathBuf),
+    #[error("{0}")]
+    Remote(String),
 }
 
 /// What the cache knows about one (source, target, levels).
@@ -87,16 +103,62 @@ struct TargetKeys {
     rules: Option<marshal::Rules>,
 }
 
-/// The cache of one run.
-pub struct Cache {
-    local: DiskTier,
-    settings: CacheSettings,
-    pub local_counts: Counters,
-    targets: Vec<TargetKeys>,
+/// The local directory and its run counts.
+struct Local {
+    disk: DiskTier,
+    counts: Counters,
     /// Storing failed (a full or read-only disk): stop trying, say so once.
     stores_off: AtomicBool,
-    store_error: Mutex<Option<String>>,
+    problem: Mutex<Option<String>>,
     bytes_stored: AtomicU64,
+}
+
+/// A remote tier, switched off for the rest of the run at its first failure.
+pub(crate) struct Remote {
+    tier: Box<dyn Tier>,
+    counts: Counters,
+    off: AtomicBool,
+    problem: Mutex<Option<String>>,
+}
+
+impl Remote {
+    fn usable(&self) -> bool {
+        !self.off.load(Ordering::Relaxed)
+    }
+
+    /// Count a failure; the first one switches the tier off and is remembered for the
+    /// warning.
+    fn fail(&self, e: &TierError) {
+        match e {
+            TierError::Timeout(_) => self.counts.timeouts.fetch_add(1, Ordering::Relaxed),
+            TierError::Failed(_) => self.counts.errors.fetch_add(1, Ordering::Relaxed),
+        };
+        if !self.off.swap(true, Ordering::Relaxed) {
+            self.problem.lock().expect("cache lock").get_or_insert_with(|| e.to_string());
+        }
+    }
+
+    fn get(&self, key: &Key) -> Option<Vec<u8>> {
+        if !self.usable() {
+            return None;
+        }
+        match self.tier.get(key) {
+            Ok(found) => found,
+            Err(e) => {
+                self.fail(&e);
+                None
+            }
+        }
+    }
+}
+
+/// The cache of one run.
+pub struct Cache {
+    local: Option<Local>,
+    remote: Option<Arc<Remote>>,
+    uploads: Option<upload::Uploader>,
+    settings: CacheSettings,
+    targets: Vec<TargetKeys>,
     /// Hits relocated from another embedded path, and relocations refused.
     pub relocated: AtomicU64,
     pub refused: AtomicU64,
@@ -109,12 +171,33 @@ impl Cache {
         targets: &[Arc<Target>],
         scripts: &[&str],
     ) -> Result<Cache, CacheError> {
-        let local = if settings.read_only {
-            DiskTier::existing(&settings.dir)
-        } else {
-            DiskTier::open(&settings.dir)
-        }
-        .map_err(|source| CacheError::Open { path: settings.dir.clone(), source })?;
+        let local = match &settings.dir {
+            Some(dir) => {
+                let disk = if settings.read_only { DiskTier::existing(dir) } else { DiskTier::open(dir) }
+                    .map_err(|source| CacheError::Open { path: dir.clone(), source })?;
+                Some(Local {
+                    disk,
+                    counts: Counters::default(),
+                    stores_off: AtomicBool::new(false),
+                    problem: Mutex::new(None),
+                    bytes_stored: AtomicU64::new(0),
+                })
+            }
+            None => None,
+        };
+        let remote = match &settings.url {
+            Some(url) => Some(Arc::new(Remote {
+                tier: remote::open(url, settings.timeout).map_err(CacheError::Remote)?,
+                counts: Counters::default(),
+                off: AtomicBool::new(false),
+                problem: Mutex::new(None),
+            })),
+            None => None,
+        };
+        let uploads = match (&remote, settings.read_only) {
+            (Some(r), false) => Some(upload::Uploader::start(Arc::clone(r))),
+            _ => None,
+        };
         let targets = targets
             .iter()
             .zip(scripts)
@@ -125,19 +208,18 @@ impl Cache {
             .collect();
         Ok(Cache {
             local,
+            remote,
+            uploads,
             settings,
-            local_counts: Counters::default(),
             targets,
-            stores_off: AtomicBool::new(false),
-            store_error: Mutex::new(None),
-            bytes_stored: AtomicU64::new(0),
             relocated: AtomicU64::new(0),
             refused: AtomicU64::new(0),
         })
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.settings.dir
+    /// Whether a tier is remote (lookups then want many threads).
+    pub fn has_remote(&self) -> bool {
+        self.remote.is_some()
     }
 
     /// The keys of each level of a request: level `i`'s key covers the levels up to it.
@@ -164,43 +246,90 @@ impl Cache {
         *h.finalize().as_bytes()
     }
 
-    /// One entry, from the first tier that has a usable one. Damaged entries are counted,
-    /// removed and skipped.
+    /// One entry, from the first tier that has a usable one: local, then remote (a remote
+    /// hit is copied to the local tier). Damaged entries are counted, removed and skipped.
     fn get(&self, key: &Key) -> Option<Payload> {
-        match self.local.get(key) {
-            Ok(Some(data)) => match entry::decode(key, &data) {
-                Ok(p) => Some(p),
-                Err(_) => {
-                    self.local_counts.damaged.fetch_add(1, Ordering::Relaxed);
-                    if !self.settings.read_only {
-                        self.local.remove(key);
+        if let Some(l) = &self.local {
+            match l.disk.get(key) {
+                Ok(Some(data)) => match entry::decode(key, &data) {
+                    Ok(p) => {
+                        l.counts.hits.fetch_add(1, Ordering::Relaxed);
+                        return Some(p);
                     }
-                    None
+                    Err(_) => {
+                        l.counts.damaged.fetch_add(1, Ordering::Relaxed);
+                        if !self.settings.read_only {
+                            l.disk.remove(key);
+                        }
+                    }
+                },
+                Ok(None) => {
+                    l.counts.misses.fetch_add(1, Ordering::Relaxed);
                 }
-            },
-            Ok(None) => None,
-            Err(_) => {
-                self.local_counts.errors.fetch_add(1, Ordering::Relaxed);
+                Err(_) => {
+                    l.counts.errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        let r = self.remote.as_ref()?;
+        let data = match r.get(key) {
+            Some(d) => d,
+            None => {
+                if r.usable() {
+                    r.counts.misses.fetch_add(1, Ordering::Relaxed);
+                }
+                return None;
+            }
+        };
+        match entry::decode(key, &data) {
+            Ok(p) => {
+                r.counts.hits.fetch_add(1, Ordering::Relaxed);
+                if let Some(l) = &self.local {
+                    self.put_local(l, key, &data);
+                }
+                Some(p)
+            }
+            Err(d) => {
+                let n = r.counts.damaged.fetch_add(1, Ordering::Relaxed) + 1;
+                if n >= MAX_REMOTE_DAMAGED {
+                    r.fail(&TierError::Failed(format!("{n} damaged entries (the last: {d})")));
+                }
                 None
             }
         }
     }
 
-    fn put(&self, key: &Key, payload: &Payload) {
-        if self.settings.read_only || self.stores_off.load(Ordering::Relaxed) {
+    fn put_local(&self, l: &Local, key: &Key, data: &[u8]) {
+        if self.settings.read_only || l.stores_off.load(Ordering::Relaxed) {
+            return;
+        }
+        match l.disk.put(key, data) {
+            Ok(on_disk) => {
+                l.counts.stores.fetch_add(1, Ordering::Relaxed);
+                l.bytes_stored.fetch_add(on_disk, Ordering::Relaxed);
+            }
+            Err(e) => {
+                l.counts.errors.fetch_add(1, Ordering::Relaxed);
+                l.stores_off.store(true, Ordering::Relaxed);
+                l.problem.lock().expect("cache lock").get_or_insert_with(|| crate::io::io_reason(&e));
+            }
+        }
+    }
+
+    /// Store an entry in every tier; `unless_present`: skip tiers that already hold one
+    /// (a HEAD before the PUT, for remote tiers).
+    fn put(&self, key: &Key, payload: &Payload, unless_present: bool) {
+        if self.settings.read_only {
             return;
         }
         let data = entry::encode(key, payload, self.settings.compression);
-        match self.local.put(key, &data) {
-            Ok(on_disk) => {
-                self.local_counts.stores.fetch_add(1, Ordering::Relaxed);
-                self.bytes_stored.fetch_add(on_disk, Ordering::Relaxed);
-            }
-            Err(e) => {
-                self.local_counts.errors.fetch_add(1, Ordering::Relaxed);
-                self.stores_off.store(true, Ordering::Relaxed);
-                self.store_error.lock().expect("cache lock").get_or_insert_with(|| crate::io::io_reason(&e));
-            }
+        if let Some(l) = &self.local
+            && !(unless_present && l.disk.contains(key))
+        {
+            self.put_local(l, key, &data);
+        }
+        if let Some(u) = &self.uploads {
+            u.push(*key, data, unless_present);
         }
     }
 
@@ -224,7 +353,7 @@ impl Cache {
                                 self.relocated.fetch_add(1, Ordering::Relaxed);
                                 Some((b, w))
                             }
-                            Err(_) => {
+                            Err(()) => {
                                 self.refused.fetch_add(1, Ordering::Relaxed);
                                 self.get_path_dependent(key, filename)
                             }
@@ -233,7 +362,6 @@ impl Cache {
                 }
                 Some(Payload::PathDependent) => self.get_path_dependent(key, filename),
                 Some(Payload::Failure { filename: stored, mut failure }) => {
-                    self.local_counts.hits.fetch_add(1, Ordering::Relaxed);
                     if stored != filename {
                         let (old, new) =
                             (String::from_utf8_lossy(&stored), String::from_utf8_lossy(filename));
@@ -248,13 +376,9 @@ impl Cache {
                     bodies.push(body);
                     warnings.extend(w.into_iter().map(|w| Warning { level: i as u8, ..w }));
                 }
-                None => {
-                    self.local_counts.misses.fetch_add(1, Ordering::Relaxed);
-                    return Found::Miss;
-                }
+                None => return Found::Miss,
             }
         }
-        self.local_counts.hits.fetch_add(1, Ordering::Relaxed);
         Found::Hit { bodies, warnings }
     }
 
@@ -269,6 +393,7 @@ impl Cache {
 
     /// Store what a compile produced: per level, its body (by content alone when the body
     /// is relocatable, else by content and path) and its warnings; or the failure.
+    /// `looked_up`: this run looked the entries up and missed them (no HEAD needed first).
     pub fn store(
         &self,
         t: usize,
@@ -276,8 +401,9 @@ impl Cache {
         source: &[u8],
         filename: &[u8],
         result: Result<(&[Vec<u8>], &[Warning]), &CompileFailure>,
+        looked_up: bool,
     ) {
-        if self.settings.read_only || self.stores_off.load(Ordering::Relaxed) {
+        if self.settings.read_only {
             return;
         }
         let keys = self.keys(t, levels, source);
@@ -293,12 +419,11 @@ impl Cache {
                         .rules
                         .is_some_and(|r| marshal::relocatable(body, r, filename).is_ok());
                     if relocatable {
-                        self.put(key, &payload);
+                        self.put(key, &payload, !looked_up);
                     } else {
-                        self.put(&Self::path_key(key, filename), &payload);
-                        if !self.local.contains(key) {
-                            self.put(key, &Payload::PathDependent);
-                        }
+                        self.put(&Self::path_key(key, filename), &payload, !looked_up);
+                        // Never replace a body others can relocate with the marker.
+                        self.put(key, &Payload::PathDependent, true);
                     }
                 }
             }
@@ -307,50 +432,91 @@ impl Cache {
                     self.put(
                         key,
                         &Payload::Failure { filename: filename.to_vec(), failure: failure.clone() },
+                        !looked_up,
                     );
                 }
             }
         }
     }
 
-    /// End of the run: add this run's counts to the directory's statistics and prune when
-    /// the size limit is passed. Returns a warning to print, if any.
-    pub fn finish(&self) -> Option<String> {
-        let stored = self.bytes_stored.load(Ordering::Relaxed);
-        let totals = self.local_counts.totals();
-        if !self.settings.read_only {
-            let over = stats::record(&self.local, &[("local", totals)], stored, self.settings.max_size);
-            if over {
-                // Another process pruning already is as good.
-                self.local.locked("prune.lock", false, || {
-                    let (_, _, _, left) = self.local.prune(self.settings.max_size / 10 * 9);
-                    stats::pruned(&self.local, left);
-                });
+    /// End of the run: wait (bounded) for uploads, add this run's counts to the local
+    /// directory's statistics, prune when the size limit is passed. Returns the warnings to
+    /// print and, with `verbose`, what each tier did.
+    pub fn finish(&self, verbose: bool) -> (Vec<String>, Vec<String>) {
+        let mut warnings = Vec::new();
+        let mut info = Vec::new();
+        let upload = self.uploads.as_ref().map(|u| u.finish(self.settings.upload_wait));
+        if let Some(l) = &self.local {
+            if !self.settings.read_only {
+                let mut runs = vec![("local", l.counts.totals())];
+                if let Some(r) = &self.remote {
+                    runs.push(("remote", r.counts.totals()));
+                }
+                let stored = l.bytes_stored.load(Ordering::Relaxed);
+                if stats::record(&l.disk, &runs, stored, self.settings.max_size) {
+                    // Another process pruning already is as good.
+                    l.disk.locked("prune.lock", false, || {
+                        let (_, _, _, left) = l.disk.prune(self.settings.max_size / 10 * 9);
+                        stats::pruned(&l.disk, left);
+                    });
+                }
+            }
+            if let Some(p) = l.problem.lock().expect("cache lock").as_ref() {
+                warnings.push(format!(
+                    "the bytecode cache `{}` could not store entries ({p}); nothing more was stored in it this run",
+                    l.disk.root().display()
+                ));
+            }
+            if verbose {
+                info.push(tier_line("local", &l.disk.root().display().to_string(), &l.counts.totals()));
             }
         }
-        self.store_error.lock().expect("cache lock").as_ref().map(|e| {
-            format!(
-                "the bytecode cache `{}` could not store entries ({e}); it was used read-only for the rest of the run",
-                self.settings.dir.display()
-            )
-        })
+        if let Some(r) = &self.remote {
+            if let Some(p) = r.problem.lock().expect("cache lock").as_ref() {
+                warnings.push(format!(
+                    "remote bytecode cache `{}`: {p}; it was switched off for the rest of this run",
+                    r.tier.describe()
+                ));
+            }
+            if let Some(u) = &upload
+                && u.abandoned > 0
+            {
+                warnings.push(format!(
+                    "remote bytecode cache `{}`: {} uploads did not finish within {} s of the build's end and were dropped",
+                    r.tier.describe(),
+                    u.abandoned,
+                    self.settings.upload_wait.as_secs()
+                ));
+            }
+            if verbose {
+                let mut line = tier_line("remote", &r.tier.describe(), &r.counts.totals());
+                if let Some(u) = &upload {
+                    line.push_str(&format!(
+                        "; uploads ended {} after the build{}",
+                        crate::report::format_duration(u.waited),
+                        if u.skipped > 0 { format!(", {} already there", u.skipped) } else { String::new() }
+                    ));
+                }
+                info.push(line);
+            }
+        }
+        if verbose {
+            info.push(format!(
+                "cache: {} entries relocated to this run's paths, {} relocations refused (looked up by path instead)",
+                self.relocated.load(Ordering::Relaxed),
+                self.refused.load(Ordering::Relaxed)
+            ));
+        }
+        (warnings, info)
     }
+}
 
-    /// `-v`: what the cache did this run.
-    pub fn describe(&self) -> String {
-        let t = self.local_counts.totals();
-        format!(
-            "cache `{}`: {} hits, {} misses, {} stores, {} damaged, {} errors; {} relocated, {} relocations refused",
-            self.settings.dir.display(),
-            t.hits,
-            t.misses,
-            t.stores,
-            t.damaged,
-            t.errors,
-            self.relocated.load(Ordering::Relaxed),
-            self.refused.load(Ordering::Relaxed),
-        )
-    }
+/// `cache local `DIR`: 12 hits, 3 misses, …` for `-v`.
+fn tier_line(name: &str, where_: &str, t: &Totals) -> String {
+    format!(
+        "cache {name} `{where_}`: {} hits, {} misses, {} stores, {} damaged, {} errors, {} timeouts",
+        t.hits, t.misses, t.stores, t.damaged, t.errors, t.timeouts
+    )
 }
 
 /// The key inputs that are fixed for a target and worker script.

@@ -65,6 +65,9 @@ pub struct Schedule<'a> {
     pub verify: bool,
     /// Where results are stored for reuse.
     pub cache: Option<&'a crate::cache::Cache>,
+    /// The cache was consulted for every unit first (its misses need no existence check
+    /// before an upload).
+    pub looked_up: bool,
 }
 
 /// The units waiting for a worker, largest source first (a big file last would leave the
@@ -399,7 +402,7 @@ impl<'a> Slot<'a> {
                 Outcome::Compiled { warnings, bodies } => Ok((bodies.as_slice(), warnings.as_slice())),
                 Outcome::Failed(f) => Err(f),
             };
-            cache.store(t, job.levels, source, &filename, result);
+            cache.store(t, job.levels, source, &filename, result, s.looked_up);
         }
         Some(Step::Done(match outcome {
             Outcome::Failed(f) => {

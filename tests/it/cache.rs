@@ -227,7 +227,7 @@ per_python!(damaged_entries_are_misses, min = (3, 11), |py: &Python| {
     let mut next = rng(0x5eed ^ u64::from(py.minor.1));
     for (round, what) in ["truncate", "flip", "delete", "garbage", "empty"].iter().enumerate() {
         for f in &files {
-            if next() % 3 != 0 || !f.exists() {
+            if !next().is_multiple_of(3) || !f.exists() {
                 continue;
             }
             let data = std::fs::read(f).unwrap();
@@ -274,7 +274,7 @@ per_python!(damaged_entries_are_misses, min = (3, 11), |py: &Python| {
     // A read-only cache directory: hits still serve, stores are off, the build succeeds.
     remove_pycs(&work.path("src"));
     for f in entry_files(&cache) {
-        if f.exists() && next() % 2 == 0 {
+        if f.exists() && next().is_multiple_of(2) {
             std::fs::remove_file(&f).unwrap();
         }
     }

@@ -183,6 +183,13 @@ class Server:
         if mode == "garbage":
             sock.sendall(response(200, os.urandom(4096), head))
             return True
+        if mode == "full":
+            # A full server: nothing stored, every upload refused for lack of space.
+            if method == "PUT":
+                sock.sendall(response(507, b"insufficient storage\n"))
+            else:
+                sock.sendall(response(404, b"not found\n", head))
+            return True
         if mode == "truncated":
             sock.sendall(response(200, b"x" * 1000, head)[: -990 if not head else None])
             if not head:
@@ -229,7 +236,7 @@ def main():
     ap.add_argument("--log", default="")
     ap.add_argument("--max-seconds", type=float, default=900)
     args = ap.parse_args()
-    known = ("garbage", "truncated", "trickle", "accept-never-answer")
+    known = ("garbage", "truncated", "trickle", "accept-never-answer", "full")
     if not (args.mode in known or args.mode.startswith(("status:", "die-after:"))):
         ap.error("unknown mode %r" % args.mode)
     server = Server(args.mode, args.log)

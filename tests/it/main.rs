@@ -11,5 +11,6 @@ mod first_hour;
 mod options;
 pub mod precommit;
 mod relocate;
+mod remote;
 pub mod servers;
 mod shipping;

@@ -695,8 +695,10 @@ impl S3 {
                 .arg(format!("127.0.0.1:{port}"))
                 .arg("--auth-key")
                 .arg(format!("{access_key},{secret_key}"))
-                // Objects written or changed on disk by a test are seen at once.
-                .args(["--dir-cache-time", "0s"])
+                // Objects written or changed on disk by a test are seen within a second
+                // (0s makes rclone re-read every directory for every request: many
+                // concurrent PUTs then take seconds each).
+                .args(["--dir-cache-time", "1s"])
                 .args(["--config", "/dev/null"])
                 .arg("--cache-dir")
                 .arg(d.join("cache"));
@@ -981,6 +983,8 @@ pub enum Fault {
     Status(u16),
     /// 200 with 4096 random bytes.
     Garbage,
+    /// A full server: GET/HEAD 404, PUT 507 Insufficient Storage.
+    Full,
     /// 200 announcing 1000 bytes of body, 10 sent, then the connection is closed.
     Truncated,
     /// The response (status line included) one byte per second.
@@ -997,6 +1001,7 @@ impl Fault {
         match self {
             Fault::Status(n) => format!("status:{n}"),
             Fault::Garbage => "garbage".into(),
+            Fault::Full => "full".into(),
             Fault::Truncated => "truncated".into(),
             Fault::Trickle => "trickle".into(),
             Fault::AcceptNeverAnswer => "accept-never-answer".into(),
@@ -1311,10 +1316,11 @@ fn rclone_s3_checks_signatures_and_stores() {
     };
     println!("rclone serve s3 ready in {:?}", s3.startup);
     s3_checks_signatures_and_stores(&s3);
-    // Objects are files under files_dir(), changes there are seen at once.
+    // Objects are files under files_dir(), changes there are seen within a second.
     let files = s3.files_dir().unwrap();
     assert_eq!(std::fs::read(files.join(&s3.bucket).join("via/rclone")).unwrap(), b"through rclone");
     std::fs::write(files.join(&s3.bucket).join("via/rclone"), b"changed on disk").unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(s3.signed("GET", &format!("/{}/via/rclone", s3.bucket), b"").body, b"changed on disk");
 }
 

@@ -1,0 +1,153 @@
+//! A plain HTTP cache: one object per entry at `<URL>/v1/<2 hex>/<62 hex>`, read with GET,
+//! written with PUT, tested with HEAD — nginx's WebDAV module (`create_full_put_path on`),
+//! bazel-remote, or any server that takes PUT. Basic auth from the URL's user info, or a
+//! bearer token (`HASHPYC_CACHE_TOKEN`).
+
+use std::time::Duration;
+
+use super::super::entry::Key;
+use super::super::tier::{Tier, TierError, entry_path};
+use super::{agent, drain, read_get, redact_url, request_error, status_error, upload_timeout};
+
+pub struct HttpTier {
+    agent: ureq::Agent,
+    upload_timeout: Duration,
+    /// The URL without user info or a trailing slash.
+    base: String,
+    /// `Authorization` header value.
+    auth: Option<String>,
+    /// What must never appear in a message.
+    secrets: Vec<String>,
+}
+
+impl HttpTier {
+    pub fn new(url: &str, token: Option<String>, timeout: Duration) -> Result<HttpTier, String> {
+        let mut parsed =
+            url::Url::parse(url).map_err(|e| format!("invalid cache URL `{}`: {e}", redact_url(url)))?;
+        if parsed.host_str().is_none_or(str::is_empty) {
+            return Err(format!("invalid cache URL `{}`: no host", redact_url(url)));
+        }
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err(format!("invalid cache URL `{}`: no query or fragment allowed", redact_url(url)));
+        }
+        let decode = |s: &str| percent_encoding_decode(s);
+        let user = decode(parsed.username());
+        let password = parsed.password().map(decode);
+        let mut secrets = Vec::new();
+        let auth = if let Some(token) = token {
+            secrets.push(token.clone());
+            Some(format!("Bearer {token}"))
+        } else if !user.is_empty() || password.is_some() {
+            use base64::Engine;
+            let pair = format!("{user}:{}", password.clone().unwrap_or_default());
+            let encoded = base64::engine::general_purpose::STANDARD.encode(pair.as_bytes());
+            if let Some(p) = password {
+                secrets.push(p);
+            }
+            secrets.push(encoded.clone());
+            Some(format!("Basic {encoded}"))
+        } else {
+            None
+        };
+        let _ = parsed.set_username("");
+        let _ = parsed.set_password(None);
+        let base = parsed.as_str().trim_end_matches('/').to_string();
+        Ok(HttpTier { agent: agent(timeout), upload_timeout: upload_timeout(timeout), base, auth, secrets })
+    }
+
+    fn url(&self, key: &Key) -> String {
+        format!("{}/{}", self.base, entry_path(key))
+    }
+
+    fn secrets(&self) -> Vec<&str> {
+        self.secrets.iter().map(String::as_str).collect()
+    }
+}
+
+/// `%xx` decoding of URL user info (invalid escapes are kept as they are).
+fn percent_encoding_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Some(v) =
+                std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl Tier for HttpTier {
+    fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, TierError> {
+        let mut req = self.agent.get(&self.url(key));
+        if let Some(a) = &self.auth {
+            req = req.header("Authorization", a);
+        }
+        let resp = req.call().map_err(|e| request_error(&e, &self.secrets()))?;
+        read_get(resp, &self.secrets())
+    }
+
+    fn put(&self, key: &Key, data: &[u8]) -> Result<u64, TierError> {
+        let mut req = self
+            .agent
+            .put(&self.url(key))
+            .config()
+            .timeout_global(Some(self.upload_timeout))
+            .build()
+            .header("Content-Type", "application/octet-stream");
+        if let Some(a) = &self.auth {
+            req = req.header("Authorization", a);
+        }
+        let resp = req.send(data).map_err(|e| request_error(&e, &self.secrets()))?;
+        let status = resp.status().as_u16();
+        drain(resp);
+        match status {
+            200..=299 => Ok(data.len() as u64),
+            s => Err(status_error(s, "PUT")),
+        }
+    }
+
+    fn contains(&self, key: &Key) -> Result<bool, TierError> {
+        let mut req = self.agent.head(&self.url(key));
+        if let Some(a) = &self.auth {
+            req = req.header("Authorization", a);
+        }
+        let resp = req.call().map_err(|e| request_error(&e, &self.secrets()))?;
+        match resp.status().as_u16() {
+            200..=299 => Ok(true),
+            404 | 410 => Ok(false),
+            s => Err(status_error(s, "HEAD")),
+        }
+    }
+
+    fn describe(&self) -> String {
+        self.base.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_info_becomes_basic_auth_and_leaves_the_url() {
+        let t = HttpTier::new("http://ci:p%40ss@127.0.0.1:9/cache/", None, Duration::from_secs(1)).unwrap();
+        assert_eq!(t.describe(), "http://127.0.0.1:9/cache");
+        assert_eq!(t.url(&[0xab; 32]), format!("http://127.0.0.1:9/cache/v1/ab/{}", "ab".repeat(31)));
+        use base64::Engine;
+        let want = base64::engine::general_purpose::STANDARD.encode("ci:p@ss");
+        assert_eq!(t.auth.as_deref(), Some(format!("Basic {want}").as_str()));
+        let bearer = HttpTier::new("https://h/x", Some("tok".into()), Duration::from_secs(1)).unwrap();
+        assert_eq!(bearer.auth.as_deref(), Some("Bearer tok"));
+        assert!(HttpTier::new("http:///nohost", None, Duration::from_secs(1)).is_err());
+        assert!(HttpTier::new("http://h/x?sig=1", None, Duration::from_secs(1)).is_err());
+    }
+}

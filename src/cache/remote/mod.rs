@@ -1,0 +1,160 @@
+//! Remote tiers of the bytecode cache: plain HTTP/WebDAV (`http`), and S3-compatible
+//! object storage (`s3`). Synchronous (ureq, rustls), with one connection pool shared by
+//! the many threads that look entries up, and short timeouts: a remote round trip costs
+//! milliseconds, a compile about one, so a cache that is slow or dead must cost seconds
+//! at most, once. No message ever holds a credential or a signed URL.
+
+pub mod http;
+pub mod s3;
+
+use std::time::Duration;
+
+use super::tier::{Tier, TierError};
+
+/// The default timeout of one remote request (`HASHPYC_CACHE_TIMEOUT` seconds).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Uploads run in the background, so a slow server gets longer for them than for lookups
+/// (which a build waits on); the end of a build still waits for them only so long.
+pub fn upload_timeout(timeout: Duration) -> Duration {
+    (timeout * 5).max(Duration::from_secs(10))
+}
+
+/// No entry is larger (a body of a huge generated module is a few MiB).
+const MAX_ENTRY: u64 = 512 << 20;
+
+/// Open the remote tier `url` names: `s3://BUCKET/PREFIX`, `http(s)://HOST/PREFIX`.
+pub fn open(url: &str, timeout: Duration) -> Result<Box<dyn Tier>, String> {
+    let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    match scheme.as_deref() {
+        Some("s3") => Ok(Box::new(s3::S3Tier::from_env(url, timeout)?)),
+        Some("http" | "https") => {
+            let token = std::env::var("HASHPYC_CACHE_TOKEN").ok().filter(|t| !t.is_empty());
+            Ok(Box::new(http::HttpTier::new(url, token, timeout)?))
+        }
+        _ => Err(format!(
+            "unsupported cache URL `{}`: expected s3://BUCKET/PREFIX, http://HOST/PREFIX or https://HOST/PREFIX",
+            redact_url(url)
+        )),
+    }
+}
+
+/// An HTTP agent for a remote tier: every phase bounded by `timeout`, a pool big enough
+/// for the lookup threads, HTTP statuses handled by the caller, the platform's roots
+/// (`SSL_CERT_FILE` and friends are honoured), proxies from the environment.
+pub fn agent(timeout: Duration) -> ureq::Agent {
+    let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::PlatformVerifier).build();
+    ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .timeout_connect(Some(timeout.min(Duration::from_secs(1)).max(Duration::from_millis(200))))
+        .http_status_as_error(false)
+        .max_idle_connections(128)
+        .max_idle_connections_per_host(128)
+        .max_redirects(0)
+        .user_agent(concat!("hashpyc/", env!("CARGO_PKG_VERSION")))
+        .tls_config(tls)
+        .build()
+        .into()
+}
+
+/// A tier error for a failed request, with `secrets` (credentials, signed query strings)
+/// scrubbed from whatever the HTTP library said.
+pub fn request_error(e: &ureq::Error, secrets: &[&str]) -> TierError {
+    let msg = match e {
+        ureq::Error::Timeout(_) => return TierError::Timeout("timed out".into()),
+        ureq::Error::Io(io)
+            if matches!(io.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) =>
+        {
+            return TierError::Timeout("timed out".into());
+        }
+        ureq::Error::Io(io) => crate::io::io_reason(io),
+        ureq::Error::HostNotFound => "host not found (DNS)".into(),
+        ureq::Error::ConnectionFailed => "connection failed".into(),
+        ureq::Error::BodyExceedsLimit(_) => "the response is too large".into(),
+        other => other.to_string(),
+    };
+    TierError::Failed(scrub(&msg, secrets))
+}
+
+/// `msg` with every secret replaced by `***`.
+pub fn scrub(msg: &str, secrets: &[&str]) -> String {
+    let mut out = msg.to_string();
+    for s in secrets.iter().filter(|s| s.len() >= 3) {
+        out = out.replace(s, "***");
+    }
+    out
+}
+
+/// A URL for messages: its user info (`user:password@`) and query string removed.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let rest = rest.split(['?', '#']).next().unwrap_or("");
+    let (host, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let host = match host.rfind('@') {
+        Some(i) => &host[i + 1..],
+        None => host,
+    };
+    if scheme.is_empty() { format!("{host}{path}") } else { format!("{scheme}://{host}{path}") }
+}
+
+/// What an HTTP status means for a cache request.
+fn status_error(status: u16, what: &str) -> TierError {
+    let hint = match status {
+        401 | 403 => " (check the credentials)",
+        404 => " (no such bucket or path?)",
+        413 | 507 => " (the server is full or refuses the size)",
+        _ => "",
+    };
+    TierError::Failed(format!("{what}: HTTP {status}{hint}"))
+}
+
+/// Read a GET response: the body for 200, `None` for 404/410, an error otherwise.
+fn read_get(resp: ureq::http::Response<ureq::Body>, secrets: &[&str]) -> Result<Option<Vec<u8>>, TierError> {
+    match resp.status().as_u16() {
+        200 => {
+            let body = resp.into_body().with_config().limit(MAX_ENTRY).read_to_vec();
+            body.map(Some).map_err(|e| match request_error(&e, secrets) {
+                TierError::Failed(m) => TierError::Failed(format!("reading an entry: {m}")),
+                t => t,
+            })
+        }
+        404 | 410 => {
+            drain(resp);
+            Ok(None)
+        }
+        s => {
+            drain(resp);
+            Err(status_error(s, "GET"))
+        }
+    }
+}
+
+/// Read what is left of a response body (an error page), so that its connection can be
+/// reused for the next request.
+fn drain(resp: ureq::http::Response<ureq::Body>) {
+    let _ = resp.into_body().with_config().limit(1 << 20).read_to_vec();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_lose_their_credentials_in_messages() {
+        assert_eq!(
+            redact_url("http://user:secret@cache.example:8080/pre/fix?x=1"),
+            "http://cache.example:8080/pre/fix"
+        );
+        assert_eq!(redact_url("https://cache.example"), "https://cache.example");
+        assert_eq!(redact_url("s3://bucket/prefix"), "s3://bucket/prefix");
+        assert_eq!(scrub("bad token abc123 here", &["abc123", ""]), "bad token *** here");
+    }
+
+    #[test]
+    fn unknown_schemes_are_refused_without_credentials() {
+        let err = open("ftp://u:hunter2@host/x", DEFAULT_TIMEOUT).err().expect("refused");
+        assert!(err.contains("ftp://host/x") && !err.contains("hunter2"), "{err}");
+    }
+}

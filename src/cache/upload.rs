@@ -1,0 +1,113 @@
+//! Background uploads to the remote tier: a compile never waits for the network. Stores are
+//! queued (bounded: when the queue is full an upload is dropped and counted, since a cache
+//! may miss but a build must not slow down) and sent by a pool of threads, many at once;
+//! the end of a build waits for them, bounded, and reports what did not finish.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Sender, TrySendError};
+
+use super::Remote;
+use super::entry::Key;
+
+/// Uploads in flight at once.
+const THREADS: usize = 16;
+/// Queued uploads (entries are a few KiB: tens of MiB at most).
+const QUEUE: usize = 16 * 1024;
+
+struct Job {
+    key: Key,
+    data: Vec<u8>,
+    unless_present: bool,
+}
+
+pub struct Uploader {
+    tx: Mutex<Option<Sender<Job>>>,
+    /// Queued or running.
+    pending: Arc<AtomicUsize>,
+    /// Not sent: already on the server (HEAD), or dropped because the queue was full.
+    skipped: Arc<AtomicU64>,
+}
+
+/// How the uploads ended.
+pub struct UploadReport {
+    /// From the end of the compile to the last upload (or the limit).
+    pub waited: Duration,
+    /// Still queued or running when the wait ended.
+    pub abandoned: usize,
+    pub skipped: u64,
+}
+
+impl Uploader {
+    pub fn start(remote: Arc<Remote>) -> Uploader {
+        let (tx, rx) = crossbeam_channel::bounded::<Job>(QUEUE);
+        let pending = Arc::new(AtomicUsize::new(0));
+        let skipped = Arc::new(AtomicU64::new(0));
+        for i in 0..THREADS {
+            let (rx, r, pending, skipped) =
+                (rx.clone(), Arc::clone(&remote), Arc::clone(&pending), Arc::clone(&skipped));
+            let spawned = std::thread::Builder::new().name(format!("hashpyc-upload-{i}")).spawn(move || {
+                for job in rx {
+                    if r.usable() {
+                        upload(&r, &job, &skipped);
+                    }
+                    pending.fetch_sub(1, Ordering::SeqCst);
+                }
+            });
+            if spawned.is_err() && i == 0 {
+                // No thread at all: uploads are simply not made.
+                remote.off.store(true, Ordering::Relaxed);
+            }
+        }
+        Uploader { tx: Mutex::new(Some(tx)), pending, skipped }
+    }
+
+    /// Queue an upload.
+    pub fn push(&self, key: Key, data: Vec<u8>, unless_present: bool) {
+        let guard = self.tx.lock().expect("upload lock");
+        let Some(tx) = guard.as_ref() else { return };
+        self.pending.fetch_add(1, Ordering::SeqCst);
+        match tx.try_send(Job { key, data, unless_present }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.pending.fetch_sub(1, Ordering::SeqCst);
+                self.skipped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// No more uploads; wait at most `limit` for the queued ones.
+    pub fn finish(&self, limit: Duration) -> UploadReport {
+        drop(self.tx.lock().expect("upload lock").take());
+        let start = Instant::now();
+        while self.pending.load(Ordering::SeqCst) > 0 && start.elapsed() < limit {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        UploadReport {
+            waited: start.elapsed(),
+            abandoned: self.pending.load(Ordering::SeqCst),
+            skipped: self.skipped.load(Ordering::Relaxed),
+        }
+    }
+}
+
+fn upload(remote: &Remote, job: &Job, skipped: &AtomicU64) {
+    if job.unless_present {
+        match remote.tier.contains(&job.key) {
+            Ok(true) => {
+                skipped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            Ok(false) => {}
+            Err(e) => return remote.fail(&e),
+        }
+    }
+    match remote.tier.put(&job.key, &job.data) {
+        Ok(_) => {
+            remote.counts.stores.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(e) => remote.fail(&e),
+    }
+}

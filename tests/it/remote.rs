@@ -1,0 +1,316 @@
+//! The shared cache (`--cache-url`) against real servers on 127.0.0.1: nginx WebDAV, and
+//! S3 APIs (`rclone serve s3`, SeaweedFS) that check SigV4 signatures. Two "machines"
+//! (different homes, local caches and tree paths, one server): the second builds from the
+//! first's uploads, byte-identical to a real compile at its own path, with no compiling
+//! worker. And every fault a network can have leaves the pycs and the exit status as a
+//! build without a cache would: one warning, the remote switched off, no credential shown.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::harness::{self, Python, Tree};
+use crate::servers::{self, Fault, Faulty, Nginx, S3};
+
+/// Every pyc under `root`, relative, with its bytes.
+fn pycs(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    harness::files_with_suffix(root, ".pyc")
+        .into_iter()
+        .map(|p| (p.clone(), std::fs::read(root.join(p)).unwrap()))
+        .collect()
+}
+
+fn remove_pycs(root: &Path) {
+    for p in harness::files_with_suffix(root, ".pyc") {
+        std::fs::remove_file(root.join(p)).unwrap();
+    }
+}
+
+/// A machine: its own HOME (state directory, local cache) and a tree of sources at its
+/// own path (the interpreter's json, email and http packages, and a file that fails).
+struct Machine {
+    home: Tree,
+    tree: PathBuf,
+}
+
+impl Machine {
+    fn new(py: &Python, name: &str) -> Machine {
+        let home = Tree::new();
+        let tree = home.path(format!("work/{name}/checkout/src"));
+        let lib = harness::stdlib_dir(py);
+        for pkg in ["json", "email", "http"] {
+            harness::copy_py_tree(&lib.join(pkg), &tree.join(pkg), &|_| false);
+        }
+        std::fs::write(tree.join("broken.py"), "def broken(:\n    pass\n").unwrap();
+        Machine { home, tree }
+    }
+
+    /// `hashpyc compile` on this machine, through `python` (a counting wrapper or not).
+    fn compile(&self, python: &Path, extra: &[&str], env: &[(&str, &str)]) -> harness::Run {
+        let mut cmd = harness::Hashpyc::new(self.home.root())
+            .env("HOME", self.home.root())
+            .env("HASHPYC_STATE_DIR", self.home.path("state"))
+            .env_remove("HASHPYC_CACHE")
+            .env_remove("HASHPYC_CACHE_URL")
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_ENDPOINT_URL")
+            .env_remove("AWS_ENDPOINT_URL_S3")
+            .env_remove("HASHPYC_CACHE_TOKEN")
+            .arg("compile")
+            .arg("--python")
+            .arg(python)
+            .args(extra);
+        for (k, v) in env {
+            cmd = cmd.env(k, v);
+        }
+        cmd.arg(&self.tree).run()
+    }
+
+    /// The pycs of a real compile (no cache) of this tree, then removed.
+    fn reference(&self, py: &Python) -> (Option<i32>, Vec<(PathBuf, Vec<u8>)>) {
+        remove_pycs(&self.tree);
+        let run = self.compile(&py.path, &["-q"], &[]);
+        let out = pycs(&self.tree);
+        remove_pycs(&self.tree);
+        (run.code, out)
+    }
+}
+
+/// `(from the cache, compiled)` from a compile summary.
+fn counts(stderr: &str) -> (usize, usize) {
+    let line =
+        stderr.lines().find(|l| l.starts_with("Compiled ")).unwrap_or_else(|| panic!("no summary: {stderr}"));
+    let compiled = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let from_cache = line
+        .split_once(" from the cache")
+        .map_or(0, |(head, _)| head.rsplit(['(', ' ']).next().unwrap().parse().unwrap());
+    (from_cache, compiled)
+}
+
+fn s3_env(s3: &S3, prefix_secret: Option<&str>) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ACCESS_KEY_ID", s3.access_key.clone()),
+        ("AWS_SECRET_ACCESS_KEY", prefix_secret.map_or(s3.secret_key.clone(), str::to_string)),
+        ("AWS_REGION", s3.region.to_string()),
+        ("AWS_ENDPOINT_URL", s3.endpoint.clone()),
+    ]
+}
+
+/// Machine A builds and uploads; machine B, empty local cache, tree elsewhere, builds from
+/// the server: byte-identical to a real compile at B's path, no compiling worker.
+fn two_machines(py: &Python, url: &str, env: &[(&str, String)]) {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let a = Machine::new(py, "machine-a");
+    let b = Machine::new(py, "elsewhere/machine-b");
+    let (status, reference) = b.reference(py);
+    let cache_a = a.home.path("cache");
+    let run = a.compile(&py.path, &["-v", "--cache", cache_a.to_str().unwrap(), "--cache-url", url], &env);
+    assert_eq!(run.code, status, "{}", run.stderr);
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+    assert!(run.stderr.contains("cache remote"), "-v shows the remote tier: {}", run.stderr);
+    // B: a counting interpreter; its first start is the one-time probe on a new machine.
+    let (python, starts) = b.home.counting_python(py);
+    let cache_b = b.home.path("cache");
+    let run = b.compile(&python, &["-v", "--cache", cache_b.to_str().unwrap(), "--cache-url", url], &env);
+    assert_eq!(run.code, status, "{}", run.stderr);
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+    let (from_cache, compiled) = counts(&run.stderr);
+    assert_eq!(from_cache, compiled, "B builds everything from the server:\n{}", run.stderr);
+    assert!(compiled > 30, "{}", run.stderr);
+    assert_eq!(starts(), 1, "only the interpreter probe ran on B:\n{}", run.stderr);
+    assert!(reference == pycs(&b.tree), "B's pycs equal a real compile at B's path");
+    // The remote hits went to B's local tier: a third build needs no server.
+    remove_pycs(&b.tree);
+    let offline = b.compile(&python, &["--cache", cache_b.to_str().unwrap()], &env);
+    assert_eq!(counts(&offline.stderr).0, compiled, "{}", offline.stderr);
+    let stats = harness::Hashpyc::new(b.home.root())
+        .args(["cache", "stats", "--format", "json", "--cache"])
+        .arg(&cache_b)
+        .run();
+    let v: serde_json::Value = serde_json::from_str(stats.stdout.trim()).unwrap();
+    assert!(v["tiers"]["remote"]["hits"].as_u64().unwrap() >= compiled as u64, "{v}");
+}
+
+#[test]
+fn two_machines_share_through_nginx_webdav() {
+    let Some(py) = harness::python_or_skip((3, 12), "remote::two_machines_share_through_nginx_webdav") else {
+        return;
+    };
+    let Some(nginx) = Nginx::start() else { return };
+    two_machines(py, &format!("{}/team/cache", nginx.url()), &[]);
+    // Entries are where the README says: PREFIX/v1/<2 hex>/<62 hex>.
+    let stored = harness::files_with_suffix(&nginx.data_dir().join("team/cache/v1"), "");
+    assert!(!stored.is_empty() && stored.iter().all(|p| p.components().count() == 2), "{stored:?}");
+}
+
+#[test]
+fn two_machines_share_through_nginx_with_basic_auth() {
+    let Some(py) =
+        harness::python_or_skip((3, 13), "remote::two_machines_share_through_nginx_with_basic_auth")
+    else {
+        return;
+    };
+    let Some(nginx) = Nginx::start_with_basic_auth("ci", "pa55-w0rd-xyz") else { return };
+    let url = format!("http://ci:pa55-w0rd-xyz@{}/cache", nginx.addr());
+    two_machines(py, &url, &[]);
+    // A wrong password: one warning without the password, the build as without a cache.
+    let m = Machine::new(py, "wrong-password");
+    let (status, reference) = m.reference(py);
+    let bad = format!("http://ci:not-the-pa55@{}/cache", nginx.addr());
+    let run = m.compile(&py.path, &["--cache-url", &bad], &[]);
+    assert_eq!(run.code, status, "{}", run.stderr);
+    assert!(run.stderr.contains("HTTP 401") && run.stderr.contains("switched off"), "{}", run.stderr);
+    assert!(!run.stderr.contains("not-the-pa55") && !run.stderr.contains("pa55-w0rd"), "{}", run.stderr);
+    assert_eq!(run.stderr.matches("warning:").count(), 1, "{}", run.stderr);
+    assert!(reference == pycs(&m.tree));
+}
+
+#[test]
+fn two_machines_share_through_rclone_s3() {
+    let Some(py) = harness::python_or_skip((3, 11), "remote::two_machines_share_through_rclone_s3") else {
+        return;
+    };
+    let Some(s3) = S3::rclone() else { return };
+    let url = format!("s3://{}/hashpyc/ci", s3.bucket);
+    two_machines(py, &url, &s3_env(&s3, None));
+    // A wrong secret is refused by SigV4: one warning, no secret in it.
+    let m = Machine::new(py, "wrong-secret");
+    let (status, reference) = m.reference(py);
+    let env = s3_env(&s3, Some("wrong-secret-value-123"));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let run = m.compile(&py.path, &["--cache-url", &url], &env);
+    assert_eq!(run.code, status, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("HTTP 403") && run.stderr.contains("check the credentials"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("wrong-secret-value-123") && !run.stderr.contains(&s3.secret_key),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("X-Amz-Signature"), "{}", run.stderr);
+    assert!(reference == pycs(&m.tree));
+    // Anonymous (no credentials): this server refuses, the build does not care.
+    remove_pycs(&m.tree);
+    let anon = m.compile(&py.path, &["--cache-url", &url], &[("AWS_ENDPOINT_URL", &s3.endpoint)]);
+    assert_eq!(anon.code, status, "{}", anon.stderr);
+    assert!(anon.stderr.contains("(anonymous)"), "{}", anon.stderr);
+}
+
+#[test]
+fn two_machines_share_through_seaweedfs() {
+    let Some(py) = harness::python_or_skip((3, 14), "remote::two_machines_share_through_seaweedfs") else {
+        return;
+    };
+    let Some(s3) = S3::seaweedfs() else { return };
+    two_machines(py, &format!("s3://{}/pycache", s3.bucket), &s3_env(&s3, None));
+}
+
+#[test]
+fn read_only_never_uploads() {
+    let Some(py) = harness::python_or_skip((3, 12), "remote::read_only_never_uploads") else { return };
+    let Some(nginx) = Nginx::start() else { return };
+    let m = Machine::new(py, "untrusted");
+    let url = format!("{}/cache", nginx.url());
+    let run = m.compile(&py.path, &["--cache-read-only", "--cache-url", &url], &[]);
+    assert!(matches!(run.code, Some(1)), "{}", run.stderr);
+    let env_run = {
+        remove_pycs(&m.tree);
+        m.compile(&py.path, &["--cache-url", &url], &[("HASHPYC_CACHE_READ_ONLY", "1")])
+    };
+    assert!(matches!(env_run.code, Some(1)), "{}", env_run.stderr);
+    assert!(!nginx.data_dir().join("cache").exists(), "a read-only build uploaded entries");
+    assert!(!nginx.access_log().contains("PUT"), "{}", nginx.access_log());
+}
+
+/// A build with a broken remote: the same pycs and exit status as without a cache, exactly
+/// one warning naming `want`, and done within `max` (of which the remote may add at most
+/// what the issue allows).
+fn survives(py: &Python, name: &str, url: &str, want: &str, max: Duration) {
+    let m = Machine::new(py, name);
+    let (status, reference) = m.reference(py);
+    let started = Instant::now();
+    let run =
+        m.compile(&py.path, &["--cache", m.home.path("cache").to_str().unwrap(), "--cache-url", url], &[]);
+    let took = started.elapsed();
+    assert_eq!(run.code, status, "{name}: {}", run.stderr);
+    assert!(reference == pycs(&m.tree), "{name}: other pyc bytes");
+    let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+    assert_eq!(warnings.len(), 1, "{name}: one warning:\n{}", run.stderr);
+    let lower = warnings[0].to_lowercase();
+    assert!(lower.contains(&want.to_lowercase()) && lower.contains("switched off"), "{name}: {}", run.stderr);
+    assert!(took < max, "{name}: took {took:?}");
+    harness::visible(&format!("remote fault `{name}`: build took {took:?}; {}", warnings[0]));
+}
+
+#[test]
+fn network_faults_never_break_a_build() {
+    let Some(py) = harness::python_or_skip((3, 12), "remote::network_faults_never_break_a_build") else {
+        return;
+    };
+    // What a build without a cache costs here, to bound what a dead remote may add.
+    let m = Machine::new(py, "baseline");
+    let started = Instant::now();
+    m.reference(py);
+    let base = started.elapsed();
+    let bound = base + Duration::from_secs(2) + Duration::from_millis(1500);
+    survives(py, "nothing listening", &servers::closed_url(), "connection", bound);
+    let silent = Faulty::start(Fault::AcceptNeverAnswer);
+    survives(py, "a listener that never answers", &silent.url(), "timed out", bound);
+    let trickle = Faulty::start(Fault::Trickle);
+    survives(py, "a trickle", &trickle.url(), "timed out", bound);
+    for status in [500, 503, 403, 507] {
+        let f = Faulty::start(Fault::Status(status));
+        survives(
+            py,
+            &format!("HTTP {status}"),
+            &f.url(),
+            &format!("HTTP {status}"),
+            bound + Duration::from_secs(5),
+        );
+    }
+    let truncated = Faulty::start(Fault::Truncated);
+    survives(py, "truncated bodies", &truncated.url(), "entry", bound + Duration::from_secs(5));
+    let garbage = Faulty::start(Fault::Garbage);
+    survives(py, "garbage", &garbage.url(), "damaged entries", bound + Duration::from_secs(5));
+    let full = Faulty::start(Fault::Full);
+    survives(py, "a full server", &full.url(), "PUT: HTTP 507", bound + Duration::from_secs(5));
+    // TLS to a port that speaks plain HTTP.
+    let plain = Faulty::start(Fault::Status(404));
+    let tls = plain.url().replacen("http://", "https://", 1);
+    survives(py, "a TLS error", &tls, "", bound + Duration::from_secs(5));
+}
+
+#[test]
+fn a_server_that_dies_mid_build() {
+    let Some(py) = harness::python_or_skip((3, 13), "remote::a_server_that_dies_mid_build") else { return };
+    let dying = Faulty::start(Fault::DieAfter(40));
+    survives(py, "the server dies after 40 requests", &dying.url(), "", Duration::from_secs(120));
+    // nginx killed while a build uploads to it.
+    let Some(mut nginx) = Nginx::start() else { return };
+    let m = Machine::new(py, "nginx-dies");
+    let (status, reference) = m.reference(py);
+    let url = format!("{}/cache", nginx.url());
+    let handle = std::thread::spawn({
+        let home = m.home.root().to_path_buf();
+        let tree = m.tree.clone();
+        let py = py.path.clone();
+        move || {
+            harness::Hashpyc::new(&home)
+                .env("HASHPYC_STATE_DIR", home.join("state"))
+                .args(["compile", "--cache-url", &url, "--python"])
+                .arg(&py)
+                .arg(&tree)
+                .run()
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    nginx.kill();
+    let run = handle.join().unwrap();
+    assert_eq!(run.code, status, "{}", run.stderr);
+    assert!(reference == pycs(&m.tree));
+    assert!(run.stderr.matches("warning:").count() <= 1, "{}", run.stderr);
+}
