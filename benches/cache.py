@@ -26,7 +26,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare import ROOT, copy_corpus, ensure_hyperfine, floor_command, hyperfine, python_dirs, replicate, sh  # noqa: E402
+from compare import ROOT, copy_corpus, floor_command, hyperfine, interleaved, prepare, python_dirs, replicate, sh  # noqa: E402
 
 
 def du(path, apparent):
@@ -72,12 +72,7 @@ def main():
     ap.add_argument("--workdir", default="/dev/shm" if os.path.isdir("/dev/shm") else None)
     args = ap.parse_args()
 
-    ensure_hyperfine()
-    if not os.path.exists(args.hashpyc):
-        sh(["cargo", "build", "--release", "--manifest-path", os.path.join(ROOT, "Cargo.toml")])
-    python, version = subprocess.run(
-        [shutil.which(args.python) or args.python, "-c", "import sys; print(sys.executable); print(sys.version.split()[0])"],
-        check=True, capture_output=True, text=True).stdout.split()
+    python, version = prepare(args.hashpyc, args.python)
     cores = os.cpu_count() or 1
     hp = args.hashpyc
     work = tempfile.mkdtemp(prefix="hashpyc-cache-bench-", dir=args.workdir)
@@ -106,12 +101,13 @@ def main():
                 if name == "zstd":
                     shutil.copytree(c, full)
                 shutil.rmtree(c)
-            print("scale %dx: cold (no cache, empty cache) and the floor" % scale, file=sys.stderr)
-            cold, cold_empty, floor = hyperfine(
+            print("scale %dx: cold (no cache, empty cache) and the floor, taking turns" % scale, file=sys.stderr)
+            copy_t = "rm -rf %s && cp -al %s %s" % (t, tree, t)
+            cold, cold_empty, floor = interleaved(
                 ["%s compile -q --python %s %s" % (hp, python, t),
-                 "rm -rf %s && %s compile -q --python %s --cache %s %s" % (empty, hp, python, empty, t),
+                 "%s compile -q --python %s --cache %s %s" % (hp, python, empty, t),
                  floor_command(python, tree, cores, work)],
-                runs, prepare="rm -rf %s && cp -al %s %s" % (t, tree, t), warmup=1 if scale == 1 else 0)
+                max(runs, 5) if scale == 1 else 3, prepare=[copy_t, "%s && rm -rf %s" % (copy_t, empty), None])
             print("scale %dx: warm, relocated, and the limit" % scale, file=sys.stderr)
             # The limit's parts: check of a fresh tree, and copying its pycs.
             fresh = os.path.join(work, "fresh")
@@ -120,20 +116,15 @@ def main():
             only = os.path.join(work, "pycs-only")
             pyc_only_copy(fresh, only)
             dest = os.path.join(work, "pycs-copy")
-            warm, relocated, check, cp = hyperfine(
-                ["rm -rf %s && cp -al %s %s && %s compile -q --python %s --cache %s %s" % (t, tree, t, hp, python, full, t),
-                 "rm -rf %s && mkdir -p %s && cp -al %s %s && %s compile -q --python %s --cache %s %s"
-                 % (moved, os.path.dirname(moved), tree, moved, hp, python, full, moved),
-                 "%s check -q --python %s %s" % (hp, python, fresh),
-                 "rm -rf %s && cp -r %s %s" % (dest, only, dest)],
-                max(runs, 3), warmup=1)
-            # The copy steps inside the warm commands: timed alone, then subtracted.
-            (copy,) = hyperfine(["rm -rf %s && cp -al %s %s" % (t, tree, t)], max(runs, 3), warmup=1)
-            (copy_moved,) = hyperfine(
-                ["rm -rf %s && mkdir -p %s && cp -al %s %s" % (moved, os.path.dirname(moved), tree, moved)],
-                max(runs, 3), warmup=1)
-            warm -= copy
-            relocated -= copy_moved
+            warm, relocated = interleaved(
+                ["%s compile -q --python %s --cache %s %s" % (hp, python, full, t),
+                 "%s compile -q --python %s --cache %s %s" % (hp, python, full, moved)],
+                max(runs, 5),
+                prepare=["rm -rf %s && cp -al %s %s" % (t, tree, t),
+                         "rm -rf %s && mkdir -p %s && cp -al %s %s" % (moved, os.path.dirname(moved), tree, moved)])
+            check, cp = hyperfine(
+                ["%s check -q --python %s %s" % (hp, python, fresh), "rm -rf %s && cp -r %s %s" % (dest, only, dest)],
+                max(runs, 5), warmup=1)
             sh(["rm", "-rf", t]); sh(["cp", "-al", tree, t])
             hits_same = from_cache(hp, python, full, t)
             sh(["rm", "-rf", moved]); sh(["mkdir", "-p", os.path.dirname(moved)]); sh(["cp", "-al", tree, moved])
@@ -150,8 +141,9 @@ def main():
 
 def print_tables(version, cores, timing, sizes):
     fs = "tmpfs" if "/dev/shm" in tempfile.gettempdir() or os.path.isdir("/dev/shm") else "disk"
-    print("\nMeasured %s on %d cores with CPython %s, trees on %s (medians of hyperfine runs; every "
-          "ratio from commands run side by side)." % (time.strftime("%Y-%m-%d"), cores, version, fs))
+    print("\nMeasured %s on %d cores with CPython %s, trees on %s (medians; the cold builds and the floor "
+          "taking turns run after run, as do the warm builds; the limit's parts by hyperfine; preparing "
+          "each tree is not timed)." % (time.strftime("%Y-%m-%d"), cores, version, fs))
     print()
     print("| corpus | files | floor | cold, no cache | cold, empty cache | empty / no cache | warm | warm / floor "
           "| relocated | relocated / floor | limit (check + cp) | warm / limit | from the cache |")

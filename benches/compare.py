@@ -66,6 +66,18 @@ def ensure_hyperfine():
     sh(prefix + ["apt-get", "install", "-y", "-qq", "hyperfine"])
 
 
+def prepare(hashpyc, python_arg):
+    """hyperfine, the hashpyc binary (built when missing), and the target interpreter itself,
+    not a launcher (pyenv's shims cost tens of milliseconds a start): (python, version)."""
+    ensure_hyperfine()
+    if not os.path.exists(hashpyc):
+        sh(["cargo", "build", "--release", "--manifest-path", os.path.join(ROOT, "Cargo.toml")])
+    python, version = subprocess.run(
+        [shutil.which(python_arg) or python_arg, "-c", "import sys; print(sys.executable); print(sys.version.split()[0])"],
+        check=True, capture_output=True, text=True).stdout.split()
+    return python, version
+
+
 def python_dirs(python):
     out = subprocess.run(
         [python, "-I", "-c", "import sysconfig, json; p = sysconfig.get_paths(); "
@@ -120,6 +132,23 @@ def hyperfine(commands, runs, prepare=None, warmup=1):
     return [r["median"] for r in results]
 
 
+def interleaved(commands, runs, prepare=None):
+    """Median wall seconds of each command, the commands taking turns run after run (A B C
+    A B C …), so that a shared machine's drift hits them alike: for ratios of commands
+    whose difference is a few percent. `prepare` (untimed) is one command for all, or a
+    list with one per command."""
+    prepares = prepare if isinstance(prepare, list) else [prepare] * len(commands)
+    times = [[] for _ in commands]
+    for _ in range(runs):
+        for i, c in enumerate(commands):
+            if prepares[i]:
+                sh(["sh", "-c", prepares[i]], stdout=subprocess.DEVNULL)
+            start = time.perf_counter()
+            subprocess.run(["sh", "-c", c], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            times[i].append(time.perf_counter() - start)
+    return [sorted(t)[len(t) // 2] for t in times]
+
+
 def floor_command(python, tree, cores, work):
     """A command whose wall time is the floor, for hyperfine to run beside the others."""
     files = []
@@ -157,14 +186,7 @@ def main():
                          "inode allocation does not drown the comparison; both tools write the same files)")
     args = ap.parse_args()
 
-    ensure_hyperfine()
-    if not os.path.exists(args.hashpyc):
-        sh(["cargo", "build", "--release", "--manifest-path", os.path.join(ROOT, "Cargo.toml")])
-    # The interpreter itself, not a launcher (pyenv's shims cost tens of milliseconds a start).
-    python, version = subprocess.run(
-        [shutil.which(args.python) or args.python, "-c",
-         "import sys; print(sys.executable); print(sys.version.split()[0])"],
-        check=True, capture_output=True, text=True).stdout.split()
+    python, version = prepare(args.hashpyc, args.python)
     cores = os.cpu_count() or 1
     hp = args.hashpyc
     env_note = "PYTHONDONTWRITEBYTECODE" if os.environ.get("PYTHONDONTWRITEBYTECODE") else ""

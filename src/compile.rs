@@ -413,8 +413,9 @@ fn compile_stage(
         looked_up: cache.is_some() && !s.force,
     };
     let (mut results, fatal) = match cache {
-        // `--force` compiles for real (and refreshes the cache's entries).
-        Some(cache) if !s.force => std::thread::scope(|scope| {
+        // `--force` compiles for real (and refreshes the cache's entries); an empty cache
+        // has nothing to look up.
+        Some(cache) if !s.force && !cache.is_empty() => std::thread::scope(|scope| {
             let lookups = scope.spawn(|| {
                 let l = crate::cache::stage::Lookups {
                     plans,
@@ -422,8 +423,9 @@ fn compile_stage(
                     mode: s.mode,
                     hardlink_dupes: s.hardlink_dupes,
                     cache,
-                    // Remote lookups wait on the network, not the CPU.
-                    threads: if cache.has_remote() { 32 } else { s.jobs.max(2) },
+                    // Remote lookups wait on the network, not the CPU: at 20 ms a round
+                    // trip, 128 in flight look up about 6 000 entries a second.
+                    threads: if cache.has_remote() { 128 } else { s.jobs.max(2) },
                 };
                 let hits = crate::cache::stage::run(&l, units, &queue, reporter);
                 queue.close();

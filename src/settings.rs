@@ -216,9 +216,11 @@ fn cache_settings(args: &crate::cli::CacheArgs) -> Result<Option<crate::cache::C
     if off || (dir.is_none() && url.is_none()) {
         return Ok(None);
     }
+    // The local tier stores entries uncompressed unless asked: compressing costs a cold
+    // build more than it saves (README, "Bytecode cache"); remote entries are always zstd.
     let compression = match std::env::var("HASHPYC_CACHE_COMPRESSION").as_deref() {
-        Ok("none") => crate::cache::entry::Compression::None,
-        Ok("zstd") | Err(_) => crate::cache::entry::Compression::Zstd,
+        Ok("none") | Err(_) => crate::cache::entry::Compression::None,
+        Ok("zstd") => crate::cache::entry::Compression::Zstd,
         Ok(other) => {
             return Err(Error::Usage(format!(
                 "invalid HASHPYC_CACHE_COMPRESSION `{other}`: expected `zstd` or `none`"

@@ -80,6 +80,15 @@ impl DiskTier {
         &self.root
     }
 
+    /// Whether no entry is stored at all (no fan-out directory holds a file): lookups
+    /// cannot hit.
+    pub fn is_empty(&self) -> bool {
+        let Ok(fans) = std::fs::read_dir(&self.entries) else { return true };
+        !fans
+            .filter_map(Result::ok)
+            .any(|fan| std::fs::read_dir(fan.path()).is_ok_and(|mut d| d.next().is_some()))
+    }
+
     /// Whether `root` holds a hashpyc cache (its tag or its entries).
     pub fn looks_like_cache(&self) -> bool {
         self.root.join("CACHEDIR.TAG").is_file() || self.entries.is_dir()

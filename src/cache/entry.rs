@@ -175,17 +175,46 @@ impl<'a> Reader<'a> {
     }
 }
 
+thread_local! {
+    // One zstd context per thread: making one per entry costs more than compressing it.
+    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// zstd level 1: most of zstd's ratio on marshal data at a fraction of the CPU (see the
+/// README's cache section for the measurements).
+const ZSTD_LEVEL: i32 = 1;
+
+fn compress(raw: &[u8]) -> Option<Vec<u8>> {
+    COMPRESSOR.with_borrow_mut(|c| {
+        if c.is_none() {
+            *c = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok();
+        }
+        c.as_mut()?.compress(raw).ok()
+    })
+}
+
+fn decompress(stored: &[u8], raw_len: usize) -> Option<Vec<u8>> {
+    DECOMPRESSOR.with_borrow_mut(|d| {
+        if d.is_none() {
+            *d = zstd::bulk::Decompressor::new().ok();
+        }
+        d.as_mut()?.decompress(stored, raw_len).ok()
+    })
+}
+
 /// The stored bytes of an entry for `key`.
 pub fn encode(key: &Key, payload: &Payload, compression: Compression) -> Vec<u8> {
     let raw = payload.encode();
+    let raw_len = raw.len();
     let (code, stored) = match compression {
-        // Level 1: most of zstd's ratio on marshal data at a fraction of the CPU (see the
-        // README's cache notes for the measurements).
-        Compression::Zstd if !raw.is_empty() => match zstd::bulk::compress(&raw, 1) {
-            Ok(z) if z.len() < raw.len() => (1u8, z),
-            _ => (0u8, raw.clone()),
+        Compression::Zstd if !raw.is_empty() => match compress(&raw) {
+            Some(z) if z.len() < raw.len() => (1u8, z),
+            _ => (0u8, raw),
         },
-        _ => (0u8, raw.clone()),
+        _ => (0u8, raw),
     };
     let mut out = Vec::with_capacity(HEAD + stored.len() + SUM);
     out.extend_from_slice(&MAGIC);
@@ -193,7 +222,7 @@ pub fn encode(key: &Key, payload: &Payload, compression: Compression) -> Vec<u8>
     out.push(payload.kind());
     out.push(code);
     out.extend_from_slice(key);
-    out.extend_from_slice(&(raw.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(raw_len as u32).to_le_bytes());
     out.extend_from_slice(&(stored.len() as u32).to_le_bytes());
     out.extend_from_slice(&stored);
     let sum = blake3::hash(&out);
@@ -234,7 +263,7 @@ pub fn decode(key: &Key, data: &[u8]) -> Result<Payload, Damage> {
             if raw_len > MAX_PAYLOAD {
                 return Err(Damage::Decompress);
             }
-            let raw = zstd::bulk::decompress(stored, raw_len).map_err(|_| Damage::Decompress)?;
+            let raw = decompress(stored, raw_len).ok_or(Damage::Decompress)?;
             if raw.len() != raw_len {
                 return Err(Damage::Decompress);
             }

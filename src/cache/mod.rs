@@ -45,9 +45,6 @@ use tier::{Tier, TierError};
 /// entry made the old way is ever served.
 pub const RECIPE_VERSION: u32 = 1;
 
-/// The default size limit: see the README ("Bytecode cache", size).
-pub const DEFAULT_MAX_SIZE: u64 = 2 << 30;
-
 /// A remote tier that returns this many damaged entries in one run is switched off.
 const MAX_REMOTE_DAMAGED: u64 = 10;
 
@@ -152,8 +149,8 @@ impl Remote {
     }
 }
 
-/// The cache of one run.
-pub struct Cache {
+/// The tiers and what the run did with them (shared with the store thread).
+struct Inner {
     local: Option<Local>,
     remote: Option<Arc<Remote>>,
     uploads: Option<upload::Uploader>,
@@ -164,13 +161,8 @@ pub struct Cache {
     pub refused: AtomicU64,
 }
 
-impl Cache {
-    /// Open the cache for `targets`, whose workers run `scripts` (one per target).
-    pub fn open(
-        settings: CacheSettings,
-        targets: &[Arc<Target>],
-        scripts: &[&str],
-    ) -> Result<Cache, CacheError> {
+impl Inner {
+    fn open(settings: CacheSettings, targets: &[Arc<Target>], scripts: &[&str]) -> Result<Inner, CacheError> {
         let local = match &settings.dir {
             Some(dir) => {
                 let disk = if settings.read_only { DiskTier::existing(dir) } else { DiskTier::open(dir) }
@@ -206,7 +198,7 @@ impl Cache {
                 rules: marshal::Rules::for_version(t.version.0, t.version.1).ok(),
             })
             .collect();
-        Ok(Cache {
+        Ok(Inner {
             local,
             remote,
             uploads,
@@ -215,11 +207,6 @@ impl Cache {
             relocated: AtomicU64::new(0),
             refused: AtomicU64::new(0),
         })
-    }
-
-    /// Whether a tier is remote (lookups then want many threads).
-    pub fn has_remote(&self) -> bool {
-        self.remote.is_some()
     }
 
     /// The keys of each level of a request: level `i`'s key covers the levels up to it.
@@ -322,20 +309,20 @@ impl Cache {
         if self.settings.read_only {
             return;
         }
-        let data = entry::encode(key, payload, self.settings.compression);
         if let Some(l) = &self.local
             && !(unless_present && l.disk.contains(key))
         {
-            self.put_local(l, key, &data);
+            self.put_local(l, key, &entry::encode(key, payload, self.settings.compression));
         }
         if let Some(u) = &self.uploads {
-            u.push(*key, data, unless_present);
+            // Uploads are always compressed (network bytes), by the upload threads.
+            u.push(*key, payload.clone(), unless_present);
         }
     }
 
     /// Look up a request: source bytes `source` compiled for target `t` at `levels` with
     /// `filename` as the embedded path.
-    pub fn lookup(&self, t: usize, levels: &[u8], source: &[u8], filename: &[u8]) -> Found {
+    fn lookup(&self, t: usize, levels: &[u8], source: &[u8], filename: &[u8]) -> Found {
         let keys = self.keys(t, levels, source);
         let mut bodies = Vec::with_capacity(levels.len());
         let mut warnings = Vec::new();
@@ -393,35 +380,27 @@ impl Cache {
 
     /// Store what a compile produced: per level, its body (by content alone when the body
     /// is relocatable, else by content and path) and its warnings; or the failure.
-    /// `looked_up`: this run looked the entries up and missed them (no HEAD needed first).
-    pub fn store(
-        &self,
-        t: usize,
-        levels: &[u8],
-        source: &[u8],
-        filename: &[u8],
-        result: Result<(&[Vec<u8>], &[Warning]), &CompileFailure>,
-        looked_up: bool,
-    ) {
+    fn store(&self, job: StoreJob) {
         if self.settings.read_only {
             return;
         }
-        let keys = self.keys(t, levels, source);
+        let StoreJob { t, keys, filename, result, looked_up } = job;
         match result {
             Ok((bodies, warnings)) => {
                 for (i, (key, body)) in keys.iter().zip(bodies).enumerate() {
+                    let relocatable = self.targets[t].rules.is_some_and(|r| {
+                        quickly_relocatable(&body, &filename)
+                            || marshal::relocatable(&body, r, &filename).is_ok()
+                    });
                     let payload = Payload::Body {
-                        filename: filename.to_vec(),
+                        filename: filename.clone(),
                         warnings: warnings.iter().filter(|w| usize::from(w.level) == i).cloned().collect(),
-                        body: body.clone(),
+                        body,
                     };
-                    let relocatable = self.targets[t]
-                        .rules
-                        .is_some_and(|r| marshal::relocatable(body, r, filename).is_ok());
                     if relocatable {
                         self.put(key, &payload, !looked_up);
                     } else {
-                        self.put(&Self::path_key(key, filename), &payload, !looked_up);
+                        self.put(&Self::path_key(key, &filename), &payload, !looked_up);
                         // Never replace a body others can relocate with the marker.
                         self.put(key, &Payload::PathDependent, true);
                     }
@@ -429,11 +408,7 @@ impl Cache {
             }
             Err(failure) => {
                 if let Some(key) = keys.last() {
-                    self.put(
-                        key,
-                        &Payload::Failure { filename: filename.to_vec(), failure: failure.clone() },
-                        !looked_up,
-                    );
+                    self.put(key, &Payload::Failure { filename, failure }, !looked_up);
                 }
             }
         }
@@ -442,7 +417,7 @@ impl Cache {
     /// End of the run: wait (bounded) for uploads, add this run's counts to the local
     /// directory's statistics, prune when the size limit is passed. Returns the warnings to
     /// print and, with `verbose`, what each tier did.
-    pub fn finish(&self, verbose: bool) -> (Vec<String>, Vec<String>) {
+    fn finish(&self, verbose: bool) -> (Vec<String>, Vec<String>) {
         let mut warnings = Vec::new();
         let mut info = Vec::new();
         let upload = self.uploads.as_ref().map(|u| u.finish(self.settings.upload_wait));
@@ -511,12 +486,126 @@ impl Cache {
     }
 }
 
+/// One compile's result, to be stored by the store thread.
+struct StoreJob {
+    t: usize,
+    keys: Vec<Key>,
+    filename: Vec<u8>,
+    result: Result<(Vec<Vec<u8>>, Vec<Warning>), CompileFailure>,
+    looked_up: bool,
+}
+
+/// The cache of one run: the tiers, and a thread that stores what the workers compile
+/// (compressing and writing entries must not hold a worker's feed back).
+pub struct Cache {
+    inner: Arc<Inner>,
+    stores: Mutex<Option<(crossbeam_channel::Sender<StoreJob>, std::thread::JoinHandle<()>)>>,
+}
+
+impl Cache {
+    /// Open the cache for `targets`, whose workers run `scripts` (one per target).
+    pub fn open(
+        settings: CacheSettings,
+        targets: &[Arc<Target>],
+        scripts: &[&str],
+    ) -> Result<Cache, CacheError> {
+        let inner = Arc::new(Inner::open(settings, targets, scripts)?);
+        let stores = if inner.settings.read_only {
+            None
+        } else {
+            let (tx, rx) = crossbeam_channel::bounded::<StoreJob>(4096);
+            let worker = Arc::clone(&inner);
+            std::thread::Builder::new()
+                .name("hashpyc-store".into())
+                .spawn(move || {
+                    for job in rx {
+                        worker.store(job);
+                    }
+                })
+                .ok()
+                .map(|handle| (tx, handle))
+        };
+        Ok(Cache { inner, stores: Mutex::new(stores) })
+    }
+
+    /// Whether a tier is remote (lookups then want many threads).
+    pub fn has_remote(&self) -> bool {
+        self.inner.remote.is_some()
+    }
+
+    /// Whether no lookup can hit: no remote tier and no entry in the local one (a cache's
+    /// first build skips the lookups, reading no source twice).
+    pub fn is_empty(&self) -> bool {
+        self.inner.remote.is_none() && self.inner.local.as_ref().is_none_or(|l| l.disk.is_empty())
+    }
+
+    /// Look up a request: source bytes `source` compiled for target `t` at `levels` with
+    /// `filename` as the embedded path (as marshal holds it).
+    pub fn lookup(&self, t: usize, levels: &[u8], source: &[u8], filename: &[u8]) -> Found {
+        self.inner.lookup(t, levels, source, filename)
+    }
+
+    /// Store a compile's result (in the background). `looked_up`: this run looked the
+    /// entries up and missed them (no existence check needed before an upload).
+    pub fn store(
+        &self,
+        t: usize,
+        levels: &[u8],
+        source: &[u8],
+        filename: &[u8],
+        result: Result<(Vec<Vec<u8>>, Vec<Warning>), CompileFailure>,
+        looked_up: bool,
+    ) {
+        if self.inner.settings.read_only {
+            return;
+        }
+        let job = StoreJob {
+            t,
+            keys: self.inner.keys(t, levels, source),
+            filename: filename.to_vec(),
+            result,
+            looked_up,
+        };
+        let guard = self.stores.lock().expect("cache lock");
+        match guard.as_ref() {
+            Some((tx, _)) => {
+                // A full queue waits: entries are never dropped on the floor silently.
+                let _ = tx.send(job);
+            }
+            None => {
+                drop(guard);
+                self.inner.store(job);
+            }
+        }
+    }
+
+    /// End of the run: the last stores, uploads (bounded wait), statistics, pruning.
+    /// Returns the warnings to print and, with `verbose`, what each tier did.
+    pub fn finish(&self, verbose: bool) -> (Vec<String>, Vec<String>) {
+        if let Some((tx, handle)) = self.stores.lock().expect("cache lock").take() {
+            drop(tx);
+            let _ = handle.join();
+        }
+        self.inner.finish(verbose)
+    }
+}
+
 /// `cache local `DIR`: 12 hits, 3 misses, …` for `-v`.
 fn tier_line(name: &str, where_: &str, t: &Totals) -> String {
     format!(
         "cache {name} `{where_}`: {} hits, {} misses, {} stores, {} damaged, {} errors, {} timeouts",
         t.hits, t.misses, t.stores, t.damaged, t.errors, t.timeouts
     )
+}
+
+/// Whether a body is surely stored by content alone, without reading all of it: its path
+/// holds a `/` (so it can be no identifier, which could share the string object) and occurs
+/// once in the body (only as the `co_filename` string the other code objects refer to). A
+/// wrong guess could only cost a lookup, never a byte: every relocation is checked in full.
+fn quickly_relocatable(body: &[u8], filename: &[u8]) -> bool {
+    filename.len() > 1
+        && filename.contains(&b'/')
+        && memchr::memmem::find_iter(body, filename).take(2).count() == 1
 }
 
 /// The key inputs that are fixed for a target and worker script.

@@ -1,4 +1,5 @@
-//! Background uploads to the remote tier: a compile never waits for the network. Stores are
+//! Background uploads to the remote tier: a compile never waits for the network (nor for
+//! compressing what goes over it: the upload threads encode the entries). Stores are
 //! queued (bounded: when the queue is full an upload is dropped and counted, since a cache
 //! may miss but a build must not slow down) and sent by a pool of threads, many at once;
 //! the end of a build waits for them, bounded, and reports what did not finish.
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Sender, TrySendError};
 
 use super::Remote;
-use super::entry::Key;
+use super::entry::{self, Compression, Key, Payload};
 
 /// Uploads in flight at once.
 const THREADS: usize = 16;
@@ -19,7 +20,7 @@ const QUEUE: usize = 16 * 1024;
 
 struct Job {
     key: Key,
-    data: Vec<u8>,
+    payload: Payload,
     unless_present: bool,
 }
 
@@ -65,11 +66,11 @@ impl Uploader {
     }
 
     /// Queue an upload.
-    pub fn push(&self, key: Key, data: Vec<u8>, unless_present: bool) {
+    pub fn push(&self, key: Key, payload: Payload, unless_present: bool) {
         let guard = self.tx.lock().expect("upload lock");
         let Some(tx) = guard.as_ref() else { return };
         self.pending.fetch_add(1, Ordering::SeqCst);
-        match tx.try_send(Job { key, data, unless_present }) {
+        match tx.try_send(Job { key, payload, unless_present }) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.pending.fetch_sub(1, Ordering::SeqCst);
@@ -104,7 +105,8 @@ fn upload(remote: &Remote, job: &Job, skipped: &AtomicU64) {
             Err(e) => return remote.fail(&e),
         }
     }
-    match remote.tier.put(&job.key, &job.data) {
+    let data = entry::encode(&job.key, &job.payload, Compression::Zstd);
+    match remote.tier.put(&job.key, &data) {
         Ok(_) => {
             remote.counts.stores.fetch_add(1, Ordering::Relaxed);
         }

@@ -394,23 +394,24 @@ impl<'a> Slot<'a> {
         } else {
             (outcome, true)
         };
-        if let Some(cache) = s.cache
-            && verified
-        {
-            let filename = marshal::filename_bytes(filename);
-            let result = match &outcome {
-                Outcome::Compiled { warnings, bodies } => Ok((bodies.as_slice(), warnings.as_slice())),
-                Outcome::Failed(f) => Err(f),
-            };
-            cache.store(t, job.levels, source, &filename, result, s.looked_up);
-        }
+        let store = |result| {
+            if let Some(cache) = s.cache
+                && verified
+            {
+                cache.store(t, job.levels, source, &marshal::filename_bytes(filename), result, s.looked_up);
+            }
+        };
         Some(Step::Done(match outcome {
             Outcome::Failed(f) => {
                 let target = &spec.target;
+                store(Err(f.clone()));
                 UnitResult::Failed(Box::new(f), pyc::source_hash(target.hash, target.magic, source))
             }
             Outcome::Compiled { warnings, bodies } => match self.write(src, t, source, &bodies) {
-                Ok(()) => UnitResult::Compiled { warnings },
+                Ok(()) => {
+                    store(Ok((bodies, warnings.clone())));
+                    UnitResult::Compiled { warnings }
+                }
                 Err(e) => UnitResult::Error(e),
             },
         }))

@@ -310,6 +310,56 @@ fn unsafe_is_root() -> bool {
         .unwrap_or(false)
 }
 
+// A cache directory on a full disk: hits still serve, stores stop after the first failure
+// with one warning, and the build writes its pycs and exits as without a cache.
+per_python!(full_cache_disk_never_fails_a_build, min = (3, 13), |py: &Python| {
+    let work = Tree::new();
+    let cache = work.path("cache");
+    std::fs::create_dir(&cache).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .arg(&cache)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        return harness::visible(
+            "SKIPPED cache::full_cache_disk: cannot mount a small tmpfs here (needs root)",
+        );
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(cache.clone());
+    let lib = harness::stdlib_dir(py);
+    harness::copy_py_tree(&lib.join("email"), &work.path("src/email"), &|_| false);
+    let reference = {
+        let run = work.hashpyc().arg("compile").python(py).args(["-q", "src"]).run();
+        run.assert_code(0);
+        let r = pycs(&work.path("src"));
+        remove_pycs(&work.path("src"));
+        r
+    };
+    let run = work.hashpyc().arg("compile").python(py).arg("--cache").arg(&cache).arg("src").run();
+    run.assert_code(0);
+    assert_eq!(pycs(&work.path("src")), reference);
+    let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+    assert_eq!(warnings.len(), 1, "{}", run.stderr);
+    assert!(
+        warnings[0].contains("No space left on device") || warnings[0].contains("no space"),
+        "{}",
+        run.stderr
+    );
+    // What fit is served next time; the rest is compiled; the bytes are the same.
+    remove_pycs(&work.path("src"));
+    let again = work.hashpyc().arg("compile").python(py).arg("--cache").arg(&cache).arg("src").run();
+    again.assert_code(0);
+    assert_eq!(pycs(&work.path("src")), reference);
+    assert!(counts(&again.stderr).0 > 0, "some entries fit: {}", again.stderr);
+});
+
 // Another hashpyc pruning the cache to almost nothing, over and over, while four builds
 // run at once: every build writes the same bytes and exits as it would without a cache.
 per_python!(concurrent_prune_during_concurrent_builds, min = (3, 12), |py: &Python| {

@@ -200,6 +200,55 @@ fn two_machines_share_through_rclone_s3() {
     assert!(anon.stderr.contains("(anonymous)"), "{}", anon.stderr);
 }
 
+/// A public bucket: machine A writes anonymously (the server allows it), machine B reads
+/// anonymously — unsigned requests, no credentials anywhere.
+#[test]
+fn anonymous_reads_of_a_public_bucket() {
+    let Some(py) = harness::python_or_skip((3, 12), "remote::anonymous_reads_of_a_public_bucket") else {
+        return;
+    };
+    let Some(s3) = S3::rclone_anonymous() else { return };
+    let url = format!("s3://{}/public", s3.bucket);
+    two_machines(py, &url, &[("AWS_ENDPOINT_URL", s3.endpoint.clone())]);
+}
+
+/// `HASHPYC_CACHE_TOKEN` goes out as a bearer token, and never into a message.
+#[test]
+fn bearer_token_is_sent_and_never_shown() {
+    let Some(py) = harness::python_or_skip((3, 11), "remote::bearer_token_is_sent_and_never_shown") else {
+        return;
+    };
+    // A listener on 127.0.0.1 that records each request's head and answers 401.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = std::sync::Arc::clone(&heads);
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for conn in listener.incoming().flatten().take(64) {
+            let mut conn = conn;
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut buf = vec![0u8; 8192];
+            let n = conn.read(&mut buf).unwrap_or(0);
+            seen.lock().unwrap().push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            let _ = conn
+                .write_all(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    let m = Machine::new(py, "bearer");
+    let (status, reference) = m.reference(py);
+    let url = format!("http://{addr}/cache");
+    let run = m.compile(&py.path, &["--cache-url", &url], &[("HASHPYC_CACHE_TOKEN", "tok-3f9a-secret")]);
+    assert_eq!(run.code, status, "{}", run.stderr);
+    assert!(reference == pycs(&m.tree));
+    assert!(run.stderr.contains("HTTP 401") && !run.stderr.contains("tok-3f9a-secret"), "{}", run.stderr);
+    let heads = heads.lock().unwrap();
+    assert!(!heads.is_empty(), "the server was asked");
+    for h in heads.iter() {
+        assert!(h.to_ascii_lowercase().contains("authorization: bearer tok-3f9a-secret"), "{h}");
+    }
+}
+
 #[test]
 fn two_machines_share_through_seaweedfs() {
     let Some(py) = harness::python_or_skip((3, 14), "remote::two_machines_share_through_seaweedfs") else {

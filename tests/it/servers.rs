@@ -672,6 +672,16 @@ impl S3 {
     /// `rclone serve s3 DIR --auth-key AK,SK`: each bucket is a top-level directory of
     /// [`S3::files_dir`], each object a file (a key's `/` are directories).
     pub fn rclone() -> Option<S3> {
+        S3::rclone_with_auth(true)
+    }
+
+    /// `rclone serve s3` without `--auth-key`: a public bucket, anonymous requests welcome
+    /// (`access_key`/`secret_key` are then not checked by anyone).
+    pub fn rclone_anonymous() -> Option<S3> {
+        S3::rclone_with_auth(false)
+    }
+
+    fn rclone_with_auth(auth: bool) -> Option<S3> {
         let bin = match find_tool("HASHPYC_RCLONE", "rclone") {
             Ok(b) => b,
             Err(why) => return unavailable(&why),
@@ -689,12 +699,11 @@ impl S3 {
         let (process, port, startup) = start_with_retries("rclone serve s3", || {
             let port = free_port();
             let mut cmd = Command::new(&bin);
-            cmd.args(["serve", "s3"])
-                .arg(d.join("data"))
-                .arg("--addr")
-                .arg(format!("127.0.0.1:{port}"))
-                .arg("--auth-key")
-                .arg(format!("{access_key},{secret_key}"))
+            cmd.args(["serve", "s3"]).arg(d.join("data")).arg("--addr").arg(format!("127.0.0.1:{port}"));
+            if auth {
+                cmd.arg("--auth-key").arg(format!("{access_key},{secret_key}"));
+            }
+            cmd
                 // Objects written or changed on disk by a test are seen within a second
                 // (0s makes rclone re-read every directory for every request: many
                 // concurrent PUTs then take seconds each).
