@@ -25,10 +25,18 @@ fn remove_pycs(root: &Path) {
     }
 }
 
-/// The stdlib's sources (no site-packages), copied under `to`.
+/// The stdlib's sources (no site-packages), copied under `to`: every file with
+/// `HASHPYC_FULL_TESTS=1`, else every third file in path order (a third of the CI time; the
+/// full stdlib was checked on every version when this test was written, see the README).
 fn copy_stdlib(py: &Python, to: &Path) -> usize {
+    let full = std::env::var_os("HASHPYC_FULL_TESTS").is_some_and(|v| v == "1");
+    let index = std::cell::Cell::new(0usize);
     harness::copy_py_tree(&harness::stdlib_dir(py), to, &|p| {
-        p.starts_with("site-packages") || p.starts_with("dist-packages")
+        if p.starts_with("site-packages") || p.starts_with("dist-packages") {
+            return true;
+        }
+        index.set(index.get() + 1);
+        !full && !index.get().is_multiple_of(3)
     })
 }
 
@@ -52,7 +60,7 @@ per_python!(relocated_stdlib_is_byte_identical, |py: &Python| {
     let cache = work.path("cache");
     let origin = work.path("origin/a-rather-long-directory-name/for-the-first-build/lib");
     let n = copy_stdlib(py, &origin);
-    assert!(n > 500, "{}: {n} sources", py.label());
+    assert!(n > 200, "{}: {n} sources", py.label());
     let real_build = |dir: &Path| {
         harness::Hashpyc::new(work.root()).args(["compile", "-q", "--python"]).arg(&python).arg(dir).run()
     };

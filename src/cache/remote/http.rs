@@ -147,7 +147,7 @@ mod tests {
         assert_eq!(t.auth.as_deref(), Some(format!("Basic {want}").as_str()));
         let bearer = HttpTier::new("https://h/x", Some("tok".into()), Duration::from_secs(1)).unwrap();
         assert_eq!(bearer.auth.as_deref(), Some("Bearer tok"));
-        assert!(HttpTier::new("http:///nohost", None, Duration::from_secs(1)).is_err());
+        assert!(HttpTier::new("http://", None, Duration::from_secs(1)).is_err());
         assert!(HttpTier::new("http://h/x?sig=1", None, Duration::from_secs(1)).is_err());
     }
 }
