@@ -28,6 +28,26 @@ phase "build: examples/docker/Dockerfile.copy-from"
 docker build --network host --build-arg HASHPYC_IMAGE=hashpyc:bin --build-arg "PYTHON_IMAGE=$PYTHON_IMAGE" \
   -f examples/docker/Dockerfile.copy-from -t hashpyc-copy-from examples/docker
 
+phase "build: examples/docker/Dockerfile.cache twice (BuildKit cache mount)"
+# RUN --mount needs BuildKit: the docker CLI's buildx plugin (.ci/get-buildx fetches
+# Debian's when it is missing).
+docker buildx version >/dev/null 2>&1 || .ci/get-buildx
+cache_args=(--network host --progress plain --build-arg HASHPYC_IMAGE=hashpyc:bin --build-arg "PYTHON_IMAGE=$PYTHON_IMAGE"
+  -f examples/docker/Dockerfile.cache -t hashpyc-cache-example examples/docker)
+# A fresh cache mount, then a second build whose compile layer is rebuilt (CACHE_BUST)
+# and must write every pyc from the cache the first one filled.
+docker builder prune -f --filter type=exec.cachemount >/dev/null 2>&1 || true
+first=$(docker build "${cache_args[@]}" --build-arg CACHE_BUST=1 2>&1) || { echo "$first"; exit 1; }
+second=$(docker build "${cache_args[@]}" --build-arg CACHE_BUST=2 2>&1) || { echo "$second"; exit 1; }
+summary() { grep -o 'Compiled [0-9]* files\? for CPython [^)]*)' <<<"$1" | tail -1; }
+echo "first build:  $(summary "$first")"
+echo "second build: $(summary "$second")"
+n=$(summary "$second" | sed -E 's/^Compiled ([0-9]+) .*/\1/')
+hits=$(summary "$second" | sed -nE 's/.*\(([0-9]+) from the cache.*/\1/p')
+[ -n "$n" ] && [ "$n" -gt 0 ] && [ "$hits" = "$n" ] \
+  || { echo "the second build did not write every pyc from the cache mount" >&2; exit 1; }
+docker run --rm --read-only hashpyc-cache-example
+
 phase "run: checks inside the example image (read-only root, writable /tmp)"
 docker run --rm --read-only --tmpfs /tmp hashpyc-example /opt/hashpyc-example/verify.sh
 phase "run: the example app"
