@@ -423,9 +423,7 @@ fn compile_stage(
                     mode: s.mode,
                     hardlink_dupes: s.hardlink_dupes,
                     cache,
-                    // Remote lookups wait on the network, not the CPU: at 20 ms a round
-                    // trip, 128 in flight look up about 6 000 entries a second.
-                    threads: if cache.has_remote() { 128 } else { s.jobs.max(2) },
+                    threads: if cache.has_remote() { crate::cache::remote::LOOKUPS } else { s.jobs.max(2) },
                 };
                 let hits = crate::cache::stage::run(&l, units, &queue, reporter);
                 queue.close();

@@ -116,7 +116,19 @@ pub(crate) struct Remote {
     counts: Counters,
     off: AtomicBool,
     problem: Mutex<Option<String>>,
+    /// Lookups stopped: the first [`COLD_REMOTE`] all missed (uploads go on).
+    lookups_off: AtomicBool,
+    /// Lookups not made since.
+    unasked: AtomicU64,
 }
+
+/// When this many remote lookups have all missed (not one hit), the remote holds nothing
+/// for this interpreter and tree: a cold cache (a new interpreter, a new lock file, a
+/// fresh bucket). Its other lookups are not made — each would cost a round trip and CPU
+/// on both ends for a miss — while every compiled entry is still uploaded. Units are
+/// looked up largest first across the whole tree, so these are a cross-section of it; a
+/// remote that holds part of the tree answers some of them.
+const COLD_REMOTE: u64 = 256;
 
 impl Remote {
     fn usable(&self) -> bool {
@@ -183,6 +195,8 @@ impl Inner {
                 counts: Counters::default(),
                 off: AtomicBool::new(false),
                 problem: Mutex::new(None),
+                lookups_off: AtomicBool::new(false),
+                unasked: AtomicU64::new(0),
             })),
             None => None,
         };
@@ -259,11 +273,18 @@ impl Inner {
             }
         }
         let r = self.remote.as_ref()?;
+        if r.lookups_off.load(Ordering::Relaxed) {
+            r.unasked.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
         let data = match r.get(key) {
             Some(d) => d,
             None => {
                 if r.usable() {
-                    r.counts.misses.fetch_add(1, Ordering::Relaxed);
+                    let misses = r.counts.misses.fetch_add(1, Ordering::Relaxed) + 1;
+                    if misses >= COLD_REMOTE && r.counts.hits.load(Ordering::Relaxed) == 0 {
+                        r.lookups_off.store(true, Ordering::Relaxed);
+                    }
                 }
                 return None;
             }
@@ -465,6 +486,12 @@ impl Inner {
             }
             if verbose {
                 let mut line = tier_line("remote", &r.tier.describe(), &r.counts.totals());
+                let unasked = r.unasked.load(Ordering::Relaxed);
+                if unasked > 0 {
+                    line.push_str(&format!(
+                        "; the first {COLD_REMOTE} lookups all missed, so {unasked} more were not made"
+                    ));
+                }
                 if let Some(u) = &upload {
                     line.push_str(&format!(
                         "; uploads ended {} after the build{}",
@@ -474,6 +501,13 @@ impl Inner {
                 }
                 info.push(line);
             }
+        }
+        let unlooked = crate::pool::schedule::COMPILED_UNLOOKED.load(Ordering::Relaxed);
+        if verbose && unlooked > 0 {
+            info.push(format!(
+                "cache: {unlooked} files compiled without a lookup while lookups made no progress for {} ms (a slow or unresponsive remote)",
+                crate::pool::schedule::Backlog::STALLED.as_millis()
+            ));
         }
         if verbose {
             info.push(format!(

@@ -5,11 +5,11 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 
-use rayon::prelude::*;
+use std::sync::Arc;
 
 use super::{Cache, Found};
 use crate::plan::{Action, PycPaths, SourcePlan};
-use crate::pool::schedule::{Queue, Results, UnitResult, error_chain};
+use crate::pool::schedule::{Backlog, Queue, Results, UnitResult, error_chain};
 use crate::pyc::{self, HashMode, Header};
 use crate::report::Reporter;
 use crate::write;
@@ -30,7 +30,9 @@ thread_local! {
 }
 
 /// Look up `units` (source index, targets), largest sources first; hits are written and
-/// returned, misses pushed to `queue`. The queue is not closed here.
+/// returned, misses pushed to `queue`. The queue is not closed here. Units are claimed
+/// from a [`Backlog`] shared with the queue, so that slots left idle by stalled lookups
+/// compile the next units themselves.
 pub fn run(
     l: &Lookups<'_>,
     mut units: Vec<(usize, Vec<usize>)>,
@@ -38,33 +40,43 @@ pub fn run(
     reporter: &dyn Reporter,
 ) -> Results {
     units.sort_by(|a, b| l.plans[b.0].size.cmp(&l.plans[a.0].size).then(a.0.cmp(&b.0)));
-    let work = || {
-        units
-            .par_iter()
-            .with_max_len(1)
-            .flat_map_iter(|(src, targets)| {
-                if crate::interrupt::requested() {
-                    return Vec::new();
-                }
-                let (done, misses) = unit(l, *src, targets);
-                for _ in &done {
-                    reporter.advance(&l.plans[*src].path);
-                }
-                if !misses.is_empty() {
-                    queue.push(*src, misses, l.plans[*src].size);
-                }
-                done
-            })
-            .collect()
-    };
-    match rayon::ThreadPoolBuilder::new()
-        .num_threads(l.threads)
-        .thread_name(|i| format!("hashpyc-lookup-{i}"))
-        .build()
-    {
-        Ok(pool) => pool.install(work),
-        Err(_) => work(),
+    let backlog = Arc::new(Backlog::new(units));
+    // A local disk does not stall like a network; without a remote, a fully cached tree
+    // must never start a compiling worker, however loaded the machine.
+    if l.cache.has_remote() {
+        queue.set_backlog(Arc::clone(&backlog));
     }
+    let work = || {
+        let mut found = Vec::new();
+        while let Some((src, targets)) = backlog.claim() {
+            if crate::interrupt::requested() {
+                break;
+            }
+            let (done, misses) = unit(l, *src, targets);
+            backlog.progress();
+            for _ in &done {
+                reporter.advance(&l.plans[*src].path);
+            }
+            if !misses.is_empty() {
+                queue.push(*src, misses, l.plans[*src].size);
+            }
+            found.extend(done);
+        }
+        found
+    };
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..l.threads.max(1))
+            .filter_map(|i| {
+                std::thread::Builder::new().name(format!("hashpyc-lookup-{i}")).spawn_scoped(scope, work).ok()
+            })
+            .collect();
+        // Not a single thread: look up on this one.
+        let mut all = if threads.is_empty() { work() } else { Vec::new() };
+        for t in threads {
+            all.extend(t.join().expect("a lookup thread panicked"));
+        }
+        all
+    })
 }
 
 /// One source: its results (hits, known failures, read errors) and the targets that missed.

@@ -13,8 +13,6 @@ use crossbeam_channel::{Sender, TrySendError};
 use super::Remote;
 use super::entry::{self, Compression, Key, Payload};
 
-/// Uploads in flight at once.
-const THREADS: usize = 16;
 /// Queued uploads (entries are a few KiB: tens of MiB at most).
 const QUEUE: usize = 16 * 1024;
 
@@ -25,6 +23,7 @@ struct Job {
 }
 
 pub struct Uploader {
+    remote: Arc<Remote>,
     tx: Mutex<Option<Sender<Job>>>,
     /// Queued or running.
     pending: Arc<AtomicUsize>,
@@ -46,7 +45,7 @@ impl Uploader {
         let (tx, rx) = crossbeam_channel::bounded::<Job>(QUEUE);
         let pending = Arc::new(AtomicUsize::new(0));
         let skipped = Arc::new(AtomicU64::new(0));
-        for i in 0..THREADS {
+        for i in 0..super::remote::UPLOADS {
             let (rx, r, pending, skipped) =
                 (rx.clone(), Arc::clone(&remote), Arc::clone(&pending), Arc::clone(&skipped));
             let spawned = std::thread::Builder::new().name(format!("hashpyc-upload-{i}")).spawn(move || {
@@ -62,7 +61,7 @@ impl Uploader {
                 remote.off.store(true, Ordering::Relaxed);
             }
         }
-        Uploader { tx: Mutex::new(Some(tx)), pending, skipped }
+        Uploader { remote, tx: Mutex::new(Some(tx)), pending, skipped }
     }
 
     /// Queue an upload.
@@ -79,16 +78,18 @@ impl Uploader {
         }
     }
 
-    /// No more uploads; wait at most `limit` for the queued ones.
+    /// No more uploads; wait at most `limit` for the queued ones — and not at all once
+    /// the remote is switched off: what is queued will not be sent, and a request in
+    /// flight to a failed server only waits for its timeout (its warning says enough).
     pub fn finish(&self, limit: Duration) -> UploadReport {
         drop(self.tx.lock().expect("upload lock").take());
         let start = Instant::now();
-        while self.pending.load(Ordering::SeqCst) > 0 && start.elapsed() < limit {
+        while self.pending.load(Ordering::SeqCst) > 0 && start.elapsed() < limit && self.remote.usable() {
             std::thread::sleep(Duration::from_millis(5));
         }
         UploadReport {
             waited: start.elapsed(),
-            abandoned: self.pending.load(Ordering::SeqCst),
+            abandoned: if self.remote.usable() { self.pending.load(Ordering::SeqCst) } else { 0 },
             skipped: self.skipped.load(Ordering::Relaxed),
         }
     }

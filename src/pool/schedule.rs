@@ -76,6 +76,56 @@ pub struct Schedule<'a> {
 pub struct Queue {
     state: Mutex<QueueState>,
     ready: Condvar,
+    /// Units still waiting for a cache lookup, which idle slots may take when lookups
+    /// stall (see [`Backlog`]).
+    backlog: std::sync::OnceLock<std::sync::Arc<Backlog>>,
+}
+
+/// The units the cache stage has yet to look up, largest first, claimed one at a time by
+/// the lookup threads — or by a slot that has nothing to compile while no lookup has
+/// finished for [`Backlog::STALLED`]: a remote that does not answer (until its timeout
+/// switches it off) or answers very slowly must leave the compile slots idle no longer
+/// than that. With a working remote lookups finish every few milliseconds and slots never
+/// take from here, so a build whose every file is on the server still compiles nothing.
+pub struct Backlog {
+    units: Vec<(usize, Vec<usize>)>,
+    next: AtomicUsize,
+    start: std::time::Instant,
+    /// When a lookup last finished (or the stage started), in ms since `start`.
+    progress_ms: std::sync::atomic::AtomicU64,
+}
+
+/// Units slots took from a [`Backlog`] while its lookups stalled, this process.
+pub static COMPILED_UNLOOKED: AtomicUsize = AtomicUsize::new(0);
+
+impl Backlog {
+    /// How long lookups may make no progress before idle slots compile without them.
+    pub const STALLED: std::time::Duration = std::time::Duration::from_millis(500);
+
+    pub fn new(units: Vec<(usize, Vec<usize>)>) -> Backlog {
+        Backlog {
+            units,
+            next: AtomicUsize::new(0),
+            start: std::time::Instant::now(),
+            progress_ms: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// The next unit nobody has taken yet.
+    pub fn claim(&self) -> Option<&(usize, Vec<usize>)> {
+        self.units.get(self.next.fetch_add(1, Ordering::SeqCst))
+    }
+
+    /// A lookup finished.
+    pub fn progress(&self) {
+        self.progress_ms.store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn stalled(&self) -> bool {
+        let since = self.start.elapsed().as_millis() as u64;
+        since.saturating_sub(self.progress_ms.load(Ordering::Relaxed)) >= Self::STALLED.as_millis() as u64
+            && self.next.load(Ordering::SeqCst) < self.units.len()
+    }
 }
 
 #[derive(Default)]
@@ -92,7 +142,11 @@ impl Default for Queue {
 
 impl Queue {
     pub fn new() -> Queue {
-        Queue { state: Mutex::new(QueueState::default()), ready: Condvar::new() }
+        Queue {
+            state: Mutex::new(QueueState::default()),
+            ready: Condvar::new(),
+            backlog: std::sync::OnceLock::new(),
+        }
     }
 
     /// Queue source `src` (an index into the plans) for `targets`, with its size.
@@ -101,6 +155,11 @@ impl Queue {
         st.heap.push((priority(src, size), std::cmp::Reverse(src), targets));
         drop(st);
         self.ready.notify_one();
+    }
+
+    /// Let idle slots take units from `backlog` when its lookups stall.
+    pub fn set_backlog(&self, backlog: std::sync::Arc<Backlog>) {
+        let _ = self.backlog.set(backlog);
     }
 
     /// Nothing more will be pushed.
@@ -123,7 +182,15 @@ impl Queue {
             if st.closed {
                 return None;
             }
-            st = self.ready.wait_timeout(st, std::time::Duration::from_millis(200)).expect("queue lock").0;
+            if let Some(backlog) = self.backlog.get()
+                && backlog.stalled()
+                && let Some((src, targets)) = backlog.claim()
+            {
+                COMPILED_UNLOOKED.fetch_add(1, Ordering::Relaxed);
+                return Some((*src, targets.clone()));
+            }
+            let wait = if self.backlog.get().is_some() { 50 } else { 200 };
+            st = self.ready.wait_timeout(st, std::time::Duration::from_millis(wait)).expect("queue lock").0;
         }
     }
 

@@ -363,3 +363,92 @@ fn a_server_that_dies_mid_build() {
     assert!(reference == pycs(&m.tree));
     assert!(run.stderr.matches("warning:").count() <= 1, "{}", run.stderr);
 }
+
+/// `n` small distinct modules under `root`.
+fn many_modules(root: &Path, n: usize) {
+    for i in 0..n {
+        let dir = root.join(format!("pkg{}", i % 7));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join(format!("m{i}.py")),
+            format!("VALUE = {i}\n\ndef f(x):\n    return x * VALUE + {}\n", i * 3),
+        )
+        .unwrap();
+    }
+}
+
+/// A remote that holds nothing for a tree (a fresh bucket, a new interpreter): once the
+/// first 256 lookups have all missed, the others are not made, but every entry is still
+/// uploaded — a second machine then builds the whole tree from the server, starting no
+/// compiling worker.
+#[test]
+fn a_cold_remote_is_filled_without_a_lookup_per_file() {
+    let test = "remote::a_cold_remote_is_filled_without_a_lookup_per_file";
+    let Some(py) = harness::python_or_skip((3, 12), test) else { return };
+    let Some(nginx) = Nginx::start() else { return };
+    let url = format!("{}/cache", nginx.url());
+    let n = 600;
+    let a = Tree::new();
+    many_modules(&a.path("src"), n);
+    let run = a
+        .hashpyc()
+        .env_remove("HASHPYC_CACHE")
+        .args(["compile", "-v", "--cache-url", &url])
+        .python(py)
+        .arg("src")
+        .run();
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.stderr.contains("the first 256 lookups all missed, so "), "{}", run.stderr);
+    let log = nginx.access_log();
+    let gets = log.lines().filter(|l| l.contains("\"GET ")).count();
+    let puts = log.lines().filter(|l| l.contains("\"PUT ") && l.contains("\" 201 ")).count();
+    assert!(gets < n, "{gets} lookups for {n} files: {}", run.stderr);
+    assert_eq!(puts, n, "every entry is uploaded:\n{}", run.stderr);
+
+    let b = Tree::new();
+    many_modules(&b.path("elsewhere/src"), n);
+    let (python, starts) = b.counting_python(py);
+    let run = b
+        .hashpyc()
+        .env_remove("HASHPYC_CACHE")
+        .args(["compile", "--cache-url", &url, "--python"])
+        .arg(&python)
+        .arg("elsewhere/src")
+        .run();
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(counts(&run.stderr), (n, n), "{}", run.stderr);
+    assert_eq!(starts(), 1, "only the interpreter probe ran:\n{}", run.stderr);
+}
+
+/// Lookups that make no progress (a listener that accepts and never answers, a long
+/// timeout) do not leave the compile slots idle: after a short stall they compile the
+/// units still waiting for a lookup; the pycs are those of a build without a cache.
+#[test]
+fn stalled_lookups_do_not_idle_the_compile_slots() {
+    let test = "remote::stalled_lookups_do_not_idle_the_compile_slots";
+    let Some(py) = harness::python_or_skip((3, 12), test) else { return };
+    let silent = Faulty::start(Fault::AcceptNeverAnswer);
+    let n = 400;
+    let reference = Tree::new();
+    many_modules(&reference.path("src"), n);
+    let run = reference.hashpyc().args(["compile", "-q"]).python(py).arg("src").run();
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let t = Tree::new();
+    many_modules(&t.path("src"), n);
+    let run = t
+        .hashpyc()
+        .env_remove("HASHPYC_CACHE")
+        .env("HASHPYC_CACHE_TIMEOUT", "4")
+        .args(["compile", "-v", "--cache-url", &silent.url()])
+        .python(py)
+        .arg("src")
+        .run();
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("files compiled without a lookup while lookups made no progress"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stderr.lines().filter(|l| l.starts_with("warning:")).count(), 1, "{}", run.stderr);
+    assert!(pycs(reference.root()) == pycs(t.root()), "other pyc bytes");
+}

@@ -10,8 +10,10 @@ use super::super::tier::{Tier, TierError, entry_path};
 use super::{agent, drain, read_get, redact_url, request_error, status_error, upload_timeout};
 
 pub struct HttpTier {
+    /// For lookups (GET).
     agent: ureq::Agent,
-    upload_timeout: Duration,
+    /// For uploads (PUT, HEAD), with the longer upload timeout.
+    uploads: ureq::Agent,
     /// The URL without user info or a trailing slash.
     base: String,
     /// `Authorization` header value.
@@ -52,7 +54,13 @@ impl HttpTier {
         let _ = parsed.set_username("");
         let _ = parsed.set_password(None);
         let base = parsed.as_str().trim_end_matches('/').to_string();
-        Ok(HttpTier { agent: agent(timeout), upload_timeout: upload_timeout(timeout), base, auth, secrets })
+        Ok(HttpTier {
+            agent: agent(timeout, super::LOOKUPS),
+            uploads: agent(upload_timeout(timeout), super::UPLOADS),
+            base,
+            auth,
+            secrets,
+        })
     }
 
     fn url(&self, key: &Key) -> String {
@@ -96,13 +104,7 @@ impl Tier for HttpTier {
     }
 
     fn put(&self, key: &Key, data: &[u8]) -> Result<u64, TierError> {
-        let mut req = self
-            .agent
-            .put(&self.url(key))
-            .config()
-            .timeout_global(Some(self.upload_timeout))
-            .build()
-            .header("Content-Type", "application/octet-stream");
+        let mut req = self.uploads.put(&self.url(key)).header("Content-Type", "application/octet-stream");
         if let Some(a) = &self.auth {
             req = req.header("Authorization", a);
         }
@@ -116,7 +118,7 @@ impl Tier for HttpTier {
     }
 
     fn contains(&self, key: &Key) -> Result<bool, TierError> {
-        let mut req = self.agent.head(&self.url(key));
+        let mut req = self.uploads.head(&self.url(key));
         if let Some(a) = &self.auth {
             req = req.header("Authorization", a);
         }

@@ -20,8 +20,10 @@ use super::{agent, drain, read_get, redact_url, request_error, status_error, upl
 const SIGNED_FOR: Duration = Duration::from_secs(600);
 
 pub struct S3Tier {
+    /// For lookups (GET).
     agent: ureq::Agent,
-    upload_timeout: Duration,
+    /// For uploads (PUT, HEAD), with the longer upload timeout.
+    uploads: ureq::Agent,
     bucket: Bucket,
     credentials: Option<Credentials>,
     /// Object key prefix, without a trailing slash ("" for the bucket's root).
@@ -73,8 +75,8 @@ impl S3Tier {
             if credentials.is_none() { " (anonymous)" } else { "" }
         );
         Ok(S3Tier {
-            agent: agent(timeout),
-            upload_timeout: upload_timeout(timeout),
+            agent: agent(timeout, super::LOOKUPS),
+            uploads: agent(upload_timeout(timeout), super::UPLOADS),
             bucket,
             credentials,
             prefix,
@@ -114,11 +116,8 @@ impl Tier for S3Tier {
             .sign(SIGNED_FOR);
         let url = url.as_str();
         let resp = self
-            .agent
+            .uploads
             .put(url)
-            .config()
-            .timeout_global(Some(self.upload_timeout))
-            .build()
             .header("Content-Type", "application/octet-stream")
             .send(data)
             .map_err(|e| request_error(&e, &self.secrets(url)))?;
@@ -135,7 +134,7 @@ impl Tier for S3Tier {
         let url = rusty_s3::actions::HeadObject::new(&self.bucket, self.credentials.as_ref(), &object)
             .sign(SIGNED_FOR);
         let url = url.as_str();
-        let resp = self.agent.head(url).call().map_err(|e| request_error(&e, &self.secrets(url)))?;
+        let resp = self.uploads.head(url).call().map_err(|e| request_error(&e, &self.secrets(url)))?;
         match resp.status().as_u16() {
             200..=299 => Ok(true),
             404 => Ok(false),
