@@ -29,14 +29,13 @@ fn remove_pycs(root: &Path) {
 /// `HASHPYC_FULL_TESTS=1`, else every third file in path order (a third of the CI time; the
 /// full stdlib was checked on every version when this test was written, see the README).
 fn copy_stdlib(py: &Python, to: &Path) -> usize {
-    let full = std::env::var_os("HASHPYC_FULL_TESTS").is_some_and(|v| v == "1");
     let index = std::cell::Cell::new(0usize);
     harness::copy_py_tree(&harness::stdlib_dir(py), to, &|p| {
         if p.starts_with("site-packages") || p.starts_with("dist-packages") {
             return true;
         }
         index.set(index.get() + 1);
-        !full && !index.get().is_multiple_of(3)
+        !harness::in_sample(py, index.get(), 3)
     })
 }
 

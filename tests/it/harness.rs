@@ -329,6 +329,19 @@ pub fn files_with_suffix(root: &Path, suffix: &str) -> Vec<PathBuf> {
     out
 }
 
+/// `HASHPYC_FULL_TESTS=1`: the tests that compile a whole stdlib use every file instead
+/// of a sample (see [`in_sample`]).
+pub fn full_tests() -> bool {
+    std::env::var_os("HASHPYC_FULL_TESTS").is_some_and(|v| v == "1")
+}
+
+/// Whether the `i`th (in path order) of `py`'s stdlib files is compiled by a stdlib-wide
+/// test: every file with `HASHPYC_FULL_TESTS=1`, else one in `every`, the offset moving
+/// with the version so that the versions together cover every kind of file.
+pub fn in_sample(py: &Python, i: usize, every: usize) -> bool {
+    full_tests() || i % every == usize::from(py.minor.1) % every
+}
+
 /// Copy `.py` files (only) from `from` to `to`, keeping relative paths.
 pub fn copy_py_tree(from: &Path, to: &Path, skip: &dyn Fn(&Path) -> bool) -> usize {
     let mut n = 0;
