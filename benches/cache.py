@@ -13,8 +13,9 @@ run per table row so that every ratio compares commands run side by side:
   limit        what a warm build cannot avoid: `hashpyc check` of the fresh tree (reading
                and hashing every source) plus `cp -r` of its pycs
 
-and the cache's size on disk per MiB of pycs, with zstd (the default) and uncompressed
-(HASHPYC_CACHE_COMPRESSION=none). Prints Markdown tables. One machine, one benchmark.
+and the cache's size on disk per MiB of pycs, uncompressed (the default) and with zstd
+(HASHPYC_CACHE_COMPRESSION=zstd). The warm builds read the default (uncompressed) entries.
+Prints Markdown tables. One machine, one benchmark.
 """
 
 import argparse
@@ -98,7 +99,7 @@ def main():
                 subprocess.run([hp, "compile", "-q", "--python", python, "--cache", c, t], env=env)
                 sizes.append(dict(scale=scale, kind=name, pycs=pyc_bytes(t), disk=du(os.path.join(c, "v1"), False),
                                   apparent=du(os.path.join(c, "v1"), True)))
-                if name == "zstd":
+                if name == "none":  # the default: what the warm builds read
                     shutil.copytree(c, full)
                 shutil.rmtree(c)
             print("scale %dx: cold (no cache, empty cache) and the floor, taking turns" % scale, file=sys.stderr)
