@@ -18,7 +18,6 @@ and the cache's size on disk per MiB of pycs, uncompressed (the default) and wit
 Prints Markdown tables. One machine, one benchmark.
 """
 
-import argparse
 import os
 import shutil
 import subprocess
@@ -27,7 +26,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare import ROOT, copy_corpus, floor_command, hyperfine, interleaved, prepare, python_dirs, replicate, sh  # noqa: E402
+from compare import arguments, copy_corpus, floor_command, hyperfine, interleaved, prepare, python_dirs, replicate, sh  # noqa: E402
 
 
 def du(path, apparent):
@@ -65,12 +64,8 @@ def from_cache(hp, python, cache, tree):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--python", default="python3")
+    ap = arguments(__doc__)
     ap.add_argument("--scales", default="1,4")
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--hashpyc", default=os.path.join(ROOT, "target", "release", "hashpyc"))
-    ap.add_argument("--workdir", default="/dev/shm" if os.path.isdir("/dev/shm") else None)
     args = ap.parse_args()
 
     python, version = prepare(args.hashpyc, args.python)

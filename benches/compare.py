@@ -175,15 +175,21 @@ def peak_rss(hashpyc, python, tree):
     return "?"
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def arguments(doc):
+    """The options every benchmark script takes (--python, --runs, --hashpyc, --workdir)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
     ap.add_argument("--python", default="python3", help="interpreter to target (default: python3)")
-    ap.add_argument("--scales", default="1,4,9,16", help="corpus replication factors (default: 1,4,9,16; 9x is about 100 000 files)")
     ap.add_argument("--runs", type=int, default=3, help="timed runs per command at scale 1 (default: 3)")
     ap.add_argument("--hashpyc", default=os.path.join(ROOT, "target", "release", "hashpyc"))
     ap.add_argument("--workdir", default="/dev/shm" if os.path.isdir("/dev/shm") else None,
                     help="where the trees go (default: /dev/shm, a tmpfs, so that the file system's "
                          "inode allocation does not drown the comparison; both tools write the same files)")
+    return ap
+
+
+def main():
+    ap = arguments(__doc__)
+    ap.add_argument("--scales", default="1,4,9,16", help="corpus replication factors (default: 1,4,9,16; 9x is about 100 000 files)")
     args = ap.parse_args()
 
     python, version = prepare(args.hashpyc, args.python)

@@ -18,7 +18,6 @@ site-packages copied to a tmpfs, times with hyperfine (Debian's package):
 and prints a Markdown table of ratios. One machine, one benchmark.
 """
 
-import argparse
 import os
 import shutil
 import socket
@@ -29,7 +28,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare import ROOT, copy_corpus, floor_command, interleaved, prepare, python_dirs, sh  # noqa: E402
+from compare import ROOT, arguments, copy_corpus, floor_command, interleaved, prepare, python_dirs, sh  # noqa: E402
 
 NGINX_CONF = """daemon off;
 master_process off;
@@ -116,12 +115,8 @@ def silent_listener():
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--python", default="python3")
-    ap.add_argument("--runs", type=int, default=3)
+    ap = arguments(__doc__)
     ap.add_argument("--delay-ms", type=int, default=20)
-    ap.add_argument("--hashpyc", default=os.path.join(ROOT, "target", "release", "hashpyc"))
-    ap.add_argument("--workdir", default="/dev/shm" if os.path.isdir("/dev/shm") else None)
     args = ap.parse_args()
     python, version = prepare(args.hashpyc, args.python)
     cores = os.cpu_count() or 1

@@ -222,7 +222,7 @@ pub struct CacheArgs {
 
     /// Size limit of the cache directory, least recently used entries removed first when
     /// it is passed (e.g. `500MB`, `1GiB`; K/M/G are powers of 1000, KiB/MiB/GiB of 1024).
-    /// The default holds the bytecode of about twenty large environments (README, "Size").
+    /// The default holds the bytecode of about ten large environments (README, "Size").
     #[arg(long, value_name = "SIZE", env = "HASHPYC_CACHE_MAX_SIZE", default_value = "2GiB",
           value_parser = parse_size_arg, help_heading = "Bytecode cache")]
     pub cache_max_size: u64,

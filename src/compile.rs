@@ -431,6 +431,7 @@ fn compile_stage(
             });
             let (results, fatal) = schedule::run(&schedule, &queue, expected, reporter);
             let hits = lookups.join().expect("cache lookups");
+            cache.note_unlooked(queue.taken_from_backlog());
             (results.into_iter().chain(hits).collect::<Vec<_>>(), fatal)
         }),
         _ => {

@@ -171,6 +171,8 @@ struct Inner {
     /// Hits relocated from another embedded path, and relocations refused.
     pub relocated: AtomicU64,
     pub refused: AtomicU64,
+    /// Units compiled without a lookup because lookups stalled (see `stage`).
+    unlooked: AtomicU64,
 }
 
 impl Inner {
@@ -219,6 +221,7 @@ impl Inner {
             settings,
             targets,
             relocated: AtomicU64::new(0),
+            unlooked: AtomicU64::new(0),
             refused: AtomicU64::new(0),
         })
     }
@@ -502,7 +505,7 @@ impl Inner {
                 info.push(line);
             }
         }
-        let unlooked = crate::pool::schedule::COMPILED_UNLOOKED.load(Ordering::Relaxed);
+        let unlooked = self.unlooked.load(Ordering::Relaxed);
         if verbose && unlooked > 0 {
             info.push(format!(
                 "cache: {unlooked} files compiled without a lookup while lookups made no progress for {} ms (a slow or unresponsive remote)",
@@ -565,6 +568,11 @@ impl Cache {
     /// Whether a tier is remote (lookups then want many threads).
     pub fn has_remote(&self) -> bool {
         self.inner.remote.is_some()
+    }
+
+    /// `n` units were compiled without a lookup, their lookups having stalled.
+    pub fn note_unlooked(&self, n: usize) {
+        self.inner.unlooked.fetch_add(n as u64, Ordering::Relaxed);
     }
 
     /// Whether no lookup can hit: no remote tier and no entry in the local one (a cache's

@@ -93,10 +93,9 @@ pub struct Backlog {
     start: std::time::Instant,
     /// When a lookup last finished (or the stage started), in ms since `start`.
     progress_ms: std::sync::atomic::AtomicU64,
+    /// Units slots took while lookups stalled.
+    taken_by_slots: AtomicUsize,
 }
-
-/// Units slots took from a [`Backlog`] while its lookups stalled, this process.
-pub static COMPILED_UNLOOKED: AtomicUsize = AtomicUsize::new(0);
 
 impl Backlog {
     /// How long lookups may make no progress before idle slots compile without them.
@@ -108,6 +107,7 @@ impl Backlog {
             next: AtomicUsize::new(0),
             start: std::time::Instant::now(),
             progress_ms: std::sync::atomic::AtomicU64::new(0),
+            taken_by_slots: AtomicUsize::new(0),
         }
     }
 
@@ -162,6 +162,11 @@ impl Queue {
         let _ = self.backlog.set(backlog);
     }
 
+    /// How many units idle slots took from the backlog while its lookups stalled.
+    pub fn taken_from_backlog(&self) -> usize {
+        self.backlog.get().map_or(0, |b| b.taken_by_slots.load(Ordering::Relaxed))
+    }
+
     /// Nothing more will be pushed.
     pub fn close(&self) {
         self.state.lock().expect("queue lock").closed = true;
@@ -186,7 +191,7 @@ impl Queue {
                 && backlog.stalled()
                 && let Some((src, targets)) = backlog.claim()
             {
-                COMPILED_UNLOOKED.fetch_add(1, Ordering::Relaxed);
+                backlog.taken_by_slots.fetch_add(1, Ordering::Relaxed);
                 return Some((*src, targets.clone()));
             }
             let wait = if self.backlog.get().is_some() { 50 } else { 200 };

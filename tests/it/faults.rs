@@ -29,9 +29,7 @@ fn fake_worker(tree: &Tree, name: &str, patch: &str) -> PathBuf {
 }
 
 fn sources(tree: &Tree, n: usize) {
-    for i in 0..n {
-        tree.write(format!("src/m{i:02}.py"), format!("def f{i}():\n    return {i}\n"));
-    }
+    harness::write_modules(tree, "src", n);
 }
 
 /// Every pyc under `root` is whole: right flags, the hash of its source, loadable.

@@ -329,6 +329,13 @@ pub fn files_with_suffix(root: &Path, suffix: &str) -> Vec<PathBuf> {
     out
 }
 
+/// `n` small distinct modules `dir/m00.py`, `dir/m01.py`, … in `tree`.
+pub fn write_modules(tree: &Tree, dir: &str, n: usize) {
+    for i in 0..n {
+        tree.write(format!("{dir}/m{i:02}.py"), format!("def f{i}():\n    return {i}\n"));
+    }
+}
+
 /// `HASHPYC_FULL_TESTS=1`: the tests that compile a whole stdlib use every file instead
 /// of a sample (see [`in_sample`]).
 pub fn full_tests() -> bool {

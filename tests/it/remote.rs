@@ -364,19 +364,6 @@ fn a_server_that_dies_mid_build() {
     assert!(run.stderr.matches("warning:").count() <= 1, "{}", run.stderr);
 }
 
-/// `n` small distinct modules under `root`.
-fn many_modules(root: &Path, n: usize) {
-    for i in 0..n {
-        let dir = root.join(format!("pkg{}", i % 7));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join(format!("m{i}.py")),
-            format!("VALUE = {i}\n\ndef f(x):\n    return x * VALUE + {}\n", i * 3),
-        )
-        .unwrap();
-    }
-}
-
 /// A remote that holds nothing for a tree (a fresh bucket, a new interpreter): once the
 /// first 256 lookups have all missed, the others are not made, but every entry is still
 /// uploaded — a second machine then builds the whole tree from the server, starting no
@@ -389,7 +376,7 @@ fn a_cold_remote_is_filled_without_a_lookup_per_file() {
     let url = format!("{}/cache", nginx.url());
     let n = 600;
     let a = Tree::new();
-    many_modules(&a.path("src"), n);
+    harness::write_modules(&a, "src", n);
     let run = a
         .hashpyc()
         .env_remove("HASHPYC_CACHE")
@@ -406,7 +393,7 @@ fn a_cold_remote_is_filled_without_a_lookup_per_file() {
     assert_eq!(puts, n, "every entry is uploaded:\n{}", run.stderr);
 
     let b = Tree::new();
-    many_modules(&b.path("elsewhere/src"), n);
+    harness::write_modules(&b, "elsewhere/src", n);
     let (python, starts) = b.counting_python(py);
     let run = b
         .hashpyc()
@@ -430,11 +417,11 @@ fn stalled_lookups_do_not_idle_the_compile_slots() {
     let silent = Faulty::start(Fault::AcceptNeverAnswer);
     let n = 400;
     let reference = Tree::new();
-    many_modules(&reference.path("src"), n);
+    harness::write_modules(&reference, "src", n);
     let run = reference.hashpyc().args(["compile", "-q"]).python(py).arg("src").run();
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let t = Tree::new();
-    many_modules(&t.path("src"), n);
+    harness::write_modules(&t, "src", n);
     let run = t
         .hashpyc()
         .env_remove("HASHPYC_CACHE")
