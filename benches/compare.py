@@ -2,6 +2,7 @@
 """End-to-end comparison of hashpyc with `python -m compileall`, side by side.
 
     python3 benches/compare.py [--python PYTHON] [--scales 1,4,9,16] [--runs 3]
+    python3 benches/compare.py --versions 3.11,3.12,3.13,3.14,3.15 [--corpus DIR] [--uv REQS]
 
 Copies the target interpreter's stdlib and site-packages (the .py files) into a
 temporary directory, replicates it 4x, 9x and 16x, and times with hyperfine (installed from
@@ -15,9 +16,20 @@ Debian's packages when missing):
            process per core: the cost no orchestration can avoid
 
 and prints a Markdown table of ratios. Times are medians; one machine, one benchmark.
+
+With --versions, one row per CPython version instead: the same corpus (--corpus, a
+directory of .py files such as a venv's site-packages; default: the stdlib of the oldest
+version asked for) compiled cold by hashpyc, by compileall and by the floor, side by side.
+Interpreters are found where the tests find them ($HASHPYC_TEST_PYTHONS, pyenv's versions,
+the ones provision-pythons unpacked, pythonX.Y on PATH). With --uv REQS (a pinned
+requirements file), each row also times uv's `pip install --compile-bytecode` of those
+requirements into a new venv against the same install without compiling (uv from PATH or
+--uv-bin; its cache warmed by an untimed run first), and hashpyc's cold build of the venv
+the plain install leaves: uv's compile time is the difference of the two installs.
 """
 
 import argparse
+import glob
 import json
 import os
 import shutil
@@ -122,8 +134,9 @@ def hyperfine(commands, runs, prepare=None, warmup=1):
     os.close(fd)
     cmd = ["hyperfine", "-i", "--style", "none", "--runs", str(runs), "--warmup", str(warmup),
            "--export-json", path]
-    if prepare:
-        cmd += ["--prepare", prepare]
+    # One prepare command for all, or one per command.
+    for p in (prepare if isinstance(prepare, list) else [prepare] if prepare else []):
+        cmd += ["--prepare", p]
     cmd += commands
     sh(cmd, stdout=subprocess.DEVNULL)
     with open(path) as f:
@@ -187,10 +200,120 @@ def arguments(doc):
     return ap
 
 
+def find_python(version):
+    """The interpreter for "3.X", where the tests look for one; None when there is none."""
+    major_minor = tuple(int(x) for x in version.split("."))
+    candidates = os.environ.get("HASHPYC_TEST_PYTHONS", "").replace(":", " ").split()
+    pyenv_root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+    candidates += sorted(glob.glob(os.path.join(pyenv_root, "versions", version + ".*", "bin", "python" + version)),
+                         reverse=True)
+    cache = os.environ.get("HASHPYC_PY_CACHE") or os.path.expanduser("~/.cache/hashpyc-pythons")
+    candidates.append(os.path.join(cache, version, "usr", "bin", "python" + version))
+    candidates.append(shutil.which("python" + version) or "")
+    for c in candidates:
+        if not c or not os.path.exists(c):
+            continue
+        try:
+            out = subprocess.run([c, "-c", "import sys; print(sys.version_info[0], sys.version_info[1])"],
+                                 capture_output=True, text=True, timeout=30).stdout.split()
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if tuple(int(x) for x in out) == major_minor:
+            return c
+    return None
+
+
+def uv_rows(uv, python, reqs, work, runs, hp):
+    """uv's install of `reqs` with and without --compile-bytecode, and hashpyc's cold build
+    of the plain install's site-packages, side by side: (with, without, hashpyc, files)."""
+    venv = os.path.join(work, "uv-venv")
+    env_prefix = "env UV_NO_PROGRESS=1"
+    make = "rm -rf %s && %s %s venv -q --python %s %s" % (venv, env_prefix, uv, python, venv)
+    install = "%s %s pip install -q --python %s/bin/python -r %s" % (env_prefix, uv, venv, reqs)
+    sh(["sh", "-c", make + " && " + install])  # fills uv's cache, untimed
+    site = subprocess.run([os.path.join(venv, "bin", "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    files = sum(1 for _, _, names in os.walk(site) for n in names if n.endswith(".py"))
+    with_c, without, h = hyperfine(
+        [install + " --compile-bytecode", install, "%s compile -q --python %s/bin/python %s" % (hp, venv, site)],
+        runs, prepare=[make, make, make + " && " + install], warmup=0)
+    return with_c, without, h, files
+
+
+def per_version(args):
+    """One row per CPython version: cold builds against compileall and the floor."""
+    cores = os.cpu_count() or 1
+    hp = args.hashpyc
+    versions = [v.strip() for v in args.versions.split(",") if v.strip()]
+    found = [(v, find_python(v)) for v in versions]
+    for v, p in found:
+        if p is None:
+            print("CPython %s: not found, SKIPPED (see --help for where interpreters are looked for)" % v,
+                  file=sys.stderr)
+    found = [(v, p) for v, p in found if p]
+    if not found:
+        sys.exit("no interpreter found for %s" % args.versions)
+    prepare(hp, found[0][1])
+    work = tempfile.mkdtemp(prefix="hashpyc-bench-", dir=args.workdir)
+    try:
+        corpus = os.path.join(work, "corpus")
+        if args.corpus:
+            nfiles = copy_corpus([args.corpus], corpus)
+            what = "the .py files of %s" % os.path.basename(os.path.abspath(args.corpus))
+        else:
+            oldest = found[0][1]
+            stdlib = subprocess.run([oldest, "-I", "-c", "import sysconfig; print(sysconfig.get_paths()['stdlib'])"],
+                                    check=True, capture_output=True, text=True).stdout.strip()
+            nfiles = copy_corpus([stdlib], corpus)
+            what = "CPython %s's stdlib" % found[0][0]
+        print("Measured %s on %d cores: %d files (%s), the same tree for every version; medians of %d "
+              "hyperfine runs, the commands of a row run side by side, each on a fresh copy." % (
+                  time.strftime("%Y-%m-%d"), cores, nfiles, what, args.runs))
+        print()
+        head = "| CPython | floor | cold: hashpyc | cold: compileall | compileall / hashpyc | hashpyc / floor |"
+        rule = "|---|---:|---:|---:|---:|---:|"
+        if args.uv:
+            head += " uv compile (files) | uv compile / hashpyc |"
+            rule += "---:|---:|"
+        print(head)
+        print(rule, flush=True)
+        t = os.path.join(work, "t")
+        prep = "rm -rf %s && cp -r %s %s" % (t, corpus, t)
+        for v, python in found:
+            version = subprocess.run([python, "-c", "import sys; print(sys.version.split()[0])"],
+                                     check=True, capture_output=True, text=True).stdout.strip()
+            print("CPython %s (%s): cold builds and the floor" % (version, python), file=sys.stderr)
+            cold_h, cold_c, floor = hyperfine(
+                ["%s compile -q --python %s %s" % (hp, python, t),
+                 "%s -m compileall -q -j0 --invalidation-mode checked-hash %s" % (python, t),
+                 floor_command(python, corpus, cores, work)],
+                args.runs, prepare=prep)
+            row = "| %s | %.2f s | %.2f s | %.2f s | %.2fx | %.2fx |" % (
+                version, floor, cold_h, cold_c, cold_c / cold_h, cold_h / floor)
+            if args.uv:
+                print("CPython %s: uv with and without --compile-bytecode, hashpyc on the venv" % version,
+                      file=sys.stderr)
+                with_c, without, h, files = uv_rows(args.uv_bin, python, os.path.abspath(args.uv), work, args.runs, hp)
+                uv_compile = with_c - without
+                row += " %.2f s (%d) | %.2fx |" % (uv_compile, files, uv_compile / h)
+            print(row, flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main():
     ap = arguments(__doc__)
     ap.add_argument("--scales", default="1,4,9,16", help="corpus replication factors (default: 1,4,9,16; 9x is about 100 000 files)")
+    ap.add_argument("--versions", help="one row per CPython version (e.g. 3.11,3.12,3.13,3.14,3.15) instead of scales")
+    ap.add_argument("--corpus", help="with --versions: the directory whose .py files are compiled "
+                                     "(default: the stdlib of the oldest version)")
+    ap.add_argument("--uv", metavar="REQS", help="with --versions: also compare with uv's --compile-bytecode, "
+                                                  "installing this requirements file")
+    ap.add_argument("--uv-bin", default="uv", help="the uv binary (default: uv on PATH)")
     args = ap.parse_args()
+    if args.versions:
+        per_version(args)
+        return
 
     python, version = prepare(args.hashpyc, args.python)
     cores = os.cpu_count() or 1

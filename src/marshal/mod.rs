@@ -86,6 +86,10 @@ pub struct Scan {
     /// interning outlives the compile (latin-1 characters are cached singletons) and which
     /// made CPython import `unicodedata`.
     pub interned_non_ascii: bool,
+    /// The same, leaving out one-character latin-1 strings (U+0080 to U+00FF): on CPython
+    /// 3.13+ those are static singletons, interned from start-up, so compiling one changes
+    /// nothing a later compile can see.
+    pub interned_non_latin1_char: bool,
     /// A frozenset or slice constant holding a string: CPython rebuilds such constants
     /// when an equal string was interned earlier, which changes the marshal bytes.
     pub container_with_str: bool,
@@ -357,11 +361,14 @@ impl<'a> Reader<'a> {
                 fixed(self, n as usize)
             }
             b't' | b'u' | b'a' | b'A' => {
-                if ty == b't' {
-                    self.scan.interned_non_ascii = true;
-                }
                 let n = self.u32()?;
                 let (s, e) = self.take(n as usize)?;
+                if ty == b't' {
+                    self.scan.interned_non_ascii = true;
+                    // UTF-8 of U+0080..U+00FF: C2 or C3, then one continuation byte.
+                    let latin1_char = e - s == 2 && matches!(self.data[s], 0xC2 | 0xC3);
+                    self.scan.interned_non_latin1_char |= !latin1_char;
+                }
                 Ok(Some(self.string(head, s, e, code)))
             }
             b'z' | b'Z' => {

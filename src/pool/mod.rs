@@ -9,6 +9,7 @@
 //! worker that misbehaves in any way is killed (its whole process group) and replaced.
 
 pub mod frame;
+pub mod predict;
 pub mod schedule;
 
 use std::collections::VecDeque;
@@ -118,27 +119,39 @@ pub struct Worker {
 }
 
 /// How files were compiled in this process, for `HASHPYC_TRACE`: long-lived children
-/// forked, compiles done in them, and one-shot fresh forks.
+/// forked, compiles done in them, children ended because a compile tainted them, one-shot
+/// fresh forks, and why files went to one (predicted from the source, or found suspect
+/// after a compile in a long-lived child).
 pub struct Stats {
     pub long_children: AtomicU64,
     pub long_compiles: AtomicU64,
+    pub tainted: AtomicU64,
     pub fresh_forks: AtomicU64,
+    pub predicted: AtomicU64,
+    pub suspects: AtomicU64,
 }
 
 pub static STATS: Stats = Stats {
     long_children: AtomicU64::new(0),
     long_compiles: AtomicU64::new(0),
+    tainted: AtomicU64::new(0),
     fresh_forks: AtomicU64::new(0),
+    predicted: AtomicU64::new(0),
+    suspects: AtomicU64::new(0),
 };
 
 impl Stats {
     pub fn summary(&self) -> String {
         let get = |a: &AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
         format!(
-            "{} compiles in {} long-lived children, {} fresh forks",
+            "{} compiles in {} long-lived children ({} ended after a compile that changed them), \
+             {} fresh forks ({} predicted from the source, {} suspects recompiled)",
             get(&self.long_compiles),
             get(&self.long_children),
-            get(&self.fresh_forks)
+            get(&self.tainted),
+            get(&self.fresh_forks),
+            get(&self.predicted),
+            get(&self.suspects)
         )
     }
 }

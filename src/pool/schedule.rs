@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 
 use super::frame::Job;
-use super::{Outcome, Worker, WorkerFailure, WorkerSpec};
+use super::{Outcome, Worker, WorkerFailure, WorkerSpec, predict};
 use crate::marshal::{self, CodeLayout};
 use crate::plan::{Action, SourcePlan};
 use crate::pyc::{self, HashMode, Header};
@@ -385,6 +385,18 @@ impl<'a> Slot<'a> {
             return Some(Step::Done(UnitResult::Error("internal error: nothing to compile".into())));
         };
         let job = Job { levels: &s.paths.levels[..usize::from(*prefix)], filename, source };
+        if let Isolation::LongLived { refork_suspects } = isolation
+            && !fresh
+        {
+            // A file that would taint a long-lived child, or whose bytes could depend on
+            // its history, goes straight to a fresh fork (phase 2), not through a warm
+            // compile first. Only where it is compiled depends on the guess.
+            let guess = predict::predict(source);
+            if guess.imports_unicodedata || (refork_suspects && guess.frozenset_with_str) {
+                super::STATS.predicted.fetch_add(1, Ordering::Relaxed);
+                return Some(Step::Deferred);
+            }
+        }
         let mut attempts = 0;
         let (outcome, deferred) = loop {
             attempts += 1;
@@ -407,9 +419,18 @@ impl<'a> Slot<'a> {
                                     bodies.iter().map(|b| marshal::scan(b, code_layout)).collect();
                                 // Unreadable output: trust nothing about this child.
                                 let unreadable = scans.iter().any(Result::is_err);
+                                // One-character latin-1 strings are interned singletons
+                                // from start-up on 3.13+ (see `marshal::Scan`).
+                                let singletons = spec.target.minor() >= (3, 13);
                                 let taint = info.modules_changed
                                     || unreadable
-                                    || scans.iter().flatten().any(|s| s.interned_non_ascii);
+                                    || scans.iter().flatten().any(|s| {
+                                        if singletons {
+                                            s.interned_non_latin1_char
+                                        } else {
+                                            s.interned_non_ascii
+                                        }
+                                    });
                                 let suspect = refork_suspects
                                     && !info.first_in_child
                                     && (unreadable || scans.iter().flatten().any(|s| s.container_with_str));
@@ -419,7 +440,11 @@ impl<'a> Slot<'a> {
                             Outcome::Failed(_) => (true, false),
                         };
                         if taint {
+                            super::STATS.tainted.fetch_add(1, Ordering::Relaxed);
                             worker.end_child()?;
+                        }
+                        if suspect {
+                            super::STATS.suspects.fetch_add(1, Ordering::Relaxed);
                         }
                         Ok((outcome, suspect))
                     })

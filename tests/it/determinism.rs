@@ -250,3 +250,117 @@ per_python!(stdlib_matches_py_compile, min = (3, 11), |py: &Python| {
     );
     assert!(differing.len() <= 5, "{}: more than a few files differ from py_compile: {list:?}", py.label());
 });
+
+/// The `HASHPYC_TRACE` counts of a run: (children ended after a compile that changed them,
+/// fresh forks predicted from the source, suspects recompiled after a warm compile).
+fn trace_counts(stderr: &str) -> (u64, u64, u64) {
+    let number_before = |marker: &str| -> u64 {
+        let at = stderr.find(marker).unwrap_or_else(|| panic!("no `{marker}` in the trace: {stderr}"));
+        let digits: String = stderr[..at]
+            .chars()
+            .rev()
+            .skip_while(|c| *c == ' ' || *c == '(')
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits
+            .chars()
+            .rev()
+            .collect::<String>()
+            .parse()
+            .unwrap_or_else(|_| panic!("no count before `{marker}`"))
+    };
+    (
+        number_before("ended after a compile that changed them"),
+        number_before("predicted from the source"),
+        number_before("suspects recompiled"),
+    )
+}
+
+per_python!(predicted_files_skip_the_warm_compile, min = (3, 11), |py: &Python| {
+    // Files whose compile would taint a long-lived child (`\N{…}` and a non-ASCII name
+    // import unicodedata) or
+    // whose bytes depend on history (a set of strings folded into a frozenset on 3.12+)
+    // go straight to a fresh fork; their bytes are those of the fresh-fork reference.
+    let files: &[(&str, &[u8])] = &[
+        ("a.py", A),
+        ("b.py", B),
+        ("c.py", b"if x in {'foo', 'spam'}:\n    pass\n"),
+        ("d.py", b"s = '\\N{BULLET} foo'\n"),
+        ("e.py", b"def foo(spam):\n    return spam\n"),
+        ("f.py", b"t = ('foo', 'spam')\n"),
+        ("g.py", "se\u{f1}al = 1\n".as_bytes()),
+    ];
+    let build = |env: Option<(&str, &str)>| {
+        let tree = Tree::new();
+        for (name, body) in files {
+            tree.write(name, body);
+        }
+        let mut cmd = tree.hashpyc().env("HASHPYC_TRACE", "1").env("HASHPYC_ORDER", "reverse");
+        if let Some((k, v)) = env {
+            cmd = cmd.env(k, v);
+        }
+        let run = cmd.args(["compile", "-q", "-j1"]).python(py).arg(".").run();
+        run.assert_code(0);
+        (tree, run.stderr)
+    };
+    let (reference, _) = build(Some(("HASHPYC_ISOLATION", "fork")));
+    let (tree, stderr) = build(None);
+    let diff = harness::diff_pycs(reference.root(), tree.root());
+    assert!(diff.is_empty(), "{}: differs from fresh-fork compiles: {diff:?}", py.label());
+    let (ended, predicted, suspects) = trace_counts(&stderr);
+    let expected = if py.minor >= (3, 12) { 4 } else { 2 };
+    assert_eq!(predicted, expected, "{}: files predicted: {stderr}", py.label());
+    assert_eq!((ended, suspects), (0, 0), "{}: no child ended, no warm compile redone: {stderr}", py.label());
+});
+
+/// A naive long-lived process: `b.py` alone, then after compiling `a.py`.
+const LATIN1_NAIVE: &str = r#"
+import marshal, sys
+a, b = open("a.py", "rb").read(), open("b.py", "rb").read()
+alone = marshal.dumps(compile(b, "b.py", "exec", dont_inherit=True))
+marshal.dumps(compile(a, "a.py", "exec", dont_inherit=True))
+after = marshal.dumps(compile(b, "b.py", "exec", dont_inherit=True))
+print("same" if alone == after else "differs")
+"#;
+
+per_python!(latin1_characters_keep_the_worker_on_3_13, min = (3, 13), |py: &Python| {
+    // On 3.13+ a one-character latin-1 string is a static singleton, interned from
+    // start-up, so marshal writes it as interned (`t`; before 3.13 it is a plain `u`):
+    // compiling one changes nothing a later compile sees, and the long-lived child goes on.
+    let a = "s = 'é'\nt = ['ÿ', 'µ', 'é']\n";
+    let b = "t = 'é'\ndef f(x):\n    return x in ('ÿ', 'µ')\n";
+    // CPython itself: not even a frozenset of those strings (whose bytes do depend on
+    // earlier interning, see `minimal_reproducer`) changes.
+    let naive_tree = Tree::new();
+    naive_tree.write("a.py", a);
+    naive_tree.write("b.py", format!("s = {{'é', 'ÿ', 1}}\n{b}"));
+    let naive = py.run(&["-S", "-s", "-c", LATIN1_NAIVE], naive_tree.root());
+    assert_eq!(naive.trim(), "same", "{}: a latin-1 character changed a later compile", py.label());
+    let tree = Tree::new();
+    tree.write("a.py", a);
+    tree.write("b.py", b);
+    let run = tree
+        .hashpyc()
+        .env("HASHPYC_TRACE", "1")
+        .env("HASHPYC_ORDER", "reverse")
+        .args(["compile", "-q", "-j1"])
+        .python(py)
+        .args(["a.py", "b.py"])
+        .run();
+    run.assert_code(0);
+    let (ended, _, _) = trace_counts(&run.stderr);
+    let reference = Tree::new();
+    reference.write("a.py", a);
+    reference.write("b.py", b);
+    reference
+        .hashpyc()
+        .env("HASHPYC_ISOLATION", "fork")
+        .args(["compile", "-q"])
+        .python(py)
+        .args(["a.py", "b.py"])
+        .run()
+        .assert_code(0);
+    let diff = harness::diff_pycs(reference.root(), tree.root());
+    assert!(diff.is_empty(), "{}: differs from fresh-fork compiles: {diff:?}", py.label());
+    assert_eq!(ended, 0, "{}: the child was replaced: {}", py.label(), run.stderr);
+});

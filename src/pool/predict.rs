@@ -1,0 +1,323 @@
+//! Guessing from a source, before compiling it, whether a long-lived worker could give it
+//! other bytes than a pristine one, so that the scheduler sends it straight to a fresh fork
+//! instead of compiling it twice (once warm, once fresh) or ending a warm worker for it.
+//!
+//! Two kinds of files are predicted:
+//! - **`\N{…}` escapes and non-ASCII identifiers**: compiling one makes CPython import
+//!   `unicodedata` (to look the name up, to NFKC-normalize the identifier), which taints
+//!   the long-lived child that did it (it must then be replaced);
+//! - **set displays of constants holding a string** (`x in {"a", "b"}`, `for k in {"a"}`,
+//!   `{"a", 1, 2}` with three or more constants): CPython 3.12+ turns them into frozenset
+//!   constants, whose marshal bytes depend on which equal strings an earlier compile in the
+//!   same process interned (`marshal::Scan::container_with_str`).
+//!
+//! A guess only decides where a file is compiled first, never its bytes: a file predicted
+//! wrongly costs one fork, and a file the guess misses is still caught by the scan of its
+//! marshal data and recompiled fresh, as before. So this is a rough tokenizer that knows
+//! comments, string literals and brackets, not a Python parser.
+
+/// What the source suggests; see the module documentation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Prediction {
+    /// A `\N{` sequence (a named Unicode escape, or text that looks like one), or a
+    /// non-ASCII identifier (CPython normalizes those with `unicodedata`).
+    pub imports_unicodedata: bool,
+    /// A set display that CPython 3.12+ folds into a frozenset constant holding a string.
+    pub frozenset_with_str: bool,
+}
+
+/// Predict from the raw source bytes (any encoding CPython accepts: only ASCII matters here).
+pub fn predict(source: &[u8]) -> Prediction {
+    let named_escape = memchr::memmem::find(source, b"\\N{").is_some();
+    if memchr::memchr(b'{', source).is_none() && source.is_ascii() {
+        return Prediction { imports_unicodedata: named_escape, frozenset_with_str: false };
+    }
+    let mut scanner = Scanner::new(source);
+    let frozenset_with_str = scanner.frozenset_with_str();
+    Prediction { imports_unicodedata: named_escape || scanner.non_ascii_name, frozenset_with_str }
+}
+
+/// One open bracket: for a `{`, what its elements look like so far.
+struct Open {
+    kind: u8,
+    /// The `{` follows the keyword `in` (a membership test or a `for` target).
+    after_in: bool,
+    /// Elements finished so far, all constants.
+    elements: usize,
+    /// The current element: tokens seen, whether they can still form a constant, and
+    /// whether they are string literals (adjacent ones concatenate into one constant).
+    tokens: usize,
+    constant: bool,
+    current_str: bool,
+    /// Some finished element is a string constant.
+    has_str: bool,
+    /// A `:` or the keyword `for`/`lambda`/`if` at this level: a dict, a comprehension or an
+    /// expression that is no set of constants.
+    disqualified: bool,
+}
+
+impl Open {
+    /// A comma or the closing bracket ends the current element.
+    fn end_element(&mut self) {
+        if self.tokens > 0 {
+            if self.constant {
+                self.elements += 1;
+                self.has_str |= self.current_str;
+            } else {
+                self.disqualified = true;
+            }
+        }
+        self.tokens = 0;
+        self.constant = true;
+        self.current_str = false;
+    }
+
+    /// A set display that CPython folds into a frozenset constant holding a string: all
+    /// elements constants, one a string, and either after `in` or three or more of them.
+    fn folds(&self) -> bool {
+        !self.disqualified && self.has_str && self.elements >= 1 && (self.after_in || self.elements >= 3)
+    }
+}
+
+struct Scanner<'a> {
+    s: &'a [u8],
+    i: usize,
+    stack: Vec<Open>,
+    /// The previous token was the keyword `in`.
+    prev_in: bool,
+    /// A name with a non-ASCII character, outside strings and comments.
+    non_ascii_name: bool,
+}
+
+impl<'a> Scanner<'a> {
+    fn new(s: &'a [u8]) -> Self {
+        Scanner { s, i: 0, stack: Vec::new(), prev_in: false, non_ascii_name: false }
+    }
+
+    /// Scan the whole source (a frozenset found does not end the search for names).
+    fn frozenset_with_str(&mut self) -> bool {
+        let mut found = false;
+        while self.i < self.s.len() {
+            let c = self.s[self.i];
+            match c {
+                b'#' => {
+                    self.i = memchr::memchr(b'\n', &self.s[self.i..]).map_or(self.s.len(), |n| self.i + n);
+                }
+                b' ' | b'\t' | b'\r' | b'\n' | b'\x0c' | b'\\' => self.i += 1,
+                b'\'' | b'"' => {
+                    self.string(false);
+                }
+                b'(' | b'[' | b'{' => {
+                    self.element_token(false, false);
+                    self.stack.push(Open {
+                        kind: c,
+                        after_in: self.prev_in,
+                        elements: 0,
+                        tokens: 0,
+                        constant: true,
+                        current_str: false,
+                        has_str: false,
+                        disqualified: false,
+                    });
+                    self.prev_in = false;
+                    self.i += 1;
+                }
+                b')' | b']' | b'}' => {
+                    self.i += 1;
+                    self.prev_in = false;
+                    if let Some(mut open) = self.stack.pop()
+                        && open.kind == b'{'
+                        && c == b'}'
+                    {
+                        open.end_element();
+                        found |= open.folds();
+                    }
+                }
+                b',' => {
+                    self.i += 1;
+                    self.prev_in = false;
+                    if let Some(top) = self.stack.last_mut() {
+                        top.end_element();
+                    }
+                }
+                b':' => {
+                    self.i += 1;
+                    self.prev_in = false;
+                    if let Some(top) = self.stack.last_mut() {
+                        top.disqualified = true;
+                    }
+                }
+                b'-' | b'+' => {
+                    // A sign before a number keeps an element constant (folded by the AST
+                    // optimizer); anywhere else it is an operator.
+                    self.i += 1;
+                    self.prev_in = false;
+                    if let Some(top) = self.stack.last_mut()
+                        && top.tokens > 0
+                    {
+                        top.constant = false;
+                    }
+                }
+                c if c.is_ascii_digit()
+                    || (c == b'.' && self.s.get(self.i + 1).is_some_and(u8::is_ascii_digit)) =>
+                {
+                    while self.i < self.s.len()
+                        && (self.s[self.i].is_ascii_alphanumeric() || matches!(self.s[self.i], b'.' | b'_'))
+                    {
+                        // An exponent's sign belongs to the number.
+                        if matches!(self.s[self.i], b'e' | b'E')
+                            && matches!(self.s.get(self.i + 1), Some(b'+' | b'-'))
+                            && !self.s[..self.i].starts_with(b"0x")
+                        {
+                            self.i += 1;
+                        }
+                        self.i += 1;
+                    }
+                    self.element_token(true, false);
+                    self.prev_in = false;
+                }
+                c if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 => {
+                    let start = self.i;
+                    while self.i < self.s.len()
+                        && (self.s[self.i].is_ascii_alphanumeric()
+                            || self.s[self.i] == b'_'
+                            || self.s[self.i] >= 0x80)
+                    {
+                        self.i += 1;
+                    }
+                    let word = &self.s[start..self.i];
+                    self.non_ascii_name |= !word.is_ascii();
+                    // A string prefix (r, b, f, u, rb, …) directly before a quote.
+                    if word.len() <= 2
+                        && word.iter().all(|b| b"rRbBuUfFtT".contains(b))
+                        && matches!(self.s.get(self.i), Some(b'\'' | b'"'))
+                    {
+                        let bytes_or_f = word.iter().any(|b| b"bBfFtT".contains(b));
+                        self.string(bytes_or_f);
+                        continue;
+                    }
+                    match word {
+                        b"None" | b"True" | b"False" => self.element_token(true, false),
+                        b"for" | b"lambda" | b"if" | b"async" | b"await" | b"yield" => {
+                            if let Some(top) = self.stack.last_mut() {
+                                top.disqualified = true;
+                            }
+                        }
+                        _ => self.element_token(false, false),
+                    }
+                    self.prev_in = word == b"in";
+                }
+                _ => {
+                    // Operators, `.`, `*`, `@`, `=`, …: not part of a constant.
+                    self.i += 1;
+                    self.prev_in = false;
+                    self.element_token(false, false);
+                }
+            }
+        }
+        found
+    }
+
+    /// Note a token of the current element: `constant` if it is a literal (a string, a
+    /// number, a keyword constant), `is_str` if it is a string.
+    fn element_token(&mut self, constant: bool, is_str: bool) {
+        if let Some(top) = self.stack.last_mut() {
+            if top.tokens == 0 {
+                top.constant = constant;
+                top.current_str = is_str;
+            } else if !(is_str && top.current_str && top.constant) {
+                // Anything after a first token but another string literal (a call, an
+                // operator, an attribute) makes an expression.
+                top.constant = false;
+            }
+            top.tokens += 1;
+        }
+    }
+
+    /// Skip a string literal (its prefix already read; the quote is at `self.i`).
+    fn string(&mut self, bytes_or_f: bool) {
+        let q = self.s[self.i];
+        let triple = self.s[self.i..].starts_with(&[q, q, q]);
+        self.i += if triple { 3 } else { 1 };
+        while self.i < self.s.len() {
+            let c = self.s[self.i];
+            if c == b'\\' {
+                self.i += 2;
+                continue;
+            }
+            if c == q {
+                if !triple {
+                    self.i += 1;
+                    break;
+                }
+                if self.s[self.i..].starts_with(&[q, q, q]) {
+                    self.i += 3;
+                    break;
+                }
+            } else if c == b'\n' && !triple {
+                // An unterminated string: stop at the line's end, as the tokenizer would.
+                break;
+            }
+            self.i += 1;
+        }
+        self.prev_in = false;
+        self.element_token(!bytes_or_f, !bytes_or_f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn folds(src: &str) -> bool {
+        predict(src.as_bytes()).frozenset_with_str
+    }
+
+    #[test]
+    fn set_displays_that_fold_into_frozensets_of_strings() {
+        assert!(folds("if x in {'a', 'b'}:\n    pass\n"));
+        assert!(folds("if x not in {\"a\"}: pass"));
+        assert!(folds("for k in {'a', 1}: pass"));
+        assert!(folds("S = {'a', 2, 3}"));
+        assert!(folds("S = {\n    'a',  # first\n    'b' 'c',\n    -1,\n}\n"));
+        assert!(folds("f(x in {r'a', u'b', 1.5e-3})"));
+        assert!(folds("if x in (1, {'a', 'b', 'c'}): pass"));
+    }
+
+    #[test]
+    fn what_does_not_fold() {
+        // Too few elements outside `in`, dicts, comprehensions, names, calls, bytes only.
+        assert!(!folds("S = {'a', 'b'}"));
+        assert!(!folds("D = {'a': 1, 'b': 2, 'c': 3}"));
+        assert!(!folds("S = {x for x in 'abc'}"));
+        assert!(!folds("if x in {a, 'b'}: pass"));
+        assert!(!folds("if x in {'a'.upper(), 'b'}: pass"));
+        assert!(!folds("if x in {b'a', b'b'}: pass"));
+        assert!(!folds("if x in {f'{a}', 'b'}: pass"));
+        assert!(!folds("if x in {1, 2, 3}: pass"));
+        assert!(!folds("S = {*a, 'b', 'c'}"));
+        assert!(!folds("S = {'a', 'b', 'c' + d}"));
+        // In comments and strings, braces are text.
+        assert!(!folds("# if x in {'a', 'b'}\ns = \"in {'a', 'b'}\"\nt = '''\nx in {'a'}\n'''\n"));
+        assert!(!folds("s = f\"{x!r} in {{'a', 'b'}}\""));
+    }
+
+    #[test]
+    fn what_imports_unicodedata() {
+        let imports = |s: &str| predict(s.as_bytes()).imports_unicodedata;
+        assert!(imports(r"s = '\N{BULLET}'"));
+        assert!(imports("ñ = 1\n"));
+        assert!(imports("def f(x):\n    return x.größe\n"));
+        assert!(imports("d = {'a': café}"));
+        assert!(!imports(r"s = '\n{BULLET}'"));
+        assert!(!imports("s = 'café'  # ñ\nt = '''ü'''\n"));
+        assert!(!imports("d = {'é': 1}"));
+    }
+
+    #[test]
+    fn never_panics_on_fragments() {
+        for s in ["{", "}", "'", "'''", "r'", "in {", "x in {'a',", "1e", "0x1e-", "{-", "\\", "{'a' 'b'"] {
+            let _ = predict(s.as_bytes());
+        }
+    }
+}
