@@ -145,6 +145,7 @@ impl JsonSchema for OptLevel {
 /// The hash-based invalidation modes hashpyc writes (`timestamp` is refused).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
+#[schemars(inline)]
 pub enum InvalidationMode {
     /// Re-validated against the source on import.
     CheckedHash,
@@ -567,10 +568,44 @@ fn line_of(text: &str, at: usize) -> usize {
 /// The JSON schema of [`Options`], as shipped in `hashpyc.schema.json` (with a trailing
 /// newline).
 pub fn json_schema() -> String {
-    let schema = schemars::schema_for!(Options);
-    let mut s = serde_json::to_string_pretty(&schema).expect("a schema serializes");
+    let schema =
+        schemars::generate::SchemaSettings::draft07().into_generator().into_root_schema_for::<Options>();
+    let mut value = schema.to_value();
+    drop_null(&mut value);
+    let mut s = serde_json::to_string_pretty(&value).expect("a schema serializes");
     s.push('\n');
     s
+}
+
+/// TOML has no null: an absent key is how a setting is left unset, so the `null` that
+/// schemars allows for every `Option` is taken out.
+fn drop_null(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    let Value::Object(map) = v else {
+        if let Value::Array(items) = v {
+            items.iter_mut().for_each(drop_null);
+        }
+        return;
+    };
+    if let Some(Value::Array(types)) = map.get_mut("type") {
+        types.retain(|t| t != "null");
+        if types.len() == 1 {
+            let only = types.remove(0);
+            map.insert("type".into(), only);
+        }
+    }
+    if let Some(Value::Array(alts)) = map.get_mut("anyOf") {
+        alts.retain(|a| a.get("type").is_none_or(|t| t != "null"));
+        if alts.len() == 1
+            && let Value::Object(only) = alts.remove(0)
+        {
+            map.remove("anyOf");
+            for (k, val) in only {
+                map.entry(k).or_insert(val);
+            }
+        }
+    }
+    map.values_mut().for_each(drop_null);
 }
 
 #[cfg(test)]
