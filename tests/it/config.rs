@@ -33,6 +33,18 @@ fn schema_is_up_to_date() {
     }
 }
 
+/// The README's example table is a valid configuration, and sets what it says.
+#[test]
+fn readme_example_parses() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = &readme[readme.find("\n## Configuration\n").expect("a Configuration section")..];
+    let start = section.find("```toml\n").unwrap() + "```toml\n".len();
+    let table = &section[start..start + section[start..].find("```").unwrap()];
+    let options = hashpyc::config::parse(table, true, "README.md").unwrap().expect("a [tool.hashpyc] table");
+    assert_eq!(options.optimize.map(|l| l.iter().map(|l| l.0).collect::<Vec<_>>()), Some(vec![0, 2]));
+    assert!(options.exclude.is_some() && options.cache.is_some() && options.cache_max_size.is_some());
+}
+
 /// A small project: a package, tests, generated code, a hidden directory.
 fn project(tree: &Tree, root: &str) {
     tree.write(format!("{root}/pkg/__init__.py"), "");
