@@ -116,6 +116,23 @@ pub struct Options {
     pub cache_max_size: Option<Size>,
 }
 
+/// A JSON schema written out, inlined where the type is used.
+macro_rules! inline_schema {
+    ($ty:ident, $schema:tt) => {
+        impl JsonSchema for $ty {
+            fn inline_schema() -> bool {
+                true
+            }
+            fn schema_name() -> Cow<'static, str> {
+                stringify!($ty).into()
+            }
+            fn json_schema(_: &mut SchemaGenerator) -> Schema {
+                json_schema!($schema)
+            }
+        }
+    };
+}
+
 /// An optimization level: 0, 1 or 2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OptLevel(pub u8);
@@ -130,17 +147,7 @@ impl<'de> Deserialize<'de> for OptLevel {
     }
 }
 
-impl JsonSchema for OptLevel {
-    fn inline_schema() -> bool {
-        true
-    }
-    fn schema_name() -> Cow<'static, str> {
-        "OptLevel".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({"type": "integer", "minimum": 0, "maximum": 2})
-    }
-}
+inline_schema!(OptLevel, {"type": "integer", "minimum": 0, "maximum": 2});
 
 /// The hash-based invalidation modes hashpyc writes (`timestamp` is refused).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -181,17 +188,7 @@ fn glob_reason(e: &globset::Error) -> String {
     e.kind().to_string()
 }
 
-impl JsonSchema for ExcludeGlob {
-    fn inline_schema() -> bool {
-        true
-    }
-    fn schema_name() -> Cow<'static, str> {
-        "ExcludeGlob".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({"type": "string"})
-    }
-}
+inline_schema!(ExcludeGlob, {"type": "string"});
 
 /// A regular expression, checked when the file is read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -209,17 +206,7 @@ impl<'de> Deserialize<'de> for ExcludeRegex {
     }
 }
 
-impl JsonSchema for ExcludeRegex {
-    fn inline_schema() -> bool {
-        true
-    }
-    fn schema_name() -> Cow<'static, str> {
-        "ExcludeRegex".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({"type": "string", "format": "regex"})
-    }
-}
+inline_schema!(ExcludeRegex, {"type": "string", "format": "regex"});
 
 /// A number of seconds, finite and not negative.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -236,17 +223,7 @@ impl<'de> Deserialize<'de> for Seconds {
     }
 }
 
-impl JsonSchema for Seconds {
-    fn inline_schema() -> bool {
-        true
-    }
-    fn schema_name() -> Cow<'static, str> {
-        "Seconds".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({"type": "number", "minimum": 0})
-    }
-}
+inline_schema!(Seconds, {"type": "number", "minimum": 0});
 
 /// A size in bytes, written as `--cache-max-size` takes it (`"500MB"`) or as a number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -274,17 +251,7 @@ impl<'de> Deserialize<'de> for Size {
     }
 }
 
-impl JsonSchema for Size {
-    fn inline_schema() -> bool {
-        true
-    }
-    fn schema_name() -> Cow<'static, str> {
-        "Size".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({"type": ["string", "integer"], "minimum": 0, "examples": ["500MB", "1GiB"]})
-    }
-}
+inline_schema!(Size, {"type": ["string", "integer"], "minimum": 0, "examples": ["500MB", "1GiB"]});
 
 /// `pyproject.toml`, of which only `[tool.hashpyc]` is read.
 #[derive(Deserialize)]
