@@ -117,6 +117,9 @@ pub struct CompileArgs {
     pub input: InputArgs,
 
     #[command(flatten)]
+    pub config: ConfigArgs,
+
+    #[command(flatten)]
     pub target: TargetArgs,
 
     #[command(flatten)]
@@ -189,6 +192,24 @@ pub struct CompileArgs {
     /// Never show a progress bar (it is only shown when stderr is a terminal anyway).
     #[arg(long, help_heading = "Output")]
     pub no_progress: bool,
+}
+
+/// `--config` and `--no-config`, shared by `compile` and `check`.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Read the settings from FILE: a `pyproject.toml` with a `[tool.hashpyc]` table, or a
+    /// `hashpyc.toml` (the same keys at the top level). Without it, the first
+    /// `.hashpyc.toml`, `hashpyc.toml` or `pyproject.toml` with `[tool.hashpyc]` in the
+    /// current directory or above is used. Precedence: a flag on the command line, then its
+    /// environment variable, then the configuration file, then the built-in default.
+    #[arg(long, value_name = "FILE", env = "HASHPYC_CONFIG", help_heading = "Configuration")]
+    pub config: Option<PathBuf>,
+
+    /// Ignore configuration files (and `--config`): only flags, environment variables and
+    /// the built-in defaults apply.
+    #[arg(long, env = "HASHPYC_NO_CONFIG", value_parser = clap::builder::BoolishValueParser::new(),
+          default_value_t = false, help_heading = "Configuration")]
+    pub no_config: bool,
 }
 
 /// The bytecode cache of `compile` (not to be confused with hashpyc's state directory,
@@ -275,6 +296,9 @@ pub struct CheckArgs {
 
     #[command(flatten)]
     pub input: InputArgs,
+
+    #[command(flatten)]
+    pub config: ConfigArgs,
 
     #[command(flatten)]
     pub target: TargetArgs,
@@ -389,18 +413,25 @@ pub struct SelectArgs {
     #[arg(long, help_heading = "Selection")]
     pub skip_hidden: bool,
 
-    /// The default (ignore files are not consulted); overrides `--respect-gitignore`.
-    #[arg(long, hide = true, overrides_with = "respect_gitignore")]
+    /// The default (ignore files are not consulted); overrides `--respect-gitignore` and
+    /// `respect-gitignore = true` in the configuration.
+    #[arg(long, overrides_with = "respect_gitignore", help_heading = "Selection")]
     pub no_ignore: bool,
 
-    /// The default (hidden entries are included); overrides `--skip-hidden`.
-    #[arg(long, hide = true, overrides_with = "skip_hidden")]
+    /// The default (hidden entries are included); overrides `--skip-hidden` and
+    /// `skip-hidden = true` in the configuration.
+    #[arg(long, overrides_with = "skip_hidden", help_heading = "Selection")]
     pub hidden: bool,
 
     /// Skip files and directories matching this gitignore-style glob (repeatable), e.g.
-    /// `--exclude 'tests/' --exclude '*_pb2.py'`.
+    /// `--exclude 'tests/' --exclude '*_pb2.py'`. Replaces the configuration's `exclude`.
     #[arg(long, value_name = "GLOB", help_heading = "Selection")]
     pub exclude: Vec<String>,
+
+    /// The directory the `exclude` globs are relative to: the configuration file's when
+    /// they come from it, else the current directory. Not a flag.
+    #[arg(skip)]
+    pub exclude_base: Option<PathBuf>,
 
     /// Skip files whose path as walked matches this regular expression (compileall's
     /// `-x`; searched anywhere in the path).

@@ -10,6 +10,7 @@ pub mod cache;
 pub mod check;
 pub mod cli;
 pub mod compile;
+pub mod config;
 pub mod embed;
 #[cfg(test)]
 mod fuzz;
@@ -82,9 +83,11 @@ pub enum Error {
     },
 }
 
-/// Run a parsed command line.
-pub fn run(cli: Cli) -> Result<ExitStatus, Error> {
+/// Run a parsed command line; `matches` are the ones `cli` was built from (they tell which
+/// values came from the command line, for merging the configuration file under them).
+pub fn run(mut cli: Cli, matches: &clap::ArgMatches) -> Result<ExitStatus, Error> {
     interrupt::install();
+    settings::apply_config(&mut cli.command, matches)?;
     match cli.command {
         Command::Compile(args) => {
             let verbosity = Verbosity { quiet: args.output.quiet, verbose: args.output.verbose };

@@ -1,10 +1,12 @@
 use std::io::Write;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 fn main() {
-    let cli = hashpyc::cli::Cli::parse();
-    let code = match hashpyc::run(cli) {
+    let matches = hashpyc::cli::Cli::command().get_matches();
+    let cli = hashpyc::cli::Cli::from_arg_matches(&matches)
+        .unwrap_or_else(|e| e.format(&mut hashpyc::cli::Cli::command()).exit());
+    let code = match hashpyc::run(cli, &matches) {
         Ok(status) => status.code(),
         Err(err) => {
             let mut stderr = std::io::stderr().lock();

@@ -6,9 +6,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use clap::ArgMatches;
+use clap::parser::ValueSource;
+
 use crate::Error;
-use crate::cli::{CheckArgs, CheckMode, CompileArgs, InputArgs, LayoutArgs, SelectArgs, TargetArgs};
+use crate::cli::{
+    CacheArgs, CheckArgs, CheckMode, Command, CompileArgs, ConfigArgs, InputArgs, LayoutArgs, OutputArgs,
+    SelectArgs, TargetArgs,
+};
 use crate::compile::CompileSettings;
+use crate::config::{self, Config, InvalidationMode};
 use crate::embed::Embed;
 use crate::layout::{self, Layout};
 use crate::pyc::{Accept, HashMode};
@@ -18,6 +25,177 @@ use crate::walk::{self, WalkOptions};
 /// The default number of workers and walker threads.
 pub fn default_jobs() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Merge the configuration file (`[tool.hashpyc]`) into the arguments of `compile` and
+/// `check`: a key fills in a setting whose flag was given neither on the command line nor
+/// by its environment variable (clap's value source tells), so the precedence is flag >
+/// environment > file > built-in default. Relative paths are resolved against the file's
+/// directory. With `-v`, says which file was used.
+pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), Error> {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    match command {
+        Command::Compile(args) => {
+            let m = matches.subcommand_matches("compile").expect("compile matches");
+            let Some(c) = load_config(&args.config, &args.output, &cwd)? else { return Ok(()) };
+            let o = &c.options;
+            apply_target(&mut args.target, m, &c);
+            apply_select(&mut args.select, m, &c);
+            apply_layout(&mut args.layout, m, &c);
+            apply_cache(&mut args.cache, m, &c);
+            if !given(m, "invalidation_mode")
+                && let Some(mode) = o.invalidation_mode
+            {
+                args.invalidation_mode = mode.flag_value().to_string();
+            }
+            set_flag(&mut args.hardlink_dupes, m, "hardlink_dupes", o.hardlink_dupes);
+            // `-d` and `-s`/`-p` are alternatives: a flag for either replaces the file's.
+            if !["ddir", "strip_prefix", "prepend_prefix"].iter().any(|id| given(m, id)) {
+                args.ddir = o.ddir.clone().or(args.ddir.take());
+                args.strip_prefix = o.strip_prefix.clone().or(args.strip_prefix.take());
+                args.prepend_prefix = o.prepend_prefix.clone().or(args.prepend_prefix.take());
+            }
+            if !given(m, "jobs") && o.jobs.is_some() {
+                args.jobs = o.jobs;
+            }
+            if !given(m, "timeout")
+                && let Some(t) = o.timeout
+            {
+                args.timeout = t.0;
+            }
+        }
+        Command::Check(args) => {
+            let m = matches.subcommand_matches("check").expect("check matches");
+            let Some(c) = load_config(&args.config, &args.output, &cwd)? else { return Ok(()) };
+            let o = &c.options;
+            // `--target X.Y` stands in for the interpreters: the file's are not probed then.
+            if !given(m, "target_version") {
+                apply_target(&mut args.target, m, &c);
+            }
+            apply_select(&mut args.select, m, &c);
+            apply_layout(&mut args.layout, m, &c);
+            // What `compile` writes is what `check` accepts.
+            if !given(m, "mode")
+                && let Some(mode) = o.invalidation_mode
+            {
+                args.mode = match mode {
+                    InvalidationMode::CheckedHash => CheckMode::Checked,
+                    InvalidationMode::UncheckedHash => CheckMode::Unchecked,
+                };
+            }
+            set_flag(&mut args.stray, m, "stray", o.stray);
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The configuration of a run (after saying where it came from under `-v`).
+fn load_config(args: &ConfigArgs, output: &OutputArgs, cwd: &Path) -> Result<Option<Config>, Error> {
+    let source = config::load(args.config.as_deref(), args.no_config, cwd)?;
+    if output.verbose > 0 && output.quiet == 0 {
+        crate::report::eprint_line(&source.describe());
+    }
+    Ok(match source {
+        config::Source::File(c) => Some(*c),
+        _ => None,
+    })
+}
+
+/// Whether `id`'s value came from the command line or its environment variable (as
+/// opposed to its default, or nothing).
+fn given(m: &ArgMatches, id: &str) -> bool {
+    matches!(m.value_source(id), Some(ValueSource::CommandLine | ValueSource::EnvVariable))
+}
+
+fn set_flag(flag: &mut bool, m: &ArgMatches, id: &str, value: Option<bool>) {
+    if !given(m, id)
+        && let Some(v) = value
+    {
+        *flag = v;
+    }
+}
+
+fn apply_target(t: &mut TargetArgs, m: &ArgMatches, c: &Config) {
+    if given(m, "python") {
+        return;
+    }
+    if let Some(pythons) = &c.options.python {
+        // A name is looked up on PATH; a value with a `/` is a path, relative to the file.
+        t.python =
+            pythons
+                .iter()
+                .map(|p| {
+                    if p.contains('/') { c.resolve(Path::new(p)).into_os_string() } else { OsString::from(p) }
+                })
+                .collect();
+    }
+}
+
+fn apply_select(sel: &mut SelectArgs, m: &ArgMatches, c: &Config) {
+    let o = &c.options;
+    // `--no-ignore` and `--hidden` turn the file's opt-ins off.
+    if !given(m, "no_ignore") {
+        set_flag(&mut sel.respect_gitignore, m, "respect_gitignore", o.respect_gitignore);
+    }
+    if !given(m, "hidden") {
+        set_flag(&mut sel.skip_hidden, m, "skip_hidden", o.skip_hidden);
+    }
+    if !given(m, "exclude")
+        && let Some(globs) = &o.exclude
+    {
+        sel.exclude = globs.iter().map(|g| g.0.clone()).collect();
+        sel.exclude_base = Some(c.dir.clone());
+    }
+    if !given(m, "exclude_regex")
+        && let Some(re) = &o.exclude_regex
+    {
+        sel.exclude_regex = Some(re.0.clone());
+    }
+    if !given(m, "max_depth") && !given(m, "no_recursion") {
+        sel.max_depth = o.max_depth.or(sel.max_depth);
+        set_flag(&mut sel.no_recursion, m, "no_recursion", o.no_recursion);
+    }
+    set_flag(&mut sel.follow, m, "follow", o.follow);
+    if !given(m, "limit_symlinks")
+        && let Some(dir) = &o.limit_symlinks
+    {
+        sel.limit_symlinks = Some(c.resolve(dir));
+    }
+}
+
+fn apply_layout(layout: &mut LayoutArgs, m: &ArgMatches, c: &Config) {
+    let o = &c.options;
+    if !given(m, "optimize")
+        && let Some(levels) = &o.optimize
+    {
+        layout.optimize = levels.iter().map(|l| l.0).collect();
+    }
+    // `-b` and `--pycache-prefix` are alternatives: a flag for either replaces the file's.
+    if !given(m, "legacy") && !given(m, "pycache_prefix") {
+        set_flag(&mut layout.legacy, m, "legacy", o.legacy);
+        if let Some(prefix) = &o.pycache_prefix {
+            layout.pycache_prefix = Some(c.resolve(prefix));
+        }
+    }
+}
+
+fn apply_cache(cache: &mut CacheArgs, m: &ArgMatches, c: &Config) {
+    let o = &c.options;
+    if !given(m, "cache")
+        && let Some(dir) = &o.cache
+    {
+        cache.cache = Some(c.resolve(dir));
+    }
+    if !given(m, "cache_url") && o.cache_url.is_some() {
+        cache.cache_url.clone_from(&o.cache_url);
+    }
+    set_flag(&mut cache.cache_read_only, m, "cache_read_only", o.cache_read_only);
+    if !given(m, "cache_max_size")
+        && let Some(size) = o.cache_max_size
+    {
+        cache.cache_max_size = size.0;
+    }
 }
 
 /// Paths from arguments, `-` expanded from stdin; `.` when none.
@@ -65,6 +243,7 @@ pub fn walk_options(sel: &SelectArgs, jobs: usize) -> Result<WalkOptions, Error>
         respect_ignore: sel.respect_gitignore,
         skip_hidden: sel.skip_hidden,
         exclude_globs: sel.exclude.clone(),
+        exclude_base: sel.exclude_base.clone(),
         exclude_regex,
         max_depth: if sel.no_recursion { Some(1) } else { sel.max_depth },
         follow: sel.follow,

@@ -25,6 +25,9 @@ pub struct WalkOptions {
     /// Skip hidden files and directories.
     pub skip_hidden: bool,
     pub exclude_globs: Vec<String>,
+    /// The directory `exclude_globs` are relative to, when not the current directory (a
+    /// configuration file's).
+    pub exclude_base: Option<PathBuf>,
     pub exclude_regex: Option<regex::bytes::Regex>,
     pub max_depth: Option<usize>,
     pub follow: bool,
@@ -275,6 +278,22 @@ fn excluded_by_regex(path: &Path, opts: &WalkOptions) -> bool {
     opts.exclude_regex.as_ref().is_some_and(|re| re.is_match(path.as_os_str().as_bytes()))
 }
 
+/// `path` against `cwd` with `.` and `..` resolved lexically, for matching globs that are
+/// relative to another directory.
+fn lexically_absolute(path: &Path, cwd: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in cwd.join(path).components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 fn overrides(root: &Path, globs: &[String]) -> Result<Override, ignore::Error> {
     let mut b = OverrideBuilder::new(root);
     for g in globs {
@@ -299,10 +318,15 @@ fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked, visit: &
         .follow_links(opts.follow)
         .max_depth(opts.max_depth)
         .threads(opts.threads.max(1));
+    // Globs from the command line are matched relative to the current directory, like
+    // ripgrep's --glob; those of a configuration file relative to its directory, which
+    // takes matching the walked paths made absolute.
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let mut based: Option<Override> = None;
     if !opts.exclude_globs.is_empty() {
-        // Globs are matched relative to the current directory, like ripgrep's --glob.
-        let cwd = std::env::current_dir().unwrap_or_default();
-        match overrides(&cwd, &opts.exclude_globs) {
+        let base = opts.exclude_base.as_deref().filter(|b| *b != cwd);
+        match overrides(base.unwrap_or(&cwd), &opts.exclude_globs) {
+            Ok(ov) if base.is_some() => based = Some(ov),
             Ok(ov) => {
                 builder.overrides(ov);
             }
@@ -310,7 +334,15 @@ fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked, visit: &
         }
     }
     let collect_pycache = opts.collect_pycache;
-    builder.filter_entry(move |e| collect_pycache || e.file_name() != "__pycache__");
+    builder.filter_entry(move |e| {
+        if !collect_pycache && e.file_name() == "__pycache__" {
+            return false;
+        }
+        based.as_ref().is_none_or(|ov| {
+            let is_dir = e.file_type().is_some_and(|t| t.is_dir());
+            !ov.matched(lexically_absolute(e.path(), &cwd), is_dir).is_ignore()
+        })
+    });
 
     let found = Mutex::new(Walked::default());
     builder.build_parallel().run(|| {

@@ -597,6 +597,15 @@ per_python!(ci_recipes_replayed, min = (3, 11), |py: &Python| {
             let project = run.path(if i == 0 { "project" } else { "elsewhere/deeper/project" });
             std::fs::create_dir_all(&project).unwrap();
             checkout(py, &project);
+            // The repository's pyproject.toml, as the recipe's comment shows it.
+            let pyproject: String = yaml
+                .lines()
+                .skip_while(|l| l.trim() != "#   [tool.hashpyc]")
+                .take_while(|l| l.starts_with("#   "))
+                .map(|l| format!("{}\n", &l["#   ".len()..]))
+                .collect();
+            assert!(pyproject.contains("python = "), "{file}: no [tool.hashpyc] in its comment");
+            std::fs::write(project.join("pyproject.toml"), pyproject).unwrap();
             if i == 1 {
                 // Carry the cache directory over from the first run, to where this run's
                 // recipe looks for it.

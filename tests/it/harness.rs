@@ -400,6 +400,8 @@ impl Hashpyc {
             .env_remove("HASHPYC_ISOLATION")
             .env_remove("HASHPYC_ORDER")
             .env_remove("HASHPYC_VERIFY")
+            .env_remove("HASHPYC_CONFIG")
+            .env_remove("HASHPYC_NO_CONFIG")
             .env_remove("PYTHONPYCACHEPREFIX");
         Hashpyc { cmd, stdin: None }
     }

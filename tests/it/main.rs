@@ -5,6 +5,7 @@ mod harness;
 mod cache;
 mod check;
 mod compile;
+mod config;
 mod determinism;
 mod faults;
 mod first_hour;

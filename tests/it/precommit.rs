@@ -191,7 +191,18 @@ fn pre_commit_example_as_written() {
     std::fs::create_dir_all(&project).unwrap();
     git(&project, &["init", "-q"]);
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/pre-commit-config.yaml");
-    std::fs::copy(example, project.join(".pre-commit-config.yaml")).unwrap();
+    std::fs::copy(&example, project.join(".pre-commit-config.yaml")).unwrap();
+    // The pyproject.toml the example's comment shows, taken from the comment itself.
+    let text = std::fs::read_to_string(&example).unwrap();
+    let pyproject: String = text
+        .lines()
+        .skip_while(|l| l.trim() != "#   # pyproject.toml")
+        .skip(1)
+        .take_while(|l| l.starts_with("#   "))
+        .map(|l| format!("{}\n", &l["#   ".len()..]))
+        .collect();
+    assert!(pyproject.contains("[tool.hashpyc]"), "{pyproject}");
+    std::fs::write(project.join("pyproject.toml"), pyproject).unwrap();
     std::fs::write(project.join(".gitignore"), "__pycache__/\n").unwrap();
     let path = format!(
         "{}:{}:{}",

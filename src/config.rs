@@ -1,0 +1,652 @@
+//! Configuration files: `[tool.hashpyc]` in `pyproject.toml`, or the top-level keys of a
+//! `hashpyc.toml` / `.hashpyc.toml`, found as ruff finds its own: from the working
+//! directory upwards, checking `.hashpyc.toml`, `hashpyc.toml` and then `pyproject.toml` in
+//! each directory; a `pyproject.toml` without a `[tool.hashpyc]` table is passed over, and
+//! the first file with hashpyc settings wins. This module only finds, parses and validates
+//! ([`Options`], whose JSON schema is generated from these types and shipped as
+//! `hashpyc.schema.json`); `settings` merges the options under the command line. Every
+//! error names the file, the key and the line, on one line, as `Error::Usage` (exit 2).
+
+use std::borrow::Cow;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Deserializer};
+
+use crate::Error;
+
+/// The file names looked for in each directory, in order (ruff's order).
+pub const FILE_NAMES: [&str; 3] = [".hashpyc.toml", "hashpyc.toml", "pyproject.toml"];
+
+/// The settings of `[tool.hashpyc]`: everything that decides which pycs a tree should
+/// have, shared by `hashpyc compile` and `hashpyc check`. Each key is named like the long
+/// command-line flag it stands for; a flag given on the command line (or its environment
+/// variable) overrides the key. Relative paths are resolved against the directory of the
+/// file that sets them.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[schemars(title = "hashpyc configuration")]
+pub struct Options {
+    /// Target interpreters (`--python`): paths or names looked up on PATH, e.g.
+    /// `["python3.12", ".venv/bin/python"]`. A value containing `/` is a path, relative to
+    /// this file's directory; default `["python3"]`.
+    pub python: Option<Vec<String>>,
+
+    /// Optimization levels (`--optimize`): 0 (`.pyc`), 1 (`.opt-1.pyc`), 2 (`.opt-2.pyc`);
+    /// default `[0]`.
+    pub optimize: Option<Vec<OptLevel>>,
+
+    /// How the pycs are validated on import (`--invalidation-mode`); `check` then accepts
+    /// that kind only unless `--mode` says otherwise. Default `checked-hash`.
+    pub invalidation_mode: Option<InvalidationMode>,
+
+    /// pycs live in a tree under this directory (`--pycache-prefix`), relative to this
+    /// file's directory. Takes precedence over `PYTHONPYCACHEPREFIX`.
+    pub pycache_prefix: Option<PathBuf>,
+
+    /// pycs are `<source>c` beside each source (`--legacy`, compileall's `-b`).
+    pub legacy: Option<bool>,
+
+    /// Hard-link the identical pycs of one source across optimization levels
+    /// (`--hardlink-dupes`; `compile` only).
+    pub hardlink_dupes: Option<bool>,
+
+    /// Directory embedded as each source's directory (`--ddir`, compileall's `-d`). Used
+    /// verbatim: it names a place at run time, not on this machine.
+    pub ddir: Option<PathBuf>,
+
+    /// Leading directory removed from embedded paths (`--strip-prefix`, compileall's
+    /// `-s`), matched verbatim against the paths as walked.
+    pub strip_prefix: Option<PathBuf>,
+
+    /// Directory prepended to embedded paths (`--prepend-prefix`, compileall's `-p`), used
+    /// verbatim.
+    pub prepend_prefix: Option<PathBuf>,
+
+    /// Gitignore-style globs of files and directories to skip (`--exclude`), matched
+    /// relative to this file's directory, e.g. `["tests/", "*_pb2.py"]`.
+    pub exclude: Option<Vec<ExcludeGlob>>,
+
+    /// Skip files whose path as walked matches this regular expression (`--exclude-regex`).
+    pub exclude_regex: Option<ExcludeRegex>,
+
+    /// Skip what `.gitignore`, `.ignore` and git's exclude files ignore
+    /// (`--respect-gitignore`; `--no-ignore` overrides it).
+    pub respect_gitignore: Option<bool>,
+
+    /// Skip hidden files and directories (`--skip-hidden`; `--hidden` overrides it).
+    pub skip_hidden: Option<bool>,
+
+    /// Descend at most this many directory levels below each path (`--max-depth`).
+    pub max_depth: Option<usize>,
+
+    /// Do not descend into subdirectories (`--no-recursion`, the same as `max-depth = 1`).
+    pub no_recursion: Option<bool>,
+
+    /// Follow symbolic links to directories (`--follow`).
+    pub follow: Option<bool>,
+
+    /// Skip symbolic links whose target resolves outside this directory
+    /// (`--limit-symlinks`), relative to this file's directory.
+    pub limit_symlinks: Option<PathBuf>,
+
+    /// Number of Python worker processes, 0 for one per CPU (`--jobs`; `compile` only).
+    pub jobs: Option<usize>,
+
+    /// Give up on a file after this many seconds in a worker, 0 for never (`--timeout`;
+    /// `compile` only).
+    pub timeout: Option<Seconds>,
+
+    /// Also report pycs in `__pycache__` whose source is gone (`--stray`; `check` only).
+    pub stray: Option<bool>,
+
+    /// The bytecode cache directory (`--cache`), relative to this file's directory.
+    pub cache: Option<PathBuf>,
+
+    /// A shared cache on a server (`--cache-url`): `s3://BUCKET/PREFIX` or
+    /// `http(s)://HOST/PREFIX`. Keep credentials out of this file (use the environment).
+    pub cache_url: Option<String>,
+
+    /// Use the cache's entries but never store any (`--cache-read-only`).
+    pub cache_read_only: Option<bool>,
+
+    /// Size limit of the cache directory (`--cache-max-size`): a size such as `"500MB"` or
+    /// `"1GiB"`, or a number of bytes.
+    pub cache_max_size: Option<Size>,
+}
+
+/// A JSON schema written out, inlined where the type is used.
+macro_rules! inline_schema {
+    ($ty:ident, $schema:tt) => {
+        impl JsonSchema for $ty {
+            fn inline_schema() -> bool {
+                true
+            }
+            fn schema_name() -> Cow<'static, str> {
+                stringify!($ty).into()
+            }
+            fn json_schema(_: &mut SchemaGenerator) -> Schema {
+                json_schema!($schema)
+            }
+        }
+    };
+}
+
+/// An optimization level: 0, 1 or 2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptLevel(pub u8);
+
+impl<'de> Deserialize<'de> for OptLevel {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = i64::deserialize(d)?;
+        match u8::try_from(n) {
+            Ok(l) if l <= 2 => Ok(OptLevel(l)),
+            _ => Err(serde::de::Error::custom(format!("optimization level {n} is not 0, 1 or 2"))),
+        }
+    }
+}
+
+inline_schema!(OptLevel, {"type": "integer", "minimum": 0, "maximum": 2});
+
+/// The hash-based invalidation modes hashpyc writes (`timestamp` is refused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+#[schemars(inline)]
+pub enum InvalidationMode {
+    /// Re-validated against the source on import.
+    CheckedHash,
+    /// Trusted as is on import.
+    UncheckedHash,
+}
+
+impl InvalidationMode {
+    /// The value of `--invalidation-mode` with the same meaning.
+    pub fn flag_value(self) -> &'static str {
+        match self {
+            InvalidationMode::CheckedHash => "checked-hash",
+            InvalidationMode::UncheckedHash => "unchecked-hash",
+        }
+    }
+}
+
+/// A gitignore-style glob, checked when the file is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExcludeGlob(pub String);
+
+impl<'de> Deserialize<'de> for ExcludeGlob {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let g = String::deserialize(d)?;
+        // As `--exclude`: a leading `!` is accepted and ignored by the check.
+        globset::Glob::new(g.trim_start_matches('!'))
+            .map_err(|e| serde::de::Error::custom(format!("invalid glob `{g}`: {}", glob_reason(&e))))?;
+        Ok(ExcludeGlob(g))
+    }
+}
+
+fn glob_reason(e: &globset::Error) -> String {
+    e.kind().to_string()
+}
+
+inline_schema!(ExcludeGlob, {"type": "string"});
+
+/// A regular expression, checked when the file is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExcludeRegex(pub String);
+
+impl<'de> Deserialize<'de> for ExcludeRegex {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let re = String::deserialize(d)?;
+        regex::bytes::Regex::new(&re).map_err(|e| {
+            let last = e.to_string().lines().last().unwrap_or_default().trim().to_string();
+            let first = last.trim_start_matches("error: ").to_string();
+            serde::de::Error::custom(format!("invalid regular expression `{re}`: {first}"))
+        })?;
+        Ok(ExcludeRegex(re))
+    }
+}
+
+inline_schema!(ExcludeRegex, {"type": "string", "format": "regex"});
+
+/// A number of seconds, finite and not negative.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Seconds(pub f64);
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = f64::deserialize(d)?;
+        if s.is_finite() && s >= 0.0 {
+            Ok(Seconds(s))
+        } else {
+            Err(serde::de::Error::custom(format!("{s} is not a number of seconds (0 or more)")))
+        }
+    }
+}
+
+inline_schema!(Seconds, {"type": "number", "minimum": 0});
+
+/// A size in bytes, written as `--cache-max-size` takes it (`"500MB"`) or as a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size(pub u64);
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Size;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a size such as \"500MB\" or \"1GiB\", or a number of bytes")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Size, E> {
+                u64::try_from(v).map(Size).map_err(|_| E::custom(format!("{v} is not a size")))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Size, E> {
+                Ok(Size(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Size, E> {
+                crate::cli::parse_size_arg(v).map(Size).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+inline_schema!(Size, {"type": ["string", "integer"], "minimum": 0, "examples": ["500MB", "1GiB"]});
+
+/// `pyproject.toml`, of which only `[tool.hashpyc]` is read.
+#[derive(Deserialize)]
+struct Pyproject {
+    tool: Option<Tool>,
+}
+
+#[derive(Deserialize)]
+struct Tool {
+    hashpyc: Option<Options>,
+}
+
+/// A configuration file that was read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file, as found (absolute when discovered).
+    pub path: PathBuf,
+    /// Its directory, against which relative paths in it are resolved.
+    pub dir: PathBuf,
+    /// Whether the settings are `[tool.hashpyc]` of a `pyproject.toml`.
+    pub in_pyproject: bool,
+    pub options: Options,
+}
+
+impl Config {
+    /// `pyproject.toml ([tool.hashpyc])` or `hashpyc.toml`, for `-v`.
+    pub fn describe(&self) -> String {
+        if self.in_pyproject {
+            format!("{} ([tool.hashpyc])", self.path.display())
+        } else {
+            self.path.display().to_string()
+        }
+    }
+
+    /// `path` made absolute against the file's directory.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        crate::layout::absolute(path, &self.dir)
+    }
+}
+
+/// Where the configuration of a run came from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    /// A file, named by `--config` or discovered.
+    File(Box<Config>),
+    /// None found from `start` upwards.
+    NotFound { start: PathBuf },
+    /// `--no-config`.
+    Disabled,
+}
+
+impl Source {
+    pub fn config(&self) -> Option<&Config> {
+        match self {
+            Source::File(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// One line for `-v`.
+    pub fn describe(&self) -> String {
+        match self {
+            Source::File(c) => format!("configuration: {}", c.describe()),
+            Source::NotFound { start } => format!(
+                "configuration: none (no .hashpyc.toml, hashpyc.toml or pyproject.toml with [tool.hashpyc] in {} or above)",
+                start.display()
+            ),
+            Source::Disabled => "configuration: none (--no-config)".to_string(),
+        }
+    }
+}
+
+/// Load the configuration for a run: `explicit` (`--config`) if given, else the first file
+/// with hashpyc settings from `start` upwards.
+pub fn load(explicit: Option<&Path>, disabled: bool, start: &Path) -> Result<Source, Error> {
+    if disabled {
+        return Ok(Source::Disabled);
+    }
+    if let Some(path) = explicit {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::Usage(format!(
+                "cannot read configuration file `{}`: {}",
+                path.display(),
+                crate::io::io_reason(&e)
+            ))
+        })?;
+        let is_pyproject = path.file_name().is_some_and(|n| n == "pyproject.toml");
+        let options = parse(&text, is_pyproject, &path.display().to_string())?;
+        let options = match options {
+            Some(o) => o,
+            None => {
+                return Err(Error::Usage(format!(
+                    "`{}` has no [tool.hashpyc] table (named by --config)",
+                    path.display()
+                )));
+            }
+        };
+        let abs = crate::layout::absolute(path, start);
+        let dir = abs.parent().map(Path::to_path_buf).unwrap_or_else(|| start.to_path_buf());
+        return Ok(Source::File(Box::new(Config {
+            path: path.to_path_buf(),
+            dir,
+            in_pyproject: is_pyproject,
+            options,
+        })));
+    }
+    for dir in start.ancestors() {
+        for name in FILE_NAMES {
+            let path = dir.join(name);
+            let text = match std::fs::read_to_string(&path) {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                // A directory of that name is not a configuration file.
+                Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => continue,
+                Err(e) => {
+                    return Err(Error::Usage(format!(
+                        "cannot read configuration file `{}`: {}",
+                        display_path(&path, start).display(),
+                        crate::io::io_reason(&e)
+                    )));
+                }
+            };
+            let is_pyproject = name == "pyproject.toml";
+            let shown = display_path(&path, start);
+            if let Some(options) = parse(&text, is_pyproject, &shown.display().to_string())? {
+                return Ok(Source::File(Box::new(Config {
+                    path: shown,
+                    dir: dir.to_path_buf(),
+                    in_pyproject: is_pyproject,
+                    options,
+                })));
+            }
+        }
+    }
+    Ok(Source::NotFound { start: start.to_path_buf() })
+}
+
+/// A discovered file as shown in messages: relative when it is in the working directory.
+fn display_path(path: &Path, start: &Path) -> PathBuf {
+    match path.strip_prefix(start) {
+        Ok(rel) if !rel.as_os_str().is_empty() => rel.to_path_buf(),
+        _ => path.to_path_buf(),
+    }
+}
+
+/// Parse a configuration file's text: `Ok(None)` for a `pyproject.toml` without a
+/// `[tool.hashpyc]` table. `file` is the name used in error messages.
+pub fn parse(text: &str, is_pyproject: bool, file: &str) -> Result<Option<Options>, Error> {
+    let doc = toml::de::DeTable::parse(text).map_err(|e| {
+        let line = e.span().map_or(1, |s| line_of(text, s.start));
+        Error::Usage(format!("`{file}` line {line}: invalid TOML: {}", one_line(e.message())))
+    })?;
+    let table_name = if is_pyproject { "[tool.hashpyc]" } else { "the top level" };
+    // The table holding the settings, for naming the key of an error.
+    let table = if is_pyproject {
+        let Some(tool) = doc.get_ref().get("tool") else { return Ok(None) };
+        let Some(tool) = tool.get_ref().as_table() else {
+            return Err(Error::Usage(format!(
+                "`{file}` line {}: `tool` must be a table",
+                line_of(text, tool.span().start)
+            )));
+        };
+        let Some(hashpyc) = tool.get("hashpyc") else { return Ok(None) };
+        let Some(table) = hashpyc.get_ref().as_table() else {
+            return Err(Error::Usage(format!(
+                "`{file}` line {}: `tool.hashpyc` must be a table, like [tool.hashpyc]",
+                line_of(text, hashpyc.span().start)
+            )));
+        };
+        table
+    } else {
+        doc.get_ref()
+    };
+    let result = if is_pyproject {
+        toml::from_str::<Pyproject>(text).map(|p| p.tool.and_then(|t| t.hashpyc).unwrap_or_default())
+    } else {
+        toml::from_str::<Options>(text)
+    };
+    let err = match result {
+        Ok(options) => {
+            check_conflicts(&options, table, text, file)?;
+            return Ok(Some(options));
+        }
+        Err(e) => e,
+    };
+    let span = err.span().unwrap_or(0..0);
+    let line = line_of(text, span.start);
+    let message = one_line(err.message());
+    if let Some(unknown) = message.strip_prefix("unknown field `").and_then(|m| m.split('`').next()) {
+        let hint = if unknown == "tool" && !is_pyproject {
+            " (outside pyproject.toml the keys of [tool.hashpyc] go at the top level, without a header)"
+                .to_string()
+        } else {
+            suggest(unknown, &expected_keys(&message))
+                .map(|k| format!(" (did you mean `{k}`?)"))
+                .unwrap_or_default()
+        };
+        return Err(Error::Usage(format!(
+            "`{file}` line {line}: unknown key `{unknown}` in {table_name}{hint}"
+        )));
+    }
+    match key_at(table, &span) {
+        Some(key) => Err(Error::Usage(format!(
+            "`{file}` line {line}: invalid value for `{key}` in {table_name}: {}",
+            toml_words(&message)
+        ))),
+        None => Err(Error::Usage(format!("`{file}` line {line}: {}", toml_words(&message)))),
+    }
+}
+
+/// Keys that mean opposite things for one setting (the flags conflict too).
+fn check_conflicts(
+    options: &Options,
+    table: &toml::de::DeTable,
+    text: &str,
+    file: &str,
+) -> Result<(), Error> {
+    let set = |key: &str| table.get(key).map(|v| line_of(text, v.span().start));
+    let pairs: [(&str, bool, &str, bool); 3] = [
+        ("legacy", options.legacy == Some(true), "pycache-prefix", options.pycache_prefix.is_some()),
+        ("ddir", options.ddir.is_some(), "strip-prefix", options.strip_prefix.is_some()),
+        ("ddir", options.ddir.is_some(), "prepend-prefix", options.prepend_prefix.is_some()),
+    ];
+    for (a, a_set, b, b_set) in pairs {
+        if a_set && b_set {
+            let line = set(b).or(set(a)).unwrap_or(1);
+            return Err(Error::Usage(format!(
+                "`{file}` line {line}: `{b}` cannot be combined with `{a}` (as the flags cannot)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The key of `table` whose key or value holds `span`.
+fn key_at(table: &toml::de::DeTable, span: &Range<usize>) -> Option<String> {
+    table.iter().find_map(|(k, v)| {
+        let within = |r: Range<usize>| r.start <= span.start && span.start < r.end.max(r.start + 1);
+        (within(k.span()) || within(v.span())).then(|| k.get_ref().to_string())
+    })
+}
+
+/// The keys serde lists after "expected one of" in an unknown-field message.
+fn expected_keys(message: &str) -> Vec<String> {
+    message
+        .split_once("expected one of")
+        .map(|(_, rest)| rest.split('`').skip(1).step_by(2).map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// The closest known key, when one is close enough to be a typo.
+fn suggest(unknown: &str, keys: &[String]) -> Option<String> {
+    keys.iter()
+        .map(|k| (strsim::jaro_winkler(unknown, k), k))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k.clone())
+}
+
+/// serde's data-model words as TOML users know them.
+fn toml_words(message: &str) -> String {
+    message
+        .replace("a sequence", "an array")
+        .replace("type: map", "type: table")
+        .replace("a map", "a table")
+        .replace("struct Options", "a table")
+        .replace("expected usize", "expected a whole number, 0 or more")
+        .replace("expected i64", "expected an integer")
+        .replace("expected f64", "expected a number")
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The 1-based line of byte offset `at`.
+fn line_of(text: &str, at: usize) -> usize {
+    text.as_bytes()[..at.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+/// The JSON schema of [`Options`], as shipped in `hashpyc.schema.json` (with a trailing
+/// newline).
+pub fn json_schema() -> String {
+    let schema =
+        schemars::generate::SchemaSettings::draft07().into_generator().into_root_schema_for::<Options>();
+    let mut value = schema.to_value();
+    drop_null(&mut value);
+    let mut s = serde_json::to_string_pretty(&value).expect("a schema serializes");
+    s.push('\n');
+    s
+}
+
+/// TOML has no null: an absent key is how a setting is left unset, so the `null` that
+/// schemars allows for every `Option` is taken out.
+fn drop_null(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    let Value::Object(map) = v else {
+        if let Value::Array(items) = v {
+            items.iter_mut().for_each(drop_null);
+        }
+        return;
+    };
+    if let Some(Value::Array(types)) = map.get_mut("type") {
+        types.retain(|t| t != "null");
+        if types.len() == 1 {
+            let only = types.remove(0);
+            map.insert("type".into(), only);
+        }
+    }
+    if let Some(Value::Array(alts)) = map.get_mut("anyOf") {
+        alts.retain(|a| a.get("type").is_none_or(|t| t != "null"));
+        if alts.len() == 1
+            && let Value::Object(only) = alts.remove(0)
+        {
+            map.remove("anyOf");
+            for (k, val) in only {
+                map.entry(k).or_insert(val);
+            }
+        }
+    }
+    map.values_mut().for_each(drop_null);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str, pyproject: bool) -> String {
+        parse(text, pyproject, "f.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn valid_table() {
+        let o = parse(
+            "[project]\nname='x'\n[tool.hashpyc]\noptimize = [0, 2]\nexclude = ['tests/']\ncache-max-size = '1GiB'\n",
+            true,
+            "p",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(o.optimize, Some(vec![OptLevel(0), OptLevel(2)]));
+        assert_eq!(o.cache_max_size, Some(Size(1 << 30)));
+        assert_eq!(o.exclude, Some(vec![ExcludeGlob("tests/".into())]));
+    }
+
+    #[test]
+    fn pyproject_without_table_is_none() {
+        assert_eq!(parse("[project]\nname = 'x'\n[tool.ruff]\nline-length = 1\n", true, "p").unwrap(), None);
+        assert_eq!(parse("", true, "p").unwrap(), None);
+        // hashpyc.toml always counts, even empty.
+        assert_eq!(parse("", false, "p").unwrap(), Some(Options::default()));
+    }
+
+    #[test]
+    fn errors_name_file_key_and_line() {
+        assert_eq!(
+            err("[tool.hashpyc]\npython = ['python3']\noptimise = [2]\n", true),
+            "`f.toml` line 3: unknown key `optimise` in [tool.hashpyc] (did you mean `optimize`?)"
+        );
+        assert_eq!(
+            err("\noptimize = [0,\n 5]\n", false),
+            "`f.toml` line 2: invalid value for `optimize` in the top level: optimization level 5 is not 0, 1 or 2"
+        );
+        let e = err("[tool.hashpyc]\n\nlegacy = 'yes'\n", true);
+        assert!(e.starts_with("`f.toml` line 3: invalid value for `legacy` in [tool.hashpyc]: "), "{e}");
+        let e = err("[tool.hashpyc]\noptimize = 2\n", true);
+        assert!(e.starts_with("`f.toml` line 2: invalid value for `optimize`"), "{e}");
+        assert!(e.contains("expected an array"), "{e}");
+        let e = err("a = 1\nb = [\n", false);
+        assert!(e.starts_with("`f.toml` line "), "{e}");
+        assert!(e.contains("invalid TOML"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+        for bad in [
+            "[tool.hashpyc]\nexclude = ['a/**/[b']\n",
+            "[tool.hashpyc]\nexclude-regex = '('\n",
+            "[tool.hashpyc]\ninvalidation-mode = 'timestamp'\n",
+            "[tool.hashpyc]\ncache-max-size = 'lots'\n",
+            "[tool.hashpyc]\ntimeout = -1\n",
+            "[tool.hashpyc]\nlegacy = true\npycache-prefix = 'x'\n",
+            "tool.hashpyc = 3\n",
+            "[tool.hashpyc]\nmax-depth = -1\n",
+            "[tool.hashpyc]\npython = 'python3'\n",
+            "[tool.hashpyc]\n[tool.hashpyc.optimize]\n",
+        ] {
+            let e = err(bad, true);
+            eprintln!("{e}");
+            assert!(e.starts_with("`f.toml` line "), "{e}");
+        }
+    }
+
+    #[test]
+    fn json_schema_has_every_key() {
+        let schema: serde_json::Value = serde_json::from_str(&json_schema()).unwrap();
+        let props = schema["properties"].as_object().unwrap();
+        assert!(props.contains_key("invalidation-mode") && props.contains_key("cache-max-size"));
+        assert_eq!(schema["additionalProperties"], serde_json::Value::Bool(false));
+    }
+}

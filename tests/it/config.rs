@@ -1,0 +1,387 @@
+//! `[tool.hashpyc]` and `hashpyc.toml`: compile and check driven by one configuration file
+//! agree file for file; flags and environment variables override it; discovery upwards,
+//! `--config`, `--no-config`; every bad configuration is a one-line error naming the file,
+//! the key and the line (exit 2); the shipped JSON schema is the one the types generate.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use crate::harness::{self, Python, Tree};
+use crate::per_python;
+
+/// `hashpyc.schema.json` at the top of the repository is what `Options` generates.
+/// `HASHPYC_UPDATE_SCHEMA=1 cargo test --release config::schema` rewrites it.
+#[test]
+fn schema_is_up_to_date() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("hashpyc.schema.json");
+    let generated = hashpyc::config::json_schema();
+    if std::env::var_os("HASHPYC_UPDATE_SCHEMA").is_some_and(|v| v == "1") {
+        std::fs::write(&path, &generated).expect("write schema");
+    }
+    let shipped = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        shipped == generated,
+        "hashpyc.schema.json differs from what the configuration types generate; \
+         run `HASHPYC_UPDATE_SCHEMA=1 cargo test --release config::schema` and commit it"
+    );
+    // Every key the README's example table uses is one the schema knows.
+    let schema: serde_json::Value = serde_json::from_str(&shipped).unwrap();
+    for key in
+        ["python", "optimize", "exclude", "invalidation-mode", "pycache-prefix", "cache", "cache-max-size"]
+    {
+        assert!(schema["properties"].get(key).is_some(), "schema lacks `{key}`");
+    }
+}
+
+/// The README's example table is a valid configuration, and sets what it says.
+#[test]
+fn readme_example_parses() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = &readme[readme.find("\n## Configuration\n").expect("a Configuration section")..];
+    let start = section.find("```toml\n").unwrap() + "```toml\n".len();
+    let table = &section[start..start + section[start..].find("```").unwrap()];
+    let options = hashpyc::config::parse(table, true, "README.md").unwrap().expect("a [tool.hashpyc] table");
+    assert_eq!(options.optimize.map(|l| l.iter().map(|l| l.0).collect::<Vec<_>>()), Some(vec![0, 2]));
+    assert!(options.exclude.is_some() && options.cache.is_some() && options.cache_max_size.is_some());
+}
+
+/// A small project: a package, tests, generated code, a hidden directory.
+fn project(tree: &Tree, root: &str) {
+    tree.write(format!("{root}/pkg/__init__.py"), "");
+    tree.write(format!("{root}/pkg/core.py"), "\"\"\"Doc.\"\"\"\ndef f(x):\n    assert x\n    return x\n");
+    tree.write(format!("{root}/pkg/sub/deep.py"), "X = (1, 'a')\n");
+    tree.write(format!("{root}/pkg/gen/api_pb2.py"), "Y = 2\n");
+    tree.write(format!("{root}/pkg/gen/keep.py"), "Z = 3\n");
+    tree.write(format!("{root}/tests/test_core.py"), "def test():\n    assert 1\n");
+    tree.write(format!("{root}/.tox/junk.py"), "J = 1\n");
+}
+
+/// Every `.py` under `root`, absolute, that `keep` accepts.
+fn sources(root: &Path, keep: &dyn Fn(&str) -> bool) -> Vec<PathBuf> {
+    harness::files_with_suffix(root, ".py")
+        .into_iter()
+        .filter(|rel| keep(&rel.to_string_lossy()))
+        .map(|rel| root.join(rel))
+        .collect()
+}
+
+/// Where CPython itself looks for the pycs of `srcs` at `levels`, with
+/// `PYTHONPYCACHEPREFIX=prefix` when given (importlib.util.cache_from_source).
+fn expected_pycs(py: &Python, srcs: &[PathBuf], levels: &[u8], prefix: Option<&Path>) -> BTreeSet<PathBuf> {
+    let mut cmd = py.cmd();
+    // -B: this process must not write pycs of its own (into the prefix above all).
+    cmd.arg("-B");
+    if let Some(p) = prefix {
+        cmd.env("PYTHONPYCACHEPREFIX", p);
+    }
+    let script = "import sys, importlib.util as u\nfor line in sys.stdin.read().splitlines():\n    \
+                  src, opt = line.rsplit(' ', 1)\n    print(u.cache_from_source(src, optimization='' if opt == '0' else opt))\n";
+    let input: String =
+        srcs.iter().flat_map(|s| levels.iter().map(move |l| format!("{} {l}\n", s.display()))).collect();
+    use std::io::Write;
+    let mut child = cmd
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().lines().map(PathBuf::from).collect()
+}
+
+/// Every pyc file under `dir`, absolute.
+fn pycs_under(dir: &Path) -> BTreeSet<PathBuf> {
+    harness::files_with_suffix(dir, ".pyc").into_iter().map(|r| dir.join(r)).collect()
+}
+
+/// `check --all --format json` objects of type `finding`: (pyc, outcome).
+fn check_findings(stdout: &str) -> Vec<(PathBuf, String)> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .filter(|v| v["type"] == "finding")
+        .map(|v| (PathBuf::from(v["pyc"].as_str().unwrap()), v["outcome"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+fn summary(stdout: &str) -> serde_json::Value {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["type"] == "summary")
+        .expect("a summary line")
+}
+
+// One pyproject.toml drives both commands: what compile writes is exactly what CPython
+// looks for, and exactly what check verifies; another configuration makes check fail.
+per_python!(compile_and_check_agree, min = (3, 8), |py: &Python| {
+    let tree = Tree::new();
+    project(&tree, "proj");
+    let proj = tree.path("proj");
+    tree.write(
+        "proj/pyproject.toml",
+        format!(
+            "[project]\nname = \"demo\"\n\n[tool.ruff]\nline-length = 100\n\n[tool.hashpyc]\n\
+             python = [\"{}\"]\noptimize = [0, 2]\nexclude = [\"tests/\", \"*_pb2.py\"]\n\
+             skip-hidden = true\npycache-prefix = \"build/pycache\"\n",
+            py.path.display()
+        ),
+    );
+    let prefix = proj.join("build/pycache");
+    let run = harness::Hashpyc::new(&proj).args(["compile", "-v"]).run();
+    run.assert_code(0);
+    assert!(run.stderr.contains("configuration: pyproject.toml ([tool.hashpyc])"), "{}", run.stderr);
+
+    let srcs =
+        sources(&proj, &|p| !p.starts_with("tests/") && !p.ends_with("_pb2.py") && !p.starts_with(".tox"));
+    assert_eq!(srcs.len(), 4, "{srcs:?}");
+    let written = pycs_under(&proj);
+    assert_eq!(written, expected_pycs(py, &srcs, &[0, 2], Some(&prefix)));
+    assert!(written.iter().all(|p| p.starts_with(&prefix)));
+
+    // check, from the same file, accepts exactly those pycs.
+    let run = harness::Hashpyc::new(&proj).args(["check", "--all", "--format", "json"]).run();
+    run.assert_code(0);
+    let found = check_findings(&run.stdout);
+    assert!(found.iter().all(|(_, o)| o == "ok"), "{found:?}");
+    let checked: BTreeSet<PathBuf> = found.iter().map(|(p, _)| proj.join(p)).collect();
+    assert_eq!(checked, written);
+    let s = summary(&run.stdout);
+    assert_eq!((s["sources"].as_u64(), s["ok"].as_u64()), (Some(4), Some(8)), "{s}");
+
+    // A source the file excludes is one check does not ask for either: no finding for it.
+    assert!(!found.iter().any(|(p, _)| p.to_string_lossy().contains("test_core")));
+
+    // Another configuration (one more level, the tests no longer excluded): check finds
+    // the pycs compile did not write, and only those.
+    tree.write(
+        "proj/hashpyc.toml",
+        format!(
+            "python = [\"{}\"]\noptimize = [0, 1, 2]\nexclude = [\"*_pb2.py\"]\nskip-hidden = true\n\
+             pycache-prefix = \"build/pycache\"\n",
+            py.path.display()
+        ),
+    );
+    let run = harness::Hashpyc::new(&proj).args(["check", "--format", "json", "-v"]).run();
+    run.assert_code(1);
+    assert!(run.stderr.contains("configuration: hashpyc.toml\n"), "{}", run.stderr);
+    let missing: BTreeSet<PathBuf> = check_findings(&run.stdout)
+        .into_iter()
+        .inspect(|(_, o)| assert_eq!(o, "missing"))
+        .map(|(p, _)| proj.join(p))
+        .collect();
+    let srcs6 = sources(&proj, &|p| !p.ends_with("_pb2.py") && !p.starts_with(".tox"));
+    let wanted = expected_pycs(py, &srcs6, &[0, 1, 2], Some(&prefix));
+    assert_eq!(missing, wanted.difference(&written).cloned().collect());
+    // Level 1 of the 5 sources, and levels 0 and 2 of the test no longer excluded.
+    assert_eq!(missing.len(), 5 + 2);
+});
+
+// invalidation-mode in the file: compile writes unchecked pycs and check, with no --mode,
+// accepts them; `--mode checked` on the command line overrides and reports each one.
+per_python!(invalidation_mode_is_shared, min = (3, 11), |py: &Python| {
+    let tree = Tree::new();
+    project(&tree, "p");
+    let p = tree.path("p");
+    tree.write("p/.hashpyc.toml", "invalidation-mode = \"unchecked-hash\"\nexclude = [\".tox/\"]\n");
+    tree.write("p/pyproject.toml", "[tool.hashpyc]\noptimize = [1]\n");
+    let compile = harness::Hashpyc::new(&p).arg("compile").python(py).run();
+    compile.assert_code(0);
+    // .hashpyc.toml won over pyproject.toml: level 0 only.
+    let n = 6;
+    assert_eq!(tree.pycs().iter().filter(|p| !p.to_string_lossy().contains(".opt-")).count(), n);
+    harness::Hashpyc::new(&p).arg("check").python(py).run().assert_code(0);
+    let strict =
+        harness::Hashpyc::new(&p).args(["check", "--mode", "checked", "--format", "json"]).python(py).run();
+    strict.assert_code(1);
+    let found = check_findings(&strict.stdout);
+    assert_eq!(found.len(), n);
+    assert!(found.iter().all(|(_, o)| o == "unchecked"), "{found:?}");
+});
+
+// Flags and environment variables override the file; --no-config and HASHPYC_NO_CONFIG
+// ignore it; --config and HASHPYC_CONFIG name one.
+per_python!(precedence, min = (3, 11), |py: &Python| {
+    let tree = Tree::new();
+    tree.write("a.py", "A = 1\n");
+    tree.write(
+        "pyproject.toml",
+        "[tool.hashpyc]\npython = [\"bin/no-such-python\"]\noptimize = [2]\nlegacy = true\n",
+    );
+    let levels =
+        || -> BTreeSet<String> { tree.pycs().iter().map(|p| p.to_string_lossy().into_owned()).collect() };
+    // The file's interpreter is a path relative to the file, and does not exist.
+    let bad = tree.hashpyc().arg("compile").run();
+    bad.assert_code(2);
+    assert!(bad.stderr.contains("no-such-python"), "{}", bad.stderr);
+    // HASHPYC_PYTHON (environment) beats the file; the file's other keys still apply.
+    tree.hashpyc().arg("compile").env("HASHPYC_PYTHON", &py.path).run().assert_code(0);
+    assert_eq!(levels(), BTreeSet::from(["a.pyc".to_string()]), "legacy pyc of level 2 expected");
+    std::fs::remove_file(tree.path("a.pyc")).unwrap();
+    // -o and --pycache-prefix on the command line beat optimize and legacy.
+    tree.hashpyc().args(["compile", "-o", "1", "--pycache-prefix", "pp"]).python(py).run().assert_code(0);
+    let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
+    let prefixed = expected_pycs(py, &[tree.path("a.py")], &[1], Some(&tree.path("pp")));
+    assert_eq!(pycs_under(tree.root()), prefixed);
+    assert!(prefixed.iter().all(|p| p.to_string_lossy().ends_with(&format!("a.{tag}.opt-1.pyc"))));
+    std::fs::remove_dir_all(tree.path("pp")).unwrap();
+    // --no-config and HASHPYC_NO_CONFIG: the defaults (level 0 in __pycache__).
+    let none = tree.hashpyc().args(["compile", "--no-config", "-v"]).python(py).run();
+    none.assert_code(0);
+    assert!(none.stderr.contains("configuration: none (--no-config)"), "{}", none.stderr);
+    assert_eq!(levels(), BTreeSet::from([format!("__pycache__/a.{tag}.pyc")]));
+    tree.hashpyc().arg("check").env("HASHPYC_NO_CONFIG", "1").python(py).run().assert_code(0);
+    // --config names a file elsewhere (its relative paths are relative to it).
+    tree.write("cfg/ci.toml", "optimize = [2]\npycache-prefix = \"out\"\n");
+    let named = tree.hashpyc().args(["compile", "-v", "--config", "cfg/ci.toml"]).python(py).run();
+    named.assert_code(0);
+    assert!(named.stderr.contains("configuration: cfg/ci.toml\n"), "{}", named.stderr);
+    assert_eq!(
+        pycs_under(&tree.path("cfg/out")),
+        expected_pycs(py, &[tree.path("a.py")], &[2], Some(&tree.path("cfg/out")))
+    );
+    tree.hashpyc().arg("check").env("HASHPYC_CONFIG", "cfg/ci.toml").python(py).run().assert_code(0);
+    // A --config that cannot be read is an error, not a silent fallback.
+    let missing = tree.hashpyc().args(["check", "--config", "nope.toml"]).python(py).run();
+    missing.assert_code(2);
+    assert_eq!(missing.stderr, "error: cannot read configuration file `nope.toml`: no such file\n");
+});
+
+// Discovery goes upwards from the working directory, passing over a pyproject.toml with no
+// [tool.hashpyc]; the file's relative paths and anchored globs stay relative to it.
+per_python!(discovery_upwards, min = (3, 11), |py: &Python| {
+    let tree = Tree::new();
+    project(&tree, "proj");
+    tree.write(
+        "proj/pyproject.toml",
+        "[tool.hashpyc]\noptimize = [1]\nexclude = [\"/pkg/gen/\"]\ncache = \".cache/hashpyc\"\n",
+    );
+    // A sub-package with its own pyproject.toml, for another tool only.
+    tree.write("proj/pkg/pyproject.toml", "[project]\nname = \"inner\"\n[tool.black]\nline-length = 88\n");
+    let pkg = tree.path("proj/pkg");
+    let run = harness::Hashpyc::new(&pkg).args(["compile", "-v", "."]).python(py).run();
+    run.assert_code(0);
+    let used = tree.path("proj/pyproject.toml");
+    assert!(
+        run.stderr.contains(&format!("configuration: {} ([tool.hashpyc])\n", used.display())),
+        "{}",
+        run.stderr
+    );
+    let srcs = sources(&pkg, &|p| !p.starts_with("gen/"));
+    assert_eq!(srcs.len(), 3);
+    assert_eq!(pycs_under(&pkg), expected_pycs(py, &srcs, &[1], None));
+    // The cache is where the file says, not under the working directory.
+    assert!(tree.path("proj/.cache/hashpyc").is_dir());
+    assert!(!pkg.join(".cache").exists());
+    // Without a configuration anywhere above: says so.
+    let bare = Tree::new();
+    bare.write("m.py", "M = 1\n");
+    let run = bare.hashpyc().args(["check", "-v"]).python(py).run();
+    assert!(run.stderr.contains("configuration: none (no .hashpyc.toml"), "{}", run.stderr);
+});
+
+/// Write `content` as `name` in a fresh tree and run `hashpyc ARGS` there: the stderr.
+fn bad(name: &str, content: &str, args: &[&str]) -> String {
+    let tree = Tree::new();
+    tree.write("m.py", "M = 1\n");
+    tree.write(name, content);
+    let run = tree.hashpyc().args(args).run();
+    run.assert_code(2);
+    assert!(run.stdout.is_empty());
+    run.stderr
+}
+
+// Every bad configuration is one line naming the file, the key and the line; exit 2, before
+// any interpreter is looked for.
+#[test]
+fn bad_configurations() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "pyproject.toml",
+            "[project]\nname = \"x\"\n\n[tool.hashpyc]\npython = [\"python3\"]\noptimise = [2]\n",
+            "`pyproject.toml` line 6: unknown key `optimise` in [tool.hashpyc] (did you mean `optimize`?)",
+        ),
+        (
+            "pyproject.toml",
+            "[tool.hashpyc]\noptimize = 2\n",
+            "`pyproject.toml` line 2: invalid value for `optimize` in [tool.hashpyc]: invalid type: integer `2`, expected an array",
+        ),
+        (
+            "pyproject.toml",
+            "[tool.hashpyc]\n# levels\noptimize = [0, 5]\n",
+            "`pyproject.toml` line 3: invalid value for `optimize` in [tool.hashpyc]: optimization level 5 is not 0, 1 or 2",
+        ),
+        (
+            "pyproject.toml",
+            "[tool.hashpyc]\nlegacy = \"yes\"\n",
+            "`pyproject.toml` line 2: invalid value for `legacy` in [tool.hashpyc]: invalid type: string \"yes\", expected a boolean",
+        ),
+        (
+            "hashpyc.toml",
+            "optimize = [0]\nexclude = [\"build/\", \"a/[b\"]\n",
+            "`hashpyc.toml` line 2: invalid value for `exclude` in the top level: invalid glob `a/[b`: unclosed character class; missing ']'",
+        ),
+        (
+            ".hashpyc.toml",
+            "exclude-regex = \"(\"\n",
+            "`.hashpyc.toml` line 1: invalid value for `exclude-regex` in the top level: invalid regular expression `(`: unclosed group",
+        ),
+        (
+            "pyproject.toml",
+            "[tool.hashpyc]\ninvalidation-mode = \"timestamp\"\n",
+            "`pyproject.toml` line 2: invalid value for `invalidation-mode` in [tool.hashpyc]: unknown variant `timestamp`, expected `checked-hash` or `unchecked-hash`",
+        ),
+        (
+            "pyproject.toml",
+            "[tool.hashpyc]\ncache-max-size = \"lots\"\n",
+            "`pyproject.toml` line 2: invalid value for `cache-max-size` in [tool.hashpyc]: `lots` is not a size like 500MB or 1GiB: invalid digit found in string",
+        ),
+        (
+            "pyproject.toml",
+            "[tool.hashpyc]\nmax-depth = -1\n",
+            "`pyproject.toml` line 2: invalid value for `max-depth` in [tool.hashpyc]: invalid value: integer `-1`, expected a whole number, 0 or more",
+        ),
+        (
+            "pyproject.toml",
+            "[tool.hashpyc]\nlegacy = true\n\npycache-prefix = \"x\"\n",
+            "`pyproject.toml` line 4: `pycache-prefix` cannot be combined with `legacy` (as the flags cannot)",
+        ),
+        (
+            "hashpyc.toml",
+            "[tool.hashpyc]\noptimize = [2]\n",
+            "`hashpyc.toml` line 1: unknown key `tool` in the top level (outside pyproject.toml the keys of [tool.hashpyc] go at the top level, without a header)",
+        ),
+        (
+            "pyproject.toml",
+            "tool.hashpyc = 3\n",
+            "`pyproject.toml` line 1: `tool.hashpyc` must be a table, like [tool.hashpyc]",
+        ),
+    ];
+    for (i, (name, content, want)) in cases.iter().enumerate() {
+        let cmd: &[&str] = if i % 2 == 0 { &["compile"] } else { &["check"] };
+        assert_eq!(bad(name, content, cmd), format!("error: {want}\n"), "case {i}: {content}");
+    }
+    // A TOML syntax error names the file and the line (the message is toml's own).
+    let syntax = bad("pyproject.toml", "[tool.hashpyc]\noptimize = [0, 2\nlegacy = true\n", &["compile"]);
+    assert!(syntax.starts_with("error: `pyproject.toml` line "), "{syntax}");
+    assert!(syntax.contains("invalid TOML"), "{syntax}");
+    assert_eq!(syntax.lines().count(), 1, "{syntax}");
+    let line: usize =
+        syntax["error: `pyproject.toml` line ".len()..].split(':').next().unwrap().parse().unwrap();
+    assert!((2..=3).contains(&line), "{syntax}");
+    // --config names the file as given.
+    let tree = Tree::new();
+    tree.write("conf/ci.toml", "jobs = \"four\"\n");
+    let run = tree.hashpyc().args(["check", "--config", "conf/ci.toml"]).run();
+    run.assert_code(2);
+    assert_eq!(
+        run.stderr,
+        "error: `conf/ci.toml` line 1: invalid value for `jobs` in the top level: invalid type: string \"four\", expected a whole number, 0 or more\n"
+    );
+    // --no-config skips even a broken file.
+    tree.write("pyproject.toml", "[tool.hashpyc]\noptimise = [1]\n");
+    let run = tree.hashpyc().args(["check", "--no-config", "--target", "3.12", "."]).run();
+    assert_ne!(run.code, Some(2), "{}", run.stderr);
+}
