@@ -29,13 +29,14 @@ pub const FILE_NAMES: [&str; 3] = [".hashpyc.toml", "hashpyc.toml", "pyproject.t
 #[schemars(title = "hashpyc configuration")]
 pub struct Options {
     /// Target interpreters (`--python`): paths or names looked up on PATH, e.g.
-    /// `["python3.12", ".venv/bin/python"]`. A value containing `/` is a path, relative to
-    /// this file's directory; default `["python3"]`.
-    pub python: Option<Vec<String>>,
+    /// `["python3.12", ".venv/bin/python"]` (one may be written without the brackets). A
+    /// value containing `/` is a path, relative to this file's directory; default
+    /// `["python3"]`.
+    pub python: Option<OneOrMany<String>>,
 
     /// Optimization levels (`--optimize`): 0 (`.pyc`), 1 (`.opt-1.pyc`), 2 (`.opt-2.pyc`);
-    /// default `[0]`.
-    pub optimize: Option<Vec<OptLevel>>,
+    /// default `[0]`; a single level may be written without the brackets.
+    pub optimize: Option<OneOrMany<OptLevel>>,
 
     /// How the pycs are validated on import (`--invalidation-mode`); `check` then accepts
     /// that kind only unless `--mode` says otherwise. Default `checked-hash`.
@@ -66,7 +67,7 @@ pub struct Options {
 
     /// Gitignore-style globs of files and directories to skip (`--exclude`), matched
     /// relative to this file's directory, e.g. `["tests/", "*_pb2.py"]`.
-    pub exclude: Option<Vec<ExcludeGlob>>,
+    pub exclude: Option<OneOrMany<ExcludeGlob>>,
 
     /// Skip files whose path as walked matches this regular expression (`--exclude-regex`).
     pub exclude_regex: Option<ExcludeRegex>,
@@ -131,6 +132,44 @@ macro_rules! inline_schema {
             }
         }
     };
+}
+
+/// A list that may also be written as its only element (`python = "python3.12"` for
+/// `python = ["python3.12"]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OneOrMany<T>(pub Vec<T>);
+
+impl<T> std::ops::Deref for OneOrMany<T> {
+    type Target = Vec<T>;
+    fn deref(&self) -> &Vec<T> {
+        &self.0
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Buffered so that the element's own error (a bad level, a bad glob) is the one
+        // reported, not serde's generic "did not match any variant".
+        let value = toml::Value::deserialize(d)?;
+        let result = match value {
+            toml::Value::Array(_) => Vec::<T>::deserialize(value).map(OneOrMany),
+            other => T::deserialize(other).map(|one| OneOrMany(vec![one])),
+        };
+        result.map_err(serde::de::Error::custom)
+    }
+}
+
+impl<T: JsonSchema> JsonSchema for OneOrMany<T> {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> Cow<'static, str> {
+        format!("OneOrMany_{}", T::schema_name()).into()
+    }
+    fn json_schema(g: &mut SchemaGenerator) -> Schema {
+        let one = g.subschema_for::<T>();
+        json_schema!({"anyOf": [one, {"type": "array", "items": one}]})
+    }
 }
 
 /// An optimization level: 0, 1 or 2.
@@ -592,9 +631,9 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        assert_eq!(o.optimize, Some(vec![OptLevel(0), OptLevel(2)]));
+        assert_eq!(o.optimize.as_deref(), Some(&vec![OptLevel(0), OptLevel(2)]));
         assert_eq!(o.cache_max_size, Some(Size(1 << 30)));
-        assert_eq!(o.exclude, Some(vec![ExcludeGlob("tests/".into())]));
+        assert_eq!(o.exclude.as_deref(), Some(&vec![ExcludeGlob("tests/".into())]));
     }
 
     #[test]
@@ -617,9 +656,9 @@ mod tests {
         );
         let e = err("[tool.hashpyc]\n\nlegacy = 'yes'\n", true);
         assert!(e.starts_with("`f.toml` line 3: invalid value for `legacy` in [tool.hashpyc]: "), "{e}");
-        let e = err("[tool.hashpyc]\noptimize = 2\n", true);
+        let e = err("[tool.hashpyc]\noptimize = 'two'\n", true);
         assert!(e.starts_with("`f.toml` line 2: invalid value for `optimize`"), "{e}");
-        assert!(e.contains("expected an array"), "{e}");
+        assert!(e.contains("expected an integer"), "{e}");
         let e = err("a = 1\nb = [\n", false);
         assert!(e.starts_with("`f.toml` line "), "{e}");
         assert!(e.contains("invalid TOML"), "{e}");
@@ -633,13 +672,23 @@ mod tests {
             "[tool.hashpyc]\nlegacy = true\npycache-prefix = 'x'\n",
             "tool.hashpyc = 3\n",
             "[tool.hashpyc]\nmax-depth = -1\n",
-            "[tool.hashpyc]\npython = 'python3'\n",
+            "[tool.hashpyc]\npython = 3\n",
             "[tool.hashpyc]\n[tool.hashpyc.optimize]\n",
         ] {
             let e = err(bad, true);
             eprintln!("{e}");
             assert!(e.starts_with("`f.toml` line "), "{e}");
         }
+    }
+
+    #[test]
+    fn a_list_may_be_its_only_element() {
+        let o = parse("[tool.hashpyc]\npython = 'python3.12'\noptimize = 2\nexclude = 'tests/'\n", true, "p")
+            .unwrap()
+            .unwrap();
+        assert_eq!(o.python.as_deref(), Some(&vec!["python3.12".to_string()]));
+        assert_eq!(o.optimize.as_deref(), Some(&vec![OptLevel(2)]));
+        assert_eq!(o.exclude.as_deref(), Some(&vec![ExcludeGlob("tests/".into())]));
     }
 
     #[test]

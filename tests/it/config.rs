@@ -305,8 +305,8 @@ fn bad_configurations() {
         ),
         (
             "pyproject.toml",
-            "[tool.hashpyc]\noptimize = 2\n",
-            "`pyproject.toml` line 2: invalid value for `optimize` in [tool.hashpyc]: invalid type: integer `2`, expected an array",
+            "[tool.hashpyc]\noptimize = 3\n",
+            "`pyproject.toml` line 2: invalid value for `optimize` in [tool.hashpyc]: optimization level 3 is not 0, 1 or 2",
         ),
         (
             "pyproject.toml",
