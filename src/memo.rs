@@ -3,6 +3,10 @@
 //! failure is reported again, from the cache, as long as the source bytes, the
 //! optimization levels and the interpreter (its probe identity) are the same.
 //!
+//! It also remembers the warnings of sources that compiled with warnings, so that
+//! `-W error` fails such a source while its pyc (written by a run without `-W error`) is
+//! fresh, still without starting Python.
+//!
 //! One JSON file per interpreter in the cache directory, keyed by absolute source path,
 //! rewritten atomically at the end of a run when something changed. `--force` ignores it.
 
@@ -11,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::pool::CompileFailure;
+use crate::pool::{CompileFailure, Warning};
 use crate::pyc::{self, SourceHash};
 
 const VERSION: u32 = 1;
@@ -24,11 +28,21 @@ struct Entry {
     failure: CompileFailure,
 }
 
+/// The warnings a source's compile raised, for `-W error`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Warned {
+    hash: String,
+    /// (category, line, message)
+    warnings: Vec<(String, i32, String)>,
+}
+
 #[derive(Serialize, Deserialize, Default)]
 struct File {
     version: u32,
     hashpyc: String,
     entries: HashMap<PathBuf, Entry>,
+    #[serde(default)]
+    warned: HashMap<PathBuf, Warned>,
 }
 
 /// The failures remembered for one interpreter.
@@ -68,9 +82,50 @@ impl Memo {
     }
 
     pub fn record_failure(&mut self, abs: PathBuf, hash: &SourceHash, levels: &[u8], f: &CompileFailure) {
+        if abs.to_str().is_none() {
+            // JSON keys must be UTF-8: one such path would keep the whole memo from saving.
+            return;
+        }
         self.file
             .entries
             .insert(abs, Entry { hash: pyc::hex(hash), levels: levels.to_vec(), failure: f.clone() });
+        self.dirty = true;
+    }
+
+    /// Whether any source is remembered to have compiled with warnings.
+    pub fn has_warned(&self) -> bool {
+        !self.file.warned.is_empty()
+    }
+
+    /// Whether `abs` may have remembered warnings (cheap: no source read).
+    pub fn knows_warned(&self, abs: &Path) -> bool {
+        self.file.warned.contains_key(abs)
+    }
+
+    /// The warnings `abs` compiled with, if its source bytes are unchanged.
+    pub fn warnings(&self, abs: &Path, hash: &SourceHash) -> Option<Vec<Warning>> {
+        let e = self.file.warned.get(abs).filter(|e| e.hash == pyc::hex(hash))?;
+        let warnings = e.warnings.iter().map(|(category, line, message)| Warning {
+            category: category.clone(),
+            line: *line,
+            message: message.clone(),
+            level: 0,
+        });
+        Some(warnings.collect())
+    }
+
+    /// Remember the warnings of a successful compile of `abs` (none: forget them).
+    pub fn record_warnings(&mut self, abs: PathBuf, hash: &SourceHash, warnings: &[&Warning]) {
+        if warnings.is_empty() {
+            self.dirty |= self.file.warned.remove(&abs).is_some();
+            return;
+        }
+        if abs.to_str().is_none() {
+            // As for failures: never remembered, so such a source is compiled again.
+            return;
+        }
+        let warnings = warnings.iter().map(|w| (w.category.clone(), w.line, w.message.clone())).collect();
+        self.file.warned.insert(abs, Warned { hash: pyc::hex(hash), warnings });
         self.dirty = true;
     }
 
@@ -121,5 +176,41 @@ mod tests {
         m.record_success(Path::new("/a.py"));
         m.save();
         assert!(!Memo::load(dir.path(), "t").knows(Path::new("/a.py")));
+    }
+
+    #[test]
+    fn remembers_warnings_by_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = Warning { category: "SyntaxWarning".into(), line: 3, message: "m".into(), level: 1 };
+        let mut m = Memo::load(dir.path(), "t");
+        m.record_warnings("/a.py".into(), &[1; 8], &[&w]);
+        m.save();
+        let mut m = Memo::load(dir.path(), "t");
+        assert!(m.has_warned() && m.knows_warned(Path::new("/a.py")) && m.is_empty());
+        assert_eq!(m.warnings(Path::new("/a.py"), &[1; 8]), Some(vec![Warning { level: 0, ..w }]));
+        assert_eq!(m.warnings(Path::new("/a.py"), &[2; 8]), None);
+        m.record_warnings("/a.py".into(), &[2; 8], &[]);
+        m.save();
+        assert!(!Memo::load(dir.path(), "t").has_warned());
+    }
+
+    #[test]
+    fn a_non_utf8_path_does_not_keep_the_memo_from_saving() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let f = CompileFailure {
+            kind: "SyntaxError".into(),
+            message: "bad".into(),
+            line: None,
+            offset: None,
+            end_line: None,
+            end_offset: None,
+            text: String::new(),
+        };
+        let mut m = Memo::load(dir.path(), "t");
+        m.record_failure(std::ffi::OsStr::from_bytes(b"/caf\xe9.py").into(), &[1; 8], &[0], &f);
+        m.record_failure("/a.py".into(), &[1; 8], &[0], &f);
+        m.save();
+        assert!(Memo::load(dir.path(), "t").knows(Path::new("/a.py")));
     }
 }
