@@ -152,10 +152,8 @@ impl Memo {
 mod tests {
     use super::*;
 
-    #[test]
-    fn remembers_by_hash_and_levels() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = CompileFailure {
+    fn failure() -> CompileFailure {
+        CompileFailure {
             kind: "SyntaxError".into(),
             message: "bad".into(),
             line: Some(1),
@@ -163,7 +161,13 @@ mod tests {
             end_line: None,
             end_offset: None,
             text: "x(".into(),
-        };
+        }
+    }
+
+    #[test]
+    fn remembers_by_hash_and_levels() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = failure();
         let mut m = Memo::load(dir.path(), "t");
         m.record_failure("/a.py".into(), &[1; 8], &[0], &f);
         m.save();
@@ -198,15 +202,7 @@ mod tests {
     fn a_non_utf8_path_does_not_keep_the_memo_from_saving() {
         use std::os::unix::ffi::OsStrExt;
         let dir = tempfile::tempdir().unwrap();
-        let f = CompileFailure {
-            kind: "SyntaxError".into(),
-            message: "bad".into(),
-            line: None,
-            offset: None,
-            end_line: None,
-            end_offset: None,
-            text: String::new(),
-        };
+        let f = failure();
         let mut m = Memo::load(dir.path(), "t");
         m.record_failure(std::ffi::OsStr::from_bytes(b"/caf\xe9.py").into(), &[1; 8], &[0], &f);
         m.record_failure("/a.py".into(), &[1; 8], &[0], &f);

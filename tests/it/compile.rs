@@ -577,13 +577,15 @@ fn json_output_parses_and_agrees_with_python() {
     tree.write("blocked/__pycache__", "");
     let raw = std::ffi::OsStr::from_bytes(b"caf\xe9.py");
     tree.write(raw, "def (:\n");
-    let run = tree
-        .hashpyc()
-        .env("HASHPYC_STATE_DIR", state.root())
-        .arg("compile")
-        .python(py)
-        .args(["--format", "json", "."])
-        .run();
+    let compile_json = || {
+        tree.hashpyc()
+            .env("HASHPYC_STATE_DIR", state.root())
+            .arg("compile")
+            .python(py)
+            .args(["--format", "json", "."])
+            .run()
+    };
+    let run = compile_json();
     run.assert_code(1);
     assert_eq!(run.stderr, "", "JSON mode prints no text");
     let lines = json_lines(&run.stdout);
@@ -627,13 +629,7 @@ fn json_output_parses_and_agrees_with_python() {
     assert_eq!(summary["targets"][0]["python"], py.path.to_str().unwrap());
     assert!(summary["elapsed"].as_f64().is_some() && summary["cache"].is_null(), "{summary}");
     // A second run: the compiled files are fresh, the failure is remembered.
-    let again = tree
-        .hashpyc()
-        .env("HASHPYC_STATE_DIR", state.root())
-        .arg("compile")
-        .python(py)
-        .args(["--format", "json", "."])
-        .run();
+    let again = compile_json();
     let lines = json_lines(&again.stdout);
     let summary = lines.last().unwrap();
     assert_eq!((&summary["fresh"], &summary["compiled"]), (&2.into(), &0.into()), "{}", again.stdout);
