@@ -8,9 +8,11 @@
 //! fresh, still without starting Python.
 //!
 //! One JSON file per interpreter in the cache directory, keyed by absolute source path,
-//! rewritten atomically at the end of a run when something changed. `--force` ignores it.
+//! rewritten atomically at the end of a run when something changed, merged with what
+//! concurrent runs saved meanwhile (only the paths this run touched are replaced).
+//! `--force` ignores it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -49,7 +51,8 @@ struct File {
 pub struct Memo {
     path: PathBuf,
     file: File,
-    dirty: bool,
+    /// Paths whose entries this run set or removed.
+    touched: HashSet<PathBuf>,
 }
 
 impl Memo {
@@ -57,12 +60,8 @@ impl Memo {
     /// when there is none yet or it is unreadable).
     pub fn load(cache_dir: &Path, identity: &str) -> Memo {
         let path = cache_dir.join(format!("failures-{identity}.json"));
-        let file = std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|t| serde_json::from_str::<File>(&t).ok())
-            .filter(|f| f.version == VERSION && f.hashpyc == env!("CARGO_PKG_VERSION"))
-            .unwrap_or_default();
-        Memo { path, file, dirty: false }
+        let file = read(&path);
+        Memo { path, file, touched: HashSet::new() }
     }
 
     /// Whether nothing is remembered (the common case: skip path work entirely).
@@ -88,8 +87,8 @@ impl Memo {
         }
         self.file
             .entries
-            .insert(abs, Entry { hash: pyc::hex(hash), levels: levels.to_vec(), failure: f.clone() });
-        self.dirty = true;
+            .insert(abs.clone(), Entry { hash: pyc::hex(hash), levels: levels.to_vec(), failure: f.clone() });
+        self.touched.insert(abs);
     }
 
     /// Whether any source is remembered to have compiled with warnings.
@@ -117,7 +116,9 @@ impl Memo {
     /// Remember the warnings of a successful compile of `abs` (none: forget them).
     pub fn record_warnings(&mut self, abs: PathBuf, hash: &SourceHash, warnings: &[&Warning]) {
         if warnings.is_empty() {
-            self.dirty |= self.file.warned.remove(&abs).is_some();
+            if self.file.warned.remove(&abs).is_some() {
+                self.touched.insert(abs);
+            }
             return;
         }
         if abs.to_str().is_none() {
@@ -125,27 +126,49 @@ impl Memo {
             return;
         }
         let warnings = warnings.iter().map(|w| (w.category.clone(), w.line, w.message.clone())).collect();
-        self.file.warned.insert(abs, Warned { hash: pyc::hex(hash), warnings });
-        self.dirty = true;
+        self.file.warned.insert(abs.clone(), Warned { hash: pyc::hex(hash), warnings });
+        self.touched.insert(abs);
     }
 
     pub fn record_success(&mut self, abs: &Path) {
         if self.file.entries.remove(abs).is_some() {
-            self.dirty = true;
+            self.touched.insert(abs.to_path_buf());
         }
     }
 
     /// Write the memo back if it changed; a failure only costs a compile next time.
     pub fn save(mut self) {
-        if !self.dirty {
+        if self.touched.is_empty() {
             return;
         }
-        self.file.version = VERSION;
-        self.file.hashpyc = env!("CARGO_PKG_VERSION").to_string();
-        let Ok(text) = serde_json::to_string(&self.file) else { return };
+        // What other runs saved since this one loaded stays; this run's paths are its own.
+        let mut merged = read(&self.path);
+        for p in self.touched.drain() {
+            match self.file.entries.remove(&p) {
+                Some(e) => merged.entries.insert(p.clone(), e),
+                None => merged.entries.remove(&p),
+            };
+            match self.file.warned.remove(&p) {
+                Some(w) => merged.warned.insert(p, w),
+                None => merged.warned.remove(&p),
+            };
+        }
+        merged.version = VERSION;
+        merged.hashpyc = env!("CARGO_PKG_VERSION").to_string();
+        let Ok(text) = serde_json::to_string(&merged) else { return };
         // write_atomic creates the cache directory when it is missing.
         let _ = crate::write::write_atomic(&self.path, &[text.as_bytes()], 0o644, Default::default());
     }
+}
+
+/// The memo file at `path`, or an empty one when it is missing, unreadable or of another
+/// hashpyc version.
+fn read(path: &Path) -> File {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<File>(&t).ok())
+        .filter(|f| f.version == VERSION && f.hashpyc == env!("CARGO_PKG_VERSION"))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -180,6 +203,25 @@ mod tests {
         m.record_success(Path::new("/a.py"));
         m.save();
         assert!(!Memo::load(dir.path(), "t").knows(Path::new("/a.py")));
+    }
+
+    #[test]
+    fn concurrent_runs_keep_each_others_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = Warning { category: "SyntaxWarning".into(), line: 3, message: "m".into(), level: 0 };
+        let mut first = Memo::load(dir.path(), "t");
+        first.record_failure("/gone.py".into(), &[1; 8], &[0], &failure());
+        first.save();
+        let mut a = Memo::load(dir.path(), "t");
+        let mut b = Memo::load(dir.path(), "t");
+        a.record_failure("/a.py".into(), &[1; 8], &[0], &failure());
+        b.record_warnings("/b.py".into(), &[2; 8], &[&w]);
+        b.record_success(Path::new("/gone.py"));
+        a.save();
+        b.save();
+        let m = Memo::load(dir.path(), "t");
+        assert!(m.knows(Path::new("/a.py")) && m.knows_warned(Path::new("/b.py")));
+        assert!(!m.knows(Path::new("/gone.py")), "b's removal is kept");
     }
 
     #[test]
