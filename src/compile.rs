@@ -504,11 +504,16 @@ fn triage(
         for (t, action) in p.actions.iter().enumerate() {
             match action {
                 Action::Fresh if s.warnings_as_errors => {
-                    let source = source.get_or_insert_with(|| std::fs::read(&p.path).ok());
-                    let warnings = memos[t].as_ref().zip(source.as_deref()).and_then(|(memo, src)| {
+                    // The source is read (and hashed) only when its warnings are remembered.
+                    let abs = layout::absolute(&p.path, cwd);
+                    let memo = memos[t].as_ref().filter(|m| m.knows_warned(&abs));
+                    let source = match memo {
+                        Some(_) => source.get_or_insert_with(|| std::fs::read(&p.path).ok()).as_deref(),
+                        None => None,
+                    };
+                    let warnings = memo.zip(source).and_then(|(memo, src)| {
                         let target = &s.targets[t];
-                        let hash = pyc::source_hash(target.hash, target.magic, src);
-                        memo.warnings(&layout::absolute(&p.path, cwd), &hash)
+                        memo.warnings(&abs, &pyc::source_hash(target.hash, target.magic, src))
                     });
                     let Some(warnings) = warnings else {
                         summary.fresh += 1;
@@ -517,7 +522,7 @@ fn triage(
                     summary.failed += 1;
                     summary.warnings += warnings.len();
                     for w in &warnings {
-                        let mut text = report::format_warning(&p.path, w, source.as_deref());
+                        let mut text = report::format_warning(&p.path, w, source);
                         let at = text.find('\n').unwrap_or(text.len());
                         text.insert_str(at, " (remembered; an error under -W error)");
                         notes.add(&p.path, 0, Some(t), text, Some(Event::warning(w, true, true)));
