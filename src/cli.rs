@@ -183,8 +183,24 @@ pub struct CompileArgs {
     #[arg(short = 'n', long, help_heading = "Compilation")]
     pub dry_run: bool,
 
+    /// Fail a file whose compile raises any warning (SyntaxWarning; before 3.12 also the
+    /// DeprecationWarning of an invalid escape sequence), as `python -W error` does: the
+    /// file is reported as failed with the warning, its pycs are not written, exit status 1.
+    #[arg(long, help_heading = "Compilation")]
+    pub warnings_as_errors: bool,
+
+    /// The same as `--warnings-as-errors`, in Python's spelling (only `error` is accepted).
+    #[arg(short = 'W', value_name = "error", value_parser = ["error"], help_heading = "Compilation")]
+    pub warnings: Option<String>,
+
     #[command(flatten)]
     pub cache: CacheArgs,
+
+    /// Output format: `text` (messages and a summary line on stderr) or `json` (JSON Lines
+    /// on stdout: one object per failure, warning or error, then a summary; see the README).
+    #[arg(long, value_enum, default_value_t = CompileFormat::Text, conflicts_with = "dry_run",
+          help_heading = "Output")]
+    pub format: CompileFormat,
 
     #[command(flatten)]
     pub output: OutputArgs,
@@ -210,6 +226,14 @@ pub struct ConfigArgs {
     #[arg(long, env = "HASHPYC_NO_CONFIG", value_parser = clap::builder::BoolishValueParser::new(),
           default_value_t = false, help_heading = "Configuration")]
     pub no_config: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompileFormat {
+    /// Per-file messages and a summary line on stderr.
+    Text,
+    /// JSON Lines on stdout (see the README); nothing on stderr but operational errors.
+    Json,
 }
 
 /// The bytecode cache of `compile` (not to be confused with hashpyc's state directory,

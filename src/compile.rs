@@ -41,6 +41,10 @@ pub struct CompileSettings {
     pub verify: bool,
     /// The bytecode cache, when one is used.
     pub cache: Option<crate::cache::CacheSettings>,
+    /// `-W error`: a file whose compile raises a warning fails and gets no pyc.
+    pub warnings_as_errors: bool,
+    /// `--format json`: JSON Lines on stdout instead of messages on stderr.
+    pub json: bool,
 }
 
 /// Counts for the summary (units are source × target pairs).
@@ -55,6 +59,8 @@ pub struct Summary {
     pub rewritten: usize,
     pub linked: usize,
     pub failed: usize,
+    /// Warnings reported (once per source and target; under `-W error` they are failures).
+    pub warnings: usize,
     pub errors: usize,
     pub vanished: usize,
     pub usage_errors: usize,
@@ -81,33 +87,96 @@ struct Note {
     text: String,
     /// The targets it concerns (empty: not target-specific).
     targets: Vec<usize>,
+    /// What `--format json` prints for it (None: nothing).
+    event: Option<Event>,
+}
+
+/// A note as `--format json` prints it: `type`, then `path` and `python`, then `fields`.
+struct Event {
+    kind: &'static str,
+    fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Event {
+    fn new(kind: &'static str, fields: serde_json::Value) -> Event {
+        let serde_json::Value::Object(fields) = fields else { unreachable!("events are objects") };
+        Event { kind, fields }
+    }
+
+    /// A per-file or run error (`message` without the `error:` label).
+    fn error(message: impl Into<String>) -> Event {
+        Event::new("error", serde_json::json!({ "message": message.into() }))
+    }
+
+    /// Something worth knowing that is no error (a dangling symlink, a vanished file).
+    fn notice(message: impl Into<String>) -> Event {
+        Event::new("notice", serde_json::json!({ "message": message.into() }))
+    }
+
+    /// A source that does not compile; `remembered`: reported from the failure memo.
+    fn failure(f: &crate::pool::CompileFailure, remembered: bool) -> Event {
+        Event::new(
+            "failure",
+            serde_json::json!({
+                "kind": f.kind,
+                "message": f.message,
+                "line": f.line,
+                "column": f.offset,
+                "end_line": f.end_line,
+                "end_column": f.end_offset,
+                "text": (!f.text.is_empty()).then_some(&f.text),
+                "warning": false,
+                "remembered": remembered,
+            }),
+        )
+    }
+
+    /// A warning the compile raised: a `warning`, or under `-W error` a `failure`.
+    fn warning(w: &crate::pool::Warning, as_error: bool, remembered: bool) -> Event {
+        let mut e = Event::new(
+            if as_error { "failure" } else { "warning" },
+            serde_json::json!({ "kind": w.category, "message": w.message, "line": w.line }),
+        );
+        if as_error {
+            e.fields.insert("warning".into(), true.into());
+            e.fields.insert("remembered".into(), remembered.into());
+        }
+        e
+    }
 }
 
 /// The notes of a run.
 struct Notes {
     notes: Vec<Note>,
     quiet: u8,
+    /// `--format json`: every note that has an event is printed, whatever `-q`.
+    json: bool,
 }
 
 impl Notes {
-    fn add(&mut self, path: &Path, order: u8, target: Option<usize>, text: String) {
+    fn add(&mut self, path: &Path, order: u8, target: Option<usize>, text: String, event: Option<Event>) {
         self.notes.push(Note {
             path: path.to_path_buf(),
             order,
             text,
             targets: target.into_iter().collect(),
+            event,
         });
     }
 
     /// A note shown unless `-qq`.
-    fn notice(&mut self, path: &Path, order: u8, target: Option<usize>, text: String) {
-        if self.quiet < 2 {
-            self.add(path, order, target, text);
+    fn notice(&mut self, path: &Path, order: u8, target: Option<usize>, text: String, event: Event) {
+        if self.quiet < 2 || self.json {
+            self.add(path, order, target, text, Some(event));
         }
     }
 
     fn print(mut self, targets: &[Arc<Target>]) {
         self.notes.sort_by(|a, b| a.path.cmp(&b.path).then(a.order.cmp(&b.order)).then(a.text.cmp(&b.text)));
+        if self.json {
+            print_events(self.notes, targets);
+            return;
+        }
         let mut merged: Vec<Note> = Vec::with_capacity(self.notes.len());
         for n in self.notes {
             match merged.last_mut() {
@@ -130,6 +199,80 @@ impl Notes {
             let _ = writeln!(err, "{}", n.text);
         }
     }
+}
+
+/// The notes as JSON Lines on stdout: one object per note and target.
+fn print_events(notes: Vec<Note>, targets: &[Arc<Target>]) {
+    let mut out = std::io::stdout().lock();
+    for n in notes {
+        let Some(event) = n.event else { continue };
+        let pythons: Vec<Option<String>> = if n.targets.is_empty() {
+            vec![None]
+        } else {
+            n.targets
+                .iter()
+                .map(|&t| Some(format!("{}.{}", targets[t].version.0, targets[t].version.1)))
+                .collect()
+        };
+        for python in pythons {
+            let mut obj = serde_json::Map::new();
+            obj.insert("type".into(), event.kind.into());
+            let path = (!n.path.as_os_str().is_empty())
+                .then(|| serde_json::to_value(report::JsonPath(&n.path)).expect("paths serialize"));
+            obj.insert("path".into(), path.into());
+            obj.insert("python".into(), python.into());
+            obj.extend(event.fields.clone());
+            if writeln!(out, "{}", serde_json::Value::Object(obj)).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// The final `--format json` object.
+fn summary_json(
+    s: &Summary,
+    targets: &[Arc<Target>],
+    elapsed: Duration,
+    cache: Option<&crate::cache::Cache>,
+    warnings_as_errors: bool,
+) -> serde_json::Value {
+    let targets: Vec<serde_json::Value> = targets
+        .iter()
+        .map(|t| {
+            serde_json::json!({
+                "version": t.version_string(),
+                "python": report::JsonPath(&t.executable),
+            })
+        })
+        .collect();
+    let cache = cache.map(|c| {
+        let tiers: serde_json::Map<String, serde_json::Value> = c
+            .tier_totals()
+            .into_iter()
+            .map(|(name, t)| (name.to_string(), serde_json::to_value(t).expect("counts serialize")))
+            .collect();
+        serde_json::Value::Object(tiers)
+    });
+    serde_json::json!({
+        "type": "summary",
+        "sources": s.sources,
+        "compiled": s.compiled,
+        "from_cache": s.from_cache,
+        "fresh": s.fresh,
+        "rewritten": s.rewritten,
+        "linked": s.linked,
+        "failed": s.failed,
+        "warnings": s.warnings,
+        "errors": s.errors + s.usage_errors,
+        "vanished": s.vanished,
+        "skipped_ignored": s.skipped.ignored,
+        "skipped_hidden": s.skipped.hidden,
+        "warnings_as_errors": warnings_as_errors,
+        "targets": targets,
+        "elapsed": (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+        "cache": cache,
+    })
 }
 
 /// What walking and planning found.
@@ -169,7 +312,7 @@ pub fn compile(
     };
     let planned = walk_and_plan(s, &opts);
     spans.mark("walk+plan");
-    let mut notes = Notes { notes: Vec::new(), quiet: verbosity.quiet };
+    let mut notes = Notes { notes: Vec::new(), quiet: verbosity.quiet, json: s.json };
     let mut summary = Summary {
         sources: planned.sources,
         fresh: planned.fresh_units,
@@ -177,16 +320,20 @@ pub fn compile(
         ..Summary::default()
     };
     walk_notes(&planned.walked, &mut summary, &mut notes, style);
-    if planned.strip_missed > 0 && verbosity.quiet < 2 {
+    if planned.strip_missed > 0 && (verbosity.quiet < 2 || s.json) {
         let strip = s.embed.strip.as_deref().unwrap_or(Path::new(""));
         let example = planned.strip_example.as_deref().unwrap_or(Path::new(""));
-        report::eprint_line(&format!(
-            "{}: --strip-prefix `{}` does not match the start of {} (e.g. `{}`); their paths are embedded unchanged",
-            style.warning(),
+        let message = format!(
+            "--strip-prefix `{}` does not match the start of {} (e.g. `{}`); their paths are embedded unchanged",
             strip.display(),
             report::plural(planned.strip_missed, "source path", "source paths"),
             example.display()
-        ));
+        );
+        if s.json {
+            notes.add(Path::new(""), 0, None, String::new(), Some(Event::notice(message)));
+        } else {
+            report::eprint_line(&format!("{}: {message}", style.warning()));
+        }
     }
     let plans = planned.plans;
 
@@ -196,7 +343,7 @@ pub fn compile(
         return Ok(summary);
     }
 
-    triage(&plans, &mut summary, &mut notes, style);
+    triage(s, &plans, &memos, &cwd, &mut summary, &mut notes, style);
     rewrite_stage(s, &plans, &opts.paths, &mut summary, &mut notes, style);
     spans.mark("rewrite");
 
@@ -209,11 +356,12 @@ pub fn compile(
                 Ok(c) => Some(c),
                 Err(e) => {
                     // A cache that cannot be used never fails a build.
-                    report::eprint_line(&format!(
-                        "{}: {}; compiling without it",
-                        style.warning(),
-                        schedule::error_chain(&e)
-                    ));
+                    let message = format!("{}; compiling without it", schedule::error_chain(&e));
+                    if s.json {
+                        notes.add(Path::new(""), 0, None, String::new(), Some(Event::notice(message)));
+                    } else {
+                        report::eprint_line(&format!("{}: {message}", style.warning()));
+                    }
                     None
                 }
             }
@@ -227,10 +375,10 @@ pub fn compile(
         let (warnings, info) = cache.finish(verbosity.verbose > 0);
         spans.mark("cache uploads");
         for w in warnings {
-            notes.add(Path::new(""), 0, None, format!("{}: {w}", style.warning()));
+            notes.add(Path::new(""), 0, None, format!("{}: {w}", style.warning()), Some(Event::notice(w)));
         }
         for i in info {
-            notes.add(Path::new(""), 0, None, i);
+            notes.add(Path::new(""), 0, None, i, None);
         }
     }
     record_results(s, &plans, results, &mut memos, &cwd, &mut summary, &mut notes, style, verbosity);
@@ -250,7 +398,11 @@ pub fn compile(
             failure: fatal.failure,
         });
     }
-    if verbosity.quiet == 0 {
+    if s.json {
+        let json =
+            summary_json(&summary, &s.targets, started.elapsed(), cache.as_ref(), s.warnings_as_errors);
+        let _ = writeln!(std::io::stdout().lock(), "{json}");
+    } else if verbosity.quiet == 0 {
         report::eprint_line(&summary_line(&summary, &s.targets, started.elapsed(), style));
     }
     Ok(summary)
@@ -263,9 +415,16 @@ fn walk_and_plan(s: &CompileSettings, opts: &PlanOptions<'_>) -> Planned {
     let fresh_units = AtomicUsize::new(0);
     let seen = AtomicUsize::new(0);
     let strip_missed = std::sync::Mutex::new((0usize, None::<PathBuf>));
+    // Under -W error, fresh pycs of sources remembered to compile with warnings are kept
+    // for triage, which fails them.
+    let warned = s.warnings_as_errors && opts.memos.iter().flatten().any(Memo::has_warned);
     let walked = walk::walk_each(&s.roots, &s.walk, &|source| {
         seen.fetch_add(1, Ordering::Relaxed);
         let p = plan::plan_one(source, opts);
+        let warned = warned && {
+            let abs = layout::absolute(&p.path, opts.paths.cwd);
+            opts.memos.iter().flatten().any(|m| m.knows_warned(&abs))
+        };
         if p.strip_missed {
             let mut m = strip_missed.lock().expect("plan lock");
             m.0 += 1;
@@ -273,7 +432,7 @@ fn walk_and_plan(s: &CompileSettings, opts: &PlanOptions<'_>) -> Planned {
                 m.1 = Some(p.path.to_path_buf());
             }
         }
-        if !s.dry_run && p.error.is_none() && p.actions.iter().all(|a| *a == Action::Fresh) {
+        if !s.dry_run && !warned && p.error.is_none() && p.actions.iter().all(|a| *a == Action::Fresh) {
             fresh_units.fetch_add(p.actions.len(), Ordering::Relaxed);
         } else {
             kept.lock().expect("plan lock").push(p);
@@ -303,12 +462,21 @@ fn walk_notes(walked: &Walked, summary: &mut Summary, notes: &mut Notes, style: 
             summary.errors += 1;
             style.error()
         };
-        notes.add(e.path().unwrap_or(Path::new("")), 0, None, format!("{label}: {e}"));
+        let event = if e.is_notice() { Event::notice(e.to_string()) } else { Event::error(e.to_string()) };
+        notes.add(e.path().unwrap_or(Path::new("")), 0, None, format!("{label}: {e}"), Some(event));
     }
 }
 
 /// Sources that could not be planned, and remembered failures, are reported now.
-fn triage(plans: &[SourcePlan], summary: &mut Summary, notes: &mut Notes, style: Style) {
+fn triage(
+    s: &CompileSettings,
+    plans: &[SourcePlan],
+    memos: &[Option<Memo>],
+    cwd: &Path,
+    summary: &mut Summary,
+    notes: &mut Notes,
+    style: Style,
+) {
     for p in plans {
         if let Some(err) = &p.error {
             if err.starts_with("no such file") {
@@ -318,16 +486,48 @@ fn triage(plans: &[SourcePlan], summary: &mut Summary, notes: &mut Notes, style:
                     0,
                     None,
                     format!("note: `{}` vanished during the run; skipped", p.path.display()),
+                    Event::notice("vanished during the run; skipped"),
                 );
             } else {
                 summary.errors += 1;
-                notes.add(&p.path, 0, None, format!("{}: `{}`: {err}", style.error(), p.path.display()));
+                notes.add(
+                    &p.path,
+                    0,
+                    None,
+                    format!("{}: `{}`: {err}", style.error(), p.path.display()),
+                    Some(Event::error(err.to_string())),
+                );
             }
             continue;
         }
         let mut source = None;
         for (t, action) in p.actions.iter().enumerate() {
             match action {
+                Action::Fresh if s.warnings_as_errors => {
+                    // The source is read (and hashed) only when its warnings are remembered.
+                    let abs = layout::absolute(&p.path, cwd);
+                    let memo = memos[t].as_ref().filter(|m| m.knows_warned(&abs));
+                    let source = match memo {
+                        Some(_) => source.get_or_insert_with(|| std::fs::read(&p.path).ok()).as_deref(),
+                        None => None,
+                    };
+                    let warnings = memo.zip(source).and_then(|(memo, src)| {
+                        let target = &s.targets[t];
+                        memo.warnings(&abs, &pyc::source_hash(target.hash, target.magic, src))
+                    });
+                    let Some(warnings) = warnings else {
+                        summary.fresh += 1;
+                        continue;
+                    };
+                    summary.failed += 1;
+                    summary.warnings += warnings.len();
+                    for w in &warnings {
+                        let mut text = report::format_warning(&p.path, w, source);
+                        let at = text.find('\n').unwrap_or(text.len());
+                        text.insert_str(at, " (remembered; an error under -W error)");
+                        notes.add(&p.path, 0, Some(t), text, Some(Event::warning(w, true, true)));
+                    }
+                }
                 Action::Fresh => summary.fresh += 1,
                 Action::KnownFailure(f) => {
                     summary.failed += 1;
@@ -337,6 +537,7 @@ fn triage(plans: &[SourcePlan], summary: &mut Summary, notes: &mut Notes, style:
                         0,
                         Some(t),
                         report::format_failure(&p.path, f.as_ref(), source.as_deref()),
+                        Some(Event::failure(f, true)),
                     );
                 }
                 _ => {}
@@ -375,7 +576,13 @@ fn rewrite_stage(
             (Ok(()), _) => summary.rewritten += 1,
             (Err(e), _) => {
                 summary.errors += 1;
-                notes.add(&plans[i].path, 0, Some(t), format!("{}: {e}", style.error()));
+                notes.add(
+                    &plans[i].path,
+                    0,
+                    Some(t),
+                    format!("{}: {e}", style.error()),
+                    Some(Event::error(e)),
+                );
             }
         }
     }
@@ -411,6 +618,7 @@ fn compile_stage(
         verify: s.verify,
         cache,
         looked_up: cache.is_some() && !s.force,
+        warnings_as_errors: s.warnings_as_errors,
     };
     let (mut results, fatal) = match cache {
         // `--force` compiles for real (and refreshes the cache's entries); an empty cache
@@ -424,6 +632,7 @@ fn compile_stage(
                     hardlink_dupes: s.hardlink_dupes,
                     cache,
                     threads: if cache.has_remote() { crate::cache::remote::LOOKUPS } else { s.jobs.max(2) },
+                    warnings_as_errors: s.warnings_as_errors,
                 };
                 let hits = crate::cache::stage::run(&l, units, &queue, reporter);
                 queue.close();
@@ -470,26 +679,45 @@ fn record_results(
                 if let Some(memo) = &mut memos[t] {
                     memo.record_success(&layout::absolute(path, cwd));
                 }
+                remember_warnings(s, t, path, warnings, &mut memos[t], cwd);
                 if verbosity.verbose > 0
                     && let Action::Compile { reason, .. } = &plan.actions[t]
                 {
                     let how = if cached { "written from the cache" } else { "compiled" };
-                    notes.add(path, 2, Some(t), format!("{how} `{}` ({reason})", path.display()));
+                    notes.add(path, 2, Some(t), format!("{how} `{}` ({reason})", path.display()), None);
                 }
-                // Each level's compile raises the same warnings: show each once.
-                let mut shown: Vec<&crate::pool::Warning> = Vec::new();
-                for w in
-                    warnings.iter().filter(|w| verbosity.verbose > 0 || report::warning_shown_by_default(w))
-                {
-                    if !shown.iter().any(|s| s.same_as(w)) {
-                        shown.push(w);
-                    }
-                }
-                if !shown.is_empty() && verbosity.quiet < 2 {
+                // JSON carries every warning (with its category); text hides deprecations
+                // unless -v, as Python's default filters do.
+                let shown = distinct_warnings(
+                    warnings
+                        .iter()
+                        .filter(|w| s.json || verbosity.verbose > 0 || report::warning_shown_by_default(w)),
+                );
+                summary.warnings += shown.len();
+                if !shown.is_empty() && (verbosity.quiet < 2 || s.json) {
                     let source = std::fs::read(path).ok();
                     for w in shown {
-                        notes.add(path, 1, Some(t), report::format_warning(path, w, source.as_deref()));
+                        let text = report::format_warning(path, w, source.as_deref());
+                        notes.add(path, 1, Some(t), text, Some(Event::warning(w, false, false)));
                     }
+                }
+            }
+            UnitResult::WarningsAsErrors { ref warnings } => {
+                // Not remembered as a failure: without -W error the file compiles. A
+                // remembered failure of other source bytes is obsolete all the same.
+                summary.failed += 1;
+                if let Some(memo) = &mut memos[t] {
+                    memo.record_success(&layout::absolute(path, cwd));
+                }
+                remember_warnings(s, t, path, warnings, &mut memos[t], cwd);
+                let shown = distinct_warnings(warnings.iter());
+                summary.warnings += shown.len();
+                let source = std::fs::read(path).ok();
+                for w in shown {
+                    let mut text = report::format_warning(path, w, source.as_deref());
+                    let at = text.find('\n').unwrap_or(text.len());
+                    text.insert_str(at, " (an error under -W error: no pyc written)");
+                    notes.add(path, 0, Some(t), text, Some(Event::warning(w, true, false)));
                 }
             }
             UnitResult::Failed(f, hash) => {
@@ -499,11 +727,13 @@ fn record_results(
                     memo.record_failure(layout::absolute(path, cwd), &hash, levels, &f);
                 }
                 let source = std::fs::read(path).ok();
-                notes.add(path, 0, Some(t), report::format_failure(path, &f, source.as_deref()));
+                let text = report::format_failure(path, &f, source.as_deref());
+                notes.add(path, 0, Some(t), text, Some(Event::failure(&f, false)));
             }
             UnitResult::Error(e) => {
                 summary.errors += 1;
-                notes.add(path, 0, Some(t), format!("{}: `{}`: {e}", style.error(), path.display()));
+                let text = format!("{}: `{}`: {e}", style.error(), path.display());
+                notes.add(path, 0, Some(t), text, Some(Event::error(e)));
             }
             UnitResult::Vanished => {
                 summary.vanished += 1;
@@ -512,10 +742,49 @@ fn record_results(
                     0,
                     None,
                     format!("note: `{}` vanished during the run; skipped", path.display()),
+                    Event::notice("vanished during the run; skipped"),
                 );
             }
         }
     }
+}
+
+/// Remember (or forget) the warnings a source compiled with, for later `-W error` runs
+/// over its fresh pycs.
+fn remember_warnings(
+    s: &CompileSettings,
+    t: usize,
+    path: &Path,
+    warnings: &[crate::pool::Warning],
+    memo: &mut Option<Memo>,
+    cwd: &Path,
+) {
+    let Some(memo) = memo else { return };
+    let abs = layout::absolute(path, cwd);
+    if warnings.is_empty() {
+        if memo.knows_warned(&abs) {
+            memo.record_warnings(abs, &[0; 8], &[]);
+        }
+        return;
+    }
+    // The source as compiled; if it changed since, the hash will not match next time.
+    let Ok(source) = std::fs::read(path) else { return };
+    let target = &s.targets[t];
+    let hash = pyc::source_hash(target.hash, target.magic, &source);
+    memo.record_warnings(abs, &hash, &distinct_warnings(warnings.iter()));
+}
+
+/// Each level's compile raises the same warnings: each once.
+fn distinct_warnings<'a>(
+    warnings: impl Iterator<Item = &'a crate::pool::Warning>,
+) -> Vec<&'a crate::pool::Warning> {
+    let mut shown: Vec<&crate::pool::Warning> = Vec::new();
+    for w in warnings {
+        if !shown.iter().any(|s| s.same_as(w)) {
+            shown.push(w);
+        }
+    }
+    shown
 }
 
 /// `Compiled 1180 files for CPython 3.12.1 (10421 already fresh, 17 failed) in 2.31s`.
@@ -618,7 +887,7 @@ fn dry_run(
     for p in plans {
         if let Some(err) = &p.error {
             summary.errors += 1;
-            notes.add(&p.path, 0, None, format!("{}: `{}`: {err}", style.error(), p.path.display()));
+            notes.add(&p.path, 0, None, format!("{}: `{}`: {err}", style.error(), p.path.display()), None);
             continue;
         }
         for a in p.actions.iter() {

@@ -93,7 +93,7 @@ pub fn run(mut cli: Cli, matches: &clap::ArgMatches) -> Result<ExitStatus, Error
             let verbosity = Verbosity { quiet: args.output.quiet, verbose: args.output.verbose };
             let style = Style::resolve(args.output.color.color);
             let settings = settings::compile_settings(&args)?;
-            if verbosity.verbose > 0 {
+            if verbosity.verbose > 0 && !settings.json {
                 for t in &settings.targets {
                     report::eprint_line(&format!(
                         "target: {} magic {} tag {} {}, {}",
@@ -106,7 +106,11 @@ pub fn run(mut cli: Cli, matches: &clap::ArgMatches) -> Result<ExitStatus, Error
                 }
             }
             let progress = report::Progress::new(
-                verbosity.quiet == 0 && verbosity.verbose == 0 && !args.no_progress && !settings.dry_run,
+                verbosity.quiet == 0
+                    && verbosity.verbose == 0
+                    && !args.no_progress
+                    && !settings.dry_run
+                    && !settings.json,
             );
             let reporter: &dyn report::Reporter = match &progress {
                 Some(p) => p,

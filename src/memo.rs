@@ -3,15 +3,21 @@
 //! failure is reported again, from the cache, as long as the source bytes, the
 //! optimization levels and the interpreter (its probe identity) are the same.
 //!
+//! It also remembers the warnings of sources that compiled with warnings, so that
+//! `-W error` fails such a source while its pyc (written by a run without `-W error`) is
+//! fresh, still without starting Python.
+//!
 //! One JSON file per interpreter in the cache directory, keyed by absolute source path,
-//! rewritten atomically at the end of a run when something changed. `--force` ignores it.
+//! rewritten atomically at the end of a run when something changed, merged with what
+//! concurrent runs saved meanwhile (only the paths this run touched are replaced).
+//! `--force` ignores it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::pool::CompileFailure;
+use crate::pool::{CompileFailure, Warning};
 use crate::pyc::{self, SourceHash};
 
 const VERSION: u32 = 1;
@@ -24,18 +30,29 @@ struct Entry {
     failure: CompileFailure,
 }
 
+/// The warnings a source's compile raised, for `-W error`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Warned {
+    hash: String,
+    /// (category, line, message)
+    warnings: Vec<(String, i32, String)>,
+}
+
 #[derive(Serialize, Deserialize, Default)]
 struct File {
     version: u32,
     hashpyc: String,
     entries: HashMap<PathBuf, Entry>,
+    #[serde(default)]
+    warned: HashMap<PathBuf, Warned>,
 }
 
 /// The failures remembered for one interpreter.
 pub struct Memo {
     path: PathBuf,
     file: File,
-    dirty: bool,
+    /// Paths whose entries this run set or removed.
+    touched: HashSet<PathBuf>,
 }
 
 impl Memo {
@@ -43,12 +60,8 @@ impl Memo {
     /// when there is none yet or it is unreadable).
     pub fn load(cache_dir: &Path, identity: &str) -> Memo {
         let path = cache_dir.join(format!("failures-{identity}.json"));
-        let file = std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|t| serde_json::from_str::<File>(&t).ok())
-            .filter(|f| f.version == VERSION && f.hashpyc == env!("CARGO_PKG_VERSION"))
-            .unwrap_or_default();
-        Memo { path, file, dirty: false }
+        let file = read(&path);
+        Memo { path, file, touched: HashSet::new() }
     }
 
     /// Whether nothing is remembered (the common case: skip path work entirely).
@@ -68,39 +81,102 @@ impl Memo {
     }
 
     pub fn record_failure(&mut self, abs: PathBuf, hash: &SourceHash, levels: &[u8], f: &CompileFailure) {
+        if abs.to_str().is_none() {
+            // JSON keys must be UTF-8: one such path would keep the whole memo from saving.
+            return;
+        }
         self.file
             .entries
-            .insert(abs, Entry { hash: pyc::hex(hash), levels: levels.to_vec(), failure: f.clone() });
-        self.dirty = true;
+            .insert(abs.clone(), Entry { hash: pyc::hex(hash), levels: levels.to_vec(), failure: f.clone() });
+        self.touched.insert(abs);
+    }
+
+    /// Whether any source is remembered to have compiled with warnings.
+    pub fn has_warned(&self) -> bool {
+        !self.file.warned.is_empty()
+    }
+
+    /// Whether `abs` may have remembered warnings (cheap: no source read).
+    pub fn knows_warned(&self, abs: &Path) -> bool {
+        self.file.warned.contains_key(abs)
+    }
+
+    /// The warnings `abs` compiled with, if its source bytes are unchanged.
+    pub fn warnings(&self, abs: &Path, hash: &SourceHash) -> Option<Vec<Warning>> {
+        let e = self.file.warned.get(abs).filter(|e| e.hash == pyc::hex(hash))?;
+        let warnings = e.warnings.iter().map(|(category, line, message)| Warning {
+            category: category.clone(),
+            line: *line,
+            message: message.clone(),
+            level: 0,
+        });
+        Some(warnings.collect())
+    }
+
+    /// Remember the warnings of a successful compile of `abs` (none: forget them).
+    pub fn record_warnings(&mut self, abs: PathBuf, hash: &SourceHash, warnings: &[&Warning]) {
+        if warnings.is_empty() {
+            if self.file.warned.remove(&abs).is_some() {
+                self.touched.insert(abs);
+            }
+            return;
+        }
+        if abs.to_str().is_none() {
+            // As for failures: never remembered, so such a source is compiled again.
+            return;
+        }
+        let warnings = warnings.iter().map(|w| (w.category.clone(), w.line, w.message.clone())).collect();
+        self.file.warned.insert(abs.clone(), Warned { hash: pyc::hex(hash), warnings });
+        self.touched.insert(abs);
     }
 
     pub fn record_success(&mut self, abs: &Path) {
         if self.file.entries.remove(abs).is_some() {
-            self.dirty = true;
+            self.touched.insert(abs.to_path_buf());
         }
     }
 
     /// Write the memo back if it changed; a failure only costs a compile next time.
     pub fn save(mut self) {
-        if !self.dirty {
+        if self.touched.is_empty() {
             return;
         }
-        self.file.version = VERSION;
-        self.file.hashpyc = env!("CARGO_PKG_VERSION").to_string();
-        let Ok(text) = serde_json::to_string(&self.file) else { return };
+        // What other runs saved since this one loaded stays; this run's paths are its own.
+        let mut merged = read(&self.path);
+        for p in self.touched.drain() {
+            match self.file.entries.remove(&p) {
+                Some(e) => merged.entries.insert(p.clone(), e),
+                None => merged.entries.remove(&p),
+            };
+            match self.file.warned.remove(&p) {
+                Some(w) => merged.warned.insert(p, w),
+                None => merged.warned.remove(&p),
+            };
+        }
+        merged.version = VERSION;
+        merged.hashpyc = env!("CARGO_PKG_VERSION").to_string();
+        let Ok(text) = serde_json::to_string(&merged) else { return };
         // write_atomic creates the cache directory when it is missing.
         let _ = crate::write::write_atomic(&self.path, &[text.as_bytes()], 0o644, Default::default());
     }
+}
+
+/// The memo file at `path`, or an empty one when it is missing, unreadable or of another
+/// hashpyc version.
+fn read(path: &Path) -> File {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<File>(&t).ok())
+        .filter(|f| f.version == VERSION && f.hashpyc == env!("CARGO_PKG_VERSION"))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn remembers_by_hash_and_levels() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = CompileFailure {
+    fn failure() -> CompileFailure {
+        CompileFailure {
             kind: "SyntaxError".into(),
             message: "bad".into(),
             line: Some(1),
@@ -108,7 +184,13 @@ mod tests {
             end_line: None,
             end_offset: None,
             text: "x(".into(),
-        };
+        }
+    }
+
+    #[test]
+    fn remembers_by_hash_and_levels() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = failure();
         let mut m = Memo::load(dir.path(), "t");
         m.record_failure("/a.py".into(), &[1; 8], &[0], &f);
         m.save();
@@ -121,5 +203,52 @@ mod tests {
         m.record_success(Path::new("/a.py"));
         m.save();
         assert!(!Memo::load(dir.path(), "t").knows(Path::new("/a.py")));
+    }
+
+    #[test]
+    fn concurrent_runs_keep_each_others_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = Warning { category: "SyntaxWarning".into(), line: 3, message: "m".into(), level: 0 };
+        let mut first = Memo::load(dir.path(), "t");
+        first.record_failure("/gone.py".into(), &[1; 8], &[0], &failure());
+        first.save();
+        let mut a = Memo::load(dir.path(), "t");
+        let mut b = Memo::load(dir.path(), "t");
+        a.record_failure("/a.py".into(), &[1; 8], &[0], &failure());
+        b.record_warnings("/b.py".into(), &[2; 8], &[&w]);
+        b.record_success(Path::new("/gone.py"));
+        a.save();
+        b.save();
+        let m = Memo::load(dir.path(), "t");
+        assert!(m.knows(Path::new("/a.py")) && m.knows_warned(Path::new("/b.py")));
+        assert!(!m.knows(Path::new("/gone.py")), "b's removal is kept");
+    }
+
+    #[test]
+    fn remembers_warnings_by_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = Warning { category: "SyntaxWarning".into(), line: 3, message: "m".into(), level: 1 };
+        let mut m = Memo::load(dir.path(), "t");
+        m.record_warnings("/a.py".into(), &[1; 8], &[&w]);
+        m.save();
+        let mut m = Memo::load(dir.path(), "t");
+        assert!(m.has_warned() && m.knows_warned(Path::new("/a.py")) && m.is_empty());
+        assert_eq!(m.warnings(Path::new("/a.py"), &[1; 8]), Some(vec![Warning { level: 0, ..w }]));
+        assert_eq!(m.warnings(Path::new("/a.py"), &[2; 8]), None);
+        m.record_warnings("/a.py".into(), &[2; 8], &[]);
+        m.save();
+        assert!(!Memo::load(dir.path(), "t").has_warned());
+    }
+
+    #[test]
+    fn a_non_utf8_path_does_not_keep_the_memo_from_saving() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let f = failure();
+        let mut m = Memo::load(dir.path(), "t");
+        m.record_failure(std::ffi::OsStr::from_bytes(b"/caf\xe9.py").into(), &[1; 8], &[0], &f);
+        m.record_failure("/a.py".into(), &[1; 8], &[0], &f);
+        m.save();
+        assert!(Memo::load(dir.path(), "t").knows(Path::new("/a.py")));
     }
 }

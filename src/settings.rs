@@ -382,6 +382,8 @@ pub fn compile_settings(args: &CompileArgs) -> Result<CompileSettings, Error> {
         hardlink_dupes: args.hardlink_dupes,
         verify,
         cache,
+        warnings_as_errors: args.warnings_as_errors || args.warnings.is_some(),
+        json: args.format == crate::cli::CompileFormat::Json,
     })
 }
 

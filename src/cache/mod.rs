@@ -621,6 +621,13 @@ impl Cache {
         }
     }
 
+    /// This run's counts per tier (`local`, `remote`), for `compile --format json`.
+    pub fn tier_totals(&self) -> Vec<(&'static str, Totals)> {
+        let local = self.inner.local.as_ref().map(|l| ("local", l.counts.totals()));
+        let remote = self.inner.remote.as_ref().map(|r| ("remote", r.counts.totals()));
+        local.into_iter().chain(remote).collect()
+    }
+
     /// End of the run: the last stores, uploads (bounded wait), statistics, pruning.
     /// Returns the warnings to print and, with `verbose`, what each tier did.
     pub fn finish(&self, verbose: bool) -> (Vec<String>, Vec<String>) {

@@ -23,6 +23,8 @@ pub struct Lookups<'a> {
     pub cache: &'a Cache,
     /// Threads doing lookups (more than CPUs pays when a tier is remote).
     pub threads: usize,
+    /// `-W error`: a hit whose compile raised warnings writes nothing.
+    pub warnings_as_errors: bool,
 }
 
 thread_local! {
@@ -104,6 +106,9 @@ fn unit(l: &Lookups<'_>, src: usize, targets: &[usize]) -> (Results, Vec<usize>)
         match l.cache.lookup(t, levels, &source, &filename) {
             Found::Miss => misses.push(t),
             Found::Failed(f) => done.push((src, t, UnitResult::Failed(Box::new(f), hash))),
+            Found::Hit { warnings, .. } if l.warnings_as_errors && !warnings.is_empty() => {
+                done.push((src, t, UnitResult::WarningsAsErrors { warnings }));
+            }
             Found::Hit { bodies, warnings } => {
                 let header = Header::hashed(target.magic, l.mode, hash).to_bytes();
                 let written = DIRS.with_borrow_mut(|dirs| {

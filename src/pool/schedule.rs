@@ -36,6 +36,11 @@ pub enum UnitResult {
     Cached {
         warnings: Vec<super::Warning>,
     },
+    /// Compiled, but the compile raised warnings and `-W error` makes them errors: nothing
+    /// was written (the result was still stored in the cache, which keeps the warnings).
+    WarningsAsErrors {
+        warnings: Vec<super::Warning>,
+    },
     /// The source (whose hash for this target is given) does not compile.
     Failed(Box<super::CompileFailure>, pyc::SourceHash),
     /// The source could not be read, a pyc not written, or the worker failed.
@@ -68,6 +73,8 @@ pub struct Schedule<'a> {
     /// The cache was consulted for every unit first (its misses need no existence check
     /// before an upload).
     pub looked_up: bool,
+    /// `-W error`: a compile that raised warnings writes nothing.
+    pub warnings_as_errors: bool,
 }
 
 /// The units waiting for a worker, largest source first (a big file last would leave the
@@ -503,6 +510,10 @@ impl<'a> Slot<'a> {
                 let target = &spec.target;
                 store(Err(f.clone()));
                 UnitResult::Failed(Box::new(f), pyc::source_hash(target.hash, target.magic, source))
+            }
+            Outcome::Compiled { warnings, bodies } if s.warnings_as_errors && !warnings.is_empty() => {
+                store(Ok((bodies, warnings.clone())));
+                UnitResult::WarningsAsErrors { warnings }
             }
             Outcome::Compiled { warnings, bodies } => match self.write(src, t, source, &bodies) {
                 Ok(()) => {

@@ -359,3 +359,284 @@ per_python!(directory_chosen_interpreter, |py: &Python| {
         .run()
         .assert_code(0);
 });
+
+/// What `python -W error` makes of compiling each named file: `null` when it compiles,
+/// else `[lineno, message, type]` of what it raises: a SyntaxError made from the warning
+/// (3.8+), or on 3.7 the warning itself (no line number).
+const W_ERROR_REF: &str = r#"
+import sys, json
+out = {}
+for p in sys.argv[1:]:
+    with open(p, "rb") as f:
+        source = f.read()
+    try:
+        compile(source, p, "exec", dont_inherit=True)
+        out[p] = None
+    except SyntaxError as e:
+        out[p] = [e.lineno, e.msg, type(e).__name__]
+    except Warning as e:
+        out[p] = [None, str(e), type(e).__name__]
+print(json.dumps(out))
+"#;
+
+fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l:?}")))
+        .collect()
+}
+
+fn w_error_reference(py: &Python, tree: &Tree, files: &[&str]) -> serde_json::Value {
+    let out = py
+        .cmd()
+        .args(["-W", "error", "-c", W_ERROR_REF])
+        .args(files)
+        .current_dir(tree.root())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+const GATE_SOURCES: &[(&str, &str)] = &[
+    // SyntaxWarning on every version.
+    ("warn_assert.py", "x = 1\nassert (x, 'always true')\n"),
+    // DeprecationWarning before 3.12, SyntaxWarning from 3.12: `python -W error` fails both.
+    ("warn_escape.py", "x = 1\ny = '\\d'\n"),
+    ("ok.py", "def f():\n    return 1\n"),
+    ("pkg/ok2.py", "import os\nS = {'a', 'b'}\n"),
+];
+
+per_python!(warnings_as_errors_like_python_w_error, |py: &Python| {
+    // Its own state directory: the memo is per run, and parallel tests would race on it.
+    let state = Tree::new();
+    let gated = Tree::new();
+    let plain = Tree::new();
+    for (rel, text) in GATE_SOURCES {
+        gated.write(rel, text);
+        plain.write(rel, text);
+    }
+    let files: Vec<&str> = GATE_SOURCES.iter().map(|(rel, _)| *rel).collect();
+    let reference = w_error_reference(py, &gated, &files);
+    let failing: Vec<&str> = files.iter().copied().filter(|f| !reference[*f].is_null()).collect();
+    assert!(failing.contains(&"warn_assert.py"), "{reference}");
+
+    let run = gated
+        .hashpyc()
+        .env("HASHPYC_STATE_DIR", state.root())
+        .arg("compile")
+        .python(py)
+        .args(["-W", "error", "--format", "json", "."])
+        .run();
+    run.assert_code(1);
+    assert_eq!(run.stderr, "", "JSON mode prints no text");
+    let lines = json_lines(&run.stdout);
+    let failures: Vec<&serde_json::Value> = lines.iter().filter(|l| l["type"] == "failure").collect();
+    let mut failed_paths: Vec<&str> = failures.iter().map(|f| f["path"].as_str().unwrap()).collect();
+    failed_paths.dedup();
+    let expected: Vec<String> = failing.iter().map(|f| format!("./{f}")).collect();
+    assert_eq!(failed_paths, expected, "{}", run.stdout);
+    for f in &failures {
+        let rel = f["path"].as_str().unwrap().trim_start_matches("./");
+        // CPython raises on the first warning: hashpyc reports it (and any later ones).
+        assert_eq!(f["warning"], true);
+        if !reference[rel][0].is_null() {
+            assert_eq!(f["line"], reference[rel][0], "{f}");
+        }
+        // 3.14+ shortens the invalid-escape message when it raises it as an error.
+        let message =
+            f["message"].as_str().unwrap().replace(" Such sequences will not work in the future.", "");
+        assert_eq!(message, reference[rel][1].as_str().unwrap(), "{f}");
+    }
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["type"], "summary");
+    assert_eq!(summary["failed"], failing.len());
+    assert_eq!(summary["compiled"], files.len() - failing.len());
+    // Like `python -W error -m py_compile`: nothing written for a failing file, and the
+    // other files' pycs are those of a run without -W error.
+    plain.hashpyc().arg("compile").python(py).args(["-q", "."]).run().assert_code(0);
+    for rel in &files {
+        let ours = pyc_of(&gated, py, rel);
+        if failing.contains(rel) {
+            assert!(!ours.exists(), "{rel}: no pyc under -W error");
+        } else {
+            assert_eq!(
+                std::fs::read(&ours).unwrap(),
+                std::fs::read(pyc_of(&plain, py, rel)).unwrap(),
+                "{rel}"
+            );
+        }
+    }
+    // Not remembered as a failure: a run without -W error compiles everything ...
+    gated
+        .hashpyc()
+        .env("HASHPYC_STATE_DIR", state.root())
+        .arg("compile")
+        .python(py)
+        .args(["-q", "."])
+        .run()
+        .assert_code(0);
+    for rel in &files {
+        assert_eq!(
+            std::fs::read(pyc_of(&gated, py, rel)).unwrap(),
+            std::fs::read(pyc_of(&plain, py, rel)).unwrap()
+        );
+    }
+    // ... and its fresh pycs do not let a -W error run pass: the warnings are remembered.
+    let again = gated
+        .hashpyc()
+        .env("HASHPYC_STATE_DIR", state.root())
+        .arg("compile")
+        .python(py)
+        .args(["--warnings-as-errors", "."])
+        .run();
+    again.assert_code(1);
+    for rel in &failing {
+        assert!(again.stderr.contains(&format!("{rel}:2: ")), "{rel}: {}", again.stderr);
+    }
+    assert!(again.stderr.contains(&format!("{} failed", failing.len())), "{}", again.stderr);
+    // Source edited to drop the warnings: passes.
+    for rel in &failing {
+        gated.write(rel, "x = 1\n");
+    }
+    gated
+        .hashpyc()
+        .env("HASHPYC_STATE_DIR", state.root())
+        .arg("compile")
+        .python(py)
+        .args(["-W", "error", "."])
+        .run()
+        .assert_code(0);
+});
+
+#[test]
+fn warnings_as_errors_with_the_cache() {
+    let Some(py) = harness::python_or_skip((3, 12), "compile::warnings_as_errors_with_the_cache") else {
+        return;
+    };
+    let cache = Tree::new();
+    let (first, second) = (Tree::new(), Tree::new());
+    for (rel, text) in GATE_SOURCES {
+        first.write(rel, text);
+        second.write(rel, text);
+    }
+    let dir = cache.path("bytecode");
+    // A run without -W error fills the cache; its entries must not let a -W error run pass.
+    first.hashpyc().arg("compile").python(py).args(["-q", "--cache"]).arg(&dir).arg(".").run().assert_code(0);
+    let run = second
+        .hashpyc()
+        .arg("compile")
+        .python(py)
+        .args(["-W", "error", "--format", "json", "--cache"])
+        .arg(&dir)
+        .arg(".")
+        .run();
+    run.assert_code(1);
+    let lines = json_lines(&run.stdout);
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["from_cache"], 2, "{}", run.stdout);
+    assert_eq!(summary["failed"], 2, "{}", run.stdout);
+    assert_eq!(summary["cache"]["local"]["hits"], 4, "{}", run.stdout);
+    assert!(
+        !pyc_of(&second, py, "warn_assert.py").exists() && !pyc_of(&second, py, "warn_escape.py").exists()
+    );
+    // A -W error run's compiles fill the cache with their warnings: a plain run hits them.
+    let third = Tree::new();
+    for (rel, text) in GATE_SOURCES {
+        third.write(rel, text);
+    }
+    let cache2 = cache.path("other");
+    second
+        .hashpyc()
+        .arg("compile")
+        .python(py)
+        .args(["-q", "-W", "error", "--force", "--cache"])
+        .arg(&cache2)
+        .arg(".")
+        .run();
+    let plain = third.hashpyc().arg("compile").python(py).args(["--cache"]).arg(&cache2).arg(".").run();
+    plain.assert_code(0);
+    assert!(plain.stderr.contains("4 from the cache"), "{}", plain.stderr);
+    assert!(plain.stderr.contains("warn_assert.py:2: SyntaxWarning"), "{}", plain.stderr);
+}
+
+#[test]
+fn json_output_parses_and_agrees_with_python() {
+    use std::os::unix::ffi::OsStrExt;
+    let Some(py) = harness::python_or_skip((3, 12), "compile::json_output_parses_and_agrees_with_python")
+    else {
+        return;
+    };
+    let state = Tree::new();
+    let tree = Tree::new();
+    tree.write("good.py", "x = 1\n");
+    tree.write("bad.py", "x = 1\ndef (:\n");
+    tree.write("warns.py", "x = 1\nassert (x, 'always true')\n");
+    tree.write("blocked/m.py", "y = 2\n");
+    // A file where the pyc directory should be: a per-file error.
+    tree.write("blocked/__pycache__", "");
+    let raw = std::ffi::OsStr::from_bytes(b"caf\xe9.py");
+    tree.write(raw, "def (:\n");
+    let compile_json = || {
+        tree.hashpyc()
+            .env("HASHPYC_STATE_DIR", state.root())
+            .arg("compile")
+            .python(py)
+            .args(["--format", "json", "."])
+            .run()
+    };
+    let run = compile_json();
+    run.assert_code(1);
+    assert_eq!(run.stderr, "", "JSON mode prints no text");
+    let lines = json_lines(&run.stdout);
+    let of = |kind: &str| lines.iter().filter(|l| l["type"] == kind).collect::<Vec<_>>();
+    // The failure and the warning say what CPython's own compile() says.
+    let out = py
+        .cmd()
+        .args(["-c", "import sys\ntry:\n compile(open('bad.py','rb').read(),'bad.py','exec')\nexcept SyntaxError as e:\n print(e.lineno, e.offset, e.msg)"])
+        .current_dir(tree.root())
+        .output()
+        .unwrap();
+    let expected = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let failures = of("failure");
+    assert_eq!(failures.len(), 2, "{}", run.stdout);
+    let bad = failures.iter().find(|f| f["path"] == "./bad.py").expect("bad.py failed");
+    assert_eq!(format!("{} {} {}", bad["line"], bad["column"], bad["message"].as_str().unwrap()), expected);
+    assert_eq!(bad["kind"], "SyntaxError");
+    assert_eq!(bad["python"], format!("{}.{}", py.minor.0, py.minor.1));
+    let undecodable = failures.iter().find(|f| f["path"].is_object()).expect("non-UTF-8 path");
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(undecodable["path"]["bytes"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(bytes, b"./caf\xe9.py");
+    let warnings = of("warning");
+    assert_eq!(warnings.len(), 1, "{}", run.stdout);
+    assert_eq!(
+        (&warnings[0]["path"], &warnings[0]["kind"], &warnings[0]["line"]),
+        (&"./warns.py".into(), &"SyntaxWarning".into(), &2.into())
+    );
+    let errors = of("error");
+    assert_eq!(errors.len(), 1, "{}", run.stdout);
+    assert_eq!(errors[0]["path"], "./blocked/m.py");
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["type"], "summary");
+    assert_eq!(
+        (&summary["sources"], &summary["compiled"], &summary["failed"], &summary["errors"]),
+        (&5.into(), &2.into(), &2.into(), &1.into())
+    );
+    assert_eq!(summary["targets"][0]["version"], py.version);
+    assert_eq!(summary["targets"][0]["python"], py.path.to_str().unwrap());
+    assert!(summary["elapsed"].as_f64().is_some() && summary["cache"].is_null(), "{summary}");
+    // A second run: the compiled files are fresh, the failure is remembered.
+    let again = compile_json();
+    let lines = json_lines(&again.stdout);
+    let summary = lines.last().unwrap();
+    assert_eq!((&summary["fresh"], &summary["compiled"]), (&2.into(), &0.into()), "{}", again.stdout);
+    assert!(lines.iter().any(|l| l["path"] == "./bad.py" && l["remembered"] == true), "{}", again.stdout);
+    // Text stays the default: nothing on stdout.
+    let text =
+        tree.hashpyc().env("HASHPYC_STATE_DIR", state.root()).arg("compile").python(py).args(["."]).run();
+    assert_eq!(text.stdout, "");
+    assert!(text.stderr.contains("bad.py:2:5: SyntaxError"), "{}", text.stderr);
+}

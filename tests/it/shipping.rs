@@ -11,30 +11,211 @@ fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The committed man pages: `docs/wheel-data/data/share/man/man1`, the wheel's data directory.
+const MAN_DIR: &str = "docs/wheel-data/data/share/man/man1";
+
+/// The names and the core metadata (PKG-INFO or METADATA) of a wheel or an sdist.
+const ARCHIVE_LIST: &str = r#"
+import sys, json, tarfile, zipfile
+path = sys.argv[1]
+if path.endswith(".whl"):
+    z = zipfile.ZipFile(path)
+    names = z.namelist()
+    meta = [n for n in names if n.endswith(".dist-info/METADATA")]
+    text = z.read(meta[0]).decode() if meta else ""
+else:
+    t = tarfile.open(path)
+    names = t.getnames()
+    meta = [n for n in names if n.count("/") == 1 and n.endswith("/PKG-INFO")]
+    text = t.extractfile(meta[0]).read().decode() if meta else ""
+print(json.dumps({"names": names, "metadata": text}))
+"#;
+
+fn archive_contents(py: &harness::Python, archive: &Path) -> (Vec<String>, String) {
+    let out = py.cmd().args(["-c", ARCHIVE_LIST]).arg(archive).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names = v["names"].as_array().unwrap().iter().map(|n| n.as_str().unwrap().to_string()).collect();
+    (names, v["metadata"].as_str().unwrap().to_string())
+}
+
+/// The man page files (`hashpyc.1`, `hashpyc-compile.1`, …) the clap definitions give.
+fn rendered_man_pages() -> Vec<(String, Vec<u8>)> {
+    use clap::CommandFactory;
+    let out = Tree::new();
+    clap_mangen::generate_to(hashpyc::cli::Cli::command(), out.root()).unwrap();
+    committed_man_pages(out.root())
+}
+
+fn committed_man_pages(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut pages: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "1"))
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+        .collect();
+    pages.sort();
+    pages
+}
+
+#[test]
+fn man_pages_match_the_cli() {
+    let dir = repo().join(MAN_DIR);
+    let rendered = rendered_man_pages();
+    assert!(rendered.iter().any(|(n, _)| n == "hashpyc-compile.1"), "one page per subcommand");
+    if std::env::var_os("HASHPYC_UPDATE_MAN").is_some_and(|v| v == "1") {
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, _) in committed_man_pages(&dir) {
+            std::fs::remove_file(dir.join(name)).unwrap();
+        }
+        for (name, text) in &rendered {
+            std::fs::write(dir.join(name), text).unwrap();
+        }
+        harness::visible(&format!("HASHPYC_UPDATE_MAN=1: wrote {} man pages to {MAN_DIR}", rendered.len()));
+        return;
+    }
+    let committed = committed_man_pages(&dir);
+    let names = |p: &[(String, Vec<u8>)]| p.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        names(&committed),
+        names(&rendered),
+        "regenerate with HASHPYC_UPDATE_MAN=1 cargo test man_pages"
+    );
+    for ((name, ours), (_, theirs)) in committed.iter().zip(&rendered) {
+        assert!(
+            ours == theirs,
+            "{MAN_DIR}/{name} differs from the CLI: regenerate with HASHPYC_UPDATE_MAN=1 cargo test man_pages"
+        );
+    }
+}
+
+#[test]
+fn crate_package_lists_what_it_needs() {
+    // `--list` needs no network; `.ci/run` runs the verified `cargo publish --dry-run`.
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["package", "--list", "--allow-dirty", "--offline"])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "cargo package --list: {}", String::from_utf8_lossy(&out.stderr));
+    let list = String::from_utf8_lossy(&out.stdout);
+    let files: Vec<&str> = list.lines().collect();
+    for needed in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "LICENSE-MIT",
+        "LICENSE-APACHE",
+        "README.md",
+        "CHANGELOG.md",
+        "src/main.rs",
+        "src/lib.rs",
+        // include_str!/include_bytes!
+        "src/pool/worker.py",
+        "src/marshal/testdata/py38-ascii.marshal",
+        "docs/wheel-data/data/share/man/man1/hashpyc.1",
+    ] {
+        assert!(files.contains(&needed), "{needed} not in the crate:\n{list}");
+    }
+    for f in &files {
+        assert!(
+            !(f.starts_with("tests/")
+                || f.starts_with("benches/")
+                || f.starts_with(".ci/")
+                || f.starts_with("examples/")),
+            "{f} should not be in the crate"
+        );
+    }
+    // Every source file the crate includes at compile time is shipped.
+    for rs in files.iter().filter(|f| f.ends_with(".rs")) {
+        let text = std::fs::read_to_string(repo().join(rs)).unwrap();
+        for (i, _) in text.match_indices("include_bytes!(\"").chain(text.match_indices("include_str!(\"")) {
+            let rest = &text[i..];
+            let start = rest.find('"').unwrap() + 1;
+            let end = start + rest[start..].find('"').unwrap();
+            let included = Path::new(rs).parent().unwrap().join(&rest[start..end]);
+            let included = included.to_str().unwrap();
+            assert!(files.contains(&included), "{rs} includes {included}, which is not in the crate");
+        }
+    }
+    let manifest = std::fs::read_to_string(repo().join("Cargo.toml")).unwrap();
+    assert!(manifest.contains("\nlicense = \"MIT OR Apache-2.0\"\n"), "Cargo.toml license");
+}
+
 #[test]
 fn wheel_builds_installs_and_runs() {
     let test = "shipping::wheel_builds_installs_and_runs";
     let Some(py) = harness::python_or_skip((3, 11), test) else { return };
     let work = Tree::new();
-    let Some(build_venv) = venv_with(py, &work.path("build"), &["maturin>=1.9,<2"]) else {
+    let Some(build_venv) = venv_with(py, &work.path("build"), &["maturin>=1.9.3,<2"]) else {
         return skip_offline(test, "cannot install maturin from PyPI");
     };
+    let maturin = build_venv.join("bin/maturin");
     let dist = work.path("dist");
     let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("maturin-target");
-    let out = Command::new(build_venv.join("bin/maturin"))
+    // The sdist first, and the wheel built from it, as pip would from PyPI.
+    let out =
+        Command::new(&maturin).args(["sdist", "--out"]).arg(&dist).current_dir(repo()).output().unwrap();
+    assert!(out.status.success(), "maturin sdist: {}", String::from_utf8_lossy(&out.stderr));
+    let sdist = std::fs::read_dir(&dist)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(".tar.gz"))
+        .expect("an sdist was built");
+    let (names, pkg_info) = archive_contents(py, &sdist);
+    let top = format!("hashpyc-{}", env!("CARGO_PKG_VERSION"));
+    for needed in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "pyproject.toml",
+        "LICENSE-MIT",
+        "LICENSE-APACHE",
+        "README.md",
+        "src/main.rs",
+        "src/pool/worker.py",
+        "src/marshal/testdata/py38-ascii.marshal",
+        "docs/wheel-data/data/share/man/man1/hashpyc.1",
+    ] {
+        assert!(names.contains(&format!("{top}/{needed}")), "sdist lacks {needed}: {names:?}");
+    }
+    assert!(pkg_info.contains("\nLicense-Expression: MIT OR Apache-2.0\n"), "{pkg_info}");
+    let unpacked = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sdist-build");
+    let _ = std::fs::remove_dir_all(&unpacked);
+    std::fs::create_dir_all(&unpacked).unwrap();
+    let untar = Command::new("tar").arg("xzf").arg(&sdist).arg("-C").arg(&unpacked).status().unwrap();
+    assert!(untar.success());
+    let out = Command::new(&maturin)
         .args(["build", "--release", "--out"])
         .arg(&dist)
-        .current_dir(repo())
+        .current_dir(unpacked.join(&top))
         .env("CARGO_TARGET_DIR", &target)
         .output()
         .unwrap();
-    assert!(out.status.success(), "maturin build: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "maturin build from the sdist: {}", String::from_utf8_lossy(&out.stderr));
     let wheel = std::fs::read_dir(&dist)
         .unwrap()
         .filter_map(Result::ok)
         .map(|e| e.path())
         .find(|p| p.extension().is_some_and(|e| e == "whl"));
     let wheel = wheel.expect("a wheel was built");
+    let (names, metadata) = archive_contents(py, &wheel);
+    let data = format!("{top}.data");
+    assert!(names.contains(&format!("{data}/scripts/hashpyc")), "{names:?}");
+    let pages = committed_man_pages(&repo().join(MAN_DIR));
+    assert!(pages.len() > 1);
+    for (page, _) in &pages {
+        assert!(
+            names.contains(&format!("{data}/data/share/man/man1/{page}")),
+            "wheel lacks {page}: {names:?}"
+        );
+    }
+    for license in ["LICENSE-MIT", "LICENSE-APACHE"] {
+        assert!(names.contains(&format!("{top}.dist-info/licenses/{license}")), "{license}: {names:?}");
+        assert!(metadata.contains(&format!("\nLicense-File: {license}\n")), "{metadata}");
+    }
+    assert!(metadata.contains("\nLicense-Expression: MIT OR Apache-2.0\n"), "{metadata}");
 
     let run_venv = work.path("run/venv");
     assert!(py.cmd().args(["-m", "venv"]).arg(&run_venv).status().unwrap().success());
@@ -45,6 +226,10 @@ fn wheel_builds_installs_and_runs() {
         .unwrap();
     assert!(pip.status.success(), "{}", String::from_utf8_lossy(&pip.stderr));
     let exe = run_venv.join("bin/hashpyc");
+    // pip puts the data directory under the environment's prefix, where `man` looks.
+    for (page, text) in &pages {
+        assert_eq!(&std::fs::read(run_venv.join("share/man/man1").join(page)).unwrap(), text, "{page}");
+    }
     let version = Command::new(&exe).arg("--version").output().unwrap();
     assert_eq!(
         String::from_utf8_lossy(&version.stdout).trim(),
