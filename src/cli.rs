@@ -421,6 +421,11 @@ pub struct TargetArgs {
     /// run (one walk, one read per source). CPython 3.7 or newer.
     #[arg(long, value_name = "PATH", env = "HASHPYC_PYTHON", help_heading = "Target")]
     pub python: Vec<OsString>,
+
+    /// Where `python` came from when a configuration file set it (`` `pyproject.toml` line
+    /// 3``), so that a missing interpreter is reported there.
+    #[arg(skip)]
+    pub python_from: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -115,6 +115,12 @@ pub struct Options {
     /// Size limit of the cache directory (`--cache-max-size`): a size such as `"500MB"` or
     /// `"1GiB"`, or a number of bytes.
     pub cache_max_size: Option<Size>,
+
+    /// The line of each key in the file, for errors found after loading (an interpreter
+    /// that does not exist).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub key_lines: std::collections::BTreeMap<String, usize>,
 }
 
 /// A JSON schema written out, inlined where the type is used.
@@ -325,6 +331,14 @@ impl Config {
         }
     }
 
+    /// `` `pyproject.toml` line 3`` for a key of this file, to start an error message.
+    pub fn locate(&self, key: &str) -> String {
+        match self.options.key_lines.get(key) {
+            Some(line) => format!("`{}` line {line}", self.path.display()),
+            None => format!("`{}`", self.path.display()),
+        }
+    }
+
     /// `path` made absolute against the file's directory.
     pub fn resolve(&self, path: &Path) -> PathBuf {
         crate::layout::absolute(path, &self.dir)
@@ -470,8 +484,10 @@ pub fn parse(text: &str, is_pyproject: bool, file: &str) -> Result<Option<Option
         toml::from_str::<Options>(text)
     };
     let err = match result {
-        Ok(options) => {
+        Ok(mut options) => {
             check_conflicts(&options, table, text, file)?;
+            options.key_lines =
+                table.iter().map(|(k, _)| (k.get_ref().to_string(), line_of(text, k.span().start))).collect();
             return Ok(Some(options));
         }
         Err(e) => e,

@@ -129,6 +129,7 @@ fn apply_target(t: &mut TargetArgs, m: &ArgMatches, c: &Config) {
                     if p.contains('/') { c.resolve(Path::new(p)).into_os_string() } else { OsString::from(p) }
                 })
                 .collect();
+        t.python_from = Some(c.locate("python"));
     }
 }
 
@@ -259,13 +260,24 @@ pub fn probe_targets(args: &TargetArgs, timeout: Option<Duration>) -> Result<Vec
         if args.python.is_empty() { vec![OsString::from("python3")] } else { args.python.clone() };
     let cache = target::state_dir();
     let mut targets: Vec<Arc<Target>> = Vec::new();
+    // An interpreter named by a configuration file is reported at its key.
+    let located = |e: target::TargetError| -> Error {
+        match &args.python_from {
+            Some(at) => Error::Usage(format!(
+                "{at}: invalid value for `python`: {}",
+                crate::pool::schedule::error_chain(&e)
+            )),
+            None => e.into(),
+        }
+    };
     for name in names {
-        let exe = target::resolve_executable(&name)?;
+        let exe = target::resolve_executable(&name).map_err(located)?;
         let t = target::probe(
             &exe,
             timeout.unwrap_or(Duration::from_secs(60)).max(Duration::from_secs(10)),
             cache.as_deref(),
-        )?;
+        )
+        .map_err(located)?;
         // The same interpreter twice (a name and its path) is one target.
         if !targets.iter().any(|o| {
             o.magic == t.magic && o.cache_tag == t.cache_tag && same_file(&o.executable, &t.executable)

@@ -384,4 +384,30 @@ fn bad_configurations() {
     tree.write("pyproject.toml", "[tool.hashpyc]\noptimise = [1]\n");
     let run = tree.hashpyc().args(["check", "--no-config", "--target", "3.12", "."]).run();
     assert_ne!(run.code, Some(2), "{}", run.stderr);
+    // An interpreter the file names that is not there is reported at its key; the same
+    // name given as a flag is reported as the flag's.
+    for cmd in ["compile", "check"] {
+        assert_eq!(
+            bad(
+                "pyproject.toml",
+                "[project]\nname = \"x\"\n\n[tool.hashpyc]\npython = \"no-such-python3\"\n",
+                &[cmd]
+            ),
+            "error: `pyproject.toml` line 5: invalid value for `python`: Python interpreter `no-such-python3` not found on PATH\n"
+        );
+    }
+    assert_eq!(
+        bad("hashpyc.toml", "optimize = 2\npython = [\"./venv/bin/python\"]\n", &["compile"])
+            .split(" does not exist")
+            .next()
+            .unwrap()
+            .split("Python interpreter `")
+            .next()
+            .unwrap(),
+        "error: `hashpyc.toml` line 2: invalid value for `python`: "
+    );
+    assert_eq!(
+        bad("hashpyc.toml", "python = \"python3\"\n", &["compile", "--python", "no-such-python3"]),
+        "error: Python interpreter `no-such-python3` not found on PATH\n"
+    );
 }
