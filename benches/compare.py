@@ -135,9 +135,8 @@ def hyperfine(commands, runs, prepare=None, warmup=1):
     os.close(fd)
     cmd = ["hyperfine", "-i", "--style", "none", "--runs", str(runs), "--warmup", str(warmup),
            "--export-json", path]
-    # One prepare command for all, or one per command.
-    for p in (prepare if isinstance(prepare, list) else [prepare] if prepare else []):
-        cmd += ["--prepare", p]
+    if prepare:
+        cmd += ["--prepare", prepare]
     cmd += commands
     sh(cmd, stdout=subprocess.DEVNULL)
     with open(path) as f:

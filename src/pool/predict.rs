@@ -161,13 +161,14 @@ impl<'a> Scanner<'a> {
                 c if c.is_ascii_digit()
                     || (c == b'.' && self.s.get(self.i + 1).is_some_and(u8::is_ascii_digit)) =>
                 {
+                    let hex = matches!(self.s.get(self.i..self.i + 2), Some(b"0x" | b"0X"));
                     while self.i < self.s.len()
                         && (self.s[self.i].is_ascii_alphanumeric() || matches!(self.s[self.i], b'.' | b'_'))
                     {
                         // An exponent's sign belongs to the number.
                         if matches!(self.s[self.i], b'e' | b'E')
                             && matches!(self.s.get(self.i + 1), Some(b'+' | b'-'))
-                            && !self.s[..self.i].starts_with(b"0x")
+                            && !hex
                         {
                             self.i += 1;
                         }

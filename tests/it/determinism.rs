@@ -313,16 +313,6 @@ per_python!(predicted_files_skip_the_warm_compile, min = (3, 11), |py: &Python| 
     assert_eq!((ended, suspects), (0, 0), "{}: no child ended, no warm compile redone: {stderr}", py.label());
 });
 
-/// A naive long-lived process: `b.py` alone, then after compiling `a.py`.
-const LATIN1_NAIVE: &str = r#"
-import marshal, sys
-a, b = open("a.py", "rb").read(), open("b.py", "rb").read()
-alone = marshal.dumps(compile(b, "b.py", "exec", dont_inherit=True))
-marshal.dumps(compile(a, "a.py", "exec", dont_inherit=True))
-after = marshal.dumps(compile(b, "b.py", "exec", dont_inherit=True))
-print("same" if alone == after else "differs")
-"#;
-
 per_python!(latin1_characters_keep_the_worker_on_3_13, min = (3, 13), |py: &Python| {
     // On 3.13+ a one-character latin-1 string is a static singleton, interned from
     // start-up, so marshal writes it as interned (`t`; before 3.13 it is a plain `u`):
@@ -334,7 +324,7 @@ per_python!(latin1_characters_keep_the_worker_on_3_13, min = (3, 13), |py: &Pyth
     let naive_tree = Tree::new();
     naive_tree.write("a.py", a);
     naive_tree.write("b.py", format!("s = {{'é', 'ÿ', 1}}\n{b}"));
-    let naive = py.run(&["-S", "-s", "-c", LATIN1_NAIVE], naive_tree.root());
+    let naive = py.run(&["-S", "-s", "-c", NAIVE], naive_tree.root());
     assert_eq!(naive.trim(), "same", "{}: a latin-1 character changed a later compile", py.label());
     let tree = Tree::new();
     tree.write("a.py", a);
