@@ -70,7 +70,7 @@ pub enum Command {
     /// directories and git-ignored files included; `--respect-gitignore` and
     /// `--skip-hidden` narrow that for working trees.
     #[command(after_help = AFTER_HELP)]
-    Compile(CompileArgs),
+    Compile(Box<CompileArgs>),
 
     /// Verify that every `.py` file under PATHs has a pyc that the target interpreter will
     /// accept and that matches the source. Reads files only; writes nothing and starts no
@@ -87,7 +87,7 @@ pub enum Command {
     ///
     /// `check` selects exactly the files `compile` would, given the same selection flags.
     #[command(after_help = AFTER_HELP)]
-    Check(CheckArgs),
+    Check(Box<CheckArgs>),
 
     /// Describe pyc files: magic and Python version, mode, source hash and whether it
     /// matches the source (when the source is found), body size, embedded path. A file that
@@ -140,9 +140,10 @@ pub struct CompileArgs {
     #[arg(long, value_name = "MODE", default_value = "checked-hash", help_heading = "Compilation")]
     pub invalidation_mode: String,
 
-    /// Number of Python worker processes; 0 means one per CPU (the default, like
-    /// compileall's `-j 0`).
-    #[arg(short, long, env = "HASHPYC_JOBS", value_name = "N", help_heading = "Compilation")]
+    /// Number of Python worker processes, at most 1024; 0 means one per CPU (the default,
+    /// like compileall's `-j 0`). More workers than CPUs rarely help: compiling is CPU-bound.
+    #[arg(short, long, env = "HASHPYC_JOBS", value_name = "N", value_parser = parse_jobs_arg,
+          help_heading = "Compilation")]
     pub jobs: Option<usize>,
 
     /// Give up on a file after SECS seconds in a worker and go on with the rest (0: never).
@@ -177,6 +178,10 @@ pub struct CompileArgs {
     /// by an earlier run are linked too.
     #[arg(long, help_heading = "Layout")]
     pub hardlink_dupes: bool,
+
+    /// The default (no hard links); overrides `hardlink-dupes = true` in the configuration.
+    #[arg(long, overrides_with = "hardlink_dupes", help_heading = "Layout")]
+    pub no_hardlink_dupes: bool,
 
     /// Print what would be compiled, rewritten, linked or skipped, and why, and a count,
     /// without writing anything or starting Python (beyond probing the interpreter).
@@ -255,6 +260,10 @@ pub struct CacheArgs {
     #[arg(long, value_name = "URL", env = "HASHPYC_CACHE_URL", help_heading = "Bytecode cache")]
     pub cache_url: Option<String>,
 
+    /// Where `cache-url` came from when a configuration file set it, for its errors.
+    #[arg(skip)]
+    pub cache_url_from: Option<String>,
+
     /// Do not use the bytecode cache, even if `HASHPYC_CACHE` or `HASHPYC_CACHE_URL` name one.
     #[arg(long, help_heading = "Bytecode cache")]
     pub no_cache: bool,
@@ -265,12 +274,37 @@ pub struct CacheArgs {
           default_value_t = false, help_heading = "Bytecode cache")]
     pub cache_read_only: bool,
 
+    /// The default (the cache stores what is compiled); overrides `cache-read-only = true`
+    /// in the configuration and `HASHPYC_CACHE_READ_ONLY`.
+    #[arg(long, help_heading = "Bytecode cache")]
+    pub no_cache_read_only: bool,
+
     /// Size limit of the cache directory, least recently used entries removed first when
     /// it is passed (e.g. `500MB`, `1GiB`; K/M/G are powers of 1000, KiB/MiB/GiB of 1024).
     /// The default holds the bytecode of about ten large environments (README, "Size").
     #[arg(long, value_name = "SIZE", env = "HASHPYC_CACHE_MAX_SIZE", default_value = "2GiB",
           value_parser = parse_size_arg, help_heading = "Bytecode cache")]
     pub cache_max_size: u64,
+}
+
+/// The most workers `--jobs` starts: each is a Python process of some 10-20 MB, and
+/// compiling is CPU-bound, so a value far above the CPU count only costs memory.
+pub const MAX_JOBS: usize = 1024;
+
+/// `--jobs N`: 0 (one per CPU) to [`MAX_JOBS`].
+pub fn parse_jobs_arg(s: &str) -> Result<usize, String> {
+    let n: usize = s.parse().map_err(|_| format!("`{s}` is not a number of workers"))?;
+    check_jobs(n)
+}
+
+/// The bound of `--jobs` and the `jobs` key.
+pub fn check_jobs(n: usize) -> Result<usize, String> {
+    if n > MAX_JOBS {
+        return Err(format!(
+            "{n} workers is more than the {MAX_JOBS} hashpyc starts at most (0 means one per CPU)"
+        ));
+    }
+    Ok(n)
 }
 
 /// `500MB`, `1GiB`, `1M`: K/M/G decimal, KiB/MiB/GiB binary, as ccache and parse-size read them.
@@ -306,9 +340,20 @@ pub enum CacheCommand {
 
 #[derive(Debug, Args)]
 pub struct CacheDirArg {
-    /// The bytecode cache directory.
-    #[arg(long = "cache", value_name = "DIR", env = "HASHPYC_CACHE", required = true)]
-    pub dir: PathBuf,
+    /// The bytecode cache directory (default: `cache` in the configuration file, as for
+    /// `compile`).
+    #[arg(long = "cache", value_name = "DIR", env = "HASHPYC_CACHE")]
+    pub dir: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+impl CacheDirArg {
+    /// The directory, once [`crate::settings::apply_config`] has filled it in.
+    pub fn path(&self) -> &std::path::Path {
+        self.dir.as_deref().expect("cache directory resolved by apply_config")
+    }
 }
 
 #[derive(Debug, Args)]
@@ -346,6 +391,11 @@ pub struct CheckArgs {
     /// Also report pycs in `__pycache__` directories whose source is gone.
     #[arg(long, help_heading = "Verdicts")]
     pub stray: bool,
+
+    /// The default (stray pycs are not reported); overrides `stray = true` in the
+    /// configuration.
+    #[arg(long, overrides_with = "stray", help_heading = "Verdicts")]
+    pub no_stray: bool,
 
     /// Output format for findings on stdout.
     #[arg(long, value_enum, default_value_t = Format::Text, help_heading = "Output")]
@@ -479,9 +529,18 @@ pub struct SelectArgs {
     #[arg(short = 'L', long, help_heading = "Selection")]
     pub follow: bool,
 
+    /// The default (symbolic links to directories are not followed); overrides `follow =
+    /// true` in the configuration.
+    #[arg(long, overrides_with = "follow", help_heading = "Selection")]
+    pub no_follow: bool,
+
     /// Skip symbolic links whose target resolves outside DIR (compileall's `-e`).
     #[arg(short = 'e', long = "limit-symlinks", value_name = "DIR", help_heading = "Selection")]
     pub limit_symlinks: Option<PathBuf>,
+
+    /// Where `limit-symlinks` came from when a configuration file set it, for its errors.
+    #[arg(skip)]
+    pub limit_symlinks_from: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -501,6 +560,10 @@ pub struct LayoutArgs {
     /// `-b`). Python only imports such pycs when the source is absent.
     #[arg(short = 'b', long, help_heading = "Layout", conflicts_with = "pycache_prefix")]
     pub legacy: bool,
+
+    /// The default (pycs in `__pycache__`); overrides `legacy = true` in the configuration.
+    #[arg(long, overrides_with = "legacy", help_heading = "Layout")]
+    pub no_legacy: bool,
 }
 
 #[cfg(test)]

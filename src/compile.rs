@@ -631,7 +631,11 @@ fn compile_stage(
                     mode: s.mode,
                     hardlink_dupes: s.hardlink_dupes,
                     cache,
-                    threads: if cache.has_remote() { crate::cache::remote::LOOKUPS } else { s.jobs.max(2) },
+                    threads: if cache.has_remote() {
+                        crate::cache::remote::LOOKUPS
+                    } else {
+                        s.jobs.min(crate::settings::default_jobs()).max(2)
+                    },
                     warnings_as_errors: s.warnings_as_errors,
                 };
                 let hits = crate::cache::stage::run(&l, units, &queue, reporter);

@@ -92,8 +92,9 @@ pub struct Options {
     /// (`--limit-symlinks`), relative to this file's directory.
     pub limit_symlinks: Option<PathBuf>,
 
-    /// Number of Python worker processes, 0 for one per CPU (`--jobs`; `compile` only).
-    pub jobs: Option<usize>,
+    /// Number of Python worker processes, 0 for one per CPU, at most 1024 (`--jobs`;
+    /// `compile` only).
+    pub jobs: Option<Jobs>,
 
     /// Give up on a file after this many seconds in a worker, 0 for never (`--timeout`;
     /// `compile` only).
@@ -269,6 +270,19 @@ impl<'de> Deserialize<'de> for Seconds {
 }
 
 inline_schema!(Seconds, {"type": "number", "minimum": 0});
+
+/// A number of workers, 0 (one per CPU) to [`crate::cli::MAX_JOBS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Jobs(pub usize);
+
+impl<'de> Deserialize<'de> for Jobs {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = usize::deserialize(d)?;
+        crate::cli::check_jobs(n).map(Jobs).map_err(serde::de::Error::custom)
+    }
+}
+
+inline_schema!(Jobs, {"type": "integer", "minimum": 0, "maximum": 1024});
 
 /// A size in bytes, written as `--cache-max-size` takes it (`"500MB"`) or as a number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -37,6 +37,15 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
     match command {
         Command::Compile(args) => {
             let m = matches.subcommand_matches("compile").expect("compile matches");
+            // `--no-cache-read-only` beats the environment variable, and the later of the
+            // two flags wins on the command line (clap's `overrides_with` would make the
+            // flag conflict with the variable instead).
+            if args.cache.no_cache_read_only
+                && (m.value_source("cache_read_only") != Some(ValueSource::CommandLine)
+                    || m.index_of("no_cache_read_only") > m.index_of("cache_read_only"))
+            {
+                args.cache.cache_read_only = false;
+            }
             let Some(c) = load_config(&args.config, &args.output, &cwd)? else { return Ok(()) };
             let o = &c.options;
             apply_target(&mut args.target, m, &c);
@@ -48,15 +57,19 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
             {
                 args.invalidation_mode = mode.flag_value().to_string();
             }
-            set_flag(&mut args.hardlink_dupes, m, "hardlink_dupes", o.hardlink_dupes);
+            if !given(m, "no_hardlink_dupes") {
+                set_flag(&mut args.hardlink_dupes, m, "hardlink_dupes", o.hardlink_dupes);
+            }
             // `-d` and `-s`/`-p` are alternatives: a flag for either replaces the file's.
             if !["ddir", "strip_prefix", "prepend_prefix"].iter().any(|id| given(m, id)) {
                 args.ddir = o.ddir.clone().or(args.ddir.take());
                 args.strip_prefix = o.strip_prefix.clone().or(args.strip_prefix.take());
                 args.prepend_prefix = o.prepend_prefix.clone().or(args.prepend_prefix.take());
             }
-            if !given(m, "jobs") && o.jobs.is_some() {
-                args.jobs = o.jobs;
+            if !given(m, "jobs")
+                && let Some(j) = o.jobs
+            {
+                args.jobs = Some(j.0);
             }
             if !given(m, "timeout")
                 && let Some(t) = o.timeout
@@ -83,7 +96,28 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
                     InvalidationMode::UncheckedHash => CheckMode::Unchecked,
                 };
             }
-            set_flag(&mut args.stray, m, "stray", o.stray);
+            if !given(m, "no_stray") {
+                set_flag(&mut args.stray, m, "stray", o.stray);
+            }
+        }
+        Command::Cache(cmd) => {
+            let (crate::cli::CacheCommand::Stats { dir, .. }
+            | crate::cli::CacheCommand::Prune { dir, .. }
+            | crate::cli::CacheCommand::Clean { dir }) = cmd;
+            if dir.dir.as_ref().is_some_and(|d| !d.as_os_str().is_empty()) {
+                return Ok(());
+            }
+            let from_file = match config::load(dir.config.config.as_deref(), dir.config.no_config, &cwd)? {
+                config::Source::File(c) => c.options.cache.as_ref().map(|d| c.resolve(d)),
+                _ => None,
+            };
+            dir.dir = Some(from_file.ok_or_else(|| {
+                Error::Usage(
+                    "no cache directory: give --cache DIR, set HASHPYC_CACHE, or set `cache` in the \
+                     configuration file"
+                        .into(),
+                )
+            })?);
         }
         _ => {}
     }
@@ -157,11 +191,14 @@ fn apply_select(sel: &mut SelectArgs, m: &ArgMatches, c: &Config) {
         sel.max_depth = o.max_depth.or(sel.max_depth);
         set_flag(&mut sel.no_recursion, m, "no_recursion", o.no_recursion);
     }
-    set_flag(&mut sel.follow, m, "follow", o.follow);
+    if !given(m, "no_follow") {
+        set_flag(&mut sel.follow, m, "follow", o.follow);
+    }
     if !given(m, "limit_symlinks")
         && let Some(dir) = &o.limit_symlinks
     {
         sel.limit_symlinks = Some(c.resolve(dir));
+        sel.limit_symlinks_from = Some(c.locate("limit-symlinks"));
     }
 }
 
@@ -174,7 +211,9 @@ fn apply_layout(layout: &mut LayoutArgs, m: &ArgMatches, c: &Config) {
     }
     // `-b` and `--pycache-prefix` are alternatives: a flag for either replaces the file's.
     if !given(m, "legacy") && !given(m, "pycache_prefix") {
-        set_flag(&mut layout.legacy, m, "legacy", o.legacy);
+        if !given(m, "no_legacy") {
+            set_flag(&mut layout.legacy, m, "legacy", o.legacy);
+        }
         if let Some(prefix) = &o.pycache_prefix {
             layout.pycache_prefix = Some(c.resolve(prefix));
         }
@@ -190,8 +229,11 @@ fn apply_cache(cache: &mut CacheArgs, m: &ArgMatches, c: &Config) {
     }
     if !given(m, "cache_url") && o.cache_url.is_some() {
         cache.cache_url.clone_from(&o.cache_url);
+        cache.cache_url_from = Some(c.locate("cache-url"));
     }
-    set_flag(&mut cache.cache_read_only, m, "cache_read_only", o.cache_read_only);
+    if !given(m, "no_cache_read_only") {
+        set_flag(&mut cache.cache_read_only, m, "cache_read_only", o.cache_read_only);
+    }
     if !given(m, "cache_max_size")
         && let Some(size) = o.cache_max_size
     {
@@ -236,7 +278,11 @@ pub fn walk_options(sel: &SelectArgs, jobs: usize) -> Result<WalkOptions, Error>
     }
     let limit_symlinks = match &sel.limit_symlinks {
         Some(dir) => Some(std::fs::canonicalize(dir).map_err(|e| {
-            Error::Usage(format!("--limit-symlinks `{}`: {}", dir.display(), crate::io::io_reason(&e)))
+            let reason = format!("`{}`: {}", dir.display(), crate::io::io_reason(&e));
+            Error::Usage(match &sel.limit_symlinks_from {
+                Some(at) => format!("{at}: invalid value for `limit-symlinks`: {reason}"),
+                None => format!("--limit-symlinks {reason}"),
+            })
         })?),
         None => None,
     };
@@ -250,7 +296,8 @@ pub fn walk_options(sel: &SelectArgs, jobs: usize) -> Result<WalkOptions, Error>
         follow: sel.follow,
         limit_symlinks,
         collect_pycache: false,
-        threads: jobs,
+        // Walking is I/O: more threads than CPUs only add contention.
+        threads: jobs.min(default_jobs()),
     })
 }
 
@@ -434,7 +481,12 @@ fn cache_settings(args: &crate::cli::CacheArgs) -> Result<Option<crate::cache::C
     let timeout = seconds("HASHPYC_CACHE_TIMEOUT", crate::cache::remote::DEFAULT_TIMEOUT)?;
     if let Some(u) = url {
         // A malformed URL is bad input (exit 2); trouble reaching it never is.
-        crate::cache::remote::open(u, timeout).map_err(Error::Usage)?;
+        crate::cache::remote::open(u, timeout).map_err(|e| {
+            Error::Usage(match &args.cache_url_from {
+                Some(at) => format!("{at}: invalid value for `cache-url`: {e}"),
+                None => e,
+            })
+        })?;
     }
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     Ok(Some(crate::cache::CacheSettings {

@@ -34,7 +34,7 @@ pub fn human_size(bytes: u64) -> String {
 pub fn run(cmd: &CacheCommand, style: Style) -> Result<ExitStatus, Error> {
     match cmd {
         CacheCommand::Stats { dir, format } => {
-            let tier = open(&dir.dir)?;
+            let tier = open(dir.path())?;
             let (entries, temps) = tier.scan();
             let bytes: u64 = entries.iter().map(|e| e.size).sum();
             let rec = stats::read(&tier);
@@ -80,7 +80,7 @@ pub fn run(cmd: &CacheCommand, style: Style) -> Result<ExitStatus, Error> {
             Ok(ExitStatus::Success)
         }
         CacheCommand::Prune { dir, max_size } => {
-            let tier = open(&dir.dir)?;
+            let tier = open(dir.path())?;
             let (removed, freed, left, size) = tier
                 .locked("prune.lock", true, || tier.prune(*max_size))
                 .unwrap_or_else(|| tier.prune(*max_size));
@@ -95,9 +95,9 @@ pub fn run(cmd: &CacheCommand, style: Style) -> Result<ExitStatus, Error> {
             Ok(ExitStatus::Success)
         }
         CacheCommand::Clean { dir } => {
-            let tier = open(&dir.dir)?;
+            let tier = open(dir.path())?;
             let (count, bytes) =
-                tier.clean().map_err(|source| CacheError::Open { path: dir.dir.clone(), source })?;
+                tier.clean().map_err(|source| CacheError::Open { path: dir.path().to_path_buf(), source })?;
             report::eprint_line(&format!(
                 "Removed {} ({}) from `{}`",
                 report::plural(count, "entry", "entries"),

@@ -282,6 +282,109 @@ per_python!(discovery_upwards, min = (3, 11), |py: &Python| {
     assert!(run.stderr.contains("configuration: none (no .hashpyc.toml"), "{}", run.stderr);
 });
 
+// Every key set to `true` in the file has a `--no-…` flag that undoes it for one run (and
+// the later of a flag and its negation wins, as with ruff's `--fix`/`--no-fix`).
+per_python!(negations_undo_the_file, |py: &Python| {
+    let tree = Tree::new();
+    tree.write("src/a.py", "A = 1\n");
+    tree.write("elsewhere/b.py", "B = 2\n");
+    std::os::unix::fs::symlink(tree.path("elsewhere"), tree.path("src/linked")).unwrap();
+    tree.write(
+        "hashpyc.toml",
+        "legacy = true\nfollow = true\noptimize = [1, 2]\nhardlink-dupes = true\ncache = \"c\"\n\
+         cache-read-only = true\nstray = true\n",
+    );
+    let names = || -> BTreeSet<String> {
+        pycs_under(tree.root())
+            .iter()
+            .map(|p| p.strip_prefix(tree.root()).unwrap().display().to_string())
+            .collect()
+    };
+    let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
+    // The file as it is: legacy pycs (one name for both levels), the linked directory
+    // followed (its pyc lands in the link's target), and no cache entries (read-only).
+    tree.hashpyc().args(["compile", "src"]).python(py).run().assert_code(0);
+    assert_eq!(names(), BTreeSet::from(["src/a.pyc".to_string(), "elsewhere/b.pyc".to_string()]));
+    assert!(!tree.path("c").exists(), "a read-only cache stores nothing");
+    for p in pycs_under(tree.root()) {
+        std::fs::remove_file(p).unwrap();
+    }
+    // Each negation undoes its key.
+    let run = tree
+        .hashpyc()
+        .args(["compile", "--no-legacy", "--no-follow", "--no-hardlink-dupes", "--no-cache-read-only", "src"])
+        .python(py)
+        .run();
+    run.assert_code(0);
+    let want: BTreeSet<String> =
+        [1, 2].iter().map(|l| format!("src/__pycache__/a.{tag}.opt-{l}.pyc")).collect();
+    assert_eq!(names(), want);
+    use std::os::unix::fs::MetadataExt;
+    for p in &want {
+        assert_eq!(std::fs::metadata(tree.path(p)).unwrap().nlink(), 1, "{p} is hard-linked");
+    }
+    assert!(tree.path("c").is_dir(), "the cache stores once read-only is undone");
+    // The environment variable is undone by the flag, and on the command line the later
+    // of the two flags wins.
+    std::fs::remove_dir_all(tree.path("c")).unwrap();
+    let args = ["compile", "--no-config", "--force", "--cache", "c", "src"];
+    tree.hashpyc()
+        .args(args)
+        .arg("--no-cache-read-only")
+        .env("HASHPYC_CACHE_READ_ONLY", "1")
+        .python(py)
+        .run()
+        .assert_code(0);
+    assert!(tree.path("c").is_dir());
+    std::fs::remove_dir_all(tree.path("c")).unwrap();
+    tree.hashpyc()
+        .args(args)
+        .args(["--no-cache-read-only", "--cache-read-only"])
+        .python(py)
+        .run()
+        .assert_code(0);
+    assert!(!tree.path("c").exists());
+    // check: `stray = true` reports a pyc whose source is gone; --no-stray does not.
+    tree.write(format!("src/__pycache__/gone.{tag}.opt-1.pyc"), b"x");
+    let stray = tree.hashpyc().args(["check", "--no-legacy", "--no-follow", "src"]).python(py).run();
+    stray.assert_code(1);
+    assert!(stray.stdout.contains("gone."), "{}", stray.stdout);
+    let quiet =
+        tree.hashpyc().args(["check", "--no-legacy", "--no-follow", "--no-stray", "src"]).python(py).run();
+    quiet.assert_code(0);
+    assert!(!quiet.stdout.contains("gone."), "{}", quiet.stdout);
+});
+
+// `hashpyc cache stats|prune|clean` use the file's `cache` when no --cache is given.
+per_python!(cache_commands_read_the_file, min = (3, 11), |py: &Python| {
+    let tree = Tree::new();
+    tree.write("proj/a.py", "A = 1\n");
+    tree.write("proj/pyproject.toml", "[tool.hashpyc]\ncache = \"../shared-cache\"\n");
+    let proj = tree.path("proj");
+    harness::Hashpyc::new(&proj).args(["compile", "."]).python(py).run().assert_code(0);
+    let stats = harness::Hashpyc::new(&proj).args(["cache", "stats", "--format", "json"]).run();
+    stats.assert_code(0);
+    let v: serde_json::Value = serde_json::from_str(&stats.stdout).unwrap();
+    assert_eq!(v["entries"].as_u64(), Some(1), "{v}");
+    // --cache beats the file; without either there is nothing to name.
+    let other = harness::Hashpyc::new(&proj).args(["cache", "stats", "--cache", "nowhere"]).run();
+    other.assert_code(2);
+    assert!(other.stderr.contains("nowhere"), "{}", other.stderr);
+    let none = harness::Hashpyc::new(&proj)
+        .args(["cache", "clean", "--no-config"])
+        .env_remove("HASHPYC_CACHE")
+        .run();
+    none.assert_code(2);
+    assert_eq!(
+        none.stderr,
+        "error: no cache directory: give --cache DIR, set HASHPYC_CACHE, or set `cache` in the configuration file\n"
+    );
+    harness::Hashpyc::new(&proj).args(["cache", "clean"]).run().assert_code(0);
+    let stats = harness::Hashpyc::new(&proj).args(["cache", "stats", "--format", "json"]).run();
+    let v: serde_json::Value = serde_json::from_str(&stats.stdout).unwrap();
+    assert_eq!(v["entries"].as_u64(), Some(0), "{v}");
+});
+
 /// Write `content` as `name` in a fresh tree and run `hashpyc ARGS` there: the stderr.
 fn bad(name: &str, content: &str, args: &[&str]) -> String {
     let tree = Tree::new();
@@ -358,6 +461,11 @@ fn bad_configurations() {
             "tool.hashpyc = 3\n",
             "`pyproject.toml` line 1: `tool.hashpyc` must be a table, like [tool.hashpyc]",
         ),
+        (
+            "pyproject.toml",
+            "[tool.hashpyc]\njobs = 5000\n",
+            "`pyproject.toml` line 2: invalid value for `jobs` in [tool.hashpyc]: 5000 workers is more than the 1024 hashpyc starts at most (0 means one per CPU)",
+        ),
     ];
     for (i, (name, content, want)) in cases.iter().enumerate() {
         let cmd: &[&str] = if i % 2 == 0 { &["compile"] } else { &["check"] };
@@ -405,6 +513,24 @@ fn bad_configurations() {
             .next()
             .unwrap(),
         "error: `hashpyc.toml` line 2: invalid value for `python`: "
+    );
+    // So are a directory for limit-symlinks that is not there and a cache URL of a kind
+    // hashpyc does not speak.
+    let tree = Tree::new();
+    tree.write("hashpyc.toml", "optimize = 1\nlimit-symlinks = \"no/such/dir\"\n");
+    let run = tree.hashpyc().args(["check", "--python", "no-such-python3"]).run();
+    run.assert_code(2);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "error: `hashpyc.toml` line 2: invalid value for `limit-symlinks`: `{}`: no such file\n",
+            tree.path("no/such/dir").display()
+        )
+    );
+    assert_eq!(
+        bad("pyproject.toml", "[tool.hashpyc]\n\ncache-url = \"ftp://host/x\"\n", &["compile"]),
+        "error: `pyproject.toml` line 3: invalid value for `cache-url`: unsupported cache URL `ftp://host/x`: \
+         expected s3://BUCKET/PREFIX, http://HOST/PREFIX or https://HOST/PREFIX\n"
     );
     assert_eq!(
         bad("hashpyc.toml", "python = \"python3\"\n", &["compile", "--python", "no-such-python3"]),

@@ -741,3 +741,43 @@ fn umask() -> u32 {
         .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
         .unwrap_or(0o022)
 }
+
+// Settings at the edge: more workers than hashpyc starts is a usage error, the most it
+// starts compiles a small tree (one worker per file at most), and a timeout far shorter
+// than any compile gives up on every file cleanly instead of retrying for ever.
+#[test]
+fn extreme_jobs_and_timeouts_stay_bounded() {
+    for py in fault_pythons("faults::extreme_settings") {
+        let tree = Tree::new();
+        sources(&tree, 8);
+        let run = tree.hashpyc().args(["compile", "-j", "100000"]).python(py).arg("src").run();
+        run.assert_code(2);
+        assert!(
+            run.stderr.contains("100000 workers is more than the 1024 hashpyc starts at most"),
+            "{}",
+            run.stderr
+        );
+        assert!(tree.pycs().is_empty());
+        let run = tree.hashpyc().args(["compile", "-j", "1024"]).python(py).arg("src").run();
+        run.assert_code(0);
+        assert!(run.stderr.contains("Compiled 8 files"), "{}", run.stderr);
+        assert_tree_sound(py, tree.root());
+
+        let tree = Tree::new();
+        sources(&tree, 8);
+        let run =
+            tree.hashpyc().args(["compile", "-j2", "--timeout", "0.000001"]).python(py).arg("src").run();
+        run.assert_code(1);
+        let timed_out = run.stderr.matches("timed out after 0.000001 s").count();
+        let compiled: usize = run
+            .stderr
+            .split("Compiled ")
+            .nth(1)
+            .and_then(|s| s.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no summary: {}", run.stderr));
+        assert_eq!(timed_out + compiled, 8, "{}", run.stderr);
+        assert!(timed_out > 0, "{}", run.stderr);
+        assert_tree_sound(py, tree.root());
+    }
+}
