@@ -363,8 +363,10 @@ impl<'a> Slot<'a> {
                 return;
             }
         };
+        // The source is read once per unit, and guessed about at most once.
+        let mut guess = None;
         for &t in targets {
-            match self.compile_for(src, t, &source, fresh) {
+            match self.compile_for(src, t, &source, fresh, &mut guess) {
                 Some(Step::Done(r)) => self.record(src, t, r),
                 Some(Step::Deferred) => {
                     let mut d = self.sh.deferred.lock().expect("deferred lock");
@@ -382,7 +384,14 @@ impl<'a> Slot<'a> {
     }
 
     /// `None` when the run is stopping (interrupt or fatal error).
-    fn compile_for(&mut self, src: usize, t: usize, source: &[u8], fresh: bool) -> Option<Step> {
+    fn compile_for(
+        &mut self,
+        src: usize,
+        t: usize,
+        source: &[u8],
+        fresh: bool,
+        guess: &mut Option<predict::Prediction>,
+    ) -> Option<Step> {
         let s = self.sh.s;
         let plan = &s.plans[src];
         let spec = &s.specs[t];
@@ -398,7 +407,7 @@ impl<'a> Slot<'a> {
             // A file that would taint a long-lived child, or whose bytes could depend on
             // its history, goes straight to a fresh fork (phase 2), not through a warm
             // compile first. Only where it is compiled depends on the guess.
-            let guess = predict::predict(source);
+            let guess = guess.get_or_insert_with(|| predict::predict(source));
             if guess.imports_unicodedata || (refork_suspects && guess.frozenset_with_str) {
                 super::STATS.predicted.fetch_add(1, Ordering::Relaxed);
                 return Some(Step::Deferred);
