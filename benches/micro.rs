@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the Rust-side work (criterion): source hashing throughput over real
-//! `.py` files with both SipHash variants, header classification, and the plan step over
-//! a generated tree of fresh pycs.
+//! `.py` files with both SipHash variants, the scheduler's guess about each source
+//! (`pool::predict`, compared with hashing the same bytes), header classification, and the
+//! plan step over a generated tree of fresh pycs.
 //!
 //!     cargo bench --bench micro
 //!
@@ -68,6 +69,23 @@ fn hashing(c: &mut Criterion) {
             b.iter(|| sources.iter().map(|s| pyc::source_hash(variant, magic, s)[0] as u64).sum::<u64>())
         });
     }
+    g.finish();
+}
+
+fn prediction(c: &mut Criterion) {
+    let sources = corpus();
+    let bytes: u64 = sources.iter().map(|s| s.len() as u64).sum();
+    let mut g = c.benchmark_group("predict");
+    g.throughput(Throughput::Bytes(bytes));
+    g.bench_function("predict", |b| {
+        b.iter(|| {
+            sources
+                .iter()
+                .map(|s| hashpyc::pool::predict::predict(s))
+                .filter(|p| p.frozenset_with_str || p.imports_unicodedata)
+                .count()
+        })
+    });
     g.finish();
 }
 
@@ -159,5 +177,5 @@ fn planning(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, hashing, classification, planning);
+criterion_group!(benches, hashing, prediction, classification, planning);
 criterion_main!(benches);

@@ -29,12 +29,54 @@ pub struct Prediction {
 /// Predict from the raw source bytes (any encoding CPython accepts: only ASCII matters here).
 pub fn predict(source: &[u8]) -> Prediction {
     let named_escape = memchr::memmem::find(source, b"\\N{").is_some();
-    if memchr::memchr(b'{', source).is_none() && source.is_ascii() {
+    // Most files have neither a non-ASCII byte nor a brace that could open a set of
+    // strings: they need no tokenizing (this runs for every file compiled).
+    if source.is_ascii() && !maybe_set_of_strings(source) {
         return Prediction { imports_unicodedata: named_escape, frozenset_with_str: false };
     }
     let mut scanner = Scanner::new(source);
     let frozenset_with_str = scanner.frozenset_with_str();
     Prediction { imports_unicodedata: named_escape || scanner.non_ascii_name, frozenset_with_str }
+}
+
+/// A quick look for a `{` whose text up to the next brace holds a quote and no `:` outside
+/// quotes: a set display with a string could start there (a dict, a dict comprehension, a
+/// nested display or an f-string field cannot be one). The scanner decides; this only
+/// spares it the files where nothing could match. A brace inside a string or a comment is
+/// looked at like any other: that can only send a file to the scanner for nothing, and a
+/// set display this misses (a `{` in one of its strings) is still caught after compiling.
+fn maybe_set_of_strings(s: &[u8]) -> bool {
+    let mut from = 0;
+    while let Some(open) = memchr::memchr(b'{', &s[from..]).map(|n| from + n) {
+        from = open + 1;
+        let Some(close) = memchr::memchr2(b'{', b'}', &s[from..]).map(|n| from + n) else {
+            return false;
+        };
+        if s[close] == b'{' {
+            continue;
+        }
+        let (mut quote, mut seen_quote, mut colon, mut k) = (None, false, false, from);
+        while k < close {
+            match (s[k], quote) {
+                (b'\\', Some(_)) => k += 1,
+                (q @ (b'\'' | b'"'), None) => {
+                    quote = Some(q);
+                    seen_quote = true;
+                }
+                (q, Some(open_q)) if q == open_q => quote = None,
+                (b':', None) => {
+                    colon = true;
+                    break;
+                }
+                _ => {}
+            }
+            k += 1;
+        }
+        if seen_quote && !colon {
+            return true;
+        }
+    }
+    false
 }
 
 /// One open bracket: for a `{`, what its elements look like so far.
@@ -313,6 +355,24 @@ mod tests {
         assert!(!imports(r"s = '\n{BULLET}'"));
         assert!(!imports("s = 'café'  # ñ\nt = '''ü'''\n"));
         assert!(!imports("d = {'é': 1}"));
+    }
+
+    #[test]
+    fn the_quick_look_passes_what_the_scanner_needs() {
+        for src in [
+            "if x in {'a', 'b'}: pass",
+            "S = {\n    'a',  # first\n    'b',\n    -1,\n}\n",
+            "if u in {'http://a', 'https://b'}: pass",
+            "D = {'a': 1}\nif x in {'b', 'c'}: pass",
+            "S = {'a\\'', 2, 3}",
+        ] {
+            assert!(maybe_set_of_strings(src.as_bytes()), "{src}");
+            assert!(folds(src), "{src}");
+        }
+        for src in ["D = {'a': 1, 'b': 2}", "s = f'{x}'", "S = {1, 2, 3}", "d = {k: 'v' for k in x}", "{'a'"]
+        {
+            assert!(!maybe_set_of_strings(src.as_bytes()), "{src}");
+        }
     }
 
     #[test]
