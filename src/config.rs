@@ -499,6 +499,7 @@ pub fn parse(text: &str, is_pyproject: bool, file: &str) -> Result<Option<Option
     };
     let err = match result {
         Ok(mut options) => {
+            check_empty(&options, table, text, file, table_name)?;
             check_conflicts(&options, table, text, file)?;
             options.key_lines =
                 table.iter().map(|(k, _)| (k.get_ref().to_string(), line_of(text, k.span().start))).collect();
@@ -529,6 +530,56 @@ pub fn parse(text: &str, is_pyproject: bool, file: &str) -> Result<Option<Option
         ))),
         None => Err(Error::Usage(format!("`{file}` line {line}: {}", toml_words(&message)))),
     }
+}
+
+/// Values the types accept but no setting can mean: an empty path or URL (the flags refuse
+/// an empty value too; `cache = ""` would make the project directory the cache) and an
+/// empty list of interpreters or levels.
+fn check_empty(
+    options: &Options,
+    table: &toml::de::DeTable,
+    text: &str,
+    file: &str,
+    table_name: &str,
+) -> Result<(), Error> {
+    let empty_path = |p: &Option<PathBuf>| p.as_ref().is_some_and(|p| p.as_os_str().is_empty());
+    let checks: [(&str, bool, &str); 10] = [
+        (
+            "python",
+            options.python.as_ref().is_some_and(|p| p.is_empty()),
+            "an empty list (leave the key out for `python3`)",
+        ),
+        (
+            "python",
+            options.python.as_ref().is_some_and(|p| p.iter().any(String::is_empty)),
+            "an empty interpreter name",
+        ),
+        (
+            "optimize",
+            options.optimize.as_ref().is_some_and(|o| o.is_empty()),
+            "an empty list (leave the key out for level 0)",
+        ),
+        ("pycache-prefix", empty_path(&options.pycache_prefix), "an empty path"),
+        ("ddir", empty_path(&options.ddir), "an empty path"),
+        ("strip-prefix", empty_path(&options.strip_prefix), "an empty path"),
+        ("prepend-prefix", empty_path(&options.prepend_prefix), "an empty path"),
+        ("limit-symlinks", empty_path(&options.limit_symlinks), "an empty path"),
+        ("cache", empty_path(&options.cache), "an empty path (leave the key out for no cache)"),
+        (
+            "cache-url",
+            options.cache_url.as_ref().is_some_and(String::is_empty),
+            "an empty URL (leave the key out for no shared cache)",
+        ),
+    ];
+    for (key, bad, what) in checks {
+        if bad {
+            let line = table.get(key).map_or(1, |v| line_of(text, v.span().start));
+            return Err(Error::Usage(format!(
+                "`{file}` line {line}: invalid value for `{key}` in {table_name}: {what}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Keys that mean opposite things for one setting (the flags conflict too).

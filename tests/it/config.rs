@@ -463,6 +463,21 @@ fn bad_configurations() {
         ),
         (
             "pyproject.toml",
+            "[tool.hashpyc]\ncache = \"\"\n",
+            "`pyproject.toml` line 2: invalid value for `cache` in [tool.hashpyc]: an empty path (leave the key out for no cache)",
+        ),
+        (
+            "hashpyc.toml",
+            "python = []\n",
+            "`hashpyc.toml` line 1: invalid value for `python` in the top level: an empty list (leave the key out for `python3`)",
+        ),
+        (
+            "pyproject.toml",
+            "[tool.hashpyc]\noptimize = [1]\npycache-prefix = \"\"\n",
+            "`pyproject.toml` line 3: invalid value for `pycache-prefix` in [tool.hashpyc]: an empty path",
+        ),
+        (
+            "pyproject.toml",
             "[tool.hashpyc]\njobs = 5000\n",
             "`pyproject.toml` line 2: invalid value for `jobs` in [tool.hashpyc]: 5000 workers is more than the 1024 hashpyc starts at most (0 means one per CPU)",
         ),
