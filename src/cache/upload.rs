@@ -2,7 +2,9 @@
 //! compressing what goes over it: the upload threads encode the entries). Stores are
 //! queued (bounded: when the queue is full an upload is dropped and counted, since a cache
 //! may miss but a build must not slow down) and sent by a pool of threads, many at once;
-//! the end of a build waits for them, bounded, and reports what did not finish.
+//! the end of a build waits for them, bounded, and reports what did not finish. An entry
+//! is sent once per run: identical sources give identical keys, and concurrent PUTs of
+//! one key are both wasted traffic and a race some servers handle badly.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,8 +29,11 @@ pub struct Uploader {
     tx: Mutex<Option<Sender<Job>>>,
     /// Queued or running.
     pending: Arc<AtomicUsize>,
-    /// Not sent: already on the server (HEAD), or dropped because the queue was full.
+    /// Not sent: already on the server (HEAD), already queued in this run, or dropped
+    /// because the queue was full.
     skipped: Arc<AtomicU64>,
+    /// Keys queued in this run, with the kind of payload (a body, a failure, the marker).
+    queued: Mutex<std::collections::HashSet<(Key, u8)>>,
 }
 
 /// How the uploads ended.
@@ -61,11 +66,20 @@ impl Uploader {
                 remote.off.store(true, Ordering::Relaxed);
             }
         }
-        Uploader { remote, tx: Mutex::new(Some(tx)), pending, skipped }
+        Uploader { remote, tx: Mutex::new(Some(tx)), pending, skipped, queued: Mutex::default() }
     }
 
     /// Queue an upload.
     pub fn push(&self, key: Key, payload: Payload, unless_present: bool) {
+        let kind = match payload {
+            Payload::Body { .. } => 0,
+            Payload::Failure { .. } => 1,
+            Payload::PathDependent => 2,
+        };
+        if !self.queued.lock().expect("upload lock").insert((key, kind)) {
+            self.skipped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let guard = self.tx.lock().expect("upload lock");
         let Some(tx) = guard.as_ref() else { return };
         self.pending.fetch_add(1, Ordering::SeqCst);

@@ -439,3 +439,35 @@ fn stalled_lookups_do_not_idle_the_compile_slots() {
     assert_eq!(run.stderr.lines().filter(|l| l.starts_with("warning:")).count(), 1, "{}", run.stderr);
     assert!(pycs(reference.root()) == pycs(t.root()), "other pyc bytes");
 }
+
+// Identical sources give identical keys: each entry is sent once per run, however many
+// files share it (concurrent PUTs of one key are wasted traffic and a race some servers
+// lose).
+#[test]
+fn identical_sources_are_uploaded_once() {
+    let Some(py) = harness::python_or_skip((3, 12), "remote::identical_sources_are_uploaded_once") else {
+        return;
+    };
+    let Some(nginx) = Nginx::start() else { return };
+    let m = Machine::new(py, "copies");
+    for i in 0..12 {
+        std::fs::create_dir_all(m.tree.join(format!("copy{i}"))).unwrap();
+        std::fs::write(m.tree.join(format!("copy{i}/__init__.py")), "").unwrap();
+        std::fs::write(m.tree.join(format!("copy{i}/settings.py")), "DEBUG = False\nNAME = 'x'\n").unwrap();
+    }
+    let url = format!("{}/cache", nginx.url());
+    let run = m.compile(&py.path, &["-j2", "--cache-url", &url], &[]);
+    assert!(matches!(run.code, Some(1)), "{}", run.stderr);
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+    let log = nginx.access_log();
+    let mut puts = std::collections::BTreeMap::<&str, usize>::new();
+    for path in log.lines().filter_map(|l| l.split("\"PUT ").nth(1)).filter_map(|r| r.split(' ').next()) {
+        *puts.entry(path).or_default() += 1;
+    }
+    assert!(puts.len() > 10, "{log}");
+    let twice: Vec<_> = puts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "keys sent more than once: {twice:?}");
+    // One object on the server per key sent.
+    let stored = harness::files_with_suffix(&nginx.data_dir().join("cache/v1"), "");
+    assert_eq!(stored.len(), puts.len());
+}
