@@ -287,6 +287,22 @@ pub struct CacheArgs {
     pub cache_max_size: u64,
 }
 
+/// The environment variables that stand in for flags (`HASHPYC_CACHE`, `HASHPYC_JOBS`, …),
+/// collected from the command definitions.
+pub fn flag_env_vars() -> Vec<std::ffi::OsString> {
+    fn collect(cmd: &clap::Command, out: &mut Vec<std::ffi::OsString>) {
+        out.extend(cmd.get_arguments().filter_map(|a| a.get_env().map(std::ffi::OsStr::to_os_string)));
+        for sub in cmd.get_subcommands() {
+            collect(sub, out);
+        }
+    }
+    let mut out = Vec::new();
+    collect(&<Cli as clap::CommandFactory>::command(), &mut out);
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// The most workers `--jobs` starts: each is a Python process of some 10-20 MB, and
 /// compiling is CPU-bound, so a value far above the CPU count only costs memory.
 pub const MAX_JOBS: usize = 1024;

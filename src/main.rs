@@ -3,6 +3,15 @@ use std::io::Write;
 use clap::{CommandFactory, FromArgMatches};
 
 fn main() {
+    // An empty variable is an unset one, as with Python's own PYTHON* variables (`ENV
+    // HASHPYC_CACHE=` in a Dockerfile, `HASHPYC_JOBS= hashpyc …`): clap would reject it as
+    // a missing or invalid value.
+    for name in hashpyc::cli::flag_env_vars() {
+        if std::env::var_os(&name).is_some_and(|v| v.is_empty()) {
+            // SAFETY: nothing else runs yet: no thread reads or writes the environment.
+            unsafe { std::env::remove_var(&name) };
+        }
+    }
     let matches = hashpyc::cli::Cli::command().get_matches();
     let cli = hashpyc::cli::Cli::from_arg_matches(&matches)
         .unwrap_or_else(|e| e.format(&mut hashpyc::cli::Cli::command()).exit());

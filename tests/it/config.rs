@@ -385,6 +385,32 @@ per_python!(cache_commands_read_the_file, min = (3, 11), |py: &Python| {
     assert_eq!(v["entries"].as_u64(), Some(0), "{v}");
 });
 
+// An empty variable is an unset one (`ENV HASHPYC_CACHE=` in a Dockerfile): every variable
+// that stands in for a flag, set to "", changes nothing — for compile, check and the cache
+// commands — where clap alone would refuse the empty value.
+per_python!(empty_variables_are_unset, min = (3, 11), |py: &Python| {
+    let names = hashpyc::cli::flag_env_vars();
+    assert!(names.len() >= 10 && names.iter().any(|n| n == "HASHPYC_CACHE"), "{names:?}");
+    let tree = Tree::new();
+    tree.write("pkg/a.py", "A = 1\n");
+    tree.write("pyproject.toml", "[tool.hashpyc]\noptimize = [1]\ncache = \"c\"\n");
+    let with_empty =
+        |cmd: harness::Hashpyc| names.iter().fold(cmd, |cmd, n| cmd.env(n.to_str().unwrap(), ""));
+    let run = with_empty(tree.hashpyc()).args(["compile", "pkg"]).python(py).run();
+    run.assert_code(0);
+    let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
+    assert_eq!(
+        pycs_under(tree.root()),
+        BTreeSet::from([tree.path(format!("pkg/__pycache__/a.{tag}.opt-1.pyc"))]),
+        "the file's settings apply"
+    );
+    with_empty(tree.hashpyc()).args(["check", "pkg"]).python(py).run().assert_code(0);
+    let stats = with_empty(tree.hashpyc()).args(["cache", "stats", "--format", "json"]).run();
+    stats.assert_code(0);
+    let v: serde_json::Value = serde_json::from_str(&stats.stdout).unwrap();
+    assert_eq!(v["entries"].as_u64(), Some(1), "{v}");
+});
+
 /// Write `content` as `name` in a fresh tree and run `hashpyc ARGS` there: the stderr.
 fn bad(name: &str, content: &str, args: &[&str]) -> String {
     let tree = Tree::new();
