@@ -117,8 +117,8 @@ pub struct Options {
     /// `"1GiB"`, or a number of bytes.
     pub cache_max_size: Option<Size>,
 
-    /// The line of each key in the file, for errors found after loading (an interpreter
-    /// that does not exist).
+    /// The line of each key in the file, for errors found after parsing (empty values,
+    /// conflicting keys, an interpreter that does not exist).
     #[serde(skip)]
     #[schemars(skip)]
     pub key_lines: std::collections::BTreeMap<String, usize>,
@@ -359,6 +359,13 @@ impl Config {
     }
 }
 
+/// An error about a value taken from a configuration file, reported at its key: `from` is
+/// what [`Config::locate`] said (`` `pyproject.toml` line 3``). `None` when the value came
+/// from a flag, whose own wording the caller keeps.
+pub fn at_key(from: Option<&str>, key: &str, reason: impl std::fmt::Display) -> Option<Error> {
+    from.map(|at| Error::Usage(format!("{at}: invalid value for `{key}`: {reason}")))
+}
+
 /// Where the configuration of a run came from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Source {
@@ -499,10 +506,10 @@ pub fn parse(text: &str, is_pyproject: bool, file: &str) -> Result<Option<Option
     };
     let err = match result {
         Ok(mut options) => {
-            check_empty(&options, table, text, file, table_name)?;
-            check_conflicts(&options, table, text, file)?;
             options.key_lines =
                 table.iter().map(|(k, _)| (k.get_ref().to_string(), line_of(text, k.span().start))).collect();
+            check_empty(&options, file, table_name)?;
+            check_conflicts(&options, file)?;
             return Ok(Some(options));
         }
         Err(e) => e,
@@ -535,13 +542,7 @@ pub fn parse(text: &str, is_pyproject: bool, file: &str) -> Result<Option<Option
 /// Values the types accept but no setting can mean: an empty path or URL (the flags refuse
 /// an empty value too; `cache = ""` would make the project directory the cache) and an
 /// empty list of interpreters or levels.
-fn check_empty(
-    options: &Options,
-    table: &toml::de::DeTable,
-    text: &str,
-    file: &str,
-    table_name: &str,
-) -> Result<(), Error> {
+fn check_empty(options: &Options, file: &str, table_name: &str) -> Result<(), Error> {
     let empty_path = |p: &Option<PathBuf>| p.as_ref().is_some_and(|p| p.as_os_str().is_empty());
     let checks: [(&str, bool, &str); 10] = [
         (
@@ -573,7 +574,7 @@ fn check_empty(
     ];
     for (key, bad, what) in checks {
         if bad {
-            let line = table.get(key).map_or(1, |v| line_of(text, v.span().start));
+            let line = options.key_lines.get(key).copied().unwrap_or(1);
             return Err(Error::Usage(format!(
                 "`{file}` line {line}: invalid value for `{key}` in {table_name}: {what}"
             )));
@@ -583,13 +584,8 @@ fn check_empty(
 }
 
 /// Keys that mean opposite things for one setting (the flags conflict too).
-fn check_conflicts(
-    options: &Options,
-    table: &toml::de::DeTable,
-    text: &str,
-    file: &str,
-) -> Result<(), Error> {
-    let set = |key: &str| table.get(key).map(|v| line_of(text, v.span().start));
+fn check_conflicts(options: &Options, file: &str) -> Result<(), Error> {
+    let set = |key: &str| options.key_lines.get(key).copied();
     let pairs: [(&str, bool, &str, bool); 3] = [
         ("legacy", options.legacy == Some(true), "pycache-prefix", options.pycache_prefix.is_some()),
         ("ddir", options.ddir.is_some(), "strip-prefix", options.strip_prefix.is_some()),

@@ -5,7 +5,8 @@ use clap::{CommandFactory, FromArgMatches};
 fn main() {
     // An empty variable is an unset one, as with Python's own PYTHON* variables (`ENV
     // HASHPYC_CACHE=` in a Dockerfile, `HASHPYC_JOBS= hashpyc …`): clap would reject it as
-    // a missing or invalid value.
+    // a missing or invalid value. clap reads a variable when the command is defined, so
+    // the command that parses is built after this, not reused from the list's.
     for name in hashpyc::cli::flag_env_vars() {
         if std::env::var_os(&name).is_some_and(|v| v.is_empty()) {
             // SAFETY: nothing else runs yet: no thread reads or writes the environment.

@@ -57,9 +57,7 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
             {
                 args.invalidation_mode = mode.flag_value().to_string();
             }
-            if !given(m, "no_hardlink_dupes") {
-                set_flag(&mut args.hardlink_dupes, m, "hardlink_dupes", o.hardlink_dupes);
-            }
+            set_flag(&mut args.hardlink_dupes, m, &["hardlink_dupes", "no_hardlink_dupes"], o.hardlink_dupes);
             // `-d` and `-s`/`-p` are alternatives: a flag for either replaces the file's.
             if !["ddir", "strip_prefix", "prepend_prefix"].iter().any(|id| given(m, id)) {
                 args.ddir = o.ddir.clone().or(args.ddir.take());
@@ -96,9 +94,7 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
                     InvalidationMode::UncheckedHash => CheckMode::Unchecked,
                 };
             }
-            if !given(m, "no_stray") {
-                set_flag(&mut args.stray, m, "stray", o.stray);
-            }
+            set_flag(&mut args.stray, m, &["stray", "no_stray"], o.stray);
         }
         Command::Cache(cmd) => {
             let (crate::cli::CacheCommand::Stats { dir, .. }
@@ -142,8 +138,10 @@ fn given(m: &ArgMatches, id: &str) -> bool {
     matches!(m.value_source(id), Some(ValueSource::CommandLine | ValueSource::EnvVariable))
 }
 
-fn set_flag(flag: &mut bool, m: &ArgMatches, id: &str, value: Option<bool>) {
-    if !given(m, id)
+/// A boolean key fills in its flag unless the flag or one that turns it off (`ids`) was
+/// given.
+fn set_flag(flag: &mut bool, m: &ArgMatches, ids: &[&str], value: Option<bool>) {
+    if !ids.iter().any(|id| given(m, id))
         && let Some(v) = value
     {
         *flag = v;
@@ -170,12 +168,8 @@ fn apply_target(t: &mut TargetArgs, m: &ArgMatches, c: &Config) {
 fn apply_select(sel: &mut SelectArgs, m: &ArgMatches, c: &Config) {
     let o = &c.options;
     // `--no-ignore` and `--hidden` turn the file's opt-ins off.
-    if !given(m, "no_ignore") {
-        set_flag(&mut sel.respect_gitignore, m, "respect_gitignore", o.respect_gitignore);
-    }
-    if !given(m, "hidden") {
-        set_flag(&mut sel.skip_hidden, m, "skip_hidden", o.skip_hidden);
-    }
+    set_flag(&mut sel.respect_gitignore, m, &["respect_gitignore", "no_ignore"], o.respect_gitignore);
+    set_flag(&mut sel.skip_hidden, m, &["skip_hidden", "hidden"], o.skip_hidden);
     if !given(m, "exclude")
         && let Some(globs) = &o.exclude
     {
@@ -189,11 +183,9 @@ fn apply_select(sel: &mut SelectArgs, m: &ArgMatches, c: &Config) {
     }
     if !given(m, "max_depth") && !given(m, "no_recursion") {
         sel.max_depth = o.max_depth.or(sel.max_depth);
-        set_flag(&mut sel.no_recursion, m, "no_recursion", o.no_recursion);
+        set_flag(&mut sel.no_recursion, m, &["no_recursion"], o.no_recursion);
     }
-    if !given(m, "no_follow") {
-        set_flag(&mut sel.follow, m, "follow", o.follow);
-    }
+    set_flag(&mut sel.follow, m, &["follow", "no_follow"], o.follow);
     if !given(m, "limit_symlinks")
         && let Some(dir) = &o.limit_symlinks
     {
@@ -211,9 +203,7 @@ fn apply_layout(layout: &mut LayoutArgs, m: &ArgMatches, c: &Config) {
     }
     // `-b` and `--pycache-prefix` are alternatives: a flag for either replaces the file's.
     if !given(m, "legacy") && !given(m, "pycache_prefix") {
-        if !given(m, "no_legacy") {
-            set_flag(&mut layout.legacy, m, "legacy", o.legacy);
-        }
+        set_flag(&mut layout.legacy, m, &["legacy", "no_legacy"], o.legacy);
         if let Some(prefix) = &o.pycache_prefix {
             layout.pycache_prefix = Some(c.resolve(prefix));
         }
@@ -231,9 +221,7 @@ fn apply_cache(cache: &mut CacheArgs, m: &ArgMatches, c: &Config) {
         cache.cache_url.clone_from(&o.cache_url);
         cache.cache_url_from = Some(c.locate("cache-url"));
     }
-    if !given(m, "no_cache_read_only") {
-        set_flag(&mut cache.cache_read_only, m, "cache_read_only", o.cache_read_only);
-    }
+    set_flag(&mut cache.cache_read_only, m, &["cache_read_only", "no_cache_read_only"], o.cache_read_only);
     if !given(m, "cache_max_size")
         && let Some(size) = o.cache_max_size
     {
@@ -279,10 +267,8 @@ pub fn walk_options(sel: &SelectArgs, jobs: usize) -> Result<WalkOptions, Error>
     let limit_symlinks = match &sel.limit_symlinks {
         Some(dir) => Some(std::fs::canonicalize(dir).map_err(|e| {
             let reason = format!("`{}`: {}", dir.display(), crate::io::io_reason(&e));
-            Error::Usage(match &sel.limit_symlinks_from {
-                Some(at) => format!("{at}: invalid value for `limit-symlinks`: {reason}"),
-                None => format!("--limit-symlinks {reason}"),
-            })
+            config::at_key(sel.limit_symlinks_from.as_deref(), "limit-symlinks", &reason)
+                .unwrap_or_else(|| Error::Usage(format!("--limit-symlinks {reason}")))
         })?),
         None => None,
     };
@@ -309,13 +295,8 @@ pub fn probe_targets(args: &TargetArgs, timeout: Option<Duration>) -> Result<Vec
     let mut targets: Vec<Arc<Target>> = Vec::new();
     // An interpreter named by a configuration file is reported at its key.
     let located = |e: target::TargetError| -> Error {
-        match &args.python_from {
-            Some(at) => Error::Usage(format!(
-                "{at}: invalid value for `python`: {}",
-                crate::pool::schedule::error_chain(&e)
-            )),
-            None => e.into(),
-        }
+        config::at_key(args.python_from.as_deref(), "python", crate::pool::schedule::error_chain(&e))
+            .unwrap_or_else(|| e.into())
     };
     for name in names {
         let exe = target::resolve_executable(&name).map_err(located)?;
@@ -482,10 +463,7 @@ fn cache_settings(args: &crate::cli::CacheArgs) -> Result<Option<crate::cache::C
     if let Some(u) = url {
         // A malformed URL is bad input (exit 2); trouble reaching it never is.
         crate::cache::remote::open(u, timeout).map_err(|e| {
-            Error::Usage(match &args.cache_url_from {
-                Some(at) => format!("{at}: invalid value for `cache-url`: {e}"),
-                None => e,
-            })
+            config::at_key(args.cache_url_from.as_deref(), "cache-url", &e).unwrap_or(Error::Usage(e))
         })?;
     }
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));

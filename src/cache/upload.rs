@@ -33,7 +33,7 @@ pub struct Uploader {
     /// because the queue was full.
     skipped: Arc<AtomicU64>,
     /// Keys queued in this run, with the kind of payload (a body, a failure, the marker).
-    queued: Mutex<std::collections::HashSet<(Key, u8)>>,
+    queued: Mutex<std::collections::HashSet<(Key, std::mem::Discriminant<Payload>)>>,
 }
 
 /// How the uploads ended.
@@ -71,12 +71,7 @@ impl Uploader {
 
     /// Queue an upload.
     pub fn push(&self, key: Key, payload: Payload, unless_present: bool) {
-        let kind = match payload {
-            Payload::Body { .. } => 0,
-            Payload::Failure { .. } => 1,
-            Payload::PathDependent => 2,
-        };
-        if !self.queued.lock().expect("upload lock").insert((key, kind)) {
+        if !self.queued.lock().expect("upload lock").insert((key, std::mem::discriminant(&payload))) {
             self.skipped.fetch_add(1, Ordering::Relaxed);
             return;
         }
