@@ -21,6 +21,9 @@ With --versions, one row per CPython version instead: the same corpus (--corpus,
 directory of .py files such as a venv's site-packages; default: the stdlib of the oldest
 version asked for) compiled cold by hashpyc and by compileall, taking turns, and the floor
 as CPU seconds: compiling and marshalling every file in one process, divided by the cores.
+The last two columns count CPU seconds instead of wall time (the machine's busy time
+while each command ran, from /proc/stat: run them on an otherwise idle machine): on a VM whose speed drifts they move
+less than the wall-time ratios, and they show what a busier machine would see.
 Interpreters are found where the tests find them ($HASHPYC_TEST_PYTHONS, pyenv's versions,
 the ones provision-pythons unpacked, pythonX.Y on PATH). With --uv REQS (a pinned
 requirements file), each row also times uv's `pip install --compile-bytecode` of those
@@ -145,21 +148,40 @@ def hyperfine(commands, runs, prepare=None, warmup=1):
     return [r["median"] for r in results]
 
 
-def interleaved(commands, runs, prepare=None):
+def interleaved(commands, runs, prepare=None, cpu=False):
     """Median wall seconds of each command, the commands taking turns run after run (A B C
     A B C …), so that a shared machine's drift hits them alike: for ratios of commands
     whose difference is a few percent. `prepare` (untimed) is one command for all, or a
-    list with one per command."""
+    list with one per command. With `cpu`, also the median CPU seconds (user + system) of
+    each command and every process it waited for: (walls, cpus)."""
     prepares = prepare if isinstance(prepare, list) else [prepare] * len(commands)
     times = [[] for _ in commands]
+    cpus = [[] for _ in commands]
     for _ in range(runs):
         for i, c in enumerate(commands):
             if prepares[i]:
                 sh(["sh", "-c", prepares[i]], stdout=subprocess.DEVNULL)
+            before = busy_seconds()
             start = time.perf_counter()
             subprocess.run(["sh", "-c", c], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             times[i].append(time.perf_counter() - start)
-    return [sorted(t)[len(t) // 2] for t in times]
+            cpus[i].append(busy_seconds() - before)
+    walls = [sorted(t)[len(t) // 2] for t in times]
+    if cpu:
+        return walls, [sorted(t)[len(t) // 2] for t in cpus]
+    return walls
+
+
+def busy_seconds():
+    """CPU seconds the whole machine has spent busy (user, nice, system, irq, softirq; not
+    idle, I/O wait or time stolen by the host), from /proc/stat. Counts processes nobody
+    waits for, which getrusage misses: compileall's pool workers on 3.12+ outlive the
+    wait, so RUSAGE_CHILDREN saw a tenth of its CPU. Includes whatever else runs, so
+    measure on an otherwise idle machine."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:8]]
+    user, nice, system, _idle, _iowait, irq, softirq = fields
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(command, runs):
@@ -240,7 +262,11 @@ def uv_rows(uv, python, reqs, work, runs, hp):
     of the plain install's site-packages, side by side: (with, without, hashpyc, files)."""
     venv = os.path.join(work, "uv-venv")
     env_prefix = "env UV_NO_PROGRESS=1"
-    make = "rm -rf %s && %s %s venv -q --python %s %s" % (venv, env_prefix, uv, python, venv)
+    trash = os.path.join(work, "uv-trash")
+    os.makedirs(trash, exist_ok=True)
+    # Moved aside, not deleted, for the reason given in per_version.
+    make = 'if [ -e %s ]; then mv %s "%s/$(date +%%s%%N)"; fi; %s %s venv -q --python %s %s' % (
+        venv, venv, trash, env_prefix, uv, python, venv)
     install = "%s %s pip install -q --python %s/bin/python -r %s" % (env_prefix, uv, venv, reqs)
     sh(["sh", "-c", make + " && " + install])  # fills uv's cache, untimed
     site = subprocess.run([os.path.join(venv, "bin", "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
@@ -279,31 +305,43 @@ def per_version(args):
             nfiles = copy_corpus([stdlib], corpus)
             what = "CPython %s's stdlib" % found[0][0]
         print("Measured %s on %d cores: %d files (%s), the same tree for every version; medians of %d "
-              "runs, the commands of a row taking turns (A B C A B C ...), each on a fresh copy." % (
+              "runs, the commands of a row taking turns (A B C A B C ...), each on a fresh copy; CPU columns: the machine's busy CPU seconds while each command ran." % (
                   time.strftime("%Y-%m-%d"), cores, nfiles, what, args.runs))
         print()
-        head = "| CPython | floor | cold: hashpyc | cold: compileall | compileall / hashpyc | hashpyc / floor |"
-        rule = "|---|---:|---:|---:|---:|---:|"
+        head = ("| CPython | floor | cold: hashpyc | cold: compileall | compileall / hashpyc | hashpyc / floor "
+                "| CPU: compileall / hashpyc | CPU: hashpyc / floor |")
+        rule = "|---|---:|---:|---:|---:|---:|---:|---:|"
         if args.uv:
             head += " uv compile (files) | uv compile / hashpyc |"
             rule += "---:|---:|"
         print(head)
         print(rule, flush=True)
         t = os.path.join(work, "t")
-        prep = "rm -rf %s && cp -r %s %s" % (t, corpus, t)
+        # The last run's tree is moved aside, not deleted: on ext4 without a journal (this
+        # project's CI machines) the inode allocator skips every inode freed in the last
+        # 30 s, one lookup each, so creating files just after deleting a tree costs about
+        # 1 ms of kernel time per file, for both tools alike (measured 20x the normal cost).
+        # Everything is deleted at the end.
+        trash = os.path.join(work, "trash")
+        os.makedirs(trash)
+        prep = 'if [ -e %s ]; then mv %s "%s/$(date +%%s%%N)"; fi; cp -r %s %s' % (t, t, trash, corpus, t)
         for v, python in found:
             version = subprocess.run([python, "-c", "import sys; print(sys.version.split()[0])"],
                                      check=True, capture_output=True, text=True).stdout.strip()
             print("CPython %s (%s): cold builds and the floor" % (version, python), file=sys.stderr)
-            cold_h, cold_c = interleaved(
+            (cold_h, cold_c), (cpu_h, cpu_c) = interleaved(
                 ["%s compile -q --python %s %s" % (hp, python, t),
                  "%s -m compileall -q -j0 --invalidation-mode checked-hash %s" % (python, t)],
-                args.runs, prepare=prep)
+                args.runs, prepare=prep, cpu=True)
             # The floor as the issue defines it: compile + marshal CPU in one process, divided
             # by the cores (CPU time, so the dealing of files to processes does not count).
-            floor = cpu_seconds(floor_command(python, corpus, 1, work), args.runs) / cores
-            row = "| %s | %.2f s | %.2f s | %.2f s | %.2fx | %.2fx |" % (
-                version, floor, cold_h, cold_c, cold_c / cold_h, cold_h / floor)
+            floor_command_1 = floor_command(python, corpus, 1, work)
+            floor = cpu_seconds(floor_command_1, args.runs) / cores
+            # The same floor counted like the CPU columns (the machine's busy time), so the
+            # last column compares like with like.
+            floor_cpu = interleaved([floor_command_1], args.runs, cpu=True)[1][0]
+            row = "| %s | %.2f s | %.2f s | %.2f s | %.2fx | %.2fx | %.2fx | %.2fx |" % (
+                version, floor, cold_h, cold_c, cold_c / cold_h, cold_h / floor, cpu_c / cpu_h, cpu_h / floor_cpu)
             if args.uv:
                 print("CPython %s: uv with and without --compile-bytecode, hashpyc on the venv" % version,
                       file=sys.stderr)
