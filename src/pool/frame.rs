@@ -63,6 +63,10 @@ pub enum Message {
     /// Marshal data for each requested optimization level.
     Compiled {
         modules_changed: bool,
+        /// The request asked for a certificate and the compiled constants earn it: no
+        /// string-holding frozenset or slice whose bytes could depend on the child's
+        /// history (see `worker.py`, `_certified`).
+        certified: bool,
         warnings: Vec<Warning>,
         bodies: Vec<Vec<u8>>,
     },
@@ -91,6 +95,8 @@ pub struct Job<'a> {
     /// The path to embed as `co_filename`, as raw bytes (decoded with surrogateescape).
     pub filename: &'a [u8],
     pub source: &'a [u8],
+    /// Ask the long-lived child to certify the result (op `K` instead of `C`).
+    pub certify: bool,
 }
 
 impl Request<'_> {
@@ -109,7 +115,11 @@ impl Request<'_> {
                 &[]
             }
             Request::Compile(job) | Request::CompileFresh(job) => {
-                head.push(if matches!(self, Request::Compile(_)) { b'C' } else { b'F' });
+                head.push(match self {
+                    Request::Compile(job) if job.certify => b'K',
+                    Request::Compile(_) => b'C',
+                    _ => b'F',
+                });
                 head.push(u8::try_from(job.levels.len()).expect("at most three levels"));
                 head.extend_from_slice(job.levels);
                 head.extend_from_slice(&(job.filename.len() as u32).to_le_bytes());
@@ -211,7 +221,12 @@ pub fn decode(payload: &[u8]) -> Result<Message, FrameError> {
             if bodies.is_empty() {
                 return Err(FrameError::Truncated("result"));
             }
-            Ok(Message::Compiled { modules_changed: status & 1 != 0, warnings, bodies })
+            Ok(Message::Compiled {
+                modules_changed: status & 1 != 0,
+                certified: status & 2 != 0,
+                warnings,
+                bodies,
+            })
         }
         b'X' => {
             let mut c = Cursor { data: rest, what: "error" };
@@ -252,6 +267,7 @@ mod tests {
             decode(ok),
             Ok(Message::Compiled {
                 modules_changed: true,
+                certified: false,
                 warnings: vec![Warning {
                     category: "SyntaxWarning".into(),
                     line: 2,
@@ -283,10 +299,22 @@ mod tests {
 
     #[test]
     fn request_layout() {
-        let job = Job { levels: &[0, 2], filename: b"a\nb.py", source: b"x\0" };
+        let mut job = Job { levels: &[0, 2], filename: b"a\nb.py", source: b"x\0", certify: false };
         let frame = Request::CompileFresh(&job).encode();
         assert_eq!(&frame[..4], &(frame.len() as u32 - 4).to_le_bytes());
         assert_eq!(&frame[4..], b"F\x02\x00\x02\x06\x00\x00\x00a\nb.pyx\0");
+        assert_eq!(Request::Compile(&job).encode()[4], b'C');
+        job.certify = true;
+        assert_eq!(Request::Compile(&job).encode()[4], b'K');
+        assert_eq!(
+            decode(b"O\x02\x00\x00\x00\x00\x00\x00"),
+            Ok(Message::Compiled {
+                modules_changed: false,
+                certified: true,
+                warnings: Vec::new(),
+                bodies: vec![Vec::new()],
+            })
+        );
         assert_eq!(Request::EndChild.encode(), b"\x01\x00\x00\x00E");
     }
 }

@@ -84,6 +84,8 @@ pub enum Outcome {
 pub struct LongLivedInfo {
     pub first_in_child: bool,
     pub modules_changed: bool,
+    /// The job asked for a certificate and got it (see [`frame::Message::Compiled`]).
+    pub certified: bool,
 }
 
 /// How to start workers for one target.
@@ -121,7 +123,8 @@ pub struct Worker {
 /// How files were compiled in this process, for `HASHPYC_TRACE`: long-lived children
 /// forked, compiles done in them, children ended because a compile tainted them, one-shot
 /// fresh forks, and why files went to one (predicted from the source, or found suspect
-/// after a compile in a long-lived child).
+/// after a compile in a long-lived child), and files whose frozensets a long-lived child
+/// certified (tried: asked for a certificate; certified: got one, no fork needed).
 pub struct Stats {
     pub long_children: AtomicU64,
     pub long_compiles: AtomicU64,
@@ -129,6 +132,8 @@ pub struct Stats {
     pub fresh_forks: AtomicU64,
     pub predicted: AtomicU64,
     pub suspects: AtomicU64,
+    pub certify_tried: AtomicU64,
+    pub certified: AtomicU64,
 }
 
 pub static STATS: Stats = Stats {
@@ -138,6 +143,8 @@ pub static STATS: Stats = Stats {
     fresh_forks: AtomicU64::new(0),
     predicted: AtomicU64::new(0),
     suspects: AtomicU64::new(0),
+    certify_tried: AtomicU64::new(0),
+    certified: AtomicU64::new(0),
 };
 
 impl Stats {
@@ -145,13 +152,16 @@ impl Stats {
         let get = |a: &AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
         format!(
             "{} compiles in {} long-lived children ({} ended after a compile that changed them), \
-             {} fresh forks ({} predicted from the source, {} suspects recompiled)",
+             {} fresh forks ({} predicted from the source, {} suspects recompiled); \
+             frozensets certified in long-lived children for {} of {} files tried",
             get(&self.long_compiles),
             get(&self.long_children),
             get(&self.tainted),
             get(&self.fresh_forks),
             get(&self.predicted),
-            get(&self.suspects)
+            get(&self.suspects),
+            get(&self.certified),
+            get(&self.certify_tried)
         )
     }
 }
@@ -374,7 +384,8 @@ impl Worker {
             self.pump(deadline)?;
         };
         let modules_changed = matches!(reply, Message::Compiled { modules_changed: true, .. });
-        Ok((reply_outcome(reply)?, LongLivedInfo { first_in_child, modules_changed }))
+        let certified = job.certify && matches!(reply, Message::Compiled { certified: true, .. });
+        Ok((reply_outcome(reply)?, LongLivedInfo { first_in_child, modules_changed, certified }))
     }
 
     /// End the long-lived child, if one runs: the next long-lived compile forks a new one.

@@ -15,6 +15,14 @@
 //! wrongly costs one fork, and a file the guess misses is still caught by the scan of its
 //! marshal data and recompiled fresh, as before. So this is a rough tokenizer that knows
 //! comments, string literals and brackets, not a Python parser.
+//!
+//! For the second kind, it also guesses whether the worker will be able to *certify* the
+//! frozensets (see `worker.py`, `_certified`): when every folded display holds only plain
+//! string literals and small non-negative integers whose hashes (CPython's, with
+//! `PYTHONHASHSEED=0`) fall into distinct slots of the set's table, the file is compiled
+//! in a long-lived child with a request for a certificate instead of in a fresh fork. The
+//! worker checks the compiled constants themselves; a wrong guess here costs a warm
+//! compile before the fork, never a byte.
 
 /// What the source suggests; see the module documentation.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -24,6 +32,9 @@ pub struct Prediction {
     pub imports_unicodedata: bool,
     /// A set display that CPython 3.12+ folds into a frozenset constant holding a string.
     pub frozenset_with_str: bool,
+    /// Every such display holds only plain literals whose hashes take distinct slots: the
+    /// worker will likely certify the file's frozensets (see the module documentation).
+    pub certifiable: bool,
 }
 
 /// Predict from the raw source bytes (any encoding CPython accepts: only ASCII matters here).
@@ -32,11 +43,19 @@ pub fn predict(source: &[u8]) -> Prediction {
     // Most files have neither a non-ASCII byte nor a brace that could open a set of
     // strings: they need no tokenizing (this runs for every file compiled).
     if source.is_ascii() && !maybe_set_of_strings(source) {
-        return Prediction { imports_unicodedata: named_escape, frozenset_with_str: false };
+        return Prediction {
+            imports_unicodedata: named_escape,
+            frozenset_with_str: false,
+            certifiable: false,
+        };
     }
     let mut scanner = Scanner::new(source);
     let frozenset_with_str = scanner.frozenset_with_str();
-    Prediction { imports_unicodedata: named_escape || scanner.non_ascii_name, frozenset_with_str }
+    Prediction {
+        imports_unicodedata: named_escape || scanner.non_ascii_name,
+        frozenset_with_str,
+        certifiable: frozenset_with_str && !scanner.uncertifiable,
+    }
 }
 
 /// A quick look for a `{` whose text up to the next brace holds a quote and no `:` outside
@@ -96,6 +115,65 @@ struct Open {
     /// A `:` or the keyword `for`/`lambda`/`if` at this level: a dict, a comprehension or an
     /// expression that is no set of constants.
     disqualified: bool,
+    /// The finished elements' values, while all are plain literals (`None` after the first
+    /// that is not: a prefixed or escaped string, a float, a sign, a concatenation…).
+    values: Option<Vec<Literal>>,
+    /// The current element's value, when its one token so far is a plain literal.
+    current_value: Option<Literal>,
+}
+
+/// A plain literal of a set display, enough to compute CPython's hash of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Literal {
+    Str(Vec<u8>),
+    Int(u64),
+}
+
+impl Literal {
+    /// CPython's `hash()` of the value with `PYTHONHASHSEED=0` (SipHash-1-3 with a zero key
+    /// for a string, the value itself for a small integer), as the set's table uses it.
+    fn hash(&self) -> u64 {
+        use std::hash::Hasher;
+        match self {
+            Literal::Str(s) if s.is_empty() => 0,
+            Literal::Str(s) => {
+                let mut h = siphasher::sip::SipHasher13::new_with_keys(0, 0);
+                h.write(s);
+                // -1 is reserved for errors: CPython turns it into -2.
+                match h.finish() {
+                    u64::MAX => u64::MAX - 1,
+                    x => x,
+                }
+            }
+            Literal::Int(n) => *n,
+        }
+    }
+}
+
+/// Whether the distinct values take distinct home slots (`hash & mask`) in the table
+/// CPython builds for them by inserting one after another: 8 slots, grown to the smallest
+/// power of two above four times the count whenever the table gets 3/5 full.
+fn distinct_homes(values: &[Literal]) -> bool {
+    let mut distinct: Vec<&Literal> = Vec::new();
+    for v in values {
+        if !distinct.contains(&v) {
+            distinct.push(v);
+        }
+    }
+    let mut mask: u64 = 7;
+    for fill in 1..=distinct.len() as u64 {
+        if fill * 5 >= mask * 3 {
+            let min_used = if fill > 50_000 { fill * 2 } else { fill * 4 };
+            let mut size = 8;
+            while size <= min_used {
+                size <<= 1;
+            }
+            mask = size - 1;
+        }
+    }
+    let mut homes: Vec<u64> = distinct.iter().map(|v| v.hash() & mask).collect();
+    homes.sort_unstable();
+    homes.windows(2).all(|w| w[0] != w[1])
 }
 
 impl Open {
@@ -108,10 +186,15 @@ impl Open {
             } else {
                 self.disqualified = true;
             }
+            match (self.current_value.take(), &mut self.values) {
+                (Some(v), Some(values)) => values.push(v),
+                _ => self.values = None,
+            }
         }
         self.tokens = 0;
         self.constant = true;
         self.current_str = false;
+        self.current_value = None;
     }
 
     /// A set display that CPython folds into a frozenset constant holding a string: all
@@ -129,11 +212,14 @@ struct Scanner<'a> {
     prev_in: bool,
     /// A name with a non-ASCII character, outside strings and comments.
     non_ascii_name: bool,
+    /// A display that folds into a frozenset of strings holds something else than plain
+    /// literals, or literals whose hashes collide (see [`Prediction::certifiable`]).
+    uncertifiable: bool,
 }
 
 impl<'a> Scanner<'a> {
     fn new(s: &'a [u8]) -> Self {
-        Scanner { s, i: 0, stack: Vec::new(), prev_in: false, non_ascii_name: false }
+        Scanner { s, i: 0, stack: Vec::new(), prev_in: false, non_ascii_name: false, uncertifiable: false }
     }
 
     /// Scan the whole source (a frozenset found does not end the search for names).
@@ -147,10 +233,10 @@ impl<'a> Scanner<'a> {
                 }
                 b' ' | b'\t' | b'\r' | b'\n' | b'\x0c' | b'\\' => self.i += 1,
                 b'\'' | b'"' => {
-                    self.string(false);
+                    self.string(false, true);
                 }
                 b'(' | b'[' | b'{' => {
-                    self.element_token(false, false);
+                    self.element_token(false, false, None);
                     self.stack.push(Open {
                         kind: c,
                         after_in: self.prev_in,
@@ -160,6 +246,8 @@ impl<'a> Scanner<'a> {
                         current_str: false,
                         has_str: false,
                         disqualified: false,
+                        values: Some(Vec::new()),
+                        current_value: None,
                     });
                     self.prev_in = false;
                     self.i += 1;
@@ -172,7 +260,10 @@ impl<'a> Scanner<'a> {
                         && c == b'}'
                     {
                         open.end_element();
-                        found |= open.folds();
+                        if open.folds() {
+                            found = true;
+                            self.uncertifiable |= !open.values.as_deref().is_some_and(distinct_homes);
+                        }
                     }
                 }
                 b',' => {
@@ -194,15 +285,18 @@ impl<'a> Scanner<'a> {
                     // optimizer); anywhere else it is an operator.
                     self.i += 1;
                     self.prev_in = false;
-                    if let Some(top) = self.stack.last_mut()
-                        && top.tokens > 0
-                    {
-                        top.constant = false;
+                    if let Some(top) = self.stack.last_mut() {
+                        if top.tokens > 0 {
+                            top.constant = false;
+                        }
+                        // A signed number is no plain literal.
+                        top.values = None;
                     }
                 }
                 c if c.is_ascii_digit()
                     || (c == b'.' && self.s.get(self.i + 1).is_some_and(u8::is_ascii_digit)) =>
                 {
+                    let start = self.i;
                     let hex = matches!(self.s.get(self.i..self.i + 2), Some(b"0x" | b"0X"));
                     while self.i < self.s.len()
                         && (self.s[self.i].is_ascii_alphanumeric() || matches!(self.s[self.i], b'.' | b'_'))
@@ -216,7 +310,14 @@ impl<'a> Scanner<'a> {
                         }
                         self.i += 1;
                     }
-                    self.element_token(true, false);
+                    let digits = &self.s[start..self.i];
+                    let plain = digits.iter().all(u8::is_ascii_digit)
+                        && digits.len() <= 18
+                        && (digits.len() == 1 || digits[0] != b'0');
+                    let value = plain.then(|| {
+                        Literal::Int(std::str::from_utf8(digits).map_or(0, |d| d.parse().unwrap_or(0)))
+                    });
+                    self.element_token(true, false, value);
                     self.prev_in = false;
                 }
                 c if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 => {
@@ -236,17 +337,17 @@ impl<'a> Scanner<'a> {
                         && matches!(self.s.get(self.i), Some(b'\'' | b'"'))
                     {
                         let bytes_or_f = word.iter().any(|b| b"bBfFtT".contains(b));
-                        self.string(bytes_or_f);
+                        self.string(bytes_or_f, !bytes_or_f);
                         continue;
                     }
                     match word {
-                        b"None" | b"True" | b"False" => self.element_token(true, false),
+                        b"None" | b"True" | b"False" => self.element_token(true, false, None),
                         b"for" | b"lambda" | b"if" | b"async" | b"await" | b"yield" => {
                             if let Some(top) = self.stack.last_mut() {
                                 top.disqualified = true;
                             }
                         }
-                        _ => self.element_token(false, false),
+                        _ => self.element_token(false, false, None),
                     }
                     self.prev_in = word == b"in";
                 }
@@ -254,7 +355,7 @@ impl<'a> Scanner<'a> {
                     // Operators, `.`, `*`, `@`, `=`, …: not part of a constant.
                     self.i += 1;
                     self.prev_in = false;
-                    self.element_token(false, false);
+                    self.element_token(false, false, None);
                 }
             }
         }
@@ -262,29 +363,39 @@ impl<'a> Scanner<'a> {
     }
 
     /// Note a token of the current element: `constant` if it is a literal (a string, a
-    /// number, a keyword constant), `is_str` if it is a string.
-    fn element_token(&mut self, constant: bool, is_str: bool) {
+    /// number, a keyword constant), `is_str` if it is a string, `value` if it is a plain
+    /// literal (see [`Literal`]).
+    fn element_token(&mut self, constant: bool, is_str: bool, value: Option<Literal>) {
         if let Some(top) = self.stack.last_mut() {
             if top.tokens == 0 {
                 top.constant = constant;
                 top.current_str = is_str;
-            } else if !(is_str && top.current_str && top.constant) {
-                // Anything after a first token but another string literal (a call, an
-                // operator, an attribute) makes an expression.
-                top.constant = false;
+                top.current_value = value;
+            } else {
+                if !(is_str && top.current_str && top.constant) {
+                    // Anything after a first token but another string literal (a call, an
+                    // operator, an attribute) makes an expression.
+                    top.constant = false;
+                }
+                // Concatenated literals, or an expression: no plain literal.
+                top.current_value = None;
             }
             top.tokens += 1;
         }
     }
 
     /// Skip a string literal (its prefix already read; the quote is at `self.i`).
-    fn string(&mut self, bytes_or_f: bool) {
+    /// `plain_prefix`: no prefix, or only `r`/`u` (which change nothing without escapes).
+    fn string(&mut self, bytes_or_f: bool, plain_prefix: bool) {
         let q = self.s[self.i];
         let triple = self.s[self.i..].starts_with(&[q, q, q]);
         self.i += if triple { 3 } else { 1 };
+        let start = self.i;
+        let mut escaped = false;
         while self.i < self.s.len() {
             let c = self.s[self.i];
             if c == b'\\' {
+                escaped = true;
                 self.i += 2;
                 continue;
             }
@@ -304,7 +415,14 @@ impl<'a> Scanner<'a> {
             self.i += 1;
         }
         self.prev_in = false;
-        self.element_token(!bytes_or_f, !bytes_or_f);
+        // The text between the quotes is the value when nothing can change it: no escape,
+        // one line, ASCII (CPython hashes a string's code points, not its UTF-8).
+        let closed = self.i > start && self.s.get(self.i - 1) == Some(&q) && !triple;
+        let value = (plain_prefix && closed && !escaped)
+            .then(|| &self.s[start..self.i - 1])
+            .filter(|text| text.is_ascii())
+            .map(|text| Literal::Str(text.to_vec()));
+        self.element_token(!bytes_or_f, !bytes_or_f, value);
     }
 }
 
@@ -373,6 +491,49 @@ mod tests {
         {
             assert!(!maybe_set_of_strings(src.as_bytes()), "{src}");
         }
+    }
+
+    fn certifiable(src: &str) -> bool {
+        let p = predict(src.as_bytes());
+        assert!(p.frozenset_with_str || !p.certifiable, "{src}");
+        p.certifiable
+    }
+
+    #[test]
+    fn string_hashes_are_cpythons() {
+        // hash() of these strings in CPython 3.12, 3.13 and 3.15 with PYTHONHASHSEED=0.
+        assert_eq!(Literal::Str(b"abc".to_vec()).hash() as i64, -4594863902769663758);
+        assert_eq!(Literal::Str(b"name".to_vec()).hash() as i64, -6269146191053140058);
+        assert_eq!(Literal::Str(Vec::new()).hash(), 0);
+        assert_eq!(Literal::Int(7).hash(), 7);
+    }
+
+    #[test]
+    fn certifiable_sets_take_distinct_slots() {
+        // Home slots in CPython (hash & mask, mask from sys.getsizeof): 'foo' 2, 'spam' 0,
+        // 'qux' 2, 1 1, 2 2, 3 3 of 8; 'a'..'e' 0, 14, 18, 19, 25 of 32 (five elements
+        // grow the table).
+        assert!(certifiable("def f(x):\n    return x in {'foo', 'spam'}\n"));
+        assert!(certifiable("for k in {'a', 'b', 'c', 'd', 'e'}: pass"));
+        assert!(certifiable("S = {'foo', 1, 3}"));
+        assert!(!certifiable("S = {'foo', 2, 3}"));
+        assert!(certifiable("if x in {'foo', 'spam', 'foo'}: pass"));
+        assert!(!certifiable("if x in {'foo', 'qux'}: pass"));
+        // Anything but plain literals: not guessed (only the worker could tell).
+        for src in [
+            r"if x in {'a\n', 'b'}: pass",
+            "if x in {'a' 'b', 'c'}: pass",
+            "if x in {-1, 'a'}: pass",
+            "if x in {None, 'a'}: pass",
+            "if x in {1.5, 'a'}: pass",
+            "if x in {b'a', 'c'}: pass",
+            "if x in {'''a''', 'c'}: pass",
+            "if x in {'caf\u{e9}', 'c'}: pass",
+        ] {
+            assert!(!certifiable(src), "{src}");
+        }
+        // One display that cannot be certified is enough.
+        assert!(!certifiable("if x in {'foo', 'spam'}: pass\nif y in {'foo', 'qux'}: pass\n"));
     }
 
     #[test]

@@ -400,15 +400,22 @@ impl<'a> Slot<'a> {
         let Action::Compile { prefix, .. } = &plan.actions[t] else {
             return Some(Step::Done(UnitResult::Error("internal error: nothing to compile".into())));
         };
-        let job = Job { levels: &s.paths.levels[..usize::from(*prefix)], filename, source };
+        let mut job =
+            Job { levels: &s.paths.levels[..usize::from(*prefix)], filename, source, certify: false };
         if let Isolation::LongLived { refork_suspects } = isolation
             && !fresh
         {
             // A file that would taint a long-lived child, or whose bytes could depend on
             // its history, goes straight to a fresh fork (phase 2), not through a warm
-            // compile first. Only where it is compiled depends on the guess.
+            // compile first; unless its frozensets look certifiable: then it is compiled
+            // warm with a request for a certificate, and goes to a fork only without one.
+            // Only where it is compiled depends on the guess.
             let guess = guess.get_or_insert_with(|| predict::predict(source));
-            if guess.imports_unicodedata || (refork_suspects && guess.frozenset_with_str) {
+            if refork_suspects && guess.frozenset_with_str && guess.certifiable && !guess.imports_unicodedata
+            {
+                job.certify = true;
+                super::STATS.certify_tried.fetch_add(1, Ordering::Relaxed);
+            } else if guess.imports_unicodedata || (refork_suspects && guess.frozenset_with_str) {
                 super::STATS.predicted.fetch_add(1, Ordering::Relaxed);
                 return Some(Step::Deferred);
             }
@@ -447,9 +454,15 @@ impl<'a> Slot<'a> {
                                             s.interned_non_ascii
                                         }
                                     });
+                                let container =
+                                    unreadable || scans.iter().flatten().any(|s| s.container_with_str);
+                                if info.certified && container && !unreadable {
+                                    super::STATS.certified.fetch_add(1, Ordering::Relaxed);
+                                }
                                 let suspect = refork_suspects
                                     && !info.first_in_child
-                                    && (unreadable || scans.iter().flatten().any(|s| s.container_with_str));
+                                    && container
+                                    && (unreadable || !info.certified);
                                 (taint, suspect)
                             }
                             // A failed compile may have imported a codec: start afresh.

@@ -13,11 +13,14 @@
 # Frames, both ways: u32 little-endian length, then that many bytes. Replies and the hello
 # go to stdout; the zygote's notes about its children (e, D) go to fd 3, a separate pipe,
 # so a child that dies halfway through a reply can never be mistaken for a reply.
-# Requests:  L | E | C<req> | F<req>,  req = u8 nlevels, levels, u32 path length, path, source
+# Requests:  L | E | C<req> | K<req> | F<req>,
+#            req = u8 nlevels, levels, u32 path length, path, source
+#            (K: compile in the long-lived child and certify the result, see _certified)
 # Replies:   H u32 hexversion, 4 magic bytes        (once, at start-up)
 #            O u8 status, u16 nwarnings, warnings, (u32 length, marshal data) per level
 #              warning = u8 + category, u32 lineno, u32 + message (UTF-8), u8 level index
 #              status bit 0: sys.modules grew (the compile imported a codec or unicodedata)
+#              status bit 1: (K only) every level's constants are certified
 #            X u8 + type, u32 + message, 4 x i32 line/offset/end line/end offset, u32 + text
 # On fd 3:   e        after every forked child that exited with status 0
 #            D i32    wait status, after every forked child that did not
@@ -121,6 +124,69 @@ def _text(s):
     return _u32(len(b)) + b
 
 
+_CODE = type(compile("", "", "exec"))
+_SLOT = 16 if sys.maxsize > 2 ** 32 else 8
+_EMPTY_SET = sys.getsizeof(frozenset())
+
+
+def _containers(value, out):
+    # Frozensets and slices among a constant and the tuples and frozensets inside it.
+    kind = type(value)
+    if kind is frozenset or kind is slice:
+        out.append(value)
+    if kind is frozenset or kind is tuple:
+        for item in value:
+            _containers(item, out)
+
+
+def _certified(body):
+    # Whether these marshal data are what a pristine worker would write, whatever this
+    # child compiled before. On 3.12+ history reaches a module's bytes only through
+    # intern_constants, which rebuilds a frozenset (3.14+: also a slice) constant when a
+    # name-like string in it was interned before: a rebuilt set is filled in the old one's
+    # order, which can reorder colliding elements, and a constant several code objects
+    # shared becomes one copy each. (Interned strings get FLAG_REF whatever their refcount,
+    # so which process interned them does not show.) So a result is certified when every
+    # string-holding frozenset occurs once among the constants and its elements all sit in
+    # distinct home slots (hash & mask: then every insertion order gives the same table),
+    # and no slice holds a string. Read from the marshal data: the loaded sets have the
+    # same elements, hashes and table size as the compiled ones.
+    found = []
+    codes = [marshal.loads(body)]
+    while codes:
+        for const in codes.pop().co_consts:
+            if type(const) is _CODE:
+                codes.append(const)
+            else:
+                _containers(const, found)
+    counts = {}
+    for c in found:
+        counts[c] = counts.get(c, 0) + 1
+    for c in found:
+        if type(c) is slice:
+            if type(c.start) is str or type(c.stop) is str or type(c.step) is str:
+                return False
+            continue
+        has_str = False
+        for item in c:
+            if type(item) is str:
+                has_str = True
+                break
+        if not has_str:
+            continue
+        if counts[c] > 1:
+            return False
+        extra = sys.getsizeof(c) - _EMPTY_SET
+        mask = (extra // _SLOT if extra else 8) - 1
+        homes = set()
+        for item in c:
+            home = hash(item) & mask
+            if home in homes:
+                return False
+            homes.add(home)
+    return True
+
+
 def _compile(req):
     # req[0] is the op byte.
     nlevels = req[1]
@@ -163,6 +229,17 @@ def _compile(req):
               _i32(end_line), _i32(end_offset), _text(text))
         return
     status = 1 if len(sys.modules) != nmods else 0
+    if req[:1] == b"K":
+        try:
+            certified = True
+            for body in bodies:
+                if not _certified(body):
+                    certified = False
+                    break
+        except Exception:
+            certified = False
+        if certified:
+            status |= 2
     warns = []
     index = 0
     for i, (category, message, lineno) in enumerate(_caught[:65535]):

@@ -281,10 +281,13 @@ per_python!(predicted_files_skip_the_warm_compile, min = (3, 11), |py: &Python| 
     // import unicodedata) or
     // whose bytes depend on history (a set of strings folded into a frozenset on 3.12+)
     // go straight to a fresh fork; their bytes are those of the fresh-fork reference.
+    // The sets of b.py and c.py cannot be certified (2 and 'foo', 'qux' and 'foo' share
+    // a home slot of an 8-slot table under PYTHONHASHSEED=0; see
+    // `certified_frozensets_stay_warm`), so they are predicted.
     let files: &[(&str, &[u8])] = &[
         ("a.py", A),
         ("b.py", B),
-        ("c.py", b"if x in {'foo', 'spam'}:\n    pass\n"),
+        ("c.py", b"if x in {'foo', 'qux'}:\n    pass\n"),
         ("d.py", b"s = '\\N{BULLET} foo'\n"),
         ("e.py", b"def foo(spam):\n    return spam\n"),
         ("f.py", b"t = ('foo', 'spam')\n"),
@@ -311,6 +314,50 @@ per_python!(predicted_files_skip_the_warm_compile, min = (3, 11), |py: &Python| 
     let expected = if py.minor >= (3, 12) { 4 } else { 2 };
     assert_eq!(predicted, expected, "{}: files predicted: {stderr}", py.label());
     assert_eq!((ended, suspects), (0, 0), "{}: no child ended, no warm compile redone: {stderr}", py.label());
+});
+
+per_python!(certified_frozensets_stay_warm, min = (3, 12), |py: &Python| {
+    // Sets of strings whose elements take distinct slots of their table, each set once in
+    // its module, cannot change with history: a long-lived child certifies them and no
+    // fork is needed, even after a compile that interned every one of their strings.
+    // (Home slots in CPython with PYTHONHASHSEED=0: 'foo' 2, 'spam' 0 of 8; 'a'..'e' 0,
+    // 14, 18, 19, 25 of 32; 'ham' 6, 'eggs' 2, 1 1 of 8.) s.py's set also takes distinct
+    // slots, so it is tried warm, but two code objects share it: no certificate, and it
+    // is compiled again in a fresh fork.
+    let files: &[(&str, &[u8])] = &[
+        ("a.py", b"import foo, spam, ham, eggs\nfoo.spam = eggs\n"),
+        ("c.py", b"def f(x):\n    return x in {'foo', 'spam'}\n"),
+        ("s.py", b"a = {'foo', 1, 3}\ndef f():\n    return {'foo', 1, 3}\n"),
+        ("d.py", b"def g(y):\n    for k in {'a', 'b', 'c', 'd', 'e'}:\n        y(k)\n    return y in {'ham', 'eggs', 1}\n"),
+    ];
+    let build = |env: &[(&str, &str)]| {
+        let tree = Tree::new();
+        for (name, body) in files {
+            tree.write(name, body);
+        }
+        let mut cmd = tree.hashpyc().env("HASHPYC_TRACE", "1").env("HASHPYC_ORDER", "reverse");
+        for (k, v) in env {
+            cmd = cmd.env(k, v);
+        }
+        let run = cmd.args(["compile", "-q", "-j1"]).python(py).arg(".").run();
+        run.assert_code(0);
+        (tree, run.stderr)
+    };
+    let (reference, _) = build(&[("HASHPYC_ISOLATION", "fork")]);
+    let (tree, stderr) = build(&[]);
+    let diff = harness::diff_pycs(reference.root(), tree.root());
+    assert!(diff.is_empty(), "{}: differs from fresh-fork compiles: {diff:?}", py.label());
+    let (ended, predicted, suspects) = trace_counts(&stderr);
+    assert_eq!((ended, predicted, suspects), (0, 0, 1), "{}: {stderr}", py.label());
+    assert!(
+        stderr.contains("frozensets certified in long-lived children for 2 of 3 files tried"),
+        "{}: {stderr}",
+        py.label()
+    );
+    // And every certified result is what a fresh fork writes, checked by the worker pool
+    // itself.
+    let (_, stderr) = build(&[("HASHPYC_VERIFY", "1")]);
+    assert!(!stderr.contains("internal error"), "{}: {stderr}", py.label());
 });
 
 per_python!(latin1_characters_keep_the_worker_on_3_13, min = (3, 13), |py: &Python| {
