@@ -184,16 +184,15 @@ def busy_seconds():
     return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(command, runs):
-    """Median user + system CPU seconds of a command and everything it waited for."""
-    import resource
-    samples = []
-    for _ in range(runs):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        subprocess.run(["sh", "-c", command], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        samples.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
-    return sorted(samples)[len(samples) // 2]
+def move_aside(path, work):
+    """A shell command that moves `path`, if it exists, into `work`/trash instead of
+    deleting it (everything under `work` goes at the end): on ext4 without a journal (this
+    project's CI machines) the inode allocator skips every inode freed in the last 30 s, one
+    lookup each, so creating files just after deleting a tree costs about 1 ms of kernel
+    time per file, for every tool alike (measured 20x the normal cost)."""
+    trash = os.path.join(work, "trash")
+    os.makedirs(trash, exist_ok=True)
+    return 'if [ -e %s ]; then mv %s "%s/$(date +%%s%%N)"; fi' % (path, path, trash)
 
 
 def floor_command(python, tree, cores, work):
@@ -262,11 +261,7 @@ def uv_rows(uv, python, reqs, work, runs, hp):
     of the plain install's site-packages, side by side: (with, without, hashpyc, files)."""
     venv = os.path.join(work, "uv-venv")
     env_prefix = "env UV_NO_PROGRESS=1"
-    trash = os.path.join(work, "uv-trash")
-    os.makedirs(trash, exist_ok=True)
-    # Moved aside, not deleted, for the reason given in per_version.
-    make = 'if [ -e %s ]; then mv %s "%s/$(date +%%s%%N)"; fi; %s %s venv -q --python %s %s' % (
-        venv, venv, trash, env_prefix, uv, python, venv)
+    make = "%s; %s %s venv -q --python %s %s" % (move_aside(venv, work), env_prefix, uv, python, venv)
     install = "%s %s pip install -q --python %s/bin/python -r %s" % (env_prefix, uv, venv, reqs)
     sh(["sh", "-c", make + " && " + install])  # fills uv's cache, untimed
     site = subprocess.run([os.path.join(venv, "bin", "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
@@ -317,14 +312,7 @@ def per_version(args):
         print(head)
         print(rule, flush=True)
         t = os.path.join(work, "t")
-        # The last run's tree is moved aside, not deleted: on ext4 without a journal (this
-        # project's CI machines) the inode allocator skips every inode freed in the last
-        # 30 s, one lookup each, so creating files just after deleting a tree costs about
-        # 1 ms of kernel time per file, for both tools alike (measured 20x the normal cost).
-        # Everything is deleted at the end.
-        trash = os.path.join(work, "trash")
-        os.makedirs(trash)
-        prep = 'if [ -e %s ]; then mv %s "%s/$(date +%%s%%N)"; fi; cp -r %s %s' % (t, t, trash, corpus, t)
+        prep = "%s; cp -r %s %s" % (move_aside(t, work), corpus, t)
         for v, python in found:
             version = subprocess.run([python, "-c", "import sys; print(sys.version.split()[0])"],
                                      check=True, capture_output=True, text=True).stdout.strip()
@@ -335,11 +323,10 @@ def per_version(args):
                 args.runs, prepare=prep, cpu=True)
             # The floor as the issue defines it: compile + marshal CPU in one process, divided
             # by the cores (CPU time, so the dealing of files to processes does not count).
-            floor_command_1 = floor_command(python, corpus, 1, work)
-            floor = cpu_seconds(floor_command_1, args.runs) / cores
-            # The same floor counted like the CPU columns (the machine's busy time), so the
-            # last column compares like with like.
-            floor_cpu = interleaved([floor_command_1], args.runs, cpu=True)[1][0]
+            # Counted like the CPU columns (the machine's busy time), so the last column
+            # compares like with like.
+            floor_cpu = interleaved([floor_command(python, corpus, 1, work)], args.runs, cpu=True)[1][0]
+            floor = floor_cpu / cores
             row = "| %s | %.2f s | %.2f s | %.2f s | %.2fx | %.2fx | %.2fx | %.2fx |" % (
                 version, floor, cold_h, cold_c, cold_c / cold_h, cold_h / floor, cpu_c / cpu_h, cpu_h / floor_cpu)
             if args.uv:

@@ -95,11 +95,7 @@ pub type SourceHash = [u8; 8];
 pub fn source_hash(variant: HashVariant, magic: Magic, source: &[u8]) -> SourceHash {
     let key = magic.hash_key();
     let value = match variant {
-        HashVariant::Sip13 => {
-            let mut h = SipHasher13::new_with_keys(key, 0);
-            h.write(source);
-            h.finish()
-        }
+        HashVariant::Sip13 => siphash13(key, source),
         HashVariant::Sip24 => {
             let mut h = SipHasher24::new_with_keys(key, 0);
             h.write(source);
@@ -107,6 +103,15 @@ pub fn source_hash(variant: HashVariant, magic: Magic, source: &[u8]) -> SourceH
         }
     };
     value.to_le_bytes()
+}
+
+/// SipHash-1-3 with k0 = `key` and k1 = 0, CPython's keyed hash (3.11+): behind
+/// `importlib.util.source_hash`, and with key 0 behind `hash()` of a non-empty str under
+/// `PYTHONHASHSEED=0`.
+pub fn siphash13(key: u64, data: &[u8]) -> u64 {
+    let mut h = SipHasher13::new_with_keys(key, 0);
+    h.write(data);
+    h.finish()
 }
 
 /// How a hash-based pyc is validated on import.

@@ -99,7 +99,7 @@ fn maybe_set_of_strings(s: &[u8]) -> bool {
 }
 
 /// One open bracket: for a `{`, what its elements look like so far.
-struct Open {
+struct Open<'a> {
     kind: u8,
     /// The `{` follows the keyword `in` (a membership test or a `for` target).
     after_in: bool,
@@ -117,35 +117,31 @@ struct Open {
     disqualified: bool,
     /// The finished elements' values, while all are plain literals (`None` after the first
     /// that is not: a prefixed or escaped string, a float, a sign, a concatenation…).
-    values: Option<Vec<Literal>>,
+    values: Option<Vec<Literal<'a>>>,
     /// The current element's value, when its one token so far is a plain literal.
-    current_value: Option<Literal>,
+    current_value: Option<Literal<'a>>,
 }
 
-/// A plain literal of a set display, enough to compute CPython's hash of it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Literal {
-    Str(Vec<u8>),
+/// A plain literal of a set display (a string's text is borrowed from the source), enough
+/// to compute CPython's hash of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Literal<'a> {
+    Str(&'a [u8]),
     Int(u64),
 }
 
-impl Literal {
+impl Literal<'_> {
     /// CPython's `hash()` of the value with `PYTHONHASHSEED=0` (SipHash-1-3 with a zero key
     /// for a string, the value itself for a small integer), as the set's table uses it.
     fn hash(&self) -> u64 {
-        use std::hash::Hasher;
-        match self {
-            Literal::Str(s) if s.is_empty() => 0,
-            Literal::Str(s) => {
-                let mut h = siphasher::sip::SipHasher13::new_with_keys(0, 0);
-                h.write(s);
-                // -1 is reserved for errors: CPython turns it into -2.
-                match h.finish() {
-                    u64::MAX => u64::MAX - 1,
-                    x => x,
-                }
-            }
-            Literal::Int(n) => *n,
+        match *self {
+            Literal::Str([]) => 0,
+            // -1 is reserved for errors: CPython turns it into -2.
+            Literal::Str(s) => match crate::pyc::siphash13(0, s) {
+                u64::MAX => u64::MAX - 1,
+                x => x,
+            },
+            Literal::Int(n) => n,
         }
     }
 }
@@ -153,8 +149,8 @@ impl Literal {
 /// Whether the distinct values take distinct home slots (`hash & mask`) in the table
 /// CPython builds for them by inserting one after another: 8 slots, grown to the smallest
 /// power of two above four times the count whenever the table gets 3/5 full.
-fn distinct_homes(values: &[Literal]) -> bool {
-    let mut distinct: Vec<&Literal> = Vec::new();
+fn distinct_homes(values: &[Literal<'_>]) -> bool {
+    let mut distinct: Vec<&Literal<'_>> = Vec::new();
     for v in values {
         if !distinct.contains(&v) {
             distinct.push(v);
@@ -176,7 +172,7 @@ fn distinct_homes(values: &[Literal]) -> bool {
     homes.windows(2).all(|w| w[0] != w[1])
 }
 
-impl Open {
+impl Open<'_> {
     /// A comma or the closing bracket ends the current element.
     fn end_element(&mut self) {
         if self.tokens > 0 {
@@ -207,7 +203,7 @@ impl Open {
 struct Scanner<'a> {
     s: &'a [u8],
     i: usize,
-    stack: Vec<Open>,
+    stack: Vec<Open<'a>>,
     /// The previous token was the keyword `in`.
     prev_in: bool,
     /// A name with a non-ASCII character, outside strings and comments.
@@ -314,9 +310,8 @@ impl<'a> Scanner<'a> {
                     let plain = digits.iter().all(u8::is_ascii_digit)
                         && digits.len() <= 18
                         && (digits.len() == 1 || digits[0] != b'0');
-                    let value = plain.then(|| {
-                        Literal::Int(std::str::from_utf8(digits).map_or(0, |d| d.parse().unwrap_or(0)))
-                    });
+                    let value = plain
+                        .then(|| Literal::Int(digits.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0'))));
                     self.element_token(true, false, value);
                     self.prev_in = false;
                 }
@@ -365,7 +360,7 @@ impl<'a> Scanner<'a> {
     /// Note a token of the current element: `constant` if it is a literal (a string, a
     /// number, a keyword constant), `is_str` if it is a string, `value` if it is a plain
     /// literal (see [`Literal`]).
-    fn element_token(&mut self, constant: bool, is_str: bool, value: Option<Literal>) {
+    fn element_token(&mut self, constant: bool, is_str: bool, value: Option<Literal<'a>>) {
         if let Some(top) = self.stack.last_mut() {
             if top.tokens == 0 {
                 top.constant = constant;
@@ -391,7 +386,7 @@ impl<'a> Scanner<'a> {
         let triple = self.s[self.i..].starts_with(&[q, q, q]);
         self.i += if triple { 3 } else { 1 };
         let start = self.i;
-        let mut escaped = false;
+        let (mut escaped, mut closed) = (false, false);
         while self.i < self.s.len() {
             let c = self.s[self.i];
             if c == b'\\' {
@@ -401,6 +396,7 @@ impl<'a> Scanner<'a> {
             }
             if c == q {
                 if !triple {
+                    closed = true;
                     self.i += 1;
                     break;
                 }
@@ -417,11 +413,11 @@ impl<'a> Scanner<'a> {
         self.prev_in = false;
         // The text between the quotes is the value when nothing can change it: no escape,
         // one line, ASCII (CPython hashes a string's code points, not its UTF-8).
-        let closed = self.i > start && self.s.get(self.i - 1) == Some(&q) && !triple;
+        let s = self.s;
         let value = (plain_prefix && closed && !escaped)
-            .then(|| &self.s[start..self.i - 1])
+            .then(|| &s[start..self.i - 1])
             .filter(|text| text.is_ascii())
-            .map(|text| Literal::Str(text.to_vec()));
+            .map(Literal::Str);
         self.element_token(!bytes_or_f, !bytes_or_f, value);
     }
 }
@@ -502,9 +498,9 @@ mod tests {
     #[test]
     fn string_hashes_are_cpythons() {
         // hash() of these strings in CPython 3.12, 3.13 and 3.15 with PYTHONHASHSEED=0.
-        assert_eq!(Literal::Str(b"abc".to_vec()).hash() as i64, -4594863902769663758);
-        assert_eq!(Literal::Str(b"name".to_vec()).hash() as i64, -6269146191053140058);
-        assert_eq!(Literal::Str(Vec::new()).hash(), 0);
+        assert_eq!(Literal::Str(b"abc").hash() as i64, -4594863902769663758);
+        assert_eq!(Literal::Str(b"name").hash() as i64, -6269146191053140058);
+        assert_eq!(Literal::Str(b"").hash(), 0);
         assert_eq!(Literal::Int(7).hash(), 7);
     }
 

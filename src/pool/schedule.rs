@@ -411,8 +411,7 @@ impl<'a> Slot<'a> {
             // warm with a request for a certificate, and goes to a fork only without one.
             // Only where it is compiled depends on the guess.
             let guess = guess.get_or_insert_with(|| predict::predict(source));
-            if refork_suspects && guess.frozenset_with_str && guess.certifiable && !guess.imports_unicodedata
-            {
+            if refork_suspects && guess.certifiable && !guess.imports_unicodedata {
                 job.certify = true;
                 super::STATS.certify_tried.fetch_add(1, Ordering::Relaxed);
             } else if guess.imports_unicodedata || (refork_suspects && guess.frozenset_with_str) {
@@ -454,15 +453,14 @@ impl<'a> Slot<'a> {
                                             s.interned_non_ascii
                                         }
                                     });
-                                let container =
-                                    unreadable || scans.iter().flatten().any(|s| s.container_with_str);
-                                if info.certified && container && !unreadable {
+                                let with_str = scans.iter().flatten().any(|s| s.container_with_str);
+                                let certified = info.certified && !unreadable;
+                                if certified && with_str {
                                     super::STATS.certified.fetch_add(1, Ordering::Relaxed);
                                 }
                                 let suspect = refork_suspects
                                     && !info.first_in_child
-                                    && container
-                                    && (unreadable || !info.certified);
+                                    && (unreadable || (with_str && !certified));
                                 (taint, suspect)
                             }
                             // A failed compile may have imported a codec: start afresh.

@@ -167,12 +167,7 @@ def _certified(body):
             if type(c.start) is str or type(c.stop) is str or type(c.step) is str:
                 return False
             continue
-        has_str = False
-        for item in c:
-            if type(item) is str:
-                has_str = True
-                break
-        if not has_str:
+        if not any(type(item) is str for item in c):
             continue
         if counts[c] > 1:
             return False
@@ -231,15 +226,10 @@ def _compile(req):
     status = 1 if len(sys.modules) != nmods else 0
     if req[:1] == b"K":
         try:
-            certified = True
-            for body in bodies:
-                if not _certified(body):
-                    certified = False
-                    break
+            if all(_certified(body) for body in bodies):
+                status |= 2
         except Exception:
-            certified = False
-        if certified:
-            status |= 2
+            pass
     warns = []
     index = 0
     for i, (category, message, lineno) in enumerate(_caught[:65535]):
