@@ -19,8 +19,9 @@ and prints a Markdown table of ratios. Times are medians; one machine, one bench
 
 With --versions, one row per CPython version instead: the same corpus (--corpus, a
 directory of .py files such as a venv's site-packages; default: the stdlib of the oldest
-version asked for) compiled cold by hashpyc and by compileall, taking turns, and the floor
-as CPU seconds: compiling and marshalling every file in one process, divided by the cores.
+version asked for) compiled cold by hashpyc and by compileall, and the floor as CPU
+seconds (compiling and marshalling every file in one process, divided by the cores), the
+three taking turns.
 The last two columns count CPU seconds instead of wall time (the machine's busy time
 while each command ran, from /proc/stat: run them on an otherwise idle machine): on a VM whose speed drifts they move
 less than the wall-time ratios, and they show what a busier machine would see.
@@ -317,15 +318,17 @@ def per_version(args):
             version = subprocess.run([python, "-c", "import sys; print(sys.version.split()[0])"],
                                      check=True, capture_output=True, text=True).stdout.strip()
             print("CPython %s (%s): cold builds and the floor" % (version, python), file=sys.stderr)
-            (cold_h, cold_c), (cpu_h, cpu_c) = interleaved(
-                ["%s compile -q --python %s %s" % (hp, python, t),
-                 "%s -m compileall -q -j0 --invalidation-mode checked-hash %s" % (python, t)],
-                args.runs, prepare=prep, cpu=True)
             # The floor as the issue defines it: compile + marshal CPU in one process, divided
             # by the cores (CPU time, so the dealing of files to processes does not count).
             # Counted like the CPU columns (the machine's busy time), so the last column
-            # compares like with like.
-            floor_cpu = interleaved([floor_command(python, corpus, 1, work)], args.runs, cpu=True)[1][0]
+            # compares like with like, and run in the same rotation as the cold builds
+            # (A B C A B C ...): measured apart, a drift of the machine's speed between the
+            # two went straight into the hashpyc / floor ratio.
+            (cold_h, cold_c, _), (cpu_h, cpu_c, floor_cpu) = interleaved(
+                ["%s compile -q --python %s %s" % (hp, python, t),
+                 "%s -m compileall -q -j0 --invalidation-mode checked-hash %s" % (python, t),
+                 floor_command(python, corpus, 1, work)],
+                args.runs, prepare=[prep, prep, None], cpu=True)
             floor = floor_cpu / cores
             row = "| %s | %.2f s | %.2f s | %.2f s | %.2fx | %.2fx | %.2fx | %.2fx |" % (
                 version, floor, cold_h, cold_c, cold_c / cold_h, cold_h / floor, cpu_c / cpu_h, cpu_h / floor_cpu)
