@@ -19,8 +19,10 @@
 //! For the second kind, it also guesses whether the worker will be able to *certify* the
 //! frozensets (see `worker.py`, `_certified`): when every folded display holds only plain
 //! string literals and small non-negative integers whose hashes (CPython's, with
-//! `PYTHONHASHSEED=0`) fall into distinct slots of the set's table, the file is compiled
-//! in a long-lived child with a request for a certificate instead of in a fresh fork. The
+//! `PYTHONHASHSEED=0`) fall into distinct slots of the set's table, or whose name-like
+//! strings (two or more ASCII letters, digits or `_`) are all identifiers of the file, so
+//! interned before any code is generated, in every process, the file is compiled in a
+//! long-lived child with a request for a certificate instead of in a fresh fork. The
 //! worker checks the compiled constants themselves; a wrong guess here costs a warm
 //! compile before the fork, never a byte.
 
@@ -32,8 +34,9 @@ pub struct Prediction {
     pub imports_unicodedata: bool,
     /// A set display that CPython 3.12+ folds into a frozenset constant holding a string.
     pub frozenset_with_str: bool,
-    /// Every such display holds only plain literals whose hashes take distinct slots: the
-    /// worker will likely certify the file's frozensets (see the module documentation).
+    /// Every such display holds only plain literals, whose hashes take distinct slots or
+    /// whose name-like strings are all names of the file: the worker will likely certify
+    /// the file's frozensets (see the module documentation).
     pub certifiable: bool,
 }
 
@@ -51,11 +54,42 @@ pub fn predict(source: &[u8]) -> Prediction {
     }
     let mut scanner = Scanner::new(source);
     let frozenset_with_str = scanner.frozenset_with_str();
+    let mut certifiable = frozenset_with_str && !scanner.uncertifiable;
+    if certifiable && !scanner.wanted.is_empty() {
+        // Colliding displays are certifiable when their name-like strings are all names
+        // of the file: look for them (a second pass, for the few files that need it).
+        let mut names = Scanner::new(source);
+        names.found = vec![false; scanner.wanted.len()];
+        names.wanted = std::mem::take(&mut scanner.wanted);
+        names.frozenset_with_str();
+        certifiable = names.found.iter().all(|&f| f);
+    }
     Prediction {
         imports_unicodedata: named_escape || scanner.non_ascii_name,
         frozenset_with_str,
-        certifiable: frozenset_with_str && !scanner.uncertifiable,
+        certifiable,
     }
+}
+
+/// Python's keywords: words that are never names.
+const KEYWORDS: &str = "False None True and as assert async await break class continue def del elif else \
+                        except finally for from global if import in is lambda nonlocal not or pass raise \
+                        return try while with yield";
+
+/// A string `intern_constants` may intern (ASCII letters, digits and `_`) that is no
+/// one-character singleton.
+fn name_like(s: &[u8]) -> bool {
+    s.len() > 1 && s.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+}
+
+/// The shape of a private name after mangling (`_C__x`): made while code is generated,
+/// so not interned before it, unlike the file's identifiers.
+fn mangled_shape(s: &[u8]) -> bool {
+    s.len() > 3
+        && s[0] == b'_'
+        && s[1] != b'_'
+        && s[2..].windows(2).any(|w| w == b"__")
+        && !s.ends_with(b"__")
 }
 
 /// A quick look for a `{` whose text up to the next brace holds a quote and no `:` outside
@@ -209,13 +243,67 @@ struct Scanner<'a> {
     /// A name with a non-ASCII character, outside strings and comments.
     non_ascii_name: bool,
     /// A display that folds into a frozenset of strings holds something else than plain
-    /// literals, or literals whose hashes collide (see [`Prediction::certifiable`]).
+    /// literals, or literals whose hashes collide and that are no names of the file (see
+    /// [`Prediction::certifiable`]).
     uncertifiable: bool,
+    /// The name-like strings of displays whose hashes collide: certifiable only if each is
+    /// an identifier somewhere in the file.
+    wanted: Vec<&'a [u8]>,
+    /// In a second pass over the file: which of `wanted` were seen as identifiers.
+    found: Vec<bool>,
 }
 
 impl<'a> Scanner<'a> {
     fn new(s: &'a [u8]) -> Self {
-        Scanner { s, i: 0, stack: Vec::new(), prev_in: false, non_ascii_name: false, uncertifiable: false }
+        Scanner {
+            s,
+            i: 0,
+            stack: Vec::new(),
+            prev_in: false,
+            non_ascii_name: false,
+            uncertifiable: false,
+            wanted: Vec::new(),
+            found: Vec::new(),
+        }
+    }
+
+    /// A folding display closed: whether it can be certified, or what it needs for that.
+    fn check_display(&mut self, values: Option<&[Literal<'a>]>) {
+        let Some(values) = values else {
+            self.uncertifiable = true;
+            return;
+        };
+        if distinct_homes(values) {
+            return;
+        }
+        for v in values {
+            if let Literal::Str(text) = *v
+                && name_like(text)
+            {
+                if mangled_shape(text) {
+                    self.uncertifiable = true;
+                } else if !self.wanted.contains(&text) {
+                    self.wanted.push(text);
+                }
+            }
+        }
+    }
+
+    /// A word outside strings and comments, in the second pass: a name unless it is a
+    /// keyword or a keyword argument (`f(key=…)`, which the parser interns but no code
+    /// object lists among its names).
+    fn note_name(&mut self, word: &[u8]) {
+        let Some(at) = self.wanted.iter().position(|w| *w == word) else { return };
+        if KEYWORDS.split_ascii_whitespace().any(|k| k.as_bytes() == word) {
+            return;
+        }
+        let rest = &self.s[self.i..];
+        let next = rest.iter().position(|b| *b != b' ' && *b != b'\t').map(|n| &rest[n..]);
+        let keyword_argument = next.is_some_and(|r| r.starts_with(b"=") && !r.starts_with(b"=="))
+            && self.stack.last().is_some_and(|o| o.kind == b'(');
+        if !keyword_argument {
+            self.found[at] = true;
+        }
     }
 
     /// Scan the whole source (a frozenset found does not end the search for names).
@@ -258,7 +346,7 @@ impl<'a> Scanner<'a> {
                         open.end_element();
                         if open.folds() {
                             found = true;
-                            self.uncertifiable |= !open.values.as_deref().is_some_and(distinct_homes);
+                            self.check_display(open.values.as_deref());
                         }
                     }
                 }
@@ -334,6 +422,9 @@ impl<'a> Scanner<'a> {
                         let bytes_or_f = word.iter().any(|b| b"bBfFtT".contains(b));
                         self.string(bytes_or_f, !bytes_or_f);
                         continue;
+                    }
+                    if !self.found.is_empty() {
+                        self.note_name(word);
                     }
                     match word {
                         b"None" | b"True" | b"False" => self.element_token(true, false, None),
@@ -530,6 +621,31 @@ mod tests {
         }
         // One display that cannot be certified is enough.
         assert!(!certifiable("if x in {'foo', 'spam'}: pass\nif y in {'foo', 'qux'}: pass\n"));
+    }
+
+    #[test]
+    fn colliding_sets_of_the_files_own_names_are_certifiable() {
+        // 'foo' and 'qux' share slot 2 of 8: certifiable only when both are names of the
+        // file, before or after the display (interned by the parser in every process).
+        assert!(certifiable("def foo(): pass\ndef qux(): pass\nif x in {'foo', 'qux'}: pass\n"));
+        assert!(certifiable("if x in {'foo', 'qux'}: pass\nfoo = y.qux\n"));
+        assert!(!certifiable("def foo(): pass\nif x in {'foo', 'qux'}: pass\n"));
+        // Not names: a keyword argument, words in comments and strings, keywords.
+        assert!(!certifiable("f(qux=1)\ndef foo(): pass\nif x in {'foo', 'qux'}: pass\n"));
+        assert!(certifiable("f(qux == 1)\ndef foo(): pass\nif x in {'foo', 'qux'}: pass\n"));
+        assert!(!certifiable("# foo qux\ns = 'foo qux'\nif x in {'foo', 'qux'}: pass\n"));
+        // Strings intern_constants never interns decide nothing, colliding or not: '-' and
+        // '%' share slot 6 of 8, 'a' (a singleton) and 'g h' slot 3.
+        assert!(certifiable("if x in {'-', '%'}: pass\n"));
+        assert!(certifiable("if x in {'a', 'g h'}: pass\n"));
+        // A mangled private name is made while code is generated: never certifiable.
+        assert!(mangled_shape(b"_C__x") && mangled_shape(b"_Cls__name_"));
+        assert!(
+            !mangled_shape(b"__init__")
+                && !mangled_shape(b"_x")
+                && !mangled_shape(b"__x")
+                && !mangled_shape(b"a__b")
+        );
     }
 
     #[test]

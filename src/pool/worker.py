@@ -139,6 +139,23 @@ def _containers(value, out):
             _containers(item, out)
 
 
+def _forced(items, names):
+    # Whether interning decides nothing here: every name-like string of two or more
+    # characters among `items` is a name of the module's code, so an identifier the parser
+    # interned before any code was generated (or a name start-up interned), in every
+    # process; and not a mangled private name (`_C__x`, made while code is generated).
+    # Then intern_constants finds each one interned, in this child as in a pristine one,
+    # and rebuilds the container alike. Shorter strings are singletons and non-name-like
+    # ones are never interned there: they decide nothing either.
+    for item in items:
+        if type(item) is str and len(item) > 1 and item.isascii() and item.replace("_", "a").isalnum():
+            if item not in names:
+                return False
+            if item[0] == "_" and item[1] != "_" and "__" in item[2:] and item[-2:] != "__":
+                return False
+    return True
+
+
 def _certified(body):
     # Whether these marshal data are what a pristine worker would write, whatever this
     # child compiled before. On 3.12+ history reaches a module's bytes only through
@@ -147,14 +164,19 @@ def _certified(body):
     # order, which can reorder colliding elements, and a constant several code objects
     # shared becomes one copy each. (Interned strings get FLAG_REF whatever their refcount,
     # so which process interned them does not show.) So a result is certified when every
-    # string-holding frozenset occurs once among the constants and its elements all sit in
-    # distinct home slots (hash & mask: then every insertion order gives the same table),
-    # and no slice holds a string. Read from the marshal data: the loaded sets have the
-    # same elements, hashes and table size as the compiled ones.
+    # frozenset or slice holding a string either has its rebuild decided by the source
+    # alone (_forced), or is a frozenset that occurs once among the constants with its
+    # elements all in distinct home slots (hash & mask: then every insertion order gives
+    # the same table). Read from the marshal data: the loaded sets have the same
+    # elements, hashes and table size as the compiled ones.
     found = []
+    names = set()
     codes = [marshal.loads(body)]
     while codes:
-        for const in codes.pop().co_consts:
+        code = codes.pop()
+        names.update(code.co_names, code.co_varnames, code.co_cellvars, code.co_freevars)
+        names.add(code.co_name)
+        for const in code.co_consts:
             if type(const) is _CODE:
                 codes.append(const)
             else:
@@ -163,13 +185,10 @@ def _certified(body):
     for c in found:
         counts[c] = counts.get(c, 0) + 1
     for c in found:
-        if type(c) is slice:
-            if type(c.start) is str or type(c.stop) is str or type(c.step) is str:
-                return False
+        items = (c.start, c.stop, c.step) if type(c) is slice else c
+        if not any(type(item) is str for item in items) or _forced(items, names):
             continue
-        if not any(type(item) is str for item in c):
-            continue
-        if counts[c] > 1:
+        if type(c) is slice or counts[c] > 1:
             return False
         extra = sys.getsizeof(c) - _EMPTY_SET
         mask = (extra // _SLOT if extra else 8) - 1

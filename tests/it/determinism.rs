@@ -276,6 +276,22 @@ fn trace_counts(stderr: &str) -> (u64, u64, u64) {
     )
 }
 
+/// Compile `files` in a new tree with one worker, smallest file first, `HASHPYC_TRACE` and
+/// `env` set: the tree and the trace.
+fn traced_build(py: &Python, files: &[(&str, &[u8])], env: &[(&str, &str)]) -> (Tree, String) {
+    let tree = Tree::new();
+    for (name, body) in files {
+        tree.write(name, body);
+    }
+    let mut cmd = tree.hashpyc().env("HASHPYC_TRACE", "1").env("HASHPYC_ORDER", "reverse");
+    for (k, v) in env {
+        cmd = cmd.env(k, v);
+    }
+    let run = cmd.args(["compile", "-q", "-j1"]).python(py).arg(".").run();
+    run.assert_code(0);
+    (tree, run.stderr)
+}
+
 per_python!(predicted_files_skip_the_warm_compile, min = (3, 11), |py: &Python| {
     // Files whose compile would taint a long-lived child (`\N{…}` and a non-ASCII name
     // import unicodedata) or
@@ -293,21 +309,8 @@ per_python!(predicted_files_skip_the_warm_compile, min = (3, 11), |py: &Python| 
         ("f.py", b"t = ('foo', 'spam')\n"),
         ("g.py", "se\u{f1}al = 1\n".as_bytes()),
     ];
-    let build = |env: Option<(&str, &str)>| {
-        let tree = Tree::new();
-        for (name, body) in files {
-            tree.write(name, body);
-        }
-        let mut cmd = tree.hashpyc().env("HASHPYC_TRACE", "1").env("HASHPYC_ORDER", "reverse");
-        if let Some((k, v)) = env {
-            cmd = cmd.env(k, v);
-        }
-        let run = cmd.args(["compile", "-q", "-j1"]).python(py).arg(".").run();
-        run.assert_code(0);
-        (tree, run.stderr)
-    };
-    let (reference, _) = build(Some(("HASHPYC_ISOLATION", "fork")));
-    let (tree, stderr) = build(None);
+    let (reference, _) = traced_build(py, files, &[("HASHPYC_ISOLATION", "fork")]);
+    let (tree, stderr) = traced_build(py, files, &[]);
     let diff = harness::diff_pycs(reference.root(), tree.root());
     assert!(diff.is_empty(), "{}: differs from fresh-fork compiles: {diff:?}", py.label());
     let (ended, predicted, suspects) = trace_counts(&stderr);
@@ -330,35 +333,24 @@ per_python!(certified_frozensets_stay_warm, min = (3, 12), |py: &Python| {
         ("s.py", b"a = {'foo', 1, 3}\ndef f():\n    return {'foo', 1, 3}\n"),
         ("d.py", b"def g(y):\n    for k in {'a', 'b', 'c', 'd', 'e'}:\n        y(k)\n    return y in {'ham', 'eggs', 1}\n"),
     ];
-    let build = |env: &[(&str, &str)]| {
-        let tree = Tree::new();
-        for (name, body) in files {
-            tree.write(name, body);
-        }
-        let mut cmd = tree.hashpyc().env("HASHPYC_TRACE", "1").env("HASHPYC_ORDER", "reverse");
-        for (k, v) in env {
-            cmd = cmd.env(k, v);
-        }
-        let run = cmd.args(["compile", "-q", "-j1"]).python(py).arg(".").run();
-        run.assert_code(0);
-        (tree, run.stderr)
-    };
-    let (reference, _) = build(&[("HASHPYC_ISOLATION", "fork")]);
-    let (tree, stderr) = build(&[]);
+    assert_certified(py, files, (0, 0, 1), "2 of 3");
+});
+
+/// Compiled warm after each other, `files` give the fresh-fork reference's bytes, with these
+/// trace counts (see `trace_counts`) and "frozensets certified ... for `certified` files
+/// tried"; and `HASHPYC_VERIFY` (every long-lived result, certified ones included, against a
+/// fresh fork) finds nothing.
+fn assert_certified(py: &Python, files: &[(&str, &[u8])], counts: (u64, u64, u64), certified: &str) {
+    let (reference, _) = traced_build(py, files, &[("HASHPYC_ISOLATION", "fork")]);
+    let (tree, stderr) = traced_build(py, files, &[]);
     let diff = harness::diff_pycs(reference.root(), tree.root());
     assert!(diff.is_empty(), "{}: differs from fresh-fork compiles: {diff:?}", py.label());
-    let (ended, predicted, suspects) = trace_counts(&stderr);
-    assert_eq!((ended, predicted, suspects), (0, 0, 1), "{}: {stderr}", py.label());
-    assert!(
-        stderr.contains("frozensets certified in long-lived children for 2 of 3 files tried"),
-        "{}: {stderr}",
-        py.label()
-    );
-    // And every certified result is what a fresh fork writes, checked by the worker pool
-    // itself.
-    let (_, stderr) = build(&[("HASHPYC_VERIFY", "1")]);
+    assert_eq!(trace_counts(&stderr), counts, "{}: {stderr}", py.label());
+    let line = format!("frozensets certified in long-lived children for {certified} files tried");
+    assert!(stderr.contains(&line), "{}: {stderr}", py.label());
+    let (_, stderr) = traced_build(py, files, &[("HASHPYC_VERIFY", "1")]);
     assert!(!stderr.contains("internal error"), "{}: {stderr}", py.label());
-});
+}
 
 per_python!(latin1_characters_keep_the_worker_on_3_13, min = (3, 13), |py: &Python| {
     // On 3.13+ a one-character latin-1 string is a static singleton, interned from
@@ -400,4 +392,30 @@ per_python!(latin1_characters_keep_the_worker_on_3_13, min = (3, 13), |py: &Pyth
     let diff = harness::diff_pycs(reference.root(), tree.root());
     assert!(diff.is_empty(), "{}: differs from fresh-fork compiles: {diff:?}", py.label());
     assert_eq!(ended, 0, "{}: the child was replaced: {}", py.label(), run.stderr);
+});
+
+per_python!(colliding_sets_of_the_files_own_names_stay_warm, min = (3, 12), |py: &Python| {
+    // A set whose name-like strings are all names of its module cannot change with
+    // history, colliding or shared: the parser interns every identifier before any code
+    // is generated, in every process, so intern_constants rebuilds the set alike
+    // everywhere. ('foo', 'qux' and 2 share slot 2 of 8 under PYTHONHASHSEED=0; '-' and
+    // '%' slot 6, strings intern_constants never interns.) n.py and o.py are certified in
+    // the long-lived child after a.py interned every name; p.py, whose 'qux' is no name of
+    // its own, goes to a fresh fork.
+    let files: &[(&str, &[u8])] = &[
+        ("a.py", b"import foo, qux\n"),
+        (
+            "n.py",
+            b"def foo():\n    pass\ndef qux():\n    pass\na = {'foo', 'qux', 2}\ndef f():\n    return {'foo', 'qux', 2}\n",
+        ),
+        ("o.py", b"def f(x):\n    return x in {'-', '%'}\ndef g(x):\n    return x in {'-', '%', 'foo qux'}\n"),
+        ("p.py", b"def foo():\n    pass\na = {'foo', 'qux', 2}\ndef f():\n    return {'foo', 'qux', 2}\n"),
+    ];
+    assert_certified(py, files, (0, 1, 0), "2 of 2");
+    // The names are what keep n.py's bytes still: without its functions foo and qux, its
+    // shared set splits when compiled after a.py in one process.
+    let naive = Tree::new();
+    naive.write("a.py", files[0].1);
+    naive.write("b.py", b"a = {'foo', 'qux', 2}\ndef f():\n    return {'foo', 'qux', 2}\n");
+    assert_eq!(py.run(&["-S", "-s", "-c", NAIVE], naive.root()).trim(), "differs", "{}", py.label());
 });
