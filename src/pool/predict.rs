@@ -71,6 +71,10 @@ pub fn predict(source: &[u8]) -> Prediction {
     }
 }
 
+/// At most this many strings of colliding displays are looked for among the file's names
+/// (each word of the second pass is compared with all of them).
+const MAX_WANTED: usize = 32;
+
 /// Python's keywords: words that are never names.
 const KEYWORDS: &str = "False None True and as assert async await break class continue def del elif else \
                         except finally for from global if import in is lambda nonlocal not or pass raise \
@@ -280,7 +284,9 @@ impl<'a> Scanner<'a> {
             if let Literal::Str(text) = *v
                 && name_like(text)
             {
-                if mangled_shape(text) {
+                if mangled_shape(text) || self.wanted.len() >= MAX_WANTED {
+                    // A private name, or so many strings (a long word list) that looking
+                    // for each among the file's names is not worth it.
                     self.uncertifiable = true;
                 } else if !self.wanted.contains(&text) {
                     self.wanted.push(text);
@@ -640,6 +646,11 @@ mod tests {
         assert!(certifiable("if x in {'a', 'g h'}: pass\n"));
         // A mangled private name is made while code is generated: never certifiable.
         assert!(mangled_shape(b"_C__x") && mangled_shape(b"_Cls__name_"));
+        // A long word list is not looked for name by name.
+        let words: Vec<String> = (0..40).map(|i| format!("w{i}")).collect();
+        let list = words.iter().map(|w| format!("'{w}'")).collect::<Vec<_>>().join(", ");
+        let defs: String = words.iter().map(|w| format!("{w} = 1\n")).collect();
+        assert!(!certifiable(&format!("{defs}if x in {{{list}}}: pass\n")));
         assert!(
             !mangled_shape(b"__init__")
                 && !mangled_shape(b"_x")
