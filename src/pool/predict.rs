@@ -96,6 +96,20 @@ fn mangled_shape(s: &[u8]) -> bool {
         && !s.ends_with(b"__")
 }
 
+/// Only [`Prediction::imports_unicodedata`], without looking at set displays (for 3.11,
+/// where frozensets cannot depend on history): the same answer as `predict`'s.
+pub fn imports_unicodedata(source: &[u8]) -> bool {
+    if memchr::memmem::find(source, b"\\N{").is_some() {
+        return true;
+    }
+    if source.is_ascii() {
+        return false;
+    }
+    let mut scanner = Scanner::new(source);
+    scanner.frozenset_with_str();
+    scanner.non_ascii_name
+}
+
 /// A quick look for a `{` whose text up to the next brace holds a quote and no `:` outside
 /// quotes: a set display with a string could start there (a dict, a dict comprehension, a
 /// nested display or an f-string field cannot be one). The scanner decides; this only
@@ -558,7 +572,11 @@ mod tests {
 
     #[test]
     fn what_imports_unicodedata() {
-        let imports = |s: &str| predict(s.as_bytes()).imports_unicodedata;
+        let imports = |s: &str| {
+            let full = predict(s.as_bytes()).imports_unicodedata;
+            assert_eq!(imports_unicodedata(s.as_bytes()), full, "{s}");
+            full
+        };
         assert!(imports(r"s = '\N{BULLET}'"));
         assert!(imports("ñ = 1\n"));
         assert!(imports("def f(x):\n    return x.größe\n"));

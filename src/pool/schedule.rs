@@ -410,7 +410,17 @@ impl<'a> Slot<'a> {
             // compile first; unless its frozensets look certifiable: then it is compiled
             // warm with a request for a certificate, and goes to a fork only without one.
             // Only where it is compiled depends on the guess.
-            let guess = guess.get_or_insert_with(|| predict::predict(source));
+            // (3.11 needs only the unicodedata part, which skips the scan of set displays.)
+            let light;
+            let guess = if refork_suspects {
+                &*guess.get_or_insert_with(|| predict::predict(source))
+            } else {
+                light = predict::Prediction {
+                    imports_unicodedata: predict::imports_unicodedata(source),
+                    ..Default::default()
+                };
+                &light
+            };
             if refork_suspects && guess.certifiable && !guess.imports_unicodedata {
                 job.certify = true;
                 super::STATS.certify_tried.fetch_add(1, Ordering::Relaxed);
