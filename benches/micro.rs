@@ -81,7 +81,7 @@ fn prediction(c: &mut Criterion) {
         b.iter(|| {
             sources
                 .iter()
-                .map(|s| hashpyc::pool::predict::predict(s))
+                .map(|s| hashpyc::pool::predict::predict(s, true))
                 .filter(|p| p.frozenset_with_str || p.imports_unicodedata)
                 .count()
         })

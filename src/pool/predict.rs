@@ -41,11 +41,13 @@ pub struct Prediction {
 }
 
 /// Predict from the raw source bytes (any encoding CPython accepts: only ASCII matters here).
-pub fn predict(source: &[u8]) -> Prediction {
+/// Without `sets` (3.11, where frozensets cannot depend on history) only
+/// `imports_unicodedata` is looked for, and set displays are not scanned.
+pub fn predict(source: &[u8], sets: bool) -> Prediction {
     let named_escape = memchr::memmem::find(source, b"\\N{").is_some();
     // Most files have neither a non-ASCII byte nor a brace that could open a set of
     // strings: they need no tokenizing (this runs for every file compiled).
-    if source.is_ascii() && !maybe_set_of_strings(source) {
+    if source.is_ascii() && !(sets && maybe_set_of_strings(source)) {
         return Prediction {
             imports_unicodedata: named_escape,
             frozenset_with_str: false,
@@ -53,7 +55,7 @@ pub fn predict(source: &[u8]) -> Prediction {
         };
     }
     let mut scanner = Scanner::new(source);
-    let frozenset_with_str = scanner.frozenset_with_str();
+    let frozenset_with_str = scanner.frozenset_with_str() && sets;
     let mut certifiable = frozenset_with_str && !scanner.uncertifiable;
     if certifiable && !scanner.wanted.is_empty() {
         // Colliding displays are certifiable when their name-like strings are all names
@@ -94,20 +96,6 @@ fn mangled_shape(s: &[u8]) -> bool {
         && s[1] != b'_'
         && s[2..].windows(2).any(|w| w == b"__")
         && !s.ends_with(b"__")
-}
-
-/// Only [`Prediction::imports_unicodedata`], without looking at set displays (for 3.11,
-/// where frozensets cannot depend on history): the same answer as `predict`'s.
-pub fn imports_unicodedata(source: &[u8]) -> bool {
-    if memchr::memmem::find(source, b"\\N{").is_some() {
-        return true;
-    }
-    if source.is_ascii() {
-        return false;
-    }
-    let mut scanner = Scanner::new(source);
-    scanner.frozenset_with_str();
-    scanner.non_ascii_name
 }
 
 /// A quick look for a `{` whose text up to the next brace holds a quote and no `:` outside
@@ -538,7 +526,7 @@ mod tests {
     use super::*;
 
     fn folds(src: &str) -> bool {
-        predict(src.as_bytes()).frozenset_with_str
+        predict(src.as_bytes(), true).frozenset_with_str
     }
 
     #[test]
@@ -573,8 +561,12 @@ mod tests {
     #[test]
     fn what_imports_unicodedata() {
         let imports = |s: &str| {
-            let full = predict(s.as_bytes()).imports_unicodedata;
-            assert_eq!(imports_unicodedata(s.as_bytes()), full, "{s}");
+            let full = predict(s.as_bytes(), true).imports_unicodedata;
+            assert_eq!(
+                predict(s.as_bytes(), false),
+                Prediction { imports_unicodedata: full, ..Default::default() },
+                "{s}"
+            );
             full
         };
         assert!(imports(r"s = '\N{BULLET}'"));
@@ -605,7 +597,7 @@ mod tests {
     }
 
     fn certifiable(src: &str) -> bool {
-        let p = predict(src.as_bytes());
+        let p = predict(src.as_bytes(), true);
         assert!(p.frozenset_with_str || !p.certifiable, "{src}");
         p.certifiable
     }
@@ -680,7 +672,7 @@ mod tests {
     #[test]
     fn never_panics_on_fragments() {
         for s in ["{", "}", "'", "'''", "r'", "in {", "x in {'a',", "1e", "0x1e-", "{-", "\\", "{'a' 'b'"] {
-            let _ = predict(s.as_bytes());
+            let _ = predict(s.as_bytes(), true);
         }
     }
 }

@@ -363,7 +363,8 @@ impl<'a> Slot<'a> {
                 return;
             }
         };
-        // The source is read once per unit, and guessed about at most once.
+        // The source is read once per unit, and guessed about at most once (per kind of
+        // guess: with or without set displays).
         let mut guess = None;
         for &t in targets {
             match self.compile_for(src, t, &source, fresh, &mut guess) {
@@ -390,7 +391,7 @@ impl<'a> Slot<'a> {
         t: usize,
         source: &[u8],
         fresh: bool,
-        guess: &mut Option<predict::Prediction>,
+        guess: &mut Option<(bool, predict::Prediction)>,
     ) -> Option<Step> {
         let s = self.sh.s;
         let plan = &s.plans[src];
@@ -410,16 +411,15 @@ impl<'a> Slot<'a> {
             // compile first; unless its frozensets look certifiable: then it is compiled
             // warm with a request for a certificate, and goes to a fork only without one.
             // Only where it is compiled depends on the guess.
-            // (3.11 needs only the unicodedata part, which skips the scan of set displays.)
-            let light;
-            let guess = if refork_suspects {
-                &*guess.get_or_insert_with(|| predict::predict(source))
-            } else {
-                light = predict::Prediction {
-                    imports_unicodedata: predict::imports_unicodedata(source),
-                    ..Default::default()
-                };
-                &light
+            // 3.11 needs no look at set displays; a guess made without one is made again
+            // for a target that needs it.
+            let guess = match *guess {
+                Some((sets, g)) if sets || !refork_suspects => g,
+                _ => {
+                    let g = predict::predict(source, refork_suspects);
+                    *guess = Some((refork_suspects, g));
+                    g
+                }
             };
             if refork_suspects && guess.certifiable && !guess.imports_unicodedata {
                 job.certify = true;
