@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""What a fresh fork adds to a compile, per CPython version.
+
+    python3 benches/fork_cost.py [--versions 3.12,3.13,3.14,3.15] [--corpus DIR]
+                                 [--files 150] [--runs 5]
+
+On 3.12+ hashpyc compiles the few files whose bytes could depend on what earlier compiles
+interned (frozensets of strings) in a fresh fork of a pristine worker instead of in a warm,
+long-lived one (README, "Determinism"). This measures what such a fork costs, with the
+worker's own flags (`python -S -s -B`, PYTHONHASHSEED=0), on a sample of the corpus's .py
+files (every k-th of the sorted list; default corpus: the stdlib of the oldest version
+asked for), the two ways taking turns:
+
+  warm    each file compiled and marshalled in one process, as a long-lived worker does
+  fork    each file compiled and marshalled in a child forked from a process that has
+          compiled nothing yet (like hashpyc's zygote), timed by the parent (wait4)
+  empty   a fork whose child exits at once: the fork itself
+
+and prints, per version, medians over the runs of: ms of CPU per file warm, user and system
+ms per forked compile, minor page faults per fork and per empty fork, and the extra CPU a
+fork adds to a compile. Multiply the last by the "fresh forks" of `HASHPYC_TRACE=1` for what
+the forks cost a build. Interpreters are found as benches/compare.py finds them.
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from compare import find_python  # noqa: E402
+
+MEASURE = r"""
+import marshal, posix, sys, time
+_code = type(compile("", "", "exec"))  # what the zygote has done before it forks
+mode, listing = sys.argv[1], sys.argv[2]
+files = [l for l in open(listing).read().split("\n") if l]
+sources = []
+for p in files:
+    with open(p, "rb") as f:
+        sources.append((p, f.read()))
+n = len(sources)
+if mode == "warm":
+    t = time.process_time()
+    for p, s in sources:
+        try:
+            marshal.dumps(compile(s, p, "exec", dont_inherit=True))
+        except Exception:
+            pass
+    print(time.process_time() - t, 0.0, 0)
+else:
+    user = system = faults = 0
+    for p, s in sources:
+        pid = posix.fork()
+        if pid == 0:
+            if mode == "fork":
+                try:
+                    marshal.dumps(compile(s, p, "exec", dont_inherit=True))
+                except Exception:
+                    pass
+            posix._exit(0)
+        _, status, usage = posix.wait4(pid, 0)
+        user += usage.ru_utime
+        system += usage.ru_stime
+        faults += usage.ru_minflt
+    print(user, system, faults)
+"""
+
+
+def sample(corpus, count):
+    files = []
+    for root, dirs, names in os.walk(corpus):
+        dirs.sort()
+        files += [os.path.join(root, n) for n in sorted(names) if n.endswith(".py")]
+    if not files:
+        sys.exit(f"no .py files under {corpus}")
+    step = max(1, len(files) // count)
+    return files[::step][:count]
+
+
+def run(python, mode, listing):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env["PYTHONHASHSEED"] = "0"
+    out = subprocess.run([python, "-S", "-s", "-B", "-c", MEASURE, mode, listing],
+                         env=env, capture_output=True, text=True, check=True).stdout.split()
+    return float(out[0]), float(out[1]), int(out[2])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--versions", default="3.12,3.13,3.14,3.15")
+    ap.add_argument("--corpus", help="a directory of .py files (default: the stdlib of the oldest version)")
+    ap.add_argument("--files", type=int, default=150, help="how many files to sample (default 150)")
+    ap.add_argument("--runs", type=int, default=5, help="rounds of warm, fork, empty (default 5)")
+    args = ap.parse_args()
+    versions = [v.strip() for v in args.versions.split(",") if v.strip()]
+    for v in versions:
+        if not all(part.isdigit() for part in v.split(".")) or v.count(".") != 1:
+            sys.exit(f"--versions: {v!r} is not a version like 3.13")
+    if args.files < 1 or args.runs < 1:
+        sys.exit("--files and --runs take a number of at least 1")
+    pythons = {v: find_python(v) for v in versions}
+    for v, p in pythons.items():
+        if p is None:
+            print(f"skipped {v}: no interpreter found", file=sys.stderr)
+    found = [v for v in versions if pythons[v]]
+    if not found:
+        sys.exit("no interpreter found for any version asked for")
+    corpus = args.corpus
+    if corpus is None:
+        oldest = min(found, key=lambda v: tuple(int(x) for x in v.split(".")))
+        corpus = subprocess.run([pythons[oldest], "-c", "import sysconfig; print(sysconfig.get_paths()['stdlib'])"],
+                                capture_output=True, text=True, check=True).stdout.strip()
+    files = sample(corpus, args.files)
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        f.write("\n".join(files) + "\n")
+        listing = f.name
+    try:
+        print(f"{len(files)} files sampled from {corpus}; medians of {args.runs} runs, the three taking turns.\n")
+        print("| CPython | warm: CPU ms/file | fork: user ms | fork: system ms | faults/fork | faults/empty fork | "
+              "extra CPU per fork |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        n = len(files)
+        for v in found:
+            warm, user, system, faults, empty = [], [], [], [], []
+            for _ in range(args.runs):
+                warm.append(run(pythons[v], "warm", listing)[0] * 1000 / n)
+                u, s, flt = run(pythons[v], "fork", listing)
+                user.append(u * 1000 / n)
+                system.append(s * 1000 / n)
+                faults.append(flt / n)
+                empty.append(run(pythons[v], "empty", listing)[2] / n)
+            med = statistics.median
+            extra = med([u + s - w for u, s, w in zip(user, system, warm)])
+            print(f"| {v} | {med(warm):.2f} | {med(user):.2f} | {med(system):.2f} | {med(faults):.0f} | "
+                  f"{med(empty):.0f} | {extra:.2f} ms |", flush=True)
+    finally:
+        os.unlink(listing)
+
+
+if __name__ == "__main__":
+    main()
