@@ -257,6 +257,31 @@ def find_python(version):
     return None
 
 
+def find_pythons(spec):
+    """[(version, interpreter)] for a comma-separated list such as "3.12,3.13", in its
+    order; a version with no interpreter is reported as skipped, and none at all ends the
+    run."""
+    versions = [v.strip() for v in spec.split(",") if v.strip()]
+    for v in versions:
+        if v.count(".") != 1 or not all(part.isdigit() for part in v.split(".")):
+            sys.exit("--versions: %r is not a version like 3.13" % v)
+    found = [(v, find_python(v)) for v in versions]
+    for v, p in found:
+        if p is None:
+            print("CPython %s: not found, SKIPPED (see --help for where interpreters are looked for)" % v,
+                  file=sys.stderr)
+    found = [(v, p) for v, p in found if p]
+    if not found:
+        sys.exit("no interpreter found for %s" % spec)
+    return found
+
+
+def stdlib_dir(python):
+    """Where the interpreter's standard library lives."""
+    return subprocess.run([python, "-I", "-c", "import sysconfig; print(sysconfig.get_paths()['stdlib'])"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+
 def uv_rows(uv, python, reqs, work, runs, hp):
     """uv's install of `reqs` with and without --compile-bytecode, and hashpyc's cold build
     of the plain install's site-packages, side by side: (with, without, hashpyc, files)."""
@@ -278,15 +303,7 @@ def per_version(args):
     """One row per CPython version: cold builds against compileall and the floor."""
     cores = os.cpu_count() or 1
     hp = args.hashpyc
-    versions = [v.strip() for v in args.versions.split(",") if v.strip()]
-    found = [(v, find_python(v)) for v in versions]
-    for v, p in found:
-        if p is None:
-            print("CPython %s: not found, SKIPPED (see --help for where interpreters are looked for)" % v,
-                  file=sys.stderr)
-    found = [(v, p) for v, p in found if p]
-    if not found:
-        sys.exit("no interpreter found for %s" % args.versions)
+    found = find_pythons(args.versions)
     prepare(hp, found[0][1])
     work = tempfile.mkdtemp(prefix="hashpyc-bench-", dir=args.workdir)
     try:
@@ -295,9 +312,7 @@ def per_version(args):
             nfiles = copy_corpus([args.corpus], corpus)
             what = "the .py files of %s" % os.path.basename(os.path.abspath(args.corpus))
         else:
-            oldest = found[0][1]
-            stdlib = subprocess.run([oldest, "-I", "-c", "import sysconfig; print(sysconfig.get_paths()['stdlib'])"],
-                                    check=True, capture_output=True, text=True).stdout.strip()
+            stdlib = stdlib_dir(found[0][1])
             nfiles = copy_corpus([stdlib], corpus)
             what = "CPython %s's stdlib" % found[0][0]
         print("Measured %s on %d cores: %d files (%s), the same tree for every version; medians of %d "

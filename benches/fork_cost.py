@@ -30,7 +30,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare import find_python  # noqa: E402
+from compare import find_pythons, stdlib_dir  # noqa: E402
 
 MEASURE = r"""
 import marshal, posix, sys, time
@@ -39,9 +39,11 @@ mode, listing = sys.argv[1], sys.argv[2]
 files = [l for l in open(listing).read().split("\n") if l]
 sources = []
 for p in files:
+    if mode == "empty":
+        sources.append((p, b""))
+        continue
     with open(p, "rb") as f:
         sources.append((p, f.read()))
-n = len(sources)
 if mode == "warm":
     t = time.process_time()
     for p, s in sources:
@@ -95,24 +97,11 @@ def main():
     ap.add_argument("--files", type=int, default=150, help="how many files to sample (default 150)")
     ap.add_argument("--runs", type=int, default=5, help="rounds of warm, fork, empty (default 5)")
     args = ap.parse_args()
-    versions = [v.strip() for v in args.versions.split(",") if v.strip()]
-    for v in versions:
-        if not all(part.isdigit() for part in v.split(".")) or v.count(".") != 1:
-            sys.exit(f"--versions: {v!r} is not a version like 3.13")
     if args.files < 1 or args.runs < 1:
         sys.exit("--files and --runs take a number of at least 1")
-    pythons = {v: find_python(v) for v in versions}
-    for v, p in pythons.items():
-        if p is None:
-            print(f"skipped {v}: no interpreter found", file=sys.stderr)
-    found = [v for v in versions if pythons[v]]
-    if not found:
-        sys.exit("no interpreter found for any version asked for")
-    corpus = args.corpus
-    if corpus is None:
-        oldest = min(found, key=lambda v: tuple(int(x) for x in v.split(".")))
-        corpus = subprocess.run([pythons[oldest], "-c", "import sysconfig; print(sysconfig.get_paths()['stdlib'])"],
-                                capture_output=True, text=True, check=True).stdout.strip()
+    found = find_pythons(args.versions)
+    oldest = min(found, key=lambda vp: tuple(int(x) for x in vp[0].split(".")))[1]
+    corpus = args.corpus or stdlib_dir(oldest)
     files = sample(corpus, args.files)
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
         f.write("\n".join(files) + "\n")
@@ -123,15 +112,15 @@ def main():
               "extra CPU per fork |")
         print("|---|---:|---:|---:|---:|---:|---:|")
         n = len(files)
-        for v in found:
+        for v, python in found:
             warm, user, system, faults, empty = [], [], [], [], []
             for _ in range(args.runs):
-                warm.append(run(pythons[v], "warm", listing)[0] * 1000 / n)
-                u, s, flt = run(pythons[v], "fork", listing)
+                warm.append(run(python, "warm", listing)[0] * 1000 / n)
+                u, s, flt = run(python, "fork", listing)
                 user.append(u * 1000 / n)
                 system.append(s * 1000 / n)
                 faults.append(flt / n)
-                empty.append(run(pythons[v], "empty", listing)[2] / n)
+                empty.append(run(python, "empty", listing)[2] / n)
             med = statistics.median
             extra = med([u + s - w for u, s, w in zip(user, system, warm)])
             print(f"| {v} | {med(warm):.2f} | {med(user):.2f} | {med(system):.2f} | {med(faults):.0f} | "
