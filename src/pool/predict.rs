@@ -164,7 +164,7 @@ struct Open<'a> {
 
 /// A plain literal of a set display (a string's text is borrowed from the source), enough
 /// to compute CPython's hash of it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Literal<'a> {
     Str(&'a [u8]),
     Int(u64),
@@ -190,12 +190,8 @@ impl Literal<'_> {
 /// CPython builds for them by inserting one after another: 8 slots, grown to the smallest
 /// power of two above four times the count whenever the table gets 3/5 full.
 fn distinct_homes(values: &[Literal<'_>]) -> bool {
-    let mut distinct: Vec<&Literal<'_>> = Vec::new();
-    for v in values {
-        if !distinct.contains(&v) {
-            distinct.push(v);
-        }
-    }
+    // Hundreds of words in one display are not rare (stop-word lists, keyword tables).
+    let distinct: std::collections::HashSet<&Literal<'_>> = values.iter().collect();
     let mut mask: u64 = 7;
     for fill in 1..=distinct.len() as u64 {
         if fill * 5 >= mask * 3 {
@@ -257,6 +253,8 @@ struct Scanner<'a> {
     wanted: Vec<&'a [u8]>,
     /// In a second pass over the file: which of `wanted` were seen as identifiers.
     found: Vec<bool>,
+    /// The source has a non-ASCII byte (a name could hold one).
+    ascii: bool,
 }
 
 impl<'a> Scanner<'a> {
@@ -270,6 +268,7 @@ impl<'a> Scanner<'a> {
             uncertifiable: false,
             wanted: Vec::new(),
             found: Vec::new(),
+            ascii: s.is_ascii(),
         }
     }
 
@@ -314,16 +313,65 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// The innermost open bracket when it is a `{`: only those are tracked element by
+    /// element (what a `(` or `[` holds never decides anything).
+    fn brace_top(&mut self) -> Option<&mut Open<'a>> {
+        self.stack.last_mut().filter(|o| o.kind == b'{')
+    }
+
+    /// Where no set display is being followed element by element (outside every `{`, or
+    /// directly inside a `(`, a `[` or a `{` known to be no set of constants), in the first
+    /// pass, only strings, comments, brackets and (in a non-ASCII source) names with
+    /// non-ASCII bytes change anything: jump to the next such byte. The bytes skipped are
+    /// names, numbers, operators and blanks; the last token among them decides whether a
+    /// `{` after them follows the keyword `in`.
+    fn skip_untracked(&mut self) {
+        const fn table(non_ascii: bool) -> [bool; 256] {
+            let mut t = [false; 256];
+            let mut b = 0;
+            while b < 256 {
+                t[b] = matches!(b as u8, b'#' | b'\'' | b'"' | b'(' | b'[' | b'{' | b')' | b']' | b'}')
+                    || (non_ascii && b >= 0x80);
+                b += 1;
+            }
+            t
+        }
+        static ASCII: [bool; 256] = table(false);
+        static NON_ASCII: [bool; 256] = table(true);
+        let stops = if self.ascii { &ASCII } else { &NON_ASCII };
+        let rest = &self.s[self.i..];
+        let n = rest.iter().position(|&b| stops[usize::from(b)]).unwrap_or(rest.len());
+        let run = &rest[..n];
+        let end = run.iter().rposition(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b'\x0c' | b'\\'));
+        if let Some(end) = end {
+            // A token ends here (blanks do not change what the previous one was).
+            let word = |b: &u8| b.is_ascii_alphanumeric() || *b == b'_' || *b >= 0x80;
+            self.prev_in = run[..=end].ends_with(b"in") && (end < 2 || !word(&run[end - 2]));
+        }
+        self.i += n;
+    }
+
     /// Scan the whole source (a frozenset found does not end the search for names).
     fn frozenset_with_str(&mut self) -> bool {
         let mut found = false;
         while self.i < self.s.len() {
+            if self.found.is_empty() && self.stack.last().is_none_or(|o| o.kind != b'{' || o.disqualified) {
+                self.skip_untracked();
+                if self.i >= self.s.len() {
+                    break;
+                }
+            }
             let c = self.s[self.i];
             match c {
                 b'#' => {
                     self.i = memchr::memchr(b'\n', &self.s[self.i..]).map_or(self.s.len(), |n| self.i + n);
                 }
-                b' ' | b'\t' | b'\r' | b'\n' | b'\x0c' | b'\\' => self.i += 1,
+                b' ' | b'\t' | b'\r' | b'\n' | b'\x0c' | b'\\' => {
+                    self.i += 1;
+                    while self.s.get(self.i).is_some_and(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n')) {
+                        self.i += 1;
+                    }
+                }
                 b'\'' | b'"' => {
                     self.string(false, true);
                 }
@@ -361,14 +409,14 @@ impl<'a> Scanner<'a> {
                 b',' => {
                     self.i += 1;
                     self.prev_in = false;
-                    if let Some(top) = self.stack.last_mut() {
+                    if let Some(top) = self.brace_top() {
                         top.end_element();
                     }
                 }
                 b':' => {
                     self.i += 1;
                     self.prev_in = false;
-                    if let Some(top) = self.stack.last_mut() {
+                    if let Some(top) = self.brace_top() {
                         top.disqualified = true;
                     }
                 }
@@ -377,7 +425,7 @@ impl<'a> Scanner<'a> {
                     // optimizer); anywhere else it is an operator.
                     self.i += 1;
                     self.prev_in = false;
-                    if let Some(top) = self.stack.last_mut() {
+                    if let Some(top) = self.brace_top() {
                         if top.tokens > 0 {
                             top.constant = false;
                         }
@@ -413,13 +461,11 @@ impl<'a> Scanner<'a> {
                 }
                 c if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 => {
                     let start = self.i;
-                    while self.i < self.s.len()
-                        && (self.s[self.i].is_ascii_alphanumeric()
-                            || self.s[self.i] == b'_'
-                            || self.s[self.i] >= 0x80)
-                    {
-                        self.i += 1;
-                    }
+                    let rest = &self.s[start..];
+                    self.i += rest
+                        .iter()
+                        .position(|&b| !(b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80))
+                        .unwrap_or(rest.len());
                     let word = &self.s[start..self.i];
                     self.non_ascii_name |= !word.is_ascii();
                     // A string prefix (r, b, f, u, rb, …) directly before a quote.
@@ -434,16 +480,19 @@ impl<'a> Scanner<'a> {
                     if !self.found.is_empty() {
                         self.note_name(word);
                     }
+                    self.prev_in = word == b"in";
+                    if self.stack.last().is_none_or(|o| o.kind != b'{') {
+                        continue;
+                    }
                     match word {
                         b"None" | b"True" | b"False" => self.element_token(true, false, None),
                         b"for" | b"lambda" | b"if" | b"async" | b"await" | b"yield" => {
-                            if let Some(top) = self.stack.last_mut() {
+                            if let Some(top) = self.brace_top() {
                                 top.disqualified = true;
                             }
                         }
                         _ => self.element_token(false, false, None),
                     }
-                    self.prev_in = word == b"in";
                 }
                 _ => {
                     // Operators, `.`, `*`, `@`, `=`, …: not part of a constant.
@@ -460,7 +509,7 @@ impl<'a> Scanner<'a> {
     /// number, a keyword constant), `is_str` if it is a string, `value` if it is a plain
     /// literal (see [`Literal`]).
     fn element_token(&mut self, constant: bool, is_str: bool, value: Option<Literal<'a>>) {
-        if let Some(top) = self.stack.last_mut() {
+        if let Some(top) = self.brace_top() {
             if top.tokens == 0 {
                 top.constant = constant;
                 top.current_str = is_str;
@@ -486,7 +535,18 @@ impl<'a> Scanner<'a> {
         self.i += if triple { 3 } else { 1 };
         let start = self.i;
         let (mut escaped, mut closed) = (false, false);
-        while self.i < self.s.len() {
+        // Jump from one byte that matters (the quote, a backslash, a line end for a
+        // one-line string) to the next.
+        let next = |s: &[u8]| {
+            if triple { memchr::memchr2(q, b'\\', s) } else { memchr::memchr3(q, b'\\', b'\n', s) }
+        };
+        loop {
+            let Some(n) = next(self.s.get(self.i..).unwrap_or_default()) else {
+                // Unterminated up to the end of the source.
+                self.i = self.i.max(self.s.len());
+                break;
+            };
+            self.i += n;
             let c = self.s[self.i];
             if c == b'\\' {
                 escaped = true;
@@ -503,7 +563,7 @@ impl<'a> Scanner<'a> {
                     self.i += 3;
                     break;
                 }
-            } else if c == b'\n' && !triple {
+            } else {
                 // An unterminated string: stop at the line's end, as the tokenizer would.
                 break;
             }
@@ -538,6 +598,14 @@ mod tests {
         assert!(folds("S = {\n    'a',  # first\n    'b' 'c',\n    -1,\n}\n"));
         assert!(folds("f(x in {r'a', u'b', 1.5e-3})"));
         assert!(folds("if x in (1, {'a', 'b', 'c'}): pass"));
+        // Whatever stands between `in` and the brace, and where the test sits (the scan
+        // skips over what no set display is being followed in).
+        assert!(folds("if x in  \\\n  {'a'}: pass"));
+        assert!(folds("f(x in  # why\n  {'a'})"));
+        assert!(folds("t = 'a'in{'b'}"));
+        assert!(folds("D = {'k': x in {'a'}, 'v': [y for y in z]}"));
+        assert!(folds("f(g(1), [h, x in {'a'}])"));
+        assert!(folds("é = 1\nif x in {'a'}: pass"));
     }
 
     #[test]
@@ -556,6 +624,10 @@ mod tests {
         // In comments and strings, braces are text.
         assert!(!folds("# if x in {'a', 'b'}\ns = \"in {'a', 'b'}\"\nt = '''\nx in {'a'}\n'''\n"));
         assert!(!folds("s = f\"{x!r} in {{'a', 'b'}}\""));
+        // Names ending in `in`, or `in` followed by another token first.
+        assert!(!folds("if x in begin {'a'}: pass"));
+        assert!(!folds("f(builtin  {'a'})"));
+        assert!(!folds("if x in f({'a'}): pass"));
     }
 
     #[test]
