@@ -253,7 +253,7 @@ struct Scanner<'a> {
     wanted: Vec<&'a [u8]>,
     /// In a second pass over the file: which of `wanted` were seen as identifiers.
     found: Vec<bool>,
-    /// The source has a non-ASCII byte (a name could hold one).
+    /// The source is all ASCII: no name can hold a non-ASCII byte.
     ascii: bool,
 }
 
