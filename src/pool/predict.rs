@@ -47,20 +47,21 @@ pub fn predict(source: &[u8], sets: bool) -> Prediction {
     let named_escape = memchr::memmem::find(source, b"\\N{").is_some();
     // Most files have neither a non-ASCII byte nor a brace that could open a set of
     // strings: they need no tokenizing (this runs for every file compiled).
-    if source.is_ascii() && !(sets && maybe_set_of_strings(source)) {
+    let ascii = source.is_ascii();
+    if ascii && !(sets && maybe_set_of_strings(source)) {
         return Prediction {
             imports_unicodedata: named_escape,
             frozenset_with_str: false,
             certifiable: false,
         };
     }
-    let mut scanner = Scanner::new(source);
+    let mut scanner = Scanner::new(source, ascii);
     let frozenset_with_str = scanner.frozenset_with_str() && sets;
     let mut certifiable = frozenset_with_str && !scanner.uncertifiable;
     if certifiable && !scanner.wanted.is_empty() {
         // Colliding displays are certifiable when their name-like strings are all names
         // of the file: look for them (a second pass, for the few files that need it).
-        let mut names = Scanner::new(source);
+        let mut names = Scanner::new(source, ascii);
         names.found = vec![false; scanner.wanted.len()];
         names.wanted = std::mem::take(&mut scanner.wanted);
         names.frozenset_with_str();
@@ -86,6 +87,17 @@ const KEYWORDS: &str = "False None True and as assert async await break class co
 /// one-character singleton.
 fn name_like(s: &[u8]) -> bool {
     s.len() > 1 && s.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+}
+
+/// A byte of a name as the scanner reads names: ASCII letters, digits, `_`, and any byte of
+/// a non-ASCII character.
+fn word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
+}
+
+/// A byte between tokens that changes nothing (a backslash continues the line).
+fn blank(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b'\x0c' | b'\\')
 }
 
 /// The shape of a private name after mangling (`_C__x`): made while code is generated,
@@ -258,7 +270,7 @@ struct Scanner<'a> {
 }
 
 impl<'a> Scanner<'a> {
-    fn new(s: &'a [u8]) -> Self {
+    fn new(s: &'a [u8], ascii: bool) -> Self {
         Scanner {
             s,
             i: 0,
@@ -268,7 +280,7 @@ impl<'a> Scanner<'a> {
             uncertifiable: false,
             wanted: Vec::new(),
             found: Vec::new(),
-            ascii: s.is_ascii(),
+            ascii,
         }
     }
 
@@ -342,11 +354,9 @@ impl<'a> Scanner<'a> {
         let rest = &self.s[self.i..];
         let n = rest.iter().position(|&b| stops[usize::from(b)]).unwrap_or(rest.len());
         let run = &rest[..n];
-        let end = run.iter().rposition(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b'\x0c' | b'\\'));
-        if let Some(end) = end {
+        if let Some(end) = run.iter().rposition(|&b| !blank(b)) {
             // A token ends here (blanks do not change what the previous one was).
-            let word = |b: &u8| b.is_ascii_alphanumeric() || *b == b'_' || *b >= 0x80;
-            self.prev_in = run[..=end].ends_with(b"in") && (end < 2 || !word(&run[end - 2]));
+            self.prev_in = run[..=end].ends_with(b"in") && (end < 2 || !word_byte(run[end - 2]));
         }
         self.i += n;
     }
@@ -366,9 +376,9 @@ impl<'a> Scanner<'a> {
                 b'#' => {
                     self.i = memchr::memchr(b'\n', &self.s[self.i..]).map_or(self.s.len(), |n| self.i + n);
                 }
-                b' ' | b'\t' | b'\r' | b'\n' | b'\x0c' | b'\\' => {
+                c if blank(c) => {
                     self.i += 1;
-                    while self.s.get(self.i).is_some_and(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n')) {
+                    while self.s.get(self.i).is_some_and(|&b| blank(b)) {
                         self.i += 1;
                     }
                 }
@@ -462,10 +472,7 @@ impl<'a> Scanner<'a> {
                 c if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 => {
                     let start = self.i;
                     let rest = &self.s[start..];
-                    self.i += rest
-                        .iter()
-                        .position(|&b| !(b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80))
-                        .unwrap_or(rest.len());
+                    self.i += rest.iter().position(|&b| !word_byte(b)).unwrap_or(rest.len());
                     let word = &self.s[start..self.i];
                     self.non_ascii_name |= !word.is_ascii();
                     // A string prefix (r, b, f, u, rb, …) directly before a quote.
@@ -481,7 +488,7 @@ impl<'a> Scanner<'a> {
                         self.note_name(word);
                     }
                     self.prev_in = word == b"in";
-                    if self.stack.last().is_none_or(|o| o.kind != b'{') {
+                    if self.brace_top().is_none() {
                         continue;
                     }
                     match word {
