@@ -250,6 +250,52 @@ pub fn shared_cache_dir() -> PathBuf {
     d
 }
 
+/// Give `target`, the `CARGO_TARGET_DIR` of a release build of this package from another
+/// directory (the wheel built from the sdist, pre-commit's `cargo install`), the compiled
+/// dependencies of the build these tests come from, so that only hashpyc itself is
+/// compiled there: on a fresh CI machine each of those builds otherwise compiles every
+/// dependency again (minutes of both cores, while other tests run). Cargo still decides
+/// what is fresh (the units' hashes match only for the same versions, features and
+/// profile), and files are copied, never linked, so a rebuild there cannot touch this
+/// build. Does nothing when `target` already has a release directory, or when the tests
+/// are not a release build.
+pub fn seed_cargo_target(target: &Path) {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/release/deps/it-…: the profile directory is two levels up.
+    let Some(profile) = exe.parent().and_then(Path::parent) else { return };
+    let dest = target.join("release");
+    if profile.file_name() != Some(OsStr::new("release")) || dest.exists() {
+        return;
+    }
+    // Filled beside its final name and renamed into place: an interrupted copy is never
+    // taken for a finished one.
+    let staging = target.join(format!("release.seeding-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    let ours = |name: &OsStr| {
+        let name = name.to_string_lossy();
+        ["hashpyc-", "libhashpyc-", "it-"].iter().any(|p| name.starts_with(p))
+    };
+    for sub in ["deps", "build", ".fingerprint"] {
+        let Ok(entries) = std::fs::read_dir(profile.join(sub)) else { continue };
+        let paths: Vec<PathBuf> =
+            entries.filter_map(Result::ok).filter(|e| !ours(&e.file_name())).map(|e| e.path()).collect();
+        std::fs::create_dir_all(staging.join(sub)).expect("seed directory");
+        if paths.is_empty() {
+            continue;
+        }
+        let status = Command::new("cp").arg("-a").arg("-t").arg(staging.join(sub)).args(&paths).status();
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "copying {} into {}",
+            profile.join(sub).display(),
+            staging.display()
+        );
+    }
+    if std::fs::rename(&staging, &dest).is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+}
+
 /// A temporary directory holding a tree of files.
 pub struct Tree {
     pub dir: tempfile::TempDir,

@@ -77,6 +77,7 @@ pub fn venv_with(py: &harness::Python, dir: &Path, packages: &[&str]) -> Option<
 /// Run `git commit` in `project` with pre-commit's hook, `path` first on PATH.
 fn commit(project: &Path, work: &Tree, path: &str, msg: &str) -> (bool, String) {
     let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pre-commit-cargo-target");
+    harness::seed_cargo_target(&target);
     let out = Command::new("git")
         .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid", "-c", "commit.gpgsign=false"])
         .args(["commit", "-q", "-m", msg])

@@ -186,6 +186,7 @@ fn wheel_builds_installs_and_runs() {
     std::fs::create_dir_all(&unpacked).unwrap();
     let untar = Command::new("tar").arg("xzf").arg(&sdist).arg("-C").arg(&unpacked).status().unwrap();
     assert!(untar.success());
+    harness::seed_cargo_target(&target);
     let out = Command::new(&maturin)
         .args(["build", "--release", "--out"])
         .arg(&dist)
