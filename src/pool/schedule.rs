@@ -421,7 +421,11 @@ impl<'a> Slot<'a> {
                     g
                 }
             };
-            if refork_suspects && guess.certifiable && !guess.imports_unicodedata {
+            // The worker can certify only where it holds the top-level code object anyway
+            // (py_compile's FLAG_REF on it; not 3.15): elsewhere a request for a
+            // certificate would only compile the file twice.
+            if refork_suspects && guess.certifiable && !guess.imports_unicodedata && spec.target.flag_ref_top
+            {
                 job.certify = true;
                 super::STATS.certify_tried.fetch_add(1, Ordering::Relaxed);
             } else if guess.imports_unicodedata || (refork_suspects && guess.frozenset_with_str) {

@@ -156,8 +156,8 @@ def _forced(items, names):
     return True
 
 
-def _certified(body):
-    # Whether these marshal data are what a pristine worker would write, whatever this
+def _certified(top):
+    # Whether the marshal data of code object `top` are what a pristine worker would write, whatever this
     # child compiled before. On 3.12+ history reaches a module's bytes only through
     # intern_constants, which rebuilds a frozenset (3.14+: also a slice) constant when a
     # name-like string in it was interned before: a rebuilt set is filled in the old one's
@@ -167,11 +167,14 @@ def _certified(body):
     # frozenset or slice holding a string either has its rebuild decided by the source
     # alone (_forced), or is a frozenset that occurs once among the constants with its
     # elements all in distinct home slots (hash & mask: then every insertion order gives
-    # the same table). Read from the marshal data: the loaded sets have the same
-    # elements, hashes and table size as the compiled ones.
+    # the same table). Read from the compiled code objects themselves, never from the
+    # marshal data: marshal.loads interns (3.13+: immortalizes) every string the data
+    # mark interned, and such a string, say a qualname like `f.<locals>.C` that a pristine
+    # compile interns, then comes out of a later compile in this child not interned
+    # (marshal type `z` instead of `Z`): 3.13's test_gc.py then test_finalization.py did.
     found = []
     names = set()
-    codes = [marshal.loads(body)]
+    codes = [top]
     while codes:
         code = codes.pop()
         names.update(code.co_names, code.co_varnames, code.co_cellvars, code.co_freevars)
@@ -214,6 +217,11 @@ def _compile(req):
     del _caught[:]
     bodies = []
     ends = []
+    # Certification reads the code objects, so it needs them after marshalling: only
+    # where py_compile's caller holds the top-level one too (else holding it would set
+    # FLAG_REF), and one level at a time (a code object kept alive keeps its strings
+    # interned while the next level compiles).
+    certified = req[:1] == b"K" and _FLAG_REF_TOP
     try:
         for level in levels:
             if _FLAG_REF_TOP:
@@ -222,6 +230,11 @@ def _compile(req):
                 code = compile(source, path, "exec", dont_inherit=True, optimize=level)
                 hold = [code]
                 bodies.append(marshal.dumps(code))
+                if certified:
+                    try:
+                        certified = _certified(code)
+                    except Exception:
+                        certified = False
                 del code, hold
             else:
                 bodies.append(marshal.dumps(compile(source, path, "exec", dont_inherit=True, optimize=level)))
@@ -243,12 +256,8 @@ def _compile(req):
               _i32(end_line), _i32(end_offset), _text(text))
         return
     status = 1 if len(sys.modules) != nmods else 0
-    if req[:1] == b"K":
-        try:
-            if all(_certified(body) for body in bodies):
-                status |= 2
-        except Exception:
-            pass
+    if certified:
+        status |= 2
     warns = []
     index = 0
     for i, (category, message, lineno) in enumerate(_caught[:65535]):
