@@ -181,6 +181,26 @@ fn wheel_builds_installs_and_runs() {
         assert!(names.contains(&format!("{top}/{needed}")), "sdist lacks {needed}: {names:?}");
     }
     assert!(pkg_info.contains("\nLicense-Expression: MIT OR Apache-2.0\n"), "{pkg_info}");
+    // The sdist holds the crate's files and maturin's two: building the wheel from it below
+    // is the build from the package that `.ci/run`'s `cargo publish --dry-run --no-verify`
+    // leaves out.
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["package", "--list", "--allow-dirty", "--offline"])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "cargo package --list: {}", String::from_utf8_lossy(&out.stderr));
+    let mut in_crate: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|f| !matches!(*f, ".cargo_vcs_info.json" | "Cargo.toml.orig"))
+        .map(|f| format!("{top}/{f}"))
+        .chain(["PKG-INFO", "pyproject.toml"].map(|f| format!("{top}/{f}")))
+        .collect();
+    in_crate.sort();
+    let mut in_sdist: Vec<String> = names.iter().filter(|n| n.contains('/')).cloned().collect();
+    in_sdist.sort();
+    assert_eq!(in_sdist, in_crate, "the sdist's files are not the crate's");
     let unpacked = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sdist-build");
     let _ = std::fs::remove_dir_all(&unpacked);
     std::fs::create_dir_all(&unpacked).unwrap();
