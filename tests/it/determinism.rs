@@ -355,8 +355,25 @@ per_python!(certified_frozensets_stay_warm, min = (3, 12), |py: &Python| {
         ("s.py", b"a = {'foo', 1, 3}\ndef f():\n    return {'foo', 1, 3}\n"),
         ("d.py", b"def g(y):\n    for k in {'a', 'b', 'c', 'd', 'e'}:\n        y(k)\n    return y in {'ham', 'eggs', 1}\n"),
     ];
-    assert_certified(py, files, (0, 0, 1), "2 of 3");
+    // Where the worker cannot certify (see `can_certify`), the three go straight to forks.
+    if can_certify(py) {
+        assert_certified(py, files, (0, 0, 1), "2 of 3");
+    } else {
+        assert_certified(py, files, (0, 3, 0), "0 of 0");
+    }
 });
+
+/// Whether the worker can certify frozensets for `py`: it reads the compiled code objects,
+/// which it can hold only where py_compile's own caller holds the top-level one (marshal's
+/// FLAG_REF on it in py_compile's pyc; not on 3.15). Asked of py_compile itself.
+fn can_certify(py: &Python) -> bool {
+    let tree = Tree::new();
+    tree.write("m.py", "x = 1\n");
+    let script = "import py_compile, sys\n\
+                  py_compile.compile('m.py', cfile='m.pyc', doraise=True)\n\
+                  sys.stdout.write(str(open('m.pyc', 'rb').read()[16] & 0x80))\n";
+    py.run(&["-S", "-s", "-c", script], tree.root()).trim() == "128"
+}
 
 /// Compiled warm after each other, `files` give the fresh-fork reference's bytes, with these
 /// trace counts (see `trace_counts`) and "frozensets certified ... for `certified` files
@@ -433,7 +450,11 @@ per_python!(colliding_sets_of_the_files_own_names_stay_warm, min = (3, 12), |py:
         ("o.py", b"def f(x):\n    return x in {'-', '%'}\ndef g(x):\n    return x in {'-', '%', 'foo qux'}\n"),
         ("p.py", b"def foo():\n    pass\na = {'foo', 'qux', 2}\ndef f():\n    return {'foo', 'qux', 2}\n"),
     ];
-    assert_certified(py, files, (0, 1, 0), "2 of 2");
+    if can_certify(py) {
+        assert_certified(py, files, (0, 1, 0), "2 of 2");
+    } else {
+        assert_certified(py, files, (0, 3, 0), "0 of 0");
+    }
     // The names are what keep n.py's bytes still: without its functions foo and qux, its
     // shared set splits when compiled after a.py in one process.
     let naive = Tree::new();
