@@ -90,9 +90,8 @@ fn man_pages_match_the_cli() {
     }
 }
 
-#[test]
-fn crate_package_lists_what_it_needs() {
-    // `--list` needs no network; `.ci/run` runs the verified `cargo publish --dry-run`.
+/// What `cargo package` would ship (`--list` needs no network), one path per line.
+fn crate_file_list() -> String {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let out = Command::new(cargo)
         .args(["package", "--list", "--allow-dirty", "--offline"])
@@ -100,7 +99,13 @@ fn crate_package_lists_what_it_needs() {
         .output()
         .unwrap();
     assert!(out.status.success(), "cargo package --list: {}", String::from_utf8_lossy(&out.stderr));
-    let list = String::from_utf8_lossy(&out.stdout);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn crate_package_lists_what_it_needs() {
+    // `.ci/run` runs `cargo publish --dry-run --no-verify`; the wheel test builds the package.
+    let list = crate_file_list();
     let files: Vec<&str> = list.lines().collect();
     for needed in [
         "Cargo.toml",
@@ -184,14 +189,7 @@ fn wheel_builds_installs_and_runs() {
     // The sdist holds the crate's files and maturin's two: building the wheel from it below
     // is the build from the package that `.ci/run`'s `cargo publish --dry-run --no-verify`
     // leaves out.
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = Command::new(cargo)
-        .args(["package", "--list", "--allow-dirty", "--offline"])
-        .current_dir(repo())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "cargo package --list: {}", String::from_utf8_lossy(&out.stderr));
-    let mut in_crate: Vec<String> = String::from_utf8_lossy(&out.stdout)
+    let mut in_crate: Vec<String> = crate_file_list()
         .lines()
         .filter(|f| !matches!(*f, ".cargo_vcs_info.json" | "Cargo.toml.orig"))
         .map(|f| format!("{top}/{f}"))
