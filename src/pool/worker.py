@@ -157,21 +157,22 @@ def _forced(items, names):
 
 
 def _certified(top):
-    # Whether the marshal data of code object `top` are what a pristine worker would write, whatever this
-    # child compiled before. On 3.12+ history reaches a module's bytes only through
+    # Whether code object `top` marshals to what a pristine worker would write, whatever
+    # this child compiled before. On 3.12+ history reaches a module's bytes only through
     # intern_constants, which rebuilds a frozenset (3.14+: also a slice) constant when a
     # name-like string in it was interned before: a rebuilt set is filled in the old one's
     # order, which can reorder colliding elements, and a constant several code objects
-    # shared becomes one copy each. (Interned strings get FLAG_REF whatever their refcount,
-    # so which process interned them does not show.) So a result is certified when every
-    # frozenset or slice holding a string either has its rebuild decided by the source
-    # alone (_forced), or is a frozenset that occurs once among the constants with its
-    # elements all in distinct home slots (hash & mask: then every insertion order gives
-    # the same table). Read from the compiled code objects themselves, never from the
-    # marshal data: marshal.loads interns (3.13+: immortalizes) every string the data
-    # mark interned, and such a string, say a qualname like `f.<locals>.C` that a pristine
-    # compile interns, then comes out of a later compile in this child not interned
-    # (marshal type `z` instead of `Z`): 3.13's test_gc.py then test_finalization.py did.
+    # shared becomes one copy each. (Interned strings get FLAG_REF whatever their
+    # refcount; whether a string was interned at all does show, in its type byte: see
+    # below.) So a result is certified when every frozenset or slice holding a string
+    # either has its rebuild decided by the source alone (_forced), or is a frozenset that
+    # occurs once among the constants with its elements all in distinct home slots (hash &
+    # mask: then every insertion order gives the same table). Read from the compiled code
+    # objects themselves, never from the marshal data: marshal.loads interns (3.13+:
+    # immortalizes) every string the data mark interned, and such a string, say a qualname
+    # like `f.<locals>.C` that a pristine compile interns, then comes out of a later
+    # compile in this child not interned (marshal type `z` instead of `Z`): 3.13's
+    # test_gc.py then test_finalization.py did.
     found = []
     names = set()
     codes = [top]
