@@ -26,8 +26,10 @@ fn remove_pycs(root: &Path) {
 }
 
 /// The stdlib's sources (no site-packages), copied under `to`: every file with
-/// `HASHPYC_FULL_TESTS=1`, else every third file in path order (a third of the CI time; the
-/// full stdlib was checked on every version when this test was written, see the README).
+/// `HASHPYC_FULL_TESTS=1`, else every fifth file in path order, the fifth changing with the
+/// version (a fifth of the CI time; the full stdlib was checked on every version when this
+/// test was written, see the README; `relocate::stdlib_relocates_exactly` checks the
+/// relocation itself on another sample).
 fn copy_stdlib(py: &Python, to: &Path) -> usize {
     let index = std::cell::Cell::new(0usize);
     harness::copy_py_tree(&harness::stdlib_dir(py), to, &|p| {
@@ -35,7 +37,7 @@ fn copy_stdlib(py: &Python, to: &Path) -> usize {
             return true;
         }
         index.set(index.get() + 1);
-        !harness::in_sample(py, index.get(), 3)
+        !harness::in_sample(py, index.get(), 5)
     })
 }
 
@@ -59,7 +61,7 @@ per_python!(relocated_stdlib_is_byte_identical, |py: &Python| {
     let cache = work.path("cache");
     let origin = work.path("origin/a-rather-long-directory-name/for-the-first-build/lib");
     let n = copy_stdlib(py, &origin);
-    assert!(n > 200, "{}: {n} sources", py.label());
+    assert!(n > 100, "{}: {n} sources", py.label());
     let real_build = |dir: &Path| {
         harness::Hashpyc::new(work.root()).args(["compile", "-q", "--python"]).arg(&python).arg(dir).run()
     };
