@@ -421,11 +421,7 @@ impl<'a> Slot<'a> {
                     g
                 }
             };
-            // The worker can certify only where it holds the top-level code object anyway
-            // (py_compile's FLAG_REF on it; not 3.15): elsewhere a request for a
-            // certificate would only compile the file twice.
-            if refork_suspects && guess.certifiable && !guess.imports_unicodedata && spec.target.flag_ref_top
-            {
+            if refork_suspects && guess.certifiable && !guess.imports_unicodedata {
                 job.certify = true;
                 super::STATS.certify_tried.fetch_add(1, Ordering::Relaxed);
             } else if guess.imports_unicodedata || (refork_suspects && guess.frozenset_with_str) {
@@ -472,9 +468,17 @@ impl<'a> Slot<'a> {
                                 if certified && with_str {
                                     super::STATS.certified.fetch_add(1, Ordering::Relaxed);
                                 }
-                                let suspect = refork_suspects
-                                    && !info.first_in_child
-                                    && (unreadable || (with_str && !certified));
+                                // The top-level code object's FLAG_REF bit must be
+                                // py_compile's: a worker that certifies keeps the object
+                                // alive while marshalling it (see `worker.py`), and should
+                                // that ever show, only a fresh fork gives the right bytes.
+                                let wrong_top = bodies.iter().any(|b| {
+                                    b.first().is_some_and(|&t| (t & 0x80 != 0) != spec.target.flag_ref_top)
+                                });
+                                let suspect = wrong_top
+                                    || (refork_suspects
+                                        && !info.first_in_child
+                                        && (unreadable || (with_str && !certified)));
                                 (taint, suspect)
                             }
                             // A failed compile may have imported a codec: start afresh.

@@ -218,11 +218,10 @@ def _compile(req):
     del _caught[:]
     bodies = []
     ends = []
-    # Certification reads the code objects, so it needs them after marshalling: only
-    # where py_compile's caller holds the top-level one too (else holding it would set
-    # FLAG_REF), and one level at a time (a code object kept alive keeps its strings
-    # interned while the next level compiles).
-    certified = req[:1] == b"K" and _FLAG_REF_TOP
+    # Certification reads the code objects, so it needs them after marshalling, one level
+    # at a time (a code object kept alive keeps its strings interned while the next level
+    # compiles).
+    certified = req[:1] == b"K"
     try:
         for level in levels:
             if _FLAG_REF_TOP:
@@ -237,6 +236,20 @@ def _compile(req):
                     except Exception:
                         certified = False
                 del code, hold
+            elif certified:
+                # Kept in one local only: 3.14+ hands a local to marshal.dumps as a
+                # borrowed reference, so the top-level code object is written without
+                # FLAG_REF, as py_compile's is (3.15). Should the bit show after all,
+                # these bytes are not py_compile's: no certificate, and the caller, which
+                # checks that bit of every result, compiles the file again in a fresh fork.
+                code = compile(source, path, "exec", dont_inherit=True, optimize=level)
+                body = marshal.dumps(code)
+                bodies.append(body)
+                try:
+                    certified = not body[0] & 0x80 and _certified(code)
+                except Exception:
+                    certified = False
+                del code, body
             else:
                 bodies.append(marshal.dumps(compile(source, path, "exec", dont_inherit=True, optimize=level)))
             ends.append(len(_caught))

@@ -252,25 +252,10 @@ per_python!(stdlib_matches_py_compile, min = (3, 11), |py: &Python| {
 /// The `HASHPYC_TRACE` counts of a run: (children ended after a compile that changed them,
 /// fresh forks predicted from the source, suspects recompiled after a warm compile).
 fn trace_counts(stderr: &str) -> (u64, u64, u64) {
-    let number_before = |marker: &str| -> u64 {
-        let at = stderr.find(marker).unwrap_or_else(|| panic!("no `{marker}` in the trace: {stderr}"));
-        let digits: String = stderr[..at]
-            .chars()
-            .rev()
-            .skip_while(|c| *c == ' ' || *c == '(')
-            .take_while(char::is_ascii_digit)
-            .collect();
-        digits
-            .chars()
-            .rev()
-            .collect::<String>()
-            .parse()
-            .unwrap_or_else(|_| panic!("no count before `{marker}`"))
-    };
     (
-        number_before("ended after a compile that changed them"),
-        number_before("predicted from the source"),
-        number_before("suspects recompiled"),
+        harness::trace_number(stderr, "ended after a compile that changed them"),
+        harness::trace_number(stderr, "predicted from the source"),
+        harness::trace_number(stderr, "suspects recompiled"),
     )
 }
 
@@ -306,10 +291,12 @@ per_python!(certifying_leaves_no_trace_in_the_child, min = (3, 12), |py: &Python
     let (alone, _) = traced_build(py, &[("b.py", B)], &[("HASHPYC_ISOLATION", "fork")]);
     let pyc = format!("__pycache__/b.cpython-{}{}.pyc", py.minor.0, py.minor.1);
     assert_eq!(both.read(&pyc), alone.read(&pyc), "{}: b.py depends on a.py's certification", py.label());
-    // The case only exists where a.py is certified in the child: say so when it is not.
-    if !trace.contains("certified in long-lived children for 1 of 1 files tried") {
-        harness::visible(&format!("note: {}: a.py was not certified in a long-lived child", py.label()));
-    }
+    // The case only exists where a.py is certified in the child, as it is on every 3.12+.
+    assert!(
+        trace.contains("certified in long-lived children for 1 of 1 files tried"),
+        "{}: a.py was not certified in the long-lived child: {trace}",
+        py.label()
+    );
 });
 
 per_python!(predicted_files_skip_the_warm_compile, min = (3, 11), |py: &Python| {
@@ -353,25 +340,8 @@ per_python!(certified_frozensets_stay_warm, min = (3, 12), |py: &Python| {
         ("s.py", b"a = {'foo', 1, 3}\ndef f():\n    return {'foo', 1, 3}\n"),
         ("d.py", b"def g(y):\n    for k in {'a', 'b', 'c', 'd', 'e'}:\n        y(k)\n    return y in {'ham', 'eggs', 1}\n"),
     ];
-    // Where the worker cannot certify (see `can_certify`), the three go straight to forks.
-    if can_certify(py) {
-        assert_certified(py, files, (0, 0, 1), "2 of 3");
-    } else {
-        assert_certified(py, files, (0, 3, 0), "0 of 0");
-    }
+    assert_certified(py, files, (0, 0, 1), "2 of 3");
 });
-
-/// Whether the worker can certify frozensets for `py`: it reads the compiled code objects,
-/// which it can hold only where py_compile's own caller holds the top-level one (marshal's
-/// FLAG_REF on it in py_compile's pyc; not on 3.15). Asked of py_compile itself.
-fn can_certify(py: &Python) -> bool {
-    let tree = Tree::new();
-    tree.write("m.py", "x = 1\n");
-    let script = "import py_compile, sys\n\
-                  py_compile.compile('m.py', cfile='m.pyc', doraise=True)\n\
-                  sys.stdout.write(str(open('m.pyc', 'rb').read()[16] & 0x80))\n";
-    py.run(&["-S", "-s", "-c", script], tree.root()).trim() == "128"
-}
 
 /// Compiled warm after each other, `files` give the fresh-fork reference's bytes, with these
 /// trace counts (see `trace_counts`) and "frozensets certified ... for `certified` files
@@ -448,11 +418,7 @@ per_python!(colliding_sets_of_the_files_own_names_stay_warm, min = (3, 12), |py:
         ("o.py", b"def f(x):\n    return x in {'-', '%'}\ndef g(x):\n    return x in {'-', '%', 'foo qux'}\n"),
         ("p.py", b"def foo():\n    pass\na = {'foo', 'qux', 2}\ndef f():\n    return {'foo', 'qux', 2}\n"),
     ];
-    if can_certify(py) {
-        assert_certified(py, files, (0, 1, 0), "2 of 2");
-    } else {
-        assert_certified(py, files, (0, 3, 0), "0 of 0");
-    }
+    assert_certified(py, files, (0, 1, 0), "2 of 2");
     // The names are what keep n.py's bytes still: without its functions foo and qux, its
     // shared set splits when compiled after a.py in one process.
     let naive = Tree::new();

@@ -97,6 +97,65 @@ fn killed_worker_is_replaced_and_the_file_retried_once() {
     }
 }
 
+/// A long-lived child whose results carry the other FLAG_REF bit on the top-level code
+/// object than py_compile's (what a worker holding the code object for a certificate would
+/// write, should the interpreter ever count that reference): every such result is
+/// compiled again in a fresh fork, and the tree gets py_compile's bytes.
+#[test]
+fn long_lived_results_with_the_wrong_top_flag_are_compiled_again() {
+    for py in fault_pythons("faults::wrong_top_flag") {
+        let make = || {
+            let tree = Tree::new();
+            sources(&tree, 8);
+            tree
+        };
+        let reference = make();
+        reference
+            .hashpyc()
+            .env("HASHPYC_ISOLATION", "fork")
+            .args(["compile", "-q", "-j2"])
+            .python(py)
+            .arg("src")
+            .run()
+            .assert_code(0);
+        let tree = make();
+        let script = fake_worker(
+            &tree,
+            "wrong-top",
+            "global _FLAG_REF_TOP\n_FLAG_REF_TOP = (sys.argv[2] == '1') != (req[:1] in (b'C', b'K'))",
+        );
+        let run = tree
+            .hashpyc()
+            .env("HASHPYC_WORKER_SCRIPT", &script)
+            .env("HASHPYC_TRACE", "1")
+            .args(["compile", "-j2"])
+            .python(py)
+            .arg("src")
+            .run();
+        run.assert_code(0);
+        let diff = harness::diff_pycs(reference.root(), tree.root());
+        assert!(
+            diff.is_empty(),
+            "{}: differs from fresh-fork compiles: {diff:?}\n{}",
+            py.label(),
+            run.stderr
+        );
+        assert_eq!(tree.pycs().len(), 8, "{}", run.stderr);
+        if py.minor >= (3, 11) {
+            // Every warm compile came back wrong: each was redone in a fork.
+            let warm = harness::trace_number(&run.stderr, "compiles in");
+            assert!(warm > 0, "{}: nothing compiled warm: {}", py.label(), run.stderr);
+            assert_eq!(
+                harness::trace_number(&run.stderr, "suspects recompiled"),
+                warm,
+                "{}: {}",
+                py.label(),
+                run.stderr
+            );
+        }
+    }
+}
+
 #[test]
 fn hanging_worker_times_out_naming_the_file() {
     for py in fault_pythons("faults::hanging_worker") {

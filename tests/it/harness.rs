@@ -382,6 +382,14 @@ pub fn write_modules(tree: &Tree, dir: &str, n: usize) {
     }
 }
 
+/// The count just before `marker` in a `HASHPYC_TRACE` summary ("12 suspects recompiled").
+pub fn trace_number(stderr: &str, marker: &str) -> u64 {
+    let at = stderr.find(marker).unwrap_or_else(|| panic!("no `{marker}` in the trace: {stderr}"));
+    let head = stderr[..at].trim_end_matches([' ', '(']);
+    let digits = &head[head.trim_end_matches(|c: char| c.is_ascii_digit()).len()..];
+    digits.parse().unwrap_or_else(|_| panic!("no count before `{marker}`: {stderr}"))
+}
+
 /// `HASHPYC_FULL_TESTS=1`: the tests that compile a whole stdlib use every file instead
 /// of a sample (see [`in_sample`]).
 pub fn full_tests() -> bool {
