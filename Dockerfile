@@ -9,6 +9,9 @@
 # runs outside Docker.
 ARG RUST_IMAGE=rust:1.95-slim
 ARG PYTHON_IMAGE=python:3.14-slim
+# Where the example stage takes the binary from: this file's `bin` stage, or any image
+# holding /hashpyc (examples/docker/ci.sh --prebuilt makes one from a binary already built).
+ARG HASHPYC_BIN=bin
 
 # Build the release binary.
 FROM ${RUST_IMAGE} AS builder
@@ -23,10 +26,12 @@ RUN cargo build --release --locked --bin hashpyc \
 FROM scratch AS bin
 COPY --from=builder /usr/local/bin/hashpyc /hashpyc
 
+FROM ${HASHPYC_BIN} AS hashpyc-bin
+
 # The pattern the README recommends: install the app and its dependencies without pip's
 # timestamp pycs, give everything checked hash-based pycs, prove them fresh.
 FROM ${PYTHON_IMAGE} AS example
-COPY --from=bin /hashpyc /usr/local/bin/hashpyc
+COPY --from=hashpyc-bin /hashpyc /usr/local/bin/hashpyc
 COPY examples/docker/ /opt/hashpyc-example/
 RUN /opt/hashpyc-example/install-app.sh
 RUN /opt/hashpyc-example/compile.sh

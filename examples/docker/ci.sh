@@ -3,7 +3,20 @@
 # container. Uses ../shared/tools/local-docker (relative to the repository) to get an
 # engine and local stand-ins for the official base images when no registry is reachable;
 # set DOCKER_HOST yourself to use another engine, with RUST_IMAGE and PYTHON_IMAGE.
+#
+#   examples/docker/ci.sh                       # every stage, hashpyc compiled in `builder`
+#   examples/docker/ci.sh --prebuilt BINARY     # hashpyc:bin made from BINARY (a glibc
+#                                               # build, e.g. target/release/hashpyc); the
+#                                               # builder stage is not built
 set -euo pipefail
+prebuilt=
+if [ "${1:-}" = "--prebuilt" ]; then
+  prebuilt=${2:?"--prebuilt needs the path of a hashpyc binary"}
+  [ -x "$prebuilt" ] || { echo "--prebuilt: $prebuilt is not an executable file" >&2; exit 2; }
+  prebuilt=$(cd "$(dirname "$prebuilt")" && pwd)/$(basename "$prebuilt")
+  shift 2
+fi
+[ $# -eq 0 ] || { echo "usage: $0 [--prebuilt BINARY]" >&2; exit 2; }
 cd "$(dirname "$0")/../.."
 start=$SECONDS
 phase() { printf '\n== %s (%ss)\n' "$1" "$((SECONDS - start))"; }
@@ -18,10 +31,20 @@ RUST_IMAGE=${RUST_IMAGE:-rust:1.95-slim}
 PYTHON_IMAGE=${PYTHON_IMAGE:-python:3.14-slim}
 args=(--network host --build-arg "RUST_IMAGE=$RUST_IMAGE" --build-arg "PYTHON_IMAGE=$PYTHON_IMAGE")
 
-phase "build: builder stage"
-docker build "${args[@]}" --target builder -t hashpyc:builder .
-phase "build: bin stage"
-docker build "${args[@]}" --target bin -t hashpyc:bin .
+if [ -n "$prebuilt" ]; then
+  phase "image hashpyc:bin from $prebuilt (builder stage not built)"
+  ctx=$(mktemp -d)
+  cp "$prebuilt" "$ctx/hashpyc"
+  printf 'FROM scratch\nCOPY hashpyc /hashpyc\n' >"$ctx/Dockerfile"
+  docker build -t hashpyc:bin "$ctx"
+  rm -rf "$ctx"
+  args+=(--build-arg HASHPYC_BIN=hashpyc:bin)
+else
+  phase "build: builder stage"
+  docker build "${args[@]}" --target builder -t hashpyc:builder .
+  phase "build: bin stage"
+  docker build "${args[@]}" --target bin -t hashpyc:bin .
+fi
 phase "build: example stage"
 docker build "${args[@]}" --target example -t hashpyc-example .
 phase "build: examples/docker/Dockerfile.copy-from"
