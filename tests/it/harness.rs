@@ -264,7 +264,14 @@ pub fn seed_cargo_target(target: &Path) {
     // target/release/deps/it-…: the profile directory is two levels up.
     let Some(profile) = exe.parent().and_then(Path::parent) else { return };
     let dest = target.join("release");
-    if profile.file_name() != Some(OsStr::new("release")) || dest.exists() {
+    if profile.file_name() != Some(OsStr::new("release")) {
+        return;
+    }
+    // Tests running at once seed the same directory: one at a time (the staging name below
+    // is per process), and only the first one copies.
+    static SEEDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = SEEDING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if dest.exists() {
         return;
     }
     // Filled beside its final name and renamed into place: an interrupted copy is never
