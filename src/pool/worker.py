@@ -224,32 +224,24 @@ def _compile(req):
     certified = req[:1] == b"K"
     try:
         for level in levels:
-            if _FLAG_REF_TOP:
-                # Held in two names, like py_compile's caller: the top-level code object
-                # gets marshal's FLAG_REF bit.
+            if _FLAG_REF_TOP or certified:
+                # The code object kept past marshalling: held in two names where
+                # py_compile's caller holds it (its top-level FLAG_REF bit set), else in
+                # one local only, which 3.14+ hands to marshal.dumps as a borrowed
+                # reference, so the bit stays clear as in py_compile's pyc (3.15). Should
+                # the bit come out other than py_compile's, these bytes are not its: no
+                # certificate, and the caller, which checks that bit of every result,
+                # compiles the file again in a fresh fork.
                 code = compile(source, path, "exec", dont_inherit=True, optimize=level)
-                hold = [code]
-                bodies.append(marshal.dumps(code))
-                if certified:
-                    try:
-                        certified = _certified(code)
-                    except Exception:
-                        certified = False
-                del code, hold
-            elif certified:
-                # Kept in one local only: 3.14+ hands a local to marshal.dumps as a
-                # borrowed reference, so the top-level code object is written without
-                # FLAG_REF, as py_compile's is (3.15). Should the bit show after all,
-                # these bytes are not py_compile's: no certificate, and the caller, which
-                # checks that bit of every result, compiles the file again in a fresh fork.
-                code = compile(source, path, "exec", dont_inherit=True, optimize=level)
+                hold = [code] if _FLAG_REF_TOP else None
                 body = marshal.dumps(code)
                 bodies.append(body)
-                try:
-                    certified = not body[0] & 0x80 and _certified(code)
-                except Exception:
-                    certified = False
-                del code, body
+                if certified:
+                    try:
+                        certified = bool(body[0] & 0x80) == _FLAG_REF_TOP and _certified(code)
+                    except Exception:
+                        certified = False
+                del code, hold, body
             else:
                 bodies.append(marshal.dumps(compile(source, path, "exec", dont_inherit=True, optimize=level)))
             ends.append(len(_caught))
