@@ -22,6 +22,11 @@ const PROBE_SOURCE: &[u8] = b"hashpyc probe\n";
 
 const PROBE_SCRIPT: &str = r#"
 import sys
+# Run in the caller's directory (so that a launcher picks the interpreter by directory, as
+# for the workers), but never import from it: `-c` puts "" first, and a project's own
+# `random.py` or `types.py` would shadow what tempfile and py_compile import below.
+if sys.path and sys.path[0] == "":
+    del sys.path[0]
 w = sys.stdout.write
 impl = getattr(getattr(sys, "implementation", None), "name", "unknown")
 w("hashpyc-probe\n")

@@ -2,7 +2,8 @@
 //! and real interpreters: ignore files that hid installed code from `compile` and `check`,
 //! panics on non-UTF-8 paths, NUL-separated lists without `--null`, empty selections that
 //! "passed", `inspect` of things that are not pycs, unnamed interpreters, per-level
-//! recompiles, launcher failures, repeated warnings and duplicated errors.
+//! recompiles, launcher failures, repeated warnings and duplicated errors; and, found since,
+//! modules named like the standard library's in the working directory.
 
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
@@ -544,4 +545,65 @@ per_python!(verbose_and_dry_run_speak_plainly, min = (3, 11), |py: &Python| {
     assert!(!tree.path(format!("__pycache__/n.{}.pyc", tag(py))).exists());
     // -j 0 is one worker per CPU, not an error.
     tree.hashpyc().args(["compile", "-q", "-j", "0"]).python(py).arg(".").run().assert_code(0);
+});
+
+// A project whose top directory holds modules named like the standard library's
+// (`random.py`, `types.py`, an `importlib/` package), compiled from that directory: asking
+// the interpreter what it is must not import them (the probe's `-c` put the working
+// directory first on sys.path, `tempfile` imported `random` from it, and every run failed
+// with "failed to start Python" until its answer was cached). A fresh state directory
+// makes both commands probe.
+per_python!(stdlib_names_in_the_working_directory, |py: &Python| {
+    let tree = Tree::new();
+    let names = [
+        "random.py",
+        "bisect.py",
+        "tempfile.py",
+        "shutil.py",
+        "types.py",
+        "enum.py",
+        "functools.py",
+        "warnings.py",
+        "weakref.py",
+        "py_compile.py",
+        "sysconfig.py",
+        "importlib/__init__.py",
+        "importlib/util.py",
+        "collections/__init__.py",
+    ];
+    for name in names {
+        tree.write(name, "raise ImportError('imported from the working directory')\n");
+    }
+    let state = tempfile::tempdir().unwrap();
+    let compile = tree
+        .hashpyc()
+        .env("HASHPYC_STATE_DIR", state.path())
+        .args(["compile", "-q"])
+        .python(py)
+        .arg(".")
+        .run();
+    compile.assert_code(0);
+    let state = tempfile::tempdir().unwrap();
+    tree.hashpyc()
+        .env("HASHPYC_STATE_DIR", state.path())
+        .arg("check")
+        .python(py)
+        .arg(".")
+        .run()
+        .assert_code(0);
+    let sources: Vec<PathBuf> = names.iter().map(|n| Path::new(".").join(n)).collect();
+    let refs = harness::py_compile_refs(py, tree.root(), &sources, None);
+    for (name, reference) in names.iter().zip(&refs) {
+        let (dir, file) = name.rsplit_once('/').unwrap_or(("", name));
+        let stem = file.trim_end_matches(".py");
+        let ours = tree.read(Path::new(dir).join("__pycache__").join(format!("{stem}.{}.pyc", tag(py))));
+        let reference = reference.as_ref().expect("py_compile compiled it");
+        // Before 3.11 py_compile's process may set marshal's FLAG_REF where a worker does
+        // not (see tests/it/compile.rs); the header and the length must agree there too.
+        if py.minor >= (3, 11) {
+            assert_eq!(&ours, reference, "{name}: differs from py_compile's pyc");
+        } else {
+            assert_eq!((&ours[..16], ours.len()), (&reference[..16], reference.len()), "{name}");
+        }
+    }
 });
