@@ -15,6 +15,7 @@ use std::sync::Mutex;
 
 use ignore::overrides::{Override, OverrideBuilder};
 use ignore::{WalkBuilder, WalkState};
+use rayon::prelude::*;
 use thiserror::Error;
 
 /// What to walk and how.
@@ -217,6 +218,8 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
     let mut walked = Walked::default();
     let mut dirs = Vec::new();
     let mut files = Vec::new();
+    // Every root walked, files and directories, in the order given.
+    let mut walked_roots = Vec::new();
     for root in roots {
         match std::fs::symlink_metadata(root) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -236,6 +239,7 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
                     meta.is_dir()
                 };
                 if is_dir {
+                    walked_roots.push(root.clone());
                     dirs.push(root.clone());
                 } else if !std::fs::metadata(root).is_ok_and(|m| m.is_file()) {
                     walked.errors.push(WalkError::NotRegular(root.clone()));
@@ -247,31 +251,118 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
                 {
                     walked.skipped_symlinks.push(root.clone());
                 } else {
+                    walked_roots.push(root.clone());
                     files.push(root.clone());
                 }
             }
         }
     }
-    // Only overlapping roots can reach a file twice.
-    let seen = (roots.len() > 1).then(|| Mutex::new(std::collections::HashSet::new()));
-    let visit_once = |s: Source| {
-        if let Some(seen) = &seen
-            && !seen.lock().expect("walk lock").insert(s.path.clone())
-        {
-            return;
+    let cwd = std::env::current_dir().unwrap_or_default();
+    if nested_roots(&walked_roots, &dirs, &cwd) {
+        // Nested roots (`src` and `.`, `./src` and `src/m.py`, a relative and an absolute
+        // spelling) reach files under two spellings, and each spelling is a different
+        // embedded path for the same pyc. Each file is visited once, under the spelling of
+        // the first root given that reaches it, decided from the paths after the walk,
+        // never by which walker thread got there first.
+        let found = Mutex::new(Vec::new());
+        let collect = |s: Source| found.lock().expect("walk lock").push(s);
+        for path in files {
+            collect(Source { path, explicit: true, depth: 1 });
         }
-        visit(s);
-    };
-    for path in files {
-        visit_once(Source { path, explicit: true, depth: 1 });
-    }
-    if !dirs.is_empty() {
-        walk_dirs(&dirs, opts, &mut walked, &visit_once);
+        if !dirs.is_empty() {
+            walk_dirs(&dirs, opts, &mut walked, &collect);
+        }
+        let spellings = RootSpellings::new(&walked_roots);
+        let rank = |p: &Path| spellings.rank(p);
+        let sources = first_spellings(found.into_inner().expect("walk lock"), |s| &s.path, &rank, &cwd);
+        let pycs = std::mem::take(&mut walked.pycache_files);
+        walked.pycache_files = first_spellings(pycs, |p| p, &rank, &cwd);
+        sources.into_par_iter().for_each(visit);
+    } else {
+        // Roots none of which holds another can still meet through symlinks (`--follow`).
+        let seen = (roots.len() > 1).then(|| Mutex::new(std::collections::HashSet::new()));
+        let visit_once = |s: Source| {
+            if let Some(seen) = &seen
+                && !seen.lock().expect("walk lock").insert(s.path.clone())
+            {
+                return;
+            }
+            visit(s);
+        };
+        for path in files {
+            visit_once(Source { path, explicit: true, depth: 1 });
+        }
+        if !dirs.is_empty() {
+            walk_dirs(&dirs, opts, &mut walked, &visit_once);
+        }
     }
     walked.pycache_files.sort();
     walked.errors.sort_by(|a, b| a.path().cmp(&b.path()));
     walked.skipped_symlinks.sort();
     walked
+}
+
+/// Whether one root holds another or the same file twice (lexically, against `cwd`):
+/// only directories hold other roots, so each root's ancestors are looked up among the
+/// directories (a list of thousands of files from stdin stays linear).
+fn nested_roots(roots: &[PathBuf], dirs: &[PathBuf], cwd: &Path) -> bool {
+    let dirs: std::collections::HashSet<PathBuf> = dirs.iter().map(|d| lexically_absolute(d, cwd)).collect();
+    let mut seen = std::collections::HashSet::new();
+    roots.iter().any(|r| {
+        let a = lexically_absolute(r, cwd);
+        a.ancestors().skip(1).any(|up| dirs.contains(up)) || !seen.insert(a)
+    })
+}
+
+/// The roots as spelled, for finding the first one a walked path was reached from: the
+/// walker joins names onto a root exactly as given, so such a path starts with the root's
+/// bytes and a `/` (`./src/m.py` comes from `.`, never from `src`, though `Path` compares
+/// `./src` and `src` equal component by component).
+struct RootSpellings<'a> {
+    first: std::collections::HashMap<&'a [u8], usize>,
+}
+
+impl<'a> RootSpellings<'a> {
+    fn new(roots: &'a [PathBuf]) -> Self {
+        let mut first = std::collections::HashMap::new();
+        for (i, r) in roots.iter().enumerate() {
+            first.entry(Self::trimmed(r.as_os_str().as_bytes())).or_insert(i);
+        }
+        RootSpellings { first }
+    }
+
+    /// `src/` is spelled `src` once the walker has joined a name onto it.
+    fn trimmed(b: &[u8]) -> &[u8] {
+        if b.len() > 1 { b.strip_suffix(b"/").unwrap_or(b) } else { b }
+    }
+
+    /// The index of the first root `path` is spelled under (itself, or a root, `/` and
+    /// more), or `usize::MAX`.
+    fn rank(&self, path: &Path) -> usize {
+        let b = path.as_os_str().as_bytes();
+        let whole = self.first.get(Self::trimmed(b)).copied();
+        let prefixes = b.iter().enumerate().filter(|&(_, &c)| c == b'/').map(|(k, _)| &b[..k.max(1)]);
+        prefixes.filter_map(|p| self.first.get(p).copied()).chain(whole).min().unwrap_or(usize::MAX)
+    }
+}
+
+/// One item per file, whatever the spelling: of the items whose paths resolve lexically to
+/// the same file, the one whose `rank` (the first root that prefixes its path) is lowest,
+/// then the smallest path in bytes.
+fn first_spellings<T>(
+    items: Vec<T>,
+    path: impl Fn(&T) -> &PathBuf,
+    rank: &dyn Fn(&Path) -> usize,
+    cwd: &Path,
+) -> Vec<T> {
+    let mut keyed: Vec<(PathBuf, usize, T)> =
+        items.into_iter().map(|t| (lexically_absolute(path(&t), cwd), rank(path(&t)), t)).collect();
+    keyed.sort_by(|a, b| {
+        let (x, y) = (path(&a.2).as_os_str().as_bytes(), path(&b.2).as_os_str().as_bytes());
+        (&a.0, a.1, x).cmp(&(&b.0, b.1, y))
+    });
+    keyed.dedup_by(|later, first| later.0 == first.0);
+    keyed.into_iter().map(|(_, _, t)| t).collect()
 }
 
 fn excluded_by_regex(path: &Path, opts: &WalkOptions) -> bool {
@@ -437,6 +528,60 @@ mod tests {
         let got = read_path_list(&b"a\nb.py\0c.py\0"[..], true).unwrap();
         assert_eq!(got, ["a\nb.py", "c.py"].map(OsString::from));
         assert!(matches!(read_path_list(&b"a.py\0b.py\0"[..], false), Err(PathListError::NulWithoutNull)));
+    }
+
+    #[test]
+    fn nested_roots_give_each_file_once_under_the_first_spelling() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for f in ["src/pkg/a.py", "src/b.py", "c.py", "src/pkg/__pycache__/a.cpython-311.pyc"] {
+            let p = root.join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, "x = 1\n").unwrap();
+        }
+        let spelled = |p: PathBuf| p.as_os_str().as_bytes().to_vec();
+        let dotted = PathBuf::from(format!("{}/./src/pkg/a.py", root.display()));
+        let opts = WalkOptions { threads: 4, collect_pycache: true, ..Default::default() };
+        // Walked many times: the spelling must never depend on the walker threads.
+        for _ in 0..20 {
+            let w = walk(&[root.join("src"), dotted.clone(), root.join("src/"), root.to_path_buf()], &opts);
+            let got: Vec<_> = w.sources.into_iter().map(|s| spelled(s.path)).collect();
+            let want = [root.join("c.py"), root.join("src/b.py"), root.join("src/pkg/a.py")].map(spelled);
+            assert_eq!(got, want);
+            assert_eq!(
+                w.pycache_files.into_iter().map(spelled).collect::<Vec<_>>(),
+                [spelled(root.join("src/pkg/__pycache__/a.cpython-311.pyc"))]
+            );
+            // The named file first: its own spelling, the rest from the next root.
+            let w = walk(&[dotted.clone(), root.to_path_buf()], &opts);
+            let got: Vec<_> = w.sources.into_iter().map(|s| spelled(s.path)).collect();
+            let want = [spelled(root.join("c.py")), spelled(root.join("src/b.py")), spelled(dotted.clone())];
+            assert_eq!(got, want);
+        }
+        let roots = ["src", ".", "src/", "/", "/abs/dir", "src/pkg/a.py"].map(PathBuf::from);
+        let spellings = RootSpellings::new(&roots);
+        for (path, rank) in [
+            ("src/pkg/a.py", 0),
+            ("./src/a.py", 1),
+            ("srcx/a.py", usize::MAX),
+            ("/a.py", 3),
+            ("/abs/dir/x.py", 3),
+            ("/abs/dirx.py", 3),
+        ] {
+            assert_eq!(spellings.rank(Path::new(path)), rank, "{path}");
+        }
+        assert_eq!(RootSpellings::new(&roots[4..]).rank(Path::new("/abs/dir/x.py")), 0);
+        let cwd = Path::new("/w");
+        let nested = |roots: &[&str], dirs: &[&str]| {
+            let roots: Vec<PathBuf> = roots.iter().map(PathBuf::from).collect();
+            let dirs: Vec<PathBuf> = dirs.iter().map(PathBuf::from).collect();
+            nested_roots(&roots, &dirs, cwd)
+        };
+        assert!(nested(&["src", "."], &["src", "."]));
+        assert!(nested(&["./a.py", "a.py"], &[]));
+        assert!(nested(&["/w/src", "src/m.py"], &["/w/src"]));
+        assert!(!nested(&["src", "tests", "setup.py"], &["src", "tests"]));
+        assert!(!nested(&["src/a.py", "src/b.py"], &[]));
     }
 
     #[test]

@@ -607,3 +607,47 @@ per_python!(stdlib_names_in_the_working_directory, |py: &Python| {
         }
     }
 });
+
+// Nested roots (`compile src .`, `. src`, an absolute and a relative spelling): a file
+// reached under two spellings was compiled twice, by two workers at once, and its pyc kept
+// whichever embedded path was renamed into place last; every later run found the other
+// spelling's path and compiled it again, and `check --stray` saw each pyc twice. Each
+// file is now compiled once, under the spelling of the first root given that reaches it.
+per_python!(nested_roots_compile_each_file_once, |py: &Python| {
+    let tree = Tree::new();
+    tree.write("src/pkg/__init__.py", "");
+    tree.write("src/pkg/a.py", "x = 1\n");
+    tree.write("top.py", "y = 2\n");
+    let pyc = format!("src/pkg/__pycache__/a.{}.pyc", tag(py));
+    let embedded = || {
+        let out = tree.hashpyc().arg("inspect").arg(&pyc).run();
+        out.assert_code(0);
+        let line = out.stdout.lines().find_map(|l| l.trim().strip_prefix("co_filename").map(str::trim));
+        line.unwrap_or_else(|| panic!("no co_filename in {}", out.stdout)).to_string()
+    };
+    let compile = |roots: &[&str]| {
+        let run = tree.hashpyc().args(["compile", "-v", "-j4"]).python(py).args(roots).run();
+        run.assert_code(0);
+        run.stderr
+    };
+    let absolute = tree.path("src").to_str().unwrap().to_string();
+    let cases = [
+        (vec!["src", "."], "src/pkg/a.py", 3),
+        (vec![".", "src"], "./src/pkg/a.py", 2),
+        (vec![absolute.as_str(), "src/pkg/a.py", "."], &*format!("{absolute}/pkg/a.py"), 2),
+        (vec!["./src/pkg/a.py", "src", "."], "./src/pkg/a.py", 2),
+    ];
+    for (roots, spelling, compiled) in cases {
+        let first = compile(&roots);
+        let fresh = 3 - compiled;
+        let summary = format!("Compiled {compiled} files for CPython {} ({fresh} already fresh)", py.version);
+        assert!(first.contains(&summary), "{roots:?}: {first}");
+        assert_eq!(first.matches("compiled `").count(), compiled, "{roots:?}: each file once: {first}");
+        assert_eq!(embedded(), spelling, "{roots:?}");
+        let again = compile(&roots);
+        assert!(again.contains("Compiled 0 files"), "{roots:?}: a second run is a no-op: {again}");
+        let check = tree.hashpyc().args(["check", "--stray"]).python(py).args(&roots).run();
+        check.assert_code(0);
+        assert!(check.stderr.contains("Checked 3 files"), "{roots:?}: {}", check.stderr);
+    }
+});
