@@ -541,7 +541,9 @@ pub struct SelectArgs {
     #[arg(long, value_name = "N", help_heading = "Selection")]
     pub max_depth: Option<usize>,
 
-    /// Follow symbolic links to directories (loops are detected and reported).
+    /// Follow symbolic links to directories (loops are detected and reported; a directory
+    /// reached both directly and through a link is compiled once, under the path without
+    /// the link).
     #[arg(short = 'L', long, help_heading = "Selection")]
     pub follow: bool,
 

@@ -258,12 +258,15 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
         }
     }
     let cwd = std::env::current_dir().unwrap_or_default();
-    if nested_roots(&walked_roots, &dirs, &cwd) {
+    let mut places = Places { cwd: &cwd, dirs: Default::default() };
+    if opts.follow || nested_roots(&files, &dirs, &mut places) {
         // Nested roots (`src` and `.`, `./src` and `src/m.py`, a relative and an absolute
-        // spelling) reach files under two spellings, and each spelling is a different
-        // embedded path for the same pyc. Each file is visited once, under the spelling of
-        // the first root given that reaches it, decided from the paths after the walk,
-        // never by which walker thread got there first.
+        // spelling, a symlinked directory and its target) reach files under two spellings,
+        // and each spelling is a different embedded path for the same pyc; so can symlinks
+        // followed inside one root. Each file is visited once, under the spelling of the
+        // first root given that reaches it (then the one without symlinks, then the
+        // smallest), decided from the paths after the walk, never by which walker thread
+        // got there first.
         let found = Mutex::new(Vec::new());
         let collect = |s: Source| found.lock().expect("walk lock").push(s);
         for path in files {
@@ -273,10 +276,10 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
             walk_dirs(&dirs, opts, &mut walked, &collect);
         }
         let spellings = RootSpellings::new(&walked_roots);
-        let rank = |p: &Path| spellings.rank(p);
-        let sources = first_spellings(found.into_inner().expect("walk lock"), |s| &s.path, &rank, &cwd);
+        let sources =
+            first_spellings(found.into_inner().expect("walk lock"), |s| &s.path, &spellings, &mut places);
         let pycs = std::mem::take(&mut walked.pycache_files);
-        walked.pycache_files = first_spellings(pycs, |p| p, &rank, &cwd);
+        walked.pycache_files = first_spellings(pycs, |p| p, &spellings, &mut places);
         sources.into_par_iter().for_each(visit);
     } else {
         // Roots none of which holds another can still meet through symlinks (`--follow`).
@@ -302,16 +305,59 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
     walked
 }
 
-/// Whether one root holds another or the same file twice (lexically, against `cwd`):
-/// only directories hold other roots, so each root's ancestors are looked up among the
-/// directories (a list of thousands of files from stdin stays linear).
-fn nested_roots(roots: &[PathBuf], dirs: &[PathBuf], cwd: &Path) -> bool {
-    let dirs: std::collections::HashSet<PathBuf> = dirs.iter().map(|d| lexically_absolute(d, cwd)).collect();
+/// Where a path's pyc goes, one identity per file whatever its spelling: the canonical path
+/// of its directory (symlinks resolved; lexically absolute when it cannot be resolved) and
+/// its name. Directories are resolved once each.
+struct Places<'a> {
+    cwd: &'a Path,
+    dirs: std::collections::HashMap<PathBuf, (PathBuf, bool)>,
+}
+
+impl Places<'_> {
+    /// A directory's identity, and whether it is spelled without symlinks.
+    fn dir(&mut self, dir: &Path) -> (PathBuf, bool) {
+        if let Some(known) = self.dirs.get(dir) {
+            return known.clone();
+        }
+        let lexical = lexically_absolute(dir, self.cwd);
+        let place = match std::fs::canonicalize(self.cwd.join(dir)) {
+            Ok(real) => {
+                let direct = real == lexical;
+                (real, direct)
+            }
+            Err(_) => (lexical, true),
+        };
+        self.dirs.insert(dir.to_path_buf(), place.clone());
+        place
+    }
+
+    fn file(&mut self, path: &Path) -> (PathBuf, bool) {
+        match (path.parent(), path.file_name()) {
+            (Some(parent), Some(name)) => {
+                let (dir, direct) = self.dir(parent);
+                (dir.join(name), direct)
+            }
+            _ => self.dir(path),
+        }
+    }
+}
+
+/// Whether one root holds another or the same file twice (through `.`, `..`, absolute
+/// spellings or symlinked directories): only directories hold other roots, so each root's
+/// ancestors are looked up among the directories (a list of thousands of files from stdin
+/// stays linear).
+fn nested_roots(files: &[PathBuf], dirs: &[PathBuf], places: &mut Places<'_>) -> bool {
+    let dir_places: Vec<PathBuf> = dirs.iter().map(|d| places.dir(d).0).collect();
+    let holders: std::collections::HashSet<PathBuf> = dir_places.iter().cloned().collect();
+    if holders.len() < dir_places.len() {
+        return true;
+    }
     let mut seen = std::collections::HashSet::new();
-    roots.iter().any(|r| {
-        let a = lexically_absolute(r, cwd);
-        a.ancestors().skip(1).any(|up| dirs.contains(up)) || !seen.insert(a)
-    })
+    dir_places.iter().any(|d| d.ancestors().skip(1).any(|up| holders.contains(up)))
+        || files.iter().any(|f| {
+            let place = places.file(f).0;
+            place.ancestors().skip(1).any(|up| holders.contains(up)) || !seen.insert(place)
+        })
 }
 
 /// The roots as spelled, for finding the first one a walked path was reached from: the
@@ -346,23 +392,28 @@ impl<'a> RootSpellings<'a> {
     }
 }
 
-/// One item per file, whatever the spelling: of the items whose paths resolve lexically to
-/// the same file, the one whose `rank` (the first root that prefixes its path) is lowest,
-/// then the smallest path in bytes.
+/// One item per file, whatever the spelling (see [`Places`]): of the items with the same
+/// place, the one spelled under the first root, then one spelled without symlinks, then
+/// the smallest path in bytes.
 fn first_spellings<T>(
     items: Vec<T>,
     path: impl Fn(&T) -> &PathBuf,
-    rank: &dyn Fn(&Path) -> usize,
-    cwd: &Path,
+    spellings: &RootSpellings<'_>,
+    places: &mut Places<'_>,
 ) -> Vec<T> {
-    let mut keyed: Vec<(PathBuf, usize, T)> =
-        items.into_iter().map(|t| (lexically_absolute(path(&t), cwd), rank(path(&t)), t)).collect();
+    let mut keyed: Vec<(PathBuf, usize, bool, T)> = items
+        .into_iter()
+        .map(|t| {
+            let (place, direct) = places.file(path(&t));
+            (place, spellings.rank(path(&t)), !direct, t)
+        })
+        .collect();
     keyed.sort_by(|a, b| {
-        let (x, y) = (path(&a.2).as_os_str().as_bytes(), path(&b.2).as_os_str().as_bytes());
-        (&a.0, a.1, x).cmp(&(&b.0, b.1, y))
+        let (x, y) = (path(&a.3).as_os_str().as_bytes(), path(&b.3).as_os_str().as_bytes());
+        (&a.0, a.1, a.2, x).cmp(&(&b.0, b.1, b.2, y))
     });
     keyed.dedup_by(|later, first| later.0 == first.0);
-    keyed.into_iter().map(|(_, _, t)| t).collect()
+    keyed.into_iter().map(|(_, _, _, t)| t).collect()
 }
 
 fn excluded_by_regex(path: &Path, opts: &WalkOptions) -> bool {
@@ -571,17 +622,48 @@ mod tests {
             assert_eq!(spellings.rank(Path::new(path)), rank, "{path}");
         }
         assert_eq!(RootSpellings::new(&roots[4..]).rank(Path::new("/abs/dir/x.py")), 0);
-        let cwd = Path::new("/w");
-        let nested = |roots: &[&str], dirs: &[&str]| {
-            let roots: Vec<PathBuf> = roots.iter().map(PathBuf::from).collect();
+        // Paths that do not exist are compared lexically.
+        let cwd = Path::new("/nonexistent/w");
+        let nested = |files: &[&str], dirs: &[&str]| {
+            let files: Vec<PathBuf> = files.iter().map(PathBuf::from).collect();
             let dirs: Vec<PathBuf> = dirs.iter().map(PathBuf::from).collect();
-            nested_roots(&roots, &dirs, cwd)
+            nested_roots(&files, &dirs, &mut Places { cwd, dirs: Default::default() })
         };
-        assert!(nested(&["src", "."], &["src", "."]));
+        assert!(nested(&[], &["src", "."]));
+        assert!(nested(&[], &["src", "./src/"]));
         assert!(nested(&["./a.py", "a.py"], &[]));
-        assert!(nested(&["/w/src", "src/m.py"], &["/w/src"]));
-        assert!(!nested(&["src", "tests", "setup.py"], &["src", "tests"]));
+        assert!(nested(&["src/m.py"], &["/nonexistent/w/src"]));
+        assert!(!nested(&["setup.py"], &["src", "tests"]));
         assert!(!nested(&["src/a.py", "src/b.py"], &[]));
+    }
+
+    #[test]
+    fn symlinked_directories_are_one_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = &std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::create_dir_all(root.join("real/sub")).unwrap();
+        std::fs::write(root.join("real/sub/x.py"), "x = 1\n").unwrap();
+        std::os::unix::fs::symlink(root.join("real"), root.join("lib")).unwrap();
+        let spelled = |w: Walked| w.sources.into_iter().map(|s| s.path).collect::<Vec<_>>();
+        let opts = WalkOptions { threads: 4, ..Default::default() };
+        for _ in 0..10 {
+            // Both given: the first root's spelling.
+            assert_eq!(
+                spelled(walk(&[root.join("lib"), root.join("real")], &opts)),
+                [root.join("lib/sub/x.py")]
+            );
+            assert_eq!(
+                spelled(walk(&[root.join("real"), root.join("lib")], &opts)),
+                [root.join("real/sub/x.py")]
+            );
+            assert_eq!(
+                spelled(walk(&[root.join("lib/sub/x.py"), root.join("real")], &opts)),
+                [root.join("lib/sub/x.py")]
+            );
+            // Followed inside one root: the spelling without symlinks.
+            let follow = WalkOptions { follow: true, ..opts.clone() };
+            assert_eq!(spelled(walk(&[root.to_path_buf()], &follow)), [root.join("real/sub/x.py")]);
+        }
     }
 
     #[test]

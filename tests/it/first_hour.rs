@@ -608,7 +608,8 @@ per_python!(stdlib_names_in_the_working_directory, |py: &Python| {
     }
 });
 
-// Nested roots (`compile src .`, `. src`, an absolute and a relative spelling): a file
+// Nested roots (`compile src .`, `. src`, an absolute and a relative spelling, a symlink
+// to a directory and the directory): a file
 // reached under two spellings was compiled twice, by two workers at once, and its pyc kept
 // whichever embedded path was renamed into place last; every later run found the other
 // spelling's path and compiled it again, and `check --stray` saw each pyc twice. Each
@@ -631,11 +632,13 @@ per_python!(nested_roots_compile_each_file_once, |py: &Python| {
         run.stderr
     };
     let absolute = tree.path("src").to_str().unwrap().to_string();
+    std::os::unix::fs::symlink("src", tree.path("alias")).unwrap();
     let cases = [
         (vec!["src", "."], "src/pkg/a.py", 3),
         (vec![".", "src"], "./src/pkg/a.py", 2),
         (vec![absolute.as_str(), "src/pkg/a.py", "."], &*format!("{absolute}/pkg/a.py"), 2),
         (vec!["./src/pkg/a.py", "src", "."], "./src/pkg/a.py", 2),
+        (vec!["alias", "src", "."], "alias/pkg/a.py", 2),
     ];
     for (roots, spelling, compiled) in cases {
         let first = compile(&roots);
