@@ -177,8 +177,9 @@ pub fn walk(roots: &[PathBuf], opts: &WalkOptions) -> Walked {
 
 /// Walk `roots` and hand each source to `visit`, from the walker's threads and in no
 /// particular order (callers sort what they keep). The result's `sources` is empty; its
-/// errors and other lists are sorted. A source reached twice (overlapping roots) is
-/// visited once.
+/// errors and other lists are sorted. A file reached under several spellings (nested
+/// roots, symlinked directories) is visited once, under the spelling of the first root
+/// given that reaches it.
 pub fn walk_each(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) + Sync)) -> Walked {
     let taken = std::sync::atomic::AtomicUsize::new(0);
     let mut walked = walk_filtered(roots, opts, &|s| {
@@ -282,21 +283,13 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
         walked.pycache_files = first_spellings(pycs, |p| p, &spellings, &mut places);
         sources.into_par_iter().for_each(visit);
     } else {
-        // Roots none of which holds another can still meet through symlinks (`--follow`).
-        let seen = (roots.len() > 1).then(|| Mutex::new(std::collections::HashSet::new()));
-        let visit_once = |s: Source| {
-            if let Some(seen) = &seen
-                && !seen.lock().expect("walk lock").insert(s.path.clone())
-            {
-                return;
-            }
-            visit(s);
-        };
+        // No root holds another (nor is any given twice) and no link is followed: every
+        // file is reached once, so it is planned as the walk finds it.
         for path in files {
-            visit_once(Source { path, explicit: true, depth: 1 });
+            visit(Source { path, explicit: true, depth: 1 });
         }
         if !dirs.is_empty() {
-            walk_dirs(&dirs, opts, &mut walked, &visit_once);
+            walk_dirs(&dirs, opts, &mut walked, visit);
         }
     }
     walked.pycache_files.sort();
