@@ -300,7 +300,8 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
 
 /// Where a path's pyc goes, one identity per file whatever its spelling: the canonical path
 /// of its directory (symlinks resolved; lexically absolute when it cannot be resolved) and
-/// its name. Directories are resolved once each.
+/// its name. Directories are resolved once each, from their parent's place: one `lstat`
+/// per directory, not a `readlink` per component of every path.
 struct Places<'a> {
     cwd: &'a Path,
     dirs: std::collections::HashMap<PathBuf, (PathBuf, bool)>,
@@ -312,16 +313,31 @@ impl Places<'_> {
         if let Some(known) = self.dirs.get(dir) {
             return known.clone();
         }
+        let place = match (dir.parent(), dir.file_name()) {
+            (Some(parent), Some(name))
+                if !std::fs::symlink_metadata(self.cwd.join(dir))
+                    .is_ok_and(|m| m.file_type().is_symlink()) =>
+            {
+                let (up, direct) = self.dir(parent);
+                (up.join(name), direct)
+            }
+            _ => self.resolved(dir),
+        };
+        self.dirs.insert(dir.to_path_buf(), place.clone());
+        place
+    }
+
+    /// The start of a path (`/`, `.`, the working directory, `..`) or a symlink, resolved
+    /// whole.
+    fn resolved(&self, dir: &Path) -> (PathBuf, bool) {
         let lexical = lexically_absolute(dir, self.cwd);
-        let place = match std::fs::canonicalize(self.cwd.join(dir)) {
+        match std::fs::canonicalize(self.cwd.join(dir)) {
             Ok(real) => {
                 let direct = real == lexical;
                 (real, direct)
             }
             Err(_) => (lexical, true),
-        };
-        self.dirs.insert(dir.to_path_buf(), place.clone());
-        place
+        }
     }
 
     fn file(&mut self, path: &Path) -> (PathBuf, bool) {

@@ -42,7 +42,7 @@ for line in sys.stdin.read().splitlines():
         print("DIFF " + src)
 "#;
 
-fn pyc_of(tree: &Tree, py: &Python, rel: &str) -> PathBuf {
+pub fn pyc_of(tree: &Tree, py: &Python, rel: &str) -> PathBuf {
     let p = Path::new(rel);
     let stem = p.file_stem().unwrap().to_string_lossy();
     let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);

@@ -10,6 +10,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::compile::pyc_of;
 use crate::harness::{self, Python, Tree};
 use crate::per_python;
 
@@ -594,9 +595,7 @@ per_python!(stdlib_names_in_the_working_directory, |py: &Python| {
     let sources: Vec<PathBuf> = names.iter().map(|n| Path::new(".").join(n)).collect();
     let refs = harness::py_compile_refs(py, tree.root(), &sources, None);
     for (name, reference) in names.iter().zip(&refs) {
-        let (dir, file) = name.rsplit_once('/').unwrap_or(("", name));
-        let stem = file.trim_end_matches(".py");
-        let ours = tree.read(Path::new(dir).join("__pycache__").join(format!("{stem}.{}.pyc", tag(py))));
+        let ours = std::fs::read(pyc_of(&tree, py, name)).unwrap();
         let reference = reference.as_ref().expect("py_compile compiled it");
         // Before 3.11 py_compile's process may set marshal's FLAG_REF where a worker does
         // not (see tests/it/compile.rs); the header and the length must agree there too.
@@ -619,7 +618,7 @@ per_python!(nested_roots_compile_each_file_once, |py: &Python| {
     tree.write("src/pkg/__init__.py", "");
     tree.write("src/pkg/a.py", "x = 1\n");
     tree.write("top.py", "y = 2\n");
-    let pyc = format!("src/pkg/__pycache__/a.{}.pyc", tag(py));
+    let pyc = pyc_of(&tree, py, "src/pkg/a.py");
     let embedded = || {
         let out = tree.hashpyc().arg("inspect").arg(&pyc).run();
         out.assert_code(0);
