@@ -347,7 +347,7 @@ pub enum CacheCommand {
         #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
         max_size: u64,
     },
-    /// Remove every entry and the statistics (never other files in the directory).
+    /// Remove every entry and the statistics (never other files in the directory, even under its `v1/`).
     Clean {
         #[command(flatten)]
         dir: CacheDirArg,

@@ -23,6 +23,12 @@ const REFRESH_AFTER: Duration = Duration::from_secs(3600);
 /// Temporary files older than this were left by a crash: pruning removes them.
 const STALE_TEMP: Duration = Duration::from_secs(3600);
 
+/// The cache directory tag's name, and hashpyc's own files at the top of a cache.
+const TAG: &str = "CACHEDIR.TAG";
+const OWN_FILES: [&str; 4] = [TAG, "stats.json", "stats.lock", "prune.lock"];
+/// An entry's key in hex: the fan-out directory's 2 characters, then the file's name.
+const KEY_HEX: usize = 2 * std::mem::size_of::<Key>();
+
 const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
 # This file is a cache directory tag created by hashpyc (its bytecode cache).\n\
 # For information about cache directory tags see https://bford.info/cachedir/\n";
@@ -45,14 +51,20 @@ pub struct EntryFile {
 }
 
 impl DiskTier {
-    /// Open (creating it when missing) the cache at `root`.
+    /// Open (creating it when missing) the cache at `root`. A directory that holds other
+    /// files and no tag of hashpyc's is refused: hashpyc would otherwise tag it as a cache
+    /// (which backup tools then skip) and its pruning would share the directory with data
+    /// that is not its own.
     pub fn open(root: &Path) -> std::io::Result<DiskTier> {
         std::fs::create_dir_all(root)?;
         let group = std::fs::metadata(root)?.permissions().mode() & 0o020 != 0;
-        let tag = root.join("CACHEDIR.TAG");
-        if !tag.exists() {
-            // Best effort: a read-only cache still serves hits.
-            let _ = write_atomic(root, &tag, CACHEDIR_TAG.as_bytes(), group);
+        match classify(root)? {
+            Kind::Cache => {}
+            Kind::Unused => {
+                // Best effort: a read-only cache still serves hits.
+                let _ = write_atomic(root, &root.join(TAG), CACHEDIR_TAG.as_bytes(), group);
+            }
+            Kind::Foreign => return Err(foreign()),
         }
         Ok(DiskTier {
             root: root.to_path_buf(),
@@ -62,7 +74,9 @@ impl DiskTier {
         })
     }
 
-    /// Open an existing cache without creating anything (management commands).
+    /// Open an existing directory as a cache without creating anything (management
+    /// commands, a read-only cache); callers ask [`DiskTier::looks_like_cache`] or
+    /// [`DiskTier::is_foreign`] before touching it.
     pub fn existing(root: &Path) -> std::io::Result<DiskTier> {
         let meta = std::fs::metadata(root)?;
         if !meta.is_dir() {
@@ -89,9 +103,15 @@ impl DiskTier {
             .any(|fan| std::fs::read_dir(fan.path()).is_ok_and(|mut d| d.next().is_some()))
     }
 
-    /// Whether `root` holds a hashpyc cache (its tag or its entries).
+    /// Whether `root` holds a hashpyc cache: hashpyc's tag, or entries and nothing else
+    /// (an empty directory is not one: the management commands say so).
     pub fn looks_like_cache(&self) -> bool {
-        self.root.join("CACHEDIR.TAG").is_file() || self.entries.is_dir()
+        classify(&self.root).is_ok_and(|k| k == Kind::Cache)
+    }
+
+    /// Whether `root` holds files that are not hashpyc's and no tag of hashpyc's.
+    pub fn is_foreign(&self) -> bool {
+        classify(&self.root).is_ok_and(|k| k == Kind::Foreign)
     }
 
     fn path_of(&self, key: &Key) -> PathBuf {
@@ -172,8 +192,18 @@ impl DiskTier {
             return (entries, temps);
         };
         for fan in top.filter_map(Result::ok) {
+            if !is_hex(fan.file_name().as_encoded_bytes(), 2) {
+                continue;
+            }
             let Ok(files) = std::fs::read_dir(fan.path()) else { continue };
             for f in files.filter_map(Result::ok) {
+                let name = f.file_name();
+                let name = name.as_encoded_bytes();
+                let temp = name.starts_with(b".tmp-");
+                if !temp && !is_hex(name, KEY_HEX - 2) {
+                    // Not a file hashpyc wrote: never counted, pruned or removed.
+                    continue;
+                }
                 let Ok(meta) = f.metadata() else { continue };
                 if !meta.is_file() {
                     continue;
@@ -183,7 +213,7 @@ impl DiskTier {
                     size: meta.blocks() * 512,
                     mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
                 };
-                if f.file_name().as_encoded_bytes().starts_with(b".tmp-") {
+                if temp {
                     temps.push(file);
                 } else {
                     entries.push(file);
@@ -221,19 +251,28 @@ impl DiskTier {
         (removed, freed, left, total)
     }
 
-    /// Remove every entry and hashpyc's own files, never anything else in the directory.
+    /// Remove every entry and hashpyc's own files, never anything else in the directory
+    /// (a file of another name under `v1/` stays, and so do the directories holding it).
     pub fn clean(&self) -> std::io::Result<(usize, u64)> {
         let (entries, temps) = self.scan();
         let count = entries.len();
         let bytes = entries.iter().chain(&temps).map(|e| e.size).sum();
-        if self.entries.exists() {
-            // Move the entries aside first: concurrent builds see an empty cache at once.
-            let trash = self.root.join(format!(".trash-{}", std::process::id()));
-            match std::fs::rename(&self.entries, &trash) {
-                Ok(()) => std::fs::remove_dir_all(&trash)?,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
+        for e in entries.iter().chain(&temps) {
+            match std::fs::remove_file(&e.path) {
+                // Another process (a prune, a clean) removed it already.
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
             }
+        }
+        // The fan-out directories and `v1` go when nothing else is left in them; a
+        // concurrent build recreates what it needs.
+        if let Ok(fans) = std::fs::read_dir(&self.entries) {
+            for fan in fans.filter_map(Result::ok) {
+                if is_hex(fan.file_name().as_encoded_bytes(), 2) {
+                    let _ = std::fs::remove_dir(fan.path());
+                }
+            }
+            let _ = std::fs::remove_dir(&self.entries);
         }
         for name in ["stats.json", "stats.lock", "prune.lock"] {
             match std::fs::remove_file(self.root.join(name)) {
@@ -266,6 +305,69 @@ impl DiskTier {
         drop(file);
         Some(out)
     }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// hashpyc's tag (the first line every cache directory tag has, then hashpyc's
+    /// comment), or nothing but hashpyc's own files and entry directories.
+    Cache,
+    /// Empty: made a cache on first use.
+    Unused,
+    /// Anything else: another program's cache, a project directory, a mistyped path.
+    Foreign,
+}
+
+fn classify(root: &Path) -> std::io::Result<Kind> {
+    let signature = CACHEDIR_TAG.lines().next().expect("the tag's first line").as_bytes();
+    if std::fs::read(root.join(TAG)).is_ok_and(|tag| {
+        tag.starts_with(signature) && tag.windows(b"by hashpyc".len()).any(|w| w == b"by hashpyc")
+    }) {
+        return Ok(Kind::Cache);
+    }
+    let mut own = false;
+    for item in std::fs::read_dir(root)? {
+        let item = item?;
+        let name = item.file_name();
+        let name = name.as_encoded_bytes();
+        let ours = if name == ENTRIES.as_bytes() {
+            entries_only(&item.path())
+        } else {
+            name != TAG.as_bytes() && OWN_FILES.iter().any(|f| f.as_bytes() == name)
+        };
+        if !ours {
+            return Ok(Kind::Foreign);
+        }
+        own = true;
+    }
+    Ok(if own { Kind::Cache } else { Kind::Unused })
+}
+
+/// Whether `dir` (a cache's `v1`) holds only fan-out directories of entry files.
+fn entries_only(dir: &Path) -> bool {
+    let Ok(fans) = std::fs::read_dir(dir) else { return false };
+    fans.filter_map(Result::ok).all(|fan| {
+        is_hex(fan.file_name().as_encoded_bytes(), 2)
+            && std::fs::read_dir(fan.path()).is_ok_and(|files| {
+                files.filter_map(Result::ok).all(|f| {
+                    let name = f.file_name();
+                    let name = name.as_encoded_bytes();
+                    name.starts_with(b".tmp-") || is_hex(name, KEY_HEX - 2)
+                })
+            })
+    })
+}
+
+/// `len` lowercase hexadecimal digits.
+fn is_hex(name: &[u8], len: usize) -> bool {
+    name.len() == len && name.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+pub fn foreign() -> std::io::Error {
+    std::io::Error::other(
+        "the directory holds files that are not hashpyc's and no CACHEDIR.TAG written by hashpyc; \
+         name a new or empty directory (or one hashpyc made)",
+    )
 }
 
 /// Write `data` to `path` through a temporary file in `dir`, then rename; returns the
@@ -316,5 +418,55 @@ mod tests {
         assert!(dir.path().join("CACHEDIR.TAG").is_file(), "clean keeps what is not an entry");
         tier.put(&keys[1], b"again").unwrap();
         assert_eq!(tier.get(&keys[1]).unwrap().as_deref(), Some(&b"again"[..]));
+    }
+
+    #[test]
+    fn files_that_are_not_hashpycs_are_never_touched() {
+        // A project directory with a `v1/` of its own, as a mistyped `--cache` would name.
+        let project = tempfile::tempdir().unwrap();
+        let root = project.path();
+        for (path, text) in
+            [("v1/users/models.py", "x = 1"), ("v1/__init__.py", ""), ("v1/ab/views.py", "y = 2")]
+        {
+            std::fs::create_dir_all(root.join(path).parent().unwrap()).unwrap();
+            std::fs::write(root.join(path), text).unwrap();
+        }
+        let err = DiskTier::open(root).err().expect("a directory of other files is refused");
+        assert!(err.to_string().contains("not hashpyc's"), "{err}");
+        assert!(!root.join(TAG).exists(), "no tag is written into it");
+        let tier = DiskTier::existing(root).unwrap();
+        assert!(tier.is_foreign() && !tier.looks_like_cache());
+        // Another program's cache directory tag is not hashpyc's.
+        let other = tempfile::tempdir().unwrap();
+        std::fs::write(other.path().join(TAG), "Signature: 8a477f597d28d172789f06886806bc55\n# uv\n")
+            .unwrap();
+        assert!(DiskTier::open(other.path()).is_err());
+        // An empty directory becomes a cache; one holding only entries is one.
+        let empty = tempfile::tempdir().unwrap();
+        assert!(!DiskTier::existing(empty.path()).unwrap().looks_like_cache());
+        let tier = DiskTier::open(empty.path()).unwrap();
+        tier.put(&[7; 32], b"entry").unwrap();
+        std::fs::remove_file(empty.path().join(TAG)).unwrap();
+        assert!(DiskTier::existing(empty.path()).unwrap().looks_like_cache());
+        // In a real cache, files of other names (even under v1/) are neither counted nor
+        // pruned nor cleaned, and the directories holding them stay.
+        let cache = tempfile::tempdir().unwrap();
+        let tier = DiskTier::open(cache.path()).unwrap();
+        tier.put(&[1; 32], &[1; 5000]).unwrap();
+        tier.put(&[2; 32], &[2; 5000]).unwrap();
+        let foreign = ["v1/notes.txt", "v1/zz/foreign", "v1/01/backup.tar", "v1/01/0101", "README.txt"];
+        for f in foreign {
+            std::fs::create_dir_all(cache.path().join(f).parent().unwrap()).unwrap();
+            std::fs::write(cache.path().join(f), "mine").unwrap();
+        }
+        assert_eq!(tier.scan().0.len(), 2);
+        assert_eq!(tier.prune(0).0, 2);
+        tier.put(&[3; 32], b"three").unwrap();
+        assert_eq!(tier.clean().unwrap().0, 1);
+        for f in foreign {
+            assert!(cache.path().join(f).is_file(), "{f} survived prune and clean");
+        }
+        assert!(!tier.contains(&[3; 32]));
+        assert!(tier.looks_like_cache(), "the tag stays");
     }
 }

@@ -72,7 +72,7 @@ pub enum CacheError {
         #[source]
         source: std::io::Error,
     },
-    #[error("`{}` does not look like a hashpyc bytecode cache (no CACHEDIR.TAG, no entries); refusing to touch it", .0.display())]
+    #[error("`{}` does not look like a hashpyc bytecode cache (no CACHEDIR.TAG written by hashpyc, or files that are not hashpyc's); refusing to touch it", .0.display())]
     NotACache(PathBuf),
     #[error("{0}")]
     Remote(String),
@@ -179,8 +179,13 @@ impl Inner {
     fn open(settings: CacheSettings, targets: &[Arc<Target>], scripts: &[&str]) -> Result<Inner, CacheError> {
         let local = match &settings.dir {
             Some(dir) => {
-                let disk = if settings.read_only { DiskTier::existing(dir) } else { DiskTier::open(dir) }
-                    .map_err(|source| CacheError::Open { path: dir.clone(), source })?;
+                let disk = if settings.read_only {
+                    DiskTier::existing(dir)
+                        .and_then(|d| if d.is_foreign() { Err(disk::foreign()) } else { Ok(d) })
+                } else {
+                    DiskTier::open(dir)
+                }
+                .map_err(|source| CacheError::Open { path: dir.clone(), source })?;
                 Some(Local {
                     disk,
                     counts: Counters::default(),

@@ -503,6 +503,27 @@ per_python!(management_commands, min = (3, 12), |py: &Python| {
     refuse.assert_code(2);
     assert!(refuse.stderr.contains("does not look like a hashpyc bytecode cache"), "{}", refuse.stderr);
     assert!(work.path("precious/data.txt").exists());
+    // Nor one that merely has a `v1/` (an API package): no command deletes, prunes or tags
+    // it, and a build that names it as its cache compiles without one.
+    work.write("api/v1/__init__.py", "");
+    work.write("api/v1/ab/views.py", "x = 1\n");
+    for args in [&["clean"][..], &["prune", "--max-size", "0"], &["stats"]] {
+        let r = work.hashpyc().arg("cache").args(args).arg("--cache").arg(work.path("api")).run();
+        r.assert_code(2);
+        assert!(r.stderr.contains("does not look like a hashpyc bytecode cache"), "{}", r.stderr);
+    }
+    let build = work
+        .hashpyc()
+        .arg("compile")
+        .python(py)
+        .args(["--cache-max-size", "0", "--cache"])
+        .arg(work.path("api"))
+        .arg("src")
+        .run();
+    build.assert_code(0);
+    assert!(build.stderr.contains("files that are not hashpyc's"), "{}", build.stderr);
+    assert!(work.path("api/v1/ab/views.py").is_file() && work.path("api/v1/__init__.py").is_file());
+    assert!(!work.path("api/CACHEDIR.TAG").exists());
     let missing = work.hashpyc().args(["cache", "stats"]).env_remove("HASHPYC_CACHE").run();
     missing.assert_code(2);
 });
