@@ -389,8 +389,9 @@ pub struct CheckArgs {
     pub target: TargetArgs,
 
     /// Check against CPython X.Y from the built-in table (3.7–3.15) instead of probing an
-    /// interpreter, e.g. in a CI job that has no Python. Repeatable.
-    #[arg(long = "target", value_name = "X.Y", help_heading = "Target", conflicts_with = "python")]
+    /// interpreter, e.g. in a CI job that has no Python. Repeatable. Cannot be combined
+    /// with `--python`; it overrides `HASHPYC_PYTHON` and the configuration's `python`.
+    #[arg(long = "target", value_name = "X.Y", help_heading = "Target")]
     pub target_version: Vec<String>,
 
     #[command(flatten)]

@@ -77,6 +77,20 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
         }
         Command::Check(args) => {
             let m = matches.subcommand_matches("check").expect("check matches");
+            // `--target X.Y` stands in for the interpreters: it cannot go with `--python`,
+            // and beats `HASHPYC_PYTHON` as it beats the file's `python` (clap's
+            // `conflicts_with` would count the variable as a flag).
+            if !args.target_version.is_empty() {
+                match m.value_source("python") {
+                    Some(ValueSource::CommandLine) => {
+                        return Err(Error::Usage(
+                            "the argument '--target <X.Y>' cannot be used with '--python <PATH>'".into(),
+                        ));
+                    }
+                    Some(ValueSource::EnvVariable) => args.target.python.clear(),
+                    _ => {}
+                }
+            }
             let Some(c) = load_config(&args.config, &args.output, &cwd)? else { return Ok(()) };
             let o = &c.options;
             // `--target X.Y` stands in for the interpreters: the file's are not probed then.

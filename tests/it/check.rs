@@ -102,6 +102,22 @@ per_python!(check_reports_each_outcome, |py: &Python| {
         .run();
     let without_stray: Vec<&str> = run.stdout.lines().filter(|l| !l.starts_with("stray")).collect();
     assert_eq!(table.stdout.lines().collect::<Vec<_>>(), without_stray);
+    // `--target` beats an interpreter from the environment (a job's or an image's
+    // `HASHPYC_PYTHON`), even one that does not exist; with `--python` it is refused.
+    let version = format!("{}.{}", py.minor.0, py.minor.1);
+    let env = tree
+        .hashpyc()
+        .args(["check", "--all", "--target", &version, "."])
+        .env("HASHPYC_PYTHON", "no-such-python3")
+        .run();
+    assert_eq!(env.stdout, table.stdout, "{}", env.stderr);
+    let both = tree.hashpyc().args(["check", "--target", &version]).python(py).arg(".").run();
+    both.assert_code(2);
+    assert!(
+        both.stderr.contains("'--target <X.Y>' cannot be used with '--python <PATH>'"),
+        "{}",
+        both.stderr
+    );
 
     // --mode any accepts unchecked pycs; --mode unchecked flags checked ones.
     let any = tree.hashpyc().args(["check", "--mode", "any"]).python(py).arg("unchecked.py").run();
