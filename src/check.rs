@@ -146,12 +146,26 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     let sources = sources.into_inner();
     // An empty selection proves nothing: a typo in a path, or ignore rules that hid the
     // tree, must not pass a CI job.
-    let nothing = sources == 0 && usage_errors == 0;
+    // Every path a hook named was excluded on purpose (`--force-exclude`): nothing was
+    // meant to be checked, which is no finding.
+    let all_excluded = sources == 0 && !s.roots.is_empty() && walked.force_excluded == s.roots.len();
+    let nothing = sources == 0 && usage_errors == 0 && !all_excluded;
     if nothing {
-        let under: Vec<String> = s.roots.iter().map(|r| format!("`{}`", r.display())).collect();
-        let mut msg = format!("{}: no Python sources to check under {}", style.error(), under.join(", "));
-        if let Some(skipped) = walked.skipped.describe() {
-            msg.push_str(&format!(" ({skipped})"));
+        let mut msg = if s.roots.is_empty() {
+            format!("{}: no Python sources to check: the path list on stdin is empty", style.error())
+        } else {
+            let under: Vec<String> = s.roots.iter().map(|r| format!("`{}`", r.display())).collect();
+            format!("{}: no Python sources to check under {}", style.error(), under.join(", "))
+        };
+        let mut why: Vec<String> = walked.skipped.describe().into_iter().collect();
+        if walked.force_excluded > 0 {
+            why.push(format!(
+                "{} excluded by --force-exclude",
+                report::plural(walked.force_excluded, "named path", "named paths")
+            ));
+        }
+        if !why.is_empty() {
+            msg.push_str(&format!(" ({})", why.join(", ")));
         }
         report::eprint_line(&msg);
     }
@@ -200,6 +214,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
         summary.insert("errors".into(), errors.into());
         summary.insert("skipped_ignored".into(), walked.skipped.ignored.into());
         summary.insert("skipped_hidden".into(), walked.skipped.hidden.into());
+        summary.insert("force_excluded".into(), walked.force_excluded.into());
         let targets: Vec<serde_json::Value> = s.targets.iter().map(|t| t.short_version().into()).collect();
         summary.insert("targets".into(), targets.into());
         let _ = writeln!(out, "{}", serde_json::Value::Object(summary));
@@ -226,6 +241,12 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
         }
         if let Some(skipped) = walked.skipped.describe() {
             parts.push(skipped);
+        }
+        if walked.force_excluded > 0 {
+            parts.push(format!(
+                "{} excluded by --force-exclude",
+                report::plural(walked.force_excluded, "named path", "named paths")
+            ));
         }
         let ok = counts.get("ok").copied().unwrap_or(0);
         let what = if pycs == sources || nothing {

@@ -520,9 +520,22 @@ pub struct SelectArgs {
     pub hidden: bool,
 
     /// Skip files and directories matching this gitignore-style glob (repeatable), e.g.
-    /// `--exclude 'tests/' --exclude '*_pb2.py'`. Replaces the configuration's `exclude`.
+    /// `--exclude 'tests/' --exclude '*_pb2.py'`; as in a `.gitignore`, a later `!GLOB`
+    /// takes back what an earlier one skipped. Replaces the configuration's `exclude`.
     #[arg(long, value_name = "GLOB", help_heading = "Selection")]
     pub exclude: Vec<String>,
+
+    /// Apply `--exclude` and `--exclude-regex` to the paths named on the command line or
+    /// stdin too (a directory, or a file, matched with its parent directories), as ruff's
+    /// `--force-exclude`: for pre-commit hooks and `git ls-files | hashpyc compile -`, which
+    /// name files one by one. By default a named path is always taken, as compileall does.
+    #[arg(long, help_heading = "Selection")]
+    pub force_exclude: bool,
+
+    /// The default (named paths are always taken); overrides `force-exclude = true` in the
+    /// configuration.
+    #[arg(long, overrides_with = "force_exclude", help_heading = "Selection")]
+    pub no_force_exclude: bool,
 
     /// The directory the `exclude` globs are relative to: the configuration file's when
     /// they come from it, else the current directory. Not a flag.

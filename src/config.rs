@@ -72,6 +72,10 @@ pub struct Options {
     /// Skip files whose path as walked matches this regular expression (`--exclude-regex`).
     pub exclude_regex: Option<ExcludeRegex>,
 
+    /// Apply `exclude` and `exclude-regex` to paths named on the command line too
+    /// (`--force-exclude`; `--no-force-exclude` overrides it), for pre-commit hooks.
+    pub force_exclude: Option<bool>,
+
     /// Skip what `.gitignore`, `.ignore` and git's exclude files ignore
     /// (`--respect-gitignore`; `--no-ignore` overrides it).
     pub respect_gitignore: Option<bool>,
@@ -223,6 +227,9 @@ pub struct ExcludeGlob(pub String);
 impl<'de> Deserialize<'de> for ExcludeGlob {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let g = String::deserialize(d)?;
+        if g.trim_start_matches('!').is_empty() {
+            return Err(serde::de::Error::custom("an empty glob would skip everything"));
+        }
         // As `--exclude`: a leading `!` is accepted and ignored by the check.
         globset::Glob::new(g.trim_start_matches('!'))
             .map_err(|e| serde::de::Error::custom(format!("invalid glob `{g}`: {}", glob_reason(&e))))?;
@@ -243,6 +250,9 @@ pub struct ExcludeRegex(pub String);
 impl<'de> Deserialize<'de> for ExcludeRegex {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let re = String::deserialize(d)?;
+        if re.is_empty() {
+            return Err(serde::de::Error::custom("an empty expression would skip everything"));
+        }
         regex::bytes::Regex::new(&re).map_err(|e| {
             let last = e.to_string().lines().last().unwrap_or_default().trim().to_string();
             let first = last.trim_start_matches("error: ").to_string();

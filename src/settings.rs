@@ -195,6 +195,7 @@ fn apply_select(sel: &mut SelectArgs, m: &ArgMatches, c: &Config) {
     {
         sel.exclude_regex = Some(re.0.clone());
     }
+    set_flag(&mut sel.force_exclude, m, &["force_exclude", "no_force_exclude"], o.force_exclude);
     if !given(m, "max_depth") && !given(m, "no_recursion") {
         sel.max_depth = o.max_depth.or(sel.max_depth);
         set_flag(&mut sel.no_recursion, m, &["no_recursion"], o.no_recursion);
@@ -274,7 +275,13 @@ pub fn walk_options(sel: &SelectArgs, jobs: usize) -> Result<WalkOptions, Error>
         ),
         None => None,
     };
+    if sel.exclude_regex.as_deref() == Some("") {
+        return Err(Error::Usage("--exclude-regex '': an empty expression would skip everything".into()));
+    }
     for g in &sel.exclude {
+        if g.trim_start_matches('!').is_empty() {
+            return Err(Error::Usage(format!("--exclude '{g}': an empty glob would skip everything")));
+        }
         globset::Glob::new(g.trim_start_matches('!'))
             .map_err(|e| Error::Usage(format!("invalid --exclude glob `{g}`: {e}")))?;
     }
@@ -292,6 +299,7 @@ pub fn walk_options(sel: &SelectArgs, jobs: usize) -> Result<WalkOptions, Error>
         exclude_globs: sel.exclude.clone(),
         exclude_base: sel.exclude_base.clone(),
         exclude_regex,
+        force_exclude: sel.force_exclude,
         max_depth: if sel.no_recursion { Some(1) } else { sel.max_depth },
         follow: sel.follow,
         limit_symlinks,

@@ -13,7 +13,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use ignore::overrides::{Override, OverrideBuilder};
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use ignore::{WalkBuilder, WalkState};
 use rayon::prelude::*;
 use thiserror::Error;
@@ -30,6 +30,8 @@ pub struct WalkOptions {
     /// configuration file's).
     pub exclude_base: Option<PathBuf>,
     pub exclude_regex: Option<regex::bytes::Regex>,
+    /// Apply the excludes to the roots themselves (`--force-exclude`).
+    pub force_exclude: bool,
     pub max_depth: Option<usize>,
     pub follow: bool,
     /// Skip symlinks that resolve outside this (canonical) directory.
@@ -106,6 +108,8 @@ pub struct Walked {
     pub skipped_symlinks: Vec<PathBuf>,
     /// `.py` files the opt-in rules skipped.
     pub skipped: Skipped,
+    /// Paths named on the command line that `--force-exclude` skipped.
+    pub force_excluded: usize,
 }
 
 /// How many `.py` files each opt-in rule skipped.
@@ -221,7 +225,24 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
     let mut files = Vec::new();
     // Every root walked, files and directories, in the order given.
     let mut walked_roots = Vec::new();
+    let forced = match opts.force_exclude.then(|| Excludes::new(opts)) {
+        Some(Ok(x)) => x,
+        Some(Err(e)) => {
+            walked.errors.push(e);
+            None
+        }
+        None => None,
+    };
     for root in roots {
+        if opts.force_exclude
+            && (forced
+                .as_ref()
+                .is_some_and(|x| x.skips_root(root, std::fs::metadata(root).is_ok_and(|m| m.is_dir())))
+                || (excluded_by_regex(root, opts) && !std::fs::metadata(root).is_ok_and(|m| m.is_dir())))
+        {
+            walked.force_excluded += 1;
+            continue;
+        }
         match std::fs::symlink_metadata(root) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 walked.errors.push(WalkError::NotFound(root.clone()))
@@ -445,12 +466,38 @@ fn lexically_absolute(path: &Path, cwd: &Path) -> PathBuf {
     out
 }
 
-fn overrides(root: &Path, globs: &[String]) -> Result<Override, ignore::Error> {
-    let mut b = OverrideBuilder::new(root);
-    for g in globs {
-        b.add(&format!("!{g}"))?;
+/// The `--exclude` globs as the lines of a `.gitignore` at `base` (so `!GLOB` takes back
+/// what an earlier line skipped), matched against paths made lexically absolute.
+struct Excludes {
+    matcher: Gitignore,
+    cwd: PathBuf,
+}
+
+impl Excludes {
+    fn new(opts: &WalkOptions) -> Result<Option<Excludes>, WalkError> {
+        if opts.exclude_globs.is_empty() {
+            return Ok(None);
+        }
+        let cwd = std::env::current_dir().unwrap_or_default();
+        let mut b = GitignoreBuilder::new(opts.exclude_base.as_deref().unwrap_or(&cwd));
+        for g in &opts.exclude_globs {
+            b.add_line(None, g).map_err(|e| WalkError::Other(format!("invalid --exclude glob: {e}")))?;
+        }
+        let matcher = b.build().map_err(|e| WalkError::Other(format!("invalid --exclude glob: {e}")))?;
+        Ok(Some(Excludes { matcher, cwd }))
     }
-    b.build()
+
+    /// Whether the walker skips `path` (its parents were walked into).
+    fn skips(&self, path: &Path, is_dir: bool) -> bool {
+        self.matcher.matched(lexically_absolute(path, &self.cwd), is_dir).is_ignore()
+    }
+
+    /// Whether a root is excluded, by itself or by a parent directory (`--force-exclude`).
+    fn skips_root(&self, path: &Path, is_dir: bool) -> bool {
+        let abs = lexically_absolute(path, &self.cwd);
+        abs.starts_with(self.matcher.path())
+            && self.matcher.matched_path_or_any_parents(&abs, is_dir).is_ignore()
+    }
 }
 
 fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked, visit: &(dyn Fn(Source) + Sync)) {
@@ -470,29 +517,21 @@ fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked, visit: &
         .max_depth(opts.max_depth)
         .threads(opts.threads.max(1));
     // Globs from the command line are matched relative to the current directory, like
-    // ripgrep's --glob; those of a configuration file relative to its directory, which
-    // takes matching the walked paths made absolute.
-    let cwd = std::env::current_dir().unwrap_or_default();
-    let mut based: Option<Override> = None;
-    if !opts.exclude_globs.is_empty() {
-        let base = opts.exclude_base.as_deref().filter(|b| *b != cwd);
-        match overrides(base.unwrap_or(&cwd), &opts.exclude_globs) {
-            Ok(ov) if base.is_some() => based = Some(ov),
-            Ok(ov) => {
-                builder.overrides(ov);
-            }
-            Err(e) => walked.errors.push(WalkError::Other(format!("invalid --exclude glob: {e}"))),
+    // ripgrep's --glob; those of a configuration file relative to its directory.
+    let excludes = match Excludes::new(opts) {
+        Ok(x) => x,
+        Err(e) => {
+            walked.errors.push(e);
+            None
         }
-    }
+    };
     let collect_pycache = opts.collect_pycache;
     builder.filter_entry(move |e| {
         if !collect_pycache && e.file_name() == "__pycache__" {
             return false;
         }
-        based.as_ref().is_none_or(|ov| {
-            let is_dir = e.file_type().is_some_and(|t| t.is_dir());
-            !ov.matched(lexically_absolute(e.path(), &cwd), is_dir).is_ignore()
-        })
+        e.depth() == 0
+            || excludes.as_ref().is_none_or(|x| !x.skips(e.path(), e.file_type().is_some_and(|t| t.is_dir())))
     });
 
     let found = Mutex::new(Walked::default());

@@ -506,7 +506,8 @@ fn help_matches_each_command() {
             "{outcome}: {check}"
         );
     }
-    for absent in ["--no-progress", "--dry-run", "--force", "write a", "Write a"] {
+    // (`--force` alone on its line: `--force-exclude` is check's too.)
+    for absent in ["--no-progress", "--dry-run", "--force\n", "write a", "Write a"] {
         assert!(!check.contains(absent), "check --help mentions {absent}");
     }
     let inspect = help(&["inspect"]);
@@ -652,4 +653,121 @@ per_python!(nested_roots_compile_each_file_once, |py: &Python| {
         check.assert_code(0);
         assert!(check.stderr.contains("Checked 3 files"), "{roots:?}: {}", check.stderr);
     }
+});
+
+/// The `.py` files a dry run of `args` would compile, relative to `tree`, sorted.
+fn would_compile(tree: &Tree, cwd: &Path, py: &Python, args: &[&str]) -> Vec<String> {
+    let run = harness::Hashpyc::new(cwd).args(["compile", "-n"]).python(py).args(args).run();
+    run.assert_code(0);
+    let mut out: Vec<String> = run
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("compile  "))
+        .map(|l| {
+            let path = l.split("  (").next().unwrap().trim_start_matches("./");
+            let abs = cwd.join(path);
+            abs.strip_prefix(tree.root()).unwrap().to_str().unwrap().to_string()
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+// Excludes as a hook and a subdirectory meet them: `--force-exclude` (or the key) applies
+// the configuration's excludes to named paths (files, stdin lists, `.` inside an excluded
+// directory); an empty exclude is an error, not an empty build; and `!GLOB` takes back
+// what an earlier glob skipped exactly as git decides for the same lines.
+per_python!(excludes_apply_to_named_paths_as_asked, min = (3, 8), |py: &Python| {
+    let tree = Tree::new();
+    let config = "[tool.hashpyc]\nexclude = [\"tests/fixtures/\", \"/docs/\"]\n";
+    tree.write("pyproject.toml", config);
+    tree.write("src/a.py", "X = 1\n");
+    tree.write("tests/fixtures/broken.py", "def f(:\n");
+    tree.write("docs/conf.py", "Y = 2\n");
+    let compile = |cwd: &Path, args: &[&str], stdin: &str| {
+        harness::Hashpyc::new(cwd).arg("compile").python(py).args(args).stdin(stdin).run()
+    };
+    // Named one by one, as pre-commit does: by default a named file is always taken.
+    compile(tree.root(), &["src/a.py", "tests/fixtures/broken.py"], "").assert_code(1);
+    assert!(pyc_of(&tree, py, "src/a.py").is_file());
+    let forced = compile(tree.root(), &["--force-exclude", "src/a.py", "tests/fixtures/broken.py"], "");
+    forced.assert_code(0);
+    assert!(forced.stderr.contains("1 named path excluded by --force-exclude"), "{}", forced.stderr);
+    let listed =
+        compile(tree.root(), &["--force-exclude", "-"], "src/a.py\ntests/fixtures/broken.py\ndocs/conf.py\n");
+    listed.assert_code(0);
+    assert!(listed.stderr.contains("2 named paths excluded"), "{}", listed.stderr);
+    compile(&tree.path("docs"), &["--force-exclude", "."], "").assert_code(0);
+    assert!(!tree.path("docs/__pycache__").exists() && !tree.path("tests/fixtures/__pycache__").exists());
+    let check = harness::Hashpyc::new(tree.root())
+        .args(["check", "--force-exclude"])
+        .python(py)
+        .arg("tests/fixtures/broken.py")
+        .run();
+    check.assert_code(0);
+    // The key, and the flag that turns it off.
+    tree.write("pyproject.toml", format!("{config}force-exclude = true\n"));
+    compile(tree.root(), &["tests/fixtures/broken.py"], "").assert_code(0);
+    compile(tree.root(), &["--no-force-exclude", "tests/fixtures/broken.py"], "").assert_code(1);
+    // Empty excludes skip nothing silently: they are refused.
+    for args in [&["--exclude", ""][..], &["--exclude", "!"], &["--exclude-regex", ""], &["-x", ""]] {
+        let run = compile(tree.root(), &[args, &["."]].concat(), "");
+        run.assert_code(2);
+        assert!(run.stderr.contains("would skip everything"), "{args:?}: {}", run.stderr);
+    }
+    for key in ["exclude = \"\"", "exclude = [\"tests/\", \"\"]", "exclude-regex = \"\""] {
+        tree.write("pyproject.toml", format!("[tool.hashpyc]\n{key}\n"));
+        let run = compile(tree.root(), &["."], "");
+        run.assert_code(2);
+        assert!(
+            run.stderr.contains("pyproject.toml") && run.stderr.contains("would skip everything"),
+            "{}",
+            run.stderr
+        );
+    }
+
+    // Negation: git is the reference for the same lines in a `.gitignore`.
+    let neg = Tree::new();
+    let lines = ["tests/", "!a/tests/", "gen_*.py", "!gen_keep.py", "/top_*.py", "deep/**/x.py"];
+    let files = [
+        "tests/m.py",
+        "a/tests/m.py",
+        "b/tests/m.py",
+        "gen_x.py",
+        "gen_keep.py",
+        "sub/gen_y.py",
+        "sub/gen_keep.py",
+        "plain.py",
+        "top_1.py",
+        "sub/top_2.py",
+        "deep/x.py",
+        "deep/q/r/x.py",
+        "deep/y.py",
+    ];
+    for f in files {
+        neg.write(f, "Z = 3\n");
+    }
+    neg.write(".gitignore", lines.join("\n") + "\n");
+    git(neg.root(), &["init", "-q"]);
+    let check_ignore = Command::new("git")
+        .args(["check-ignore", "--stdin"])
+        .current_dir(neg.root())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(files.join("\n").as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("git check-ignore");
+    let ignored = String::from_utf8(check_ignore.stdout).unwrap();
+    let mut kept: Vec<String> =
+        files.iter().filter(|f| !ignored.lines().any(|l| l == **f)).map(|f| f.to_string()).collect();
+    kept.sort();
+    assert!(kept.len() > 3 && kept.len() < files.len(), "git keeps {kept:?}");
+    let args: Vec<String> = lines.iter().flat_map(|l| ["--exclude".to_string(), l.to_string()]).collect();
+    let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+    all.push(".");
+    assert_eq!(would_compile(&neg, neg.root(), py, &all), kept);
 });

@@ -203,7 +203,7 @@ fn pre_commit_example_as_written() {
         .map(|l| format!("{}\n", &l["#   ".len()..]))
         .collect();
     assert!(pyproject.contains("[tool.hashpyc]"), "{pyproject}");
-    std::fs::write(project.join("pyproject.toml"), pyproject).unwrap();
+    std::fs::write(project.join("pyproject.toml"), &pyproject).unwrap();
     std::fs::write(project.join(".gitignore"), "__pycache__/\n").unwrap();
     let path = format!(
         "{}:{}:{}",
@@ -214,5 +214,13 @@ fn pre_commit_example_as_written() {
     let install =
         Command::new(venv.join("bin/pre-commit")).arg("install").current_dir(&project).output().unwrap();
     assert!(install.status.success(), "{}", String::from_utf8_lossy(&install.stderr));
+    // A broken file the configuration excludes (as CI's walk skips it) commits cleanly.
+    assert!(pyproject.contains("exclude = [\"tests/fixtures/\"]"), "{pyproject}");
+    std::fs::create_dir_all(project.join("tests/fixtures")).unwrap();
+    std::fs::write(project.join("tests/fixtures/broken.py"), "def f(:\n").unwrap();
+    git(&project, &["add", "-A"]);
+    let (ok, text) = commit(&project, &work, &path, "an excluded fixture");
+    assert!(ok, "an excluded file must not fail the commit:\n{text}");
+    assert!(!project.join("tests/fixtures/__pycache__").exists(), "{text}");
     commit_good_then_bad(&project, &work, &path, &[py312, py313]);
 }
