@@ -42,9 +42,62 @@ struct Warned {
 struct File {
     version: u32,
     hashpyc: String,
+    #[serde(with = "path_keys")]
     entries: HashMap<PathBuf, Entry>,
-    #[serde(default)]
+    #[serde(default, with = "path_keys")]
     warned: HashMap<PathBuf, Warned>,
+}
+
+/// Map keys as JSON strings, losslessly: a path that is not UTF-8 (a file named in
+/// Latin-1, say) is `base64:` and its bytes (as is a path that begins so).
+mod path_keys {
+    use std::collections::HashMap;
+    use std::ffi::OsString;
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    use std::path::PathBuf;
+
+    use base64::Engine;
+    use serde::de::Error;
+    use serde::ser::SerializeMap;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    const PREFIX: &str = "base64:";
+
+    pub fn serialize<S: Serializer, V: Serialize>(
+        map: &HashMap<PathBuf, V>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let mut out = s.serialize_map(Some(map.len()))?;
+        for (path, value) in map {
+            let key = match path.to_str() {
+                Some(text) if !text.starts_with(PREFIX) => text.to_string(),
+                _ => {
+                    let bytes = path.as_os_str().as_bytes();
+                    format!("{PREFIX}{}", base64::engine::general_purpose::STANDARD.encode(bytes))
+                }
+            };
+            out.serialize_entry(&key, value)?;
+        }
+        out.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, V: Deserialize<'de>>(
+        d: D,
+    ) -> Result<HashMap<PathBuf, V>, D::Error> {
+        let raw = HashMap::<String, V>::deserialize(d)?;
+        raw.into_iter()
+            .map(|(key, value)| {
+                let path = match key.strip_prefix(PREFIX) {
+                    Some(encoded) => base64::engine::general_purpose::STANDARD
+                        .decode(encoded)
+                        .map(|bytes| PathBuf::from(OsString::from_vec(bytes)))
+                        .map_err(D::Error::custom)?,
+                    None => PathBuf::from(key),
+                };
+                Ok((path, value))
+            })
+            .collect()
+    }
 }
 
 /// The failures remembered for one interpreter.
@@ -81,10 +134,6 @@ impl Memo {
     }
 
     pub fn record_failure(&mut self, abs: PathBuf, hash: &SourceHash, levels: &[u8], f: &CompileFailure) {
-        if abs.to_str().is_none() {
-            // JSON keys must be UTF-8: one such path would keep the whole memo from saving.
-            return;
-        }
         self.file
             .entries
             .insert(abs.clone(), Entry { hash: pyc::hex(hash), levels: levels.to_vec(), failure: f.clone() });
@@ -119,10 +168,6 @@ impl Memo {
             if self.file.warned.remove(&abs).is_some() {
                 self.touched.insert(abs);
             }
-            return;
-        }
-        if abs.to_str().is_none() {
-            // As for failures: never remembered, so such a source is compiled again.
             return;
         }
         let warnings = warnings.iter().map(|w| (w.category.clone(), w.line, w.message.clone())).collect();
@@ -241,14 +286,26 @@ mod tests {
     }
 
     #[test]
-    fn a_non_utf8_path_does_not_keep_the_memo_from_saving() {
+    fn non_utf8_paths_are_remembered_too() {
         use std::os::unix::ffi::OsStrExt;
         let dir = tempfile::tempdir().unwrap();
         let f = failure();
+        let latin1 = Path::new(std::ffi::OsStr::from_bytes(b"/caf\xe9.py"));
         let mut m = Memo::load(dir.path(), "t");
-        m.record_failure(std::ffi::OsStr::from_bytes(b"/caf\xe9.py").into(), &[1; 8], &[0], &f);
+        m.record_failure(latin1.into(), &[1; 8], &[0], &f);
         m.record_failure("/a.py".into(), &[1; 8], &[0], &f);
+        let w = Warning { category: "SyntaxWarning".into(), line: 3, message: "m".into(), level: 0 };
+        m.record_warnings(Path::new(std::ffi::OsStr::from_bytes(b"/w\xff.py")).into(), &[2; 8], &[&w]);
         m.save();
-        assert!(Memo::load(dir.path(), "t").knows(Path::new("/a.py")));
+        let back = Memo::load(dir.path(), "t");
+        assert!(back.knows(Path::new("/a.py")));
+        assert!(back.lookup(latin1, &[1; 8], &[0]).is_some());
+        let warned = back.warnings(Path::new(std::ffi::OsStr::from_bytes(b"/w\xff.py")), &[2; 8]).unwrap();
+        assert_eq!(warned[0].line, 3);
+        // A UTF-8 name that looks like the encoding is a path like any other.
+        let mut m = Memo::load(dir.path(), "t");
+        m.record_failure("base64:Zm9v".into(), &[3; 8], &[0], &f);
+        m.save();
+        assert!(Memo::load(dir.path(), "t").knows(Path::new("base64:Zm9v")));
     }
 }

@@ -303,6 +303,41 @@ per_python!(remembered_failures_start_no_python, |py: &Python| {
     assert!(fixed.stderr.contains(&want), "{}", fixed.stderr);
 });
 
+// The same for files whose names are not UTF-8 (Latin-1 names in old tarballs): their
+// failures and warnings are remembered too, so an unchanged tree starts no Python and
+// `-W error` fails a warned file whose pyc is fresh.
+per_python!(non_utf8_names_are_remembered, min = (3, 8), |py: &Python| {
+    use std::os::unix::ffi::OsStrExt;
+    let tree = Tree::new();
+    let bad = std::ffi::OsStr::from_bytes(b"caf\xe9.py");
+    let warned = std::ffi::OsStr::from_bytes(b"w\xff.py");
+    tree.write(bad, "def f(:\n    pass\n");
+    tree.write(warned, "x = 1\nif x is 1:\n    pass\n");
+    let (wrapper, starts) = tree.counting_python(py);
+    let state = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        tree.hashpyc()
+            .env("HASHPYC_STATE_DIR", state.path())
+            .args(["compile", "--python"])
+            .arg(&wrapper)
+            .args(args)
+            .arg(".")
+            .run()
+    };
+    let first = run(&[]);
+    first.assert_code(1);
+    assert!(first.stderr.contains("SyntaxWarning"), "{}", first.stderr);
+    let n = starts();
+    let second = run(&[]);
+    second.assert_code(1);
+    assert!(second.stderr.contains("SyntaxError"), "the failure again:\n{}", second.stderr);
+    let strict = run(&["-W", "error"]);
+    strict.assert_code(1);
+    assert!(strict.stderr.contains("SyntaxWarning"), "{}", strict.stderr);
+    assert!(strict.stderr.contains("2 failed"), "the warned file fails too:\n{}", strict.stderr);
+    assert_eq!(starts(), n, "remembered, nothing started Python");
+});
+
 // `--python venv/bin/python` and a relative PATH entry: interpreter paths relative to the
 // working directory work (workers run elsewhere, so they must not be resolved there), and
 // give the same bytes as the absolute path.
