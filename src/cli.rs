@@ -107,9 +107,11 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct CompileArgs {
-    /// Files and directories to compile (default: the current directory). `-` reads paths
-    /// from stdin, one per line (or NUL-separated with `--null`). A file named here is
-    /// always compiled, even when hidden, ignored or not named `*.py`.
+    /// Files and directories to compile (default: the current directory, its files spelled
+    /// `src/m.py` as pre-commit names them; `.` given explicitly embeds `./src/m.py`, as
+    /// compileall does). `-` reads paths from stdin, one per line (or NUL-separated with
+    /// `--null`). A file named here is always compiled, even when hidden, ignored or not
+    /// named `*.py` (unless `--force-exclude` and an exclude matches).
     #[arg(value_name = "PATH")]
     pub paths: Vec<OsString>,
 
@@ -374,8 +376,9 @@ impl CacheDirArg {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Files and directories to check (default: the current directory); `-` reads paths
-    /// from stdin, one per line (or NUL-separated with `--null`).
+    /// Files and directories to check (default: the current directory, its files spelled
+    /// `src/m.py`); `-` reads paths from stdin, one per line (or NUL-separated with
+    /// `--null`).
     #[arg(value_name = "PATH")]
     pub paths: Vec<OsString>,
 

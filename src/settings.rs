@@ -300,6 +300,7 @@ pub fn walk_options(sel: &SelectArgs, jobs: usize) -> Result<WalkOptions, Error>
         exclude_base: sel.exclude_base.clone(),
         exclude_regex,
         force_exclude: sel.force_exclude,
+        implicit_root: false,
         max_depth: if sel.no_recursion { Some(1) } else { sel.max_depth },
         follow: sel.follow,
         limit_symlinks,
@@ -419,7 +420,8 @@ pub fn compile_settings(args: &CompileArgs) -> Result<CompileSettings, Error> {
         Some(n) => n,
     };
     let roots = resolve_paths(&args.paths, &args.input)?;
-    let walk = walk_options(&args.select, jobs)?;
+    let mut walk = walk_options(&args.select, jobs)?;
+    walk.implicit_root = args.paths.is_empty();
     let targets = probe_targets(&args.target, timeout)?;
     let layouts = layouts(&args.layout, &targets)?;
     let embed = Embed {
@@ -517,6 +519,7 @@ pub fn check_settings(args: &CheckArgs) -> Result<CheckSettings, Error> {
     let jobs = default_jobs();
     let roots = resolve_paths(&args.paths, &args.input)?;
     let mut walk = walk_options(&args.select, jobs)?;
+    walk.implicit_root = args.paths.is_empty();
     walk.collect_pycache = args.stray;
     let targets = if args.target_version.is_empty() {
         probe_targets(&args.target, None)?

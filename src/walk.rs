@@ -32,6 +32,11 @@ pub struct WalkOptions {
     pub exclude_regex: Option<regex::bytes::Regex>,
     /// Apply the excludes to the roots themselves (`--force-exclude`).
     pub force_exclude: bool,
+    /// No path was given: the one root is the working directory, implied, and paths are
+    /// spelled without `./` (`src/m.py`), as ripgrep and fd spell them then, and as
+    /// pre-commit and `git ls-files` name files; `.` given explicitly keeps compileall's
+    /// `./src/m.py`.
+    pub implicit_root: bool,
     pub max_depth: Option<usize>,
     pub follow: bool,
     /// Skip symlinks that resolve outside this (canonical) directory.
@@ -82,6 +87,20 @@ impl WalkError {
             | WalkError::NotRegular(p) => Some(p),
             WalkError::Io { path, .. } => Some(path),
             WalkError::Other(_) => None,
+        }
+    }
+
+    /// `./src/m.py` becomes `src/m.py` (see [`WalkOptions::implicit_root`]).
+    fn strip_dot(&mut self) {
+        if let WalkError::NotFound(p)
+        | WalkError::Dangling(p)
+        | WalkError::Loop(p)
+        | WalkError::NotRegular(p)
+        | WalkError::Io { path: p, .. } = self
+            && let Ok(rest) = p.strip_prefix(".")
+            && !rest.as_os_str().is_empty()
+        {
+            *p = rest.to_path_buf();
         }
     }
 
@@ -526,6 +545,7 @@ fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked, visit: &
         }
     };
     let collect_pycache = opts.collect_pycache;
+    let implicit_root = opts.implicit_root;
     builder.filter_entry(move |e| {
         if !collect_pycache && e.file_name() == "__pycache__" {
             return false;
@@ -541,12 +561,19 @@ fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked, visit: &
             let entry = match entry {
                 Ok(e) => e,
                 Err(err) => {
-                    let e = convert_error(err);
+                    let mut e = convert_error(err);
+                    if implicit_root {
+                        e.strip_dot();
+                    }
                     found.lock().expect("walk lock").errors.push(e);
                     return WalkState::Continue;
                 }
             };
-            let path = entry.path();
+            let path = if implicit_root {
+                entry.path().strip_prefix(".").unwrap_or(entry.path())
+            } else {
+                entry.path()
+            };
             let Some(ft) = entry.file_type() else {
                 return WalkState::Continue;
             };

@@ -771,3 +771,49 @@ per_python!(excludes_apply_to_named_paths_as_asked, min = (3, 8), |py: &Python| 
     all.push(".");
     assert_eq!(would_compile(&neg, neg.root(), py, &all), kept);
 });
+
+// The pre-commit hook names `src/a.py`; a bare `hashpyc compile` in the same checkout
+// used to walk `.` and embed `./src/a.py`, so each recompiled what the other wrote, on
+// every run. With no path given, paths are spelled as the hook, ripgrep and fd spell
+// them (`src/a.py`), and the two agree; `.` given explicitly keeps compileall's spelling.
+per_python!(bare_compile_and_hook_agree, |py: &Python| {
+    let tree = Tree::new();
+    tree.write("src/a.py", "def f():\n    return 'a'\n");
+    tree.write("src/pkg/b.py", "B = {'x', 'y'}\n");
+    let compile = |args: &[&str]| {
+        let run = tree.hashpyc().args(["compile", "--format", "json"]).python(py).args(args).run();
+        run.assert_code(0);
+        let summary: serde_json::Value = serde_json::from_str(run.stdout.lines().last().unwrap()).unwrap();
+        (summary["compiled"].as_u64().unwrap(), summary["fresh"].as_u64().unwrap())
+    };
+    assert_eq!(compile(&["src/a.py", "src/pkg/b.py"]), (2, 0), "the hook's run");
+    assert_eq!(compile(&[]), (0, 2), "a bare compile finds the hook's pycs fresh");
+    assert_eq!(compile(&["src/a.py"]), (0, 1), "and the hook finds the bare compile's");
+    assert_eq!(compile(&["--force"]), (2, 0));
+    assert_eq!(compile(&["src/pkg/b.py", "src/a.py"]), (0, 2));
+    let names = ["src/a.py", "src/pkg/b.py"];
+    let sources: Vec<PathBuf> = names.iter().map(PathBuf::from).collect();
+    let refs = harness::py_compile_refs(py, tree.root(), &sources, None);
+    for (name, reference) in names.iter().zip(&refs) {
+        let ours = std::fs::read(pyc_of(&tree, py, name)).unwrap();
+        let reference = reference.as_ref().expect("py_compile compiled it");
+        if py.minor >= (3, 11) {
+            assert_eq!(&ours, reference, "{name}: differs from py_compile's pyc for `{name}`");
+        } else {
+            assert_eq!((&ours[..16], ours.len()), (&reference[..16], reference.len()), "{name}");
+        }
+    }
+    // `check` and `check --stray` without a path speak of the same files.
+    let check = tree.hashpyc().args(["check", "--all", "--stray"]).python(py).run();
+    check.assert_code(0);
+    assert_eq!(check.stdout, "ok         src/a.py\nok         src/pkg/b.py\n");
+    // `.` named explicitly embeds `./src/a.py`, as `python -m compileall .` does.
+    assert_eq!(compile(&["."]), (2, 0));
+    let refs = harness::py_compile_refs(py, tree.root(), &[PathBuf::from("./src/a.py")], None);
+    let (ours, reference) = (std::fs::read(pyc_of(&tree, py, "src/a.py")).unwrap(), refs[0].clone().unwrap());
+    if py.minor >= (3, 11) {
+        assert_eq!(ours, reference, "embedded `./src/a.py`");
+    } else {
+        assert_eq!((&ours[..16], ours.len()), (&reference[..16], reference.len()), "embedded `./src/a.py`");
+    }
+});
