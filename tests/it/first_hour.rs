@@ -596,17 +596,21 @@ per_python!(stdlib_names_in_the_working_directory, |py: &Python| {
     let sources: Vec<PathBuf> = names.iter().map(|n| Path::new(".").join(n)).collect();
     let refs = harness::py_compile_refs(py, tree.root(), &sources, None);
     for (name, reference) in names.iter().zip(&refs) {
-        let ours = std::fs::read(pyc_of(&tree, py, name)).unwrap();
-        let reference = reference.as_ref().expect("py_compile compiled it");
-        // Before 3.11 py_compile's process may set marshal's FLAG_REF where a worker does
-        // not (see tests/it/compile.rs); the header and the length must agree there too.
-        if py.minor >= (3, 11) {
-            assert_eq!(&ours, reference, "{name}: differs from py_compile's pyc");
-        } else {
-            assert_eq!((&ours[..16], ours.len()), (&reference[..16], reference.len()), "{name}");
-        }
+        same_as_py_compile(py, &std::fs::read(pyc_of(&tree, py, name)).unwrap(), reference, name);
     }
 });
+
+/// Byte identity with py_compile's pyc on 3.11+; before 3.11 py_compile's process may set
+/// marshal's FLAG_REF where a worker does not (see tests/it/compile.rs), so the header and
+/// the length must agree there.
+fn same_as_py_compile(py: &Python, ours: &[u8], reference: &Option<Vec<u8>>, name: &str) {
+    let reference = reference.as_ref().expect("py_compile compiled it");
+    if py.minor >= (3, 11) {
+        assert_eq!(ours, &reference[..], "{name}: differs from py_compile's pyc");
+    } else {
+        assert_eq!((&ours[..16], ours.len()), (&reference[..16], reference.len()), "{name}");
+    }
+}
 
 // Nested roots (`compile src .`, `. src`, an absolute and a relative spelling, a symlink
 // to a directory and the directory): a file
@@ -795,13 +799,7 @@ per_python!(bare_compile_and_hook_agree, |py: &Python| {
     let sources: Vec<PathBuf> = names.iter().map(PathBuf::from).collect();
     let refs = harness::py_compile_refs(py, tree.root(), &sources, None);
     for (name, reference) in names.iter().zip(&refs) {
-        let ours = std::fs::read(pyc_of(&tree, py, name)).unwrap();
-        let reference = reference.as_ref().expect("py_compile compiled it");
-        if py.minor >= (3, 11) {
-            assert_eq!(&ours, reference, "{name}: differs from py_compile's pyc for `{name}`");
-        } else {
-            assert_eq!((&ours[..16], ours.len()), (&reference[..16], reference.len()), "{name}");
-        }
+        same_as_py_compile(py, &std::fs::read(pyc_of(&tree, py, name)).unwrap(), reference, name);
     }
     // `check` and `check --stray` without a path speak of the same files.
     let check = tree.hashpyc().args(["check", "--all", "--stray"]).python(py).run();
@@ -810,10 +808,5 @@ per_python!(bare_compile_and_hook_agree, |py: &Python| {
     // `.` named explicitly embeds `./src/a.py`, as `python -m compileall .` does.
     assert_eq!(compile(&["."]), (2, 0));
     let refs = harness::py_compile_refs(py, tree.root(), &[PathBuf::from("./src/a.py")], None);
-    let (ours, reference) = (std::fs::read(pyc_of(&tree, py, "src/a.py")).unwrap(), refs[0].clone().unwrap());
-    if py.minor >= (3, 11) {
-        assert_eq!(ours, reference, "embedded `./src/a.py`");
-    } else {
-        assert_eq!((&ours[..16], ours.len()), (&reference[..16], reference.len()), "embedded `./src/a.py`");
-    }
+    same_as_py_compile(py, &std::fs::read(pyc_of(&tree, py, "src/a.py")).unwrap(), &refs[0], "./src/a.py");
 });
