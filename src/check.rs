@@ -1,6 +1,7 @@
 //! `hashpyc check`: does every source have a pyc the target interpreter will accept and
-//! that matches the source? Pure Rust (walk + pyc header + SipHash), in parallel; the
-//! findings are data on stdout (text, JSON Lines or GitHub annotations), sorted by path.
+//! that matches the source? Pure Rust (walk + pyc header + SipHash + a structural walk of
+//! the marshal body), in parallel; the findings are data on stdout (text, JSON Lines or
+//! GitHub annotations), sorted by path.
 
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
@@ -13,6 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::cli::Format;
 use crate::io::io_reason;
+use crate::marshal;
 use crate::plan::PycPaths;
 use crate::pyc::{self, Accept, HashMode, Header, Invalid, Kind, Status};
 use crate::report::{self, Style};
@@ -193,7 +195,11 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
                 }
                 let extra = if extra.is_empty() { String::new() } else { format!("  [{}]", extra.join(" ")) };
                 let shown = if f.outcome == Outcome::Stray { &f.pyc } else { &f.path };
-                format!("{:<10} {}{extra}", f.outcome.name(), shown.display())
+                let why = match &f.detail {
+                    Some(d) if verbosity.verbose > 0 => format!(": {d}"),
+                    _ => String::new(),
+                };
+                format!("{:<10} {}{extra}{why}", f.outcome.name(), shown.display())
             }
             Format::Json => serde_json::to_string(f).expect("findings serialize"),
             Format::Github => github_annotation(f),
@@ -337,53 +343,29 @@ fn check_source(path: &Path, s: &CheckSettings, cwd: &Path) -> (usize, Vec<Findi
         for (t, target) in s.targets.iter().enumerate() {
             let mut get_hash = || source.hash(target);
             for (i, pyc_path) in paths.of(path, t).into_iter().enumerate() {
-                let mut head = [0u8; pyc::HEADER_LEN];
-                let (outcome, n, detail) = match read_head(&pyc_path, &mut head) {
-                    Err(e)
-                        if e.kind() == std::io::ErrorKind::NotFound
-                            || e.kind() == std::io::ErrorKind::NotADirectory =>
-                    {
-                        (Outcome::Missing, 0, None)
-                    }
-                    Err(e) => (Outcome::Unreadable, 0, Some(format!("pyc: {}", io_reason(&e)))),
-                    Ok(n) => {
-                        let mut hash_err = None;
-                        let status = pyc::classify(&head[..n], target.magic, s.accept, || match get_hash() {
-                            Ok(h) => h,
-                            Err(e) => {
-                                hash_err = Some(e);
-                                [0; 8]
-                            }
-                        });
-                        match (hash_err, status) {
-                            (Some(e), _) => (Outcome::Unreadable, n, Some(format!("source: {e}"))),
-                            (None, Status::Fresh) => (Outcome::Ok, n, None),
-                            (None, Status::Stale) => (Outcome::Stale, n, None),
-                            (None, Status::Timestamp) => (Outcome::Timestamp, n, None),
-                            (None, Status::WrongMode(HashMode::Unchecked)) => (Outcome::Unchecked, n, None),
-                            (None, Status::WrongMode(HashMode::Checked)) => (Outcome::Checked, n, None),
-                            (None, Status::Invalid(why)) => (
-                                Outcome::Invalid,
-                                n,
-                                Some(match why {
-                                    Invalid::Magic => describe_magic(&head[..n], target),
-                                    other => other.to_string(),
-                                }),
-                            ),
+                let (outcome, found, detail) = crate::plan::PYC_BUF.with_borrow_mut(|data| {
+                    let (outcome, detail) = match crate::plan::read_pyc_into(&pyc_path, data) {
+                        Err(e)
+                            if e.kind() == std::io::ErrorKind::NotFound
+                                || e.kind() == std::io::ErrorKind::NotADirectory =>
+                        {
+                            (Outcome::Missing, None)
                         }
-                    }
-                };
+                        Err(e) => (Outcome::Unreadable, Some(format!("pyc: {}", io_reason(&e)))),
+                        Ok(()) => classify_pyc(data, target, s.accept, &mut get_hash),
+                    };
+                    let found = match outcome {
+                        Outcome::Unreadable | Outcome::Missing => None,
+                        _ => Header::parse(data).map(|h| header_view(&h)),
+                    };
+                    (outcome, found, detail)
+                });
                 if outcome == Outcome::Ok {
                     ok += 1;
                     if !s.all {
                         continue;
                     }
                 }
-                let found = if outcome == Outcome::Unreadable {
-                    None
-                } else {
-                    Header::parse(&head[..n]).map(|h| header_view(&h))
-                };
                 let expected =
                     (outcome != Outcome::Ok && outcome != Outcome::Unreadable).then(|| HeaderView {
                         magic: target.magic.to_string(),
@@ -420,9 +402,39 @@ fn describe_magic(head: &[u8], target: &Target) -> String {
     }
 }
 
-/// Up to 16 bytes of a pyc.
-fn read_head(path: &Path, head: &mut [u8; pyc::HEADER_LEN]) -> std::io::Result<usize> {
-    crate::io::read_at_least(&mut std::fs::File::open(path)?, head, pyc::HEADER_LEN)
+/// One pyc's outcome, and why when it is invalid or unreadable. A pyc whose header would
+/// be accepted must also have a body that loads: one code object spanning the rest of
+/// the file (a truncated or garbage body fails the import).
+fn classify_pyc(
+    data: &[u8],
+    target: &Target,
+    accept: Accept,
+    get_hash: &mut impl FnMut() -> Result<pyc::SourceHash, String>,
+) -> (Outcome, Option<String>) {
+    let mut hash_err = None;
+    let status = pyc::classify(data, target.magic, accept, || match get_hash() {
+        Ok(h) => h,
+        Err(e) => {
+            hash_err = Some(e);
+            [0; 8]
+        }
+    });
+    if let Some(e) = hash_err {
+        return (Outcome::Unreadable, Some(format!("source: {e}")));
+    }
+    let outcome = match status {
+        Status::Fresh => Outcome::Ok,
+        Status::Stale => return (Outcome::Stale, None),
+        Status::Timestamp => return (Outcome::Timestamp, None),
+        Status::WrongMode(HashMode::Unchecked) => Outcome::Unchecked,
+        Status::WrongMode(HashMode::Checked) => Outcome::Checked,
+        Status::Invalid(Invalid::Magic) => return (Outcome::Invalid, Some(describe_magic(data, target))),
+        Status::Invalid(why) => return (Outcome::Invalid, Some(why.to_string())),
+    };
+    match marshal::code_body(&data[pyc::HEADER_LEN..], crate::plan::target_layout(target)) {
+        Ok(_) => (outcome, None),
+        Err(e) => (Outcome::Invalid, Some(format!("body: {e}"))),
+    }
 }
 
 /// pycs in `__pycache__` whose `<stem>.py` no longer exists beside the directory.

@@ -3,7 +3,6 @@
 //! be compiled, and why. A source is read (and hashed) only when some pyc's header says
 //! the hash decides; a pyc's body is read only to compare its embedded path.
 
-use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -332,45 +331,64 @@ fn level_status(
     hash: &mut impl FnMut() -> Result<SourceHash, String>,
 ) -> Result<Option<()>, LevelError> {
     let compile = |r| Err(LevelError::Compile(r));
-    let mut file = match std::fs::File::open(pyc_path) {
-        Ok(f) => f,
-        Err(e)
-            if e.kind() == std::io::ErrorKind::NotFound || e.kind() == std::io::ErrorKind::NotADirectory =>
-        {
-            return compile(Reason::Missing);
-        }
-        Err(e) => return compile(Reason::UnreadablePyc(io_reason(&e).into())),
-    };
-    // Header and the start of the body in one read: the embedded name usually sits in
-    // the first few KiB.
-    let mut prefix = vec![0u8; PYC_PREFIX];
-    let n = match crate::io::read_at_least(&mut file, &mut prefix, pyc::HEADER_LEN) {
-        Ok(n) => n,
-        Err(e) => return compile(Reason::UnreadablePyc(io_reason(&e).into())),
-    };
-    prefix.truncate(n);
-    let mut hash_error = false;
-    let status = pyc::classify(&prefix, target.magic, Accept::Only(mode), || {
-        *source_hash.get_or_insert_with(|| match hash() {
-            Ok(h) => h,
-            Err(_) => {
-                hash_error = true;
-                [0; 8]
+    PYC_BUF.with_borrow_mut(|data| {
+        match read_pyc_into(pyc_path, data) {
+            Ok(()) => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    || e.kind() == std::io::ErrorKind::NotADirectory =>
+            {
+                return compile(Reason::Missing);
             }
-        })
-    });
-    if hash_error {
-        return Err(LevelError::SourceUnreadable);
+            Err(e) => return compile(Reason::UnreadablePyc(io_reason(&e).into())),
+        }
+        let mut hash_error = false;
+        let status = pyc::classify(data, target.magic, Accept::Only(mode), || {
+            *source_hash.get_or_insert_with(|| match hash() {
+                Ok(h) => h,
+                Err(_) => {
+                    hash_error = true;
+                    [0; 8]
+                }
+            })
+        });
+        if hash_error {
+            return Err(LevelError::SourceUnreadable);
+        }
+        let wrong_mode = match status {
+            Status::Fresh => false,
+            Status::WrongMode(_) => true,
+            Status::Stale => return compile(Reason::Stale),
+            Status::Timestamp => return compile(Reason::Timestamp),
+            Status::Invalid(why) => return compile(Reason::Invalid(why)),
+        };
+        match marshal::code_body(&data[pyc::HEADER_LEN..], target_layout(target)) {
+            Ok(name) if name == want_name => Ok(wrong_mode.then_some(())),
+            Ok(name) => compile(Reason::EmbeddedPath { found: String::from_utf8_lossy(name).into() }),
+            Err(e) => compile(Reason::UnreadableBody(e.to_string().into())),
+        }
+    })
+}
+
+thread_local! {
+    /// Each walker thread reads whole pycs into one buffer (see `SOURCE_BUF`).
+    pub(crate) static PYC_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Read a whole pyc into `buf` (cleared first): its body is only known good once all of
+/// it has been read (see [`marshal::code_body`]).
+pub(crate) fn read_pyc_into(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    if buf.capacity() > 16 << 20 {
+        // Do not keep the buffer of a huge pyc alive for the rest of the run.
+        *buf = Vec::new();
     }
-    let wrong_mode = match status {
-        Status::Fresh => false,
-        Status::WrongMode(_) => true,
-        Status::Stale => return compile(Reason::Stale),
-        Status::Timestamp => return compile(Reason::Timestamp),
-        Status::Invalid(why) => return compile(Reason::Invalid(why)),
-    };
-    check_embedded_name(&mut file, prefix, target, want_name).map_err(LevelError::Compile)?;
-    Ok(wrong_mode.then_some(()))
+    buf.clear();
+    crate::io::read_to_end_direct(&std::fs::File::open(path)?, buf)
+}
+
+/// The code object layout of a target's pycs.
+pub(crate) fn target_layout(target: &Target) -> CodeLayout {
+    CodeLayout::for_version(target.version.0, target.version.1)
 }
 
 /// Two pycs with identical bytes that are not yet one file.
@@ -381,40 +399,5 @@ fn unlinked_duplicates(a: &Path, b: &Path) -> bool {
     match (std::fs::read(a), std::fs::read(b)) {
         (Ok(x), Ok(y)) => x == y,
         _ => false,
-    }
-}
-
-/// How much of a pyc the plan reads at first.
-const PYC_PREFIX: usize = 4096;
-
-/// Compare the pyc's `co_filename` with the one this run would embed. `data` holds the
-/// file's first bytes; more are read only if the name lies beyond them (a short first read
-/// is not proof of the end).
-fn check_embedded_name(
-    file: &mut std::fs::File,
-    mut data: Vec<u8>,
-    target: &Target,
-    want: &[u8],
-) -> Result<(), Reason> {
-    let code_layout = CodeLayout::for_version(target.version.0, target.version.1);
-    let mut chunk = 4 * PYC_PREFIX;
-    let mut at_end = false;
-    loop {
-        match marshal::code_filename(&data[pyc::HEADER_LEN..], code_layout) {
-            Ok(name) if name == want => return Ok(()),
-            Ok(name) => {
-                return Err(Reason::EmbeddedPath { found: String::from_utf8_lossy(name).into() });
-            }
-            Err(marshal::MarshalError::Truncated) if !at_end => {
-                let before = data.len();
-                file.by_ref()
-                    .take(chunk as u64)
-                    .read_to_end(&mut data)
-                    .map_err(|e| Reason::UnreadablePyc(io_reason(&e).into()))?;
-                at_end = data.len() - before < chunk;
-                chunk *= 4;
-            }
-            Err(e) => return Err(Reason::UnreadableBody(e.to_string().into())),
-        }
     }
 }

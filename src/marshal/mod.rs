@@ -5,6 +5,8 @@
 //! Every code object in one compile shares a single filename object, so the first
 //! `co_filename` met in marshal's depth-first order is the file's. The reader stops there:
 //! it walks constants (nested code objects included) but never the rest of the body.
+//! `code_body` reads a whole body the same way (`check` and the plan call it), to tell
+//! whether it is one code object that loads, without building any value.
 //! Malformed input gives an error, never a panic, and no length field makes it allocate.
 //! `relocate` (beside this file) rewrites that filename; it reads bodies with this reader.
 
@@ -69,6 +71,8 @@ pub enum MarshalError {
     FilenameNotString,
     #[error("{0} bytes after the marshal data")]
     Trailing(usize),
+    #[error("marshal data is not a code object (type {0:#04x})")]
+    NotCode(u8),
 }
 
 /// What the reader remembers of an object that may be referenced later.
@@ -145,6 +149,8 @@ struct Reader<'a> {
     scan: Scan,
     /// Every string occurrence, in order, when the caller asked for them.
     uses: Option<Vec<StrUse>>,
+    /// The first `co_filename` met (the file's), when reading everything.
+    first_filename: Option<(usize, usize)>,
 }
 
 /// The raw bytes of the `co_filename` of the code object a marshal body holds.
@@ -154,6 +160,24 @@ pub fn code_filename(body: &[u8], layout: CodeLayout) -> Result<&[u8], MarshalEr
         Some((s, e)) => Ok(&body[s..e]),
         None => Err(MarshalError::NoCode),
     }
+}
+
+/// Read a whole pyc body the way importlib's `marshal.loads` must succeed on it, without
+/// building any value: one code object ending exactly where the body does. Returns its
+/// `co_filename` (the first met, as [`code_filename`]). Truncated or garbage bodies, which
+/// fail the import with EOFError or "bad marshal data", are errors.
+pub fn code_body(body: &[u8], layout: CodeLayout) -> Result<&[u8], MarshalError> {
+    let mut r = Reader::new(body, layout, false);
+    r.run()?;
+    if r.pos != body.len() {
+        return Err(MarshalError::Trailing(body.len() - r.pos));
+    }
+    let ty = body[0] & !FLAG_REF;
+    if ty != b'c' {
+        return Err(MarshalError::NotCode(ty));
+    }
+    let (s, e) = r.first_filename.ok_or(MarshalError::NoCode)?;
+    Ok(&body[s..e])
 }
 
 /// Read a whole marshal body and report what `Scan` describes.
@@ -188,6 +212,7 @@ impl<'a> Reader<'a> {
             in_container: 0,
             scan: Scan::default(),
             uses: None,
+            first_filename: None,
         }
     }
 
@@ -297,6 +322,7 @@ impl<'a> Reader<'a> {
                         if self.stop_at_filename {
                             return Ok(Some((s, e)));
                         }
+                        self.first_filename.get_or_insert((s, e));
                     }
                     *field += 1;
                 }
@@ -491,6 +517,20 @@ mod tests {
         assert!(matches!(code_filename(b"Q", CodeLayout::Py311), Err(MarshalError::UnknownType(b'Q'))));
         let deep = [b')', 1].repeat(5000);
         assert_eq!(code_filename(&deep, CodeLayout::Py311), Err(MarshalError::TooDeep));
+    }
+
+    #[test]
+    fn code_body_needs_one_whole_code_object() {
+        // As in reads_filename_from_cpython_output: CPython 3.12.1's marshal of a module.
+        let flat: &[u8] = b"c\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\xf3\x08\x00\x00\x00\x97\x00d\x00Z\x00y\x01)\x02\xe9\x01\x00\x00\x00N)\x01\xda\x01x\xa9\x00\xf3\x00\x00\x00\x00\xfa\x04m.py\xfa\x08<module>r\x06\x00\x00\x00\x01\x00\x00\x00s\n\x00\x00\x00\xf0\x03\x01\x01\x01\xd8\x04\x05\x81\x01r\x04\x00\x00\x00";
+        assert_eq!(code_body(flat, CodeLayout::Py311), Ok(&b"m.py"[..]));
+        for cut in [0, 1, 20, flat.len() / 2, flat.len() - 1] {
+            assert_eq!(code_body(&flat[..cut], CodeLayout::Py311), Err(MarshalError::Truncated), "{cut}");
+        }
+        assert_eq!(code_body(&[flat, b"N"].concat(), CodeLayout::Py311), Err(MarshalError::Trailing(1)));
+        assert_eq!(code_body(b"\x00garbage", CodeLayout::Py311), Err(MarshalError::UnknownType(0)));
+        assert_eq!(code_body(b"N", CodeLayout::Py311), Err(MarshalError::NotCode(b'N')));
+        assert_eq!(code_body(b"\xe9\x01\x00\x00\x00", CodeLayout::Py311), Err(MarshalError::NotCode(b'i')));
     }
 
     #[test]

@@ -253,3 +253,70 @@ per_python!(inspect_describes_pycs, min = (3, 8), |py: &Python| {
     assert_eq!(v["mode"], "checked-hash");
     assert_eq!(v["python"], format!("{}.{}", py.minor.0, py.minor.1));
 });
+
+/// Whether this interpreter imports module `name` from `tree` (its pyc, or the pyc alone
+/// when the source is gone), and what it said when it did not.
+fn imports(py: &Python, tree: &Tree, name: &str) -> Result<(), String> {
+    let out = py.cmd().args(["-c", &format!("import {name}")]).current_dir(tree.root()).output().unwrap();
+    if out.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&out.stderr).into_owned()) }
+}
+
+per_python!(check_reads_the_whole_body, |py: &Python| {
+    let tree = Tree::new();
+    for name in ["intact", "header_only", "garbage", "cut", "trailing"] {
+        tree.write(
+            format!("{name}.py"),
+            format!("def f():\n    return {name:?}\n\nclass C:\n    x = (1, 2.5, 'é')\n"),
+        );
+    }
+    tree.hashpyc().args(["compile", "-q"]).python(py).arg(".").run().assert_code(0);
+    let header = tree.read(pyc(py, "intact"))[..16].to_vec();
+    let edit = |name: &str, f: &dyn Fn(Vec<u8>) -> Vec<u8>| {
+        let p = tree.path(pyc(py, name));
+        std::fs::write(&p, f(std::fs::read(&p).unwrap())).unwrap();
+    };
+    edit("header_only", &|d| d[..16].to_vec());
+    edit("garbage", &|d| [&d[..16], &b"\x00garbage"[..]].concat());
+    edit("cut", &|d| d[..d.len() - 3].to_vec());
+    edit("trailing", &|d| [&d[..], &b"N"[..]].concat());
+    assert_eq!(tree.read(pyc(py, "intact"))[..16], header[..]);
+    // The interpreter refuses the pycs whose body is not one whole code object (and, since
+    // the header says the source matches, does not fall back to compiling the source).
+    imports(py, &tree, "intact").unwrap();
+    for name in ["header_only", "garbage", "cut"] {
+        let err = imports(py, &tree, name).expect_err(name);
+        assert!(err.contains("EOFError") || err.contains("bad marshal data"), "{name}: {err}");
+    }
+    let run = tree.hashpyc().args(["check", "--all", "--format", "json"]).python(py).arg(".").run();
+    run.assert_code(1);
+    let mut got = BTreeMap::new();
+    for line in run.stdout.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if v["type"] == "finding" {
+            let path = v["path"].as_str().unwrap().trim_start_matches("./").to_string();
+            got.insert(path, (v["outcome"].as_str().unwrap().to_string(), v["detail"].clone()));
+        }
+    }
+    assert_eq!(got["intact.py"].0, "ok", "{}", run.stdout);
+    // Extra bytes after the code object are not what hashpyc writes: invalid too.
+    for name in ["header_only", "garbage", "cut", "trailing"] {
+        let (outcome, detail) = &got[&format!("{name}.py")];
+        assert_eq!(outcome, "invalid", "{name}: {}", run.stdout);
+        assert!(detail.as_str().is_some_and(|d| d.starts_with("body: ")), "{name}: {detail}");
+    }
+    // Text output names the reason with -v.
+    let text = tree.hashpyc().args(["check", "-v"]).python(py).arg("garbage.py").run();
+    text.assert_code(1);
+    assert!(text.stdout.starts_with("invalid    garbage.py: body: "), "{}", text.stdout);
+    // compile agrees: it rewrites exactly those, and then every pyc imports and checks ok.
+    let dry = tree.hashpyc().args(["compile", "-n"]).python(py).arg(".").run();
+    dry.assert_code(0);
+    let recompiled: Vec<&str> = dry.stdout.lines().filter(|l| l.starts_with("compile ")).collect();
+    assert_eq!(recompiled.len(), 4, "{}", dry.stdout);
+    assert!(dry.stdout.contains("fresh    ./intact.py"), "{}", dry.stdout);
+    tree.hashpyc().args(["compile", "-q"]).python(py).arg(".").run().assert_code(0);
+    tree.hashpyc().arg("check").python(py).arg(".").run().assert_code(0);
+    for name in ["header_only", "garbage", "cut", "trailing"] {
+        imports(py, &tree, name).unwrap();
+    }
+});
