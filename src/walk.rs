@@ -561,7 +561,24 @@ fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked, visit: &
             let entry = match entry {
                 Ok(e) => e,
                 Err(err) => {
-                    let mut e = convert_error(err);
+                    let mut e = match convert_error(err) {
+                        // With --follow the walker stats every link and fails on a dangling
+                        // one: treat it as without --follow, a warning for a link that
+                        // would be selected and nothing for any other.
+                        WalkError::Io { path, source }
+                            if source.kind() == std::io::ErrorKind::NotFound
+                                && std::fs::symlink_metadata(&path)
+                                    .is_ok_and(|m| m.file_type().is_symlink()) =>
+                        {
+                            if !path.as_os_str().as_bytes().ends_with(b".py")
+                                || excluded_by_regex(&path, opts)
+                            {
+                                return WalkState::Continue;
+                            }
+                            WalkError::Dangling(path)
+                        }
+                        e => e,
+                    };
                     if implicit_root {
                         e.strip_dot();
                     }
@@ -632,6 +649,7 @@ fn list_pycs(dir: &Path) -> Vec<PathBuf> {
 fn convert_error(err: ignore::Error) -> WalkError {
     match err {
         ignore::Error::WithPath { path, err } => match *err {
+            ignore::Error::WithDepth { err, .. } => convert_error(ignore::Error::WithPath { path, err }),
             ignore::Error::Io(source) => WalkError::Io { path, source },
             ignore::Error::Loop { child, .. } => WalkError::Loop(child),
             other => WalkError::Other(format!("`{}`: {other}", path.display())),

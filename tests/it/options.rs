@@ -286,3 +286,26 @@ fn timestamp_mode_is_refused_with_the_reason() {
     assert!(run.stderr.contains("changes twice within one second"), "{}", run.stderr);
     assert!(run.stderr.contains("checked-hash"), "{}", run.stderr);
 }
+
+per_python!(dangling_symlinks_warn_with_and_without_follow, min = (3, 12), |py: &Python| {
+    let tree = Tree::new();
+    tree.write("m.py", "x = 1\n");
+    tree.write("sub/n.py", "y = 2\n");
+    std::os::unix::fs::symlink("nowhere", tree.path("README")).unwrap();
+    std::os::unix::fs::symlink("nowhere.py", tree.path("sub/gone.py")).unwrap();
+    // The interpreter has nothing to import there either.
+    assert!(!py.cmd().args(["-c", "import sub.gone"]).current_dir(tree.root()).status().unwrap().success());
+    for follow in [&[][..], &["-L"][..]] {
+        for cmd in ["compile", "check"] {
+            let run = tree.hashpyc().arg(cmd).args(follow).python(py).arg(".").run();
+            run.assert_code(0);
+            let warnings: Vec<&str> = run.stderr.lines().filter(|l| !l.starts_with(['C', ' '])).collect();
+            assert_eq!(
+                warnings,
+                ["warning: `./sub/gone.py`: dangling symbolic link"],
+                "{cmd} {follow:?}: {}",
+                run.stderr
+            );
+        }
+    }
+});
