@@ -90,10 +90,29 @@ fn describe(path: &Path) -> Description {
     }
     d.magic = h.magic.to_string();
     d.body_bytes = data.len() - pyc::HEADER_LEN;
-    let minor = target::version_of_magic(h.magic);
-    d.python = minor.map(|(a, b)| format!("{a}.{b}"));
+    let Some(minor) = target::version_of_magic(h.magic) else {
+        // Before 3.7 (PEP 552) a header had no flags field: what follows the magic is not
+        // a mode, so nothing past the magic is described.
+        let n = h.magic.number();
+        d.error = Some(if (3000..=3379).contains(&n) || (20121..=62211).contains(&n) {
+            format!("a pyc of a Python older than 3.7 (magic number {n}), which hashpyc does not support")
+        } else {
+            let (first, last) = (KNOWN[0].minor, KNOWN[KNOWN.len() - 1].minor);
+            format!(
+                "unknown magic number {n}: not a pyc of CPython {}.{} to {}.{}",
+                first.0, first.1, last.0, last.1
+            )
+        });
+        return d;
+    };
+    d.python = Some(format!("{}.{}", minor.0, minor.1));
+    let minor = Some(minor);
     match h.kind() {
-        Err(why) => d.mode = format!("invalid ({why})"),
+        Err(why) => {
+            // importlib refuses such a pyc ("invalid flags").
+            d.mode = format!("invalid ({why})");
+            d.error = Some(format!("not a valid pyc: {why}"));
+        }
         Ok(Kind::Timestamp { mtime, size }) => {
             d.mode = "timestamp".into();
             d.mtime = Some(mtime);
@@ -115,16 +134,21 @@ fn describe(path: &Path) -> Description {
         }
     }
     if let Some((a, b)) = minor {
-        match marshal::code_filename(&data[pyc::HEADER_LEN..], CodeLayout::for_version(a, b)) {
+        let body = &data[pyc::HEADER_LEN..];
+        match marshal::code_filename(body, CodeLayout::for_version(a, b)) {
             Ok(name) => {
                 d.embedded_path =
                     Some(PathBuf::from(std::ffi::OsString::from_vec(marshal::path_from_filename(name))));
-                // The whole body must read, or the import fails.
-                if let Err(e) = marshal::scan(&data[pyc::HEADER_LEN..], CodeLayout::for_version(a, b)) {
-                    d.error = Some(format!("body: {e}"));
-                }
             }
-            Err(e) => d.error = Some(format!("body: {e}")),
+            Err(e) => {
+                d.error.get_or_insert(format!("body: {e}"));
+            }
+        }
+        // The whole body must be one code object, or the import fails.
+        if d.error.is_none()
+            && let Err(e) = marshal::code_body(body, CodeLayout::for_version(a, b))
+        {
+            d.error = Some(format!("body: {e}"));
         }
     }
     d
@@ -158,6 +182,8 @@ pub fn inspect(files: &[PathBuf], json: bool, style: Style) -> Result<ExitStatus
                     .as_deref()
                     .map_or("unknown Python version".to_string(), |p| format!("CPython {p}"));
                 lines.push(format!("  magic        {} ({python})", d.magic));
+            }
+            if !d.mode.is_empty() {
                 lines.push(format!("  mode         {}", d.mode));
             }
             if let Some(h) = &d.hash {

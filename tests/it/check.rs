@@ -320,3 +320,47 @@ per_python!(check_reads_the_whole_body, |py: &Python| {
         imports(py, &tree, name).unwrap();
     }
 });
+
+per_python!(inspect_refuses_what_is_not_a_valid_pyc, min = (3, 11), |py: &Python| {
+    let tree = Tree::new();
+    tree.write("m.py", "def f():\n    return 1\n");
+    tree.hashpyc().args(["compile", "-q"]).python(py).arg("m.py").run().assert_code(0);
+    let good = tree.read(pyc(py, "m"));
+    let body = &good[16..];
+    let with = |head: &[u8], body: &[u8]| [head, body].concat();
+    // A 3.6 pyc: magic 3379, then mtime and size, no flags field.
+    let old = with(&[0x33, 0x0d, 0x0d, 0x0a, 1, 0, 0, 0, 6, 0, 0, 0], body);
+    let cases: [(&str, Vec<u8>); 6] = [
+        ("good", good.clone()),
+        ("py36", old),
+        ("no_magic", with(b"\0\0\r\n\x03\0\0\0aaaaaaaa", body)),
+        ("flags", with(&[&good[..4], b"\x07\0\0\0", &good[8..16]].concat(), body)),
+        ("empty_body", good[..16].to_vec()),
+        ("garbage", with(&good[..16], b"\x00garbage")),
+    ];
+    // Sourceless pycs, which the interpreter imports as they are.
+    for (name, bytes) in &cases {
+        tree.write(format!("lone/{name}.pyc"), bytes);
+    }
+    for (name, _) in &cases {
+        let imported =
+            py.cmd().args(["-c", &format!("import {name}")]).current_dir(tree.path("lone")).output().unwrap();
+        assert_eq!(
+            imported.status.success(),
+            *name == "good",
+            "{name}: {}",
+            String::from_utf8_lossy(&imported.stderr)
+        );
+        let run = tree.hashpyc().args(["inspect", "--json"]).arg(format!("lone/{name}.pyc")).run();
+        let v: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+        if *name == "good" {
+            run.assert_code(0);
+            assert!(v["error"].is_null(), "{v}");
+        } else {
+            run.assert_code(1);
+            assert!(v["error"].is_string(), "{name}: {v}");
+        }
+    }
+    let old = tree.hashpyc().arg("inspect").arg("lone/py36.pyc").run();
+    assert!(old.stdout.contains("older than 3.7") && !old.stdout.contains("mode"), "{}", old.stdout);
+});
