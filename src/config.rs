@@ -365,7 +365,7 @@ impl Config {
 
     /// `path` made absolute against the file's directory.
     pub fn resolve(&self, path: &Path) -> PathBuf {
-        crate::layout::absolute(path, &self.dir)
+        crate::layout::absolute(&crate::layout::expand_home(path), &self.dir)
     }
 }
 

@@ -67,6 +67,22 @@ pub fn cache_file_name(name: &[u8], tag: &str, opt: u8) -> Vec<u8> {
 /// Lexically absolute form of `path` against `cwd`: `.` components dropped, `..` kept
 /// (as `os.path.abspath` would not do, but the import system never sees `..` in the
 /// paths it derives from `sys.path` either way).
+/// `~` and `~/…` as the home directory (`$HOME`), as a shell would have expanded them: a
+/// value from a configuration file or from an environment variable set where no shell
+/// runs (a Dockerfile's `ENV`, a CI file) arrives unexpanded. Anything else is unchanged.
+pub fn expand_home(path: &Path) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    let rest = match bytes {
+        b"~" => Some(&b""[..]),
+        _ => bytes.strip_prefix(b"~/"),
+    };
+    match (rest, std::env::var_os("HOME").filter(|h| !h.is_empty())) {
+        (Some(rest), Some(home)) => Path::new(&home).join(std::ffi::OsStr::from_bytes(rest)),
+        _ => path.to_path_buf(),
+    }
+}
+
 pub fn absolute(path: &Path, cwd: &Path) -> PathBuf {
     let joined = if path.is_absolute() { path.to_path_buf() } else { cwd.join(path) };
     joined.components().collect()
@@ -106,6 +122,17 @@ mod tests {
             Path::new("/cache/work/pkg/sub/mod.cpython-311.opt-2.pyc")
         );
         assert_eq!(pyc_path(src, abs, "cpython-311", 0, &Layout::Legacy), Path::new("pkg/sub/mod.pyc"));
+    }
+
+    #[test]
+    fn home_is_expanded_only_at_the_start() {
+        let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) else { return };
+        let home = PathBuf::from(home);
+        assert_eq!(expand_home(Path::new("~/.cache/x")), home.join(".cache/x"));
+        assert_eq!(expand_home(Path::new("~")), home);
+        for same in ["~user/x", "a/~/b", "/abs/~", "~x", "rel"] {
+            assert_eq!(expand_home(Path::new(same)), Path::new(same));
+        }
     }
 
     #[test]

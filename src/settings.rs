@@ -46,6 +46,9 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
             {
                 args.cache.cache_read_only = false;
             }
+            if let Some(dir) = &mut args.cache.cache {
+                *dir = layout::expand_home(dir);
+            }
             let Some(c) = load_config(&args.config, &args.output, &cwd)? else { return Ok(()) };
             let o = &c.options;
             apply_target(&mut args.target, m, &c);
@@ -114,7 +117,8 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
             let (crate::cli::CacheCommand::Stats { dir, .. }
             | crate::cli::CacheCommand::Prune { dir, .. }
             | crate::cli::CacheCommand::Clean { dir }) = cmd;
-            if dir.dir.as_ref().is_some_and(|d| !d.as_os_str().is_empty()) {
+            if let Some(d) = dir.dir.as_ref().filter(|d| !d.as_os_str().is_empty()) {
+                dir.dir = Some(layout::expand_home(d));
                 return Ok(());
             }
             let from_file = match config::load(dir.config.config.as_deref(), dir.config.no_config, &cwd)? {

@@ -385,6 +385,48 @@ per_python!(cache_commands_read_the_file, min = (3, 11), |py: &Python| {
     assert_eq!(v["entries"].as_u64(), Some(0), "{v}");
 });
 
+// `~` in the file's paths and in `HASHPYC_CACHE` (a Dockerfile's `ENV`, a CI file: no
+// shell expands them) is the home directory, as in a shell, never a directory named `~`
+// inside the project (which would end up in an image layer).
+per_python!(home_in_paths_is_expanded, min = (3, 11), |py: &Python| {
+    let tree = Tree::new();
+    let home = tree.path("home");
+    std::fs::create_dir_all(&home).unwrap();
+    tree.write("proj/a.py", "A = 1\n");
+    tree.write("proj/pyproject.toml", "[tool.hashpyc]\ncache = \"~/.cache/from-file\"\n");
+    let proj = tree.path("proj");
+    let run = |args: &[&str], env: Option<&str>| {
+        let mut cmd = harness::Hashpyc::new(&proj).env("HOME", &home).args(args).env_remove("HASHPYC_CACHE");
+        if let Some(v) = env {
+            cmd = cmd.env("HASHPYC_CACHE", v);
+        }
+        cmd.run()
+    };
+    let compile = harness::Hashpyc::new(&proj)
+        .env("HOME", &home)
+        .env_remove("HASHPYC_CACHE")
+        .args(["compile", "--force"])
+        .python(py)
+        .arg(".")
+        .run();
+    compile.assert_code(0);
+    assert!(home.join(".cache/from-file/CACHEDIR.TAG").is_file(), "{}", compile.stderr);
+    harness::Hashpyc::new(&proj)
+        .env("HOME", &home)
+        .env("HASHPYC_CACHE", "~/.cache/from-env")
+        .args(["compile", "--force"])
+        .python(py)
+        .arg(".")
+        .run()
+        .assert_code(0);
+    assert!(home.join(".cache/from-env/CACHEDIR.TAG").is_file());
+    let stats = run(&["cache", "stats", "--format", "json"], Some("~/.cache/from-env"));
+    stats.assert_code(0);
+    let v: serde_json::Value = serde_json::from_str(&stats.stdout).unwrap();
+    assert_eq!(v["entries"].as_u64(), Some(1), "{v}");
+    assert!(!proj.join("~").exists(), "no directory named `~` in the project");
+});
+
 // An empty variable is an unset one (`ENV HASHPYC_CACHE=` in a Dockerfile): every variable
 // that stands in for a flag, set to "", changes nothing — for compile, check and the cache
 // commands — where clap alone would refuse the empty value.
