@@ -128,6 +128,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     let mut findings = kept.into_inner().expect("check lock");
     if s.stray {
         findings.extend(strays(&walked.pycache_files, &s.targets));
+        findings.extend(legacy_strays(&walked.legacy_pycs, &s.targets));
     }
     findings.sort_by(|a, b| {
         a.path.cmp(&b.path).then(a.python.cmp(&b.python)).then(a.optimization.cmp(&b.optimization))
@@ -480,6 +481,40 @@ fn strays(pycs: &[PathBuf], targets: &[Arc<Target>]) -> Vec<Finding> {
             outcome: Outcome::Stray,
             python,
             optimization: level,
+            detail: None,
+            expected: None,
+            found: None,
+        });
+    }
+    out
+}
+
+/// `--legacy` pycs (`X.pyc` beside where `X.py` would be) with no source: Python imports
+/// such a file as a sourceless module, so a stale one runs old code. Only pycs whose magic
+/// number is a checked interpreter's count (other `.pyc` files are not this run's).
+fn legacy_strays(pycs: &[PathBuf], targets: &[Arc<Target>]) -> Vec<Finding> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    for pyc_path in pycs {
+        let mut source = pyc_path.as_os_str().to_owned();
+        let Some(stem) = source.as_bytes().strip_suffix(b"c") else { continue };
+        source = std::ffi::OsStr::from_bytes(stem).to_owned();
+        let source = PathBuf::from(source);
+        if std::fs::symlink_metadata(&source).is_ok() {
+            continue;
+        }
+        let mut magic = [0u8; 4];
+        let read = std::fs::File::open(pyc_path).and_then(|mut f| f.read_exact(&mut magic));
+        let Some(target) = read.ok().and_then(|()| targets.iter().find(|t| t.magic.0 == magic)) else {
+            continue;
+        };
+        out.push(Finding {
+            kind: "finding",
+            path: source,
+            pyc: pyc_path.clone(),
+            outcome: Outcome::Stray,
+            python: format!("{}.{}", target.version.0, target.version.1),
+            optimization: 0,
             detail: None,
             expected: None,
             found: None,

@@ -408,7 +408,9 @@ pub struct CheckArgs {
     #[arg(long, value_enum, default_value_t = CheckMode::Checked, help_heading = "Verdicts")]
     pub mode: CheckMode,
 
-    /// Also report pycs in `__pycache__` directories whose source is gone.
+    /// Also report pycs in `__pycache__` directories whose source is gone; with `--legacy`,
+    /// also `X.pyc` files of a checked interpreter beside the sources with no `X.py`
+    /// (Python imports those as sourceless modules). Not yet for `--pycache-prefix`.
     #[arg(long, help_heading = "Verdicts")]
     pub stray: bool,
 

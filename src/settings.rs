@@ -309,6 +309,7 @@ pub fn walk_options(sel: &SelectArgs, jobs: usize) -> Result<WalkOptions, Error>
         follow: sel.follow,
         limit_symlinks,
         collect_pycache: false,
+        collect_legacy: false,
         // Walking is I/O: more threads than CPUs only add contention.
         threads: jobs.min(default_jobs()),
     })
@@ -525,6 +526,7 @@ pub fn check_settings(args: &CheckArgs) -> Result<CheckSettings, Error> {
     let mut walk = walk_options(&args.select, jobs)?;
     walk.implicit_root = args.paths.is_empty();
     walk.collect_pycache = args.stray;
+    walk.collect_legacy = args.stray && args.layout.legacy;
     let targets = if args.target_version.is_empty() {
         probe_targets(&args.target, None)?
     } else {

@@ -43,6 +43,8 @@ pub struct WalkOptions {
     pub limit_symlinks: Option<PathBuf>,
     /// Also collect pycs in `__pycache__` directories (for `check --stray`).
     pub collect_pycache: bool,
+    /// Also collect `*.pyc` files beside the sources (`check --stray --legacy`).
+    pub collect_legacy: bool,
     pub threads: usize,
 }
 
@@ -123,6 +125,8 @@ pub struct Walked {
     pub errors: Vec<WalkError>,
     /// pyc files found in `__pycache__` directories (only with `collect_pycache`).
     pub pycache_files: Vec<PathBuf>,
+    /// `*.pyc` files found beside the sources (only with `collect_legacy`).
+    pub legacy_pycs: Vec<PathBuf>,
     /// Paths skipped by `--limit-symlinks`, for `--dry-run` and `-v`.
     pub skipped_symlinks: Vec<PathBuf>,
     /// `.py` files the opt-in rules skipped.
@@ -333,6 +337,7 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
         }
     }
     walked.pycache_files.sort();
+    walked.legacy_pycs.sort();
     walked.errors.sort_by(|a, b| a.path().cmp(&b.path()));
     walked.skipped_symlinks.sort();
     walked
@@ -605,6 +610,9 @@ fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked, visit: &
                 return WalkState::Continue;
             }
             if !entry.file_name().as_bytes().ends_with(b".py") || excluded_by_regex(path, opts) {
+                if opts.collect_legacy && ft.is_file() && entry.file_name().as_bytes().ends_with(b".pyc") {
+                    found.lock().expect("walk lock").legacy_pycs.push(path.to_path_buf());
+                }
                 return WalkState::Continue;
             }
             if entry.path_is_symlink() {
@@ -633,6 +641,7 @@ fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked, visit: &
     let found = found.into_inner().expect("walk lock");
     walked.errors.extend(found.errors);
     walked.pycache_files.extend(found.pycache_files);
+    walked.legacy_pycs.extend(found.legacy_pycs);
     walked.skipped_symlinks.extend(found.skipped_symlinks);
 }
 

@@ -364,3 +364,27 @@ per_python!(inspect_refuses_what_is_not_a_valid_pyc, min = (3, 11), |py: &Python
     let old = tree.hashpyc().arg("inspect").arg("lone/py36.pyc").run();
     assert!(old.stdout.contains("older than 3.7") && !old.stdout.contains("mode"), "{}", old.stdout);
 });
+
+// `--legacy` pycs whose source is gone: Python imports `gone.pyc` as a sourceless module,
+// so a stale one runs old code; `check --stray` must name it as it names a stray in
+// `__pycache__`. A `.pyc` of another interpreter beside the sources is not this check's.
+per_python!(legacy_strays_are_found, min = (3, 8), |py: &Python| {
+    let tree = Tree::new();
+    tree.write("m.py", "x = 1\n");
+    tree.write("gone.py", "STALE = True\n");
+    tree.hashpyc().args(["compile", "-q", "-b"]).python(py).arg(".").run().assert_code(0);
+    std::fs::remove_file(tree.path("gone.py")).unwrap();
+    let other = crate::harness::pythons().values().find(|o| o.minor != py.minor);
+    if let Some(other) = other {
+        tree.write("foreign.py", "y = 2\n");
+        other.run(&["-c", "import py_compile; py_compile.compile('foreign.py', 'foreign.pyc')"], tree.root());
+        std::fs::remove_file(tree.path("foreign.py")).unwrap();
+    }
+    // What Python does with it: the stale module imports.
+    assert_eq!(py.run(&["-c", "import gone; print(gone.STALE)"], tree.root()).trim(), "True");
+    let run = tree.hashpyc().args(["check", "-b", "--stray"]).python(py).arg(".").run();
+    run.assert_code(1);
+    assert_eq!(run.stdout, "stray      ./gone.pyc\n", "{}", run.stderr);
+    let clean = tree.hashpyc().args(["check", "-b"]).python(py).arg(".").run();
+    clean.assert_code(0);
+});
