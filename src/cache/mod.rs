@@ -353,9 +353,14 @@ impl Inner {
     /// `filename` as the embedded path.
     fn lookup(&self, t: usize, levels: &[u8], source: &[u8], filename: &[u8]) -> Found {
         let keys = self.keys(t, levels, source);
-        let mut bodies = Vec::with_capacity(levels.len());
+        let mut bodies = vec![Vec::new(); levels.len()];
         let mut warnings = Vec::new();
-        for (i, key) in keys.iter().enumerate() {
+        // The last key first: a failure is stored under it (the key of every level
+        // requested), and since a hit needs every key and a miss of any is the request's
+        // miss, starting there costs no lookup.
+        let last = keys.len().saturating_sub(1);
+        for i in std::iter::once(last).chain(0..last).take(keys.len()) {
+            let key = &keys[i];
             let found = match self.get(key) {
                 Some(Payload::Body { filename: stored, warnings: w, body }) => {
                     if stored == filename {
@@ -389,12 +394,14 @@ impl Inner {
             };
             match found {
                 Some((body, w)) => {
-                    bodies.push(body);
+                    bodies[i] = body;
                     warnings.extend(w.into_iter().map(|w| Warning { level: i as u8, ..w }));
                 }
                 None => return Found::Miss,
             }
         }
+        // In the order the compile raised them.
+        warnings.sort_by_key(|w| w.level);
         Found::Hit { bodies, warnings }
     }
 
@@ -436,6 +443,8 @@ impl Inner {
                 }
             }
             Err(failure) => {
+                // Under the key of all the levels (which one failed is not known), where
+                // `lookup` looks first.
                 if let Some(key) = keys.last() {
                     self.put(key, &Payload::Failure { filename, failure }, !looked_up);
                 }

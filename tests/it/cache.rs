@@ -118,46 +118,49 @@ per_python!(relocated_stdlib_is_byte_identical, |py: &Python| {
 });
 
 // A tree whose every file is in the cache starts no Python, even when some do not
-// compile: their errors are reported as without the cache, with the new path.
+// compile: their errors are reported as without the cache, with the new path. With one
+// optimization level and with several (a failure is stored under the key of all of them).
 per_python!(cached_failures_start_no_python, min = (3, 8), |py: &Python| {
-    let work = Tree::new();
-    let (python, starts) = work.counting_python(py);
-    let cache = work.path("cache");
-    for dir in ["one", "two"] {
-        work.write(format!("{dir}/ok.py"), "def f():\n    return 1\n");
-        work.write(format!("{dir}/warn.py"), "x = 1\nif x is 1:\n    pass\n");
-        work.write(format!("{dir}/bad.py"), "def f(:\n    pass\n");
-    }
-    let run = |dir: &str, cache_on: bool| {
-        let mut cmd = work.hashpyc().arg("compile").arg("--python").arg(&python);
-        if cache_on {
-            cmd = cmd.arg("--cache").arg(&cache);
+    for levels in [&[][..], &["-o", "0", "-o", "2"]] {
+        let work = Tree::new();
+        let (python, starts) = work.counting_python(py);
+        let cache = work.path("cache");
+        for dir in ["one", "two"] {
+            work.write(format!("{dir}/ok.py"), "def f():\n    return 1\n");
+            work.write(format!("{dir}/warn.py"), "x = 1\nif x is 1:\n    pass\n");
+            work.write(format!("{dir}/bad.py"), "def f(:\n    pass\n");
         }
-        cmd.arg(dir).run()
-    };
-    let first = run("one", true);
-    first.assert_code(1);
-    let before = starts();
-    let second = run("two", true);
-    second.assert_code(1);
-    assert_eq!(starts(), before, "a fully cached build started Python:\n{}", second.stderr);
-    assert!(second.stderr.contains("two/bad.py:1:"), "{}", second.stderr);
-    assert!(
-        second.stderr.contains("Compiled 2 files for") && second.stderr.contains("(2 from the cache"),
-        "{}",
-        second.stderr
-    );
-    // The same messages as a real compile of `two` gives.
-    let cached_messages =
-        second.stderr.lines().filter(|l| !l.starts_with("Compiled")).collect::<Vec<_>>().join("\n");
-    let cached = pycs(&work.path("two"));
-    remove_pycs(&work.path("two"));
-    let real = run("two", false);
-    real.assert_code(1);
-    let real_messages =
-        real.stderr.lines().filter(|l| !l.starts_with("Compiled")).collect::<Vec<_>>().join("\n");
-    assert_eq!(cached_messages, real_messages);
-    assert_eq!(cached, pycs(&work.path("two")));
+        let run = |dir: &str, cache_on: bool| {
+            let mut cmd = work.hashpyc().arg("compile").arg("--python").arg(&python).args(levels);
+            if cache_on {
+                cmd = cmd.arg("--cache").arg(&cache);
+            }
+            cmd.arg(dir).run()
+        };
+        let first = run("one", true);
+        first.assert_code(1);
+        let before = starts();
+        let second = run("two", true);
+        second.assert_code(1);
+        assert_eq!(starts(), before, "{levels:?}: a fully cached build started Python:\n{}", second.stderr);
+        assert!(second.stderr.contains("two/bad.py:1:"), "{}", second.stderr);
+        assert!(
+            second.stderr.contains("Compiled 2 files for") && second.stderr.contains("(2 from the cache"),
+            "{levels:?}: {}",
+            second.stderr
+        );
+        // The same messages as a real compile of `two` gives.
+        let cached_messages =
+            second.stderr.lines().filter(|l| !l.starts_with("Compiled")).collect::<Vec<_>>().join("\n");
+        let cached = pycs(&work.path("two"));
+        remove_pycs(&work.path("two"));
+        let real = run("two", false);
+        real.assert_code(1);
+        let real_messages =
+            real.stderr.lines().filter(|l| !l.starts_with("Compiled")).collect::<Vec<_>>().join("\n");
+        assert_eq!(cached_messages, real_messages);
+        assert_eq!(cached, pycs(&work.path("two")));
+    }
 });
 
 // Checked and unchecked pycs share entries; optimization levels and interpreters do not.
