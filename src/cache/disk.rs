@@ -223,9 +223,11 @@ impl DiskTier {
         (entries, temps)
     }
 
-    /// Delete least recently used entries until the entries take at most `max` bytes on
-    /// disk; also temporary files a crash left. Returns (entries removed, bytes freed,
-    /// entries left, bytes left).
+    /// Keep the most recently used entries that fit in `max` bytes on disk, deleting the
+    /// others; also temporary files a crash left. Entries are taken newest first, and one
+    /// that does not fit in what is left of `max` is deleted while older, smaller ones may
+    /// still fit (so a single entry larger than the limit never empties the cache). Returns
+    /// (entries removed, bytes freed, entries left, bytes left).
     pub fn prune(&self, max: u64) -> (usize, u64, usize, u64) {
         let (mut entries, temps) = self.scan();
         for t in temps {
@@ -233,22 +235,31 @@ impl DiskTier {
                 let _ = std::fs::remove_file(&t.path);
             }
         }
-        let mut total: u64 = entries.iter().map(|e| e.size).sum();
-        entries.sort_by_key(|e| e.mtime);
-        let (mut removed, mut freed) = (0, 0);
-        let mut left = entries.len();
+        let total: u64 = entries.iter().map(|e| e.size).sum();
+        if total <= max {
+            return (0, 0, entries.len(), total);
+        }
+        entries.sort_by_key(|e| std::cmp::Reverse(e.mtime));
+        let (mut removed, mut freed, mut left, mut kept) = (0, 0, 0, 0);
         for e in &entries {
-            if total <= max {
-                break;
+            if kept + e.size <= max {
+                kept += e.size;
+                left += 1;
+                continue;
             }
             // Another process may have removed it already: it is gone either way.
             let _ = std::fs::remove_file(&e.path);
-            total -= e.size;
             freed += e.size;
             removed += 1;
-            left -= 1;
         }
-        (removed, freed, left, total)
+        (removed, freed, left, kept)
+    }
+
+    /// Mark the entry for `key` as used now (best effort), for the pruning that follows.
+    pub fn touch(&self, key: &Key) {
+        if let Ok(f) = std::fs::File::open(self.path_of(key)) {
+            let _ = f.set_modified(SystemTime::now());
+        }
     }
 
     /// Remove every entry and hashpyc's own files, never anything else in the directory
@@ -418,6 +429,30 @@ mod tests {
         assert!(dir.path().join("CACHEDIR.TAG").is_file(), "clean keeps what is not an entry");
         tier.put(&keys[1], b"again").unwrap();
         assert_eq!(tier.get(&keys[1]).unwrap().as_deref(), Some(&b"again"[..]));
+    }
+
+    #[test]
+    fn pruning_keeps_the_newest_entries_that_fit() {
+        // The most recently written entry is larger than the limit by itself (a big module
+        // compiled last): it goes, and the newest entries that fit stay.
+        let dir = tempfile::tempdir().unwrap();
+        let tier = DiskTier::open(dir.path()).unwrap();
+        let keys: Vec<Key> = (0..11u8).map(|i| [i; 32]).collect();
+        for (i, k) in keys.iter().enumerate() {
+            let len = if i == 10 { 200_000 } else { 10_000 };
+            tier.put(k, &vec![i as u8; len]).unwrap();
+            let f = std::fs::File::options().write(true).open(tier.path_of(k)).unwrap();
+            f.set_modified(SystemTime::now() - Duration::from_secs(60 * (20 - i as u64))).unwrap();
+        }
+        let size = |k: &Key| std::fs::metadata(tier.path_of(k)).unwrap().blocks() * 512;
+        let (small, big) = (size(&keys[0]), size(&keys[10]));
+        assert!(big > small * 6);
+        let (removed, freed, left, bytes) = tier.prune(small * 6 - 1);
+        assert_eq!((removed, left, bytes), (6, 5, small * 5));
+        assert_eq!(freed, small * 5 + big);
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(tier.contains(k), (5..10).contains(&i), "entry {i}");
+        }
     }
 
     #[test]

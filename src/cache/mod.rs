@@ -108,6 +108,9 @@ struct Local {
     stores_off: AtomicBool,
     problem: Mutex<Option<String>>,
     bytes_stored: AtomicU64,
+    /// The entries this run hit: as recently used as those it stores, for pruning (hits
+    /// refresh an entry's time only hourly).
+    hit: Mutex<Vec<Key>>,
 }
 
 /// A remote tier, switched off for the rest of the run at its first failure.
@@ -192,6 +195,7 @@ impl Inner {
                     stores_off: AtomicBool::new(false),
                     problem: Mutex::new(None),
                     bytes_stored: AtomicU64::new(0),
+                    hit: Mutex::new(Vec::new()),
                 })
             }
             None => None,
@@ -263,6 +267,9 @@ impl Inner {
                 Ok(Some(data)) => match entry::decode(key, &data) {
                     Ok(p) => {
                         l.counts.hits.fetch_add(1, Ordering::Relaxed);
+                        if !self.settings.read_only {
+                            l.hit.lock().expect("cache lock").push(*key);
+                        }
                         return Some(p);
                     }
                     Err(_) => {
@@ -460,6 +467,7 @@ impl Inner {
         let mut info = Vec::new();
         let upload = self.uploads.as_ref().map(|u| u.finish(self.settings.upload_wait));
         if let Some(l) = &self.local {
+            let mut pruned_note = None;
             if !self.settings.read_only {
                 let mut runs = vec![("local", l.counts.totals())];
                 if let Some(r) = &self.remote {
@@ -468,10 +476,25 @@ impl Inner {
                 let stored = l.bytes_stored.load(Ordering::Relaxed);
                 if stats::record(&l.disk, &runs, stored, self.settings.max_size) {
                     // Another process pruning already is as good.
-                    l.disk.locked("prune.lock", false, || {
-                        let (_, _, _, left) = l.disk.prune(self.settings.max_size / 10 * 9);
-                        stats::pruned(&l.disk, left);
+                    let pruned = l.disk.locked("prune.lock", false, || {
+                        for key in l.hit.lock().expect("cache lock").iter() {
+                            l.disk.touch(key);
+                        }
+                        // Down to 90%, so that the next builds do not prune again at once.
+                        let pruned = l.disk.prune(self.settings.max_size / 10 * 9);
+                        stats::pruned(&l.disk, pruned.3);
+                        pruned
                     });
+                    if let Some((removed, freed, left, size)) = pruned {
+                        pruned_note = Some(format!(
+                            "cache local: over the limit of {}, pruned: removed {} ({}), {} left ({})",
+                            manage::human_size(self.settings.max_size),
+                            crate::report::plural(removed, "entry", "entries"),
+                            manage::human_size(freed),
+                            crate::report::plural(left, "entry", "entries"),
+                            manage::human_size(size)
+                        ));
+                    }
                 }
             }
             if let Some(p) = l.problem.lock().expect("cache lock").as_ref() {
@@ -482,6 +505,7 @@ impl Inner {
             }
             if verbose {
                 info.push(tier_line("local", &l.disk.root().display().to_string(), &l.counts.totals()));
+                info.extend(pruned_note);
             }
         }
         if let Some(r) = &self.remote {

@@ -531,6 +531,51 @@ per_python!(management_commands, min = (3, 12), |py: &Python| {
     missing.assert_code(2);
 });
 
+// The automatic limit keeps the entries the build used, its hits as well as what it stored
+// (hits refresh an entry's time only hourly), up to the limit; `-v` says what it removed.
+per_python!(automatic_prune_keeps_what_the_build_used, min = (3, 13), |py: &Python| {
+    let work = Tree::new();
+    let cache = work.path("cache");
+    let module = |i: usize| format!("VALUE = {i}\nNAMES = {:?}\n", vec!["x"; 200]);
+    for i in 0..30 {
+        work.write(format!("old/m{i:02}.py"), module(i));
+    }
+    let build = |dir: &str, extra: &[&str]| {
+        work.hashpyc()
+            .arg("compile")
+            .python(py)
+            .arg("-v")
+            .args(extra)
+            .arg("--cache")
+            .arg(&cache)
+            .arg(dir)
+            .run()
+    };
+    build("old", &[]).assert_code(0);
+    // Written half an hour ago: hits do not refresh them.
+    let earlier = std::time::SystemTime::now() - std::time::Duration::from_secs(1800);
+    for f in entry_files(&cache) {
+        std::fs::File::options().write(true).open(&f).unwrap().set_modified(earlier).unwrap();
+    }
+    // Ten hits and ten new entries, with a limit whose 90% holds twenty entries.
+    for i in 0..10 {
+        work.write(format!("new/m{i:02}.py"), module(i));
+        work.write(format!("new/n{i:02}.py"), module(100 + i));
+    }
+    let one = std::fs::metadata(&entry_files(&cache)[0]).unwrap().len().div_ceil(4096) * 4096;
+    let limit = (one * 41).div_ceil(2 * 9) * 10;
+    let run = build("new", &["--cache-max-size", &limit.to_string()]);
+    run.assert_code(0);
+    assert_eq!(counts(&run.stderr), (10, 20), "{}", run.stderr);
+    let left = entry_files(&cache);
+    assert_eq!(left.len(), 20, "{}", run.stderr);
+    remove_pycs(&work.path("new"));
+    let again = build("new", &[]);
+    assert_eq!(counts(&again.stderr), (20, 20), "the build's own entries were kept:\n{}", again.stderr);
+    let line = run.stderr.lines().find(|l| l.contains("pruned")).unwrap_or_else(|| panic!("{}", run.stderr));
+    assert!(line.contains("removed 20 entries") && line.contains("20 entries left"), "{line}");
+});
+
 // A group-writable cache directory is shared: new entries and directories are writable by
 // the group whatever the umask.
 per_python!(group_writable_cache_is_shared, min = (3, 13), |py: &Python| {
