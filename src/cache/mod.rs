@@ -167,6 +167,8 @@ impl Remote {
 /// The tiers and what the run did with them (shared with the store thread).
 struct Inner {
     local: Option<Local>,
+    /// Why the local tier given could not be used (the remote one is).
+    dropped: Option<String>,
     remote: Option<Arc<Remote>>,
     uploads: Option<upload::Uploader>,
     settings: CacheSettings,
@@ -180,6 +182,7 @@ struct Inner {
 
 impl Inner {
     fn open(settings: CacheSettings, targets: &[Arc<Target>], scripts: &[&str]) -> Result<Inner, CacheError> {
+        let mut dropped = None;
         let local = match &settings.dir {
             Some(dir) => {
                 let disk = if settings.read_only {
@@ -188,8 +191,21 @@ impl Inner {
                 } else {
                     DiskTier::open(dir)
                 }
-                .map_err(|source| CacheError::Open { path: dir.clone(), source })?;
-                Some(Local {
+                .map_err(|source| CacheError::Open { path: dir.clone(), source });
+                let disk = match disk {
+                    Ok(d) => Some(d),
+                    // Without a remote tier there is no cache left: the caller says so.
+                    Err(e) if settings.url.is_none() => return Err(e),
+                    // The remote tier does not need the local one.
+                    Err(e) => {
+                        dropped = Some(format!(
+                            "{}; going on without the local tier (the remote one is still used)",
+                            crate::pool::schedule::error_chain(&e)
+                        ));
+                        None
+                    }
+                };
+                disk.map(|disk| Local {
                     disk,
                     counts: Counters::default(),
                     stores_off: AtomicBool::new(false),
@@ -225,6 +241,7 @@ impl Inner {
             .collect();
         Ok(Inner {
             local,
+            dropped,
             remote,
             uploads,
             settings,
@@ -463,7 +480,7 @@ impl Inner {
     /// directory's statistics, prune when the size limit is passed. Returns the warnings to
     /// print and, with `verbose`, what each tier did.
     fn finish(&self, verbose: bool) -> (Vec<String>, Vec<String>) {
-        let mut warnings = Vec::new();
+        let mut warnings: Vec<String> = self.dropped.iter().cloned().collect();
         let mut info = Vec::new();
         let upload = self.uploads.as_ref().map(|u| u.finish(self.settings.upload_wait));
         if let Some(l) = &self.local {

@@ -471,3 +471,44 @@ fn identical_sources_are_uploaded_once() {
     let stored = harness::files_with_suffix(&nginx.data_dir().join("cache/v1"), "");
     assert_eq!(stored.len(), puts.len());
 }
+
+// A local cache directory that cannot be used (a regular file; missing with
+// `--cache-read-only`) drops the local tier only: one warning naming it, and the remote
+// still serves every hit.
+#[test]
+fn unusable_local_tier_keeps_the_remote() {
+    let Some(py) = harness::python_or_skip((3, 12), "remote::unusable_local_tier_keeps_the_remote") else {
+        return;
+    };
+    let Some(nginx) = Nginx::start() else { return };
+    let url = format!("{}/cache", nginx.url());
+    let a = Machine::new(py, "filler");
+    let (status, _) = a.reference(py);
+    let fill = a.compile(&py.path, &["--cache-url", &url], &[]);
+    assert_eq!(fill.code, status, "{}", fill.stderr);
+    let b = Machine::new(py, "elsewhere/user");
+    let (status, reference) = b.reference(py);
+    let file = b.home.write("not-a-dir", "x");
+    let missing = b.home.path("no-such-cache");
+    let file_args = ["--cache", file.to_str().unwrap(), "--cache-url", &url];
+    let missing_args = ["--cache-read-only", "--cache", missing.to_str().unwrap(), "--cache-url", &url];
+    for (local, args) in [(&file, &file_args[..]), (&missing, &missing_args[..])] {
+        remove_pycs(&b.tree);
+        let gets = nginx.access_log().matches("\"GET ").count();
+        let run = b.compile(&py.path, args, &[]);
+        assert_eq!(run.code, status, "{}", run.stderr);
+        let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+        assert_eq!(warnings.len(), 1, "{}", run.stderr);
+        assert!(
+            warnings[0].contains(&format!("`{}`", local.display()))
+                && warnings[0].contains("without the local tier"),
+            "{}",
+            run.stderr
+        );
+        let (from_cache, compiled) = counts(&run.stderr);
+        assert_eq!(from_cache, compiled, "everything from the remote:\n{}", run.stderr);
+        assert!(nginx.access_log().matches("\"GET ").count() >= gets + compiled, "{}", nginx.access_log());
+        assert!(reference == pycs(&b.tree), "the pycs equal a real compile");
+    }
+    assert!(!missing.exists(), "a read-only build created its cache directory");
+}
