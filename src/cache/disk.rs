@@ -165,6 +165,12 @@ impl DiskTier {
         }
     }
 
+    /// Replace hashpyc's own file `name` at the top of the cache (the statistics)
+    /// atomically, shared with the group as entries are.
+    pub fn write_own_file(&self, name: &str, data: &[u8]) -> std::io::Result<()> {
+        write_atomic(&self.root, &self.root.join(name), data, self.group).map(|_| ())
+    }
+
     /// Remove the entry for `key` (a damaged one), ignoring a concurrent removal.
     pub fn remove(&self, key: &Key) {
         let _ = std::fs::remove_file(self.path_of(key));

@@ -91,13 +91,8 @@ pub fn read(tier: &DiskTier) -> Recorded {
 
 fn write(tier: &DiskTier, r: &Recorded) {
     let Ok(text) = serde_json::to_vec_pretty(r) else { return };
-    let path = tier.root().join(FILE);
-    if let Ok(mut tmp) = tempfile::Builder::new().prefix(".stats-").tempfile_in(tier.root()) {
-        use std::io::Write;
-        if tmp.write_all(&text).is_ok() {
-            let _ = tmp.persist(path);
-        }
-    }
+    // Readable (and, in a group-writable cache, writable) by the other users of the cache.
+    let _ = tier.write_own_file(FILE, &text);
 }
 
 /// Add a run's counts (per tier) and stored bytes; true when the size limit is passed.

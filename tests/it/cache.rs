@@ -590,6 +590,10 @@ per_python!(group_writable_cache_is_shared, min = (3, 13), |py: &Python| {
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode(&entries[0]), 0o664);
     assert_eq!(mode(entries[0].parent().unwrap()) & 0o775, 0o775);
+    // The statistics too: another user's build adds to them rather than losing them.
+    for own in ["stats.json", "stats.lock"] {
+        assert_eq!(mode(&cache.join(own)), mode(&entries[0]), "{own}");
+    }
 });
 
 // The cache is off by default, and --no-cache / HASHPYC_NO_CACHE turn it off.
