@@ -42,6 +42,19 @@ pub struct DiskTier {
     made: Vec<AtomicBool>,
 }
 
+/// What a prune did.
+#[derive(Debug, Default)]
+pub struct Pruned {
+    /// Entries removed, and the bytes they took.
+    pub removed: usize,
+    pub freed: u64,
+    /// Entries left, and the bytes they take.
+    pub left: usize,
+    pub size: u64,
+    /// The first entry that could not be removed (it is counted as left).
+    pub error: Option<std::io::Error>,
+}
+
 /// One entry file, for pruning and statistics.
 #[derive(Clone, Debug)]
 pub struct EntryFile {
@@ -232,33 +245,40 @@ impl DiskTier {
     /// Keep the most recently used entries that fit in `max` bytes on disk, deleting the
     /// others; also temporary files a crash left. Entries are taken newest first, and one
     /// that does not fit in what is left of `max` is deleted while older, smaller ones may
-    /// still fit (so a single entry larger than the limit never empties the cache). Returns
-    /// (entries removed, bytes freed, entries left, bytes left).
-    pub fn prune(&self, max: u64) -> (usize, u64, usize, u64) {
+    /// still fit (so a single entry larger than the limit never empties the cache). Only
+    /// what was actually removed is counted: an entry that could not be (a read-only disk)
+    /// is left, and the first such error returned with the counts.
+    pub fn prune(&self, max: u64) -> Pruned {
         let (mut entries, temps) = self.scan();
         for t in temps {
             if t.mtime.elapsed().is_ok_and(|age| age > STALE_TEMP) {
                 let _ = std::fs::remove_file(&t.path);
             }
         }
-        let total: u64 = entries.iter().map(|e| e.size).sum();
-        if total <= max {
-            return (0, 0, entries.len(), total);
-        }
+        let mut p = Pruned::default();
         entries.sort_by_key(|e| std::cmp::Reverse(e.mtime));
-        let (mut removed, mut freed, mut left, mut kept) = (0, 0, 0, 0);
+        let mut room = max;
         for e in &entries {
-            if kept + e.size <= max {
-                kept += e.size;
-                left += 1;
-                continue;
+            if e.size <= room {
+                room -= e.size;
+            } else {
+                match std::fs::remove_file(&e.path) {
+                    Ok(()) => {
+                        p.removed += 1;
+                        p.freed += e.size;
+                        continue;
+                    }
+                    // Another process removed it already: neither removed here nor left.
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(err) => {
+                        p.error.get_or_insert(err);
+                    }
+                }
             }
-            // Another process may have removed it already: it is gone either way.
-            let _ = std::fs::remove_file(&e.path);
-            freed += e.size;
-            removed += 1;
+            p.left += 1;
+            p.size += e.size;
         }
-        (removed, freed, left, kept)
+        p
     }
 
     /// Mark the entry for `key` as used now (best effort), for the pruning that follows.
@@ -423,8 +443,8 @@ mod tests {
         assert_eq!(tier.get(&[99; 32]).unwrap(), None);
         // The hit on entry 3 made it the most recently used.
         let size = tier.scan().0[0].size;
-        let (removed, _, left, _) = tier.prune(size * 5);
-        assert_eq!((removed, left), (5, 5));
+        let p = tier.prune(size * 5);
+        assert_eq!((p.removed, p.left), (5, 5));
         for (i, k) in keys.iter().enumerate() {
             let kept = tier.contains(k);
             assert_eq!(kept, i == 3 || i >= 6, "entry {i}");
@@ -453,9 +473,9 @@ mod tests {
         let size = |k: &Key| std::fs::metadata(tier.path_of(k)).unwrap().blocks() * 512;
         let (small, big) = (size(&keys[0]), size(&keys[10]));
         assert!(big > small * 6);
-        let (removed, freed, left, bytes) = tier.prune(small * 6 - 1);
-        assert_eq!((removed, left, bytes), (6, 5, small * 5));
-        assert_eq!(freed, small * 5 + big);
+        let p = tier.prune(small * 6 - 1);
+        assert_eq!((p.removed, p.left, p.size), (6, 5, small * 5));
+        assert_eq!(p.freed, small * 5 + big);
         for (i, k) in keys.iter().enumerate() {
             assert_eq!(tier.contains(k), (5..10).contains(&i), "entry {i}");
         }
@@ -501,7 +521,7 @@ mod tests {
             std::fs::write(cache.path().join(f), "mine").unwrap();
         }
         assert_eq!(tier.scan().0.len(), 2);
-        assert_eq!(tier.prune(0).0, 2);
+        assert_eq!(tier.prune(0).removed, 2);
         tier.put(&[3; 32], b"three").unwrap();
         assert_eq!(tier.clean().unwrap().0, 1);
         for f in foreign {

@@ -81,18 +81,21 @@ pub fn run(cmd: &CacheCommand, style: Style) -> Result<ExitStatus, Error> {
         }
         CacheCommand::Prune { dir, max_size } => {
             let tier = open(dir.path())?;
-            let (removed, freed, left, size) = tier
+            let p = tier
                 .locked("prune.lock", true, || tier.prune(*max_size))
                 .unwrap_or_else(|| tier.prune(*max_size));
-            stats::pruned(&tier, size);
+            stats::pruned(&tier, p.size);
             report::eprint_line(&format!(
                 "Removed {} ({}); {} left ({})",
-                report::plural(removed, "entry", "entries"),
-                human_size(freed),
-                report::plural(left, "entry", "entries"),
-                human_size(size)
+                report::plural(p.removed, "entry", "entries"),
+                human_size(p.freed),
+                report::plural(p.left, "entry", "entries"),
+                human_size(p.size)
             ));
-            Ok(ExitStatus::Success)
+            match p.error {
+                Some(source) => Err(CacheError::Prune { path: dir.path().to_path_buf(), source }.into()),
+                None => Ok(ExitStatus::Success),
+            }
         }
         CacheCommand::Clean { dir } => {
             let tier = open(dir.path())?;

@@ -74,6 +74,12 @@ pub enum CacheError {
     },
     #[error("`{}` does not look like a hashpyc bytecode cache (no CACHEDIR.TAG written by hashpyc, or files that are not hashpyc's); refusing to touch it", .0.display())]
     NotACache(PathBuf),
+    #[error("cannot remove entries from the bytecode cache `{}`", path.display())]
+    Prune {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Remote(String),
 }
@@ -499,10 +505,10 @@ impl Inner {
                         }
                         // Down to 90%, so that the next builds do not prune again at once.
                         let pruned = l.disk.prune(self.settings.max_size / 10 * 9);
-                        stats::pruned(&l.disk, pruned.3);
+                        stats::pruned(&l.disk, pruned.size);
                         pruned
                     });
-                    if let Some((removed, freed, left, size)) = pruned {
+                    if let Some(disk::Pruned { removed, freed, left, size, .. }) = pruned {
                         pruned_note = Some(format!(
                             "cache local: over the limit of {}, pruned: removed {} ({}), {} left ({})",
                             manage::human_size(self.settings.max_size),

@@ -372,6 +372,70 @@ per_python!(full_cache_disk_never_fails_a_build, min = (3, 13), |py: &Python| {
     assert!(counts(&again.stderr).0 > 0, "some entries fit: {}", again.stderr);
 });
 
+// `cache prune` on a read-only cache counts only what it removed (nothing) and fails as
+// `cache clean` does on the same directory: exit status 2 with the OS error.
+per_python!(prune_of_a_read_only_cache_fails, min = (3, 14), |py: &Python| {
+    let work = Tree::new();
+    let cache = work.path("cache");
+    std::fs::create_dir(&cache).unwrap();
+    let root = unsafe_is_root();
+    let mounted = root
+        && Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .arg(&cache)
+            .status()
+            .is_ok_and(|s| s.success());
+    if root && !mounted {
+        return harness::visible(
+            "SKIPPED cache::prune_of_a_read_only_cache_fails: cannot mount a tmpfs as root here",
+        );
+    }
+    struct Restore(PathBuf, bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            if self.1 {
+                let _ = Command::new("umount").arg(&self.0).status();
+            }
+        }
+    }
+    let _guard = Restore(cache.clone(), mounted);
+    for i in 0..6 {
+        work.write(format!("src/m{i}.py"), format!("VALUE = {i}\n"));
+    }
+    work.hashpyc().arg("compile").python(py).arg("--cache").arg(&cache).arg("src").run().assert_code(0);
+    let before = entry_files(&cache);
+    assert_eq!(before.len(), 6);
+    // Read-only: the filesystem as root (who ignores permissions), else the directories.
+    let dirs: Vec<PathBuf> =
+        std::fs::read_dir(cache.join("v1")).unwrap().map(|e| e.unwrap().path()).collect();
+    let set_dirs = |mode: u32| {
+        for d in &dirs {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+    };
+    if mounted {
+        assert!(Command::new("mount").args(["-o", "remount,ro"]).arg(&cache).status().unwrap().success());
+    } else {
+        set_dirs(0o555);
+    }
+    let prune = work.hashpyc().args(["cache", "prune", "--max-size", "0", "--cache"]).arg(&cache).run();
+    let clean = work.hashpyc().args(["cache", "clean", "--cache"]).arg(&cache).run();
+    if !mounted {
+        set_dirs(0o755);
+    }
+    assert_eq!(entry_files(&cache), before, "nothing was removed");
+    clean.assert_code(2);
+    prune.assert_code(2);
+    assert!(prune.stderr.contains("Removed 0 entries"), "{}", prune.stderr);
+    let cause = clean.stderr.lines().last().unwrap().trim();
+    assert!(
+        cause.starts_with("Caused by:") && prune.stderr.contains(cause),
+        "{}\n{}",
+        clean.stderr,
+        prune.stderr
+    );
+});
+
 // Another hashpyc pruning the cache to almost nothing, over and over, while four builds
 // run at once: every build writes the same bytes and exits as it would without a cache.
 per_python!(concurrent_prune_during_concurrent_builds, min = (3, 12), |py: &Python| {
