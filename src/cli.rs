@@ -338,8 +338,8 @@ pub enum CacheCommand {
         #[command(flatten)]
         dir: CacheDirArg,
         /// Output format on stdout.
-        #[arg(long, value_enum, default_value_t = InspectFormat::Text)]
-        format: InspectFormat,
+        #[arg(long, value_enum, default_value_t = StatsFormat::Text)]
+        format: StatsFormat,
     },
     /// Remove least recently used entries until the cache takes at most SIZE.
     Prune {
@@ -450,6 +450,15 @@ pub enum Format {
     Json,
     /// GitHub Actions workflow annotations (`::error file=…::…`).
     Github,
+}
+
+/// `cache stats --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatsFormat {
+    /// Labelled lines: entries, size on disk, runs, and the counts of each tier.
+    Text,
+    /// One JSON object: `cache`, `entries`, `bytes`, `temporary_files`, `since`, `runs`, `tiers`.
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

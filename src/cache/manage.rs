@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::disk::DiskTier;
 use super::{CacheError, stats};
-use crate::cli::{CacheCommand, InspectFormat};
+use crate::cli::{CacheCommand, StatsFormat};
 use crate::report::{self, Style};
 use crate::{Error, ExitStatus};
 
@@ -39,7 +39,7 @@ pub fn run(cmd: &CacheCommand, style: Style) -> Result<ExitStatus, Error> {
             let bytes: u64 = entries.iter().map(|e| e.size).sum();
             let rec = stats::read(&tier);
             let mut out = std::io::stdout().lock();
-            if *format == InspectFormat::Json {
+            if *format == StatsFormat::Json {
                 let mut tiers = serde_json::Map::new();
                 for (name, t) in &rec.tiers {
                     tiers.insert(name.clone(), serde_json::to_value(t).expect("totals serialize"));

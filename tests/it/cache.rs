@@ -789,3 +789,23 @@ per_python!(ci_recipes_replayed, min = (3, 11), |py: &Python| {
         }
     }
 });
+
+// `cache stats --format` describes the statistics, not `inspect`'s pycs: text is labelled
+// lines, json is one object (as `cache stats` prints, checked against its own output).
+#[test]
+fn stats_format_help_describes_stats() {
+    let work = Tree::new();
+    let help = work.hashpyc().args(["cache", "stats", "--help"]).run();
+    help.assert_code(0);
+    assert!(!help.stdout.contains("per pyc") && !help.stdout.contains("JSON Lines"), "{}", help.stdout);
+    let cache = work.path("cache");
+    work.write("src/m.py", "x = 1\n");
+    let py = harness::pythons().values().next_back().expect("a CPython");
+    work.hashpyc().arg("compile").python(py).arg("--cache").arg(&cache).arg("src").run().assert_code(0);
+    let json = work.hashpyc().args(["cache", "stats", "--format", "json", "--cache"]).arg(&cache).run();
+    let v: serde_json::Value = serde_json::from_str(json.stdout.trim()).unwrap();
+    let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+    for k in &keys {
+        assert!(help.stdout.contains(&format!("`{k}`")), "--help names `{k}`: {}", help.stdout);
+    }
+}
