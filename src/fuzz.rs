@@ -113,6 +113,23 @@ proptest! {
         let _ = marshal::scan(&body, layout);
     }
 
+    /// `code_body`'s fast path accepts only what the full reader accepts, with the same
+    /// `co_filename`; what it declines, the full reader decides.
+    #[test]
+    fn code_body_agrees_with_the_full_reader(muts in proptest::collection::vec(mutation(), 1..6), which in 0..RELOCATABLE.len() + 1, layout in layout()) {
+        let seed = if which == RELOCATABLE.len() { SEED_38 } else { RELOCATABLE[which].0 };
+        let body = mutate(seed, &muts);
+        prop_assert_eq!(marshal::code_body(&body, layout), marshal::full_code_body(&body, layout));
+    }
+
+    #[test]
+    fn code_body_agrees_on_noise(tail in proptest::collection::vec(any::<u8>(), 0..512), layout in layout()) {
+        // Noise after a code object's type byte and zeroed int fields, so that the walk
+        // goes on past them.
+        let body = [&b"c\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"[..], &tail].concat();
+        prop_assert_eq!(marshal::code_body(&body, layout), marshal::full_code_body(&body, layout));
+    }
+
     #[test]
     fn relocate_never_panics_on_noise(bytes in proptest::collection::vec(any::<u8>(), 0..512), rules in any_rules(), old in proptest::collection::vec(any::<u8>(), 0..8), new in proptest::collection::vec(any::<u8>(), 0..8)) {
         let _ = marshal::relocate(&bytes, rules, &old, &new);
@@ -164,4 +181,13 @@ proptest! {
 fn seeds_are_valid() {
     assert_eq!(marshal::code_filename(SEED_38, CodeLayout::Py38), Ok(&b"m.py"[..]));
     assert!(marshal::scan(SEED_312, CodeLayout::Py311).is_ok());
+    // The fast path of `code_body` takes real bodies (else the agreement tests above would
+    // compare the full reader with itself).
+    // The nested function's `co_filename` (`\xfa\x04m.py`), not the constant before it.
+    assert_eq!(marshal::valid_code_body(SEED_38, CodeLayout::Py38), Some((106, 110)));
+    for (body, minor, name) in RELOCATABLE {
+        let layout = CodeLayout::for_version(3, minor);
+        let (s, e) = marshal::valid_code_body(body, layout).expect("fast path");
+        assert_eq!(&body[s..e], name);
+    }
 }

@@ -11,6 +11,10 @@
 //! `relocate` (beside this file) rewrites that filename; it reads bodies with this reader.
 
 mod relocate;
+mod valid;
+
+#[cfg(test)]
+pub(crate) use valid::valid_code_body;
 
 pub use relocate::{RelocateError, Rules, relocatable, relocate};
 
@@ -167,6 +171,15 @@ pub fn code_filename(body: &[u8], layout: CodeLayout) -> Result<&[u8], MarshalEr
 /// `co_filename` (the first met, as [`code_filename`]). Truncated or garbage bodies, which
 /// fail the import with EOFError or "bad marshal data", are errors.
 pub fn code_body(body: &[u8], layout: CodeLayout) -> Result<&[u8], MarshalError> {
+    match valid::valid_code_body(body, layout) {
+        Some((s, e)) => Ok(&body[s..e]),
+        // Invalid, or beyond what the fast walk handles: the full reader says why.
+        None => full_code_body(body, layout),
+    }
+}
+
+/// [`code_body`] by the full reader: the reference the fast walk must agree with.
+pub(crate) fn full_code_body(body: &[u8], layout: CodeLayout) -> Result<&[u8], MarshalError> {
     let mut r = Reader::new(body, layout, false);
     r.run()?;
     if r.pos != body.len() {
@@ -531,6 +544,28 @@ mod tests {
         assert_eq!(code_body(b"\x00garbage", CodeLayout::Py311), Err(MarshalError::UnknownType(0)));
         assert_eq!(code_body(b"N", CodeLayout::Py311), Err(MarshalError::NotCode(b'N')));
         assert_eq!(code_body(b"\xe9\x01\x00\x00\x00", CodeLayout::Py311), Err(MarshalError::NotCode(b'i')));
+    }
+
+    #[test]
+    fn code_body_depth_limit() {
+        // A 3.11 code object whose constants are `k` nested 1-tuples around None: None is
+        // read k + 1 objects deep. The fast path and the full reader agree around the limit.
+        let empty = b"s\x00\x00\x00\x00";
+        for k in MAX_DEPTH - 3..=MAX_DEPTH + 2 {
+            let mut body = vec![b'c'];
+            body.extend([0; 20]);
+            body.extend(empty);
+            body.extend(b")\x01".repeat(k));
+            body.push(b'N');
+            body.extend(b")\x00)\x00");
+            body.extend(empty);
+            body.extend(b"z\x01az\x01bz\x01c\x01\x00\x00\x00");
+            body.extend(empty);
+            body.extend(empty);
+            let full = full_code_body(&body, CodeLayout::Py311);
+            assert_eq!(full.is_ok(), k < MAX_DEPTH, "{k}");
+            assert_eq!(code_body(&body, CodeLayout::Py311), full, "{k}");
+        }
     }
 
     #[test]
