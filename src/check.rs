@@ -276,29 +276,41 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
 /// When pycs are missing but pycs of another interpreter sit where they would be, the
 /// wrong `--python` (or `--target`) was probably given: say which versions are there.
 fn wrong_version_hint(findings: &[Finding], targets: &[Arc<Target>]) -> Option<String> {
-    let mut dirs: Vec<&Path> =
-        findings.iter().filter(|f| f.outcome == Outcome::Missing).filter_map(|f| f.pyc.parent()).collect();
-    dirs.sort_unstable();
-    dirs.dedup();
+    // The missing pycs, by directory and module name: only a pyc of another version for
+    // one of those same modules says "wrong interpreter" (not a file that fails to compile
+    // beside others compiled for both, nor unrelated pycs in the same directory).
+    let mut wanted = std::collections::BTreeMap::<&Path, std::collections::BTreeSet<&[u8]>>::new();
+    for f in findings.iter().filter(|f| f.outcome == Outcome::Missing) {
+        if let (Some(dir), Some(name)) = (f.pyc.parent(), f.pyc.file_name())
+            && let Some(stem) = pyc_stem(name.as_bytes())
+        {
+            wanted.entry(dir).or_default().insert(stem);
+        }
+    }
     let ours: Vec<&str> = targets.iter().map(|t| t.cache_tag.as_str()).collect();
     let mut foreign = std::collections::BTreeMap::<String, usize>::new();
-    for dir in dirs.into_iter().take(2000) {
+    for (dir, stems) in wanted.into_iter().take(2000) {
         let Ok(rd) = std::fs::read_dir(dir) else { continue };
         for e in rd.filter_map(Result::ok) {
             let name = e.file_name();
             let Some(tag) = pyc_tag(name.as_bytes()) else { continue };
-            if !ours.contains(&tag) {
+            if !ours.contains(&tag) && pyc_stem(name.as_bytes()).is_some_and(|stem| stems.contains(stem)) {
                 *foreign.entry(tag.to_string()).or_default() += 1;
             }
         }
     }
     let (tag, n) = foreign.iter().max_by_key(|(_, n)| **n)?;
     let missing = findings.iter().filter(|f| f.outcome == Outcome::Missing).count();
-    let python = tag
-        .strip_prefix("cpython-")
-        .filter(|v| v.len() >= 2)
-        .map(|v| format!("python{}.{}", &v[..1], &v[1..]))
-        .unwrap_or_else(|| "…".into());
+    let version =
+        tag.strip_prefix("cpython-").filter(|v| v.len() >= 2).map(|v| format!("{}.{}", &v[..1], &v[1..]));
+    // Checked against the built-in table (`--target`): suggest the same flag.
+    let table =
+        targets.iter().all(|t| t.executable.as_os_str().as_encoded_bytes().starts_with(b"(built-in table"));
+    let suggestion = match (&version, table) {
+        (Some(v), true) => format!("--target {v}"),
+        (Some(v), false) => format!("--python python{v}"),
+        (None, _) => "another interpreter".into(),
+    };
     let others = if foreign.len() > 1 {
         format!(
             " (and pycs of {})",
@@ -308,11 +320,19 @@ fn wrong_version_hint(findings: &[Finding], targets: &[Arc<Target>]) -> Option<S
         String::new()
     };
     Some(format!(
-        "{} missing for {}, but {} there{others}: did you mean `--python {python}`?",
+        "{} missing for {}, but {} there{others}: did you mean `{suggestion}`?",
         report::plural(missing, "pyc is", "pycs are"),
         crate::target::targets_label(targets),
         if *n == 1 { format!("1 {tag} pyc is") } else { format!("{n} {tag} pycs are") },
     ))
+}
+
+/// The module name of a `__pycache__` file name: `mod.cpython-311.opt-1.pyc` gives `mod`.
+fn pyc_stem(name: &[u8]) -> Option<&[u8]> {
+    pyc_tag(name)?;
+    let base = name.strip_suffix(b".pyc")?;
+    let base = base.strip_suffix(b".opt-1").or_else(|| base.strip_suffix(b".opt-2")).unwrap_or(base);
+    Some(&base[..base.iter().rposition(|&b| b == b'.')?])
 }
 
 /// The cache tag of a `__pycache__` file name: `mod.cpython-311.pyc` and

@@ -340,6 +340,19 @@ per_python!(summaries_name_the_interpreter, min = (3, 8), |py: &Python| {
         py.minor.1
     );
     assert!(wrong.stderr.contains(&want), "{}", wrong.stderr);
+    // Under `--target` the hint names the same flag.
+    let by_table = format!("{}.{}", other.minor.0, other.minor.1);
+    let wrong = tree.hashpyc().args(["check", "--target", &by_table, "."]).run();
+    wrong.assert_code(1);
+    let want = format!("did you mean `--target {}.{}`?", py.minor.0, py.minor.1);
+    assert!(wrong.stderr.contains(&want), "{}", wrong.stderr);
+    // No hint when the pyc missing for `other` is that of a file that fails to compile
+    // (its pycs of other versions are those of other modules, not of it).
+    tree.hashpyc().arg("compile").python(other).arg(".").run().assert_code(0);
+    tree.write("bad.py", "def f(:\n");
+    let run = tree.hashpyc().arg("check").python(other).arg(".").run();
+    run.assert_code(1);
+    assert!(!run.stderr.contains("hint:"), "{}", run.stderr);
 });
 
 // 7. Adding a level writes only that level; adding --hardlink-dupes links without -f;
