@@ -151,7 +151,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     // tree, must not pass a CI job.
     // Every path a hook named was excluded on purpose (`--force-exclude`): nothing was
     // meant to be checked, which is no finding.
-    let all_excluded = sources == 0 && !s.roots.is_empty() && walked.force_excluded == s.roots.len();
+    let all_excluded = sources == 0 && !s.roots.is_empty() && walked.skipped.force_excluded == s.roots.len();
     let nothing = sources == 0 && usage_errors == 0 && !all_excluded;
     if nothing {
         let mut msg = if s.roots.is_empty() {
@@ -160,15 +160,8 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
             let under: Vec<String> = s.roots.iter().map(|r| format!("`{}`", r.display())).collect();
             format!("{}: no Python sources to check under {}", style.error(), under.join(", "))
         };
-        let mut why: Vec<String> = walked.skipped.describe().into_iter().collect();
-        if walked.force_excluded > 0 {
-            why.push(format!(
-                "{} excluded by --force-exclude",
-                report::plural(walked.force_excluded, "named path", "named paths")
-            ));
-        }
-        if !why.is_empty() {
-            msg.push_str(&format!(" ({})", why.join(", ")));
+        if let Some(skipped) = walked.skipped.describe() {
+            msg.push_str(&format!(" ({skipped})"));
         }
         report::eprint_line(&msg);
     }
@@ -221,7 +214,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
         summary.insert("errors".into(), errors.into());
         summary.insert("skipped_ignored".into(), walked.skipped.ignored.into());
         summary.insert("skipped_hidden".into(), walked.skipped.hidden.into());
-        summary.insert("force_excluded".into(), walked.force_excluded.into());
+        summary.insert("force_excluded".into(), walked.skipped.force_excluded.into());
         let targets: Vec<serde_json::Value> = s.targets.iter().map(|t| t.short_version().into()).collect();
         summary.insert("targets".into(), targets.into());
         let _ = writeln!(out, "{}", serde_json::Value::Object(summary));
@@ -248,12 +241,6 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
         }
         if let Some(skipped) = walked.skipped.describe() {
             parts.push(skipped);
-        }
-        if walked.force_excluded > 0 {
-            parts.push(format!(
-                "{} excluded by --force-exclude",
-                report::plural(walked.force_excluded, "named path", "named paths")
-            ));
         }
         let ok = counts.get("ok").copied().unwrap_or(0);
         let what = if pycs == sources || nothing {
@@ -282,7 +269,7 @@ fn wrong_version_hint(findings: &[Finding], targets: &[Arc<Target>]) -> Option<S
     let mut wanted = std::collections::BTreeMap::<&Path, std::collections::BTreeSet<&[u8]>>::new();
     for f in findings.iter().filter(|f| f.outcome == Outcome::Missing) {
         if let (Some(dir), Some(name)) = (f.pyc.parent(), f.pyc.file_name())
-            && let Some(stem) = pyc_stem(name.as_bytes())
+            && let Some((stem, _)) = pyc_parts(name.as_bytes())
         {
             wanted.entry(dir).or_default().insert(stem);
         }
@@ -293,8 +280,8 @@ fn wrong_version_hint(findings: &[Finding], targets: &[Arc<Target>]) -> Option<S
         let Ok(rd) = std::fs::read_dir(dir) else { continue };
         for e in rd.filter_map(Result::ok) {
             let name = e.file_name();
-            let Some(tag) = pyc_tag(name.as_bytes()) else { continue };
-            if !ours.contains(&tag) && pyc_stem(name.as_bytes()).is_some_and(|stem| stems.contains(stem)) {
+            let Some((stem, tag)) = pyc_parts(name.as_bytes()) else { continue };
+            if !ours.contains(&tag) && stems.contains(stem) {
                 *foreign.entry(tag.to_string()).or_default() += 1;
             }
         }
@@ -327,22 +314,14 @@ fn wrong_version_hint(findings: &[Finding], targets: &[Arc<Target>]) -> Option<S
     ))
 }
 
-/// The module name of a `__pycache__` file name: `mod.cpython-311.opt-1.pyc` gives `mod`.
-fn pyc_stem(name: &[u8]) -> Option<&[u8]> {
-    pyc_tag(name)?;
-    let base = name.strip_suffix(b".pyc")?;
-    let base = base.strip_suffix(b".opt-1").or_else(|| base.strip_suffix(b".opt-2")).unwrap_or(base);
-    Some(&base[..base.iter().rposition(|&b| b == b'.')?])
-}
-
-/// The cache tag of a `__pycache__` file name: `mod.cpython-311.pyc` and
-/// `mod.cpython-311.opt-1.pyc` give `cpython-311`.
-fn pyc_tag(name: &[u8]) -> Option<&str> {
+/// The module name and cache tag of a `__pycache__` file name: `mod.cpython-311.pyc` and
+/// `mod.cpython-311.opt-1.pyc` give `mod` and `cpython-311`.
+fn pyc_parts(name: &[u8]) -> Option<(&[u8], &str)> {
     let base = name.strip_suffix(b".pyc")?;
     let base = base.strip_suffix(b".opt-1").or_else(|| base.strip_suffix(b".opt-2")).unwrap_or(base);
     let dot = base.iter().rposition(|&b| b == b'.')?;
     let tag = std::str::from_utf8(&base[dot + 1..]).ok()?;
-    (tag.contains('-') && !tag.is_empty()).then_some(tag)
+    (tag.contains('-') && !tag.is_empty()).then_some((&base[..dot], tag))
 }
 
 fn header_view(h: &Header) -> HeaderView {
@@ -576,6 +555,7 @@ mod tests {
 
     #[test]
     fn pyc_tags() {
+        let pyc_tag = |name: &'static [u8]| pyc_parts(name).map(|(_, tag)| tag);
         assert_eq!(pyc_tag(b"m.cpython-311.pyc"), Some("cpython-311"));
         assert_eq!(pyc_tag(b"m.x.cpython-313.opt-2.pyc"), Some("cpython-313"));
         assert_eq!(pyc_tag(b"m.pyc"), None);

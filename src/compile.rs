@@ -65,8 +65,6 @@ pub struct Summary {
     pub vanished: usize,
     pub usage_errors: usize,
     pub skipped: walk::Skipped,
-    /// Paths named on the command line that `--force-exclude` skipped.
-    pub force_excluded: usize,
 }
 
 impl Summary {
@@ -270,7 +268,7 @@ fn summary_json(
         "vanished": s.vanished,
         "skipped_ignored": s.skipped.ignored,
         "skipped_hidden": s.skipped.hidden,
-        "force_excluded": s.force_excluded,
+        "force_excluded": s.skipped.force_excluded,
         "warnings_as_errors": warnings_as_errors,
         "targets": targets,
         "elapsed": (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
@@ -320,7 +318,6 @@ pub fn compile(
         sources: planned.sources,
         fresh: planned.fresh_units,
         skipped: planned.walked.skipped,
-        force_excluded: planned.walked.force_excluded,
         ..Summary::default()
     };
     walk_notes(&planned.walked, &mut summary, &mut notes, style);
@@ -820,10 +817,6 @@ pub fn summary_line(s: &Summary, targets: &[Arc<Target>], elapsed: Duration, sty
     if let Some(skipped) = s.skipped.describe() {
         parts.push(skipped);
     }
-    if s.force_excluded > 0 {
-        let named = report::plural(s.force_excluded, "named path", "named paths");
-        parts.push(format!("{named} excluded by --force-exclude"));
-    }
     let what = report::plural(s.compiled, "file", "files");
     format!(
         "{} {what} for {} ({}) in {}",
@@ -918,10 +911,6 @@ fn dry_run(
         }
         if let Some(skipped) = summary.skipped.describe() {
             parts.push(skipped);
-        }
-        if summary.force_excluded > 0 {
-            let named = report::plural(summary.force_excluded, "named path", "named paths");
-            parts.push(format!("{named} excluded by --force-exclude"));
         }
         report::eprint_line(&format!(
             "{} compile {}, rewrite {} for {} ({}); nothing was written",

@@ -129,10 +129,8 @@ pub struct Walked {
     pub legacy_pycs: Vec<PathBuf>,
     /// Paths skipped by `--limit-symlinks`, for `--dry-run` and `-v`.
     pub skipped_symlinks: Vec<PathBuf>,
-    /// `.py` files the opt-in rules skipped.
+    /// `.py` files the opt-in rules skipped, and named paths `--force-exclude` skipped.
     pub skipped: Skipped,
-    /// Paths named on the command line that `--force-exclude` skipped.
-    pub force_excluded: usize,
 }
 
 /// How many `.py` files each opt-in rule skipped.
@@ -142,13 +140,11 @@ pub struct Skipped {
     pub ignored: usize,
     /// As hidden entries, or inside hidden directories (`--skip-hidden`).
     pub hidden: usize,
+    /// Paths named on the command line or stdin that `--force-exclude` skipped.
+    pub force_excluded: usize,
 }
 
 impl Skipped {
-    pub fn total(&self) -> usize {
-        self.ignored + self.hidden
-    }
-
     /// `skipped 12 by --respect-gitignore, 3 by --skip-hidden`, or None.
     pub fn describe(&self) -> Option<String> {
         let mut parts = Vec::new();
@@ -158,7 +154,13 @@ impl Skipped {
         if self.hidden > 0 {
             parts.push(format!("{} by --skip-hidden", self.hidden));
         }
-        (!parts.is_empty()).then(|| format!("skipped {}", parts.join(", ")))
+        let mut out: Vec<String> =
+            (!parts.is_empty()).then(|| format!("skipped {}", parts.join(", "))).into_iter().collect();
+        if self.force_excluded > 0 {
+            let named = crate::report::plural(self.force_excluded, "named path", "named paths");
+            out.push(format!("{named} excluded by --force-exclude"));
+        }
+        (!out.is_empty()).then(|| out.join(", "))
     }
 }
 
@@ -214,7 +216,10 @@ pub fn walk_each(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
         visit(s)
     });
     if opts.respect_ignore || opts.skip_hidden {
-        walked.skipped = count_skipped(roots, opts, taken.into_inner());
+        walked.skipped = Skipped {
+            force_excluded: walked.skipped.force_excluded,
+            ..count_skipped(roots, opts, taken.into_inner())
+        };
     }
     walked
 }
@@ -235,10 +240,11 @@ fn count_skipped(roots: &[PathBuf], opts: &WalkOptions, selected: usize) -> Skip
     match (opts.respect_ignore, opts.skip_hidden) {
         (true, true) => {
             let not_hidden = count(false, true);
-            Skipped { hidden: all.saturating_sub(not_hidden), ignored: not_hidden.saturating_sub(selected) }
+            let ignored = not_hidden.saturating_sub(selected);
+            Skipped { hidden: all.saturating_sub(not_hidden), ignored, force_excluded: 0 }
         }
-        (true, false) => Skipped { ignored: all.saturating_sub(selected), hidden: 0 },
-        _ => Skipped { hidden: all.saturating_sub(selected), ignored: 0 },
+        (true, false) => Skipped { ignored: all.saturating_sub(selected), ..Skipped::default() },
+        _ => Skipped { hidden: all.saturating_sub(selected), ..Skipped::default() },
     }
 }
 
@@ -257,14 +263,14 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
         None => None,
     };
     for root in roots {
-        if opts.force_exclude
-            && (forced
-                .as_ref()
-                .is_some_and(|x| x.skips_root(root, std::fs::metadata(root).is_ok_and(|m| m.is_dir())))
-                || (excluded_by_regex(root, opts) && !std::fs::metadata(root).is_ok_and(|m| m.is_dir())))
-        {
-            walked.force_excluded += 1;
-            continue;
+        if opts.force_exclude {
+            let is_dir = std::fs::metadata(root).is_ok_and(|m| m.is_dir());
+            if forced.as_ref().is_some_and(|x| x.skips_root(root, is_dir))
+                || (!is_dir && excluded_by_regex(root, opts))
+            {
+                walked.skipped.force_excluded += 1;
+                continue;
+            }
         }
         match std::fs::symlink_metadata(root) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -788,7 +794,7 @@ mod tests {
         let skip = WalkOptions { skip_hidden: true, threads: 2, ..Default::default() };
         let w = walk(&[root.to_path_buf()], &skip);
         assert!(!w.sources.iter().any(|s| s.path.ends_with(".hidden/e.py")));
-        assert_eq!(w.skipped, Skipped { hidden: 1, ignored: 0 });
+        assert_eq!(w.skipped, Skipped { hidden: 1, ignored: 0, force_excluded: 0 });
         let w = walk(&[root.join("missing")], &opts);
         assert!(matches!(w.errors[..], [WalkError::NotFound(_)]));
     }

@@ -214,21 +214,24 @@ per_python!(seed_incident_every_value_in_order, |py: &Python| {
     assert_eq!(seen, want, "CPython's own import after hashpyc");
 });
 
+/// `hashpyc compile --python WRAPPER ARGS PATHS` with its own state directory (so what it
+/// remembers is this test's), for the tests that count the interpreter's starts.
+fn counted_compile(tree: &Tree, state: &Path, wrapper: &Path, args: &[&str], paths: &[&str]) -> harness::Run {
+    tree.hashpyc()
+        .env("HASHPYC_STATE_DIR", state)
+        .args(["compile", "--python"])
+        .arg(wrapper)
+        .args(args)
+        .args(paths)
+        .run()
+}
+
 per_python!(noop_run_starts_no_python, |py: &Python| {
     let tree = Tree::new();
     fixture(&tree);
     let (wrapper, starts) = tree.counting_python(py);
     let cache = tempfile::tempdir().unwrap();
-    let run = |args: &[&str]| {
-        tree.hashpyc()
-            .env("HASHPYC_STATE_DIR", cache.path())
-            .args(["compile", "--python"])
-            .arg(&wrapper)
-            .args(args)
-            .arg("pkg")
-            .arg("bom.py")
-            .run()
-    };
+    let run = |args: &[&str]| counted_compile(&tree, cache.path(), &wrapper, args, &["pkg", "bom.py"]);
     run(&[]).assert_code(0);
     let first = starts();
     assert!(first >= 2, "the first run probes and starts workers ({first} starts)");
@@ -272,15 +275,7 @@ per_python!(remembered_failures_start_no_python, |py: &Python| {
     tree.write("bad.py", "def f(:\n    pass\n");
     let (wrapper, starts) = tree.counting_python(py);
     let cache = tempfile::tempdir().unwrap();
-    let run = |args: &[&str]| {
-        tree.hashpyc()
-            .env("HASHPYC_STATE_DIR", cache.path())
-            .args(["compile", "--python"])
-            .arg(&wrapper)
-            .args(args)
-            .args(["good.py", "bad.py"])
-            .run()
-    };
+    let run = |args: &[&str]| counted_compile(&tree, cache.path(), &wrapper, args, &["good.py", "bad.py"]);
     let first = run(&[]);
     first.assert_code(1);
     let error =
@@ -315,15 +310,7 @@ per_python!(non_utf8_names_are_remembered, min = (3, 8), |py: &Python| {
     tree.write(warned, "x = 1\nif x is 1:\n    pass\n");
     let (wrapper, starts) = tree.counting_python(py);
     let state = tempfile::tempdir().unwrap();
-    let run = |args: &[&str]| {
-        tree.hashpyc()
-            .env("HASHPYC_STATE_DIR", state.path())
-            .args(["compile", "--python"])
-            .arg(&wrapper)
-            .args(args)
-            .arg(".")
-            .run()
-    };
+    let run = |args: &[&str]| counted_compile(&tree, state.path(), &wrapper, args, &["."]);
     let first = run(&[]);
     first.assert_code(1);
     assert!(first.stderr.contains("SyntaxWarning"), "{}", first.stderr);
