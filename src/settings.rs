@@ -491,8 +491,12 @@ fn cache_settings(args: &crate::cli::CacheArgs) -> Result<Option<crate::cache::C
     let timeout = seconds("HASHPYC_CACHE_TIMEOUT", crate::cache::remote::DEFAULT_TIMEOUT)?;
     if let Some(u) = url {
         // A malformed URL is bad input (exit 2); trouble reaching it never is.
-        crate::cache::remote::open(u, timeout).map_err(|e| {
-            config::at_key(args.cache_url_from.as_deref(), "cache-url", &e).unwrap_or(Error::Usage(e))
+        crate::cache::remote::open(u, timeout).map_err(|e| match e {
+            crate::cache::remote::OpenError::Url(e) => {
+                config::at_key(args.cache_url_from.as_deref(), "cache-url", &e).unwrap_or(Error::Usage(e))
+            }
+            // Not the file's fault: the variable is named in the message.
+            crate::cache::remote::OpenError::Environment(e) => Error::Usage(e),
         })?;
     }
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));

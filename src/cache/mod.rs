@@ -224,7 +224,7 @@ impl Inner {
         };
         let remote = match &settings.url {
             Some(url) => Some(Arc::new(Remote {
-                tier: remote::open(url, settings.timeout).map_err(CacheError::Remote)?,
+                tier: remote::open(url, settings.timeout).map_err(|e| CacheError::Remote(e.to_string()))?,
                 counts: Counters::default(),
                 off: AtomicBool::new(false),
                 problem: Mutex::new(None),

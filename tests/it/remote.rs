@@ -212,6 +212,60 @@ fn anonymous_reads_of_a_public_bucket() {
     two_machines(py, &url, &[("AWS_ENDPOINT_URL", s3.endpoint.clone())]);
 }
 
+/// Half a key pair, or a session token without one, is bad input found before any
+/// request (exit 2, naming the variable that is missing), as boto3 raises
+/// PartialCredentialsError: never unsigned requests in its place, which a public bucket
+/// answers. With none of the three, the same server gets anonymous requests.
+#[test]
+fn partial_credentials_are_an_error() {
+    let Some(py) = harness::python_or_skip((3, 12), "remote::partial_credentials_are_an_error") else {
+        return;
+    };
+    let Some(s3) = S3::rclone_anonymous() else { return };
+    let bucket = s3.files_dir().expect("rclone").join(&s3.bucket);
+    let url = format!("s3://{}/public", s3.bucket);
+    let m = Machine::new(py, "half-set");
+    let (status, _) = m.reference(py);
+    let cache = m.home.path("cache");
+    let args = ["--cache", cache.to_str().unwrap(), "--cache-url", &url];
+    let (id, secret, token) = ("AKIDPARTIAL0001", "partial-secret-value-9f2", "partial-token-value-7c1");
+    let cases: [(&[(&str, &str)], &str); 5] = [
+        (&[("AWS_ACCESS_KEY_ID", id)], "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not"),
+        (&[("AWS_SECRET_ACCESS_KEY", secret)], "AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not"),
+        (
+            &[("AWS_ACCESS_KEY_ID", id), ("AWS_SECRET_ACCESS_KEY", ""), ("AWS_SESSION_TOKEN", token)],
+            "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not",
+        ),
+        (
+            &[("AWS_SESSION_TOKEN", token)],
+            "AWS_SESSION_TOKEN is set but AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not",
+        ),
+        (
+            &[("AWS_SESSION_TOKEN", token), ("AWS_ACCESS_KEY_ID", ""), ("AWS_SECRET_ACCESS_KEY", "")],
+            "AWS_SESSION_TOKEN is set but AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not",
+        ),
+    ];
+    for (vars, want) in cases {
+        let mut env = vec![("AWS_ENDPOINT_URL", s3.endpoint.as_str())];
+        env.extend_from_slice(vars);
+        let run = m.compile(&py.path, &args, &env);
+        assert_eq!(run.code, Some(2), "{vars:?}: {}", run.stderr);
+        assert!(run.stderr.contains(want), "{vars:?}: {}", run.stderr);
+        assert!(!run.stderr.contains(secret) && !run.stderr.contains(token), "{}", run.stderr);
+        assert!(pycs(&m.tree).is_empty(), "{vars:?}: the build went on");
+        assert!(
+            harness::files_with_suffix(&bucket, "").is_empty(),
+            "{vars:?}: requests reached the server:\n{}",
+            run.stderr
+        );
+        assert!(!cache.exists(), "{vars:?}: the build went on");
+    }
+    // None of them: anonymous requests, which this server takes.
+    let run = m.compile(&py.path, &args, &[("AWS_ENDPOINT_URL", &s3.endpoint)]);
+    assert_eq!(run.code, status, "{}", run.stderr);
+    assert!(!harness::files_with_suffix(&bucket, "").is_empty(), "{}", run.stderr);
+}
+
 /// `HASHPYC_CACHE_TOKEN` goes out as a bearer token, and never into a message.
 #[test]
 fn bearer_token_is_sent_and_never_shown() {

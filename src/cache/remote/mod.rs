@@ -28,19 +28,36 @@ pub const UPLOADS: usize = 16;
 /// No entry is larger (a body of a huge generated module is a few MiB).
 const MAX_ENTRY: u64 = 512 << 20;
 
+/// Why a remote tier cannot be opened: bad input, found before any request is made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpenError {
+    /// The URL itself (a configuration file's `cache-url` is named with it).
+    Url(String),
+    /// What the environment gives it: half a credential pair, an invalid endpoint.
+    Environment(String),
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenError::Url(m) | OpenError::Environment(m) => f.write_str(m),
+        }
+    }
+}
+
 /// Open the remote tier `url` names: `s3://BUCKET/PREFIX`, `http(s)://HOST/PREFIX`.
-pub fn open(url: &str, timeout: Duration) -> Result<Box<dyn Tier>, String> {
+pub fn open(url: &str, timeout: Duration) -> Result<Box<dyn Tier>, OpenError> {
     let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
     match scheme.as_deref() {
         Some("s3") => Ok(Box::new(s3::S3Tier::from_env(url, timeout)?)),
         Some("http" | "https") => {
             let token = std::env::var("HASHPYC_CACHE_TOKEN").ok().filter(|t| !t.is_empty());
-            Ok(Box::new(http::HttpTier::new(url, token, timeout)?))
+            Ok(Box::new(http::HttpTier::new(url, token, timeout).map_err(OpenError::Url)?))
         }
-        _ => Err(format!(
+        _ => Err(OpenError::Url(format!(
             "unsupported cache URL `{}`: expected s3://BUCKET/PREFIX, http://HOST/PREFIX or https://HOST/PREFIX",
             redact_url(url)
-        )),
+        ))),
     }
 }
 
@@ -195,7 +212,7 @@ mod tests {
 
     #[test]
     fn unknown_schemes_are_refused_without_credentials() {
-        let err = open("ftp://u:hunter2@host/x", DEFAULT_TIMEOUT).err().expect("refused");
+        let err = open("ftp://u:hunter2@host/x", DEFAULT_TIMEOUT).err().expect("refused").to_string();
         assert!(err.contains("ftp://host/x") && !err.contains("hunter2"), "{err}");
     }
 }

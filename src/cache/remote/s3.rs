@@ -6,7 +6,9 @@
 //! `AWS_SESSION_TOKEN`, `AWS_REGION` (or `AWS_DEFAULT_REGION`; default `us-east-1`), and
 //! `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL` for another service (path-style addressing
 //! then; AWS itself is addressed virtual-host style). Without credentials, requests are
-//! unsigned: anonymous reads of a public bucket.
+//! unsigned: anonymous reads of a public bucket. Half a key pair, or a session token
+//! without one, is an error (boto3's PartialCredentialsError), never anonymous requests.
+//! Nothing else is read: no profile files, no instance or container metadata.
 
 use std::time::Duration;
 
@@ -14,7 +16,7 @@ use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 
 use super::super::entry::Key;
 use super::super::tier::{Tier, TierError, entry_path};
-use super::{agent, drain, read_get, redact_url, request_error, status_error, upload_timeout};
+use super::{OpenError, agent, drain, read_get, redact_url, request_error, status_error, upload_timeout};
 
 /// How long a presigned request stays valid (it is used at once).
 const SIGNED_FOR: Duration = Duration::from_secs(600);
@@ -36,13 +38,41 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
+/// The credentials the environment gives, as boto3 reads them (an empty variable is an
+/// unset one): the key pair and its session token, or nothing at all (anonymous). Any
+/// other combination is a mistake to be told, since unsigned requests would go out
+/// instead (and a public bucket would answer them).
+fn credentials_from_env() -> Result<Option<Credentials>, String> {
+    const ID: &str = "AWS_ACCESS_KEY_ID";
+    const SECRET: &str = "AWS_SECRET_ACCESS_KEY";
+    const TOKEN: &str = "AWS_SESSION_TOKEN";
+    let partial = |set: &str, missing: &str| {
+        Err(format!(
+            "{set} is set but {missing} is not (or is empty): an s3:// cache needs both {ID} and {SECRET} to sign its requests, or neither for anonymous ones"
+        ))
+    };
+    match (env(ID), env(SECRET), env(TOKEN)) {
+        (Some(key), Some(secret), None) => Ok(Some(Credentials::new(key, secret))),
+        (Some(key), Some(secret), Some(token)) => Ok(Some(Credentials::new_with_token(key, secret, token))),
+        (Some(_), None, _) => partial(ID, SECRET),
+        (None, Some(_), _) => partial(SECRET, ID),
+        (None, None, Some(_)) => Err(format!(
+            "{TOKEN} is set but {ID} and {SECRET} are not (or are empty): a session token is only used with the key pair it belongs to; set all three, or none for anonymous requests"
+        )),
+        (None, None, None) => Ok(None),
+    }
+}
+
 impl S3Tier {
     /// `s3://BUCKET/PREFIX`, with the rest from the environment.
-    pub fn from_env(url: &str, timeout: Duration) -> Result<S3Tier, String> {
+    pub fn from_env(url: &str, timeout: Duration) -> Result<S3Tier, OpenError> {
         let rest = url.split_once("://").map_or(url, |(_, r)| r);
         let (name, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if name.is_empty() || name.contains('@') || name.contains(':') {
-            return Err(format!("invalid cache URL `{}`: expected s3://BUCKET/PREFIX", redact_url(url)));
+            return Err(OpenError::Url(format!(
+                "invalid cache URL `{}`: expected s3://BUCKET/PREFIX",
+                redact_url(url)
+            )));
         }
         let prefix = prefix.trim_matches('/').to_string();
         let region =
@@ -51,24 +81,19 @@ impl S3Tier {
             Some(e) => (e, UrlStyle::Path),
             None => (format!("https://s3.{region}.amazonaws.com"), UrlStyle::VirtualHost),
         };
-        let endpoint_url = url::Url::parse(&endpoint)
-            .map_err(|e| format!("invalid AWS_ENDPOINT_URL `{}`: {e}", redact_url(&endpoint)))?;
-        let bucket = Bucket::new(endpoint_url, style, name.to_string(), region)
-            .map_err(|e| format!("cannot address bucket `{name}` at `{}`: {e}", redact_url(&endpoint)))?;
-        let mut secrets = Vec::new();
-        let credentials = match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
-            (Some(key), Some(secret)) => {
-                secrets.push(secret.clone());
-                Some(match env("AWS_SESSION_TOKEN") {
-                    Some(token) => {
-                        secrets.push(token.clone());
-                        Credentials::new_with_token(key, secret, token)
-                    }
-                    None => Credentials::new(key, secret),
-                })
-            }
-            _ => None,
-        };
+        let endpoint_url = url::Url::parse(&endpoint).map_err(|e| {
+            OpenError::Environment(format!("invalid AWS_ENDPOINT_URL `{}`: {e}", redact_url(&endpoint)))
+        })?;
+        let bucket = Bucket::new(endpoint_url, style, name.to_string(), region).map_err(|e| {
+            OpenError::Url(format!("cannot address bucket `{name}` at `{}`: {e}", redact_url(&endpoint)))
+        })?;
+        let credentials = credentials_from_env().map_err(OpenError::Environment)?;
+        let secrets = credentials
+            .iter()
+            .flat_map(|c| [Some(c.secret()), c.token()])
+            .flatten()
+            .map(str::to_string)
+            .collect();
         let shown = format!(
             "s3://{name}/{prefix} at {}{}",
             redact_url(&endpoint),
