@@ -130,7 +130,8 @@ pub struct CompileArgs {
     #[command(flatten)]
     pub layout: LayoutArgs,
 
-    /// Recompile every file, even those whose pyc is fresh.
+    /// Recompile every file, even those whose pyc is fresh; with a bytecode cache, its
+    /// entries are replaced by what was compiled (not looked up).
     #[arg(short, long, help_heading = "Compilation")]
     pub force: bool,
 

@@ -618,12 +618,11 @@ fn compile_stage(
         jobs: s.jobs,
         verify: s.verify,
         cache,
-        looked_up: cache.is_some() && !s.force,
         warnings_as_errors: s.warnings_as_errors,
     };
     let (mut results, fatal) = match cache {
-        // `--force` compiles for real (and refreshes the cache's entries); an empty cache
-        // has nothing to look up.
+        // `--force` compiles for real and replaces the cache's entries with what it
+        // compiled; an empty cache has nothing to look up.
         Some(cache) if !s.force && !cache.is_empty() => std::thread::scope(|scope| {
             let lookups = scope.spawn(|| {
                 let l = crate::cache::stage::Lookups {

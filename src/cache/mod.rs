@@ -362,14 +362,17 @@ impl Inner {
         }
     }
 
-    /// Store an entry in every tier; `unless_present`: skip tiers that already hold one
-    /// (a HEAD before the PUT, for remote tiers).
+    /// Store an entry in every tier, replacing what is there (atomically: a local entry is
+    /// renamed into place, an S3 or WebDAV PUT replaces the object whole); `unless_present`:
+    /// skip tiers that already hold one — a usable one locally (a damaged entry is
+    /// replaced), any object for remote tiers (a HEAD before the PUT).
     fn put(&self, key: &Key, payload: &Payload, unless_present: bool) {
         if self.settings.read_only {
             return;
         }
         if let Some(l) = &self.local
-            && !(unless_present && l.disk.contains(key))
+            && !(unless_present
+                && l.disk.get(key).ok().flatten().is_some_and(|data| entry::decode(key, &data).is_ok()))
         {
             self.put_local(l, key, &entry::encode(key, payload, self.settings.compression));
         }
@@ -450,7 +453,7 @@ impl Inner {
         if self.settings.read_only {
             return;
         }
-        let StoreJob { t, keys, filename, result, looked_up } = job;
+        let StoreJob { t, keys, filename, result } = job;
         match result {
             Ok((bodies, warnings)) => {
                 for (i, (key, body)) in keys.iter().zip(bodies).enumerate() {
@@ -464,9 +467,9 @@ impl Inner {
                         body,
                     };
                     if relocatable {
-                        self.put(key, &payload, !looked_up);
+                        self.put(key, &payload, false);
                     } else {
-                        self.put(&Self::path_key(key, &filename), &payload, !looked_up);
+                        self.put(&Self::path_key(key, &filename), &payload, false);
                         // Never replace a body others can relocate with the marker.
                         self.put(key, &Payload::PathDependent, true);
                     }
@@ -476,7 +479,7 @@ impl Inner {
                 // Under the key of all the levels (which one failed is not known), where
                 // `lookup` looks first.
                 if let Some(key) = keys.last() {
-                    self.put(key, &Payload::Failure { filename, failure }, !looked_up);
+                    self.put(key, &Payload::Failure { filename, failure }, false);
                 }
             }
         }
@@ -590,7 +593,6 @@ struct StoreJob {
     keys: Vec<Key>,
     filename: Vec<u8>,
     result: Result<(Vec<Vec<u8>>, Vec<Warning>), CompileFailure>,
-    looked_up: bool,
 }
 
 /// The cache of one run: the tiers, and a thread that stores what the workers compile
@@ -648,8 +650,9 @@ impl Cache {
         self.inner.lookup(t, levels, source, filename)
     }
 
-    /// Store a compile's result (in the background). `looked_up`: this run looked the
-    /// entries up and missed them (no existence check needed before an upload).
+    /// Store a compile's result (in the background), replacing in every tier what is
+    /// there: the entries were looked up and missed (or were damaged), or `--force` asked
+    /// for fresh ones. No existence check is made before an upload.
     pub fn store(
         &self,
         t: usize,
@@ -657,18 +660,12 @@ impl Cache {
         source: &[u8],
         filename: &[u8],
         result: Result<(Vec<Vec<u8>>, Vec<Warning>), CompileFailure>,
-        looked_up: bool,
     ) {
         if self.inner.settings.read_only {
             return;
         }
-        let job = StoreJob {
-            t,
-            keys: self.inner.keys(t, levels, source),
-            filename: filename.to_vec(),
-            result,
-            looked_up,
-        };
+        let job =
+            StoreJob { t, keys: self.inner.keys(t, levels, source), filename: filename.to_vec(), result };
         let guard = self.stores.lock().expect("cache lock");
         match guard.as_ref() {
             Some((tx, _)) => {

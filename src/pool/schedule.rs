@@ -70,9 +70,6 @@ pub struct Schedule<'a> {
     pub verify: bool,
     /// Where results are stored for reuse.
     pub cache: Option<&'a crate::cache::Cache>,
-    /// The cache was consulted for every unit first (its misses need no existence check
-    /// before an upload).
-    pub looked_up: bool,
     /// `-W error`: a compile that raised warnings writes nothing.
     pub warnings_as_errors: bool,
 }
@@ -540,7 +537,7 @@ impl<'a> Slot<'a> {
             if let Some(cache) = s.cache
                 && verified
             {
-                cache.store(t, job.levels, source, &marshal::filename_bytes(filename), result, s.looked_up);
+                cache.store(t, job.levels, source, &marshal::filename_bytes(filename), result);
             }
         };
         Some(Step::Done(match outcome {

@@ -314,6 +314,90 @@ per_python!(damaged_entries_are_misses, min = (3, 11), |py: &Python| {
     assert_eq!(pycs(&work.path("src")), reference);
 });
 
+/// Every entry of a cache, relative to it, with its bytes.
+fn entries(cache: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    entry_files(cache)
+        .into_iter()
+        .map(|f| (f.strip_prefix(cache).unwrap().to_path_buf(), std::fs::read(f).unwrap()))
+        .collect()
+}
+
+// `--force` compiles everything and puts what it compiled in the cache, replacing the
+// entries already there (a damaged one is otherwise replaced only when a build reads it):
+// afterwards the cache holds, byte for byte, what a first build into an empty cache
+// stores, and the pycs are those of a real compile.
+#[test]
+fn force_replaces_cache_entries() {
+    let Some(py) = harness::python_or_skip((3, 12), "cache::force_replaces_cache_entries") else { return };
+    let work = Tree::new();
+    let lib = harness::stdlib_dir(py);
+    for pkg in ["json", "email"] {
+        harness::copy_py_tree(&lib.join(pkg), &work.path(format!("src/{pkg}")), &|_| false);
+    }
+    work.write("src/bad.py", "x = = 1\n");
+    // Its path is also a constant: stored by path, with a marker under the content key.
+    work.write("src/where.py", "WHERE = 'src/where.py'\n");
+    // A state directory of its own for each build, so that none skips the file that
+    // fails (its failure remembered) and each stores the same entries.
+    let builds = std::cell::Cell::new(0);
+    let build = |cache: &Path, extra: &[&str]| {
+        builds.set(builds.get() + 1);
+        work.hashpyc()
+            .env("HASHPYC_STATE_DIR", work.path(format!("state-{}", builds.get())))
+            .arg("compile")
+            .python(py)
+            .arg("--cache")
+            .arg(cache)
+            .args(extra)
+            .arg("src")
+            .run()
+    };
+    work.hashpyc().arg("compile").python(py).arg("src").run().assert_code(1);
+    let reference = pycs(&work.path("src"));
+    remove_pycs(&work.path("src"));
+    // What a first build stores.
+    build(&work.path("fresh"), &[]).assert_code(1);
+    let fresh = entries(&work.path("fresh"));
+    assert!(fresh.len() > 20, "{} entries", fresh.len());
+    remove_pycs(&work.path("src"));
+    let cache = work.path("cache");
+    build(&cache, &[]).assert_code(1);
+    assert!(entries(&cache) == fresh, "two first builds store the same entries");
+    // Damage every entry, each its way.
+    let mut next = rng(0xf0ce);
+    for (i, f) in entry_files(&cache).iter().enumerate() {
+        let mut data = std::fs::read(f).unwrap();
+        match i % 3 {
+            0 => data.truncate(next() as usize % data.len()),
+            1 => {
+                let at = next() as usize % data.len();
+                data[at] ^= 1 << (next() % 8);
+            }
+            _ => data.iter_mut().for_each(|b| *b = next() as u8),
+        }
+        std::fs::write(f, data).unwrap();
+    }
+    let run = build(&cache, &["--force", "-v"]);
+    run.assert_code(1);
+    assert!(pycs(&work.path("src")) == reference, "--force wrote other pycs:\n{}", run.stderr);
+    let after = entries(&cache);
+    let kept: Vec<&PathBuf> = after.iter().filter(|e| !fresh.contains(e)).map(|(p, _)| p).collect();
+    assert!(
+        kept.is_empty(),
+        "--force left {} of {} damaged entries: {kept:?}\n{}",
+        kept.len(),
+        after.len(),
+        run.stderr
+    );
+    assert_eq!(after.len(), fresh.len(), "{}", run.stderr);
+    // No temporary file is left beside them.
+    let temps = harness::files_with_suffix(&cache, "")
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(".tmp-"))
+        .collect::<Vec<_>>();
+    assert!(temps.is_empty(), "{temps:?}");
+}
+
 fn unsafe_is_root() -> bool {
     Command::new("id")
         .arg("-u")

@@ -494,6 +494,67 @@ fn stalled_lookups_do_not_idle_the_compile_slots() {
     assert!(pycs(reference.root()) == pycs(t.root()), "other pyc bytes");
 }
 
+/// `--force` with a writable remote uploads every entry it compiled, replacing what the
+/// server holds (one PUT each, no HEAD first): damaged objects there, which a normal build
+/// replaces only when it reads them, are the fresh entries again. With `--cache-read-only`
+/// it uploads nothing.
+#[test]
+fn force_replaces_remote_entries() {
+    let Some(py) = harness::python_or_skip((3, 12), "remote::force_replaces_remote_entries") else {
+        return;
+    };
+    let Some(nginx) = Nginx::start() else { return };
+    let url = format!("{}/cache", nginx.url());
+    let objects = || {
+        let dir = nginx.data_dir().join("cache");
+        harness::files_with_suffix(&dir, "")
+            .into_iter()
+            .map(|p| {
+                let data = std::fs::read(dir.join(&p)).unwrap();
+                (p, data)
+            })
+            .collect::<Vec<_>>()
+    };
+    let m = Machine::new(py, "forced");
+    let (status, reference) = m.reference(py);
+    let fill = m.compile(&py.path, &["--cache-url", &url], &[]);
+    assert_eq!(fill.code, status, "{}", fill.stderr);
+    let stored = objects();
+    assert!(stored.len() > 30, "{} objects", stored.len());
+    let damage = || {
+        for (p, data) in &stored {
+            let mut d = data.clone();
+            d.truncate(d.len() / 2);
+            std::fs::write(nginx.data_dir().join("cache").join(p), d).unwrap();
+        }
+    };
+    damage();
+    let log_len = nginx.access_log().len();
+    let run = m.compile(&py.path, &["-v", "--force", "--cache-url", &url], &[]);
+    assert_eq!(run.code, status, "{}", run.stderr);
+    assert!(reference == pycs(&m.tree), "--force wrote other pycs");
+    let log = nginx.access_log()[log_len..].to_string();
+    assert!(!log.contains("\"HEAD "), "{log}");
+    let puts = log.lines().filter(|l| l.contains("\"PUT ")).count();
+    let now = objects();
+    assert_eq!(puts, now.len(), "one PUT per entry:\n{log}\n{}", run.stderr);
+    let left: Vec<&PathBuf> = stored.iter().filter(|o| !now.contains(o)).map(|(p, _)| p).collect();
+    assert!(
+        left.is_empty(),
+        "{} of {} objects still damaged: {left:?}\n{}",
+        left.len(),
+        stored.len(),
+        run.stderr
+    );
+    // Read-only: nothing sent.
+    damage();
+    let log_len = nginx.access_log().len();
+    let run = m.compile(&py.path, &["--force", "--cache-read-only", "--cache-url", &url], &[]);
+    assert_eq!(run.code, status, "{}", run.stderr);
+    let log = nginx.access_log()[log_len..].to_string();
+    assert!(!log.contains("\"PUT ") && !log.contains("\"HEAD "), "{log}");
+}
+
 // Identical sources give identical keys: each entry is sent once per run, however many
 // files share it (concurrent PUTs of one key are wasted traffic and a race some servers
 // lose).
