@@ -335,6 +335,13 @@ pub fn parse_size_arg(s: &str) -> Result<u64, String> {
 #[derive(Debug, Subcommand)]
 pub enum CacheCommand {
     /// Entries, size on disk, and hits/misses/stores/damaged since counting began.
+    ///
+    /// Hits, misses and stores count pycs, one per source, interpreter and optimization
+    /// level: what a cache entry is keyed on. A file that does not compile counts once per
+    /// level; a build into an empty or new cache makes no lookups but counts a miss for
+    /// each pyc it compiles; `compile --force` looks nothing up (no hits or misses) and
+    /// stores what it compiled. The hit rate is hits / (hits + misses). Damaged, errors
+    /// and timeouts count events: entries found damaged, failed reads, writes or requests.
     Stats {
         #[command(flatten)]
         dir: CacheDirArg,

@@ -648,6 +648,20 @@ fn compile_stage(
             (results.into_iter().chain(hits).collect::<Vec<_>>(), fatal)
         }),
         _ => {
+            if let Some(cache) = cache
+                && !s.force
+            {
+                // An empty cache: every pyc compiled is a miss, as if looked up.
+                let pycs =
+                    units.iter().flat_map(|(i, targets)| targets.iter().map(|&t| &plans[*i].actions[t]));
+                cache.note_misses(
+                    pycs.map(|a| match a {
+                        Action::Compile { prefix, .. } => u64::from(*prefix),
+                        _ => 0,
+                    })
+                    .sum(),
+                );
+            }
             for (i, targets) in units {
                 queue.push(i, targets, plans[i].size);
             }

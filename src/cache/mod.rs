@@ -98,6 +98,24 @@ pub enum Found {
     Miss,
 }
 
+/// The tier that served an entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Served {
+    Local,
+    Remote,
+}
+
+/// The pycs an entry stands for, in the counts: a body one (its level), a failure every
+/// level of its request (`levels`), a path-dependent marker none (the body it points to
+/// is counted).
+fn weight(payload: &Payload, levels: u64) -> u64 {
+    match payload {
+        Payload::Body { .. } => 1,
+        Payload::Failure { .. } => levels,
+        Payload::PathDependent => 0,
+    }
+}
+
 /// The key inputs fixed for a target.
 struct TargetKeys {
     prefix: blake3::Hasher,
@@ -129,6 +147,8 @@ pub(crate) struct Remote {
     lookups_off: AtomicBool,
     /// Lookups not made since.
     unasked: AtomicU64,
+    /// Lookups that found nothing (whatever the levels), for [`COLD_REMOTE`].
+    missed_lookups: AtomicU64,
 }
 
 /// When this many remote lookups have all missed (not one hit), the remote holds nothing
@@ -230,6 +250,7 @@ impl Inner {
                 problem: Mutex::new(None),
                 lookups_off: AtomicBool::new(false),
                 unasked: AtomicU64::new(0),
+                missed_lookups: AtomicU64::new(0),
             })),
             None => None,
         };
@@ -283,17 +304,19 @@ impl Inner {
     }
 
     /// One entry, from the first tier that has a usable one: local, then remote (a remote
-    /// hit is copied to the local tier). Damaged entries are counted, removed and skipped.
-    fn get(&self, key: &Key) -> Option<Payload> {
+    /// hit is copied to the local tier, standing for `levels` pycs when it is a failure),
+    /// and the tier it came from. Damaged entries and errors are counted, damaged local
+    /// ones removed, and skipped; hits and misses are counted by the request (`count`).
+    /// `remote_asked`: set when a request went to the remote tier.
+    fn get(&self, key: &Key, levels: u64, remote_asked: &mut bool) -> Option<(Payload, Served)> {
         if let Some(l) = &self.local {
             match l.disk.get(key) {
                 Ok(Some(data)) => match entry::decode(key, &data) {
                     Ok(p) => {
-                        l.counts.hits.fetch_add(1, Ordering::Relaxed);
                         if !self.settings.read_only {
                             l.hit.lock().expect("cache lock").push(*key);
                         }
-                        return Some(p);
+                        return Some((p, Served::Local));
                     }
                     Err(_) => {
                         l.counts.damaged.fetch_add(1, Ordering::Relaxed);
@@ -302,9 +325,7 @@ impl Inner {
                         }
                     }
                 },
-                Ok(None) => {
-                    l.counts.misses.fetch_add(1, Ordering::Relaxed);
-                }
+                Ok(None) => {}
                 Err(_) => {
                     l.counts.errors.fetch_add(1, Ordering::Relaxed);
                 }
@@ -315,11 +336,12 @@ impl Inner {
             r.unasked.fetch_add(1, Ordering::Relaxed);
             return None;
         }
+        *remote_asked |= r.usable();
         let data = match r.get(key) {
             Some(d) => d,
             None => {
                 if r.usable() {
-                    let misses = r.counts.misses.fetch_add(1, Ordering::Relaxed) + 1;
+                    let misses = r.missed_lookups.fetch_add(1, Ordering::Relaxed) + 1;
                     if misses >= COLD_REMOTE && r.counts.hits.load(Ordering::Relaxed) == 0 {
                         r.lookups_off.store(true, Ordering::Relaxed);
                     }
@@ -329,11 +351,10 @@ impl Inner {
         };
         match entry::decode(key, &data) {
             Ok(p) => {
-                r.counts.hits.fetch_add(1, Ordering::Relaxed);
                 if let Some(l) = &self.local {
-                    self.put_local(l, key, &data);
+                    self.put_local(l, key, &data, weight(&p, levels));
                 }
-                Some(p)
+                Some((p, Served::Remote))
             }
             Err(d) => {
                 let n = r.counts.damaged.fetch_add(1, Ordering::Relaxed) + 1;
@@ -345,13 +366,34 @@ impl Inner {
         }
     }
 
-    fn put_local(&self, l: &Local, key: &Key, data: &[u8]) {
+    /// Count a request's outcome, one per level asked for (a pyc, an entry): a level
+    /// served (`served`; all None when the request missed, whatever some levels found)
+    /// is the serving tier's hit; the local tier missed every other level, the remote
+    /// tier every other level when it was asked (not when the local tier served them, nor
+    /// when its lookups are off).
+    fn count(&self, served: &[Option<Served>], remote_asked: bool) {
+        let by = |tier: Served| served.iter().filter(|s| **s == Some(tier)).count() as u64;
+        let (all, local, remote) = (served.len() as u64, by(Served::Local), by(Served::Remote));
+        if let Some(l) = &self.local {
+            l.counts.hits.fetch_add(local, Ordering::Relaxed);
+            l.counts.misses.fetch_add(all - local, Ordering::Relaxed);
+        }
+        if let Some(r) = &self.remote {
+            r.counts.hits.fetch_add(remote, Ordering::Relaxed);
+            if remote_asked {
+                r.counts.misses.fetch_add(all - local - remote, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Store `data` in the local tier; `weight`: the pycs it stands for (counted as stores).
+    fn put_local(&self, l: &Local, key: &Key, data: &[u8], weight: u64) {
         if self.settings.read_only || l.stores_off.load(Ordering::Relaxed) {
             return;
         }
         match l.disk.put(key, data) {
             Ok(on_disk) => {
-                l.counts.stores.fetch_add(1, Ordering::Relaxed);
+                l.counts.stores.fetch_add(weight, Ordering::Relaxed);
                 l.bytes_stored.fetch_add(on_disk, Ordering::Relaxed);
             }
             Err(e) => {
@@ -365,8 +407,9 @@ impl Inner {
     /// Store an entry in every tier, replacing what is there (atomically: a local entry is
     /// renamed into place, an S3 or WebDAV PUT replaces the object whole); `unless_present`:
     /// skip tiers that already hold one — a usable one locally (a damaged entry is
-    /// replaced), any object for remote tiers (a HEAD before the PUT).
-    fn put(&self, key: &Key, payload: &Payload, unless_present: bool) {
+    /// replaced), any object for remote tiers (a HEAD before the PUT). `weight`: the pycs
+    /// it stands for, counted as stores.
+    fn put(&self, key: &Key, payload: &Payload, unless_present: bool, weight: u64) {
         if self.settings.read_only {
             return;
         }
@@ -374,11 +417,11 @@ impl Inner {
             && !(unless_present
                 && l.disk.get(key).ok().flatten().is_some_and(|data| entry::decode(key, &data).is_ok()))
         {
-            self.put_local(l, key, &entry::encode(key, payload, self.settings.compression));
+            self.put_local(l, key, &entry::encode(key, payload, self.settings.compression), weight);
         }
         if let Some(u) = &self.uploads {
             // Uploads are always compressed (network bytes), by the upload threads.
-            u.push(*key, payload.clone(), unless_present);
+            u.push(*key, payload.clone(), unless_present, weight);
         }
     }
 
@@ -386,18 +429,21 @@ impl Inner {
     /// `filename` as the embedded path.
     fn lookup(&self, t: usize, levels: &[u8], source: &[u8], filename: &[u8]) -> Found {
         let keys = self.keys(t, levels, source);
+        let n = keys.len() as u64;
         let mut bodies = vec![Vec::new(); levels.len()];
+        let mut served = vec![None; levels.len()];
         let mut warnings = Vec::new();
+        let mut remote_asked = false;
         // The last key first: a failure is stored under it (the key of every level
         // requested), and since a hit needs every key and a miss of any is the request's
         // miss, starting there costs no lookup.
         let last = keys.len().saturating_sub(1);
         for i in std::iter::once(last).chain(0..last).take(keys.len()) {
             let key = &keys[i];
-            let found = match self.get(key) {
-                Some(Payload::Body { filename: stored, warnings: w, body }) => {
+            let found = match self.get(key, n, &mut remote_asked) {
+                Some((Payload::Body { filename: stored, warnings: w, body }, from)) => {
                     if stored == filename {
-                        Some((body, w))
+                        Some((body, w, from))
                     } else {
                         let relocated = self.targets[t].rules.ok_or(()).and_then(|rules| {
                             marshal::relocate(&body, rules, &stored, filename).map_err(|_| ())
@@ -405,43 +451,58 @@ impl Inner {
                         match relocated {
                             Ok(b) => {
                                 self.relocated.fetch_add(1, Ordering::Relaxed);
-                                Some((b, w))
+                                Some((b, w, from))
                             }
                             Err(()) => {
                                 self.refused.fetch_add(1, Ordering::Relaxed);
-                                self.get_path_dependent(key, filename)
+                                self.get_path_dependent(key, filename, &mut remote_asked)
                             }
                         }
                     }
                 }
-                Some(Payload::PathDependent) => self.get_path_dependent(key, filename),
-                Some(Payload::Failure { filename: stored, mut failure }) => {
+                Some((Payload::PathDependent, _)) => {
+                    self.get_path_dependent(key, filename, &mut remote_asked)
+                }
+                Some((Payload::Failure { filename: stored, mut failure }, from)) => {
                     if stored != filename {
                         let (old, new) =
                             (String::from_utf8_lossy(&stored), String::from_utf8_lossy(filename));
                         failure.message = failure.message.replace(old.as_ref(), new.as_ref());
                     }
+                    // It stands for every level.
+                    self.count(&vec![Some(from); levels.len()], remote_asked);
                     return Found::Failed(failure);
                 }
                 None => None,
             };
             match found {
-                Some((body, w)) => {
+                Some((body, w, from)) => {
                     bodies[i] = body;
+                    served[i] = Some(from);
                     warnings.extend(w.into_iter().map(|w| Warning { level: i as u8, ..w }));
                 }
-                None => return Found::Miss,
+                None => {
+                    // The request is compiled: a miss for every level.
+                    self.count(&vec![None; levels.len()], remote_asked);
+                    return Found::Miss;
+                }
             }
         }
+        self.count(&served, remote_asked);
         // In the order the compile raised them.
         warnings.sort_by_key(|w| w.level);
         Found::Hit { bodies, warnings }
     }
 
-    fn get_path_dependent(&self, key: &Key, filename: &[u8]) -> Option<(Vec<u8>, Vec<Warning>)> {
-        match self.get(&Self::path_key(key, filename)) {
-            Some(Payload::Body { filename: stored, warnings, body }) if stored == filename => {
-                Some((body, warnings))
+    fn get_path_dependent(
+        &self,
+        key: &Key,
+        filename: &[u8],
+        remote_asked: &mut bool,
+    ) -> Option<(Vec<u8>, Vec<Warning>, Served)> {
+        match self.get(&Self::path_key(key, filename), 1, remote_asked) {
+            Some((Payload::Body { filename: stored, warnings, body }, from)) if stored == filename => {
+                Some((body, warnings, from))
             }
             _ => None,
         }
@@ -467,11 +528,11 @@ impl Inner {
                         body,
                     };
                     if relocatable {
-                        self.put(key, &payload, false);
+                        self.put(key, &payload, false, 1);
                     } else {
-                        self.put(&Self::path_key(key, &filename), &payload, false);
+                        self.put(&Self::path_key(key, &filename), &payload, false, 1);
                         // Never replace a body others can relocate with the marker.
-                        self.put(key, &Payload::PathDependent, true);
+                        self.put(key, &Payload::PathDependent, true, 0);
                     }
                 }
             }
@@ -479,7 +540,7 @@ impl Inner {
                 // Under the key of all the levels (which one failed is not known), where
                 // `lookup` looks first.
                 if let Some(key) = keys.last() {
-                    self.put(key, &Payload::Failure { filename, failure }, false);
+                    self.put(key, &Payload::Failure { filename, failure }, false, keys.len() as u64);
                 }
             }
         }
@@ -631,6 +692,14 @@ impl Cache {
     /// Whether a tier is remote (lookups then want many threads).
     pub fn has_remote(&self) -> bool {
         self.inner.remote.is_some()
+    }
+
+    /// A build with an empty cache (`is_empty`) makes no lookups: its `pycs` would all
+    /// have missed, and are counted so.
+    pub fn note_misses(&self, pycs: u64) {
+        if let Some(l) = &self.inner.local {
+            l.counts.misses.fetch_add(pycs, Ordering::Relaxed);
+        }
     }
 
     /// `n` units were compiled without a lookup, their lookups having stalled.

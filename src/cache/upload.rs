@@ -22,6 +22,8 @@ struct Job {
     key: Key,
     payload: Payload,
     unless_present: bool,
+    /// The pycs it stands for, counted as stores.
+    weight: u64,
 }
 
 pub struct Uploader {
@@ -70,7 +72,7 @@ impl Uploader {
     }
 
     /// Queue an upload.
-    pub fn push(&self, key: Key, payload: Payload, unless_present: bool) {
+    pub fn push(&self, key: Key, payload: Payload, unless_present: bool, weight: u64) {
         if !self.queued.lock().expect("upload lock").insert((key, std::mem::discriminant(&payload))) {
             self.skipped.fetch_add(1, Ordering::Relaxed);
             return;
@@ -78,7 +80,7 @@ impl Uploader {
         let guard = self.tx.lock().expect("upload lock");
         let Some(tx) = guard.as_ref() else { return };
         self.pending.fetch_add(1, Ordering::SeqCst);
-        match tx.try_send(Job { key, payload, unless_present }) {
+        match tx.try_send(Job { key, payload, unless_present, weight }) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.pending.fetch_sub(1, Ordering::SeqCst);
@@ -118,7 +120,7 @@ fn upload(remote: &Remote, job: &Job, skipped: &AtomicU64) {
     let data = entry::encode(&job.key, &job.payload, Compression::Zstd);
     match remote.tier.put(&job.key, &data) {
         Ok(_) => {
-            remote.counts.stores.fetch_add(1, Ordering::Relaxed);
+            remote.counts.stores.fetch_add(job.weight, Ordering::Relaxed);
         }
         Err(e) => remote.fail(&e),
     }

@@ -398,6 +398,92 @@ fn force_replaces_cache_entries() {
     assert!(temps.is_empty(), "{temps:?}");
 }
 
+/// `(hits, misses, stores)` of the local tier from `compile -v`.
+fn local_counts(stderr: &str) -> (u64, u64, u64) {
+    let line = stderr.lines().find(|l| l.starts_with("cache local ")).unwrap_or_else(|| panic!("{stderr}"));
+    let n = |what: &str| -> u64 {
+        let head = line.split_once(&format!(" {what},")).unwrap_or_else(|| panic!("{what}: {line}")).0;
+        head.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    (n("hits"), n("misses"), n("stores"))
+}
+
+// Every statistics counter counts pycs, one per (source, interpreter, optimization level)
+// as entries are keyed: a build into a missing or emptied cache misses and stores each pyc
+// it compiles (as many as CPython's compileall writes, plus one per level for the file
+// that does not compile), a build from the cache hits each, a changed file misses each of
+// its levels; `cache stats` adds them up and its hit rate is hits / (hits + misses).
+#[test]
+fn stats_count_pycs() {
+    let Some(py) = harness::python_or_skip((3, 12), "cache::stats_count_pycs") else { return };
+    let work = Tree::new();
+    let cache = work.path("cache");
+    harness::write_modules(&work, "src", 7);
+    work.write("src/bad.py", "x = = 1\n");
+    let levels = ["-o", "0", "-o", "1", "-o", "2"];
+    // What CPython writes for this tree at these levels.
+    let out = py
+        .cmd()
+        .args([
+            "-m",
+            "compileall",
+            "-q",
+            "--invalidation-mode",
+            "checked-hash",
+            "-o",
+            "0",
+            "-o",
+            "1",
+            "-o",
+            "2",
+        ])
+        .arg(work.path("src"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let written = harness::files_with_suffix(&work.path("src"), ".pyc").len() as u64;
+    assert_eq!(written, 7 * 3);
+    let failed = 3;
+    remove_pycs(&work.path("src"));
+    // Each build with a state directory of its own, so that the failure is not remembered.
+    let builds = std::cell::Cell::new(0);
+    let build = || {
+        builds.set(builds.get() + 1);
+        remove_pycs(&work.path("src"));
+        let run = work
+            .hashpyc()
+            .env("HASHPYC_STATE_DIR", work.path(format!("state-{}", builds.get())))
+            .args(["compile", "-v"])
+            .python(py)
+            .args(levels)
+            .arg("--cache")
+            .arg(&cache)
+            .arg("src")
+            .run();
+        run.assert_code(1);
+        local_counts(&run.stderr)
+    };
+    let stats = || {
+        let run = work.hashpyc().args(["cache", "stats", "--format", "json", "--cache"]).arg(&cache).run();
+        run.assert_code(0);
+        let v: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+        let t = &v["tiers"]["local"];
+        (t["hits"].as_u64().unwrap(), t["misses"].as_u64().unwrap(), t["stores"].as_u64().unwrap())
+    };
+    let all = written + failed;
+    assert_eq!(build(), (0, all, all), "a build into a missing cache");
+    assert_eq!(build(), (all, 0, 0), "a build from the cache");
+    work.write("src/m00.py", "changed = True\n");
+    assert_eq!(build(), (all - 3, 3, 3), "one file changed");
+    assert_eq!(stats(), (2 * all - 3, all + 3, all + 3));
+    let text = work.hashpyc().args(["cache", "stats", "--cache"]).arg(&cache).run();
+    let rate = 100.0 * (2 * all - 3) as f64 / (3 * all) as f64;
+    assert!(text.stdout.contains(&format!("({rate:.0}% hits)")), "{rate}: {}", text.stdout);
+    // An emptied cache: misses again.
+    work.hashpyc().args(["cache", "clean", "--cache"]).arg(&cache).run().assert_code(0);
+    assert_eq!(build(), (0, all, all), "a build into an emptied cache");
+}
+
 fn unsafe_is_root() -> bool {
     Command::new("id")
         .arg("-u")
@@ -881,7 +967,12 @@ fn stats_format_help_describes_stats() {
     let work = Tree::new();
     let help = work.hashpyc().args(["cache", "stats", "--help"]).run();
     help.assert_code(0);
-    assert!(!help.stdout.contains("per pyc") && !help.stdout.contains("JSON Lines"), "{}", help.stdout);
+    // Not inspect's words for its own formats.
+    assert!(
+        !help.stdout.contains("labelled lines per pyc") && !help.stdout.contains("JSON Lines"),
+        "{}",
+        help.stdout
+    );
     let cache = work.path("cache");
     work.write("src/m.py", "x = 1\n");
     let py = harness::pythons().values().next_back().expect("a CPython");
