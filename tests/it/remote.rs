@@ -97,6 +97,19 @@ fn s3_env(s3: &S3, prefix_secret: Option<&str>) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// No line of a build's stderr mentions a warning; else the failure quotes those lines
+/// first (a `-v` build's stderr has a line per file, where one warning is easily missed or
+/// cut off), then the whole stderr.
+fn assert_no_warning(who: &str, stderr: &str) {
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("warning")).collect();
+    assert!(
+        warnings.is_empty(),
+        "{who}: {} unexpected warning line(s):\n{}\n--- the whole stderr:\n{stderr}",
+        warnings.len(),
+        warnings.join("\n")
+    );
+}
+
 /// Machine A builds and uploads; machine B, empty local cache, tree elsewhere, builds from
 /// the server: byte-identical to a real compile at B's path, no compiling worker.
 fn two_machines(py: &Python, url: &str, env: &[(&str, String)]) {
@@ -107,14 +120,14 @@ fn two_machines(py: &Python, url: &str, env: &[(&str, String)]) {
     let cache_a = a.home.path("cache");
     let run = a.compile(&py.path, &["-v", "--cache", cache_a.to_str().unwrap(), "--cache-url", url], &env);
     assert_eq!(run.code, status, "{}", run.stderr);
-    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+    assert_no_warning("A", &run.stderr);
     assert!(run.stderr.contains("cache remote"), "-v shows the remote tier: {}", run.stderr);
     // B: a counting interpreter; its first start is the one-time probe on a new machine.
     let (python, starts) = b.home.counting_python(py);
     let cache_b = b.home.path("cache");
     let run = b.compile(&python, &["-v", "--cache", cache_b.to_str().unwrap(), "--cache-url", url], &env);
     assert_eq!(run.code, status, "{}", run.stderr);
-    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+    assert_no_warning("B", &run.stderr);
     let (from_cache, compiled) = counts(&run.stderr);
     assert_eq!(from_cache, compiled, "B builds everything from the server:\n{}", run.stderr);
     assert!(compiled > 30, "{}", run.stderr);
@@ -573,7 +586,7 @@ fn identical_sources_are_uploaded_once() {
     let url = format!("{}/cache", nginx.url());
     let run = m.compile(&py.path, &["-j2", "--cache-url", &url], &[]);
     assert!(matches!(run.code, Some(1)), "{}", run.stderr);
-    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+    assert_no_warning("the build", &run.stderr);
     let log = nginx.access_log();
     let mut puts = std::collections::BTreeMap::<&str, usize>::new();
     for path in log.lines().filter_map(|l| l.split("\"PUT ").nth(1)).filter_map(|r| r.split(' ').next()) {
