@@ -72,7 +72,7 @@ impl Outcome {
         match self {
             Outcome::Ok => "up to date",
             Outcome::Missing => "no pyc",
-            Outcome::Stale => "the pyc was compiled from other source bytes",
+            Outcome::Stale => "the pyc was compiled from other source bytes, or embeds another path",
             Outcome::Timestamp => "timestamp-based pyc (can go stale unnoticed)",
             Outcome::Unchecked => "unchecked hash-based pyc; checked required",
             Outcome::Checked => "checked hash-based pyc; unchecked required",
@@ -117,9 +117,14 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     let kept = std::sync::Mutex::new(Vec::new());
     let ok = AtomicUsize::new(0);
     let sources = AtomicUsize::new(0);
+    let strip_missed = crate::embed::StripMissed::default();
     let walked = crate::walk::walk_each(&s.roots, &s.walk, &|src| {
         sources.fetch_add(1, Ordering::Relaxed);
-        let (n_ok, found) = check_source(&src.path, s, &cwd);
+        let embedded = s.embed.apply(&src.path, src.depth);
+        if embedded.strip_missed {
+            strip_missed.add(&src.path);
+        }
+        let (n_ok, found) = check_source(&src.path, &embedded.path, s, &cwd);
         ok.fetch_add(n_ok, Ordering::Relaxed);
         if !found.is_empty() {
             kept.lock().expect("check lock").extend(found);
@@ -145,6 +150,13 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     for e in &walked.errors {
         let label = if e.is_notice() { style.warning() } else { style.error() };
         report::eprint_line(&format!("{label}: {e}"));
+    }
+    // As `compile` warns: the paths `-s` does not apply to are expected unchanged.
+    if let ((n @ 1.., Some(example)), Some(strip)) = (strip_missed.into_inner(), s.embed.strip.as_deref())
+        && verbosity.quiet < 2
+    {
+        let message = crate::embed::strip_missed_message(strip, n, &example);
+        report::eprint_line(&format!("{}: {message}", style.warning()));
     }
     let sources = sources.into_inner();
     // An empty selection proves nothing: a typo in a path, or ignore rules that hid the
@@ -334,8 +346,10 @@ fn header_view(h: &Header) -> HeaderView {
 
 /// Every target and level of one source: the number that are ok, and the findings to
 /// print (all of them with `--all`). A Finding is only built when it will be printed.
-fn check_source(path: &Path, s: &CheckSettings, cwd: &Path) -> (usize, Vec<Finding>) {
+/// `embedded` is the path the pycs must embed (`co_filename`), as `compile` derives it.
+fn check_source(path: &Path, embedded: &Path, s: &CheckSettings, cwd: &Path) -> (usize, Vec<Finding>) {
     let paths = PycPaths { targets: &s.targets, layouts: &s.layouts, levels: &s.levels, cwd };
+    let want = Want { name: &marshal::filename_bytes(embedded.as_os_str().as_bytes()), path: embedded };
     let mut ok = 0;
     let mut out = Vec::new();
     crate::plan::SOURCE_BUF.with_borrow_mut(|buf| {
@@ -352,7 +366,7 @@ fn check_source(path: &Path, s: &CheckSettings, cwd: &Path) -> (usize, Vec<Findi
                             (Outcome::Missing, None)
                         }
                         Err(e) => (Outcome::Unreadable, Some(format!("pyc: {}", io_reason(&e)))),
-                        Ok(()) => classify_pyc(data, target, s.accept, &mut get_hash),
+                        Ok(()) => classify_pyc(data, target, s.accept, &want, &mut get_hash),
                     };
                     let found = match outcome {
                         Outcome::Unreadable | Outcome::Missing => None,
@@ -402,13 +416,21 @@ fn describe_magic(head: &[u8], target: &Target) -> String {
     }
 }
 
-/// One pyc's outcome, and why when it is invalid or unreadable. A pyc whose header would
-/// be accepted must also have a body that loads: one code object spanning the rest of
-/// the file (a truncated or garbage body fails the import).
+/// The embedded path a pyc must hold: as marshal stores it, and as shown.
+struct Want<'a> {
+    name: &'a [u8],
+    path: &'a Path,
+}
+
+/// One pyc's outcome, and why when it is invalid, unreadable, or stale for its embedded
+/// path. A pyc whose header would be accepted must also have a body that loads: one code
+/// object spanning the rest of the file (a truncated or garbage body fails the import),
+/// whose `co_filename` is the path `compile` would embed (else `compile` recompiles it).
 fn classify_pyc(
     data: &[u8],
     target: &Target,
     accept: Accept,
+    want: &Want<'_>,
     get_hash: &mut impl FnMut() -> Result<pyc::SourceHash, String>,
 ) -> (Outcome, Option<String>) {
     let mut hash_err = None;
@@ -432,7 +454,16 @@ fn classify_pyc(
         Status::Invalid(why) => return (Outcome::Invalid, Some(why.to_string())),
     };
     match marshal::code_body(&data[pyc::HEADER_LEN..], crate::plan::target_layout(target)) {
-        Ok(_) => (outcome, None),
+        Ok(name) if name == want.name => (outcome, None),
+        Ok(name) => {
+            let found = marshal::path_from_filename(name);
+            let detail = format!(
+                "embedded path is `{}`, expected `{}`",
+                Path::new(std::ffi::OsStr::from_bytes(&found)).display(),
+                want.path.display()
+            );
+            (Outcome::Stale, Some(detail))
+        }
         Err(e) => (Outcome::Invalid, Some(format!("body: {e}"))),
     }
 }

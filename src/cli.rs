@@ -77,7 +77,8 @@ pub enum Command {
     /// Python to compile.
     ///
     /// One outcome per source, interpreter and optimization level: ok; missing (no pyc);
-    /// stale (the pyc's source hash differs); timestamp (not hash-based); unchecked
+    /// stale (the pyc's source hash differs, or it embeds another path than `compile` would,
+    /// see `-d`); timestamp (not hash-based); unchecked
     /// (hash-based but not checked, under `--mode checked`); checked (checked where
     /// `--mode unchecked` wants unchecked); invalid (short file, another version's magic,
     /// unknown flag bits); unreadable (the source or the pyc could not be read); and with
@@ -159,22 +160,8 @@ pub struct CompileArgs {
     )]
     pub timeout: f64,
 
-    /// Directory to embed as the source's directory in each pyc (`co_filename`, shown in
-    /// tracebacks when the source is not found), instead of the path as walked. Like
-    /// compileall's `-d`. Cannot be combined with `-s`/`-p`.
-    #[arg(short = 'd', long = "ddir", value_name = "DIR", help_heading = "Embedded paths",
-          conflicts_with_all = ["strip_prefix", "prepend_prefix"])]
-    pub ddir: Option<PathBuf>,
-
-    /// Remove this leading directory from the embedded path (compileall's `-s`): it must
-    /// match whole leading components; one warning per run counts the files where it does
-    /// not.
-    #[arg(short = 's', long = "strip-prefix", value_name = "DIR", help_heading = "Embedded paths")]
-    pub strip_prefix: Option<PathBuf>,
-
-    /// Prepend this directory to the embedded path, after `-s` (compileall's `-p`).
-    #[arg(short = 'p', long = "prepend-prefix", value_name = "DIR", help_heading = "Embedded paths")]
-    pub prepend_prefix: Option<PathBuf>,
+    #[command(flatten)]
+    pub embed: EmbedArgs,
 
     /// Hard-link the pycs of one source that are identical across optimization levels
     /// (needs two or more `-o`), like compileall's `--hardlink-dupes`. Fresh pycs written
@@ -216,6 +203,29 @@ pub struct CompileArgs {
     /// Never show a progress bar (it is only shown when stderr is a terminal anyway).
     #[arg(long, help_heading = "Output")]
     pub no_progress: bool,
+}
+
+/// `-d`, `-s` and `-p`: the path embedded in each pyc (`co_filename`), shared by `compile`
+/// (which embeds it) and `check` (which expects what `compile` would embed).
+#[derive(Debug, Args)]
+pub struct EmbedArgs {
+    /// Directory embedded as the source's directory in each pyc (`co_filename`, shown in
+    /// tracebacks when the source is not found), instead of the path as walked. Like
+    /// compileall's `-d`. Cannot be combined with `-s`/`-p`. `check` reports a pyc that
+    /// embeds another path as stale, as `compile` would recompile it.
+    #[arg(short = 'd', long = "ddir", value_name = "DIR", help_heading = "Embedded paths",
+          conflicts_with_all = ["strip_prefix", "prepend_prefix"])]
+    pub ddir: Option<PathBuf>,
+
+    /// Remove this leading directory from the embedded path (compileall's `-s`): it must
+    /// match whole leading components; one warning per run counts the files where it does
+    /// not.
+    #[arg(short = 's', long = "strip-prefix", value_name = "DIR", help_heading = "Embedded paths")]
+    pub strip_prefix: Option<PathBuf>,
+
+    /// Prepend this directory to the embedded path, after `-s` (compileall's `-p`).
+    #[arg(short = 'p', long = "prepend-prefix", value_name = "DIR", help_heading = "Embedded paths")]
+    pub prepend_prefix: Option<PathBuf>,
 }
 
 /// `--config` and `--no-config`, shared by `compile` and `check`.
@@ -410,6 +420,9 @@ pub struct CheckArgs {
 
     #[command(flatten)]
     pub layout: LayoutArgs,
+
+    #[command(flatten)]
+    pub embed: EmbedArgs,
 
     /// Which pycs count as ok: `checked` (default: checked hash-based only), `unchecked`
     /// (unchecked hash-based only) or `any` (either hash-based kind).

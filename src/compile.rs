@@ -324,12 +324,7 @@ pub fn compile(
     if planned.strip_missed > 0 && (verbosity.quiet < 2 || s.json) {
         let strip = s.embed.strip.as_deref().unwrap_or(Path::new(""));
         let example = planned.strip_example.as_deref().unwrap_or(Path::new(""));
-        let message = format!(
-            "--strip-prefix `{}` does not match the start of {} (e.g. `{}`); their paths are embedded unchanged",
-            strip.display(),
-            report::plural(planned.strip_missed, "source path", "source paths"),
-            example.display()
-        );
+        let message = crate::embed::strip_missed_message(strip, planned.strip_missed, example);
         if s.json {
             notes.add(Path::new(""), 0, None, String::new(), Some(Event::notice(message)));
         } else {
@@ -415,7 +410,7 @@ fn walk_and_plan(s: &CompileSettings, opts: &PlanOptions<'_>) -> Planned {
     let kept = std::sync::Mutex::new(Vec::new());
     let fresh_units = AtomicUsize::new(0);
     let seen = AtomicUsize::new(0);
-    let strip_missed = std::sync::Mutex::new((0usize, None::<PathBuf>));
+    let strip_missed = crate::embed::StripMissed::default();
     // Under -W error, fresh pycs of sources remembered to compile with warnings are kept
     // for triage, which fails them.
     let warned = s.warnings_as_errors && opts.memos.iter().flatten().any(Memo::has_warned);
@@ -427,11 +422,7 @@ fn walk_and_plan(s: &CompileSettings, opts: &PlanOptions<'_>) -> Planned {
             opts.memos.iter().flatten().any(|m| m.knows_warned(&abs))
         };
         if p.strip_missed {
-            let mut m = strip_missed.lock().expect("plan lock");
-            m.0 += 1;
-            if m.1.as_deref().is_none_or(|e| *p.path < *e) {
-                m.1 = Some(p.path.to_path_buf());
-            }
+            strip_missed.add(&p.path);
         }
         if !s.dry_run && !warned && p.error.is_none() && p.actions.iter().all(|a| *a == Action::Fresh) {
             fresh_units.fetch_add(p.actions.len(), Ordering::Relaxed);
@@ -441,7 +432,7 @@ fn walk_and_plan(s: &CompileSettings, opts: &PlanOptions<'_>) -> Planned {
     });
     let mut plans = kept.into_inner().expect("plan lock");
     plans.sort_by(|a, b| a.path.cmp(&b.path));
-    let (strip_missed, strip_example) = strip_missed.into_inner().expect("plan lock");
+    let (strip_missed, strip_example) = strip_missed.into_inner();
     Planned {
         plans,
         walked,

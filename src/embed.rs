@@ -59,6 +59,37 @@ impl Embed {
     }
 }
 
+/// The one warning of a run in which `-s` did not apply to `count` sources, `example`
+/// the first of them in path order.
+pub fn strip_missed_message(strip: &Path, count: usize, example: &Path) -> String {
+    format!(
+        "--strip-prefix `{}` does not match the start of {} (e.g. `{}`); their paths are embedded unchanged",
+        strip.display(),
+        crate::report::plural(count, "source path", "source paths"),
+        example.display()
+    )
+}
+
+/// Counts the sources `-s` did not apply to, and keeps the first in path order (shared by
+/// the walker's threads).
+#[derive(Default)]
+pub struct StripMissed(std::sync::Mutex<(usize, Option<PathBuf>)>);
+
+impl StripMissed {
+    pub fn add(&self, path: &Path) {
+        let mut m = self.0.lock().expect("strip lock");
+        m.0 += 1;
+        if m.1.as_deref().is_none_or(|e| path < e) {
+            m.1 = Some(path.to_path_buf());
+        }
+    }
+
+    /// How many, and the first.
+    pub fn into_inner(self) -> (usize, Option<PathBuf>) {
+        self.0.into_inner().expect("strip lock")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,8 +11,8 @@ use clap::parser::ValueSource;
 
 use crate::Error;
 use crate::cli::{
-    CacheArgs, CheckArgs, CheckMode, Command, CompileArgs, ConfigArgs, InputArgs, LayoutArgs, OutputArgs,
-    SelectArgs, TargetArgs,
+    CacheArgs, CheckArgs, CheckMode, Command, CompileArgs, ConfigArgs, EmbedArgs, InputArgs, LayoutArgs,
+    OutputArgs, SelectArgs, TargetArgs,
 };
 use crate::compile::CompileSettings;
 use crate::config::{self, Config, InvalidationMode};
@@ -61,12 +61,7 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
                 args.invalidation_mode = mode.flag_value().to_string();
             }
             set_flag(&mut args.hardlink_dupes, m, &["hardlink_dupes", "no_hardlink_dupes"], o.hardlink_dupes);
-            // `-d` and `-s`/`-p` are alternatives: a flag for either replaces the file's.
-            if !["ddir", "strip_prefix", "prepend_prefix"].iter().any(|id| given(m, id)) {
-                args.ddir = o.ddir.clone().or(args.ddir.take());
-                args.strip_prefix = o.strip_prefix.clone().or(args.strip_prefix.take());
-                args.prepend_prefix = o.prepend_prefix.clone().or(args.prepend_prefix.take());
-            }
+            apply_embed(&mut args.embed, m, &c);
             if !given(m, "jobs")
                 && let Some(j) = o.jobs
             {
@@ -102,6 +97,7 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
             }
             apply_select(&mut args.select, m, &c);
             apply_layout(&mut args.layout, m, &c);
+            apply_embed(&mut args.embed, m, &c);
             // What `compile` writes is what `check` accepts.
             if !given(m, "mode")
                 && let Some(mode) = o.invalidation_mode
@@ -227,6 +223,22 @@ fn apply_layout(layout: &mut LayoutArgs, m: &ArgMatches, c: &Config) {
             layout.pycache_prefix = Some(c.resolve(prefix));
         }
     }
+}
+
+/// `ddir`, `strip-prefix` and `prepend-prefix`: `-d` and `-s`/`-p` are alternatives, so a
+/// flag for either replaces all three keys.
+fn apply_embed(embed: &mut EmbedArgs, m: &ArgMatches, c: &Config) {
+    let o = &c.options;
+    if !["ddir", "strip_prefix", "prepend_prefix"].iter().any(|id| given(m, id)) {
+        embed.ddir = o.ddir.clone().or(embed.ddir.take());
+        embed.strip_prefix = o.strip_prefix.clone().or(embed.strip_prefix.take());
+        embed.prepend_prefix = o.prepend_prefix.clone().or(embed.prepend_prefix.take());
+    }
+}
+
+/// How the embedded path (`co_filename`) is derived, for `compile` and `check` alike.
+pub fn embed(args: &EmbedArgs) -> Embed {
+    Embed { ddir: args.ddir.clone(), strip: args.strip_prefix.clone(), prepend: args.prepend_prefix.clone() }
 }
 
 fn apply_cache(cache: &mut CacheArgs, m: &ArgMatches, c: &Config) {
@@ -429,11 +441,7 @@ pub fn compile_settings(args: &CompileArgs) -> Result<CompileSettings, Error> {
     walk.implicit_root = args.paths.is_empty();
     let targets = probe_targets(&args.target, timeout)?;
     let layouts = layouts(&args.layout, &targets)?;
-    let embed = Embed {
-        ddir: args.ddir.clone(),
-        strip: args.strip_prefix.clone(),
-        prepend: args.prepend_prefix.clone(),
-    };
+    let embed = embed(&args.embed);
     let verify = std::env::var_os("HASHPYC_VERIFY").is_some_and(|v| v == OsStr::new("1"));
     let cache = cache_settings(&args.cache)?;
     Ok(CompileSettings {
@@ -519,6 +527,8 @@ pub struct CheckSettings {
     pub layouts: Vec<Layout>,
     pub levels: Vec<u8>,
     pub accept: Accept,
+    /// The path each pyc should embed, as `compile` derives it.
+    pub embed: Embed,
     pub stray: bool,
     pub format: crate::cli::Format,
     pub all: bool,
@@ -552,6 +562,7 @@ pub fn check_settings(args: &CheckArgs) -> Result<CheckSettings, Error> {
         layouts,
         levels: levels(&args.layout),
         accept,
+        embed: embed(&args.embed),
         stray: args.stray,
         format: args.format,
         all: args.all,

@@ -25,6 +25,8 @@ fn pyc(py: &Python, stem: &str) -> String {
 }
 
 /// One tree with every outcome; returns the expected outcome per source.
+/// Every pyc is written for the path `check .` walks (`./ok.py`): the embedded path is
+/// compared too.
 fn every_case(py: &Python, other: Option<&Python>) -> (Tree, BTreeMap<&'static str, &'static str>) {
     let tree = Tree::new();
     for name in ["ok", "missing", "stale", "timestamp", "unchecked", "short", "flags", "foreign"] {
@@ -33,12 +35,12 @@ fn every_case(py: &Python, other: Option<&Python>) -> (Tree, BTreeMap<&'static s
     tree.hashpyc()
         .args(["compile", "-q"])
         .python(py)
-        .args(["ok.py", "stale.py", "short.py", "flags.py", "foreign.py"])
+        .args(["./ok.py", "./stale.py", "./short.py", "./flags.py", "./foreign.py"])
         .run()
         .assert_code(0);
     tree.write("stale.py", "name = 'changed'\n");
-    py_compile(py, &tree, "timestamp.py", "TIMESTAMP");
-    py_compile(py, &tree, "unchecked.py", "UNCHECKED_HASH");
+    py_compile(py, &tree, "./timestamp.py", "TIMESTAMP");
+    py_compile(py, &tree, "./unchecked.py", "UNCHECKED_HASH");
     let short = tree.path(pyc(py, "short"));
     std::fs::write(&short, &std::fs::read(&short).unwrap()[..10]).unwrap();
     let flags = tree.path(pyc(py, "flags"));
@@ -120,11 +122,11 @@ per_python!(check_reports_each_outcome, |py: &Python| {
     );
 
     // --mode any accepts unchecked pycs; --mode unchecked flags checked ones.
-    let any = tree.hashpyc().args(["check", "--mode", "any"]).python(py).arg("unchecked.py").run();
+    let any = tree.hashpyc().args(["check", "--mode", "any"]).python(py).arg("./unchecked.py").run();
     any.assert_code(0);
-    let unchecked = tree.hashpyc().args(["check", "--mode", "unchecked"]).python(py).arg("ok.py").run();
+    let unchecked = tree.hashpyc().args(["check", "--mode", "unchecked"]).python(py).arg("./ok.py").run();
     unchecked.assert_code(1);
-    assert!(unchecked.stdout.starts_with("checked    ok.py"), "{}", unchecked.stdout);
+    assert!(unchecked.stdout.starts_with("checked    ./ok.py"), "{}", unchecked.stdout);
 
     // After a compile, everything is fresh and check exits 0.
     tree.hashpyc().args(["compile", "-q"]).python(py).arg(".").run().assert_code(0);
@@ -387,4 +389,101 @@ per_python!(legacy_strays_are_found, min = (3, 8), |py: &Python| {
     assert_eq!(run.stdout, "stray      ./gone.pyc\n", "{}", run.stderr);
     let clean = tree.hashpyc().args(["check", "-b"]).python(py).arg(".").run();
     clean.assert_code(0);
+});
+
+/// The findings of `check` and the sources `compile -n` would compile, as `(path, verdict)`
+/// with `./` trimmed: `check`'s outcome, `compile` for what the dry run recompiles.
+fn check_and_dry_run(tree: &Tree, py: &Python, args: &[&str]) -> (crate::harness::Run, Vec<String>) {
+    let check = tree.hashpyc().args(["check", "-v"]).args(args).python(py).run();
+    let dry = tree.hashpyc().args(["compile", "-n"]).args(args).python(py).run();
+    dry.assert_code(0);
+    let compiled = dry
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("compile  "))
+        .map(|l| l.split("  (").next().unwrap().to_string())
+        .collect();
+    (check, compiled)
+}
+
+fn not_ok(run: &crate::harness::Run) -> Vec<String> {
+    run.stdout
+        .lines()
+        .map(|l| l.split_whitespace().nth(1).unwrap().trim_end_matches(':').to_string())
+        .collect()
+}
+
+// pycs that CPython wrote with another embedded path (`compileall -d`, `-s`/`-p`,
+// py_compile's `dfile`) are recompiled by `compile` unless it is asked for the same path:
+// `check` says so too (stale, naming both paths), and takes the same flags and keys.
+per_python!(check_compares_the_embedded_path_as_compile_does, |py: &Python| {
+    let tree = Tree::new();
+    tree.write("src/a.py", "def f():\n    return 1\n");
+    tree.write("src/pkg/m.py", "class C:\n    x = 2\n");
+    let compileall = |extra: &[&str]| {
+        let mut args = vec!["-I", "-m", "compileall", "-q", "--invalidation-mode", "checked-hash"];
+        args.extend_from_slice(extra);
+        args.push("src");
+        py.run(&args, tree.root());
+    };
+    compileall(&["-d", "/app"]);
+    let (check, compile) = check_and_dry_run(&tree, py, &["src"]);
+    check.assert_code(1);
+    assert_eq!(not_ok(&check), compile, "{}", check.stdout);
+    assert_eq!(compile, ["src/a.py", "src/pkg/m.py"]);
+    assert!(
+        check
+            .stdout
+            .contains("stale      src/pkg/m.py: embedded path is `/app/pkg/m.py`, expected `src/pkg/m.py`"),
+        "{}",
+        check.stdout
+    );
+    // Asked for CPython's path, both find every pyc fresh.
+    let (check, compile) = check_and_dry_run(&tree, py, &["-d", "/app", "src"]);
+    check.assert_code(0);
+    assert!(compile.is_empty() && check.stdout.is_empty(), "{compile:?} {}", check.stdout);
+    let (check, compile) = check_and_dry_run(&tree, py, &["--ddir", "/srv", "src"]);
+    check.assert_code(1);
+    assert_eq!(not_ok(&check), compile);
+    assert!(check.stdout.contains("embedded path is `/app/a.py`, expected `/srv/a.py`"), "{}", check.stdout);
+    // The configuration's `ddir`, and a flag that replaces it.
+    tree.write("hashpyc.toml", "ddir = \"/app\"\n");
+    let (check, compile) = check_and_dry_run(&tree, py, &["src"]);
+    check.assert_code(0);
+    assert!(compile.is_empty());
+    let (check, compile) = check_and_dry_run(&tree, py, &["-s", "src", "src"]);
+    check.assert_code(1);
+    assert_eq!(not_ok(&check), compile);
+    std::fs::remove_file(tree.path("hashpyc.toml")).unwrap();
+    let both = tree.hashpyc().args(["check", "-d", "/app", "-p", "/x"]).python(py).arg("src").run();
+    both.assert_code(2);
+    assert!(both.stderr.contains("cannot be used with"), "{}", both.stderr);
+
+    // `-s`/`-p`: compileall's own (3.9+), else py_compile's `dfile` with the same result.
+    if py.minor >= (3, 9) {
+        compileall(&["-f", "-s", "src", "-p", "/opt"]);
+    } else {
+        for (src, dfile) in [("src/a.py", "/opt/a.py"), ("src/pkg/m.py", "/opt/pkg/m.py")] {
+            let code = format!(
+                "import py_compile as p; p.compile({src:?}, dfile={dfile:?}, doraise=True, \
+                 invalidation_mode=p.PycInvalidationMode.CHECKED_HASH)"
+            );
+            py.run(&["-I", "-c", &code], tree.root());
+        }
+    }
+    let (check, compile) = check_and_dry_run(&tree, py, &["-s", "src", "-p", "/opt", "src"]);
+    check.assert_code(0);
+    assert!(compile.is_empty() && check.stdout.is_empty(), "{compile:?} {}", check.stdout);
+    let (check, compile) = check_and_dry_run(&tree, py, &["-d", "/app", "src"]);
+    check.assert_code(1);
+    assert_eq!(not_ok(&check), compile);
+    assert!(check.stdout.contains("embedded path is `/opt/a.py`, expected `/app/a.py`"), "{}", check.stdout);
+    // A prefix that does not apply: warned about as `compile` does, paths expected as walked.
+    let miss = tree.hashpyc().args(["check", "-s", "lib"]).python(py).arg("src").run();
+    miss.assert_code(1);
+    assert!(
+        miss.stderr.contains("--strip-prefix `lib` does not match the start of 2 source paths"),
+        "{}",
+        miss.stderr
+    );
 });
