@@ -160,6 +160,7 @@ fn planning(c: &mut Criterion) {
         embed: &embed,
         memos: &[],
         hardlink_dupes: false,
+        warnings_as_errors: false,
     };
     let fresh = |p: &PathBuf| {
         let plan = hashpyc::plan::plan_one(Source { path: p.clone(), explicit: false, depth: 2 }, &opts);

@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use crate::embed::Embed;
 use crate::layout::{self, Layout};
 use crate::memo::Memo;
-use crate::plan::{self, Action, PlanOptions, PycPaths, SourcePlan};
+use crate::plan::{self, Action, PlanOptions, PycPaths, Reason, SourcePlan};
 use crate::pool::WorkerSpec;
 use crate::pool::schedule::{self, Schedule, UnitResult};
 use crate::pyc::{self, HashMode, Header};
@@ -302,6 +302,9 @@ pub fn compile(
     let cache = crate::target::state_dir();
     let mut memos: Vec<Option<Memo>> =
         s.targets.iter().map(|t| Some(Memo::load(cache.as_deref()?, t.identity.as_deref()?))).collect();
+    if s.warnings_as_errors {
+        memos.iter_mut().flatten().for_each(Memo::load_clean);
+    }
     let paths = PycPaths { targets: &s.targets, layouts: &s.layouts, levels: &s.levels, cwd: &cwd };
     let opts = PlanOptions {
         paths,
@@ -310,6 +313,7 @@ pub fn compile(
         embed: &s.embed,
         memos: &memos,
         hardlink_dupes: s.hardlink_dupes,
+        warnings_as_errors: s.warnings_as_errors,
     };
     let planned = walk_and_plan(s, &opts);
     spans.mark("walk+plan");
@@ -683,16 +687,27 @@ fn record_results(
         match r {
             UnitResult::Compiled { ref warnings } | UnitResult::Cached { ref warnings } => {
                 let cached = matches!(r, UnitResult::Cached { .. });
-                summary.compiled += 1;
-                summary.from_cache += usize::from(cached);
+                // Compiled only to learn its warnings (-W error), none raised: fresh.
+                let learned =
+                    matches!(&plan.actions[t], Action::Compile { reason: Reason::UnknownWarnings, .. });
+                if learned {
+                    summary.fresh += 1;
+                } else {
+                    summary.compiled += 1;
+                    summary.from_cache += usize::from(cached);
+                }
                 if let Some(memo) = &mut memos[t] {
                     memo.record_success(&layout::absolute(path, cwd));
                 }
-                remember_warnings(s, t, path, warnings, &mut memos[t], cwd);
+                remember_warnings(s, t, &plan.actions[t], path, warnings, &mut memos[t], cwd);
                 if verbosity.verbose > 0
                     && let Action::Compile { reason, .. } = &plan.actions[t]
                 {
-                    let how = if cached { "written from the cache" } else { "compiled" };
+                    let how = match (learned, cached) {
+                        (true, _) => "no warnings in",
+                        (false, true) => "written from the cache",
+                        (false, false) => "compiled",
+                    };
                     notes.add(path, 2, Some(t), format!("{how} `{}` ({reason})", path.display()), None);
                 }
                 // JSON carries every warning (with its category); text hides deprecations
@@ -718,7 +733,7 @@ fn record_results(
                 if let Some(memo) = &mut memos[t] {
                     memo.record_success(&layout::absolute(path, cwd));
                 }
-                remember_warnings(s, t, path, warnings, &mut memos[t], cwd);
+                remember_warnings(s, t, &plan.actions[t], path, warnings, &mut memos[t], cwd);
                 let shown = distinct_warnings(warnings.iter());
                 summary.warnings += shown.len();
                 let source = std::fs::read(path).ok();
@@ -763,6 +778,7 @@ fn record_results(
 fn remember_warnings(
     s: &CompileSettings,
     t: usize,
+    action: &Action,
     path: &Path,
     warnings: &[crate::pool::Warning],
     memo: &mut Option<Memo>,
@@ -772,7 +788,16 @@ fn remember_warnings(
     let abs = layout::absolute(path, cwd);
     if warnings.is_empty() {
         if memo.knows_warned(&abs) {
-            memo.record_warnings(abs, &[0; 8], &[]);
+            memo.record_warnings(abs.clone(), &[0; 8], &[]);
+        }
+        // A -W error run remembers that it raised none, for its fresh pycs next time.
+        if memo.tracks_clean()
+            && let Ok(source) = std::fs::read(path)
+            && let Action::Compile { prefix, .. } = action
+        {
+            let target = &s.targets[t];
+            let hash = pyc::source_hash(target.hash, target.magic, &source);
+            memo.record_clean(abs, &hash, &s.levels[..usize::from(*prefix)]);
         }
         return;
     }

@@ -5,7 +5,10 @@
 //!
 //! It also remembers the warnings of sources that compiled with warnings, so that
 //! `-W error` fails such a source while its pyc (written by a run without `-W error`) is
-//! fresh, still without starting Python.
+//! fresh, still without starting Python; and, in a file of its own that only `-W error`
+//! runs read and write, the sources that compiled without any warning. A fresh source
+//! known in neither is compiled again under `-W error` (in memory) to learn its warnings,
+//! so a lost state directory never lets a run pass that would have failed.
 //!
 //! One JSON file per interpreter in the cache directory, keyed by absolute source path,
 //! rewritten atomically at the end of a run when something changed, merged with what
@@ -46,6 +49,22 @@ struct File {
     entries: HashMap<PathBuf, Entry>,
     #[serde(default, with = "path_keys")]
     warned: HashMap<PathBuf, Warned>,
+}
+
+/// Sources that compiled without warnings (`clean-<identity>.json`).
+#[derive(Serialize, Deserialize, Default)]
+struct CleanFile {
+    version: u32,
+    hashpyc: String,
+    #[serde(with = "path_keys")]
+    clean: HashMap<PathBuf, Clean>,
+}
+
+/// A source's hash, and the optimization levels whose compiles raised no warning.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Clean {
+    hash: String,
+    levels: Vec<u8>,
 }
 
 /// Map keys as JSON strings, losslessly: a path that is not UTF-8 (a file named in
@@ -106,6 +125,10 @@ pub struct Memo {
     file: File,
     /// Paths whose entries this run set or removed.
     touched: HashSet<PathBuf>,
+    /// The sources known to compile without warnings, once loaded (`-W error` runs).
+    clean: Option<CleanFile>,
+    clean_path: PathBuf,
+    clean_touched: HashSet<PathBuf>,
 }
 
 impl Memo {
@@ -114,7 +137,41 @@ impl Memo {
     pub fn load(cache_dir: &Path, identity: &str) -> Memo {
         let path = cache_dir.join(format!("failures-{identity}.json"));
         let file = read(&path);
-        Memo { path, file, touched: HashSet::new() }
+        let clean_path = cache_dir.join(format!("clean-{identity}.json"));
+        Memo { path, file, touched: HashSet::new(), clean: None, clean_path, clean_touched: HashSet::new() }
+    }
+
+    /// Also load (and from now on keep) the sources known to compile without warnings: a
+    /// `-W error` run needs them, others never pay for them.
+    pub fn load_clean(&mut self) {
+        if self.clean.is_none() {
+            self.clean = Some(read_clean(&self.clean_path));
+        }
+    }
+
+    /// Whether the warnings of `abs` with these source bytes are known for `levels`:
+    /// remembered, or remembered to be none (needs [`Memo::load_clean`]).
+    pub fn warnings_known(&self, abs: &Path, hash: &SourceHash, levels: &[u8]) -> bool {
+        let hex = pyc::hex(hash);
+        if self.file.warned.get(abs).is_some_and(|e| e.hash == hex) {
+            return true;
+        }
+        let clean = self.clean.as_ref().and_then(|c| c.clean.get(abs));
+        clean.is_some_and(|c| c.hash == hex && levels.iter().all(|l| c.levels.contains(l)))
+    }
+
+    /// Remember that `abs` with these source bytes compiled without warnings at `levels`
+    /// (only once [`Memo::load_clean`] was called).
+    pub fn record_clean(&mut self, abs: PathBuf, hash: &SourceHash, levels: &[u8]) {
+        let Some(clean) = &mut self.clean else { return };
+        let entry = Clean { hash: pyc::hex(hash), levels: levels.to_vec() };
+        clean.clean.insert(abs.clone(), entry);
+        self.clean_touched.insert(abs);
+    }
+
+    /// Whether the clean sources are loaded (a `-W error` run).
+    pub fn tracks_clean(&self) -> bool {
+        self.clean.is_some()
     }
 
     /// Whether nothing is remembered (the common case: skip path work entirely).
@@ -183,6 +240,26 @@ impl Memo {
 
     /// Write the memo back if it changed; a failure only costs a compile next time.
     pub fn save(mut self) {
+        if let Some(mut clean) = self.clean.take()
+            && !self.clean_touched.is_empty()
+        {
+            let mut merged = read_clean(&self.clean_path);
+            for p in self.clean_touched.drain() {
+                if let Some(c) = clean.clean.remove(&p) {
+                    merged.clean.insert(p, c);
+                }
+            }
+            merged.version = VERSION;
+            merged.hashpyc = env!("CARGO_PKG_VERSION").to_string();
+            if let Ok(text) = serde_json::to_string(&merged) {
+                let _ = crate::write::write_atomic(
+                    &self.clean_path,
+                    &[text.as_bytes()],
+                    0o644,
+                    Default::default(),
+                );
+            }
+        }
         if self.touched.is_empty() {
             return;
         }
@@ -212,6 +289,16 @@ fn read(path: &Path) -> File {
     std::fs::read_to_string(path)
         .ok()
         .and_then(|t| serde_json::from_str::<File>(&t).ok())
+        .filter(|f| f.version == VERSION && f.hashpyc == env!("CARGO_PKG_VERSION"))
+        .unwrap_or_default()
+}
+
+/// The clean sources at `path`, or none when the file is missing, unreadable or of another
+/// hashpyc version.
+fn read_clean(path: &Path) -> CleanFile {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<CleanFile>(&t).ok())
         .filter(|f| f.version == VERSION && f.hashpyc == env!("CARGO_PKG_VERSION"))
         .unwrap_or_default()
 }
@@ -307,5 +394,29 @@ mod tests {
         m.record_failure("base64:Zm9v".into(), &[3; 8], &[0], &f);
         m.save();
         assert!(Memo::load(dir.path(), "t").knows(Path::new("base64:Zm9v")));
+    }
+
+    #[test]
+    fn remembers_clean_sources_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = Warning { category: "SyntaxWarning".into(), line: 3, message: "m".into(), level: 0 };
+        let mut m = Memo::load(dir.path(), "t");
+        // Not loaded: nothing is recorded, nothing is known.
+        m.record_clean("/a.py".into(), &[1; 8], &[0, 1]);
+        assert!(!m.warnings_known(Path::new("/a.py"), &[1; 8], &[0]));
+        m.load_clean();
+        m.record_clean("/a.py".into(), &[1; 8], &[0, 1]);
+        m.record_warnings("/w.py".into(), &[2; 8], &[&w]);
+        m.save();
+        let mut m = Memo::load(dir.path(), "t");
+        // Remembered warnings are known without the clean file.
+        assert!(m.warnings_known(Path::new("/w.py"), &[2; 8], &[0]));
+        assert!(!m.warnings_known(Path::new("/a.py"), &[1; 8], &[0]));
+        m.load_clean();
+        assert!(m.warnings_known(Path::new("/a.py"), &[1; 8], &[0]));
+        assert!(m.warnings_known(Path::new("/a.py"), &[1; 8], &[0, 1]));
+        assert!(!m.warnings_known(Path::new("/a.py"), &[1; 8], &[2]), "level 2 never compiled");
+        assert!(!m.warnings_known(Path::new("/a.py"), &[3; 8], &[0]), "other source bytes");
+        assert!(!m.warnings_known(Path::new("/w.py"), &[4; 8], &[0]));
     }
 }

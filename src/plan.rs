@@ -52,6 +52,9 @@ pub struct PlanOptions<'a> {
     pub memos: &'a [Option<Memo>],
     /// `--hardlink-dupes`: identical levels must be one file.
     pub hardlink_dupes: bool,
+    /// `-W error`: a fresh pyc whose source's warnings are not remembered is compiled
+    /// again (nothing written) to learn them.
+    pub warnings_as_errors: bool,
 }
 
 /// Why a source must be compiled for a target.
@@ -72,6 +75,9 @@ pub enum Reason {
     UnreadableBody(Box<str>),
     /// The pyc could not be read (permissions, I/O error).
     UnreadablePyc(Box<str>),
+    /// Fresh, but under `-W error` its warnings are not remembered (a new or other state
+    /// directory): compiled to learn them, and nothing is written.
+    UnknownWarnings,
 }
 
 impl std::fmt::Display for Reason {
@@ -85,6 +91,9 @@ impl std::fmt::Display for Reason {
             Reason::EmbeddedPath { found } => write!(f, "embedded path was `{found}`"),
             Reason::UnreadableBody(e) => write!(f, "unreadable pyc body: {e}"),
             Reason::UnreadablePyc(e) => write!(f, "unreadable pyc: {e}"),
+            Reason::UnknownWarnings => {
+                f.write_str("fresh, but its warnings are not remembered: compiled for -W error, not written")
+            }
         }
     }
 }
@@ -223,6 +232,21 @@ pub fn plan_one(source: Source, opts: &PlanOptions<'_>) -> SourcePlan {
             } else {
                 decide(target, &pycs, opts.mode, opts.hardlink_dupes, &want_name, &mut hash)
             };
+            if opts.warnings_as_errors && action == Action::Fresh {
+                let abs = layout::absolute(path, opts.paths.cwd);
+                let levels = opts.paths.levels;
+                let known = match (opts.memos.get(t), hash()) {
+                    (Some(Some(memo)), Ok(h)) => memo.warnings_known(&abs, &h, levels),
+                    _ => false,
+                };
+                if !known {
+                    action = Action::Compile {
+                        reason: Reason::UnknownWarnings,
+                        prefix: levels.len() as u8,
+                        write: Vec::new(),
+                    };
+                }
+            }
             if let (Action::Compile { prefix, .. }, false, Some(Some(memo))) =
                 (&action, opts.force, opts.memos.get(t))
                 && !memo.is_empty()

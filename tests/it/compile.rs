@@ -517,6 +517,33 @@ per_python!(warnings_as_errors_like_python_w_error, |py: &Python| {
         assert!(again.stderr.contains(&format!("{rel}:2: ")), "{rel}: {}", again.stderr);
     }
     assert!(again.stderr.contains(&format!("{} failed", failing.len())), "{}", again.stderr);
+    // Nor does losing the state directory (a new CI runner, another HASHPYC_STATE_DIR):
+    // the fresh sources whose warnings are not remembered are compiled again to learn
+    // them, and nothing is written.
+    let pycs_now = || -> Vec<(Vec<u8>, std::time::SystemTime)> {
+        let read =
+            |p: PathBuf| (std::fs::read(&p).unwrap(), std::fs::metadata(&p).unwrap().modified().unwrap());
+        files.iter().map(|rel| read(pyc_of(&gated, py, rel))).collect()
+    };
+    let before = pycs_now();
+    let (lost, tools) = (Tree::new(), Tree::new());
+    let (wrapper, starts) = tools.counting_python(py);
+    let lost_run = counted_compile(&gated, lost.root(), &wrapper, &["-W", "error"], &["."]);
+    lost_run.assert_code(1);
+    for rel in &failing {
+        assert!(lost_run.stderr.contains(&format!("{rel}:2: ")), "{rel}: {}", lost_run.stderr);
+    }
+    let ok = files.len() - failing.len();
+    let want =
+        format!("Compiled 0 files for CPython {} ({ok} already fresh, {} failed)", py.version, failing.len());
+    assert!(lost_run.stderr.contains(&want), "{}", lost_run.stderr);
+    assert!(pycs_now() == before, "a run that only learns warnings writes nothing");
+    // What it learned is remembered, the warnings and their absence: no Python next time.
+    let started = starts();
+    let remembered = counted_compile(&gated, lost.root(), &wrapper, &["-W", "error"], &["."]);
+    remembered.assert_code(1);
+    assert_eq!(starts(), started, "{}", remembered.stderr);
+    assert!(remembered.stderr.contains(&want), "{}", remembered.stderr);
     // Source edited to drop the warnings: passes.
     for rel in &failing {
         gated.write(rel, "x = 1\n");
