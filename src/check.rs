@@ -134,6 +134,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     if s.stray {
         findings.extend(strays(&walked.pycache_files, &s.targets));
         findings.extend(legacy_strays(&walked.legacy_pycs, &s.targets));
+        findings.extend(prefix_strays(s, &cwd));
     }
     findings.sort_by(|a, b| {
         a.path.cmp(&b.path).then(a.python.cmp(&b.python)).then(a.optimization.cmp(&b.optimization))
@@ -468,6 +469,56 @@ fn classify_pyc(
     }
 }
 
+/// The module name, cache tag and optimization level of a cache file name:
+/// `mod.cpython-311.opt-1.pyc` gives `mod`, `cpython-311` and 1.
+fn cache_name_parts(name: &[u8]) -> Option<(&[u8], &[u8], u8)> {
+    let stem_tag = name.strip_suffix(b".pyc")?;
+    let (stem_tag, level) = match stem_tag
+        .strip_suffix(b".opt-1")
+        .map(|s| (s, 1))
+        .or_else(|| stem_tag.strip_suffix(b".opt-2").map(|s| (s, 2)))
+    {
+        Some(x) => x,
+        None => (stem_tag, 0),
+    };
+    let dot = stem_tag.iter().rposition(|&b| b == b'.')?;
+    Some((&stem_tag[..dot], &stem_tag[dot + 1..], level))
+}
+
+/// A stray finding for `pyc_path`, whose source `dir/<stem>.py` is gone (None when it
+/// exists).
+fn stray(
+    pyc_path: &Path,
+    dir: &Path,
+    stem: &[u8],
+    tag: &[u8],
+    level: u8,
+    targets: &[Arc<Target>],
+) -> Option<Finding> {
+    let mut source_name = stem.to_vec();
+    source_name.extend_from_slice(b".py");
+    let source = dir.join(std::ffi::OsStr::from_bytes(&source_name));
+    if std::fs::symlink_metadata(&source).is_ok() {
+        return None;
+    }
+    let python = targets
+        .iter()
+        .find(|t| t.cache_tag.as_bytes() == tag)
+        .map(|t| format!("{}.{}", t.version.0, t.version.1))
+        .unwrap_or_else(|| String::from_utf8_lossy(tag).into_owned());
+    Some(Finding {
+        kind: "finding",
+        path: source,
+        pyc: pyc_path.to_path_buf(),
+        outcome: Outcome::Stray,
+        python,
+        optimization: level,
+        detail: None,
+        expected: None,
+        found: None,
+    })
+}
+
 /// pycs in `__pycache__` whose `<stem>.py` no longer exists beside the directory.
 fn strays(pycs: &[PathBuf], targets: &[Arc<Target>]) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -475,46 +526,66 @@ fn strays(pycs: &[PathBuf], targets: &[Arc<Target>]) -> Vec<Finding> {
         let Some(name) = pyc_path.file_name().map(|n| n.as_bytes()) else {
             continue;
         };
-        let Some(stem_tag) = name.strip_suffix(b".pyc") else {
+        let Some((stem, tag, level)) = cache_name_parts(name) else {
             continue;
         };
-        let (stem_tag, level) = match stem_tag
-            .strip_suffix(b".opt-1")
-            .map(|s| (s, 1))
-            .or_else(|| stem_tag.strip_suffix(b".opt-2").map(|s| (s, 2)))
-        {
-            Some(x) => x,
-            None => (stem_tag, 0),
-        };
-        let Some(dot) = stem_tag.iter().rposition(|&b| b == b'.') else {
-            continue;
-        };
-        let (stem, tag) = (&stem_tag[..dot], &stem_tag[dot + 1..]);
         let Some(dir) = pyc_path.parent().and_then(Path::parent) else {
             continue;
         };
-        let mut source_name = stem.to_vec();
-        source_name.extend_from_slice(b".py");
-        let source = dir.join(std::ffi::OsStr::from_bytes(&source_name));
-        if std::fs::symlink_metadata(&source).is_ok() {
+        out.extend(stray(pyc_path, dir, stem, tag, level, targets));
+    }
+    out
+}
+
+/// pycs in a `--pycache-prefix` tree whose source is gone: only under the mirror of the
+/// directories checked (the tree may hold pycs of any directory on the machine), only
+/// of the tags of the checked interpreters that use that prefix, and no deeper than the
+/// walk goes (`--max-depth`, `-l`). A pyc is reported once, however many roots reach it.
+fn prefix_strays(s: &CheckSettings, cwd: &Path) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let max_depth = if s.walk.max_depth == Some(0) { return out } else { s.walk.max_depth };
+    for (t, layout) in s.layouts.iter().enumerate() {
+        let crate::layout::Layout::Prefix(prefix) = layout else { continue };
+        if !seen.insert(("layout", prefix.clone())) {
             continue;
         }
-        let python = targets
+        let tags: Vec<&[u8]> = s
+            .layouts
             .iter()
-            .find(|t| t.cache_tag.as_bytes() == tag)
-            .map(|t| format!("{}.{}", t.version.0, t.version.1))
-            .unwrap_or_else(|| String::from_utf8_lossy(tag).into_owned());
-        out.push(Finding {
-            kind: "finding",
-            path: source,
-            pyc: pyc_path.clone(),
-            outcome: Outcome::Stray,
-            python,
-            optimization: level,
-            detail: None,
-            expected: None,
-            found: None,
-        });
+            .zip(&s.targets)
+            .skip(t)
+            .filter(|(l, _)| *l == layout)
+            .map(|(_, target)| target.cache_tag.as_bytes())
+            .collect();
+        for root in &s.roots {
+            if !std::fs::metadata(root).is_ok_and(|m| m.is_dir()) {
+                continue;
+            }
+            let abs = crate::layout::absolute(root, cwd);
+            let mirror = prefix.join(abs.strip_prefix("/").unwrap_or(&abs));
+            // (directory in the mirror, the same directory as the sources are spelled, depth)
+            let mut stack = vec![(mirror, root.clone(), 0usize)];
+            while let Some((dir, source_dir, depth)) = stack.pop() {
+                let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+                for e in entries.filter_map(Result::ok) {
+                    let path = e.path();
+                    let Ok(kind) = e.file_type() else { continue };
+                    if kind.is_dir() {
+                        if max_depth.is_none_or(|m| depth + 1 < m) {
+                            stack.push((path, source_dir.join(e.file_name()), depth + 1));
+                        }
+                        continue;
+                    }
+                    let name = e.file_name();
+                    let Some((stem, tag, level)) = cache_name_parts(name.as_bytes()) else { continue };
+                    if !tags.contains(&tag) || !seen.insert(("pyc", path.clone())) {
+                        continue;
+                    }
+                    out.extend(stray(&path, &source_dir, stem, tag, level, &s.targets));
+                }
+            }
+        }
     }
     out
 }

@@ -431,7 +431,9 @@ pub struct CheckArgs {
 
     /// Also report pycs in `__pycache__` directories whose source is gone; with `--legacy`,
     /// also `X.pyc` files of a checked interpreter beside the sources with no `X.py`
-    /// (Python imports those as sourceless modules). Not yet for `--pycache-prefix`.
+    /// (Python imports those as sourceless modules); with `--pycache-prefix` (or
+    /// `PYTHONPYCACHEPREFIX`), also the checked interpreters' pycs under the prefix's mirror
+    /// of each directory checked (not elsewhere in the prefix tree) whose source is gone.
     #[arg(long, help_heading = "Verdicts")]
     pub stray: bool,
 

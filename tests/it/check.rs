@@ -487,3 +487,68 @@ per_python!(check_compares_the_embedded_path_as_compile_does, |py: &Python| {
         miss.stderr
     );
 });
+
+// `--stray` with a pycache prefix: the tree CPython itself writes (`-X pycache_prefix`)
+// holds the pycs of every directory compiled on the machine; only the mirror of the
+// directories checked is searched, for the checked interpreter's tag, as deep as the walk.
+per_python!(prefix_strays_are_found, min = (3, 8), |py: &Python| {
+    let tree = Tree::new();
+    let prefix = Tree::new();
+    for rel in ["app/m.py", "app/gone.py", "app/sub/gone2.py", "other/gone3.py"] {
+        tree.write(rel, "x = 1\n");
+    }
+    let prefix_opt = format!("pycache_prefix={}", prefix.root().display());
+    for dir in ["app", "other"] {
+        py.run(
+            &["-X", &prefix_opt, "-m", "compileall", "-q", "--invalidation-mode", "checked-hash", dir],
+            tree.root(),
+        );
+    }
+    for rel in ["app/gone.py", "app/sub/gone2.py", "other/gone3.py"] {
+        std::fs::remove_file(tree.path(rel)).unwrap();
+    }
+    // Where CPython put the pycs (below the working directory as getcwd() spells it) is
+    // where hashpyc looks for them.
+    let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
+    let mirror = |rel: &str| {
+        let abs = std::fs::canonicalize(tree.root()).unwrap().join(rel);
+        prefix.root().join(abs.strip_prefix("/").unwrap())
+    };
+    let gone = mirror(&format!("app/gone.{tag}.pyc"));
+    let gone2 = mirror(&format!("app/sub/gone2.{tag}.pyc"));
+    assert!(gone.is_file() && gone2.is_file() && mirror(&format!("other/gone3.{tag}.pyc")).is_file());
+    // A pyc of an interpreter not checked is not this check's.
+    let other_tag = if py.minor == (3, 12) { "cpython-313" } else { "cpython-312" };
+    std::fs::copy(&gone, mirror(&format!("app/gone.{other_tag}.pyc"))).unwrap();
+    let check = |args: &[&str]| {
+        tree.hashpyc()
+            .args(["check", "--stray", "--pycache-prefix"])
+            .arg(prefix.root())
+            .args(args)
+            .python(py)
+            .run()
+    };
+    let run = check(&["app"]);
+    run.assert_code(1);
+    let want = format!("stray      {}\nstray      {}\n", gone.display(), gone2.display());
+    assert_eq!(run.stdout, want, "{}", run.stderr);
+    let json = check(&["--format", "json", "app"]);
+    let first: serde_json::Value = serde_json::from_str(json.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(first["path"], "app/gone.py", "{first}");
+    // As deep as the walk goes.
+    let shallow = check(&["-l", "app"]);
+    assert_eq!(shallow.stdout, format!("stray      {}\n", gone.display()), "{}", shallow.stderr);
+    // Through PYTHONPYCACHEPREFIX too, as CPython honours it.
+    let env = tree
+        .hashpyc()
+        .args(["check", "--stray"])
+        .env("PYTHONPYCACHEPREFIX", prefix.root())
+        .python(py)
+        .arg("app")
+        .run();
+    assert_eq!(env.stdout, want, "{}", env.stderr);
+    // Without --stray, the app's one pyc is fine.
+    let plain =
+        tree.hashpyc().args(["check", "--pycache-prefix"]).arg(prefix.root()).python(py).arg("app").run();
+    plain.assert_code(0);
+});
