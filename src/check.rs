@@ -202,9 +202,10 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
                 }
                 let extra = if extra.is_empty() { String::new() } else { format!("  [{}]", extra.join(" ")) };
                 let shown = if f.outcome == Outcome::Stray { &f.pyc } else { &f.path };
+                // The reason is the finding (a CI log must say why a pyc is invalid).
                 let why = match &f.detail {
-                    Some(d) if verbosity.verbose > 0 => format!(": {d}"),
-                    _ => String::new(),
+                    Some(d) => format!(": {d}"),
+                    None => String::new(),
                 };
                 format!("{:<10} {}{extra}{why}", f.outcome.name(), shown.display())
             }
@@ -412,7 +413,8 @@ fn describe_magic(head: &[u8], target: &Target) -> String {
         return Invalid::Short.to_string();
     };
     match crate::target::version_of_magic(h.magic) {
-        Some((a, b)) => format!("a pyc for Python {a}.{b}, not {}", target.version_string()),
+        // X.Y: magic numbers are per minor version (and `--target` has no patch level).
+        Some((a, b)) => format!("a pyc for Python {a}.{b}, not {}.{}", target.version.0, target.version.1),
         None => format!("unknown magic {}", h.magic),
     }
 }

@@ -83,6 +83,17 @@ pub enum Error {
     },
 }
 
+/// `-v`'s line about a target: `target: CPython 3.12.1 (`…/python3.12`) magic cb0d0d0a tag
+/// cpython-312 SipHash-1-3` (compile adds how its workers run).
+fn target_line(t: &target::Target) -> String {
+    let what = if t.from_table() {
+        format!("CPython {} (built-in table)", t.short_version())
+    } else {
+        pool::describe(t)
+    };
+    format!("target: {what} magic {} tag {} {}", t.magic, t.cache_tag, t.hash)
+}
+
 /// Run a parsed command line; `matches` are the ones `cli` was built from (they tell which
 /// values came from the command line, for merging the configuration file under them).
 pub fn run(mut cli: Cli, matches: &clap::ArgMatches) -> Result<ExitStatus, Error> {
@@ -95,14 +106,7 @@ pub fn run(mut cli: Cli, matches: &clap::ArgMatches) -> Result<ExitStatus, Error
             let settings = settings::compile_settings(&args)?;
             if verbosity.verbose > 0 && !settings.json {
                 for t in &settings.targets {
-                    report::eprint_line(&format!(
-                        "target: {} magic {} tag {} {}, {}",
-                        pool::describe(t),
-                        t.magic,
-                        t.cache_tag,
-                        t.hash,
-                        t.isolation()
-                    ));
+                    report::eprint_line(&format!("{}, {}", target_line(t), t.isolation()));
                 }
             }
             let progress = report::Progress::new(
@@ -123,6 +127,11 @@ pub fn run(mut cli: Cli, matches: &clap::ArgMatches) -> Result<ExitStatus, Error
             let verbosity = Verbosity { quiet: args.output.quiet, verbose: args.output.verbose };
             let style = Style::resolve(args.output.color.color);
             let settings = settings::check_settings(&args)?;
+            if verbosity.verbose > 0 && settings.format != cli::Format::Json {
+                for t in &settings.targets {
+                    report::eprint_line(&target_line(t));
+                }
+            }
             check::check(&settings, verbosity, style)
         }
         Command::Inspect(args) => {

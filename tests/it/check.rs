@@ -85,12 +85,26 @@ per_python!(check_reports_each_outcome, |py: &Python| {
     let run = tree.hashpyc().args(["check", "--all", "--stray"]).python(py).arg(".").run();
     run.assert_code(1);
     let mut got = BTreeMap::new();
+    let mut reasons = BTreeMap::new();
     for line in run.stdout.lines() {
-        let (outcome, path) = line.split_once(' ').unwrap();
-        got.insert(path.trim().trim_start_matches("./").to_string(), outcome.to_string());
+        let (outcome, rest) = line.split_once(' ').unwrap();
+        let (path, reason) = rest.trim().split_once(": ").map_or((rest.trim(), None), |(p, r)| (p, Some(r)));
+        let path = path.trim_start_matches("./").to_string();
+        got.insert(path.clone(), outcome.to_string());
+        reasons.insert(path, reason.map(str::to_string));
     }
     for (src, outcome) in &expected {
         assert_eq!(got.get(*src).map(String::as_str), Some(*outcome), "{src}\n{}", run.stdout);
+    }
+    // Without -v too, an invalid pyc's line says why (JSON's `detail`); other lines do not.
+    let json = tree.hashpyc().args(["check", "--all", "--format", "json"]).python(py).arg(".").run();
+    for line in json.stdout.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if v["type"] == "finding" && v["outcome"] != "stray" {
+            let path = v["path"].as_str().unwrap().trim_start_matches("./");
+            assert_eq!(reasons[path].as_deref(), v["detail"].as_str(), "{path}: {}", run.stdout);
+            assert_eq!(v["detail"].is_string(), v["outcome"] == "invalid", "{v}");
+        }
     }
     let stray = format!("./{}", pyc(py, "gone"));
     assert!(run.stdout.contains(&format!("stray      {stray}")), "{}", run.stdout);
@@ -306,10 +320,19 @@ per_python!(check_reads_the_whole_body, |py: &Python| {
         assert_eq!(outcome, "invalid", "{name}: {}", run.stdout);
         assert!(detail.as_str().is_some_and(|d| d.starts_with("body: ")), "{name}: {detail}");
     }
-    // Text output names the reason with -v.
-    let text = tree.hashpyc().args(["check", "-v"]).python(py).arg("garbage.py").run();
+    // Text output names the reason, with or without -v; -v also names the target as
+    // compile -v does.
+    let text = tree.hashpyc().arg("check").python(py).arg("garbage.py").run();
     text.assert_code(1);
     assert!(text.stdout.starts_with("invalid    garbage.py: body: "), "{}", text.stdout);
+    let verbose = tree.hashpyc().args(["check", "-v"]).python(py).arg("garbage.py").run();
+    assert_eq!(verbose.stdout, text.stdout);
+    let compiled = tree.hashpyc().args(["compile", "-v", "-n"]).python(py).arg("garbage.py").run();
+    let target_line = |stderr: &str| stderr.lines().find(|l| l.starts_with("target: ")).map(str::to_string);
+    let compile_target = target_line(&compiled.stderr).unwrap_or_else(|| panic!("{}", compiled.stderr));
+    let check_target = target_line(&verbose.stderr).unwrap_or_else(|| panic!("{}", verbose.stderr));
+    assert!(compile_target.starts_with(&format!("{check_target}, ")), "{check_target}\n{compile_target}");
+    assert!(check_target.contains(&py.version) && check_target.contains("magic "), "{check_target}");
     // compile agrees: it rewrites exactly those, and then every pyc imports and checks ok.
     let dry = tree.hashpyc().args(["compile", "-n"]).python(py).arg(".").run();
     dry.assert_code(0);
