@@ -47,10 +47,25 @@ pub struct CompileSettings {
     pub json: bool,
 }
 
-/// Counts for the summary (units are source × target pairs).
+/// Counts for the summary. Units are source × target pairs (the JSON summary's historical
+/// keys); the text line counts files (sources) and pycs (one per target and level).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Summary {
     pub sources: usize,
+    /// Sources brought up to date for at least one target.
+    pub compiled_sources: usize,
+    /// pycs written by those units (compiled or from the cache).
+    pub compiled_pycs: usize,
+    /// Of those, written from the bytecode cache.
+    pub from_cache_pycs: usize,
+    /// pycs left as they were, already fresh.
+    pub fresh_pycs: usize,
+    /// pycs whose header alone was rewritten, and pycs made hard links (`--hardlink-dupes`).
+    pub rewritten_pycs: usize,
+    pub linked_pycs: usize,
+    /// The sources that failed, for any target (by plan index; walk-time fresh sources
+    /// never fail).
+    pub failed_sources: std::collections::BTreeSet<usize>,
     /// Units brought up to date: compiled, or written from the cache.
     pub compiled: usize,
     /// Of those, written from the bytecode cache.
@@ -258,11 +273,18 @@ fn summary_json(
         "type": "summary",
         "sources": s.sources,
         "compiled": s.compiled,
+        "compiled_sources": s.compiled_sources,
+        "compiled_pycs": s.compiled_pycs,
         "from_cache": s.from_cache,
+        "from_cache_pycs": s.from_cache_pycs,
         "fresh": s.fresh,
+        "fresh_pycs": s.fresh_pycs,
         "rewritten": s.rewritten,
+        "rewritten_pycs": s.rewritten_pycs,
         "linked": s.linked,
+        "linked_pycs": s.linked_pycs,
         "failed": s.failed,
+        "failed_sources": s.failed_sources.len(),
         "warnings": s.warnings,
         "errors": s.errors + s.usage_errors,
         "vanished": s.vanished,
@@ -321,6 +343,7 @@ pub fn compile(
     let mut summary = Summary {
         sources: planned.sources,
         fresh: planned.fresh_units,
+        fresh_pycs: planned.fresh_units * s.levels.len(),
         skipped: planned.walked.skipped,
         ..Summary::default()
     };
@@ -473,7 +496,7 @@ fn triage(
     notes: &mut Notes,
     style: Style,
 ) {
-    for p in plans {
+    for (i, p) in plans.iter().enumerate() {
         if let Some(err) = &p.error {
             if err.starts_with("no such file") {
                 summary.vanished += 1;
@@ -513,9 +536,11 @@ fn triage(
                     });
                     let Some(warnings) = warnings else {
                         summary.fresh += 1;
+                        summary.fresh_pycs += s.levels.len();
                         continue;
                     };
                     summary.failed += 1;
+                    summary.failed_sources.insert(i);
                     summary.warnings += warnings.len();
                     for w in &warnings {
                         let mut text = report::format_warning(&p.path, w, source);
@@ -524,9 +549,15 @@ fn triage(
                         notes.add(&p.path, 0, Some(t), text, Some(Event::warning(w, true, true)));
                     }
                 }
-                Action::Fresh => summary.fresh += 1,
+                Action::Fresh => {
+                    summary.fresh += 1;
+                    summary.fresh_pycs += s.levels.len();
+                }
+                // The levels a compile does not write are fresh and left alone.
+                Action::Compile { write, .. } => summary.fresh_pycs += s.levels.len() - write.len(),
                 Action::KnownFailure(f) => {
                     summary.failed += 1;
+                    summary.failed_sources.insert(i);
                     let source = source.get_or_insert_with(|| std::fs::read(&p.path).ok());
                     notes.add(
                         &p.path,
@@ -536,7 +567,7 @@ fn triage(
                         Some(Event::failure(f, true)),
                     );
                 }
-                _ => {}
+                Action::Rewrite { .. } => {}
             }
         }
     }
@@ -562,14 +593,26 @@ fn rewrite_stage(
                 .map(move |(t, _)| (i, t))
         })
         .collect();
-    let results: Vec<(usize, usize, Result<(), String>)> = units
+    let results: Vec<(usize, usize, Result<Vec<u8>, String>)> = units
         .par_iter()
         .map(|&(i, t)| (i, t, rewrite_unit(&plans[i], t, paths, s.mode, s.hardlink_dupes)))
         .collect();
     for (i, t, r) in results {
         match (r, &plans[i].actions[t]) {
-            (Ok(()), Action::Rewrite { headers, .. }) if headers.is_empty() => summary.linked += 1,
-            (Ok(()), _) => summary.rewritten += 1,
+            (Ok(linked), Action::Rewrite { headers, .. }) => {
+                if headers.is_empty() {
+                    summary.linked += 1;
+                } else {
+                    summary.rewritten += 1;
+                }
+                // A level may be both rewritten and linked: the pycs left alone are fresh.
+                let touched = linked.iter().filter(|l| !headers.contains(l)).count() + headers.len();
+                let linked = linked.len();
+                summary.rewritten_pycs += headers.len();
+                summary.linked_pycs += linked;
+                summary.fresh_pycs += s.levels.len() - touched;
+            }
+            (Ok(_), _) => summary.rewritten += 1,
             (Err(e), _) => {
                 summary.errors += 1;
                 notes.add(
@@ -681,13 +724,15 @@ fn record_results(
     style: Style,
     verbosity: Verbosity,
 ) {
+    let mut last_compiled = None;
     for (i, t, r) in results {
         let plan = &plans[i];
         let path = &plan.path;
         match r {
             UnitResult::Compiled { ref warnings } | UnitResult::Cached { ref warnings } => {
                 let cached = matches!(r, UnitResult::Cached { .. });
-                // Compiled only to learn its warnings (-W error), none raised: fresh.
+                // Compiled only to learn its warnings (-W error), none raised: fresh (its
+                // pycs were counted fresh when planned).
                 let learned =
                     matches!(&plan.actions[t], Action::Compile { reason: Reason::UnknownWarnings, .. });
                 if learned {
@@ -695,6 +740,16 @@ fn record_results(
                 } else {
                     summary.compiled += 1;
                     summary.from_cache += usize::from(cached);
+                    // Results come sorted by source: each source counts once.
+                    if last_compiled.replace(i) != Some(i) {
+                        summary.compiled_sources += 1;
+                    }
+                    if let Action::Compile { write, .. } = &plan.actions[t] {
+                        summary.compiled_pycs += write.len();
+                        if cached {
+                            summary.from_cache_pycs += write.len();
+                        }
+                    }
                 }
                 if let Some(memo) = &mut memos[t] {
                     memo.record_success(&layout::absolute(path, cwd));
@@ -730,6 +785,7 @@ fn record_results(
                 // Not remembered as a failure: without -W error the file compiles. A
                 // remembered failure of other source bytes is obsolete all the same.
                 summary.failed += 1;
+                summary.failed_sources.insert(i);
                 if let Some(memo) = &mut memos[t] {
                     memo.record_success(&layout::absolute(path, cwd));
                 }
@@ -746,6 +802,7 @@ fn record_results(
             }
             UnitResult::Failed(f, hash) => {
                 summary.failed += 1;
+                summary.failed_sources.insert(i);
                 if let (Some(memo), Action::Compile { prefix, .. }) = (&mut memos[t], &plan.actions[t]) {
                     let levels = &s.levels[..usize::from(*prefix)];
                     memo.record_failure(layout::absolute(path, cwd), &hash, levels, &f);
@@ -821,21 +878,23 @@ fn distinct_warnings<'a>(
     shown
 }
 
-/// `Compiled 1180 files for CPython 3.12.1 (10421 already fresh, 17 failed) in 2.31s`.
+/// `Compiled 1180 files for CPython 3.12.1 (10421 already fresh, 17 failed) in 2.31s`; with
+/// several targets or levels, `Compiled 3 files, 6 pycs for CPython 3.12.1 and 3.13.0 (…)`
+/// as `check` counts. The counts in parentheses are pycs, but `failed`: files.
 pub fn summary_line(s: &Summary, targets: &[Arc<Target>], elapsed: Duration, style: Style) -> String {
     let mut parts = Vec::new();
-    if s.from_cache > 0 {
-        parts.push(format!("{} from the cache", s.from_cache));
+    if s.from_cache_pycs > 0 {
+        parts.push(format!("{} from the cache", s.from_cache_pycs));
     }
-    parts.push(format!("{} already fresh", s.fresh));
-    if s.rewritten > 0 {
-        parts.push(report::plural(s.rewritten, "header rewritten", "headers rewritten"));
+    parts.push(format!("{} already fresh", s.fresh_pycs));
+    if s.rewritten_pycs > 0 {
+        parts.push(report::plural(s.rewritten_pycs, "header rewritten", "headers rewritten"));
     }
-    if s.linked > 0 {
-        parts.push(format!("{} linked", s.linked));
+    if s.linked_pycs > 0 {
+        parts.push(format!("{} linked", s.linked_pycs));
     }
-    if s.failed > 0 {
-        parts.push(format!("{} failed", s.failed));
+    if !s.failed_sources.is_empty() {
+        parts.push(format!("{} failed", s.failed_sources.len()));
     }
     if s.errors + s.usage_errors > 0 {
         parts.push(report::plural(s.errors + s.usage_errors, "error", "errors"));
@@ -846,7 +905,7 @@ pub fn summary_line(s: &Summary, targets: &[Arc<Target>], elapsed: Duration, sty
     if let Some(skipped) = s.skipped.describe() {
         parts.push(skipped);
     }
-    let what = report::plural(s.compiled, "file", "files");
+    let what = files_and_pycs(s.compiled_sources, s.compiled_pycs);
     format!(
         "{} {what} for {} ({}) in {}",
         style.bold("Compiled"),
@@ -856,17 +915,28 @@ pub fn summary_line(s: &Summary, targets: &[Arc<Target>], elapsed: Duration, sty
     )
 }
 
+/// `3 files`, or `3 files, 6 pycs` when they differ (several targets or levels), as `check`
+/// says it.
+fn files_and_pycs(files: usize, pycs: usize) -> String {
+    if pycs == files {
+        report::plural(files, "file", "files")
+    } else {
+        format!("{}, {}", report::plural(files, "file", "files"), report::plural(pycs, "pyc", "pycs"))
+    }
+}
+
 /// Rewrite the flags of the levels whose pyc has the other hash mode, then link identical
-/// levels (`--hardlink-dupes`), remaking links a rewrite broke.
+/// levels (`--hardlink-dupes`), remaking links a rewrite broke; returns the levels linked.
 fn rewrite_unit(
     plan: &SourcePlan,
     t: usize,
     paths: &PycPaths<'_>,
     mode: HashMode,
     hardlink_dupes: bool,
-) -> Result<(), String> {
+) -> Result<Vec<u8>, String> {
+    let mut linked = Vec::new();
     let Action::Rewrite { headers, links } = &plan.actions[t] else {
-        return Ok(());
+        return Ok(linked);
     };
     let target = &paths.targets[t];
     let pycs = paths.of(&plan.path, t);
@@ -900,10 +970,11 @@ fn rewrite_unit(
             if same {
                 crate::write::hardlink_atomic(&pycs[i - 1], &pycs[i])
                     .map_err(|e| schedule::error_chain(&e))?;
+                linked.push(i as u8);
             }
         }
     }
-    Ok(())
+    Ok(linked)
 }
 
 /// `--dry-run`: the listing on stdout, a count on stderr; nothing written.
@@ -917,24 +988,41 @@ fn dry_run(
     verbosity: Verbosity,
 ) {
     print_dry_run(plans, &s.targets, &walked.skipped_symlinks, s.mode);
-    let (mut compile, mut rewrite, mut fails) = (0, 0, 0);
+    // Counted as the summary of a real run: files and pycs to compile, headers (pycs) to
+    // rewrite, pycs already fresh, files known to fail.
+    let (mut files, mut pycs, mut rewrite, mut fails) = (0, 0, 0, 0);
+    let levels = s.levels.len();
     for p in plans {
         if let Some(err) = &p.error {
             summary.errors += 1;
             notes.add(&p.path, 0, None, format!("{}: `{}`: {err}", style.error(), p.path.display()), None);
             continue;
         }
+        let (mut compiles, mut failing) = (false, false);
         for a in p.actions.iter() {
             match a {
-                Action::Fresh => summary.fresh += 1,
-                Action::Rewrite { .. } => rewrite += 1,
-                Action::Compile { .. } => compile += 1,
-                Action::KnownFailure(_) => fails += 1,
+                Action::Fresh => {
+                    summary.fresh += 1;
+                    summary.fresh_pycs += levels;
+                }
+                Action::Rewrite { headers, links } => {
+                    let touched = links.iter().filter(|l| !headers.contains(l)).count() + headers.len();
+                    rewrite += headers.len();
+                    summary.fresh_pycs += levels - touched;
+                }
+                Action::Compile { write, .. } => {
+                    compiles = true;
+                    pycs += write.len();
+                    summary.fresh_pycs += levels - write.len();
+                }
+                Action::KnownFailure(_) => failing = true,
             }
         }
+        files += usize::from(compiles);
+        fails += usize::from(failing);
     }
     if verbosity.quiet == 0 {
-        let mut parts = vec![format!("{} already fresh", summary.fresh)];
+        let mut parts = vec![format!("{} already fresh", summary.fresh_pycs)];
         if fails > 0 {
             parts.push(format!("{fails} known to fail"));
         }
@@ -944,7 +1032,7 @@ fn dry_run(
         report::eprint_line(&format!(
             "{} compile {}, rewrite {} for {} ({}); nothing was written",
             style.bold("Would"),
-            report::plural(compile, "file", "files"),
+            files_and_pycs(files, pycs),
             report::plural(rewrite, "header", "headers"),
             crate::target::targets_label(&s.targets),
             parts.join(", ")

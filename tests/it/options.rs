@@ -258,8 +258,46 @@ per_python!(several_targets_in_one_run, min = (3, 9), |py: &Python| {
     let separate = bytes_of(take_outputs(&[tree.root()]));
     let both = tree.hashpyc().args(["compile"]).python(py).python(other).arg(".").run();
     both.assert_code(0);
-    let want = format!("Compiled 12 files for CPython {} and {} (", py.version, other.version);
+    // Files are sources and pycs are what was written, as check counts them.
+    let sources = harness::files_with_suffix(tree.root(), ".py").len();
+    let pycs = harness::files_with_suffix(tree.root(), ".pyc").len();
+    assert_eq!(pycs, 2 * sources);
+    let label = format!("CPython {} and {}", py.version, other.version);
+    let want = format!("Compiled {sources} files, {pycs} pycs for {label} (0 already fresh)");
     assert!(both.stderr.contains(&want), "{}", both.stderr);
+    let check = tree.hashpyc().arg("check").python(py).python(other).arg(".").run();
+    check.assert_code(0);
+    assert!(
+        check.stderr.contains(&format!("Checked {sources} files, {pycs} pycs for {label}")),
+        "{}",
+        check.stderr
+    );
+    // Another level: that level's pycs are written, the others counted as fresh; JSON
+    // keeps its per-(source, target) counts and adds the file and pyc counts.
+    let levels = tree
+        .hashpyc()
+        .args(["compile", "-o", "0", "-o", "1", "--format", "json"])
+        .python(py)
+        .python(other)
+        .arg(".")
+        .run();
+    levels.assert_code(0);
+    let summary: serde_json::Value = serde_json::from_str(levels.stdout.lines().last().unwrap()).unwrap();
+    let written = harness::files_with_suffix(tree.root(), ".pyc").len() - pycs;
+    assert_eq!(written, pycs, "one more pyc per source and target");
+    assert_eq!(
+        (&summary["compiled"], &summary["compiled_sources"], &summary["compiled_pycs"]),
+        (&(2 * sources).into(), &sources.into(), &written.into()),
+        "{summary}"
+    );
+    assert_eq!((&summary["fresh"], &summary["fresh_pycs"]), (&0.into(), &pycs.into()), "{summary}");
+    let again =
+        tree.hashpyc().args(["compile", "-o", "0", "-o", "1"]).python(py).python(other).arg(".").run();
+    let want = format!("Compiled 0 files for {label} ({} already fresh)", pycs + written);
+    assert!(again.stderr.contains(&want), "{}", again.stderr);
+    // The pycs of both targets are those of one target at a time.
+    take_outputs(&[tree.root()]);
+    tree.hashpyc().args(["compile", "-q"]).python(py).python(other).arg(".").run().assert_code(0);
     assert!(bytes_of(take_outputs(&[tree.root()])) == separate);
 });
 
