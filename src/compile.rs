@@ -367,7 +367,7 @@ pub fn compile(
     }
 
     triage(s, &plans, &memos, &cwd, &mut summary, &mut notes, style);
-    rewrite_stage(s, &plans, &opts.paths, &mut summary, &mut notes, style);
+    rewrite_stage(s, &plans, &opts.paths, &mut summary, &mut notes, style, verbosity);
     spans.mark("rewrite");
 
     let specs: Vec<WorkerSpec> =
@@ -581,6 +581,7 @@ fn rewrite_stage(
     summary: &mut Summary,
     notes: &mut Notes,
     style: Style,
+    verbosity: Verbosity,
 ) {
     let units: Vec<(usize, usize)> = plans
         .iter()
@@ -598,6 +599,7 @@ fn rewrite_stage(
         .map(|&(i, t)| (i, t, rewrite_unit(&plans[i], t, paths, s.mode, s.hardlink_dupes)))
         .collect();
     for (i, t, r) in results {
+        let path = &plans[i].path;
         match (r, &plans[i].actions[t]) {
             (Ok(linked), Action::Rewrite { headers, .. }) => {
                 if headers.is_empty() {
@@ -611,6 +613,24 @@ fn rewrite_stage(
                 summary.rewritten_pycs += headers.len();
                 summary.linked_pycs += linked;
                 summary.fresh_pycs += s.levels.len() - touched;
+                if verbosity.verbose > 0 {
+                    let mut done = Vec::new(); // (order, text): rewrites before links
+                    if !headers.is_empty() {
+                        let (from, to) = match s.mode {
+                            HashMode::Checked => ("unchecked", "checked"),
+                            HashMode::Unchecked => ("checked", "unchecked"),
+                        };
+                        let what = report::plural(headers.len(), "header", "headers");
+                        done.push((2, format!("rewrote {what} of `{}` ({from} → {to})", path.display())));
+                    }
+                    if linked > 0 {
+                        let what = report::plural(linked, "pyc", "pycs");
+                        done.push((3, format!("linked {what} of `{}` (identical levels)", path.display())));
+                    }
+                    for (order, text) in done {
+                        notes.add(path, order, Some(t), text, None);
+                    }
+                }
             }
             (Ok(_), _) => summary.rewritten += 1,
             (Err(e), _) => {

@@ -207,12 +207,15 @@ per_python!(compile_rewrites_headers_without_python, |py: &Python| {
     assert_eq!(after[8..], before[8..], "only the flags changed");
     let back = tree
         .hashpyc()
-        .args(["compile", "--invalidation-mode", "unchecked-hash"])
+        .args(["compile", "-v", "--invalidation-mode", "unchecked-hash"])
         .python(py)
         .arg("m.py")
         .run();
     back.assert_code(0);
     assert_eq!(tree.read(pyc(py, "m")), before);
+    // -v lists a header rewrite as it lists a compile.
+    assert!(back.stderr.contains("rewrote 1 header of `m.py` (checked → unchecked)"), "{}", back.stderr);
+    assert!(!back.stderr.contains("compiled `"), "{}", back.stderr);
     // A timestamp pyc is never trusted: it is recompiled.
     py_compile(py, &tree, "m.py", "TIMESTAMP");
     let ts = tree.hashpyc().args(["compile", "-v"]).python(py).arg("m.py").run();

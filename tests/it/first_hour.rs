@@ -382,12 +382,13 @@ per_python!(levels_are_planned_one_by_one, min = (3, 8), |py: &Python| {
     // --hardlink-dupes later, without -f: b's two levels are identical and get linked.
     let run = tree
         .hashpyc()
-        .args(["compile", "-o", "0", "-o", "1", "--hardlink-dupes"])
+        .args(["compile", "-v", "-o", "0", "-o", "1", "--hardlink-dupes"])
         .python(py)
         .arg("pkg")
         .run();
     run.assert_code(0);
     assert!(run.stderr.contains("Compiled 0 files") && run.stderr.contains("1 linked"), "{}", run.stderr);
+    assert!(run.stderr.contains("linked 1 pyc of `pkg/b.py` (identical levels)"), "{}", run.stderr);
     assert_eq!(inode(&level0("b")), inode(&level1("b")), "identical levels are one file");
     assert_ne!(inode(&level0("a")), inode(&level1("a")), "different levels stay apart");
     let again = tree
