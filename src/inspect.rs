@@ -17,16 +17,17 @@ use crate::{Error, ExitStatus};
 struct Description {
     #[serde(serialize_with = "crate::report::json_path")]
     pyc: PathBuf,
-    magic: String,
+    /// None (JSON null) for what the file does not have: no header, no flags, no body.
+    magic: Option<String>,
     python: Option<String>,
-    mode: String,
+    mode: Option<String>,
     hash: Option<String>,
     mtime: Option<u32>,
     source_size: Option<u32>,
     #[serde(serialize_with = "crate::report::json_opt_path")]
     source: Option<PathBuf>,
     matches_source: Option<bool>,
-    body_bytes: usize,
+    body_bytes: Option<usize>,
     #[serde(serialize_with = "crate::report::json_opt_path")]
     embedded_path: Option<PathBuf>,
     error: Option<String>,
@@ -54,15 +55,15 @@ pub fn source_for(pyc_path: &Path) -> Option<PathBuf> {
 fn describe(path: &Path) -> Description {
     let mut d = Description {
         pyc: path.to_path_buf(),
-        magic: String::new(),
+        magic: None,
         python: None,
-        mode: String::new(),
+        mode: None,
         hash: None,
         mtime: None,
         source_size: None,
         source: None,
         matches_source: None,
-        body_bytes: 0,
+        body_bytes: None,
         embedded_path: None,
         error: None,
     };
@@ -88,8 +89,7 @@ fn describe(path: &Path) -> Description {
         ));
         return d;
     }
-    d.magic = h.magic.to_string();
-    d.body_bytes = data.len() - pyc::HEADER_LEN;
+    d.magic = Some(h.magic.to_string());
     let Some(minor) = target::version_of_magic(h.magic) else {
         // Before 3.7 (PEP 552) a header had no flags field: what follows the magic is not
         // a mode, so nothing past the magic is described.
@@ -106,23 +106,24 @@ fn describe(path: &Path) -> Description {
         return d;
     };
     d.python = Some(format!("{}.{}", minor.0, minor.1));
+    d.body_bytes = Some(data.len() - pyc::HEADER_LEN);
     let minor = Some(minor);
     match h.kind() {
         Err(why) => {
             // importlib refuses such a pyc ("invalid flags").
-            d.mode = format!("invalid ({why})");
+            d.mode = Some(format!("invalid ({why})"));
             d.error = Some(format!("not a valid pyc: {why}"));
         }
         Ok(Kind::Timestamp { mtime, size }) => {
-            d.mode = "timestamp".into();
+            d.mode = Some("timestamp".into());
             d.mtime = Some(mtime);
             d.source_size = Some(size);
         }
         Ok(Kind::Hash { mode, hash }) => {
-            d.mode = match mode {
+            d.mode = Some(match mode {
                 pyc::HashMode::Checked => "checked-hash".into(),
                 pyc::HashMode::Unchecked => "unchecked-hash".into(),
-            };
+            });
             d.hash = Some(pyc::hex(&hash));
             if let Some(src) = source_for(path).filter(|p| p.is_file()) {
                 if let Ok(bytes) = std::fs::read(&src) {
@@ -176,15 +177,15 @@ pub fn inspect(files: &[PathBuf], json: bool, style: Style) -> Result<ExitStatus
             serde_json::to_string(&d).expect("serializable")
         } else {
             let mut lines = vec![style.bold(&d.pyc.display().to_string())];
-            if !d.magic.is_empty() {
+            if let Some(magic) = &d.magic {
                 let python = d
                     .python
                     .as_deref()
                     .map_or("unknown Python version".to_string(), |p| format!("CPython {p}"));
-                lines.push(format!("  magic        {} ({python})", d.magic));
+                lines.push(format!("  magic        {magic} ({python})"));
             }
-            if !d.mode.is_empty() {
-                lines.push(format!("  mode         {}", d.mode));
+            if let Some(mode) = &d.mode {
+                lines.push(format!("  mode         {mode}"));
             }
             if let Some(h) = &d.hash {
                 let verdict = match (d.matches_source, &d.source) {
@@ -197,8 +198,8 @@ pub fn inspect(files: &[PathBuf], json: bool, style: Style) -> Result<ExitStatus
             if let (Some(m), Some(s)) = (d.mtime, d.source_size) {
                 lines.push(format!("  source mtime {m} (seconds), size {s}"));
             }
-            if !d.magic.is_empty() {
-                lines.push(format!("  body         {} bytes", d.body_bytes));
+            if let Some(n) = d.body_bytes {
+                lines.push(format!("  body         {n} bytes"));
             }
             if let Some(p) = &d.embedded_path {
                 lines.push(format!("  co_filename  {}", p.display()));

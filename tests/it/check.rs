@@ -391,6 +391,24 @@ per_python!(inspect_refuses_what_is_not_a_valid_pyc, min = (3, 11), |py: &Python
     }
     let old = tree.hashpyc().arg("inspect").arg("lone/py36.pyc").run();
     assert!(old.stdout.contains("older than 3.7") && !old.stdout.contains("mode"), "{}", old.stdout);
+    // A field the file has no value for is null, never "" or 0: no magic or body in a file
+    // shorter than a header or one that does not exist; before 3.7 nothing past the magic
+    // (the header is 12 bytes there: what follows is not a 3.7+ header or body).
+    tree.write("lone/short.pyc", &good[..10]);
+    let run = tree
+        .hashpyc()
+        .args(["inspect", "--json", "lone/nothing.pyc", "lone/short.pyc", "lone/py36.pyc"])
+        .run();
+    run.assert_code(1);
+    let objects: Vec<serde_json::Value> =
+        run.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    for v in &objects[..2] {
+        for key in ["magic", "mode", "body_bytes", "python", "hash"] {
+            assert!(v[key].is_null(), "{key}: {v}");
+        }
+    }
+    assert_eq!(objects[2]["magic"], "330d0d0a");
+    assert!(objects[2]["mode"].is_null() && objects[2]["body_bytes"].is_null(), "{}", objects[2]);
 });
 
 // `--legacy` pycs whose source is gone: Python imports `gone.pyc` as a sourceless module,
