@@ -166,17 +166,24 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     // meant to be checked, which is no finding.
     let all_excluded = sources == 0 && !s.roots.is_empty() && walked.skipped.force_excluded == s.roots.len();
     let nothing = sources == 0 && usage_errors == 0 && !all_excluded;
+    // What stderr says about the run, also as JSON objects (as compile prints them).
+    let mut events: Vec<serde_json::Value> = walked
+        .errors
+        .iter()
+        .map(|e| run_event(if e.is_notice() { "notice" } else { "error" }, e.path(), e.to_string()))
+        .collect();
     if nothing {
         let mut msg = if s.roots.is_empty() {
-            format!("{}: no Python sources to check: the path list on stdin is empty", style.error())
+            "no Python sources to check: the path list on stdin is empty".to_string()
         } else {
             let under: Vec<String> = s.roots.iter().map(|r| format!("`{}`", r.display())).collect();
-            format!("{}: no Python sources to check under {}", style.error(), under.join(", "))
+            format!("no Python sources to check under {}", under.join(", "))
         };
         if let Some(skipped) = walked.skipped.describe() {
             msg.push_str(&format!(" ({skipped})"));
         }
-        report::eprint_line(&msg);
+        report::eprint_line(&format!("{}: {msg}", style.error()));
+        events.push(run_event("error", None, msg));
     }
     let hint = wrong_version_hint(&findings, &s.targets);
 
@@ -190,6 +197,13 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     } else {
         ExitStatus::Success
     };
+    if s.format == Format::Json {
+        for e in &events {
+            if writeln!(out, "{e}").is_err() {
+                return Ok(status);
+            }
+        }
+    }
     for f in findings.iter().filter(|f| s.all || f.outcome != Outcome::Ok) {
         let line = match s.format {
             Format::Text => {
@@ -272,6 +286,18 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
         ));
     }
     Ok(status)
+}
+
+/// An `error` or `notice` object of `--format json` about a path given or the run (`path`
+/// null), shaped as compile's: `type`, `path`, `python` (null), `message`.
+fn run_event(kind: &str, path: Option<&Path>, message: String) -> serde_json::Value {
+    let path = path.map(|p| serde_json::to_value(report::JsonPath(p)).expect("paths serialize"));
+    let mut obj = serde_json::Map::new();
+    obj.insert("type".into(), kind.into());
+    obj.insert("path".into(), path.into());
+    obj.insert("python".into(), serde_json::Value::Null);
+    obj.insert("message".into(), message.into());
+    serde_json::Value::Object(obj)
 }
 
 /// When pycs are missing but pycs of another interpreter sit where they would be, the

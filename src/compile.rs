@@ -74,7 +74,8 @@ pub struct Summary {
     pub rewritten: usize,
     pub linked: usize,
     pub failed: usize,
-    /// Warnings reported (once per source and target; under `-W error` they are failures).
+    /// Warnings reported as warnings (once per source and target); under `-W error` they
+    /// are failures and counted in `failed`, not here.
     pub warnings: usize,
     pub errors: usize,
     pub vanished: usize,
@@ -129,16 +130,19 @@ impl Event {
     }
 
     /// A source that does not compile; `remembered`: reported from the failure memo.
+    /// Positions are 1-based: CPython's 0 (a source it cannot decode, whose error has no
+    /// line) is null, as is its -1.
     fn failure(f: &crate::pool::CompileFailure, remembered: bool) -> Event {
+        let at = |n: Option<u32>| n.filter(|&n| n > 0);
         Event::new(
             "failure",
             serde_json::json!({
                 "kind": f.kind,
                 "message": f.message,
-                "line": f.line,
-                "column": f.offset,
-                "end_line": f.end_line,
-                "end_column": f.end_offset,
+                "line": at(f.line),
+                "column": at(f.offset),
+                "end_line": at(f.end_line),
+                "end_column": at(f.end_offset),
                 "text": (!f.text.is_empty()).then_some(&f.text),
                 "warning": false,
                 "remembered": remembered,
@@ -541,7 +545,6 @@ fn triage(
                     };
                     summary.failed += 1;
                     summary.failed_sources.insert(i);
-                    summary.warnings += warnings.len();
                     for w in &warnings {
                         let mut text = report::format_warning(&p.path, w, source);
                         let at = text.find('\n').unwrap_or(text.len());
@@ -811,7 +814,6 @@ fn record_results(
                 }
                 remember_warnings(s, t, &plan.actions[t], path, warnings, &mut memos[t], cwd);
                 let shown = distinct_warnings(warnings.iter());
-                summary.warnings += shown.len();
                 let source = std::fs::read(path).ok();
                 for w in shown {
                     let mut text = report::format_warning(path, w, source.as_deref());

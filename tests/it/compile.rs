@@ -474,6 +474,9 @@ per_python!(warnings_as_errors_like_python_w_error, |py: &Python| {
     assert_eq!(summary["type"], "summary");
     assert_eq!(summary["failed"], failing.len());
     assert_eq!(summary["compiled"], files.len() - failing.len());
+    // The summary counts what was printed: the warnings are failures here, not warnings.
+    let warning_objects = lines.iter().filter(|l| l["type"] == "warning").count();
+    assert_eq!(summary["warnings"], warning_objects, "{}", run.stdout);
     // Like `python -W error -m py_compile`: nothing written for a failing file, and the
     // other files' pycs are those of a run without -W error.
     plain.hashpyc().arg("compile").python(py).args(["-q", "."]).run().assert_code(0);
@@ -556,6 +559,39 @@ per_python!(warnings_as_errors_like_python_w_error, |py: &Python| {
         .args(["-W", "error", "."])
         .run()
         .assert_code(0);
+});
+
+// A source CPython cannot decode (a UTF-8 BOM before a latin-1 cookie, an unknown
+// encoding) fails with a SyntaxError whose lineno is 0 before 3.14 (and offset 0 or -1):
+// JSON says null for a line or column there is not, else what CPython says.
+per_python!(undecodable_sources_have_no_line, |py: &Python| {
+    let tree = Tree::new();
+    tree.write("bom.py", b"\xef\xbb\xbf# -*- coding: latin-1 -*-\nx = 1\n");
+    tree.write("unknown.py", b"# -*- coding: no-such-codec -*-\nx = 1\n");
+    let run = tree.hashpyc().arg("compile").python(py).args(["--format", "json", "."]).run();
+    run.assert_code(1);
+    let lines = json_lines(&run.stdout);
+    for name in ["bom.py", "unknown.py"] {
+        let reference = py.run(
+            &[
+                "-c",
+                "import sys\ntry:\n compile(open(sys.argv[1],'rb').read(), sys.argv[1], 'exec')\nexcept SyntaxError as e:\n print(e.lineno, e.offset); print(e.msg)",
+                name,
+            ],
+            tree.root(),
+        );
+        let (position, message) = reference.trim().split_once('\n').expect("a SyntaxError");
+        let (line, column) = position.split_once(' ').unwrap();
+        let number = |n: &str| n.parse::<i64>().ok().filter(|&n| n > 0);
+        let f = lines
+            .iter()
+            .find(|l| l["path"] == format!("./{name}"))
+            .unwrap_or_else(|| panic!("{}", run.stdout));
+        assert_eq!(f["type"], "failure");
+        assert_eq!(f["message"], message, "{f}");
+        assert_eq!(f["line"].as_i64(), number(line), "{name}: CPython says {position}: {f}");
+        assert_eq!(f["column"].as_i64(), number(column), "{name}: CPython says {position}: {f}");
+    }
 });
 
 #[test]
@@ -683,6 +719,28 @@ fn json_output_parses_and_agrees_with_python() {
     let summary = lines.last().unwrap();
     assert_eq!((&summary["fresh"], &summary["compiled"]), (&2.into(), &0.into()), "{}", again.stdout);
     assert!(lines.iter().any(|l| l["path"] == "./bad.py" && l["remembered"] == true), "{}", again.stdout);
+    // A path that does not exist is an error object in both commands (exit status 2), and
+    // the summary still ends the output.
+    for command in ["compile", "check"] {
+        let run = tree
+            .hashpyc()
+            .env("HASHPYC_STATE_DIR", state.root())
+            .arg(command)
+            .python(py)
+            .args(["--format", "json", "no-such-dir"])
+            .run();
+        run.assert_code(2);
+        let lines = json_lines(&run.stdout);
+        let errors: Vec<_> = lines.iter().filter(|l| l["type"] == "error").collect();
+        assert_eq!(errors.len(), 1, "{command}: {}", run.stdout);
+        assert_eq!(
+            (&errors[0]["path"], &errors[0]["python"]),
+            (&"no-such-dir".into(), &serde_json::Value::Null)
+        );
+        assert!(errors[0]["message"].as_str().unwrap().contains("no such file"), "{}", errors[0]);
+        let summary = lines.last().unwrap();
+        assert_eq!((&summary["type"], &summary["errors"]), (&"summary".into(), &1.into()), "{command}");
+    }
     // Text stays the default: nothing on stdout.
     let text =
         tree.hashpyc().env("HASHPYC_STATE_DIR", state.root()).arg("compile").python(py).args(["."]).run();
