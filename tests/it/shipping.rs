@@ -375,3 +375,60 @@ fn cli_finish() {
     unknown.assert_code(2);
     assert!(unknown.stderr.contains("unknown Python version `3.16`"), "{}", unknown.stderr);
 }
+
+// The GitLab recipe's check lines, run as GitLab runs a job's script (one shell, `set -eo
+// pipefail`, the job stops at the first failing line): a failing check still leaves its
+// JSON artifact (`artifacts: when: always` uploads what is there), and fails the job.
+#[test]
+fn gitlab_recipe_saves_the_artifact_when_the_check_fails() {
+    let Some(py) = harness::python_or_skip((3, 12), "shipping::gitlab_recipe_saves_the_artifact") else {
+        return;
+    };
+    let yaml = std::fs::read_to_string(repo().join("examples/ci/gitlab-ci.yml")).unwrap();
+    let script: Vec<String> = yaml
+        .lines()
+        .skip_while(|l| l.trim() != "script:")
+        .skip(1)
+        .map(str::trim)
+        .take_while(|l| l.starts_with("- ") || l.starts_with('#'))
+        .filter_map(|l| l.strip_prefix("- "))
+        .filter(|l| l.starts_with("hashpyc check"))
+        .map(str::to_string)
+        .collect();
+    assert!(script.len() >= 2, "the text and JSON checks: {script:?}");
+    assert!(yaml.contains("when: always") && yaml.contains("paths: [hashpyc.jsonl]"), "{yaml}");
+    let bin = Tree::new();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_hashpyc"), bin.path("hashpyc")).unwrap();
+    let path = format!("{}:{}", bin.root().display(), std::env::var("PATH").unwrap_or_default());
+    let project = Tree::new();
+    project.write("src/app.py", "x = 1\n");
+    project.write(".venv/lib/dep.py", "y = 2\n");
+    project.write("pyproject.toml", format!("[tool.hashpyc]\npython = [{:?}]\n", py.path.to_str().unwrap()));
+    let job = |compiled: bool| {
+        let _ = std::fs::remove_file(project.path("hashpyc.jsonl"));
+        if compiled {
+            project.hashpyc().args(["compile", "-q", "src", ".venv/lib"]).run().assert_code(0);
+        }
+        let out = Command::new("bash")
+            .args(["-c", &format!("set -eo pipefail\n{}", script.join("\n"))])
+            .current_dir(project.root())
+            .env("PATH", &path)
+            .env("HASHPYC_STATE_DIR", harness::shared_cache_dir())
+            .env("NO_COLOR", "1")
+            .env_remove("HASHPYC_PYTHON")
+            .output()
+            .unwrap();
+        let artifact = std::fs::read_to_string(project.path("hashpyc.jsonl")).ok();
+        (out.status.code(), artifact, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    // No pycs: the job fails, and the artifact holds the findings and the summary.
+    let (code, artifact, stderr) = job(false);
+    assert_eq!(code, Some(1), "{stderr}");
+    let artifact = artifact.unwrap_or_else(|| panic!("no artifact when the check fails: {stderr}"));
+    let last: serde_json::Value = serde_json::from_str(artifact.lines().last().unwrap()).unwrap();
+    assert_eq!((&last["type"], &last["missing"]), (&"summary".into(), &2.into()), "{artifact}");
+    // Compiled: the job passes, with the artifact too.
+    let (code, artifact, stderr) = job(true);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(artifact.is_some_and(|a| a.contains(r#""type":"summary""#)), "{stderr}");
+}
