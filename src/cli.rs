@@ -17,7 +17,10 @@ that does not exist, no usable interpreter, workers that keep dying); 130 interr
 /// that a tree's bytecode is fresh.
 #[derive(Debug, Parser)]
 #[command(name = "hashpyc", version, about, long_about = None, after_help = AFTER_HELP)]
-#[command(propagate_version = true, max_term_width = 100)]
+// A single-valued flag given twice takes the last value (as ripgrep, fd and uv do: an alias
+// or a script's defaults can be overridden by appending); repeatable flags (`-o`,
+// `--exclude`, `--python`, `--target`) keep collecting every value.
+#[command(propagate_version = true, max_term_width = 100, args_override_self = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -246,6 +246,46 @@ per_python!(selection, min = (3, 9), |py: &Python| {
     assert!(outside.path("ext/__pycache__").is_dir() || tree.path("linked/__pycache__").is_dir());
 });
 
+// A single-valued flag given twice takes its last value, as compileall's argparse options
+// do (`-r`, `-x`, `-d`), while `-o` keeps collecting every level, as compileall's does.
+per_python!(repeated_flags_take_the_last_value, min = (3, 9), |py: &Python| {
+    let tree = Tree::new();
+    fixture(&tree);
+    same_as_compileall(
+        py,
+        &tree,
+        &["-r", "5", "-r", "1", "-x", "top", "-x", "same", "-d", "/a", "-d", "/b", "-o", "1", "-o", "2", "."],
+        &[
+            "--max-depth",
+            "5",
+            "--max-depth",
+            "2",
+            "-x",
+            "top",
+            "-x",
+            "same",
+            "-d",
+            "/a",
+            "-d",
+            "/b",
+            "-o",
+            "1",
+            "-o",
+            "2",
+            "-j",
+            "1",
+            "-j",
+            "2",
+            "--timeout",
+            "1",
+            "--timeout",
+            "60",
+            ".",
+        ],
+        &[],
+    );
+});
+
 per_python!(several_targets_in_one_run, min = (3, 9), |py: &Python| {
     let Some(other) = harness::pythons().values().find(|o| o.minor >= (3, 7) && o.minor != py.minor) else {
         harness::visible("SKIPPED several_targets_in_one_run: needs a second CPython");
