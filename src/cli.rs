@@ -587,8 +587,9 @@ pub struct SelectArgs {
     #[arg(short = 'x', long, value_name = "REGEX", help_heading = "Selection")]
     pub exclude_regex: Option<String>,
 
-    /// Do not descend into subdirectories (same as `--max-depth 1`).
-    #[arg(short = 'l', long, help_heading = "Selection")]
+    /// Do not descend into subdirectories (same as `--max-depth 1`; cannot be combined with
+    /// `--max-depth`).
+    #[arg(short = 'l', long, conflicts_with = "max_depth", help_heading = "Selection")]
     pub no_recursion: bool,
 
     /// Descend at most N directory levels below each PATH.

@@ -86,7 +86,8 @@ pub struct Options {
     /// Descend at most this many directory levels below each path (`--max-depth`).
     pub max_depth: Option<usize>,
 
-    /// Do not descend into subdirectories (`--no-recursion`, the same as `max-depth = 1`).
+    /// Do not descend into subdirectories (`--no-recursion`, the same as `max-depth = 1`;
+    /// cannot be combined with `max-depth`).
     pub no_recursion: Option<bool>,
 
     /// Follow symbolic links to directories (`--follow`).
@@ -596,10 +597,11 @@ fn check_empty(options: &Options, file: &str, table_name: &str) -> Result<(), Er
 /// Keys that mean opposite things for one setting (the flags conflict too).
 fn check_conflicts(options: &Options, file: &str) -> Result<(), Error> {
     let set = |key: &str| options.key_lines.get(key).copied();
-    let pairs: [(&str, bool, &str, bool); 3] = [
+    let pairs: [(&str, bool, &str, bool); 4] = [
         ("legacy", options.legacy == Some(true), "pycache-prefix", options.pycache_prefix.is_some()),
         ("ddir", options.ddir.is_some(), "strip-prefix", options.strip_prefix.is_some()),
         ("ddir", options.ddir.is_some(), "prepend-prefix", options.prepend_prefix.is_some()),
+        ("no-recursion", options.no_recursion == Some(true), "max-depth", options.max_depth.is_some()),
     ];
     for (a, a_set, b, b_set) in pairs {
         if a_set && b_set {

@@ -521,6 +521,11 @@ fn bad_configurations() {
         ),
         (
             "hashpyc.toml",
+            "max-depth = 2\nno-recursion = true\n",
+            "`hashpyc.toml` line 1: `max-depth` cannot be combined with `no-recursion` (as the flags cannot)",
+        ),
+        (
+            "hashpyc.toml",
             "[tool.hashpyc]\noptimize = [2]\n",
             "`hashpyc.toml` line 1: unknown key `tool` in the top level (outside pyproject.toml the keys of [tool.hashpyc] go at the top level, without a header)",
         ),
@@ -619,4 +624,29 @@ fn bad_configurations() {
         bad("hashpyc.toml", "python = \"python3\"\n", &["compile", "--python", "no-such-python3"]),
         "error: Python interpreter `no-such-python3` not found on PATH\n"
     );
+}
+
+// Flags for two alternatives of one setting are an error naming both, as `-b` with
+// `--pycache-prefix` is, whichever comes first (the keys are, in `bad_configurations`).
+#[test]
+fn contradictory_flags_are_errors() {
+    let tree = Tree::new();
+    tree.write("m.py", "M = 1\n");
+    for cmd in ["compile", "check"] {
+        for (args, a, b) in [
+            (&["-l", "--max-depth", "3"][..], "--no-recursion", "--max-depth <N>"),
+            (&["--max-depth", "3", "-l"][..], "--no-recursion", "--max-depth <N>"),
+            (&["-b", "--pycache-prefix", "p"][..], "--legacy", "--pycache-prefix <DIR>"),
+        ] {
+            let run = tree.hashpyc().args([cmd, "--no-config"]).args(args).arg(".").run();
+            run.assert_code(2);
+            let first = run.stderr.lines().next().unwrap_or_default();
+            assert!(
+                first.contains(&format!("'{a}'")) && first.contains(&format!("'{b}'")),
+                "{cmd} {args:?}: {}",
+                run.stderr
+            );
+            assert!(first.contains("cannot be used with"), "{cmd} {args:?}: {}", run.stderr);
+        }
+    }
 }
