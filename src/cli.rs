@@ -159,6 +159,7 @@ pub struct CompileArgs {
         env = "HASHPYC_TIMEOUT",
         default_value_t = 60.0,
         value_name = "SECS",
+        value_parser = parse_timeout_arg,
         help_heading = "Compilation"
     )]
     pub timeout: f64,
@@ -171,6 +172,10 @@ pub struct CompileArgs {
     /// by an earlier run are linked too.
     #[arg(long, help_heading = "Layout")]
     pub hardlink_dupes: bool,
+
+    /// Where `hardlink-dupes = true` came from when a configuration file set it.
+    #[arg(skip)]
+    pub hardlink_dupes_from: Option<crate::config::Origin>,
 
     /// The default (no hard links); overrides `hardlink-dupes = true` in the configuration.
     #[arg(long, overrides_with = "hardlink_dupes", help_heading = "Layout")]
@@ -242,6 +247,10 @@ pub struct ConfigArgs {
     #[arg(long, value_name = "FILE", env = "HASHPYC_CONFIG", help_heading = "Configuration")]
     pub config: Option<PathBuf>,
 
+    /// Whether `config` came from `HASHPYC_CONFIG`, for its errors.
+    #[arg(skip)]
+    pub config_from_env: bool,
+
     /// Ignore configuration files (and `--config`): only flags, environment variables and
     /// the built-in defaults apply.
     #[arg(long, env = "HASHPYC_NO_CONFIG", value_parser = clap::builder::BoolishValueParser::new(),
@@ -276,9 +285,9 @@ pub struct CacheArgs {
     #[arg(long, value_name = "URL", env = "HASHPYC_CACHE_URL", help_heading = "Bytecode cache")]
     pub cache_url: Option<String>,
 
-    /// Where `cache-url` came from when a configuration file set it, for its errors.
+    /// Where `cache-url` came from when not from the flag, for its errors.
     #[arg(skip)]
-    pub cache_url_from: Option<String>,
+    pub cache_url_from: Option<crate::config::Origin>,
 
     /// Do not use the bytecode cache, even if `HASHPYC_CACHE` or `HASHPYC_CACHE_URL` name one.
     #[arg(long, help_heading = "Bytecode cache")]
@@ -319,6 +328,37 @@ pub fn flag_env_vars() -> Vec<std::ffi::OsString> {
     out
 }
 
+/// clap names only the flag when it rejects a value that came from the flag's environment
+/// variable (`invalid value 'x' for '--jobs <N>'` for `HASHPYC_JOBS=x`): when `err` is
+/// such a rejection, the message naming the variable. The variable at fault is the one
+/// without which `argv` no longer fails this way.
+pub fn env_var_error(err: &clap::Error, argv: &[OsString]) -> Option<String> {
+    use clap::CommandFactory;
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !matches!(err.kind(), ErrorKind::InvalidValue | ErrorKind::ValueValidation) {
+        return None;
+    }
+    let Some(ContextValue::String(arg)) = err.get(ContextKind::InvalidArg) else { return None };
+    let rendered = err.to_string();
+    let var = flag_env_vars().into_iter().filter(|v| std::env::var_os(v).is_some()).find(|var| {
+        fn without(cmd: clap::Command, var: &std::ffi::OsStr) -> clap::Command {
+            cmd.mut_args(|a| if a.get_env() == Some(var) { a.env(None) } else { a })
+                .mut_subcommands(|c| without(c, var))
+        }
+        without(Cli::command(), var)
+            .try_get_matches_from(argv)
+            .err()
+            .is_none_or(|e| e.to_string() != rendered)
+    })?;
+    let message = rendered.strip_prefix("error: ").unwrap_or(&rendered);
+    let message = message.split("\n\nFor more information").next().unwrap_or(message).trim_end();
+    Some(message.replacen(
+        &format!("'{arg}'"),
+        &format!("{} (which stands for '{arg}')", var.to_string_lossy()),
+        1,
+    ))
+}
+
 /// The most workers `--jobs` starts: each is a Python process of some 10-20 MB, and
 /// compiling is CPU-bound, so a value far above the CPU count only costs memory.
 pub const MAX_JOBS: usize = 1024;
@@ -337,6 +377,14 @@ pub fn check_jobs(n: usize) -> Result<usize, String> {
         ));
     }
     Ok(n)
+}
+
+/// `--timeout SECS`: a number of seconds, 0 (never) or more.
+pub fn parse_timeout_arg(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(t) if t.is_finite() && t >= 0.0 => Ok(t),
+        _ => Err(format!("`{s}` is not a number of seconds (0 or more)")),
+    }
 }
 
 /// `500MB`, `1GiB`, `1M`: K/M/G decimal, KiB/MiB/GiB binary, as ccache and parse-size read them.
@@ -529,10 +577,10 @@ pub struct TargetArgs {
     #[arg(long, value_name = "PATH", env = "HASHPYC_PYTHON", help_heading = "Target")]
     pub python: Vec<OsString>,
 
-    /// Where `python` came from when a configuration file set it (`` `pyproject.toml` line
-    /// 3``), so that a missing interpreter is reported there.
+    /// Where `python` came from when not from the flag (`` `pyproject.toml` line 3``,
+    /// `HASHPYC_PYTHON`), so that a missing interpreter is reported there.
     #[arg(skip)]
-    pub python_from: Option<String>,
+    pub python_from: Option<crate::config::Origin>,
 }
 
 #[derive(Debug, Args)]
@@ -613,7 +661,7 @@ pub struct SelectArgs {
 
     /// Where `limit-symlinks` came from when a configuration file set it, for its errors.
     #[arg(skip)]
-    pub limit_symlinks_from: Option<String>,
+    pub limit_symlinks_from: Option<crate::config::Origin>,
 }
 
 #[derive(Debug, Args)]
@@ -624,10 +672,18 @@ pub struct LayoutArgs {
           value_parser = clap::value_parser!(u8).range(0..=2))]
     pub optimize: Vec<u8>,
 
+    /// Where `optimize` came from when a configuration file set it.
+    #[arg(skip)]
+    pub optimize_from: Option<crate::config::Origin>,
+
     /// pycs live in a tree under DIR mirroring each source's absolute directory, as with
     /// CPython's `PYTHONPYCACHEPREFIX` (which is honoured when this is not given).
     #[arg(long, value_name = "DIR", help_heading = "Layout")]
     pub pycache_prefix: Option<PathBuf>,
+
+    /// Where `pycache-prefix` came from when a configuration file set it.
+    #[arg(skip)]
+    pub pycache_prefix_from: Option<crate::config::Origin>,
 
     /// pycs are `<source>c` beside each source instead of in `__pycache__` (compileall's
     /// `-b`). Python only imports such pycs when the source is absent.

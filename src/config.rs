@@ -370,11 +370,54 @@ impl Config {
     }
 }
 
-/// An error about a value taken from a configuration file, reported at its key: `from` is
-/// what [`Config::locate`] said (`` `pyproject.toml` line 3``). `None` when the value came
-/// from a flag, whose own wording the caller keeps.
-pub fn at_key(from: Option<&str>, key: &str, reason: impl std::fmt::Display) -> Option<Error> {
-    from.map(|at| Error::Usage(format!("{at}: invalid value for `{key}`: {reason}")))
+/// Where a setting's value came from when not from its flag on the command line, so that
+/// an error about it names what the user wrote: a key of a configuration file or the
+/// environment variable standing for the flag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A key of a file: `at` is what [`Config::locate`] said (`` `pyproject.toml` line 3``).
+    Key { key: &'static str, at: String },
+    /// An environment variable (`HASHPYC_PYTHON`).
+    Env(&'static str),
+}
+
+impl Origin {
+    /// The origin of `key` in `c`.
+    pub fn key(c: &Config, key: &'static str) -> Origin {
+        Origin::Key { key, at: c.locate(key) }
+    }
+
+    /// An error about the value itself: `` `pyproject.toml` line 3: invalid value for
+    /// `python`: … `` or `invalid HASHPYC_PYTHON: …`.
+    pub fn invalid(&self, reason: impl std::fmt::Display) -> Error {
+        match self {
+            Origin::Key { key, at } => Error::Usage(format!("{at}: invalid value for `{key}`: {reason}")),
+            Origin::Env(var) => Error::Usage(format!("invalid {var}: {reason}")),
+        }
+    }
+
+    /// The setting as the user wrote it, to start a sentence about how it combines with
+    /// another: `` `hardlink-dupes = true` in `pyproject.toml` line 3`` (`written` is the
+    /// key and its value) or `HASHPYC_PYTHON`.
+    pub fn written(&self, written: &str) -> String {
+        match self {
+            Origin::Key { at, .. } => format!("`{written}` in {at}"),
+            Origin::Env(var) => (*var).to_string(),
+        }
+    }
+}
+
+/// An error about a value: at its origin when it did not come from the flag, else the
+/// flag's own wording (`flag_error`).
+pub fn at_origin(
+    from: Option<&Origin>,
+    reason: impl std::fmt::Display,
+    flag_error: impl FnOnce() -> Error,
+) -> Error {
+    match from {
+        Some(o) => o.invalid(reason),
+        None => flag_error(),
+    }
 }
 
 /// Where the configuration of a run came from.
@@ -410,15 +453,17 @@ impl Source {
 }
 
 /// Load the configuration for a run: `explicit` (`--config`) if given, else the first file
-/// with hashpyc settings from `start` upwards.
-pub fn load(explicit: Option<&Path>, disabled: bool, start: &Path) -> Result<Source, Error> {
+/// with hashpyc settings from `start` upwards. `named_by` is what named `explicit`
+/// (`--config` or `HASHPYC_CONFIG`), for its errors.
+pub fn load(explicit: Option<&Path>, named_by: &str, disabled: bool, start: &Path) -> Result<Source, Error> {
     if disabled {
         return Ok(Source::Disabled);
     }
     if let Some(path) = explicit {
         let text = std::fs::read_to_string(path).map_err(|e| {
+            let by = if named_by == "--config" { String::new() } else { format!(" (named by {named_by})") };
             Error::Usage(format!(
-                "cannot read configuration file `{}`: {}",
+                "cannot read configuration file `{}`{by}: {}",
                 path.display(),
                 crate::io::io_reason(&e)
             ))
@@ -429,7 +474,7 @@ pub fn load(explicit: Option<&Path>, disabled: bool, start: &Path) -> Result<Sou
             Some(o) => o,
             None => {
                 return Err(Error::Usage(format!(
-                    "`{}` has no [tool.hashpyc] table (named by --config)",
+                    "`{}` has no [tool.hashpyc] table (named by {named_by})",
                     path.display()
                 )));
             }

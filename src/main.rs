@@ -13,7 +13,15 @@ fn main() {
             unsafe { std::env::remove_var(&name) };
         }
     }
-    let matches = hashpyc::cli::Cli::command().get_matches();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let matches = hashpyc::cli::Cli::command().try_get_matches_from(&argv).unwrap_or_else(|e| {
+        // A bad value from an environment variable is reported as the variable's.
+        if let Some(message) = hashpyc::cli::env_var_error(&e, &argv) {
+            let _ = writeln!(std::io::stderr(), "error: {message}");
+            std::process::exit(2);
+        }
+        e.exit()
+    });
     let cli = hashpyc::cli::Cli::from_arg_matches(&matches)
         .unwrap_or_else(|e| e.format(&mut hashpyc::cli::Cli::command()).exit());
     let code = match hashpyc::run(cli, &matches) {

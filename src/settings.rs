@@ -49,6 +49,9 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
             if let Some(dir) = &mut args.cache.cache {
                 *dir = layout::expand_home(dir);
             }
+            args.config.config_from_env = m.value_source("config") == Some(ValueSource::EnvVariable);
+            from_env(&mut args.target.python_from, m, "python", "HASHPYC_PYTHON");
+            from_env(&mut args.cache.cache_url_from, m, "cache_url", "HASHPYC_CACHE_URL");
             let Some(c) = load_config(&args.config, &args.output, &cwd)? else { return Ok(()) };
             let o = &c.options;
             apply_target(&mut args.target, m, &c);
@@ -62,6 +65,9 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
             }
             set_flag(&mut args.hardlink_dupes, m, &["hardlink_dupes", "no_hardlink_dupes"], o.hardlink_dupes);
             apply_embed(&mut args.embed, m, &c);
+            if args.hardlink_dupes && !given(m, "hardlink_dupes") {
+                args.hardlink_dupes_from = Some(config::Origin::key(&c, "hardlink-dupes"));
+            }
             if !given(m, "jobs")
                 && let Some(j) = o.jobs
             {
@@ -88,7 +94,10 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
                     Some(ValueSource::EnvVariable) => args.target.python.clear(),
                     _ => {}
                 }
+            } else {
+                from_env(&mut args.target.python_from, m, "python", "HASHPYC_PYTHON");
             }
+            args.config.config_from_env = m.value_source("config") == Some(ValueSource::EnvVariable);
             let Some(c) = load_config(&args.config, &args.output, &cwd)? else { return Ok(()) };
             let o = &c.options;
             // `--target X.Y` stands in for the interpreters: the file's are not probed then.
@@ -117,10 +126,16 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
                 dir.dir = Some(layout::expand_home(d));
                 return Ok(());
             }
-            let from_file = match config::load(dir.config.config.as_deref(), dir.config.no_config, &cwd)? {
-                config::Source::File(c) => c.options.cache.as_ref().map(|d| c.resolve(d)),
-                _ => None,
-            };
+            let from_env = matches
+                .subcommand_matches("cache")
+                .and_then(|m| m.subcommand())
+                .is_some_and(|(_, m)| m.value_source("config") == Some(ValueSource::EnvVariable));
+            let named_by = if from_env { "HASHPYC_CONFIG" } else { "--config" };
+            let from_file =
+                match config::load(dir.config.config.as_deref(), named_by, dir.config.no_config, &cwd)? {
+                    config::Source::File(c) => c.options.cache.as_ref().map(|d| c.resolve(d)),
+                    _ => None,
+                };
             dir.dir = Some(from_file.ok_or_else(|| {
                 Error::Usage(
                     "no cache directory: give --cache DIR, set HASHPYC_CACHE, or set `cache` in the \
@@ -136,7 +151,8 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
 
 /// The configuration of a run (after saying where it came from under `-v`).
 fn load_config(args: &ConfigArgs, output: &OutputArgs, cwd: &Path) -> Result<Option<Config>, Error> {
-    let source = config::load(args.config.as_deref(), args.no_config, cwd)?;
+    let named_by = if args.config_from_env { "HASHPYC_CONFIG" } else { "--config" };
+    let source = config::load(args.config.as_deref(), named_by, args.no_config, cwd)?;
     if output.verbose > 0 && output.quiet == 0 {
         crate::report::eprint_line(&source.describe());
     }
@@ -144,6 +160,13 @@ fn load_config(args: &ConfigArgs, output: &OutputArgs, cwd: &Path) -> Result<Opt
         config::Source::File(c) => Some(*c),
         _ => None,
     })
+}
+
+/// Record that `id`'s value came from its environment variable `var`, for its errors.
+fn from_env(origin: &mut Option<config::Origin>, m: &ArgMatches, id: &str, var: &'static str) {
+    if m.value_source(id) == Some(ValueSource::EnvVariable) {
+        *origin = Some(config::Origin::Env(var));
+    }
 }
 
 /// Whether `id`'s value came from the command line or its environment variable (as
@@ -175,7 +198,7 @@ fn apply_target(t: &mut TargetArgs, m: &ArgMatches, c: &Config) {
                     if p.contains('/') { c.resolve(Path::new(p)).into_os_string() } else { OsString::from(p) }
                 })
                 .collect();
-        t.python_from = Some(c.locate("python"));
+        t.python_from = Some(config::Origin::key(c, "python"));
     }
 }
 
@@ -205,7 +228,7 @@ fn apply_select(sel: &mut SelectArgs, m: &ArgMatches, c: &Config) {
         && let Some(dir) = &o.limit_symlinks
     {
         sel.limit_symlinks = Some(c.resolve(dir));
-        sel.limit_symlinks_from = Some(c.locate("limit-symlinks"));
+        sel.limit_symlinks_from = Some(config::Origin::key(c, "limit-symlinks"));
     }
 }
 
@@ -215,12 +238,14 @@ fn apply_layout(layout: &mut LayoutArgs, m: &ArgMatches, c: &Config) {
         && let Some(levels) = &o.optimize
     {
         layout.optimize = levels.iter().map(|l| l.0).collect();
+        layout.optimize_from = Some(config::Origin::key(c, "optimize"));
     }
     // `-b` and `--pycache-prefix` are alternatives: a flag for either replaces the file's.
     if !given(m, "legacy") && !given(m, "pycache_prefix") {
         set_flag(&mut layout.legacy, m, &["legacy", "no_legacy"], o.legacy);
         if let Some(prefix) = &o.pycache_prefix {
             layout.pycache_prefix = Some(c.resolve(prefix));
+            layout.pycache_prefix_from = Some(config::Origin::key(c, "pycache-prefix"));
         }
     }
 }
@@ -250,7 +275,7 @@ fn apply_cache(cache: &mut CacheArgs, m: &ArgMatches, c: &Config) {
     }
     if !given(m, "cache_url") && o.cache_url.is_some() {
         cache.cache_url.clone_from(&o.cache_url);
-        cache.cache_url_from = Some(c.locate("cache-url"));
+        cache.cache_url_from = Some(config::Origin::key(c, "cache-url"));
     }
     set_flag(&mut cache.cache_read_only, m, &["cache_read_only", "no_cache_read_only"], o.cache_read_only);
     if !given(m, "cache_max_size")
@@ -304,8 +329,9 @@ pub fn walk_options(sel: &SelectArgs, jobs: usize) -> Result<WalkOptions, Error>
     let limit_symlinks = match &sel.limit_symlinks {
         Some(dir) => Some(std::fs::canonicalize(dir).map_err(|e| {
             let reason = format!("`{}`: {}", dir.display(), crate::io::io_reason(&e));
-            config::at_key(sel.limit_symlinks_from.as_deref(), "limit-symlinks", &reason)
-                .unwrap_or_else(|| Error::Usage(format!("--limit-symlinks {reason}")))
+            config::at_origin(sel.limit_symlinks_from.as_ref(), &reason, || {
+                Error::Usage(format!("--limit-symlinks {reason}"))
+            })
         })?),
         None => None,
     };
@@ -335,8 +361,10 @@ pub fn probe_targets(args: &TargetArgs, timeout: Option<Duration>) -> Result<Vec
     let mut targets: Vec<Arc<Target>> = Vec::new();
     // An interpreter named by a configuration file is reported at its key.
     let located = |e: target::TargetError| -> Error {
-        config::at_key(args.python_from.as_deref(), "python", crate::pool::schedule::error_chain(&e))
-            .unwrap_or_else(|| e.into())
+        match &args.python_from {
+            Some(o) => o.invalid(crate::pool::schedule::error_chain(&e)),
+            None => e.into(),
+        }
     };
     for name in names {
         let exe = target::resolve_executable(&name).map_err(located)?;
@@ -375,8 +403,13 @@ pub fn levels(layout: &LayoutArgs) -> Vec<u8> {
 }
 
 /// Where pycs go for each target: `-b`, `--pycache-prefix`, `PYTHONPYCACHEPREFIX` (as
-/// CPython 3.8+ honours it), else `__pycache__`.
-pub fn layouts(args: &LayoutArgs, targets: &[Arc<Target>]) -> Result<Vec<Layout>, Error> {
+/// CPython 3.8+ honours it), else `__pycache__`. `python_from` is where the interpreters
+/// came from when not from `--python`, for the error of a prefix with a 3.7.
+pub fn layouts(
+    args: &LayoutArgs,
+    targets: &[Arc<Target>],
+    python_from: Option<&config::Origin>,
+) -> Result<Vec<Layout>, Error> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let env_prefix = std::env::var_os("PYTHONPYCACHEPREFIX").filter(|v| !v.is_empty());
     targets
@@ -388,8 +421,14 @@ pub fn layouts(args: &LayoutArgs, targets: &[Arc<Target>]) -> Result<Vec<Layout>
             let supports_prefix = t.minor() >= (3, 8);
             if let Some(prefix) = &args.pycache_prefix {
                 if !supports_prefix {
+                    let prefix = args
+                        .pycache_prefix_from
+                        .as_ref()
+                        .map_or_else(|| "--pycache-prefix".to_string(), |o| o.written("pycache-prefix"));
+                    let named =
+                        python_from.map(|o| format!(" (from {})", o.written("python"))).unwrap_or_default();
                     return Err(Error::Usage(format!(
-                        "--pycache-prefix needs Python 3.8 or newer; `{}` is {}",
+                        "{prefix} needs Python 3.8 or newer; `{}`{named} is {}",
                         t.executable.display(),
                         t.version_string()
                     )));
@@ -424,12 +463,7 @@ pub fn compile_settings(args: &CompileArgs) -> Result<CompileSettings, Error> {
     };
     let levels = levels(&args.layout);
     if args.hardlink_dupes && levels.len() < 2 {
-        return Err(Error::Usage(
-            "--hardlink-dupes needs at least two optimization levels (e.g. -o 0 -o 1)".into(),
-        ));
-    }
-    if !args.timeout.is_finite() || args.timeout < 0.0 {
-        return Err(Error::Usage(format!("invalid --timeout {}", args.timeout)));
+        return Err(hardlink_needs_levels(args));
     }
     let timeout = (args.timeout > 0.0).then(|| Duration::from_secs_f64(args.timeout));
     let jobs = match args.jobs {
@@ -440,7 +474,7 @@ pub fn compile_settings(args: &CompileArgs) -> Result<CompileSettings, Error> {
     let mut walk = walk_options(&args.select, jobs)?;
     walk.implicit_root = args.paths.is_empty();
     let targets = probe_targets(&args.target, timeout)?;
-    let layouts = layouts(&args.layout, &targets)?;
+    let layouts = layouts(&args.layout, &targets, args.target.python_from.as_ref())?;
     let embed = embed(&args.embed);
     let verify = std::env::var_os("HASHPYC_VERIFY").is_some_and(|v| v == OsStr::new("1"));
     let cache = cache_settings(&args.cache)?;
@@ -462,6 +496,19 @@ pub fn compile_settings(args: &CompileArgs) -> Result<CompileSettings, Error> {
         warnings_as_errors: args.warnings_as_errors || args.warnings.is_some(),
         json: args.format == crate::cli::CompileFormat::Json,
     })
+}
+
+/// `--hardlink-dupes` with one level, in the words of where each setting came from.
+fn hardlink_needs_levels(args: &CompileArgs) -> Error {
+    let (what, off) = match &args.hardlink_dupes_from {
+        Some(o) => (o.written("hardlink-dupes = true"), ", or --no-hardlink-dupes for this run"),
+        None => ("--hardlink-dupes".to_string(), ""),
+    };
+    let (given, example) = match &args.layout.optimize_from {
+        Some(o) => (format!(", and {} gives one", o.written("optimize")), "`optimize = [0, 1]`"),
+        None => (String::new(), "-o 0 -o 1"),
+    };
+    Error::Usage(format!("{what} needs at least two optimization levels{given} (e.g. {example}{off})"))
 }
 
 /// The bytecode cache, if one is asked for (`HASHPYC_NO_CACHE=1` turns it off like
@@ -501,7 +548,7 @@ fn cache_settings(args: &crate::cli::CacheArgs) -> Result<Option<crate::cache::C
         // A malformed URL is bad input (exit 2); trouble reaching it never is.
         crate::cache::remote::open(u, timeout).map_err(|e| match e {
             crate::cache::remote::OpenError::Url(e) => {
-                config::at_key(args.cache_url_from.as_deref(), "cache-url", &e).unwrap_or(Error::Usage(e))
+                config::at_origin(args.cache_url_from.as_ref(), &e, || Error::Usage(e.clone()))
             }
             // Not the file's fault: the variable is named in the message.
             crate::cache::remote::OpenError::Environment(e) => Error::Usage(e),
@@ -549,7 +596,7 @@ pub fn check_settings(args: &CheckArgs) -> Result<CheckSettings, Error> {
             .map(|v| target::known_target(v).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?
     };
-    let layouts = layouts(&args.layout, &targets)?;
+    let layouts = layouts(&args.layout, &targets, args.target.python_from.as_ref())?;
     let accept = match args.mode {
         CheckMode::Checked => Accept::Only(HashMode::Checked),
         CheckMode::Unchecked => Accept::Only(HashMode::Unchecked),

@@ -650,3 +650,144 @@ fn contradictory_flags_are_errors() {
         }
     }
 }
+
+// An error caused by a value from the configuration file or an environment variable names
+// that key (with the file and line) or that variable, not only the flag it stands for;
+// the same value given as the flag keeps the flag's wording.
+#[test]
+fn errors_name_where_the_value_came_from() {
+    let tree = Tree::new();
+    tree.write("m.py", "M = 1\n");
+    let compile = |config: Option<&str>, args: &[&str]| {
+        std::fs::remove_file(tree.path("pyproject.toml")).ok();
+        if let Some(text) = config {
+            tree.write("pyproject.toml", text);
+        }
+        let run = tree.hashpyc().arg("compile").args(args).arg("m.py").run();
+        run.assert_code(2);
+        run.stderr
+    };
+    let hardlink = "[project]\nname = \"x\"\n[tool.hashpyc]\nhardlink-dupes = true\n";
+    let first = compile(Some(hardlink), &[]);
+    assert!(
+        first.starts_with(
+            "error: `hardlink-dupes = true` in `pyproject.toml` line 4 needs at least two optimization levels"
+        ),
+        "{first}"
+    );
+    assert!(first.contains("--no-hardlink-dupes"), "{first}");
+    let levels = compile(Some("[tool.hashpyc]\noptimize = 1\n"), &["--hardlink-dupes"]);
+    assert!(
+        levels.starts_with(
+            "error: --hardlink-dupes needs at least two optimization levels, and `optimize` in \
+             `pyproject.toml` line 2 gives one"
+        ),
+        "{levels}"
+    );
+    let flag = compile(None, &["--hardlink-dupes"]);
+    assert!(flag.starts_with("error: --hardlink-dupes needs at least two optimization levels"), "{flag}");
+
+    // Every variable standing for a flag: clap parses some, hashpyc the others.
+    let clap_parsed: &[(&str, &str, &str)] = &[
+        ("HASHPYC_TIMEOUT", "-1", "--timeout"),
+        ("HASHPYC_JOBS", "many", "--jobs"),
+        ("HASHPYC_CACHE_MAX_SIZE", "lots", "--cache-max-size"),
+        ("HASHPYC_COLOR", "sometimes", "--color"),
+        ("HASHPYC_NO_CONFIG", "maybe", "--no-config"),
+        ("HASHPYC_CACHE_READ_ONLY", "maybe", "--cache-read-only"),
+    ];
+    let checked_later: &[(&str, &str, &str)] = &[
+        (
+            "HASHPYC_PYTHON",
+            "no-such-python3",
+            "error: invalid HASHPYC_PYTHON: Python interpreter `no-such-python3` not found on PATH\n",
+        ),
+        (
+            "HASHPYC_CACHE_URL",
+            "ftp://host/x",
+            "error: invalid HASHPYC_CACHE_URL: unsupported cache URL `ftp://host/x`",
+        ),
+        (
+            "HASHPYC_CONFIG",
+            "nope.toml",
+            "error: cannot read configuration file `nope.toml` (named by HASHPYC_CONFIG): no such file\n",
+        ),
+    ];
+    // HASHPYC_CACHE names a directory that any path may be (errors name the directory).
+    let mut covered: Vec<&str> = clap_parsed.iter().chain(checked_later).map(|c| c.0).collect();
+    covered.push("HASHPYC_CACHE");
+    covered.sort_unstable();
+    let all = hashpyc::cli::flag_env_vars();
+    assert_eq!(covered, all.iter().map(|v| v.to_str().unwrap()).collect::<Vec<_>>());
+    for (var, value, flag) in clap_parsed {
+        let run = tree.hashpyc().env(var, value).args(["compile", "-n", "--no-progress", "m.py"]).run();
+        run.assert_code(2);
+        let first = run.stderr.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with(&format!("error: invalid value '{value}' for {var} ")),
+            "{var}: {}",
+            run.stderr
+        );
+        assert!(first.contains(&format!("'{flag}")), "{var}: {}", run.stderr);
+        // The same value as the flag is the flag's error (the boolean flags take no value).
+        if value == &"maybe" {
+            continue;
+        }
+        let run = tree.hashpyc().args(["compile", &format!("{flag}={value}"), "m.py"]).run();
+        run.assert_code(2);
+        assert!(
+            run.stderr.starts_with(&format!("error: invalid value '{value}' for '{flag}")),
+            "{}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains(var), "{}", run.stderr);
+    }
+    // A flag given on the command line replaces its variable, which is then not read.
+    let run = tree
+        .hashpyc()
+        .env("HASHPYC_JOBS", "many")
+        .args(["compile", "-j", "1", "--python", "no-such-python3", "m.py"])
+        .run();
+    run.assert_code(2);
+    assert_eq!(run.stderr, "error: Python interpreter `no-such-python3` not found on PATH\n");
+    for (var, value, want) in checked_later {
+        // `check` has no cache.
+        let cmds: &[&str] = if *var == "HASHPYC_CACHE_URL" { &["compile"] } else { &["compile", "check"] };
+        for cmd in cmds {
+            let run = tree.hashpyc().env(var, value).args([cmd, "m.py"]).run();
+            run.assert_code(2);
+            assert!(run.stderr.starts_with(want), "{cmd} {var}: {}", run.stderr);
+        }
+    }
+}
+
+// A pycache prefix with a 3.7 target (3.7 has no `sys.pycache_prefix`), each setting named
+// where it was written.
+#[test]
+fn pycache_prefix_for_37_names_both_settings() {
+    let Some(py) = harness::python_or_skip((3, 7), "config::pycache_prefix_for_37_names_both_settings")
+    else {
+        return;
+    };
+    assert!(!py.cmd().args(["-c", "import sys; sys.pycache_prefix"]).output().unwrap().status.success());
+    let tree = Tree::new();
+    tree.write("m.py", "M = 1\n");
+    tree.write("hashpyc.toml", format!("pycache-prefix = \"pp\"\npython = \"{}\"\n", py.path.display()));
+    let run = tree.hashpyc().args(["compile", "m.py"]).run();
+    run.assert_code(2);
+    assert!(
+        run.stderr
+            .starts_with("error: `pycache-prefix` in `hashpyc.toml` line 1 needs Python 3.8 or newer; `"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("` (from `python` in `hashpyc.toml` line 2) is 3.7."), "{}", run.stderr);
+    let run = tree
+        .hashpyc()
+        .env("HASHPYC_PYTHON", &py.path)
+        .args(["check", "--no-config", "--pycache-prefix", "pp", "m.py"])
+        .run();
+    run.assert_code(2);
+    assert!(run.stderr.starts_with("error: --pycache-prefix needs Python 3.8 or newer; `"), "{}", run.stderr);
+    assert!(run.stderr.contains("` (from HASHPYC_PYTHON) is 3.7."), "{}", run.stderr);
+}
