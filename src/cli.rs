@@ -609,7 +609,10 @@ pub struct SelectArgs {
 
     /// Skip files and directories matching this gitignore-style glob (repeatable), e.g.
     /// `--exclude 'tests/' --exclude '*_pb2.py'`; as in a `.gitignore`, a later `!GLOB`
-    /// takes back what an earlier one skipped. Replaces the configuration's `exclude`.
+    /// takes back what an earlier one skipped. A glob with a `/` (`/pkg/a.py`, `src/gen/`)
+    /// is matched relative to the current directory, with or without a configuration file
+    /// (the configuration's `exclude` globs relative to the file's directory, as ruff
+    /// anchors them). Replaces the configuration's `exclude`.
     #[arg(long, value_name = "GLOB", help_heading = "Selection")]
     pub exclude: Vec<String>,
 

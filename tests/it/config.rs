@@ -791,3 +791,36 @@ fn pycache_prefix_for_37_names_both_settings() {
     assert!(run.stderr.starts_with("error: --pycache-prefix needs Python 3.8 or newer; `"), "{}", run.stderr);
     assert!(run.stderr.contains("` (from HASHPYC_PYTHON) is 3.7."), "{}", run.stderr);
 }
+
+// An anchored glob (`/pkg/`) is relative to the working directory on the command line and
+// to the file's directory in the file, so a command-line pattern means the same with or
+// without a configuration file (as ruff anchors them).
+per_python!(anchored_excludes_keep_their_base, min = (3, 13), |py: &Python| {
+    let tree = Tree::new();
+    tree.write("top/pkg/a.py", "A = 1\n");
+    tree.write("top/sub/pkg/a.py", "A = 2\n");
+    tree.write("top/sub/x.py", "X = 1\n");
+    tree.write("top/hashpyc.toml", "exclude = [\"/pkg/\"]\n");
+    let would = |cwd: &str, args: &[&str]| -> BTreeSet<String> {
+        let run = harness::Hashpyc::new(&tree.path(cwd)).args(["compile", "-n"]).python(py).args(args).run();
+        run.assert_code(0);
+        run.stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix("compile  "))
+            .map(|l| l.split("  ").next().unwrap().to_string())
+            .collect()
+    };
+    let set = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+    // The file's glob is anchored at top/: nothing under top/sub matches it.
+    assert_eq!(would("top/sub", &["."]), set(&["./pkg/a.py", "./x.py"]));
+    assert_eq!(would("top", &["."]), set(&["./sub/pkg/a.py", "./sub/x.py"]));
+    // A command-line glob is anchored at the working directory, file or no file.
+    for config in [&[][..], &["--no-config"][..]] {
+        let mut args = config.to_vec();
+        args.extend(["--exclude", "/pkg/", "."]);
+        assert_eq!(would("top/sub", &args), set(&["./x.py"]), "{config:?}");
+        let mut args = config.to_vec();
+        args.extend(["--exclude", "/pkg/", "sub"]);
+        assert_eq!(would("top", &args), set(&["sub/pkg/a.py", "sub/x.py"]), "{config:?}");
+    }
+});
