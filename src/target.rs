@@ -203,6 +203,10 @@ pub enum TargetError {
         "unknown Python version `{0}` for --target: the built-in table knows CPython 3.7 to 3.15; use --python to probe a newer interpreter"
     )]
     UnknownVersion(String),
+    #[error(
+        "invalid --target `{spec}`: expected a version X.Y, e.g. `--target {example}`; the built-in table knows CPython 3.7 to 3.15"
+    )]
+    NotMinorVersion { spec: String, example: String },
 }
 
 /// The `--python` value: a path when it holds a `/`, else a name looked up on PATH. The
@@ -585,8 +589,24 @@ pub fn version_of_magic(magic: Magic) -> Option<(u8, u8)> {
 /// A target from the built-in table, for `check --target X.Y`.
 pub fn known_target(spec: &str) -> Result<Target, TargetError> {
     let unknown = || TargetError::UnknownVersion(spec.to_string());
-    let (major, minor) = spec.split_once('.').ok_or_else(unknown)?;
-    let minor: (u8, u8) = (major.parse().map_err(|_| unknown())?, minor.parse().map_err(|_| unknown())?);
+    // Only X.Y: a pyc depends on the minor version alone (`3.12.1` is `--target 3.12`).
+    let numbers: Vec<Option<u8>> = spec.split('.').map(|n| n.parse().ok()).collect();
+    let minor: (u8, u8) = match numbers[..] {
+        [Some(major), Some(minor)] => (major, minor),
+        [Some(major), Some(minor), ..] => {
+            return Err(TargetError::NotMinorVersion {
+                spec: spec.to_string(),
+                example: format!("{major}.{minor}"),
+            });
+        }
+        _ => {
+            let newest = KNOWN.iter().map(|k| k.minor).max().unwrap_or((3, 7));
+            return Err(TargetError::NotMinorVersion {
+                spec: spec.to_string(),
+                example: format!("{}.{}", newest.0, newest.1),
+            });
+        }
+    };
     let k = KNOWN.iter().find(|k| k.minor == minor).ok_or_else(unknown)?;
     Ok(Target {
         executable: PathBuf::from(format!("(built-in table: CPython {spec})")),
@@ -636,7 +656,10 @@ mod tests {
     fn known_target_rejects_unknown() {
         assert!(known_target("3.12").is_ok());
         assert!(matches!(known_target("3.16"), Err(TargetError::UnknownVersion(_))));
-        assert!(matches!(known_target("3"), Err(TargetError::UnknownVersion(_))));
+        assert!(matches!(known_target("3"), Err(TargetError::NotMinorVersion { .. })));
+        assert!(
+            matches!(known_target("3.12.1"), Err(TargetError::NotMinorVersion { example, .. }) if example == "3.12")
+        );
     }
 
     #[test]

@@ -596,3 +596,29 @@ per_python!(prefix_strays_are_found, min = (3, 8), |py: &Python| {
         tree.hashpyc().args(["check", "--pycache-prefix"]).arg(prefix.root()).python(py).arg("app").run();
     plain.assert_code(0);
 });
+
+// `--target` takes X.Y: the full version an interpreter reports (`python --version`) is
+// refused with the X.Y of its `sys.version_info` as the example, which then works.
+per_python!(target_wants_the_minor_version, min = (3, 12), |py: &Python| {
+    let tree = Tree::new();
+    tree.write("m.py", "M = 1\n");
+    let full = py.run(&["-c", "import platform; print(platform.python_version())"], tree.root());
+    let minor = py.run(&["-c", "import sys; print('%d.%d' % sys.version_info[:2])"], tree.root());
+    let (full, minor) = (full.trim(), minor.trim());
+    let run = tree.hashpyc().args(["check", "--target", full, "m.py"]).run();
+    run.assert_code(2);
+    assert!(
+        run.stderr.starts_with(&format!(
+            "error: invalid --target `{full}`: expected a version X.Y, e.g. `--target {minor}`; the built-in table knows CPython 3.7 to "
+        )),
+        "{}",
+        run.stderr
+    );
+    // X.Y itself is taken (the pyc is missing: exit 1, not a usage error).
+    tree.hashpyc().args(["check", "--target", minor, "m.py"]).run().assert_code(1);
+    for bad in ["3", "three.twelve"] {
+        let run = tree.hashpyc().args(["check", "--target", bad, "m.py"]).run();
+        run.assert_code(2);
+        assert!(run.stderr.contains("expected a version X.Y, e.g. `--target 3."), "{}", run.stderr);
+    }
+});
