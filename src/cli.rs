@@ -20,7 +20,9 @@ that does not exist, no usable interpreter, workers that keep dying); 130 interr
 // A single-valued flag given twice takes the last value (as ripgrep, fd and uv do: an alias
 // or a script's defaults can be overridden by appending); repeatable flags (`-o`,
 // `--exclude`, `--python`, `--target`) keep collecting every value.
-#[command(propagate_version = true, max_term_width = 100, args_override_self = true)]
+// `--version` is the top level's only (`hashpyc --version`), as in uv since 0.7: a
+// subcommand's would print `hashpyc-compile 0.1.0`, a program that does not exist.
+#[command(max_term_width = 100, args_override_self = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

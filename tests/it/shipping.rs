@@ -340,6 +340,12 @@ fn cli_finish() {
     let version = tree.hashpyc().arg("--version").run();
     version.assert_code(0);
     assert_eq!(version.stdout.trim(), format!("hashpyc {}", env!("CARGO_PKG_VERSION")));
+    // Only the top level has --version (as uv): a subcommand's printed `hashpyc-compile …`.
+    for sub in ["compile", "check", "inspect", "cache"] {
+        let run = tree.hashpyc().args([sub, "--version"]).run();
+        run.assert_code(2);
+        assert!(run.stderr.starts_with("error: unexpected argument '--version'"), "{sub}: {}", run.stderr);
+    }
     for shell in ["bash", "zsh", "fish"] {
         let c = tree.hashpyc().args(["completions", shell]).run();
         c.assert_code(0);
