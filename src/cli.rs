@@ -660,7 +660,10 @@ pub struct SelectArgs {
     #[arg(long, overrides_with = "follow", help_heading = "Selection")]
     pub no_follow: bool,
 
-    /// Skip symbolic links whose target resolves outside DIR (compileall's `-e`).
+    /// Skip source files that are symbolic links whose target resolves outside DIR
+    /// (compileall's `-e`). Only links to files are checked: with `--follow`, a linked
+    /// directory is walked wherever it points, and the files in it that are not links
+    /// themselves are taken, as compileall does.
     #[arg(short = 'e', long = "limit-symlinks", value_name = "DIR", help_heading = "Selection")]
     pub limit_symlinks: Option<PathBuf>,
 

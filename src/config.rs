@@ -93,8 +93,9 @@ pub struct Options {
     /// Follow symbolic links to directories (`--follow`).
     pub follow: Option<bool>,
 
-    /// Skip symbolic links whose target resolves outside this directory
-    /// (`--limit-symlinks`), relative to this file's directory.
+    /// Skip source files that are symbolic links whose target resolves outside this
+    /// directory (`--limit-symlinks`), relative to this file's directory. Links to
+    /// directories are not checked (with `follow = true` they are walked).
     pub limit_symlinks: Option<PathBuf>,
 
     /// Number of Python worker processes, 0 for one per CPU, at most 1024 (`--jobs`;
