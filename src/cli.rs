@@ -56,6 +56,7 @@ pub struct ColorArgs {
 pub enum ColorChoice {
     /// Colour when stderr is a terminal and `NO_COLOR` is unset.
     Auto,
+    /// Colour always, even when `NO_COLOR` is set.
     Always,
     Never,
 }

@@ -366,7 +366,7 @@ fn cli_finish() {
         assert!(help.stdout.contains(flag), "{flag} documented");
     }
     assert!(help.stdout.contains("Exit status"), "{}", help.stdout);
-    // Colour only when asked, never with NO_COLOR.
+    // Colour when asked; with --color auto, never with NO_COLOR.
     tree.write("bad.py", "def (:\n");
     let colored = tree
         .hashpyc()
@@ -376,6 +376,9 @@ fn cli_finish() {
     assert!(colored.stderr.contains("\x1b["), "{:?}", colored.stderr);
     let plain = tree.hashpyc().args(["check", "--color", "auto", "--target", "3.12", "nothere.py"]).run();
     assert!(!plain.stderr.contains("\x1b["), "{:?}", plain.stderr);
+    // --color always beats NO_COLOR (set by the harness), as in ripgrep.
+    let forced = tree.hashpyc().args(["check", "--color", "always", "--target", "3.12", "nothere.py"]).run();
+    assert!(forced.stderr.contains("\x1b["), "{:?}", forced.stderr);
     // A version the table does not know is named plainly.
     let unknown = tree.hashpyc().args(["check", "--target", "3.16", "."]).run();
     unknown.assert_code(2);
