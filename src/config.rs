@@ -1,6 +1,6 @@
 //! Configuration files: `[tool.hashpyc]` in `pyproject.toml`, or the top-level keys of a
-//! `hashpyc.toml` / `.hashpyc.toml`, found as ruff finds its own: from the working
-//! directory upwards, checking `.hashpyc.toml`, `hashpyc.toml` and then `pyproject.toml` in
+//! `hashpyc.toml` / `.hashpyc.toml`, found as uv finds its own: from the working
+//! directory upwards (once per run, not per file as ruff does), checking `.hashpyc.toml`, `hashpyc.toml` and then `pyproject.toml` in
 //! each directory; a `pyproject.toml` without a `[tool.hashpyc]` table is passed over, and
 //! the first file with hashpyc settings wins. This module only finds, parses and validates
 //! ([`Options`], whose JSON schema is generated from these types and shipped as
