@@ -556,6 +556,8 @@ fn triage(
                     summary.fresh += 1;
                     summary.fresh_pycs += s.levels.len();
                 }
+                // Compiled only to learn its warnings: counted when the result says.
+                Action::Compile { reason: Reason::UnknownWarnings, .. } => {}
                 // The levels a compile does not write are fresh and left alone.
                 Action::Compile { write, .. } => summary.fresh_pycs += s.levels.len() - write.len(),
                 Action::KnownFailure(f) => {
@@ -754,12 +756,12 @@ fn record_results(
         match r {
             UnitResult::Compiled { ref warnings } | UnitResult::Cached { ref warnings } => {
                 let cached = matches!(r, UnitResult::Cached { .. });
-                // Compiled only to learn its warnings (-W error), none raised: fresh (its
-                // pycs were counted fresh when planned).
+                // Compiled only to learn its warnings (-W error), none raised: fresh.
                 let learned =
                     matches!(&plan.actions[t], Action::Compile { reason: Reason::UnknownWarnings, .. });
                 if learned {
                     summary.fresh += 1;
+                    summary.fresh_pycs += s.levels.len();
                 } else {
                     summary.compiled += 1;
                     summary.from_cache += usize::from(cached);
