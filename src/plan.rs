@@ -78,6 +78,10 @@ pub enum Reason {
     /// Fresh, but under `-W error` its warnings are not remembered (a new or other state
     /// directory): compiled to learn them, and nothing is written.
     UnknownWarnings,
+    /// Only the header (or a hard link) needs rewriting, but under `-W error` the source is
+    /// not remembered to compile without warnings: compiled, so that a warning fails it
+    /// and no pyc is written, as for any other compile.
+    HeaderUnderWarningsAsErrors,
 }
 
 impl std::fmt::Display for Reason {
@@ -93,6 +97,9 @@ impl std::fmt::Display for Reason {
             Reason::UnreadablePyc(e) => write!(f, "unreadable pyc: {e}"),
             Reason::UnknownWarnings => {
                 f.write_str("fresh, but its warnings are not remembered: compiled for -W error, not written")
+            }
+            Reason::HeaderUnderWarningsAsErrors => {
+                f.write_str("header to rewrite, and no warnings remembered as absent: compiled for -W error")
             }
         }
     }
@@ -244,6 +251,30 @@ pub fn plan_one(source: Source, opts: &PlanOptions<'_>) -> SourcePlan {
                         reason: Reason::UnknownWarnings,
                         prefix: levels.len() as u8,
                         write: Vec::new(),
+                    };
+                }
+            }
+            // A header rewrite writes a pyc without compiling: under -W error only when the
+            // source is remembered to raise no warning, else it is compiled like the rest.
+            if opts.warnings_as_errors
+                && let Action::Rewrite { headers, links } = &action
+            {
+                let abs = layout::absolute(path, opts.paths.cwd);
+                let levels = opts.paths.levels;
+                let clean = match (opts.memos.get(t), hash()) {
+                    (Some(Some(memo)), Ok(h)) => {
+                        memo.warnings_known(&abs, &h, levels) && memo.warnings(&abs, &h).is_none()
+                    }
+                    _ => false,
+                };
+                if !clean {
+                    let mut write: Vec<u8> = headers.iter().chain(links).copied().collect();
+                    write.sort_unstable();
+                    write.dedup();
+                    action = Action::Compile {
+                        reason: Reason::HeaderUnderWarningsAsErrors,
+                        prefix: levels.len() as u8,
+                        write,
                     };
                 }
             }

@@ -561,6 +561,54 @@ per_python!(warnings_as_errors_like_python_w_error, |py: &Python| {
         .assert_code(0);
 });
 
+// A pyc whose header alone is to change (another --invalidation-mode) is rewritten without
+// compiling; under -W error that let a warning through. Such a source is compiled unless it
+// is remembered to raise none: one that warns fails as under `python -W error`, its pyc left
+// as it was, and the others end as a plain checked build writes them, whether the unchecked
+// build's state directory (its remembered warnings) is there or lost.
+per_python!(header_rewrites_under_warnings_as_errors, |py: &Python| {
+    let files: Vec<&str> = GATE_SOURCES.iter().map(|(rel, _)| *rel).collect();
+    let (plain, plain_state) = (Tree::new(), Tree::new());
+    for (rel, text) in GATE_SOURCES {
+        plain.write(rel, text);
+    }
+    let reference = w_error_reference(py, &plain, &files);
+    let failing: Vec<&str> = files.iter().copied().filter(|f| !reference[*f].is_null()).collect();
+    assert!(failing.contains(&"warn_assert.py"), "{reference}");
+    let build = plain.hashpyc().env("HASHPYC_STATE_DIR", plain_state.root()).arg("compile");
+    build.python(py).args(["-q", "."]).run().assert_code(0);
+    for keep_state in [true, false] {
+        let (tree, state) = (Tree::new(), Tree::new());
+        for (rel, text) in GATE_SOURCES {
+            tree.write(rel, text);
+        }
+        let compile = |args: &[&str]| {
+            let cmd = tree.hashpyc().env("HASHPYC_STATE_DIR", state.root()).arg("compile");
+            cmd.python(py).args(args).arg(".").run()
+        };
+        compile(&["--invalidation-mode", "unchecked-hash"]).assert_code(0);
+        let unchecked: Vec<Vec<u8>> =
+            files.iter().map(|rel| std::fs::read(pyc_of(&tree, py, rel)).unwrap()).collect();
+        if !keep_state {
+            std::fs::remove_dir_all(state.root()).unwrap();
+            std::fs::create_dir_all(state.root()).unwrap();
+        }
+        let run = compile(&["-W", "error"]);
+        run.assert_code(1);
+        for (rel, before) in files.iter().zip(&unchecked) {
+            let now = std::fs::read(pyc_of(&tree, py, rel)).unwrap();
+            if failing.contains(rel) {
+                assert!(run.stderr.contains(&format!("./{rel}:2: ")), "{rel} ({keep_state}): {}", run.stderr);
+                assert!(now == *before, "{rel} ({keep_state}): a source that warns keeps its pyc");
+            } else {
+                let want = std::fs::read(pyc_of(&plain, py, rel)).unwrap();
+                assert!(now == want, "{rel} ({keep_state}): not the checked pyc of a plain build");
+            }
+        }
+        assert!(run.stderr.contains(&format!("{} failed", failing.len())), "{}", run.stderr);
+    }
+});
+
 // A source CPython cannot decode (a UTF-8 BOM before a latin-1 cookie, an unknown
 // encoding) fails with a SyntaxError whose lineno is 0 before 3.14 (and offset 0 or -1):
 // JSON says null for a line or column there is not, else what CPython says.
