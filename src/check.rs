@@ -4,7 +4,7 @@
 //! GitHub annotations), sorted by path.
 
 use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -106,6 +106,9 @@ pub struct Finding {
     pub detail: Option<String>,
     pub expected: Option<HeaderView>,
     pub found: Option<HeaderView>,
+    /// Stale for its embedded path only: the path found and the one expected.
+    #[serde(skip)]
+    pub embedded: Option<(PathBuf, PathBuf)>,
 }
 
 /// Check everything; print findings; return the exit status.
@@ -185,7 +188,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
         report::eprint_line(&format!("{}: {msg}", style.error()));
         events.push(run_event("error", None, msg));
     }
-    let hint = wrong_version_hint(&findings, &s.targets);
+    let hint = wrong_version_hint(&findings, &s.targets).or_else(|| spelling_hint(&findings, &cwd));
 
     let mut out = std::io::stdout().lock();
     let multi_level = s.levels.len() > 1;
@@ -302,6 +305,35 @@ fn run_event(kind: &str, path: Option<&Path>, message: String) -> serde_json::Va
 
 /// When pycs are missing but pycs of another interpreter sit where they would be, the
 /// wrong `--python` (or `--target`) was probably given: say which versions are there.
+/// When every stale pyc is stale for its embedded path alone, each embedding another
+/// spelling of the path this run expects (`./src/m.py`, or the absolute path, for
+/// `src/m.py`), the tree was compiled under another name: the commonest way to get there
+/// (`hashpyc compile .`, then `hashpyc check src`), and one the reason line alone does not
+/// explain.
+fn spelling_hint(findings: &[Finding], cwd: &Path) -> Option<String> {
+    let mut stale = findings.iter().filter(|f| f.outcome == Outcome::Stale).peekable();
+    let (example_found, example_want) = stale.peek()?.embedded.clone()?;
+    let mut n = 0;
+    for f in stale {
+        let (found, want) = f.embedded.as_ref()?;
+        if crate::layout::absolute(found, cwd) != crate::layout::absolute(want, cwd) {
+            return None;
+        }
+        n += 1;
+    }
+    Some(format!(
+        "{} embed{} another spelling of {} source path (`{}` for `{}`): name the tree as the \
+         compile that wrote {} did, or `hashpyc compile` it as named here to rewrite {}",
+        report::plural(n, "stale pyc", "stale pycs"),
+        if n == 1 { "s" } else { "" },
+        if n == 1 { "its" } else { "their" },
+        example_found.display(),
+        example_want.display(),
+        if n == 1 { "it" } else { "them" },
+        if n == 1 { "it" } else { "them" },
+    ))
+}
+
 fn wrong_version_hint(findings: &[Finding], targets: &[Arc<Target>]) -> Option<String> {
     // The missing pycs, by directory and module name: only a pyc of another version for
     // one of those same modules says "wrong interpreter" (not a file that fails to compile
@@ -385,22 +417,22 @@ fn check_source(path: &Path, embedded: &Path, s: &CheckSettings, cwd: &Path) -> 
         for (t, target) in s.targets.iter().enumerate() {
             let mut get_hash = || source.hash(target);
             for (i, pyc_path) in paths.of(path, t).into_iter().enumerate() {
-                let (outcome, found, detail) = crate::plan::PYC_BUF.with_borrow_mut(|data| {
-                    let (outcome, detail) = match crate::plan::read_pyc_into(&pyc_path, data) {
+                let (outcome, found, detail, embedded) = crate::plan::PYC_BUF.with_borrow_mut(|data| {
+                    let (outcome, detail, embedded) = match crate::plan::read_pyc_into(&pyc_path, data) {
                         Err(e)
                             if e.kind() == std::io::ErrorKind::NotFound
                                 || e.kind() == std::io::ErrorKind::NotADirectory =>
                         {
-                            (Outcome::Missing, None)
+                            (Outcome::Missing, None, None)
                         }
-                        Err(e) => (Outcome::Unreadable, Some(format!("pyc: {}", io_reason(&e)))),
+                        Err(e) => (Outcome::Unreadable, Some(format!("pyc: {}", io_reason(&e))), None),
                         Ok(()) => classify_pyc(data, target, s.accept, &want, &mut get_hash),
                     };
                     let found = match outcome {
                         Outcome::Unreadable | Outcome::Missing => None,
                         _ => Header::parse(data).map(|h| header_view(&h)),
                     };
-                    (outcome, found, detail)
+                    (outcome, found, detail, embedded)
                 });
                 if outcome == Outcome::Ok {
                     ok += 1;
@@ -427,6 +459,7 @@ fn check_source(path: &Path, embedded: &Path, s: &CheckSettings, cwd: &Path) -> 
                     detail,
                     expected,
                     found,
+                    embedded,
                 });
             }
         }
@@ -461,7 +494,7 @@ fn classify_pyc(
     accept: Accept,
     want: &Want<'_>,
     get_hash: &mut impl FnMut() -> Result<pyc::SourceHash, String>,
-) -> (Outcome, Option<String>) {
+) -> (Outcome, Option<String>, Option<(PathBuf, PathBuf)>) {
     let mut hash_err = None;
     let status = pyc::classify(data, target.magic, accept, || match get_hash() {
         Ok(h) => h,
@@ -471,29 +504,28 @@ fn classify_pyc(
         }
     });
     if let Some(e) = hash_err {
-        return (Outcome::Unreadable, Some(format!("source: {e}")));
+        return (Outcome::Unreadable, Some(format!("source: {e}")), None);
     }
     let outcome = match status {
         Status::Fresh => Outcome::Ok,
-        Status::Stale => return (Outcome::Stale, None),
-        Status::Timestamp => return (Outcome::Timestamp, None),
+        Status::Stale => return (Outcome::Stale, None, None),
+        Status::Timestamp => return (Outcome::Timestamp, None, None),
         Status::WrongMode(HashMode::Unchecked) => Outcome::Unchecked,
         Status::WrongMode(HashMode::Checked) => Outcome::Checked,
-        Status::Invalid(Invalid::Magic) => return (Outcome::Invalid, Some(describe_magic(data, target))),
-        Status::Invalid(why) => return (Outcome::Invalid, Some(why.to_string())),
+        Status::Invalid(Invalid::Magic) => {
+            return (Outcome::Invalid, Some(describe_magic(data, target)), None);
+        }
+        Status::Invalid(why) => return (Outcome::Invalid, Some(why.to_string()), None),
     };
     match marshal::code_body(&data[pyc::HEADER_LEN..], crate::plan::target_layout(target)) {
-        Ok(name) if name == want.name => (outcome, None),
+        Ok(name) if name == want.name => (outcome, None, None),
         Ok(name) => {
-            let found = marshal::path_from_filename(name);
-            let detail = format!(
-                "embedded path is `{}`, expected `{}`",
-                Path::new(std::ffi::OsStr::from_bytes(&found)).display(),
-                want.path.display()
-            );
-            (Outcome::Stale, Some(detail))
+            let found = PathBuf::from(std::ffi::OsString::from_vec(marshal::path_from_filename(name)));
+            let detail =
+                format!("embedded path is `{}`, expected `{}`", found.display(), want.path.display());
+            (Outcome::Stale, Some(detail), Some((found, want.path.to_path_buf())))
         }
-        Err(e) => (Outcome::Invalid, Some(format!("body: {e}"))),
+        Err(e) => (Outcome::Invalid, Some(format!("body: {e}")), None),
     }
 }
 
@@ -544,6 +576,7 @@ fn stray(
         detail: None,
         expected: None,
         found: None,
+        embedded: None,
     })
 }
 
@@ -647,6 +680,7 @@ fn legacy_strays(pycs: &[PathBuf], targets: &[Arc<Target>]) -> Vec<Finding> {
             detail: None,
             expected: None,
             found: None,
+            embedded: None,
         });
     }
     out

@@ -622,3 +622,39 @@ per_python!(target_wants_the_minor_version, min = (3, 12), |py: &Python| {
         assert!(run.stderr.contains("expected a version X.Y, e.g. `--target 3."), "{}", run.stderr);
     }
 });
+
+// A tree compiled under another name (`compile .` then `check src`, or by an absolute
+// path) is stale for its embedded paths alone, which the reason lines show one by one: a
+// hint says what happened. A real difference (CPython's `compileall -d`) gets none.
+per_python!(spelling_hint_for_embedded_paths, |py: &Python| {
+    let tree = Tree::new();
+    tree.write("src/a.py", "A = 1\n");
+    tree.write("src/b.py", "B = 2\n");
+    let check = |arg: &str| tree.hashpyc().arg("check").python(py).arg(arg).run();
+    tree.hashpyc().args(["compile", "-q"]).python(py).arg(".").run().assert_code(0);
+    let run = check("src");
+    run.assert_code(1);
+    let hint = "hint: 2 stale pycs embed another spelling of their source path (`./src/a.py` for `src/a.py`)";
+    assert!(run.stderr.contains(hint), "{}", run.stderr);
+    // Named as it was compiled: fresh, and no hint.
+    let same = check("./src");
+    same.assert_code(0);
+    assert!(!same.stderr.contains("hint:"), "{}", same.stderr);
+    // CPython's compileall given the absolute path embeds it: the same hint.
+    let abs = std::fs::canonicalize(tree.path("src")).unwrap();
+    let abs = abs.to_str().unwrap();
+    py.run(&["-m", "compileall", "-q", "--invalidation-mode", "checked-hash", abs], tree.root());
+    let run = check("src");
+    run.assert_code(1);
+    let hint = format!("another spelling of their source path (`{abs}/a.py` for `src/a.py`)");
+    assert!(run.stderr.contains(&hint), "{}", run.stderr);
+    // Another path altogether (-d): stale with its reason, no hint.
+    py.run(
+        &["-m", "compileall", "-q", "-f", "--invalidation-mode", "checked-hash", "-d", "/app", "src"],
+        tree.root(),
+    );
+    let run = check("src");
+    run.assert_code(1);
+    assert!(run.stdout.contains("embedded path is `/app/a.py`"), "{}", run.stdout);
+    assert!(!run.stderr.contains("hint:"), "{}", run.stderr);
+});
