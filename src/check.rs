@@ -389,11 +389,9 @@ fn wrong_version_hint(findings: &[Finding], targets: &[Arc<Target>]) -> Option<S
 /// The module name and cache tag of a `__pycache__` file name: `mod.cpython-311.pyc` and
 /// `mod.cpython-311.opt-1.pyc` give `mod` and `cpython-311`.
 fn pyc_parts(name: &[u8]) -> Option<(&[u8], &str)> {
-    let base = name.strip_suffix(b".pyc")?;
-    let base = base.strip_suffix(b".opt-1").or_else(|| base.strip_suffix(b".opt-2")).unwrap_or(base);
-    let dot = base.iter().rposition(|&b| b == b'.')?;
-    let tag = std::str::from_utf8(&base[dot + 1..]).ok()?;
-    (tag.contains('-') && !tag.is_empty()).then_some((&base[..dot], tag))
+    let (stem, tag, _) = cache_name_parts(name)?;
+    let tag = std::str::from_utf8(tag).ok()?;
+    tag.contains('-').then_some((stem, tag))
 }
 
 fn header_view(h: &Header) -> HeaderView {
@@ -604,11 +602,11 @@ fn strays(pycs: &[PathBuf], targets: &[Arc<Target>]) -> Vec<Finding> {
 /// walk goes (`--max-depth`, `-l`). A pyc is reported once, however many roots reach it.
 fn prefix_strays(s: &CheckSettings, cwd: &Path) -> Vec<Finding> {
     let mut out = Vec::new();
-    let mut seen = std::collections::HashSet::new();
+    let (mut prefixes, mut seen) = (std::collections::HashSet::new(), std::collections::HashSet::new());
     let max_depth = if s.walk.max_depth == Some(0) { return out } else { s.walk.max_depth };
     for (t, layout) in s.layouts.iter().enumerate() {
         let crate::layout::Layout::Prefix(prefix) = layout else { continue };
-        if !seen.insert(("layout", prefix.clone())) {
+        if !prefixes.insert(prefix) {
             continue;
         }
         let tags: Vec<&[u8]> = s
@@ -640,7 +638,7 @@ fn prefix_strays(s: &CheckSettings, cwd: &Path) -> Vec<Finding> {
                     }
                     let name = e.file_name();
                     let Some((stem, tag, level)) = cache_name_parts(name.as_bytes()) else { continue };
-                    if !tags.contains(&tag) || !seen.insert(("pyc", path.clone())) {
+                    if !tags.contains(&tag) || !seen.insert(path.clone()) {
                         continue;
                     }
                     out.extend(stray(&path, &source_dir, stem, tag, level, &s.targets));

@@ -612,8 +612,7 @@ fn rewrite_stage(
                 } else {
                     summary.rewritten += 1;
                 }
-                // A level may be both rewritten and linked: the pycs left alone are fresh.
-                let touched = linked.iter().filter(|l| !headers.contains(l)).count() + headers.len();
+                let touched = touched_levels(headers, &linked);
                 let linked = linked.len();
                 summary.rewritten_pycs += headers.len();
                 summary.linked_pycs += linked;
@@ -939,6 +938,12 @@ pub fn summary_line(s: &Summary, targets: &[Arc<Target>], elapsed: Duration, sty
     )
 }
 
+/// How many levels a rewrite writes: a level may be both rewritten and linked; the others
+/// are fresh and left alone.
+fn touched_levels(headers: &[u8], linked: &[u8]) -> usize {
+    linked.iter().filter(|l| !headers.contains(l)).count() + headers.len()
+}
+
 /// `3 files`, or `3 files, 6 pycs` when they differ (several targets or levels), as `check`
 /// says it.
 fn files_and_pycs(files: usize, pycs: usize) -> String {
@@ -1030,9 +1035,8 @@ fn dry_run(
                     summary.fresh_pycs += levels;
                 }
                 Action::Rewrite { headers, links } => {
-                    let touched = links.iter().filter(|l| !headers.contains(l)).count() + headers.len();
                     rewrite += headers.len();
-                    summary.fresh_pycs += levels - touched;
+                    summary.fresh_pycs += levels - touched_levels(headers, links);
                 }
                 Action::Compile { write, .. } => {
                     compiles = true;

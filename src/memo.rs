@@ -153,9 +153,20 @@ impl Memo {
     /// remembered, or remembered to be none (needs [`Memo::load_clean`]).
     pub fn warnings_known(&self, abs: &Path, hash: &SourceHash, levels: &[u8]) -> bool {
         let hex = pyc::hex(hash);
-        if self.file.warned.get(abs).is_some_and(|e| e.hash == hex) {
-            return true;
-        }
+        self.warned_with(abs, &hex) || self.clean_with(abs, &hex, levels)
+    }
+
+    /// Whether `abs` with these source bytes is remembered to raise no warning at `levels`.
+    pub fn known_clean(&self, abs: &Path, hash: &SourceHash, levels: &[u8]) -> bool {
+        let hex = pyc::hex(hash);
+        !self.warned_with(abs, &hex) && self.clean_with(abs, &hex, levels)
+    }
+
+    fn warned_with(&self, abs: &Path, hex: &str) -> bool {
+        self.file.warned.get(abs).is_some_and(|e| e.hash == hex)
+    }
+
+    fn clean_with(&self, abs: &Path, hex: &str, levels: &[u8]) -> bool {
         let clean = self.clean.as_ref().and_then(|c| c.clean.get(abs));
         clean.is_some_and(|c| c.hash == hex && levels.iter().all(|l| c.levels.contains(l)))
     }
@@ -249,16 +260,8 @@ impl Memo {
                     merged.clean.insert(p, c);
                 }
             }
-            merged.version = VERSION;
-            merged.hashpyc = env!("CARGO_PKG_VERSION").to_string();
-            if let Ok(text) = serde_json::to_string(&merged) {
-                let _ = crate::write::write_atomic(
-                    &self.clean_path,
-                    &[text.as_bytes()],
-                    0o644,
-                    Default::default(),
-                );
-            }
+            (merged.version, merged.hashpyc) = stamp();
+            write_json(&self.clean_path, &merged);
         }
         if self.touched.is_empty() {
             return;
@@ -275,32 +278,47 @@ impl Memo {
                 None => merged.warned.remove(&p),
             };
         }
-        merged.version = VERSION;
-        merged.hashpyc = env!("CARGO_PKG_VERSION").to_string();
-        let Ok(text) = serde_json::to_string(&merged) else { return };
-        // write_atomic creates the cache directory when it is missing.
-        let _ = crate::write::write_atomic(&self.path, &[text.as_bytes()], 0o644, Default::default());
+        (merged.version, merged.hashpyc) = stamp();
+        write_json(&self.path, &merged);
+    }
+}
+
+/// The version fields this hashpyc writes, and reads back only from itself.
+fn stamp() -> (u32, String) {
+    (VERSION, env!("CARGO_PKG_VERSION").to_string())
+}
+
+/// A file of the state directory at `path`, or an empty one when it is missing,
+/// unreadable or written by another hashpyc version (`version` reads its two fields).
+fn read_json<T: serde::de::DeserializeOwned + Default>(path: &Path, version: fn(&T) -> (u32, &str)) -> T {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<T>(&t).ok())
+        .filter(|f| {
+            let (v, h) = version(f);
+            (v, h) == (VERSION, env!("CARGO_PKG_VERSION"))
+        })
+        .unwrap_or_default()
+}
+
+/// Write a file of the state directory atomically (creating the directory when it is
+/// missing); a failure only costs a compile next time.
+fn write_json<T: Serialize>(path: &Path, value: &T) {
+    if let Ok(text) = serde_json::to_string(value) {
+        let _ = crate::write::write_atomic(path, &[text.as_bytes()], 0o644, Default::default());
     }
 }
 
 /// The memo file at `path`, or an empty one when it is missing, unreadable or of another
 /// hashpyc version.
 fn read(path: &Path) -> File {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|t| serde_json::from_str::<File>(&t).ok())
-        .filter(|f| f.version == VERSION && f.hashpyc == env!("CARGO_PKG_VERSION"))
-        .unwrap_or_default()
+    read_json(path, |f: &File| (f.version, &f.hashpyc))
 }
 
 /// The clean sources at `path`, or none when the file is missing, unreadable or of another
 /// hashpyc version.
 fn read_clean(path: &Path) -> CleanFile {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|t| serde_json::from_str::<CleanFile>(&t).ok())
-        .filter(|f| f.version == VERSION && f.hashpyc == env!("CARGO_PKG_VERSION"))
-        .unwrap_or_default()
+    read_json(path, |f: &CleanFile| (f.version, &f.hashpyc))
 }
 
 #[cfg(test)]

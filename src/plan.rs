@@ -239,43 +239,32 @@ pub fn plan_one(source: Source, opts: &PlanOptions<'_>) -> SourcePlan {
             } else {
                 decide(target, &pycs, opts.mode, opts.hardlink_dupes, &want_name, &mut hash)
             };
-            if opts.warnings_as_errors && action == Action::Fresh {
+            // Under -W error, a fresh pyc needs its source's warnings known (remembered
+            // ones fail it later), and a header rewrite, which writes without compiling,
+            // needs the source remembered to raise none: else the source is compiled.
+            if opts.warnings_as_errors && matches!(action, Action::Fresh | Action::Rewrite { .. }) {
                 let abs = layout::absolute(path, opts.paths.cwd);
                 let levels = opts.paths.levels;
-                let known = match (opts.memos.get(t), hash()) {
-                    (Some(Some(memo)), Ok(h)) => memo.warnings_known(&abs, &h, levels),
-                    _ => false,
+                let memo = match (opts.memos.get(t), hash()) {
+                    (Some(Some(memo)), Ok(h)) => Some((memo, h)),
+                    _ => None,
                 };
-                if !known {
-                    action = Action::Compile {
-                        reason: Reason::UnknownWarnings,
-                        prefix: levels.len() as u8,
-                        write: Vec::new(),
-                    };
-                }
-            }
-            // A header rewrite writes a pyc without compiling: under -W error only when the
-            // source is remembered to raise no warning, else it is compiled like the rest.
-            if opts.warnings_as_errors
-                && let Action::Rewrite { headers, links } = &action
-            {
-                let abs = layout::absolute(path, opts.paths.cwd);
-                let levels = opts.paths.levels;
-                let clean = match (opts.memos.get(t), hash()) {
-                    (Some(Some(memo)), Ok(h)) => {
-                        memo.warnings_known(&abs, &h, levels) && memo.warnings(&abs, &h).is_none()
+                let compile = match &action {
+                    Action::Fresh if !memo.is_some_and(|(m, h)| m.warnings_known(&abs, &h, levels)) => {
+                        Some((Reason::UnknownWarnings, Vec::new()))
                     }
-                    _ => false,
+                    Action::Rewrite { headers, links }
+                        if !memo.is_some_and(|(m, h)| m.known_clean(&abs, &h, levels)) =>
+                    {
+                        let mut write: Vec<u8> = headers.iter().chain(links).copied().collect();
+                        write.sort_unstable();
+                        write.dedup();
+                        Some((Reason::HeaderUnderWarningsAsErrors, write))
+                    }
+                    _ => None,
                 };
-                if !clean {
-                    let mut write: Vec<u8> = headers.iter().chain(links).copied().collect();
-                    write.sort_unstable();
-                    write.dedup();
-                    action = Action::Compile {
-                        reason: Reason::HeaderUnderWarningsAsErrors,
-                        prefix: levels.len() as u8,
-                        write,
-                    };
+                if let Some((reason, write)) = compile {
+                    action = Action::Compile { reason, prefix: levels.len() as u8, write };
                 }
             }
             if let (Action::Compile { prefix, .. }, false, Some(Some(memo))) =
