@@ -200,13 +200,13 @@ pub enum TargetError {
     #[error("`{path}` hashes sources with neither SipHash-1-3 nor SipHash-2-4 (got {got})")]
     UnknownHash { path: PathBuf, got: String },
     #[error(
-        "unknown Python version `{0}` for --target: the built-in table knows CPython 3.7 to 3.15; use --python to probe a newer interpreter"
+        "unknown Python version `{spec}` for --target: the built-in table knows {known}; use --python to probe a newer interpreter"
     )]
-    UnknownVersion(String),
+    UnknownVersion { spec: String, known: String },
     #[error(
-        "invalid --target `{spec}`: expected a version X.Y, e.g. `--target {example}`; the built-in table knows CPython 3.7 to 3.15"
+        "invalid --target `{spec}`: expected a version X.Y, e.g. `--target {example}`; the built-in table knows {known}"
     )]
-    NotMinorVersion { spec: String, example: String },
+    NotMinorVersion { spec: String, example: String, known: String },
 }
 
 /// The `--python` value: a path when it holds a `/`, else a name looked up on PATH. The
@@ -586,9 +586,19 @@ pub fn version_of_magic(magic: Magic) -> Option<(u8, u8)> {
     None
 }
 
+/// The versions `KNOWN` covers, for messages: "CPython 3.7 to 3.15".
+fn known_range() -> String {
+    match (KNOWN.first(), KNOWN.last()) {
+        (Some(first), Some(last)) => {
+            format!("CPython {}.{} to {}.{}", first.minor.0, first.minor.1, last.minor.0, last.minor.1)
+        }
+        _ => "no CPython version".to_string(),
+    }
+}
+
 /// A target from the built-in table, for `check --target X.Y`.
 pub fn known_target(spec: &str) -> Result<Target, TargetError> {
-    let unknown = || TargetError::UnknownVersion(spec.to_string());
+    let unknown = || TargetError::UnknownVersion { spec: spec.to_string(), known: known_range() };
     // Only X.Y: a pyc depends on the minor version alone (`3.12.1` is `--target 3.12`).
     let numbers: Vec<Option<u8>> = spec.split('.').map(|n| n.parse().ok()).collect();
     let minor: (u8, u8) = match numbers[..] {
@@ -597,6 +607,7 @@ pub fn known_target(spec: &str) -> Result<Target, TargetError> {
             return Err(TargetError::NotMinorVersion {
                 spec: spec.to_string(),
                 example: format!("{major}.{minor}"),
+                known: known_range(),
             });
         }
         _ => {
@@ -604,6 +615,7 @@ pub fn known_target(spec: &str) -> Result<Target, TargetError> {
             return Err(TargetError::NotMinorVersion {
                 spec: spec.to_string(),
                 example: format!("{}.{}", newest.0, newest.1),
+                known: known_range(),
             });
         }
     };
@@ -655,11 +667,24 @@ mod tests {
     #[test]
     fn known_target_rejects_unknown() {
         assert!(known_target("3.12").is_ok());
-        assert!(matches!(known_target("3.16"), Err(TargetError::UnknownVersion(_))));
+        assert!(matches!(known_target("3.16"), Err(TargetError::UnknownVersion { .. })));
         assert!(matches!(known_target("3"), Err(TargetError::NotMinorVersion { .. })));
         assert!(
             matches!(known_target("3.12.1"), Err(TargetError::NotMinorVersion { example, .. }) if example == "3.12")
         );
+    }
+
+    /// The range in `--target`'s errors follows the table: adding a version to `KNOWN` must
+    /// not leave the message naming the old newest one.
+    #[test]
+    fn target_errors_name_the_table_range() {
+        let (first, last) = (KNOWN[0].minor, KNOWN[KNOWN.len() - 1].minor);
+        let range = format!("CPython {}.{} to {}.{}", first.0, first.1, last.0, last.1);
+        let past = format!("{}.{}", last.0, last.1 + 1);
+        for spec in [past.as_str(), "3", "3.12.1"] {
+            let message = known_target(spec).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(message.contains(&range), "{spec}: {message}");
+        }
     }
 
     #[test]
