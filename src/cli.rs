@@ -574,10 +574,12 @@ pub struct InputArgs {
 
 #[derive(Debug, Args)]
 pub struct TargetArgs {
-    /// Target interpreter: a path, or a name looked up on PATH (default: `python3`; the
-    /// summary line names the version it found). Repeat for several interpreters in one
-    /// run (one walk, one read per source). CPython 3.7 or newer.
-    #[arg(long, value_name = "PATH", env = "HASHPYC_PYTHON", help_heading = "Target")]
+    /// Target interpreter: a path, a name looked up on PATH, or a version as uv takes it
+    /// (`3.12`, `3.12.1`, `3.13t` for a free-threaded build: the first `python3.12`, then
+    /// `python3` or `python`, on PATH that is that version). Default: `python3`; the
+    /// summary line names the version it found. Repeat for several interpreters in one run
+    /// (one walk, one read per source). CPython 3.7 or newer.
+    #[arg(long, value_name = "PATH|VERSION", env = "HASHPYC_PYTHON", help_heading = "Target")]
     pub python: Vec<OsString>,
 
     /// Where `python` came from when not from the flag (`` `pyproject.toml` line 3``,

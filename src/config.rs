@@ -28,8 +28,8 @@ pub const FILE_NAMES: [&str; 3] = [".hashpyc.toml", "hashpyc.toml", "pyproject.t
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 #[schemars(title = "hashpyc configuration")]
 pub struct Options {
-    /// Target interpreters (`--python`): paths or names looked up on PATH, e.g.
-    /// `["python3.12", ".venv/bin/python"]` (one may be written without the brackets). A
+    /// Target interpreters (`--python`): paths, names looked up on PATH or versions, e.g.
+    /// `["3.12", ".venv/bin/python"]` (one may be written without the brackets). A
     /// value containing `/` is a path, relative to this file's directory; default
     /// `["python3"]`.
     pub python: Option<OneOrMany<String>>,

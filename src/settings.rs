@@ -366,13 +366,13 @@ pub fn probe_targets(args: &TargetArgs, timeout: Option<Duration>) -> Result<Vec
             None => e.into(),
         }
     };
+    let timeout = timeout.unwrap_or(Duration::from_secs(60)).max(Duration::from_secs(10));
     for name in names {
-        let exe = target::resolve_executable(&name).map_err(located)?;
-        let t = target::probe(
-            &exe,
-            timeout.unwrap_or(Duration::from_secs(60)).max(Duration::from_secs(10)),
-            cache.as_deref(),
-        )
+        let t = match target::VersionRequest::parse(&name) {
+            Some(request) => target::find_version(&request, timeout, cache.as_deref()),
+            None => target::resolve_executable(&name)
+                .and_then(|exe| target::probe(&exe, timeout, cache.as_deref())),
+        }
         .map_err(located)?;
         // The same interpreter twice (a name and its path) is one target.
         if !targets.iter().any(|o| {

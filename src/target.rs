@@ -207,6 +207,125 @@ pub enum TargetError {
         "invalid --target `{spec}`: expected a version X.Y, e.g. `--target {example}`; the built-in table knows {known}"
     )]
     NotMinorVersion { spec: String, example: String, known: String },
+    #[error("no Python {request} found on PATH{}", tried_list(.names, .tried))]
+    NoSuchVersion { request: String, names: Vec<String>, tried: Vec<String> },
+}
+
+fn tried_list(names: &[String], tried: &[String]) -> String {
+    if tried.is_empty() {
+        let names: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+        return format!(" (looked for {})", names.join(", "));
+    }
+    let mut out = String::from(":");
+    for t in tried {
+        out.push_str("\n    ");
+        out.push_str(t);
+    }
+    out
+}
+
+/// A `--python` value that asks for a version rather than naming a file, as uv takes it:
+/// `3`, `3.12`, `3.12.1`, and `3.13t` for a free-threaded build.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionRequest {
+    parts: Vec<u8>,
+    free_threaded: bool,
+}
+
+impl VersionRequest {
+    pub fn parse(name: &OsStr) -> Option<VersionRequest> {
+        let text = name.to_str()?;
+        let (numbers, free_threaded) = match text.strip_suffix('t') {
+            Some(rest) => (rest, true),
+            None => (text, false),
+        };
+        let parts: Vec<u8> = numbers.split('.').map(|n| n.parse().ok()).collect::<Option<_>>()?;
+        // `3t` and `3.13.1t` are no spelling uv or CPython uses.
+        let usable = match parts.len() {
+            1 => !free_threaded && parts[0] == 3,
+            2 => parts[0] == 3,
+            3 => parts[0] == 3 && !free_threaded,
+            _ => false,
+        };
+        usable.then_some(VersionRequest { parts, free_threaded })
+    }
+
+    /// The file names to look for on PATH, most specific first.
+    fn names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        if self.parts.len() >= 2 {
+            let t = if self.free_threaded { "t" } else { "" };
+            names.push(format!("python{}.{}{t}", self.parts[0], self.parts[1]));
+        }
+        if !self.free_threaded {
+            names.push("python3".to_string());
+            names.push("python".to_string());
+        }
+        names
+    }
+
+    fn matches(&self, t: &Target) -> bool {
+        let version = [t.version.0, t.version.1, t.version.2];
+        self.parts.iter().zip(version).all(|(want, have)| *want == have)
+            && t.gil_disabled == self.free_threaded
+    }
+}
+
+impl std::fmt::Display for VersionRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let numbers: Vec<String> = self.parts.iter().map(u8::to_string).collect();
+        write!(f, "{}{}", numbers.join("."), if self.free_threaded { "t" } else { "" })
+    }
+}
+
+/// The first interpreter on PATH that is the requested version: `python3.12`, then
+/// `python3` and `python`, each in PATH order, probed (through the cache) until one fits.
+/// One that fails to start (a pyenv shim for a version not selected) is passed over and
+/// named in the error should none fit.
+pub fn find_version(
+    request: &VersionRequest,
+    timeout: Duration,
+    cache_dir: Option<&Path>,
+) -> Result<Target, TargetError> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut seen: Vec<PathBuf> = Vec::new();
+    let mut tried = Vec::new();
+    for name in request.names() {
+        for dir in std::env::split_paths(&path) {
+            let candidate = dir.join(&name);
+            if !is_executable_file(&candidate) {
+                continue;
+            }
+            // One directory reached twice (`/bin` a link to `/usr/bin`) is probed once; but
+            // a venv's `python` links to the base interpreter and is an interpreter of its
+            // own (its sys.prefix), so the file itself is not resolved.
+            let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+            let candidate = std::path::absolute(dir.join(&name)).unwrap_or(candidate);
+            if seen.contains(&candidate) {
+                continue;
+            }
+            seen.push(candidate.clone());
+            match probe(&candidate, timeout, cache_dir) {
+                Ok(t) if request.matches(&t) => return Ok(t),
+                Ok(t) => {
+                    let (a, b, c) = t.version;
+                    let ft = if t.gil_disabled { " (free-threaded)" } else { "" };
+                    tried.push(format!("`{}` is {a}.{b}.{c}{ft}", candidate.display()));
+                }
+                Err(e) => {
+                    // The reason and the first line the interpreter printed, if any.
+                    let text = e.to_string();
+                    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+                    let mut line = lines.next().unwrap_or_default().to_string();
+                    if let Some(said) = lines.next() {
+                        line = format!("{line} {said}");
+                    }
+                    tried.push(line);
+                }
+            }
+        }
+    }
+    Err(TargetError::NoSuchVersion { request: request.to_string(), names: request.names(), tried })
 }
 
 /// The `--python` value: a path when it holds a `/`, else a name looked up on PATH. The
@@ -672,6 +791,22 @@ mod tests {
         assert!(
             matches!(known_target("3.12.1"), Err(TargetError::NotMinorVersion { example, .. }) if example == "3.12")
         );
+    }
+
+    #[test]
+    fn version_requests() {
+        let parse = |s: &str| VersionRequest::parse(OsStr::new(s)).map(|r| r.to_string());
+        for ok in ["3", "3.12", "3.12.1", "3.13t", "3.7"] {
+            assert_eq!(parse(ok).as_deref(), Some(ok));
+        }
+        // Names and paths stay names and paths; Python 2 and spellings uv does not take.
+        for not in ["python3.12", "./3.12", "3t", "3.13.1t", "2.7", "3.", "3.x", "", "3.12.1.1"] {
+            assert_eq!(parse(not), None, "{not}");
+        }
+        let names = |s: &str| VersionRequest::parse(OsStr::new(s)).unwrap().names();
+        assert_eq!(names("3.12.1"), ["python3.12", "python3", "python"]);
+        assert_eq!(names("3"), ["python3", "python"]);
+        assert_eq!(names("3.13t"), ["python3.13t"]);
     }
 
     /// The range in `--target`'s errors follows the table: adding a version to `KNOWN` must

@@ -3,7 +3,8 @@
 //! panics on non-UTF-8 paths, NUL-separated lists without `--null`, empty selections that
 //! "passed", `inspect` of things that are not pycs, unnamed interpreters, per-level
 //! recompiles, launcher failures, repeated warnings and duplicated errors; and, found since,
-//! modules named like the standard library's in the working directory.
+//! modules named like the standard library's in the working directory, and `--python 3.12` taken
+//! as a file name where uv takes a version.
 
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
@@ -823,4 +824,74 @@ per_python!(bare_compile_and_hook_agree, |py: &Python| {
     assert_eq!(compile(&["."]), (2, 0));
     let refs = harness::py_compile_refs(py, tree.root(), &[PathBuf::from("./src/a.py")], None);
     same_as_py_compile(py, &std::fs::read(pyc_of(&tree, py, "src/a.py")).unwrap(), &refs[0], "./src/a.py");
+});
+
+// `--python 3.12` (as uv takes it) is a version, found on PATH: the first `python3.12`,
+// `python3` or `python` that is that version, passing over one that fails to start (a
+// pyenv shim for a version not selected), and an error listing what was found otherwise.
+per_python!(python_version_requests_search_path, |py: &Python| {
+    let tree = Tree::new();
+    tree.write("app/m.py", "def f():\n    return 'x'\n");
+    let (major, minor) = py.minor;
+    let exact = py.version.clone();
+    let bins = tempfile::tempdir().unwrap();
+    let name = format!("python{major}.{minor}");
+    let shim = bins.path().join("shim");
+    std::fs::create_dir(&shim).unwrap();
+    let shim_exe = shim.join(&name);
+    std::fs::write(&shim_exe, format!("#!/bin/sh\necho 'pyenv: {name}: command not found' >&2\nexit 127\n"))
+        .unwrap();
+    std::fs::set_permissions(&shim_exe, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let real = bins.path().join("real");
+    std::fs::create_dir(&real).unwrap();
+    std::os::unix::fs::symlink(&py.path, real.join(&name)).unwrap();
+    let path = std::env::join_paths([&shim, &real]).unwrap();
+
+    let compile = tree
+        .hashpyc()
+        .env("PATH", &path)
+        .args(["compile", "--python", &format!("{major}.{minor}"), "app"])
+        .run();
+    compile.assert_code(0);
+    assert!(compile.stderr.contains(&format!("for CPython {exact} ")), "{}", compile.stderr);
+    let refs = harness::py_compile_refs(py, tree.root(), &[PathBuf::from("app/m.py")], None);
+    same_as_py_compile(py, &std::fs::read(pyc_of(&tree, py, "app/m.py")).unwrap(), &refs[0], "app/m.py");
+    tree.hashpyc().env("PATH", &path).args(["check", "--python", &exact, "app"]).run().assert_code(0);
+
+    // A patch release that is not there: every interpreter tried is named, with why.
+    let (a, b, c) = {
+        let v: Vec<u32> = exact.split('.').map(|n| n.parse().unwrap()).collect();
+        (v[0], v[1], v[2])
+    };
+    let missing = format!("{a}.{b}.{}", c + 1);
+    let run = tree.hashpyc().env("PATH", &path).args(["check", "--python", &missing, "app"]).run();
+    run.assert_code(2);
+    assert!(
+        run.stderr.starts_with(&format!("error: no Python {missing} found on PATH:\n")),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains(&format!("pyenv: {name}: command not found")), "{}", run.stderr);
+    let found = format!("`{}` is {exact}\n", real.join(&name).display());
+    assert!(run.stderr.contains(&found), "{}", run.stderr);
+
+    // `python3` serves `--python X.Y` when it is that version.
+    let only_python3 = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(&py.path, only_python3.path().join("python3")).unwrap();
+    tree.hashpyc()
+        .env("PATH", only_python3.path())
+        .args(["check", "--python", &format!("{major}.{minor}"), "app"])
+        .run()
+        .assert_code(0);
+
+    // Nothing of that name at all.
+    let run = tree.hashpyc().env("PATH", &shim).args(["check", "--python", "3.99", "app"]).run();
+    run.assert_code(2);
+    assert!(
+        run.stderr.starts_with(
+            "error: no Python 3.99 found on PATH (looked for `python3.99`, `python3`, `python`)"
+        ),
+        "{}",
+        run.stderr
+    );
 });
