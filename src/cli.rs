@@ -715,4 +715,17 @@ mod tests {
     fn cli_is_consistent() {
         Cli::command().debug_assert();
     }
+
+    /// `--target`'s help is written by hand: it must name the built-in table's range.
+    #[test]
+    fn target_help_names_the_table_range() {
+        let known = crate::target::KNOWN;
+        let (first, last) = (known[0].minor, known[known.len() - 1].minor);
+        let range = format!("({}.{}–{}.{})", first.0, first.1, last.0, last.1);
+        let mut cli = Cli::command();
+        let check = cli.find_subcommand_mut("check").expect("check");
+        let target = check.get_arguments().find(|a| a.get_long() == Some("target")).expect("--target");
+        let help = target.get_help().map(|h| h.to_string()).unwrap_or_default();
+        assert!(help.contains(&range), "{help}");
+    }
 }
