@@ -536,9 +536,10 @@ fn triage(
                     };
                     let warnings = memo.zip(source).and_then(|(memo, src)| {
                         let target = &s.targets[t];
-                        memo.warnings(&abs, &pyc::source_hash(target.hash, target.magic, src))
+                        memo.warnings(&abs, &pyc::source_hash(target.hash, target.magic, src), &s.levels)
                     });
-                    let Some(warnings) = warnings else {
+                    // None remembered at the run's levels (it warns at others): fresh.
+                    let Some(warnings) = warnings.filter(|w| !w.is_empty()) else {
                         summary.fresh += 1;
                         summary.fresh_pycs += s.levels.len();
                         continue;
@@ -853,8 +854,8 @@ fn record_results(
     }
 }
 
-/// Remember (or forget) the warnings a source compiled with, for later `-W error` runs
-/// over its fresh pycs.
+/// Remember (or forget) the warnings a source compiled with at the levels compiled, for
+/// later `-W error` runs over its fresh pycs.
 fn remember_warnings(
     s: &CompileSettings,
     t: usize,
@@ -864,28 +865,26 @@ fn remember_warnings(
     memo: &mut Option<Memo>,
     cwd: &Path,
 ) {
-    let Some(memo) = memo else { return };
+    let (Some(memo), Action::Compile { prefix, .. }) = (memo, action) else { return };
+    let levels = &s.levels[..usize::from(*prefix)];
     let abs = layout::absolute(path, cwd);
-    if warnings.is_empty() {
-        if memo.knows_warned(&abs) {
-            memo.record_warnings(abs.clone(), &[0; 8], &[]);
-        }
-        // A -W error run remembers that it raised none, for its fresh pycs next time.
-        if memo.tracks_clean()
-            && let Ok(source) = std::fs::read(path)
-            && let Action::Compile { prefix, .. } = action
-        {
-            let target = &s.targets[t];
-            let hash = pyc::source_hash(target.hash, target.magic, &source);
-            memo.record_clean(abs, &hash, &s.levels[..usize::from(*prefix)]);
-        }
+    // A -W error run remembers that it raised none, for its fresh pycs next time; other
+    // runs read the source only when there are warnings to remember or forget.
+    let warned = !warnings.is_empty() || memo.knows_warned(&abs);
+    let clean = warnings.is_empty() && memo.tracks_clean();
+    if !warned && !clean {
         return;
     }
     // The source as compiled; if it changed since, the hash will not match next time.
     let Ok(source) = std::fs::read(path) else { return };
     let target = &s.targets[t];
     let hash = pyc::source_hash(target.hash, target.magic, &source);
-    memo.record_warnings(abs, &hash, &distinct_warnings(warnings.iter()));
+    if warned {
+        memo.record_warnings(abs.clone(), &hash, levels, warnings);
+    }
+    if clean {
+        memo.record_clean(abs, &hash, levels);
+    }
 }
 
 /// Each level's compile raises the same warnings: each once.

@@ -3,19 +3,21 @@
 //! failure is reported again, from the cache, as long as the source bytes, the
 //! optimization levels and the interpreter (its probe identity) are the same.
 //!
-//! It also remembers the warnings of sources that compiled with warnings, so that
+//! It also remembers the warnings of sources that compiled with warnings, per optimization
+//! level (they can differ: `assert (x, "msg")` warns at level 0 only before 3.10), so that
 //! `-W error` fails such a source while its pyc (written by a run without `-W error`) is
-//! fresh, still without starting Python; and, in a file of its own that only `-W error`
-//! runs read and write, the sources that compiled without any warning. A fresh source
-//! known in neither is compiled again under `-W error` (in memory) to learn its warnings,
-//! so a lost state directory never lets a run pass that would have failed.
+//! fresh, still without starting Python, with the warnings of its own levels only; and, in
+//! a file of its own that only `-W error` runs read and write, the sources that compiled
+//! without any warning. A fresh source known in neither at every level of the run is
+//! compiled again under `-W error` (in memory) to learn its warnings, so a lost state
+//! directory never lets a run pass that would have failed, nor fails one that would pass.
 //!
 //! One JSON file per interpreter in the cache directory, keyed by absolute source path,
 //! rewritten atomically at the end of a run when something changed, merged with what
 //! concurrent runs saved meanwhile (only the paths this run touched are replaced).
 //! `--force` ignores it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -33,12 +35,17 @@ struct Entry {
     failure: CompileFailure,
 }
 
-/// The warnings a source's compile raised, for `-W error`.
+/// The warnings a source's compiles raised, per optimization level, for `-W error`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Warned {
     hash: String,
-    /// (category, line, message)
-    warnings: Vec<(String, i32, String)>,
+    /// Per level compiled with these source bytes, its warnings: (category, line, message);
+    /// a level that raised none has an empty list, a level not compiled no key. An entry
+    /// written before levels were recorded has a `warnings` list instead (ignored) and no
+    /// levels: its warnings are unknown at every level, never taken as those of a level
+    /// that may not raise them.
+    #[serde(default)]
+    levels: BTreeMap<u8, Vec<(String, i32, String)>>,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -149,26 +156,29 @@ impl Memo {
         }
     }
 
-    /// Whether the warnings of `abs` with these source bytes are known for `levels`:
-    /// remembered, or remembered to be none (needs [`Memo::load_clean`]).
+    /// Whether the warnings of `abs` with these source bytes are known at every one of
+    /// `levels`: remembered, or remembered to be none (needs [`Memo::load_clean`]).
     pub fn warnings_known(&self, abs: &Path, hash: &SourceHash, levels: &[u8]) -> bool {
         let hex = pyc::hex(hash);
-        self.warned_with(abs, &hex) || self.clean_with(abs, &hex, levels)
+        levels.iter().all(|&l| self.at_level(abs, &hex, l).is_some())
     }
 
     /// Whether `abs` with these source bytes is remembered to raise no warning at `levels`.
     pub fn known_clean(&self, abs: &Path, hash: &SourceHash, levels: &[u8]) -> bool {
         let hex = pyc::hex(hash);
-        !self.warned_with(abs, &hex) && self.clean_with(abs, &hex, levels)
+        levels.iter().all(|&l| self.at_level(abs, &hex, l).is_some_and(<[_]>::is_empty))
     }
 
-    fn warned_with(&self, abs: &Path, hex: &str) -> bool {
-        self.file.warned.get(abs).is_some_and(|e| e.hash == hex)
-    }
-
-    fn clean_with(&self, abs: &Path, hex: &str, levels: &[u8]) -> bool {
+    /// The warnings remembered of `abs` with these source bytes at `level` (empty: none),
+    /// or None when they are not known. Both files only record what a compile of these
+    /// bytes raised, so where both know a level they agree.
+    fn at_level(&self, abs: &Path, hex: &str, level: u8) -> Option<&[(String, i32, String)]> {
+        let warned = self.file.warned.get(abs).filter(|e| e.hash == hex);
+        if let Some(warnings) = warned.and_then(|e| e.levels.get(&level)) {
+            return Some(warnings);
+        }
         let clean = self.clean.as_ref().and_then(|c| c.clean.get(abs));
-        clean.is_some_and(|c| c.hash == hex && levels.iter().all(|l| c.levels.contains(l)))
+        clean.is_some_and(|c| c.hash == hex && c.levels.contains(&level)).then_some(&[][..])
     }
 
     /// Remember that `abs` with these source bytes compiled without warnings at `levels`
@@ -218,29 +228,53 @@ impl Memo {
         self.file.warned.contains_key(abs)
     }
 
-    /// The warnings `abs` compiled with, if its source bytes are unchanged.
-    pub fn warnings(&self, abs: &Path, hash: &SourceHash) -> Option<Vec<Warning>> {
-        let e = self.file.warned.get(abs).filter(|e| e.hash == pyc::hex(hash))?;
-        let warnings = e.warnings.iter().map(|(category, line, message)| Warning {
-            category: category.clone(),
-            line: *line,
-            message: message.clone(),
-            level: 0,
-        });
-        Some(warnings.collect())
+    /// The warnings `abs` with these source bytes compiled with at `levels`, each once (its
+    /// `level` the index in `levels` of the first that raised it), or None when they are
+    /// not known at every one of them.
+    pub fn warnings(&self, abs: &Path, hash: &SourceHash, levels: &[u8]) -> Option<Vec<Warning>> {
+        let hex = pyc::hex(hash);
+        let mut out: Vec<Warning> = Vec::new();
+        for (i, &level) in levels.iter().enumerate() {
+            for (category, line, message) in self.at_level(abs, &hex, level)? {
+                let w = Warning {
+                    category: category.clone(),
+                    line: *line,
+                    message: message.clone(),
+                    level: i as u8,
+                };
+                if !out.iter().any(|o| o.same_as(&w)) {
+                    out.push(w);
+                }
+            }
+        }
+        Some(out)
     }
 
-    /// Remember the warnings of a successful compile of `abs` (none: forget them).
-    pub fn record_warnings(&mut self, abs: PathBuf, hash: &SourceHash, warnings: &[&Warning]) {
-        if warnings.is_empty() {
-            if self.file.warned.remove(&abs).is_some() {
-                self.touched.insert(abs);
+    /// Remember the warnings of a successful compile of `abs` at `levels` (each warning's
+    /// `level` an index into them). What is remembered of these source bytes at other
+    /// levels stays; a source that raised none at any level remembered is forgotten.
+    pub fn record_warnings(&mut self, abs: PathBuf, hash: &SourceHash, levels: &[u8], warnings: &[Warning]) {
+        let hex = pyc::hex(hash);
+        let old = self.file.warned.remove(&abs);
+        let existed = old.is_some();
+        let mut entry =
+            old.filter(|e| e.hash == hex).unwrap_or(Warned { hash: hex, levels: BTreeMap::new() });
+        for (i, &level) in levels.iter().enumerate() {
+            let mut raised: Vec<(String, i32, String)> = Vec::new();
+            for w in warnings.iter().filter(|w| usize::from(w.level) == i) {
+                let w = (w.category.clone(), w.line, w.message.clone());
+                if !raised.contains(&w) {
+                    raised.push(w);
+                }
             }
-            return;
+            entry.levels.insert(level, raised);
         }
-        let warnings = warnings.iter().map(|w| (w.category.clone(), w.line, w.message.clone())).collect();
-        self.file.warned.insert(abs.clone(), Warned { hash: pyc::hex(hash), warnings });
-        self.touched.insert(abs);
+        if entry.levels.values().any(|w| !w.is_empty()) {
+            self.file.warned.insert(abs.clone(), entry);
+            self.touched.insert(abs);
+        } else if existed {
+            self.touched.insert(abs);
+        }
     }
 
     pub fn record_success(&mut self, abs: &Path) {
@@ -365,7 +399,7 @@ mod tests {
         let mut a = Memo::load(dir.path(), "t");
         let mut b = Memo::load(dir.path(), "t");
         a.record_failure("/a.py".into(), &[1; 8], &[0], &failure());
-        b.record_warnings("/b.py".into(), &[2; 8], &[&w]);
+        b.record_warnings("/b.py".into(), &[2; 8], &[0], &[w]);
         b.record_success(Path::new("/gone.py"));
         a.save();
         b.save();
@@ -379,15 +413,77 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let w = Warning { category: "SyntaxWarning".into(), line: 3, message: "m".into(), level: 1 };
         let mut m = Memo::load(dir.path(), "t");
-        m.record_warnings("/a.py".into(), &[1; 8], &[&w]);
+        m.record_warnings("/a.py".into(), &[1; 8], &[0, 1], &[Warning { level: 0, ..w.clone() }, w.clone()]);
         m.save();
         let mut m = Memo::load(dir.path(), "t");
         assert!(m.has_warned() && m.knows_warned(Path::new("/a.py")) && m.is_empty());
-        assert_eq!(m.warnings(Path::new("/a.py"), &[1; 8]), Some(vec![Warning { level: 0, ..w }]));
-        assert_eq!(m.warnings(Path::new("/a.py"), &[2; 8]), None);
-        m.record_warnings("/a.py".into(), &[2; 8], &[]);
+        let a = Path::new("/a.py");
+        assert_eq!(
+            m.warnings(a, &[1; 8], &[0, 1]),
+            Some(vec![Warning { level: 0, ..w.clone() }]),
+            "each once"
+        );
+        assert_eq!(
+            m.warnings(a, &[1; 8], &[1]),
+            Some(vec![Warning { level: 0, ..w }]),
+            "an index into the levels"
+        );
+        assert_eq!(m.warnings(a, &[2; 8], &[0]), None);
+        m.record_warnings("/a.py".into(), &[2; 8], &[0], &[]);
         m.save();
         assert!(!Memo::load(dir.path(), "t").has_warned());
+    }
+
+    #[test]
+    fn remembers_warnings_per_level() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Path::new("/a.py");
+        let w = Warning { category: "SyntaxWarning".into(), line: 2, message: "assert".into(), level: 0 };
+        let mut m = Memo::load(dir.path(), "t");
+        // Level 0 warns (3.7-3.9's assert warning); level 1, compiled by a later run, not.
+        m.record_warnings(a.into(), &[1; 8], &[0], std::slice::from_ref(&w));
+        assert_eq!(m.warnings(a, &[1; 8], &[1]), None, "level 1 never compiled");
+        assert!(!m.warnings_known(a, &[1; 8], &[0, 1]) && m.warnings_known(a, &[1; 8], &[0]));
+        m.record_warnings(a.into(), &[1; 8], &[1], &[]);
+        m.save();
+        let m = Memo::load(dir.path(), "t");
+        assert_eq!(m.warnings(a, &[1; 8], &[1]), Some(vec![]));
+        assert!(m.known_clean(a, &[1; 8], &[1]) && !m.known_clean(a, &[1; 8], &[0, 1]));
+        assert_eq!(m.warnings(a, &[1; 8], &[0, 1]), Some(vec![w.clone()]));
+        assert_eq!(m.warnings(a, &[1; 8], &[1, 2]), None);
+        // Other source bytes: what was remembered of the old ones is gone.
+        let mut m = m;
+        m.record_warnings(a.into(), &[2; 8], &[2], &[Warning { level: 0, ..w }]);
+        assert_eq!(m.warnings(a, &[2; 8], &[1]), None);
+        assert!(m.warnings_known(a, &[2; 8], &[2]) && !m.warnings_known(a, &[1; 8], &[0]));
+    }
+
+    #[test]
+    fn warnings_remembered_without_levels_are_unknown() {
+        // As written before levels were recorded: a source's warnings, not which levels
+        // raised them (they may be level 0's only).
+        let dir = tempfile::tempdir().unwrap();
+        let hex = pyc::hex(&[1; 8]);
+        let legacy = serde_json::json!({
+            "version": VERSION,
+            "hashpyc": env!("CARGO_PKG_VERSION"),
+            "entries": { "/bad.py": { "hash": hex, "levels": [0], "kind": "SyntaxError", "message": "bad",
+                "line": 1, "offset": 2, "end_line": null, "end_offset": null, "text": "x(" } },
+            "warned": { "/a.py": { "hash": hex, "warnings": [["SyntaxWarning", 2, "assert"]] } },
+        });
+        std::fs::write(dir.path().join("failures-t.json"), legacy.to_string()).unwrap();
+        let mut m = Memo::load(dir.path(), "t");
+        m.load_clean();
+        let a = Path::new("/a.py");
+        assert!(m.knows(Path::new("/bad.py")), "the rest of the file is read");
+        assert!(!m.warnings_known(a, &[1; 8], &[0]) && !m.warnings_known(a, &[1; 8], &[1]));
+        assert!(!m.known_clean(a, &[1; 8], &[1]));
+        assert_eq!(m.warnings(a, &[1; 8], &[1]), None);
+        // A compile at level 1 that raised one learns that level, and level 0 stays unknown.
+        let w = Warning { category: "SyntaxWarning".into(), line: 3, message: "is".into(), level: 0 };
+        m.record_warnings(a.into(), &[1; 8], &[1], std::slice::from_ref(&w));
+        assert_eq!(m.warnings(a, &[1; 8], &[1]), Some(vec![w]));
+        assert!(!m.warnings_known(a, &[1; 8], &[0]));
     }
 
     #[test]
@@ -400,12 +496,13 @@ mod tests {
         m.record_failure(latin1.into(), &[1; 8], &[0], &f);
         m.record_failure("/a.py".into(), &[1; 8], &[0], &f);
         let w = Warning { category: "SyntaxWarning".into(), line: 3, message: "m".into(), level: 0 };
-        m.record_warnings(Path::new(std::ffi::OsStr::from_bytes(b"/w\xff.py")).into(), &[2; 8], &[&w]);
+        m.record_warnings(Path::new(std::ffi::OsStr::from_bytes(b"/w\xff.py")).into(), &[2; 8], &[0], &[w]);
         m.save();
         let back = Memo::load(dir.path(), "t");
         assert!(back.knows(Path::new("/a.py")));
         assert!(back.lookup(latin1, &[1; 8], &[0]).is_some());
-        let warned = back.warnings(Path::new(std::ffi::OsStr::from_bytes(b"/w\xff.py")), &[2; 8]).unwrap();
+        let warned =
+            back.warnings(Path::new(std::ffi::OsStr::from_bytes(b"/w\xff.py")), &[2; 8], &[0]).unwrap();
         assert_eq!(warned[0].line, 3);
         // A UTF-8 name that looks like the encoding is a path like any other.
         let mut m = Memo::load(dir.path(), "t");
@@ -424,7 +521,7 @@ mod tests {
         assert!(!m.warnings_known(Path::new("/a.py"), &[1; 8], &[0]));
         m.load_clean();
         m.record_clean("/a.py".into(), &[1; 8], &[0, 1]);
-        m.record_warnings("/w.py".into(), &[2; 8], &[&w]);
+        m.record_warnings("/w.py".into(), &[2; 8], &[0], &[w]);
         m.save();
         let mut m = Memo::load(dir.path(), "t");
         // Remembered warnings are known without the clean file.

@@ -409,9 +409,25 @@ fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
 }
 
 fn w_error_reference(py: &Python, tree: &Tree, files: &[&str]) -> serde_json::Value {
+    w_error_reference_at(py, tree, files, 0)
+}
+
+/// The interpreter's flags for an optimization level: what `compile()` then optimizes at.
+fn optimize_flags(level: u8) -> &'static [&'static str] {
+    match level {
+        0 => &[],
+        1 => &["-O"],
+        _ => &["-OO"],
+    }
+}
+
+/// [`w_error_reference`] at an optimization level: `python -W error -O` (or `-OO`).
+fn w_error_reference_at(py: &Python, tree: &Tree, files: &[&str], level: u8) -> serde_json::Value {
     let out = py
         .cmd()
-        .args(["-W", "error", "-c", W_ERROR_REF])
+        .args(["-W", "error"])
+        .args(optimize_flags(level))
+        .args(["-c", W_ERROR_REF])
         .args(files)
         .current_dir(tree.root())
         .output()
@@ -606,6 +622,151 @@ per_python!(header_rewrites_under_warnings_as_errors, |py: &Python| {
             }
         }
         assert!(run.stderr.contains(&format!("{} failed", failing.len())), "{}", run.stderr);
+    }
+});
+
+/// Every warning compiling each named file raises at the interpreter's optimization level
+/// (run it with [`optimize_flags`]), each once, in the order raised: `[lineno, message,
+/// category]`.
+const WARNINGS_REF: &str = r#"
+import sys, json, warnings
+out = {}
+for p in sys.argv[1:]:
+    with open(p, "rb") as f:
+        source = f.read()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        compile(source, p, "exec", dont_inherit=True)
+    seen = []
+    for w in caught:
+        item = [w.lineno, str(w.message), w.category.__name__]
+        if item not in seen:
+            seen.append(item)
+    out[p] = seen
+print(json.dumps(out))
+"#;
+
+fn warnings_reference_at(py: &Python, tree: &Tree, files: &[&str], level: u8) -> serde_json::Value {
+    let args: Vec<&str> = optimize_flags(level).iter().copied().chain(["-c", WARNINGS_REF]).collect();
+    serde_json::from_str(&py.run(&[args.as_slice(), files].concat(), tree.root())).unwrap()
+}
+
+/// The warnings a `compile -W error --format json` run failed each file with, as
+/// [`warnings_reference_at`] gives them, sorted.
+fn failed_warnings(run: &harness::Run) -> std::collections::BTreeMap<String, Vec<serde_json::Value>> {
+    let mut out = std::collections::BTreeMap::<String, Vec<serde_json::Value>>::new();
+    for l in json_lines(&run.stdout) {
+        assert_ne!(l["type"], "warning", "-W error reports warnings as failures: {}", run.stdout);
+        if l["type"] == "failure" {
+            assert_eq!(l["warning"], true, "{l}");
+            let rel = l["path"].as_str().unwrap().trim_start_matches("./").to_string();
+            out.entry(rel).or_default().push(serde_json::json!([l["line"], l["message"], l["kind"]]));
+        }
+    }
+    out.values_mut().for_each(|v| v.sort_by_key(|w| w.to_string()));
+    out
+}
+
+// Warnings can depend on the optimization level: `assert (x, "msg")` warns at level 0 only
+// on 3.7-3.9 (every level from 3.10). A `-W error -o L` run over a fresh tree passes or
+// fails each file as `python -W error` at level L does, and fails it with that level's
+// warnings, whichever levels the runs that wrote the tree compiled, together or one by
+// one; with both levels' warnings remembered, it starts no Python. A state directory that
+// remembers warnings without their levels (written before levels were recorded) decides
+// nothing: the sources are compiled again in memory, as with no state directory.
+per_python!(remembered_warnings_are_per_level, |py: &Python| {
+    const SOURCES: &[(&str, &str)] = &[
+        ("assert.py", "x = 1\nassert (x, 'always true')\n"),
+        // 3.8+ also warn about `is` with a literal, at every level.
+        ("both.py", "x = 1\nassert (x, 'always true')\ny = x is 1\n"),
+    ];
+    let files: Vec<&str> = SOURCES.iter().map(|(rel, _)| *rel).collect();
+    let tools = Tree::new();
+    for (rel, text) in SOURCES {
+        tools.write(rel, text);
+    }
+    let (wrapper, starts) = tools.counting_python(py);
+    let failing = |level: u8| w_error_reference_at(py, &tools, &files, level);
+    let raised = |level: u8| warnings_reference_at(py, &tools, &files, level);
+    let reference = [(failing(0), raised(0)), (failing(1), raised(1))];
+    if py.minor < (3, 10) {
+        // What makes the levels differ here.
+        assert!(reference[1].0["assert.py"].is_null(), "{}", reference[1].0);
+    }
+    let strict = |tree: &Tree, state: &Path, level: u8| {
+        let lvl = level.to_string();
+        let args = ["-W", "error", "-o", &lvl, "--format", "json"];
+        let run = counted_compile(tree, state, &wrapper, &args, &["."]);
+        let (must_fail, warnings) = &reference[usize::from(level)];
+        let want: std::collections::BTreeMap<String, Vec<serde_json::Value>> = files
+            .iter()
+            .filter(|f| !must_fail[**f].is_null())
+            .map(|f| {
+                let mut w = warnings[*f].as_array().unwrap().clone();
+                w.sort_by_key(|w| w.to_string());
+                (f.to_string(), w)
+            })
+            .collect();
+        let got = failed_warnings(&run);
+        assert_eq!(got, want, "-o {level}: {}", run.stdout);
+        for (rel, error) in must_fail.as_object().unwrap().iter().filter(|(_, e)| !e.is_null()) {
+            // CPython raises the first warning (3.8+ as a SyntaxError): it is among them.
+            let among = got[rel].iter().any(|w| w[1] == error[1] && (error[0].is_null() || w[0] == error[0]));
+            assert!(among, "-o {level}: {rel}: CPython raises {error}: {}", run.stdout);
+        }
+        let summary = json_lines(&run.stdout).pop().unwrap();
+        assert_eq!(summary["failed"], want.len(), "-o {level}: {}", run.stdout);
+        assert_eq!(summary["fresh"], files.len() - want.len(), "-o {level}: {}", run.stdout);
+        run.assert_code(if want.is_empty() { 0 } else { 1 });
+    };
+    let builds: &[&[&[&str]]] =
+        &[&[&["-o", "0", "-o", "1"]], &[&["-o", "0"], &["-o", "1"]], &[&["-o", "1"], &["-o", "0"]]];
+    for build in builds {
+        let (tree, state) = (Tree::new(), Tree::new());
+        for (rel, text) in SOURCES {
+            tree.write(rel, text);
+        }
+        for args in *build {
+            counted_compile(&tree, state.root(), &wrapper, args, &["."]).assert_code(0);
+        }
+        for (k, level) in [1, 0, 1].into_iter().enumerate() {
+            let before = starts();
+            strict(&tree, state.root(), level);
+            // A plain run whose compile raised no warning remembers nothing (only -W
+            // error runs remember clean sources): after `-o 1` then `-o 0` on 3.7-3.9,
+            // level 1 is unknown until the first -W error -o 1 run learns it.
+            if k > 0 || build[0] != ["-o", "1"] {
+                assert_eq!(starts(), before, "{build:?} then -o {level}: the warnings are remembered");
+            }
+        }
+    }
+    // The memo as hashpyc wrote it before it recorded levels: each source's warnings,
+    // without the levels that raised them.
+    let (tree, state) = (Tree::new(), Tree::new());
+    for (rel, text) in SOURCES {
+        tree.write(rel, text);
+    }
+    counted_compile(&tree, state.root(), &wrapper, &["-o", "0", "-o", "1"], &["."]).assert_code(0);
+    let memo = harness::files_with_suffix(state.root(), ".json")
+        .into_iter()
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("failures-"))
+        .map(|p| state.path(p))
+        .expect("a memo file");
+    let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(&memo).unwrap()).unwrap();
+    for entry in json["warned"].as_object_mut().unwrap().values_mut() {
+        let mut warnings: Vec<serde_json::Value> = Vec::new();
+        for w in entry["levels"].as_object().unwrap().values().flat_map(|l| l.as_array().unwrap()) {
+            if !warnings.contains(w) {
+                warnings.push(w.clone());
+            }
+        }
+        *entry = serde_json::json!({ "hash": entry["hash"], "warnings": warnings });
+    }
+    std::fs::write(&memo, json.to_string()).unwrap();
+    for level in [1, 0] {
+        let before = starts();
+        strict(&tree, state.root(), level);
+        assert!(starts() > before, "-o {level}: warnings without levels are compiled again");
     }
 });
 
