@@ -185,7 +185,9 @@ pub struct CompileArgs {
     pub no_hardlink_dupes: bool,
 
     /// Print what would be compiled, rewritten, linked or skipped, and why, and a count,
-    /// without writing anything or starting Python (beyond probing the interpreter).
+    /// without writing anything or starting Python (beyond probing the interpreter); with
+    /// `-W error` also the fresh files that would fail (their warnings remembered) or be
+    /// checked for warnings (compiled in memory, nothing written).
     #[arg(short = 'n', long, help_heading = "Compilation")]
     pub dry_run: bool,
 

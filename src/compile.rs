@@ -365,7 +365,7 @@ pub fn compile(
     let plans = planned.plans;
 
     if s.dry_run {
-        dry_run(s, &plans, &planned.walked, &mut summary, &mut notes, style, verbosity);
+        dry_run(s, &plans, &planned.walked, &memos, &cwd, &mut summary, &mut notes, style, verbosity);
         notes.print(&s.targets);
         return Ok(summary);
     }
@@ -527,25 +527,14 @@ fn triage(
         for (t, action) in p.actions.iter().enumerate() {
             match action {
                 Action::Fresh if s.warnings_as_errors => {
-                    // The source is read (and hashed) only when its warnings are remembered.
-                    let abs = layout::absolute(&p.path, cwd);
-                    let memo = memos[t].as_ref().filter(|m| m.knows_warned(&abs));
-                    let source = match memo {
-                        Some(_) => source.get_or_insert_with(|| std::fs::read(&p.path).ok()).as_deref(),
-                        None => None,
-                    };
-                    let warnings = memo.zip(source).and_then(|(memo, src)| {
-                        let target = &s.targets[t];
-                        memo.warnings(&abs, &pyc::source_hash(target.hash, target.magic, src), &s.levels)
-                    });
-                    // None remembered at the run's levels (it warns at others): fresh.
-                    let Some(warnings) = warnings.filter(|w| !w.is_empty()) else {
+                    let Some(warnings) = remembered_warnings(s, memos, cwd, p, t, &mut source) else {
                         summary.fresh += 1;
                         summary.fresh_pycs += s.levels.len();
                         continue;
                     };
                     summary.failed += 1;
                     summary.failed_sources.insert(i);
+                    let source = source.as_ref().and_then(|s| s.as_deref());
                     for w in &warnings {
                         let mut text = report::format_warning(&p.path, w, source);
                         let at = text.find('\n').unwrap_or(text.len());
@@ -577,6 +566,26 @@ fn triage(
             }
         }
     }
+}
+
+/// Under `-W error`, the warnings that fail a fresh pyc of `p` for target `t`: those
+/// remembered of its source at the run's levels (None: it raised none there, or its
+/// warnings are not remembered). The source is read (into `source`, once for all targets)
+/// only when some warnings of it are remembered.
+fn remembered_warnings(
+    s: &CompileSettings,
+    memos: &[Option<Memo>],
+    cwd: &Path,
+    p: &SourcePlan,
+    t: usize,
+    source: &mut Option<Option<Vec<u8>>>,
+) -> Option<Vec<crate::pool::Warning>> {
+    let abs = layout::absolute(&p.path, cwd);
+    let memo = memos[t].as_ref().filter(|m| m.knows_warned(&abs))?;
+    let src = source.get_or_insert_with(|| std::fs::read(&p.path).ok()).as_deref()?;
+    let target = &s.targets[t];
+    let warnings = memo.warnings(&abs, &pyc::source_hash(target.hash, target.magic, src), &s.levels)?;
+    (!warnings.is_empty()).then_some(warnings)
 }
 
 /// Header rewrites and hard links: Rust only, in parallel.
@@ -1005,51 +1014,115 @@ fn rewrite_unit(
     Ok(linked)
 }
 
-/// `--dry-run`: the listing on stdout, a count on stderr; nothing written.
+/// `--dry-run`: the listing on stdout, a count on stderr; nothing written. Both tell what a
+/// real run would do: under `-W error`, a fresh pyc whose source is remembered to warn
+/// fails, and one whose warnings are not remembered is compiled in memory to learn them,
+/// which writes nothing, so it is not counted as a compile.
+#[allow(clippy::too_many_arguments)]
 fn dry_run(
     s: &CompileSettings,
     plans: &[SourcePlan],
     walked: &Walked,
+    memos: &[Option<Memo>],
+    cwd: &Path,
     summary: &mut Summary,
     notes: &mut Notes,
     style: Style,
     verbosity: Verbosity,
 ) {
-    print_dry_run(plans, &s.targets, &walked.skipped_symlinks, s.mode);
     // Counted as the summary of a real run: files and pycs to compile, headers (pycs) to
-    // rewrite, pycs already fresh, files known to fail.
-    let (mut files, mut pycs, mut rewrite, mut fails) = (0, 0, 0, 0);
+    // rewrite, pycs already fresh, files to check for warnings, files known to fail.
+    let (mut files, mut pycs, mut rewrite, mut check, mut fails) = (0, 0, 0, 0, 0);
     let levels = s.levels.len();
+    let many = s.targets.len() > 1;
+    let mut lines = Vec::new();
     for p in plans {
         if let Some(err) = &p.error {
             summary.errors += 1;
             notes.add(&p.path, 0, None, format!("{}: `{}`: {err}", style.error(), p.path.display()), None);
             continue;
         }
-        let (mut compiles, mut failing) = (false, false);
-        for a in p.actions.iter() {
-            match a {
-                Action::Fresh => {
-                    summary.fresh += 1;
-                    summary.fresh_pycs += levels;
+        let (mut compiles, mut checks, mut failing) = (false, false, false);
+        let mut source = None;
+        for (t, a) in p.actions.iter().enumerate() {
+            let path = p.path.display();
+            let label = if many { format!("  [{}]", s.targets[t].version_string()) } else { String::new() };
+            let remembered = match a {
+                Action::Fresh if s.warnings_as_errors => {
+                    remembered_warnings(s, memos, cwd, p, t, &mut source)
                 }
+                _ => None,
+            };
+            let line = match a {
+                Action::Fresh => match remembered {
+                    Some(warnings) => {
+                        failing = true;
+                        let w = &warnings[0];
+                        let more = match warnings.len() - 1 {
+                            0 => String::new(),
+                            n => format!(", and {n} more"),
+                        };
+                        let why = format!("{} at line {}: {}{more}", w.category, w.line, w.message);
+                        format!("fails    {path}{label}  ({why}; remembered, an error under -W error)")
+                    }
+                    None => {
+                        summary.fresh += 1;
+                        summary.fresh_pycs += levels;
+                        format!("fresh    {path}{label}")
+                    }
+                },
                 Action::Rewrite { headers, links } => {
                     rewrite += headers.len();
                     summary.fresh_pycs += levels - touched_levels(headers, links);
+                    if headers.is_empty() {
+                        format!("link     {path}{label}  (identical levels, --hardlink-dupes)")
+                    } else {
+                        let other = if s.mode == HashMode::Checked { "unchecked" } else { "checked" };
+                        format!("rewrite  {path}{label}  ({other} → {} header)", mode_name(s.mode))
+                    }
                 }
-                Action::Compile { write, .. } => {
+                // Compiled in memory for its warnings: a real run writes nothing for it, and
+                // counts its pycs fresh, or the file failed, once it knows.
+                Action::Compile { reason: reason @ Reason::UnknownWarnings, .. } => {
+                    checks = true;
+                    format!("check    {path}{label}  ({reason})")
+                }
+                Action::Compile { reason, write, .. } => {
                     compiles = true;
                     pycs += write.len();
                     summary.fresh_pycs += levels - write.len();
+                    format!("compile  {path}{label}  ({reason})")
                 }
-                Action::KnownFailure(_) => failing = true,
-            }
+                Action::KnownFailure(f) => {
+                    failing = true;
+                    format!("fails    {path}{label}  ({}: {}, remembered)", f.kind, f.message)
+                }
+            };
+            lines.push((p.path.clone(), line));
         }
         files += usize::from(compiles);
+        check += usize::from(checks);
         fails += usize::from(failing);
     }
+    for skipped in &walked.skipped_symlinks {
+        lines.push((
+            skipped.clone().into_boxed_path(),
+            format!("skip     {}  (symlink outside --limit-symlinks)", skipped.display()),
+        ));
+    }
+    lines.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out = std::io::stdout().lock();
+    for (_, l) in lines {
+        if writeln!(out, "{l}").is_err() {
+            break;
+        }
+    }
+    drop(out);
     if verbosity.quiet == 0 {
         let mut parts = vec![format!("{} already fresh", summary.fresh_pycs)];
+        if check > 0 {
+            parts.push(report::plural(check, "file to check for warnings", "files to check for warnings"));
+        }
         if fails > 0 {
             parts.push(format!("{fails} known to fail"));
         }
@@ -1064,49 +1137,6 @@ fn dry_run(
             crate::target::targets_label(&s.targets),
             parts.join(", ")
         ));
-    }
-}
-
-fn print_dry_run(plans: &[SourcePlan], targets: &[Arc<Target>], skipped: &[PathBuf], mode: HashMode) {
-    let many = targets.len() > 1;
-    let mut out = std::io::stdout().lock();
-    let mut lines = Vec::new();
-    for p in plans {
-        if p.error.is_some() {
-            continue;
-        }
-        for (t, action) in p.actions.iter().enumerate() {
-            let label = if many { format!("  [{}]", targets[t].version_string()) } else { String::new() };
-            let line = match action {
-                Action::Fresh => format!("fresh    {}{label}", p.path.display()),
-                Action::Rewrite { headers, .. } if headers.is_empty() => {
-                    format!("link     {}{label}  (identical levels, --hardlink-dupes)", p.path.display())
-                }
-                Action::Rewrite { .. } => {
-                    let other = if mode == HashMode::Checked { "unchecked" } else { "checked" };
-                    format!("rewrite  {}{label}  ({other} → {} header)", p.path.display(), mode_name(mode))
-                }
-                Action::Compile { reason, .. } => {
-                    format!("compile  {}{label}  ({reason})", p.path.display())
-                }
-                Action::KnownFailure(f) => {
-                    format!("fails    {}{label}  ({}: {}, remembered)", p.path.display(), f.kind, f.message)
-                }
-            };
-            lines.push((p.path.clone(), line));
-        }
-    }
-    for s in skipped {
-        lines.push((
-            s.clone().into_boxed_path(),
-            format!("skip     {}  (symlink outside --limit-symlinks)", s.display()),
-        ));
-    }
-    lines.sort_by(|a, b| a.0.cmp(&b.0));
-    for (_, l) in lines {
-        if writeln!(out, "{l}").is_err() {
-            return;
-        }
     }
 }
 

@@ -770,6 +770,99 @@ per_python!(remembered_warnings_are_per_level, |py: &Python| {
     }
 });
 
+// `compile -n -W error` says what the `-W error` run would do: a fresh source whose
+// warnings are not remembered is compiled in memory only, so it is to be checked for
+// warnings, not compiled; one remembered to warn is known to fail. Checked against the real
+// run that follows (its -v listing, its summary and whether it starts Python), with the
+// state directory lost, as a run without -W error left it, and as a -W error run left it.
+per_python!(dry_run_under_warnings_as_errors, |py: &Python| {
+    use std::collections::BTreeSet;
+    let tree = Tree::new();
+    for (rel, text) in GATE_SOURCES {
+        tree.write(rel, text);
+    }
+    let files: Vec<&str> = GATE_SOURCES.iter().map(|(rel, _)| *rel).collect();
+    let reference = w_error_reference(py, &tree, &files);
+    let failing: BTreeSet<String> =
+        files.iter().filter(|f| !reference[**f].is_null()).map(|f| format!("./{f}")).collect();
+    assert!(failing.contains("./warn_assert.py"), "{reference}");
+    let tools = Tree::new();
+    let (wrapper, starts) = tools.counting_python(py);
+    let (plain, lost) = (Tree::new(), Tree::new());
+    counted_compile(&tree, plain.root(), &wrapper, &["-q"], &["."]).assert_code(0);
+    // A source with no pyc: the only file a real run writes.
+    tree.write("new.py", "z = 1\n");
+    let all: BTreeSet<String> = files.iter().chain(&["new.py"]).map(|f| format!("./{f}")).collect();
+    let n_files = |n: usize| format!("{n} file{}", if n == 1 { "" } else { "s" });
+    for (state, what) in [(&lost, "lost"), (&plain, "plain"), (&lost, "learned")] {
+        let dry = counted_compile(&tree, state.root(), &wrapper, &["-n", "-W", "error"], &["."]);
+        dry.assert_code(0);
+        let mut listed: std::collections::BTreeMap<&str, BTreeSet<String>> = Default::default();
+        for line in dry.stdout.lines() {
+            let (verb, rest) = line.split_once(' ').unwrap();
+            let path = rest.trim_start().split("  (").next().unwrap();
+            listed.entry(verb).or_default().insert(path.to_string());
+        }
+        let of = |verb: &str| listed.get(verb).cloned().unwrap_or_default();
+        let (compile, check, fails, fresh) = (of("compile"), of("check"), of("fails"), of("fresh"));
+        let before = starts();
+        let real = counted_compile(&tree, state.root(), &wrapper, &["-v", "-W", "error"], &["."]);
+        let started = starts() > before;
+        let noted = |prefix: &str| -> BTreeSet<String> {
+            let lines = real.stderr.lines().filter_map(|l| l.strip_prefix(prefix));
+            lines.map(|l| l.split('`').next().unwrap().to_string()).collect()
+        };
+        let (compiled, learned) = (noted("compiled `"), noted("no warnings in `"));
+        let failed: BTreeSet<String> = all
+            .iter()
+            .filter(|p| real.stderr.lines().any(|l| l.starts_with(&format!("{p}:"))))
+            .cloned()
+            .collect();
+        let context = format!("{what}:\n{}{}\n{}", dry.stdout, dry.stderr, real.stderr);
+        assert_eq!(failed, failing, "{context}");
+        // Listed as the real run goes: written, learned or failed in memory, failed from
+        // memory, left alone.
+        assert_eq!(compile, compiled, "{context}");
+        let checked: BTreeSet<String> =
+            learned.union(&failed.difference(&fails).cloned().collect()).cloned().collect();
+        assert_eq!(check, checked, "{context}");
+        assert!(fails.is_subset(&failed), "{context}");
+        let untouched: BTreeSet<String> = all
+            .iter()
+            .filter(|p| !compiled.contains(*p) && !learned.contains(*p) && !failed.contains(*p))
+            .cloned()
+            .collect();
+        assert_eq!(fresh, untouched, "{context}");
+        assert_eq!(started, !compile.is_empty() || !check.is_empty(), "{context}");
+        // And counted so.
+        let mut parts = vec![format!("{} already fresh", fresh.len())];
+        if !check.is_empty() {
+            parts.push(format!("{} to check for warnings", n_files(check.len())));
+        }
+        if !fails.is_empty() {
+            parts.push(format!("{} known to fail", fails.len()));
+        }
+        let would = format!(
+            "Would compile {}, rewrite 0 headers for CPython {} ({}); nothing was written",
+            n_files(compile.len()),
+            py.version,
+            parts.join(", ")
+        );
+        assert!(dry.stderr.contains(&would), "{would}\n{context}");
+        let did = format!(
+            "Compiled {} for CPython {} ({} already fresh, {} failed)",
+            n_files(compiled.len()),
+            py.version,
+            fresh.len() + learned.len(),
+            failed.len()
+        );
+        assert!(real.stderr.contains(&did), "{did}\n{context}");
+        if what == "learned" {
+            assert!(check.is_empty() && fails == failing, "all remembered: {context}");
+        }
+    }
+});
+
 // A source CPython cannot decode (a UTF-8 BOM before a latin-1 cookie, an unknown
 // encoding) fails with a SyntaxError whose lineno is 0 before 3.14 (and offset 0 or -1):
 // JSON says null for a line or column there is not, else what CPython says.
