@@ -395,6 +395,9 @@ pub fn compile(
         }
         None => None,
     };
+    if let Some(cache) = &cache {
+        store_remembered_failures(s, &plans, cache);
+    }
     let (results, fatal) = compile_stage(s, &plans, &opts.paths, &specs, cache.as_ref(), reporter);
     spans.mark("compile");
     spans.note(|| crate::pool::STATS.summary());
@@ -550,7 +553,7 @@ fn triage(
                 Action::Compile { reason: Reason::UnknownWarnings, .. } => {}
                 // The levels a compile does not write are fresh and left alone.
                 Action::Compile { write, .. } => summary.fresh_pycs += s.levels.len() - write.len(),
-                Action::KnownFailure(f) => {
+                Action::KnownFailure { failure: f, .. } => {
                     summary.failed += 1;
                     summary.failed_sources.insert(i);
                     let source = source.get_or_insert_with(|| std::fs::read(&p.path).ok());
@@ -586,6 +589,31 @@ fn remembered_warnings(
     let target = &s.targets[t];
     let warnings = memo.warnings(&abs, &pyc::source_hash(target.hash, target.magic, src), &s.levels)?;
     (!warnings.is_empty()).then_some(warnings)
+}
+
+/// Failures reported from the state directory's memory reach the bytecode cache too (where
+/// it lacks them), still without starting Python: a cache added after the compile that
+/// failed, or emptied since, would else never learn them, and every machine sharing it
+/// would compile those files again. A source changed since it was planned is left out.
+fn store_remembered_failures(s: &CompileSettings, plans: &[SourcePlan], cache: &crate::cache::Cache) {
+    for p in plans.iter().filter(|p| p.error.is_none()) {
+        let mut source = None;
+        for (t, action) in p.actions.iter().enumerate() {
+            let Action::KnownFailure { failure, prefix, hash } = action else { continue };
+            let read = || {
+                let mut buf = Vec::new();
+                crate::io::read_source_into(&p.path, &mut buf).ok().map(|()| buf)
+            };
+            let Some(bytes) = source.get_or_insert_with(read) else { break };
+            let target = &s.targets[t];
+            if pyc::source_hash(target.hash, target.magic, bytes) != *hash {
+                continue;
+            }
+            let filename = crate::marshal::filename_bytes(p.embedded().as_os_str().as_encoded_bytes());
+            let levels = &s.levels[..usize::from(*prefix)];
+            cache.store_remembered_failure(t, levels, bytes, &filename, failure.as_ref().clone());
+        }
+    }
 }
 
 /// Header rewrites and hard links: Rust only, in parallel.
@@ -1093,7 +1121,7 @@ fn dry_run(
                     summary.fresh_pycs += levels - write.len();
                     format!("compile  {path}{label}  ({reason})")
                 }
-                Action::KnownFailure(f) => {
+                Action::KnownFailure { failure: f, .. } => {
                     failing = true;
                     format!("fails    {path}{label}  ({}: {}, remembered)", f.kind, f.message)
                 }

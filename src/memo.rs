@@ -1,7 +1,9 @@
 //! Remembered compile failures, so that a run over an unchanged tree starts no Python even
 //! when some sources do not compile (Python 2 test data in site-packages, say): the
-//! failure is reported again, from the cache, as long as the source bytes, the
-//! optimization levels and the interpreter (its probe identity) are the same.
+//! failure is reported again, from this memory, as long as the source bytes, the
+//! optimization levels and the interpreter (its probe identity) are the same. A writable
+//! bytecode cache that lacks such a failure is given it (`compile`), so that machines
+//! sharing the cache do not compile the file either.
 //!
 //! It also remembers the warnings of sources that compiled with warnings, per optimization
 //! level (they can differ: `assert (x, "msg")` warns at level 0 only before 3.10), so that

@@ -126,8 +126,13 @@ pub enum Action {
         write: Vec<u8>,
     },
     /// The same source bytes failed to compile with this interpreter before: report
-    /// that again without starting Python.
-    KnownFailure(Box<CompileFailure>),
+    /// that again without starting Python. `prefix` and `hash`: the levels of the compile
+    /// that failed and the source's hash then (to store the failure in the bytecode cache).
+    KnownFailure {
+        failure: Box<CompileFailure>,
+        prefix: u8,
+        hash: SourceHash,
+    },
 }
 
 impl Action {
@@ -276,7 +281,7 @@ pub fn plan_one(source: Source, opts: &PlanOptions<'_>) -> SourcePlan {
                     && let Ok(h) = hash()
                     && let Some(failure) = memo.lookup(&abs, &h, &opts.paths.levels[..usize::from(*prefix)])
                 {
-                    action = Action::KnownFailure(Box::new(failure));
+                    action = Action::KnownFailure { failure: Box::new(failure), prefix: *prefix, hash: h };
                 }
             }
             actions.push(action);

@@ -514,7 +514,7 @@ impl Inner {
         if self.settings.read_only {
             return;
         }
-        let StoreJob { t, keys, filename, result } = job;
+        let StoreJob { t, keys, filename, result, replace } = job;
         match result {
             Ok((bodies, warnings)) => {
                 for (i, (key, body)) in keys.iter().zip(bodies).enumerate() {
@@ -540,7 +540,7 @@ impl Inner {
                 // Under the key of all the levels (which one failed is not known), where
                 // `lookup` looks first.
                 if let Some(key) = keys.last() {
-                    self.put(key, &Payload::Failure { filename, failure }, false, keys.len() as u64);
+                    self.put(key, &Payload::Failure { filename, failure }, !replace, keys.len() as u64);
                 }
             }
         }
@@ -654,6 +654,9 @@ struct StoreJob {
     keys: Vec<Key>,
     filename: Vec<u8>,
     result: Result<(Vec<Vec<u8>>, Vec<Warning>), CompileFailure>,
+    /// Replace what the tiers hold (a compile's result); else store only where no usable
+    /// entry is (a failure remembered by the state directory, not compiled again).
+    replace: bool,
 }
 
 /// The cache of one run: the tiers, and a thread that stores what the workers compile
@@ -730,11 +733,38 @@ impl Cache {
         filename: &[u8],
         result: Result<(Vec<Vec<u8>>, Vec<Warning>), CompileFailure>,
     ) {
+        self.send(t, levels, source, filename, result, true);
+    }
+
+    /// Store a failure the state directory remembered (reported without compiling the
+    /// source again) in each tier that holds no usable entry for it — a cache added or
+    /// emptied since the compile that failed — so that other machines sharing the cache
+    /// do not compile the file again either.
+    pub fn store_remembered_failure(
+        &self,
+        t: usize,
+        levels: &[u8],
+        source: &[u8],
+        filename: &[u8],
+        failure: CompileFailure,
+    ) {
+        self.send(t, levels, source, filename, Err(failure), false);
+    }
+
+    fn send(
+        &self,
+        t: usize,
+        levels: &[u8],
+        source: &[u8],
+        filename: &[u8],
+        result: Result<(Vec<Vec<u8>>, Vec<Warning>), CompileFailure>,
+        replace: bool,
+    ) {
         if self.inner.settings.read_only {
             return;
         }
-        let job =
-            StoreJob { t, keys: self.inner.keys(t, levels, source), filename: filename.to_vec(), result };
+        let keys = self.inner.keys(t, levels, source);
+        let job = StoreJob { t, keys, filename: filename.to_vec(), result, replace };
         let guard = self.stores.lock().expect("cache lock");
         match guard.as_ref() {
             Some((tx, _)) => {

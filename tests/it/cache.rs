@@ -167,6 +167,70 @@ per_python!(cached_failures_start_no_python, min = (3, 8), |py: &Python| {
     }
 });
 
+// A failure remembered by the state directory (a run over an unchanged tree reports it
+// without starting Python) is stored in a cache that lacks it: one added after the build
+// that failed. Another machine sharing the cache then starts no Python for the file either,
+// and reports it as a real compile at its own path does; a run whose cache already holds
+// the failure stores nothing. With one optimization level and with several.
+#[test]
+fn remembered_failures_reach_the_cache() {
+    let Some(py) = harness::python_or_skip((3, 12), "cache::remembered_failures_reach_the_cache") else {
+        return;
+    };
+    for levels in [&[][..], &["-o", "0", "-o", "2"]] {
+        let work = Tree::new();
+        let (python, starts) = work.counting_python(py);
+        let cache = work.path("cache");
+        for dir in ["a", "elsewhere/b"] {
+            work.write(format!("{dir}/bad.py"), "def f(:\n    pass\n");
+        }
+        let run = |state: &str, dir: &str, extra: &[&str]| {
+            work.hashpyc()
+                .env("HASHPYC_STATE_DIR", work.path(state))
+                .arg("compile")
+                .arg("--python")
+                .arg(&python)
+                .args(levels)
+                .args(extra)
+                .arg(dir)
+                .run()
+        };
+        let with_cache = ["-v", "--cache", cache.to_str().unwrap()];
+        // Machine A fails without a cache, then builds with one: the failure is reported
+        // from memory, and stored for every level of the request.
+        run("state-a", "a", &[]).assert_code(1);
+        let before = starts();
+        let remembered = run("state-a", "a", &with_cache);
+        remembered.assert_code(1);
+        assert_eq!(starts(), before, "{levels:?}: Python started:\n{}", remembered.stderr);
+        assert!(remembered.stderr.contains("a/bad.py:1:"), "{}", remembered.stderr);
+        let stored = if levels.is_empty() { 1 } else { 2 };
+        assert_eq!(local_counts(&remembered.stderr), (0, 0, stored), "{levels:?}: {}", remembered.stderr);
+        assert_eq!(entry_files(&cache).len(), 1, "{levels:?}: {}", remembered.stderr);
+        // Once there, it is not stored again.
+        let again = run("state-a", "a", &with_cache);
+        again.assert_code(1);
+        assert_eq!(local_counts(&again.stderr), (0, 0, 0), "{levels:?}: {}", again.stderr);
+        // Machine B: its own state directory (its one start is the interpreter's probe).
+        let before = starts();
+        let b = run("state-b", "elsewhere/b", &with_cache);
+        b.assert_code(1);
+        assert_eq!(starts(), before + 1, "{levels:?}: B compiled the file:\n{}", b.stderr);
+        assert_eq!(local_counts(&b.stderr).0, stored, "{levels:?}: {}", b.stderr);
+        let real = run("state-c", "elsewhere/b", &[]);
+        real.assert_code(1);
+        let messages = |stderr: &str| {
+            stderr
+                .lines()
+                .filter(|l| l.contains("bad.py") || l.starts_with(' '))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert_eq!(messages(&b.stderr), messages(&real.stderr), "{levels:?}");
+        assert!(messages(&b.stderr).contains("elsewhere/b/bad.py:1:"), "{}", b.stderr);
+    }
+}
+
 // Checked and unchecked pycs share entries; optimization levels and interpreters do not.
 per_python!(entries_shared_by_modes_not_by_levels, min = (3, 9), |py: &Python| {
     let work = Tree::new();

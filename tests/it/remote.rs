@@ -325,6 +325,71 @@ fn two_machines_share_through_seaweedfs() {
     two_machines(py, &format!("s3://{}/pycache", s3.bucket), &s3_env(&s3, None));
 }
 
+/// A failure remembered by machine A's state directory (reported without starting Python)
+/// reaches a remote added after the build that failed: B, sharing only the server, starts
+/// no compiling worker and reports the failure as a real compile at its path does; A's next
+/// run finds it there and sends nothing. `objects`: the entries the server holds.
+fn remembered_failure_reaches(py: &Python, url: &str, env: &[(&str, String)], objects: &dyn Fn() -> usize) {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let new_machine = |name: &str| {
+        let home = Tree::new();
+        let tree = home.path(format!("work/{name}/src"));
+        std::fs::create_dir_all(&tree).unwrap();
+        std::fs::write(tree.join("broken.py"), "def broken(:\n    pass\n").unwrap();
+        Machine { home, tree }
+    };
+    let a = new_machine("machine-a");
+    let b = new_machine("elsewhere/machine-b");
+    let status = Some(1);
+    let (python, starts) = a.home.counting_python(py);
+    assert_eq!(a.compile(&python, &[], &env).code, status);
+    let before = starts();
+    let run = a.compile(&python, &["-v", "--cache-url", url], &env);
+    assert_eq!(run.code, status, "{}", run.stderr);
+    assert_no_warning("A", &run.stderr);
+    assert_eq!(starts(), before, "A started Python:\n{}", run.stderr);
+    assert_eq!(objects(), 1, "the remembered failure was not uploaded:\n{}", run.stderr);
+    let again = a.compile(&python, &["-v", "--cache-url", url], &env);
+    assert_eq!(again.code, status, "{}", again.stderr);
+    assert!(
+        again.stderr.contains(", 0 stores,") && again.stderr.contains("1 already there"),
+        "{}",
+        again.stderr
+    );
+    let (python, starts) = b.home.counting_python(py);
+    let run = b.compile(&python, &["-v", "--cache-url", url], &env);
+    assert_eq!(run.code, status, "{}", run.stderr);
+    assert_no_warning("B", &run.stderr);
+    assert_eq!(starts(), 1, "only the interpreter probe ran on B:\n{}", run.stderr);
+    assert!(run.stderr.contains(": 1 hits,"), "{}", run.stderr);
+    let real =
+        b.compile(&py.path, &[], &[("HASHPYC_STATE_DIR", b.home.path("state-real").to_str().unwrap())]);
+    let messages = |stderr: &str| {
+        stderr
+            .lines()
+            .filter(|l| l.contains("broken.py") || l.starts_with(' '))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(messages(&run.stderr), messages(&real.stderr));
+    assert!(messages(&run.stderr).contains("machine-b/src/broken.py:1:"), "{}", run.stderr);
+}
+
+#[test]
+fn remembered_failures_reach_the_remote() {
+    let Some(py) = harness::python_or_skip((3, 12), "remote::remembered_failures_reach_the_remote") else {
+        return;
+    };
+    let Some(nginx) = Nginx::start() else { return };
+    let stored = || harness::files_with_suffix(&nginx.data_dir().join("cache"), "").len();
+    remembered_failure_reaches(py, &format!("{}/cache", nginx.url()), &[], &stored);
+    let Some(s3) = S3::rclone() else { return };
+    let bucket = s3.files_dir().expect("rclone").join(&s3.bucket);
+    let stored = || harness::files_with_suffix(&bucket, "").len();
+    let url = format!("s3://{}/failures", s3.bucket);
+    remembered_failure_reaches(py, &url, &s3_env(&s3, None), &stored);
+}
+
 #[test]
 fn read_only_never_uploads() {
     let Some(py) = harness::python_or_skip((3, 12), "remote::read_only_never_uploads") else { return };
