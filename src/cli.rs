@@ -284,7 +284,7 @@ pub struct CacheArgs {
 
     /// A shared cache on a server, as a second tier after DIR (or alone):
     /// `s3://BUCKET/PREFIX` (credentials, region and endpoint from the standard `AWS_*`
-    /// variables) or `http(s)://[USER:PASSWORD@]HOST/PREFIX` (GET/PUT/HEAD, e.g. nginx
+    /// variables) or `http(s)://[USER:PASSWORD@]HOST/PREFIX` (GET and PUT, e.g. nginx
     /// WebDAV; a bearer token from `HASHPYC_CACHE_TOKEN`). Network trouble never fails a
     /// build: the remote tier is switched off for the run, with one warning.
     #[arg(long, value_name = "URL", env = "HASHPYC_CACHE_URL", help_heading = "Bytecode cache")]

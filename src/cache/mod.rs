@@ -149,6 +149,9 @@ pub(crate) struct Remote {
     unasked: AtomicU64,
     /// Lookups that found nothing (whatever the levels), for [`COLD_REMOTE`].
     missed_lookups: AtomicU64,
+    /// Keys whose entries lookups found damaged: their uploads replace them without
+    /// reading them again.
+    found_damaged: Mutex<std::collections::HashSet<Key>>,
 }
 
 /// When this many remote lookups have all missed (not one hit), the remote holds nothing
@@ -173,6 +176,14 @@ impl Remote {
         };
         if !self.off.swap(true, Ordering::Relaxed) {
             self.problem.lock().expect("cache lock").get_or_insert_with(|| e.to_string());
+        }
+    }
+
+    /// Count a damaged entry; too many switch the tier off.
+    fn damaged(&self, d: &entry::Damage) {
+        let n = self.counts.damaged.fetch_add(1, Ordering::Relaxed) + 1;
+        if n >= MAX_REMOTE_DAMAGED {
+            self.fail(&TierError::Failed(format!("{n} damaged entries (the last: {d})")));
         }
     }
 
@@ -251,6 +262,7 @@ impl Inner {
                 lookups_off: AtomicBool::new(false),
                 unasked: AtomicU64::new(0),
                 missed_lookups: AtomicU64::new(0),
+                found_damaged: Mutex::default(),
             })),
             None => None,
         };
@@ -357,10 +369,8 @@ impl Inner {
                 Some((p, Served::Remote))
             }
             Err(d) => {
-                let n = r.counts.damaged.fetch_add(1, Ordering::Relaxed) + 1;
-                if n >= MAX_REMOTE_DAMAGED {
-                    r.fail(&TierError::Failed(format!("{n} damaged entries (the last: {d})")));
-                }
+                r.damaged(&d);
+                r.found_damaged.lock().expect("cache lock").insert(*key);
                 None
             }
         }
@@ -406,9 +416,9 @@ impl Inner {
 
     /// Store an entry in every tier, replacing what is there (atomically: a local entry is
     /// renamed into place, an S3 or WebDAV PUT replaces the object whole); `unless_present`:
-    /// skip tiers that already hold one — a usable one locally (a damaged entry is
-    /// replaced), any object for remote tiers (a HEAD before the PUT). `weight`: the pycs
-    /// it stands for, counted as stores.
+    /// skip tiers that already hold a usable one (read and checked first: a GET before the
+    /// PUT for remote tiers), so that a damaged one is replaced in every tier alike.
+    /// `weight`: the pycs it stands for, counted as stores.
     fn put(&self, key: &Key, payload: &Payload, unless_present: bool, weight: u64) {
         if self.settings.read_only {
             return;

@@ -26,8 +26,9 @@ pub trait Tier: Send + Sync {
     fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, TierError>;
     /// Store `data` for `key`; returns the bytes it takes (as far as the tier knows).
     fn put(&self, key: &Key, data: &[u8]) -> Result<u64, TierError>;
-    /// Whether an entry exists for `key` (a HEAD request, for remote tiers).
-    fn contains(&self, key: &Key) -> Result<bool, TierError>;
+    /// [`Tier::get`] the way uploads are sent (for remote tiers: their connections and
+    /// longer timeout): what an upload that must not replace a usable entry reads first.
+    fn get_before_put(&self, key: &Key) -> Result<Option<Vec<u8>>, TierError>;
     /// Where it is, for messages (credentials removed).
     fn describe(&self) -> String;
 }

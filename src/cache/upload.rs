@@ -31,7 +31,7 @@ pub struct Uploader {
     tx: Mutex<Option<Sender<Job>>>,
     /// Queued or running.
     pending: Arc<AtomicUsize>,
-    /// Not sent: already on the server (HEAD), already queued in this run, or dropped
+    /// Not sent: already on the server (a usable entry), already queued in this run, or dropped
     /// because the queue was full.
     skipped: Arc<AtomicU64>,
     /// Keys queued in this run, with the kind of payload (a body, a failure, the marker).
@@ -107,13 +107,24 @@ impl Uploader {
 }
 
 fn upload(remote: &Remote, job: &Job, skipped: &AtomicU64) {
-    if job.unless_present {
-        match remote.tier.contains(&job.key) {
-            Ok(true) => {
-                skipped.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-            Ok(false) => {}
+    let found_damaged = || remote.found_damaged.lock().expect("cache lock").contains(&job.key);
+    if job.unless_present && !found_damaged() {
+        // What is there is read and checked, as the local tier does: a damaged entry (a
+        // path-dependent marker, say) is replaced, not taken for one already there.
+        match remote.tier.get_before_put(&job.key) {
+            Ok(Some(data)) => match entry::decode(&job.key, &data) {
+                Ok(_) => {
+                    skipped.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                Err(d) => {
+                    remote.damaged(&d);
+                    if !remote.usable() {
+                        return;
+                    }
+                }
+            },
+            Ok(None) => {}
             Err(e) => return remote.fail(&e),
         }
     }

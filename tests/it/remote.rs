@@ -390,6 +390,101 @@ fn remembered_failures_reach_the_remote() {
     remembered_failure_reaches(py, &url, &s3_env(&s3, None), &stored);
 }
 
+/// The entries under `dir` (a server's files), by kind: byte 10 of the envelope (1 a
+/// body, 2 a failure, 3 the marker of a path-dependent file).
+fn entries_of_kind(dir: &Path, kind: u8) -> Vec<(PathBuf, Vec<u8>)> {
+    harness::files_with_suffix(dir, "")
+        .into_iter()
+        .map(|p| (dir.join(&p), std::fs::read(dir.join(&p)).unwrap()))
+        .filter(|(_, data)| data.get(10) == Some(&kind))
+        .collect()
+}
+
+/// A damaged path-dependent marker on the server heals as a damaged entry does: the build
+/// that reads it counts it damaged, compiles, and replaces it (the marker is stored only
+/// where no usable entry is, so it never replaces a body others can relocate; what is
+/// there is read and checked first, not merely found). A read-only build leaves it as is.
+/// `dir`: where the server keeps the objects of `url`.
+fn damaged_marker_heals(py: &Python, url: &str, dir: &Path, env: &[(&str, String)]) {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let t = Tree::new();
+    // Its path is also a constant: relocating it is refused, so it is stored by path and
+    // its content key holds the marker.
+    for dir in ["a", "b", "c", "d"] {
+        t.write(format!("{dir}/src/where.py"), "WHERE = 'src/where.py'\n");
+    }
+    // At another path the same source relocates: its body goes under the content key.
+    t.write("e/lib/where.py", "WHERE = 'src/where.py'\n");
+    let build = |dir: &str, extra: &[&str]| {
+        let mut cmd = harness::Hashpyc::new(&t.path(dir))
+            .env_remove("HASHPYC_CACHE")
+            .env_remove("AWS_PROFILE")
+            .env("HASHPYC_STATE_DIR", t.path(format!("state-{dir}")))
+            .args(["compile", "-v", "--cache-url", url])
+            .args(extra)
+            .python(py)
+            .arg(if dir == "e" { "lib" } else { "src" });
+        for (k, v) in &env {
+            cmd = cmd.env(k, v);
+        }
+        cmd.run()
+    };
+    build("a", &[]).assert_code(0);
+    let markers = entries_of_kind(dir, 3);
+    assert_eq!(markers.len(), 1, "one marker on the server");
+    let (marker, good) = &markers[0];
+    // A flipped bit in its checksum (the same length: a server may keep sizes a while).
+    let mut damaged = good.clone();
+    *damaged.last_mut().unwrap() ^= 1;
+    std::fs::write(marker, &damaged).unwrap();
+    // Read-only: the damage is counted and stays.
+    let ro = build("b", &["--cache-read-only"]);
+    ro.assert_code(0);
+    assert!(ro.stderr.contains(" 1 damaged,"), "{}", ro.stderr);
+    assert!(std::fs::read(marker).unwrap() == damaged, "a read-only build wrote");
+    // Writable: counted, and replaced.
+    let healing = build("c", &[]);
+    healing.assert_code(0);
+    assert!(healing.stderr.contains(" 1 damaged,"), "{}", healing.stderr);
+    assert!(
+        std::fs::read(marker).unwrap() == *good,
+        "the damaged marker is still there:\n{}",
+        healing.stderr
+    );
+    // From then on, a build at that path is served from the server.
+    let healed = build("d", &[]);
+    healed.assert_code(0);
+    assert!(
+        healed.stderr.contains(": 1 hits,") && healed.stderr.contains(" 0 damaged,"),
+        "{}",
+        healed.stderr
+    );
+    // A build that looks nothing up (--force) checks what is there before the marker too.
+    std::fs::write(marker, &damaged).unwrap();
+    let forced = build("a", &["--force"]);
+    forced.assert_code(0);
+    assert!(forced.stderr.contains(" 1 damaged,"), "{}", forced.stderr);
+    assert!(std::fs::read(marker).unwrap() == *good, "--force left the damaged marker:\n{}", forced.stderr);
+    // A body others can relocate replaces the marker, and never the reverse.
+    build("e", &[]).assert_code(0);
+    assert_eq!(std::fs::read(marker).unwrap()[10], 1, "the relocatable body is under the content key");
+    let forced = build("a", &["--force"]);
+    forced.assert_code(0);
+    assert_eq!(std::fs::read(marker).unwrap()[10], 1, "the marker replaced a body:\n{}", forced.stderr);
+}
+
+#[test]
+fn damaged_path_dependent_markers_heal() {
+    let Some(py) = harness::python_or_skip((3, 12), "remote::damaged_path_dependent_markers_heal") else {
+        return;
+    };
+    let Some(nginx) = Nginx::start() else { return };
+    damaged_marker_heals(py, &format!("{}/cache", nginx.url()), &nginx.data_dir().join("cache"), &[]);
+    let Some(s3) = S3::rclone() else { return };
+    let objects = s3.files_dir().expect("rclone").join(&s3.bucket).join("markers");
+    damaged_marker_heals(py, &format!("s3://{}/markers", s3.bucket), &objects, &s3_env(&s3, None));
+}
+
 #[test]
 fn read_only_never_uploads() {
     let Some(py) = harness::python_or_skip((3, 12), "remote::read_only_never_uploads") else { return };
@@ -573,7 +668,7 @@ fn stalled_lookups_do_not_idle_the_compile_slots() {
 }
 
 /// `--force` with a writable remote uploads every entry it compiled, replacing what the
-/// server holds (one PUT each, no HEAD first): damaged objects there, which a normal build
+/// server holds (one PUT each, nothing read first: the tree has no path-dependent file): damaged objects there, which a normal build
 /// replaces only when it reads them, are the fresh entries again. With `--cache-read-only`
 /// it uploads nothing.
 #[test]
@@ -612,7 +707,7 @@ fn force_replaces_remote_entries() {
     assert_eq!(run.code, status, "{}", run.stderr);
     assert!(reference == pycs(&m.tree), "--force wrote other pycs");
     let log = nginx.access_log()[log_len..].to_string();
-    assert!(!log.contains("\"HEAD "), "{log}");
+    assert!(!log.contains("\"HEAD ") && !log.contains("\"GET "), "{log}");
     let puts = log.lines().filter(|l| l.contains("\"PUT ")).count();
     let now = objects();
     assert_eq!(puts, now.len(), "one PUT per entry:\n{log}\n{}", run.stderr);
@@ -630,7 +725,7 @@ fn force_replaces_remote_entries() {
     let run = m.compile(&py.path, &["--force", "--cache-read-only", "--cache-url", &url], &[]);
     assert_eq!(run.code, status, "{}", run.stderr);
     let log = nginx.access_log()[log_len..].to_string();
-    assert!(!log.contains("\"PUT ") && !log.contains("\"HEAD "), "{log}");
+    assert!(!log.contains("\"PUT ") && !log.contains("\"HEAD ") && !log.contains("\"GET "), "{log}");
 }
 
 // Identical sources give identical keys: each entry is sent once per run, however many

@@ -1,5 +1,5 @@
 //! A plain HTTP cache: one object per entry at `<URL>/v1/<2 hex>/<62 hex>`, read with GET,
-//! written with PUT, tested with HEAD — nginx's WebDAV module (`create_full_put_path on`),
+//! written with PUT — nginx's WebDAV module (`create_full_put_path on`),
 //! bazel-remote, or any server that takes PUT. Basic auth from the URL's user info, or a
 //! bearer token (`HASHPYC_CACHE_TOKEN`).
 
@@ -12,7 +12,7 @@ use super::{agent, drain, read_get, redact_url, request_error, status_error, upl
 pub struct HttpTier {
     /// For lookups (GET).
     agent: ureq::Agent,
-    /// For uploads (PUT, HEAD), with the longer upload timeout.
+    /// For uploads (PUT, and the GET before one), with the longer upload timeout.
     uploads: ureq::Agent,
     /// The URL without user info or a trailing slash.
     base: String,
@@ -70,6 +70,15 @@ impl HttpTier {
     fn secrets(&self) -> Vec<&str> {
         self.secrets.iter().map(String::as_str).collect()
     }
+
+    fn get_with(&self, agent: &ureq::Agent, key: &Key) -> Result<Option<Vec<u8>>, TierError> {
+        let mut req = agent.get(&self.url(key));
+        if let Some(a) = &self.auth {
+            req = req.header("Authorization", a);
+        }
+        let resp = req.call().map_err(|e| request_error(&e, &self.secrets()))?;
+        read_get(resp, &self.secrets())
+    }
 }
 
 /// `%xx` decoding of URL user info (invalid escapes are kept as they are).
@@ -95,12 +104,7 @@ fn percent_encoding_decode(s: &str) -> String {
 
 impl Tier for HttpTier {
     fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, TierError> {
-        let mut req = self.agent.get(&self.url(key));
-        if let Some(a) = &self.auth {
-            req = req.header("Authorization", a);
-        }
-        let resp = req.call().map_err(|e| request_error(&e, &self.secrets()))?;
-        read_get(resp, &self.secrets())
+        self.get_with(&self.agent, key)
     }
 
     fn put(&self, key: &Key, data: &[u8]) -> Result<u64, TierError> {
@@ -117,17 +121,8 @@ impl Tier for HttpTier {
         }
     }
 
-    fn contains(&self, key: &Key) -> Result<bool, TierError> {
-        let mut req = self.uploads.head(&self.url(key));
-        if let Some(a) = &self.auth {
-            req = req.header("Authorization", a);
-        }
-        let resp = req.call().map_err(|e| request_error(&e, &self.secrets()))?;
-        match resp.status().as_u16() {
-            200..=299 => Ok(true),
-            404 | 410 => Ok(false),
-            s => Err(status_error(s, "HEAD")),
-        }
+    fn get_before_put(&self, key: &Key) -> Result<Option<Vec<u8>>, TierError> {
+        self.get_with(&self.uploads, key)
     }
 
     fn describe(&self) -> String {

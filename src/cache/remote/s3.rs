@@ -1,6 +1,6 @@
 //! An S3-compatible cache (AWS, MinIO, Ceph, SeaweedFS, R2, `rclone serve s3`…): one object
-//! per entry at `s3://BUCKET/PREFIX/v1/<2 hex>/<62 hex>`, read, written and tested with
-//! presigned SigV4 requests (rusty-s3 signs; nothing but the request goes on the wire).
+//! per entry at `s3://BUCKET/PREFIX/v1/<2 hex>/<62 hex>`, read and written with presigned
+//! SigV4 requests (rusty-s3 signs; nothing but the request goes on the wire).
 //!
 //! Configured the standard way: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
 //! `AWS_SESSION_TOKEN`, `AWS_REGION` (or `AWS_DEFAULT_REGION`; default `us-east-1`), and
@@ -24,7 +24,7 @@ const SIGNED_FOR: Duration = Duration::from_secs(600);
 pub struct S3Tier {
     /// For lookups (GET).
     agent: ureq::Agent,
-    /// For uploads (PUT, HEAD), with the longer upload timeout.
+    /// For uploads (PUT, and the GET before one), with the longer upload timeout.
     uploads: ureq::Agent,
     bucket: Bucket,
     credentials: Option<Credentials>,
@@ -114,6 +114,15 @@ impl S3Tier {
         if self.prefix.is_empty() { entry_path(key) } else { format!("{}/{}", self.prefix, entry_path(key)) }
     }
 
+    fn get_with(&self, agent: &ureq::Agent, key: &Key) -> Result<Option<Vec<u8>>, TierError> {
+        let object = self.object(key);
+        let url = rusty_s3::actions::GetObject::new(&self.bucket, self.credentials.as_ref(), &object)
+            .sign(SIGNED_FOR);
+        let url = url.as_str();
+        let resp = agent.get(url).call().map_err(|e| request_error(&e, &self.secrets(url)))?;
+        read_get(resp, &self.secrets(url))
+    }
+
     /// What must never appear in a message: the secrets, and the signed URL itself.
     fn secrets<'a>(&'a self, url: &'a str) -> Vec<&'a str> {
         let mut s: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
@@ -127,12 +136,7 @@ impl S3Tier {
 
 impl Tier for S3Tier {
     fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, TierError> {
-        let object = self.object(key);
-        let url = rusty_s3::actions::GetObject::new(&self.bucket, self.credentials.as_ref(), &object)
-            .sign(SIGNED_FOR);
-        let url = url.as_str();
-        let resp = self.agent.get(url).call().map_err(|e| request_error(&e, &self.secrets(url)))?;
-        read_get(resp, &self.secrets(url))
+        self.get_with(&self.agent, key)
     }
 
     fn put(&self, key: &Key, data: &[u8]) -> Result<u64, TierError> {
@@ -154,17 +158,8 @@ impl Tier for S3Tier {
         }
     }
 
-    fn contains(&self, key: &Key) -> Result<bool, TierError> {
-        let object = self.object(key);
-        let url = rusty_s3::actions::HeadObject::new(&self.bucket, self.credentials.as_ref(), &object)
-            .sign(SIGNED_FOR);
-        let url = url.as_str();
-        let resp = self.uploads.head(url).call().map_err(|e| request_error(&e, &self.secrets(url)))?;
-        match resp.status().as_u16() {
-            200..=299 => Ok(true),
-            404 => Ok(false),
-            s => Err(status_error(s, "HEAD")),
-        }
+    fn get_before_put(&self, key: &Key) -> Result<Option<Vec<u8>>, TierError> {
+        self.get_with(&self.uploads, key)
     }
 
     fn describe(&self) -> String {
