@@ -279,6 +279,44 @@ fn partial_credentials_are_an_error() {
     assert!(!harness::files_with_suffix(&bucket, "").is_empty(), "{}", run.stderr);
 }
 
+/// An invalid endpoint is bad input found before any request (exit 2), and the error names
+/// the variable that held it: `AWS_ENDPOINT_URL_S3`, read before `AWS_ENDPOINT_URL` as the
+/// AWS SDKs do (the service's own variable wins, and then the other is not read at all).
+#[test]
+fn endpoint_errors_name_their_variable() {
+    let Some(py) = harness::python_or_skip((3, 12), "remote::endpoint_errors_name_their_variable") else {
+        return;
+    };
+    let Some(s3) = S3::rclone_anonymous() else { return };
+    let bucket = s3.files_dir().expect("rclone").join(&s3.bucket);
+    let url = format!("s3://{}/endpoints", s3.bucket);
+    let m = Machine::new(py, "endpoints");
+    let bad = "http://bad host:9000";
+    let cases: [(&[(&str, &str)], &str); 3] = [
+        (&[("AWS_ENDPOINT_URL_S3", bad)], "invalid AWS_ENDPOINT_URL_S3 `http://bad host:9000`"),
+        (
+            &[("AWS_ENDPOINT_URL_S3", bad), ("AWS_ENDPOINT_URL", &s3.endpoint)],
+            "invalid AWS_ENDPOINT_URL_S3 `http://bad host:9000`",
+        ),
+        (&[("AWS_ENDPOINT_URL", bad)], "invalid AWS_ENDPOINT_URL `http://bad host:9000`"),
+    ];
+    for (vars, want) in cases {
+        let run = m.compile(&py.path, &["--cache-url", &url], vars);
+        assert_eq!(run.code, Some(2), "{vars:?}: {}", run.stderr);
+        assert!(run.stderr.contains(want), "{vars:?}: {}", run.stderr);
+        assert!(pycs(&m.tree).is_empty(), "{vars:?}: the build went on");
+    }
+    assert!(harness::files_with_suffix(&bucket, "").is_empty(), "a request reached the server");
+    // The service's variable is the one used: the other, invalid, is not read.
+    let run = m.compile(
+        &py.path,
+        &["--cache-url", &url],
+        &[("AWS_ENDPOINT_URL_S3", &s3.endpoint), ("AWS_ENDPOINT_URL", bad)],
+    );
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(!harness::files_with_suffix(&bucket, "").is_empty(), "{}", run.stderr);
+}
+
 /// `HASHPYC_CACHE_TOKEN` goes out as a bearer token, and never into a message.
 #[test]
 fn bearer_token_is_sent_and_never_shown() {

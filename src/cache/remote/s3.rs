@@ -75,14 +75,25 @@ impl S3Tier {
             )));
         }
         let prefix = prefix.trim_matches('/').to_string();
-        let region =
-            env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")).unwrap_or_else(|| "us-east-1".into());
-        let (endpoint, style) = match env("AWS_ENDPOINT_URL_S3").or_else(|| env("AWS_ENDPOINT_URL")) {
-            Some(e) => (e, UrlStyle::Path),
+        let region_from = ["AWS_REGION", "AWS_DEFAULT_REGION"].into_iter().find_map(|v| Some((v, env(v)?)));
+        let region = region_from.as_ref().map_or_else(|| "us-east-1".to_string(), |(_, r)| r.clone());
+        // The service's own variable first, as the AWS SDKs read them; an error names the
+        // one that held the value.
+        let given = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"].into_iter().find_map(|v| Some((v, env(v)?)));
+        let (endpoint, style) = match &given {
+            Some((_, e)) => (e.clone(), UrlStyle::Path),
             None => (format!("https://s3.{region}.amazonaws.com"), UrlStyle::VirtualHost),
         };
         let endpoint_url = url::Url::parse(&endpoint).map_err(|e| {
-            OpenError::Environment(format!("invalid AWS_ENDPOINT_URL `{}`: {e}", redact_url(&endpoint)))
+            OpenError::Environment(match (&given, &region_from) {
+                (Some((var, _)), _) => format!("invalid {var} `{}`: {e}", redact_url(&endpoint)),
+                (None, Some((var, region))) => {
+                    format!(
+                        "invalid {var} `{region}`: the endpoint it makes, `{endpoint}`, is not a URL ({e})"
+                    )
+                }
+                (None, None) => format!("invalid endpoint `{endpoint}`: {e}"),
+            })
         })?;
         let bucket = Bucket::new(endpoint_url, style, name.to_string(), region).map_err(|e| {
             OpenError::Url(format!("cannot address bucket `{name}` at `{}`: {e}", redact_url(&endpoint)))
