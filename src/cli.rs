@@ -283,8 +283,9 @@ pub struct CacheArgs {
     pub cache: Option<PathBuf>,
 
     /// A shared cache on a server, as a second tier after DIR (or alone):
-    /// `s3://BUCKET/PREFIX` (credentials, region and endpoint from the standard `AWS_*`
-    /// variables) or `http(s)://[USER:PASSWORD@]HOST/PREFIX` (GET and PUT, e.g. nginx
+    /// `s3://BUCKET/PREFIX` (credentials as the AWS SDKs find them: `AWS_*` variables,
+    /// `AWS_PROFILE` in `~/.aws/credentials` and `~/.aws/config`, container credentials;
+    /// region and endpoint from `AWS_*` variables or the profile) or `http(s)://[USER:PASSWORD@]HOST/PREFIX` (GET and PUT, e.g. nginx
     /// WebDAV; a bearer token from `HASHPYC_CACHE_TOKEN`). Network trouble never fails a
     /// build: the remote tier is switched off for the run, with one warning.
     #[arg(long, value_name = "URL", env = "HASHPYC_CACHE_URL", help_heading = "Bytecode cache")]

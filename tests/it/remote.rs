@@ -25,6 +25,29 @@ fn remove_pycs(root: &Path) {
     }
 }
 
+/// Every variable the AWS credential chain reads (and the endpoint's): removed from each
+/// build's environment, so that the machine's own never reach a test.
+const AWS_VARS: [&str; 18] = [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CONFIG_FILE",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_EC2_METADATA_DISABLED",
+];
+
 /// A machine: its own HOME (state directory, local cache) and a tree of sources at its
 /// own path (the interpreter's json, email and http packages, and a file that fails).
 struct Machine {
@@ -44,6 +67,17 @@ impl Machine {
         Machine { home, tree }
     }
 
+    /// A machine whose tree holds two modules and a file that fails.
+    fn small(name: &str) -> Machine {
+        let home = Tree::new();
+        let tree = home.path(format!("work/{name}/src"));
+        std::fs::create_dir_all(&tree).unwrap();
+        std::fs::write(tree.join("one.py"), "def one():\n    return 1\n").unwrap();
+        std::fs::write(tree.join("two.py"), "TWO = [2, 'two']\n").unwrap();
+        std::fs::write(tree.join("broken.py"), "def broken(:\n    pass\n").unwrap();
+        Machine { home, tree }
+    }
+
     /// `hashpyc compile` on this machine, through `python` (a counting wrapper or not).
     fn compile(&self, python: &Path, extra: &[&str], env: &[(&str, &str)]) -> harness::Run {
         let mut cmd = harness::Hashpyc::new(self.home.root())
@@ -51,16 +85,14 @@ impl Machine {
             .env("HASHPYC_STATE_DIR", self.home.path("state"))
             .env_remove("HASHPYC_CACHE")
             .env_remove("HASHPYC_CACHE_URL")
-            .env_remove("AWS_ACCESS_KEY_ID")
-            .env_remove("AWS_SECRET_ACCESS_KEY")
-            .env_remove("AWS_SESSION_TOKEN")
-            .env_remove("AWS_ENDPOINT_URL")
-            .env_remove("AWS_ENDPOINT_URL_S3")
             .env_remove("HASHPYC_CACHE_TOKEN")
             .arg("compile")
             .arg("--python")
             .arg(python)
             .args(extra);
+        for var in AWS_VARS {
+            cmd = cmd.env_remove(var);
+        }
         for (k, v) in env {
             cmd = cmd.env(k, v);
         }
@@ -837,4 +869,253 @@ fn unusable_local_tier_keeps_the_remote() {
         assert!(reference == pycs(&b.tree), "the pycs equal a real compile");
     }
     assert!(!missing.exists(), "a read-only build created its cache directory");
+}
+
+/// A container credentials endpoint on 127.0.0.1 (what ECS and EKS Pod Identity run beside
+/// a task): each GET is recorded and answered with the JSON the AWS SDKs read, or with
+/// 401 when it lacks the `Authorization` value set, or with the status set.
+struct CredentialsEndpoint {
+    url: String,
+    state: std::sync::Arc<std::sync::Mutex<EndpointState>>,
+}
+
+#[derive(Default)]
+struct EndpointState {
+    /// (access key, secret, expiration)
+    reply: (String, String, String),
+    token: Option<String>,
+    status: Option<u16>,
+    /// Each request's head.
+    seen: Vec<String>,
+}
+
+impl CredentialsEndpoint {
+    fn start() -> CredentialsEndpoint {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1/credentials", listener.local_addr().unwrap());
+        let state = std::sync::Arc::new(std::sync::Mutex::new(EndpointState::default()));
+        let shared = std::sync::Arc::clone(&state);
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let mut conn = conn;
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let mut st = shared.lock().unwrap();
+                st.seen.push(head.clone());
+                let authorized = st.token.as_ref().is_none_or(|t| {
+                    head.lines().any(|l| {
+                        l.to_ascii_lowercase() == format!("authorization: {}", t.to_ascii_lowercase())
+                    })
+                });
+                let (status, body) = match st.status {
+                    Some(s) => (s, "{}".to_string()),
+                    None if !authorized => (401, "{}".to_string()),
+                    None => {
+                        let (id, secret, expiration) = &st.reply;
+                        (
+                            200,
+                            format!(
+                                r#"{{"AccessKeyId": "{id}", "SecretAccessKey": "{secret}", "Token": "", "Expiration": "{expiration}", "RoleArn": "arn:aws:iam::000000000000:role/test"}}"#
+                            ),
+                        )
+                    }
+                };
+                drop(st);
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        CredentialsEndpoint { url, state }
+    }
+
+    fn set(&self, id: &str, secret: &str, expiration: &str, token: Option<&str>, status: Option<u16>) {
+        let mut st = self.state.lock().unwrap();
+        st.reply = (id.into(), secret.into(), expiration.into());
+        st.token = token.map(str::to_string);
+        st.status = status;
+        st.seen.clear();
+    }
+
+    fn seen(&self) -> Vec<String> {
+        self.state.lock().unwrap().seen.clone()
+    }
+}
+
+/// Credentials found as the AWS SDKs find them, each source against a real S3 server
+/// that checks signatures (rclone serve s3): the right ones work, wrong ones get one
+/// warning naming where they came from (and the build goes on as without a cache), bad
+/// configuration is an error naming the profile or file before any request (exit 2).
+#[test]
+fn credentials_from_profiles_and_containers() {
+    let test = "remote::credentials_from_profiles_and_containers";
+    let Some(py) = harness::python_or_skip((3, 12), test) else { return };
+    let Some(s3) = S3::rclone() else { return };
+    let m = Machine::small("profiles");
+    let url = format!("s3://{}/credentials", s3.bucket);
+    let home = m.home.root().to_path_buf();
+    let aws = home.join(".aws");
+    std::fs::create_dir_all(&aws).unwrap();
+    let (id, secret) = (s3.access_key.as_str(), s3.secret_key.as_str());
+    let wrong = "wrong-secret-0123456789abcdef0123456789ab";
+    let profile = |section: &str, secret: &str| {
+        format!("[{section}]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n")
+    };
+    let write = |file: &str, text: &str| std::fs::write(aws.join(file), text).unwrap();
+    // A build with `vars` (and the server's endpoint): its stderr, after checking that the
+    // exit status is a build's (1, the broken file) and that the remote answered or, with
+    // `refused`, gave one warning saying 403 and naming `refused`.
+    let build = |vars: &[(&str, &str)], refused: Option<&str>| {
+        remove_pycs(&m.tree);
+        let mut env = vec![("AWS_ENDPOINT_URL", s3.endpoint.as_str())];
+        env.extend_from_slice(vars);
+        let run = m.compile(&py.path, &["-v", "--cache-url", &url], &env);
+        assert_eq!(run.code, Some(1), "{vars:?}: {}", run.stderr);
+        let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+        match refused {
+            None => {
+                assert!(warnings.is_empty(), "{vars:?}: {}", run.stderr);
+                assert!(!run.stderr.contains("(anonymous)"), "{vars:?}: {}", run.stderr);
+            }
+            Some(from) => {
+                assert_eq!(warnings.len(), 1, "{vars:?}: {}", run.stderr);
+                assert!(
+                    warnings[0].contains("HTTP 403")
+                        && warnings[0].contains(&format!("check the credentials: {from}")),
+                    "{vars:?}: {}",
+                    run.stderr
+                );
+            }
+        }
+        for s in [secret, wrong] {
+            assert!(!run.stderr.contains(s), "{vars:?}: a secret in the output: {}", run.stderr);
+        }
+        run.stderr
+    };
+    let creds_file = aws.join("credentials");
+    let config_file = aws.join("config");
+    let in_file = |p: &str, f: &Path| format!("from profile `{p}` in `{}`", f.display());
+
+    // The shared credentials file, profile `default`, then one named by AWS_PROFILE.
+    write("credentials", &format!("{}\n{}", profile("default", secret), profile("ci", wrong)));
+    let stderr = build(&[], None);
+    assert!(stderr.contains(": 0 hits,") && stderr.contains(" 3 stores,"), "{stderr}");
+    build(&[("AWS_PROFILE", "ci")], Some(&in_file("ci", &creds_file)));
+    write("credentials", &format!("{}\n{}", profile("default", wrong), profile("ci", secret)));
+    build(&[], Some(&in_file("default", &creds_file)));
+    let stderr = build(&[("AWS_PROFILE", "ci")], None);
+    assert!(stderr.contains(": 2 hits,"), "the entries stored before are read: {stderr}");
+    // The config file: `[profile NAME]`, when the credentials file has none for it.
+    write("config", &format!("{}\n{}", profile("profile cfg", secret), profile("profile bad", wrong)));
+    build(&[("AWS_PROFILE", "cfg")], None);
+    build(&[("AWS_PROFILE", "bad")], Some(&in_file("bad", &config_file)));
+    // Files elsewhere.
+    let elsewhere = m.home.write("elsewhere/creds", profile("default", secret));
+    let config_elsewhere = m.home.write("elsewhere/conf", profile("profile other", secret));
+    let files = [
+        ("AWS_SHARED_CREDENTIALS_FILE", elsewhere.to_str().unwrap()),
+        ("AWS_CONFIG_FILE", config_elsewhere.to_str().unwrap()),
+    ];
+    build(&files, None);
+    build(&[files[1], ("AWS_PROFILE", "other")], None);
+    // The environment comes first.
+    build(&[("AWS_PROFILE", "bad"), ("AWS_ACCESS_KEY_ID", id), ("AWS_SECRET_ACCESS_KEY", secret)], None);
+    build(
+        &[("AWS_PROFILE", "ci"), ("AWS_ACCESS_KEY_ID", id), ("AWS_SECRET_ACCESS_KEY", wrong)],
+        Some("from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment"),
+    );
+
+    // Bad configuration: exit 2 before anything is compiled, naming what is wrong.
+    let refused = |vars: &[(&str, &str)], want: &[&str]| {
+        remove_pycs(&m.tree);
+        let mut env = vec![("AWS_ENDPOINT_URL", s3.endpoint.as_str())];
+        env.extend_from_slice(vars);
+        let run = m.compile(&py.path, &["--cache-url", &url], &env);
+        assert_eq!(run.code, Some(2), "{vars:?}: {}", run.stderr);
+        for w in want {
+            assert!(run.stderr.contains(w), "{vars:?}: no {w:?} in {}", run.stderr);
+        }
+        assert!(pycs(&m.tree).is_empty(), "{vars:?}: the build went on");
+    };
+    let creds_shown = format!("`{}`", creds_file.display());
+    let config_shown = format!("`{}`", config_file.display());
+    refused(&[("AWS_PROFILE", "nope")], &["profile `nope`", &creds_shown, &config_shown]);
+    // As boto3: a profile named but missing is an error even when the environment has keys.
+    refused(
+        &[("AWS_PROFILE", "nope"), ("AWS_ACCESS_KEY_ID", id), ("AWS_SECRET_ACCESS_KEY", secret)],
+        &["profile `nope`"],
+    );
+    write("config", "region = eu-west-1\n[profile cfg]\n");
+    refused(&[("AWS_PROFILE", "cfg")], &[&format!("the AWS config file {config_shown}"), "before the first"]);
+    write("config", "[profile cfg]\naws_access_key_id\n");
+    refused(&[("AWS_PROFILE", "cfg")], &[&config_shown, "near line"]);
+    write("config", "[profile sso]\nsso_session = corp\n");
+    refused(&[("AWS_PROFILE", "sso")], &["`sso_session`", "aws configure export-credentials --profile sso"]);
+    std::fs::remove_file(aws.join("config")).unwrap();
+    write("credentials", &format!("[half]\naws_access_key_id = {id}\n"));
+    refused(&[("AWS_PROFILE", "half")], &[&creds_shown, "no aws_secret_access_key"]);
+    std::fs::remove_file(&creds_file).unwrap();
+
+    // Container credentials (no profile file left): the endpoint's keys, sent the token.
+    let endpoint = CredentialsEndpoint::start();
+    let later = "2099-01-01T00:00:00Z";
+    let full = [("AWS_CONTAINER_CREDENTIALS_FULL_URI", endpoint.url.as_str())];
+    endpoint.set(id, secret, later, None, None);
+    build(&full, None);
+    assert_eq!(endpoint.seen().len(), 1, "fetched once for the run: {:?}", endpoint.seen());
+    let token = "container-token-5a7e";
+    endpoint.set(id, secret, later, Some(token), None);
+    build(&[full[0], ("AWS_CONTAINER_AUTHORIZATION_TOKEN", token)], None);
+    let token_file = m.home.write("eks/token", format!("{token}\n"));
+    build(&[full[0], ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", token_file.to_str().unwrap())], None);
+    // The file comes before the variable.
+    build(
+        &[
+            full[0],
+            ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", token_file.to_str().unwrap()),
+            ("AWS_CONTAINER_AUTHORIZATION_TOKEN", "not-the-token"),
+        ],
+        None,
+    );
+    let seen = endpoint.seen();
+    assert!(seen.iter().all(|h| h.starts_with("GET /v1/credentials ")), "{seen:?}");
+    // Credentials about to expire are fetched again before a request.
+    let soon = (jiff::Timestamp::now() + jiff::SignedDuration::from_secs(60)).to_string();
+    endpoint.set(id, secret, &soon, None, None);
+    build(&full, None);
+    assert!(endpoint.seen().len() > 1, "not fetched again: {:?}", endpoint.seen());
+    // Wrong keys from the endpoint; a token it refuses; an endpoint that fails.
+    endpoint.set(id, wrong, later, None, None);
+    build(&full, Some(&format!("from the container credentials endpoint `{}`", endpoint.url)));
+    for (vars, status) in [
+        (vec![full[0]], Some(500)),
+        (vec![full[0], ("AWS_CONTAINER_AUTHORIZATION_TOKEN", "not-the-token")], None),
+    ] {
+        endpoint.set(id, secret, later, Some(token), status);
+        remove_pycs(&m.tree);
+        let mut env = vec![("AWS_ENDPOINT_URL", s3.endpoint.as_str())];
+        env.extend_from_slice(&vars);
+        let run = m.compile(&py.path, &["--cache-url", &url], &env);
+        assert_eq!(run.code, Some(1), "{}", run.stderr);
+        let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+        let want = format!(
+            "cannot get credentials from the container credentials endpoint `{}`: HTTP {}",
+            endpoint.url,
+            status.unwrap_or(401)
+        );
+        assert!(warnings.len() == 1 && warnings[0].contains(&want), "{}", run.stderr);
+        assert!(!run.stderr.contains("not-the-token"), "{}", run.stderr);
+        assert_eq!(pycs(&m.tree).len(), 2, "the build went on without the cache");
+    }
 }

@@ -77,7 +77,7 @@ impl HttpTier {
             req = req.header("Authorization", a);
         }
         let resp = req.call().map_err(|e| request_error(&e, &self.secrets()))?;
-        read_get(resp, &self.secrets())
+        read_get(resp, &self.secrets(), None)
     }
 }
 
@@ -117,7 +117,7 @@ impl Tier for HttpTier {
         drain(resp);
         match status {
             200..=299 => Ok(data.len() as u64),
-            s => Err(status_error(s, "PUT")),
+            s => Err(status_error(s, "PUT", None)),
         }
     }
 

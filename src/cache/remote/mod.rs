@@ -4,6 +4,7 @@
 //! milliseconds, a compile about one, so a cache that is slow or dead must cost seconds
 //! at most, once. No message ever holds a credential or a signed URL.
 
+pub mod aws;
 pub mod http;
 pub mod s3;
 
@@ -157,19 +158,25 @@ pub fn redact_url(url: &str) -> String {
     if scheme.is_empty() { format!("{host}{path}") } else { format!("{scheme}://{host}{path}") }
 }
 
-/// What an HTTP status means for a cache request.
-fn status_error(status: u16, what: &str) -> TierError {
-    let hint = match status {
-        401 | 403 => " (check the credentials)",
-        404 => " (no such bucket or path?)",
-        413 | 507 => " (the server is full or refuses the size)",
-        _ => "",
+/// What an HTTP status means for a cache request; `credentials`: where the credentials came
+/// from, for 401 and 403 ("check the credentials, from …").
+fn status_error(status: u16, what: &str, credentials: Option<&str>) -> TierError {
+    let hint = match (status, credentials) {
+        (401 | 403, None) => " (check the credentials)".to_string(),
+        (401 | 403, Some(from)) => format!(" (check the credentials: {from})"),
+        (404, _) => " (no such bucket or path?)".into(),
+        (413 | 507, _) => " (the server is full or refuses the size)".into(),
+        _ => String::new(),
     };
     TierError::Failed(format!("{what}: HTTP {status}{hint}"))
 }
 
 /// Read a GET response: the body for 200, `None` for 404/410, an error otherwise.
-fn read_get(resp: ureq::http::Response<ureq::Body>, secrets: &[&str]) -> Result<Option<Vec<u8>>, TierError> {
+fn read_get(
+    resp: ureq::http::Response<ureq::Body>,
+    secrets: &[&str],
+    credentials: Option<&str>,
+) -> Result<Option<Vec<u8>>, TierError> {
     match resp.status().as_u16() {
         200 => {
             let body = resp.into_body().with_config().limit(MAX_ENTRY).read_to_vec();
@@ -184,7 +191,7 @@ fn read_get(resp: ureq::http::Response<ureq::Body>, secrets: &[&str]) -> Result<
         }
         s => {
             drain(resp);
-            Err(status_error(s, "GET"))
+            Err(status_error(s, "GET", credentials))
         }
     }
 }

@@ -2,20 +2,19 @@
 //! per entry at `s3://BUCKET/PREFIX/v1/<2 hex>/<62 hex>`, read and written with presigned
 //! SigV4 requests (rusty-s3 signs; nothing but the request goes on the wire).
 //!
-//! Configured the standard way: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
-//! `AWS_SESSION_TOKEN`, `AWS_REGION` (or `AWS_DEFAULT_REGION`; default `us-east-1`), and
+//! Configured the standard way: credentials and the region as the AWS SDKs find them
+//! (`aws`: the `AWS_*` variables, `~/.aws` profiles, container credentials), and
 //! `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL` for another service (path-style addressing
 //! then; AWS itself is addressed virtual-host style). Without credentials, requests are
-//! unsigned: anonymous reads of a public bucket. Half a key pair, or a session token
-//! without one, is an error (boto3's PartialCredentialsError), never anonymous requests.
-//! Nothing else is read: no profile files, no instance or container metadata.
+//! unsigned: anonymous reads of a public bucket.
 
 use std::time::Duration;
 
-use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
+use rusty_s3::{Bucket, S3Action, UrlStyle};
 
 use super::super::entry::Key;
 use super::super::tier::{Tier, TierError, entry_path};
+use super::aws::{self, Provider, Source};
 use super::{OpenError, agent, drain, read_get, redact_url, request_error, status_error, upload_timeout};
 
 /// How long a presigned request stays valid (it is used at once).
@@ -27,7 +26,9 @@ pub struct S3Tier {
     /// For uploads (PUT, and the GET before one), with the longer upload timeout.
     uploads: ureq::Agent,
     bucket: Bucket,
-    credentials: Option<Credentials>,
+    credentials: Provider,
+    /// Where they came from, for the message of a refused request.
+    source: String,
     /// Object key prefix, without a trailing slash ("" for the bucket's root).
     prefix: String,
     shown: String,
@@ -38,34 +39,14 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-/// The credentials the environment gives, as boto3 reads them (an empty variable is an
-/// unset one): the key pair and its session token, or nothing at all (anonymous). Any
-/// other combination is a mistake to be told, since unsigned requests would go out
-/// instead (and a public bucket would answer them).
-fn credentials_from_env() -> Result<Option<Credentials>, String> {
-    const ID: &str = "AWS_ACCESS_KEY_ID";
-    const SECRET: &str = "AWS_SECRET_ACCESS_KEY";
-    const TOKEN: &str = "AWS_SESSION_TOKEN";
-    let partial = |set: &str, missing: &str| {
-        Err(format!(
-            "{set} is set but {missing} is not (or is empty): an s3:// cache needs both {ID} and {SECRET} to sign its requests, or neither for anonymous ones"
-        ))
-    };
-    match (env(ID), env(SECRET), env(TOKEN)) {
-        (Some(key), Some(secret), None) => Ok(Some(Credentials::new(key, secret))),
-        (Some(key), Some(secret), Some(token)) => Ok(Some(Credentials::new_with_token(key, secret, token))),
-        (Some(_), None, _) => partial(ID, SECRET),
-        (None, Some(_), _) => partial(SECRET, ID),
-        (None, None, Some(_)) => Err(format!(
-            "{TOKEN} is set but {ID} and {SECRET} are not (or are empty): a session token is only used with the key pair it belongs to; set all three, or none for anonymous requests"
-        )),
-        (None, None, None) => Ok(None),
-    }
-}
-
 impl S3Tier {
     /// `s3://BUCKET/PREFIX`, with the rest from the environment.
     pub fn from_env(url: &str, timeout: Duration) -> Result<S3Tier, OpenError> {
+        S3Tier::open(url, timeout, &env)
+    }
+
+    /// `s3://BUCKET/PREFIX`, with the rest from `env`.
+    pub fn open(url: &str, timeout: Duration, env: aws::Env) -> Result<S3Tier, OpenError> {
         let rest = url.split_once("://").map_or(url, |(_, r)| r);
         let (name, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if name.is_empty() || name.contains('@') || name.contains(':') {
@@ -75,46 +56,41 @@ impl S3Tier {
             )));
         }
         let prefix = prefix.trim_matches('/').to_string();
-        let region_from = ["AWS_REGION", "AWS_DEFAULT_REGION"].into_iter().find_map(|v| Some((v, env(v)?)));
-        let region = region_from.as_ref().map_or_else(|| "us-east-1".to_string(), |(_, r)| r.clone());
+        let resolved = aws::resolve(env, timeout).map_err(OpenError::Environment)?;
         // The service's own variable first, as the AWS SDKs read them; an error names the
         // one that held the value.
         let given = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"].into_iter().find_map(|v| Some((v, env(v)?)));
         let (endpoint, style) = match &given {
             Some((_, e)) => (e.clone(), UrlStyle::Path),
-            None => (format!("https://s3.{region}.amazonaws.com"), UrlStyle::VirtualHost),
+            None => (format!("https://s3.{}.amazonaws.com", resolved.region), UrlStyle::VirtualHost),
         };
         let endpoint_url = url::Url::parse(&endpoint).map_err(|e| {
-            OpenError::Environment(match (&given, &region_from) {
-                (Some((var, _)), _) => format!("invalid {var} `{}`: {e}", redact_url(&endpoint)),
-                (None, Some((var, region))) => {
-                    format!(
-                        "invalid {var} `{region}`: the endpoint it makes, `{endpoint}`, is not a URL ({e})"
-                    )
+            OpenError::Environment(match &given {
+                Some((var, _)) => format!("invalid {var} `{}`: {e}", redact_url(&endpoint)),
+                None => {
+                    resolved.region_error(&format!("the endpoint it makes, `{endpoint}`, is not a URL ({e})"))
                 }
-                (None, None) => format!("invalid endpoint `{endpoint}`: {e}"),
             })
         })?;
-        let bucket = Bucket::new(endpoint_url, style, name.to_string(), region).map_err(|e| {
-            OpenError::Url(format!("cannot address bucket `{name}` at `{}`: {e}", redact_url(&endpoint)))
-        })?;
-        let credentials = credentials_from_env().map_err(OpenError::Environment)?;
-        let secrets = credentials
-            .iter()
-            .flat_map(|c| [Some(c.secret()), c.token()])
-            .flatten()
-            .map(str::to_string)
-            .collect();
+        let bucket =
+            Bucket::new(endpoint_url, style, name.to_string(), resolved.region.clone()).map_err(|e| {
+                OpenError::Url(format!("cannot address bucket `{name}` at `{}`: {e}", redact_url(&endpoint)))
+            })?;
+        let mut secrets = resolved.secrets;
+        if let Provider::Static(Some(c)) = &resolved.provider {
+            secrets.extend([Some(c.secret()), c.token()].into_iter().flatten().map(str::to_string));
+        }
         let shown = format!(
             "s3://{name}/{prefix} at {}{}",
             redact_url(&endpoint),
-            if credentials.is_none() { " (anonymous)" } else { "" }
+            if resolved.source == Source::Anonymous { " (anonymous)" } else { "" }
         );
         Ok(S3Tier {
             agent: agent(timeout, super::LOOKUPS),
             uploads: agent(upload_timeout(timeout), super::UPLOADS),
             bucket,
-            credentials,
+            credentials: resolved.provider,
+            source: resolved.source.to_string(),
             prefix,
             shown,
             secrets,
@@ -127,11 +103,12 @@ impl S3Tier {
 
     fn get_with(&self, agent: &ureq::Agent, key: &Key) -> Result<Option<Vec<u8>>, TierError> {
         let object = self.object(key);
-        let url = rusty_s3::actions::GetObject::new(&self.bucket, self.credentials.as_ref(), &object)
-            .sign(SIGNED_FOR);
+        let credentials = self.credentials.get()?;
+        let url =
+            rusty_s3::actions::GetObject::new(&self.bucket, credentials.as_deref(), &object).sign(SIGNED_FOR);
         let url = url.as_str();
         let resp = agent.get(url).call().map_err(|e| request_error(&e, &self.secrets(url)))?;
-        read_get(resp, &self.secrets(url))
+        read_get(resp, &self.secrets(url), Some(&self.source))
     }
 
     /// What must never appear in a message: the secrets, and the signed URL itself.
@@ -152,8 +129,9 @@ impl Tier for S3Tier {
 
     fn put(&self, key: &Key, data: &[u8]) -> Result<u64, TierError> {
         let object = self.object(key);
-        let url = rusty_s3::actions::PutObject::new(&self.bucket, self.credentials.as_ref(), &object)
-            .sign(SIGNED_FOR);
+        let credentials = self.credentials.get()?;
+        let url =
+            rusty_s3::actions::PutObject::new(&self.bucket, credentials.as_deref(), &object).sign(SIGNED_FOR);
         let url = url.as_str();
         let resp = self
             .uploads
@@ -165,7 +143,7 @@ impl Tier for S3Tier {
         drain(resp);
         match status {
             200..=299 => Ok(data.len() as u64),
-            s => Err(status_error(s, "PUT")),
+            s => Err(status_error(s, "PUT", Some(&self.source))),
         }
     }
 
@@ -175,5 +153,36 @@ impl Tier for S3Tier {
 
     fn describe(&self) -> String {
         self.shown.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open_with(vars: &[(&str, &str)]) -> Result<S3Tier, OpenError> {
+        let vars: std::collections::HashMap<&str, &str> = vars.iter().copied().collect();
+        S3Tier::open("s3://bucket/prefix", Duration::from_secs(1), &|n| {
+            vars.get(n).filter(|v| !v.is_empty()).map(|v| v.to_string())
+        })
+    }
+
+    #[test]
+    fn a_region_that_makes_no_endpoint_is_named() {
+        let err = |vars: &[(&str, &str)]| open_with(vars).err().expect("refused").to_string();
+        let e = err(&[("AWS_REGION", "a b")]);
+        assert!(e.starts_with("invalid AWS_REGION `a b`"), "{e}");
+        let e = err(&[("AWS_DEFAULT_REGION", "a b")]);
+        assert!(e.starts_with("invalid AWS_DEFAULT_REGION `a b`"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config");
+        std::fs::write(&config, "[default]\nregion = a b\n").unwrap();
+        let e = err(&[("AWS_CONFIG_FILE", config.to_str().unwrap())]);
+        assert!(
+            e.starts_with(&format!("invalid region `a b` of profile `default` in `{}`", config.display())),
+            "{e}"
+        );
+        // An endpoint given: the region is only signed with.
+        assert!(open_with(&[("AWS_REGION", "a b"), ("AWS_ENDPOINT_URL", "http://127.0.0.1:9")]).is_ok());
     }
 }

@@ -1,0 +1,716 @@
+//! Credentials and region for the `s3://` tier, found where the AWS SDKs (boto3's botocore
+//! among them) look for them, in their order:
+//!
+//! 1. `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`.
+//! 2. The profile named by `AWS_PROFILE` (else `default`): `aws_access_key_id`,
+//!    `aws_secret_access_key` and `aws_session_token` in the shared credentials file
+//!    (`AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials`; sections `[NAME]`), then
+//!    in the config file (`AWS_CONFIG_FILE`, else `~/.aws/config`; sections `[profile NAME]`
+//!    and `[default]`).
+//! 3. Container credentials: `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI` (a path on
+//!    `http://169.254.170.2`) or `AWS_CONTAINER_CREDENTIALS_FULL_URI`, sent
+//!    `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`'s content or `AWS_CONTAINER_AUTHORIZATION_TOKEN`
+//!    as `Authorization`; fetched at the first request, again shortly before they expire.
+//! 4. None: unsigned requests (anonymous reads of a public bucket).
+//!
+//! What the SDKs would use but hashpyc cannot — web identity through STS, SSO, an assumed
+//! role, `credential_process`, and instance metadata (IMDS) — is an error naming it where
+//! it is configured (never unsigned requests in its place); instance metadata is not
+//! configured anywhere, so on EC2 without other credentials requests go out unsigned.
+//! Bad input is found before any request: half a key pair, a profile named but missing
+//! (boto3's `ProfileNotFound`, even when the environment holds credentials), a file that
+//! cannot be parsed (read as Python's `configparser` reads them: keys are lower-cased, a
+//! setting before any section and a repeated section or key are errors).
+//!
+//! The region: `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's `region`, `us-east-1`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusty_s3::Credentials;
+
+use super::super::tier::TierError;
+use super::{redact_url, request_error};
+
+/// A variable of the environment (an empty one reads as unset).
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+const ID: &str = "AWS_ACCESS_KEY_ID";
+const SECRET: &str = "AWS_SECRET_ACCESS_KEY";
+const TOKEN: &str = "AWS_SESSION_TOKEN";
+const RELATIVE_URI: &str = "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI";
+const FULL_URI: &str = "AWS_CONTAINER_CREDENTIALS_FULL_URI";
+const AUTH_TOKEN_FILE: &str = "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE";
+const AUTH_TOKEN: &str = "AWS_CONTAINER_AUTHORIZATION_TOKEN";
+/// Where `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI` points (Amazon ECS).
+const ECS_HOST: &str = "169.254.170.2";
+/// Hosts an `http://` `AWS_CONTAINER_CREDENTIALS_FULL_URI` may name besides loopback
+/// addresses (ECS, EKS Pod Identity), as botocore allows.
+const CONTAINER_HOSTS: [&str; 4] = [ECS_HOST, "169.254.170.23", "fd00:ec2::23", "localhost"];
+/// Container credentials are fetched again this long before they expire.
+const REFRESH_BEFORE: Duration = Duration::from_secs(5 * 60);
+
+/// Where the credentials came from, for messages ("check the credentials, …").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    Environment,
+    Profile { name: String, file: PathBuf },
+    Container { url: String },
+    Anonymous,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Environment => write!(f, "from {ID} and {SECRET} in the environment"),
+            Source::Profile { name, file } => write!(f, "from profile `{name}` in `{}`", file.display()),
+            Source::Container { url } => write!(f, "from the container credentials endpoint `{url}`"),
+            Source::Anonymous => f.write_str("none were found, so the requests were unsigned"),
+        }
+    }
+}
+
+/// The credentials requests are signed with.
+pub enum Provider {
+    /// Known from the start (None: unsigned requests).
+    Static(Option<Arc<Credentials>>),
+    Container(Container),
+}
+
+impl Provider {
+    /// The credentials to sign the next request with.
+    pub fn get(&self) -> Result<Option<Arc<Credentials>>, TierError> {
+        match self {
+            Provider::Static(c) => Ok(c.clone()),
+            Provider::Container(c) => c.get().map(Some),
+        }
+    }
+}
+
+/// Where the region came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RegionFrom {
+    Variable(&'static str),
+    Profile { name: String, file: PathBuf },
+    Default,
+}
+
+/// What `resolve` found.
+pub struct Resolved {
+    pub provider: Provider,
+    pub source: Source,
+    pub region: String,
+    pub region_from: RegionFrom,
+    /// What must never appear in a message (a container authorization token).
+    pub secrets: Vec<String>,
+}
+
+impl Resolved {
+    /// "invalid … `region`: why", naming where the region came from.
+    pub fn region_error(&self, why: &str) -> String {
+        let region = &self.region;
+        match &self.region_from {
+            RegionFrom::Variable(var) => format!("invalid {var} `{region}`: {why}"),
+            RegionFrom::Profile { name, file } => {
+                format!("invalid region `{region}` of profile `{name}` in `{}`: {why}", file.display())
+            }
+            RegionFrom::Default => format!("invalid region `{region}`: {why}"),
+        }
+    }
+}
+
+/// One shared file's sections: name, then settings with lower-cased keys.
+type Sections = HashMap<String, HashMap<String, String>>;
+
+/// A shared file, if it exists.
+struct SharedFile {
+    path: PathBuf,
+    sections: Sections,
+}
+
+/// Read and parse the shared file at `path` (`what`: "credentials" or "config"); None
+/// when it does not exist, as for the SDKs.
+fn read_shared(path: &Path, what: &str) -> Result<Option<SharedFile>, String> {
+    let text = match std::fs::read(path) {
+        Ok(bytes) => String::from_utf8(bytes)
+            .map_err(|_| format!("cannot parse the AWS {what} file `{}`: it is not UTF-8", path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(format!(
+                "cannot read the AWS {what} file `{}`: {}",
+                path.display(),
+                crate::io::io_reason(&e)
+            ));
+        }
+    };
+    let bad = |why: String| format!("cannot parse the AWS {what} file `{}`: {why}", path.display());
+    // As Python's configparser reads it (botocore's parser): values as written, no quotes
+    // or escapes, indented lines continue a value.
+    let options = ini::ParseOption {
+        enabled_quote: false,
+        enabled_escape: false,
+        enabled_indented_mutiline_value: true,
+        enabled_preserve_key_leading_whitespace: false,
+    };
+    let parsed = ini::Ini::load_from_str_opt(&text, options)
+        .map_err(|e| bad(format!("near line {}: {}", e.line, e.msg)))?;
+    let mut sections = Sections::new();
+    for (name, settings) in parsed.iter() {
+        let Some(name) = name else {
+            if settings.is_empty() {
+                continue;
+            }
+            return Err(bad("a setting before the first `[section]`".into()));
+        };
+        if sections.contains_key(name) {
+            return Err(bad(format!("the section `[{name}]` appears twice")));
+        }
+        let mut values = HashMap::new();
+        for (key, value) in settings.iter() {
+            let key = key.to_ascii_lowercase();
+            if values.insert(key.clone(), value.to_string()).is_some() {
+                return Err(bad(format!("`{key}` appears twice in `[{name}]`")));
+            }
+        }
+        sections.insert(name.to_string(), values);
+    }
+    Ok(Some(SharedFile { path: path.to_path_buf(), sections }))
+}
+
+/// `$VAR`, else `~/DEFAULT`, with a leading `~/` expanded (None without a home).
+fn shared_path(env: Env, var: &str, default: &str) -> Option<PathBuf> {
+    let home = || env("HOME").map(PathBuf::from);
+    match env(var) {
+        Some(p) => match p.strip_prefix("~/") {
+            Some(rest) => home().map(|h| h.join(rest)).or(Some(PathBuf::from(p))),
+            None => Some(PathBuf::from(p)),
+        },
+        None => home().map(|h| h.join(default)),
+    }
+}
+
+/// A profile's sections in the two files.
+struct Profile<'a> {
+    credentials: Option<(&'a Path, &'a HashMap<String, String>)>,
+    config: Option<(&'a Path, &'a HashMap<String, String>)>,
+}
+
+impl Profile<'_> {
+    fn exists(&self) -> bool {
+        self.credentials.is_some() || self.config.is_some()
+    }
+
+    /// The first of `keys` set in the profile, and the file that sets it.
+    fn setting(&self, keys: &[&'static str]) -> Option<(&'static str, &Path)> {
+        keys.iter().find_map(|k| {
+            [self.credentials, self.config]
+                .into_iter()
+                .flatten()
+                .find(|(_, s)| s.get(*k).is_some_and(|v| !v.trim().is_empty()))
+                .map(|(p, _)| (*k, p))
+        })
+    }
+
+    fn region(&self) -> Option<(String, &Path)> {
+        // The credentials file's settings override the config file's (botocore).
+        [self.credentials, self.config].into_iter().flatten().find_map(|(p, s)| {
+            s.get("region").map(|r| r.trim()).filter(|r| !r.is_empty()).map(|r| (r.to_string(), p))
+        })
+    }
+}
+
+/// The profile `name` in the files: `[NAME]` in the credentials file; `[profile NAME]`
+/// (and `[default]` for `default`) in the config file.
+fn find_profile<'a>(
+    name: &'a str,
+    credentials: Option<&'a SharedFile>,
+    config: Option<&'a SharedFile>,
+) -> Profile<'a> {
+    let in_credentials = credentials.and_then(|f| f.sections.get(name).map(|s| (f.path.as_path(), s)));
+    let in_config = config.and_then(|f| {
+        f.sections
+            .iter()
+            .find(|(section, _)| {
+                let words: Vec<&str> = section.split_whitespace().collect();
+                words == ["profile", name] || (name == "default" && section.as_str() == "default")
+            })
+            .map(|(_, s)| (f.path.as_path(), s))
+    });
+    Profile { credentials: in_credentials, config: in_config }
+}
+
+/// Static credentials in one section (`where_`: for messages), as the environment's: both
+/// halves of the key pair and the session token that goes with them, or none of them.
+fn section_credentials(
+    settings: &HashMap<String, String>,
+    where_: &str,
+) -> Result<Option<Credentials>, String> {
+    let get = |k: &str| settings.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let token = get("aws_session_token").or_else(|| get("aws_security_token"));
+    match (get("aws_access_key_id"), get("aws_secret_access_key"), token) {
+        (Some(id), Some(secret), None) => Ok(Some(Credentials::new(id, secret))),
+        (Some(id), Some(secret), Some(token)) => Ok(Some(Credentials::new_with_token(id, secret, token))),
+        (None, None, None) => Ok(None),
+        (Some(_), None, _) => Err(format!("{where_} has aws_access_key_id but no aws_secret_access_key")),
+        (None, Some(_), _) => Err(format!("{where_} has aws_secret_access_key but no aws_access_key_id")),
+        (None, None, Some(_)) => {
+            Err(format!("{where_} has aws_session_token but no aws_access_key_id and aws_secret_access_key"))
+        }
+    }
+}
+
+/// The credentials the environment gives, as boto3 reads them: the key pair and its
+/// session token, or nothing at all. Any other combination is a mistake to be told, since
+/// unsigned requests would go out instead (and a public bucket would answer them).
+fn environment_credentials(env: Env) -> Result<Option<Credentials>, String> {
+    let partial = |set: &str, missing: &str| {
+        Err(format!(
+            "{set} is set but {missing} is not (or is empty): an s3:// cache needs both {ID} and {SECRET} to sign its requests, or neither for anonymous ones"
+        ))
+    };
+    match (env(ID), env(SECRET), env(TOKEN)) {
+        (Some(key), Some(secret), None) => Ok(Some(Credentials::new(key, secret))),
+        (Some(key), Some(secret), Some(token)) => Ok(Some(Credentials::new_with_token(key, secret, token))),
+        (Some(_), None, _) => partial(ID, SECRET),
+        (None, Some(_), _) => partial(SECRET, ID),
+        (None, None, Some(_)) => Err(format!(
+            "{TOKEN} is set but {ID} and {SECRET} are not (or are empty): a session token is only used with the key pair it belongs to; set all three, or none for anonymous requests"
+        )),
+        (None, None, None) => Ok(None),
+    }
+}
+
+/// What to do instead of a way of getting credentials hashpyc does not support.
+fn instead(profile: Option<&str>) -> String {
+    let export = match profile {
+        Some(p) => format!("eval \"$(aws configure export-credentials --profile {p} --format env)\""),
+        None => "eval \"$(aws configure export-credentials --format env)\"".to_string(),
+    };
+    format!("hashpyc does not support it: export {ID}, {SECRET} and {TOKEN} instead (for example `{export}`)")
+}
+
+/// Find the credentials and the region (see the module's documentation). `timeout`: of
+/// a container credentials request.
+pub fn resolve(env: Env, timeout: Duration) -> Result<Resolved, String> {
+    let from_env = environment_credentials(env)?;
+    let explicit = env("AWS_PROFILE");
+    let name = explicit.clone().unwrap_or_else(|| "default".into());
+    let region_var = ["AWS_REGION", "AWS_DEFAULT_REGION"].into_iter().find_map(|v| Some((v, env(v)?)));
+    // The files are read only when something is looked up in them.
+    let (credentials_file, config_file) = if explicit.is_some() || from_env.is_none() || region_var.is_none()
+    {
+        let read = |var, default, what| match shared_path(env, var, default) {
+            Some(p) => read_shared(&p, what),
+            None => Ok(None),
+        };
+        (
+            read("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials", "credentials")?,
+            read("AWS_CONFIG_FILE", ".aws/config", "config")?,
+        )
+    } else {
+        (None, None)
+    };
+    let profile = find_profile(&name, credentials_file.as_ref(), config_file.as_ref());
+    if explicit.is_some() && !profile.exists() {
+        let files: Vec<String> = [
+            shared_path(env, "AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials"),
+            shared_path(env, "AWS_CONFIG_FILE", ".aws/config"),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|p| format!("`{}`", p.display()))
+        .collect();
+        return Err(format!(
+            "the AWS profile `{name}` (AWS_PROFILE) does not exist: it is in neither {}",
+            if files.is_empty() { "shared file (no HOME)".to_string() } else { files.join(" nor ") }
+        ));
+    }
+    let (region, region_from) = match (region_var, profile.region()) {
+        (Some((var, r)), _) => (r, RegionFrom::Variable(var)),
+        (None, Some((r, file))) => (r, RegionFrom::Profile { name: name.clone(), file: file.to_path_buf() }),
+        (None, None) => ("us-east-1".to_string(), RegionFrom::Default),
+    };
+    let done = |provider, source, secrets| Ok(Resolved { provider, source, region, region_from, secrets });
+    if let Some(c) = from_env {
+        return done(Provider::Static(Some(Arc::new(c))), Source::Environment, Vec::new());
+    }
+    if env("AWS_WEB_IDENTITY_TOKEN_FILE").is_some() {
+        return Err(format!(
+            "AWS_WEB_IDENTITY_TOKEN_FILE is set (web identity credentials from STS), which the AWS SDKs would use; {}",
+            instead(explicit.as_deref())
+        ));
+    }
+    let where_ = |file: &Path| format!("profile `{name}` in `{}`", file.display());
+    let unsupported = |(key, file): (&str, &Path)| {
+        Err(format!("{} gets its credentials with `{key}`; {}", where_(file), instead(Some(&name))))
+    };
+    // An assumed role, SSO and web identity come before the profile's keys; a
+    // credential_process before those of the config file only.
+    if let Some(found) =
+        profile.setting(&["role_arn", "sso_session", "sso_start_url", "web_identity_token_file"])
+    {
+        return unsupported(found);
+    }
+    if let Some((file, settings)) = profile.credentials
+        && let Some(c) = section_credentials(settings, &where_(file))?
+    {
+        let source = Source::Profile { name: name.clone(), file: file.to_path_buf() };
+        return done(Provider::Static(Some(Arc::new(c))), source, Vec::new());
+    }
+    if let Some(found) = profile.setting(&["credential_process"]) {
+        return unsupported(found);
+    }
+    if let Some((file, settings)) = profile.config
+        && let Some(c) = section_credentials(settings, &where_(file))?
+    {
+        let source = Source::Profile { name: name.clone(), file: file.to_path_buf() };
+        return done(Provider::Static(Some(Arc::new(c))), source, Vec::new());
+    }
+    if let Some(container) = Container::from_env(env, timeout)? {
+        let source = Source::Container { url: redact_url(&container.url) };
+        let secrets = match &container.token {
+            Some(AuthToken::Value(t)) => vec![t.clone()],
+            _ => Vec::new(),
+        };
+        return done(Provider::Container(container), source, secrets);
+    }
+    done(Provider::Static(None), Source::Anonymous, Vec::new())
+}
+
+/// Whether an `http://` container credentials URL may be asked (`https://` always may).
+fn container_host_allowed(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback() || CONTAINER_HOSTS.contains(&ip.to_string().as_str()),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback() || CONTAINER_HOSTS.contains(&ip.to_string().as_str()),
+        Some(url::Host::Domain(d)) => CONTAINER_HOSTS.contains(&d),
+        None => false,
+    }
+}
+
+enum AuthToken {
+    /// Read again at each fetch (EKS rotates it).
+    File(PathBuf),
+    Value(String),
+}
+
+/// `Authorization`'s value: surrounding whitespace (a file's last newline) removed; a line
+/// break inside is refused, as the SDKs do.
+fn auth_value(raw: &str, what: &str) -> Result<String, String> {
+    let token = raw.trim();
+    if token.contains(['\r', '\n']) {
+        return Err(format!("{what} holds a line break: it is not a valid Authorization header value"));
+    }
+    Ok(token.to_string())
+}
+
+fn read_token_file(path: &Path) -> Result<String, String> {
+    let what = format!("{AUTH_TOKEN_FILE} `{}`", path.display());
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {what}: {}", crate::io::io_reason(&e)))?;
+    auth_value(&text, &what)
+}
+
+enum Fetched {
+    None,
+    Valid(Arc<Credentials>, Option<jiff::Timestamp>),
+    /// The first failure is the run's: the tier is switched off by it.
+    Failed(TierError),
+}
+
+/// Credentials from a container endpoint.
+pub struct Container {
+    url: String,
+    token: Option<AuthToken>,
+    agent: ureq::Agent,
+    fetched: Mutex<Fetched>,
+}
+
+impl Container {
+    fn from_env(env: Env, timeout: Duration) -> Result<Option<Container>, String> {
+        let url = if let Some(relative) = env(RELATIVE_URI) {
+            format!("http://{ECS_HOST}{relative}")
+        } else if let Some(full) = env(FULL_URI) {
+            let parsed = url::Url::parse(&full)
+                .map_err(|e| format!("invalid {FULL_URI} `{}`: {e}", redact_url(&full)))?;
+            match parsed.scheme() {
+                "https" => {}
+                "http" if container_host_allowed(&parsed) => {}
+                "http" => {
+                    return Err(format!(
+                        "invalid {FULL_URI} `{}`: an http:// URL must name a loopback address or one of {} (an https:// one may name any host)",
+                        redact_url(&full),
+                        CONTAINER_HOSTS.join(", ")
+                    ));
+                }
+                other => {
+                    return Err(format!(
+                        "invalid {FULL_URI} `{}`: `{other}` is not http or https",
+                        redact_url(&full)
+                    ));
+                }
+            }
+            full
+        } else {
+            return Ok(None);
+        };
+        let token = if let Some(file) = env(AUTH_TOKEN_FILE) {
+            let path = PathBuf::from(file);
+            // Read now too: a file that cannot be read is bad input, found before any request.
+            read_token_file(&path)?;
+            Some(AuthToken::File(path))
+        } else if let Some(value) = env(AUTH_TOKEN) {
+            Some(AuthToken::Value(auth_value(&value, AUTH_TOKEN)?))
+        } else {
+            None
+        };
+        let config = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .proxy(None)
+            .user_agent(concat!("hashpyc/", env!("CARGO_PKG_VERSION")))
+            .build();
+        Ok(Some(Container { url, token, agent: config.new_agent(), fetched: Mutex::new(Fetched::None) }))
+    }
+
+    /// The current credentials, fetched when there are none yet or they expire soon.
+    fn get(&self) -> Result<Arc<Credentials>, TierError> {
+        let mut fetched = self.fetched.lock().expect("credentials lock");
+        match &*fetched {
+            Fetched::Valid(c, expires)
+                if expires.is_none_or(|e| {
+                    jiff::Timestamp::now().checked_add(REFRESH_BEFORE).is_ok_and(|soon| soon < e)
+                }) =>
+            {
+                return Ok(Arc::clone(c));
+            }
+            Fetched::Failed(e) => return Err(e.clone()),
+            _ => {}
+        }
+        let describe = |e: TierError| match e {
+            TierError::Timeout(m) | TierError::Failed(m) => TierError::Failed(format!(
+                "cannot get credentials from the container credentials endpoint `{}`: {m}",
+                redact_url(&self.url)
+            )),
+        };
+        match self.fetch().map_err(describe) {
+            Ok((c, expires)) => {
+                let c = Arc::new(c);
+                *fetched = Fetched::Valid(Arc::clone(&c), expires);
+                Ok(c)
+            }
+            Err(e) => {
+                *fetched = Fetched::Failed(e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    fn fetch(&self) -> Result<(Credentials, Option<jiff::Timestamp>), TierError> {
+        let token = match &self.token {
+            Some(AuthToken::File(path)) => Some(read_token_file(path).map_err(TierError::Failed)?),
+            Some(AuthToken::Value(v)) => Some(v.clone()),
+            None => None,
+        };
+        let secrets: Vec<&str> = token.iter().map(String::as_str).collect();
+        let mut request = self.agent.get(&self.url).header("Accept", "application/json");
+        if let Some(t) = &token {
+            request = request.header("Authorization", t);
+        }
+        let response = request.call().map_err(|e| request_error(&e, &secrets))?;
+        let status = response.status().as_u16();
+        let body = response.into_body().with_config().limit(1 << 20).read_to_vec();
+        let body = body.map_err(|e| request_error(&e, &secrets))?;
+        if status != 200 {
+            return Err(TierError::Failed(format!("HTTP {status}")));
+        }
+        let reply: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|_| TierError::Failed("the reply is not JSON".into()))?;
+        let field = |name: &str| reply.get(name).and_then(|v| v.as_str()).filter(|v| !v.is_empty());
+        let (Some(id), Some(secret)) = (field("AccessKeyId"), field("SecretAccessKey")) else {
+            return Err(TierError::Failed("the reply has no AccessKeyId and SecretAccessKey".into()));
+        };
+        let credentials = match field("Token") {
+            Some(t) => Credentials::new_with_token(id, secret, t),
+            None => Credentials::new(id, secret),
+        };
+        let expires = match field("Expiration") {
+            Some(e) => Some(e.parse::<jiff::Timestamp>().map_err(|_| {
+                TierError::Failed(format!("the reply's Expiration `{e}` is not a date and time"))
+            })?),
+            None => None,
+        };
+        Ok((credentials, expires))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let vars: HashMap<String, String> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |name| vars.get(name).filter(|v| !v.is_empty()).cloned()
+    }
+
+    fn resolve_with(vars: &[(&str, &str)]) -> Result<Resolved, String> {
+        resolve(&env_of(vars), Duration::from_secs(1))
+    }
+
+    fn key_id(r: &Resolved) -> Option<String> {
+        r.provider.get().unwrap().map(|c| c.key().to_string())
+    }
+
+    #[test]
+    fn the_environment_comes_first_and_profiles_follow() {
+        let home = tempfile::tempdir().unwrap();
+        let h = home.path().to_str().unwrap();
+        std::fs::create_dir(home.path().join(".aws")).unwrap();
+        std::fs::write(
+            home.path().join(".aws/credentials"),
+            "[default]\naws_access_key_id = AKDEF\naws_secret_access_key = s1\n\n[ci]\nAWS_Access_Key_ID=AKCI\naws_secret_access_key=s2\naws_session_token=t2\n",
+        )
+        .unwrap();
+        std::fs::write(
+            home.path().join(".aws/config"),
+            "[default]\nregion = eu-west-3\n[profile cfg]\naws_access_key_id = AKCFG\naws_secret_access_key = s3\nregion = ap-south-1\n[cfg]\nregion = not-a-profile\n",
+        )
+        .unwrap();
+        let r = resolve_with(&[("HOME", h)]).unwrap();
+        assert_eq!(key_id(&r).as_deref(), Some("AKDEF"));
+        assert_eq!(
+            (r.region.as_str(), &r.region_from),
+            (
+                "eu-west-3",
+                &RegionFrom::Profile { name: "default".into(), file: home.path().join(".aws/config") }
+            )
+        );
+        let r =
+            resolve_with(&[("HOME", h), ("AWS_PROFILE", "ci"), ("AWS_DEFAULT_REGION", "us-west-2")]).unwrap();
+        assert_eq!(key_id(&r).as_deref(), Some("AKCI"));
+        assert_eq!(r.provider.get().unwrap().unwrap().token(), Some("t2"));
+        assert_eq!(
+            (r.region.as_str(), &r.region_from),
+            ("us-west-2", &RegionFrom::Variable("AWS_DEFAULT_REGION"))
+        );
+        let r = resolve_with(&[("HOME", h), ("AWS_PROFILE", "cfg")]).unwrap();
+        assert_eq!(key_id(&r).as_deref(), Some("AKCFG"));
+        assert_eq!(r.region, "ap-south-1");
+        let r = resolve_with(&[("HOME", h), ("AWS_PROFILE", "ci"), (ID, "AKENV"), (SECRET, "s")]).unwrap();
+        assert_eq!((key_id(&r).as_deref(), &r.source), (Some("AKENV"), &Source::Environment));
+        // Named but missing: an error, even with credentials in the environment.
+        for vars in [vec![("AWS_PROFILE", "nope")], vec![("AWS_PROFILE", "nope"), (ID, "A"), (SECRET, "S")]] {
+            let mut vars = vars;
+            vars.push(("HOME", h));
+            let err = resolve_with(&vars).err().unwrap();
+            assert!(err.contains("profile `nope`") && err.contains(".aws/credentials"), "{err}");
+        }
+        // A config file's `[NAME]` is not a profile.
+        std::fs::write(home.path().join(".aws/credentials"), "").unwrap();
+        assert!(resolve_with(&[("HOME", h), ("AWS_PROFILE", "ci")]).is_err());
+        // The implicit default profile may be missing: anonymous.
+        std::fs::remove_dir_all(home.path().join(".aws")).unwrap();
+        let r = resolve_with(&[("HOME", h)]).unwrap();
+        assert_eq!((key_id(&r), &r.source, &r.region_from), (None, &Source::Anonymous, &RegionFrom::Default));
+        assert!(resolve_with(&[("HOME", h), ("AWS_PROFILE", "default")]).is_err());
+    }
+
+    #[test]
+    fn files_that_cannot_be_parsed_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("creds");
+        let f = file.to_str().unwrap();
+        for (text, want) in [
+            ("aws_access_key_id = A\n[default]\n", "a setting before the first `[section]`"),
+            ("[default\naws_access_key_id = A\n", "line"),
+            ("[default]\njust-a-key\n", "line"),
+            ("[a]\nx=1\n[a]\ny=2\n", "the section `[a]` appears twice"),
+            ("[a]\nX=1\nx=2\n", "`x` appears twice in `[a]`"),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let err = resolve_with(&[("AWS_SHARED_CREDENTIALS_FILE", f)]).err().unwrap();
+            assert!(
+                err.contains(&format!("the AWS credentials file `{f}`")) && err.contains(want),
+                "{text:?}: {err}"
+            );
+        }
+        // Not read at all when nothing is looked up in it.
+        let r = resolve_with(&[
+            ("AWS_SHARED_CREDENTIALS_FILE", f),
+            (ID, "A"),
+            (SECRET, "S"),
+            ("AWS_REGION", "x"),
+        ]);
+        assert!(r.is_ok());
+    }
+
+    #[test]
+    fn unsupported_sources_and_halves_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let creds = dir.path().join("credentials");
+        let config = dir.path().join("config");
+        let vars = |profile: &'static str| {
+            vec![
+                ("AWS_SHARED_CREDENTIALS_FILE", creds.to_str().unwrap().to_string()),
+                ("AWS_CONFIG_FILE", config.to_str().unwrap().to_string()),
+                ("AWS_PROFILE", profile.to_string()),
+            ]
+        };
+        let run = |profile| {
+            let v = vars(profile);
+            let v: Vec<(&str, &str)> = v.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            resolve_with(&v)
+        };
+        std::fs::write(
+            &creds,
+            "[half]\naws_access_key_id = A\n[p]\naws_access_key_id = A\naws_secret_access_key = S\n",
+        )
+        .unwrap();
+        std::fs::write(
+            &config,
+            "[profile role]\nrole_arn = arn:aws:iam::1:role/x\nsource_profile = p\n[profile proc]\ncredential_process = /bin/false\n[profile p]\ncredential_process = /bin/false\n[profile sso]\nsso_session = s\n",
+        )
+        .unwrap();
+        let err = run("half").err().unwrap();
+        assert!(err.contains("profile `half`") && err.contains("no aws_secret_access_key"), "{err}");
+        for (profile, key) in [("role", "role_arn"), ("proc", "credential_process"), ("sso", "sso_session")] {
+            let err = run(profile).err().unwrap();
+            assert!(err.contains(&format!("`{key}`")) && err.contains("export-credentials"), "{err}");
+        }
+        // The credentials file's keys come before a credential_process.
+        assert_eq!(key_id(&run("p").unwrap()).as_deref(), Some("A"));
+        let err = resolve_with(&[("AWS_WEB_IDENTITY_TOKEN_FILE", "/x")]).err().unwrap();
+        assert!(err.contains("AWS_WEB_IDENTITY_TOKEN_FILE"), "{err}");
+    }
+
+    #[test]
+    fn container_endpoints_are_checked_before_any_request() {
+        for ok in [
+            "http://127.0.0.1:9/creds",
+            "http://127.1.2.3/creds",
+            "http://[::1]:80/x",
+            "http://localhost/x",
+            "http://169.254.170.23/v1/credentials",
+            "http://[fd00:ec2::23]/x",
+            "https://creds.example/x",
+        ] {
+            assert!(resolve_with(&[(FULL_URI, ok)]).is_ok(), "{ok}");
+        }
+        for bad in ["http://10.0.0.1/creds", "http://creds.example/x", "ftp://127.0.0.1/x", "not a url"] {
+            let err = resolve_with(&[(FULL_URI, bad)]).err().unwrap();
+            assert!(err.contains(FULL_URI), "{bad}: {err}");
+        }
+        let r =
+            resolve_with(&[(RELATIVE_URI, "/v2/credentials/x"), (FULL_URI, "http://127.0.0.1/y")]).unwrap();
+        assert_eq!(r.source, Source::Container { url: "http://169.254.170.2/v2/credentials/x".into() });
+        let err = resolve_with(&[(FULL_URI, "http://127.0.0.1/y"), (AUTH_TOKEN, "a\nb")]).err().unwrap();
+        assert!(err.contains("line break"), "{err}");
+        let err = resolve_with(&[(FULL_URI, "http://127.0.0.1/y"), (AUTH_TOKEN_FILE, "/nonexistent/token")])
+            .err()
+            .unwrap();
+        assert!(err.contains(AUTH_TOKEN_FILE) && err.contains("/nonexistent/token"), "{err}");
+    }
+}
