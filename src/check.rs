@@ -151,16 +151,30 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     let problems = findings.iter().filter(|f| f.outcome != Outcome::Ok).count();
     let usage_errors = walked.errors.iter().filter(|e| e.is_usage()).count();
     let errors = walked.errors.iter().filter(|e| !e.is_notice()).count();
-    for e in &walked.errors {
-        let label = if e.is_notice() { style.warning() } else { style.error() };
-        report::eprint_line(&format!("{label}: {e}"));
+    // JSON mode says everything about the run on stdout, as `compile --format json` does:
+    // stderr is left to operational errors (an interpreter that cannot be probed, bad
+    // arguments), which end the run before any of this.
+    let json = s.format == Format::Json;
+    // What the text output says on stderr about the run, as JSON objects shaped as compile's.
+    let mut events: Vec<serde_json::Value> = walked
+        .errors
+        .iter()
+        .map(|e| run_event(if e.is_notice() { "notice" } else { "error" }, e.path(), e.to_string()))
+        .collect();
+    if !json {
+        for e in &walked.errors {
+            let label = if e.is_notice() { style.warning() } else { style.error() };
+            report::eprint_line(&format!("{label}: {e}"));
+        }
     }
     // As `compile` warns: the paths `-s` does not apply to are expected unchanged.
-    if let ((n @ 1.., Some(example)), Some(strip)) = (strip_missed.into_inner(), s.embed.strip.as_deref())
-        && verbosity.quiet < 2
-    {
+    if let ((n @ 1.., Some(example)), Some(strip)) = (strip_missed.into_inner(), s.embed.strip.as_deref()) {
         let message = crate::embed::strip_missed_message(strip, n, &example);
-        report::eprint_line(&format!("{}: {message}", style.warning()));
+        if json {
+            events.push(run_event("notice", None, message));
+        } else if verbosity.quiet < 2 {
+            report::eprint_line(&format!("{}: {message}", style.warning()));
+        }
     }
     let sources = sources.into_inner();
     // An empty selection proves nothing: a typo in a path, or ignore rules that hid the
@@ -169,12 +183,6 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     // meant to be checked, which is no finding.
     let all_excluded = sources == 0 && !s.roots.is_empty() && walked.skipped.force_excluded == s.roots.len();
     let nothing = sources == 0 && usage_errors == 0 && !all_excluded;
-    // What stderr says about the run, also as JSON objects (as compile prints them).
-    let mut events: Vec<serde_json::Value> = walked
-        .errors
-        .iter()
-        .map(|e| run_event(if e.is_notice() { "notice" } else { "error" }, e.path(), e.to_string()))
-        .collect();
     if nothing {
         let mut msg = if s.roots.is_empty() {
             "no Python sources to check: the path list on stdin is empty".to_string()
@@ -185,10 +193,16 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
         if let Some(skipped) = walked.skipped.describe() {
             msg.push_str(&format!(" ({skipped})"));
         }
-        report::eprint_line(&format!("{}: {msg}", style.error()));
-        events.push(run_event("error", None, msg));
+        if json {
+            events.push(run_event("error", None, msg));
+        } else {
+            report::eprint_line(&format!("{}: {msg}", style.error()));
+        }
     }
     let hint = wrong_version_hint(&findings, &s.targets).or_else(|| spelling_hint(&findings, &cwd));
+    if json && let Some(hint) = &hint {
+        events.push(run_event("notice", None, hint.clone()));
+    }
 
     let mut out = std::io::stdout().lock();
     let multi_level = s.levels.len() > 1;
@@ -200,7 +214,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     } else {
         ExitStatus::Success
     };
-    if s.format == Format::Json {
+    if json {
         for e in &events {
             if writeln!(out, "{e}").is_err() {
                 return Ok(status);
@@ -234,7 +248,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
             return Ok(status);
         }
     }
-    if s.format == Format::Json {
+    if json {
         let mut summary = serde_json::Map::new();
         summary.insert("type".into(), "summary".into());
         summary.insert("sources".into(), sources.into());
@@ -251,6 +265,9 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
         let _ = writeln!(out, "{}", serde_json::Value::Object(summary));
     }
     drop(out);
+    if json {
+        return Ok(status);
+    }
     if let Some(hint) = &hint
         && verbosity.quiet < 2
     {

@@ -89,8 +89,9 @@ pub enum Command {
     /// `--mode unchecked` wants unchecked); invalid (short file, another version's magic,
     /// unknown flag bits); unreadable (the source or the pyc could not be read); and with
     /// `--stray`, stray (a pyc in `__pycache__` whose source is gone). Findings go to
-    /// stdout, the summary to stderr. Exit status 1 when there is any finding, and when
-    /// there is nothing to check: an empty selection proves nothing.
+    /// stdout, the summary to stderr (to stdout with `--format json`). Exit status 1 when
+    /// there is any finding, and when there is nothing to check: an empty selection
+    /// proves nothing.
     ///
     /// `check` selects exactly the files `compile` would, given the same selection flags.
     #[command(after_help = AFTER_HELP)]
@@ -526,7 +527,8 @@ pub enum CheckMode {
 pub enum Format {
     /// One line per finding: `stale  pkg/mod.py`.
     Text,
-    /// JSON Lines: one object per finding, then a summary object (see the README).
+    /// JSON Lines: one object per finding, error or notice, then a summary object (see the
+    /// README); nothing on stderr but operational errors.
     Json,
     /// GitHub Actions workflow annotations (`::error file=…::…`).
     Github,

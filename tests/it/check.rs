@@ -658,3 +658,133 @@ per_python!(spelling_hint_for_embedded_paths, |py: &Python| {
     assert!(run.stdout.contains("embedded path is `/app/a.py`"), "{}", run.stdout);
     assert!(!run.stderr.contains("hint:"), "{}", run.stderr);
 });
+
+/// Every line of `stdout` as JSON (panics on a line that is not), and the last one's type.
+fn json_objects(command: &str, run: &crate::harness::Run) -> Vec<serde_json::Value> {
+    run.stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{command}: not JSON ({e}): {l:?}")))
+        .collect()
+}
+
+// `--format json` puts everything about the run on stdout in both commands: findings,
+// per-file errors, notices (a dangling symlink, `-s` that does not apply, check's hints),
+// a path that does not exist, an empty selection, and the summary. stderr is left to
+// what ends the run before it starts (a usage error from clap, an interpreter that cannot
+// be probed), the same in both.
+#[test]
+fn json_mode_leaves_stderr_to_operational_errors() {
+    let Some(py) = crate::harness::pythons().values().next_back() else {
+        crate::harness::visible(
+            "SKIPPED check::json_mode_leaves_stderr_to_operational_errors: no CPython found",
+        );
+        return;
+    };
+    let tree = Tree::new();
+    tree.write("src/a.py", "A = 1\n");
+    tree.write("src/b.py", "B = 2\n");
+    tree.write("empty/README", "no sources here\n");
+    let run = |command: &str, args: &[&str]| {
+        tree.hashpyc().arg(command).args(["--format", "json"]).python(py).args(args).run()
+    };
+    // Each situation: check first (it changes nothing), then compile (which may repair it).
+    let both = |what: &str, args: &[&str], codes: (i32, i32)| {
+        let mut out = Vec::new();
+        for (command, code) in [("check", codes.0), ("compile", codes.1)] {
+            let r = run(command, args);
+            assert_eq!(r.code, Some(code), "{what}: {command} exit status\n{}\n{}", r.stdout, r.stderr);
+            assert_eq!(r.stderr, "", "{what}: {command} printed on stderr in JSON mode");
+            let objects = json_objects(command, &r);
+            assert_eq!(
+                objects.last().map(|o| o["type"].clone()),
+                Some("summary".into()),
+                "{what}: {command}"
+            );
+            out.push(objects);
+        }
+        out
+    };
+    let pyc = |stem: &str| format!("src/__pycache__/{stem}.cpython-{}{}.pyc", py.minor.0, py.minor.1);
+    tree.hashpyc().args(["compile", "-q"]).python(py).arg("src").run().assert_code(0);
+    both("a clean tree", &["src"], (0, 0));
+
+    std::fs::remove_file(tree.path(pyc("a"))).unwrap();
+    let short = tree.path(pyc("b"));
+    std::fs::write(&short, &tree.read(pyc("b"))[..10]).unwrap();
+    let found = both("a missing and an invalid pyc", &["src"], (1, 0));
+    let outcomes: Vec<_> = found[0].iter().filter_map(|o| o["outcome"].as_str()).collect();
+    assert_eq!(outcomes, ["missing", "invalid"], "{:?}", found[0]);
+
+    // A directory where a pyc should be: check cannot read it, compile cannot write it.
+    std::fs::remove_file(tree.path(pyc("a"))).unwrap();
+    std::fs::create_dir(tree.path(pyc("a"))).unwrap();
+    let found = both("an unreadable pyc", &["src"], (1, 1));
+    assert!(found[0].iter().any(|o| o["outcome"] == "unreadable"), "{:?}", found[0]);
+    assert!(found[1].iter().any(|o| o["type"] == "error" && o["path"] == "src/a.py"), "{:?}", found[1]);
+    std::fs::remove_dir(tree.path(pyc("a"))).unwrap();
+
+    let found = both("a path that does not exist", &["src", "no-such-dir"], (2, 2));
+    for objects in &found {
+        assert_eq!(objects[0]["type"], "error", "{objects:?}");
+        assert_eq!(objects[0]["path"], "no-such-dir", "{objects:?}");
+    }
+    // Nothing to check is a finding of check's (an error object); compile has nothing to do.
+    let found = both("an empty selection", &["empty"], (1, 0));
+    assert!(
+        found[0][0]["message"].as_str().unwrap().starts_with("no Python sources to check"),
+        "{:?}",
+        found[0]
+    );
+    std::os::unix::fs::symlink("nowhere.py", tree.path("src/dangling.py")).unwrap();
+    let found = both("a dangling symlink", &["src"], (0, 0));
+    for objects in &found {
+        assert_eq!((&objects[0]["type"], &objects[0]["path"]), (&"notice".into(), &"src/dangling.py".into()));
+    }
+    std::fs::remove_file(tree.path("src/dangling.py")).unwrap();
+    // `-s` that applies to no path: a notice in both.
+    let found = both("-s that does not apply", &["-s", "lib", "src"], (0, 0));
+    for objects in &found {
+        assert!(objects[0]["message"].as_str().unwrap().contains("--strip-prefix `lib` does not match"));
+    }
+    tree.hashpyc().args(["compile", "-q"]).python(py).arg("src").run().assert_code(0);
+    // check's hint (the tree compiled under another name) is a notice too.
+    tree.hashpyc().args(["compile", "-q"]).python(py).arg("./src").run().assert_code(0);
+    let check = run("check", &["src"]);
+    check.assert_code(1);
+    assert_eq!(check.stderr, "");
+    let notice = json_objects("check", &check).into_iter().find(|o| o["type"] == "notice").expect("a hint");
+    assert!(
+        notice["message"].as_str().unwrap().contains("another spelling of their source path"),
+        "{notice}"
+    );
+    let text = tree.hashpyc().arg("check").python(py).arg("src").run();
+    assert!(
+        text.stderr.contains(&format!("hint: {}", notice["message"].as_str().unwrap())),
+        "{}",
+        text.stderr
+    );
+
+    // What ends a run before it starts is on stderr in both, and stdout is empty.
+    for command in ["check", "compile"] {
+        let r = tree
+            .hashpyc()
+            .arg(command)
+            .args(["--format", "json", "--python", "/nonexistent/python", "src"])
+            .run();
+        r.assert_code(2);
+        assert_eq!(r.stdout, "", "{command}");
+        assert!(
+            r.stderr.starts_with("error: Python interpreter `/nonexistent/python`"),
+            "{command}: {}",
+            r.stderr
+        );
+        let r = tree.hashpyc().arg(command).args(["--format", "json", "--no-such-flag", "src"]).run();
+        r.assert_code(2);
+        assert_eq!(r.stdout, "", "{command}");
+        assert!(
+            r.stderr.starts_with("error: unexpected argument '--no-such-flag'"),
+            "{command}: {}",
+            r.stderr
+        );
+    }
+}
