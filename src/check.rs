@@ -72,7 +72,9 @@ impl Outcome {
         match self {
             Outcome::Ok => "up to date",
             Outcome::Missing => "no pyc",
-            Outcome::Stale => "the pyc was compiled from other source bytes, or embeds another path",
+            Outcome::Stale => {
+                "the pyc was compiled from other source bytes, embeds another path, or has bytes after its code object"
+            }
             Outcome::Timestamp => "timestamp-based pyc (can go stale unnoticed)",
             Outcome::Unchecked => "unchecked hash-based pyc; checked required",
             Outcome::Checked => "checked hash-based pyc; unchecked required",
@@ -500,9 +502,10 @@ struct Want<'a> {
 }
 
 /// One pyc's outcome, and why when it is invalid, unreadable, or stale for its embedded
-/// path. A pyc whose header would be accepted must also have a body that loads: one code
-/// object spanning the rest of the file (a truncated or garbage body fails the import),
-/// whose `co_filename` is the path `compile` would embed (else `compile` recompiles it).
+/// path or its trailing bytes. A pyc whose header would be accepted must also have a body
+/// that loads: a code object (a truncated or garbage body fails the import), whose
+/// `co_filename` is the path `compile` would embed and after which nothing follows (else
+/// `compile` recompiles it).
 fn classify_pyc(
     data: &[u8],
     target: &Target,
@@ -532,15 +535,28 @@ fn classify_pyc(
         }
         Status::Invalid(why) => return (Outcome::Invalid, Some(why.to_string()), None),
     };
-    match marshal::code_body(&data[pyc::HEADER_LEN..], crate::plan::target_layout(target)) {
-        Ok(name) if name == want.name => (outcome, None, None),
-        Ok(name) => {
-            let found = PathBuf::from(std::ffi::OsString::from_vec(marshal::path_from_filename(name)));
-            let detail =
-                format!("embedded path is `{}`, expected `{}`", found.display(), want.path.display());
-            (Outcome::Stale, Some(detail), Some((found, want.path.to_path_buf())))
+    let body = match marshal::code_body(&data[pyc::HEADER_LEN..], crate::plan::target_layout(target)) {
+        Ok(body) => body,
+        Err(e) => return (Outcome::Invalid, Some(format!("body: {e}")), None),
+    };
+    // Bytes after the code object: CPython loads the pyc (marshal.loads ignores them), so
+    // it is not invalid, but it is not what `compile` writes, which rewrites it: stale.
+    let trailing = (body.trailing > 0).then(|| crate::plan::trailing_bytes(body.trailing));
+    if body.filename == want.name {
+        return match trailing {
+            Some(detail) => (Outcome::Stale, Some(detail), None),
+            None => (outcome, None, None),
+        };
+    }
+    let found = PathBuf::from(std::ffi::OsString::from_vec(marshal::path_from_filename(body.filename)));
+    let mut detail = format!("embedded path is `{}`, expected `{}`", found.display(), want.path.display());
+    match trailing {
+        Some(t) => {
+            // Naming the tree as it was compiled would not make it ok: no spelling hint.
+            detail.push_str(&format!("; {t}"));
+            (Outcome::Stale, Some(detail), None)
         }
-        Err(e) => (Outcome::Invalid, Some(format!("body: {e}")), None),
+        None => (Outcome::Stale, Some(detail), Some((found, want.path.to_path_buf()))),
     }
 }
 

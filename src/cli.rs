@@ -83,11 +83,13 @@ pub enum Command {
     /// Python to compile.
     ///
     /// One outcome per source, interpreter and optimization level: ok; missing (no pyc);
-    /// stale (the pyc's source hash differs, or it embeds another path than `compile` would,
-    /// see `-d`); timestamp (not hash-based); unchecked
+    /// stale (the pyc's source hash differs, it embeds another path than `compile` would,
+    /// see `-d`, or bytes follow its code object, which py_compile never writes);
+    /// timestamp (not hash-based); unchecked
     /// (hash-based but not checked, under `--mode checked`); checked (checked where
     /// `--mode unchecked` wants unchecked); invalid (short file, another version's magic,
-    /// unknown flag bits); unreadable (the source or the pyc could not be read); and with
+    /// unknown flag bits, a body that is not a whole code object); unreadable (the source
+    /// or the pyc could not be read); and with
     /// `--stray`, stray (a pyc in `__pycache__` whose source is gone). Findings go to
     /// stdout, the summary to stderr (to stdout with `--format json`). Exit status 1 when
     /// there is any finding, and when there is nothing to check: an empty selection

@@ -28,6 +28,9 @@ struct Description {
     source: Option<PathBuf>,
     matches_source: Option<bool>,
     body_bytes: Option<usize>,
+    /// Of `body_bytes`, those after the code object (CPython ignores them; py_compile
+    /// writes none): None when the body is not read as a code object.
+    trailing_bytes: Option<usize>,
     #[serde(serialize_with = "crate::report::json_opt_path")]
     embedded_path: Option<PathBuf>,
     error: Option<String>,
@@ -64,6 +67,7 @@ fn describe(path: &Path) -> Description {
         source: None,
         matches_source: None,
         body_bytes: None,
+        trailing_bytes: None,
         embedded_path: None,
         error: None,
     };
@@ -145,11 +149,13 @@ fn describe(path: &Path) -> Description {
                 d.error.get_or_insert(format!("body: {e}"));
             }
         }
-        // The whole body must be one code object, or the import fails.
-        if d.error.is_none()
-            && let Err(e) = marshal::code_body(body, CodeLayout::for_version(a, b))
-        {
-            d.error = Some(format!("body: {e}"));
+        // The body must start with a whole code object, or the import fails; what follows
+        // it, CPython ignores.
+        if d.error.is_none() {
+            match marshal::code_body(body, CodeLayout::for_version(a, b)) {
+                Ok(code) => d.trailing_bytes = Some(code.trailing),
+                Err(e) => d.error = Some(format!("body: {e}")),
+            }
         }
     }
     d
@@ -200,6 +206,12 @@ pub fn inspect(files: &[PathBuf], json: bool, style: Style) -> Result<ExitStatus
             }
             if let Some(n) = d.body_bytes {
                 lines.push(format!("  body         {n} bytes"));
+            }
+            if let Some(n) = d.trailing_bytes.filter(|&n| n > 0) {
+                lines.push(format!(
+                    "  trailing     {} (CPython ignores them; py_compile writes none)",
+                    crate::plan::trailing_bytes(n)
+                ));
             }
             if let Some(p) = &d.embedded_path {
                 lines.push(format!("  co_filename  {}", p.display()));

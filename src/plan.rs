@@ -73,6 +73,9 @@ pub enum Reason {
     },
     /// The header is fine but the body cannot be read as marshal data.
     UnreadableBody(Box<str>),
+    /// Fresh, but bytes follow the code object (CPython ignores them; what `compile`
+    /// writes, as py_compile, has none).
+    TrailingBytes(usize),
     /// The pyc could not be read (permissions, I/O error).
     UnreadablePyc(Box<str>),
     /// Fresh, but under `-W error` its warnings are not remembered (a new or other state
@@ -94,6 +97,7 @@ impl std::fmt::Display for Reason {
             Reason::Invalid(why) => write!(f, "invalid pyc: {why}"),
             Reason::EmbeddedPath { found } => write!(f, "embedded path was `{found}`"),
             Reason::UnreadableBody(e) => write!(f, "unreadable pyc body: {e}"),
+            Reason::TrailingBytes(n) => f.write_str(&trailing_bytes(*n)),
             Reason::UnreadablePyc(e) => write!(f, "unreadable pyc: {e}"),
             Reason::UnknownWarnings => {
                 f.write_str("fresh, but its warnings are not remembered: compiled for -W error, not written")
@@ -412,8 +416,13 @@ fn level_status(
             Status::Invalid(why) => return compile(Reason::Invalid(why)),
         };
         match marshal::code_body(&data[pyc::HEADER_LEN..], target_layout(target)) {
-            Ok(name) if name == want_name => Ok(wrong_mode.then_some(())),
-            Ok(name) => compile(Reason::EmbeddedPath { found: String::from_utf8_lossy(name).into() }),
+            Ok(body) if body.filename != want_name => {
+                compile(Reason::EmbeddedPath { found: String::from_utf8_lossy(body.filename).into() })
+            }
+            // Not what a compile writes: compiled again (the bytes before the extra ones
+            // need not be what this run would write either).
+            Ok(body) if body.trailing > 0 => compile(Reason::TrailingBytes(body.trailing)),
+            Ok(_) => Ok(wrong_mode.then_some(())),
             Err(e) => compile(Reason::UnreadableBody(e.to_string().into())),
         }
     })
@@ -433,6 +442,12 @@ pub(crate) fn read_pyc_into(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<(
     }
     buf.clear();
     crate::io::read_to_end_direct(&std::fs::File::open(path)?, buf)
+}
+
+/// `3 bytes after the code object`: why a pyc that CPython loads is still not one
+/// `compile` writes (`check`'s detail, `compile`'s reason, `inspect`'s line).
+pub(crate) fn trailing_bytes(n: usize) -> String {
+    format!("{} after the code object", crate::report::plural(n, "byte", "bytes"))
 }
 
 /// The code object layout of a target's pycs.

@@ -166,31 +166,40 @@ pub fn code_filename(body: &[u8], layout: CodeLayout) -> Result<&[u8], MarshalEr
     }
 }
 
+/// What [`code_body`] found: the code object's `co_filename`, and how many bytes follow
+/// the code object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CodeBody<'a> {
+    pub filename: &'a [u8],
+    /// Bytes after the code object. importlib's `marshal.loads` reads one object and
+    /// ignores the rest, so such a pyc loads; py_compile never writes any.
+    pub trailing: usize,
+}
+
 /// Read a whole pyc body the way importlib's `marshal.loads` must succeed on it, without
-/// building any value: one code object ending exactly where the body does. Returns its
-/// `co_filename` (the first met, as [`code_filename`]). Truncated or garbage bodies, which
-/// fail the import with EOFError or "bad marshal data", are errors.
-pub fn code_body(body: &[u8], layout: CodeLayout) -> Result<&[u8], MarshalError> {
+/// building any value: one code object at its start, then perhaps bytes that `loads`
+/// ignores (counted). Returns its `co_filename` (the first met, as [`code_filename`]).
+/// Truncated or garbage bodies, which fail the import with EOFError or "bad marshal
+/// data", and bodies holding another object, which importlib refuses, are errors.
+pub fn code_body(body: &[u8], layout: CodeLayout) -> Result<CodeBody<'_>, MarshalError> {
     match valid::valid_code_body(body, layout) {
-        Some((s, e)) => Ok(&body[s..e]),
-        // Invalid, or beyond what the fast walk handles: the full reader says why.
+        Some((s, e)) => Ok(CodeBody { filename: &body[s..e], trailing: 0 }),
+        // Invalid, followed by other bytes, or beyond what the fast walk handles: the
+        // full reader decides.
         None => full_code_body(body, layout),
     }
 }
 
 /// [`code_body`] by the full reader: the reference the fast walk must agree with.
-pub(crate) fn full_code_body(body: &[u8], layout: CodeLayout) -> Result<&[u8], MarshalError> {
+pub(crate) fn full_code_body(body: &[u8], layout: CodeLayout) -> Result<CodeBody<'_>, MarshalError> {
     let mut r = Reader::new(body, layout, false);
     r.run()?;
-    if r.pos != body.len() {
-        return Err(MarshalError::Trailing(body.len() - r.pos));
-    }
     let ty = body[0] & !FLAG_REF;
     if ty != b'c' {
         return Err(MarshalError::NotCode(ty));
     }
     let (s, e) = r.first_filename.ok_or(MarshalError::NoCode)?;
-    Ok(&body[s..e])
+    Ok(CodeBody { filename: &body[s..e], trailing: body.len() - r.pos })
 }
 
 /// Read a whole marshal body and report what `Scan` describes.
@@ -536,11 +545,16 @@ mod tests {
     fn code_body_needs_one_whole_code_object() {
         // As in reads_filename_from_cpython_output: CPython 3.12.1's marshal of a module.
         let flat: &[u8] = b"c\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\xf3\x08\x00\x00\x00\x97\x00d\x00Z\x00y\x01)\x02\xe9\x01\x00\x00\x00N)\x01\xda\x01x\xa9\x00\xf3\x00\x00\x00\x00\xfa\x04m.py\xfa\x08<module>r\x06\x00\x00\x00\x01\x00\x00\x00s\n\x00\x00\x00\xf0\x03\x01\x01\x01\xd8\x04\x05\x81\x01r\x04\x00\x00\x00";
-        assert_eq!(code_body(flat, CodeLayout::Py311), Ok(&b"m.py"[..]));
+        let whole = CodeBody { filename: b"m.py", trailing: 0 };
+        assert_eq!(code_body(flat, CodeLayout::Py311), Ok(whole));
         for cut in [0, 1, 20, flat.len() / 2, flat.len() - 1] {
             assert_eq!(code_body(&flat[..cut], CodeLayout::Py311), Err(MarshalError::Truncated), "{cut}");
         }
-        assert_eq!(code_body(&[flat, b"N"].concat(), CodeLayout::Py311), Err(MarshalError::Trailing(1)));
+        // marshal.loads ignores what follows the object: counted, not an error.
+        let extra = CodeBody { trailing: 3, ..whole };
+        assert_eq!(code_body(&[flat, b"N\x00\xff"].concat(), CodeLayout::Py311), Ok(extra));
+        // Another object first is refused however it ends.
+        assert_eq!(code_body(&[b"N", flat].concat(), CodeLayout::Py311), Err(MarshalError::NotCode(b'N')));
         assert_eq!(code_body(b"\x00garbage", CodeLayout::Py311), Err(MarshalError::UnknownType(0)));
         assert_eq!(code_body(b"N", CodeLayout::Py311), Err(MarshalError::NotCode(b'N')));
         assert_eq!(code_body(b"\xe9\x01\x00\x00\x00", CodeLayout::Py311), Err(MarshalError::NotCode(b'i')));

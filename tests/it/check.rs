@@ -317,12 +317,15 @@ per_python!(check_reads_the_whole_body, |py: &Python| {
         }
     }
     assert_eq!(got["intact.py"].0, "ok", "{}", run.stdout);
-    // Extra bytes after the code object are not what hashpyc writes: invalid too.
-    for name in ["header_only", "garbage", "cut", "trailing"] {
+    for name in ["header_only", "garbage", "cut"] {
         let (outcome, detail) = &got[&format!("{name}.py")];
         assert_eq!(outcome, "invalid", "{name}: {}", run.stdout);
         assert!(detail.as_str().is_some_and(|d| d.starts_with("body: ")), "{name}: {detail}");
     }
+    // Extra bytes after the code object: CPython loads it (see trailing_bytes_are_stale),
+    // but it is not what hashpyc writes.
+    imports(py, &tree, "trailing").unwrap();
+    assert_eq!(got["trailing.py"], ("stale".into(), "1 byte after the code object".into()), "{}", run.stdout);
     // Text output names the reason, with or without -v; -v also names the target as
     // compile -v does.
     let text = tree.hashpyc().arg("check").python(py).arg("garbage.py").run();
@@ -788,3 +791,78 @@ fn json_mode_leaves_stderr_to_operational_errors() {
         );
     }
 }
+
+/// A pyc that CPython imports although bytes follow its code object: importlib reads the
+/// body with `marshal.loads`, which ignores what follows the object it reads.
+const TRAILING_REF: &str = r#"
+import importlib.util as u, importlib._bootstrap_external as b, os, sys
+source = open("m.py", "rb").read()
+# Another module's code under a header whose hash is m.py's: what runs says which was used.
+code = compile(b"print('ran the code in the pyc')\n", "m.py", "exec", dont_inherit=True)
+data = b._code_to_hash_pyc(code, u.source_hash(source), True) + sys.argv[1].encode()
+pyc = u.cache_from_source("m.py")
+os.makedirs(os.path.dirname(pyc), exist_ok=True)
+open(pyc, "wb").write(data)
+"#;
+
+// A checked pyc with the right hash and bytes after its code object: CPython imports it
+// and runs its code, leaving the file as it is, so `check` does not call it invalid; but
+// py_compile never writes such a file, so it is stale (naming the bytes), `compile`
+// rewrites it as py_compile writes it (in either mode: never a header rewrite that keeps
+// them), and `inspect` counts them.
+per_python!(trailing_bytes_are_stale, |py: &Python| {
+    let tree = Tree::new();
+    tree.write("m.py", "print('ran the source')\n");
+    let extra = "N-trailing";
+    py.run(&["-I", "-c", TRAILING_REF, extra], tree.root());
+    let p = pyc(py, "m");
+    let crafted = tree.read(&p);
+    let ran = py.cmd().args(["-c", "import m"]).current_dir(tree.root()).output().unwrap();
+    assert!(ran.status.success(), "{}", String::from_utf8_lossy(&ran.stderr));
+    assert_eq!(String::from_utf8_lossy(&ran.stdout), "ran the code in the pyc\n");
+    assert_eq!(tree.read(&p), crafted, "CPython kept the pyc as it was");
+
+    // py_compile's own pyc, with the same bytes appended.
+    let reference = |mode: &str| {
+        py_compile(py, &tree, "m.py", mode);
+        tree.read(&p)
+    };
+    let unchecked = reference("UNCHECKED_HASH");
+    let checked = reference("CHECKED_HASH");
+    std::fs::write(tree.path(&p), [&checked[..], extra.as_bytes()].concat()).unwrap();
+    let ran = py.cmd().args(["-c", "import m"]).current_dir(tree.root()).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&ran.stdout), "ran the source\n");
+    let want = format!("{} bytes after the code object", extra.len());
+    let check = tree.hashpyc().arg("check").python(py).arg("m.py").run();
+    check.assert_code(1);
+    assert_eq!(check.stdout, format!("stale      m.py: {want}\n"), "{}", check.stderr);
+    let json = tree.hashpyc().args(["check", "--format", "json"]).python(py).arg("m.py").run();
+    let finding: serde_json::Value = serde_json::from_str(json.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (&finding["outcome"], &finding["detail"]),
+        (&"stale".into(), &want.clone().into()),
+        "{finding}"
+    );
+    // inspect: no error (CPython uses it), the extra bytes counted.
+    let inspect = tree.hashpyc().arg("inspect").arg(&p).run();
+    inspect.assert_code(0);
+    assert!(inspect.stdout.contains(&format!("  trailing     {want} (")), "{}", inspect.stdout);
+    let described = tree.hashpyc().args(["inspect", "--json"]).arg(&p).run();
+    described.assert_code(0);
+    let v: serde_json::Value = serde_json::from_str(described.stdout.trim()).unwrap();
+    assert_eq!((&v["trailing_bytes"], &v["error"]), (&extra.len().into(), &serde_json::Value::Null), "{v}");
+    assert_eq!(v["body_bytes"], checked.len() - 16 + extra.len(), "{v}");
+
+    // compile recompiles it, saying why, into py_compile's bytes; in the other mode too.
+    let compiled = tree.hashpyc().args(["compile", "-v"]).python(py).arg("m.py").run();
+    compiled.assert_code(0);
+    assert!(compiled.stderr.contains(&format!("compiled `m.py` ({want})")), "{}", compiled.stderr);
+    assert_eq!(tree.read(&p), checked);
+    tree.hashpyc().arg("check").python(py).arg("m.py").run().assert_code(0);
+    let fresh = tree.hashpyc().args(["inspect", "--json"]).arg(&p).run();
+    assert_eq!(serde_json::from_str::<serde_json::Value>(fresh.stdout.trim()).unwrap()["trailing_bytes"], 0);
+    std::fs::write(tree.path(&p), [&checked[..], extra.as_bytes()].concat()).unwrap();
+    let other = tree.hashpyc().args(["compile", "-q", "--invalidation-mode", "unchecked-hash"]).python(py);
+    other.arg("m.py").run().assert_code(0);
+    assert_eq!(tree.read(&p), unchecked);
+});
