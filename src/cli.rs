@@ -494,6 +494,8 @@ pub struct CheckArgs {
     /// (Python imports those as sourceless modules); with `--pycache-prefix` (or
     /// `PYTHONPYCACHEPREFIX`), also the checked interpreters' pycs under the prefix's mirror
     /// of each directory checked (not elsewhere in the prefix tree) whose source is gone.
+    /// The pycs of every directory walked are searched: ignore files that list
+    /// `__pycache__/` or `*.pyc` do not hide them.
     #[arg(long, help_heading = "Verdicts")]
     pub stray: bool,
 

@@ -555,10 +555,10 @@ fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked, visit: &
             None
         }
     };
-    let collect_pycache = opts.collect_pycache;
     let implicit_root = opts.implicit_root;
     builder.filter_entry(move |e| {
-        if !collect_pycache && e.file_name() == "__pycache__" {
+        // Never a source directory: its pycs are listed from its parent's entry.
+        if e.file_name() == "__pycache__" {
             return false;
         }
         e.depth() == 0
@@ -605,20 +605,24 @@ fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked, visit: &
             let Some(ft) = entry.file_type() else {
                 return WalkState::Continue;
             };
-            if ft.is_dir() {
-                if entry.file_name() == "__pycache__" {
-                    if collect_pycache {
-                        let pycs = list_pycs(path);
+            if ft.is_dir() || (entry.depth() == 0 && path.is_dir()) {
+                // The pycs of a directory whose sources are walked: those in its
+                // `__pycache__` and, with `--legacy`, the `X.pyc` files beside the
+                // sources. The selection rules pick sources, not pycs: a `.gitignore`
+                // naturally lists `__pycache__/` and `*.pyc`, and must not hide them.
+                if opts.max_depth.is_none_or(|m| entry.depth() < m) {
+                    if opts.collect_pycache {
+                        let pycs = list_pycs(&path.join("__pycache__"), false);
                         found.lock().expect("walk lock").pycache_files.extend(pycs);
                     }
-                    return WalkState::Skip;
+                    if opts.collect_legacy {
+                        let pycs = list_pycs(path, true);
+                        found.lock().expect("walk lock").legacy_pycs.extend(pycs);
+                    }
                 }
                 return WalkState::Continue;
             }
             if !entry.file_name().as_bytes().ends_with(b".py") || excluded_by_regex(path, opts) {
-                if opts.collect_legacy && ft.is_file() && entry.file_name().as_bytes().ends_with(b".pyc") {
-                    found.lock().expect("walk lock").legacy_pycs.push(path.to_path_buf());
-                }
                 return WalkState::Continue;
             }
             if entry.path_is_symlink() {
@@ -651,13 +655,17 @@ fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked, visit: &
     walked.skipped_symlinks.extend(found.skipped_symlinks);
 }
 
-fn list_pycs(dir: &Path) -> Vec<PathBuf> {
-    let Ok(rd) = std::fs::read_dir(dir) else {
+/// The entries named `*.pyc` in `dir` (only regular files with `files_only`), spelled
+/// under `dir` as given (`""` for the implied working directory); none when it cannot
+/// be read.
+fn list_pycs(dir: &Path, files_only: bool) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(if dir.as_os_str().is_empty() { Path::new(".") } else { dir }) else {
         return Vec::new();
     };
     rd.filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.as_os_str().as_bytes().ends_with(b".pyc"))
+        .filter(|e| e.file_name().as_bytes().ends_with(b".pyc"))
+        .filter(|e| !files_only || e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| dir.join(e.file_name()))
         .collect()
 }
 

@@ -438,6 +438,47 @@ per_python!(legacy_strays_are_found, min = (3, 8), |py: &Python| {
     clean.assert_code(0);
 });
 
+/// The pycs `check --stray` reports (their paths, sorted).
+fn strays_of(run: &crate::harness::Run) -> Vec<String> {
+    let mut out: Vec<String> =
+        run.stdout.lines().filter_map(|l| l.strip_prefix("stray      ")).map(str::to_string).collect();
+    out.sort();
+    out
+}
+
+// The selection rules pick sources and the directories walked for them, not pycs: a
+// repository's .gitignore lists `__pycache__/` and `*.py[cod]` as a matter of course, and
+// must not hide from `check --stray --respect-gitignore` the pycs CPython wrote for sources
+// since deleted, in `__pycache__` or (`--legacy`) beside the sources.
+per_python!(ignore_files_do_not_hide_strays, |py: &Python| {
+    let tree = Tree::new();
+    std::fs::create_dir(tree.path(".git")).unwrap();
+    tree.write(".gitignore", "__pycache__/\n*.py[cod]\n");
+    for rel in ["a.py", "gone.py", "pkg/b.py", "pkg/gone2.py"] {
+        tree.write(rel, "x = 1\n");
+    }
+    for extra in [&[][..], &["-b"][..]] {
+        let mut args = vec!["-m", "compileall", "-q", "--invalidation-mode", "checked-hash"];
+        args.extend_from_slice(extra);
+        args.push(".");
+        py.run(&args, tree.root());
+    }
+    std::fs::remove_file(tree.path("gone.py")).unwrap();
+    std::fs::remove_file(tree.path("pkg/gone2.py")).unwrap();
+    let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
+    let in_pycache = [format!("./__pycache__/gone.{tag}.pyc"), format!("./pkg/__pycache__/gone2.{tag}.pyc")];
+    let legacy = ["./gone.pyc".to_string(), "./pkg/gone2.pyc".to_string()];
+    let mut both: Vec<String> = in_pycache.iter().chain(&legacy).cloned().collect();
+    both.sort();
+    for (layout, want) in [(&[][..], in_pycache.to_vec()), (&["-b"][..], both)] {
+        for rules in [&[][..], &["--respect-gitignore"][..]] {
+            let run =
+                tree.hashpyc().args(["check", "--stray"]).args(layout).args(rules).python(py).arg(".").run();
+            assert_eq!(strays_of(&run), want, "{layout:?} {rules:?}\n{}{}", run.stdout, run.stderr);
+        }
+    }
+});
+
 /// The findings of `check` and the sources `compile -n` would compile, as `(path, verdict)`
 /// with `./` trimmed: `check`'s outcome, `compile` for what the dry run recompiles.
 fn check_and_dry_run(tree: &Tree, py: &Python, args: &[&str]) -> (crate::harness::Run, Vec<String>) {
