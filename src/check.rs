@@ -139,7 +139,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     if s.stray {
         findings.extend(strays(&walked.pycache_files, &s.targets));
         findings.extend(legacy_strays(&walked.legacy_pycs, &s.targets));
-        findings.extend(prefix_strays(s, &cwd));
+        findings.extend(prefix_strays(s, &walked.dirs, &cwd));
     }
     findings.sort_by(|a, b| {
         a.path.cmp(&b.path).then(a.python.cmp(&b.python)).then(a.optimization.cmp(&b.optimization))
@@ -629,14 +629,20 @@ fn strays(pycs: &[PathBuf], targets: &[Arc<Target>]) -> Vec<Finding> {
     out
 }
 
-/// pycs in a `--pycache-prefix` tree whose source is gone: only under the mirror of the
-/// directories checked (the tree may hold pycs of any directory on the machine), only
-/// of the tags of the checked interpreters that use that prefix, and no deeper than the
-/// walk goes (`--max-depth`, `-l`). A pyc is reported once, however many roots reach it.
-fn prefix_strays(s: &CheckSettings, cwd: &Path) -> Vec<Finding> {
+/// pycs in a `--pycache-prefix` tree whose source is gone: only in the mirrors of the
+/// directories walked (`dirs`: the tree may hold pycs of any directory on the machine),
+/// as `__pycache__` directories are searched in the tree itself, so that the selection
+/// rules (`--exclude`, ignore files, `--skip-hidden`, `--max-depth`, `-l`) give the same
+/// strays with or without a prefix; and below them, in the mirrors of directories since
+/// deleted that the walk would enter. Only the tags of the checked interpreters that use
+/// that prefix; a pyc is reported once, however many roots reach it.
+fn prefix_strays(s: &CheckSettings, dirs: &[(PathBuf, usize)], cwd: &Path) -> Vec<Finding> {
     let mut out = Vec::new();
     let (mut prefixes, mut seen) = (std::collections::HashSet::new(), std::collections::HashSet::new());
-    let max_depth = if s.walk.max_depth == Some(0) { return out } else { s.walk.max_depth };
+    // A directory's pycs are searched when its sources are walked (as `walk` lists a
+    // `__pycache__`).
+    let searched = |depth: usize| s.walk.max_depth.is_none_or(|m| depth < m);
+    let mut gone_rules = crate::walk::GoneDirRules::new(&s.walk);
     for (t, layout) in s.layouts.iter().enumerate() {
         let crate::layout::Layout::Prefix(prefix) = layout else { continue };
         if !prefixes.insert(prefix) {
@@ -650,22 +656,25 @@ fn prefix_strays(s: &CheckSettings, cwd: &Path) -> Vec<Finding> {
             .filter(|(l, _)| *l == layout)
             .map(|(_, target)| target.cache_tag.as_bytes())
             .collect();
-        for root in &s.roots {
-            if !std::fs::metadata(root).is_ok_and(|m| m.is_dir()) {
-                continue;
-            }
-            let abs = crate::layout::absolute(root, cwd);
+        for (dir, depth) in dirs.iter().filter(|(_, depth)| searched(*depth)) {
+            let abs = crate::layout::absolute(dir, cwd);
             let mirror = prefix.join(abs.strip_prefix("/").unwrap_or(&abs));
             // (directory in the mirror, the same directory as the sources are spelled, depth)
-            let mut stack = vec![(mirror, root.clone(), 0usize)];
+            let mut stack = vec![(mirror, dir.clone(), *depth)];
             while let Some((dir, source_dir, depth)) = stack.pop() {
                 let Ok(entries) = std::fs::read_dir(&dir) else { continue };
                 for e in entries.filter_map(Result::ok) {
                     let path = e.path();
                     let Ok(kind) = e.file_type() else { continue };
                     if kind.is_dir() {
-                        if max_depth.is_none_or(|m| depth + 1 < m) {
-                            stack.push((path, source_dir.join(e.file_name()), depth + 1));
+                        // A directory that exists is searched from its own entry in `dirs`
+                        // if the walk entered it; one since deleted, if the walk would.
+                        let source = source_dir.join(e.file_name());
+                        if searched(depth + 1)
+                            && std::fs::symlink_metadata(&source).is_err()
+                            && gone_rules.would_walk(&source)
+                        {
+                            stack.push((path, source, depth + 1));
                         }
                         continue;
                     }

@@ -493,9 +493,12 @@ pub struct CheckArgs {
     /// also `X.pyc` files of a checked interpreter beside the sources with no `X.py`
     /// (Python imports those as sourceless modules); with `--pycache-prefix` (or
     /// `PYTHONPYCACHEPREFIX`), also the checked interpreters' pycs under the prefix's mirror
-    /// of each directory checked (not elsewhere in the prefix tree) whose source is gone.
-    /// The pycs of every directory walked are searched: ignore files that list
-    /// `__pycache__/` or `*.pyc` do not hide them.
+    /// of each directory walked, and of directories since deleted that the walk would
+    /// enter (not elsewhere in the prefix tree), whose source is gone. The pycs of every
+    /// directory walked are searched, in either layout: ignore files that list
+    /// `__pycache__/` or `*.pyc` do not hide them, and the selection flags (`--exclude`,
+    /// `--respect-gitignore`, `--skip-hidden`, `--max-depth`) give the same strays with or
+    /// without a prefix.
     #[arg(long, help_heading = "Verdicts")]
     pub stray: bool,
 

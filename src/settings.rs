@@ -348,6 +348,7 @@ pub fn walk_options(sel: &SelectArgs, jobs: usize) -> Result<WalkOptions, Error>
         limit_symlinks,
         collect_pycache: false,
         collect_legacy: false,
+        collect_dirs: false,
         // Walking is I/O: more threads than CPUs only add contention.
         threads: jobs.min(default_jobs()),
     })
@@ -597,6 +598,8 @@ pub fn check_settings(args: &CheckArgs) -> Result<CheckSettings, Error> {
             .collect::<Result<Vec<_>, _>>()?
     };
     let layouts = layouts(&args.layout, &targets, args.target.python_from.as_ref())?;
+    // The mirror of each directory walked is searched for prefix strays.
+    walk.collect_dirs = args.stray && layouts.iter().any(|l| matches!(l, Layout::Prefix(_)));
     let accept = match args.mode {
         CheckMode::Checked => Accept::Only(HashMode::Checked),
         CheckMode::Unchecked => Accept::Only(HashMode::Unchecked),

@@ -45,6 +45,8 @@ pub struct WalkOptions {
     pub collect_pycache: bool,
     /// Also collect `*.pyc` files beside the sources (`check --stray --legacy`).
     pub collect_legacy: bool,
+    /// Also collect the directories walked (`check --stray` with a pycache prefix).
+    pub collect_dirs: bool,
     pub threads: usize,
 }
 
@@ -127,6 +129,8 @@ pub struct Walked {
     pub pycache_files: Vec<PathBuf>,
     /// `*.pyc` files found beside the sources (only with `collect_legacy`).
     pub legacy_pycs: Vec<PathBuf>,
+    /// The directories walked and their depths (only with `collect_dirs`), sorted.
+    pub dirs: Vec<(PathBuf, usize)>,
     /// Paths skipped by `--limit-symlinks`, for `--dry-run` and `-v`.
     pub skipped_symlinks: Vec<PathBuf>,
     /// `.py` files the opt-in rules skipped, and named paths `--force-exclude` skipped.
@@ -230,7 +234,14 @@ pub fn walk_each(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
 fn count_skipped(roots: &[PathBuf], opts: &WalkOptions, selected: usize) -> Skipped {
     let count = |respect_ignore: bool, skip_hidden: bool| {
         let n = std::sync::atomic::AtomicUsize::new(0);
-        let o = WalkOptions { respect_ignore, skip_hidden, collect_pycache: false, ..opts.clone() };
+        let o = WalkOptions {
+            respect_ignore,
+            skip_hidden,
+            collect_pycache: false,
+            collect_legacy: false,
+            collect_dirs: false,
+            ..opts.clone()
+        };
         walk_filtered(roots, &o, &|_| {
             n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         });
@@ -331,6 +342,8 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
             first_spellings(found.into_inner().expect("walk lock"), |s| &s.path, &spellings, &mut places);
         let pycs = std::mem::take(&mut walked.pycache_files);
         walked.pycache_files = first_spellings(pycs, |p| p, &spellings, &mut places);
+        let dirs = std::mem::take(&mut walked.dirs);
+        walked.dirs = first_spellings(dirs, |d| &d.0, &spellings, &mut places);
         sources.into_par_iter().for_each(visit);
     } else {
         // No root holds another (nor is any given twice) and no link is followed: every
@@ -344,6 +357,7 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
     }
     walked.pycache_files.sort();
     walked.legacy_pycs.sort();
+    walked.dirs.sort();
     walked.errors.sort_by(|a, b| a.path().cmp(&b.path()));
     walked.skipped_symlinks.sort();
     walked
@@ -530,6 +544,112 @@ impl Excludes {
     }
 }
 
+/// Whether the walk would enter a directory that does not exist (any more) below one it
+/// walked: the rules the walker applies to a directory (`--exclude`, `--skip-hidden`, the
+/// ignore files of `--respect-gitignore`), for the pycs a pycache prefix keeps of a source
+/// directory since deleted (`check --stray`). The ignore files are read as the `ignore`
+/// crate reads them, once per directory: each directory's `.ignore`, nearest first, then
+/// `.gitignore` up to the repository's root and its `.git/info/exclude`, then the global
+/// excludes file, the first match deciding; a whitelist beats the hidden rule.
+pub struct GoneDirRules<'a> {
+    opts: &'a WalkOptions,
+    excludes: Option<Excludes>,
+    cwd: PathBuf,
+    levels: std::collections::HashMap<PathBuf, IgnoreLevel>,
+    global: Option<Gitignore>,
+}
+
+/// One directory's ignore files.
+struct IgnoreLevel {
+    ignore: Gitignore,
+    gitignore: Gitignore,
+    exclude: Gitignore,
+    has_git: bool,
+}
+
+impl IgnoreLevel {
+    fn read(dir: &Path) -> IgnoreLevel {
+        let file = |path: PathBuf| {
+            let mut b = GitignoreBuilder::new(dir);
+            // A missing or unreadable file, or a bad line, is no rule (as for the walker).
+            let _ = b.add(path);
+            b.build().unwrap_or_else(|_| Gitignore::empty())
+        };
+        let git = dir.join(".git");
+        IgnoreLevel {
+            ignore: file(dir.join(".ignore")),
+            gitignore: file(dir.join(".gitignore")),
+            exclude: file(git.join("info/exclude")),
+            has_git: git.exists() || dir.join(".jj").exists(),
+        }
+    }
+}
+
+/// Ignore (true), whitelisted (false), or no rule.
+fn verdict<T>(m: ignore::Match<T>) -> Option<bool> {
+    if m.is_ignore() {
+        Some(true)
+    } else if m.is_whitelist() {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+impl<'a> GoneDirRules<'a> {
+    pub fn new(opts: &'a WalkOptions) -> Self {
+        GoneDirRules {
+            opts,
+            // A bad glob was reported by the walk.
+            excludes: Excludes::new(opts).ok().flatten(),
+            cwd: std::env::current_dir().unwrap_or_default(),
+            levels: Default::default(),
+            global: None,
+        }
+    }
+
+    /// Whether the walk would enter `dir` (spelled as the walk spells paths) if it existed.
+    pub fn would_walk(&mut self, dir: &Path) -> bool {
+        if self.excludes.as_ref().is_some_and(|x| x.skips(dir, true)) {
+            return false;
+        }
+        let ignored = if self.opts.respect_ignore { self.ignored(dir) } else { None };
+        let hidden = self.opts.skip_hidden && dir.file_name().is_some_and(|n| n.as_bytes().starts_with(b"."));
+        match ignored {
+            Some(ignore) => !ignore,
+            None => !hidden,
+        }
+    }
+
+    fn ignored(&mut self, dir: &Path) -> Option<bool> {
+        let abs = lexically_absolute(dir, &self.cwd);
+        let parents: Vec<&Path> = abs.ancestors().skip(1).collect();
+        for p in &parents {
+            if !self.levels.contains_key(*p) {
+                self.levels.insert(p.to_path_buf(), IgnoreLevel::read(p));
+            }
+        }
+        let level = |p: &Path| &self.levels[p];
+        let any_git = parents.iter().any(|p| level(p).has_git);
+        let (mut ignore, mut git, mut exclude, mut saw_git) = (None, None, None, false);
+        for p in &parents {
+            let l = level(p);
+            ignore = ignore.or_else(|| verdict(l.ignore.matched(&abs, true)));
+            if any_git && !saw_git {
+                git = git.or_else(|| verdict(l.gitignore.matched(&abs, true)));
+                exclude = exclude.or_else(|| verdict(l.exclude.matched(&abs, true)));
+            }
+            saw_git |= l.has_git;
+        }
+        let global = if any_git {
+            verdict(self.global.get_or_insert_with(|| Gitignore::global().0).matched(&abs, true))
+        } else {
+            None
+        };
+        ignore.or(git).or(exclude).or(global)
+    }
+}
+
 fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked, visit: &(dyn Fn(Source) + Sync)) {
     let mut builder = WalkBuilder::new(&dirs[0]);
     for d in &dirs[1..] {
@@ -610,6 +730,9 @@ fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked, visit: &
                 // `__pycache__` and, with `--legacy`, the `X.pyc` files beside the
                 // sources. The selection rules pick sources, not pycs: a `.gitignore`
                 // naturally lists `__pycache__/` and `*.pyc`, and must not hide them.
+                if opts.collect_dirs {
+                    found.lock().expect("walk lock").dirs.push((path.to_path_buf(), entry.depth()));
+                }
                 if opts.max_depth.is_none_or(|m| entry.depth() < m) {
                     if opts.collect_pycache {
                         let pycs = list_pycs(&path.join("__pycache__"), false);
@@ -652,6 +775,7 @@ fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked, visit: &
     walked.errors.extend(found.errors);
     walked.pycache_files.extend(found.pycache_files);
     walked.legacy_pycs.extend(found.legacy_pycs);
+    walked.dirs.extend(found.dirs);
     walked.skipped_symlinks.extend(found.skipped_symlinks);
 }
 

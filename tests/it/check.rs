@@ -641,6 +641,139 @@ per_python!(prefix_strays_are_found, min = (3, 8), |py: &Python| {
     plain.assert_code(0);
 });
 
+// `check --stray` finds the same strays in the prefix tree CPython writes (`-X
+// pycache_prefix`) as in `__pycache__` directories, whatever the selection rules: the pyc
+// of a deleted source in a directory that `--exclude`, `.gitignore` or `--skip-hidden`
+// keeps the walk out of is reported in neither layout, and one in a directory walked is
+// reported in both, whatever its own name (`check` applies no rule to the name of a source
+// that is gone). In the prefix tree, the mirror of a directory deleted whole is searched
+// as that directory would be if it were there, empty.
+per_python!(prefix_strays_follow_the_selection_rules, min = (3, 8), |py: &Python| {
+    let keep = ["keep.py", "sub/keep.py", "excluded/keep.py", "ignored/keep.py", ".hidden/keep.py"];
+    let gone = [
+        "gone.py",
+        "gone_excluded.py",
+        "gone_ignored.py",
+        ".gone_hidden.py",
+        "sub/gone.py",
+        "excluded/gone.py",
+        "ignored/gone.py",
+        ".hidden/gone.py",
+    ];
+    let deleted =
+        ["deleted/gone.py", "deleted_excluded/gone.py", "deleted_ignored/gone.py", ".deleted/gone.py"];
+    let prefix = Tree::new();
+    let prefix_opt = format!("pycache_prefix={}", prefix.root().display());
+    // The same sources in two trees, compiled by CPython into `__pycache__` and under a
+    // prefix; then the sources of `gone` and the directories of `deleted` are removed.
+    let layout = |x: &[&str]| {
+        let tree = Tree::new();
+        std::fs::create_dir(tree.path(".git")).unwrap();
+        tree.write(".gitignore", "__pycache__/\ngone_ignored.py\nignored/\ndeleted_ignored/\n");
+        for rel in keep.iter().chain(&gone).chain(&deleted) {
+            tree.write(rel, "x = 1\n");
+        }
+        let mut args = x.to_vec();
+        args.extend(["-m", "compileall", "-q", "--invalidation-mode", "checked-hash", "."]);
+        py.run(&args, tree.root());
+        for rel in gone {
+            std::fs::remove_file(tree.path(rel)).unwrap();
+        }
+        for rel in deleted {
+            std::fs::remove_dir_all(tree.path(rel).parent().unwrap()).unwrap();
+        }
+        tree
+    };
+    let in_tree = layout(&[]);
+    let prefixed = layout(&["-X", &prefix_opt]);
+    assert!(in_tree.path("__pycache__").is_dir() && !prefixed.path("__pycache__").exists());
+    // The sources of the strays reported, `./` trimmed.
+    let strays = |tree: &Tree, args: &[&str]| {
+        let run = tree
+            .hashpyc()
+            .args(["check", "--stray", "--format", "json"])
+            .args(args)
+            .python(py)
+            .arg(".")
+            .run();
+        let mut out: Vec<String> = run
+            .stdout
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v["outcome"] == "stray")
+            .map(|v| v["path"].as_str().unwrap().trim_start_matches("./").to_string())
+            .collect();
+        out.sort();
+        out
+    };
+    let with_prefix = |rules: &[&str]| {
+        let mut args = vec!["--pycache-prefix", prefix.root().to_str().unwrap()];
+        args.extend_from_slice(rules);
+        strays(&prefixed, &args)
+    };
+    let sorted = |v: &[&str]| {
+        let mut v: Vec<String> = v.iter().map(|s| s.to_string()).collect();
+        v.sort();
+        v
+    };
+    let all_rules = [
+        "--exclude",
+        "excluded/",
+        "--exclude",
+        "deleted_excluded",
+        "--exclude",
+        "gone_excluded.py",
+        "--respect-gitignore",
+        "--skip-hidden",
+    ];
+    let cases: [(&[&str], Option<Vec<String>>); 6] = [
+        (&[], Some(sorted(&gone))),
+        (&all_rules[..6], None),
+        (&["--respect-gitignore"], None),
+        (&["--skip-hidden"], None),
+        (&["-l"], None),
+        (
+            &all_rules,
+            Some(sorted(&[
+                "gone.py",
+                "gone_excluded.py",
+                "gone_ignored.py",
+                ".gone_hidden.py",
+                "sub/gone.py",
+            ])),
+        ),
+    ];
+    for (rules, want) in cases {
+        let ours = strays(&in_tree, rules);
+        if let Some(want) = want {
+            assert_eq!(ours, want, "{rules:?}");
+        }
+        // The prefix tree gives the same, and in the deleted directories what the walk
+        // finds when they are there (empty).
+        let found = with_prefix(rules);
+        let (in_deleted, rest): (Vec<String>, Vec<String>) = found
+            .into_iter()
+            .partition(|p| deleted.iter().any(|d| p.starts_with(d.split('/').next().unwrap())));
+        assert_eq!(rest, ours, "{rules:?}");
+        for rel in deleted {
+            std::fs::create_dir(prefixed.path(rel).parent().unwrap()).unwrap();
+        }
+        let there: Vec<String> = with_prefix(rules)
+            .into_iter()
+            .filter(|p| deleted.iter().any(|d| p.starts_with(d.split('/').next().unwrap())))
+            .collect();
+        for rel in deleted {
+            std::fs::remove_dir(prefixed.path(rel).parent().unwrap()).unwrap();
+        }
+        assert_eq!(in_deleted, there, "{rules:?}");
+        if rules.is_empty() {
+            assert_eq!(in_deleted, sorted(&deleted));
+        } else if rules == all_rules {
+            assert_eq!(in_deleted, ["deleted/gone.py"]);
+        }
+    }
+});
+
 // `--target` takes X.Y: the full version an interpreter reports (`python --version`) is
 // refused with the X.Y of its `sys.version_info` as the example, which then works.
 per_python!(target_wants_the_minor_version, min = (3, 12), |py: &Python| {
