@@ -144,6 +144,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     findings.sort_by(|a, b| {
         a.path.cmp(&b.path).then(a.python.cmp(&b.python)).then(a.optimization.cmp(&b.optimization))
     });
+    explain_remembered_failures(&mut findings, &s.targets, &cwd);
 
     let mut counts = std::collections::BTreeMap::new();
     for f in findings.iter().filter(|f| f.outcome != Outcome::Ok) {
@@ -201,7 +202,9 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
             report::eprint_line(&format!("{}: {msg}", style.error()));
         }
     }
-    let hint = wrong_version_hint(&findings, &s.targets).or_else(|| spelling_hint(&findings, &cwd));
+    let hint = wrong_version_hint(&findings, &s.targets)
+        .or_else(|| spelling_hint(&findings, &cwd))
+        .or_else(|| timestamp_hint(&findings));
     if json && let Some(hint) = &hint {
         events.push(run_event("notice", None, hint.clone()));
     }
@@ -329,6 +332,49 @@ fn run_event(kind: &str, path: Option<&Path>, message: String) -> serde_json::Va
 /// `src/m.py`), the tree was compiled under another name: the commonest way to get there
 /// (`hashpyc compile .`, then `hashpyc check src`), and one the reason line alone does not
 /// explain.
+/// A missing pyc whose source `compile` found not to compile (remembered in the state
+/// directory, for these source bytes) says so: "missing" alone sends a user looking for
+/// a step that did not run. Reads no source and starts no Python: the expected hash is
+/// already computed.
+fn explain_remembered_failures(findings: &mut [Finding], targets: &[Arc<Target>], cwd: &Path) {
+    if !findings.iter().any(|f| f.outcome == Outcome::Missing) {
+        return;
+    }
+    let Some(state) = crate::target::state_dir() else { return };
+    let memos: Vec<(String, crate::memo::Memo)> = targets
+        .iter()
+        .filter_map(|t| {
+            let id = t.identity.as_deref()?;
+            Some((format!("{}.{}", t.version.0, t.version.1), crate::memo::Memo::load(&state, id)))
+        })
+        .collect();
+    for f in findings.iter_mut().filter(|f| f.outcome == Outcome::Missing && f.detail.is_none()) {
+        let Some(hex) = f.expected.as_ref().and_then(|e| e.hash.as_deref()) else { continue };
+        let Some((_, memo)) = memos.iter().find(|(python, _)| *python == f.python) else { continue };
+        let abs = crate::layout::absolute(&f.path, cwd);
+        if let Some(failure) = memo.failure_of(&abs, hex) {
+            let at = failure.line.map(|l| format!(" (line {l})")).unwrap_or_default();
+            f.detail = Some(format!(
+                "the source does not compile: {}: {}{at}, as `hashpyc compile` found",
+                failure.kind, failure.message
+            ));
+        }
+    }
+}
+
+/// Timestamp pycs (what pip, `python -m compileall` and imports write) are the usual
+/// reason a first check fails; say what replaces them.
+fn timestamp_hint(findings: &[Finding]) -> Option<String> {
+    let n = findings.iter().filter(|f| f.outcome == Outcome::Timestamp).count();
+    (n > 0).then(|| {
+        format!(
+            "{} timestamp-based, as pip, `python -m compileall` and imports write them: `hashpyc compile` with the same paths and options replaces {}",
+            report::plural(n, "pyc is", "pycs are"),
+            if n == 1 { "it with a checked-hash pyc" } else { "them with checked-hash pycs" }
+        )
+    })
+}
+
 fn spelling_hint(findings: &[Finding], cwd: &Path) -> Option<String> {
     let mut stale = findings.iter().filter(|f| f.outcome == Outcome::Stale).peekable();
     let (example_found, example_want) = stale.peek()?.embedded.clone()?;

@@ -213,6 +213,12 @@ impl Memo {
         (e.hash == pyc::hex(hash) && e.levels == levels).then(|| e.failure.clone())
     }
 
+    /// The remembered failure of `abs` with the source bytes whose hash is `hex`, at
+    /// whatever levels it was compiled: what `check` explains a missing pyc with.
+    pub fn failure_of(&self, abs: &Path, hex: &str) -> Option<&CompileFailure> {
+        self.file.entries.get(abs).filter(|e| e.hash == hex).map(|e| &e.failure)
+    }
+
     pub fn record_failure(&mut self, abs: PathBuf, hash: &SourceHash, levels: &[u8], f: &CompileFailure) {
         self.file
             .entries

@@ -155,8 +155,16 @@ per_python!(check_json_and_github_formats, |py: &Python| {
     run.assert_code(1);
     let objects: Vec<serde_json::Value> =
         run.stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
-    let (summary, findings) = objects.split_last().unwrap();
+    let (summary, rest) = objects.split_last().unwrap();
     assert_eq!(summary["type"], "summary");
+    // The timestamp pyc's hint comes first, as a notice.
+    let (notices, findings): (Vec<_>, Vec<_>) = rest.iter().partition(|o| o["type"] == "notice");
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert!(
+        notices[0]["message"].as_str().unwrap().starts_with("1 pyc is timestamp-based"),
+        "{}",
+        notices[0]
+    );
     // Every object leads with its type, as the README's schema shows, so `head -c` and
     // grep-based consumers can tell them apart.
     for line in run.stdout.lines() {
@@ -1039,4 +1047,60 @@ per_python!(trailing_bytes_are_stale, |py: &Python| {
     let other = tree.hashpyc().args(["compile", "-q", "--invalidation-mode", "unchecked-hash"]).python(py);
     other.arg("m.py").run().assert_code(0);
     assert_eq!(tree.read(&p), unchecked);
+});
+
+// A pyc that is missing because its source does not compile says so, with CPython's own
+// error (remembered by `compile`, no Python started by `check`), as long as the source
+// bytes are those `compile` saw; and a tree of timestamp pycs (what CPython's compileall
+// writes by default) gets a hint naming `hashpyc compile`, which then makes it pass.
+per_python!(check_explains_missing_and_timestamp_pycs, |py: &Python| {
+    let tree = Tree::new();
+    tree.write("good.py", "X = 1\n");
+    tree.write("bad.py", "X = 1\ndef f(:\n    pass\n");
+    let state = tempfile::tempdir().unwrap();
+    let hashpyc = || tree.hashpyc().env("HASHPYC_STATE_DIR", state.path());
+    hashpyc().args(["compile", "-q"]).python(py).arg(".").run().assert_code(1);
+    let cpython = py.run(
+        &[
+            "-c",
+            "try:\n    compile(open('bad.py', 'rb').read(), 'bad.py', 'exec')\nexcept SyntaxError as e:\n    print('%s: %s (line %d)' % (type(e).__name__, e.msg, e.lineno))",
+        ],
+        tree.root(),
+    );
+    let explained = format!(
+        "missing    ./bad.py: the source does not compile: {}, as `hashpyc compile` found\n",
+        cpython.trim()
+    );
+    let run = hashpyc().arg("check").python(py).arg(".").run();
+    run.assert_code(1);
+    assert_eq!(run.stdout, explained, "{}", run.stderr);
+    let json = hashpyc().args(["check", "--format", "json"]).python(py).arg(".").run();
+    let finding: serde_json::Value = serde_json::from_str(json.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(finding["detail"], explained.trim_end().split_once(": ").unwrap().1, "{finding}");
+    // Other source bytes, or no state directory: nothing is known, plain `missing`.
+    tree.write("bad.py", "X = 2\ndef f(:\n    pass\n");
+    let edited = hashpyc().arg("check").python(py).arg(".").run();
+    assert_eq!(edited.stdout, "missing    ./bad.py\n");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let fresh_state =
+        tree.hashpyc().env("HASHPYC_STATE_DIR", elsewhere.path()).arg("check").python(py).arg(".").run();
+    assert_eq!(fresh_state.stdout, "missing    ./bad.py\n");
+
+    // CPython's compileall writes timestamp pycs.
+    std::fs::remove_file(tree.path("bad.py")).unwrap();
+    tree.write("other.py", "Y = 2\n");
+    std::fs::remove_dir_all(tree.path("__pycache__")).unwrap();
+    py.run(&["-m", "compileall", "-q", "."], tree.root());
+    let run = hashpyc().arg("check").python(py).arg(".").run();
+    run.assert_code(1);
+    assert_eq!(run.stdout, "timestamp  ./good.py\ntimestamp  ./other.py\n");
+    assert!(
+        run.stderr.contains(
+            "hint: 2 pycs are timestamp-based, as pip, `python -m compileall` and imports write them: `hashpyc compile` with the same paths and options replaces them with checked-hash pycs\n"
+        ),
+        "{}",
+        run.stderr
+    );
+    hashpyc().args(["compile", "-q"]).python(py).arg(".").run().assert_code(0);
+    hashpyc().arg("check").python(py).arg(".").run().assert_code(0);
 });
