@@ -207,6 +207,8 @@ pub enum TargetError {
         "invalid --target `{spec}`: expected a version X.Y, e.g. `--target {example}`; the built-in table knows {known}"
     )]
     NotMinorVersion { spec: String, example: String, known: String },
+    #[error("`{0}` asks for Python {0}; hashpyc needs CPython 3.7 or newer (PEP 552)")]
+    RequestTooOld(String),
     #[error("no Python {request} found on PATH{}", tried_list(.names, .tried))]
     NoSuchVersion { request: String, names: Vec<String>, tried: Vec<String> },
 }
@@ -241,12 +243,14 @@ impl VersionRequest {
         };
         let parts: Vec<u8> = numbers.split('.').map(|n| n.parse().ok()).collect::<Option<_>>()?;
         // `3t` and `3.13.1t` are no spelling uv or CPython uses.
-        let usable = match parts.len() {
-            1 => !free_threaded && parts[0] == 3,
-            2 => parts[0] == 3,
-            3 => parts[0] == 3 && !free_threaded,
-            _ => false,
-        };
+        // Python 2 is recognised, to be refused by name rather than looked for as a file.
+        let usable = (parts[0] == 2 || parts[0] == 3)
+            && match parts.len() {
+                1 => !free_threaded,
+                2 => true,
+                3 => !free_threaded,
+                _ => false,
+            };
         usable.then_some(VersionRequest { parts, free_threaded })
     }
 
@@ -287,6 +291,9 @@ pub fn find_version(
     timeout: Duration,
     cache_dir: Option<&Path>,
 ) -> Result<Target, TargetError> {
+    if request.parts.len() > 1 && request.parts[..2] < [3, 7][..] || request.parts == [2] {
+        return Err(TargetError::RequestTooOld(request.to_string()));
+    }
     let path = std::env::var_os("PATH").unwrap_or_default();
     let mut seen: Vec<PathBuf> = Vec::new();
     let mut tried = Vec::new();
@@ -800,13 +807,22 @@ mod tests {
             assert_eq!(parse(ok).as_deref(), Some(ok));
         }
         // Names and paths stay names and paths; Python 2 and spellings uv does not take.
-        for not in ["python3.12", "./3.12", "3t", "3.13.1t", "2.7", "3.", "3.x", "", "3.12.1.1"] {
+        for not in ["python3.12", "./3.12", "3t", "3.13.1t", "4.0", "3.", "3.x", "", "3.12.1.1"] {
             assert_eq!(parse(not), None, "{not}");
         }
         let names = |s: &str| VersionRequest::parse(OsStr::new(s)).unwrap().names();
         assert_eq!(names("3.12.1"), ["python3.12", "python3", "python"]);
         assert_eq!(names("3"), ["python3", "python"]);
         assert_eq!(names("3.13t"), ["python3.13t"]);
+        // Versions hashpyc cannot target are refused before PATH is searched.
+        for old in ["2", "2.7", "2.7.18", "3.6", "3.6.15"] {
+            let request = VersionRequest::parse(OsStr::new(old)).unwrap();
+            let err = find_version(&request, Duration::from_secs(1), None).err().unwrap();
+            assert_eq!(
+                err.to_string(),
+                format!("`{old}` asks for Python {old}; hashpyc needs CPython 3.7 or newer (PEP 552)")
+            );
+        }
     }
 
     /// The range in `--target`'s errors follows the table: adding a version to `KNOWN` must

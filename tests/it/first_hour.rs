@@ -884,6 +884,15 @@ per_python!(python_version_requests_search_path, |py: &Python| {
         .run()
         .assert_code(0);
 
+    // A version hashpyc cannot target is refused as such, not looked for as a file.
+    for old in ["2.7", "3.6"] {
+        let run = tree.hashpyc().env("PATH", &path).args(["check", "--python", old, "app"]).run();
+        run.assert_code(2);
+        let want =
+            format!("error: `{old}` asks for Python {old}; hashpyc needs CPython 3.7 or newer (PEP 552)\n");
+        assert_eq!(run.stderr, want);
+    }
+
     // Nothing of that name at all.
     let run = tree.hashpyc().env("PATH", &shim).args(["check", "--python", "3.99", "app"]).run();
     run.assert_code(2);
