@@ -650,7 +650,7 @@ fn rewrite_stage(
                 } else {
                     summary.rewritten += 1;
                 }
-                let touched = touched_levels(headers, &linked);
+                let touched = crate::plan::rewritten_levels(headers, &linked).len();
                 let linked = linked.len();
                 summary.rewritten_pycs += headers.len();
                 summary.linked_pycs += linked;
@@ -974,12 +974,6 @@ pub fn summary_line(s: &Summary, targets: &[Arc<Target>], elapsed: Duration, sty
     )
 }
 
-/// How many levels a rewrite writes: a level may be both rewritten and linked; the others
-/// are fresh and left alone.
-fn touched_levels(headers: &[u8], linked: &[u8]) -> usize {
-    linked.iter().filter(|l| !headers.contains(l)).count() + headers.len()
-}
-
 /// `3 files`, or `3 files, 6 pycs` when they differ (several targets or levels), as `check`
 /// says it.
 fn files_and_pycs(files: usize, pycs: usize) -> String {
@@ -1101,7 +1095,7 @@ fn dry_run(
                 },
                 Action::Rewrite { headers, links } => {
                     rewrite += headers.len();
-                    summary.fresh_pycs += levels - touched_levels(headers, links);
+                    summary.fresh_pycs += levels - crate::plan::rewritten_levels(headers, links).len();
                     if headers.is_empty() {
                         format!("link     {path}{label}  (identical levels, --hardlink-dupes)")
                     } else {

@@ -265,10 +265,7 @@ pub fn plan_one(source: Source, opts: &PlanOptions<'_>) -> SourcePlan {
                     Action::Rewrite { headers, links }
                         if !memo.is_some_and(|(m, h)| m.known_clean(&abs, &h, levels)) =>
                     {
-                        let mut write: Vec<u8> = headers.iter().chain(links).copied().collect();
-                        write.sort_unstable();
-                        write.dedup();
-                        Some((Reason::HeaderUnderWarningsAsErrors, write))
+                        Some((Reason::HeaderUnderWarningsAsErrors, rewritten_levels(headers, links)))
                     }
                     _ => None,
                 };
@@ -442,6 +439,15 @@ pub(crate) fn read_pyc_into(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<(
     }
     buf.clear();
     crate::io::read_to_end_direct(&std::fs::File::open(path)?, buf)
+}
+
+/// The levels a header rewrite writes: those rewritten and those linked (a level may be
+/// both), ascending; the others are fresh and left alone.
+pub(crate) fn rewritten_levels(headers: &[u8], links: &[u8]) -> Vec<u8> {
+    let mut levels: Vec<u8> = headers.iter().chain(links).copied().collect();
+    levels.sort_unstable();
+    levels.dedup();
+    levels
 }
 
 /// `3 bytes after the code object`: why a pyc that CPython loads is still not one

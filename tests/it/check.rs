@@ -950,27 +950,17 @@ fn json_mode_leaves_stderr_to_operational_errors() {
     );
 
     // What ends a run before it starts is on stderr in both, and stdout is empty.
+    let operational: [(&[&str], &str); 2] = [
+        (&["--python", "/nonexistent/python"], "error: Python interpreter `/nonexistent/python`"),
+        (&["--no-such-flag"], "error: unexpected argument '--no-such-flag'"),
+    ];
     for command in ["check", "compile"] {
-        let r = tree
-            .hashpyc()
-            .arg(command)
-            .args(["--format", "json", "--python", "/nonexistent/python", "src"])
-            .run();
-        r.assert_code(2);
-        assert_eq!(r.stdout, "", "{command}");
-        assert!(
-            r.stderr.starts_with("error: Python interpreter `/nonexistent/python`"),
-            "{command}: {}",
-            r.stderr
-        );
-        let r = tree.hashpyc().arg(command).args(["--format", "json", "--no-such-flag", "src"]).run();
-        r.assert_code(2);
-        assert_eq!(r.stdout, "", "{command}");
-        assert!(
-            r.stderr.starts_with("error: unexpected argument '--no-such-flag'"),
-            "{command}: {}",
-            r.stderr
-        );
+        for (args, error) in operational {
+            let r = tree.hashpyc().arg(command).args(["--format", "json"]).args(args).arg("src").run();
+            r.assert_code(2);
+            assert_eq!(r.stdout, "", "{command}");
+            assert!(r.stderr.starts_with(error), "{command}: {}", r.stderr);
+        }
     }
 }
 
