@@ -100,8 +100,9 @@ pub enum Command {
     Check(Box<CheckArgs>),
 
     /// Describe pyc files: magic and Python version, mode, source hash and whether it
-    /// matches the source (when the source is found), body size, embedded path. A file that
-    /// is not a pyc is an error (exit status 1).
+    /// matches the source (when the source is found), body size, embedded path. A `.py`
+    /// source stands for the pycs of it that exist. A file that is not a pyc (or a source
+    /// without one) is an error (exit status 1).
     Inspect(InspectArgs),
 
     /// Manage the bytecode cache (`compile --cache DIR`): stats, prune, clean.
@@ -560,7 +561,9 @@ pub enum InspectFormat {
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// pyc files to describe.
+    /// pyc files to describe. A `.py` source stands for every pyc of it that exists: in
+    /// `__pycache__/` (any interpreter, any optimization level), under
+    /// `PYTHONPYCACHEPREFIX` when that is set, and `<source>c` beside it (`-b`).
     #[arg(value_name = "FILE.pyc", required = true)]
     pub files: Vec<PathBuf>,
 

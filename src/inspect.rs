@@ -55,7 +55,9 @@ pub fn source_for(pyc_path: &Path) -> Option<PathBuf> {
     }
 }
 
-fn describe(path: &Path) -> Description {
+/// `source`: the source the pyc was looked up from (`inspect m.py`), else it is derived
+/// from the pyc's own path (`source_for`).
+fn describe(path: &Path, source: Option<&Path>) -> Description {
     let mut d = Description {
         pyc: path.to_path_buf(),
         magic: None,
@@ -129,7 +131,8 @@ fn describe(path: &Path) -> Description {
                 pyc::HashMode::Unchecked => "unchecked-hash".into(),
             });
             d.hash = Some(pyc::hex(&hash));
-            if let Some(src) = source_for(path).filter(|p| p.is_file()) {
+            let src = source.map(Path::to_path_buf).or_else(|| source_for(path));
+            if let Some(src) = src.filter(|p| p.is_file()) {
                 if let Ok(bytes) = std::fs::read(&src) {
                     d.matches_source =
                         Some(hash == pyc::source_hash(variant_for(h.magic, minor), h.magic, &bytes));
@@ -171,11 +174,106 @@ fn variant_for(magic: Magic, minor: Option<(u8, u8)>) -> HashVariant {
     }
 }
 
+/// Whether `path` names a Python source rather than a pyc: its name ends in `.py` and it
+/// does not start with a pyc's magic number (a pyc named `x.py` is still described as one).
+fn is_source(path: &Path) -> bool {
+    use std::io::Read;
+    if !path.as_os_str().as_bytes().ends_with(b".py") || !path.is_file() {
+        return false;
+    }
+    let mut head = [0u8; 4];
+    match std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)) {
+        Ok(()) => !Magic(head).is_well_formed(),
+        Err(_) => true,
+    }
+}
+
+/// The pycs of source `src` that exist: `__pycache__/<stem>.<tag>[.opt-N].pyc` for any
+/// interpreter tag and level, the same names under `PYTHONPYCACHEPREFIX` when it is set
+/// (the directory CPython's `sys.pycache_prefix` gives), then `<src>c` (the legacy layout).
+fn pycs_of_source(src: &Path) -> Vec<PathBuf> {
+    let name = src.file_name().map_or(&[][..], |n| n.as_bytes());
+    let stem = &name[..name.len() - b".py".len()];
+    let dir = src.parent().unwrap_or(Path::new(""));
+    let mut dirs = vec![dir.join("__pycache__")];
+    if let Some(prefix) = std::env::var_os("PYTHONPYCACHEPREFIX").filter(|p| !p.is_empty())
+        && let Ok(cwd) = std::env::current_dir()
+    {
+        let abs_dir = crate::layout::absolute(dir, &cwd);
+        let rel = abs_dir.strip_prefix("/").unwrap_or(&abs_dir).to_path_buf();
+        // The prefix as given, as `importlib.util.cache_from_source` joins it.
+        dirs.push(Path::new(&prefix).join(rel));
+    }
+    let mut found = Vec::new();
+    for d in dirs {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        let mut here: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                let n = e.file_name();
+                let n = n.as_bytes();
+                let Some(middle) = n
+                    .strip_suffix(b".pyc")
+                    .and_then(|m| m.strip_prefix(stem))
+                    .and_then(|m| m.strip_prefix(b"."))
+                else {
+                    return false;
+                };
+                let tag = [&b".opt-1"[..], b".opt-2"]
+                    .iter()
+                    .find_map(|o| middle.strip_suffix(*o))
+                    .unwrap_or(middle);
+                !tag.is_empty() && !tag.contains(&b'.')
+            })
+            .map(|e| d.join(e.file_name()))
+            .collect();
+        // By interpreter tag, then level (`m.cpython-312.pyc` before its `.opt-1.pyc`).
+        here.sort_by_key(|p| {
+            let n = p.file_name().map_or(Vec::new(), |n| n.as_bytes().to_vec());
+            let opt =
+                [&b".opt-1.pyc"[..], b".opt-2.pyc"].iter().position(|o| n.ends_with(o)).map_or(0, |i| i + 1);
+            let tag_end = n.len() - if opt == 0 { 4 } else { 10 };
+            (n[..tag_end].to_vec(), opt)
+        });
+        found.extend(here);
+    }
+    let mut legacy = src.as_os_str().as_bytes().to_vec();
+    legacy.push(b'c');
+    let legacy = PathBuf::from(std::ffi::OsString::from_vec(legacy));
+    if legacy.is_file() {
+        found.push(legacy);
+    }
+    found
+}
+
+/// What `inspect` describes for an argument: the pyc itself, or for a `.py` source its
+/// pycs (an error entry when it has none).
+fn described(f: &Path) -> Vec<Description> {
+    if !is_source(f) {
+        return vec![describe(f, None)];
+    }
+    let pycs = pycs_of_source(f);
+    if pycs.is_empty() {
+        let mut d = describe(f, None);
+        d.error = Some(format!(
+            "not a pyc file but a Python source, and no pyc of it was found (looked in `__pycache__/`{}, \
+             and for `{}c` beside it)",
+            if std::env::var_os("PYTHONPYCACHEPREFIX").is_some_and(|p| !p.is_empty()) {
+                " and under PYTHONPYCACHEPREFIX"
+            } else {
+                ""
+            },
+            f.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned())
+        ));
+        return vec![d];
+    }
+    pycs.iter().map(|p| describe(p, Some(f))).collect()
+}
+
 pub fn inspect(files: &[PathBuf], json: bool, style: Style) -> Result<ExitStatus, Error> {
     let mut status = ExitStatus::Success;
     let mut out = std::io::stdout().lock();
-    for f in files {
-        let d = describe(f);
+    for d in files.iter().flat_map(|f| described(f)) {
         if d.error.is_some() {
             status = ExitStatus::Findings;
         }

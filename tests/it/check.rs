@@ -281,6 +281,51 @@ per_python!(inspect_describes_pycs, min = (3, 8), |py: &Python| {
     assert_eq!(v["python"], format!("{}.{}", py.minor.0, py.minor.1));
 });
 
+// `inspect m.py` describes the pycs of that source which exist, where CPython itself would
+// look for them (importlib.util.cache_from_source, with and without a pycache prefix) and
+// the legacy `m.pyc`, each checked against that source.
+per_python!(inspect_of_a_source_describes_its_pycs, min = (3, 8), |py: &Python| {
+    let tree = Tree::new();
+    tree.write("pkg/m.py", "x = 1\n");
+    let none = tree.hashpyc().args(["inspect", "pkg/m.py"]).run();
+    none.assert_code(1);
+    assert!(none.stdout.contains("not a pyc file but a Python source"), "{}", none.stdout);
+    for args in [&["-o", "0", "-o", "2"][..], &["-b"], &["--pycache-prefix", "pfx"]] {
+        tree.hashpyc().args(["compile", "-q"]).args(args).python(py).arg("pkg/m.py").run().assert_code(0);
+    }
+    let names = py.run(
+        &[
+            "-X",
+            "pycache_prefix=pfx",
+            "-c",
+            "import importlib.util as u, sys\n\
+             p, sys.pycache_prefix = sys.pycache_prefix, None\n\
+             names = [u.cache_from_source('pkg/m.py', optimization=o) for o in ('', 2)]\n\
+             sys.pycache_prefix = p\n\
+             print('\\n'.join(names + [u.cache_from_source('pkg/m.py'), 'pkg/m.pyc']))",
+        ],
+        tree.root(),
+    );
+    let want: Vec<&str> = names.lines().collect();
+    let described = |edit: &str| {
+        let run =
+            tree.hashpyc().args(["inspect", "--json", "pkg/m.py"]).env("PYTHONPYCACHEPREFIX", "pfx").run();
+        run.assert_code(0);
+        let found: Vec<serde_json::Value> =
+            run.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let pycs: Vec<&str> = found.iter().map(|v| v["pyc"].as_str().unwrap()).collect();
+        assert_eq!(pycs, want, "{edit}");
+        found.iter().map(|v| v["matches_source"].as_bool().unwrap()).collect::<Vec<_>>()
+    };
+    assert_eq!(described("as compiled"), vec![true; 4]);
+    tree.write("pkg/m.py", "x = 2\n");
+    assert_eq!(described("source edited"), vec![false; 4]);
+    // Without the prefix variable, the prefix pyc is not looked for.
+    let run = tree.hashpyc().args(["inspect", "pkg/m.py"]).env_remove("PYTHONPYCACHEPREFIX").run();
+    run.assert_code(0);
+    assert!(!run.stdout.contains("pfx"), "{}", run.stdout);
+});
+
 /// Whether this interpreter imports module `name` from `tree` (its pyc, or the pyc alone
 /// when the source is gone), and what it said when it did not.
 fn imports(py: &Python, tree: &Tree, name: &str) -> Result<(), String> {
