@@ -549,8 +549,9 @@ impl Excludes {
 /// ignore files of `--respect-gitignore`), for the pycs a pycache prefix keeps of a source
 /// directory since deleted (`check --stray`). The ignore files are read as the `ignore`
 /// crate reads them, once per directory: each directory's `.ignore`, nearest first, then
-/// `.gitignore` up to the repository's root and its `.git/info/exclude`, then the global
-/// excludes file, the first match deciding; a whitelist beats the hidden rule.
+/// `.gitignore` up to the repository's root (where `.git` is, a directory or a file) and its
+/// `info/exclude` (see `git_common_dir`), then the global excludes file, the first match
+/// deciding; a whitelist beats the hidden rule.
 pub struct GoneDirRules<'a> {
     opts: &'a WalkOptions,
     excludes: Option<Excludes>,
@@ -576,13 +577,35 @@ impl IgnoreLevel {
             b.build().unwrap_or_else(|_| Gitignore::empty())
         };
         let git = dir.join(".git");
+        // `.git` may be a file (a linked worktree, a submodule): it marks the repository's
+        // root all the same.
+        let git_type = git.metadata().ok().map(|m| m.file_type());
         IgnoreLevel {
             ignore: file(dir.join(".ignore")),
             gitignore: file(dir.join(".gitignore")),
-            exclude: file(git.join("info/exclude")),
-            has_git: git.exists() || dir.join(".jj").exists(),
+            exclude: git_common_dir(&git, git_type.is_some_and(|t| t.is_file()))
+                .map_or_else(Gitignore::empty, |common| file(common.join("info/exclude"))),
+            has_git: git_type.is_some() || dir.join(".jj").exists(),
         }
     }
+}
+
+/// The directory whose `info/exclude` the walk reads for a directory holding `.git`, as the
+/// `ignore` crate finds it (`resolve_git_commondir`): `.git` itself unless it is a file;
+/// for a file (`gitdir: DIR`, as a linked worktree and a submodule have), the common
+/// directory that `DIR/commondir` names (a linked worktree's: its main repository's
+/// `.git`), relative to `DIR` when it starts with `.`; none when the file says no
+/// `gitdir: ` or `DIR` has no `commondir` (a submodule's). Paths are taken as written, a
+/// relative `DIR` against the working directory, as the crate takes them.
+fn git_common_dir(git: &Path, is_file: bool) -> Option<PathBuf> {
+    if !is_file {
+        return Some(git.to_path_buf());
+    }
+    let first_line =
+        |path: &Path| std::io::BufReader::new(std::fs::File::open(path).ok()?).lines().next()?.ok();
+    let git_dir = PathBuf::from(first_line(git)?.strip_prefix("gitdir: ")?);
+    let common = first_line(&git_dir.join("commondir"))?;
+    Some(if common.starts_with('.') { git_dir.join(common) } else { PathBuf::from(common) })
 }
 
 /// Ignore (true), whitelisted (false), or no rule.
@@ -904,6 +927,58 @@ mod tests {
             let follow = WalkOptions { follow: true, ..opts.clone() };
             assert_eq!(spelled(walk(&[root.to_path_buf()], &follow)), [root.join("real/sub/x.py")]);
         }
+    }
+
+    /// `GoneDirRules` reads the exclude file the walker reads for each kind of `.git`: a
+    /// directory; a file naming a linked worktree's git directory, whose `commondir` is
+    /// relative or absolute (the rule is in the common directory only); a submodule's git
+    /// directory (no `commondir`; the rule is in its own `info/exclude`); a file naming
+    /// none. Each compared with the walk of the same directory, there.
+    #[test]
+    fn gone_dir_rules_read_the_exclude_file_the_walk_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |path: &Path, text: &str| {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        let main = dir.path().join("main/.git");
+        write(&main.join("info/exclude"), "x/\n");
+        let absolute = main.display().to_string();
+        // (`.git` is a file, its git directory, that directory's `commondir`)
+        let cases = [
+            (false, "", None),
+            (true, "worktrees/wt1", Some("../..")),
+            (true, "worktrees/wt2", Some(absolute.as_str())),
+            (true, "modules/sub", None),
+            (true, "", None),
+        ];
+        let opts = WalkOptions { respect_ignore: true, threads: 1, ..Default::default() };
+        let mut verdicts = Vec::new();
+        for (i, (is_file, git_dir, common)) in cases.into_iter().enumerate() {
+            let root = dir.path().join(format!("case{i}"));
+            write(&root.join("x/a.py"), "");
+            if !is_file {
+                write(&root.join(".git/info/exclude"), "x/\n");
+            } else if git_dir.is_empty() {
+                write(&root.join(".git"), "not a gitdir line\n");
+            } else {
+                // As git writes it, the git directory's absolute path.
+                let git_dir = main.join(git_dir);
+                write(&root.join(".git"), &format!("gitdir: {}\n", git_dir.display()));
+                write(&git_dir.join("HEAD"), "ref: refs/heads/main\n");
+                match common {
+                    Some(c) => write(&git_dir.join("commondir"), &format!("{c}\n")),
+                    None => write(&git_dir.join("info/exclude"), "x/\n"),
+                }
+            }
+            let walked = walk(std::slice::from_ref(&root), &opts);
+            let entered = walked.sources.iter().any(|s| s.path.ends_with("x/a.py"));
+            let case = (is_file, git_dir, common);
+            assert_eq!(GoneDirRules::new(&opts).would_walk(&root.join("x")), entered, "{case:?}");
+            verdicts.push(entered);
+        }
+        // Both outcomes are tested.
+        assert!(verdicts.contains(&true) && verdicts.contains(&false), "{verdicts:?}");
     }
 
     #[test]

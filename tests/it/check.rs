@@ -827,6 +827,139 @@ per_python!(prefix_strays_follow_the_selection_rules, min = (3, 8), |py: &Python
     }
 });
 
+fn git(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid", "-c", "commit.gpgsign=false"])
+        .args(args)
+        .current_dir(dir)
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_INDEX_FILE")
+        .env_remove("GIT_WORK_TREE")
+        .env_remove("GIT_COMMON_DIR")
+        .output()
+        .expect("git")
+}
+
+fn git_ok(dir: &std::path::Path, args: &[&str]) {
+    let out = git(dir, args);
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+// Under a pycache prefix, `check --stray --respect-gitignore` reads the exclude file of a
+// linked worktree and of a submodule (whose `.git` is a file, `gitdir: …`) as the walk
+// does: a worktree's rules are its main repository's `.git/info/exclude` (the common
+// directory), a submodule's own `info/exclude` is not read (its git directory has no
+// `commondir`); the `.gitignore` of the worktree's root applies and that of the directory
+// above it (the main working tree, the superproject) does not. Each tree is built twice,
+// compiled by CPython into `__pycache__` and under a prefix; then the sources are deleted,
+// and in the prefix layout their directories too (in `__pycache__` the directory stays,
+// holding its pycs). Both layouts give the same strays, and the prefix layout the same
+// with the deleted directories there and empty (the walk itself deciding); for the
+// worktree, what git itself does not ignore (`git check-ignore`).
+per_python!(prefix_strays_read_the_exclude_file_of_worktrees_and_submodules, min = (3, 8), |py: &Python| {
+    let keep = ["keep.py", "ex/keep.py"];
+    let gone = [
+        "gone.py",
+        "ex/gone.py",
+        "deleted/gone.py",
+        "deleted_ex/gone.py",
+        "deleted_gi/gone.py",
+        "above/gone.py",
+    ];
+    let deleted = ["deleted", "deleted_ex", "deleted_gi", "above"];
+    let prefix = Tree::new();
+    let prefix_opt = format!("pycache_prefix={}", prefix.root().display());
+    // A repository with one commit in `repo`, and the tree checked: its linked worktree
+    // `repo/wt`, or the submodule `sup/sub` of a superproject `sup`. Returns the tree
+    // checked and the paths of `gone` that git ignores there.
+    let layout = |tree: &Tree, submodule: bool, x: &[&str]| {
+        let repo = tree.path("repo");
+        std::fs::create_dir(&repo).unwrap();
+        git_ok(&repo, &["init", "-q"]);
+        tree.write("repo/README", "");
+        git_ok(&repo, &["add", "README"]);
+        git_ok(&repo, &["commit", "-q", "-m", "init"]);
+        let (root, exclude) = if submodule {
+            let sup = tree.path("sup");
+            std::fs::create_dir(&sup).unwrap();
+            git_ok(&sup, &["init", "-q"]);
+            let url = repo.to_str().unwrap();
+            git_ok(&sup, &["-c", "protocol.file.allow=always", "submodule", "add", "-q", url, "sub"]);
+            (sup.join("sub"), sup.join(".git/modules/sub/info/exclude"))
+        } else {
+            git_ok(&repo, &["worktree", "add", "-q", "wt"]);
+            (repo.join("wt"), repo.join(".git/info/exclude"))
+        };
+        assert!(root.join(".git").is_file(), "{}", root.display());
+        std::fs::create_dir_all(exclude.parent().unwrap()).unwrap();
+        std::fs::write(&exclude, "ex/\ndeleted_ex/\n").unwrap();
+        std::fs::write(root.join(".gitignore"), "__pycache__/\ndeleted_gi/\n").unwrap();
+        std::fs::write(root.parent().unwrap().join(".gitignore"), "above/\n").unwrap();
+        for rel in keep.iter().chain(&gone) {
+            tree.write(root.join(rel), "x = 1\n");
+        }
+        let mut args = x.to_vec();
+        args.extend(["-m", "compileall", "-q", "--invalidation-mode", "checked-hash", "."]);
+        py.run(&args, &root);
+        let mut ignored: Vec<String> =
+            String::from_utf8(git(&root, &[&["check-ignore"][..], &gone].concat()).stdout)
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect();
+        ignored.sort();
+        for rel in gone {
+            std::fs::remove_file(root.join(rel)).unwrap();
+        }
+        if !x.is_empty() {
+            for dir in deleted {
+                std::fs::remove_dir_all(root.join(dir)).unwrap();
+            }
+        }
+        (root, ignored)
+    };
+    // The sources of the strays reported.
+    let strays = |root: &std::path::Path, args: &[&str]| {
+        let run = crate::harness::Hashpyc::new(root)
+            .args(["check", "--stray", "--respect-gitignore", "--format", "json"])
+            .args(args)
+            .python(py)
+            .arg(".")
+            .run();
+        let mut out: Vec<String> = run
+            .stdout
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v["outcome"] == "stray")
+            .map(|v| v["path"].as_str().unwrap().trim_start_matches("./").to_string())
+            .collect();
+        out.sort();
+        out
+    };
+    let prefix_args = ["--pycache-prefix", prefix.root().to_str().unwrap()];
+    for submodule in [false, true] {
+        let (a, b) = (Tree::new(), Tree::new());
+        let (in_tree, ignored) = layout(&a, submodule, &[]);
+        let (prefixed, _) = layout(&b, submodule, &["-X", &prefix_opt]);
+        assert!(in_tree.join("deleted_ex/__pycache__").is_dir() && !prefixed.join("deleted_ex").exists());
+        let ours = strays(&in_tree, &[]);
+        if !submodule {
+            // The rules are live: git ignores the directories listed in its main
+            // repository's exclude file and in the worktree's `.gitignore`, not the one above.
+            assert_eq!(ignored, ["deleted_ex/gone.py", "deleted_gi/gone.py", "ex/gone.py"]);
+            let mut want: Vec<String> =
+                gone.iter().map(|g| g.to_string()).filter(|g| !ignored.contains(g)).collect();
+            want.sort();
+            assert_eq!(ours, want);
+        }
+        assert_eq!(strays(&prefixed, &prefix_args), ours, "submodule: {submodule}");
+        for dir in deleted {
+            std::fs::create_dir(prefixed.join(dir)).unwrap();
+        }
+        assert_eq!(strays(&prefixed, &prefix_args), ours, "submodule: {submodule}, directories there");
+    }
+});
+
 // `--target` takes X.Y: the full version an interpreter reports (`python --version`) is
 // refused with the X.Y of its `sys.version_info` as the example, which then works.
 per_python!(target_wants_the_minor_version, min = (3, 12), |py: &Python| {
