@@ -545,20 +545,22 @@ fn cache_settings(args: &crate::cli::CacheArgs) -> Result<Option<crate::cache::C
         }
     };
     let timeout = seconds("HASHPYC_CACHE_TIMEOUT", crate::cache::remote::DEFAULT_TIMEOUT)?;
-    if let Some(u) = url {
-        // A malformed URL is bad input (exit 2); trouble reaching it never is.
-        crate::cache::remote::open(u, timeout).map_err(|e| match e {
+    // Opened here, once for the run: a malformed URL or environment is bad input (exit 2)
+    // found before anything is compiled; trouble reaching it never is.
+    let remote = match url {
+        Some(u) => Some(crate::cache::remote::open(u, timeout).map_err(|e| match e {
             crate::cache::remote::OpenError::Url(e) => {
                 config::at_origin(args.cache_url_from.as_ref(), &e, || Error::Usage(e.clone()))
             }
             // Not the file's fault: the variable is named in the message.
             crate::cache::remote::OpenError::Environment(e) => Error::Usage(e),
-        })?;
-    }
+        })?),
+        None => None,
+    };
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     Ok(Some(crate::cache::CacheSettings {
         dir: dir.map(|d| layout::absolute(d, &cwd)),
-        url: url.cloned(),
+        remote,
         max_size: args.cache_max_size,
         read_only: args.cache_read_only,
         compression,

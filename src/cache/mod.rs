@@ -53,8 +53,9 @@ const MAX_REMOTE_DAMAGED: u64 = 10;
 pub struct CacheSettings {
     /// The local tier (`--cache DIR`).
     pub dir: Option<PathBuf>,
-    /// The remote tier (`--cache-url URL`).
-    pub url: Option<String>,
+    /// The remote tier (`--cache-url URL`), opened once for the run when the settings are
+    /// resolved (opening reads the AWS profile files and token file).
+    pub remote: Option<Arc<dyn Tier>>,
     pub max_size: u64,
     pub read_only: bool,
     pub compression: Compression,
@@ -80,8 +81,6 @@ pub enum CacheError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{0}")]
-    Remote(String),
 }
 
 /// What the cache knows about one (source, target, levels).
@@ -139,7 +138,7 @@ struct Local {
 
 /// A remote tier, switched off for the rest of the run at its first failure.
 pub(crate) struct Remote {
-    tier: Box<dyn Tier>,
+    tier: Arc<dyn Tier>,
     counts: Counters,
     off: AtomicBool,
     problem: Mutex<Option<String>>,
@@ -232,7 +231,7 @@ impl Inner {
                 let disk = match disk {
                     Ok(d) => Some(d),
                     // Without a remote tier there is no cache left: the caller says so.
-                    Err(e) if settings.url.is_none() => return Err(e),
+                    Err(e) if settings.remote.is_none() => return Err(e),
                     // The remote tier does not need the local one.
                     Err(e) => {
                         dropped = Some(format!(
@@ -253,9 +252,9 @@ impl Inner {
             }
             None => None,
         };
-        let remote = match &settings.url {
-            Some(url) => Some(Arc::new(Remote {
-                tier: remote::open(url, settings.timeout).map_err(|e| CacheError::Remote(e.to_string()))?,
+        let remote = settings.remote.as_ref().map(|tier| {
+            Arc::new(Remote {
+                tier: Arc::clone(tier),
                 counts: Counters::default(),
                 off: AtomicBool::new(false),
                 problem: Mutex::new(None),
@@ -263,9 +262,8 @@ impl Inner {
                 unasked: AtomicU64::new(0),
                 missed_lookups: AtomicU64::new(0),
                 found_damaged: Mutex::default(),
-            })),
-            None => None,
-        };
+            })
+        });
         let uploads = match (&remote, settings.read_only) {
             (Some(r), false) => Some(upload::Uploader::start(Arc::clone(r))),
             _ => None,

@@ -33,6 +33,12 @@ pub trait Tier: Send + Sync {
     fn describe(&self) -> String;
 }
 
+impl std::fmt::Debug for dyn Tier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
 /// The path of an entry below a tier's root: `v1/<2 hex>/<62 hex>`, the same layout in
 /// every tier (no key is a prefix of another key's directories, which WebDAV servers need).
 pub fn entry_path(key: &Key) -> String {

@@ -1119,3 +1119,90 @@ fn credentials_from_profiles_and_containers() {
         assert_eq!(pycs(&m.tree).len(), 2, "the build went on without the cache");
     }
 }
+
+/// How often processes open one file, as the kernel reports it (inotify): every open and
+/// every close is an event (two opens in a row, unread, would be merged into one).
+struct Opens {
+    fd: std::os::fd::OwnedFd,
+}
+
+impl Opens {
+    fn watch(path: &Path) -> Opens {
+        use std::os::fd::FromRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        // SAFETY: plain system calls on a descriptor we own and a NUL-terminated path.
+        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        assert!(fd >= 0, "inotify_init1: {}", std::io::Error::last_os_error());
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+        let mask = libc::IN_OPEN | libc::IN_CLOSE_NOWRITE | libc::IN_CLOSE_WRITE;
+        let wd = unsafe { libc::inotify_add_watch(std::os::fd::AsRawFd::as_raw_fd(&fd), c.as_ptr(), mask) };
+        assert!(wd >= 0, "inotify_add_watch {}: {}", path.display(), std::io::Error::last_os_error());
+        Opens { fd }
+    }
+
+    /// The opens since the watch began or the last count.
+    fn count(&self) -> usize {
+        let mut opens = 0;
+        let mut buf = [0u8; 4096];
+        loop {
+            // SAFETY: reading into a buffer we own, of its length.
+            let n = unsafe {
+                libc::read(std::os::fd::AsRawFd::as_raw_fd(&self.fd), buf.as_mut_ptr().cast(), buf.len())
+            };
+            if n <= 0 {
+                let e = std::io::Error::last_os_error();
+                assert!(n == 0 || e.kind() == std::io::ErrorKind::WouldBlock, "inotify read: {e}");
+                return opens;
+            }
+            let mut at = 0;
+            while at < n as usize {
+                // struct inotify_event { int wd; uint32_t mask, cookie, len; char name[]; }
+                let word = |i: usize| u32::from_ne_bytes(buf[at + 4 * i..at + 4 * i + 4].try_into().unwrap());
+                if word(1) & libc::IN_OPEN != 0 {
+                    opens += 1;
+                }
+                at += 16 + word(3) as usize;
+            }
+        }
+    }
+}
+
+/// The remote tier is opened once per run: the AWS profile files (and whatever else
+/// opening it reads) are read once, by a build and by a dry run, counted by the kernel.
+#[test]
+fn the_remote_tier_is_opened_once_per_run() {
+    let test = "remote::the_remote_tier_is_opened_once_per_run";
+    let Some(py) = harness::python_or_skip((3, 12), test) else { return };
+    let Some(s3) = S3::rclone() else { return };
+    let m = Machine::small("opened-once");
+    let aws = m.home.path(".aws");
+    std::fs::create_dir_all(&aws).unwrap();
+    let (credentials, config) = (aws.join("credentials"), aws.join("config"));
+    std::fs::write(
+        &credentials,
+        format!(
+            "[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            s3.access_key, s3.secret_key
+        ),
+    )
+    .unwrap();
+    std::fs::write(&config, format!("[default]\nregion = {}\n", s3.region)).unwrap();
+    let (credentials_opens, config_opens) = (Opens::watch(&credentials), Opens::watch(&config));
+    let url = format!("s3://{}/opened-once", s3.bucket);
+    let env = [("AWS_ENDPOINT_URL", s3.endpoint.as_str())];
+    // A build that stores, one that hits (so the credentials read were used), a dry run.
+    for (extra, used) in [("-v", ": 0 hits, 3 misses, 3 stores,"), ("-v", ": 2 hits,"), ("-n", "")] {
+        remove_pycs(&m.tree);
+        let run = m.compile(&py.path, &[extra, "--cache-url", &url], &env);
+        assert_eq!(run.code, Some(if extra == "-n" { 0 } else { 1 }), "{extra}: {}", run.stderr);
+        assert_no_warning(extra, &run.stderr);
+        assert!(run.stderr.contains(used), "{extra}: {}", run.stderr);
+        assert_eq!(
+            (credentials_opens.count(), config_opens.count()),
+            (1, 1),
+            "{extra}: the profile files were not read once each:\n{}",
+            run.stderr
+        );
+    }
+}

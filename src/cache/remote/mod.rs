@@ -8,6 +8,7 @@ pub mod aws;
 pub mod http;
 pub mod s3;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::tier::{Tier, TierError};
@@ -47,13 +48,13 @@ impl std::fmt::Display for OpenError {
 }
 
 /// Open the remote tier `url` names: `s3://BUCKET/PREFIX`, `http(s)://HOST/PREFIX`.
-pub fn open(url: &str, timeout: Duration) -> Result<Box<dyn Tier>, OpenError> {
+pub fn open(url: &str, timeout: Duration) -> Result<Arc<dyn Tier>, OpenError> {
     let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
     match scheme.as_deref() {
-        Some("s3") => Ok(Box::new(s3::S3Tier::from_env(url, timeout)?)),
+        Some("s3") => Ok(Arc::new(s3::S3Tier::from_env(url, timeout)?)),
         Some("http" | "https") => {
             let token = std::env::var("HASHPYC_CACHE_TOKEN").ok().filter(|t| !t.is_empty());
-            Ok(Box::new(http::HttpTier::new(url, token, timeout).map_err(OpenError::Url)?))
+            Ok(Arc::new(http::HttpTier::new(url, token, timeout).map_err(OpenError::Url)?))
         }
         _ => Err(OpenError::Url(format!(
             "unsupported cache URL `{}`: expected s3://BUCKET/PREFIX, http://HOST/PREFIX or https://HOST/PREFIX",
@@ -219,7 +220,7 @@ mod tests {
 
     #[test]
     fn unknown_schemes_are_refused_without_credentials() {
-        let err = open("ftp://u:hunter2@host/x", DEFAULT_TIMEOUT).err().expect("refused").to_string();
+        let err = open("ftp://u:hunter2@host/x", DEFAULT_TIMEOUT).expect_err("refused").to_string();
         assert!(err.contains("ftp://host/x") && !err.contains("hunter2"), "{err}");
     }
 }
