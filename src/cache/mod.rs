@@ -131,9 +131,10 @@ struct Local {
     stores_off: AtomicBool,
     problem: Mutex<Option<String>>,
     bytes_stored: AtomicU64,
-    /// The entries this run hit: as recently used as those it stores, for pruning (hits
-    /// refresh an entry's time only hourly).
-    hit: Mutex<Vec<Key>>,
+    /// The entries this run used without storing them: those it hit, and those a store
+    /// found already there (a remembered failure, a path-dependent marker). As recently
+    /// used as those it stores, for pruning (reads refresh an entry's time only hourly).
+    used: Mutex<Vec<Key>>,
 }
 
 /// A remote tier, switched off for the rest of the run at its first failure.
@@ -247,7 +248,7 @@ impl Inner {
                     stores_off: AtomicBool::new(false),
                     problem: Mutex::new(None),
                     bytes_stored: AtomicU64::new(0),
-                    hit: Mutex::new(Vec::new()),
+                    used: Mutex::new(Vec::new()),
                 })
             }
             None => None,
@@ -324,7 +325,7 @@ impl Inner {
                 Ok(Some(data)) => match entry::decode(key, &data) {
                     Ok(p) => {
                         if !self.settings.read_only {
-                            l.hit.lock().expect("cache lock").push(*key);
+                            l.used.lock().expect("cache lock").push(*key);
                         }
                         return Some((p, Served::Local));
                     }
@@ -415,17 +416,21 @@ impl Inner {
     /// Store an entry in every tier, replacing what is there (atomically: a local entry is
     /// renamed into place, an S3 or WebDAV PUT replaces the object whole); `unless_present`:
     /// skip tiers that already hold a usable one (read and checked first: a GET before the
-    /// PUT for remote tiers), so that a damaged one is replaced in every tier alike.
-    /// `weight`: the pycs it stands for, counted as stores.
+    /// PUT for remote tiers), so that a damaged one is replaced in every tier alike; a
+    /// usable local one counts as used by this run. `weight`: the pycs it stands for,
+    /// counted as stores.
     fn put(&self, key: &Key, payload: &Payload, unless_present: bool, weight: u64) {
         if self.settings.read_only {
             return;
         }
-        if let Some(l) = &self.local
-            && !(unless_present
-                && l.disk.get(key).ok().flatten().is_some_and(|data| entry::decode(key, &data).is_ok()))
-        {
-            self.put_local(l, key, &entry::encode(key, payload, self.settings.compression), weight);
+        if let Some(l) = &self.local {
+            if unless_present
+                && l.disk.get(key).ok().flatten().is_some_and(|data| entry::decode(key, &data).is_ok())
+            {
+                l.used.lock().expect("cache lock").push(*key);
+            } else {
+                self.put_local(l, key, &entry::encode(key, payload, self.settings.compression), weight);
+            }
         }
         if let Some(u) = &self.uploads {
             // Uploads are always compressed (network bytes), by the upload threads.
@@ -572,7 +577,7 @@ impl Inner {
                 if stats::record(&l.disk, &runs, stored, self.settings.max_size) {
                     // Another process pruning already is as good.
                     let pruned = l.disk.locked("prune.lock", false, || {
-                        for key in l.hit.lock().expect("cache lock").iter() {
+                        for key in l.used.lock().expect("cache lock").iter() {
                             l.disk.touch(key);
                         }
                         // Down to 90%, so that the next builds do not prune again at once.

@@ -4,7 +4,7 @@
 //! never changing a pyc byte or the exit status, concurrent pruning during concurrent
 //! builds, entries shared by hash modes, and the management commands.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -878,6 +878,85 @@ per_python!(automatic_prune_keeps_what_the_build_used, min = (3, 13), |py: &Pyth
     let line = run.stderr.lines().find(|l| l.contains("pruned")).unwrap_or_else(|| panic!("{}", run.stderr));
     assert!(line.contains("removed 20 entries") && line.contains("20 entries left"), "{line}");
 });
+
+// The automatic limit also keeps what the build found already stored without reading it
+// for a pyc: a failure remembered by the state directory (reported without a lookup, then
+// stored only where the cache lacks it) and, under `--force`, the path-dependent marker
+// stored only where no entry is. Those entries were written before the bodies no build has
+// used since, all within the hour (so reads do not refresh them): they stay and the unused
+// bodies go, and another machine's build (a fresh state directory) still gets the files
+// from the cache, starting no Python but the interpreter's probe.
+#[test]
+fn automatic_prune_keeps_what_the_build_confirmed() {
+    let test = "cache::automatic_prune_keeps_what_the_build_confirmed";
+    let Some(py) = harness::python_or_skip((3, 12), test) else { return };
+    let module = |i: usize| format!("VALUE = {i}\nNAMES = {:?}\n", vec!["x"; 200]);
+    for force in [false, true] {
+        let work = Tree::new();
+        let (python, starts) = work.counting_python(py);
+        let cache = work.path("cache");
+        let build = |state: &str, dir: &str, extra: &[&str]| {
+            work.hashpyc()
+                .env("HASHPYC_STATE_DIR", work.path(state))
+                .args(["compile", "-v", "--python"])
+                .arg(&python)
+                .args(extra)
+                .arg("--cache")
+                .arg(&cache)
+                .arg(dir)
+                .run()
+        };
+        let status = if force {
+            // Its path is also a constant: stored by path, with a marker under the content key.
+            work.write("used/where.py", "WHERE = 'used/where.py'\n");
+            0
+        } else {
+            for i in 0..4 {
+                work.write(format!("used/bad{i}.py"), format!("def f{i}(:\n    pass\n"));
+            }
+            1
+        };
+        for i in 0..10 {
+            work.write(format!("unused/m{i:02}.py"), module(i));
+        }
+        build("state", "used", &[]).assert_code(status);
+        let mut used = entry_files(&cache);
+        used.sort();
+        build("state", "unused", &[]).assert_code(0);
+        let unused: Vec<PathBuf> = entry_files(&cache).into_iter().filter(|f| !used.contains(f)).collect();
+        assert_eq!((used.len(), unused.len()), (if force { 2 } else { 4 }, 10), "force {force}");
+        let now = std::time::SystemTime::now();
+        for (files, minutes) in [(&used, 40), (&unused, 30)] {
+            for f in files {
+                let at = now - std::time::Duration::from_secs(60 * minutes);
+                std::fs::File::options().write(true).open(f).unwrap().set_modified(at).unwrap();
+            }
+        }
+        // Room for the used entries and half the smallest unused one (sizes as pruning
+        // counts them: blocks on disk).
+        let size = |f: &PathBuf| std::fs::metadata(f).unwrap().blocks() * 512;
+        let needed: u64 = used.iter().map(size).sum();
+        let smallest = unused.iter().map(size).min().unwrap();
+        assert!(smallest > 0, "entries take no blocks here");
+        let limit = (needed + smallest / 2).div_ceil(9) * 10;
+        let mut extra = vec!["--cache-max-size".to_string(), limit.to_string()];
+        if force {
+            extra.push("--force".into());
+        }
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let run = build("state", "used", &extra);
+        run.assert_code(status);
+        assert!(run.stderr.contains("pruned: removed 10 entries"), "force {force}: {}", run.stderr);
+        let mut left = entry_files(&cache);
+        left.sort();
+        assert_eq!(left, used, "force {force}: the entries the build used were pruned:\n{}", run.stderr);
+        remove_pycs(&work.path("used"));
+        let before = starts();
+        let other = build("state-other", "used", &[]);
+        other.assert_code(status);
+        assert_eq!(starts(), before + 1, "force {force}: a file was compiled:\n{}", other.stderr);
+    }
+}
 
 // A group-writable cache directory is shared: new entries and directories are writable by
 // the group whatever the umask.
