@@ -1206,3 +1206,74 @@ fn the_remote_tier_is_opened_once_per_run() {
         );
     }
 }
+
+/// Container credentials are fetched with the same TLS roots and connect bound as the
+/// cache's own requests, but never through a proxy. An `https://` endpoint is verified
+/// against the platform's roots (`SSL_CERT_FILE` names a CA made for the test; trusting
+/// another CA instead, the endpoint is refused: one warning naming it). Connecting is
+/// bounded as for the cache's requests (a second at most), so an endpoint that never
+/// answers a connection (as a dead host) costs that, not the whole request timeout.
+#[test]
+fn container_credentials_are_fetched_like_the_cache() {
+    let test = "remote::container_credentials_are_fetched_like_the_cache";
+    let Some(py) = harness::python_or_skip((3, 12), test) else { return };
+    let Some(s3) = S3::rclone() else { return };
+    let (Some(ca), Some(other_ca)) = (servers::TestCa::new("127.0.0.2"), servers::TestCa::new("127.0.0.2"))
+    else {
+        return;
+    };
+    let m = Machine::small("container-tls");
+    let reply = m.home.write(
+        "credentials.json",
+        format!(
+            r#"{{"AccessKeyId": "{}", "SecretAccessKey": "{}", "Token": "", "Expiration": "2099-01-01T00:00:00Z"}}"#,
+            s3.access_key, s3.secret_key
+        ),
+    );
+    // On 127.0.0.2: every proxy variable names a closed port, and NO_PROXY lets only the
+    // requests to the S3 server (127.0.0.1) through.
+    let endpoint = servers::TlsReply::start("127.0.0.2", &ca, &reply);
+    let full = format!("{}/v1/credentials", endpoint.url);
+    let url = format!("s3://{}/container-tls", s3.bucket);
+    let closed = servers::closed_url();
+    let build = |full: &str, vars: &[(&str, &str)]| {
+        remove_pycs(&m.tree);
+        let mut env = vec![
+            ("AWS_ENDPOINT_URL", s3.endpoint.as_str()),
+            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", full),
+            ("NO_PROXY", "127.0.0.1"),
+            ("no_proxy", "127.0.0.1"),
+        ];
+        for var in ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"] {
+            env.push((var, closed.as_str()));
+        }
+        env.extend_from_slice(vars);
+        let started = Instant::now();
+        let run = m.compile(&py.path, &["-v", "--cache-url", &url], &env);
+        assert_eq!(run.code, Some(1), "{vars:?}: {}", run.stderr);
+        assert_eq!(pycs(&m.tree).len(), 2, "{vars:?}: {}", run.stderr);
+        (run.stderr, started.elapsed())
+    };
+    let trusted = [("SSL_CERT_FILE", ca.ca.to_str().unwrap())];
+    let (stderr, _) = build(&full, &trusted);
+    assert_no_warning("trusted", &stderr);
+    assert!(stderr.contains(": 0 hits, 3 misses, 3 stores,"), "{stderr}");
+    assert_eq!(endpoint.requests(), ["GET /v1/credentials"]);
+    let (stderr, _) = build(&full, &[("SSL_CERT_FILE", other_ca.ca.to_str().unwrap())]);
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+    let want = format!("cannot get credentials from the container credentials endpoint `{full}`: ");
+    assert!(
+        warnings.len() == 1 && warnings[0].contains(&want) && warnings[0].contains("certificate"),
+        "{stderr}"
+    );
+    assert_eq!(endpoint.requests().len(), 1, "an untrusted endpoint was sent a request");
+
+    // An endpoint whose connections are never answered, with a long request timeout.
+    let silent = servers::SilentPort::start();
+    let full = format!("{}/v1/credentials", silent.url());
+    let (stderr, took) = build(&full, &[("HASHPYC_CACHE_TIMEOUT", "30")]);
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+    let want = format!("cannot get credentials from the container credentials endpoint `{full}`: timed out");
+    assert!(warnings.len() == 1 && warnings[0].contains(&want), "{stderr}");
+    assert!(took < Duration::from_secs(15), "{took:?} for an endpoint that never answers:\n{stderr}");
+}

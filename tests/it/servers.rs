@@ -1,18 +1,22 @@
-//! Real servers for the remote cache's tests, on 127.0.0.1 only. Each is a child process
-//! with its config, data and logs in its own temporary directory, on a free port, waited
-//! for until it answers, and killed (SIGKILL) and reaped on Drop:
+//! Real servers for the remote cache's tests, on loopback addresses only (127.0.0.1, and
+//! 127.0.0.2 where a test needs a second host). Each is a child process with its config,
+//! data and logs in its own temporary directory, on a free port, waited for until it
+//! answers, and killed (SIGKILL) and reaped on Drop:
 //!
 //! - [`Nginx`]: WebDAV (`dav_methods PUT DELETE MKCOL`, `create_full_put_path on`, no body
 //!   size limit), optionally behind basic auth: Debian's nginx (`--with-http_dav_module`).
 //! - [`S3`]: `rclone serve s3` or SeaweedFS's `weed mini`: real S3 APIs that check SigV4
 //!   signatures (a wrong secret gets 403), path-style, with one bucket made at start.
-//! - [`Faulty`]: a misbehaving HTTP server (`tests/it/faulty_server.py`), and
-//!   [`closed_port`], where nothing listens.
+//! - [`Faulty`]: a misbehaving HTTP server (`tests/it/faulty_server.py`),
+//!   [`closed_port`], where nothing listens, and [`SilentPort`], where connecting gets no
+//!   answer.
+//! - [`TlsReply`]: an HTTPS server (`tests/it/tls_server.py`) with a certificate from a
+//!   [`TestCa`] made for the test, on another loopback address (127.0.0.2).
 //! - [`DelayProxy`]: a TCP proxy adding latency to every request (`benches/delay_proxy.py`).
 //! - [`http`] and [`exchange`]: a tiny HTTP/1.1 client to check what the servers hold.
 //!
 //! Binaries: `$HASHPYC_NGINX`, `$HASHPYC_RCLONE`, `$HASHPYC_WEED`, `$HASHPYC_CURL` (curl
-//! signs the harness's own S3 requests), else PATH, else `/usr/sbin` and the venv that
+//! signs the harness's own S3 requests), `$HASHPYC_OPENSSL` (for [`TestCa`]), else PATH, else `/usr/sbin` and the venv that
 //! `.ci/install-servers` fills (`$HASHPYC_SERVERS_VENV`, default
 //! `~/.cache/hashpyc-servers/venv`). A missing one is a visible `SKIPPED <test>: <why>` and
 //! `None`, or, with `HASHPYC_REQUIRE_SERVERS=1` (CI), a failure. A server that is there
@@ -144,6 +148,140 @@ pub fn closed_port() -> u16 {
 /// `http://127.0.0.1:<closed_port()>`.
 pub fn closed_url() -> String {
     format!("http://127.0.0.1:{}", closed_port())
+}
+
+/// A listener on 127.0.0.1 whose accept queue is full (a backlog of 0, holding one
+/// connection it never accepts): Linux drops the SYN of every further connection, so a
+/// client's connect gets no answer at all, as from a dead host, until it times out.
+pub struct SilentPort {
+    listener: TcpListener,
+    _held: TcpStream,
+}
+
+impl SilentPort {
+    pub fn start() -> SilentPort {
+        use std::os::fd::AsRawFd;
+        let listener = TcpListener::bind((LOCALHOST, 0)).expect("bind 127.0.0.1");
+        // SAFETY: listen(2) again on a socket we own only changes its backlog.
+        assert_eq!(unsafe { libc::listen(listener.as_raw_fd(), 0) }, 0, "{}", io::Error::last_os_error());
+        let addr = listener.local_addr().unwrap();
+        let held = TcpStream::connect(addr).expect("the one connection the queue holds");
+        let probe = TcpStream::connect_timeout(&addr, Duration::from_millis(300));
+        assert!(
+            probe.as_ref().is_err_and(|e| e.kind() == io::ErrorKind::TimedOut),
+            "a connection to a full accept queue was answered ({probe:?}): the kernel does not drop SYNs here"
+        );
+        SilentPort { listener, _held: held }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.listener.local_addr().unwrap())
+    }
+}
+
+/// A certificate authority made for one test with `openssl` (on PATH, or
+/// `$HASHPYC_OPENSSL`), valid for two days, and a server certificate it signed for one
+/// IP address: what a client is told to trust with `SSL_CERT_FILE`.
+pub struct TestCa {
+    dir: tempfile::TempDir,
+    /// The authority's certificate (PEM).
+    pub ca: PathBuf,
+    /// The server's certificate and key (PEM).
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TestCa {
+    /// None (skipped) when `openssl` is not there.
+    pub fn new(ip: &str) -> Option<TestCa> {
+        let openssl = match find_tool("HASHPYC_OPENSSL", "openssl") {
+            Ok(p) => p,
+            Err(why) => return unavailable(&why),
+        };
+        let dir = tempdir("hashpyc-ca-");
+        let at = |name: &str| dir.path().join(name);
+        std::fs::write(
+            at("server.ext"),
+            format!(
+                "subjectAltName=IP:{ip}\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
+            ),
+        )
+        .unwrap();
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        let steps: [Vec<&str>; 3] = [
+            [&["req", "-x509"][..], &ec, &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2"]].concat(),
+            [&["req", "-new"][..], &ec, &["-keyout", "server.key", "-out", "server.csr"]].concat(),
+            vec![
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "server.ext",
+            ],
+        ];
+        let subjects = [
+            vec!["-subj", "/CN=hashpyc test CA", "-addext", "basicConstraints=critical,CA:TRUE"],
+            vec!["-subj", "/CN=hashpyc test server"],
+            vec![],
+        ];
+        for (step, subject) in steps.iter().zip(&subjects) {
+            let out =
+                Command::new(&openssl).args(step).args(subject).current_dir(dir.path()).output().unwrap();
+            assert!(out.status.success(), "openssl {step:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Some(TestCa { ca: at("ca.pem"), cert: at("server.pem"), key: at("server.key"), dir })
+    }
+}
+
+/// An HTTPS server (`tests/it/tls_server.py`, needs `python3` on PATH) on a loopback
+/// address with a [`TestCa`] certificate, answering every GET with one file's bytes.
+pub struct TlsReply {
+    dir: tempfile::TempDir,
+    pub url: String,
+    process: Process,
+}
+
+impl TlsReply {
+    /// `host`: the address the certificate names; `reply`: the file every GET is answered with.
+    pub fn start(host: &str, ca: &TestCa, reply: &Path) -> TlsReply {
+        let dir = tempdir("hashpyc-tls-");
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/tls_server.py");
+        let path = |p: &Path| p.display().to_string();
+        let args = [
+            "--host".to_string(),
+            host.to_string(),
+            "--cert".into(),
+            path(&ca.cert),
+            "--key".into(),
+            path(&ca.key),
+            "--reply".into(),
+            path(reply),
+            "--log".into(),
+            path(&dir.path().join("requests.log")),
+        ];
+        let (process, port, _) = start_python_server("TLS server", dir.path(), script, &args);
+        TlsReply { url: format!("https://{host}:{port}"), dir, process }
+    }
+
+    /// The requests answered so far, `GET /path`.
+    pub fn requests(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("requests.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
 }
 
 fn random_hex(n: usize) -> String {

@@ -465,14 +465,9 @@ impl Container {
         } else {
             None
         };
-        let config = ureq::Agent::config_builder()
-            .timeout_global(Some(timeout))
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .proxy(None)
-            .user_agent(concat!("hashpyc/", env!("CARGO_PKG_VERSION")))
-            .build();
-        Ok(Some(Container { url, token, agent: config.new_agent(), fetched: Mutex::new(Fetched::None) }))
+        // As the cache's own requests (TLS roots, timeouts), but never through a proxy.
+        let agent = super::agent(timeout, 1, false);
+        Ok(Some(Container { url, token, agent, fetched: Mutex::new(Fetched::None) }))
     }
 
     /// The current credentials, fetched when there are none yet or they expire soon.

@@ -55,8 +55,8 @@ impl HttpTier {
         let _ = parsed.set_password(None);
         let base = parsed.as_str().trim_end_matches('/').to_string();
         Ok(HttpTier {
-            agent: agent(timeout, super::LOOKUPS),
-            uploads: agent(upload_timeout(timeout), super::UPLOADS),
+            agent: agent(timeout, super::LOOKUPS, true),
+            uploads: agent(upload_timeout(timeout), super::UPLOADS, true),
             base,
             auth,
             secrets,

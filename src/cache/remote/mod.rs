@@ -63,13 +63,15 @@ pub fn open(url: &str, timeout: Duration) -> Result<Arc<dyn Tier>, OpenError> {
     }
 }
 
-/// An HTTP agent for a remote tier: every phase bounded by `timeout`, a pool of `pool`
-/// idle connections (ureq scans it on every request, so lookups and uploads get an agent
-/// each, sized for their threads), HTTP statuses handled by the caller, the platform's roots
-/// (`SSL_CERT_FILE` and friends are honoured), proxies from the environment.
-pub fn agent(timeout: Duration, pool: usize) -> ureq::Agent {
+/// An HTTP agent for the cache's requests: every phase bounded by `timeout` (connecting by
+/// a second at most), a pool of `pool` idle connections (ureq scans it on every request,
+/// so lookups and uploads get an agent each, sized for their threads), HTTP statuses
+/// handled by the caller, the platform's roots (`SSL_CERT_FILE` and friends are
+/// honoured), and with `proxy` the proxies of the environment (`HTTPS_PROXY`, `NO_PROXY`…);
+/// without, none (a container credentials endpoint is asked directly).
+pub fn agent(timeout: Duration, pool: usize, proxy: bool) -> ureq::Agent {
     let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::PlatformVerifier).build();
-    let config = ureq::Agent::config_builder()
+    let mut config = ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
         .timeout_connect(Some(timeout.min(Duration::from_secs(1)).max(Duration::from_millis(200))))
         .http_status_as_error(false)
@@ -77,10 +79,12 @@ pub fn agent(timeout: Duration, pool: usize) -> ureq::Agent {
         .max_idle_connections_per_host(pool)
         .max_redirects(0)
         .user_agent(concat!("hashpyc/", env!("CARGO_PKG_VERSION")))
-        .tls_config(tls)
-        .build();
+        .tls_config(tls);
+    if !proxy {
+        config = config.proxy(None);
+    }
     ureq::Agent::with_parts(
-        config,
+        config.build(),
         ureq::unversioned::transport::DefaultConnector::new(),
         CachingResolver::default(),
     )

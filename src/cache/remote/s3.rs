@@ -86,8 +86,8 @@ impl S3Tier {
             if resolved.source == Source::Anonymous { " (anonymous)" } else { "" }
         );
         Ok(S3Tier {
-            agent: agent(timeout, super::LOOKUPS),
-            uploads: agent(upload_timeout(timeout), super::UPLOADS),
+            agent: agent(timeout, super::LOOKUPS, true),
+            uploads: agent(upload_timeout(timeout), super::UPLOADS, true),
             bucket,
             credentials: resolved.provider,
             source: resolved.source.to_string(),
