@@ -9,9 +9,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 const AFTER_HELP: &str = "\
 Exit status: 0 all good; 1 findings (a source that failed to compile, a per-file error such
 as an unreadable source or an unwritable directory, a pyc that `check` finds missing or
-stale, nothing to check); 2 operational error that stops the run (bad arguments, a path
-that does not exist, no usable interpreter, workers that keep dying); 130 interrupted
-(SIGINT); 143 terminated (SIGTERM).";
+stale, nothing to check; `compile -n`: a file it lists is known to fail, as the run will
+find); 2 operational error that stops the run (bad arguments, a path that does not exist,
+no usable interpreter, workers that keep dying); 130 interrupted (SIGINT); 143 terminated
+(SIGTERM).";
 
 /// Deterministic, hash-based Python bytecode (PEP 552) for whole trees, and a fast check
 /// that a tree's bytecode is fresh.
@@ -191,7 +192,8 @@ pub struct CompileArgs {
     /// Print what would be compiled, rewritten, linked or skipped, and why, and a count,
     /// without writing anything or starting Python (beyond probing the interpreter); with
     /// `-W error` also the fresh files that would fail (their warnings remembered) or be
-    /// checked for warnings (compiled in memory, nothing written).
+    /// checked for warnings (compiled in memory, nothing written). Exits as the run would
+    /// as far as it knows: 1 when a file it lists fails (remembered), 0 otherwise.
     #[arg(short = 'n', long, help_heading = "Compilation")]
     pub dry_run: bool,
 

@@ -1039,7 +1039,9 @@ fn rewrite_unit(
 /// `--dry-run`: the listing on stdout, a count on stderr; nothing written. Both tell what a
 /// real run would do: under `-W error`, a fresh pyc whose source is remembered to warn
 /// fails, and one whose warnings are not remembered is compiled in memory to learn them,
-/// which writes nothing, so it is not counted as a compile.
+/// which writes nothing, so it is not counted as a compile. The files known to fail are
+/// counted as failed, so that the dry run exits as the real run will (1), as far as it can
+/// know without compiling.
 #[allow(clippy::too_many_arguments)]
 fn dry_run(
     s: &CompileSettings,
@@ -1054,11 +1056,11 @@ fn dry_run(
 ) {
     // Counted as the summary of a real run: files and pycs to compile, headers (pycs) to
     // rewrite, pycs already fresh, files to check for warnings, files known to fail.
-    let (mut files, mut pycs, mut rewrite, mut check, mut fails) = (0, 0, 0, 0, 0);
+    let (mut files, mut pycs, mut rewrite, mut check) = (0, 0, 0, 0);
     let levels = s.levels.len();
     let many = s.targets.len() > 1;
     let mut lines = Vec::new();
-    for p in plans {
+    for (i, p) in plans.iter().enumerate() {
         if let Some(err) = &p.error {
             summary.errors += 1;
             notes.add(&p.path, 0, None, format!("{}: `{}`: {err}", style.error(), p.path.display()), None);
@@ -1079,6 +1081,7 @@ fn dry_run(
                 Action::Fresh => match remembered {
                     Some(warnings) => {
                         failing = true;
+                        summary.failed += 1;
                         let w = &warnings[0];
                         let more = match warnings.len() - 1 {
                             0 => String::new(),
@@ -1117,6 +1120,7 @@ fn dry_run(
                 }
                 Action::KnownFailure { failure: f, .. } => {
                     failing = true;
+                    summary.failed += 1;
                     format!("fails    {path}{label}  ({}: {}, remembered)", f.kind, f.message)
                 }
             };
@@ -1124,7 +1128,9 @@ fn dry_run(
         }
         files += usize::from(compiles);
         check += usize::from(checks);
-        fails += usize::from(failing);
+        if failing {
+            summary.failed_sources.insert(i);
+        }
     }
     for skipped in &walked.skipped_symlinks {
         lines.push((
@@ -1145,8 +1151,8 @@ fn dry_run(
         if check > 0 {
             parts.push(report::plural(check, "file to check for warnings", "files to check for warnings"));
         }
-        if fails > 0 {
-            parts.push(format!("{fails} known to fail"));
+        if !summary.failed_sources.is_empty() {
+            parts.push(format!("{} known to fail", summary.failed_sources.len()));
         }
         if let Some(skipped) = summary.skipped.describe() {
             parts.push(skipped);

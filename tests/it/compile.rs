@@ -796,7 +796,6 @@ per_python!(dry_run_under_warnings_as_errors, |py: &Python| {
     let n_files = |n: usize| format!("{n} file{}", if n == 1 { "" } else { "s" });
     for (state, what) in [(&lost, "lost"), (&plain, "plain"), (&lost, "learned")] {
         let dry = counted_compile(&tree, state.root(), &wrapper, &["-n", "-W", "error"], &["."]);
-        dry.assert_code(0);
         let mut listed: std::collections::BTreeMap<&str, BTreeSet<String>> = Default::default();
         for line in dry.stdout.lines() {
             let (verb, rest) = line.split_once(' ').unwrap();
@@ -820,6 +819,10 @@ per_python!(dry_run_under_warnings_as_errors, |py: &Python| {
             .collect();
         let context = format!("{what}:\n{}{}\n{}", dry.stdout, dry.stderr, real.stderr);
         assert_eq!(failed, failing, "{context}");
+        // Exit status 1 as the real run's when it knows a file fails (see
+        // dry_run_exits_as_the_real_run).
+        real.assert_code(1);
+        assert_eq!(dry.code, Some(i32::from(!fails.is_empty())), "{context}");
         // Listed as the real run goes: written, learned or failed in memory, failed from
         // memory, left alone.
         assert_eq!(compile, compiled, "{context}");
@@ -861,6 +864,55 @@ per_python!(dry_run_under_warnings_as_errors, |py: &Python| {
             assert!(check.is_empty() && fails == failing, "all remembered: {context}");
         }
     }
+});
+
+// `compile -n` exits as the `compile` that follows it: 1 when a file it lists is known to
+// fail (remembered from an earlier run, or under -W error remembered to warn), as the real
+// run then fails it; 0 over a tree that compiles. (A file no run has compiled yet cannot
+// be known to fail without compiling it, which a dry run does not do.)
+per_python!(dry_run_exits_as_the_real_run, |py: &Python| {
+    let state = Tree::new();
+    let agree = |tree: &Tree, args: &[&str], want: i32, listed: &[&str]| {
+        let run = |extra: &[&str]| {
+            let cmd = tree.hashpyc().env("HASHPYC_STATE_DIR", state.root()).arg("compile").python(py);
+            cmd.args(extra).args(args).arg(".").run()
+        };
+        let dry = run(&["-n"]);
+        let real = run(&[]);
+        let context = format!("{args:?}:\n{}{}\n{}", dry.stdout, dry.stderr, real.stderr);
+        assert_eq!(real.code, Some(want), "{context}");
+        assert_eq!(dry.code, real.code, "{context}");
+        let fails: Vec<&str> = dry.stdout.lines().filter_map(|l| l.strip_prefix("fails    ")).collect();
+        let fails: Vec<&str> = fails.iter().map(|l| l.split("  (").next().unwrap()).collect();
+        assert_eq!(fails, listed, "{context}");
+    };
+    let tree = Tree::new();
+    tree.write("good.py", "x = 1\n");
+    tree.write("bad.py", "def f(:\n    pass\n");
+    tree.write("warns.py", GATE_SOURCES[0].1);
+    // A first run learns what fails (and what warns).
+    let first = tree
+        .hashpyc()
+        .env("HASHPYC_STATE_DIR", state.root())
+        .args(["compile", "-q"])
+        .python(py)
+        .arg(".")
+        .run();
+    first.assert_code(1);
+    assert!(first.stderr.contains("bad.py:1:"), "{}", first.stderr);
+    agree(&tree, &[], 1, &["./bad.py"]);
+    agree(&tree, &["-W", "error"], 1, &["./bad.py", "./warns.py"]);
+    tree.write("bad.py", "def f():\n    pass\n");
+    agree(&tree, &["-W", "error"], 1, &["./warns.py"]);
+    agree(&tree, &[], 0, &[]);
+    std::fs::remove_file(tree.path("warns.py")).unwrap();
+    agree(&tree, &["-W", "error"], 0, &[]);
+    // A tree that compiles, from its first run.
+    let clean = Tree::new();
+    clean.write("a.py", "x = 1\n");
+    clean.write("pkg/b.py", "y = 2\n");
+    agree(&clean, &[], 0, &[]);
+    agree(&clean, &["-W", "error"], 0, &[]);
 });
 
 // A source CPython cannot decode (a UTF-8 BOM before a latin-1 cookie, an unknown
