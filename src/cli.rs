@@ -192,7 +192,8 @@ pub struct CompileArgs {
     /// Print what would be compiled, rewritten, linked or skipped, and why, and a count,
     /// without writing anything or starting Python (beyond probing the interpreter); with
     /// `-W error` also the fresh files that would fail (their warnings remembered) or be
-    /// checked for warnings (compiled in memory, nothing written). Exits as the run would
+    /// checked for warnings (compiled in memory, nothing written). With `--format json`, as
+    /// JSON Lines on stdout (see the README). Exits as the run would
     /// as far as it knows: 1 when a file it lists fails (remembered), 0 otherwise.
     #[arg(short = 'n', long, help_heading = "Compilation")]
     pub dry_run: bool,
@@ -211,9 +212,10 @@ pub struct CompileArgs {
     pub cache: CacheArgs,
 
     /// Output format: `text` (messages and a summary line on stderr) or `json` (JSON Lines
-    /// on stdout: one object per failure, warning or error, then a summary; see the README).
-    #[arg(long, value_enum, default_value_t = CompileFormat::Text, conflicts_with = "dry_run",
-          help_heading = "Output")]
+    /// on stdout: one object per failure, warning or error, then a summary; with
+    /// `--dry-run`, one `plan` object per listed line and a summary of what the run would
+    /// do; see the README).
+    #[arg(long, value_enum, default_value_t = CompileFormat::Text, help_heading = "Output")]
     pub format: CompileFormat,
 
     #[command(flatten)]

@@ -248,14 +248,18 @@ fn print_events(notes: Vec<Note>, targets: &[Arc<Target>]) {
     }
 }
 
-/// The final `--format json` object.
+/// The final `--format json` object. `dry_run`: in a dry run, the number of files to check
+/// for warnings; its counts are what the run would do, and what it cannot know without
+/// compiling (pycs from the cache, warnings) is null.
 fn summary_json(
     s: &Summary,
     targets: &[Arc<Target>],
     elapsed: Duration,
     cache: Option<&crate::cache::Cache>,
     warnings_as_errors: bool,
+    dry_run: Option<usize>,
 ) -> serde_json::Value {
+    let unknown_in_dry_run = |n: usize| dry_run.is_none().then_some(n);
     let targets: Vec<serde_json::Value> = targets
         .iter()
         .map(|t| {
@@ -273,14 +277,15 @@ fn summary_json(
             .collect();
         serde_json::Value::Object(tiers)
     });
-    serde_json::json!({
+    let mut json = serde_json::json!({
         "type": "summary",
+        "dry_run": dry_run.is_some(),
         "sources": s.sources,
         "compiled": s.compiled,
         "compiled_sources": s.compiled_sources,
         "compiled_pycs": s.compiled_pycs,
-        "from_cache": s.from_cache,
-        "from_cache_pycs": s.from_cache_pycs,
+        "from_cache": unknown_in_dry_run(s.from_cache),
+        "from_cache_pycs": unknown_in_dry_run(s.from_cache_pycs),
         "fresh": s.fresh,
         "fresh_pycs": s.fresh_pycs,
         "rewritten": s.rewritten,
@@ -289,7 +294,7 @@ fn summary_json(
         "linked_pycs": s.linked_pycs,
         "failed": s.failed,
         "failed_sources": s.failed_sources.len(),
-        "warnings": s.warnings,
+        "warnings": unknown_in_dry_run(s.warnings),
         "errors": s.errors + s.usage_errors,
         "vanished": s.vanished,
         "skipped_ignored": s.skipped.ignored,
@@ -299,7 +304,11 @@ fn summary_json(
         "targets": targets,
         "elapsed": (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
         "cache": cache,
-    })
+    });
+    if let (Some(check), serde_json::Value::Object(map)) = (dry_run, &mut json) {
+        map.insert("check_sources".into(), check.into());
+    }
+    json
 }
 
 /// What walking and planning found.
@@ -365,8 +374,20 @@ pub fn compile(
     let plans = planned.plans;
 
     if s.dry_run {
-        dry_run(s, &plans, &planned.walked, &memos, &cwd, &mut summary, &mut notes, style, verbosity);
+        let check =
+            dry_run(s, &plans, &planned.walked, &memos, &cwd, &mut summary, &mut notes, style, verbosity);
         notes.print(&s.targets);
+        if s.json {
+            let json = summary_json(
+                &summary,
+                &s.targets,
+                started.elapsed(),
+                None,
+                s.warnings_as_errors,
+                Some(check),
+            );
+            let _ = writeln!(std::io::stdout().lock(), "{json}");
+        }
         return Ok(summary);
     }
 
@@ -430,7 +451,7 @@ pub fn compile(
     }
     if s.json {
         let json =
-            summary_json(&summary, &s.targets, started.elapsed(), cache.as_ref(), s.warnings_as_errors);
+            summary_json(&summary, &s.targets, started.elapsed(), cache.as_ref(), s.warnings_as_errors, None);
         let _ = writeln!(std::io::stdout().lock(), "{json}");
     } else if verbosity.quiet == 0 {
         report::eprint_line(&summary_line(&summary, &s.targets, started.elapsed(), style));
@@ -1036,12 +1057,25 @@ fn rewrite_unit(
     Ok(linked)
 }
 
-/// `--dry-run`: the listing on stdout, a count on stderr; nothing written. Both tell what a
-/// real run would do: under `-W error`, a fresh pyc whose source is remembered to warn
-/// fails, and one whose warnings are not remembered is compiled in memory to learn them,
-/// which writes nothing, so it is not counted as a compile. The files known to fail are
-/// counted as failed, so that the dry run exits as the real run will (1), as far as it can
-/// know without compiling.
+/// One line of the dry run's listing: `verb     path  (reason)` in text, a `plan` object in
+/// JSON (`fails` carries the failure's fields, as the real run's `failure` object has them).
+struct PlanLine {
+    path: Box<Path>,
+    /// The target it concerns (None: not target-specific, as a skipped symlink).
+    target: Option<usize>,
+    verb: &'static str,
+    reason: Option<String>,
+    failure: Option<Event>,
+}
+
+/// `--dry-run`: the listing on stdout, a count on stderr (with `--format json`, `plan`
+/// objects and a summary object on stdout); nothing written. Both tell what a real run
+/// would do: under `-W error`, a fresh pyc whose source is remembered to warn fails, and one
+/// whose warnings are not remembered is compiled in memory to learn them, which writes
+/// nothing, so it is not counted as a compile. The summary counts what the run would do,
+/// and the files known to fail as failed, so that the dry run exits as the real run will
+/// (1), as far as it can know without compiling. Returns the number of files to check for
+/// warnings.
 #[allow(clippy::too_many_arguments)]
 fn dry_run(
     s: &CompileSettings,
@@ -1053,31 +1087,29 @@ fn dry_run(
     notes: &mut Notes,
     style: Style,
     verbosity: Verbosity,
-) {
+) -> usize {
     // Counted as the summary of a real run: files and pycs to compile, headers (pycs) to
-    // rewrite, pycs already fresh, files to check for warnings, files known to fail.
-    let (mut files, mut pycs, mut rewrite, mut check) = (0, 0, 0, 0);
+    // rewrite, pycs already fresh, files known to fail; and files to check for warnings.
+    let mut check = 0;
     let levels = s.levels.len();
-    let many = s.targets.len() > 1;
     let mut lines = Vec::new();
     for (i, p) in plans.iter().enumerate() {
         if let Some(err) = &p.error {
             summary.errors += 1;
-            notes.add(&p.path, 0, None, format!("{}: `{}`: {err}", style.error(), p.path.display()), None);
+            let text = format!("{}: `{}`: {err}", style.error(), p.path.display());
+            notes.add(&p.path, 0, None, text, Some(Event::error(err.to_string())));
             continue;
         }
         let (mut compiles, mut checks, mut failing) = (false, false, false);
         let mut source = None;
         for (t, a) in p.actions.iter().enumerate() {
-            let path = p.path.display();
-            let label = if many { format!("  [{}]", s.targets[t].version_string()) } else { String::new() };
             let remembered = match a {
                 Action::Fresh if s.warnings_as_errors => {
                     remembered_warnings(s, memos, cwd, p, t, &mut source)
                 }
                 _ => None,
             };
-            let line = match a {
+            let (verb, reason, failure) = match a {
                 Action::Fresh => match remembered {
                     Some(warnings) => {
                         failing = true;
@@ -1088,60 +1120,86 @@ fn dry_run(
                             n => format!(", and {n} more"),
                         };
                         let why = format!("{} at line {}: {}{more}", w.category, w.line, w.message);
-                        format!("fails    {path}{label}  ({why}; remembered, an error under -W error)")
+                        let reason = format!("{why}; remembered, an error under -W error");
+                        ("fails", Some(reason), Some(Event::warning(w, true, true)))
                     }
                     None => {
                         summary.fresh += 1;
                         summary.fresh_pycs += levels;
-                        format!("fresh    {path}{label}")
+                        ("fresh", None, None)
                     }
                 },
                 Action::Rewrite { headers, links } => {
-                    rewrite += headers.len();
+                    summary.rewritten_pycs += headers.len();
+                    summary.linked_pycs += links.len();
                     summary.fresh_pycs += levels - crate::plan::rewritten_levels(headers, links).len();
                     if headers.is_empty() {
-                        format!("link     {path}{label}  (identical levels, --hardlink-dupes)")
+                        summary.linked += 1;
+                        ("link", Some("identical levels, --hardlink-dupes".to_string()), None)
                     } else {
+                        summary.rewritten += 1;
                         let other = if s.mode == HashMode::Checked { "unchecked" } else { "checked" };
-                        format!("rewrite  {path}{label}  ({other} → {} header)", mode_name(s.mode))
+                        ("rewrite", Some(format!("{other} → {} header", mode_name(s.mode))), None)
                     }
                 }
                 // Compiled in memory for its warnings: a real run writes nothing for it, and
                 // counts its pycs fresh, or the file failed, once it knows.
                 Action::Compile { reason: reason @ Reason::UnknownWarnings, .. } => {
                     checks = true;
-                    format!("check    {path}{label}  ({reason})")
+                    ("check", Some(reason.to_string()), None)
                 }
                 Action::Compile { reason, write, .. } => {
                     compiles = true;
-                    pycs += write.len();
+                    summary.compiled += 1;
+                    summary.compiled_pycs += write.len();
                     summary.fresh_pycs += levels - write.len();
-                    format!("compile  {path}{label}  ({reason})")
+                    ("compile", Some(reason.to_string()), None)
                 }
                 Action::KnownFailure { failure: f, .. } => {
                     failing = true;
                     summary.failed += 1;
-                    format!("fails    {path}{label}  ({}: {}, remembered)", f.kind, f.message)
+                    let reason = format!("{}: {}, remembered", f.kind, f.message);
+                    ("fails", Some(reason), Some(Event::failure(f, true)))
                 }
             };
-            lines.push((p.path.clone(), line));
+            lines.push(PlanLine { path: p.path.clone(), target: Some(t), verb, reason, failure });
         }
-        files += usize::from(compiles);
+        summary.compiled_sources += usize::from(compiles);
         check += usize::from(checks);
         if failing {
             summary.failed_sources.insert(i);
         }
     }
     for skipped in &walked.skipped_symlinks {
-        lines.push((
-            skipped.clone().into_boxed_path(),
-            format!("skip     {}  (symlink outside --limit-symlinks)", skipped.display()),
-        ));
+        lines.push(PlanLine {
+            path: skipped.clone().into_boxed_path(),
+            target: None,
+            verb: "skip",
+            reason: Some("symlink outside --limit-symlinks".into()),
+            failure: None,
+        });
     }
-    lines.sort_by(|a, b| a.0.cmp(&b.0));
+    if s.json {
+        // In path order with the run's other objects.
+        for l in lines {
+            let mut event = Event::new("plan", serde_json::json!({ "action": l.verb, "reason": l.reason }));
+            if let Some(failure) = l.failure {
+                event.fields.extend(failure.fields);
+            }
+            notes.add(&l.path, 1, l.target, String::new(), Some(event));
+        }
+        return check;
+    }
+    lines.sort_by(|a, b| a.path.cmp(&b.path));
+    let many = s.targets.len() > 1;
     let mut out = std::io::stdout().lock();
-    for (_, l) in lines {
-        if writeln!(out, "{l}").is_err() {
+    for l in lines {
+        let label = match l.target {
+            Some(t) if many => format!("  [{}]", s.targets[t].version_string()),
+            _ => String::new(),
+        };
+        let reason = l.reason.map(|r| format!("  ({r})")).unwrap_or_default();
+        if writeln!(out, "{:<8} {}{label}{reason}", l.verb, l.path.display()).is_err() {
             break;
         }
     }
@@ -1160,12 +1218,13 @@ fn dry_run(
         report::eprint_line(&format!(
             "{} compile {}, rewrite {} for {} ({}); nothing was written",
             style.bold("Would"),
-            files_and_pycs(files, pycs),
-            report::plural(rewrite, "header", "headers"),
+            files_and_pycs(summary.compiled_sources, summary.compiled_pycs),
+            report::plural(summary.rewritten_pycs, "header", "headers"),
             crate::target::targets_label(&s.targets),
             parts.join(", ")
         ));
     }
+    check
 }
 
 fn mode_name(mode: HashMode) -> &'static str {

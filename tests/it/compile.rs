@@ -915,6 +915,131 @@ per_python!(dry_run_exits_as_the_real_run, |py: &Python| {
     agree(&clean, &["-W", "error"], 0, &[]);
 });
 
+// `compile -n --format json`: the dry run's listing as JSON Lines on stdout, a `plan`
+// object per line of the text listing (same path, interpreter, verb and reason; `fails`
+// with the failure's fields), then a summary of what the run would do, which is what the
+// real run that follows then reports having done; nothing on stderr, nothing written.
+per_python!(dry_run_as_json, |py: &Python| {
+    let state = Tree::new();
+    let tree = Tree::new();
+    let elsewhere = Tree::new();
+    for (rel, text) in [
+        ("fresh.py", "x = 1\n"),
+        ("changed.py", "y = 2\n"),
+        ("unchecked.py", "z = 3\n"),
+        ("bad.py", "x = 1\ndef (:\n"),
+        ("warns.py", GATE_SOURCES[0].1),
+    ] {
+        tree.write(rel, text);
+    }
+    std::os::unix::fs::symlink(elsewhere.write("o.py", "o = 1\n"), tree.path("outside.py")).unwrap();
+    let compile = |args: &[&str]| {
+        let cmd = tree.hashpyc().env("HASHPYC_STATE_DIR", state.root()).arg("compile").python(py);
+        cmd.args(["-o", "0", "-o", "1", "-e", "."]).args(args).arg(".").run()
+    };
+    compile(&["-q"]).assert_code(1);
+    let unchecked =
+        tree.hashpyc().env("HASHPYC_STATE_DIR", state.root()).args(["compile", "-q", "-o", "0", "-o", "1"]);
+    unchecked
+        .python(py)
+        .args(["--invalidation-mode", "unchecked-hash", "./unchecked.py"])
+        .run()
+        .assert_code(0);
+    tree.write("changed.py", "y = 20\n");
+    tree.write("new.py", "n = 1\n");
+    let python = format!("{}.{}", py.minor.0, py.minor.1);
+    let pycs = || -> Vec<(PathBuf, Vec<u8>)> {
+        tree.pycs().into_iter().map(|p| (p.clone(), std::fs::read(tree.path(&p)).unwrap())).collect()
+    };
+    // Without and with -W error: plain runs list compile, rewrite, fresh, fails and skip;
+    // -W error then also check (warnings not remembered) and fails (remembered warnings).
+    for extra in [&[][..], &["-W", "error"][..]] {
+        let before = pycs();
+        let text = compile(&[&["-n"], extra].concat());
+        let json = compile(&[&["-n", "--format", "json"], extra].concat());
+        let context = format!("{extra:?}:\n{}{}\n{}{}", text.stdout, text.stderr, json.stdout, json.stderr);
+        assert_eq!(json.stderr, "", "{context}");
+        assert_eq!(json.code, text.code, "{context}");
+        assert_eq!(pycs(), before, "a dry run writes nothing: {context}");
+        let objects = json_lines(&json.stdout);
+        let (summary, plan) = objects.split_last().expect("a summary");
+        assert_eq!(summary["type"], "summary", "{context}");
+        assert!(plan.iter().all(|o| o["type"] == "plan"), "{context}");
+        // The text listing, line for line.
+        let listed: Vec<(String, String, String)> = text
+            .stdout
+            .lines()
+            .map(|l| {
+                let (verb, rest) = l.split_once(' ').unwrap();
+                let (path, reason) = rest.trim_start().split_once("  (").unwrap_or((rest.trim_start(), ""));
+                (verb.to_string(), path.to_string(), reason.strip_suffix(')').unwrap_or(reason).to_string())
+            })
+            .collect();
+        let planned: Vec<(String, String, String)> = plan
+            .iter()
+            .map(|o| {
+                let want_python =
+                    if o["action"] == "skip" { serde_json::Value::Null } else { python.clone().into() };
+                assert_eq!(o["python"], want_python, "{o}");
+                let reason = o["reason"].as_str().unwrap_or("").to_string();
+                (o["action"].as_str().unwrap().to_string(), o["path"].as_str().unwrap().to_string(), reason)
+            })
+            .collect();
+        assert_eq!(planned, listed, "{context}");
+        let verbs: std::collections::BTreeSet<&str> = listed.iter().map(|(v, _, _)| v.as_str()).collect();
+        let want: &[&str] = if extra.is_empty() {
+            &["compile", "fails", "fresh", "rewrite", "skip"]
+        } else {
+            &["check", "fails", "skip"]
+        };
+        assert_eq!(verbs, want.iter().copied().collect(), "{context}");
+        // The run it describes.
+        let real = compile(&[&["--format", "json"], extra].concat());
+        assert_eq!(real.code, json.code, "{context}\n{}", real.stdout);
+        let real_objects = json_lines(&real.stdout);
+        let did = real_objects.last().unwrap();
+        let context = format!("{context}\n{}", real.stdout);
+        assert_eq!((&summary["dry_run"], &did["dry_run"]), (&true.into(), &false.into()), "{context}");
+        for key in ["from_cache", "from_cache_pycs", "warnings"] {
+            assert!(summary[key].is_null(), "{key}: {context}");
+        }
+        for key in [
+            "sources",
+            "compiled",
+            "compiled_sources",
+            "compiled_pycs",
+            "rewritten",
+            "rewritten_pycs",
+            "failed",
+            "failed_sources",
+            "errors",
+            "warnings_as_errors",
+            "targets",
+        ] {
+            assert_eq!(summary[key], did[key], "{key}: {context}");
+        }
+        // Files checked for warnings end fresh (none of them warns).
+        let checked = summary["check_sources"].as_u64().unwrap();
+        assert_eq!(checked as usize, listed.iter().filter(|(v, _, _)| v == "check").count(), "{context}");
+        assert_eq!(did["fresh"].as_u64(), summary["fresh"].as_u64().map(|n| n + checked), "{context}");
+        assert_eq!(did["fresh_pycs"].as_u64(), summary["fresh_pycs"].as_u64().map(|n| n + 2 * checked));
+        // Each `fails` carries what the real run's `failure` object says.
+        let failures: Vec<&serde_json::Value> =
+            real_objects.iter().filter(|o| o["type"] == "failure").collect();
+        let fails: Vec<&serde_json::Value> = plan.iter().filter(|o| o["action"] == "fails").collect();
+        assert_eq!(fails.len(), failures.len(), "{context}");
+        for (f, r) in fails.iter().zip(&failures) {
+            for key in ["path", "python", "kind", "message", "line", "warning", "remembered"] {
+                assert_eq!(f[key], r[key], "{key}: {context}");
+            }
+        }
+    }
+    // `compile` has no GitHub format, with or without --dry-run.
+    let github = compile(&["-n", "--format", "github"]);
+    github.assert_code(2);
+    assert!(github.stderr.contains("invalid value 'github'"), "{}", github.stderr);
+});
+
 // A source CPython cannot decode (a UTF-8 BOM before a latin-1 cookie, an unknown
 // encoding) fails with a SyntaxError whose lineno is 0 before 3.14 (and offset 0 or -1):
 // JSON says null for a line or column there is not, else what CPython says.
