@@ -158,12 +158,16 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     // stderr is left to operational errors (an interpreter that cannot be probed, bad
     // arguments), which end the run before any of this.
     let json = s.format == Format::Json;
-    // What the text output says on stderr about the run, as JSON objects shaped as compile's.
-    let mut events: Vec<serde_json::Value> = walked
-        .errors
-        .iter()
-        .map(|e| run_event(if e.is_notice() { "notice" } else { "error" }, e.path(), e.to_string()))
-        .collect();
+    // What the text output says on stderr about the run, as JSON objects shaped as compile's:
+    // first, under -v, where the configuration came from.
+    let mut events: Vec<serde_json::Value> =
+        s.described.iter().map(|d| run_event("notice", None, d.clone())).collect();
+    events.extend(
+        walked
+            .errors
+            .iter()
+            .map(|e| run_event(if e.is_notice() { "notice" } else { "error" }, e.path(), e.to_string())),
+    );
     if !json {
         for e in &walked.errors {
             let label = if e.is_notice() { style.warning() } else { style.error() };

@@ -38,7 +38,8 @@ pub struct OutputArgs {
     pub quiet: u8,
 
     /// Print more: the interpreters probed, every file written and why, where the
-    /// configuration of each run came from.
+    /// configuration of each run came from (with `--format json`, only the last, as a
+    /// `notice` object).
     #[arg(short, long, action = clap::ArgAction::Count, help_heading = "Output")]
     pub verbose: u8,
 
@@ -263,6 +264,11 @@ pub struct ConfigArgs {
     /// Whether `config` came from `HASHPYC_CONFIG`, for its errors.
     #[arg(skip)]
     pub config_from_env: bool,
+
+    /// `-v`'s `configuration: …` line, kept for `--format json` to print as a `notice`
+    /// object on stdout (in text mode it goes to stderr when the file is loaded).
+    #[arg(skip)]
+    pub described: Option<String>,
 
     /// Ignore configuration files (and `--config`): only flags, environment variables and
     /// the built-in defaults apply.

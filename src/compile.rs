@@ -45,6 +45,9 @@ pub struct CompileSettings {
     pub warnings_as_errors: bool,
     /// `--format json`: JSON Lines on stdout instead of messages on stderr.
     pub json: bool,
+    /// Under `-v` in JSON mode, where the configuration came from (`configuration: …`),
+    /// printed as a `notice` object (text mode printed it on stderr when it was loaded).
+    pub described: Option<String>,
 }
 
 /// Counts for the summary. Units are source × target pairs (the JSON summary's historical
@@ -353,6 +356,9 @@ pub fn compile(
     let planned = walk_and_plan(s, &opts);
     spans.mark("walk+plan");
     let mut notes = Notes { notes: Vec::new(), quiet: verbosity.quiet, json: s.json };
+    if let Some(described) = &s.described {
+        notes.add(Path::new(""), 0, None, String::new(), Some(Event::notice(described.clone())));
+    }
     let mut summary = Summary {
         sources: planned.sources,
         fresh: planned.fresh_units,

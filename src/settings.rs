@@ -52,7 +52,8 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
             args.config.config_from_env = m.value_source("config") == Some(ValueSource::EnvVariable);
             from_env(&mut args.target.python_from, m, "python", "HASHPYC_PYTHON");
             from_env(&mut args.cache.cache_url_from, m, "cache_url", "HASHPYC_CACHE_URL");
-            let Some(c) = load_config(&args.config, &args.output, &cwd)? else { return Ok(()) };
+            let json = args.format == crate::cli::CompileFormat::Json;
+            let Some(c) = load_config(&mut args.config, &args.output, json, &cwd)? else { return Ok(()) };
             let o = &c.options;
             apply_target(&mut args.target, m, &c);
             apply_select(&mut args.select, m, &c);
@@ -98,7 +99,8 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
                 from_env(&mut args.target.python_from, m, "python", "HASHPYC_PYTHON");
             }
             args.config.config_from_env = m.value_source("config") == Some(ValueSource::EnvVariable);
-            let Some(c) = load_config(&args.config, &args.output, &cwd)? else { return Ok(()) };
+            let json = args.format == crate::cli::Format::Json;
+            let Some(c) = load_config(&mut args.config, &args.output, json, &cwd)? else { return Ok(()) };
             let o = &c.options;
             // `--target X.Y` stands in for the interpreters: the file's are not probed then.
             if !given(m, "target_version") {
@@ -149,12 +151,22 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
     Ok(())
 }
 
-/// The configuration of a run (after saying where it came from under `-v`).
-fn load_config(args: &ConfigArgs, output: &OutputArgs, cwd: &Path) -> Result<Option<Config>, Error> {
+/// The configuration of a run (after saying where it came from under `-v`: on stderr, or in
+/// JSON mode kept in `described` for the run's output on stdout).
+fn load_config(
+    args: &mut ConfigArgs,
+    output: &OutputArgs,
+    json: bool,
+    cwd: &Path,
+) -> Result<Option<Config>, Error> {
     let named_by = if args.config_from_env { "HASHPYC_CONFIG" } else { "--config" };
     let source = config::load(args.config.as_deref(), named_by, args.no_config, cwd)?;
     if output.verbose > 0 && output.quiet == 0 {
-        crate::report::eprint_line(&source.describe());
+        if json {
+            args.described = Some(source.describe());
+        } else {
+            crate::report::eprint_line(&source.describe());
+        }
     }
     Ok(match source {
         config::Source::File(c) => Some(*c),
@@ -496,6 +508,7 @@ pub fn compile_settings(args: &CompileArgs) -> Result<CompileSettings, Error> {
         cache,
         warnings_as_errors: args.warnings_as_errors || args.warnings.is_some(),
         json: args.format == crate::cli::CompileFormat::Json,
+        described: args.config.described.clone(),
     })
 }
 
@@ -582,6 +595,8 @@ pub struct CheckSettings {
     pub stray: bool,
     pub format: crate::cli::Format,
     pub all: bool,
+    /// `-v`'s `configuration: …` line, for JSON mode's `notice` object.
+    pub described: Option<String>,
 }
 
 pub fn check_settings(args: &CheckArgs) -> Result<CheckSettings, Error> {
@@ -618,5 +633,6 @@ pub fn check_settings(args: &CheckArgs) -> Result<CheckSettings, Error> {
         stray: args.stray,
         format: args.format,
         all: args.all,
+        described: args.config.described.clone(),
     })
 }

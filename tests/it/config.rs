@@ -166,7 +166,8 @@ per_python!(compile_and_check_agree, min = (3, 8), |py: &Python| {
     );
     let run = harness::Hashpyc::new(&proj).args(["check", "--format", "json", "-v"]).run();
     run.assert_code(1);
-    assert!(run.stderr.contains("configuration: hashpyc.toml\n"), "{}", run.stderr);
+    // In JSON mode, -v's line is a notice on stdout.
+    assert!(run.stdout.contains(r#""message":"configuration: hashpyc.toml"}"#), "{}", run.stdout);
     let missing: BTreeSet<PathBuf> = check_findings(&run.stdout)
         .into_iter()
         .inspect(|(_, o)| assert_eq!(o, "missing"))
@@ -280,6 +281,49 @@ per_python!(discovery_upwards, min = (3, 11), |py: &Python| {
     bare.write("m.py", "M = 1\n");
     let run = bare.hashpyc().args(["check", "-v"]).python(py).run();
     assert!(run.stderr.contains("configuration: none (no .hashpyc.toml"), "{}", run.stderr);
+});
+
+// `-v` names the configuration used; with `--format json` that is a `notice` object on
+// stdout (the first object, `path` null), as everything about the run is there, and stderr
+// stays empty: for `compile` (and its dry run) and `check`, whether a file was found, named,
+// disabled or absent; the message is the text mode's line.
+per_python!(verbose_json_names_the_configuration_on_stdout, |py: &Python| {
+    let tree = Tree::new();
+    tree.write("proj/pyproject.toml", "[tool.hashpyc]\noptimize = [1]\n");
+    tree.write("proj/m.py", "M = 1\n");
+    tree.write("proj/ci.toml", "optimize = [0]\n");
+    tree.write("bare/n.py", "N = 1\n");
+    let proj = tree.path("proj");
+    let bare = tree.path("bare");
+    for (cwd, extra) in [
+        (&proj, &[][..]),
+        (&proj, &["--config", "ci.toml"][..]),
+        (&proj, &["--no-config"][..]),
+        (&bare, &[][..]),
+    ] {
+        for command in [&["compile"][..], &["compile", "-n"][..], &["check"][..]] {
+            let run = |format: &[&str]| {
+                let cmd = harness::Hashpyc::new(cwd).args(command).arg("-v").args(format).args(extra);
+                cmd.python(py).arg(".").run()
+            };
+            let text = run(&[]);
+            let json = run(&["--format", "json"]);
+            let context = format!(
+                "{command:?} {extra:?}:\n{}{}\n{}{}",
+                text.stdout, text.stderr, json.stdout, json.stderr
+            );
+            assert_eq!(json.stderr, "", "{context}");
+            assert_eq!(json.code, text.code, "{context}");
+            let described = text.stderr.lines().find(|l| l.starts_with("configuration: ")).expect(&context);
+            let first: serde_json::Value =
+                serde_json::from_str(json.stdout.lines().next().expect(&context)).unwrap();
+            let want =
+                serde_json::json!({"type": "notice", "path": null, "python": null, "message": described});
+            assert_eq!(first, want, "{context}");
+            let notices = json.stdout.lines().filter(|l| l.contains("\"configuration: ")).count();
+            assert_eq!(notices, 1, "{context}");
+        }
+    }
 });
 
 // Every key set to `true` in the file has a `--no-…` flag that undoes it for one run (and
