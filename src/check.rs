@@ -194,7 +194,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
         let mut msg = if s.roots.is_empty() {
             "no Python sources to check: the path list on stdin is empty".to_string()
         } else {
-            let under: Vec<String> = s.roots.iter().map(|r| format!("`{}`", r.display())).collect();
+            let under: Vec<String> = s.roots.iter().map(|r| format!("`{}`", report::shown(r))).collect();
             format!("no Python sources to check under {}", under.join(", "))
         };
         if let Some(skipped) = walked.skipped.describe() {
@@ -247,7 +247,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
                     Some(d) => format!(": {d}"),
                     None => String::new(),
                 };
-                format!("{:<10} {}{extra}{why}", f.outcome.name(), shown.display())
+                format!("{:<10} {}{extra}{why}", f.outcome.name(), report::shown(shown))
             }
             Format::Json => serde_json::to_string(f).expect("findings serialize"),
             Format::Github => github_annotation(f),
@@ -396,8 +396,8 @@ fn spelling_hint(findings: &[Finding], cwd: &Path) -> Option<String> {
         report::plural(n, "stale pyc", "stale pycs"),
         if n == 1 { "s" } else { "" },
         if n == 1 { "its" } else { "their" },
-        example_found.display(),
-        example_want.display(),
+        report::shown(&example_found),
+        report::shown(&example_want),
         if n == 1 { "it" } else { "them" },
         if n == 1 { "it" } else { "them" },
     ))
@@ -599,7 +599,8 @@ fn classify_pyc(
         };
     }
     let found = PathBuf::from(std::ffi::OsString::from_vec(marshal::path_from_filename(body.filename)));
-    let mut detail = format!("embedded path is `{}`, expected `{}`", found.display(), want.path.display());
+    let mut detail =
+        format!("embedded path is `{}`, expected `{}`", report::shown(&found), report::shown(want.path));
     match trailing {
         Some(t) => {
             // Naming the tree as it was compiled would not make it ok: no spelling hint.
@@ -788,7 +789,7 @@ fn escape_property(s: &str) -> String {
 fn github_annotation(f: &Finding) -> String {
     let level = if f.outcome == Outcome::Ok { "notice" } else { "error" };
     let file = if f.outcome == Outcome::Stray { &f.pyc } else { &f.path };
-    let mut msg = format!("{}: {} (`{}`)", f.outcome.name(), f.outcome.explain(), f.pyc.display());
+    let mut msg = format!("{}: {} (`{}`)", f.outcome.name(), f.outcome.explain(), report::shown(&f.pyc));
     if let Some(d) = &f.detail {
         msg.push_str(&format!(": {d}"));
     }

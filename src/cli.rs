@@ -543,7 +543,9 @@ pub enum CheckMode {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
-    /// One line per finding: `stale  pkg/mod.py`.
+    /// One line per finding: `stale  pkg/mod.py` (a name holding a newline or another
+    /// control character, or bytes that are not UTF-8, is quoted and escaped:
+    /// `"pkg/a\nb.py"`).
     Text,
     /// JSON Lines: one object per finding, error or notice, then a summary object (see the
     /// README); nothing on stderr but operational errors.

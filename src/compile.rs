@@ -538,7 +538,7 @@ fn triage(
                     &p.path,
                     0,
                     None,
-                    format!("note: `{}` vanished during the run; skipped", p.path.display()),
+                    format!("note: `{}` vanished during the run; skipped", report::shown(&p.path)),
                     Event::notice("vanished during the run; skipped"),
                 );
             } else {
@@ -547,7 +547,7 @@ fn triage(
                     &p.path,
                     0,
                     None,
-                    format!("{}: `{}`: {err}", style.error(), p.path.display()),
+                    format!("{}: `{}`: {err}", style.error(), report::shown(&p.path)),
                     Some(Event::error(err.to_string())),
                 );
             }
@@ -690,11 +690,17 @@ fn rewrite_stage(
                             HashMode::Unchecked => ("checked", "unchecked"),
                         };
                         let what = report::plural(headers.len(), "header", "headers");
-                        done.push((2, format!("rewrote {what} of `{}` ({from} → {to})", path.display())));
+                        done.push((
+                            2,
+                            format!("rewrote {what} of `{}` ({from} → {to})", report::shown(path)),
+                        ));
                     }
                     if linked > 0 {
                         let what = report::plural(linked, "pyc", "pycs");
-                        done.push((3, format!("linked {what} of `{}` (identical levels)", path.display())));
+                        done.push((
+                            3,
+                            format!("linked {what} of `{}` (identical levels)", report::shown(path)),
+                        ));
                     }
                     for (order, text) in done {
                         notes.add(path, order, Some(t), text, None);
@@ -852,7 +858,7 @@ fn record_results(
                         (false, true) => "written from the cache",
                         (false, false) => "compiled",
                     };
-                    notes.add(path, 2, Some(t), format!("{how} `{}` ({reason})", path.display()), None);
+                    notes.add(path, 2, Some(t), format!("{how} `{}` ({reason})", report::shown(path)), None);
                 }
                 // JSON carries every warning (with its category); text hides deprecations
                 // unless -v, as Python's default filters do.
@@ -901,7 +907,7 @@ fn record_results(
             }
             UnitResult::Error(e) => {
                 summary.errors += 1;
-                let text = format!("{}: `{}`: {e}", style.error(), path.display());
+                let text = format!("{}: `{}`: {e}", style.error(), report::shown(path));
                 notes.add(path, 0, Some(t), text, Some(Event::error(e)));
             }
             UnitResult::Vanished => {
@@ -910,7 +916,7 @@ fn record_results(
                     path,
                     0,
                     None,
-                    format!("note: `{}` vanished during the run; skipped", path.display()),
+                    format!("note: `{}` vanished during the run; skipped", report::shown(path)),
                     Event::notice("vanished during the run; skipped"),
                 );
             }
@@ -1029,10 +1035,10 @@ fn rewrite_unit(
     for &i in headers {
         let path = &pycs[usize::from(i)];
         let data = std::fs::read(path)
-            .map_err(|e| format!("cannot read `{}`: {}", path.display(), crate::io::io_reason(&e)))?;
+            .map_err(|e| format!("cannot read `{}`: {}", report::shown(path), crate::io::io_reason(&e)))?;
         let header = Header::parse(&data).filter(|h| h.magic == target.magic && h.kind().is_ok());
         let Some(header) = header else {
-            return Err(format!("`{}` changed during the run; run again", path.display()));
+            return Err(format!("`{}` changed during the run; run again", report::shown(path)));
         };
         let new = Header { flags: mode.flags(), ..header }.to_bytes();
         crate::write::write_atomic(
@@ -1102,7 +1108,7 @@ fn dry_run(
     for (i, p) in plans.iter().enumerate() {
         if let Some(err) = &p.error {
             summary.errors += 1;
-            let text = format!("{}: `{}`: {err}", style.error(), p.path.display());
+            let text = format!("{}: `{}`: {err}", style.error(), report::shown(&p.path));
             notes.add(&p.path, 0, None, text, Some(Event::error(err.to_string())));
             continue;
         }
@@ -1205,7 +1211,7 @@ fn dry_run(
             _ => String::new(),
         };
         let reason = l.reason.map(|r| format!("  ({r})")).unwrap_or_default();
-        if writeln!(out, "{:<8} {}{label}{reason}", l.verb, l.path.display()).is_err() {
+        if writeln!(out, "{:<8} {}{label}{reason}", l.verb, report::shown(&l.path)).is_err() {
             break;
         }
     }

@@ -64,9 +64,9 @@ impl Embed {
 pub fn strip_missed_message(strip: &Path, count: usize, example: &Path) -> String {
     format!(
         "--strip-prefix `{}` does not match the start of {} (e.g. `{}`); their paths are embedded unchanged",
-        strip.display(),
+        crate::report::shown(strip),
         crate::report::plural(count, "source path", "source paths"),
-        example.display()
+        crate::report::shown(example)
     )
 }
 

@@ -280,7 +280,7 @@ pub fn inspect(files: &[PathBuf], json: bool, style: Style) -> Result<ExitStatus
         let text = if json {
             serde_json::to_string(&d).expect("serializable")
         } else {
-            let mut lines = vec![style.bold(&d.pyc.display().to_string())];
+            let mut lines = vec![style.bold(&crate::report::shown(&d.pyc))];
             if let Some(magic) = &d.magic {
                 let python = d
                     .python
@@ -293,8 +293,8 @@ pub fn inspect(files: &[PathBuf], json: bool, style: Style) -> Result<ExitStatus
             }
             if let Some(h) = &d.hash {
                 let verdict = match (d.matches_source, &d.source) {
-                    (Some(true), Some(s)) => format!(" (matches `{}`)", s.display()),
-                    (Some(false), Some(s)) => format!(" (does NOT match `{}`)", s.display()),
+                    (Some(true), Some(s)) => format!(" (matches `{}`)", crate::report::shown(s)),
+                    (Some(false), Some(s)) => format!(" (does NOT match `{}`)", crate::report::shown(s)),
                     _ => " (source not found)".to_string(),
                 };
                 lines.push(format!("  source hash  {h}{verdict}"));
@@ -312,7 +312,7 @@ pub fn inspect(files: &[PathBuf], json: bool, style: Style) -> Result<ExitStatus
                 ));
             }
             if let Some(p) = &d.embedded_path {
-                lines.push(format!("  co_filename  {}", p.display()));
+                lines.push(format!("  co_filename  {}", crate::report::shown(p)));
             }
             if let Some(e) = &d.error {
                 lines.push(format!("  {}: {e}", style.error()));

@@ -3,7 +3,7 @@
 //! be compiled, and why. A source is read (and hashed) only when some pyc's header says
 //! the hash decides; a pyc's body is read only to compare its embedded path.
 
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -414,7 +414,8 @@ fn level_status(
         };
         match marshal::code_body(&data[pyc::HEADER_LEN..], target_layout(target)) {
             Ok(body) if body.filename != want_name => {
-                compile(Reason::EmbeddedPath { found: String::from_utf8_lossy(body.filename).into() })
+                let found = std::ffi::OsString::from_vec(marshal::path_from_filename(body.filename));
+                compile(Reason::EmbeddedPath { found: crate::report::shown(Path::new(&found)).into() })
             }
             // Not what a compile writes: compiled again (the bytes before the extra ones
             // need not be what this run would write either).

@@ -94,6 +94,53 @@ impl Style {
     }
 }
 
+/// A path as the text outputs show it, always on one line: as it is when it is UTF-8 with
+/// no control character (and does not start with `"`), else quoted and escaped as Rust's
+/// `{:?}` writes a path: `"./a\nb.py"`, `"./caf\xE9.py"` — `\n`, `\r`, `\t`, `\\` and `\"`;
+/// `\u{1b}` for any other control character and for the line and paragraph separators
+/// U+2028 and U+2029; `\xE9` for each byte that is not UTF-8. So no file name can break a
+/// line-oriented reader, forge a line of output or lose its bytes, and a name that needs
+/// none of this (nearly all) is shown unchanged. JSON keeps paths exact ([`json_path`]).
+pub fn shown(path: &Path) -> std::borrow::Cow<'_, str> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    match std::str::from_utf8(bytes) {
+        Ok(s) if !s.starts_with('"') && !s.chars().any(escaped) => std::borrow::Cow::Borrowed(s),
+        _ => std::borrow::Cow::Owned(quoted(bytes)),
+    }
+}
+
+/// The characters [`shown`] never prints raw.
+fn escaped(c: char) -> bool {
+    c.is_control() || c == '\u{2028}' || c == '\u{2029}'
+}
+
+fn quoted(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(bytes.len() + 2);
+    out.push('"');
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\\' => out.push_str("\\\\"),
+                '"' => out.push_str("\\\""),
+                c if escaped(c) => {
+                    let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+                }
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02X}");
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// Writes human-readable lines to stderr, ignoring a closed stderr.
 pub fn eprint_line(line: &str) {
     let mut err = std::io::stderr().lock();
@@ -103,7 +150,7 @@ pub fn eprint_line(line: &str) {
 /// `path:line:col: Kind: message`, then the offending line and a caret, from the source
 /// bytes when the worker could not give the text.
 pub fn format_failure(path: &Path, f: &CompileFailure, source: Option<&[u8]>) -> String {
-    let mut out = path.display().to_string();
+    let mut out = shown(path).into_owned();
     if let Some(line) = f.line.filter(|&l| l > 0) {
         out.push_str(&format!(":{line}"));
         if let Some(col) = f.offset.filter(|&c| c > 0) {
@@ -139,7 +186,7 @@ pub fn format_failure(path: &Path, f: &CompileFailure, source: Option<&[u8]>) ->
 
 /// `path:line: Category: message` and the source line, like Python's own warnings.
 pub fn format_warning(path: &Path, w: &Warning, source: Option<&[u8]>) -> String {
-    let mut out = format!("{}:{}: {}: {}", path.display(), w.line, w.category, w.message);
+    let mut out = format!("{}:{}: {}: {}", shown(path), w.line, w.category, w.message);
     if let Some(text) = u32::try_from(w.line).ok().zip(source).and_then(|(n, src)| source_line(src, n)) {
         let t = text.trim();
         if !t.is_empty() {
@@ -306,6 +353,27 @@ mod tests {
         };
         let got = format_failure(Path::new("pkg/m.py"), &f, Some(b"x = 1\n  y = = 2\n"));
         assert_eq!(got, "pkg/m.py:2:7: SyntaxError: invalid syntax\n    y = = 2\n        ^");
+    }
+
+    #[test]
+    fn paths_are_shown_on_one_line() {
+        use std::os::unix::ffi::OsStrExt;
+        let show = |b: &[u8]| shown(Path::new(std::ffi::OsStr::from_bytes(b))).into_owned();
+        // Unchanged: nearly every name, with spaces, backslashes, quotes inside, non-ASCII.
+        for plain in ["./pkg/m.py", r"a b\c.py", r#"it's "x".py"#, "caf\u{e9}.py", "e\u{301}.py"] {
+            assert_eq!(show(plain.as_bytes()), plain);
+        }
+        assert_eq!(show(b"./a\nb.py"), r#""./a\nb.py""#);
+        assert_eq!(show(b"\r\t\x1b[31m\x7f.py"), r#""\r\t\u{1b}[31m\u{7f}.py""#);
+        assert_eq!(show("x\u{85}\u{2028}\u{2029}.py".as_bytes()), r#""x\u{85}\u{2028}\u{2029}.py""#);
+        assert_eq!(show(b"caf\xe9\n\\\".py"), r#""caf\xE9\n\\\".py""#);
+        // A name that would read as a quoted one is quoted too.
+        assert_eq!(show(br#""a\nb.py""#), r#""\"a\\nb.py\"""#);
+        // Escaped, a name is written as Rust's own Debug writes it.
+        for name in [&b"./a\nb.py"[..], b"\x1b]0;x\x07", b"caf\xe9\n.py", b"\"q\\\"\r"] {
+            let path = Path::new(std::ffi::OsStr::from_bytes(name));
+            assert_eq!(show(name), format!("{path:?}"));
+        }
     }
 
     #[test]

@@ -64,15 +64,15 @@ pub struct Source {
 /// A problem with one path; the walk goes on.
 #[derive(Debug, Error)]
 pub enum WalkError {
-    #[error("`{}`: no such file or directory", .0.display())]
+    #[error("`{}`: no such file or directory", crate::report::shown(.0))]
     NotFound(PathBuf),
-    #[error("`{}`: dangling symbolic link", .0.display())]
+    #[error("`{}`: dangling symbolic link", crate::report::shown(.0))]
     Dangling(PathBuf),
-    #[error("`{}`: symbolic link loop", .0.display())]
+    #[error("`{}`: symbolic link loop", crate::report::shown(.0))]
     Loop(PathBuf),
-    #[error("`{}`: not a regular file", .0.display())]
+    #[error("`{}`: not a regular file", crate::report::shown(.0))]
     NotRegular(PathBuf),
-    #[error("`{}`: {source}", path.display())]
+    #[error("`{}`: {source}", crate::report::shown(path))]
     Io {
         path: PathBuf,
         #[source]
@@ -822,7 +822,7 @@ fn convert_error(err: ignore::Error) -> WalkError {
             ignore::Error::WithDepth { err, .. } => convert_error(ignore::Error::WithPath { path, err }),
             ignore::Error::Io(source) => WalkError::Io { path, source },
             ignore::Error::Loop { child, .. } => WalkError::Loop(child),
-            other => WalkError::Other(format!("`{}`: {other}", path.display())),
+            other => WalkError::Other(format!("`{}`: {other}", crate::report::shown(&path))),
         },
         ignore::Error::WithDepth { err, .. } => convert_error(*err),
         ignore::Error::Loop { child, .. } => WalkError::Loop(child),

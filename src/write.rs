@@ -12,17 +12,17 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum WriteError {
-    #[error("`{}` is a symbolic link; refusing to write through it", .0.display())]
+    #[error("`{}` is a symbolic link; refusing to write through it", crate::report::shown(.0))]
     Symlink(PathBuf),
-    #[error("`{}` exists and is not a regular file", .0.display())]
+    #[error("`{}` exists and is not a regular file", crate::report::shown(.0))]
     NotRegular(PathBuf),
-    #[error("cannot create directory `{}`", path.display())]
+    #[error("cannot create directory `{}`", crate::report::shown(path))]
     CreateDir {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot write `{}`", path.display())]
+    #[error("cannot write `{}`", crate::report::shown(path))]
     Write {
         path: PathBuf,
         #[source]

@@ -239,6 +239,111 @@ per_python!(json_output_keeps_non_utf8_paths, min = (3, 11), |py: &Python| {
     }
 });
 
+// File names with a newline, a carriage return, a tab or a terminal escape (and one that is
+// not UTF-8) are shown quoted and escaped in the text outputs, as Rust's `{:?}` writes them
+// (`"./new\nline.py"`), so every output stays one line per file and no name forges a line;
+// names that need none of it are shown as they are, and JSON keeps every name exact. The
+// files are compiled by the real interpreter, which reads back the exact names.
+per_python!(control_characters_in_names_stay_on_one_line, |py: &Python| {
+    let tree = Tree::new();
+    let good: [&[u8]; 6] =
+        [b"new\nline.py", b"cr\rname.py", b"tab\tname.py", b"esc\x1b[31mred.py", b"caf\xe9.py", b"plain.py"];
+    let bad: &[u8] = b"bad\nfile.py";
+    for name in good {
+        tree.write(std::ffi::OsStr::from_bytes(name), "x = 1\n");
+    }
+    tree.write(std::ffi::OsStr::from_bytes(bad), "def (:\n");
+    let walked = |name: &[u8]| PathBuf::from(std::ffi::OsStr::from_bytes(&[b"./", name].concat()));
+    let shown = |name: &[u8]| {
+        let path = walked(name);
+        match path.to_str() {
+            Some(s) if name != b"plain.py" => {
+                assert!(s.chars().any(char::is_control), "{s:?}");
+                format!("{path:?}")
+            }
+            Some(s) => s.to_string(),
+            None => format!("{path:?}"),
+        }
+    };
+    let all: Vec<&[u8]> = good.iter().copied().chain([bad]).collect();
+    let context = |run: &harness::Run| format!("{}\n{}", run.stdout, run.stderr);
+
+    let compiled = tree.hashpyc().args(["compile", "-v"]).python(py).arg(".").run();
+    compiled.assert_code(1);
+    let lines: Vec<&str> = compiled.stderr.lines().collect();
+    for name in good {
+        let want = format!("compiled `{}` (no pyc)", shown(name));
+        assert!(lines.contains(&want.as_str()), "{want}\n{}", context(&compiled));
+    }
+    assert!(lines.iter().any(|l| l.starts_with(&format!("{}:1:", shown(bad)))), "{}", context(&compiled));
+    // CPython reads each pyc back with the exact name embedded.
+    let mut names = Vec::new();
+    for name in good {
+        names.extend_from_slice(&[b"./", name, b"\0"].concat());
+    }
+    let script = "import importlib.util, marshal, os, sys\n\
+        for raw in sys.stdin.buffer.read().split(b'\\0')[:-1]:\n\
+        \x20   src = os.fsdecode(raw)\n\
+        \x20   data = open(importlib.util.cache_from_source(src), 'rb').read()\n\
+        \x20   print(marshal.loads(data[16:]).co_filename == src and data[4:8] == b'\\x03\\0\\0\\0')\n";
+    let mut child = py
+        .cmd()
+        .args(["-I", "-c", script])
+        .current_dir(tree.root())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &names).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "True\n".repeat(good.len()));
+
+    // The dry run and check: one line per file, each naming it as shown.
+    let dry = tree.hashpyc().args(["compile", "-n"]).python(py).arg(".").run();
+    dry.assert_code(1);
+    assert_eq!(dry.stdout.lines().count(), all.len(), "{}", context(&dry));
+    for name in good {
+        let want = format!("fresh    {}", shown(name));
+        assert!(dry.stdout.lines().any(|l| l == want), "{want}\n{}", context(&dry));
+    }
+    let fails = format!("fails    {}  (SyntaxError: ", shown(bad));
+    assert!(dry.stdout.lines().any(|l| l.starts_with(&fails)), "{}", context(&dry));
+    let check = tree.hashpyc().args(["check", "--all"]).python(py).arg(".").run();
+    check.assert_code(1);
+    assert_eq!(check.stdout.lines().count(), all.len(), "{}", context(&check));
+    for name in good {
+        let want = format!("ok         {}", shown(name));
+        assert!(check.stdout.lines().any(|l| l == want), "{want}\n{}", context(&check));
+    }
+    let missing = format!("missing    {}: the source does not compile", shown(bad));
+    assert!(check.stdout.lines().any(|l| l.starts_with(&missing)), "{}", context(&check));
+    // GitHub annotations: one line, the file property in GitHub's own escaping (decoded by
+    // the runner to the exact name).
+    let github = tree.hashpyc().args(["check", "--format", "github"]).python(py).arg(".").run();
+    github.assert_code(1);
+    assert_eq!(github.stdout.lines().count(), 1, "{}", context(&github));
+    assert!(github.stdout.starts_with("::error file=./bad%0Afile.py,"), "{}", context(&github));
+    // JSON: exact names.
+    let json = tree.hashpyc().args(["check", "--all", "--format", "json"]).python(py).arg(".").run();
+    let mut paths: Vec<Vec<u8>> = json
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["type"] == "finding")
+        .map(|v| match &v["path"] {
+            serde_json::Value::String(s) => s.as_bytes().to_vec(),
+            other => {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD.decode(other["bytes"].as_str().unwrap()).unwrap()
+            }
+        })
+        .collect();
+    let mut want: Vec<Vec<u8>> = all.iter().map(|n| walked(n).as_os_str().as_bytes().to_vec()).collect();
+    paths.sort();
+    want.sort();
+    assert_eq!(paths, want, "{}", json.stdout);
+});
+
 // 3. A NUL-separated list without `--null` is one short error naming `--null`.
 #[test]
 fn nul_separated_list_without_null() {
