@@ -263,7 +263,7 @@ fn described(f: &Path) -> Vec<Description> {
             } else {
                 ""
             },
-            f.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned())
+            f.file_name().map_or(String::new(), |n| crate::report::shown(Path::new(n)).into_owned())
         ));
         return vec![d];
     }
