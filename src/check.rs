@@ -111,6 +111,10 @@ pub struct Finding {
     /// Stale for its embedded path only: the path found and the one expected.
     #[serde(skip)]
     pub embedded: Option<(PathBuf, PathBuf)>,
+    /// Missing because the source does not compile (remembered by the state directory):
+    /// `Some(line)` of the error, when CPython gave one.
+    #[serde(skip)]
+    pub source_fails: Option<Option<u32>>,
 }
 
 /// Check everything; print findings; return the exit status.
@@ -362,6 +366,7 @@ fn explain_remembered_failures(findings: &mut [Finding], targets: &[Arc<Target>]
                 "the source does not compile: {}: {}{at}, as `hashpyc compile` found",
                 failure.kind, failure.message
             ));
+            f.source_fails = Some(failure.line);
         }
     }
 }
@@ -527,6 +532,7 @@ fn check_source(path: &Path, embedded: &Path, s: &CheckSettings, cwd: &Path) -> 
                     expected,
                     found,
                     embedded,
+                    source_fails: None,
                 });
             }
         }
@@ -659,6 +665,7 @@ fn stray(
         expected: None,
         found: None,
         embedded: None,
+        source_fails: None,
     })
 }
 
@@ -772,6 +779,7 @@ fn legacy_strays(pycs: &[PathBuf], targets: &[Arc<Target>]) -> Vec<Finding> {
             expected: None,
             found: None,
             embedded: None,
+            source_fails: None,
         });
     }
     out
@@ -793,11 +801,19 @@ fn github_annotation(f: &Finding) -> String {
     if let Some(d) = &f.detail {
         msg.push_str(&format!(": {d}"));
     }
-    if f.outcome != Outcome::Ok && f.outcome != Outcome::Stray {
+    // A source that does not compile is fixed in the source, not by compiling again; the
+    // annotation goes on the line CPython named.
+    let mut line = String::new();
+    if let Some(at) = f.source_fails {
+        msg.push_str(" - fix the source, then run `hashpyc compile`");
+        if let Some(n) = at.filter(|&n| n > 0) {
+            line = format!(",line={n}");
+        }
+    } else if f.outcome != Outcome::Ok && f.outcome != Outcome::Stray {
         msg.push_str(" - run `hashpyc compile` to fix");
     }
     format!(
-        "::{level} file={},title={}::{}",
+        "::{level} file={}{line},title={}::{}",
         escape_property(&file.display().to_string()),
         escape_property(&format!("hashpyc check (CPython {})", f.python)),
         escape_data(&msg)

@@ -1009,3 +1009,36 @@ per_python!(python_version_requests_search_path, |py: &Python| {
         run.stderr
     );
 });
+
+// `check --format github` on a pyc missing because its source does not compile: the
+// annotation sits on the line of CPython's error and says to fix the source (compiling
+// again cannot help); other findings still say to run `hashpyc compile`.
+per_python!(github_annotation_of_a_source_that_does_not_compile, min = (3, 8), |py: &Python| {
+    let tree = Tree::new();
+    tree.write("bad.py", "import os\n\nx = (\n");
+    tree.write("ok.py", "x = 1\n");
+    tree.hashpyc().args(["compile", "-q"]).python(py).args(["bad.py", "ok.py"]).run().assert_code(1);
+    tree.write("new.py", "y = 2\n");
+    // CPython's own line for the error.
+    let line = py.run(
+        &["-c", "try:\n compile(open('bad.py','rb').read(),'bad.py','exec')\nexcept SyntaxError as e:\n print(e.lineno)"],
+        tree.root(),
+    );
+    let line = line.trim();
+    let run = tree
+        .hashpyc()
+        .args(["check", "--format", "github"])
+        .python(py)
+        .args(["bad.py", "new.py", "ok.py"])
+        .run();
+    run.assert_code(1);
+    let bad = run.stdout.lines().find(|l| l.contains("file=bad.py")).expect(&run.stdout);
+    assert!(bad.starts_with(&format!("::error file=bad.py,line={line},title=")), "{bad}");
+    assert!(bad.contains("fix the source") && !bad.contains("to fix"), "{bad}");
+    let new = run.stdout.lines().find(|l| l.contains("file=new.py")).expect(&run.stdout);
+    assert!(
+        new.starts_with("::error file=new.py,title=") && new.ends_with("run `hashpyc compile` to fix"),
+        "{new}"
+    );
+    assert!(!run.stdout.contains("file=ok.py"), "{}", run.stdout);
+});
