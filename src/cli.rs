@@ -302,7 +302,8 @@ pub struct CacheArgs {
     /// region and endpoint from `AWS_*` variables or the profile) or `http(s)://[USER:PASSWORD@]HOST/PREFIX` (GET and PUT, e.g. nginx
     /// WebDAV; a bearer token from `HASHPYC_CACHE_TOKEN`). Network trouble never fails a
     /// build: the remote tier is switched off for the run, with one warning.
-    #[arg(long, value_name = "URL", env = "HASHPYC_CACHE_URL", help_heading = "Bytecode cache")]
+    #[arg(long, value_name = "URL", env = "HASHPYC_CACHE_URL", value_parser = parse_cache_url_arg,
+          help_heading = "Bytecode cache")]
     pub cache_url: Option<String>,
 
     /// Where `cache-url` came from when not from the flag, for its errors.
@@ -404,6 +405,21 @@ pub fn parse_timeout_arg(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(t) if t.is_finite() && t >= 0.0 => Ok(t),
         _ => Err(format!("`{s}` is not a number of seconds (0 or more)")),
+    }
+}
+
+/// `--python X`: anything but the empty string, refused as the `python` key refuses it (a
+/// variable set to the empty string counts as unset and never gets here).
+pub fn parse_python_arg(s: OsString) -> Result<OsString, String> {
+    if s.is_empty() { Err("an empty interpreter name".into()) } else { Ok(s) }
+}
+
+/// `--cache-url URL`: anything but the empty string, refused as the `cache-url` key refuses it.
+pub fn parse_cache_url_arg(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        Err("an empty URL (leave --cache-url out for no shared cache)".into())
+    } else {
+        Ok(s.to_owned())
     }
 }
 
@@ -606,7 +622,9 @@ pub struct TargetArgs {
     /// `python3` or `python`, on PATH that is that version). Default: `python3`; the
     /// summary line names the version it found. Repeat for several interpreters in one run
     /// (one walk, one read per source). CPython 3.7 or newer.
-    #[arg(long, value_name = "PATH|VERSION", env = "HASHPYC_PYTHON", help_heading = "Target")]
+    #[arg(long, value_name = "PATH|VERSION", env = "HASHPYC_PYTHON",
+          value_parser = clap::builder::TypedValueParser::try_map(clap::builder::OsStringValueParser::new(), parse_python_arg),
+          help_heading = "Target")]
     pub python: Vec<OsString>,
 
     /// Where `python` came from when not from the flag (`` `pyproject.toml` line 3``,

@@ -1042,3 +1042,43 @@ per_python!(github_annotation_of_a_source_that_does_not_compile, min = (3, 8), |
     );
     assert!(!run.stdout.contains("file=ok.py"), "{}", run.stdout);
 });
+
+// An empty value on the command line is an error, as the same key left empty in the
+// configuration is (`--python ''` used to be looked up on PATH as a program named ``,
+// `--cache-url ''` silently meant no shared cache); an empty variable still counts as unset.
+#[test]
+fn empty_flag_values_are_refused() {
+    let Some(py) = harness::pythons().values().find(|p| p.minor >= (3, 7)) else {
+        return harness::visible("SKIPPED empty_flag_values_are_refused: no CPython 3.7+ found");
+    };
+    let tree = Tree::new();
+    tree.write("a.py", "x = 1\n");
+    for (args, key) in [
+        (&["compile", "--python", ""][..], "--python <PATH|VERSION>"),
+        (&["check", "--python="][..], "--python <PATH|VERSION>"),
+        (&["compile", "--cache-url", ""][..], "--cache-url <URL>"),
+    ] {
+        let run = tree.hashpyc().args(args).arg("a.py").run();
+        run.assert_code(2);
+        assert!(
+            run.stderr.starts_with(&format!("error: invalid value '' for '{key}': an empty ")),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    tree.write("hashpyc.toml", "cache-url = \"\"\n");
+    let run = tree.hashpyc().args(["compile", "a.py"]).python(py).run();
+    run.assert_code(2);
+    assert!(run.stderr.contains("an empty URL"), "{}", run.stderr);
+    std::fs::remove_file(tree.path("hashpyc.toml")).unwrap();
+    // `python3` on PATH is the default interpreter when HASHPYC_PYTHON is empty.
+    let bin = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(&py.path, bin.path().join("python3")).unwrap();
+    tree.hashpyc()
+        .env("PATH", bin.path())
+        .env("HASHPYC_PYTHON", "")
+        .env("HASHPYC_CACHE_URL", "")
+        .args(["compile", "-q", "a.py"])
+        .run()
+        .assert_code(0);
+}
