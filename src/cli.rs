@@ -621,7 +621,9 @@ pub struct TargetArgs {
     /// (`3.12`, `3.12.1`, `3.13t` for a free-threaded build: the first `python3.12`, then
     /// `python3` or `python`, on PATH that is that version). Default: `python3`; the
     /// summary line names the version it found. Repeat for several interpreters in one run
-    /// (one walk, one read per source). CPython 3.7 or newer.
+    /// (one walk, one read per source); one build named twice (a launcher and the
+    /// interpreter behind it) is one target, and two builds whose pycs are the same files
+    /// (one cache tag, or any two with `--legacy`) are refused. CPython 3.7 or newer.
     #[arg(long, value_name = "PATH|VERSION", env = "HASHPYC_PYTHON",
           value_parser = clap::builder::TypedValueParser::try_map(clap::builder::OsStringValueParser::new(), parse_python_arg),
           help_heading = "Target")]

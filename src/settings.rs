@@ -397,6 +397,53 @@ pub fn probe_targets(args: &TargetArgs, timeout: Option<Duration>) -> Result<Vec
     Ok(targets)
 }
 
+/// Two targets whose pycs are the same files (one cache tag, or any two with `--legacy`,
+/// which writes one `<source>c` per source): the same build twice (a pyenv shim and the
+/// interpreter behind it, a venv's `python` and its base, `--target 3.12` twice) is one
+/// target; two different builds would overwrite each other's pycs, the last writer
+/// winning, so they are refused.
+fn one_target_per_pyc(
+    targets: Vec<Arc<Target>>,
+    legacy: bool,
+    python_from: Option<&config::Origin>,
+) -> Result<Vec<Arc<Target>>, Error> {
+    let mut out: Vec<Arc<Target>> = Vec::new();
+    for t in targets {
+        let Some(o) = out.iter().find(|o| legacy || o.cache_tag == t.cache_tag) else {
+            out.push(t);
+            continue;
+        };
+        let same_build = o.magic == t.magic
+            && o.hexversion == t.hexversion
+            && o.sys_version == t.sys_version
+            && o.abiflags == t.abiflags
+            && o.gil_disabled == t.gil_disabled;
+        if same_build {
+            continue;
+        }
+        let name = |t: &Target| {
+            if t.from_table() {
+                format!("CPython {}", t.short_version())
+            } else {
+                format!("`{}` (CPython {})", t.executable.display(), t.short_version())
+            }
+        };
+        let why = if legacy && o.cache_tag != t.cache_tag {
+            "a legacy layout (`-b`/`--legacy`, `legacy = true`) writes one `<source>c` per source, \
+             so it takes one interpreter"
+                .to_string()
+        } else {
+            format!("both write `{}` pycs, the same files", t.cache_tag)
+        };
+        let reason = format!("{} and {}: {why}; give one of them", name(o), name(&t));
+        return Err(match python_from {
+            Some(origin) => origin.invalid(reason),
+            None => Error::Usage(reason),
+        });
+    }
+    Ok(out)
+}
+
 fn same_file(a: &Path, b: &Path) -> bool {
     match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
         (Ok(x), Ok(y)) => x == y,
@@ -487,6 +534,7 @@ pub fn compile_settings(args: &CompileArgs) -> Result<CompileSettings, Error> {
     let mut walk = walk_options(&args.select, jobs)?;
     walk.implicit_root = args.paths.is_empty();
     let targets = probe_targets(&args.target, timeout)?;
+    let targets = one_target_per_pyc(targets, args.layout.legacy, args.target.python_from.as_ref())?;
     let layouts = layouts(&args.layout, &targets, args.target.python_from.as_ref())?;
     let embed = embed(&args.embed);
     let verify = std::env::var_os("HASHPYC_VERIFY").is_some_and(|v| v == OsStr::new("1"));
@@ -614,6 +662,7 @@ pub fn check_settings(args: &CheckArgs) -> Result<CheckSettings, Error> {
             .map(|v| target::known_target(v).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?
     };
+    let targets = one_target_per_pyc(targets, args.layout.legacy, args.target.python_from.as_ref())?;
     let layouts = layouts(&args.layout, &targets, args.target.python_from.as_ref())?;
     // The mirror of each directory walked is searched for prefix strays.
     walk.collect_dirs = args.stray && layouts.iter().any(|l| matches!(l, Layout::Prefix(_)));

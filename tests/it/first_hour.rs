@@ -1082,3 +1082,72 @@ fn empty_flag_values_are_refused() {
         .run()
         .assert_code(0);
 }
+
+// Two targets whose pycs are the same files: the same build twice (a launcher script like
+// a pyenv shim and the interpreter behind it; `--target X.Y` twice) is one target, counted
+// once; two interpreters with `--legacy` (one `m.pyc` per source) are refused instead of
+// overwriting each other's pycs on every run.
+per_python!(targets_sharing_pycs, min = (3, 8), |py: &Python| {
+    let tree = Tree::new();
+    tree.write("app/m.py", "x = 1\n");
+    let shim =
+        tree.write_executable("bin/python-shim", format!("#!/bin/sh\nexec '{}' \"$@\"\n", py.path.display()));
+    let run = tree.hashpyc().args(["compile"]).python(py).arg("--python").arg(&shim).arg("app").run();
+    run.assert_code(0);
+    assert!(
+        run.stderr.starts_with(&format!("Compiled 1 file for CPython {} (0 already fresh)", py.version)),
+        "{}",
+        run.stderr
+    );
+    let check = tree.hashpyc().args(["check"]).arg("--python").arg(&shim).python(py).arg("app").run();
+    check.assert_code(0);
+    assert!(
+        check.stderr.starts_with(&format!("Checked 1 file for CPython {} (1 ok, all fresh)", py.version)),
+        "{}",
+        check.stderr
+    );
+    let v = format!("{}.{}", py.minor.0, py.minor.1);
+    std::fs::remove_dir_all(tree.path("app/__pycache__")).unwrap();
+    let check = tree.hashpyc().args(["check", "--target", &v, "--target", &v, "app"]).run();
+    check.assert_code(1);
+    assert_eq!(check.stdout, "missing    app/m.py\n");
+    assert!(
+        check.stderr.starts_with(&format!("Checked 1 file for CPython {v} (0 ok, 1 missing)")),
+        "{}",
+        check.stderr
+    );
+
+    let Some(other) = harness::pythons().values().find(|o| o.minor != py.minor && o.minor >= (3, 7)) else {
+        return harness::visible("SKIPPED targets_sharing_pycs (legacy): needs a second CPython 3.7+");
+    };
+    let run = tree.hashpyc().args(["compile", "-b"]).python(py).python(other).arg("app").run();
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("writes one `<source>c` per source, so it takes one interpreter"),
+        "{}",
+        run.stderr
+    );
+    assert!(!tree.path("app/m.pyc").exists());
+    let run = tree
+        .hashpyc()
+        .args([
+            "check",
+            "-b",
+            "--target",
+            &v,
+            "--target",
+            &format!("{}.{}", other.minor.0, other.minor.1),
+            "app",
+        ])
+        .run();
+    run.assert_code(2);
+    tree.hashpyc()
+        .args(["compile", "-q", "-b"])
+        .python(py)
+        .arg("--python")
+        .arg(&shim)
+        .arg("app")
+        .run()
+        .assert_code(0);
+    tree.hashpyc().args(["check", "-b", "--target", &v, "app"]).run().assert_code(0);
+});
