@@ -511,9 +511,11 @@ pub struct CheckArgs {
     #[command(flatten)]
     pub embed: EmbedArgs,
 
-    /// Which pycs count as ok: `checked` (default: checked hash-based only), `unchecked`
-    /// (unchecked hash-based only) or `any` (either hash-based kind).
-    #[arg(long, value_enum, default_value_t = CheckMode::Checked, help_heading = "Verdicts")]
+    /// Which pycs count as ok: `checked` (checked hash-based only), `unchecked` (unchecked
+    /// hash-based only) or `any` (either hash-based kind). Default: what the configuration's
+    /// `invalidation-mode` writes (`unchecked` for `unchecked-hash`), else `checked`.
+    #[arg(long, value_enum, default_value_t = CheckMode::Checked, hide_default_value = true,
+          help_heading = "Verdicts")]
     pub mode: CheckMode,
 
     /// Also report pycs in `__pycache__` directories whose source is gone; with `--legacy`,
