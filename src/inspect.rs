@@ -36,18 +36,32 @@ struct Description {
     error: Option<String>,
 }
 
-/// Where the source of a pyc would be: `__pycache__/<stem>.<tag>[.opt-N].pyc` →
+/// Where the source of a pyc would be: under `PYTHONPYCACHEPREFIX` when it is set and
+/// holds the pyc, `<prefix>/<dir>/<stem>.<tag>[.opt-N].pyc` → `/<dir>/<stem>.py`, as
+/// `importlib.util.source_from_cache` reads it; `__pycache__/<stem>.<tag>[.opt-N].pyc` →
 /// `<stem>.py` beside `__pycache__`; `<name>.pyc` elsewhere → `<name>.py`.
 pub fn source_for(pyc_path: &Path) -> Option<PathBuf> {
     let name = pyc_path.file_name()?.as_bytes();
     let base = name.strip_suffix(b".pyc")?;
     let parent = pyc_path.parent()?;
-    if parent.file_name().is_some_and(|n| n == "__pycache__") {
+    let tagged_stem = || {
         let base = base.strip_suffix(b".opt-1").or_else(|| base.strip_suffix(b".opt-2")).unwrap_or(base);
         let dot = base.iter().rposition(|&b| b == b'.')?;
         let mut src = base[..dot].to_vec();
         src.extend_from_slice(b".py");
-        Some(parent.parent()?.join(std::ffi::OsStr::from_bytes(&src)))
+        Some(std::ffi::OsString::from_vec(src))
+    };
+    if let Some(prefix) = std::env::var_os("PYTHONPYCACHEPREFIX").filter(|p| !p.is_empty())
+        && let Ok(cwd) = std::env::current_dir()
+        && let Ok(mirrored) = crate::layout::absolute(parent, &cwd)
+            .strip_prefix(crate::layout::absolute(Path::new(&prefix), &cwd))
+            .map(Path::to_path_buf)
+        && let Some(src) = tagged_stem()
+    {
+        return Some(Path::new("/").join(mirrored).join(src));
+    }
+    if parent.file_name().is_some_and(|n| n == "__pycache__") {
+        Some(parent.parent()?.join(tagged_stem()?))
     } else {
         let mut src = base.to_vec();
         src.extend_from_slice(b".py");

@@ -1151,3 +1151,40 @@ per_python!(targets_sharing_pycs, min = (3, 8), |py: &Python| {
         .assert_code(0);
     tree.hashpyc().args(["check", "-b", "--target", &v, "app"]).run().assert_code(0);
 });
+
+// `inspect` of a pyc under PYTHONPYCACHEPREFIX finds its source where CPython's
+// `importlib.util.source_from_cache` does (it said "source not found", though `inspect` of
+// the source found that pyc).
+per_python!(inspect_finds_the_source_of_a_prefix_pyc, min = (3, 8), |py: &Python| {
+    let tree = Tree::new();
+    tree.write("pkg/m.py", "x = 1\n");
+    tree.hashpyc()
+        .args(["compile", "-q"])
+        .env("PYTHONPYCACHEPREFIX", "pfx")
+        .python(py)
+        .arg("pkg")
+        .run()
+        .assert_code(0);
+    let pycs = harness::files_with_suffix(&tree.path("pfx"), ".pyc");
+    assert_eq!(pycs.len(), 1, "{pycs:?}");
+    let pyc = Path::new("pfx").join(&pycs[0]);
+    let out = py
+        .cmd()
+        .env("PYTHONPYCACHEPREFIX", "pfx")
+        .args(["-c", "import importlib.util as u, sys; print(u.source_from_cache(sys.argv[1]))"])
+        .arg(&pyc)
+        .current_dir(tree.root())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cpython = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let run = tree.hashpyc().args(["inspect", "--json"]).arg(&pyc).env("PYTHONPYCACHEPREFIX", "pfx").run();
+    run.assert_code(0);
+    let v: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(v["source"], cpython.as_str(), "{}", run.stdout);
+    assert_eq!(v["matches_source"], true, "{}", run.stdout);
+    // Without the prefix in the environment the pyc is just a file in some directory.
+    let run = tree.hashpyc().args(["inspect", "--json"]).arg(&pyc).run();
+    run.assert_code(0);
+    assert!(run.stdout.contains("\"source\":null"), "{}", run.stdout);
+});
