@@ -384,16 +384,54 @@ fn timestamp_hint(findings: &[Finding]) -> Option<String> {
     })
 }
 
+/// The ancestor of `cwd` from which relative `found` names the file `want` names here, as
+/// `../..` (the tree was compiled from there: `hashpyc compile` at the top embeds
+/// `src/m.py`, `hashpyc check` in `src` expects `m.py`).
+fn spelled_from_above(found: &Path, want: &Path, cwd: &Path) -> Option<PathBuf> {
+    if found.is_absolute() {
+        return None;
+    }
+    let target = crate::layout::absolute(want, cwd);
+    let mut up = PathBuf::new();
+    for dir in cwd.ancestors().skip(1) {
+        up.push("..");
+        if crate::layout::absolute(found, dir) == target {
+            return Some(up);
+        }
+    }
+    None
+}
+
 fn spelling_hint(findings: &[Finding], cwd: &Path) -> Option<String> {
     let mut stale = findings.iter().filter(|f| f.outcome == Outcome::Stale).peekable();
     let (example_found, example_want) = stale.peek()?.embedded.clone()?;
     let mut n = 0;
+    // Stale pycs compiled from one directory above this one, if all are.
+    let mut above: Option<PathBuf> = None;
     for f in stale {
         let (found, want) = f.embedded.as_ref()?;
         if crate::layout::absolute(found, cwd) != crate::layout::absolute(want, cwd) {
-            return None;
+            let from = spelled_from_above(found, want, cwd)?;
+            if above.get_or_insert_with(|| from.clone()) != &from {
+                return None;
+            }
         }
         n += 1;
+    }
+    if let Some(dir) = above {
+        return Some(format!(
+            "{} embed{} {} source path as spelled from `{}` (`{}` for `{}`), where the compile \
+             that wrote {} ran: run `hashpyc check` from there, or `hashpyc compile` here to \
+             rewrite {}",
+            report::plural(n, "stale pyc", "stale pycs"),
+            if n == 1 { "s" } else { "" },
+            if n == 1 { "its" } else { "their" },
+            dir.display(),
+            example_found.display(),
+            example_want.display(),
+            if n == 1 { "it" } else { "them" },
+            if n == 1 { "it" } else { "them" },
+        ));
     }
     Some(format!(
         "{} embed{} another spelling of {} source path (`{}` for `{}`): name the tree as the \

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::compile::pyc_of;
-use crate::harness::{self, Python, Tree};
+use crate::harness::{self, Hashpyc, Python, Tree};
 use crate::per_python;
 
 fn git(dir: &Path, args: &[&str]) {
@@ -1187,4 +1187,30 @@ per_python!(inspect_finds_the_source_of_a_prefix_pyc, min = (3, 8), |py: &Python
     let run = tree.hashpyc().args(["inspect", "--json"]).arg(&pyc).run();
     run.assert_code(0);
     assert!(run.stdout.contains("\"source\":null"), "{}", run.stdout);
+});
+
+// `hashpyc compile` at the top of a project, then `hashpyc check` in a subdirectory: every
+// pyc is stale for its embedded path alone (`src/a.py` where `a.py` is expected), which
+// the reason lines show one by one; a hint says from where the tree was compiled. A real
+// difference (an edited source) among them gets none.
+per_python!(spelling_hint_from_a_subdirectory, min = (3, 8), |py: &Python| {
+    let tree = Tree::new();
+    tree.write("src/a.py", "A = 1\n");
+    tree.write("src/pkg/b.py", "B = 2\n");
+    tree.hashpyc().args(["compile", "-q"]).python(py).run().assert_code(0);
+    let check = |dir: &str| Hashpyc::new(&tree.path(dir)).arg("check").python(py).run();
+    let run = check("src");
+    run.assert_code(1);
+    assert_eq!(run.stdout.lines().filter(|l| l.starts_with("stale")).count(), 2, "{}", run.stdout);
+    let hint = "hint: 2 stale pycs embed their source path as spelled from `..` (`src/a.py` for `a.py`)";
+    assert!(run.stderr.contains(hint), "{}", run.stderr);
+    let run = check("src/pkg");
+    run.assert_code(1);
+    assert!(run.stderr.contains("as spelled from `../..` (`src/pkg/b.py` for `b.py`)"), "{}", run.stderr);
+    // From the top, as compiled: fresh.
+    tree.hashpyc().arg("check").python(py).run().assert_code(0);
+    tree.write("src/a.py", "A = 3\n");
+    let run = check("src");
+    run.assert_code(1);
+    assert!(!run.stderr.contains("hint:"), "{}", run.stderr);
 });
