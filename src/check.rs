@@ -179,8 +179,8 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
         }
     }
     // As `compile` warns: the paths `-s` does not apply to are expected unchanged.
-    if let ((n @ 1.., Some(example)), Some(strip)) = (strip_missed.into_inner(), s.embed.strip.as_deref()) {
-        let message = crate::embed::strip_missed_message(strip, n, &example);
+    if let ((n @ 1.., Some(example)), Some(_)) = (strip_missed.into_inner(), s.embed.strip.as_deref()) {
+        let message = crate::embed::strip_missed_message(&s.embed, n, &example);
         if json {
             events.push(run_event("notice", None, message));
         } else if verbosity.quiet < 2 {

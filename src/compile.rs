@@ -368,9 +368,8 @@ pub fn compile(
     };
     walk_notes(&planned.walked, &mut summary, &mut notes, style);
     if planned.strip_missed > 0 && (verbosity.quiet < 2 || s.json) {
-        let strip = s.embed.strip.as_deref().unwrap_or(Path::new(""));
         let example = planned.strip_example.as_deref().unwrap_or(Path::new(""));
-        let message = crate::embed::strip_missed_message(strip, planned.strip_missed, example);
+        let message = crate::embed::strip_missed_message(&s.embed, planned.strip_missed, example);
         if s.json {
             notes.add(Path::new(""), 0, None, String::new(), Some(Event::notice(message)));
         } else {

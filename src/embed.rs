@@ -60,10 +60,25 @@ impl Embed {
 }
 
 /// The one warning of a run in which `-s` did not apply to `count` sources, `example`
-/// the first of them in path order.
-pub fn strip_missed_message(strip: &Path, count: usize, example: &Path) -> String {
+/// the first of them in path order: what they embed instead (`-p` still applies, as in
+/// compileall), and why a strip prefix with a trailing `/` never matches.
+pub fn strip_missed_message(embed: &Embed, count: usize, example: &Path) -> String {
+    let strip = embed.strip.as_deref().unwrap_or(Path::new(""));
+    let bytes = strip.as_os_str().as_bytes();
+    let slash = match bytes.strip_suffix(b"/") {
+        Some(without) if !without.is_empty() && !without.ends_with(b"/") => format!(
+            " (compileall splits it at each `/`, so the trailing `/` is an empty last component \
+             that no path has: give `{}`)",
+            OsStr::from_bytes(without).to_string_lossy()
+        ),
+        _ => String::new(),
+    };
+    let instead = match &embed.prepend {
+        Some(p) => format!("with only --prepend-prefix `{}` applied", p.display()),
+        None => "unchanged".to_string(),
+    };
     format!(
-        "--strip-prefix `{}` does not match the start of {} (e.g. `{}`); their paths are embedded unchanged",
+        "--strip-prefix `{}` does not match the start of {} (e.g. `{}`){slash}; their paths are embedded {instead}",
         crate::report::shown(strip),
         crate::report::plural(count, "source path", "source paths"),
         crate::report::shown(example)

@@ -1214,3 +1214,51 @@ per_python!(spelling_hint_from_a_subdirectory, min = (3, 8), |py: &Python| {
     run.assert_code(1);
     assert!(!run.stderr.contains("hint:"), "{}", run.stderr);
 });
+
+// `-s` that does not apply (compileall's 3.13 rule: whole leading components) is warned
+// about; the warning said the paths were "embedded unchanged" though `-p` still applies,
+// and said nothing of the usual cause, a trailing `/` (tab completion adds one), which
+// compileall reads as an empty last component. The embedded path is CPython's.
+per_python!(strip_prefix_warning_says_what_is_embedded, min = (3, 9), |py: &Python| {
+    let tree = Tree::new();
+    tree.write("dd/pkg/a.py", "x = 1\n");
+    let run = tree.hashpyc().args(["compile", "-s", "dd/", "-p", "/srv"]).python(py).arg("dd").run();
+    run.assert_code(0);
+    assert!(
+        run.stderr.contains("trailing `/` is an empty last component that no path has: give `dd`)"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("their paths are embedded with only --prepend-prefix `/srv` applied"),
+        "{}",
+        run.stderr
+    );
+    let pyc = pyc_of(&tree, py, "dd/pkg/a.py");
+    let ours = std::fs::read(&pyc).unwrap();
+    // The 3.13 rule hashpyc follows on every version is compileall's from 3.13 on.
+    if py.minor >= (3, 13) {
+        std::fs::remove_file(&pyc).unwrap();
+        py.run(
+            &[
+                "-m",
+                "compileall",
+                "-q",
+                "--invalidation-mode",
+                "checked-hash",
+                "-s",
+                "dd/",
+                "-p",
+                "/srv",
+                "dd",
+            ],
+            tree.root(),
+        );
+        assert!(std::fs::read(&pyc).unwrap() == ours, "{}: compileall embeds another path", py.label());
+    }
+    let inspect = tree.hashpyc().arg("inspect").arg(&pyc).run();
+    assert!(inspect.stdout.contains("co_filename  /srv/dd/pkg/a.py"), "{}", inspect.stdout);
+    // Without -p, the paths are unchanged, as said.
+    let run = tree.hashpyc().args(["compile", "-s", "dd/"]).python(py).arg("dd").run();
+    assert!(run.stderr.contains("their paths are embedded unchanged"), "{}", run.stderr);
+});
