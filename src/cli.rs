@@ -153,7 +153,13 @@ pub struct CompileArgs {
     /// (trusted as is: fastest start-up, for images whose sources never change).
     /// `timestamp` is refused: it is the failure this tool exists to prevent. A fresh
     /// pyc of the other hash mode only gets its header rewritten.
-    #[arg(long, value_name = "MODE", default_value = "checked-hash", help_heading = "Compilation")]
+    #[arg(long, value_name = "MODE", default_value = "checked-hash", help_heading = "Compilation",
+          value_parser = clap::builder::PossibleValuesParser::new([
+              clap::builder::PossibleValue::new("checked-hash").alias("checked"),
+              clap::builder::PossibleValue::new("unchecked-hash").alias("unchecked"),
+              // Accepted here to be refused with the reason (settings), never offered.
+              clap::builder::PossibleValue::new("timestamp").hide(true),
+          ]))]
     pub invalidation_mode: String,
 
     /// Number of Python worker processes, at most 1024; 0 means one per CPU (the default,

@@ -1262,3 +1262,30 @@ per_python!(strip_prefix_warning_says_what_is_embedded, min = (3, 9), |py: &Pyth
     let run = tree.hashpyc().args(["compile", "-s", "dd/"]).python(py).arg("dd").run();
     assert!(run.stderr.contains("their paths are embedded unchanged"), "{}", run.stderr);
 });
+
+// Shell completion offers the values of `--invalidation-mode` (it offered file names:
+// the flag took any string, to refuse `timestamp` with its reason, which it still does).
+#[test]
+fn completion_offers_invalidation_modes() {
+    let tree = Tree::new();
+    tree.write("some-file.py", "x = 1\n");
+    let script = tree.hashpyc().args(["completions", "bash"]).run();
+    script.assert_code(0);
+    tree.write("hashpyc.bash", &script.stdout);
+    let complete = |words: &str| {
+        let snippet = format!(
+            "source ./hashpyc.bash; COMP_WORDS=({words} ''); COMP_CWORD=${{#COMP_WORDS[@]}}; \
+             COMP_CWORD=$((COMP_CWORD - 1)); COMP_LINE=\"{words} \"; COMP_POINT=${{#COMP_LINE}}; \
+             _hashpyc hashpyc '' \"${{COMP_WORDS[COMP_CWORD-1]}}\"; echo \"${{COMPREPLY[*]}}\""
+        );
+        let out =
+            Command::new("bash").args(["--norc", "-c", &snippet]).current_dir(tree.root()).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    assert_eq!(complete("hashpyc check --mode"), "checked unchecked any");
+    assert_eq!(complete("hashpyc compile --invalidation-mode"), "checked-hash unchecked-hash");
+    let run = tree.hashpyc().args(["compile", "--invalidation-mode", "timestamp", "some-file.py"]).run();
+    run.assert_code(2);
+    assert!(run.stderr.contains("timestamp is not offered"), "{}", run.stderr);
+}
