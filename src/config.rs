@@ -589,11 +589,35 @@ pub fn parse(text: &str, is_pyproject: bool, file: &str) -> Result<Option<Option
     }
     match key_at(table, &span) {
         Some(key) => Err(Error::Usage(format!(
-            "`{file}` line {line}: invalid value for `{key}` in {table_name}: {}",
-            toml_words(&message)
+            "`{file}` line {line}: invalid value for `{key}` in {table_name}: {}{}",
+            toml_words(&message),
+            value_hint(&key, &message, text.get(span.clone()).unwrap_or("").trim())
         ))),
         None => Err(Error::Usage(format!("`{file}` line {line}: {}", toml_words(&message)))),
     }
+}
+
+/// What to write instead, for the two mistakes a first configuration makes: a version
+/// written as a TOML number (`python = 3.12`, a float, which also drops zeros: 3.10 is
+/// 3.1), and `invalidation-mode = "timestamp"` (refused, with the flag's reason).
+fn value_hint(key: &str, message: &str, raw: &str) -> String {
+    if key == "python"
+        && (message.contains("invalid type: floating point") || message.contains("invalid type: integer"))
+    {
+        // The value as written (3.10, not the float's 3.1) when the span holds just it, else
+        // (an element of a list) as the message gives it.
+        let parsed = message.split(['`']).nth(1).unwrap_or("3.12");
+        let written = if !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+            raw
+        } else {
+            parsed
+        };
+        return format!(" (a version is a string: write it quoted, `\"{written}\"`)");
+    }
+    if key == "invalidation-mode" && message.contains("unknown variant `timestamp`") {
+        return format!(" ({})", crate::settings::TIMESTAMP_REFUSED);
+    }
+    String::new()
 }
 
 /// Values the types accept but no setting can mean: an empty path or URL (the flags refuse

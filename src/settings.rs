@@ -503,17 +503,19 @@ pub fn layouts(
         .collect()
 }
 
+/// Why `timestamp` is refused, as a flag and in a configuration file.
+pub const TIMESTAMP_REFUSED: &str = "timestamp pycs go stale when a source changes twice within one second at the \
+     same size, and Python then silently runs the old code. Use checked-hash (the default) or, for images whose \
+     sources never change, unchecked-hash";
+
 pub fn compile_settings(args: &CompileArgs) -> Result<CompileSettings, Error> {
     let mode = match args.invalidation_mode.as_str() {
         "checked-hash" | "checked" => HashMode::Checked,
         "unchecked-hash" | "unchecked" => HashMode::Unchecked,
         "timestamp" => {
-            return Err(Error::Usage(
-                "--invalidation-mode timestamp is not offered: timestamp pycs go stale when a source changes twice within \
-                 one second at the same size, and Python then silently runs the old code. Use checked-hash (the default) \
-                 or, for images whose sources never change, unchecked-hash"
-                    .into(),
-            ));
+            return Err(Error::Usage(format!(
+                "--invalidation-mode timestamp is not offered: {TIMESTAMP_REFUSED}"
+            )));
         }
         other => {
             return Err(Error::Usage(format!(

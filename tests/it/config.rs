@@ -546,7 +546,18 @@ fn bad_configurations() {
         (
             "pyproject.toml",
             "[tool.hashpyc]\ninvalidation-mode = \"timestamp\"\n",
-            "`pyproject.toml` line 2: invalid value for `invalidation-mode` in [tool.hashpyc]: unknown variant `timestamp`, expected `checked-hash` or `unchecked-hash`",
+            "`pyproject.toml` line 2: invalid value for `invalidation-mode` in [tool.hashpyc]: unknown variant `timestamp`, expected `checked-hash` or `unchecked-hash` (timestamp pycs go stale when a source changes twice within one second at the same size, and Python then silently runs the old code. Use checked-hash (the default) or, for images whose sources never change, unchecked-hash)",
+        ),
+        // A version written as a TOML number: as written (3.10, not the float's 3.1).
+        (
+            "pyproject.toml",
+            "[tool.hashpyc]\npython = 3.10\n",
+            "`pyproject.toml` line 2: invalid value for `python` in [tool.hashpyc]: invalid type: floating point `3.1`, expected a string (a version is a string: write it quoted, `\"3.10\"`)",
+        ),
+        (
+            "hashpyc.toml",
+            "python = [\"3.12\", 3.13]\n",
+            "`hashpyc.toml` line 1: invalid value for `python` in the top level: invalid type: floating point `3.13`, expected a string (a version is a string: write it quoted, `\"3.13\"`)",
         ),
         (
             "pyproject.toml",
