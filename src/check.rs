@@ -297,7 +297,8 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
         }
         if nothing {
             parts.push("nothing checked".into());
-        } else if parts.is_empty() {
+        } else if parts.is_empty() && !all_excluded {
+            // (Every named path excluded: the count of those says what happened.)
             parts.push("all fresh".into());
         }
         if let Some(skipped) = walked.skipped.describe() {

@@ -829,6 +829,13 @@ per_python!(excludes_apply_to_named_paths_as_asked, min = (3, 8), |py: &Python| 
         .arg("tests/fixtures/broken.py")
         .run();
     check.assert_code(0);
+    // Nothing was checked: the summary does not call it fresh.
+    assert!(
+        check.stderr.contains("1 named path excluded by --force-exclude")
+            && !check.stderr.contains("all fresh"),
+        "{}",
+        check.stderr
+    );
     // The key, and the flag that turns it off.
     tree.write("pyproject.toml", format!("{config}force-exclude = true\n"));
     compile(tree.root(), &["tests/fixtures/broken.py"], "").assert_code(0);
