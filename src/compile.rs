@@ -367,6 +367,27 @@ pub fn compile(
         ..Summary::default()
     };
     walk_notes(&planned.walked, &mut summary, &mut notes, style);
+    // A selection with no source compiles nothing: say so, as ruff does (the exit status
+    // stays 0, as compileall's), so that a path naming the wrong directory or rules that hide
+    // the whole tree do not pass unnoticed. Not for an empty list on stdin (a hook with no
+    // files) or paths every one of which `--force-exclude` excluded on purpose.
+    if summary.sources == 0
+        && summary.errors + summary.usage_errors == 0
+        && !s.roots.is_empty()
+        && summary.skipped.force_excluded < s.roots.len()
+        && (verbosity.quiet < 2 || s.json)
+    {
+        let under: Vec<String> = s.roots.iter().map(|r| format!("`{}`", report::shown(r))).collect();
+        let mut message = format!("no Python sources to compile under {}", under.join(", "));
+        if let Some(skipped) = summary.skipped.describe() {
+            message.push_str(&format!(" ({skipped})"));
+        }
+        if s.json {
+            notes.add(Path::new(""), 0, None, String::new(), Some(Event::notice(message)));
+        } else {
+            report::eprint_line(&format!("{}: {message}", style.warning()));
+        }
+    }
     if planned.strip_missed > 0 && (verbosity.quiet < 2 || s.json) {
         let example = planned.strip_example.as_deref().unwrap_or(Path::new(""));
         let message = crate::embed::strip_missed_message(&s.embed, planned.strip_missed, example);

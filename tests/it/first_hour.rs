@@ -801,6 +801,42 @@ fn would_compile(tree: &Tree, cwd: &Path, py: &Python, args: &[&str]) -> Vec<Str
 // the configuration's excludes to named paths (files, stdin lists, `.` inside an excluded
 // directory); an empty exclude is an error, not an empty build; and `!GLOB` takes back
 // what an earlier glob skipped exactly as git decides for the same lines.
+// A path with no Python source under it compiles nothing, exit 0 as with compileall, and
+// says so (a wrong directory must not look like a build); not for an empty list on stdin.
+per_python!(an_empty_selection_is_named, min = (3, 8), |py: &Python| {
+    let tree = Tree::new();
+    tree.write("empty/README.txt", "no code\n");
+    tree.write("hidden/.venv/m.py", "x = 1\n");
+    let compileall =
+        py.cmd().args(["-m", "compileall", "-q", "empty"]).current_dir(tree.root()).status().unwrap();
+    assert_eq!(compileall.code(), Some(0), "compileall's exit status for a directory without sources");
+    let run = tree.hashpyc().arg("compile").python(py).arg("empty").run();
+    run.assert_code(0);
+    assert!(run.stderr.contains("warning: no Python sources to compile under `empty`"), "{}", run.stderr);
+    let hidden = tree.hashpyc().args(["compile", "--skip-hidden"]).python(py).arg("hidden").run();
+    hidden.assert_code(0);
+    assert!(
+        hidden.stderr.contains("no Python sources to compile under `hidden` (skipped 1 by --skip-hidden)"),
+        "{}",
+        hidden.stderr
+    );
+    let json = tree.hashpyc().args(["compile", "--format", "json"]).python(py).arg("empty").run();
+    json.assert_code(0);
+    assert!(json.stderr.is_empty(), "{}", json.stderr);
+    let notice: serde_json::Value = serde_json::from_str(json.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(notice["type"], "notice");
+    assert_eq!(notice["message"], "no Python sources to compile under `empty`");
+    // -qq, an empty list on stdin, and a tree with sources: no such warning.
+    let quiet = tree.hashpyc().args(["compile", "-qq"]).python(py).arg("empty").run();
+    assert!(quiet.stderr.is_empty(), "{}", quiet.stderr);
+    let stdin = tree.hashpyc().arg("compile").python(py).arg("-").stdin(Vec::new()).run();
+    stdin.assert_code(0);
+    assert!(!stdin.stderr.contains("no Python sources"), "{}", stdin.stderr);
+    let some = tree.hashpyc().arg("compile").python(py).arg("hidden").run();
+    some.assert_code(0);
+    assert!(!some.stderr.contains("no Python sources"), "{}", some.stderr);
+});
+
 per_python!(excludes_apply_to_named_paths_as_asked, min = (3, 8), |py: &Python| {
     let tree = Tree::new();
     let config = "[tool.hashpyc]\nexclude = [\"tests/fixtures/\", \"/docs/\"]\n";
