@@ -195,15 +195,15 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     let all_excluded = sources == 0 && !s.roots.is_empty() && walked.skipped.force_excluded == s.roots.len();
     let nothing = sources == 0 && usage_errors == 0 && !all_excluded;
     if nothing {
-        let mut msg = if s.roots.is_empty() {
-            "no Python sources to check: the path list on stdin is empty".to_string()
+        let msg = if s.roots.is_empty() {
+            let mut msg = "no Python sources to check: the path list on stdin is empty".to_string();
+            if let Some(skipped) = walked.skipped.describe() {
+                msg.push_str(&format!(" ({skipped})"));
+            }
+            msg
         } else {
-            let under: Vec<String> = s.roots.iter().map(|r| format!("`{}`", report::shown(r))).collect();
-            format!("no Python sources to check under {}", under.join(", "))
+            report::no_sources("check", &s.roots, walked.skipped.describe())
         };
-        if let Some(skipped) = walked.skipped.describe() {
-            msg.push_str(&format!(" ({skipped})"));
-        }
         if json {
             events.push(run_event("error", None, msg));
         } else {

@@ -377,11 +377,7 @@ pub fn compile(
         && summary.skipped.force_excluded < s.roots.len()
         && (verbosity.quiet < 2 || s.json)
     {
-        let under: Vec<String> = s.roots.iter().map(|r| format!("`{}`", report::shown(r))).collect();
-        let mut message = format!("no Python sources to compile under {}", under.join(", "));
-        if let Some(skipped) = summary.skipped.describe() {
-            message.push_str(&format!(" ({skipped})"));
-        }
+        let message = report::no_sources("compile", &s.roots, summary.skipped.describe());
         if s.json {
             notes.add(Path::new(""), 0, None, String::new(), Some(Event::notice(message)));
         } else {

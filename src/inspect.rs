@@ -45,13 +45,11 @@ pub fn source_for(pyc_path: &Path) -> Option<PathBuf> {
     let base = name.strip_suffix(b".pyc")?;
     let parent = pyc_path.parent()?;
     let tagged_stem = || {
-        let base = base.strip_suffix(b".opt-1").or_else(|| base.strip_suffix(b".opt-2")).unwrap_or(base);
-        let dot = base.iter().rposition(|&b| b == b'.')?;
-        let mut src = base[..dot].to_vec();
+        let mut src = split_cached_name(name)?.0.to_vec();
         src.extend_from_slice(b".py");
         Some(std::ffi::OsString::from_vec(src))
     };
-    if let Some(prefix) = std::env::var_os("PYTHONPYCACHEPREFIX").filter(|p| !p.is_empty())
+    if let Some(prefix) = pycache_prefix()
         && let Ok(cwd) = std::env::current_dir()
         && let Ok(mirrored) = crate::layout::absolute(parent, &cwd)
             .strip_prefix(crate::layout::absolute(Path::new(&prefix), &cwd))
@@ -69,24 +67,50 @@ pub fn source_for(pyc_path: &Path) -> Option<PathBuf> {
     }
 }
 
+/// `<stem>.<tag>[.opt-N].pyc` (as `cache_from_source` names a pyc) as (stem, tag, level);
+/// the tag holds no dot and is not empty.
+fn split_cached_name(name: &[u8]) -> Option<(&[u8], &[u8], u8)> {
+    let base = name.strip_suffix(b".pyc")?;
+    let (base, opt) = match (base.strip_suffix(b".opt-1"), base.strip_suffix(b".opt-2")) {
+        (Some(b), _) => (b, 1),
+        (_, Some(b)) => (b, 2),
+        _ => (base, 0),
+    };
+    let dot = base.iter().rposition(|&b| b == b'.')?;
+    let tag = &base[dot + 1..];
+    (!tag.is_empty()).then_some((&base[..dot], tag, opt))
+}
+
+/// `PYTHONPYCACHEPREFIX` when set and not empty (CPython ignores an empty one).
+fn pycache_prefix() -> Option<std::ffi::OsString> {
+    std::env::var_os("PYTHONPYCACHEPREFIX").filter(|p| !p.is_empty())
+}
+
+impl Description {
+    /// Nothing described yet: every field null.
+    fn empty(path: &Path) -> Description {
+        Description {
+            pyc: path.to_path_buf(),
+            magic: None,
+            python: None,
+            mode: None,
+            hash: None,
+            mtime: None,
+            source_size: None,
+            source: None,
+            matches_source: None,
+            body_bytes: None,
+            trailing_bytes: None,
+            embedded_path: None,
+            error: None,
+        }
+    }
+}
+
 /// `source`: the source the pyc was looked up from (`inspect m.py`), else it is derived
 /// from the pyc's own path (`source_for`).
 fn describe(path: &Path, source: Option<&Path>) -> Description {
-    let mut d = Description {
-        pyc: path.to_path_buf(),
-        magic: None,
-        python: None,
-        mode: None,
-        hash: None,
-        mtime: None,
-        source_size: None,
-        source: None,
-        matches_source: None,
-        body_bytes: None,
-        trailing_bytes: None,
-        embedded_path: None,
-        error: None,
-    };
+    let mut d = Description::empty(path);
     let data = match std::fs::read(path) {
         Ok(d) => d,
         Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => {
@@ -210,7 +234,7 @@ fn pycs_of_source(src: &Path) -> Vec<PathBuf> {
     let stem = &name[..name.len() - b".py".len()];
     let dir = src.parent().unwrap_or(Path::new(""));
     let mut dirs = vec![dir.join("__pycache__")];
-    if let Some(prefix) = std::env::var_os("PYTHONPYCACHEPREFIX").filter(|p| !p.is_empty())
+    if let Some(prefix) = pycache_prefix()
         && let Ok(cwd) = std::env::current_dir()
     {
         let abs_dir = crate::layout::absolute(dir, &cwd);
@@ -221,35 +245,18 @@ fn pycs_of_source(src: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     for d in dirs {
         let Ok(entries) = std::fs::read_dir(&d) else { continue };
-        let mut here: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok())
-            .filter(|e| {
-                let n = e.file_name();
-                let n = n.as_bytes();
-                let Some(middle) = n
-                    .strip_suffix(b".pyc")
-                    .and_then(|m| m.strip_prefix(stem))
-                    .and_then(|m| m.strip_prefix(b"."))
-                else {
-                    return false;
-                };
-                let tag = [&b".opt-1"[..], b".opt-2"]
-                    .iter()
-                    .find_map(|o| middle.strip_suffix(*o))
-                    .unwrap_or(middle);
-                !tag.is_empty() && !tag.contains(&b'.')
-            })
-            .map(|e| d.join(e.file_name()))
-            .collect();
+        let mut here: Vec<(&[u8], u8, PathBuf)> = Vec::new();
+        let names: Vec<std::ffi::OsString> = entries.filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
+        for n in &names {
+            if let Some((s, tag, opt)) = split_cached_name(n.as_bytes())
+                && s == stem
+            {
+                here.push((tag, opt, d.join(n)));
+            }
+        }
         // By interpreter tag, then level (`m.cpython-312.pyc` before its `.opt-1.pyc`).
-        here.sort_by_key(|p| {
-            let n = p.file_name().map_or(Vec::new(), |n| n.as_bytes().to_vec());
-            let opt =
-                [&b".opt-1.pyc"[..], b".opt-2.pyc"].iter().position(|o| n.ends_with(o)).map_or(0, |i| i + 1);
-            let tag_end = n.len() - if opt == 0 { 4 } else { 10 };
-            (n[..tag_end].to_vec(), opt)
-        });
-        found.extend(here);
+        here.sort();
+        found.extend(here.into_iter().map(|(_, _, p)| p));
     }
     let mut legacy = src.as_os_str().as_bytes().to_vec();
     legacy.push(b'c');
@@ -268,15 +275,11 @@ fn described(f: &Path) -> Vec<Description> {
     }
     let pycs = pycs_of_source(f);
     if pycs.is_empty() {
-        let mut d = describe(f, None);
+        let mut d = Description::empty(f);
         d.error = Some(format!(
             "not a pyc file but a Python source, and no pyc of it was found (looked in `__pycache__/`{}, \
              and for `{}c` beside it)",
-            if std::env::var_os("PYTHONPYCACHEPREFIX").is_some_and(|p| !p.is_empty()) {
-                " and under PYTHONPYCACHEPREFIX"
-            } else {
-                ""
-            },
+            if pycache_prefix().is_some() { " and under PYTHONPYCACHEPREFIX" } else { "" },
             f.file_name().map_or(String::new(), |n| crate::report::shown(Path::new(n)).into_owned())
         ));
         return vec![d];

@@ -336,6 +336,17 @@ pub fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
+/// "no Python sources to VERB under `a`, `b`" and what the walk skipped: `check`'s error
+/// and `compile`'s warning for a selection with no source.
+pub fn no_sources(verb: &str, roots: &[std::path::PathBuf], skipped: Option<String>) -> String {
+    let under: Vec<String> = roots.iter().map(|r| format!("`{}`", shown(r))).collect();
+    let mut msg = format!("no Python sources to {verb} under {}", under.join(", "));
+    if let Some(skipped) = skipped {
+        msg.push_str(&format!(" ({skipped})"));
+    }
+    msg
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -749,15 +749,7 @@ per_python!(prefix_strays_follow_the_selection_rules, min = (3, 8), |py: &Python
             .python(py)
             .arg(".")
             .run();
-        let mut out: Vec<String> = run
-            .stdout
-            .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-            .filter(|v| v["outcome"] == "stray")
-            .map(|v| v["path"].as_str().unwrap().trim_start_matches("./").to_string())
-            .collect();
-        out.sort();
-        out
+        stray_sources(&run.stdout)
     };
     let with_prefix = |rules: &[&str]| {
         let mut args = vec!["--pycache-prefix", prefix.root().to_str().unwrap()];
@@ -926,15 +918,7 @@ per_python!(prefix_strays_read_the_exclude_file_of_worktrees_and_submodules, min
             .python(py)
             .arg(".")
             .run();
-        let mut out: Vec<String> = run
-            .stdout
-            .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-            .filter(|v| v["outcome"] == "stray")
-            .map(|v| v["path"].as_str().unwrap().trim_start_matches("./").to_string())
-            .collect();
-        out.sort();
-        out
+        stray_sources(&run.stdout)
     };
     let prefix_args = ["--pycache-prefix", prefix.root().to_str().unwrap()];
     for submodule in [false, true] {
@@ -1272,3 +1256,15 @@ per_python!(check_explains_missing_and_timestamp_pycs, |py: &Python| {
     hashpyc().args(["compile", "-q"]).python(py).arg(".").run().assert_code(0);
     hashpyc().arg("check").python(py).arg(".").run().assert_code(0);
 });
+
+/// The sources of the strays in `check --format json` output, `./` trimmed, sorted.
+fn stray_sources(stdout: &str) -> Vec<String> {
+    let mut out: Vec<String> = stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["outcome"] == "stray")
+        .map(|v| v["path"].as_str().unwrap().trim_start_matches("./").to_string())
+        .collect();
+    out.sort();
+    out
+}

@@ -276,11 +276,7 @@ impl TlsReply {
 
     /// The requests answered so far, `GET /path`.
     pub fn requests(&self) -> Vec<String> {
-        std::fs::read_to_string(self.dir.path().join("requests.log"))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
+        logged_requests(self.dir.path())
     }
 }
 
@@ -1229,11 +1225,7 @@ impl Faulty {
 
     /// The requests seen so far, `METHOD /path` (or `CONNECT`), in order.
     pub fn requests(&self) -> Vec<String> {
-        std::fs::read_to_string(self.dir.path().join("requests.log"))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
+        logged_requests(self.dir.path())
     }
 
     /// Wait for the server to exit by itself ([`Fault::DieAfter`]); true if it did.
@@ -1562,4 +1554,14 @@ fn delay_proxy_adds_latency_per_request() {
     assert!(took >= 2 * delay, "two requests through a {delay:?} proxy took {took:?}");
     assert!(took < Duration::from_secs(5), "a 200 kB body is delayed once, not per chunk: {took:?}");
     assert_eq!(upstream.requests(), ["PUT /k", "GET /k"]);
+}
+
+/// The lines of `requests.log` in `dir`, where the test servers write each request they
+/// answer (none yet: empty).
+fn logged_requests(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("requests.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
