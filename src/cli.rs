@@ -306,8 +306,9 @@ pub struct CacheArgs {
     /// `s3://BUCKET/PREFIX` (credentials as the AWS SDKs find them: `AWS_*` variables,
     /// `AWS_PROFILE` in `~/.aws/credentials` and `~/.aws/config`, container credentials;
     /// region and endpoint from `AWS_*` variables or the profile) or `http(s)://[USER:PASSWORD@]HOST/PREFIX` (GET and PUT, e.g. nginx
-    /// WebDAV; a bearer token from `HASHPYC_CACHE_TOKEN`). Network trouble never fails a
-    /// build: the remote tier is switched off for the run, with one warning.
+    /// WebDAV; a bearer token from `HASHPYC_CACHE_TOKEN`). Transient server errors (HTTP
+    /// 500, 502, 503, 504, 429, a reset connection) are retried, briefly. Network trouble
+    /// never fails a build: the remote tier is switched off for the run, with one warning.
     #[arg(long, value_name = "URL", env = "HASHPYC_CACHE_URL", value_parser = parse_cache_url_arg,
           help_heading = "Bytecode cache")]
     pub cache_url: Option<String>,
@@ -444,7 +445,8 @@ pub enum CacheCommand {
     /// level; a build into an empty or new cache makes no lookups but counts a miss for
     /// each pyc it compiles; `compile --force` looks nothing up (no hits or misses) and
     /// stores what it compiled. The hit rate is hits / (hits + misses). Damaged, errors
-    /// and timeouts count events: entries found damaged, failed reads, writes or requests.
+    /// and timeouts count events: entries found damaged, failed reads, writes or requests;
+    /// the remote tier's retries, requests sent again after a transient failure.
     Stats {
         #[command(flatten)]
         dir: CacheDirArg,

@@ -137,10 +137,14 @@ struct Local {
     used: Mutex<Vec<Key>>,
 }
 
-/// A remote tier, switched off for the rest of the run at its first failure.
+/// A remote tier, switched off for the rest of the run at its first failure (a transient
+/// one once its retries are spent).
 pub(crate) struct Remote {
     tier: Arc<dyn Tier>,
     counts: Counters,
+    /// How lookups, and uploads, are retried.
+    lookups: remote::retry::Policy,
+    uploads: remote::retry::Policy,
     off: AtomicBool,
     problem: Mutex<Option<String>>,
     /// Lookups stopped: the first [`COLD_REMOTE`] all missed (uploads go on).
@@ -172,7 +176,9 @@ impl Remote {
     fn fail(&self, e: &TierError) {
         match e {
             TierError::Timeout(_) => self.counts.timeouts.fetch_add(1, Ordering::Relaxed),
-            TierError::Failed(_) => self.counts.errors.fetch_add(1, Ordering::Relaxed),
+            TierError::Failed(_) | TierError::Transient { .. } => {
+                self.counts.errors.fetch_add(1, Ordering::Relaxed)
+            }
         };
         if !self.off.swap(true, Ordering::Relaxed) {
             self.problem.lock().expect("cache lock").get_or_insert_with(|| e.to_string());
@@ -187,17 +193,49 @@ impl Remote {
         }
     }
 
+    /// `request` under `policy`: retried after a transient failure while the tier is on.
+    fn retrying<T>(
+        &self,
+        policy: &remote::retry::Policy,
+        request: impl FnMut() -> Result<T, TierError>,
+    ) -> Result<T, TierError> {
+        policy.run(
+            request,
+            || self.usable(),
+            || {
+                self.counts.retries.fetch_add(1, Ordering::Relaxed);
+            },
+        )
+    }
+
     fn get(&self, key: &Key) -> Option<Vec<u8>> {
         if !self.usable() {
             return None;
         }
-        match self.tier.get(key) {
+        match self.retrying(&self.lookups, || self.tier.get(key)) {
             Ok(found) => found,
             Err(e) => {
                 self.fail(&e);
                 None
             }
         }
+    }
+
+    /// [`Tier::get_before_put`], retried as uploads are.
+    fn get_before_put(&self, key: &Key) -> Result<Option<Vec<u8>>, TierError> {
+        self.retrying(&self.uploads, || self.tier.get_before_put(key))
+    }
+
+    /// [`Tier::put`], retried as uploads are.
+    fn put(&self, key: &Key, data: &[u8]) -> Result<u64, TierError> {
+        self.retrying(&self.uploads, || self.tier.put(key, data))
+    }
+
+    /// This run's counts, with the retries the tier made on its own.
+    fn totals(&self) -> Totals {
+        let mut t = self.counts.totals();
+        t.retries += self.tier.retries();
+        t
     }
 }
 
@@ -257,6 +295,8 @@ impl Inner {
             Arc::new(Remote {
                 tier: Arc::clone(tier),
                 counts: Counters::default(),
+                lookups: remote::retry::Policy::lookups(settings.timeout),
+                uploads: remote::retry::Policy::uploads(remote::upload_timeout(settings.timeout)),
                 off: AtomicBool::new(false),
                 problem: Mutex::new(None),
                 lookups_off: AtomicBool::new(false),
@@ -571,7 +611,7 @@ impl Inner {
             if !self.settings.read_only {
                 let mut runs = vec![("local", l.counts.totals())];
                 if let Some(r) = &self.remote {
-                    runs.push(("remote", r.counts.totals()));
+                    runs.push(("remote", r.totals()));
                 }
                 let stored = l.bytes_stored.load(Ordering::Relaxed);
                 if stats::record(&l.disk, &runs, stored, self.settings.max_size) {
@@ -626,7 +666,7 @@ impl Inner {
                 ));
             }
             if verbose {
-                let mut line = tier_line("remote", &r.tier.describe(), &r.counts.totals());
+                let mut line = tier_line("remote", &r.tier.describe(), &r.totals());
                 let unasked = r.unasked.load(Ordering::Relaxed);
                 if unasked > 0 {
                     line.push_str(&format!(
@@ -794,7 +834,7 @@ impl Cache {
     /// This run's counts per tier (`local`, `remote`), for `compile --format json`.
     pub fn tier_totals(&self) -> Vec<(&'static str, Totals)> {
         let local = self.inner.local.as_ref().map(|l| ("local", l.counts.totals()));
-        let remote = self.inner.remote.as_ref().map(|r| ("remote", r.counts.totals()));
+        let remote = self.inner.remote.as_ref().map(|r| ("remote", r.totals()));
         local.into_iter().chain(remote).collect()
     }
 
@@ -809,11 +849,17 @@ impl Cache {
     }
 }
 
-/// `cache local `DIR`: 12 hits, 3 misses, …` for `-v`.
+/// `cache local `DIR`: 12 hits, 3 misses, …` for `-v` (a remote tier's with its retries).
 fn tier_line(name: &str, where_: &str, t: &Totals) -> String {
     format!(
-        "cache {name} `{where_}`: {} hits, {} misses, {} stores, {} damaged, {} errors, {} timeouts",
-        t.hits, t.misses, t.stores, t.damaged, t.errors, t.timeouts
+        "cache {name} `{where_}`: {} hits, {} misses, {} stores, {} damaged, {} errors, {} timeouts{}",
+        t.hits,
+        t.misses,
+        t.stores,
+        t.damaged,
+        t.errors,
+        t.timeouts,
+        if name == "remote" { format!(", {} retries", t.retries) } else { String::new() }
     )
 }
 

@@ -21,6 +21,8 @@ pub struct Counters {
     pub errors: AtomicU64,
     pub timeouts: AtomicU64,
     pub damaged: AtomicU64,
+    /// Requests sent again after a transient failure (remote tiers).
+    pub retries: AtomicU64,
 }
 
 /// Counts as numbers.
@@ -33,6 +35,7 @@ pub struct Totals {
     pub errors: u64,
     pub timeouts: u64,
     pub damaged: u64,
+    pub retries: u64,
 }
 
 impl Counters {
@@ -45,6 +48,7 @@ impl Counters {
             errors: g(&self.errors),
             timeouts: g(&self.timeouts),
             damaged: g(&self.damaged),
+            retries: g(&self.retries),
         }
     }
 }
@@ -57,6 +61,7 @@ impl Totals {
         self.errors += o.errors;
         self.timeouts += o.timeouts;
         self.damaged += o.damaged;
+        self.retries += o.retries;
     }
 }
 

@@ -11,12 +11,18 @@ pub enum TierError {
     Timeout(String),
     /// Anything else: refused connection, DNS, TLS, an HTTP error status, a broken reply.
     Failed(String),
+    /// A failure the same request may well not meet again (HTTP 500, 502, 503, 504 or 429,
+    /// a connection reset or closed before the response): retried (`remote::retry`), and
+    /// only then a [`TierError::Failed`]. `retry_after`: the server's `Retry-After`.
+    Transient { message: String, retry_after: Option<std::time::Duration> },
 }
 
 impl std::fmt::Display for TierError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            TierError::Timeout(m) | TierError::Failed(m) => f.write_str(m),
+            TierError::Timeout(m) | TierError::Failed(m) | TierError::Transient { message: m, .. } => {
+                f.write_str(m)
+            }
         }
     }
 }
@@ -31,6 +37,11 @@ pub trait Tier: Send + Sync {
     fn get_before_put(&self, key: &Key) -> Result<Option<Vec<u8>>, TierError>;
     /// Where it is, for messages (credentials removed).
     fn describe(&self) -> String;
+    /// Requests it retried on its own (an S3 tier's credential fetches); the cache counts
+    /// those it retries itself.
+    fn retries(&self) -> u64 {
+        0
+    }
 }
 
 impl std::fmt::Debug for dyn Tier {

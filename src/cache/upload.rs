@@ -111,7 +111,7 @@ fn upload(remote: &Remote, job: &Job, skipped: &AtomicU64) {
     if job.unless_present && !found_damaged() {
         // What is there is read and checked, as the local tier does: a damaged entry (a
         // path-dependent marker, say) is replaced, not taken for one already there.
-        match remote.tier.get_before_put(&job.key) {
+        match remote.get_before_put(&job.key) {
             Ok(Some(data)) => match entry::decode(&job.key, &data) {
                 Ok(_) => {
                     skipped.fetch_add(1, Ordering::Relaxed);
@@ -129,7 +129,7 @@ fn upload(remote: &Remote, job: &Job, skipped: &AtomicU64) {
         }
     }
     let data = entry::encode(&job.key, &job.payload, Compression::Zstd);
-    match remote.tier.put(&job.key, &data) {
+    match remote.put(&job.key, &data) {
         Ok(_) => {
             remote.counts.stores.fetch_add(job.weight, Ordering::Relaxed);
         }

@@ -2,7 +2,7 @@
 """A misbehaving HTTP/1.1 server on 127.0.0.1 for the cache client's failure tests.
 
     python3 tests/it/faulty_server.py --mode MODE --port-file FILE [--log FILE]
-                                      [--max-seconds 900]
+                                      [--max-seconds 900] [--retry-after S]
 
 Listens on 127.0.0.1 on a port the kernel picks, writes that port to --port-file once it
 accepts connections, and logs one line per request to --log ("PUT /a/b", or "CONNECT"
@@ -18,13 +18,20 @@ Modes:
   die-after:N          a dumb in-memory store (PUT stores, GET/HEAD read, DELETE removes)
                        that answers N requests correctly, then closes its listener and
                        every connection and exits: a server dying mid-build
+  flaky:N:FAULT        the same store (keyed by path without the query string), but of
+                       the requests of each method to each path, the first N of every N+1
+                       meet FAULT: a status (500, 503, ...), `reset` (the connection is
+                       reset, unanswered) or `close` (closed, unanswered); the next one is
+                       answered
 
-It exits by itself after --max-seconds, whatever happens.
+With --retry-after, a fault's status carries `Retry-After: S`. It exits by itself after
+--max-seconds, whatever happens.
 """
 
 import argparse
 import os
 import socket
+import struct
 import sys
 import threading
 import time
@@ -107,9 +114,11 @@ def response(status, body=b"", head_only=False, extra=()):
 
 
 class Server:
-    def __init__(self, mode, log_path):
+    def __init__(self, mode, log_path, retry_after=None):
         self.mode = mode
         self.log_path = log_path
+        self.extra = () if retry_after is None else ("Retry-After: %s" % retry_after,)
+        self.seen = {}
         self.lock = threading.RLock()
         self.store = {}
         self.answered = 0
@@ -178,7 +187,27 @@ class Server:
         mode = self.mode
         if mode.startswith("status:"):
             status = int(mode.split(":", 1)[1])
-            sock.sendall(response(status, b"fault: status %d\n" % status, head))
+            sock.sendall(response(status, b"fault: status %d\n" % status, head, self.extra))
+            return True
+        if mode.startswith("flaky:"):
+            _, n, fault = mode.split(":", 2)
+            path = path.split("?", 1)[0]
+            with self.lock:
+                seen = self.seen.get((method, path), 0)
+                self.seen[(method, path)] = seen + 1
+            if seen % (int(n) + 1) < int(n):
+                if fault == "reset":
+                    # SO_LINGER with a zero timeout: close() sends a RST.
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    return False
+                if fault == "close":
+                    sock.shutdown(socket.SHUT_RDWR)
+                    return False
+                status = int(fault)
+                sock.sendall(response(status, b"fault: status %d\n" % status, head, self.extra))
+                return True
+            with self.lock:
+                sock.sendall(self.stored(method, path, body, head))
             return True
         if mode == "garbage":
             sock.sendall(response(200, os.urandom(4096), head))
@@ -208,25 +237,27 @@ class Server:
                     self.die()
                 self.answered += 1
                 last = self.answered >= limit
-                if method == "PUT":
-                    existed = path in self.store
-                    self.store[path] = body
-                    out = response(204 if existed else 201)
-                elif method in ("GET", "HEAD"):
-                    if path in self.store:
-                        out = response(200, self.store[path], head)
-                    else:
-                        out = response(404, b"not found\n", head)
-                elif method == "DELETE":
-                    out = response(204 if self.store.pop(path, None) is not None else 404)
-                else:
-                    out = response(405, b"method not allowed\n", head)
+                out = self.stored(method, path, body, head)
             sock.sendall(out)
             if last:
                 with self.lock:
                     self.die()
             return True
         raise SystemExit("unknown mode %r" % mode)
+
+    def stored(self, method, path, body, head):
+        """The in-memory store's response to a request (under the lock)."""
+        if method == "PUT":
+            existed = path in self.store
+            self.store[path] = body
+            return response(204 if existed else 201)
+        if method in ("GET", "HEAD"):
+            if path in self.store:
+                return response(200, self.store[path], head)
+            return response(404, b"not found\n", head)
+        if method == "DELETE":
+            return response(204 if self.store.pop(path, None) is not None else 404)
+        return response(405, b"method not allowed\n", head)
 
 
 def main():
@@ -235,11 +266,12 @@ def main():
     ap.add_argument("--port-file", required=True)
     ap.add_argument("--log", default="")
     ap.add_argument("--max-seconds", type=float, default=900)
+    ap.add_argument("--retry-after", default=None)
     args = ap.parse_args()
     known = ("garbage", "truncated", "trickle", "accept-never-answer", "full")
-    if not (args.mode in known or args.mode.startswith(("status:", "die-after:"))):
+    if not (args.mode in known or args.mode.startswith(("status:", "die-after:", "flaky:"))):
         ap.error("unknown mode %r" % args.mode)
-    server = Server(args.mode, args.log)
+    server = Server(args.mode, args.log, args.retry_after)
     timer = threading.Timer(args.max_seconds, lambda: os._exit(0))
     timer.daemon = True
     timer.start()

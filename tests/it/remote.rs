@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::harness::{self, Python, Tree};
-use crate::servers::{self, Fault, Faulty, Nginx, S3};
+use crate::servers::{self, Fault, Faulty, Flake, Nginx, S3};
 
 /// Every pyc under `root`, relative, with its bytes.
 fn pycs(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
@@ -608,15 +608,15 @@ fn network_faults_never_break_a_build() {
     survives(py, "a listener that never answers", &silent.url(), "timed out", bound);
     let trickle = Faulty::start(Fault::Trickle);
     survives(py, "a trickle", &trickle.url(), "timed out", bound);
-    for status in [500, 503, 403, 507] {
+    // Transient statuses once the lookup's attempts are spent.
+    for (status, want) in [
+        (500, "HTTP 500 (after 3 attempts)"),
+        (503, "HTTP 503 (after 3 attempts)"),
+        (403, "HTTP 403"),
+        (507, "HTTP 507"),
+    ] {
         let f = Faulty::start(Fault::Status(status));
-        survives(
-            py,
-            &format!("HTTP {status}"),
-            &f.url(),
-            &format!("HTTP {status}"),
-            bound + Duration::from_secs(5),
-        );
+        survives(py, &format!("HTTP {status}"), &f.url(), want, bound + Duration::from_secs(5));
     }
     let truncated = Faulty::start(Fault::Truncated);
     survives(py, "truncated bodies", &truncated.url(), "entry", bound + Duration::from_secs(5));
@@ -659,6 +659,180 @@ fn a_server_that_dies_mid_build() {
     assert_eq!(run.code, status, "{}", run.stderr);
     assert!(reference == pycs(&m.tree));
     assert!(run.stderr.matches("warning:").count() <= 1, "{}", run.stderr);
+}
+
+/// The remote tier's counts on a `-v` line: hits, misses, stores, damaged, errors,
+/// timeouts, retries.
+fn remote_counts(stderr: &str) -> Vec<u64> {
+    let line = stderr.lines().find(|l| l.starts_with("cache remote `")).unwrap_or_else(|| panic!("{stderr}"));
+    let counts = line.rsplit_once("`: ").unwrap().1.split(';').next().unwrap();
+    counts.split(", ").map(|c| c.split(' ').next().unwrap().parse().unwrap()).collect()
+}
+
+/// The requests a faulty server logged, by method and path (query strings, a presigned
+/// URL's signature, removed): how many times each was sent.
+fn sent(f: &Faulty) -> std::collections::BTreeMap<String, usize> {
+    let mut by = std::collections::BTreeMap::new();
+    for r in f.requests() {
+        *by.entry(r.split('?').next().unwrap().to_string()).or_insert(0) += 1;
+    }
+    by
+}
+
+/// A server that fails each request once — HTTP 500, 503 (with `Retry-After: 1`), 429, a
+/// reset connection, one closed unanswered — then answers it, as a loaded server does: the
+/// remote stays on (no warning), each request is sent twice and each retry counted (`-v`,
+/// the JSON summary), machine A's entries are all stored and machine B builds from them,
+/// its lookups retried too, byte-identical to a real compile. Over HTTP and S3.
+#[test]
+fn transient_failures_are_retried() {
+    let test = "remote::transient_failures_are_retried";
+    let Some(py) = harness::python_or_skip((3, 12), test) else { return };
+    let s3_env = [
+        ("AWS_ACCESS_KEY_ID", "AKIDRETRY"),
+        ("AWS_SECRET_ACCESS_KEY", "retry-secret-0123456789"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let cases = [
+        (Flake::Status(500), None, "http"),
+        (Flake::Status(503), Some(1), "http"),
+        (Flake::Status(429), None, "http"),
+        (Flake::Reset, None, "http"),
+        (Flake::Close, None, "http"),
+        (Flake::Status(500), None, "s3"),
+        (Flake::Reset, None, "s3"),
+    ];
+    for (with, retry_after, scheme) in cases {
+        let what = format!("{with:?} over {scheme}");
+        let fault = Fault::Flaky { first: 1, with };
+        let f = match retry_after {
+            Some(secs) => Faulty::start_with_retry_after(fault, secs),
+            None => Faulty::start(fault),
+        };
+        let mut env: Vec<(&str, &str)> = Vec::new();
+        let url = if scheme == "s3" {
+            env.extend(s3_env);
+            env.push(("AWS_ENDPOINT_URL", f.url().leak()));
+            "s3://bucket/retried".to_string()
+        } else {
+            format!("{}/retried", f.url())
+        };
+        let a = Machine::small("machine-a");
+        let run = a.compile(&py.path, &["--format", "json", "--cache-url", &url], &env);
+        assert_eq!(run.code, Some(1), "{what}: {}\n{}", run.stdout, run.stderr);
+        let lines: Vec<serde_json::Value> =
+            run.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert!(!lines.iter().any(|v| v["type"] == "notice"), "{what}: no warning: {}", run.stdout);
+        let summary = lines.iter().find(|v| v["type"] == "summary").unwrap();
+        let remote = &summary["cache"]["remote"];
+        // one.py, two.py and broken.py's failure: looked up, missed, stored.
+        assert_eq!(
+            (&remote["misses"], &remote["stores"], &remote["errors"]),
+            (&3.into(), &3.into(), &0.into()),
+            "{what}: {summary}"
+        );
+        let by = sent(&f);
+        assert_eq!(by.len(), 6, "{what}: a GET and a PUT per entry: {by:?}");
+        assert!(by.values().all(|n| *n == 2), "{what}: each sent twice: {by:?}");
+        assert_eq!(remote["retries"], 6, "{what}: one retry per request: {summary}");
+
+        // B: another path, from the server; its GETs fail once each too.
+        let b = Machine::small("elsewhere/machine-b");
+        let (status, reference) = b.reference(py);
+        let run = b.compile(&py.path, &["-v", "--cache-url", &url], &env);
+        assert_eq!(run.code, status, "{what}: {}", run.stderr);
+        assert_no_warning(&what, &run.stderr);
+        assert_eq!(counts(&run.stderr), (2, 2), "{what}: {}", run.stderr);
+        assert!(reference == pycs(&b.tree), "{what}: B's pycs equal a real compile");
+        // 2 hits, nothing missed or stored, 3 retries: the two lookups, and the GET that
+        // finds broken.py's failure there (B's state remembers it: not looked up).
+        assert_eq!(remote_counts(&run.stderr), [2, 0, 0, 0, 0, 0, 3], "{what}: {}", run.stderr);
+        assert!(run.stderr.contains(", 1 already there"), "{what}: {}", run.stderr);
+        assert!(sent(&f).values().all(|n| *n == 2 || *n == 4), "{what}: {:?}", sent(&f));
+    }
+}
+
+/// A server that keeps failing still gets the remote switched off, once the attempts are
+/// spent (their number in the warning); a build costs a bounded number of requests; and
+/// what is not transient is never sent again: 403, 404 (a PUT's), a timeout, a server
+/// asking to retry much later.
+#[test]
+fn persistent_failures_switch_the_remote_off_after_the_attempts() {
+    let test = "remote::persistent_failures_switch_the_remote_off_after_the_attempts";
+    let Some(py) = harness::python_or_skip((3, 12), test) else { return };
+    let t = Tree::new();
+    t.write("src/only.py", "ONLY = 1\n");
+    // One file: one lookup, one upload; the warning, the requests the server saw.
+    let build = |f: &Faulty, extra: &[&str]| {
+        std::fs::remove_dir_all(t.path("src/__pycache__")).ok();
+        let run = t
+            .hashpyc()
+            .env_remove("HASHPYC_CACHE")
+            .env("HASHPYC_CACHE_TIMEOUT", "1")
+            .args(["compile", "-v", "--cache-url", &f.url()])
+            .args(extra)
+            .python(py)
+            .arg("src")
+            .run();
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        assert_eq!(t.pycs().len(), 1, "{}", run.stderr);
+        let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+        assert_eq!(warnings.len(), 1, "{}", run.stderr);
+        assert!(warnings[0].ends_with("; it was switched off for the rest of this run"), "{}", run.stderr);
+        (warnings[0].to_string(), f.requests(), remote_counts(&run.stderr))
+    };
+    let always500 = Faulty::start(Fault::Status(500));
+    let (warning, requests, counts) = build(&always500, &[]);
+    assert!(warning.contains(": GET: HTTP 500 (after 3 attempts); "), "{warning}");
+    assert_eq!(requests.len(), 3, "the lookup's attempts, no upload: {requests:?}");
+    assert!(requests.iter().all(|r| r.starts_with("GET ")), "{requests:?}");
+    assert_eq!(counts[4..], [1, 0, 2], "one error, two retries");
+    // --force: no lookup, an upload's attempts.
+    let always500 = Faulty::start(Fault::Status(500));
+    let (warning, requests, _) = build(&always500, &["--force"]);
+    assert!(warning.contains(": PUT: HTTP 500 (after 4 attempts); "), "{warning}");
+    assert_eq!(requests.len(), 4, "{requests:?}");
+    // Not transient: sent once.
+    let forbidden = Faulty::start(Fault::Status(403));
+    let (warning, requests, counts) = build(&forbidden, &[]);
+    assert!(warning.contains("GET: HTTP 403 (check the credentials)"), "{warning}");
+    assert_eq!((requests.len(), counts[6]), (1, 0), "{requests:?}");
+    let not_found = Faulty::start(Fault::Status(404));
+    let (warning, requests, _) = build(&not_found, &[]);
+    assert!(warning.contains("PUT: HTTP 404"), "{warning}");
+    assert_eq!(requests.iter().map(|r| &r[..3]).collect::<Vec<_>>(), ["GET", "PUT"], "{requests:?}");
+    let later = Faulty::start_with_retry_after(Fault::Status(503), 3600);
+    let (warning, requests, _) = build(&later, &[]);
+    assert!(
+        warning.contains("GET: HTTP 503 (the server asked to retry after 3600 s; not waited for)"),
+        "{warning}"
+    );
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    let silent = Faulty::start(Fault::AcceptNeverAnswer);
+    let (warning, requests, counts) = build(&silent, &[]);
+    assert!(warning.contains("timed out") && !warning.contains("attempts"), "{warning}");
+    assert_eq!((requests, counts[5]), (vec!["CONNECT".to_string()], 1), "one timeout, not retried");
+
+    // Many files: lookups stop at the switch, uploads never start; what the 128 lookups in
+    // flight send at most, fewer than a request per file.
+    let n = 500;
+    let many = Tree::new();
+    harness::write_modules(&many, "src", n);
+    let always500 = Faulty::start(Fault::Status(500));
+    let run = many
+        .hashpyc()
+        .env_remove("HASHPYC_CACHE")
+        .args(["compile", "--cache-url", &always500.url()])
+        .python(py)
+        .arg("src")
+        .run();
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(many.pycs().len(), n);
+    assert!(run.stderr.contains("HTTP 500 (after 3 attempts); it was switched off"), "{}", run.stderr);
+    let requests = always500.requests();
+    assert!(requests.iter().all(|r| r.starts_with("GET ")), "no upload once off");
+    assert!(requests.len() <= 3 * 128 && requests.len() < n, "{} requests for {n} files", requests.len());
+    harness::visible(&format!("always 500: {} requests for {n} files", requests.len()));
 }
 
 /// A remote that holds nothing for a tree (a fresh bucket, a new interpreter): once the
@@ -1117,6 +1291,10 @@ fn credentials_from_profiles_and_containers() {
         assert!(warnings.len() == 1 && warnings[0].contains(&want), "{}", run.stderr);
         assert!(!run.stderr.contains("not-the-token"), "{}", run.stderr);
         assert_eq!(pycs(&m.tree).len(), 2, "the build went on without the cache");
+        // A 500 is retried as a lookup is (one fetch for all the requests), a 401 not.
+        let (attempts, said) = if status == Some(500) { (3, " (after 3 attempts)") } else { (1, "") };
+        assert!(warnings[0].contains(&format!("{want}{said}; ")), "{}", run.stderr);
+        assert_eq!(endpoint.seen().len(), attempts, "{:?}", endpoint.seen());
     }
 }
 

@@ -1137,6 +1137,21 @@ pub enum Fault {
     /// A working in-memory store (PUT 201/204, GET/HEAD 200/404, DELETE 204/404) that
     /// answers this many requests, then closes its listener and connections and exits.
     DieAfter(usize),
+    /// The same store (keyed by path without the query string), but of the requests of
+    /// each method to each path, the first `first` of every `first + 1` meet `with`: a
+    /// request fails `first` times, then is answered.
+    Flaky { first: usize, with: Flake },
+}
+
+/// What a [`Fault::Flaky`] server does with a request it fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flake {
+    /// This status and a short body, connection kept alive.
+    Status(u16),
+    /// The connection is reset (RST), the request unanswered.
+    Reset,
+    /// The connection is closed (FIN), the request unanswered.
+    Close,
 }
 
 impl Fault {
@@ -1149,6 +1164,11 @@ impl Fault {
             Fault::Trickle => "trickle".into(),
             Fault::AcceptNeverAnswer => "accept-never-answer".into(),
             Fault::DieAfter(n) => format!("die-after:{n}"),
+            Fault::Flaky { first, with } => match with {
+                Flake::Status(n) => format!("flaky:{first}:{n}"),
+                Flake::Reset => format!("flaky:{first}:reset"),
+                Flake::Close => format!("flaky:{first}:close"),
+            },
         }
     }
 }
@@ -1201,10 +1221,23 @@ pub struct Faulty {
 
 impl Faulty {
     pub fn start(fault: Fault) -> Faulty {
+        Faulty::launch(fault, None)
+    }
+
+    /// With `Retry-After: SECS` on the statuses of its faults.
+    pub fn start_with_retry_after(fault: Fault, secs: u64) -> Faulty {
+        Faulty::launch(fault, Some(secs))
+    }
+
+    fn launch(fault: Fault, retry_after: Option<u64>) -> Faulty {
         let dir = tempdir("hashpyc-faulty-");
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/faulty_server.py");
         let log = dir.path().join("requests.log");
-        let args = ["--mode".to_string(), fault.arg(), "--log".to_string(), log.display().to_string()];
+        let mut args =
+            vec!["--mode".to_string(), fault.arg(), "--log".to_string(), log.display().to_string()];
+        if let Some(secs) = retry_after {
+            args.extend(["--retry-after".to_string(), secs.to_string()]);
+        }
         let (process, port, startup) = start_python_server("faulty server", dir.path(), script, &args);
         println!("faulty server ({fault:?}) ready in {startup:?}");
         Faulty { dir, port, process, fault, startup }
@@ -1539,6 +1572,36 @@ fn faulty_die_after_n_requests() {
     assert!(f.wait_exit(Duration::from_secs(5)), "still running after 4 requests\n{}", f.log_tail());
     assert!(refused(f.addr()));
     assert_eq!(f.requests(), ["PUT /a/key", "GET /a/key", "HEAD /missing", "PUT /a/key"]);
+}
+
+#[test]
+fn faulty_flaky_fails_the_first_requests_to_each_path() {
+    let f = Faulty::start_with_retry_after(Fault::Flaky { first: 2, with: Flake::Status(503) }, 1);
+    let url = format!("{}/a/key", f.url());
+    for _ in 0..2 {
+        let r = http("PUT", &url, &[], b"stored").unwrap();
+        assert_eq!((r.status, r.header("Retry-After")), (503, Some("1")));
+    }
+    assert_eq!(http("PUT", &url, &[], b"stored").unwrap().status, 201);
+    // Per method: the first GETs fail too.
+    assert_eq!(http("GET", &url, &[], b"").unwrap().status, 503);
+    assert_eq!(http("GET", &url, &[], b"").unwrap().status, 503);
+    assert_eq!(http("GET", &url, &[], b"").unwrap().body, b"stored");
+    // And again: two failures, then the answer.
+    assert_eq!(http("GET", &format!("{url}?signed=1"), &[], b"").unwrap().status, 503);
+    assert_eq!(http("GET", &format!("{url}?signed=2"), &[], b"").unwrap().status, 503);
+    assert_eq!(http("GET", &format!("{url}?signed=3"), &[], b"").unwrap().body, b"stored");
+    assert_eq!(f.requests().len(), 9);
+    // Reset: the read fails; closed: it ends with no response head.
+    for (with, kind) in
+        [(Flake::Reset, io::ErrorKind::ConnectionReset), (Flake::Close, io::ErrorKind::InvalidData)]
+    {
+        let f = Faulty::start(Fault::Flaky { first: 1, with });
+        let url = format!("{}/k", f.url());
+        assert_eq!(http("PUT", &url, &[], b"x").unwrap_err().kind(), kind, "{with:?}");
+        assert_eq!(http("PUT", &url, &[], b"x").unwrap().status, 201, "{with:?}");
+        assert_eq!(f.requests(), ["PUT /k", "PUT /k"]);
+    }
 }
 
 #[test]

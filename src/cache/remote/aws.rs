@@ -10,7 +10,9 @@
 //! 3. Container credentials: `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI` (a path on
 //!    `http://169.254.170.2`) or `AWS_CONTAINER_CREDENTIALS_FULL_URI`, sent
 //!    `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`'s content or `AWS_CONTAINER_AUTHORIZATION_TOKEN`
-//!    as `Authorization`; fetched at the first request, again shortly before they expire.
+//!    as `Authorization`; fetched at the first request, again shortly before they expire;
+//!    a transient failure (HTTP 5xx or 429, a reset connection) is retried as a lookup is
+//!    (`retry`), by one fetch that the requests needing the credentials wait for.
 //! 4. None: unsigned requests (anonymous reads of a public bucket).
 //!
 //! What the SDKs would use but hashpyc cannot — web identity through STS, SSO, an assumed
@@ -85,6 +87,14 @@ impl Provider {
         match self {
             Provider::Static(c) => Ok(c.clone()),
             Provider::Container(c) => c.get().map(Some),
+        }
+    }
+
+    /// Credential fetches retried in this run.
+    pub fn retries(&self) -> u64 {
+        match self {
+            Provider::Static(_) => 0,
+            Provider::Container(c) => c.retries.load(std::sync::atomic::Ordering::Relaxed),
         }
     }
 }
@@ -424,6 +434,10 @@ pub struct Container {
     url: String,
     token: Option<AuthToken>,
     agent: ureq::Agent,
+    /// How a failed fetch is retried (as a lookup).
+    policy: super::retry::Policy,
+    /// Fetches retried in this run.
+    retries: std::sync::atomic::AtomicU64,
     fetched: Mutex<Fetched>,
 }
 
@@ -467,7 +481,14 @@ impl Container {
         };
         // As the cache's own requests (TLS roots, timeouts), but never through a proxy.
         let agent = super::agent(timeout, 1, false);
-        Ok(Some(Container { url, token, agent, fetched: Mutex::new(Fetched::None) }))
+        Ok(Some(Container {
+            url,
+            token,
+            agent,
+            policy: super::retry::Policy::lookups(timeout),
+            retries: std::sync::atomic::AtomicU64::new(0),
+            fetched: Mutex::new(Fetched::None),
+        }))
     }
 
     /// The current credentials, fetched when there are none yet or they expire soon.
@@ -484,13 +505,22 @@ impl Container {
             Fetched::Failed(e) => return Err(e.clone()),
             _ => {}
         }
-        let describe = |e: TierError| match e {
-            TierError::Timeout(m) | TierError::Failed(m) => TierError::Failed(format!(
-                "cannot get credentials from the container credentials endpoint `{}`: {m}",
+        let describe = |e: TierError| {
+            TierError::Failed(format!(
+                "cannot get credentials from the container credentials endpoint `{}`: {e}",
                 redact_url(&self.url)
-            )),
+            ))
         };
-        match self.fetch().map_err(describe) {
+        // Retried as a lookup is, under the lock: the requests waiting for credentials wait
+        // for one fetch and its retries, not one each.
+        let fetched_once = self.policy.run(
+            || self.fetch(),
+            || true,
+            || {
+                self.retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            },
+        );
+        match fetched_once.map_err(describe) {
             Ok((c, expires)) => {
                 let c = Arc::new(c);
                 *fetched = Fetched::Valid(Arc::clone(&c), expires);
@@ -516,8 +546,13 @@ impl Container {
         }
         let response = request.call().map_err(|e| request_error(&e, &secrets))?;
         let status = response.status().as_u16();
+        let retry_after =
+            super::retry::retry_after(response.headers().get("retry-after").and_then(|v| v.to_str().ok()));
         let body = response.into_body().with_config().limit(1 << 20).read_to_vec();
         let body = body.map_err(|e| request_error(&e, &secrets))?;
+        if super::is_transient(status) {
+            return Err(TierError::Transient { message: format!("HTTP {status}"), retry_after });
+        }
         if status != 200 {
             return Err(TierError::Failed(format!("HTTP {status}")));
         }

@@ -113,12 +113,12 @@ impl Tier for HttpTier {
             req = req.header("Authorization", a);
         }
         let resp = req.send(data).map_err(|e| request_error(&e, &self.secrets()))?;
-        let status = resp.status().as_u16();
-        drain(resp);
-        match status {
+        let result = match resp.status().as_u16() {
             200..=299 => Ok(data.len() as u64),
-            s => Err(status_error(s, "PUT", None)),
-        }
+            _ => Err(status_error(&resp, "PUT", None)),
+        };
+        drain(resp);
+        result
     }
 
     fn get_before_put(&self, key: &Key) -> Result<Option<Vec<u8>>, TierError> {

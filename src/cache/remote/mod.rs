@@ -6,6 +6,7 @@
 
 pub mod aws;
 pub mod http;
+pub mod retry;
 pub mod s3;
 
 use std::sync::Arc;
@@ -121,8 +122,20 @@ impl ureq::unversioned::resolver::Resolver for CachingResolver {
 }
 
 /// A tier error for a failed request, with `secrets` (credentials, signed query strings)
-/// scrubbed from whatever the HTTP library said.
+/// scrubbed from whatever the HTTP library said. A connection reset, or closed before the
+/// response, is transient (a server restarting, a connection it dropped under load); a
+/// refused connection, DNS and TLS errors are not (the same request would meet them again).
 pub fn request_error(e: &ureq::Error, secrets: &[&str]) -> TierError {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+    if let ureq::Error::Io(io) = e
+        && matches!(io.kind(), ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof)
+    {
+        let message = match io.kind() {
+            UnexpectedEof => "the server closed the connection before answering".to_string(),
+            _ => crate::io::io_reason(io),
+        };
+        return TierError::Transient { message: scrub(&message, secrets), retry_after: None };
+    }
     let msg = match e {
         ureq::Error::Timeout(_) => return TierError::Timeout("timed out".into()),
         ureq::Error::Io(io)
@@ -163,9 +176,18 @@ pub fn redact_url(url: &str) -> String {
     if scheme.is_empty() { format!("{host}{path}") } else { format!("{scheme}://{host}{path}") }
 }
 
-/// What an HTTP status means for a cache request; `credentials`: where the credentials came
-/// from, for 401 and 403 ("check the credentials, from …").
-fn status_error(status: u16, what: &str, credentials: Option<&str>) -> TierError {
+/// What an HTTP error status means for a cache request (`resp`'s, whose `Retry-After` is
+/// read); `credentials`: where the credentials came from, for 401 and 403 ("check the
+/// credentials, from …"). 500, 502, 503, 504 and 429 are transient, as for the AWS SDKs.
+fn status_error<B>(resp: &ureq::http::Response<B>, what: &str, credentials: Option<&str>) -> TierError {
+    let status = resp.status().as_u16();
+    if is_transient(status) {
+        let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok());
+        return TierError::Transient {
+            message: format!("{what}: HTTP {status}"),
+            retry_after: retry::retry_after(retry_after),
+        };
+    }
     let hint = match (status, credentials) {
         (401 | 403, None) => " (check the credentials)".to_string(),
         (401 | 403, Some(from)) => format!(" (check the credentials: {from})"),
@@ -174,6 +196,11 @@ fn status_error(status: u16, what: &str, credentials: Option<&str>) -> TierError
         _ => String::new(),
     };
     TierError::Failed(format!("{what}: HTTP {status}{hint}"))
+}
+
+/// Whether an HTTP status is worth the same request again.
+pub fn is_transient(status: u16) -> bool {
+    matches!(status, 429 | 500 | 502 | 503 | 504)
 }
 
 /// Read a GET response: the body for 200, `None` for 404/410, an error otherwise.
@@ -185,18 +212,27 @@ fn read_get(
     match resp.status().as_u16() {
         200 => {
             let body = resp.into_body().with_config().limit(MAX_ENTRY).read_to_vec();
-            body.map(Some).map_err(|e| match request_error(&e, secrets) {
-                TierError::Failed(m) => TierError::Failed(format!("reading an entry: {m}")),
-                t => t,
+            // Not retried: the server answered (a truncated entry is a broken reply).
+            body.map(Some).map_err(|e| match (&e, request_error(&e, secrets)) {
+                (ureq::Error::Io(io), _) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    TierError::Failed(
+                        "reading an entry: the server closed the connection before its end".into(),
+                    )
+                }
+                (_, TierError::Failed(m) | TierError::Transient { message: m, .. }) => {
+                    TierError::Failed(format!("reading an entry: {m}"))
+                }
+                (_, t) => t,
             })
         }
         404 | 410 => {
             drain(resp);
             Ok(None)
         }
-        s => {
+        _ => {
+            let e = status_error(&resp, "GET", credentials);
             drain(resp);
-            Err(status_error(s, "GET", credentials))
+            Err(e)
         }
     }
 }
@@ -220,6 +256,23 @@ mod tests {
         assert_eq!(redact_url("https://cache.example"), "https://cache.example");
         assert_eq!(redact_url("s3://bucket/prefix"), "s3://bucket/prefix");
         assert_eq!(scrub("bad token abc123 here", &["abc123", ""]), "bad token *** here");
+    }
+
+    #[test]
+    fn transient_failures_are_told_apart() {
+        assert!([429, 500, 502, 503, 504].into_iter().all(is_transient));
+        assert!(![400, 401, 403, 404, 413, 501, 505, 507].into_iter().any(is_transient));
+        let io = |kind: std::io::ErrorKind| request_error(&ureq::Error::Io(kind.into()), &[]);
+        use std::io::ErrorKind::*;
+        for kind in [ConnectionReset, ConnectionAborted, BrokenPipe, UnexpectedEof] {
+            assert!(matches!(io(kind), TierError::Transient { retry_after: None, .. }), "{kind:?}");
+        }
+        for kind in [ConnectionRefused, PermissionDenied, InvalidData] {
+            assert!(matches!(io(kind), TierError::Failed(_)), "{kind:?}");
+        }
+        assert!(matches!(io(TimedOut), TierError::Timeout(_)));
+        assert!(matches!(request_error(&ureq::Error::HostNotFound, &[]), TierError::Failed(_)));
+        assert!(matches!(request_error(&ureq::Error::ConnectionFailed, &[]), TierError::Failed(_)));
     }
 
     #[test]

@@ -139,12 +139,12 @@ impl Tier for S3Tier {
             .header("Content-Type", "application/octet-stream")
             .send(data)
             .map_err(|e| request_error(&e, &self.secrets(url)))?;
-        let status = resp.status().as_u16();
-        drain(resp);
-        match status {
+        let result = match resp.status().as_u16() {
             200..=299 => Ok(data.len() as u64),
-            s => Err(status_error(s, "PUT", Some(&self.source))),
-        }
+            _ => Err(status_error(&resp, "PUT", Some(&self.source))),
+        };
+        drain(resp);
+        result
     }
 
     fn get_before_put(&self, key: &Key) -> Result<Option<Vec<u8>>, TierError> {
@@ -153,6 +153,10 @@ impl Tier for S3Tier {
 
     fn describe(&self) -> String {
         self.shown.clone()
+    }
+
+    fn retries(&self) -> u64 {
+        self.credentials.retries()
     }
 }
 
