@@ -1,8 +1,10 @@
-//! `hashpyc inspect`: describe pyc files — magic and Python version, mode, source hash
-//! (and whether it matches the source when that is found), body size, embedded path.
+//! `hashpyc inspect`: describe pyc files — magic and Python version, mode, source hash or
+//! timestamp (and whether importlib would take it for the source when that is found),
+//! body size, embedded path.
 
 use std::io::Write;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -27,6 +29,9 @@ struct Description {
     #[serde(serialize_with = "crate::report::json_opt_path")]
     source: Option<PathBuf>,
     matches_source: Option<bool>,
+    /// A timestamp pyc's source: the mtime and size importlib compares with the pyc's.
+    #[serde(skip)]
+    source_stamp: Option<(u32, u32)>,
     body_bytes: Option<usize>,
     /// Of `body_bytes`, those after the code object (CPython ignores them; py_compile
     /// writes none): None when the body is not read as a code object.
@@ -99,6 +104,7 @@ impl Description {
             source_size: None,
             source: None,
             matches_source: None,
+            source_stamp: None,
             body_bytes: None,
             trailing_bytes: None,
             embedded_path: None,
@@ -162,6 +168,15 @@ fn describe(path: &Path, source: Option<&Path>) -> Description {
             d.mode = Some("timestamp".into());
             d.mtime = Some(mtime);
             d.source_size = Some(size);
+            // As importlib judges it: the source's mtime and size, not its bytes.
+            if let Some(src) = found_source(path, source) {
+                if let Ok(m) = std::fs::metadata(&src) {
+                    let now = pyc::timestamp_fields(m.mtime(), m.mtime_nsec(), m.len());
+                    d.matches_source = Some(now == (mtime, size));
+                    d.source_stamp = Some(now);
+                }
+                d.source = Some(src);
+            }
         }
         Ok(Kind::Hash { mode, hash }) => {
             d.mode = Some(match mode {
@@ -169,8 +184,7 @@ fn describe(path: &Path, source: Option<&Path>) -> Description {
                 pyc::HashMode::Unchecked => "unchecked-hash".into(),
             });
             d.hash = Some(pyc::hex(&hash));
-            let src = source.map(Path::to_path_buf).or_else(|| source_for(path));
-            if let Some(src) = src.filter(|p| p.is_file()) {
+            if let Some(src) = found_source(path, source) {
                 if let Ok(bytes) = std::fs::read(&src) {
                     d.matches_source =
                         Some(hash == pyc::source_hash(variant_for(h.magic, minor), h.magic, &bytes));
@@ -200,6 +214,12 @@ fn describe(path: &Path, source: Option<&Path>) -> Description {
         }
     }
     d
+}
+
+/// The source to judge the pyc at `path` against, when it is a file: `source` when the pyc
+/// was looked up from it, else the one its path names (`source_for`).
+fn found_source(path: &Path, source: Option<&Path>) -> Option<PathBuf> {
+    source.map(Path::to_path_buf).or_else(|| source_for(path)).filter(|p| p.is_file())
 }
 
 fn variant_for(magic: Magic, minor: Option<(u8, u8)>) -> HashVariant {
@@ -317,7 +337,15 @@ pub fn inspect(files: &[PathBuf], json: bool, style: Style) -> Result<ExitStatus
                 lines.push(format!("  source hash  {h}{verdict}"));
             }
             if let (Some(m), Some(s)) = (d.mtime, d.source_size) {
-                lines.push(format!("  source mtime {m} (seconds), size {s}"));
+                let verdict = match (d.matches_source, &d.source, d.source_stamp) {
+                    (Some(true), Some(src), _) => format!(" (matches `{}`)", crate::report::shown(src)),
+                    (Some(false), Some(src), Some((now_m, now_s))) => format!(
+                        " (does NOT match `{}`: mtime {now_m}, size {now_s})",
+                        crate::report::shown(src)
+                    ),
+                    _ => " (source not found)".to_string(),
+                };
+                lines.push(format!("  source mtime {m} (seconds), size {s}{verdict}"));
             }
             if let Some(n) = d.body_bytes {
                 lines.push(format!("  body         {n} bytes"));

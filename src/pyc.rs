@@ -280,6 +280,18 @@ pub fn classify(
     }
 }
 
+/// The `(mtime, size)` a timestamp pyc must hold for importlib to accept it for a source
+/// whose `stat` gives `sec`, `nsec` and `size`, as `SourceLoader.get_code` and
+/// `_validate_timestamp_pyc` compute them: `int()` of the float `st_mtime` (CPython builds
+/// it as `sec + nsec * 1e-9`, which rounds a time less than about 120 ns before the next
+/// second up to it) truncated towards zero, and the size, each cut to its low 32 bits
+/// (`& 0xFFFFFFFF`).
+pub fn timestamp_fields(sec: i64, nsec: i64, size: u64) -> (u32, u32) {
+    let st_mtime = sec as f64 + nsec as f64 * 1e-9;
+    // Two's complement low bits, as Python's `&` gives them for a negative time.
+    (st_mtime.trunc() as i64 as u32, size as u32)
+}
+
 /// Lower-case hex of a byte string.
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
@@ -419,6 +431,16 @@ mod tests {
         ts[7] = 0x80;
         assert_eq!(Header::parse(&ts).unwrap().kind(), Err(Invalid::Flags));
         assert_eq!(Header::parse(&bytes[..15]), None);
+    }
+
+    #[test]
+    fn timestamp_fields_as_importlib() {
+        // int(os.stat(p).st_mtime) of CPython for these stat results.
+        assert_eq!(timestamp_fields(1_700_000_000, 0, 6), (1_700_000_000, 6));
+        assert_eq!(timestamp_fields(1_700_000_000, 500_000_000, 6), (1_700_000_000, 6));
+        assert_eq!(timestamp_fields(1_700_000_000, 999_999_999, 6), (1_700_000_001, 6));
+        assert_eq!(timestamp_fields(-2, 500_000_000, 6), (u32::MAX, 6));
+        assert_eq!(timestamp_fields(1_700_000_000 + (1 << 32), 0, (1 << 32) + 6), (1_700_000_000, 6));
     }
 
     #[test]

@@ -1268,3 +1268,113 @@ fn stray_sources(stdout: &str) -> Vec<String> {
     out.sort();
     out
 }
+
+/// Writes timestamp pycs with CPython itself for one source per case (`cN/m.py`, the
+/// source's mtime set first when the case gives one): `compileall` (`__pycache__`),
+/// `compileall -b` (`m.pyc`) and from 3.8, `py_compile` under `-X pycache_prefix=pfx`;
+/// then changes the source as the case says and prints, per pyc, a line
+/// `pyc\tsource\tverdict\tmtime\tsize`: the source as importlib derives it
+/// (`source_from_cache`; beside a legacy pyc), whether importlib accepts the pyc for it
+/// (`SourceLoader.get_code`'s own steps: `path_stats`, `int(st['mtime'])`,
+/// `_validate_timestamp_pyc`), and the mtime and size it compares, as the header holds them.
+const TIMESTAMP_CASES: &str = r#"
+import importlib._bootstrap_external as be, importlib.util as u, os, subprocess, sys
+from importlib.machinery import SourceFileLoader
+S = 1700000000
+# (mtime in ns to compile at or None, change after compiling)
+cases = [(None, None), (None, "touch+1"), (None, "same size"), (None, "other size"),
+         (S * 10**9 + 999999999, None), (-1500000000, None), (None, "touch+2**32")]
+for i, (at, change) in enumerate(cases):
+    d = "c%d" % i
+    os.mkdir(d)
+    src = os.path.join(d, "m.py")
+    with open(src, "w") as f:
+        f.write("x = 1\n")
+    if at is not None:
+        os.utime(src, ns=(at, at))
+    run = lambda *a: subprocess.check_call((sys.executable,) + a)
+    run("-m", "compileall", "-q", d)
+    run("-m", "compileall", "-q", "-b", d)
+    if sys.version_info >= (3, 8):
+        run("-X", "pycache_prefix=pfx", "-m", "py_compile", src)
+    ns = os.stat(src).st_mtime_ns
+    if change == "touch+1":
+        os.utime(src, ns=(ns + 10**9, ns + 10**9))
+    elif change in ("same size", "other size"):
+        with open(src, "w") as f:
+            f.write("x = 2\n" if change == "same size" else "x = 10\n")
+        os.utime(src, ns=(ns, ns))
+    elif change == "touch+2**32":
+        os.utime(src, ns=(ns + 2**32 * 10**9, ns + 2**32 * 10**9))
+    pycs = [(u.cache_from_source(src), u.source_from_cache(u.cache_from_source(src))),
+            (src + "c", src)]
+    if sys.version_info >= (3, 8):
+        sys.pycache_prefix = "pfx"
+        pycs.append((u.cache_from_source(src), u.source_from_cache(u.cache_from_source(src))))
+        sys.pycache_prefix = None
+    for pyc, source in pycs:
+        with open(pyc, "rb") as f:
+            data = f.read()
+        assert data[4:8] == bytes(4), pyc
+        st = SourceFileLoader("m", source).path_stats(source)
+        mtime, size = int(st["mtime"]), st["size"]
+        try:
+            be._validate_timestamp_pyc(data, mtime, size, "m", {})
+            accepted = 1
+        except ImportError:
+            accepted = 0
+        print("\t".join([pyc, source, str(accepted), str(mtime & 0xFFFFFFFF), str(size & 0xFFFFFFFF)]))
+"#;
+
+// `inspect` of a timestamp pyc (what imports, pip and compileall write) finds its source as
+// for a hash pyc (beside `__pycache__`, beside a legacy pyc, under PYTHONPYCACHEPREFIX) and
+// says whether importlib would take the pyc for it, comparing mtime and size as
+// `_validate_timestamp_pyc` does (it showed the stored fields, `source: null`). The
+// verdicts are importlib's own, for pycs CPython wrote: touched, edited at the same size
+// and mtime (accepted: the weakness of timestamp pycs), an mtime 1 ns before a second
+// (CPython's float `st_mtime` rounds it up), before 1970, 2**32 seconds later (masked).
+per_python!(inspect_judges_timestamp_pycs_as_importlib, |py: &Python| {
+    let tree = Tree::new();
+    let out = py
+        .cmd()
+        .env_remove("SOURCE_DATE_EPOCH")
+        .args(["-c", TIMESTAMP_CASES])
+        .current_dir(tree.root())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cpython: Vec<Vec<String>> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .collect();
+    assert_eq!(cpython.len(), 7 * if py.minor >= (3, 8) { 3 } else { 2 });
+    // Both verdicts occur, else the comparison proves little.
+    for v in ["0", "1"] {
+        assert!(cpython.iter().any(|c| c[2] == v), "{cpython:?}");
+    }
+    let pycs: Vec<&str> = cpython.iter().map(|c| c[0].as_str()).collect();
+    let run = tree.hashpyc().args(["inspect", "--json"]).args(&pycs).env("PYTHONPYCACHEPREFIX", "pfx").run();
+    run.assert_code(0);
+    let text = tree.hashpyc().arg("inspect").args(&pycs).env("PYTHONPYCACHEPREFIX", "pfx").run();
+    text.assert_code(0);
+    let found: Vec<serde_json::Value> =
+        run.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(found.len(), cpython.len(), "{}", run.stdout);
+    for (v, c) in found.iter().zip(&cpython) {
+        let (pyc, source, accepted) = (&c[0], &c[1], c[2] == "1");
+        assert_eq!(v["pyc"], pyc.as_str());
+        assert_eq!(v["mode"], "timestamp", "{v}");
+        assert_eq!(v["source"], source.as_str(), "{v}");
+        assert_eq!(v["matches_source"], accepted, "{pyc}: importlib says {c:?}; {v}");
+        let verdict = if accepted {
+            format!("(matches `{source}`)")
+        } else {
+            format!("(does NOT match `{source}`: mtime {}, size {})", c[3], c[4])
+        };
+        let line = format!("{pyc}\n  magic        {}", v["magic"].as_str().unwrap());
+        let at = text.stdout.find(&line).unwrap_or_else(|| panic!("{pyc}: {}", text.stdout));
+        let block = text.stdout[at..].split("\n  co_filename").next().unwrap();
+        assert!(block.contains(&verdict), "{pyc}: want {verdict}\n{block}");
+    }
+});
