@@ -211,6 +211,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
         }
     }
     let hint = wrong_version_hint(&findings, &s.targets)
+        .or_else(|| layout_hint(&findings, counts["ok"], s))
         .or_else(|| spelling_hint(&findings, &cwd))
         .or_else(|| timestamp_hint(&findings));
     if json && let Some(hint) = &hint {
@@ -381,6 +382,93 @@ fn timestamp_hint(findings: &[Finding]) -> Option<String> {
             "{} timestamp-based, as pip, `python -m compileall` and imports write them: `hashpyc compile` with the same paths and options replaces {}",
             report::plural(n, "pyc is", "pycs are"),
             if n == 1 { "it with a checked-hash pyc" } else { "them with checked-hash pycs" }
+        )
+    })
+}
+
+/// When no pyc of the layout this run expects is there at all (every pyc missing) but
+/// sources among them have pycs of the other layout: legacy pycs (`m.pyc` beside `m.py`,
+/// as `compileall -b` writes them) where `__pycache__` was expected, or under `-b` pycs in
+/// `__pycache__` (as `compileall` and imports write them). Not when some pyc of the
+/// expected layout is there: imports write `__pycache__` pycs beside a `-b` tree.
+fn layout_hint(findings: &[Finding], ok: usize, s: &CheckSettings) -> Option<String> {
+    use crate::layout::Layout;
+    let mut missing = findings.iter().filter(|f| f.outcome != Outcome::Stray).peekable();
+    missing.peek()?;
+    if ok > 0 || !missing.clone().all(|f| f.outcome == Outcome::Missing) {
+        return None;
+    }
+    let legacy = if s.layouts.iter().all(|l| *l == Layout::Legacy) {
+        true
+    } else if s.layouts.iter().all(|l| *l == Layout::Pycache) {
+        false
+    } else {
+        return None;
+    };
+    let n_missing = missing.clone().count();
+    // The sources with a pyc of the other layout, and one such pyc.
+    let mut sources = std::collections::BTreeSet::new();
+    let mut example: Option<PathBuf> = None;
+    let mut listed = std::collections::BTreeMap::<&Path, Vec<std::ffi::OsString>>::new();
+    for f in missing {
+        if sources.contains(&f.path) {
+            continue;
+        }
+        let other = if legacy {
+            // `dir/__pycache__/<stem>.<any tag>[.opt-N].pyc`, `<stem>` as `cache_from_source`
+            // splits the name.
+            let name = f.path.file_name().map_or(&[][..], |n| n.as_bytes());
+            let stem = name.iter().rposition(|&b| b == b'.').map_or(name, |i| &name[..i]);
+            let dir = f.path.parent().unwrap_or(Path::new(""));
+            if listed.len() >= 2000 && !listed.contains_key(dir) {
+                continue;
+            }
+            let names = listed.entry(dir).or_insert_with(|| {
+                std::fs::read_dir(dir.join("__pycache__"))
+                    .map(|rd| rd.filter_map(Result::ok).map(|e| e.file_name()).collect())
+                    .unwrap_or_default()
+            });
+            let mut ours: Vec<&std::ffi::OsString> = names
+                .iter()
+                .filter(|n| cache_name_parts(n.as_bytes()).is_some_and(|(s, _, _)| s == stem))
+                .collect();
+            ours.sort();
+            ours.first().map(|n| dir.join("__pycache__").join(n))
+        } else {
+            let mut pyc = f.path.as_os_str().to_owned();
+            pyc.push("c");
+            Some(PathBuf::from(pyc)).filter(|p| p.is_file())
+        };
+        if let Some(pyc) = other {
+            example.get_or_insert(pyc);
+            sources.insert(&f.path);
+        }
+    }
+    let example = example?;
+    let n = sources.len();
+    let have = if n == 1 { "has" } else { "have" };
+    Some(if legacy {
+        let drop = match &s.legacy_from {
+            Some(origin) => {
+                format!("`--no-legacy` ({} sets the legacy layout)", origin.written("legacy = true"))
+            }
+            None => "no `-b`".to_string(),
+        };
+        format!(
+            "{} missing, but {} {have} pycs in `__pycache__` (`{}`), as `compileall` and imports \
+             write them: to check those, run `hashpyc check` with {drop}",
+            report::plural(n_missing, "legacy pyc (`-b`) is", "legacy pycs (`-b`) are"),
+            report::plural(n, "source", "sources"),
+            report::shown(&example),
+        )
+    } else {
+        format!(
+            "{} missing from `__pycache__`, but {} {have} a legacy pyc beside {} (`{}`), as \
+             `compileall -b` writes them: to check those, run `hashpyc check` with `-b` (`--legacy`)",
+            report::plural(n_missing, "pyc is", "pycs are"),
+            report::plural(n, "source", "sources"),
+            if n == 1 { "it" } else { "them" },
+            report::shown(&example),
         )
     })
 }

@@ -759,6 +759,10 @@ pub struct LayoutArgs {
     #[arg(short = 'b', long, help_heading = "Layout", conflicts_with = "pycache_prefix")]
     pub legacy: bool,
 
+    /// Where `legacy = true` came from when a configuration file set it.
+    #[arg(skip)]
+    pub legacy_from: Option<crate::config::Origin>,
+
     /// The default (pycs in `__pycache__`); overrides `legacy = true` in the configuration.
     #[arg(long, overrides_with = "legacy", help_heading = "Layout")]
     pub no_legacy: bool,

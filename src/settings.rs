@@ -255,6 +255,9 @@ fn apply_layout(layout: &mut LayoutArgs, m: &ArgMatches, c: &Config) {
     // `-b` and `--pycache-prefix` are alternatives: a flag for either replaces the file's.
     if !given(m, "legacy") && !given(m, "pycache_prefix") {
         set_flag(&mut layout.legacy, m, &["legacy", "no_legacy"], o.legacy);
+        if layout.legacy && o.legacy == Some(true) && !given(m, "no_legacy") {
+            layout.legacy_from = Some(config::Origin::key(c, "legacy"));
+        }
         if let Some(prefix) = &o.pycache_prefix {
             layout.pycache_prefix = Some(c.resolve(prefix));
             layout.pycache_prefix_from = Some(config::Origin::key(c, "pycache-prefix"));
@@ -647,6 +650,9 @@ pub struct CheckSettings {
     pub all: bool,
     /// `-v`'s `configuration: …` line, for JSON mode's `notice` object.
     pub described: Option<String>,
+    /// Where `legacy = true` came from when a configuration file set it (the hint for
+    /// pycs of the other layout names it).
+    pub legacy_from: Option<config::Origin>,
 }
 
 pub fn check_settings(args: &CheckArgs) -> Result<CheckSettings, Error> {
@@ -685,5 +691,6 @@ pub fn check_settings(args: &CheckArgs) -> Result<CheckSettings, Error> {
         format: args.format,
         all: args.all,
         described: args.config.described.clone(),
+        legacy_from: args.layout.legacy_from.clone(),
     })
 }

@@ -2,6 +2,7 @@
 //! on trees holding pycs written by CPython itself in every mode.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use crate::harness::{Python, Tree};
 use crate::per_python;
@@ -1377,4 +1378,87 @@ per_python!(inspect_judges_timestamp_pycs_as_importlib, |py: &Python| {
         let block = text.stdout[at..].split("\n  co_filename").next().unwrap();
         assert!(block.contains(&verdict), "{pyc}: want {verdict}\n{block}");
     }
+});
+
+// `check` that finds no pyc of the layout it expects but pycs of the other one (the
+// `m.pyc` beside `m.py` of `compileall -b` where `__pycache__` is expected, or under `-b`
+// the `__pycache__` pycs of plain compileall) reported every file missing with no hint;
+// one hint now names the other layout and the flag. None once any pyc of the expected
+// layout is there (an import writes `__pycache__` pycs beside a `-b` tree).
+per_python!(layout_hint_for_pycs_of_the_other_layout, |py: &Python| {
+    let compileall = |tree: &Tree, args: &[&str]| {
+        let out = py
+            .cmd()
+            .env_remove("SOURCE_DATE_EPOCH")
+            .args(["-m", "compileall", "-q"])
+            .args(args)
+            .arg("pkg")
+            .current_dir(tree.root())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    let hints = |run: &crate::harness::Run| -> Vec<String> {
+        run.stderr.lines().filter(|l| l.starts_with("hint: ")).map(str::to_string).collect()
+    };
+    let check =
+        |tree: &Tree, args: &[&str]| tree.hashpyc().arg("check").args(args).python(py).arg("pkg").run();
+    let tree = Tree::new();
+    tree.write("pkg/a.py", "A = 1\n");
+    tree.write("pkg/b.py", "B = 2\n");
+    compileall(&tree, &["-b"]);
+    assert_eq!(tree.pycs(), [Path::new("pkg/a.pyc"), Path::new("pkg/b.pyc")]);
+    let run = check(&tree, &[]);
+    run.assert_code(1);
+    let to_legacy = "2 sources have a legacy pyc beside them (`pkg/a.pyc`), as `compileall -b` writes them: \
+                     to check those, run `hashpyc check` with `-b` (`--legacy`)";
+    assert_eq!(hints(&run), [format!("hint: 2 pycs are missing from `__pycache__`, but {to_legacy}")]);
+    let json = check(&tree, &["--format", "json"]);
+    let notices: Vec<serde_json::Value> = json
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["type"] == "notice")
+        .collect();
+    assert_eq!(notices.len(), 1, "{}", json.stdout);
+    assert!(notices[0]["message"].as_str().unwrap().ends_with(to_legacy), "{}", json.stdout);
+    // As the hint says, `-b` finds them (timestamp pycs, as compileall writes them).
+    let run = check(&tree, &["-b"]);
+    assert!(run.stdout.lines().all(|l| l.starts_with("timestamp")), "{}", run.stdout);
+    assert!(hints(&run).iter().all(|h| !h.contains("legacy")), "{}", run.stderr);
+    // A new source without one: the hint counts the sources that have one.
+    tree.write("pkg/c.py", "C = 3\n");
+    let run = check(&tree, &[]);
+    assert_eq!(hints(&run), [format!("hint: 3 pycs are missing from `__pycache__`, but {to_legacy}")]);
+    // An import writes `pkg/__pycache__/a.cpython-3X.pyc`: no layout hint.
+    imports(py, &tree, "pkg.a").unwrap();
+    let run = check(&tree, &[]);
+    assert!(run.stdout.contains("timestamp  pkg/a.py"), "{}", run.stdout);
+    assert!(hints(&run).iter().all(|h| !h.contains("legacy")), "{}", run.stderr);
+
+    // The reverse: plain compileall's `__pycache__` pycs, checked with `-b`.
+    let tree = Tree::new();
+    tree.write("pkg/a.py", "A = 1\n");
+    tree.write("pkg/b.py", "B = 2\n");
+    compileall(&tree, &[]);
+    let a = format!("pkg/{}", pyc(py, "a"));
+    assert_eq!(tree.pycs(), [Path::new(&a), Path::new(&format!("pkg/{}", pyc(py, "b")))]);
+    let run = check(&tree, &["-b"]);
+    run.assert_code(1);
+    let to_pycache = format!(
+        "hint: 2 legacy pycs (`-b`) are missing, but 2 sources have pycs in `__pycache__` (`{a}`), as \
+         `compileall` and imports write them: to check those, run `hashpyc check` with"
+    );
+    assert_eq!(hints(&run), [format!("{to_pycache} no `-b`")]);
+    // `legacy = true` in a configuration: the flag that undoes it, and where it is set.
+    tree.write("hashpyc.toml", "legacy = true\n");
+    let run = check(&tree, &[]);
+    assert_eq!(
+        hints(&run),
+        [format!(
+            "{to_pycache} `--no-legacy` (`legacy = true` in `hashpyc.toml` line 1 sets the legacy layout)"
+        )]
+    );
+    let run = check(&tree, &["--no-legacy"]);
+    assert!(run.stdout.lines().all(|l| l.starts_with("timestamp")), "{}", run.stdout);
 });
