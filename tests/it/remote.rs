@@ -1,5 +1,6 @@
 //! The shared cache (`--cache-url`) against real servers on 127.0.0.1: nginx WebDAV, and
-//! S3 APIs (`rclone serve s3`, SeaweedFS) that check SigV4 signatures. Two "machines"
+//! S3 APIs (`rclone serve s3`, SeaweedFS) that check SigV4 signatures, nginx and rclone
+//! over HTTPS too (a certificate authority made for the test). Two "machines"
 //! (different homes, local caches and tree paths, one server): the second builds from the
 //! first's uploads, byte-identical to a real compile at its own path, with no compiling
 //! worker. And every fault a network can have leaves the pycs and the exit status as a
@@ -1456,4 +1457,116 @@ fn container_credentials_are_fetched_like_the_cache() {
     let want = format!("cannot get credentials from the container credentials endpoint `{full}`: timed out");
     assert!(warnings.len() == 1 && warnings[0].contains(&want), "{stderr}");
     assert!(took < Duration::from_secs(15), "{took:?} for an endpoint that never answers:\n{stderr}");
+}
+
+/// What py_compile (checked-hash) writes for `names` in `tree`, each compiled at its path
+/// there: (the pyc's path relative to `tree` as hashpyc writes it, its bytes).
+fn py_compile_pycs(py: &Python, tree: &Path, names: &[&str]) -> Vec<(PathBuf, Vec<u8>)> {
+    let sources: Vec<PathBuf> = names.iter().map(|n| tree.join(n)).collect();
+    let refs = harness::py_compile_refs(py, tree, &sources, None);
+    let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
+    names
+        .iter()
+        .zip(refs)
+        .map(|(name, pyc)| {
+            let stem = name.trim_end_matches(".py");
+            (PathBuf::from(format!("__pycache__/{stem}.{tag}.pyc")), pyc.expect("py_compile compiled it"))
+        })
+        .collect()
+}
+
+/// A remote tier over HTTPS at `url` (`untrusted_url`: the same server, a prefix no build
+/// has used), with `env`: trusting `ca` (SSL_CERT_FILE), machine A's build stores and
+/// machine B's (another tree path, an empty local cache) takes every pyc from the server,
+/// starting no compiling worker, byte-identical to py_compile's at B's path. Trusting
+/// `other` instead: one warning naming the certificate problem, the tier switched off, the
+/// pycs py_compile's, `sent()` (what the server saw) unchanged and none of `secrets` shown.
+fn over_https(
+    py: &Python,
+    url: &str,
+    untrusted_url: &str,
+    env: &[(&str, String)],
+    (ca, other): (&servers::TestCa, &servers::TestCa),
+    secrets: &[&str],
+    sent: &dyn Fn() -> usize,
+) {
+    let with_roots = |roots: &Path| {
+        let mut vars: Vec<(&str, String)> = env.to_vec();
+        vars.push(("SSL_CERT_FILE", roots.display().to_string()));
+        vars
+    };
+    let trusted = with_roots(&ca.ca);
+    let trusted: Vec<(&str, &str)> = trusted.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let a = Machine::small("tls-a");
+    let run = a.compile(&py.path, &["-v", "--cache-url", url], &trusted);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert_no_warning("A", &run.stderr);
+    assert!(run.stderr.contains(": 0 hits, 3 misses, 3 stores,"), "A stores: {}", run.stderr);
+    let b = Machine::small("elsewhere/tls-b");
+    let (python, starts) = b.home.counting_python(py);
+    let run = b.compile(&python, &["-v", "--cache-url", url], &trusted);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert_no_warning("B", &run.stderr);
+    assert!(run.stderr.contains(": 3 hits, 0 misses,"), "B hits: {}", run.stderr);
+    assert_eq!(starts(), 1, "only the interpreter probe ran on B:\n{}", run.stderr);
+    assert!(
+        pycs(&b.tree) == py_compile_pycs(py, &b.tree, &["one.py", "two.py"]),
+        "B's pycs are py_compile's"
+    );
+
+    let untrusted = with_roots(&other.ca);
+    let untrusted: Vec<(&str, &str)> = untrusted.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let c = Machine::small("tls-untrusted");
+    let before = sent();
+    let run = c.compile(&py.path, &["--cache-url", untrusted_url], &untrusted);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+    assert!(
+        warnings.len() == 1
+            && warnings[0].contains("TLS: the server's certificate is not trusted: unknown issuer")
+            && warnings[0].contains("SSL_CERT_FILE")
+            && warnings[0].contains("switched off"),
+        "{}",
+        run.stderr
+    );
+    for s in secrets {
+        assert!(!run.stderr.contains(s), "{s:?} shown: {}", run.stderr);
+    }
+    assert!(
+        pycs(&c.tree) == py_compile_pycs(py, &c.tree, &["one.py", "two.py"]),
+        "C's pycs are py_compile's"
+    );
+    assert_eq!(sent(), before, "a server whose certificate was refused got a request");
+}
+
+/// The remote tier over HTTPS, each server with a certificate from a certificate authority
+/// made for the test and trusted through SSL_CERT_FILE: nginx WebDAV (with basic auth),
+/// and `rclone serve s3` (`AWS_ENDPOINT_URL=https://…`). A build stores, another machine's
+/// build hits, bytes identical to py_compile's; with another authority trusted, one warning
+/// says the certificate is not trusted (unknown issuer) and the build goes on without the
+/// remote.
+#[test]
+fn https_remotes_with_a_private_certificate_authority() {
+    let test = "remote::https_remotes_with_a_private_certificate_authority";
+    let Some(py) = harness::python_or_skip((3, 12), test) else { return };
+    let (Some(ca), Some(other)) = (servers::TestCa::new("127.0.0.1"), servers::TestCa::new("127.0.0.1"))
+    else {
+        return;
+    };
+    let password = "tls-pa55-w0rd";
+    let Some(nginx) = Nginx::start_tls(&ca, Some(("ci", password))) else { return };
+    assert!(nginx.url().starts_with("https://127.0.0.1:"), "{}", nginx.url());
+    let at = |prefix: &str| format!("https://ci:{password}@127.0.0.1:{}/{prefix}", nginx.port());
+    let requests = || nginx.access_log().lines().count();
+    over_https(py, &at("cache"), &at("untrusted"), &[], (&ca, &other), &[password], &requests);
+    assert!(!harness::files_with_suffix(&nginx.data_dir().join("cache/v1"), "").is_empty());
+
+    let Some(s3) = S3::rclone_tls(&ca) else { return };
+    assert!(s3.endpoint.starts_with("https://127.0.0.1:"), "{}", s3.endpoint);
+    let bucket = s3.files_dir().unwrap().join(&s3.bucket);
+    let objects = || harness::files_with_suffix(&bucket, "").len();
+    let env = s3_env(&s3, None);
+    let url = |prefix: &str| format!("s3://{}/{prefix}", s3.bucket);
+    let secrets = [s3.secret_key.as_str(), "X-Amz-Signature", "X-Amz-Credential"];
+    over_https(py, &url("tls"), &url("untrusted"), &env, (&ca, &other), &secrets, &objects);
 }

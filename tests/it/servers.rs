@@ -4,9 +4,11 @@
 //! answers, and killed (SIGKILL) and reaped on Drop:
 //!
 //! - [`Nginx`]: WebDAV (`dav_methods PUT DELETE MKCOL`, `create_full_put_path on`, no body
-//!   size limit), optionally behind basic auth: Debian's nginx (`--with-http_dav_module`).
-//! - [`S3`]: `rclone serve s3` or SeaweedFS's `weed mini`: real S3 APIs that check SigV4
-//!   signatures (a wrong secret gets 403), path-style, with one bucket made at start.
+//!   size limit), optionally behind basic auth, optionally over HTTPS with a [`TestCa`]
+//!   certificate: Debian's nginx (`--with-http_dav_module`, `--with-http_ssl_module`).
+//! - [`S3`]: `rclone serve s3` (optionally over HTTPS, `--cert`/`--key`) or SeaweedFS's
+//!   `weed mini`: real S3 APIs that check SigV4 signatures (a wrong secret gets 403),
+//!   path-style, with one bucket made at start.
 //! - [`Faulty`]: a misbehaving HTTP server (`tests/it/faulty_server.py`),
 //!   [`closed_port`], where nothing listens, and [`SilentPort`], where connecting gets no
 //!   answer.
@@ -182,7 +184,8 @@ impl SilentPort {
 
 /// A certificate authority made for one test with `openssl` (on PATH, or
 /// `$HASHPYC_OPENSSL`), valid for two days, and a server certificate it signed for one
-/// IP address: what a client is told to trust with `SSL_CERT_FILE`.
+/// IP address: what a client is told to trust with `SSL_CERT_FILE`. Each has a name of its
+/// own, so a client trusting another one finds no issuer (unknown issuer).
 pub struct TestCa {
     dir: tempfile::TempDir,
     /// The authority's certificate (PEM).
@@ -230,8 +233,11 @@ impl TestCa {
                 "server.ext",
             ],
         ];
+        // A name of its own: two authorities of one name would make a certificate of one
+        // look forged to a client trusting the other (a bad signature, not an unknown issuer).
+        let ca_name = format!("/CN=hashpyc test CA {}", random_hex(12));
         let subjects = [
-            vec!["-subj", "/CN=hashpyc test CA", "-addext", "basicConstraints=critical,CA:TRUE"],
+            vec!["-subj", ca_name.as_str(), "-addext", "basicConstraints=critical,CA:TRUE"],
             vec!["-subj", "/CN=hashpyc test server"],
             vec![],
         ];
@@ -630,35 +636,50 @@ pub struct Nginx {
     dir: tempfile::TempDir,
     port: u16,
     auth: Option<(String, String)>,
+    /// `https` with [`Nginx::start_tls`], else `http`.
+    scheme: &'static str,
     process: Process,
     /// From spawn to the port accepting connections.
     pub startup: Duration,
 }
 
-fn nginx_has_dav(bin: &Path) -> Result<(), String> {
+/// Whether nginx has the WebDAV module (and, with `tls`, the SSL module).
+fn nginx_has_modules(bin: &Path, tls: bool) -> Result<(), String> {
     let out = Command::new(bin).arg("-V").output().map_err(|e| format!("{} -V: {e}", bin.display()))?;
     let text = String::from_utf8_lossy(&out.stderr);
-    if text.contains("--with-http_dav_module") {
-        Ok(())
+    let wanted = if tls {
+        &["--with-http_dav_module", "--with-http_ssl_module"][..]
     } else {
-        Err(format!("{} is built without --with-http_dav_module", bin.display()))
+        &["--with-http_dav_module"]
+    };
+    match wanted.iter().find(|m| !text.contains(*m)) {
+        None => Ok(()),
+        Some(m) => Err(format!("{} is built without {m}", bin.display())),
     }
 }
 
 impl Nginx {
     pub fn start() -> Option<Nginx> {
-        Nginx::launch(None)
+        Nginx::launch(None, None)
+    }
+
+    /// Over HTTPS only (`listen … ssl`), with the server certificate of `ca` (made for
+    /// 127.0.0.1), and basic auth as [`Nginx::start_with_basic_auth`] with `auth`.
+    pub fn start_tls(ca: &TestCa, auth: Option<(&str, &str)>) -> Option<Nginx> {
+        Nginx::launch(auth.map(|(u, p)| (u.to_string(), p.to_string())), Some(ca))
     }
 
     /// Every request needs `Authorization: Basic user:pass` (401 otherwise).
     pub fn start_with_basic_auth(user: &str, pass: &str) -> Option<Nginx> {
         // An htpasswd line is user:password[:comment]: neither may hold ':' or a newline.
         assert!(!format!("{user}{pass}").contains([':', '\n']), "nginx cannot take {user:?}/{pass:?}");
-        Nginx::launch(Some((user.to_string(), pass.to_string())))
+        Nginx::launch(Some((user.to_string(), pass.to_string())), None)
     }
 
-    fn launch(auth: Option<(String, String)>) -> Option<Nginx> {
-        let bin = match find_tool("HASHPYC_NGINX", "nginx").and_then(|b| nginx_has_dav(&b).map(|()| b)) {
+    fn launch(auth: Option<(String, String)>, tls: Option<&TestCa>) -> Option<Nginx> {
+        let bin = match find_tool("HASHPYC_NGINX", "nginx")
+            .and_then(|b| nginx_has_modules(&b, tls.is_some()).map(|()| b))
+        {
             Ok(b) => b,
             Err(why) => return unavailable(&why),
         };
@@ -675,6 +696,17 @@ impl Nginx {
                 )
             }
             None => String::new(),
+        };
+        let (ssl, tls_conf) = match tls {
+            Some(ca) => (
+                " ssl",
+                format!(
+                    "ssl_certificate \"{}\";\n    ssl_certificate_key \"{}\";",
+                    ca.cert.display(),
+                    ca.key.display()
+                ),
+            ),
+            None => ("", String::new()),
         };
         let process = start_with_retries("nginx", || {
             let port = free_port();
@@ -694,7 +726,8 @@ http {{
   uwsgi_temp_path "{p}/uwsgi";
   scgi_temp_path "{p}/scgi";
   server {{
-    listen 127.0.0.1:{port};
+    listen 127.0.0.1:{port}{ssl};
+    {tls_conf}
     root "{p}/data";
     location / {{
       dav_methods PUT DELETE MKCOL;
@@ -724,7 +757,8 @@ http {{
             }
         });
         let (process, port, startup) = process;
-        Some(Nginx { dir, port, auth, process, startup })
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        Some(Nginx { dir, port, auth, scheme, process, startup })
     }
 
     pub fn port(&self) -> u16 {
@@ -735,9 +769,9 @@ http {{
         SocketAddr::from((LOCALHOST, self.port))
     }
 
-    /// `http://127.0.0.1:PORT` (no trailing slash).
+    /// `http://127.0.0.1:PORT` (`https://` with [`Nginx::start_tls`]; no trailing slash).
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.port)
     }
 
     /// Where the objects are: URL path `/a/b` is `data_dir()/a/b`.
@@ -784,7 +818,7 @@ pub enum S3Kind {
 /// `bucket` made at start.
 pub struct S3 {
     pub kind: S3Kind,
-    /// `http://127.0.0.1:PORT` (no trailing slash).
+    /// `http://127.0.0.1:PORT` (`https://` for [`S3::rclone_tls`]; no trailing slash).
     pub endpoint: String,
     pub access_key: String,
     pub secret_key: String,
@@ -806,16 +840,23 @@ impl S3 {
     /// `rclone serve s3 DIR --auth-key AK,SK`: each bucket is a top-level directory of
     /// [`S3::files_dir`], each object a file (a key's `/` are directories).
     pub fn rclone() -> Option<S3> {
-        S3::rclone_with_auth(true)
+        S3::rclone_with_auth(true, None)
+    }
+
+    /// [`S3::rclone`] over HTTPS only (`--cert`, `--key`), with the server certificate of
+    /// `ca` (made for 127.0.0.1): `endpoint` is `https://127.0.0.1:PORT`. The harness's own
+    /// requests ([`S3::request`], [`S3::signed`]) speak plain HTTP: not for this one.
+    pub fn rclone_tls(ca: &TestCa) -> Option<S3> {
+        S3::rclone_with_auth(true, Some(ca))
     }
 
     /// `rclone serve s3` without `--auth-key`: a public bucket, anonymous requests welcome
     /// (`access_key`/`secret_key` are then not checked by anyone).
     pub fn rclone_anonymous() -> Option<S3> {
-        S3::rclone_with_auth(false)
+        S3::rclone_with_auth(false, None)
     }
 
-    fn rclone_with_auth(auth: bool) -> Option<S3> {
+    fn rclone_with_auth(auth: bool, tls: Option<&TestCa>) -> Option<S3> {
         let bin = match find_tool("HASHPYC_RCLONE", "rclone") {
             Ok(b) => b,
             Err(why) => return unavailable(&why),
@@ -837,6 +878,9 @@ impl S3 {
             if auth {
                 cmd.arg("--auth-key").arg(format!("{access_key},{secret_key}"));
             }
+            if let Some(ca) = tls {
+                cmd.arg("--cert").arg(&ca.cert).arg("--key").arg(&ca.key);
+            }
             cmd
                 // Objects written or changed on disk by a test are seen within a second
                 // (0s makes rclone re-read every directory for every request: many
@@ -857,9 +901,10 @@ impl S3 {
                 }
             }
         });
+        let scheme = if tls.is_some() { "https" } else { "http" };
         Some(S3 {
             kind: S3Kind::Rclone,
-            endpoint: format!("http://127.0.0.1:{port}"),
+            endpoint: format!("{scheme}://127.0.0.1:{port}"),
             access_key,
             secret_key,
             region: "us-east-1",

@@ -8,6 +8,7 @@ pub mod aws;
 pub mod http;
 pub mod retry;
 pub mod s3;
+mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -143,7 +144,8 @@ pub fn request_error(e: &ureq::Error, secrets: &[&str]) -> TierError {
         {
             return TierError::Timeout("timed out".into());
         }
-        ureq::Error::Io(io) => crate::io::io_reason(io),
+        ureq::Error::Io(io) => tls::reason(io).unwrap_or_else(|| crate::io::io_reason(io)),
+        ureq::Error::Rustls(tls) => tls::describe(tls),
         ureq::Error::HostNotFound => "host not found (DNS)".into(),
         ureq::Error::ConnectionFailed => "connection failed".into(),
         ureq::Error::BodyExceedsLimit(_) => "the response is too large".into(),

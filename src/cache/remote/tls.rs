@@ -1,0 +1,50 @@
+//! What a TLS failure means, in words a user can act on: rustls says `invalid peer
+//! certificate: UnknownIssuer`, which names neither the certificate's problem in plain
+//! words nor the fix (`SSL_CERT_FILE` for a private certificate authority).
+
+/// The reason for a failed request when the TLS library refused the connection (ureq
+/// hands its errors over as I/O errors holding rustls's); None for any other I/O error.
+pub fn reason(e: &std::io::Error) -> Option<String> {
+    let tls = e.get_ref()?.downcast_ref::<rustls::Error>()?;
+    Some(describe(tls))
+}
+
+/// `TLS: …` for a rustls error; a refused certificate says why in plain words.
+pub fn describe(e: &rustls::Error) -> String {
+    use rustls::CertificateError as C;
+    let rustls::Error::InvalidCertificate(c) = e else {
+        return format!("TLS: {e}");
+    };
+    let why = match c {
+        C::UnknownIssuer => "is not trusted: unknown issuer (no certificate authority among the trusted roots signed it; for a private authority, name its certificate in SSL_CERT_FILE)".to_string(),
+        C::NotValidForName => "is not valid for the host name of the URL".to_string(),
+        C::NotValidForNameContext { .. } => format!("is not valid for the host name of the URL ({c})"),
+        C::Expired => "has expired".to_string(),
+        C::ExpiredContext { .. } => format!("has expired ({c})"),
+        C::NotValidYet => "is not valid yet (is the clock right?)".to_string(),
+        C::NotValidYetContext { .. } => format!("is not valid yet ({c}; is the clock right?)"),
+        C::Revoked => "has been revoked".to_string(),
+        C::BadSignature => {
+            "has a bad signature (not made by the trusted certificate authority it names)".to_string()
+        }
+        other => format!("was refused ({other})"),
+    };
+    format!("TLS: the server's certificate {why}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_certificates_are_named_in_words() {
+        let io = |e: rustls::Error| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+        let unknown = reason(&io(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)));
+        let unknown = unknown.expect("a TLS error");
+        assert!(unknown.contains("certificate") && unknown.contains("unknown issuer"), "{unknown}");
+        assert!(unknown.contains("SSL_CERT_FILE"), "{unknown}");
+        let expired = describe(&rustls::Error::InvalidCertificate(rustls::CertificateError::Expired));
+        assert_eq!(expired, "TLS: the server's certificate has expired");
+        assert_eq!(reason(&std::io::Error::other("not TLS")), None);
+    }
+}
