@@ -1570,3 +1570,56 @@ fn https_remotes_with_a_private_certificate_authority() {
     let secrets = [s3.secret_key.as_str(), "X-Amz-Signature", "X-Amz-Credential"];
     over_https(py, &url("tls"), &url("untrusted"), &env, (&ca, &other), &secrets, &objects);
 }
+
+/// A container credentials endpoint that fails (HTTP 500, a listener that never answers, a
+/// reply that trickles, nothing listening) is asked once per run, however many requests the
+/// build makes at once (a tree of about forty files, all looked up at once): the first
+/// fetch's failure is remembered, so the build waits on it once; one warning names the
+/// endpoint and the cause, the remote is switched off, and the pycs and the exit status are
+/// those of a build without a cache. `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI` takes the same
+/// path but always names 169.254.170.2, which no test may contact.
+#[test]
+fn a_failing_container_endpoint_is_asked_once() {
+    let test = "remote::a_failing_container_endpoint_is_asked_once";
+    let Some(py) = harness::python_or_skip((3, 12), test) else { return };
+    let Some(s3) = S3::rclone() else { return };
+    let m = Machine::new(py, "container-fails");
+    let (status, reference) = m.reference(py);
+    assert!(reference.len() > 30, "{} pycs", reference.len());
+    let url = format!("s3://{}/container-fails", s3.bucket);
+    let build = |endpoint: &str, want: &str| {
+        let full = format!("{endpoint}/v1/credentials");
+        let env = [
+            ("AWS_ENDPOINT_URL", s3.endpoint.as_str()),
+            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", full.as_str()),
+        ];
+        let run = m.compile(&py.path, &["--cache-url", &url], &env);
+        assert_eq!(run.code, status, "{want}: {}", run.stderr);
+        assert!(pycs(&m.tree) == reference, "{want}: other pycs than a build without a cache");
+        remove_pycs(&m.tree);
+        let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+        let cause =
+            format!("cannot get credentials from the container credentials endpoint `{full}`: {want}");
+        assert!(
+            warnings.len() == 1 && warnings[0].contains(&cause) && warnings[0].contains("switched off"),
+            "{want}: {}",
+            run.stderr
+        );
+    };
+    // One fetch per run: a transient error gets that fetch's retries (three attempts, as
+    // any lookup), nothing more however many lookups wait on it.
+    for (fault, want, seen, times) in [
+        (Fault::Status(500), "HTTP 500 (after 3 attempts)", "GET /v1/credentials", 3),
+        (Fault::AcceptNeverAnswer, "timed out", "CONNECT", 1),
+        (Fault::Trickle, "timed out", "GET /v1/credentials", 1),
+    ] {
+        let endpoint = Faulty::start(fault);
+        build(&endpoint.url(), want);
+        assert_eq!(
+            endpoint.requests(),
+            vec![seen; times],
+            "{fault:?}: the endpoint was asked more than one fetch's worth"
+        );
+    }
+    build(&servers::closed_url(), "Connection refused");
+}
