@@ -1544,7 +1544,7 @@ fn over_https(
 /// and `rclone serve s3` (`AWS_ENDPOINT_URL=https://…`). A build stores, another machine's
 /// build hits, bytes identical to py_compile's; with another authority trusted, one warning
 /// says the certificate is not trusted (unknown issuer) and the build goes on without the
-/// remote.
+/// remote. An `https://` URL of a plain HTTP server is named as such.
 #[test]
 fn https_remotes_with_a_private_certificate_authority() {
     let test = "remote::https_remotes_with_a_private_certificate_authority";
@@ -1560,6 +1560,20 @@ fn https_remotes_with_a_private_certificate_authority() {
     let requests = || nginx.access_log().lines().count();
     over_https(py, &at("cache"), &at("untrusted"), &[], (&ca, &other), &[password], &requests);
     assert!(!harness::files_with_suffix(&nginx.data_dir().join("cache/v1"), "").is_empty());
+    // An https:// URL for a server that speaks plain HTTP (nginx answers the TLS hello with
+    // an HTTP 400 page): named as such.
+    let Some(plain) = Nginx::start() else { return };
+    let m = Machine::small("tls-to-plain");
+    let url = plain.url().replacen("http://", "https://", 1);
+    let run = m.compile(&py.path, &["--cache-url", &url], &[("SSL_CERT_FILE", ca.ca.to_str().unwrap())]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+    assert!(
+        warnings.len() == 1 && warnings[0].contains("TLS: the server does not speak TLS on this port"),
+        "{}",
+        run.stderr
+    );
+    assert!(pycs(&m.tree) == py_compile_pycs(py, &m.tree, &["one.py", "two.py"]));
 
     let Some(s3) = S3::rclone_tls(&ca) else { return };
     assert!(s3.endpoint.starts_with("https://127.0.0.1:"), "{}", s3.endpoint);

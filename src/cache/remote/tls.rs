@@ -12,8 +12,13 @@ pub fn reason(e: &std::io::Error) -> Option<String> {
 /// `TLS: …` for a rustls error; a refused certificate says why in plain words.
 pub fn describe(e: &rustls::Error) -> String {
     use rustls::CertificateError as C;
-    let rustls::Error::InvalidCertificate(c) = e else {
-        return format!("TLS: {e}");
+    let c = match e {
+        rustls::Error::InvalidCertificate(c) => c,
+        // What a plain HTTP server's answer to a TLS hello looks like.
+        rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType) => {
+            return format!("TLS: the server does not speak TLS on this port (an http:// URL?): {e}");
+        }
+        _ => return format!("TLS: {e}"),
     };
     let why = match c {
         C::UnknownIssuer => "is not trusted: unknown issuer (no certificate authority among the trusted roots signed it; for a private authority, name its certificate in SSL_CERT_FILE)".to_string(),
