@@ -752,7 +752,18 @@ fn compile_stage(
     let units: Vec<(usize, Vec<usize>)> = plans
         .iter()
         .enumerate()
-        .map(|(i, p)| (i, (0..s.targets.len()).filter(|&t| p.actions[t].is_compile()).collect::<Vec<_>>()))
+        // A source the plan could not read has no actions (triage reported it).
+        .map(|(i, p)| {
+            (
+                i,
+                p.actions
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, a)| a.is_compile())
+                    .map(|(t, _)| t)
+                    .collect::<Vec<_>>(),
+            )
+        })
         .filter(|(_, t)| !t.is_empty())
         .collect();
     let expected = units.len();

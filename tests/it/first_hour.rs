@@ -1332,3 +1332,55 @@ fn completion_offers_invalidation_modes() {
     run.assert_code(2);
     assert!(run.stderr.contains("timestamp is not offered"), "{}", run.stderr);
 }
+
+/// Runs `compile ARGS --respect-gitignore src/z.py src` while `src/z.py` vanishes between
+/// the walk that finds it and the plan that reads it: the two roots nest, so every source is
+/// planned after the walk ends, and the walk waits on `src/sub/.ignore`, a FIFO, until this
+/// thread (the FIFO's writer) has removed `src/z.py` and closed it.
+fn compile_while_z_vanishes(tree: &Tree, py: &Python, args: &[&str]) -> harness::Run {
+    use std::os::unix::fs::OpenOptionsExt;
+    tree.write("src/z.py", "z = 1\n");
+    let fifo = tree.path("src/sub/.ignore");
+    if !fifo.exists() {
+        let c = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+        // SAFETY: mkfifo reads the NUL-terminated path only.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo");
+    }
+    let run = tree.hashpyc().args(["compile"]).args(args).python(py).args([
+        "--respect-gitignore",
+        "src/z.py",
+        "src",
+    ]);
+    let child = std::thread::spawn(move || run.run());
+    // Opening the FIFO to write without blocking fails (ENXIO) until the walk opens it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let writer = loop {
+        match std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(&fifo) {
+            Ok(w) => break w,
+            Err(_) if std::time::Instant::now() < deadline && !child.is_finished() => {
+                std::thread::sleep(std::time::Duration::from_millis(5))
+            }
+            Err(e) => panic!("the walk never read `src/sub/.ignore`: {e}"),
+        }
+    };
+    std::fs::remove_file(tree.path("src/z.py")).unwrap();
+    drop(writer);
+    child.join().unwrap()
+}
+
+// A source gone between the walk and the plan is a notice ("vanished during the run;
+// skipped", exit 0), as one gone before its compile (faults::a_file_that_vanishes_is_a_notice);
+// the compile stage indexed the empty plan of such a source and panicked (exit 101).
+#[test]
+fn a_source_gone_before_its_plan_is_a_notice() {
+    let Some(py) = harness::pythons().values().find(|p| p.minor >= (3, 7)) else {
+        return harness::visible("SKIPPED a_source_gone_before_its_plan_is_a_notice: no CPython 3.7+");
+    };
+    let tree = Tree::new();
+    tree.write("src/sub/b.py", "b = 1\n");
+    let run = compile_while_z_vanishes(&tree, py, &[]);
+    run.assert_code(0);
+    assert!(run.stderr.contains("note: `src/z.py` vanished during the run; skipped"), "{}", run.stderr);
+    assert!(run.stderr.contains("Compiled 1 file") && run.stderr.contains("1 vanished"), "{}", run.stderr);
+    assert!(tree.path(format!("src/sub/__pycache__/b.{}.pyc", tag(py))).exists());
+}
