@@ -548,25 +548,7 @@ fn triage(
 ) {
     for (i, p) in plans.iter().enumerate() {
         if let Some(err) = &p.error {
-            if err.starts_with("no such file") {
-                summary.vanished += 1;
-                notes.notice(
-                    &p.path,
-                    0,
-                    None,
-                    format!("note: `{}` vanished during the run; skipped", report::shown(&p.path)),
-                    Event::notice("vanished during the run; skipped"),
-                );
-            } else {
-                summary.errors += 1;
-                notes.add(
-                    &p.path,
-                    0,
-                    None,
-                    format!("{}: `{}`: {err}", style.error(), report::shown(&p.path)),
-                    Some(Event::error(err.to_string())),
-                );
-            }
+            plan_error(&p.path, err, summary, notes, style);
             continue;
         }
         let mut source = None;
@@ -611,6 +593,30 @@ fn triage(
                 Action::Rewrite { .. } => {}
             }
         }
+    }
+}
+
+/// A source the plan could not read: gone since the walk found it (a notice, as when it
+/// vanishes before its compile), else an error. The real run and the dry run both say it.
+fn plan_error(path: &Path, err: &str, summary: &mut Summary, notes: &mut Notes, style: Style) {
+    if err.starts_with("no such file") {
+        summary.vanished += 1;
+        notes.notice(
+            path,
+            0,
+            None,
+            format!("note: `{}` vanished during the run; skipped", report::shown(path)),
+            Event::notice("vanished during the run; skipped"),
+        );
+    } else {
+        summary.errors += 1;
+        notes.add(
+            path,
+            0,
+            None,
+            format!("{}: `{}`: {err}", style.error(), report::shown(path)),
+            Some(Event::error(err.to_string())),
+        );
     }
 }
 
@@ -1134,9 +1140,7 @@ fn dry_run(
     let mut lines = Vec::new();
     for (i, p) in plans.iter().enumerate() {
         if let Some(err) = &p.error {
-            summary.errors += 1;
-            let text = format!("{}: `{}`: {err}", style.error(), report::shown(&p.path));
-            notes.add(&p.path, 0, None, text, Some(Event::error(err.to_string())));
+            plan_error(&p.path, err, summary, notes, style);
             continue;
         }
         let (mut compiles, mut checks, mut failing) = (false, false, false);
@@ -1250,6 +1254,9 @@ fn dry_run(
         }
         if !summary.failed_sources.is_empty() {
             parts.push(format!("{} known to fail", summary.failed_sources.len()));
+        }
+        if summary.vanished > 0 {
+            parts.push(format!("{} vanished", summary.vanished));
         }
         if let Some(skipped) = summary.skipped.describe() {
             parts.push(skipped);

@@ -1384,3 +1384,41 @@ fn a_source_gone_before_its_plan_is_a_notice() {
     assert!(run.stderr.contains("Compiled 1 file") && run.stderr.contains("1 vanished"), "{}", run.stderr);
     assert!(tree.path(format!("src/sub/__pycache__/b.{}.pyc", tag(py))).exists());
 }
+
+// The dry run said of such a source what the real run says (a notice, counted vanished,
+// exit 0); it counted it an error and exited 1.
+#[test]
+fn dry_run_classifies_a_vanished_source_as_the_run_does() {
+    let Some(py) = harness::pythons().values().find(|p| p.minor >= (3, 7)) else {
+        return harness::visible(
+            "SKIPPED dry_run_classifies_a_vanished_source_as_the_run_does: no CPython 3.7+",
+        );
+    };
+    let tree = Tree::new();
+    tree.write("src/sub/b.py", "b = 1\n");
+    let about_z = |run: &harness::Run| -> (Vec<serde_json::Value>, serde_json::Value) {
+        let objects: Vec<serde_json::Value> =
+            run.stdout.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+        let z: Vec<serde_json::Value> = objects
+            .iter()
+            .filter(|o| o["path"] == "src/z.py")
+            .map(|o| serde_json::json!({ "type": o["type"], "message": o["message"] }))
+            .collect();
+        let summary = objects.last().expect("a summary").clone();
+        (z, serde_json::json!({ "vanished": summary["vanished"], "errors": summary["errors"] }))
+    };
+    let real = compile_while_z_vanishes(&tree, py, &["--format", "json", "--force"]);
+    let dry = compile_while_z_vanishes(&tree, py, &["--format", "json", "--dry-run"]);
+    let both = format!("dry run:\n{}{}\nreal run:\n{}{}", dry.stdout, dry.stderr, real.stdout, real.stderr);
+    assert_eq!(dry.code, real.code, "{both}");
+    assert_eq!(about_z(&dry), about_z(&real), "{both}");
+    assert_eq!(about_z(&real).1, serde_json::json!({ "vanished": 1, "errors": 0 }), "{both}");
+    // In text, the same note and count.
+    let real = compile_while_z_vanishes(&tree, py, &["--force"]);
+    let dry = compile_while_z_vanishes(&tree, py, &["--dry-run"]);
+    assert_eq!(dry.code, real.code, "dry run:\n{}\nreal run:\n{}", dry.stderr, real.stderr);
+    for run in [&real, &dry] {
+        assert!(run.stderr.contains("note: `src/z.py` vanished during the run; skipped"), "{}", run.stderr);
+        assert!(run.stderr.contains("1 vanished"), "{}", run.stderr);
+    }
+}
