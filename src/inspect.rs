@@ -129,7 +129,8 @@ fn describe(path: &Path, source: Option<&Path>) -> Description {
         }
     };
     let Some(h) = Header::parse(&data) else {
-        d.error = Some(format!("not a pyc file: only {} bytes, shorter than a pyc header", data.len()));
+        let size = crate::report::plural(data.len(), "byte", "bytes");
+        d.error = Some(format!("not a pyc file: only {size}, shorter than a pyc header"));
         return d;
     };
     if !h.magic.is_well_formed() {
@@ -348,7 +349,7 @@ pub fn inspect(files: &[PathBuf], json: bool, style: Style) -> Result<ExitStatus
                 lines.push(format!("  source mtime {m} (seconds), size {s}{verdict}"));
             }
             if let Some(n) = d.body_bytes {
-                lines.push(format!("  body         {n} bytes"));
+                lines.push(format!("  body         {}", crate::report::plural(n, "byte", "bytes")));
             }
             if let Some(n) = d.trailing_bytes.filter(|&n| n > 0) {
                 lines.push(format!(

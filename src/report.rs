@@ -331,9 +331,10 @@ pub fn json_opt_path<S: serde::Serializer>(
     }
 }
 
-/// "1 file" / "3 files".
-pub fn plural(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
+/// "1 file" / "3 files" (and "0 files"), as cargo and ruff count.
+pub fn plural<N: std::fmt::Display + PartialEq + From<u8>>(n: N, one: &str, many: &str) -> String {
+    let word = if n == N::from(1) { one } else { many };
+    format!("{n} {word}")
 }
 
 /// "no Python sources to VERB under `a`, `b`" and what the walk skipped: `check`'s error

@@ -70,12 +70,7 @@ pub fn run(cmd: &CacheCommand, style: Style) -> Result<ExitStatus, Error> {
                     } else {
                         String::new()
                     };
-                    let retries =
-                        if name == "remote" { format!(", {} retries", t.retries) } else { String::new() };
-                    lines.push(format!(
-                        "  {name:<12} {} hits, {} misses{rate}, {} stores, {} damaged, {} errors, {} timeouts{retries}",
-                        t.hits, t.misses, t.stores, t.damaged, t.errors, t.timeouts
-                    ));
+                    lines.push(format!("  {name:<12} {}", t.describe(&rate, name == "remote")));
                 }
                 let _ = writeln!(out, "{}", lines.join("\n"));
             }

@@ -659,9 +659,9 @@ impl Inner {
                 && u.abandoned > 0
             {
                 warnings.push(format!(
-                    "remote bytecode cache `{}`: {} uploads did not finish within {} s of the build's end and were dropped",
+                    "remote bytecode cache `{}`: {} not finish within {} s of the build's end and were dropped",
                     r.tier.describe(),
-                    u.abandoned,
+                    crate::report::plural(u.abandoned, "upload did", "uploads did"),
                     self.settings.upload_wait.as_secs()
                 ));
             }
@@ -686,15 +686,24 @@ impl Inner {
         let unlooked = self.unlooked.load(Ordering::Relaxed);
         if verbose && unlooked > 0 {
             info.push(format!(
-                "cache: {unlooked} files compiled without a lookup while lookups made no progress for {} ms (a slow or unresponsive remote)",
+                "cache: {} without a lookup while lookups made no progress for {} ms (a slow or unresponsive remote)",
+                crate::report::plural(unlooked, "file compiled", "files compiled"),
                 crate::pool::schedule::Backlog::STALLED.as_millis()
             ));
         }
         if verbose {
             info.push(format!(
-                "cache: {} entries relocated to this run's paths, {} relocations refused (looked up by path instead)",
-                self.relocated.load(Ordering::Relaxed),
-                self.refused.load(Ordering::Relaxed)
+                "cache: {} to this run's paths, {} (looked up by path instead)",
+                crate::report::plural(
+                    self.relocated.load(Ordering::Relaxed),
+                    "entry relocated",
+                    "entries relocated"
+                ),
+                crate::report::plural(
+                    self.refused.load(Ordering::Relaxed),
+                    "relocation refused",
+                    "relocations refused"
+                )
             ));
         }
         (warnings, info)
@@ -849,18 +858,9 @@ impl Cache {
     }
 }
 
-/// `cache local `DIR`: 12 hits, 3 misses, …` for `-v` (a remote tier's with its retries).
+/// `cache local `DIR`: 12 hits, 1 miss, …` for `-v` (a remote tier's with its retries).
 fn tier_line(name: &str, where_: &str, t: &Totals) -> String {
-    format!(
-        "cache {name} `{where_}`: {} hits, {} misses, {} stores, {} damaged, {} errors, {} timeouts{}",
-        t.hits,
-        t.misses,
-        t.stores,
-        t.damaged,
-        t.errors,
-        t.timeouts,
-        if name == "remote" { format!(", {} retries", t.retries) } else { String::new() }
-    )
+    format!("cache {name} `{where_}`: {}", t.describe("", name == "remote"))
 }
 
 /// Whether a body is surely stored by content alone, without reading all of it: its path

@@ -54,6 +54,23 @@ impl Counters {
 }
 
 impl Totals {
+    /// `1 hit, 3 misses, 1 store, 0 damaged, 0 errors, 0 timeouts` (`rate` after the
+    /// misses; with `retries`, a remote tier's, `, 2 retries` at the end), as `cache stats`
+    /// and `compile -v` print a tier's counts.
+    pub fn describe(&self, rate: &str, retries: bool) -> String {
+        use crate::report::plural;
+        format!(
+            "{}, {}{rate}, {}, {} damaged, {}, {}{}",
+            plural(self.hits, "hit", "hits"),
+            plural(self.misses, "miss", "misses"),
+            plural(self.stores, "store", "stores"),
+            self.damaged,
+            plural(self.errors, "error", "errors"),
+            plural(self.timeouts, "timeout", "timeouts"),
+            if retries { format!(", {}", plural(self.retries, "retry", "retries")) } else { String::new() },
+        )
+    }
+
     fn add(&mut self, o: &Totals) {
         self.hits += o.hits;
         self.misses += o.misses;

@@ -470,11 +470,15 @@ fn force_replaces_cache_entries() {
 /// `(hits, misses, stores)` of the local tier from `compile -v`.
 fn local_counts(stderr: &str) -> (u64, u64, u64) {
     let line = stderr.lines().find(|l| l.starts_with("cache local ")).unwrap_or_else(|| panic!("{stderr}"));
-    let n = |what: &str| -> u64 {
-        let head = line.split_once(&format!(" {what},")).unwrap_or_else(|| panic!("{what}: {line}")).0;
+    // `1 hit`, `2 hits`.
+    let n = |one: &str, many: &str| -> u64 {
+        let (head, _) = [one, many]
+            .iter()
+            .find_map(|what| line.split_once(&format!(" {what},")))
+            .unwrap_or_else(|| panic!("{many}: {line}"));
         head.rsplit(' ').next().unwrap().parse().unwrap()
     };
-    (n("hits"), n("misses"), n("stores"))
+    (n("hit", "hits"), n("miss", "misses"), n("store", "stores"))
 }
 
 // Every statistics counter counts pycs, one per (source, interpreter, optimization level)

@@ -1422,3 +1422,43 @@ fn dry_run_classifies_a_vanished_source_as_the_run_does() {
         assert!(run.stderr.contains("1 vanished"), "{}", run.stderr);
     }
 }
+
+// Counters say "1 miss", "1 store", "1 hit" as cargo and ruff count (they said "1 misses",
+// "1 stores"): `compile -v`'s tier line and `cache stats`, after a real build of one file
+// into an empty cache, then one from it; and `inspect` of a one-byte pyc.
+#[test]
+fn counts_of_one_are_singular() {
+    let Some(py) = harness::pythons().values().find(|p| p.minor >= (3, 7)) else {
+        return harness::visible("SKIPPED counts_of_one_are_singular: no CPython 3.7+");
+    };
+    let tree = Tree::new();
+    tree.write("m.py", "x = 1\n");
+    let cache = tree.path("bytecode");
+    let first = tree.hashpyc().args(["compile", "-v", "--cache"]).arg(&cache).python(py).arg("m.py").run();
+    first.assert_code(0);
+    let line = first
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("cache local "))
+        .unwrap_or_else(|| panic!("{}", first.stderr));
+    assert!(line.ends_with(": 0 hits, 1 miss, 1 store, 0 damaged, 0 errors, 0 timeouts"), "{line}");
+    std::fs::remove_dir_all(tree.path("__pycache__")).unwrap();
+    let again = tree.hashpyc().args(["compile", "-v", "--cache"]).arg(&cache).python(py).arg("m.py").run();
+    again.assert_code(0);
+    assert!(again.stderr.contains(": 1 hit, 0 misses, 0 stores,"), "{}", again.stderr);
+    let stats = tree.hashpyc().args(["cache", "stats", "--cache"]).arg(&cache).run();
+    stats.assert_code(0);
+    assert!(
+        stats
+            .stdout
+            .contains("local        1 hit, 1 miss (50% hits), 1 store, 0 damaged, 0 errors, 0 timeouts"),
+        "{}",
+        stats.stdout
+    );
+    tree.write("one.pyc", "x");
+    let inspect = tree.hashpyc().args(["inspect", "one.pyc"]).run();
+    assert!(
+        inspect.stdout.contains("only 1 byte,") || inspect.stderr.contains("only 1 byte,"),
+        "{inspect:?}"
+    );
+}

@@ -432,7 +432,7 @@ fn remembered_failure_reaches(py: &Python, url: &str, env: &[(&str, String)], ob
     assert_eq!(run.code, status, "{}", run.stderr);
     assert_no_warning("B", &run.stderr);
     assert_eq!(starts(), 1, "only the interpreter probe ran on B:\n{}", run.stderr);
-    assert!(run.stderr.contains(": 1 hits,"), "{}", run.stderr);
+    assert!(run.stderr.contains(": 1 hit,"), "{}", run.stderr);
     let real =
         b.compile(&py.path, &[], &[("HASHPYC_STATE_DIR", b.home.path("state-real").to_str().unwrap())]);
     let messages = |stderr: &str| {
@@ -525,11 +525,7 @@ fn damaged_marker_heals(py: &Python, url: &str, dir: &Path, env: &[(&str, String
     // From then on, a build at that path is served from the server.
     let healed = build("d", &[]);
     healed.assert_code(0);
-    assert!(
-        healed.stderr.contains(": 1 hits,") && healed.stderr.contains(" 0 damaged,"),
-        "{}",
-        healed.stderr
-    );
+    assert!(healed.stderr.contains(": 1 hit,") && healed.stderr.contains(" 0 damaged,"), "{}", healed.stderr);
     // A build that looks nothing up (--force) checks what is there before the marker too.
     std::fs::write(marker, &damaged).unwrap();
     let forced = build("a", &["--force"]);
