@@ -166,6 +166,14 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     // first, under -v, where the configuration came from.
     let mut events: Vec<serde_json::Value> =
         s.described.iter().map(|d| run_event("notice", None, d.clone())).collect();
+    // Then the targets (text mode printed them on stderr before the run: lib.rs).
+    if verbosity.verbose > 0 {
+        for t in &s.targets {
+            let mut event = run_event("notice", None, crate::target_line(t));
+            event["target"] = t.json();
+            events.push(event);
+        }
+    }
     events.extend(
         walked
             .errors

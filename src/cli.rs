@@ -37,9 +37,9 @@ pub struct OutputArgs {
     #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "verbose", help_heading = "Output")]
     pub quiet: u8,
 
-    /// Print more: the interpreters probed, every file written and why, where the
-    /// configuration of each run came from (with `--format json`, only the last, as a
-    /// `notice` object).
+    /// Print more: where the configuration came from, the interpreters probed, every file
+    /// written and why, what the cache did (with `--format json`, each line a `notice`
+    /// object on stdout).
     #[arg(short, long, action = clap::ArgAction::Count, help_heading = "Output")]
     pub verbose: u8,
 

@@ -132,6 +132,13 @@ impl Event {
         Event::new("notice", serde_json::json!({ "message": message.into() }))
     }
 
+    /// `-v`'s line about a target, with the target as the summary's `targets` name it.
+    fn target(t: &Target) -> Event {
+        let mut e = Event::notice(target_line(t));
+        e.fields.insert("target".into(), t.json());
+        e
+    }
+
     /// A source that does not compile; `remembered`: reported from the failure memo.
     /// Positions are 1-based: CPython's 0 (a source it cannot decode, whose error has no
     /// line) is null, as is its -1.
@@ -263,15 +270,7 @@ fn summary_json(
     dry_run: Option<usize>,
 ) -> serde_json::Value {
     let unknown_in_dry_run = |n: usize| dry_run.is_none().then_some(n);
-    let targets: Vec<serde_json::Value> = targets
-        .iter()
-        .map(|t| {
-            serde_json::json!({
-                "version": t.version_string(),
-                "python": report::JsonPath(&t.executable),
-            })
-        })
-        .collect();
+    let targets: Vec<serde_json::Value> = targets.iter().map(|t| t.json()).collect();
     let cache = cache.map(|c| {
         let tiers: serde_json::Map<String, serde_json::Value> = c
             .tier_totals()
@@ -312,6 +311,11 @@ fn summary_json(
         map.insert("check_sources".into(), check.into());
     }
     json
+}
+
+/// `-v`'s line about a target: `check`'s, and how the workers run.
+pub fn target_line(t: &Target) -> String {
+    format!("{}, {}", crate::target_line(t), t.isolation())
 }
 
 /// What walking and planning found.
@@ -358,6 +362,12 @@ pub fn compile(
     let mut notes = Notes { notes: Vec::new(), quiet: verbosity.quiet, json: s.json };
     if let Some(described) = &s.described {
         notes.add(Path::new(""), 0, None, String::new(), Some(Event::notice(described.clone())));
+    }
+    // Text mode printed these on stderr before the run (lib.rs).
+    if s.json && verbosity.verbose > 0 {
+        for (t, target) in s.targets.iter().enumerate() {
+            notes.add(Path::new(""), 0, Some(t), String::new(), Some(Event::target(target)));
+        }
     }
     let mut summary = Summary {
         sources: planned.sources,
@@ -451,7 +461,7 @@ pub fn compile(
             notes.add(Path::new(""), 0, None, format!("{}: {w}", style.warning()), Some(Event::notice(w)));
         }
         for i in info {
-            notes.add(Path::new(""), 0, None, i, None);
+            notes.add(Path::new(""), 0, None, i.clone(), Some(Event::notice(i)));
         }
     }
     record_results(s, &plans, results, &mut memos, &cwd, &mut summary, &mut notes, style, verbosity);
@@ -712,20 +722,16 @@ fn rewrite_stage(
                             HashMode::Unchecked => ("checked", "unchecked"),
                         };
                         let what = report::plural(headers.len(), "header", "headers");
-                        done.push((
-                            2,
-                            format!("rewrote {what} of `{}` ({from} → {to})", report::shown(path)),
-                        ));
+                        done.push((2, format!("rewrote {what}"), format!("({from} → {to})")));
                     }
                     if linked > 0 {
                         let what = report::plural(linked, "pyc", "pycs");
-                        done.push((
-                            3,
-                            format!("linked {what} of `{}` (identical levels)", report::shown(path)),
-                        ));
+                        done.push((3, format!("linked {what}"), "(identical levels)".to_string()));
                     }
-                    for (order, text) in done {
-                        notes.add(path, order, Some(t), text, None);
+                    // In JSON the path is the object's own: "rewrote 1 header (…)".
+                    for (order, what, why) in done {
+                        let text = format!("{what} of `{}` {why}", report::shown(path));
+                        notes.add(path, order, Some(t), text, Some(Event::notice(format!("{what} {why}"))));
                     }
                 }
             }
@@ -891,7 +897,10 @@ fn record_results(
                         (false, true) => "written from the cache",
                         (false, false) => "compiled",
                     };
-                    notes.add(path, 2, Some(t), format!("{how} `{}` ({reason})", report::shown(path)), None);
+                    // In JSON the path is the object's own: "compiled (no pyc)".
+                    let event = Event::notice(format!("{} ({reason})", how.trim_end_matches(" in")));
+                    let text = format!("{how} `{}` ({reason})", report::shown(path));
+                    notes.add(path, 2, Some(t), text, Some(event));
                 }
                 // JSON carries every warning (with its category); text hides deprecations
                 // unless -v, as Python's default filters do.

@@ -85,7 +85,7 @@ pub enum Error {
 
 /// `-v`'s line about a target: `target: CPython 3.12.1 (`…/python3.12`) magic cb0d0d0a tag
 /// cpython-312 SipHash-1-3` (compile adds how its workers run).
-fn target_line(t: &target::Target) -> String {
+pub(crate) fn target_line(t: &target::Target) -> String {
     let what = if t.from_table() {
         format!("CPython {} (built-in table)", t.short_version())
     } else {
@@ -104,9 +104,10 @@ pub fn run(mut cli: Cli, matches: &clap::ArgMatches) -> Result<ExitStatus, Error
             let verbosity = Verbosity { quiet: args.output.quiet, verbose: args.output.verbose };
             let style = Style::resolve(args.output.color.color);
             let settings = settings::compile_settings(&args)?;
+            // (In JSON mode, `notice` objects on stdout: compile::compile.)
             if verbosity.verbose > 0 && !settings.json {
                 for t in &settings.targets {
-                    report::eprint_line(&format!("{}, {}", target_line(t), t.isolation()));
+                    report::eprint_line(&compile::target_line(t));
                 }
             }
             let progress = report::Progress::new(
@@ -127,6 +128,7 @@ pub fn run(mut cli: Cli, matches: &clap::ArgMatches) -> Result<ExitStatus, Error
             let verbosity = Verbosity { quiet: args.output.quiet, verbose: args.output.verbose };
             let style = Style::resolve(args.output.color.color);
             let settings = settings::check_settings(&args)?;
+            // (In JSON mode, `notice` objects on stdout: check::check.)
             if verbosity.verbose > 0 && settings.format != cli::Format::Json {
                 for t in &settings.targets {
                     report::eprint_line(&target_line(t));

@@ -136,6 +136,12 @@ impl Target {
         }
     }
 
+    /// `{"version": "3.12.1", "python": "/usr/bin/python3.12"}`, as `--format json` names
+    /// a target (the summaries' `targets`, `-v`'s target notices).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({ "version": self.version_string(), "python": crate::report::JsonPath(&self.executable) })
+    }
+
     pub fn version_string(&self) -> String {
         let (a, b, c) = self.version;
         format!("{a}.{b}.{c}")

@@ -1462,3 +1462,99 @@ fn counts_of_one_are_singular() {
         "{inspect:?}"
     );
 }
+
+/// `X.Y.Z` and `sys.executable` as the interpreter reports them.
+fn version_and_executable(py: &Python, cwd: &Path) -> (String, String) {
+    let out =
+        py.run(&["-c", "import sys; print('%d.%d.%d' % sys.version_info[:3]); print(sys.executable)"], cwd);
+    let mut lines = out.lines();
+    (lines.next().unwrap().to_string(), lines.next().unwrap().to_string())
+}
+
+/// Every stdout line as JSON (panics on one that is not), the `notice` objects.
+fn notices(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("{e}: {l}\n{stdout}"))
+        })
+        .filter(|o| o["type"] == "notice")
+        .collect()
+}
+
+// Under -v --format json, every line -v adds in text is an object on stdout and stderr stays
+// empty: the `target: …` lines (with the target as the summary names it), the files compiled,
+// the cache's counts. They were left out (only the configuration line was an object).
+#[test]
+fn verbose_json_lines_are_objects() {
+    let pys: Vec<&Python> = harness::pythons().values().filter(|p| p.minor >= (3, 7)).take(2).collect();
+    let Some(&first) = pys.first() else {
+        return harness::visible("SKIPPED verbose_json_lines_are_objects: no CPython 3.7+");
+    };
+    let trees = [Tree::new(), Tree::new()];
+    for tree in &trees {
+        tree.write("a.py", "a = 1\n");
+        tree.write("pkg/b.py", "b = 2\n");
+    }
+    // The same run in text and in JSON, on twin trees: one line of text, one object.
+    let compile = |tree: &Tree, json: bool| {
+        let mut run = tree.hashpyc().args(["compile", "-v", "--cache", "c"]).python(first);
+        if json {
+            run = run.args(["--format", "json"]);
+        }
+        let run = run.arg(".").run();
+        run.assert_code(0);
+        run
+    };
+    let text = compile(&trees[0], false);
+    let json = compile(&trees[1], true);
+    assert_eq!(json.stderr, "", "{}", json.stdout);
+    let root = |tree: &Tree, s: &str| s.replace(&tree.root().display().to_string(), "ROOT");
+    let mut from_text: Vec<String> =
+        text.stderr.lines().filter(|l| !l.starts_with("Compiled ")).map(|l| root(&trees[0], l)).collect();
+    let mut from_json: Vec<String> = notices(&json.stdout)
+        .iter()
+        .map(|n| {
+            let message = n["message"].as_str().unwrap();
+            let line = match n["path"].as_str() {
+                // A file's line names it in text: "compiled `a.py` (no pyc)".
+                Some(path) => {
+                    let (what, why) = message.split_once(" (").unwrap();
+                    format!("{what} `{path}` ({why}")
+                }
+                None => message.to_string(),
+            };
+            root(&trees[1], &line)
+        })
+        .collect();
+    from_text.sort();
+    from_json.sort();
+    assert_eq!(from_json, from_text, "text:\n{}\nJSON:\n{}", text.stderr, json.stdout);
+    assert!(from_json.iter().any(|l| l.starts_with("cache local ")), "{}", json.stdout);
+    assert!(from_json.iter().any(|l| l == "compiled `./pkg/b.py` (no pyc)"), "{}", json.stdout);
+
+    // The target objects name each interpreter as it reports itself, for compile and check.
+    let tree = &trees[1];
+    for command in [&["compile", "--force"][..], &["check"]] {
+        let mut run = tree.hashpyc().arg(command[0]).args(&command[1..]).args(["-v", "--format", "json"]);
+        for py in &pys {
+            run = run.python(py);
+        }
+        let run = run.arg(".").run();
+        run.assert_code(0);
+        assert_eq!(run.stderr, "", "{command:?}: {}", run.stdout);
+        let targets: Vec<serde_json::Value> = notices(&run.stdout)
+            .into_iter()
+            .filter(|n| n["message"].as_str().unwrap().starts_with("target: "))
+            .map(|n| n["target"].clone())
+            .collect();
+        let expected: Vec<serde_json::Value> = pys
+            .iter()
+            .map(|py| {
+                let (version, executable) = version_and_executable(py, tree.root());
+                serde_json::json!({ "version": version, "python": executable })
+            })
+            .collect();
+        assert_eq!(targets, expected, "{command:?}: {}", run.stdout);
+    }
+}
