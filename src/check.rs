@@ -523,9 +523,9 @@ fn spelling_hint(findings: &[Finding], cwd: &Path) -> Option<String> {
             report::plural(n, "stale pyc", "stale pycs"),
             if n == 1 { "s" } else { "" },
             if n == 1 { "its" } else { "their" },
-            dir.display(),
-            example_found.display(),
-            example_want.display(),
+            report::shown(&dir),
+            report::shown(&example_found),
+            report::shown(&example_want),
             if n == 1 { "it" } else { "them" },
             if n == 1 { "it" } else { "them" },
         ));

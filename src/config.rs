@@ -351,17 +351,17 @@ impl Config {
     /// `pyproject.toml ([tool.hashpyc])` or `hashpyc.toml`, for `-v`.
     pub fn describe(&self) -> String {
         if self.in_pyproject {
-            format!("{} ([tool.hashpyc])", self.path.display())
+            format!("{} ([tool.hashpyc])", crate::report::shown(&self.path))
         } else {
-            self.path.display().to_string()
+            crate::report::shown(&self.path).into_owned()
         }
     }
 
     /// `` `pyproject.toml` line 3`` for a key of this file, to start an error message.
     pub fn locate(&self, key: &str) -> String {
         match self.options.key_lines.get(key) {
-            Some(line) => format!("`{}` line {line}", self.path.display()),
-            None => format!("`{}`", self.path.display()),
+            Some(line) => format!("`{}` line {line}", crate::report::shown(&self.path)),
+            None => format!("`{}`", crate::report::shown(&self.path)),
         }
     }
 
@@ -446,7 +446,7 @@ impl Source {
             Source::File(c) => format!("configuration: {}", c.describe()),
             Source::NotFound { start } => format!(
                 "configuration: none (no .hashpyc.toml, hashpyc.toml or pyproject.toml with [tool.hashpyc] in {} or above)",
-                start.display()
+                crate::report::shown(start)
             ),
             Source::Disabled => "configuration: none (--no-config)".to_string(),
         }
@@ -465,18 +465,18 @@ pub fn load(explicit: Option<&Path>, named_by: &str, disabled: bool, start: &Pat
             let by = if named_by == "--config" { String::new() } else { format!(" (named by {named_by})") };
             Error::Usage(format!(
                 "cannot read configuration file `{}`{by}: {}",
-                path.display(),
+                crate::report::shown(path),
                 crate::io::io_reason(&e)
             ))
         })?;
         let is_pyproject = path.file_name().is_some_and(|n| n == "pyproject.toml");
-        let options = parse(&text, is_pyproject, &path.display().to_string())?;
+        let options = parse(&text, is_pyproject, &crate::report::shown(path))?;
         let options = match options {
             Some(o) => o,
             None => {
                 return Err(Error::Usage(format!(
                     "`{}` has no [tool.hashpyc] table (named by {named_by})",
-                    path.display()
+                    crate::report::shown(path)
                 )));
             }
         };
@@ -500,14 +500,14 @@ pub fn load(explicit: Option<&Path>, named_by: &str, disabled: bool, start: &Pat
                 Err(e) => {
                     return Err(Error::Usage(format!(
                         "cannot read configuration file `{}`: {}",
-                        display_path(&path, start).display(),
+                        crate::report::shown(&display_path(&path, start)),
                         crate::io::io_reason(&e)
                     )));
                 }
             };
             let is_pyproject = name == "pyproject.toml";
             let shown = display_path(&path, start);
-            if let Some(options) = parse(&text, is_pyproject, &shown.display().to_string())? {
+            if let Some(options) = parse(&text, is_pyproject, &crate::report::shown(&shown))? {
                 return Ok(Source::File(Box::new(Config {
                     path: shown,
                     dir: dir.to_path_buf(),

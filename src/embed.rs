@@ -74,7 +74,7 @@ pub fn strip_missed_message(embed: &Embed, count: usize, example: &Path) -> Stri
         _ => String::new(),
     };
     let instead = match &embed.prepend {
-        Some(p) => format!("with only --prepend-prefix `{}` applied", p.display()),
+        Some(p) => format!("with only --prepend-prefix `{}` applied", crate::report::shown(p)),
         None => "unchanged".to_string(),
     };
     format!(

@@ -343,7 +343,7 @@ pub fn walk_options(sel: &SelectArgs, jobs: usize) -> Result<WalkOptions, Error>
     }
     let limit_symlinks = match &sel.limit_symlinks {
         Some(dir) => Some(std::fs::canonicalize(dir).map_err(|e| {
-            let reason = format!("`{}`: {}", dir.display(), crate::io::io_reason(&e));
+            let reason = format!("`{}`: {}", crate::report::shown(dir), crate::io::io_reason(&e));
             config::at_origin(sel.limit_symlinks_from.as_ref(), &reason, || {
                 Error::Usage(format!("--limit-symlinks {reason}"))
             })
@@ -428,7 +428,7 @@ fn one_target_per_pyc(
             if t.from_table() {
                 format!("CPython {}", t.short_version())
             } else {
-                format!("`{}` (CPython {})", t.executable.display(), t.short_version())
+                format!("`{}` (CPython {})", crate::report::shown(&t.executable), t.short_version())
             }
         };
         let why = if legacy && o.cache_tag != t.cache_tag {
@@ -492,7 +492,7 @@ pub fn layouts(
                         python_from.map(|o| format!(" (from {})", o.written("python"))).unwrap_or_default();
                     return Err(Error::Usage(format!(
                         "{prefix} needs Python 3.8 or newer; `{}`{named} is {}",
-                        t.executable.display(),
+                        crate::report::shown(&t.executable),
                         t.version_string()
                     )));
                 }

@@ -179,31 +179,40 @@ impl Target {
 
 #[derive(Debug, Error)]
 pub enum TargetError {
-    #[error("Python interpreter `{0}` not found on PATH")]
+    #[error("Python interpreter `{}` not found on PATH", crate::report::shown(std::path::Path::new(.0)))]
     NotFound(String),
-    #[error("Python interpreter `{0}` does not exist")]
+    #[error("Python interpreter `{}` does not exist", crate::report::shown(.0))]
     Missing(PathBuf),
-    #[error("cannot access Python interpreter `{path}`: {reason}")]
+    #[error("cannot access Python interpreter `{}`: {reason}", crate::report::shown(path))]
     Inaccessible { path: PathBuf, reason: String },
-    #[error("`{0}` is not an executable file")]
+    #[error("`{}` is not an executable file", crate::report::shown(.0))]
     NotExecutable(PathBuf),
-    #[error("failed to run `{path}`")]
+    #[error("failed to run `{}`", crate::report::shown(path))]
     Spawn {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("`{path}` does not look like Python: {detail}")]
+    #[error("`{}` does not look like Python: {detail}", crate::report::shown(path))]
     NotPython { path: PathBuf, detail: String },
-    #[error("`{path}` failed to start Python: {detail}")]
+    #[error("`{}` failed to start Python: {detail}", crate::report::shown(path))]
     ProbeFailed { path: PathBuf, detail: String },
-    #[error("`{path}` is Python {version}; hashpyc needs CPython 3.7 or newer (PEP 552)")]
+    #[error(
+        "`{}` is Python {version}; hashpyc needs CPython 3.7 or newer (PEP 552)",
+        crate::report::shown(path)
+    )]
     TooOld { path: PathBuf, version: String },
-    #[error("`{path}` is {implementation}, not CPython; its bytecode format is its own")]
+    #[error(
+        "`{}` is {implementation}, not CPython; its bytecode format is its own",
+        crate::report::shown(path)
+    )]
     NotCPython { path: PathBuf, implementation: String },
-    #[error("`{path}` did not answer the probe within {secs} s")]
+    #[error("`{}` did not answer the probe within {secs} s", crate::report::shown(path))]
     Timeout { path: PathBuf, secs: u64 },
-    #[error("`{path}` hashes sources with neither SipHash-1-3 nor SipHash-2-4 (got {got})")]
+    #[error(
+        "`{}` hashes sources with neither SipHash-1-3 nor SipHash-2-4 (got {got})",
+        crate::report::shown(path)
+    )]
     UnknownHash { path: PathBuf, got: String },
     #[error(
         "unknown Python version `{spec}` for --target: the built-in table knows {known}; use --python to probe a newer interpreter"
@@ -323,7 +332,7 @@ pub fn find_version(
                 Ok(t) => {
                     let (a, b, c) = t.version;
                     let ft = if t.gil_disabled { " (free-threaded)" } else { "" };
-                    tried.push(format!("`{}` is {a}.{b}.{c}{ft}", candidate.display()));
+                    tried.push(format!("`{}` is {a}.{b}.{c}{ft}", crate::report::shown(&candidate)));
                 }
                 Err(e) => {
                     // The reason and the first line the interpreter printed, if any.

@@ -56,7 +56,7 @@ pub fn run(cmd: &CacheCommand, style: Style) -> Result<ExitStatus, Error> {
                 let _ = writeln!(out, "{v}");
             } else {
                 let mut lines = vec![
-                    format!("{}", style.bold(&format!("Bytecode cache `{}`", tier.root().display()))),
+                    format!("{}", style.bold(&format!("Bytecode cache `{}`", report::shown(tier.root())))),
                     format!("  entries      {}", entries.len()),
                     format!("  size         {} on disk", human_size(bytes)),
                 ];
@@ -102,7 +102,7 @@ pub fn run(cmd: &CacheCommand, style: Style) -> Result<ExitStatus, Error> {
                 "Removed {} ({}) from `{}`",
                 report::plural(count, "entry", "entries"),
                 human_size(bytes),
-                tier.root().display()
+                report::shown(tier.root())
             ));
             Ok(ExitStatus::Success)
         }

@@ -67,15 +67,15 @@ pub struct CacheSettings {
 
 #[derive(Debug, Error)]
 pub enum CacheError {
-    #[error("cannot use `{}` as the bytecode cache", path.display())]
+    #[error("cannot use `{}` as the bytecode cache", crate::report::shown(path))]
     Open {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("`{}` does not look like a hashpyc bytecode cache (no CACHEDIR.TAG written by hashpyc, or files that are not hashpyc's); refusing to touch it", .0.display())]
+    #[error("`{}` does not look like a hashpyc bytecode cache (no CACHEDIR.TAG written by hashpyc, or files that are not hashpyc's); refusing to touch it", crate::report::shown(.0))]
     NotACache(PathBuf),
-    #[error("cannot remove entries from the bytecode cache `{}`", path.display())]
+    #[error("cannot remove entries from the bytecode cache `{}`", crate::report::shown(path))]
     Prune {
         path: PathBuf,
         #[source]
@@ -640,11 +640,11 @@ impl Inner {
             if let Some(p) = l.problem.lock().expect("cache lock").as_ref() {
                 warnings.push(format!(
                     "the bytecode cache `{}` could not store entries ({p}); nothing more was stored in it this run",
-                    l.disk.root().display()
+                    crate::report::shown(l.disk.root())
                 ));
             }
             if verbose {
-                info.push(tier_line("local", &l.disk.root().display().to_string(), &l.counts.totals()));
+                info.push(tier_line("local", &crate::report::shown(l.disk.root()), &l.counts.totals()));
                 info.extend(pruned_note);
             }
         }

@@ -16,7 +16,6 @@ use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::Path;
 use std::process::{Child, ChildStdin, Stdio};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
@@ -568,5 +567,5 @@ fn wait_fds(fds: &[(i32, i16)], deadline: Option<Instant>) -> Result<(), WorkerF
 
 /// A human-readable description of the interpreter used for messages.
 pub fn describe(target: &Target) -> String {
-    format!("CPython {} (`{}`)", target.version_string(), Path::new(&target.executable).display())
+    format!("CPython {} (`{}`)", target.version_string(), crate::report::shown(&target.executable))
 }

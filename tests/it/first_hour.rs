@@ -1558,3 +1558,63 @@ fn verbose_json_lines_are_objects() {
         assert_eq!(targets, expected, "{command:?}: {}", run.stdout);
     }
 }
+
+// Operational messages show paths as file names in results are shown (report::shown, as
+// Rust's `{:?}` writes a path), so a newline in a cache directory, a configuration file's
+// directory or an interpreter's path cannot forge a line: they were printed raw.
+#[test]
+fn operational_paths_stay_on_one_line() {
+    let Some(py) = harness::pythons().values().find(|p| p.minor >= (3, 7)) else {
+        return harness::visible("SKIPPED operational_paths_stay_on_one_line: no CPython 3.7+");
+    };
+    let tree = Tree::new();
+    tree.write("m.py", "x = 1\n");
+    // Each name's second line, which must never start a line of output.
+    let forged = |out: &str, tail: &str| out.lines().any(|l| l.starts_with(tail));
+    // The end of a quoted path, relative or made absolute: `ca\nche"`.
+    let quoted_end = |p: &str| format!("{:?}`", Path::new(p))[1..].to_string();
+
+    // The cache directory: compile -v's tier line, cache stats, cache clean.
+    let cache = "ca\nche";
+    let run = tree.hashpyc().args(["compile", "-v", "--cache", cache]).python(py).arg("m.py").run();
+    run.assert_code(0);
+    assert!(run.stderr.contains(&format!("{}: ", quoted_end(cache))), "{}", run.stderr);
+    assert!(!forged(&run.stderr, "che"), "{}", run.stderr);
+    let stats = tree.hashpyc().args(["cache", "stats", "--cache", cache]).run();
+    stats.assert_code(0);
+    assert!(stats.stdout.contains(&quoted_end(cache)), "{}", stats.stdout);
+    assert!(!forged(&stats.stdout, "che"), "{}", stats.stdout);
+    let clean = tree.hashpyc().args(["cache", "clean", "--cache", cache]).run();
+    clean.assert_code(0);
+    assert!(clean.stderr.contains(&quoted_end(cache)) && !forged(&clean.stderr, "che"), "{}", clean.stderr);
+
+    // A configuration file in a directory whose name holds a newline: -v's line, its errors.
+    let config = "con\nf/hashpyc.toml";
+    tree.write(config, "jobs = 1\n");
+    let run = tree.hashpyc().args(["compile", "-v", "--config", config]).python(py).arg("m.py").run();
+    run.assert_code(0);
+    assert!(run.stderr.contains(&format!("configuration: {:?}\n", Path::new(config))), "{}", run.stderr);
+    assert!(!forged(&run.stderr, "f/hashpyc.toml"), "{}", run.stderr);
+    tree.write(config, "optimize = [7]\n");
+    let run = tree.hashpyc().args(["compile", "--config", config]).python(py).arg("m.py").run();
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains(&quoted_end(config)) && !forged(&run.stderr, "f/hashpyc.toml"),
+        "{}",
+        run.stderr
+    );
+
+    // An interpreter reached through a symlink whose name holds a newline: -v's target line;
+    // one that does not exist: the error.
+    let link = "bin/py\nthon3";
+    std::fs::create_dir_all(tree.path("bin")).unwrap();
+    std::os::unix::fs::symlink(&py.path, tree.path(link)).unwrap();
+    let run = tree.hashpyc().args(["compile", "-v", "--force", "--python", link, "m.py"]).run();
+    run.assert_code(0);
+    assert!(run.stderr.contains(&quoted_end(link)), "{}", run.stderr);
+    assert!(!forged(&run.stderr, "thon3"), "{}", run.stderr);
+    let missing = "bin/no\nsuch";
+    let run = tree.hashpyc().args(["compile", "--python", missing, "m.py"]).run();
+    run.assert_code(2);
+    assert!(run.stderr.contains(&quoted_end(missing)) && !forged(&run.stderr, "such"), "{}", run.stderr);
+}

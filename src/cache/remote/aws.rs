@@ -67,7 +67,9 @@ impl std::fmt::Display for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Source::Environment => write!(f, "from {ID} and {SECRET} in the environment"),
-            Source::Profile { name, file } => write!(f, "from profile `{name}` in `{}`", file.display()),
+            Source::Profile { name, file } => {
+                write!(f, "from profile `{name}` in `{}`", crate::report::shown(file))
+            }
             Source::Container { url } => write!(f, "from the container credentials endpoint `{url}`"),
             Source::Anonymous => f.write_str("none were found, so the requests were unsigned"),
         }
@@ -124,7 +126,10 @@ impl Resolved {
         match &self.region_from {
             RegionFrom::Variable(var) => format!("invalid {var} `{region}`: {why}"),
             RegionFrom::Profile { name, file } => {
-                format!("invalid region `{region}` of profile `{name}` in `{}`: {why}", file.display())
+                format!(
+                    "invalid region `{region}` of profile `{name}` in `{}`: {why}",
+                    crate::report::shown(file)
+                )
             }
             RegionFrom::Default => format!("invalid region `{region}`: {why}"),
         }
@@ -144,18 +149,20 @@ struct SharedFile {
 /// when it does not exist, as for the SDKs.
 fn read_shared(path: &Path, what: &str) -> Result<Option<SharedFile>, String> {
     let text = match std::fs::read(path) {
-        Ok(bytes) => String::from_utf8(bytes)
-            .map_err(|_| format!("cannot parse the AWS {what} file `{}`: it is not UTF-8", path.display()))?,
+        Ok(bytes) => String::from_utf8(bytes).map_err(|_| {
+            format!("cannot parse the AWS {what} file `{}`: it is not UTF-8", crate::report::shown(path))
+        })?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {
             return Err(format!(
                 "cannot read the AWS {what} file `{}`: {}",
-                path.display(),
+                crate::report::shown(path),
                 crate::io::io_reason(&e)
             ));
         }
     };
-    let bad = |why: String| format!("cannot parse the AWS {what} file `{}`: {why}", path.display());
+    let bad =
+        |why: String| format!("cannot parse the AWS {what} file `{}`: {why}", crate::report::shown(path));
     // As Python's configparser reads it (botocore's parser): values as written, no quotes
     // or escapes, indented lines continue a value.
     let options = ini::ParseOption {
@@ -330,7 +337,7 @@ pub fn resolve(env: Env, timeout: Duration) -> Result<Resolved, String> {
         ]
         .into_iter()
         .flatten()
-        .map(|p| format!("`{}`", p.display()))
+        .map(|p| format!("`{}`", crate::report::shown(&p)))
         .collect();
         return Err(format!(
             "the AWS profile `{name}` (AWS_PROFILE) does not exist: it is in neither {}",
@@ -352,7 +359,7 @@ pub fn resolve(env: Env, timeout: Duration) -> Result<Resolved, String> {
             instead(explicit.as_deref())
         ));
     }
-    let where_ = |file: &Path| format!("profile `{name}` in `{}`", file.display());
+    let where_ = |file: &Path| format!("profile `{name}` in `{}`", crate::report::shown(file));
     let unsupported = |(key, file): (&str, &Path)| {
         Err(format!("{} gets its credentials with `{key}`; {}", where_(file), instead(Some(&name))))
     };
@@ -416,7 +423,7 @@ fn auth_value(raw: &str, what: &str) -> Result<String, String> {
 }
 
 fn read_token_file(path: &Path) -> Result<String, String> {
-    let what = format!("{AUTH_TOKEN_FILE} `{}`", path.display());
+    let what = format!("{AUTH_TOKEN_FILE} `{}`", crate::report::shown(path));
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {what}: {}", crate::io::io_reason(&e)))?;
     auth_value(&text, &what)
