@@ -272,10 +272,11 @@ pub struct ConfigArgs {
     #[arg(skip)]
     pub config_from_env: bool,
 
-    /// `-v`'s `configuration: …` line, kept for `--format json` to print as a `notice`
-    /// object on stdout (in text mode it goes to stderr when the file is loaded).
+    /// What loading the configuration has to say, kept for `--format json` to print as
+    /// `notice` objects on stdout (in text mode it goes to stderr when the file is loaded):
+    /// the `pyproject.toml` files passed over, then `-v`'s `configuration: …` line.
     #[arg(skip)]
-    pub described: Option<String>,
+    pub described: Vec<String>,
 
     /// Ignore configuration files (and `--config`): only flags, environment variables and
     /// the built-in defaults apply.

@@ -45,9 +45,10 @@ pub struct CompileSettings {
     pub warnings_as_errors: bool,
     /// `--format json`: JSON Lines on stdout instead of messages on stderr.
     pub json: bool,
-    /// Under `-v` in JSON mode, where the configuration came from (`configuration: …`),
-    /// printed as a `notice` object (text mode printed it on stderr when it was loaded).
-    pub described: Option<String>,
+    /// In JSON mode, the `pyproject.toml` files discovery passed over and, under `-v`, where
+    /// the configuration came from (`configuration: …`), printed as `notice` objects (text
+    /// mode printed them on stderr when the file was loaded).
+    pub described: Vec<String>,
 }
 
 /// Counts for the summary. Units are source × target pairs (the JSON summary's historical
@@ -360,7 +361,7 @@ pub fn compile(
     let planned = walk_and_plan(s, &opts);
     spans.mark("walk+plan");
     let mut notes = Notes { notes: Vec::new(), quiet: verbosity.quiet, json: s.json };
-    if let Some(described) = &s.described {
+    for described in &s.described {
         notes.add(Path::new(""), 0, None, String::new(), Some(Event::notice(described.clone())));
     }
     // Text mode printed these on stderr before the run (lib.rs).

@@ -455,8 +455,17 @@ impl Source {
 
 /// Load the configuration for a run: `explicit` (`--config`) if given, else the first file
 /// with hashpyc settings from `start` upwards. `named_by` is what named `explicit`
-/// (`--config` or `HASHPYC_CONFIG`), for its errors.
-pub fn load(explicit: Option<&Path>, named_by: &str, disabled: bool, start: &Path) -> Result<Source, Error> {
+/// (`--config` or `HASHPYC_CONFIG`), for its errors. A discovered `pyproject.toml` that is
+/// not valid TOML and does not mention hashpyc belongs to another tool: it is passed over,
+/// as uv passes over one during settings discovery, and `passed_over` gets a warning
+/// naming it and the reason.
+pub fn load(
+    explicit: Option<&Path>,
+    named_by: &str,
+    disabled: bool,
+    start: &Path,
+    passed_over: &mut Vec<String>,
+) -> Result<Source, Error> {
     if disabled {
         return Ok(Source::Disabled);
     }
@@ -507,6 +516,18 @@ pub fn load(explicit: Option<&Path>, named_by: &str, disabled: bool, start: &Pat
             };
             let is_pyproject = name == "pyproject.toml";
             let shown = display_path(&path, start);
+            if is_pyproject
+                && !text.contains("hashpyc")
+                && let Err(e) = toml::de::DeTable::parse(&text)
+            {
+                let line = e.span().map_or(1, |s| line_of(&text, s.start));
+                passed_over.push(format!(
+                    "`{}` line {line}: invalid TOML: {}; passed over (it does not mention hashpyc)",
+                    crate::report::shown(&shown),
+                    one_line(e.message())
+                ));
+                continue;
+            }
             if let Some(options) = parse(&text, is_pyproject, &crate::report::shown(&shown))? {
                 return Ok(Source::File(Box::new(Config {
                     path: shown,

@@ -133,11 +133,22 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
                 .and_then(|m| m.subcommand())
                 .is_some_and(|(_, m)| m.value_source("config") == Some(ValueSource::EnvVariable));
             let named_by = if from_env { "HASHPYC_CONFIG" } else { "--config" };
-            let from_file =
-                match config::load(dir.config.config.as_deref(), named_by, dir.config.no_config, &cwd)? {
-                    config::Source::File(c) => c.options.cache.as_ref().map(|d| c.resolve(d)),
-                    _ => None,
-                };
+            let mut passed_over = Vec::new();
+            let source = config::load(
+                dir.config.config.as_deref(),
+                named_by,
+                dir.config.no_config,
+                &cwd,
+                &mut passed_over,
+            );
+            let style = crate::report::Style::resolve(crate::cli::ColorChoice::Auto);
+            for w in &passed_over {
+                crate::report::eprint_line(&format!("{}: {w}", style.warning()));
+            }
+            let from_file = match source? {
+                config::Source::File(c) => c.options.cache.as_ref().map(|d| c.resolve(d)),
+                _ => None,
+            };
             dir.dir = Some(from_file.ok_or_else(|| {
                 Error::Usage(
                     "no cache directory: give --cache DIR, set HASHPYC_CACHE, or set `cache` in the \
@@ -151,8 +162,9 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
     Ok(())
 }
 
-/// The configuration of a run (after saying where it came from under `-v`: on stderr, or in
-/// JSON mode kept in `described` for the run's output on stdout).
+/// The configuration of a run (after warning of the files discovery passed over and saying
+/// where it came from under `-v`: on stderr, or in JSON mode kept in `described` for the
+/// run's output on stdout).
 fn load_config(
     args: &mut ConfigArgs,
     output: &OutputArgs,
@@ -160,10 +172,21 @@ fn load_config(
     cwd: &Path,
 ) -> Result<Option<Config>, Error> {
     let named_by = if args.config_from_env { "HASHPYC_CONFIG" } else { "--config" };
-    let source = config::load(args.config.as_deref(), named_by, args.no_config, cwd)?;
+    let mut passed_over = Vec::new();
+    let source = config::load(args.config.as_deref(), named_by, args.no_config, cwd, &mut passed_over);
+    // Warnings first: a file passed over explains an error or an unexpected configuration.
+    for w in passed_over {
+        if json {
+            args.described.push(w);
+        } else if output.quiet < 2 {
+            let style = crate::report::Style::resolve(output.color.color);
+            crate::report::eprint_line(&format!("{}: {w}", style.warning()));
+        }
+    }
+    let source = source?;
     if output.verbose > 0 && output.quiet == 0 {
         if json {
-            args.described = Some(source.describe());
+            args.described.push(source.describe());
         } else {
             crate::report::eprint_line(&source.describe());
         }
@@ -648,8 +671,9 @@ pub struct CheckSettings {
     pub stray: bool,
     pub format: crate::cli::Format,
     pub all: bool,
-    /// `-v`'s `configuration: …` line, for JSON mode's `notice` object.
-    pub described: Option<String>,
+    /// The `pyproject.toml` files passed over and `-v`'s `configuration: …` line, for JSON
+    /// mode's `notice` objects.
+    pub described: Vec<String>,
     /// Where `legacy = true` came from when a configuration file set it (the hint for
     /// pycs of the other layout names it).
     pub legacy_from: Option<config::Origin>,

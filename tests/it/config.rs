@@ -879,3 +879,53 @@ per_python!(anchored_excludes_keep_their_base, min = (3, 13), |py: &Python| {
         assert_eq!(would("top", &args), set(&["sub/pkg/a.py", "sub/x.py"]), "{config:?}");
     }
 });
+
+// A `pyproject.toml` on the way up that is not valid TOML and never mentions hashpyc belongs
+// to another tool: discovery passes over it with a warning naming it and the reason, as uv
+// does ("Failed to parse `pyproject.toml` during settings discovery"), and the file above
+// applies (here `optimize = 2`: the pycs are where CPython looks for `.opt-2.pyc`). One that
+// mentions hashpyc may hold the table: still an error, exit 2.
+#[test]
+fn malformed_pyproject_of_another_tool_is_passed_over() {
+    let test = "config::malformed_pyproject_of_another_tool_is_passed_over";
+    let Some(py) = harness::python_or_skip((3, 12), test) else { return };
+    let tree = Tree::new();
+    tree.write("proj/hashpyc.toml", format!("python = \"{}\"\noptimize = 2\n", py.path.display()));
+    // What black's users write by mistake: `tomllib` refuses it too.
+    let broken = "[tool.black\nline-length = 88\n";
+    assert!(
+        !py.cmd()
+            .args(["-c", "import sys, tomllib; tomllib.loads(sys.argv[1])", broken])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    tree.write("proj/app/pyproject.toml", broken);
+    tree.write("proj/app/m.py", "M = 1\n");
+    let app = tree.path("proj/app");
+    let run = harness::Hashpyc::new(&app).args(["compile", "-v", "."]).run();
+    run.assert_code(0);
+    let warning = "warning: `pyproject.toml` line 1: invalid TOML: unclosed table, expected `]`; passed over (it does not mention hashpyc)\n";
+    assert!(run.stderr.starts_with(warning), "{}", run.stderr);
+    let top = tree.path("proj/hashpyc.toml");
+    assert!(run.stderr.contains(&format!("configuration: {}\n", top.display())), "{}", run.stderr);
+    assert_eq!(pycs_under(&app), expected_pycs(py, &[app.join("m.py")], &[2], None));
+    // check agrees, and in JSON the warning is a notice on stdout, stderr empty.
+    let run = harness::Hashpyc::new(&app).args(["check", "--format", "json", "."]).run();
+    run.assert_code(0);
+    assert!(run.stderr.is_empty(), "{}", run.stderr);
+    let first: serde_json::Value = serde_json::from_str(run.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(first["type"], "notice", "{}", run.stdout);
+    assert_eq!(first["message"].as_str().map(|m| format!("warning: {m}\n")).as_deref(), Some(warning));
+    assert_eq!(summary(&run.stdout)["ok"], 1, "{}", run.stdout);
+    // -qq silences the warning, as compile's other warnings.
+    let run = harness::Hashpyc::new(&app).args(["check", "-qq", "."]).run();
+    run.assert_code(0);
+    assert!(run.stderr.is_empty(), "{}", run.stderr);
+    // A broken file that mentions hashpyc may be meant for it: an error, as before.
+    tree.write("proj/app/pyproject.toml", "[tool.hashpyc\noptimize = 1\n");
+    let run = harness::Hashpyc::new(&app).args(["check", "."]).run();
+    run.assert_code(2);
+    assert_eq!(run.stderr, "error: `pyproject.toml` line 1: invalid TOML: unclosed table, expected `]`\n");
+}
