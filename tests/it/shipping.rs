@@ -336,6 +336,42 @@ fn readme_shows_the_dockerfile_ci_builds() {
     assert!(ci.contains("\ncargo test --release\n"), ".ci/run runs the README's test command");
 }
 
+/// The README is the crate's page on crates.io and the project's on PyPI, where a relative
+/// link (`[x](docs/x.md)`, `[x]: LICENSE-MIT`) leads nowhere: neither site has the
+/// repository to resolve it against (no `repository` is in the metadata). Links are
+/// absolute or to an anchor of the README itself.
+#[test]
+fn readme_has_no_relative_links() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let mut targets = Vec::new();
+    let mut in_code = false;
+    for (i, line) in readme.lines().enumerate() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+            continue;
+        }
+        if in_code {
+            continue;
+        }
+        // Inline links and images: `](target)`, outside code spans.
+        let prose: String = line.split('`').step_by(2).collect::<Vec<_>>().join(" ");
+        for (j, _) in prose.match_indices("](") {
+            let rest = &prose[j + 2..];
+            targets.push((i + 1, rest[..rest.find(')').unwrap_or(rest.len())].to_string()));
+        }
+        // Reference definitions: `[name]: target`.
+        if let Some((_, target)) = line.split_once("]: ").filter(|_| line.starts_with('[')) {
+            targets.push((i + 1, target.trim().to_string()));
+        }
+    }
+    assert!(!targets.is_empty(), "the README's links were not found");
+    let relative: Vec<_> = targets
+        .iter()
+        .filter(|(_, t)| !(t.starts_with("https://") || t.starts_with("http://") || t.starts_with('#')))
+        .collect();
+    assert!(relative.is_empty(), "relative links in README.md (line, target): {relative:?}");
+}
+
 #[test]
 fn cli_finish() {
     let tree = Tree::new();
