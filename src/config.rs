@@ -758,9 +758,40 @@ pub fn json_schema() -> String {
         schemars::generate::SchemaSettings::draft07().into_generator().into_root_schema_for::<Options>();
     let mut value = schema.to_value();
     drop_null(&mut value);
+    // What `check_empty` refuses, so that an editor flags it too: an empty string for any
+    // key (no key takes one), an empty list of interpreters or levels (`exclude = []` is
+    // fine: nothing excluded).
+    non_empty_strings(&mut value);
+    for key in ["python", "optimize"] {
+        if let Some(serde_json::Value::Array(alternatives)) = value["properties"][key].get_mut("anyOf") {
+            for alt in alternatives.iter_mut().filter(|a| a["type"] == "array") {
+                alt["minItems"] = 1.into();
+            }
+        }
+    }
     let mut s = serde_json::to_string_pretty(&value).expect("a schema serializes");
     s.push('\n');
     s
+}
+
+/// `minLength: 1` on every schema that allows a string.
+fn non_empty_strings(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Object(map) => {
+            let string = match map.get("type") {
+                Some(Value::String(t)) => t == "string",
+                Some(Value::Array(ts)) => ts.iter().any(|t| t == "string"),
+                _ => false,
+            };
+            if string && !map.contains_key("const") {
+                map.insert("minLength".into(), 1.into());
+            }
+            map.values_mut().for_each(non_empty_strings);
+        }
+        Value::Array(items) => items.iter_mut().for_each(non_empty_strings),
+        _ => {}
+    }
 }
 
 /// TOML has no null: an absent key is how a setting is left unset, so the `null` that

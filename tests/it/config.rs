@@ -929,3 +929,92 @@ fn malformed_pyproject_of_another_tool_is_passed_over() {
     run.assert_code(2);
     assert_eq!(run.stderr, "error: `pyproject.toml` line 1: invalid TOML: unclosed table, expected `]`\n");
 }
+
+/// Whether `schema` accepts `v`, for the keywords `hashpyc.schema.json` uses (`type`,
+/// `anyOf`, `oneOf`, `const`, `minimum`, `maximum`, `minLength`, `minItems`, `items`); a
+/// keyword it does not know fails the test rather than passing silently.
+fn schema_accepts(schema: &serde_json::Value, v: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    let map = schema.as_object().expect("a schema object");
+    let mut ok = true;
+    for (keyword, arg) in map {
+        ok &= match keyword.as_str() {
+            "description" | "title" | "examples" | "format" => true,
+            "anyOf" => arg.as_array().unwrap().iter().any(|s| schema_accepts(s, v)),
+            "oneOf" => arg.as_array().unwrap().iter().filter(|s| schema_accepts(s, v)).count() == 1,
+            "const" => arg == v,
+            "type" => {
+                let types: Vec<&str> = match arg {
+                    Value::String(t) => vec![t.as_str()],
+                    other => other.as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect(),
+                };
+                types.iter().any(|t| match *t {
+                    "string" => v.is_string(),
+                    "integer" => v.is_i64() || v.is_u64(),
+                    "number" => v.is_number(),
+                    "boolean" => v.is_boolean(),
+                    "array" => v.is_array(),
+                    other => panic!("schema type {other}"),
+                })
+            }
+            "minimum" => v.as_f64().is_none_or(|n| n >= arg.as_f64().unwrap()),
+            "maximum" => v.as_f64().is_none_or(|n| n <= arg.as_f64().unwrap()),
+            "minLength" => v.as_str().is_none_or(|s| s.chars().count() as u64 >= arg.as_u64().unwrap()),
+            "minItems" => v.as_array().is_none_or(|a| a.len() as u64 >= arg.as_u64().unwrap()),
+            "items" => v.as_array().is_none_or(|a| a.iter().all(|i| schema_accepts(arg, i))),
+            other => panic!("schema keyword {other} not understood by this test"),
+        };
+    }
+    ok
+}
+
+// The shipped schema agrees with what the binary's parser accepts, key by key, for values a
+// first configuration writes by mistake: empty strings and lists, wrong types, numbers out
+// of range. (An editor that flags nothing while hashpyc refuses the file, or the reverse,
+// sends the user back and forth.) Strings with a syntax of their own (a size, a glob, a
+// regular expression) are checked by the parser alone; the schema only gives examples.
+#[test]
+fn schema_agrees_with_the_parser() {
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("hashpyc.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let candidates = [
+        "\"\"",
+        "\"x\"",
+        "\"checked-hash\"",
+        "\"1GiB\"",
+        "0",
+        "-1",
+        "2",
+        "3",
+        "1024",
+        "1025",
+        "1.5",
+        "true",
+        "[]",
+        "[\"\"]",
+        "[\"x\"]",
+        "[0]",
+        "[5]",
+        "[true]",
+    ];
+    let mut disagree = Vec::new();
+    for (key, key_schema) in schema["properties"].as_object().unwrap() {
+        for raw in candidates {
+            if key == "cache-max-size" && raw.starts_with('"') && !matches!(raw, "\"\"" | "\"1GiB\"") {
+                continue; // the size syntax (parse_size's) is not in the schema
+            }
+            let text = format!("{key} = {raw}\n");
+            let parsed = hashpyc::config::parse(&text, false, "hashpyc.toml");
+            let value: toml::Value =
+                toml::from_str::<toml::Table>(&text).unwrap().remove(key.as_str()).unwrap();
+            let json = serde_json::to_value(&value).unwrap();
+            let by_schema = schema_accepts(key_schema, &json);
+            if parsed.is_ok() != by_schema {
+                disagree.push(format!("{text:?}: parser {}, schema {by_schema}", parsed.is_ok()));
+            }
+        }
+    }
+    assert!(disagree.is_empty(), "hashpyc.schema.json and the parser disagree:\n{}", disagree.join("\n"));
+}
