@@ -599,6 +599,8 @@ pub fn parse(text: &str, is_pyproject: bool, file: &str) -> Result<Option<Option
         let hint = if unknown == "tool" && !is_pyproject {
             " (outside pyproject.toml the keys of [tool.hashpyc] go at the top level, without a header)"
                 .to_string()
+        } else if let Some(hint) = flag_hint(unknown) {
+            format!(" ({hint})")
         } else {
             suggest(unknown, &expected_keys(&message))
                 .map(|k| format!(" (did you mean `{k}`?)"))
@@ -722,6 +724,33 @@ fn expected_keys(message: &str) -> Vec<String> {
 }
 
 /// The closest known key, when one is close enough to be a typo.
+/// What to write for a key named like a flag that has no key: a negation is its key set to
+/// `false` (`no-legacy`: `legacy = false`; not `did you mean legacy`, its opposite), and
+/// what describes one run rather than the tree stays on the command line.
+fn flag_hint(unknown: &str) -> Option<String> {
+    const NEGATABLE: [&str; 6] =
+        ["legacy", "follow", "hardlink-dupes", "cache-read-only", "stray", "force-exclude"];
+    let negated = match unknown {
+        "hidden" => Some("skip-hidden"),
+        "no-ignore" => Some("respect-gitignore"),
+        k => k.strip_prefix("no-").filter(|k| NEGATABLE.contains(k)),
+    };
+    if let Some(key) = negated {
+        return Some(format!("did you mean `{key} = false`? `--{unknown}` is the flag for one run"));
+    }
+    match unknown {
+        "mode" => Some("did you mean `invalidation-mode`? `--mode` of `check` follows it".into()),
+        "no-cache" => Some(
+            "leave out `cache` and `cache-url` for no cache; `--no-cache` is the flag for one run".into(),
+        ),
+        "all" | "color" | "config" | "dry-run" | "force" | "format" | "no-config" | "no-progress"
+        | "null" | "quiet" | "verbose" | "target" | "warnings-as-errors" => {
+            Some(format!("`--{unknown}` describes one run, not the tree: give it on the command line"))
+        }
+        _ => None,
+    }
+}
+
 fn suggest(unknown: &str, keys: &[String]) -> Option<String> {
     keys.iter()
         .map(|k| (strsim::jaro_winkler(unknown, k), k))

@@ -1018,3 +1018,41 @@ fn schema_agrees_with_the_parser() {
     }
     assert!(disagree.is_empty(), "hashpyc.schema.json and the parser disagree:\n{}", disagree.join("\n"));
 }
+
+// A key named like a flag of `compile` or `check` that has no key (a negation such as
+// `no-legacy`, or `--format`, which describes one run) is refused with a hint naming that
+// flag, never "did you mean `legacy`" (the opposite) or nothing; the flags come from the CLI
+// definition, the keys from the schema.
+#[test]
+fn keys_named_like_flags_get_a_hint() {
+    use clap::CommandFactory;
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("hashpyc.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let keys = schema["properties"].as_object().unwrap();
+    let cli = hashpyc::cli::Cli::command();
+    let mut flags = BTreeSet::new();
+    for sub in ["compile", "check"] {
+        let cmd = cli.find_subcommand(sub).unwrap();
+        flags.extend(cmd.get_arguments().filter_map(|a| a.get_long()).map(str::to_string));
+    }
+    assert!(flags.contains("no-legacy") && flags.contains("format"), "{flags:?}");
+    let mut wrong = Vec::new();
+    for flag in
+        flags.iter().filter(|f| !keys.contains_key(f.as_str()) && !matches!(f.as_str(), "help" | "version"))
+    {
+        let err = match hashpyc::config::parse(&format!("{flag} = true\n"), false, "hashpyc.toml") {
+            Ok(_) => panic!("`{flag}` accepted as a key"),
+            Err(e) => e.to_string(),
+        };
+        let names_flag = err.contains(&format!("`--{flag}`"));
+        // A suggested key is one that exists.
+        let suggested =
+            err.split("did you mean `").nth(1).map(|s| s.split([' ', '`']).next().unwrap().to_string());
+        if !names_flag || suggested.is_some_and(|k| !keys.contains_key(&k)) {
+            wrong.push(err);
+        }
+    }
+    assert!(wrong.is_empty(), "keys named like flags:\n{}", wrong.join("\n"));
+}
