@@ -315,6 +315,54 @@ fn partial_credentials_are_an_error() {
 /// An invalid endpoint is bad input found before any request (exit 2), and the error names
 /// the variable that held it: `AWS_ENDPOINT_URL_S3`, read before `AWS_ENDPOINT_URL` as the
 /// AWS SDKs do (the service's own variable wins, and then the other is not read at all).
+/// A mistyped bucket is not an empty cache: S3 answers its lookups 404 too, but with
+/// `NoSuchBucket`, so a read-only build (which never uploads, where the PUT's 404 would show
+/// it) warns once and switches the remote off instead of missing every entry in silence;
+/// an upload names it as well, as the lookups of wrong credentials name their S3 code.
+fn missing_bucket_is_named(py: &Python, s3: &S3) {
+    let m = Machine::small(&format!("{:?}", s3.kind));
+    let (status, reference) = m.reference(py);
+    let env = s3_env(s3, None);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let typo = format!("s3://{}-typo/hashpyc", s3.bucket);
+    for extra in [&["--cache-read-only"][..], &["--force"]] {
+        let run = m.compile(&py.path, &[&["--cache-url", typo.as_str()][..], extra].concat(), &env);
+        assert_eq!(run.code, status, "{extra:?}: {}", run.stderr);
+        assert!(reference == pycs(&m.tree), "{extra:?}: other pyc bytes");
+        remove_pycs(&m.tree);
+        let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+        let method = if extra == ["--force"] { "PUT" } else { "GET" };
+        let want =
+            format!(": {method}: HTTP 404 NoSuchBucket (the bucket does not exist); it was switched off");
+        assert!(warnings.len() == 1 && warnings[0].contains(&want), "{extra:?}: {}", run.stderr);
+        assert!(warnings[0].contains(&format!("s3://{}-typo/hashpyc at ", s3.bucket)), "{}", run.stderr);
+    }
+    // The bucket that exists, read-only and empty: misses, no warning.
+    let url = format!("s3://{}/hashpyc", s3.bucket);
+    let run = m.compile(&py.path, &["--cache-read-only", "--cache-url", &url], &env);
+    assert_eq!(run.code, status, "{}", run.stderr);
+    assert_no_warning("an empty bucket", &run.stderr);
+    remove_pycs(&m.tree);
+    // A wrong secret: the code S3 gave, and still no secret.
+    let env = s3_env(s3, Some("wrong-secret-value-123"));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let run = m.compile(&py.path, &["--cache-url", &url], &env);
+    assert!(
+        run.stderr.contains("GET: HTTP 403 SignatureDoesNotMatch (check the credentials: "),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("wrong-secret-value-123"), "{}", run.stderr);
+}
+
+#[test]
+fn a_missing_bucket_is_named() {
+    let Some(py) = harness::python_or_skip((3, 12), "remote::a_missing_bucket_is_named") else { return };
+    for s3 in [S3::rclone(), S3::seaweedfs()].into_iter().flatten() {
+        missing_bucket_is_named(py, &s3);
+    }
+}
+
 #[test]
 fn endpoint_errors_name_their_variable() {
     let Some(py) = harness::python_or_skip((3, 12), "remote::endpoint_errors_name_their_variable") else {

@@ -113,12 +113,13 @@ impl Tier for HttpTier {
             req = req.header("Authorization", a);
         }
         let resp = req.send(data).map_err(|e| request_error(&e, &self.secrets()))?;
-        let result = match resp.status().as_u16() {
-            200..=299 => Ok(data.len() as u64),
-            _ => Err(status_error(&resp, "PUT", None)),
-        };
-        drain(resp);
-        result
+        match resp.status().as_u16() {
+            200..=299 => {
+                drain(resp);
+                Ok(data.len() as u64)
+            }
+            _ => Err(status_error(resp, "PUT", None)),
+        }
     }
 
     fn get_before_put(&self, key: &Key) -> Result<Option<Vec<u8>>, TierError> {

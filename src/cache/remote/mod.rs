@@ -179,25 +179,40 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// What an HTTP error status means for a cache request (`resp`'s, whose `Retry-After` is
-/// read); `credentials`: where the credentials came from, for 401 and 403 ("check the
-/// credentials, from …"). 500, 502, 503, 504 and 429 are transient, as for the AWS SDKs.
-fn status_error<B>(resp: &ureq::http::Response<B>, what: &str, credentials: Option<&str>) -> TierError {
+/// read, and whose body is read for an S3 error code); `credentials`: where the credentials
+/// came from, for 401 and 403 ("check the credentials, from …"). 500, 502, 503, 504 and 429
+/// are transient, as for the AWS SDKs.
+fn status_error(resp: ureq::http::Response<ureq::Body>, what: &str, credentials: Option<&str>) -> TierError {
     let status = resp.status().as_u16();
     if is_transient(status) {
         let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok());
-        return TierError::Transient {
-            message: format!("{what}: HTTP {status}"),
-            retry_after: retry::retry_after(retry_after),
-        };
+        let retry_after = retry::retry_after(retry_after);
+        drain(resp);
+        return TierError::Transient { message: format!("{what}: HTTP {status}"), retry_after };
     }
-    let hint = match (status, credentials) {
-        (401 | 403, None) => " (check the credentials)".to_string(),
-        (401 | 403, Some(from)) => format!(" (check the credentials: {from})"),
-        (404, _) => " (no such bucket or path?)".into(),
-        (413 | 507, _) => " (the server is full or refuses the size)".into(),
+    let code = s3_code(&drain(resp));
+    let hint = match (status, credentials, code.as_deref()) {
+        (404, _, Some("NoSuchBucket")) => " (the bucket does not exist)".to_string(),
+        (401 | 403, None, _) => " (check the credentials)".to_string(),
+        (401 | 403, Some(from), _) => format!(" (check the credentials: {from})"),
+        (404, _, _) => " (no such bucket or path?)".into(),
+        (413 | 507, _, _) => " (the server is full or refuses the size)".into(),
         _ => String::new(),
     };
-    TierError::Failed(format!("{what}: HTTP {status}{hint}"))
+    let code = code.map(|c| format!(" {c}")).unwrap_or_default();
+    TierError::Failed(format!("{what}: HTTP {status}{code}{hint}"))
+}
+
+/// The `<Code>` of an S3 error reply (`NoSuchBucket`, `SignatureDoesNotMatch`,
+/// `InvalidAccessKeyId`…), which says more than its status; nothing else of the reply is
+/// shown (a SignatureDoesNotMatch reply holds the request it expected).
+fn s3_code(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body.get(..4096).unwrap_or(body)).ok()?;
+    let (_, rest) = text.split_once("<Code>")?;
+    let (code, _) = rest.split_once("</Code>")?;
+    let plain =
+        !code.is_empty() && code.len() <= 64 && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.');
+    plain.then(|| code.to_string())
 }
 
 /// Whether an HTTP status is worth the same request again.
@@ -227,22 +242,22 @@ fn read_get(
                 (_, t) => t,
             })
         }
-        404 | 410 => {
-            drain(resp);
-            Ok(None)
-        }
-        _ => {
-            let e = status_error(&resp, "GET", credentials);
-            drain(resp);
-            Err(e)
-        }
+        // A missing entry, unless the bucket itself is missing: a mistyped bucket must not
+        // pass for an empty cache (a read-only build would only ever miss, silently).
+        404 | 410 => match s3_code(&drain(resp)) {
+            Some(code) if code == "NoSuchBucket" => {
+                Err(TierError::Failed(format!("GET: HTTP 404 {code} (the bucket does not exist)")))
+            }
+            _ => Ok(None),
+        },
+        _ => Err(status_error(resp, "GET", credentials)),
     }
 }
 
 /// Read what is left of a response body (an error page), so that its connection can be
-/// reused for the next request.
-fn drain(resp: ureq::http::Response<ureq::Body>) {
-    let _ = resp.into_body().with_config().limit(1 << 20).read_to_vec();
+/// reused for the next request; what was read (up to 1 MiB).
+fn drain(resp: ureq::http::Response<ureq::Body>) -> Vec<u8> {
+    resp.into_body().with_config().limit(1 << 20).read_to_vec().unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -275,6 +290,18 @@ mod tests {
         assert!(matches!(io(TimedOut), TierError::Timeout(_)));
         assert!(matches!(request_error(&ureq::Error::HostNotFound, &[]), TierError::Failed(_)));
         assert!(matches!(request_error(&ureq::Error::ConnectionFailed, &[]), TierError::Failed(_)));
+    }
+
+    #[test]
+    fn s3_error_codes_are_read_and_nothing_else() {
+        let reply = |code: &str| {
+            format!("<?xml version=\"1.0\"?>\n<Error><Code>{code}</Code><Message>m</Message></Error>")
+        };
+        assert_eq!(s3_code(reply("NoSuchBucket").as_bytes()).as_deref(), Some("NoSuchBucket"));
+        assert_eq!(s3_code(b"<html><body>404 Not Found</body></html>"), None);
+        for odd in ["", "a b", "<x>", &"A".repeat(65)] {
+            assert_eq!(s3_code(reply(odd).as_bytes()), None, "{odd:?}");
+        }
     }
 
     #[test]

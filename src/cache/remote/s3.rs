@@ -139,12 +139,13 @@ impl Tier for S3Tier {
             .header("Content-Type", "application/octet-stream")
             .send(data)
             .map_err(|e| request_error(&e, &self.secrets(url)))?;
-        let result = match resp.status().as_u16() {
-            200..=299 => Ok(data.len() as u64),
-            _ => Err(status_error(&resp, "PUT", Some(&self.source))),
-        };
-        drain(resp);
-        result
+        match resp.status().as_u16() {
+            200..=299 => {
+                drain(resp);
+                Ok(data.len() as u64)
+            }
+            _ => Err(status_error(resp, "PUT", Some(&self.source))),
+        }
     }
 
     fn get_before_put(&self, key: &Key) -> Result<Option<Vec<u8>>, TierError> {
