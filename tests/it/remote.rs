@@ -373,20 +373,47 @@ fn endpoint_errors_name_their_variable() {
     let url = format!("s3://{}/endpoints", s3.bucket);
     let m = Machine::new(py, "endpoints");
     let bad = "http://bad host:9000";
-    let cases: [(&[(&str, &str)], &str); 3] = [
+    // URLs, but not of a server: a mistyped scheme, or none (`host:port` parses as scheme
+    // `host`); the variable is named, not the cache URL.
+    let expected = ": expected http://HOST[:PORT] or https://HOST[:PORT]";
+    let cases: [(&[(&str, &str)], &str); 5] = [
         (&[("AWS_ENDPOINT_URL_S3", bad)], "invalid AWS_ENDPOINT_URL_S3 `http://bad host:9000`"),
         (
             &[("AWS_ENDPOINT_URL_S3", bad), ("AWS_ENDPOINT_URL", &s3.endpoint)],
             "invalid AWS_ENDPOINT_URL_S3 `http://bad host:9000`",
         ),
         (&[("AWS_ENDPOINT_URL", bad)], "invalid AWS_ENDPOINT_URL `http://bad host:9000`"),
+        (
+            &[("AWS_ENDPOINT_URL", "htp://127.0.0.1:9000")],
+            &format!("invalid AWS_ENDPOINT_URL `htp://127.0.0.1:9000`{expected}"),
+        ),
+        (
+            &[("AWS_ENDPOINT_URL_S3", "localhost:9000")],
+            &format!("invalid AWS_ENDPOINT_URL_S3 `localhost:9000`{expected}"),
+        ),
     ];
     for (vars, want) in cases {
         let run = m.compile(&py.path, &["--cache-url", &url], vars);
         assert_eq!(run.code, Some(2), "{vars:?}: {}", run.stderr);
         assert!(run.stderr.contains(want), "{vars:?}: {}", run.stderr);
+        assert!(
+            !run.stderr.contains("HASHPYC_CACHE_URL") && !run.stderr.contains("cache-url"),
+            "{}",
+            run.stderr
+        );
         assert!(pycs(&m.tree).is_empty(), "{vars:?}: the build went on");
     }
+    // The URL from a configuration file: the file is not blamed for the variable.
+    let config = m.home.path("hashpyc.toml");
+    std::fs::write(&config, format!("cache-url = \"{url}\"\n")).unwrap();
+    let args = ["--config", config.to_str().unwrap()];
+    let run = m.compile(&py.path, &args, &[("AWS_ENDPOINT_URL", "htp://127.0.0.1:9000")]);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(
+        run.stderr.starts_with("error: invalid AWS_ENDPOINT_URL `htp://127.0.0.1:9000`"),
+        "{}",
+        run.stderr
+    );
     assert!(harness::files_with_suffix(&bucket, "").is_empty(), "a request reached the server");
     // The service's variable is the one used: the other, invalid, is not read.
     let run = m.compile(

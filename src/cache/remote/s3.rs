@@ -74,7 +74,18 @@ impl S3Tier {
         })?;
         let bucket =
             Bucket::new(endpoint_url, style, name.to_string(), resolved.region.clone()).map_err(|e| {
-                OpenError::Url(format!("cannot address bucket `{name}` at `{}`: {e}", redact_url(&endpoint)))
+                use rusty_s3::BucketError::{MissingHost, UnsupportedScheme};
+                match (&e, &given) {
+                    // The variable's fault, not the cache URL's (`htp://…`, `host:9000`).
+                    (UnsupportedScheme | MissingHost, Some((var, _))) => OpenError::Environment(format!(
+                        "invalid {var} `{}`: expected http://HOST[:PORT] or https://HOST[:PORT]",
+                        redact_url(&endpoint)
+                    )),
+                    _ => OpenError::Url(format!(
+                        "cannot address bucket `{name}` at `{}`: {e}",
+                        redact_url(&endpoint)
+                    )),
+                }
             })?;
         let mut secrets = resolved.secrets;
         if let Provider::Static(Some(c)) = &resolved.provider {
