@@ -613,24 +613,31 @@ fn cache_settings(args: &crate::cli::CacheArgs) -> Result<Option<crate::cache::C
     }
     // The local tier stores entries uncompressed unless asked: compressing costs a cold
     // build more than it saves (README, "Bytecode cache"); remote entries are always zstd.
-    let compression = match std::env::var("HASHPYC_CACHE_COMPRESSION").as_deref() {
-        Ok("none") | Err(_) => crate::cache::entry::Compression::None,
-        Ok("zstd") => crate::cache::entry::Compression::Zstd,
-        Ok(other) => {
+    // An empty variable is an unset one, as for the flags' (README, "Environment").
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let compression = match var("HASHPYC_CACHE_COMPRESSION").as_deref() {
+        Some("none") | None => crate::cache::entry::Compression::None,
+        Some("zstd") => crate::cache::entry::Compression::Zstd,
+        Some(other) => {
             return Err(Error::Usage(format!(
                 "invalid HASHPYC_CACHE_COMPRESSION `{other}`: expected `zstd` or `none`"
             )));
         }
     };
     let seconds = |name: &str, default: Duration| -> Result<Duration, Error> {
-        match std::env::var(name) {
-            Err(_) => Ok(default),
-            Ok(v) => v
+        // At most a day: a longer wait is no different, and 1e30 s is no Duration.
+        match var(name) {
+            None => Ok(default),
+            Some(v) => v
                 .parse::<f64>()
                 .ok()
-                .filter(|s| s.is_finite() && *s > 0.0)
+                .filter(|s| *s > 0.0 && *s <= 86_400.0)
                 .map(Duration::from_secs_f64)
-                .ok_or_else(|| Error::Usage(format!("invalid {name} `{v}`: expected a number of seconds"))),
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "invalid {name} `{v}`: expected a number of seconds, more than 0 and at most 86400 (a day)"
+                    ))
+                }),
         }
     };
     let timeout = seconds("HASHPYC_CACHE_TIMEOUT", crate::cache::remote::DEFAULT_TIMEOUT)?;

@@ -1012,6 +1012,48 @@ per_python!(cache_is_opt_in, min = (3, 12), |py: &Python| {
     );
 });
 
+// The cache's variables that are not a flag's: empty is unset, as for every other variable
+// (a CI file's `HASHPYC_CACHE_TIMEOUT: ${{ vars.TIMEOUT }}` with no such value), and a
+// value out of range is an error naming it, never a panic (1e30 s is no Duration).
+per_python!(cache_variables_empty_or_out_of_range, min = (3, 12), |py: &Python| {
+    let work = Tree::new();
+    work.write("src/m.py", "x = 1\n");
+    let cache = work.path("cache");
+    let build = |vars: &[(&str, &str)]| {
+        std::fs::remove_dir_all(&cache).ok();
+        let mut cmd = work.hashpyc().arg("compile").python(py).args(["-f", "--cache"]).arg(&cache);
+        for (k, v) in vars {
+            cmd = cmd.env(k, v);
+        }
+        let run = cmd.arg("src").run();
+        (run, entries(&cache))
+    };
+    let (run, unset) = build(&[]);
+    run.assert_code(0);
+    assert_eq!(unset.len(), 1);
+    let vars = ["HASHPYC_CACHE_COMPRESSION", "HASHPYC_CACHE_TIMEOUT", "HASHPYC_CACHE_UPLOAD_WAIT"];
+    for var in vars {
+        let (run, empty) = build(&[(var, "")]);
+        run.assert_code(0);
+        assert!(empty == unset, "{var}= gave other entries: {}", run.stderr);
+    }
+    let (run, zstd) = build(&[("HASHPYC_CACHE_COMPRESSION", "zstd")]);
+    run.assert_code(0);
+    assert!(zstd != unset, "HASHPYC_CACHE_COMPRESSION is read");
+    for var in &vars[1..] {
+        for bad in ["0", "-1", "1e30", "inf", "NaN", "86401", "two"] {
+            let (run, _) = build(&[(var, bad)]);
+            run.assert_code(2);
+            let want = format!(
+                "error: invalid {var} `{bad}`: expected a number of seconds, more than 0 and at most 86400 (a day)\n"
+            );
+            assert_eq!(run.stderr, want);
+        }
+        let (run, _) = build(&[(var, "86400")]);
+        run.assert_code(0);
+    }
+});
+
 /// A checkout for the CI recipes: `src/` and a venv with a package, at `dir`.
 fn checkout(py: &Python, dir: &Path) {
     for (rel, text) in [
