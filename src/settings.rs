@@ -145,16 +145,34 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
             for w in &passed_over {
                 crate::report::eprint_line(&format!("{}: {w}", style.warning()));
             }
-            let from_file = match source? {
-                config::Source::File(c) => c.options.cache.as_ref().map(|d| c.resolve(d)),
-                _ => None,
+            let (from_file, file, shared) = match source? {
+                config::Source::File(c) => (
+                    c.options.cache.as_ref().map(|d| c.resolve(d)),
+                    format!("`{}`", crate::report::shown(&c.path)),
+                    c.options
+                        .cache_url
+                        .is_some()
+                        .then(|| format!("`cache-url` in {}", c.locate("cache-url"))),
+                ),
+                _ => (None, "the configuration file".to_string(), None),
             };
-            dir.dir = Some(from_file.ok_or_else(|| {
-                Error::Usage(
-                    "no cache directory: give --cache DIR, set HASHPYC_CACHE, or set `cache` in the \
-                     configuration file"
-                        .into(),
+            // A shared cache alone is no directory to manage: say so rather than leave the
+            // user wondering why the `cache-url` given was not enough.
+            let shared = shared.or_else(|| {
+                std::env::var_os("HASHPYC_CACHE_URL")
+                    .filter(|u| !u.is_empty())
+                    .map(|_| "HASHPYC_CACHE_URL".into())
+            });
+            let shared = shared.map_or(String::new(), |s| {
+                format!(
+                    " (`hashpyc cache` manages a local cache directory only, not the shared cache {s} names: \
+                     its entries expire by the server's rules)"
                 )
+            });
+            dir.dir = Some(from_file.ok_or_else(|| {
+                Error::Usage(format!(
+                    "no cache directory: give --cache DIR, set HASHPYC_CACHE, or set `cache` in {file}{shared}"
+                ))
             })?);
         }
         _ => {}

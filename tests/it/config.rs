@@ -417,12 +417,39 @@ per_python!(cache_commands_read_the_file, min = (3, 11), |py: &Python| {
     let none = harness::Hashpyc::new(&proj)
         .args(["cache", "clean", "--no-config"])
         .env_remove("HASHPYC_CACHE")
+        .env_remove("HASHPYC_CACHE_URL")
         .run();
     none.assert_code(2);
     assert_eq!(
         none.stderr,
         "error: no cache directory: give --cache DIR, set HASHPYC_CACHE, or set `cache` in the configuration file\n"
     );
+    // A shared cache alone (a CI fleet's setup) is named, with why it is not enough.
+    let not_managed = "(`hashpyc cache` manages a local cache directory only, not the shared cache";
+    tree.write("remote-only/hashpyc.toml", "jobs = 2\ncache-url = \"s3://ci-cache/hashpyc\"\n");
+    let shared = harness::Hashpyc::new(&tree.path("remote-only"))
+        .args(["cache", "stats"])
+        .env_remove("HASHPYC_CACHE")
+        .env_remove("HASHPYC_CACHE_URL")
+        .run();
+    shared.assert_code(2);
+    assert!(
+        shared.stderr.starts_with(
+            "error: no cache directory: give --cache DIR, set HASHPYC_CACHE, or set `cache` in `"
+        ) && shared.stderr.contains(&format!("{not_managed} `cache-url` in `"))
+            && shared
+                .stderr
+                .contains("hashpyc.toml` line 2 names: its entries expire by the server's rules)\n"),
+        "{}",
+        shared.stderr
+    );
+    let shared = harness::Hashpyc::new(&proj)
+        .args(["cache", "prune", "--max-size", "1MB", "--no-config"])
+        .env_remove("HASHPYC_CACHE")
+        .env("HASHPYC_CACHE_URL", "s3://ci-cache/hashpyc")
+        .run();
+    shared.assert_code(2);
+    assert!(shared.stderr.contains(&format!("{not_managed} HASHPYC_CACHE_URL names")), "{}", shared.stderr);
     harness::Hashpyc::new(&proj).args(["cache", "clean"]).run().assert_code(0);
     let stats = harness::Hashpyc::new(&proj).args(["cache", "stats", "--format", "json"]).run();
     let v: serde_json::Value = serde_json::from_str(&stats.stdout).unwrap();
