@@ -324,7 +324,8 @@ pub struct CacheArgs {
     pub no_cache: bool,
 
     /// Use the cache's entries but never store any, in any tier (for untrusted builds, such
-    /// as pull requests from forks).
+    /// as pull requests from forks). A local directory that does not exist is then an empty
+    /// cache, not a warning.
     #[arg(long, env = "HASHPYC_CACHE_READ_ONLY", value_parser = clap::builder::BoolishValueParser::new(),
           default_value_t = false, help_heading = "Bytecode cache")]
     pub cache_read_only: bool,

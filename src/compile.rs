@@ -435,6 +435,15 @@ pub fn compile(
             let scripts: Vec<&str> = specs.iter().map(|w| &*w.script).collect();
             match crate::cache::Cache::open(settings.clone(), &s.targets, &scripts) {
                 Ok(c) => Some(c),
+                // Read-only, a directory that does not exist yet is an empty cache.
+                Err(e) if e.missing_read_only(settings.read_only) => {
+                    if verbosity.verbose > 0 {
+                        let line =
+                            crate::cache::absent_line(settings.dir.as_deref().unwrap_or(Path::new("")));
+                        notes.add(Path::new(""), 0, None, line.clone(), Some(Event::notice(line)));
+                    }
+                    None
+                }
                 Err(e) => {
                     // A cache that cannot be used never fails a build.
                     let message = format!("{}; compiling without it", schedule::error_chain(&e));

@@ -26,7 +26,7 @@ pub mod stats;
 pub mod tier;
 mod upload;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -244,6 +244,8 @@ struct Inner {
     local: Option<Local>,
     /// Why the local tier given could not be used (the remote one is).
     dropped: Option<String>,
+    /// The local directory, read-only and not there: every lookup in it misses (`-v`).
+    absent: Option<PathBuf>,
     remote: Option<Arc<Remote>>,
     uploads: Option<upload::Uploader>,
     settings: CacheSettings,
@@ -258,6 +260,7 @@ struct Inner {
 impl Inner {
     fn open(settings: CacheSettings, targets: &[Arc<Target>], scripts: &[&str]) -> Result<Inner, CacheError> {
         let mut dropped = None;
+        let mut absent = None;
         let local = match &settings.dir {
             Some(dir) => {
                 let disk = if settings.read_only {
@@ -271,6 +274,12 @@ impl Inner {
                     Ok(d) => Some(d),
                     // Without a remote tier there is no cache left: the caller says so.
                     Err(e) if settings.remote.is_none() => return Err(e),
+                    // Read-only, a directory that does not exist yet (a CI runner whose
+                    // cache was never restored) is an empty cache, not a problem.
+                    Err(e) if e.missing_read_only(settings.read_only) => {
+                        absent = Some(dir.clone());
+                        None
+                    }
                     // The remote tier does not need the local one.
                     Err(e) => {
                         dropped = Some(format!(
@@ -320,6 +329,7 @@ impl Inner {
         Ok(Inner {
             local,
             dropped,
+            absent,
             remote,
             uploads,
             settings,
@@ -648,6 +658,9 @@ impl Inner {
                 info.extend(pruned_note);
             }
         }
+        if let Some(dir) = self.absent.as_ref().filter(|_| verbose) {
+            info.push(absent_line(dir));
+        }
         if let Some(r) = &self.remote {
             if let Some(p) = r.problem.lock().expect("cache lock").as_ref() {
                 warnings.push(format!(
@@ -855,6 +868,23 @@ impl Cache {
             let _ = handle.join();
         }
         self.inner.finish(verbose)
+    }
+}
+
+/// What `-v` says of a read-only local directory that does not exist.
+pub fn absent_line(dir: &Path) -> String {
+    format!(
+        "cache local `{}`: does not exist; read-only, so every lookup in it misses",
+        crate::report::shown(dir)
+    )
+}
+
+impl CacheError {
+    /// Whether this is a local directory that does not exist, opened read-only: an empty
+    /// cache rather than a problem to warn about.
+    pub fn missing_read_only(&self, read_only: bool) -> bool {
+        read_only
+            && matches!(self, CacheError::Open { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
     }
 }
 

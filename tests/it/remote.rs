@@ -644,6 +644,60 @@ fn read_only_never_uploads() {
     assert!(!nginx.access_log().contains("PUT"), "{}", nginx.access_log());
 }
 
+/// A read-only build whose local cache directory does not exist yet (a CI runner whose
+/// cache was never restored, a fork's first pull request) has an empty cache, not a
+/// problem: no warning, the directory not created, the pycs py_compile's; with a shared
+/// cache, every pyc comes from the server. `-v` says the directory is not there.
+#[test]
+fn read_only_local_cache_not_there_yet() {
+    let Some(py) = harness::python_or_skip((3, 12), "remote::read_only_local_cache_not_there_yet") else {
+        return;
+    };
+    let Some(nginx) = Nginx::start() else { return };
+    let url = format!("{}/cache", nginx.url());
+    let expected = |m: &Machine| py_compile_pycs(py, &m.tree, &["one.py", "two.py"]);
+    let a = Machine::small("ro-a");
+    let run = a.compile(&py.path, &["--cache-url", &url], &[]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert_no_warning("A", &run.stderr);
+    let puts = nginx.access_log().matches("\"PUT ").count();
+    assert!(puts > 0, "A stored nothing:\n{}", nginx.access_log());
+
+    // Local directory alone, and with the shared cache; -v and not.
+    for (name, remote) in [("ro-local", false), ("ro-both", true)] {
+        let m = Machine::small(name);
+        let missing = m.home.path("never-restored/hashpyc");
+        let mut args = vec!["--cache", missing.to_str().unwrap(), "--cache-read-only"];
+        if remote {
+            args.extend(["--cache-url", &url]);
+        }
+        let run = m.compile(&py.path, &args, &[]);
+        assert_eq!(run.code, Some(1), "{name}: {}", run.stderr);
+        assert_no_warning(name, &run.stderr);
+        assert!(pycs(&m.tree) == expected(&m), "{name}: pycs other than py_compile's");
+        assert!(
+            !missing.exists() && !m.home.path("never-restored").exists(),
+            "{name}: created the directory"
+        );
+
+        remove_pycs(&m.tree);
+        args.push("-v");
+        let run = m.compile(&py.path, &args, &[]);
+        assert_eq!(run.code, Some(1), "{name}: {}", run.stderr);
+        assert_no_warning(name, &run.stderr);
+        let said = format!("cache local `{}`: does not exist; read-only", missing.display());
+        assert!(run.stderr.contains(&said), "{name}: -v says nothing of it:\n{}", run.stderr);
+        if remote {
+            // The two modules; the failure is remembered from the run before.
+            assert!(run.stderr.contains(": 2 hits, 0 misses,"), "{name}: from the server:\n{}", run.stderr);
+        }
+        assert!(pycs(&m.tree) == expected(&m), "{name}: pycs other than py_compile's");
+        assert!(!missing.exists(), "{name}: created the directory");
+    }
+    let puts_now = nginx.access_log().matches("\"PUT ").count();
+    assert_eq!(puts_now, puts, "a read-only build uploaded:\n{}", nginx.access_log());
+}
+
 /// A build with a broken remote: the same pycs and exit status as without a cache, exactly
 /// one warning naming `want`, and done within `max` (of which the remote may add at most
 /// what the issue allows).
@@ -1076,9 +1130,9 @@ fn identical_sources_are_uploaded_once() {
     assert_eq!(stored.len(), puts.len());
 }
 
-// A local cache directory that cannot be used (a regular file; missing with
-// `--cache-read-only`) drops the local tier only: one warning naming it, and the remote
-// still serves every hit.
+// A local cache directory that cannot be used (a regular file) drops the local tier only:
+// one warning naming it, and the remote still serves every hit. Missing with
+// `--cache-read-only`, it is an empty cache: no warning, the remote serves every hit.
 #[test]
 fn unusable_local_tier_keeps_the_remote() {
     let Some(py) = harness::python_or_skip((3, 12), "remote::unusable_local_tier_keeps_the_remote") else {
@@ -1096,19 +1150,23 @@ fn unusable_local_tier_keeps_the_remote() {
     let missing = b.home.path("no-such-cache");
     let file_args = ["--cache", file.to_str().unwrap(), "--cache-url", &url];
     let missing_args = ["--cache-read-only", "--cache", missing.to_str().unwrap(), "--cache-url", &url];
-    for (local, args) in [(&file, &file_args[..]), (&missing, &missing_args[..])] {
+    for (local, args, warned) in [(&file, &file_args[..], true), (&missing, &missing_args[..], false)] {
         remove_pycs(&b.tree);
         let gets = nginx.access_log().matches("\"GET ").count();
         let run = b.compile(&py.path, args, &[]);
         assert_eq!(run.code, status, "{}", run.stderr);
         let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
-        assert_eq!(warnings.len(), 1, "{}", run.stderr);
-        assert!(
-            warnings[0].contains(&format!("`{}`", local.display()))
-                && warnings[0].contains("without the local tier"),
-            "{}",
-            run.stderr
-        );
+        if warned {
+            assert_eq!(warnings.len(), 1, "{}", run.stderr);
+            assert!(
+                warnings[0].contains(&format!("`{}`", local.display()))
+                    && warnings[0].contains("without the local tier"),
+                "{}",
+                run.stderr
+            );
+        } else {
+            assert_no_warning("read-only, not there", &run.stderr);
+        }
         let (from_cache, compiled) = counts(&run.stderr);
         assert_eq!(from_cache, compiled, "everything from the remote:\n{}", run.stderr);
         assert!(nginx.access_log().matches("\"GET ").count() >= gets + compiled, "{}", nginx.access_log());
