@@ -921,8 +921,25 @@ fn persistent_failures_switch_the_remote_off_after_the_attempts() {
     // Not transient: sent once.
     let forbidden = Faulty::start(Fault::Status(403));
     let (warning, requests, counts) = build(&forbidden, &[]);
-    assert!(warning.contains("GET: HTTP 403 (check the credentials)"), "{warning}");
+    assert!(
+        warning.contains(
+            "GET: HTTP 403 (check the credentials: none were given (HASHPYC_CACHE_TOKEN, or user:password@ in the URL))"
+        ),
+        "{warning}"
+    );
     assert_eq!((requests.len(), counts[6]), (1, 0), "{requests:?}");
+    // An upload refused without credentials (a fork's job without the secret): say what
+    // such a job wants.
+    let unauthorized = Faulty::start(Fault::Status(401));
+    let (warning, requests, _) = build(&unauthorized, &["--force"]);
+    assert!(
+        warning.contains(
+            "PUT: HTTP 401 (check the credentials: none were given (HASHPYC_CACHE_TOKEN, or \
+             user:password@ in the URL); a job that may only read wants --cache-read-only)"
+        ),
+        "{warning}"
+    );
+    assert_eq!(requests.len(), 1, "{requests:?}");
     let not_found = Faulty::start(Fault::Status(404));
     let (warning, requests, _) = build(&not_found, &[]);
     assert!(warning.contains("PUT: HTTP 404"), "{warning}");

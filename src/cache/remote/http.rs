@@ -67,6 +67,20 @@ impl HttpTier {
         format!("{}/{}", self.base, entry_path(key))
     }
 
+    /// For a refusal (401, 403) when the requests carried no credentials: say so, and for
+    /// an upload that a job which may only read wants `--cache-read-only` (a server that
+    /// lets anyone read and only some write, a fork's pull request without the secret).
+    fn none_given(&self, method: &str) -> Option<&'static str> {
+        match (&self.auth, method) {
+            (Some(_), _) => None,
+            (None, "PUT") => Some(
+                "none were given (HASHPYC_CACHE_TOKEN, or user:password@ in the URL); a job that \
+                 may only read wants --cache-read-only",
+            ),
+            (None, _) => Some("none were given (HASHPYC_CACHE_TOKEN, or user:password@ in the URL)"),
+        }
+    }
+
     fn secrets(&self) -> Vec<&str> {
         self.secrets.iter().map(String::as_str).collect()
     }
@@ -77,7 +91,7 @@ impl HttpTier {
             req = req.header("Authorization", a);
         }
         let resp = req.call().map_err(|e| request_error(&e, &self.secrets()))?;
-        read_get(resp, &self.secrets(), None)
+        read_get(resp, &self.secrets(), self.none_given("GET"))
     }
 }
 
@@ -118,7 +132,7 @@ impl Tier for HttpTier {
                 drain(resp);
                 Ok(data.len() as u64)
             }
-            _ => Err(status_error(resp, "PUT", None)),
+            _ => Err(status_error(resp, "PUT", self.none_given("PUT"))),
         }
     }
 
