@@ -438,7 +438,7 @@ fn layout_hint(findings: &[Finding], ok: usize, s: &CheckSettings) -> Option<Str
             });
             let mut ours: Vec<&std::ffi::OsString> = names
                 .iter()
-                .filter(|n| cache_name_parts(n.as_bytes()).is_some_and(|(s, _, _)| s == stem))
+                .filter(|n| crate::layout::cache_name_parts(n.as_bytes()).is_some_and(|(s, _, _)| s == stem))
                 .collect();
             ours.sort();
             ours.first().map(|n| dir.join("__pycache__").join(n))
@@ -598,7 +598,7 @@ fn wrong_version_hint(findings: &[Finding], targets: &[Arc<Target>]) -> Option<S
 /// The module name and cache tag of a `__pycache__` file name: `mod.cpython-311.pyc` and
 /// `mod.cpython-311.opt-1.pyc` give `mod` and `cpython-311`.
 fn pyc_parts(name: &[u8]) -> Option<(&[u8], &str)> {
-    let (stem, tag, _) = cache_name_parts(name)?;
+    let (stem, tag, _) = crate::layout::cache_name_parts(name)?;
     let tag = std::str::from_utf8(tag).ok()?;
     tag.contains('-').then_some((stem, tag))
 }
@@ -752,22 +752,6 @@ fn classify_pyc(
     }
 }
 
-/// The module name, cache tag and optimization level of a cache file name:
-/// `mod.cpython-311.opt-1.pyc` gives `mod`, `cpython-311` and 1.
-fn cache_name_parts(name: &[u8]) -> Option<(&[u8], &[u8], u8)> {
-    let stem_tag = name.strip_suffix(b".pyc")?;
-    let (stem_tag, level) = match stem_tag
-        .strip_suffix(b".opt-1")
-        .map(|s| (s, 1))
-        .or_else(|| stem_tag.strip_suffix(b".opt-2").map(|s| (s, 2)))
-    {
-        Some(x) => x,
-        None => (stem_tag, 0),
-    };
-    let dot = stem_tag.iter().rposition(|&b| b == b'.')?;
-    Some((&stem_tag[..dot], &stem_tag[dot + 1..], level))
-}
-
 /// A stray finding for `pyc_path`, whose source `dir/<stem>.py` is gone (None when it
 /// exists).
 fn stray(
@@ -811,7 +795,7 @@ fn strays(pycs: &[PathBuf], targets: &[Arc<Target>]) -> Vec<Finding> {
         let Some(name) = pyc_path.file_name().map(|n| n.as_bytes()) else {
             continue;
         };
-        let Some((stem, tag, level)) = cache_name_parts(name) else {
+        let Some((stem, tag, level)) = crate::layout::cache_name_parts(name) else {
             continue;
         };
         let Some(dir) = pyc_path.parent().and_then(Path::parent) else {
@@ -872,7 +856,9 @@ fn prefix_strays(s: &CheckSettings, dirs: &[(PathBuf, usize)], cwd: &Path) -> Ve
                         continue;
                     }
                     let name = e.file_name();
-                    let Some((stem, tag, level)) = cache_name_parts(name.as_bytes()) else { continue };
+                    let Some((stem, tag, level)) = crate::layout::cache_name_parts(name.as_bytes()) else {
+                        continue;
+                    };
                     if !tags.contains(&tag) || !seen.insert(path.clone()) {
                         continue;
                     }

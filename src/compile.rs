@@ -194,6 +194,16 @@ impl Notes {
         });
     }
 
+    /// A warning about the whole run: on stderr at once in text mode, a `notice` object in
+    /// JSON.
+    fn warning(&mut self, message: String, style: Style) {
+        if self.json {
+            self.add(Path::new(""), 0, None, String::new(), Some(Event::notice(message)));
+        } else {
+            report::eprint_line(&format!("{}: {message}", style.warning()));
+        }
+    }
+
     /// A note shown unless `-qq`.
     fn notice(&mut self, path: &Path, order: u8, target: Option<usize>, text: String, event: Event) {
         if self.quiet < 2 || self.json {
@@ -389,20 +399,12 @@ pub fn compile(
         && (verbosity.quiet < 2 || s.json)
     {
         let message = report::no_sources("compile", &s.roots, summary.skipped.describe());
-        if s.json {
-            notes.add(Path::new(""), 0, None, String::new(), Some(Event::notice(message)));
-        } else {
-            report::eprint_line(&format!("{}: {message}", style.warning()));
-        }
+        notes.warning(message, style);
     }
     if planned.strip_missed > 0 && (verbosity.quiet < 2 || s.json) {
         let example = planned.strip_example.as_deref().unwrap_or(Path::new(""));
         let message = crate::embed::strip_missed_message(&s.embed, planned.strip_missed, example);
-        if s.json {
-            notes.add(Path::new(""), 0, None, String::new(), Some(Event::notice(message)));
-        } else {
-            report::eprint_line(&format!("{}: {message}", style.warning()));
-        }
+        notes.warning(message, style);
     }
     let plans = planned.plans;
 
@@ -447,11 +449,7 @@ pub fn compile(
                 Err(e) => {
                     // A cache that cannot be used never fails a build.
                     let message = format!("{}; compiling without it", schedule::error_chain(&e));
-                    if s.json {
-                        notes.add(Path::new(""), 0, None, String::new(), Some(Event::notice(message)));
-                    } else {
-                        report::eprint_line(&format!("{}: {message}", style.warning()));
-                    }
+                    notes.warning(message, style);
                     None
                 }
             }
@@ -620,14 +618,7 @@ fn triage(
 /// vanishes before its compile), else an error. The real run and the dry run both say it.
 fn plan_error(path: &Path, err: &str, summary: &mut Summary, notes: &mut Notes, style: Style) {
     if err.starts_with("no such file") {
-        summary.vanished += 1;
-        notes.notice(
-            path,
-            0,
-            None,
-            format!("note: `{}` vanished during the run; skipped", report::shown(path)),
-            Event::notice("vanished during the run; skipped"),
-        );
+        vanished(path, summary, notes);
     } else {
         summary.errors += 1;
         notes.add(
@@ -638,6 +629,18 @@ fn plan_error(path: &Path, err: &str, summary: &mut Summary, notes: &mut Notes, 
             Some(Event::error(err.to_string())),
         );
     }
+}
+
+/// A source gone since the walk found it: a notice, counted as vanished.
+fn vanished(path: &Path, summary: &mut Summary, notes: &mut Notes) {
+    summary.vanished += 1;
+    notes.notice(
+        path,
+        0,
+        None,
+        format!("note: `{}` vanished during the run; skipped", report::shown(path)),
+        Event::notice("vanished during the run; skipped"),
+    );
 }
 
 /// Under `-W error`, the warnings that fail a fresh pyc of `p` for target `t`: those
@@ -962,16 +965,7 @@ fn record_results(
                 let text = format!("{}: `{}`: {e}", style.error(), report::shown(path));
                 notes.add(path, 0, Some(t), text, Some(Event::error(e)));
             }
-            UnitResult::Vanished => {
-                summary.vanished += 1;
-                notes.notice(
-                    path,
-                    0,
-                    None,
-                    format!("note: `{}` vanished during the run; skipped", report::shown(path)),
-                    Event::notice("vanished during the run; skipped"),
-                );
-            }
+            UnitResult::Vanished => vanished(path, summary, notes),
         }
     }
 }

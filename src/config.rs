@@ -723,7 +723,6 @@ fn expected_keys(message: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The closest known key, when one is close enough to be a typo.
 /// What to write for a key named like a flag that has no key: a negation is its key set to
 /// `false` (`no-legacy`: `legacy = false`; not `did you mean legacy`, its opposite), and
 /// what describes one run rather than the tree stays on the command line.
@@ -751,6 +750,7 @@ fn flag_hint(unknown: &str) -> Option<String> {
     }
 }
 
+/// The closest known key, when one is close enough to be a typo.
 fn suggest(unknown: &str, keys: &[String]) -> Option<String> {
     keys.iter()
         .map(|k| (strsim::jaro_winkler(unknown, k), k))

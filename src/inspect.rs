@@ -72,18 +72,10 @@ pub fn source_for(pyc_path: &Path) -> Option<PathBuf> {
     }
 }
 
-/// `<stem>.<tag>[.opt-N].pyc` (as `cache_from_source` names a pyc) as (stem, tag, level);
-/// the tag holds no dot and is not empty.
+/// `<stem>.<tag>[.opt-N].pyc` (as `cache_from_source` names a pyc) as (stem, tag, level),
+/// the tag not empty.
 fn split_cached_name(name: &[u8]) -> Option<(&[u8], &[u8], u8)> {
-    let base = name.strip_suffix(b".pyc")?;
-    let (base, opt) = match (base.strip_suffix(b".opt-1"), base.strip_suffix(b".opt-2")) {
-        (Some(b), _) => (b, 1),
-        (_, Some(b)) => (b, 2),
-        _ => (base, 0),
-    };
-    let dot = base.iter().rposition(|&b| b == b'.')?;
-    let tag = &base[dot + 1..];
-    (!tag.is_empty()).then_some((&base[..dot], tag, opt))
+    crate::layout::cache_name_parts(name).filter(|(_, tag, _)| !tag.is_empty())
 }
 
 /// `PYTHONPYCACHEPREFIX` when set and not empty (CPython ignores an empty one).

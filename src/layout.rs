@@ -64,9 +64,23 @@ pub fn cache_file_name(name: &[u8], tag: &str, opt: u8) -> Vec<u8> {
     out
 }
 
-/// Lexically absolute form of `path` against `cwd`: `.` components dropped, `..` kept
-/// (as `os.path.abspath` would not do, but the import system never sees `..` in the
-/// paths it derives from `sys.path` either way).
+/// The module name, cache tag and optimization level of a cache file name, as
+/// [`cache_file_name`] builds it: `mod.cpython-311.opt-1.pyc` gives `mod`, `cpython-311`
+/// and 1 (the tag may be empty: `mod..pyc`).
+pub fn cache_name_parts(name: &[u8]) -> Option<(&[u8], &[u8], u8)> {
+    let stem_tag = name.strip_suffix(b".pyc")?;
+    let (stem_tag, level) = match stem_tag
+        .strip_suffix(b".opt-1")
+        .map(|s| (s, 1))
+        .or_else(|| stem_tag.strip_suffix(b".opt-2").map(|s| (s, 2)))
+    {
+        Some(x) => x,
+        None => (stem_tag, 0),
+    };
+    let dot = stem_tag.iter().rposition(|&b| b == b'.')?;
+    Some((&stem_tag[..dot], &stem_tag[dot + 1..], level))
+}
+
 /// `~` and `~/…` as the home directory (`$HOME`), as a shell would have expanded them: a
 /// value from a configuration file or from an environment variable set where no shell
 /// runs (a Dockerfile's `ENV`, a CI file) arrives unexpanded. Anything else is unchanged.
@@ -83,6 +97,9 @@ pub fn expand_home(path: &Path) -> PathBuf {
     }
 }
 
+/// Lexically absolute form of `path` against `cwd`: `.` components dropped, `..` kept
+/// (as `os.path.abspath` would not do, but the import system never sees `..` in the
+/// paths it derives from `sys.path` either way).
 pub fn absolute(path: &Path, cwd: &Path) -> PathBuf {
     let joined = if path.is_absolute() { path.to_path_buf() } else { cwd.join(path) };
     joined.components().collect()

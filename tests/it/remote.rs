@@ -1057,9 +1057,9 @@ fn stalled_lookups_do_not_idle_the_compile_slots() {
 }
 
 /// `--force` with a writable remote uploads every entry it compiled, replacing what the
-/// server holds (one PUT each, nothing read first: the tree has no path-dependent file): damaged objects there, which a normal build
-/// replaces only when it reads them, are the fresh entries again. With `--cache-read-only`
-/// it uploads nothing.
+/// server holds (one PUT each, nothing read first: the tree has no path-dependent file):
+/// damaged objects there, which a normal build replaces only when it reads them, are the
+/// fresh entries again. With `--cache-read-only` it uploads nothing.
 #[test]
 fn force_replaces_remote_entries() {
     let Some(py) = harness::python_or_skip((3, 12), "remote::force_replaces_remote_entries") else {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::super::entry::Key;
 use super::super::tier::{Tier, TierError, entry_path};
-use super::{agent, drain, read_get, redact_url, request_error, status_error, upload_timeout};
+use super::{agent, read_get, read_put, redact_url, request_error, upload_timeout};
 
 pub struct HttpTier {
     /// For lookups (GET).
@@ -127,13 +127,7 @@ impl Tier for HttpTier {
             req = req.header("Authorization", a);
         }
         let resp = req.send(data).map_err(|e| request_error(&e, &self.secrets()))?;
-        match resp.status().as_u16() {
-            200..=299 => {
-                drain(resp);
-                Ok(data.len() as u64)
-            }
-            _ => Err(status_error(resp, "PUT", self.none_given("PUT"))),
-        }
+        read_put(resp, data.len(), self.none_given("PUT"))
     }
 
     fn get_before_put(&self, key: &Key) -> Result<Option<Vec<u8>>, TierError> {

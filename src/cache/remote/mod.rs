@@ -220,6 +220,21 @@ pub fn is_transient(status: u16) -> bool {
     matches!(status, 429 | 500 | 502 | 503 | 504)
 }
 
+/// Read a PUT response: `len` (the bytes stored) for 2xx, an error otherwise.
+fn read_put(
+    resp: ureq::http::Response<ureq::Body>,
+    len: usize,
+    credentials: Option<&str>,
+) -> Result<u64, TierError> {
+    match resp.status().as_u16() {
+        200..=299 => {
+            drain(resp);
+            Ok(len as u64)
+        }
+        _ => Err(status_error(resp, "PUT", credentials)),
+    }
+}
+
 /// Read a GET response: the body for 200, `None` for 404/410, an error otherwise.
 fn read_get(
     resp: ureq::http::Response<ureq::Body>,

@@ -15,7 +15,7 @@ use rusty_s3::{Bucket, S3Action, UrlStyle};
 use super::super::entry::Key;
 use super::super::tier::{Tier, TierError, entry_path};
 use super::aws::{self, Provider, Source};
-use super::{OpenError, agent, drain, read_get, redact_url, request_error, status_error, upload_timeout};
+use super::{OpenError, agent, read_get, read_put, redact_url, request_error, upload_timeout};
 
 /// How long a presigned request stays valid (it is used at once).
 const SIGNED_FOR: Duration = Duration::from_secs(600);
@@ -150,13 +150,7 @@ impl Tier for S3Tier {
             .header("Content-Type", "application/octet-stream")
             .send(data)
             .map_err(|e| request_error(&e, &self.secrets(url)))?;
-        match resp.status().as_u16() {
-            200..=299 => {
-                drain(resp);
-                Ok(data.len() as u64)
-            }
-            _ => Err(status_error(resp, "PUT", Some(&self.source))),
-        }
+        read_put(resp, data.len(), Some(&self.source))
     }
 
     fn get_before_put(&self, key: &Key) -> Result<Option<Vec<u8>>, TierError> {
