@@ -260,10 +260,12 @@ impl Spans {
                 self.parts.iter().map(|(p, d)| format!("{p} {:.1}ms", d.as_secs_f64() * 1000.0)).collect();
             let (own, child) = peak_rss_kib();
             let ((su, ss), (cu, cs)) = cpu_seconds();
+            let (fs, fc) = minor_faults();
             let notes: String = self.notes.iter().map(|n| format!("; {n}")).collect();
             eprint_line(&format!(
                 "trace: {}; peak memory: hashpyc {:.1} MiB, largest worker {:.1} MiB; \
-                 CPU: hashpyc {su:.2} s user + {ss:.2} s system, workers {cu:.2} s + {cs:.2} s{notes}",
+                 CPU: hashpyc {su:.2} s user + {ss:.2} s system, workers {cu:.2} s + {cs:.2} s; \
+                 page faults: hashpyc {fs}, workers {fc}{notes}",
                 parts.join(", "),
                 own as f64 / 1024.0,
                 child as f64 / 1024.0
@@ -285,6 +287,13 @@ fn rusage(who: libc::c_int) -> Option<libc::rusage> {
 fn cpu_seconds() -> ((f64, f64), (f64, f64)) {
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     let get = |who| rusage(who).map_or((0.0, 0.0), |u| (secs(u.ru_utime), secs(u.ru_stime)));
+    (get(libc::RUSAGE_SELF), get(libc::RUSAGE_CHILDREN))
+}
+
+/// Minor page faults of this process and of its reaped children (with `CPU`, where a
+/// fresh fork's cost shows: copy-on-write and zero-filled pages).
+fn minor_faults() -> (i64, i64) {
+    let get = |who| rusage(who).map_or(0, |u| u.ru_minflt);
     (get(libc::RUSAGE_SELF), get(libc::RUSAGE_CHILDREN))
 }
 
