@@ -71,6 +71,9 @@ pub enum Message {
         bodies: Vec<Vec<u8>>,
     },
     Failed(CompileFailure),
+    /// A long-lived child's answer to the strings it was started with: those interned at
+    /// its birth, NUL-separated.
+    Birth(Vec<u8>),
     /// A forked child exited normally.
     ChildEnded,
     /// A forked child died (raw wait status).
@@ -79,8 +82,9 @@ pub enum Message {
 
 /// A request to a worker.
 pub enum Request<'a> {
-    /// Fork a long-lived child.
-    StartChild,
+    /// Fork a long-lived child, which first probes which of these NUL-separated strings
+    /// are interned (see `worker.py`, `_birth`; empty: none).
+    StartChild(&'a [u8]),
     /// End the long-lived child.
     EndChild,
     /// Compile in the long-lived child.
@@ -97,6 +101,9 @@ pub struct Job<'a> {
     pub source: &'a [u8],
     /// Ask the long-lived child to certify the result (op `K` instead of `C`).
     pub certify: bool,
+    /// With `certify`, let it also certify by probing the interned strings (op `P`: 3.13+,
+    /// see `worker.py`, `_ambiguous`).
+    pub probe: bool,
 }
 
 impl Request<'_> {
@@ -106,9 +113,9 @@ impl Request<'_> {
         let mut head = Vec::with_capacity(64);
         head.extend_from_slice(&[0; 4]);
         let tail: &[u8] = match self {
-            Request::StartChild => {
+            Request::StartChild(words) => {
                 head.push(b'L');
-                &[]
+                words
             }
             Request::EndChild => {
                 head.push(b'E');
@@ -116,6 +123,7 @@ impl Request<'_> {
             }
             Request::Compile(job) | Request::CompileFresh(job) => {
                 head.push(match self {
+                    Request::Compile(job) if job.certify && job.probe => b'P',
                     Request::Compile(job) if job.certify => b'K',
                     Request::Compile(_) => b'C',
                     _ => b'F',
@@ -241,6 +249,7 @@ pub fn decode(payload: &[u8]) -> Result<Message, FrameError> {
             Ok(Message::Failed(CompileFailure { kind, message, line, offset, end_line, end_offset, text }))
         }
         b'e' => Cursor { data: rest, what: "end" }.done().map(|_| Message::ChildEnded),
+        b'B' => Ok(Message::Birth(rest.to_vec())),
         b'D' => {
             let mut c = Cursor { data: rest, what: "died" };
             let status = c.i32()?;
@@ -284,6 +293,7 @@ mod tests {
             ("SyntaxError", Some(1), Some(5), None, "x(")
         );
         assert_eq!(decode(b"e"), Ok(Message::ChildEnded));
+        assert_eq!(decode(b"Bab\0cd"), Ok(Message::Birth(b"ab\0cd".to_vec())));
         assert_eq!(decode(b"D\x09\x00\x00\x00"), Ok(Message::ChildDied(9)));
     }
 
@@ -299,13 +309,18 @@ mod tests {
 
     #[test]
     fn request_layout() {
-        let mut job = Job { levels: &[0, 2], filename: b"a\nb.py", source: b"x\0", certify: false };
+        let mut job =
+            Job { levels: &[0, 2], filename: b"a\nb.py", source: b"x\0", certify: false, probe: false };
         let frame = Request::CompileFresh(&job).encode();
         assert_eq!(&frame[..4], &(frame.len() as u32 - 4).to_le_bytes());
         assert_eq!(&frame[4..], b"F\x02\x00\x02\x06\x00\x00\x00a\nb.pyx\0");
         assert_eq!(Request::Compile(&job).encode()[4], b'C');
         job.certify = true;
         assert_eq!(Request::Compile(&job).encode()[4], b'K');
+        job.probe = true;
+        assert_eq!(Request::Compile(&job).encode()[4], b'P');
+        assert_eq!(Request::StartChild(b"ab\0cd").encode(), b"\x06\x00\x00\x00Lab\0cd");
+        assert_eq!(Request::StartChild(b"").encode(), b"\x01\x00\x00\x00L");
         assert_eq!(
             decode(b"O\x02\x00\x00\x00\x00\x00\x00"),
             Ok(Message::Compiled {

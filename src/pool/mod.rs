@@ -117,6 +117,13 @@ pub struct Worker {
     timeout: Option<Duration>,
     child_running: bool,
     child_compiles: u32,
+    /// Long-lived children forked so far: a new one means a new history.
+    generation: u64,
+    /// What each new long-lived child probes before its first compile
+    /// ([`Request::StartChild`]).
+    birth_words: Vec<u8>,
+    /// The last new child's answer to `birth_words` ([`Message::Birth`]), until taken.
+    birth: Option<Vec<u8>>,
 }
 
 /// How files were compiled in this process, for `HASHPYC_TRACE`: long-lived children
@@ -133,6 +140,10 @@ pub struct Stats {
     pub suspects: AtomicU64,
     pub certify_tried: AtomicU64,
     pub certified: AtomicU64,
+    /// Deferred files compiled in long-lived children of their own (3.13+), and those of
+    /// them certified by probing.
+    pub batched: AtomicU64,
+    pub probed: AtomicU64,
 }
 
 pub static STATS: Stats = Stats {
@@ -144,6 +155,8 @@ pub static STATS: Stats = Stats {
     suspects: AtomicU64::new(0),
     certify_tried: AtomicU64::new(0),
     certified: AtomicU64::new(0),
+    batched: AtomicU64::new(0),
+    probed: AtomicU64::new(0),
 };
 
 impl Stats {
@@ -152,7 +165,8 @@ impl Stats {
         format!(
             "{} compiles in {} long-lived children ({} ended after a compile that changed them), \
              {} fresh forks ({} predicted from the source, {} suspects recompiled); \
-             frozensets certified in long-lived children for {} of {} files tried",
+             frozensets certified in long-lived children for {} of {} files tried; \
+             {} deferred files in long-lived children of their own ({} certified by probing)",
             get(&self.long_compiles),
             get(&self.long_children),
             get(&self.tainted),
@@ -160,7 +174,9 @@ impl Stats {
             get(&self.predicted),
             get(&self.suspects),
             get(&self.certified),
-            get(&self.certify_tried)
+            get(&self.certify_tried),
+            get(&self.batched),
+            get(&self.probed)
         )
     }
 }
@@ -294,6 +310,9 @@ impl Worker {
             timeout: spec.timeout,
             child_running: false,
             child_compiles: 0,
+            generation: 0,
+            birth_words: Vec::new(),
+            birth: None,
         };
         let startup = spec.timeout.map_or(MIN_STARTUP, |t| t.max(MIN_STARTUP));
         let deadline = Some(Instant::now() + startup);
@@ -353,9 +372,13 @@ impl Worker {
     pub fn compile_long(&mut self, job: &Job<'_>) -> Result<(Outcome, LongLivedInfo), WorkerFailure> {
         let deadline = self.deadline();
         if !self.child_running {
-            self.send(&Request::StartChild, deadline)?;
+            let words = std::mem::take(&mut self.birth_words);
+            let sent = self.send(&Request::StartChild(&words), deadline);
+            self.birth_words = words;
+            sent?;
             self.child_running = true;
             self.child_compiles = 0;
+            self.generation += 1;
             STATS.long_children.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         STATS.long_compiles.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -364,7 +387,13 @@ impl Worker {
         self.child_compiles += 1;
         let reply = loop {
             if let Some(reply) = self.data.frame() {
-                break reply?;
+                match reply? {
+                    Message::Birth(words) => {
+                        self.birth = Some(words);
+                        continue;
+                    }
+                    reply => break reply,
+                }
             }
             if let Some(note) = self.control.frame() {
                 // The child is gone; a reply it finished before dying still counts.
@@ -385,6 +414,22 @@ impl Worker {
         let modules_changed = matches!(reply, Message::Compiled { modules_changed: true, .. });
         let certified = job.certify && matches!(reply, Message::Compiled { certified: true, .. });
         Ok((reply_outcome(reply)?, LongLivedInfo { first_in_child, modules_changed, certified }))
+    }
+
+    /// Which long-lived child is running (a count of those forked), if one is.
+    pub fn child(&self) -> Option<u64> {
+        self.child_running.then_some(self.generation)
+    }
+
+    /// The strings every long-lived child forked from now on probes before its first
+    /// compile, NUL-separated (see `worker.py`, `_birth`).
+    pub fn set_birth_words(&mut self, words: Vec<u8>) {
+        self.birth_words = words;
+    }
+
+    /// What the last child started with birth words found interned of them, once.
+    pub fn take_birth(&mut self) -> Option<Vec<u8>> {
+        self.birth.take()
     }
 
     /// End the long-lived child, if one runs: the next long-lived compile forks a new one.

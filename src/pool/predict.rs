@@ -74,6 +74,70 @@ pub fn predict(source: &[u8], sets: bool) -> Prediction {
     }
 }
 
+/// The name-like strings (two or more ASCII letters, digits or `_`) written as plain
+/// literals in the set displays CPython folds into frozenset constants: the strings on
+/// which, on 3.13+, whether a long-lived child gives a file the bytes of a pristine one can
+/// turn (see `worker.py`, `_ambiguous`). A guess, like everything here: a string missed
+/// or wrongly decoded only costs a fork.
+pub fn set_strings(source: &[u8]) -> Vec<Vec<u8>> {
+    let mut scanner = Scanner::new(source, source.is_ascii());
+    scanner.set_strings = Some(Vec::new());
+    scanner.frozenset_with_str();
+    scanner.set_strings.unwrap_or_default().into_iter().map(<[u8]>::to_vec).collect()
+}
+
+/// A hash of every name of the source (a run of ASCII letters, digits and `_` not starting
+/// with a digit, two or more bytes long) outside comments and string literals, and of every
+/// such word inside an f-string or t-string (whose fields are code): a superset of the
+/// identifiers its compile interns for good, to guess whether a string of a later file's
+/// set displays was interned by this one ([`word_hash`] of it is then among these). Words
+/// of plain string literals are left out: the strings a compile interns for its constants
+/// die with its code objects (3.13+).
+pub fn word_hashes(source: &[u8]) -> Vec<u64> {
+    let s = source;
+    let word_byte = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < s.len() {
+        let b = s[i];
+        if b == b'#' {
+            i = memchr::memchr(b'\n', &s[i..]).map_or(s.len(), |n| i + n);
+        } else if b == b'\'' || b == b'"' {
+            let prefix_start = s[..i].iter().rposition(|c| !c.is_ascii_alphabetic()).map_or(0, |p| p + 1);
+            let code = s[prefix_start..i].iter().any(|c| matches!(c, b'f' | b'F' | b't' | b'T'));
+            let quote: &[u8] = if s[i..].starts_with(&[b, b, b]) { &s[i..i + 3] } else { &s[i..=i] };
+            let mut j = i + quote.len();
+            while j < s.len() && !s[j..].starts_with(quote) && !(quote.len() == 1 && s[j] == b'\n') {
+                j += if s[j] == b'\\' { 2 } else { 1 };
+            }
+            let end = (j + quote.len()).min(s.len());
+            if code {
+                for w in s[i..end.min(j)].split(|c| !word_byte(*c)) {
+                    if w.len() > 1 && !w[0].is_ascii_digit() {
+                        out.push(word_hash(w));
+                    }
+                }
+            }
+            i = end;
+        } else if word_byte(b) {
+            let len = s[i..].iter().position(|c| !word_byte(*c)).unwrap_or(s.len() - i);
+            let w = &s[i..i + len];
+            if len > 1 && !w[0].is_ascii_digit() {
+                out.push(word_hash(w));
+            }
+            i += len;
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// The hash [`word_hashes`] gives a word (FNV-1a: collisions only cost a fork).
+pub fn word_hash(word: &[u8]) -> u64 {
+    word.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
 /// At most this many strings of colliding displays are looked for among the file's names
 /// (each word of the second pass is compared with all of them).
 const MAX_WANTED: usize = 32;
@@ -267,6 +331,9 @@ struct Scanner<'a> {
     found: Vec<bool>,
     /// The source is all ASCII: no name can hold a non-ASCII byte.
     ascii: bool,
+    /// With `Some`, every name-like plain string of a folding display is collected here
+    /// ([`set_strings`]).
+    set_strings: Option<Vec<&'a [u8]>>,
 }
 
 impl<'a> Scanner<'a> {
@@ -281,11 +348,22 @@ impl<'a> Scanner<'a> {
             wanted: Vec::new(),
             found: Vec::new(),
             ascii,
+            set_strings: None,
         }
     }
 
     /// A folding display closed: whether it can be certified, or what it needs for that.
     fn check_display(&mut self, values: Option<&[Literal<'a>]>) {
+        if let (Some(out), Some(values)) = (&mut self.set_strings, values) {
+            for v in values {
+                if let Literal::Str(text) = *v
+                    && name_like(text)
+                    && !out.contains(&text)
+                {
+                    out.push(text);
+                }
+            }
+        }
         let Some(values) = values else {
             self.uncertifiable = true;
             return;
@@ -753,5 +831,44 @@ mod tests {
         for s in ["{", "}", "'", "'''", "r'", "in {", "x in {'a',", "1e", "0x1e-", "{-", "\\", "{'a' 'b'"] {
             let _ = predict(s.as_bytes(), true);
         }
+    }
+
+    #[test]
+    fn set_strings_and_words_never_panic_on_fragments() {
+        for s in ["{", "'", "'''", "r'", "x in {'a',", "{'a' 'b'", "f'{", "'\\", "\"", "f\"\"\"{a"] {
+            let _ = set_strings(s.as_bytes());
+            let _ = word_hashes(s.as_bytes());
+        }
+    }
+
+    #[test]
+    fn the_name_like_strings_of_folding_displays() {
+        let strings = |src: &str| -> Vec<String> {
+            set_strings(src.as_bytes()).into_iter().map(|s| String::from_utf8(s).unwrap()).collect()
+        };
+        assert_eq!(strings("if x in {'foo', 'qux', 2, 'a', 'no way'}: pass\n"), ["foo", "qux"]);
+        assert_eq!(strings("s = {'ab', 'cd', 'ab'}\nt = ('ef', 'gh')\nd = {'ij': 1}\n"), ["ab", "cd"]);
+        // Two strings fold only after `in`; an escaped literal is no plain one.
+        assert!(strings("s = {'ab', 'cd'}\nif x in {'e\\x66', 'gh'}: pass\n").is_empty());
+    }
+
+    #[test]
+    fn words_are_names_and_what_f_strings_hold() {
+        let words = |src: &str| -> std::collections::HashSet<u64> {
+            word_hashes(src.as_bytes()).into_iter().collect()
+        };
+        let w = words(
+            "import foo_1  # bar\nx = 'baz qux' + b\"quux\" + f'{spam} eggs' + '''ham'''\n_C__y = 12e3\n",
+        );
+        for name in ["import", "foo_1", "spam", "eggs", "_C__y"] {
+            assert!(w.contains(&word_hash(name.as_bytes())), "{name}");
+        }
+        // Comments, plain strings, numbers and one-letter words are left out.
+        for other in ["bar", "baz", "qux", "quux", "ham", "12e3", "e3", "x"] {
+            assert!(!w.contains(&word_hash(other.as_bytes())), "{other}");
+        }
+        // A backslash never ends a string; an unterminated one ends with its line.
+        let w = words("a = 'it\\'s quoted' + \"open\nnext_line = 1\n");
+        assert!(!w.contains(&word_hash(b"quoted")) && w.contains(&word_hash(b"next_line")));
     }
 }

@@ -8,6 +8,11 @@
 //! interpreter for good (imported a module, interned a non-ASCII identifier) is replaced,
 //! and with `refork_suspects` a result that could depend on strings interned by earlier
 //! compiles is deferred and recompiled in a fresh fork once the long-lived phase drains.
+//! On 3.13+ the deferred files are compiled instead in long-lived children of their own,
+//! a file first in a child (pristine) or certified there by probing which of its set
+//! strings are interned (see `worker.py`, `_ambiguous`): a child serves several deferred
+//! files where each used to cost a fork, and a file whose set strings an earlier file of
+//! the child has as words goes first in a new child.
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -231,8 +236,10 @@ struct Shared<'a> {
     s: &'a Schedule<'a>,
     queue: &'a Queue,
     results: Mutex<Results>,
-    deferred: Mutex<(VecDeque<(usize, usize)>, usize)>,
+    /// Deferred units, and how many slots are still in phase 1.
+    deferred: Mutex<(VecDeque<Deferred>, usize)>,
     deferred_cv: Condvar,
+    births: Mutex<Vec<Births>>,
     fatal: Mutex<Option<Fatal>>,
     stop: AtomicBool,
     /// Units in a row lost to dying workers; reset by any success.
@@ -255,6 +262,7 @@ pub fn run(
         results: Mutex::new(Vec::new()),
         deferred: Mutex::new((VecDeque::new(), slots)),
         deferred_cv: Condvar::new(),
+        births: Mutex::new((0..s.specs.len()).map(|_| Births::default()).collect()),
         fatal: Mutex::new(None),
         stop: AtomicBool::new(false),
         crash_streak: AtomicUsize::new(0),
@@ -282,8 +290,40 @@ fn read_source(path: &Path, size_hint: u64) -> std::io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// A unit deferred to phase 2: a source for one target, with the strings of its set
+/// displays and their [`predict::word_hash`]es when the target batches deferred files.
+struct Deferred {
+    src: usize,
+    t: usize,
+    /// Predicted to import `unicodedata`, which ends any long-lived child: a fresh fork.
+    fork: bool,
+    strings: Vec<Vec<u8>>,
+    hashes: Vec<u64>,
+}
+
+/// The long-lived child compiling a slot's deferred files for one target in phase 2.
+#[derive(Default)]
+struct Batch {
+    /// Which child (see [`Worker::child`]; 0: none yet).
+    generation: u64,
+    /// Hashes of the words of the files it compiled ([`predict::word_hashes`]).
+    words: std::collections::HashSet<u64>,
+    /// The strings the last new child was asked to probe at its birth, until it answers.
+    sent: Vec<Vec<u8>>,
+}
+
+/// Per target, what the births of batch children found (the same in every pristine fork
+/// of the target's zygotes): the strings probed, and those of them interned.
+#[derive(Default)]
+struct Births {
+    probed: std::collections::HashSet<Vec<u8>>,
+    interned: std::collections::HashSet<Vec<u8>>,
+}
+
 struct Slot<'a> {
     sh: &'a Shared<'a>,
+    /// Per target: the long-lived child that compiles deferred files in phase 2.
+    batch: Vec<Batch>,
     /// Directories this slot has created or seen, so each is checked once.
     dirs: std::collections::HashSet<std::path::PathBuf>,
     workers: Vec<Option<Worker>>,
@@ -300,7 +340,8 @@ enum Step {
 impl<'a> Slot<'a> {
     fn new(sh: &'a Shared<'a>) -> Self {
         let none = || (0..sh.s.specs.len()).map(|_| None).collect();
-        Slot { sh, dirs: Default::default(), workers: none(), verifiers: none() }
+        let batch = (0..sh.s.specs.len()).map(|_| Default::default()).collect();
+        Slot { sh, batch, dirs: Default::default(), workers: none(), verifiers: none() }
     }
 
     fn run(mut self) {
@@ -317,7 +358,8 @@ impl<'a> Slot<'a> {
             d.1 -= 1;
             self.sh.deferred_cv.notify_all();
         }
-        // Phase 2: deferred units, in fresh forks, until every slot has left phase 1.
+        // Phase 2: deferred units, in fresh forks (3.13+: fresh long-lived children), until
+        // every slot has left phase 1.
         loop {
             let item = {
                 let mut d = self.sh.deferred.lock().expect("deferred lock");
@@ -325,7 +367,10 @@ impl<'a> Slot<'a> {
                     if self.stopped() {
                         break None;
                     }
-                    if let Some(item) = d.0.pop_front() {
+                    // First the deferred file the running child can take without a
+                    // conflict (see batch_unit), else the next one.
+                    let fits = d.0.iter().position(|u| !u.fork && self.fits(u.t, &u.hashes));
+                    if let Some(item) = d.0.remove(fits.unwrap_or(0)) {
                         break Some(item);
                     }
                     if d.1 == 0 {
@@ -334,8 +379,12 @@ impl<'a> Slot<'a> {
                     d = self.sh.deferred_cv.wait(d).expect("deferred lock");
                 }
             };
-            let Some((src, target)) = item else { break };
-            self.unit(src, &[target], true);
+            let Some(unit) = item else { break };
+            if self.batches(unit.t) && !unit.fork {
+                self.batch_unit(&unit);
+            } else {
+                self.unit(unit.src, &[unit.t], true);
+            }
         }
     }
 
@@ -343,11 +392,30 @@ impl<'a> Slot<'a> {
         self.sh.stop.load(Ordering::SeqCst) || crate::interrupt::requested()
     }
 
-    /// One source for some targets: read once, compile per target, write.
-    fn unit(&mut self, src: usize, targets: &[usize], fresh: bool) {
+    /// Whether target `t`'s deferred files go to long-lived children of their own in
+    /// phase 2 (3.13+, where probing is exact; `HASHPYC_DEFERRED=fork` keeps fresh forks).
+    fn batches(&self, t: usize) -> bool {
+        static FORK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let target = &self.sh.s.specs[t].target;
+        matches!(target.isolation(), Isolation::LongLived { refork_suspects: true })
+            && target.minor() >= (3, 13)
+            && !*FORK.get_or_init(|| std::env::var("HASHPYC_DEFERRED").is_ok_and(|v| v == "fork"))
+    }
+
+    /// Whether the long-lived child compiling target `t`'s deferred files runs and none of
+    /// the strings `hashes` stand for is a word of a file it compiled.
+    fn fits(&self, t: usize, hashes: &[u64]) -> bool {
+        let batch = &self.batch[t];
+        self.workers[t].as_ref().and_then(Worker::child) == Some(batch.generation)
+            && batch.generation != 0
+            && !hashes.iter().any(|h| batch.words.contains(h))
+    }
+
+    /// Read a unit's source, or record why it cannot be read for each target.
+    fn read_unit(&self, src: usize, targets: &[usize]) -> Option<Vec<u8>> {
         let plan = &self.sh.s.plans[src];
-        let source = match read_source(&plan.path, plan.size) {
-            Ok(b) => b,
+        match read_source(&plan.path, plan.size) {
+            Ok(b) => Some(b),
             Err(e) => {
                 let r = if e.kind() == std::io::ErrorKind::NotFound {
                     UnitResult::Vanished
@@ -357,18 +425,111 @@ impl<'a> Slot<'a> {
                 for &t in targets {
                     self.record(src, t, r.clone());
                 }
-                return;
+                None
             }
-        };
+        }
+    }
+
+    /// A deferred file, in phase 2, in the long-lived child that compiles this slot's
+    /// deferred files for target `t`: first in a new child when one of its set strings is
+    /// a word of a file that child compiled (its bytes could then differ from a pristine
+    /// fork's), else certified by probing; a file the child cannot certify goes first in a
+    /// new one. A new child first probes the set strings of this file and of the deferred
+    /// files still queued (what a pristine fork has interned of them).
+    fn batch_unit(&mut self, unit: &Deferred) {
+        let (src, t) = (unit.src, unit.t);
+        let Some(source) = self.read_unit(src, &[t]) else { return };
+        if let Err(f) = self.worker(t) {
+            self.fail(t, f);
+            return;
+        }
+        let worker = self.workers[t].as_mut().expect("a worker was just started");
+        let batch = &mut self.batch[t];
+        let child = worker.child();
+        let conflict = unit.hashes.iter().any(|h| batch.words.contains(h));
+        if child.is_some() && (child != Some(batch.generation) || conflict) {
+            // Ending a child fails only with the worker: compile_for replaces it.
+            let _ = worker.end_child();
+        }
+        if worker.child().is_none() {
+            // What the new child probes: the strings of this file and of the deferred files
+            // still queued, less those an earlier birth found not interned.
+            let queued = self.sh.deferred.lock().expect("deferred lock");
+            let births = self.sh.births.lock().expect("births lock");
+            let known = &births[t];
+            let mut seen = std::collections::HashSet::new();
+            batch.sent = unit
+                .strings
+                .iter()
+                .chain(queued.0.iter().filter(|q| q.t == t).flat_map(|q| &q.strings))
+                .filter(|w| (!known.probed.contains(*w) || known.interned.contains(*w)) && seen.insert(*w))
+                .cloned()
+                .collect();
+            drop((queued, births));
+            let mut words = Vec::new();
+            for w in &batch.sent {
+                words.extend_from_slice(w);
+                words.push(0);
+            }
+            worker.set_birth_words(words);
+        }
+        super::STATS.batched.fetch_add(1, Ordering::Relaxed);
+        let mut step = None;
+        for attempt in 0..3 {
+            // A file the child could not certify, first in a new child; should even that
+            // be suspect (a wrong top-level FLAG_REF bit), in a fresh fork.
+            if attempt == 1
+                && let Some(w) = self.workers[t].as_mut()
+            {
+                let _ = w.end_child();
+            }
+            step = self.compile_for(src, t, &source, attempt == 2, true, &mut None);
+            if !matches!(step, Some(Step::Deferred)) {
+                break;
+            }
+        }
+        let worker = self.workers[t].as_mut();
+        let child = worker.as_ref().and_then(|w| w.child());
+        let birth = worker.and_then(Worker::take_birth);
+        let batch = &mut self.batch[t];
+        if let Some(interned) = birth {
+            let mut births = self.sh.births.lock().expect("births lock");
+            births[t].probed.extend(batch.sent.drain(..));
+            births[t]
+                .interned
+                .extend(interned.split(|&b| b == 0).filter(|w| !w.is_empty()).map(<[u8]>::to_vec));
+        }
+        if child != Some(batch.generation) {
+            batch.words.clear();
+            batch.generation = child.unwrap_or(0);
+        }
+        batch.words.extend(predict::word_hashes(&source));
+        match step {
+            Some(Step::Done(r)) => self.record(src, t, r),
+            Some(Step::Deferred) => self.record(
+                src,
+                t,
+                UnitResult::Error("internal error: a fresh fork's result was deferred".into()),
+            ),
+            None => {}
+        }
+    }
+
+    /// One source for some targets: read once, compile per target, write.
+    fn unit(&mut self, src: usize, targets: &[usize], fresh: bool) {
+        let Some(source) = self.read_unit(src, targets) else { return };
         // The source is read once per unit, and guessed about at most once (per kind of
         // guess: with or without set displays).
         let mut guess = None;
         for &t in targets {
-            match self.compile_for(src, t, &source, fresh, &mut guess) {
+            match self.compile_for(src, t, &source, fresh, false, &mut guess) {
                 Some(Step::Done(r)) => self.record(src, t, r),
                 Some(Step::Deferred) => {
+                    let strings = if self.batches(t) { predict::set_strings(&source) } else { Vec::new() };
+                    let hashes = strings.iter().map(|w| predict::word_hash(w)).collect();
+                    let fork = guess.is_some_and(|(_, g)| g.imports_unicodedata);
                     let mut d = self.sh.deferred.lock().expect("deferred lock");
-                    d.0.push_back((src, t));
+                    d.0.push_back(Deferred { src, t, fork, strings, hashes });
                     self.sh.deferred_cv.notify_one();
                 }
                 None => return,
@@ -381,13 +542,16 @@ impl<'a> Slot<'a> {
         self.sh.results.lock().expect("results lock").push((src, target, r));
     }
 
-    /// `None` when the run is stopping (interrupt or fatal error).
+    /// `None` when the run is stopping (interrupt or fatal error). `batch`: a deferred
+    /// file in phase 2, in a long-lived child ([`Slot::batch_unit`]): no guess, a request
+    /// for a certificate that probing may earn, and `Step::Deferred` when it is not earned.
     fn compile_for(
         &mut self,
         src: usize,
         t: usize,
         source: &[u8],
         fresh: bool,
+        batch: bool,
         guess: &mut Option<(bool, predict::Prediction)>,
     ) -> Option<Step> {
         let s = self.sh.s;
@@ -398,10 +562,16 @@ impl<'a> Slot<'a> {
         let Action::Compile { prefix, .. } = &plan.actions[t] else {
             return Some(Step::Done(UnitResult::Error("internal error: nothing to compile".into())));
         };
-        let mut job =
-            Job { levels: &s.paths.levels[..usize::from(*prefix)], filename, source, certify: false };
+        let mut job = Job {
+            levels: &s.paths.levels[..usize::from(*prefix)],
+            filename,
+            source,
+            certify: batch,
+            probe: batch,
+        };
         if let Isolation::LongLived { refork_suspects } = isolation
             && !fresh
+            && !batch
         {
             // A file that would taint a long-lived child, or whose bytes could depend on
             // its history, goes straight to a fresh fork (phase 2), not through a warm
@@ -463,7 +633,11 @@ impl<'a> Slot<'a> {
                                 let with_str = scans.iter().flatten().any(|s| s.container_with_str);
                                 let certified = info.certified && !unreadable;
                                 if certified && with_str {
-                                    super::STATS.certified.fetch_add(1, Ordering::Relaxed);
+                                    if !batch {
+                                        super::STATS.certified.fetch_add(1, Ordering::Relaxed);
+                                    } else if !info.first_in_child {
+                                        super::STATS.probed.fetch_add(1, Ordering::Relaxed);
+                                    }
                                 }
                                 // The top-level code object's FLAG_REF bit must be
                                 // py_compile's: a worker that certifies keeps the object

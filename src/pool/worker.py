@@ -13,15 +13,20 @@
 # Frames, both ways: u32 little-endian length, then that many bytes. Replies and the hello
 # go to stdout; the zygote's notes about its children (e, D) go to fd 3, a separate pipe,
 # so a child that dies halfway through a reply can never be mistaken for a reply.
-# Requests:  L | E | C<req> | K<req> | F<req>,
+# Requests:  L[words] | E | C<req> | K<req> | P<req> | F<req>,
 #            req = u8 nlevels, levels, u32 path length, path, source
-#            (K: compile in the long-lived child and certify the result, see _certified)
+#            (K: compile in the long-lived child and certify the result, see _certified;
+#            P: the same, and where that fails, certify by probing, see _ambiguous;
+#            words: NUL-separated strings the child probes before its first compile, so
+#            that it knows which of them a pristine process has interned, see _birth)
 # Replies:   H u32 hexversion, 4 magic bytes        (once, at start-up)
 #            O u8 status, u16 nwarnings, warnings, (u32 length, marshal data) per level
 #              warning = u8 + category, u32 lineno, u32 + message (UTF-8), u8 level index
 #              status bit 0: sys.modules grew (the compile imported a codec or unicodedata)
-#              status bit 1: (K only) every level's constants are certified
+#              status bit 1: (K, P only) every level's constants are certified
 #            X u8 + type, u32 + message, 4 x i32 line/offset/end line/end offset, u32 + text
+#            B words                                (a long-lived child started with words:
+#                                                   those interned at its birth, NUL-separated)
 # On fd 3:   e        after every forked child that exited with status 0
 #            D i32    wait status, after every forked child that did not
 import sys, marshal, posix
@@ -148,11 +153,8 @@ def _forced(items, names):
     # and rebuilds the container alike. Shorter strings are singletons and non-name-like
     # ones are never interned there: they decide nothing either.
     for item in items:
-        if type(item) is str and len(item) > 1 and item.isascii() and item.replace("_", "a").isalnum():
-            if item not in names:
-                return False
-            if item[0] == "_" and item[1] != "_" and "__" in item[2:] and item[-2:] != "__":
-                return False
+        if _name_like(item) and (item not in names or _mangled(item)):
+            return False
     return True
 
 
@@ -173,6 +175,12 @@ def _certified(top):
     # like `f.<locals>.C` that a pristine compile interns, then comes out of a later
     # compile in this child not interned (marshal type `z` instead of `Z`): 3.13's
     # test_gc.py then test_finalization.py did.
+    return not _uncertified(top)[0]
+
+
+def _uncertified(top):
+    # The items of `top`'s frozensets and slices holding a string that _certified cannot
+    # certify, and the names of the module's code.
     found = []
     names = set()
     codes = [top]
@@ -188,20 +196,85 @@ def _certified(top):
     counts = {}
     for c in found:
         counts[c] = counts.get(c, 0) + 1
+    failing = []
     for c in found:
         items = (c.start, c.stop, c.step) if type(c) is slice else c
         if not any(type(item) is str for item in items) or _forced(items, names):
             continue
-        if type(c) is slice or counts[c] > 1:
+        if type(c) is slice or counts[c] > 1 or not _distinct_homes(c):
+            failing.append(items)
+    return failing, names
+
+
+# Probing (3.13+ only). There, the strings a compile interns for its constants are mortal:
+# they leave the interned table when the code objects holding them die, and so does a
+# string sys.intern interned. What a long-lived child's history leaves behind for good is
+# the identifiers its parser interned (immortal). So sys.intern on a fresh copy of a string
+# tells, without changing anything that lasts, whether an equal string is interned now.
+_PROBE = sys.version_info >= (3, 13)
+# The strings of the L request's list that were interned when this child was forked: what
+# every pristine fork of the zygote has interned too.
+_birth = frozenset()
+
+
+def _present(word):
+    # Whether a string equal to `word` (ASCII bytes) is interned now; nothing stays interned.
+    s = word.decode("ascii")
+    t = sys.intern(s)
+    found = t is not s
+    del s, t
+    return found
+
+
+def _probe_birth(words):
+    global _birth
+    if _PROBE:
+        _birth = frozenset(
+            w for w in words.split(b"\0")
+            if len(w) > 1 and w.isascii() and w.replace(b"_", b"a").isalnum() and _present(w)
+        )
+
+
+def _name_like(item):
+    return type(item) is str and len(item) > 1 and item.isascii() and item.replace("_", "a").isalnum()
+
+
+def _mangled(item):
+    return item[0] == "_" and item[1] != "_" and "__" in item[2:] and item[-2:] != "__"
+
+
+def _ambiguous(top):
+    # The strings on which the rebuild of `top`'s uncertified containers (see _certified)
+    # turns: the name-like strings in them that are no names of the module (or are mangled
+    # names). As ASCII bytes, so that no reference to the constants outlives `top`.
+    # intern_constants rebuilds a frozenset (a slice) when one of its name-like strings is
+    # replaced by an equal string interned before; for a name of the module that happens
+    # alike in every process (see _forced). For the strings returned here it happens alike
+    # in this child and in a pristine fork when, at the start of this compile, an equal
+    # string was interned in both or in neither: the caller probes each one once the
+    # compile's own objects are gone. Absent then, it was absent at the start (what was
+    # interned at the start is still alive: the zygote's strings and immortal identifiers
+    # of earlier compiles), so in a pristine fork too. Present, it must have been present
+    # at this child's birth (_birth), so in a pristine fork too; otherwise an earlier
+    # compile interned it and the file goes to a fresh fork.
+    failing, names = _uncertified(top)
+    out = set()
+    for items in failing:
+        for item in items:
+            if _name_like(item) and (item not in names or _mangled(item)):
+                out.add(item.encode("ascii"))
+    return out
+
+
+def _distinct_homes(c):
+    extra = sys.getsizeof(c) - _EMPTY_SET
+    mask = (extra // _SLOT if extra else 8) - 1
+    homes = set()
+    for item in c:
+        home = hash(item) & mask
+        if home in homes:
             return False
-        extra = sys.getsizeof(c) - _EMPTY_SET
-        mask = (extra // _SLOT if extra else 8) - 1
-        homes = set()
-        for item in c:
-            home = hash(item) & mask
-            if home in homes:
-                return False
-            homes.add(home)
+        homes.add(home)
     return True
 
 
@@ -221,7 +294,8 @@ def _compile(req):
     # Certification reads the code objects, so it needs them after marshalling, one level
     # at a time (a code object kept alive keeps its strings interned while the next level
     # compiles).
-    certified = req[:1] == b"K"
+    probe = req[:1] == b"P" and _PROBE
+    certified = req[:1] == b"K" or req[:1] == b"P"
     try:
         for level in levels:
             if _FLAG_REF_TOP or certified:
@@ -236,12 +310,21 @@ def _compile(req):
                 hold = [code] if _FLAG_REF_TOP else None
                 body = marshal.dumps(code)
                 bodies.append(body)
+                ambiguous = ()
                 if certified:
                     try:
-                        certified = bool(body[0] & 0x80) == _FLAG_REF_TOP and _certified(code)
+                        certified = bool(body[0] & 0x80) == _FLAG_REF_TOP
+                        if certified and not _certified(code):
+                            certified = probe
+                            ambiguous = _ambiguous(code) if probe else ()
                     except Exception:
                         certified = False
                 del code, hold, body
+                for word in ambiguous:
+                    if word not in _birth and _present(word):
+                        certified = False
+                        break
+                del ambiguous
             else:
                 bodies.append(marshal.dumps(compile(source, path, "exec", dont_inherit=True, optimize=level)))
             ends.append(len(_caught))
@@ -302,6 +385,10 @@ def _zygote():
             code = 1
             try:
                 if op == b"L":
+                    if len(req) > 1:
+                        _probe_birth(req[1:])
+                        _send(b"B", b"\0".join(sorted(_birth)))
+                    req = None
                     _child_loop()
                 else:
                     _compile(req)

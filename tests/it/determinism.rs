@@ -401,6 +401,66 @@ per_python!(latin1_characters_keep_the_worker_on_3_13, min = (3, 13), |py: &Pyth
     assert_eq!(ended, 0, "{}: the child was replaced: {}", py.label(), run.stderr);
 });
 
+per_python!(deferred_files_share_children_of_their_own, min = (3, 12), |py: &Python| {
+    // Files whose frozensets no long-lived child can certify are deferred; on 3.13+ they
+    // are then compiled in long-lived children of their own, each file first in a child
+    // (pristine) or certified there by probing which of its set strings are interned
+    // (see `worker.py`, `_ambiguous`). Smallest first, with -j1 (home slots under
+    // PYTHONHASHSEED=0: 'foo', 'qux' and 2 slot 2 of 8, 'k0' and 'k5' slot 6):
+    // - x.py opens a child; y.py and v.py follow it there, certified (the strings x.py's
+    //   constants interned died with them);
+    // - v.py interns `_C__x` for good (the mangled name of `C.__x`), a word that is
+    //   nowhere in its source, so nothing predicts that w.py, whose shared set holds it,
+    //   cannot follow: the child's probe finds the string and w.py opens a new child;
+    // - p.py follows w.py; q.py's set strings are names in p.py: it opens a third child
+    //   straight away, with no probe.
+    // Compiled after v.py (p.py) in one process, w.py (q.py) would get other bytes: the
+    // naive check below shows it. The bytes are the fresh-fork reference's, and
+    // HASHPYC_VERIFY finds nothing. 3.12 keeps fresh forks (interning is immortal there,
+    // so probing would change what it probes).
+    let pad = |body: &str, size: usize| format!("{body}{}\n", "#".repeat(size.saturating_sub(body.len())));
+    let files = [
+        ("a.py", "import os\n".to_string()),
+        ("x.py", pad("if y in {'foo', 'qux'}:\n    pass\n", 60)),
+        ("y.py", pad("def g(x):\n    return x in {'qux', 'foo', 2}\n", 80)),
+        ("v.py", pad("class C:\n    def __x(self):\n        pass\nif y in {'foo', 'qux'}:\n    pass\n", 100)),
+        ("w.py", pad("a = {'_C__x', 'qux', 2}\ndef f():\n    return {'_C__x', 'qux', 2}\n", 120)),
+        ("p.py", pad("import foo, qux\nif y in {'k0', 'k5'}:\n    pass\n", 140)),
+        ("q.py", pad("a = {'foo', 'qux', 2}\ndef f():\n    return {'foo', 'qux', 2}\n", 160)),
+    ];
+    let files: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_bytes())).collect();
+    let (reference, _) = traced_build(py, &files, &[("HASHPYC_ISOLATION", "fork")]);
+    let (tree, stderr) = traced_build(py, &files, &[]);
+    let diff = harness::diff_pycs(reference.root(), tree.root());
+    assert!(diff.is_empty(), "{}: differs from fresh-fork compiles: {diff:?}", py.label());
+    let batched = harness::trace_number(&stderr, "deferred files in long-lived children of their own");
+    let probed = harness::trace_number(&stderr, "certified by probing");
+    let children = harness::trace_number(&stderr, "long-lived children (");
+    let (_, predicted, suspects) = trace_counts(&stderr);
+    assert_eq!(predicted, 6, "{}: {stderr}", py.label());
+    if py.minor >= (3, 13) {
+        assert_eq!((batched, probed, suspects, children), (6, 3, 1, 4), "{}: {stderr}", py.label());
+        assert_eq!(harness::trace_number(&stderr, "fresh forks"), 0, "{}: {stderr}", py.label());
+    } else {
+        assert_eq!((batched, probed, suspects), (0, 0, 0), "{}: {stderr}", py.label());
+        assert_eq!(harness::trace_number(&stderr, "fresh forks"), 6, "{}: {stderr}", py.label());
+    }
+    let (_, stderr) = traced_build(py, &files, &[("HASHPYC_VERIFY", "1")]);
+    assert!(!stderr.contains("internal error"), "{}: {stderr}", py.label());
+    // HASHPYC_DEFERRED=fork: the deferred files in fresh forks, as on 3.12.
+    let (forked, stderr) = traced_build(py, &files, &[("HASHPYC_DEFERRED", "fork")]);
+    assert_eq!(harness::trace_number(&stderr, "fresh forks"), 6, "{}: {stderr}", py.label());
+    assert!(harness::diff_pycs(reference.root(), forked.root()).is_empty(), "{}", py.label());
+    // What the children had to avoid: w.py after v.py, q.py after p.py in one process.
+    for (first, second) in [(3, 4), (5, 6)] {
+        let naive = Tree::new();
+        naive.write("a.py", files[first].1);
+        naive.write("b.py", files[second].1);
+        let out = py.run(&["-S", "-s", "-c", NAIVE], naive.root());
+        assert_eq!(out.trim(), "differs", "{}: {} after {}", py.label(), files[second].0, files[first].0);
+    }
+});
+
 per_python!(colliding_sets_of_the_files_own_names_stay_warm, min = (3, 12), |py: &Python| {
     // A set whose name-like strings are all names of its module cannot change with
     // history, colliding or shared: the parser interns every identifier before any code
