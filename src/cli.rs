@@ -449,7 +449,8 @@ pub enum CacheCommand {
     /// each pyc it compiles; `compile --force` looks nothing up (no hits or misses) and
     /// stores what it compiled. The hit rate is hits / (hits + misses). Damaged, errors
     /// and timeouts count events: entries found damaged, failed reads, writes or requests;
-    /// the remote tier's retries, requests sent again after a transient failure.
+    /// the remote tier's retries, requests sent again after a transient failure. A cache
+    /// directory that does not exist yet is an empty cache (0 entries), with a note.
     Stats {
         #[command(flatten)]
         dir: CacheDirArg,
@@ -457,7 +458,8 @@ pub enum CacheCommand {
         #[arg(long, value_enum, default_value_t = StatsFormat::Text)]
         format: StatsFormat,
     },
-    /// Remove least recently used entries until the cache takes at most SIZE.
+    /// Remove least recently used entries until the cache takes at most SIZE (nothing to
+    /// do, with a note, when the directory does not exist yet).
     Prune {
         #[command(flatten)]
         dir: CacheDirArg,
@@ -465,7 +467,8 @@ pub enum CacheCommand {
         #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
         max_size: u64,
     },
-    /// Remove every entry and the statistics (never other files in the directory, even under its `v1/`).
+    /// Remove every entry and the statistics (never other files in the directory, even under its `v1/`;
+    /// nothing to do, with a note, when the directory does not exist yet).
     Clean {
         #[command(flatten)]
         dir: CacheDirArg,
@@ -588,7 +591,8 @@ pub enum Format {
 pub enum StatsFormat {
     /// Labelled lines: entries, size on disk, runs, and the counts of each tier.
     Text,
-    /// One JSON object: `cache`, `entries`, `bytes`, `temporary_files`, `since`, `runs`, `tiers`.
+    /// One JSON object: `cache`, `exists` (false for a directory no build has created yet,
+    /// counted as empty), `entries`, `bytes`, `temporary_files`, `since`, `runs`, `tiers`.
     Json,
 }
 

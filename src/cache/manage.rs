@@ -10,13 +10,27 @@ use crate::cli::{CacheCommand, StatsFormat};
 use crate::report::{self, Style};
 use crate::{Error, ExitStatus};
 
-fn open(dir: &Path) -> Result<DiskTier, Error> {
-    let tier =
-        DiskTier::existing(dir).map_err(|source| CacheError::Open { path: dir.to_path_buf(), source })?;
+/// The cache at `dir`; `None` when nothing is there yet (the first build creates it), which
+/// every command treats as an empty cache. A file in its place, or a directory that cannot
+/// be read, stays an error naming the path and the reason.
+fn open(dir: &Path) -> Result<Option<DiskTier>, Error> {
+    let tier = match DiskTier::existing(dir) {
+        Ok(tier) => tier,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(CacheError::Open { path: dir.to_path_buf(), source }.into()),
+    };
     if !tier.looks_like_cache() {
         return Err(CacheError::NotACache(dir.to_path_buf()).into());
     }
-    Ok(tier)
+    Ok(Some(tier))
+}
+
+/// `note: `DIR` does not exist yet; …`, on stderr, for a cache no build has created.
+fn not_there_yet(dir: &Path, what: &str) {
+    report::eprint_line(&format!(
+        "note: `{}` does not exist yet; {what} (a build with this cache directory creates it)",
+        report::shown(dir)
+    ));
 }
 
 /// `1.2 GiB`, `340 KiB`, `12 B`.
@@ -35,9 +49,13 @@ pub fn run(cmd: &CacheCommand, style: Style) -> Result<ExitStatus, Error> {
     match cmd {
         CacheCommand::Stats { dir, format } => {
             let tier = open(dir.path())?;
-            let (entries, temps) = tier.scan();
+            let (entries, temps) = tier.as_ref().map(DiskTier::scan).unwrap_or_default();
             let bytes: u64 = entries.iter().map(|e| e.size).sum();
-            let rec = stats::read(&tier);
+            let rec = tier.as_ref().map(stats::read).unwrap_or_default();
+            if tier.is_none() {
+                not_there_yet(dir.path(), "0 entries");
+            }
+            let root = tier.as_ref().map_or(dir.path(), DiskTier::root);
             let mut out = std::io::stdout().lock();
             if *format == StatsFormat::Json {
                 let mut tiers = serde_json::Map::new();
@@ -45,7 +63,8 @@ pub fn run(cmd: &CacheCommand, style: Style) -> Result<ExitStatus, Error> {
                     tiers.insert(name.clone(), serde_json::to_value(t).expect("totals serialize"));
                 }
                 let v = serde_json::json!({
-                    "cache": crate::report::JsonPath(tier.root()),
+                    "cache": crate::report::JsonPath(root),
+                    "exists": tier.is_some(),
                     "entries": entries.len(),
                     "bytes": bytes,
                     "temporary_files": temps.len(),
@@ -56,7 +75,7 @@ pub fn run(cmd: &CacheCommand, style: Style) -> Result<ExitStatus, Error> {
                 let _ = writeln!(out, "{v}");
             } else {
                 let mut lines = vec![
-                    format!("{}", style.bold(&format!("Bytecode cache `{}`", report::shown(tier.root())))),
+                    format!("{}", style.bold(&format!("Bytecode cache `{}`", report::shown(root)))),
                     format!("  entries      {}", entries.len()),
                     format!("  size         {} on disk", human_size(bytes)),
                 ];
@@ -77,7 +96,10 @@ pub fn run(cmd: &CacheCommand, style: Style) -> Result<ExitStatus, Error> {
             Ok(ExitStatus::Success)
         }
         CacheCommand::Prune { dir, max_size } => {
-            let tier = open(dir.path())?;
+            let Some(tier) = open(dir.path())? else {
+                not_there_yet(dir.path(), "nothing to prune");
+                return Ok(ExitStatus::Success);
+            };
             let p = tier
                 .locked("prune.lock", true, || tier.prune(*max_size))
                 .unwrap_or_else(|| tier.prune(*max_size));
@@ -95,7 +117,10 @@ pub fn run(cmd: &CacheCommand, style: Style) -> Result<ExitStatus, Error> {
             }
         }
         CacheCommand::Clean { dir } => {
-            let tier = open(dir.path())?;
+            let Some(tier) = open(dir.path())? else {
+                not_there_yet(dir.path(), "nothing to clean");
+                return Ok(ExitStatus::Success);
+            };
             let (count, bytes) =
                 tier.clean().map_err(|source| CacheError::Open { path: dir.path().to_path_buf(), source })?;
             report::eprint_line(&format!(

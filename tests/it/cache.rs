@@ -1178,3 +1178,70 @@ fn stats_format_help_describes_stats() {
         assert!(help.stdout.contains(&format!("`{k}`")), "--help names `{k}`: {}", help.stdout);
     }
 }
+
+// A cache directory no build has created yet is an empty cache for the cache commands
+// (stats: 0 entries, prune and clean: nothing to do), each with a note and exit 0, and
+// nothing created; a file in its place or an unreadable directory stays an error naming
+// the path and the reason.
+#[test]
+fn cache_commands_on_a_missing_directory() {
+    let work = Tree::new();
+    work.write("file", "not a directory\n");
+    let cmd =
+        |args: &[&str], dir: &Path| work.hashpyc().arg("cache").args(args).arg("--cache").arg(dir).run();
+    for missing in [work.path("nope"), work.path("nope/deeper")] {
+        let shown = missing.display().to_string();
+        let text = cmd(&["stats"], &missing);
+        text.assert_code(0);
+        assert!(
+            text.stdout.contains("entries      0") && text.stdout.contains("0 B on disk"),
+            "{}",
+            text.stdout
+        );
+        assert!(text.stderr.contains(&format!("`{shown}` does not exist yet; 0 entries")), "{}", text.stderr);
+        let json = cmd(&["stats", "--format", "json"], &missing);
+        json.assert_code(0);
+        let v: serde_json::Value = serde_json::from_str(json.stdout.trim()).unwrap();
+        assert_eq!(
+            (v["entries"].as_u64(), v["bytes"].as_u64(), v["exists"].as_bool()),
+            (Some(0), Some(0), Some(false))
+        );
+        for (verb, what) in [("prune", "nothing to prune"), ("clean", "nothing to clean")] {
+            let args: &[&str] = if verb == "prune" { &["prune", "--max-size", "0"] } else { &["clean"] };
+            let r = cmd(args, &missing);
+            r.assert_code(0);
+            assert!(r.stderr.contains(&format!("`{shown}` does not exist yet; {what}")), "{}", r.stderr);
+        }
+        assert!(!work.path("nope").exists(), "no command creates the directory");
+    }
+    // The control: a cache a build created exists.
+    work.write("src/m.py", "x = 1\n");
+    let py = harness::pythons().values().next_back().expect("a CPython");
+    let cache = work.path("cache");
+    work.hashpyc().arg("compile").python(py).arg("--cache").arg(&cache).arg("src").run().assert_code(0);
+    let json = cmd(&["stats", "--format", "json"], &cache);
+    let v: serde_json::Value = serde_json::from_str(json.stdout.trim()).unwrap();
+    assert_eq!((v["entries"].as_u64(), v["exists"].as_bool()), (Some(1), Some(true)), "{v}");
+    // Real errors stay errors: a file, a path under a file, a directory that cannot be read.
+    let mut bad = vec![(work.path("file"), "ot a directory"), (work.path("file/sub"), "ot a directory")];
+    let locked = work.path("locked");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    if !unsafe_is_root() {
+        bad.push((locked.join("cache"), "Permission denied"));
+    }
+    for (path, reason) in &bad {
+        for args in [&["stats"][..], &["prune", "--max-size", "0"], &["clean"]] {
+            let r = cmd(args, path);
+            r.assert_code(2);
+            assert!(
+                r.stderr.contains(&format!("cannot use `{}` as the bytecode cache", path.display()))
+                    && r.stderr.contains(reason),
+                "{args:?}: {}",
+                r.stderr
+            );
+        }
+    }
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(work.path("file").is_file());
+}
