@@ -758,6 +758,39 @@ fn network_faults_never_break_a_build() {
     survives(py, "a TLS hello never answered", &tls, "timed out", bound + Duration::from_secs(5));
 }
 
+/// A refused connection (nothing listens on the port) names the request and the host:port,
+/// for the HTTP and the S3 tier, lookups and (under --force) uploads: one warning, the
+/// remote switched off, the pycs of a build without a cache.
+#[test]
+fn a_refused_connection_names_the_request_and_address() {
+    let test = "remote::a_refused_connection_names_the_request_and_address";
+    let Some(py) = harness::python_or_skip((3, 12), test) else { return };
+    let m = Machine::small("refused");
+    let (status, reference) = m.reference(py);
+    let port = servers::closed_port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let http = format!("{endpoint}/cache");
+    for (url, env) in
+        [(http.as_str(), vec![]), ("s3://bucket/refused", vec![("AWS_ENDPOINT_URL", endpoint.as_str())])]
+    {
+        for (extra, what) in [(&[][..], "GET"), (&["--force"][..], "PUT")] {
+            let mut args = vec!["--cache-url", url];
+            args.extend_from_slice(extra);
+            let run = m.compile(&py.path, &args, &env);
+            assert_eq!(run.code, status, "{url} {what}: {}", run.stderr);
+            assert!(pycs(&m.tree) == reference, "{url} {what}: other pycs than a build without a cache");
+            remove_pycs(&m.tree);
+            let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+            let want = format!("`: {what}: connection refused by 127.0.0.1:{port} (nothing listens there");
+            assert!(
+                warnings.len() == 1 && warnings[0].contains(&want) && warnings[0].contains("switched off"),
+                "{url} {what}: {}",
+                run.stderr
+            );
+        }
+    }
+}
+
 #[test]
 fn a_server_that_dies_mid_build() {
     let Some(py) = harness::python_or_skip((3, 13), "remote::a_server_that_dies_mid_build") else { return };
@@ -1783,5 +1816,9 @@ fn a_failing_container_endpoint_is_asked_once() {
             "{fault:?}: the endpoint was asked more than one fetch's worth"
         );
     }
-    build(&servers::closed_url(), "Connection refused");
+    let closed = servers::closed_url();
+    build(
+        &closed,
+        &format!("GET: connection refused by {} (nothing listens there", &closed["http://".len()..]),
+    );
 }

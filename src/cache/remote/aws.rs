@@ -34,7 +34,7 @@ use std::time::Duration;
 use rusty_s3::Credentials;
 
 use super::super::tier::TierError;
-use super::{redact_url, request_error};
+use super::{redact_url, request_error, send_error};
 
 /// A variable of the environment (an empty one reads as unset).
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -551,7 +551,7 @@ impl Container {
         if let Some(t) = &token {
             request = request.header("Authorization", t);
         }
-        let response = request.call().map_err(|e| request_error(&e, &secrets))?;
+        let response = request.call().map_err(|e| send_error(&e, "GET", &self.url, &secrets))?;
         let status = response.status().as_u16();
         let retry_after =
             super::retry::retry_after(response.headers().get("retry-after").and_then(|v| v.to_str().ok()));

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::super::entry::Key;
 use super::super::tier::{Tier, TierError, entry_path};
-use super::{agent, read_get, read_put, redact_url, request_error, upload_timeout};
+use super::{agent, read_get, read_put, redact_url, send_error, upload_timeout};
 
 pub struct HttpTier {
     /// For lookups (GET).
@@ -86,11 +86,12 @@ impl HttpTier {
     }
 
     fn get_with(&self, agent: &ureq::Agent, key: &Key) -> Result<Option<Vec<u8>>, TierError> {
-        let mut req = agent.get(&self.url(key));
+        let url = self.url(key);
+        let mut req = agent.get(&url);
         if let Some(a) = &self.auth {
             req = req.header("Authorization", a);
         }
-        let resp = req.call().map_err(|e| request_error(&e, &self.secrets()))?;
+        let resp = req.call().map_err(|e| send_error(&e, "GET", &url, &self.secrets()))?;
         read_get(resp, &self.secrets(), self.none_given("GET"))
     }
 }
@@ -122,11 +123,12 @@ impl Tier for HttpTier {
     }
 
     fn put(&self, key: &Key, data: &[u8]) -> Result<u64, TierError> {
-        let mut req = self.uploads.put(&self.url(key)).header("Content-Type", "application/octet-stream");
+        let url = self.url(key);
+        let mut req = self.uploads.put(&url).header("Content-Type", "application/octet-stream");
         if let Some(a) = &self.auth {
             req = req.header("Authorization", a);
         }
-        let resp = req.send(data).map_err(|e| request_error(&e, &self.secrets()))?;
+        let resp = req.send(data).map_err(|e| send_error(&e, "PUT", &url, &self.secrets()))?;
         read_put(resp, data.len(), self.none_given("PUT"))
     }
 

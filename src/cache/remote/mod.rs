@@ -154,6 +154,34 @@ pub fn request_error(e: &ureq::Error, secrets: &[&str]) -> TierError {
     TierError::Failed(scrub(&msg, secrets))
 }
 
+/// [`request_error`] for the request `what` (`GET`, `PUT`) sent to `url`: a refused
+/// connection names the request and the host:port that refused it, as an error status
+/// names its request ("GET: HTTP 403"), instead of the system's bare "Connection refused".
+pub fn send_error(e: &ureq::Error, what: &str, url: &str, secrets: &[&str]) -> TierError {
+    if let ureq::Error::Io(io) = e
+        && io.kind() == std::io::ErrorKind::ConnectionRefused
+    {
+        return TierError::Failed(format!(
+            "{what}: connection refused by {} (nothing listens there: is the server running, and is the port right?)",
+            host_port(url)
+        ));
+    }
+    request_error(e, secrets)
+}
+
+/// `HOST:PORT` of `url`, the scheme's port when it names none; never its user info, path
+/// or query string.
+fn host_port(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => match (u.host_str(), u.port_or_known_default()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_string(),
+            _ => redact_url(url),
+        },
+        Err(_) => redact_url(url),
+    }
+}
+
 /// `msg` with every secret replaced by `***`.
 pub fn scrub(msg: &str, secrets: &[&str]) -> String {
     let mut out = msg.to_string();
@@ -288,6 +316,25 @@ mod tests {
         assert_eq!(redact_url("https://cache.example"), "https://cache.example");
         assert_eq!(redact_url("s3://bucket/prefix"), "s3://bucket/prefix");
         assert_eq!(scrub("bad token abc123 here", &["abc123", ""]), "bad token *** here");
+    }
+
+    #[test]
+    fn refused_connections_name_the_request_and_address() {
+        let refused = ureq::Error::Io(std::io::ErrorKind::ConnectionRefused.into());
+        let said = |url: &str| send_error(&refused, "PUT", url, &[]).to_string();
+        assert!(
+            said("http://u:hunter2@127.0.0.1:9/c/v1/ab?sig=x")
+                .starts_with("PUT: connection refused by 127.0.0.1:9 (")
+        );
+        assert!(
+            said("https://127.0.0.1/c").contains(" by 127.0.0.1:443 "),
+            "{}",
+            said("https://127.0.0.1/c")
+        );
+        assert!(said("http://[::1]:8/c").contains(" by [::1]:8 "), "{}", said("http://[::1]:8/c"));
+        assert!(!said("http://u:hunter2@127.0.0.1:9/c").contains("hunter2"));
+        let reset = ureq::Error::Io(std::io::ErrorKind::ConnectionReset.into());
+        assert_eq!(send_error(&reset, "GET", "http://127.0.0.1:9", &[]), request_error(&reset, &[]));
     }
 
     #[test]

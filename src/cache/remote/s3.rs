@@ -15,7 +15,7 @@ use rusty_s3::{Bucket, S3Action, UrlStyle};
 use super::super::entry::Key;
 use super::super::tier::{Tier, TierError, entry_path};
 use super::aws::{self, Provider, Source};
-use super::{OpenError, agent, read_get, read_put, redact_url, request_error, upload_timeout};
+use super::{OpenError, agent, read_get, read_put, redact_url, send_error, upload_timeout};
 
 /// How long a presigned request stays valid (it is used at once).
 const SIGNED_FOR: Duration = Duration::from_secs(600);
@@ -118,7 +118,7 @@ impl S3Tier {
         let url =
             rusty_s3::actions::GetObject::new(&self.bucket, credentials.as_deref(), &object).sign(SIGNED_FOR);
         let url = url.as_str();
-        let resp = agent.get(url).call().map_err(|e| request_error(&e, &self.secrets(url)))?;
+        let resp = agent.get(url).call().map_err(|e| send_error(&e, "GET", url, &self.secrets(url)))?;
         read_get(resp, &self.secrets(url), Some(&self.source))
     }
 
@@ -149,7 +149,7 @@ impl Tier for S3Tier {
             .put(url)
             .header("Content-Type", "application/octet-stream")
             .send(data)
-            .map_err(|e| request_error(&e, &self.secrets(url)))?;
+            .map_err(|e| send_error(&e, "PUT", url, &self.secrets(url)))?;
         read_put(resp, data.len(), Some(&self.source))
     }
 
