@@ -791,6 +791,46 @@ fn a_refused_connection_names_the_request_and_address() {
     }
 }
 
+/// Unsigned requests (no credentials anywhere) to an S3 server that checks signatures:
+/// rclone answers them HTTP 400 UnsupportedAlgorithm, and the one warning says the server
+/// wants signed requests and which variables give credentials, for a lookup and (under
+/// --force) an upload; the build goes on as without a cache.
+#[test]
+fn unsigned_requests_to_a_server_that_wants_signed_ones() {
+    let test = "remote::unsigned_requests_to_a_server_that_wants_signed_ones";
+    let Some(py) = harness::python_or_skip((3, 12), test) else { return };
+    let Some(s3) = S3::rclone() else { return };
+    let m = Machine::small("unsigned");
+    let (status, reference) = m.reference(py);
+    let url = format!("s3://{}/unsigned", s3.bucket);
+    let env = [("AWS_ENDPOINT_URL", s3.endpoint.as_str())];
+    for (extra, what) in [(&[][..], "GET"), (&["--force"][..], "PUT")] {
+        let mut args = vec!["-v", "--cache-url", &url];
+        args.extend_from_slice(extra);
+        let run = m.compile(&py.path, &args, &env);
+        assert_eq!(run.code, status, "{what}: {}", run.stderr);
+        assert!(pycs(&m.tree) == reference, "{what}: other pycs than a build without a cache");
+        remove_pycs(&m.tree);
+        assert!(run.stderr.contains("(anonymous)"), "{what}: {}", run.stderr);
+        let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+        let want = format!("{what}: HTTP 400 UnsupportedAlgorithm (the server wants signed requests");
+        assert!(
+            warnings.len() == 1
+                && warnings[0].contains(&want)
+                && warnings[0].contains("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+                && warnings[0].contains("AWS_PROFILE")
+                && warnings[0].contains("switched off"),
+            "{what}: {}",
+            run.stderr
+        );
+    }
+    // With the keys the same build is signed, and warns nothing.
+    let signed = [env[0], ("AWS_ACCESS_KEY_ID", &s3.access_key), ("AWS_SECRET_ACCESS_KEY", &s3.secret_key)];
+    let run = m.compile(&py.path, &["--cache-url", &url], &signed);
+    assert_eq!(run.code, status, "{}", run.stderr);
+    assert!(!run.stderr.contains("warning:"), "{}", run.stderr);
+}
+
 #[test]
 fn a_server_that_dies_mid_build() {
     let Some(py) = harness::python_or_skip((3, 13), "remote::a_server_that_dies_mid_build") else { return };

@@ -54,6 +54,9 @@ const CONTAINER_HOSTS: [&str; 4] = [ECS_HOST, "169.254.170.23", "fd00:ec2::23", 
 /// Container credentials are fetched again this long before they expire.
 const REFRESH_BEFORE: Duration = Duration::from_secs(5 * 60);
 
+/// [`Source::Anonymous`] in messages: what an S3 tier without credentials passes as their source.
+pub const UNSIGNED: &str = "none were found, so the requests were unsigned";
+
 /// Where the credentials came from, for messages ("check the credentials, …").
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {
@@ -71,7 +74,7 @@ impl std::fmt::Display for Source {
                 write!(f, "from profile `{name}` in `{}`", crate::report::shown(file))
             }
             Source::Container { url } => write!(f, "from the container credentials endpoint `{url}`"),
-            Source::Anonymous => f.write_str("none were found, so the requests were unsigned"),
+            Source::Anonymous => f.write_str(UNSIGNED),
         }
     }
 }

@@ -221,6 +221,8 @@ fn status_error(resp: ureq::http::Response<ureq::Body>, what: &str, credentials:
     let code = s3_code(&drain(resp));
     let hint = match (status, credentials, code.as_deref()) {
         (404, _, Some("NoSuchBucket")) => " (the bucket does not exist)".to_string(),
+        // rclone's answer (gofakes3) to an unsigned request when it checks signatures.
+        (400, Some(aws::UNSIGNED), Some("UnsupportedAlgorithm")) => format!(" ({WANTS_SIGNED})"),
         (401 | 403, None, _) => " (check the credentials)".to_string(),
         (401 | 403, Some(from), _) => format!(" (check the credentials: {from})"),
         (404, _, _) => " (no such bucket or path?)".into(),
@@ -230,6 +232,12 @@ fn status_error(resp: ureq::http::Response<ureq::Body>, what: &str, credentials:
     let code = code.map(|c| format!(" {c}")).unwrap_or_default();
     TierError::Failed(format!("{what}: HTTP {status}{code}{hint}"))
 }
+
+/// What an S3 server that refuses unsigned requests is told, and where credentials come from.
+const WANTS_SIGNED: &str = "the server wants signed requests, and no credentials were found to sign them: \
+set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE for a profile in ~/.aws/credentials \
+or ~/.aws/config, or AWS_CONTAINER_CREDENTIALS_FULL_URI for container credentials (the README's \
+AWS credentials)";
 
 /// The `<Code>` of an S3 error reply (`NoSuchBucket`, `SignatureDoesNotMatch`,
 /// `InvalidAccessKeyId`…), which says more than its status; nothing else of the reply is
