@@ -694,6 +694,9 @@ impl Inner {
                     ));
                 }
                 info.push(line);
+                for note in r.tier.notes() {
+                    info.push(format!("cache remote `{}`: {note}", r.tier.describe()));
+                }
             }
         }
         let unlooked = self.unlooked.load(Ordering::Relaxed);

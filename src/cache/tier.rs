@@ -42,6 +42,11 @@ pub trait Tier: Send + Sync {
     fn retries(&self) -> u64 {
         0
     }
+    /// What `-v` says of it beyond its counts (an S3 tier's credentials kept in use when a
+    /// refresh failed).
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 impl std::fmt::Debug for dyn Tier {

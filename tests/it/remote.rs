@@ -1486,11 +1486,7 @@ fn credentials_from_profiles_and_containers() {
     );
     let seen = endpoint.seen();
     assert!(seen.iter().all(|h| h.starts_with("GET /v1/credentials ")), "{seen:?}");
-    // Credentials about to expire are fetched again before a request.
-    let soon = (jiff::Timestamp::now() + jiff::SignedDuration::from_secs(60)).to_string();
-    endpoint.set(id, secret, &soon, None, None);
-    build(&full, None);
-    assert!(endpoint.seen().len() > 1, "not fetched again: {:?}", endpoint.seen());
+    // Credentials about to expire: short_lived_container_credentials_are_not_fetched_per_request.
     // Wrong keys from the endpoint; a token it refuses; an endpoint that fails.
     endpoint.set(id, wrong, later, None, None);
     build(&full, Some(&format!("from the container credentials endpoint `{}`", endpoint.url)));
@@ -1517,6 +1513,45 @@ fn credentials_from_profiles_and_containers() {
         let (attempts, said) = if status == Some(500) { (3, " (after 3 attempts)") } else { (1, "") };
         assert!(warnings[0].contains(&format!("{want}{said}; ")), "{}", run.stderr);
         assert_eq!(endpoint.seen().len(), attempts, "{:?}", endpoint.seen());
+    }
+}
+
+/// Container credentials that always expire within the refresh window (5 minutes) are
+/// fetched again at most every 30 s while valid, not before every request: a build of
+/// about forty files, storing then hitting, asks the endpoint once per started 30 s of
+/// the build (it used to be asked once per request), with no warning.
+#[test]
+fn short_lived_container_credentials_are_not_fetched_per_request() {
+    let test = "remote::short_lived_container_credentials_are_not_fetched_per_request";
+    let Some(py) = harness::python_or_skip((3, 12), test) else { return };
+    let Some(s3) = S3::rclone() else { return };
+    let m = Machine::new(py, "short-lived");
+    let (status, reference) = m.reference(py);
+    let url = format!("s3://{}/short-lived", s3.bucket);
+    let endpoint = CredentialsEndpoint::start();
+    let env = [
+        ("AWS_ENDPOINT_URL", s3.endpoint.as_str()),
+        ("AWS_CONTAINER_CREDENTIALS_FULL_URI", endpoint.url.as_str()),
+    ];
+    for (round, counted) in [("stores", 2), ("hits", 0)] {
+        let soon = (jiff::Timestamp::now() + jiff::SignedDuration::from_secs(120)).to_string();
+        endpoint.set(&s3.access_key, &s3.secret_key, &soon, None, None);
+        let started = Instant::now();
+        let run = m.compile(&py.path, &["-v", "--cache-url", &url], &env);
+        let took = started.elapsed();
+        assert_eq!(run.code, status, "{round}: {}", run.stderr);
+        assert!(pycs(&m.tree) == reference, "{round}: other pycs than a build without a cache");
+        remove_pycs(&m.tree);
+        assert!(!run.stderr.contains("warning:"), "{round}: {}", run.stderr);
+        let counts = remote_counts(&run.stderr);
+        assert!(counts[counted] > 30, "{round}: {counts:?}\n{}", run.stderr);
+        let fetches = endpoint.seen().len() as u64;
+        let bound = 1 + took.as_secs() / 30;
+        assert!(
+            (1..=bound).contains(&fetches),
+            "{round}: {fetches} fetches in {took:?} (at most {bound}) for {} requests",
+            counts[0] + counts[1] + counts[2]
+        );
     }
 }
 

@@ -10,7 +10,8 @@
 //! 3. Container credentials: `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI` (a path on
 //!    `http://169.254.170.2`) or `AWS_CONTAINER_CREDENTIALS_FULL_URI`, sent
 //!    `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`'s content or `AWS_CONTAINER_AUTHORIZATION_TOKEN`
-//!    as `Authorization`; fetched at the first request, again shortly before they expire;
+//!    as `Authorization`; fetched at the first request, again shortly before they expire
+//!    (at most every 30 s while they are still valid, which a failed refresh leaves in use);
 //!    a transient failure (HTTP 5xx or 429, a reset connection) is retried as a lookup is
 //!    (`retry`), by one fetch that the requests needing the credentials wait for.
 //! 4. None: unsigned requests (anonymous reads of a public bucket).
@@ -53,6 +54,10 @@ const ECS_HOST: &str = "169.254.170.2";
 const CONTAINER_HOSTS: [&str; 4] = [ECS_HOST, "169.254.170.23", "fd00:ec2::23", "localhost"];
 /// Container credentials are fetched again this long before they expire.
 const REFRESH_BEFORE: Duration = Duration::from_secs(5 * 60);
+/// While the credentials held are still valid, a refresh is tried at most this often
+/// (an endpoint whose credentials always expire within [`REFRESH_BEFORE`] would otherwise
+/// be asked before every request).
+const REFRESH_EVERY: Duration = Duration::from_secs(30);
 
 /// [`Source::Anonymous`] in messages: what an S3 tier without credentials passes as their source.
 pub const UNSIGNED: &str = "none were found, so the requests were unsigned";
@@ -83,7 +88,7 @@ impl std::fmt::Display for Source {
 pub enum Provider {
     /// Known from the start (None: unsigned requests).
     Static(Option<Arc<Credentials>>),
-    Container(Container),
+    Container(Box<Container>),
 }
 
 impl Provider {
@@ -92,6 +97,14 @@ impl Provider {
         match self {
             Provider::Static(c) => Ok(c.clone()),
             Provider::Container(c) => c.get().map(Some),
+        }
+    }
+
+    /// What `-v` says of the credentials (refreshes that failed while they were valid).
+    pub fn notes(&self) -> Vec<String> {
+        match self {
+            Provider::Static(_) => Vec::new(),
+            Provider::Container(c) => c.notes(),
         }
     }
 
@@ -394,7 +407,7 @@ pub fn resolve(env: Env, timeout: Duration) -> Result<Resolved, String> {
             Some(AuthToken::Value(t)) => vec![t.clone()],
             _ => Vec::new(),
         };
-        return done(Provider::Container(container), source, secrets);
+        return done(Provider::Container(Box::new(container)), source, secrets);
     }
     done(Provider::Static(None), Source::Anonymous, Vec::new())
 }
@@ -434,7 +447,8 @@ fn read_token_file(path: &Path) -> Result<String, String> {
 
 enum Fetched {
     None,
-    Valid(Arc<Credentials>, Option<jiff::Timestamp>),
+    /// Credentials, when they expire, and when they were fetched or a refresh last tried.
+    Valid(Arc<Credentials>, Option<jiff::Timestamp>, std::time::Instant),
     /// The first failure is the run's: the tier is switched off by it.
     Failed(TierError),
 }
@@ -449,6 +463,11 @@ pub struct Container {
     /// Fetches retried in this run.
     retries: std::sync::atomic::AtomicU64,
     fetched: Mutex<Fetched>,
+    /// [`REFRESH_EVERY`] (shorter in tests).
+    refresh_every: Duration,
+    /// Refreshes that failed while the credentials held were still valid (which were then
+    /// used on), and the first one's reason, for `-v`.
+    kept: Mutex<(u64, Option<String>)>,
 }
 
 impl Container {
@@ -498,22 +517,30 @@ impl Container {
             policy: super::retry::Policy::lookups(timeout),
             retries: std::sync::atomic::AtomicU64::new(0),
             fetched: Mutex::new(Fetched::None),
+            refresh_every: REFRESH_EVERY,
+            kept: Mutex::new((0, None)),
         }))
     }
 
-    /// The current credentials, fetched when there are none yet or they expire soon.
+    /// The current credentials, fetched when there are none yet or they expire soon: within
+    /// [`REFRESH_BEFORE`] of their expiry a refresh is tried, but while they are still valid
+    /// at most once per `refresh_every`, and a refresh that fails then leaves them in use
+    /// (noted for `-v`). Only a failure with none valid (the first fetch, or expired
+    /// credentials) is the tier's error, and remembered for the run.
     fn get(&self) -> Result<Arc<Credentials>, TierError> {
         let mut fetched = self.fetched.lock().expect("credentials lock");
+        let now = jiff::Timestamp::now();
+        let valid = |expires: &Option<jiff::Timestamp>| expires.is_none_or(|e| now < e);
         match &*fetched {
-            Fetched::Valid(c, expires)
-                if expires.is_none_or(|e| {
-                    jiff::Timestamp::now().checked_add(REFRESH_BEFORE).is_ok_and(|soon| soon < e)
-                }) =>
-            {
-                return Ok(Arc::clone(c));
+            Fetched::Valid(c, expires, tried) => {
+                let fresh =
+                    expires.is_none_or(|e| now.checked_add(REFRESH_BEFORE).is_ok_and(|soon| soon < e));
+                if fresh || (valid(expires) && tried.elapsed() < self.refresh_every) {
+                    return Ok(Arc::clone(c));
+                }
             }
             Fetched::Failed(e) => return Err(e.clone()),
-            _ => {}
+            Fetched::None => {}
         }
         let describe = |e: TierError| {
             TierError::Failed(format!(
@@ -533,13 +560,37 @@ impl Container {
         match fetched_once.map_err(describe) {
             Ok((c, expires)) => {
                 let c = Arc::new(c);
-                *fetched = Fetched::Valid(Arc::clone(&c), expires);
+                *fetched = Fetched::Valid(Arc::clone(&c), expires, std::time::Instant::now());
                 Ok(c)
             }
             Err(e) => {
+                if let Fetched::Valid(c, expires, _) = &*fetched
+                    && valid(expires)
+                {
+                    let (c, expires) = (Arc::clone(c), *expires);
+                    let mut kept = self.kept.lock().expect("credentials lock");
+                    kept.0 += 1;
+                    kept.1.get_or_insert_with(|| {
+                        let until = expires.map_or(String::new(), |e| format!(" (valid until {e})"));
+                        format!("refreshing the credentials failed ({e}); those held{until} were used on")
+                    });
+                    *fetched = Fetched::Valid(Arc::clone(&c), expires, std::time::Instant::now());
+                    return Ok(c);
+                }
                 *fetched = Fetched::Failed(e.clone());
                 Err(e)
             }
+        }
+    }
+
+    /// For `-v`: refreshes that failed while the credentials held were still valid.
+    fn notes(&self) -> Vec<String> {
+        match &*self.kept.lock().expect("credentials lock") {
+            (n, Some(first)) => vec![format!(
+                "{first}{}",
+                if *n > 1 { format!(" ({n} refreshes failed)") } else { String::new() }
+            )],
+            _ => Vec::new(),
         }
     }
 
@@ -598,6 +649,101 @@ mod tests {
 
     fn resolve_with(vars: &[(&str, &str)]) -> Result<Resolved, String> {
         resolve(&env_of(vars), Duration::from_secs(1))
+    }
+
+    /// A container credentials endpoint on 127.0.0.1 that answers its `n`th request (from
+    /// 0) with `reply(n)`: a status and the expiration of the key `AKn` it gives. Returns
+    /// its URL and how many requests it got.
+    fn endpoint(
+        reply: impl Fn(usize) -> (u16, jiff::Timestamp) + Send + 'static,
+    ) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/creds", listener.local_addr().unwrap());
+        let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = Arc::clone(&seen);
+        std::thread::spawn(move || {
+            for mut conn in listener.incoming().flatten() {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let n = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let (status, expires) = reply(n);
+                let body = format!(
+                    r#"{{"AccessKeyId": "AK{n}", "SecretAccessKey": "s", "Token": "t", "Expiration": "{expires}"}}"#
+                );
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        (url, seen)
+    }
+
+    fn container(url: &str, refresh_every: Duration) -> Container {
+        let vars = [(FULL_URI, url)];
+        let env = env_of(&vars);
+        let mut c = Container::from_env(&env, Duration::from_secs(2)).unwrap().expect("container");
+        c.refresh_every = refresh_every;
+        c
+    }
+
+    fn in_secs(s: i64) -> jiff::Timestamp {
+        jiff::Timestamp::now() + jiff::SignedDuration::from_secs(s)
+    }
+
+    #[test]
+    fn short_lived_container_credentials_are_not_fetched_for_every_request() {
+        // Always within the refresh window: fetched once, then held for refresh_every.
+        let (url, seen) = endpoint(|_| (200, in_secs(120)));
+        let c = container(&url, REFRESH_EVERY);
+        for _ in 0..50 {
+            assert_eq!(c.get().unwrap().key(), "AK0");
+        }
+        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // With refresh_every spent, each get refreshes (while still in the window).
+        let (url, seen) = endpoint(|_| (200, in_secs(120)));
+        let c = container(&url, Duration::ZERO);
+        let keys: Vec<String> = (0..3).map(|_| c.get().unwrap().key().to_string()).collect();
+        assert_eq!(keys, ["AK0", "AK1", "AK2"]);
+        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 3);
+        assert!(c.notes().is_empty());
+    }
+
+    #[test]
+    fn a_failed_refresh_keeps_credentials_still_valid() {
+        // The first fetch works, every refresh gets HTTP 403 (not retried): the credentials
+        // held are used on, one note for -v counting the failures.
+        let (url, seen) = endpoint(|n| (if n == 0 { 200 } else { 403 }, in_secs(120)));
+        let c = container(&url, Duration::ZERO);
+        for _ in 0..3 {
+            assert_eq!(c.get().expect("the held credentials").key(), "AK0");
+        }
+        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 3);
+        let notes = c.notes();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0].starts_with("refreshing the credentials failed (cannot get credentials from the container credentials endpoint")
+                && notes[0].contains(": HTTP 403); those held (valid until ")
+                && notes[0].ends_with(" were used on (2 refreshes failed)"),
+            "{notes:?}"
+        );
+        // Expired credentials and a failing refresh: the tier's error, remembered.
+        let (url, seen) = endpoint(|n| (if n == 0 { 200 } else { 403 }, in_secs(-1)));
+        let c = container(&url, REFRESH_EVERY);
+        assert_eq!(c.get().unwrap().key(), "AK0");
+        let e = c.get().expect_err("expired, and the refresh failed").to_string();
+        assert!(e.ends_with(": HTTP 403"), "{e}");
+        assert!(c.get().is_err());
+        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 2, "the failure is remembered");
+        assert!(c.notes().is_empty());
     }
 
     fn key_id(r: &Resolved) -> Option<String> {

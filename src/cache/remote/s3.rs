@@ -161,6 +161,10 @@ impl Tier for S3Tier {
         self.shown.clone()
     }
 
+    fn notes(&self) -> Vec<String> {
+        self.credentials.notes()
+    }
+
     fn retries(&self) -> u64 {
         self.credentials.retries()
     }
