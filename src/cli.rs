@@ -9,10 +9,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 const AFTER_HELP: &str = "\
 Exit status: 0 all good; 1 findings (a source that failed to compile, a per-file error such
 as an unreadable source or an unwritable directory, a pyc that `check` finds missing or
-stale, nothing to check; `compile -n`: a file it lists is known to fail, as the run will
-find); 2 operational error that stops the run (bad arguments, a path that does not exist,
-no usable interpreter, workers that keep dying); 130 interrupted (SIGINT); 143 terminated
-(SIGTERM).";
+stale, nothing to check; `compile -n`: a file it lists is known to fail, or an error the
+run will report, as the run will find); 2 operational error that stops the run (bad
+arguments, a path that does not exist, no usable interpreter, workers that keep dying); 130
+interrupted (SIGINT); 143 terminated (SIGTERM).";
 
 /// Deterministic, hash-based Python bytecode (PEP 552) for whole trees, and a fast check
 /// that a tree's bytecode is fresh.
@@ -201,8 +201,10 @@ pub struct CompileArgs {
     /// without writing anything or starting Python (beyond probing the interpreter); with
     /// `-W error` also the fresh files that would fail (their warnings remembered) or be
     /// checked for warnings (compiled in memory, nothing written). With `--format json`, as
-    /// JSON Lines on stdout (see the README). Exits as the run would
-    /// as far as it knows: 1 when a file it lists fails (remembered), 0 otherwise.
+    /// JSON Lines on stdout (see the README). Reports and counts the errors the run would
+    /// (a source that cannot be read, a pyc that is a directory or a symlink, which the run
+    /// refuses to write over). Exits as the run would as far as it knows: 1 when a file it
+    /// lists fails (remembered) or on such an error, 0 otherwise.
     #[arg(short = 'n', long, help_heading = "Compilation")]
     pub dry_run: bool,
 

@@ -631,6 +631,14 @@ fn plan_error(path: &Path, err: &str, summary: &mut Summary, notes: &mut Notes, 
     }
 }
 
+/// A (source, target) unit that could not be done (its pyc not written): an error. The
+/// real run and the dry run both say it.
+fn unit_error(path: &Path, t: usize, e: String, summary: &mut Summary, notes: &mut Notes, style: Style) {
+    summary.errors += 1;
+    let text = format!("{}: `{}`: {e}", style.error(), report::shown(path));
+    notes.add(path, 0, Some(t), text, Some(Event::error(e)));
+}
+
 /// A source gone since the walk found it: a notice, counted as vanished.
 fn vanished(path: &Path, summary: &mut Summary, notes: &mut Notes) {
     summary.vanished += 1;
@@ -960,11 +968,7 @@ fn record_results(
                 let text = report::format_failure(path, &f, source.as_deref());
                 notes.add(path, 0, Some(t), text, Some(Event::failure(&f, false)));
             }
-            UnitResult::Error(e) => {
-                summary.errors += 1;
-                let text = format!("{}: `{}`: {e}", style.error(), report::shown(path));
-                notes.add(path, 0, Some(t), text, Some(Event::error(e)));
-            }
+            UnitResult::Error(e) => unit_error(path, t, e, summary, notes, style),
             UnitResult::Vanished => vanished(path, summary, notes),
         }
     }
@@ -1150,6 +1154,7 @@ fn dry_run(
     // rewrite, pycs already fresh, files known to fail; and files to check for warnings.
     let mut check = 0;
     let levels = s.levels.len();
+    let paths = PycPaths { targets: &s.targets, layouts: &s.layouts, levels: &s.levels, cwd };
     let mut lines = Vec::new();
     for (i, p) in plans.iter().enumerate() {
         if let Some(err) = &p.error {
@@ -1159,6 +1164,17 @@ fn dry_run(
         let (mut compiles, mut checks, mut failing) = (false, false, false);
         let mut source = None;
         for (t, a) in p.actions.iter().enumerate() {
+            // A pyc the real run would refuse to write over (a directory, a symlink): its
+            // error, as the real run reports it once it has compiled the source.
+            if let Action::Compile { write, .. } = a {
+                let pycs = paths.of(&p.path, t);
+                let refused =
+                    write.iter().find_map(|&l| crate::write::check_destination(&pycs[usize::from(l)]).err());
+                if let Some(e) = refused {
+                    unit_error(&p.path, t, schedule::error_chain(&e), summary, notes, style);
+                    continue;
+                }
+            }
             let remembered = match a {
                 Action::Fresh if s.warnings_as_errors => {
                     remembered_warnings(s, memos, cwd, p, t, &mut source)
@@ -1267,6 +1283,9 @@ fn dry_run(
         }
         if !summary.failed_sources.is_empty() {
             parts.push(format!("{} known to fail", summary.failed_sources.len()));
+        }
+        if summary.errors + summary.usage_errors > 0 {
+            parts.push(report::plural(summary.errors + summary.usage_errors, "error", "errors"));
         }
         if summary.vanished > 0 {
             parts.push(format!("{} vanished", summary.vanished));

@@ -36,7 +36,7 @@ pub fn pyc_mode(source_mode: u32) -> u32 {
 }
 
 /// Refuse destinations py_compile refuses: symlinks and non-regular files.
-fn check_destination(path: &Path) -> Result<(), WriteError> {
+pub fn check_destination(path: &Path) -> Result<(), WriteError> {
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_symlink() => Err(WriteError::Symlink(path.to_path_buf())),
         Ok(m) if !m.is_file() => Err(WriteError::NotRegular(path.to_path_buf())),

@@ -1040,6 +1040,60 @@ per_python!(dry_run_as_json, |py: &Python| {
     assert!(github.stderr.contains("invalid value 'github'"), "{}", github.stderr);
 });
 
+// A dry run counts the errors the real run reports, and says them as it does: its summary
+// line lacked "N errors" (the JSON summary had them), and a pyc destination that is a
+// directory, which the real run cannot write over, was listed "compile" and not counted.
+// Here a source that is a FIFO (not a regular file) and a source whose pyc is a directory.
+#[test]
+fn dry_run_counts_errors_as_the_real_run() {
+    let Some(py) = harness::pythons().values().find(|p| p.minor >= (3, 7)) else {
+        return harness::visible("SKIPPED dry_run_counts_errors_as_the_real_run: no CPython 3.7+");
+    };
+    let tree = Tree::new();
+    tree.write("good.py", "x = 1\n");
+    tree.write("dest.py", "y = 2\n");
+    let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
+    std::fs::create_dir_all(tree.path(format!("__pycache__/dest.{tag}.pyc"))).unwrap();
+    let fifo = std::ffi::CString::new(tree.path("fifo.py").into_os_string().into_encoded_bytes()).unwrap();
+    // SAFETY: mkfifo reads the NUL-terminated path only.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0, "mkfifo");
+    let compile = |args: &[&str]| {
+        let cmd = tree.hashpyc().args(["compile", "--force"]).python(py).args(args);
+        cmd.args(["good.py", "dest.py", "fifo.py"]).run()
+    };
+    let errors = |stderr: &str| -> Vec<String> {
+        stderr.lines().filter(|l| l.starts_with("error:")).map(str::to_string).collect()
+    };
+    // Text: the same error lines, the same count in the summary, the same exit status.
+    let dry = compile(&["-n"]);
+    let real = compile(&[]);
+    let context = format!("dry run:\n{}{}\nreal run:\n{}", dry.stdout, dry.stderr, real.stderr);
+    real.assert_code(1);
+    assert_eq!(dry.code, real.code, "{context}");
+    assert_eq!(errors(&dry.stderr).len(), 2, "{context}");
+    assert_eq!(errors(&dry.stderr), errors(&real.stderr), "{context}");
+    assert!(real.stderr.contains(", 2 errors) in "), "{context}");
+    assert!(dry.stderr.contains(", 2 errors); nothing was written"), "{context}");
+    assert_eq!(dry.stdout.lines().collect::<Vec<_>>(), ["compile  good.py  (--force)"], "{context}");
+    // JSON: the same error objects and count.
+    let dry = compile(&["-n", "--format", "json"]);
+    let real = compile(&["--format", "json"]);
+    let context =
+        format!("dry run:\n{}{}\nreal run:\n{}{}", dry.stdout, dry.stderr, real.stdout, real.stderr);
+    assert_eq!(dry.code, real.code, "{context}");
+    let error_objects = |stdout: &str| -> Vec<serde_json::Value> {
+        json_lines(stdout).into_iter().filter(|o| o["type"] == "error").collect()
+    };
+    assert_eq!(error_objects(&dry.stdout).len(), 2, "{context}");
+    assert_eq!(error_objects(&dry.stdout), error_objects(&real.stdout), "{context}");
+    let (dry, real) = (json_lines(&dry.stdout), json_lines(&real.stdout));
+    let (dry, real) = (dry.last().unwrap(), real.last().unwrap());
+    for key in ["errors", "compiled", "compiled_sources", "compiled_pycs"] {
+        assert_eq!(dry[key], real[key], "{key}: {context}");
+    }
+    assert_eq!(dry["errors"], 2, "{context}");
+}
+
 // A source CPython cannot decode (a UTF-8 BOM before a latin-1 cookie, an unknown
 // encoding) fails with a SyntaxError whose lineno is 0 before 3.14 (and offset 0 or -1):
 // JSON says null for a line or column there is not, else what CPython says.
