@@ -170,6 +170,8 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     if verbosity.verbose > 0 {
         for t in &s.targets {
             let mut event = run_event("notice", None, crate::target_line(t));
+            // As compile's: the target's `X.Y`, then the target.
+            event["python"] = format!("{}.{}", t.version.0, t.version.1).into();
             event["target"] = t.json();
             events.push(event);
         }

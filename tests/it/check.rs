@@ -1462,3 +1462,38 @@ per_python!(layout_hint_for_pycs_of_the_other_layout, |py: &Python| {
     let run = check(&tree, &["--no-legacy"]);
     assert!(run.stdout.lines().all(|l| l.starts_with("timestamp")), "{}", run.stdout);
 });
+
+// `-v`'s target notices in `--format json` are the same objects from `check` as from
+// `compile` but for the message (compile's says how its workers run): `check`'s said
+// `python: null` where compile's say the interpreter's `X.Y`. Both against the
+// interpreter's own `sys.version_info`.
+per_python!(verbose_target_notices_name_the_interpreter, |py: &Python| {
+    let tree = Tree::new();
+    tree.write("m.py", "x = 1\n");
+    let info = py.run(&["-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"], tree.root());
+    let full = info.trim();
+    let minor = full.rsplit_once('.').unwrap().0;
+    let target_notices = |command: &str| -> Vec<serde_json::Value> {
+        let run = tree.hashpyc().args([command, "-v", "--format", "json"]).python(py).arg("m.py").run();
+        let notices: Vec<serde_json::Value> =
+            json_objects(command, &run).into_iter().filter(|o| !o["target"].is_null()).collect();
+        assert_eq!(notices.len(), 1, "{command}: {}{}", run.stdout, run.stderr);
+        notices
+            .into_iter()
+            .map(|mut o| {
+                let message = o["message"].as_str().unwrap().to_string();
+                assert!(message.starts_with(&format!("target: CPython {full} (")), "{command}: {message}");
+                o.as_object_mut().unwrap().remove("message");
+                o
+            })
+            .collect()
+    };
+    let compile = target_notices("compile");
+    let check = target_notices("check");
+    assert_eq!(check, compile);
+    let keys: Vec<&String> = check[0].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["type", "path", "python", "target"]);
+    assert_eq!(check[0]["type"], "notice");
+    assert_eq!(check[0]["python"], minor);
+    assert_eq!(check[0]["target"]["version"], full);
+});
