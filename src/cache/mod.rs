@@ -189,7 +189,7 @@ impl Remote {
     fn damaged(&self, d: &entry::Damage) {
         let n = self.counts.damaged.fetch_add(1, Ordering::Relaxed) + 1;
         if n >= MAX_REMOTE_DAMAGED {
-            self.fail(&TierError::Failed(format!("{n} damaged entries (the last: {d})")));
+            self.fail(&TierError::Failed(too_damaged(n, d)));
         }
     }
 
@@ -682,9 +682,7 @@ impl Inner {
                 let mut line = tier_line("remote", &r.tier.describe(), &r.totals());
                 let unasked = r.unasked.load(Ordering::Relaxed);
                 if unasked > 0 {
-                    line.push_str(&format!(
-                        "; the first {COLD_REMOTE} lookups all missed, so {unasked} more were not made"
-                    ));
+                    line.push_str(&cold_remote(unasked));
                 }
                 if let Some(u) = &upload {
                     line.push_str(&format!(
@@ -896,6 +894,19 @@ fn tier_line(name: &str, where_: &str, t: &Totals) -> String {
     format!("cache {name} `{where_}`: {}", t.describe("", name == "remote"))
 }
 
+/// Why a remote tier that returned `n` damaged entries was switched off.
+fn too_damaged(n: u64, last: &dyn std::fmt::Display) -> String {
+    format!("{} (the last: {last})", crate::report::plural(n, "damaged entry", "damaged entries"))
+}
+
+/// What the remote tier's `-v` line adds when lookups stopped on a cold remote.
+fn cold_remote(unasked: u64) -> String {
+    format!(
+        "; the first {COLD_REMOTE} lookups all missed, so {} not made",
+        crate::report::plural(unasked, "more was", "more were")
+    )
+}
+
 /// Whether a body is surely stored by content alone, without reading all of it: its path
 /// holds a `/` (so it can be no identifier, which could share the string object) and occurs
 /// once in the body (only as the `co_filename` string the other code objects refer to). A
@@ -926,4 +937,18 @@ fn key_prefix(t: &Target, script: &str) -> blake3::Hasher {
     field(&[u8::from(t.gil_disabled), u8::from(t.flag_ref_top), t.marshal_version]);
     field(t.isolation().to_string().as_bytes());
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Counts of one are singular (they said "1 damaged entries", "1 more were not made").
+    #[test]
+    fn counts_of_one_are_singular() {
+        assert_eq!(too_damaged(1, &"bad checksum"), "1 damaged entry (the last: bad checksum)");
+        assert_eq!(too_damaged(10, &"bad checksum"), "10 damaged entries (the last: bad checksum)");
+        assert_eq!(cold_remote(1), "; the first 256 lookups all missed, so 1 more was not made");
+        assert_eq!(cold_remote(2), "; the first 256 lookups all missed, so 2 more were not made");
+    }
 }
