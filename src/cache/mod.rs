@@ -705,19 +705,20 @@ impl Inner {
                 crate::pool::schedule::Backlog::STALLED.as_millis()
             ));
         }
-        if verbose {
+        // Only an entry found can need relocating: with no hit in any tier (an empty cache,
+        // `--force`, a remote alone that held nothing), "0 entries relocated" says nothing.
+        let (relocated, refused) =
+            (self.relocated.load(Ordering::Relaxed), self.refused.load(Ordering::Relaxed));
+        let hits = self
+            .local
+            .iter()
+            .map(|l| l.counts.totals().hits)
+            .chain(self.remote.iter().map(|r| r.totals().hits));
+        if verbose && (relocated + refused > 0 || hits.sum::<u64>() > 0) {
             info.push(format!(
                 "cache: {} to this run's paths, {} (looked up by path instead)",
-                crate::report::plural(
-                    self.relocated.load(Ordering::Relaxed),
-                    "entry relocated",
-                    "entries relocated"
-                ),
-                crate::report::plural(
-                    self.refused.load(Ordering::Relaxed),
-                    "relocation refused",
-                    "relocations refused"
-                )
+                crate::report::plural(relocated, "entry relocated", "entries relocated"),
+                crate::report::plural(refused, "relocation refused", "relocations refused")
             ));
         }
         (warnings, info)

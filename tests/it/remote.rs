@@ -1897,3 +1897,58 @@ fn a_failing_container_endpoint_is_asked_once() {
         &format!("GET: connection refused by {} (nothing listens there", &closed["http://".len()..]),
     );
 }
+
+/// `compile -v`'s relocation line ("cache: N entries relocated to this run's paths, …") is
+/// printed when a tier found an entry, which alone can need relocating; it was printed
+/// after every build with a cache, "0 entries relocated" into an empty cache, under
+/// `--force` (no lookup) and with a remote alone that held nothing. With the local tier
+/// and with nginx WebDAV alone: nothing into an empty cache or under `--force`, "0 …" for
+/// a hit at the same path, "1 entry relocated" for one at another path.
+#[test]
+fn relocation_line_only_when_an_entry_was_found() {
+    let test = "remote::relocation_line_only_when_an_entry_was_found";
+    let Some(py) = harness::pythons().values().find(|p| p.minor >= (3, 7)) else {
+        return harness::visible(&format!("SKIPPED {test}: no CPython 3.7+"));
+    };
+    let line = |n: &str, entries: &str| {
+        format!(
+            "cache: {n} {entries} relocated to this run's paths, 0 relocations refused (looked up by path instead)"
+        )
+    };
+    let check = |what: &str, cache: &[&str]| {
+        let build = |tree: &Tree, extra: &[&str], dir: &str| {
+            let run = tree
+                .hashpyc()
+                .env_remove("HASHPYC_CACHE")
+                .args(["compile", "-v"])
+                .args(cache)
+                .args(extra)
+                .python(py)
+                .arg(dir)
+                .run();
+            run.assert_code(0);
+            let lines: Vec<String> =
+                run.stderr.lines().filter(|l| l.contains(" relocated to ")).map(str::to_string).collect();
+            (lines, run.stderr)
+        };
+        let a = Tree::new();
+        a.write("src/m.py", "x = 1\n");
+        let (lines, stderr) = build(&a, &[], "src");
+        assert!(stderr.contains("1 miss, 1 store"), "{what}, empty cache:\n{stderr}");
+        assert_eq!(lines, Vec::<String>::new(), "{what}, empty cache:\n{stderr}");
+        let (lines, stderr) = build(&a, &["--force"], "src");
+        assert_eq!(lines, Vec::<String>::new(), "{what}, --force:\n{stderr}");
+        remove_pycs(a.root());
+        let (lines, stderr) = build(&a, &[], "src");
+        assert!(stderr.contains("1 hit"), "{what}, same path:\n{stderr}");
+        assert_eq!(lines, [line("0", "entries")], "{what}, same path:\n{stderr}");
+        let b = Tree::new();
+        b.write("elsewhere/m.py", "x = 1\n");
+        let (lines, stderr) = build(&b, &[], "elsewhere");
+        assert_eq!(lines, [line("1", "entry")], "{what}, another path:\n{stderr}");
+    };
+    let local = Tree::new();
+    check("local", &["--cache", local.path("bytecode").to_str().unwrap()]);
+    let Some(nginx) = Nginx::start() else { return };
+    check("remote alone", &["--cache-url", &format!("{}/cache", nginx.url())]);
+}
