@@ -103,9 +103,9 @@ pub enum Command {
 
     /// Describe pyc files: magic and Python version, mode, source hash (or a timestamp
     /// pyc's source mtime and size) and whether it matches the source, as importlib would
-    /// judge it (when the source is found), body size, embedded path. A `.py`
-    /// source stands for the pycs of it that exist. A file that is not a pyc (or a source
-    /// without one) is an error (exit status 1).
+    /// judge it (when the source is found; when it is there but cannot be read, why), body
+    /// size, embedded path. A `.py` source stands for the pycs of it that exist. A file
+    /// that is not a pyc (or a source without one) is an error (exit status 1).
     Inspect(InspectArgs),
 
     /// Manage the bytecode cache (`compile --cache DIR`): stats, prune, clean.

@@ -29,6 +29,9 @@ struct Description {
     #[serde(serialize_with = "crate::report::json_opt_path")]
     source: Option<PathBuf>,
     matches_source: Option<bool>,
+    /// Why `source`, which exists, could not be read (is a directory, not a regular file,
+    /// permission denied): `matches_source` is then null.
+    source_error: Option<String>,
     /// A timestamp pyc's source: the mtime and size importlib compares with the pyc's.
     #[serde(skip)]
     source_stamp: Option<(u32, u32)>,
@@ -96,6 +99,7 @@ impl Description {
             source_size: None,
             source: None,
             matches_source: None,
+            source_error: None,
             source_stamp: None,
             body_bytes: None,
             trailing_bytes: None,
@@ -162,11 +166,14 @@ fn describe(path: &Path, source: Option<&Path>) -> Description {
             d.mtime = Some(mtime);
             d.source_size = Some(size);
             // As importlib judges it: the source's mtime and size, not its bytes.
-            if let Some(src) = found_source(path, source) {
-                if let Ok(m) = std::fs::metadata(&src) {
-                    let now = pyc::timestamp_fields(m.mtime(), m.mtime_nsec(), m.len());
-                    d.matches_source = Some(now == (mtime, size));
-                    d.source_stamp = Some(now);
+            if let Some((src, found)) = found_source(path, source) {
+                match found {
+                    Ok(m) => {
+                        let now = pyc::timestamp_fields(m.mtime(), m.mtime_nsec(), m.len());
+                        d.matches_source = Some(now == (mtime, size));
+                        d.source_stamp = Some(now);
+                    }
+                    Err(why) => d.source_error = Some(why),
                 }
                 d.source = Some(src);
             }
@@ -177,10 +184,17 @@ fn describe(path: &Path, source: Option<&Path>) -> Description {
                 pyc::HashMode::Unchecked => "unchecked-hash".into(),
             });
             d.hash = Some(pyc::hex(&hash));
-            if let Some(src) = found_source(path, source) {
-                if let Ok(bytes) = std::fs::read(&src) {
-                    d.matches_source =
-                        Some(hash == pyc::source_hash(variant_for(h.magic, minor), h.magic, &bytes));
+            if let Some((src, found)) = found_source(path, source) {
+                let mut bytes = Vec::new();
+                let read = found.and_then(|_| {
+                    crate::io::read_source_into(&src, &mut bytes).map_err(|e| crate::io::io_reason(&e))
+                });
+                match read {
+                    Ok(()) => {
+                        d.matches_source =
+                            Some(hash == pyc::source_hash(variant_for(h.magic, minor), h.magic, &bytes));
+                    }
+                    Err(why) => d.source_error = Some(why),
                 }
                 d.source = Some(src);
             }
@@ -209,10 +223,30 @@ fn describe(path: &Path, source: Option<&Path>) -> Description {
     d
 }
 
-/// The source to judge the pyc at `path` against, when it is a file: `source` when the pyc
-/// was looked up from it, else the one its path names (`source_for`).
-fn found_source(path: &Path, source: Option<&Path>) -> Option<PathBuf> {
-    source.map(Path::to_path_buf).or_else(|| source_for(path)).filter(|p| p.is_file())
+/// The source to judge the pyc at `path` against, when something is there: `source` when
+/// the pyc was looked up from it, else the one its path names (`source_for`); with its
+/// metadata when it is a regular file, else why it cannot be read as a source.
+fn found_source(path: &Path, source: Option<&Path>) -> Option<(PathBuf, Result<std::fs::Metadata, String>)> {
+    let src = source.map(Path::to_path_buf).or_else(|| source_for(path))?;
+    let found = match std::fs::metadata(&src) {
+        Ok(m) if m.is_file() => Ok(m),
+        Ok(m) if m.is_dir() => Err("is a directory".to_string()),
+        Ok(_) => Err("not a regular file".to_string()),
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => {
+            return None;
+        }
+        Err(e) => Err(crate::io::io_reason(&e)),
+    };
+    Some((src, found))
+}
+
+/// What follows a source hash or stamp when it was not compared: `(source not found)`, or
+/// why the source that is there could not be read.
+fn not_compared(d: &Description) -> String {
+    match (&d.source, &d.source_error) {
+        (Some(s), Some(why)) => format!(" (source `{}` could not be read: {why})", crate::report::shown(s)),
+        _ => " (source not found)".to_string(),
+    }
 }
 
 fn variant_for(magic: Magic, minor: Option<(u8, u8)>) -> HashVariant {
@@ -325,7 +359,7 @@ pub fn inspect(files: &[PathBuf], json: bool, style: Style) -> Result<ExitStatus
                 let verdict = match (d.matches_source, &d.source) {
                     (Some(true), Some(s)) => format!(" (matches `{}`)", crate::report::shown(s)),
                     (Some(false), Some(s)) => format!(" (does NOT match `{}`)", crate::report::shown(s)),
-                    _ => " (source not found)".to_string(),
+                    _ => not_compared(&d),
                 };
                 lines.push(format!("  source hash  {h}{verdict}"));
             }
@@ -336,7 +370,7 @@ pub fn inspect(files: &[PathBuf], json: bool, style: Style) -> Result<ExitStatus
                         " (does NOT match `{}`: mtime {now_m}, size {now_s})",
                         crate::report::shown(src)
                     ),
-                    _ => " (source not found)".to_string(),
+                    _ => not_compared(&d),
                 };
                 lines.push(format!("  source mtime {m} (seconds), size {s}{verdict}"));
             }

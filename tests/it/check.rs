@@ -1497,3 +1497,67 @@ per_python!(verbose_target_notices_name_the_interpreter, |py: &Python| {
     assert_eq!(check[0]["python"], minor);
     assert_eq!(check[0]["target"]["version"], full);
 });
+
+// `inspect` of a pyc whose source is there but cannot be read said "(source not found)":
+// it says that the source could not be read and why, in text and in JSON (`source` set,
+// `source_error` the reason, `matches_source` null); a source that is gone is still "not
+// found". A directory and a FIFO in the source's place (a FIFO is not opened: reading it
+// would block), and a source without read permission when not running as root.
+#[test]
+fn inspect_says_why_a_source_could_not_be_read() {
+    let Some(py) = crate::harness::pythons().values().find(|p| p.minor >= (3, 7)) else {
+        return crate::harness::visible(
+            "SKIPPED check::inspect_says_why_a_source_could_not_be_read: no CPython 3.7+",
+        );
+    };
+    let tree = Tree::new();
+    let pyc = |stem: &str| format!("pkg/__pycache__/{stem}.cpython-{}{}.pyc", py.minor.0, py.minor.1);
+    let mut cases: Vec<(&str, &str)> = vec![("dir", "is a directory"), ("fifo", "not a regular file")];
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        cases.push(("locked", "permission denied"));
+    }
+    cases.push(("gone", ""));
+    for (stem, _) in &cases {
+        tree.write(format!("pkg/{stem}.py"), "x = 1\n");
+    }
+    tree.hashpyc().args(["compile", "-q"]).python(py).arg("pkg").run().assert_code(0);
+    for (stem, _) in &cases {
+        let src = tree.path(format!("pkg/{stem}.py"));
+        match *stem {
+            "dir" => {
+                std::fs::remove_file(&src).unwrap();
+                std::fs::create_dir(&src).unwrap();
+            }
+            "fifo" => {
+                std::fs::remove_file(&src).unwrap();
+                let c = std::ffi::CString::new(src.into_os_string().into_encoded_bytes()).unwrap();
+                // SAFETY: mkfifo reads the NUL-terminated path only.
+                assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo");
+            }
+            "locked" => {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&src, std::fs::Permissions::from_mode(0o000)).unwrap();
+            }
+            _ => std::fs::remove_file(&src).unwrap(),
+        }
+    }
+    for (stem, why) in &cases {
+        let text = tree.hashpyc().arg("inspect").arg(pyc(stem)).run();
+        let json = tree.hashpyc().args(["inspect", "--json"]).arg(pyc(stem)).run();
+        let context = format!("{stem}:\n{}{}\n{}{}", text.stdout, text.stderr, json.stdout, json.stderr);
+        assert_eq!((text.code, json.code), (Some(0), Some(0)), "{context}");
+        let v: serde_json::Value = serde_json::from_str(json.stdout.trim()).unwrap();
+        assert!(v["matches_source"].is_null(), "{context}");
+        if why.is_empty() {
+            assert!(text.stdout.contains(" (source not found)\n"), "{context}");
+            assert!(v["source"].is_null() && v["source_error"].is_null(), "{context}");
+        } else {
+            let said = format!(" (source `pkg/{stem}.py` could not be read: {why})\n");
+            assert!(text.stdout.contains(&said), "{context}");
+            assert_eq!(v["source"], format!("pkg/{stem}.py"), "{context}");
+            assert_eq!(v["source_error"], *why, "{context}");
+        }
+    }
+}
