@@ -122,7 +122,7 @@ fn long_lived_results_with_the_wrong_top_flag_are_compiled_again() {
         let script = fake_worker(
             &tree,
             "wrong-top",
-            "global _FLAG_REF_TOP\n_FLAG_REF_TOP = (sys.argv[2] == '1') != (req[:1] in (b'C', b'K'))",
+            "global _FLAG_REF_TOP\n_FLAG_REF_TOP = (sys.argv[2] == '1') != (req[:1] in (b'C', b'K', b'P'))",
         );
         let run = tree
             .hashpyc()
@@ -142,16 +142,28 @@ fn long_lived_results_with_the_wrong_top_flag_are_compiled_again() {
         );
         assert_eq!(tree.pycs().len(), 8, "{}", run.stderr);
         if py.minor >= (3, 11) {
-            // Every warm compile came back wrong: each was redone in a fork.
+            // Every warm compile came back wrong: each was redone, in the end in a fork.
+            // On 3.13+ the redone files first go to long-lived children of their own
+            // (`P` requests, wrong too), first in a child, then in a fresh fork; except
+            // on 3.13, where a `P` request's code object, held in a local while it is
+            // marshalled, gets py_compile's flag whatever `_FLAG_REF_TOP` says (3.14+
+            // pass marshal.dumps a borrowed reference): there the child's result stands.
             let warm = harness::trace_number(&run.stderr, "compiles in");
+            let batched =
+                harness::trace_number(&run.stderr, "deferred files in long-lived children of their own");
+            let right = if py.minor == (3, 13) { batched } else { 0 };
             assert!(warm > 0, "{}: nothing compiled warm: {}", py.label(), run.stderr);
             assert_eq!(
                 harness::trace_number(&run.stderr, "suspects recompiled"),
-                warm,
+                warm - right,
                 "{}: {}",
                 py.label(),
                 run.stderr
             );
+            if py.minor >= (3, 14) {
+                assert_eq!((batched, warm), (8, 24), "{}: {}", py.label(), run.stderr);
+                assert_eq!(harness::trace_number(&run.stderr, "fresh forks"), 8, "{}", run.stderr);
+            }
         }
     }
 }
