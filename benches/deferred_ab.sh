@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# What compiling the deferred files in long-lived children of their own (3.13+, README,
+# "Determinism") changes, against a fresh fork each (HASHPYC_DEFERRED=fork): cold builds of
+# a corpus with the same binary, the two ways taking turns, each on a fresh copy.
+#
+#   benches/deferred_ab.sh PYTHON CORPUS [RUNS=8] [HASHPYC=target/release/hashpyc] [WORKDIR=/dev/shm]
+#
+# Prints one line per build (way, wall s, user s, system s, the workers' page faults from
+# HASHPYC_TRACE), then per way the medians of the wall time and of the CPU time (user +
+# system) and the mean page faults.
+set -euo pipefail
+python=${1:?usage: $0 PYTHON CORPUS [RUNS] [HASHPYC] [WORKDIR]}
+corpus=${2:?usage: $0 PYTHON CORPUS [RUNS] [HASHPYC] [WORKDIR]}
+runs=${3:-8}
+hashpyc=${4:-$(dirname "$0")/../target/release/hashpyc}
+work=$(mktemp -d "${5:-/dev/shm}/deferred-ab.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+for _ in $(seq "$runs"); do
+  for way in children fork; do
+    rm -rf "$work/tree" && cp -r "$corpus" "$work/tree"
+    deferred=$([ "$way" = fork ] && echo fork || echo children)
+    /usr/bin/time -f "%e %U %S" -o "$work/time" env HASHPYC_DEFERRED="$deferred" HASHPYC_TRACE=1 \
+      "$hashpyc" compile -q --python "$python" "$work/tree" 2> "$work/trace"
+    faults=$(grep -o 'page faults: hashpyc [0-9]*, workers [0-9]*' "$work/trace" | awk '{print $6}')
+    echo "$way $(cat "$work/time") $faults"
+  done
+done | awk '
+  { print; wall[$1] = wall[$1] " " $2; cpu[$1] = cpu[$1] " " ($3 + $4); faults[$1] += $5; n[$1]++ }
+  function median(list,   a, k, i, j, t) {
+    k = split(list, a, " ")
+    for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+    return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+  }
+  END { for (w in n) printf "%s: median wall %.3f s, median CPU %.3f s, mean workers page faults %d\n", w, median(wall[w]), median(cpu[w]), faults[w] / n[w] }'
