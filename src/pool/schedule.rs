@@ -318,6 +318,9 @@ struct Batch {
 struct Births {
     probed: std::collections::HashSet<Vec<u8>>,
     interned: std::collections::HashSet<Vec<u8>>,
+    /// The [`predict::word_hash`]es of `interned`: words a later file's set strings may
+    /// meet without a conflict (a pristine fork has them interned too).
+    interned_hashes: std::collections::HashSet<u64>,
 }
 
 struct Slot<'a> {
@@ -492,18 +495,23 @@ impl<'a> Slot<'a> {
         let child = worker.as_ref().and_then(|w| w.child());
         let birth = worker.and_then(Worker::take_birth);
         let batch = &mut self.batch[t];
+        let mut births = self.sh.births.lock().expect("births lock");
+        let known = &mut births[t];
         if let Some(interned) = birth {
-            let mut births = self.sh.births.lock().expect("births lock");
-            births[t].probed.extend(batch.sent.drain(..));
-            births[t]
-                .interned
-                .extend(interned.split(|&b| b == 0).filter(|w| !w.is_empty()).map(<[u8]>::to_vec));
+            known.probed.extend(batch.sent.drain(..));
+            for w in interned.split(|&b| b == 0).filter(|w| !w.is_empty()) {
+                known.interned_hashes.insert(predict::word_hash(w));
+                known.interned.insert(w.to_vec());
+            }
         }
         if child != Some(batch.generation) {
             batch.words.clear();
             batch.generation = child.unwrap_or(0);
         }
-        batch.words.extend(predict::word_hashes(&source));
+        // Words a pristine fork has interned too are no conflict.
+        let words = predict::word_hashes(&source).into_iter();
+        batch.words.extend(words.filter(|h| !known.interned_hashes.contains(h)));
+        drop(births);
         match step {
             Some(Step::Done(r)) => self.record(src, t, r),
             Some(Step::Deferred) => self.record(
