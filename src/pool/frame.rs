@@ -65,7 +65,7 @@ pub enum Message {
         modules_changed: bool,
         /// The request asked for a certificate and the compiled constants earn it: no
         /// string-holding frozenset or slice whose bytes could depend on the child's
-        /// history (see `worker.py`, `_certified`).
+        /// history (see `worker.py`, `_uncertified`).
         certified: bool,
         warnings: Vec<Warning>,
         bodies: Vec<Vec<u8>>,

@@ -17,7 +17,7 @@
 //! comments, string literals and brackets, not a Python parser.
 //!
 //! For the second kind, it also guesses whether the worker will be able to *certify* the
-//! frozensets (see `worker.py`, `_certified`): when every folded display holds only plain
+//! frozensets (see `worker.py`, `_uncertified`): when every folded display holds only plain
 //! string literals and small non-negative integers whose hashes (CPython's, with
 //! `PYTHONHASHSEED=0`) fall into distinct slots of the set's table, or whose name-like
 //! strings (two or more ASCII letters, digits or `_`) are all identifiers of the file, so

@@ -308,19 +308,26 @@ struct Batch {
     generation: u64,
     /// Hashes of the words of the files it compiled ([`predict::word_hashes`]).
     words: std::collections::HashSet<u64>,
-    /// The strings the last new child was asked to probe at its birth, until it answers.
-    sent: Vec<Vec<u8>>,
+    /// The [`predict::word_hash`]es of the strings the last new child was asked to probe
+    /// at its birth, until it answers.
+    sent: Vec<u64>,
+}
+
+impl Batch {
+    /// Whether one of the set strings `hashes` stand for is a word of a file this child
+    /// compiled.
+    fn conflicts(&self, hashes: &[u64]) -> bool {
+        hashes.iter().any(|h| self.words.contains(h))
+    }
 }
 
 /// Per target, what the births of batch children found (the same in every pristine fork
-/// of the target's zygotes): the strings probed, and those of them interned.
+/// of the target's zygotes), as [`predict::word_hash`]es: the strings probed, and those
+/// of them interned (words a later file's set strings may meet without a conflict).
 #[derive(Default)]
 struct Births {
-    probed: std::collections::HashSet<Vec<u8>>,
-    interned: std::collections::HashSet<Vec<u8>>,
-    /// The [`predict::word_hash`]es of `interned`: words a later file's set strings may
-    /// meet without a conflict (a pristine fork has them interned too).
-    interned_hashes: std::collections::HashSet<u64>,
+    probed: std::collections::HashSet<u64>,
+    interned: std::collections::HashSet<u64>,
 }
 
 struct Slot<'a> {
@@ -411,7 +418,7 @@ impl<'a> Slot<'a> {
         let batch = &self.batch[t];
         self.workers[t].as_ref().and_then(Worker::child) == Some(batch.generation)
             && batch.generation != 0
-            && !hashes.iter().any(|h| batch.words.contains(h))
+            && !batch.conflicts(hashes)
     }
 
     /// Read a unit's source, or record why it cannot be read for each target.
@@ -449,8 +456,7 @@ impl<'a> Slot<'a> {
         let worker = self.workers[t].as_mut().expect("a worker was just started");
         let batch = &mut self.batch[t];
         let child = worker.child();
-        let conflict = unit.hashes.iter().any(|h| batch.words.contains(h));
-        if child.is_some() && (child != Some(batch.generation) || conflict) {
+        if child.is_some() && (child != Some(batch.generation) || batch.conflicts(&unit.hashes)) {
             // Ending a child fails only with the worker: compile_for replaces it.
             let _ = worker.end_child();
         }
@@ -460,20 +466,17 @@ impl<'a> Slot<'a> {
             let queued = self.sh.deferred.lock().expect("deferred lock");
             let births = self.sh.births.lock().expect("births lock");
             let known = &births[t];
-            let mut seen = std::collections::HashSet::new();
-            batch.sent = unit
-                .strings
-                .iter()
-                .chain(queued.0.iter().filter(|q| q.t == t).flat_map(|q| &q.strings))
-                .filter(|w| (!known.probed.contains(*w) || known.interned.contains(*w)) && seen.insert(*w))
-                .cloned()
-                .collect();
-            drop((queued, births));
-            let mut words = Vec::new();
-            for w in &batch.sent {
-                words.extend_from_slice(w);
-                words.push(0);
+            let (mut words, mut seen) = (Vec::new(), std::collections::HashSet::new());
+            batch.sent.clear();
+            let candidates = std::iter::once(unit).chain(queued.0.iter().filter(|q| q.t == t));
+            for (w, &h) in candidates.flat_map(|q| q.strings.iter().zip(&q.hashes)) {
+                if (!known.probed.contains(&h) || known.interned.contains(&h)) && seen.insert(h) {
+                    batch.sent.push(h);
+                    words.extend_from_slice(w);
+                    words.push(0);
+                }
             }
+            drop((queued, births));
             worker.set_birth_words(words);
         }
         super::STATS.batched.fetch_add(1, Ordering::Relaxed);
@@ -499,10 +502,9 @@ impl<'a> Slot<'a> {
         let known = &mut births[t];
         if let Some(interned) = birth {
             known.probed.extend(batch.sent.drain(..));
-            for w in interned.split(|&b| b == 0).filter(|w| !w.is_empty()) {
-                known.interned_hashes.insert(predict::word_hash(w));
-                known.interned.insert(w.to_vec());
-            }
+            known
+                .interned
+                .extend(interned.split(|&b| b == 0).filter(|w| !w.is_empty()).map(predict::word_hash));
         }
         if child != Some(batch.generation) {
             batch.words.clear();
@@ -510,7 +512,7 @@ impl<'a> Slot<'a> {
         }
         // Words a pristine fork has interned too are no conflict.
         let words = predict::word_hashes(&source).into_iter();
-        batch.words.extend(words.filter(|h| !known.interned_hashes.contains(h)));
+        batch.words.extend(words.filter(|h| !known.interned.contains(h)));
         drop(births);
         match step {
             Some(Step::Done(r)) => self.record(src, t, r),

@@ -15,7 +15,7 @@
 # so a child that dies halfway through a reply can never be mistaken for a reply.
 # Requests:  L[words] | E | C<req> | K<req> | P<req> | F<req>,
 #            req = u8 nlevels, levels, u32 path length, path, source
-#            (K: compile in the long-lived child and certify the result, see _certified;
+#            (K: compile in the long-lived child and certify the result, see _uncertified;
 #            P: the same, and where that fails, certify by probing, see _ambiguous;
 #            words: NUL-separated strings the child probes before its first compile, so
 #            that it knows which of them a pristine process has interned, see _birth)
@@ -158,8 +158,8 @@ def _forced(items, names):
     return True
 
 
-def _certified(top):
-    # Whether code object `top` marshals to what a pristine worker would write, whatever
+def _uncertified(top):
+    # Which containers keep code object `top` from being certified: whether it marshals to what a pristine worker would write, whatever
     # this child compiled before. On 3.12+ history reaches a module's bytes only through
     # intern_constants, which rebuilds a frozenset (3.14+: also a slice) constant when a
     # name-like string in it was interned before: a rebuilt set is filled in the old one's
@@ -175,12 +175,8 @@ def _certified(top):
     # like `f.<locals>.C` that a pristine compile interns, then comes out of a later
     # compile in this child not interned (marshal type `z` instead of `Z`): 3.13's
     # test_gc.py then test_finalization.py did.
-    return not _uncertified(top)[0]
-
-
-def _uncertified(top):
-    # The items of `top`'s frozensets and slices holding a string that _certified cannot
-    # certify, and the names of the module's code.
+    # Returns the items of the containers that fail (none: certified), and the names of
+    # the module's code.
     found = []
     names = set()
     codes = [top]
@@ -244,8 +240,8 @@ def _mangled(item):
 
 
 def _ambiguous(top):
-    # The strings on which the rebuild of `top`'s uncertified containers (see _certified)
-    # turns: the name-like strings in them that are no names of the module (or are mangled
+    # None when `top` is certified (see _uncertified); else the strings on which the
+    # rebuild of its uncertified containers turns: the name-like strings in them that are no names of the module (or are mangled
     # names). As ASCII bytes, so that no reference to the constants outlives `top`.
     # intern_constants rebuilds a frozenset (a slice) when one of its name-like strings is
     # replaced by an equal string interned before; for a name of the module that happens
@@ -258,6 +254,8 @@ def _ambiguous(top):
     # at this child's birth (_birth), so in a pristine fork too; otherwise an earlier
     # compile interned it and the file goes to a fresh fork.
     failing, names = _uncertified(top)
+    if not failing:
+        return None
     out = set()
     for items in failing:
         for item in items:
@@ -314,9 +312,10 @@ def _compile(req):
                 if certified:
                     try:
                         certified = bool(body[0] & 0x80) == _FLAG_REF_TOP
-                        if certified and not _certified(code):
+                        found = _ambiguous(code) if certified else None
+                        if found is not None:
                             certified = probe
-                            ambiguous = _ambiguous(code) if probe else ()
+                            ambiguous = found if probe else ()
                     except Exception:
                         certified = False
                 del code, hold, body
