@@ -58,11 +58,21 @@ docker buildx version >/dev/null 2>&1 || .ci/get-buildx
 cache_args=(--network host --progress plain --build-arg HASHPYC_IMAGE=hashpyc:bin --build-arg "PYTHON_IMAGE=$PYTHON_IMAGE"
   -f examples/docker/Dockerfile.cache -t hashpyc-cache-example examples/docker)
 # A fresh cache mount, then a second build whose compile layer is rebuilt (CACHE_BUST)
-# and must write every pyc from the cache the first one filled.
+# and must write every pyc from the cache the first one filled. The CACHE_BUST values are
+# new on every run: an engine that kept the layers of an earlier run of this script (same
+# binary, same values) would otherwise skip both compile steps.
 docker builder prune -f --filter type=exec.cachemount >/dev/null 2>&1 || true
-first=$(docker build "${cache_args[@]}" --build-arg CACHE_BUST=1 2>&1) || { echo "$first"; exit 1; }
-second=$(docker build "${cache_args[@]}" --build-arg CACHE_BUST=2 2>&1) || { echo "$second"; exit 1; }
+bust="$(date +%s%N)-$$"
+first=$(docker build "${cache_args[@]}" --build-arg "CACHE_BUST=$bust-first" 2>&1) || { echo "$first"; exit 1; }
+second=$(docker build "${cache_args[@]}" --build-arg "CACHE_BUST=$bust-second" 2>&1) || { echo "$second"; exit 1; }
 summary() { grep -o 'Compiled [0-9]* files\? for CPython [^)]*)' <<<"$1" | tail -1; }
+for build in first second; do
+  [ -n "$(summary "${!build}")" ] || {
+    echo "${!build}"
+    echo "the $build build printed no compile summary (did its compile step run?)" >&2
+    exit 1
+  }
+done
 echo "first build:  $(summary "$first")"
 echo "second build: $(summary "$second")"
 n=$(summary "$second" | sed -E 's/^Compiled ([0-9]+) .*/\1/')
