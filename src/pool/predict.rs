@@ -87,12 +87,15 @@ pub fn set_strings(source: &[u8]) -> Vec<Vec<u8>> {
 }
 
 /// A hash of every name of the source (a run of ASCII letters, digits and `_` not starting
-/// with a digit, two or more bytes long) outside comments and string literals, and of every
-/// such word inside an f-string or t-string (whose fields are code): a superset of the
-/// identifiers its compile interns for good, to guess whether a string of a later file's
-/// set displays was interned by this one ([`word_hash`] of it is then among these). Words
-/// of plain string literals are left out: the strings a compile interns for its constants
-/// die with its code objects (3.13+).
+/// with a digit, two or more bytes long, not a keyword) outside comments and string
+/// literals, and of every such word inside an f-string or t-string (whose fields are code):
+/// a superset of the identifiers its compile interns for good, to guess whether a string
+/// of a later file's set displays was interned by this one ([`word_hash`] of it is then
+/// among these). Words of plain string literals are left out: the strings a compile
+/// interns for its constants die with its code objects (3.13+). So are keywords: the
+/// parser matches them without making a string (compiling `if`, `and`, `class` … leaves
+/// none of them interned on 3.13, 3.14 and 3.15), and SQL and lexer keyword tables
+/// (`{"and", "or", "select"}`) would otherwise meet them in every earlier file.
 pub fn word_hashes(source: &[u8]) -> Vec<u64> {
     let s = source;
     let word_byte = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
@@ -113,7 +116,7 @@ pub fn word_hashes(source: &[u8]) -> Vec<u64> {
             let end = (j + quote.len()).min(s.len());
             if code {
                 for w in s[i..end.min(j)].split(|c| !word_byte(*c)) {
-                    if w.len() > 1 && !w[0].is_ascii_digit() {
+                    if w.len() > 1 && !w[0].is_ascii_digit() && !keyword(w) {
                         out.push(word_hash(w));
                     }
                 }
@@ -122,7 +125,7 @@ pub fn word_hashes(source: &[u8]) -> Vec<u64> {
         } else if word_byte(b) {
             let len = s[i..].iter().position(|c| !word_byte(*c)).unwrap_or(s.len() - i);
             let w = &s[i..i + len];
-            if len > 1 && !w[0].is_ascii_digit() {
+            if len > 1 && !w[0].is_ascii_digit() && !keyword(w) {
                 out.push(word_hash(w));
             }
             i += len;
@@ -146,6 +149,13 @@ const MAX_WANTED: usize = 32;
 const KEYWORDS: &str = "False None True and as assert async await break class continue def del elif else \
                         except finally for from global if import in is lambda nonlocal not or pass raise \
                         return try while with yield";
+
+/// Whether `w` is one of [`KEYWORDS`].
+fn keyword(w: &[u8]) -> bool {
+    (2..=8).contains(&w.len())
+        && (w[0].is_ascii_lowercase() || matches!(w[0], b'F' | b'N' | b'T'))
+        && KEYWORDS.split_ascii_whitespace().any(|k| k.as_bytes() == w)
+}
 
 /// A string `intern_constants` may intern (ASCII letters, digits and `_`) that is no
 /// one-character singleton.
@@ -391,7 +401,7 @@ impl<'a> Scanner<'a> {
     /// object lists among its names).
     fn note_name(&mut self, word: &[u8]) {
         let Some(at) = self.wanted.iter().position(|w| *w == word) else { return };
-        if KEYWORDS.split_ascii_whitespace().any(|k| k.as_bytes() == word) {
+        if keyword(word) {
             return;
         }
         let rest = &self.s[self.i..];
@@ -858,13 +868,15 @@ mod tests {
             word_hashes(src.as_bytes()).into_iter().collect()
         };
         let w = words(
-            "import foo_1  # bar\nx = 'baz qux' + b\"quux\" + f'{spam} eggs' + '''ham'''\n_C__y = 12e3\n",
+            "import foo_1  # bar\nx = 'baz qux' + b\"quux\" + f'{spam} eggs' + '''ham'''\n_C__y = 12e3\n\
+             if match and type: case = f'{not_ in not_}'\n",
         );
-        for name in ["import", "foo_1", "spam", "eggs", "_C__y"] {
+        for name in ["foo_1", "spam", "eggs", "_C__y", "match", "type", "case", "not_"] {
             assert!(w.contains(&word_hash(name.as_bytes())), "{name}");
         }
-        // Comments, plain strings, numbers and one-letter words are left out.
-        for other in ["bar", "baz", "qux", "quux", "ham", "12e3", "e3", "x"] {
+        // Comments, plain strings, numbers, one-letter words and keywords (soft ones are
+        // names) are left out.
+        for other in ["bar", "baz", "qux", "quux", "ham", "12e3", "e3", "x", "import", "if", "and", "in"] {
             assert!(!w.contains(&word_hash(other.as_bytes())), "{other}");
         }
         // A backslash never ends a string; an unterminated one ends with its line.

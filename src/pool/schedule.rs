@@ -237,7 +237,7 @@ struct Shared<'a> {
     queue: &'a Queue,
     results: Mutex<Results>,
     /// Deferred units, and how many slots are still in phase 1.
-    deferred: Mutex<(VecDeque<Deferred>, usize)>,
+    deferred: Mutex<(DeferredQueue, usize)>,
     deferred_cv: Condvar,
     births: Mutex<Vec<Births>>,
     fatal: Mutex<Option<Fatal>>,
@@ -260,7 +260,7 @@ pub fn run(
         s,
         queue,
         results: Mutex::new(Vec::new()),
-        deferred: Mutex::new((VecDeque::new(), slots)),
+        deferred: Mutex::new((DeferredQueue::default(), slots)),
         deferred_cv: Condvar::new(),
         births: Mutex::new((0..s.specs.len()).map(|_| Births::default()).collect()),
         fatal: Mutex::new(None),
@@ -291,7 +291,8 @@ fn read_source(path: &Path, size_hint: u64) -> std::io::Result<Vec<u8>> {
 }
 
 /// A unit deferred to phase 2: a source for one target, with the strings of its set
-/// displays and their [`predict::word_hash`]es when the target batches deferred files.
+/// displays and their [`predict::word_hash`]es, and the hashes of its words, when the
+/// target batches deferred files.
 struct Deferred {
     src: usize,
     t: usize,
@@ -299,6 +300,72 @@ struct Deferred {
     fork: bool,
     strings: Vec<Vec<u8>>,
     hashes: Vec<u64>,
+    /// [`predict::word_hashes`] of the source, sorted, without repeats.
+    words: Vec<u64>,
+    /// How many queued deferred files of the same target have a set string among this
+    /// file's words (compiled before them in a child, it would send them to a new one),
+    /// and how many have one of this file's set strings among their words.
+    blocks: usize,
+    blocked_by: usize,
+}
+
+impl Deferred {
+    /// Whether compiling `self` in a child would make `later` (same target) conflict there.
+    fn blocks(&self, later: &Deferred) -> bool {
+        later.hashes.iter().any(|h| self.words.binary_search(h).is_ok())
+    }
+}
+
+/// The deferred units waiting for phase 2.
+#[derive(Default)]
+struct DeferredQueue {
+    units: VecDeque<Deferred>,
+}
+
+impl DeferredQueue {
+    fn push(&mut self, mut unit: Deferred) {
+        for q in self.units.iter_mut().filter(|q| q.t == unit.t && !q.fork && !unit.fork) {
+            if unit.blocks(q) {
+                unit.blocks += 1;
+                q.blocked_by += 1;
+            }
+            if q.blocks(&unit) {
+                q.blocks += 1;
+                unit.blocked_by += 1;
+            }
+        }
+        self.units.push_back(unit);
+    }
+
+    fn remove(&mut self, i: usize) -> Option<Deferred> {
+        let unit = self.units.remove(i)?;
+        for q in self.units.iter_mut().filter(|q| q.t == unit.t && !q.fork && !unit.fork) {
+            if unit.blocks(q) {
+                q.blocked_by -= 1;
+            }
+            if q.blocks(&unit) {
+                q.blocks -= 1;
+            }
+        }
+        Some(unit)
+    }
+
+    /// Which unit to take next, given which ones the running child can take without a
+    /// conflict (`fits`): of those, the one whose words would send the fewest queued
+    /// files to a new child; with none, the one the most queued files would send to a new
+    /// child (it goes first in one, where nothing can); the first in the queue on a tie.
+    /// The choice decides how many children compile the deferred files, never a byte.
+    fn next(&self, fits: impl Fn(&Deferred) -> bool) -> Option<usize> {
+        let fitting = self.units.iter().enumerate().filter(|(_, u)| !u.fork && fits(u));
+        if let Some((i, _)) = fitting.min_by_key(|(i, u)| (u.blocks, *i)) {
+            return Some(i);
+        }
+        let batchable = self.units.iter().enumerate().filter(|(_, u)| !u.fork && !u.hashes.is_empty());
+        match batchable.max_by_key(|(i, u)| (u.blocked_by, std::cmp::Reverse(*i))) {
+            Some((i, u)) if u.blocked_by > 0 => Some(i),
+            _ => (!self.units.is_empty()).then_some(0),
+        }
+    }
 }
 
 /// The long-lived child compiling a slot's deferred files for one target in phase 2.
@@ -377,10 +444,9 @@ impl<'a> Slot<'a> {
                     if self.stopped() {
                         break None;
                     }
-                    // First the deferred file the running child can take without a
-                    // conflict (see batch_unit), else the next one.
-                    let fits = d.0.iter().position(|u| !u.fork && self.fits(u.t, &u.hashes));
-                    if let Some(item) = d.0.remove(fits.unwrap_or(0)) {
+                    // Preferably a deferred file the running child can take without a
+                    // conflict (see batch_unit and DeferredQueue::next).
+                    if let Some(item) = d.0.next(|u| self.fits(u.t, &u.hashes)).and_then(|i| d.0.remove(i)) {
                         break Some(item);
                     }
                     if d.1 == 0 {
@@ -391,7 +457,7 @@ impl<'a> Slot<'a> {
             };
             let Some(unit) = item else { break };
             if self.batches(unit.t) && !unit.fork {
-                self.batch_unit(&unit);
+                self.batch_unit(unit);
             } else {
                 self.unit(unit.src, &[unit.t], true);
             }
@@ -446,7 +512,7 @@ impl<'a> Slot<'a> {
     /// fork's), else certified by probing; a file the child cannot certify goes first in a
     /// new one. A new child first probes the set strings of this file and of the deferred
     /// files still queued (what a pristine fork has interned of them).
-    fn batch_unit(&mut self, unit: &Deferred) {
+    fn batch_unit(&mut self, unit: Deferred) {
         let (src, t) = (unit.src, unit.t);
         let Some(source) = self.read_unit(src, &[t]) else { return };
         if let Err(f) = self.worker(t) {
@@ -468,7 +534,7 @@ impl<'a> Slot<'a> {
             let known = &births[t];
             let (mut words, mut seen) = (Vec::new(), std::collections::HashSet::new());
             batch.sent.clear();
-            let candidates = std::iter::once(unit).chain(queued.0.iter().filter(|q| q.t == t));
+            let candidates = std::iter::once(&unit).chain(queued.0.units.iter().filter(|q| q.t == t));
             for (w, &h) in candidates.flat_map(|q| q.strings.iter().zip(&q.hashes)) {
                 if (!known.probed.contains(&h) || known.interned.contains(&h)) && seen.insert(h) {
                     batch.sent.push(h);
@@ -511,8 +577,7 @@ impl<'a> Slot<'a> {
             batch.generation = child.unwrap_or(0);
         }
         // Words a pristine fork has interned too are no conflict.
-        let words = predict::word_hashes(&source).into_iter();
-        batch.words.extend(words.filter(|h| !known.interned.contains(h)));
+        batch.words.extend(unit.words.into_iter().filter(|h| !known.interned.contains(h)));
         drop(births);
         match step {
             Some(Step::Done(r)) => self.record(src, t, r),
@@ -535,11 +600,16 @@ impl<'a> Slot<'a> {
             match self.compile_for(src, t, &source, fresh, false, &mut guess) {
                 Some(Step::Done(r)) => self.record(src, t, r),
                 Some(Step::Deferred) => {
-                    let strings = if self.batches(t) { predict::set_strings(&source) } else { Vec::new() };
+                    let batches = self.batches(t);
+                    let strings = if batches { predict::set_strings(&source) } else { Vec::new() };
                     let hashes = strings.iter().map(|w| predict::word_hash(w)).collect();
+                    let mut words = if batches { predict::word_hashes(&source) } else { Vec::new() };
+                    words.sort_unstable();
+                    words.dedup();
                     let fork = guess.is_some_and(|(_, g)| g.imports_unicodedata);
+                    let unit = Deferred { src, t, fork, strings, hashes, words, blocks: 0, blocked_by: 0 };
                     let mut d = self.sh.deferred.lock().expect("deferred lock");
-                    d.0.push_back(Deferred { src, t, fork, strings, hashes });
+                    d.0.push(unit);
                     self.sh.deferred_cv.notify_one();
                 }
                 None => return,

@@ -412,8 +412,9 @@ per_python!(deferred_files_share_children_of_their_own, min = (3, 12), |py: &Pyt
     // - v.py interns `_C__x` for good (the mangled name of `C.__x`), a word that is
     //   nowhere in its source, so nothing predicts that w.py, whose shared set holds it,
     //   cannot follow: the child's probe finds the string and w.py opens a new child;
-    // - p.py follows w.py; q.py's set strings are names in p.py: it opens a third child
-    //   straight away, with no probe.
+    // - p.py follows w.py; q.py's set strings are names in p.py (and p.py's in q.py, so no
+    //   order of the two avoids it, see `deferred_files_are_ordered_to_share_children`):
+    //   q.py opens a third child straight away, with no probe.
     // Compiled after v.py (p.py) in one process, w.py (q.py) would get other bytes: the
     // naive check below shows it. The bytes are the fresh-fork reference's, and
     // HASHPYC_VERIFY finds nothing. 3.12 keeps fresh forks (interning is immortal there,
@@ -426,7 +427,7 @@ per_python!(deferred_files_share_children_of_their_own, min = (3, 12), |py: &Pyt
         ("v.py", pad("class C:\n    def __x(self):\n        pass\nif y in {'foo', 'qux'}:\n    pass\n", 100)),
         ("w.py", pad("a = {'_C__x', 'qux', 2}\ndef f():\n    return {'_C__x', 'qux', 2}\n", 120)),
         ("p.py", pad("import foo, qux\nif y in {'k0', 'k5'}:\n    pass\n", 140)),
-        ("q.py", pad("a = {'foo', 'qux', 2}\ndef f():\n    return {'foo', 'qux', 2}\n", 160)),
+        ("q.py", pad("import k0, k5\na = {'foo', 'qux', 2}\ndef f():\n    return {'foo', 'qux', 2}\n", 160)),
     ];
     let files: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_bytes())).collect();
     let (reference, _) = traced_build(py, &files, &[("HASHPYC_ISOLATION", "fork")]);
@@ -459,6 +460,43 @@ per_python!(deferred_files_share_children_of_their_own, min = (3, 12), |py: &Pyt
         let out = py.run(&["-S", "-s", "-c", NAIVE], naive.root());
         assert_eq!(out.trim(), "differs", "{}: {} after {}", py.label(), files[second].0, files[first].0);
     }
+});
+
+per_python!(deferred_files_are_ordered_to_share_children, min = (3, 13), |py: &Python| {
+    // Which deferred file a batch child takes next decides how many children there are,
+    // never a byte. Smallest first, with -j1 ('foo' and 'qux', 'k0' and 'k5' share a home
+    // slot under PYTHONHASHSEED=0; k.py and q.py share one set between two code objects):
+    // - x.py opens the child. k.py's set strings are keywords, which x.py uses: the parser
+    //   interns no keyword, so they are no conflict, and k.py is certified there by probing;
+    // - p.py's names are q.py's set strings, not the other way round: q.py goes before p.py
+    //   and both follow in the same child, where q.py after p.py would need a new one.
+    // One child for the four deferred files (and one for a.py), three certified by probing;
+    // the bytes are the fresh-fork reference's, and in one process q.py after p.py would
+    // get other bytes (the naive check).
+    let pad = |body: &str, size: usize| format!("{body}{}\n", "#".repeat(size.saturating_sub(body.len())));
+    let files = [
+        ("a.py", "import os\n".to_string()),
+        ("x.py", pad("if y and z or w in {'foo', 'qux'}:\n    pass\n", 60)),
+        ("k.py", pad("a = {'and', 'or', 2}\ndef f():\n    return {'and', 'or', 2}\n", 80)),
+        ("p.py", pad("import foo, qux\nif y in {'k0', 'k5'}:\n    pass\n", 100)),
+        ("q.py", pad("a = {'foo', 'qux', 2}\ndef f():\n    return {'foo', 'qux', 2}\n", 120)),
+    ];
+    let files: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_bytes())).collect();
+    let (reference, _) = traced_build(py, &files, &[("HASHPYC_ISOLATION", "fork")]);
+    let (tree, stderr) = traced_build(py, &files, &[]);
+    let diff = harness::diff_pycs(reference.root(), tree.root());
+    assert!(diff.is_empty(), "{}: differs from fresh-fork compiles: {diff:?}", py.label());
+    let batched = harness::trace_number(&stderr, "deferred files in long-lived children of their own");
+    let probed = harness::trace_number(&stderr, "certified by probing");
+    let children = harness::trace_number(&stderr, "long-lived children (");
+    assert_eq!((batched, probed, children), (4, 3, 2), "{}: {stderr}", py.label());
+    let (_, stderr) = traced_build(py, &files, &[("HASHPYC_VERIFY", "1")]);
+    assert!(!stderr.contains("internal error"), "{}: {stderr}", py.label());
+    let naive = Tree::new();
+    naive.write("a.py", files[3].1);
+    naive.write("b.py", files[4].1);
+    let out = py.run(&["-S", "-s", "-c", NAIVE], naive.root());
+    assert_eq!(out.trim(), "differs", "{}: q.py after p.py", py.label());
 });
 
 per_python!(colliding_sets_of_the_files_own_names_stay_warm, min = (3, 12), |py: &Python| {
