@@ -286,7 +286,8 @@ def uv_rows(uv, python, reqs, work, runs, hp):
     """uv's install of `reqs` with and without --compile-bytecode, and hashpyc's cold build
     of the plain install's site-packages, side by side: (with, without, hashpyc, files)."""
     venv = os.path.join(work, "uv-venv")
-    env_prefix = "env UV_NO_PROGRESS=1"
+    # Never let uv fetch an interpreter: the row is about the one given.
+    env_prefix = "env UV_NO_PROGRESS=1 UV_PYTHON_DOWNLOADS=never"
     make = "%s; %s %s venv -q --python %s %s" % (move_aside(venv, work), env_prefix, uv, python, venv)
     install = "%s %s pip install -q --python %s/bin/python -r %s" % (env_prefix, uv, venv, reqs)
     sh(["sh", "-c", make + " && " + install])  # fills uv's cache, untimed
