@@ -791,6 +791,76 @@ fn a_refused_connection_names_the_request_and_address() {
     }
 }
 
+/// A timeout names the request, the host:port, which time limit it hit and the setting
+/// behind it: a listener that accepts and never answers (the whole request's limit) and a
+/// port whose accept queue is full (the connect limit), for the HTTP and the S3 tier,
+/// lookups and (under --force) uploads, which have a limit of their own. One warning, the
+/// remote switched off, the pycs of a build without a cache.
+#[test]
+fn a_timeout_names_the_request_address_and_limit() {
+    let test = "remote::a_timeout_names_the_request_address_and_limit";
+    let Some(py) = harness::python_or_skip((3, 12), test) else { return };
+    let m = Machine::small("timeout");
+    let (status, reference) = m.reference(py);
+    let silent = Faulty::start(Fault::AcceptNeverAnswer);
+    let full_queue = servers::SilentPort::start();
+    let answerless = silent.url();
+    let unconnectable = full_queue.url();
+    let waiting = |what: &str, url: &str, within: &str, limit: &str| {
+        format!(
+            "{what}: timed out waiting for {} (no complete answer within {within}; the limit is {limit})",
+            &url["http://".len()..]
+        )
+    };
+    let connecting = |what: &str, url: &str| {
+        format!(
+            "{what}: timed out connecting to {} (no connection within 1 s; the connect limit is \
+             HASHPYC_CACHE_TIMEOUT, at most 1 s)",
+            &url["http://".len()..]
+        )
+    };
+    let uploads = "5× HASHPYC_CACHE_TIMEOUT for uploads, at least 10 s";
+    let cases = [
+        (
+            format!("{answerless}/cache"),
+            None,
+            "GET",
+            waiting("GET", &answerless, "1.5 s", "HASHPYC_CACHE_TIMEOUT"),
+        ),
+        (
+            "s3://bucket/t".into(),
+            Some(&answerless),
+            "GET",
+            waiting("GET", &answerless, "1.5 s", "HASHPYC_CACHE_TIMEOUT"),
+        ),
+        (format!("{answerless}/cache"), None, "PUT", waiting("PUT", &answerless, "10 s", uploads)),
+        (format!("{unconnectable}/cache"), None, "GET", connecting("GET", &unconnectable)),
+        ("s3://bucket/t".into(), Some(&unconnectable), "PUT", connecting("PUT", &unconnectable)),
+    ];
+    for (url, endpoint, what, want) in &cases {
+        let mut env = vec![("HASHPYC_CACHE_TIMEOUT", "1.5"), ("HASHPYC_CACHE_UPLOAD_WAIT", "30")];
+        if let Some(e) = endpoint {
+            env.push(("AWS_ENDPOINT_URL", e.as_str()));
+        }
+        let mut args = vec!["--cache-url", url.as_str()];
+        if *what == "PUT" {
+            args.push("--force");
+        }
+        let run = m.compile(&py.path, &args, &env);
+        assert_eq!(run.code, status, "{url} {what}: {}", run.stderr);
+        assert!(pycs(&m.tree) == reference, "{url} {what}: other pycs than a build without a cache");
+        remove_pycs(&m.tree);
+        let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+        assert!(
+            warnings.len() == 1
+                && warnings[0].contains(&format!("`: {want}"))
+                && warnings[0].contains("switched off"),
+            "{url} {what}: want {want:?}:\n{}",
+            run.stderr
+        );
+    }
+}
+
 /// Unsigned requests (no credentials anywhere) to an S3 server that checks signatures:
 /// rclone answers them HTTP 400 UnsupportedAlgorithm, and the one warning says the server
 /// wants signed requests and which variables give credentials, for a lookup and (under
@@ -1710,7 +1780,11 @@ fn container_credentials_are_fetched_like_the_cache() {
     let full = format!("{}/v1/credentials", silent.url());
     let (stderr, took) = build(&full, &[("HASHPYC_CACHE_TIMEOUT", "30")]);
     let warnings: Vec<&str> = stderr.lines().filter(|l| l.starts_with("warning:")).collect();
-    let want = format!("cannot get credentials from the container credentials endpoint `{full}`: timed out");
+    let want = format!(
+        "cannot get credentials from the container credentials endpoint `{full}`: GET: timed out connecting \
+         to {} (no connection within 1 s;",
+        &silent.url()["http://".len()..]
+    );
     assert!(warnings.len() == 1 && warnings[0].contains(&want), "{stderr}");
     assert!(took < Duration::from_secs(15), "{took:?} for an endpoint that never answers:\n{stderr}");
 }
@@ -1880,8 +1954,8 @@ fn a_failing_container_endpoint_is_asked_once() {
     // any lookup), nothing more however many lookups wait on it.
     for (fault, want, seen, times) in [
         (Fault::Status(500), "HTTP 500 (after 3 attempts)", "GET /v1/credentials", 3),
-        (Fault::AcceptNeverAnswer, "timed out", "CONNECT", 1),
-        (Fault::Trickle, "timed out", "GET /v1/credentials", 1),
+        (Fault::AcceptNeverAnswer, "GET: timed out waiting for 127.0.0.1:", "CONNECT", 1),
+        (Fault::Trickle, "GET: timed out waiting for 127.0.0.1:", "GET /v1/credentials", 1),
     ] {
         let endpoint = Faulty::start(fault);
         build(&endpoint.url(), want);

@@ -35,7 +35,7 @@ use std::time::Duration;
 use rusty_s3::Credentials;
 
 use super::super::tier::TierError;
-use super::{redact_url, request_error, send_error};
+use super::{redact_url, send_error};
 
 /// A variable of the environment (an empty one reads as unset).
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -605,12 +605,12 @@ impl Container {
         if let Some(t) = &token {
             request = request.header("Authorization", t);
         }
-        let response = request.call().map_err(|e| send_error(&e, "GET", &self.url, &secrets))?;
+        let response = request.call().map_err(|e| send_error(&e, "GET", &self.url, &self.agent, &secrets))?;
         let status = response.status().as_u16();
         let retry_after =
             super::retry::retry_after(response.headers().get("retry-after").and_then(|v| v.to_str().ok()));
         let body = response.into_body().with_config().limit(1 << 20).read_to_vec();
-        let body = body.map_err(|e| request_error(&e, &secrets))?;
+        let body = body.map_err(|e| send_error(&e, "GET", &self.url, &self.agent, &secrets))?;
         if super::is_transient(status) {
             return Err(TierError::Transient { message: format!("HTTP {status}"), retry_after });
         }

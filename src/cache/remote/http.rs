@@ -91,8 +91,8 @@ impl HttpTier {
         if let Some(a) = &self.auth {
             req = req.header("Authorization", a);
         }
-        let resp = req.call().map_err(|e| send_error(&e, "GET", &url, &self.secrets()))?;
-        read_get(resp, &self.secrets(), self.none_given("GET"))
+        let resp = req.call().map_err(|e| send_error(&e, "GET", &url, agent, &self.secrets()))?;
+        read_get(resp, (&url, agent), &self.secrets(), self.none_given("GET"))
     }
 }
 
@@ -128,7 +128,7 @@ impl Tier for HttpTier {
         if let Some(a) = &self.auth {
             req = req.header("Authorization", a);
         }
-        let resp = req.send(data).map_err(|e| send_error(&e, "PUT", &url, &self.secrets()))?;
+        let resp = req.send(data).map_err(|e| send_error(&e, "PUT", &url, &self.uploads, &self.secrets()))?;
         read_put(resp, data.len(), self.none_given("PUT"))
     }
 

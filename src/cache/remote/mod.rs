@@ -154,19 +154,55 @@ pub fn request_error(e: &ureq::Error, secrets: &[&str]) -> TierError {
     TierError::Failed(scrub(&msg, secrets))
 }
 
-/// [`request_error`] for the request `what` (`GET`, `PUT`) sent to `url`: a refused
-/// connection names the request and the host:port that refused it, as an error status
-/// names its request ("GET: HTTP 403"), instead of the system's bare "Connection refused".
-pub fn send_error(e: &ureq::Error, what: &str, url: &str, secrets: &[&str]) -> TierError {
-    if let ureq::Error::Io(io) = e
-        && io.kind() == std::io::ErrorKind::ConnectionRefused
-    {
-        return TierError::Failed(format!(
+/// [`request_error`] for the request `what` (`GET`, `PUT`) sent to `url` by `agent`, as
+/// an error status names its request ("GET: HTTP 403"): a refused connection names the
+/// host:port that refused it, instead of the system's bare "Connection refused", and a
+/// timeout the host:port, which of `agent`'s time limits it hit (connecting, or the whole
+/// request) and the setting behind it, instead of a bare "timed out".
+pub fn send_error(
+    e: &ureq::Error,
+    what: &str,
+    url: &str,
+    agent: &ureq::Agent,
+    secrets: &[&str],
+) -> TierError {
+    use std::io::ErrorKind::{ConnectionRefused, TimedOut, WouldBlock};
+    match e {
+        ureq::Error::Io(io) if io.kind() == ConnectionRefused => TierError::Failed(format!(
             "{what}: connection refused by {} (nothing listens there: is the server running, and is the port right?)",
             host_port(url)
-        ));
+        )),
+        ureq::Error::Timeout(kind) => timed_out(what, url, agent, Some(*kind)),
+        ureq::Error::Io(io) if matches!(io.kind(), TimedOut | WouldBlock) => {
+            timed_out(what, url, agent, None)
+        }
+        _ => request_error(e, secrets),
     }
-    request_error(e, secrets)
+}
+
+/// A timeout of `what` sent to `url`: connecting when ureq says so (`kind`), else the
+/// whole request, with the limit `agent` had for it and the setting that sets it.
+fn timed_out(what: &str, url: &str, agent: &ureq::Agent, kind: Option<ureq::Timeout>) -> TierError {
+    let limits = agent.config().timeouts();
+    let secs = |d: Option<Duration>| d.map_or(String::new(), |d| format!(" within {} s", d.as_secs_f64()));
+    let to = host_port(url);
+    TierError::Timeout(match kind {
+        Some(ureq::Timeout::Connect) => format!(
+            "{what}: timed out connecting to {to} (no connection{}; the connect limit is \
+             HASHPYC_CACHE_TIMEOUT, at most 1 s)",
+            secs(limits.connect)
+        ),
+        Some(ureq::Timeout::Resolve) => format!("{what}: timed out resolving the host of {to}"),
+        _ => format!(
+            "{what}: timed out waiting for {to} (no complete answer{}; the limit is {})",
+            secs(limits.global),
+            if what == "PUT" {
+                "5× HASHPYC_CACHE_TIMEOUT for uploads, at least 10 s"
+            } else {
+                "HASHPYC_CACHE_TIMEOUT"
+            }
+        ),
+    })
 }
 
 /// `HOST:PORT` of `url`, the scheme's port when it names none; never its user info, path
@@ -271,9 +307,11 @@ fn read_put(
     }
 }
 
-/// Read a GET response: the body for 200, `None` for 404/410, an error otherwise.
+/// Read a GET response to `url`, sent by `agent`: the body for 200, `None` for 404/410,
+/// an error otherwise.
 fn read_get(
     resp: ureq::http::Response<ureq::Body>,
+    (url, agent): (&str, &ureq::Agent),
     secrets: &[&str],
     credentials: Option<&str>,
 ) -> Result<Option<Vec<u8>>, TierError> {
@@ -281,7 +319,7 @@ fn read_get(
         200 => {
             let body = resp.into_body().with_config().limit(MAX_ENTRY).read_to_vec();
             // Not retried: the server answered (a truncated entry is a broken reply).
-            body.map(Some).map_err(|e| match (&e, request_error(&e, secrets)) {
+            body.map(Some).map_err(|e| match (&e, send_error(&e, "GET", url, agent, secrets)) {
                 (ureq::Error::Io(io), _) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
                     TierError::Failed(
                         "reading an entry: the server closed the connection before its end".into(),
@@ -329,7 +367,8 @@ mod tests {
     #[test]
     fn refused_connections_name_the_request_and_address() {
         let refused = ureq::Error::Io(std::io::ErrorKind::ConnectionRefused.into());
-        let said = |url: &str| send_error(&refused, "PUT", url, &[]).to_string();
+        let agent = agent(DEFAULT_TIMEOUT, 1, false);
+        let said = |url: &str| send_error(&refused, "PUT", url, &agent, &[]).to_string();
         assert!(
             said("http://u:hunter2@127.0.0.1:9/c/v1/ab?sig=x")
                 .starts_with("PUT: connection refused by 127.0.0.1:9 (")
@@ -342,7 +381,36 @@ mod tests {
         assert!(said("http://[::1]:8/c").contains(" by [::1]:8 "), "{}", said("http://[::1]:8/c"));
         assert!(!said("http://u:hunter2@127.0.0.1:9/c").contains("hunter2"));
         let reset = ureq::Error::Io(std::io::ErrorKind::ConnectionReset.into());
-        assert_eq!(send_error(&reset, "GET", "http://127.0.0.1:9", &[]), request_error(&reset, &[]));
+        assert_eq!(send_error(&reset, "GET", "http://127.0.0.1:9", &agent, &[]), request_error(&reset, &[]));
+    }
+
+    #[test]
+    fn timeouts_name_the_request_address_and_limit() {
+        let lookups = agent(Duration::from_millis(2500), 1, false);
+        let uploads = agent(upload_timeout(Duration::from_millis(2500)), 1, false);
+        let url = "http://u:hunter2@127.0.0.1:9/c/v1/ab?sig=x";
+        let said =
+            |e: ureq::Error, what: &str, agent: &ureq::Agent| match send_error(&e, what, url, agent, &[]) {
+                TierError::Timeout(m) => m,
+                other => panic!("not a timeout: {other:?}"),
+            };
+        assert_eq!(
+            said(ureq::Error::Timeout(ureq::Timeout::Connect), "GET", &lookups),
+            "GET: timed out connecting to 127.0.0.1:9 (no connection within 1 s; the connect limit is \
+             HASHPYC_CACHE_TIMEOUT, at most 1 s)"
+        );
+        assert_eq!(
+            said(ureq::Error::Timeout(ureq::Timeout::Global), "GET", &lookups),
+            "GET: timed out waiting for 127.0.0.1:9 (no complete answer within 2.5 s; the limit is \
+             HASHPYC_CACHE_TIMEOUT)"
+        );
+        assert_eq!(
+            said(ureq::Error::Timeout(ureq::Timeout::RecvResponse), "PUT", &uploads),
+            "PUT: timed out waiting for 127.0.0.1:9 (no complete answer within 12.5 s; the limit is \
+             5× HASHPYC_CACHE_TIMEOUT for uploads, at least 10 s)"
+        );
+        let io = said(ureq::Error::Io(std::io::ErrorKind::TimedOut.into()), "GET", &lookups);
+        assert!(io.starts_with("GET: timed out waiting for 127.0.0.1:9 ("), "{io}");
     }
 
     #[test]

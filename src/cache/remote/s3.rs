@@ -118,8 +118,9 @@ impl S3Tier {
         let url =
             rusty_s3::actions::GetObject::new(&self.bucket, credentials.as_deref(), &object).sign(SIGNED_FOR);
         let url = url.as_str();
-        let resp = agent.get(url).call().map_err(|e| send_error(&e, "GET", url, &self.secrets(url)))?;
-        read_get(resp, &self.secrets(url), Some(&self.source))
+        let resp =
+            agent.get(url).call().map_err(|e| send_error(&e, "GET", url, agent, &self.secrets(url)))?;
+        read_get(resp, (url, agent), &self.secrets(url), Some(&self.source))
     }
 
     /// What must never appear in a message: the secrets, and the signed URL itself.
@@ -149,7 +150,7 @@ impl Tier for S3Tier {
             .put(url)
             .header("Content-Type", "application/octet-stream")
             .send(data)
-            .map_err(|e| send_error(&e, "PUT", url, &self.secrets(url)))?;
+            .map_err(|e| send_error(&e, "PUT", url, &self.uploads, &self.secrets(url)))?;
         read_put(resp, data.len(), Some(&self.source))
     }
 
