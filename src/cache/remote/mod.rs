@@ -116,10 +116,46 @@ impl ureq::unversioned::resolver::Resolver for CachingResolver {
         if let Some(found) = self.resolved.lock().expect("resolver lock").get(&key) {
             return Ok(found.clone());
         }
-        let found = self.inner.resolve(uri, config, timeout)?;
+        let found = self.inner.resolve(uri, config, timeout).map_err(|e| unresolved(e, uri))?;
         self.resolved.lock().expect("resolver lock").insert(key, found.clone());
         Ok(found)
     }
+}
+
+/// A host name the system could not resolve, and its reason ("Name or service not known"),
+/// which [`send_error`] words: the resolver is what knows that an I/O error is a DNS one.
+#[derive(Debug)]
+struct Unresolved {
+    host: String,
+    reason: String,
+}
+
+impl std::fmt::Display for Unresolved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot resolve host {} ({})", self.host, self.reason)
+    }
+}
+
+impl std::error::Error for Unresolved {}
+
+/// The resolver's error for `uri`: a failed lookup (an I/O error of the system's resolver,
+/// or no address of a usable family) as an [`Unresolved`] naming the host; a timeout as
+/// it is.
+fn unresolved(e: ureq::Error, uri: &ureq::http::Uri) -> ureq::Error {
+    let (kind, reason) = match &e {
+        ureq::Error::Io(io) if !matches!(io.kind(), std::io::ErrorKind::TimedOut) => {
+            // std's wording around getaddrinfo's: the system's reason is what follows.
+            let text = io.to_string();
+            (
+                io.kind(),
+                text.strip_prefix("failed to lookup address information: ").unwrap_or(&text).to_string(),
+            )
+        }
+        ureq::Error::HostNotFound => (std::io::ErrorKind::NotFound, "no address".to_string()),
+        _ => return e,
+    };
+    let host = uri.host().unwrap_or_default().to_string();
+    ureq::Error::Io(std::io::Error::new(kind, Unresolved { host, reason }))
 }
 
 /// A tier error for a failed request, with `secrets` (credentials, signed query strings)
@@ -156,9 +192,10 @@ pub fn request_error(e: &ureq::Error, secrets: &[&str]) -> TierError {
 
 /// [`request_error`] for the request `what` (`GET`, `PUT`) sent to `url` by `agent`, as
 /// an error status names its request ("GET: HTTP 403"): a refused connection names the
-/// host:port that refused it, instead of the system's bare "Connection refused", and a
+/// host:port that refused it, instead of the system's bare "Connection refused"; a
 /// timeout the host:port, which of `agent`'s time limits it hit (connecting, or the whole
-/// request) and the setting behind it, instead of a bare "timed out".
+/// request) and the setting behind it, instead of a bare "timed out"; a failed DNS lookup
+/// the host name, instead of "failed to lookup address information: …".
 pub fn send_error(
     e: &ureq::Error,
     what: &str,
@@ -172,6 +209,9 @@ pub fn send_error(
             "{what}: connection refused by {} (nothing listens there: is the server running, and is the port right?)",
             host_port(url)
         )),
+        ureq::Error::Io(io) if let Some(dns) = io.get_ref().and_then(|e| e.downcast_ref::<Unresolved>()) => {
+            TierError::Failed(format!("{what}: {dns}"))
+        }
         ureq::Error::Timeout(kind) => timed_out(what, url, agent, Some(*kind)),
         ureq::Error::Io(io) if matches!(io.kind(), TimedOut | WouldBlock) => {
             timed_out(what, url, agent, None)
@@ -411,6 +451,42 @@ mod tests {
         );
         let io = said(ureq::Error::Io(std::io::ErrorKind::TimedOut.into()), "GET", &lookups);
         assert!(io.starts_with("GET: timed out waiting for 127.0.0.1:9 ("), "{io}");
+    }
+
+    /// Without a lookup: what std's getaddrinfo wrapper returns for a name that does not
+    /// resolve, as the resolver hands it on (no test resolves a name: no DNS traffic).
+    #[test]
+    fn dns_failures_name_the_request_and_host() {
+        let agent = agent(DEFAULT_TIMEOUT, 1, false);
+        let url = "http://u:hunter2@nohost.invalid:9/c/v1/ab?sig=x";
+        let uri: ureq::http::Uri = url.parse().unwrap();
+        let said = |e: ureq::Error, what: &str| send_error(&unresolved(e, &uri), what, url, &agent, &[]);
+        let lookup = |reason: &str| {
+            ureq::Error::Io(std::io::Error::other(format!("failed to lookup address information: {reason}")))
+        };
+        assert_eq!(
+            said(lookup("Name or service not known"), "GET"),
+            TierError::Failed("GET: cannot resolve host nohost.invalid (Name or service not known)".into())
+        );
+        assert_eq!(
+            said(lookup("Temporary failure in name resolution"), "PUT"),
+            TierError::Failed(
+                "PUT: cannot resolve host nohost.invalid (Temporary failure in name resolution)".into()
+            )
+        );
+        assert_eq!(
+            said(ureq::Error::HostNotFound, "GET"),
+            TierError::Failed("GET: cannot resolve host nohost.invalid (no address)".into())
+        );
+        let v6: ureq::http::Uri = "http://[::1]:9/c".parse().unwrap();
+        let e = send_error(&unresolved(ureq::Error::HostNotFound, &v6), "GET", url, &agent, &[]);
+        assert_eq!(e, TierError::Failed("GET: cannot resolve host [::1] (no address)".into()));
+        // A lookup that timed out is a timeout, named as one.
+        let slow = said(ureq::Error::Timeout(ureq::Timeout::Global), "GET");
+        assert!(
+            matches!(&slow, TierError::Timeout(m) if m.starts_with("GET: timed out waiting for nohost.invalid:9 (")),
+            "{slow:?}"
+        );
     }
 
     #[test]
