@@ -901,6 +901,57 @@ fn unsigned_requests_to_a_server_that_wants_signed_ones() {
     assert!(!run.stderr.contains("warning:"), "{}", run.stderr);
 }
 
+/// Unsigned requests (no credentials anywhere) to an S3 server that answers them HTTP 403
+/// (SeaweedFS with identities configured): the one warning says the server refuses
+/// unsigned requests and which variables give credentials (an upload adds
+/// --cache-read-only), for a lookup and (under --force) an upload; the build goes on as
+/// without a cache. Signed with wrong keys, the 403 says to check the credentials and
+/// where they came from, as before, and nothing about unsigned requests.
+#[test]
+fn unsigned_requests_refused_with_403_name_the_credential_variables() {
+    let test = "remote::unsigned_requests_refused_with_403_name_the_credential_variables";
+    let Some(py) = harness::python_or_skip((3, 12), test) else { return };
+    let Some(s3) = S3::seaweedfs() else { return };
+    let m = Machine::small("unsigned-403");
+    let (status, reference) = m.reference(py);
+    let url = format!("s3://{}/refused", s3.bucket);
+    let endpoint = ("AWS_ENDPOINT_URL", s3.endpoint.as_str());
+    let warnings = |extra: &[&str], env: &[(&str, &str)], what: &str| -> String {
+        let mut args = vec!["-v", "--cache-url", &url];
+        args.extend_from_slice(extra);
+        let run = m.compile(&py.path, &args, env);
+        assert_eq!(run.code, status, "{what}: {}", run.stderr);
+        assert!(pycs(&m.tree) == reference, "{what}: other pycs than a build without a cache");
+        remove_pycs(&m.tree);
+        let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+        assert!(warnings.len() == 1 && warnings[0].contains("switched off"), "{what}: {}", run.stderr);
+        warnings[0].to_string()
+    };
+    for (extra, what) in [(&[][..], "GET"), (&["--force"][..], "PUT")] {
+        let warning = warnings(extra, &[endpoint], what);
+        assert!(
+            warning.contains(&format!("{what}: HTTP 403"))
+                && warning.contains("(the server refuses unsigned requests, and no credentials were found")
+                && warning.contains("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+                && warning.contains("AWS_PROFILE")
+                && warning.contains("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+                && warning.contains("--cache-read-only") == (what == "PUT"),
+            "{what}: {warning}"
+        );
+        harness::visible(&format!("SeaweedFS, unsigned {what}: {warning}"));
+    }
+    // Signed with keys the server does not know: no word of unsigned requests.
+    let wrong =
+        [endpoint, ("AWS_ACCESS_KEY_ID", "HPCNOSUCHKEY"), ("AWS_SECRET_ACCESS_KEY", "not-the-secret")];
+    let warning = warnings(&[], &wrong, "wrong keys");
+    assert!(
+        warning.contains("GET: HTTP 403")
+            && warning.contains("(check the credentials: from AWS_ACCESS_KEY_ID")
+            && !warning.contains("unsigned"),
+        "{warning}"
+    );
+}
+
 #[test]
 fn a_server_that_dies_mid_build() {
     let Some(py) = harness::python_or_skip((3, 13), "remote::a_server_that_dies_mid_build") else { return };

@@ -298,7 +298,15 @@ fn status_error(resp: ureq::http::Response<ureq::Body>, what: &str, credentials:
     let hint = match (status, credentials, code.as_deref()) {
         (404, _, Some("NoSuchBucket")) => " (the bucket does not exist)".to_string(),
         // rclone's answer (gofakes3) to an unsigned request when it checks signatures.
-        (400, Some(aws::UNSIGNED), Some("UnsupportedAlgorithm")) => format!(" ({WANTS_SIGNED})"),
+        (400, Some(aws::UNSIGNED), Some("UnsupportedAlgorithm")) => {
+            format!(" ({WANTS_SIGNED}: {GIVE_CREDENTIALS})")
+        }
+        // Unsigned (S3 without credentials): not wrong ones, but none.
+        (401 | 403, Some(aws::UNSIGNED), _) => format!(
+            " (the server refuses unsigned requests, and no credentials were found to sign them: \
+             {GIVE_CREDENTIALS}{})",
+            if what == "PUT" { "; a job that may only read wants --cache-read-only" } else { "" }
+        ),
         (401 | 403, None, _) => " (check the credentials)".to_string(),
         (401 | 403, Some(from), _) => format!(" (check the credentials: {from})"),
         (404, _, _) => " (no such bucket or path?)".into(),
@@ -309,11 +317,14 @@ fn status_error(resp: ureq::http::Response<ureq::Body>, what: &str, credentials:
     TierError::Failed(format!("{what}: HTTP {status}{code}{hint}"))
 }
 
-/// What an S3 server that refuses unsigned requests is told, and where credentials come from.
-const WANTS_SIGNED: &str = "the server wants signed requests, and no credentials were found to sign them: \
-set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE for a profile in ~/.aws/credentials \
-or ~/.aws/config, or AWS_CONTAINER_CREDENTIALS_FULL_URI for container credentials (the README's \
-AWS credentials)";
+/// What an S3 server that wants signed requests answering an unsigned one with HTTP 400 is
+/// told (before [`GIVE_CREDENTIALS`]).
+const WANTS_SIGNED: &str = "the server wants signed requests, and no credentials were found to sign them";
+
+/// Where an S3 tier's credentials come from, for the hints to unsigned requests refused.
+const GIVE_CREDENTIALS: &str = "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE for a profile \
+in ~/.aws/credentials or ~/.aws/config, or AWS_CONTAINER_CREDENTIALS_FULL_URI for container credentials \
+(the README's AWS credentials)";
 
 /// The `<Code>` of an S3 error reply (`NoSuchBucket`, `SignatureDoesNotMatch`,
 /// `InvalidAccessKeyId`…), which says more than its status; nothing else of the reply is
