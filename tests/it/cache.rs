@@ -1134,6 +1134,7 @@ per_python!(ci_recipes_replayed, min = (3, 11), |py: &Python| {
             if gitlab_cache {
                 cmd.env("HASHPYC_CACHE", project.join(".hashpyc-bytecode"));
             }
+            harness::guard_network(&mut cmd);
             let out = cmd.output().unwrap();
             let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
             assert!(out.status.success(), "{file} run {i}: {line}\n{stderr}");

@@ -349,17 +349,17 @@ fn sigint_and_sigterm_stop_cleanly() {
             sources(&tree, 40);
             let needle = format!("slow-worker-{}-{sig}", std::process::id());
             let script = fake_worker(&tree, "slow", &format!("# {needle}\nimport time\ntime.sleep(0.2)"));
-            let child = Command::new(env!("CARGO_BIN_EXE_hashpyc"))
-                .current_dir(tree.root())
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_hashpyc"));
+            cmd.current_dir(tree.root())
                 .env("HASHPYC_STATE_DIR", harness::shared_cache_dir())
                 .env("HASHPYC_WORKER_SCRIPT", &script)
                 .args(["compile", "-j2", "--python"])
                 .arg(&py.path)
                 .arg("src")
                 .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
+                .stderr(Stdio::piped());
+            harness::guard_network(&mut cmd);
+            let child = cmd.spawn().unwrap();
             wait_for(|| tree.pycs().len() >= 2, "the first pycs");
             // SAFETY: signalling our own child.
             unsafe {
@@ -556,6 +556,7 @@ fn as_nobody(tree: &Tree, args: &[&str], py: &Python) -> harness::Run {
         .current_dir(tree.root())
         .env("HASHPYC_STATE_DIR", cache.path())
         .env("NO_COLOR", "1");
+    harness::guard_network(&mut cmd);
     let out = cmd.output().unwrap();
     harness::Run {
         code: out.status.code(),

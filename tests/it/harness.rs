@@ -429,7 +429,79 @@ pub fn copy_py_tree(from: &Path, to: &Path, skip: &dyn Fn(&Path) -> bool) -> usi
     n
 }
 
-/// A `hashpyc` invocation being built.
+/// Where an S3 tier sends its requests when a test names no endpoint: a closed loopback
+/// port (the discard port), never the default AWS host a missing `AWS_ENDPOINT_URL` means.
+pub const CLOSED_ENDPOINT: &str = "http://127.0.0.1:9";
+
+/// The shared cache's URL and token: a developer's own must not reach a test's build.
+const CACHE_VARS: &[&str] = &["HASHPYC_CACHE_URL", "HASHPYC_CACHE_TOKEN"];
+
+/// The proxies ureq reads (both spellings): with one, even a loopback cache request goes
+/// to the proxy's host (ureq does not bypass it for 127.0.0.1 unless NO_PROXY says so).
+const PROXY_VARS: &[&str] = &[
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+];
+
+/// What the AWS credential chain and endpoint choice of the binary read (src/cache/remote/
+/// aws.rs, s3.rs), beyond `AWS_ENDPOINT_URL`.
+const AWS_READ: &[&str] = &[
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CONFIG_FILE",
+];
+
+/// Keep the `hashpyc` that `cmd` runs (itself, or a script or hook that runs it) away from
+/// the default AWS host and the developer's own cache and AWS setup: of [`CACHE_VARS`],
+/// [`AWS_READ`] and every `AWS_*` variable of this process, only what the test set on
+/// `cmd` reaches it; `AWS_ENDPOINT_URL` is [`CLOSED_ENDPOINT`] unless the test set it, and
+/// without a `HOME` of the test's the AWS shared files are paths that do not exist (not
+/// the developer's `~/.aws`). Applied when the command is spawned, so a test's
+/// `env_remove` of these variables (remote::AWS_VARS) still ends at the closed endpoint.
+/// The proxies are left to scripts that install packages; [`Hashpyc::run`] removes them.
+pub fn guard_network(cmd: &mut Command) {
+    let set: std::collections::HashSet<std::ffi::OsString> =
+        cmd.get_envs().filter(|(_, v)| v.is_some()).map(|(k, _)| k.to_os_string()).collect();
+    let is_set = |k: &str| set.contains(OsStr::new(k));
+    let inherited: Vec<String> = std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .filter(|k| k.starts_with("AWS_"))
+        .collect();
+    for k in CACHE_VARS.iter().chain(AWS_READ).copied().chain(inherited.iter().map(String::as_str)) {
+        if !is_set(k) {
+            cmd.env_remove(k);
+        }
+    }
+    if !is_set("AWS_ENDPOINT_URL") {
+        cmd.env("AWS_ENDPOINT_URL", CLOSED_ENDPOINT);
+    }
+    if !is_set("HOME") {
+        for (k, file) in [("AWS_SHARED_CREDENTIALS_FILE", "credentials"), ("AWS_CONFIG_FILE", "config")] {
+            if !is_set(k) {
+                cmd.env(k, format!("/nonexistent/hashpyc-tests/.aws/{file}"));
+            }
+        }
+    }
+}
+
+/// A `hashpyc` invocation being built; [`guard_network`] applies when it runs.
 pub struct Hashpyc {
     cmd: Command,
     stdin: Option<Vec<u8>>,
@@ -503,6 +575,15 @@ impl Hashpyc {
     pub fn run(mut self) -> Run {
         self.cmd.stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
         self.cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        guard_network(&mut self.cmd);
+        let proxies: Vec<&str> = PROXY_VARS
+            .iter()
+            .copied()
+            .filter(|k| !self.cmd.get_envs().any(|(n, v)| n == OsStr::new(k) && v.is_some()))
+            .collect();
+        for k in proxies {
+            self.cmd.env_remove(k);
+        }
         let mut child = self.cmd.spawn().expect("spawn hashpyc");
         if let Some(data) = self.stdin.take() {
             let mut sin = child.stdin.take().expect("stdin");

@@ -78,17 +78,18 @@ pub fn venv_with(py: &harness::Python, dir: &Path, packages: &[&str]) -> Option<
 fn commit(project: &Path, work: &Tree, path: &str, msg: &str) -> (bool, String) {
     let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pre-commit-cargo-target");
     harness::seed_cargo_target(&target);
-    let out = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid", "-c", "commit.gpgsign=false"])
+    let mut cmd = Command::new("git");
+    cmd.args(["-c", "user.name=t", "-c", "user.email=t@example.invalid", "-c", "commit.gpgsign=false"])
         .args(["commit", "-q", "-m", msg])
         .current_dir(project)
         .env("PATH", path)
         .env("PRE_COMMIT_HOME", work.path("pre-commit-home"))
         .env("CARGO_TARGET_DIR", &target)
         .env("HASHPYC_STATE_DIR", harness::shared_cache_dir())
-        .env_remove("GIT_DIR")
-        .output()
-        .expect("git commit");
+        .env_remove("GIT_DIR");
+    // The hook runs hashpyc.
+    harness::guard_network(&mut cmd);
+    let out = cmd.output().expect("git commit");
     (
         out.status.success(),
         format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),

@@ -2077,3 +2077,61 @@ fn relocation_line_only_when_an_entry_was_found() {
     let Some(nginx) = Nginx::start() else { return };
     check("remote alone", &["--cache-url", &format!("{}/cache", nginx.url())]);
 }
+
+/// What a build of a fresh tree (no lookup, no upload: nothing is sent) with an S3 cache
+/// and no endpoint of the test's says of its remote (`-v`), as the harness spawns it.
+fn s3_tier_as_spawned(py: &Python, env: &[(&str, &str)]) -> String {
+    let t = Tree::new();
+    t.write("src/m.py", "x = 1\n");
+    t.hashpyc().args(["compile", "-q"]).python(py).arg("src").run().assert_code(0);
+    let mut cmd =
+        t.hashpyc().env_remove("HASHPYC_CACHE").args(["compile", "-v", "--cache-url", "s3://bucket/guard"]);
+    for (k, v) in env {
+        cmd = cmd.env(k, v);
+    }
+    let run = cmd.python(py).arg("src").run();
+    run.assert_code(0);
+    assert!(!run.stderr.contains("warning:"), "a request was sent: {}", run.stderr);
+    let line =
+        run.stderr.lines().find(|l| l.contains("s3://bucket/guard at ")).unwrap_or_default().to_string();
+    assert!(!line.is_empty(), "{}", run.stderr);
+    line
+}
+
+/// The harness's network guard: a hashpyc it spawns without an endpoint of the test's gets
+/// a closed loopback one (not the default AWS host), an endpoint removed with `env_remove`
+/// too, one the test sets is kept; and the AWS variables of the test process (a
+/// developer's keys and region) never reach it. The last part runs in a child of this
+/// test binary given such variables ([`guard_probe`]).
+#[test]
+fn spawned_builds_get_a_closed_endpoint_and_none_of_the_developers_aws_setup() {
+    let test = "remote::spawned_builds_get_a_closed_endpoint_and_none_of_the_developers_aws_setup";
+    let Some(py) = harness::python_or_skip((3, 12), test) else { return };
+    let closed = format!("s3://bucket/guard at {} (anonymous)", harness::CLOSED_ENDPOINT);
+    let line = s3_tier_as_spawned(py, &[]);
+    assert!(line.contains(&closed), "{line}");
+    let own = s3_tier_as_spawned(py, &[("AWS_ENDPOINT_URL", "http://127.0.0.1:1")]);
+    assert!(own.contains("s3://bucket/guard at http://127.0.0.1:1 (anonymous)"), "{own}");
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "remote::guard_probe", "--ignored", "--nocapture", "--test-threads=1"])
+        .env("HASHPYC_GUARD_PROBE", &py.path)
+        .env("AWS_ACCESS_KEY_ID", "AKIADEVELOPERSOWN")
+        .env("AWS_SECRET_ACCESS_KEY", "developers-own-secret")
+        .env("AWS_REGION", "eu-north-1")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&child.stdout);
+    assert!(child.status.success(), "{out}{}", String::from_utf8_lossy(&child.stderr));
+    assert!(out.lines().any(|l| l.contains("probe: ") && l.contains(&closed)), "{out}");
+}
+
+/// Run by [`spawned_builds_get_a_closed_endpoint_and_none_of_the_developers_aws_setup`]
+/// only, in a process whose environment holds AWS variables: what the build says of its
+/// remote.
+#[test]
+#[ignore = "run by remote::spawned_builds_get_a_closed_endpoint_and_none_of_the_developers_aws_setup"]
+fn guard_probe() {
+    let Some(path) = std::env::var_os("HASHPYC_GUARD_PROBE") else { return };
+    let py = harness::pythons().values().find(|p| p.path.as_os_str() == path).expect("the parent's Python");
+    println!("probe: {}", s3_tier_as_spawned(py, &[]));
+}

@@ -286,6 +286,7 @@ fn stale_rules_demo_shows_both_columns() {
     if !fallback {
         cmd.env("HASHPYC", env!("CARGO_BIN_EXE_hashpyc"));
     }
+    harness::guard_network(&mut cmd);
     let out = cmd.output().unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{text}");
@@ -304,12 +305,12 @@ fn docker_example_steps_outside_docker() {
     let bin = Tree::new();
     std::os::unix::fs::symlink(&py.path, bin.path("python3")).unwrap();
     let path = format!("{}:{}", bin.root().display(), std::env::var("PATH").unwrap_or_default());
-    let out = Command::new(repo().join("examples/docker/run-outside-docker.sh"))
-        .env("PATH", path)
+    let mut cmd = Command::new(repo().join("examples/docker/run-outside-docker.sh"));
+    cmd.env("PATH", path)
         .env("HASHPYC", env!("CARGO_BIN_EXE_hashpyc"))
-        .env("HASHPYC_STATE_DIR", harness::shared_cache_dir())
-        .output()
-        .unwrap();
+        .env("HASHPYC_STATE_DIR", harness::shared_cache_dir());
+    harness::guard_network(&mut cmd);
+    let out = cmd.output().unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     if !out.status.success()
         && text.contains("pip")
@@ -456,15 +457,15 @@ fn gitlab_recipe_saves_the_artifact_when_the_check_fails() {
         if compiled {
             project.hashpyc().args(["compile", "-q", "src", ".venv/lib"]).run().assert_code(0);
         }
-        let out = Command::new("bash")
-            .args(["-c", &format!("set -eo pipefail\n{}", script.join("\n"))])
+        let mut cmd = Command::new("bash");
+        cmd.args(["-c", &format!("set -eo pipefail\n{}", script.join("\n"))])
             .current_dir(project.root())
             .env("PATH", &path)
             .env("HASHPYC_STATE_DIR", harness::shared_cache_dir())
             .env("NO_COLOR", "1")
-            .env_remove("HASHPYC_PYTHON")
-            .output()
-            .unwrap();
+            .env_remove("HASHPYC_PYTHON");
+        harness::guard_network(&mut cmd);
+        let out = cmd.output().unwrap();
         let artifact = std::fs::read_to_string(project.path("hashpyc.jsonl")).ok();
         (out.status.code(), artifact, String::from_utf8_lossy(&out.stderr).into_owned())
     };
