@@ -145,16 +145,54 @@ pub fn word_hash(word: &[u8]) -> u64 {
 /// (each word of the second pass is compared with all of them).
 const MAX_WANTED: usize = 32;
 
-/// Python's keywords: words that are never names.
+/// Python's keywords: words that are never names (`keyword.kwlist`; [`keyword`] is the
+/// test the code uses).
+#[cfg(test)]
 const KEYWORDS: &str = "False None True and as assert async await break class continue def del elif else \
                         except finally for from global if import in is lambda nonlocal not or pass raise \
                         return try while with yield";
 
-/// Whether `w` is one of [`KEYWORDS`].
+/// Whether `w` is one of Python's keywords, words that are never names (a `match`: this
+/// runs for every word of a deferred file; the unit tests check it against the list).
 fn keyword(w: &[u8]) -> bool {
-    (2..=8).contains(&w.len())
-        && (w[0].is_ascii_lowercase() || matches!(w[0], b'F' | b'N' | b'T'))
-        && KEYWORDS.split_ascii_whitespace().any(|k| k.as_bytes() == w)
+    matches!(
+        w,
+        b"False"
+            | b"None"
+            | b"True"
+            | b"and"
+            | b"as"
+            | b"assert"
+            | b"async"
+            | b"await"
+            | b"break"
+            | b"class"
+            | b"continue"
+            | b"def"
+            | b"del"
+            | b"elif"
+            | b"else"
+            | b"except"
+            | b"finally"
+            | b"for"
+            | b"from"
+            | b"global"
+            | b"if"
+            | b"import"
+            | b"in"
+            | b"is"
+            | b"lambda"
+            | b"nonlocal"
+            | b"not"
+            | b"or"
+            | b"pass"
+            | b"raise"
+            | b"return"
+            | b"try"
+            | b"while"
+            | b"with"
+            | b"yield"
+    )
 }
 
 /// A string `intern_constants` may intern (ASCII letters, digits and `_`) that is no
@@ -860,6 +898,19 @@ mod tests {
         assert_eq!(strings("s = {'ab', 'cd', 'ab'}\nt = ('ef', 'gh')\nd = {'ij': 1}\n"), ["ab", "cd"]);
         // Two strings fold only after `in`; an escaped literal is no plain one.
         assert!(strings("s = {'ab', 'cd'}\nif x in {'e\\x66', 'gh'}: pass\n").is_empty());
+    }
+
+    #[test]
+    fn keywords_are_the_list() {
+        let listed: Vec<&str> = KEYWORDS.split_ascii_whitespace().collect();
+        assert_eq!(listed.len(), 35);
+        for k in &listed {
+            assert!(keyword(k.as_bytes()), "{k}");
+            assert!(!keyword(&k.as_bytes()[1..]) || listed.contains(&&k[1..]), "{k}");
+        }
+        for other in ["match", "case", "type", "_", "print", "self", "Ellipsis", "iff", "ands"] {
+            assert!(!keyword(other.as_bytes()), "{other}");
+        }
     }
 
     #[test]
