@@ -904,3 +904,57 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(src: usize, strings: &[&str], words: &[&str]) -> Deferred {
+        let hashes = strings.iter().map(|s| predict::word_hash(s.as_bytes())).collect();
+        let mut words: Vec<u64> = words.iter().map(|w| predict::word_hash(w.as_bytes())).collect();
+        words.sort_unstable();
+        words.dedup();
+        let strings = strings.iter().map(|s| s.as_bytes().to_vec()).collect();
+        Deferred { src, t: 0, fork: false, strings, hashes, words, blocks: 0, blocked_by: 0 }
+    }
+
+    fn counts(q: &DeferredQueue) -> Vec<(usize, usize, usize)> {
+        q.units.iter().map(|u| (u.src, u.blocks, u.blocked_by)).collect()
+    }
+
+    #[test]
+    fn the_deferred_queue_keeps_its_counts_and_chooses_as_documented() {
+        let mut q = DeferredQueue::default();
+        // 0 uses `foo` (1's set string); 1 and 2 use nothing the others hold; 3 uses `k0`
+        // and `foo`, so it would send 1 and 2 to a new child.
+        q.push(unit(0, &["k0"], &["foo"]));
+        q.push(unit(1, &["foo"], &[]));
+        q.push(unit(2, &["foo", "bar"], &[]));
+        q.push(unit(3, &["baz"], &["k0", "foo"]));
+        assert_eq!(counts(&q), [(0, 2, 1), (1, 0, 2), (2, 0, 2), (3, 3, 0)]);
+        // No child yet: first in a new one, the file the most others would block (1, the
+        // first of the tie with 2).
+        assert_eq!(q.next(|_| false), Some(1));
+        // A child that takes anything: the one that blocks fewest (1 again: blocks none).
+        assert_eq!(q.next(|_| true), Some(1));
+        // A child that takes only 0 and 3: 0 blocks fewer.
+        assert_eq!(q.next(|u| u.src == 0 || u.src == 3), Some(0));
+        let taken = q.remove(1).unwrap();
+        assert_eq!(taken.src, 1);
+        assert_eq!(counts(&q), [(0, 1, 1), (2, 0, 2), (3, 2, 0)]);
+        q.remove(0);
+        assert_eq!(counts(&q), [(2, 0, 1), (3, 1, 0)]);
+        // A fork unit is never chosen for a child, nor counted.
+        let mut fork = unit(4, &["foo"], &["k0"]);
+        fork.fork = true;
+        q.push(fork);
+        assert_eq!(counts(&q), [(2, 0, 1), (3, 1, 0), (4, 0, 0)]);
+        assert_eq!(q.next(|_| true), Some(0));
+        q.remove(0);
+        q.remove(0);
+        // Only the fork unit left: the first in the queue (it gets a fresh fork).
+        assert_eq!(q.next(|_| false), Some(0));
+        q.remove(0);
+        assert_eq!(q.next(|_| true), None);
+    }
+}
