@@ -19,6 +19,14 @@ after = marshal.dumps(compile(b, "b.py", "exec", dont_inherit=True))
 print("same" if alone == after else "differs")
 "#;
 
+/// What [`NAIVE`] prints for `a` then `b`: `same` or `differs`.
+fn naive(py: &Python, a: impl AsRef<[u8]>, b: impl AsRef<[u8]>) -> String {
+    let tree = Tree::new();
+    tree.write("a.py", a);
+    tree.write("b.py", b);
+    py.run(&["-S", "-s", "-c", NAIVE], tree.root()).trim().to_string()
+}
+
 per_python!(minimal_reproducer, |py: &Python| {
     // a.py then b.py in one long-lived worker (-j1, smallest first)...
     let both = Tree::new();
@@ -348,15 +356,11 @@ per_python!(certified_frozensets_stay_warm, min = (3, 12), |py: &Python| {
 /// tried"; and `HASHPYC_VERIFY` (every long-lived result, certified ones included, against a
 /// fresh fork) finds nothing.
 fn assert_certified(py: &Python, files: &[(&str, &[u8])], counts: (u64, u64, u64), certified: &str) {
-    let (reference, _) = traced_build(py, files, &[("HASHPYC_ISOLATION", "fork")]);
-    let (tree, stderr) = traced_build(py, files, &[]);
-    let diff = harness::diff_pycs(reference.root(), tree.root());
-    assert!(diff.is_empty(), "{}: differs from fresh-fork compiles: {diff:?}", py.label());
+    let (_, stderr, _) = deferred_build(py, files);
     assert_eq!(trace_counts(&stderr), counts, "{}: {stderr}", py.label());
     let line = format!("frozensets certified in long-lived children for {certified} files tried");
     assert!(stderr.contains(&line), "{}: {stderr}", py.label());
-    let (_, stderr) = traced_build(py, files, &[("HASHPYC_VERIFY", "1")]);
-    assert!(!stderr.contains("internal error"), "{}: {stderr}", py.label());
+    assert_verified(py, files);
 }
 
 per_python!(latin1_characters_keep_the_worker_on_3_13, min = (3, 13), |py: &Python| {
@@ -367,11 +371,8 @@ per_python!(latin1_characters_keep_the_worker_on_3_13, min = (3, 13), |py: &Pyth
     let b = "t = 'é'\ndef f(x):\n    return x in ('ÿ', 'µ')\n";
     // CPython itself: not even a frozenset of those strings (whose bytes do depend on
     // earlier interning, see `minimal_reproducer`) changes.
-    let naive_tree = Tree::new();
-    naive_tree.write("a.py", a);
-    naive_tree.write("b.py", format!("s = {{'é', 'ÿ', 1}}\n{b}"));
-    let naive = py.run(&["-S", "-s", "-c", NAIVE], naive_tree.root());
-    assert_eq!(naive.trim(), "same", "{}: a latin-1 character changed a later compile", py.label());
+    let naive = naive(py, a, format!("s = {{'é', 'ÿ', 1}}\n{b}"));
+    assert_eq!(naive, "same", "{}: a latin-1 character changed a later compile", py.label());
     let tree = Tree::new();
     tree.write("a.py", a);
     tree.write("b.py", b);
@@ -401,6 +402,33 @@ per_python!(latin1_characters_keep_the_worker_on_3_13, min = (3, 13), |py: &Pyth
     assert_eq!(ended, 0, "{}: the child was replaced: {}", py.label(), run.stderr);
 });
 
+/// `body`, then a comment line making the file `size` bytes long (files are compiled
+/// smallest first in `traced_build`).
+fn padded(body: &str, size: usize) -> String {
+    format!("{body}{}\n", "#".repeat(size.saturating_sub(body.len())))
+}
+
+/// `files` compiled as [`traced_build`] does: the bytes must be the fresh-fork reference's,
+/// which is returned with the trace and its counts of deferred files in long-lived
+/// children of their own, of files certified by probing and of long-lived children.
+fn deferred_build(py: &Python, files: &[(&str, &[u8])]) -> (Tree, String, (u64, u64, u64)) {
+    let (reference, _) = traced_build(py, files, &[("HASHPYC_ISOLATION", "fork")]);
+    let (tree, stderr) = traced_build(py, files, &[]);
+    let diff = harness::diff_pycs(reference.root(), tree.root());
+    assert!(diff.is_empty(), "{}: differs from fresh-fork compiles: {diff:?}", py.label());
+    let batched = harness::trace_number(&stderr, "deferred files in long-lived children of their own");
+    let probed = harness::trace_number(&stderr, "certified by probing");
+    let children = harness::trace_number(&stderr, "long-lived children (");
+    (reference, stderr, (batched, probed, children))
+}
+
+/// `files` under `HASHPYC_VERIFY` (every long-lived result against a fresh fork): nothing
+/// found.
+fn assert_verified(py: &Python, files: &[(&str, &[u8])]) {
+    let (_, stderr) = traced_build(py, files, &[("HASHPYC_VERIFY", "1")]);
+    assert!(!stderr.contains("internal error"), "{}: {stderr}", py.label());
+}
+
 per_python!(deferred_files_share_children_of_their_own, min = (3, 12), |py: &Python| {
     // Files whose frozensets no long-lived child can certify are deferred; on 3.13+ they
     // are then compiled in long-lived children of their own, each file first in a child
@@ -419,24 +447,23 @@ per_python!(deferred_files_share_children_of_their_own, min = (3, 12), |py: &Pyt
     // naive check below shows it. The bytes are the fresh-fork reference's, and
     // HASHPYC_VERIFY finds nothing. 3.12 keeps fresh forks (interning is immortal there,
     // so probing would change what it probes).
-    let pad = |body: &str, size: usize| format!("{body}{}\n", "#".repeat(size.saturating_sub(body.len())));
     let files = [
         ("a.py", "import os\n".to_string()),
-        ("x.py", pad("if y in {'foo', 'qux'}:\n    pass\n", 60)),
-        ("y.py", pad("def g(x):\n    return x in {'qux', 'foo', 2}\n", 80)),
-        ("v.py", pad("class C:\n    def __x(self):\n        pass\nif y in {'foo', 'qux'}:\n    pass\n", 100)),
-        ("w.py", pad("a = {'_C__x', 'qux', 2}\ndef f():\n    return {'_C__x', 'qux', 2}\n", 120)),
-        ("p.py", pad("import foo, qux\nif y in {'k0', 'k5'}:\n    pass\n", 140)),
-        ("q.py", pad("import k0, k5\na = {'foo', 'qux', 2}\ndef f():\n    return {'foo', 'qux', 2}\n", 160)),
+        ("x.py", padded("if y in {'foo', 'qux'}:\n    pass\n", 60)),
+        ("y.py", padded("def g(x):\n    return x in {'qux', 'foo', 2}\n", 80)),
+        (
+            "v.py",
+            padded("class C:\n    def __x(self):\n        pass\nif y in {'foo', 'qux'}:\n    pass\n", 100),
+        ),
+        ("w.py", padded("a = {'_C__x', 'qux', 2}\ndef f():\n    return {'_C__x', 'qux', 2}\n", 120)),
+        ("p.py", padded("import foo, qux\nif y in {'k0', 'k5'}:\n    pass\n", 140)),
+        (
+            "q.py",
+            padded("import k0, k5\na = {'foo', 'qux', 2}\ndef f():\n    return {'foo', 'qux', 2}\n", 160),
+        ),
     ];
     let files: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_bytes())).collect();
-    let (reference, _) = traced_build(py, &files, &[("HASHPYC_ISOLATION", "fork")]);
-    let (tree, stderr) = traced_build(py, &files, &[]);
-    let diff = harness::diff_pycs(reference.root(), tree.root());
-    assert!(diff.is_empty(), "{}: differs from fresh-fork compiles: {diff:?}", py.label());
-    let batched = harness::trace_number(&stderr, "deferred files in long-lived children of their own");
-    let probed = harness::trace_number(&stderr, "certified by probing");
-    let children = harness::trace_number(&stderr, "long-lived children (");
+    let (reference, stderr, (batched, probed, children)) = deferred_build(py, &files);
     let (_, predicted, suspects) = trace_counts(&stderr);
     assert_eq!(predicted, 6, "{}: {stderr}", py.label());
     if py.minor >= (3, 13) {
@@ -446,19 +473,15 @@ per_python!(deferred_files_share_children_of_their_own, min = (3, 12), |py: &Pyt
         assert_eq!((batched, probed, suspects), (0, 0, 0), "{}: {stderr}", py.label());
         assert_eq!(harness::trace_number(&stderr, "fresh forks"), 6, "{}: {stderr}", py.label());
     }
-    let (_, stderr) = traced_build(py, &files, &[("HASHPYC_VERIFY", "1")]);
-    assert!(!stderr.contains("internal error"), "{}: {stderr}", py.label());
+    assert_verified(py, &files);
     // HASHPYC_DEFERRED=fork: the deferred files in fresh forks, as on 3.12.
     let (forked, stderr) = traced_build(py, &files, &[("HASHPYC_DEFERRED", "fork")]);
     assert_eq!(harness::trace_number(&stderr, "fresh forks"), 6, "{}: {stderr}", py.label());
     assert!(harness::diff_pycs(reference.root(), forked.root()).is_empty(), "{}", py.label());
     // What the children had to avoid: w.py after v.py, q.py after p.py in one process.
     for (first, second) in [(3, 4), (5, 6)] {
-        let naive = Tree::new();
-        naive.write("a.py", files[first].1);
-        naive.write("b.py", files[second].1);
-        let out = py.run(&["-S", "-s", "-c", NAIVE], naive.root());
-        assert_eq!(out.trim(), "differs", "{}: {} after {}", py.label(), files[second].0, files[first].0);
+        let out = naive(py, files[first].1, files[second].1);
+        assert_eq!(out, "differs", "{}: {} after {}", py.label(), files[second].0, files[first].0);
     }
 });
 
@@ -473,30 +496,18 @@ per_python!(deferred_files_are_ordered_to_share_children, min = (3, 13), |py: &P
     // One child for the four deferred files (and one for a.py), three certified by probing;
     // the bytes are the fresh-fork reference's, and in one process q.py after p.py would
     // get other bytes (the naive check).
-    let pad = |body: &str, size: usize| format!("{body}{}\n", "#".repeat(size.saturating_sub(body.len())));
     let files = [
         ("a.py", "import os\n".to_string()),
-        ("x.py", pad("if y and z or w in {'foo', 'qux'}:\n    pass\n", 60)),
-        ("k.py", pad("a = {'and', 'or', 2}\ndef f():\n    return {'and', 'or', 2}\n", 80)),
-        ("p.py", pad("import foo, qux\nif y in {'k0', 'k5'}:\n    pass\n", 100)),
-        ("q.py", pad("a = {'foo', 'qux', 2}\ndef f():\n    return {'foo', 'qux', 2}\n", 120)),
+        ("x.py", padded("if y and z or w in {'foo', 'qux'}:\n    pass\n", 60)),
+        ("k.py", padded("a = {'and', 'or', 2}\ndef f():\n    return {'and', 'or', 2}\n", 80)),
+        ("p.py", padded("import foo, qux\nif y in {'k0', 'k5'}:\n    pass\n", 100)),
+        ("q.py", padded("a = {'foo', 'qux', 2}\ndef f():\n    return {'foo', 'qux', 2}\n", 120)),
     ];
     let files: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_bytes())).collect();
-    let (reference, _) = traced_build(py, &files, &[("HASHPYC_ISOLATION", "fork")]);
-    let (tree, stderr) = traced_build(py, &files, &[]);
-    let diff = harness::diff_pycs(reference.root(), tree.root());
-    assert!(diff.is_empty(), "{}: differs from fresh-fork compiles: {diff:?}", py.label());
-    let batched = harness::trace_number(&stderr, "deferred files in long-lived children of their own");
-    let probed = harness::trace_number(&stderr, "certified by probing");
-    let children = harness::trace_number(&stderr, "long-lived children (");
-    assert_eq!((batched, probed, children), (4, 3, 2), "{}: {stderr}", py.label());
-    let (_, stderr) = traced_build(py, &files, &[("HASHPYC_VERIFY", "1")]);
-    assert!(!stderr.contains("internal error"), "{}: {stderr}", py.label());
-    let naive = Tree::new();
-    naive.write("a.py", files[3].1);
-    naive.write("b.py", files[4].1);
-    let out = py.run(&["-S", "-s", "-c", NAIVE], naive.root());
-    assert_eq!(out.trim(), "differs", "{}: q.py after p.py", py.label());
+    let (_, stderr, counts) = deferred_build(py, &files);
+    assert_eq!(counts, (4, 3, 2), "{}: {stderr}", py.label());
+    assert_verified(py, &files);
+    assert_eq!(naive(py, files[3].1, files[4].1), "differs", "{}: q.py after p.py", py.label());
 });
 
 per_python!(colliding_sets_of_the_files_own_names_stay_warm, min = (3, 12), |py: &Python| {
@@ -519,8 +530,6 @@ per_python!(colliding_sets_of_the_files_own_names_stay_warm, min = (3, 12), |py:
     assert_certified(py, files, (0, 1, 0), "2 of 2");
     // The names are what keep n.py's bytes still: without its functions foo and qux, its
     // shared set splits when compiled after a.py in one process.
-    let naive = Tree::new();
-    naive.write("a.py", files[0].1);
-    naive.write("b.py", b"a = {'foo', 'qux', 2}\ndef f():\n    return {'foo', 'qux', 2}\n");
-    assert_eq!(py.run(&["-S", "-s", "-c", NAIVE], naive.root()).trim(), "differs", "{}", py.label());
+    let shared = b"a = {'foo', 'qux', 2}\ndef f():\n    return {'foo', 'qux', 2}\n";
+    assert_eq!(naive(py, files[0].1, shared), "differs", "{}", py.label());
 });

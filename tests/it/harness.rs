@@ -474,7 +474,8 @@ const AWS_READ: &[&str] = &[
 /// `cmd` reaches it; `AWS_ENDPOINT_URL` is [`CLOSED_ENDPOINT`] unless the test set it, and
 /// without a `HOME` of the test's the AWS shared files are paths that do not exist (not
 /// the developer's `~/.aws`). Applied when the command is spawned, so a test's
-/// `env_remove` of these variables (remote::AWS_VARS) still ends at the closed endpoint.
+/// `env_remove` of these variables still ends at the closed endpoint. (Tests need not
+/// remove them themselves.)
 /// The proxies are left to scripts that install packages; [`Hashpyc::run`] removes them.
 pub fn guard_network(cmd: &mut Command) {
     let set: std::collections::HashSet<std::ffi::OsString> =

@@ -26,29 +26,6 @@ fn remove_pycs(root: &Path) {
     }
 }
 
-/// Every variable the AWS credential chain reads (and the endpoint's): removed from each
-/// build's environment, so that the machine's own never reach a test.
-const AWS_VARS: [&str; 18] = [
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_SHARED_CREDENTIALS_FILE",
-    "AWS_CONFIG_FILE",
-    "AWS_REGION",
-    "AWS_DEFAULT_REGION",
-    "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_S3",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
-    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_ROLE_ARN",
-    "AWS_EC2_METADATA_DISABLED",
-];
-
 /// A machine: its own HOME (state directory, local cache) and a tree of sources at its
 /// own path (the interpreter's json, email and http packages, and a file that fails).
 struct Machine {
@@ -85,29 +62,51 @@ impl Machine {
             .env("HOME", self.home.root())
             .env("HASHPYC_STATE_DIR", self.home.path("state"))
             .env_remove("HASHPYC_CACHE")
-            .env_remove("HASHPYC_CACHE_URL")
-            .env_remove("HASHPYC_CACHE_TOKEN")
             .arg("compile")
             .arg("--python")
             .arg(python)
             .args(extra);
-        for var in AWS_VARS {
-            cmd = cmd.env_remove(var);
-        }
+        // The developer's shared-cache and AWS variables are kept out by
+        // harness::guard_network.
         for (k, v) in env {
             cmd = cmd.env(k, v);
         }
         cmd.arg(&self.tree).run()
     }
 
+    /// `compile`, whose exit status and pycs must be those of `reference` (a build without a
+    /// cache); the pycs are removed after. `label` names the case in failure messages.
+    fn compile_as(
+        &self,
+        py: &Python,
+        args: &[&str],
+        env: &[(&str, &str)],
+        reference: &Reference,
+        label: &str,
+    ) -> harness::Run {
+        let run = self.compile(&py.path, args, env);
+        assert_eq!(run.code, reference.0, "{label}: {}", run.stderr);
+        assert!(pycs(&self.tree) == reference.1, "{label}: other pycs than a build without a cache");
+        remove_pycs(&self.tree);
+        run
+    }
+
     /// The pycs of a real compile (no cache) of this tree, then removed.
-    fn reference(&self, py: &Python) -> (Option<i32>, Vec<(PathBuf, Vec<u8>)>) {
+    fn reference(&self, py: &Python) -> Reference {
         remove_pycs(&self.tree);
         let run = self.compile(&py.path, &["-q"], &[]);
         let out = pycs(&self.tree);
         remove_pycs(&self.tree);
         (run.code, out)
     }
+}
+
+/// The exit status and pycs of a build without a cache ([`Machine::reference`]).
+type Reference = (Option<i32>, Vec<(PathBuf, Vec<u8>)>);
+
+/// The warning lines of a run's stderr.
+fn warnings(stderr: &str) -> Vec<&str> {
+    stderr.lines().filter(|l| l.starts_with("warning:")).collect()
 }
 
 /// `(from the cache, compiled)` from a compile summary.
@@ -330,7 +329,7 @@ fn missing_bucket_is_named(py: &Python, s3: &S3) {
         assert_eq!(run.code, status, "{extra:?}: {}", run.stderr);
         assert!(reference == pycs(&m.tree), "{extra:?}: other pyc bytes");
         remove_pycs(&m.tree);
-        let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+        let warnings = warnings(&run.stderr);
         let method = if extra == ["--force"] { "PUT" } else { "GET" };
         let want =
             format!(": {method}: HTTP 404 NoSuchBucket (the bucket does not exist); it was switched off");
@@ -710,7 +709,7 @@ fn survives(py: &Python, name: &str, url: &str, want: &str, max: Duration) {
     let took = started.elapsed();
     assert_eq!(run.code, status, "{name}: {}", run.stderr);
     assert!(reference == pycs(&m.tree), "{name}: other pyc bytes");
-    let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+    let warnings = warnings(&run.stderr);
     assert_eq!(warnings.len(), 1, "{name}: one warning:\n{}", run.stderr);
     let lower = warnings[0].to_lowercase();
     assert!(lower.contains(&want.to_lowercase()) && lower.contains("switched off"), "{name}: {}", run.stderr);
@@ -766,7 +765,7 @@ fn a_refused_connection_names_the_request_and_address() {
     let test = "remote::a_refused_connection_names_the_request_and_address";
     let Some(py) = harness::python_or_skip((3, 12), test) else { return };
     let m = Machine::small("refused");
-    let (status, reference) = m.reference(py);
+    let reference = m.reference(py);
     let port = servers::closed_port();
     let endpoint = format!("http://127.0.0.1:{port}");
     let http = format!("{endpoint}/cache");
@@ -776,11 +775,8 @@ fn a_refused_connection_names_the_request_and_address() {
         for (extra, what) in [(&[][..], "GET"), (&["--force"][..], "PUT")] {
             let mut args = vec!["--cache-url", url];
             args.extend_from_slice(extra);
-            let run = m.compile(&py.path, &args, &env);
-            assert_eq!(run.code, status, "{url} {what}: {}", run.stderr);
-            assert!(pycs(&m.tree) == reference, "{url} {what}: other pycs than a build without a cache");
-            remove_pycs(&m.tree);
-            let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+            let run = m.compile_as(py, &args, &env, &reference, &format!("{url} {what}"));
+            let warnings = warnings(&run.stderr);
             let want = format!("`: {what}: connection refused by 127.0.0.1:{port} (nothing listens there");
             assert!(
                 warnings.len() == 1 && warnings[0].contains(&want) && warnings[0].contains("switched off"),
@@ -801,7 +797,7 @@ fn a_timeout_names_the_request_address_and_limit() {
     let test = "remote::a_timeout_names_the_request_address_and_limit";
     let Some(py) = harness::python_or_skip((3, 12), test) else { return };
     let m = Machine::small("timeout");
-    let (status, reference) = m.reference(py);
+    let reference = m.reference(py);
     let silent = Faulty::start(Fault::AcceptNeverAnswer);
     let full_queue = servers::SilentPort::start();
     let answerless = silent.url();
@@ -846,11 +842,8 @@ fn a_timeout_names_the_request_address_and_limit() {
         if *what == "PUT" {
             args.push("--force");
         }
-        let run = m.compile(&py.path, &args, &env);
-        assert_eq!(run.code, status, "{url} {what}: {}", run.stderr);
-        assert!(pycs(&m.tree) == reference, "{url} {what}: other pycs than a build without a cache");
-        remove_pycs(&m.tree);
-        let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+        let run = m.compile_as(py, &args, &env, &reference, &format!("{url} {what}"));
+        let warnings = warnings(&run.stderr);
         assert!(
             warnings.len() == 1
                 && warnings[0].contains(&format!("`: {want}"))
@@ -871,18 +864,15 @@ fn unsigned_requests_to_a_server_that_wants_signed_ones() {
     let Some(py) = harness::python_or_skip((3, 12), test) else { return };
     let Some(s3) = S3::rclone() else { return };
     let m = Machine::small("unsigned");
-    let (status, reference) = m.reference(py);
+    let reference = m.reference(py);
     let url = format!("s3://{}/unsigned", s3.bucket);
     let env = [("AWS_ENDPOINT_URL", s3.endpoint.as_str())];
     for (extra, what) in [(&[][..], "GET"), (&["--force"][..], "PUT")] {
         let mut args = vec!["-v", "--cache-url", &url];
         args.extend_from_slice(extra);
-        let run = m.compile(&py.path, &args, &env);
-        assert_eq!(run.code, status, "{what}: {}", run.stderr);
-        assert!(pycs(&m.tree) == reference, "{what}: other pycs than a build without a cache");
-        remove_pycs(&m.tree);
+        let run = m.compile_as(py, &args, &env, &reference, what);
         assert!(run.stderr.contains("(anonymous)"), "{what}: {}", run.stderr);
-        let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+        let warnings = warnings(&run.stderr);
         let want = format!("{what}: HTTP 400 UnsupportedAlgorithm (the server wants signed requests");
         assert!(
             warnings.len() == 1
@@ -897,7 +887,7 @@ fn unsigned_requests_to_a_server_that_wants_signed_ones() {
     // With the keys the same build is signed, and warns nothing.
     let signed = [env[0], ("AWS_ACCESS_KEY_ID", &s3.access_key), ("AWS_SECRET_ACCESS_KEY", &s3.secret_key)];
     let run = m.compile(&py.path, &["--cache-url", &url], &signed);
-    assert_eq!(run.code, status, "{}", run.stderr);
+    assert_eq!(run.code, reference.0, "{}", run.stderr);
     assert!(!run.stderr.contains("warning:"), "{}", run.stderr);
 }
 
@@ -913,22 +903,19 @@ fn unsigned_requests_refused_with_403_name_the_credential_variables() {
     let Some(py) = harness::python_or_skip((3, 12), test) else { return };
     let Some(s3) = S3::seaweedfs() else { return };
     let m = Machine::small("unsigned-403");
-    let (status, reference) = m.reference(py);
+    let reference = m.reference(py);
     let url = format!("s3://{}/refused", s3.bucket);
     let endpoint = ("AWS_ENDPOINT_URL", s3.endpoint.as_str());
-    let warnings = |extra: &[&str], env: &[(&str, &str)], what: &str| -> String {
+    let the_warning = |extra: &[&str], env: &[(&str, &str)], what: &str| -> String {
         let mut args = vec!["-v", "--cache-url", &url];
         args.extend_from_slice(extra);
-        let run = m.compile(&py.path, &args, env);
-        assert_eq!(run.code, status, "{what}: {}", run.stderr);
-        assert!(pycs(&m.tree) == reference, "{what}: other pycs than a build without a cache");
-        remove_pycs(&m.tree);
-        let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+        let run = m.compile_as(py, &args, env, &reference, what);
+        let warnings = warnings(&run.stderr);
         assert!(warnings.len() == 1 && warnings[0].contains("switched off"), "{what}: {}", run.stderr);
         warnings[0].to_string()
     };
     for (extra, what) in [(&[][..], "GET"), (&["--force"][..], "PUT")] {
-        let warning = warnings(extra, &[endpoint], what);
+        let warning = the_warning(extra, &[endpoint], what);
         assert!(
             warning.contains(&format!("{what}: HTTP 403"))
                 && warning.contains("(the server refuses unsigned requests, and no credentials were found")
@@ -943,7 +930,7 @@ fn unsigned_requests_refused_with_403_name_the_credential_variables() {
     // Signed with keys the server does not know: no word of unsigned requests.
     let wrong =
         [endpoint, ("AWS_ACCESS_KEY_ID", "HPCNOSUCHKEY"), ("AWS_SECRET_ACCESS_KEY", "not-the-secret")];
-    let warning = warnings(&[], &wrong, "wrong keys");
+    let warning = the_warning(&[], &wrong, "wrong keys");
     assert!(
         warning.contains("GET: HTTP 403")
             && warning.contains("(check the credentials: from AWS_ACCESS_KEY_ID")
@@ -1098,7 +1085,7 @@ fn persistent_failures_switch_the_remote_off_after_the_attempts() {
             .run();
         assert_eq!(run.code, Some(0), "{}", run.stderr);
         assert_eq!(t.pycs().len(), 1, "{}", run.stderr);
-        let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+        let warnings = warnings(&run.stderr);
         assert_eq!(warnings.len(), 1, "{}", run.stderr);
         assert!(warnings[0].ends_with("; it was switched off for the rest of this run"), "{}", run.stderr);
         (warnings[0].to_string(), f.requests(), remote_counts(&run.stderr))
@@ -1368,7 +1355,7 @@ fn unusable_local_tier_keeps_the_remote() {
         let gets = nginx.access_log().matches("\"GET ").count();
         let run = b.compile(&py.path, args, &[]);
         assert_eq!(run.code, status, "{}", run.stderr);
-        let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+        let warnings = warnings(&run.stderr);
         if warned {
             assert_eq!(warnings.len(), 1, "{}", run.stderr);
             assert!(
@@ -1499,7 +1486,7 @@ fn credentials_from_profiles_and_containers() {
         env.extend_from_slice(vars);
         let run = m.compile(&py.path, &["-v", "--cache-url", &url], &env);
         assert_eq!(run.code, Some(1), "{vars:?}: {}", run.stderr);
-        let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+        let warnings = warnings(&run.stderr);
         match refused {
             None => {
                 assert!(warnings.is_empty(), "{vars:?}: {}", run.stderr);
@@ -1621,7 +1608,7 @@ fn credentials_from_profiles_and_containers() {
         env.extend_from_slice(&vars);
         let run = m.compile(&py.path, &["--cache-url", &url], &env);
         assert_eq!(run.code, Some(1), "{}", run.stderr);
-        let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+        let warnings = warnings(&run.stderr);
         let want = format!(
             "cannot get credentials from the container credentials endpoint `{}`: HTTP {}",
             endpoint.url,
@@ -1818,7 +1805,7 @@ fn container_credentials_are_fetched_like_the_cache() {
     assert!(stderr.contains(": 0 hits, 3 misses, 3 stores,"), "{stderr}");
     assert_eq!(endpoint.requests(), ["GET /v1/credentials"]);
     let (stderr, _) = build(&full, &[("SSL_CERT_FILE", other_ca.ca.to_str().unwrap())]);
-    let warnings: Vec<&str> = stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+    let warnings = warnings(&stderr);
     let want = format!("cannot get credentials from the container credentials endpoint `{full}`: ");
     assert!(
         warnings.len() == 1 && warnings[0].contains(&want) && warnings[0].contains("certificate"),
@@ -1830,7 +1817,7 @@ fn container_credentials_are_fetched_like_the_cache() {
     let silent = servers::SilentPort::start();
     let full = format!("{}/v1/credentials", silent.url());
     let (stderr, took) = build(&full, &[("HASHPYC_CACHE_TIMEOUT", "30")]);
-    let warnings: Vec<&str> = stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+    let warnings = self::warnings(&stderr);
     let want = format!(
         "cannot get credentials from the container credentials endpoint `{full}`: GET: timed out connecting \
          to {} (no connection within 1 s;",
@@ -1901,7 +1888,7 @@ fn over_https(
     let before = sent();
     let run = c.compile(&py.path, &["--cache-url", untrusted_url], &untrusted);
     assert_eq!(run.code, Some(1), "{}", run.stderr);
-    let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+    let warnings = warnings(&run.stderr);
     assert!(
         warnings.len() == 1
             && warnings[0].contains("TLS: the server's certificate is not trusted: unknown issuer")
@@ -1948,7 +1935,7 @@ fn https_remotes_with_a_private_certificate_authority() {
     let url = plain.url().replacen("http://", "https://", 1);
     let run = m.compile(&py.path, &["--cache-url", &url], &[("SSL_CERT_FILE", ca.ca.to_str().unwrap())]);
     assert_eq!(run.code, Some(1), "{}", run.stderr);
-    let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+    let warnings = warnings(&run.stderr);
     assert!(
         warnings.len() == 1 && warnings[0].contains("TLS: the server does not speak TLS on this port"),
         "{}",
@@ -1979,8 +1966,8 @@ fn a_failing_container_endpoint_is_asked_once() {
     let Some(py) = harness::python_or_skip((3, 12), test) else { return };
     let Some(s3) = S3::rclone() else { return };
     let m = Machine::new(py, "container-fails");
-    let (status, reference) = m.reference(py);
-    assert!(reference.len() > 30, "{} pycs", reference.len());
+    let reference = m.reference(py);
+    assert!(reference.1.len() > 30, "{} pycs", reference.1.len());
     let url = format!("s3://{}/container-fails", s3.bucket);
     let build = |endpoint: &str, want: &str| {
         let full = format!("{endpoint}/v1/credentials");
@@ -1988,11 +1975,8 @@ fn a_failing_container_endpoint_is_asked_once() {
             ("AWS_ENDPOINT_URL", s3.endpoint.as_str()),
             ("AWS_CONTAINER_CREDENTIALS_FULL_URI", full.as_str()),
         ];
-        let run = m.compile(&py.path, &["--cache-url", &url], &env);
-        assert_eq!(run.code, status, "{want}: {}", run.stderr);
-        assert!(pycs(&m.tree) == reference, "{want}: other pycs than a build without a cache");
-        remove_pycs(&m.tree);
-        let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+        let run = m.compile_as(py, &["--cache-url", &url], &env, &reference, want);
+        let warnings = warnings(&run.stderr);
         let cause =
             format!("cannot get credentials from the container credentials endpoint `{full}`: {want}");
         assert!(

@@ -162,7 +162,8 @@ fn unresolved(e: ureq::Error, uri: &ureq::http::Uri) -> ureq::Error {
 /// scrubbed from whatever the HTTP library said. A connection reset, or closed before the
 /// response, is transient (a server restarting, a connection it dropped under load); a
 /// refused connection, DNS and TLS errors are not (the same request would meet them again).
-pub fn request_error(e: &ureq::Error, secrets: &[&str]) -> TierError {
+/// Timeouts are [`send_error`]'s, the only caller.
+fn request_error(e: &ureq::Error, secrets: &[&str]) -> TierError {
     use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
     if let ureq::Error::Io(io) = e
         && matches!(io.kind(), ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof)
@@ -174,12 +175,6 @@ pub fn request_error(e: &ureq::Error, secrets: &[&str]) -> TierError {
         return TierError::Transient { message: scrub(&message, secrets), retry_after: None };
     }
     let msg = match e {
-        ureq::Error::Timeout(_) => return TierError::Timeout("timed out".into()),
-        ureq::Error::Io(io)
-            if matches!(io.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) =>
-        {
-            return TierError::Timeout("timed out".into());
-        }
         ureq::Error::Io(io) => tls::reason(io).unwrap_or_else(|| crate::io::io_reason(io)),
         ureq::Error::Rustls(tls) => tls::describe(tls),
         ureq::Error::HostNotFound => "host not found (DNS)".into(),
@@ -504,7 +499,10 @@ mod tests {
     fn transient_failures_are_told_apart() {
         assert!([429, 500, 502, 503, 504].into_iter().all(is_transient));
         assert!(![400, 401, 403, 404, 413, 501, 505, 507].into_iter().any(is_transient));
-        let io = |kind: std::io::ErrorKind| request_error(&ureq::Error::Io(kind.into()), &[]);
+        let agent = agent(DEFAULT_TIMEOUT, 1, false);
+        let io = |kind: std::io::ErrorKind| {
+            send_error(&ureq::Error::Io(kind.into()), "GET", "http://127.0.0.1:9", &agent, &[])
+        };
         use std::io::ErrorKind::*;
         for kind in [ConnectionReset, ConnectionAborted, BrokenPipe, UnexpectedEof] {
             assert!(matches!(io(kind), TierError::Transient { retry_after: None, .. }), "{kind:?}");
