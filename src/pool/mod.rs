@@ -124,6 +124,10 @@ pub struct Worker {
     birth_words: Vec<u8>,
     /// The last new child's answer to `birth_words` ([`Message::Birth`]), until taken.
     birth: Option<Vec<u8>>,
+    /// Requests sent to the long-lived child ahead of their turn, oldest first: the
+    /// caller's tag for each, whether it was the child's first, and its time limit (counted
+    /// from the write of its group).
+    inflight: VecDeque<(usize, bool, Option<Instant>)>,
 }
 
 /// How files were compiled in this process, for `HASHPYC_TRACE`: long-lived children
@@ -144,6 +148,10 @@ pub struct Stats {
     /// them certified by probing.
     pub batched: AtomicU64,
     pub probed: AtomicU64,
+    /// Compiles sent to long-lived children in groups (see `schedule::Slot::run`), and
+    /// those whose reply was dropped because their child had to end before its turn.
+    pub grouped: AtomicU64,
+    pub dropped: AtomicU64,
 }
 
 pub static STATS: Stats = Stats {
@@ -157,6 +165,8 @@ pub static STATS: Stats = Stats {
     certified: AtomicU64::new(0),
     batched: AtomicU64::new(0),
     probed: AtomicU64::new(0),
+    grouped: AtomicU64::new(0),
+    dropped: AtomicU64::new(0),
 };
 
 impl Stats {
@@ -166,7 +176,8 @@ impl Stats {
             "{} compiles in {} long-lived children ({} ended after a compile that changed them), \
              {} fresh forks ({} predicted from the source, {} suspects recompiled); \
              frozensets certified in long-lived children for {} of {} files tried; \
-             {} deferred files in long-lived children of their own ({} certified by probing)",
+             {} deferred files in long-lived children of their own ({} certified by probing); \
+             {} compiles sent in groups ({} replies dropped: their child had to end)",
             get(&self.long_compiles),
             get(&self.long_children),
             get(&self.tainted),
@@ -176,7 +187,9 @@ impl Stats {
             get(&self.certified),
             get(&self.certify_tried),
             get(&self.batched),
-            get(&self.probed)
+            get(&self.probed),
+            get(&self.grouped),
+            get(&self.dropped)
         )
     }
 }
@@ -300,6 +313,13 @@ impl Worker {
             })
             .map_err(|e| WorkerFailure::Start(e.to_string()))?;
         set_nonblocking(stdin.as_raw_fd());
+        // Room for a group of requests, and for its replies, in one write each.
+        for fd in [stdin.as_raw_fd(), stdout.as_raw_fd()] {
+            // SAFETY: fcntl on pipe descriptors we own; failure only leaves the default size.
+            unsafe {
+                libc::fcntl(fd, libc::F_SETPIPE_SZ, 1 << 20);
+            }
+        }
         let data = Channel::new(std::fs::File::from(std::os::fd::OwnedFd::from(stdout)));
         let mut w = Worker {
             child,
@@ -313,10 +333,11 @@ impl Worker {
             generation: 0,
             birth_words: Vec::new(),
             birth: None,
+            inflight: VecDeque::new(),
         };
         let startup = spec.timeout.map_or(MIN_STARTUP, |t| t.max(MIN_STARTUP));
         let deadline = Some(Instant::now() + startup);
-        match w.write_parts(&[spec.script.as_bytes(), &[]], deadline) {
+        match w.write_all(&[spec.script.as_bytes()], deadline) {
             Ok(()) => {}
             Err(WorkerFailure::TimedOut(_)) => return Err(WorkerFailure::StartTimeout(startup)),
             Err(_) => {
@@ -370,7 +391,82 @@ impl Worker {
 
     /// Compile in the long-lived child, forking one first if none is running.
     pub fn compile_long(&mut self, job: &Job<'_>) -> Result<(Outcome, LongLivedInfo), WorkerFailure> {
+        self.drain()?;
         let deadline = self.deadline();
+        let first = self.send_long(job, deadline)?;
+        self.recv_long(job.certify, first, deadline)
+    }
+
+    /// Send `jobs` to the long-lived child ahead of their turn, in one write, tagged with
+    /// `tags`: the next [`Worker::compile_long_tagged`] calls with those tags, in that
+    /// order, take their replies.
+    pub fn send_group(&mut self, jobs: &[Job<'_>], tags: &[usize]) -> Result<(), WorkerFailure> {
+        self.drain()?;
+        let deadline = self.deadline();
+        self.start_child(deadline)?;
+        let heads: Vec<Vec<u8>> = jobs.iter().map(|j| Request::Compile(j).parts().0).collect();
+        let slices: Vec<&[u8]> = heads.iter().zip(jobs).flat_map(|(h, j)| [h.as_slice(), j.source]).collect();
+        self.write_all(&slices, deadline)?;
+        for &tag in tags {
+            self.inflight.push_back((tag, self.child_compiles == 0, deadline));
+            self.child_compiles += 1;
+        }
+        STATS.long_compiles.fetch_add(jobs.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        STATS.grouped.fetch_add(jobs.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Whether a request tagged `tag` is waiting for its reply.
+    pub fn is_ahead(&self, tag: usize) -> bool {
+        self.inflight.iter().any(|&(t, _, _)| t == tag)
+    }
+
+    /// [`Worker::compile_long`], or the reply to the request sent ahead with `tag` when it is
+    /// the oldest one waiting.
+    pub fn compile_long_tagged(
+        &mut self,
+        job: &Job<'_>,
+        tag: usize,
+    ) -> Result<(Outcome, LongLivedInfo), WorkerFailure> {
+        if let Some(&(t, first, deadline)) = self.inflight.front()
+            && t == tag
+            && self.child_running
+        {
+            self.inflight.pop_front();
+            // The replies come back together: the group shares one limit, counted from
+            // its write (see `schedule::Slot::compile_for` for what a timeout leads to).
+            return self.recv_long(job.certify, first, deadline);
+        }
+        self.compile_long(job)
+    }
+
+    /// Take and drop the replies to requests sent ahead (their child is about to end, or
+    /// something else must be compiled first): those files are compiled again.
+    fn drain(&mut self) -> Result<(), WorkerFailure> {
+        while let Some((_, first, _)) = self.inflight.pop_front() {
+            STATS.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let deadline = self.deadline();
+            if let Err(e) = self.recv_long(false, first, deadline) {
+                self.inflight.clear();
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Send a compile request to the long-lived child, forking one first if none is running;
+    /// true when it is the child's first.
+    fn send_long(&mut self, job: &Job<'_>, deadline: Option<Instant>) -> Result<bool, WorkerFailure> {
+        self.start_child(deadline)?;
+        STATS.long_compiles.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.send(&Request::Compile(job), deadline)?;
+        let first_in_child = self.child_compiles == 0;
+        self.child_compiles += 1;
+        Ok(first_in_child)
+    }
+
+    /// Fork a long-lived child, unless one is running.
+    fn start_child(&mut self, deadline: Option<Instant>) -> Result<(), WorkerFailure> {
         if !self.child_running {
             let words = std::mem::take(&mut self.birth_words);
             let sent = self.send(&Request::StartChild(&words), deadline);
@@ -381,10 +477,16 @@ impl Worker {
             self.generation += 1;
             STATS.long_children.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
-        STATS.long_compiles.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.send(&Request::Compile(job), deadline)?;
-        let first_in_child = self.child_compiles == 0;
-        self.child_compiles += 1;
+        Ok(())
+    }
+
+    /// The long-lived child's reply to the oldest request not yet answered.
+    fn recv_long(
+        &mut self,
+        certify: bool,
+        first_in_child: bool,
+        deadline: Option<Instant>,
+    ) -> Result<(Outcome, LongLivedInfo), WorkerFailure> {
         let reply = loop {
             if let Some(reply) = self.data.frame() {
                 match reply? {
@@ -398,6 +500,12 @@ impl Worker {
             if let Some(note) = self.control.frame() {
                 // The child is gone; a reply it finished before dying still counts.
                 self.child_running = false;
+                if !self.inflight.is_empty() {
+                    // Requests sent ahead are still in the pipe, maybe half read: the
+                    // zygote must never see them.
+                    self.inflight.clear();
+                    self.kill();
+                }
                 self.data.fill();
                 match (self.data.frame(), note?) {
                     (Some(reply), _) => break reply?,
@@ -412,7 +520,7 @@ impl Worker {
             self.pump(deadline)?;
         };
         let modules_changed = matches!(reply, Message::Compiled { modules_changed: true, .. });
-        let certified = job.certify && matches!(reply, Message::Compiled { certified: true, .. });
+        let certified = certify && matches!(reply, Message::Compiled { certified: true, .. });
         Ok((reply_outcome(reply)?, LongLivedInfo { first_in_child, modules_changed, certified }))
     }
 
@@ -437,6 +545,7 @@ impl Worker {
         if !self.child_running {
             return Ok(());
         }
+        self.drain()?;
         let deadline = self.deadline();
         self.send(&Request::EndChild, deadline)?;
         self.child_running = false;
@@ -451,6 +560,7 @@ impl Worker {
 
     /// Kill the zygote and everything it forked.
     pub fn kill(&mut self) {
+        self.inflight.clear();
         let pid = self.child.id() as i32;
         // SAFETY: kill(2) on our own child's process group; no memory is touched.
         unsafe {
@@ -491,13 +601,13 @@ impl Worker {
 
     fn send(&mut self, req: &Request<'_>, deadline: Option<Instant>) -> Result<(), WorkerFailure> {
         let (head, tail) = req.parts();
-        self.write_parts(&[&head, tail], deadline)
+        self.write_all(&[&head, tail], deadline)
     }
 
-    /// Write two slices to the worker's stdin, waiting for room until the deadline.
-    fn write_parts(&mut self, parts: &[&[u8]; 2], deadline: Option<Instant>) -> Result<(), WorkerFailure> {
+    /// Write slices to the worker's stdin, in order, waiting for room until the deadline.
+    fn write_all(&mut self, parts: &[&[u8]], deadline: Option<Instant>) -> Result<(), WorkerFailure> {
         let fd = self.stdin.as_raw_fd();
-        let mut slices = [std::io::IoSlice::new(parts[0]), std::io::IoSlice::new(parts[1])];
+        let mut slices: Vec<std::io::IoSlice<'_>> = parts.iter().map(|p| std::io::IoSlice::new(p)).collect();
         let mut rest: &mut [std::io::IoSlice<'_>] = &mut slices;
         std::io::IoSlice::advance_slices(&mut rest, 0);
         while !rest.is_empty() {
@@ -505,7 +615,17 @@ impl Worker {
                 Ok(0) => return Err(self.eof()),
                 Ok(n) => std::io::IoSlice::advance_slices(&mut rest, n),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    wait_fds(&[(fd, libc::POLLOUT)], deadline)?;
+                    // Replies to earlier requests may be what keeps the worker from reading:
+                    // take them in meanwhile.
+                    if self.data.eof {
+                        wait_fds(&[(fd, libc::POLLOUT)], deadline)?;
+                    } else {
+                        wait_fds(
+                            &[(fd, libc::POLLOUT), (self.data.file.as_raw_fd(), libc::POLLIN)],
+                            deadline,
+                        )?;
+                        self.data.fill();
+                    }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => return Err(self.eof()),

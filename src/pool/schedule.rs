@@ -2,7 +2,8 @@
 //! per target; units are taken largest first (a big file last would leave the other
 //! slots idle). A unit is one source for the targets that need it: the source is read
 //! once, hashed per target, sent to each target's worker, and its pycs written right
-//! away by the slot.
+//! away by the slot. Files compiled in a long-lived child as they are go to it in groups
+//! of small ones, one write out and one back (see [`GROUP_FILES`]).
 //!
 //! Determinism: with `Isolation::LongLived`, a child whose compile changed the
 //! interpreter for good (imported a module, interned a non-ASCII identifier) is replaced,
@@ -208,6 +209,12 @@ impl Queue {
         }
     }
 
+    /// The next unit, if one is waiting now.
+    fn try_pop(&self) -> Option<(usize, Vec<usize>)> {
+        let mut st = self.state.lock().expect("queue lock");
+        st.heap.pop().map(|(_, std::cmp::Reverse(src), targets)| (src, targets))
+    }
+
     /// Wake every waiting slot (a stop was requested).
     fn wake(&self) {
         self.ready.notify_all();
@@ -288,6 +295,20 @@ fn read_source(path: &Path, size_hint: u64) -> std::io::Result<Vec<u8>> {
     let mut buf = Vec::with_capacity(usize::try_from(size_hint).unwrap_or(0).saturating_add(4096));
     crate::io::read_source_into(path, &mut buf)?;
     Ok(buf)
+}
+
+/// The request that compiles source `src` for target `t` as the plan says (no
+/// certificate asked); None when the plan compiles nothing there.
+fn job<'j>(s: &'j Schedule<'j>, src: usize, t: usize, source: &'j [u8]) -> Option<Job<'j>> {
+    let plan = &s.plans[src];
+    let Action::Compile { prefix, .. } = &plan.actions[t] else { return None };
+    Some(Job {
+        levels: &s.paths.levels[..usize::from(*prefix)],
+        filename: plan.embedded().as_os_str().as_encoded_bytes(),
+        source,
+        certify: false,
+        probe: false,
+    })
 }
 
 /// A unit deferred to phase 2: a source for one target, with the strings of its set
@@ -409,6 +430,20 @@ struct Slot<'a> {
     verifiers: Vec<Option<Worker>>,
 }
 
+/// At most how many files, and about how many bytes of source, a slot sends to a long-lived
+/// child in one group. Small enough that a group never waits long for its replies (nor a
+/// slot at the end of the queue for the other's group), large enough that the files most
+/// trees are made of (a few KiB) share their round trips by eight.
+const GROUP_FILES: usize = 8;
+const GROUP_BYTES: usize = 128 * 1024;
+
+/// A unit taken from the queue: source index, targets, and once read, its source and the
+/// guess about it.
+type Taken = (usize, Vec<usize>, Option<Vec<u8>>, Option<(bool, predict::Prediction)>);
+
+/// A unit of a group: source index, source, guess.
+type Grouped = (usize, Vec<u8>, Option<(bool, predict::Prediction)>);
+
 enum Step {
     Done(UnitResult),
     Deferred,
@@ -422,9 +457,48 @@ impl<'a> Slot<'a> {
     }
 
     fn run(mut self) {
-        // Phase 1: the queue, largest first.
-        while let Some((src, targets)) = self.sh.queue.pop(&self.sh.stop) {
-            self.unit(src, &targets, false);
+        // Phase 1: the queue, largest first. Files bound for a long-lived child as they
+        // are (see `Slot::plain`) go to it in groups: one write there, one reply back (see
+        // `worker.py`, `_child_loop`), instead of a round trip and two task switches each.
+        let mut next: Option<Taken> = None;
+        loop {
+            let (src, targets, source, mut guess) = match next.take() {
+                Some(taken) => taken,
+                None => match self.sh.queue.pop(&self.sh.stop) {
+                    Some((src, targets)) => (src, targets, None, None),
+                    None => break,
+                },
+            };
+            if self.stopped() {
+                break;
+            }
+            let Some(source) = source.or_else(|| self.read_unit(src, &targets)) else { continue };
+            if !self.plain(src, &targets, &source, &mut guess) {
+                self.unit_read(src, &targets, false, &source, &mut guess);
+                continue;
+            }
+            let mut bytes = source.len();
+            let mut group = vec![(src, source, guess)];
+            while group.len() < GROUP_FILES
+                && bytes < GROUP_BYTES
+                && let Some((more, more_targets)) = self.sh.queue.try_pop()
+            {
+                let Some(more_source) = self.read_unit(more, &more_targets) else { continue };
+                let mut more_guess = None;
+                if more_targets != targets || !self.plain(more, &more_targets, &more_source, &mut more_guess)
+                {
+                    next = Some((more, more_targets, Some(more_source), more_guess));
+                    break;
+                }
+                bytes += more_source.len();
+                group.push((more, more_source, more_guess));
+            }
+            if group.len() > 1 {
+                self.send_group(targets[0], &group);
+            }
+            for (src, source, mut guess) in group {
+                self.unit_read(src, &targets, false, &source, &mut guess);
+            }
         }
         // End long-lived children: phase 2 forks from pristine zygotes only.
         for w in self.workers.iter_mut().flatten() {
@@ -593,17 +667,27 @@ impl<'a> Slot<'a> {
     /// One source for some targets: read once, compile per target, write.
     fn unit(&mut self, src: usize, targets: &[usize], fresh: bool) {
         let Some(source) = self.read_unit(src, targets) else { return };
-        // The source is read once per unit, and guessed about at most once (per kind of
-        // guess: with or without set displays).
-        let mut guess = None;
+        self.unit_read(src, targets, fresh, &source, &mut None);
+    }
+
+    /// [`Slot::unit`] with the source read. It is guessed about at most once (per kind of
+    /// guess: with or without set displays).
+    fn unit_read(
+        &mut self,
+        src: usize,
+        targets: &[usize],
+        fresh: bool,
+        source: &[u8],
+        guess: &mut Option<(bool, predict::Prediction)>,
+    ) {
         for &t in targets {
-            match self.compile_for(src, t, &source, fresh, false, &mut guess) {
+            match self.compile_for(src, t, source, fresh, false, guess) {
                 Some(Step::Done(r)) => self.record(src, t, r),
                 Some(Step::Deferred) => {
                     let batches = self.batches(t);
-                    let strings = if batches { predict::set_strings(&source) } else { Vec::new() };
+                    let strings = if batches { predict::set_strings(source) } else { Vec::new() };
                     let hashes = strings.iter().map(|w| predict::word_hash(w)).collect();
-                    let mut words = if batches { predict::word_hashes(&source) } else { Vec::new() };
+                    let mut words = if batches { predict::word_hashes(source) } else { Vec::new() };
                     words.sort_unstable();
                     words.dedup();
                     let fork = guess.is_some_and(|(_, g)| g.imports_unicodedata);
@@ -614,6 +698,43 @@ impl<'a> Slot<'a> {
                 }
                 None => return,
             }
+        }
+    }
+
+    /// Whether unit `src`, for its one target, will be compiled in that target's long-lived
+    /// child as it is: no certificate asked, nothing predicted that sends it elsewhere.
+    fn plain(
+        &mut self,
+        src: usize,
+        targets: &[usize],
+        source: &[u8],
+        guess: &mut Option<(bool, predict::Prediction)>,
+    ) -> bool {
+        let &[t] = targets else { return false };
+        let s = self.sh.s;
+        let Isolation::LongLived { refork_suspects } = s.specs[t].target.isolation() else { return false };
+        if !matches!(&s.plans[src].actions[t], Action::Compile { .. }) {
+            return false;
+        }
+        let g = match *guess {
+            Some((sets, g)) if sets || !refork_suspects => g,
+            _ => {
+                let g = predict::predict(source, refork_suspects);
+                *guess = Some((refork_suspects, g));
+                g
+            }
+        };
+        !(g.imports_unicodedata || (refork_suspects && g.frozenset_with_str))
+    }
+
+    /// Send a group of plain units (see [`Slot::plain`]) for target `t` ahead of their turn.
+    fn send_group(&mut self, t: usize, group: &[Grouped]) {
+        let s = self.sh.s;
+        let (jobs, tags): (Vec<Job<'_>>, Vec<usize>) =
+            group.iter().filter_map(|(src, source, _)| Some((job(s, *src, t, source)?, *src))).unzip();
+        let Ok(worker) = self.worker(t) else { return };
+        if worker.send_group(&jobs, &tags).is_err() {
+            self.drop_worker(t);
         }
     }
 
@@ -639,16 +760,10 @@ impl<'a> Slot<'a> {
         let spec = &s.specs[t];
         let isolation = spec.target.isolation();
         let filename = plan.embedded().as_os_str().as_encoded_bytes();
-        let Action::Compile { prefix, .. } = &plan.actions[t] else {
+        let Some(mut job) = job(s, src, t, source) else {
             return Some(Step::Done(UnitResult::Error("internal error: nothing to compile".into())));
         };
-        let mut job = Job {
-            levels: &s.paths.levels[..usize::from(*prefix)],
-            filename,
-            source,
-            certify: batch,
-            probe: batch,
-        };
+        (job.certify, job.probe) = (batch, batch);
         if let Isolation::LongLived { refork_suspects } = isolation
             && !fresh
             && !batch
@@ -676,6 +791,10 @@ impl<'a> Slot<'a> {
                 return Some(Step::Deferred);
             }
         }
+        // Sent in a group (see `Slot::run`): the child replies to the group at once, so a
+        // timeout waiting for this file's reply may be another file's; it is compiled again
+        // alone before it is reported.
+        let grouped = self.workers[t].as_ref().is_some_and(|w| w.is_ahead(src));
         let mut attempts = 0;
         let (outcome, deferred) = loop {
             attempts += 1;
@@ -691,7 +810,7 @@ impl<'a> Slot<'a> {
                 _ if fresh => worker.compile_fresh(&job).map(|o| (o, false)),
                 Isolation::LongLived { refork_suspects } => {
                     let code_layout = CodeLayout::for_version(spec.target.version.0, spec.target.version.1);
-                    worker.compile_long(&job).and_then(|(outcome, info)| {
+                    worker.compile_long_tagged(&job, src).and_then(|(outcome, info)| {
                         let (taint, suspect) = match &outcome {
                             Outcome::Compiled { bodies, .. } => {
                                 let scans: Vec<_> =
@@ -751,6 +870,9 @@ impl<'a> Slot<'a> {
                 Err(WorkerFailure::Interrupted) => return None,
                 Err(WorkerFailure::TimedOut(_)) => {
                     self.drop_worker(t);
+                    if grouped && attempts < 2 {
+                        continue;
+                    }
                     let secs = spec.timeout.map_or(0.0, |d| d.as_secs_f64());
                     return Some(Step::Done(UnitResult::Error(format!(
                         "timed out after {secs} s in the Python worker (see --timeout)"

@@ -10,7 +10,8 @@
 #   - a one-shot child on b"F", which compiles that one request and exits,
 # so every one-shot compile starts from the same pristine state.
 #
-# Frames, both ways: u32 little-endian length, then that many bytes. Replies and the hello
+# Frames, both ways: u32 little-endian length, then that many bytes (a long-lived child
+# writes the replies to a group of requests together, see _held). Replies and the hello
 # go to stdout; the zygote's notes about its children (e, D) go to fd 3, a separate pipe,
 # so a child that dies halfway through a reply can never be mistaken for a reply.
 # Requests:  L[words] | E | C<req> | K<req> | P<req> | F<req>,
@@ -81,13 +82,40 @@ def _frame():
     return _read(int.from_bytes(head, "little")) if head != b"\0\0\0\0" else b""
 
 
+# A long-lived child holds its replies while the next request has already arrived whole
+# (hashpyc sends small files in groups, in one write), and then writes them together: one
+# wake-up of hashpyc per group instead of one per file. At most 1 MiB is held.
+_holding = False
+_held = []
+_held_size = 0
+
+
 def _send(*parts, fd=1):
+    global _held_size
     size = 0
     for p in parts:
         size += len(p)
     parts = (size.to_bytes(4, "little"),) + parts
+    if _holding and fd == 1:
+        _held.extend(parts)
+        _held_size += size + 4
+        return
+    _write(fd, parts, size + 4)
+
+
+def _flush():
+    global _held_size
+    if _held:
+        parts = tuple(_held)
+        size = _held_size
+        del _held[:]
+        _held_size = 0
+        _write(1, parts, size)
+
+
+def _write(fd, parts, size):
     done = posix.writev(fd, parts)
-    if done < size + 4:
+    if done < size:
         # A partial write (a signal): finish the rest plainly.
         view = memoryview(b"".join(parts))[done:]
         while view:
@@ -98,16 +126,17 @@ _pending = bytearray()
 
 
 def _frame_buffered():
-    # The long-lived child's reader: hashpyc sends one request and waits for the reply,
-    # so reading ahead of a frame never takes bytes that belong to anyone else.
+    # The long-lived child's reader: hashpyc sends it one request or a group of them (in
+    # one write) and sends nothing more, an end request included, until every reply has
+    # come back, so reading ahead of a frame never takes bytes that belong to anyone else.
     while len(_pending) < 4:
-        data = posix.read(0, 1 << 16)
+        data = posix.read(0, 1 << 20)
         if not data:
             return None
         _pending.extend(data)
     end = 4 + int.from_bytes(_pending[:4], "little")
     while len(_pending) < end:
-        data = posix.read(0, max(1 << 16, end - len(_pending)))
+        data = posix.read(0, max(1 << 20, end - len(_pending)))
         if not data:
             return None
         _pending.extend(data)
@@ -362,11 +391,16 @@ def _compile(req):
 
 
 def _child_loop():
+    global _holding
+    _holding = True
     while True:
         req = _frame_buffered()
         if req is None or req[:1] == b"E":
             return
         _compile(req)
+        n = len(_pending)
+        if n < 4 or n < 4 + int.from_bytes(_pending[:4], "little") or _held_size > 1 << 20 or len(_held) > 256:
+            _flush()
 
 
 def _zygote():

@@ -197,6 +197,53 @@ fn hanging_worker_times_out_naming_the_file() {
     }
 }
 
+/// Small files go to a long-lived child in groups, its replies come back together; a file
+/// of the group whose compile changes the child (its coding cookie imports a codec) ends
+/// it, and the files after it, compiled in the changed child before hashpyc could know, are
+/// compiled again in a new one. The fake worker makes that visible: once the codec is
+/// imported, every later compile in that child gets a statement more (`WRONG`), which no
+/// pyc may carry.
+#[test]
+fn a_change_of_the_child_inside_a_group_drops_the_replies_after_it() {
+    for py in fault_pythons("faults::group_change").into_iter().filter(|py| py.minor >= (3, 11)) {
+        let tree = Tree::new();
+        for i in 0..3 {
+            tree.write(format!("src/a{i}.py"), format!("a = {i}\n"));
+        }
+        tree.write("src/cookie.py", b"# coding: cp1252\ns = 'caf\xe9'\n");
+        for i in 0..4 {
+            tree.write(format!("src/z{i}.py"), format!("def later{i}():\n    return {i} + {i}\n"));
+        }
+        let script = fake_worker(
+            &tree,
+            "changed",
+            "if 'encodings.cp1252' in sys.modules:\n    req = req + b'\\nWRONG = 1\\n'",
+        );
+        let run = tree
+            .hashpyc()
+            .env("HASHPYC_WORKER_SCRIPT", &script)
+            .env("HASHPYC_TRACE", "1")
+            .env("HASHPYC_ORDER", "reverse")
+            .args(["compile", "-j1"])
+            .python(py)
+            .arg("src")
+            .run();
+        run.assert_code(0);
+        assert!(run.stderr.contains("Compiled 8 files"), "{}: {}", py.label(), run.stderr);
+        let check = "import marshal, pathlib, sys\n\
+                     bad = [str(p) for p in pathlib.Path(sys.argv[1]).rglob('*.pyc')\n\
+                            if 'WRONG' in marshal.loads(p.read_bytes()[16:]).co_names]\n\
+                     print('wrong:', bad)";
+        let out = py.run(&["-I", "-c", check, tree.path("src").to_str().unwrap()], tree.root());
+        assert_eq!(out.trim(), "wrong: []", "{}", py.label());
+        // One group: a0-a2, cookie.py, then z0-z3 in the changed child, dropped.
+        assert_eq!(harness::trace_number(&run.stderr, "compiles sent in groups"), 8, "{}", run.stderr);
+        assert_eq!(harness::trace_number(&run.stderr, "replies dropped"), 4, "{}", run.stderr);
+        assert!(harness::trace_number(&run.stderr, "ended after a compile that changed them") >= 1);
+        assert_tree_sound(py, tree.root());
+    }
+}
+
 #[test]
 fn worker_flooding_stderr_does_not_deadlock() {
     for py in fault_pythons("faults::stderr_flood") {
@@ -521,7 +568,9 @@ fn a_source_rewritten_mid_run_keeps_hash_and_body_together() {
 fn a_file_that_vanishes_is_a_notice() {
     for py in fault_pythons("faults::vanish") {
         let tree = Tree::new();
-        tree.write("src/a_big.py", format!("x = {:?}\n", "a".repeat(10_000)));
+        // Larger than a group of files sent together (which are read together): z.py is
+        // read only after a_big.py's compile.
+        tree.write("src/a_big.py", format!("x = {:?}\n", "a".repeat(200_000)));
         tree.write("src/z.py", "z = 1\n");
         let script = fake_worker(&tree, "slow", "if b'a_big' in req:\n    import time\n    time.sleep(1.5)");
         let z = tree.path("src/z.py");
