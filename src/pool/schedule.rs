@@ -209,9 +209,14 @@ impl Queue {
         }
     }
 
-    /// The next unit, if one is waiting now.
-    fn try_pop(&self) -> Option<(usize, Vec<usize>)> {
+    /// The next unit, if one is waiting now, more than `keep` others wait behind it, and
+    /// `fits` accepts its source index.
+    fn try_pop(&self, keep: usize, fits: impl Fn(usize) -> bool) -> Option<(usize, Vec<usize>)> {
         let mut st = self.state.lock().expect("queue lock");
+        match st.heap.peek() {
+            Some((_, std::cmp::Reverse(src), _)) if st.heap.len() > keep && fits(*src) => {}
+            _ => return None,
+        }
         st.heap.pop().map(|(_, std::cmp::Reverse(src), targets)| (src, targets))
     }
 
@@ -431,11 +436,13 @@ struct Slot<'a> {
 }
 
 /// At most how many files, and about how many bytes of source, a slot sends to a long-lived
-/// child in one group. Small enough that a group never waits long for its replies (nor a
-/// slot at the end of the queue for the other's group), large enough that the files most
-/// trees are made of (a few KiB) share their round trips by eight.
+/// child in one group; only files of at most `GROUP_FILE_BYTES` are grouped (a larger one's
+/// compile dwarfs a round trip), and only while more than `GROUP_FILES` units per slot are
+/// still queued, so that the slots stay balanced at the end of the queue and a small tree
+/// (a pre-commit run's ten files) is shared out file by file as before.
 const GROUP_FILES: usize = 8;
 const GROUP_BYTES: usize = 128 * 1024;
+const GROUP_FILE_BYTES: u64 = 32 * 1024;
 
 /// A unit taken from the queue: source index, targets, and once read, its source and the
 /// guess about it.
@@ -473,15 +480,17 @@ impl<'a> Slot<'a> {
                 break;
             }
             let Some(source) = source.or_else(|| self.read_unit(src, &targets)) else { continue };
-            if !self.plain(src, &targets, &source, &mut guess) {
+            let small = |src: usize| self.sh.s.plans[src].size <= GROUP_FILE_BYTES;
+            if !small(src) || !self.plain(src, &targets, &source, &mut guess) {
                 self.unit_read(src, &targets, false, &source, &mut guess);
                 continue;
             }
+            let keep = GROUP_FILES * self.sh.s.jobs;
             let mut bytes = source.len();
             let mut group = vec![(src, source, guess)];
             while group.len() < GROUP_FILES
                 && bytes < GROUP_BYTES
-                && let Some((more, more_targets)) = self.sh.queue.try_pop()
+                && let Some((more, more_targets)) = self.sh.queue.try_pop(keep, small)
             {
                 let Some(more_source) = self.read_unit(more, &more_targets) else { continue };
                 let mut more_guess = None;

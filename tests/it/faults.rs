@@ -197,6 +197,38 @@ fn hanging_worker_times_out_naming_the_file() {
     }
 }
 
+/// A tree whose first group (`-j1`, smallest file first) is a0-a2, then `middle`, then
+/// z0-z3: 8 files, with 9 larger ones queued behind them (files are grouped only while
+/// more than 8 per slot wait).
+fn grouped_tree(middle: &str, body: &[u8]) -> Tree {
+    let tree = Tree::new();
+    for i in 0..3 {
+        tree.write(format!("src/a{i}.py"), format!("a = {i}\n"));
+    }
+    tree.write(format!("src/{middle}.py"), body);
+    for i in 0..4 {
+        tree.write(format!("src/z{i}.py"), format!("def later{i}():\n    return {i} + {i}\n"));
+    }
+    for i in 0..9 {
+        tree.write(format!("src/w{i}.py"), format!("def queued{i}():\n    return '{}'\n", "w".repeat(60)));
+    }
+    tree
+}
+
+/// `hashpyc compile -j1` of a [`grouped_tree`] with `script` as the worker, the smallest
+/// file first, traced.
+fn grouped_run(tree: &Tree, py: &Python, script: &Path, extra: &[&str]) -> harness::Run {
+    tree.hashpyc()
+        .env("HASHPYC_WORKER_SCRIPT", script)
+        .env("HASHPYC_TRACE", "1")
+        .env("HASHPYC_ORDER", "reverse")
+        .args(["compile", "-j1"])
+        .args(extra)
+        .python(py)
+        .arg("src")
+        .run()
+}
+
 /// Small files go to a long-lived child in groups, its replies come back together; a file
 /// of the group whose compile changes the child (its coding cookie imports a codec) ends
 /// it, and the files after it, compiled in the changed child before hashpyc could know, are
@@ -206,30 +238,15 @@ fn hanging_worker_times_out_naming_the_file() {
 #[test]
 fn a_change_of_the_child_inside_a_group_drops_the_replies_after_it() {
     for py in fault_pythons("faults::group_change").into_iter().filter(|py| py.minor >= (3, 11)) {
-        let tree = Tree::new();
-        for i in 0..3 {
-            tree.write(format!("src/a{i}.py"), format!("a = {i}\n"));
-        }
-        tree.write("src/cookie.py", b"# coding: cp1252\ns = 'caf\xe9'\n");
-        for i in 0..4 {
-            tree.write(format!("src/z{i}.py"), format!("def later{i}():\n    return {i} + {i}\n"));
-        }
+        let tree = grouped_tree("cookie", b"# coding: cp1252\ns = 'caf\xe9'\n");
         let script = fake_worker(
             &tree,
             "changed",
             "if 'encodings.cp1252' in sys.modules:\n    req = req + b'\\nWRONG = 1\\n'",
         );
-        let run = tree
-            .hashpyc()
-            .env("HASHPYC_WORKER_SCRIPT", &script)
-            .env("HASHPYC_TRACE", "1")
-            .env("HASHPYC_ORDER", "reverse")
-            .args(["compile", "-j1"])
-            .python(py)
-            .arg("src")
-            .run();
+        let run = grouped_run(&tree, py, &script, &[]);
         run.assert_code(0);
-        assert!(run.stderr.contains("Compiled 8 files"), "{}: {}", py.label(), run.stderr);
+        assert!(run.stderr.contains("Compiled 17 files"), "{}: {}", py.label(), run.stderr);
         let check = "import marshal, pathlib, sys\n\
                      bad = [str(p) for p in pathlib.Path(sys.argv[1]).rglob('*.pyc')\n\
                             if 'WRONG' in marshal.loads(p.read_bytes()[16:]).co_names]\n\
@@ -240,6 +257,54 @@ fn a_change_of_the_child_inside_a_group_drops_the_replies_after_it() {
         assert_eq!(harness::trace_number(&run.stderr, "compiles sent in groups"), 8, "{}", run.stderr);
         assert_eq!(harness::trace_number(&run.stderr, "replies dropped"), 4, "{}", run.stderr);
         assert!(harness::trace_number(&run.stderr, "ended after a compile that changed them") >= 1);
+        assert_tree_sound(py, tree.root());
+    }
+}
+
+/// A file that hangs inside a group keeps the replies of the files before it waiting too:
+/// the timeout names the file that hangs, not the first of its group, and every other file
+/// is compiled.
+#[test]
+fn a_hang_inside_a_group_names_the_file_that_hangs() {
+    for py in fault_pythons("faults::group_hang").into_iter().filter(|py| py.minor >= (3, 11)) {
+        let tree = grouped_tree("hang_me", b"h = 'hang'\n");
+        let script =
+            fake_worker(&tree, "hang", "if b'hang_me' in req:\n    import time\n    time.sleep(600)");
+        let started = Instant::now();
+        let run = grouped_run(&tree, py, &script, &["--timeout", "2"]);
+        run.assert_code(1);
+        assert!(started.elapsed() < Duration::from_secs(30), "no hang");
+        let timed_out: Vec<&str> = run.stderr.lines().filter(|l| l.contains("timed out after 2 s")).collect();
+        assert_eq!(timed_out.len(), 1, "{}: {}", py.label(), run.stderr);
+        assert!(timed_out[0].contains("src/hang_me.py"), "{}: {}", py.label(), run.stderr);
+        assert!(run.stderr.contains("Compiled 16 files"), "{}: {}", py.label(), run.stderr);
+        assert_eq!(harness::trace_number(&run.stderr, "compiles sent in groups"), 8, "{}", run.stderr);
+        assert_tree_sound(py, tree.root());
+    }
+}
+
+/// A long-lived child killed inside a group, its replies held back: nothing the zygote
+/// reads afterwards is a leftover request, the files of the group are compiled again, and
+/// the run completes.
+#[test]
+fn a_child_killed_inside_a_group_loses_no_file() {
+    for py in fault_pythons("faults::group_kill").into_iter().filter(|py| py.minor >= (3, 11)) {
+        let tree = grouped_tree("crash_me", b"c = 'crash'\n");
+        let marker = tree.path("crashed");
+        let script = fake_worker(
+            &tree,
+            "killer",
+            &format!(
+                "if b'crash_me' in req and not posix.access({m:?}, 0):\n    open({m:?}, 'w').close()\n    \
+                 posix.kill(posix.getpid(), 9)",
+                m = marker.to_str().unwrap()
+            ),
+        );
+        let run = grouped_run(&tree, py, &script, &[]);
+        run.assert_code(0);
+        assert!(marker.exists(), "the fault fired");
+        assert!(run.stderr.contains("Compiled 17 files"), "{}: {}", py.label(), run.stderr);
+        assert_eq!(harness::trace_number(&run.stderr, "compiles sent in groups"), 8, "{}", run.stderr);
         assert_tree_sound(py, tree.root());
     }
 }
