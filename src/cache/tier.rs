@@ -12,7 +12,8 @@ pub enum TierError {
     /// Anything else: refused connection, DNS, TLS, an HTTP error status, a broken reply.
     Failed(String),
     /// A failure the same request may well not meet again (HTTP 500, 502, 503, 504 or 429,
-    /// a connection reset or closed before the response): retried (`remote::retry`), and
+    /// a connection reset or closed before the response, the system resolver's "Temporary
+    /// failure in name resolution"): retried (`remote::retry`), and
     /// only then a [`TierError::Failed`]. `retry_after`: the server's `Retry-After`.
     Transient { message: String, retry_after: Option<std::time::Duration> },
 }

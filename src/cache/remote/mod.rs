@@ -130,6 +130,16 @@ struct Unresolved {
     reason: String,
 }
 
+impl Unresolved {
+    /// The system's resolver said to try again later (`EAI_AGAIN`: its DNS server did not
+    /// answer in time or failed for now), which the same request may well not meet again.
+    /// std gives no error code for it, only getaddrinfo's message, which a program that
+    /// never sets a locale gets in English.
+    fn temporary(&self) -> bool {
+        self.reason.starts_with("Temporary failure in name resolution")
+    }
+}
+
 impl std::fmt::Display for Unresolved {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "cannot resolve host {} ({})", self.host, self.reason)
@@ -161,7 +171,8 @@ fn unresolved(e: ureq::Error, uri: &ureq::http::Uri) -> ureq::Error {
 /// A tier error for a failed request, with `secrets` (credentials, signed query strings)
 /// scrubbed from whatever the HTTP library said. A connection reset, or closed before the
 /// response, is transient (a server restarting, a connection it dropped under load); a
-/// refused connection, DNS and TLS errors are not (the same request would meet them again).
+/// refused connection, DNS and TLS errors are not (the same request would meet them again;
+/// [`send_error`] tells the resolver's temporary failure apart).
 /// Timeouts are [`send_error`]'s, the only caller.
 fn request_error(e: &ureq::Error, secrets: &[&str]) -> TierError {
     use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
@@ -205,7 +216,12 @@ pub fn send_error(
             host_port(url)
         )),
         ureq::Error::Io(io) if let Some(dns) = io.get_ref().and_then(|e| e.downcast_ref::<Unresolved>()) => {
-            TierError::Failed(format!("{what}: {dns}"))
+            let message = format!("{what}: {dns}");
+            if dns.temporary() {
+                TierError::Transient { message, retry_after: None }
+            } else {
+                TierError::Failed(message)
+            }
         }
         ureq::Error::Timeout(kind) => timed_out(what, url, agent, Some(*kind)),
         ureq::Error::Io(io) if matches!(io.kind(), TimedOut | WouldBlock) => {
@@ -474,11 +490,14 @@ mod tests {
             said(lookup("Name or service not known"), "GET"),
             TierError::Failed("GET: cannot resolve host nohost.invalid (Name or service not known)".into())
         );
+        // The resolver's "try again later" is retried like a reset connection.
         assert_eq!(
             said(lookup("Temporary failure in name resolution"), "PUT"),
-            TierError::Failed(
-                "PUT: cannot resolve host nohost.invalid (Temporary failure in name resolution)".into()
-            )
+            TierError::Transient {
+                message: "PUT: cannot resolve host nohost.invalid (Temporary failure in name resolution)"
+                    .into(),
+                retry_after: None
+            }
         );
         assert_eq!(
             said(ureq::Error::HostNotFound, "GET"),

@@ -1,5 +1,6 @@
 //! Retrying a remote request that met a transient failure (HTTP 500, 502, 503, 504 or 429,
-//! a connection reset or closed before the response: see [`TierError::Transient`]), as the
+//! a connection reset or closed before the response, the system resolver's temporary
+//! failure: see [`TierError::Transient`]), as the
 //! AWS SDKs' standard mode does. Every request the cache makes is idempotent (a GET, or the
 //! PUT of an entry whose key is its content), so sending it again is safe.
 //!
@@ -8,7 +9,8 @@
 //! the first attempt did (a request costs at most two time limits, however slowly a server
 //! answers 503); and none at all once the tier has been switched off by another request.
 //! A timeout is never retried (a server that stops answering costs one time limit, once),
-//! nor any other failure (401/403, 404, TLS, DNS, a refused connection, a damaged entry).
+//! nor any other failure (401/403, 404, TLS, a host name that does not resolve, a refused
+//! connection, a damaged entry).
 
 use std::time::{Duration, Instant};
 
