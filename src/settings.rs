@@ -180,6 +180,18 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
     Ok(())
 }
 
+/// Environment variables a user may well set expecting a setting that has another name:
+/// `HASHPYC_CACHE_DIR` (as uv's `UV_CACHE_DIR`) sets nothing; the bytecode cache is
+/// `HASHPYC_CACHE`, hashpyc's own state directory `HASHPYC_STATE_DIR`.
+fn misnamed_variables() -> Option<String> {
+    std::env::var_os("HASHPYC_CACHE_DIR").filter(|v| !v.is_empty()).map(|_| {
+        "HASHPYC_CACHE_DIR is not a hashpyc setting and was ignored: the bytecode cache \
+         directory is HASHPYC_CACHE (or --cache DIR), hashpyc's own state directory \
+         HASHPYC_STATE_DIR"
+            .to_string()
+    })
+}
+
 /// The configuration of a run (after warning of the files discovery passed over and saying
 /// where it came from under `-v`: on stderr, or in JSON mode kept in `described` for the
 /// run's output on stdout).
@@ -192,6 +204,7 @@ fn load_config(
     let named_by = if args.config_from_env { "HASHPYC_CONFIG" } else { "--config" };
     let mut passed_over = Vec::new();
     let source = config::load(args.config.as_deref(), named_by, args.no_config, cwd, &mut passed_over);
+    passed_over.extend(misnamed_variables());
     // Warnings first: a file passed over explains an error or an unexpected configuration.
     for w in passed_over {
         if json {

@@ -667,15 +667,15 @@ fn write_cache(file: &Path, key: &CacheKey, target: &Target) {
 }
 
 /// hashpyc's state directory: interpreter probes and remembered compile failures (not the
-/// bytecode cache, which is `--cache`). `$HASHPYC_STATE_DIR` (or the older name
-/// `$HASHPYC_CACHE_DIR`), else `$XDG_CACHE_HOME/hashpyc`, else `~/.cache/hashpyc`. `None`
+/// bytecode cache, which is `--cache`). `$HASHPYC_STATE_DIR`, else
+/// `$XDG_CACHE_HOME/hashpyc`, else `~/.cache/hashpyc`. `None`
 /// when `HASHPYC_NO_STATE` (or `HASHPYC_NO_CACHE`) is set, or no home is known.
 pub fn state_dir() -> Option<PathBuf> {
     let set = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
     if set("HASHPYC_NO_STATE").or_else(|| set("HASHPYC_NO_CACHE")).is_some_and(|v| v != "0") {
         return None;
     }
-    if let Some(dir) = set("HASHPYC_STATE_DIR").or_else(|| set("HASHPYC_CACHE_DIR")) {
+    if let Some(dir) = set("HASHPYC_STATE_DIR") {
         return Some(PathBuf::from(dir));
     }
     if let Some(dir) = set("XDG_CACHE_HOME") {

@@ -385,6 +385,37 @@ fn check_over_nothing_fails() {
     assert!(run.stderr.contains("skipped 1 by --skip-hidden"), "{}", run.stderr);
 }
 
+// `HASHPYC_CACHE_DIR`, which a uv user may set for the bytecode cache (as `UV_CACHE_DIR`),
+// is no hashpyc setting: `compile` and `check` say so and name the two that exist, and
+// nothing is written there (it used to move hashpyc's state directory, silently).
+per_python!(hashpyc_cache_dir_is_named_as_no_setting, min = (3, 11), |py: &Python| {
+    let tree = Tree::new();
+    tree.write("src/a.py", "x = 1\n");
+    let dir = tree.path("cachedir");
+    let warned = |stderr: &str| {
+        stderr.contains("warning: HASHPYC_CACHE_DIR is not a hashpyc setting and was ignored")
+            && stderr.contains("HASHPYC_CACHE (or --cache DIR)")
+            && stderr.contains("HASHPYC_STATE_DIR")
+    };
+    let run = tree
+        .hashpyc()
+        .env_remove("HASHPYC_STATE_DIR")
+        .env_remove("XDG_CACHE_HOME")
+        .env("HOME", tree.path("home"))
+        .env("HASHPYC_CACHE_DIR", &dir)
+        .args(["compile"])
+        .python(py)
+        .arg("src")
+        .run();
+    run.assert_code(0);
+    assert!(warned(&run.stderr), "{}: {}", py.label(), run.stderr);
+    assert!(!dir.exists(), "{}: HASHPYC_CACHE_DIR was used", py.label());
+    assert!(tree.path("home/.cache/hashpyc").is_dir(), "{}: the state directory moved", py.label());
+    let run = tree.hashpyc().env("HASHPYC_CACHE_DIR", &dir).args(["check"]).python(py).arg("src").run();
+    run.assert_code(0);
+    assert!(warned(&run.stderr), "{}: {}", py.label(), run.stderr);
+});
+
 // 5. `inspect` of something that is not a pyc is an error that says so.
 per_python!(inspect_refuses_what_is_not_a_pyc, min = (3, 12), |py: &Python| {
     let tree = Tree::new();
