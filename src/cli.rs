@@ -170,6 +170,8 @@ pub struct CompileArgs {
     pub jobs: Option<usize>,
 
     /// Give up on a file after SECS seconds in a worker and go on with the rest (0: never).
+    /// Small files go to a worker in groups; one of a group that times out is compiled
+    /// again alone before it is given up on, so a hang can take up to twice SECS.
     #[arg(
         long,
         env = "HASHPYC_TIMEOUT",
