@@ -503,7 +503,9 @@ impl<'a> Slot<'a> {
                 group.push((more, more_source, more_guess));
             }
             if group.len() > 1 {
-                self.send_group(targets[0], &group);
+                for &t in &targets {
+                    self.send_group(t, &group);
+                }
             }
             for (src, source, mut guess) in group {
                 self.unit_read(src, &targets, false, &source, &mut guess);
@@ -710,8 +712,8 @@ impl<'a> Slot<'a> {
         }
     }
 
-    /// Whether unit `src`, for its one target, will be compiled in that target's long-lived
-    /// child as it is: no certificate asked, nothing predicted that sends it elsewhere.
+    /// Whether unit `src` will be compiled in each of its targets' long-lived children as it
+    /// is: no certificate asked, nothing predicted that sends it elsewhere.
     fn plain(
         &mut self,
         src: usize,
@@ -719,21 +721,25 @@ impl<'a> Slot<'a> {
         source: &[u8],
         guess: &mut Option<(bool, predict::Prediction)>,
     ) -> bool {
-        let &[t] = targets else { return false };
         let s = self.sh.s;
-        let Isolation::LongLived { refork_suspects } = s.specs[t].target.isolation() else { return false };
-        if !matches!(&s.plans[src].actions[t], Action::Compile { .. }) {
-            return false;
-        }
-        let g = match *guess {
-            Some((sets, g)) if sets || !refork_suspects => g,
-            _ => {
-                let g = predict::predict(source, refork_suspects);
-                *guess = Some((refork_suspects, g));
-                g
+        targets.iter().all(|&t| {
+            let Isolation::LongLived { refork_suspects } = s.specs[t].target.isolation() else {
+                return false;
+            };
+            if !matches!(&s.plans[src].actions[t], Action::Compile { .. }) {
+                return false;
             }
-        };
-        !(g.imports_unicodedata || (refork_suspects && g.frozenset_with_str))
+            // A guess made with set displays serves every target (see `compile_for`).
+            let g = match *guess {
+                Some((sets, g)) if sets || !refork_suspects => g,
+                _ => {
+                    let g = predict::predict(source, refork_suspects);
+                    *guess = Some((refork_suspects, g));
+                    g
+                }
+            };
+            !(g.imports_unicodedata || (refork_suspects && g.frozenset_with_str))
+        })
     }
 
     /// Send a group of plain units (see [`Slot::plain`]) for target `t` ahead of their turn.

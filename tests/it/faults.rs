@@ -247,17 +247,44 @@ fn a_change_of_the_child_inside_a_group_drops_the_replies_after_it() {
         let run = grouped_run(&tree, py, &script, &[]);
         run.assert_code(0);
         assert!(run.stderr.contains("Compiled 17 files"), "{}: {}", py.label(), run.stderr);
+        // This interpreter's pycs (there are two targets below).
         let check = "import marshal, pathlib, sys\n\
-                     bad = [str(p) for p in pathlib.Path(sys.argv[1]).rglob('*.pyc')\n\
-                            if 'WRONG' in marshal.loads(p.read_bytes()[16:]).co_names]\n\
-                     print('wrong:', bad)";
+                     mine = [p for p in pathlib.Path(sys.argv[1]).rglob('*.pyc')\n\
+                             if sys.implementation.cache_tag in p.name]\n\
+                     bad = [str(p) for p in mine if 'WRONG' in marshal.loads(p.read_bytes()[16:]).co_names]\n\
+                     print(len(mine), 'wrong:', bad)";
         let out = py.run(&["-I", "-c", check, tree.path("src").to_str().unwrap()], tree.root());
-        assert_eq!(out.trim(), "wrong: []", "{}", py.label());
+        assert_eq!(out.trim(), "17 wrong: []", "{}", py.label());
         // One group: a0-a2, cookie.py, then z0-z3 in the changed child, dropped.
         assert_eq!(harness::trace_number(&run.stderr, "compiles sent in groups"), 8, "{}", run.stderr);
         assert_eq!(harness::trace_number(&run.stderr, "replies dropped"), 4, "{}", run.stderr);
         assert!(harness::trace_number(&run.stderr, "ended after a compile that changed them") >= 1);
         assert_tree_sound(py, tree.root());
+
+        // Two targets: each one's worker gets the group, and drops the replies after the
+        // change of its own child.
+        let Some(other) = harness::pythons().values().find(|o| o.minor >= (3, 11) && o.minor != py.minor)
+        else {
+            harness::visible(
+                "SKIPPED a_change_of_the_child_inside_a_group (two targets): needs a second CPython 3.11+",
+            );
+            continue;
+        };
+        let tree = grouped_tree("cookie", b"# coding: cp1252\ns = 'caf\xe9'\n");
+        let script = fake_worker(
+            &tree,
+            "changed",
+            "if 'encodings.cp1252' in sys.modules:\n    req = req + b'\\nWRONG = 1\\n'",
+        );
+        let run = grouped_run(&tree, py, &script, &["--python", other.path.to_str().unwrap()]);
+        run.assert_code(0);
+        assert!(run.stderr.contains("Compiled 17 files, 34 pycs"), "{}: {}", py.label(), run.stderr);
+        for interpreter in [py, other] {
+            let out = interpreter.run(&["-I", "-c", check, tree.path("src").to_str().unwrap()], tree.root());
+            assert_eq!(out.trim(), "17 wrong: []", "{} with {}", interpreter.label(), py.label());
+        }
+        assert_eq!(harness::trace_number(&run.stderr, "compiles sent in groups"), 16, "{}", run.stderr);
+        assert_eq!(harness::trace_number(&run.stderr, "replies dropped"), 8, "{}", run.stderr);
     }
 }
 
