@@ -212,7 +212,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
             }
             msg
         } else {
-            report::no_sources("check", &s.roots, walked.skipped.describe())
+            report::no_sources("check", &s.roots, walked.skipped.describe(), s.walk.max_depth)
         };
         if json {
             events.push(run_event("error", None, msg));

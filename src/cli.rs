@@ -716,7 +716,8 @@ pub struct SelectArgs {
     #[arg(short = 'l', long, conflicts_with = "max_depth", help_heading = "Selection")]
     pub no_recursion: bool,
 
-    /// Descend at most N directory levels below each PATH.
+    /// Descend at most N directory levels below each PATH: 1 takes a directory's own files (as
+    /// compileall -l), 0 no file inside it (as fd and ripgrep).
     #[arg(long, value_name = "N", help_heading = "Selection")]
     pub max_depth: Option<usize>,
 

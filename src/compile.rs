@@ -398,7 +398,7 @@ pub fn compile(
         && summary.skipped.force_excluded < s.roots.len()
         && (verbosity.quiet < 2 || s.json)
     {
-        let message = report::no_sources("compile", &s.roots, summary.skipped.describe());
+        let message = report::no_sources("compile", &s.roots, summary.skipped.describe(), s.walk.max_depth);
         notes.warning(message, style);
     }
     if planned.strip_missed > 0 && (verbosity.quiet < 2 || s.json) {

@@ -347,12 +347,26 @@ pub fn plural<N: std::fmt::Display + PartialEq + From<u8>>(n: N, one: &str, many
 }
 
 /// "no Python sources to VERB under `a`, `b`" and what the walk skipped: `check`'s error
-/// and `compile`'s warning for a selection with no source.
-pub fn no_sources(verb: &str, roots: &[std::path::PathBuf], skipped: Option<String>) -> String {
+/// and `compile`'s warning for a selection with no source. With `--max-depth 0` (fd's and
+/// ripgrep's meaning: nothing below a directory) and a directory among the roots, says so.
+pub fn no_sources(
+    verb: &str,
+    roots: &[std::path::PathBuf],
+    skipped: Option<String>,
+    max_depth: Option<usize>,
+) -> String {
     let under: Vec<String> = roots.iter().map(|r| format!("`{}`", shown(r))).collect();
     let mut msg = format!("no Python sources to {verb} under {}", under.join(", "));
-    if let Some(skipped) = skipped {
-        msg.push_str(&format!(" ({skipped})"));
+    let mut notes: Vec<String> = skipped.into_iter().collect();
+    if max_depth == Some(0) && roots.iter().any(|r| r.is_dir()) {
+        notes.push(
+            "--max-depth 0 takes no file inside a directory; --max-depth 1 takes its own files, as \
+             compileall -l does"
+                .into(),
+        );
+    }
+    if !notes.is_empty() {
+        msg.push_str(&format!(" ({})", notes.join("; ")));
     }
     msg
 }

@@ -378,6 +378,22 @@ fn check_over_nothing_fails() {
     let run = tree.hashpyc().args(["check", "--target", "3.12", "no-such-dir", "real.py"]).run();
     run.assert_code(2);
     assert!(run.stderr.contains("1 missing, 1 error") && !run.stderr.contains("all fresh"), "{}", run.stderr);
+    // `--max-depth 0` (fd's and ripgrep's meaning) takes nothing inside a directory: says so,
+    // and which depth takes its own files.
+    std::fs::create_dir_all(tree.path("flat")).unwrap();
+    tree.write("flat/f.py", "x = 1\n");
+    let run = tree.hashpyc().args(["check", "--target", "3.12", "--max-depth", "0", "flat"]).run();
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains(
+            "no Python sources to check under `flat` (--max-depth 0 takes no file inside a directory; \
+             --max-depth 1 takes its own files, as compileall -l does)"
+        ),
+        "{}",
+        run.stderr
+    );
+    let run = tree.hashpyc().args(["check", "--target", "3.12", "--max-depth", "1", "flat"]).run();
+    assert!(!run.stderr.contains("--max-depth 0"), "{}", run.stderr);
     // Everything under the path hidden by an opt-in: says so.
     tree.write("proj/.hidden/h.py", "x = 1\n");
     let run = tree.hashpyc().args(["check", "--target", "3.12", "--skip-hidden", "proj"]).run();
