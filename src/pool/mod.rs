@@ -393,7 +393,7 @@ impl Worker {
     pub fn compile_long(&mut self, job: &Job<'_>) -> Result<(Outcome, LongLivedInfo), WorkerFailure> {
         self.drain()?;
         let deadline = self.deadline();
-        let first = self.send_long(job, deadline)?;
+        let first = self.send_compiles(std::slice::from_ref(job), deadline)? == 0;
         self.recv_long(job.certify, first, deadline)
     }
 
@@ -403,15 +403,10 @@ impl Worker {
     pub fn send_group(&mut self, jobs: &[Job<'_>], tags: &[usize]) -> Result<(), WorkerFailure> {
         self.drain()?;
         let deadline = self.deadline();
-        self.start_child(deadline)?;
-        let heads: Vec<Vec<u8>> = jobs.iter().map(|j| Request::Compile(j).parts().0).collect();
-        let slices: Vec<&[u8]> = heads.iter().zip(jobs).flat_map(|(h, j)| [h.as_slice(), j.source]).collect();
-        self.write_all(&slices, deadline)?;
-        for &tag in tags {
-            self.inflight.push_back((tag, self.child_compiles == 0, deadline));
-            self.child_compiles += 1;
+        let before = self.send_compiles(jobs, deadline)?;
+        for (i, &tag) in tags.iter().enumerate() {
+            self.inflight.push_back((tag, before == 0 && i == 0, deadline));
         }
-        STATS.long_compiles.fetch_add(jobs.len() as u64, std::sync::atomic::Ordering::Relaxed);
         STATS.grouped.fetch_add(jobs.len() as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
@@ -454,15 +449,17 @@ impl Worker {
         Ok(())
     }
 
-    /// Send a compile request to the long-lived child, forking one first if none is running;
-    /// true when it is the child's first.
-    fn send_long(&mut self, job: &Job<'_>, deadline: Option<Instant>) -> Result<bool, WorkerFailure> {
+    /// Send compile requests for `jobs` to the long-lived child in one write, forking one
+    /// first if none is running; how many compiles the child had been sent before them.
+    fn send_compiles(&mut self, jobs: &[Job<'_>], deadline: Option<Instant>) -> Result<u32, WorkerFailure> {
         self.start_child(deadline)?;
-        STATS.long_compiles.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.send(&Request::Compile(job), deadline)?;
-        let first_in_child = self.child_compiles == 0;
-        self.child_compiles += 1;
-        Ok(first_in_child)
+        let heads: Vec<Vec<u8>> = jobs.iter().map(|j| Request::Compile(j).parts().0).collect();
+        let slices: Vec<&[u8]> = heads.iter().zip(jobs).flat_map(|(h, j)| [h.as_slice(), j.source]).collect();
+        self.write_all(&slices, deadline)?;
+        let before = self.child_compiles;
+        self.child_compiles += jobs.len() as u32;
+        STATS.long_compiles.fetch_add(jobs.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(before)
     }
 
     /// Fork a long-lived child, unless one is running.
@@ -502,8 +499,7 @@ impl Worker {
                 self.child_running = false;
                 if !self.inflight.is_empty() {
                     // Requests sent ahead are still in the pipe, maybe half read: the
-                    // zygote must never see them.
-                    self.inflight.clear();
+                    // zygote must never see them (`kill` forgets them too).
                     self.kill();
                 }
                 self.data.fill();

@@ -316,6 +316,41 @@ fn job<'j>(s: &'j Schedule<'j>, src: usize, t: usize, source: &'j [u8]) -> Optio
     })
 }
 
+/// Where a long-lived target first compiles a source in phase 1, by the guess about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route {
+    /// In the long-lived child, as it is.
+    Warm,
+    /// In the long-lived child, with a request for a certificate for its frozensets: they
+    /// look certifiable; without one it goes to phase 2.
+    Certify,
+    /// Straight to phase 2: it would taint a long-lived child, or its bytes could depend on
+    /// the child's history. Better than a warm compile first, which would be redone.
+    Deferred,
+}
+
+/// The route of `source` for a long-lived target (`refork_suspects`: 3.12+), guessing
+/// about the source at most once per kind of guess: 3.11 needs no look at set displays; a
+/// guess made without one is made again for a target that needs it, and one made with
+/// them serves every target. Only where a file is compiled depends on the guess.
+fn route(source: &[u8], refork_suspects: bool, guess: &mut Option<(bool, predict::Prediction)>) -> Route {
+    let g = match *guess {
+        Some((sets, g)) if sets || !refork_suspects => g,
+        _ => {
+            let g = predict::predict(source, refork_suspects);
+            *guess = Some((refork_suspects, g));
+            g
+        }
+    };
+    if refork_suspects && g.certifiable && !g.imports_unicodedata {
+        Route::Certify
+    } else if g.imports_unicodedata || (refork_suspects && g.frozenset_with_str) {
+        Route::Deferred
+    } else {
+        Route::Warm
+    }
+}
+
 /// A unit deferred to phase 2: a source for one target, with the strings of its set
 /// displays and their [`predict::word_hash`]es, and the hashes of its words, when the
 /// target batches deferred files.
@@ -713,9 +748,9 @@ impl<'a> Slot<'a> {
     }
 
     /// Whether unit `src` will be compiled in each of its targets' long-lived children as it
-    /// is: no certificate asked, nothing predicted that sends it elsewhere.
+    /// is ([`Route::Warm`]).
     fn plain(
-        &mut self,
+        &self,
         src: usize,
         targets: &[usize],
         source: &[u8],
@@ -723,22 +758,9 @@ impl<'a> Slot<'a> {
     ) -> bool {
         let s = self.sh.s;
         targets.iter().all(|&t| {
-            let Isolation::LongLived { refork_suspects } = s.specs[t].target.isolation() else {
-                return false;
-            };
-            if !matches!(&s.plans[src].actions[t], Action::Compile { .. }) {
-                return false;
-            }
-            // A guess made with set displays serves every target (see `compile_for`).
-            let g = match *guess {
-                Some((sets, g)) if sets || !refork_suspects => g,
-                _ => {
-                    let g = predict::predict(source, refork_suspects);
-                    *guess = Some((refork_suspects, g));
-                    g
-                }
-            };
-            !(g.imports_unicodedata || (refork_suspects && g.frozenset_with_str))
+            matches!(s.specs[t].target.isolation(), Isolation::LongLived { refork_suspects }
+                if matches!(&s.plans[src].actions[t], Action::Compile { .. })
+                    && route(source, refork_suspects, guess) == Route::Warm)
         })
     }
 
@@ -783,27 +805,16 @@ impl<'a> Slot<'a> {
             && !fresh
             && !batch
         {
-            // A file that would taint a long-lived child, or whose bytes could depend on
-            // its history, goes straight to a fresh fork (phase 2), not through a warm
-            // compile first; unless its frozensets look certifiable: then it is compiled
-            // warm with a request for a certificate, and goes to a fork only without one.
-            // Only where it is compiled depends on the guess.
-            // 3.11 needs no look at set displays; a guess made without one is made again
-            // for a target that needs it.
-            let guess = match *guess {
-                Some((sets, g)) if sets || !refork_suspects => g,
-                _ => {
-                    let g = predict::predict(source, refork_suspects);
-                    *guess = Some((refork_suspects, g));
-                    g
+            match route(source, refork_suspects, guess) {
+                Route::Warm => {}
+                Route::Certify => {
+                    job.certify = true;
+                    super::STATS.certify_tried.fetch_add(1, Ordering::Relaxed);
                 }
-            };
-            if refork_suspects && guess.certifiable && !guess.imports_unicodedata {
-                job.certify = true;
-                super::STATS.certify_tried.fetch_add(1, Ordering::Relaxed);
-            } else if guess.imports_unicodedata || (refork_suspects && guess.frozenset_with_str) {
-                super::STATS.predicted.fetch_add(1, Ordering::Relaxed);
-                return Some(Step::Deferred);
+                Route::Deferred => {
+                    super::STATS.predicted.fetch_add(1, Ordering::Relaxed);
+                    return Some(Step::Deferred);
+                }
             }
         }
         // Sent in a group (see `Slot::run`): the child replies to the group at once, so a

@@ -28,6 +28,15 @@ fn fake_worker(tree: &Tree, name: &str, patch: &str) -> PathBuf {
     tree.write(format!("fake/{name}.py"), script)
 }
 
+/// A patch for [`fake_worker`]: `action` on the first request naming `needle`, once in the
+/// whole run (`marker` records that it fired).
+fn once(marker: &Path, needle: &str, action: &str) -> String {
+    let m = marker.to_str().unwrap();
+    format!(
+        "if b'{needle}' in req and not posix.access({m:?}, 0):\n    open({m:?}, 'w').close()\n    {action}"
+    )
+}
+
 fn sources(tree: &Tree, n: usize) {
     harness::write_modules(tree, "src", n);
 }
@@ -73,15 +82,7 @@ fn killed_worker_is_replaced_and_the_file_retried_once() {
             sources(&tree, 12);
             tree.write("src/crash_me.py", "x = 1\n");
             let marker = tree.path("crashed");
-            let script = fake_worker(
-                &tree,
-                "killer",
-                &format!(
-                    "if b'crash_me' in req and not posix.access({:?}, 0):\n    open({:?}, 'w').close()\n    {kill}",
-                    marker.to_str().unwrap(),
-                    marker.to_str().unwrap()
-                ),
-            );
+            let script = fake_worker(&tree, "killer", &once(&marker, "crash_me", kill));
             let run = tree
                 .hashpyc()
                 .env("HASHPYC_WORKER_SCRIPT", &script)
@@ -215,6 +216,11 @@ fn grouped_tree(middle: &str, body: &[u8]) -> Tree {
     tree
 }
 
+/// The interpreters whose long-lived children get groups (3.11+).
+fn group_pythons(test: &str) -> Vec<&'static Python> {
+    fault_pythons(test).into_iter().filter(|py| py.minor >= (3, 11)).collect()
+}
+
 /// `hashpyc compile -j1` of a [`grouped_tree`] with `script` as the worker, the smallest
 /// file first, traced.
 fn grouped_run(tree: &Tree, py: &Python, script: &Path, extra: &[&str]) -> harness::Run {
@@ -237,13 +243,17 @@ fn grouped_run(tree: &Tree, py: &Python, script: &Path, extra: &[&str]) -> harne
 /// pyc may carry.
 #[test]
 fn a_change_of_the_child_inside_a_group_drops_the_replies_after_it() {
-    for py in fault_pythons("faults::group_change").into_iter().filter(|py| py.minor >= (3, 11)) {
-        let tree = grouped_tree("cookie", b"# coding: cp1252\ns = 'caf\xe9'\n");
-        let script = fake_worker(
-            &tree,
-            "changed",
-            "if 'encodings.cp1252' in sys.modules:\n    req = req + b'\\nWRONG = 1\\n'",
-        );
+    for py in group_pythons("faults::group_change") {
+        let changed_tree = || {
+            let tree = grouped_tree("cookie", b"# coding: cp1252\ns = 'caf\xe9'\n");
+            let script = fake_worker(
+                &tree,
+                "changed",
+                "if 'encodings.cp1252' in sys.modules:\n    req = req + b'\\nWRONG = 1\\n'",
+            );
+            (tree, script)
+        };
+        let (tree, script) = changed_tree();
         let run = grouped_run(&tree, py, &script, &[]);
         run.assert_code(0);
         assert!(run.stderr.contains("Compiled 17 files"), "{}: {}", py.label(), run.stderr);
@@ -270,12 +280,7 @@ fn a_change_of_the_child_inside_a_group_drops_the_replies_after_it() {
             );
             continue;
         };
-        let tree = grouped_tree("cookie", b"# coding: cp1252\ns = 'caf\xe9'\n");
-        let script = fake_worker(
-            &tree,
-            "changed",
-            "if 'encodings.cp1252' in sys.modules:\n    req = req + b'\\nWRONG = 1\\n'",
-        );
+        let (tree, script) = changed_tree();
         let run = grouped_run(&tree, py, &script, &["--python", other.path.to_str().unwrap()]);
         run.assert_code(0);
         assert!(run.stderr.contains("Compiled 17 files, 34 pycs"), "{}: {}", py.label(), run.stderr);
@@ -293,7 +298,7 @@ fn a_change_of_the_child_inside_a_group_drops_the_replies_after_it() {
 /// is compiled.
 #[test]
 fn a_hang_inside_a_group_names_the_file_that_hangs() {
-    for py in fault_pythons("faults::group_hang").into_iter().filter(|py| py.minor >= (3, 11)) {
+    for py in group_pythons("faults::group_hang") {
         let tree = grouped_tree("hang_me", b"h = 'hang'\n");
         let script =
             fake_worker(&tree, "hang", "if b'hang_me' in req:\n    import time\n    time.sleep(600)");
@@ -315,18 +320,11 @@ fn a_hang_inside_a_group_names_the_file_that_hangs() {
 /// the run completes.
 #[test]
 fn a_child_killed_inside_a_group_loses_no_file() {
-    for py in fault_pythons("faults::group_kill").into_iter().filter(|py| py.minor >= (3, 11)) {
+    for py in group_pythons("faults::group_kill") {
         let tree = grouped_tree("crash_me", b"c = 'crash'\n");
         let marker = tree.path("crashed");
-        let script = fake_worker(
-            &tree,
-            "killer",
-            &format!(
-                "if b'crash_me' in req and not posix.access({m:?}, 0):\n    open({m:?}, 'w').close()\n    \
-                 posix.kill(posix.getpid(), 9)",
-                m = marker.to_str().unwrap()
-            ),
-        );
+        let script =
+            fake_worker(&tree, "killer", &once(&marker, "crash_me", "posix.kill(posix.getpid(), 9)"));
         let run = grouped_run(&tree, py, &script, &[]);
         run.assert_code(0);
         assert!(marker.exists(), "the fault fired");
