@@ -37,9 +37,10 @@ pub struct OutputArgs {
     #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "verbose", help_heading = "Output")]
     pub quiet: u8,
 
-    /// Print more: where the configuration came from, the interpreters probed, every file
-    /// written and why, what the cache did (with `--format json`, each line a `notice`
-    /// object on stdout).
+    /// Print more: where the configuration came from and where each setting came from (a
+    /// key of the file, replaced or not used; an environment variable), the interpreters
+    /// probed, every file written and why, what the cache did (with `--format json`, each
+    /// line a `notice` object on stdout).
     #[arg(short, long, action = clap::ArgAction::Count, help_heading = "Output")]
     pub verbose: u8,
 

@@ -128,6 +128,11 @@ pub struct Options {
     #[serde(skip)]
     #[schemars(skip)]
     pub key_lines: std::collections::BTreeMap<String, usize>,
+
+    /// Each key's value as written (TOML, on one line), for `-v`.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub key_values: std::collections::BTreeMap<String, String>,
 }
 
 /// A JSON schema written out, inlined where the type is used.
@@ -551,6 +556,17 @@ fn display_path(path: &Path, start: &Path) -> PathBuf {
 
 /// Parse a configuration file's text: `Ok(None)` for a `pyproject.toml` without a
 /// `[tool.hashpyc]` table. `file` is the name used in error messages.
+/// The settings' values as TOML on one line each (`["tests/", "*_pb2.py"]`), by key.
+fn key_values(text: &str, is_pyproject: bool) -> std::collections::BTreeMap<String, String> {
+    let Ok(doc) = toml::from_str::<toml::Table>(text) else { return Default::default() };
+    let table = if is_pyproject {
+        doc.get("tool").and_then(|t| t.get("hashpyc")).and_then(|t| t.as_table()).cloned()
+    } else {
+        Some(doc)
+    };
+    table.into_iter().flatten().map(|(k, v)| (k, v.to_string())).collect()
+}
+
 pub fn parse(text: &str, is_pyproject: bool, file: &str) -> Result<Option<Options>, Error> {
     let doc = toml::de::DeTable::parse(text).map_err(|e| {
         let line = e.span().map_or(1, |s| line_of(text, s.start));
@@ -586,6 +602,7 @@ pub fn parse(text: &str, is_pyproject: bool, file: &str) -> Result<Option<Option
         Ok(mut options) => {
             options.key_lines =
                 table.iter().map(|(k, _)| (k.get_ref().to_string(), line_of(text, k.span().start))).collect();
+            options.key_values = key_values(text, is_pyproject);
             check_empty(&options, file, table_name)?;
             check_conflicts(&options, file)?;
             return Ok(Some(options));

@@ -53,32 +53,43 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
             from_env(&mut args.target.python_from, m, "python", "HASHPYC_PYTHON");
             from_env(&mut args.cache.cache_url_from, m, "cache_url", "HASHPYC_CACHE_URL");
             let json = args.format == crate::cli::CompileFormat::Json;
-            let Some(c) = load_config(&mut args.config, &args.output, json, &cwd)? else { return Ok(()) };
-            let o = &c.options;
-            apply_target(&mut args.target, m, &c);
-            apply_select(&mut args.select, m, &c);
-            apply_layout(&mut args.layout, m, &c);
-            apply_cache(&mut args.cache, m, &c);
-            if !given(m, "invalidation_mode")
-                && let Some(mode) = o.invalidation_mode
-            {
-                args.invalidation_mode = mode.flag_value().to_string();
+            let c = load_config(&mut args.config, &args.output, json, &cwd)?;
+            if let Some(c) = &c {
+                let k = &mut Keys::new(m);
+                let o = &c.options;
+                apply_target(&mut args.target, k, c, &["python"]);
+                apply_select(&mut args.select, k, c);
+                apply_layout(&mut args.layout, k, c);
+                apply_cache(&mut args.cache, k, c);
+                if k.applies("invalidation-mode", &["invalidation_mode"])
+                    && let Some(mode) = o.invalidation_mode
+                {
+                    args.invalidation_mode = mode.flag_value().to_string();
+                }
+                set_flag(
+                    &mut args.hardlink_dupes,
+                    k,
+                    "hardlink-dupes",
+                    &["hardlink_dupes", "no_hardlink_dupes"],
+                    o.hardlink_dupes,
+                );
+                apply_embed(&mut args.embed, k, c);
+                if args.hardlink_dupes && !given(m, "hardlink_dupes") {
+                    args.hardlink_dupes_from = Some(config::Origin::key(c, "hardlink-dupes"));
+                }
+                if k.applies("jobs", &["jobs"])
+                    && let Some(j) = o.jobs
+                {
+                    args.jobs = Some(j.0);
+                }
+                if k.applies("timeout", &["timeout"])
+                    && let Some(t) = o.timeout
+                {
+                    args.timeout = t.0;
+                }
+                explain_keys(&mut args.config, &args.output, json, "compile", c, k);
             }
-            set_flag(&mut args.hardlink_dupes, m, &["hardlink_dupes", "no_hardlink_dupes"], o.hardlink_dupes);
-            apply_embed(&mut args.embed, m, &c);
-            if args.hardlink_dupes && !given(m, "hardlink_dupes") {
-                args.hardlink_dupes_from = Some(config::Origin::key(&c, "hardlink-dupes"));
-            }
-            if !given(m, "jobs")
-                && let Some(j) = o.jobs
-            {
-                args.jobs = Some(j.0);
-            }
-            if !given(m, "timeout")
-                && let Some(t) = o.timeout
-            {
-                args.timeout = t.0;
-            }
+            explain_env(&mut args.config, &args.output, json, "compile", m);
         }
         Command::Check(args) => {
             let m = matches.subcommand_matches("check").expect("check matches");
@@ -100,25 +111,28 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
             }
             args.config.config_from_env = m.value_source("config") == Some(ValueSource::EnvVariable);
             let json = args.format == crate::cli::Format::Json;
-            let Some(c) = load_config(&mut args.config, &args.output, json, &cwd)? else { return Ok(()) };
-            let o = &c.options;
-            // `--target X.Y` stands in for the interpreters: the file's are not probed then.
-            if !given(m, "target_version") {
-                apply_target(&mut args.target, m, &c);
+            let c = load_config(&mut args.config, &args.output, json, &cwd)?;
+            if let Some(c) = &c {
+                let k = &mut Keys::new(m);
+                let o = &c.options;
+                // `--target X.Y` stands in for the interpreters: the file's are not probed then.
+                apply_target(&mut args.target, k, c, &["target_version", "python"]);
+                apply_select(&mut args.select, k, c);
+                apply_layout(&mut args.layout, k, c);
+                apply_embed(&mut args.embed, k, c);
+                // What `compile` writes is what `check` accepts.
+                if k.applies("invalidation-mode", &["mode"])
+                    && let Some(mode) = o.invalidation_mode
+                {
+                    args.mode = match mode {
+                        InvalidationMode::CheckedHash => CheckMode::Checked,
+                        InvalidationMode::UncheckedHash => CheckMode::Unchecked,
+                    };
+                }
+                set_flag(&mut args.stray, k, "stray", &["stray", "no_stray"], o.stray);
+                explain_keys(&mut args.config, &args.output, json, "check", c, k);
             }
-            apply_select(&mut args.select, m, &c);
-            apply_layout(&mut args.layout, m, &c);
-            apply_embed(&mut args.embed, m, &c);
-            // What `compile` writes is what `check` accepts.
-            if !given(m, "mode")
-                && let Some(mode) = o.invalidation_mode
-            {
-                args.mode = match mode {
-                    InvalidationMode::CheckedHash => CheckMode::Checked,
-                    InvalidationMode::UncheckedHash => CheckMode::Unchecked,
-                };
-            }
-            set_flag(&mut args.stray, m, &["stray", "no_stray"], o.stray);
+            explain_env(&mut args.config, &args.output, json, "check", m);
         }
         Command::Cache(cmd) => {
             let (crate::cli::CacheCommand::Stats { dir, .. }
@@ -243,16 +257,128 @@ fn given(m: &ArgMatches, id: &str) -> bool {
 
 /// A boolean key fills in its flag unless the flag or one that turns it off (`ids`) was
 /// given.
-fn set_flag(flag: &mut bool, m: &ArgMatches, ids: &[&str], value: Option<bool>) {
-    if !ids.iter().any(|id| given(m, id))
+fn set_flag(flag: &mut bool, k: &mut Keys, key: &'static str, ids: &[&'static str], value: Option<bool>) {
+    if k.applies(key, ids)
         && let Some(v) = value
     {
         *flag = v;
     }
 }
 
-fn apply_target(t: &mut TargetArgs, m: &ArgMatches, c: &Config) {
-    if given(m, "python") {
+/// What became of each key of the configuration file, for `-v`: the flag (or environment
+/// variable) that replaced it, if any. A key the command never asks about is one it does
+/// not use.
+struct Keys<'a> {
+    m: &'a ArgMatches,
+    outcome: Vec<(&'static str, Option<&'static str>)>,
+}
+
+impl<'a> Keys<'a> {
+    fn new(m: &'a ArgMatches) -> Self {
+        Keys { m, outcome: Vec::new() }
+    }
+
+    /// Whether the file's `key` applies: none of `ids` (its flag, and the flags that
+    /// replace or turn it off) came from the command line or the environment.
+    fn applies(&mut self, key: &'static str, ids: &[&'static str]) -> bool {
+        let by = ids.iter().copied().find(|id| given(self.m, id));
+        self.outcome.push((key, by));
+        by.is_none()
+    }
+}
+
+/// `-v`: each key of the configuration file, with its value, and whether it applies, was
+/// replaced by a flag or an environment variable, or is not used by this command.
+fn explain_keys(args: &mut ConfigArgs, output: &OutputArgs, json: bool, command: &str, c: &Config, k: &Keys) {
+    if output.verbose == 0 || output.quiet > 0 {
+        return;
+    }
+    let mut keys: Vec<(&String, &usize)> = c.options.key_lines.iter().collect();
+    keys.sort_by_key(|(key, line)| (**line, key.as_str()));
+    let file = crate::report::shown(&c.path);
+    for (key, line) in keys {
+        let written = match (key.as_str(), &c.options.cache_url) {
+            // A URL may carry a password: never printed.
+            ("cache-url", Some(url)) => format!("cache-url = {:?}", crate::cache::remote::redact_url(url)),
+            _ => c.options.key_values.get(key).map_or_else(|| key.clone(), |v| format!("{key} = {v}")),
+        };
+        let status = match k.outcome.iter().find(|(k, _)| *k == key.as_str()) {
+            None => format!(" (not used by `{command}`)"),
+            Some((_, None)) => String::new(),
+            Some((_, Some(id))) => format!(" (replaced by {})", flag_source(k.m, command, id)),
+        };
+        say(args, json, format!("setting: `{written}` from `{file}` line {line}{status}"));
+    }
+}
+
+/// `-v`: each environment variable that gave a flag its value, as it was set.
+fn explain_env(args: &mut ConfigArgs, output: &OutputArgs, json: bool, command: &str, m: &ArgMatches) {
+    if output.verbose == 0 || output.quiet > 0 {
+        return;
+    }
+    let cli = <crate::cli::Cli as clap::CommandFactory>::command();
+    let Some(sub) = cli.find_subcommand(command) else { return };
+    for arg in sub.get_arguments() {
+        let id = arg.get_id().as_str();
+        if m.value_source(id) != Some(ValueSource::EnvVariable) {
+            continue;
+        }
+        let (Some(var), Some(long)) = (arg.get_env(), arg.get_long()) else { continue };
+        let value = std::env::var_os(var).unwrap_or_default().to_string_lossy().into_owned();
+        // A URL may carry a password: never printed.
+        let value = if long == "cache-url" { crate::cache::remote::redact_url(&value) } else { value };
+        say(args, json, format!("setting: {}={value} (--{long})", var.to_string_lossy()));
+    }
+    for (var, compile_only) in OTHER_VARIABLES {
+        if *compile_only && command != "compile" {
+            continue;
+        }
+        if let Some(value) = std::env::var_os(var).filter(|v| !v.is_empty()) {
+            say(args, json, format!("setting: {var}={}", value.to_string_lossy()));
+        }
+    }
+}
+
+/// Environment variables that change a run without standing for a flag (secrets left out),
+/// and whether only `compile` reads them.
+const OTHER_VARIABLES: &[(&str, bool)] = &[
+    ("PYTHONPYCACHEPREFIX", false),
+    ("NO_COLOR", false),
+    ("HASHPYC_NO_CACHE", false),
+    ("HASHPYC_NO_STATE", false),
+    ("HASHPYC_STATE_DIR", false),
+    ("HASHPYC_CACHE_COMPRESSION", true),
+    ("HASHPYC_CACHE_TIMEOUT", true),
+    ("HASHPYC_CACHE_UPLOAD_WAIT", true),
+    ("HASHPYC_ISOLATION", true),
+    ("HASHPYC_DEFERRED", true),
+    ("HASHPYC_VERIFY", true),
+    ("HASHPYC_ORDER", true),
+    ("HASHPYC_WORKER_SCRIPT", true),
+];
+
+/// `--max-depth on the command line` or `HASHPYC_JOBS`: what gave flag `id` its value.
+fn flag_source(m: &ArgMatches, command: &str, id: &str) -> String {
+    let cli = <crate::cli::Cli as clap::CommandFactory>::command();
+    let arg = cli.find_subcommand(command).and_then(|s| s.get_arguments().find(|a| a.get_id() == id));
+    let long = arg.and_then(|a| a.get_long()).map_or_else(|| id.replace('_', "-"), |l| l.to_string());
+    match (m.value_source(id), arg.and_then(|a| a.get_env())) {
+        (Some(ValueSource::EnvVariable), Some(var)) => var.to_string_lossy().into_owned(),
+        _ => format!("--{long} on the command line"),
+    }
+}
+
+/// One `-v` line: on stderr, or in JSON mode a notice for the run's output.
+fn say(args: &mut ConfigArgs, json: bool, line: String) {
+    if json {
+        args.described.push(line);
+    } else {
+        crate::report::eprint_line(&line);
+    }
+}
+
+fn apply_target(t: &mut TargetArgs, k: &mut Keys, c: &Config, ids: &[&'static str]) {
+    if !k.applies("python", ids) {
         return;
     }
     if let Some(pythons) = &c.options.python {
@@ -268,29 +394,42 @@ fn apply_target(t: &mut TargetArgs, m: &ArgMatches, c: &Config) {
     }
 }
 
-fn apply_select(sel: &mut SelectArgs, m: &ArgMatches, c: &Config) {
+fn apply_select(sel: &mut SelectArgs, k: &mut Keys, c: &Config) {
     let o = &c.options;
     // `--no-ignore` and `--hidden` turn the file's opt-ins off.
-    set_flag(&mut sel.respect_gitignore, m, &["respect_gitignore", "no_ignore"], o.respect_gitignore);
-    set_flag(&mut sel.skip_hidden, m, &["skip_hidden", "hidden"], o.skip_hidden);
-    if !given(m, "exclude")
+    set_flag(
+        &mut sel.respect_gitignore,
+        k,
+        "respect-gitignore",
+        &["respect_gitignore", "no_ignore"],
+        o.respect_gitignore,
+    );
+    set_flag(&mut sel.skip_hidden, k, "skip-hidden", &["skip_hidden", "hidden"], o.skip_hidden);
+    if k.applies("exclude", &["exclude"])
         && let Some(globs) = &o.exclude
     {
         sel.exclude = globs.iter().map(|g| g.0.clone()).collect();
         sel.exclude_base = Some(c.dir.clone());
     }
-    if !given(m, "exclude_regex")
+    if k.applies("exclude-regex", &["exclude_regex"])
         && let Some(re) = &o.exclude_regex
     {
         sel.exclude_regex = Some(re.0.clone());
     }
-    set_flag(&mut sel.force_exclude, m, &["force_exclude", "no_force_exclude"], o.force_exclude);
-    if !given(m, "max_depth") && !given(m, "no_recursion") {
+    set_flag(
+        &mut sel.force_exclude,
+        k,
+        "force-exclude",
+        &["force_exclude", "no_force_exclude"],
+        o.force_exclude,
+    );
+    // `--max-depth` and `-l` are alternatives: a flag for either replaces both keys.
+    if k.applies("max-depth", &["max_depth", "no_recursion"]) {
         sel.max_depth = o.max_depth.or(sel.max_depth);
-        set_flag(&mut sel.no_recursion, m, &["no_recursion"], o.no_recursion);
     }
-    set_flag(&mut sel.follow, m, &["follow", "no_follow"], o.follow);
-    if !given(m, "limit_symlinks")
+    set_flag(&mut sel.no_recursion, k, "no-recursion", &["max_depth", "no_recursion"], o.no_recursion);
+    set_flag(&mut sel.follow, k, "follow", &["follow", "no_follow"], o.follow);
+    if k.applies("limit-symlinks", &["limit_symlinks"])
         && let Some(dir) = &o.limit_symlinks
     {
         sel.limit_symlinks = Some(c.resolve(dir));
@@ -298,34 +437,43 @@ fn apply_select(sel: &mut SelectArgs, m: &ArgMatches, c: &Config) {
     }
 }
 
-fn apply_layout(layout: &mut LayoutArgs, m: &ArgMatches, c: &Config) {
+fn apply_layout(layout: &mut LayoutArgs, k: &mut Keys, c: &Config) {
     let o = &c.options;
-    if !given(m, "optimize")
+    if k.applies("optimize", &["optimize"])
         && let Some(levels) = &o.optimize
     {
         layout.optimize = levels.iter().map(|l| l.0).collect();
         layout.optimize_from = Some(config::Origin::key(c, "optimize"));
     }
-    // `-b` and `--pycache-prefix` are alternatives: a flag for either replaces the file's.
-    if !given(m, "legacy") && !given(m, "pycache_prefix") {
-        set_flag(&mut layout.legacy, m, &["legacy", "no_legacy"], o.legacy);
-        if layout.legacy && o.legacy == Some(true) && !given(m, "no_legacy") {
+    // `-b` and `--pycache-prefix` are alternatives: a flag for either replaces both keys.
+    if k.applies("legacy", &["legacy", "pycache_prefix", "no_legacy"])
+        && let Some(legacy) = o.legacy
+    {
+        layout.legacy = legacy;
+        if legacy {
             layout.legacy_from = Some(config::Origin::key(c, "legacy"));
         }
-        if let Some(prefix) = &o.pycache_prefix {
-            layout.pycache_prefix = Some(c.resolve(prefix));
-            layout.pycache_prefix_from = Some(config::Origin::key(c, "pycache-prefix"));
-        }
+    }
+    if k.applies("pycache-prefix", &["legacy", "pycache_prefix"])
+        && let Some(prefix) = &o.pycache_prefix
+    {
+        layout.pycache_prefix = Some(c.resolve(prefix));
+        layout.pycache_prefix_from = Some(config::Origin::key(c, "pycache-prefix"));
     }
 }
 
 /// `ddir`, `strip-prefix` and `prepend-prefix`: `-d` and `-s`/`-p` are alternatives, so a
 /// flag for either replaces all three keys.
-fn apply_embed(embed: &mut EmbedArgs, m: &ArgMatches, c: &Config) {
+fn apply_embed(embed: &mut EmbedArgs, k: &mut Keys, c: &Config) {
     let o = &c.options;
-    if !["ddir", "strip_prefix", "prepend_prefix"].iter().any(|id| given(m, id)) {
+    const IDS: &[&str] = &["ddir", "strip_prefix", "prepend_prefix"];
+    if k.applies("ddir", IDS) {
         embed.ddir = o.ddir.clone().or(embed.ddir.take());
+    }
+    if k.applies("strip-prefix", IDS) {
         embed.strip_prefix = o.strip_prefix.clone().or(embed.strip_prefix.take());
+    }
+    if k.applies("prepend-prefix", IDS) {
         embed.prepend_prefix = o.prepend_prefix.clone().or(embed.prepend_prefix.take());
     }
 }
@@ -335,19 +483,26 @@ pub fn embed(args: &EmbedArgs) -> Embed {
     Embed { ddir: args.ddir.clone(), strip: args.strip_prefix.clone(), prepend: args.prepend_prefix.clone() }
 }
 
-fn apply_cache(cache: &mut CacheArgs, m: &ArgMatches, c: &Config) {
+fn apply_cache(cache: &mut CacheArgs, k: &mut Keys, c: &Config) {
     let o = &c.options;
-    if !given(m, "cache")
+    // `--no-cache` turns off both tiers: the file's are not even looked at.
+    if k.applies("cache", &["cache", "no_cache"])
         && let Some(dir) = &o.cache
     {
         cache.cache = Some(c.resolve(dir));
     }
-    if !given(m, "cache_url") && o.cache_url.is_some() {
+    if k.applies("cache-url", &["cache_url", "no_cache"]) && o.cache_url.is_some() {
         cache.cache_url.clone_from(&o.cache_url);
         cache.cache_url_from = Some(config::Origin::key(c, "cache-url"));
     }
-    set_flag(&mut cache.cache_read_only, m, &["cache_read_only", "no_cache_read_only"], o.cache_read_only);
-    if !given(m, "cache_max_size")
+    set_flag(
+        &mut cache.cache_read_only,
+        k,
+        "cache-read-only",
+        &["cache_read_only", "no_cache_read_only"],
+        o.cache_read_only,
+    );
+    if k.applies("cache-max-size", &["cache_max_size"])
         && let Some(size) = o.cache_max_size
     {
         cache.cache_max_size = size.0;

@@ -326,6 +326,77 @@ per_python!(verbose_json_names_the_configuration_on_stdout, |py: &Python| {
     }
 });
 
+// `-v` says where each setting came from: every key of the file with its value, and whether
+// it applies, was replaced by a flag or an environment variable, or is not used by the
+// command; every environment variable that stands for a flag, as set; a URL's password
+// never. Without `-v`, none of it.
+per_python!(verbose_says_where_each_setting_came_from, |py: &Python| {
+    let tree = Tree::new();
+    tree.write(
+        "pyproject.toml",
+        "[tool.hashpyc]\njobs = 1\nmax-depth = 3\nexclude = [\"tests/\"]\ntimeout = 5\nstray = true\n\
+         cache-url = \"http://user:s3cret@127.0.0.1:9/bucket\"\n",
+    );
+    tree.write("pkg/a.py", "A = 1\n");
+    tree.write("pkg/sub/b.py", "B = 1\n");
+    let compile = |extra: &[&str]| {
+        tree.hashpyc()
+            .args(["compile", "-n", "--no-cache"])
+            .args(extra)
+            .env("HASHPYC_TIMEOUT", "7")
+            .python(py)
+            .arg("pkg")
+            .run()
+    };
+    let run = compile(&["-v", "-l"]);
+    run.assert_code(0);
+    let settings: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("setting: ")).collect();
+    let file = "from `pyproject.toml` line";
+    for want in [
+        format!("setting: `jobs = 1` {file} 2"),
+        format!("setting: `max-depth = 3` {file} 3 (replaced by --no-recursion on the command line)"),
+        format!("setting: `exclude = [\"tests/\"]` {file} 4"),
+        format!("setting: `timeout = 5` {file} 5 (replaced by HASHPYC_TIMEOUT)"),
+        format!("setting: `stray = true` {file} 6 (not used by `compile`)"),
+        format!(
+            "setting: `cache-url = \"http://127.0.0.1:9/bucket\"` {file} 7 (replaced by --no-cache on the command line)"
+        ),
+        "setting: HASHPYC_TIMEOUT=7 (--timeout)".to_string(),
+    ] {
+        assert!(settings.contains(&want.as_str()), "{want}\n{}", run.stderr);
+    }
+    // What it says is what happened: -l took pkg's own file only.
+    assert!(run.stdout.contains("pkg/a.py") && !run.stdout.contains("b.py"), "{}", run.stdout);
+    assert!(!run.stderr.contains("s3cret"), "{}", run.stderr);
+    // Without -v: nothing of it.
+    let quiet = compile(&[]);
+    quiet.assert_code(0);
+    assert!(!quiet.stderr.contains("setting: "), "{}", quiet.stderr);
+    // check, in JSON: the same lines as notices on stdout; compile's keys are not used.
+    let run =
+        tree.hashpyc().args(["check", "-v", "--format", "json", "pkg"]).env("HASHPYC_PYTHON", &py.path).run();
+    assert_eq!(run.stderr, "");
+    let notices: Vec<String> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| {
+            v["type"] == "notice" && v["message"].as_str().is_some_and(|m| m.starts_with("setting: "))
+        })
+        .map(|v| v["message"].as_str().unwrap().to_string())
+        .collect();
+    for want in [
+        format!("setting: `jobs = 1` {file} 2 (not used by `check`)"),
+        format!("setting: `max-depth = 3` {file} 3"),
+        format!("setting: `stray = true` {file} 6"),
+        format!("setting: `cache-url = \"http://127.0.0.1:9/bucket\"` {file} 7 (not used by `check`)"),
+        format!("setting: HASHPYC_PYTHON={} (--python)", py.path.display()),
+    ] {
+        assert!(notices.contains(&want), "{want}\n{notices:#?}");
+    }
+    assert!(!run.stdout.contains("s3cret"), "{}", run.stdout);
+});
+
 // Every key set to `true` in the file has a `--no-…` flag that undoes it for one run (and
 // the later of a flag and its negation wins, as with ruff's `--fix`/`--no-fix`).
 per_python!(negations_undo_the_file, |py: &Python| {
