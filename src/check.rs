@@ -200,9 +200,11 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     let sources = sources.into_inner();
     // An empty selection proves nothing: a typo in a path, or ignore rules that hid the
     // tree, must not pass a CI job.
-    // Every path a hook named was excluded on purpose (`--force-exclude`): nothing was
-    // meant to be checked, which is no finding.
-    let all_excluded = sources == 0 && !s.roots.is_empty() && walked.skipped.force_excluded == s.roots.len();
+    // Every path a hook named was excluded on purpose (`--force-exclude`) or is no `.py`
+    // file: nothing was meant to be checked, which is no finding.
+    let all_excluded = sources == 0
+        && !s.roots.is_empty()
+        && walked.skipped.force_excluded + walked.skipped.not_py == s.roots.len();
     let nothing = sources == 0 && usage_errors == 0 && !all_excluded;
     if nothing {
         let msg = if s.roots.is_empty() {
@@ -284,6 +286,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
         summary.insert("skipped_ignored".into(), walked.skipped.ignored.into());
         summary.insert("skipped_hidden".into(), walked.skipped.hidden.into());
         summary.insert("force_excluded".into(), walked.skipped.force_excluded.into());
+        summary.insert("skipped_not_py".into(), walked.skipped.not_py.into());
         let targets: Vec<serde_json::Value> = s.targets.iter().map(|t| t.short_version().into()).collect();
         summary.insert("targets".into(), targets.into());
         let _ = writeln!(out, "{}", serde_json::Value::Object(summary));
@@ -649,15 +652,14 @@ fn check_source(path: &Path, embedded: &Path, s: &CheckSettings, cwd: &Path) -> 
                         continue;
                     }
                 }
-                let expected =
-                    (outcome != Outcome::Ok && outcome != Outcome::Unreadable).then(|| HeaderView {
-                        magic: target.magic.to_string(),
-                        flags: match s.accept {
-                            Accept::Only(m) => Some(m.flags()),
-                            Accept::AnyHash => None,
-                        },
-                        hash: get_hash().ok().map(|h| pyc::hex(&h)),
-                    });
+                let expected = (outcome != Outcome::Unreadable).then(|| HeaderView {
+                    magic: target.magic.to_string(),
+                    flags: match s.accept {
+                        Accept::Only(m) => Some(m.flags()),
+                        Accept::AnyHash => None,
+                    },
+                    hash: get_hash().ok().map(|h| pyc::hex(&h)),
+                });
                 out.push(Finding {
                     kind: "finding",
                     path: path.to_path_buf(),
@@ -887,7 +889,7 @@ fn legacy_strays(pycs: &[PathBuf], targets: &[Arc<Target>]) -> Vec<Finding> {
             continue;
         }
         let mut magic = [0u8; 4];
-        let read = std::fs::File::open(pyc_path).and_then(|mut f| f.read_exact(&mut magic));
+        let read = crate::io::open_nonblocking(pyc_path).and_then(|mut f| f.read_exact(&mut magic));
         let Some(target) = read.ok().and_then(|()| targets.iter().find(|t| t.magic.0 == magic)) else {
             continue;
         };

@@ -693,7 +693,9 @@ pub struct SelectArgs {
     /// Apply `--exclude` and `--exclude-regex` to the paths named on the command line or
     /// stdin too (a directory, or a file, matched with its parent directories), as ruff's
     /// `--force-exclude`: for pre-commit hooks and `git ls-files | hashpyc compile -`, which
-    /// name files one by one. By default a named path is always taken, as compileall does.
+    /// name files one by one. By default a named path is always taken, as compileall does
+    /// (a named file whose name does not end in `.py` is skipped and counted, as compileall
+    /// skips it).
     #[arg(long, help_heading = "Selection")]
     pub force_exclude: bool,
 

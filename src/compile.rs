@@ -313,6 +313,7 @@ fn summary_json(
         "skipped_ignored": s.skipped.ignored,
         "skipped_hidden": s.skipped.hidden,
         "force_excluded": s.skipped.force_excluded,
+        "skipped_not_py": s.skipped.not_py,
         "warnings_as_errors": warnings_as_errors,
         "targets": targets,
         "elapsed": (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
@@ -391,11 +392,12 @@ pub fn compile(
     // A selection with no source compiles nothing: say so, as ruff does (the exit status
     // stays 0, as compileall's), so that a path naming the wrong directory or rules that hide
     // the whole tree do not pass unnoticed. Not for an empty list on stdin (a hook with no
-    // files) or paths every one of which `--force-exclude` excluded on purpose.
+    // files) or paths every one of which `--force-exclude` excluded on purpose or is no
+    // `.py` file.
     if summary.sources == 0
         && summary.errors + summary.usage_errors == 0
         && !s.roots.is_empty()
-        && summary.skipped.force_excluded < s.roots.len()
+        && summary.skipped.force_excluded + summary.skipped.not_py < s.roots.len()
         && (verbosity.quiet < 2 || s.json)
     {
         let message = report::no_sources("compile", &s.roots, summary.skipped.describe(), s.walk.max_depth);
@@ -599,7 +601,7 @@ fn triage(
                 Action::KnownFailure { failure: f, .. } => {
                     summary.failed += 1;
                     summary.failed_sources.insert(i);
-                    let source = source.get_or_insert_with(|| std::fs::read(&p.path).ok());
+                    let source = source.get_or_insert_with(|| crate::io::read_regular(&p.path).ok());
                     notes.add(
                         &p.path,
                         0,
@@ -665,7 +667,7 @@ fn remembered_warnings(
 ) -> Option<Vec<crate::pool::Warning>> {
     let abs = layout::absolute(&p.path, cwd);
     let memo = memos[t].as_ref().filter(|m| m.knows_warned(&abs))?;
-    let src = source.get_or_insert_with(|| std::fs::read(&p.path).ok()).as_deref()?;
+    let src = source.get_or_insert_with(|| crate::io::read_regular(&p.path).ok()).as_deref()?;
     let target = &s.targets[t];
     let warnings = memo.warnings(&abs, &pyc::source_hash(target.hash, target.magic, src), &s.levels)?;
     (!warnings.is_empty()).then_some(warnings)
@@ -932,7 +934,7 @@ fn record_results(
                 );
                 summary.warnings += shown.len();
                 if !shown.is_empty() && (verbosity.quiet < 2 || s.json) {
-                    let source = std::fs::read(path).ok();
+                    let source = crate::io::read_regular(path).ok();
                     for w in shown {
                         let text = report::format_warning(path, w, source.as_deref());
                         notes.add(path, 1, Some(t), text, Some(Event::warning(w, false, false)));
@@ -949,7 +951,7 @@ fn record_results(
                 }
                 remember_warnings(s, t, &plan.actions[t], path, warnings, &mut memos[t], cwd);
                 let shown = distinct_warnings(warnings.iter());
-                let source = std::fs::read(path).ok();
+                let source = crate::io::read_regular(path).ok();
                 for w in shown {
                     let mut text = report::format_warning(path, w, source.as_deref());
                     let at = text.find('\n').unwrap_or(text.len());
@@ -964,7 +966,7 @@ fn record_results(
                     let levels = &s.levels[..usize::from(*prefix)];
                     memo.record_failure(layout::absolute(path, cwd), &hash, levels, &f);
                 }
-                let source = std::fs::read(path).ok();
+                let source = crate::io::read_regular(path).ok();
                 let text = report::format_failure(path, &f, source.as_deref());
                 notes.add(path, 0, Some(t), text, Some(Event::failure(&f, false)));
             }
@@ -996,7 +998,7 @@ fn remember_warnings(
         return;
     }
     // The source as compiled; if it changed since, the hash will not match next time.
-    let Ok(source) = std::fs::read(path) else { return };
+    let Ok(source) = crate::io::read_regular(path) else { return };
     let target = &s.targets[t];
     let hash = pyc::source_hash(target.hash, target.magic, &source);
     if warned {
@@ -1084,7 +1086,7 @@ fn rewrite_unit(
     let pycs = paths.of(&plan.path, t);
     for &i in headers {
         let path = &pycs[usize::from(i)];
-        let data = std::fs::read(path)
+        let data = crate::io::read_regular(path)
             .map_err(|e| format!("cannot read `{}`: {}", report::shown(path), crate::io::io_reason(&e)))?;
         let header = Header::parse(&data).filter(|h| h.magic == target.magic && h.kind().is_ok());
         let Some(header) = header else {
@@ -1107,8 +1109,7 @@ fn rewrite_unit(
             if !touched || crate::write::same_file(&pycs[i - 1], &pycs[i]) {
                 continue;
             }
-            let same =
-                matches!((std::fs::read(&pycs[i - 1]), std::fs::read(&pycs[i])), (Ok(a), Ok(b)) if a == b);
+            let same = matches!((crate::io::read_regular(&pycs[i - 1]), crate::io::read_regular(&pycs[i])), (Ok(a), Ok(b)) if a == b);
             if same {
                 crate::write::hardlink_atomic(&pycs[i - 1], &pycs[i])
                     .map_err(|e| schedule::error_chain(&e))?;

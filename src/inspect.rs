@@ -113,7 +113,7 @@ impl Description {
 /// from the pyc's own path (`source_for`).
 fn describe(path: &Path, source: Option<&Path>) -> Description {
     let mut d = Description::empty(path);
-    let data = match std::fs::read(path) {
+    let data = match crate::io::read_regular(path) {
         Ok(d) => d,
         Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => {
             d.error = Some("is a directory, not a pyc file".into());
@@ -267,7 +267,7 @@ fn is_source(path: &Path) -> bool {
         return false;
     }
     let mut head = [0u8; 4];
-    match std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)) {
+    match crate::io::open_nonblocking(path).and_then(|mut f| f.read_exact(&mut head)) {
         Ok(()) => !Magic(head).is_well_formed(),
         Err(_) => true,
     }

@@ -1,12 +1,16 @@
 //! SIGINT and SIGTERM: remember which arrived, kill every worker process group at once
 //! so nothing blocks on Python, and let the pipeline unwind (temporary files are removed
-//! as they drop) before exiting 130 or 143. A second signal exits immediately.
+//! as they drop) before exiting 130 or 143. A second signal exits immediately, and so
+//! does a run that has not finished unwinding 5 seconds after the first.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
 static WORKERS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// How long the run may take to unwind after the first signal before it exits regardless.
+const GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Start the signal-handling thread (once, from `run`).
 pub fn install() {
@@ -21,6 +25,14 @@ pub fn install() {
                     std::process::exit(128 + sig);
                 }
                 kill_all();
+                // The unwind takes milliseconds; a run still there after GRACE is stuck in
+                // a system call (a file on a hung network mount, a device): exit anyway, as
+                // a second signal would, rather than make `docker stop` or a CI cancel wait
+                // for SIGKILL.
+                std::thread::spawn(move || {
+                    std::thread::sleep(GRACE);
+                    std::process::exit(128 + sig);
+                });
             }
         })
         .ok();

@@ -14,6 +14,71 @@ pub fn read_source_into(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<()> {
     read_to_end_direct(&f, buf)
 }
 
+/// Open `path` for reading without ever blocking: a FIFO (or a device) where a pyc or a
+/// source should be must not hang the run, as opening a FIFO with no writer does.
+pub fn open_nonblocking(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)
+}
+
+/// The error for a path that is not a regular file (a FIFO, a socket, a device).
+pub fn not_regular() -> std::io::Error {
+    std::io::Error::other("not a regular file")
+}
+
+/// Read the whole regular file `path` into `buf` (cleared first). Anything else is
+/// [`not_regular`], found without blocking and without reading a device's endless data:
+/// the type is checked (one `fstat`) only when a read did not end the usual way, i.e. the
+/// file was empty, a read would have blocked, or it outgrew the buffer.
+pub fn read_regular_into(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    buf.clear();
+    let file = open_nonblocking(path)?;
+    let regular = || file.metadata().map(|m| m.is_file());
+    let mut checked = false;
+    loop {
+        if buf.capacity() - buf.len() < 4096 {
+            if !checked {
+                if !regular()? {
+                    return Err(not_regular());
+                }
+                checked = true;
+            }
+            buf.reserve(buf.capacity().max(16 * 1024));
+        }
+        let spare = buf.spare_capacity_mut();
+        // SAFETY: read(2) writes at most `spare.len()` bytes into the spare capacity, which
+        // belongs to `buf`; the length grows only by the count it reports written.
+        let n = unsafe { libc::read(file.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
+        match n {
+            0 => {
+                if buf.is_empty() && !checked && !regular()? {
+                    return Err(not_regular());
+                }
+                return Ok(());
+            }
+            // SAFETY: the first `n` spare bytes were just initialised by read(2).
+            n if n > 0 => unsafe { buf.set_len(buf.len() + n as usize) },
+            _ => {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == std::io::ErrorKind::WouldBlock && !checked && !regular()? {
+                    return Err(not_regular());
+                }
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+/// [`read_regular_into`] into a new buffer.
+pub fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    read_regular_into(path, &mut buf)?;
+    Ok(buf)
+}
+
 /// Append everything left in `file` to `buf`, reading straight into its spare capacity.
 /// Unlike `Read::read_to_end` on a `File`, this asks for no size hint (an `fstat` and an
 /// `lseek` per call, a fifth of the syscalls of a no-op run) and does not cap the first

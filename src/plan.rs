@@ -438,8 +438,7 @@ pub(crate) fn read_pyc_into(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<(
         // Do not keep the buffer of a huge pyc alive for the rest of the run.
         *buf = Vec::new();
     }
-    buf.clear();
-    crate::io::read_to_end_direct(&std::fs::File::open(path)?, buf)
+    crate::io::read_regular_into(path, buf)
 }
 
 /// The levels a header rewrite writes: those rewritten and those linked (a level may be
@@ -467,7 +466,7 @@ fn unlinked_duplicates(a: &Path, b: &Path) -> bool {
     if crate::write::same_file(a, b) {
         return false;
     }
-    match (std::fs::read(a), std::fs::read(b)) {
+    match (crate::io::read_regular(a), crate::io::read_regular(b)) {
         (Ok(x), Ok(y)) => x == y,
         _ => false,
     }

@@ -4,8 +4,10 @@
 //! Rules, as compileall's: names ending exactly in `.py`; never inside `__pycache__`;
 //! symlinked directories not followed unless asked; hidden entries and git-ignored files
 //! included. `.gitignore`/`.ignore` rules and hidden-entry skipping are opt-ins for
-//! working trees, and whatever they skip is counted (a second, unfiltered walk). A file
-//! named explicitly is always taken.
+//! working trees, and whatever they skip is counted (a second, unfiltered walk). A `.py`
+//! file named explicitly is always taken; a named file whose name does not end in `.py` is
+//! skipped and counted, as compileall skips it (a stub `m.pyi` named beside `m.py` would
+//! otherwise be compiled into `m.py`'s pyc).
 
 use std::ffi::OsString;
 use std::io::BufRead;
@@ -146,6 +148,8 @@ pub struct Skipped {
     pub hidden: usize,
     /// Paths named on the command line or stdin that `--force-exclude` skipped.
     pub force_excluded: usize,
+    /// Files named on the command line or stdin whose name does not end in `.py`.
+    pub not_py: usize,
 }
 
 impl Skipped {
@@ -163,6 +167,10 @@ impl Skipped {
         if self.force_excluded > 0 {
             let named = crate::report::plural(self.force_excluded, "named path", "named paths");
             out.push(format!("{named} excluded by --force-exclude"));
+        }
+        if self.not_py > 0 {
+            let named = crate::report::plural(self.not_py, "named file", "named files");
+            out.push(format!("{named} not ending in .py skipped"));
         }
         (!out.is_empty()).then(|| out.join(", "))
     }
@@ -222,6 +230,7 @@ pub fn walk_each(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
     if opts.respect_ignore || opts.skip_hidden {
         walked.skipped = Skipped {
             force_excluded: walked.skipped.force_excluded,
+            not_py: walked.skipped.not_py,
             ..count_skipped(roots, opts, taken.into_inner())
         };
     }
@@ -252,7 +261,7 @@ fn count_skipped(roots: &[PathBuf], opts: &WalkOptions, selected: usize) -> Skip
         (true, true) => {
             let not_hidden = count(false, true);
             let ignored = not_hidden.saturating_sub(selected);
-            Skipped { hidden: all.saturating_sub(not_hidden), ignored, force_excluded: 0 }
+            Skipped { hidden: all.saturating_sub(not_hidden), ignored, ..Skipped::default() }
         }
         (true, false) => Skipped { ignored: all.saturating_sub(selected), ..Skipped::default() },
         _ => Skipped { hidden: all.saturating_sub(selected), ..Skipped::default() },
@@ -274,6 +283,16 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
         None => None,
     };
     for root in roots {
+        // compileall compiles a named file only when its name ends in `.py`: a stub, a
+        // `py.typed` marker or a `setup.cfg` named with it (`pkg/*`, `git ls-files`) has
+        // no pyc, and would otherwise be compiled into the pyc of its `.py` namesake. (A
+        // path that does not exist is still an error, whatever its name.)
+        if !root.as_os_str().as_bytes().ends_with(b".py")
+            && std::fs::metadata(root).is_ok_and(|m| !m.is_dir())
+        {
+            walked.skipped.not_py += 1;
+            continue;
+        }
         if opts.force_exclude {
             let is_dir = std::fs::metadata(root).is_ok_and(|m| m.is_dir());
             if forced.as_ref().is_some_and(|x| x.skips_root(root, is_dir))
@@ -994,14 +1013,17 @@ mod tests {
         let serial = WalkOptions { threads: 1, ..Default::default() };
         let w = walk(&[root.to_path_buf(), root.join("notpy.txt")], &opts);
         let names: Vec<_> = w.sources.iter().map(|s| s.path.strip_prefix(root).unwrap().to_owned()).collect();
-        assert_eq!(names, [".hidden/e.py", "a.py", "b.py", "notpy.txt", "sub/c.py"].map(PathBuf::from));
-        assert!(w.sources.iter().any(|s| s.explicit && s.path.ends_with("notpy.txt")));
+        // A named file not ending in `.py` is skipped and counted, as compileall skips it.
+        assert_eq!(names, [".hidden/e.py", "a.py", "b.py", "sub/c.py"].map(PathBuf::from));
+        assert_eq!(w.skipped.not_py, 1);
+        let named = walk(&[root.join("a.py"), root.join("x.pyi")], &opts);
+        assert!(named.sources.iter().all(|s| s.explicit) && named.sources.len() == 1, "{:?}", named.sources);
         assert_eq!(walk(&[root.to_path_buf()], &serial).sources, walk(&[root.to_path_buf()], &opts).sources);
         assert!(w.sources.iter().any(|s| s.path.ends_with(".hidden/e.py")), "hidden entries by default");
         let skip = WalkOptions { skip_hidden: true, threads: 2, ..Default::default() };
         let w = walk(&[root.to_path_buf()], &skip);
         assert!(!w.sources.iter().any(|s| s.path.ends_with(".hidden/e.py")));
-        assert_eq!(w.skipped, Skipped { hidden: 1, ignored: 0, force_excluded: 0 });
+        assert_eq!(w.skipped, Skipped { hidden: 1, ..Skipped::default() });
         let w = walk(&[root.join("missing")], &opts);
         assert!(matches!(w.errors[..], [WalkError::NotFound(_)]));
     }

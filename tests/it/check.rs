@@ -190,6 +190,27 @@ per_python!(check_json_and_github_formats, |py: &Python| {
             assert!(f["found"].is_null());
         }
     }
+    // With --all, an ok finding has its `expected` too (null only for `unreadable`, as the
+    // README says): the header found, and the hash CPython computes for the source.
+    let all = tree.hashpyc().args(["check", "--all", "--format", "json"]).python(py).arg(".").run();
+    let ok: Vec<serde_json::Value> = all
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|o| o["outcome"] == "ok")
+        .collect();
+    assert_eq!(ok.len(), 1, "{}", all.stdout);
+    let source = ok[0]["path"].as_str().unwrap();
+    let cpython_hash = py
+        .cmd()
+        .current_dir(tree.root())
+        .args(["-c", "import importlib.util, sys; print(importlib.util.source_hash(open(sys.argv[1], 'rb').read()).hex())"])
+        .arg(source)
+        .output()
+        .unwrap();
+    let cpython_hash = String::from_utf8_lossy(&cpython_hash.stdout).trim().to_string();
+    assert_eq!(ok[0]["expected"]["hash"], cpython_hash.as_str(), "{}", ok[0]);
+    assert_eq!(ok[0]["expected"], ok[0]["found"], "{}", ok[0]);
     let gh = tree.hashpyc().args(["check", "--format", "github"]).python(py).arg(".").run();
     gh.assert_code(1);
     assert_eq!(gh.stdout.lines().count(), expected.len() - 1);

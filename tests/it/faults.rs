@@ -7,6 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::harness::{self, Python, Tree};
@@ -509,6 +510,59 @@ fn sigint_and_sigterm_stop_cleanly() {
             wait_for(|| processes_with(&needle) == 0, "workers to exit");
             assert_tree_sound(py, tree.root());
         }
+    }
+}
+
+// A run stuck in a system call that no signal interrupts (here: reading a path list from
+// a stdin that never ends; in the field, a file on a hung network mount) waited forever
+// for its unwind after SIGTERM, so `docker stop` and a CI cancel had to SIGKILL it. It now
+// exits 143 (130) a few seconds after the signal, as a second signal would make it.
+#[test]
+fn a_run_stuck_in_a_read_still_ends_on_a_signal() {
+    for (sig, code) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
+        let tree = Tree::new();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hashpyc"));
+        cmd.current_dir(tree.root())
+            .env("HASHPYC_STATE_DIR", harness::shared_cache_dir())
+            .args(["compile", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        harness::guard_network(&mut cmd);
+        let mut child = cmd.spawn().unwrap();
+        // Its stdin stays open and empty: the run waits in read(2) for the path list.
+        let stdin = child.stdin.take().unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        // SAFETY: signalling our own child.
+        unsafe {
+            libc::kill(child.id() as i32, sig);
+        }
+        let start = Instant::now();
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let killer = {
+            let (done, pid) = (done.clone(), child.id() as i32);
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_secs(30));
+                if !done.load(std::sync::atomic::Ordering::SeqCst) {
+                    // SAFETY: our own child, still there after 30 s: the test fails below.
+                    unsafe {
+                        libc::kill(pid, libc::SIGKILL);
+                    }
+                }
+            })
+        };
+        let out = child.wait_with_output().unwrap();
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        drop(stdin);
+        let waited = start.elapsed();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "after {waited:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(waited < Duration::from_secs(20), "{waited:?}");
+        drop(killer);
     }
 }
 

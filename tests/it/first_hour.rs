@@ -7,7 +7,7 @@
 //! as a file name where uv takes a version.
 
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -1665,3 +1665,159 @@ fn operational_paths_stay_on_one_line() {
     run.assert_code(2);
     assert!(run.stderr.contains(&quoted_end(missing)) && !forged(&run.stderr, "such"), "{}", run.stderr);
 }
+
+// `hashpyc compile pkg/*` named a `mod.pyi` stub and a `py.typed` marker beside `mod.py`:
+// each was compiled as a source, the stub into `mod.py`'s own pyc (`__pycache__/mod.<tag>.pyc`)
+// and the marker into `py.<tag>.pyc`, so the pyc held the stub's code after every other
+// run and `check` alternated between ok and stale. compileall compiles a named file only
+// when its name ends in `.py`; so does hashpyc now, counting the others in the summary.
+per_python!(named_files_not_ending_in_py_are_skipped, |py: &Python| {
+    let tree = Tree::new();
+    tree.write("pkg/__init__.py", "");
+    tree.write("pkg/mod.py", "def f(x):\n    return x + 1\n");
+    tree.write("pkg/mod.pyi", "def f(x: int) -> int: ...\n");
+    tree.write("pkg/py.typed", "");
+    tree.write("setup.cfg", "[metadata]\nname = demo\n");
+    // The stub named after the source and before it: the order must not matter.
+    let lists: [&[&str]; 2] = [
+        &["pkg/mod.py", "pkg/mod.pyi", "pkg/py.typed", "setup.cfg", "pkg/__init__.py"],
+        &["setup.cfg", "pkg/py.typed", "pkg/mod.pyi", "pkg/__init__.py", "pkg/mod.py"],
+    ];
+    for names in lists {
+        let run = tree
+            .hashpyc()
+            .args(["compile", "--invalidation-mode", "unchecked-hash"])
+            .python(py)
+            .args(names)
+            .run();
+        run.assert_code(0);
+        assert!(run.stderr.contains("3 named files not ending in .py skipped"), "{}", run.stderr);
+        // Only the two sources' pycs, and mod's is mod.py's, byte for byte as py_compile's.
+        let mut written: Vec<String> = tree.pycs().iter().map(|p| p.to_string_lossy().into_owned()).collect();
+        written.sort();
+        let tag = tag(py);
+        assert_eq!(
+            written,
+            [format!("pkg/__pycache__/__init__.{tag}.pyc"), format!("pkg/__pycache__/mod.{tag}.pyc")]
+        );
+        let ours = std::fs::read(pyc_of(&tree, py, "pkg/mod.py")).unwrap();
+        let refs = harness::py_compile_refs(py, tree.root(), &[PathBuf::from("pkg/mod.py")], None);
+        let reference = refs[0].as_ref().expect("py_compile compiled it");
+        // The source hash (an unchecked pyc's too) and the body: mod.py's, as py_compile
+        // writes them (before 3.11 the length, see same_as_py_compile).
+        assert_eq!(ours[8..16], reference[8..16], "mod's pyc is not mod.py's");
+        if py.minor >= (3, 11) {
+            assert_eq!(ours[16..], reference[16..], "mod's pyc is not mod.py's");
+        } else {
+            assert_eq!(ours.len(), reference.len());
+        }
+        // And the interpreter runs mod.py's code from it (an unchecked pyc is never
+        // compared with the source).
+        let out = Command::new(&py.path)
+            .current_dir(tree.root())
+            .args(["-c", "import pkg.mod; print(pkg.mod.f(1))"])
+            .env_remove("PYTHONDONTWRITEBYTECODE")
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "2\n", "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    // check over the same list, and over a stdin list as `git ls-files` writes it: all ok,
+    // the others counted.
+    let names = lists[0];
+    let run = tree
+        .hashpyc()
+        .args(["check", "--mode", "unchecked", "--format", "json"])
+        .python(py)
+        .args(names)
+        .run();
+    run.assert_code(0);
+    let summary: serde_json::Value = serde_json::from_str(run.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (summary["sources"].as_u64(), summary["skipped_not_py"].as_u64()),
+        (Some(2), Some(3)),
+        "{summary}"
+    );
+    let stdin = names.join("\n") + "\n";
+    let run = tree.hashpyc().args(["check", "--mode", "unchecked", "-"]).python(py).stdin(stdin).run();
+    run.assert_code(0);
+    assert!(
+        run.stderr.contains("(2 ok, all fresh, 3 named files not ending in .py skipped)"),
+        "{}",
+        run.stderr
+    );
+    // Naming only such files (a hook given a README) checks nothing, which is no finding.
+    let run = tree.hashpyc().args(["check"]).python(py).args(["pkg/py.typed", "setup.cfg"]).run();
+    run.assert_code(0);
+});
+
+/// Run `cmd` to its end, killing it after 60 s (so that a hang fails the test instead of
+/// stalling the suite): its exit status (None when killed) and stderr.
+fn run_bounded(mut cmd: Command) -> (Option<i32>, String) {
+    use std::process::Stdio;
+    harness::guard_network(&mut cmd);
+    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let pid = child.id() as i32;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = done.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(60));
+        if !flag.load(std::sync::atomic::Ordering::SeqCst) {
+            // SAFETY: our own child, still running after 60 s.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    });
+    let out = child.wait_with_output().unwrap();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+// A FIFO where a pyc should be (`mkfifo __pycache__/a.cpython-311.pyc`): `check`, `compile
+// -n`, `compile` and `inspect` opened it to read it and waited forever for a writer, and
+// SIGTERM did not end them. Each now reports it as not a regular file and ends, as a FIFO
+// named as a source is.
+per_python!(a_fifo_where_a_pyc_should_be_is_reported, |py: &Python| {
+    let tree = Tree::new();
+    tree.write("a.py", "A = 1\n");
+    let pyc = pyc_of(&tree, py, "a.py");
+    std::fs::create_dir_all(pyc.parent().unwrap()).unwrap();
+    let fifo = std::ffi::CString::new(pyc.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    let rel = pyc.strip_prefix(tree.root()).unwrap().to_string_lossy().into_owned();
+    let hashpyc = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hashpyc"));
+        cmd.current_dir(tree.root()).env("HASHPYC_STATE_DIR", harness::shared_cache_dir()).args(args);
+        cmd
+    };
+    let py_path = py.path.to_string_lossy().into_owned();
+    for (args, code, says) in [
+        (
+            vec!["check", "--python", &py_path, "a.py"],
+            1,
+            "unreadable a.py: pyc: not a regular file".to_string(),
+        ),
+        (
+            vec!["compile", "-n", "--python", &py_path, "a.py"],
+            1,
+            format!("`{rel}` exists and is not a regular file"),
+        ),
+        (
+            vec!["compile", "--python", &py_path, "a.py"],
+            1,
+            format!("`{rel}` exists and is not a regular file"),
+        ),
+        (vec!["inspect", &rel], 1, "error: not a regular file".to_string()),
+        (vec!["inspect", "a.py"], 1, "error: not a regular file".to_string()),
+    ] {
+        let (got, out) = run_bounded(hashpyc(&args));
+        assert_eq!(got, Some(code), "{args:?}: {out}");
+        assert!(out.contains(&says), "{args:?}: {says}\n{out}");
+    }
+    // Still a FIFO: nothing was written through it or over it.
+    assert!(std::fs::symlink_metadata(&pyc).unwrap().file_type().is_fifo());
+});
