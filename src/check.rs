@@ -184,7 +184,17 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     );
     if !json {
         for e in &walked.errors {
-            let label = if e.is_notice() { style.warning() } else { style.error() };
+            let label = if e.is_vanished() {
+                // As compile's note: shown unless -qq.
+                if verbosity.quiet > 1 {
+                    continue;
+                }
+                "note".to_string()
+            } else if e.is_notice() {
+                style.warning()
+            } else {
+                style.error()
+            };
             report::eprint_line(&format!("{label}: {e}"));
         }
     }

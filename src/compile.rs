@@ -542,6 +542,11 @@ fn walk_and_plan(s: &CompileSettings, opts: &PlanOptions<'_>) -> Planned {
 
 fn walk_notes(walked: &Walked, summary: &mut Summary, notes: &mut Notes, style: Style) {
     for e in &walked.errors {
+        if e.is_vanished() {
+            // A directory gone since the walk listed it: no unit to count.
+            vanished_note(e.path().unwrap_or(Path::new("")), notes);
+            continue;
+        }
         let label = if e.is_notice() {
             style.warning()
         } else if e.is_usage() {
@@ -644,6 +649,11 @@ fn unit_error(path: &Path, t: usize, e: String, summary: &mut Summary, notes: &m
 /// A source gone since the walk found it: a notice, counted as vanished.
 fn vanished(path: &Path, summary: &mut Summary, notes: &mut Notes) {
     summary.vanished += 1;
+    vanished_note(path, notes);
+}
+
+/// A file or directory gone since the walk found it.
+fn vanished_note(path: &Path, notes: &mut Notes) {
     notes.notice(
         path,
         0,

@@ -70,11 +70,16 @@ pub enum WalkError {
     NotFound(PathBuf),
     #[error("`{}`: dangling symbolic link", crate::report::shown(.0))]
     Dangling(PathBuf),
+    /// A directory link to one of its own ancestors (`--follow`): walked under the other
+    /// spelling.
     #[error("`{}`: symbolic link loop", crate::report::shown(.0))]
     Loop(PathBuf),
+    /// Listed by the walk, gone (or no longer a directory) when it was read.
+    #[error("`{}` vanished during the run; skipped", crate::report::shown(.0))]
+    Vanished(PathBuf),
     #[error("`{}`: not a regular file", crate::report::shown(.0))]
     NotRegular(PathBuf),
-    #[error("`{}`: {source}", crate::report::shown(path))]
+    #[error("`{}`: {}", crate::report::shown(path), crate::io::io_reason(source))]
     Io {
         path: PathBuf,
         #[source]
@@ -90,6 +95,7 @@ impl WalkError {
             WalkError::NotFound(p)
             | WalkError::Dangling(p)
             | WalkError::Loop(p)
+            | WalkError::Vanished(p)
             | WalkError::NotRegular(p) => Some(p),
             WalkError::Io { path, .. } => Some(path),
             WalkError::Other(_) => None,
@@ -101,6 +107,7 @@ impl WalkError {
         if let WalkError::NotFound(p)
         | WalkError::Dangling(p)
         | WalkError::Loop(p)
+        | WalkError::Vanished(p)
         | WalkError::NotRegular(p)
         | WalkError::Io { path: p, .. } = self
             && let Ok(rest) = p.strip_prefix(".")
@@ -116,9 +123,15 @@ impl WalkError {
     }
 
     /// A dangling symlink is reported but fails nothing: there is no source to compile
-    /// (compileall skips them silently).
+    /// (compileall skips them silently); nor does a directory that vanished during the
+    /// run, as a file that vanishes does not.
     pub fn is_notice(&self) -> bool {
-        matches!(self, WalkError::Dangling(_))
+        matches!(self, WalkError::Dangling(_) | WalkError::Vanished(_))
+    }
+
+    /// A notice that is no warning: something that changed under the run, not in the tree.
+    pub fn is_vanished(&self) -> bool {
+        matches!(self, WalkError::Vanished(_))
     }
 }
 
@@ -734,28 +747,12 @@ fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked, visit: &
             let entry = match entry {
                 Ok(e) => e,
                 Err(err) => {
-                    let mut e = match convert_error(err) {
-                        // With --follow the walker stats every link and fails on a dangling
-                        // one: treat it as without --follow, a warning for a link that
-                        // would be selected and nothing for any other.
-                        WalkError::Io { path, source }
-                            if source.kind() == std::io::ErrorKind::NotFound
-                                && std::fs::symlink_metadata(&path)
-                                    .is_ok_and(|m| m.file_type().is_symlink()) =>
-                        {
-                            if !path.as_os_str().as_bytes().ends_with(b".py")
-                                || excluded_by_regex(&path, opts)
-                            {
-                                return WalkState::Continue;
-                            }
-                            WalkError::Dangling(path)
+                    if let Some(mut e) = classify(convert_error(err), opts) {
+                        if implicit_root {
+                            e.strip_dot();
                         }
-                        e => e,
-                    };
-                    if implicit_root {
-                        e.strip_dot();
+                        found.lock().expect("walk lock").errors.push(e);
                     }
-                    found.lock().expect("walk lock").errors.push(e);
                     return WalkState::Continue;
                 }
             };
@@ -835,18 +832,60 @@ fn list_pycs(dir: &Path, files_only: bool) -> Vec<PathBuf> {
         .collect()
 }
 
+/// What the walker's error means, or None for nothing worth saying. With `--follow` the
+/// walker stats every link and fails on a dangling one: as without `--follow`, a warning
+/// for a link that would be selected and nothing for any other. A
+/// path the walker listed and then found gone (or no longer a directory) when it read it
+/// changed under the run: a note, as for a file that vanishes before its compile.
+fn classify(e: WalkError, opts: &WalkOptions) -> Option<WalkError> {
+    match e {
+        WalkError::Io { path, source }
+            if source.kind() == std::io::ErrorKind::NotFound
+                && std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) =>
+        {
+            let selected = path.as_os_str().as_bytes().ends_with(b".py") && !excluded_by_regex(&path, opts);
+            selected.then_some(WalkError::Dangling(path))
+        }
+        WalkError::Io { path, source }
+            if !path.as_os_str().is_empty()
+                && matches!(
+                    source.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+        {
+            Some(WalkError::Vanished(path))
+        }
+        e => Some(e),
+    }
+}
+
 fn convert_error(err: ignore::Error) -> WalkError {
     match err {
         ignore::Error::WithPath { path, err } => match *err {
             ignore::Error::WithDepth { err, .. } => convert_error(ignore::Error::WithPath { path, err }),
             ignore::Error::Io(source) => WalkError::Io { path, source },
             ignore::Error::Loop { child, .. } => WalkError::Loop(child),
-            other => WalkError::Other(format!("`{}`: {other}", crate::report::shown(&path))),
+            other => WalkError::Other(format!("`{}`: {}", crate::report::shown(&path), ignore_text(&other))),
         },
         ignore::Error::WithDepth { err, .. } => convert_error(*err),
         ignore::Error::Loop { child, .. } => WalkError::Loop(child),
         ignore::Error::Io(source) => WalkError::Io { path: PathBuf::new(), source },
-        other => WalkError::Other(other.to_string()),
+        other => WalkError::Other(ignore_text(&other)),
+    }
+}
+
+/// The walker's error on one line, its paths shown as every message shows them and its
+/// I/O errors as [`crate::io::io_reason`] words them (no "(os error N)").
+fn ignore_text(err: &ignore::Error) -> String {
+    match err {
+        ignore::Error::Io(e) => crate::io::io_reason(e),
+        ignore::Error::WithPath { path, err } => {
+            format!("`{}`: {}", crate::report::shown(path), ignore_text(err))
+        }
+        ignore::Error::WithDepth { err, .. } => ignore_text(err),
+        ignore::Error::WithLineNumber { line, err } => format!("line {line}: {}", ignore_text(err)),
+        ignore::Error::Partial(errs) => errs.iter().map(ignore_text).collect::<Vec<_>>().join("; "),
+        other => other.to_string(),
     }
 }
 

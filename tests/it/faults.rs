@@ -736,6 +736,41 @@ fn a_file_that_vanishes_is_a_notice() {
     }
 }
 
+// A directory gone between the walk listing it and reading it is a note, as a file gone
+// before its compile is, in `compile` and `check` (text and JSON), exit 0: it was "error:
+// `src/gone`: No such file or directory (os error 2)", exit 1. The walk of `src` lists
+// `gone`, then waits on `src/.ignore` while `gone` is removed.
+#[test]
+fn a_directory_that_vanishes_is_a_notice() {
+    let Some(py) = harness::pythons().values().find(|p| p.minor >= (3, 7)) else {
+        return harness::visible("SKIPPED faults::a_directory_that_vanishes_is_a_notice: no CPython 3.7+");
+    };
+    let tree = Tree::new();
+    tree.write("src/keep.py", "k = 1\n");
+    let fifo = tree.path("src/.ignore");
+    let while_gone_vanishes = |args: &[&str]| {
+        tree.write("src/gone/m.py", "m = 1\n");
+        let run = tree.hashpyc().args(args).python(py).args(["--respect-gitignore", "src"]);
+        harness::run_paused_at_fifo(run, &fifo, || std::fs::remove_dir_all(tree.path("src/gone")).unwrap())
+    };
+    let note = "note: `src/gone` vanished during the run; skipped";
+    for cmd in ["compile", "check"] {
+        let run = while_gone_vanishes(&[cmd]);
+        run.assert_code(0);
+        assert!(run.stderr.contains(note), "{cmd}: {}", run.stderr);
+        assert!(!run.stderr.contains("error") && !run.stderr.contains("os error"), "{cmd}: {}", run.stderr);
+        let run = while_gone_vanishes(&[cmd, "--format", "json"]);
+        run.assert_code(0);
+        let objects: Vec<serde_json::Value> =
+            run.stdout.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+        let gone: Vec<_> = objects.iter().filter(|o| o["path"] == "src/gone").collect();
+        assert_eq!(gone.len(), 1, "{cmd}: {}", run.stdout);
+        assert_eq!(gone[0]["type"], "notice", "{cmd}: {}", run.stdout);
+        assert!(gone[0]["message"].as_str().unwrap().contains("vanished during the run"), "{}", run.stdout);
+        assert_eq!(objects.last().unwrap()["errors"], 0, "{cmd}: {}", run.stdout);
+    }
+}
+
 /// Run hashpyc as an unprivileged user (permissions mean nothing to root).
 fn as_nobody(tree: &Tree, args: &[&str], py: &Python) -> harness::Run {
     let cache = tempfile::tempdir().unwrap();
@@ -809,9 +844,11 @@ fn permission_problems_are_per_file_errors() {
         tree.write("rodir/m.py", "x = 3\n");
         tree.write("ropycache/m.py", "x = 4\n");
         std::fs::create_dir(tree.path("ropycache/__pycache__")).unwrap();
+        tree.write("unlistable/m.py", "x = 5\n");
         for d in ["ok", "unreadable", "rodir", "ropycache", "ropycache/__pycache__"] {
             std::fs::set_permissions(tree.path(d), std::fs::Permissions::from_mode(0o555)).unwrap();
         }
+        std::fs::set_permissions(tree.path("unlistable"), std::fs::Permissions::from_mode(0o000)).unwrap();
         // The one writable directory, so that the good file has somewhere to go.
         std::fs::set_permissions(tree.path("ok"), std::fs::Permissions::from_mode(0o777)).unwrap();
         let run = as_nobody(&tree, &["compile", "."], py);
@@ -823,6 +860,9 @@ fn permission_problems_are_per_file_errors() {
         );
         assert!(run.stderr.contains("cannot create directory `./rodir/__pycache__`"), "{}", run.stderr);
         assert!(run.stderr.contains("cannot write `./ropycache/__pycache__/"), "{}", run.stderr);
+        // A directory the walk cannot list: its reason in words, no "(os error 13)".
+        assert!(run.stderr.contains("error: `./unlistable`: permission denied"), "{}", run.stderr);
+        assert!(!run.stderr.contains("os error"), "{}", run.stderr);
         assert!(run.stderr.contains("Compiled 1 file"), "{}", run.stderr);
         assert!(tree.path(format!("ok/__pycache__/fine.cpython-{}{}.pyc", py.minor.0, py.minor.1)).is_file());
         assert!(harness::files_with_suffix(tree.root(), ".tmp").is_empty());

@@ -1385,34 +1385,15 @@ fn completion_offers_invalidation_modes() {
 /// planned after the walk ends, and the walk waits on `src/sub/.ignore`, a FIFO, until this
 /// thread (the FIFO's writer) has removed `src/z.py` and closed it.
 fn compile_while_z_vanishes(tree: &Tree, py: &Python, args: &[&str]) -> harness::Run {
-    use std::os::unix::fs::OpenOptionsExt;
     tree.write("src/z.py", "z = 1\n");
-    let fifo = tree.path("src/sub/.ignore");
-    if !fifo.exists() {
-        let c = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
-        // SAFETY: mkfifo reads the NUL-terminated path only.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo");
-    }
     let run = tree.hashpyc().args(["compile"]).args(args).python(py).args([
         "--respect-gitignore",
         "src/z.py",
         "src",
     ]);
-    let child = std::thread::spawn(move || run.run());
-    // Opening the FIFO to write without blocking fails (ENXIO) until the walk opens it.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    let writer = loop {
-        match std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(&fifo) {
-            Ok(w) => break w,
-            Err(_) if std::time::Instant::now() < deadline && !child.is_finished() => {
-                std::thread::sleep(std::time::Duration::from_millis(5))
-            }
-            Err(e) => panic!("the walk never read `src/sub/.ignore`: {e}"),
-        }
-    };
-    std::fs::remove_file(tree.path("src/z.py")).unwrap();
-    drop(writer);
-    child.join().unwrap()
+    harness::run_paused_at_fifo(run, &tree.path("src/sub/.ignore"), || {
+        std::fs::remove_file(tree.path("src/z.py")).unwrap()
+    })
 }
 
 // A source gone between the walk and the plan is a notice ("vanished during the run;

@@ -601,6 +601,35 @@ impl Hashpyc {
     }
 }
 
+/// Runs `run` with a pause made on purpose: `fifo` (made here, a FIFO named as an ignore
+/// file, `.ignore`, in a directory a `--respect-gitignore` walk lists) stops the walk when it
+/// reads it, after it has listed that directory; `meanwhile` changes the tree, then the FIFO
+/// is closed (an empty ignore file) and the walk goes on. No timing: the writer's open
+/// succeeds only once the walk has opened the FIFO, and the walk reads until it is closed.
+pub fn run_paused_at_fifo(run: Hashpyc, fifo: &Path, meanwhile: impl FnOnce()) -> Run {
+    use std::os::unix::fs::OpenOptionsExt;
+    if !fifo.exists() {
+        let c = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+        // SAFETY: mkfifo reads the NUL-terminated path only.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo");
+    }
+    let child = std::thread::spawn(move || run.run());
+    // Opening the FIFO to write without blocking fails (ENXIO) until the walk opens it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let writer = loop {
+        match std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(fifo) {
+            Ok(w) => break w,
+            Err(_) if std::time::Instant::now() < deadline && !child.is_finished() => {
+                std::thread::sleep(std::time::Duration::from_millis(5))
+            }
+            Err(e) => panic!("the walk never read `{}`: {e}", fifo.display()),
+        }
+    };
+    meanwhile();
+    drop(writer);
+    child.join().unwrap()
+}
+
 /// A Python helper that writes what `py_compile.compile(src, cfile, dfile,
 /// invalidation_mode=CHECKED_HASH)` produces for each `src\0cfile\0dfile\n` record on
 /// stdin, each in a fresh fork of a `python -I` process that has imported py_compile (so
