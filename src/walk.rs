@@ -74,6 +74,10 @@ pub enum WalkError {
     /// spelling.
     #[error("`{}`: symbolic link loop", crate::report::shown(.0))]
     Loop(PathBuf),
+    /// A `.py` link that never resolves (`a.py` → `b.py` → `a.py`): like a dangling one,
+    /// there is no source behind it.
+    #[error("`{}`: symbolic link loop", crate::report::shown(.0))]
+    LinkLoop(PathBuf),
     /// Listed by the walk, gone (or no longer a directory) when it was read.
     #[error("`{}` vanished during the run; skipped", crate::report::shown(.0))]
     Vanished(PathBuf),
@@ -95,6 +99,7 @@ impl WalkError {
             WalkError::NotFound(p)
             | WalkError::Dangling(p)
             | WalkError::Loop(p)
+            | WalkError::LinkLoop(p)
             | WalkError::Vanished(p)
             | WalkError::NotRegular(p) => Some(p),
             WalkError::Io { path, .. } => Some(path),
@@ -107,6 +112,7 @@ impl WalkError {
         if let WalkError::NotFound(p)
         | WalkError::Dangling(p)
         | WalkError::Loop(p)
+        | WalkError::LinkLoop(p)
         | WalkError::Vanished(p)
         | WalkError::NotRegular(p)
         | WalkError::Io { path: p, .. } = self
@@ -122,17 +128,22 @@ impl WalkError {
         matches!(self, WalkError::NotFound(_))
     }
 
-    /// A dangling symlink is reported but fails nothing: there is no source to compile
-    /// (compileall skips them silently); nor does a directory that vanished during the
-    /// run, as a file that vanishes does not.
+    /// A dangling symlink, or one that loops, is reported but fails nothing: there is no
+    /// source to compile (compileall skips them silently); nor does a directory that
+    /// vanished during the run, as a file that vanishes does not.
     pub fn is_notice(&self) -> bool {
-        matches!(self, WalkError::Dangling(_) | WalkError::Vanished(_))
+        matches!(self, WalkError::Dangling(_) | WalkError::LinkLoop(_) | WalkError::Vanished(_))
     }
 
     /// A notice that is no warning: something that changed under the run, not in the tree.
     pub fn is_vanished(&self) -> bool {
         matches!(self, WalkError::Vanished(_))
     }
+}
+
+/// What a symlink that cannot be resolved is: a loop or dangling.
+fn unresolved_link(path: PathBuf, e: &std::io::Error) -> WalkError {
+    if e.raw_os_error() == Some(libc::ELOOP) { WalkError::LinkLoop(path) } else { WalkError::Dangling(path) }
 }
 
 /// The result of a walk.
@@ -324,8 +335,8 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
                 let is_dir = if meta.file_type().is_symlink() {
                     match std::fs::metadata(root) {
                         Ok(target) => target.is_dir(),
-                        Err(_) => {
-                            walked.errors.push(WalkError::Dangling(root.clone()));
+                        Err(e) => {
+                            walked.errors.push(unresolved_link(root.clone(), &e));
                             continue;
                         }
                     }
@@ -789,8 +800,8 @@ fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked, visit: &
             }
             if entry.path_is_symlink() {
                 match std::fs::metadata(path) {
-                    Err(_) => {
-                        found.lock().expect("walk lock").errors.push(WalkError::Dangling(path.to_path_buf()));
+                    Err(e) => {
+                        found.lock().expect("walk lock").errors.push(unresolved_link(path.to_path_buf(), &e));
                         return WalkState::Continue;
                     }
                     Ok(m) if !m.is_file() => return WalkState::Continue,
@@ -833,18 +844,19 @@ fn list_pycs(dir: &Path, files_only: bool) -> Vec<PathBuf> {
 }
 
 /// What the walker's error means, or None for nothing worth saying. With `--follow` the
-/// walker stats every link and fails on a dangling one: as without `--follow`, a warning
-/// for a link that would be selected and nothing for any other. A
+/// walker stats every link and fails on one that is dangling or loops: as without
+/// `--follow`, a warning for a link that would be selected and nothing for any other. A
 /// path the walker listed and then found gone (or no longer a directory) when it read it
 /// changed under the run: a note, as for a file that vanishes before its compile.
 fn classify(e: WalkError, opts: &WalkOptions) -> Option<WalkError> {
     match e {
         WalkError::Io { path, source }
-            if source.kind() == std::io::ErrorKind::NotFound
+            if (source.kind() == std::io::ErrorKind::NotFound
+                || source.raw_os_error() == Some(libc::ELOOP))
                 && std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) =>
         {
             let selected = path.as_os_str().as_bytes().ends_with(b".py") && !excluded_by_regex(&path, opts);
-            selected.then_some(WalkError::Dangling(path))
+            selected.then(|| unresolved_link(path, &source))
         }
         WalkError::Io { path, source }
             if !path.as_os_str().is_empty()

@@ -365,6 +365,34 @@ fn timestamp_mode_is_refused_with_the_reason() {
     assert!(run.stderr.contains("checked-hash"), "{}", run.stderr);
 }
 
+// A `.py` link that loops (`a.py` → `b.py` → `a.py`) has no source behind it, as a dangling
+// one has not: the same warning severity and exit status with and without -L, walked or
+// named. It was "dangling symbolic link" without -L and "error: … Too many levels of
+// symbolic links (os error 40)", exit 1, with it.
+per_python!(py_symlink_loops_warn_with_and_without_follow, min = (3, 12), |py: &Python| {
+    let tree = Tree::new();
+    tree.write("m.py", "x = 1\n");
+    std::os::unix::fs::symlink("b.py", tree.path("a.py")).unwrap();
+    std::os::unix::fs::symlink("a.py", tree.path("b.py")).unwrap();
+    std::os::unix::fs::symlink("loop", tree.path("loop")).unwrap();
+    for follow in [&[][..], &["-L"][..]] {
+        for cmd in ["compile", "check"] {
+            for (paths, want) in [
+                (
+                    &["."][..],
+                    &["warning: `./a.py`: symbolic link loop", "warning: `./b.py`: symbolic link loop"][..],
+                ),
+                (&["./a.py", "./m.py"][..], &["warning: `./a.py`: symbolic link loop"][..]),
+            ] {
+                let run = tree.hashpyc().arg(cmd).args(follow).python(py).args(paths).run();
+                run.assert_code(0);
+                let warnings: Vec<&str> = run.stderr.lines().filter(|l| !l.starts_with(['C', ' '])).collect();
+                assert_eq!(warnings, want, "{cmd} {follow:?} {paths:?}: {}", run.stderr);
+            }
+        }
+    }
+});
+
 per_python!(dangling_symlinks_warn_with_and_without_follow, min = (3, 12), |py: &Python| {
     let tree = Tree::new();
     tree.write("m.py", "x = 1\n");
