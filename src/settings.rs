@@ -53,7 +53,7 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
             from_env(&mut args.target.python_from, m, "python", "HASHPYC_PYTHON");
             from_env(&mut args.cache.cache_url_from, m, "cache_url", "HASHPYC_CACHE_URL");
             let json = args.format == crate::cli::CompileFormat::Json;
-            let c = load_config(&mut args.config, &args.output, json, &cwd)?;
+            let c = load_config(&mut args.config, &args.output, json, &cwd, "compile")?;
             if let Some(c) = &c {
                 let k = &mut Keys::new(m);
                 let o = &c.options;
@@ -111,7 +111,7 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
             }
             args.config.config_from_env = m.value_source("config") == Some(ValueSource::EnvVariable);
             let json = args.format == crate::cli::Format::Json;
-            let c = load_config(&mut args.config, &args.output, json, &cwd)?;
+            let c = load_config(&mut args.config, &args.output, json, &cwd, "check")?;
             if let Some(c) = &c {
                 let k = &mut Keys::new(m);
                 let o = &c.options;
@@ -206,6 +206,25 @@ fn misnamed_variables() -> Option<String> {
     })
 }
 
+/// The state directory, when it is set (or defaults) to one that cannot be used: what
+/// `command` loses, which would otherwise be lost silently (every run starting Python
+/// again). `HASHPYC_NO_STATE=1`, a choice, says nothing.
+fn unusable_state_dir(command: &str) -> Option<String> {
+    let dir = target::state_dir()?;
+    let reason = target::state_dir_problem(&dir)?;
+    let lost = if command == "compile" {
+        "compile failures and interpreter probes are not remembered, so every run starts Python again"
+    } else {
+        "interpreter probes are not remembered, so every run starts Python again, and a missing pyc is \
+         not explained by the compile failure `compile` found"
+    };
+    Some(format!(
+        "the state directory `{}` cannot be used ({reason}): {lost}; set HASHPYC_STATE_DIR to a \
+         writable directory, or HASHPYC_NO_STATE=1 to do without one",
+        crate::report::shown(&dir)
+    ))
+}
+
 /// The configuration of a run (after warning of the files discovery passed over and saying
 /// where it came from under `-v`: on stderr, or in JSON mode kept in `described` for the
 /// run's output on stdout).
@@ -214,11 +233,13 @@ fn load_config(
     output: &OutputArgs,
     json: bool,
     cwd: &Path,
+    command: &str,
 ) -> Result<Option<Config>, Error> {
     let named_by = if args.config_from_env { "HASHPYC_CONFIG" } else { "--config" };
     let mut passed_over = Vec::new();
     let source = config::load(args.config.as_deref(), named_by, args.no_config, cwd, &mut passed_over);
     passed_over.extend(misnamed_variables());
+    passed_over.extend(unusable_state_dir(command));
     // Warnings first: a file passed over explains an error or an unexpected configuration.
     for w in passed_over {
         if json {

@@ -684,6 +684,29 @@ pub fn state_dir() -> Option<PathBuf> {
     set("HOME").map(|h| PathBuf::from(h).join(".cache").join("hashpyc"))
 }
 
+/// Why the state directory `dir` cannot be used, or None when it can: it is created when
+/// missing (as the first probe would create it), and must be a directory hashpyc may
+/// write in. Probes and remembered failures written to an unusable one are dropped.
+pub fn state_dir_problem(dir: &Path) -> Option<String> {
+    let reason = |e: &std::io::Error| {
+        let r = crate::io::io_reason(e);
+        let mut c = r.chars();
+        c.next().map(|f| f.to_lowercase().chain(c).collect()).unwrap_or(r)
+    };
+    match std::fs::metadata(dir) {
+        Ok(m) if !m.is_dir() => Some("not a directory".into()),
+        Ok(_) => {
+            use std::os::unix::ffi::OsStrExt;
+            let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+            // SAFETY: access reads the NUL-terminated path only.
+            let ok = unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } == 0;
+            (!ok).then(|| reason(&std::io::Error::last_os_error()))
+        }
+        // Missing, or a parent cannot be searched or is no directory.
+        Err(_) => std::fs::create_dir_all(dir).err().map(|e| format!("cannot create it: {}", reason(&e))),
+    }
+}
+
 /// A release of CPython as the built-in table knows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KnownVersion {

@@ -432,6 +432,65 @@ per_python!(hashpyc_cache_dir_is_named_as_no_setting, min = (3, 11), |py: &Pytho
     assert!(warned(&run.stderr), "{}: {}", py.label(), run.stderr);
 });
 
+// A state directory that cannot be used (a regular file, or under one) lost every probe and
+// remembered failure silently, so every run started Python again: `compile` and `check`
+// warn once, naming it, the reason and what is lost (a notice in JSON), and the run goes
+// on; `HASHPYC_NO_STATE=1`, a choice, says nothing.
+#[test]
+fn an_unusable_state_dir_is_reported() {
+    let Some(py) = harness::pythons().values().find(|p| p.minor >= (3, 7)) else {
+        return harness::visible("SKIPPED an_unusable_state_dir_is_reported: no CPython 3.7+");
+    };
+    let tree = Tree::new();
+    tree.write("src/a.py", "x = 1\n");
+    tree.write("src/bad.py", "def (:\n");
+    let file = tree.write("state", "not a directory\n");
+    let run = |state: &Path, args: &[&str]| {
+        tree.hashpyc().env("HASHPYC_STATE_DIR", state).args(args).python(py).arg("src").run()
+    };
+    let lines = |text: &str, needle: &str| text.lines().filter(|l| l.contains(needle)).count();
+    for (state, reason) in
+        [(file.clone(), "not a directory"), (file.join("sub"), "cannot create it: not a directory")]
+    {
+        let head = format!("warning: the state directory `{}` cannot be used ({reason}): ", state.display());
+        let compile = run(&state, &["compile"]);
+        compile.assert_code(1);
+        assert_eq!(lines(&compile.stderr, "state directory"), 1, "{}", compile.stderr);
+        assert!(
+            compile
+                .stderr
+                .contains(&format!("{head}compile failures and interpreter probes are not remembered")),
+            "{}",
+            compile.stderr
+        );
+        let check = run(&state, &["check"]);
+        check.assert_code(1);
+        assert_eq!(lines(&check.stderr, "state directory"), 1, "{}", check.stderr);
+        assert!(
+            check.stderr.contains(&format!("{head}interpreter probes are not remembered")),
+            "{}",
+            check.stderr
+        );
+        for cmd in ["compile", "check"] {
+            let json = run(&state, &[cmd, "--format", "json"]);
+            assert_eq!(json.stderr, "", "{cmd}");
+            let notices =
+                json.stdout.lines().filter(|l| l.contains("\"notice\"") && l.contains(reason)).count();
+            assert_eq!(notices, 1, "{cmd}: {}", json.stdout);
+        }
+    }
+    assert!(file.is_file(), "the file was left alone");
+    // Off on purpose, or a usable directory: nothing to say.
+    let off = tree.hashpyc().env("HASHPYC_STATE_DIR", &file).env("HASHPYC_NO_STATE", "1");
+    let off = off.args(["compile"]).python(py).arg("src").run();
+    off.assert_code(1);
+    let fine = tree.hashpyc().args(["compile"]).python(py).arg("src").run();
+    fine.assert_code(1);
+    for run in [&off, &fine] {
+        assert!(!run.stderr.contains("state directory"), "{}", run.stderr);
+    }
+}
+
 // 5. `inspect` of something that is not a pyc is an error that says so.
 per_python!(inspect_refuses_what_is_not_a_pyc, min = (3, 12), |py: &Python| {
     let tree = Tree::new();
