@@ -69,7 +69,15 @@ impl DiskTier {
     /// (which backup tools then skip) and its pruning would share the directory with data
     /// that is not its own.
     pub fn open(root: &Path) -> std::io::Result<DiskTier> {
-        std::fs::create_dir_all(root)?;
+        if let Err(e) = std::fs::create_dir_all(root) {
+            // A file in its place fails with "File exists": say what is wrong, as
+            // `existing` does.
+            return Err(if std::fs::metadata(root).is_ok_and(|m| !m.is_dir()) {
+                not_a_directory()
+            } else {
+                e
+            });
+        }
         let group = std::fs::metadata(root)?.permissions().mode() & 0o020 != 0;
         match classify(root)? {
             Kind::Cache => {}
@@ -93,7 +101,7 @@ impl DiskTier {
     pub fn existing(root: &Path) -> std::io::Result<DiskTier> {
         let meta = std::fs::metadata(root)?;
         if !meta.is_dir() {
-            return Err(std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"));
+            return Err(not_a_directory());
         }
         Ok(DiskTier {
             root: root.to_path_buf(),
@@ -405,6 +413,11 @@ pub fn foreign() -> std::io::Error {
         "the directory holds files that are not hashpyc's and no CACHEDIR.TAG written by hashpyc; \
          name a new or empty directory (or one hashpyc made)",
     )
+}
+
+/// The reason a file (or anything but a directory) cannot be the cache.
+fn not_a_directory() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory")
 }
 
 /// Write `data` to `path` through a temporary file in `dir`, then rename; returns the

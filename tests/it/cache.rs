@@ -1246,3 +1246,29 @@ fn cache_commands_on_a_missing_directory() {
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
     assert!(work.path("file").is_file());
 }
+
+// `compile --cache FILE` (a file where the directory should be) says why it goes on without
+// the cache as `cache stats` does: it is not a directory (not "File exists", the raw error
+// of creating a directory there); read-only alike, and the file is left as it was.
+#[test]
+fn compile_says_a_file_is_not_a_directory() {
+    let work = Tree::new();
+    let file = work.write("file", "not a directory\n");
+    work.write("src/m.py", "x = 1\n");
+    let py = harness::pythons().values().next_back().expect("a CPython");
+    let stats = work.hashpyc().args(["cache", "stats", "--cache"]).arg(&file).run();
+    stats.assert_code(2);
+    let reason = stats.stderr.lines().last().unwrap().trim().strip_prefix("Caused by: ").unwrap().to_string();
+    assert!(reason.contains("not a directory"), "{}", stats.stderr);
+    for extra in [&[][..], &["--cache-read-only"]] {
+        let build =
+            work.hashpyc().arg("compile").python(py).args(extra).arg("--cache").arg(&file).arg("src").run();
+        build.assert_code(0);
+        let warning =
+            format!("cannot use `{}` as the bytecode cache: {reason}; compiling without it", file.display());
+        assert!(build.stderr.contains(&warning), "{extra:?}: {}", build.stderr);
+        assert!(!build.stderr.contains("File exists"), "{}", build.stderr);
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a directory\n");
+    assert_eq!(pycs(&work.path("src")).len(), 1);
+}
