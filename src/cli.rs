@@ -455,7 +455,8 @@ pub enum CacheCommand {
     /// stores what it compiled. The hit rate is hits / (hits + misses). Damaged, errors
     /// and timeouts count events: entries found damaged, failed reads, writes or requests;
     /// the remote tier's retries, requests sent again after a transient failure. A cache
-    /// directory that does not exist yet is an empty cache (0 entries), with a note.
+    /// directory that does not exist yet, or an empty one, is an empty cache (0 entries),
+    /// with a note.
     Stats {
         #[command(flatten)]
         dir: CacheDirArg,
@@ -464,7 +465,7 @@ pub enum CacheCommand {
         format: StatsFormat,
     },
     /// Remove least recently used entries until the cache takes at most SIZE (nothing to
-    /// do, with a note, when the directory does not exist yet).
+    /// do, with a note, when the directory does not exist yet or is empty).
     Prune {
         #[command(flatten)]
         dir: CacheDirArg,
@@ -473,7 +474,7 @@ pub enum CacheCommand {
         max_size: u64,
     },
     /// Remove every entry and the statistics (never other files in the directory, even under its `v1/`;
-    /// nothing to do, with a note, when the directory does not exist yet).
+    /// nothing to do, with a note, when the directory does not exist yet or is empty).
     Clean {
         #[command(flatten)]
         dir: CacheDirArg,

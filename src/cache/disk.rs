@@ -125,9 +125,15 @@ impl DiskTier {
     }
 
     /// Whether `root` holds a hashpyc cache: hashpyc's tag, or entries and nothing else
-    /// (an empty directory is not one: the management commands say so).
+    /// (an empty directory is not one: see [`DiskTier::is_unused`]).
     pub fn looks_like_cache(&self) -> bool {
         classify(&self.root).is_ok_and(|k| k == Kind::Cache)
+    }
+
+    /// Whether `root` is an empty directory, which the first build makes a cache (the
+    /// management commands take it for an empty cache).
+    pub fn is_unused(&self) -> bool {
+        classify(&self.root).is_ok_and(|k| k == Kind::Unused)
     }
 
     /// Whether `root` holds files that are not hashpyc's and no tag of hashpyc's.
@@ -509,7 +515,7 @@ mod tests {
         assert!(err.to_string().contains("not hashpyc's"), "{err}");
         assert!(!root.join(TAG).exists(), "no tag is written into it");
         let tier = DiskTier::existing(root).unwrap();
-        assert!(tier.is_foreign() && !tier.looks_like_cache());
+        assert!(tier.is_foreign() && !tier.looks_like_cache() && !tier.is_unused());
         // Another program's cache directory tag is not hashpyc's.
         let other = tempfile::tempdir().unwrap();
         std::fs::write(other.path().join(TAG), "Signature: 8a477f597d28d172789f06886806bc55\n# uv\n")
@@ -517,7 +523,8 @@ mod tests {
         assert!(DiskTier::open(other.path()).is_err());
         // An empty directory becomes a cache; one holding only entries is one.
         let empty = tempfile::tempdir().unwrap();
-        assert!(!DiskTier::existing(empty.path()).unwrap().looks_like_cache());
+        let unused = DiskTier::existing(empty.path()).unwrap();
+        assert!(!unused.looks_like_cache() && unused.is_unused() && !unused.is_foreign());
         let tier = DiskTier::open(empty.path()).unwrap();
         tier.put(&[7; 32], b"entry").unwrap();
         std::fs::remove_file(empty.path().join(TAG)).unwrap();

@@ -10,27 +10,57 @@ use crate::cli::{CacheCommand, StatsFormat};
 use crate::report::{self, Style};
 use crate::{Error, ExitStatus};
 
-/// The cache at `dir`; `None` when nothing is there yet (the first build creates it), which
-/// every command treats as an empty cache. A file in its place, or a directory that cannot
-/// be read, stays an error naming the path and the reason.
-fn open(dir: &Path) -> Result<Option<DiskTier>, Error> {
-    let tier = match DiskTier::existing(dir) {
-        Ok(tier) => tier,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(CacheError::Open { path: dir.to_path_buf(), source }.into()),
-    };
-    if !tier.looks_like_cache() {
-        return Err(CacheError::NotACache(dir.to_path_buf()).into());
-    }
-    Ok(Some(tier))
+/// What the cache commands find at the cache directory's path.
+enum Opened {
+    /// Nothing (the first build creates the directory).
+    Missing,
+    /// An empty directory (a cache mount's target before the first build, a `mkdir`): the
+    /// first build makes it a cache. Nothing is written into it, not even a lock file.
+    Empty,
+    Cache(DiskTier),
 }
 
-/// `note: `DIR` does not exist yet; …`, on stderr, for a cache no build has created.
-fn not_there_yet(dir: &Path, what: &str) {
-    report::eprint_line(&format!(
-        "note: `{}` does not exist yet; {what} (a build with this cache directory creates it)",
-        report::shown(dir)
-    ));
+/// The cache at `dir`: a missing or empty directory is an empty cache for every command. A
+/// file in its place, a directory that cannot be read or one holding files that are not
+/// hashpyc's stays an error naming the path and the reason.
+fn open(dir: &Path) -> Result<Opened, Error> {
+    let tier = match DiskTier::existing(dir) {
+        Ok(tier) => tier,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Opened::Missing),
+        Err(source) => return Err(CacheError::Open { path: dir.to_path_buf(), source }.into()),
+    };
+    if tier.looks_like_cache() {
+        Ok(Opened::Cache(tier))
+    } else if tier.is_unused() {
+        Ok(Opened::Empty)
+    } else {
+        Err(CacheError::NotACache(dir.to_path_buf()).into())
+    }
+}
+
+impl Opened {
+    fn tier(&self) -> Option<&DiskTier> {
+        match self {
+            Opened::Cache(tier) => Some(tier),
+            _ => None,
+        }
+    }
+
+    /// `note: `DIR` does not exist yet; …` (or `is empty; …`), on stderr, for a cache no
+    /// build has used: `what` the command found to do.
+    fn note(&self, dir: &Path, what: &str) {
+        let state = match self {
+            Opened::Missing => ("does not exist yet", "creates it"),
+            Opened::Empty => ("is empty", "makes it a cache"),
+            Opened::Cache(_) => return,
+        };
+        report::eprint_line(&format!(
+            "note: `{}` {}; {what} (a build with this cache directory {})",
+            report::shown(dir),
+            state.0,
+            state.1
+        ));
+    }
 }
 
 /// `1.2 GiB`, `340 KiB`, `12 B`.
@@ -48,14 +78,13 @@ pub fn human_size(bytes: u64) -> String {
 pub fn run(cmd: &CacheCommand, style: Style) -> Result<ExitStatus, Error> {
     match cmd {
         CacheCommand::Stats { dir, format } => {
-            let tier = open(dir.path())?;
-            let (entries, temps) = tier.as_ref().map(DiskTier::scan).unwrap_or_default();
+            let opened = open(dir.path())?;
+            let tier = opened.tier();
+            let (entries, temps) = tier.map(DiskTier::scan).unwrap_or_default();
             let bytes: u64 = entries.iter().map(|e| e.size).sum();
-            let rec = tier.as_ref().map(stats::read).unwrap_or_default();
-            if tier.is_none() {
-                not_there_yet(dir.path(), "0 entries");
-            }
-            let root = tier.as_ref().map_or(dir.path(), DiskTier::root);
+            let rec = tier.map(stats::read).unwrap_or_default();
+            opened.note(dir.path(), "0 entries");
+            let root = tier.map_or(dir.path(), DiskTier::root);
             let mut out = std::io::stdout().lock();
             if *format == StatsFormat::Json {
                 let mut tiers = serde_json::Map::new();
@@ -64,7 +93,7 @@ pub fn run(cmd: &CacheCommand, style: Style) -> Result<ExitStatus, Error> {
                 }
                 let v = serde_json::json!({
                     "cache": crate::report::JsonPath(root),
-                    "exists": tier.is_some(),
+                    "exists": !matches!(opened, Opened::Missing),
                     "entries": entries.len(),
                     "bytes": bytes,
                     "temporary_files": temps.len(),
@@ -96,8 +125,9 @@ pub fn run(cmd: &CacheCommand, style: Style) -> Result<ExitStatus, Error> {
             Ok(ExitStatus::Success)
         }
         CacheCommand::Prune { dir, max_size } => {
-            let Some(tier) = open(dir.path())? else {
-                not_there_yet(dir.path(), "nothing to prune");
+            let opened = open(dir.path())?;
+            let Opened::Cache(tier) = opened else {
+                opened.note(dir.path(), "nothing to prune");
                 return Ok(ExitStatus::Success);
             };
             let p = tier
@@ -117,8 +147,9 @@ pub fn run(cmd: &CacheCommand, style: Style) -> Result<ExitStatus, Error> {
             }
         }
         CacheCommand::Clean { dir } => {
-            let Some(tier) = open(dir.path())? else {
-                not_there_yet(dir.path(), "nothing to clean");
+            let opened = open(dir.path())?;
+            let Opened::Cache(tier) = opened else {
+                opened.note(dir.path(), "nothing to clean");
                 return Ok(ExitStatus::Success);
             };
             let (count, bytes) =

@@ -1272,3 +1272,55 @@ fn compile_says_a_file_is_not_a_directory() {
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a directory\n");
     assert_eq!(pycs(&work.path("src")).len(), 1);
 }
+
+// An existing empty directory (a BuildKit cache mount's target before the first build, a
+// `mkdir`) is an empty cache for the cache commands, as it is for `compile`: stats shows 0
+// entries (`"exists": true`), prune and clean have nothing to do, each with a note and exit
+// 0, and nothing is written into it. One file that is not hashpyc's makes it a directory
+// the commands refuse, and leave as it was.
+#[test]
+fn cache_commands_on_an_empty_directory() {
+    let work = Tree::new();
+    let empty = work.path("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let cmd =
+        |args: &[&str], dir: &Path| work.hashpyc().arg("cache").args(args).arg("--cache").arg(dir).run();
+    let shown = empty.display().to_string();
+    let text = cmd(&["stats"], &empty);
+    text.assert_code(0);
+    assert!(text.stdout.contains("entries      0") && text.stdout.contains("0 B on disk"), "{}", text.stdout);
+    assert!(text.stderr.contains(&format!("note: `{shown}` is empty; 0 entries")), "{}", text.stderr);
+    let json = cmd(&["stats", "--format", "json"], &empty);
+    json.assert_code(0);
+    let v: serde_json::Value = serde_json::from_str(json.stdout.trim()).unwrap();
+    assert_eq!(
+        (v["entries"].as_u64(), v["bytes"].as_u64(), v["exists"].as_bool()),
+        (Some(0), Some(0), Some(true)),
+        "{v}"
+    );
+    for (args, what) in
+        [(&["prune", "--max-size", "0"][..], "nothing to prune"), (&["clean"], "nothing to clean")]
+    {
+        let r = cmd(args, &empty);
+        r.assert_code(0);
+        assert!(r.stderr.contains(&format!("note: `{shown}` is empty; {what}")), "{}", r.stderr);
+    }
+    assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0, "nothing was written into it");
+    // The first build makes it a cache, which the commands then manage.
+    work.write("src/m.py", "x = 1\n");
+    let py = harness::pythons().values().next_back().expect("a CPython");
+    work.hashpyc().arg("compile").python(py).arg("--cache").arg(&empty).arg("src").run().assert_code(0);
+    let json = cmd(&["stats", "--format", "json"], &empty);
+    let v: serde_json::Value = serde_json::from_str(json.stdout.trim()).unwrap();
+    assert_eq!((v["entries"].as_u64(), v["exists"].as_bool()), (Some(1), Some(true)), "{v}");
+    // A directory holding one file of its own is not empty: refused and left alone.
+    let other = work.path("other");
+    work.write("other/.keep", "");
+    for args in [&["stats"][..], &["prune", "--max-size", "0"], &["clean"]] {
+        let r = cmd(args, &other);
+        r.assert_code(2);
+        assert!(r.stderr.contains("does not look like a hashpyc bytecode cache"), "{args:?}: {}", r.stderr);
+    }
+    assert_eq!(std::fs::read_dir(&other).unwrap().count(), 1);
+    assert!(work.path("other/.keep").is_file());
+}
