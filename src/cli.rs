@@ -343,7 +343,8 @@ pub struct CacheArgs {
     /// Size limit of the cache directory, least recently used entries removed first when
     /// it is passed (e.g. `500MB`, `1GiB`; K/M/G are powers of 1000, KiB/MiB/GiB of 1024).
     /// The default holds the bytecode of about ten large environments (README, "Size").
-    #[arg(long, value_name = "SIZE", env = "HASHPYC_CACHE_MAX_SIZE", default_value = "2GiB",
+    /// `hashpyc cache prune` without `--max-size` prunes to this limit too.
+    #[arg(long, value_name = "SIZE", env = "HASHPYC_CACHE_MAX_SIZE", default_value = DEFAULT_CACHE_MAX_SIZE,
           value_parser = parse_size_arg, help_heading = "Bytecode cache")]
     pub cache_max_size: u64,
 }
@@ -438,6 +439,10 @@ pub fn parse_cache_url_arg(s: &str) -> Result<String, String> {
     }
 }
 
+/// The cache's size limit when neither `--cache-max-size` (`cache prune --max-size`),
+/// `HASHPYC_CACHE_MAX_SIZE` nor the `cache-max-size` key sets one.
+pub const DEFAULT_CACHE_MAX_SIZE: &str = "2GiB";
+
 /// `500MB`, `1GiB`, `1M`: K/M/G decimal, KiB/MiB/GiB binary, as ccache and parse-size read them.
 pub fn parse_size_arg(s: &str) -> Result<u64, String> {
     parse_size::parse_size(s).map_err(|e| format!("`{s}` is not a size like 500MB or 1GiB: {e}"))
@@ -466,12 +471,22 @@ pub enum CacheCommand {
     },
     /// Remove least recently used entries until the cache takes at most SIZE (nothing to
     /// do, with a note, when the directory does not exist yet or is empty).
+    ///
+    /// Without `--max-size`, the limit `compile --cache` applies after a build:
+    /// `HASHPYC_CACHE_MAX_SIZE`, else `cache-max-size` in the configuration file, else 2GiB.
+    /// The output names the limit and where it came from.
     Prune {
         #[command(flatten)]
         dir: CacheDirArg,
-        /// The size to prune to (e.g. `500MB`, `1GiB`, `0`).
-        #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
-        max_size: u64,
+        /// The size to prune to (e.g. `500MB`, `1GiB`, `0`; K/M/G are powers of 1000,
+        /// KiB/MiB/GiB of 1024); default: `cache-max-size` in the configuration file, else
+        /// 2GiB, as for `compile --cache`.
+        #[arg(long, value_name = "SIZE", env = "HASHPYC_CACHE_MAX_SIZE", value_parser = parse_size_arg)]
+        max_size: Option<u64>,
+        /// Where the limit came from (`--max-size`, `HASHPYC_CACHE_MAX_SIZE`, the file's
+        /// key, the default), once [`crate::settings::apply_config`] has resolved it.
+        #[arg(skip)]
+        max_size_from: String,
     },
     /// Remove every entry and the statistics (never other files in the directory, even under its `v1/`;
     /// nothing to do, with a note, when the directory does not exist yet or is empty).

@@ -135,17 +135,28 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
             explain_env(&mut args.config, &args.output, json, "check", m);
         }
         Command::Cache(cmd) => {
-            let (crate::cli::CacheCommand::Stats { dir, .. }
-            | crate::cli::CacheCommand::Prune { dir, .. }
-            | crate::cli::CacheCommand::Clean { dir }) = cmd;
-            if let Some(d) = dir.dir.as_ref().filter(|d| !d.as_os_str().is_empty()) {
-                dir.dir = Some(layout::expand_home(d));
+            use crate::cli::CacheCommand;
+            let m = matches.subcommand_matches("cache").and_then(|m| m.subcommand()).map(|(_, m)| m);
+            let (dir, mut limit) = match cmd {
+                CacheCommand::Stats { dir, .. } | CacheCommand::Clean { dir } => (dir, None),
+                CacheCommand::Prune { dir, max_size, max_size_from } => {
+                    (dir, Some((max_size, max_size_from)))
+                }
+            };
+            // `prune` without `--max-size` (or `HASHPYC_CACHE_MAX_SIZE`) prunes to the limit
+            // `compile` applies: the file's `cache-max-size`, else the default (below).
+            let file_limit = matches!(&limit, Some((None, _)));
+            if let Some((Some(_), from)) = &mut limit {
+                let env = m.is_some_and(|m| m.value_source("max_size") == Some(ValueSource::EnvVariable));
+                **from = if env { "HASHPYC_CACHE_MAX_SIZE" } else { "--max-size" }.into();
+            }
+            let named =
+                dir.dir.as_ref().filter(|d| !d.as_os_str().is_empty()).map(|d| layout::expand_home(d));
+            if named.is_some() && !file_limit {
+                dir.dir = named;
                 return Ok(());
             }
-            let from_env = matches
-                .subcommand_matches("cache")
-                .and_then(|m| m.subcommand())
-                .is_some_and(|(_, m)| m.value_source("config") == Some(ValueSource::EnvVariable));
+            let from_env = m.is_some_and(|m| m.value_source("config") == Some(ValueSource::EnvVariable));
             let named_by = if from_env { "HASHPYC_CONFIG" } else { "--config" };
             let mut passed_over = Vec::new();
             let source = config::load(
@@ -159,7 +170,7 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
             for w in &passed_over {
                 crate::report::eprint_line(&format!("{}: {w}", style.warning()));
             }
-            let (from_file, file, shared) = match source? {
+            let (from_file, file, shared, size) = match source? {
                 config::Source::File(c) => (
                     c.options.cache.as_ref().map(|d| c.resolve(d)),
                     format!("`{}`", crate::report::shown(&c.path)),
@@ -167,9 +178,27 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
                         .cache_url
                         .is_some()
                         .then(|| format!("`cache-url` in {}", c.locate("cache-url"))),
+                    c.options
+                        .cache_max_size
+                        .map(|s| (s.0, format!("`cache-max-size` in {}", c.locate("cache-max-size")))),
                 ),
-                _ => (None, "the configuration file".to_string(), None),
+                _ => (None, "the configuration file".to_string(), None, None),
             };
+            if let Some((max_size @ None, from)) = &mut limit {
+                let (bytes, origin) = size.unwrap_or_else(|| {
+                    let default = crate::cli::parse_size_arg(crate::cli::DEFAULT_CACHE_MAX_SIZE);
+                    (
+                        default.expect("the default size parses"),
+                        "the default, as for `compile --cache`".into(),
+                    )
+                });
+                **max_size = Some(bytes);
+                **from = origin;
+            }
+            if named.is_some() {
+                dir.dir = named;
+                return Ok(());
+            }
             // A shared cache alone is no directory to manage: say so rather than leave the
             // user wondering why the `cache-url` given was not enough.
             let shared = shared.or_else(|| {

@@ -124,22 +124,24 @@ pub fn run(cmd: &CacheCommand, style: Style) -> Result<ExitStatus, Error> {
             }
             Ok(ExitStatus::Success)
         }
-        CacheCommand::Prune { dir, max_size } => {
+        CacheCommand::Prune { dir, max_size, max_size_from } => {
+            let max_size = max_size.expect("limit resolved by apply_config");
             let opened = open(dir.path())?;
             let Opened::Cache(tier) = opened else {
                 opened.note(dir.path(), "nothing to prune");
                 return Ok(ExitStatus::Success);
             };
             let p = tier
-                .locked("prune.lock", true, || tier.prune(*max_size))
-                .unwrap_or_else(|| tier.prune(*max_size));
+                .locked("prune.lock", true, || tier.prune(max_size))
+                .unwrap_or_else(|| tier.prune(max_size));
             stats::pruned(&tier, p.size);
             report::eprint_line(&format!(
-                "Removed {} ({}); {} left ({})",
+                "Removed {} ({}); {} left ({}); limit {} ({max_size_from})",
                 report::plural(p.removed, "entry", "entries"),
                 human_size(p.freed),
                 report::plural(p.left, "entry", "entries"),
-                human_size(p.size)
+                human_size(p.size),
+                human_size(max_size)
             ));
             match p.error {
                 Some(source) => Err(CacheError::Prune { path: dir.path().to_path_buf(), source }.into()),

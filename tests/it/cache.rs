@@ -1324,3 +1324,116 @@ fn cache_commands_on_an_empty_directory() {
     assert_eq!(std::fs::read_dir(&other).unwrap().count(), 1);
     assert!(work.path("other/.keep").is_file());
 }
+
+/// A project whose cache holds six entries, and the bytes one of them takes on disk.
+fn project_with_a_cache(py: &Python) -> (Tree, PathBuf, u64) {
+    let work = Tree::new();
+    let cache = work.path("cache");
+    for i in 0..6 {
+        work.write(format!("src/m{i}.py"), format!("VALUE = {i}\nNAMES = {:?}\n", vec!["x"; 200]));
+    }
+    work.hashpyc().arg("compile").python(py).arg("--cache").arg(&cache).arg("src").run().assert_code(0);
+    let sizes: Vec<u64> =
+        entry_files(&cache).iter().map(|f| std::fs::metadata(f).unwrap().blocks() * 512).collect();
+    assert_eq!(sizes.len(), 6);
+    assert!(sizes.iter().all(|s| *s == sizes[0]), "{sizes:?}");
+    (work, cache, sizes[0])
+}
+
+/// `cache prune` without `--max-size`, from the project, with `env` set.
+fn prune_without_a_size(work: &Tree, cache: &Path, env: &[(&str, String)]) -> harness::Run {
+    let mut cmd =
+        work.hashpyc().args(["cache", "prune", "--cache"]).arg(cache).env_remove("HASHPYC_CACHE_MAX_SIZE");
+    for (k, v) in env {
+        cmd = cmd.env(k, v);
+    }
+    cmd.run()
+}
+
+// `cache prune` without `--max-size` prunes to the limit `compile --cache` applies; here
+// `HASHPYC_CACHE_MAX_SIZE`, which beats the file's `cache-max-size` and loses to the flag,
+// as for compile. The output says which limit it used.
+#[test]
+fn prune_takes_the_size_from_the_environment() {
+    let py = harness::pythons().values().next_back().expect("a CPython");
+    let (work, cache, one) = project_with_a_cache(py);
+    work.write("pyproject.toml", format!("[tool.hashpyc]\ncache-max-size = {}\n", one * 5));
+    let env = [("HASHPYC_CACHE_MAX_SIZE", (one * 4).to_string())];
+    let r = prune_without_a_size(&work, &cache, &env);
+    r.assert_code(0);
+    assert_eq!(entry_files(&cache).len(), 4, "{}", r.stderr);
+    assert!(r.stderr.contains("Removed 2 entries"), "{}", r.stderr);
+    let limit = format!("limit {:.1} KiB (HASHPYC_CACHE_MAX_SIZE)", (one * 4) as f64 / 1024.0);
+    assert!(r.stderr.contains(&limit), "{limit}: {}", r.stderr);
+    let flag = work
+        .hashpyc()
+        .args(["cache", "prune", "--max-size", &(one * 3).to_string(), "--cache"])
+        .arg(&cache)
+        .env("HASHPYC_CACHE_MAX_SIZE", (one * 4).to_string())
+        .run();
+    flag.assert_code(0);
+    assert_eq!(entry_files(&cache).len(), 3, "{}", flag.stderr);
+    assert!(flag.stderr.contains("(--max-size)"), "{}", flag.stderr);
+}
+
+// ... the file's `cache-max-size` (found as for compile, with `--cache` given or not), named
+// with its line.
+#[test]
+fn prune_takes_the_size_from_the_configuration() {
+    let py = harness::pythons().values().next_back().expect("a CPython");
+    let (work, cache, one) = project_with_a_cache(py);
+    work.write(
+        "pyproject.toml",
+        format!("[tool.hashpyc]\ncache = \"cache\"\ncache-max-size = \"{}\"\n", one * 4),
+    );
+    let r = prune_without_a_size(&work, &cache, &[]);
+    r.assert_code(0);
+    assert_eq!(entry_files(&cache).len(), 4, "{}", r.stderr);
+    let limit = format!("limit {:.1} KiB (`cache-max-size` in `", (one * 4) as f64 / 1024.0);
+    assert!(
+        r.stderr.contains(&limit) && r.stderr.contains("pyproject.toml` line 3)"),
+        "{limit}: {}",
+        r.stderr
+    );
+    // Without `--cache`: the file names the directory too.
+    work.write(
+        "pyproject.toml",
+        format!("[tool.hashpyc]\ncache = \"cache\"\ncache-max-size = {}\n", one * 2),
+    );
+    let r = work
+        .hashpyc()
+        .args(["cache", "prune"])
+        .env_remove("HASHPYC_CACHE")
+        .env_remove("HASHPYC_CACHE_MAX_SIZE")
+        .run();
+    r.assert_code(0);
+    assert_eq!(entry_files(&cache).len(), 2, "{}", r.stderr);
+    // `--no-config` leaves the file out: the default keeps them.
+    let r = work
+        .hashpyc()
+        .args(["cache", "prune", "--no-config", "--cache"])
+        .arg(&cache)
+        .env_remove("HASHPYC_CACHE_MAX_SIZE")
+        .run();
+    r.assert_code(0);
+    assert_eq!(entry_files(&cache).len(), 2, "{}", r.stderr);
+    assert!(r.stderr.contains("limit 2.0 GiB (the default"), "{}", r.stderr);
+}
+
+// ... else the default, 2GiB, that of `--cache-max-size`: the entries stay, and the output
+// says the limit is the default.
+#[test]
+fn prune_takes_the_default_size() {
+    let py = harness::pythons().values().next_back().expect("a CPython");
+    let (work, cache, _) = project_with_a_cache(py);
+    work.write("hashpyc.toml", "optimize = 0\n");
+    let r = prune_without_a_size(&work, &cache, &[]);
+    r.assert_code(0);
+    assert_eq!(entry_files(&cache).len(), 6, "{}", r.stderr);
+    let help = work.hashpyc().args(["compile", "--help"]).run();
+    let default = help.stdout.split("--cache-max-size").nth(1).and_then(|s| s.split("[default: ").nth(1));
+    let default = default.and_then(|s| s.split(']').next()).unwrap_or_else(|| panic!("{}", help.stdout));
+    assert_eq!(default, "2GiB", "the default compile applies");
+    assert!(r.stderr.contains("Removed 0 entries (0 B); 6 entries left"), "{}", r.stderr);
+    assert!(r.stderr.contains("limit 2.0 GiB (the default, as for `compile --cache`)"), "{}", r.stderr);
+}
