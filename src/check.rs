@@ -115,6 +115,9 @@ pub struct Finding {
     /// `Some(line)` of the error, when CPython gave one.
     #[serde(skip)]
     pub source_fails: Option<Option<u32>>,
+    /// The pyc is a symbolic link (dangling or not), which `compile` refuses to write over.
+    #[serde(skip)]
+    pub symlink: bool,
 }
 
 /// Check everything; print findings; return the exit status.
@@ -381,7 +384,10 @@ fn explain_remembered_failures(findings: &mut [Finding], targets: &[Arc<Target>]
             Some((format!("{}.{}", t.version.0, t.version.1), crate::memo::Memo::load(&state, id)))
         })
         .collect();
-    for f in findings.iter_mut().filter(|f| f.outcome == Outcome::Missing && f.detail.is_none()) {
+    // A source that fails is what `compile` reports, before a pyc that is a symlink.
+    for f in
+        findings.iter_mut().filter(|f| f.outcome == Outcome::Missing && (f.detail.is_none() || f.symlink))
+    {
         let Some(hex) = f.expected.as_ref().and_then(|e| e.hash.as_deref()) else { continue };
         let Some((_, memo)) = memos.iter().find(|(python, _)| *python == f.python) else { continue };
         let abs = crate::layout::absolute(&f.path, cwd);
@@ -392,6 +398,7 @@ fn explain_remembered_failures(findings: &mut [Finding], targets: &[Arc<Target>]
                 failure.kind, failure.message
             ));
             f.source_fails = Some(failure.line);
+            f.symlink = false;
         }
     }
 }
@@ -662,6 +669,15 @@ fn check_source(path: &Path, embedded: &Path, s: &CheckSettings, cwd: &Path) -> 
                         continue;
                     }
                 }
+                // What `compile` would write there it refuses to write over a symbolic link
+                // (see `plan::refusal`): the finding says so, since compiling will not fix it.
+                let symlink = outcome != Outcome::Ok
+                    && std::fs::symlink_metadata(&pyc_path).is_ok_and(|m| m.file_type().is_symlink());
+                let detail = match (detail, symlink) {
+                    (d, false) => d,
+                    (None, true) => Some(SYMLINK_DETAIL.to_string()),
+                    (Some(d), true) => Some(format!("{d}; {SYMLINK_DETAIL}")),
+                };
                 let expected = (outcome != Outcome::Unreadable).then(|| HeaderView {
                     magic: target.magic.to_string(),
                     flags: match s.accept {
@@ -682,12 +698,16 @@ fn check_source(path: &Path, embedded: &Path, s: &CheckSettings, cwd: &Path) -> 
                     found,
                     embedded,
                     source_fails: None,
+                    symlink,
                 });
             }
         }
     });
     (ok, out)
 }
+
+/// A finding's reason when its pyc is a symbolic link.
+const SYMLINK_DETAIL: &str = "the pyc is a symbolic link, which `hashpyc compile` refuses to write through";
 
 fn describe_magic(head: &[u8], target: &Target) -> String {
     let Some(h) = Header::parse(head) else {
@@ -799,6 +819,7 @@ fn stray(
         found: None,
         embedded: None,
         source_fails: None,
+        symlink: false,
     })
 }
 
@@ -915,6 +936,7 @@ fn legacy_strays(pycs: &[PathBuf], targets: &[Arc<Target>]) -> Vec<Finding> {
             found: None,
             embedded: None,
             source_fails: None,
+            symlink: false,
         });
     }
     out
@@ -944,6 +966,8 @@ fn github_annotation(f: &Finding) -> String {
         if let Some(n) = at.filter(|&n| n > 0) {
             line = format!(",line={n}");
         }
+    } else if f.symlink {
+        msg.push_str(" - replace the symbolic link by a file, or remove it, then run `hashpyc compile`");
     } else if f.outcome != Outcome::Ok && f.outcome != Outcome::Stray {
         msg.push_str(" - run `hashpyc compile` to fix");
     }

@@ -205,8 +205,8 @@ pub struct CompileArgs {
     /// `-W error` also the fresh files that would fail (their warnings remembered) or be
     /// checked for warnings (compiled in memory, nothing written). With `--format json`, as
     /// JSON Lines on stdout (see the README). Reports and counts the errors the run would
-    /// (a source that cannot be read, a pyc that is a directory or a symlink, which the run
-    /// refuses to write over). Exits as the run would as far as it knows: 1 when a file it
+    /// (a source that cannot be read, a pyc that is a directory or a symlink, dangling or
+    /// not, which the run refuses to write over). Exits as the run would as far as it knows: 1 when a file it
     /// lists fails (remembered) or on such an error, 0 otherwise.
     #[arg(short = 'n', long, help_heading = "Compilation")]
     pub dry_run: bool,

@@ -616,6 +616,7 @@ fn triage(
                     );
                 }
                 Action::Rewrite { .. } => {}
+                Action::Refused { error } => unit_error(&p.path, t, error.to_string(), summary, notes, style),
             }
         }
     }
@@ -769,16 +770,7 @@ fn rewrite_stage(
                 }
             }
             (Ok(_), _) => summary.rewritten += 1,
-            (Err(e), _) => {
-                summary.errors += 1;
-                notes.add(
-                    &plans[i].path,
-                    0,
-                    Some(t),
-                    format!("{}: {e}", style.error()),
-                    Some(Event::error(e)),
-                );
-            }
+            (Err(e), _) => unit_error(path, t, e, summary, notes, style),
         }
     }
 }
@@ -1107,7 +1099,8 @@ fn rewrite_unit(
             path,
             &[&new, &data[pyc::HEADER_LEN..]],
             crate::write::pyc_mode(plan.mode),
-            crate::write::Known::default(),
+            // The plan refused a symlink or a non-regular file here (Action::Refused).
+            crate::write::Known { checked: true, ..Default::default() },
         )
         .map_err(|e| schedule::error_chain(&e))?;
     }
@@ -1165,7 +1158,6 @@ fn dry_run(
     // rewrite, pycs already fresh, files known to fail; and files to check for warnings.
     let mut check = 0;
     let levels = s.levels.len();
-    let paths = PycPaths { targets: &s.targets, layouts: &s.layouts, levels: &s.levels, cwd };
     let mut lines = Vec::new();
     for (i, p) in plans.iter().enumerate() {
         if let Some(err) = &p.error {
@@ -1175,17 +1167,6 @@ fn dry_run(
         let (mut compiles, mut checks, mut failing) = (false, false, false);
         let mut source = None;
         for (t, a) in p.actions.iter().enumerate() {
-            // A pyc the real run would refuse to write over (a directory, a symlink): its
-            // error, as the real run reports it once it has compiled the source.
-            if let Action::Compile { write, .. } = a {
-                let pycs = paths.of(&p.path, t);
-                let refused =
-                    write.iter().find_map(|&l| crate::write::check_destination(&pycs[usize::from(l)]).err());
-                if let Some(e) = refused {
-                    unit_error(&p.path, t, schedule::error_chain(&e), summary, notes, style);
-                    continue;
-                }
-            }
             let remembered = match a {
                 Action::Fresh if s.warnings_as_errors => {
                     remembered_warnings(s, memos, cwd, p, t, &mut source)
@@ -1243,6 +1224,12 @@ fn dry_run(
                     summary.failed += 1;
                     let reason = format!("{}: {}, remembered", f.kind, f.message);
                     ("fails", Some(reason), Some(Event::failure(f, true)))
+                }
+                // A pyc the real run refuses to write over (a directory, a symlink): its
+                // error, as the real run reports it.
+                Action::Refused { error } => {
+                    unit_error(&p.path, t, error.to_string(), summary, notes, style);
+                    continue;
                 }
             };
             lines.push(PlanLine { path: p.path.clone(), target: Some(t), verb, reason, failure });

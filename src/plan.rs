@@ -137,6 +137,13 @@ pub enum Action {
         prefix: u8,
         hash: SourceHash,
     },
+    /// A pyc this unit would write is a symbolic link (dangling or not) or something else
+    /// than a regular file: refused, as py_compile refuses it, before anything is compiled
+    /// or written; `error` says which pyc and why. The dry run and the real run both report
+    /// it from here.
+    Refused {
+        error: Box<str>,
+    },
 }
 
 impl Action {
@@ -285,6 +292,9 @@ pub fn plan_one(source: Source, opts: &PlanOptions<'_>) -> SourcePlan {
                     action = Action::KnownFailure { failure: Box::new(failure), prefix: *prefix, hash: h };
                 }
             }
+            if let Some(error) = refusal(&action, &pycs) {
+                action = Action::Refused { error };
+            }
             actions.push(action);
         }
         let result = match source.error() {
@@ -318,6 +328,20 @@ pub fn plan_one(source: Source, opts: &PlanOptions<'_>) -> SourcePlan {
         }
     }
     out
+}
+
+/// Why the pycs `action` would write cannot be written: the first of them that is a
+/// symbolic link (dangling or not: the rename would replace it, and py_compile refuses
+/// both) or exists and is not a regular file. A fresh pyc, or one a known failure leaves
+/// alone, may be a link: nothing writes it.
+fn refusal(action: &Action, pycs: &[PathBuf]) -> Option<Box<str>> {
+    let levels = match action {
+        Action::Compile { write, .. } => write.clone(),
+        Action::Rewrite { headers, links } => rewritten_levels(headers, links),
+        Action::Fresh | Action::KnownFailure { .. } | Action::Refused { .. } => return None,
+    };
+    let refused = levels.iter().find_map(|&l| crate::write::check_destination(&pycs[usize::from(l)]).err());
+    refused.map(|e| e.to_string().into())
 }
 
 /// The action for one target across all levels; `hash` yields the source hash (once).

@@ -62,15 +62,16 @@ fn temp_prefix(path: &Path) -> String {
 pub struct Known {
     /// The directory exists (created or seen earlier in this run).
     pub dir_exists: bool,
-    /// Nothing was at the path when the run looked (so there is no symlink or directory to
-    /// refuse; one appearing since is replaced, never written through).
-    pub was_missing: bool,
+    /// The plan found nothing to refuse at the path (no symlink, nothing but a regular
+    /// file: `check_destination`), so it is not looked at again; a symlink appearing since
+    /// is replaced by the rename, never written through.
+    pub checked: bool,
 }
 
 /// Write `parts` (header, body) to `path` atomically with permission bits `mode`
 /// (the umask applies, as for py_compile), creating the directory when needed.
 pub fn write_atomic(path: &Path, parts: &[&[u8]], mode: u32, known: Known) -> Result<(), WriteError> {
-    if !known.was_missing {
+    if !known.checked {
         check_destination(path)?;
     }
     let dir = parent_of(path);
@@ -111,8 +112,9 @@ fn write_all_vectored(file: &mut std::fs::File, parts: &[&[u8]]) -> std::io::Res
 /// Write one compiled unit: the pycs of the levels in `wanted` (indexes into `bodies`, one
 /// per level compiled), each `header` + body; with `hardlink_dupes`, a level whose body
 /// equals the level before it becomes a hard link to that pyc (also when only the earlier
-/// level was rewritten, which broke an old link). `dirs` remembers directories known to
-/// exist, to save system calls.
+/// level was rewritten, which broke an old link). The plan checked the pycs of `wanted`
+/// (`check_destination`); a level linked besides them is checked here. `dirs` remembers
+/// directories known to exist, to save system calls.
 #[allow(clippy::too_many_arguments)]
 pub fn write_unit(
     pycs: &[PathBuf],
@@ -121,7 +123,6 @@ pub fn write_unit(
     wanted: &[u8],
     mode: u32,
     hardlink_dupes: bool,
-    was_missing: bool,
     dirs: &mut std::collections::HashSet<PathBuf>,
 ) -> Result<(), WriteError> {
     if wanted.is_empty() {
@@ -140,7 +141,7 @@ pub fn write_unit(
         if duplicate {
             hardlink_atomic(&pycs[i - 1], path)?;
         } else {
-            let known = Known { dir_exists: dirs.contains(dir), was_missing };
+            let known = Known { dir_exists: dirs.contains(dir), checked: true };
             write_atomic(path, &[header, body], mode, known)?;
         }
         written[i] = true;

@@ -97,7 +97,7 @@ fn unit(l: &Lookups<'_>, src: usize, targets: &[usize]) -> (Results, Vec<usize>)
     let mut done = Vec::new();
     let mut misses = Vec::new();
     for &t in targets {
-        let Action::Compile { reason, prefix, write: wanted } = &plan.actions[t] else {
+        let Action::Compile { prefix, write: wanted, .. } = &plan.actions[t] else {
             continue;
         };
         let levels = &l.paths.levels[..usize::from(*prefix)];
@@ -119,7 +119,6 @@ fn unit(l: &Lookups<'_>, src: usize, targets: &[usize]) -> (Results, Vec<usize>)
                         wanted,
                         write::pyc_mode(plan.mode),
                         l.hardlink_dupes,
-                        *reason == crate::plan::Reason::Missing,
                         dirs,
                     )
                 });

@@ -988,7 +988,7 @@ impl<'a> Slot<'a> {
         let s = self.sh.s;
         let plan = &s.plans[src];
         let target = &s.specs[t].target;
-        let Action::Compile { reason, write: wanted, .. } = &plan.actions[t] else {
+        let Action::Compile { write: wanted, .. } = &plan.actions[t] else {
             return Ok(());
         };
         let header =
@@ -1001,7 +1001,6 @@ impl<'a> Slot<'a> {
             wanted,
             write::pyc_mode(plan.mode),
             s.hardlink_dupes,
-            *reason == crate::plan::Reason::Missing,
             &mut self.dirs,
         )
         .map_err(|e| error_chain(&e))

@@ -1094,6 +1094,128 @@ fn dry_run_counts_errors_as_the_real_run() {
     assert_eq!(dry["errors"], 2, "{context}");
 }
 
+// A pyc that is a symbolic link, dangling or not, is refused when the run would write it,
+// whether it compiles the source or only rewrites the header, as py_compile refuses it (it
+// raises FileExistsError rather than replace a link); the dry run and the run say the same
+// error, prefixed with the source as every per-file error, count it and exit 1, and the
+// links and what they point to stay as they were. The run replaced a dangling link (exit 0)
+// where the dry run refused it, and refused a link it would rewrite, without naming the
+// source, where the dry run listed `rewrite` and exited 0. A fresh linked pyc, which
+// nothing writes, stays fine; `check` says why compiling will not fix the others.
+#[test]
+fn symlinked_pycs_are_refused_by_the_dry_run_and_the_run() {
+    let Some(py) = harness::pythons().values().find(|p| p.minor >= (3, 7)) else {
+        return harness::visible(
+            "SKIPPED symlinked_pycs_are_refused_by_the_dry_run_and_the_run: no CPython 3.7+",
+        );
+    };
+    let tree = Tree::new();
+    let elsewhere = Tree::new();
+    let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
+    let pyc = |name: &str| format!("__pycache__/{name}.{tag}.pyc");
+    tree.write("dangling.py", "x = 1\n");
+    tree.write("header.py", "y = 2\n");
+    // header.py: compiled unchecked, its pyc moved elsewhere and linked back, so that the
+    // default (checked) run has only its header to rewrite.
+    let unchecked = ["compile", "-q", "--invalidation-mode", "unchecked-hash"];
+    tree.hashpyc().args(unchecked).python(py).arg("header.py").run().assert_code(0);
+    let moved = elsewhere.path("header.pyc");
+    std::fs::rename(tree.path(pyc("header")), &moved).unwrap();
+    let moved_bytes = std::fs::read(&moved).unwrap();
+    std::os::unix::fs::symlink(&moved, tree.path(pyc("header"))).unwrap();
+    let nowhere = elsewhere.path("nowhere.pyc");
+    std::os::unix::fs::symlink(&nowhere, tree.path(pyc("dangling"))).unwrap();
+    // What CPython does with them: py_compile refuses both links.
+    let refuse = "import py_compile, sys\ntry:\n    py_compile.compile(sys.argv[1], \
+                  invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH, doraise=True)\n\
+                  except FileExistsError:\n    print('refused')\n";
+    for name in ["dangling.py", "header.py"] {
+        assert_eq!(py.run(&["-c", refuse, name], tree.root()), "refused\n", "py_compile {name}");
+    }
+    let links_kept = |context: &str| {
+        assert_eq!(std::fs::read_link(tree.path(pyc("header"))).unwrap(), moved, "{context}");
+        assert_eq!(std::fs::read_link(tree.path(pyc("dangling"))).unwrap(), nowhere, "{context}");
+        assert_eq!(std::fs::read(&moved).unwrap(), moved_bytes, "{context}");
+        assert!(!nowhere.exists(), "{context}");
+    };
+    let want: Vec<String> = ["dangling", "header"]
+        .iter()
+        .map(|name| {
+            let link = pyc(name);
+            format!("error: `{name}.py`: `{link}` is a symbolic link; refusing to write through it")
+        })
+        .collect();
+    let compile = |args: &[&str]| {
+        let cmd = tree.hashpyc().arg("compile").python(py).args(args);
+        cmd.args(["dangling.py", "header.py"]).run()
+    };
+    let errors = |stderr: &str| -> Vec<String> {
+        stderr.lines().filter(|l| l.starts_with("error:")).map(str::to_string).collect()
+    };
+    // Text: the same errors, counted, the same exit status; nothing listed, nothing written.
+    let dry = compile(&["-n"]);
+    let context = format!("dry run:\n{}{}", dry.stdout, dry.stderr);
+    links_kept(&context);
+    let real = compile(&[]);
+    let context = format!("{context}\nreal run:\n{}{}", real.stdout, real.stderr);
+    links_kept(&context);
+    assert_eq!((dry.code, real.code), (Some(1), Some(1)), "{context}");
+    assert_eq!(errors(&dry.stderr), want, "{context}");
+    assert_eq!(errors(&real.stderr), want, "{context}");
+    assert_eq!(dry.stdout, "", "{context}");
+    assert!(dry.stderr.contains("(0 already fresh, 2 errors); nothing was written"), "{context}");
+    assert!(real.stderr.contains("(0 already fresh, 2 errors) in "), "{context}");
+    // JSON: the same error objects and counts.
+    let dry = compile(&["-n", "--format", "json"]);
+    let real = compile(&["--format", "json"]);
+    let context =
+        format!("dry run:\n{}{}\nreal run:\n{}{}", dry.stdout, dry.stderr, real.stdout, real.stderr);
+    links_kept(&context);
+    assert_eq!((dry.code, real.code), (Some(1), Some(1)), "{context}");
+    let error_objects = |stdout: &str| -> Vec<(String, String)> {
+        let objects = json_lines(stdout).into_iter().filter(|o| o["type"] == "error");
+        objects.map(|o| (o["path"].as_str().unwrap().into(), o["message"].as_str().unwrap().into())).collect()
+    };
+    let want_objects: Vec<(String, String)> = want
+        .iter()
+        .map(|line| {
+            let (path, message) = line["error: `".len()..].split_once("`: ").unwrap();
+            (path.to_string(), message.to_string())
+        })
+        .collect();
+    assert_eq!(error_objects(&dry.stdout), want_objects, "{context}");
+    assert_eq!(error_objects(&real.stdout), want_objects, "{context}");
+    let (dry, real) = (json_lines(&dry.stdout), json_lines(&real.stdout));
+    let (dry, real) = (dry.last().unwrap(), real.last().unwrap());
+    for key in ["errors", "compiled", "rewritten", "fresh"] {
+        assert_eq!(dry[key], real[key], "{key}: {context}");
+    }
+    assert_eq!(dry["errors"], 2, "{context}");
+    // `check` finds both, and says the pyc is a link.
+    let check = tree.hashpyc().arg("check").python(py).args(["dangling.py", "header.py"]).run();
+    check.assert_code(1);
+    let findings: Vec<&str> = check.stdout.lines().collect();
+    let why = "the pyc is a symbolic link, which `hashpyc compile` refuses to write through";
+    assert_eq!(
+        findings,
+        [format!("missing    dangling.py: {why}"), format!("unchecked  header.py: {why}")],
+        "{}{}",
+        check.stdout,
+        check.stderr
+    );
+    // A linked pyc that is fresh is left alone: nothing writes it.
+    let fresh = |args: &[&str]| {
+        let cmd = tree.hashpyc().args(["compile", "--invalidation-mode", "unchecked-hash"]).python(py);
+        cmd.args(args).arg("header.py").run()
+    };
+    let (dry, real) = (fresh(&["-n"]), fresh(&[]));
+    let context =
+        format!("dry run:\n{}{}\nreal run:\n{}{}", dry.stdout, dry.stderr, real.stdout, real.stderr);
+    assert_eq!((dry.code, real.code), (Some(0), Some(0)), "{context}");
+    assert_eq!(dry.stdout, "fresh    header.py\n", "{context}");
+    links_kept(&context);
+}
+
 // A source CPython cannot decode (a UTF-8 BOM before a latin-1 cookie, an unknown
 // encoding) fails with a SyntaxError whose lineno is 0 before 3.14 (and offset 0 or -1):
 // JSON says null for a line or column there is not, else what CPython says.
