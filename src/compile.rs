@@ -411,9 +411,12 @@ pub fn compile(
     let plans = planned.plans;
 
     if s.dry_run {
-        let check =
-            dry_run(s, &plans, &planned.walked, &memos, &cwd, &mut summary, &mut notes, style, verbosity);
+        let check = dry_run(s, &plans, &planned.walked, &memos, &cwd, &mut summary, &mut notes, style);
+        // The errors first, then the summary line, as a real run prints them.
         notes.print(&s.targets);
+        if !s.json && verbosity.quiet == 0 {
+            report::eprint_line(&dry_run_summary_line(&summary, check, &s.targets, style));
+        }
         if s.json {
             let json = summary_json(
                 &summary,
@@ -1134,8 +1137,9 @@ struct PlanLine {
     failure: Option<Event>,
 }
 
-/// `--dry-run`: the listing on stdout, a count on stderr (with `--format json`, `plan`
-/// objects and a summary object on stdout); nothing written. Both tell what a real run
+/// `--dry-run`: the listing on stdout (with `--format json`, `plan` objects, with the
+/// summary object the caller prints after them); its count on stderr is
+/// `dry_run_summary_line`, printed by the caller after the errors; nothing written. Both tell what a real run
 /// would do: under `-W error`, a fresh pyc whose source is remembered to warn fails, and one
 /// whose warnings are not remembered is compiled in memory to learn them, which writes
 /// nothing, so it is not counted as a compile. The summary counts what the run would do,
@@ -1152,7 +1156,6 @@ fn dry_run(
     summary: &mut Summary,
     notes: &mut Notes,
     style: Style,
-    verbosity: Verbosity,
 ) -> usize {
     // Counted as the summary of a real run: files and pycs to compile, headers (pycs) to
     // rewrite, pycs already fresh, files known to fail; and files to check for warnings.
@@ -1274,33 +1277,36 @@ fn dry_run(
         }
     }
     drop(out);
-    if verbosity.quiet == 0 {
-        let mut parts = vec![format!("{} already fresh", summary.fresh_pycs)];
-        if check > 0 {
-            parts.push(report::plural(check, "file to check for warnings", "files to check for warnings"));
-        }
-        if !summary.failed_sources.is_empty() {
-            parts.push(format!("{} known to fail", summary.failed_sources.len()));
-        }
-        if summary.errors + summary.usage_errors > 0 {
-            parts.push(report::plural(summary.errors + summary.usage_errors, "error", "errors"));
-        }
-        if summary.vanished > 0 {
-            parts.push(format!("{} vanished", summary.vanished));
-        }
-        if let Some(skipped) = summary.skipped.describe() {
-            parts.push(skipped);
-        }
-        report::eprint_line(&format!(
-            "{} compile {}, rewrite {} for {} ({}); nothing was written",
-            style.bold("Would"),
-            files_and_pycs(summary.compiled_sources, summary.compiled_pycs),
-            report::plural(summary.rewritten_pycs, "header", "headers"),
-            crate::target::targets_label(&s.targets),
-            parts.join(", ")
-        ));
-    }
     check
+}
+
+/// The dry run's summary line, counting what the run would do as the run's summary line
+/// counts what it did; printed after the errors, as the run's.
+fn dry_run_summary_line(summary: &Summary, check: usize, targets: &[Arc<Target>], style: Style) -> String {
+    let mut parts = vec![format!("{} already fresh", summary.fresh_pycs)];
+    if check > 0 {
+        parts.push(report::plural(check, "file to check for warnings", "files to check for warnings"));
+    }
+    if !summary.failed_sources.is_empty() {
+        parts.push(format!("{} known to fail", summary.failed_sources.len()));
+    }
+    if summary.errors + summary.usage_errors > 0 {
+        parts.push(report::plural(summary.errors + summary.usage_errors, "error", "errors"));
+    }
+    if summary.vanished > 0 {
+        parts.push(format!("{} vanished", summary.vanished));
+    }
+    if let Some(skipped) = summary.skipped.describe() {
+        parts.push(skipped);
+    }
+    format!(
+        "{} compile {}, rewrite {} for {} ({}); nothing was written",
+        style.bold("Would"),
+        files_and_pycs(summary.compiled_sources, summary.compiled_pycs),
+        report::plural(summary.rewritten_pycs, "header", "headers"),
+        crate::target::targets_label(targets),
+        parts.join(", ")
+    )
 }
 
 fn mode_name(mode: HashMode) -> &'static str {

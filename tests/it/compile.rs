@@ -1043,6 +1043,7 @@ per_python!(dry_run_as_json, |py: &Python| {
 // A dry run counts the errors the real run reports, and says them as it does: its summary
 // line lacked "N errors" (the JSON summary had them), and a pyc destination that is a
 // directory, which the real run cannot write over, was listed "compile" and not counted.
+// Its errors come before its summary line, as the real run's (they came after it).
 // Here a source that is a FIFO (not a regular file) and a source whose pyc is a directory.
 #[test]
 fn dry_run_counts_errors_as_the_real_run() {
@@ -1074,6 +1075,10 @@ fn dry_run_counts_errors_as_the_real_run() {
     assert_eq!(errors(&dry.stderr), errors(&real.stderr), "{context}");
     assert!(real.stderr.contains(", 2 errors) in "), "{context}");
     assert!(dry.stderr.contains(", 2 errors); nothing was written"), "{context}");
+    // The errors, then the summary line last, in both (the dry run printed its errors after).
+    let last = |stderr: &str| stderr.lines().last().unwrap_or_default().to_string();
+    assert!(last(&real.stderr).starts_with("Compiled "), "{context}");
+    assert!(last(&dry.stderr).starts_with("Would compile "), "{context}");
     assert_eq!(dry.stdout.lines().collect::<Vec<_>>(), ["compile  good.py  (--force)"], "{context}");
     // JSON: the same error objects and count.
     let dry = compile(&["-n", "--format", "json"]);
