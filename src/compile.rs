@@ -1299,8 +1299,13 @@ fn dry_run_summary_line(summary: &Summary, check: usize, targets: &[Arc<Target>]
     if let Some(skipped) = summary.skipped.describe() {
         parts.push(skipped);
     }
+    // Pycs to link (`--hardlink-dupes`), as the run's line says "N linked".
+    let links = match summary.linked_pycs {
+        0 => String::new(),
+        n => format!(", link {}", report::plural(n, "pyc", "pycs")),
+    };
     format!(
-        "{} compile {}, rewrite {} for {} ({}); nothing was written",
+        "{} compile {}, rewrite {}{links} for {} ({}); nothing was written",
         style.bold("Would"),
         files_and_pycs(summary.compiled_sources, summary.compiled_pycs),
         report::plural(summary.rewritten_pycs, "header", "headers"),

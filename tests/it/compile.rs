@@ -1099,6 +1099,46 @@ fn dry_run_counts_errors_as_the_real_run() {
     assert_eq!(dry["errors"], 2, "{context}");
 }
 
+// The text dry run's summary line counts the pycs it would link (`--hardlink-dupes`) as
+// the run's counts those it linked: here level 0 fresh and level 1 to link again (a
+// checked run without --hardlink-dupes rewrote both headers, two files since), which the
+// dry run listed `link` and counted only "(1 already fresh)".
+#[test]
+fn dry_run_counts_links_as_the_real_run() {
+    let Some(py) = harness::pythons().values().find(|p| p.minor >= (3, 7)) else {
+        return harness::visible("SKIPPED dry_run_counts_links_as_the_real_run: no CPython 3.7+");
+    };
+    let tree = Tree::new();
+    tree.write("a.py", "x = 1\n");
+    let compile = |args: &[&str]| {
+        tree.hashpyc().arg("compile").python(py).args(["-o", "0", "-o", "1"]).args(args).arg(".").run()
+    };
+    compile(&["-q", "--invalidation-mode", "unchecked-hash", "--hardlink-dupes"]).assert_code(0);
+    compile(&["-q"]).assert_code(0);
+    let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
+    let (l0, l1) =
+        (tree.path(format!("__pycache__/a.{tag}.pyc")), tree.path(format!("__pycache__/a.{tag}.opt-1.pyc")));
+    let inode = |p: &Path| std::fs::metadata(p).unwrap().ino();
+    assert_ne!(inode(&l0), inode(&l1), "the checked run rewrote both levels");
+    let dry = compile(&["-n", "--hardlink-dupes"]);
+    let json = compile(&["-n", "--hardlink-dupes", "--format", "json"]);
+    let real = compile(&["--hardlink-dupes", "--format", "json"]);
+    let context = format!("{}{}\n{}\n{}{}", dry.stdout, dry.stderr, json.stdout, real.stdout, real.stderr);
+    assert_eq!((dry.code, json.code, real.code), (Some(0), Some(0), Some(0)), "{context}");
+    assert_eq!(inode(&l0), inode(&l1), "the run linked them: {context}");
+    assert!(dry.stdout.starts_with("link     ./a.py"), "{context}");
+    let (json, real) = (json_lines(&json.stdout), json_lines(&real.stdout));
+    let (json, real) = (json.last().unwrap(), real.last().unwrap());
+    for key in ["linked", "linked_pycs", "fresh_pycs", "rewritten_pycs", "compiled_pycs"] {
+        assert_eq!(json[key], real[key], "{key}: {context}");
+    }
+    assert_eq!((&real["linked_pycs"], &real["fresh_pycs"]), (&1.into(), &1.into()), "{context}");
+    // The text summary: one pyc to link, one fresh.
+    let line = dry.stderr.lines().last().unwrap_or_default();
+    assert!(line.contains(" rewrite 0 headers, link 1 pyc for "), "{context}");
+    assert!(line.ends_with(" (1 already fresh); nothing was written"), "{context}");
+}
+
 // A pyc that is a symbolic link, dangling or not, is refused when the run would write it,
 // whether it compiles the source or only rewrites the header, as py_compile refuses it (it
 // raises FileExistsError rather than replace a link); the dry run and the run say the same
