@@ -337,9 +337,10 @@ per_python!(stdlib_relocates_exactly, |py: &Python| {
     }
 });
 
-// An embedded path that is also an identifier (a file named on the command line without
-// `.py`): on 3.13+ the interned `co_filename` *is* the name's string object, so the body
-// at another path differs by a reference, not by a string. Such bodies must be refused.
+// An embedded path that is also an identifier (a pyc py_compile wrote for a file named
+// without `.py`; hashpyc itself compiles only `.py` files): on 3.13+ the interned
+// `co_filename` *is* the name's string object, so the body at another path differs by a
+// reference, not by a string. Such bodies must be refused.
 per_python!(paths_equal_to_names_are_refused, |py: &Python| {
     let rules = Rules::for_version(py.minor.0, py.minor.1).expect("a validated version");
     let tree = Tree::new();
@@ -348,7 +349,24 @@ per_python!(paths_equal_to_names_are_refused, |py: &Python| {
     let mut bodies = Vec::new();
     for (dir, file) in places {
         tree.write(Path::new(dir).join(file), source);
-        Hashpyc::new(&tree.path(dir)).args(["compile", "-q"]).python(py).arg(file).run().assert_code(0);
+        if file.ends_with(".py") {
+            Hashpyc::new(&tree.path(dir)).args(["compile", "-q"]).python(py).arg(file).run().assert_code(0);
+        } else {
+            // CPython's own py_compile, in a fresh process, as hashpyc's workers compile.
+            let out = py
+                .cmd()
+                .current_dir(tree.path(dir))
+                .args([
+                    "-c",
+                    "import py_compile, sys; py_compile.compile(sys.argv[1], cfile='__pycache__/x.pyc', \
+                     dfile=sys.argv[1], doraise=True, \
+                     invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)",
+                    file,
+                ])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        }
         let pyc = harness::files_with_suffix(&tree.path(dir), ".pyc");
         assert_eq!(pyc.len(), 1, "{}: {pyc:?}", py.label());
         let body = std::fs::read(tree.path(dir).join(&pyc[0])).expect("read pyc")[16..].to_vec();
