@@ -235,10 +235,16 @@ fn misnamed_variables() -> Option<String> {
     })
 }
 
-/// The state directory, when it is set (or defaults) to one that cannot be used: what
-/// `command` loses, which would otherwise be lost silently (every run starting Python
-/// again). `HASHPYC_NO_STATE=1`, a choice, says nothing.
-fn unusable_state_dir(command: &str) -> Option<String> {
+/// The state directory, when it is set (or, under `-v`, defaults) to one that cannot be
+/// used: what `command` loses, which would otherwise be lost silently (every run starting
+/// Python again). The default location is not worth a warning on every run where the home
+/// directory is read-only (`docker run --read-only`, a build user without a home): only
+/// `-v` mentions it. `HASHPYC_NO_STATE=1`, a choice, says nothing.
+fn unusable_state_dir(command: &str, verbose: bool) -> Option<String> {
+    let explicit = std::env::var_os("HASHPYC_STATE_DIR").is_some_and(|v| !v.is_empty());
+    if !explicit && !verbose {
+        return None;
+    }
     let dir = target::state_dir()?;
     let reason = target::state_dir_problem(&dir)?;
     let lost = if command == "compile" {
@@ -268,7 +274,7 @@ fn load_config(
     let mut passed_over = Vec::new();
     let source = config::load(args.config.as_deref(), named_by, args.no_config, cwd, &mut passed_over);
     passed_over.extend(misnamed_variables());
-    passed_over.extend(unusable_state_dir(command));
+    passed_over.extend(unusable_state_dir(command, output.verbose > 0 && output.quiet == 0));
     // Warnings first: a file passed over explains an error or an unexpected configuration.
     for w in passed_over {
         if json {

@@ -480,6 +480,22 @@ fn an_unusable_state_dir_is_reported() {
         }
     }
     assert!(file.is_file(), "the file was left alone");
+    // The default location (here under XDG_CACHE_HOME, a file) is often read-only on
+    // purpose (`docker run --read-only`): said under -v only.
+    let default = |args: &[&str]| {
+        let cmd = tree.hashpyc().env_remove("HASHPYC_STATE_DIR").env("XDG_CACHE_HOME", &file);
+        cmd.args(args).python(py).arg("src").run()
+    };
+    for cmd in ["compile", "check"] {
+        let plain = default(&[cmd]);
+        assert!(!plain.stderr.contains("state directory"), "{cmd}: {}", plain.stderr);
+        let verbose = default(&[cmd, "-v"]);
+        let head = format!(
+            "the state directory `{}` cannot be used (cannot create it: not a directory)",
+            file.join("hashpyc").display()
+        );
+        assert_eq!(lines(&verbose.stderr, &head), 1, "{cmd}: {}", verbose.stderr);
+    }
     // Off on purpose, or a usable directory: nothing to say.
     let off = tree.hashpyc().env("HASHPYC_STATE_DIR", &file).env("HASHPYC_NO_STATE", "1");
     let off = off.args(["compile"]).python(py).arg("src").run();
