@@ -1045,15 +1045,7 @@ pub fn summary_line(s: &Summary, targets: &[Arc<Target>], elapsed: Duration, sty
     if !s.failed_sources.is_empty() {
         parts.push(format!("{} failed", s.failed_sources.len()));
     }
-    if s.errors + s.usage_errors > 0 {
-        parts.push(report::plural(s.errors + s.usage_errors, "error", "errors"));
-    }
-    if s.vanished > 0 {
-        parts.push(format!("{} vanished", s.vanished));
-    }
-    if let Some(skipped) = s.skipped.describe() {
-        parts.push(skipped);
-    }
+    push_errors_and_skipped(&mut parts, s);
     let what = files_and_pycs(s.compiled_sources, s.compiled_pycs);
     format!(
         "{} {what} for {} ({}) in {}",
@@ -1282,6 +1274,20 @@ fn dry_run(
 
 /// The dry run's summary line, counting what the run would do as the run's summary line
 /// counts what it did; printed after the errors, as the run's.
+/// The end of the run's summary line and the dry run's alike: errors, sources that
+/// vanished, what the selection skipped.
+fn push_errors_and_skipped(parts: &mut Vec<String>, s: &Summary) {
+    if s.errors + s.usage_errors > 0 {
+        parts.push(report::plural(s.errors + s.usage_errors, "error", "errors"));
+    }
+    if s.vanished > 0 {
+        parts.push(format!("{} vanished", s.vanished));
+    }
+    if let Some(skipped) = s.skipped.describe() {
+        parts.push(skipped);
+    }
+}
+
 fn dry_run_summary_line(summary: &Summary, check: usize, targets: &[Arc<Target>], style: Style) -> String {
     let mut parts = vec![format!("{} already fresh", summary.fresh_pycs)];
     if check > 0 {
@@ -1290,15 +1296,7 @@ fn dry_run_summary_line(summary: &Summary, check: usize, targets: &[Arc<Target>]
     if !summary.failed_sources.is_empty() {
         parts.push(format!("{} known to fail", summary.failed_sources.len()));
     }
-    if summary.errors + summary.usage_errors > 0 {
-        parts.push(report::plural(summary.errors + summary.usage_errors, "error", "errors"));
-    }
-    if summary.vanished > 0 {
-        parts.push(format!("{} vanished", summary.vanished));
-    }
-    if let Some(skipped) = summary.skipped.describe() {
-        parts.push(skipped);
-    }
+    push_errors_and_skipped(&mut parts, summary);
     // Pycs to link (`--hardlink-dupes`), as the run's line says "N linked".
     let links = match summary.linked_pycs {
         0 => String::new(),

@@ -31,45 +31,18 @@ pub fn not_regular() -> std::io::Error {
 /// the type is checked (one `fstat`) only when a read did not end the usual way, i.e. the
 /// file was empty, a read would have blocked, or it outgrew the buffer.
 pub fn read_regular_into(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
     buf.clear();
     let file = open_nonblocking(path)?;
-    let regular = || file.metadata().map(|m| m.is_file());
     let mut checked = false;
-    loop {
-        if buf.capacity() - buf.len() < 4096 {
-            if !checked {
-                if !regular()? {
-                    return Err(not_regular());
-                }
-                checked = true;
-            }
-            buf.reserve(buf.capacity().max(16 * 1024));
-        }
-        let spare = buf.spare_capacity_mut();
-        // SAFETY: read(2) writes at most `spare.len()` bytes into the spare capacity, which
-        // belongs to `buf`; the length grows only by the count it reports written.
-        let n = unsafe { libc::read(file.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
-        match n {
-            0 => {
-                if buf.is_empty() && !checked && !regular()? {
-                    return Err(not_regular());
-                }
-                return Ok(());
-            }
-            // SAFETY: the first `n` spare bytes were just initialised by read(2).
-            n if n > 0 => unsafe { buf.set_len(buf.len() + n as usize) },
-            _ => {
-                let e = std::io::Error::last_os_error();
-                if e.kind() == std::io::ErrorKind::WouldBlock && !checked && !regular()? {
-                    return Err(not_regular());
-                }
-                if e.kind() != std::io::ErrorKind::Interrupted {
-                    return Err(e);
-                }
+    read_loop(&file, buf, || {
+        if !checked {
+            checked = true;
+            if !file.metadata()?.is_file() {
+                return Err(not_regular());
             }
         }
-    }
+        Ok(())
+    })
 }
 
 /// [`read_regular_into`] into a new buffer.
@@ -85,9 +58,20 @@ pub fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
 /// reads at 8 KiB: with a reused buffer a source takes one read plus the end-of-file read.
 /// An error (including `WouldBlock` on a non-blocking pipe) keeps what was read before it.
 pub fn read_to_end_direct(file: &std::fs::File, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    read_loop(file, buf, || Ok(()))
+}
+
+/// [`read_to_end_direct`]'s loop; `unusual` is asked before the buffer grows, at an end of
+/// file with nothing read, and when a read would block, and may fail the read.
+fn read_loop(
+    file: &std::fs::File,
+    buf: &mut Vec<u8>,
+    mut unusual: impl FnMut() -> std::io::Result<()>,
+) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     loop {
         if buf.capacity() - buf.len() < 4096 {
+            unusual()?;
             buf.reserve(buf.capacity().max(16 * 1024));
         }
         let spare = buf.spare_capacity_mut();
@@ -95,11 +79,19 @@ pub fn read_to_end_direct(file: &std::fs::File, buf: &mut Vec<u8>) -> std::io::R
         // belongs to `buf`; the length grows only by the count it reports written.
         let n = unsafe { libc::read(file.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
         match n {
-            0 => return Ok(()),
+            0 => {
+                if buf.is_empty() {
+                    unusual()?;
+                }
+                return Ok(());
+            }
             // SAFETY: the first `n` spare bytes were just initialised by read(2).
             n if n > 0 => unsafe { buf.set_len(buf.len() + n as usize) },
             _ => {
                 let e = std::io::Error::last_os_error();
+                if e.kind() == std::io::ErrorKind::WouldBlock {
+                    unusual()?;
+                }
                 if e.kind() != std::io::ErrorKind::Interrupted {
                     return Err(e);
                 }

@@ -352,6 +352,8 @@ fn explain_keys(args: &mut ConfigArgs, output: &OutputArgs, json: bool, command:
     let mut keys: Vec<(&String, &usize)> = c.options.key_lines.iter().collect();
     keys.sort_by_key(|(key, line)| (**line, key.as_str()));
     let file = crate::report::shown(&c.path);
+    let cli = <crate::cli::Cli as clap::CommandFactory>::command();
+    let sub = cli.find_subcommand(command);
     for (key, line) in keys {
         let written = match (key.as_str(), &c.options.cache_url) {
             // A URL may carry a password: never printed.
@@ -361,7 +363,7 @@ fn explain_keys(args: &mut ConfigArgs, output: &OutputArgs, json: bool, command:
         let status = match k.outcome.iter().find(|(k, _)| *k == key.as_str()) {
             None => format!(" (not used by `{command}`)"),
             Some((_, None)) => String::new(),
-            Some((_, Some(id))) => format!(" (replaced by {})", flag_source(k.m, command, id)),
+            Some((_, Some(id))) => format!(" (replaced by {})", flag_source(k.m, sub, id)),
         };
         say(args, json, format!("setting: `{written}` from `{file}` line {line}{status}"));
     }
@@ -413,10 +415,10 @@ const OTHER_VARIABLES: &[(&str, bool)] = &[
     ("HASHPYC_WORKER_SCRIPT", true),
 ];
 
-/// `--max-depth on the command line` or `HASHPYC_JOBS`: what gave flag `id` its value.
-fn flag_source(m: &ArgMatches, command: &str, id: &str) -> String {
-    let cli = <crate::cli::Cli as clap::CommandFactory>::command();
-    let arg = cli.find_subcommand(command).and_then(|s| s.get_arguments().find(|a| a.get_id() == id));
+/// `--max-depth on the command line` or `HASHPYC_JOBS`: what gave flag `id` of subcommand
+/// `sub` its value.
+fn flag_source(m: &ArgMatches, sub: Option<&clap::Command>, id: &str) -> String {
+    let arg = sub.and_then(|s| s.get_arguments().find(|a| a.get_id() == id));
     let long = arg.and_then(|a| a.get_long()).map_or_else(|| id.replace('_', "-"), |l| l.to_string());
     match (m.value_source(id), arg.and_then(|a| a.get_env())) {
         (Some(ValueSource::EnvVariable), Some(var)) => var.to_string_lossy().into_owned(),

@@ -307,18 +307,19 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
         None => None,
     };
     for root in roots {
+        // What the path leads to, links followed: stated once for every decision below.
+        let target = std::fs::metadata(root);
+        let target_is_dir = target.as_ref().is_ok_and(|m| m.is_dir());
         // compileall compiles a named file only when its name ends in `.py`: a stub, a
         // `py.typed` marker or a `setup.cfg` named with it (`pkg/*`, `git ls-files`) has
         // no pyc, and would otherwise be compiled into the pyc of its `.py` namesake. (A
         // path that does not exist is still an error, whatever its name.)
-        if !root.as_os_str().as_bytes().ends_with(b".py")
-            && std::fs::metadata(root).is_ok_and(|m| !m.is_dir())
-        {
+        if !root.as_os_str().as_bytes().ends_with(b".py") && target.is_ok() && !target_is_dir {
             walked.skipped.not_py += 1;
             continue;
         }
         if opts.force_exclude {
-            let is_dir = std::fs::metadata(root).is_ok_and(|m| m.is_dir());
+            let is_dir = target_is_dir;
             if forced.as_ref().is_some_and(|x| x.skips_root(root, is_dir))
                 || (!is_dir && excluded_by_regex(root, opts))
             {
@@ -333,10 +334,10 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
             Err(e) => walked.errors.push(WalkError::Io { path: root.clone(), source: e }),
             Ok(meta) => {
                 let is_dir = if meta.file_type().is_symlink() {
-                    match std::fs::metadata(root) {
-                        Ok(target) => target.is_dir(),
+                    match &target {
+                        Ok(_) => target_is_dir,
                         Err(e) => {
-                            walked.errors.push(unresolved_link(root.clone(), &e));
+                            walked.errors.push(unresolved_link(root.clone(), e));
                             continue;
                         }
                     }
@@ -346,7 +347,7 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
                 if is_dir {
                     walked_roots.push(root.clone());
                     dirs.push(root.clone());
-                } else if !std::fs::metadata(root).is_ok_and(|m| m.is_file()) {
+                } else if !target.as_ref().is_ok_and(|m| m.is_file()) {
                     walked.errors.push(WalkError::NotRegular(root.clone()));
                 } else if excluded_by_regex(root, opts) {
                     // compileall's -x applies to named files too.
