@@ -125,6 +125,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     let started = Instant::now();
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let many = s.targets.len() > 1;
+    crate::verified::open(crate::target::state_dir().as_deref(), s.targets.iter().map(|t| t.magic));
     // Check on the walker's threads; keep only what will be printed, count the rest.
     let kept = std::sync::Mutex::new(Vec::new());
     let ok = AtomicUsize::new(0);
@@ -143,6 +144,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
         }
     });
     let mut findings = kept.into_inner().expect("check lock");
+    crate::verified::save();
     if s.stray {
         findings.extend(strays(&walked.pycache_files, &s.targets));
         findings.extend(legacy_strays(&walked.legacy_pycs, &s.targets));
@@ -179,6 +181,8 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
             events.push(event);
         }
     }
+    let verified = (verbosity.verbose > 0).then(crate::verified::verbose_line).flatten();
+    events.extend(verified.iter().map(|v| run_event("notice", None, v.clone())));
     events.extend(
         walked
             .errors
@@ -186,6 +190,9 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
             .map(|e| run_event(if e.is_notice() { "notice" } else { "error" }, e.path(), e.to_string())),
     );
     if !json {
+        if let Some(v) = &verified {
+            report::eprint_line(v);
+        }
         for e in &walked.errors {
             let label = if e.is_vanished() {
                 // As compile's note: shown unless -qq.
@@ -638,7 +645,8 @@ fn header_view(h: &Header) -> HeaderView {
 /// `embedded` is the path the pycs must embed (`co_filename`), as `compile` derives it.
 fn check_source(path: &Path, embedded: &Path, s: &CheckSettings, cwd: &Path) -> (usize, Vec<Finding>) {
     let paths = PycPaths { targets: &s.targets, layouts: &s.layouts, levels: &s.levels, cwd };
-    let want = Want { name: &marshal::filename_bytes(embedded.as_os_str().as_bytes()), path: embedded };
+    let name = marshal::filename_bytes(embedded.as_os_str().as_bytes());
+    let want = Want { name: &name, path: embedded, hash: crate::verified::name_hash(&name) };
     let mut ok = 0;
     let mut out = Vec::new();
     crate::plan::SOURCE_BUF.with_borrow_mut(|buf| {
@@ -647,7 +655,8 @@ fn check_source(path: &Path, embedded: &Path, s: &CheckSettings, cwd: &Path) -> 
             let mut get_hash = || source.hash(target);
             for (i, pyc_path) in paths.of(path, t).into_iter().enumerate() {
                 let (outcome, found, detail, embedded) = crate::plan::PYC_BUF.with_borrow_mut(|data| {
-                    let (outcome, detail, embedded) = match crate::plan::read_pyc_into(&pyc_path, data) {
+                    let read = crate::plan::read_pyc_into(&pyc_path, data, target.magic, want.hash);
+                    let (outcome, detail, embedded) = match read {
                         Err(e)
                             if e.kind() == std::io::ErrorKind::NotFound
                                 || e.kind() == std::io::ErrorKind::NotADirectory =>
@@ -655,7 +664,7 @@ fn check_source(path: &Path, embedded: &Path, s: &CheckSettings, cwd: &Path) -> 
                             (Outcome::Missing, None, None)
                         }
                         Err(e) => (Outcome::Unreadable, Some(format!("pyc: {}", io_reason(&e))), None),
-                        Ok(()) => classify_pyc(data, target, s.accept, &want, &mut get_hash),
+                        Ok(read) => classify_pyc(data, read, target, s.accept, &want, &mut get_hash),
                     };
                     let found = match outcome {
                         Outcome::Unreadable | Outcome::Missing => None,
@@ -724,6 +733,8 @@ fn describe_magic(head: &[u8], target: &Target) -> String {
 struct Want<'a> {
     name: &'a [u8],
     path: &'a Path,
+    /// [`crate::verified::name_hash`] of `name`.
+    hash: u64,
 }
 
 /// One pyc's outcome, and why when it is invalid, unreadable, or stale for its embedded
@@ -733,6 +744,7 @@ struct Want<'a> {
 /// `compile` recompiles it).
 fn classify_pyc(
     data: &[u8],
+    read: crate::verified::PycRead,
     target: &Target,
     accept: Accept,
     want: &Want<'_>,
@@ -760,6 +772,8 @@ fn classify_pyc(
         }
         Status::Invalid(why) => return (Outcome::Invalid, Some(why.to_string()), None),
     };
+    // An earlier run found this very file's body good, with this embedded path.
+    let crate::verified::PycRead::Whole(stamp) = read else { return (outcome, None, None) };
     let body = match marshal::code_body(&data[pyc::HEADER_LEN..], crate::plan::target_layout(target)) {
         Ok(body) => body,
         Err(e) => return (Outcome::Invalid, Some(format!("body: {e}")), None),
@@ -770,7 +784,12 @@ fn classify_pyc(
     if body.filename == want.name {
         return match trailing {
             Some(detail) => (Outcome::Stale, Some(detail), None),
-            None => (outcome, None, None),
+            None => {
+                if let Some(stamp) = stamp {
+                    crate::verified::record(target.magic, stamp);
+                }
+                (outcome, None, None)
+            }
         };
     }
     let found = PathBuf::from(std::ffi::OsString::from_vec(marshal::path_from_filename(body.filename)));

@@ -354,6 +354,7 @@ pub fn compile(
     let mut spans = report::Spans::start();
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let cache = crate::target::state_dir();
+    crate::verified::open(cache.as_deref(), s.targets.iter().map(|t| t.magic));
     let mut memos: Vec<Option<Memo>> =
         s.targets.iter().map(|t| Some(Memo::load(cache.as_deref()?, t.identity.as_deref()?))).collect();
     if s.warnings_as_errors {
@@ -389,6 +390,12 @@ pub fn compile(
         ..Summary::default()
     };
     walk_notes(&planned.walked, &mut summary, &mut notes, style);
+    if verbosity.verbose > 0
+        && let Some(line) = crate::verified::verbose_line()
+    {
+        notes.add(Path::new(""), 0, None, line.clone(), Some(Event::notice(line)));
+    }
+    crate::verified::save();
     // A selection with no source compiles nothing: say so, as ruff does (the exit status
     // stays 0, as compileall's), so that a path naming the wrong directory or rules that hide
     // the whole tree do not pass unnoticed. Not for an empty list on stdin (a hook with no

@@ -26,6 +26,7 @@ pub mod pyc;
 pub mod report;
 pub mod settings;
 pub mod target;
+pub mod verified;
 pub mod walk;
 pub mod write;
 

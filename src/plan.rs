@@ -16,6 +16,7 @@ use crate::memo::Memo;
 use crate::pool::CompileFailure;
 use crate::pyc::{self, Accept, HashMode, Invalid, SourceHash, Status};
 use crate::target::Target;
+use crate::verified::PycRead;
 use crate::walk::Source;
 
 /// Where the pycs of a source go: everything `layout::pyc_path` needs besides the source.
@@ -356,9 +357,10 @@ fn decide(
     let mut headers = Vec::new();
     let mut compile: Vec<(u8, Reason)> = Vec::new();
     let mut source_hash: Option<SourceHash> = None;
+    let name = crate::verified::name_hash(want_name);
     for (i, pyc_path) in pycs.iter().enumerate() {
         let i = i as u8;
-        match level_status(target, pyc_path, mode, want_name, &mut source_hash, &mut hash) {
+        match level_status(target, pyc_path, mode, (want_name, name), &mut source_hash, &mut hash) {
             Ok(None) => {}
             Ok(Some(())) => headers.push(i),
             Err(LevelError::SourceUnreadable) => {
@@ -400,14 +402,14 @@ fn level_status(
     target: &Target,
     pyc_path: &Path,
     mode: HashMode,
-    want_name: &[u8],
+    (want_name, name): (&[u8], u64),
     source_hash: &mut Option<SourceHash>,
     hash: &mut impl FnMut() -> Result<SourceHash, String>,
 ) -> Result<Option<()>, LevelError> {
     let compile = |r| Err(LevelError::Compile(r));
     PYC_BUF.with_borrow_mut(|data| {
-        match read_pyc_into(pyc_path, data) {
-            Ok(()) => {}
+        let read = match read_pyc_into(pyc_path, data, target.magic, name) {
+            Ok(read) => read,
             Err(e)
                 if e.kind() == std::io::ErrorKind::NotFound
                     || e.kind() == std::io::ErrorKind::NotADirectory =>
@@ -415,7 +417,7 @@ fn level_status(
                 return compile(Reason::Missing);
             }
             Err(e) => return compile(Reason::UnreadablePyc(io_reason(&e).into())),
-        }
+        };
         let mut hash_error = false;
         let status = pyc::classify(data, target.magic, Accept::Only(mode), || {
             *source_hash.get_or_insert_with(|| match hash() {
@@ -436,6 +438,10 @@ fn level_status(
             Status::Timestamp => return compile(Reason::Timestamp),
             Status::Invalid(why) => return compile(Reason::Invalid(why)),
         };
+        let stamp = match read {
+            PycRead::Header => return Ok(wrong_mode.then_some(())),
+            PycRead::Whole(stamp) => stamp,
+        };
         match marshal::code_body(&data[pyc::HEADER_LEN..], target_layout(target)) {
             Ok(body) if body.filename != want_name => {
                 let found = std::ffi::OsString::from_vec(marshal::path_from_filename(body.filename));
@@ -444,7 +450,12 @@ fn level_status(
             // Not what a compile writes: compiled again (the bytes before the extra ones
             // need not be what this run would write either).
             Ok(body) if body.trailing > 0 => compile(Reason::TrailingBytes(body.trailing)),
-            Ok(_) => Ok(wrong_mode.then_some(())),
+            Ok(_) => {
+                if let Some(stamp) = stamp {
+                    crate::verified::record(target.magic, stamp);
+                }
+                Ok(wrong_mode.then_some(()))
+            }
             Err(e) => compile(Reason::UnreadableBody(e.to_string().into())),
         }
     })
@@ -455,14 +466,21 @@ thread_local! {
     pub(crate) static PYC_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Read a whole pyc into `buf` (cleared first): its body is only known good once all of
-/// it has been read (see [`marshal::code_body`]).
-pub(crate) fn read_pyc_into(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<()> {
+/// Read a pyc of `magic` that must embed the name whose hash is `name` into `buf`
+/// (cleared first): all of it, since its body is only known good once all of it has been
+/// read (see [`marshal::code_body`]), unless an earlier run found this very file good
+/// (see [`crate::verified`]).
+pub(crate) fn read_pyc_into(
+    path: &Path,
+    buf: &mut Vec<u8>,
+    magic: pyc::Magic,
+    name: u64,
+) -> std::io::Result<PycRead> {
     if buf.capacity() > 16 << 20 {
         // Do not keep the buffer of a huge pyc alive for the rest of the run.
         *buf = Vec::new();
     }
-    crate::io::read_regular_into(path, buf)
+    crate::verified::read_pyc(path, buf, magic, name)
 }
 
 /// The levels a header rewrite writes: those rewritten and those linked (a level may be

@@ -405,6 +405,7 @@ const OTHER_VARIABLES: &[(&str, bool)] = &[
     ("HASHPYC_NO_CACHE", false),
     ("HASHPYC_NO_STATE", false),
     ("HASHPYC_STATE_DIR", false),
+    ("HASHPYC_SETTLE_SECONDS", false),
     ("HASHPYC_CACHE_COMPRESSION", true),
     ("HASHPYC_CACHE_TIMEOUT", true),
     ("HASHPYC_CACHE_UPLOAD_WAIT", true),

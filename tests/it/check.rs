@@ -1582,3 +1582,109 @@ fn inspect_says_why_a_source_could_not_be_read() {
         }
     }
 }
+
+// A pyc whose whole body a run found good is, while the file is unchanged (device, inode,
+// size, mtime, ctime), read only up to its header by later runs (`-v` says how many).
+// Whatever changes the file, even with its size and mtime put back, or moves the tree
+// (same inodes, another embedded path), makes the next run read it whole again: check
+// finds it invalid or stale, and compile writes py_compile's bytes. A pyc changed less than
+// HASHPYC_SETTLE_SECONDS before a run is never recorded by it, and a damaged memory only
+// costs whole reads.
+per_python!(unchanged_pycs_are_read_up_to_their_header, |py: &Python| {
+    let tree = Tree::new();
+    for i in 0..3 {
+        tree.write(format!("app/m{i}.py"), format!("def f():\n    return {i}\n"));
+    }
+    let state = tree.path("state");
+    let run = |settle: &str, args: &[&str]| {
+        let cmd = tree.hashpyc().env("HASHPYC_STATE_DIR", &state).env("HASHPYC_SETTLE_SECONDS", settle);
+        cmd.args(args).python(py).arg("app").run()
+    };
+    let vouched = |stderr: &str| -> usize {
+        let line = stderr.lines().find(|l| l.starts_with("verified: "));
+        line.map_or(0, |l| l["verified: ".len()..].split(' ').next().unwrap().parse().unwrap())
+    };
+    run("1", &["compile", "-q"]).assert_code(0);
+    let memory = || {
+        std::fs::read_dir(&state)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("verified-"))
+            .map(|e| e.path())
+            .collect::<Vec<_>>()
+    };
+    // Not settled for an hour: nothing recorded.
+    let r = run("3600", &["check", "-v"]);
+    r.assert_code(0);
+    assert_eq!(vouched(&r.stderr), 0, "{}", r.stderr);
+    assert!(memory().is_empty());
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    // The first run past the settling time reads every pyc whole and records it.
+    let r = run("1", &["check", "-v"]);
+    r.assert_code(0);
+    assert_eq!(vouched(&r.stderr), 0, "{}", r.stderr);
+    assert_eq!(memory().len(), 1);
+    for args in [&["check", "-v"][..], &["compile", "-v"], &["check", "-v", "--format", "json"]] {
+        let r = run("1", args);
+        r.assert_code(0);
+        let text = if args.contains(&"json") { &r.stdout } else { &r.stderr };
+        let notice = text.contains("verified: 3 pycs unchanged since an earlier run found their bodies good");
+        assert!(notice, "{args:?}: {text}");
+        if !args.contains(&"json") {
+            assert_eq!(vouched(&r.stderr), 3, "{args:?}");
+        }
+    }
+    let pyc0 = tree.path(format!("app/{}", pyc(py, "m0")));
+    let pyc1 = tree.path(format!("app/{}", pyc(py, "m1")));
+    let good0 = std::fs::read(&pyc0).unwrap();
+    // Garbage of the same size after the header, mtime put back: the ctime tells.
+    let mtime = std::fs::metadata(&pyc0).unwrap().modified().unwrap();
+    let mut bad = good0.clone();
+    bad[16..].fill(0xee);
+    std::fs::write(&pyc0, &bad).unwrap();
+    std::fs::File::options().write(true).open(&pyc0).unwrap().set_modified(mtime).unwrap();
+    assert_eq!(std::fs::metadata(&pyc0).unwrap().len(), good0.len() as u64);
+    let r = run("1", &["check", "-v"]);
+    r.assert_code(1);
+    assert!(r.stdout.contains("invalid") && r.stdout.contains("m0.py"), "{}", r.stdout);
+    assert_eq!(vouched(&r.stderr), 2, "{}", r.stderr);
+    // Truncated to its header, mtime put back.
+    let good1 = std::fs::read(&pyc1).unwrap();
+    let mtime = std::fs::metadata(&pyc1).unwrap().modified().unwrap();
+    std::fs::File::options().write(true).open(&pyc1).unwrap().set_len(16).unwrap();
+    std::fs::File::options().write(true).open(&pyc1).unwrap().set_modified(mtime).unwrap();
+    let r = run("1", &["compile", "-v"]);
+    r.assert_code(0);
+    assert!(r.stderr.contains("Compiled 2 files"), "{}", r.stderr);
+    let refs =
+        crate::harness::py_compile_refs(py, tree.root(), &["app/m0.py".into(), "app/m1.py".into()], None);
+    for (pyc, (good, reference)) in [&pyc0, &pyc1].into_iter().zip([good0, good1].iter().zip(refs)) {
+        let written = std::fs::read(pyc).unwrap();
+        assert_eq!(Some(&written), reference.as_ref(), "{}: py_compile's bytes", pyc.display());
+        assert_eq!(&written, good);
+    }
+    // The tree moved: the same inodes and ctimes, another embedded path.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    run("1", &["check", "-q"]).assert_code(0);
+    let r = run("1", &["check", "-v"]);
+    assert_eq!(vouched(&r.stderr), 3, "{}", r.stderr);
+    std::fs::rename(tree.path("app"), tree.path("moved")).unwrap();
+    let moved = tree.hashpyc().env("HASHPYC_STATE_DIR", &state).env("HASHPYC_SETTLE_SECONDS", "1");
+    let r = moved.args(["check", "-v"]).python(py).arg("moved").run();
+    r.assert_code(1);
+    assert_eq!(vouched(&r.stderr), 0, "{}", r.stderr);
+    assert_eq!(r.stdout.matches("embedded path is `app/").count(), 3, "{}", r.stdout);
+    // A damaged memory: whole reads, and a good memory written again.
+    std::fs::rename(tree.path("moved"), tree.path("app")).unwrap();
+    for file in memory() {
+        let mut bytes = std::fs::read(&file).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&file, bytes).unwrap();
+    }
+    let r = run("1", &["check", "-v"]);
+    r.assert_code(0);
+    assert_eq!(vouched(&r.stderr), 0, "{}", r.stderr);
+    let r = run("1", &["check", "-v"]);
+    assert_eq!(vouched(&r.stderr), 3, "{}", r.stderr);
+});

@@ -1,0 +1,397 @@
+//! Pycs whose whole body an earlier run found good, so that a run reads only their header.
+//!
+//! `compile` and `check` never call a truncated or garbage pyc fresh (CPython fails the
+//! import on bad marshal data; it does not fall back to the source), so they read every
+//! pyc in full and walk its code object: on an unchanged tree most of their time is the
+//! kernel copying the pycs' bytes. This memory keeps, per magic number, in the state
+//! directory, the file identity and change times of each pyc whose body was found good
+//! (a code object, embedding the path a compile would embed, with nothing after it). A
+//! pyc with the same device, inode, size, mtime and ctime has the same bytes, as git's
+//! index assumes of a work tree: no program can set a ctime (every write, truncation,
+//! `utime` or `chmod` moves it to the current time, and a new file at the same inode has
+//! a new one), so a pyc changed since, by any means, is read in full again; its header is
+//! always read and checked against the source.
+//!
+//! What a clock tick cannot tell apart is a change in the same tick as the ctime seen. A
+//! pyc is therefore recorded only when its ctime is [`settle_seconds`] older than the
+//! moment the run opened it (git's "racily clean" entries): a pyc a run just wrote is
+//! read in full by the next run too, and recorded then.
+//!
+//! The file (`verified-<magic>.bin`) is written atomically at the end of a run that
+//! learnt something, merged with what concurrent runs saved meanwhile; entries unused
+//! for [`EXPIRE_DAYS`] days are dropped. A file written by another hashpyc version, or
+//! damaged, is ignored: the pycs are only read in full again. `HASHPYC_NO_STATE=1`, or
+//! no state directory, turns the memory off.
+
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use siphasher::sip::SipHasher13;
+
+use crate::pyc::{self, Magic};
+
+/// Entries not used by any run for this many days are dropped.
+pub const EXPIRE_DAYS: u32 = 30;
+/// At most this many entries are kept (64 bytes each), the most recently used.
+const MAX_ENTRIES: usize = 500_000;
+/// A pyc whose ctime is less than this many seconds before the run opened it is not
+/// recorded (`HASHPYC_SETTLE_SECONDS` changes it): more than the coarsest timestamp
+/// granularity of common filesystems (2 s).
+const SETTLE_SECONDS: u64 = 3;
+
+const FILE_MAGIC: &[u8; 8] = b"HPYCVRF1";
+const ENTRY_LEN: usize = 64;
+
+/// What identifies one state of one pyc, and the path it must embed (hashed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, u32),
+    ctime: (i64, u32),
+    name: u64,
+}
+
+impl Stamp {
+    fn of(meta: &std::fs::Metadata, name: u64) -> Stamp {
+        Stamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime: (meta.mtime(), meta.mtime_nsec() as u32),
+            ctime: (meta.ctime(), meta.ctime_nsec() as u32),
+            name,
+        }
+    }
+
+    /// Whether the last change is `settle` seconds or more before `now` (nanoseconds
+    /// since the epoch): no change in its clock tick can still be to come.
+    fn settled(&self, now: i128, settle: u64) -> bool {
+        let ctime = i128::from(self.ctime.0) * 1_000_000_000 + i128::from(self.ctime.1);
+        ctime + i128::from(settle) * 1_000_000_000 <= now
+    }
+}
+
+/// The hash of the embedded path a pyc must hold (marshal's bytes of `co_filename`).
+pub fn name_hash(name: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let mut h = SipHasher13::new_with_keys(0x6861_7368_7079_6321, 0);
+    h.write(name);
+    h.finish()
+}
+
+/// The remembered pycs of one magic number, for one run.
+pub struct Verified {
+    path: PathBuf,
+    known: HashMap<(u64, u64), (Stamp, u32)>,
+    /// Stamps to save: found good and settled, or known and last used before today.
+    learnt: Mutex<Vec<Stamp>>,
+    today: u32,
+    settle: u64,
+    vouched: AtomicUsize,
+}
+
+impl Verified {
+    fn load(dir: &Path, magic: Magic, settle: u64) -> Verified {
+        let path = dir.join(format!("verified-{magic}.bin"));
+        let known = read(&path);
+        Verified {
+            path,
+            known,
+            learnt: Mutex::new(Vec::new()),
+            today: today(),
+            settle,
+            vouched: AtomicUsize::new(0),
+        }
+    }
+
+    /// Whether the pyc in this state is known to have a good body embedding this name.
+    fn vouches(&self, stamp: &Stamp) -> bool {
+        match self.known.get(&(stamp.dev, stamp.ino)) {
+            Some((known, day)) if known == stamp => {
+                if *day < self.today {
+                    self.learnt.lock().unwrap_or_else(|e| e.into_inner()).push(*stamp);
+                }
+                self.vouched.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Write the memory back if this run learnt something; a failure only costs full
+    /// reads next time.
+    fn save(&self) {
+        let learnt = std::mem::take(&mut *self.learnt.lock().unwrap_or_else(|e| e.into_inner()));
+        if learnt.is_empty() {
+            return;
+        }
+        // What other runs saved since this one loaded stays.
+        let mut merged = read(&self.path);
+        for s in learnt {
+            merged.insert((s.dev, s.ino), (s, self.today));
+        }
+        let cutoff = self.today.saturating_sub(EXPIRE_DAYS);
+        merged.retain(|_, (_, day)| *day >= cutoff);
+        let mut entries: Vec<(Stamp, u32)> = merged.into_values().collect();
+        if entries.len() > MAX_ENTRIES {
+            entries.sort_unstable_by_key(|(_, day)| std::cmp::Reverse(*day));
+            entries.truncate(MAX_ENTRIES);
+        }
+        let bytes = encode(&entries);
+        let _ = crate::write::write_atomic(&self.path, &[&bytes], 0o644, Default::default());
+    }
+}
+
+/// How much of a pyc [`read_pyc`] read.
+#[derive(Debug)]
+pub enum PycRead {
+    /// All of it; with a stamp to [`record`] once its body is found good, when the
+    /// memory is on and the pyc settled.
+    Whole(Option<Stamp>),
+    /// Only its header (or less, when it shrank meanwhile): the memory vouches for the
+    /// rest.
+    Header,
+}
+
+static OPEN: OnceLock<Vec<(Magic, Verified)>> = OnceLock::new();
+
+/// Turn the memory on for this run's magic numbers (once per process), when there is a
+/// usable state directory (in `docker run --read-only` there is none: then no pyc is
+/// stat'ed for a memory that could not be saved).
+pub fn open(state_dir: Option<&Path>, magics: impl IntoIterator<Item = Magic>) {
+    let Some(dir) = state_dir.filter(|d| crate::target::state_dir_problem(d).is_none()) else { return };
+    let settle = std::env::var("HASHPYC_SETTLE_SECONDS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(SETTLE_SECONDS);
+    let mut open: Vec<(Magic, Verified)> = Vec::new();
+    for magic in magics {
+        if !open.iter().any(|(m, _)| *m == magic) {
+            open.push((magic, Verified::load(dir, magic, settle)));
+        }
+    }
+    let _ = OPEN.set(open);
+}
+
+fn of(magic: Magic) -> Option<&'static Verified> {
+    OPEN.get()?.iter().find(|(m, _)| *m == magic).map(|(_, v)| v)
+}
+
+/// Save what this run learnt (at its end).
+pub fn save() {
+    for (_, v) in OPEN.get().into_iter().flatten() {
+        v.save();
+    }
+}
+
+/// How many pycs this run read only the header of.
+pub fn vouched() -> usize {
+    OPEN.get().into_iter().flatten().map(|(_, v)| v.vouched.load(Ordering::Relaxed)).sum()
+}
+
+/// The `-v` line saying how many pycs this run read only the header of (none: None).
+pub fn verbose_line() -> Option<String> {
+    let n = vouched();
+    (n > 0).then(|| {
+        format!(
+            "verified: {} unchanged since an earlier run found {} good: headers read only",
+            crate::report::plural(n, "pyc", "pycs"),
+            if n == 1 { "its body" } else { "their bodies" }
+        )
+    })
+}
+
+/// Remember that the pyc of `stamp` has a good body (from [`PycRead::Whole`]).
+pub fn record(magic: Magic, stamp: Stamp) {
+    if let Some(v) = of(magic) {
+        v.learnt.lock().unwrap_or_else(|e| e.into_inner()).push(stamp);
+    }
+}
+
+/// Read the pyc at `path` into `buf` (cleared first) for a freshness decision, for
+/// `magic`, where it must embed the name whose [`name_hash`] is `name`: only its header
+/// when the memory vouches for its body, else all of it. Anything but a regular file is
+/// [`crate::io::not_regular`], as [`crate::io::read_regular_into`] says.
+pub fn read_pyc(path: &Path, buf: &mut Vec<u8>, magic: Magic, name: u64) -> std::io::Result<PycRead> {
+    let Some(v) = of(magic) else {
+        crate::io::read_regular_into(path, buf)?;
+        return Ok(PycRead::Whole(None));
+    };
+    buf.clear();
+    let now = now_nanos();
+    let mut file = crate::io::open_nonblocking(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(crate::io::not_regular());
+    }
+    let stamp = Stamp::of(&meta, name);
+    if v.vouches(&stamp) {
+        buf.resize(pyc::HEADER_LEN, 0);
+        let n = crate::io::read_at_least(&mut file, buf, pyc::HEADER_LEN)?;
+        buf.truncate(n);
+        return Ok(PycRead::Header);
+    }
+    crate::io::read_to_end_direct(&file, buf)?;
+    Ok(PycRead::Whole(stamp.settled(now, v.settle).then_some(stamp)))
+}
+
+fn now_nanos() -> i128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i128)
+}
+
+fn today() -> u32 {
+    (now_nanos() / (86_400 * 1_000_000_000)) as u32
+}
+
+/// The header's version: entries are only trusted from this very hashpyc.
+fn version() -> &'static [u8] {
+    env!("CARGO_PKG_VERSION").as_bytes()
+}
+
+fn checksum(bytes: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let mut h = SipHasher13::new_with_keys(0, 0);
+    h.write(bytes);
+    h.finish()
+}
+
+/// `HPYCVRF1`, the hashpyc version (a length byte and its bytes), the entry count (u64),
+/// the entries (64 bytes each, little-endian), a SipHash-1-3 of everything before it.
+fn encode(entries: &[(Stamp, u32)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32 + entries.len() * ENTRY_LEN);
+    out.extend_from_slice(FILE_MAGIC);
+    out.push(version().len() as u8);
+    out.extend_from_slice(version());
+    out.extend_from_slice(&(entries.len() as u64).to_le_bytes());
+    for (s, day) in entries {
+        for v in [s.dev, s.ino, s.size, s.mtime.0 as u64, s.ctime.0 as u64, s.name] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        for v in [s.mtime.1, s.ctime.1, *day, 0] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    let sum = checksum(&out);
+    out.extend_from_slice(&sum.to_le_bytes());
+    out
+}
+
+/// The entries of the file at `path`: none when it is missing, damaged or of another
+/// hashpyc version.
+fn read(path: &Path) -> HashMap<(u64, u64), (Stamp, u32)> {
+    std::fs::read(path).ok().and_then(|b| decode(&b)).unwrap_or_default()
+}
+
+fn decode(bytes: &[u8]) -> Option<HashMap<(u64, u64), (Stamp, u32)>> {
+    let (body, sum) = bytes.split_at_checked(bytes.len().checked_sub(8)?)?;
+    if checksum(body).to_le_bytes() != sum {
+        return None;
+    }
+    let rest = body.strip_prefix(FILE_MAGIC)?;
+    let (&len, rest) = rest.split_first()?;
+    let rest = rest.strip_prefix(version()).filter(|_| usize::from(len) == version().len())?;
+    let (count, rest) = rest.split_at_checked(8)?;
+    let count = usize::try_from(u64::from_le_bytes(count.try_into().ok()?)).ok()?;
+    if rest.len() != count.checked_mul(ENTRY_LEN)? {
+        return None;
+    }
+    let u64_at = |e: &[u8], i: usize| u64::from_le_bytes(e[i * 8..i * 8 + 8].try_into().unwrap());
+    let u32_at = |e: &[u8], i: usize| u32::from_le_bytes(e[48 + i * 4..52 + i * 4].try_into().unwrap());
+    let mut out = HashMap::with_capacity(count);
+    for e in rest.chunks_exact(ENTRY_LEN) {
+        let s = Stamp {
+            dev: u64_at(e, 0),
+            ino: u64_at(e, 1),
+            size: u64_at(e, 2),
+            mtime: (u64_at(e, 3) as i64, u32_at(e, 0)),
+            ctime: (u64_at(e, 4) as i64, u32_at(e, 1)),
+            name: u64_at(e, 5),
+        };
+        out.insert((s.dev, s.ino), (s, u32_at(e, 2)));
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stamp(ino: u64) -> Stamp {
+        Stamp { dev: 7, ino, size: 100, mtime: (1, 2), ctime: (3, 4), name: 5 }
+    }
+
+    #[test]
+    fn round_trip_and_damage() {
+        let entries = vec![(stamp(1), 20_000), (stamp(2), 20_001)];
+        let bytes = encode(&entries);
+        let back = decode(&bytes).unwrap();
+        assert_eq!(back.len(), 2);
+        assert_eq!(back[&(7, 2)], (stamp(2), 20_001));
+        for i in [0, 10, 30, bytes.len() - 1] {
+            let mut bad = bytes.clone();
+            bad[i] ^= 1;
+            assert!(decode(&bad).is_none(), "byte {i} flipped");
+        }
+        assert!(decode(&bytes[..bytes.len() - 1]).is_none());
+        assert!(decode(&[]).is_none());
+    }
+
+    #[test]
+    fn vouches_only_for_the_same_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let magic = Magic::from_number(3495);
+        let v = Verified::load(dir.path(), magic, 3);
+        v.learnt.lock().unwrap().push(stamp(1));
+        v.save();
+        let v = Verified::load(dir.path(), magic, 3);
+        assert!(v.vouches(&stamp(1)));
+        let changed = [
+            Stamp { size: 99, ..stamp(1) },
+            Stamp { mtime: (1, 3), ..stamp(1) },
+            Stamp { ctime: (3, 5), ..stamp(1) },
+            Stamp { name: 6, ..stamp(1) },
+            Stamp { dev: 8, ..stamp(1) },
+            stamp(2),
+        ];
+        for s in changed {
+            assert!(!v.vouches(&s), "{s:?}");
+        }
+        // Another magic number has its own file.
+        assert!(!Verified::load(dir.path(), Magic::from_number(3571), 3).vouches(&stamp(1)));
+    }
+
+    #[test]
+    fn settled_needs_the_whole_margin() {
+        let s = Stamp { ctime: (100, 500), ..stamp(1) };
+        let at = |sec: i128, ns: i128| sec * 1_000_000_000 + ns;
+        assert!(!s.settled(at(102, 999_999_999), 3));
+        assert!(!s.settled(at(103, 499), 3));
+        assert!(s.settled(at(103, 500), 3));
+        assert!(s.settled(at(100, 500), 0));
+        assert!(!s.settled(at(100, 499), 0), "a ctime in the future never settles");
+    }
+
+    #[test]
+    fn old_entries_expire_and_used_ones_are_renewed() {
+        let dir = tempfile::tempdir().unwrap();
+        let magic = Magic::from_number(3495);
+        let v = Verified::load(dir.path(), magic, 3);
+        let today = v.today;
+        let path = v.path.clone();
+        let entries = vec![(stamp(1), today - EXPIRE_DAYS - 1), (stamp(2), today - 5), (stamp(3), today)];
+        std::fs::write(&path, encode(&entries)).unwrap();
+        let v = Verified::load(dir.path(), magic, 3);
+        assert!(v.vouches(&stamp(2)), "known, used 5 days ago");
+        v.save();
+        let back = read(&path);
+        assert_eq!(back.get(&(7, 2)).map(|e| e.1), Some(today), "renewed");
+        assert!(!back.contains_key(&(7, 1)), "expired");
+        assert!(back.contains_key(&(7, 3)));
+    }
+}
