@@ -270,6 +270,9 @@ fn load_config(
     cwd: &Path,
     command: &str,
 ) -> Result<Option<Config>, Error> {
+    if command == "compile" || command == "check" {
+        crate::verified::settle_seconds().map_err(Error::Usage)?;
+    }
     let named_by = if args.config_from_env { "HASHPYC_CONFIG" } else { "--config" };
     let mut passed_over = Vec::new();
     let source = config::load(args.config.as_deref(), named_by, args.no_config, cwd, &mut passed_over);

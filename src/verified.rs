@@ -166,10 +166,7 @@ static OPEN: OnceLock<Vec<(Magic, Verified)>> = OnceLock::new();
 /// stat'ed for a memory that could not be saved).
 pub fn open(state_dir: Option<&Path>, magics: impl IntoIterator<Item = Magic>) {
     let Some(dir) = state_dir.filter(|d| crate::target::state_dir_problem(d).is_none()) else { return };
-    let settle = std::env::var("HASHPYC_SETTLE_SECONDS")
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .unwrap_or(SETTLE_SECONDS);
+    let settle = settle_seconds().unwrap_or(SETTLE_SECONDS);
     let mut open: Vec<(Magic, Verified)> = Vec::new();
     for magic in magics {
         if !open.iter().any(|(m, _)| *m == magic) {
@@ -177,6 +174,19 @@ pub fn open(state_dir: Option<&Path>, magics: impl IntoIterator<Item = Magic>) {
         }
     }
     let _ = OPEN.set(open);
+}
+
+/// `HASHPYC_SETTLE_SECONDS` (unset or empty: the default), or why its value is refused.
+pub fn settle_seconds() -> Result<u64, String> {
+    match std::env::var_os("HASHPYC_SETTLE_SECONDS").filter(|v| !v.is_empty()) {
+        None => Ok(SETTLE_SECONDS),
+        Some(v) => v.to_str().and_then(|t| t.trim().parse::<u64>().ok()).ok_or_else(|| {
+            format!(
+                "invalid HASHPYC_SETTLE_SECONDS `{}`: expected a whole number of seconds (default {SETTLE_SECONDS})",
+                v.to_string_lossy()
+            )
+        }),
+    }
 }
 
 fn of(magic: Magic) -> Option<&'static Verified> {

@@ -1604,6 +1604,14 @@ per_python!(unchanged_pycs_are_read_up_to_their_header, |py: &Python| {
         let line = stderr.lines().find(|l| l.starts_with("verified: "));
         line.map_or(0, |l| l["verified: ".len()..].split(' ').next().unwrap().parse().unwrap())
     };
+    for bad in ["soon", "-1", "1.5"] {
+        for cmd in ["compile", "check"] {
+            let r = run(bad, &[cmd]);
+            r.assert_code(2);
+            let says = format!("invalid HASHPYC_SETTLE_SECONDS `{bad}`: expected a whole number of seconds");
+            assert!(r.stderr.contains(&says), "{cmd}: {}", r.stderr);
+        }
+    }
     run("1", &["compile", "-q"]).assert_code(0);
     let memory = || {
         std::fs::read_dir(&state)
