@@ -17,7 +17,8 @@
 //! moment the run opened it (git's "racily clean" entries): a pyc a run just wrote is
 //! read in full by the next run too, and recorded then.
 //!
-//! The file (`verified-<magic>.bin`) is written atomically at the end of a run that
+//! The files (`verified-<magic>/`, split by inode into [`SHARDS`] files, each read only
+//! when one of its pycs is looked up) are written atomically at the end of a run that
 //! learnt something, merged with what concurrent runs saved meanwhile; entries unused
 //! for [`EXPIRE_DAYS`] days are dropped. A file written by another hashpyc version, or
 //! damaged, is ignored: the pycs are only read in full again. `HASHPYC_NO_STATE=1`, or
@@ -36,8 +37,8 @@ use crate::pyc::{self, Magic};
 
 /// Entries not used by any run for this many days are dropped.
 pub const EXPIRE_DAYS: u32 = 30;
-/// At most this many entries are kept (64 bytes each), the most recently used.
-const MAX_ENTRIES: usize = 500_000;
+/// At most about this many entries are kept (64 bytes each), the most recently used.
+const MAX_ENTRIES: usize = 512_000;
 /// A pyc whose ctime is less than this many seconds before the run opened it is not
 /// recorded (`HASHPYC_SETTLE_SECONDS` changes it): more than the coarsest timestamp
 /// granularity of common filesystems (2 s).
@@ -85,10 +86,23 @@ pub fn name_hash(name: &[u8]) -> u64 {
     h.finish()
 }
 
+/// The memory is split into this many files by inode, each read only when a pyc of it is
+/// looked up: a run over a few files (a pre-commit hook) reads a few small files however
+/// many pycs other trees have recorded.
+const SHARDS: usize = 256;
+
+type Shard = HashMap<(u64, u64), (Stamp, u32)>;
+
+/// The shard of a pyc's entry.
+fn shard_of(dev: u64, ino: u64) -> usize {
+    ((ino ^ dev.rotate_left(32)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize % SHARDS
+}
+
 /// The remembered pycs of one magic number, for one run.
 pub struct Verified {
-    path: PathBuf,
-    known: HashMap<(u64, u64), (Stamp, u32)>,
+    /// `verified-<magic>/`, holding `00.bin` to `ff.bin`.
+    dir: PathBuf,
+    shards: Vec<OnceLock<Shard>>,
     /// Stamps to save: found good and settled, or known and last used before today.
     learnt: Mutex<Vec<Stamp>>,
     today: u32,
@@ -98,11 +112,9 @@ pub struct Verified {
 
 impl Verified {
     fn load(dir: &Path, magic: Magic, settle: u64) -> Verified {
-        let path = dir.join(format!("verified-{magic}.bin"));
-        let known = read(&path);
         Verified {
-            path,
-            known,
+            dir: dir.join(format!("verified-{magic}")),
+            shards: (0..SHARDS).map(|_| OnceLock::new()).collect(),
             learnt: Mutex::new(Vec::new()),
             today: today(),
             settle,
@@ -110,9 +122,15 @@ impl Verified {
         }
     }
 
+    fn shard_path(&self, shard: usize) -> PathBuf {
+        self.dir.join(format!("{shard:02x}.bin"))
+    }
+
     /// Whether the pyc in this state is known to have a good body embedding this name.
     fn vouches(&self, stamp: &Stamp) -> bool {
-        match self.known.get(&(stamp.dev, stamp.ino)) {
+        let shard = shard_of(stamp.dev, stamp.ino);
+        let known = self.shards[shard].get_or_init(|| read(&self.shard_path(shard)));
+        match known.get(&(stamp.dev, stamp.ino)) {
             Some((known, day)) if known == stamp => {
                 if *day < self.today {
                     self.learnt.lock().unwrap_or_else(|e| e.into_inner()).push(*stamp);
@@ -124,27 +142,31 @@ impl Verified {
         }
     }
 
-    /// Write the memory back if this run learnt something; a failure only costs full
+    /// Write back the shards this run learnt something for; a failure only costs full
     /// reads next time.
     fn save(&self) {
         let learnt = std::mem::take(&mut *self.learnt.lock().unwrap_or_else(|e| e.into_inner()));
-        if learnt.is_empty() {
-            return;
-        }
-        // What other runs saved since this one loaded stays.
-        let mut merged = read(&self.path);
+        let mut by_shard: HashMap<usize, Vec<Stamp>> = HashMap::new();
         for s in learnt {
-            merged.insert((s.dev, s.ino), (s, self.today));
+            by_shard.entry(shard_of(s.dev, s.ino)).or_default().push(s);
         }
         let cutoff = self.today.saturating_sub(EXPIRE_DAYS);
-        merged.retain(|_, (_, day)| *day >= cutoff);
-        let mut entries: Vec<(Stamp, u32)> = merged.into_values().collect();
-        if entries.len() > MAX_ENTRIES {
-            entries.sort_unstable_by_key(|(_, day)| std::cmp::Reverse(*day));
-            entries.truncate(MAX_ENTRIES);
+        for (shard, stamps) in by_shard {
+            let path = self.shard_path(shard);
+            // What other runs saved since this one loaded stays.
+            let mut merged = read(&path);
+            for s in stamps {
+                merged.insert((s.dev, s.ino), (s, self.today));
+            }
+            merged.retain(|_, (_, day)| *day >= cutoff);
+            let mut entries: Vec<(Stamp, u32)> = merged.into_values().collect();
+            if entries.len() > MAX_ENTRIES / SHARDS {
+                entries.sort_unstable_by_key(|(_, day)| std::cmp::Reverse(*day));
+                entries.truncate(MAX_ENTRIES / SHARDS);
+            }
+            let bytes = encode(&entries);
+            let _ = crate::write::write_atomic(&path, &[&bytes], 0o644, Default::default());
         }
-        let bytes = encode(&entries);
-        let _ = crate::write::write_atomic(&self.path, &[&bytes], 0o644, Default::default());
     }
 }
 
@@ -357,8 +379,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let magic = Magic::from_number(3495);
         let v = Verified::load(dir.path(), magic, 3);
-        v.learnt.lock().unwrap().push(stamp(1));
+        v.learnt.lock().unwrap().extend((1..300).map(stamp));
         v.save();
+        assert!(std::fs::read_dir(&v.dir).unwrap().count() > 200, "spread over the shards");
         let v = Verified::load(dir.path(), magic, 3);
         assert!(v.vouches(&stamp(1)));
         let changed = [
@@ -367,7 +390,7 @@ mod tests {
             Stamp { ctime: (3, 5), ..stamp(1) },
             Stamp { name: 6, ..stamp(1) },
             Stamp { dev: 8, ..stamp(1) },
-            stamp(2),
+            stamp(1000),
         ];
         for s in changed {
             assert!(!v.vouches(&s), "{s:?}");
@@ -393,15 +416,23 @@ mod tests {
         let magic = Magic::from_number(3495);
         let v = Verified::load(dir.path(), magic, 3);
         let today = v.today;
-        let path = v.path.clone();
-        let entries = vec![(stamp(1), today - EXPIRE_DAYS - 1), (stamp(2), today - 5), (stamp(3), today)];
+        // Three pycs of one shard.
+        let inos: Vec<u64> = (1..).filter(|&i| shard_of(7, i) == shard_of(7, 1)).take(3).collect();
+        let path = v.shard_path(shard_of(7, 1));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let entries = vec![
+            (stamp(inos[0]), today - EXPIRE_DAYS - 1),
+            (stamp(inos[1]), today - 5),
+            (stamp(inos[2]), today),
+        ];
         std::fs::write(&path, encode(&entries)).unwrap();
         let v = Verified::load(dir.path(), magic, 3);
-        assert!(v.vouches(&stamp(2)), "known, used 5 days ago");
+        assert!(v.vouches(&stamp(inos[1])), "known, used 5 days ago");
         v.save();
         let back = read(&path);
-        assert_eq!(back.get(&(7, 2)).map(|e| e.1), Some(today), "renewed");
-        assert!(!back.contains_key(&(7, 1)), "expired");
-        assert!(back.contains_key(&(7, 3)));
+        assert_eq!(back.get(&(7, inos[1])).map(|e| e.1), Some(today), "renewed");
+        assert!(!back.contains_key(&(7, inos[0])), "expired");
+        assert!(back.contains_key(&(7, inos[2])));
+        assert_eq!(std::fs::read_dir(path.parent().unwrap()).unwrap().count(), 1, "one shard written");
     }
 }
