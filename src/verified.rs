@@ -232,9 +232,10 @@ pub fn verbose_line() -> Option<String> {
     let n = vouched();
     (n > 0).then(|| {
         format!(
-            "verified: {} unchanged since an earlier run found {} good: headers read only",
+            "verified: {} unchanged since an earlier run found {} good: {} read only",
             crate::report::plural(n, "pyc", "pycs"),
-            if n == 1 { "its body" } else { "their bodies" }
+            if n == 1 { "its body" } else { "their bodies" },
+            if n == 1 { "its header" } else { "headers" }
         )
     })
 }
