@@ -726,7 +726,10 @@ pub struct SelectArgs {
     pub exclude_base: Option<PathBuf>,
 
     /// Skip files whose path as walked matches this regular expression (compileall's
-    /// `-x`; searched anywhere in the path).
+    /// `-x`; searched anywhere in the path as this run spells it, relative to the current
+    /// directory unless given absolute: `src/m.py` with no PATH and for a file named so,
+    /// `./src/m.py` under `.`; so `(^|/)fixtures/`, not `/fixtures/`, skips a top-level
+    /// `fixtures` directory in both).
     #[arg(short = 'x', long, value_name = "REGEX", help_heading = "Selection")]
     pub exclude_regex: Option<String>,
 

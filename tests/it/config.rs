@@ -33,16 +33,88 @@ fn schema_is_up_to_date() {
     }
 }
 
-/// The README's example table is a valid configuration, and sets what it says.
-#[test]
-fn readme_example_parses() {
+/// The README's example table, as its Configuration section shows it.
+fn readme_example() -> String {
     let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
     let section = &readme[readme.find("\n## Configuration\n").expect("a Configuration section")..];
     let start = section.find("```toml\n").unwrap() + "```toml\n".len();
-    let table = &section[start..start + section[start..].find("```").unwrap()];
-    let options = hashpyc::config::parse(table, true, "README.md").unwrap().expect("a [tool.hashpyc] table");
+    section[start..start + section[start..].find("```").unwrap()].to_string()
+}
+
+/// The README's example table is a valid configuration, and sets what it says.
+#[test]
+fn readme_example_parses() {
+    let table = readme_example();
+    let options = hashpyc::config::parse(&table, true, "README.md").unwrap().expect("a [tool.hashpyc] table");
     assert_eq!(options.optimize.map(|l| l.iter().map(|l| l.0).collect::<Vec<_>>()), Some(vec![0, 2]));
     assert!(options.exclude.is_some() && options.cache.is_some() && options.cache_max_size.is_some());
+}
+
+/// The README's `exclude-regex` key (compileall's `-x`, searched in the path as the run
+/// spells it) skips its deliberately broken fixtures however a run spells their paths: a
+/// bare `check` and `compile` (`fixtures/f.py`), `check .` (`./fixtures/f.py`), the hook's
+/// `compile --force-exclude fixtures/f.py`, and the same from a subdirectory, where
+/// `tests/fixtures/g.py` is `fixtures/g.py`. compileall's `-x` with the same expression
+/// skips them too.
+#[test]
+fn readme_exclude_regex_skips_fixtures_however_spelled() {
+    let Some(py) = harness::pythons().values().next_back() else {
+        harness::visible(
+            "SKIPPED config::readme_exclude_regex_skips_fixtures_however_spelled: no CPython found",
+        );
+        return;
+    };
+    let table = readme_example();
+    let line = table.lines().find(|l| l.starts_with("exclude-regex")).expect("an exclude-regex key");
+    let options = hashpyc::config::parse(&table, true, "README.md").unwrap().unwrap();
+    let regex = options.exclude_regex.expect("the example sets exclude-regex").0;
+    let tree = Tree::new();
+    tree.write("pyproject.toml", format!("[tool.hashpyc]\n{line}\n"));
+    tree.write("ok.py", "X = 1\n");
+    tree.write("fixtures/f.py", "def (:\n");
+    tree.write("tests/t.py", "Y = 2\n");
+    tree.write("tests/fixtures/g.py", "def (:\n");
+    let run = |cwd: &str, command: &str, args: &[&str]| {
+        harness::Hashpyc::new(&tree.path(cwd)).arg(command).python(py).args(args).run()
+    };
+    // The fixtures are there to be found: without the configuration, they fail.
+    let unconfigured = run("", "check", &["--no-config", "."]);
+    unconfigured.assert_code(1);
+    assert!(
+        unconfigured.stdout.contains("./fixtures/f.py")
+            && unconfigured.stdout.contains("./tests/fixtures/g.py"),
+        "{}",
+        unconfigured.stdout
+    );
+    for (cwd, fixture) in [("", "fixtures/f.py"), ("tests", "fixtures/g.py")] {
+        for spelled in [&[][..], &["."]] {
+            let compile = run(cwd, "compile", spelled);
+            compile.assert_code(0);
+            let check = run(cwd, "check", spelled);
+            check.assert_code(0);
+            assert!(!check.stdout.contains("fixtures"), "check {spelled:?} in `{cwd}`: {}", check.stdout);
+        }
+        // As the shipped pre-commit hook runs: the changed files named one by one.
+        let hook = run(cwd, "compile", &["--force-exclude", fixture]);
+        hook.assert_code(0);
+        assert!(hook.stderr.contains("1 named path excluded by --force-exclude"), "{}", hook.stderr);
+        let hook = run(cwd, "check", &["--force-exclude", fixture]);
+        hook.assert_code(0);
+    }
+    assert!(!tree.path("fixtures/__pycache__").exists() && !tree.path("tests/fixtures/__pycache__").exists());
+    // compileall's -x, with the same expression, skips the same files.
+    for (cwd, args) in
+        [("", &["."][..]), ("", &["fixtures/f.py"]), ("tests", &["."]), ("tests", &["fixtures/g.py"])]
+    {
+        let status = py
+            .cmd()
+            .args(["-m", "compileall", "-q", "-x", &regex])
+            .args(args)
+            .current_dir(tree.path(cwd))
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(0), "compileall -x {regex} {args:?} in `{cwd}`");
+    }
 }
 
 /// A small project: a package, tests, generated code, a hidden directory.
