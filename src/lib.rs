@@ -12,6 +12,7 @@ pub mod cli;
 pub mod compile;
 pub mod config;
 pub mod embed;
+pub mod env;
 #[cfg(test)]
 mod fuzz;
 pub mod inspect;

@@ -231,7 +231,7 @@ pub struct Spans {
 impl Spans {
     pub fn start() -> Spans {
         Spans {
-            enabled: std::env::var_os("HASHPYC_TRACE").is_some_and(|v| !v.is_empty()),
+            enabled: crate::env::is_on(crate::env::TRACE),
             last: std::time::Instant::now(),
             parts: Vec::new(),
             notes: Vec::new(),

@@ -1,7 +1,7 @@
 //! From clap's raw arguments to validated, resolved settings: paths (stdin lists
 //! included), interpreters probed, layouts per target, embedded-path rules.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +36,7 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     match command {
         Command::Compile(args) => {
+            crate::env::check(crate::env::COMPILE).map_err(Error::Usage)?;
             let m = matches.subcommand_matches("compile").expect("compile matches");
             // `--no-cache-read-only` beats the environment variable, and the later of the
             // two flags wins on the command line (clap's `overrides_with` would make the
@@ -92,6 +93,7 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
             explain_env(&mut args.config, &args.output, json, "compile", m);
         }
         Command::Check(args) => {
+            crate::env::check(crate::env::CHECK).map_err(Error::Usage)?;
             let m = matches.subcommand_matches("check").expect("check matches");
             // `--target X.Y` stands in for the interpreters: it cannot go with `--python`,
             // and beats `HASHPYC_PYTHON` as it beats the file's `python` (clap's
@@ -813,7 +815,7 @@ pub fn compile_settings(args: &CompileArgs) -> Result<CompileSettings, Error> {
     let targets = one_target_per_pyc(targets, args.layout.legacy, args.target.python_from.as_ref())?;
     let layouts = layouts(&args.layout, &targets, args.target.python_from.as_ref())?;
     let embed = embed(&args.embed);
-    let verify = std::env::var_os("HASHPYC_VERIFY").is_some_and(|v| v == OsStr::new("1"));
+    let verify = crate::env::is_on(crate::env::VERIFY);
     let cache = cache_settings(&args.cache)?;
     Ok(CompileSettings {
         roots,
@@ -852,8 +854,7 @@ fn hardlink_needs_levels(args: &CompileArgs) -> Error {
 /// The bytecode cache, if one is asked for (`HASHPYC_NO_CACHE=1` turns it off like
 /// `--no-cache`).
 fn cache_settings(args: &crate::cli::CacheArgs) -> Result<Option<crate::cache::CacheSettings>, Error> {
-    let off =
-        args.no_cache || std::env::var_os("HASHPYC_NO_CACHE").is_some_and(|v| !v.is_empty() && v != "0");
+    let off = args.no_cache || crate::env::is_on(crate::env::NO_CACHE);
     let dir = args.cache.as_ref().filter(|d| !d.as_os_str().is_empty());
     let url = args.cache_url.as_ref().filter(|u| !u.is_empty());
     if off || (dir.is_none() && url.is_none()) {

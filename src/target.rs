@@ -669,10 +669,10 @@ fn write_cache(file: &Path, key: &CacheKey, target: &Target) {
 /// hashpyc's state directory: interpreter probes and remembered compile failures (not the
 /// bytecode cache, which is `--cache`). `$HASHPYC_STATE_DIR`, else
 /// `$XDG_CACHE_HOME/hashpyc`, else `~/.cache/hashpyc`. `None`
-/// when `HASHPYC_NO_STATE` (or `HASHPYC_NO_CACHE`) is set, or no home is known.
+/// when `HASHPYC_NO_STATE` (or `HASHPYC_NO_CACHE`) is on, or no home is known.
 pub fn state_dir() -> Option<PathBuf> {
     let set = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
-    if set("HASHPYC_NO_STATE").or_else(|| set("HASHPYC_NO_CACHE")).is_some_and(|v| v != "0") {
+    if crate::env::is_on(crate::env::NO_STATE) || crate::env::is_on(crate::env::NO_CACHE) {
         return None;
     }
     if let Some(dir) = set("HASHPYC_STATE_DIR") {

@@ -988,6 +988,110 @@ fn errors_name_where_the_value_came_from() {
     }
 }
 
+// The boolean variables that stand for no flag (HASHPYC_NO_CACHE, HASHPYC_NO_STATE,
+// HASHPYC_TRACE, HASHPYC_VERIFY) read a value as those of the boolean flags do
+// (HASHPYC_NO_CONFIG, HASHPYC_CACHE_READ_ONLY): `false` and `0` are off, `1` and `yes` on,
+// and `banana` is an error naming the variable and the value (exit 2, nothing written) for
+// each command that reads it. `HASHPYC_NO_CACHE=false` ran without the cache and without
+// the state directory, `HASHPYC_TRACE=0` traced, `HASHPYC_VERIFY=yes` did not verify.
+#[test]
+fn boolean_variables_read_as_the_flags_do() {
+    let Some(py) = harness::pythons().values().next_back() else {
+        harness::visible("SKIPPED config::boolean_variables_read_as_the_flags_do: no CPython found");
+        return;
+    };
+    let tree = Tree::new();
+    tree.write("m.py", "M = 1\n");
+    tree.write("n.py", "N = 2\n");
+    let (state, cache) = (tree.path("state"), tree.path("cache"));
+    let fresh = || {
+        for d in [&state, &cache] {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    };
+    let has_files = |d: &Path| std::fs::read_dir(d).is_ok_and(|mut e| e.next().is_some());
+    let compile = |var: &str, value: &str| {
+        fresh();
+        tree.hashpyc()
+            .env("HASHPYC_STATE_DIR", &state)
+            .env(var, value)
+            .args(["compile", "-f", "-j1", "--no-progress", "--cache"])
+            .arg(&cache)
+            .python(py)
+            .args(["m.py", "n.py"])
+            .run()
+    };
+    let check = |var: &str, value: &str| {
+        fresh();
+        tree.hashpyc()
+            .env("HASHPYC_STATE_DIR", &state)
+            .env(var, value)
+            .arg("check")
+            .python(py)
+            .arg("m.py")
+            .run()
+    };
+    let refused = |run: &harness::Run, var: &str| {
+        run.assert_code(2);
+        assert_eq!(
+            run.stderr.lines().next(),
+            Some(format!("error: invalid value 'banana' for {var}: value was not a boolean").as_str()),
+            "{}",
+            run.stderr
+        );
+        assert!(!state.exists() && !cache.exists(), "{var}=banana wrote nothing");
+    };
+    // The boolean flags' own variables, for the words.
+    for var in ["HASHPYC_NO_CONFIG", "HASHPYC_CACHE_READ_ONLY"] {
+        for value in ["false", "0", "1", "yes"] {
+            compile(var, value).assert_code(0);
+        }
+        let run = compile(var, "banana");
+        run.assert_code(2);
+        assert!(
+            run.stderr.starts_with(&format!("error: invalid value 'banana' for {var} (which stands for '--")),
+            "{}",
+            run.stderr
+        );
+    }
+
+    for var in ["HASHPYC_NO_CACHE", "HASHPYC_NO_STATE"] {
+        for (value, on) in [("false", false), ("0", false), ("1", true), ("yes", true), ("FALSE", false)] {
+            let run = compile(var, value);
+            run.assert_code(0);
+            assert_eq!(has_files(&state), !on, "compile {var}={value}: the state directory\n{}", run.stderr);
+            let cached = var == "HASHPYC_NO_STATE" || !on;
+            assert_eq!(has_files(&cache), cached, "compile {var}={value}: the cache\n{}", run.stderr);
+            // `check` probes the interpreter into the state directory too.
+            let run = check(var, value);
+            run.assert_code(0);
+            assert_eq!(has_files(&state), !on, "check {var}={value}: the state directory\n{}", run.stderr);
+        }
+        refused(&compile(var, "banana"), var);
+        refused(&check(var, "banana"), var);
+    }
+
+    for (value, on) in [("false", false), ("0", false), ("1", true), ("yes", true)] {
+        let run = compile("HASHPYC_TRACE", value);
+        run.assert_code(0);
+        assert_eq!(run.stderr.contains("trace: "), on, "HASHPYC_TRACE={value}: {}", run.stderr);
+        // Verifying compiles each file again in a fresh fork, which the trace counts.
+        let run = tree
+            .hashpyc()
+            .env("HASHPYC_TRACE", "1")
+            .env("HASHPYC_VERIFY", value)
+            .args(["compile", "-f", "-j1", "--no-progress"])
+            .python(py)
+            .args(["m.py", "n.py"])
+            .run();
+        run.assert_code(0);
+        let forks = harness::trace_number(&run.stderr, " fresh forks");
+        assert_eq!(forks, if on { 2 } else { 0 }, "HASHPYC_VERIFY={value}: {}", run.stderr);
+    }
+    refused(&compile("HASHPYC_TRACE", "banana"), "HASHPYC_TRACE");
+    refused(&compile("HASHPYC_VERIFY", "banana"), "HASHPYC_VERIFY");
+}
+
 // A pycache prefix with a 3.7 target (3.7 has no `sys.pycache_prefix`), each setting named
 // where it was written.
 #[test]

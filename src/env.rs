@@ -1,0 +1,44 @@
+//! The environment variables that turn something on or off without standing for a flag
+//! (`HASHPYC_NO_CACHE`, `HASHPYC_NO_STATE`, `HASHPYC_TRACE`, `HASHPYC_VERIFY`). They are
+//! read with the parser clap reads the boolean flags' own variables with
+//! (`HASHPYC_NO_CONFIG`, `HASHPYC_CACHE_READ_ONLY`), so that a value means the same for
+//! every variable: `1`, `true`, `yes`, `on`, `y`, `t` turn one on, `0`, `false`, `no`,
+//! `off`, `n`, `f` off, in any case; empty is unset (off). Any other value is refused
+//! before a run reads anything ([`check`]), in the words clap uses for the others.
+
+use clap::builder::TypedValueParser;
+
+/// No bytecode cache and no state directory.
+pub const NO_CACHE: &str = "HASHPYC_NO_CACHE";
+/// No state directory.
+pub const NO_STATE: &str = "HASHPYC_NO_STATE";
+/// Print where the run's time went (`compile`).
+pub const TRACE: &str = "HASHPYC_TRACE";
+/// Compile every long-lived result again in a fresh fork (`compile`).
+pub const VERIFY: &str = "HASHPYC_VERIFY";
+
+/// The boolean variables `compile` reads.
+pub const COMPILE: &[&str] = &[NO_CACHE, NO_STATE, TRACE, VERIFY];
+/// The boolean variables `check` reads (through the state directory).
+pub const CHECK: &[&str] = &[NO_CACHE, NO_STATE];
+
+/// The value of boolean variable `name`: false when it is unset or empty, an error naming
+/// the variable and the value when it is not one of clap's boolean words.
+pub fn flag(name: &str) -> Result<bool, String> {
+    let Some(value) = std::env::var_os(name).filter(|v| !v.is_empty()) else { return Ok(false) };
+    clap::builder::BoolishValueParser::new().parse_ref(&clap::Command::new("hashpyc"), None, &value).map_err(
+        |_| format!("invalid value '{}' for {name}: value was not a boolean", value.to_string_lossy()),
+    )
+}
+
+/// Whether boolean variable `name` is on. A run has refused an invalid value before
+/// reading any ([`check`]); a caller that did not check sees one as on, what these
+/// variables meant before they were parsed.
+pub fn is_on(name: &str) -> bool {
+    flag(name).unwrap_or(true)
+}
+
+/// The first invalid value among the boolean variables `names`, as an error.
+pub fn check(names: &[&str]) -> Result<(), String> {
+    names.iter().try_for_each(|name| flag(name).map(|_| ()))
+}
