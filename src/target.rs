@@ -137,8 +137,13 @@ impl Target {
     }
 
     /// `{"version": "3.12.1", "python": "/usr/bin/python3.12"}`, as `--format json` names
-    /// a target (the summaries' `targets`, `-v`'s target notices).
+    /// a target (compile's summary's `targets`, `-v`'s target notices); one from the
+    /// built-in table has no interpreter and no patch level: `{"version": "3.12", "python":
+    /// null}`, as check's summary names it.
     pub fn json(&self) -> serde_json::Value {
+        if self.from_table() {
+            return serde_json::json!({ "version": self.short_version(), "python": null });
+        }
         serde_json::json!({ "version": self.version_string(), "python": crate::report::JsonPath(&self.executable) })
     }
 

@@ -1517,6 +1517,29 @@ per_python!(verbose_target_notices_name_the_interpreter, |py: &Python| {
     assert_eq!(check[0]["type"], "notice");
     assert_eq!(check[0]["python"], minor);
     assert_eq!(check[0]["target"]["version"], full);
+    assert!(check[0]["target"]["python"].is_string(), "{}", check[0]);
+    // The target is named as the summary's `targets` name it: with `--target X.Y` (the
+    // built-in table) that is `X.Y`, and no interpreter runs. It said `X.Y.0` and
+    // `"python":"(built-in table: CPython X.Y)"`.
+    let summary_and_target = |args: &[&str]| {
+        let mut run = tree.hashpyc().args(["check", "-v", "--format", "json"]).args(args);
+        if args.is_empty() {
+            run = run.python(py);
+        }
+        let run = run.arg("m.py").run();
+        // (A pre-release's magic may be newer than the table's: the pyc is then stale.)
+        assert!(matches!(run.code, Some(0 | 1)), "{}{}", run.stdout, run.stderr);
+        let objects = json_objects("check", &run);
+        let targets: Vec<&serde_json::Value> = objects.iter().filter(|o| !o["target"].is_null()).collect();
+        assert_eq!(targets.len(), 1, "{}", run.stdout);
+        let summary = objects.iter().find(|o| o["type"] == "summary").expect("a summary");
+        (summary["targets"].clone(), targets[0]["target"].clone())
+    };
+    let (named, target) = summary_and_target(&[]);
+    assert_eq!(named, serde_json::json!([target["version"]]));
+    let (named, target) = summary_and_target(&["--target", minor]);
+    assert_eq!(named, serde_json::json!([minor]));
+    assert_eq!(target, serde_json::json!({ "version": minor, "python": null }));
 });
 
 // `inspect` of a pyc whose source is there but cannot be read said "(source not found)":
