@@ -251,9 +251,10 @@ pub struct EmbedArgs {
           conflicts_with_all = ["strip_prefix", "prepend_prefix"])]
     pub ddir: Option<PathBuf>,
 
-    /// Remove this leading directory from the embedded path (compileall's `-s`): it must
-    /// match whole leading components; one warning per run counts the files where it does
-    /// not.
+    /// Remove this leading directory from the embedded path (compileall's `-s`, with the
+    /// rule of compileall 3.13+ for every target): it must match whole leading components,
+    /// else it is ignored (3.9–3.12's compileall removes the components equal to those at the
+    /// same position instead); one warning per run counts the files where it does not.
     #[arg(short = 's', long = "strip-prefix", value_name = "DIR", help_heading = "Embedded paths")]
     pub strip_prefix: Option<PathBuf>,
 

@@ -57,18 +57,51 @@ impl Embed {
         }
         Embedded { path: out.unwrap_or_else(|| path.to_path_buf()), strip_missed }
     }
+
+    /// What the compileall of CPython 3.9–3.12 embeds for `path` under `-s`/`-p` (not
+    /// `-d`), for the warning: both split at `/`, each pair of components at the same
+    /// position that are equal removes the first component of that value left in the path
+    /// (`list.remove`), and the rest is joined as `os.path.join` joins it (an empty first
+    /// component, an absolute path's, is dropped). None when nothing is left (compileall
+    /// raises) or without `-s`.
+    pub fn compileall_before_313(&self, path: &Path) -> Option<PathBuf> {
+        let strip = self.strip.as_ref()?;
+        let full: Vec<&[u8]> = path.as_os_str().as_bytes().split(|&b| b == b'/').collect();
+        let prefix: Vec<&[u8]> = strip.as_os_str().as_bytes().split(|&b| b == b'/').collect();
+        let mut left = full.clone();
+        for (s, f) in prefix.iter().zip(&full) {
+            if s == f {
+                let at = left.iter().position(|p| p == s).expect("a component equal to one of the path's");
+                left.remove(at);
+            }
+        }
+        let (first, rest) = left.split_first()?;
+        let mut joined = first.to_vec();
+        for part in rest {
+            if !joined.is_empty() && !joined.ends_with(b"/") {
+                joined.push(b'/');
+            }
+            joined.extend_from_slice(part);
+        }
+        let dfile = PathBuf::from(OsStr::from_bytes(&joined));
+        Some(match &self.prepend {
+            Some(p) => p.join(dfile),
+            None => dfile,
+        })
+    }
 }
 
 /// The one warning of a run in which `-s` did not apply to `count` sources, `example`
 /// the first of them in path order: what they embed instead (`-p` still applies, as in
-/// compileall), and why a strip prefix with a trailing `/` never matches.
+/// compileall 3.13+), why a strip prefix with a trailing `/` never matches, and what the
+/// compileall of 3.9–3.12, whose rule differs, embeds for the example.
 pub fn strip_missed_message(embed: &Embed, count: usize, example: &Path) -> String {
     let strip = embed.strip.as_deref().unwrap_or(Path::new(""));
     let bytes = strip.as_os_str().as_bytes();
     let slash = match bytes.strip_suffix(b"/") {
         Some(without) if !without.is_empty() && !without.ends_with(b"/") => format!(
-            " (compileall splits it at each `/`, so the trailing `/` is an empty last component \
-             that no path has: give `{}`)",
+            " (split at each `/`, as compileall 3.13+ splits it, the trailing `/` is an empty \
+             last component that no path has: give `{}`)",
             OsStr::from_bytes(without).to_string_lossy()
         ),
         _ => String::new(),
@@ -77,8 +110,18 @@ pub fn strip_missed_message(embed: &Embed, count: usize, example: &Path) -> Stri
         Some(p) => format!("with only --prepend-prefix `{}` applied", crate::report::shown(p)),
         None => "unchanged".to_string(),
     };
+    let ours = embed.apply(example, 1).path;
+    let before_313 = match embed.compileall_before_313(example) {
+        Some(theirs) if theirs != ours => format!(
+            ", as by compileall 3.13+ (`{}`); the compileall of 3.9–3.12, which removes each \
+             component equal to the one at the same position, embeds `{}` for it",
+            crate::report::shown(&ours),
+            crate::report::shown(&theirs)
+        ),
+        _ => ", as by compileall 3.13+".to_string(),
+    };
     format!(
-        "--strip-prefix `{}` does not match the start of {} (e.g. `{}`){slash}; their paths are embedded {instead}",
+        "--strip-prefix `{}` does not match the start of {} (e.g. `{}`){slash}; their paths are embedded {instead}{before_313}",
         crate::report::shown(strip),
         crate::report::plural(count, "source path", "source paths"),
         crate::report::shown(example)
@@ -138,5 +181,19 @@ mod tests {
         assert_eq!(s.apply(Path::new("build/pkg/m.py"), 2).path, Path::new("pkg/m.py"));
         let p = e(None, None, Some("/opt"));
         assert_eq!(p.apply(Path::new("pkg/m.py"), 2).path, Path::new("/opt/pkg/m.py"));
+    }
+
+    #[test]
+    fn compileall_before_313_strips_by_position() {
+        let before = |strip: &str, prepend: Option<&str>, path: &str| {
+            e(None, Some(strip), prepend).compileall_before_313(Path::new(path))
+        };
+        assert_eq!(before("src/", None, "src/m.py"), Some("m.py".into()));
+        assert_eq!(before("src/pkg", Some("/app"), "src/m.py"), Some("/app/m.py".into()));
+        // The first equal component left is removed, not the one at that position.
+        assert_eq!(before("b/x/a", None, "a/x/a/m.py"), Some("a/m.py".into()));
+        // An absolute path's empty first component left in place is dropped by os.path.join.
+        assert_eq!(before("x", None, "/abs/m.py"), Some("abs/m.py".into()));
+        assert_eq!(before("src/m.py", None, "src/m.py"), None);
     }
 }

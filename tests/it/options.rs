@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use crate::compile::pyc_of;
 use crate::harness::{self, Python, Tree};
 use crate::per_python;
 
@@ -165,6 +166,72 @@ per_python!(embedded_paths, min = (3, 9), |py: &Python| {
     tree.write("pkg/new.py", "n = 1\n");
     let one = run(&[]);
     assert!(one.stderr.contains(&summary("1 file", 4)), "{}", one.stderr);
+});
+
+/// `co_filename` of a pyc, as the interpreter itself reads it.
+fn co_filename(py: &Python, pyc: &Path) -> String {
+    let script = "import marshal, sys; print(marshal.loads(open(sys.argv[1], 'rb').read()[16:]).co_filename)";
+    py.run(&["-c", script, pyc.to_str().unwrap()], pyc.parent().unwrap()).trim_end().to_string()
+}
+
+// A strip prefix that is not whole leading components of a path: hashpyc follows
+// compileall 3.13+ on every version (the prefix is ignored there, `-p` still applies),
+// byte for byte with that very interpreter's compileall; the compileall of 3.9–3.12
+// removes the components equal to those at the same position (`-s src/` embeds `m.py`),
+// which the warning says, with what that compileall embeds. The warning said compileall's
+// trailing `/` "matches nothing", untrue up to 3.12.
+per_python!(strip_prefix_that_does_not_match, min = (3, 9), |py: &Python| {
+    let tree = Tree::new();
+    tree.write("src/m.py", "x = 1\n");
+    tree.write("src/pkg/n.py", "y = 2\n");
+    let m_pyc = pyc_of(&tree, py, "src/m.py");
+    // (flags, the paths missed, the slash advice, the 3.13+ path of `src/m.py`, what
+    // CPython 3.9–3.12's compileall embeds for it)
+    let cases: [(&[&str], usize, &str, &str, &str); 2] = [
+        (
+            &["-s", "src/"],
+            2,
+            " (split at each `/`, as compileall 3.13+ splits it, the trailing `/` is an empty last \
+             component that no path has: give `src`); their paths are embedded unchanged",
+            "src/m.py",
+            "m.py",
+        ),
+        (
+            &["-s", "src/pkg", "-p", "/app"],
+            1,
+            "; their paths are embedded with only --prepend-prefix `/app` applied",
+            "/app/src/m.py",
+            "/app/m.py",
+        ),
+    ];
+    for (flags, missed, middle, new_rule, old_rule) in cases {
+        let args = [flags, &["src"]].concat();
+        compileall(py, tree.root(), &args, &[]);
+        let theirs_path = co_filename(py, &m_pyc);
+        let theirs = take_outputs(&[tree.root()]);
+        let run = tree.hashpyc().arg("compile").python(py).args(&args).run();
+        run.assert_code(0);
+        let ours_path = co_filename(py, &m_pyc);
+        let mine = take_outputs(&[tree.root()]);
+        assert_eq!(ours_path, new_rule, "{}: {flags:?}", py.label());
+        if py.minor >= (3, 13) {
+            assert_eq!(mine.keys().collect::<Vec<_>>(), theirs.keys().collect::<Vec<_>>());
+            for (p, (bytes, _)) in &theirs {
+                assert!(mine[p].0 == *bytes, "{}: {} differs for {flags:?}", py.label(), p.display());
+            }
+        } else {
+            assert_eq!(theirs_path, old_rule, "{}: compileall {flags:?}", py.label());
+        }
+        let warning = format!(
+            "warning: --strip-prefix `{}` does not match the start of {missed} source path{} (e.g. \
+             `src/m.py`){middle}, as by compileall 3.13+ (`{new_rule}`); the compileall of 3.9–3.12, \
+             which removes each component equal to the one at the same position, embeds `{old_rule}` \
+             for it\n",
+            flags[1],
+            if missed == 1 { "" } else { "s" }
+        );
+        assert!(run.stderr.contains(&warning), "{}: {flags:?}\n{}\nwant {warning}", py.label(), run.stderr);
+    }
 });
 
 per_python!(pyc_layouts, min = (3, 9), |py: &Python| {
