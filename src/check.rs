@@ -220,11 +220,9 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     let sources = sources.into_inner();
     // An empty selection proves nothing: a typo in a path, or ignore rules that hid the
     // tree, must not pass a CI job.
-    // Every path a hook named was excluded on purpose (`--force-exclude`) or is no `.py`
-    // file: nothing was meant to be checked, which is no finding.
-    let all_excluded = sources == 0
-        && !s.roots.is_empty()
-        && walked.skipped.force_excluded + walked.skipped.not_py == s.roots.len();
+    // Every path a hook named was excluded on purpose (`--force-exclude`, `-x`) or is no
+    // `.py` file: nothing was meant to be checked, which is no finding.
+    let all_excluded = sources == 0 && !s.roots.is_empty() && walked.skipped.named() == s.roots.len();
     let nothing = sources == 0 && usage_errors == 0 && !all_excluded;
     if nothing {
         let msg = if s.roots.is_empty() {
@@ -306,6 +304,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
         summary.insert("skipped_ignored".into(), walked.skipped.ignored.into());
         summary.insert("skipped_hidden".into(), walked.skipped.hidden.into());
         summary.insert("force_excluded".into(), walked.skipped.force_excluded.into());
+        summary.insert("regex_excluded".into(), walked.skipped.regex_excluded.into());
         summary.insert("skipped_not_py".into(), walked.skipped.not_py.into());
         let targets: Vec<serde_json::Value> = s.targets.iter().map(|t| t.short_version().into()).collect();
         summary.insert("targets".into(), targets.into());

@@ -710,14 +710,15 @@ pub struct SelectArgs {
     /// Apply `--exclude` and `--exclude-regex` to the paths named on the command line or
     /// stdin too (a directory, or a file, matched with its parent directories), as ruff's
     /// `--force-exclude`: for pre-commit hooks and `git ls-files | hashpyc compile -`, which
-    /// name files one by one. By default a named path is always taken, as compileall does
-    /// (a named file whose name does not end in `.py` is skipped and counted, as compileall
-    /// skips it).
+    /// name files one by one. By default a named path is taken, as compileall takes it,
+    /// unless `--exclude-regex` matches it (compileall's `-x` applies to named files too);
+    /// a named file whose name does not end in `.py` is skipped, as compileall skips it.
+    /// The summary counts each named path skipped.
     #[arg(long, help_heading = "Selection")]
     pub force_exclude: bool,
 
-    /// The default (named paths are always taken); overrides `force-exclude = true` in the
-    /// configuration.
+    /// The default (named paths are taken, unless `--exclude-regex` matches them); overrides
+    /// `force-exclude = true` in the configuration.
     #[arg(long, overrides_with = "force_exclude", help_heading = "Selection")]
     pub no_force_exclude: bool,
 
@@ -730,7 +731,8 @@ pub struct SelectArgs {
     /// `-x`; searched anywhere in the path as this run spells it, relative to the current
     /// directory unless given absolute: `src/m.py` with no PATH and for a file named so,
     /// `./src/m.py` under `.`; so `(^|/)fixtures/`, not `/fixtures/`, skips a top-level
-    /// `fixtures` directory in both).
+    /// `fixtures` directory in both). Applies to files named on the command line or stdin
+    /// too, as compileall's does; the summary counts them.
     #[arg(short = 'x', long, value_name = "REGEX", help_heading = "Selection")]
     pub exclude_regex: Option<String>,
 

@@ -313,6 +313,7 @@ fn summary_json(
         "skipped_ignored": s.skipped.ignored,
         "skipped_hidden": s.skipped.hidden,
         "force_excluded": s.skipped.force_excluded,
+        "regex_excluded": s.skipped.regex_excluded,
         "skipped_not_py": s.skipped.not_py,
         "warnings_as_errors": warnings_as_errors,
         "targets": targets,
@@ -399,12 +400,12 @@ pub fn compile(
     // A selection with no source compiles nothing: say so, as ruff does (the exit status
     // stays 0, as compileall's), so that a path naming the wrong directory or rules that hide
     // the whole tree do not pass unnoticed. Not for an empty list on stdin (a hook with no
-    // files) or paths every one of which `--force-exclude` excluded on purpose or is no
-    // `.py` file.
+    // files) or paths every one of which an exclude (`--force-exclude`, `-x`) skipped on
+    // purpose or is no `.py` file.
     if summary.sources == 0
         && summary.errors + summary.usage_errors == 0
         && !s.roots.is_empty()
-        && summary.skipped.force_excluded + summary.skipped.not_py < s.roots.len()
+        && summary.skipped.named() < s.roots.len()
         && (verbosity.quiet < 2 || s.json)
     {
         let message = report::no_sources("compile", &s.roots, summary.skipped.describe(), s.walk.max_depth);

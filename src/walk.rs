@@ -5,9 +5,11 @@
 //! symlinked directories not followed unless asked; hidden entries and git-ignored files
 //! included. `.gitignore`/`.ignore` rules and hidden-entry skipping are opt-ins for
 //! working trees, and whatever they skip is counted (a second, unfiltered walk). A `.py`
-//! file named explicitly is always taken; a named file whose name does not end in `.py` is
-//! skipped and counted, as compileall skips it (a stub `m.pyi` named beside `m.py` would
-//! otherwise be compiled into `m.py`'s pyc).
+//! file named explicitly is taken unless `--exclude-regex` matches it (compileall's `-x`
+//! applies to named files too) or `--force-exclude` applies the excludes to it; a named
+//! file whose name does not end in `.py` is skipped, as compileall skips it (a stub `m.pyi`
+//! named beside `m.py` would otherwise be compiled into `m.py`'s pyc). Each named path
+//! skipped is counted.
 
 use std::ffi::OsString;
 use std::io::BufRead;
@@ -172,6 +174,9 @@ pub struct Skipped {
     pub hidden: usize,
     /// Paths named on the command line or stdin that `--force-exclude` skipped.
     pub force_excluded: usize,
+    /// Files named on the command line or stdin that `--exclude-regex` skipped without
+    /// `--force-exclude` (compileall's `-x` applies to named files too).
+    pub regex_excluded: usize,
     /// Files named on the command line or stdin whose name does not end in `.py`.
     pub not_py: usize,
 }
@@ -192,11 +197,21 @@ impl Skipped {
             let named = crate::report::plural(self.force_excluded, "named path", "named paths");
             out.push(format!("{named} excluded by --force-exclude"));
         }
+        if self.regex_excluded > 0 {
+            let named = crate::report::plural(self.regex_excluded, "named path", "named paths");
+            out.push(format!("{named} excluded by --exclude-regex"));
+        }
         if self.not_py > 0 {
             let named = crate::report::plural(self.not_py, "named file", "named files");
             out.push(format!("{named} not ending in .py skipped"));
         }
         (!out.is_empty()).then(|| out.join(", "))
+    }
+
+    /// The paths named on the command line or stdin that were skipped on purpose: by an
+    /// exclude, or as no `.py` file.
+    pub fn named(&self) -> usize {
+        self.force_excluded + self.regex_excluded + self.not_py
     }
 }
 
@@ -252,11 +267,10 @@ pub fn walk_each(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
         visit(s)
     });
     if opts.respect_ignore || opts.skip_hidden {
-        walked.skipped = Skipped {
-            force_excluded: walked.skipped.force_excluded,
-            not_py: walked.skipped.not_py,
-            ..count_skipped(roots, opts, taken.into_inner())
-        };
+        // (The named paths skipped were counted by the walk itself.)
+        let counted = count_skipped(roots, opts, taken.into_inner());
+        walked.skipped.ignored = counted.ignored;
+        walked.skipped.hidden = counted.hidden;
     }
     walked
 }
@@ -351,6 +365,7 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
                     walked.errors.push(WalkError::NotRegular(root.clone()));
                 } else if excluded_by_regex(root, opts) {
                     // compileall's -x applies to named files too.
+                    walked.skipped.regex_excluded += 1;
                 } else if meta.file_type().is_symlink()
                     && let Some(limit) = &opts.limit_symlinks
                     && !std::fs::canonicalize(root).is_ok_and(|t| t.starts_with(limit))

@@ -1061,6 +1061,95 @@ per_python!(excludes_apply_to_named_paths_as_asked, min = (3, 8), |py: &Python| 
     assert_eq!(would_compile(&neg, neg.root(), py, &all), kept);
 });
 
+// `-x` applies to the files named on the command line or stdin too, as compileall's does
+// (`python -m compileall -x sub src/pkg/sub/b.py` compiles nothing): the file is skipped,
+// and counted as the other named paths skipped are, in the text and JSON summaries of
+// `compile`, its dry run and `check`; naming only such files is no finding and no empty
+// selection, as for `--force-exclude`.
+per_python!(exclude_regex_skips_named_files_and_counts_them, min = (3, 8), |py: &Python| {
+    let tree = Tree::new();
+    tree.write("src/m.py", "X = 1\n");
+    tree.write("src/pkg/sub/b.py", "Y = 2\n");
+    let named = ["src/m.py", "src/pkg/sub/b.py"];
+    let compileall = |files: &[&str]| {
+        let status = py
+            .cmd()
+            .args(["-m", "compileall", "-q", "-x", "sub"])
+            .args(files)
+            .current_dir(tree.root())
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(0), "compileall -x sub {files:?}");
+        let written = tree.pycs();
+        std::fs::remove_dir_all(tree.path("src/__pycache__")).ok();
+        written
+    };
+    assert!(compileall(&named[1..]).is_empty());
+    let theirs = compileall(&named);
+    let run = |command: &str, args: &[&str], stdin: &str| {
+        tree.hashpyc().arg(command).python(py).args(["-x", "sub"]).args(args).stdin(stdin).run()
+    };
+    let counted = "1 named path excluded by --exclude-regex";
+    let summary = |run: &harness::Run| -> serde_json::Value {
+        serde_json::from_str(run.stdout.lines().last().expect("a summary")).unwrap()
+    };
+    let counts = |v: &serde_json::Value| (v["sources"].as_u64(), v["regex_excluded"].as_u64());
+
+    // The dry run and the run: m.py only, b.py counted.
+    let dry = run("compile", &[&["-n"][..], &named].concat(), "");
+    dry.assert_code(0);
+    assert_eq!(dry.stdout.lines().count(), 1, "{}", dry.stdout);
+    assert!(dry.stdout.contains("src/m.py") && dry.stderr.contains(counted), "{}{}", dry.stdout, dry.stderr);
+    let dry = run("compile", &[&["-n", "--format", "json"][..], &named].concat(), "");
+    dry.assert_code(0);
+    assert_eq!(counts(&summary(&dry)), (Some(1), Some(1)), "{}", dry.stdout);
+    let compiled = run("compile", &named, "");
+    compiled.assert_code(0);
+    assert!(compiled.stderr.contains(counted), "{}", compiled.stderr);
+    assert_eq!(tree.pycs(), theirs, "the pycs compileall -x sub writes");
+    let json = run("compile", &[&["--format", "json"][..], &named].concat(), "");
+    json.assert_code(0);
+    assert_eq!(counts(&summary(&json)), (Some(1), Some(1)), "{}", json.stdout);
+
+    // check: the same selection, in text and JSON.
+    let check = run("check", &["-"], &(named.join("\n") + "\n"));
+    check.assert_code(0);
+    assert!(check.stderr.contains(&format!("(1 ok, all fresh, {counted})")), "{}", check.stderr);
+    let check = run("check", &[&["--format", "json"][..], &named].concat(), "");
+    check.assert_code(0);
+    assert_eq!(counts(&summary(&check)), (Some(1), Some(1)), "{}", check.stdout);
+
+    // Only excluded files named (a hook's list): nothing to do, which is no finding and no
+    // empty selection.
+    let check = run("check", &["-"], "src/pkg/sub/b.py\n");
+    check.assert_code(0);
+    assert!(
+        check.stderr.contains(counted)
+            && !check.stderr.contains("no Python sources")
+            && !check.stderr.contains("all fresh"),
+        "{}",
+        check.stderr
+    );
+    let check = run("check", &["--format", "json", "src/pkg/sub/b.py"], "");
+    check.assert_code(0);
+    assert_eq!(check.stdout.lines().count(), 1, "only the summary: {}", check.stdout);
+    assert_eq!(counts(&summary(&check)), (Some(0), Some(1)), "{}", check.stdout);
+    for args in [&["src/pkg/sub/b.py"][..], &["-n", "src/pkg/sub/b.py"]] {
+        let compile = run("compile", args, "");
+        compile.assert_code(0);
+        assert!(
+            compile.stderr.contains(counted) && !compile.stderr.contains("warning"),
+            "{}",
+            compile.stderr
+        );
+        let json = run("compile", &[&["--format", "json"][..], args].concat(), "");
+        json.assert_code(0);
+        assert_eq!(json.stdout.lines().count(), 1, "only the summary: {}", json.stdout);
+        assert_eq!(counts(&summary(&json)), (Some(0), Some(1)), "{}", json.stdout);
+    }
+    assert!(!tree.path("src/pkg/sub/__pycache__").exists());
+});
+
 // The pre-commit hook names `src/a.py`; a bare `hashpyc compile` in the same checkout
 // used to walk `.` and embed `./src/a.py`, so each recompiled what the other wrote, on
 // every run. With no path given, paths are spelled as the hook, ripgrep and fd spell
