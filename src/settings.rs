@@ -680,9 +680,10 @@ pub fn probe_targets(args: &TargetArgs, timeout: Option<Duration>) -> Result<Vec
 /// winning, so they are refused.
 fn one_target_per_pyc(
     targets: Vec<Arc<Target>>,
-    legacy: bool,
+    layout: &LayoutArgs,
     python_from: Option<&config::Origin>,
 ) -> Result<Vec<Arc<Target>>, Error> {
+    let legacy = layout.legacy;
     let mut out: Vec<Arc<Target>> = Vec::new();
     for t in targets {
         let Some(o) = out.iter().find(|o| legacy || o.cache_tag == t.cache_tag) else {
@@ -704,14 +705,20 @@ fn one_target_per_pyc(
                 format!("`{}` (CPython {})", crate::report::shown(&t.executable), t.short_version())
             }
         };
+        // The legacy layout named where it was set, as the interpreters are (below).
         let why = if legacy && o.cache_tag != t.cache_tag {
-            "a legacy layout (`-b`/`--legacy`, `legacy = true`) writes one `<source>c` per source, \
-             so it takes one interpreter"
-                .to_string()
+            let (set, off) = match &layout.legacy_from {
+                Some(origin) => (origin.written("legacy = true"), ", or --no-legacy for this run"),
+                None => ("`-b`/`--legacy`".to_string(), ""),
+            };
+            format!(
+                "a legacy layout ({set}) writes one `<source>c` per source, so it takes one \
+                 interpreter; give one of them{off}"
+            )
         } else {
-            format!("both write `{}` pycs, the same files", t.cache_tag)
+            format!("both write `{}` pycs, the same files; give one of them", t.cache_tag)
         };
-        let reason = format!("{} and {}: {why}; give one of them", name(o), name(&t));
+        let reason = format!("{} and {}: {why}", name(o), name(&t));
         return Err(match python_from {
             Some(origin) => origin.invalid(reason),
             None => Error::Usage(reason),
@@ -812,7 +819,7 @@ pub fn compile_settings(args: &CompileArgs) -> Result<CompileSettings, Error> {
     let mut walk = walk_options(&args.select, jobs)?;
     walk.implicit_root = args.paths.is_empty();
     let targets = probe_targets(&args.target, timeout)?;
-    let targets = one_target_per_pyc(targets, args.layout.legacy, args.target.python_from.as_ref())?;
+    let targets = one_target_per_pyc(targets, &args.layout, args.target.python_from.as_ref())?;
     let layouts = layouts(&args.layout, &targets, args.target.python_from.as_ref())?;
     let embed = embed(&args.embed);
     let verify = crate::env::is_on(crate::env::VERIFY);
@@ -950,7 +957,7 @@ pub fn check_settings(args: &CheckArgs) -> Result<CheckSettings, Error> {
             .map(|v| target::known_target(v).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?
     };
-    let targets = one_target_per_pyc(targets, args.layout.legacy, args.target.python_from.as_ref())?;
+    let targets = one_target_per_pyc(targets, &args.layout, args.target.python_from.as_ref())?;
     let layouts = layouts(&args.layout, &targets, args.target.python_from.as_ref())?;
     // The mirror of each directory walked is searched for prefix strays.
     walk.collect_dirs = args.stray && layouts.iter().any(|l| matches!(l, Layout::Prefix(_)));

@@ -1123,6 +1123,58 @@ fn pycache_prefix_for_37_names_both_settings() {
     assert!(run.stderr.contains("` (from HASHPYC_PYTHON) is 3.7."), "{}", run.stderr);
 }
 
+// `legacy = true` with two interpreters (one `<source>c` per source holds one version):
+// the error names the key with its file and line, as the interpreters are named where they
+// were given, and the flag that undoes it; it named `legacy = true` generically, also when
+// the layout came from `-b`. Nothing is written.
+#[test]
+fn legacy_with_two_interpreters_names_the_key() {
+    let mut found = harness::pythons().values().filter(|p| p.minor >= (3, 7));
+    let (Some(a), Some(b)) = (found.next(), found.next()) else {
+        return harness::visible(
+            "SKIPPED config::legacy_with_two_interpreters_names_the_key: fewer than two CPython 3.7+ versions",
+        );
+    };
+    let tree = Tree::new();
+    tree.write("m.py", "M = 1\n");
+    let two = |run: harness::Hashpyc| run.arg("--python").arg(&a.path).arg("--python").arg(&b.path);
+    let refused = |run: harness::Run| {
+        run.assert_code(2);
+        assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+        assert!(run.stdout.is_empty(), "{}", run.stdout);
+        assert!(!tree.path("m.pyc").exists() && !tree.path("__pycache__").exists());
+        run.stderr
+    };
+    let from_key = "a legacy layout (`legacy = true` in `hashpyc.toml` line 2) writes one `<source>c` per \
+                    source, so it takes one interpreter; give one of them, or --no-legacy for this run\n";
+    tree.write("hashpyc.toml", "# Layout\nlegacy = true\n");
+    for command in [&["compile", "-n"][..], &["compile"], &["check"]] {
+        let stderr = refused(two(tree.hashpyc().args(command)).arg("m.py").run());
+        assert!(stderr.starts_with("error: `"), "{command:?}: {stderr}");
+        assert!(stderr.ends_with(from_key), "{command:?}: {stderr}");
+        assert!(stderr.contains(&format!("(CPython {}) and `", a.version)), "{command:?}: {stderr}");
+    }
+    // The interpreters from the file too: both keys named.
+    tree.write(
+        "hashpyc.toml",
+        format!("# Layout\nlegacy = true\npython = [\"{}\", \"{}\"]\n", a.path.display(), b.path.display()),
+    );
+    let stderr = refused(tree.hashpyc().args(["compile", "-n", "m.py"]).run());
+    assert!(stderr.starts_with("error: `hashpyc.toml` line 3: invalid value for `python`: `"), "{stderr}");
+    assert!(stderr.ends_with(from_key), "{stderr}");
+    // `--no-legacy` undoes the key, as the error says.
+    tree.hashpyc().args(["compile", "-n", "--no-legacy", "m.py"]).run().assert_code(0);
+    // `-b` on the command line is named as the flag.
+    let stderr = refused(two(tree.hashpyc().args(["compile", "-n", "--no-config", "-b"])).arg("m.py").run());
+    assert!(
+        stderr.ends_with(
+            "a legacy layout (`-b`/`--legacy`) writes one `<source>c` per source, so it takes one \
+             interpreter; give one of them\n"
+        ),
+        "{stderr}"
+    );
+}
+
 // An anchored glob (`/pkg/`) is relative to the working directory on the command line and
 // to the file's directory in the file, so a command-line pattern means the same with or
 // without a configuration file (as ruff anchors them).
