@@ -62,9 +62,13 @@ pub struct Summary {
     pub compiled_pycs: usize,
     /// Of those, written from the bytecode cache.
     pub from_cache_pycs: usize,
-    /// pycs left as they were, already fresh.
+    /// pycs left as they were, already fresh (or linked again by a compile to the
+    /// identical level it wrote before them: the dry run cannot know those).
     pub fresh_pycs: usize,
-    /// pycs whose header alone was rewritten, and pycs made hard links (`--hardlink-dupes`).
+    /// pycs whose header alone was rewritten (linked again to an identical level where
+    /// they were), and pycs only made hard links of an identical level (`--hardlink-dupes`):
+    /// each pyc counts in one of compiled, fresh, rewritten and linked; one compiled as a
+    /// link to an identical level counts as compiled.
     pub rewritten_pycs: usize,
     pub linked_pycs: usize,
     /// The sources that failed, for any target (by plan index; walk-time fresh sources
@@ -755,7 +759,8 @@ fn rewrite_stage(
                     summary.rewritten += 1;
                 }
                 let touched = crate::plan::rewritten_levels(headers, &linked).len();
-                let linked = linked.len();
+                // Each pyc counts once: a rewritten level linked again is a rewrite.
+                let linked = linked.iter().filter(|l| !headers.contains(l)).count();
                 summary.rewritten_pycs += headers.len();
                 summary.linked_pycs += linked;
                 summary.fresh_pycs += s.levels.len() - touched;
@@ -1075,7 +1080,8 @@ fn files_and_pycs(files: usize, pycs: usize) -> String {
 }
 
 /// Rewrite the flags of the levels whose pyc has the other hash mode, then link identical
-/// levels (`--hardlink-dupes`), remaking links a rewrite broke; returns the levels linked.
+/// levels (`--hardlink-dupes`: the plan's `links`, and rewritten levels), remaking links a
+/// rewrite broke; returns the levels linked.
 fn rewrite_unit(
     plan: &SourcePlan,
     t: usize,

@@ -116,7 +116,9 @@ impl std::fmt::Display for Reason {
 pub enum Action {
     Fresh,
     /// Rust only: rewrite the headers of `headers` to the requested mode, and make each of
-    /// `links` a hard link to the level before it (identical bytes, `--hardlink-dupes`).
+    /// `links` a hard link to the level before it (identical bytes once those headers are
+    /// rewritten, `--hardlink-dupes`). `links` holds no level of `headers`: a rewritten
+    /// level identical to the one before it is linked to it again, and counted rewritten.
     Rewrite {
         headers: Vec<u8>,
         links: Vec<u8>,
@@ -383,7 +385,21 @@ fn decide(
         return Action::Compile { reason: reason.clone(), prefix, write: needs };
     }
     let links: Vec<u8> = if hardlink_dupes {
-        (1..last).filter(|&i| unlinked_duplicates(&pycs[usize::from(i) - 1], &pycs[usize::from(i)])).collect()
+        // As the run links them (`rewrite_unit`): a fresh level whose bytes equal those of
+        // the level before it as the run leaves that level, when the two are not one file
+        // or the level before gets a new file (rewritten, or itself linked).
+        let mut links = Vec::new();
+        for i in (1..last).filter(|i| !headers.contains(i)) {
+            let (a, b) = (&pycs[usize::from(i) - 1], &pycs[usize::from(i)]);
+            let rewritten = headers.contains(&(i - 1));
+            let renewed = rewritten || links.contains(&(i - 1));
+            if (renewed || !crate::write::same_file(a, b))
+                && identical_after_rewrite(a, b, rewritten.then_some(mode))
+            {
+                links.push(i);
+            }
+        }
+        links
     } else {
         Vec::new()
     };
@@ -503,13 +519,19 @@ pub(crate) fn target_layout(target: &Target) -> CodeLayout {
     CodeLayout::for_version(target.version.0, target.version.1)
 }
 
-/// Two pycs with identical bytes that are not yet one file.
-fn unlinked_duplicates(a: &Path, b: &Path) -> bool {
-    if crate::write::same_file(a, b) {
-        return false;
-    }
+/// Whether the pyc `b` has the bytes of `a` once `a`'s header is rewritten to `rewrite`
+/// (the mode, when `a` is among the headers rewritten), as the run compares them.
+fn identical_after_rewrite(a: &Path, b: &Path, rewrite: Option<HashMode>) -> bool {
     match (crate::io::read_regular(a), crate::io::read_regular(b)) {
-        (Ok(x), Ok(y)) => x == y,
+        (Ok(mut x), Ok(y)) => {
+            if let Some(mode) = rewrite
+                && let Some(header) = pyc::Header::parse(&x)
+            {
+                x[..pyc::HEADER_LEN]
+                    .copy_from_slice(&pyc::Header { flags: mode.flags(), ..header }.to_bytes());
+            }
+            x == y
+        }
         _ => false,
     }
 }

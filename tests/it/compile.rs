@@ -1139,6 +1139,164 @@ fn dry_run_counts_links_as_the_real_run() {
     assert!(line.ends_with(" (1 already fresh); nothing was written"), "{context}");
 }
 
+// Each pyc counts once in the summary, as compiled, fresh, rewritten or linked, and the dry
+// run counts as the run: `linked_pycs` (`N linked`) are the pycs only made hard links of an
+// identical level. A compile with --hardlink-dupes reported "linked_pycs":0 for pycs it had
+// linked, while a header switch reported "3 headers rewritten, 2 linked" for 3 pycs; a
+// level 0 rewritten while levels 1 and 2 were linked together linked level 1 alone (the
+// link group split) and counted a link the dry run did not.
+#[test]
+fn linked_pycs_count_each_pyc_once() {
+    let Some(py) = harness::pythons().values().find(|p| p.minor >= (3, 7)) else {
+        return harness::visible("SKIPPED linked_pycs_count_each_pyc_once: no CPython 3.7+");
+    };
+    let tree = Tree::new();
+    // a.py: the same bytes at every level; b.py: other bytes at each level.
+    tree.write("a.py", "x = 1\n");
+    tree.write("b.py", "def f():\n    \"\"\"Doc.\"\"\"\n    assert f\n");
+    let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
+    let levels = |name: &str| -> Vec<PathBuf> {
+        ["", ".opt-1", ".opt-2"]
+            .iter()
+            .map(|l| tree.path(format!("__pycache__/{name}.{tag}{l}.pyc")))
+            .collect()
+    };
+    let inodes = |name: &str| -> Vec<u64> {
+        levels(name).iter().map(|p| std::fs::metadata(p).unwrap().ino()).collect()
+    };
+    let label = format!("CPython {}", py.version);
+    let keys = [
+        "compiled_pycs",
+        "fresh_pycs",
+        "rewritten_pycs",
+        "linked_pycs",
+        "compiled",
+        "fresh",
+        "rewritten",
+        "linked",
+    ];
+    // compile -o 0 -o 1 -o 2 with `args`: the dry run (text and JSON), then the run (JSON);
+    // `want`: the pycs compiled, fresh, rewritten and linked.
+    let run = |args: &[&str], want: [usize; 4]| {
+        let compile = |extra: &[&str]| {
+            tree.hashpyc()
+                .arg("compile")
+                .python(py)
+                .args(["-o", "0", "-o", "1", "-o", "2"])
+                .args(args)
+                .args(extra)
+                .arg(".")
+                .run()
+        };
+        let dry = compile(&["-n"]);
+        let dry_json = compile(&["-n", "--format", "json"]);
+        let real = compile(&["--format", "json"]);
+        let context = format!(
+            "{args:?}\n{}{}\n{}\n{}{}",
+            dry.stdout, dry.stderr, dry_json.stdout, real.stdout, real.stderr
+        );
+        assert_eq!((dry.code, dry_json.code, real.code), (Some(0), Some(0), Some(0)), "{context}");
+        let (d, r) = (json_lines(&dry_json.stdout), json_lines(&real.stdout));
+        let (d, r) = (d.last().unwrap(), r.last().unwrap());
+        for key in keys {
+            assert_eq!(d[key], r[key], "{key}: {context}");
+        }
+        let got: Vec<usize> = keys[..4].iter().map(|k| r[*k].as_u64().unwrap() as usize).collect();
+        assert_eq!(got, want, "{context}");
+        assert_eq!(want.iter().sum::<usize>(), 6, "each of the 6 pycs counts once");
+        // The text line of the dry run and of a run in text, as the counts say.
+        let would = dry.stderr.lines().last().unwrap_or_default();
+        let links = match want[3] {
+            0 => String::new(),
+            1 => ", link 1 pyc".to_string(),
+            n => format!(", link {n} pycs"),
+        };
+        let files = match want[0] {
+            0 => "0 files".to_string(),
+            n => format!("{} files, {n} pycs", n / 3),
+        };
+        let headers = if want[2] == 1 { "1 header".to_string() } else { format!("{} headers", want[2]) };
+        let want_would = format!(
+            "Would compile {files}, rewrite {headers}{links} for {label} ({} already fresh); nothing was written",
+            want[1]
+        );
+        assert_eq!(would, want_would, "{context}");
+    };
+    // The run in text: its summary line without the time.
+    let text_run = |args: &[&str]| {
+        let r = tree
+            .hashpyc()
+            .arg("compile")
+            .python(py)
+            .args(["-o", "0", "-o", "1", "-o", "2"])
+            .args(args)
+            .arg(".")
+            .run();
+        r.assert_code(0);
+        r.stderr.lines().last().unwrap_or_default().split(" in ").next().unwrap().to_string()
+    };
+    let hd = ["--hardlink-dupes"];
+    let unchecked = ["--invalidation-mode", "unchecked-hash", "--hardlink-dupes"];
+    let one_file = |ino: Vec<u64>| ino.iter().all(|i| *i == ino[0]);
+    let three_files = |ino: Vec<u64>| ino[0] != ino[1] && ino[1] != ino[2] && ino[0] != ino[2];
+
+    // Compiled, a.py's levels as one file: compiled, not linked.
+    run(&hd, [6, 0, 0, 0]);
+    assert!(one_file(inodes("a")) && three_files(inodes("b")));
+    for p in levels("a").iter().chain(&levels("b")) {
+        std::fs::remove_file(p).unwrap();
+    }
+    assert_eq!(text_run(&hd), format!("Compiled 2 files, 6 pycs for {label} (0 already fresh)"));
+    assert!(one_file(inodes("a")));
+
+    // The other hash mode: 6 headers rewritten, a.py's linked again, not counted twice.
+    run(&unchecked, [0, 0, 6, 0]);
+    assert!(one_file(inodes("a")) && three_files(inodes("b")));
+    // Back to checked without --hardlink-dupes (three files for a.py), then the switch again.
+    tree.hashpyc()
+        .arg("compile")
+        .python(py)
+        .args(["-o", "0", "-o", "1", "-o", "2"])
+        .arg(".")
+        .run()
+        .assert_code(0);
+    assert!(three_files(inodes("a")));
+    assert_eq!(
+        text_run(&unchecked),
+        format!("Compiled 0 files for {label} (0 already fresh, 6 headers rewritten)")
+    );
+    assert!(one_file(inodes("a")));
+
+    // Level 0 of a.py a file of its own with the other header, levels 1 and 2 one file:
+    // one header rewritten, levels 1 and 2 linked to it (both, or the group splits).
+    let l0 = &levels("a")[0];
+    let mut bytes = std::fs::read(l0).unwrap();
+    bytes[4] = 3; // checked
+    std::fs::remove_file(l0).unwrap();
+    std::fs::write(l0, &bytes).unwrap();
+    let ino = inodes("a");
+    assert!(ino[0] != ino[1] && ino[1] == ino[2]);
+    run(&unchecked, [0, 3, 1, 2]);
+    assert!(one_file(inodes("a")), "{:?}", inodes("a"));
+    std::fs::remove_file(l0).unwrap();
+    std::fs::write(l0, &bytes).unwrap();
+    assert_eq!(
+        text_run(&unchecked),
+        format!("Compiled 0 files for {label} (3 already fresh, 1 header rewritten, 2 linked)")
+    );
+    assert!(one_file(inodes("a")));
+
+    // Fresh pycs of three files each, linked: only linked.
+    for p in levels("a") {
+        let b = std::fs::read(&p).unwrap();
+        std::fs::remove_file(&p).unwrap();
+        std::fs::write(&p, b).unwrap();
+    }
+    assert!(three_files(inodes("a")));
+    run(&unchecked, [0, 4, 0, 2]);
+    assert!(one_file(inodes("a")));
+}
+
 // A pyc that is a symbolic link, dangling or not, is refused when the run would write it,
 // whether it compiles the source or only rewrites the header, as py_compile refuses it (it
 // raises FileExistsError rather than replace a link); the dry run and the run say the same
