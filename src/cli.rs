@@ -125,7 +125,7 @@ pub struct CompileArgs {
     /// Files and directories to compile (default: the current directory, its files spelled
     /// `src/m.py` as pre-commit names them; `.` given explicitly embeds `./src/m.py`, as
     /// compileall does). `-` reads paths from stdin, one per line (or NUL-separated with
-    /// `--null`). A file named here is always compiled, even when hidden, ignored or not
+    /// `--null`), spaces around a name kept as part of it. A file named here is always compiled, even when hidden, ignored or not
     /// named `*.py` (unless `--force-exclude` and an exclude matches).
     #[arg(value_name = "PATH")]
     pub paths: Vec<OsString>,
@@ -519,7 +519,7 @@ impl CacheDirArg {
 pub struct CheckArgs {
     /// Files and directories to check (default: the current directory, its files spelled
     /// `src/m.py`); `-` reads paths from stdin, one per line (or NUL-separated with
-    /// `--null`).
+    /// `--null`), spaces around a name kept as part of it.
     #[arg(value_name = "PATH")]
     pub paths: Vec<OsString>,
 

@@ -11,7 +11,7 @@
 //! named beside `m.py` would otherwise be compiled into `m.py`'s pyc). Each named path
 //! skipped is counted.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io::BufRead;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
@@ -70,6 +70,14 @@ pub struct Source {
 pub enum WalkError {
     #[error("`{}`: no such file or directory", crate::report::shown(.0))]
     NotFound(PathBuf),
+    /// A named path that does not exist while its name without the whitespace around it
+    /// does (`  src/o.py  ` in a path list): the name is kept as given, but said so.
+    #[error(
+        "`{}`: no such file or directory (the name has leading or trailing spaces, which are part of it; `{}` exists)",
+        crate::report::shown(.0),
+        crate::report::shown(.1)
+    )]
+    NotFoundSpaced(PathBuf, PathBuf),
     #[error("`{}`: dangling symbolic link", crate::report::shown(.0))]
     Dangling(PathBuf),
     /// A directory link to one of its own ancestors (`--follow`): walked under the other
@@ -99,6 +107,7 @@ impl WalkError {
     pub fn path(&self) -> Option<&Path> {
         match self {
             WalkError::NotFound(p)
+            | WalkError::NotFoundSpaced(p, _)
             | WalkError::Dangling(p)
             | WalkError::Loop(p)
             | WalkError::LinkLoop(p)
@@ -112,6 +121,7 @@ impl WalkError {
     /// `./src/m.py` becomes `src/m.py` (see [`WalkOptions::implicit_root`]).
     fn strip_dot(&mut self) {
         if let WalkError::NotFound(p)
+        | WalkError::NotFoundSpaced(p, _)
         | WalkError::Dangling(p)
         | WalkError::Loop(p)
         | WalkError::LinkLoop(p)
@@ -127,7 +137,7 @@ impl WalkError {
 
     /// A missing argument is a usage error (exit 2); the rest are per-file problems.
     pub fn is_usage(&self) -> bool {
-        matches!(self, WalkError::NotFound(_))
+        matches!(self, WalkError::NotFound(_) | WalkError::NotFoundSpaced(..))
     }
 
     /// A dangling symlink, or one that loops, is reported but fails nothing: there is no
@@ -246,6 +256,21 @@ pub fn read_path_list(input: impl BufRead, nul: bool) -> Result<Vec<OsString>, P
     Ok(out)
 }
 
+/// A named path that does not exist: [`WalkError::NotFoundSpaced`] when its name without
+/// the whitespace around it names something that does (compileall's `-i` strips it; here a
+/// name may really hold spaces, so it is only said).
+fn not_found(root: &Path) -> WalkError {
+    let name = root.as_os_str().as_bytes();
+    let trimmed = name.trim_ascii();
+    if !trimmed.is_empty() && trimmed.len() < name.len() {
+        let trimmed = PathBuf::from(OsStr::from_bytes(trimmed));
+        if std::fs::symlink_metadata(&trimmed).is_ok() {
+            return WalkError::NotFoundSpaced(root.to_path_buf(), trimmed);
+        }
+    }
+    WalkError::NotFound(root.to_path_buf())
+}
+
 /// Walk `roots` (files and directories) and return every source, sorted by path.
 pub fn walk(roots: &[PathBuf], opts: &WalkOptions) -> Walked {
     let found = Mutex::new(Vec::new());
@@ -342,9 +367,7 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
             }
         }
         match std::fs::symlink_metadata(root) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                walked.errors.push(WalkError::NotFound(root.clone()))
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => walked.errors.push(not_found(root)),
             Err(e) => walked.errors.push(WalkError::Io { path: root.clone(), source: e }),
             Ok(meta) => {
                 let is_dir = if meta.file_type().is_symlink() {

@@ -427,6 +427,37 @@ per_python!(dry_run_writes_nothing, min = (3, 9), |py: &Python| {
     assert_eq!(run.stdout.lines().count(), 6, "{}", run.stdout);
 });
 
+// `-i FILE` is `- < FILE` with one difference: compileall strips the whitespace around each
+// entry, hashpyc keeps it (a name may really hold spaces) and, when such a name does not
+// exist but the stripped one does, its error says so; it said only "no such file or
+// directory".
+per_python!(path_list_entries_keep_their_spaces, min = (3, 9), |py: &Python| {
+    let tree = Tree::new();
+    tree.write("src/o.py", "x = 1\n");
+    tree.write(" sp.py", "y = 2\n");
+    tree.write("list.txt", "  src/o.py  \n");
+    let o_pyc = pyc_of(&tree, py, "src/o.py");
+    compileall(py, tree.root(), &["-i", "list.txt"], &[]);
+    assert!(o_pyc.is_file(), "compileall -i strips the entry");
+    std::fs::remove_file(&o_pyc).unwrap();
+    let want = "error: `  src/o.py  `: no such file or directory (the name has leading or trailing \
+                spaces, which are part of it; `src/o.py` exists)\n";
+    for cmd in ["compile", "check"] {
+        let run = tree.hashpyc().arg(cmd).python(py).arg("-").stdin("  src/o.py  \n").run();
+        run.assert_code(2);
+        assert!(run.stderr.starts_with(want), "{cmd}: {}", run.stderr);
+        assert!(!o_pyc.exists(), "{cmd}: {}", run.stderr);
+    }
+    // A name that holds spaces is taken as it is; a missing one without a stripped twin
+    // gets the plain error.
+    let run = tree.hashpyc().arg("compile").python(py).arg("-").stdin(" sp.py\n").run();
+    run.assert_code(0);
+    assert!(pyc_of(&tree, py, " sp.py").is_file(), "{}", run.stderr);
+    let run = tree.hashpyc().arg("compile").python(py).arg("-").stdin(" nope.py \n").run();
+    run.assert_code(2);
+    assert!(run.stderr.starts_with("error: ` nope.py `: no such file or directory\n"), "{}", run.stderr);
+});
+
 #[test]
 fn timestamp_mode_is_refused_with_the_reason() {
     let tree = Tree::new();
