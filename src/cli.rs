@@ -125,8 +125,10 @@ pub struct CompileArgs {
     /// Files and directories to compile (default: the current directory, its files spelled
     /// `src/m.py` as pre-commit names them; `.` given explicitly embeds `./src/m.py`, as
     /// compileall does). `-` reads paths from stdin, one per line (or NUL-separated with
-    /// `--null`), spaces around a name kept as part of it. A file named here is always compiled, even when hidden, ignored or not
-    /// named `*.py` (unless `--force-exclude` and an exclude matches).
+    /// `--null`), spaces around a name kept as part of it. A `.py` file named here is
+    /// compiled even when hidden or ignored (unless `--force-exclude` and an exclude matches,
+    /// or `-x` matches, as compileall's `-x` skips it); a named file not ending in `.py` (a
+    /// `.pyi` stub, `py.typed`) is skipped and counted, as compileall skips it.
     #[arg(value_name = "PATH")]
     pub paths: Vec<OsString>,
 
