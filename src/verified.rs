@@ -263,6 +263,10 @@ pub fn read_pyc(path: &Path, buf: &mut Vec<u8>, magic: Magic, name: u64) -> std:
     if !meta.is_file() {
         return Err(crate::io::not_regular());
     }
+    if !keeps_change_times(&file, meta.dev()) {
+        crate::io::read_to_end_direct(&file, buf)?;
+        return Ok(PycRead::Whole(None));
+    }
     let stamp = Stamp::of(&meta, name);
     if v.vouches(&stamp) {
         buf.resize(pyc::HEADER_LEN, 0);
@@ -272,6 +276,58 @@ pub fn read_pyc(path: &Path, buf: &mut Vec<u8>, magic: Magic, name: u64) -> std:
     }
     crate::io::read_to_end_direct(&file, buf)?;
     Ok(PycRead::Whole(stamp.settled(now, v.settle).then_some(stamp)))
+}
+
+/// Filesystems whose ctime is a POSIX change time, set by the kernel on every change of a
+/// file and never by a program (`statfs` `f_type`): local Linux filesystems, tmpfs,
+/// overlayfs (Docker), NFS (the server's change time) and read-only images. FAT and exFAT
+/// keep no change time (their "ctime" is the creation time or the mtime), nor need FUSE
+/// filesystems, SMB or 9p report one: on those, and any filesystem not listed, every pyc
+/// is read whole.
+const CHANGE_TIME_FILESYSTEMS: &[i64] = &[
+    0xEF53,      // ext2, ext3, ext4
+    0x5846_5342, // xfs
+    0x9123_683E, // btrfs
+    0x0102_1994, // tmpfs
+    0x858_458F6, // ramfs
+    0x794C_7630, // overlayfs
+    0x2FC1_2FC1, // zfs
+    0xF2F5_2010, // f2fs
+    0xCA45_1A4E, // bcachefs
+    0x5265_4973, // reiserfs
+    0x3153_464A, // jfs
+    0x6969,      // nfs
+    0x00C3_6400, // ceph
+    0x7371_7368, // squashfs (read-only)
+    0x2843_4D3D, // cramfs (read-only)
+    0x9660,      // iso9660 (read-only)
+    0xE0F5_E1E2, // erofs (read-only)
+];
+
+/// Whether the filesystem of `file` (on device `dev`) keeps change times, asked once per
+/// device and thread (one `fstatfs`).
+fn keeps_change_times(file: &std::fs::File, dev: u64) -> bool {
+    thread_local! {
+        static SEEN: std::cell::RefCell<Vec<(u64, bool)>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    SEEN.with_borrow_mut(|seen| {
+        if let Some(&(_, ok)) = seen.iter().find(|(d, _)| *d == dev) {
+            return ok;
+        }
+        use std::os::fd::AsRawFd;
+        let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
+        // SAFETY: fstatfs fills the struct for an open descriptor, or fails.
+        let ok = unsafe { libc::fstatfs(file.as_raw_fd(), st.as_mut_ptr()) } == 0 && {
+            // SAFETY: fstatfs returned 0, so the struct is initialised.
+            // Magic numbers are 32 bits; where `f_type` is a 32-bit signed type, undo the
+            // sign extension.
+            #[allow(clippy::unnecessary_cast)]
+            let f_type = (unsafe { st.assume_init() }.f_type as i64) & 0xFFFF_FFFF;
+            CHANGE_TIME_FILESYSTEMS.contains(&f_type)
+        };
+        seen.push((dev, ok));
+        ok
+    })
 }
 
 fn now_nanos() -> i128 {
@@ -398,6 +454,19 @@ mod tests {
         }
         // Another magic number has its own file.
         assert!(!Verified::load(dir.path(), Magic::from_number(3571), 3).vouches(&stamp(1)));
+    }
+
+    #[test]
+    fn only_filesystems_with_change_times_are_trusted() {
+        // This machine's temporary directories (ext4, tmpfs, overlayfs in containers) do.
+        let dir = tempfile::tempdir().unwrap();
+        let f = std::fs::File::create(dir.path().join("a")).unwrap();
+        let dev = f.metadata().unwrap().dev();
+        assert!(keeps_change_times(&f, dev), "{}", dir.path().display());
+        // FAT (msdos/vfat), exFAT, FUSE, SMB and 9p are not listed.
+        for f_type in [0x4d44_i64, 0x2011_BAB0, 0x6573_5546, 0xFE53_4D42, 0x0102_1997] {
+            assert!(!CHANGE_TIME_FILESYSTEMS.contains(&f_type), "{f_type:#x}");
+        }
     }
 
     #[test]
