@@ -250,10 +250,11 @@ fn unusable_state_dir(command: &str, verbose: bool) -> Option<String> {
     let dir = target::state_dir()?;
     let reason = target::state_dir_problem(&dir)?;
     let lost = if command == "compile" {
-        "compile failures and interpreter probes are not remembered, so every run starts Python again"
+        "compile failures, interpreter probes and the pycs found good are not remembered, so every run \
+         starts Python again and reads every pyc whole"
     } else {
-        "interpreter probes are not remembered, so every run starts Python again, and a missing pyc is \
-         not explained by the compile failure `compile` found"
+        "interpreter probes and the pycs found good are not remembered, so every run starts Python again \
+         and reads every pyc whole, and a missing pyc is not explained by the compile failure `compile` found"
     };
     Some(format!(
         "the state directory `{}` cannot be used ({reason}): {lost}; set HASHPYC_STATE_DIR to a \

@@ -25,7 +25,7 @@
 //! no state directory, turns the memory off.
 
 use std::collections::HashMap;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -59,9 +59,11 @@ pub struct Stamp {
 }
 
 impl Stamp {
-    fn of(meta: &std::fs::Metadata, name: u64) -> Stamp {
+    /// `fs`: the filesystem's identity (see [`filesystem_identity`]), in place of the bare
+    /// device number.
+    fn of(meta: &std::fs::Metadata, fs: u64, name: u64) -> Stamp {
         Stamp {
-            dev: meta.dev(),
+            dev: fs,
             ino: meta.ino(),
             size: meta.size(),
             mtime: (meta.mtime(), meta.mtime_nsec() as u32),
@@ -165,7 +167,12 @@ impl Verified {
                 entries.truncate(MAX_ENTRIES / SHARDS);
             }
             let bytes = encode(&entries);
-            let _ = crate::write::write_atomic(&path, &[&bytes], 0o644, Default::default());
+            // Private, as the interpreter probes are (see `read_own`).
+            if std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir).is_err() {
+                return;
+            }
+            let known = crate::write::Known { dir_exists: true, ..Default::default() };
+            let _ = crate::write::write_atomic(&path, &[&bytes], 0o600, known);
         }
     }
 }
@@ -263,11 +270,11 @@ pub fn read_pyc(path: &Path, buf: &mut Vec<u8>, magic: Magic, name: u64) -> std:
     if !meta.is_file() {
         return Err(crate::io::not_regular());
     }
-    if !keeps_change_times(&file, meta.dev()) {
+    let Some(fs) = filesystem_identity(&file, meta.dev()) else {
         crate::io::read_to_end_direct(&file, buf)?;
         return Ok(PycRead::Whole(None));
-    }
-    let stamp = Stamp::of(&meta, name);
+    };
+    let stamp = Stamp::of(&meta, fs, name);
     if v.vouches(&stamp) {
         buf.resize(pyc::HEADER_LEN, 0);
         let n = crate::io::read_at_least(&mut file, buf, pyc::HEADER_LEN)?;
@@ -280,16 +287,16 @@ pub fn read_pyc(path: &Path, buf: &mut Vec<u8>, magic: Magic, name: u64) -> std:
 
 /// Filesystems whose ctime is a POSIX change time, set by the kernel on every change of a
 /// file and never by a program (`statfs` `f_type`): local Linux filesystems, tmpfs,
-/// overlayfs (Docker), NFS (the server's change time) and read-only images. FAT and exFAT
-/// keep no change time (their "ctime" is the creation time or the mtime), nor need FUSE
-/// filesystems, SMB or 9p report one: on those, and any filesystem not listed, every pyc
-/// is read whole.
+/// overlayfs (Docker) and NFS (the server's change time). FAT and exFAT keep no change
+/// time (their "ctime" is the creation time or the mtime), nor need FUSE filesystems, SMB
+/// or 9p report one, and read-only images (squashfs, iso9660, erofs) report the stored
+/// mtime: on those, and any filesystem not listed, every pyc is read whole.
 const CHANGE_TIME_FILESYSTEMS: &[i64] = &[
     0xEF53,      // ext2, ext3, ext4
     0x5846_5342, // xfs
     0x9123_683E, // btrfs
     0x0102_1994, // tmpfs
-    0x858_458F6, // ramfs
+    0x8584_58F6, // ramfs
     0x794C_7630, // overlayfs
     0x2FC1_2FC1, // zfs
     0xF2F5_2010, // f2fs
@@ -298,35 +305,46 @@ const CHANGE_TIME_FILESYSTEMS: &[i64] = &[
     0x3153_464A, // jfs
     0x6969,      // nfs
     0x00C3_6400, // ceph
-    0x7371_7368, // squashfs (read-only)
-    0x2843_4D3D, // cramfs (read-only)
-    0x9660,      // iso9660 (read-only)
-    0xE0F5_E1E2, // erofs (read-only)
 ];
 
-/// Whether the filesystem of `file` (on device `dev`) keeps change times, asked once per
-/// device and thread (one `fstatfs`).
-fn keeps_change_times(file: &std::fs::File, dev: u64) -> bool {
+/// The identity of the filesystem of `file` (on device `dev`) that a pyc's entry is keyed
+/// by, or None when that filesystem does not keep change times; asked once per device and
+/// thread (one `fstatfs`). The device number alone is reused: a loop device holding
+/// another image (whose files `mke2fs -d` gave ctimes in whole seconds and inode numbers by
+/// layout) must not find the first image's entries, so the filesystem's `f_fsid` (from its
+/// UUID on ext4, xfs and btrfs) is part of it.
+fn filesystem_identity(file: &std::fs::File, dev: u64) -> Option<u64> {
     thread_local! {
-        static SEEN: std::cell::RefCell<Vec<(u64, bool)>> = const { std::cell::RefCell::new(Vec::new()) };
+        static SEEN: std::cell::RefCell<Vec<(u64, Option<u64>)>> = const { std::cell::RefCell::new(Vec::new()) };
     }
     SEEN.with_borrow_mut(|seen| {
-        if let Some(&(_, ok)) = seen.iter().find(|(d, _)| *d == dev) {
-            return ok;
+        if let Some(&(_, id)) = seen.iter().find(|(d, _)| *d == dev) {
+            return id;
         }
         use std::os::fd::AsRawFd;
         let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
         // SAFETY: fstatfs fills the struct for an open descriptor, or fails.
-        let ok = unsafe { libc::fstatfs(file.as_raw_fd(), st.as_mut_ptr()) } == 0 && {
-            // SAFETY: fstatfs returned 0, so the struct is initialised.
-            // Magic numbers are 32 bits; where `f_type` is a 32-bit signed type, undo the
-            // sign extension.
-            #[allow(clippy::unnecessary_cast)]
-            let f_type = (unsafe { st.assume_init() }.f_type as i64) & 0xFFFF_FFFF;
-            CHANGE_TIME_FILESYSTEMS.contains(&f_type)
-        };
-        seen.push((dev, ok));
-        ok
+        let id = (unsafe { libc::fstatfs(file.as_raw_fd(), st.as_mut_ptr()) } == 0)
+            .then(|| {
+                // SAFETY: fstatfs returned 0, so the struct is initialised.
+                let st = unsafe { st.assume_init() };
+                // Magic numbers are 32 bits; where `f_type` is a 32-bit signed type, undo
+                // the sign extension.
+                #[allow(clippy::unnecessary_cast)]
+                let f_type = (st.f_type as i64) & 0xFFFF_FFFF;
+                // SAFETY: fsid_t is two C ints (its fields are private in libc).
+                let fsid: [libc::c_int; 2] = unsafe { std::mem::transmute(st.f_fsid) };
+                CHANGE_TIME_FILESYSTEMS.contains(&f_type).then(|| {
+                    use std::hash::Hasher;
+                    let mut h = SipHasher13::new_with_keys(dev, f_type as u64);
+                    h.write_i32(fsid[0]);
+                    h.write_i32(fsid[1]);
+                    h.finish()
+                })
+            })
+            .flatten();
+        seen.push((dev, id));
+        id
     })
 }
 
@@ -340,7 +358,26 @@ fn today() -> u32 {
 
 /// The header's version: entries are only trusted from this very hashpyc.
 fn version() -> &'static [u8] {
-    env!("CARGO_PKG_VERSION").as_bytes()
+    static VERSION: OnceLock<String> = OnceLock::new();
+    VERSION
+        .get_or_init(|| {
+            // The code that decides a body is good, so that a build whose validation
+            // differs (during development the package version does not move) never trusts
+            // another's entries.
+            use std::hash::Hasher;
+            let mut h = SipHasher13::new_with_keys(1, 2);
+            for source in [
+                &include_bytes!("marshal/valid.rs")[..],
+                include_bytes!("marshal/mod.rs"),
+                include_bytes!("plan.rs"),
+                include_bytes!("check.rs"),
+                include_bytes!("verified.rs"),
+            ] {
+                h.write(source);
+            }
+            format!("{}+{:016x}", env!("CARGO_PKG_VERSION"), h.finish())
+        })
+        .as_bytes()
 }
 
 fn checksum(bytes: &[u8]) -> u64 {
@@ -374,7 +411,24 @@ fn encode(entries: &[(Stamp, u32)]) -> Vec<u8> {
 /// The entries of the file at `path`: none when it is missing, damaged or of another
 /// hashpyc version.
 fn read(path: &Path) -> HashMap<(u64, u64), (Stamp, u32)> {
-    std::fs::read(path).ok().and_then(|b| decode(&b)).unwrap_or_default()
+    read_own(path).and_then(|b| decode(&b)).unwrap_or_default()
+}
+
+/// The bytes of the file at `path` when this user owns it and nobody else may write it:
+/// an entry vouches for a pyc's body, so a memory another user could have written (a
+/// shared `HASHPYC_STATE_DIR`) is not taken.
+fn read_own(path: &Path) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut file = crate::io::open_nonblocking(path).ok()?;
+    let meta = file.metadata().ok()?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if !meta.is_file() || meta.uid() != me || meta.mode() & 0o022 != 0 {
+        return None;
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.read_to_end(&mut bytes).ok()?;
+    Some(bytes)
 }
 
 fn decode(bytes: &[u8]) -> Option<HashMap<(u64, u64), (Stamp, u32)>> {
@@ -462,9 +516,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = std::fs::File::create(dir.path().join("a")).unwrap();
         let dev = f.metadata().unwrap().dev();
-        assert!(keeps_change_times(&f, dev), "{}", dir.path().display());
-        // FAT (msdos/vfat), exFAT, FUSE, SMB and 9p are not listed.
-        for f_type in [0x4d44_i64, 0x2011_BAB0, 0x6573_5546, 0xFE53_4D42, 0x0102_1997] {
+        let id = filesystem_identity(&f, dev);
+        assert!(id.is_some(), "{}", dir.path().display());
+        assert_ne!(id, Some(dev), "the filesystem's identity, not the bare device number");
+        // FAT (msdos/vfat), exFAT, FUSE, SMB, 9p, squashfs, iso9660 and erofs are not listed.
+        for f_type in
+            [0x4d44_i64, 0x2011_BAB0, 0x6573_5546, 0xFE53_4D42, 0x0102_1997, 0x7371_7368, 0x9660, 0xE0F5_E1E2]
+        {
             assert!(!CHANGE_TIME_FILESYSTEMS.contains(&f_type), "{f_type:#x}");
         }
     }

@@ -1720,4 +1720,22 @@ per_python!(unchanged_pycs_are_read_up_to_their_header, |py: &Python| {
     assert_eq!(vouched(&r.stderr), 0, "{}", r.stderr);
     let r = run("1", &["check", "-v"]);
     assert_eq!(vouched(&r.stderr), 3, "{}", r.stderr);
+    // Written readable by their owner only; a memory others could have written is not
+    // taken (it is written again, private).
+    use std::os::unix::fs::PermissionsExt;
+    let shards = || {
+        memory()
+            .iter()
+            .flat_map(|d| std::fs::read_dir(d).unwrap().flatten())
+            .map(|e| e.path())
+            .collect::<Vec<_>>()
+    };
+    for file in shards() {
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o077, 0, "{}", file.display());
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o664)).unwrap();
+    }
+    let r = run("1", &["check", "-v"]);
+    assert_eq!(vouched(&r.stderr), 0, "{}", r.stderr);
+    let r = run("1", &["check", "-v"]);
+    assert_eq!(vouched(&r.stderr), 3, "{}", r.stderr);
 });

@@ -457,9 +457,9 @@ fn an_unusable_state_dir_is_reported() {
         compile.assert_code(1);
         assert_eq!(lines(&compile.stderr, "state directory"), 1, "{}", compile.stderr);
         assert!(
-            compile
-                .stderr
-                .contains(&format!("{head}compile failures and interpreter probes are not remembered")),
+            compile.stderr.contains(&format!(
+                "{head}compile failures, interpreter probes and the pycs found good are not remembered"
+            )),
             "{}",
             compile.stderr
         );
@@ -467,7 +467,9 @@ fn an_unusable_state_dir_is_reported() {
         check.assert_code(1);
         assert_eq!(lines(&check.stderr, "state directory"), 1, "{}", check.stderr);
         assert!(
-            check.stderr.contains(&format!("{head}interpreter probes are not remembered")),
+            check
+                .stderr
+                .contains(&format!("{head}interpreter probes and the pycs found good are not remembered")),
             "{}",
             check.stderr
         );
