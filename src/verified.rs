@@ -6,22 +6,26 @@
 //! kernel copying the pycs' bytes. This memory keeps, per magic number, in the state
 //! directory, the file identity and change times of each pyc whose body was found good
 //! (a code object, embedding the path a compile would embed, with nothing after it). A
-//! pyc with the same device, inode, size, mtime and ctime has the same bytes, as git's
-//! index assumes of a work tree: no program can set a ctime (every write, truncation,
-//! `utime` or `chmod` moves it to the current time, and a new file at the same inode has
-//! a new one), so a pyc changed since, by any means, is read in full again; its header is
-//! always read and checked against the source.
+//! pyc with the same filesystem, inode, size, mtime and ctime has the same bytes, as git's
+//! index assumes of a work tree: every write, truncation, `utime` or `chmod` moves a ctime
+//! to the current time and no system call sets it back, and a new file at the same inode
+//! has a new one, so a pyc changed since is read in full again; its header is always read
+//! and checked against the source. What the kernel does not record is not seen: a write
+//! through a shared mapping into a page already written moves no ctime on Linux (git,
+//! make and rsync's quick check share that blind spot). Only filesystems that keep a
+//! POSIX change time are trusted (`filesystem_identity`), and only a memory this user
+//! alone can write (`read_own`).
 //!
 //! What a clock tick cannot tell apart is a change in the same tick as the ctime seen. A
 //! pyc is therefore recorded only when its ctime is [`settle_seconds`] older than the
 //! moment the run opened it (git's "racily clean" entries): a pyc a run just wrote is
 //! read in full by the next run too, and recorded then.
 //!
-//! The files (`verified-<magic>/`, split by inode into [`SHARDS`] files, each read only
+//! The files (`verified-<magic>/`, split by inode into `SHARDS` files, each read only
 //! when one of its pycs is looked up) are written atomically at the end of a run that
 //! learnt something, merged with what concurrent runs saved meanwhile; entries unused
-//! for [`EXPIRE_DAYS`] days are dropped. A file written by another hashpyc version, or
-//! damaged, is ignored: the pycs are only read in full again. `HASHPYC_NO_STATE=1`, or
+//! for [`EXPIRE_DAYS`] days are dropped. A file written by another hashpyc build (see
+//! `version`), or damaged, is ignored: the pycs are only read in full again. `HASHPYC_NO_STATE=1`, or
 //! no state directory, turns the memory off.
 
 use std::collections::HashMap;
@@ -50,6 +54,7 @@ const ENTRY_LEN: usize = 64;
 /// What identifies one state of one pyc, and the path it must embed (hashed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stamp {
+    /// The filesystem's identity (`filesystem_identity`): device number and `f_fsid`.
     dev: u64,
     ino: u64,
     size: u64,
