@@ -131,13 +131,22 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     let ok = AtomicUsize::new(0);
     let sources = AtomicUsize::new(0);
     let strip_missed = crate::embed::StripMissed::default();
-    let walked = crate::walk::walk_each(&s.roots, &s.walk, &|src| {
-        sources.fetch_add(1, Ordering::Relaxed);
+    let vanished = std::sync::Mutex::new(Vec::new());
+    let mut walked = crate::walk::walk_each(&s.roots, &s.walk, &|src| {
         let embedded = s.embed.apply(&src.path, src.depth);
         if embedded.strip_missed {
             strip_missed.add(&src.path);
         }
         let (n_ok, found) = check_source(&src.path, &embedded.path, s, &cwd);
+        // A source removed since the walk listed it (its pyc missing, or the source
+        // unreadable): a note, as `compile` says of such a file, not a finding.
+        if found.iter().any(|f| matches!(f.outcome, Outcome::Missing | Outcome::Unreadable))
+            && std::fs::symlink_metadata(&src.path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+        {
+            vanished.lock().expect("check lock").push(src.path.clone());
+            return;
+        }
+        sources.fetch_add(1, Ordering::Relaxed);
         ok.fetch_add(n_ok, Ordering::Relaxed);
         if !found.is_empty() {
             kept.lock().expect("check lock").extend(found);
@@ -145,6 +154,9 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     });
     let mut findings = kept.into_inner().expect("check lock");
     crate::verified::save();
+    let mut vanished = vanished.into_inner().expect("check lock");
+    vanished.sort();
+    walked.errors.extend(vanished.into_iter().map(crate::walk::WalkError::Vanished));
     if s.stray {
         findings.extend(strays(&walked.pycache_files, &s.targets));
         findings.extend(legacy_strays(&walked.legacy_pycs, &s.targets));
@@ -223,7 +235,9 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     // Every path a hook named was excluded on purpose (`--force-exclude`, `-x`) or is no
     // `.py` file: nothing was meant to be checked, which is no finding.
     let all_excluded = sources == 0 && !s.roots.is_empty() && walked.skipped.named() == s.roots.len();
-    let nothing = sources == 0 && usage_errors == 0 && !all_excluded;
+    // (A source removed during the run is a note of its own.)
+    let vanished = walked.errors.iter().filter(|e| e.is_vanished()).count();
+    let nothing = sources == 0 && usage_errors == 0 && !all_excluded && vanished == 0;
     if nothing {
         let msg = if s.roots.is_empty() {
             let mut msg = "no Python sources to check: the path list on stdin is empty".to_string();

@@ -771,6 +771,57 @@ fn a_directory_that_vanishes_is_a_notice() {
     }
 }
 
+// A source removed between the walk listing it and `check` reading it is a note, as
+// `compile` says of such a file, not a finding: it was "unreadable src/z.py: source: no
+// such file", exit 1. The two roots nest, so every source is checked after the walk ends,
+// and the walk waits on `src/sub/.ignore` while `src/z.py` is removed.
+#[test]
+fn a_source_that_vanishes_is_a_note_for_check() {
+    let Some(py) = harness::pythons().values().find(|p| p.minor >= (3, 7)) else {
+        return harness::visible(
+            "SKIPPED faults::a_source_that_vanishes_is_a_note_for_check: no CPython 3.7+",
+        );
+    };
+    let tree = Tree::new();
+    tree.write("src/sub/b.py", "b = 1\n");
+    let note = "note: `src/z.py` vanished during the run; skipped";
+    for (args, fresh) in [(&[][..], true), (&["--format", "json"], true), (&[], false)] {
+        tree.write("src/z.py", "z = 1\n");
+        if fresh {
+            tree.hashpyc().args(["compile", "-q"]).python(py).arg("src").run().assert_code(0);
+        } else {
+            let _ = std::fs::remove_dir_all(tree.path("src/__pycache__"));
+        }
+        let run = tree.hashpyc().args(["check"]).args(args).python(py).args([
+            "--respect-gitignore",
+            "src/z.py",
+            "src",
+        ]);
+        let run = harness::run_paused_at_fifo(run, &tree.path("src/sub/.ignore"), || {
+            std::fs::remove_file(tree.path("src/z.py")).unwrap()
+        });
+        run.assert_code(0);
+        if args.is_empty() {
+            assert!(run.stderr.contains(note), "{}", run.stderr);
+            assert!(run.stderr.contains("Checked 1 file"), "{}", run.stderr);
+            assert_eq!(run.stdout, "", "no finding");
+        } else {
+            let objects: Vec<serde_json::Value> =
+                run.stdout.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+            let z: Vec<_> = objects.iter().filter(|o| o["path"] == "src/z.py").collect();
+            assert_eq!(z.len(), 1, "{}", run.stdout);
+            assert_eq!(z[0]["type"], "notice", "{}", run.stdout);
+            let summary = objects.last().unwrap();
+            assert_eq!(
+                (summary["sources"].as_u64(), summary["errors"].as_u64()),
+                (Some(1), Some(0)),
+                "{}",
+                run.stdout
+            );
+        }
+    }
+}
+
 /// Run hashpyc as an unprivileged user (permissions mean nothing to root).
 fn as_nobody(tree: &Tree, args: &[&str], py: &Python) -> harness::Run {
     let cache = tempfile::tempdir().unwrap();
