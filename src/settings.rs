@@ -36,7 +36,9 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     match command {
         Command::Compile(args) => {
-            crate::env::check(crate::env::COMPILE).map_err(Error::Usage)?;
+            crate::env::check(crate::env::COMPILE)
+                .and_then(|()| crate::verified::settle_seconds().map(drop))
+                .map_err(Error::Usage)?;
             let m = matches.subcommand_matches("compile").expect("compile matches");
             // `--no-cache-read-only` beats the environment variable, and the later of the
             // two flags wins on the command line (clap's `overrides_with` would make the
@@ -93,7 +95,9 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
             explain_env(&mut args.config, &args.output, json, "compile", m);
         }
         Command::Check(args) => {
-            crate::env::check(crate::env::CHECK).map_err(Error::Usage)?;
+            crate::env::check(crate::env::CHECK)
+                .and_then(|()| crate::verified::settle_seconds().map(drop))
+                .map_err(Error::Usage)?;
             let m = matches.subcommand_matches("check").expect("check matches");
             // `--target X.Y` stands in for the interpreters: it cannot go with `--python`,
             // and beats `HASHPYC_PYTHON` as it beats the file's `python` (clap's
@@ -273,9 +277,6 @@ fn load_config(
     cwd: &Path,
     command: &str,
 ) -> Result<Option<Config>, Error> {
-    if command == "compile" || command == "check" {
-        crate::verified::settle_seconds().map_err(Error::Usage)?;
-    }
     let named_by = if args.config_from_env { "HASHPYC_CONFIG" } else { "--config" };
     let mut passed_over = Vec::new();
     let source = config::load(args.config.as_deref(), named_by, args.no_config, cwd, &mut passed_over);

@@ -423,8 +423,7 @@ fn read(path: &Path) -> HashMap<(u64, u64), (Stamp, u32)> {
 /// an entry vouches for a pyc's body, so a memory another user could have written (a
 /// shared `HASHPYC_STATE_DIR`) is not taken.
 fn read_own(path: &Path) -> Option<Vec<u8>> {
-    use std::io::Read;
-    let mut file = crate::io::open_nonblocking(path).ok()?;
+    let file = crate::io::open_nonblocking(path).ok()?;
     let meta = file.metadata().ok()?;
     // SAFETY: geteuid has no preconditions and cannot fail.
     let me = unsafe { libc::geteuid() };
@@ -432,7 +431,7 @@ fn read_own(path: &Path) -> Option<Vec<u8>> {
         return None;
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.read_to_end(&mut bytes).ok()?;
+    crate::io::read_to_end_direct(&file, &mut bytes).ok()?;
     Some(bytes)
 }
 

@@ -1549,10 +1549,8 @@ per_python!(verbose_target_notices_name_the_interpreter, |py: &Python| {
 // would block), and a source without read permission when not running as root.
 #[test]
 fn inspect_says_why_a_source_could_not_be_read() {
-    let Some(py) = crate::harness::pythons().values().find(|p| p.minor >= (3, 7)) else {
-        return crate::harness::visible(
-            "SKIPPED check::inspect_says_why_a_source_could_not_be_read: no CPython 3.7+",
-        );
+    let Some(py) = crate::harness::any_python("check::inspect_says_why_a_source_could_not_be_read") else {
+        return;
     };
     let tree = Tree::new();
     let pyc = |stem: &str| format!("pkg/__pycache__/{stem}.cpython-{}{}.pyc", py.minor.0, py.minor.1);

@@ -1047,9 +1047,7 @@ per_python!(dry_run_as_json, |py: &Python| {
 // Here a source that is a FIFO (not a regular file) and a source whose pyc is a directory.
 #[test]
 fn dry_run_counts_errors_as_the_real_run() {
-    let Some(py) = harness::pythons().values().find(|p| p.minor >= (3, 7)) else {
-        return harness::visible("SKIPPED dry_run_counts_errors_as_the_real_run: no CPython 3.7+");
-    };
+    let Some(py) = crate::harness::any_python("dry_run_counts_errors_as_the_real_run") else { return };
     let tree = Tree::new();
     tree.write("good.py", "x = 1\n");
     tree.write("dest.py", "y = 2\n");
@@ -1105,9 +1103,7 @@ fn dry_run_counts_errors_as_the_real_run() {
 // dry run listed `link` and counted only "(1 already fresh)".
 #[test]
 fn dry_run_counts_links_as_the_real_run() {
-    let Some(py) = harness::pythons().values().find(|p| p.minor >= (3, 7)) else {
-        return harness::visible("SKIPPED dry_run_counts_links_as_the_real_run: no CPython 3.7+");
-    };
+    let Some(py) = crate::harness::any_python("dry_run_counts_links_as_the_real_run") else { return };
     let tree = Tree::new();
     tree.write("a.py", "x = 1\n");
     let compile = |args: &[&str]| {
@@ -1147,9 +1143,7 @@ fn dry_run_counts_links_as_the_real_run() {
 // link group split) and counted a link the dry run did not.
 #[test]
 fn linked_pycs_count_each_pyc_once() {
-    let Some(py) = harness::pythons().values().find(|p| p.minor >= (3, 7)) else {
-        return harness::visible("SKIPPED linked_pycs_count_each_pyc_once: no CPython 3.7+");
-    };
+    let Some(py) = crate::harness::any_python("linked_pycs_count_each_pyc_once") else { return };
     let tree = Tree::new();
     // a.py: the same bytes at every level; b.py: other bytes at each level.
     tree.write("a.py", "x = 1\n");
@@ -1307,10 +1301,8 @@ fn linked_pycs_count_each_pyc_once() {
 // nothing writes, stays fine; `check` says why compiling will not fix the others.
 #[test]
 fn symlinked_pycs_are_refused_by_the_dry_run_and_the_run() {
-    let Some(py) = harness::pythons().values().find(|p| p.minor >= (3, 7)) else {
-        return harness::visible(
-            "SKIPPED symlinked_pycs_are_refused_by_the_dry_run_and_the_run: no CPython 3.7+",
-        );
+    let Some(py) = crate::harness::any_python("symlinked_pycs_are_refused_by_the_dry_run_and_the_run") else {
+        return;
     };
     let tree = Tree::new();
     let elsewhere = Tree::new();

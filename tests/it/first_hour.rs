@@ -438,9 +438,7 @@ per_python!(hashpyc_cache_dir_is_named_as_no_setting, min = (3, 11), |py: &Pytho
 // on; `HASHPYC_NO_STATE=1`, a choice, says nothing.
 #[test]
 fn an_unusable_state_dir_is_reported() {
-    let Some(py) = harness::pythons().values().find(|p| p.minor >= (3, 7)) else {
-        return harness::visible("SKIPPED an_unusable_state_dir_is_reported: no CPython 3.7+");
-    };
+    let Some(py) = crate::harness::any_python("an_unusable_state_dir_is_reported") else { return };
     let tree = Tree::new();
     tree.write("src/a.py", "x = 1\n");
     tree.write("src/bad.py", "def (:\n");
@@ -1304,9 +1302,7 @@ per_python!(github_annotation_of_a_source_that_does_not_compile, min = (3, 8), |
 // `--cache-url ''` silently meant no shared cache); an empty variable still counts as unset.
 #[test]
 fn empty_flag_values_are_refused() {
-    let Some(py) = harness::pythons().values().find(|p| p.minor >= (3, 7)) else {
-        return harness::visible("SKIPPED empty_flag_values_are_refused: no CPython 3.7+ found");
-    };
+    let Some(py) = harness::any_python("empty_flag_values_are_refused") else { return };
     let tree = Tree::new();
     tree.write("a.py", "x = 1\n");
     for (args, key) in [
@@ -1567,9 +1563,7 @@ fn compile_while_z_vanishes(tree: &Tree, py: &Python, args: &[&str]) -> harness:
 // the compile stage indexed the empty plan of such a source and panicked (exit 101).
 #[test]
 fn a_source_gone_before_its_plan_is_a_notice() {
-    let Some(py) = harness::pythons().values().find(|p| p.minor >= (3, 7)) else {
-        return harness::visible("SKIPPED a_source_gone_before_its_plan_is_a_notice: no CPython 3.7+");
-    };
+    let Some(py) = crate::harness::any_python("a_source_gone_before_its_plan_is_a_notice") else { return };
     let tree = Tree::new();
     tree.write("src/sub/b.py", "b = 1\n");
     let run = compile_while_z_vanishes(&tree, py, &[]);
@@ -1583,10 +1577,8 @@ fn a_source_gone_before_its_plan_is_a_notice() {
 // exit 0); it counted it an error and exited 1.
 #[test]
 fn dry_run_classifies_a_vanished_source_as_the_run_does() {
-    let Some(py) = harness::pythons().values().find(|p| p.minor >= (3, 7)) else {
-        return harness::visible(
-            "SKIPPED dry_run_classifies_a_vanished_source_as_the_run_does: no CPython 3.7+",
-        );
+    let Some(py) = crate::harness::any_python("dry_run_classifies_a_vanished_source_as_the_run_does") else {
+        return;
     };
     let tree = Tree::new();
     tree.write("src/sub/b.py", "b = 1\n");
@@ -1622,9 +1614,7 @@ fn dry_run_classifies_a_vanished_source_as_the_run_does() {
 // into an empty cache, then one from it; and `inspect` of a one-byte pyc.
 #[test]
 fn counts_of_one_are_singular() {
-    let Some(py) = harness::pythons().values().find(|p| p.minor >= (3, 7)) else {
-        return harness::visible("SKIPPED counts_of_one_are_singular: no CPython 3.7+");
-    };
+    let Some(py) = crate::harness::any_python("counts_of_one_are_singular") else { return };
     let tree = Tree::new();
     tree.write("m.py", "x = 1\n");
     let cache = tree.path("bytecode");
@@ -1758,9 +1748,7 @@ fn verbose_json_lines_are_objects() {
 // directory or an interpreter's path cannot forge a line: they were printed raw.
 #[test]
 fn operational_paths_stay_on_one_line() {
-    let Some(py) = harness::pythons().values().find(|p| p.minor >= (3, 7)) else {
-        return harness::visible("SKIPPED operational_paths_stay_on_one_line: no CPython 3.7+");
-    };
+    let Some(py) = crate::harness::any_python("operational_paths_stay_on_one_line") else { return };
     let tree = Tree::new();
     tree.write("m.py", "x = 1\n");
     // Each name's second line, which must never start a line of output.

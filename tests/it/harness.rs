@@ -181,6 +181,16 @@ pub fn python_or_skip(minor: (u8, u8), test: &str) -> Option<&'static Python> {
     }
 }
 
+/// Any CPython 3.7+ (for a test of hashpyc itself rather than of a version), or a visible
+/// skip naming `test`.
+pub fn any_python(test: &str) -> Option<&'static Python> {
+    let py = pythons().values().find(|p| p.minor >= (3, 7));
+    if py.is_none() {
+        visible(&format!("SKIPPED {test}: no CPython 3.7+"));
+    }
+    py
+}
+
 /// One `#[test]` per CPython version: `per_python!(name, |py: &Python| { … })`, optionally
 /// limited to versions from `min`: `per_python!(name, min = (3, 11), |py| …)`.
 #[macro_export]
