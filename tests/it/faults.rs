@@ -790,14 +790,7 @@ fn a_source_that_vanishes_is_a_note_for_check() {
         } else {
             let _ = std::fs::remove_dir_all(tree.path("src/__pycache__"));
         }
-        let run = tree.hashpyc().args(["check"]).args(args).python(py).args([
-            "--respect-gitignore",
-            "src/z.py",
-            "src",
-        ]);
-        let run = harness::run_paused_at_fifo(run, &tree.path("src/sub/.ignore"), || {
-            std::fs::remove_file(tree.path("src/z.py")).unwrap()
-        });
+        let run = harness::run_while_z_vanishes(&tree, py, &[&["check"][..], args].concat());
         run.assert_code(0);
         if args.is_empty() {
             assert!(run.stderr.contains(note), "{}", run.stderr);

@@ -1542,22 +1542,6 @@ fn completion_offers_invalidation_modes() {
     assert!(run.stderr.contains("timestamp is not offered"), "{}", run.stderr);
 }
 
-/// Runs `compile ARGS --respect-gitignore src/z.py src` while `src/z.py` vanishes between
-/// the walk that finds it and the plan that reads it: the two roots nest, so every source is
-/// planned after the walk ends, and the walk waits on `src/sub/.ignore`, a FIFO, until this
-/// thread (the FIFO's writer) has removed `src/z.py` and closed it.
-fn compile_while_z_vanishes(tree: &Tree, py: &Python, args: &[&str]) -> harness::Run {
-    tree.write("src/z.py", "z = 1\n");
-    let run = tree.hashpyc().args(["compile"]).args(args).python(py).args([
-        "--respect-gitignore",
-        "src/z.py",
-        "src",
-    ]);
-    harness::run_paused_at_fifo(run, &tree.path("src/sub/.ignore"), || {
-        std::fs::remove_file(tree.path("src/z.py")).unwrap()
-    })
-}
-
 // A source gone between the walk and the plan is a notice ("vanished during the run;
 // skipped", exit 0), as one gone before its compile (faults::a_file_that_vanishes_is_a_notice);
 // the compile stage indexed the empty plan of such a source and panicked (exit 101).
@@ -1566,7 +1550,7 @@ fn a_source_gone_before_its_plan_is_a_notice() {
     let Some(py) = crate::harness::any_python("a_source_gone_before_its_plan_is_a_notice") else { return };
     let tree = Tree::new();
     tree.write("src/sub/b.py", "b = 1\n");
-    let run = compile_while_z_vanishes(&tree, py, &[]);
+    let run = harness::run_while_z_vanishes(&tree, py, &["compile"]);
     run.assert_code(0);
     assert!(run.stderr.contains("note: `src/z.py` vanished during the run; skipped"), "{}", run.stderr);
     assert!(run.stderr.contains("Compiled 1 file") && run.stderr.contains("1 vanished"), "{}", run.stderr);
@@ -1593,15 +1577,15 @@ fn dry_run_classifies_a_vanished_source_as_the_run_does() {
         let summary = objects.last().expect("a summary").clone();
         (z, serde_json::json!({ "vanished": summary["vanished"], "errors": summary["errors"] }))
     };
-    let real = compile_while_z_vanishes(&tree, py, &["--format", "json", "--force"]);
-    let dry = compile_while_z_vanishes(&tree, py, &["--format", "json", "--dry-run"]);
+    let real = harness::run_while_z_vanishes(&tree, py, &["compile", "--format", "json", "--force"]);
+    let dry = harness::run_while_z_vanishes(&tree, py, &["compile", "--format", "json", "--dry-run"]);
     let both = format!("dry run:\n{}{}\nreal run:\n{}{}", dry.stdout, dry.stderr, real.stdout, real.stderr);
     assert_eq!(dry.code, real.code, "{both}");
     assert_eq!(about_z(&dry), about_z(&real), "{both}");
     assert_eq!(about_z(&real).1, serde_json::json!({ "vanished": 1, "errors": 0 }), "{both}");
     // In text, the same note and count.
-    let real = compile_while_z_vanishes(&tree, py, &["--force"]);
-    let dry = compile_while_z_vanishes(&tree, py, &["--dry-run"]);
+    let real = harness::run_while_z_vanishes(&tree, py, &["compile", "--force"]);
+    let dry = harness::run_while_z_vanishes(&tree, py, &["compile", "--dry-run"]);
     assert_eq!(dry.code, real.code, "dry run:\n{}\nreal run:\n{}", dry.stderr, real.stderr);
     for run in [&real, &dry] {
         assert!(run.stderr.contains("note: `src/z.py` vanished during the run; skipped"), "{}", run.stderr);

@@ -181,6 +181,19 @@ pub fn python_or_skip(minor: (u8, u8), test: &str) -> Option<&'static Python> {
     }
 }
 
+/// Runs `hashpyc ARGS --respect-gitignore src/z.py src` (ARGS: the subcommand and its
+/// flags) while `src/z.py` vanishes between the walk that finds it and the stage that reads
+/// it: the two roots nest, so every source is planned (or checked) after the walk ends, and
+/// the walk waits on `src/sub/.ignore`, a FIFO, until this thread (the FIFO's writer) has
+/// removed `src/z.py` and closed it.
+pub fn run_while_z_vanishes(tree: &Tree, py: &Python, args: &[&str]) -> Run {
+    tree.write("src/z.py", "z = 1\n");
+    let run = tree.hashpyc().args(args).python(py).args(["--respect-gitignore", "src/z.py", "src"]);
+    run_paused_at_fifo(run, &tree.path("src/sub/.ignore"), || {
+        std::fs::remove_file(tree.path("src/z.py")).unwrap()
+    })
+}
+
 /// Any CPython 3.7+ (for a test of hashpyc itself rather than of a version), or a visible
 /// skip naming `test`.
 pub fn any_python(test: &str) -> Option<&'static Python> {
