@@ -42,3 +42,38 @@ pub fn is_on(name: &str) -> bool {
 pub fn check(names: &[&str]) -> Result<(), String> {
     names.iter().try_for_each(|name| flag(name).map(|_| ()))
 }
+
+/// Force a worker mode instead of the one validated for the version (`compile`):
+/// `fork`, a fresh fork per file, or `long-lived`, long-lived children even where they are
+/// not validated (for measuring only).
+pub const ISOLATION: &str = "HASHPYC_ISOLATION";
+/// `fork`: on 3.13+, the files that need a pristine worker in a fresh fork each instead of
+/// probing in long-lived children of their own (`compile`, for comparisons).
+pub const DEFERRED: &str = "HASHPYC_DEFERRED";
+
+/// The variables `compile` reads that take one of a few words, and those words.
+pub const COMPILE_CHOICES: &[(&str, &[&str])] =
+    &[(ISOLATION, &["fork", "long-lived"]), (DEFERRED, &["fork"])];
+
+/// The value of choice variable `name` when it is set and not empty. A run has refused a
+/// value that is not one of its words before reading any ([`check_choices`]).
+pub fn choice(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// The first variable of `vars` set to a value that is not one of its words (empty is
+/// unset), as an error naming the variable, the value and the words it takes.
+pub fn check_choices(vars: &[(&str, &[&str])]) -> Result<(), String> {
+    for (name, words) in vars {
+        let Some(value) = std::env::var_os(name).filter(|v| !v.is_empty()) else { continue };
+        if !value.to_str().is_some_and(|v| words.contains(&v)) {
+            let list: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+            return Err(format!(
+                "invalid value '{}' for {name}: expected {}",
+                value.to_string_lossy(),
+                list.join(" or ")
+            ));
+        }
+    }
+    Ok(())
+}

@@ -37,6 +37,7 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
     match command {
         Command::Compile(args) => {
             crate::env::check(crate::env::COMPILE)
+                .and_then(|()| crate::env::check_choices(crate::env::COMPILE_CHOICES))
                 .and_then(|()| crate::verified::settle_seconds().map(drop))
                 .map_err(Error::Usage)?;
             let m = matches.subcommand_matches("compile").expect("compile matches");

@@ -162,7 +162,7 @@ impl Target {
     /// replaced; 3.12+ also need frozenset constants holding strings recompiled fresh.
     /// Versions newer than validated, and free-threaded builds, get the safe path.
     pub fn isolation(&self) -> Isolation {
-        if let Ok(forced) = std::env::var("HASHPYC_ISOLATION") {
+        if let Some(forced) = crate::env::choice(crate::env::ISOLATION) {
             match forced.as_str() {
                 "fork" => return Isolation::ForkEach,
                 "long-lived" => {
@@ -911,7 +911,7 @@ mod tests {
         assert_eq!((t.minor(), t.magic, t.hash), ((3, 16), magic, HashVariant::Sip13));
         assert_eq!(t.cache_tag, "cpython-316");
         assert!(!t.flag_ref_top);
-        if std::env::var_os("HASHPYC_ISOLATION").is_none() {
+        if crate::env::choice(crate::env::ISOLATION).is_none() {
             assert_eq!(t.isolation(), Isolation::ForkEach);
         }
         // A probe hash that neither variant gives is refused rather than guessed.

@@ -595,7 +595,7 @@ impl<'a> Slot<'a> {
         let target = &self.sh.s.specs[t].target;
         matches!(target.isolation(), Isolation::LongLived { refork_suspects: true })
             && target.minor() >= (3, 13)
-            && !*FORK.get_or_init(|| std::env::var("HASHPYC_DEFERRED").is_ok_and(|v| v == "fork"))
+            && !*FORK.get_or_init(|| crate::env::choice(crate::env::DEFERRED).is_some_and(|v| v == "fork"))
     }
 
     /// Whether the long-lived child compiling target `t`'s deferred files runs and none of

@@ -1092,6 +1092,55 @@ fn boolean_variables_read_as_the_flags_do() {
     refused(&compile("HASHPYC_VERIFY", "banana"), "HASHPYC_VERIFY");
 }
 
+// The variables that take a word (HASHPYC_ISOLATION: `fork` or `long-lived`;
+// HASHPYC_DEFERRED: `fork`) refuse any other value, naming the variable, the value and the
+// words (exit 2, nothing written); an empty value is unset. They took every other value,
+// a typo such as `forks` included, as unset without a word.
+#[test]
+fn choice_variables_refuse_unknown_words() {
+    let Some(py) = harness::any_python("config::choice_variables_refuse_unknown_words") else {
+        return;
+    };
+    let tree = Tree::new();
+    tree.write("m.py", "M = 1\n");
+    tree.write("n.py", "N = 2\n");
+    let compile = |var: &str, value: &str| {
+        let _ = std::fs::remove_dir_all(tree.path("__pycache__"));
+        tree.hashpyc()
+            .env("HASHPYC_TRACE", "1")
+            .env(var, value)
+            .args(["compile", "-j1", "--no-progress"])
+            .python(py)
+            .args(["m.py", "n.py"])
+            .run()
+    };
+    let forks = |var: &str, value: &str| {
+        let run = compile(var, value);
+        run.assert_code(0);
+        harness::trace_number(&run.stderr, " fresh forks")
+    };
+    // Their words do what the README says: a fresh fork per file, or none.
+    assert_eq!(forks("HASHPYC_ISOLATION", "fork"), 2, "{}", py.label());
+    assert_eq!(forks("HASHPYC_ISOLATION", "long-lived"), 0, "{}", py.label());
+    forks("HASHPYC_DEFERRED", "fork");
+    let default = forks("HASHPYC_ISOLATION", "");
+    assert_eq!(default, if py.minor >= (3, 11) { 0 } else { 2 }, "{}", py.label());
+    for (var, value, words) in [
+        ("HASHPYC_ISOLATION", "forks", "'fork' or 'long-lived'"),
+        ("HASHPYC_ISOLATION", "FORK", "'fork' or 'long-lived'"),
+        ("HASHPYC_DEFERRED", "yes", "'fork'"),
+    ] {
+        let run = compile(var, value);
+        run.assert_code(2);
+        assert_eq!(
+            run.stderr,
+            format!("error: invalid value '{value}' for {var}: expected {words}\n"),
+            "{var}={value}"
+        );
+        assert!(!tree.path("__pycache__").exists(), "{var}={value} wrote nothing");
+    }
+}
+
 // A pycache prefix with a 3.7 target (3.7 has no `sys.pycache_prefix`), each setting named
 // where it was written.
 #[test]
