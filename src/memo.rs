@@ -210,16 +210,23 @@ impl Memo {
     /// The remembered failure of `abs`, if its source bytes and levels are unchanged.
     pub fn lookup(&self, abs: &Path, hash: &SourceHash, levels: &[u8]) -> Option<CompileFailure> {
         let e = self.file.entries.get(abs)?;
-        (e.hash == pyc::hex(hash) && e.levels == levels).then(|| e.failure.clone())
+        (e.hash == pyc::hex(hash) && e.levels == levels && e.failure.from_source()).then(|| e.failure.clone())
     }
 
     /// The remembered failure of `abs` with the source bytes whose hash is `hex`, at
     /// whatever levels it was compiled: what `check` explains a missing pyc with.
     pub fn failure_of(&self, abs: &Path, hex: &str) -> Option<&CompileFailure> {
-        self.file.entries.get(abs).filter(|e| e.hash == hex).map(|e| &e.failure)
+        self.file.entries.get(abs).filter(|e| e.hash == hex && e.failure.from_source()).map(|e| &e.failure)
     }
 
+    /// Remember that `abs` with these source bytes fails at `levels`; a failure that is
+    /// not the source's ([`CompileFailure::from_source`]: out of memory, …) is not
+    /// remembered, and forgets what was.
     pub fn record_failure(&mut self, abs: PathBuf, hash: &SourceHash, levels: &[u8], f: &CompileFailure) {
+        if !f.from_source() {
+            self.record_success(&abs);
+            return;
+        }
         self.file
             .entries
             .insert(abs.clone(), Entry { hash: pyc::hex(hash), levels: levels.to_vec(), failure: f.clone() });
@@ -395,6 +402,29 @@ mod tests {
         m.record_success(Path::new("/a.py"));
         m.save();
         assert!(!Memo::load(dir.path(), "t").knows(Path::new("/a.py")));
+    }
+
+    // A failure that is not the source's (a MemoryError under a memory limit) is not
+    // remembered, and forgets the failure remembered before.
+    #[test]
+    fn failures_of_the_moment_are_not_remembered() {
+        let dir = tempfile::tempdir().unwrap();
+        let memory = CompileFailure { kind: "MemoryError".into(), ..failure() };
+        let mut m = Memo::load(dir.path(), "t");
+        m.record_failure("/a.py".into(), &[1; 8], &[0], &memory);
+        m.record_failure("/b.py".into(), &[1; 8], &[0], &failure());
+        m.record_failure("/b.py".into(), &[1; 8], &[0], &memory);
+        m.save();
+        let m = Memo::load(dir.path(), "t");
+        assert!(!m.knows(Path::new("/a.py")) && !m.knows(Path::new("/b.py")));
+        for kind in ["SyntaxError", "IndentationError", "TabError", "ValueError"] {
+            assert!(CompileFailure { kind: kind.into(), ..failure() }.from_source(), "{kind}");
+        }
+        for kind in
+            ["MemoryError", "RecursionError", "SystemError", "OverflowError", "hashpyc internal error"]
+        {
+            assert!(!CompileFailure { kind: kind.into(), ..failure() }.from_source(), "{kind}");
+        }
     }
 
     #[test]

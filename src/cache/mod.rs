@@ -526,6 +526,8 @@ impl Inner {
                 Some((Payload::PathDependent, _)) => {
                     self.get_path_dependent(key, filename, &mut remote_asked)
                 }
+                // A failure that is not the source's is never stored; one found is a miss.
+                Some((Payload::Failure { failure, .. }, _)) if !failure.from_source() => None,
                 Some((Payload::Failure { filename: stored, mut failure }, from)) => {
                     if stored != filename {
                         let (old, new) =
@@ -599,6 +601,8 @@ impl Inner {
                     }
                 }
             }
+            // A failure of the moment (out of memory, …) is not the file's: never stored.
+            Err(failure) if !failure.from_source() => {}
             Err(failure) => {
                 // Under the key of all the levels (which one failed is not known), where
                 // `lookup` looks first.

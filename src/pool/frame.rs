@@ -52,6 +52,23 @@ pub struct CompileFailure {
     pub text: String,
 }
 
+/// The exception types a compile raises for what the source holds, and only for that:
+/// `SyntaxError` and its subclasses (also what CPython raises for undecodable bytes, an
+/// unknown or non-text encoding, an integer literal over the digit limit, NUL bytes on
+/// 3.12+), and `ValueError` (NUL bytes before 3.12). Any other type (`MemoryError`,
+/// `RecursionError`, `SystemError`, hashpyc's own) can depend on the machine, its limits or
+/// the moment, even when the source provoked it.
+const SOURCE_FAILURES: [&str; 4] = ["SyntaxError", "IndentationError", "TabError", "ValueError"];
+
+impl CompileFailure {
+    /// Whether the same source bytes fail the same way on every machine with this
+    /// interpreter: only such a failure is stored in the bytecode cache or remembered by
+    /// the state directory; any other is reported, and the file compiled again next time.
+    pub fn from_source(&self) -> bool {
+        SOURCE_FAILURES.contains(&self.kind.as_str())
+    }
+}
+
 /// Everything a worker can say.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {

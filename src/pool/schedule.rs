@@ -945,7 +945,10 @@ impl<'a> Slot<'a> {
         Some(Step::Done(match outcome {
             Outcome::Failed(f) => {
                 let target = &spec.target;
-                store(Err(f.clone()));
+                // A failure of the moment (out of memory) is not the file's.
+                if f.from_source() {
+                    store(Err(f.clone()));
+                }
                 UnitResult::Failed(Box::new(f), pyc::source_hash(target.hash, target.magic, source))
             }
             Outcome::Compiled { warnings, bodies } if s.warnings_as_errors && !warnings.is_empty() => {

@@ -1437,3 +1437,51 @@ fn prune_takes_the_default_size() {
     assert!(r.stderr.contains("Removed 0 entries (0 B); 6 entries left"), "{}", r.stderr);
     assert!(r.stderr.contains("limit 2.0 GiB (the default, as for `compile --cache`)"), "{}", r.stderr);
 }
+
+// A failure that is not the source's — here a MemoryError because the interpreter ran under
+// a memory limit (`ulimit -v`, as a starved CI runner) — is reported, but neither stored in
+// the cache nor remembered by the state directory: the next build with memory to spare,
+// with a fresh state directory and with the same one, compiles the file. A syntax error in
+// the same build is stored and served from the cache as before.
+per_python!(failures_of_the_moment_are_not_cached, |py: &Python| {
+    let work = Tree::new();
+    let cache = work.path("cache");
+    let mut big = String::from("def f():\n");
+    for i in 0..100_000 {
+        big.push_str(&format!("    a{} = b{} + {i}\n", i % 50, i % 70));
+    }
+    work.write("src/big.py", &big);
+    work.write("src/bad.py", "x = = 1\n");
+    let starved = work.write_executable(
+        "bin/starved-python",
+        format!("#!/bin/sh\nulimit -v 250000\nexec '{}' \"$@\"\n", py.path.display()),
+    );
+    let big_pyc = work.path(format!("src/__pycache__/big.cpython-{}{}.pyc", py.minor.0, py.minor.1));
+    let run = |python: &Path, state: &str, cache_on: bool| {
+        let mut cmd = work.hashpyc().env("HASHPYC_STATE_DIR", work.path(state)).arg("compile").arg("-v");
+        if cache_on {
+            cmd = cmd.arg("--cache").arg(&cache);
+        }
+        cmd.arg("--python").arg(python).arg("src").run()
+    };
+    let starved_run = run(&starved, "state-a", true);
+    starved_run.assert_code(1);
+    assert!(starved_run.stderr.contains("src/big.py: MemoryError"), "{}", starved_run.stderr);
+    assert!(starved_run.stderr.contains("src/bad.py:1:"), "{}", starved_run.stderr);
+    // Only the syntax error was stored.
+    assert_eq!(local_counts(&starved_run.stderr).2, 1, "{}", starved_run.stderr);
+    assert_eq!(entry_files(&cache).len(), 1, "{}", starved_run.stderr);
+    // Another machine (its own state directory): the file compiles, the syntax error is a hit.
+    let other = run(&py.path, "state-b", true);
+    other.assert_code(1);
+    assert!(!other.stderr.contains("MemoryError"), "{}", other.stderr);
+    assert!(other.stderr.contains("src/bad.py:1:"), "{}", other.stderr);
+    assert!(big_pyc.is_file(), "{}", other.stderr);
+    assert_eq!(local_counts(&other.stderr).0, 1, "{}", other.stderr);
+    // The starved machine itself, memory back: its state directory remembered nothing.
+    remove_pycs(&work.path("src"));
+    let again = run(&py.path, "state-a", false);
+    again.assert_code(1);
+    assert!(!again.stderr.contains("MemoryError"), "{}", again.stderr);
+    assert!(big_pyc.is_file(), "{}", again.stderr);
+});
