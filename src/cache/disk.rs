@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
-use super::entry::Key;
+use super::entry::{Key, MAX_ENTRY};
 
 /// The entries' directory under the cache root (bumped with the entry format).
 const ENTRIES: &str = "v1";
@@ -146,24 +146,29 @@ impl DiskTier {
         self.entries.join(&hex[..2]).join(&hex[2..])
     }
 
-    /// The stored bytes for `key`; `None` when there is no such entry.
-    pub fn get(&self, key: &Key) -> std::io::Result<Option<Vec<u8>>> {
-        let path = self.path_of(key);
-        let file = match std::fs::File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let mut data = Vec::new();
-        crate::io::read_to_end_direct(&file, &mut data)?;
+    /// The stored bytes for `key`: [`Read::Missing`] when there is no such entry,
+    /// [`Read::Damaged`] when something else than an entry hashpyc could have written is
+    /// there (never read: see [`read_bounded`]).
+    pub fn get(&self, key: &Key) -> std::io::Result<Read> {
+        let (found, file) = read_bounded(&self.path_of(key), MAX_ENTRY)?;
         // Recency for LRU pruning; a read-only cache simply keeps its order.
-        if let Ok(meta) = file.metadata()
+        if let Some(file) = file
+            && let Ok(meta) = file.metadata()
             && let Ok(modified) = meta.modified()
             && modified.elapsed().is_ok_and(|age| age > REFRESH_AFTER)
         {
             let _ = file.set_modified(SystemTime::now());
         }
-        Ok(Some(data))
+        Ok(found)
+    }
+
+    /// hashpyc's own file `name` at the top of the cache (the statistics), if it is a
+    /// regular file of at most `max` bytes.
+    pub fn read_own_file(&self, name: &str, max: u64) -> Option<Vec<u8>> {
+        match read_bounded(&self.root.join(name), max) {
+            Ok((Read::Entry(data), _)) => Some(data),
+            _ => None,
+        }
     }
 
     /// Whether an entry exists for `key`.
@@ -198,9 +203,13 @@ impl DiskTier {
         write_atomic(&self.root, &self.root.join(name), data, self.group).map(|_| ())
     }
 
-    /// Remove the entry for `key` (a damaged one), ignoring a concurrent removal.
+    /// Remove the entry for `key` (a damaged one), ignoring a concurrent removal; a
+    /// directory in its place only when it is empty (never what it holds).
     pub fn remove(&self, key: &Key) {
-        let _ = std::fs::remove_file(self.path_of(key));
+        let path = self.path_of(key);
+        if std::fs::remove_file(&path).is_err() {
+            let _ = std::fs::remove_dir(&path);
+        }
     }
 
     fn make_dir(&self, dir: &Path) -> std::io::Result<()> {
@@ -297,7 +306,9 @@ impl DiskTier {
 
     /// Mark the entry for `key` as used now (best effort), for the pruning that follows.
     pub fn touch(&self, key: &Key) {
-        if let Ok(f) = std::fs::File::open(self.path_of(key)) {
+        if let Ok(f) = open_entry(&self.path_of(key))
+            && f.metadata().is_ok_and(|m| m.is_file())
+        {
             let _ = f.set_modified(SystemTime::now());
         }
     }
@@ -338,10 +349,13 @@ impl DiskTier {
     /// `wait` is false and another process holds it, or the lock cannot be taken.
     pub fn locked<T>(&self, name: &str, wait: bool, f: impl FnOnce() -> T) -> Option<T> {
         use std::os::fd::AsRawFd;
+        use std::os::unix::fs::OpenOptionsExt;
+        // Non-blocking: a FIFO in its place fails at once instead of waiting for a reader.
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
             .open(self.root.join(name))
             .ok()?;
         if self.group {
@@ -358,6 +372,65 @@ impl DiskTier {
     }
 }
 
+/// What is found where an entry should be.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Read {
+    Entry(Vec<u8>),
+    Missing,
+    /// Something hashpyc never writes there, not read: `a directory`, `a FIFO`, `a symbolic
+    /// link`, … or a file larger than any entry (a damaged entry).
+    Damaged(String),
+}
+
+/// Open an entry (or hashpyc's own file) for reading: without following a symbolic link
+/// (hashpyc renames regular files into place, never links) and without blocking (a FIFO
+/// with no writer would wait for ever).
+fn open_entry(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW).open(path)
+}
+
+/// The bytes of the regular file at `path` if it holds at most `max` (and the open file,
+/// for its times). Anything else is [`Read::Damaged`] and never read: a directory, a FIFO,
+/// a device, a socket, a symbolic link (to `/dev/zero`, say), or a file larger than `max`
+/// (sparse or not, it would be read whole into memory).
+fn read_bounded(path: &Path, max: u64) -> std::io::Result<(Read, Option<std::fs::File>)> {
+    use std::io::Read as _;
+    let file = match open_entry(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Read::Missing, None)),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Ok((Read::Damaged("a symbolic link".into()), None));
+        }
+        Err(e) => return Err(e),
+    };
+    let meta = file.metadata()?;
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        use std::os::unix::fs::FileTypeExt;
+        let what = if kind.is_dir() {
+            "a directory"
+        } else if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "a device"
+        };
+        return Ok((Read::Damaged(what.into()), None));
+    }
+    if meta.len() > max {
+        return Ok((Read::Damaged(format!("{} bytes, larger than any entry", meta.len())), None));
+    }
+    // Bounded even should the file grow meanwhile (hashpyc never appends to one).
+    let mut data = Vec::with_capacity(meta.len() as usize + 1);
+    (&file).take(max + 1).read_to_end(&mut data)?;
+    if data.len() as u64 > max {
+        return Ok((Read::Damaged("larger than any entry".into()), None));
+    }
+    Ok((Read::Entry(data), Some(file)))
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     /// hashpyc's tag (the first line every cache directory tag has, then hashpyc's
@@ -371,9 +444,9 @@ enum Kind {
 
 fn classify(root: &Path) -> std::io::Result<Kind> {
     let signature = CACHEDIR_TAG.lines().next().expect("the tag's first line").as_bytes();
-    if std::fs::read(root.join(TAG)).is_ok_and(|tag| {
-        tag.starts_with(signature) && tag.windows(b"by hashpyc".len()).any(|w| w == b"by hashpyc")
-    }) {
+    if matches!(read_bounded(&root.join(TAG), 64 << 10), Ok((Read::Entry(tag), _))
+        if tag.starts_with(signature) && tag.windows(b"by hashpyc".len()).any(|w| w == b"by hashpyc"))
+    {
         return Ok(Kind::Cache);
     }
     let mut own = false;
@@ -458,8 +531,8 @@ mod tests {
             let f = std::fs::File::options().write(true).open(tier.path_of(k)).unwrap();
             f.set_modified(SystemTime::now() - Duration::from_secs(86_400 * (20 - i as u64))).unwrap();
         }
-        assert_eq!(tier.get(&keys[3]).unwrap(), Some(vec![3u8; 10_000]));
-        assert_eq!(tier.get(&[99; 32]).unwrap(), None);
+        assert_eq!(tier.get(&keys[3]).unwrap(), Read::Entry(vec![3u8; 10_000]));
+        assert_eq!(tier.get(&[99; 32]).unwrap(), Read::Missing);
         // The hit on entry 3 made it the most recently used.
         let size = tier.scan().0[0].size;
         let p = tier.prune(size * 5);
@@ -470,10 +543,10 @@ mod tests {
         }
         let (count, _) = tier.clean().unwrap();
         assert_eq!(count, 5);
-        assert!(tier.get(&keys[9]).unwrap().is_none());
+        assert_eq!(tier.get(&keys[9]).unwrap(), Read::Missing);
         assert!(dir.path().join("CACHEDIR.TAG").is_file(), "clean keeps what is not an entry");
         tier.put(&keys[1], b"again").unwrap();
-        assert_eq!(tier.get(&keys[1]).unwrap().as_deref(), Some(&b"again"[..]));
+        assert_eq!(tier.get(&keys[1]).unwrap(), Read::Entry(b"again".to_vec()));
     }
 
     #[test]

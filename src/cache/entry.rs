@@ -33,6 +33,10 @@ const HEAD: usize = 52;
 const SUM: usize = 32;
 /// No payload this large is real; a damaged length field must not allocate it.
 const MAX_PAYLOAD: usize = 512 << 20;
+/// No entry is larger (a body of a huge generated module is a few MiB): a larger file where
+/// an entry should be is damaged, never read (the local tier), and a larger response is
+/// refused (remote tiers).
+pub const MAX_ENTRY: u64 = 512 << 20;
 
 /// A cache key: BLAKE3 of everything the bytes depend on (see `cache::Keys`).
 pub type Key = [u8; 32];

@@ -372,7 +372,7 @@ impl Inner {
     fn get(&self, key: &Key, levels: u64, remote_asked: &mut bool) -> Option<(Payload, Served)> {
         if let Some(l) = &self.local {
             match l.disk.get(key) {
-                Ok(Some(data)) => match entry::decode(key, &data) {
+                Ok(disk::Read::Entry(data)) => match entry::decode(key, &data) {
                     Ok(p) => {
                         if !self.settings.read_only {
                             l.used.lock().expect("cache lock").push(*key);
@@ -386,7 +386,14 @@ impl Inner {
                         }
                     }
                 },
-                Ok(None) => {}
+                // Not an entry at all (a directory, a FIFO, a link, a huge file): never read.
+                Ok(disk::Read::Damaged(_)) => {
+                    l.counts.damaged.fetch_add(1, Ordering::Relaxed);
+                    if !self.settings.read_only {
+                        l.disk.remove(key);
+                    }
+                }
+                Ok(disk::Read::Missing) => {}
                 Err(_) => {
                     l.counts.errors.fetch_add(1, Ordering::Relaxed);
                 }
@@ -475,7 +482,7 @@ impl Inner {
         }
         if let Some(l) = &self.local {
             if unless_present
-                && l.disk.get(key).ok().flatten().is_some_and(|data| entry::decode(key, &data).is_ok())
+                && matches!(l.disk.get(key), Ok(disk::Read::Entry(data)) if entry::decode(key, &data).is_ok())
             {
                 l.used.lock().expect("cache lock").push(*key);
             } else {

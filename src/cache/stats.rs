@@ -11,6 +11,8 @@ use super::disk::DiskTier;
 
 const FILE: &str = "stats.json";
 const FORMAT: u32 = 1;
+/// `stats.json` holds a few counters per tier: anything larger is not hashpyc's.
+const MAX_FILE: u64 = 1 << 20;
 
 /// One tier's counts in a run.
 #[derive(Debug, Default)]
@@ -104,8 +106,8 @@ fn now() -> u64 {
 
 /// The recorded statistics (empty when there are none or they do not parse).
 pub fn read(tier: &DiskTier) -> Recorded {
-    std::fs::read(tier.root().join(FILE))
-        .ok()
+    // Bounded and never blocking: a FIFO or a huge file in its place is no statistics.
+    tier.read_own_file(FILE, MAX_FILE)
         .and_then(|d| serde_json::from_slice::<Recorded>(&d).ok())
         .filter(|r| r.format == FORMAT)
         .unwrap_or_default()

@@ -1485,3 +1485,80 @@ per_python!(failures_of_the_moment_are_not_cached, |py: &Python| {
     assert!(!again.stderr.contains("MemoryError"), "{}", again.stderr);
     assert!(big_pyc.is_file(), "{}", again.stderr);
 });
+
+/// Make a FIFO at `path`.
+fn mkfifo(path: &Path) {
+    let status = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+/// `N damaged` in the `cache local` line of `-v`.
+fn local_damaged(stderr: &str) -> u64 {
+    let line = stderr.lines().find(|l| l.starts_with("cache local ")).unwrap_or_else(|| panic!("{stderr}"));
+    let (head, _) = line.split_once(" damaged").unwrap_or_else(|| panic!("{line}"));
+    head.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+// What is no entry hashpyc could have written is damaged and never read: a file larger than
+// any entry (sparse, 3 GiB: read whole it aborted the run out of memory), a FIFO (opening it
+// waited for ever), a symbolic link to /dev/zero (endless), a directory. Each is a miss
+// counted as damaged and replaced by the compile's result; a FIFO in place of stats.json blocks neither `compile` nor
+// `cache stats`. Every run is bounded in memory and time, so a regression fails, not hangs.
+#[test]
+fn entries_that_are_not_files_are_damaged_not_read() {
+    let Some(py) = harness::any_python("cache::entries_that_are_not_files_are_damaged_not_read") else {
+        return;
+    };
+    let work = Tree::new();
+    let cache = work.path("cache");
+    for i in 0..6 {
+        work.write(format!("src/m{i}.py"), format!("def f():\n    return {i}\n"));
+    }
+    let build = || {
+        work.hashpyc()
+            .env("HASHPYC_STATE_DIR", work.path("state"))
+            .arg("compile")
+            .arg("-v")
+            .python(py)
+            .arg("--cache")
+            .arg(&cache)
+            .arg("src")
+            .bounded(1_500_000, 60)
+            .run()
+    };
+    build().assert_code(0);
+    let reference = pycs(&work.path("src"));
+    let files = entry_files(&cache);
+    assert_eq!(files.len(), 6);
+    std::fs::File::options().write(true).open(&files[0]).unwrap().set_len(3 << 30).unwrap();
+    std::fs::remove_file(&files[1]).unwrap();
+    mkfifo(&files[1]);
+    std::fs::remove_file(&files[2]).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &files[2]).unwrap();
+    std::fs::remove_file(&files[3]).unwrap();
+    std::fs::create_dir(&files[3]).unwrap();
+    std::fs::remove_file(cache.join("stats.json")).unwrap();
+    mkfifo(&cache.join("stats.json"));
+    remove_pycs(&work.path("src"));
+    let run = build();
+    run.assert_code(0);
+    assert_eq!(pycs(&work.path("src")), reference);
+    assert_eq!(local_damaged(&run.stderr), 4, "{}", run.stderr);
+    assert_eq!(local_counts(&run.stderr).0, 2, "{}", run.stderr);
+    for f in &files[..4] {
+        let meta = std::fs::symlink_metadata(f).unwrap();
+        assert!(meta.is_file() && meta.len() < 4096, "{}: {meta:?}", f.display());
+    }
+    // Replaced: the next build is all hits.
+    remove_pycs(&work.path("src"));
+    let again = build();
+    again.assert_code(0);
+    assert_eq!(local_counts(&again.stderr).0, 6, "{}", again.stderr);
+    assert_eq!(pycs(&work.path("src")), reference);
+    // A FIFO for statistics: `cache stats` neither blocks nor fails.
+    std::fs::remove_file(cache.join("stats.json")).unwrap();
+    mkfifo(&cache.join("stats.json"));
+    let stats = work.hashpyc().args(["cache", "stats", "--cache"]).arg(&cache).bounded(1_500_000, 60).run();
+    stats.assert_code(0);
+    assert!(stats.stdout.contains("entries      6"), "{}", stats.stdout);
+}

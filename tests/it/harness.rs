@@ -595,6 +595,29 @@ impl Hashpyc {
         self
     }
 
+    /// Run under `ulimit -v kib`, killed (status 137) after `secs`: a run that would read a
+    /// huge file whole aborts (status 134) and one that would block for ever ends, instead of
+    /// exhausting the machine or hanging the suite. Call it last, before [`Hashpyc::run`].
+    pub fn bounded(self, kib: u64, secs: u64) -> Self {
+        let old = &self.cmd;
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("ulimit -v {kib} && exec timeout -s KILL {secs} \"$@\""))
+            .arg("sh")
+            .arg(old.get_program())
+            .args(old.get_args());
+        if let Some(dir) = old.get_current_dir() {
+            cmd.current_dir(dir);
+        }
+        for (k, v) in old.get_envs() {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        Hashpyc { cmd, stdin: self.stdin }
+    }
+
     pub fn stdin(mut self, data: impl Into<Vec<u8>>) -> Self {
         self.stdin = Some(data.into());
         self

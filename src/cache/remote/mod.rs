@@ -13,6 +13,7 @@ mod tls;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::entry::MAX_ENTRY;
 use super::tier::{Tier, TierError};
 
 /// The default timeout of one remote request (`HASHPYC_CACHE_TIMEOUT` seconds).
@@ -28,9 +29,6 @@ pub fn upload_timeout(timeout: Duration) -> Duration {
 pub const LOOKUPS: usize = 128;
 /// Uploads in flight at once (they run in the background).
 pub const UPLOADS: usize = 16;
-
-/// No entry is larger (a body of a huge generated module is a few MiB).
-const MAX_ENTRY: u64 = 512 << 20;
 
 /// Why a remote tier cannot be opened: bad input, found before any request is made.
 #[derive(Clone, Debug, PartialEq, Eq)]
