@@ -141,6 +141,11 @@ impl DiskTier {
         classify(&self.root).is_ok_and(|k| k == Kind::Foreign)
     }
 
+    /// Where the entry for `key` is (for messages).
+    pub fn entry_path(&self, key: &Key) -> PathBuf {
+        self.path_of(key)
+    }
+
     fn path_of(&self, key: &Key) -> PathBuf {
         let hex = crate::pyc::hex(key);
         self.entries.join(&hex[..2]).join(&hex[2..])
@@ -485,6 +490,14 @@ fn entries_only(dir: &Path) -> bool {
 /// `len` lowercase hexadecimal digits.
 fn is_hex(name: &[u8], len: usize) -> bool {
     name.len() == len && name.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Whether a failed store means the cache as a whole takes no entries (no permission, a
+/// read-only filesystem, no space, a quota reached): stores stop for the run. Any other
+/// failure (a directory in an entry's place, a directory another process removed again) is
+/// the entry's own: the others are still stored.
+pub fn whole_cache(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM | libc::EROFS | libc::ENOSPC | libc::EDQUOT))
 }
 
 pub fn foreign() -> std::io::Error {

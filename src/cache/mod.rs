@@ -127,9 +127,14 @@ struct TargetKeys {
 struct Local {
     disk: DiskTier,
     counts: Counters,
-    /// Storing failed (a full or read-only disk): stop trying, say so once.
+    /// Storing failed for the whole directory (a full or read-only disk): stop trying, say
+    /// so once.
     stores_off: AtomicBool,
     problem: Mutex<Option<String>>,
+    /// Entries that could not be stored for a reason of their own (a directory in an
+    /// entry's place), and the first one's path and reason: stores go on.
+    entry_failures: AtomicU64,
+    entry_problem: Mutex<Option<String>>,
     bytes_stored: AtomicU64,
     /// The entries this run used without storing them: those it hit, and those a store
     /// found already there (a remembered failure, a path-dependent marker). As recently
@@ -294,6 +299,8 @@ impl Inner {
                     counts: Counters::default(),
                     stores_off: AtomicBool::new(false),
                     problem: Mutex::new(None),
+                    entry_failures: AtomicU64::new(0),
+                    entry_problem: Mutex::new(None),
                     bytes_stored: AtomicU64::new(0),
                     used: Mutex::new(Vec::new()),
                 })
@@ -464,8 +471,19 @@ impl Inner {
             }
             Err(e) => {
                 l.counts.errors.fetch_add(1, Ordering::Relaxed);
-                l.stores_off.store(true, Ordering::Relaxed);
-                l.problem.lock().expect("cache lock").get_or_insert_with(|| crate::io::io_reason(&e));
+                if disk::whole_cache(&e) {
+                    l.stores_off.store(true, Ordering::Relaxed);
+                    l.problem.lock().expect("cache lock").get_or_insert_with(|| crate::io::io_reason(&e));
+                } else {
+                    l.entry_failures.fetch_add(1, Ordering::Relaxed);
+                    l.entry_problem.lock().expect("cache lock").get_or_insert_with(|| {
+                        format!(
+                            "`{}`: {}",
+                            crate::report::shown(&l.disk.entry_path(key)),
+                            crate::io::io_reason(&e)
+                        )
+                    });
+                }
             }
         }
     }
@@ -662,6 +680,14 @@ impl Inner {
                 warnings.push(format!(
                     "the bytecode cache `{}` could not store entries ({p}); nothing more was stored in it this run",
                     crate::report::shown(l.disk.root())
+                ));
+            }
+            if let Some(p) = l.entry_problem.lock().expect("cache lock").as_ref() {
+                let n = l.entry_failures.load(Ordering::Relaxed);
+                warnings.push(format!(
+                    "the bytecode cache `{}` could not store {} (the first: {p}); the others were stored",
+                    crate::report::shown(l.disk.root()),
+                    crate::report::plural(n, "entry", "entries"),
                 ));
             }
             if verbose {

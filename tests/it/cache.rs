@@ -1562,3 +1562,67 @@ fn entries_that_are_not_files_are_damaged_not_read() {
     stats.assert_code(0);
     assert!(stats.stdout.contains("entries      6"), "{}", stats.stdout);
 }
+
+// An entry the cache cannot store for a reason of its own — a directory holding a file in
+// its place, which is never removed recursively — is one warning naming that entry and the
+// reason; the other stores go on: an empty directory in an entry's place (damage, removed)
+// and truncated entries are replaced, so the next build hits all but that one. (One such
+// entry used to turn off every store of the run, naming only the cache.)
+#[test]
+fn an_entry_that_cannot_be_stored_stops_no_other_store() {
+    let Some(py) = harness::any_python("cache::an_entry_that_cannot_be_stored_stops_no_other_store") else {
+        return;
+    };
+    let work = Tree::new();
+    let cache = work.path("cache");
+    for i in 0..8 {
+        work.write(format!("src/m{i}.py"), format!("def f{i}():\n    return {i}\n"));
+    }
+    let build = || {
+        work.hashpyc()
+            .env("HASHPYC_STATE_DIR", work.path("state"))
+            .arg("compile")
+            .arg("-v")
+            .python(py)
+            .arg("--cache")
+            .arg(&cache)
+            .arg("src")
+            .run()
+    };
+    build().assert_code(0);
+    let reference = pycs(&work.path("src"));
+    let files = entry_files(&cache);
+    assert_eq!(files.len(), 8);
+    std::fs::remove_file(&files[0]).unwrap();
+    std::fs::create_dir(&files[0]).unwrap();
+    std::fs::write(files[0].join("keep"), "not hashpyc's").unwrap();
+    std::fs::remove_file(&files[1]).unwrap();
+    std::fs::create_dir(&files[1]).unwrap();
+    for f in &files[2..5] {
+        std::fs::File::options().write(true).open(f).unwrap().set_len(10).unwrap();
+    }
+    remove_pycs(&work.path("src"));
+    let run = build();
+    run.assert_code(0);
+    assert_eq!(pycs(&work.path("src")), reference);
+    assert_eq!(local_damaged(&run.stderr), 5, "{}", run.stderr);
+    let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+    assert_eq!(warnings.len(), 1, "{}", run.stderr);
+    let entry = files[0].strip_prefix(work.root()).unwrap().to_str().unwrap();
+    assert!(
+        warnings[0].contains("could not store 1 entry")
+            && warnings[0].contains(entry)
+            && warnings[0].contains("is a directory"),
+        "{}",
+        run.stderr
+    );
+    assert!(files[0].join("keep").is_file(), "a directory holding a file is left alone");
+    for f in &files[1..] {
+        assert!(f.is_file(), "{} replaced: {}", f.display(), run.stderr);
+    }
+    remove_pycs(&work.path("src"));
+    let again = build();
+    again.assert_code(0);
+    assert_eq!(local_counts(&again.stderr).0, 7, "{}", again.stderr);
+    assert_eq!(pycs(&work.path("src")), reference);
+}
