@@ -186,19 +186,26 @@ impl DiskTier {
         let path = self.path_of(key);
         let dir = path.parent().expect("fan-out directory");
         let slot = &self.made[usize::from(key[0])];
-        if !slot.load(Ordering::Relaxed) {
-            self.make_dir(&self.entries)?;
-            self.make_dir(dir)?;
-            slot.store(true, Ordering::Relaxed);
-        }
-        match write_atomic(dir, &path, data, self.group) {
-            // Another process (clean, prune) removed the directory meanwhile: once more.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                self.make_dir(&self.entries)?;
-                self.make_dir(dir)?;
-                write_atomic(dir, &path, data, self.group)
+        let mut make = !slot.load(Ordering::Relaxed);
+        let mut tries = 0;
+        loop {
+            let stored =
+                if make { self.make_dir(&self.entries).and_then(|()| self.make_dir(dir)) } else { Ok(()) }
+                    .and_then(|()| write_atomic(dir, &path, data, self.group));
+            match stored {
+                // Another process (clean, prune) removed the directories meanwhile: again,
+                // a few times (a failure left is the entry's own, see `whole_cache`).
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 5 => {
+                    tries += 1;
+                    make = true;
+                }
+                other => {
+                    if make && other.is_ok() {
+                        slot.store(true, Ordering::Relaxed);
+                    }
+                    return other;
+                }
             }
-            other => other,
         }
     }
 
@@ -320,8 +327,11 @@ impl DiskTier {
 
     /// Remove every entry and hashpyc's own files, never anything else in the directory
     /// (a file of another name under `v1/` stays, and so do the directories holding it).
+    /// Temporary files are removed only when a crash left them (older than an hour, as
+    /// pruning does): a younger one is a store in flight in a build sharing the directory.
     pub fn clean(&self) -> std::io::Result<(usize, u64)> {
-        let (entries, temps) = self.scan();
+        let (entries, mut temps) = self.scan();
+        temps.retain(|t| t.mtime.elapsed().is_ok_and(|age| age > STALE_TEMP));
         let count = entries.len();
         let bytes = entries.iter().chain(&temps).map(|e| e.size).sum();
         for e in entries.iter().chain(&temps) {

@@ -1626,3 +1626,39 @@ fn an_entry_that_cannot_be_stored_stops_no_other_store() {
     assert_eq!(local_counts(&again.stderr).0, 7, "{}", again.stderr);
     assert_eq!(pycs(&work.path("src")), reference);
 }
+
+// `cache clean` beside a build: the build's temporary file of a store in flight (written,
+// about to be renamed into place) is left alone, as `cache prune` leaves it; one a crash
+// left (over an hour old) is removed with the entries. (clean removed every temporary file
+// whatever its age, and the build's store then failed.)
+#[test]
+fn clean_leaves_stores_in_flight_alone() {
+    let Some(py) = harness::any_python("cache::clean_leaves_stores_in_flight_alone") else { return };
+    let work = Tree::new();
+    let cache = work.path("cache");
+    for i in 0..3 {
+        work.write(format!("src/m{i}.py"), format!("X = {i}\n"));
+    }
+    work.hashpyc().arg("compile").python(py).arg("--cache").arg(&cache).arg("src").run().assert_code(0);
+    let files = entry_files(&cache);
+    assert_eq!(files.len(), 3);
+    let fan = files[0].parent().unwrap();
+    let in_flight = fan.join(".tmp-inflight");
+    let crashed = fan.join(".tmp-crashed");
+    std::fs::copy(&files[0], &in_flight).unwrap();
+    std::fs::copy(&files[0], &crashed).unwrap();
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 3600);
+    std::fs::File::options().write(true).open(&crashed).unwrap().set_modified(old).unwrap();
+    let clean = work.hashpyc().args(["cache", "clean", "--cache"]).arg(&cache).run();
+    clean.assert_code(0);
+    assert!(clean.stderr.contains("Removed 3 entries"), "{}", clean.stderr);
+    assert!(in_flight.is_file(), "a store in flight was removed");
+    assert_eq!(entry_files(&cache), std::slice::from_ref(&in_flight), "only the store in flight is left");
+    assert!(!crashed.exists(), "a crash's leftover stays");
+    // The build's rename completes its store: the entry serves the next build.
+    std::fs::rename(&in_flight, &files[0]).unwrap();
+    remove_pycs(&work.path("src"));
+    let run = work.hashpyc().arg("compile").python(py).arg("--cache").arg(&cache).arg("src").run();
+    run.assert_code(0);
+    assert_eq!(counts(&run.stderr), (1, 3), "{}", run.stderr);
+}
