@@ -153,11 +153,12 @@ impl DiskTier {
 
     /// The stored bytes for `key`: [`Read::Missing`] when there is no such entry,
     /// [`Read::Damaged`] when something else than an entry hashpyc could have written is
-    /// there (never read: see [`read_bounded`]).
-    pub fn get(&self, key: &Key) -> std::io::Result<Read> {
+    /// there (never read: see [`read_bounded`]). `refresh`: mark an entry found as used
+    /// now (hourly at most); never in a read-only run, which keeps the pruning order.
+    pub fn get(&self, key: &Key, refresh: bool) -> std::io::Result<Read> {
         let (found, file) = read_bounded(&self.path_of(key), MAX_ENTRY)?;
         // Recency for LRU pruning; a read-only cache simply keeps its order.
-        if let Some(file) = file
+        if let Some(file) = file.filter(|_| refresh)
             && let Ok(meta) = file.metadata()
             && let Ok(modified) = meta.modified()
             && modified.elapsed().is_ok_and(|age| age > REFRESH_AFTER)
@@ -554,8 +555,8 @@ mod tests {
             let f = std::fs::File::options().write(true).open(tier.path_of(k)).unwrap();
             f.set_modified(SystemTime::now() - Duration::from_secs(86_400 * (20 - i as u64))).unwrap();
         }
-        assert_eq!(tier.get(&keys[3]).unwrap(), Read::Entry(vec![3u8; 10_000]));
-        assert_eq!(tier.get(&[99; 32]).unwrap(), Read::Missing);
+        assert_eq!(tier.get(&keys[3], true).unwrap(), Read::Entry(vec![3u8; 10_000]));
+        assert_eq!(tier.get(&[99; 32], true).unwrap(), Read::Missing);
         // The hit on entry 3 made it the most recently used.
         let size = tier.scan().0[0].size;
         let p = tier.prune(size * 5);
@@ -566,10 +567,10 @@ mod tests {
         }
         let (count, _) = tier.clean().unwrap();
         assert_eq!(count, 5);
-        assert_eq!(tier.get(&keys[9]).unwrap(), Read::Missing);
+        assert_eq!(tier.get(&keys[9], true).unwrap(), Read::Missing);
         assert!(dir.path().join("CACHEDIR.TAG").is_file(), "clean keeps what is not an entry");
         tier.put(&keys[1], b"again").unwrap();
-        assert_eq!(tier.get(&keys[1]).unwrap(), Read::Entry(b"again".to_vec()));
+        assert_eq!(tier.get(&keys[1], true).unwrap(), Read::Entry(b"again".to_vec()));
     }
 
     #[test]

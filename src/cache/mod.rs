@@ -378,7 +378,7 @@ impl Inner {
     /// `remote_asked`: set when a request went to the remote tier.
     fn get(&self, key: &Key, levels: u64, remote_asked: &mut bool) -> Option<(Payload, Served)> {
         if let Some(l) = &self.local {
-            match l.disk.get(key) {
+            match l.disk.get(key, !self.settings.read_only) {
                 Ok(disk::Read::Entry(data)) => match entry::decode(key, &data) {
                     Ok(p) => {
                         if !self.settings.read_only {
@@ -500,7 +500,7 @@ impl Inner {
         }
         if let Some(l) = &self.local {
             if unless_present
-                && matches!(l.disk.get(key), Ok(disk::Read::Entry(data)) if entry::decode(key, &data).is_ok())
+                && matches!(l.disk.get(key, true), Ok(disk::Read::Entry(data)) if entry::decode(key, &data).is_ok())
             {
                 l.used.lock().expect("cache lock").push(*key);
             } else {

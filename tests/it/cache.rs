@@ -1662,3 +1662,33 @@ fn clean_leaves_stores_in_flight_alone() {
     run.assert_code(0);
     assert_eq!(counts(&run.stderr), (1, 3), "{}", run.stderr);
 }
+
+// `--cache-read-only` modifies nothing in the cache, not even an entry's time: a hit on an
+// entry last used two hours ago leaves its mtime (the pruning order) as it was; a run that
+// may write refreshes it.
+#[test]
+fn read_only_hits_keep_entry_times() {
+    let Some(py) = harness::any_python("cache::read_only_hits_keep_entry_times") else { return };
+    let work = Tree::new();
+    let cache = work.path("cache");
+    work.write("src/a.py", "x = 1\n");
+    let build = |extra: &[&str]| {
+        remove_pycs(&work.path("src"));
+        let run =
+            work.hashpyc().arg("compile").python(py).arg("--cache").arg(&cache).args(extra).arg("src").run();
+        run.assert_code(0);
+        run
+    };
+    build(&[]);
+    let files = entry_files(&cache);
+    assert_eq!(files.len(), 1);
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 3600);
+    std::fs::File::options().write(true).open(&files[0]).unwrap().set_modified(old).unwrap();
+    let mtime = || std::fs::metadata(&files[0]).unwrap().modified().unwrap();
+    let ro = build(&["--cache-read-only"]);
+    assert_eq!(counts(&ro.stderr), (1, 1), "{}", ro.stderr);
+    assert_eq!(mtime(), old, "a read-only run changed an entry's time");
+    let rw = build(&[]);
+    assert_eq!(counts(&rw.stderr), (1, 1), "{}", rw.stderr);
+    assert!(mtime() > old, "a hit refreshes an old entry's time");
+}
