@@ -34,8 +34,8 @@ const SUM: usize = 32;
 /// No payload this large is real; a damaged length field must not allocate it.
 const MAX_PAYLOAD: usize = 512 << 20;
 /// No entry is larger (a body of a huge generated module is a few MiB): a larger file where
-/// an entry should be is damaged, never read (the local tier), and a larger response is
-/// refused (remote tiers).
+/// an entry should be is damaged, never read (the local tier; remote tiers, whose answers
+/// come from another machine, refuse far less: `remote::MAX_ENTRY`).
 pub const MAX_ENTRY: u64 = 512 << 20;
 
 /// A cache key: BLAKE3 of everything the bytes depend on (see `cache::Keys`).

@@ -129,6 +129,11 @@ fn upload(remote: &Remote, job: &Job, skipped: &AtomicU64) {
         }
     }
     let data = entry::encode(&job.key, &job.payload, Compression::Zstd);
+    if data.len() as u64 > super::remote::MAX_ENTRY {
+        // Lookups would refuse it as too large.
+        skipped.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
     match remote.put(&job.key, &data) {
         Ok(_) => {
             remote.counts.stores.fetch_add(job.weight, Ordering::Relaxed);

@@ -15,6 +15,11 @@ Modes:
                        is closed
   trickle              the response (status line included) is sent one byte per second
   accept-never-answer  connections are accepted and never read from nor answered
+  huge                 every GET gets 200 with Content-Length: 2^34 and zeros, sent until the
+                       client stops reading (or 600 MiB); then "SENT <bytes>" is logged
+  endless              the same without a Content-Length (the body ends when the connection
+                       closes); other requests than GET get 201
+  endless-entry        the same, the body starting with the cache entry magic `HPYCACHE`
   die-after:N          a dumb in-memory store (PUT stores, GET/HEAD read, DELETE removes)
                        that answers N requests correctly, then closes its listener and
                        every connection and exits: a server dying mid-build
@@ -212,6 +217,24 @@ class Server:
         if mode == "garbage":
             sock.sendall(response(200, os.urandom(4096), head))
             return True
+        if mode in ("huge", "endless", "endless-entry") and method != "GET":
+            sock.sendall(response(201, b"", head))
+            return True
+        if mode in ("huge", "endless", "endless-entry"):
+            if mode == "huge":
+                head = "Content-Length: %d\r\n" % (1 << 34)
+            else:
+                head = "Connection: close\r\n"
+            start = b"HPYCACHE" if mode == "endless-entry" else b""
+            sock.sendall(("HTTP/1.1 200 OK\r\n%s\r\n" % head).encode("latin-1") + start)
+            sent, zeros = len(start), bytes(1 << 16)
+            try:
+                while sent < 600 << 20:
+                    sent += sock.send(zeros)
+            except OSError:
+                pass
+            self.log("SENT %d" % sent)
+            return False
         if mode == "full":
             # A full server: nothing stored, every upload refused for lack of space.
             if method == "PUT":
@@ -268,7 +291,8 @@ def main():
     ap.add_argument("--max-seconds", type=float, default=900)
     ap.add_argument("--retry-after", default=None)
     args = ap.parse_args()
-    known = ("garbage", "truncated", "trickle", "accept-never-answer", "full")
+    known = ("garbage", "truncated", "trickle", "accept-never-answer", "full", "huge", "endless",
+             "endless-entry")
     if not (args.mode in known or args.mode.startswith(("status:", "die-after:", "flaky:"))):
         ap.error("unknown mode %r" % args.mode)
     server = Server(args.mode, args.log, args.retry_after)

@@ -757,6 +757,36 @@ fn network_faults_never_break_a_build() {
     survives(py, "a TLS hello never answered", &tls, "timed out", bound + Duration::from_secs(5));
 }
 
+/// A server answering every lookup with a body that never ends — a `Content-Length` of
+/// 2^34, no length at all, or an entry's magic followed by endless bytes — costs neither
+/// the memory nor the time of reading it: a length over the limit is refused before the
+/// body is read, a body that does not start with the entry magic is a damaged entry at
+/// once, and one that does is read only up to the limit. One warning, the pycs of a build
+/// without a cache; what the server managed to send on each connection (its `SENT` log
+/// lines) stays far below what reading the bodies whole (512 MiB each) took.
+#[test]
+fn endless_answers_to_lookups_are_not_read() {
+    let test = "remote::endless_answers_to_lookups_are_not_read";
+    let Some(py) = harness::python_or_skip((3, 12), test) else { return };
+    for (fault, want, most) in [
+        (Fault::Huge, "reading an entry: the response is too large (Content-Length 17179869184", 32),
+        (Fault::Endless, "damaged entries", 32),
+        (Fault::EndlessEntry, "the response is too large", 128),
+    ] {
+        let server = Faulty::start(fault);
+        survives(py, &format!("{fault:?}"), &server.url(), want, Duration::from_secs(300));
+        let sent: Vec<u64> = server
+            .requests()
+            .iter()
+            .filter_map(|l| l.strip_prefix("SENT ").map(|n| n.parse().unwrap()))
+            .collect();
+        assert!(!sent.is_empty(), "{fault:?}: no body sent: {:?}", server.requests());
+        let largest = sent.iter().max().unwrap();
+        assert!(*largest < most << 20, "{fault:?}: {largest} bytes sent on one connection");
+        harness::visible(&format!("{fault:?}: at most {largest} bytes sent on one connection"));
+    }
+}
+
 /// A refused connection (nothing listens on the port) names the request and the host:port,
 /// for the HTTP and the S3 tier, lookups and (under --force) uploads: one warning, the
 /// remote switched off, the pycs of a build without a cache.

@@ -1173,6 +1173,13 @@ pub enum Fault {
     Garbage,
     /// A full server: GET/HEAD 404, PUT 507 Insufficient Storage.
     Full,
+    /// GET: 200 with `Content-Length: 2^34` and zeros until the client stops reading (600 MiB
+    /// at most), then `SENT <bytes>` logged; other requests 201.
+    Huge,
+    /// The same without a Content-Length (the body ends with the connection).
+    Endless,
+    /// The same, the body starting with the cache entry magic `HPYCACHE`.
+    EndlessEntry,
     /// 200 announcing 1000 bytes of body, 10 sent, then the connection is closed.
     Truncated,
     /// The response (status line included) one byte per second.
@@ -1205,6 +1212,9 @@ impl Fault {
             Fault::Status(n) => format!("status:{n}"),
             Fault::Garbage => "garbage".into(),
             Fault::Full => "full".into(),
+            Fault::Huge => "huge".into(),
+            Fault::Endless => "endless".into(),
+            Fault::EndlessEntry => "endless-entry".into(),
             Fault::Truncated => "truncated".into(),
             Fault::Trickle => "trickle".into(),
             Fault::AcceptNeverAnswer => "accept-never-answer".into(),

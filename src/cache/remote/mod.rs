@@ -13,7 +13,6 @@ mod tls;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::entry::MAX_ENTRY;
 use super::tier::{Tier, TierError};
 
 /// The default timeout of one remote request (`HASHPYC_CACHE_TIMEOUT` seconds).
@@ -29,6 +28,18 @@ pub fn upload_timeout(timeout: Duration) -> Duration {
 pub const LOOKUPS: usize = 128;
 /// Uploads in flight at once (they run in the background).
 pub const UPLOADS: usize = 16;
+
+/// The largest entry a lookup reads, and an upload sends. Entries travel zstd-compressed:
+/// the largest pycs real trees hold (a generated module of tables) are a few MiB, and
+/// compress several times over, so no real entry comes near; a larger answer is a broken
+/// or hostile server's, refused before its body is read when its `Content-Length` says so.
+pub const MAX_ENTRY: u64 = 64 << 20;
+/// What the bodies lookups are reading may hold in all (128 lookups run at once: a server
+/// that answers each with a huge body must not exhaust memory), room for a few entries of
+/// [`MAX_ENTRY`]; a body that would pass it is refused as too large.
+const MAX_READING: u64 = 256 << 20;
+/// The bytes of entry bodies being read, by every lookup and upload.
+static READING: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Why a remote tier cannot be opened: bad input, found before any request is made.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -377,18 +388,30 @@ fn read_get(
 ) -> Result<Option<Vec<u8>>, TierError> {
     match resp.status().as_u16() {
         200 => {
-            let body = resp.into_body().with_config().limit(MAX_ENTRY).read_to_vec();
+            let declared = resp.body().content_length();
+            if let Some(n) = declared.filter(|n| *n > MAX_ENTRY) {
+                return Err(TierError::Failed(format!(
+                    "reading an entry: the response is too large (Content-Length {n}, more than the {} an \
+                     entry may be; not read)",
+                    super::manage::human_size(MAX_ENTRY)
+                )));
+            }
             // Not retried: the server answered (a truncated entry is a broken reply).
-            body.map(Some).map_err(|e| match (&e, send_error(&e, "GET", url, agent, secrets)) {
-                (ureq::Error::Io(io), _) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-                    TierError::Failed(
-                        "reading an entry: the server closed the connection before its end".into(),
-                    )
+            read_entry(resp.into_body(), declared).map(Some).map_err(|e| match e {
+                Unread::TooLarge(why) => {
+                    TierError::Failed(format!("reading an entry: the response is too large ({why})"))
                 }
-                (_, TierError::Failed(m) | TierError::Transient { message: m, .. }) => {
-                    TierError::Failed(format!("reading an entry: {m}"))
-                }
-                (_, t) => t,
+                Unread::Http(e) => match (&e, send_error(&e, "GET", url, agent, secrets)) {
+                    (ureq::Error::Io(io), _) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+                        TierError::Failed(
+                            "reading an entry: the server closed the connection before its end".into(),
+                        )
+                    }
+                    (_, TierError::Failed(m) | TierError::Transient { message: m, .. }) => {
+                        TierError::Failed(format!("reading an entry: {m}"))
+                    }
+                    (_, t) => t,
+                },
             })
         }
         // A missing entry, unless the bucket itself is missing: a mistyped bucket must not
@@ -400,6 +423,70 @@ fn read_get(
             _ => Ok(None),
         },
         _ => Err(status_error(resp, "GET", credentials)),
+    }
+}
+
+/// Why an entry's body was not read whole.
+enum Unread {
+    Http(ureq::Error),
+    /// More than [`MAX_ENTRY`], or than the lookups in flight may hold ([`MAX_READING`]).
+    TooLarge(String),
+}
+
+/// Bytes of [`READING`] held by one body being read, given back when it is done.
+struct Held(u64);
+
+impl Held {
+    /// Hold `n` more bytes, unless the bodies being read would then pass [`MAX_READING`].
+    fn grow(&mut self, n: u64) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        let grown = READING.fetch_update(SeqCst, SeqCst, |all| (all + n <= MAX_READING).then_some(all + n));
+        self.0 += if grown.is_ok() { n } else { 0 };
+        grown.is_ok()
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        READING.fetch_sub(self.0, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Read an entry's body (`declared`: its `Content-Length`), bounded: at most
+/// [`MAX_ENTRY`] bytes, and only while the bodies being read hold less than
+/// [`MAX_READING`] in all. A body whose first bytes are not the entry magic is not read
+/// further: what was read of it is returned, and the entry is found damaged at once.
+fn read_entry(body: ureq::Body, declared: Option<u64>) -> Result<Vec<u8>, Unread> {
+    use std::io::Read;
+    let magic = super::entry::MAGIC;
+    let mut reader = body.into_reader();
+    let mut data = Vec::with_capacity(declared.unwrap_or(0).min(1 << 20) as usize);
+    let mut held = Held(0);
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(data),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Unread::Http(ureq::Error::from(e))),
+        };
+        if (data.len() + n) as u64 > MAX_ENTRY {
+            return Err(Unread::TooLarge(format!(
+                "more than the {} an entry may be",
+                super::manage::human_size(MAX_ENTRY)
+            )));
+        }
+        if !held.grow(n as u64) {
+            return Err(Unread::TooLarge(format!(
+                "the lookups in flight already hold {} of bodies",
+                super::manage::human_size(MAX_READING)
+            )));
+        }
+        data.extend_from_slice(&buf[..n]);
+        let head = data.len().min(magic.len());
+        if data[..head] != magic[..head] {
+            return Ok(data);
+        }
     }
 }
 
