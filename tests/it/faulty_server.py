@@ -20,6 +20,11 @@ Modes:
   endless              the same without a Content-Length (the body ends when the connection
                        closes); other requests than GET get 201
   endless-entry        the same, the body starting with the cache entry magic `HPYCACHE`
+  full-queue:MS        the in-memory store below (flaky:0), behind an accept queue that is
+                       full at first, so that the kernel drops the connection attempts (SYNs)
+                       it gets; MS milliseconds after the first attempt (a socket to its
+                       port in SYN-SENT in /proc/net/tcp), "RELEASED" is logged and the queue
+                       is emptied: the attempts the system resends from then on connect
   die-after:N          a dumb in-memory store (PUT stores, GET/HEAD read, DELETE removes)
                        that answers N requests correctly, then closes its listener and
                        every connection and exits: a server dying mid-build
@@ -130,7 +135,27 @@ class Server:
         self.conns = []
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.listener.bind(("127.0.0.1", 0))
+        self.filler = None
+        if mode.startswith("full-queue:"):
+            # A queue of one, held by a connection never accepted (until released).
+            self.listener.listen(0)
+            self.filler = socket.create_connection(self.listener.getsockname())
+        else:
+            self.listener.listen(64)
+
+    def release_when_attempted(self):
+        """Wait for a connection attempt to our port (SYN-SENT), then MS ms, then take
+        connections again."""
+        port = "%04X" % self.listener.getsockname()[1]
+        while True:
+            with open("/proc/net/tcp") as f:
+                rows = [line.split() for line in f.readlines()[1:]]
+            if any(r[2] == "0100007F:" + port and r[3] == "02" for r in rows):
+                break
+            time.sleep(0.005)
+        time.sleep(int(self.mode.split(":", 1)[1]) / 1000.0)
         self.listener.listen(64)
+        self.log("RELEASED")
 
     def log(self, line):
         if self.log_path:
@@ -138,6 +163,8 @@ class Server:
                 f.write(line + "\n")
 
     def serve(self):
+        if self.filler is not None:
+            self.release_when_attempted()
         while True:
             try:
                 sock, _ = self.listener.accept()
@@ -194,6 +221,8 @@ class Server:
             status = int(mode.split(":", 1)[1])
             sock.sendall(response(status, b"fault: status %d\n" % status, head, self.extra))
             return True
+        if mode.startswith("full-queue:"):
+            mode = "flaky:0:500"
         if mode.startswith("flaky:"):
             _, n, fault = mode.split(":", 2)
             path = path.split("?", 1)[0]
@@ -293,7 +322,7 @@ def main():
     args = ap.parse_args()
     known = ("garbage", "truncated", "trickle", "accept-never-answer", "full", "huge", "endless",
              "endless-entry")
-    if not (args.mode in known or args.mode.startswith(("status:", "die-after:", "flaky:"))):
+    if not (args.mode in known or args.mode.startswith(("status:", "die-after:", "flaky:", "full-queue:"))):
         ap.error("unknown mode %r" % args.mode)
     server = Server(args.mode, args.log, args.retry_after)
     timer = threading.Timer(args.max_seconds, lambda: os._exit(0))

@@ -838,12 +838,19 @@ fn a_timeout_names_the_request_address_and_limit() {
             &url["http://".len()..]
         )
     };
-    let connecting = |what: &str, url: &str| {
-        format!(
-            "{what}: timed out connecting to {} (no connection within 1 s; the connect limit is \
-             HASHPYC_CACHE_TIMEOUT, at most 1 s)",
+    // A lookup's connect limit is its time limit, an upload's the longest one (3.5 s).
+    let connecting = |what: &str, url: &str| match what {
+        "GET" => format!(
+            "{what}: timed out connecting to {} (no connection within 1.5 s; the connect limit is \
+             HASHPYC_CACHE_TIMEOUT, at most 3.5 s)",
             &url["http://".len()..]
-        )
+        ),
+        _ => format!(
+            "{what}: timed out connecting to {} (no connection within 3.5 s, the longest a connection \
+             is waited for: the attempt and the system's resends went unanswered; is the host up, and \
+             does nothing drop connections to the port?)",
+            &url["http://".len()..]
+        ),
     };
     let uploads = "5× HASHPYC_CACHE_TIMEOUT for uploads, at least 10 s";
     let cases = [
@@ -882,6 +889,29 @@ fn a_timeout_names_the_request_address_and_limit() {
             run.stderr
         );
     }
+}
+
+/// A live server that drops the first connection attempts (its accept queue full for a
+/// moment, as under a burst: the kernel drops the SYNs, and the system sends them again 1 s
+/// and 3 s after the first) is reached once it takes connections again: here after the
+/// second resend, which a time limit of 5 s waits for (the connect limit was 1 s whatever
+/// HASHPYC_CACHE_TIMEOUT said, and the remote was switched off). No warning, the pycs of a
+/// build without a cache, and the entries uploaded.
+#[test]
+fn dropped_connection_attempts_are_resent_and_waited_for() {
+    let test = "remote::dropped_connection_attempts_are_resent_and_waited_for";
+    let Some(py) = harness::python_or_skip((3, 12), test) else { return };
+    let m = Machine::small("full-queue");
+    let reference = m.reference(py);
+    let server = Faulty::start(Fault::FullQueue(1500));
+    let url = format!("{}/cache", server.url());
+    let env = [("HASHPYC_CACHE_TIMEOUT", "5")];
+    let run = m.compile_as(py, &["--cache-url", &url], &env, &reference, "dropped connection attempts");
+    assert_no_warning("dropped connection attempts", &run.stderr);
+    let requests = server.requests();
+    assert_eq!(requests.first().map(String::as_str), Some("RELEASED"), "{requests:?}");
+    assert!(requests.iter().any(|r| r.starts_with("GET /cache/v1/")), "{requests:?}");
+    assert!(requests.iter().any(|r| r.starts_with("PUT /cache/v1/")), "{requests:?}");
 }
 
 /// Unsigned requests (no credentials anywhere) to an S3 server that checks signatures:
@@ -1850,7 +1880,7 @@ fn container_credentials_are_fetched_like_the_cache() {
     let warnings = self::warnings(&stderr);
     let want = format!(
         "cannot get credentials from the container credentials endpoint `{full}`: GET: timed out connecting \
-         to {} (no connection within 1 s;",
+         to {} (no connection within 3.5 s, the longest a connection is waited for:",
         &silent.url()["http://".len()..]
     );
     assert!(warnings.len() == 1 && warnings[0].contains(&want), "{stderr}");

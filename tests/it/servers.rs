@@ -1189,6 +1189,10 @@ pub enum Fault {
     /// A working in-memory store (PUT 201/204, GET/HEAD 200/404, DELETE 204/404) that
     /// answers this many requests, then closes its listener and connections and exits.
     DieAfter(usize),
+    /// The store of [`Fault::Flaky`] (no faults) behind an accept queue that is full at
+    /// first (the kernel drops connection attempts) and is emptied this many milliseconds
+    /// after the first attempt (`RELEASED` logged then): attempts resent after that connect.
+    FullQueue(u64),
     /// The same store (keyed by path without the query string), but of the requests of
     /// each method to each path, the first `first` of every `first + 1` meet `with`: a
     /// request fails `first` times, then is answered.
@@ -1219,6 +1223,7 @@ impl Fault {
             Fault::Trickle => "trickle".into(),
             Fault::AcceptNeverAnswer => "accept-never-answer".into(),
             Fault::DieAfter(n) => format!("die-after:{n}"),
+            Fault::FullQueue(ms) => format!("full-queue:{ms}"),
             Fault::Flaky { first, with } => match with {
                 Flake::Status(n) => format!("flaky:{first}:{n}"),
                 Flake::Reset => format!("flaky:{first}:reset"),

@@ -74,8 +74,15 @@ pub fn open(url: &str, timeout: Duration) -> Result<Arc<dyn Tier>, OpenError> {
     }
 }
 
-/// An HTTP agent for the cache's requests: every phase bounded by `timeout` (connecting by
-/// a second at most), a pool of `pool` idle connections (ureq scans it on every request,
+/// The longest a connection is waited for. A connection attempt the network dropped (a SYN
+/// lost, or refused by a server's full accept queue) is sent again by the system 1 s
+/// later, then 3 s after the first: a limit of 1 s gave up on a live server just as the
+/// resend went out. 3.5 s waits for two resends; a host that drops them all (a firewall, a
+/// host that is down) costs no more, once per run, whatever the time limit.
+const CONNECT_MAX: Duration = Duration::from_millis(3500);
+
+/// An HTTP agent for the cache's requests: every phase bounded by `timeout`, connecting by
+/// [`CONNECT_MAX`] at most (the default 2 s waits for one resend), a pool of `pool` idle connections (ureq scans it on every request,
 /// so lookups and uploads get an agent each, sized for their threads), HTTP statuses
 /// handled by the caller, the platform's roots (`SSL_CERT_FILE` and friends are
 /// honoured), and with `proxy` the proxies of the environment (`HTTPS_PROXY`, `NO_PROXY`…);
@@ -84,7 +91,7 @@ pub fn agent(timeout: Duration, pool: usize, proxy: bool) -> ureq::Agent {
     let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::PlatformVerifier).build();
     let mut config = ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
-        .timeout_connect(Some(timeout.min(Duration::from_secs(1)).max(Duration::from_millis(200))))
+        .timeout_connect(Some(timeout.min(CONNECT_MAX)))
         .http_status_as_error(false)
         .max_idle_connections(pool)
         .max_idle_connections_per_host(pool)
@@ -94,11 +101,28 @@ pub fn agent(timeout: Duration, pool: usize, proxy: bool) -> ureq::Agent {
     if !proxy {
         config = config.proxy(None);
     }
-    ureq::Agent::with_parts(
-        config.build(),
-        ureq::unversioned::transport::DefaultConnector::new(),
-        CachingResolver::default(),
-    )
+    ureq::Agent::with_parts(config.build(), Connecting::default(), CachingResolver::default())
+}
+
+/// ureq's connectors, saying that a timeout met while connecting is one: the connect
+/// limit is at most the request's, which ureq, when they coincide, reports as the whole
+/// request's ("no complete answer" from a host that never took the connection).
+#[derive(Debug, Default)]
+struct Connecting(ureq::unversioned::transport::DefaultConnector);
+
+impl ureq::unversioned::transport::Connector for Connecting {
+    type Out = Box<dyn ureq::unversioned::transport::Transport>;
+
+    fn connect(
+        &self,
+        details: &ureq::unversioned::transport::ConnectionDetails,
+        chained: Option<()>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        self.0.connect(details, chained).map_err(|e| match e {
+            ureq::Error::Timeout(ureq::Timeout::Global) => ureq::Error::Timeout(ureq::Timeout::Connect),
+            e => e,
+        })
+    }
 }
 
 /// ureq resolves the host before every request, even one that reuses a pooled
@@ -247,22 +271,34 @@ fn timed_out(what: &str, url: &str, agent: &ureq::Agent, kind: Option<ureq::Time
     let secs = |d: Option<Duration>| d.map_or(String::new(), |d| format!(" within {} s", d.as_secs_f64()));
     let to = host_port(url);
     TierError::Timeout(match kind {
-        Some(ureq::Timeout::Connect) => format!(
-            "{what}: timed out connecting to {to} (no connection{}; the connect limit is \
-             HASHPYC_CACHE_TIMEOUT, at most 1 s)",
+        Some(ureq::Timeout::Connect) if limits.connect.is_some_and(|c| c >= CONNECT_MAX) => format!(
+            "{what}: timed out connecting to {to} (no connection{}, the longest a connection is \
+             waited for: the attempt and the system's resends went unanswered; is the host up, and \
+             does nothing drop connections to the port?)",
             secs(limits.connect)
+        ),
+        Some(ureq::Timeout::Connect) => format!(
+            "{what}: timed out connecting to {to} (no connection{}; the connect limit is {}, at most {} s)",
+            secs(limits.connect),
+            limit_of(what),
+            CONNECT_MAX.as_secs_f64()
         ),
         Some(ureq::Timeout::Resolve) => format!("{what}: timed out resolving the host of {to}"),
         _ => format!(
             "{what}: timed out waiting for {to} (no complete answer{}; the limit is {})",
             secs(limits.global),
-            if what == "PUT" {
-                "5× HASHPYC_CACHE_TIMEOUT for uploads, at least 10 s"
-            } else {
-                "HASHPYC_CACHE_TIMEOUT"
-            }
+            limit_of(what)
         ),
     })
+}
+
+/// The setting behind the time limits of the request `what`.
+fn limit_of(what: &str) -> &'static str {
+    if what == "PUT" {
+        "5× HASHPYC_CACHE_TIMEOUT for uploads, at least 10 s"
+    } else {
+        "HASHPYC_CACHE_TIMEOUT"
+    }
 }
 
 /// `HOST:PORT` of `url`, the scheme's port when it names none; never its user info, path
@@ -543,8 +579,14 @@ mod tests {
             };
         assert_eq!(
             said(ureq::Error::Timeout(ureq::Timeout::Connect), "GET", &lookups),
-            "GET: timed out connecting to 127.0.0.1:9 (no connection within 1 s; the connect limit is \
-             HASHPYC_CACHE_TIMEOUT, at most 1 s)"
+            "GET: timed out connecting to 127.0.0.1:9 (no connection within 2.5 s; the connect limit \
+             is HASHPYC_CACHE_TIMEOUT, at most 3.5 s)"
+        );
+        assert_eq!(
+            said(ureq::Error::Timeout(ureq::Timeout::Connect), "PUT", &uploads),
+            "PUT: timed out connecting to 127.0.0.1:9 (no connection within 3.5 s, the longest a \
+             connection is waited for: the attempt and the system's resends went unanswered; is the \
+             host up, and does nothing drop connections to the port?)"
         );
         assert_eq!(
             said(ureq::Error::Timeout(ureq::Timeout::Global), "GET", &lookups),
