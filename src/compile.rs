@@ -856,6 +856,10 @@ fn compile_stage(
                 hits
             });
             let (results, fatal) = schedule::run(&schedule, &queue, expected, reporter);
+            if crate::interrupt::requested() {
+                // Lookups waiting on a remote that does not answer do not hold the run.
+                crate::interrupt::abandon_unless(|| lookups.is_finished());
+            }
             let hits = lookups.join().expect("cache lookups");
             cache.note_unlooked(queue.taken_from_backlog());
             (results.into_iter().chain(hits).collect::<Vec<_>>(), fatal)

@@ -51,6 +51,32 @@ pub fn exit_code() -> Option<i32> {
     }
 }
 
+/// Held (shared) while a file is written that must not be left half-written: what
+/// [`abandon_unless`] waits for before it ends the run.
+static WRITES: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Held while writing a file (a pyc, a cache entry) from a thread that an interrupted run
+/// may abandon ([`abandon_unless`]).
+pub fn writing() -> std::sync::RwLockReadGuard<'static, ()> {
+    WRITES.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// After an interrupt: wait a moment for `done` (threads to finish), and if they have not,
+/// end the run now, as an interrupted run ends (`error: interrupted`, exit 130 or 143),
+/// once no file is being written ([`writing`]): they are waiting on something a signal
+/// does not wake (remote lookups on a server that does not answer) and are abandoned.
+pub fn abandon_unless(done: impl Fn() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        if started.elapsed() >= std::time::Duration::from_millis(200) {
+            let _no_writes = WRITES.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), b"error: interrupted\n");
+            std::process::exit(exit_code().unwrap_or(130));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 pub fn register(pid: u32) {
     WORKERS.lock().expect("worker registry").push(pid);
     // A worker started just as the signal arrived must not survive it.

@@ -206,7 +206,7 @@ impl Remote {
     ) -> Result<T, TierError> {
         policy.run(
             request,
-            || self.usable(),
+            || self.usable() && !crate::interrupt::requested(),
             || {
                 self.counts.retries.fetch_add(1, Ordering::Relaxed);
             },
@@ -407,6 +407,9 @@ impl Inner {
             }
         }
         let r = self.remote.as_ref()?;
+        if crate::interrupt::requested() {
+            return None;
+        }
         if r.lookups_off.load(Ordering::Relaxed) {
             r.unasked.fetch_add(1, Ordering::Relaxed);
             return None;
@@ -464,6 +467,7 @@ impl Inner {
         if self.settings.read_only || l.stores_off.load(Ordering::Relaxed) {
             return;
         }
+        let _writing = crate::interrupt::writing();
         match l.disk.put(key, data) {
             Ok(on_disk) => {
                 l.counts.stores.fetch_add(weight, Ordering::Relaxed);
@@ -706,6 +710,15 @@ impl Inner {
                 ));
             }
             if let Some(u) = &upload
+                && u.abandoned > 0
+                && u.interrupted
+            {
+                warnings.push(format!(
+                    "remote bytecode cache `{}`: {} dropped: interrupted",
+                    r.tier.describe(),
+                    crate::report::plural(u.abandoned, "upload was", "uploads were"),
+                ));
+            } else if let Some(u) = &upload
                 && u.abandoned > 0
             {
                 warnings.push(format!(

@@ -111,6 +111,7 @@ fn unit(l: &Lookups<'_>, src: usize, targets: &[usize]) -> (Results, Vec<usize>)
             }
             Found::Hit { bodies, warnings } => {
                 let header = Header::hashed(target.magic, l.mode, hash).to_bytes();
+                let _writing = crate::interrupt::writing();
                 let written = DIRS.with_borrow_mut(|dirs| {
                     write::write_unit(
                         &l.paths.of(&plan.path, t),

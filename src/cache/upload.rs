@@ -44,6 +44,8 @@ pub struct UploadReport {
     pub waited: Duration,
     /// Still queued or running when the wait ended.
     pub abandoned: usize,
+    /// The wait ended on an interrupt.
+    pub interrupted: bool,
     pub skipped: u64,
 }
 
@@ -57,7 +59,7 @@ impl Uploader {
                 (rx.clone(), Arc::clone(&remote), Arc::clone(&pending), Arc::clone(&skipped));
             let spawned = std::thread::Builder::new().name(format!("hashpyc-upload-{i}")).spawn(move || {
                 for job in rx {
-                    if r.usable() {
+                    if r.usable() && !crate::interrupt::requested() {
                         upload(&r, &job, &skipped);
                     }
                     pending.fetch_sub(1, Ordering::SeqCst);
@@ -91,14 +93,21 @@ impl Uploader {
 
     /// No more uploads; wait at most `limit` for the queued ones — and not at all once
     /// the remote is switched off: what is queued will not be sent, and a request in
-    /// flight to a failed server only waits for its timeout (its warning says enough).
+    /// flight to a failed server only waits for its timeout (its warning says enough) —
+    /// nor once the run is interrupted: what is left is dropped.
     pub fn finish(&self, limit: Duration) -> UploadReport {
         drop(self.tx.lock().expect("upload lock").take());
         let start = Instant::now();
-        while self.pending.load(Ordering::SeqCst) > 0 && start.elapsed() < limit && self.remote.usable() {
+        let interrupted = crate::interrupt::requested;
+        while self.pending.load(Ordering::SeqCst) > 0
+            && start.elapsed() < limit
+            && self.remote.usable()
+            && !interrupted()
+        {
             std::thread::sleep(Duration::from_millis(5));
         }
         UploadReport {
+            interrupted: interrupted(),
             waited: start.elapsed(),
             abandoned: if self.remote.usable() { self.pending.load(Ordering::SeqCst) } else { 0 },
             skipped: self.skipped.load(Ordering::Relaxed),

@@ -25,6 +25,7 @@ Modes:
                        it gets; MS milliseconds after the first attempt (a socket to its
                        port in SYN-SENT in /proc/net/tcp), "RELEASED" is logged and the queue
                        is emptied: the attempts the system resends from then on connect
+  put-never-answer     GET and HEAD get 404; a PUT is read and never answered
   die-after:N          a dumb in-memory store (PUT stores, GET/HEAD read, DELETE removes)
                        that answers N requests correctly, then closes its listener and
                        every connection and exits: a server dying mid-build
@@ -264,6 +265,12 @@ class Server:
                 pass
             self.log("SENT %d" % sent)
             return False
+        if mode == "put-never-answer":
+            if method != "PUT":
+                sock.sendall(response(404, b"not found\n", head))
+                return True
+            while True:
+                time.sleep(3600)
         if mode == "full":
             # A full server: nothing stored, every upload refused for lack of space.
             if method == "PUT":
@@ -321,7 +328,7 @@ def main():
     ap.add_argument("--retry-after", default=None)
     args = ap.parse_args()
     known = ("garbage", "truncated", "trickle", "accept-never-answer", "full", "huge", "endless",
-             "endless-entry")
+             "endless-entry", "put-never-answer")
     if not (args.mode in known or args.mode.startswith(("status:", "die-after:", "flaky:", "full-queue:"))):
         ap.error("unknown mode %r" % args.mode)
     server = Server(args.mode, args.log, args.retry_after)

@@ -623,6 +623,33 @@ impl Hashpyc {
         self
     }
 
+    /// [`Hashpyc::run`], sending the run the signal `sig` once `when` holds (polled; the
+    /// run ending first fails the test).
+    pub fn run_signalled(mut self, sig: i32, mut when: impl FnMut() -> bool) -> Run {
+        self.cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        guard_network(&mut self.cmd);
+        for k in PROXY_VARS {
+            if !self.cmd.get_envs().any(|(n, v)| n == OsStr::new(k) && v.is_some()) {
+                self.cmd.env_remove(k);
+            }
+        }
+        let mut child = self.cmd.spawn().expect("spawn hashpyc");
+        while !when() {
+            assert!(child.try_wait().unwrap().is_none(), "the run ended before it was signalled");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        // SAFETY: signalling our own child, still running (not reaped).
+        unsafe {
+            libc::kill(child.id() as i32, sig);
+        }
+        let out: Output = child.wait_with_output().expect("wait hashpyc");
+        Run {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
     pub fn run(mut self) -> Run {
         self.cmd.stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
         self.cmd.stdout(Stdio::piped()).stderr(Stdio::piped());

@@ -58,6 +58,11 @@ impl Machine {
 
     /// `hashpyc compile` on this machine, through `python` (a counting wrapper or not).
     fn compile(&self, python: &Path, extra: &[&str], env: &[(&str, &str)]) -> harness::Run {
+        self.command(python, extra, env).run()
+    }
+
+    /// The command [`Machine::compile`] runs.
+    fn command(&self, python: &Path, extra: &[&str], env: &[(&str, &str)]) -> harness::Hashpyc {
         let mut cmd = harness::Hashpyc::new(self.home.root())
             .env("HOME", self.home.root())
             .env("HASHPYC_STATE_DIR", self.home.path("state"))
@@ -71,7 +76,7 @@ impl Machine {
         for (k, v) in env {
             cmd = cmd.env(k, v);
         }
-        cmd.arg(&self.tree).run()
+        cmd.arg(&self.tree)
     }
 
     /// `compile`, whose exit status and pycs must be those of `reference` (a build without a
@@ -1028,6 +1033,38 @@ fn a_server_that_dies_mid_build() {
     assert_eq!(run.code, status, "{}", run.stderr);
     assert!(reference == pycs(&m.tree));
     assert!(run.stderr.matches("warning:").count() <= 1, "{}", run.stderr);
+}
+
+/// Ctrl-C (SIGINT to the real process) while lookups wait on a server that never answers
+/// (a long HASHPYC_CACHE_TIMEOUT), or while the end of the run waits for uploads a server
+/// never answers, ends the run as any interrupted run ends: `error: interrupted`, exit 130
+/// (it ended only when the forced exit came, saying nothing), the uploads left said to be
+/// dropped.
+#[test]
+fn an_interrupt_does_not_wait_for_the_remote() {
+    let test = "remote::an_interrupt_does_not_wait_for_the_remote";
+    let Some(py) = harness::python_or_skip((3, 12), test) else { return };
+    let m = Machine::new(py, "interrupted");
+    let silent = Faulty::start(Fault::AcceptNeverAnswer);
+    let env = [("HASHPYC_CACHE_TIMEOUT", "60")];
+    let run = m
+        .command(&py.path, &["--cache-url", &silent.url()], &env)
+        .run_signalled(libc::SIGINT, || !silent.requests().is_empty());
+    assert_eq!(run.code, Some(130), "lookups in flight: {}", run.stderr);
+    assert!(run.stderr.lines().any(|l| l == "error: interrupted"), "lookups in flight: {}", run.stderr);
+    let unanswered = Faulty::start(Fault::PutNeverAnswer);
+    let env = [("HASHPYC_CACHE_UPLOAD_WAIT", "120")];
+    let run = m
+        .command(&py.path, &["--cache-url", &unanswered.url()], &env)
+        .run_signalled(libc::SIGINT, || unanswered.requests().iter().any(|r| r.starts_with("PUT ")));
+    assert_eq!(run.code, Some(130), "uploads in flight: {}", run.stderr);
+    assert!(run.stderr.lines().any(|l| l == "error: interrupted"), "uploads in flight: {}", run.stderr);
+    let warnings = warnings(&run.stderr);
+    assert!(
+        warnings.len() == 1 && warnings[0].ends_with(" dropped: interrupted"),
+        "uploads in flight: {}",
+        run.stderr
+    );
 }
 
 /// The remote tier's counts on a `-v` line: hits, misses, stores, damaged, errors,

@@ -1186,6 +1186,8 @@ pub enum Fault {
     Trickle,
     /// Connections are accepted, never read from nor answered.
     AcceptNeverAnswer,
+    /// GET and HEAD 404; a PUT is read and never answered.
+    PutNeverAnswer,
     /// A working in-memory store (PUT 201/204, GET/HEAD 200/404, DELETE 204/404) that
     /// answers this many requests, then closes its listener and connections and exits.
     DieAfter(usize),
@@ -1222,6 +1224,7 @@ impl Fault {
             Fault::Truncated => "truncated".into(),
             Fault::Trickle => "trickle".into(),
             Fault::AcceptNeverAnswer => "accept-never-answer".into(),
+            Fault::PutNeverAnswer => "put-never-answer".into(),
             Fault::DieAfter(n) => format!("die-after:{n}"),
             Fault::FullQueue(ms) => format!("full-queue:{ms}"),
             Fault::Flaky { first, with } => match with {
