@@ -1035,6 +1035,42 @@ fn a_server_that_dies_mid_build() {
     assert!(run.stderr.matches("warning:").count() <= 1, "{}", run.stderr);
 }
 
+/// A cache URL with whitespace around it (a CI secret pasted with its final newline, in
+/// `HASHPYC_CACHE_URL` or `--cache-url`) is used without it, for every scheme: an S3
+/// prefix is `pfx`, not `pfx\n` (its objects were stored under `pfx%0A/`), and an http://
+/// URL with a space before it works as one without.
+#[test]
+fn a_cache_url_is_trimmed_for_every_scheme() {
+    let test = "remote::a_cache_url_is_trimmed_for_every_scheme";
+    let Some(py) = harness::python_or_skip((3, 12), test) else { return };
+    let m = Machine::small("trimmed");
+    let reference = m.reference(py);
+    // A working store (no request fails).
+    let server = Faulty::start(Fault::Flaky { first: 0, with: Flake::Status(500) });
+    let endpoint = server.url();
+    let s3 = [("AWS_ENDPOINT_URL", endpoint.as_str())];
+    let http = format!(" {endpoint}/pfx\t");
+    for (how, url, env) in [
+        ("HASHPYC_CACHE_URL", "s3://bucket/pfx\n", &s3[..]),
+        ("--cache-url", " s3://bucket/pfx \r\n", &s3[..]),
+        ("--cache-url", http.as_str(), &[][..]),
+    ] {
+        let before = server.requests().len();
+        let (args, env): (Vec<&str>, Vec<(&str, &str)>) = match how {
+            "--cache-url" => (vec!["--cache-url", url], env.to_vec()),
+            _ => (vec![], env.iter().copied().chain([(how, url)]).collect()),
+        };
+        let run = m.compile_as(py, &args, &env, &reference, &format!("{how} {url:?}"));
+        assert_no_warning(&format!("{how} {url:?}"), &run.stderr);
+        let sent = server.requests()[before..].to_vec();
+        let want = if url.contains("s3://") { "/bucket/pfx/v1/" } else { "/pfx/v1/" };
+        assert!(
+            !sent.is_empty() && sent.iter().all(|r| r.split_once(' ').unwrap().1.starts_with(want)),
+            "{how} {url:?}: {sent:?}"
+        );
+    }
+}
+
 /// Ctrl-C (SIGINT to the real process) while lookups wait on a server that never answers
 /// (a long HASHPYC_CACHE_TIMEOUT), or while the end of the run waits for uploads a server
 /// never answers, ends the run as any interrupted run ends: `error: interrupted`, exit 130

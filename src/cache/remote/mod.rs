@@ -58,8 +58,11 @@ impl std::fmt::Display for OpenError {
     }
 }
 
-/// Open the remote tier `url` names: `s3://BUCKET/PREFIX`, `http(s)://HOST/PREFIX`.
+/// Open the remote tier `url` names: `s3://BUCKET/PREFIX`, `http(s)://HOST/PREFIX`, without
+/// the whitespace around it, whatever the scheme (the url crate trims it from an http(s)
+/// URL; a CI secret pasted with its final newline must not make an S3 prefix `PREFIX\n`).
 pub fn open(url: &str, timeout: Duration) -> Result<Arc<dyn Tier>, OpenError> {
+    let url = url.trim();
     let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
     match scheme.as_deref() {
         Some("s3") => Ok(Arc::new(s3::S3Tier::from_env(url, timeout)?)),
@@ -670,6 +673,15 @@ mod tests {
         assert_eq!(s3_code(b"<html><body>404 Not Found</body></html>"), None);
         for odd in ["", "a b", "<x>", &"A".repeat(65)] {
             assert_eq!(s3_code(reply(odd).as_bytes()), None, "{odd:?}");
+        }
+    }
+
+    /// (S3 URLs: remote::a_cache_url_is_trimmed_for_every_scheme, which keeps the
+    /// environment's AWS settings out.)
+    #[test]
+    fn surrounding_whitespace_is_trimmed() {
+        for url in [" http://127.0.0.1:9/prefix", "http://127.0.0.1:9/prefix\n "] {
+            assert_eq!(open(url, DEFAULT_TIMEOUT).expect("opened").describe(), "http://127.0.0.1:9/prefix");
         }
     }
 
