@@ -557,12 +557,11 @@ impl Inner {
                 }
                 // A failure that is not the source's is never stored; one found is a miss.
                 Some((Payload::Failure { failure, .. }, _)) if !failure.from_source() => None,
-                Some((Payload::Failure { filename: stored, mut failure }, from)) => {
-                    if stored != filename {
-                        let (old, new) =
-                            (String::from_utf8_lossy(&stored), String::from_utf8_lossy(filename));
-                        failure.message = failure.message.replace(old.as_ref(), new.as_ref());
-                    }
+                // Served as stored at any path: no message of a failure that is stored (a
+                // SyntaxError's `msg`, NUL bytes' ValueError) holds the path it was compiled
+                // at, on any version covered; text that happens to equal that path (`#
+                // coding: m.py` compiled as m.py) is the source's own and stays.
+                Some((Payload::Failure { failure, .. }, from)) => {
                     // It stands for every level.
                     self.count(&vec![Some(from); levels.len()], remote_asked);
                     return Found::Failed(failure);

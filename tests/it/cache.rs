@@ -1692,3 +1692,35 @@ fn read_only_hits_keep_entry_times() {
     assert_eq!(counts(&rw.stderr), (1, 1), "{}", rw.stderr);
     assert!(mtime() > old, "a hit refreshes an old entry's time");
 }
+
+// A cached failure served at another path says what compiling the file there says: its
+// message is not rewritten, even where it contains the path it was compiled at (a file
+// `# coding: m.py` compiled as m.py, served as sub/m.py, is still `unknown encoding: m.py`;
+// a text substitution made it `unknown encoding: sub/m.py`).
+#[test]
+fn cached_failure_messages_are_not_rewritten() {
+    let Some(py) = harness::any_python("cache::cached_failure_messages_are_not_rewritten") else { return };
+    let work = Tree::new();
+    let cache = work.path("cache");
+    for dir in ["one", "two/sub"] {
+        work.write(format!("{dir}/m.py"), "# coding: m.py\nx = 1\n");
+    }
+    let run = |cwd: &str, state: &str, path: &str, cache_on: bool| {
+        let mut cmd = harness::Hashpyc::new(&work.path(cwd))
+            .env("HASHPYC_STATE_DIR", work.path(state))
+            .arg("compile")
+            .arg("-v")
+            .python(py);
+        cmd = if cache_on { cmd.arg("--cache").arg(&cache) } else { cmd.arg("--no-cache") };
+        let r = cmd.arg(path).run();
+        r.assert_code(1);
+        r
+    };
+    run("one", "state-1", "m.py", true);
+    let cached = run("two", "state-2", "sub/m.py", true);
+    assert_eq!(local_counts(&cached.stderr).0, 1, "{}", cached.stderr);
+    let real = run("two", "state-3", "sub/m.py", false);
+    let failure = |stderr: &str| stderr.lines().filter(|l| l.contains("m.py")).collect::<Vec<_>>().join("\n");
+    assert_eq!(failure(&cached.stderr), failure(&real.stderr));
+    assert!(failure(&cached.stderr).contains("unknown encoding: m.py"), "{}", cached.stderr);
+}
