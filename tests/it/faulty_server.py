@@ -25,6 +25,8 @@ Modes:
                        it gets; MS milliseconds after the first attempt (a socket to its
                        port in SYN-SENT in /proc/net/tcp), "RELEASED" is logged and the queue
                        is emptied: the attempts the system resends from then on connect
+  redirect             every request gets 302 with Location: http://127.0.0.2:<its port><the
+                       path>?X-Amz-Signature=hunter2sig
   put-never-answer     GET and HEAD get 404; a PUT is read and never answered
   die-after:N          a dumb in-memory store (PUT stores, GET/HEAD read, DELETE removes)
                        that answers N requests correctly, then closes its listener and
@@ -265,6 +267,11 @@ class Server:
                 pass
             self.log("SENT %d" % sent)
             return False
+        if mode == "redirect":
+            location = "Location: http://127.0.0.2:%d%s?X-Amz-Signature=hunter2sig" % (
+                self.listener.getsockname()[1], path.split("?", 1)[0])
+            sock.sendall(response(302, b"", head, (location,)))
+            return True
         if mode == "put-never-answer":
             if method != "PUT":
                 sock.sendall(response(404, b"not found\n", head))
@@ -328,7 +335,7 @@ def main():
     ap.add_argument("--retry-after", default=None)
     args = ap.parse_args()
     known = ("garbage", "truncated", "trickle", "accept-never-answer", "full", "huge", "endless",
-             "endless-entry", "put-never-answer")
+             "endless-entry", "put-never-answer", "redirect")
     if not (args.mode in known or args.mode.startswith(("status:", "die-after:", "flaky:", "full-queue:"))):
         ap.error("unknown mode %r" % args.mode)
     server = Server(args.mode, args.log, args.retry_after)

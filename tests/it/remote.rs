@@ -1035,6 +1035,59 @@ fn a_server_that_dies_mid_build() {
     assert!(run.stderr.matches("warning:").count() <= 1, "{}", run.stderr);
 }
 
+/// Failures are named in words, with their request and the host: a server whose
+/// certificate is its authority's own (a self-signed CA certificate served as the server's:
+/// it was `(Other(OtherError(CaUsedAsEndEntity)))`), a redirect (it was a bare `GET: HTTP
+/// 302`: now its Location, without the query string, and that redirects are not
+/// followed), connections reset (they lacked `GET:` and the host). One warning each, the
+/// pycs of a build without a cache, no Rust debug text.
+#[test]
+fn failures_name_their_request_host_and_cause_in_words() {
+    let test = "remote::failures_name_their_request_host_and_cause_in_words";
+    let Some(py) = harness::python_or_skip((3, 12), test) else { return };
+    let m = Machine::small("worded");
+    let reference = m.reference(py);
+    let the_warning = |url: &str, env: &[(&str, &str)]| -> String {
+        let run = m.compile_as(py, &["--cache-url", url], env, &reference, url);
+        let warnings = warnings(&run.stderr);
+        assert!(warnings.len() == 1 && warnings[0].contains("switched off"), "{url}: {}", run.stderr);
+        assert!(!warnings[0].contains("Error(") && !warnings[0].contains("Other("), "{}", warnings[0]);
+        harness::visible(warnings[0]);
+        warnings[0].to_string()
+    };
+    if let Some(ca) = servers::TestCa::new("127.0.0.2") {
+        let reply = m.home.write("reply", "");
+        let server = servers::TlsReply::start_with("127.0.0.2", (&ca.ca, &ca.ca_key()), &reply);
+        let roots = ca.ca.to_str().unwrap();
+        let w = the_warning(&format!("{}/cache", server.url), &[("SSL_CERT_FILE", roots)]);
+        let host = &server.url["https://".len()..];
+        assert!(
+            w.contains(&format!(
+                "`: GET: {host}: TLS: the server's certificate is a certificate authority's own certificate, \
+                 not one made for the server"
+            )) && w.contains("give the server a certificate signed by that authority"),
+            "{w}"
+        );
+    }
+    let redirect = Faulty::start(Fault::Redirect);
+    let w = the_warning(&format!("{}/cache", redirect.url()), &[]);
+    let to = format!("http://127.0.0.2:{}/cache/v1/", redirect.port());
+    assert!(
+        w.contains(&format!("`: GET: HTTP 302, a redirect to {to}"))
+            && w.contains("(redirects are not followed")
+            && !w.contains("hunter2sig"),
+        "{w}"
+    );
+    let reset = Faulty::start(Fault::Flaky { first: 1000, with: Flake::Reset });
+    let w = the_warning(&reset.url(), &[]);
+    let host = &reset.url()["http://".len()..];
+    assert!(w.contains(&format!("`: GET: {host}: ")) && w.contains("(after 3 attempts)"), "{w}");
+    let close = Faulty::start(Fault::Flaky { first: 1000, with: Flake::Close });
+    let w = the_warning(&close.url(), &[]);
+    let host = &close.url()["http://".len()..];
+    assert!(w.contains(&format!("`: GET: {host}: the server closed the connection before answering")), "{w}");
+}
+
 /// A cache URL with whitespace around it (a CI secret pasted with its final newline, in
 /// `HASHPYC_CACHE_URL` or `--cache-url`) is used without it, for every scheme: an S3
 /// prefix is `pfx`, not `pfx\n` (its objects were stored under `pfx%0A/`), and an http://

@@ -196,6 +196,12 @@ pub struct TestCa {
 }
 
 impl TestCa {
+    /// The authority's own key (PEM), for a server that serves the authority's certificate
+    /// as its own.
+    pub fn ca_key(&self) -> PathBuf {
+        self.dir.path().join("ca.key")
+    }
+
     /// None (skipped) when `openssl` is not there.
     pub fn new(ip: &str) -> Option<TestCa> {
         let openssl = match find_tool("HASHPYC_OPENSSL", "openssl") {
@@ -261,6 +267,11 @@ pub struct TlsReply {
 impl TlsReply {
     /// `host`: the address the certificate names; `reply`: the file every GET is answered with.
     pub fn start(host: &str, ca: &TestCa, reply: &Path) -> TlsReply {
+        TlsReply::start_with(host, (&ca.cert, &ca.key), reply)
+    }
+
+    /// [`TlsReply::start`] with this certificate and key (PEM files).
+    pub fn start_with(host: &str, (cert, key): (&Path, &Path), reply: &Path) -> TlsReply {
         let dir = tempdir("hashpyc-tls-");
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/tls_server.py");
         let path = |p: &Path| p.display().to_string();
@@ -268,9 +279,9 @@ impl TlsReply {
             "--host".to_string(),
             host.to_string(),
             "--cert".into(),
-            path(&ca.cert),
+            path(cert),
             "--key".into(),
-            path(&ca.key),
+            path(key),
             "--reply".into(),
             path(reply),
             "--log".into(),
@@ -1188,6 +1199,8 @@ pub enum Fault {
     AcceptNeverAnswer,
     /// GET and HEAD 404; a PUT is read and never answered.
     PutNeverAnswer,
+    /// Every request: 302 to `http://127.0.0.2:PORT/PATH?X-Amz-Signature=hunter2sig`.
+    Redirect,
     /// A working in-memory store (PUT 201/204, GET/HEAD 200/404, DELETE 204/404) that
     /// answers this many requests, then closes its listener and connections and exits.
     DieAfter(usize),
@@ -1225,6 +1238,7 @@ impl Fault {
             Fault::Trickle => "trickle".into(),
             Fault::AcceptNeverAnswer => "accept-never-answer".into(),
             Fault::PutNeverAnswer => "put-never-answer".into(),
+            Fault::Redirect => "redirect".into(),
             Fault::DieAfter(n) => format!("die-after:{n}"),
             Fault::FullQueue(ms) => format!("full-queue:{ms}"),
             Fault::Flaky { first, with } => match with {

@@ -204,13 +204,14 @@ fn unresolved(e: ureq::Error, uri: &ureq::http::Uri) -> ureq::Error {
     ureq::Error::Io(std::io::Error::new(kind, Unresolved { host, reason }))
 }
 
-/// A tier error for a failed request, with `secrets` (credentials, signed query strings)
-/// scrubbed from whatever the HTTP library said. A connection reset, or closed before the
-/// response, is transient (a server restarting, a connection it dropped under load); a
-/// refused connection, DNS and TLS errors are not (the same request would meet them again;
-/// [`send_error`] tells the resolver's temporary failure apart).
+/// A tier error for the request `what` (`GET`, `PUT`) that failed talking to `host`
+/// (`HOST:PORT`), with `secrets` (credentials, signed query strings) scrubbed from whatever
+/// the HTTP library said: `GET: cache.example:443: …`. A connection reset, or closed
+/// before the response, is transient (a server restarting, a connection it dropped under
+/// load); a refused connection, DNS and TLS errors are not (the same request would meet
+/// them again; [`send_error`] tells the resolver's temporary failure apart).
 /// Timeouts are [`send_error`]'s, the only caller.
-fn request_error(e: &ureq::Error, secrets: &[&str]) -> TierError {
+fn request_error(e: &ureq::Error, what: &str, host: &str, secrets: &[&str]) -> TierError {
     use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
     if let ureq::Error::Io(io) = e
         && matches!(io.kind(), ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof)
@@ -219,7 +220,8 @@ fn request_error(e: &ureq::Error, secrets: &[&str]) -> TierError {
             UnexpectedEof => "the server closed the connection before answering".to_string(),
             _ => crate::io::io_reason(io),
         };
-        return TierError::Transient { message: scrub(&message, secrets), retry_after: None };
+        let message = format!("{what}: {host}: {}", scrub(&message, secrets));
+        return TierError::Transient { message, retry_after: None };
     }
     let msg = match e {
         ureq::Error::Io(io) => tls::reason(io).unwrap_or_else(|| crate::io::io_reason(io)),
@@ -229,7 +231,7 @@ fn request_error(e: &ureq::Error, secrets: &[&str]) -> TierError {
         ureq::Error::BodyExceedsLimit(_) => "the response is too large".into(),
         other => other.to_string(),
     };
-    TierError::Failed(scrub(&msg, secrets))
+    TierError::Failed(format!("{what}: {host}: {}", scrub(&msg, secrets)))
 }
 
 /// [`request_error`] for the request `what` (`GET`, `PUT`) sent to `url` by `agent`, as
@@ -263,7 +265,7 @@ pub fn send_error(
         ureq::Error::Io(io) if matches!(io.kind(), TimedOut | WouldBlock) => {
             timed_out(what, url, agent, None)
         }
-        _ => request_error(e, secrets),
+        _ => request_error(e, what, &host_port(url), secrets),
     }
 }
 
@@ -353,6 +355,16 @@ fn status_error(resp: ureq::http::Response<ureq::Body>, what: &str, credentials:
         drain(resp);
         return TierError::Transient { message: format!("{what}: HTTP {status}"), retry_after };
     }
+    if matches!(status, 301 | 302 | 303 | 307 | 308) {
+        // Never its query string: a presigned URL's signature.
+        let to = resp.headers().get("location").and_then(|v| v.to_str().ok()).map(redact_url);
+        drain(resp);
+        return TierError::Failed(format!(
+            "{what}: HTTP {status}, a redirect{} (redirects are not followed: give the address it \
+             redirects to as the cache URL, or as AWS_ENDPOINT_URL for S3)",
+            to.map(|to| format!(" to {to}")).unwrap_or_default()
+        ));
+    }
     let code = s3_code(&drain(resp));
     let hint = match (status, credentials, code.as_deref()) {
         (404, _, Some("NoSuchBucket")) => " (the bucket does not exist)".to_string(),
@@ -430,24 +442,27 @@ fn read_get(
             let declared = resp.body().content_length();
             if let Some(n) = declared.filter(|n| *n > MAX_ENTRY) {
                 return Err(TierError::Failed(format!(
-                    "reading an entry: the response is too large (Content-Length {n}, more than the {} an \
+                    "GET: {}: reading an entry: the response is too large (Content-Length {n}, more than the {} an \
                      entry may be; not read)",
+                    host_port(url),
                     super::manage::human_size(MAX_ENTRY)
                 )));
             }
             // Not retried: the server answered (a truncated entry is a broken reply).
+            let host = host_port(url);
             read_entry(resp.into_body(), declared).map(Some).map_err(|e| match e {
-                Unread::TooLarge(why) => {
-                    TierError::Failed(format!("reading an entry: the response is too large ({why})"))
-                }
+                Unread::TooLarge(why) => TierError::Failed(format!(
+                    "GET: {host}: reading an entry: the response is too large ({why})"
+                )),
                 Unread::Http(e) => match (&e, send_error(&e, "GET", url, agent, secrets)) {
                     (ureq::Error::Io(io), _) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-                        TierError::Failed(
-                            "reading an entry: the server closed the connection before its end".into(),
-                        )
+                        TierError::Failed(format!(
+                            "GET: {host}: reading an entry: the server closed the connection before its end"
+                        ))
                     }
                     (_, TierError::Failed(m) | TierError::Transient { message: m, .. }) => {
-                        TierError::Failed(format!("reading an entry: {m}"))
+                        let m = m.strip_prefix(&format!("GET: {host}: ")).unwrap_or(&m);
+                        TierError::Failed(format!("GET: {host}: reading an entry: {m}"))
                     }
                     (_, t) => t,
                 },
@@ -550,6 +565,10 @@ mod tests {
         assert_eq!(scrub("bad token abc123 here", &["abc123", ""]), "bad token *** here");
     }
 
+    fn reset_io() -> std::io::Error {
+        std::io::ErrorKind::ConnectionReset.into()
+    }
+
     #[test]
     fn refused_connections_name_the_request_and_address() {
         let refused = ureq::Error::Io(std::io::ErrorKind::ConnectionRefused.into());
@@ -567,7 +586,11 @@ mod tests {
         assert!(said("http://[::1]:8/c").contains(" by [::1]:8 "), "{}", said("http://[::1]:8/c"));
         assert!(!said("http://u:hunter2@127.0.0.1:9/c").contains("hunter2"));
         let reset = ureq::Error::Io(std::io::ErrorKind::ConnectionReset.into());
-        assert_eq!(send_error(&reset, "GET", "http://127.0.0.1:9", &agent, &[]), request_error(&reset, &[]));
+        let message = format!("GET: 127.0.0.1:9: {}", crate::io::io_reason(&reset_io()));
+        assert_eq!(
+            send_error(&reset, "GET", "http://127.0.0.1:9", &agent, &[]),
+            TierError::Transient { message, retry_after: None }
+        );
     }
 
     #[test]
@@ -660,8 +683,11 @@ mod tests {
             assert!(matches!(io(kind), TierError::Failed(_)), "{kind:?}");
         }
         assert!(matches!(io(TimedOut), TierError::Timeout(_)));
-        assert!(matches!(request_error(&ureq::Error::HostNotFound, &[]), TierError::Failed(_)));
-        assert!(matches!(request_error(&ureq::Error::ConnectionFailed, &[]), TierError::Failed(_)));
+        assert!(matches!(request_error(&ureq::Error::HostNotFound, "GET", "h:1", &[]), TierError::Failed(_)));
+        assert!(matches!(
+            request_error(&ureq::Error::ConnectionFailed, "GET", "h:1", &[]),
+            TierError::Failed(_)
+        ));
     }
 
     #[test]

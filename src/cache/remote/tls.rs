@@ -9,16 +9,24 @@ pub fn reason(e: &std::io::Error) -> Option<String> {
     Some(describe(tls))
 }
 
-/// `TLS: …` for a rustls error; a refused certificate says why in plain words.
+/// `TLS: …` for a rustls error; a refused certificate says why in plain words, and nothing
+/// is Rust's debug text (`Other(OtherError(CaUsedAsEndEntity))`).
 pub fn describe(e: &rustls::Error) -> String {
     use rustls::CertificateError as C;
     let c = match e {
         rustls::Error::InvalidCertificate(c) => c,
         // What a plain HTTP server's answer to a TLS hello looks like.
         rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType) => {
-            return format!("TLS: the server does not speak TLS on this port (an http:// URL?): {e}");
+            return "TLS: the server does not speak TLS on this port (an http:// URL?)".to_string();
         }
-        _ => return format!("TLS: {e}"),
+        rustls::Error::AlertReceived(alert) => {
+            return format!(
+                "TLS: the server refused the connection (its alert: {})",
+                words(&format!("{alert:?}"))
+            );
+        }
+        rustls::Error::General(m) => return format!("TLS: {m}"),
+        other => return format!("TLS: the connection failed ({})", words(&format!("{other:?}"))),
     };
     let why = match c {
         C::UnknownIssuer => "is not trusted: unknown issuer (no certificate authority among the trusted roots signed it; for a private authority, name its certificate in SSL_CERT_FILE)".to_string(),
@@ -32,9 +40,35 @@ pub fn describe(e: &rustls::Error) -> String {
         C::BadSignature => {
             "has a bad signature (not made by the trusted certificate authority it names)".to_string()
         }
-        other => format!("was refused ({other})"),
+        // webpki's errors, which rustls passes on as they are: their names are all there is.
+        C::Other(other) => match other.to_string().as_str() {
+            "CaUsedAsEndEntity" => "is a certificate authority's own certificate, not one made for the \
+                server (a self-signed authority certificate served as the server's?): give the server a \
+                certificate signed by that authority, and name the authority's certificate in SSL_CERT_FILE"
+                .to_string(),
+            "EndEntityUsedAsCa" => {
+                "chain has a server's certificate where an authority's should be (the server sends a wrong chain)"
+                    .to_string()
+            }
+            name => format!("was refused ({})", words(name)),
+        },
+        other => format!("was refused ({})", words(&format!("{other:?}"))),
     };
     format!("TLS: the server's certificate {why}")
+}
+
+/// A Rust debug name in words: the innermost name of `Other(OtherError(CaUsedAsEndEntity))`,
+/// split where its words start: "ca used as end entity".
+fn words(debug: &str) -> String {
+    let name = debug.split(|c: char| !c.is_ascii_alphanumeric()).rfind(|w| !w.is_empty()).unwrap_or(debug);
+    let mut out = String::new();
+    for (i, ch) in name.char_indices() {
+        if ch.is_ascii_uppercase() && i > 0 {
+            out.push(' ');
+        }
+        out.push(ch.to_ascii_lowercase());
+    }
+    out
 }
 
 #[cfg(test)]
@@ -51,5 +85,12 @@ mod tests {
         let expired = describe(&rustls::Error::InvalidCertificate(rustls::CertificateError::Expired));
         assert_eq!(expired, "TLS: the server's certificate has expired");
         assert_eq!(reason(&std::io::Error::other("not TLS")), None);
+        let unhandled = describe(&rustls::Error::InvalidCertificate(
+            rustls::CertificateError::UnhandledCriticalExtension,
+        ));
+        assert_eq!(unhandled, "TLS: the server's certificate was refused (unhandled critical extension)");
+        let alert = describe(&rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure));
+        assert_eq!(alert, "TLS: the server refused the connection (its alert: handshake failure)");
+        assert_eq!(words("Other(OtherError(CaUsedAsEndEntity))"), "ca used as end entity");
     }
 }
