@@ -1088,6 +1088,40 @@ fn failures_name_their_request_host_and_cause_in_words() {
     assert!(w.contains(&format!("`: GET: {host}: the server closed the connection before answering")), "{w}");
 }
 
+/// `HASHPYC_CACHE_TOKEN` is used without the whitespace around it (a token file's final
+/// newline: it made every request fail, `http: failed to parse header value`, and the
+/// remote was switched off), and one with a line break inside is bad configuration, an
+/// error before any request (exit 2) naming the variable and not showing its value.
+#[test]
+fn a_cache_token_is_trimmed_and_a_line_break_refused() {
+    let test = "remote::a_cache_token_is_trimmed_and_a_line_break_refused";
+    let Some(py) = harness::python_or_skip((3, 12), test) else { return };
+    let m = Machine::small("token");
+    let reference = m.reference(py);
+    let server = Faulty::start(Fault::Flaky { first: 0, with: Flake::Status(500) });
+    let url = format!("{}/cache", server.url());
+    let run = m.compile_as(
+        py,
+        &["--cache-url", &url],
+        &[("HASHPYC_CACHE_TOKEN", " tok3n-secret\n")],
+        &reference,
+        "trimmed",
+    );
+    assert_no_warning("a token with a final newline", &run.stderr);
+    assert!(server.requests().iter().any(|r| r.starts_with("PUT /cache/v1/")), "{:?}", server.requests());
+    let before = server.requests().len();
+    let run = m.compile(&py.path, &["--cache-url", &url], &[("HASHPYC_CACHE_TOKEN", "tok3n\nsecret")]);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(
+        run.stderr.starts_with("error: invalid HASHPYC_CACHE_TOKEN: it holds a line break")
+            && !run.stderr.contains("tok3n"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(server.requests().len(), before, "a request was sent");
+    assert!(pycs(&m.tree).is_empty(), "pycs were written");
+}
+
 /// A cache URL with whitespace around it (a CI secret pasted with its final newline, in
 /// `HASHPYC_CACHE_URL` or `--cache-url`) is used without it, for every scheme: an S3
 /// prefix is `pfx`, not `pfx\n` (its objects were stored under `pfx%0A/`), and an http://

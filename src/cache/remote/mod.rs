@@ -67,7 +67,7 @@ pub fn open(url: &str, timeout: Duration) -> Result<Arc<dyn Tier>, OpenError> {
     match scheme.as_deref() {
         Some("s3") => Ok(Arc::new(s3::S3Tier::from_env(url, timeout)?)),
         Some("http" | "https") => {
-            let token = std::env::var("HASHPYC_CACHE_TOKEN").ok().filter(|t| !t.is_empty());
+            let token = bearer_token(std::env::var("HASHPYC_CACHE_TOKEN").ok())?;
             Ok(Arc::new(http::HttpTier::new(url, token, timeout).map_err(OpenError::Url)?))
         }
         _ => Err(OpenError::Url(format!(
@@ -83,6 +83,24 @@ pub fn open(url: &str, timeout: Duration) -> Result<Arc<dyn Tier>, OpenError> {
 /// resend went out. 3.5 s waits for two resends; a host that drops them all (a firewall, a
 /// host that is down) costs no more, once per run, whatever the time limit.
 const CONNECT_MAX: Duration = Duration::from_millis(3500);
+
+/// The bearer token `HASHPYC_CACHE_TOKEN` holds (`value`): without the whitespace around it
+/// (a token file's final newline, as container credential token files are read), none
+/// when that leaves nothing; one that still holds a line break or another control
+/// character cannot be sent in a header, which is bad configuration (never shown).
+fn bearer_token(value: Option<String>) -> Result<Option<String>, OpenError> {
+    let Some(token) = value.map(|v| v.trim().to_string()).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    if token.chars().any(char::is_control) {
+        return Err(OpenError::Environment(
+            "invalid HASHPYC_CACHE_TOKEN: it holds a line break or another control character, which \
+             cannot be sent in a header (its value is not shown)"
+                .into(),
+        ));
+    }
+    Ok(Some(token))
+}
 
 /// An HTTP agent for the cache's requests: every phase bounded by `timeout`, connecting by
 /// [`CONNECT_MAX`] at most (the default 2 s waits for one resend), a pool of `pool` idle connections (ureq scans it on every request,
@@ -709,6 +727,15 @@ mod tests {
         for url in [" http://127.0.0.1:9/prefix", "http://127.0.0.1:9/prefix\n "] {
             assert_eq!(open(url, DEFAULT_TIMEOUT).expect("opened").describe(), "http://127.0.0.1:9/prefix");
         }
+    }
+
+    #[test]
+    fn bearer_tokens_are_trimmed_and_control_characters_refused() {
+        assert_eq!(bearer_token(Some(" tok\n".into())), Ok(Some("tok".into())));
+        assert_eq!(bearer_token(Some(" \n".into())), Ok(None));
+        assert_eq!(bearer_token(None), Ok(None));
+        let e = bearer_token(Some("to\nk".into())).expect_err("refused").to_string();
+        assert!(e.starts_with("invalid HASHPYC_CACHE_TOKEN: ") && !e.contains("to\nk"), "{e}");
     }
 
     #[test]
