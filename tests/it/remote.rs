@@ -1382,7 +1382,8 @@ fn persistent_failures_switch_the_remote_off_after_the_attempts() {
 }
 
 /// A remote that holds nothing for a tree (a fresh bucket, a new interpreter): once the
-/// first 256 lookups have all missed, the others are not made, but every entry is still
+/// first 256 lookups have all missed, no other starts (those in flight, 128 at most, are
+/// made: 384 GETs at most, as the README says), but every entry is still
 /// uploaded — a second machine then builds the whole tree from the server, starting no
 /// compiling worker.
 #[test]
@@ -1407,6 +1408,7 @@ fn a_cold_remote_is_filled_without_a_lookup_per_file() {
     let gets = log.lines().filter(|l| l.contains("\"GET ")).count();
     let puts = log.lines().filter(|l| l.contains("\"PUT ") && l.contains("\" 201 ")).count();
     assert!(gets < n, "{gets} lookups for {n} files: {}", run.stderr);
+    assert!((256..=256 + 128).contains(&gets), "{gets} lookups for {n} files: {}", run.stderr);
     assert_eq!(puts, n, "every entry is uploaded:\n{}", run.stderr);
 
     let b = Tree::new();
