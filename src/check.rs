@@ -206,7 +206,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
             report::eprint_line(v);
         }
         for e in &walked.errors {
-            let label = if e.is_vanished() {
+            let label = if e.is_note() {
                 // As compile's note: shown unless -qq.
                 if verbosity.quiet > 1 {
                     continue;

@@ -562,6 +562,12 @@ fn walk_notes(walked: &Walked, summary: &mut Summary, notes: &mut Notes, style: 
             vanished_note(e.path().unwrap_or(Path::new("")), notes);
             continue;
         }
+        if e.is_note() {
+            // A directory link to an ancestor (`--follow`): every file is taken elsewhere.
+            let path = e.path().unwrap_or(Path::new(""));
+            notes.notice(path, 0, None, format!("note: {e}"), Event::notice(e.to_string()));
+            continue;
+        }
         let label = if e.is_notice() {
             style.warning()
         } else if e.is_usage() {

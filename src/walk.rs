@@ -80,10 +80,14 @@ pub enum WalkError {
     NotFoundSpaced(PathBuf, PathBuf),
     #[error("`{}`: dangling symbolic link", crate::report::shown(.0))]
     Dangling(PathBuf),
-    /// A directory link to one of its own ancestors (`--follow`): walked under the other
-    /// spelling.
-    #[error("`{}`: symbolic link loop", crate::report::shown(.0))]
-    Loop(PathBuf),
+    /// A directory link to one of its own ancestors (`--follow`; `pkg/up` → `..`, `X11` →
+    /// `.`): not followed, its files are walked under the ancestor's spelling. A note.
+    #[error(
+        "`{}`: symbolic link to `{}`, a directory containing it; not followed (its files are walked there)",
+        crate::report::shown(.0),
+        crate::report::shown(.1)
+    )]
+    Loop(PathBuf, PathBuf),
     /// A `.py` link that never resolves (`a.py` → `b.py` → `a.py`): like a dangling one,
     /// there is no source behind it.
     #[error("`{}`: symbolic link loop", crate::report::shown(.0))]
@@ -109,7 +113,7 @@ impl WalkError {
             WalkError::NotFound(p)
             | WalkError::NotFoundSpaced(p, _)
             | WalkError::Dangling(p)
-            | WalkError::Loop(p)
+            | WalkError::Loop(p, _)
             | WalkError::LinkLoop(p)
             | WalkError::Vanished(p)
             | WalkError::NotRegular(p) => Some(p),
@@ -123,7 +127,7 @@ impl WalkError {
         if let WalkError::NotFound(p)
         | WalkError::NotFoundSpaced(p, _)
         | WalkError::Dangling(p)
-        | WalkError::Loop(p)
+        | WalkError::Loop(p, _)
         | WalkError::LinkLoop(p)
         | WalkError::Vanished(p)
         | WalkError::NotRegular(p)
@@ -132,6 +136,12 @@ impl WalkError {
             && !rest.as_os_str().is_empty()
         {
             *p = rest.to_path_buf();
+        }
+        if let WalkError::Loop(_, ancestor) = self
+            && let Ok(rest) = ancestor.strip_prefix(".")
+            && !rest.as_os_str().is_empty()
+        {
+            *ancestor = rest.to_path_buf();
         }
     }
 
@@ -142,14 +152,24 @@ impl WalkError {
 
     /// A dangling symlink, or one that loops, is reported but fails nothing: there is no
     /// source to compile (compileall skips them silently); nor does a directory that
-    /// vanished during the run, as a file that vanishes does not.
+    /// vanished during the run, as a file that vanishes does not, nor a directory link to
+    /// an ancestor under `--follow`, whose files are all taken under the other spelling.
     pub fn is_notice(&self) -> bool {
-        matches!(self, WalkError::Dangling(_) | WalkError::LinkLoop(_) | WalkError::Vanished(_))
+        matches!(
+            self,
+            WalkError::Dangling(_) | WalkError::LinkLoop(_) | WalkError::Vanished(_) | WalkError::Loop(..)
+        )
     }
 
     /// A notice that is no warning: something that changed under the run, not in the tree.
     pub fn is_vanished(&self) -> bool {
         matches!(self, WalkError::Vanished(_))
+    }
+
+    /// A notice that is no warning (`note:`, shown unless `-qq`): a path that vanished, or
+    /// a directory link to an ancestor, which misses no file.
+    pub fn is_note(&self) -> bool {
+        matches!(self, WalkError::Vanished(_) | WalkError::Loop(..))
     }
 }
 
@@ -915,11 +935,11 @@ fn convert_error(err: ignore::Error) -> WalkError {
         ignore::Error::WithPath { path, err } => match *err {
             ignore::Error::WithDepth { err, .. } => convert_error(ignore::Error::WithPath { path, err }),
             ignore::Error::Io(source) => WalkError::Io { path, source },
-            ignore::Error::Loop { child, .. } => WalkError::Loop(child),
+            ignore::Error::Loop { ancestor, child } => WalkError::Loop(child, ancestor),
             other => WalkError::Other(format!("`{}`: {}", crate::report::shown(&path), ignore_text(&other))),
         },
         ignore::Error::WithDepth { err, .. } => convert_error(*err),
-        ignore::Error::Loop { child, .. } => WalkError::Loop(child),
+        ignore::Error::Loop { ancestor, child } => WalkError::Loop(child, ancestor),
         ignore::Error::Io(source) => WalkError::Io { path: PathBuf::new(), source },
         other => WalkError::Other(ignore_text(&other)),
     }
