@@ -317,6 +317,8 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
         summary.insert("errors".into(), errors.into());
         summary.insert("skipped_ignored".into(), walked.skipped.ignored.into());
         summary.insert("skipped_hidden".into(), walked.skipped.hidden.into());
+        summary.insert("skipped_ignored_dirs".into(), walked.skipped.ignored_dirs.into());
+        summary.insert("skipped_hidden_dirs".into(), walked.skipped.hidden_dirs.into());
         summary.insert("force_excluded".into(), walked.skipped.force_excluded.into());
         summary.insert("regex_excluded".into(), walked.skipped.regex_excluded.into());
         summary.insert("skipped_not_py".into(), walked.skipped.not_py.into());

@@ -316,6 +316,8 @@ fn summary_json(
         "vanished": s.vanished,
         "skipped_ignored": s.skipped.ignored,
         "skipped_hidden": s.skipped.hidden,
+        "skipped_ignored_dirs": s.skipped.ignored_dirs,
+        "skipped_hidden_dirs": s.skipped.hidden_dirs,
         "force_excluded": s.skipped.force_excluded,
         "regex_excluded": s.skipped.regex_excluded,
         "skipped_not_py": s.skipped.not_py,

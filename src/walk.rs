@@ -4,7 +4,8 @@
 //! Rules, as compileall's: names ending exactly in `.py`; never inside `__pycache__`;
 //! symlinked directories not followed unless asked; hidden entries and git-ignored files
 //! included. `.gitignore`/`.ignore` rules and hidden-entry skipping are opt-ins for
-//! working trees, and whatever they skip is counted (a second, unfiltered walk). A `.py`
+//! working trees, and whatever they skip is counted without being entered: the `.py` files
+//! and the directories of each directory walked that the walk did not take. A `.py`
 //! file named explicitly is taken unless `--exclude-regex` matches it (compileall's `-x`
 //! applies to named files too) or `--force-exclude` applies the excludes to it; a named
 //! file whose name does not end in `.py` is skipped, as compileall skips it (a stub `m.pyi`
@@ -191,17 +192,38 @@ pub struct Walked {
     pub dirs: Vec<(PathBuf, usize)>,
     /// Paths skipped by `--limit-symlinks`, for `--dry-run` and `-v`.
     pub skipped_symlinks: Vec<PathBuf>,
-    /// `.py` files the opt-in rules skipped, and named paths `--force-exclude` skipped.
+    /// `.py` files and directories the opt-in rules skipped, and named paths
+    /// `--force-exclude` skipped.
     pub skipped: Skipped,
+    /// The entries of the directories walked, and what the walk took or failed on, for
+    /// counting what the opt-in rules skipped (only with `--respect-gitignore` or
+    /// `--skip-hidden`).
+    listed: Vec<Listed>,
+    taken: std::collections::HashSet<PathBuf>,
 }
 
-/// How many `.py` files each opt-in rule skipped.
+/// An entry of a directory walked (spelled as the walker spells it), and whether it is a
+/// directory.
+#[derive(Debug)]
+struct Listed {
+    path: PathBuf,
+    is_dir: bool,
+}
+
+/// How many `.py` files and directories each opt-in rule skipped. A directory skipped is
+/// never entered: the files under it are not counted (a large ignored `.venv` costs
+/// nothing, and a hung mount inside it cannot hang the run).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Skipped {
-    /// By ignore files (`--respect-gitignore`).
+    /// `.py` files skipped by ignore files (`--respect-gitignore`).
     pub ignored: usize,
-    /// As hidden entries, or inside hidden directories (`--skip-hidden`).
+    /// Directories skipped by ignore files.
+    pub ignored_dirs: usize,
+    /// Hidden `.py` files skipped (`--skip-hidden`; with both rules, a hidden entry counts
+    /// here).
     pub hidden: usize,
+    /// Hidden directories skipped.
+    pub hidden_dirs: usize,
     /// Paths named on the command line or stdin that `--force-exclude` skipped.
     pub force_excluded: usize,
     /// Files named on the command line or stdin that `--exclude-regex` skipped without
@@ -212,14 +234,25 @@ pub struct Skipped {
 }
 
 impl Skipped {
-    /// `skipped 12 by --respect-gitignore, 3 by --skip-hidden`, or None.
+    /// `skipped 12 files and 1 directory by --respect-gitignore, 3 directories by
+    /// --skip-hidden`, or None.
     pub fn describe(&self) -> Option<String> {
         let mut parts = Vec::new();
-        if self.ignored > 0 {
-            parts.push(format!("{} by --respect-gitignore", self.ignored));
+        let counted = |files: usize, dirs: usize| {
+            let mut what = Vec::new();
+            if files > 0 {
+                what.push(crate::report::plural(files, "file", "files"));
+            }
+            if dirs > 0 {
+                what.push(crate::report::plural(dirs, "directory", "directories"));
+            }
+            what.join(" and ")
+        };
+        if self.ignored + self.ignored_dirs > 0 {
+            parts.push(format!("{} by --respect-gitignore", counted(self.ignored, self.ignored_dirs)));
         }
-        if self.hidden > 0 {
-            parts.push(format!("{} by --skip-hidden", self.hidden));
+        if self.hidden + self.hidden_dirs > 0 {
+            parts.push(format!("{} by --skip-hidden", counted(self.hidden, self.hidden_dirs)));
         }
         let mut out: Vec<String> =
             (!parts.is_empty()).then(|| format!("skipped {}", parts.join(", "))).into_iter().collect();
@@ -306,49 +339,55 @@ pub fn walk(roots: &[PathBuf], opts: &WalkOptions) -> Walked {
 /// roots, symlinked directories) is visited once, under the spelling of the first root
 /// given that reaches it.
 pub fn walk_each(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) + Sync)) -> Walked {
-    let taken = std::sync::atomic::AtomicUsize::new(0);
-    let mut walked = walk_filtered(roots, opts, &|s| {
-        taken.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        visit(s)
-    });
-    if opts.respect_ignore || opts.skip_hidden {
-        // (The named paths skipped were counted by the walk itself.)
-        let counted = count_skipped(roots, opts, taken.into_inner());
-        walked.skipped.ignored = counted.ignored;
-        walked.skipped.hidden = counted.hidden;
-    }
-    walked
+    walk_filtered(roots, opts, visit)
 }
 
-/// What the opt-in rules skipped: unfiltered walks that only count, compared with the
-/// `selected` sources of the filtered walk. With both rules, a file under a hidden
-/// directory is counted as hidden.
-fn count_skipped(roots: &[PathBuf], opts: &WalkOptions, selected: usize) -> Skipped {
-    let count = |respect_ignore: bool, skip_hidden: bool| {
-        let n = std::sync::atomic::AtomicUsize::new(0);
-        let o = WalkOptions {
-            respect_ignore,
-            skip_hidden,
-            collect_pycache: false,
-            collect_legacy: false,
-            collect_dirs: false,
-            ..opts.clone()
-        };
-        walk_filtered(roots, &o, &|_| {
-            n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        });
-        n.into_inner()
-    };
-    let all = count(false, false);
-    match (opts.respect_ignore, opts.skip_hidden) {
-        (true, true) => {
-            let not_hidden = count(false, true);
-            let ignored = not_hidden.saturating_sub(selected);
-            Skipped { hidden: all.saturating_sub(not_hidden), ignored, ..Skipped::default() }
+/// What the opt-in rules skipped: the entries listed in the directories walked that the
+/// walk neither took nor failed on, `.py` files and directories, less what the other rules
+/// skip (`__pycache__`, `--exclude`, `--exclude-regex`). A hidden one counts as hidden
+/// (with both rules too), any other as ignored.
+fn count_skipped(
+    listed: &[Listed],
+    taken: &std::collections::HashSet<PathBuf>,
+    opts: &WalkOptions,
+) -> Skipped {
+    let excludes = Excludes::new(opts).ok().flatten();
+    let mut skipped = Skipped::default();
+    for l in listed {
+        let Some(name) = l.path.file_name() else { continue };
+        if taken.contains(&l.path)
+            || name == "__pycache__"
+            || excludes.as_ref().is_some_and(|x| x.skips(&l.path, l.is_dir))
+        {
+            continue;
         }
-        (true, false) => Skipped { ignored: all.saturating_sub(selected), ..Skipped::default() },
-        _ => Skipped { hidden: all.saturating_sub(selected), ..Skipped::default() },
+        let shown = if opts.implicit_root { l.path.strip_prefix(".").unwrap_or(&l.path) } else { &l.path };
+        let hidden = opts.skip_hidden && name.as_bytes().starts_with(b".");
+        if l.is_dir {
+            *(if hidden { &mut skipped.hidden_dirs } else { &mut skipped.ignored_dirs }) += 1;
+        } else if name.as_bytes().ends_with(b".py") && !excluded_by_regex(shown, opts) {
+            *(if hidden { &mut skipped.hidden } else { &mut skipped.ignored }) += 1;
+        }
     }
+    skipped
+}
+
+/// The entries of `dir` (as the walker spells it), for [`count_skipped`]: a directory is
+/// one the walk would enter (a symlink to one only with `--follow`).
+fn list_entries(dir: &Path, follow: bool) -> Vec<Listed> {
+    let Ok(rd) = std::fs::read_dir(dir) else { return Vec::new() };
+    rd.filter_map(Result::ok)
+        .filter_map(|e| {
+            let t = e.file_type().ok()?;
+            let path = dir.join(e.file_name());
+            let is_dir = t.is_dir()
+                || (follow
+                    && t.is_symlink()
+                    && !e.file_name().as_bytes().ends_with(b".py")
+                    && std::fs::metadata(&path).is_ok_and(|m| m.is_dir()));
+            Some(Listed { path, is_dir })
+        })
+        .collect()
 }
 
 fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) + Sync)) -> Walked {
@@ -446,6 +485,8 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
         walked.pycache_files = first_spellings(pycs, |p| p, &spellings, &mut places);
         let dirs = std::mem::take(&mut walked.dirs);
         walked.dirs = first_spellings(dirs, |d| &d.0, &spellings, &mut places);
+        let listed = std::mem::take(&mut walked.listed);
+        walked.listed = first_spellings(listed, |l| &l.path, &spellings, &mut places);
         sources.into_par_iter().for_each(visit);
     } else {
         // No root holds another (nor is any given twice) and no link is followed: every
@@ -462,6 +503,14 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
     walked.dirs.sort();
     walked.errors.sort_by(|a, b| a.path().cmp(&b.path()));
     walked.skipped_symlinks.sort();
+    if opts.respect_ignore || opts.skip_hidden {
+        // (The named paths skipped were counted above.)
+        let counted = count_skipped(&walked.listed, &walked.taken, opts);
+        walked.skipped.ignored = counted.ignored;
+        walked.skipped.ignored_dirs = counted.ignored_dirs;
+        walked.skipped.hidden = counted.hidden;
+        walked.skipped.hidden_dirs = counted.hidden_dirs;
+    }
     walked
 }
 
@@ -801,6 +850,8 @@ fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked, visit: &
         }
     };
     let implicit_root = opts.implicit_root;
+    // What the opt-in rules skip is counted from the entries of each directory walked.
+    let counting = opts.respect_ignore || opts.skip_hidden;
     builder.filter_entry(move |e| {
         // Never a source directory: its pycs are listed from its parent's entry.
         if e.file_name() == "__pycache__" {
@@ -817,7 +868,12 @@ fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked, visit: &
             let entry = match entry {
                 Ok(e) => e,
                 Err(err) => {
-                    if let Some(mut e) = classify(convert_error(err), opts) {
+                    let err = convert_error(err);
+                    if counting && let Some(p) = err.path() {
+                        // (Not skipped: reported, or a link that leads nowhere.)
+                        found.lock().expect("walk lock").taken.insert(p.to_path_buf());
+                    }
+                    if let Some(mut e) = classify(err, opts) {
                         if implicit_root {
                             e.strip_dot();
                         }
@@ -831,10 +887,17 @@ fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked, visit: &
             } else {
                 entry.path()
             };
+            if counting {
+                found.lock().expect("walk lock").taken.insert(entry.path().to_path_buf());
+            }
             let Some(ft) = entry.file_type() else {
                 return WalkState::Continue;
             };
             if ft.is_dir() || (entry.depth() == 0 && path.is_dir()) {
+                if counting && opts.max_depth.is_none_or(|m| entry.depth() < m) {
+                    let listed = list_entries(entry.path(), opts.follow);
+                    found.lock().expect("walk lock").listed.extend(listed);
+                }
                 // The pycs of a directory whose sources are walked: those in its
                 // `__pycache__` and, with `--legacy`, the `X.pyc` files beside the
                 // sources. The selection rules pick sources, not pycs: a `.gitignore`
@@ -886,6 +949,8 @@ fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked, visit: &
     walked.legacy_pycs.extend(found.legacy_pycs);
     walked.dirs.extend(found.dirs);
     walked.skipped_symlinks.extend(found.skipped_symlinks);
+    walked.listed.extend(found.listed);
+    walked.taken.extend(found.taken);
 }
 
 /// The entries named `*.pyc` in `dir` (only regular files with `files_only`), spelled
@@ -1133,7 +1198,7 @@ mod tests {
         let skip = WalkOptions { skip_hidden: true, threads: 2, ..Default::default() };
         let w = walk(&[root.to_path_buf()], &skip);
         assert!(!w.sources.iter().any(|s| s.path.ends_with(".hidden/e.py")));
-        assert_eq!(w.skipped, Skipped { hidden: 1, ..Skipped::default() });
+        assert_eq!(w.skipped, Skipped { hidden_dirs: 1, ..Skipped::default() });
         let w = walk(&[root.join("missing")], &opts);
         assert!(matches!(w.errors[..], [WalkError::NotFound(_)]));
     }

@@ -563,6 +563,66 @@ per_python!(links_to_an_ancestor_are_notes_under_follow, min = (3, 12), |py: &Py
     assert!(notes.iter().all(|n| run.stderr.contains(n)), "{}", run.stderr);
 });
 
+// `--respect-gitignore` and `--skip-hidden` never enter a directory they skip: it is counted
+// as a directory, its files are not (they were, by walking every skipped directory in full,
+// so a large ignored `node_modules` cost as much as walking it, and a hung mount inside one
+// hung the run). Observed with strace: no open of anything under the skipped directories.
+#[test]
+fn skipped_directories_are_counted_not_entered() {
+    let Some(py) = harness::any_python("skipped_directories_are_counted_not_entered") else { return };
+    let tree = Tree::new();
+    tree.write(".ignore", "node_modules/\nign.py\n");
+    for f in ["src/a.py", "ign.py", ".h.py", "node_modules/x/n.py", "node_modules/x/m.py", ".venv/lib/v.py"] {
+        tree.write(f, "x = 1\n");
+    }
+    let both = ["--respect-gitignore", "--skip-hidden"];
+    let counts =
+        "skipped 1 file and 1 directory by --respect-gitignore, 1 file and 1 directory by --skip-hidden";
+    let run = tree.hashpyc().arg("compile").args(both).python(py).run();
+    run.assert_code(0);
+    assert!(run.stderr.contains("Compiled 1 file") && run.stderr.contains(counts), "{}", run.stderr);
+    for (flag, want) in [
+        ("--respect-gitignore", "skipped 1 file and 1 directory by --respect-gitignore)"),
+        ("--skip-hidden", "skipped 1 file and 1 directory by --skip-hidden)"),
+    ] {
+        let run = tree.hashpyc().args(["check", flag]).python(py).run();
+        assert!(run.stderr.contains(want), "{flag}: {}", run.stderr);
+    }
+    let run = tree.hashpyc().arg("check").args(both).args(["--format", "json"]).python(py).run();
+    run.assert_code(0);
+    let summary: serde_json::Value = serde_json::from_str(run.stdout.lines().last().unwrap()).unwrap();
+    let fields =
+        ["sources", "skipped_ignored", "skipped_ignored_dirs", "skipped_hidden", "skipped_hidden_dirs"];
+    assert_eq!(fields.map(|f| summary[f].as_u64()), [Some(1); 5], "{summary}");
+    let Ok(strace) = std::process::Command::new("strace").arg("-V").output() else {
+        harness::visible("SKIPPED part of skipped_directories_are_counted_not_entered: no strace");
+        return;
+    };
+    assert!(strace.status.success());
+    for cmd in ["compile", "check"] {
+        let log = tree.path("strace.log");
+        let out = std::process::Command::new("strace")
+            .args(["-f", "-qq", "-e", "trace=open,openat,openat2", "-o"])
+            .arg(&log)
+            .arg(env!("CARGO_BIN_EXE_hashpyc"))
+            .arg(cmd)
+            .args(both)
+            .arg("--python")
+            .arg(&py.path)
+            .current_dir(tree.root())
+            .env("HASHPYC_STATE_DIR", harness::shared_cache_dir())
+            .env("HASHPYC_NO_CONFIG", "1")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let trace = std::fs::read_to_string(&log).unwrap();
+        let entered: Vec<&str> =
+            trace.lines().filter(|l| l.contains("node_modules") || l.contains(".venv")).collect();
+        assert!(entered.is_empty(), "{cmd}: {entered:#?}");
+        assert!(trace.contains("\"./src\""), "{cmd}: the trace shows the walk: {trace}");
+    }
+}
+
 per_python!(dangling_symlinks_warn_with_and_without_follow, min = (3, 12), |py: &Python| {
     let tree = Tree::new();
     tree.write("m.py", "x = 1\n");
