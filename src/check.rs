@@ -676,7 +676,12 @@ fn check_source(path: &Path, embedded: &Path, s: &CheckSettings, cwd: &Path) -> 
                             if e.kind() == std::io::ErrorKind::NotFound
                                 || e.kind() == std::io::ErrorKind::NotADirectory =>
                         {
-                            (Outcome::Missing, None, None)
+                            // A source that cannot be read is `unreadable`, with the reason
+                            // `compile` gives, whether or not its pyc is there.
+                            match get_hash() {
+                                Ok(_) => (Outcome::Missing, None, None),
+                                Err(e) => (Outcome::Unreadable, Some(format!("source: {e}")), None),
+                            }
                         }
                         Err(e) => (Outcome::Unreadable, Some(format!("pyc: {}", io_reason(&e))), None),
                         Ok(read) => classify_pyc(data, read, target, s.accept, &want, &mut get_hash),

@@ -1737,3 +1737,46 @@ per_python!(unchanged_pycs_are_read_up_to_their_header, |py: &Python| {
     let r = run("1", &["check", "-v"]);
     assert_eq!(vouched(&r.stderr), 3, "{}", r.stderr);
 });
+
+// A source that cannot be read is `unreadable`, with the reason `compile` gives, also when
+// its pyc is missing: it was `missing` with `expected.hash: null` (the source never read
+// for a missing pyc, its error dropped), while `--help` and the README define `unreadable`
+// as a source or pyc that could not be read, and `expected` as null only then.
+#[test]
+fn an_unreadable_source_without_its_pyc_is_unreadable() {
+    let Some(py) = crate::harness::any_python("an_unreadable_source_without_its_pyc_is_unreadable") else {
+        return;
+    };
+    let tree = Tree::new();
+    // Reading /proc/self/mem from offset 0 fails (EIO): a source nothing can read.
+    std::os::unix::fs::symlink("/proc/self/mem", tree.path("x.py")).unwrap();
+    tree.write("y.py", "y = 1\n");
+    let compile = tree.hashpyc().arg("compile").python(py).run();
+    compile.assert_code(1);
+    let reason = compile
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("error: `x.py`: cannot read the source: "))
+        .unwrap_or_else(|| panic!("{}", compile.stderr))
+        .to_string();
+    let pycs = tree.pycs();
+    assert!(pycs.len() == 1 && pycs[0].to_string_lossy().contains("/y."), "{pycs:?}");
+    for format in ["json", "text"] {
+        let run = tree.hashpyc().args(["check", "--format", format]).python(py).run();
+        run.assert_code(1);
+        if format == "text" {
+            let line = run.stdout.lines().find(|l| l.contains("x.py")).unwrap();
+            assert_eq!(line, format!("unreadable x.py: source: {reason}"), "{}", run.stdout);
+            continue;
+        }
+        let x: serde_json::Value = run
+            .stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .find(|o: &serde_json::Value| o["path"] == "x.py")
+            .unwrap();
+        assert_eq!(x["outcome"], "unreadable", "{x}");
+        assert_eq!(x["detail"], format!("source: {reason}"), "{x}");
+        assert_eq!(x["expected"], serde_json::Value::Null, "{x}");
+    }
+}
