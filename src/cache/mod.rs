@@ -42,8 +42,8 @@ pub use stats::{Counters, Totals};
 use tier::{Tier, TierError};
 
 /// Bumped whenever worker isolation or the way bytes are produced changes, so that no
-/// entry made the old way is ever served.
-pub const RECIPE_VERSION: u32 = 1;
+/// entry made the old way is ever served (2: each level of a file compiled as if alone).
+pub const RECIPE_VERSION: u32 = 2;
 
 /// A remote tier that returns this many damaged entries in one run is switched off.
 const MAX_REMOTE_DAMAGED: u64 = 10;

@@ -372,9 +372,37 @@ impl Worker {
     }
 
     /// Compile in a fresh fork of the pristine zygote.
+    ///
+    /// Each level in a fork of its own: a level compiled after another one in the same
+    /// process is not pristine (on 3.12, level 0's compile interns strings for good, and
+    /// level 1's frozenset constants are then rebuilt: other bytes than that level alone).
+    /// The levels share one time limit, counted from the first fork.
     pub fn compile_fresh(&mut self, job: &Job<'_>) -> Result<Outcome, WorkerFailure> {
-        self.end_child()?;
         let deadline = self.deadline();
+        if job.levels.len() <= 1 {
+            return self.compile_fresh_one(job, deadline);
+        }
+        let (mut warnings, mut bodies) = (Vec::new(), Vec::new());
+        for (i, level) in job.levels.iter().enumerate() {
+            let one = Job { levels: std::slice::from_ref(level), ..*job };
+            match self.compile_fresh_one(&one, deadline)? {
+                Outcome::Failed(f) => return Ok(Outcome::Failed(f)),
+                Outcome::Compiled { warnings: w, bodies: b } => {
+                    let index = u8::try_from(i).unwrap_or(u8::MAX);
+                    warnings.extend(w.into_iter().map(|w| Warning { level: index, ..w }));
+                    bodies.extend(b);
+                }
+            }
+        }
+        Ok(Outcome::Compiled { warnings, bodies })
+    }
+
+    fn compile_fresh_one(
+        &mut self,
+        job: &Job<'_>,
+        deadline: Option<Instant>,
+    ) -> Result<Outcome, WorkerFailure> {
+        self.end_child()?;
         STATS.fresh_forks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.send(&Request::CompileFresh(job), deadline)?;
         // The child replies on stdout, then the zygote notes its end on fd 3.

@@ -871,10 +871,16 @@ impl<'a> Slot<'a> {
                                 let wrong_top = bodies.iter().any(|b| {
                                     b.first().is_some_and(|&t| (t & 0x80 != 0) != spec.target.flag_ref_top)
                                 });
+                                // The levels compiled after another compile, whose bytes
+                                // could depend on it: all of them, or (first in the child)
+                                // those after the first, which follow the file's own first
+                                // level in this process.
+                                let later = scans.get(usize::from(info.first_in_child)..).unwrap_or(&[]);
                                 let suspect = wrong_top
                                     || (refork_suspects
-                                        && !info.first_in_child
-                                        && (unreadable || (with_str && !certified)));
+                                        && (later.iter().any(Result::is_err)
+                                            || (!certified
+                                                && later.iter().flatten().any(|s| s.container_with_str))));
                                 (taint, suspect)
                             }
                             // A failed compile may have imported a codec: start afresh.

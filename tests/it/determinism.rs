@@ -533,3 +533,101 @@ per_python!(colliding_sets_of_the_files_own_names_stay_warm, min = (3, 12), |py:
     let shared = b"a = {'foo', 'qux', 2}\ndef f():\n    return {'foo', 'qux', 2}\n";
     assert_eq!(naive(py, files[0].1, shared), "differs", "{}", py.label());
 });
+
+/// A set display of non-name strings shared by two functions: on 3.12 a level compiled
+/// after the file's level 0 in the same process rebuilds the frozenset, one copy per
+/// function (cpython#129724), where that level alone shares one.
+const LEVELS: &[u8] = b"def f(x): \"zzwwa zzwwb\"; assert x, \"zzwwa\"; return x in {\"zzwwa\",\"zzwwb\",\"zzwwc\",\"zzwwd\"}\n\
+                        def g(x): return x in {\"zzwwa\",\"zzwwb\",\"zzwwc\",\"zzwwd\"}\n";
+
+/// What `py_compile.compile(src, optimize=level, invalidation_mode=CHECKED_HASH)` writes
+/// in a fresh `python -I`, for each of `sources` (relative to `cwd`).
+fn py_compile_level(py: &Python, cwd: &Path, sources: &[PathBuf], level: u8) -> Vec<Option<Vec<u8>>> {
+    let out = tempfile::tempdir().unwrap();
+    let mut input = Vec::new();
+    for (i, s) in sources.iter().enumerate() {
+        input.extend_from_slice(s.as_os_str().as_encoded_bytes());
+        input.push(0);
+        input.extend_from_slice(out.path().join(i.to_string()).as_os_str().as_encoded_bytes());
+        input.extend_from_slice(b"\0\n");
+    }
+    let mut cmd = py.cmd();
+    cmd.args(["-I", "-c", harness::PY_COMPILE_REF, &level.to_string()]).current_dir(cwd);
+    crate::compile::run_with_stdin(cmd, &input);
+    (0..sources.len()).map(|i| std::fs::read(out.path().join(i.to_string())).ok()).collect()
+}
+
+// Every level's bytes are those of that level compiled alone in a pristine worker,
+// whatever other levels the run asks for or finds fresh. A worker used to compile a
+// file's levels one after another in one process (the fresh fork too): on 3.12 level 0
+// interned the set's strings for good, so `-o 0 -o 1` wrote another opt-1 pyc than
+// `-o 1` (380 bytes against 360 for `LEVELS`).
+per_python!(each_level_as_if_compiled_alone, |py: &Python| {
+    let (lib, stdlib) = stdlib_sources(py);
+    let sample: Vec<PathBuf> =
+        stdlib.into_iter().enumerate().filter(|(i, _)| i % 12 == 0).map(|(_, p)| p).collect();
+    let tree_with = |runs: &[&[&str]], env: &[(&str, &str)]| {
+        build(py, &sample, &lib, &|t| {
+            t.write("lv/m.py", LEVELS);
+            runs.iter()
+                .map(|levels| {
+                    let mut cmd = t.hashpyc().args(["compile", "-q", "--no-cache"]).python(py);
+                    for (k, v) in env {
+                        cmd = cmd.env(k, v);
+                    }
+                    for l in *levels {
+                        cmd = cmd.args(["-o", l]);
+                    }
+                    cmd.arg(".").run()
+                })
+                .collect()
+        })
+    };
+    let histories = [
+        ("`-o 1`, then `-o 0 -o 1`", tree_with(&[&["1"], &["0", "1"]], &[])),
+        ("`-o 0 -o 1` at once", tree_with(&[&["0", "1"]], &[])),
+        (
+            "`-o 2 -o 1 -o 0`, reverse file order",
+            tree_with(&[&["2", "1", "0"]], &[("HASHPYC_ORDER", "reverse")]),
+        ),
+    ];
+    let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
+    let mut files: Vec<PathBuf> = sample.iter().map(|p| Path::new(".").join(p)).collect();
+    files.push(PathBuf::from("./lv/m.py"));
+    for level in 0..=2u8 {
+        // The reference: that level alone, every file in a fresh fork.
+        let alone = tree_with(&[&[&level.to_string()]], &[("HASHPYC_ISOLATION", "fork")]);
+        let suffix = if level == 0 { String::new() } else { format!(".opt-{level}") };
+        let mut compared = 0;
+        for src in &files {
+            let stem = src.file_stem().unwrap().to_string_lossy();
+            let pyc = src.parent().unwrap().join("__pycache__").join(format!("{stem}.{tag}{suffix}.pyc"));
+            let Ok(reference) = std::fs::read(alone.path(&pyc)) else { continue };
+            compared += 1;
+            for (name, tree) in &histories {
+                if level == 2 && !name.contains("-o 2") {
+                    continue;
+                }
+                let ours = std::fs::read(tree.path(&pyc))
+                    .unwrap_or_else(|e| panic!("{name}: {}: {e}", pyc.display()));
+                assert!(
+                    ours == reference,
+                    "{}: {name}: {} differs from level {level} compiled alone ({} against {} bytes)",
+                    py.label(),
+                    pyc.display(),
+                    ours.len(),
+                    reference.len()
+                );
+            }
+        }
+        assert!(compared > 10, "{}: only {compared} files compared at level {level}", py.label());
+        // And alone is py_compile's with optimize=level (3.11+; see the Determinism section
+        // for before): checked on the file whose levels differ on 3.12.
+        if py.minor >= (3, 11) {
+            let pyc = format!("lv/__pycache__/m.{tag}{suffix}.pyc");
+            let refs = py_compile_level(py, alone.root(), &[PathBuf::from("./lv/m.py")], level);
+            let reference = refs[0].as_ref().expect("py_compile compiled lv/m.py");
+            assert!(alone.read(&pyc) == *reference, "{}: {pyc} differs from py_compile's", py.label());
+        }
+    }
+});
