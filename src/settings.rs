@@ -813,6 +813,7 @@ pub fn compile_settings(args: &CompileArgs) -> Result<CompileSettings, Error> {
     if args.hardlink_dupes && levels.len() < 2 {
         return Err(hardlink_needs_levels(args));
     }
+    one_level_per_legacy_pyc(&args.layout, &levels)?;
     let timeout = (args.timeout > 0.0).then(|| Duration::from_secs_f64(args.timeout));
     let jobs = match args.jobs {
         None | Some(0) => default_jobs(),
@@ -846,6 +847,31 @@ pub fn compile_settings(args: &CompileArgs) -> Result<CompileSettings, Error> {
         json: args.format == crate::cli::CompileFormat::Json,
         described: args.config.described.clone(),
     })
+}
+
+/// A legacy layout with more than one level: its one `<source>c` per source would be
+/// written once per level, each level overwriting the last (the pyc records no level), so
+/// it is refused, in the words of where each setting came from.
+fn one_level_per_legacy_pyc(layout: &LayoutArgs, levels: &[u8]) -> Result<(), Error> {
+    if !layout.legacy || levels.len() < 2 {
+        return Ok(());
+    }
+    let (set, off) = match &layout.legacy_from {
+        Some(origin) => (origin.written("legacy = true"), ", or --no-legacy for this run"),
+        None => ("`-b`/`--legacy`".to_string(), ""),
+    };
+    let given = match &layout.optimize_from {
+        Some(o) => o.written("optimize"),
+        None => {
+            let flags: Vec<String> = levels.iter().map(|l| format!("-o {l}")).collect();
+            format!("`{}`", flags.join(" "))
+        }
+    };
+    Err(Error::Usage(format!(
+        "a legacy layout ({set}) writes one `<source>c` per source, so it takes one optimization \
+         level; {given} gives {}: give one of them{off}",
+        levels.len()
+    )))
 }
 
 /// `--hardlink-dupes` with one level, in the words of where each setting came from.
@@ -947,6 +973,7 @@ pub struct CheckSettings {
 
 pub fn check_settings(args: &CheckArgs) -> Result<CheckSettings, Error> {
     let jobs = default_jobs();
+    one_level_per_legacy_pyc(&args.layout, &levels(&args.layout))?;
     let roots = resolve_paths(&args.paths, &args.input)?;
     let mut walk = walk_options(&args.select, jobs)?;
     walk.implicit_root = args.paths.is_empty();

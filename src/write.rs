@@ -163,9 +163,9 @@ pub fn hardlink_atomic(existing: &Path, path: &Path) -> Result<(), WriteError> {
         tempfile::Builder::new().prefix(&prefix).suffix(".tmp").tempfile_in(dir).map_err(write_err)?;
     let link = reserved.path().with_extension("lnk");
     let result = std::fs::hard_link(existing, &link).and_then(|()| std::fs::rename(&link, path));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&link);
-    }
+    // Also after a success: a rename onto a link to the same file does nothing (rename(2)),
+    // which leaves `link` behind (`existing` and `path` one file, or one name).
+    let _ = std::fs::remove_file(&link);
     drop(reserved);
     result.map_err(write_err)
 }
@@ -233,5 +233,11 @@ mod tests {
         hardlink_atomic(&a, &b).unwrap();
         assert!(same_file(&a, &b));
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+        // Linking again, or a file to itself, leaves no temporary link behind.
+        hardlink_atomic(&a, &b).unwrap();
+        hardlink_atomic(&a, &a).unwrap();
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert_eq!(std::fs::read(&a).unwrap(), b"same");
     }
 }

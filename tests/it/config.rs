@@ -488,9 +488,14 @@ per_python!(negations_undo_the_file, |py: &Python| {
             .collect()
     };
     let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
-    // The file as it is: legacy pycs (one name for both levels), the linked directory
-    // followed (its pyc lands in the link's target), and no cache entries (read-only).
-    tree.hashpyc().args(["compile", "src"]).python(py).run().assert_code(0);
+    // The file as it is sets a legacy layout and two levels, which it refuses (one
+    // `<source>c` per source holds one level); with one level: legacy pycs, the linked
+    // directory followed (its pyc lands in the link's target), and no cache entries
+    // (read-only).
+    let refused = tree.hashpyc().args(["compile", "src"]).python(py).run();
+    refused.assert_code(2);
+    assert!(refused.stderr.contains("`optimize` in `hashpyc.toml` line 3 gives 2"), "{}", refused.stderr);
+    tree.hashpyc().args(["compile", "-o", "2", "--no-hardlink-dupes", "src"]).python(py).run().assert_code(0);
     assert_eq!(names(), BTreeSet::from(["src/a.pyc".to_string(), "elsewhere/b.pyc".to_string()]));
     assert!(!tree.path("c").exists(), "a read-only cache stores nothing");
     for p in pycs_under(tree.root()) {
@@ -1222,6 +1227,48 @@ fn legacy_with_two_interpreters_names_the_key() {
         ),
         "{stderr}"
     );
+}
+
+// `-b` with two levels: one `<source>c` per source cannot hold both, and the levels used
+// to overwrite each other's pyc (`Compiled 1 file, 2 pycs` with one on disk; with
+// `--hardlink-dupes`, a stray `.m.pyc.XXXXXX.lnk` beside the source after each run). It is
+// refused like two interpreters, naming where the layout and the levels came from, and
+// nothing is written.
+#[test]
+fn legacy_with_two_levels_names_where_each_came_from() {
+    let Some(py) = harness::any_python("config::legacy_with_two_levels_names_where_each_came_from") else {
+        return;
+    };
+    let tree = Tree::new();
+    tree.write("m.py", "M = 1\n");
+    let refused = |run: harness::Run| {
+        run.assert_code(2);
+        assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+        assert!(run.stdout.is_empty(), "{}", run.stdout);
+        let names: Vec<_> = std::fs::read_dir(tree.root()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(names.iter().all(|n| n == "m.py" || n == "hashpyc.toml"), "nothing written: {names:?}");
+        run.stderr
+    };
+    let from_flags = "error: a legacy layout (`-b`/`--legacy`) writes one `<source>c` per source, so it takes \
+                      one optimization level; `-o 0 -o 1` gives 2: give one of them\n";
+    for command in [&["compile", "-n"][..], &["compile"], &["compile", "--hardlink-dupes"], &["check"]] {
+        let run = tree.hashpyc().args(command).args(["--no-config", "-b", "-o", "1", "-o", "0"]).python(py);
+        assert_eq!(refused(run.arg("m.py").run()), from_flags, "{command:?}");
+    }
+    tree.write("hashpyc.toml", "# Layout\nlegacy = true\noptimize = [0, 2]\n");
+    let stderr = refused(tree.hashpyc().args(["compile", "m.py"]).python(py).run());
+    assert_eq!(
+        stderr,
+        "error: a legacy layout (`legacy = true` in `hashpyc.toml` line 2) writes one `<source>c` per source, \
+         so it takes one optimization level; `optimize` in `hashpyc.toml` line 3 gives 2: give one of them, \
+         or --no-legacy for this run\n"
+    );
+    // One level is what the layout holds; `--no-legacy` undoes the key, as the error says.
+    tree.hashpyc().args(["compile", "-q", "-o", "1", "m.py"]).python(py).run().assert_code(0);
+    assert!(tree.path("m.pyc").is_file());
+    std::fs::remove_file(tree.path("m.pyc")).unwrap();
+    tree.hashpyc().args(["compile", "-q", "--no-legacy", "m.py"]).python(py).run().assert_code(0);
+    assert!(!tree.path("m.pyc").exists());
 }
 
 // An anchored glob (`/pkg/`) is relative to the working directory on the command line and
