@@ -386,17 +386,23 @@ fn decide(
     }
     let links: Vec<u8> = if hardlink_dupes {
         // As the run links them (`rewrite_unit`): a fresh level whose bytes equal those of
-        // the level before it as the run leaves that level, when the two are not one file
-        // or the level before gets a new file (rewritten, or itself linked).
+        // the level before it as the run leaves that level, when the two will not be one
+        // file by then. The file each level is once the run is done: a new one (its header
+        // rewritten: None), the one the level before it is (linked to it), else its own; a
+        // level linked to one that is already its file (levels 0 and 2 one file, 1 linked
+        // to 0) is left as it is.
         let mut links = Vec::new();
+        let mut after: Vec<Option<(u64, u64)>> = (0..last)
+            .map(|i| if headers.contains(&i) { None } else { crate::write::file_id(&pycs[usize::from(i)]) })
+            .collect();
         for i in (1..last).filter(|i| !headers.contains(i)) {
             let (a, b) = (&pycs[usize::from(i) - 1], &pycs[usize::from(i)]);
             let rewritten = headers.contains(&(i - 1));
-            let renewed = rewritten || links.contains(&(i - 1));
-            if (renewed || !crate::write::same_file(a, b))
-                && identical_after_rewrite(a, b, rewritten.then_some(mode))
+            let (before, own) = (after[usize::from(i) - 1], after[usize::from(i)]);
+            if (before.is_none() || before != own) && identical_after_rewrite(a, b, rewritten.then_some(mode))
             {
                 links.push(i);
+                after[usize::from(i)] = before;
             }
         }
         links

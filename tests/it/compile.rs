@@ -1135,6 +1135,52 @@ fn dry_run_counts_links_as_the_real_run() {
     assert!(line.ends_with(" (1 already fresh); nothing was written"), "{context}");
 }
 
+// A level linked to the file before it that is already its own file is no link: here
+// levels 0 and 2 one file and level 1 a copy, so the run links level 1 alone (level 2 is
+// then one file with it). The dry run counted level 2 as a link too, as the level after a
+// linked one ("link 2 pycs", 1 fresh, where the run linked 1 and left 2 fresh).
+#[test]
+fn dry_run_counts_no_link_to_the_same_file() {
+    let Some(py) = crate::harness::any_python("dry_run_counts_no_link_to_the_same_file") else { return };
+    let tree = Tree::new();
+    tree.write("a.py", "x = 1\n");
+    let compile = |args: &[&str]| {
+        tree.hashpyc()
+            .arg("compile")
+            .python(py)
+            .args(["-o", "0", "-o", "1", "-o", "2", "--hardlink-dupes"])
+            .args(args)
+            .arg(".")
+            .run()
+    };
+    compile(&["-q"]).assert_code(0);
+    let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
+    let pyc = |suffix: &str| tree.path(format!("__pycache__/a.{tag}{suffix}.pyc"));
+    let (l0, l1, l2) = (pyc(""), pyc(".opt-1"), pyc(".opt-2"));
+    let inode = |p: &Path| std::fs::metadata(p).unwrap().ino();
+    assert!(inode(&l0) == inode(&l1) && inode(&l1) == inode(&l2), "identical levels linked");
+    // Break level 1's link: a copy renamed over it.
+    let copy = tree.path("__pycache__/copy");
+    std::fs::copy(&l1, &copy).unwrap();
+    std::fs::rename(&copy, &l1).unwrap();
+    assert_ne!(inode(&l0), inode(&l1));
+    let dry = compile(&["-n"]);
+    let json = compile(&["-n", "--format", "json"]);
+    let real = compile(&["--format", "json"]);
+    let context = format!("{}{}\n{}\n{}{}", dry.stdout, dry.stderr, json.stdout, real.stdout, real.stderr);
+    assert_eq!((dry.code, json.code, real.code), (Some(0), Some(0), Some(0)), "{context}");
+    assert!(inode(&l0) == inode(&l1) && inode(&l1) == inode(&l2), "the run linked them: {context}");
+    let (json, real) = (json_lines(&json.stdout), json_lines(&real.stdout));
+    let (json, real) = (json.last().unwrap(), real.last().unwrap());
+    for key in ["linked", "linked_pycs", "fresh_pycs", "rewritten_pycs", "compiled_pycs"] {
+        assert_eq!(json[key], real[key], "{key}: {context}");
+    }
+    assert_eq!((&real["linked_pycs"], &real["fresh_pycs"]), (&1.into(), &2.into()), "{context}");
+    let line = dry.stderr.lines().last().unwrap_or_default();
+    assert!(line.contains(" rewrite 0 headers, link 1 pyc for "), "{context}");
+    assert!(line.ends_with(" (2 already fresh); nothing was written"), "{context}");
+}
+
 // Each pyc counts once in the summary, as compiled, fresh, rewritten or linked, and the dry
 // run counts as the run: `linked_pycs` (`N linked`) are the pycs only made hard links of an
 // identical level. A compile with --hardlink-dupes reported "linked_pycs":0 for pycs it had
