@@ -77,13 +77,167 @@ pub enum MarshalError {
     Trailing(usize),
     #[error("marshal data is not a code object (type {0:#04x})")]
     NotCode(u8),
+    /// A value CPython's code-object constructor refuses on unmarshalling (see
+    /// [`CodeCheck`]): the import fails with SystemError or ValueError.
+    #[error("code object CPython refuses: {0}")]
+    BadCode(&'static str),
+}
+
+/// `co_flags` bits and the local kind the constructor's checks read.
+const CO_VARARGS: i32 = 0x04;
+const CO_VARKEYWORDS: i32 = 0x08;
+const CO_FAST_LOCAL: u8 = 0x20;
+
+/// The objects of a code object whose values the constructor checks, by their place:
+/// `co_code`, `co_varnames` (3.7–3.10) or `co_localsplusnames` (3.11+), and
+/// `co_localspluskinds` (3.11+).
+const CODE_FIELD: usize = 0;
+const NAMES_FIELD: usize = 3;
+const KINDS_FIELD: usize = 4;
+
+/// A checked field as its header tells (a reference is followed to its target).
+#[derive(Clone, Copy)]
+enum Shape<'a> {
+    Bytes(&'a [u8]),
+    Tuple(u32),
+    /// Another marshal type: the constructor's type check refuses it.
+    Other,
+    /// Truncated, an unknown type or a bad reference: the walk gives that error itself.
+    Unread,
+}
+
+/// The shape of the object whose type byte is at `pos`; `slot` gives the type-byte offset
+/// of a reference's target.
+fn shape(data: &[u8], pos: usize, slot: impl Fn(u32) -> Option<usize>) -> Shape<'_> {
+    let mut head = pos;
+    if data.get(pos).map(|c| c & !FLAG_REF) == Some(b'r') {
+        let Some(d) = data.get(pos + 1..pos + 5) else { return Shape::Unread };
+        match slot(u32::from_le_bytes([d[0], d[1], d[2], d[3]])) {
+            Some(h) => head = h,
+            None => return Shape::Unread,
+        }
+    }
+    let Some(&code) = data.get(head) else { return Shape::Unread };
+    let word = || data.get(head + 1..head + 5).map(|d| u32::from_le_bytes([d[0], d[1], d[2], d[3]]));
+    match code & !FLAG_REF {
+        b's' => match word().and_then(|n| data.get(head + 5..(head + 5).checked_add(n as usize)?)) {
+            Some(b) => Shape::Bytes(b),
+            None => Shape::Unread,
+        },
+        b'(' => word().map_or(Shape::Unread, Shape::Tuple),
+        b')' => data.get(head + 1).map_or(Shape::Unread, |&n| Shape::Tuple(u32::from(n))),
+        ty if b"0NFTS.irIgyfxlztuaAZ[<>:{}c".contains(&ty) => Shape::Other,
+        _ => Shape::Unread,
+    }
+}
+
+/// What CPython's code-object constructor checks of a code object's values when
+/// unmarshalling it (3.7: `PyCode_New`; 3.8–3.10: `PyCode_NewWithPosOnlyArgs`; 3.11+:
+/// `_PyCode_Validate`), beyond marshal's own structure: counts and flags that are not
+/// negative, an even `co_code` (3.11+), and enough local names for the arguments. Only integer
+/// comparisons on values the walk reads anyway (and, 3.11+, one pass over the local kinds).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct CodeCheck {
+    argcount: i32,
+    kwonly: i32,
+    /// `*args` and `**kwargs`: 0, 1 or 2.
+    star: i32,
+    /// 3.11+: the length of `co_localsplusnames`.
+    names: u32,
+}
+
+impl CodeCheck {
+    /// From the ints after a code object's type byte (`ints` holds them all).
+    fn new(layout: CodeLayout, ints: &[u8]) -> Result<CodeCheck, &'static str> {
+        let int =
+            |i: usize| i32::from_le_bytes([ints[4 * i], ints[4 * i + 1], ints[4 * i + 2], ints[4 * i + 3]]);
+        let argcount = int(0);
+        // 3.7 checks no stack size, flags or positional-only count.
+        let (posonly, kwonly, nlocals, stacksize, flags) = match layout {
+            CodeLayout::Py37 => (0, int(1), int(2), 0, int(4)),
+            CodeLayout::Py38 => (int(1), int(2), int(3), int(4), int(5)),
+            CodeLayout::Py311 => (int(1), int(2), 0, int(3), int(4)),
+        };
+        let why = if argcount < 0 {
+            "co_argcount is negative"
+        } else if posonly < 0 {
+            "co_posonlyargcount is negative"
+        } else if argcount < posonly {
+            "co_argcount is less than co_posonlyargcount"
+        } else if kwonly < 0 {
+            "co_kwonlyargcount is negative"
+        } else if nlocals < 0 {
+            "co_nlocals is negative"
+        } else if stacksize < 0 {
+            "co_stacksize is negative"
+        } else if layout != CodeLayout::Py37 && flags < 0 {
+            "co_flags is negative"
+        } else {
+            let star = i32::from(flags & CO_VARARGS != 0) + i32::from(flags & CO_VARKEYWORDS != 0);
+            return Ok(CodeCheck { argcount, kwonly, star, names: 0 });
+        };
+        Err(why)
+    }
+
+    /// Check the object about to be read as the code object's part number `field`.
+    fn field(&mut self, layout: CodeLayout, field: usize, shape: Shape<'_>) -> Result<(), &'static str> {
+        let py311 = layout == CodeLayout::Py311;
+        match (field, shape) {
+            (_, Shape::Unread) => Ok(()),
+            // 3.7-3.10 only assert an even length (release builds load an odd one).
+            (CODE_FIELD, Shape::Bytes(b)) if b.len() % 2 == 0 || !py311 => Ok(()),
+            (CODE_FIELD, Shape::Bytes(_)) => Err("co_code has an odd length"),
+            (CODE_FIELD, _) => Err("co_code is not bytes"),
+            (NAMES_FIELD, Shape::Tuple(n)) if py311 => {
+                self.names = n;
+                Ok(())
+            }
+            (NAMES_FIELD, Shape::Tuple(n)) => {
+                // Both counts are known to be non-negative: this is
+                // `PyCode_NewWithPosOnlyArgs`'s "varnames is too small".
+                let need = i64::from(self.argcount) + i64::from(self.kwonly) + i64::from(self.star);
+                if need > i64::from(n) { Err("co_varnames is too small for the arguments") } else { Ok(()) }
+            }
+            (NAMES_FIELD, _) => Err("the local names are not a tuple"),
+            (KINDS_FIELD, Shape::Bytes(kinds)) if py311 => {
+                if kinds.len() != self.names as usize {
+                    return Err("co_localsplusnames and co_localspluskinds differ in length");
+                }
+                let nlocals = kinds.iter().filter(|&&k| k & CO_FAST_LOCAL != 0).count() as i32;
+                // In C's int arithmetic, as `_PyCode_Validate` computes `nplainlocals`.
+                let plain =
+                    nlocals.wrapping_sub(self.argcount).wrapping_sub(self.kwonly).wrapping_sub(self.star);
+                if plain < 0 { Err("co_varnames is too small for the arguments") } else { Ok(()) }
+            }
+            (KINDS_FIELD, _) if py311 => Err("co_localspluskinds is not bytes"),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether part number `field` of a code object is checked.
+    fn checks(layout: CodeLayout, field: usize) -> bool {
+        field == CODE_FIELD || field == NAMES_FIELD || (field == KINDS_FIELD && layout == CodeLayout::Py311)
+    }
 }
 
 /// What the reader remembers of an object that may be referenced later.
 #[derive(Clone, Copy)]
 enum Slot {
-    Str { start: usize, end: usize },
-    Other,
+    Str {
+        head: usize,
+        start: usize,
+        end: usize,
+    },
+    /// The offset of its type byte.
+    Other(usize),
+}
+
+impl Slot {
+    fn head(self) -> usize {
+        match self {
+            Slot::Str { head, .. } | Slot::Other(head) => head,
+        }
+    }
 }
 
 /// Facts about a whole marshal body that tell whether it could depend on what the
@@ -138,7 +292,7 @@ enum Frame {
     /// Dict or frozendict: key/value pairs until a NULL key.
     Map { at_key: bool },
     /// A code object: `field` counts the objects read so far.
-    Code { field: usize },
+    Code { field: usize, check: CodeCheck },
 }
 
 struct Reader<'a> {
@@ -259,9 +413,9 @@ impl<'a> Reader<'a> {
         Ok(u32::from_le_bytes([d[0], d[1], d[2], d[3]]))
     }
 
-    fn reserve(&mut self, flagged: bool) {
+    fn reserve(&mut self, flagged: bool, head: usize) {
         if flagged {
-            self.refs.push(Slot::Other);
+            self.refs.push(Slot::Other(head));
         }
     }
 
@@ -296,16 +450,20 @@ impl<'a> Reader<'a> {
                     self.pos += 1;
                     closed = true;
                 }
-                Some(Frame::Code { field }) => {
+                Some(Frame::Code { field, check }) => {
                     let field = *field;
                     if field == self.code_fields() {
                         closed = true;
                     } else if field == self.lineno_field() {
                         self.take(4)?;
-                        if let Some(Frame::Code { field }) = stack.last_mut() {
+                        if let Some(Frame::Code { field, .. }) = stack.last_mut() {
                             *field += 1;
                         }
                         continue;
+                    } else if CodeCheck::checks(self.layout, field) {
+                        let refs = &self.refs;
+                        let shape = shape(self.data, self.pos, |i| refs.get(i as usize).map(|s| s.head()));
+                        check.field(self.layout, field, shape).map_err(MarshalError::BadCode)?;
                     }
                 }
                 _ => {}
@@ -328,7 +486,7 @@ impl<'a> Reader<'a> {
                 None => return Ok(None),
                 Some(Frame::Seq { left, .. }) => *left -= 1,
                 Some(Frame::Map { at_key }) => *at_key = !*at_key,
-                Some(Frame::Code { field }) => {
+                Some(Frame::Code { field, .. }) => {
                     if *field == filename_field {
                         let Value::Str(s, e) = value else {
                             return Err(MarshalError::FilenameNotString);
@@ -357,7 +515,7 @@ impl<'a> Reader<'a> {
             uses.push(StrUse { head, start, end, code, filename: false });
         }
         if code & FLAG_REF != 0 {
-            self.refs.push(Slot::Str { start, end });
+            self.refs.push(Slot::Str { head, start, end });
         }
         if self.in_container > 0 {
             self.scan.container_with_str = true;
@@ -381,7 +539,7 @@ impl<'a> Reader<'a> {
         let ty = code & !FLAG_REF;
         let fixed = |r: &mut Self, n: usize| -> Result<Option<Value>, MarshalError> {
             r.take(n)?;
-            r.reserve(flagged);
+            r.reserve(flagged, head);
             Ok(Some(Value::Other))
         };
         match ty {
@@ -427,7 +585,7 @@ impl<'a> Reader<'a> {
             b'r' => {
                 let idx = self.u32()?;
                 match self.refs.get(idx as usize) {
-                    Some(&Slot::Str { start, end }) => {
+                    Some(&Slot::Str { start, end, .. }) => {
                         if let Some(uses) = &mut self.uses {
                             uses.push(StrUse { head, start, end, code: b'r', filename: false });
                         }
@@ -436,36 +594,37 @@ impl<'a> Reader<'a> {
                         }
                         Ok(Some(Value::Str(start, end)))
                     }
-                    Some(Slot::Other) => Ok(Some(Value::Other)),
+                    Some(Slot::Other(_)) => Ok(Some(Value::Other)),
                     None => Err(MarshalError::BadRef(idx)),
                 }
             }
             b'(' | b'[' | b'<' | b'>' => {
-                self.reserve(flagged);
+                self.reserve(flagged, head);
                 let n = self.u32()?;
                 self.open_seq(stack, u64::from(n), ty == b'>');
                 Ok(None)
             }
             b')' => {
-                self.reserve(flagged);
+                self.reserve(flagged, head);
                 let n = self.byte()?;
                 self.open_seq(stack, u64::from(n), false);
                 Ok(None)
             }
             b':' => {
-                self.reserve(flagged);
+                self.reserve(flagged, head);
                 self.open_seq(stack, 3, true);
                 Ok(None)
             }
             b'{' | b'}' => {
-                self.reserve(flagged);
+                self.reserve(flagged, head);
                 stack.push(Frame::Map { at_key: true });
                 Ok(None)
             }
             b'c' => {
-                self.reserve(flagged);
-                self.take(4 * self.layout.ints())?;
-                stack.push(Frame::Code { field: 0 });
+                self.reserve(flagged, head);
+                let (s, e) = self.take(4 * self.layout.ints())?;
+                let check = CodeCheck::new(self.layout, &self.data[s..e]).map_err(MarshalError::BadCode)?;
+                stack.push(Frame::Code { field: 0, check });
                 Ok(None)
             }
             other => Err(MarshalError::UnknownType(other)),

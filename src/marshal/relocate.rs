@@ -317,8 +317,13 @@ mod tests {
         v.extend_from_slice(consts);
         v.extend_from_slice(&[b')', names.len() as u8]);
         v.extend(names.concat());
-        let between = if layout == CodeLayout::Py311 { 2 } else { 3 };
-        v.extend(b")\x00".repeat(between));
+        // Local names and kinds (3.11+: a tuple and bytes, as CPython loads them), or
+        // varnames, freevars and cellvars.
+        if layout == CodeLayout::Py311 {
+            v.extend_from_slice(b")\x00s\x00\x00\x00\x00");
+        } else {
+            v.extend(b")\x00".repeat(3));
+        }
         v.extend_from_slice(filename);
         v.extend_from_slice(b"z\x01f");
         if layout == CodeLayout::Py311 {

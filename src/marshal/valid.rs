@@ -13,7 +13,7 @@
 
 use std::cell::RefCell;
 
-use super::{CodeLayout, FLAG_REF, MAX_DEPTH};
+use super::{CODE_FIELD, CodeCheck, CodeLayout, FLAG_REF, KINDS_FIELD, MAX_DEPTH, NAMES_FIELD, shape};
 
 /// How the bytes after a type byte are sized, packed in one word: `FIXED` bytes, plus the
 /// next byte masked with `M8`, plus the next four bytes (little-endian) when `LEN32`.
@@ -60,11 +60,13 @@ fn is_str(code: u8) -> bool {
     matches!(code & !FLAG_REF, b't' | b'u' | b'a' | b'A' | b'z' | b'Z')
 }
 
-/// The open objects of the walk: parts left to read, and when the next event is due.
+/// The open objects of the walk: parts left to read, when the next event is due, and the
+/// values of the innermost code object around it that are still to be checked.
 #[derive(Clone, Copy)]
 struct Open {
     left: u32,
     event: u32,
+    check: CodeCheck,
 }
 
 /// No event due (sequences; a code object after its last one).
@@ -129,8 +131,11 @@ fn walk(data: &[u8], layout: CodeLayout, s: &mut Scratch) -> Option<(usize, usiz
     let (named, tables) = if py311 { (2, 2) } else { (1, 1) };
     // A code object's parts: the objects before `co_filename`, `co_filename`, the names,
     // a raw int (`co_firstlineno`), the tables. Events, counted in parts left: before
-    // `co_filename` (it must be a string), and before the tables (skip the raw int).
+    // each part whose value the constructor checks (`CodeCheck`), before `co_filename`
+    // (it must be a string), and before the tables (skip the raw int).
     let code_parts = layout.objects_before_filename() as u32 + 1 + named + tables;
+    let names_event = code_parts - NAMES_FIELD as u32;
+    let kinds_event = code_parts - KINDS_FIELD as u32;
     let filename_event = 1 + named + tables;
     let lineno_event = tables;
     let code_ints = 4 * layout.ints() as u64;
@@ -140,9 +145,20 @@ fn walk(data: &[u8], layout: CodeLayout, s: &mut Scratch) -> Option<(usize, usiz
     // The object being read: its parts left, and when its next event is due. At first
     // the top object, as the only part of an object around it.
     let (mut left, mut event) = (1u32, NO_EVENT);
+    let mut check = CodeCheck::default();
     loop {
         if left == event {
-            if event == filename_event {
+            if event > filename_event {
+                // `co_code`, the local names, the local kinds (3.11+).
+                let field = (code_parts - event) as usize;
+                let found = shape(data, pos, |i| ((i as usize) < slots).then(|| refs[i as usize] as usize));
+                check.field(layout, field, found).ok()?;
+                event = match field {
+                    CODE_FIELD => names_event,
+                    NAMES_FIELD if py311 => kinds_event,
+                    _ => filename_event,
+                };
+            } else if event == filename_event {
                 // `co_filename`: a string, or a reference to one.
                 let code = *data.get(pos)?;
                 let head = if code & !FLAG_REF == b'r' {
@@ -195,7 +211,7 @@ fn walk(data: &[u8], layout: CodeLayout, s: &mut Scratch) -> Option<(usize, usiz
                 b'(' | b'[' | b'<' | b'>' => (5, w, NO_EVENT),
                 b')' => (2, u32::from(b1), NO_EVENT),
                 b':' => (1, 3, NO_EVENT),
-                b'c' => (1 + code_ints, code_parts, filename_event),
+                b'c' => (1 + code_ints, code_parts, code_parts),
                 b'l' => (5 + 2 * u64::from((w as i32).unsigned_abs()), 0, NO_EVENT),
                 b'x' => {
                     let n = usize::from(b1);
@@ -208,6 +224,11 @@ fn walk(data: &[u8], layout: CodeLayout, s: &mut Scratch) -> Option<(usize, usiz
             if size > rest as u64 {
                 return None;
             }
+            let opened = if code & !FLAG_REF == b'c' {
+                CodeCheck::new(layout, &data[head + 1..head + size as usize]).ok()?
+            } else {
+                check
+            };
             pos += size as usize;
             refs[slots] = head as u32;
             slots += usize::from(code & FLAG_REF != 0);
@@ -217,8 +238,8 @@ fn walk(data: &[u8], layout: CodeLayout, s: &mut Scratch) -> Option<(usize, usiz
                 if u64::from(parts) > (len - pos) as u64 || stack.len() >= MAX_DEPTH {
                     return None;
                 }
-                stack.push(Open { left, event });
-                (left, event) = (parts, opens);
+                stack.push(Open { left, event, check });
+                (left, event, check) = (parts, opens, opened);
                 continue;
             }
         }
@@ -232,7 +253,7 @@ fn walk(data: &[u8], layout: CodeLayout, s: &mut Scratch) -> Option<(usize, usiz
                 }
                 return first.map(|h| str_span(data, h));
             };
-            (left, event) = (parent.left - 1, parent.event);
+            (left, event, check) = (parent.left - 1, parent.event, parent.check);
         }
     }
 }

@@ -427,6 +427,134 @@ per_python!(check_reads_the_whole_body, |py: &Python| {
     }
 });
 
+/// The marshal body of a pyc re-dumped by CPython with marshal version 2, which writes no
+/// references, so every object stands alone; and the offsets of the top code object's
+/// first five parts (`co_code` first).
+fn body_without_refs(py: &Python, tree: &Tree, pyc: &str) -> (Vec<u8>, Vec<usize>) {
+    let script = "import io, marshal, sys\n\
+        co = marshal.loads(open(sys.argv[1], 'rb').read()[16:])\n\
+        body = marshal.dumps(co, 2)\n\
+        f = io.BytesIO(body)\n\
+        f.seek(1 + 4 * int(sys.argv[2]))\n\
+        offsets = []\n\
+        for _ in range(5):\n    offsets.append(f.tell())\n    marshal.load(f)\n\
+        print(body.hex())\n\
+        print(' '.join(map(str, offsets)))\n";
+    let ints = match py.minor {
+        (3, 7) => 5,
+        (3, 8..=10) => 6,
+        _ => 5,
+    };
+    let out = py.run(&["-c", script, pyc, &ints.to_string()], tree.root());
+    let mut lines = out.lines();
+    let hex = lines.next().unwrap();
+    let body = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+    let offsets = lines.next().unwrap().split(' ').map(|n| n.parse().unwrap()).collect();
+    (body, offsets)
+}
+
+per_python!(check_refuses_code_objects_cpython_refuses, |py: &Python| {
+    // Each case sets values CPython's code-object constructor refuses when unmarshalling
+    // (3.7: PyCode_New; 3.8-3.10: PyCode_NewWithPosOnlyArgs; 3.11+: _PyCode_Validate), in
+    // the module's code object; marshal's structure stays whole.
+    let (py37, py311) = (py.minor == (3, 7), py.minor >= (3, 11));
+    // The ints after the type byte: argcount, [posonlyargcount], kwonlyargcount, [nlocals],
+    // stacksize, flags.
+    let names: &'static [&'static str] = match (py37, py311) {
+        (true, _) => &["argcount", "kwonlyargcount", "nlocals", "stacksize", "flags"],
+        (_, false) => &["argcount", "posonlyargcount", "kwonlyargcount", "nlocals", "stacksize", "flags"],
+        (_, true) => &["argcount", "posonlyargcount", "kwonlyargcount", "stacksize", "flags"],
+    };
+    let set = move |body: &mut Vec<u8>, name: &str, f: &dyn Fn(i32) -> i32| {
+        let at = 1 + 4 * names.iter().position(|n| *n == name).unwrap();
+        let old = i32::from_le_bytes(body[at..at + 4].try_into().unwrap());
+        body[at..at + 4].copy_from_slice(&f(old).to_le_bytes());
+    };
+    // A bytes object at `at` (`s`, length, payload) with one more byte at its end.
+    fn grow(body: &mut Vec<u8>, at: usize, byte: u8) {
+        assert_eq!(body[at], b's');
+        let n = u32::from_le_bytes(body[at + 1..at + 5].try_into().unwrap());
+        body[at + 1..at + 5].copy_from_slice(&(n + 1).to_le_bytes());
+        body.insert(at + 5 + n as usize, byte);
+    }
+    type Edit = Box<dyn Fn(&mut Vec<u8>, &[usize])>;
+    let mut cases: Vec<(&str, Edit)> = vec![
+        ("argcount_negative", Box::new(move |b, _| set(b, "argcount", &|_| -1))),
+        ("kwonlyargcount_negative", Box::new(move |b, _| set(b, "kwonlyargcount", &|_| -1))),
+        // More arguments than local names: one argument, or `*args`, in a module.
+        ("varnames_too_small_args", Box::new(move |b, _| set(b, "argcount", &|n| n + 1))),
+        ("varnames_too_small_star", Box::new(move |b, _| set(b, "flags", &|f| f | 0x04))),
+    ];
+    if !py311 {
+        cases.push(("nlocals_negative", Box::new(move |b, _| set(b, "nlocals", &|_| -1))));
+    }
+    if !py37 {
+        cases.push(("posonlyargcount_negative", Box::new(move |b, _| set(b, "posonlyargcount", &|_| -1))));
+        cases.push(("argcount_below_posonly", Box::new(move |b, _| set(b, "posonlyargcount", &|_| 1))));
+        cases.push(("stacksize_negative", Box::new(move |b, _| set(b, "stacksize", &|_| -1))));
+        cases.push(("flags_negative", Box::new(move |b, _| set(b, "flags", &|_| -1))));
+    }
+    if py311 {
+        // 3.7-3.10 load an odd `co_code` (their check is an assert).
+        cases.push(("code_odd", Box::new(move |b, at| grow(b, at[0], 0))));
+        // One more local kind (CO_FAST_LOCAL) than local names.
+        cases.push(("kinds_longer_than_names", Box::new(move |b, at| grow(b, at[4], 0x20))));
+    }
+    let tree = Tree::new();
+    let source = "def f(a, b=2, *c, d, **e):\n    x = a\n    return x\n\nclass C:\n    y = (1, 2.5, 'é')\n";
+    tree.write("intact.py", source);
+    for (name, _) in &cases {
+        tree.write(format!("{name}.py"), source);
+    }
+    tree.hashpyc().args(["compile", "-q"]).python(py).arg(".").run().assert_code(0);
+    // The control: the body as CPython re-dumps it without references loads and checks ok.
+    for name in std::iter::once("intact").chain(cases.iter().map(|c| c.0)) {
+        let file = pyc(py, name);
+        let header = tree.read(&file)[..16].to_vec();
+        let (mut body, at) = body_without_refs(py, &tree, &file);
+        if let Some((_, edit)) = cases.iter().find(|c| c.0 == name) {
+            edit(&mut body, &at);
+        }
+        tree.write(&file, [header, body].concat());
+    }
+    imports(py, &tree, "intact").unwrap();
+    let run = tree.hashpyc().args(["check", "--all", "--format", "json"]).python(py).arg(".").run();
+    run.assert_code(1);
+    let mut got = BTreeMap::new();
+    for line in run.stdout.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if v["type"] == "finding" {
+            let path = v["path"].as_str().unwrap().trim_start_matches("./").to_string();
+            got.insert(path, (v["outcome"].as_str().unwrap().to_string(), v["detail"].clone()));
+        }
+    }
+    assert_eq!(got["intact.py"].0, "ok", "{}", run.stdout);
+    for (name, _) in &cases {
+        // CPython itself refuses the pyc (and, the header matching the source, does not
+        // fall back to compiling it).
+        let err = imports(py, &tree, name).expect_err(name);
+        assert!(err.contains("SystemError") || err.contains("ValueError"), "{name}: {err}");
+        let (outcome, detail) = &got[&format!("{name}.py")];
+        assert_eq!(outcome, "invalid", "{name}: {}", run.stdout);
+        let detail = detail.as_str().unwrap_or_default();
+        assert!(detail.starts_with("body: code object CPython refuses: "), "{name}: {detail}");
+        let text = tree.hashpyc().arg("check").python(py).arg(format!("{name}.py")).run();
+        text.assert_code(1);
+        assert_eq!(text.stdout, format!("invalid    {name}.py: {detail}\n"));
+    }
+    // compile rewrites exactly those; then everything checks ok and imports.
+    let dry = tree.hashpyc().args(["compile", "-n"]).python(py).arg(".").run();
+    dry.assert_code(0);
+    let recompiled = dry.stdout.lines().filter(|l| l.starts_with("compile ")).count();
+    assert_eq!(recompiled, cases.len(), "{}", dry.stdout);
+    assert!(dry.stdout.contains("fresh    ./intact.py"), "{}", dry.stdout);
+    tree.hashpyc().args(["compile", "-q"]).python(py).arg(".").run().assert_code(0);
+    tree.hashpyc().arg("check").python(py).arg(".").run().assert_code(0);
+    for (name, _) in &cases {
+        imports(py, &tree, name).unwrap();
+    }
+});
+
 per_python!(inspect_refuses_what_is_not_a_valid_pyc, min = (3, 11), |py: &Python| {
     let tree = Tree::new();
     tree.write("m.py", "def f():\n    return 1\n");
