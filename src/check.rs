@@ -118,6 +118,10 @@ pub struct Finding {
     /// The pyc is a symbolic link (dangling or not), which `compile` refuses to write over.
     #[serde(skip)]
     pub symlink: bool,
+    /// The pyc path is neither a regular file nor a symbolic link (a directory, a FIFO),
+    /// which `compile` refuses to replace.
+    #[serde(skip)]
+    pub not_regular: bool,
 }
 
 /// Check everything; print findings; return the exit status.
@@ -700,8 +704,11 @@ fn check_source(path: &Path, embedded: &Path, s: &CheckSettings, cwd: &Path) -> 
                 }
                 // What `compile` would write there it refuses to write over a symbolic link
                 // (see `plan::refusal`): the finding says so, since compiling will not fix it.
-                let symlink = outcome != Outcome::Ok
-                    && std::fs::symlink_metadata(&pyc_path).is_ok_and(|m| m.file_type().is_symlink());
+                let kind = (outcome != Outcome::Ok)
+                    .then(|| std::fs::symlink_metadata(&pyc_path).ok().map(|m| m.file_type()))
+                    .flatten();
+                let symlink = kind.is_some_and(|t| t.is_symlink());
+                let not_regular = kind.is_some_and(|t| !t.is_symlink() && !t.is_file());
                 let detail = match (detail, symlink) {
                     (d, false) => d,
                     (None, true) => Some(SYMLINK_DETAIL.to_string()),
@@ -728,6 +735,7 @@ fn check_source(path: &Path, embedded: &Path, s: &CheckSettings, cwd: &Path) -> 
                     embedded,
                     source_fails: None,
                     symlink,
+                    not_regular,
                 });
             }
         }
@@ -859,6 +867,7 @@ fn stray(
         embedded: None,
         source_fails: None,
         symlink: false,
+        not_regular: false,
     })
 }
 
@@ -976,6 +985,7 @@ fn legacy_strays(pycs: &[PathBuf], targets: &[Arc<Target>]) -> Vec<Finding> {
             embedded: None,
             source_fails: None,
             symlink: false,
+            not_regular: false,
         });
     }
     out
@@ -1007,6 +1017,9 @@ fn github_annotation(f: &Finding) -> String {
         }
     } else if f.symlink {
         msg.push_str(" - replace the symbolic link by a file, or remove it, then run `hashpyc compile`");
+    } else if f.not_regular {
+        // `compile` refuses to replace what is not a regular file: compiling alone fails.
+        msg.push_str(" - remove it (`hashpyc compile` does not replace what is not a regular file), then run `hashpyc compile`");
     } else if f.outcome != Outcome::Ok && f.outcome != Outcome::Stray {
         msg.push_str(" - run `hashpyc compile` to fix");
     }

@@ -1908,3 +1908,31 @@ fn an_unreadable_source_without_its_pyc_is_unreadable() {
         assert_eq!(x["expected"], serde_json::Value::Null, "{x}");
     }
 }
+
+// A pyc path that is not a regular file (a directory, a FIFO) is `unreadable`, and
+// `compile` refuses to replace it: the GitHub annotation's advice must be one that works.
+// It said "run `hashpyc compile` to fix", which then fails (`exists and is not a regular
+// file`); following the advice given now, removing it, then compiling, makes `check` pass.
+#[test]
+fn github_advice_for_a_pyc_that_is_not_a_file_works() {
+    let Some(py) = crate::harness::any_python("github_advice_for_a_pyc_that_is_not_a_file_works") else {
+        return;
+    };
+    let tree = Tree::new();
+    tree.write("u.py", "u = 1\n");
+    let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
+    let pyc = tree.path(format!("__pycache__/u.{tag}.pyc"));
+    std::fs::create_dir_all(&pyc).unwrap();
+    let compile = tree.hashpyc().arg("compile").python(py).run();
+    compile.assert_code(1);
+    assert!(compile.stderr.contains("exists and is not a regular file"), "{}", compile.stderr);
+    let run = tree.hashpyc().args(["check", "--format", "github"]).python(py).run();
+    run.assert_code(1);
+    let line = run.stdout.lines().next().unwrap_or_default();
+    assert!(line.starts_with("::error file=u.py,") && line.contains("unreadable"), "{}", run.stdout);
+    assert!(!line.contains("run `hashpyc compile` to fix"), "{line}");
+    assert!(line.ends_with(" - remove it (`hashpyc compile` does not replace what is not a regular file), then run `hashpyc compile`"), "{line}");
+    std::fs::remove_dir(&pyc).unwrap();
+    tree.hashpyc().arg("compile").python(py).run().assert_code(0);
+    tree.hashpyc().args(["check", "--format", "github"]).python(py).run().assert_code(0);
+}
