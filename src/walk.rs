@@ -106,6 +106,10 @@ pub enum WalkError {
     },
     #[error("{0}")]
     Other(String),
+    /// A line of an ignore file that could not be read (`--respect-gitignore`): a warning
+    /// naming the file and the line, as the rules it held are not applied.
+    #[error("{0}")]
+    IgnoreFile(String),
 }
 
 impl WalkError {
@@ -119,7 +123,7 @@ impl WalkError {
             | WalkError::Vanished(p)
             | WalkError::NotRegular(p) => Some(p),
             WalkError::Io { path, .. } => Some(path),
-            WalkError::Other(_) => None,
+            WalkError::Other(_) | WalkError::IgnoreFile(_) => None,
         }
     }
 
@@ -158,7 +162,11 @@ impl WalkError {
     pub fn is_notice(&self) -> bool {
         matches!(
             self,
-            WalkError::Dangling(_) | WalkError::LinkLoop(_) | WalkError::Vanished(_) | WalkError::Loop(..)
+            WalkError::Dangling(_)
+                | WalkError::LinkLoop(_)
+                | WalkError::Vanished(_)
+                | WalkError::Loop(..)
+                | WalkError::IgnoreFile(_)
         )
     }
 
@@ -890,12 +898,21 @@ fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked, visit: &
             if counting {
                 found.lock().expect("walk lock").taken.insert(entry.path().to_path_buf());
             }
+
             let Some(ft) = entry.file_type() else {
                 return WalkState::Continue;
             };
             if ft.is_dir() || (entry.depth() == 0 && path.is_dir()) {
                 if counting && opts.max_depth.is_none_or(|m| entry.depth() < m) {
                     let listed = list_entries(entry.path(), opts.follow);
+                    for l in listed.iter().filter(|l| opts.respect_ignore && !l.is_dir) {
+                        if matches!(l.path.file_name().map(OsStr::as_bytes), Some(b".gitignore" | b".ignore"))
+                            && let Some(w) =
+                                ignore_file_warning(&l.path, &path.join(l.path.file_name().unwrap()))
+                        {
+                            found.lock().expect("walk lock").errors.push(w);
+                        }
+                    }
                     found.lock().expect("walk lock").listed.extend(listed);
                 }
                 // The pycs of a directory whose sources are walked: those in its
@@ -993,6 +1010,22 @@ fn classify(e: WalkError, opts: &WalkOptions) -> Option<WalkError> {
         }
         e => Some(e),
     }
+}
+
+/// A warning for an ignore file of a directory walked (`--respect-gitignore`) holding a
+/// line that is not UTF-8: the `ignore` crate stops reading the file there, silently
+/// (it drops I/O errors of ignore files), so that line's rules and all after it are not
+/// applied. Only regular files are read (a FIFO would block).
+fn ignore_file_warning(path: &Path, shown: &Path) -> Option<WalkError> {
+    if !std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file()) {
+        return None;
+    }
+    let text = std::fs::read(path).ok()?;
+    let line = text.split(|&b| b == b'\n').position(|l| std::str::from_utf8(l).is_err())? + 1;
+    Some(WalkError::IgnoreFile(format!(
+        "`{}`: line {line} is not UTF-8: its rules and those of every line after it are not applied",
+        crate::report::shown(shown)
+    )))
 }
 
 fn convert_error(err: ignore::Error) -> WalkError {

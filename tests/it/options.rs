@@ -645,3 +645,30 @@ per_python!(dangling_symlinks_warn_with_and_without_follow, min = (3, 12), |py: 
         }
     }
 });
+
+// An ignore-file line that is not UTF-8 ends the `ignore` crate's reading of that file,
+// silently: the rules after it were dropped with no message (git ignores `s.py` and `t.py`
+// here, `--respect-gitignore` only `s.py`). Now a warning names the file and the line, for
+// compile and check, in text and JSON, and changes no exit status.
+#[test]
+fn an_ignore_file_line_that_is_not_utf8_is_named() {
+    let Some(py) = harness::any_python("an_ignore_file_line_that_is_not_utf8_is_named") else { return };
+    let tree = Tree::new();
+    tree.write("sub/.gitignore", b"s.py\nd\xe9\nt.py\n");
+    for f in ["sub/s.py", "sub/t.py", "sub/u.py"] {
+        tree.write(f, "x = 1\n");
+    }
+    let warning =
+        "`sub/.gitignore`: line 2 is not UTF-8: its rules and those of every line after it are not applied";
+    let run = tree.hashpyc().args(["compile", "--respect-gitignore"]).python(py).run();
+    run.assert_code(0);
+    assert!(run.stderr.starts_with(&format!("warning: {warning}\n")), "{}", run.stderr);
+    let run = tree.hashpyc().args(["check", "--respect-gitignore", "--format", "json"]).python(py).run();
+    run.assert_code(0);
+    let notice: serde_json::Value = serde_json::from_str(run.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!((notice["type"].as_str(), notice["message"].as_str()), (Some("notice"), Some(warning)));
+    // A file that is UTF-8 says nothing.
+    tree.write("sub/.gitignore", "s.py\nt.py\n");
+    let run = tree.hashpyc().args(["check", "--respect-gitignore"]).python(py).run();
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+}
