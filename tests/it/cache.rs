@@ -1499,6 +1499,18 @@ fn local_damaged(stderr: &str) -> u64 {
     head.rsplit(' ').next().unwrap().parse().unwrap()
 }
 
+/// `compile -v --cache CACHE src` in `work`, with a state directory of its own.
+fn cached_build(work: &Tree, py: &Python, cache: &Path) -> harness::Hashpyc {
+    work.hashpyc()
+        .env("HASHPYC_STATE_DIR", work.path("state"))
+        .arg("compile")
+        .arg("-v")
+        .python(py)
+        .arg("--cache")
+        .arg(cache)
+        .arg("src")
+}
+
 // What is no entry hashpyc could have written is damaged and never read: a file larger than
 // any entry (sparse, 3 GiB: read whole it aborted the run out of memory), a FIFO (opening it
 // waited for ever), a symbolic link to /dev/zero (endless), a directory. Each is a miss
@@ -1514,18 +1526,7 @@ fn entries_that_are_not_files_are_damaged_not_read() {
     for i in 0..6 {
         work.write(format!("src/m{i}.py"), format!("def f():\n    return {i}\n"));
     }
-    let build = || {
-        work.hashpyc()
-            .env("HASHPYC_STATE_DIR", work.path("state"))
-            .arg("compile")
-            .arg("-v")
-            .python(py)
-            .arg("--cache")
-            .arg(&cache)
-            .arg("src")
-            .bounded(1_500_000, 60)
-            .run()
-    };
+    let build = || cached_build(&work, py, &cache).bounded(1_500_000, 60).run();
     build().assert_code(0);
     let reference = pycs(&work.path("src"));
     let files = entry_files(&cache);
@@ -1578,17 +1579,7 @@ fn an_entry_that_cannot_be_stored_stops_no_other_store() {
     for i in 0..8 {
         work.write(format!("src/m{i}.py"), format!("def f{i}():\n    return {i}\n"));
     }
-    let build = || {
-        work.hashpyc()
-            .env("HASHPYC_STATE_DIR", work.path("state"))
-            .arg("compile")
-            .arg("-v")
-            .python(py)
-            .arg("--cache")
-            .arg(&cache)
-            .arg("src")
-            .run()
-    };
+    let build = || cached_build(&work, py, &cache).run();
     build().assert_code(0);
     let reference = pycs(&work.path("src"));
     let files = entry_files(&cache);
