@@ -2339,3 +2339,67 @@ fn guard_probe() {
     let py = harness::pythons().values().find(|p| p.path.as_os_str() == path).expect("the parent's Python");
     println!("probe: {}", s3_tier_as_spawned(py, &[]));
 }
+
+/// A proxy from the environment (ureq reads `ALL_PROXY`, `HTTPS_PROXY`, `HTTP_PROXY`, either
+/// case) carries the cache's requests, even to 127.0.0.1: when nothing listens there, the
+/// warning names the proxy and its variable (it named the cache's own host:port, which was
+/// never asked); `-v` says the requests go through it; `NO_PROXY` naming the host sends them
+/// directly; a proxy wanting credentials (407) says so. Every case: the pycs and exit
+/// status of a build without a cache.
+#[test]
+fn a_proxy_is_named_and_no_proxy_honoured() {
+    let test = "remote::a_proxy_is_named_and_no_proxy_honoured";
+    let Some(py) = harness::python_or_skip((3, 12), test) else { return };
+    let m = Machine::small("proxied");
+    let reference = m.reference(py);
+    let server = Faulty::start(Fault::Flaky { first: 0, with: Flake::Status(500) });
+    let endpoint = server.url();
+    let http = format!("{endpoint}/pfx");
+    let dead = servers::closed_port();
+    let dead_proxy = format!("http://127.0.0.1:{dead}");
+    for (url, scheme_env) in [(http.as_str(), None), ("s3://bucket/pfx", Some(endpoint.as_str()))] {
+        for var in ["HTTPS_PROXY", "http_proxy", "ALL_PROXY"] {
+            let label = format!("{url} {var}");
+            let mut env = vec![(var, dead_proxy.as_str())];
+            env.extend(scheme_env.map(|e| ("AWS_ENDPOINT_URL", e)));
+            let before = server.requests().len();
+            let run = m.compile_as(py, &["-v", "--cache-url", url], &env, &reference, &label);
+            let warnings = warnings(&run.stderr);
+            let want = format!(
+                "GET: connection refused by the proxy 127.0.0.1:{dead} (set by {var}; nothing listens there"
+            );
+            assert!(
+                warnings.len() == 1
+                    && warnings[0].contains(&want)
+                    && warnings[0].contains("NO_PROXY=127.0.0.1"),
+                "{label}: {}",
+                run.stderr
+            );
+            let note = format!("requests are sent through the proxy 127.0.0.1:{dead} (set by {var})");
+            assert!(run.stderr.contains(&note), "{label}: {}", run.stderr);
+            assert_eq!(server.requests().len(), before, "{label}: the cache was asked directly");
+
+            // NO_PROXY naming the host: straight to the cache, stored, no proxy said.
+            env.push(("NO_PROXY", "127.0.0.1"));
+            let run =
+                m.compile_as(py, &["-v", "--cache-url", url], &env, &reference, &format!("{label} NO_PROXY"));
+            assert_no_warning(&format!("{label} NO_PROXY"), &run.stderr);
+            assert!(!run.stderr.contains("proxy"), "{label} NO_PROXY: {}", run.stderr);
+            assert!(server.requests().len() > before, "{label} NO_PROXY: the cache was not asked");
+        }
+    }
+    // A proxy that wants credentials.
+    let proxy = Faulty::start(Fault::Status(407));
+    let run = m.compile_as(py, &["--cache-url", &http], &[("http_proxy", &proxy.url())], &reference, "407");
+    let warnings = warnings(&run.stderr);
+    assert!(
+        warnings.len() == 1 && warnings[0].contains(&format!(
+                "GET: the proxy {} (set by http_proxy) did not connect to {}: HTTP 407 Proxy Authentication Required (the proxy wants credentials",
+                proxy.url().trim_start_matches("http://"),
+                endpoint.trim_start_matches("http://")
+            )),
+        "407: {}",
+        run.stderr
+    );
+    assert!(!proxy.requests().is_empty(), "407: the proxy was not asked");
+}

@@ -139,6 +139,10 @@ impl Tier for HttpTier {
     fn describe(&self) -> String {
         self.base.clone()
     }
+
+    fn notes(&self) -> Vec<String> {
+        super::proxy_note(&self.agent, &self.base).into_iter().collect()
+    }
 }
 
 #[cfg(test)]

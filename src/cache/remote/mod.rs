@@ -258,6 +258,10 @@ fn request_error(e: &ureq::Error, what: &str, host: &str, secrets: &[&str]) -> T
 /// timeout the host:port, which of `agent`'s time limits it hit (connecting, or the whole
 /// request) and the setting behind it, instead of a bare "timed out"; a failed DNS lookup
 /// the host name, instead of "failed to lookup address information: …".
+///
+/// Through a proxy (`agent`'s, for `url`), a refused connection is the proxy's, which is
+/// named with the variable that set it; any other failure says that the request went
+/// through it.
 pub fn send_error(
     e: &ureq::Error,
     what: &str,
@@ -265,6 +269,86 @@ pub fn send_error(
     agent: &ureq::Agent,
     secrets: &[&str],
 ) -> TierError {
+    use std::io::ErrorKind::ConnectionRefused;
+    let Some(proxy) = proxy_for(agent, url) else { return direct_error(e, what, url, agent, secrets) };
+    if let ureq::Error::Io(io) = e
+        && io.kind() == ConnectionRefused
+    {
+        return TierError::Failed(format!(
+            "{what}: connection refused by the proxy {} (set by {}; nothing listens there: is the \
+             proxy running? NO_PROXY={} sends the cache's requests directly)",
+            proxy.address,
+            proxy.variable,
+            url::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default()
+        ));
+    }
+    if let ureq::Error::ConnectProxyFailed(reason) = e {
+        // ureq tunnels every request (CONNECT), and words the proxy's refusal
+        // "proxy server responded 407/407".
+        let status = reason
+            .strip_prefix("proxy server responded ")
+            .and_then(|r| r.split('/').next())
+            .and_then(|s| s.parse::<u16>().ok());
+        let why = match status {
+            Some(407) => "HTTP 407 Proxy Authentication Required (the proxy wants credentials: give them in \
+                          its URL, http://user:password@host:port)"
+                .to_string(),
+            Some(status) => format!("HTTP {status}"),
+            None => reason.clone(),
+        };
+        return TierError::Failed(format!(
+            "{what}: the proxy {} (set by {}) did not connect to {}: {why}",
+            proxy.address,
+            proxy.variable,
+            host_port(url)
+        ));
+    }
+    let through = format!("; through the proxy {} (set by {})", proxy.address, proxy.variable);
+    match direct_error(e, what, url, agent, secrets) {
+        TierError::Timeout(m) => TierError::Timeout(m + &through),
+        TierError::Failed(m) => TierError::Failed(m + &through),
+        TierError::Transient { message, retry_after } => {
+            TierError::Transient { message: message + &through, retry_after }
+        }
+    }
+}
+
+/// A proxy that requests go through: `HOST:PORT` and the environment variable that set it.
+#[derive(Debug, PartialEq)]
+pub struct Proxy {
+    pub address: String,
+    pub variable: &'static str,
+}
+
+/// The proxy `agent` sends requests for `url` through (ureq reads it from the environment:
+/// the first of these variables holding a proxy URL, unless `NO_PROXY` names the host),
+/// or `None` for a direct connection.
+pub fn proxy_for(agent: &ureq::Agent, url: &str) -> Option<Proxy> {
+    let proxy = agent.config().proxy()?;
+    let uri: ureq::http::Uri = url.parse().ok()?;
+    if proxy.is_no_proxy(&uri) {
+        return None;
+    }
+    let variable = PROXY_VARIABLES
+        .iter()
+        .copied()
+        .find(|v| std::env::var(v).is_ok_and(|value| ureq::Proxy::new(&value).is_ok()))
+        .unwrap_or("the environment");
+    Some(Proxy { address: format!("{}:{}", proxy.host(), proxy.port()), variable })
+}
+
+/// What `-v` says of a remote whose requests (for `url`) go through a proxy.
+pub fn proxy_note(agent: &ureq::Agent, url: &str) -> Option<String> {
+    proxy_for(agent, url)
+        .map(|p| format!("requests are sent through the proxy {} (set by {})", p.address, p.variable))
+}
+
+/// The variables ureq takes a proxy from, in its order.
+const PROXY_VARIABLES: &[&str] =
+    &["ALL_PROXY", "all_proxy", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"];
+
+/// [`send_error`] for a request sent directly (or whose proxy is told apart by the caller).
+fn direct_error(e: &ureq::Error, what: &str, url: &str, agent: &ureq::Agent, secrets: &[&str]) -> TierError {
     use std::io::ErrorKind::{ConnectionRefused, TimedOut, WouldBlock};
     match e {
         ureq::Error::Io(io) if io.kind() == ConnectionRefused => TierError::Failed(format!(

@@ -163,7 +163,9 @@ impl Tier for S3Tier {
     }
 
     fn notes(&self) -> Vec<String> {
-        self.credentials.notes()
+        let mut notes = self.credentials.notes();
+        notes.extend(super::proxy_note(&self.agent, self.bucket.base_url().as_str()));
+        notes
     }
 
     fn retries(&self) -> u64 {
