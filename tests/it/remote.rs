@@ -2127,6 +2127,23 @@ fn over_https(
         "C's pycs are py_compile's"
     );
     assert_eq!(sent(), before, "a server whose certificate was refused got a request");
+
+    // SSL_CERT_FILE naming no file (a typo, a bundle not copied into the image): the
+    // warning says that the file cannot be read, not only that the issuer is unknown.
+    let missing = c.home.path("ca-bundle-not-there.pem");
+    let mut vars: Vec<(&str, String)> = env.to_vec();
+    vars.push(("SSL_CERT_FILE", missing.display().to_string()));
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let run = c.compile(&py.path, &["--cache-url", url], &vars);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    let unread = self::warnings(&run.stderr);
+    let want = format!("SSL_CERT_FILE names `{}`, which cannot be read (no such file)", missing.display());
+    assert!(unread.len() == 1 && unread[0].contains(&want), "{}", run.stderr);
+    assert!(
+        pycs(&c.tree) == py_compile_pycs(py, &c.tree, &["one.py", "two.py"]),
+        "C's pycs are py_compile's"
+    );
+    assert_eq!(sent(), before, "a server whose certificate was refused got a request");
 }
 
 /// The remote tier over HTTPS, each server with a certificate from a certificate authority

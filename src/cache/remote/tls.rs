@@ -29,7 +29,10 @@ pub fn describe(e: &rustls::Error) -> String {
         other => return format!("TLS: the connection failed ({})", words(&format!("{other:?}"))),
     };
     let why = match c {
-        C::UnknownIssuer => "is not trusted: unknown issuer (no certificate authority among the trusted roots signed it; for a private authority, name its certificate in SSL_CERT_FILE)".to_string(),
+        C::UnknownIssuer => match unreadable_roots() {
+            Some(problem) => format!("is not trusted: unknown issuer ({problem}; it replaces the system's trusted roots)"),
+            None => "is not trusted: unknown issuer (no certificate authority among the trusted roots signed it; for a private authority, name its certificate in SSL_CERT_FILE)".to_string(),
+        },
         C::NotValidForName => "is not valid for the host name of the URL".to_string(),
         C::NotValidForNameContext { .. } => format!("is not valid for the host name of the URL ({c})"),
         C::Expired => "has expired".to_string(),
@@ -55,6 +58,33 @@ pub fn describe(e: &rustls::Error) -> String {
         other => format!("was refused ({})", words(&format!("{other:?}"))),
     };
     format!("TLS: the server's certificate {why}")
+}
+
+/// `SSL_CERT_FILE` or `SSL_CERT_DIR` naming what cannot be read (a typo, a bundle not
+/// copied into the image): the platform's roots then replace none of them, silently, and
+/// a certificate its authority signed is refused as of an unknown issuer.
+fn unreadable_roots() -> Option<String> {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
+    if let Some(file) = var("SSL_CERT_FILE") {
+        let problem = match std::fs::metadata(&file) {
+            Err(e) => Some(crate::io::io_reason(&e)),
+            Ok(m) if m.is_dir() => Some("a directory: SSL_CERT_DIR names directories".to_string()),
+            Ok(_) => std::fs::File::open(&file).err().map(|e| crate::io::io_reason(&e)),
+        };
+        if let Some(problem) = problem {
+            return Some(format!(
+                "SSL_CERT_FILE names `{}`, which cannot be read ({problem})",
+                file.display()
+            ));
+        }
+    }
+    let dirs = var("SSL_CERT_DIR")?;
+    let unread: Vec<String> = std::env::split_paths(&dirs)
+        .filter_map(|d| {
+            std::fs::read_dir(&d).err().map(|e| format!("`{}` ({})", d.display(), crate::io::io_reason(&e)))
+        })
+        .collect();
+    (!unread.is_empty()).then(|| format!("SSL_CERT_DIR names {}, which cannot be read", unread.join(", ")))
 }
 
 /// A Rust debug name in words: the innermost name of `Other(OtherError(CaUsedAsEndEntity))`,
