@@ -2420,3 +2420,59 @@ fn a_proxy_is_named_and_no_proxy_honoured() {
     );
     assert!(!proxy.requests().is_empty(), "407: the proxy was not asked");
 }
+
+/// A password holding `/`, `?` or `#` unescaped (a generated secret) ends a URL's
+/// authority early, so `-v` and the error printed the password (`http://ci:pa/hunter2@…`,
+/// or `http://ci:pa` for `?`): now such a URL is refused before any request (exit status
+/// 2, saying to percent-encode), and no message shows the secret, whether the URL comes from
+/// `HASHPYC_CACHE_URL`, `--cache-url` or the `cache-url` key; `check -v`, which does not
+/// use the cache, lists it without the secret. Percent-encoded, it is basic auth.
+#[test]
+fn a_password_with_reserved_characters_is_never_shown() {
+    let test = "remote::a_password_with_reserved_characters_is_never_shown";
+    let Some(py) = harness::python_or_skip((3, 12), test) else { return };
+    let m = Machine::small("reserved");
+    let port = servers::closed_port();
+    for sep in ['/', '?', '#'] {
+        let url = format!("http://ci:pa{sep}hunter2@127.0.0.1:{port}/c");
+        for how in ["HASHPYC_CACHE_URL", "--cache-url", "cache-url"] {
+            let label = format!("{how} {url}");
+            std::fs::write(m.home.path("hashpyc.toml"), "").unwrap();
+            let (args, env): (Vec<&str>, Vec<(&str, &str)>) = match how {
+                "--cache-url" => (vec!["-v", "--cache-url", &url], vec![]),
+                "HASHPYC_CACHE_URL" => (vec!["-v"], vec![(how, url.as_str())]),
+                _ => {
+                    std::fs::write(m.home.path("hashpyc.toml"), format!("cache-url = {url:?}\n")).unwrap();
+                    (vec!["-v"], vec![])
+                }
+            };
+            let run = m.compile(&py.path, &args, &env);
+            assert_eq!(run.code, Some(2), "{label}: {}", run.stderr);
+            assert!(run.stderr.contains("must be percent-encoded"), "{label}: {}", run.stderr);
+            assert!(
+                !run.stderr.contains("hunter2") && !run.stderr.contains("ci:pa"),
+                "{label}: {}",
+                run.stderr
+            );
+            assert!(pycs(&m.tree).is_empty(), "{label}: pycs written");
+            if how != "--cache-url" {
+                let mut check = harness::Hashpyc::new(m.home.root())
+                    .env("HASHPYC_STATE_DIR", m.home.path("state"))
+                    .args(["check", "-v", "--python"])
+                    .arg(&py.path)
+                    .arg(&m.tree);
+                for (k, v) in &env {
+                    check = check.env(k, v);
+                }
+                let check = check.run();
+                assert!(check.stderr.contains("setting: "), "{label}: {}", check.stderr);
+                assert!(
+                    !check.stderr.contains("hunter2") && !check.stderr.contains("ci:pa"),
+                    "{label}: {}",
+                    check.stderr
+                );
+            }
+        }
+    }
+    std::fs::remove_file(m.home.path("hashpyc.toml")).unwrap();
+}

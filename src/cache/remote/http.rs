@@ -24,6 +24,19 @@ pub struct HttpTier {
 
 impl HttpTier {
     pub fn new(url: &str, token: Option<String>, timeout: Duration) -> Result<HttpTier, String> {
+        // `user:pa/ss@host`: the authority ends at the `/`, so a parser reads host `user`,
+        // and the password would be sent as part of the path.
+        let rest = url.split_once("://").map_or(url, |(_, r)| r);
+        if let (Some(at), Some(end)) = (rest.rfind('@'), rest.find(['/', '?', '#']))
+            && end < at
+        {
+            return Err(format!(
+                "invalid cache URL `{}`: an `@` after a `/`, `?` or `#`: a password holding those \
+                 characters must be percent-encoded (`/` %2F, `?` %3F, `#` %23, `@` %40), and so \
+                 must an `@` in the path",
+                redact_url(url)
+            ));
+        }
         let mut parsed =
             url::Url::parse(url).map_err(|e| format!("invalid cache URL `{}`: {e}", redact_url(url)))?;
         if parsed.host_str().is_none_or(str::is_empty) {
@@ -161,5 +174,21 @@ mod tests {
         assert_eq!(bearer.auth.as_deref(), Some("Bearer tok"));
         assert!(HttpTier::new("http://", None, Duration::from_secs(1)).is_err());
         assert!(HttpTier::new("http://h/x?sig=1", None, Duration::from_secs(1)).is_err());
+        for url in [
+            "http://ci:pa/ss@127.0.0.1:9/c",
+            "http://ci:123/cret@h/c",
+            "http://ci:pa?ss@h/c",
+            "http://u:p#w@h/c",
+        ] {
+            let e = HttpTier::new(url, None, Duration::from_secs(1)).err().expect("refused");
+            assert!(
+                e.contains("must be percent-encoded") && !e.contains("ss@") && !e.contains("cret"),
+                "{url}: {e}"
+            );
+        }
+        // Percent-encoded, the same password is basic auth.
+        let t = HttpTier::new("http://ci:pa%2Fss@127.0.0.1:9/c", None, Duration::from_secs(1)).unwrap();
+        let want = base64::engine::general_purpose::STANDARD.encode("ci:pa/ss");
+        assert_eq!(t.auth.as_deref(), Some(format!("Basic {want}").as_str()));
     }
 }

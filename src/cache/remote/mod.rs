@@ -430,9 +430,16 @@ pub fn scrub(msg: &str, secrets: &[&str]) -> String {
     out
 }
 
-/// A URL for messages: its user info (`user:password@`) and query string removed.
+/// A URL for messages: its user info (`user:password@`) and query string removed. A
+/// password holding `/`, `?` or `#` unescaped (a generated secret) ends the authority
+/// early for a URL parser, so any `@` in the URL is taken as the end of user info: a path
+/// holding one is shown from after it, never a secret.
 pub fn redact_url(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let rest = match rest.rfind('@') {
+        Some(i) => &rest[i + 1..],
+        None => rest,
+    };
     let rest = rest.split(['?', '#']).next().unwrap_or("");
     let (host, path) = match rest.find('/') {
         Some(i) => rest.split_at(i),
@@ -663,6 +670,14 @@ mod tests {
             "http://cache.example:8080/pre/fix"
         );
         assert_eq!(redact_url("https://cache.example"), "https://cache.example");
+        // Unescaped `/`, `?`, `#` in a password: still never shown.
+        for url in [
+            "http://ci:pa/ss@127.0.0.1:9/c",
+            "http://ci:pa?ss@127.0.0.1:9/c",
+            "http://ci:pa#ss@127.0.0.1:9/c",
+        ] {
+            assert_eq!(redact_url(url), "http://127.0.0.1:9/c", "{url}");
+        }
         assert_eq!(redact_url("s3://bucket/prefix"), "s3://bucket/prefix");
         assert_eq!(scrub("bad token abc123 here", &["abc123", ""]), "bad token *** here");
     }
