@@ -656,7 +656,18 @@ impl Inner {
                     runs.push(("remote", r.totals()));
                 }
                 let stored = l.bytes_stored.load(Ordering::Relaxed);
-                if stats::record(&l.disk, &runs, stored, self.settings.max_size) {
+                let over = match stats::record(&l.disk, &runs, stored, self.settings.max_size) {
+                    stats::Limit::Passed => true,
+                    stats::Limit::Under => false,
+                    // Measured (the entries this run stored included), and recorded as the
+                    // size the next runs add to.
+                    stats::Limit::Unknown => {
+                        let size: u64 = l.disk.scan().0.iter().map(|e| e.size).sum();
+                        stats::pruned(&l.disk, size);
+                        size > self.settings.max_size
+                    }
+                };
+                if over {
                     // Another process pruning already is as good.
                     let pruned = l.disk.locked("prune.lock", false, || {
                         for key in l.used.lock().expect("cache lock").iter() {

@@ -119,11 +119,25 @@ fn write(tier: &DiskTier, r: &Recorded) {
     let _ = tier.write_own_file(FILE, &text);
 }
 
-/// Add a run's counts (per tier) and stored bytes; true when the size limit is passed.
-pub fn record(tier: &DiskTier, runs: &[(&str, Totals)], stored: u64, max_size: u64) -> bool {
+/// What the recorded size says of the size limit after a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limit {
+    /// Within it.
+    Under,
+    /// Passed: prune.
+    Passed,
+    /// Not known: `stats.json` was missing, not hashpyc's or garbled (removed by hand, left
+    /// out of a CI cache's restore, half-written by a full disk), so the size since the
+    /// last prune is not known either: measure the entries.
+    Unknown,
+}
+
+/// Add a run's counts (per tier) and stored bytes; what the size limit now is.
+pub fn record(tier: &DiskTier, runs: &[(&str, Totals)], stored: u64, max_size: u64) -> Limit {
     tier.locked("stats.lock", true, || {
         let mut r = read(tier);
-        if r.format != FORMAT {
+        let known = r.format == FORMAT;
+        if !known {
             r = Recorded { format: FORMAT, since: now(), ..Recorded::default() };
         }
         r.runs += 1;
@@ -132,9 +146,15 @@ pub fn record(tier: &DiskTier, runs: &[(&str, Totals)], stored: u64, max_size: u
         }
         r.bytes_since_prune += stored;
         write(tier, &r);
-        r.size_at_prune + r.bytes_since_prune > max_size
+        if !known {
+            Limit::Unknown
+        } else if r.size_at_prune + r.bytes_since_prune > max_size {
+            Limit::Passed
+        } else {
+            Limit::Under
+        }
     })
-    .unwrap_or(false)
+    .unwrap_or(Limit::Under)
 }
 
 /// After a prune or a scan: the entries now take `size` bytes.

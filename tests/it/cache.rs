@@ -1715,3 +1715,72 @@ fn cached_failure_messages_are_not_rewritten() {
     assert_eq!(failure(&cached.stderr), failure(&real.stderr));
     assert!(failure(&cached.stderr).contains("unknown encoding: m.py"), "{}", cached.stderr);
 }
+
+// Automatic pruning adds what each build stores to the size `stats.json` recorded, so a
+// lost or garbled `stats.json` (removed by hand, left out of a CI cache's restore,
+// half-written on a full disk) made it start from 0: a cache over its limit was not pruned
+// until it grew by the whole limit again. Now a build that finds it missing, garbled or of
+// another format measures the entries, prunes when they are over the limit, and records
+// the size measured.
+#[test]
+fn lost_statistics_are_measured_not_trusted() {
+    let test = "cache::lost_statistics_are_measured_not_trusted";
+    let Some(py) = harness::python_or_skip((3, 12), test) else { return };
+    let size = |cache: &Path| -> u64 {
+        entry_files(cache).iter().map(|f| std::fs::metadata(f).unwrap().blocks() * 512).sum()
+    };
+    for (how, stats) in [
+        ("removed", None),
+        ("garbled", Some("{\"format\": 1, \"size_at")),
+        ("another format", Some("{\"format\": 99, \"size_at_prune\": 5}")),
+    ] {
+        let work = Tree::new();
+        let cache = work.path("cache");
+        for i in 0..20 {
+            work.write(format!("big/m{i:02}.py"), format!("VALUE = {i}\nNAMES = {:?}\n", vec!["x"; 200]));
+        }
+        work.write("small/s.py", "S = 1\n");
+        let build = |dir: &str, limit: u64| {
+            work.hashpyc()
+                .env("HASHPYC_STATE_DIR", work.path("state"))
+                .args(["compile", "-v", "--python"])
+                .arg(&py.path)
+                .arg("--cache")
+                .arg(&cache)
+                .arg("--cache-max-size")
+                .arg(limit.to_string())
+                .arg(dir)
+                .run()
+        };
+        build("big", 1 << 30).assert_code(0);
+        let full = size(&cache);
+        assert!(full > 0 && entry_files(&cache).len() == 20, "{how}");
+        let set_stats = || match stats {
+            None => std::fs::remove_file(cache.join("stats.json")).unwrap(),
+            Some(text) => std::fs::write(cache.join("stats.json"), text).unwrap(),
+        };
+
+        // Under the limit: measured and recorded, nothing pruned.
+        set_stats();
+        let run = build("small", 1 << 30);
+        run.assert_code(0);
+        assert!(!run.stderr.contains("pruned"), "{how}: {}", run.stderr);
+        let recorded: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(cache.join("stats.json")).unwrap()).unwrap();
+        assert_eq!(recorded["size_at_prune"].as_u64(), Some(size(&cache)), "{how}: {recorded}");
+        assert_eq!(recorded["bytes_since_prune"].as_u64(), Some(0), "{how}: {recorded}");
+
+        // Over the limit: pruned down, although this build stored next to nothing.
+        set_stats();
+        std::fs::write(work.path("small/s.py"), "S = 2\n").unwrap();
+        let limit = full / 2;
+        let run = build("small", limit);
+        run.assert_code(0);
+        assert!(
+            run.stderr.contains("over the limit") && run.stderr.contains("pruned: removed"),
+            "{how}: {}",
+            run.stderr
+        );
+        assert!(size(&cache) <= limit, "{how}: {} bytes left, limit {limit}", size(&cache));
+    }
+}
