@@ -75,7 +75,7 @@ impl DiskTier {
             return Err(if std::fs::metadata(root).is_ok_and(|m| !m.is_dir()) {
                 not_a_directory()
             } else {
-                e
+                file_above(root, e)
             });
         }
         let group = std::fs::metadata(root)?.permissions().mode() & 0o020 != 0;
@@ -99,7 +99,7 @@ impl DiskTier {
     /// commands, a read-only cache); callers ask [`DiskTier::looks_like_cache`] or
     /// [`DiskTier::is_foreign`] before touching it.
     pub fn existing(root: &Path) -> std::io::Result<DiskTier> {
-        let meta = std::fs::metadata(root)?;
+        let meta = std::fs::metadata(root).map_err(|e| file_above(root, e))?;
         if !meta.is_dir() {
             return Err(not_a_directory());
         }
@@ -521,6 +521,22 @@ pub fn foreign() -> std::io::Error {
 /// The reason a file (or anything but a directory) cannot be the cache.
 fn not_a_directory() -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory")
+}
+
+/// `e`, from making or reading `root`, naming the file that stands where a directory above
+/// it should be (`--cache afile/sub`: "`afile` is not a directory", where the system says
+/// only "Not a directory").
+fn file_above(root: &Path, e: std::io::Error) -> std::io::Error {
+    if e.kind() != std::io::ErrorKind::NotADirectory {
+        return e;
+    }
+    match root.ancestors().skip(1).find(|a| std::fs::metadata(a).is_ok_and(|m| !m.is_dir())) {
+        Some(file) => std::io::Error::new(
+            std::io::ErrorKind::NotADirectory,
+            format!("`{}` is not a directory", crate::report::shown(file)),
+        ),
+        None => e,
+    }
 }
 
 /// Write `data` to `path` through a temporary file in `dir`, then rename; returns the

@@ -1010,6 +1010,21 @@ per_python!(cache_is_opt_in, min = (3, 12), |py: &Python| {
         "{}",
         bad.stderr
     );
+    // A file where a directory above the cache should be is named (the system says only
+    // "Not a directory"), by a build and by the cache commands.
+    let below =
+        work.hashpyc().arg("compile").python(py).args(["-f", "--cache", "file-not-dir/sub", "src"]).run();
+    below.assert_code(0);
+    assert!(
+        below.stderr.contains("file-not-dir` is not a directory; compiling without it"),
+        "{}",
+        below.stderr
+    );
+    for cmd in [&["cache", "stats"][..], &["cache", "prune", "--max-size", "1MB"][..]] {
+        let run = work.hashpyc().args(cmd).args(["--cache", "file-not-dir/sub/deeper"]).run();
+        run.assert_code(2);
+        assert!(run.stderr.contains("`file-not-dir` is not a directory"), "{cmd:?}: {}", run.stderr);
+    }
 });
 
 // The cache's variables that are not a flag's: empty is unset, as for every other variable
