@@ -94,6 +94,7 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
                 explain_keys(&mut args.config, &args.output, json, "compile", c, k);
             }
             explain_env(&mut args.config, &args.output, json, "compile", m);
+            explain_cache_off(&mut args.config, &args.output, json, &args.cache);
         }
         Command::Check(args) => {
             crate::env::check(crate::env::CHECK)
@@ -402,6 +403,32 @@ fn explain_env(args: &mut ConfigArgs, output: &OutputArgs, json: bool, command: 
         if let Some(value) = std::env::var_os(var).filter(|v| !v.is_empty()) {
             say(args, json, format!("setting: {var}={}", value.to_string_lossy()));
         }
+    }
+}
+
+/// `-v`: a cache given (a flag, its variable or a key) but turned off by `--no-cache` or
+/// `HASHPYC_NO_CACHE`, which otherwise goes unsaid.
+fn explain_cache_off(args: &mut ConfigArgs, output: &OutputArgs, json: bool, cache: &crate::cli::CacheArgs) {
+    if output.verbose == 0 || output.quiet > 0 {
+        return;
+    }
+    let by = if cache.no_cache {
+        "--no-cache on the command line"
+    } else if crate::env::is_on(crate::env::NO_CACHE) {
+        "HASHPYC_NO_CACHE"
+    } else {
+        return;
+    };
+    let mut given = Vec::new();
+    if let Some(dir) = cache.cache.as_ref().filter(|d| !d.as_os_str().is_empty()) {
+        given.push(format!("the directory `{}`", crate::report::shown(dir)));
+    }
+    if let Some(url) = cache.cache_url.as_ref().filter(|u| !u.is_empty()) {
+        given.push(format!("`{}`", crate::cache::remote::redact_url(url.trim())));
+    }
+    if !given.is_empty() {
+        let verb = if given.len() > 1 { "are" } else { "is" };
+        say(args, json, format!("cache: off ({by}): {} {verb} not used", given.join(" and ")));
     }
 }
 

@@ -998,6 +998,41 @@ per_python!(cache_is_opt_in, min = (3, 12), |py: &Python| {
         .run();
     off.assert_code(0);
     assert!(!cache.exists());
+    // -v says that a cache given is off, and by what: --no-cache, HASHPYC_NO_CACHE, for a
+    // directory from a flag, its variable or a key, and a URL (its password never shown).
+    work.write("hashpyc.toml", "cache = \"cache\"\n");
+    for (args, env, want) in [
+        (
+            &["--no-cache", "--cache", "cache"][..],
+            None,
+            "cache: off (--no-cache on the command line): the directory `",
+        ),
+        (
+            &["--no-cache"][..],
+            Some(("HASHPYC_CACHE", "cache")),
+            "cache: off (--no-cache on the command line): the directory `",
+        ),
+        (&[][..], Some(("HASHPYC_NO_CACHE", "1")), "cache: off (HASHPYC_NO_CACHE): the directory `"),
+        (
+            &["--cache-url", "http://u:pw-secret@127.0.0.1:9/x"][..],
+            Some(("HASHPYC_NO_CACHE", "yes")),
+            "/cache` and `http://127.0.0.1:9/x` are not used",
+        ),
+    ] {
+        let mut cmd = work.hashpyc().arg("compile").python(py).args(["-v", "-f"]).args(args);
+        if let Some((k, v)) = env {
+            cmd = cmd.env(k, v);
+        }
+        let run = cmd.arg("src").run();
+        run.assert_code(0);
+        assert!(
+            run.stderr.contains(want) && !run.stderr.contains("pw-secret"),
+            "{args:?} {env:?}: {}",
+            run.stderr
+        );
+        assert!(!cache.exists(), "{args:?} {env:?}");
+    }
+    std::fs::remove_file(work.path("hashpyc.toml")).unwrap();
     let env = work.hashpyc().arg("compile").python(py).env("HASHPYC_CACHE", &cache).args(["-f", "src"]).run();
     env.assert_code(0);
     assert_eq!(entry_files(&cache).len(), 1);
