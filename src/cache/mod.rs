@@ -161,6 +161,9 @@ pub(crate) struct Remote {
     /// Keys whose entries lookups found damaged: their uploads replace them without
     /// reading them again.
     found_damaged: Mutex<std::collections::HashSet<Key>>,
+    /// The damage that switched the tier off, when damage did: its warning counts every
+    /// damaged entry of the run (lookups in flight then are counted too), as `-v` does.
+    off_by_damage: Mutex<Option<String>>,
 }
 
 /// When this many remote lookups have all missed (not one hit), the remote holds nothing
@@ -193,8 +196,10 @@ impl Remote {
     /// Count a damaged entry; too many switch the tier off.
     fn damaged(&self, d: &entry::Damage) {
         let n = self.counts.damaged.fetch_add(1, Ordering::Relaxed) + 1;
-        if n >= MAX_REMOTE_DAMAGED {
-            self.fail(&TierError::Failed(too_damaged(n, d)));
+        // Switched off, as a failure does, but counted as the damage it is (not also as
+        // an error); the warning counts the damaged entries at the end of the run.
+        if n >= MAX_REMOTE_DAMAGED && !self.off.swap(true, Ordering::Relaxed) {
+            *self.off_by_damage.lock().expect("cache lock") = Some(d.to_string());
         }
     }
 
@@ -319,6 +324,7 @@ impl Inner {
                 unasked: AtomicU64::new(0),
                 missed_lookups: AtomicU64::new(0),
                 found_damaged: Mutex::default(),
+                off_by_damage: Mutex::default(),
             })
         });
         let uploads = match (&remote, settings.read_only) {
@@ -713,7 +719,13 @@ impl Inner {
             info.push(absent_line(dir));
         }
         if let Some(r) = &self.remote {
-            if let Some(p) = r.problem.lock().expect("cache lock").as_ref() {
+            let damage = r
+                .off_by_damage
+                .lock()
+                .expect("cache lock")
+                .as_ref()
+                .map(|d| too_damaged(r.counts.damaged.load(Ordering::Relaxed), d));
+            if let Some(p) = r.problem.lock().expect("cache lock").clone().or(damage) {
                 warnings.push(format!(
                     "remote bytecode cache `{}`: {p}; it was switched off for the rest of this run",
                     r.tier.describe()
@@ -955,9 +967,13 @@ fn tier_line(name: &str, where_: &str, t: &Totals) -> String {
     format!("cache {name} `{where_}`: {}", t.describe("", name == "remote"))
 }
 
-/// Why a remote tier that returned `n` damaged entries was switched off.
+/// Why a remote tier that returned `n` damaged entries in the run was switched off, and
+/// the damage of the one that did.
 fn too_damaged(n: u64, last: &dyn std::fmt::Display) -> String {
-    format!("{} (the last: {last})", crate::report::plural(n, "damaged entry", "damaged entries"))
+    format!(
+        "{} (the remote is switched off at {MAX_REMOTE_DAMAGED}; the {MAX_REMOTE_DAMAGED}th: {last})",
+        crate::report::plural(n, "damaged entry", "damaged entries")
+    )
 }
 
 /// What the remote tier's `-v` line adds when lookups stopped on a cold remote.
@@ -1007,8 +1023,9 @@ mod tests {
     // Counts of one are singular (they said "1 damaged entries", "1 more were not made").
     #[test]
     fn counts_of_one_are_singular() {
-        assert_eq!(too_damaged(1, &"bad checksum"), "1 damaged entry (the last: bad checksum)");
-        assert_eq!(too_damaged(10, &"bad checksum"), "10 damaged entries (the last: bad checksum)");
+        let tail = "(the remote is switched off at 10; the 10th: bad checksum)";
+        assert_eq!(too_damaged(1, &"bad checksum"), format!("1 damaged entry {tail}"));
+        assert_eq!(too_damaged(31, &"bad checksum"), format!("31 damaged entries {tail}"));
         assert_eq!(cold_remote(1), "; the first 256 lookups all missed, so 1 more was not made");
         assert_eq!(cold_remote(2), "; the first 256 lookups all missed, so 2 more were not made");
     }

@@ -2476,3 +2476,32 @@ fn a_password_with_reserved_characters_is_never_shown() {
     }
     std::fs::remove_file(m.home.path("hashpyc.toml")).unwrap();
 }
+
+/// A remote answering every lookup with garbage is switched off at the tenth damaged
+/// entry, while lookups already in flight complete and are counted: the warning said "10
+/// damaged entries" beside a `-v` line counting 31 (and one error, the switch-off counted
+/// as a failure too). Now the warning counts the run's damaged entries, as `-v` does, and
+/// says where the remote was switched off; no error is counted; the pycs are a build's
+/// without a cache.
+#[test]
+fn damaged_entry_counts_agree() {
+    let test = "remote::damaged_entry_counts_agree";
+    let Some(py) = harness::python_or_skip((3, 12), test) else { return };
+    let m = Machine::new(py, "garbage-counts");
+    let reference = m.reference(py);
+    let garbage = Faulty::start(Fault::Garbage);
+    let run = m.compile_as(py, &["-v", "--cache-url", &garbage.url()], &[], &reference, "garbage");
+    let warnings = warnings(&run.stderr);
+    assert_eq!(warnings.len(), 1, "{}", run.stderr);
+    // hits, misses, stores, damaged, errors, timeouts, retries
+    let counts = remote_counts(&run.stderr);
+    let damaged = counts[3];
+    assert!(damaged >= 10, "{}", run.stderr);
+    assert!(
+        warnings[0]
+            .contains(&format!(": {damaged} damaged entries (the remote is switched off at 10; the 10th: ")),
+        "{damaged} damaged counted: {}",
+        run.stderr
+    );
+    assert_eq!(counts[4], 0, "the switch-off counted as an error: {}", run.stderr);
+}
