@@ -172,7 +172,8 @@ pub struct CompileArgs {
           help_heading = "Compilation")]
     pub jobs: Option<usize>,
 
-    /// Give up on a file after SECS seconds in a worker and go on with the rest (0: never).
+    /// Give up on a file after SECS seconds in a worker and go on with the rest (0: never;
+    /// at most 86400, a day).
     /// Small files go to a worker in groups; one of a group that times out is compiled
     /// again alone before it is given up on, so a hang can take up to twice SECS.
     #[arg(
@@ -419,13 +420,22 @@ pub fn check_jobs(n: usize) -> Result<usize, String> {
     Ok(n)
 }
 
-/// `--timeout SECS`: a number of seconds, 0 (never) or more.
+/// The longest `--timeout` (a day, as `HASHPYC_CACHE_TIMEOUT`'s): a longer wait for one
+/// file is no different, and 1e20 seconds is no deadline a clock can hold.
+pub const MAX_TIMEOUT: f64 = 86_400.0;
+
+/// `--timeout SECS`: a number of seconds from 0 (never) to [`MAX_TIMEOUT`].
 pub fn parse_timeout_arg(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(t) if t.is_finite() && t >= 0.0 => Ok(t),
-        _ => Err(format!("`{s}` is not a number of seconds (0 or more)")),
-    }
+    s.parse::<f64>().ok().filter(|t| timeout_in_range(*t)).ok_or_else(|| format!("`{s}` {TIMEOUT_RANGE}"))
 }
+
+/// Whether `--timeout` and the `timeout` key take `t` seconds.
+pub fn timeout_in_range(t: f64) -> bool {
+    (0.0..=MAX_TIMEOUT).contains(&t)
+}
+
+/// What a timeout out of range is not, after the value.
+pub const TIMEOUT_RANGE: &str = "is not a number of seconds from 0 (never) to 86400 (a day)";
 
 /// `--python X`: anything but the empty string, refused as the `python` key refuses it (a
 /// variable set to the empty string counts as unset and never gets here).

@@ -102,8 +102,8 @@ pub struct Options {
     /// `compile` only).
     pub jobs: Option<Jobs>,
 
-    /// Give up on a file after this many seconds in a worker, 0 for never (`--timeout`;
-    /// `compile` only).
+    /// Give up on a file after this many seconds in a worker, 0 for never, at most 86400
+    /// (a day) (`--timeout`; `compile` only).
     pub timeout: Option<Seconds>,
 
     /// Also report pycs in `__pycache__` whose source is gone (`--stray`; `check` only).
@@ -271,22 +271,22 @@ impl<'de> Deserialize<'de> for ExcludeRegex {
 
 inline_schema!(ExcludeRegex, {"type": "string", "format": "regex"});
 
-/// A number of seconds, finite and not negative.
+/// A number of seconds, 0 to [`crate::cli::MAX_TIMEOUT`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Seconds(pub f64);
 
 impl<'de> Deserialize<'de> for Seconds {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = f64::deserialize(d)?;
-        if s.is_finite() && s >= 0.0 {
+        if crate::cli::timeout_in_range(s) {
             Ok(Seconds(s))
         } else {
-            Err(serde::de::Error::custom(format!("{s} is not a number of seconds (0 or more)")))
+            Err(serde::de::Error::custom(format!("{s} {}", crate::cli::TIMEOUT_RANGE)))
         }
     }
 }
 
-inline_schema!(Seconds, {"type": "number", "minimum": 0});
+inline_schema!(Seconds, {"type": "number", "minimum": 0, "maximum": 86400});
 
 /// A number of workers, 0 (one per CPU) to [`crate::cli::MAX_JOBS`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -993,6 +993,73 @@ fn errors_name_where_the_value_came_from() {
     }
 }
 
+// A timeout longer than a day, from the key, its variable or the flag, is an error naming
+// where it came from (exit 2, nothing written), never a panic (1e20 seconds is no deadline
+// a clock can hold); a day itself is taken, and the run compiles.
+#[test]
+fn a_timeout_beyond_a_day_is_refused_where_it_came_from() {
+    let test = "config::a_timeout_beyond_a_day_is_refused_where_it_came_from";
+    let Some(py) = harness::any_python(test) else { return };
+    let range = "is not a number of seconds from 0 (never) to 86400 (a day)";
+    let tree = Tree::new();
+    tree.write("m.py", "M = 1\n");
+    for value in ["1e20", "86401"] {
+        tree.write("hashpyc.toml", format!("optimize = 1\ntimeout = {value}\n"));
+        for cmd in ["compile", "check"] {
+            let run = tree.hashpyc().arg(cmd).python(py).arg("m.py").run();
+            run.assert_code(2);
+            assert!(
+                run.stderr.starts_with(
+                    "error: `hashpyc.toml` line 2: invalid value for `timeout` in the top level: "
+                ) && run.stderr.ends_with(&format!(" {range}\n")),
+                "{cmd} timeout = {value}: {}",
+                run.stderr
+            );
+        }
+    }
+    for value in ["1e19", "86401"] {
+        let run = tree
+            .hashpyc()
+            .env("HASHPYC_TIMEOUT", value)
+            .args(["compile", "-f", "--no-config"])
+            .python(py)
+            .arg("m.py")
+            .run();
+        run.assert_code(2);
+        let first = run.stderr.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with(&format!("error: invalid value '{value}' for HASHPYC_TIMEOUT "))
+                && first.ends_with(&format!("`{value}` {range}")),
+            "{}",
+            run.stderr
+        );
+        let run = tree
+            .hashpyc()
+            .args(["compile", "-f", "--no-config", "--timeout", value])
+            .python(py)
+            .arg("m.py")
+            .run();
+        run.assert_code(2);
+        let first = run.stderr.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with(&format!("error: invalid value '{value}' for '--timeout <SECS>'"))
+                && first.ends_with(&format!("`{value}` {range}")),
+            "{}",
+            run.stderr
+        );
+    }
+    assert!(tree.pycs().is_empty(), "{:?}", tree.pycs());
+    // A day, from each of the three, is a timeout like any other.
+    tree.write("hashpyc.toml", "timeout = 86400\n");
+    tree.hashpyc().args(["compile", "-f"]).python(py).arg("m.py").run().assert_code(0);
+    let day = |cmd: harness::Hashpyc, args: &[&str]| {
+        cmd.args(["compile", "-f", "--no-config"]).args(args).python(py).arg("m.py").run()
+    };
+    day(tree.hashpyc().env("HASHPYC_TIMEOUT", "86400"), &[]).assert_code(0);
+    day(tree.hashpyc(), &["--timeout", "86400"]).assert_code(0);
+    assert_eq!(tree.pycs().len(), 1, "{:?}", tree.pycs());
+}
+
 // The boolean variables that stand for no flag (HASHPYC_NO_CACHE, HASHPYC_NO_STATE,
 // HASHPYC_TRACE, HASHPYC_VERIFY) read a value as those of the boolean flags do
 // (HASHPYC_NO_CONFIG, HASHPYC_CACHE_READ_ONLY): `false` and `0` are off, `1` and `yes` on,
@@ -1414,6 +1481,7 @@ fn schema_agrees_with_the_parser() {
         "3",
         "1024",
         "1025",
+        "86401",
         "1.5",
         "true",
         "[]",
