@@ -670,10 +670,17 @@ fn lexically_absolute(path: &Path, cwd: &Path) -> PathBuf {
 }
 
 /// The `--exclude` globs as the lines of a `.gitignore` at `base` (so `!GLOB` takes back
-/// what an earlier line skipped), matched against paths made lexically absolute.
+/// what an earlier line skipped), matched against paths made lexically absolute. The base
+/// is canonical (a configuration file named as `../pyproject.toml` or through a symlink),
+/// and so is the directory of a path that is not under it as spelled (a root reached
+/// through a symlink, such as the shell's `$PWD/sub` in a linked directory), once per
+/// directory: both sides name the same directory the same way.
 struct Excludes {
     matcher: Gitignore,
     cwd: PathBuf,
+    /// The canonical path of each directory outside the base as spelled (none when it
+    /// cannot be resolved).
+    canonical: Mutex<std::collections::HashMap<PathBuf, Option<PathBuf>>>,
 }
 
 impl Excludes {
@@ -682,24 +689,47 @@ impl Excludes {
             return Ok(None);
         }
         let cwd = std::env::current_dir().unwrap_or_default();
-        let mut b = GitignoreBuilder::new(opts.exclude_base.as_deref().unwrap_or(&cwd));
+        let base = opts.exclude_base.as_deref().unwrap_or(&cwd);
+        let base = std::fs::canonicalize(base).unwrap_or_else(|_| lexically_absolute(base, &cwd));
+        let mut b = GitignoreBuilder::new(base);
         for g in &opts.exclude_globs {
             b.add_line(None, g).map_err(|e| WalkError::Other(format!("invalid --exclude glob: {e}")))?;
         }
         let matcher = b.build().map_err(|e| WalkError::Other(format!("invalid --exclude glob: {e}")))?;
-        Ok(Some(Excludes { matcher, cwd }))
+        Ok(Some(Excludes { matcher, cwd, canonical: Default::default() }))
+    }
+
+    /// `path` under the base: lexically absolute, else its directory's canonical path and
+    /// its name; `Err` (lexically absolute) when neither is under the base.
+    fn in_base(&self, path: &Path) -> Result<PathBuf, PathBuf> {
+        let abs = lexically_absolute(path, &self.cwd);
+        let base = self.matcher.path();
+        if abs.starts_with(base) {
+            return Ok(abs);
+        }
+        let (Some(dir), Some(name)) = (abs.parent(), abs.file_name()) else { return Err(abs) };
+        let lock = || self.canonical.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let known = lock().get(dir).cloned();
+        let real = known.unwrap_or_else(|| {
+            let real = std::fs::canonicalize(dir).ok();
+            lock().insert(dir.to_path_buf(), real.clone());
+            real
+        });
+        match real {
+            Some(real) if real.starts_with(base) => Ok(real.join(name)),
+            _ => Err(abs),
+        }
     }
 
     /// Whether the walker skips `path` (its parents were walked into).
     fn skips(&self, path: &Path, is_dir: bool) -> bool {
-        self.matcher.matched(lexically_absolute(path, &self.cwd), is_dir).is_ignore()
+        let path = self.in_base(path).unwrap_or_else(|abs| abs);
+        self.matcher.matched(path, is_dir).is_ignore()
     }
 
     /// Whether a root is excluded, by itself or by a parent directory (`--force-exclude`).
     fn skips_root(&self, path: &Path, is_dir: bool) -> bool {
-        let abs = lexically_absolute(path, &self.cwd);
-        abs.starts_with(self.matcher.path())
-            && self.matcher.matched_path_or_any_parents(&abs, is_dir).is_ignore()
+        self.in_base(path).is_ok_and(|p| self.matcher.matched_path_or_any_parents(p, is_dir).is_ignore())
     }
 }
 

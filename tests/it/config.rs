@@ -4,6 +4,7 @@
 //! the key and the line (exit 2); the shipped JSON schema is the one the types generate.
 
 use std::collections::BTreeSet;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 use crate::harness::{self, Python, Tree};
@@ -1370,6 +1371,72 @@ per_python!(anchored_excludes_keep_their_base, min = (3, 13), |py: &Python| {
         assert_eq!(would("top", &args), set(&["sub/pkg/a.py", "sub/x.py"]), "{config:?}");
     }
 });
+
+// The file's anchored globs (`/sub/docs/`) and `force-exclude` skip the same files however
+// the file and the paths are named: found by discovery, named as `../pyproject.toml` by
+// `--config` or `HASHPYC_CONFIG`, named through a symlinked directory (the shell's `$PWD`
+// there), or with the paths given absolute through that symlink.
+#[test]
+fn excludes_hold_however_the_file_and_paths_are_named() {
+    let test = "config::excludes_hold_however_the_file_and_paths_are_named";
+    let Some(py) = harness::any_python(test) else { return };
+    let tree = Tree::new();
+    tree.write("proj/sub/docs/d.py", "D = 1\n");
+    tree.write("proj/sub/m.py", "M = 1\n");
+    tree.write("proj/pyproject.toml", "[tool.hashpyc]\nexclude = [\"/sub/docs/\"]\n");
+    std::os::unix::fs::symlink("proj", tree.path("lnk")).unwrap();
+    let (lnk, lnk_config) = (tree.path("lnk"), tree.path("lnk/pyproject.toml"));
+    let would = |cwd: &str, env: Option<&str>, args: &[&OsStr]| -> Vec<String> {
+        let mut cmd = harness::Hashpyc::new(&tree.path(cwd)).args(["compile", "-n"]).python(py);
+        if let Some(config) = env {
+            cmd = cmd.env("HASHPYC_CONFIG", config);
+        }
+        let run = cmd.args(args).run();
+        run.assert_code(0);
+        let mut names: Vec<String> = run
+            .stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix("compile  "))
+            .map(|l| l.split("  ").next().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    let os = |s: &'static str| OsStr::new(s);
+    assert_eq!(would("proj/sub", None, &[]), ["m.py"], "discovered");
+    assert_eq!(would("proj/sub", None, &[os("--config"), os("../pyproject.toml")]), ["m.py"], "--config ..");
+    assert_eq!(would("proj/sub", Some("../pyproject.toml"), &[]), ["m.py"], "HASHPYC_CONFIG=..");
+    assert_eq!(
+        would("lnk", None, &[os("--config"), lnk_config.as_os_str(), os("sub")]),
+        ["sub/m.py"],
+        "--config through the symlink"
+    );
+    let abs_sub = lnk.join("sub");
+    assert_eq!(
+        would("proj", None, &[abs_sub.as_os_str()]),
+        [abs_sub.join("m.py").display().to_string()],
+        "a path through the symlink"
+    );
+    // force-exclude skips a named file the globs cover, however named.
+    let forced: &[&[&OsStr]] = &[
+        &[os("--config"), os("../pyproject.toml"), os("docs/d.py"), os("m.py")],
+        &[os("--config"), lnk_config.as_os_str(), os("docs/d.py"), os("m.py")],
+    ];
+    for args in forced {
+        let mut args = args.to_vec();
+        args.insert(0, os("--force-exclude"));
+        assert_eq!(would("proj/sub", None, &args), ["m.py"], "{args:?}");
+    }
+    let abs_d = lnk.join("sub/docs/d.py");
+    assert_eq!(would("proj", None, &[os("--force-exclude"), abs_d.as_os_str()]), Vec::<String>::new());
+    // check agrees: the excluded file's missing pyc is no finding.
+    harness::Hashpyc::new(&tree.path("proj/sub")).arg("compile").python(py).run().assert_code(0);
+    let check = harness::Hashpyc::new(&tree.path("proj/sub"))
+        .args(["check", "--config", "../pyproject.toml"])
+        .python(py)
+        .run();
+    check.assert_code(0);
+}
 
 // A `pyproject.toml` on the way up that is not valid TOML and never mentions hashpyc belongs
 // to another tool: discovery passes over it with a warning naming it and the reason, as uv
