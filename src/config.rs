@@ -475,7 +475,7 @@ pub fn load(
         return Ok(Source::Disabled);
     }
     if let Some(path) = explicit {
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let bytes = std::fs::read(path).map_err(|e| {
             let by = if named_by == "--config" { String::new() } else { format!(" (named by {named_by})") };
             Error::Usage(format!(
                 "cannot read configuration file `{}`{by}: {}",
@@ -483,6 +483,7 @@ pub fn load(
                 crate::io::io_reason(&e)
             ))
         })?;
+        let text = utf8(bytes, &crate::report::shown(path)).map_err(|(e, _)| e)?;
         let is_pyproject = path.file_name().is_some_and(|n| n == "pyproject.toml");
         let options = parse(&text, is_pyproject, &crate::report::shown(path))?;
         let options = match options {
@@ -506,8 +507,8 @@ pub fn load(
     for dir in start.ancestors() {
         for name in FILE_NAMES {
             let path = dir.join(name);
-            let text = match std::fs::read_to_string(&path) {
-                Ok(t) => t,
+            let bytes = match std::fs::read(&path) {
+                Ok(b) => b,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 // A directory of that name is not a configuration file.
                 Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => continue,
@@ -521,6 +522,15 @@ pub fn load(
             };
             let is_pyproject = name == "pyproject.toml";
             let shown = display_path(&path, start);
+            let text = match utf8(bytes, &crate::report::shown(&shown)) {
+                Ok(text) => text,
+                // Not UTF-8 is not TOML: another tool's file unless it mentions hashpyc.
+                Err((e, bytes)) if is_pyproject && !bytes.windows(7).any(|w| w == b"hashpyc") => {
+                    passed_over.push(format!("{e}; passed over (it does not mention hashpyc)"));
+                    continue;
+                }
+                Err((e, _)) => return Err(e),
+            };
             if is_pyproject
                 && !text.contains("hashpyc")
                 && let Err(e) = toml::de::DeTable::parse(&text)
@@ -544,6 +554,15 @@ pub fn load(
         }
     }
     Ok(Source::NotFound { start: start.to_path_buf() })
+}
+
+/// A configuration file's bytes as text. Not UTF-8 (which TOML requires) is invalid TOML,
+/// at the line of the first byte that is not; the error comes with the bytes.
+fn utf8(bytes: Vec<u8>, file: &str) -> Result<String, (Error, Vec<u8>)> {
+    String::from_utf8(bytes).map_err(|e| {
+        let line = line_of_bytes(e.as_bytes(), e.utf8_error().valid_up_to());
+        (Error::Usage(format!("`{file}` line {line}: invalid TOML: not UTF-8")), e.into_bytes())
+    })
 }
 
 /// A discovered file as shown in messages: relative when it is in the working directory.
@@ -794,7 +813,11 @@ fn one_line(s: &str) -> String {
 
 /// The 1-based line of byte offset `at`.
 fn line_of(text: &str, at: usize) -> usize {
-    text.as_bytes()[..at.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+    line_of_bytes(text.as_bytes(), at)
+}
+
+fn line_of_bytes(bytes: &[u8], at: usize) -> usize {
+    bytes[..at.min(bytes.len())].iter().filter(|&&b| b == b'\n').count() + 1
 }
 
 /// The JSON schema of [`Options`], as shipped in `hashpyc.schema.json` (with a trailing

@@ -1488,6 +1488,45 @@ fn malformed_pyproject_of_another_tool_is_passed_over() {
     assert_eq!(run.stderr, "error: `pyproject.toml` line 1: invalid TOML: unclosed table, expected `]`\n");
 }
 
+// Another tool's `pyproject.toml` that is not UTF-8 (a Latin-1 comment) is not valid TOML:
+// passed over with the warning, naming the line, as a malformed one is, and the file above
+// applies; one that mentions hashpyc, and a `hashpyc.toml`, are an error naming the line
+// (exit 2), as TOML's other errors are.
+#[test]
+fn a_pyproject_not_in_utf8_is_passed_over_as_invalid_toml() {
+    let test = "config::a_pyproject_not_in_utf8_is_passed_over_as_invalid_toml";
+    let Some(py) = harness::any_python(test) else { return };
+    let tree = Tree::new();
+    tree.write("proj/hashpyc.toml", "optimize = 2\n");
+    tree.write("proj/app/pyproject.toml", b"[tool.black]\n# auteur: Ren\xe9\nline-length = 88\n");
+    tree.write("proj/app/m.py", "M = 1\n");
+    let app = tree.path("proj/app");
+    let run = harness::Hashpyc::new(&app).args(["compile", "-v"]).python(py).arg(".").run();
+    run.assert_code(0);
+    let warning = "warning: `pyproject.toml` line 2: invalid TOML: not UTF-8; passed over (it does not mention hashpyc)\n";
+    assert!(run.stderr.starts_with(warning), "{}", run.stderr);
+    let top = tree.path("proj/hashpyc.toml");
+    assert!(run.stderr.contains(&format!("configuration: {}\n", top.display())), "{}", run.stderr);
+    assert_eq!(pycs_under(&app), expected_pycs(py, &[app.join("m.py")], &[2], None));
+    let run = harness::Hashpyc::new(&app).args(["check"]).python(py).arg(".").run();
+    run.assert_code(0);
+    assert!(run.stderr.starts_with(warning), "{}", run.stderr);
+    // Meant for hashpyc, or named by --config: an error at the line.
+    tree.write("proj/app/pyproject.toml", b"[tool.hashpyc]\n\n# Ren\xe9\noptimize = 1\n");
+    let mentioned = "error: `pyproject.toml` line 3: invalid TOML: not UTF-8\n";
+    let run = harness::Hashpyc::new(&app).args(["check"]).python(py).arg(".").run();
+    run.assert_code(2);
+    assert_eq!(run.stderr, mentioned);
+    let run = harness::Hashpyc::new(&app).args(["check", "--config", "pyproject.toml"]).python(py).run();
+    run.assert_code(2);
+    assert_eq!(run.stderr, mentioned);
+    std::fs::remove_file(tree.path("proj/app/pyproject.toml")).unwrap();
+    tree.write("proj/app/hashpyc.toml", b"# \xe9\n");
+    let run = harness::Hashpyc::new(&app).args(["compile"]).python(py).arg(".").run();
+    run.assert_code(2);
+    assert_eq!(run.stderr, "error: `hashpyc.toml` line 1: invalid TOML: not UTF-8\n");
+}
+
 /// Whether `schema` accepts `v`, for the keywords `hashpyc.schema.json` uses (`type`,
 /// `anyOf`, `oneOf`, `const`, `minimum`, `maximum`, `minLength`, `minItems`, `items`); a
 /// keyword it does not know fails the test rather than passing silently.
