@@ -507,7 +507,9 @@ pub fn load(
     for dir in start.ancestors() {
         for name in FILE_NAMES {
             let path = dir.join(name);
-            let bytes = match std::fs::read(&path) {
+            // Regular files only, read without blocking: a FIFO of that name would hang the
+            // run and a link to a device (`/dev/zero`) fill the memory.
+            let bytes = match crate::io::read_regular(&path) {
                 Ok(b) => b,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 // A directory of that name is not a configuration file.

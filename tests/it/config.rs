@@ -1527,6 +1527,35 @@ fn a_pyproject_not_in_utf8_is_passed_over_as_invalid_toml() {
     assert_eq!(run.stderr, "error: `hashpyc.toml` line 1: invalid TOML: not UTF-8\n");
 }
 
+// A configuration file found on the way up that is not a regular file (a FIFO, a link to
+// `/dev/zero`) is an error naming it and the reason (exit 2), never read: not a run that
+// hangs or reads until the memory is gone.
+#[test]
+fn a_discovered_file_that_is_not_regular_is_named() {
+    let tree = Tree::new();
+    tree.write("proj/hashpyc.toml", "optimize = 2\n");
+    tree.write("proj/app/m.py", "M = 1\n");
+    let app = tree.path("proj/app");
+    let status = std::process::Command::new("mkfifo").arg(app.join("pyproject.toml")).status().unwrap();
+    assert!(status.success());
+    std::os::unix::fs::symlink("/dev/zero", app.join("hashpyc.toml")).unwrap();
+    for name in ["hashpyc.toml", "pyproject.toml"] {
+        for cmd in ["compile", "check"] {
+            let run = harness::Hashpyc::new(&app)
+                .args([cmd, "--python", "no-such-python3", "."])
+                .bounded(1_500_000, 60)
+                .run();
+            run.assert_code(2);
+            assert_eq!(
+                run.stderr,
+                format!("error: cannot read configuration file `{name}`: not a regular file\n"),
+                "{cmd}"
+            );
+        }
+        std::fs::remove_file(app.join(name)).unwrap();
+    }
+}
+
 /// Whether `schema` accepts `v`, for the keywords `hashpyc.schema.json` uses (`type`,
 /// `anyOf`, `oneOf`, `const`, `minimum`, `maximum`, `minLength`, `minItems`, `items`); a
 /// keyword it does not know fails the test rather than passing silently.
