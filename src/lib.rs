@@ -146,7 +146,11 @@ pub fn run(mut cli: Cli, matches: &clap::ArgMatches) -> Result<ExitStatus, Error
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();
-            clap_complete::generate(shell, &mut cmd, "hashpyc", &mut std::io::stdout());
+            // Into memory first: clap_complete panics on a failed write, and a stdout closed
+            // early (`| head`) is no error, as for the other commands' data.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "hashpyc", &mut script);
+            let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), &script);
             Ok(ExitStatus::Success)
         }
     }

@@ -650,9 +650,33 @@ impl Hashpyc {
         }
     }
 
+    /// [`Hashpyc::run`] with stdout a pipe whose reading end is closed before the run
+    /// starts (`hashpyc … | head` once head has exited): every write to it fails (EPIPE);
+    /// `stdout` is empty.
+    pub fn run_stdout_closed(mut self) -> Run {
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 fills the two descriptors we pass.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0, "pipe2");
+        // SAFETY: both descriptors were just made and are owned here only.
+        let (reader, writer) = unsafe {
+            use std::os::fd::FromRawFd;
+            (std::os::fd::OwnedFd::from_raw_fd(fds[0]), std::os::fd::OwnedFd::from_raw_fd(fds[1]))
+        };
+        drop(reader);
+        self.cmd.stdout(Stdio::from(writer));
+        let mut run = self.run_with_stdout_set();
+        run.stdout.clear();
+        run
+    }
+
     pub fn run(mut self) -> Run {
+        self.cmd.stdout(Stdio::piped());
+        self.run_with_stdout_set()
+    }
+
+    fn run_with_stdout_set(mut self) -> Run {
         self.cmd.stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
-        self.cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        self.cmd.stderr(Stdio::piped());
         guard_network(&mut self.cmd);
         let proxies: Vec<&str> = PROXY_VARS
             .iter()

@@ -390,6 +390,12 @@ fn cli_finish() {
         c.assert_code(0);
         assert!(c.stdout.contains("hashpyc") && c.stdout.contains("invalidation-mode"), "{shell}");
     }
+    // A stdout closed early (`hashpyc completions zsh | head -1`) is no error: no panic.
+    for shell in ["bash", "zsh", "fish"] {
+        let c = tree.hashpyc().args(["completions", shell]).run_stdout_closed();
+        c.assert_code(0);
+        assert_eq!(c.stderr, "", "{shell}");
+    }
     let help = tree.hashpyc().args(["compile", "--help"]).run();
     help.assert_code(0);
     for flag in [
