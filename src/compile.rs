@@ -603,7 +603,8 @@ fn triage(
         for (t, action) in p.actions.iter().enumerate() {
             match action {
                 Action::Fresh if s.warnings_as_errors => {
-                    let Some(warnings) = remembered_warnings(s, memos, cwd, p, t, &mut source) else {
+                    let Some(warnings) = remembered_warnings(s, memos, cwd, (p, t, &s.levels), &mut source)
+                    else {
                         summary.fresh += 1;
                         summary.fresh_pycs += s.levels.len();
                         continue;
@@ -687,23 +688,22 @@ fn vanished_note(path: &Path, notes: &mut Notes) {
     );
 }
 
-/// Under `-W error`, the warnings that fail a fresh pyc of `p` for target `t`: those
-/// remembered of its source at the run's levels (None: it raised none there, or its
-/// warnings are not remembered). The source is read (into `source`, once for all targets)
-/// only when some warnings of it are remembered.
+/// Under `-W error`, the warnings that fail `p` for target `t` compiled (or fresh) at
+/// `levels`: those remembered of its source bytes at those of `levels` where they are known
+/// (None: it raised none there, or its warnings are not remembered). The source is read
+/// (into `source`, once for all targets) only when some warnings of it are remembered.
 fn remembered_warnings(
     s: &CompileSettings,
     memos: &[Option<Memo>],
     cwd: &Path,
-    p: &SourcePlan,
-    t: usize,
+    (p, t, levels): (&SourcePlan, usize, &[u8]),
     source: &mut Option<Option<Vec<u8>>>,
 ) -> Option<Vec<crate::pool::Warning>> {
     let abs = layout::absolute(&p.path, cwd);
     let memo = memos[t].as_ref().filter(|m| m.knows_warned(&abs))?;
     let src = source.get_or_insert_with(|| crate::io::read_regular(&p.path).ok()).as_deref()?;
     let target = &s.targets[t];
-    let warnings = memo.warnings(&abs, &pyc::source_hash(target.hash, target.magic, src), &s.levels)?;
+    let warnings = memo.some_warnings(&abs, &pyc::source_hash(target.hash, target.magic, src), levels);
     (!warnings.is_empty()).then_some(warnings)
 }
 
@@ -1188,33 +1188,37 @@ fn dry_run(
         let (mut compiles, mut checks, mut failing) = (false, false, false);
         let mut source = None;
         for (t, a) in p.actions.iter().enumerate() {
+            // Under -W error, warnings remembered of these source bytes at the levels the run
+            // compiles (or finds fresh) fail the file, whatever the pycs are.
             let remembered = match a {
                 Action::Fresh if s.warnings_as_errors => {
-                    remembered_warnings(s, memos, cwd, p, t, &mut source)
+                    remembered_warnings(s, memos, cwd, (p, t, &s.levels), &mut source)
+                }
+                Action::Compile { prefix, .. } if s.warnings_as_errors => {
+                    let compiled = &s.levels[..usize::from(*prefix)];
+                    remembered_warnings(s, memos, cwd, (p, t, compiled), &mut source)
                 }
                 _ => None,
             };
-            let (verb, reason, failure) = match a {
-                Action::Fresh => match remembered {
-                    Some(warnings) => {
-                        failing = true;
-                        summary.failed += 1;
-                        let w = &warnings[0];
-                        let more = match warnings.len() - 1 {
-                            0 => String::new(),
-                            n => format!(", and {n} more"),
-                        };
-                        let why = format!("{} at line {}: {}{more}", w.category, w.line, w.message);
-                        let reason = format!("{why}; remembered, an error under -W error");
-                        ("fails", Some(reason), Some(Event::warning(w, true, true)))
-                    }
-                    None => {
-                        summary.fresh += 1;
-                        summary.fresh_pycs += levels;
-                        ("fresh", None, None)
-                    }
-                },
-                Action::Rewrite { headers, links } => {
+            let (verb, reason, failure) = match (a, remembered) {
+                (_, Some(warnings)) => {
+                    failing = true;
+                    summary.failed += 1;
+                    let w = &warnings[0];
+                    let more = match warnings.len() - 1 {
+                        0 => String::new(),
+                        n => format!(", and {n} more"),
+                    };
+                    let why = format!("{} at line {}: {}{more}", w.category, w.line, w.message);
+                    let reason = format!("{why}; remembered, an error under -W error");
+                    ("fails", Some(reason), Some(Event::warning(w, true, true)))
+                }
+                (Action::Fresh, None) => {
+                    summary.fresh += 1;
+                    summary.fresh_pycs += levels;
+                    ("fresh", None, None)
+                }
+                (Action::Rewrite { headers, links }, None) => {
                     summary.rewritten_pycs += headers.len();
                     summary.linked_pycs += links.len();
                     summary.fresh_pycs += levels - crate::plan::rewritten_levels(headers, links).len();
@@ -1229,18 +1233,18 @@ fn dry_run(
                 }
                 // Compiled in memory for its warnings: a real run writes nothing for it, and
                 // counts its pycs fresh, or the file failed, once it knows.
-                Action::Compile { reason: reason @ Reason::UnknownWarnings, .. } => {
+                (Action::Compile { reason: reason @ Reason::UnknownWarnings, .. }, None) => {
                     checks = true;
                     ("check", Some(reason.to_string()), None)
                 }
-                Action::Compile { reason, write, .. } => {
+                (Action::Compile { reason, write, .. }, None) => {
                     compiles = true;
                     summary.compiled += 1;
                     summary.compiled_pycs += write.len();
                     summary.fresh_pycs += levels - write.len();
                     ("compile", Some(reason.to_string()), None)
                 }
-                Action::KnownFailure { failure: f, .. } => {
+                (Action::KnownFailure { failure: f, .. }, None) => {
                     failing = true;
                     summary.failed += 1;
                     let reason = format!("{}: {}, remembered", f.kind, f.message);
@@ -1248,7 +1252,7 @@ fn dry_run(
                 }
                 // A pyc the real run refuses to write over (a directory, a symlink): its
                 // error, as the real run reports it.
-                Action::Refused { error } => {
+                (Action::Refused { error }, None) => {
                     unit_error(&p.path, t, error.to_string(), summary, notes, style);
                     continue;
                 }

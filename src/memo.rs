@@ -247,10 +247,30 @@ impl Memo {
     /// `level` the index in `levels` of the first that raised it), or None when they are
     /// not known at every one of them.
     pub fn warnings(&self, abs: &Path, hash: &SourceHash, levels: &[u8]) -> Option<Vec<Warning>> {
+        self.collect_warnings(abs, hash, levels, false)
+    }
+
+    /// As [`Memo::warnings`], at those of `levels` where they are known (the others
+    /// skipped): warnings that a compile at `levels` raises, though maybe not all of them.
+    pub fn some_warnings(&self, abs: &Path, hash: &SourceHash, levels: &[u8]) -> Vec<Warning> {
+        self.collect_warnings(abs, hash, levels, true).unwrap_or_default()
+    }
+
+    fn collect_warnings(
+        &self,
+        abs: &Path,
+        hash: &SourceHash,
+        levels: &[u8],
+        skip_unknown: bool,
+    ) -> Option<Vec<Warning>> {
         let hex = pyc::hex(hash);
         let mut out: Vec<Warning> = Vec::new();
         for (i, &level) in levels.iter().enumerate() {
-            for (category, line, message) in self.at_level(abs, &hex, level)? {
+            let known = match self.at_level(abs, &hex, level) {
+                None if skip_unknown => continue,
+                known => known?,
+            };
+            for (category, line, message) in known {
                 let w = Warning {
                     category: category.clone(),
                     line: *line,
@@ -481,6 +501,10 @@ mod tests {
         // Level 0 warns (3.7-3.9's assert warning); level 1, compiled by a later run, not.
         m.record_warnings(a.into(), &[1; 8], &[0], std::slice::from_ref(&w));
         assert_eq!(m.warnings(a, &[1; 8], &[1]), None, "level 1 never compiled");
+        // Known in part: what is known still warns.
+        assert_eq!(m.some_warnings(a, &[1; 8], &[0, 1]), vec![w.clone()]);
+        assert_eq!(m.some_warnings(a, &[1; 8], &[1, 0]), vec![Warning { level: 1, ..w.clone() }]);
+        assert_eq!(m.some_warnings(a, &[1; 8], &[1]), vec![]);
         assert!(!m.warnings_known(a, &[1; 8], &[0, 1]) && m.warnings_known(a, &[1; 8], &[0]));
         m.record_warnings(a.into(), &[1; 8], &[1], &[]);
         m.save();

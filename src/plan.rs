@@ -86,6 +86,9 @@ pub enum Reason {
     /// not remembered to compile without warnings: compiled, so that a warning fails it
     /// and no pyc is written, as for any other compile.
     HeaderUnderWarningsAsErrors,
+    /// As [`Reason::HeaderUnderWarningsAsErrors`], for pycs only to be made hard links of
+    /// the identical level before them (`--hardlink-dupes`), no header to rewrite.
+    LinksUnderWarningsAsErrors,
 }
 
 impl std::fmt::Display for Reason {
@@ -106,6 +109,9 @@ impl std::fmt::Display for Reason {
             Reason::HeaderUnderWarningsAsErrors => {
                 f.write_str("header to rewrite, and no warnings remembered as absent: compiled for -W error")
             }
+            Reason::LinksUnderWarningsAsErrors => f.write_str(
+                "identical levels to link, and no warnings remembered as absent: compiled for -W error",
+            ),
         }
     }
 }
@@ -275,7 +281,12 @@ pub fn plan_one(source: Source, opts: &PlanOptions<'_>) -> SourcePlan {
                     Action::Rewrite { headers, links }
                         if !memo.is_some_and(|(m, h)| m.known_clean(&abs, &h, levels)) =>
                     {
-                        Some((Reason::HeaderUnderWarningsAsErrors, rewritten_levels(headers, links)))
+                        let reason = if headers.is_empty() {
+                            Reason::LinksUnderWarningsAsErrors
+                        } else {
+                            Reason::HeaderUnderWarningsAsErrors
+                        };
+                        Some((reason, rewritten_levels(headers, links)))
                     }
                     _ => None,
                 };

@@ -913,6 +913,23 @@ per_python!(dry_run_exits_as_the_real_run, |py: &Python| {
     clean.write("pkg/b.py", "y = 2\n");
     agree(&clean, &[], 0, &[]);
     agree(&clean, &["-W", "error"], 0, &[]);
+    // Remembered warnings fail a file under -W error whatever its pycs: none (the -W error
+    // run that learned them wrote none), one of the other mode (a header to rewrite), and
+    // with its warnings known at some of the levels only.
+    let gate = Tree::new();
+    gate.write("w.py", GATE_SOURCES[0].1);
+    let compile = |args: &[&str]| {
+        let cmd = gate.hashpyc().env("HASHPYC_STATE_DIR", state.root()).args(["compile", "-q"]).python(py);
+        cmd.args(args).arg(".").run()
+    };
+    compile(&["-W", "error"]).assert_code(1);
+    assert_eq!(gate.pycs(), Vec::<std::path::PathBuf>::new());
+    agree(&gate, &["-W", "error"], 1, &["./w.py"]);
+    compile(&["--invalidation-mode", "unchecked-hash"]).assert_code(0);
+    assert_eq!(gate.pycs().len(), 1);
+    agree(&gate, &["-W", "error"], 1, &["./w.py"]);
+    std::fs::remove_dir_all(gate.path("__pycache__")).unwrap();
+    agree(&gate, &["-W", "error", "-o", "0", "-o", "1"], 1, &["./w.py"]);
 });
 
 // `compile -n --format json`: the dry run's listing as JSON Lines on stdout, a `plan`
@@ -1116,6 +1133,15 @@ fn dry_run_counts_links_as_the_real_run() {
         (tree.path(format!("__pycache__/a.{tag}.pyc")), tree.path(format!("__pycache__/a.{tag}.opt-1.pyc")));
     let inode = |p: &Path| std::fs::metadata(p).unwrap().ino();
     assert_ne!(inode(&l0), inode(&l1), "the checked run rewrote both levels");
+    // Under -W error, with no state saying the source raises no warning, the links are
+    // made by a compile: its reason names them (there is no header to rewrite).
+    let state = Tree::new();
+    let gated = tree.hashpyc().env("HASHPYC_STATE_DIR", state.root()).arg("compile").python(py);
+    let gated = gated.args(["-o", "0", "-o", "1", "-n", "-W", "error", "--hardlink-dupes", "."]).run();
+    gated.assert_code(0);
+    let listed = gated.stdout.lines().next().unwrap_or_default();
+    assert!(listed.starts_with("compile  ./a.py  (identical levels to link, "), "{}", gated.stdout);
+    assert!(!listed.contains("header"), "{}", gated.stdout);
     let dry = compile(&["-n", "--hardlink-dupes"]);
     let json = compile(&["-n", "--hardlink-dupes", "--format", "json"]);
     let real = compile(&["--hardlink-dupes", "--format", "json"]);
