@@ -425,7 +425,8 @@ pub fn compile(
     let plans = planned.plans;
 
     if s.dry_run {
-        let check = dry_run(s, &plans, &planned.walked, &memos, &cwd, &mut summary, &mut notes, style);
+        let check =
+            dry_run(s, &plans, &planned.walked, (&memos, &opts.paths), &cwd, &mut summary, &mut notes, style);
         // The errors first, then the summary line, as a real run prints them.
         notes.print(&s.targets);
         if !s.json && verbosity.quiet == 0 {
@@ -1169,7 +1170,7 @@ fn dry_run(
     s: &CompileSettings,
     plans: &[SourcePlan],
     walked: &Walked,
-    memos: &[Option<Memo>],
+    (memos, paths): (&[Option<Memo>], &PycPaths<'_>),
     cwd: &Path,
     summary: &mut Summary,
     notes: &mut Notes,
@@ -1186,7 +1187,7 @@ fn dry_run(
             continue;
         }
         let (mut compiles, mut checks, mut failing) = (false, false, false);
-        let mut source = None;
+        let (mut source, mut read) = (None, None);
         for (t, a) in p.actions.iter().enumerate() {
             // Under -W error, warnings remembered of these source bytes at the levels the run
             // compiles (or finds fresh) fail the file, whatever the pycs are.
@@ -1200,6 +1201,17 @@ fn dry_run(
                 }
                 _ => None,
             };
+            // What would stop the run's compile that the plan did not look at: a source it
+            // cannot read, a pyc directory it cannot create. Reported as the run does.
+            if let (Action::Compile { write, .. }, None) = (a, &remembered)
+                && let Some(obstacle) = compile_obstacle(&p.path, &paths.of(&p.path, t), write, &mut read)
+            {
+                match obstacle {
+                    Obstacle::Vanished => vanished(&p.path, summary, notes),
+                    Obstacle::Error(e) => unit_error(&p.path, t, e, summary, notes, style),
+                }
+                continue;
+            }
             let (verb, reason, failure) = match (a, remembered) {
                 (_, Some(warnings)) => {
                     failing = true;
@@ -1300,6 +1312,52 @@ fn dry_run(
     }
     drop(out);
     check
+}
+
+/// Why the run could not do a compile unit the plan found nothing against.
+enum Obstacle {
+    /// The source is gone (a notice, as in the run).
+    Vanished,
+    Error(String),
+}
+
+/// What would stop the run's compile of `source` writing the levels `write` of `pycs`, as
+/// the run would say it: the source cannot be read (the run reads it before compiling; read
+/// here once per source, into `read`, for every target), or a pyc's directory is not one
+/// (the run cannot create it once compiled). Nothing is created.
+fn compile_obstacle(
+    source: &Path,
+    pycs: &[PathBuf],
+    write: &[u8],
+    read: &mut Option<Result<(), (std::io::ErrorKind, String)>>,
+) -> Option<Obstacle> {
+    let readable = read.get_or_insert_with(|| {
+        let mut buf = Vec::new();
+        let r = crate::io::read_source_into(source, &mut buf);
+        r.map_err(|e| (e.kind(), format!("cannot read the source: {}", crate::io::io_reason(&e))))
+    });
+    match readable {
+        Err((std::io::ErrorKind::NotFound, _)) => return Some(Obstacle::Vanished),
+        Err((_, e)) => return Some(Obstacle::Error(e.clone())),
+        Ok(()) => {}
+    }
+    for pyc in write.iter().map(|&l| &pycs[usize::from(l)]) {
+        let dir = match pyc.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => continue,
+        };
+        // As `create_dir_all` fails there: `mkdir` of a path that is not a directory, or
+        // under one that is not.
+        let source = match std::fs::metadata(dir) {
+            Ok(m) if m.is_dir() => continue,
+            Ok(_) => std::io::Error::from_raw_os_error(libc::EEXIST),
+            Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => e,
+            Err(_) => continue,
+        };
+        let e = crate::write::WriteError::CreateDir { path: dir.to_path_buf(), source };
+        return Some(Obstacle::Error(schedule::error_chain(&e)));
+    }
+    None
 }
 
 /// The dry run's summary line, counting what the run would do as the run's summary line

@@ -1061,13 +1061,19 @@ per_python!(dry_run_as_json, |py: &Python| {
 // line lacked "N errors" (the JSON summary had them), and a pyc destination that is a
 // directory, which the real run cannot write over, was listed "compile" and not counted.
 // Its errors come before its summary line, as the real run's (they came after it).
-// Here a source that is a FIFO (not a regular file) and a source whose pyc is a directory.
+// Here a source that is a FIFO (not a regular file) and a source whose pyc is a directory;
+// and what the plan does not read: a source with no pyc that cannot be read (an I/O error,
+// which the dry run listed "compile", exit 0) and one whose `__pycache__` is a file, which
+// the run cannot create once it has compiled it.
 #[test]
 fn dry_run_counts_errors_as_the_real_run() {
     let Some(py) = crate::harness::any_python("dry_run_counts_errors_as_the_real_run") else { return };
     let tree = Tree::new();
     tree.write("good.py", "x = 1\n");
     tree.write("dest.py", "y = 2\n");
+    std::os::unix::fs::symlink("/proc/self/mem", tree.path("io.py")).unwrap();
+    tree.write("pkg/m.py", "z = 3\n");
+    tree.write("pkg/__pycache__", "");
     let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
     std::fs::create_dir_all(tree.path(format!("__pycache__/dest.{tag}.pyc"))).unwrap();
     let fifo = std::ffi::CString::new(tree.path("fifo.py").into_os_string().into_encoded_bytes()).unwrap();
@@ -1075,7 +1081,7 @@ fn dry_run_counts_errors_as_the_real_run() {
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0, "mkfifo");
     let compile = |args: &[&str]| {
         let cmd = tree.hashpyc().args(["compile", "--force"]).python(py).args(args);
-        cmd.args(["good.py", "dest.py", "fifo.py"]).run()
+        cmd.args(["good.py", "dest.py", "fifo.py", "io.py", "pkg"]).run()
     };
     let errors = |stderr: &str| -> Vec<String> {
         stderr.lines().filter(|l| l.starts_with("error:")).map(str::to_string).collect()
@@ -1086,10 +1092,10 @@ fn dry_run_counts_errors_as_the_real_run() {
     let context = format!("dry run:\n{}{}\nreal run:\n{}", dry.stdout, dry.stderr, real.stderr);
     real.assert_code(1);
     assert_eq!(dry.code, real.code, "{context}");
-    assert_eq!(errors(&dry.stderr).len(), 2, "{context}");
+    assert_eq!(errors(&dry.stderr).len(), 4, "{context}");
     assert_eq!(errors(&dry.stderr), errors(&real.stderr), "{context}");
-    assert!(real.stderr.contains(", 2 errors) in "), "{context}");
-    assert!(dry.stderr.contains(", 2 errors); nothing was written"), "{context}");
+    assert!(real.stderr.contains(", 4 errors) in "), "{context}");
+    assert!(dry.stderr.contains(", 4 errors); nothing was written"), "{context}");
     // The errors, then the summary line last, in both (the dry run printed its errors after).
     let last = |stderr: &str| stderr.lines().last().unwrap_or_default().to_string();
     assert!(last(&real.stderr).starts_with("Compiled "), "{context}");
@@ -1104,14 +1110,14 @@ fn dry_run_counts_errors_as_the_real_run() {
     let error_objects = |stdout: &str| -> Vec<serde_json::Value> {
         json_lines(stdout).into_iter().filter(|o| o["type"] == "error").collect()
     };
-    assert_eq!(error_objects(&dry.stdout).len(), 2, "{context}");
+    assert_eq!(error_objects(&dry.stdout).len(), 4, "{context}");
     assert_eq!(error_objects(&dry.stdout), error_objects(&real.stdout), "{context}");
     let (dry, real) = (json_lines(&dry.stdout), json_lines(&real.stdout));
     let (dry, real) = (dry.last().unwrap(), real.last().unwrap());
     for key in ["errors", "compiled", "compiled_sources", "compiled_pycs"] {
         assert_eq!(dry[key], real[key], "{key}: {context}");
     }
-    assert_eq!(dry["errors"], 2, "{context}");
+    assert_eq!(dry["errors"], 4, "{context}");
 }
 
 // The text dry run's summary line counts the pycs it would link (`--hardlink-dupes`) as
