@@ -11,7 +11,6 @@ use serde::Serialize;
 
 use crate::marshal::{self, CodeLayout};
 use crate::pyc::{self, HashVariant, Header, Kind, Magic};
-use crate::report::Style;
 use crate::target::{self, KNOWN};
 use crate::{Error, ExitStatus};
 
@@ -334,7 +333,9 @@ fn described(f: &Path) -> Vec<Description> {
     pycs.iter().map(|p| describe(p, Some(f))).collect()
 }
 
-pub fn inspect(files: &[PathBuf], json: bool, style: Style) -> Result<ExitStatus, Error> {
+/// Describe `files` on stdout. The text is data, as `check`'s findings: never coloured,
+/// whatever `--color` says (it is for messages on stderr).
+pub fn inspect(files: &[PathBuf], json: bool) -> Result<ExitStatus, Error> {
     let mut status = ExitStatus::Success;
     let mut out = std::io::stdout().lock();
     for d in files.iter().flat_map(|f| described(f)) {
@@ -344,7 +345,7 @@ pub fn inspect(files: &[PathBuf], json: bool, style: Style) -> Result<ExitStatus
         let text = if json {
             serde_json::to_string(&d).expect("serializable")
         } else {
-            let mut lines = vec![style.bold(&crate::report::shown(&d.pyc))];
+            let mut lines = vec![crate::report::shown(&d.pyc).into_owned()];
             if let Some(magic) = &d.magic {
                 let python = d
                     .python
@@ -387,7 +388,7 @@ pub fn inspect(files: &[PathBuf], json: bool, style: Style) -> Result<ExitStatus
                 lines.push(format!("  co_filename  {}", crate::report::shown(p)));
             }
             if let Some(e) = &d.error {
-                lines.push(format!("  {}: {e}", style.error()));
+                lines.push(format!("  error: {e}"));
             }
             lines.join("\n")
         };

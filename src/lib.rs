@@ -140,7 +140,7 @@ pub fn run(mut cli: Cli, matches: &clap::ArgMatches) -> Result<ExitStatus, Error
         }
         Command::Inspect(args) => {
             let json = args.json || args.format == cli::InspectFormat::Json;
-            inspect::inspect(&args.files, json, Style::resolve(args.color.color))
+            inspect::inspect(&args.files, json)
         }
         Command::Cache(cmd) => cache::manage::run(&cmd, Style::resolve(cli::ColorChoice::Auto)),
         Command::Completions { shell } => {

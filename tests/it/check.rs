@@ -295,6 +295,12 @@ per_python!(inspect_describes_pycs, min = (3, 8), |py: &Python| {
     assert!(run.stdout.contains(&want) && run.stdout.contains("checked-hash"), "{}", run.stdout);
     assert!(run.stdout.contains("(matches `m.py`)"), "{}", run.stdout);
     assert!(run.stdout.contains("co_filename  m.py"), "{}", run.stdout);
+    // Data on stdout is never coloured, even with --color always (it is for stderr), error
+    // lines included.
+    let colored = tree.hashpyc().args(["inspect", "--color", "always"]).arg(&p).arg("nothing.pyc").run();
+    colored.assert_code(1);
+    assert!(colored.stdout.contains("co_filename  m.py") && colored.stdout.contains("  error: "));
+    assert!(!colored.stdout.contains('\x1b'), "{:?}", colored.stdout);
     tree.write("m.py", "x = 2\n");
     let json = tree.hashpyc().args(["inspect", "--json"]).arg(&p).run();
     let v: serde_json::Value = serde_json::from_str(json.stdout.trim()).unwrap();
