@@ -6,6 +6,9 @@ set -eu
 VENV=${VENV:-/opt/venv}
 APP_DIR=${APP_DIR:-/app}
 HASHPYC=${HASHPYC:-hashpyc}
+# No state directory (~/.cache/hashpyc): it would be saved in the image's layer, and it
+# only speeds up later runs on the same machine.
+export HASHPYC_NO_STATE=1
 site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 "$HASHPYC" compile --python "$VENV/bin/python" "$APP_DIR" "$site"
 "$HASHPYC" check --python "$VENV/bin/python" "$APP_DIR" "$site"

@@ -320,6 +320,103 @@ fn docker_example_steps_outside_docker() {
     }
     assert!(out.status.success(), "{text}");
     assert!(text.contains("loaded from their pycs") && text.contains("every value current"), "{text}");
+    assert!(text.contains("no state directory in the image's home"), "{text}");
+}
+
+/// The shell commands of `text`'s Dockerfile RUN instructions (continuation lines joined,
+/// `--mount` options dropped) that run `hashpyc`, each with whether `HASHPYC_NO_STATE=1`
+/// is in effect for it: set in front of it, or exported by an earlier `&&` command of the
+/// same RUN instruction.
+fn hashpyc_run_commands(text: &str) -> Vec<(String, bool)> {
+    let mut instructions = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if current.is_empty() && (line.starts_with('#') || line.is_empty()) {
+            continue;
+        }
+        match line.strip_suffix('\\') {
+            Some(head) => current.push_str(head),
+            None => {
+                current.push_str(line);
+                instructions.push(std::mem::take(&mut current));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for instruction in instructions {
+        let Some(shell) = instruction.strip_prefix("RUN ") else { continue };
+        let mut exported = false;
+        for command in shell.split("&&") {
+            let words: Vec<&str> =
+                command.split_whitespace().filter(|w| !w.starts_with("--mount=")).collect();
+            if words.first() == Some(&"export") {
+                exported |= words.contains(&"HASHPYC_NO_STATE=1");
+                continue;
+            }
+            let assignments: Vec<&str> = words.iter().copied().take_while(|w| w.contains('=')).collect();
+            if words.get(assignments.len()) == Some(&"hashpyc") {
+                out.push((words.join(" "), exported || assignments.contains(&"HASHPYC_NO_STATE=1")));
+            }
+        }
+    }
+    out
+}
+
+// An image build runs hashpyc once: its state directory (interpreter probes holding the
+// interpreter's inode and times, the pycs found good) would only be saved in the layer,
+// which would then hold more than the pycs and differ from build to build. Every recipe
+// keeps it out; docker cannot run here, so the Dockerfiles are read, and the example
+// stage's RUN script runs as it would in the image, with the image's home.
+#[test]
+fn docker_recipes_keep_the_state_directory_out_of_the_layer() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let mut recipes: Vec<(String, String)> = ["Dockerfile.copy-from", "Dockerfile.cache"]
+        .iter()
+        .map(|f| (f.to_string(), std::fs::read_to_string(repo().join("examples/docker").join(f)).unwrap()))
+        .collect();
+    for (i, block) in readme.split("```dockerfile\n").skip(1).enumerate() {
+        recipes
+            .push((format!("README dockerfile block {i}"), block[..block.find("```").unwrap()].to_string()));
+    }
+    for (name, text) in &recipes {
+        let commands = hashpyc_run_commands(text);
+        assert!(!commands.is_empty(), "{name}: no RUN step runs hashpyc");
+        for (command, no_state) in commands {
+            assert!(no_state, "{name}: `{command}` runs without HASHPYC_NO_STATE=1");
+        }
+    }
+    let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).unwrap();
+    assert!(dockerfile.contains("RUN /opt/hashpyc-example/compile.sh"), "the example stage's RUN script");
+
+    let Some(py) = harness::any_python("shipping::docker_recipes_keep_the_state_directory_out_of_the_layer")
+    else {
+        return;
+    };
+    let image = Tree::new();
+    image.write("app/hello.py", "x = 1\n");
+    let venv = image.path("venv");
+    let out = py.cmd().args(["-m", "venv", "--without-pip"]).arg(&venv).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::create_dir_all(image.path("home")).unwrap();
+    let mut cmd = Command::new(repo().join("examples/docker/compile.sh"));
+    cmd.env("VENV", &venv)
+        .env("APP_DIR", image.path("app"))
+        .env("HASHPYC", env!("CARGO_BIN_EXE_hashpyc"))
+        .env("HOME", image.path("home"))
+        .env_remove("XDG_CACHE_HOME")
+        .env_remove("HASHPYC_STATE_DIR")
+        .env_remove("HASHPYC_NO_STATE")
+        .env_remove("HASHPYC_NO_CACHE")
+        .env_remove("HASHPYC_PYTHON")
+        .env_remove("HASHPYC_CONFIG");
+    harness::guard_network(&mut cmd);
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("Checked 1 file"), "{stderr}");
+    let written: Vec<_> = harness::files_with_suffix(&image.path("home"), "");
+    assert!(written.is_empty(), "compile.sh wrote into the image's home: {written:?}");
 }
 
 #[test]
