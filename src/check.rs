@@ -237,21 +237,16 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     // An empty selection proves nothing: a typo in a path, or ignore rules that hid the
     // tree, must not pass a CI job.
     // Every path a hook named was excluded on purpose (`--force-exclude`, `-x`) or is no
-    // `.py` file: nothing was meant to be checked, which is no finding.
-    let all_excluded = sources == 0 && !s.roots.is_empty() && walked.skipped.named() == s.roots.len();
+    // `.py` file, or an empty path list on stdin named none (`git diff --name-only '*.py'`
+    // in a change without Python, as compile takes it): nothing was meant to be checked,
+    // which is no finding.
+    let stdin_empty = s.roots.is_empty();
+    let all_excluded = sources == 0 && walked.skipped.named() == s.roots.len();
     // (A source removed during the run is a note of its own.)
     let vanished = walked.errors.iter().filter(|e| e.is_vanished()).count();
     let nothing = sources == 0 && usage_errors == 0 && !all_excluded && vanished == 0;
     if nothing {
-        let msg = if s.roots.is_empty() {
-            let mut msg = "no Python sources to check: the path list on stdin is empty".to_string();
-            if let Some(skipped) = walked.skipped.describe() {
-                msg.push_str(&format!(" ({skipped})"));
-            }
-            msg
-        } else {
-            report::no_sources("check", &s.roots, walked.skipped.describe(), s.walk.max_depth)
-        };
+        let msg = report::no_sources("check", &s.roots, walked.skipped.describe(), s.walk.max_depth);
         if json {
             events.push(run_event("error", None, msg));
         } else {
@@ -350,6 +345,8 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
         }
         if nothing {
             parts.push("nothing checked".into());
+        } else if stdin_empty {
+            parts.push("the path list on stdin is empty".into());
         } else if parts.is_empty() && !all_excluded {
             // (Every named path excluded: the count of those says what happened.)
             parts.push("all fresh".into());

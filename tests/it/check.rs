@@ -282,6 +282,23 @@ per_python!(paths_from_stdin, min = (3, 11), |py: &Python| {
         .run();
     check.assert_code(1);
     assert_eq!(check.stdout.trim(), "missing    skipped.py");
+    // An empty list (`git diff -z --name-only '*.py' | hashpyc check --null -` in a change
+    // without Python) names nothing to check, as a list of no `.py` file: no finding, as
+    // compile takes it.
+    for args in [&["check"][..], &["check", "--null"], &["check", "--force-exclude"], &["compile"]] {
+        let run = tree.hashpyc().args(args).python(py).arg("-").stdin(Vec::new()).run();
+        run.assert_code(0);
+        assert!(!run.stderr.contains("error") && !run.stderr.contains("no Python sources"), "{}", run.stderr);
+        if args[0] == "check" {
+            assert!(run.stderr.contains("(0 ok, the path list on stdin is empty)"), "{}", run.stderr);
+        }
+    }
+    let json = tree.hashpyc().args(["check", "--format", "json"]).python(py).arg("-").stdin(Vec::new()).run();
+    json.assert_code(0);
+    let objects: Vec<serde_json::Value> =
+        json.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(objects.len(), 1, "{}", json.stdout);
+    assert_eq!((&objects[0]["type"], &objects[0]["sources"]), (&"summary".into(), &0.into()));
 });
 
 per_python!(inspect_describes_pycs, min = (3, 8), |py: &Python| {
