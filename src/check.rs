@@ -256,7 +256,8 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     let hint = wrong_version_hint(&findings, &s.targets)
         .or_else(|| layout_hint(&findings, counts["ok"], s))
         .or_else(|| spelling_hint(&findings, &cwd))
-        .or_else(|| timestamp_hint(&findings));
+        .or_else(|| timestamp_hint(&findings))
+        .or_else(|| mode_hint(&findings));
     if json && let Some(hint) = &hint {
         events.push(run_event("notice", None, hint.clone()));
     }
@@ -435,6 +436,29 @@ fn timestamp_hint(findings: &[Finding]) -> Option<String> {
             "{} timestamp-based, as pip, `python -m compileall` and imports write them: `hashpyc compile` with the same paths and options replaces {}",
             report::plural(n, "pyc is", "pycs are"),
             if n == 1 { "it with a checked-hash pyc" } else { "them with checked-hash pycs" }
+        )
+    })
+}
+
+/// Hash-based pycs of the other kind than `--mode` accepts: the `--mode` that accepts them,
+/// and the `compile` that rewrites their headers (their bodies are the same).
+fn mode_hint(findings: &[Finding]) -> Option<String> {
+    let count = |o: Outcome| findings.iter().filter(|f| f.outcome == o).count();
+    let (unchecked, checked) = (count(Outcome::Unchecked), count(Outcome::Checked));
+    let (n, is, them) = match unchecked.max(checked) {
+        0 => return None,
+        1 => (1, "pyc is", "it"),
+        n => (n, "pycs are", "them"),
+    };
+    Some(if unchecked > 0 {
+        format!(
+            "{n} {is} unchecked-hash, as `compile --invalidation-mode unchecked-hash` writes them: `check --mode unchecked` (or `--mode any`) accepts {them}; `hashpyc compile` with the same paths and options rewrites {} as checked-hash",
+            if n == 1 { "its header" } else { "their headers" }
+        )
+    } else {
+        format!(
+            "{n} {is} checked-hash where `--mode unchecked` wants unchecked-hash: `check --mode any` accepts {them}; `hashpyc compile --invalidation-mode unchecked-hash` with the same paths and options rewrites {}",
+            if n == 1 { "its header" } else { "their headers" }
         )
     })
 }

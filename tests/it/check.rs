@@ -1428,6 +1428,55 @@ per_python!(check_explains_missing_and_timestamp_pycs, |py: &Python| {
     );
     hashpyc().args(["compile", "-q"]).python(py).arg(".").run().assert_code(0);
     hashpyc().arg("check").python(py).arg(".").run().assert_code(0);
+
+    // Hash-based pycs of the other kind: the hint names the `--mode` that accepts them and
+    // the compile that rewrites their headers, and both do what it says.
+    let mode_hint = |run: &crate::harness::Run, kind: &str, flags: &[&str]| {
+        let hint = run.stderr.lines().find_map(|l| l.strip_prefix("hint: ")).unwrap_or_else(|| {
+            panic!("no hint for {kind} pycs: {}", run.stderr);
+        });
+        assert!(hint.starts_with(&format!("2 pycs are {kind}-hash")), "{hint}");
+        for flag in flags {
+            assert!(hint.contains(flag), "{flag}: {hint}");
+        }
+    };
+    hashpyc()
+        .args(["compile", "-q", "--invalidation-mode", "unchecked-hash"])
+        .python(py)
+        .arg(".")
+        .run()
+        .assert_code(0);
+    let run = hashpyc().arg("check").python(py).arg(".").run();
+    run.assert_code(1);
+    assert_eq!(run.stdout, "unchecked  ./good.py\nunchecked  ./other.py\n");
+    mode_hint(&run, "unchecked", &["`check --mode unchecked`", "`--mode any`", "`hashpyc compile`"]);
+    for mode in ["unchecked", "any"] {
+        hashpyc().args(["check", "--mode", mode]).python(py).arg(".").run().assert_code(0);
+    }
+    let json = hashpyc().args(["check", "--format", "json"]).python(py).arg(".").run();
+    assert!(
+        json.stdout.contains(r#""type":"notice""#) && json.stdout.contains("unchecked-hash"),
+        "{}",
+        json.stdout
+    );
+    let checked = hashpyc().args(["check", "--mode", "unchecked"]).python(py).arg(".");
+    hashpyc().args(["compile", "-q"]).python(py).arg(".").run().assert_code(0);
+    let run = checked.run();
+    run.assert_code(1);
+    assert_eq!(run.stdout, "checked    ./good.py\nchecked    ./other.py\n");
+    mode_hint(
+        &run,
+        "checked",
+        &["`check --mode any`", "`hashpyc compile --invalidation-mode unchecked-hash`"],
+    );
+    hashpyc().args(["check", "--mode", "any"]).python(py).arg(".").run().assert_code(0);
+    hashpyc()
+        .args(["compile", "-q", "--invalidation-mode", "unchecked-hash"])
+        .python(py)
+        .arg(".")
+        .run()
+        .assert_code(0);
+    hashpyc().args(["check", "--mode", "unchecked"]).python(py).arg(".").run().assert_code(0);
 });
 
 /// The sources of the strays in `check --format json` output, `./` trimmed, sorted.
