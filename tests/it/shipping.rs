@@ -75,6 +75,16 @@ fn man_pages_match_the_cli() {
         harness::visible(&format!("HASHPYC_UPDATE_MAN=1: wrote {} man pages to {MAN_DIR}", rendered.len()));
         return;
     }
+    // Each page names the environment variables `--help` shows for its options.
+    for (name, text) in &rendered {
+        let sub: Vec<&str> = name.trim_end_matches(".1").split('-').skip(1).collect();
+        let help = Tree::new().hashpyc().args(&sub).arg("--help").run();
+        help.assert_code(0);
+        let page = String::from_utf8_lossy(text);
+        for var in help.stdout.split("[env: ").skip(1).map(|r| &r[..r.find(['=', ']']).unwrap()]) {
+            assert!(page.contains(var), "{name} does not name {var}, which `--help` shows");
+        }
+    }
     let committed = committed_man_pages(&dir);
     let names = |p: &[(String, Vec<u8>)]| p.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
     assert_eq!(
