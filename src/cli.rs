@@ -443,9 +443,10 @@ pub fn parse_python_arg(s: OsString) -> Result<OsString, String> {
     if s.is_empty() { Err("an empty interpreter name".into()) } else { Ok(s) }
 }
 
-/// `--cache-url URL`: anything but the empty string, refused as the `cache-url` key refuses it.
+/// `--cache-url URL`: anything but the empty string (or only whitespace, which is removed
+/// around a URL), refused as the `cache-url` key refuses it.
 pub fn parse_cache_url_arg(s: &str) -> Result<String, String> {
-    if s.is_empty() {
+    if s.trim().is_empty() {
         Err("an empty URL (leave --cache-url out for no shared cache)".into())
     } else {
         Ok(s.to_owned())

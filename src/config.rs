@@ -710,7 +710,7 @@ fn check_empty(options: &Options, file: &str, table_name: &str) -> Result<(), Er
         ("cache", empty_path(&options.cache), "an empty path (leave the key out for no cache)"),
         (
             "cache-url",
-            options.cache_url.as_ref().is_some_and(String::is_empty),
+            options.cache_url.as_ref().is_some_and(|u| u.trim().is_empty()),
             "an empty URL (leave the key out for no shared cache)",
         ),
     ];

@@ -1324,7 +1324,31 @@ fn empty_flag_values_are_refused() {
     let run = tree.hashpyc().args(["compile", "a.py"]).python(py).run();
     run.assert_code(2);
     assert!(run.stderr.contains("an empty URL"), "{}", run.stderr);
+    // Only whitespace, which is removed around a URL, is an empty URL too (it said
+    // "unsupported cache URL ``"), from the flag, its variable and the key.
+    tree.write("hashpyc.toml", "cache-url = \" \\n\"\n");
+    let run = tree.hashpyc().args(["compile", "a.py"]).python(py).run();
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("invalid value for `cache-url`") && run.stderr.contains("an empty URL"),
+        "{}",
+        run.stderr
+    );
     std::fs::remove_file(tree.path("hashpyc.toml")).unwrap();
+    let run = tree.hashpyc().args(["compile", "--cache-url", " \t", "a.py"]).python(py).run();
+    run.assert_code(2);
+    assert!(
+        run.stderr.starts_with("error: invalid value ' \t' for '--cache-url <URL>': an empty URL"),
+        "{}",
+        run.stderr
+    );
+    let run = tree.hashpyc().args(["compile", "a.py"]).python(py).env("HASHPYC_CACHE_URL", "  \n").run();
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("for HASHPYC_CACHE_URL") && run.stderr.contains("an empty URL"),
+        "{}",
+        run.stderr
+    );
     // `python3` on PATH is the default interpreter when HASHPYC_PYTHON is empty.
     let bin = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(&py.path, bin.path().join("python3")).unwrap();
