@@ -401,7 +401,14 @@ fn explain_env(args: &mut ConfigArgs, output: &OutputArgs, json: bool, command: 
             continue;
         }
         if let Some(value) = std::env::var_os(var).filter(|v| !v.is_empty()) {
-            say(args, json, format!("setting: {var}={}", value.to_string_lossy()));
+            let value = value.to_string_lossy();
+            let value =
+                if var.to_ascii_uppercase().ends_with("_PROXY") && !var.eq_ignore_ascii_case("NO_PROXY") {
+                    crate::cache::remote::redact_url(&value)
+                } else {
+                    value.into_owned()
+                };
+            say(args, json, format!("setting: {var}={value}"));
         }
     }
 }
@@ -447,8 +454,20 @@ const OTHER_VARIABLES: &[(&str, bool)] = &[
     ("HASHPYC_ISOLATION", true),
     ("HASHPYC_DEFERRED", true),
     ("HASHPYC_VERIFY", true),
+    ("HASHPYC_TRACE", true),
     ("HASHPYC_ORDER", true),
     ("HASHPYC_WORKER_SCRIPT", true),
+    // The shared cache's network (a proxy URL's user and password are left out).
+    ("ALL_PROXY", true),
+    ("all_proxy", true),
+    ("HTTPS_PROXY", true),
+    ("https_proxy", true),
+    ("HTTP_PROXY", true),
+    ("http_proxy", true),
+    ("NO_PROXY", true),
+    ("no_proxy", true),
+    ("SSL_CERT_FILE", true),
+    ("SSL_CERT_DIR", true),
 ];
 
 /// `--max-depth on the command line` or `HASHPYC_JOBS`: what gave flag `id` of subcommand

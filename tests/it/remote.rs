@@ -2505,3 +2505,32 @@ fn damaged_entry_counts_agree() {
     );
     assert_eq!(counts[4], 0, "the switch-off counted as an error: {}", run.stderr);
 }
+
+/// `-v` lists the variables that change a compile without standing for a flag:
+/// `HASHPYC_TRACE` was missing, and so were the shared cache's proxies and certificate
+/// roots; a proxy URL's user and password are left out.
+#[test]
+fn verbose_lists_trace_proxies_and_roots() {
+    let test = "remote::verbose_lists_trace_proxies_and_roots";
+    let Some(py) = harness::python_or_skip((3, 12), test) else { return };
+    let m = Machine::small("listed");
+    let roots = m.home.path("roots.pem");
+    std::fs::write(&roots, "").unwrap();
+    let roots = roots.display().to_string();
+    let env = [
+        ("HASHPYC_TRACE", "1"),
+        ("https_proxy", "http://u:px-secret@127.0.0.1:3128"),
+        ("NO_PROXY", "127.0.0.1,localhost"),
+        ("SSL_CERT_FILE", roots.as_str()),
+    ];
+    let run = m.compile(&py.path, &["-v", "-n"], &env);
+    for want in [
+        "setting: HASHPYC_TRACE=1".to_string(),
+        "setting: https_proxy=http://127.0.0.1:3128".to_string(),
+        "setting: NO_PROXY=127.0.0.1,localhost".to_string(),
+        format!("setting: SSL_CERT_FILE={roots}"),
+    ] {
+        assert!(run.stderr.lines().any(|l| l == want), "{want}: {}", run.stderr);
+    }
+    assert!(!run.stderr.contains("px-secret"), "{}", run.stderr);
+}
