@@ -2534,3 +2534,28 @@ fn verbose_lists_trace_proxies_and_roots() {
     }
     assert!(!run.stderr.contains("px-secret"), "{}", run.stderr);
 }
+
+/// An AWS credentials file with a line that is not `name = value` stops the run before any
+/// request (exit status 2), naming the file and the line in words, never the line's text
+/// (it said `near line 3: expecting "[Some('='), Some(':')]" but found EOF` of a line 2).
+#[test]
+fn a_credentials_file_that_does_not_parse_names_its_line() {
+    let test = "remote::a_credentials_file_that_does_not_parse_names_its_line";
+    let Some(py) = harness::python_or_skip((3, 12), test) else { return };
+    let m = Machine::small("bad-ini");
+    let creds = m.home.path("credentials");
+    std::fs::write(
+        &creds,
+        "[default]\naws_access_key_id = AKIDEXAMPLE\naws_secret_access_key hunter2-secret\n",
+    )
+    .unwrap();
+    let creds = creds.display().to_string();
+    let endpoint = format!("http://127.0.0.1:{}", servers::closed_port());
+    let env = [("AWS_SHARED_CREDENTIALS_FILE", creds.as_str()), ("AWS_ENDPOINT_URL", endpoint.as_str())];
+    let run = m.compile(&py.path, &["--cache-url", "s3://bucket/pfx"], &env);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    let want = format!("cannot parse the AWS credentials file `{creds}`: line 3 is not `name = value`");
+    assert!(run.stderr.contains(&want), "{}", run.stderr);
+    assert!(!run.stderr.contains("hunter2") && !run.stderr.contains("Some("), "{}", run.stderr);
+    assert!(pycs(&m.tree).is_empty(), "pycs written");
+}

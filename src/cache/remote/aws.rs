@@ -187,8 +187,7 @@ fn read_shared(path: &Path, what: &str) -> Result<Option<SharedFile>, String> {
         enabled_indented_mutiline_value: true,
         enabled_preserve_key_leading_whitespace: false,
     };
-    let parsed = ini::Ini::load_from_str_opt(&text, options)
-        .map_err(|e| bad(format!("near line {}: {}", e.line, e.msg)))?;
+    let parsed = ini::Ini::load_from_str_opt(&text, options).map_err(|e| bad(ini_error(&text, &e)))?;
     let mut sections = Sections::new();
     for (name, settings) in parsed.iter() {
         let Some(name) = name else {
@@ -637,6 +636,31 @@ impl Container {
     }
 }
 
+/// Why an AWS ini file does not parse, in words and by the line at fault (never that
+/// line's text, which may hold a secret): the parser says `expecting "[Some('='),
+/// Some(':')]" but found EOF` and counts the line after the one at fault.
+fn ini_error(text: &str, e: &ini::ParseError) -> String {
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.is_empty() || t.starts_with(['#', ';']) || line.starts_with([' ', '\t']) {
+            continue;
+        }
+        if t.starts_with('[') {
+            if !t.contains(']') {
+                return format!("line {}: a `[section]` header without its `]`", i + 1);
+            }
+            continue;
+        }
+        if !t.contains(['=', ':']) {
+            return format!(
+                "line {} is not `name = value` (it has no `=`; its text is not shown: it may hold a secret)",
+                i + 1
+            );
+        }
+    }
+    format!("near line {}: {}", e.line, e.msg)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -802,6 +826,31 @@ mod tests {
         let r = resolve_with(&[("HOME", h)]).unwrap();
         assert_eq!((key_id(&r), &r.source, &r.region_from), (None, &Source::Anonymous, &RegionFrom::Default));
         assert!(resolve_with(&[("HOME", h), ("AWS_PROFILE", "default")]).is_err());
+    }
+
+    // The ini parser's own words ("expecting \"[Some('='), Some(':')]\" but found EOF",
+    // "near line 3" for a line 2) are not shown, and never the text of a line, which may
+    // hold a secret.
+    #[test]
+    fn parse_errors_name_the_line_in_words() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("creds");
+        let f = file.to_str().unwrap();
+        for (text, want) in [
+            ("[default]\naws_secret_access_key hunter2\n", "line 2 is not `name = value` (it has no `=`"),
+            (
+                "[default]\naws_access_key_id = A\n# c\n\naws_secret_access_key hunter2",
+                "line 5 is not `name = value`",
+            ),
+            ("[default\naws_access_key_id = A\n", "line 1: a `[section]` header without its `]`"),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let err = resolve_with(&[("AWS_SHARED_CREDENTIALS_FILE", f)]).err().unwrap();
+            assert!(
+                err.contains(want) && !err.contains("hunter2") && !err.contains("Some("),
+                "{text:?}: {err}"
+            );
+        }
     }
 
     #[test]
