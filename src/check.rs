@@ -210,11 +210,12 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
             report::eprint_line(v);
         }
         for e in &walked.errors {
+            // Notes and per-file warnings (a dangling `.py` symlink, a loop), as compile's:
+            // shown unless -qq; errors always.
+            if (e.is_note() || e.is_notice()) && verbosity.quiet > 1 {
+                continue;
+            }
             let label = if e.is_note() {
-                // As compile's note: shown unless -qq.
-                if verbosity.quiet > 1 {
-                    continue;
-                }
                 "note".to_string()
             } else if e.is_notice() {
                 style.warning()

@@ -580,8 +580,13 @@ fn walk_notes(walked: &Walked, summary: &mut Summary, notes: &mut Notes, style: 
             summary.errors += 1;
             style.error()
         };
-        let event = if e.is_notice() { Event::notice(e.to_string()) } else { Event::error(e.to_string()) };
-        notes.add(e.path().unwrap_or(Path::new("")), 0, None, format!("{label}: {e}"), Some(event));
+        let path = e.path().unwrap_or(Path::new(""));
+        if e.is_notice() {
+            // A per-file warning (a dangling `.py` symlink, a loop): not under -qq.
+            notes.notice(path, 0, None, format!("{label}: {e}"), Event::notice(e.to_string()));
+        } else {
+            notes.add(path, 0, None, format!("{label}: {e}"), Some(Event::error(e.to_string())));
+        }
     }
 }
 

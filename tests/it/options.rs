@@ -499,6 +499,17 @@ per_python!(py_symlink_loops_warn_with_and_without_follow, min = (3, 12), |py: &
             }
         }
     }
+    // -qq hides these per-file warnings (errors alone are printed), a dangling link's too,
+    // in the dry run alike; JSON still has them.
+    std::os::unix::fs::symlink("nowhere.py", tree.path("d.py")).unwrap();
+    for args in [&["compile"][..], &["check"][..], &["compile", "-n"][..]] {
+        let run = tree.hashpyc().args(args).arg("-qq").python(py).run();
+        run.assert_code(0);
+        assert_eq!(run.stderr, "", "{args:?}");
+        let json = tree.hashpyc().args(args).args(["-qq", "--format", "json"]).python(py).run();
+        let notices = json.stdout.lines().filter(|l| l.contains(r#""type":"notice""#)).count();
+        assert_eq!(notices, 3, "{args:?}: {}", json.stdout);
+    }
 });
 
 // With --follow, a directory link to one of its ancestors (`pkg/up` → `..`, `self` → `.`,
