@@ -338,9 +338,18 @@ fn described(f: &Path) -> Vec<Description> {
 pub fn inspect(files: &[PathBuf], json: bool) -> Result<ExitStatus, Error> {
     let mut status = ExitStatus::Success;
     let mut out = std::io::stdout().lock();
+    // Once stdout is closed (`| head`), the files are still examined, unwritten, until one is
+    // not a valid pyc: the exit status does not depend on the reader.
+    let mut open = true;
     for d in files.iter().flat_map(|f| described(f)) {
         if d.error.is_some() {
             status = ExitStatus::Findings;
+        }
+        if !open {
+            if status == ExitStatus::Findings {
+                break;
+            }
+            continue;
         }
         let text = if json {
             serde_json::to_string(&d).expect("serializable")
@@ -392,9 +401,7 @@ pub fn inspect(files: &[PathBuf], json: bool) -> Result<ExitStatus, Error> {
             }
             lines.join("\n")
         };
-        if writeln!(out, "{text}").is_err() {
-            break;
-        }
+        open = writeln!(out, "{text}").is_ok();
     }
     Ok(status)
 }

@@ -318,6 +318,14 @@ per_python!(inspect_describes_pycs, min = (3, 8), |py: &Python| {
     colored.assert_code(1);
     assert!(colored.stdout.contains("co_filename  m.py") && colored.stdout.contains("  error: "));
     assert!(!colored.stdout.contains('\x1b'), "{:?}", colored.stdout);
+    // The exit status does not depend on stdout staying open (`| head -1`): a file after
+    // the first one written is still examined.
+    for args in [&["inspect"][..], &["inspect", "--json"][..]] {
+        let closed = tree.hashpyc().args(args).arg(&p).arg("nothing.pyc").run_stdout_closed();
+        closed.assert_code(1);
+        let fine = tree.hashpyc().args(args).arg(&p).arg(&p).run_stdout_closed();
+        fine.assert_code(0);
+    }
     tree.write("m.py", "x = 2\n");
     let json = tree.hashpyc().args(["inspect", "--json"]).arg(&p).run();
     let v: serde_json::Value = serde_json::from_str(json.stdout.trim()).unwrap();
