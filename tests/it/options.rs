@@ -683,3 +683,34 @@ fn an_ignore_file_line_that_is_not_utf8_is_named() {
     let run = tree.hashpyc().args(["check", "--respect-gitignore"]).python(py).run();
     assert!(!run.stderr.contains("warning"), "{}", run.stderr);
 }
+
+// The progress bar on a terminal (faked by util-linux `script`): under --color never no
+// colour escape (the bar's message was dim, `ESC[2m`, whatever --color), and the message
+// once per redraw (the template showed it twice: `Compiling [==> ] 22/300 Compiling`).
+#[test]
+fn progress_bar_is_plain_under_color_never() {
+    let Some(py) = crate::harness::any_python("progress_bar_is_plain_under_color_never") else { return };
+    if std::process::Command::new("script").arg("--version").output().is_err() {
+        crate::harness::visible("SKIPPED options::progress_bar_is_plain_under_color_never: no `script`");
+        return;
+    }
+    let (tree, state) = (Tree::new(), Tree::new());
+    crate::harness::write_modules(&tree, "src", 300);
+    let line = format!(
+        "'{}' compile -j1 --color never --python '{}' src",
+        env!("CARGO_BIN_EXE_hashpyc"),
+        py.path.display()
+    );
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qc", &line]).arg(tree.path("typescript")).current_dir(tree.root());
+    cmd.env("HASHPYC_STATE_DIR", state.root()).env_remove("NO_COLOR").env_remove("HASHPYC_COLOR");
+    crate::harness::guard_network(&mut cmd);
+    let out = cmd.stdin(std::process::Stdio::null()).output().expect("script");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let typescript = String::from_utf8_lossy(&tree.read("typescript")).into_owned();
+    assert!(typescript.contains("Compiling ["), "no bar drawn: {typescript:?}");
+    assert!(!typescript.contains("\x1b[2m") && !typescript.contains("\x1b[0m"), "{typescript:?}");
+    for redraw in typescript.split('\r') {
+        assert!(redraw.matches("Compiling").count() <= 1, "{redraw:?}");
+    }
+}
