@@ -224,6 +224,10 @@ pub enum TargetError {
     )]
     UnknownVersion { spec: String, known: String },
     #[error(
+        "--target {spec}: hashpyc needs CPython 3.7 or newer (PEP 552: earlier versions have no hash-based pycs); the built-in table knows {known}"
+    )]
+    TargetTooOld { spec: String, known: String },
+    #[error(
         "invalid --target `{spec}`: expected a version X.Y, e.g. `--target {example}`; the built-in table knows {known}"
     )]
     NotMinorVersion { spec: String, example: String, known: String },
@@ -788,6 +792,9 @@ pub fn known_target(spec: &str) -> Result<Target, TargetError> {
             });
         }
     };
+    if KNOWN.first().is_some_and(|oldest| minor < oldest.minor) {
+        return Err(TargetError::TargetTooOld { spec: spec.to_string(), known: known_range() });
+    }
     let k = KNOWN.iter().find(|k| k.minor == minor).ok_or_else(unknown)?;
     Ok(Target {
         executable: PathBuf::from(format!("(built-in table: CPython {spec})")),
@@ -837,6 +844,7 @@ mod tests {
     fn known_target_rejects_unknown() {
         assert!(known_target("3.12").is_ok());
         assert!(matches!(known_target("3.16"), Err(TargetError::UnknownVersion { .. })));
+        assert!(matches!(known_target("3.6"), Err(TargetError::TargetTooOld { .. })));
         assert!(matches!(known_target("3"), Err(TargetError::NotMinorVersion { .. })));
         assert!(
             matches!(known_target("3.12.1"), Err(TargetError::NotMinorVersion { example, .. }) if example == "3.12")

@@ -535,6 +535,17 @@ fn cli_finish() {
     let unknown = tree.hashpyc().args(["check", "--target", "3.16", "."]).run();
     unknown.assert_code(2);
     assert!(unknown.stderr.contains("unknown Python version `3.16`"), "{}", unknown.stderr);
+    // One older than the table: no interpreter of it could be probed instead.
+    for old in ["3.6", "2.7"] {
+        let run = tree.hashpyc().args(["check", "--target", old, "."]).run();
+        run.assert_code(2);
+        assert!(
+            run.stderr.contains(&format!("--target {old}: hashpyc needs CPython 3.7 or newer"))
+                && !run.stderr.contains("--python"),
+            "{}",
+            run.stderr
+        );
+    }
 }
 
 // The GitLab recipe's check lines, run as GitLab runs a job's script (one shell, `set -eo
