@@ -223,5 +223,14 @@ fn pre_commit_example_as_written() {
     let (ok, text) = commit(&project, &work, &path, "an excluded fixture");
     assert!(ok, "an excluded file must not fail the commit:\n{text}");
     assert!(!project.join("tests/fixtures/__pycache__").exists(), "{text}");
+    // A file whose name starts with `-`, which pre-commit appends as it is: a file, not a flag.
+    std::fs::write(project.join("-n.py"), "x = 1\n").unwrap();
+    git(&project, &["add", "-A"]);
+    let (ok, text) = commit(&project, &work, &path, "a file named like a flag");
+    assert!(ok, "a file named `-n.py` must commit:\n{text}");
+    for py in [py312, py313] {
+        let pyc = format!("__pycache__/-n.cpython-{}{}.pyc", py.minor.0, py.minor.1);
+        assert!(project.join(&pyc).is_file(), "the hook compiled -n.py ({pyc}):\n{text}");
+    }
     commit_good_then_bad(&project, &work, &path, &[py312, py313]);
 }
