@@ -528,7 +528,16 @@ impl CacheDirArg {
     }
 }
 
+/// `check`'s words for `-q` and `-v` (`OutputArgs` describes compile's: check has no
+/// progress bar and writes nothing).
+const CHECK_QUIET_HELP: &str = "Print less: `-q` hides the summary, `-qq` also the hints and notes (findings and \
+     errors are always printed)";
+const CHECK_VERBOSE_HELP: &str = "Print more: where the configuration came from and where each setting came from (a \
+     key of the file, replaced or not used; an environment variable), the interpreters probed, how many pycs were \
+     read only up to their header (with `--format json`, each line a `notice` object on stdout)";
+
 #[derive(Debug, Args)]
+#[command(mut_arg("quiet", |a| a.help(CHECK_QUIET_HELP)), mut_arg("verbose", |a| a.help(CHECK_VERBOSE_HELP)))]
 pub struct CheckArgs {
     /// Files and directories to check (default: the current directory, its files spelled
     /// `src/m.py`); `-` reads paths from stdin, one per line (or NUL-separated with

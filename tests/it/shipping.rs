@@ -518,6 +518,25 @@ fn cli_finish() {
         assert!(help.stdout.contains(flag), "{flag} documented");
     }
     assert!(help.stdout.contains("Exit status"), "{}", help.stdout);
+    // -q and -v say what they do in each subcommand: check has no progress bar and writes
+    // no file.
+    let words = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        words(&help.stdout).contains("hides the progress bar")
+            && words(&help.stdout).contains("every file written")
+    );
+    for flag in ["-h", "--help"] {
+        let check = tree.hashpyc().args(["check", flag]).run();
+        check.assert_code(0);
+        for compile_only in ["hides the progress bar", "every file written", "what the cache did"] {
+            assert!(
+                !words(&check.stdout).contains(compile_only),
+                "check {flag}: {compile_only}\n{}",
+                check.stdout
+            );
+        }
+        assert!(check.stdout.contains("hides the summary"), "{}", check.stdout);
+    }
     // Colour when asked; with --color auto, never with NO_COLOR.
     tree.write("bad.py", "def (:\n");
     let colored = tree
