@@ -337,16 +337,15 @@ impl Worker {
         };
         let startup = spec.timeout.map_or(MIN_STARTUP, |t| t.max(MIN_STARTUP));
         let deadline = Some(Instant::now() + startup);
+        // Any failure below drops `w`, which kills the zygote's process group: one that
+        // broke the protocol is still waiting for requests on its stdin.
         match w.write_all(&[spec.script.as_bytes()], deadline) {
             Ok(()) => {}
             Err(WorkerFailure::TimedOut(_)) => return Err(WorkerFailure::StartTimeout(startup)),
-            Err(_) => {
-                let _ = w.child.wait();
-                std::thread::sleep(Duration::from_millis(20));
-                return Err(WorkerFailure::Start(w.stderr_text()));
-            }
+            Err(WorkerFailure::Died(_)) => return Err(WorkerFailure::Start(w.start_failure())),
+            Err(e) => return Err(e),
         }
-        match w.next_data(deadline) {
+        match w.hello(deadline) {
             Ok(Message::Hello { magic, .. }) if magic == target.magic.0 => Ok(w),
             Ok(Message::Hello { magic, .. }) => Err(WorkerFailure::Changed {
                 found: crate::pyc::hex(&magic),
@@ -354,14 +353,52 @@ impl Worker {
             }),
             Ok(other) => Err(WorkerFailure::Protocol(format!("expected a hello, got {other:?}"))),
             Err(WorkerFailure::TimedOut(_)) => Err(WorkerFailure::StartTimeout(startup)),
-            Err(WorkerFailure::Died(_) | WorkerFailure::Protocol(_)) => {
-                // Give the stderr thread a moment to collect the interpreter's last words.
-                let _ = w.child.wait();
-                std::thread::sleep(Duration::from_millis(20));
-                Err(WorkerFailure::Start(w.stderr_text()))
-            }
+            Err(WorkerFailure::Died(_)) => Err(WorkerFailure::Start(w.start_failure())),
             Err(e) => Err(e),
         }
+    }
+
+    /// The zygote's first frame, which must be its hello: output that cannot begin one (a
+    /// wrapper script's line printed before it `exec`s Python) is a protocol error at once,
+    /// naming what was printed, rather than a wait for a frame that never completes.
+    fn hello(&mut self, deadline: Option<Instant>) -> Result<Message, WorkerFailure> {
+        loop {
+            let n = self.data.buf.len().min(HELLO_HEAD.len());
+            if self.data.buf[..n] != HELLO_HEAD[..n] {
+                // The rest of its line, if it comes soon.
+                let soon = Instant::now() + Duration::from_millis(200);
+                let until = deadline.map_or(soon, |d| d.min(soon));
+                while !self.data.eof
+                    && !self.data.buf.contains(&b'\n')
+                    && self.data.buf.len() < 200
+                    && self.pump(Some(until)).is_ok()
+                {}
+                return Err(WorkerFailure::Protocol(format!(
+                    "it printed `{}` on stdout instead of its hello (a wrapper script that prints?)",
+                    printed(&self.data.buf)
+                )));
+            }
+            if let Some(m) = self.data.frame() {
+                return m;
+            }
+            if self.data.eof {
+                return Err(self.eof());
+            }
+            self.pump(deadline)?;
+        }
+    }
+
+    /// What a zygote that was starting printed on stderr before it ended (it closed its
+    /// output, so it is given a moment to exit). Kills its process group.
+    fn start_failure(&mut self) -> String {
+        let until = Instant::now() + Duration::from_secs(2);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < until && !interrupt::requested() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.kill();
+        // Give the stderr thread a moment to collect the interpreter's last words.
+        std::thread::sleep(Duration::from_millis(20));
+        self.stderr_text()
     }
 
     /// The last few KiB the worker wrote to stderr.
@@ -676,19 +713,6 @@ impl Worker {
         Ok(())
     }
 
-    /// The next frame on stdout (the hello, or a long-lived child's reply).
-    fn next_data(&mut self, deadline: Option<Instant>) -> Result<Message, WorkerFailure> {
-        loop {
-            if let Some(m) = self.data.frame() {
-                return m;
-            }
-            if self.data.eof {
-                return Err(self.eof());
-            }
-            self.pump(deadline)?;
-        }
-    }
-
     /// The zygote's next note about a child.
     fn next_control(&mut self, deadline: Option<Instant>) -> Result<Message, WorkerFailure> {
         loop {
@@ -714,6 +738,25 @@ fn reply_outcome(reply: Message) -> Result<Outcome, WorkerFailure> {
         Message::Failed(f) => Ok(Outcome::Failed(f)),
         other => Err(WorkerFailure::Protocol(format!("unexpected {other:?}"))),
     }
+}
+
+/// How a hello frame begins: its length (a kind byte, u32 hexversion, magic: 9 bytes) and
+/// kind (see `frame::decode`).
+const HELLO_HEAD: [u8; 5] = [9, 0, 0, 0, b'H'];
+
+/// The first line of what a worker printed where a frame was expected, for a message.
+fn printed(bytes: &[u8]) -> String {
+    let line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+    let text = String::from_utf8_lossy(&line[..line.len().min(200)]).into_owned();
+    let mut out = String::new();
+    for c in text.trim_end().chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn set_nonblocking(fd: i32) {

@@ -425,6 +425,56 @@ fn every_worker_dying_exits_2_with_the_reason() {
     }
 }
 
+/// A launcher (a wrapper script) that prints to stdout when it starts a worker (whose
+/// command line holds `-B`; the probe's does not): its line is where the worker's hello
+/// must be. A long line (`wrapper: …`) read as a frame's length is too large, and the
+/// zygote, alive and waiting for requests, was waited for with its stdin open: the run
+/// hung whatever `--timeout`. A short one (`hi`) reads as the length of a frame that never
+/// completes. Both are now a protocol error at once, naming the interpreter and the line,
+/// exit 2 (beside a healthy target); each run is bounded (killed, status 137, if it hangs).
+#[test]
+fn a_worker_whose_first_output_is_not_a_hello_is_an_error_not_a_hang() {
+    for py in fault_pythons("faults::first_output_not_a_hello") {
+        let Some(healthy) = harness::pythons().values().find(|p| p.minor >= (3, 7) && p.minor != py.minor)
+        else {
+            return;
+        };
+        for line in ["wrapper: starting the worker", "hi"] {
+            let tree = Tree::new();
+            sources(&tree, 3);
+            let wrapper = tree.write_executable(
+                "bin/wprint",
+                format!(
+                    "#!/bin/sh\ncase \"$*\" in *-B*) echo '{line}';; esac\nexec '{}' \"$@\"\n",
+                    py.path.display()
+                ),
+            );
+            let run = tree
+                .hashpyc()
+                .args(["compile", "--timeout", "5"])
+                .python(healthy)
+                .arg("--python")
+                .arg(&wrapper)
+                .arg("src")
+                .bounded(4_000_000, 60)
+                .run();
+            run.assert_code(2);
+            let want = format!("error: cannot compile with CPython {} (`{}`)", py.version, wrapper.display());
+            assert!(run.stderr.contains(&want), "{}: {}", py.label(), run.stderr);
+            assert!(
+                run.stderr.contains(&format!(
+                    "the Python worker broke the protocol: it printed `{line}` on stdout instead of its hello"
+                )),
+                "{}: {}",
+                py.label(),
+                run.stderr
+            );
+            // What the healthy target wrote before the run stopped is whole.
+            assert_tree_sound(healthy, tree.root());
+        }
+    }
+}
+
 #[test]
 fn unusable_interpreters_are_one_line_errors() {
     let tree = Tree::new();
