@@ -388,17 +388,31 @@ impl Worker {
         }
     }
 
-    /// What a zygote that was starting printed on stderr before it ended (it closed its
-    /// output, so it is given a moment to exit). Kills its process group.
+    /// Why a zygote that was starting ended: its exit status or signal (it closed its
+    /// output, so it is given a moment to exit), and its last words on stderr. Kills its
+    /// process group.
     fn start_failure(&mut self) -> String {
         let until = Instant::now() + Duration::from_secs(2);
-        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < until && !interrupt::requested() {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => break Some(status),
+                Ok(None) if Instant::now() < until && !interrupt::requested() => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                _ => break None,
+            }
+        };
         self.kill();
         // Give the stderr thread a moment to collect the interpreter's last words.
         std::thread::sleep(Duration::from_millis(20));
-        self.stderr_text()
+        let how = match status {
+            Some(s) => match s.signal() {
+                Some(sig) => format!("killed by signal {sig}"),
+                None => format!("exited with status {}", s.code().unwrap_or(-1)),
+            },
+            None => "closed its output".to_string(),
+        };
+        format!("{how}{}", tail(&self.stderr_text()))
     }
 
     /// The last few KiB the worker wrote to stderr.

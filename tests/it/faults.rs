@@ -475,6 +475,51 @@ fn a_worker_whose_first_output_is_not_a_hello_is_an_error_not_a_hang() {
     }
 }
 
+/// A launcher whose worker dies before its hello, silently (killed: `kill -9` for the
+/// worker's command line, which holds `-B`) or with a message: the error gives its signal
+/// or exit status, and its stderr (it said only "failed to start", and its stderr if any).
+#[test]
+fn a_worker_that_dies_at_start_up_is_named_with_its_status() {
+    for py in fault_pythons("faults::dies_at_start_up") {
+        let Some(healthy) = harness::pythons().values().find(|p| p.minor >= (3, 7) && p.minor != py.minor)
+        else {
+            return;
+        };
+        for (action, want) in [
+            ("kill -9 $$", "the Python worker failed to start: killed by signal 9".to_string()),
+            (
+                "echo 'no licence for this host' >&2; exit 7",
+                "the Python worker failed to start: exited with status 7: no licence for this host"
+                    .to_string(),
+            ),
+        ] {
+            let tree = Tree::new();
+            sources(&tree, 3);
+            let wrapper = tree.write_executable(
+                "bin/wdie",
+                format!(
+                    "#!/bin/sh\ncase \"$*\" in *-B*) {action};; esac\nexec '{}' \"$@\"\n",
+                    py.path.display()
+                ),
+            );
+            let run = tree
+                .hashpyc()
+                .arg("compile")
+                .python(healthy)
+                .arg("--python")
+                .arg(&wrapper)
+                .arg("src")
+                .bounded(4_000_000, 60)
+                .run();
+            run.assert_code(2);
+            let python =
+                format!("error: cannot compile with CPython {} (`{}`)", py.version, wrapper.display());
+            assert!(run.stderr.contains(&python), "{}: {}", py.label(), run.stderr);
+            assert!(run.stderr.contains(&want), "{}: {}", py.label(), run.stderr);
+        }
+    }
+}
+
 #[test]
 fn unusable_interpreters_are_one_line_errors() {
     let tree = Tree::new();
