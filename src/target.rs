@@ -435,18 +435,10 @@ fn run_probe(exe: &Path, timeout: Duration) -> Result<Target, TargetError> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|source| TargetError::Spawn { path: exe.to_path_buf(), source })?;
-    let mut stdout = child.stdout.take().expect("piped");
-    let mut stderr = child.stderr.take().expect("piped");
-    let out_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stdout.by_ref().take(1 << 20).read_to_end(&mut buf);
-        buf
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stderr.by_ref().take(1 << 16).read_to_end(&mut buf);
-        buf
-    });
+    let stdout = child.stdout.take().expect("piped");
+    let stderr = child.stderr.take().expect("piped");
+    let out_reader = Reader::start(stdout, 1 << 20);
+    let err_reader = Reader::start(stderr, 1 << 16);
     let start = Instant::now();
     let status = loop {
         match child.try_wait() {
@@ -459,8 +451,14 @@ fn run_probe(exe: &Path, timeout: Duration) -> Result<Target, TargetError> {
             }
         }
     };
-    let out = out_reader.join().unwrap_or_default();
-    let err = err_reader.join().unwrap_or_default();
+    // The probe printed everything before it exited; a process a launcher left in the
+    // background (`sleep 40 &`) may hold the pipes open long after: wait a moment for
+    // the end of its output, then take what was read.
+    let until = Instant::now() + Duration::from_millis(500);
+    while !(out_reader.done() && err_reader.done()) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (out, err) = (out_reader.take(), err_reader.take());
     let (out, err) = (String::from_utf8_lossy(&out), String::from_utf8_lossy(&err));
     if !status.success() && !out.lines().any(|l| l == "end") {
         // A launcher that could not start an interpreter (a pyenv shim for a version that
@@ -477,6 +475,45 @@ fn run_probe(exe: &Path, timeout: Duration) -> Result<Target, TargetError> {
         });
     }
     parse_probe(exe, &out, &err)
+}
+
+/// A thread reading a pipe (up to `limit` bytes) into a buffer that can be taken before the
+/// pipe ends.
+struct Reader {
+    buf: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Reader {
+    fn start(mut pipe: impl Read + Send + 'static, limit: usize) -> Reader {
+        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = std::sync::Arc::clone(&buf);
+        let thread = std::thread::spawn(move || {
+            let mut chunk = [0u8; 8192];
+            loop {
+                let n = match pipe.read(&mut chunk) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(_) => break,
+                };
+                let mut buf = sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if n == 0 || buf.len() >= limit {
+                    break;
+                }
+                let room = limit - buf.len();
+                buf.extend_from_slice(&chunk[..n.min(room)]);
+            }
+        });
+        Reader { buf, thread }
+    }
+
+    fn done(&self) -> bool {
+        self.thread.is_finished()
+    }
+
+    fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.buf.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
 }
 
 /// `how`, then what the command printed (stderr first), indented, at most 60 lines.

@@ -553,6 +553,45 @@ fn unusable_interpreters_are_one_line_errors() {
     assert!(run.stderr.contains("not found on PATH"), "{}", run.stderr);
 }
 
+/// A launcher that leaves a process in the background (`sleep 60 &`, holding its stdout and
+/// stderr) before it `exec`s Python for the probe: the probe waited for the end of its
+/// output, which comes only when that process ends (the run blocked as long, past its
+/// probe limit). The run is bounded below the background process's life.
+#[test]
+fn a_probe_does_not_wait_for_a_launchers_background_process() {
+    let Some(py) = harness::any_python("faults::probe_background_process") else { return };
+    let tree = Tree::new();
+    sources(&tree, 2);
+    let pids = tree.path("background.pids");
+    let wrapper = tree.write_executable(
+        "bin/wbg",
+        format!(
+            "#!/bin/sh\ncase \"$*\" in *-E*) sleep 60 & echo $! >> '{}';; esac\nexec '{}' \"$@\"\n",
+            pids.display(),
+            py.path.display()
+        ),
+    );
+    let run = tree
+        .hashpyc()
+        .env("HASHPYC_STATE_DIR", tree.path("state"))
+        .args(["compile", "--timeout", "3"])
+        .arg("--python")
+        .arg(&wrapper)
+        .arg("src")
+        .bounded(4_000_000, 30)
+        .run();
+    for pid in std::fs::read_to_string(&pids).unwrap_or_default().split_whitespace() {
+        // SAFETY: kill(2) of the background process the wrapper started for this test.
+        unsafe {
+            libc::kill(pid.parse().unwrap(), libc::SIGKILL);
+        }
+    }
+    run.assert_code(0);
+    assert!(pids.exists(), "the wrapper started no background process");
+    assert!(run.stderr.contains(&format!("Compiled 2 files for CPython {}", py.version)), "{}", run.stderr);
+    assert_tree_sound(py, tree.root());
+}
+
 fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
     let start = Instant::now();
     while !cond() {
