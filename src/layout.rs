@@ -81,9 +81,10 @@ pub fn cache_name_parts(name: &[u8]) -> Option<(&[u8], &[u8], u8)> {
     Some((&stem_tag[..dot], &stem_tag[dot + 1..], level))
 }
 
-/// `~` and `~/…` as the home directory (`$HOME`), as a shell would have expanded them: a
-/// value from a configuration file or from an environment variable set where no shell
-/// runs (a Dockerfile's `ENV`, a CI file) arrives unexpanded. Anything else is unchanged.
+/// `~` and `~/…` as the home directory ([`home_dir`]), as a shell would have expanded
+/// them: a value from a configuration file or from an environment variable set where no
+/// shell runs (a Dockerfile's `ENV`, a CI file) arrives unexpanded. Anything else is
+/// unchanged.
 pub fn expand_home(path: &Path) -> PathBuf {
     use std::os::unix::ffi::OsStrExt;
     let bytes = path.as_os_str().as_bytes();
@@ -91,9 +92,43 @@ pub fn expand_home(path: &Path) -> PathBuf {
         b"~" => Some(&b""[..]),
         _ => bytes.strip_prefix(b"~/"),
     };
-    match (rest, std::env::var_os("HOME").filter(|h| !h.is_empty())) {
-        (Some(rest), Some(home)) => Path::new(&home).join(std::ffi::OsStr::from_bytes(rest)),
+    match (rest, rest.and_then(|_| home_dir())) {
+        (Some(rest), Some(home)) => home.join(std::ffi::OsStr::from_bytes(rest)),
         _ => path.to_path_buf(),
+    }
+}
+
+/// The home directory as a shell finds it for `~`: `$HOME`, else (unset or empty, as under
+/// `env -u HOME` or a service manager) the user's entry in the password database.
+pub fn home_dir() -> Option<PathBuf> {
+    std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from).or_else(passwd_home)
+}
+
+/// The home directory of the user running hashpyc in the password database (getpwuid_r).
+fn passwd_home() -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut buf = vec![0u8; 4096];
+    loop {
+        // SAFETY: an all-zero passwd is a valid value (null pointers, zero ids) for
+        // getpwuid_r to fill.
+        let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: `buf` outlives the call and its length is passed; getpwuid_r writes the
+        // entry's strings there and the entry into `pw`.
+        let rc = unsafe {
+            libc::getpwuid_r(libc::getuid(), &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut found)
+        };
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 2, 0);
+            continue;
+        }
+        if rc != 0 || found.is_null() || pw.pw_dir.is_null() {
+            return None;
+        }
+        // SAFETY: pw_dir points at a NUL-terminated string inside `buf`, still alive.
+        let dir = unsafe { std::ffi::CStr::from_ptr(pw.pw_dir) };
+        let dir = std::ffi::OsStr::from_bytes(dir.to_bytes());
+        return (!dir.is_empty()).then(|| PathBuf::from(dir));
     }
 }
 

@@ -649,6 +649,64 @@ per_python!(home_in_paths_is_expanded, min = (3, 11), |py: &Python| {
     assert!(!proj.join("~").exists(), "no directory named `~` in the project");
 });
 
+/// The home directory of the user running the tests in the password database, as a
+/// shell's `~` finds it without `HOME`.
+fn passwd_home() -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut buf = vec![0u8; 1 << 16];
+    // SAFETY: an all-zero passwd is a valid value for getpwuid_r to fill; `buf` outlives the
+    // call and pw_dir then points into it, at a NUL-terminated string.
+    unsafe {
+        let mut pw: libc::passwd = std::mem::zeroed();
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        let rc = libc::getpwuid_r(libc::getuid(), &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut found);
+        if rc != 0 || found.is_null() || pw.pw_dir.is_null() {
+            return None;
+        }
+        let dir = std::ffi::CStr::from_ptr(pw.pw_dir).to_bytes();
+        (!dir.is_empty()).then(|| PathBuf::from(std::ffi::OsStr::from_bytes(dir)))
+    }
+}
+
+// Without `HOME` (`env -u HOME`, a service manager), a leading `~/` is the home directory
+// of the password database, as a shell reads it, never a directory named `~` in the
+// project: for the file's paths and for `HASHPYC_CACHE`. (`check` only: nothing written.)
+#[test]
+fn home_without_home_is_the_password_databases() {
+    let test = "config::home_without_home_is_the_password_databases";
+    // A pycache prefix needs 3.8+.
+    let Some(py) = harness::python_or_skip((3, 12), test) else { return };
+    let Some(home) = passwd_home() else {
+        harness::visible(&format!("SKIPPED {test}: no home directory in the password database"));
+        return;
+    };
+    let tree = Tree::new();
+    tree.write("m.py", "M = 1\n");
+    tree.write("hashpyc.toml", "pycache-prefix = \"~/hashpyc-test-no-such-prefix\"\n");
+    let run =
+        tree.hashpyc().env_remove("HOME").args(["check", "--format", "json"]).python(py).arg("m.py").run();
+    run.assert_code(1);
+    let finding: serde_json::Value = serde_json::from_str(run.stdout.lines().next().unwrap()).unwrap();
+    let pyc = PathBuf::from(finding["pyc"].as_str().unwrap());
+    assert!(
+        pyc.starts_with(home.join("hashpyc-test-no-such-prefix")),
+        "{pyc:?} not in {home:?}: {}",
+        run.stdout
+    );
+    // HASHPYC_CACHE, as `cache stats` shows it (a directory that does not exist is empty).
+    let stats = tree
+        .hashpyc()
+        .env_remove("HOME")
+        .env("HASHPYC_CACHE", "~/hashpyc-test-no-such-cache")
+        .args(["cache", "stats", "--format", "json"])
+        .run();
+    stats.assert_code(0);
+    let v: serde_json::Value = serde_json::from_str(&stats.stdout).unwrap();
+    assert_eq!(v["cache"].as_str().map(PathBuf::from), Some(home.join("hashpyc-test-no-such-cache")), "{v}");
+    assert!(!tree.path("~").exists(), "no directory named `~` in the project");
+    assert!(!home.join("hashpyc-test-no-such-cache").exists());
+}
+
 // An empty variable is an unset one (`ENV HASHPYC_CACHE=` in a Dockerfile): every variable
 // that stands in for a flag, set to "", changes nothing — for compile, check and the cache
 // commands — where clap alone would refuse the empty value.
