@@ -722,7 +722,8 @@ pub fn state_dir() -> Option<PathBuf> {
         return None;
     }
     if let Some(dir) = set("HASHPYC_STATE_DIR") {
-        return Some(PathBuf::from(dir));
+        // Set where no shell expands `~` (a Dockerfile's ENV), as HASHPYC_CACHE is.
+        return Some(crate::layout::expand_home(Path::new(&dir)));
     }
     if let Some(dir) = set("XDG_CACHE_HOME") {
         return Some(PathBuf::from(dir).join("hashpyc"));

@@ -649,6 +649,29 @@ per_python!(home_in_paths_is_expanded, min = (3, 11), |py: &Python| {
     assert!(!proj.join("~").exists(), "no directory named `~` in the project");
 });
 
+// `~/` in `HASHPYC_STATE_DIR` is the home directory too, as in `HASHPYC_CACHE`: `check`
+// records its interpreter probe there, never in a directory named `~` in the project.
+#[test]
+fn home_in_the_state_directory_is_expanded() {
+    let test = "config::home_in_the_state_directory_is_expanded";
+    let Some(py) = harness::any_python(test) else { return };
+    let tree = Tree::new();
+    let home = tree.path("home");
+    std::fs::create_dir_all(&home).unwrap();
+    tree.write("proj/m.py", "M = 1\n");
+    let run = harness::Hashpyc::new(&tree.path("proj"))
+        .env("HOME", &home)
+        .env("HASHPYC_STATE_DIR", "~/.cache/state")
+        .args(["check", "--no-config"])
+        .python(py)
+        .arg("m.py")
+        .run();
+    run.assert_code(1);
+    assert!(!tree.path("proj/~").exists(), "no directory named `~` in the project: {}", run.stderr);
+    let state = std::fs::read_dir(home.join(".cache/state")).map(|d| d.count()).unwrap_or(0);
+    assert!(state > 0, "nothing recorded in ~/.cache/state: {}", run.stderr);
+}
+
 /// The home directory of the user running the tests in the password database, as a
 /// shell's `~` finds it without `HOME`.
 fn passwd_home() -> Option<PathBuf> {
