@@ -53,6 +53,7 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
             if let Some(dir) = &mut args.cache.cache {
                 *dir = layout::expand_home(dir);
             }
+            command_line_config_wins(&mut args.config, m);
             args.config.config_from_env = m.value_source("config") == Some(ValueSource::EnvVariable);
             from_env(&mut args.target.python_from, m, "python", "HASHPYC_PYTHON");
             from_env(&mut args.cache.cache_url_from, m, "cache_url", "HASHPYC_CACHE_URL");
@@ -117,6 +118,7 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
             } else {
                 from_env(&mut args.target.python_from, m, "python", "HASHPYC_PYTHON");
             }
+            command_line_config_wins(&mut args.config, m);
             args.config.config_from_env = m.value_source("config") == Some(ValueSource::EnvVariable);
             let json = args.format == crate::cli::Format::Json;
             let c = load_config(&mut args.config, &args.output, json, &cwd, "check")?;
@@ -157,6 +159,9 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
             if let Some((Some(_), from)) = &mut limit {
                 let env = m.is_some_and(|m| m.value_source("max_size") == Some(ValueSource::EnvVariable));
                 **from = if env { "HASHPYC_CACHE_MAX_SIZE" } else { "--max-size" }.into();
+            }
+            if let Some(m) = m {
+                command_line_config_wins(&mut dir.config, m);
             }
             let named =
                 dir.dir.as_ref().filter(|d| !d.as_os_str().is_empty()).map(|d| layout::expand_home(d));
@@ -308,6 +313,23 @@ fn load_config(
 }
 
 /// Record that `id`'s value came from its environment variable `var`, for its errors.
+/// `--config FILE` and `--no-config` as the precedence says: one given on the command line
+/// beats the other's environment variable (`HASHPYC_NO_CONFIG=1` does not undo `--config
+/// ci.toml`), and of the two on the command line the later wins.
+fn command_line_config_wins(args: &mut ConfigArgs, m: &ArgMatches) {
+    let on_line = |id: &str| m.value_source(id) == Some(ValueSource::CommandLine);
+    let config_wins = match (on_line("config"), on_line("no_config")) {
+        (true, true) => m.index_of("config") > m.index_of("no_config"),
+        (true, false) => true,
+        _ => false,
+    };
+    if config_wins {
+        args.no_config = false;
+    } else if args.no_config {
+        args.config = None;
+    }
+}
+
 fn from_env(origin: &mut Option<config::Origin>, m: &ArgMatches, id: &str, var: &'static str) {
     if m.value_source(id) == Some(ValueSource::EnvVariable) {
         *origin = Some(config::Origin::Env(var));

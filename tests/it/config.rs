@@ -1142,6 +1142,34 @@ fn a_timeout_beyond_a_day_is_refused_where_it_came_from() {
     assert_eq!(tree.pycs().len(), 1, "{:?}", tree.pycs());
 }
 
+// `--config FILE` on the command line beats `HASHPYC_NO_CONFIG=1`, and `--no-config` beats
+// `HASHPYC_CONFIG`, as a flag beats its variable; of the two flags the later wins. (The
+// file named does not exist: whether it was read shows in the error.)
+#[test]
+fn the_command_line_beats_the_config_variables() {
+    let tree = Tree::new();
+    tree.write("m.py", "M = 1\n");
+    let unread = "error: cannot read configuration file `nope.toml`: no such file\n";
+    let no_python = "error: Python interpreter `no-such-python3` not found on PATH\n";
+    let cases: &[(Option<(&str, &str)>, &[&str], &str)] = &[
+        (Some(("HASHPYC_NO_CONFIG", "1")), &["--config", "nope.toml"], unread),
+        (Some(("HASHPYC_CONFIG", "nope.toml")), &["--no-config"], no_python),
+        (None, &["--no-config", "--config", "nope.toml"], unread),
+        (None, &["--config", "nope.toml", "--no-config"], no_python),
+    ];
+    for (env, args, want) in cases {
+        for cmd in ["compile", "check"] {
+            let mut run = tree.hashpyc().arg(cmd).args(*args);
+            if let Some((k, v)) = env {
+                run = run.env(k, v);
+            }
+            let run = run.args(["--python", "no-such-python3", "m.py"]).run();
+            run.assert_code(2);
+            assert_eq!(run.stderr, *want, "{cmd} {env:?} {args:?}");
+        }
+    }
+}
+
 // The boolean variables that stand for no flag (HASHPYC_NO_CACHE, HASHPYC_NO_STATE,
 // HASHPYC_TRACE, HASHPYC_VERIFY) read a value as those of the boolean flags do
 // (HASHPYC_NO_CONFIG, HASHPYC_CACHE_READ_ONLY): `false` and `0` are off, `1` and `yes` on,
