@@ -1151,7 +1151,8 @@ fn the_command_line_beats_the_config_variables() {
     tree.write("m.py", "M = 1\n");
     let unread = "error: cannot read configuration file `nope.toml`: no such file\n";
     let no_python = "error: Python interpreter `no-such-python3` not found on PATH\n";
-    let cases: &[(Option<(&str, &str)>, &[&str], &str)] = &[
+    type Case<'a> = (Option<(&'a str, &'a str)>, &'a [&'a str], &'a str);
+    let cases: &[Case] = &[
         (Some(("HASHPYC_NO_CONFIG", "1")), &["--config", "nope.toml"], unread),
         (Some(("HASHPYC_CONFIG", "nope.toml")), &["--no-config"], no_python),
         (None, &["--no-config", "--config", "nope.toml"], unread),
