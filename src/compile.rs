@@ -504,6 +504,11 @@ pub fn compile(
         return Err(Error::Interrupted);
     }
     if let Some(fatal) = fatal {
+        // The probe remembered describes another interpreter than the one that runs now (a
+        // launcher script whose target changed): forgotten, so the next run probes again.
+        if matches!(fatal.failure, crate::pool::WorkerFailure::Changed { .. }) {
+            crate::target::forget(&s.targets[fatal.target].executable, crate::target::state_dir().as_deref());
+        }
         return Err(Error::Workers {
             python: crate::pool::describe(&s.targets[fatal.target]),
             failure: fatal.failure,

@@ -59,7 +59,9 @@ pub enum WorkerFailure {
     #[error("the Python worker broke the protocol: {0}")]
     Protocol(String),
     #[error(
-        "the Python worker reports magic {found}, but the probe said {expected}: the interpreter changed"
+        "the Python worker reports magic {found}, but the probe said {expected}: the interpreter changed \
+         since it was probed (a launcher script now running another Python?); the probe is forgotten, \
+         so run again"
     )]
     Changed { found: String, expected: String },
     #[error("interrupted")]

@@ -1262,3 +1262,53 @@ fn extreme_jobs_and_timeouts_stay_bounded() {
         assert_tree_sound(py, tree.root());
     }
 }
+
+/// A launcher script (`exec "$CUR" "$@"`, CUR a symlink) is probed, and the probe
+/// remembered under the script's own identity; when the link moves to another version,
+/// the first worker's hello contradicts the probe. That run fails (exit 2) saying the
+/// interpreter changed; it used to fail the same way on every later run, the stale probe
+/// never forgotten. Now the probe is forgotten and the error says to run again: the next
+/// run probes again and writes the new version's pycs, equal to py_compile's.
+#[test]
+fn a_launcher_whose_interpreter_changed_is_probed_again() {
+    let test = "faults::a_launcher_whose_interpreter_changed_is_probed_again";
+    let (Some(old), Some(new)) =
+        (harness::python_or_skip((3, 12), test), harness::python_or_skip((3, 13), test))
+    else {
+        return;
+    };
+    let tree = Tree::new();
+    let cur = tree.path("bin/cur");
+    std::fs::create_dir_all(tree.path("bin")).unwrap();
+    std::os::unix::fs::symlink(&old.path, &cur).unwrap();
+    let wrap = tree.write_executable("bin/wrap", format!("#!/bin/sh\nexec '{}' \"$@\"\n", cur.display()));
+    tree.write("src/m.py", "M = 1\n");
+    let state = tree.path("state");
+    let compile = || {
+        tree.hashpyc()
+            .env("HASHPYC_STATE_DIR", &state)
+            .args(["compile", "--no-config", "--python"])
+            .arg(&wrap)
+            .arg("src")
+            .bounded(1 << 30, 120)
+            .run()
+    };
+    compile().assert_code(0);
+    assert!(tree.path("src/__pycache__/m.cpython-312.pyc").is_file());
+    std::fs::remove_file(&cur).unwrap();
+    std::os::unix::fs::symlink(&new.path, &cur).unwrap();
+    tree.write("src/m.py", "M = 2\n");
+    let changed = compile();
+    changed.assert_code(2);
+    assert!(
+        changed.stderr.contains("the interpreter changed since it was probed")
+            && changed.stderr.contains("so run again"),
+        "{}",
+        changed.stderr
+    );
+    let again = compile();
+    again.assert_code(0);
+    let pyc = tree.path("src/__pycache__/m.cpython-313.pyc");
+    let want = harness::py_compile_refs(new, tree.root(), &[PathBuf::from("src/m.py")], None);
+    assert_eq!(Some(std::fs::read(&pyc).unwrap()), want[0], "{}", again.stderr);
+}
