@@ -188,6 +188,12 @@ pub enum TargetError {
     NotFound(String),
     #[error("Python interpreter `{}` does not exist", crate::report::shown(.0))]
     Missing(PathBuf),
+    #[error(
+        "Python interpreter `{}` is a symbolic link to `{}`, which does not exist (a virtual environment whose base interpreter was removed or moved?)",
+        crate::report::shown(path),
+        crate::report::shown(target)
+    )]
+    Dangling { path: PathBuf, target: PathBuf },
     #[error("cannot access Python interpreter `{}`: {reason}", crate::report::shown(path))]
     Inaccessible { path: PathBuf, reason: String },
     #[error("`{}` is not an executable file", crate::report::shown(.0))]
@@ -399,7 +405,11 @@ pub fn python_command(exe: &Path) -> Command {
 /// Probe `exe`, using the on-disk cache when the interpreter file is unchanged.
 pub fn probe(exe: &Path, timeout: Duration, cache_dir: Option<&Path>) -> Result<Target, TargetError> {
     let meta = std::fs::metadata(exe).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => TargetError::Missing(exe.to_path_buf()),
+        std::io::ErrorKind::NotFound => match std::fs::read_link(exe) {
+            // The final link of a chain that ends nowhere, as `ls -l` shows it.
+            Ok(_) => TargetError::Dangling { path: exe.to_path_buf(), target: last_link_target(exe) },
+            Err(_) => TargetError::Missing(exe.to_path_buf()),
+        },
         _ => TargetError::Inaccessible { path: exe.to_path_buf(), reason: crate::io::io_reason(&e) },
     })?;
     if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
@@ -418,6 +428,19 @@ pub fn probe(exe: &Path, timeout: Duration, cache_dir: Option<&Path>) -> Result<
         write_cache(&file, &key, &target);
     }
     Ok(target)
+}
+
+/// Where the chain of symbolic links from `link` ends: the first target that does not
+/// exist, resolved against its link's directory.
+fn last_link_target(link: &Path) -> PathBuf {
+    let mut at = link.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::read_link(&at) {
+            Ok(next) => at = at.parent().map_or(next.clone(), |dir| dir.join(&next)),
+            Err(_) => break,
+        }
+    }
+    at
 }
 
 /// Forget a cached probe (when a worker's handshake contradicts it).

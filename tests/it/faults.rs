@@ -526,8 +526,18 @@ fn unusable_interpreters_are_one_line_errors() {
     tree.write("m.py", "x = 1\n");
     let not_exec = tree.write("bin/not-executable", "#!/bin/sh\n");
     let junk = tree.write_executable("bin/junk", "#!/bin/sh\necho 'I am not Python'\n");
+    // A venv's `python` whose base interpreter was removed: a dangling link, named with
+    // where it points (it said "does not exist" of a file `ls` shows).
+    let dangling = tree.path("venv/bin/python");
+    std::fs::create_dir_all(tree.path("venv/bin")).unwrap();
+    std::os::unix::fs::symlink("../../base/bin/python3", &dangling).unwrap();
+    let dangling_want = format!(
+        "is a symbolic link to `{}`, which does not exist (a virtual environment whose base interpreter was removed or moved?)",
+        tree.path("venv/bin/../../base/bin/python3").display()
+    );
     let mut cases: Vec<(PathBuf, &str)> = vec![
         (tree.path("bin/missing"), "does not exist"),
+        (dangling, &dangling_want),
         (not_exec, "is not an executable file"),
         (junk, "does not look like Python"),
         (PathBuf::from("/bin/true"), "does not look like Python"),
