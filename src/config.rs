@@ -511,7 +511,18 @@ pub fn load(
             // run and a link to a device (`/dev/zero`) fill the memory.
             let bytes = match crate::io::read_regular(&path) {
                 Ok(b) => b,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                // A link of that name to nothing (a shared configuration not checked out, a
+                // moved target) would silently leave the choice to a file further up.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => match std::fs::read_link(&path) {
+                    Ok(to) => {
+                        return Err(Error::Usage(format!(
+                            "configuration file `{}` is a symbolic link to `{}`, which does not exist",
+                            crate::report::shown(&display_path(&path, start)),
+                            crate::report::shown(&to)
+                        )));
+                    }
+                    Err(_) => continue,
+                },
                 // A directory of that name is not a configuration file.
                 Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => continue,
                 Err(e) => {

@@ -1664,6 +1664,18 @@ fn a_discovered_file_that_is_not_regular_is_named() {
         }
         std::fs::remove_file(app.join(name)).unwrap();
     }
+    // A link to nothing (a shared configuration not checked out) is named, not passed over
+    // for the file above (`optimize = 2` applied silently).
+    std::os::unix::fs::symlink("../../shared/hashpyc.toml", app.join("hashpyc.toml")).unwrap();
+    for cmd in ["compile", "check"] {
+        let run = harness::Hashpyc::new(&app).args([cmd, "--python", "no-such-python3", "."]).run();
+        run.assert_code(2);
+        assert_eq!(
+            run.stderr,
+            "error: configuration file `hashpyc.toml` is a symbolic link to `../../shared/hashpyc.toml`, which does not exist\n",
+            "{cmd}"
+        );
+    }
 }
 
 /// Whether `schema` accepts `v`, for the keywords `hashpyc.schema.json` uses (`type`,
