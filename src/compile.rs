@@ -86,7 +86,9 @@ pub struct Summary {
     /// are failures and counted in `failed`, not here.
     pub warnings: usize,
     pub errors: usize,
+    /// Sources gone since the walk found them, counted once whatever the targets.
     pub vanished: usize,
+    pub vanished_paths: std::collections::HashSet<PathBuf>,
     pub usage_errors: usize,
     pub skipped: walk::Skipped,
 }
@@ -684,8 +686,11 @@ fn unit_error(path: &Path, t: usize, e: String, summary: &mut Summary, notes: &m
 
 /// A source gone since the walk found it: a notice, counted as vanished.
 fn vanished(path: &Path, summary: &mut Summary, notes: &mut Notes) {
-    summary.vanished += 1;
-    vanished_note(path, notes);
+    // Once per source: each target finds it gone.
+    if summary.vanished_paths.insert(path.to_path_buf()) {
+        summary.vanished += 1;
+        vanished_note(path, notes);
+    }
 }
 
 /// A file or directory gone since the walk found it.

@@ -880,6 +880,55 @@ fn a_file_that_vanishes_is_a_notice() {
     }
 }
 
+/// The same with two interpreters: the source is one vanished source, one notice (text
+/// and JSON); it was counted once per interpreter ("2 vanished" for one file) and JSON
+/// repeated the notice per interpreter.
+#[test]
+fn a_file_that_vanishes_counts_once_for_several_targets() {
+    let test = "faults::a_file_that_vanishes_counts_once_for_several_targets";
+    let (Some(a), Some(b)) = (harness::python_or_skip((3, 12), test), harness::python_or_skip((3, 13), test))
+    else {
+        return;
+    };
+    for json in [false, true] {
+        let tree = Tree::new();
+        tree.write("src/a_big.py", format!("x = {:?}\n", "a".repeat(200_000)));
+        tree.write("src/z.py", "z = 1\n");
+        let script = fake_worker(&tree, "slow", "if b'a_big' in req:\n    import time\n    time.sleep(1.5)");
+        let z = tree.path("src/z.py");
+        let remover = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(700));
+            std::fs::remove_file(z).unwrap();
+        });
+        let mut cmd = tree
+            .hashpyc()
+            .env("HASHPYC_WORKER_SCRIPT", &script)
+            .args(["compile", "-j1", "--python"])
+            .arg(&b.path)
+            .python(a);
+        if json {
+            cmd = cmd.args(["--format", "json"]);
+        }
+        let run = cmd.arg("src").run();
+        remover.join().unwrap();
+        run.assert_code(0);
+        if json {
+            let objects: Vec<serde_json::Value> =
+                run.stdout.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+            assert_eq!(objects.iter().filter(|o| o["path"] == "src/z.py").count(), 1, "{}", run.stdout);
+            assert_eq!(objects.last().unwrap()["vanished"], 1, "{}", run.stdout);
+        } else {
+            assert_eq!(
+                run.stderr.matches("note: `src/z.py` vanished during the run").count(),
+                1,
+                "{}",
+                run.stderr
+            );
+            assert!(run.stderr.contains(", 1 vanished"), "{}", run.stderr);
+        }
+    }
+}
+
 // A directory gone between the walk listing it and reading it is a note, as a file gone
 // before its compile is, in `compile` and `check` (text and JSON), exit 0: it was "error:
 // `src/gone`: No such file or directory (os error 2)", exit 1. The walk of `src` lists
