@@ -379,6 +379,25 @@ per_python!(inspect_of_a_source_describes_its_pycs, min = (3, 8), |py: &Python| 
     assert!(!run.stdout.contains("pfx"), "{}", run.stdout);
 });
 
+/// `check --all --format json` of `tree` (exit status 1 asserted) and its findings by path
+/// (without a leading `./`): the outcome and the detail.
+fn findings_of_check_all(
+    py: &Python,
+    tree: &Tree,
+) -> (crate::harness::Run, BTreeMap<String, (String, serde_json::Value)>) {
+    let run = tree.hashpyc().args(["check", "--all", "--format", "json"]).python(py).arg(".").run();
+    run.assert_code(1);
+    let mut got = BTreeMap::new();
+    for line in run.stdout.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if v["type"] == "finding" {
+            let path = v["path"].as_str().unwrap().trim_start_matches("./").to_string();
+            got.insert(path, (v["outcome"].as_str().unwrap().to_string(), v["detail"].clone()));
+        }
+    }
+    (run, got)
+}
+
 /// Whether this interpreter imports module `name` from `tree` (its pyc, or the pyc alone
 /// when the source is gone), and what it said when it did not.
 fn imports(py: &Python, tree: &Tree, name: &str) -> Result<(), String> {
@@ -412,16 +431,7 @@ per_python!(check_reads_the_whole_body, |py: &Python| {
         let err = imports(py, &tree, name).expect_err(name);
         assert!(err.contains("EOFError") || err.contains("bad marshal data"), "{name}: {err}");
     }
-    let run = tree.hashpyc().args(["check", "--all", "--format", "json"]).python(py).arg(".").run();
-    run.assert_code(1);
-    let mut got = BTreeMap::new();
-    for line in run.stdout.lines() {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        if v["type"] == "finding" {
-            let path = v["path"].as_str().unwrap().trim_start_matches("./").to_string();
-            got.insert(path, (v["outcome"].as_str().unwrap().to_string(), v["detail"].clone()));
-        }
-    }
+    let (run, got) = findings_of_check_all(py, &tree);
     assert_eq!(got["intact.py"].0, "ok", "{}", run.stdout);
     for name in ["header_only", "garbage", "cut"] {
         let (outcome, detail) = &got[&format!("{name}.py")];
@@ -549,16 +559,7 @@ per_python!(check_refuses_code_objects_cpython_refuses, |py: &Python| {
         tree.write(&file, [header, body].concat());
     }
     imports(py, &tree, "intact").unwrap();
-    let run = tree.hashpyc().args(["check", "--all", "--format", "json"]).python(py).arg(".").run();
-    run.assert_code(1);
-    let mut got = BTreeMap::new();
-    for line in run.stdout.lines() {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        if v["type"] == "finding" {
-            let path = v["path"].as_str().unwrap().trim_start_matches("./").to_string();
-            got.insert(path, (v["outcome"].as_str().unwrap().to_string(), v["detail"].clone()));
-        }
-    }
+    let (run, got) = findings_of_check_all(py, &tree);
     assert_eq!(got["intact.py"].0, "ok", "{}", run.stdout);
     for (name, _) in &cases {
         // CPython itself refuses the pyc (and, the header matching the source, does not

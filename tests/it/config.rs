@@ -1100,35 +1100,27 @@ fn a_timeout_beyond_a_day_is_refused_where_it_came_from() {
         }
     }
     for value in ["1e19", "86401"] {
-        let run = tree
-            .hashpyc()
-            .env("HASHPYC_TIMEOUT", value)
-            .args(["compile", "-f", "--no-config"])
-            .python(py)
-            .arg("m.py")
-            .run();
-        run.assert_code(2);
-        let first = run.stderr.lines().next().unwrap_or_default();
-        assert!(
-            first.starts_with(&format!("error: invalid value '{value}' for HASHPYC_TIMEOUT "))
-                && first.ends_with(&format!("`{value}` {range}")),
-            "{}",
-            run.stderr
-        );
-        let run = tree
-            .hashpyc()
-            .args(["compile", "-f", "--no-config", "--timeout", value])
-            .python(py)
-            .arg("m.py")
-            .run();
-        run.assert_code(2);
-        let first = run.stderr.lines().next().unwrap_or_default();
-        assert!(
-            first.starts_with(&format!("error: invalid value '{value}' for '--timeout <SECS>'"))
-                && first.ends_with(&format!("`{value}` {range}")),
-            "{}",
-            run.stderr
-        );
+        // From the variable, then from the flag.
+        for (env, flag, source) in
+            [(Some(value), None, "HASHPYC_TIMEOUT "), (None, Some(value), "'--timeout <SECS>'")]
+        {
+            let mut cmd = tree.hashpyc().args(["compile", "-f", "--no-config"]);
+            if let Some(v) = env {
+                cmd = cmd.env("HASHPYC_TIMEOUT", v);
+            }
+            if let Some(v) = flag {
+                cmd = cmd.args(["--timeout", v]);
+            }
+            let run = cmd.python(py).arg("m.py").run();
+            run.assert_code(2);
+            let first = run.stderr.lines().next().unwrap_or_default();
+            assert!(
+                first.starts_with(&format!("error: invalid value '{value}' for {source}"))
+                    && first.ends_with(&format!("`{value}` {range}")),
+                "{}",
+                run.stderr
+            );
+        }
     }
     assert!(tree.pycs().is_empty(), "{:?}", tree.pycs());
     // A day, from each of the three, is a timeout like any other.

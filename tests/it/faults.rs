@@ -425,6 +425,34 @@ fn every_worker_dying_exits_2_with_the_reason() {
     }
 }
 
+/// `compile` of three sources for `healthy` and for `py` behind a launcher script
+/// (`bin/launcher`) that runs `action` for the worker's command line (it holds `-B`) before
+/// `exec`ing `py`, bounded; the launcher and the run.
+fn beside_a_worker_launcher(
+    tree: &Tree,
+    py: &Python,
+    healthy: &Python,
+    action: &str,
+    extra: &[&str],
+) -> (PathBuf, harness::Run) {
+    sources(tree, 3);
+    let wrapper = tree.write_executable(
+        "bin/launcher",
+        format!("#!/bin/sh\ncase \"$*\" in *-B*) {action};; esac\nexec '{}' \"$@\"\n", py.path.display()),
+    );
+    let run = tree
+        .hashpyc()
+        .arg("compile")
+        .args(extra)
+        .python(healthy)
+        .arg("--python")
+        .arg(&wrapper)
+        .arg("src")
+        .bounded(4_000_000, 60)
+        .run();
+    (wrapper, run)
+}
+
 /// A launcher (a wrapper script) that prints to stdout when it starts a worker (whose
 /// command line holds `-B`; the probe's does not): its line is where the worker's hello
 /// must be. A long line (`wrapper: …`) read as a frame's length is too large, and the
@@ -441,23 +469,8 @@ fn a_worker_whose_first_output_is_not_a_hello_is_an_error_not_a_hang() {
         };
         for line in ["wrapper: starting the worker", "hi"] {
             let tree = Tree::new();
-            sources(&tree, 3);
-            let wrapper = tree.write_executable(
-                "bin/wprint",
-                format!(
-                    "#!/bin/sh\ncase \"$*\" in *-B*) echo '{line}';; esac\nexec '{}' \"$@\"\n",
-                    py.path.display()
-                ),
-            );
-            let run = tree
-                .hashpyc()
-                .args(["compile", "--timeout", "5"])
-                .python(healthy)
-                .arg("--python")
-                .arg(&wrapper)
-                .arg("src")
-                .bounded(4_000_000, 60)
-                .run();
+            let (wrapper, run) =
+                beside_a_worker_launcher(&tree, py, healthy, &format!("echo '{line}'"), &["--timeout", "5"]);
             run.assert_code(2);
             let want = format!("error: cannot compile with CPython {} (`{}`)", py.version, wrapper.display());
             assert!(run.stderr.contains(&want), "{}: {}", py.label(), run.stderr);
@@ -494,23 +507,7 @@ fn a_worker_that_dies_at_start_up_is_named_with_its_status() {
             ),
         ] {
             let tree = Tree::new();
-            sources(&tree, 3);
-            let wrapper = tree.write_executable(
-                "bin/wdie",
-                format!(
-                    "#!/bin/sh\ncase \"$*\" in *-B*) {action};; esac\nexec '{}' \"$@\"\n",
-                    py.path.display()
-                ),
-            );
-            let run = tree
-                .hashpyc()
-                .arg("compile")
-                .python(healthy)
-                .arg("--python")
-                .arg(&wrapper)
-                .arg("src")
-                .bounded(4_000_000, 60)
-                .run();
+            let (wrapper, run) = beside_a_worker_launcher(&tree, py, healthy, action, &[]);
             run.assert_code(2);
             let python =
                 format!("error: cannot compile with CPython {} (`{}`)", py.version, wrapper.display());
