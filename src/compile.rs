@@ -86,9 +86,8 @@ pub struct Summary {
     /// are failures and counted in `failed`, not here.
     pub warnings: usize,
     pub errors: usize,
-    /// Sources gone since the walk found them, counted once whatever the targets.
-    pub vanished: usize,
-    pub vanished_paths: std::collections::HashSet<PathBuf>,
+    /// Sources gone since the walk found them, each once whatever the targets.
+    pub vanished: std::collections::HashSet<PathBuf>,
     pub usage_errors: usize,
     pub skipped: walk::Skipped,
 }
@@ -315,7 +314,7 @@ fn summary_json(
         "failed_sources": s.failed_sources.len(),
         "warnings": unknown_in_dry_run(s.warnings),
         "errors": s.errors + s.usage_errors,
-        "vanished": s.vanished,
+        "vanished": s.vanished.len(),
         "skipped_ignored": s.skipped.ignored,
         "skipped_hidden": s.skipped.hidden,
         "skipped_ignored_dirs": s.skipped.ignored_dirs,
@@ -687,8 +686,7 @@ fn unit_error(path: &Path, t: usize, e: String, summary: &mut Summary, notes: &m
 /// A source gone since the walk found it: a notice, counted as vanished.
 fn vanished(path: &Path, summary: &mut Summary, notes: &mut Notes) {
     // Once per source: each target finds it gone.
-    if summary.vanished_paths.insert(path.to_path_buf()) {
-        summary.vanished += 1;
+    if summary.vanished.insert(path.to_path_buf()) {
         vanished_note(path, notes);
     }
 }
@@ -1383,8 +1381,8 @@ fn push_errors_and_skipped(parts: &mut Vec<String>, s: &Summary) {
     if s.errors + s.usage_errors > 0 {
         parts.push(report::plural(s.errors + s.usage_errors, "error", "errors"));
     }
-    if s.vanished > 0 {
-        parts.push(format!("{} vanished", s.vanished));
+    if !s.vanished.is_empty() {
+        parts.push(format!("{} vanished", s.vanished.len()));
     }
     if let Some(skipped) = s.skipped.describe() {
         parts.push(skipped);
