@@ -5,8 +5,8 @@
 #   docker build --target bin -t hashpyc:bin .      # only the binary, for COPY --from
 #   docker build -t hashpyc-example .               # an app image using hashpyc
 #
-# Every RUN step of the example stage is a script under examples/docker/, which CI also
-# runs outside Docker.
+# The example stage's RUN step runs scripts under examples/docker/, which CI also runs
+# outside Docker.
 ARG RUST_IMAGE=rust:1.95-slim
 ARG PYTHON_IMAGE=python:3.14-slim
 # Where the example stage takes the binary from: this file's `bin` stage, or any image
@@ -33,8 +33,10 @@ FROM ${HASHPYC_BIN} AS hashpyc-bin
 FROM ${PYTHON_IMAGE} AS example
 COPY --from=hashpyc-bin /hashpyc /usr/local/bin/hashpyc
 COPY examples/docker/ /opt/hashpyc-example/
-RUN /opt/hashpyc-example/install-app.sh
-RUN /opt/hashpyc-example/compile.sh
+# Install and compile in one RUN step, as the README recommends: the install layer never
+# holds sources without their checked pycs.
+RUN /opt/hashpyc-example/install-app.sh \
+ && /opt/hashpyc-example/compile.sh
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /app
 CMD ["python", "-m", "hello"]
