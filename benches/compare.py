@@ -308,6 +308,8 @@ def per_version(args):
     cores = os.cpu_count() or 1
     hp = args.hashpyc
     found = find_pythons(args.versions)
+    if args.uv and shutil.which(args.uv_bin) is None:
+        sys.exit("--uv: uv not found (`%s`); install it or name it with --uv-bin" % args.uv_bin)
     prepare(hp, found[0][1])
     work = tempfile.mkdtemp(prefix="hashpyc-bench-", dir=args.workdir)
     try:
@@ -337,7 +339,7 @@ def per_version(args):
             version = subprocess.run([python, "-c", "import sys; print(sys.version.split()[0])"],
                                      check=True, capture_output=True, text=True).stdout.strip()
             print("CPython %s (%s): cold builds and the floor" % (version, python), file=sys.stderr)
-            # The floor as the issue defines it: compile + marshal CPU in one process, divided
+            # The floor: compile + marshal CPU in one process, divided
             # by the cores (CPU time, so the dealing of files to processes does not count).
             # Counted like the CPU columns (the machine's busy time), so the last column
             # compares like with like, and run in the same rotation as the cold builds
