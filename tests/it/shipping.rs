@@ -90,7 +90,7 @@ fn man_pages_match_the_cli() {
     assert_eq!(
         names(&committed),
         names(&rendered),
-        "regenerate with HASHPYC_UPDATE_MAN=1 cargo test man_pages"
+        "regenerate with HASHPYC_UPDATE_MAN=1 cargo test --release man_pages"
     );
     for ((name, ours), (_, theirs)) in committed.iter().zip(&rendered) {
         assert!(
