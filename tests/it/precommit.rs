@@ -99,6 +99,16 @@ fn commit(project: &Path, work: &Tree, path: &str, msg: &str) -> (bool, String) 
 /// A clean commit passes and leaves pycs for every interpreter; a syntax error fails the
 /// commit once, its header line naming every interpreter.
 fn commit_good_then_bad(project: &Path, work: &Tree, path: &str, pythons: &[&harness::Python]) {
+    // Options end with `--` (the hooks' default, the README's advice for `args` of one's
+    // own), so a staged file named like a flag is compiled.
+    std::fs::write(project.join("-n.py"), "x = 1\n").unwrap();
+    git(project, &["add", "-A"]);
+    let (ok, text) = commit(project, work, path, "a file named like a flag");
+    assert!(ok, "a file named `-n.py` must commit:\n{text}");
+    for py in pythons {
+        let pyc = format!("__pycache__/-n.cpython-{}{}.pyc", py.minor.0, py.minor.1);
+        assert!(project.join(&pyc).is_file(), "the hook compiled -n.py ({pyc}):\n{text}");
+    }
     std::fs::write(project.join("ok.py"), "def ok():\n    return 1\n").unwrap();
     git(project, &["add", "-A"]);
     let (ok, text) = commit(project, work, path, "clean");
@@ -156,7 +166,7 @@ fn pre_commit_hooks_from_this_repository() {
     std::fs::write(
         project.join(".pre-commit-config.yaml"),
         format!(
-            "repos:\n- repo: {}\n  rev: {rev}\n  hooks:\n  - id: hashpyc\n    args: [{}]\n",
+            "repos:\n- repo: {}\n  rev: {rev}\n  hooks:\n  - id: hashpyc\n    args: [{}, --]\n",
             hooks.display(),
             args.join(", ")
         ),
@@ -224,13 +234,5 @@ fn pre_commit_example_as_written() {
     assert!(ok, "an excluded file must not fail the commit:\n{text}");
     assert!(!project.join("tests/fixtures/__pycache__").exists(), "{text}");
     // A file whose name starts with `-`, which pre-commit appends as it is: a file, not a flag.
-    std::fs::write(project.join("-n.py"), "x = 1\n").unwrap();
-    git(&project, &["add", "-A"]);
-    let (ok, text) = commit(&project, &work, &path, "a file named like a flag");
-    assert!(ok, "a file named `-n.py` must commit:\n{text}");
-    for py in [py312, py313] {
-        let pyc = format!("__pycache__/-n.cpython-{}{}.pyc", py.minor.0, py.minor.1);
-        assert!(project.join(&pyc).is_file(), "the hook compiled -n.py ({pyc}):\n{text}");
-    }
     commit_good_then_bad(&project, &work, &path, &[py312, py313]);
 }
