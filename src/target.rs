@@ -209,6 +209,12 @@ pub enum TargetError {
     #[error("`{}` failed to start Python: {detail}", crate::report::shown(path))]
     ProbeFailed { path: PathBuf, detail: String },
     #[error(
+        "`{}` printed `{line}` on stdout before Python started (a wrapper script that prints?): \
+         a launcher must not write to stdout, which carries hashpyc's exchanges with the interpreter",
+        crate::report::shown(path)
+    )]
+    LauncherPrinted { path: PathBuf, line: String },
+    #[error(
         "`{}` is Python {version}; hashpyc needs CPython 3.7 or newer (PEP 552)",
         crate::report::shown(path)
     )]
@@ -562,7 +568,19 @@ fn with_output(how: String, err: &str, out: &str) -> String {
 fn parse_probe(exe: &Path, out: &str, err: &str) -> Result<Target, TargetError> {
     let not_python = |detail: String| TargetError::NotPython { path: exe.to_path_buf(), detail };
     let mut lines = out.lines();
-    if lines.next() != Some("hashpyc-probe") || !out.lines().any(|l| l == "end") {
+    let answered = out.lines().any(|l| l == "end");
+    if answered && let Some(at) = out.find("hashpyc-probe\n").filter(|&at| at > 0) {
+        // The interpreter answered, after a launcher's own output: the workers' stdout
+        // would carry it where their hello must be, so it is refused here as it would be
+        // there, naming what the launcher printed.
+        let junk = &out.as_bytes()[..at];
+        let first = junk.split(|&b| b == b'\n').find(|l| !l.trim_ascii().is_empty()).unwrap_or(junk);
+        return Err(TargetError::LauncherPrinted {
+            path: exe.to_path_buf(),
+            line: crate::pool::printed(first),
+        });
+    }
+    if lines.next() != Some("hashpyc-probe") || !answered {
         let said: Vec<&str> = err.lines().chain(out.lines()).filter(|l| !l.trim().is_empty()).collect();
         return Err(not_python(match said.as_slice() {
             [] => "the probe printed nothing".to_string(),
@@ -959,6 +977,12 @@ mod tests {
         assert!(matches!(parse_probe(exe, pypy, ""), Err(TargetError::NotCPython { .. })));
         let junk = "hello\n";
         assert!(matches!(parse_probe(exe, junk, ""), Err(TargetError::NotPython { .. })));
+        // A launcher's line before the probe's answer is named, not the whole answer shown.
+        let banner = format!("\n activating\t...\n{}", py27.replace("2.7.18", "3.12.1"));
+        assert!(matches!(
+            parse_probe(exe, &banner, ""),
+            Err(TargetError::LauncherPrinted { line, .. }) if line == " activating\\t..."
+        ));
     }
 
     /// An interpreter newer than the built-in table (a 3.16 pre-release, magic 3700 here)

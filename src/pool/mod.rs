@@ -760,8 +760,9 @@ fn reply_outcome(reply: Message) -> Result<Outcome, WorkerFailure> {
 /// kind (see `frame::decode`).
 const HELLO_HEAD: [u8; 5] = [9, 0, 0, 0, b'H'];
 
-/// The first line of what a worker printed where a frame was expected, for a message.
-fn printed(bytes: &[u8]) -> String {
+/// The first line of what a worker (or a launcher, before the probe) printed where a frame
+/// (the probe's answer) was expected, for a message.
+pub(crate) fn printed(bytes: &[u8]) -> String {
     let line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
     let text = String::from_utf8_lossy(&line[..line.len().min(200)]).into_owned();
     let mut out = String::new();

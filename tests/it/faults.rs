@@ -599,6 +599,42 @@ fn a_probe_does_not_wait_for_a_launchers_background_process() {
     assert_tree_sound(py, tree.root());
 }
 
+/// A launcher that prints a line on stdout before it `exec`s Python (an "activating…"
+/// banner): the probe's answer came after it, and the run stopped with "does not look like
+/// Python: the probe failed" and the whole answer shown; the workers' stdout would carry
+/// the line where their hello must be. The probe now names the launcher and its line in one
+/// line, saying a launcher must not write to stdout (exit 2), for `compile` and `check`.
+#[test]
+fn a_launcher_that_prints_on_stdout_is_named_at_the_probe() {
+    let Some(py) = harness::any_python("faults::launcher_prints_at_the_probe") else { return };
+    let tree = Tree::new();
+    sources(&tree, 2);
+    let wrapper = tree.write_executable(
+        "bin/activating",
+        format!("#!/bin/sh\necho 'activating the environment...'\nexec '{}' \"$@\"\n", py.path.display()),
+    );
+    for command in ["compile", "check"] {
+        let run = tree
+            .hashpyc()
+            .env("HASHPYC_STATE_DIR", tree.path("state"))
+            .arg(command)
+            .arg("--python")
+            .arg(&wrapper)
+            .arg("src")
+            .bounded(4_000_000, 60)
+            .run();
+        run.assert_code(2);
+        let want = format!(
+            "error: `{}` printed `activating the environment...` on stdout before Python started \
+             (a wrapper script that prints?): a launcher must not write to stdout",
+            wrapper.display()
+        );
+        assert!(run.stderr.starts_with(&want), "{command}: {}", run.stderr);
+        assert_eq!(run.stderr.lines().count(), 1, "{command}: {}", run.stderr);
+    }
+    assert!(tree.pycs().is_empty(), "{:?}", tree.pycs());
+}
+
 fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
     let start = Instant::now();
     while !cond() {
