@@ -722,6 +722,8 @@ pub fn probe_targets(args: &TargetArgs, timeout: Option<Duration>) -> Result<Vec
     // An interpreter named by a configuration file is reported at its key.
     let located = |e: target::TargetError| -> Error {
         match &args.python_from {
+            // An interrupt is no fault of the interpreter: the run ends as an interrupted one.
+            _ if matches!(e, target::TargetError::Interrupted) => Error::Interrupted,
             Some(o) => o.invalid(crate::pool::schedule::error_chain(&e)),
             None => e.into(),
         }

@@ -6,6 +6,7 @@
 use std::ffi::{OsStr, OsString};
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -226,6 +227,9 @@ pub enum TargetError {
     NotCPython { path: PathBuf, implementation: String },
     #[error("`{}` did not answer the probe within {secs} s", crate::report::shown(path))]
     Timeout { path: PathBuf, secs: u64 },
+    /// SIGINT or SIGTERM arrived while the interpreter was probed.
+    #[error("interrupted")]
+    Interrupted,
     #[error(
         "`{}` hashes sources with neither SipHash-1-3 nor SipHash-2-4 (got {got})",
         crate::report::shown(path)
@@ -350,6 +354,7 @@ pub fn find_version(
             seen.push(candidate.clone());
             match probe(&candidate, timeout, cache_dir) {
                 Ok(t) if request.matches(&t) => return Ok(t),
+                Err(TargetError::Interrupted) => return Err(TargetError::Interrupted),
                 Ok(t) => {
                     let (a, b, c) = t.version;
                     let ft = if t.gil_disabled { " (free-threaded)" } else { "" };
@@ -462,8 +467,12 @@ fn run_probe(exe: &Path, timeout: Duration) -> Result<Target, TargetError> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // Its own process group, as a worker's: an interrupt kills the launcher and what
+        // it started (`crate::interrupt`), and the probe ends at once.
+        .process_group(0)
         .spawn()
         .map_err(|source| TargetError::Spawn { path: exe.to_path_buf(), source })?;
+    crate::interrupt::register(child.id());
     let stdout = child.stdout.take().expect("piped");
     let stderr = child.stderr.take().expect("piped");
     let out_reader = Reader::start(stdout, 1 << 20);
@@ -471,15 +480,22 @@ fn run_probe(exe: &Path, timeout: Duration) -> Result<Target, TargetError> {
     let start = Instant::now();
     let status = loop {
         match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if start.elapsed() < timeout => std::thread::sleep(Duration::from_millis(5)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(TargetError::Timeout { path: exe.to_path_buf(), secs: timeout.as_secs() });
+            // One killed by the interrupt (its group is) was interrupted, not failed.
+            Ok(Some(_)) if crate::interrupt::requested() => break Err(TargetError::Interrupted),
+            Ok(Some(status)) => break Ok(status),
+            Ok(None) if start.elapsed() < timeout && !crate::interrupt::requested() => {
+                std::thread::sleep(Duration::from_millis(5))
             }
+            _ if crate::interrupt::requested() => break Err(TargetError::Interrupted),
+            _ => break Err(TargetError::Timeout { path: exe.to_path_buf(), secs: timeout.as_secs() }),
         }
     };
+    if status.is_err() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    crate::interrupt::unregister(child.id());
+    let status = status?;
     // The probe printed everything before it exited; a process a launcher left in the
     // background (`sleep 40 &`) may hold the pipes open long after: wait a moment for
     // the end of its output, then take what was read.

@@ -635,6 +635,59 @@ fn a_launcher_that_prints_on_stdout_is_named_at_the_probe() {
     assert!(tree.pycs().is_empty(), "{:?}", tree.pycs());
 }
 
+/// SIGINT or SIGTERM while the interpreter is probed (a launcher that takes its time before
+/// it `exec`s Python): the run waited for the forced exit 5 s after the signal and ended
+/// saying nothing. It now stops the probe (the launcher and what it started) at once and
+/// ends as any interrupted run: `error: interrupted`, exit 130 or 143.
+#[test]
+fn an_interrupt_during_the_probe_ends_the_run_as_interrupted() {
+    let Some(py) = harness::any_python("faults::interrupt_during_the_probe") else { return };
+    for (sig, code) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
+        let tree = Tree::new();
+        sources(&tree, 2);
+        let pid_file = tree.path("launcher-child.pid");
+        let wrapper = tree.write_executable(
+            "bin/slow-launcher",
+            format!(
+                "#!/bin/sh\nsleep 300 &\necho $! > '{}.tmp'\nmv '{0}.tmp' '{0}'\nwait\nexec '{}' \"$@\"\n",
+                pid_file.display(),
+                py.path.display()
+            ),
+        );
+        let run = tree
+            .hashpyc()
+            .env("HASHPYC_STATE_DIR", tree.path("state"))
+            .arg("compile")
+            .arg("--python")
+            .arg(&wrapper)
+            .arg("src")
+            .run_signalled(sig, || pid_file.exists());
+        let child: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+        let alive = || {
+            // Alive, and not a zombie waiting to be reaped.
+            std::fs::read_to_string(format!("/proc/{child}/stat"))
+                .is_ok_and(|stat| stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
+        };
+        // Killed with the launcher (SIGKILL to its process group) before the run exits, and
+        // gone once that is delivered; it sleeps far longer than this waits.
+        let start = Instant::now();
+        while alive() && start.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let left = alive();
+        if left {
+            // SAFETY: kill(2) of the launcher's `sleep`, started for this test.
+            unsafe {
+                libc::kill(child, libc::SIGKILL);
+            }
+        }
+        assert_eq!(run.code, Some(code), "{}", run.stderr);
+        assert_eq!(run.stderr, "error: interrupted\n", "signal {sig}");
+        assert!(!left, "the launcher's child outlived the run (signal {sig})");
+        assert!(tree.pycs().is_empty(), "{:?}", tree.pycs());
+    }
+}
+
 fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
     let start = Instant::now();
     while !cond() {
