@@ -254,8 +254,9 @@ struct Shared<'a> {
     births: Mutex<Vec<Births>>,
     fatal: Mutex<Option<Fatal>>,
     stop: AtomicBool,
-    /// Units in a row lost to dying workers; reset by any success.
-    crash_streak: AtomicUsize,
+    /// Per target, its units in a row lost to dying workers; reset by any success of that
+    /// target's (another target's successes say nothing of this one's workers).
+    crash_streak: Vec<AtomicUsize>,
     reporter: &'a dyn Reporter,
 }
 
@@ -277,7 +278,7 @@ pub fn run(
         births: Mutex::new((0..s.specs.len()).map(|_| Births::default()).collect()),
         fatal: Mutex::new(None),
         stop: AtomicBool::new(false),
-        crash_streak: AtomicUsize::new(0),
+        crash_streak: (0..s.specs.len()).map(|_| AtomicUsize::new(0)).collect(),
         reporter,
     };
     if expected > 0 {
@@ -919,7 +920,7 @@ impl<'a> Slot<'a> {
                     if attempts < 2 {
                         continue;
                     }
-                    let streak = self.sh.crash_streak.fetch_add(1, Ordering::SeqCst) + 1;
+                    let streak = self.sh.crash_streak[t].fetch_add(1, Ordering::SeqCst) + 1;
                     if streak >= (2 * s.jobs).max(4) {
                         self.fail(t, WorkerFailure::Died(format!("workers keep dying; the last: {f}")));
                         return None;
@@ -930,7 +931,7 @@ impl<'a> Slot<'a> {
                 }
             }
         };
-        self.sh.crash_streak.store(0, Ordering::SeqCst);
+        self.sh.crash_streak[t].store(0, Ordering::SeqCst);
         if deferred {
             return Some(Step::Deferred);
         }

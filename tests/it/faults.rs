@@ -425,6 +425,43 @@ fn every_worker_dying_exits_2_with_the_reason() {
     }
 }
 
+/// Workers of one target that die on every compile, beside a healthy target: the units in a
+/// row lost to dying workers were counted for the whole run, so the healthy target's
+/// compiles, one per source, reset the other's count; every source failed for the dying
+/// target and the run went on to the end (exit 1). The count is now per target: the run
+/// stops with "workers keep dying", naming that target (exit 2), as it does alone.
+#[test]
+fn workers_that_keep_dying_stop_the_run_beside_a_healthy_target() {
+    let Some(healthy) = harness::any_python("faults::keep_dying_beside_a_healthy_target") else { return };
+    let Some(dying) = harness::pythons().values().find(|p| p.minor >= (3, 7) && p.minor != healthy.minor)
+    else {
+        return;
+    };
+    let tree = Tree::new();
+    sources(&tree, 20);
+    let (major, minor) = dying.minor;
+    let script = fake_worker(
+        &tree,
+        "dies-for-one-version",
+        &format!("if sys.version_info[:2] == ({major}, {minor}):\n    posix.kill(posix.getpid(), 9)"),
+    );
+    let run = tree
+        .hashpyc()
+        .env("HASHPYC_WORKER_SCRIPT", &script)
+        .args(["compile", "-j2"])
+        .python(healthy)
+        .python(dying)
+        .arg("src")
+        .bounded(4_000_000, 120)
+        .run();
+    run.assert_code(2);
+    let want = format!("error: cannot compile with CPython {} (`{}`)", dying.version, dying.path.display());
+    assert!(run.stderr.contains(&want), "{}", run.stderr);
+    assert!(run.stderr.contains("workers keep dying") && run.stderr.contains("signal 9"), "{}", run.stderr);
+    // What the healthy target wrote before the run stopped is whole.
+    assert_tree_sound(healthy, tree.root());
+}
+
 /// `compile` of three sources for `healthy` and for `py` behind a launcher script
 /// (`bin/launcher`) that runs `action` for the worker's command line (it holds `-B`) before
 /// `exec`ing `py`, bounded; the launcher and the run.
