@@ -491,7 +491,11 @@ fn run_probe(exe: &Path, timeout: Duration) -> Result<Target, TargetError> {
         }
     };
     if status.is_err() {
-        let _ = child.kill();
+        // The whole group: a launcher's children (`sleep 300 &`) go with it.
+        // SAFETY: kill(2) of the process group this probe was started in.
+        unsafe {
+            libc::kill(-(child.id() as i32), libc::SIGKILL);
+        }
         let _ = child.wait();
     }
     crate::interrupt::unregister(child.id());

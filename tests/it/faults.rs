@@ -725,6 +725,53 @@ fn an_interrupt_during_the_probe_ends_the_run_as_interrupted() {
     }
 }
 
+/// A probe that times out takes the launcher's whole process group with it: nothing it
+/// started outlives the run.
+#[test]
+fn a_probe_that_times_out_leaves_no_process_behind() {
+    let Some(py) = harness::any_python("faults::a_probe_that_times_out_leaves_no_process_behind") else {
+        return;
+    };
+    let tree = Tree::new();
+    sources(&tree, 1);
+    let pid_file = tree.path("launcher-child.pid");
+    let wrapper = tree.write_executable(
+        "bin/stuck-launcher",
+        format!(
+            "#!/bin/sh\nsleep 300 &\necho $! > '{}'\nwait\nexec '{}' \"$@\"\n",
+            pid_file.display(),
+            py.path.display()
+        ),
+    );
+    // The probe's limit is --timeout, at least 10 s.
+    let run = tree
+        .hashpyc()
+        .env("HASHPYC_STATE_DIR", tree.path("state"))
+        .args(["compile", "--timeout", "1", "--python"])
+        .arg(&wrapper)
+        .arg("src")
+        .run();
+    let child: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    let alive = || {
+        std::fs::read_to_string(format!("/proc/{child}/stat"))
+            .is_ok_and(|stat| stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
+    };
+    let start = Instant::now();
+    while alive() && start.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let left = alive();
+    if left {
+        // SAFETY: kill(2) of the launcher's `sleep`, started for this test.
+        unsafe {
+            libc::kill(child, libc::SIGKILL);
+        }
+    }
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(run.stderr.contains("stuck-launcher"), "{}", run.stderr);
+    assert!(!left, "the launcher's child outlived the timed-out probe:\n{}", run.stderr);
+}
+
 fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
     let start = Instant::now();
     while !cond() {
