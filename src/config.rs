@@ -170,10 +170,48 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
         // reported, not serde's generic "did not match any variant".
         let value = toml::Value::deserialize(d)?;
         let result = match value {
-            toml::Value::Array(_) => Vec::<T>::deserialize(value).map(OneOrMany),
-            other => T::deserialize(other).map(|one| OneOrMany(vec![one])),
+            toml::Value::Array(items) => {
+                items.into_iter().map(not_a_date).collect::<Result<_, _>>().map(OneOrMany)
+            }
+            other => not_a_date(other).map(|one| OneOrMany(vec![one])),
         };
         result.map_err(serde::de::Error::custom)
+    }
+}
+
+/// An element of a [`OneOrMany`]: a TOML date or time is refused as the type it is (a
+/// buffered `toml::Value` would hand it over as a string, so `exclude = [1979-05-27]`
+/// would be taken as the glob `1979-05-27`).
+fn not_a_date<'de, T: Deserialize<'de>>(value: toml::Value) -> Result<T, toml::de::Error> {
+    match value {
+        toml::Value::Datetime(d) => T::deserialize(DateValue(d)),
+        other => T::deserialize(other),
+    }
+}
+
+/// `date `1979-05-27``, `time `07:32:00`` or `date-time `…``, for an error.
+fn date_shown(d: &toml::value::Datetime) -> String {
+    let kind = match (d.date.is_some(), d.time.is_some()) {
+        (true, false) => "date",
+        (false, true) => "time",
+        _ => "date-time",
+    };
+    format!("{kind} `{d}`")
+}
+
+/// A TOML date or time that every type refuses, naming it: "invalid type: date
+/// `1979-05-27`, expected a string".
+struct DateValue(toml::value::Datetime);
+
+impl<'de> Deserializer<'de> for DateValue {
+    type Error = toml::de::Error;
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        let shown = date_shown(&self.0);
+        Err(serde::de::Error::invalid_type(serde::de::Unexpected::Other(&shown), &visitor))
+    }
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option
+        unit unit_struct newtype_struct seq tuple tuple_struct map struct enum identifier ignored_any
     }
 }
 
@@ -659,6 +697,18 @@ pub fn parse(text: &str, is_pyproject: bool, file: &str) -> Result<Option<Option
             "`{file}` line {line}: unknown key `{unknown}` in {table_name}{hint}"
         )));
     }
+    // A date or time given for a key read as a string or number reaches serde as the table
+    // toml's deserializer makes of it ("invalid type: map"): name it as written.
+    let date = table.iter().find_map(|(k, v)| match v.get_ref() {
+        toml::de::DeValue::Datetime(d) if k.span().start <= span.start && span.start < v.span().end => {
+            Some(date_shown(d))
+        }
+        _ => None,
+    });
+    let message = match date {
+        Some(date) => message.replace("invalid type: map", &format!("invalid type: {date}")),
+        None => message,
+    };
     match key_at(table, &span) {
         Some(key) => Err(Error::Usage(format!(
             "`{file}` line {line}: invalid value for `{key}` in {table_name}: {}{}",

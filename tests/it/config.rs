@@ -940,6 +940,50 @@ fn bad_configurations() {
     );
 }
 
+// A TOML date or time (`exclude = [1979-05-27]`, `python = 2024-01-01`) is a wrong type
+// for every key, named as written: never read as the string it looks like (a glob
+// `1979-05-27`, an interpreter named so), whether alone, in a list or for a key that takes
+// one string.
+#[test]
+fn dates_and_times_are_not_strings() {
+    assert_eq!(
+        bad("hashpyc.toml", "optimize = 0\nexclude = [\"tests/\", 1979-05-27]\n", &["compile"]),
+        "error: `hashpyc.toml` line 2: invalid value for `exclude` in the top level: invalid type: date \
+         `1979-05-27`, expected a string\n"
+    );
+    assert_eq!(
+        bad("pyproject.toml", "[tool.hashpyc]\npython = 2024-01-01\n", &["check"]),
+        "error: `pyproject.toml` line 2: invalid value for `python` in [tool.hashpyc]: invalid type: date \
+         `2024-01-01`, expected a string\n"
+    );
+    assert_eq!(
+        bad("hashpyc.toml", "cache = 07:32:00\n", &["compile"]),
+        "error: `hashpyc.toml` line 1: invalid value for `cache` in the top level: invalid type: time \
+         `07:32:00`, expected path string\n"
+    );
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("hashpyc.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let mut accepted = Vec::new();
+    for key in schema["properties"].as_object().unwrap().keys() {
+        for date in ["1979-05-27", "07:32:00", "1979-05-27T07:32:00", "1979-05-27T07:32:00Z"] {
+            for value in [date.to_string(), format!("[{date}]")] {
+                let text = format!("{key} = {value}\n");
+                match hashpyc::config::parse(&text, false, "hashpyc.toml") {
+                    Err(e) if e.to_string().contains(&format!("`{date}`")) => {}
+                    // A list for a key that takes one value is refused as a list.
+                    Err(e) if value.starts_with('[') && e.to_string().contains("invalid type: sequence") => {}
+                    // An enum: toml's own "wanted string or table" for anything but a string.
+                    Err(e) if key == "invalidation-mode" && e.to_string().contains("wanted string") => {}
+                    other => accepted.push(format!("{text:?}: {other:?}")),
+                }
+            }
+        }
+    }
+    assert!(accepted.is_empty(), "dates not refused as such:\n{}", accepted.join("\n"));
+}
+
 // Flags for two alternatives of one setting are an error naming both, as `-b` with
 // `--pycache-prefix` is, whichever comes first (the keys are, in `bad_configurations`).
 #[test]
