@@ -841,6 +841,16 @@ fn flag_hint(unknown: &str) -> Option<String> {
         "no-cache" => Some(
             "leave out `cache` and `cache-url` for no cache; `--no-cache` is the flag for one run".into(),
         ),
+        "paths" | "path" | "files" | "src" | "sources" | "source" => Some(
+            "the paths describe one run, not the tree: give them on the command line, where none means \
+             the current directory"
+                .into(),
+        ),
+        "include" => Some(
+            "hashpyc has no `include`: it takes every `.py` file under the paths given on the command \
+             line, where none means the current directory; `exclude` skips some of them"
+                .into(),
+        ),
         "all" | "color" | "config" | "dry-run" | "force" | "format" | "no-config" | "no-progress"
         | "null" | "quiet" | "verbose" | "target" | "warnings-as-errors" => {
             Some(format!("`--{unknown}` describes one run, not the tree: give it on the command line"))

@@ -984,6 +984,28 @@ fn dates_and_times_are_not_strings() {
     assert!(accepted.is_empty(), "dates not refused as such:\n{}", accepted.join("\n"));
 }
 
+// Keys a user may reach for to name what to compile: the paths (`paths`, `src`, …) are
+// given on the command line, and hashpyc has no `include` (not "did you mean `exclude`",
+// its opposite).
+#[test]
+fn keys_for_the_paths_say_where_paths_go() {
+    for key in ["paths", "src", "files"] {
+        assert_eq!(
+            bad("hashpyc.toml", &format!("{key} = [\"src\"]\n"), &["compile"]),
+            format!(
+                "error: `hashpyc.toml` line 1: unknown key `{key}` in the top level (the paths describe one \
+                 run, not the tree: give them on the command line, where none means the current directory)\n"
+            )
+        );
+    }
+    assert_eq!(
+        bad("pyproject.toml", "[tool.hashpyc]\ninclude = [\"src/\"]\n", &["check"]),
+        "error: `pyproject.toml` line 2: unknown key `include` in [tool.hashpyc] (hashpyc has no `include`: \
+         it takes every `.py` file under the paths given on the command line, where none means the current \
+         directory; `exclude` skips some of them)\n"
+    );
+}
+
 // Flags for two alternatives of one setting are an error naming both, as `-b` with
 // `--pycache-prefix` is, whichever comes first (the keys are, in `bad_configurations`).
 #[test]
