@@ -590,7 +590,7 @@ pub fn load(
                 passed_over.push(format!(
                     "`{}` line {line}: invalid TOML: {}; passed over (it does not mention hashpyc)",
                     crate::report::shown(&shown),
-                    one_line(e.message())
+                    invalid_toml(&text, &e)
                 ));
                 continue;
             }
@@ -640,7 +640,7 @@ fn key_values(text: &str, is_pyproject: bool) -> std::collections::BTreeMap<Stri
 pub fn parse(text: &str, is_pyproject: bool, file: &str) -> Result<Option<Options>, Error> {
     let doc = toml::de::DeTable::parse(text).map_err(|e| {
         let line = e.span().map_or(1, |s| line_of(text, s.start));
-        Error::Usage(format!("`{file}` line {line}: invalid TOML: {}", one_line(e.message())))
+        Error::Usage(format!("`{file}` line {line}: invalid TOML: {}", invalid_toml(text, &e)))
     })?;
     let table_name = if is_pyproject { "[tool.hashpyc]" } else { "the top level" };
     // The table holding the settings, for naming the key of an error.
@@ -878,6 +878,18 @@ fn toml_words(message: &str) -> String {
         .replace("expected usize", "expected a whole number, 0 or more")
         .replace("expected i64", "expected an integer")
         .replace("expected f64", "expected a number")
+}
+
+/// A TOML syntax error's message, on one line; a key given twice is named (toml's message
+/// is only "duplicate key", at the second).
+fn invalid_toml(text: &str, e: &toml::de::Error) -> String {
+    let message = one_line(e.message());
+    let key =
+        e.span().and_then(|s| text.get(s)).map(str::trim).filter(|k| !k.is_empty() && !k.contains('\n'));
+    match key {
+        Some(key) if message == "duplicate key" => format!("duplicate key `{key}`"),
+        _ => message,
+    }
 }
 
 fn one_line(s: &str) -> String {

@@ -1006,6 +1006,20 @@ fn keys_for_the_paths_say_where_paths_go() {
     );
 }
 
+// A key given twice is invalid TOML: the error names the key, the file and the line of the
+// second.
+#[test]
+fn a_duplicate_key_is_named() {
+    assert_eq!(
+        bad("pyproject.toml", "[tool.hashpyc]\nexclude = [\"a/\"]\n\nexclude = [\"b/\"]\n", &["check"]),
+        "error: `pyproject.toml` line 4: invalid TOML: duplicate key `exclude`\n"
+    );
+    assert_eq!(
+        bad("hashpyc.toml", "optimize = 1\njobs = 2\noptimize = 2\n", &["compile"]),
+        "error: `hashpyc.toml` line 3: invalid TOML: duplicate key `optimize`\n"
+    );
+}
+
 // Flags for two alternatives of one setting are an error naming both, as `-b` with
 // `--pycache-prefix` is, whichever comes first (the keys are, in `bad_configurations`).
 #[test]
