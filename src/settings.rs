@@ -94,7 +94,14 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
                 }
                 explain_keys(&mut args.config, &args.output, json, "compile", c, k);
             }
-            explain_env(&mut args.config, &args.output, json, "compile", m);
+            let mut replaced = config_variables_replaced(m, &args.config);
+            if m.value_source("cache_read_only") == Some(ValueSource::EnvVariable)
+                && args.cache.no_cache_read_only
+                && !args.cache.cache_read_only
+            {
+                replaced.push(("cache_read_only", "no_cache_read_only"));
+            }
+            explain_env(&mut args.config, &args.output, json, "compile", m, &replaced);
             explain_cache_off(&mut args.config, &args.output, json, &args.cache);
         }
         Command::Check(args) => {
@@ -142,7 +149,11 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
                 set_flag(&mut args.stray, k, "stray", &["stray", "no_stray"], o.stray);
                 explain_keys(&mut args.config, &args.output, json, "check", c, k);
             }
-            explain_env(&mut args.config, &args.output, json, "check", m);
+            let mut replaced = config_variables_replaced(m, &args.config);
+            if !args.target_version.is_empty() && m.value_source("python") == Some(ValueSource::EnvVariable) {
+                replaced.push(("python", "target_version"));
+            }
+            explain_env(&mut args.config, &args.output, json, "check", m, &replaced);
         }
         Command::Cache(cmd) => {
             use crate::cli::CacheCommand;
@@ -330,6 +341,21 @@ fn command_line_config_wins(args: &mut ConfigArgs, m: &ArgMatches) {
     }
 }
 
+/// `HASHPYC_CONFIG` or `HASHPYC_NO_CONFIG` set but beaten by the other setting (as
+/// [`command_line_config_wins`] decided), with the flag that beat it, for `-v`.
+fn config_variables_replaced(m: &ArgMatches, args: &ConfigArgs) -> Vec<(&'static str, &'static str)> {
+    let from_env = |id: &str| m.value_source(id) == Some(ValueSource::EnvVariable);
+    let mut replaced = Vec::new();
+    if from_env("config") && args.config.is_none() {
+        replaced.push(("config", "no_config"));
+    }
+    if from_env("no_config") && !args.no_config && m.value_source("config") == Some(ValueSource::CommandLine)
+    {
+        replaced.push(("no_config", "config"));
+    }
+    replaced
+}
+
 fn from_env(origin: &mut Option<config::Origin>, m: &ArgMatches, id: &str, var: &'static str) {
     if m.value_source(id) == Some(ValueSource::EnvVariable) {
         *origin = Some(config::Origin::Env(var));
@@ -400,8 +426,16 @@ fn explain_keys(args: &mut ConfigArgs, output: &OutputArgs, json: bool, command:
     }
 }
 
-/// `-v`: each environment variable that gave a flag its value, as it was set.
-fn explain_env(args: &mut ConfigArgs, output: &OutputArgs, json: bool, command: &str, m: &ArgMatches) {
+/// `-v`: each environment variable that gave a flag its value, as it was set; one that a
+/// flag (or another variable) overrode, as `replaced` says by the flags' ids, says so.
+fn explain_env(
+    args: &mut ConfigArgs,
+    output: &OutputArgs,
+    json: bool,
+    command: &str,
+    m: &ArgMatches,
+    replaced: &[(&str, &str)],
+) {
     if output.verbose == 0 || output.quiet > 0 {
         return;
     }
@@ -416,7 +450,11 @@ fn explain_env(args: &mut ConfigArgs, output: &OutputArgs, json: bool, command: 
         let value = std::env::var_os(var).unwrap_or_default().to_string_lossy().into_owned();
         // A URL may carry a password: never printed.
         let value = if long == "cache-url" { crate::cache::remote::redact_url(&value) } else { value };
-        say(args, json, format!("setting: {}={value} (--{long})", var.to_string_lossy()));
+        let by = replaced
+            .iter()
+            .find(|(r, _)| *r == id)
+            .map_or(String::new(), |(_, by)| format!("; replaced by {}", flag_source(m, Some(sub), by)));
+        say(args, json, format!("setting: {}={value} (--{long}{by})", var.to_string_lossy()));
     }
     for (var, compile_only) in OTHER_VARIABLES {
         if *compile_only && command != "compile" {

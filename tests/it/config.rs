@@ -470,6 +470,88 @@ per_python!(verbose_says_where_each_setting_came_from, |py: &Python| {
     assert!(!run.stdout.contains("s3cret"), "{}", run.stdout);
 });
 
+// `-v` lists a variable that a flag (or the other variable) overrode as replaced, never as
+// in effect: `HASHPYC_PYTHON` beside `check --target` (an interpreter that does not exist,
+// and the run goes on without it), `HASHPYC_NO_CONFIG` beside `--config`, `HASHPYC_CONFIG`
+// beside `--no-config`, `HASHPYC_CACHE_READ_ONLY` beside `--no-cache-read-only`.
+#[test]
+fn verbose_says_which_variables_a_flag_replaced() {
+    let test = "config::verbose_says_which_variables_a_flag_replaced";
+    let Some(py) = harness::any_python(test) else { return };
+    let tree = Tree::new();
+    tree.write("m.py", "M = 1\n");
+    tree.write("ci.toml", "stray = true\n");
+    let settings = |run: &harness::Run| -> Vec<String> {
+        run.stderr.lines().filter(|l| l.starts_with("setting: HASHPYC_")).map(str::to_string).collect()
+    };
+    let run = tree
+        .hashpyc()
+        .env("HASHPYC_PYTHON", "no-such-python3")
+        .args(["check", "-v", "--target", "3.12", "m.py"])
+        .run();
+    run.assert_code(1);
+    assert!(
+        settings(&run).contains(
+            &"setting: HASHPYC_PYTHON=no-such-python3 (--python; replaced by --target on the command line)"
+                .to_string()
+        ),
+        "{}",
+        run.stderr
+    );
+    let run = tree
+        .hashpyc()
+        .env("HASHPYC_NO_CONFIG", "1")
+        .args(["check", "-v", "--config", "ci.toml", "--target", "3.12", "m.py"])
+        .run();
+    run.assert_code(1);
+    assert!(run.stderr.contains("configuration: ci.toml\n"), "{}", run.stderr);
+    assert!(
+        settings(&run).contains(
+            &"setting: HASHPYC_NO_CONFIG=1 (--no-config; replaced by --config on the command line)"
+                .to_string()
+        ),
+        "{}",
+        run.stderr
+    );
+    let run = tree
+        .hashpyc()
+        .env("HASHPYC_CONFIG", "ci.toml")
+        .args(["check", "-v", "--no-config", "--target", "3.12", "m.py"])
+        .run();
+    run.assert_code(1);
+    assert!(run.stderr.contains("configuration: none (--no-config)\n"), "{}", run.stderr);
+    assert!(
+        settings(&run).contains(
+            &"setting: HASHPYC_CONFIG=ci.toml (--config; replaced by --no-config on the command line)"
+                .to_string()
+        ),
+        "{}",
+        run.stderr
+    );
+    let run = tree
+        .hashpyc()
+        .env("HASHPYC_CACHE_READ_ONLY", "1")
+        .args(["compile", "-v", "--no-config", "--cache", "c", "--no-cache-read-only"])
+        .python(py)
+        .arg("m.py")
+        .run();
+    run.assert_code(0);
+    assert!(
+        settings(&run).contains(
+            &"setting: HASHPYC_CACHE_READ_ONLY=1 (--cache-read-only; replaced by --no-cache-read-only on the \
+              command line)"
+                .to_string()
+        ),
+        "{}",
+        run.stderr
+    );
+    // What it says is what happened: the cache stored the pyc.
+    let stats = tree.hashpyc().args(["cache", "stats", "--format", "json", "--cache", "c"]).run();
+    stats.assert_code(0);
+    let v: serde_json::Value = serde_json::from_str(&stats.stdout).unwrap();
+    assert_eq!(v["entries"].as_u64(), Some(1), "{v}");
+}
+
 // Every key set to `true` in the file has a `--no-…` flag that undoes it for one run (and
 // the later of a flag and its negation wins, as with ruff's `--fix`/`--no-fix`).
 per_python!(negations_undo_the_file, |py: &Python| {
