@@ -634,7 +634,22 @@ fn key_values(text: &str, is_pyproject: bool) -> std::collections::BTreeMap<Stri
     } else {
         Some(doc)
     };
-    table.into_iter().flatten().map(|(k, v)| (k, v.to_string())).collect()
+    table.into_iter().flatten().map(|(k, v)| (k, value_on_one_line(&v))).collect()
+}
+
+/// A value as TOML writes it, except that a string holding a line break or another control
+/// character is escaped as paths are shown ([`crate::report::shown`]: `"a\nb"`), where TOML
+/// would write a multi-line string.
+fn value_on_one_line(v: &toml::Value) -> String {
+    let escaped =
+        |v: &toml::Value| v.as_str().is_some_and(|s| crate::report::shown(Path::new(s)).starts_with('"'));
+    match v {
+        toml::Value::String(s) if escaped(v) => crate::report::shown(Path::new(s)).into_owned(),
+        toml::Value::Array(items) if items.iter().any(escaped) => {
+            format!("[{}]", items.iter().map(value_on_one_line).collect::<Vec<_>>().join(", "))
+        }
+        other => other.to_string(),
+    }
 }
 
 pub fn parse(text: &str, is_pyproject: bool, file: &str) -> Result<Option<Options>, Error> {

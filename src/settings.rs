@@ -447,9 +447,15 @@ fn explain_env(
             continue;
         }
         let (Some(var), Some(long)) = (arg.get_env(), arg.get_long()) else { continue };
-        let value = std::env::var_os(var).unwrap_or_default().to_string_lossy().into_owned();
+        let value = std::env::var_os(var).unwrap_or_default();
         // A URL may carry a password: never printed.
-        let value = if long == "cache-url" { crate::cache::remote::redact_url(&value) } else { value };
+        let value = if long == "cache-url" {
+            crate::cache::remote::redact_url(&value.to_string_lossy()).into()
+        } else {
+            value
+        };
+        // On one line, escaped as paths are (`HASHPYC_CACHE="a\nb"`).
+        let value = crate::report::shown(Path::new(&value));
         let by = replaced
             .iter()
             .find(|(r, _)| *r == id)
@@ -461,13 +467,13 @@ fn explain_env(
             continue;
         }
         if let Some(value) = std::env::var_os(var).filter(|v| !v.is_empty()) {
-            let value = value.to_string_lossy();
             let value =
                 if var.to_ascii_uppercase().ends_with("_PROXY") && !var.eq_ignore_ascii_case("NO_PROXY") {
-                    crate::cache::remote::redact_url(&value)
+                    crate::cache::remote::redact_url(&value.to_string_lossy()).into()
                 } else {
-                    value.into_owned()
+                    value
                 };
+            let value = crate::report::shown(Path::new(&value));
             say(args, json, format!("setting: {var}={value}"));
         }
     }

@@ -552,6 +552,43 @@ fn verbose_says_which_variables_a_flag_replaced() {
     assert_eq!(v["entries"].as_u64(), Some(1), "{v}");
 }
 
+// `-v` shows each value on one line, a line break or other control character escaped as
+// paths are (`"a\nb"`): a key of the file (which TOML would write as a multi-line string),
+// a variable standing for a flag and the other variables.
+#[test]
+fn verbose_shows_each_value_on_one_line() {
+    let test = "config::verbose_shows_each_value_on_one_line";
+    let Some(py) = harness::any_python(test) else { return };
+    let tree = Tree::new();
+    tree.write("m.py", "M = 1\n");
+    tree.write("hashpyc.toml", "exclude = [\"a\\nb/\", \"tests/\"]\nstray = true\n");
+    let run = tree
+        .hashpyc()
+        .env("HASHPYC_PYTHON", "no\nsuch")
+        .env("NO_COLOR", "1\r\n2")
+        .args(["check", "-v", "--target", "3.12", "m.py"])
+        .run();
+    run.assert_code(1);
+    for want in [
+        "setting: `exclude = [\"a\\nb/\", \"tests/\"]` from `hashpyc.toml` line 1",
+        "setting: `stray = true` from `hashpyc.toml` line 2",
+        "setting: HASHPYC_PYTHON=\"no\\nsuch\" (--python; replaced by --target on the command line)",
+        "setting: NO_COLOR=\"1\\r\\n2\"",
+    ] {
+        assert!(run.stderr.lines().any(|l| l == want), "{want}\n{}", run.stderr);
+    }
+    let run = tree
+        .hashpyc()
+        .env("HASHPYC_CACHE", "c\nd")
+        .args(["compile", "-v", "--no-config"])
+        .python(py)
+        .arg("m.py")
+        .run();
+    run.assert_code(0);
+    assert!(run.stderr.lines().any(|l| l == "setting: HASHPYC_CACHE=\"c\\nd\" (--cache)"), "{}", run.stderr);
+    assert!(!run.stderr.lines().any(|l| l == "d\" (--cache)" || l == "d (--cache)"), "{}", run.stderr);
+}
+
 // Every key set to `true` in the file has a `--no-…` flag that undoes it for one run (and
 // the later of a flag and its negation wins, as with ruff's `--fix`/`--no-fix`).
 per_python!(negations_undo_the_file, |py: &Python| {
