@@ -408,9 +408,12 @@ impl Config {
         }
     }
 
-    /// `path` made absolute against the file's directory.
-    pub fn resolve(&self, path: &Path) -> PathBuf {
-        crate::layout::absolute(&crate::layout::expand_home(path), &self.dir)
+    /// `path`, the value of `key`, made absolute against the file's directory (a leading
+    /// `~/` the home directory: an error at the key when none is known).
+    pub fn resolve(&self, key: &'static str, path: &Path) -> Result<PathBuf, Error> {
+        let path =
+            crate::layout::expand_home(path).map_err(|reason| Origin::key(self, key).invalid(reason))?;
+        Ok(crate::layout::absolute(&path, &self.dir))
     }
 }
 

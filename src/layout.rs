@@ -84,17 +84,24 @@ pub fn cache_name_parts(name: &[u8]) -> Option<(&[u8], &[u8], u8)> {
 /// `~` and `~/…` as the home directory ([`home_dir`]), as a shell would have expanded
 /// them: a value from a configuration file or from an environment variable set where no
 /// shell runs (a Dockerfile's `ENV`, a CI file) arrives unexpanded. Anything else is
-/// unchanged.
-pub fn expand_home(path: &Path) -> PathBuf {
+/// unchanged. With no home directory known (no `HOME`, no entry in the password database)
+/// it is an error, the reason for the caller to name where the value came from: never a
+/// directory named `~` in the working directory.
+pub fn expand_home(path: &Path) -> Result<PathBuf, String> {
     use std::os::unix::ffi::OsStrExt;
     let bytes = path.as_os_str().as_bytes();
     let rest = match bytes {
         b"~" => Some(&b""[..]),
         _ => bytes.strip_prefix(b"~/"),
     };
-    match (rest, rest.and_then(|_| home_dir())) {
-        (Some(rest), Some(home)) => home.join(std::ffi::OsStr::from_bytes(rest)),
-        _ => path.to_path_buf(),
+    let Some(rest) = rest else { return Ok(path.to_path_buf()) };
+    match home_dir() {
+        Some(home) => Ok(home.join(std::ffi::OsStr::from_bytes(rest))),
+        None => Err(format!(
+            "`{}` starts with `~`, but the home directory is unknown: HOME is not set and the user has no \
+             entry in the password database",
+            crate::report::shown(path)
+        )),
     }
 }
 
@@ -180,10 +187,10 @@ mod tests {
     fn home_is_expanded_only_at_the_start() {
         let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) else { return };
         let home = PathBuf::from(home);
-        assert_eq!(expand_home(Path::new("~/.cache/x")), home.join(".cache/x"));
-        assert_eq!(expand_home(Path::new("~")), home);
+        assert_eq!(expand_home(Path::new("~/.cache/x")), Ok(home.join(".cache/x")));
+        assert_eq!(expand_home(Path::new("~")), Ok(home));
         for same in ["~user/x", "a/~/b", "/abs/~", "~x", "rel"] {
-            assert_eq!(expand_home(Path::new(same)), Path::new(same));
+            assert_eq!(expand_home(Path::new(same)), Ok(PathBuf::from(same)));
         }
     }
 

@@ -51,7 +51,7 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
                 args.cache.cache_read_only = false;
             }
             if let Some(dir) = &mut args.cache.cache {
-                *dir = layout::expand_home(dir);
+                *dir = expand_home_of(m, "cache", dir)?;
             }
             command_line_config_wins(&mut args.config, m);
             args.config.config_from_env = m.value_source("config") == Some(ValueSource::EnvVariable);
@@ -62,10 +62,10 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
             if let Some(c) = &c {
                 let k = &mut Keys::new(m);
                 let o = &c.options;
-                apply_target(&mut args.target, k, c, &["python"]);
-                apply_select(&mut args.select, k, c);
-                apply_layout(&mut args.layout, k, c);
-                apply_cache(&mut args.cache, k, c);
+                apply_target(&mut args.target, k, c, &["python"])?;
+                apply_select(&mut args.select, k, c)?;
+                apply_layout(&mut args.layout, k, c)?;
+                apply_cache(&mut args.cache, k, c)?;
                 if k.applies("invalidation-mode", &["invalidation_mode"])
                     && let Some(mode) = o.invalidation_mode
                 {
@@ -133,9 +133,9 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
                 let k = &mut Keys::new(m);
                 let o = &c.options;
                 // `--target X.Y` stands in for the interpreters: the file's are not probed then.
-                apply_target(&mut args.target, k, c, &["target_version", "python"]);
-                apply_select(&mut args.select, k, c);
-                apply_layout(&mut args.layout, k, c);
+                apply_target(&mut args.target, k, c, &["target_version", "python"])?;
+                apply_select(&mut args.select, k, c)?;
+                apply_layout(&mut args.layout, k, c)?;
                 apply_embed(&mut args.embed, k, c);
                 // What `compile` writes is what `check` accepts.
                 if k.applies("invalidation-mode", &["mode"])
@@ -174,8 +174,13 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
             if let Some(m) = m {
                 command_line_config_wins(&mut dir.config, m);
             }
-            let named =
-                dir.dir.as_ref().filter(|d| !d.as_os_str().is_empty()).map(|d| layout::expand_home(d));
+            let named = match dir.dir.as_ref().filter(|d| !d.as_os_str().is_empty()) {
+                Some(d) => Some(match m {
+                    Some(m) => expand_home_of(m, "dir", d)?,
+                    None => layout::expand_home(d).map_err(Error::Usage)?,
+                }),
+                None => None,
+            };
             if named.is_some() && !file_limit {
                 dir.dir = named;
                 return Ok(());
@@ -196,7 +201,7 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
             }
             let (from_file, file, shared, size) = match source? {
                 config::Source::File(c) => (
-                    c.options.cache.as_ref().map(|d| c.resolve(d)),
+                    c.options.cache.as_ref().map(|d| c.resolve("cache", d)).transpose()?,
                     format!("`{}`", crate::report::shown(&c.path)),
                     c.options
                         .cache_url
@@ -269,14 +274,27 @@ fn unusable_state_dir(command: &str, verbose: bool) -> Option<String> {
     if !explicit && !verbose {
         return None;
     }
-    let dir = target::state_dir()?;
-    let reason = target::state_dir_problem(&dir)?;
     let lost = if command == "compile" {
         "compile failures, interpreter probes and the pycs found good are not remembered, so every run \
          starts Python again and reads every pyc whole"
     } else {
         "interpreter probes and the pycs found good are not remembered, so every run starts Python again \
          and reads every pyc whole, and a missing pyc is not explained by the compile failure `compile` found"
+    };
+    let (dir, reason) = match target::state_dir() {
+        Some(dir) => {
+            let reason = target::state_dir_problem(&dir)?;
+            (dir, reason)
+        }
+        // Set, not turned off, but with a `~` no home directory expands.
+        None if explicit
+            && !crate::env::is_on(crate::env::NO_STATE)
+            && !crate::env::is_on(crate::env::NO_CACHE) =>
+        {
+            let set = PathBuf::from(std::env::var_os("HASHPYC_STATE_DIR").unwrap_or_default());
+            (set.clone(), layout::expand_home(&set).err()?)
+        }
+        None => return None,
     };
     Some(format!(
         "the state directory `{}` cannot be used ({reason}): {lost}; set HASHPYC_STATE_DIR to a \
@@ -354,6 +372,18 @@ fn config_variables_replaced(m: &ArgMatches, args: &ConfigArgs) -> Vec<(&'static
         replaced.push(("no_config", "config"));
     }
     replaced
+}
+
+/// `dir`, the value of flag `id`, with a leading `~/` expanded; with no home directory
+/// known, an error naming the variable (`HASHPYC_CACHE`) or the flag that gave it.
+fn expand_home_of(m: &ArgMatches, id: &str, dir: &Path) -> Result<PathBuf, Error> {
+    layout::expand_home(dir).map_err(|reason| {
+        if m.value_source(id) == Some(ValueSource::EnvVariable) {
+            Error::Usage(format!("invalid HASHPYC_CACHE: {reason}"))
+        } else {
+            Error::Usage(format!("invalid value for --cache: {reason}"))
+        }
+    })
 }
 
 fn from_env(origin: &mut Option<config::Origin>, m: &ArgMatches, id: &str, var: &'static str) {
@@ -556,24 +586,28 @@ fn say(args: &mut ConfigArgs, json: bool, line: String) {
     }
 }
 
-fn apply_target(t: &mut TargetArgs, k: &mut Keys, c: &Config, ids: &[&'static str]) {
+fn apply_target(t: &mut TargetArgs, k: &mut Keys, c: &Config, ids: &[&'static str]) -> Result<(), Error> {
     if !k.applies("python", ids) {
-        return;
+        return Ok(());
     }
     if let Some(pythons) = &c.options.python {
         // A name is looked up on PATH; a value with a `/` is a path, relative to the file.
-        t.python =
-            pythons
-                .iter()
-                .map(|p| {
-                    if p.contains('/') { c.resolve(Path::new(p)).into_os_string() } else { OsString::from(p) }
-                })
-                .collect();
+        t.python = pythons
+            .iter()
+            .map(|p| {
+                if p.contains('/') {
+                    c.resolve("python", Path::new(p)).map(PathBuf::into_os_string)
+                } else {
+                    Ok(OsString::from(p))
+                }
+            })
+            .collect::<Result<_, _>>()?;
         t.python_from = Some(config::Origin::key(c, "python"));
     }
+    Ok(())
 }
 
-fn apply_select(sel: &mut SelectArgs, k: &mut Keys, c: &Config) {
+fn apply_select(sel: &mut SelectArgs, k: &mut Keys, c: &Config) -> Result<(), Error> {
     let o = &c.options;
     // `--no-ignore` and `--hidden` turn the file's opt-ins off.
     set_flag(
@@ -611,12 +645,13 @@ fn apply_select(sel: &mut SelectArgs, k: &mut Keys, c: &Config) {
     if k.applies("limit-symlinks", &["limit_symlinks"])
         && let Some(dir) = &o.limit_symlinks
     {
-        sel.limit_symlinks = Some(c.resolve(dir));
+        sel.limit_symlinks = Some(c.resolve("limit-symlinks", dir)?);
         sel.limit_symlinks_from = Some(config::Origin::key(c, "limit-symlinks"));
     }
+    Ok(())
 }
 
-fn apply_layout(layout: &mut LayoutArgs, k: &mut Keys, c: &Config) {
+fn apply_layout(layout: &mut LayoutArgs, k: &mut Keys, c: &Config) -> Result<(), Error> {
     let o = &c.options;
     if k.applies("optimize", &["optimize"])
         && let Some(levels) = &o.optimize
@@ -636,9 +671,10 @@ fn apply_layout(layout: &mut LayoutArgs, k: &mut Keys, c: &Config) {
     if k.applies("pycache-prefix", &["legacy", "pycache_prefix"])
         && let Some(prefix) = &o.pycache_prefix
     {
-        layout.pycache_prefix = Some(c.resolve(prefix));
+        layout.pycache_prefix = Some(c.resolve("pycache-prefix", prefix)?);
         layout.pycache_prefix_from = Some(config::Origin::key(c, "pycache-prefix"));
     }
+    Ok(())
 }
 
 /// `ddir`, `strip-prefix` and `prepend-prefix`: `-d` and `-s`/`-p` are alternatives, so a
@@ -662,13 +698,13 @@ pub fn embed(args: &EmbedArgs) -> Embed {
     Embed { ddir: args.ddir.clone(), strip: args.strip_prefix.clone(), prepend: args.prepend_prefix.clone() }
 }
 
-fn apply_cache(cache: &mut CacheArgs, k: &mut Keys, c: &Config) {
+fn apply_cache(cache: &mut CacheArgs, k: &mut Keys, c: &Config) -> Result<(), Error> {
     let o = &c.options;
     // `--no-cache` turns off both tiers: the file's are not even looked at.
     if k.applies("cache", &["cache", "no_cache"])
         && let Some(dir) = &o.cache
     {
-        cache.cache = Some(c.resolve(dir));
+        cache.cache = Some(c.resolve("cache", dir)?);
     }
     if k.applies("cache-url", &["cache_url", "no_cache"]) && o.cache_url.is_some() {
         cache.cache_url.clone_from(&o.cache_url);
@@ -686,6 +722,7 @@ fn apply_cache(cache: &mut CacheArgs, k: &mut Keys, c: &Config) {
     {
         cache.cache_max_size = size.0;
     }
+    Ok(())
 }
 
 /// Paths from arguments, `-` expanded from stdin; `.` when none.

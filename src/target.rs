@@ -783,8 +783,9 @@ pub fn state_dir() -> Option<PathBuf> {
         return None;
     }
     if let Some(dir) = set("HASHPYC_STATE_DIR") {
-        // Set where no shell expands `~` (a Dockerfile's ENV), as HASHPYC_CACHE is.
-        return Some(crate::layout::expand_home(Path::new(&dir)));
+        // Set where no shell expands `~` (a Dockerfile's ENV), as HASHPYC_CACHE is. With no
+        // home directory known, none (`compile` and `check` warn of it).
+        return crate::layout::expand_home(Path::new(&dir)).ok();
     }
     if let Some(dir) = set("XDG_CACHE_HOME") {
         return Some(PathBuf::from(dir).join("hashpyc"));

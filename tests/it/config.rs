@@ -849,6 +849,92 @@ fn home_without_home_is_the_password_databases() {
     assert!(!home.join("hashpyc-test-no-such-cache").exists());
 }
 
+// With no home directory known (no `HOME`, a user with no entry in the password database,
+// as in a container run with `--user 4242`), a leading `~/` is an error naming the key or
+// the variable, never a directory named `~` in the working directory: the file's `cache`
+// and `pycache-prefix`, `HASHPYC_CACHE` for `compile` and `cache stats`; `HASHPYC_STATE_DIR`
+// is a warning, as any state directory that cannot be used, and the run goes on without it.
+#[test]
+fn home_unknown_is_an_error_not_a_directory_named_tilde() {
+    use std::os::unix::fs::PermissionsExt;
+    let test = "config::home_unknown_is_an_error_not_a_directory_named_tilde";
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0
+        || std::process::Command::new("setpriv").arg("--version").output().is_err()
+    {
+        harness::visible(&format!(
+            "SKIPPED {test}: needs root and setpriv to run as a user with no passwd entry"
+        ));
+        return;
+    }
+    let tree = Tree::new();
+    std::fs::set_permissions(tree.root(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    tree.write("m.py", "M = 1\n");
+    let unknown = "starts with `~`, but the home directory is unknown: HOME is not set and the user has no \
+                   entry in the password database";
+    let run = |env: &[(&str, &str)], args: &[&str]| -> harness::Run {
+        let mut cmd = std::process::Command::new("setpriv");
+        cmd.args(["--reuid=4242", "--regid=4242", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_hashpyc"))
+            .args(args)
+            .current_dir(tree.root())
+            .env_remove("HOME")
+            .env_remove("HASHPYC_STATE_DIR")
+            .env_remove("HASHPYC_CACHE")
+            .env_remove("HASHPYC_CONFIG")
+            .env_remove("HASHPYC_NO_CONFIG")
+            .env_remove("HASHPYC_PYTHON")
+            .env("NO_COLOR", "1");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        harness::guard_network(&mut cmd);
+        let out = cmd.output().unwrap();
+        harness::Run {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    };
+    let no_state = [("HASHPYC_NO_STATE", "1")];
+    tree.write("hashpyc.toml", "optimize = 0\ncache = \"~/bytecode\"\n");
+    let r = run(&no_state, &["compile", "--python", "no-such-python3", "m.py"]);
+    r.assert_code(2);
+    assert_eq!(
+        r.stderr,
+        format!("error: `hashpyc.toml` line 2: invalid value for `cache`: `~/bytecode` {unknown}\n")
+    );
+    let r = run(&no_state, &["cache", "stats"]);
+    r.assert_code(2);
+    assert_eq!(
+        r.stderr,
+        format!("error: `hashpyc.toml` line 2: invalid value for `cache`: `~/bytecode` {unknown}\n")
+    );
+    tree.write("hashpyc.toml", "pycache-prefix = \"~\"\n");
+    let r = run(&no_state, &["check", "--target", "3.12", "m.py"]);
+    r.assert_code(2);
+    assert_eq!(
+        r.stderr,
+        format!("error: `hashpyc.toml` line 1: invalid value for `pycache-prefix`: `~` {unknown}\n")
+    );
+    std::fs::remove_file(tree.path("hashpyc.toml")).unwrap();
+    for args in [&["compile", "--python", "no-such-python3", "m.py"][..], &["cache", "stats"]] {
+        let r = run(&[("HASHPYC_NO_STATE", "1"), ("HASHPYC_CACHE", "~/bytecode")], args);
+        r.assert_code(2);
+        assert_eq!(r.stderr, format!("error: invalid HASHPYC_CACHE: `~/bytecode` {unknown}\n"), "{args:?}");
+    }
+    let r = run(&[("HASHPYC_STATE_DIR", "~/state")], &["check", "--target", "3.12", "m.py"]);
+    r.assert_code(1);
+    assert!(
+        r.stderr.starts_with(&format!(
+            "warning: the state directory `~/state` cannot be used (`~/state` {unknown}): interpreter probes"
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(!tree.path("~").exists(), "a directory named `~` in the working directory");
+}
+
 // An empty variable is an unset one (`ENV HASHPYC_CACHE=` in a Dockerfile): every variable
 // that stands in for a flag, set to "", changes nothing — for compile, check and the cache
 // commands — where clap alone would refuse the empty value.
