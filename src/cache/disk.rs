@@ -26,6 +26,8 @@ const STALE_TEMP: Duration = Duration::from_secs(3600);
 /// The cache directory tag's name, and hashpyc's own files at the top of a cache.
 const TAG: &str = "CACHEDIR.TAG";
 const OWN_FILES: [&str; 4] = [TAG, "stats.json", "stats.lock", "prune.lock"];
+/// How hashpyc's temporary files are named (then 6 random letters or digits).
+const TEMP_PREFIX: &str = ".tmp-";
 /// An entry's key in hex: the fan-out directory's 2 characters, then the file's name.
 const KEY_HEX: usize = 2 * std::mem::size_of::<Key>();
 
@@ -80,8 +82,10 @@ impl DiskTier {
         }
         let group = std::fs::metadata(root)?.permissions().mode() & 0o020 != 0;
         match classify(root)? {
-            Kind::Cache => {}
-            Kind::Unused => {
+            // Tagged, or a tag in flight (another build's temporary file) or lost with a
+            // crash: tag it (again), atomically.
+            Kind::Cache if std::fs::symlink_metadata(root.join(TAG)).is_ok() => {}
+            Kind::Cache | Kind::Unused => {
                 // Best effort: a read-only cache still serves hits.
                 let _ = write_atomic(root, &root.join(TAG), CACHEDIR_TAG.as_bytes(), group);
             }
@@ -242,7 +246,7 @@ impl DiskTier {
     /// Every entry file (and, separately, temporary files left by crashes).
     pub fn scan(&self) -> (Vec<EntryFile>, Vec<EntryFile>) {
         let mut entries = Vec::new();
-        let mut temps = Vec::new();
+        let mut temps = root_temps(&self.root);
         let Ok(top) = std::fs::read_dir(&self.entries) else {
             return (entries, temps);
         };
@@ -473,7 +477,10 @@ fn classify(root: &Path) -> std::io::Result<Kind> {
         let ours = if name == ENTRIES.as_bytes() {
             entries_only(&item.path())
         } else {
-            name != TAG.as_bytes() && OWN_FILES.iter().any(|f| f.as_bytes() == name)
+            // A temporary file of hashpyc's naming: the tag or the statistics being
+            // written by another process, or a crash's leftover.
+            (name != TAG.as_bytes() && OWN_FILES.iter().any(|f| f.as_bytes() == name))
+                || (is_temp_name(name) && item.file_type().is_ok_and(|t| t.is_file()))
         };
         if !ours {
             return Ok(Kind::Foreign);
@@ -496,6 +503,31 @@ fn entries_only(dir: &Path) -> bool {
                 })
             })
     })
+}
+
+/// The name [`write_atomic`] gives a temporary file: `.tmp-` and 6 letters or digits.
+fn is_temp_name(name: &[u8]) -> bool {
+    name.len() == TEMP_PREFIX.len() + 6
+        && name.starts_with(TEMP_PREFIX.as_bytes())
+        && name[TEMP_PREFIX.len()..].iter().all(u8::is_ascii_alphanumeric)
+}
+
+/// The temporary files [`write_atomic`] made at the top of the cache (the tag, the
+/// statistics): in flight in another process, or left by a crash.
+fn root_temps(root: &Path) -> Vec<EntryFile> {
+    let Ok(items) = std::fs::read_dir(root) else { return Vec::new() };
+    items
+        .filter_map(Result::ok)
+        .filter(|i| is_temp_name(i.file_name().as_encoded_bytes()))
+        .filter_map(|i| {
+            let meta = i.metadata().ok().filter(std::fs::Metadata::is_file)?;
+            Some(EntryFile {
+                path: i.path(),
+                size: meta.blocks() * 512,
+                mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            })
+        })
+        .collect()
 }
 
 /// `len` lowercase hexadecimal digits.
@@ -544,7 +576,7 @@ fn file_above(root: &Path, e: std::io::Error) -> std::io::Error {
 fn write_atomic(dir: &Path, path: &Path, data: &[u8], group: bool) -> std::io::Result<u64> {
     let mode = if group { 0o664 } else { 0o644 };
     let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
+        .prefix(TEMP_PREFIX)
         .permissions(std::fs::Permissions::from_mode(mode))
         .tempfile_in(dir)?;
     tmp.as_file_mut().write_all(data)?;

@@ -1834,3 +1834,61 @@ fn lost_statistics_are_measured_not_trusted() {
         assert!(size(&cache) <= limit, "{how}: {} bytes left, limit {limit}", size(&cache));
     }
 }
+
+/// Set `path`'s modification time `secs` seconds back.
+fn age(path: &Path, secs: u64) {
+    let then = std::time::SystemTime::now() - std::time::Duration::from_secs(secs);
+    std::fs::File::options().write(true).open(path).unwrap().set_modified(then).unwrap();
+}
+
+// A new cache's first build writes CACHEDIR.TAG through a temporary file of hashpyc's
+// naming (`.tmp-` and 6 letters or digits) at the top of the directory; a second build or
+// a `cache` command seeing the directory then took that file for one that is not
+// hashpyc's ("holds files that are not hashpyc's", exit status 2), and for ever when the
+// first build was killed then, `cache clean` included. Now such a file is hashpyc's: a
+// fresh one (a write in flight) is left alone; one over an hour old (a crash's leftover)
+// is counted in `temporary_files` and removed by `prune` and `clean`, as under `v1/`. The
+// build tags the directory and stores its entries. A file of another name stays foreign.
+#[test]
+fn temporary_files_at_the_top_are_hashpycs() {
+    let Some(py) = harness::any_python("cache::temporary_files_at_the_top_are_hashpycs") else { return };
+    let work = Tree::new();
+    work.write("src/m.py", "x = 1\n");
+    let cmd =
+        |args: &[&str], dir: &Path| work.hashpyc().arg("cache").args(args).arg("--cache").arg(dir).run();
+    for aged in [false, true] {
+        let cache = work.path(if aged { "aged" } else { "fresh" });
+        std::fs::create_dir(&cache).unwrap();
+        let temp = cache.join(".tmp-Ab3xY9");
+        let make_temp = || {
+            std::fs::write(&temp, "Signature: 8a477f597d28d172789f06886806bc55\n").unwrap();
+            if aged {
+                age(&temp, 2 * 3600);
+            }
+        };
+        make_temp();
+        let stats = cmd(&["stats", "--format", "json"], &cache);
+        stats.assert_code(0);
+        let v: serde_json::Value = serde_json::from_str(stats.stdout.trim()).unwrap();
+        assert_eq!((v["entries"].as_u64(), v["temporary_files"].as_u64()), (Some(0), Some(1)), "{v}");
+        cmd(&["prune", "--max-size", "1GiB"], &cache).assert_code(0);
+        assert_eq!(temp.exists(), !aged, "prune, aged: {aged}");
+        make_temp();
+        cmd(&["clean"], &cache).assert_code(0);
+        assert_eq!(temp.exists(), !aged, "clean, aged: {aged}");
+        make_temp();
+        remove_pycs(&work.path("src"));
+        let build = work.hashpyc().arg("compile").python(py).arg("--cache").arg(&cache).arg("src").run();
+        build.assert_code(0);
+        assert!(!build.stderr.contains("warning"), "aged: {aged}: {}", build.stderr);
+        assert_eq!(entry_files(&cache).len(), 1, "aged: {aged}: {}", build.stderr);
+        assert!(std::fs::read_to_string(cache.join("CACHEDIR.TAG")).unwrap().contains("by hashpyc"));
+    }
+    // Another name is not hashpyc's: refused, and left as it was.
+    let other = work.path("other");
+    work.write("other/.tmp-notes.txt", "mine");
+    let r = cmd(&["clean"], &other);
+    r.assert_code(2);
+    assert!(r.stderr.contains("does not look like a hashpyc bytecode cache"), "{}", r.stderr);
+    assert!(other.join(".tmp-notes.txt").is_file());
+}
