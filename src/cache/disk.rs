@@ -128,6 +128,12 @@ impl DiskTier {
             .any(|fan| std::fs::read_dir(fan.path()).is_ok_and(|mut d| d.next().is_some()))
     }
 
+    /// Why `root` cannot be read (permission denied), if it cannot: `looks_like_cache`,
+    /// `is_unused` and `is_foreign` are all false then.
+    pub fn unreadable(&self) -> Option<std::io::Error> {
+        classify(&self.root).err()
+    }
+
     /// Whether `root` holds a hashpyc cache: hashpyc's tag, or entries and nothing else
     /// (an empty directory is not one: see [`DiskTier::is_unused`]).
     pub fn looks_like_cache(&self) -> bool {
@@ -243,18 +249,31 @@ impl DiskTier {
         }
     }
 
-    /// Every entry file (and, separately, temporary files left by crashes).
-    pub fn scan(&self) -> (Vec<EntryFile>, Vec<EntryFile>) {
+    /// Every entry file (and, separately, temporary files left by crashes). A directory
+    /// that cannot be read (permission denied) is an error naming it, never an empty cache;
+    /// one another process removed meanwhile (a concurrent `clean`) holds nothing.
+    pub fn scan(&self) -> Result<(Vec<EntryFile>, Vec<EntryFile>), ItemError> {
         let mut entries = Vec::new();
         let mut temps = root_temps(&self.root);
-        let Ok(top) = std::fs::read_dir(&self.entries) else {
-            return (entries, temps);
+        let unreadable = |path: &Path, source| ItemError { verb: "read", path: path.to_path_buf(), source };
+        let gone = |e: &std::io::Error| {
+            matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory)
         };
-        for fan in top.filter_map(Result::ok) {
+        let top = match std::fs::read_dir(&self.entries) {
+            Ok(top) => top,
+            Err(e) if gone(&e) => return Ok((entries, temps)),
+            Err(e) => return Err(unreadable(&self.entries, e)),
+        };
+        for fan in top {
+            let fan = fan.map_err(|e| unreadable(&self.entries, e))?;
             if !is_hex(fan.file_name().as_encoded_bytes(), 2) {
                 continue;
             }
-            let Ok(files) = std::fs::read_dir(fan.path()) else { continue };
+            let files = match std::fs::read_dir(fan.path()) {
+                Ok(files) => files,
+                Err(e) if gone(&e) => continue,
+                Err(e) => return Err(unreadable(&fan.path(), e)),
+            };
             for f in files.filter_map(Result::ok) {
                 let name = f.file_name();
                 let name = name.as_encoded_bytes();
@@ -279,7 +298,7 @@ impl DiskTier {
                 }
             }
         }
-        (entries, temps)
+        Ok((entries, temps))
     }
 
     /// Keep the most recently used entries that fit in `max` bytes on disk, deleting the
@@ -288,8 +307,8 @@ impl DiskTier {
     /// still fit (so a single entry larger than the limit never empties the cache). Only
     /// what was actually removed is counted: an entry that could not be (a read-only disk)
     /// is left, and the first such error returned with the counts.
-    pub fn prune(&self, max: u64) -> Pruned {
-        let (mut entries, temps) = self.scan();
+    pub fn prune(&self, max: u64) -> Result<Pruned, ItemError> {
+        let (mut entries, temps) = self.scan()?;
         for t in temps {
             if t.mtime.elapsed().is_ok_and(|age| age > STALE_TEMP) {
                 let _ = std::fs::remove_file(&t.path);
@@ -318,7 +337,7 @@ impl DiskTier {
             p.left += 1;
             p.size += e.size;
         }
-        p
+        Ok(p)
     }
 
     /// Mark the entry for `key` as used now (best effort), for the pruning that follows.
@@ -334,15 +353,17 @@ impl DiskTier {
     /// (a file of another name under `v1/` stays, and so do the directories holding it).
     /// Temporary files are removed only when a crash left them (older than an hour, as
     /// pruning does): a younger one is a store in flight in a build sharing the directory.
-    pub fn clean(&self) -> std::io::Result<(usize, u64)> {
-        let (entries, mut temps) = self.scan();
+    pub fn clean(&self) -> Result<(usize, u64), ItemError> {
+        let (entries, mut temps) = self.scan()?;
         temps.retain(|t| t.mtime.elapsed().is_ok_and(|age| age > STALE_TEMP));
         let count = entries.len();
         let bytes = entries.iter().chain(&temps).map(|e| e.size).sum();
         for e in entries.iter().chain(&temps) {
             match std::fs::remove_file(&e.path) {
                 // Another process (a prune, a clean) removed it already.
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                Err(source) if source.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(ItemError { verb: "remove", path: e.path.clone(), source });
+                }
                 _ => {}
             }
         }
@@ -357,8 +378,11 @@ impl DiskTier {
             let _ = std::fs::remove_dir(&self.entries);
         }
         for name in ["stats.json", "stats.lock", "prune.lock"] {
-            match std::fs::remove_file(self.root.join(name)) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            let path = self.root.join(name);
+            match std::fs::remove_file(&path) {
+                Err(source) if source.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(ItemError { verb: "remove", path, source });
+                }
                 _ => {}
             }
         }
@@ -390,6 +414,15 @@ impl DiskTier {
         drop(file);
         Some(out)
     }
+}
+
+/// A file or directory of the cache that could not be read or removed, and why.
+#[derive(Debug)]
+pub struct ItemError {
+    /// `read`, `remove`.
+    pub verb: &'static str,
+    pub path: PathBuf,
+    pub source: std::io::Error,
 }
 
 /// What is found where an entry should be.
@@ -606,8 +639,8 @@ mod tests {
         assert_eq!(tier.get(&keys[3], true).unwrap(), Read::Entry(vec![3u8; 10_000]));
         assert_eq!(tier.get(&[99; 32], true).unwrap(), Read::Missing);
         // The hit on entry 3 made it the most recently used.
-        let size = tier.scan().0[0].size;
-        let p = tier.prune(size * 5);
+        let size = tier.scan().unwrap().0[0].size;
+        let p = tier.prune(size * 5).unwrap();
         assert_eq!((p.removed, p.left), (5, 5));
         for (i, k) in keys.iter().enumerate() {
             let kept = tier.contains(k);
@@ -637,7 +670,7 @@ mod tests {
         let size = |k: &Key| std::fs::metadata(tier.path_of(k)).unwrap().blocks() * 512;
         let (small, big) = (size(&keys[0]), size(&keys[10]));
         assert!(big > small * 6);
-        let p = tier.prune(small * 6 - 1);
+        let p = tier.prune(small * 6 - 1).unwrap();
         assert_eq!((p.removed, p.left, p.size), (6, 5, small * 5));
         assert_eq!(p.freed, small * 5 + big);
         for (i, k) in keys.iter().enumerate() {
@@ -685,8 +718,8 @@ mod tests {
             std::fs::create_dir_all(cache.path().join(f).parent().unwrap()).unwrap();
             std::fs::write(cache.path().join(f), "mine").unwrap();
         }
-        assert_eq!(tier.scan().0.len(), 2);
-        assert_eq!(tier.prune(0).removed, 2);
+        assert_eq!(tier.scan().unwrap().0.len(), 2);
+        assert_eq!(tier.prune(0).unwrap().removed, 2);
         tier.put(&[3; 32], b"three").unwrap();
         assert_eq!(tier.clean().unwrap().0, 1);
         for f in foreign {

@@ -29,6 +29,10 @@ fn open(dir: &Path) -> Result<Opened, Error> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Opened::Missing),
         Err(source) => return Err(CacheError::Open { path: dir.to_path_buf(), source }.into()),
     };
+    // A directory it may not read is no "not a cache": say why.
+    if let Some(e) = tier.unreadable() {
+        return Err(CacheError::Open { path: dir.to_path_buf(), source: super::in_words(&e) }.into());
+    }
     if tier.looks_like_cache() {
         Ok(Opened::Cache(tier))
     } else if tier.is_unused() {
@@ -80,7 +84,10 @@ pub fn run(cmd: &CacheCommand, style: Style) -> Result<ExitStatus, Error> {
         CacheCommand::Stats { dir, format } => {
             let opened = open(dir.path())?;
             let tier = opened.tier();
-            let (entries, temps) = tier.map(DiskTier::scan).unwrap_or_default();
+            let (entries, temps) = match tier {
+                Some(tier) => tier.scan().map_err(|e| CacheError::item(dir.path(), e))?,
+                None => Default::default(),
+            };
             let bytes: u64 = entries.iter().map(|e| e.size).sum();
             let rec = tier.map(stats::read).unwrap_or_default();
             opened.note(dir.path(), "0 entries");
@@ -133,7 +140,8 @@ pub fn run(cmd: &CacheCommand, style: Style) -> Result<ExitStatus, Error> {
             };
             let p = tier
                 .locked("prune.lock", true, || tier.prune(max_size))
-                .unwrap_or_else(|| tier.prune(max_size));
+                .unwrap_or_else(|| tier.prune(max_size))
+                .map_err(|e| CacheError::item(dir.path(), e))?;
             stats::pruned(&tier, p.size);
             report::eprint_line(&format!(
                 "Removed {} ({}); {} left ({}); limit {} ({max_size_from})",
@@ -154,8 +162,7 @@ pub fn run(cmd: &CacheCommand, style: Style) -> Result<ExitStatus, Error> {
                 opened.note(dir.path(), "nothing to clean");
                 return Ok(ExitStatus::Success);
             };
-            let (count, bytes) =
-                tier.clean().map_err(|source| CacheError::Open { path: dir.path().to_path_buf(), source })?;
+            let (count, bytes) = tier.clean().map_err(|e| CacheError::item(dir.path(), e))?;
             report::eprint_line(&format!(
                 "Removed {} ({}) from `{}`",
                 report::plural(count, "entry", "entries"),

@@ -75,6 +75,20 @@ pub enum CacheError {
     },
     #[error("`{}` does not look like a hashpyc bytecode cache (no CACHEDIR.TAG written by hashpyc, or files that are not hashpyc's); refusing to touch it", crate::report::shown(.0))]
     NotACache(PathBuf),
+    /// A file or directory in the cache that could not be read or removed (`verb`): the
+    /// reason in words.
+    #[error(
+        "cannot {verb} `{}` in the bytecode cache `{}`",
+        crate::report::shown(item),
+        crate::report::shown(path)
+    )]
+    Item {
+        path: PathBuf,
+        verb: &'static str,
+        item: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot remove entries from the bytecode cache `{}`", crate::report::shown(path))]
     Prune {
         path: PathBuf,
@@ -668,9 +682,13 @@ impl Inner {
                     // Measured (the entries this run stored included), and recorded as the
                     // size the next runs add to.
                     stats::Limit::Unknown => {
-                        let size: u64 = l.disk.scan().0.iter().map(|e| e.size).sum();
-                        stats::pruned(&l.disk, size);
-                        size > self.settings.max_size
+                        // An unreadable directory is left unmeasured (the commands say why).
+                        let size: Option<u64> =
+                            l.disk.scan().ok().map(|(entries, _)| entries.iter().map(|e| e.size).sum());
+                        if let Some(size) = size {
+                            stats::pruned(&l.disk, size);
+                        }
+                        size.is_some_and(|size| size > self.settings.max_size)
                     }
                 };
                 if over {
@@ -680,11 +698,13 @@ impl Inner {
                             l.disk.touch(key);
                         }
                         // Down to 90%, so that the next builds do not prune again at once.
-                        let pruned = l.disk.prune(self.settings.max_size / 10 * 9);
-                        stats::pruned(&l.disk, pruned.size);
+                        let pruned = l.disk.prune(self.settings.max_size / 10 * 9).ok();
+                        if let Some(p) = &pruned {
+                            stats::pruned(&l.disk, p.size);
+                        }
                         pruned
                     });
-                    if let Some(disk::Pruned { removed, freed, left, size, .. }) = pruned {
+                    if let Some(Some(disk::Pruned { removed, freed, left, size, .. })) = pruned {
                         pruned_note = Some(format!(
                             "cache local: over the limit of {}, pruned: removed {} ({}), {} left ({})",
                             manage::human_size(self.settings.max_size),
@@ -945,6 +965,12 @@ impl Cache {
     }
 }
 
+/// `e` with the reason in words, as the other errors say it (`permission denied`, not
+/// `Permission denied (os error 13)`).
+pub fn in_words(e: &std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), crate::io::io_reason(e))
+}
+
 /// What `-v` says of a read-only local directory that does not exist.
 pub fn absent_line(dir: &Path) -> String {
     format!(
@@ -954,6 +980,11 @@ pub fn absent_line(dir: &Path) -> String {
 }
 
 impl CacheError {
+    /// `e`, in the cache at `path`.
+    pub fn item(path: &Path, e: disk::ItemError) -> CacheError {
+        CacheError::Item { path: path.to_path_buf(), verb: e.verb, item: e.path, source: in_words(&e.source) }
+    }
+
     /// Whether this is a local directory that does not exist, opened read-only: an empty
     /// cache rather than a problem to warn about.
     pub fn missing_read_only(&self, read_only: bool) -> bool {

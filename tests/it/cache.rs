@@ -1892,3 +1892,88 @@ fn temporary_files_at_the_top_are_hashpycs() {
     assert!(r.stderr.contains("does not look like a hashpyc bytecode cache"), "{}", r.stderr);
     assert!(other.join(".tmp-notes.txt").is_file());
 }
+
+/// `hashpyc cache ARGS --cache DIR`, run in `work` as the unprivileged user nobody
+/// (permissions mean nothing to root) from a copy of the binary it may run; None, said,
+/// where that cannot be done.
+fn nobody<'a>(work: &'a Tree, test: &str) -> Option<impl Fn(&[&str], &Path) -> harness::Run + 'a> {
+    if !unsafe_is_root() || Command::new("setpriv").arg("--version").output().is_err() {
+        harness::visible(&format!("SKIPPED {test}: needs root and setpriv to run as another user"));
+        return None;
+    }
+    let open =
+        |p: &Path, mode: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    open(work.root(), 0o755);
+    let bin = work.path("nobody/bin/hashpyc");
+    std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_hashpyc"), &bin).unwrap();
+    for (p, mode) in [(work.path("nobody"), 0o755), (work.path("nobody/bin"), 0o755), (bin.clone(), 0o755)] {
+        open(&p, mode);
+    }
+    let state = work.path("nobody/state");
+    std::fs::create_dir(&state).unwrap();
+    open(&state, 0o777);
+    Some(move |args: &[&str], dir: &Path| {
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(&bin)
+            .arg("cache")
+            .args(args)
+            .arg("--cache")
+            .arg(dir)
+            .current_dir(work.root())
+            .env("HASHPYC_STATE_DIR", &state)
+            .env("NO_COLOR", "1")
+            .env_remove("HASHPYC_CONFIG");
+        harness::guard_network(&mut cmd);
+        let out = cmd.output().unwrap();
+        harness::Run {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    })
+}
+
+// A directory of the cache hashpyc may not read — `v1/`, a fan-out directory under it, the
+// cache directory itself — is an error naming it, with the reason in words, from `cache
+// stats`, `prune` and `clean` alike (exit status 2), and nothing is removed. The errors
+// were swallowed: `stats` showed 0 entries and `prune` "Removed 0 entries", exit status 0;
+// an unreadable cache directory was said not to look like a hashpyc cache.
+#[test]
+fn unreadable_cache_directories_are_errors() {
+    let test = "cache::unreadable_cache_directories_are_errors";
+    let Some(py) = harness::any_python(test) else { return };
+    let work = Tree::new();
+    let Some(nobody) = nobody(&work, test) else { return };
+    let cache = work.path("cache");
+    for i in 0..2 {
+        work.write(format!("src/m{i}.py"), format!("X = {i}\n"));
+    }
+    work.hashpyc().arg("compile").python(py).arg("--cache").arg(&cache).arg("src").run().assert_code(0);
+    // Readable by everyone, as a cache shared with other users is.
+    assert!(Command::new("chmod").arg("-R").arg("a+rX").arg(&cache).status().unwrap().success());
+    let stats = nobody(&["stats"], &cache);
+    stats.assert_code(0);
+    assert!(stats.stdout.contains("entries      2"), "{}", stats.stdout);
+    let fan = entry_files(&cache)[0].parent().unwrap().to_path_buf();
+    for dir in [cache.join("v1"), fan, cache.clone()] {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        for args in [&["stats"][..], &["prune", "--max-size", "0"], &["clean"]] {
+            let r = nobody(args, &cache);
+            r.assert_code(2);
+            assert!(
+                r.stderr.contains(&format!("`{}`", dir.display())) && r.stderr.contains("permission denied"),
+                "{args:?}: {}",
+                r.stderr
+            );
+            assert!(
+                !r.stderr.contains("os error") && !r.stderr.contains("does not look like"),
+                "{}",
+                r.stderr
+            );
+        }
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(entry_files(&cache).len(), 2, "nothing was removed");
+    }
+}
