@@ -349,7 +349,7 @@ impl DiskTier {
         }
     }
 
-    /// Remove every entry and hashpyc's own files, never anything else in the directory
+    /// Remove every entry and the statistics, never anything else in the directory
     /// (a file of another name under `v1/` stays, and so do the directories holding it).
     /// Temporary files are removed only when a crash left them (older than an hour, as
     /// pruning does): a younger one is a store in flight in a build sharing the directory.
@@ -377,15 +377,17 @@ impl DiskTier {
             }
             let _ = std::fs::remove_dir(&self.entries);
         }
-        for name in ["stats.json", "stats.lock", "prune.lock"] {
-            let path = self.root.join(name);
-            match std::fs::remove_file(&path) {
-                Err(source) if source.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(ItemError { verb: "remove", path, source });
-                }
-                _ => {}
+        // Under the statistics' lock, as builds add to them: never between a build's read
+        // and write. The lock files stay: unlinking one a process holds would let the next
+        // lock a new file beside it.
+        let path = self.root.join("stats.json");
+        let clear = || match std::fs::remove_file(&path) {
+            Err(source) if source.kind() != std::io::ErrorKind::NotFound => {
+                Err(ItemError { verb: "remove", path: path.clone(), source })
             }
-        }
+            _ => Ok(()),
+        };
+        self.locked("stats.lock", true, clear).unwrap_or_else(clear)?;
         Ok((count, bytes))
     }
 

@@ -1977,3 +1977,46 @@ fn unreadable_cache_directories_are_errors() {
         assert_eq!(entry_files(&cache).len(), 2, "nothing was removed");
     }
 }
+
+// `cache clean` clears the statistics under their lock, as builds add to them, and leaves
+// the lock files (hashpyc's own) in place. It unlinked `stats.lock` without taking it: a
+// build holding it went on with a file no longer there, the next process locked a new one
+// beside it, and cleared statistics came back or a build's counts were lost.
+#[test]
+fn clean_clears_statistics_under_their_lock() {
+    use std::os::fd::AsRawFd;
+    let Some(py) = harness::any_python("cache::clean_clears_statistics_under_their_lock") else { return };
+    let work = Tree::new();
+    let cache = work.path("cache");
+    work.write("src/m.py", "x = 1\n");
+    let build = || {
+        remove_pycs(&work.path("src"));
+        work.hashpyc().arg("compile").python(py).arg("--cache").arg(&cache).arg("src").run().assert_code(0);
+    };
+    build();
+    let lock = cache.join("stats.lock");
+    let inode = std::fs::metadata(&lock).unwrap().ino();
+    assert!(cache.join("stats.json").is_file());
+    // A build adding to the statistics holds their lock: clean removes the entries, then
+    // waits for it.
+    let held = std::fs::File::options().write(true).open(&lock).unwrap();
+    // SAFETY: flock on a descriptor this test owns.
+    assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let clean = work.hashpyc().args(["cache", "clean", "--cache"]).arg(&cache);
+    let clean = std::thread::spawn(move || clean.run());
+    while !entry_files(&cache).is_empty() {
+        assert!(!clean.is_finished(), "clean ended with entries left");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(!clean.is_finished(), "clean did not wait for the statistics' lock");
+    assert!(cache.join("stats.json").is_file(), "the statistics were removed under a build's lock");
+    drop(held);
+    clean.join().unwrap().assert_code(0);
+    assert!(!cache.join("stats.json").exists());
+    assert_eq!(std::fs::metadata(&lock).unwrap().ino(), inode, "the lock file was replaced");
+    // Counting starts again from the next build.
+    build();
+    let stats = work.hashpyc().args(["cache", "stats", "--format", "json", "--cache"]).arg(&cache).run();
+    let v: serde_json::Value = serde_json::from_str(stats.stdout.trim()).unwrap();
+    assert_eq!(v["runs"].as_u64(), Some(1), "{v}");
+}
