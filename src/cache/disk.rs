@@ -192,9 +192,13 @@ impl DiskTier {
         self.path_of(key).is_file()
     }
 
-    /// Store `data` for `key`, atomically; returns the bytes it takes on disk.
+    /// Store `data` for `key`, atomically; returns the bytes the cache grew by on disk: the
+    /// new entry's, less those of the entry it replaced (`--force`, another build storing
+    /// the same key), so that the size recorded for pruning follows the real one.
     pub fn put(&self, key: &Key, data: &[u8]) -> std::io::Result<u64> {
         let path = self.path_of(key);
+        let replaced =
+            std::fs::symlink_metadata(&path).ok().filter(|m| m.is_file()).map_or(0, |m| m.blocks() * 512);
         let dir = path.parent().expect("fan-out directory");
         let slot = &self.made[usize::from(key[0])];
         let mut make = !slot.load(Ordering::Relaxed);
@@ -214,7 +218,7 @@ impl DiskTier {
                     if make && other.is_ok() {
                         slot.store(true, Ordering::Relaxed);
                     }
-                    return other;
+                    return other.map(|on_disk| on_disk.saturating_sub(replaced));
                 }
             }
         }

@@ -2020,3 +2020,44 @@ fn clean_clears_statistics_under_their_lock() {
     let v: serde_json::Value = serde_json::from_str(stats.stdout.trim()).unwrap();
     assert_eq!(v["runs"].as_u64(), Some(1), "{v}");
 }
+
+// An entry stored in place of one of the same key (`--force`, or builds storing the same
+// key at once) grows the size recorded for automatic pruning by what the cache grew (here
+// nothing), not by the whole entry: `--force` builds of a 2 MiB cache with a 5 MiB limit
+// pruned it "over the limit" from the second on, and each recorded the entries again.
+#[test]
+fn replaced_entries_do_not_grow_the_recorded_size() {
+    let Some(py) = harness::any_python("cache::replaced_entries_do_not_grow_the_recorded_size") else {
+        return;
+    };
+    let work = Tree::new();
+    let cache = work.path("cache");
+    for i in 0..20 {
+        work.write(format!("src/m{i:02}.py"), format!("DATA = '{}'\n", format!("{i:02}").repeat(50_000)));
+    }
+    let build = |extra: &[&str]| {
+        let run = work
+            .hashpyc()
+            .args(["compile", "-v"])
+            .args(extra)
+            .python(py)
+            .arg("--cache")
+            .arg(&cache)
+            .args(["--cache-max-size", "5MiB", "src"])
+            .run();
+        run.assert_code(0);
+        run
+    };
+    build(&[]);
+    let size: u64 = entry_files(&cache).iter().map(|f| std::fs::metadata(f).unwrap().blocks() * 512).sum();
+    assert!((1 << 20..5 << 20).contains(&size), "{size}");
+    for round in 0..3 {
+        let run = build(&["-f"]);
+        assert!(!run.stderr.contains("over the limit"), "round {round}: {}", run.stderr);
+        let recorded: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(cache.join("stats.json")).unwrap()).unwrap();
+        assert_eq!(recorded["bytes_since_prune"].as_u64(), Some(0), "round {round}: {recorded}");
+        assert_eq!(recorded["size_at_prune"].as_u64(), Some(size), "round {round}: {recorded}");
+    }
+    assert_eq!(entry_files(&cache).len(), 20);
+}
