@@ -358,6 +358,17 @@ impl DiskTier {
     /// Temporary files are removed only when a crash left them (older than an hour, as
     /// pruning does): a younger one is a store in flight in a build sharing the directory.
     pub fn clean(&self) -> Result<(usize, u64), ItemError> {
+        // A directory where hashpyc keeps its statistics or locks is not hashpyc's: refused
+        // before anything is removed, and left as it is.
+        for name in ["stats.json", "stats.lock", "prune.lock"] {
+            let path = self.root.join(name);
+            if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+                let source = std::io::Error::other(
+                    "it is a directory, which hashpyc never makes there; nothing was removed (remove it yourself)",
+                );
+                return Err(ItemError { verb: "use", path, source });
+            }
+        }
         let (entries, mut temps) = self.scan()?;
         temps.retain(|t| t.mtime.elapsed().is_ok_and(|age| age > STALE_TEMP));
         let count = entries.len();
@@ -398,34 +409,45 @@ impl DiskTier {
     /// Run `f` holding an exclusive lock on `DIR/<name>` (created when missing); `None` when
     /// `wait` is false and another process holds it, or the lock cannot be taken.
     pub fn locked<T>(&self, name: &str, wait: bool, f: impl FnOnce() -> T) -> Option<T> {
+        self.lock(name, wait, f).ok().flatten()
+    }
+
+    /// [`DiskTier::locked`], saying why the lock could not be taken (a directory in the
+    /// lock file's place, no permission), naming the file.
+    pub fn lock<T>(&self, name: &str, wait: bool, f: impl FnOnce() -> T) -> Result<Option<T>, ItemError> {
         use std::os::fd::AsRawFd;
         use std::os::unix::fs::OpenOptionsExt;
+        let path = self.root.join(name);
         // Non-blocking: a FIFO in its place fails at once instead of waiting for a reader.
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
-            .open(self.root.join(name))
-            .ok()?;
+            .open(&path)
+            .map_err(|source| ItemError { verb: "lock", path: path.clone(), source })?;
         if self.group {
             let _ = file.set_permissions(std::fs::Permissions::from_mode(0o664));
         }
         let op = if wait { libc::LOCK_EX } else { libc::LOCK_EX | libc::LOCK_NB };
         // SAFETY: flock on a descriptor we own; released when `file` is closed.
         if unsafe { libc::flock(file.as_raw_fd(), op) } != 0 {
-            return None;
+            let source = std::io::Error::last_os_error();
+            if source.kind() == std::io::ErrorKind::WouldBlock {
+                return Ok(None);
+            }
+            return Err(ItemError { verb: "lock", path, source });
         }
         let out = f();
         drop(file);
-        Some(out)
+        Ok(Some(out))
     }
 }
 
 /// A file or directory of the cache that could not be read or removed, and why.
 #[derive(Debug)]
 pub struct ItemError {
-    /// `read`, `remove`.
+    /// `read`, `remove`, `lock`, `write`, `use`.
     pub verb: &'static str,
     pub path: PathBuf,
     pub source: std::io::Error,

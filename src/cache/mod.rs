@@ -676,7 +676,19 @@ impl Inner {
                     runs.push(("remote", r.totals()));
                 }
                 let stored = l.bytes_stored.load(Ordering::Relaxed);
-                let over = match stats::record(&l.disk, &runs, stored, self.settings.max_size) {
+                let (limit, problem) = stats::record(&l.disk, &runs, stored, self.settings.max_size);
+                // A directory in place of `stats.json` or `stats.lock` (not hashpyc's); a
+                // cache that takes no writes at all is said by the stores, if anything.
+                if let Some(e) = problem.filter(|e| !disk::whole_cache(&e.source)) {
+                    warnings.push(format!(
+                        "the bytecode cache `{}` kept no statistics this run (cannot {} `{}`: {}); the size limit is checked by measuring the entries",
+                        crate::report::shown(l.disk.root()),
+                        e.verb,
+                        crate::report::shown(&e.path),
+                        crate::io::io_reason(&e.source)
+                    ));
+                }
+                let over = match limit {
                     stats::Limit::Passed => true,
                     stats::Limit::Under => false,
                     // Measured (the entries this run stored included), and recorded as the

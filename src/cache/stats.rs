@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use super::disk::DiskTier;
+use super::disk::{DiskTier, ItemError};
 
 const FILE: &str = "stats.json";
 const FORMAT: u32 = 1;
@@ -113,10 +113,10 @@ pub fn read(tier: &DiskTier) -> Recorded {
         .unwrap_or_default()
 }
 
-fn write(tier: &DiskTier, r: &Recorded) {
-    let Ok(text) = serde_json::to_vec_pretty(r) else { return };
+fn write(tier: &DiskTier, r: &Recorded) -> std::io::Result<()> {
+    let text = serde_json::to_vec_pretty(r).map_err(std::io::Error::other)?;
     // Readable (and, in a group-writable cache, writable) by the other users of the cache.
-    let _ = tier.write_own_file(FILE, &text);
+    tier.write_own_file(FILE, &text)
 }
 
 /// What the recorded size says of the size limit after a run.
@@ -132,9 +132,16 @@ pub enum Limit {
     Unknown,
 }
 
-/// Add a run's counts (per tier) and stored bytes; what the size limit now is.
-pub fn record(tier: &DiskTier, runs: &[(&str, Totals)], stored: u64, max_size: u64) -> Limit {
-    tier.locked("stats.lock", true, || {
+/// Add a run's counts (per tier) and stored bytes; what the size limit now is, and why the
+/// statistics could not be kept, if they could not (naming the file): the limit is then
+/// [`Limit::Unknown`] when they could not be read either, so that the entries are measured.
+pub fn record(
+    tier: &DiskTier,
+    runs: &[(&str, Totals)],
+    stored: u64,
+    max_size: u64,
+) -> (Limit, Option<ItemError>) {
+    let recorded = tier.lock("stats.lock", true, || {
         let mut r = read(tier);
         let known = r.format == FORMAT;
         if !known {
@@ -145,16 +152,23 @@ pub fn record(tier: &DiskTier, runs: &[(&str, Totals)], stored: u64, max_size: u
             r.tiers.entry((*name).to_string()).or_default().add(t);
         }
         r.bytes_since_prune += stored;
-        write(tier, &r);
-        if !known {
+        let written = write(tier, &r);
+        let limit = if !known {
             Limit::Unknown
         } else if r.size_at_prune + r.bytes_since_prune > max_size {
             Limit::Passed
         } else {
             Limit::Under
+        };
+        (limit, written.err())
+    });
+    match recorded {
+        Ok(Some((limit, problem))) => {
+            (limit, problem.map(|source| ItemError { verb: "write", path: tier.root().join(FILE), source }))
         }
-    })
-    .unwrap_or(Limit::Under)
+        Ok(None) => (Limit::Unknown, None),
+        Err(e) => (Limit::Unknown, Some(e)),
+    }
 }
 
 /// After a prune or a scan: the entries now take `size` bytes.
@@ -166,6 +180,6 @@ pub fn pruned(tier: &DiskTier, size: u64) {
         }
         r.size_at_prune = size;
         r.bytes_since_prune = 0;
-        write(tier, &r);
+        let _ = write(tier, &r);
     });
 }

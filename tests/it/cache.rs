@@ -2061,3 +2061,61 @@ fn replaced_entries_do_not_grow_the_recorded_size() {
     }
     assert_eq!(entry_files(&cache).len(), 20);
 }
+
+// A directory in place of `stats.lock` or `stats.json` (hashpyc makes neither): a build
+// warns once, naming it and the reason, and still prunes to the limit by measuring the
+// entries; `cache clean` refuses, naming it, before removing anything, and leaves it.
+// Builds skipped the statistics and automatic pruning silently, and clean removed every
+// entry, then failed "cannot use … as the bytecode cache: Is a directory (os error 21)".
+#[test]
+fn directories_in_place_of_the_statistics_are_named() {
+    let Some(py) =
+        harness::python_or_skip((3, 12), "cache::directories_in_place_of_the_statistics_are_named")
+    else {
+        return;
+    };
+    for name in ["stats.lock", "stats.json"] {
+        let (work, cache, one) = project_with_a_cache(py);
+        let file = cache.join(name);
+        let _ = std::fs::remove_file(&file);
+        std::fs::create_dir(&file).unwrap();
+        std::fs::write(file.join("keep"), "not hashpyc's").unwrap();
+        remove_pycs(&work.path("src"));
+        let run = work
+            .hashpyc()
+            .args(["compile", "-v"])
+            .python(py)
+            .arg("--cache")
+            .arg(&cache)
+            .arg("--cache-max-size")
+            .arg((3 * one).to_string())
+            .arg("src")
+            .run();
+        run.assert_code(0);
+        let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+        assert_eq!(warnings.len(), 1, "{name}: {}", run.stderr);
+        assert!(
+            warnings[0].contains(&format!("`{}`", file.display())) && warnings[0].contains("is a directory"),
+            "{name}: {}",
+            run.stderr
+        );
+        assert!(run.stderr.contains("over the limit"), "{name}: {}", run.stderr);
+        let left = entry_files(&cache).len();
+        assert_eq!(left, 2, "{name}: pruned to 90% of 3 entries: {}", run.stderr);
+        let clean = work.hashpyc().args(["cache", "clean", "--cache"]).arg(&cache).run();
+        clean.assert_code(2);
+        assert!(
+            clean.stderr.contains(&format!("`{}`", file.display()))
+                && clean.stderr.contains("is a directory"),
+            "{name}: {}",
+            clean.stderr
+        );
+        assert!(
+            !clean.stderr.contains("as the bytecode cache") && !clean.stderr.contains("os error"),
+            "{}",
+            clean.stderr
+        );
+        assert_eq!(entry_files(&cache).len(), left, "{name}: nothing was removed");
+        assert!(file.join("keep").is_file());
+    }
+}
