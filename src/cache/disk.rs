@@ -72,12 +72,12 @@ impl DiskTier {
     /// that is not its own.
     pub fn open(root: &Path) -> std::io::Result<DiskTier> {
         if let Err(e) = std::fs::create_dir_all(root) {
-            // A file in its place fails with "File exists": say what is wrong, as
-            // `existing` does.
+            // A file in its place, or a link to nothing, fails with "File exists": say what
+            // is wrong, as `existing` does.
             return Err(if std::fs::metadata(root).is_ok_and(|m| !m.is_dir()) {
                 not_a_directory()
             } else {
-                file_above(root, e)
+                dangling(root).unwrap_or_else(|| file_above(root, e))
             });
         }
         let group = std::fs::metadata(root)?.permissions().mode() & 0o020 != 0;
@@ -103,7 +103,8 @@ impl DiskTier {
     /// commands, a read-only cache); callers ask [`DiskTier::looks_like_cache`] or
     /// [`DiskTier::is_foreign`] before touching it.
     pub fn existing(root: &Path) -> std::io::Result<DiskTier> {
-        let meta = std::fs::metadata(root).map_err(|e| file_above(root, e))?;
+        let meta =
+            std::fs::metadata(root).map_err(|e| dangling(root).unwrap_or_else(|| file_above(root, e)))?;
         if !meta.is_dir() {
             return Err(not_a_directory());
         }
@@ -614,6 +615,18 @@ pub fn foreign() -> std::io::Error {
 /// The reason a file (or anything but a directory) cannot be the cache.
 fn not_a_directory() -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory")
+}
+
+/// Why `root`, a symbolic link to nothing, cannot be the cache: no build can make the
+/// directory (where the system says "File exists", or "No such file" as if one could).
+fn dangling(root: &Path) -> Option<std::io::Error> {
+    let target = std::fs::read_link(root).ok()?;
+    std::fs::metadata(root).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound).then(|| {
+        std::io::Error::other(format!(
+            "it is a symbolic link to `{}`, which does not exist",
+            crate::report::shown(&target)
+        ))
+    })
 }
 
 /// `e`, from making or reading `root`, naming the file that stands where a directory above

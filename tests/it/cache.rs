@@ -2119,3 +2119,40 @@ fn directories_in_place_of_the_statistics_are_named() {
         assert!(file.join("keep").is_file());
     }
 }
+
+// `--cache` naming a symbolic link to a directory that does not exist (a cache volume not
+// mounted, a moved target): the `cache` commands and builds say so, naming the target.
+// `cache stats` said the directory "does not exist yet; … a build with this cache directory
+// creates it", which no build can, and `compile` warned "File exists".
+#[test]
+fn a_cache_link_to_nothing_is_named() {
+    let Some(py) = harness::any_python("cache::a_cache_link_to_nothing_is_named") else { return };
+    let work = Tree::new();
+    work.write("src/m.py", "x = 1\n");
+    let link = work.path("link");
+    std::os::unix::fs::symlink("gone/cache", &link).unwrap();
+    let said = "it is a symbolic link to `gone/cache`, which does not exist";
+    for args in [&["stats"][..], &["prune", "--max-size", "0"], &["clean"]] {
+        let r = work.hashpyc().arg("cache").args(args).arg("--cache").arg(&link).run();
+        r.assert_code(2);
+        assert!(
+            r.stderr.contains(&format!("cannot use `{}` as the bytecode cache", link.display()))
+                && r.stderr.contains(said),
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert!(!r.stderr.contains("does not exist yet"), "{}", r.stderr);
+    }
+    for extra in [&[][..], &["--cache-read-only"]] {
+        let run =
+            work.hashpyc().arg("compile").python(py).args(extra).arg("--cache").arg(&link).arg("src").run();
+        run.assert_code(0);
+        assert!(
+            run.stderr.contains(said) && !run.stderr.contains("File exists"),
+            "{extra:?}: {}",
+            run.stderr
+        );
+    }
+    assert!(!work.path("gone").exists());
+    assert_eq!(pycs(&work.path("src")).len(), 1);
+}
