@@ -53,8 +53,8 @@ pub struct Pruned {
     /// Entries left, and the bytes they take.
     pub left: usize,
     pub size: u64,
-    /// The first entry that could not be removed (it is counted as left).
-    pub error: Option<std::io::Error>,
+    /// The first entry that could not be removed (it is counted as left), and why.
+    pub error: Option<ItemError>,
 }
 
 /// One entry file, for pruning and statistics.
@@ -334,8 +334,8 @@ impl DiskTier {
                     }
                     // Another process removed it already: neither removed here nor left.
                     Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(err) => {
-                        p.error.get_or_insert(err);
+                    Err(source) => {
+                        p.error.get_or_insert(ItemError { verb: "remove", path: e.path.clone(), source });
                     }
                 }
             }

@@ -152,7 +152,7 @@ pub fn run(cmd: &CacheCommand, style: Style) -> Result<ExitStatus, Error> {
                 human_size(max_size)
             ));
             match p.error {
-                Some(source) => Err(CacheError::Prune { path: dir.path().to_path_buf(), source }.into()),
+                Some(e) => Err(CacheError::item(dir.path(), e).into()),
                 None => Ok(ExitStatus::Success),
             }
         }

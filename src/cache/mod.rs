@@ -89,12 +89,6 @@ pub enum CacheError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot remove entries from the bytecode cache `{}`", crate::report::shown(path))]
-    Prune {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
 }
 
 /// What the cache knows about one (source, target, levels).

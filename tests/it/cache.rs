@@ -2156,3 +2156,34 @@ fn a_cache_link_to_nothing_is_named() {
     assert!(!work.path("gone").exists());
     assert_eq!(pycs(&work.path("src")).len(), 1);
 }
+
+// An entry `cache prune` or `cache clean` may not remove (a cache shared with another user
+// who wrote it) is named, with the reason in words: prune said "cannot remove entries from
+// the bytecode cache" caused by "Permission denied (os error 13)", naming no entry.
+#[test]
+fn entries_that_cannot_be_removed_are_named() {
+    let test = "cache::entries_that_cannot_be_removed_are_named";
+    let Some(py) = harness::any_python(test) else { return };
+    let work = Tree::new();
+    let Some(nobody) = nobody(&work, test) else { return };
+    let cache = work.path("cache");
+    for i in 0..2 {
+        work.write(format!("src/m{i}.py"), format!("X = {i}\n"));
+    }
+    work.hashpyc().arg("compile").python(py).arg("--cache").arg(&cache).arg("src").run().assert_code(0);
+    assert!(Command::new("chmod").arg("-R").arg("a+rX,go-w").arg(&cache).status().unwrap().success());
+    let entries = entry_files(&cache);
+    assert_eq!(entries.len(), 2);
+    for args in [&["prune", "--max-size", "0"][..], &["clean"]] {
+        let r = nobody(args, &cache);
+        r.assert_code(2);
+        let named = entries.iter().any(|e| r.stderr.contains(&format!("cannot remove `{}`", e.display())));
+        assert!(named && r.stderr.contains("Caused by: permission denied"), "{args:?}: {}", r.stderr);
+        assert!(
+            !r.stderr.contains("os error") && !r.stderr.contains("as the bytecode cache"),
+            "{}",
+            r.stderr
+        );
+    }
+    assert_eq!(entry_files(&cache), entries, "nothing was removed");
+}
