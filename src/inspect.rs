@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::marshal::{self, CodeLayout};
+use crate::marshal::{self, CodeLayout, MarshalError};
 use crate::pyc::{self, HashVariant, Header, Kind, Magic};
 use crate::target::{self, KNOWN};
 use crate::{Error, ExitStatus};
@@ -112,8 +112,13 @@ impl Description {
 /// from the pyc's own path (`source_for`).
 fn describe(path: &Path, source: Option<&Path>) -> Description {
     let mut d = Description::empty(path);
-    let data = match crate::io::read_regular(path) {
-        Ok(d) => d,
+    // The header first: what is not a pyc of a known Python is told by it, however large
+    // the file (nothing past it is read).
+    let mut data = Vec::new();
+    let read = crate::io::open_regular(path)
+        .and_then(|mut f| crate::io::read_up_to(&mut f, &mut data, pyc::HEADER_LEN).map(|ended| (f, ended)));
+    let (mut file, mut ended) = match read {
+        Ok(read) => read,
         Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => {
             d.error = Some("is a directory, not a pyc file".into());
             return d;
@@ -152,7 +157,7 @@ fn describe(path: &Path, source: Option<&Path>) -> Description {
         return d;
     };
     d.python = Some(format!("{}.{}", minor.0, minor.1));
-    d.body_bytes = Some(data.len() - pyc::HEADER_LEN);
+    let size = file.metadata().map_or(0, |m| m.len());
     let minor = Some(minor);
     match h.kind() {
         Err(why) => {
@@ -200,23 +205,45 @@ fn describe(path: &Path, source: Option<&Path>) -> Description {
         }
     }
     if let Some((a, b)) = minor {
-        let body = &data[pyc::HEADER_LEN..];
-        match marshal::code_filename(body, CodeLayout::for_version(a, b)) {
+        let layout = CodeLayout::for_version(a, b);
+        // The body is read as far as its code object goes (a body that is not one is told
+        // by its first bytes), doubling: the bytes after it are counted, not read.
+        let mut want = pyc::HEADER_LEN + (1 << 20);
+        let (name, code) = loop {
+            if !ended && let Err(e) = crate::io::read_up_to(&mut file, &mut data, want).map(|e| ended = e) {
+                d.error.get_or_insert(format!("body: {}", crate::io::io_reason(&e)));
+                return d;
+            }
+            let body = &data[pyc::HEADER_LEN..];
+            let name = marshal::code_filename(body, layout).map(|n| n.to_vec());
+            // The body must start with a whole code object, or the import fails; what
+            // follows it, CPython ignores.
+            let code = (d.error.is_none() && name.is_ok()).then(|| marshal::code_body(body, layout));
+            let short = matches!(name, Err(MarshalError::Truncated))
+                || matches!(code, Some(Err(MarshalError::Truncated)));
+            if ended || !short {
+                break (name, code.map(|c| c.map(|c| c.trailing)));
+            }
+            want = want.saturating_mul(2);
+        };
+        // Past what was read, the file's size says how many bytes follow.
+        let body_len = if ended { data.len() } else { data.len().max(size as usize) } - pyc::HEADER_LEN;
+        d.body_bytes = Some(body_len);
+        match name {
             Ok(name) => {
                 d.embedded_path =
-                    Some(PathBuf::from(std::ffi::OsString::from_vec(marshal::path_from_filename(name))));
+                    Some(PathBuf::from(std::ffi::OsString::from_vec(marshal::path_from_filename(&name))));
             }
             Err(e) => {
                 d.error.get_or_insert(format!("body: {e}"));
             }
         }
-        // The body must start with a whole code object, or the import fails; what follows
-        // it, CPython ignores.
-        if d.error.is_none() {
-            match marshal::code_body(body, CodeLayout::for_version(a, b)) {
-                Ok(code) => d.trailing_bytes = Some(code.trailing),
-                Err(e) => d.error = Some(format!("body: {e}")),
+        match code {
+            Some(Ok(trailing)) => {
+                d.trailing_bytes = Some(trailing + body_len - (data.len() - pyc::HEADER_LEN))
             }
+            Some(Err(e)) => d.error = Some(format!("body: {e}")),
+            None => {}
         }
     }
     d

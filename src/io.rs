@@ -26,6 +26,43 @@ pub fn not_regular() -> std::io::Error {
     std::io::Error::other("not a regular file")
 }
 
+/// Open the regular file `path` for reading, without blocking: anything else is
+/// [`not_regular`] (one `fstat`).
+pub fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    let file = open_nonblocking(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(not_regular());
+    }
+    Ok(file)
+}
+
+/// Append to `buf` from `file` until `buf` holds `len` bytes or the file ends, never
+/// more: whether the file ended. What was read before an error is kept.
+pub fn read_up_to(file: &mut std::fs::File, buf: &mut Vec<u8>, len: usize) -> std::io::Result<bool> {
+    let start = buf.len();
+    if len <= start {
+        return Ok(false);
+    }
+    buf.resize(len, 0);
+    let mut n = start;
+    let ended = loop {
+        if n == len {
+            break false;
+        }
+        match file.read(&mut buf[n..]) {
+            Ok(0) => break true,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                buf.truncate(n);
+                return Err(e);
+            }
+        }
+    };
+    buf.truncate(n);
+    Ok(ended)
+}
+
 /// Read the whole regular file `path` into `buf` (cleared first). Anything else is
 /// [`not_regular`], found without blocking and without reading a device's endless data:
 /// the type is checked (one `fstat`) only when a read did not end the usual way, i.e. the

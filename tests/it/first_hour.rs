@@ -535,6 +535,55 @@ per_python!(inspect_refuses_what_is_not_a_pyc, min = (3, 12), |py: &Python| {
     assert!(cut.stdout.contains("body"), "{}", cut.stdout);
 });
 
+// `inspect` read the whole file before looking at its header: a 2 GiB file of zeros took
+// 2 GB of memory (a run under a memory limit aborted). It reads the header, and of a pyc's
+// body only as far as its code object goes; the size of what follows is the file's.
+#[test]
+fn inspect_reads_no_more_than_it_needs() {
+    let Some(py) = harness::any_python("first_hour::inspect_reads_no_more_than_it_needs") else { return };
+    let tree = Tree::new();
+    tree.write("m.py", "A = 1\n");
+    tree.hashpyc().args(["compile", "-q", "-b"]).python(py).arg("m.py").run().assert_code(0);
+    let pyc = tree.read("m.pyc");
+    let body = pyc.len() - 16;
+    const HUGE: u64 = 2 << 30;
+    // Sparse files far larger than the memory the runs may use: zeros, a pyc header then
+    // zeros, a whole pyc then zeros.
+    for (name, head) in [("zeros.pyc", &[][..]), ("header.pyc", &pyc[..16]), ("tail.pyc", &pyc[..])] {
+        tree.write(name, head);
+        std::fs::OpenOptions::new().write(true).open(tree.path(name)).unwrap().set_len(HUGE).unwrap();
+    }
+    let inspect = |name: &str| tree.hashpyc().args(["inspect", "--json", name]).bounded(256_000, 60).run();
+    let field = |run: &harness::Run, k: &str| {
+        let v: serde_json::Value =
+            serde_json::from_str(run.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {run:?}"));
+        v[k].clone()
+    };
+    // The limit leaves room for a run: the pyc itself is described.
+    let whole = inspect("m.pyc");
+    whole.assert_code(0);
+    assert_eq!(field(&whole, "body_bytes"), body, "{whole:?}");
+    let zeros = inspect("zeros.pyc");
+    zeros.assert_code(1);
+    assert!(
+        field(&zeros, "error")
+            .as_str()
+            .unwrap()
+            .starts_with("not a pyc file: it does not start with a magic number"),
+        "{zeros:?}"
+    );
+    let header = inspect("header.pyc");
+    header.assert_code(1);
+    assert_eq!(field(&header, "body_bytes"), HUGE - 16, "{header:?}");
+    assert_eq!(field(&header, "error"), "body: unknown marshal type 0x00", "{header:?}");
+    // Bytes after the code object are counted, not read (CPython ignores them).
+    let tail = inspect("tail.pyc");
+    tail.assert_code(0);
+    assert_eq!(field(&tail, "body_bytes"), HUGE - 16, "{tail:?}");
+    assert_eq!(field(&tail, "trailing_bytes"), HUGE - pyc.len() as u64, "{tail:?}");
+    assert_eq!(field(&tail, "embedded_path"), "m.py", "{tail:?}");
+}
+
 // 6. Summaries name the interpreter; pycs of another version get a hint.
 per_python!(summaries_name_the_interpreter, min = (3, 8), |py: &Python| {
     let tree = Tree::new();
