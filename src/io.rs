@@ -26,11 +26,16 @@ pub fn not_regular() -> std::io::Error {
     std::io::Error::other("not a regular file")
 }
 
-/// Open the regular file `path` for reading, without blocking: anything else is
-/// [`not_regular`] (one `fstat`).
+/// Open the regular file `path` for reading, without blocking: a directory is
+/// `IsADirectory` (as `cat` says it), anything else not regular [`not_regular`] (one
+/// `fstat`).
 pub fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
     let file = open_nonblocking(path)?;
-    if !file.metadata()?.is_file() {
+    let meta = file.metadata()?;
+    if meta.is_dir() {
+        return Err(std::io::ErrorKind::IsADirectory.into());
+    }
+    if !meta.is_file() {
         return Err(not_regular());
     }
     Ok(file)

@@ -584,6 +584,32 @@ fn inspect_reads_no_more_than_it_needs() {
     assert_eq!(field(&tail, "embedded_path"), "m.py", "{tail:?}");
 }
 
+// `inspect` of a directory said "not a regular file", as of a FIFO; it says what it is, as
+// `cat` does, named as a pyc, as a source or as found for one (a FIFO keeps its wording).
+#[test]
+fn inspect_says_a_directory_is_one() {
+    let tree = Tree::new();
+    for dir in ["pkg", "d.pyc", "d.py", "__pycache__/m.cpython-312.pyc"] {
+        std::fs::create_dir_all(tree.path(dir)).unwrap();
+    }
+    tree.write("m.py", "A = 1\n");
+    for (arg, described) in
+        [("pkg", "pkg"), ("d.pyc", "d.pyc"), ("d.py", "d.py"), ("m.py", "__pycache__/m.cpython-312.pyc")]
+    {
+        let run = tree.hashpyc().args(["inspect", arg]).run();
+        run.assert_code(1);
+        assert_eq!(
+            run.stdout,
+            format!("{described}\n  error: is a directory, not a pyc file\n"),
+            "{arg}: {run:?}"
+        );
+        let json = tree.hashpyc().args(["inspect", "--json", arg]).run();
+        json.assert_code(1);
+        let v: serde_json::Value = serde_json::from_str(json.stdout.trim()).unwrap();
+        assert_eq!(v["error"], "is a directory, not a pyc file", "{arg}: {json:?}");
+    }
+}
+
 // 6. Summaries name the interpreter; pycs of another version get a hint.
 per_python!(summaries_name_the_interpreter, min = (3, 8), |py: &Python| {
     let tree = Tree::new();
