@@ -122,6 +122,13 @@ pub struct Finding {
     /// which `compile` refuses to replace.
     #[serde(skip)]
     pub not_regular: bool,
+    /// Unreadable for its source, which `compile` cannot read either.
+    #[serde(skip)]
+    pub source_unreadable: bool,
+    /// Missing because a directory of its path is something else (a `__pycache__` that is
+    /// a file), which `compile` does not replace: that path.
+    #[serde(skip)]
+    pub not_a_dir: Option<PathBuf>,
 }
 
 /// Check everything; print findings; return the exit status.
@@ -257,7 +264,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     let hint = wrong_version_hint(&findings, &s.targets)
         .or_else(|| layout_hint(&findings, counts["ok"], s))
         .or_else(|| spelling_hint(&findings, &cwd))
-        .or_else(|| timestamp_hint(&findings))
+        .or_else(|| timestamp_hint(&findings, s.accept))
         .or_else(|| mode_hint(&findings));
     if json && let Some(hint) = &hint {
         events.push(run_event("notice", None, hint.clone()));
@@ -300,7 +307,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
                 format!("{:<10} {}{extra}{why}", f.outcome.name(), report::shown(shown))
             }
             Format::Json => serde_json::to_string(f).expect("findings serialize"),
-            Format::Github => github_annotation(f),
+            Format::Github => github_annotation(f, s.accept),
         };
         if writeln!(out, "{line}").is_err() {
             // stdout closed (e.g. `| head`): stop quietly, like ripgrep.
@@ -430,15 +437,31 @@ fn explain_remembered_failures(findings: &mut [Finding], targets: &[Arc<Target>]
 
 /// Timestamp pycs (what pip, `python -m compileall` and imports write) are the usual
 /// reason a first check fails; say what replaces them.
-fn timestamp_hint(findings: &[Finding]) -> Option<String> {
+fn timestamp_hint(findings: &[Finding], accept: Accept) -> Option<String> {
     let n = findings.iter().filter(|f| f.outcome == Outcome::Timestamp).count();
+    let unchecked = accept == Accept::Only(HashMode::Unchecked);
     (n > 0).then(|| {
         format!(
-            "{} timestamp-based, as pip, `python -m compileall` and imports write them: `hashpyc compile` with the same paths and options replaces {}",
+            "{} timestamp-based, as pip, `python -m compileall` and imports write them: {} with the same paths and options replaces {}",
             report::plural(n, "pyc is", "pycs are"),
-            if n == 1 { "it with a checked-hash pyc" } else { "them with checked-hash pycs" }
+            compile_command(accept),
+            match (n, unchecked) {
+                (1, false) => "it with a checked-hash pyc",
+                (1, true) => "it with an unchecked-hash pyc",
+                (_, false) => "them with checked-hash pycs",
+                (_, true) => "them with unchecked-hash pycs",
+            }
         )
     })
+}
+
+/// The `compile` that writes the pycs `accept` wants: `hashpyc compile` writes checked-hash
+/// pycs unless told otherwise (or configured: naming the flag is right either way).
+fn compile_command(accept: Accept) -> &'static str {
+    match accept {
+        Accept::Only(HashMode::Unchecked) => "`hashpyc compile --invalidation-mode unchecked-hash`",
+        _ => "`hashpyc compile`",
+    }
 }
 
 /// Hash-based pycs of the other kind than `--mode` accepts: the `--mode` that accepts them,
@@ -731,10 +754,14 @@ fn check_source(path: &Path, embedded: &Path, s: &CheckSettings, cwd: &Path) -> 
                     .flatten();
                 let symlink = kind.is_some_and(|t| t.is_symlink());
                 let not_regular = kind.is_some_and(|t| !t.is_symlink() && !t.is_file());
-                let detail = match (detail, symlink) {
-                    (d, false) => d,
-                    (None, true) => Some(SYMLINK_DETAIL.to_string()),
-                    (Some(d), true) => Some(format!("{d}; {SYMLINK_DETAIL}")),
+                let source_unreadable = outcome == Outcome::Unreadable
+                    && detail.as_deref().is_some_and(|d| d.starts_with("source: "));
+                let not_a_dir = (outcome == Outcome::Missing).then(|| not_a_directory(&pyc_path)).flatten();
+                let detail = match (detail, symlink, &not_a_dir) {
+                    (None, false, Some(dir)) => Some(format!("`{}` is not a directory", report::shown(dir))),
+                    (d, false, _) => d,
+                    (None, true, _) => Some(SYMLINK_DETAIL.to_string()),
+                    (Some(d), true, _) => Some(format!("{d}; {SYMLINK_DETAIL}")),
                 };
                 let expected = (outcome != Outcome::Unreadable).then(|| HeaderView {
                     magic: target.magic.to_string(),
@@ -758,11 +785,26 @@ fn check_source(path: &Path, embedded: &Path, s: &CheckSettings, cwd: &Path) -> 
                     source_fails: None,
                     symlink,
                     not_regular,
+                    source_unreadable,
+                    not_a_dir,
                 });
             }
         }
     });
     (ok, out)
+}
+
+/// For a missing pyc: the directory of its path that is something else (a `__pycache__`
+/// that is a file), where `compile` cannot create the pyc; one `stat` when its directory is
+/// there.
+fn not_a_directory(pyc_path: &Path) -> Option<PathBuf> {
+    let parent = pyc_path.parent().filter(|p| !p.as_os_str().is_empty())?;
+    if std::fs::metadata(parent).is_ok_and(|m| m.is_dir()) {
+        return None;
+    }
+    let mut dirs: Vec<&Path> = parent.ancestors().filter(|p| !p.as_os_str().is_empty()).collect();
+    dirs.reverse();
+    dirs.into_iter().find(|d| std::fs::metadata(d).is_ok_and(|m| !m.is_dir())).map(Path::to_path_buf)
 }
 
 /// A finding's reason when its pyc is a symbolic link.
@@ -890,6 +932,8 @@ fn stray(
         source_fails: None,
         symlink: false,
         not_regular: false,
+        source_unreadable: false,
+        not_a_dir: None,
     })
 }
 
@@ -1008,6 +1052,8 @@ fn legacy_strays(pycs: &[PathBuf], targets: &[Arc<Target>]) -> Vec<Finding> {
             source_fails: None,
             symlink: false,
             not_regular: false,
+            source_unreadable: false,
+            not_a_dir: None,
         });
     }
     out
@@ -1022,7 +1068,7 @@ fn escape_property(s: &str) -> String {
 }
 
 /// A GitHub Actions workflow command.
-fn github_annotation(f: &Finding) -> String {
+fn github_annotation(f: &Finding, accept: Accept) -> String {
     let level = if f.outcome == Outcome::Ok { "notice" } else { "error" };
     let file = if f.outcome == Outcome::Stray { &f.pyc } else { &f.path };
     let mut msg = format!("{}: {} (`{}`)", f.outcome.name(), f.outcome.explain(), report::shown(&f.pyc));
@@ -1031,19 +1077,38 @@ fn github_annotation(f: &Finding) -> String {
     }
     // A source that does not compile is fixed in the source, not by compiling again; the
     // annotation goes on the line CPython named.
+    // Under `--mode unchecked`, the compile that fixes it names the mode (see `mode_hint`).
+    let compile = compile_command(accept);
     let mut line = String::new();
     if let Some(at) = f.source_fails {
-        msg.push_str(" - fix the source, then run `hashpyc compile`");
+        msg.push_str(&format!(" - fix the source, then run {compile}"));
         if let Some(n) = at.filter(|&n| n > 0) {
             line = format!(",line={n}");
         }
     } else if f.symlink {
-        msg.push_str(" - replace the symbolic link by a file, or remove it, then run `hashpyc compile`");
+        msg.push_str(&format!(" - replace the symbolic link by a file, or remove it, then run {compile}"));
     } else if f.not_regular {
         // `compile` refuses to replace what is not a regular file: compiling alone fails.
-        msg.push_str(" - remove it (`hashpyc compile` does not replace what is not a regular file), then run `hashpyc compile`");
+        msg.push_str(&format!(
+            " - remove it (`hashpyc compile` does not replace what is not a regular file), then run {compile}"
+        ));
+    } else if let Some(dir) = &f.not_a_dir {
+        msg.push_str(&format!(
+            " - remove `{}` (`hashpyc compile` does not replace what is not a directory), then run {compile}",
+            report::shown(dir)
+        ));
+    } else if f.source_unreadable {
+        msg.push_str(&format!(
+            " - make the source readable (`hashpyc compile` cannot read it either), then run {compile}"
+        ));
+    } else if f.outcome == Outcome::Unchecked {
+        msg.push_str(&format!(
+            " - run {compile} to fix (`check --mode unchecked` or `--mode any` accepts it)"
+        ));
+    } else if f.outcome == Outcome::Checked {
+        msg.push_str(&format!(" - run {compile} to fix (`check --mode any` accepts it)"));
     } else if f.outcome != Outcome::Ok && f.outcome != Outcome::Stray {
-        msg.push_str(" - run `hashpyc compile` to fix");
+        msg.push_str(&format!(" - run {compile} to fix"));
     }
     format!(
         "::{level} file={}{line},title={}::{}",

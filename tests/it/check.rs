@@ -2017,3 +2017,92 @@ fn github_advice_for_a_pyc_that_is_not_a_file_works() {
     tree.hashpyc().arg("compile").python(py).run().assert_code(0);
     tree.hashpyc().args(["check", "--format", "github"]).python(py).run().assert_code(0);
 }
+
+// `check --format github` said "run `hashpyc compile` to fix" for every finding, which does
+// not fix: under `--mode unchecked` a missing, timestamp or checked pyc (compile writes
+// checked-hash pycs unless told otherwise), a source that cannot be read, nor a missing pyc
+// whose `__pycache__` is a file (`compile`: cannot create directory). Each annotation now
+// gives the advice that fixes it, as the text's hints word it; following it, `check` passes.
+#[test]
+fn github_advice_fits_each_finding() {
+    let Some(py) = crate::harness::any_python("github_advice_fits_each_finding") else {
+        return;
+    };
+    let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
+    let github_lines = |tree: &Tree, args: &[&str]| {
+        let run = tree.hashpyc().args(["check", "--format", "github"]).args(args).python(py).run();
+        run.assert_code(1);
+        let lines: Vec<String> = run.stdout.lines().map(str::to_string).collect();
+        for line in &lines {
+            assert!(!line.contains("run `hashpyc compile` to fix"), "{line}");
+        }
+        lines
+    };
+    let line_of = |lines: &[String], file: &str| {
+        lines
+            .iter()
+            .find(|l| l.starts_with(&format!("::error file={file},")))
+            .unwrap_or_else(|| panic!("{file}: {lines:?}"))
+            .clone()
+    };
+
+    // Under --mode unchecked: a checked pyc, a timestamp pyc, a missing pyc.
+    let tree = Tree::new();
+    tree.write("c.py", "c = 1\n");
+    tree.write("t.py", "t = 1\n");
+    tree.hashpyc().args(["compile", "-q"]).python(py).arg("c.py").run().assert_code(0);
+    py.run(&["-m", "py_compile", "t.py"], tree.root());
+    tree.write("n.py", "n = 1\n");
+    let lines = github_lines(&tree, &["--mode", "unchecked"]);
+    let fix = " - run `hashpyc compile --invalidation-mode unchecked-hash` to fix";
+    assert!(
+        line_of(&lines, "c.py").ends_with(&format!("{fix} (`check --mode any` accepts it)")),
+        "{lines:?}"
+    );
+    for file in ["t.py", "n.py"] {
+        assert!(line_of(&lines, file).ends_with(fix), "{lines:?}");
+    }
+    // The text's hint for timestamp pycs names the same compile.
+    let text = tree.hashpyc().args(["check", "--mode", "unchecked"]).python(py).run();
+    assert!(
+        text.stderr.contains("`hashpyc compile --invalidation-mode unchecked-hash` with the same paths and options replaces it with an unchecked-hash pyc"),
+        "{}",
+        text.stderr
+    );
+    tree.hashpyc()
+        .args(["compile", "-q", "--invalidation-mode", "unchecked-hash"])
+        .python(py)
+        .run()
+        .assert_code(0);
+    tree.hashpyc()
+        .args(["check", "--format", "github", "--mode", "unchecked"])
+        .python(py)
+        .run()
+        .assert_code(0);
+
+    // A source nothing can read (reading /proc/self/mem from offset 0 fails), and a
+    // `__pycache__` that is a file.
+    let tree = Tree::new();
+    std::os::unix::fs::symlink("/proc/self/mem", tree.path("x.py")).unwrap();
+    tree.write("sub/o.py", "o = 1\n");
+    tree.write("sub/__pycache__", "");
+    let compile = tree.hashpyc().arg("compile").python(py).run();
+    compile.assert_code(1);
+    assert!(compile.stderr.contains("`sub/__pycache__`"), "{}", compile.stderr);
+    let lines = github_lines(&tree, &[]);
+    let x = line_of(&lines, "x.py");
+    assert!(x.contains("unreadable") && x.ends_with(" - make the source readable (`hashpyc compile` cannot read it either), then run `hashpyc compile`"), "{x}");
+    let o = line_of(&lines, "sub/o.py");
+    assert!(o.contains(&format!("(`sub/__pycache__/o.{tag}.pyc`): `sub/__pycache__` is not a directory - remove `sub/__pycache__` (`hashpyc compile` does not replace what is not a directory), then run `hashpyc compile`")), "{o}");
+    // The text and JSON findings name it too.
+    let text = tree.hashpyc().arg("check").python(py).run();
+    assert!(
+        text.stdout.lines().any(|l| l == "missing    sub/o.py: `sub/__pycache__` is not a directory"),
+        "{}",
+        text.stdout
+    );
+    std::fs::remove_file(tree.path("x.py")).unwrap();
+    std::fs::remove_file(tree.path("sub/__pycache__")).unwrap();
+    tree.hashpyc().arg("compile").python(py).run().assert_code(0);
+    tree.hashpyc().args(["check", "--format", "github"]).python(py).run().assert_code(0);
+}
