@@ -103,6 +103,10 @@ pub struct Finding {
     pub pyc: PathBuf,
     pub outcome: Outcome,
     pub python: String,
+    /// The target's place among those given (`--python A --python B`: A's findings first),
+    /// after them for a stray of an interpreter not checked.
+    #[serde(skip)]
+    pub target: usize,
     pub optimization: u8,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
@@ -173,8 +177,13 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
         findings.extend(legacy_strays(&walked.legacy_pycs, &s.targets));
         findings.extend(prefix_strays(s, &walked.dirs, &cwd));
     }
+    // A source's findings in the order the targets were given, as the summary lists them.
     findings.sort_by(|a, b| {
-        a.path.cmp(&b.path).then(a.python.cmp(&b.python)).then(a.optimization.cmp(&b.optimization))
+        a.path
+            .cmp(&b.path)
+            .then(a.target.cmp(&b.target))
+            .then(a.optimization.cmp(&b.optimization))
+            .then(a.python.cmp(&b.python))
     });
     explain_remembered_failures(&mut findings, &s.targets, &cwd);
 
@@ -777,6 +786,7 @@ fn check_source(path: &Path, embedded: &Path, s: &CheckSettings, cwd: &Path) -> 
                     pyc: pyc_path,
                     outcome,
                     python: format!("{}.{}", target.version.0, target.version.1),
+                    target: t,
                     optimization: s.levels[i],
                     detail,
                     expected,
@@ -913,9 +923,9 @@ fn stray(
     if std::fs::symlink_metadata(&source).is_ok() {
         return None;
     }
+    let target = targets.iter().position(|t| t.cache_tag.as_bytes() == tag).unwrap_or(targets.len());
     let python = targets
-        .iter()
-        .find(|t| t.cache_tag.as_bytes() == tag)
+        .get(target)
         .map(|t| format!("{}.{}", t.version.0, t.version.1))
         .unwrap_or_else(|| String::from_utf8_lossy(tag).into_owned());
     Some(Finding {
@@ -924,6 +934,7 @@ fn stray(
         pyc: pyc_path.to_path_buf(),
         outcome: Outcome::Stray,
         python,
+        target,
         optimization: level,
         detail: None,
         expected: None,
@@ -1035,15 +1046,17 @@ fn legacy_strays(pycs: &[PathBuf], targets: &[Arc<Target>]) -> Vec<Finding> {
         }
         let mut magic = [0u8; 4];
         let read = crate::io::open_nonblocking(pyc_path).and_then(|mut f| f.read_exact(&mut magic));
-        let Some(target) = read.ok().and_then(|()| targets.iter().find(|t| t.magic.0 == magic)) else {
+        let Some(index) = read.ok().and_then(|()| targets.iter().position(|t| t.magic.0 == magic)) else {
             continue;
         };
+        let target = &targets[index];
         out.push(Finding {
             kind: "finding",
             path: source,
             pyc: pyc_path.clone(),
             outcome: Outcome::Stray,
             python: format!("{}.{}", target.version.0, target.version.1),
+            target: index,
             optimization: 0,
             detail: None,
             expected: None,

@@ -2106,3 +2106,75 @@ fn github_advice_fits_each_finding() {
     tree.hashpyc().arg("compile").python(py).run().assert_code(0);
     tree.hashpyc().args(["check", "--format", "github"]).python(py).run().assert_code(0);
 }
+
+// A source's findings were sorted by the interpreter's version as a string: `--python 3.9
+// --python 3.13` listed 3.13's first, and 3.10 came before 3.9. They come in the order the
+// targets were given, as the summary lists them, in text, JSON and GitHub output, strays
+// and `--all`'s ok findings alike.
+#[test]
+fn findings_follow_the_order_targets_are_given() {
+    let pythons: Vec<&Python> = crate::harness::pythons().values().filter(|p| p.minor >= (3, 7)).collect();
+    let (Some(low), Some(high)) = (pythons.first().copied(), pythons.last().copied()) else { return };
+    if low.minor == high.minor {
+        crate::harness::visible(
+            "SKIPPED check::findings_follow_the_order_targets_are_given: one CPython only",
+        );
+        return;
+    }
+    let tree = Tree::new();
+    tree.write("m.py", "m = 1\n");
+    tree.write("s.py", "s = 1\n");
+    tree.hashpyc().args(["compile", "-q"]).python(low).python(high).arg(".").run().assert_code(0);
+    std::fs::remove_file(tree.path("s.py")).unwrap();
+    tree.write("n.py", "n = 1\n");
+    for order in [[low, high], [high, low]] {
+        // Each source's findings (m.py ok, n.py missing, s.py stray), in the order given.
+        let want: Vec<String> = order.iter().map(|p| format!("{}.{}", p.minor.0, p.minor.1)).collect();
+        let want = [want.clone(), want.clone(), want].concat();
+        let run = |format: &str| {
+            let run = tree
+                .hashpyc()
+                .args(["check", "--all", "--stray", "--format", format])
+                .python(order[0])
+                .python(order[1])
+                .arg(".")
+                .run();
+            run.assert_code(1);
+            run
+        };
+        let text = run("text");
+        let named: Vec<String> = text
+            .stdout
+            .lines()
+            .map(|l| {
+                l.split_once("  [CPython ")
+                    .unwrap_or_else(|| panic!("{l}"))
+                    .1
+                    .trim_end_matches(']')
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(named, want, "{}", text.stdout);
+        let summary = format!("for CPython {} and {} (", order[0].version, order[1].version);
+        assert!(text.stderr.contains(&summary), "{summary}\n{}", text.stderr);
+        let json = run("json");
+        let objects: Vec<serde_json::Value> =
+            json.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let named: Vec<String> = objects
+            .iter()
+            .filter(|o| o["type"] == "finding")
+            .map(|o| o["python"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(named, want, "{}", json.stdout);
+        let summary = objects.iter().find(|o| o["type"] == "summary").unwrap();
+        let targets: Vec<&str> = order.iter().map(|p| p.version.as_str()).collect();
+        assert_eq!(summary["targets"], serde_json::json!(targets), "{summary}");
+        let github = run("github");
+        let named: Vec<String> = github
+            .stdout
+            .lines()
+            .map(|l| l.split_once("(CPython ").unwrap().1.split_once(')').unwrap().0.to_string())
+            .collect();
+        assert_eq!(named, want, "{}", github.stdout);
+    }
+}
