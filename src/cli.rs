@@ -795,7 +795,9 @@ pub struct SelectArgs {
 #[derive(Debug, Args)]
 pub struct LayoutArgs {
     /// Optimization level: 0 (default, `.pyc`), 1 (`.opt-1.pyc`, asserts removed) or 2
-    /// (`.opt-2.pyc`, docstrings too). Repeat for several.
+    /// (`.opt-2.pyc`, docstrings too). Repeat for several. Without it (and without the
+    /// configuration's `optimize`), the level CPython takes from `PYTHONOPTIMIZE`, as
+    /// compileall does.
     #[arg(short = 'o', long = "optimize", value_name = "LEVEL", help_heading = "Layout",
           value_parser = clap::value_parser!(u8).range(0..=2))]
     pub optimize: Vec<u8>,

@@ -101,6 +101,7 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
             {
                 replaced.push(("cache_read_only", "no_cache_read_only"));
             }
+            optimize_from_env(&mut args.layout, &mut args.config, &args.output, json)?;
             explain_env(&mut args.config, &args.output, json, "compile", m, &replaced);
             explain_cache_off(&mut args.config, &args.output, json, &args.cache);
         }
@@ -153,6 +154,7 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
             if !args.target_version.is_empty() && m.value_source("python") == Some(ValueSource::EnvVariable) {
                 replaced.push(("python", "target_version"));
             }
+            optimize_from_env(&mut args.layout, &mut args.config, &args.output, json)?;
             explain_env(&mut args.config, &args.output, json, "check", m, &replaced);
         }
         Command::Cache(cmd) => {
@@ -248,6 +250,79 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
             })?);
         }
         _ => {}
+    }
+    Ok(())
+}
+
+/// `PYTHONOPTIMIZE` as CPython reads it into `sys.flags.optimize`: unset or empty is no
+/// value; an integer (C's `strtol`: leading whitespace and a sign allowed, nothing after
+/// the digits) is that level; anything else, or a negative or out-of-range integer, is 1.
+pub fn python_optimize(value: &std::ffi::OsStr) -> Option<u64> {
+    let v = value.as_encoded_bytes();
+    if v.is_empty() {
+        return None;
+    }
+    // C's isspace: `\v` too, which `trim_ascii_start` keeps.
+    let start = v.iter().position(|b| !b" \t\n\x0b\x0c\r".contains(b)).unwrap_or(v.len());
+    let v = &v[start..];
+    let (negative, digits) = match v.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, v),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Some(1);
+    }
+    let n = std::str::from_utf8(digits).ok().and_then(|d| d.parse::<u64>().ok());
+    Some(match n {
+        Some(0) => 0,
+        Some(n) if !negative && n <= i32::MAX as u64 => n,
+        _ => 1,
+    })
+}
+
+/// The optimization level from `PYTHONOPTIMIZE` when neither `-o` nor the file's
+/// `optimize` gives one (as `PYTHONPYCACHEPREFIX` gives the layout when neither
+/// `--pycache-prefix` nor the file's key does): the level whose pycs CPython run with that
+/// environment imports. Levels above 2 (`.opt-3.pyc`, which hashpyc does not write) are
+/// refused. `-v` says where the level came from.
+fn optimize_from_env(
+    layout: &mut LayoutArgs,
+    config: &mut ConfigArgs,
+    output: &OutputArgs,
+    json: bool,
+) -> Result<(), Error> {
+    let Some(raw) = std::env::var_os("PYTHONOPTIMIZE") else { return Ok(()) };
+    let Some(level) = python_optimize(&raw) else { return Ok(()) };
+    let shown = raw.to_string_lossy();
+    let verbose = output.verbose > 0 && output.quiet == 0;
+    if !layout.optimize.is_empty() {
+        if verbose {
+            let by = match &layout.optimize_from {
+                Some(o) => o.written("optimize"),
+                None => "-o on the command line".to_string(),
+            };
+            say(config, json, format!("setting: PYTHONOPTIMIZE={shown} (replaced by {by})"));
+        }
+        return Ok(());
+    }
+    let level = u8::try_from(level).ok().filter(|l| *l <= 2).ok_or_else(|| {
+        Error::Usage(format!(
+            "PYTHONOPTIMIZE={shown} is optimization level {level}, whose pycs (`.opt-{level}.pyc`) hashpyc \
+             does not write: give the level with -o (0, 1 or 2), or set PYTHONOPTIMIZE to 0, 1 or 2"
+        ))
+    })?;
+    layout.optimize = vec![level];
+    layout.optimize_from = Some(config::Origin::Env("PYTHONOPTIMIZE"));
+    if verbose {
+        say(
+            config,
+            json,
+            format!(
+                "setting: PYTHONOPTIMIZE={shown} (optimization level {level}, as CPython reads it; -o or \
+                 `optimize` replaces it)"
+            ),
+        );
     }
     Ok(())
 }
@@ -1032,7 +1107,10 @@ fn hardlink_needs_levels(args: &CompileArgs) -> Error {
         None => ("--hardlink-dupes".to_string(), ""),
     };
     let (given, example) = match &args.layout.optimize_from {
-        Some(o) => (format!(", and {} gives one", o.written("optimize")), "`optimize = [0, 1]`"),
+        Some(o @ config::Origin::Key { .. }) => {
+            (format!(", and {} gives one", o.written("optimize")), "`optimize = [0, 1]`")
+        }
+        Some(o) => (format!(", and {} gives one", o.written("optimize")), "-o 0 -o 1"),
         None => (String::new(), "-o 0 -o 1"),
     };
     Error::Usage(format!("{what} needs at least two optimization levels{given} (e.g. {example}{off})"))
@@ -1161,4 +1239,33 @@ pub fn check_settings(args: &CheckArgs) -> Result<CheckSettings, Error> {
         described: args.config.described.clone(),
         legacy_from: args.layout.legacy_from.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::python_optimize;
+
+    /// As CPython 3.7–3.15 set `sys.flags.optimize` (checked against each).
+    #[test]
+    fn python_optimize_reads_as_cpython() {
+        let level = |v: &str| python_optimize(std::ffi::OsStr::new(v));
+        for (v, want) in [
+            ("", None),
+            ("0", Some(0)),
+            ("-0", Some(0)),
+            ("1", Some(1)),
+            ("2", Some(2)),
+            (" 2", Some(2)),
+            ("\x0b\t2", Some(2)),
+            ("+2", Some(2)),
+            ("3", Some(3)),
+            ("2 ", Some(1)),
+            ("-1", Some(1)),
+            ("abc", Some(1)),
+            (" ", Some(1)),
+            ("99999999999", Some(1)),
+        ] {
+            assert_eq!(level(v), want, "PYTHONOPTIMIZE={v:?}");
+        }
+    }
 }

@@ -1415,13 +1415,14 @@ fn workers_run_no_project_or_environment_code() {
             .env("PYTHONUSERBASE", tree.path("evil"))
             .env("PYTHONWARNINGS", "error")
             .env("PYTHONOPTIMIZE", "2")
-            .args(["compile", "-v"])
+            .args(["compile", "-v", "-o", "0"])
             .python(py)
             .arg("proj")
             .run();
         run.assert_code(0);
         assert!(!marker.exists(), "code ran: {}", std::fs::read_to_string(&marker).unwrap_or_default());
-        // PYTHONOPTIMIZE did not leak into the compile: the level is what we asked for.
+        // PYTHONOPTIMIZE did not leak into the compile: the level is what we asked for (-o,
+        // which takes precedence over the level PYTHONOPTIMIZE gives without it).
         assert!(
             tree.path(format!("proj/__pycache__/module.cpython-{}{}.pyc", py.minor.0, py.minor.1)).is_file()
         );

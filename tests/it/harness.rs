@@ -563,7 +563,8 @@ impl Hashpyc {
             .env_remove("HASHPYC_VERIFY")
             .env_remove("HASHPYC_CONFIG")
             .env_remove("HASHPYC_NO_CONFIG")
-            .env_remove("PYTHONPYCACHEPREFIX");
+            .env_remove("PYTHONPYCACHEPREFIX")
+            .env_remove("PYTHONOPTIMIZE");
         Hashpyc { cmd, stdin: None }
     }
 

@@ -284,6 +284,83 @@ per_python!(pyc_layouts, min = (3, 9), |py: &Python| {
     tree.hashpyc().env("PYTHONPYCACHEPREFIX", &p).arg("check").python(py).arg(&root).run().assert_code(0);
 });
 
+/// What py_compile writes for `m.py` at `level` (embedding `m.py`), in a `python -I`.
+fn py_compile_at(py: &Python, tree: &Tree, level: u8) -> Vec<u8> {
+    use std::io::Write;
+    let out = tempfile::tempdir().unwrap();
+    let cfile = out.path().join("m.pyc");
+    let mut child = py
+        .cmd()
+        .args(["-I", "-c", harness::PY_COMPILE_REF, &level.to_string()])
+        .current_dir(tree.root())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = b"m.py\0".to_vec();
+    input.extend_from_slice(cfile.to_str().unwrap().as_bytes());
+    input.extend_from_slice(b"\0\n");
+    child.stdin.take().unwrap().write_all(&input).unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+    std::fs::read(&cfile).expect("py_compile's pyc")
+}
+
+// PYTHONOPTIMIZE, which CPython (and compileall) take the level from, gives the level when
+// no -o does: the pyc written is the one `python -v` run with that environment imports
+// ("matches"), with py_compile's bytes at that level; `check` expects it. The workers'
+// own compile never sees the variable: `-o 0` under PYTHONOPTIMIZE=2 is level 0's bytes.
+per_python!(pythonoptimize_gives_the_level, |py: &Python| {
+    let tree = Tree::new();
+    tree.write(
+        "m.py",
+        "\"\"\"Doc.\"\"\"\ndef f(x):\n    \"\"\"Doc.\"\"\"\n    assert x, 'x'\n    return x\n",
+    );
+    for level in [1u8, 2] {
+        let n = level.to_string();
+        let _ = std::fs::remove_dir_all(tree.path("__pycache__"));
+        let run = tree.hashpyc().env("PYTHONOPTIMIZE", &n).args(["compile", "-v", "m.py"]).python(py).run();
+        run.assert_code(0);
+        assert!(
+            run.stderr.contains(&format!("setting: PYTHONOPTIMIZE={n} (optimization level {level}")),
+            "{}",
+            run.stderr
+        );
+        let pycs = tree.pycs();
+        assert_eq!(pycs.len(), 1, "{pycs:?}");
+        let name = pycs[0].file_name().unwrap().to_str().unwrap().to_string();
+        assert!(name.ends_with(&format!(".opt-{level}.pyc")), "{name}");
+        let out = py
+            .cmd()
+            .env("PYTHONOPTIMIZE", &n)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .args(["-v", "-c", "import m"])
+            .current_dir(tree.root())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(stderr.contains(&format!("{name} matches ")), "CPython did not use {name}:\n{stderr}");
+        assert!(tree.read(&pycs[0]) == py_compile_at(py, &tree, level), "{name} is not py_compile's");
+        tree.hashpyc().env("PYTHONOPTIMIZE", &n).args(["check", "m.py"]).python(py).run().assert_code(0);
+        // Without the variable, level 0 is expected and missing.
+        tree.hashpyc().args(["check", "m.py"]).python(py).run().assert_code(1);
+    }
+    let _ = std::fs::remove_dir_all(tree.path("__pycache__"));
+    tree.hashpyc()
+        .env("PYTHONOPTIMIZE", "2")
+        .args(["compile", "-q", "-o", "0", "m.py"])
+        .python(py)
+        .run()
+        .assert_code(0);
+    let pycs = tree.pycs();
+    assert!(pycs.len() == 1 && !pycs[0].to_str().unwrap().contains(".opt-"), "{pycs:?}");
+    assert!(tree.read(&pycs[0]) == py_compile_at(py, &tree, 0), "-o 0 under PYTHONOPTIMIZE=2");
+    // A level hashpyc does not write (CPython would import `.opt-3.pyc`) is refused.
+    let run = tree.hashpyc().env("PYTHONOPTIMIZE", "3").args(["check", "m.py"]).python(py).run();
+    run.assert_code(2);
+    assert!(run.stderr.contains("PYTHONOPTIMIZE=3 is optimization level 3"), "{}", run.stderr);
+});
+
 per_python!(selection, min = (3, 9), |py: &Python| {
     let tree = Tree::new();
     fixture(&tree, py);
