@@ -339,6 +339,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
         summary.insert("force_excluded".into(), walked.skipped.force_excluded.into());
         summary.insert("regex_excluded".into(), walked.skipped.regex_excluded.into());
         summary.insert("skipped_not_py".into(), walked.skipped.not_py.into());
+        summary.insert("skipped_no_module_name".into(), walked.skipped.no_module_name.into());
         let targets: Vec<serde_json::Value> = s.targets.iter().map(|t| t.short_version().into()).collect();
         summary.insert("targets".into(), targets.into());
         let _ = writeln!(out, "{}", serde_json::Value::Object(summary));

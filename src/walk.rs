@@ -110,6 +110,13 @@ pub enum WalkError {
     /// naming the file and the line, as the rules it held are not applied.
     #[error("{0}")]
     IgnoreFile(String),
+    /// A file named exactly `.py` named on the command line or stdin: it has no module
+    /// name, so Python never imports it, and its pyc would be `py.py`'s. A warning.
+    #[error(
+        "`{}`: a file named `.py` has no module name, so Python never imports it (its pyc would be `py.py`'s); skipped",
+        crate::report::shown(.0)
+    )]
+    NoModuleName(PathBuf),
 }
 
 impl WalkError {
@@ -121,7 +128,8 @@ impl WalkError {
             | WalkError::Loop(p, _)
             | WalkError::LinkLoop(p)
             | WalkError::Vanished(p)
-            | WalkError::NotRegular(p) => Some(p),
+            | WalkError::NotRegular(p)
+            | WalkError::NoModuleName(p) => Some(p),
             WalkError::Io { path, .. } => Some(path),
             WalkError::Other(_) | WalkError::IgnoreFile(_) => None,
         }
@@ -136,6 +144,7 @@ impl WalkError {
         | WalkError::LinkLoop(p)
         | WalkError::Vanished(p)
         | WalkError::NotRegular(p)
+        | WalkError::NoModuleName(p)
         | WalkError::Io { path: p, .. } = self
             && let Ok(rest) = p.strip_prefix(".")
             && !rest.as_os_str().is_empty()
@@ -167,6 +176,7 @@ impl WalkError {
                 | WalkError::Vanished(_)
                 | WalkError::Loop(..)
                 | WalkError::IgnoreFile(_)
+                | WalkError::NoModuleName(_)
         )
     }
 
@@ -180,6 +190,14 @@ impl WalkError {
     pub fn is_note(&self) -> bool {
         matches!(self, WalkError::Vanished(_) | WalkError::Loop(..))
     }
+}
+
+/// A file named exactly `.py`: CPython's `cache_from_source` maps it to `py.<tag>.pyc`,
+/// the pyc of `py.py` beside it, yet no import ever reads it (it has no module name), so
+/// it is never compiled (compileall compiles it, and a `py.py` compiled after it
+/// overwrites that pyc), nor does `check` expect a pyc for it.
+fn no_module_name(path: &Path) -> bool {
+    path.file_name().is_some_and(|n| n == ".py")
 }
 
 /// What a symlink that cannot be resolved is: a loop or dangling.
@@ -208,6 +226,9 @@ pub struct Walked {
     /// `--skip-hidden`).
     listed: Vec<Listed>,
     taken: std::collections::HashSet<PathBuf>,
+    /// The files named `.py` the walk of directories found (counted once each, whatever
+    /// the spellings that reach them).
+    nameless: Vec<PathBuf>,
 }
 
 /// An entry of a directory walked (spelled as the walker spells it), and whether it is a
@@ -239,6 +260,11 @@ pub struct Skipped {
     pub regex_excluded: usize,
     /// Files named on the command line or stdin whose name does not end in `.py`.
     pub not_py: usize,
+    /// Files named exactly `.py`, walked or named: no module name, never imported, and
+    /// their pyc would be `py.py`'s (see [`no_module_name`]).
+    pub no_module_name: usize,
+    /// Of those, the ones named on the command line or stdin.
+    no_module_name_named: usize,
 }
 
 impl Skipped {
@@ -276,13 +302,17 @@ impl Skipped {
             let named = crate::report::plural(self.not_py, "named file", "named files");
             out.push(format!("{named} not ending in .py skipped"));
         }
+        if self.no_module_name > 0 {
+            let files = crate::report::plural(self.no_module_name, "file", "files");
+            out.push(format!("{files} named `.py` skipped (no module name)"));
+        }
         (!out.is_empty()).then(|| out.join(", "))
     }
 
     /// The paths named on the command line or stdin that were skipped on purpose: by an
-    /// exclude, or as no `.py` file.
+    /// exclude, or as no `.py` file or one named `.py`.
     pub fn named(&self) -> usize {
-        self.force_excluded + self.regex_excluded + self.not_py
+        self.force_excluded + self.regex_excluded + self.not_py + self.no_module_name_named
     }
 }
 
@@ -456,6 +486,10 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
                 } else if excluded_by_regex(root, opts) {
                     // compileall's -x applies to named files too.
                     walked.skipped.regex_excluded += 1;
+                } else if no_module_name(root) {
+                    walked.skipped.no_module_name += 1;
+                    walked.skipped.no_module_name_named += 1;
+                    walked.errors.push(WalkError::NoModuleName(root.clone()));
                 } else if meta.file_type().is_symlink()
                     && let Some(limit) = &opts.limit_symlinks
                     && !std::fs::canonicalize(root).is_ok_and(|t| t.starts_with(limit))
@@ -495,6 +529,8 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
         walked.dirs = first_spellings(dirs, |d| &d.0, &spellings, &mut places);
         let listed = std::mem::take(&mut walked.listed);
         walked.listed = first_spellings(listed, |l| &l.path, &spellings, &mut places);
+        let nameless = std::mem::take(&mut walked.nameless);
+        walked.nameless = first_spellings(nameless, |p| p, &spellings, &mut places);
         sources.into_par_iter().for_each(visit);
     } else {
         // No root holds another (nor is any given twice) and no link is followed: every
@@ -511,6 +547,7 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
     walked.dirs.sort();
     walked.errors.sort_by(|a, b| a.path().cmp(&b.path()));
     walked.skipped_symlinks.sort();
+    walked.skipped.no_module_name += walked.nameless.len();
     if opts.respect_ignore || opts.skip_hidden {
         // (The named paths skipped were counted above.)
         let counted = count_skipped(&walked.listed, &walked.taken, opts);
@@ -967,6 +1004,10 @@ fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked, visit: &
             if !entry.file_name().as_bytes().ends_with(b".py") || excluded_by_regex(path, opts) {
                 return WalkState::Continue;
             }
+            if no_module_name(path) {
+                found.lock().expect("walk lock").nameless.push(path.to_path_buf());
+                return WalkState::Continue;
+            }
             if entry.path_is_symlink() {
                 match std::fs::metadata(path) {
                     Err(e) => {
@@ -996,6 +1037,7 @@ fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked, visit: &
     walked.legacy_pycs.extend(found.legacy_pycs);
     walked.dirs.extend(found.dirs);
     walked.skipped_symlinks.extend(found.skipped_symlinks);
+    walked.nameless.extend(found.nameless);
     walked.listed.extend(found.listed);
     walked.taken.extend(found.taken);
 }

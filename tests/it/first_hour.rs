@@ -1970,6 +1970,50 @@ per_python!(named_files_not_ending_in_py_are_skipped, |py: &Python| {
     run.assert_code(0);
 });
 
+// A source named exactly `.py` maps to `__pycache__/py.<tag>.pyc`, `py.py`'s pyc (CPython's
+// cache_from_source), yet has no module name and is never imported. hashpyc compiled both
+// into that one pyc in parallel, the winner random, and `check` always called `py.py`
+// stale. Now `.py` is never compiled, counted in the summary, and a warning when named.
+per_python!(a_file_named_dot_py_is_never_compiled, |py: &Python| {
+    let tree = Tree::new();
+    tree.write("pkg/.py", "which = 'dot'\n");
+    tree.write("pkg/py.py", "which = 'py'\n");
+    let run = tree.hashpyc().args(["compile"]).python(py).arg("pkg").run();
+    run.assert_code(0);
+    assert!(run.stderr.contains("1 file named `.py` skipped (no module name)"), "{}", run.stderr);
+    let written: Vec<PathBuf> = tree.pycs();
+    assert_eq!(written, [PathBuf::from(format!("pkg/__pycache__/py.{}.pyc", tag(py)))]);
+    let ours = std::fs::read(pyc_of(&tree, py, "pkg/py.py")).unwrap();
+    let refs = harness::py_compile_refs(py, tree.root(), &[PathBuf::from("pkg/py.py")], None);
+    let reference = refs[0].as_ref().expect("py_compile compiled it");
+    assert_eq!(ours[8..16], reference[8..16], "the pyc is not py.py's");
+    if py.minor >= (3, 11) {
+        assert_eq!(ours[16..], reference[16..], "the pyc is not py.py's");
+    } else {
+        assert_eq!(ours.len(), reference.len());
+    }
+    // `check` expects no pyc for `.py`: the tree is fresh, and the file counted.
+    let run = tree.hashpyc().args(["check", "--format", "json"]).python(py).arg("pkg").run();
+    run.assert_code(0);
+    let summary: serde_json::Value = serde_json::from_str(run.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (summary["sources"].as_u64(), summary["skipped_no_module_name"].as_u64()),
+        (Some(1), Some(1)),
+        "{summary}"
+    );
+    // Named, it is a warning, and a run naming only it has nothing to do.
+    for cmd in ["compile", "check"] {
+        let run = tree.hashpyc().arg(cmd).python(py).arg("pkg/.py").run();
+        run.assert_code(0);
+        assert!(
+            run.stderr.contains("warning: `pkg/.py`: a file named `.py` has no module name"),
+            "{cmd}: {}",
+            run.stderr
+        );
+    }
+    assert_eq!(tree.pycs().len(), 1);
+});
+
 /// Run `cmd` to its end, killing it after 60 s (so that a hang fails the test instead of
 /// stalling the suite): its exit status (None when killed) and stderr.
 fn run_bounded(mut cmd: Command) -> (Option<i32>, String) {
