@@ -608,15 +608,40 @@ fn spelling_hint(findings: &[Finding], cwd: &Path) -> Option<String> {
     let mut n = 0;
     // Stale pycs compiled from one directory above this one, if all are.
     let mut above: Option<PathBuf> = None;
+    // Stale pycs embedding their source's absolute (or canonical) path, if all do: what
+    // CPython's import writes when it rewrites a pyc whose source changed (its path is the
+    // `sys.path` entry's, absolute), though no compile ran.
+    let mut absolute = true;
     for f in stale {
         let (found, want) = f.embedded.as_ref()?;
-        if crate::layout::absolute(found, cwd) != crate::layout::absolute(want, cwd) {
+        let same = crate::layout::absolute(found, cwd) == crate::layout::absolute(want, cwd);
+        let same_file = same
+            || matches!(
+                (std::fs::canonicalize(cwd.join(found)), std::fs::canonicalize(cwd.join(want))),
+                (Ok(a), Ok(b)) if a == b
+            );
+        let rewritten = found.is_absolute() && same_file;
+        absolute &= rewritten;
+        if !(same || rewritten) {
             let from = spelled_from_above(found, want, cwd)?;
             if above.get_or_insert_with(|| from.clone()) != &from {
                 return None;
             }
         }
         n += 1;
+    }
+    if absolute && above.is_none() {
+        return Some(format!(
+            "{} embed{} another spelling of {} source path (`{}` for `{}`): the absolute path, \
+             which CPython's import writes when it rewrites a pyc whose source changed (as does a \
+             compile given the absolute path); `hashpyc compile` as named here writes {} again",
+            report::plural(n, "stale pyc", "stale pycs"),
+            if n == 1 { "s" } else { "" },
+            if n == 1 { "its" } else { "their" },
+            report::shown(&example_found),
+            report::shown(&example_want),
+            if n == 1 { "it" } else { "them" },
+        ));
     }
     if let Some(dir) = above {
         return Some(format!(

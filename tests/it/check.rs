@@ -1188,6 +1188,45 @@ per_python!(spelling_hint_for_embedded_paths, |py: &Python| {
     assert!(!run.stderr.contains("hint:"), "{}", run.stderr);
 });
 
+// A module of a tree compiled by hashpyc, edited and then imported by CPython (writing pycs,
+// its source on `sys.path` by its absolute path): CPython rewrites the stale checked pyc,
+// embedding that absolute path. `check` is right to call it stale, but its hint said to
+// "name the tree as the compile that wrote it did", though no compile wrote it; now it
+// names CPython's import and says `hashpyc compile` writes it again.
+per_python!(spelling_hint_for_pycs_cpython_rewrote, |py: &Python| {
+    let tree = Tree::new();
+    tree.write("src/pkg/__init__.py", "");
+    tree.write("src/pkg/m.py", "X = 1\n");
+    tree.hashpyc().args(["compile", "-q"]).python(py).run().assert_code(0);
+    let pyc = crate::compile::pyc_of(&tree, py, "src/pkg/m.py");
+    let before = std::fs::read(&pyc).unwrap();
+    tree.write("src/pkg/m.py", "X = 2\n");
+    let src = std::fs::canonicalize(tree.path("src")).unwrap();
+    let out = py
+        .cmd()
+        .env("PYTHONPATH", &src)
+        .args(["-c", "import pkg.m; print(pkg.m.X)"])
+        .current_dir(tree.root())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "2\n", "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(std::fs::read(&pyc).unwrap() != before, "CPython did not rewrite the pyc");
+    let run = tree.hashpyc().arg("check").python(py).run();
+    run.assert_code(1);
+    let abs = src.join("pkg/m.py");
+    let reason = format!("src/pkg/m.py: embedded path is `{}`, expected `src/pkg/m.py`", abs.display());
+    assert!(run.stdout.contains(&reason), "{}", run.stdout);
+    let hint = format!(
+        "hint: 1 stale pyc embeds another spelling of its source path (`{}` for `src/pkg/m.py`): the \
+         absolute path, which CPython's import writes when it rewrites a pyc whose source changed",
+        abs.display()
+    );
+    assert!(run.stderr.contains(&hint), "{}", run.stderr);
+    assert!(!run.stderr.contains("name the tree as the compile"), "{}", run.stderr);
+    tree.hashpyc().args(["compile", "-q"]).python(py).run().assert_code(0);
+    tree.hashpyc().arg("check").python(py).run().assert_code(0);
+});
+
 /// Every line of `stdout` as JSON (panics on a line that is not), and the last one's type.
 fn json_objects(command: &str, run: &crate::harness::Run) -> Vec<serde_json::Value> {
     run.stdout
