@@ -305,6 +305,38 @@ def _distinct_homes(c):
     return True
 
 
+def _stderr_of(source, path, level):
+    # What compiling writes to the C-level stderr, for an exception without a message:
+    # CPython 3.7 and 3.8's parser writes "s_push: parser stack overflow" there, then raises
+    # an empty MemoryError. Only on that failure path: the file is compiled again with fd 2
+    # on a non-blocking pipe (what does not fit is dropped), then fd 2 is put back.
+    try:
+        r, w = posix.pipe()
+    except OSError:
+        return ""
+    saved = -1
+    try:
+        posix.set_blocking(w, False)
+        posix.set_blocking(r, False)
+        saved = posix.dup(2)
+        posix.dup2(w, 2)
+        try:
+            compile(source, path, "exec", dont_inherit=True, optimize=level)
+        except Exception:
+            pass
+        posix.dup2(saved, 2)
+        text = posix.read(r, 4096).decode("utf-8", "replace")
+        return "; ".join(line.strip() for line in text.splitlines() if line.strip())
+    except OSError:
+        return ""
+    finally:
+        if saved >= 0:
+            posix.dup2(saved, 2)
+            posix.close(saved)
+        posix.close(w)
+        posix.close(r)
+
+
 def _compile(req):
     # req[0] is the op byte.
     nlevels = req[1]
@@ -366,6 +398,11 @@ def _compile(req):
         msg = getattr(e, "msg", None) if isinstance(e, SyntaxError) else None
         if not isinstance(msg, str):
             msg = str(e)
+        if not msg:
+            msg = _stderr_of(source, path, level) or (
+                "no message (CPython 3.7 and 3.8's parser raises MemoryError without one when code "
+                "nests too deeply; otherwise memory ran out)"
+                if kind == "MemoryError" and sys.version_info < (3, 9) else "no message")
         if not isinstance(text, str):
             text = ""
         k = kind.encode()

@@ -1675,3 +1675,35 @@ fn json_output_parses_and_agrees_with_python() {
     assert_eq!(text.stdout, "");
     assert!(text.stderr.contains("bad.py:2:5: SyntaxError"), "{}", text.stderr);
 }
+
+// CPython 3.7 and 3.8's parser raises a MemoryError without a message for code nested too
+// deeply, after writing `s_push: parser stack overflow` to stderr (the line compileall
+// shows); hashpyc reported `m.py: MemoryError: ` (JSON `"message":""`). Now the message is
+// what CPython wrote.
+#[test]
+fn parser_stack_overflow_is_named() {
+    for minor in [(3, 7), (3, 8)] {
+        let Some(py) = harness::python_or_skip(minor, "compile::parser_stack_overflow_is_named") else {
+            continue;
+        };
+        let tree = Tree::new();
+        tree.write("m.py", format!("x = {}{}\n", "[".repeat(150), "]".repeat(150)));
+        let run = tree.hashpyc().args(["compile", "--format", "json"]).python(py).arg("m.py").run();
+        run.assert_code(1);
+        let failure: serde_json::Value = run
+            .stdout
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|v| v["type"] == "failure")
+            .unwrap_or_else(|| panic!("{}", run.stdout));
+        assert_eq!(
+            (failure["kind"].as_str(), failure["message"].as_str()),
+            (Some("MemoryError"), Some("s_push: parser stack overflow")),
+            "{failure}"
+        );
+        let run = tree.hashpyc().arg("compile").python(py).arg("m.py").run();
+        run.assert_code(1);
+        assert!(run.stderr.contains("m.py: MemoryError: s_push: parser stack overflow"), "{}", run.stderr);
+        assert!(tree.pycs().is_empty());
+    }
+}
