@@ -39,12 +39,27 @@ fn archive_contents(py: &harness::Python, archive: &Path) -> (Vec<String>, Strin
     (names, v["metadata"].as_str().unwrap().to_string())
 }
 
-/// The man page files (`hashpyc.1`, `hashpyc-compile.1`, …) the clap definitions give.
+/// The man page files (`hashpyc.1`, `hashpyc-compile.1`, …) the clap definitions give. Each
+/// page's `.TH` line carries the program's name and version (`hashpyc 0.1.0`), which `man` shows
+/// in the footer: clap_mangen's `generate_to` puts the subcommand's name there instead
+/// (`compile `), as only the top level has a version.
 fn rendered_man_pages() -> Vec<(String, Vec<u8>)> {
     use clap::CommandFactory;
-    let out = Tree::new();
-    clap_mangen::generate_to(hashpyc::cli::Cli::command(), out.root()).unwrap();
-    committed_man_pages(out.root())
+    fn render(cmd: clap::Command, pages: &mut Vec<(String, Vec<u8>)>) {
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned() {
+            render(sub, pages);
+        }
+        let man = clap_mangen::Man::new(cmd).source(format!("hashpyc {}", env!("CARGO_PKG_VERSION")));
+        let mut text = Vec::new();
+        man.render(&mut text).unwrap();
+        pages.push((man.get_filename(), text));
+    }
+    let mut cmd = hashpyc::cli::Cli::command().disable_help_subcommand(true);
+    cmd.build();
+    let mut pages = Vec::new();
+    render(cmd, &mut pages);
+    pages.sort();
+    pages
 }
 
 fn committed_man_pages(dir: &Path) -> Vec<(String, Vec<u8>)> {
@@ -64,6 +79,15 @@ fn man_pages_match_the_cli() {
     let dir = repo().join(MAN_DIR);
     let rendered = rendered_man_pages();
     assert!(rendered.iter().any(|(n, _)| n == "hashpyc-compile.1"), "one page per subcommand");
+    // `.TH hashpyc-compile 1 "" "hashpyc 0.1.0"`: the page's title, and the program and version
+    // that `man` shows in the footer.
+    for (name, text) in &rendered {
+        let page = String::from_utf8_lossy(text);
+        let th = page.lines().find(|l| l.starts_with(".TH ")).unwrap_or_else(|| panic!("{name}: no .TH"));
+        let title = name.trim_end_matches(".1");
+        assert!(th.starts_with(&format!(".TH {title} 1 ")), "{name}: {th}");
+        assert!(th.contains(&format!("\"hashpyc {}\"", env!("CARGO_PKG_VERSION"))), "{name}: {th}");
+    }
     if std::env::var_os("HASHPYC_UPDATE_MAN").is_some_and(|v| v == "1") {
         std::fs::create_dir_all(&dir).unwrap();
         for (name, _) in committed_man_pages(&dir) {
