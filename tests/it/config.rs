@@ -10,21 +10,29 @@ use std::path::{Path, PathBuf};
 use crate::harness::{self, Python, Tree};
 use crate::per_python;
 
-/// `hashpyc.schema.json` at the top of the repository is what `Options` generates.
-/// `HASHPYC_UPDATE_SCHEMA=1 cargo test --release config::schema` rewrites it.
+/// The schema's copy in the wheel's data directory (`[tool.maturin] data`).
+pub const WHEEL_SCHEMA: &str = "docs/wheel-data/data/share/hashpyc/hashpyc.schema.json";
+
+/// `hashpyc.schema.json` at the top of the repository, and its copy in the wheel's data
+/// directory (installed as `<prefix>/share/hashpyc/hashpyc.schema.json`), are what `Options`
+/// generates. `HASHPYC_UPDATE_SCHEMA=1 cargo test --release config::schema` rewrites both.
 #[test]
 fn schema_is_up_to_date() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("hashpyc.schema.json");
     let generated = hashpyc::config::json_schema();
-    if std::env::var_os("HASHPYC_UPDATE_SCHEMA").is_some_and(|v| v == "1") {
-        std::fs::write(&path, &generated).expect("write schema");
+    let mut shipped = String::new();
+    for file in ["hashpyc.schema.json", WHEEL_SCHEMA] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+        if std::env::var_os("HASHPYC_UPDATE_SCHEMA").is_some_and(|v| v == "1") {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &generated).expect("write schema");
+        }
+        shipped = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            shipped == generated,
+            "{file} differs from what the configuration types generate; \
+             run `HASHPYC_UPDATE_SCHEMA=1 cargo test --release config::schema` and commit it"
+        );
     }
-    let shipped = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        shipped == generated,
-        "hashpyc.schema.json differs from what the configuration types generate; \
-         run `HASHPYC_UPDATE_SCHEMA=1 cargo test --release config::schema` and commit it"
-    );
     // Every key the README's example table uses is one the schema knows.
     let schema: serde_json::Value = serde_json::from_str(&shipped).unwrap();
     for key in

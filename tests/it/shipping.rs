@@ -156,6 +156,8 @@ fn crate_package_lists_what_it_needs() {
         "docs/wheel-data/data/share/man/man1/hashpyc.1",
         // The README's editor setup points at it; the CHANGELOG says it ships.
         "hashpyc.schema.json",
+        // Its copy that the wheel installs (the wheel is built from the sdist, the crate's files).
+        crate::config::WHEEL_SCHEMA,
     ] {
         assert!(files.contains(&needed), "{needed} not in the crate:\n{list}");
     }
@@ -266,6 +268,8 @@ fn wheel_builds_installs_and_runs() {
             "wheel lacks {page}: {names:?}"
         );
     }
+    // The configuration's JSON schema, for editors (README: Editor support).
+    assert!(names.contains(&format!("{data}/data/share/hashpyc/hashpyc.schema.json")), "{names:?}");
     for license in ["LICENSE-MIT", "LICENSE-APACHE"] {
         assert!(names.contains(&format!("{top}.dist-info/licenses/{license}")), "{license}: {names:?}");
         assert!(metadata.contains(&format!("\nLicense-File: {license}\n")), "{metadata}");
@@ -285,6 +289,11 @@ fn wheel_builds_installs_and_runs() {
     for (page, text) in &pages {
         assert_eq!(&std::fs::read(run_venv.join("share/man/man1").join(page)).unwrap(), text, "{page}");
     }
+    assert_eq!(
+        std::fs::read(run_venv.join("share/hashpyc/hashpyc.schema.json")).ok(),
+        std::fs::read(repo().join("hashpyc.schema.json")).ok(),
+        "the schema under the environment's prefix"
+    );
     let version = Command::new(&exe).arg("--version").output().unwrap();
     assert_eq!(
         String::from_utf8_lossy(&version.stdout).trim(),
