@@ -311,6 +311,58 @@ fn wheel_builds_installs_and_runs() {
     assert_eq!(harness::files_with_suffix(&work.path("proj"), ".pyc").len(), 1);
 }
 
+/// `.ci/build-wheels`, the release build: a full extra release build with zig (minutes of
+/// both cores), so it runs only with `HASHPYC_RELEASE_BUILD=1`. Its wheel is tagged
+/// manylinux2014 and its binary asks for no glibc symbol newer than 2.17, whatever glibc
+/// this machine has (a wheel built by `maturin build` alone carries the host's).
+#[test]
+fn release_wheel_is_manylinux2014() {
+    let test = "shipping::release_wheel_is_manylinux2014";
+    if std::env::var_os("HASHPYC_RELEASE_BUILD").is_none_or(|v| v != "1") {
+        return harness::visible(&format!("SKIPPED {test}: opt-in, HASHPYC_RELEASE_BUILD=1"));
+    }
+    let Some(py) = harness::python_or_skip((3, 11), test) else { return };
+    let work = Tree::new();
+    let Some(venv) = venv_with(py, &work.path("build"), &["maturin>=1.9.3,<2", "ziglang"]) else {
+        return skip_offline(test, "cannot install maturin and ziglang from PyPI");
+    };
+    let path = format!("{}:{}", venv.join("bin").display(), std::env::var("PATH").unwrap_or_default());
+    let out = Command::new(repo().join(".ci/build-wheels"))
+        .arg(work.path("dist"))
+        .env("PATH", path)
+        .env("CARGO_TARGET_DIR", PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("zig-target"))
+        .output()
+        .unwrap();
+    let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), ".ci/build-wheels: {log}");
+    let wheel = std::fs::read_dir(work.path("dist"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "whl"))
+        .expect("a wheel was built");
+    let name = wheel.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.contains("manylinux_2_17_x86_64"), "{name}");
+    let unpacked = work.path("wheel");
+    assert!(py.cmd().args(["-m", "zipfile", "-e"]).arg(&wheel).arg(&unpacked).status().unwrap().success());
+    let exe = unpacked.join(format!("hashpyc-{}.data/scripts/hashpyc", env!("CARGO_PKG_VERSION")));
+    let dump = Command::new("objdump").arg("-T").arg(&exe).output().unwrap();
+    assert!(dump.status.success(), "objdump -T {}", exe.display());
+    let dump = String::from_utf8_lossy(&dump.stdout);
+    let versions: Vec<(u32, u32)> = dump
+        .split("GLIBC_2.")
+        .skip(1)
+        .map(|r| {
+            let v: String = r.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+            let mut parts = v.split('.').map(|n| n.parse::<u32>().unwrap_or(0));
+            (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+        })
+        .collect();
+    assert!(!versions.is_empty(), "no GLIBC_ symbol versions:\n{dump}");
+    let highest = versions.iter().max().unwrap();
+    assert!(*highest <= (17, 0), "the binary needs GLIBC_2.{}.{}, newer than 2.17", highest.0, highest.1);
+}
+
 #[test]
 fn stale_rules_demo_shows_both_columns() {
     let test = "shipping::stale_rules_demo";
