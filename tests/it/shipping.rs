@@ -119,7 +119,7 @@ fn man_pages_match_the_cli() {
     for ((name, ours), (_, theirs)) in committed.iter().zip(&rendered) {
         assert!(
             ours == theirs,
-            "{MAN_DIR}/{name} differs from the CLI: regenerate with HASHPYC_UPDATE_MAN=1 cargo test man_pages"
+            "{MAN_DIR}/{name} differs from the CLI: regenerate with HASHPYC_UPDATE_MAN=1 cargo test --release man_pages"
         );
     }
 }
