@@ -3,6 +3,13 @@ use std::io::Write;
 use clap::{CommandFactory, FromArgMatches};
 
 fn main() {
+    // A file-size limit (`ulimit -f`) fails a write that would pass it with EFBIG ("File too
+    // large"), which is reported for that pyc as any failed write is (its temporary file
+    // removed, the old pyc kept, the other files compiled), instead of killing the run
+    // mid-write with SIGXFSZ, silent and leaving the temporary file. CPython does the same
+    // at start-up, so the workers, which inherit this, behave as they would anyway.
+    // SAFETY: nothing else runs yet; SIG_IGN installs no handler.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
     // An empty variable is an unset one, as with Python's own PYTHON* variables (`ENV
     // HASHPYC_CACHE=` in a Dockerfile, `HASHPYC_JOBS= hashpyc …`): clap would reject it as
     // a missing or invalid value. clap reads a variable when the command is defined, so

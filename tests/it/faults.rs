@@ -1391,6 +1391,37 @@ fn a_full_disk_fails_cleanly_and_keeps_the_old_pyc() {
     }
 }
 
+/// A file-size limit (`ulimit -f`) below one pyc's size: the write of that pyc fails with
+/// an error naming it ("File too large"), as CPython's own writes do, instead of SIGXFSZ
+/// killing the run mid-write (silent, exit 153, its temporary file left and the files after
+/// it never compiled): the temporary file is removed, the old pyc kept, the others written.
+#[test]
+fn a_file_size_limit_fails_that_pyc_only() {
+    let Some(py) = harness::any_python("faults::a_file_size_limit_fails_that_pyc_only") else { return };
+    let tree = Tree::new();
+    let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
+    tree.write("big.py", "X = 1\n");
+    tree.hashpyc().args(["compile", "-q"]).python(py).arg(".").run().assert_code(0);
+    let big_pyc = tree.path(format!("__pycache__/big.{tag}.pyc"));
+    let old = std::fs::read(&big_pyc).unwrap();
+    // About 500 KB of pyc, past 200 blocks of 512 bytes (or of 1024, in another `sh`).
+    let items: Vec<String> = (0..100_000).map(|i| i.to_string()).collect();
+    tree.write("big.py", format!("X = [{}]\n", items.join(",")));
+    for i in 0..3 {
+        tree.write(format!("z{i}.py"), format!("x = {i}\n"));
+    }
+    let run = tree.hashpyc().args(["compile", "-j1"]).python(py).arg(".").ulimit("-f 200").run();
+    run.assert_code(1);
+    let e = &run.stderr;
+    assert!(e.contains(&format!("cannot write `./__pycache__/big.{tag}.pyc`: File too large")), "{e}");
+    assert!(!e.contains("os error") && !e.contains("panicked"), "{e}");
+    assert!(e.contains("Compiled 3 files"), "{e}");
+    assert_eq!(std::fs::read(&big_pyc).unwrap(), old, "the old pyc is intact");
+    assert!(harness::files_with_suffix(tree.root(), ".tmp").is_empty(), "no temporary file left");
+    let small: Vec<String> = (0..3).map(|i| format!("./z{i}.py")).collect();
+    tree.hashpyc().arg("check").python(py).args(&small).run().assert_code(0);
+}
+
 #[test]
 fn workers_run_no_project_or_environment_code() {
     for py in fault_pythons("faults::security") {

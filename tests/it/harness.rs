@@ -600,13 +600,20 @@ impl Hashpyc {
     /// huge file whole aborts (status 134) and one that would block for ever ends, instead of
     /// exhausting the machine or hanging the suite. Call it last, before [`Hashpyc::run`].
     pub fn bounded(self, kib: u64, secs: u64) -> Self {
+        self.in_shell(&format!("ulimit -v {kib} && exec timeout -s KILL {secs} \"$@\""))
+    }
+
+    /// Run under `sh`'s `ulimit LIMITS` (`-f 200`: in 512-byte blocks in `sh`; `-n 64`).
+    /// Call it last, before [`Hashpyc::run`].
+    pub fn ulimit(self, limits: &str) -> Self {
+        self.in_shell(&format!("ulimit {limits} && exec \"$@\""))
+    }
+
+    /// The command run by `sh -c SCRIPT`, which gets it as `"$@"`.
+    fn in_shell(self, script: &str) -> Self {
         let old = &self.cmd;
         let mut cmd = Command::new("sh");
-        cmd.arg("-c")
-            .arg(format!("ulimit -v {kib} && exec timeout -s KILL {secs} \"$@\""))
-            .arg("sh")
-            .arg(old.get_program())
-            .args(old.get_args());
+        cmd.arg("-c").arg(script).arg("sh").arg(old.get_program()).args(old.get_args());
         if let Some(dir) = old.get_current_dir() {
             cmd.current_dir(dir);
         }
