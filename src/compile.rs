@@ -506,6 +506,9 @@ pub fn compile(
         return Err(Error::Interrupted);
     }
     if let Some(fatal) = fatal {
+        if let crate::pool::WorkerFailure::Thread(reason) = fatal.failure {
+            return Err(Error::Thread(reason));
+        }
         // The probe remembered describes another interpreter than the one that runs now (a
         // launcher script whose target changed): forgotten, so the next run probes again.
         if matches!(fatal.failure, crate::pool::WorkerFailure::Changed { .. }) {
@@ -768,10 +771,13 @@ fn rewrite_stage(
                 .map(move |(t, _)| (i, t))
         })
         .collect();
-    let results: Vec<(usize, usize, Result<Vec<u8>, String>)> = units
-        .par_iter()
-        .map(|&(i, t)| (i, t, rewrite_unit(&plans[i], t, paths, s.mode, s.hardlink_dupes)))
-        .collect();
+    let rewrite =
+        |&(i, t): &(usize, usize)| (i, t, rewrite_unit(&plans[i], t, paths, s.mode, s.hardlink_dupes));
+    let results: Vec<(usize, usize, Result<Vec<u8>, String>)> = if crate::rayon_ready() {
+        units.par_iter().map(rewrite).collect()
+    } else {
+        units.iter().map(rewrite).collect()
+    };
     for (i, t, r) in results {
         let path = &plans[i].path;
         match (r, &plans[i].actions[t]) {
@@ -860,24 +866,32 @@ fn compile_stage(
         // `--force` compiles for real and replaces the cache's entries with what it
         // compiled; an empty cache has nothing to look up.
         Some(cache) if !s.force && !cache.is_empty() => std::thread::scope(|scope| {
-            let lookups = scope.spawn(|| {
-                let l = crate::cache::stage::Lookups {
-                    plans,
-                    paths,
-                    mode: s.mode,
-                    hardlink_dupes: s.hardlink_dupes,
-                    cache,
-                    threads: if cache.has_remote() {
-                        crate::cache::remote::LOOKUPS
-                    } else {
-                        s.jobs.min(crate::settings::default_jobs()).max(2)
-                    },
-                    warnings_as_errors: s.warnings_as_errors,
-                };
-                let hits = crate::cache::stage::run(&l, units, &queue, reporter);
-                queue.close();
-                hits
-            });
+            let lookups =
+                std::thread::Builder::new().name("hashpyc-lookups".into()).spawn_scoped(scope, || {
+                    let l = crate::cache::stage::Lookups {
+                        plans,
+                        paths,
+                        mode: s.mode,
+                        hardlink_dupes: s.hardlink_dupes,
+                        cache,
+                        threads: if cache.has_remote() {
+                            crate::cache::remote::LOOKUPS
+                        } else {
+                            s.jobs.min(crate::settings::default_jobs()).max(2)
+                        },
+                        warnings_as_errors: s.warnings_as_errors,
+                    };
+                    let hits = crate::cache::stage::run(&l, units, &queue, reporter);
+                    queue.close();
+                    hits
+                });
+            let lookups = match lookups {
+                Ok(l) => l,
+                Err(e) => {
+                    let failure = crate::pool::WorkerFailure::Thread(crate::io::start_reason(&e));
+                    return (Vec::new(), Some(schedule::Fatal { target: 0, failure }));
+                }
+            };
             let (results, fatal) = schedule::run(&schedule, &queue, expected, reporter);
             if crate::interrupt::requested() {
                 // Lookups waiting on a remote that does not answer do not hold the run.

@@ -29,7 +29,8 @@ pub fn install() {
                 // a system call (a file on a hung network mount, a device): exit anyway, as
                 // a second signal would, rather than make `docker stop` or a CI cancel wait
                 // for SIGKILL.
-                std::thread::spawn(move || {
+                // (Without a thread for it, a process limit reached, the run just unwinds.)
+                let _ = std::thread::Builder::new().spawn(move || {
                     std::thread::sleep(GRACE);
                     std::process::exit(128 + sig);
                 });

@@ -155,6 +155,19 @@ pub fn read_at_least(file: &mut std::fs::File, buf: &mut [u8], min: usize) -> st
     Ok(n)
 }
 
+/// Why a thread or a process could not be started, in words, with the limit that usually
+/// causes it: `Resource temporarily unavailable (the process limit, `ulimit -u`, or the
+/// memory limit, `ulimit -v`?)`. Never an `(os error N)`.
+pub fn start_reason(e: &std::io::Error) -> String {
+    let limit = match e.raw_os_error() {
+        Some(libc::EAGAIN) => " (the process limit, `ulimit -u`, or the memory limit, `ulimit -v`?)",
+        Some(libc::ENOMEM) => " (the memory limit, `ulimit -v`?)",
+        Some(libc::EMFILE) => " (the open-file limit, `ulimit -n`?)",
+        _ => "",
+    };
+    format!("{}{limit}", io_reason(e))
+}
+
 /// A short, lower-case description of an I/O error, without the "(os error N)" tail.
 pub fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {

@@ -77,12 +77,61 @@ pub enum Error {
     Cache(#[from] cache::CacheError),
     #[error("interrupted")]
     Interrupted,
+    /// A thread the run cannot do without could not be started (a process or memory
+    /// limit): the reason in words ([`io::start_reason`]).
+    #[error("cannot start a thread: {0}")]
+    Thread(String),
     #[error("cannot compile with {python}")]
     Workers {
         python: String,
         #[source]
         failure: pool::WorkerFailure,
     },
+}
+
+/// Whether `n` more threads can be started now: each is started and held until all are,
+/// then ended. A process or memory limit (`ulimit -u`, `ulimit -v`) may allow fewer; a
+/// walker that cannot report a thread it could not start (it panics, or waits for it for
+/// ever) is given its threads only after this says they can be had.
+pub(crate) fn threads_available(n: usize) -> bool {
+    let before = threads_in_process();
+    let (hold, held) = crossbeam_channel::bounded::<()>(0);
+    let all = std::thread::scope(|scope| {
+        let all = (0..n).all(|_| {
+            let held = held.clone();
+            std::thread::Builder::new().spawn_scoped(scope, move || while held.recv().is_ok() {}).is_ok()
+        });
+        drop(hold);
+        all
+    });
+    // A joined thread counts against the process limit until the kernel releases it, a
+    // moment later: wait for that (50 ms at most: threads started meanwhile elsewhere in the
+    // run count too), so that the threads asked for next find the room found here.
+    if all && let Some(before) = before {
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(50);
+        while threads_in_process().is_some_and(|t| t > before) && std::time::Instant::now() < until {
+            std::thread::yield_now();
+        }
+    }
+    all
+}
+
+/// The number of threads of this process (Linux's `/proc/self/status`).
+fn threads_in_process() -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status.lines().find_map(|l| l.strip_prefix("Threads:"))?.trim().parse().ok()
+}
+
+/// Whether rayon's global pool is there: built on first use, as rayon would, but a pool
+/// whose threads cannot be started (a process or memory limit) makes the callers work on
+/// their own thread, where rayon would panic at every parallel iterator.
+pub(crate) fn rayon_ready() -> bool {
+    static READY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *READY.get_or_init(|| match rayon::ThreadPoolBuilder::new().build_global() {
+        Ok(()) => true,
+        // Already built (no I/O error): ready; threads that could not be started: not.
+        Err(e) => std::error::Error::source(&e).is_none(),
+    })
 }
 
 /// `-v`'s line about a target: `target: CPython 3.12.1 (`…/python3.12`) magic cb0d0d0a tag

@@ -199,12 +199,11 @@ pub enum TargetError {
     Inaccessible { path: PathBuf, reason: String },
     #[error("`{}` is not an executable file", crate::report::shown(.0))]
     NotExecutable(PathBuf),
-    #[error("failed to run `{}`", crate::report::shown(path))]
-    Spawn {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("failed to run `{}`: {reason}", crate::report::shown(path))]
+    Spawn { path: PathBuf, reason: String },
+    /// A thread to read the probe's output could not be started.
+    #[error("cannot start a thread: {0}")]
+    Thread(String),
     #[error("`{}` does not look like Python: {detail}", crate::report::shown(path))]
     NotPython { path: PathBuf, detail: String },
     #[error("`{}` failed to start Python: {detail}", crate::report::shown(path))]
@@ -471,12 +470,20 @@ fn run_probe(exe: &Path, timeout: Duration) -> Result<Target, TargetError> {
         // it started (`crate::interrupt`), and the probe ends at once.
         .process_group(0)
         .spawn()
-        .map_err(|source| TargetError::Spawn { path: exe.to_path_buf(), source })?;
+        .map_err(|e| TargetError::Spawn { path: exe.to_path_buf(), reason: crate::io::start_reason(&e) })?;
     crate::interrupt::register(child.id());
     let stdout = child.stdout.take().expect("piped");
     let stderr = child.stderr.take().expect("piped");
-    let out_reader = Reader::start(stdout, 1 << 20);
-    let err_reader = Reader::start(stderr, 1 << 16);
+    let readers = Reader::start(stdout, 1 << 20).and_then(|out| Ok((out, Reader::start(stderr, 1 << 16)?)));
+    let (out_reader, err_reader) = match readers {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            crate::interrupt::unregister(child.id());
+            return Err(TargetError::Thread(crate::io::start_reason(&e)));
+        }
+    };
     let start = Instant::now();
     let status = loop {
         match child.try_wait() {
@@ -534,10 +541,10 @@ struct Reader {
 }
 
 impl Reader {
-    fn start(mut pipe: impl Read + Send + 'static, limit: usize) -> Reader {
+    fn start(mut pipe: impl Read + Send + 'static, limit: usize) -> std::io::Result<Reader> {
         let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let sink = std::sync::Arc::clone(&buf);
-        let thread = std::thread::spawn(move || {
+        let thread = std::thread::Builder::new().name("hashpyc-probe-pipe".into()).spawn(move || {
             let mut chunk = [0u8; 8192];
             loop {
                 let n = match pipe.read(&mut chunk) {
@@ -552,8 +559,8 @@ impl Reader {
                 let room = limit - buf.len();
                 buf.extend_from_slice(&chunk[..n.min(room)]);
             }
-        });
-        Reader { buf, thread }
+        })?;
+        Ok(Reader { buf, thread })
     }
 
     fn done(&self) -> bool {

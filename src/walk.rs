@@ -531,7 +531,11 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
         walked.listed = first_spellings(listed, |l| &l.path, &spellings, &mut places);
         let nameless = std::mem::take(&mut walked.nameless);
         walked.nameless = first_spellings(nameless, |p| p, &spellings, &mut places);
-        sources.into_par_iter().for_each(visit);
+        if crate::rayon_ready() {
+            sources.into_par_iter().for_each(visit);
+        } else {
+            sources.into_iter().for_each(visit);
+        }
     } else {
         // No root holds another (nor is any given twice) and no link is followed: every
         // file is reached once, so it is planned as the walk finds it.
@@ -937,100 +941,104 @@ fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked, visit: &
     });
 
     let found = Mutex::new(Walked::default());
-    builder.build_parallel().run(|| {
+    let visitor = |entry: Result<ignore::DirEntry, ignore::Error>| -> WalkState {
         let found = &found;
-        Box::new(move |entry| {
-            let entry = match entry {
-                Ok(e) => e,
-                Err(err) => {
-                    let err = convert_error(err);
-                    if counting && let Some(p) = err.path() {
-                        // (Not skipped: reported, or a link that leads nowhere.)
-                        found.lock().expect("walk lock").taken.insert(p.to_path_buf());
+        let entry = match entry {
+            Ok(e) => e,
+            Err(err) => {
+                let err = convert_error(err);
+                if counting && let Some(p) = err.path() {
+                    // (Not skipped: reported, or a link that leads nowhere.)
+                    found.lock().expect("walk lock").taken.insert(p.to_path_buf());
+                }
+                if let Some(mut e) = classify(err, opts) {
+                    if implicit_root {
+                        e.strip_dot();
                     }
-                    if let Some(mut e) = classify(err, opts) {
-                        if implicit_root {
-                            e.strip_dot();
-                        }
-                        found.lock().expect("walk lock").errors.push(e);
+                    found.lock().expect("walk lock").errors.push(e);
+                }
+                return WalkState::Continue;
+            }
+        };
+        let path =
+            if implicit_root { entry.path().strip_prefix(".").unwrap_or(entry.path()) } else { entry.path() };
+        if counting {
+            found.lock().expect("walk lock").taken.insert(entry.path().to_path_buf());
+        }
+
+        let Some(ft) = entry.file_type() else {
+            return WalkState::Continue;
+        };
+        if ft.is_dir() || (entry.depth() == 0 && path.is_dir()) {
+            if counting && opts.max_depth.is_none_or(|m| entry.depth() < m) {
+                let listed = list_entries(entry.path(), opts.follow);
+                for l in listed.iter().filter(|l| opts.respect_ignore && !l.is_dir) {
+                    if matches!(l.path.file_name().map(OsStr::as_bytes), Some(b".gitignore" | b".ignore"))
+                        && let Some(w) = ignore_file_warning(&l.path, &path.join(l.path.file_name().unwrap()))
+                    {
+                        found.lock().expect("walk lock").errors.push(w);
                     }
+                }
+                found.lock().expect("walk lock").listed.extend(listed);
+            }
+            // The pycs of a directory whose sources are walked: those in its
+            // `__pycache__` and, with `--legacy`, the `X.pyc` files beside the
+            // sources. The selection rules pick sources, not pycs: a `.gitignore`
+            // naturally lists `__pycache__/` and `*.pyc`, and must not hide them.
+            if opts.collect_dirs {
+                found.lock().expect("walk lock").dirs.push((path.to_path_buf(), entry.depth()));
+            }
+            if opts.max_depth.is_none_or(|m| entry.depth() < m) {
+                if opts.collect_pycache {
+                    let pycs = list_pycs(&path.join("__pycache__"), false);
+                    found.lock().expect("walk lock").pycache_files.extend(pycs);
+                }
+                if opts.collect_legacy {
+                    let pycs = list_pycs(path, true);
+                    found.lock().expect("walk lock").legacy_pycs.extend(pycs);
+                }
+            }
+            return WalkState::Continue;
+        }
+        if !entry.file_name().as_bytes().ends_with(b".py") || excluded_by_regex(path, opts) {
+            return WalkState::Continue;
+        }
+        if no_module_name(path) {
+            found.lock().expect("walk lock").nameless.push(path.to_path_buf());
+            return WalkState::Continue;
+        }
+        if entry.path_is_symlink() {
+            match std::fs::metadata(path) {
+                Err(e) => {
+                    found.lock().expect("walk lock").errors.push(unresolved_link(path.to_path_buf(), &e));
                     return WalkState::Continue;
                 }
-            };
-            let path = if implicit_root {
-                entry.path().strip_prefix(".").unwrap_or(entry.path())
-            } else {
-                entry.path()
-            };
-            if counting {
-                found.lock().expect("walk lock").taken.insert(entry.path().to_path_buf());
+                Ok(m) if !m.is_file() => return WalkState::Continue,
+                Ok(_) => {}
             }
-
-            let Some(ft) = entry.file_type() else {
-                return WalkState::Continue;
-            };
-            if ft.is_dir() || (entry.depth() == 0 && path.is_dir()) {
-                if counting && opts.max_depth.is_none_or(|m| entry.depth() < m) {
-                    let listed = list_entries(entry.path(), opts.follow);
-                    for l in listed.iter().filter(|l| opts.respect_ignore && !l.is_dir) {
-                        if matches!(l.path.file_name().map(OsStr::as_bytes), Some(b".gitignore" | b".ignore"))
-                            && let Some(w) =
-                                ignore_file_warning(&l.path, &path.join(l.path.file_name().unwrap()))
-                        {
-                            found.lock().expect("walk lock").errors.push(w);
-                        }
-                    }
-                    found.lock().expect("walk lock").listed.extend(listed);
+            if let Some(limit) = &opts.limit_symlinks {
+                let inside = std::fs::canonicalize(path).is_ok_and(|t| t.starts_with(limit));
+                if !inside {
+                    found.lock().expect("walk lock").skipped_symlinks.push(path.to_path_buf());
+                    return WalkState::Continue;
                 }
-                // The pycs of a directory whose sources are walked: those in its
-                // `__pycache__` and, with `--legacy`, the `X.pyc` files beside the
-                // sources. The selection rules pick sources, not pycs: a `.gitignore`
-                // naturally lists `__pycache__/` and `*.pyc`, and must not hide them.
-                if opts.collect_dirs {
-                    found.lock().expect("walk lock").dirs.push((path.to_path_buf(), entry.depth()));
-                }
-                if opts.max_depth.is_none_or(|m| entry.depth() < m) {
-                    if opts.collect_pycache {
-                        let pycs = list_pycs(&path.join("__pycache__"), false);
-                        found.lock().expect("walk lock").pycache_files.extend(pycs);
-                    }
-                    if opts.collect_legacy {
-                        let pycs = list_pycs(path, true);
-                        found.lock().expect("walk lock").legacy_pycs.extend(pycs);
-                    }
-                }
-                return WalkState::Continue;
             }
-            if !entry.file_name().as_bytes().ends_with(b".py") || excluded_by_regex(path, opts) {
-                return WalkState::Continue;
-            }
-            if no_module_name(path) {
-                found.lock().expect("walk lock").nameless.push(path.to_path_buf());
-                return WalkState::Continue;
-            }
-            if entry.path_is_symlink() {
-                match std::fs::metadata(path) {
-                    Err(e) => {
-                        found.lock().expect("walk lock").errors.push(unresolved_link(path.to_path_buf(), &e));
-                        return WalkState::Continue;
-                    }
-                    Ok(m) if !m.is_file() => return WalkState::Continue,
-                    Ok(_) => {}
-                }
-                if let Some(limit) = &opts.limit_symlinks {
-                    let inside = std::fs::canonicalize(path).is_ok_and(|t| t.starts_with(limit));
-                    if !inside {
-                        found.lock().expect("walk lock").skipped_symlinks.push(path.to_path_buf());
-                        return WalkState::Continue;
-                    }
-                }
-            } else if !ft.is_file() {
-                return WalkState::Continue;
-            }
-            visit(Source { path: path.to_path_buf(), explicit: false, depth: entry.depth() });
-            WalkState::Continue
-        })
-    });
+        } else if !ft.is_file() {
+            return WalkState::Continue;
+        }
+        visit(Source { path: path.to_path_buf(), explicit: false, depth: entry.depth() });
+        WalkState::Continue
+    };
+    // The parallel walker cannot report a thread it could not start: it panics, or waits
+    // for ever for it. Where a process or memory limit (`ulimit -u`, `ulimit -v`) leaves
+    // too few threads, the tree is walked on this one, the same entries in another order.
+    if crate::threads_available(opts.threads.max(1)) {
+        builder.build_parallel().run(|| Box::new(&visitor));
+    } else {
+        for entry in builder.build() {
+            visitor(entry);
+        }
+    }
     let found = found.into_inner().expect("walk lock");
     walked.errors.extend(found.errors);
     walked.pycache_files.extend(found.pycache_files);

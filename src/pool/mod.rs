@@ -66,6 +66,10 @@ pub enum WorkerFailure {
     Changed { found: String, expected: String },
     #[error("interrupted")]
     Interrupted,
+    /// A thread the workers need could not be started (reported as the run's
+    /// [`crate::Error::Thread`]).
+    #[error("cannot start a thread: {0}")]
+    Thread(String),
 }
 
 fn tail(s: &str) -> String {
@@ -266,7 +270,7 @@ impl Worker {
         }
         let target = &spec.target;
         let (control_read, control_write) =
-            control_pipe().map_err(|e| WorkerFailure::Start(e.to_string()))?;
+            control_pipe().map_err(|e| WorkerFailure::Start(crate::io::start_reason(&e)))?;
         let control_fd = control_write.as_raw_fd();
         let mut cmd = crate::target::python_command(&target.executable);
         cmd.args(["-S", "-s", "-B"]);
@@ -291,7 +295,7 @@ impl Worker {
                 Ok(())
             });
         }
-        let mut child = cmd.spawn().map_err(|e| WorkerFailure::Start(e.to_string()))?;
+        let mut child = cmd.spawn().map_err(|e| WorkerFailure::Start(crate::io::start_reason(&e)))?;
         drop(control_write);
         interrupt::register(child.id());
         let stdin = child.stdin.take().expect("piped");
@@ -313,7 +317,7 @@ impl Worker {
                     tail.drain(..excess);
                 }
             })
-            .map_err(|e| WorkerFailure::Start(e.to_string()))?;
+            .map_err(|e| WorkerFailure::Thread(crate::io::start_reason(&e)))?;
         set_nonblocking(stdin.as_raw_fd());
         // Room for a group of requests, and for its replies, in one write each.
         for fd in [stdin.as_raw_fd(), stdout.as_raw_fd()] {

@@ -285,10 +285,21 @@ pub fn run(
         std::thread::scope(|scope| {
             for i in 0..slots {
                 let shared = &shared;
-                std::thread::Builder::new()
+                let spawned = std::thread::Builder::new()
                     .name(format!("hashpyc-slot-{i}"))
-                    .spawn_scoped(scope, move || Slot::new(shared).run())
-                    .expect("spawn slot thread");
+                    .spawn_scoped(scope, move || Slot::new(shared).run());
+                if let Err(e) = spawned {
+                    // A process or memory limit: the slots that started do the work, none
+                    // stops the run. Those that did not are never in phase 1.
+                    let mut d = shared.deferred.lock().expect("deferred lock");
+                    d.1 -= slots - i;
+                    shared.deferred_cv.notify_all();
+                    if i == 0 {
+                        let failure = WorkerFailure::Thread(crate::io::start_reason(&e));
+                        *shared.fatal.lock().expect("fatal lock") = Some(Fatal { target: 0, failure });
+                    }
+                    break;
+                }
             }
         });
     }

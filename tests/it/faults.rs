@@ -1274,6 +1274,93 @@ fn permission_problems_are_per_file_errors() {
     }
 }
 
+/// Under a process limit (`ulimit -u`, counted per user: a user id of its own here) too low
+/// for the threads and processes a run starts: never a panic (exit 101) nor a hang, never an
+/// `(os error N)`. A walk that cannot have its threads walks on one (`check` of nested roots
+/// with one process allowed, the interpreter's probe remembered, succeeds); a thread or a
+/// process the run cannot do without is an error naming it, with the reason in words and
+/// the limit (exit 2).
+#[test]
+fn a_process_limit_is_an_error_in_words_never_a_panic() {
+    if !is_root() || Command::new("setpriv").arg("--version").output().is_err() {
+        harness::visible("SKIPPED faults::a_process_limit: needs root and setpriv to run as another user");
+        return;
+    }
+    let Some(py) = python_for_nobody() else {
+        harness::visible(
+            "SKIPPED faults::a_process_limit: no CPython 3.7+ that an unprivileged user can run",
+        );
+        return;
+    };
+    const ID: u32 = 40123;
+    let tree = Tree::new();
+    sources(&tree, 6);
+    tree.write("src/sub/deep.py", "y = 1\n");
+    for dir in ["state", "cold"] {
+        std::fs::create_dir(tree.path(dir)).unwrap();
+    }
+    let mut stack = vec![tree.root().to_path_buf()];
+    while let Some(p) = stack.pop() {
+        std::os::unix::fs::chown(&p, Some(ID), Some(ID)).unwrap();
+        if p.is_dir() {
+            stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        }
+    }
+    let run = |limit: Option<u32>, state: &Path, args: &[&str]| {
+        let ulimit = limit.map_or(String::new(), |u| format!("ulimit -u {u} && "));
+        let mut cmd = Command::new("setpriv");
+        cmd.args([format!("--reuid={ID}"), format!("--regid={ID}"), "--clear-groups".into(), "--".into()])
+            .args(["timeout", "-s", "KILL", "120", "bash", "-c"])
+            .arg(format!("{ulimit}exec \"$@\""))
+            .arg("bash")
+            .arg(env!("CARGO_BIN_EXE_hashpyc"))
+            .args(args)
+            .arg("--python")
+            .arg(&py.path)
+            .current_dir(tree.root())
+            .env("HASHPYC_STATE_DIR", state)
+            .env("NO_COLOR", "1");
+        harness::guard_network(&mut cmd);
+        let out = cmd.output().unwrap();
+        harness::Run {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    };
+    let state = tree.path("state");
+    run(None, &state, &["compile", "-q", "src"]).assert_code(0);
+    run(Some(1), &state, &["check", "src", "src/sub"]).assert_code(0);
+    let mut refused = false;
+    for limit in 1..=12 {
+        // The interpreter probed again each time (its pipes are read by threads).
+        let cold = tree.path(format!("cold/{limit}"));
+        std::fs::create_dir(&cold).unwrap();
+        std::os::unix::fs::chown(&cold, Some(ID), Some(ID)).unwrap();
+        for args in [&["compile", "--force", "-j4", "src"][..], &["check", "src", "src/sub"][..]] {
+            let r = run(Some(limit), &cold, args);
+            let e = &r.stderr;
+            let what = format!("ulimit -u {limit}, {args:?}: {e}");
+            assert!(!e.contains("panicked") && !e.contains("os error"), "{what}");
+            assert!(matches!(r.code, Some(0..=2)), "{:?} {what}", r.code);
+            if r.code == Some(2) {
+                assert!(e.starts_with("error: "), "{what}");
+            }
+            // (A worker's own failure to fork is CPython's traceback, as it printed it.)
+            for l in
+                e.lines().filter(|l| l.contains("temporarily unavailable") && !l.contains("Error: [Errno"))
+            {
+                assert!(
+                    l.ends_with("(the process limit, `ulimit -u`, or the memory limit, `ulimit -v`?)"),
+                    "{what}"
+                );
+            }
+            refused |= e.starts_with("error: cannot start a thread: Resource temporarily unavailable");
+        }
+    }
+    assert!(refused, "no limit tried stopped a thread");
+}
+
 #[test]
 fn hostile_trees_get_clear_per_file_outcomes() {
     for py in fault_pythons("faults::hostile_trees") {
