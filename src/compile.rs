@@ -481,7 +481,23 @@ pub fn compile(
     if let Some(cache) = &cache {
         store_remembered_failures(s, &plans, cache);
     }
-    let (results, fatal) = compile_stage(s, &plans, &opts.paths, &specs, cache.as_ref(), reporter);
+    let units = plans.iter().filter(|p| p.actions.iter().any(|a| a.is_compile())).count();
+    let jobs = match descriptor_jobs(s.jobs.min(units), s.targets.len() * (1 + usize::from(s.verify))) {
+        Ok(_) => s.jobs,
+        Err((limit, most)) if most > 0 => {
+            let message = format!(
+                "the open-file limit (`ulimit -n`: {limit}) allows at most {most} workers; using {most}"
+            );
+            notes.warning(message, style);
+            most
+        }
+        Err((limit, _)) => {
+            return Err(Error::Usage(format!(
+                "the open-file limit (`ulimit -n`: {limit}) leaves no room for a Python worker; raise it"
+            )));
+        }
+    };
+    let (results, fatal) = compile_stage(s, jobs, &plans, &opts.paths, &specs, cache.as_ref(), reporter);
     spans.mark("compile");
     spans.note(|| crate::pool::STATS.summary());
     if let Some(cache) = &cache {
@@ -820,11 +836,28 @@ fn rewrite_stage(
     }
 }
 
+/// Descriptors a run holds besides its workers' (standard streams, the walk's directories,
+/// state and cache files), and per slot: each of its workers' four pipes, a source or pyc
+/// open, and a worker's other pipe ends while it is started.
+const BASE_FDS: u64 = 32;
+const SLOT_FDS: u64 = 8;
+const WORKER_FDS: u64 = 4;
+
+/// `jobs` slots (as many as the units to compile at most) of `workers` workers each, if
+/// the open-file limit has room for them; else the limit and how many slots it has room for.
+fn descriptor_jobs(jobs: usize, workers: usize) -> Result<usize, (u64, usize)> {
+    let Some(limit) = crate::io::open_file_limit() else { return Ok(jobs) };
+    let per_slot = SLOT_FDS + WORKER_FDS * workers as u64;
+    let most = usize::try_from(limit.saturating_sub(BASE_FDS) / per_slot).unwrap_or(usize::MAX);
+    if jobs <= most { Ok(jobs) } else { Err((limit, most)) }
+}
+
 /// Everything the plan wants compiled: from the cache when there is one (hits written by
 /// the cache stage), the rest by the pool, both at once; the pool writes each result as
 /// it arrives and stores it in the cache.
 fn compile_stage(
     s: &CompileSettings,
+    jobs: usize,
     plans: &[SourcePlan],
     paths: &PycPaths<'_>,
     specs: &[WorkerSpec],
@@ -857,7 +890,7 @@ fn compile_stage(
         paths,
         mode: s.mode,
         hardlink_dupes: s.hardlink_dupes,
-        jobs: s.jobs,
+        jobs,
         verify: s.verify,
         cache,
         warnings_as_errors: s.warnings_as_errors,

@@ -155,6 +155,28 @@ pub fn read_at_least(file: &mut std::fs::File, buf: &mut [u8], min: usize) -> st
     Ok(n)
 }
 
+/// Raise the soft open-file limit (`ulimit -n`) to the hard one, never lowering it, as
+/// cargo does: workers take a few descriptors each. The workers inherit it, which changes
+/// nothing for CPython (it never goes through every possible descriptor).
+pub fn raise_open_file_limit() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit read or fill the one struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+/// The soft open-file limit (`ulimit -n`), if there is one.
+pub fn open_file_limit() -> Option<u64> {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit fills the one struct passed.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0;
+    (ok && lim.rlim_cur != libc::RLIM_INFINITY).then_some(lim.rlim_cur)
+}
+
 /// Why a thread or a process could not be started, in words, with the limit that usually
 /// causes it: `Resource temporarily unavailable (the process limit, `ulimit -u`, or the
 /// memory limit, `ulimit -v`?)`. Never an `(os error N)`.

@@ -10,6 +10,7 @@ fn main() {
     // at start-up, so the workers, which inherit this, behave as they would anyway.
     // SAFETY: nothing else runs yet; SIG_IGN installs no handler.
     unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+    hashpyc::io::raise_open_file_limit();
     // An empty variable is an unset one, as with Python's own PYTHON* variables (`ENV
     // HASHPYC_CACHE=` in a Dockerfile, `HASHPYC_JOBS= hashpyc …`): clap would reject it as
     // a missing or invalid value. clap reads a variable when the command is defined, so

@@ -66,6 +66,13 @@ pub enum WorkerFailure {
     Changed { found: String, expected: String },
     #[error("interrupted")]
     Interrupted,
+    /// The run's own descriptors ran out (EMFILE) as a worker was started.
+    #[error(
+        "hashpyc ran out of file descriptors as it started a Python worker (the open-file limit, `ulimit -n`, is {}): \
+         run fewer workers (-j) or raise the limit",
+        .0.map_or("unknown".to_string(), |n| n.to_string())
+    )]
+    Descriptors(Option<u64>),
     /// A thread the workers need could not be started (reported as the run's
     /// [`crate::Error::Thread`]).
     #[error("cannot start a thread: {0}")]
@@ -250,6 +257,14 @@ impl Drop for Worker {
     }
 }
 
+/// Why a worker could not be started: hashpyc's own descriptors ran out, or the reason.
+fn start_failure(e: &std::io::Error) -> WorkerFailure {
+    match e.raw_os_error() {
+        Some(libc::EMFILE) => WorkerFailure::Descriptors(crate::io::open_file_limit()),
+        _ => WorkerFailure::Start(crate::io::start_reason(e)),
+    }
+}
+
 /// A pipe whose write end the worker gets as fd 3.
 fn control_pipe() -> std::io::Result<(std::fs::File, std::os::fd::OwnedFd)> {
     use std::os::fd::FromRawFd;
@@ -269,8 +284,7 @@ impl Worker {
             return Err(WorkerFailure::Interrupted);
         }
         let target = &spec.target;
-        let (control_read, control_write) =
-            control_pipe().map_err(|e| WorkerFailure::Start(crate::io::start_reason(&e)))?;
+        let (control_read, control_write) = control_pipe().map_err(|e| start_failure(&e))?;
         let control_fd = control_write.as_raw_fd();
         let mut cmd = crate::target::python_command(&target.executable);
         cmd.args(["-S", "-s", "-B"]);
@@ -295,7 +309,7 @@ impl Worker {
                 Ok(())
             });
         }
-        let mut child = cmd.spawn().map_err(|e| WorkerFailure::Start(crate::io::start_reason(&e)))?;
+        let mut child = cmd.spawn().map_err(|e| start_failure(&e))?;
         drop(control_write);
         interrupt::register(child.id());
         let stdin = child.stdin.take().expect("piped");

@@ -1611,6 +1611,48 @@ fn extreme_jobs_and_timeouts_stay_bounded() {
     }
 }
 
+/// More workers (`-j`) than the open-file limit (`ulimit -n`) has room for, each holding a
+/// few descriptors: the run starts as many as fit, says so once and compiles everything,
+/// where it failed blaming the worker (`the Python worker failed to start: Too many open
+/// files`); a limit with room for none is one error naming it (exit 2). The soft limit is
+/// raised to the hard one first: a soft limit alone (`ulimit -Sn`) takes no worker away.
+#[test]
+fn more_workers_than_the_open_file_limit_allows_are_fewer() {
+    let Some(py) = harness::any_python("faults::more_workers_than_the_open_file_limit_allows_are_fewer")
+    else {
+        return;
+    };
+    let tree = Tree::new();
+    sources(&tree, 40);
+    let run = tree.hashpyc().args(["compile", "-j", "16"]).python(py).arg("src").ulimit("-n 64").run();
+    run.assert_code(0);
+    let e = &run.stderr;
+    let note = "warning: the open-file limit (`ulimit -n`: 64) allows at most ";
+    assert_eq!(e.matches(note).count(), 1, "{e}");
+    let most: usize =
+        e.split(note).nth(1).and_then(|t| t.split(' ').next()).and_then(|n| n.parse().ok()).unwrap();
+    assert!((1..16).contains(&most), "{e}");
+    assert!(e.contains(&format!("workers; using {most}\n")), "{e}");
+    assert!(e.contains("Compiled 40 files") && !e.contains("os error"), "{e}");
+    assert_tree_sound(py, tree.root());
+
+    let run =
+        tree.hashpyc().args(["compile", "--force", "-j", "16"]).python(py).arg("src").ulimit("-Sn 64").run();
+    run.assert_code(0);
+    assert!(
+        !run.stderr.contains("open-file limit") && run.stderr.contains("Compiled 40 files"),
+        "{}",
+        run.stderr
+    );
+
+    let run = tree.hashpyc().args(["compile", "--force"]).python(py).arg("src").ulimit("-n 30").run();
+    run.assert_code(2);
+    assert_eq!(
+        run.stderr,
+        "error: the open-file limit (`ulimit -n`: 30) leaves no room for a Python worker; raise it\n"
+    );
+}
+
 /// A launcher script (`exec "$CUR" "$@"`, CUR a symlink) is probed, and the probe
 /// remembered under the script's own identity; when the link moves to another version,
 /// the first worker's hello contradicts the probe. That run fails (exit 2) saying the
