@@ -500,7 +500,7 @@ impl Source {
 }
 
 /// Load the configuration for a run: `explicit` (`--config`) if given, else the first file
-/// with hashpyc settings from `start` upwards. `named_by` is what named `explicit`
+/// with hashpyc settings from `start` (the working directory) upwards. `named_by` is what named `explicit`
 /// (`--config` or `HASHPYC_CONFIG`), for its errors. A discovered `pyproject.toml` that is
 /// not valid TOML and does not mention hashpyc belongs to another tool: it is passed over,
 /// as uv passes over one during settings discovery, and `passed_over` gets a warning
@@ -545,16 +545,24 @@ pub fn load(
             options,
         })));
     }
-    for dir in start.ancestors() {
+    for (up, dir) in start.ancestors().enumerate() {
         for name in FILE_NAMES {
             let path = dir.join(name);
             // Regular files only, read without blocking: a FIFO of that name would hang the
             // run and a link to a device (`/dev/zero`) fill the memory.
-            let bytes = match crate::io::read_regular(&path) {
+            let mut read = crate::io::read_regular(&path);
+            // Under a working directory too deep to name from the root (over PATH_MAX), the
+            // file is reached from the working directory (`start`) with `..`, as CPython would.
+            let mut reached = path.clone();
+            if matches!(&read, Err(e) if e.raw_os_error() == Some(libc::ENAMETOOLONG)) {
+                reached = std::iter::repeat_n(Path::new(".."), up).collect::<PathBuf>().join(name);
+                read = crate::io::read_regular(&reached);
+            }
+            let bytes = match read {
                 Ok(b) => b,
                 // A link of that name to nothing (a shared configuration not checked out, a
                 // moved target) would silently leave the choice to a file further up.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => match std::fs::read_link(&path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => match std::fs::read_link(&reached) {
                     Ok(to) => {
                         return Err(Error::Usage(format!(
                             "configuration file `{}` is a symbolic link to `{}`, which does not exist",

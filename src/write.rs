@@ -51,10 +51,80 @@ fn parent_of(path: &Path) -> &Path {
     }
 }
 
-/// `.<name>.` — the prefix of our temporary files, hidden and traceable to their target.
-fn temp_prefix(path: &Path) -> String {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    format!(".{name}.")
+/// The longest file name (`NAME_MAX`).
+const NAME_MAX: usize = 255;
+
+/// The random part of a temporary file's name.
+const RANDOM_LEN: usize = 6;
+
+/// `.<name>.<random>.tmp` beside `path`: hidden and traceable to its target, built from the
+/// name's bytes as they are (a name that is not UTF-8 keeps its length), with the name cut
+/// short so the whole stays within `NAME_MAX` (a pyc name of up to 255 bytes can be written).
+/// Relative to the same directory as `path`, so a relative path is resolved by the kernel as
+/// CPython's are, also under a working directory too deep to name from the root.
+fn temp_path(path: &Path) -> PathBuf {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let name = path.file_name().map(|n| n.as_bytes()).unwrap_or_default();
+    let keep = name.len().min(NAME_MAX - ".".len() - ".".len() - RANDOM_LEN - ".tmp".len());
+    let mut temp = Vec::with_capacity(NAME_MAX);
+    temp.push(b'.');
+    temp.extend_from_slice(&name[..keep]);
+    temp.push(b'.');
+    temp.extend_from_slice(&random_chars());
+    temp.extend_from_slice(b".tmp");
+    parent_of(path).join(std::ffi::OsString::from_vec(temp))
+}
+
+/// `RANDOM_LEN` letters and digits, different at each call (std's randomly keyed hasher, a
+/// new key each time): a clash only costs another try.
+fn random_chars() -> [u8; RANDOM_LEN] {
+    use std::hash::{BuildHasher, Hasher};
+    const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut n = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    std::array::from_fn(|_| {
+        let c = CHARS[(n % CHARS.len() as u64) as usize];
+        n /= CHARS.len() as u64;
+        c
+    })
+}
+
+/// A temporary file being written, removed on drop unless persisted.
+struct Temp {
+    path: PathBuf,
+    file: Option<std::fs::File>,
+}
+
+impl Temp {
+    /// A new file beside `path` (`O_CREAT | O_EXCL`, with permission bits `mode` under the
+    /// umask), opened for writing.
+    fn create(path: &Path, mode: u32) -> std::io::Result<Temp> {
+        use std::os::unix::fs::OpenOptionsExt;
+        loop {
+            let temp = temp_path(path);
+            match std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&temp) {
+                Ok(file) => return Ok(Temp { path: temp, file: Some(file) }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Rename the file over `path`.
+    fn persist(mut self, path: &Path) -> std::io::Result<()> {
+        self.file = None;
+        std::fs::rename(&self.path, path)?;
+        self.path = PathBuf::new();
+        Ok(())
+    }
+}
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        self.file = None;
+        if !self.path.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 /// What the caller already knows about the destination, to save system calls.
@@ -80,17 +150,10 @@ pub fn write_atomic(path: &Path, parts: &[&[u8]], mode: u32, known: Known) -> Re
             .map_err(|source| WriteError::CreateDir { path: dir.to_path_buf(), source })?;
     }
     let write_err = |source| WriteError::Write { path: path.to_path_buf(), source };
-    let prefix = temp_prefix(path);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&prefix)
-        .suffix(".tmp")
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))
-        .tempfile_in(dir)
-        .map_err(write_err)?;
-    write_all_vectored(tmp.as_file_mut(), parts).map_err(write_err)?;
+    let mut tmp = Temp::create(path, mode).map_err(write_err)?;
+    write_all_vectored(tmp.file.as_mut().expect("open until persisted"), parts).map_err(write_err)?;
     // The temporary file is removed on drop if anything above or the rename fails.
-    tmp.persist(path).map_err(|e| write_err(e.error))?;
-    Ok(())
+    tmp.persist(path).map_err(write_err)
 }
 
 /// All of `parts` in as few system calls as the kernel allows.
@@ -155,13 +218,10 @@ pub fn write_unit(
 /// Make `path` a hard link to `existing`, atomically replacing whatever `path` was.
 pub fn hardlink_atomic(existing: &Path, path: &Path) -> Result<(), WriteError> {
     check_destination(path)?;
-    let dir = parent_of(path);
     let write_err = |source| WriteError::Write { path: path.to_path_buf(), source };
     // Reserve a unique name, then link to a sibling of it and rename over the target.
-    let prefix = temp_prefix(path);
-    let reserved =
-        tempfile::Builder::new().prefix(&prefix).suffix(".tmp").tempfile_in(dir).map_err(write_err)?;
-    let link = reserved.path().with_extension("lnk");
+    let reserved = Temp::create(path, 0o600).map_err(write_err)?;
+    let link = reserved.path.with_extension("lnk");
     let result = std::fs::hard_link(existing, &link).and_then(|()| std::fs::rename(&link, path));
     // Also after a success: a rename onto a link to the same file does nothing (rename(2)),
     // which leaves `link` behind (`existing` and `path` one file, or one name).

@@ -1707,3 +1707,82 @@ fn parser_stack_overflow_is_named() {
         assert!(tree.pycs().is_empty());
     }
 }
+
+/// A working directory whose absolute path is longer than PATH_MAX (reached step by step,
+/// as `cd` does): the configuration of a directory above it, itself too deep to name from
+/// the root, is read, and the pyc is written, as compileall writes it there.
+#[test]
+fn a_working_directory_longer_than_path_max() {
+    let Some(py) = harness::any_python("compile::a_working_directory_longer_than_path_max") else { return };
+    let tree = Tree::new();
+    let script = r#"
+d=$(printf 'd%.0s' $(seq 250))
+for i in $(seq 17); do mkdir "$d" && cd "$d" || exit 9; done
+printf 'exclude = ["skipped.py"]\n' > .hashpyc.toml
+mkdir "$d" && cd "$d" || exit 9
+printf 'x = 1\n' > m.py
+printf 'x = 2\n' > skipped.py
+"$HP" compile --python "$PY"; echo "compile: $?"
+"$HP" check --python "$PY"; echo "check: $?"
+ls -a __pycache__
+"#;
+    // bash: dash's `cd` names the new directory from the root, which fails past PATH_MAX.
+    let out = std::process::Command::new("bash")
+        .args(["-c", script])
+        .current_dir(tree.root())
+        .env("HP", env!("CARGO_BIN_EXE_hashpyc"))
+        .env("PY", &py.path)
+        .env("HASHPYC_STATE_DIR", harness::shared_cache_dir())
+        .env("NO_COLOR", "1")
+        .env_remove("HASHPYC_CONFIG")
+        .env_remove("HASHPYC_NO_CONFIG")
+        .env_remove("PYTHONPYCACHEPREFIX")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let pyc = format!("m.cpython-{}{}.pyc", py.minor.0, py.minor.1);
+    assert!(stdout.contains("compile: 0\n"), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("check: 0\n"), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    // The pyc and nothing else: no temporary file left, `skipped.py` excluded.
+    assert!(stdout.ends_with(&format!("\n.\n..\n{pyc}\n")), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(!stderr.contains("error"), "{stderr}");
+}
+
+// File names at the limits: a name that is not UTF-8 and a pyc name of exactly NAME_MAX
+// (255) bytes are written, as py_compile writes them; a pyc name one byte longer is an
+// error naming the pyc, and the run goes on.
+per_python!(pyc_names_up_to_name_max_are_written, |py: &Python| {
+    use std::os::unix::ffi::OsStrExt;
+    let tree = Tree::new();
+    let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
+    let stem_len = |pyc_len: usize| pyc_len - ".".len() - tag.len() - ".pyc".len();
+    let latin1 = vec![0xe9u8; 80];
+    let longest = vec![0xe9u8; stem_len(255)];
+    let too_long = "a".repeat(stem_len(256));
+    for stem in [&latin1[..], &longest[..], too_long.as_bytes()] {
+        let name = std::ffi::OsStr::from_bytes(&[stem, b".py"].concat()).to_os_string();
+        tree.write(name, b"x = 1\n");
+    }
+    let run = tree.hashpyc().args(["compile", "."]).python(py).run();
+    run.assert_code(1);
+    let errors: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("error")).collect();
+    let pyc_too_long = format!("./__pycache__/{too_long}.{tag}.pyc");
+    assert_eq!(
+        errors,
+        [format!("error: `./{too_long}.py`: cannot write `{pyc_too_long}`: File name too long")]
+    );
+    let mut written: Vec<Vec<u8>> = std::fs::read_dir(tree.path("__pycache__"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().as_bytes().to_vec())
+        .collect();
+    written.sort();
+    let pyc = |stem: &[u8]| [stem, b".", tag.as_bytes(), b".pyc"].concat();
+    assert_eq!(written, vec![pyc(&latin1), pyc(&longest)]);
+    assert_eq!(pyc(&longest).len(), 255);
+    // Both are the pycs a check finds fresh.
+    std::fs::remove_file(tree.path(format!("{too_long}.py"))).unwrap();
+    let run = tree.hashpyc().args(["check", "."]).python(py).run();
+    run.assert_code(0);
+    assert!(run.stderr.contains("Checked 2 files"), "{}", run.stderr);
+});
