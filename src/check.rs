@@ -261,7 +261,12 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     let all_excluded = sources == 0 && walked.skipped.named() == s.roots.len();
     // (A source removed during the run is a note of its own.)
     let vanished = walked.errors.iter().filter(|e| e.is_vanished()).count();
-    let nothing = sources == 0 && usage_errors == 0 && !all_excluded && vanished == 0;
+    // A named path that could not be read at all (a name too long) has its own error.
+    let roots_failed = !s.roots.is_empty()
+        && s.roots
+            .iter()
+            .all(|r| walked.errors.iter().any(|e| !e.is_notice() && e.path() == Some(r.as_path())));
+    let nothing = sources == 0 && usage_errors == 0 && !all_excluded && vanished == 0 && !roots_failed;
     if nothing {
         let msg = report::no_sources("check", &s.roots, walked.skipped.describe(), s.walk.max_depth);
         if json {
@@ -434,12 +439,14 @@ fn explain_remembered_failures(findings: &mut [Finding], targets: &[Arc<Target>]
         let Some((_, memo)) = memos.iter().find(|(python, _)| *python == f.python) else { continue };
         let abs = crate::layout::absolute(&f.path, cwd);
         if let Some(failure) = memo.failure_of(&abs, hex) {
-            let at = failure.line.map(|l| format!(" (line {l})")).unwrap_or_default();
+            // CPython's line 0 (a source it cannot decode) is no line, as in `compile`'s JSON.
+            let line = failure.line.filter(|&l| l > 0);
+            let at = line.map(|l| format!(" (line {l})")).unwrap_or_default();
             f.detail = Some(format!(
                 "the source does not compile: {}: {}{at}, as `hashpyc compile` found",
                 failure.kind, failure.message
             ));
-            f.source_fails = Some(failure.line);
+            f.source_fails = Some(line);
             f.symlink = false;
         }
     }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::harness::{Python, Tree};
+use crate::harness::{self, Python, Tree};
 use crate::per_python;
 
 /// py_compile a file in the given mode ("TIMESTAMP", "CHECKED_HASH", "UNCHECKED_HASH").
@@ -2216,4 +2216,38 @@ fn findings_follow_the_order_targets_are_given() {
             .collect();
         assert_eq!(named, want, "{}", github.stdout);
     }
+
+/// A named path too long to be a file name gets one error, as a path that does not exist
+/// does, not also "no Python sources to check under" it; and a source CPython cannot decode
+/// (an unknown encoding: its error has no line) is explained with no `(line 0)`, in the
+/// text and in the JSON.
+#[test]
+fn name_too_long_and_unknown_encoding_are_one_line_each() {
+    let Some(py) = harness::any_python("check::name_too_long_and_unknown_encoding_are_one_line_each") else {
+        return;
+    };
+    let tree = Tree::new();
+    let long = format!("{}.py", "x".repeat(300));
+    let run = tree.hashpyc().arg("check").python(py).arg(&long).run();
+    let errors: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(errors, [format!("error: `{long}`: File name too long")], "{}", run.stderr);
+    assert_ne!(run.code, Some(0));
+
+    tree.write("bad.py", "# coding: bogus-enc\nx = 1\n");
+    let state = tempfile::tempdir().unwrap();
+    let hashpyc = || tree.hashpyc().env("HASHPYC_STATE_DIR", state.path());
+    hashpyc().args(["compile", "-q"]).python(py).arg(".").run().assert_code(1);
+    let run = hashpyc().arg("check").python(py).arg(".").run();
+    run.assert_code(1);
+    assert!(
+        run.stdout.starts_with("missing    ./bad.py: the source does not compile: SyntaxError: "),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("bogus-enc"), "{}", run.stdout);
+    assert!(!run.stdout.contains("(line"), "{}", run.stdout);
+    let json = hashpyc().args(["check", "--format", "json"]).python(py).arg(".").run();
+    let finding: serde_json::Value = serde_json::from_str(json.stdout.lines().next().unwrap()).unwrap();
+    let detail = finding["detail"].as_str().unwrap();
+    assert!(detail.contains("bogus-enc") && !detail.contains("(line"), "{finding}");
 }
