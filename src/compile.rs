@@ -1408,17 +1408,50 @@ fn compile_obstacle(
             _ => continue,
         };
         // As `create_dir_all` fails there: `mkdir` of a path that is not a directory, or
-        // under one that is not.
+        // under one that is not, or a symbolic link that dangles or loops.
+        // Once the directory is there: the temporary file cannot be created in it (a
+        // read-only file system, no write permission), or renamed to a name longer than
+        // NAME_MAX.
+        let cannot_write = |exists: bool| {
+            use std::os::unix::ffi::OsStrExt;
+            let source = if exists && !writable(dir) {
+                std::io::Error::last_os_error()
+            } else if pyc.file_name().is_some_and(|n| n.as_bytes().len() > crate::write::NAME_MAX) {
+                std::io::Error::from_raw_os_error(libc::ENAMETOOLONG)
+            } else {
+                return None;
+            };
+            let e = crate::write::WriteError::Write { path: pyc.to_path_buf(), source };
+            Some(Obstacle::Error(schedule::error_chain(&e)))
+        };
         let source = match std::fs::metadata(dir) {
-            Ok(m) if m.is_dir() => continue,
+            Ok(m) if m.is_dir() => match cannot_write(true) {
+                Some(o) => return Some(o),
+                None => continue,
+            },
             Ok(_) => std::io::Error::from_raw_os_error(libc::EEXIST),
             Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => e,
-            Err(_) => continue,
+            Err(_) => match crate::write::broken_link(dir) {
+                Some(e) => e,
+                None => match cannot_write(false) {
+                    Some(o) => return Some(o),
+                    None => continue,
+                },
+            },
         };
         let e = crate::write::WriteError::CreateDir { path: dir.to_path_buf(), source };
         return Some(Obstacle::Error(schedule::error_chain(&e)));
     }
     None
+}
+
+/// Whether files can be created in `dir` (`access(2)` with `W_OK`: a read-only file system
+/// or no write permission fails, with the reason in `errno`).
+fn writable(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else { return true };
+    // SAFETY: `c` is a NUL-terminated path that outlives the call.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
 }
 
 /// The dry run's summary line, counting what the run would do as the run's summary line

@@ -51,8 +51,26 @@ fn parent_of(path: &Path) -> &Path {
     }
 }
 
+/// Why `dir`, a symbolic link that dangles or loops, is no directory, in words (`mkdir`
+/// itself only says "File exists"); `None` if it is not such a link.
+pub fn broken_link(dir: &Path) -> Option<std::io::Error> {
+    if !std::fs::symlink_metadata(dir).ok()?.file_type().is_symlink() {
+        return None;
+    }
+    let e = std::fs::metadata(dir).err()?;
+    let why = if e.raw_os_error() == Some(libc::ELOOP) {
+        "a symbolic link loop".to_string()
+    } else if e.kind() == std::io::ErrorKind::NotFound {
+        let to = std::fs::read_link(dir).ok()?;
+        format!("a symbolic link to `{}`, which does not exist", crate::report::shown(&to))
+    } else {
+        return None;
+    };
+    Some(std::io::Error::new(e.kind(), why))
+}
+
 /// The longest file name (`NAME_MAX`).
-const NAME_MAX: usize = 255;
+pub const NAME_MAX: usize = 255;
 
 /// The random part of a temporary file's name.
 const RANDOM_LEN: usize = 6;
@@ -146,8 +164,10 @@ pub fn write_atomic(path: &Path, parts: &[&[u8]], mode: u32, known: Known) -> Re
     }
     let dir = parent_of(path);
     if !known.dir_exists {
-        std::fs::create_dir_all(dir)
-            .map_err(|source| WriteError::CreateDir { path: dir.to_path_buf(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| WriteError::CreateDir {
+            path: dir.to_path_buf(),
+            source: broken_link(dir).unwrap_or(source),
+        })?;
     }
     let write_err = |source| WriteError::Write { path: path.to_path_buf(), source };
     let mut tmp = Temp::create(path, mode).map_err(write_err)?;

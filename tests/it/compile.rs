@@ -1786,3 +1786,38 @@ per_python!(pyc_names_up_to_name_max_are_written, |py: &Python| {
     run.assert_code(0);
     assert!(run.stderr.contains("Checked 2 files"), "{}", run.stderr);
 });
+
+// `compile -n` fails as the run that follows it does, with the same error: a `__pycache__`
+// that is a symbolic link to nothing or a loop (said in words, not mkdir's "File exists"),
+// and a pyc name longer than NAME_MAX.
+#[test]
+fn dry_run_fails_where_the_run_fails_to_write() {
+    let Some(py) = harness::any_python("compile::dry_run_fails_where_the_run_fails_to_write") else { return };
+    let tree = Tree::new();
+    let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
+    tree.write("dangling/m.py", "x = 1\n");
+    std::os::unix::fs::symlink("nowhere", tree.path("dangling/__pycache__")).unwrap();
+    tree.write("loop/m.py", "x = 1\n");
+    std::os::unix::fs::symlink("__pycache__", tree.path("loop/__pycache__")).unwrap();
+    let stem = "a".repeat(256 - ".".len() - tag.len() - ".pyc".len());
+    tree.write(format!("long/{stem}.py"), "x = 1\n");
+    let want = [
+        "error: `dangling/m.py`: cannot create directory `dangling/__pycache__`: a symbolic link to `nowhere`, which does not exist".to_string(),
+        format!("error: `long/{stem}.py`: cannot write `long/__pycache__/{stem}.{tag}.pyc`: File name too long"),
+        "error: `loop/m.py`: cannot create directory `loop/__pycache__`: a symbolic link loop".to_string(),
+    ];
+    let errors = |run: &harness::Run| {
+        let mut e: Vec<String> =
+            run.stderr.lines().filter(|l| l.starts_with("error")).map(String::from).collect();
+        e.sort();
+        e
+    };
+    let paths = ["dangling", "loop", "long"];
+    let dry = tree.hashpyc().args(["compile", "-n"]).args(paths).python(py).run();
+    dry.assert_code(1);
+    assert_eq!(errors(&dry), want, "{}", dry.stderr);
+    assert!(!dry.stdout.contains("(no pyc)"), "{}", dry.stdout);
+    let run = tree.hashpyc().arg("compile").args(paths).python(py).run();
+    run.assert_code(1);
+    assert_eq!(errors(&run), want, "{}", run.stderr);
+}
