@@ -98,6 +98,10 @@ pub enum WalkError {
     Vanished(PathBuf),
     #[error("`{}`: not a regular file", crate::report::shown(.0))]
     NotRegular(PathBuf),
+    /// A `.py` found by the walk that is no file (a FIFO, a socket, a device, or a link to
+    /// one): like a dangling link, no source to take; a warning, as one named is an error.
+    #[error("`{}`: not a regular file ({}); skipped", crate::report::shown(.0), .1)]
+    Special(PathBuf, &'static str),
     #[error("`{}`: {}", crate::report::shown(path), crate::io::io_reason(source))]
     Io {
         path: PathBuf,
@@ -129,7 +133,8 @@ impl WalkError {
             | WalkError::LinkLoop(p)
             | WalkError::Vanished(p)
             | WalkError::NotRegular(p)
-            | WalkError::NoModuleName(p) => Some(p),
+            | WalkError::NoModuleName(p)
+            | WalkError::Special(p, _) => Some(p),
             WalkError::Io { path, .. } => Some(path),
             WalkError::Other(_) | WalkError::IgnoreFile(_) => None,
         }
@@ -145,6 +150,7 @@ impl WalkError {
         | WalkError::Vanished(p)
         | WalkError::NotRegular(p)
         | WalkError::NoModuleName(p)
+        | WalkError::Special(p, _)
         | WalkError::Io { path: p, .. } = self
             && let Ok(rest) = p.strip_prefix(".")
             && !rest.as_os_str().is_empty()
@@ -173,6 +179,7 @@ impl WalkError {
             self,
             WalkError::Dangling(_)
                 | WalkError::LinkLoop(_)
+                | WalkError::Special(..)
                 | WalkError::Vanished(_)
                 | WalkError::Loop(..)
                 | WalkError::IgnoreFile(_)
@@ -198,6 +205,22 @@ impl WalkError {
 /// overwrites that pyc), nor does `check` expect a pyc for it.
 fn no_module_name(path: &Path) -> bool {
     path.file_name().is_some_and(|n| n == ".py")
+}
+
+/// What a file that is neither a regular file nor a directory is, in words.
+fn special_kind(ft: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_char_device() {
+        "a character device"
+    } else if ft.is_block_device() {
+        "a block device"
+    } else {
+        "neither a file nor a directory"
+    }
 }
 
 /// What a symlink that cannot be resolved is: a loop or dangling.
@@ -1013,7 +1036,13 @@ fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked, visit: &
                     found.lock().expect("walk lock").errors.push(unresolved_link(path.to_path_buf(), &e));
                     return WalkState::Continue;
                 }
-                Ok(m) if !m.is_file() => return WalkState::Continue,
+                // A link to a directory is not followed, as compileall does not.
+                Ok(m) if m.is_dir() => return WalkState::Continue,
+                Ok(m) if !m.is_file() => {
+                    let e = WalkError::Special(path.to_path_buf(), special_kind(m.file_type()));
+                    found.lock().expect("walk lock").errors.push(e);
+                    return WalkState::Continue;
+                }
                 Ok(_) => {}
             }
             if let Some(limit) = &opts.limit_symlinks {
@@ -1024,6 +1053,8 @@ fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked, visit: &
                 }
             }
         } else if !ft.is_file() {
+            let e = WalkError::Special(path.to_path_buf(), special_kind(ft));
+            found.lock().expect("walk lock").errors.push(e);
             return WalkState::Continue;
         }
         visit(Source { path: path.to_path_buf(), explicit: false, depth: entry.depth() });

@@ -2251,3 +2251,39 @@ fn name_too_long_and_unknown_encoding_are_one_line_each() {
     let detail = finding["detail"].as_str().unwrap();
     assert!(detail.contains("bogus-enc") && !detail.contains("(line"), "{finding}");
 }
+
+/// A `.py` the walk finds that is no file (a FIFO, a link to a device) is a warning, as a
+/// dangling `.py` link is (no exit status, hidden by `-qq`, a `notice` in JSON), in
+/// `compile` and `check` alike: not skipped in silence, since named it is an error.
+#[test]
+fn special_files_found_by_the_walk_are_warnings() {
+    let Some(py) = harness::any_python("check::special_files_found_by_the_walk_are_warnings") else { return };
+    let tree = Tree::new();
+    tree.write("pkg/m.py", "x = 1\n");
+    let status = std::process::Command::new("mkfifo").arg(tree.path("pkg/fifo.py")).status().unwrap();
+    assert!(status.success());
+    std::os::unix::fs::symlink("/dev/null", tree.path("pkg/dev.py")).unwrap();
+    let want = [
+        "warning: `pkg/dev.py`: not a regular file (a character device); skipped",
+        "warning: `pkg/fifo.py`: not a regular file (a FIFO); skipped",
+    ];
+    let warnings = |run: &crate::harness::Run| {
+        let mut w: Vec<String> =
+            run.stderr.lines().filter(|l| l.starts_with("warning")).map(String::from).collect();
+        w.sort();
+        w
+    };
+    let compiled = tree.hashpyc().args(["compile", "pkg"]).python(py).run();
+    compiled.assert_code(0);
+    assert_eq!(warnings(&compiled), want, "{}", compiled.stderr);
+    let checked = tree.hashpyc().args(["check", "pkg"]).python(py).run();
+    checked.assert_code(0);
+    assert_eq!(warnings(&checked), want, "{}", checked.stderr);
+    let quiet = tree.hashpyc().args(["check", "-qq", "pkg"]).python(py).run();
+    quiet.assert_code(0);
+    assert_eq!(quiet.stderr, "");
+    let json = tree.hashpyc().args(["check", "--format", "json", "pkg"]).python(py).run();
+    let notices =
+        json.stdout.lines().filter(|l| l.contains("\"notice\"") && l.contains("not a regular file")).count();
+    assert_eq!(notices, 2, "{}", json.stdout);
+}
