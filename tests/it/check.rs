@@ -2216,6 +2216,7 @@ fn findings_follow_the_order_targets_are_given() {
             .collect();
         assert_eq!(named, want, "{}", github.stdout);
     }
+}
 
 /// A named path too long to be a file name gets one error, as a path that does not exist
 /// does, not also "no Python sources to check under" it; and a source CPython cannot decode
