@@ -31,8 +31,12 @@ pub const MAGIC: [u8; 8] = *b"HPYCACHE";
 pub const FORMAT: u16 = 1;
 const HEAD: usize = 52;
 const SUM: usize = 32;
-/// No payload this large is real; a damaged length field must not allocate it.
-const MAX_PAYLOAD: usize = 512 << 20;
+/// The largest payload an entry may decode to, in every tier: as large as a remote entry
+/// may be (`remote::MAX_ENTRY`), when the largest pyc of CPython 3.15's standard library is
+/// a few MiB. A small compressed entry declaring or decoding to more (a decompression bomb)
+/// is damaged: it is decoded no further than this, and, with the bodies remote lookups are
+/// reading, only while those in flight hold less than `remote::MAX_READING` in all.
+pub const MAX_PAYLOAD: usize = 64 << 20;
 /// No entry is larger (a body of a huge generated module is a few MiB): a larger file where
 /// an entry should be is damaged, never read (the local tier; remote tiers, whose answers
 /// come from another machine, refuse far less: `remote::MAX_ENTRY`).
@@ -80,6 +84,13 @@ pub enum Damage {
     Decompress,
     #[error("the payload does not parse")]
     Payload,
+    #[error("the payload decodes to more than the {} an entry may hold", super::manage::human_size(MAX_PAYLOAD as u64))]
+    TooLarge,
+    #[error(
+        "decoding it would pass the {} the lookups in flight may hold",
+        super::manage::human_size(super::remote::MAX_READING)
+    )]
+    Busy,
 }
 
 impl Payload {
@@ -114,8 +125,10 @@ impl Payload {
         out
     }
 
-    fn decode(kind: u8, data: &[u8]) -> Result<Payload, Damage> {
-        let mut r = Reader { data };
+    /// The payload `data` holds; a body is moved out of `data`, not copied.
+    fn decode(kind: u8, mut data: Vec<u8>) -> Result<Payload, Damage> {
+        let all = data.len();
+        let mut r = Reader { data: &data };
         let p = match kind {
             1 => {
                 let filename = r.bytes()?.to_vec();
@@ -128,11 +141,12 @@ impl Payload {
                     // The level is the entry's own: the caller knows it.
                     warnings.push(Warning { category, line, message, level: 0 });
                 }
-                let body = r.bytes()?.to_vec();
+                let n = r.bytes()?.len();
                 if !r.data.is_empty() {
                     return Err(Damage::Payload);
                 }
-                Payload::Body { filename, warnings, body }
+                data.drain(..all - n);
+                Payload::Body { filename, warnings, body: data }
             }
             2 => {
                 let filename = r.bytes()?.to_vec();
@@ -183,7 +197,7 @@ thread_local! {
     // One zstd context per thread: making one per entry costs more than compressing it.
     static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
         const { std::cell::RefCell::new(None) };
-    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::zstd_safe::DCtx<'static>>> =
         const { std::cell::RefCell::new(None) };
 }
 
@@ -200,12 +214,48 @@ fn compress(raw: &[u8]) -> Option<Vec<u8>> {
     })
 }
 
-fn decompress(stored: &[u8], raw_len: usize) -> Option<Vec<u8>> {
+/// Decode `stored` (one zstd frame) to the `raw_len` bytes it declares, streaming: never
+/// more than that, the buffer growing as data comes (a declared length is not trusted with
+/// an allocation) and each growth held in `held`, refused when the lookups in flight would
+/// pass their budget.
+fn decompress(stored: &[u8], raw_len: usize, held: &mut super::remote::Held) -> Result<Vec<u8>, Damage> {
+    use zstd::zstd_safe::{DCtx, InBuffer, OutBuffer, ResetDirective};
     DECOMPRESSOR.with_borrow_mut(|d| {
         if d.is_none() {
-            *d = zstd::bulk::Decompressor::new().ok();
+            *d = DCtx::try_create();
         }
-        d.as_mut()?.decompress(stored, raw_len).ok()
+        let d = d.as_mut().ok_or(Damage::Decompress)?;
+        d.reset(ResetDirective::SessionOnly).map_err(|_| Damage::Decompress)?;
+        let mut input = InBuffer::around(stored);
+        let mut out: Vec<u8> = Vec::new();
+        loop {
+            if out.len() == out.capacity() {
+                // One byte past the declared size, to see a payload longer than declared.
+                let more = (out.capacity() * 2).max(64 << 10).min(raw_len + 1) - out.capacity();
+                if more == 0 {
+                    return Err(Damage::Decompress);
+                }
+                if !held.grow(more as u64) {
+                    return Err(Damage::Busy);
+                }
+                out.reserve_exact(more);
+            }
+            let before = (input.pos(), out.len());
+            let left = d
+                .decompress_stream(&mut OutBuffer::around_pos(&mut out, before.1), &mut input)
+                .map_err(|_| Damage::Decompress)?;
+            if left == 0 {
+                break;
+            }
+            // No progress with room to write: the frame is cut short.
+            if (input.pos(), out.len()) == before {
+                return Err(Damage::Decompress);
+            }
+        }
+        if input.pos() != stored.len() || out.len() != raw_len {
+            return Err(Damage::Decompress);
+        }
+        Ok(out)
     })
 }
 
@@ -234,7 +284,8 @@ pub fn encode(key: &Key, payload: &Payload, compression: Compression) -> Vec<u8>
     out
 }
 
-/// Read and verify the entry stored for `key`.
+/// Read and verify the entry stored for `key`. Its payload is decoded to at most
+/// [`MAX_PAYLOAD`] bytes, held in the budget of the lookups in flight while it is decoded.
 pub fn decode(key: &Key, data: &[u8]) -> Result<Payload, Damage> {
     if data.len() < HEAD + SUM {
         return Err(Damage::Short);
@@ -260,21 +311,24 @@ pub fn decode(key: &Key, data: &[u8]) -> Result<Payload, Damage> {
         return Err(Damage::Checksum);
     }
     let stored = &signed[HEAD..];
-    match code {
-        0 if raw_len == stored_len => Payload::decode(kind, stored),
-        0 => Err(Damage::Decompress),
-        1 => {
-            if raw_len > MAX_PAYLOAD {
-                return Err(Damage::Decompress);
-            }
-            let raw = decompress(stored, raw_len).ok_or(Damage::Decompress)?;
-            if raw.len() != raw_len {
-                return Err(Damage::Decompress);
-            }
-            Payload::decode(kind, &raw)
-        }
-        other => Err(Damage::Compression(other)),
+    if !matches!(code, 0 | 1) {
+        return Err(Damage::Compression(code));
     }
+    if raw_len > MAX_PAYLOAD {
+        return Err(Damage::TooLarge);
+    }
+    let mut held = super::remote::Held::default();
+    let raw = match code {
+        0 if raw_len == stored_len => {
+            if !held.grow(raw_len as u64) {
+                return Err(Damage::Busy);
+            }
+            stored.to_vec()
+        }
+        0 => return Err(Damage::Decompress),
+        _ => decompress(stored, raw_len, &mut held)?,
+    };
+    Payload::decode(kind, raw)
 }
 
 #[cfg(test)]
@@ -317,6 +371,23 @@ mod tests {
         }
         let z = encode(&key, &body(), Compression::Zstd);
         assert!(z.len() < encode(&key, &body(), Compression::None).len(), "repetitive data compresses");
+    }
+
+    /// A payload that decodes to more than it declares, or than an entry may hold, is
+    /// damaged, whatever its header says.
+    #[test]
+    fn bombs_are_not_decoded() {
+        let key = [3u8; 32];
+        let big =
+            Payload::Body { filename: b"/x.py".to_vec(), warnings: vec![], body: vec![0; MAX_PAYLOAD + 1] };
+        let bomb = encode(&key, &big, Compression::Zstd);
+        assert_eq!(decode(&key, &bomb), Err(Damage::TooLarge));
+        // The same frame declaring 1 MiB: decoded no further than that.
+        let mut lying = bomb[..bomb.len() - SUM].to_vec();
+        lying[44..48].copy_from_slice(&(1u32 << 20).to_le_bytes());
+        let sum = blake3::hash(&lying);
+        lying.extend_from_slice(sum.as_bytes());
+        assert_eq!(decode(&key, &lying), Err(Damage::Decompress));
     }
 
     #[test]

@@ -400,9 +400,10 @@ impl Inner {
                         }
                         return Some((p, Served::Local));
                     }
-                    Err(_) => {
+                    Err(d) => {
                         l.counts.damaged.fetch_add(1, Ordering::Relaxed);
-                        if !self.settings.read_only {
+                        // One the lookups in flight left no room to decode is kept.
+                        if !self.settings.read_only && d != entry::Damage::Busy {
                             l.disk.remove(key);
                         }
                     }

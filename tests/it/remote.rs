@@ -2559,3 +2559,81 @@ fn a_credentials_file_that_does_not_parse_names_its_line() {
     assert!(!run.stderr.contains("hunter2") && !run.stderr.contains("Some("), "{}", run.stderr);
     assert!(pycs(&m.tree).is_empty(), "pycs written");
 }
+
+/// Replace every entry under `dir` (`v1/<2 hex>/<62 hex>`, a local or a server's) by a
+/// decompression bomb for its key: a ~17 KB zstd entry whose body decodes to 500 MiB.
+fn plant_bombs(dir: &Path) -> usize {
+    use hashpyc::cache::entry::{self, Compression, Payload};
+    let body = Payload::Body { filename: b"/x.py".to_vec(), warnings: vec![], body: vec![0u8; 500 << 20] };
+    let entries = harness::files_with_suffix(dir, "");
+    for rel in &entries {
+        let all = rel.to_str().unwrap().replace('/', "");
+        let hex = &all[all.len() - 64..];
+        let key: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap()).collect();
+        let bomb = entry::encode(&key.try_into().unwrap(), &body, Compression::Zstd);
+        assert!(bomb.len() < 64 << 10, "a bomb is small: {}", bomb.len());
+        std::fs::write(dir.join(rel), bomb).unwrap();
+    }
+    entries.len()
+}
+
+/// Decompression bombs in the cache (a ~17 KB entry decoding to 500 MiB), served by a
+/// server or found in the local directory, are damaged entries like any other garbage:
+/// never decoded past the bound, counted, the remote switched off at the tenth, and the
+/// pycs those of py_compile. Under `ulimit -v` 1 GiB (one malloc arena, so that the limit
+/// bounds the heap rather than the arenas reserved per thread): decoding them (a bomb's
+/// payload and its copy, lookups decoding at once) failed the build.
+#[test]
+fn decompression_bombs_are_damaged_entries() {
+    let test = "remote::decompression_bombs_are_damaged_entries";
+    let Some(py) = harness::python_or_skip((3, 12), test) else { return };
+    let Some(nginx) = Nginx::start() else { return };
+    let t = Tree::new();
+    harness::write_modules(&t, "src", 12);
+    let sources: Vec<PathBuf> = (0..12).map(|i| PathBuf::from(format!("src/m{i:02}.py"))).collect();
+    let refs = harness::py_compile_refs(py, t.root(), &sources, None);
+    let url = format!("{}/cache", nginx.url());
+    let local = t.path("local");
+    let build = |args: &[&str], bounded: bool| {
+        remove_pycs(&t.path("src"));
+        let cmd = harness::Hashpyc::new(t.root())
+            .env_remove("HASHPYC_CACHE")
+            .env("HASHPYC_STATE_DIR", t.path("state"))
+            .args(["compile", "-v"])
+            .args(args)
+            .python(py)
+            .arg("src");
+        let run =
+            if bounded { cmd.env("MALLOC_ARENA_MAX", "1").bounded(1 << 20, 300).run() } else { cmd.run() };
+        run.assert_code(0);
+        for (src, want) in sources.iter().zip(&refs) {
+            let pyc = harness::files_with_suffix(&t.path("src/__pycache__"), ".pyc")
+                .into_iter()
+                .find(|p| p.to_str().unwrap().starts_with(src.file_stem().unwrap().to_str().unwrap()))
+                .unwrap();
+            let got = std::fs::read(t.path("src/__pycache__").join(pyc)).unwrap();
+            assert!(Some(&got) == want.as_ref(), "{src:?}: not py_compile's pyc:\n{}", run.stderr);
+        }
+        run
+    };
+    // The remote: filled, then every entry a bomb; a read-only build reads them.
+    build(&["--cache-url", &url], false);
+    assert_eq!(plant_bombs(&nginx.data_dir().join("cache")), 12);
+    let run = build(&["--cache-url", &url, "--cache-read-only"], true);
+    let counts = remote_counts(&run.stderr);
+    assert_eq!(counts[0], 0, "no hit: {}", run.stderr);
+    assert!(run.stderr.contains("damaged entries (the remote is switched off at 10"), "{}", run.stderr);
+    assert!(run.stderr.contains("the payload decodes to more than the 64.0 MiB"), "{}", run.stderr);
+    // The local directory: filled, then every entry a bomb.
+    build(&["--cache", local.to_str().unwrap()], false);
+    assert_eq!(plant_bombs(&local.join("v1")), 12);
+    let run = build(&["--cache", local.to_str().unwrap()], true);
+    assert!(
+        run.stderr.contains(": 0 hits, 12 misses") && run.stderr.contains(" 12 damaged,"),
+        "{}",
+        run.stderr
+    );
+    // Replaced by good entries: the next build is served from them.
+    let run = build(&["--cache", local.to_str().unwrap()], true);
+    assert!(run.stderr.contains(": 12 hits, 0 misses"), "{}", run.stderr);
+}

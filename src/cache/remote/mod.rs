@@ -37,8 +37,9 @@ pub const MAX_ENTRY: u64 = 64 << 20;
 /// What the bodies lookups are reading may hold in all (128 lookups run at once: a server
 /// that answers each with a huge body must not exhaust memory), room for a few entries of
 /// [`MAX_ENTRY`]; a body that would pass it is refused as too large.
-const MAX_READING: u64 = 256 << 20;
-/// The bytes of entry bodies being read, by every lookup and upload.
+pub const MAX_READING: u64 = 256 << 20;
+/// The bytes of entry bodies being read, by every lookup and upload, and of payloads being
+/// decoded from entries (`entry::decode`), in every tier.
 static READING: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Why a remote tier cannot be opened: bad input, found before any request is made.
@@ -596,12 +597,14 @@ enum Unread {
     TooLarge(String),
 }
 
-/// Bytes of [`READING`] held by one body being read, given back when it is done.
-struct Held(u64);
+/// Bytes of [`READING`] held by one body being read (or payload being decoded), given
+/// back when it is done.
+#[derive(Default)]
+pub struct Held(u64);
 
 impl Held {
     /// Hold `n` more bytes, unless the bodies being read would then pass [`MAX_READING`].
-    fn grow(&mut self, n: u64) -> bool {
+    pub fn grow(&mut self, n: u64) -> bool {
         use std::sync::atomic::Ordering::SeqCst;
         let grown = READING.fetch_update(SeqCst, SeqCst, |all| (all + n <= MAX_READING).then_some(all + n));
         self.0 += if grown.is_ok() { n } else { 0 };
