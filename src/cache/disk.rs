@@ -126,6 +126,7 @@ impl DiskTier {
         let Ok(fans) = std::fs::read_dir(&self.entries) else { return true };
         !fans
             .filter_map(Result::ok)
+            .filter(|fan| fan.file_type().is_ok_and(|t| t.is_dir()))
             .any(|fan| std::fs::read_dir(fan.path()).is_ok_and(|mut d| d.next().is_some()))
     }
 
@@ -166,8 +167,13 @@ impl DiskTier {
     /// [`Read::Damaged`] when something else than an entry hashpyc could have written is
     /// there (never read: see [`read_bounded`]). `refresh`: mark an entry found as used
     /// now (hourly at most); never in a read-only run, which keeps the pruning order.
+    /// A fan-out directory that is a symbolic link (or anything but a directory) makes
+    /// whatever it leads to damage: never a hit, never refreshed.
     pub fn get(&self, key: &Key, refresh: bool) -> std::io::Result<Read> {
         let (found, file) = read_bounded(&self.path_of(key), MAX_ENTRY)?;
+        if !matches!(found, Read::Missing) && !self.fan_is_real(key) {
+            return Ok(Read::Damaged("an entry under a fan-out directory that is a symbolic link".into()));
+        }
         // Recency for LRU pruning; a read-only cache simply keeps its order.
         if let Some(file) = file.filter(|_| refresh)
             && let Ok(meta) = file.metadata()
@@ -196,6 +202,8 @@ impl DiskTier {
     /// Store `data` for `key`, atomically; returns the bytes the cache grew by on disk: the
     /// new entry's, less those of the entry it replaced (`--force`, another build storing
     /// the same key), so that the size recorded for pruning follows the real one.
+    /// Nothing is stored through a fan-out directory that is a symbolic link (someone else
+    /// made it; it may lead out of the cache): an error of the entry's, naming the link.
     pub fn put(&self, key: &Key, data: &[u8]) -> std::io::Result<u64> {
         let path = self.path_of(key);
         let replaced =
@@ -205,9 +213,12 @@ impl DiskTier {
         let mut make = !slot.load(Ordering::Relaxed);
         let mut tries = 0;
         loop {
-            let stored =
-                if make { self.make_dir(&self.entries).and_then(|()| self.make_dir(dir)) } else { Ok(()) }
-                    .and_then(|()| write_atomic(dir, &path, data, self.group));
+            let stored = if make {
+                self.make_dir(&self.entries).and_then(|()| self.make_dir(dir)).and_then(|()| real_dir(dir))
+            } else {
+                Ok(())
+            }
+            .and_then(|()| write_atomic(dir, &path, data, self.group));
             match stored {
                 // Another process (clean, prune) removed the directories meanwhile: again,
                 // a few times (a failure left is the entry's own, see `whole_cache`).
@@ -234,10 +245,20 @@ impl DiskTier {
     /// Remove the entry for `key` (a damaged one), ignoring a concurrent removal; a
     /// directory in its place only when it is empty (never what it holds).
     pub fn remove(&self, key: &Key) {
+        // Never through a fan-out directory that is a symbolic link.
+        if !self.fan_is_real(key) {
+            return;
+        }
         let path = self.path_of(key);
         if std::fs::remove_file(&path).is_err() {
             let _ = std::fs::remove_dir(&path);
         }
+    }
+
+    /// Whether the fan-out directory of `key` is a directory, not a symbolic link to one.
+    fn fan_is_real(&self, key: &Key) -> bool {
+        let path = self.path_of(key);
+        std::fs::symlink_metadata(path.parent().expect("fan-out directory")).is_ok_and(|m| m.is_dir())
     }
 
     fn make_dir(&self, dir: &Path) -> std::io::Result<()> {
@@ -271,7 +292,9 @@ impl DiskTier {
         };
         for fan in top {
             let fan = fan.map_err(|e| unreadable(&self.entries, e))?;
-            if !is_hex(fan.file_name().as_encoded_bytes(), 2) {
+            // A symbolic link (to a directory elsewhere) is not followed: what it leads to
+            // is never counted, pruned or removed.
+            if !is_hex(fan.file_name().as_encoded_bytes(), 2) || !fan.file_type().is_ok_and(|t| t.is_dir()) {
                 continue;
             }
             let files = match std::fs::read_dir(fan.path()) {
@@ -347,7 +370,8 @@ impl DiskTier {
 
     /// Mark the entry for `key` as used now (best effort), for the pruning that follows.
     pub fn touch(&self, key: &Key) {
-        if let Ok(f) = open_entry(&self.path_of(key))
+        if self.fan_is_real(key)
+            && let Ok(f) = open_entry(&self.path_of(key))
             && f.metadata().is_ok_and(|m| m.is_file())
         {
             let _ = f.set_modified(SystemTime::now());
@@ -642,6 +666,19 @@ fn file_above(root: &Path, e: std::io::Error) -> std::io::Error {
             format!("`{}` is not a directory", crate::report::shown(file)),
         ),
         None => e,
+    }
+}
+
+/// Ok when `dir` (a fan-out directory) is a directory, not a symbolic link to one.
+fn real_dir(dir: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(m) if m.is_symlink() => Err(std::io::Error::other(format!(
+            "`{}` is a symbolic link, where hashpyc makes a directory; nothing is stored through it (remove it)",
+            crate::report::shown(dir)
+        ))),
+        Ok(_) => Err(not_a_directory()),
+        Err(e) => Err(e),
     }
 }
 

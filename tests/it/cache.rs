@@ -2187,3 +2187,83 @@ fn entries_that_cannot_be_removed_are_named() {
     }
     assert_eq!(entry_files(&cache), entries, "nothing was removed");
 }
+
+/// A symbolic link in place of a fan-out directory (`C/v1/cd -> /elsewhere`) is never
+/// followed: `cache stats` does not count what it leads to, `cache prune` and `cache clean`
+/// remove nothing there (entries of 62 hex digits included), and a build stores nothing
+/// through it (one warning naming the link), its pycs those of a build without the link.
+#[test]
+fn a_linked_fan_out_directory_is_not_followed() {
+    let Some(py) = harness::any_python("cache::a_linked_fan_out_directory_is_not_followed") else { return };
+    let work = Tree::new();
+    harness::write_modules(&work, "src", 40);
+    let cache = work.path("cache");
+    let build = |extra: &[&str]| {
+        remove_pycs(&work.path("src"));
+        let run = work
+            .hashpyc()
+            .args(["compile", "-v"])
+            .args(extra)
+            .python(py)
+            .arg("--cache")
+            .arg(&cache)
+            .arg("src")
+            .run();
+        run.assert_code(0);
+        run
+    };
+    build(&[]);
+    let reference = pycs(&work.path("src"));
+    let all = entry_files(&cache).len();
+    // The fan-out directory holding the most entries, moved elsewhere, a link in its place.
+    let mut fans: Vec<PathBuf> =
+        std::fs::read_dir(cache.join("v1")).unwrap().map(|e| e.unwrap().path()).collect();
+    fans.sort_by_key(|f| std::fs::read_dir(f).unwrap().count());
+    let fan = fans.pop().unwrap();
+    let outside = work.path("elsewhere");
+    std::fs::rename(&fan, &outside).unwrap();
+    std::os::unix::fs::symlink(&outside, &fan).unwrap();
+    std::fs::write(outside.join("a".repeat(62)), "not the cache's\n").unwrap();
+    let there = || {
+        let mut files: Vec<(String, u64, Vec<u8>)> = std::fs::read_dir(&outside)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.file_name().into_string().unwrap(),
+                    e.metadata().unwrap().ino(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    let before = there();
+    let moved = before.len() - 1;
+    assert!(moved >= 1 && moved < all, "{moved} of {all}");
+    let stats = work.hashpyc().args(["cache", "stats", "--format", "json", "--cache"]).arg(&cache).run();
+    stats.assert_code(0);
+    let v: serde_json::Value = serde_json::from_str(stats.stdout.trim()).unwrap();
+    assert_eq!(v["entries"].as_u64(), Some((all - moved) as u64), "{v}");
+    // A build storing every entry (--force): none through the link, which one warning names.
+    let run = build(&["--force"]);
+    assert_eq!(pycs(&work.path("src")), reference);
+    assert!(there() == before, "an entry was written through the link:\n{}", run.stderr);
+    let shown = format!("`{}` is a symbolic link", fan.display());
+    let warned: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+    assert!(warned.len() == 1 && warned[0].contains(&shown), "{}", run.stderr);
+    // A build looking entries up: what the link leads to is no hit (damage, left as it is).
+    let run = build(&[]);
+    assert_eq!(pycs(&work.path("src")), reference);
+    assert!(run.stderr.contains(&format!(" {moved} damaged,")), "{}", run.stderr);
+    assert!(there() == before, "{}", run.stderr);
+    // Pruning everything and cleaning leave it alone too.
+    let prune = work.hashpyc().args(["cache", "prune", "--max-size", "0", "--cache"]).arg(&cache).run();
+    prune.assert_code(0);
+    assert!(there() == before, "prune removed files through the link: {}", prune.stderr);
+    assert!(entry_files(&cache).iter().all(|f| f.starts_with(&fan)), "prune left real entries");
+    let clean = work.hashpyc().args(["cache", "clean", "--cache"]).arg(&cache).run();
+    clean.assert_code(0);
+    assert!(there() == before, "clean removed files through the link: {}", clean.stderr);
+}
