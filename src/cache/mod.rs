@@ -129,6 +129,8 @@ struct TargetKeys {
     /// How to relocate its bodies; None for versions the rewriter has not been validated
     /// on (their entries are keyed by path too).
     rules: Option<marshal::Rules>,
+    /// Its code objects' layout, to check a body served at its own path.
+    layout: marshal::CodeLayout,
 }
 
 /// The local directory and its run counts.
@@ -345,6 +347,7 @@ impl Inner {
             .map(|(t, script)| TargetKeys {
                 prefix: key_prefix(t, script),
                 rules: marshal::Rules::for_version(t.version.0, t.version.1).ok(),
+                layout: marshal::CodeLayout::for_version(t.version.0, t.version.1),
             })
             .collect();
         Ok(Inner {
@@ -550,25 +553,32 @@ impl Inner {
             let found = match self.get(key, n, &mut remote_asked) {
                 Some((Payload::Body { filename: stored, warnings: w, body }, from)) => {
                     if stored == filename {
-                        Some((body, w, from))
+                        self.loadable(t, key, &body, from).then_some((body, w, from))
                     } else {
-                        let relocated = self.targets[t].rules.ok_or(()).and_then(|rules| {
-                            marshal::relocate(&body, rules, &stored, filename).map_err(|_| ())
+                        let relocated = self.targets[t].rules.ok_or(None).and_then(|rules| {
+                            marshal::relocate(&body, rules, &stored, filename).map_err(Some)
                         });
                         match relocated {
                             Ok(b) => {
                                 self.relocated.fetch_add(1, Ordering::Relaxed);
                                 Some((b, w, from))
                             }
-                            Err(()) => {
+                            // Marshal data importlib cannot load: damaged, not refused.
+                            Err(Some(
+                                marshal::RelocateError::Marshal(_) | marshal::RelocateError::NotCode,
+                            )) => {
+                                self.damaged_body(key, from);
+                                None
+                            }
+                            Err(_) => {
                                 self.refused.fetch_add(1, Ordering::Relaxed);
-                                self.get_path_dependent(key, filename, &mut remote_asked)
+                                self.get_path_dependent(t, key, filename, &mut remote_asked)
                             }
                         }
                     }
                 }
                 Some((Payload::PathDependent, _)) => {
-                    self.get_path_dependent(key, filename, &mut remote_asked)
+                    self.get_path_dependent(t, key, filename, &mut remote_asked)
                 }
                 // A failure that is not the source's is never stored; one found is a miss.
                 Some((Payload::Failure { failure, .. }, _)) if !failure.from_source() => None,
@@ -604,15 +614,48 @@ impl Inner {
 
     fn get_path_dependent(
         &self,
+        t: usize,
         key: &Key,
         filename: &[u8],
         remote_asked: &mut bool,
     ) -> Option<(Vec<u8>, Vec<Warning>, Served)> {
-        match self.get(&Self::path_key(key, filename), 1, remote_asked) {
+        let key = Self::path_key(key, filename);
+        match self.get(&key, 1, remote_asked) {
             Some((Payload::Body { filename: stored, warnings, body }, from)) if stored == filename => {
-                Some((body, warnings, from))
+                self.loadable(t, &key, &body, from).then_some((body, warnings, from))
             }
             _ => None,
+        }
+    }
+
+    /// Whether `body`, served at the path it was compiled at, is marshal data importlib
+    /// can load (read as relocating one is, by the fast walk); else the entry is damaged.
+    fn loadable(&self, t: usize, key: &Key, body: &[u8], from: Served) -> bool {
+        let ok = marshal::code_body(body, self.targets[t].layout).is_ok();
+        if !ok {
+            self.damaged_body(key, from);
+        }
+        ok
+    }
+
+    /// Count the entry of `key`, served by `from`, damaged: its body is not loadable marshal
+    /// data (its envelope was sound). The local copy is removed, a remote one replaced by
+    /// the compile's upload.
+    fn damaged_body(&self, key: &Key, from: Served) {
+        match (from, &self.remote) {
+            (Served::Remote, Some(r)) => {
+                r.damaged(&entry::Damage::Payload);
+                r.found_damaged.lock().expect("cache lock").insert(*key);
+            }
+            _ => {
+                if let Some(l) = &self.local {
+                    l.counts.damaged.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        // A remote hit was copied to the local tier already.
+        if let Some(l) = self.local.as_ref().filter(|_| !self.settings.read_only) {
+            l.disk.remove(key);
         }
     }
 

@@ -2267,3 +2267,70 @@ fn a_linked_fan_out_directory_is_not_followed() {
     clean.assert_code(0);
     assert!(there() == before, "clean removed files through the link: {}", clean.stderr);
 }
+
+/// Cut the marshal data of every body entry in `cache` short (the envelope sound: a cache
+/// that stored a truncated compile, or a hostile one); returns how many.
+fn truncate_bodies(cache: &Path) -> usize {
+    use hashpyc::cache::entry::{self, Compression, Payload};
+    let mut n = 0;
+    for f in entry_files(cache) {
+        let all = f.strip_prefix(cache.join("v1")).unwrap().to_str().unwrap().replace('/', "");
+        let key: [u8; 32] = (0..32)
+            .map(|i| u8::from_str_radix(&all[2 * i..2 * i + 2], 16).unwrap())
+            .collect::<Vec<u8>>()
+            .try_into()
+            .unwrap();
+        if let Ok(Payload::Body { filename, warnings, mut body }) =
+            entry::decode(&key, &std::fs::read(&f).unwrap())
+        {
+            body.truncate(body.len() / 2);
+            let cut = Payload::Body { filename, warnings, body };
+            std::fs::write(&f, entry::encode(&key, &cut, Compression::None)).unwrap();
+            n += 1;
+        }
+    }
+    n
+}
+
+/// An entry whose marshal data is cut short is damaged, whether it is served at the path it
+/// was compiled at or relocated: a miss, counted, replaced; never a pyc CPython cannot load
+/// (`EOFError: marshal data too short`).
+#[test]
+fn truncated_marshal_data_is_damage() {
+    let Some(py) = harness::any_python("cache::truncated_marshal_data_is_damage") else { return };
+    let work = Tree::new();
+    harness::write_modules(&work, "a/src", 6);
+    harness::write_modules(&work, "b/src", 6);
+    let cache = work.path("cache");
+    let compile = |dir: &str, cached: bool| {
+        let src = work.path(format!("{dir}/src"));
+        remove_pycs(&src);
+        let mut cmd = work
+            .hashpyc()
+            .env("HASHPYC_STATE_DIR", work.path(format!("state-{dir}")))
+            .args(["compile", "-v"])
+            .python(py);
+        if cached {
+            cmd = cmd.arg("--cache").arg(&cache);
+        }
+        let run = cmd.arg(&src).run();
+        run.assert_code(0);
+        (run.stderr.clone(), pycs(&src))
+    };
+    let build = |dir: &str| compile(dir, true);
+    compile("a", true);
+    for dir in ["a", "b"] {
+        // A build without a cache, at that path.
+        let (_, reference) = compile(dir, false);
+        assert_eq!(truncate_bodies(&cache), 6);
+        // At the path they were compiled at (a), and relocated (b).
+        let (stderr, got) = build(dir);
+        assert!(got == reference, "{dir}: pycs from truncated entries:\n{stderr}");
+        assert!(stderr.contains(": 0 hits, 6 misses") && stderr.contains(" 6 damaged,"), "{dir}: {stderr}");
+        // Replaced: the next build is served from the cache.
+        let (stderr, got) = build(dir);
+        assert!(got == reference && stderr.contains(": 6 hits, 0 misses"), "{dir}: {stderr}");
+    }
+    let run = py.cmd().args(["-c", "import m00"]).current_dir(work.path("a/src")).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+}
