@@ -2419,6 +2419,19 @@ fn a_proxy_is_named_and_no_proxy_honoured() {
         run.stderr
     );
     assert!(!proxy.requests().is_empty(), "407: the proxy was not asked");
+    // Credentials in its URL that the proxy refuses: said so, never shown.
+    let with = format!("http://ci:hunter2pw@{}", proxy.url().trim_start_matches("http://"));
+    let run = m.compile_as(py, &["--cache-url", &http], &[("http_proxy", &with)], &reference, "407 refused");
+    let warnings = crate::remote::warnings(&run.stderr);
+    assert!(
+        warnings.len() == 1
+            && warnings[0].contains(
+                "HTTP 407 Proxy Authentication Required (the proxy refused the credentials in its URL: check the user and password in http_proxy)"
+            )
+            && !run.stderr.contains("hunter2pw"),
+        "407 refused: {}",
+        run.stderr
+    );
 }
 
 /// A password holding `/`, `?` or `#` unescaped (a generated secret) ends a URL's

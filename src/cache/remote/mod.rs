@@ -291,6 +291,11 @@ pub fn send_error(
             .and_then(|r| r.split('/').next())
             .and_then(|s| s.parse::<u16>().ok());
         let why = match status {
+            Some(407) if proxy.credentials => format!(
+                "HTTP 407 Proxy Authentication Required (the proxy refused the credentials in its URL: check the \
+                 user and password in {})",
+                proxy.variable
+            ),
             Some(407) => "HTTP 407 Proxy Authentication Required (the proxy wants credentials: give them in \
                           its URL, http://user:password@host:port)"
                 .to_string(),
@@ -319,6 +324,8 @@ pub fn send_error(
 pub struct Proxy {
     pub address: String,
     pub variable: &'static str,
+    /// Its URL carries credentials (sent as `Proxy-Authorization`).
+    pub credentials: bool,
 }
 
 /// The proxy `agent` sends requests for `url` through (ureq reads it from the environment:
@@ -335,7 +342,11 @@ pub fn proxy_for(agent: &ureq::Agent, url: &str) -> Option<Proxy> {
         .copied()
         .find(|v| std::env::var(v).is_ok_and(|value| ureq::Proxy::new(&value).is_ok()))
         .unwrap_or("the environment");
-    Some(Proxy { address: format!("{}:{}", proxy.host(), proxy.port()), variable })
+    Some(Proxy {
+        address: format!("{}:{}", proxy.host(), proxy.port()),
+        variable,
+        credentials: proxy.username().is_some(),
+    })
 }
 
 /// What `-v` says of a remote whose requests (for `url`) go through a proxy.
