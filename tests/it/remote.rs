@@ -2230,6 +2230,8 @@ fn a_failing_container_endpoint_is_asked_once() {
         (Fault::Status(500), "HTTP 500 (after 3 attempts)", "GET /v1/credentials", 3),
         (Fault::AcceptNeverAnswer, "GET: timed out waiting for 127.0.0.1:", "CONNECT", 1),
         (Fault::Trickle, "GET: timed out waiting for 127.0.0.1:", "GET /v1/credentials", 1),
+        // Named where it points (never its signature), as the cache's own requests do.
+        (Fault::Redirect, "HTTP 302, a redirect to http://127.0.0.2:", "GET /v1/credentials", 1),
     ] {
         let endpoint = Faulty::start(fault);
         build(&endpoint.url(), want);

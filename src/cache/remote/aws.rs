@@ -606,6 +606,9 @@ impl Container {
         }
         let response = request.call().map_err(|e| send_error(&e, "GET", &self.url, &self.agent, &secrets))?;
         let status = response.status().as_u16();
+        if let Some(why) = super::redirect(&response, "as AWS_CONTAINER_CREDENTIALS_FULL_URI") {
+            return Err(TierError::Failed(why));
+        }
         let retry_after =
             super::retry::retry_after(response.headers().get("retry-after").and_then(|v| v.to_str().ok()));
         let body = response.into_body().with_config().limit(1 << 20).read_to_vec();

@@ -464,6 +464,20 @@ pub fn redact_url(url: &str) -> String {
     if scheme.is_empty() { format!("{host}{path}") } else { format!("{scheme}://{host}{path}") }
 }
 
+/// `HTTP 302, a redirect to URL (redirects are not followed: give the address it redirects
+/// to INSTEAD)` when `resp` is a redirect (its target without its query string: a presigned
+/// URL's signature), else None.
+pub(crate) fn redirect<B>(resp: &ureq::http::Response<B>, instead: &str) -> Option<String> {
+    let status = resp.status().as_u16();
+    matches!(status, 301 | 302 | 303 | 307 | 308).then(|| {
+        let to = resp.headers().get("location").and_then(|v| v.to_str().ok()).map(redact_url);
+        format!(
+            "HTTP {status}, a redirect{} (redirects are not followed: give the address it redirects to {instead})",
+            to.map(|to| format!(" to {to}")).unwrap_or_default()
+        )
+    })
+}
+
 /// What an HTTP error status means for a cache request (`resp`'s, whose `Retry-After` is
 /// read, and whose body is read for an S3 error code); `credentials`: where the credentials
 /// came from, for 401 and 403 ("check the credentials, from …"). 500, 502, 503, 504 and 429
@@ -476,15 +490,9 @@ fn status_error(resp: ureq::http::Response<ureq::Body>, what: &str, credentials:
         drain(resp);
         return TierError::Transient { message: format!("{what}: HTTP {status}"), retry_after };
     }
-    if matches!(status, 301 | 302 | 303 | 307 | 308) {
-        // Never its query string: a presigned URL's signature.
-        let to = resp.headers().get("location").and_then(|v| v.to_str().ok()).map(redact_url);
+    if let Some(why) = redirect(&resp, "as the cache URL, or as AWS_ENDPOINT_URL for S3") {
         drain(resp);
-        return TierError::Failed(format!(
-            "{what}: HTTP {status}, a redirect{} (redirects are not followed: give the address it \
-             redirects to as the cache URL, or as AWS_ENDPOINT_URL for S3)",
-            to.map(|to| format!(" to {to}")).unwrap_or_default()
-        ));
+        return TierError::Failed(format!("{what}: {why}"));
     }
     let code = s3_code(&drain(resp));
     let hint = match (status, credentials, code.as_deref()) {
