@@ -130,7 +130,8 @@ pub struct Finding {
     #[serde(skip)]
     pub source_unreadable: bool,
     /// Missing because a directory of its path is something else (a `__pycache__` that is
-    /// a file), which `compile` does not replace: that path.
+    /// a file, or a symbolic link to nothing or a loop), which `compile` does not replace:
+    /// that path.
     #[serde(skip)]
     pub not_a_dir: Option<PathBuf>,
 }
@@ -798,8 +799,20 @@ fn check_source(path: &Path, embedded: &Path, s: &CheckSettings, cwd: &Path) -> 
                 let not_regular = kind.is_some_and(|t| !t.is_symlink() && !t.is_file());
                 let source_unreadable = outcome == Outcome::Unreadable
                     && detail.as_deref().is_some_and(|d| d.starts_with("source: "));
-                let not_a_dir = (outcome == Outcome::Missing).then(|| not_a_directory(&pyc_path)).flatten();
+                // A `__pycache__` that is a dangling symbolic link or a loop: named as `compile`
+                // names it (which cannot create the directory there either).
+                let broken = matches!(outcome, Outcome::Missing | Outcome::Unreadable)
+                    .then(|| {
+                        let dir = pyc_path.parent().filter(|p| !p.as_os_str().is_empty())?;
+                        crate::write::broken_link(dir).map(|why| (dir.to_path_buf(), why.to_string()))
+                    })
+                    .flatten();
+                let not_a_dir = match &broken {
+                    Some((dir, _)) => Some(dir.clone()),
+                    None => (outcome == Outcome::Missing).then(|| not_a_directory(&pyc_path)).flatten(),
+                };
                 let detail = match (detail, symlink, &not_a_dir) {
+                    _ if let Some((dir, why)) = &broken => Some(format!("`{}` is {why}", report::shown(dir))),
                     (None, false, Some(dir)) => Some(format!("`{}` is not a directory", report::shown(dir))),
                     (d, false, _) => d,
                     (None, true, _) => Some(SYMLINK_DETAIL.to_string()),

@@ -2288,3 +2288,44 @@ fn special_files_found_by_the_walk_are_warnings() {
         json.stdout.lines().filter(|l| l.contains("\"notice\"") && l.contains("not a regular file")).count();
     assert_eq!(notices, 2, "{}", json.stdout);
 }
+
+/// A `__pycache__` that is a symbolic link to nothing, or a loop, is named in the finding
+/// as `compile` names it (which cannot create the directory there either), and the GitHub
+/// advice is to remove it, not to compile again.
+#[test]
+fn a_broken_pycache_link_is_named() {
+    let Some(py) = harness::any_python("check::a_broken_pycache_link_is_named") else { return };
+    let tree = Tree::new();
+    tree.write("dangling/m.py", "x = 1\n");
+    std::os::unix::fs::symlink("nowhere", tree.path("dangling/__pycache__")).unwrap();
+    tree.write("loop/m.py", "x = 1\n");
+    std::os::unix::fs::symlink("__pycache__", tree.path("loop/__pycache__")).unwrap();
+    let run = tree.hashpyc().arg("check").python(py).args(["dangling", "loop"]).run();
+    run.assert_code(1);
+    let line = |start: &str| run.stdout.lines().find(|l| l.starts_with(start)).map(str::to_string);
+    assert_eq!(
+        line("missing"),
+        Some(
+            "missing    dangling/m.py: `dangling/__pycache__` is a symbolic link to `nowhere`, which does not exist"
+                .to_string()
+        ),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        line("unreadable"),
+        Some("unreadable loop/m.py: `loop/__pycache__` is a symbolic link loop".to_string()),
+        "{}",
+        run.stdout
+    );
+    let github =
+        tree.hashpyc().args(["check", "--format", "github"]).python(py).args(["dangling", "loop"]).run();
+    github.assert_code(1);
+    for dir in ["dangling/__pycache__", "loop/__pycache__"] {
+        assert!(
+            github.stdout.lines().any(|l| l.contains(&format!(" - remove `{dir}`"))),
+            "advice to remove {dir}:\n{}",
+            github.stdout
+        );
+    }
+}
