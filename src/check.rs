@@ -638,44 +638,29 @@ fn spelling_hint(findings: &[Finding], cwd: &Path) -> Option<String> {
         }
         n += 1;
     }
+    let stale = report::plural(n, "stale pyc", "stale pycs");
+    let (s, its, it) = if n == 1 { ("s", "its", "it") } else { ("", "their", "them") };
+    let (found, want) = (report::shown(&example_found), report::shown(&example_want));
     if absolute && above.is_none() {
         return Some(format!(
-            "{} embed{} another spelling of {} source path (`{}` for `{}`): the absolute path, \
-             which CPython's import writes when it rewrites a pyc whose source changed (as does a \
-             compile given the absolute path); `hashpyc compile` as named here writes {} again",
-            report::plural(n, "stale pyc", "stale pycs"),
-            if n == 1 { "s" } else { "" },
-            if n == 1 { "its" } else { "their" },
-            report::shown(&example_found),
-            report::shown(&example_want),
-            if n == 1 { "it" } else { "them" },
+            "{stale} embed{s} another spelling of {its} source path (`{found}` for `{want}`): the \
+             absolute path, which CPython's import writes when it rewrites a pyc whose source \
+             changed (as does a compile given the absolute path); `hashpyc compile` as named \
+             here writes {it} again"
         ));
     }
     if let Some(dir) = above {
         return Some(format!(
-            "{} embed{} {} source path as spelled from `{}` (`{}` for `{}`), where the compile \
-             that wrote {} ran: run `hashpyc check` from there, or `hashpyc compile` here to \
-             rewrite {}",
-            report::plural(n, "stale pyc", "stale pycs"),
-            if n == 1 { "s" } else { "" },
-            if n == 1 { "its" } else { "their" },
+            "{stale} embed{s} {its} source path as spelled from `{}` (`{found}` for `{want}`), \
+             where the compile that wrote {it} ran: run `hashpyc check` from there, or \
+             `hashpyc compile` here to rewrite {it}",
             report::shown(&dir),
-            report::shown(&example_found),
-            report::shown(&example_want),
-            if n == 1 { "it" } else { "them" },
-            if n == 1 { "it" } else { "them" },
         ));
     }
     Some(format!(
-        "{} embed{} another spelling of {} source path (`{}` for `{}`): name the tree as the \
-         compile that wrote {} did, or `hashpyc compile` it as named here to rewrite {}",
-        report::plural(n, "stale pyc", "stale pycs"),
-        if n == 1 { "s" } else { "" },
-        if n == 1 { "its" } else { "their" },
-        report::shown(&example_found),
-        report::shown(&example_want),
-        if n == 1 { "it" } else { "them" },
-        if n == 1 { "it" } else { "them" },
+        "{stale} embed{s} another spelling of {its} source path (`{found}` for `{want}`): name \
+         the tree as the compile that wrote {it} did, or `hashpyc compile` it as named here to \
+         rewrite {it}"
     ))
 }
 

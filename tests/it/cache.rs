@@ -1925,14 +1925,18 @@ fn nobody<'a>(work: &'a Tree, test: &str) -> Option<impl Fn(&[&str], &Path) -> h
             .env("HASHPYC_STATE_DIR", &state)
             .env("NO_COLOR", "1")
             .env_remove("HASHPYC_CONFIG");
-        harness::guard_network(&mut cmd);
-        let out = cmd.output().unwrap();
-        harness::Run {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        harness::run_command(&mut cmd)
     })
+}
+
+/// `work/cache`, holding the entries of two sources `work/src/m0.py` and `m1.py`.
+fn cache_of_two_entries(work: &Tree, py: &Python) -> PathBuf {
+    let cache = work.path("cache");
+    for i in 0..2 {
+        work.write(format!("src/m{i}.py"), format!("X = {i}\n"));
+    }
+    work.hashpyc().arg("compile").python(py).arg("--cache").arg(&cache).arg("src").run().assert_code(0);
+    cache
 }
 
 // A directory of the cache hashpyc may not read — `v1/`, a fan-out directory under it, the
@@ -1946,11 +1950,7 @@ fn unreadable_cache_directories_are_errors() {
     let Some(py) = harness::any_python(test) else { return };
     let work = Tree::new();
     let Some(nobody) = nobody(&work, test) else { return };
-    let cache = work.path("cache");
-    for i in 0..2 {
-        work.write(format!("src/m{i}.py"), format!("X = {i}\n"));
-    }
-    work.hashpyc().arg("compile").python(py).arg("--cache").arg(&cache).arg("src").run().assert_code(0);
+    let cache = cache_of_two_entries(&work, py);
     // Readable by everyone, as a cache shared with other users is.
     assert!(Command::new("chmod").arg("-R").arg("a+rX").arg(&cache).status().unwrap().success());
     let stats = nobody(&["stats"], &cache);
@@ -2166,11 +2166,7 @@ fn entries_that_cannot_be_removed_are_named() {
     let Some(py) = harness::any_python(test) else { return };
     let work = Tree::new();
     let Some(nobody) = nobody(&work, test) else { return };
-    let cache = work.path("cache");
-    for i in 0..2 {
-        work.write(format!("src/m{i}.py"), format!("X = {i}\n"));
-    }
-    work.hashpyc().arg("compile").python(py).arg("--cache").arg(&cache).arg("src").run().assert_code(0);
+    let cache = cache_of_two_entries(&work, py);
     assert!(Command::new("chmod").arg("-R").arg("a+rX,go-w").arg(&cache).status().unwrap().success());
     let entries = entry_files(&cache);
     assert_eq!(entries.len(), 2);

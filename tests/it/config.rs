@@ -896,13 +896,7 @@ fn home_unknown_is_an_error_not_a_directory_named_tilde() {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        harness::guard_network(&mut cmd);
-        let out = cmd.output().unwrap();
-        harness::Run {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        harness::run_command(&mut cmd)
     };
     let no_state = [("HASHPYC_NO_STATE", "1")];
     tree.write("hashpyc.toml", "optimize = 0\ncache = \"~/bytecode\"\n");

@@ -699,25 +699,7 @@ fn an_interrupt_during_the_probe_ends_the_run_as_interrupted() {
             .arg(&wrapper)
             .arg("src")
             .run_signalled(sig, || pid_file.exists());
-        let child: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
-        let alive = || {
-            // Alive, and not a zombie waiting to be reaped.
-            std::fs::read_to_string(format!("/proc/{child}/stat"))
-                .is_ok_and(|stat| stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
-        };
-        // Killed with the launcher (SIGKILL to its process group) before the run exits, and
-        // gone once that is delivered; it sleeps far longer than this waits.
-        let start = Instant::now();
-        while alive() && start.elapsed() < Duration::from_secs(20) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let left = alive();
-        if left {
-            // SAFETY: kill(2) of the launcher's `sleep`, started for this test.
-            unsafe {
-                libc::kill(child, libc::SIGKILL);
-            }
-        }
+        let left = outlived_the_run(&pid_file);
         assert_eq!(run.code, Some(code), "{}", run.stderr);
         assert_eq!(run.stderr, "error: interrupted\n", "signal {sig}");
         assert!(!left, "the launcher's child outlived the run (signal {sig})");
@@ -751,8 +733,20 @@ fn a_probe_that_times_out_leaves_no_process_behind() {
         .arg(&wrapper)
         .arg("src")
         .run();
-    let child: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    let left = outlived_the_run(&pid_file);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(run.stderr.contains("stuck-launcher"), "{}", run.stderr);
+    assert!(!left, "the launcher's child outlived the timed-out probe:\n{}", run.stderr);
+}
+
+/// Whether the process whose pid a launcher wrote to `pid_file` (a `sleep 300` it started)
+/// is still alive once the run has ended. It should have been killed with the launcher
+/// (SIGKILL to its process group) before the run exited, and be gone once that is
+/// delivered: this waits up to 20 s for that, then kills it if it is still there.
+fn outlived_the_run(pid_file: &Path) -> bool {
+    let child: i32 = std::fs::read_to_string(pid_file).unwrap().trim().parse().unwrap();
     let alive = || {
+        // Alive, and not a zombie waiting to be reaped.
         std::fs::read_to_string(format!("/proc/{child}/stat"))
             .is_ok_and(|stat| stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
     };
@@ -767,9 +761,7 @@ fn a_probe_that_times_out_leaves_no_process_behind() {
             libc::kill(child, libc::SIGKILL);
         }
     }
-    assert_eq!(run.code, Some(2), "{}", run.stderr);
-    assert!(run.stderr.contains("stuck-launcher"), "{}", run.stderr);
-    assert!(!left, "the launcher's child outlived the timed-out probe:\n{}", run.stderr);
+    left
 }
 
 fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
@@ -1189,13 +1181,7 @@ fn as_nobody(tree: &Tree, args: &[&str], py: &Python) -> harness::Run {
         .current_dir(tree.root())
         .env("HASHPYC_STATE_DIR", cache.path())
         .env("NO_COLOR", "1");
-    harness::guard_network(&mut cmd);
-    let out = cmd.output().unwrap();
-    harness::Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    harness::run_command(&mut cmd)
 }
 
 fn is_root() -> bool {
@@ -1320,13 +1306,7 @@ fn a_process_limit_is_an_error_in_words_never_a_panic() {
             .current_dir(tree.root())
             .env("HASHPYC_STATE_DIR", state)
             .env("NO_COLOR", "1");
-        harness::guard_network(&mut cmd);
-        let out = cmd.output().unwrap();
-        harness::Run {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        harness::run_command(&mut cmd)
     };
     let state = tree.path("state");
     run(None, &state, &["compile", "-q", "src"]).assert_code(0);

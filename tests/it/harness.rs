@@ -538,6 +538,23 @@ pub struct Run {
     pub stderr: String,
 }
 
+impl From<Output> for Run {
+    fn from(out: Output) -> Run {
+        Run {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// Runs a command built by hand (another binary, another user, a shell around hashpyc),
+/// kept to loopback addresses as every test run is (`guard_network`).
+pub fn run_command(cmd: &mut Command) -> Run {
+    guard_network(cmd);
+    cmd.output().expect("run the command").into()
+}
+
 impl Run {
     pub fn assert_code(&self, code: i32) -> &Self {
         assert_eq!(self.code, Some(code), "exit status\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
@@ -650,12 +667,7 @@ impl Hashpyc {
         unsafe {
             libc::kill(child.id() as i32, sig);
         }
-        let out: Output = child.wait_with_output().expect("wait hashpyc");
-        Run {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        child.wait_with_output().expect("wait hashpyc").into()
     }
 
     /// [`Hashpyc::run`] with stdout a pipe whose reading end is closed before the run
@@ -701,12 +713,7 @@ impl Hashpyc {
                 let _ = sin.write_all(&data);
             });
         }
-        let out: Output = child.wait_with_output().expect("wait hashpyc");
-        Run {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        child.wait_with_output().expect("wait hashpyc").into()
     }
 }
 
