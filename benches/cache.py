@@ -19,6 +19,7 @@ Prints Markdown tables. One machine, one benchmark.
 """
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -26,7 +27,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare import arguments, copy_corpus, floor_command, hyperfine, interleaved, prepare, python_dirs, replicate, sh  # noqa: E402
+from compare import arguments, copy_corpus, floor_command, hyperfine, interleaved, prepare, python_dirs, q, replicate, sh  # noqa: E402
 
 
 def du(path, apparent):
@@ -98,12 +99,12 @@ def main():
                     shutil.copytree(c, full)
                 shutil.rmtree(c)
             print("scale %dx: cold (no cache, empty cache) and the floor, taking turns" % scale, file=sys.stderr)
-            copy_t = "rm -rf %s && cp -al %s %s" % (t, tree, t)
+            copy_t = "rm -rf %s && cp -al %s %s" % (q(t), q(tree), q(t))
             cold, cold_empty, floor = interleaved(
-                ["%s compile -q --python %s %s" % (hp, python, t),
-                 "%s compile -q --python %s --cache %s %s" % (hp, python, empty, t),
+                [shlex.join([hp, "compile", "-q", "--python", python, t]),
+                 shlex.join([hp, "compile", "-q", "--python", python, "--cache", empty, t]),
                  floor_command(python, tree, cores, work)],
-                max(runs, 5) if scale == 1 else 3, prepare=[copy_t, "%s && rm -rf %s" % (copy_t, empty), None])
+                max(runs, 5) if scale == 1 else 3, prepare=[copy_t, "%s && rm -rf %s" % (copy_t, q(empty)), None])
             print("scale %dx: warm, relocated, and the limit" % scale, file=sys.stderr)
             # The limit's parts: check of a fresh tree, and copying its pycs.
             fresh = os.path.join(work, "fresh")
@@ -113,13 +114,14 @@ def main():
             pyc_only_copy(fresh, only)
             dest = os.path.join(work, "pycs-copy")
             warm, relocated = interleaved(
-                ["%s compile -q --python %s --cache %s %s" % (hp, python, full, t),
-                 "%s compile -q --python %s --cache %s %s" % (hp, python, full, moved)],
+                [shlex.join([hp, "compile", "-q", "--python", python, "--cache", full, t]),
+                 shlex.join([hp, "compile", "-q", "--python", python, "--cache", full, moved])],
                 max(runs, 5),
-                prepare=["rm -rf %s && cp -al %s %s" % (t, tree, t),
-                         "rm -rf %s && mkdir -p %s && cp -al %s %s" % (moved, os.path.dirname(moved), tree, moved)])
+                prepare=["rm -rf %s && cp -al %s %s" % (q(t), q(tree), q(t)),
+                         "rm -rf %s && mkdir -p %s && cp -al %s %s" % (q(moved), q(os.path.dirname(moved)), q(tree), q(moved))])
             check, cp = hyperfine(
-                ["%s check -q --python %s %s" % (hp, python, fresh), "rm -rf %s && cp -r %s %s" % (dest, only, dest)],
+                [shlex.join([hp, "check", "-q", "--python", python, fresh]),
+                 "rm -rf %s && cp -r %s %s" % (q(dest), q(only), q(dest))],
                 max(runs, 5), warmup=1)
             sh(["rm", "-rf", t]); sh(["cp", "-al", tree, t])
             hits_same = from_cache(hp, python, full, t)

@@ -40,6 +40,7 @@ import argparse
 import glob
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -47,6 +48,8 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Every path pasted into a shell command (hyperfine's and the --prepare commands) is quoted.
+q = shlex.quote
 
 FLOOR = r"""
 import marshal, os, sys
@@ -196,7 +199,7 @@ def move_aside(path, work):
     time per file, for every tool alike (measured 20x the normal cost)."""
     trash = os.path.join(work, "trash")
     os.makedirs(trash, exist_ok=True)
-    return 'if [ -e %s ]; then mv %s "%s/$(date +%%s%%N)"; fi' % (path, path, trash)
+    return 'if [ -e %s ]; then mv %s %s/"$(date +%%s%%N)"; fi' % (q(path), q(path), q(trash))
 
 
 def floor_command(python, tree, cores, work):
@@ -211,7 +214,8 @@ def floor_command(python, tree, cores, work):
     script = os.path.join(work, "floor.py")
     with open(script, "w") as f:
         f.write(FLOOR)
-    return "env -u PYTHONPATH PYTHONHASHSEED=0 %s -S -s -W ignore %s %s %d" % (python, script, listing, cores)
+    return shlex.join(["env", "-u", "PYTHONPATH", "PYTHONHASHSEED=0", python, "-S", "-s", "-W", "ignore", script, listing,
+                       str(cores)])
 
 
 def peak_rss(hashpyc, python, tree):
@@ -291,14 +295,15 @@ def uv_rows(uv, python, reqs, work, runs, hp):
     venv = os.path.join(work, "uv-venv")
     # Never let uv fetch an interpreter: the row is about the one given.
     env_prefix = "env UV_NO_PROGRESS=1 UV_PYTHON_DOWNLOADS=never"
-    make = "%s; %s %s venv -q --python %s %s" % (move_aside(venv, work), env_prefix, uv, python, venv)
-    install = "%s %s pip install -q --python %s/bin/python -r %s" % (env_prefix, uv, venv, reqs)
+    make = "%s; %s %s venv -q --python %s %s" % (move_aside(venv, work), env_prefix, q(uv), q(python), q(venv))
+    install = "%s %s pip install -q --python %s -r %s" % (env_prefix, q(uv), q(os.path.join(venv, "bin", "python")), q(reqs))
     sh(["sh", "-c", make + " && " + install])  # fills uv's cache, untimed
     site = subprocess.run([os.path.join(venv, "bin", "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                           check=True, capture_output=True, text=True).stdout.strip()
     files = sum(1 for _, _, names in os.walk(site) for n in names if n.endswith(".py"))
     with_c, without, h = interleaved(
-        [install + " --compile-bytecode", install, "%s compile -q --python %s/bin/python %s" % (hp, venv, site)],
+        [install + " --compile-bytecode", install,
+         shlex.join([hp, "compile", "-q", "--python", os.path.join(venv, "bin", "python"), site])],
         runs, prepare=[make, make, make + " && " + install])
     return with_c, without, h, files
 
@@ -334,7 +339,7 @@ def per_version(args):
         print(head)
         print(rule, flush=True)
         t = os.path.join(work, "t")
-        prep = "%s; cp -r %s %s" % (move_aside(t, work), corpus, t)
+        prep = "%s; cp -r %s %s" % (move_aside(t, work), q(corpus), q(t))
         for v, python in found:
             version = subprocess.run([python, "-c", "import sys; print(sys.version.split()[0])"],
                                      check=True, capture_output=True, text=True).stdout.strip()
@@ -346,8 +351,8 @@ def per_version(args):
             # (A B C A B C ...): measured apart, a drift of the machine's speed between the
             # two went straight into the hashpyc / floor ratio.
             (cold_h, cold_c, _), (cpu_h, cpu_c, floor_cpu) = interleaved(
-                ["%s compile -q --python %s %s" % (hp, python, t),
-                 "%s -m compileall -q -j0 --invalidation-mode checked-hash %s" % (python, t),
+                [shlex.join([hp, "compile", "-q", "--python", python, t]),
+                 shlex.join([python, "-m", "compileall", "-q", "-j0", "--invalidation-mode", "checked-hash", t]),
                  floor_command(python, corpus, 1, work)],
                 args.runs, prepare=[prep, prep, None], cpu=True)
             floor = floor_cpu / cores
@@ -394,11 +399,11 @@ def main():
             tree = os.path.join(work, "x%d" % scale)
             replicate(corpus, tree, scale)
             t = os.path.join(work, "t")
-            prep = "rm -rf %s && cp -al %s %s" % (t, tree, t)
+            prep = "rm -rf %s && cp -al %s %s" % (q(t), q(tree), q(t))
             print("scale %dx: cold builds and the floor" % scale, file=sys.stderr)
             cold_h, cold_c, floor = hyperfine(
-                ["%s compile -q --python %s %s" % (hp, python, t),
-                 "%s -m compileall -q -j0 --invalidation-mode checked-hash %s" % (python, t),
+                [shlex.join([hp, "compile", "-q", "--python", python, t]),
+                 shlex.join([python, "-m", "compileall", "-q", "-j0", "--invalidation-mode", "checked-hash", t]),
                  floor_command(python, tree, cores, work)],
                 runs, prepare=prep, warmup=1 if scale == 1 else 0)
             # Trees for the re-runs: one per tool and mode.
@@ -406,10 +411,10 @@ def main():
             # hashpyc's state directory of these runs, and one where no run records the
             # pycs it found good (a first re-run, or no state directory kept): every pyc
             # is read whole there.
-            state = "env HASHPYC_STATE_DIR=%s" % os.path.join(work, "state")
-            whole = "env HASHPYC_STATE_DIR=%s HASHPYC_SETTLE_SECONDS=1000000000" % os.path.join(work, "whole")
+            state = ["env", "HASHPYC_STATE_DIR=" + os.path.join(work, "state")]
+            whole = ["env", "HASHPYC_STATE_DIR=" + os.path.join(work, "whole"), "HASHPYC_SETTLE_SECONDS=1000000000"]
             written = 0.0
-            for name, cmd in [("h", state.split() + [hp, "compile", "-q", "--python", python]),
+            for name, cmd in [("h", state + [hp, "compile", "-q", "--python", python]),
                               ("c", [python, "-m", "compileall", "-q", "-j0", "--invalidation-mode", "checked-hash"]),
                               ("ts", [python, "-m", "compileall", "-q", "-j0", "--invalidation-mode", "timestamp"])]:
                 d = os.path.join(work, "%s%d" % (name, scale))
@@ -420,15 +425,15 @@ def main():
             # As a repeated run finds them: recorded by a run at least the settling time
             # (3 s) after the pycs were written (see the README's *Unchanged pycs*).
             time.sleep(max(0.0, written + 3.5 - time.time()))
-            subprocess.run(state.split() + [hp, "check", "-q", "--python", python, trees["h"]],
+            subprocess.run(state + [hp, "check", "-q", "--python", python, trees["h"]],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             print("scale %dx: no-op re-runs and check" % scale, file=sys.stderr)
             noop_h, noop_c, noop_ts, check_h, noop_whole = hyperfine(
-                ["%s %s compile -q --python %s %s" % (state, hp, python, trees["h"]),
-                 "%s -m compileall -q -j0 --invalidation-mode checked-hash %s" % (python, trees["c"]),
-                 "%s -m compileall -q -j0 %s" % (python, trees["ts"]),
-                 "%s %s check -q --python %s %s" % (state, hp, python, trees["h"]),
-                 "%s %s compile -q --python %s %s" % (whole, hp, python, trees["h"])],
+                [shlex.join(state + [hp, "compile", "-q", "--python", python, trees["h"]]),
+                 shlex.join([python, "-m", "compileall", "-q", "-j0", "--invalidation-mode", "checked-hash", trees["c"]]),
+                 shlex.join([python, "-m", "compileall", "-q", "-j0", trees["ts"]]),
+                 shlex.join(state + [hp, "check", "-q", "--python", python, trees["h"]]),
+                 shlex.join(whole + [hp, "compile", "-q", "--python", python, trees["h"]])],
                 max(runs, 3) if scale == 1 else 1, warmup=1 if scale == 1 else 0)
             rss = peak_rss(hp, python, trees["h"])
             row = dict(scale=scale, files=nfiles * scale, floor=floor, cold_h=cold_h, cold_c=cold_c,

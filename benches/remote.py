@@ -19,6 +19,7 @@ and prints a Markdown table of ratios. One machine, one benchmark.
 """
 
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -28,7 +29,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare import ROOT, arguments, copy_corpus, floor_command, interleaved, prepare, python_dirs, sh  # noqa: E402
+from compare import ROOT, arguments, copy_corpus, floor_command, interleaved, prepare, python_dirs, q, sh  # noqa: E402
 
 NGINX_CONF = """daemon off;
 master_process off;
@@ -138,24 +139,25 @@ def main():
         t = os.path.join(work, "t")
         moved = os.path.join(work, "elsewhere", "t")
         local = os.path.join(work, "local")
-        fresh = "rm -rf %s %s && cp -al %s %s" % (t, local, corpus, t)
-        fresh_moved = "rm -rf %s %s && mkdir -p %s && cp -al %s %s" % (moved, local, os.path.dirname(moved), corpus, moved)
-        build = "%s compile -q --python %s" % (hp, python)
+        fresh = "rm -rf %s %s && cp -al %s %s" % (q(t), q(local), q(corpus), q(t))
+        fresh_moved = "rm -rf %s %s && mkdir -p %s && cp -al %s %s" % (
+            q(moved), q(local), q(os.path.dirname(moved)), q(corpus), q(moved))
+        build = shlex.join([hp, "compile", "-q", "--python", python])
         # Fill the remote once.
         sh(["sh", "-c", fresh])
         subprocess.run([hp, "compile", "-q", "--python", python, "--cache-url", url, t])
         print("cold builds, dead remotes and the floor, taking turns", file=sys.stderr)
         cold, cold_empty, dead_t, silent_t, floor = interleaved(
-            ["%s %s" % (build, t),
-             "%s --cache-url http://127.0.0.1:%d/empty %s" % (build, port, t),
-             "%s --cache-url %s %s" % (build, dead, t),
-             "%s --cache-url %s %s" % (build, silent, t),
+            ["%s %s" % (build, q(t)),
+             "%s --cache-url http://127.0.0.1:%d/empty %s" % (build, port, q(t)),
+             "%s --cache-url %s %s" % (build, dead, q(t)),
+             "%s --cache-url %s %s" % (build, silent, q(t)),
              floor_command(python, corpus, cores, work)],
-            args.runs, prepare=[fresh, "%s && rm -rf %s/empty" % (fresh, data), fresh, fresh, None])
+            args.runs, prepare=[fresh, "%s && rm -rf %s" % (fresh, q(os.path.join(data, "empty"))), fresh, fresh, None])
         print("warm builds from the remote, taking turns", file=sys.stderr)
         warm, warm_slow = interleaved(
-            ["%s --cache %s --cache-url %s %s" % (build, local, url, moved),
-             "%s --cache %s --cache-url %s %s" % (build, local, slow, moved)],
+            ["%s --cache %s --cache-url %s %s" % (build, q(local), url, q(moved)),
+             "%s --cache %s --cache-url %s %s" % (build, q(local), slow, q(moved))],
             args.runs, prepare=fresh_moved)
         # Check that the warm builds were all hits.
         sh(["sh", "-c", fresh_moved])
