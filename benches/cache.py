@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """The bytecode cache, measured side by side (hyperfine; Debian's package when missing).
 
-    python3 benches/cache.py [--python PYTHON] [--scales 1,4] [--runs 3]
+    python3 benches/cache.py [--python PYTHON] [--scales 1,4] [--runs 3] [--corpus DIR]
 
-On the target interpreter's stdlib + site-packages (and its 4x replica), in one hyperfine
+On the target interpreter's stdlib + site-packages (--corpus DIR: that directory's .py files)
+and its 4x replica, in one hyperfine
 run per table row so that every ratio compares commands run side by side:
 
   floor        compiling and marshalling every file in-process, one process per core
@@ -27,7 +28,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare import arguments, copy_corpus, floor_command, hyperfine, interleaved, prepare, python_dirs, q, replicate, sh  # noqa: E402
+from compare import arguments, copy_corpus, corpus_dirs, floor_command, hyperfine, interleaved, prepare, q, replicate, sh  # noqa: E402
 
 
 def du(path, apparent):
@@ -75,9 +76,9 @@ def main():
     work = tempfile.mkdtemp(prefix="hashpyc-cache-bench-", dir=args.workdir)
     try:
         corpus = os.path.join(work, "corpus")
-        nfiles = copy_corpus(python_dirs(python), corpus)
-        print("corpus: %d .py files from CPython %s's stdlib and site-packages; %d cores" % (nfiles, version, cores),
-              file=sys.stderr)
+        nfiles = copy_corpus(corpus_dirs(args, python), corpus)
+        print("corpus: %d .py files from %s; %d cores" % (
+            nfiles, args.corpus or "CPython %s's stdlib and site-packages" % version, cores), file=sys.stderr)
         timing, sizes = [], []
         for scale in [int(s) for s in args.scales.split(",")]:
             runs = args.runs if scale == 1 else 1

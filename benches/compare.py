@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """End-to-end comparison of hashpyc with `python -m compileall`, side by side.
 
-    python3 benches/compare.py [--python PYTHON] [--scales 1,4,9,16] [--runs 3]
+    python3 benches/compare.py [--python PYTHON] [--scales 1,4,9,16] [--runs 3] [--corpus DIR]
     python3 benches/compare.py --versions 3.11,3.12,3.13,3.14,3.15 [--corpus DIR] [--uv REQS]
 
-Copies the target interpreter's stdlib and site-packages (the .py files) into a
-temporary directory, replicates it 4x, 9x and 16x, and times with hyperfine (installed from
+Copies the target interpreter's stdlib and site-packages (the .py files; --corpus DIR: that
+directory's instead) into a temporary directory, replicates it 4x, 9x and 16x, and times with hyperfine (installed from
 Debian's packages when missing):
 
   cold     hashpyc compile            vs  compileall -q -j0 --invalidation-mode checked-hash
@@ -230,7 +230,7 @@ def peak_rss(hashpyc, python, tree):
 
 
 def arguments(doc):
-    """The options every benchmark script takes (--python, --runs, --hashpyc, --workdir)."""
+    """The options every benchmark script takes (--python, --runs, --hashpyc, --workdir, --corpus)."""
     ap = argparse.ArgumentParser(description=doc.split("\n")[0])
     ap.add_argument("--python", default="python3", help="interpreter to target (default: python3)")
     ap.add_argument("--runs", type=int, default=3, help="timed runs per command at scale 1 (default: 3)")
@@ -238,7 +238,18 @@ def arguments(doc):
     ap.add_argument("--workdir", default="/dev/shm" if os.path.isdir("/dev/shm") else None,
                     help="where the trees go (default: /dev/shm, a tmpfs, so that the file system's "
                          "inode allocation does not drown the comparison; both tools write the same files)")
+    ap.add_argument("--corpus", help="the directory whose .py files are compiled (default: the target interpreter's "
+                                     "stdlib and site-packages; with --versions, the stdlib of the oldest version)")
     return ap
+
+
+def corpus_dirs(args, python):
+    """The directories whose .py files make the corpus: --corpus, or the interpreter's own."""
+    if not args.corpus:
+        return python_dirs(python)
+    if not os.path.isdir(args.corpus):
+        sys.exit("--corpus: %s is not a directory" % args.corpus)
+    return [args.corpus]
 
 
 def find_python(version):
@@ -320,7 +331,7 @@ def per_version(args):
     try:
         corpus = os.path.join(work, "corpus")
         if args.corpus:
-            nfiles = copy_corpus([args.corpus], corpus)
+            nfiles = copy_corpus(corpus_dirs(args, None), corpus)
             what = "the .py files of %s" % os.path.basename(os.path.abspath(args.corpus))
         else:
             stdlib = stdlib_dir(found[0][1])
@@ -373,8 +384,6 @@ def main():
     ap = arguments(__doc__)
     ap.add_argument("--scales", default="1,4,9,16", help="corpus replication factors (default: 1,4,9,16; 9x is about 100 000 files)")
     ap.add_argument("--versions", help="one row per CPython version (e.g. 3.11,3.12,3.13,3.14,3.15) instead of scales")
-    ap.add_argument("--corpus", help="with --versions: the directory whose .py files are compiled "
-                                     "(default: the stdlib of the oldest version)")
     ap.add_argument("--uv", metavar="REQS", help="with --versions: also compare with uv's --compile-bytecode, "
                                                   "installing this requirements file")
     ap.add_argument("--uv-bin", default="uv", help="the uv binary (default: uv on PATH)")
@@ -382,6 +391,8 @@ def main():
     if args.versions:
         per_version(args)
         return
+    if args.uv:
+        sys.exit("--uv needs --versions (uv's rows are per CPython version)")
 
     python, version = prepare(args.hashpyc, args.python)
     cores = os.cpu_count() or 1
@@ -390,9 +401,9 @@ def main():
     work = tempfile.mkdtemp(prefix="hashpyc-bench-", dir=args.workdir)
     try:
         corpus = os.path.join(work, "corpus")
-        nfiles = copy_corpus(python_dirs(python), corpus)
-        print("corpus: %d .py files from CPython %s's stdlib and site-packages; %d cores"
-              % (nfiles, version, cores), file=sys.stderr)
+        nfiles = copy_corpus(corpus_dirs(args, python), corpus)
+        print("corpus: %d .py files from %s; %d cores" % (
+            nfiles, args.corpus or "CPython %s's stdlib and site-packages" % version, cores), file=sys.stderr)
         rows = []
         for scale in [int(s) for s in args.scales.split(",")]:
             runs = args.runs if scale == 1 else 1

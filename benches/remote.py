@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """The shared (remote) cache, measured side by side with a real server on 127.0.0.1.
 
-    python3 benches/remote.py [--python PYTHON] [--runs 3] [--delay-ms 20]
+    python3 benches/remote.py [--python PYTHON] [--runs 3] [--delay-ms 20] [--corpus DIR]
 
 Starts nginx with WebDAV (Debian's package; `.ci/install-servers` installs it) on a free
 loopback port, a delaying proxy in front of it (`benches/delay_proxy.py`), a listener that
 never answers and a port where nothing listens; then, on the target interpreter's stdlib +
-site-packages copied to a tmpfs, times with hyperfine (Debian's package):
+site-packages (--corpus DIR: that directory's .py files) copied to a tmpfs, times with
+hyperfine (Debian's package):
 
   floor          compiling and marshalling every file in-process, one process per core
   cold           no cache at all
@@ -29,7 +30,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare import ROOT, arguments, copy_corpus, floor_command, interleaved, prepare, python_dirs, q, sh  # noqa: E402
+from compare import ROOT, arguments, copy_corpus, corpus_dirs, floor_command, interleaved, prepare, q, sh  # noqa: E402
 
 NGINX_CONF = """daemon off;
 master_process off;
@@ -126,8 +127,9 @@ def main():
     procs = []
     try:
         corpus = os.path.join(work, "corpus")
-        nfiles = copy_corpus(python_dirs(python), corpus)
-        print("corpus: %d .py files from CPython %s; %d cores" % (nfiles, version, cores), file=sys.stderr)
+        nfiles = copy_corpus(corpus_dirs(args, python), corpus)
+        print("corpus: %d .py files from %s; %d cores" % (nfiles, args.corpus or "CPython %s" % version, cores),
+              file=sys.stderr)
         server, port, data = nginx(work)
         procs.append(server)
         proxy, proxy_port = delay_proxy(port, args.delay_ms)
