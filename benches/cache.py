@@ -28,7 +28,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare import arguments, copy_corpus, corpus_dirs, floor_command, hyperfine, interleaved, prepare, q, replicate, sh  # noqa: E402
+from compare import arguments, copy_corpus, corpus_dirs, floor_command, hyperfine, interleaved, prepare, q, ratio, replicate, run_tree, sh, Tree  # noqa: E402
 
 
 def du(path, apparent):
@@ -57,8 +57,7 @@ def pyc_only_copy(tree, dest):
 
 def from_cache(hp, python, cache, tree):
     """(written from the cache, compiled in all) for one build, from its summary line."""
-    out = subprocess.run([hp, "compile", "--python", python, "--cache", cache, tree],
-                         capture_output=True, text=True).stderr
+    out = run_tree([hp, "compile", "--python", python, "--cache", cache, tree]).stderr
     line = [l for l in out.splitlines() if l.startswith("Compiled ")][-1]
     total = int(line.split()[1])
     hits = int(line.split(" from the cache")[0].rsplit("(", 1)[1]) if " from the cache" in line else 0
@@ -70,7 +69,7 @@ def main():
     ap.add_argument("--scales", default="1,4")
     args = ap.parse_args()
 
-    python, version = prepare(args.hashpyc, args.python)
+    python, version = prepare(args, args.python)
     cores = os.cpu_count() or 1
     hp = args.hashpyc
     work = tempfile.mkdtemp(prefix="hashpyc-cache-bench-", dir=args.workdir)
@@ -93,7 +92,7 @@ def main():
                 c = os.path.join(work, "size-" + name)
                 sh(["rm", "-rf", t]); sh(["cp", "-al", tree, t])
                 env = dict(os.environ, HASHPYC_CACHE_COMPRESSION=comp)
-                subprocess.run([hp, "compile", "-q", "--python", python, "--cache", c, t], env=env)
+                run_tree([hp, "compile", "-q", "--python", python, "--cache", c, t], env=env)
                 sizes.append(dict(scale=scale, kind=name, pycs=pyc_bytes(t), disk=du(os.path.join(c, "v1"), False),
                                   apparent=du(os.path.join(c, "v1"), True)))
                 if name == "none":  # the default: what the warm builds read
@@ -102,26 +101,26 @@ def main():
             print("scale %dx: cold (no cache, empty cache) and the floor, taking turns" % scale, file=sys.stderr)
             copy_t = "rm -rf %s && cp -al %s %s" % (q(t), q(tree), q(t))
             cold, cold_empty, floor = interleaved(
-                [shlex.join([hp, "compile", "-q", "--python", python, t]),
-                 shlex.join([hp, "compile", "-q", "--python", python, "--cache", empty, t]),
+                [Tree(shlex.join([hp, "compile", "-q", "--python", python, t])),
+                 Tree(shlex.join([hp, "compile", "-q", "--python", python, "--cache", empty, t])),
                  floor_command(python, tree, cores, work)],
                 max(runs, 5) if scale == 1 else 3, prepare=[copy_t, "%s && rm -rf %s" % (copy_t, q(empty)), None])
             print("scale %dx: warm, relocated, and the limit" % scale, file=sys.stderr)
             # The limit's parts: check of a fresh tree, and copying its pycs.
             fresh = os.path.join(work, "fresh")
             sh(["rm", "-rf", fresh]); sh(["cp", "-al", tree, fresh])
-            subprocess.run([hp, "compile", "-q", "--python", python, "--cache", full, fresh])
+            run_tree([hp, "compile", "-q", "--python", python, "--cache", full, fresh])
             only = os.path.join(work, "pycs-only")
             pyc_only_copy(fresh, only)
             dest = os.path.join(work, "pycs-copy")
             warm, relocated = interleaved(
-                [shlex.join([hp, "compile", "-q", "--python", python, "--cache", full, t]),
-                 shlex.join([hp, "compile", "-q", "--python", python, "--cache", full, moved])],
+                [Tree(shlex.join([hp, "compile", "-q", "--python", python, "--cache", full, t])),
+                 Tree(shlex.join([hp, "compile", "-q", "--python", python, "--cache", full, moved]))],
                 max(runs, 5),
                 prepare=["rm -rf %s && cp -al %s %s" % (q(t), q(tree), q(t)),
                          "rm -rf %s && mkdir -p %s && cp -al %s %s" % (q(moved), q(os.path.dirname(moved)), q(tree), q(moved))])
             check, cp = hyperfine(
-                [shlex.join([hp, "check", "-q", "--python", python, fresh]),
+                [Tree(shlex.join([hp, "check", "-q", "--python", python, fresh])),
                  "rm -rf %s && cp -r %s %s" % (q(dest), q(only), q(dest))],
                 max(runs, 5), warmup=1)
             sh(["rm", "-rf", t]); sh(["cp", "-al", tree, t])
@@ -148,19 +147,19 @@ def print_tables(version, cores, timing, sizes):
           "| relocated | relocated / floor | limit (check + cp) | warm / limit | from the cache |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in timing:
-        print("| %dx | %d | %.2f s | %.2f s | %.2f s | %.2fx | %.3f s | %.3fx | %.3f s | %.3fx | %.3f s (%.3f + %.3f) | %.2fx | %d/%d, %d/%d |" % (
-            r["scale"], r["files"], r["floor"], r["cold"], r["cold_empty"], r["cold_empty"] / r["cold"],
-            r["warm"], r["warm"] / r["floor"], r["relocated"], r["relocated"] / r["floor"], r["limit"], r["check"],
-            r["cp"], r["warm"] / r["limit"], r["hits_same"][0], r["hits_same"][1], r["hits_moved"][0],
-            r["hits_moved"][1]))
+        print("| %dx | %d | %.2f s | %.2f s | %.2f s | %s | %.3f s | %s | %.3f s | %s | %.3f s (%.3f + %.3f) | %s | %d/%d, %d/%d |" % (
+            r["scale"], r["files"], r["floor"], r["cold"], r["cold_empty"], ratio(r["cold_empty"], r["cold"]),
+            r["warm"], ratio(r["warm"], r["floor"], "%.3fx"), r["relocated"], ratio(r["relocated"], r["floor"], "%.3fx"),
+            r["limit"], r["check"], r["cp"], ratio(r["warm"], r["limit"]), r["hits_same"][0], r["hits_same"][1],
+            r["hits_moved"][0], r["hits_moved"][1]))
     print()
     print("| corpus | entries stored | pycs | cache on disk | per MiB of pycs | apparent size | per MiB of pycs |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for s in sizes:
         mib = s["pycs"] / 2**20
-        print("| %dx | %s | %.1f MiB | %.1f MiB | %.2f MiB | %.1f MiB | %.2f MiB |" % (
-            s["scale"], s["kind"], mib, s["disk"] / 2**20, s["disk"] / 2**20 / mib, s["apparent"] / 2**20,
-            s["apparent"] / 2**20 / mib))
+        print("| %dx | %s | %.1f MiB | %.1f MiB | %s | %.1f MiB | %s |" % (
+            s["scale"], s["kind"], mib, s["disk"] / 2**20, ratio(s["disk"] / 2**20, mib, "%.2f MiB"),
+            s["apparent"] / 2**20, ratio(s["apparent"] / 2**20, mib, "%.2f MiB")))
     sys.stdout.flush()
 
 

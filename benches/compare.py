@@ -77,7 +77,44 @@ for pid in pids:
 
 
 def sh(cmd, **kw):
-    return subprocess.run(cmd, check=True, **kw)
+    """Run `cmd` untimed; a failure ends the script naming the command."""
+    r = subprocess.run(cmd, **kw)
+    if r.returncode != 0:
+        fail(cmd, r.returncode, r.stderr)
+    return r
+
+
+def fail(cmd, code, stderr=None):
+    """End the script: `cmd` failed, never a result to time or print."""
+    shown = cmd if isinstance(cmd, str) else shlex.join(cmd)
+    why = "killed by signal %d" % -code if code < 0 else "exit status %d" % code
+    if isinstance(stderr, bytes):
+        stderr = stderr.decode(errors="replace")
+    sys.exit("error: `%s` failed (%s)%s" % (shown, why, ", its stderr:\n" + stderr.rstrip() if stderr else ""))
+
+
+class Tree(str):
+    """A command that compiles or checks a tree: exit status 1 (sources that do not compile,
+    as in the stdlib's own test data, which both tools report) is a result; any other
+    failure (an interpreter refused, a missing binary, bad arguments) ends the run."""
+
+
+def allowed(cmd):
+    return (0, 1) if isinstance(cmd, Tree) else (0,)
+
+
+def run_tree(cmd, **kw):
+    """Run a command compiling or checking a tree (a list) untimed, as `Tree` commands are
+    judged; its stderr is captured, for a failure's message."""
+    r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **kw)
+    if r.returncode not in (0, 1):
+        fail(cmd, r.returncode, r.stderr)
+    return r
+
+
+def ratio(a, b, fmt="%.2fx"):
+    """a / b for a table, "n/a" when b is not a positive time (nothing measurable)."""
+    return fmt % (a / b) if b > 0 else "n/a"
 
 
 def ensure_hyperfine():
@@ -89,12 +126,22 @@ def ensure_hyperfine():
     sh(prefix + ["apt-get", "install", "-y", "-qq", "hyperfine"])
 
 
-def prepare(hashpyc, python_arg):
-    """hyperfine, the hashpyc binary (built when missing), and the target interpreter itself,
-    not a launcher (pyenv's shims cost tens of milliseconds a start): (python, version)."""
+def prepare(args, python_arg):
+    """hyperfine, the hashpyc binary (--hashpyc, which must exist; without it the repository's
+    release build, built when missing), and the target interpreter itself, not a launcher
+    (pyenv's shims cost tens of milliseconds a start): (python, version)."""
     ensure_hyperfine()
-    if not os.path.exists(hashpyc):
-        sh(["cargo", "build", "--release", "--manifest-path", os.path.join(ROOT, "Cargo.toml")])
+    if args.hashpyc is None:
+        args.hashpyc = os.path.join(ROOT, "target", "release", "hashpyc")
+        if not os.path.exists(args.hashpyc):
+            print("%s not found: building it (cargo build --release)" % args.hashpyc, file=sys.stderr)
+            sh(["cargo", "build", "--release", "--manifest-path", os.path.join(ROOT, "Cargo.toml")])
+            if not os.path.exists(args.hashpyc):
+                sys.exit("%s not found after cargo build (CARGO_TARGET_DIR is set?): name the binary with --hashpyc"
+                         % args.hashpyc)
+    args.hashpyc = os.path.abspath(args.hashpyc)
+    if not os.path.isfile(args.hashpyc) or not os.access(args.hashpyc, os.X_OK):
+        sys.exit("--hashpyc: %s is not an executable file" % args.hashpyc)
     python, version = subprocess.run(
         [shutil.which(python_arg) or python_arg, "-c", "import sys; print(sys.executable); print(sys.version.split()[0])"],
         check=True, capture_output=True, text=True).stdout.split()
@@ -152,6 +199,15 @@ def hyperfine(commands, runs, prepare=None, warmup=1):
     with open(path) as f:
         results = json.load(f)["results"]
     os.unlink(path)
+    # -i times every run, so that one failure ends the run with the command's own stderr
+    # (run once more untimed) instead of hyperfine's bare exit status.
+    for c, r in zip(commands, results):
+        bad = [code for code in r.get("exit_codes") or [] if code not in allowed(c)]
+        if bad:
+            if prepare:
+                sh(["sh", "-c", prepare], stdout=subprocess.DEVNULL)
+            again = subprocess.run(["sh", "-c", c], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            fail(c, bad[0], again.stderr)
     return [r["median"] for r in results]
 
 
@@ -168,11 +224,15 @@ def interleaved(commands, runs, prepare=None, cpu=False):
         for i, c in enumerate(commands):
             if prepares[i]:
                 sh(["sh", "-c", prepares[i]], stdout=subprocess.DEVNULL)
-            before = busy_seconds()
-            start = time.perf_counter()
-            subprocess.run(["sh", "-c", c], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            times[i].append(time.perf_counter() - start)
-            cpus[i].append(busy_seconds() - before)
+            with tempfile.TemporaryFile() as err:
+                before = busy_seconds()
+                start = time.perf_counter()
+                code = subprocess.run(["sh", "-c", c], stdout=subprocess.DEVNULL, stderr=err).returncode
+                times[i].append(time.perf_counter() - start)
+                cpus[i].append(busy_seconds() - before)
+                if code not in allowed(c):
+                    err.seek(0)
+                    fail(c, code, err.read())
     walls = [sorted(t)[len(t) // 2] for t in times]
     if cpu:
         return walls, [sorted(t)[len(t) // 2] for t in cpus]
@@ -221,8 +281,7 @@ def floor_command(python, tree, cores, work):
 def peak_rss(hashpyc, python, tree):
     """hashpyc's own peak RSS (workers excluded) while recompiling the whole tree."""
     env = dict(os.environ, HASHPYC_TRACE="1")
-    out = subprocess.run([hashpyc, "compile", "-q", "--force", "--python", python, tree],
-                         capture_output=True, text=True, env=env).stderr
+    out = run_tree([hashpyc, "compile", "-q", "--force", "--python", python, tree], env=env).stderr
     for line in out.splitlines():
         if "peak memory:" in line:
             return line.split("peak memory: hashpyc ")[1].split(",")[0]
@@ -234,7 +293,8 @@ def arguments(doc):
     ap = argparse.ArgumentParser(description=doc.split("\n")[0])
     ap.add_argument("--python", default="python3", help="interpreter to target (default: python3)")
     ap.add_argument("--runs", type=int, default=3, help="timed runs per command at scale 1 (default: 3)")
-    ap.add_argument("--hashpyc", default=os.path.join(ROOT, "target", "release", "hashpyc"))
+    ap.add_argument("--hashpyc", help="the binary to measure, which must exist (default: target/release/hashpyc of "
+                                      "this repository, built with cargo build --release when missing)")
     ap.add_argument("--workdir", default="/dev/shm" if os.path.isdir("/dev/shm") else None,
                     help="where the trees go (default: /dev/shm, a tmpfs, so that the file system's "
                          "inode allocation does not drown the comparison; both tools write the same files)")
@@ -283,7 +343,12 @@ def find_pythons(spec):
     for v in versions:
         if v.count(".") != 1 or not all(part.isdigit() for part in v.split(".")):
             sys.exit("--versions: %r is not a version like 3.13" % v)
-    found = [(v, find_python(v)) for v in versions]
+    found = []
+    for v in versions:
+        if tuple(int(x) for x in v.split(".")) < (3, 7):
+            print("CPython %s: SKIPPED, hashpyc needs CPython 3.7 or newer" % v, file=sys.stderr)
+        else:
+            found.append((v, find_python(v)))
     for v, p in found:
         if p is None:
             print("CPython %s: not found, SKIPPED (see --help for where interpreters are looked for)" % v,
@@ -314,7 +379,7 @@ def uv_rows(uv, python, reqs, work, runs, hp):
     files = sum(1 for _, _, names in os.walk(site) for n in names if n.endswith(".py"))
     with_c, without, h = interleaved(
         [install + " --compile-bytecode", install,
-         shlex.join([hp, "compile", "-q", "--python", os.path.join(venv, "bin", "python"), site])],
+         Tree(shlex.join([hp, "compile", "-q", "--python", os.path.join(venv, "bin", "python"), site]))],
         runs, prepare=[make, make, make + " && " + install])
     return with_c, without, h, files
 
@@ -322,11 +387,11 @@ def uv_rows(uv, python, reqs, work, runs, hp):
 def per_version(args):
     """One row per CPython version: cold builds against compileall and the floor."""
     cores = os.cpu_count() or 1
-    hp = args.hashpyc
     found = find_pythons(args.versions)
     if args.uv and shutil.which(args.uv_bin) is None:
         sys.exit("--uv: uv not found (`%s`); install it or name it with --uv-bin" % args.uv_bin)
-    prepare(hp, found[0][1])
+    prepare(args, found[0][1])
+    hp = args.hashpyc
     work = tempfile.mkdtemp(prefix="hashpyc-bench-", dir=args.workdir)
     try:
         corpus = os.path.join(work, "corpus")
@@ -362,19 +427,20 @@ def per_version(args):
             # (A B C A B C ...): measured apart, a drift of the machine's speed between the
             # two went straight into the hashpyc / floor ratio.
             (cold_h, cold_c, _), (cpu_h, cpu_c, floor_cpu) = interleaved(
-                [shlex.join([hp, "compile", "-q", "--python", python, t]),
-                 shlex.join([python, "-m", "compileall", "-q", "-j0", "--invalidation-mode", "checked-hash", t]),
+                [Tree(shlex.join([hp, "compile", "-q", "--python", python, t])),
+                 Tree(shlex.join([python, "-m", "compileall", "-q", "-j0", "--invalidation-mode", "checked-hash", t])),
                  floor_command(python, corpus, 1, work)],
                 args.runs, prepare=[prep, prep, None], cpu=True)
             floor = floor_cpu / cores
-            row = "| %s | %.2f s | %.2f s | %.2f s | %.2fx | %.2fx | %.2fx | %.2fx |" % (
-                version, floor, cold_h, cold_c, cold_c / cold_h, cold_h / floor, cpu_c / cpu_h, cpu_h / floor_cpu)
+            row = "| %s | %.2f s | %.2f s | %.2f s | %s | %s | %s | %s |" % (
+                version, floor, cold_h, cold_c, ratio(cold_c, cold_h), ratio(cold_h, floor), ratio(cpu_c, cpu_h),
+                ratio(cpu_h, floor_cpu))
             if args.uv:
                 print("CPython %s: uv with and without --compile-bytecode, hashpyc on the venv" % version,
                       file=sys.stderr)
                 with_c, without, h, files = uv_rows(args.uv_bin, python, os.path.abspath(args.uv), work, args.runs, hp)
                 uv_compile = with_c - without
-                row += " %.2f s (%d) | %.2fx |" % (uv_compile, files, uv_compile / h)
+                row += " %.2f s (%d) | %s |" % (uv_compile, files, ratio(uv_compile, h))
             print(row, flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -394,7 +460,7 @@ def main():
     if args.uv:
         sys.exit("--uv needs --versions (uv's rows are per CPython version)")
 
-    python, version = prepare(args.hashpyc, args.python)
+    python, version = prepare(args, args.python)
     cores = os.cpu_count() or 1
     hp = args.hashpyc
     env_note = "PYTHONDONTWRITEBYTECODE" if os.environ.get("PYTHONDONTWRITEBYTECODE") else ""
@@ -413,8 +479,8 @@ def main():
             prep = "rm -rf %s && cp -al %s %s" % (q(t), q(tree), q(t))
             print("scale %dx: cold builds and the floor" % scale, file=sys.stderr)
             cold_h, cold_c, floor = hyperfine(
-                [shlex.join([hp, "compile", "-q", "--python", python, t]),
-                 shlex.join([python, "-m", "compileall", "-q", "-j0", "--invalidation-mode", "checked-hash", t]),
+                [Tree(shlex.join([hp, "compile", "-q", "--python", python, t])),
+                 Tree(shlex.join([python, "-m", "compileall", "-q", "-j0", "--invalidation-mode", "checked-hash", t])),
                  floor_command(python, tree, cores, work)],
                 runs, prepare=prep, warmup=1 if scale == 1 else 0)
             # Trees for the re-runs: one per tool and mode.
@@ -430,21 +496,21 @@ def main():
                               ("ts", [python, "-m", "compileall", "-q", "-j0", "--invalidation-mode", "timestamp"])]:
                 d = os.path.join(work, "%s%d" % (name, scale))
                 sh(["cp", "-al", tree, d])
-                subprocess.run(cmd + [d], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                run_tree(cmd + [d])
                 trees[name] = d
                 written = written or time.time()
             # As a repeated run finds them: recorded by a run at least the settling time
             # (3 s) after the pycs were written (see the README's *Unchanged pycs*).
             time.sleep(max(0.0, written + 3.5 - time.time()))
-            subprocess.run(state + [hp, "check", "-q", "--python", python, trees["h"]],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            run_tree(state + [hp, "check", "-q", "--python", python, trees["h"]])
             print("scale %dx: no-op re-runs and check" % scale, file=sys.stderr)
             noop_h, noop_c, noop_ts, check_h, noop_whole = hyperfine(
-                [shlex.join(state + [hp, "compile", "-q", "--python", python, trees["h"]]),
-                 shlex.join([python, "-m", "compileall", "-q", "-j0", "--invalidation-mode", "checked-hash", trees["c"]]),
-                 shlex.join([python, "-m", "compileall", "-q", "-j0", trees["ts"]]),
-                 shlex.join(state + [hp, "check", "-q", "--python", python, trees["h"]]),
-                 shlex.join(whole + [hp, "compile", "-q", "--python", python, trees["h"]])],
+                [Tree(shlex.join(state + [hp, "compile", "-q", "--python", python, trees["h"]])),
+                 Tree(shlex.join([python, "-m", "compileall", "-q", "-j0", "--invalidation-mode", "checked-hash",
+                                  trees["c"]])),
+                 Tree(shlex.join([python, "-m", "compileall", "-q", "-j0", trees["ts"]])),
+                 Tree(shlex.join(state + [hp, "check", "-q", "--python", python, trees["h"]])),
+                 Tree(shlex.join(whole + [hp, "compile", "-q", "--python", python, trees["h"]]))],
                 max(runs, 3) if scale == 1 else 1, warmup=1 if scale == 1 else 0)
             rss = peak_rss(hp, python, trees["h"])
             row = dict(scale=scale, files=nfiles * scale, floor=floor, cold_h=cold_h, cold_c=cold_c,
@@ -474,11 +540,12 @@ def print_header(version, cores, env_note, fs):
 
 
 def print_row(r):
-    print("| %dx | %d | %.2f s | %.2f s | %.2f s | %.2fx | %.2fx | %.3f s | %.0fx | %.0fx | %.3f s "
-          "| %.3f s | %.0fx | %s |" % (
-              r["scale"], r["files"], r["floor"], r["cold_h"], r["cold_c"], r["cold_c"] / r["cold_h"],
-              r["cold_h"] / r["floor"], r["noop_h"], r["noop_c"] / r["noop_h"], r["noop_ts"] / r["noop_h"],
-              r["check_h"], r["noop_whole"], r["noop_c"] / r["noop_whole"], r["rss"]), flush=True)
+    print("| %dx | %d | %.2f s | %.2f s | %.2f s | %s | %s | %.3f s | %s | %s | %.3f s "
+          "| %.3f s | %s | %s |" % (
+              r["scale"], r["files"], r["floor"], r["cold_h"], r["cold_c"], ratio(r["cold_c"], r["cold_h"]),
+              ratio(r["cold_h"], r["floor"]), r["noop_h"], ratio(r["noop_c"], r["noop_h"], "%.0fx"),
+              ratio(r["noop_ts"], r["noop_h"], "%.0fx"), r["check_h"], r["noop_whole"],
+              ratio(r["noop_c"], r["noop_whole"], "%.0fx"), r["rss"]), flush=True)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare import ROOT, arguments, copy_corpus, corpus_dirs, floor_command, interleaved, prepare, q, sh  # noqa: E402
+from compare import ROOT, arguments, copy_corpus, corpus_dirs, floor_command, interleaved, prepare, q, ratio, run_tree, sh, Tree  # noqa: E402
 
 NGINX_CONF = """daemon off;
 master_process off;
@@ -120,7 +120,7 @@ def main():
     ap = arguments(__doc__)
     ap.add_argument("--delay-ms", type=int, default=20)
     args = ap.parse_args()
-    python, version = prepare(args.hashpyc, args.python)
+    python, version = prepare(args, args.python)
     cores = os.cpu_count() or 1
     hp = args.hashpyc
     work = tempfile.mkdtemp(prefix="hashpyc-remote-bench-", dir=args.workdir)
@@ -147,24 +147,23 @@ def main():
         build = shlex.join([hp, "compile", "-q", "--python", python])
         # Fill the remote once.
         sh(["sh", "-c", fresh])
-        subprocess.run([hp, "compile", "-q", "--python", python, "--cache-url", url, t])
+        run_tree([hp, "compile", "-q", "--python", python, "--cache-url", url, t])
         print("cold builds, dead remotes and the floor, taking turns", file=sys.stderr)
         cold, cold_empty, dead_t, silent_t, floor = interleaved(
-            ["%s %s" % (build, q(t)),
-             "%s --cache-url http://127.0.0.1:%d/empty %s" % (build, port, q(t)),
-             "%s --cache-url %s %s" % (build, dead, q(t)),
-             "%s --cache-url %s %s" % (build, silent, q(t)),
+            [Tree("%s %s" % (build, q(t))),
+             Tree("%s --cache-url http://127.0.0.1:%d/empty %s" % (build, port, q(t))),
+             Tree("%s --cache-url %s %s" % (build, dead, q(t))),
+             Tree("%s --cache-url %s %s" % (build, silent, q(t))),
              floor_command(python, corpus, cores, work)],
             args.runs, prepare=[fresh, "%s && rm -rf %s" % (fresh, q(os.path.join(data, "empty"))), fresh, fresh, None])
         print("warm builds from the remote, taking turns", file=sys.stderr)
         warm, warm_slow = interleaved(
-            ["%s --cache %s --cache-url %s %s" % (build, q(local), url, q(moved)),
-             "%s --cache %s --cache-url %s %s" % (build, q(local), slow, q(moved))],
+            [Tree("%s --cache %s --cache-url %s %s" % (build, q(local), url, q(moved))),
+             Tree("%s --cache %s --cache-url %s %s" % (build, q(local), slow, q(moved)))],
             args.runs, prepare=fresh_moved)
         # Check that the warm builds were all hits.
         sh(["sh", "-c", fresh_moved])
-        out = subprocess.run([hp, "compile", "--python", python, "--cache", local, "--cache-url", slow, moved],
-                             capture_output=True, text=True).stderr
+        out = run_tree([hp, "compile", "--python", python, "--cache", local, "--cache-url", slow, moved]).stderr
         summary = [l for l in out.splitlines() if l.startswith("Compiled")][-1]
         print("\nMeasured %s on %d cores with CPython %s, trees on a tmpfs, nginx WebDAV on 127.0.0.1 "
               "(medians of runs in which the commands take turns; preparing each tree is not timed)."
@@ -174,9 +173,9 @@ def main():
               "| warm / floor | warm, +%d ms per request | / floor | dead remote: nothing listening | never answers |"
               % args.delay_ms)
         print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-        print("| %d | %.2f s | %.2f s | %.2f s | %.2fx | %.3f s | %.3fx | %.3f s | %.3fx | %+.2f s | %+.2f s |" % (
-            nfiles, floor, cold, cold_empty, cold_empty / cold, warm, warm / floor, warm_slow, warm_slow / floor,
-            dead_t - cold, silent_t - cold))
+        print("| %d | %.2f s | %.2f s | %.2f s | %s | %.3f s | %s | %.3f s | %s | %+.2f s | %+.2f s |" % (
+            nfiles, floor, cold, cold_empty, ratio(cold_empty, cold), warm, ratio(warm, floor, "%.3fx"), warm_slow,
+            ratio(warm_slow, floor, "%.3fx"), dead_t - cold, silent_t - cold))
     finally:
         for p in procs:
             p.kill()
