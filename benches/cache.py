@@ -28,7 +28,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare import arguments, copy_corpus, corpus_dirs, floor_command, hyperfine, interleaved, prepare, q, ratio, replicate, run_tree, sh, Tree  # noqa: E402
+from compare import arguments, copy_corpus, corpus_dirs, floor_command, hyperfine, interleaved, prepare, q, ratio, replicate, run_tree, sh, Tree, with_state  # noqa: E402
 
 
 def du(path, apparent):
@@ -55,9 +55,9 @@ def pyc_only_copy(tree, dest):
                 shutil.copyfile(os.path.join(base, f), os.path.join(d, f))
 
 
-def from_cache(hp, python, cache, tree):
+def from_cache(hp, python, cache, tree, state):
     """(written from the cache, compiled in all) for one build, from its summary line."""
-    out = run_tree([hp, "compile", "--python", python, "--cache", cache, tree]).stderr
+    out = run_tree(state + [hp, "compile", "--no-config", "--python", python, "--cache", cache, tree]).stderr
     line = [l for l in out.splitlines() if l.startswith("Compiled ")][-1]
     total = int(line.split()[1])
     hits = int(line.split(" from the cache")[0].rsplit("(", 1)[1]) if " from the cache" in line else 0
@@ -92,7 +92,7 @@ def main():
                 c = os.path.join(work, "size-" + name)
                 sh(["rm", "-rf", t]); sh(["cp", "-al", tree, t])
                 env = dict(os.environ, HASHPYC_CACHE_COMPRESSION=comp)
-                run_tree([hp, "compile", "-q", "--python", python, "--cache", c, t], env=env)
+                run_tree([hp, "compile", "--no-config", "-q", "--python", python, "--cache", c, t], env=env)
                 sizes.append(dict(scale=scale, kind=name, pycs=pyc_bytes(t), disk=du(os.path.join(c, "v1"), False),
                                   apparent=du(os.path.join(c, "v1"), True)))
                 if name == "none":  # the default: what the warm builds read
@@ -101,32 +101,38 @@ def main():
             print("scale %dx: cold (no cache, empty cache) and the floor, taking turns" % scale, file=sys.stderr)
             copy_t = "rm -rf %s && cp -al %s %s" % (q(t), q(tree), q(t))
             cold, cold_empty, floor = interleaved(
-                [Tree(shlex.join([hp, "compile", "-q", "--python", python, t])),
-                 Tree(shlex.join([hp, "compile", "-q", "--python", python, "--cache", empty, t])),
+                [Tree(shlex.join([hp, "compile", "--no-config", "-q", "--python", python, t])),
+                 Tree(shlex.join([hp, "compile", "--no-config", "-q", "--python", python, "--cache", empty, t])),
                  floor_command(python, tree, cores, work)],
                 max(runs, 5) if scale == 1 else 3, prepare=[copy_t, "%s && rm -rf %s" % (copy_t, q(empty)), None])
             print("scale %dx: warm, relocated, and the limit" % scale, file=sys.stderr)
             # The limit's parts: check of a fresh tree, and copying its pycs.
             fresh = os.path.join(work, "fresh")
             sh(["rm", "-rf", fresh]); sh(["cp", "-al", tree, fresh])
-            run_tree([hp, "compile", "-q", "--python", python, "--cache", full, fresh])
+            # The warm builds' own state directory (the interpreter's probe remembered, as on
+            # a machine that has built before); the cold builds have none. The limit's check
+            # shares it but records no pyc as found good (it reads every pyc whole).
+            state = with_state(os.path.join(work, "state"))
+            whole = state + ["HASHPYC_SETTLE_SECONDS=1000000000"]
+            run_tree(state + [hp, "compile", "--no-config", "-q", "--python", python, "--cache", full, fresh])
             only = os.path.join(work, "pycs-only")
             pyc_only_copy(fresh, only)
             dest = os.path.join(work, "pycs-copy")
             warm, relocated = interleaved(
-                [Tree(shlex.join([hp, "compile", "-q", "--python", python, "--cache", full, t])),
-                 Tree(shlex.join([hp, "compile", "-q", "--python", python, "--cache", full, moved]))],
+                [Tree(shlex.join(state + [hp, "compile", "--no-config", "-q", "--python", python, "--cache", full, t])),
+                 Tree(shlex.join(state + [hp, "compile", "--no-config", "-q", "--python", python, "--cache", full,
+                                          moved]))],
                 max(runs, 5),
                 prepare=["rm -rf %s && cp -al %s %s" % (q(t), q(tree), q(t)),
                          "rm -rf %s && mkdir -p %s && cp -al %s %s" % (q(moved), q(os.path.dirname(moved)), q(tree), q(moved))])
             check, cp = hyperfine(
-                [Tree(shlex.join([hp, "check", "-q", "--python", python, fresh])),
+                [Tree(shlex.join(whole + [hp, "check", "--no-config", "-q", "--python", python, fresh])),
                  "rm -rf %s && cp -r %s %s" % (q(dest), q(only), q(dest))],
                 max(runs, 5), warmup=1)
             sh(["rm", "-rf", t]); sh(["cp", "-al", tree, t])
-            hits_same = from_cache(hp, python, full, t)
+            hits_same = from_cache(hp, python, full, t, state)
             sh(["rm", "-rf", moved]); sh(["mkdir", "-p", os.path.dirname(moved)]); sh(["cp", "-al", tree, moved])
-            hits_moved = from_cache(hp, python, full, moved)
+            hits_moved = from_cache(hp, python, full, moved, state)
             timing.append(dict(scale=scale, files=nfiles * scale, floor=floor, cold=cold, cold_empty=cold_empty,
                                warm=warm, relocated=relocated, limit=check + cp, check=check, cp=cp,
                                hits_same=hits_same, hits_moved=hits_moved))

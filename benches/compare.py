@@ -126,10 +126,35 @@ def ensure_hyperfine():
     sh(prefix + ["apt-get", "install", "-y", "-qq", "hyperfine"])
 
 
+# Read by the scripts themselves (where interpreters are found), not by hashpyc.
+SCRIPT_VARIABLES = ("HASHPYC_TEST_PYTHONS", "HASHPYC_PY_CACHE")
+
+
+def isolate():
+    """Run every hashpyc of the script with none of the user's HASHPYC_* variables (a
+    HASHPYC_CACHE would make a cold build a warm one) and no state directory
+    (HASHPYC_NO_STATE=1: nothing an earlier run remembered, such as failures or pycs found
+    good, answers a cold build), unless a command sets its own (`with_state`). The commands
+    also pass --no-config: a hashpyc.toml in the current directory does not apply."""
+    ignored = sorted(k for k in os.environ if k.startswith("HASHPYC_") and k not in SCRIPT_VARIABLES)
+    if ignored:
+        print("ignoring %s from the environment: hashpyc runs without them" % ", ".join(ignored), file=sys.stderr)
+    for k in [k for k in os.environ if k.startswith("HASHPYC_")]:
+        del os.environ[k]
+    os.environ["HASHPYC_NO_STATE"] = "1"
+
+
+def with_state(directory):
+    """The `env` prefix giving a command the state directory `directory` of its own."""
+    return ["env", "-u", "HASHPYC_NO_STATE", "HASHPYC_STATE_DIR=" + directory]
+
+
 def prepare(args, python_arg):
     """hyperfine, the hashpyc binary (--hashpyc, which must exist; without it the repository's
     release build, built when missing), and the target interpreter itself, not a launcher
-    (pyenv's shims cost tens of milliseconds a start): (python, version)."""
+    (pyenv's shims cost tens of milliseconds a start): (python, version). From here on,
+    hashpyc runs isolated from the user's settings (`isolate`)."""
+    isolate()
     ensure_hyperfine()
     if args.hashpyc is None:
         args.hashpyc = os.path.join(ROOT, "target", "release", "hashpyc")
@@ -281,7 +306,7 @@ def floor_command(python, tree, cores, work):
 def peak_rss(hashpyc, python, tree):
     """hashpyc's own peak RSS (workers excluded) while recompiling the whole tree."""
     env = dict(os.environ, HASHPYC_TRACE="1")
-    out = run_tree([hashpyc, "compile", "-q", "--force", "--python", python, tree], env=env).stderr
+    out = run_tree([hashpyc, "compile", "--no-config", "-q", "--force", "--python", python, tree], env=env).stderr
     for line in out.splitlines():
         if "peak memory:" in line:
             return line.split("peak memory: hashpyc ")[1].split(",")[0]
@@ -379,7 +404,7 @@ def uv_rows(uv, python, reqs, work, runs, hp):
     files = sum(1 for _, _, names in os.walk(site) for n in names if n.endswith(".py"))
     with_c, without, h = interleaved(
         [install + " --compile-bytecode", install,
-         Tree(shlex.join([hp, "compile", "-q", "--python", os.path.join(venv, "bin", "python"), site]))],
+         Tree(shlex.join([hp, "compile", "--no-config", "-q", "--python", os.path.join(venv, "bin", "python"), site]))],
         runs, prepare=[make, make, make + " && " + install])
     return with_c, without, h, files
 
@@ -427,7 +452,7 @@ def per_version(args):
             # (A B C A B C ...): measured apart, a drift of the machine's speed between the
             # two went straight into the hashpyc / floor ratio.
             (cold_h, cold_c, _), (cpu_h, cpu_c, floor_cpu) = interleaved(
-                [Tree(shlex.join([hp, "compile", "-q", "--python", python, t])),
+                [Tree(shlex.join([hp, "compile", "--no-config", "-q", "--python", python, t])),
                  Tree(shlex.join([python, "-m", "compileall", "-q", "-j0", "--invalidation-mode", "checked-hash", t])),
                  floor_command(python, corpus, 1, work)],
                 args.runs, prepare=[prep, prep, None], cpu=True)
@@ -479,7 +504,7 @@ def main():
             prep = "rm -rf %s && cp -al %s %s" % (q(t), q(tree), q(t))
             print("scale %dx: cold builds and the floor" % scale, file=sys.stderr)
             cold_h, cold_c, floor = hyperfine(
-                [Tree(shlex.join([hp, "compile", "-q", "--python", python, t])),
+                [Tree(shlex.join([hp, "compile", "--no-config", "-q", "--python", python, t])),
                  Tree(shlex.join([python, "-m", "compileall", "-q", "-j0", "--invalidation-mode", "checked-hash", t])),
                  floor_command(python, tree, cores, work)],
                 runs, prepare=prep, warmup=1 if scale == 1 else 0)
@@ -488,10 +513,10 @@ def main():
             # hashpyc's state directory of these runs, and one where no run records the
             # pycs it found good (a first re-run, or no state directory kept): every pyc
             # is read whole there.
-            state = ["env", "HASHPYC_STATE_DIR=" + os.path.join(work, "state")]
-            whole = ["env", "HASHPYC_STATE_DIR=" + os.path.join(work, "whole"), "HASHPYC_SETTLE_SECONDS=1000000000"]
+            state = with_state(os.path.join(work, "state"))
+            whole = with_state(os.path.join(work, "whole")) + ["HASHPYC_SETTLE_SECONDS=1000000000"]
             written = 0.0
-            for name, cmd in [("h", state + [hp, "compile", "-q", "--python", python]),
+            for name, cmd in [("h", state + [hp, "compile", "--no-config", "-q", "--python", python]),
                               ("c", [python, "-m", "compileall", "-q", "-j0", "--invalidation-mode", "checked-hash"]),
                               ("ts", [python, "-m", "compileall", "-q", "-j0", "--invalidation-mode", "timestamp"])]:
                 d = os.path.join(work, "%s%d" % (name, scale))
@@ -502,15 +527,15 @@ def main():
             # As a repeated run finds them: recorded by a run at least the settling time
             # (3 s) after the pycs were written (see the README's *Unchanged pycs*).
             time.sleep(max(0.0, written + 3.5 - time.time()))
-            run_tree(state + [hp, "check", "-q", "--python", python, trees["h"]])
+            run_tree(state + [hp, "check", "--no-config", "-q", "--python", python, trees["h"]])
             print("scale %dx: no-op re-runs and check" % scale, file=sys.stderr)
             noop_h, noop_c, noop_ts, check_h, noop_whole = hyperfine(
-                [Tree(shlex.join(state + [hp, "compile", "-q", "--python", python, trees["h"]])),
+                [Tree(shlex.join(state + [hp, "compile", "--no-config", "-q", "--python", python, trees["h"]])),
                  Tree(shlex.join([python, "-m", "compileall", "-q", "-j0", "--invalidation-mode", "checked-hash",
                                   trees["c"]])),
                  Tree(shlex.join([python, "-m", "compileall", "-q", "-j0", trees["ts"]])),
-                 Tree(shlex.join(state + [hp, "check", "-q", "--python", python, trees["h"]])),
-                 Tree(shlex.join(whole + [hp, "compile", "-q", "--python", python, trees["h"]]))],
+                 Tree(shlex.join(state + [hp, "check", "--no-config", "-q", "--python", python, trees["h"]])),
+                 Tree(shlex.join(whole + [hp, "compile", "--no-config", "-q", "--python", python, trees["h"]]))],
                 max(runs, 3) if scale == 1 else 1, warmup=1 if scale == 1 else 0)
             rss = peak_rss(hp, python, trees["h"])
             row = dict(scale=scale, files=nfiles * scale, floor=floor, cold_h=cold_h, cold_c=cold_c,

@@ -15,12 +15,17 @@ runs=${3:-8}
 hashpyc=${4:-$(dirname "$0")/../target/release/hashpyc}
 work=$(mktemp -d "${5:-/dev/shm}/deferred-ab.XXXXXX")
 trap 'rm -rf "$work"' EXIT
+# hashpyc runs with none of the user's HASHPYC_* variables (a HASHPYC_CACHE would make the
+# cold builds warm ones), no state directory (nothing an earlier build remembered answers a
+# later one) and no configuration file (--no-config).
+while read -r var; do unset "$var"; done < <(compgen -e | grep '^HASHPYC_' || true)
+export HASHPYC_NO_STATE=1
 for _ in $(seq "$runs"); do
   for way in children fork; do
     rm -rf "$work/tree" && cp -r "$corpus" "$work/tree"
     deferred=$([ "$way" = fork ] && echo fork || echo children)
     /usr/bin/time -f "%e %U %S" -o "$work/time" env HASHPYC_DEFERRED="$deferred" HASHPYC_TRACE=1 \
-      "$hashpyc" compile -q --python "$python" "$work/tree" 2> "$work/trace"
+      "$hashpyc" compile --no-config -q --python "$python" "$work/tree" 2> "$work/trace"
     faults=$(grep -o 'page faults: hashpyc [0-9]*, workers [0-9]*' "$work/trace" | awk '{print $6}')
     echo "$way $(cat "$work/time") $faults"
   done

@@ -30,7 +30,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare import ROOT, arguments, copy_corpus, corpus_dirs, floor_command, interleaved, prepare, q, ratio, run_tree, sh, Tree  # noqa: E402
+from compare import ROOT, arguments, copy_corpus, corpus_dirs, floor_command, interleaved, prepare, q, ratio, run_tree, sh, Tree, with_state  # noqa: E402
 
 NGINX_CONF = """daemon off;
 master_process off;
@@ -144,10 +144,14 @@ def main():
         fresh = "rm -rf %s %s && cp -al %s %s" % (q(t), q(local), q(corpus), q(t))
         fresh_moved = "rm -rf %s %s && mkdir -p %s && cp -al %s %s" % (
             q(moved), q(local), q(os.path.dirname(moved)), q(corpus), q(moved))
-        build = shlex.join([hp, "compile", "-q", "--python", python])
+        build = shlex.join([hp, "compile", "--no-config", "-q", "--python", python])
+        # The warm builds' own state directory (the interpreter's probe remembered, as on a
+        # machine that has built before); the cold builds have none.
+        state = with_state(os.path.join(work, "state"))
+        warm_build = shlex.join(state + [hp, "compile", "--no-config", "-q", "--python", python])
         # Fill the remote once.
         sh(["sh", "-c", fresh])
-        run_tree([hp, "compile", "-q", "--python", python, "--cache-url", url, t])
+        run_tree(state + [hp, "compile", "--no-config", "-q", "--python", python, "--cache-url", url, t])
         print("cold builds, dead remotes and the floor, taking turns", file=sys.stderr)
         cold, cold_empty, dead_t, silent_t, floor = interleaved(
             [Tree("%s %s" % (build, q(t))),
@@ -158,12 +162,13 @@ def main():
             args.runs, prepare=[fresh, "%s && rm -rf %s" % (fresh, q(os.path.join(data, "empty"))), fresh, fresh, None])
         print("warm builds from the remote, taking turns", file=sys.stderr)
         warm, warm_slow = interleaved(
-            [Tree("%s --cache %s --cache-url %s %s" % (build, q(local), url, q(moved))),
-             Tree("%s --cache %s --cache-url %s %s" % (build, q(local), slow, q(moved)))],
+            [Tree("%s --cache %s --cache-url %s %s" % (warm_build, q(local), url, q(moved))),
+             Tree("%s --cache %s --cache-url %s %s" % (warm_build, q(local), slow, q(moved)))],
             args.runs, prepare=fresh_moved)
         # Check that the warm builds were all hits.
         sh(["sh", "-c", fresh_moved])
-        out = run_tree([hp, "compile", "--python", python, "--cache", local, "--cache-url", slow, moved]).stderr
+        out = run_tree(state + [hp, "compile", "--no-config", "--python", python, "--cache", local, "--cache-url", slow,
+                                moved]).stderr
         summary = [l for l in out.splitlines() if l.startswith("Compiled")][-1]
         print("\nMeasured %s on %d cores with CPython %s, trees on a tmpfs, nginx WebDAV on 127.0.0.1 "
               "(medians of runs in which the commands take turns; preparing each tree is not timed)."
