@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # What compiling the deferred files in long-lived children of their own (3.13+, README,
-# "Determinism") changes, against a fresh fork each (HASHPYC_DEFERRED=fork): cold builds of
-# a corpus with the same binary, the two ways taking turns, each on a fresh copy.
+# "Determinism"; HASHPYC_DEFERRED unset, the default: way `children`) changes, against a
+# fresh fork each (HASHPYC_DEFERRED=fork: way `fork`): cold builds of a corpus with the same
+# binary, the two ways taking turns, each on a fresh copy. Needs GNU time (/usr/bin/time,
+# Debian's package `time`). A build that fails (an exit status other than 0, or 1 for
+# sources that do not compile) ends the script with its stderr.
 #
 #   benches/deferred_ab.sh PYTHON CORPUS [RUNS=8] [HASHPYC=target/release/hashpyc] [WORKDIR=/dev/shm]
 #
@@ -13,6 +16,7 @@ python=${1:?usage: $0 PYTHON CORPUS [RUNS] [HASHPYC] [WORKDIR]}
 corpus=${2:?usage: $0 PYTHON CORPUS [RUNS] [HASHPYC] [WORKDIR]}
 runs=${3:-8}
 hashpyc=${4:-$(dirname "$0")/../target/release/hashpyc}
+[ -x /usr/bin/time ] || { echo "$0: needs GNU time at /usr/bin/time (Debian's package \`time\`)" >&2; exit 2; }
 work=$(mktemp -d "${5:-/dev/shm}/deferred-ab.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 # hashpyc runs with none of the user's HASHPYC_* variables (a HASHPYC_CACHE would make the
@@ -23,11 +27,17 @@ export HASHPYC_NO_STATE=1
 for _ in $(seq "$runs"); do
   for way in children fork; do
     rm -rf "$work/tree" && cp -r "$corpus" "$work/tree"
-    deferred=$([ "$way" = fork ] && echo fork || echo children)
+    deferred=$([ "$way" = fork ] && echo fork || true)   # children: unset (empty), the default
+    status=0
     /usr/bin/time -f "%e %U %S" -o "$work/time" env HASHPYC_DEFERRED="$deferred" HASHPYC_TRACE=1 \
-      "$hashpyc" compile --no-config -q --python "$python" "$work/tree" 2> "$work/trace"
+      "$hashpyc" compile --no-config -q --python "$python" "$work/tree" 2> "$work/trace" || status=$?
+    if [ "$status" -gt 1 ]; then
+      echo "$0: \`$hashpyc compile\` ($way) failed with exit status $status; its stderr:" >&2
+      cat "$work/trace" >&2
+      exit "$status"
+    fi
     faults=$(grep -o 'page faults: hashpyc [0-9]*, workers [0-9]*' "$work/trace" | awk '{print $6}')
-    echo "$way $(cat "$work/time") $faults"
+    echo "$way $(tail -1 "$work/time") $faults"   # GNU time writes "Command exited with non-zero status 1" first
   done
 done | awk '
   { print; wall[$1] = wall[$1] " " $2; cpu[$1] = cpu[$1] " " ($3 + $4); faults[$1] += $5; n[$1]++ }
