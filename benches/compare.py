@@ -212,12 +212,17 @@ def replicate(corpus, dest, scale):
 
 
 def hyperfine(commands, runs, prepare=None, warmup=1):
-    """Median wall seconds of each command, run side by side (interleaved by hyperfine)."""
+    """Median wall seconds of each command, run side by side (interleaved by hyperfine).
+    `prepare` (untimed) is one command for all, or a list with one per command."""
+    prepares = prepare if isinstance(prepare, list) else [prepare] * len(commands)
     fd, path = tempfile.mkstemp(suffix=".json")
     os.close(fd)
     cmd = ["hyperfine", "-i", "--style", "none", "--runs", str(runs), "--warmup", str(warmup),
            "--export-json", path]
-    if prepare:
+    if isinstance(prepare, list):
+        for p in prepare:
+            cmd += ["--prepare", p or "true"]
+    elif prepare:
         cmd += ["--prepare", prepare]
     cmd += commands
     sh(cmd, stdout=subprocess.DEVNULL)
@@ -226,11 +231,11 @@ def hyperfine(commands, runs, prepare=None, warmup=1):
     os.unlink(path)
     # -i times every run, so that one failure ends the run with the command's own stderr
     # (run once more untimed) instead of hyperfine's bare exit status.
-    for c, r in zip(commands, results):
+    for c, p, r in zip(commands, prepares, results):
         bad = [code for code in r.get("exit_codes") or [] if code not in allowed(c)]
         if bad:
-            if prepare:
-                sh(["sh", "-c", prepare], stdout=subprocess.DEVNULL)
+            if p:
+                sh(["sh", "-c", p], stdout=subprocess.DEVNULL)
             again = subprocess.run(["sh", "-c", c], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             fail(c, bad[0], again.stderr)
     return [r["median"] for r in results]
