@@ -29,7 +29,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare import arguments, copy_corpus, corpus_dirs, floor_command, hyperfine, interleaved, prepare, q, ratio, replicate, run_tree, sh, Tree, with_state  # noqa: E402
+from compare import arguments, copy_corpus, corpus_dirs, filesystem, floor_command, hyperfine, interleaved, prepare, q, ratio, replicate, run_tree, sh, Tree, with_state  # noqa: E402
 
 
 def du(path, apparent):
@@ -139,13 +139,12 @@ def main():
                                hits_same=hits_same, hits_moved=hits_moved))
             for d in [tree, t, moved, empty, full, fresh, only, dest]:
                 shutil.rmtree(d, ignore_errors=True)
-            print_tables(version, cores, timing, sizes)
+            print_tables(version, cores, timing, sizes, filesystem(work))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def print_tables(version, cores, timing, sizes):
-    fs = "tmpfs" if "/dev/shm" in tempfile.gettempdir() or os.path.isdir("/dev/shm") else "disk"
+def print_tables(version, cores, timing, sizes, fs):
     print("\nMeasured %s on %d cores with CPython %s, trees on %s (medians; the cold builds and the floor "
           "taking turns run after run, as do the warm builds; the limit's parts by hyperfine; preparing "
           "each tree is not timed)." % (time.strftime("%Y-%m-%d"), cores, version, fs))

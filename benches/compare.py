@@ -547,14 +547,18 @@ def main():
                        noop_h=noop_h, noop_c=noop_c, noop_ts=noop_ts, check_h=check_h, rss=rss,
                        noop_whole=noop_whole)
             if not rows:
-                fs = subprocess.run(["stat", "-f", "-c", "%T", work], capture_output=True, text=True).stdout.strip()
-                print_header(version, cores, env_note, fs)
+                print_header(version, cores, env_note, filesystem(work))
             print_row(row)
             rows.append(row)
             for d in list(trees.values()) + [tree, t]:
                 shutil.rmtree(d, ignore_errors=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def filesystem(path):
+    """The type of the filesystem holding `path` as `stat -f` names it (tmpfs, ext2/ext3, ...)."""
+    return subprocess.run(["stat", "-f", "-c", "%T", path], capture_output=True, text=True).stdout.strip() or "?"
 
 
 def print_header(version, cores, env_note, fs):

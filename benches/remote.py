@@ -30,7 +30,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare import ROOT, arguments, copy_corpus, corpus_dirs, floor_command, interleaved, prepare, q, ratio, run_tree, sh, Tree, with_state  # noqa: E402
+from compare import ROOT, arguments, copy_corpus, corpus_dirs, filesystem, floor_command, interleaved, prepare, q, ratio, run_tree, sh, Tree, with_state  # noqa: E402
 
 NGINX_CONF = """daemon off;
 master_process off;
@@ -170,9 +170,9 @@ def main():
         out = run_tree(state + [hp, "compile", "--no-config", "--python", python, "--cache", local, "--cache-url", slow,
                                 moved]).stderr
         summary = [l for l in out.splitlines() if l.startswith("Compiled")][-1]
-        print("\nMeasured %s on %d cores with CPython %s, trees on a tmpfs, nginx WebDAV on 127.0.0.1 "
+        print("\nMeasured %s on %d cores with CPython %s, trees on %s, nginx WebDAV on 127.0.0.1 "
               "(medians of runs in which the commands take turns; preparing each tree is not timed)."
-              % (time.strftime("%Y-%m-%d"), cores, version))
+              % (time.strftime("%Y-%m-%d"), cores, version, filesystem(work)))
         print("\nA warm build through the %d ms proxy: `%s`\n" % (args.delay_ms, summary))
         print("| files | floor | cold, no cache | cold, empty remote | empty / no cache | warm remote, empty local, new path "
               "| warm / floor | warm, +%d ms per request | / floor | dead remote: nothing listening | never answers |"
