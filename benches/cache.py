@@ -29,7 +29,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare import arguments, copy_corpus, corpus_dirs, filesystem, floor_command, hyperfine, interleaved, prepare, q, ratio, replicate, run_tree, sh, Tree, with_state  # noqa: E402
+from compare import arguments, copy_corpus, corpus_dirs, filesystem, floor_command, hyperfine, interleaved, move_aside, prepare, q, ratio, replicate, run_tree, sh, Tree, with_state  # noqa: E402
 
 
 def du(path, apparent):
@@ -100,12 +100,12 @@ def main():
                     shutil.copytree(c, full)
                 shutil.rmtree(c)
             print("scale %dx: cold (no cache, empty cache) and the floor, taking turns" % scale, file=sys.stderr)
-            copy_t = "rm -rf %s && cp -al %s %s" % (q(t), q(tree), q(t))
+            copy_t = "%s && cp -al %s %s" % (move_aside(t, work), q(tree), q(t))
             cold, cold_empty, floor = interleaved(
                 [Tree(shlex.join([hp, "compile", "--no-config", "-q", "--python", python, t])),
                  Tree(shlex.join([hp, "compile", "--no-config", "-q", "--python", python, "--cache", empty, t])),
                  floor_command(python, tree, cores, work)],
-                max(runs, 5) if scale == 1 else 3, prepare=[copy_t, "%s && rm -rf %s" % (copy_t, q(empty)), None])
+                max(runs, 5) if scale == 1 else 3, prepare=[copy_t, "%s && %s" % (copy_t, move_aside(empty, work)), None])
             print("scale %dx: warm, relocated, and the limit" % scale, file=sys.stderr)
             # The limit's parts: check of a fresh tree, and copying its pycs.
             fresh = os.path.join(work, "fresh")
@@ -124,12 +124,12 @@ def main():
                  Tree(shlex.join(state + [hp, "compile", "--no-config", "-q", "--python", python, "--cache", full,
                                           moved]))],
                 max(runs, 5),
-                prepare=["rm -rf %s && cp -al %s %s" % (q(t), q(tree), q(t)),
-                         "rm -rf %s && mkdir -p %s && cp -al %s %s" % (q(moved), q(os.path.dirname(moved)), q(tree), q(moved))])
+                prepare=[copy_t, "%s && mkdir -p %s && cp -al %s %s" % (
+                    move_aside(moved, work), q(os.path.dirname(moved)), q(tree), q(moved))])
             check, cp = hyperfine(
                 [Tree(shlex.join(whole + [hp, "check", "--no-config", "-q", "--python", python, fresh])),
                  "cp -r %s %s" % (q(only), q(dest))],
-                max(runs, 5), warmup=1, prepare=[None, "rm -rf %s" % q(dest)])
+                max(runs, 5), warmup=1, prepare=[None, move_aside(dest, work)])
             sh(["rm", "-rf", t]); sh(["cp", "-al", tree, t])
             hits_same = from_cache(hp, python, full, t, state)
             sh(["rm", "-rf", moved]); sh(["mkdir", "-p", os.path.dirname(moved)]); sh(["cp", "-al", tree, moved])

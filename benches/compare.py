@@ -282,11 +282,16 @@ def busy_seconds():
 
 
 def move_aside(path, work):
-    """A shell command that moves `path`, if it exists, into `work`/trash instead of
-    deleting it (everything under `work` goes at the end): on ext4 without a journal (this
-    project's CI machines) the inode allocator skips every inode freed in the last 30 s, one
-    lookup each, so creating files just after deleting a tree costs about 1 ms of kernel
-    time per file, for every tool alike (measured 20x the normal cost)."""
+    """A shell command, untimed, that clears `path` for the next run's copy. It moves `path`,
+    if it exists, into `work`/trash instead of deleting it (everything under `work` goes at
+    the end): on ext4 without a journal (this project's CI machines) the inode allocator
+    skips every inode freed in the last 30 s, one lookup each, so creating files just after
+    deleting a tree costs about 1 ms of kernel time per file, for every tool alike (measured
+    20x the normal cost). On a tmpfs (the default --workdir), whose inodes cost the same
+    however recently others were freed, it deletes it: kept, the trees' pycs would fill the
+    memory (a 16x tree's are about 3 GB)."""
+    if filesystem(work) == "tmpfs":
+        return "rm -rf %s" % q(path)
     trash = os.path.join(work, "trash")
     os.makedirs(trash, exist_ok=True)
     return 'if [ -e %s ]; then mv %s %s/"$(date +%%s%%N)"; fi' % (q(path), q(path), q(trash))
@@ -506,7 +511,7 @@ def main():
             tree = os.path.join(work, "x%d" % scale)
             replicate(corpus, tree, scale)
             t = os.path.join(work, "t")
-            prep = "rm -rf %s && cp -al %s %s" % (q(t), q(tree), q(t))
+            prep = "%s && cp -al %s %s" % (move_aside(t, work), q(tree), q(t))
             print("scale %dx: cold builds and the floor" % scale, file=sys.stderr)
             cold_h, cold_c, floor = hyperfine(
                 [Tree(shlex.join([hp, "compile", "--no-config", "-q", "--python", python, t])),

@@ -24,9 +24,21 @@ trap 'rm -rf "$work"' EXIT
 # later one) and no configuration file (--no-config).
 while read -r var; do unset "$var"; done < <(compgen -e | grep '^HASHPYC_' || true)
 export HASHPYC_NO_STATE=1
+# Each build's tree is moved aside, not deleted right before the next build (see move_aside in
+# benches/compare.py: ext4's inode allocator), except on a tmpfs, where deleting costs nothing.
+fresh_tree() {
+  if [ -e "$work/tree" ]; then
+    if [ "$(stat -f -c %T "$work")" = tmpfs ]; then
+      rm -rf "$work/tree"
+    else
+      mkdir -p "$work/trash" && mv "$work/tree" "$work/trash/$(date +%s%N)"
+    fi
+  fi
+  cp -r "$corpus" "$work/tree"
+}
 for _ in $(seq "$runs"); do
   for way in children fork; do
-    rm -rf "$work/tree" && cp -r "$corpus" "$work/tree"
+    fresh_tree
     deferred=$([ "$way" = fork ] && echo fork || true)   # children: unset (empty), the default
     status=0
     /usr/bin/time -f "%e %U %S" -o "$work/time" env HASHPYC_DEFERRED="$deferred" HASHPYC_TRACE=1 \

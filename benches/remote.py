@@ -30,7 +30,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare import ROOT, arguments, copy_corpus, corpus_dirs, filesystem, floor_command, interleaved, prepare, q, ratio, run_tree, sh, Tree, with_state  # noqa: E402
+from compare import ROOT, arguments, copy_corpus, corpus_dirs, filesystem, floor_command, interleaved, move_aside, prepare, q, ratio, run_tree, sh, Tree, with_state  # noqa: E402
 
 NGINX_CONF = """daemon off;
 master_process off;
@@ -141,9 +141,9 @@ def main():
         t = os.path.join(work, "t")
         moved = os.path.join(work, "elsewhere", "t")
         local = os.path.join(work, "local")
-        fresh = "rm -rf %s %s && cp -al %s %s" % (q(t), q(local), q(corpus), q(t))
-        fresh_moved = "rm -rf %s %s && mkdir -p %s && cp -al %s %s" % (
-            q(moved), q(local), q(os.path.dirname(moved)), q(corpus), q(moved))
+        fresh = "%s && %s && cp -al %s %s" % (move_aside(t, work), move_aside(local, work), q(corpus), q(t))
+        fresh_moved = "%s && %s && mkdir -p %s && cp -al %s %s" % (
+            move_aside(moved, work), move_aside(local, work), q(os.path.dirname(moved)), q(corpus), q(moved))
         build = shlex.join([hp, "compile", "--no-config", "-q", "--python", python])
         # The warm builds' own state directory (the interpreter's probe remembered, as on a
         # machine that has built before); the cold builds have none.
@@ -159,7 +159,8 @@ def main():
              Tree("%s --cache-url %s %s" % (build, dead, q(t))),
              Tree("%s --cache-url %s %s" % (build, silent, q(t))),
              floor_command(python, corpus, cores, work)],
-            args.runs, prepare=[fresh, "%s && rm -rf %s" % (fresh, q(os.path.join(data, "empty"))), fresh, fresh, None])
+            args.runs, prepare=[fresh, "%s && %s" % (fresh, move_aside(os.path.join(data, "empty"), work)), fresh, fresh,
+                                None])
         print("warm builds from the remote, taking turns", file=sys.stderr)
         warm, warm_slow = interleaved(
             [Tree("%s --cache %s --cache-url %s %s" % (warm_build, q(local), url, q(moved))),
