@@ -118,12 +118,19 @@ def ratio(a, b, fmt="%.2fx"):
 
 
 def ensure_hyperfine():
+    """hyperfine on PATH, Debian's package installed when it is missing; a one-line error
+    when it cannot be."""
     if shutil.which("hyperfine"):
         return
     print("hyperfine not found: installing Debian's package", file=sys.stderr)
     prefix = [] if os.geteuid() == 0 else ["sudo"]
-    sh(prefix + ["apt-get", "update", "-qq"])
-    sh(prefix + ["apt-get", "install", "-y", "-qq", "hyperfine"])
+    try:
+        for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "hyperfine"]):
+            subprocess.run(prefix + cmd, check=True)
+    except (OSError, subprocess.CalledProcessError) as e:
+        sys.exit("hyperfine not found, and installing Debian's package failed (%s): install hyperfine and run again" % e)
+    if not shutil.which("hyperfine"):
+        sys.exit("hyperfine not found on PATH after installing Debian's package: install it and run again")
 
 
 # Read by the scripts themselves (where interpreters are found), not by hashpyc.
@@ -149,13 +156,14 @@ def with_state(directory):
     return ["env", "-u", "HASHPYC_NO_STATE", "HASHPYC_STATE_DIR=" + directory]
 
 
-def prepare(args, python_arg):
-    """hyperfine, the hashpyc binary (--hashpyc, which must exist; without it the repository's
+def prepare(args, python_arg, hyperfine=True):
+    """hyperfine (when the script uses it), the hashpyc binary (--hashpyc, which must exist; without it the repository's
     release build, built when missing), and the target interpreter itself, not a launcher
     (pyenv's shims cost tens of milliseconds a start): (python, version). From here on,
     hashpyc runs isolated from the user's settings (`isolate`)."""
     isolate()
-    ensure_hyperfine()
+    if hyperfine:
+        ensure_hyperfine()
     if args.hashpyc is None:
         args.hashpyc = os.path.join(ROOT, "target", "release", "hashpyc")
         if not os.path.exists(args.hashpyc):
@@ -425,7 +433,7 @@ def per_version(args):
     found = find_pythons(args.versions)
     if args.uv and shutil.which(args.uv_bin) is None:
         sys.exit("--uv: uv not found (`%s`); install it or name it with --uv-bin" % args.uv_bin)
-    prepare(args, found[0][1])
+    prepare(args, found[0][1], hyperfine=False)  # the commands take turns here, without hyperfine
     hp = args.hashpyc
     work = tempfile.mkdtemp(prefix="hashpyc-bench-", dir=args.workdir)
     try:

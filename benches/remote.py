@@ -6,8 +6,8 @@
 Starts nginx with WebDAV (Debian's package; `.ci/install-servers` installs it) on a free
 loopback port, a delaying proxy in front of it (`benches/delay_proxy.py`), a listener that
 never answers and a port where nothing listens; then, on the target interpreter's stdlib +
-site-packages (--corpus DIR: that directory's .py files) copied to a tmpfs, times with
-hyperfine (Debian's package):
+site-packages (--corpus DIR: that directory's .py files) copied to a tmpfs, times (the
+commands taking turns, run after run; no hyperfine needed):
 
   floor          compiling and marshalling every file in-process, one process per core
   cold           no cache at all
@@ -120,7 +120,7 @@ def main():
     ap = arguments(__doc__)
     ap.add_argument("--delay-ms", type=int, default=20)
     args = ap.parse_args()
-    python, version = prepare(args, args.python)
+    python, version = prepare(args, args.python, hyperfine=False)
     cores = os.cpu_count() or 1
     hp = args.hashpyc
     work = tempfile.mkdtemp(prefix="hashpyc-remote-bench-", dir=args.workdir)
