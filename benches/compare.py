@@ -42,6 +42,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -76,9 +77,35 @@ for pid in pids:
 """
 
 
+def run(cmd, **kw):
+    """subprocess.run in a process group of its own, the whole group killed when the script
+    is interrupted meanwhile (SIGINT, or SIGTERM: see `on_sigterm_exit`), so that nothing
+    it started goes on writing into the trees the script then removes."""
+    with subprocess.Popen(cmd, start_new_session=True, **kw) as p:
+        try:
+            out, err = p.communicate()
+        except BaseException:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait()
+            raise
+    return subprocess.CompletedProcess(cmd, p.returncode, out, err)
+
+
+def on_sigterm_exit():
+    """SIGTERM (what CI sends a job it cancels) ends the script as SIGINT does, through its
+    `finally` blocks: the work directory's trees and hyperfine's JSON file are removed."""
+    def terminate(signum, _frame):
+        signal.signal(signum, signal.SIG_IGN)
+        raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, terminate)
+
+
 def sh(cmd, **kw):
     """Run `cmd` untimed; a failure ends the script naming the command."""
-    r = subprocess.run(cmd, **kw)
+    r = run(cmd, **kw)
     if r.returncode != 0:
         fail(cmd, r.returncode, r.stderr)
     return r
@@ -106,7 +133,7 @@ def allowed(cmd):
 def run_tree(cmd, **kw):
     """Run a command compiling or checking a tree (a list) untimed, as `Tree` commands are
     judged; its stderr is captured, for a failure's message."""
-    r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **kw)
+    r = run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **kw)
     if r.returncode not in (0, 1):
         fail(cmd, r.returncode, r.stderr)
     return r
@@ -160,7 +187,8 @@ def prepare(args, python_arg, hyperfine=True):
     """hyperfine (when the script uses it), the hashpyc binary (--hashpyc, which must exist; without it the repository's
     release build, built when missing), and the target interpreter itself, not a launcher
     (pyenv's shims cost tens of milliseconds a start): (python, version). From here on,
-    hashpyc runs isolated from the user's settings (`isolate`)."""
+    hashpyc runs isolated from the user's settings (`isolate`), and SIGTERM cleans up."""
+    on_sigterm_exit()
     isolate()
     if hyperfine:
         ensure_hyperfine()
@@ -225,18 +253,20 @@ def hyperfine(commands, runs, prepare=None, warmup=1):
     prepares = prepare if isinstance(prepare, list) else [prepare] * len(commands)
     fd, path = tempfile.mkstemp(suffix=".json")
     os.close(fd)
-    cmd = ["hyperfine", "-i", "--style", "none", "--runs", str(runs), "--warmup", str(warmup),
-           "--export-json", path]
-    if isinstance(prepare, list):
-        for p in prepare:
-            cmd += ["--prepare", p or "true"]
-    elif prepare:
-        cmd += ["--prepare", prepare]
-    cmd += commands
-    sh(cmd, stdout=subprocess.DEVNULL)
-    with open(path) as f:
-        results = json.load(f)["results"]
-    os.unlink(path)
+    try:
+        cmd = ["hyperfine", "-i", "--style", "none", "--runs", str(runs), "--warmup", str(warmup),
+               "--export-json", path]
+        if isinstance(prepare, list):
+            for p in prepare:
+                cmd += ["--prepare", p or "true"]
+        elif prepare:
+            cmd += ["--prepare", prepare]
+        cmd += commands
+        sh(cmd, stdout=subprocess.DEVNULL)
+        with open(path) as f:
+            results = json.load(f)["results"]
+    finally:
+        os.unlink(path)
     # -i times every run, so that one failure ends the run with the command's own stderr
     # (run once more untimed) instead of hyperfine's bare exit status.
     for c, p, r in zip(commands, prepares, results):
@@ -244,7 +274,7 @@ def hyperfine(commands, runs, prepare=None, warmup=1):
         if bad:
             if p:
                 sh(["sh", "-c", p], stdout=subprocess.DEVNULL)
-            again = subprocess.run(["sh", "-c", c], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            again = run(["sh", "-c", c], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             fail(c, bad[0], again.stderr)
     return [r["median"] for r in results]
 
@@ -265,7 +295,7 @@ def interleaved(commands, runs, prepare=None, cpu=False):
             with tempfile.TemporaryFile() as err:
                 before = busy_seconds()
                 start = time.perf_counter()
-                code = subprocess.run(["sh", "-c", c], stdout=subprocess.DEVNULL, stderr=err).returncode
+                code = run(["sh", "-c", c], stdout=subprocess.DEVNULL, stderr=err).returncode
                 times[i].append(time.perf_counter() - start)
                 cpus[i].append(busy_seconds() - before)
                 if code not in allowed(c):

@@ -30,7 +30,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare import find_pythons, stdlib_dir  # noqa: E402
+from compare import find_pythons, on_sigterm_exit, stdlib_dir  # noqa: E402
 
 MEASURE = r"""
 import marshal, posix, sys, time
@@ -99,6 +99,7 @@ def main():
     args = ap.parse_args()
     if args.files < 1 or args.runs < 1:
         sys.exit("--files and --runs take a number of at least 1")
+    on_sigterm_exit()
     found = find_pythons(args.versions)
     oldest = min(found, key=lambda vp: tuple(int(x) for x in vp[0].split(".")))[1]
     corpus = args.corpus or stdlib_dir(oldest)
