@@ -13,12 +13,15 @@ asked for), the two ways taking turns:
 
   warm    each file compiled and marshalled in one process, as a long-lived worker does
   fork    each file compiled and marshalled in a child forked from a process that has
-          compiled nothing yet (like hashpyc's zygote), timed by the parent (wait4)
-  empty   a fork whose child exits at once: the fork itself
+          compiled nothing yet (like hashpyc's zygote): the child's CPU and page faults
+          (wait4) plus the parent's own over the loop of forks and waits (getrusage), since
+          the parent pays for fork() itself (copying its page tables) and for the
+          copy-on-write faults after it
+  empty   a fork whose child exits at once: the fork itself, child and parent as above
 
 and prints, per version, medians over the runs of: ms of CPU per file warm, user and system
-ms per forked compile, minor page faults per fork and per empty fork, and the extra CPU a
-fork adds to a compile. Multiply the last by the "fresh forks" of `HASHPYC_TRACE=1` for what
+ms per forked compile, minor page faults per fork and per empty fork (child and parent),
+and the extra CPU a fork adds to a compile (child and parent). Multiply the last by the "fresh forks" of `HASHPYC_TRACE=1` for what
 the forks cost a build. Interpreters are found as benches/compare.py finds them.
 """
 
@@ -33,7 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from compare import find_pythons, on_sigterm_exit, stdlib_dir  # noqa: E402
 
 MEASURE = r"""
-import marshal, posix, sys, time
+import marshal, posix, resource, sys, time
 _code = type(compile("", "", "exec"))  # what the zygote has done before it forks
 mode, listing = sys.argv[1], sys.argv[2]
 files = [l for l in open(listing).read().split("\n") if l]
@@ -54,6 +57,9 @@ if mode == "warm":
     print(time.process_time() - t, 0.0, 0)
 else:
     user = system = faults = 0
+    # The parent's own share (fork() copies its page tables; its writes after a fork fault
+    # on pages the child shared), over the whole loop of forks and waits.
+    before = resource.getrusage(resource.RUSAGE_SELF)
     for p, s in sources:
         pid = posix.fork()
         if pid == 0:
@@ -67,6 +73,10 @@ else:
         user += usage.ru_utime
         system += usage.ru_stime
         faults += usage.ru_minflt
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    user += after.ru_utime - before.ru_utime
+    system += after.ru_stime - before.ru_stime
+    faults += after.ru_minflt - before.ru_minflt
     print(user, system, faults)
 """
 
