@@ -385,6 +385,13 @@ def corpus_dirs(args, python):
     return [args.corpus]
 
 
+# Where find_python looks, for --help.
+WHERE_PYTHONS = ("each version's interpreter is the first found of: $HASHPYC_TEST_PYTHONS (paths separated by spaces "
+                 "or colons), $PYENV_ROOT/versions/X.Y.*/bin/pythonX.Y (default ~/.pyenv), "
+                 "$HASHPYC_PY_CACHE/X.Y/usr/bin/pythonX.Y (default ~/.cache/hashpyc-pythons, where "
+                 "provision-pythons unpacks them), pythonX.Y on PATH")
+
+
 def find_python(version):
     """The interpreter for "3.X", where the tests look for one; None when there is none."""
     major_minor = tuple(int(x) for x in version.split("."))
@@ -522,7 +529,8 @@ def per_version(args):
 def main():
     ap = arguments(__doc__)
     ap.add_argument("--scales", default="1,4,9,16", help="corpus replication factors (default: 1,4,9,16; 9x is about 100 000 files)")
-    ap.add_argument("--versions", help="one row per CPython version (e.g. 3.11,3.12,3.13,3.14,3.15) instead of scales")
+    ap.add_argument("--versions", help="one row per CPython version (e.g. 3.11,3.12,3.13,3.14,3.15) instead of scales; "
+                                       + WHERE_PYTHONS)
     ap.add_argument("--uv", metavar="REQS", help="with --versions: also compare with uv's --compile-bytecode, "
                                                   "installing this requirements file")
     ap.add_argument("--uv-bin", default="uv", help="the uv binary (default: uv on PATH)")

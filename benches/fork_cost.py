@@ -33,7 +33,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare import find_pythons, on_sigterm_exit, stdlib_dir  # noqa: E402
+from compare import WHERE_PYTHONS, find_pythons, on_sigterm_exit, stdlib_dir  # noqa: E402
 
 MEASURE = r"""
 import marshal, posix, resource, sys, time
@@ -102,7 +102,8 @@ def run(python, mode, listing):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--versions", default="3.12,3.13,3.14,3.15")
+    ap.add_argument("--versions", default="3.12,3.13,3.14,3.15",
+                    help="the CPython versions to measure (default 3.12,3.13,3.14,3.15); " + WHERE_PYTHONS)
     ap.add_argument("--corpus", help="a directory of .py files (default: the stdlib of the oldest version)")
     ap.add_argument("--files", type=int, default=150, help="how many files to sample (default 150)")
     ap.add_argument("--runs", type=int, default=5, help="rounds of warm, fork, empty (default 5)")
