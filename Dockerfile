@@ -22,7 +22,10 @@ RUN cargo build --release --locked --bin hashpyc \
  && /usr/local/bin/hashpyc --version
 
 # The binary alone: `COPY --from=hashpyc:bin /hashpyc /usr/local/bin/hashpyc` in images
-# based on glibc (Debian, Ubuntu, the official python:*-slim images; not Alpine).
+# with glibc 2.34 or newer (its highest GLIBC_ symbol version, `objdump -T`): Debian 12+,
+# Ubuntu 22.04+, RHEL 9+, python:*-slim of Debian 12 (bookworm) or later. Not
+# python:*-slim-bullseye (glibc 2.31), Ubuntu 20.04 or Alpine (musl): there, install the
+# manylinux2014 wheel (glibc 2.17; README, Packaging).
 FROM scratch AS bin
 COPY --from=builder /usr/local/bin/hashpyc /hashpyc
 
