@@ -61,7 +61,17 @@ cache_args=(--network host --progress plain --build-arg HASHPYC_IMAGE=hashpyc:bi
 # and must write every pyc from the cache the first one filled. The CACHE_BUST values are
 # new on every run: an engine that kept the layers of an earlier run of this script (same
 # binary, same values) would otherwise skip both compile steps.
-docker builder prune -f --filter type=exec.cachemount >/dev/null 2>&1 || true
+# Only this example's own mount (id=hashpyc-example-bytecode in Dockerfile.cache) is
+# emptied, by a throwaway build that mounts it (--no-cache: the step runs every time; a
+# cache mount outlives --no-cache): `docker builder prune --filter type=exec.cachemount`
+# would delete every cache mount of the engine, other projects' too.
+empty=$(docker build --network host --no-cache --progress plain --build-arg "PYTHON_IMAGE=$PYTHON_IMAGE" \
+  -f - examples/docker 2>&1 <<'EOF'
+ARG PYTHON_IMAGE
+FROM ${PYTHON_IMAGE}
+RUN --mount=type=cache,id=hashpyc-example-bytecode,target=/cache find /cache -mindepth 1 -delete
+EOF
+) || { echo "$empty"; echo "could not empty the example's cache mount" >&2; exit 1; }
 bust="$(date +%s%N)-$$"
 first=$(docker build "${cache_args[@]}" --build-arg "CACHE_BUST=$bust-first" 2>&1) || { echo "$first"; exit 1; }
 second=$(docker build "${cache_args[@]}" --build-arg "CACHE_BUST=$bust-second" 2>&1) || { echo "$second"; exit 1; }
