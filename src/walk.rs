@@ -405,12 +405,14 @@ pub fn walk_each(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
 
 /// What the opt-in rules skipped: the entries listed in the directories walked that the
 /// walk neither took nor failed on, `.py` files and directories, less what the other rules
-/// skip (`__pycache__`, `--exclude`, `--exclude-regex`). A hidden one counts as hidden
-/// (with both rules too), any other as ignored.
+/// skip (`__pycache__`, `--exclude`, `--exclude-regex`) and what `named` says was named on
+/// the command line (judged as named: taken, or skipped and counted as such). A hidden one
+/// counts as hidden (with both rules too), any other as ignored.
 fn count_skipped(
     listed: &[Listed],
     taken: &std::collections::HashSet<PathBuf>,
     opts: &WalkOptions,
+    mut named: impl FnMut(&Path) -> bool,
 ) -> Skipped {
     let excludes = Excludes::new(opts).ok().flatten();
     let mut skipped = Skipped::default();
@@ -419,6 +421,7 @@ fn count_skipped(
         if taken.contains(&l.path)
             || name == "__pycache__"
             || excludes.as_ref().is_some_and(|x| x.skips(&l.path, l.is_dir))
+            || named(&l.path)
         {
             continue;
         }
@@ -457,6 +460,8 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
     let mut files = Vec::new();
     // Every root walked, files and directories, in the order given.
     let mut walked_roots = Vec::new();
+    // The files named exactly `.py` named (see [`no_module_name`]).
+    let mut named_nameless = Vec::new();
     let forced = match opts.force_exclude.then(|| Excludes::new(opts)) {
         Some(Ok(x)) => x,
         Some(Err(e)) => {
@@ -510,9 +515,8 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
                     // compileall's -x applies to named files too.
                     walked.skipped.regex_excluded += 1;
                 } else if no_module_name(root) {
-                    walked.skipped.no_module_name += 1;
                     walked.skipped.no_module_name_named += 1;
-                    walked.errors.push(WalkError::NoModuleName(root.clone()));
+                    named_nameless.push(root.clone());
                 } else if meta.file_type().is_symlink()
                     && let Some(limit) = &opts.limit_symlinks
                     && !std::fs::canonicalize(root).is_ok_and(|t| t.starts_with(limit))
@@ -569,15 +573,32 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
             walk_dirs(&dirs, opts, &mut walked, visit);
         }
     }
+    // A path named on the command line is judged as named, whatever the rules for walked
+    // entries say (named, a hidden or ignored file is taken, and a `.py` is a warning): when
+    // a directory walked reaches it too, under any spelling, the walk does not count it
+    // again. A `.py` named twice is one file, counted and warned of once.
+    let mut named_places: std::collections::HashSet<PathBuf> = Default::default();
+    for root in &named_nameless {
+        if named_places.insert(places.file(root).0) {
+            walked.skipped.no_module_name += 1;
+            walked.errors.push(WalkError::NoModuleName(root.clone()));
+        }
+    }
+    let counting = opts.respect_ignore || opts.skip_hidden;
+    if counting || !walked.nameless.is_empty() {
+        named_places.extend(roots.iter().map(|r| places.file(r).0));
+    }
+    let mut named = |p: &Path| !named_places.is_empty() && named_places.contains(&places.file(p).0);
+    walked.nameless.retain(|p| !named(p));
+    walked.skipped.no_module_name += walked.nameless.len();
     walked.pycache_files.sort();
     walked.legacy_pycs.sort();
     walked.dirs.sort();
     walked.errors.sort_by(|a, b| a.path().cmp(&b.path()));
     walked.skipped_symlinks.sort();
-    walked.skipped.no_module_name += walked.nameless.len();
-    if opts.respect_ignore || opts.skip_hidden {
+    if counting {
         // (The named paths skipped were counted above.)
-        let counted = count_skipped(&walked.listed, &walked.taken, opts);
+        let counted = count_skipped(&walked.listed, &walked.taken, opts, named);
         walked.skipped.ignored = counted.ignored;
         walked.skipped.ignored_dirs = counted.ignored_dirs;
         walked.skipped.hidden = counted.hidden;

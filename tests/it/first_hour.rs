@@ -2014,6 +2014,50 @@ per_python!(a_file_named_dot_py_is_never_compiled, |py: &Python| {
     assert_eq!(tree.pycs().len(), 1);
 });
 
+// A file named on the command line and also reached through its directory is one file,
+// judged as named: a `.py` named beside its directory was counted twice as no module name,
+// and under `--skip-hidden` once more as hidden (as was a hidden file named, though it was
+// compiled). Walked only, a `.py` is hidden under `--skip-hidden` (the README's order: the
+// hidden rule before the `.py` one). Text and JSON summaries, of compile and check, agree.
+#[test]
+fn a_file_named_and_walked_is_counted_once() {
+    let Some(py) = harness::any_python("first_hour::a_file_named_and_walked_is_counted_once") else { return };
+    let tree = Tree::new();
+    tree.write("pkg/.py", "x = 1\n");
+    tree.write("pkg/.named.py", "y = 2\n");
+    tree.write("pkg/.other.py", "z = 3\n");
+    tree.write("pkg/m.py", "w = 4\n");
+    let cases: [(&[&str], &str, u64, u64); 4] = [
+        (&["pkg/.py", "pkg"], "1 file named `.py` skipped (no module name))", 0, 1),
+        (&["pkg/.py", "./pkg/.py", "pkg"], "1 file named `.py` skipped (no module name))", 0, 1),
+        (
+            &["--skip-hidden", "pkg/.py", "pkg/.named.py", "pkg"],
+            "skipped 1 file by --skip-hidden, 1 file named `.py` skipped (no module name))",
+            1,
+            1,
+        ),
+        (&["--skip-hidden", "pkg"], "skipped 3 files by --skip-hidden)", 3, 0),
+    ];
+    for (args, text, hidden, nameless) in cases {
+        for cmd in ["compile", "check"] {
+            let run = tree.hashpyc().arg(cmd).python(py).args(args).run();
+            run.assert_code(0);
+            assert!(run.stderr.contains(text), "{cmd} {args:?}: {}", run.stderr);
+            let warnings = run.stderr.matches("a file named `.py` has no module name").count();
+            assert_eq!(warnings, usize::from(args.contains(&"pkg/.py")), "{cmd} {args:?}: {}", run.stderr);
+            let run = tree.hashpyc().arg(cmd).args(["--format", "json"]).python(py).args(args).run();
+            run.assert_code(0);
+            let summary: serde_json::Value =
+                serde_json::from_str(run.stdout.lines().last().unwrap()).unwrap();
+            assert_eq!(
+                (summary["skipped_hidden"].as_u64(), summary["skipped_no_module_name"].as_u64()),
+                (Some(hidden), Some(nameless)),
+                "{cmd} {args:?}: {summary}"
+            );
+        }
+    }
+}
+
 /// Run `cmd` to its end, killing it after 60 s (so that a hang fails the test instead of
 /// stalling the suite): its exit status (None when killed) and stderr.
 fn run_bounded(mut cmd: Command) -> (Option<i32>, String) {
