@@ -429,7 +429,8 @@ fn explain_remembered_failures(findings: &mut [Finding], targets: &[Arc<Target>]
         .iter()
         .filter_map(|t| {
             let id = t.identity.as_deref()?;
-            Some((format!("{}.{}", t.version.0, t.version.1), crate::memo::Memo::load(&state, id)))
+            let memo = crate::memo::Memo::load(&state, id, (t.version.0, t.version.1));
+            Some((format!("{}.{}", t.version.0, t.version.1), memo))
         })
         .collect();
     // A source that fails is what `compile` reports, before a pyc that is a symlink.

@@ -364,8 +364,11 @@ pub fn compile(
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let cache = crate::target::state_dir();
     crate::verified::open(cache.as_deref(), s.targets.iter().map(|t| t.magic));
-    let mut memos: Vec<Option<Memo>> =
-        s.targets.iter().map(|t| Some(Memo::load(cache.as_deref()?, t.identity.as_deref()?))).collect();
+    let mut memos: Vec<Option<Memo>> = s
+        .targets
+        .iter()
+        .map(|t| Some(Memo::load(cache.as_deref()?, t.identity.as_deref()?, (t.version.0, t.version.1))))
+        .collect();
     if s.warnings_as_errors {
         memos.iter_mut().flatten().for_each(Memo::load_clean);
     }
@@ -741,8 +744,8 @@ fn remembered_warnings(
     (!warnings.is_empty()).then_some(warnings)
 }
 
-/// Failures reported from the state directory's memory reach the bytecode cache too (where
-/// it lacks them), still without starting Python: a cache added after the compile that
+/// Failures from the source reported from the state directory's memory reach the bytecode
+/// cache too (where it lacks them), still without starting Python: a cache added after the compile that
 /// failed, or emptied since, would else never learn them, and every machine sharing it
 /// would compile those files again. A source changed since it was planned is left out.
 fn store_remembered_failures(s: &CompileSettings, plans: &[SourcePlan], cache: &crate::cache::Cache) {
@@ -750,6 +753,11 @@ fn store_remembered_failures(s: &CompileSettings, plans: &[SourcePlan], cache: &
         let mut source = None;
         for (t, action) in p.actions.iter().enumerate() {
             let Action::KnownFailure { failure, prefix, hash } = action else { continue };
+            // The parser's fixed nesting limit is remembered per interpreter build, never
+            // cached (`CompileFailure::same_every_time`).
+            if !failure.from_source() {
+                continue;
+            }
             let read = || {
                 let mut buf = Vec::new();
                 crate::io::read_source_into(&p.path, &mut buf).ok().map(|()| buf)

@@ -131,6 +131,9 @@ mod path_keys {
 /// The failures remembered for one interpreter.
 pub struct Memo {
     path: PathBuf,
+    /// The interpreter's version (major, minor): which failures are its every time
+    /// ([`CompileFailure::same_every_time`]).
+    version: (u8, u8),
     file: File,
     /// Paths whose entries this run set or removed.
     touched: HashSet<PathBuf>,
@@ -141,13 +144,14 @@ pub struct Memo {
 }
 
 impl Memo {
-    /// Load the memo of the interpreter whose probe identity is `identity` (an empty one
-    /// when there is none yet or it is unreadable).
-    pub fn load(cache_dir: &Path, identity: &str) -> Memo {
+    /// Load the memo of the interpreter whose probe identity is `identity`, CPython
+    /// `version` (an empty one when there is none yet or it is unreadable).
+    pub fn load(cache_dir: &Path, identity: &str, version: (u8, u8)) -> Memo {
         let path = cache_dir.join(format!("failures-{identity}.json"));
         let file = read(&path);
         let clean_path = cache_dir.join(format!("clean-{identity}.json"));
-        Memo { path, file, touched: HashSet::new(), clean: None, clean_path, clean_touched: HashSet::new() }
+        let clean_touched = HashSet::new();
+        Memo { path, version, file, touched: HashSet::new(), clean: None, clean_path, clean_touched }
     }
 
     /// Also load (and from now on keep) the sources known to compile without warnings: a
@@ -210,20 +214,22 @@ impl Memo {
     /// The remembered failure of `abs`, if its source bytes and levels are unchanged.
     pub fn lookup(&self, abs: &Path, hash: &SourceHash, levels: &[u8]) -> Option<CompileFailure> {
         let e = self.file.entries.get(abs)?;
-        (e.hash == pyc::hex(hash) && e.levels == levels && e.failure.from_source()).then(|| e.failure.clone())
+        (e.hash == pyc::hex(hash) && e.levels == levels && e.failure.same_every_time(self.version))
+            .then(|| e.failure.clone())
     }
 
     /// The remembered failure of `abs` with the source bytes whose hash is `hex`, at
     /// whatever levels it was compiled: what `check` explains a missing pyc with.
     pub fn failure_of(&self, abs: &Path, hex: &str) -> Option<&CompileFailure> {
-        self.file.entries.get(abs).filter(|e| e.hash == hex && e.failure.from_source()).map(|e| &e.failure)
+        let every_time = |e: &&Entry| e.hash == hex && e.failure.same_every_time(self.version);
+        self.file.entries.get(abs).filter(every_time).map(|e| &e.failure)
     }
 
     /// Remember that `abs` with these source bytes fails at `levels`; a failure that is
-    /// not the source's ([`CompileFailure::from_source`]: out of memory, …) is not
-    /// remembered, and forgets what was.
+    /// not the same every time with this interpreter ([`CompileFailure::same_every_time`]:
+    /// out of memory, …) is not remembered, and forgets what was.
     pub fn record_failure(&mut self, abs: PathBuf, hash: &SourceHash, levels: &[u8], f: &CompileFailure) {
-        if !f.from_source() {
+        if !f.same_every_time(self.version) {
             self.record_success(&abs);
             return;
         }
@@ -410,10 +416,10 @@ mod tests {
     fn remembers_by_hash_and_levels() {
         let dir = tempfile::tempdir().unwrap();
         let f = failure();
-        let mut m = Memo::load(dir.path(), "t");
+        let mut m = Memo::load(dir.path(), "t", (3, 12));
         m.record_failure("/a.py".into(), &[1; 8], &[0], &f);
         m.save();
-        let m = Memo::load(dir.path(), "t");
+        let m = Memo::load(dir.path(), "t", (3, 12));
         assert!(m.knows(Path::new("/a.py")));
         assert_eq!(m.lookup(Path::new("/a.py"), &[1; 8], &[0]), Some(f));
         assert_eq!(m.lookup(Path::new("/a.py"), &[2; 8], &[0]), None);
@@ -421,7 +427,7 @@ mod tests {
         let mut m = m;
         m.record_success(Path::new("/a.py"));
         m.save();
-        assert!(!Memo::load(dir.path(), "t").knows(Path::new("/a.py")));
+        assert!(!Memo::load(dir.path(), "t", (3, 12)).knows(Path::new("/a.py")));
     }
 
     // A failure that is not the source's (a MemoryError under a memory limit) is not
@@ -430,12 +436,12 @@ mod tests {
     fn failures_of_the_moment_are_not_remembered() {
         let dir = tempfile::tempdir().unwrap();
         let memory = CompileFailure { kind: "MemoryError".into(), ..failure() };
-        let mut m = Memo::load(dir.path(), "t");
+        let mut m = Memo::load(dir.path(), "t", (3, 12));
         m.record_failure("/a.py".into(), &[1; 8], &[0], &memory);
         m.record_failure("/b.py".into(), &[1; 8], &[0], &failure());
         m.record_failure("/b.py".into(), &[1; 8], &[0], &memory);
         m.save();
-        let m = Memo::load(dir.path(), "t");
+        let m = Memo::load(dir.path(), "t", (3, 12));
         assert!(!m.knows(Path::new("/a.py")) && !m.knows(Path::new("/b.py")));
         for kind in ["SyntaxError", "IndentationError", "TabError", "ValueError"] {
             assert!(CompileFailure { kind: kind.into(), ..failure() }.from_source(), "{kind}");
@@ -447,21 +453,66 @@ mod tests {
         }
     }
 
+    // The parser's nesting limit is remembered, by its exact type and message, where it is a
+    // fixed count of the interpreter build (3.7, 3.8, 3.12, 3.13); never stored in the
+    // bytecode cache (`from_source`), shared by builds whose limit may differ.
+    #[test]
+    fn a_fixed_parser_limit_is_remembered() {
+        let dir = tempfile::tempdir().unwrap();
+        let limit = |message: &str| CompileFailure {
+            kind: "MemoryError".into(),
+            message: message.into(),
+            line: None,
+            offset: None,
+            text: String::new(),
+            ..failure()
+        };
+        let s_push = limit("s_push: parser stack overflow");
+        let maxstack = limit("Parser stack overflowed - Python source too complex to parse");
+        for (version, f, kept) in [
+            ((3, 7), &s_push, true),
+            ((3, 8), &s_push, true),
+            ((3, 9), &s_push, false),
+            ((3, 12), &maxstack, true),
+            ((3, 13), &maxstack, true),
+            ((3, 14), &maxstack, false),
+            ((3, 8), &maxstack, false),
+            ((3, 12), &limit(""), false),
+            (
+                (3, 8),
+                &limit("no message (CPython 3.7 and 3.8's parser raises MemoryError without one)"),
+                false,
+            ),
+            ((3, 12), &CompileFailure { kind: "RecursionError".into(), ..maxstack.clone() }, false),
+        ] {
+            assert!(!f.from_source(), "{f:?}");
+            let mut m = Memo::load(dir.path(), "t", version);
+            m.record_failure("/a.py".into(), &[1; 8], &[0], f);
+            m.save();
+            let m = Memo::load(dir.path(), "t", version);
+            assert_eq!(
+                m.lookup(Path::new("/a.py"), &[1; 8], &[0]).as_ref(),
+                kept.then_some(f),
+                "{version:?} {f:?}"
+            );
+        }
+    }
+
     #[test]
     fn concurrent_runs_keep_each_others_entries() {
         let dir = tempfile::tempdir().unwrap();
         let w = Warning { category: "SyntaxWarning".into(), line: 3, message: "m".into(), level: 0 };
-        let mut first = Memo::load(dir.path(), "t");
+        let mut first = Memo::load(dir.path(), "t", (3, 12));
         first.record_failure("/gone.py".into(), &[1; 8], &[0], &failure());
         first.save();
-        let mut a = Memo::load(dir.path(), "t");
-        let mut b = Memo::load(dir.path(), "t");
+        let mut a = Memo::load(dir.path(), "t", (3, 12));
+        let mut b = Memo::load(dir.path(), "t", (3, 12));
         a.record_failure("/a.py".into(), &[1; 8], &[0], &failure());
         b.record_warnings("/b.py".into(), &[2; 8], &[0], &[w]);
         b.record_success(Path::new("/gone.py"));
         a.save();
         b.save();
-        let m = Memo::load(dir.path(), "t");
+        let m = Memo::load(dir.path(), "t", (3, 12));
         assert!(m.knows(Path::new("/a.py")) && m.knows_warned(Path::new("/b.py")));
         assert!(!m.knows(Path::new("/gone.py")), "b's removal is kept");
     }
@@ -470,10 +521,10 @@ mod tests {
     fn remembers_warnings_by_hash() {
         let dir = tempfile::tempdir().unwrap();
         let w = Warning { category: "SyntaxWarning".into(), line: 3, message: "m".into(), level: 1 };
-        let mut m = Memo::load(dir.path(), "t");
+        let mut m = Memo::load(dir.path(), "t", (3, 12));
         m.record_warnings("/a.py".into(), &[1; 8], &[0, 1], &[Warning { level: 0, ..w.clone() }, w.clone()]);
         m.save();
-        let mut m = Memo::load(dir.path(), "t");
+        let mut m = Memo::load(dir.path(), "t", (3, 12));
         assert!(m.has_warned() && m.knows_warned(Path::new("/a.py")) && m.is_empty());
         let a = Path::new("/a.py");
         assert_eq!(
@@ -489,7 +540,7 @@ mod tests {
         assert_eq!(m.warnings(a, &[2; 8], &[0]), None);
         m.record_warnings("/a.py".into(), &[2; 8], &[0], &[]);
         m.save();
-        assert!(!Memo::load(dir.path(), "t").has_warned());
+        assert!(!Memo::load(dir.path(), "t", (3, 12)).has_warned());
     }
 
     #[test]
@@ -497,7 +548,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = Path::new("/a.py");
         let w = Warning { category: "SyntaxWarning".into(), line: 2, message: "assert".into(), level: 0 };
-        let mut m = Memo::load(dir.path(), "t");
+        let mut m = Memo::load(dir.path(), "t", (3, 12));
         // Level 0 warns (3.7-3.9's assert warning); level 1, compiled by a later run, not.
         m.record_warnings(a.into(), &[1; 8], &[0], std::slice::from_ref(&w));
         assert_eq!(m.warnings(a, &[1; 8], &[1]), None, "level 1 never compiled");
@@ -508,7 +559,7 @@ mod tests {
         assert!(!m.warnings_known(a, &[1; 8], &[0, 1]) && m.warnings_known(a, &[1; 8], &[0]));
         m.record_warnings(a.into(), &[1; 8], &[1], &[]);
         m.save();
-        let m = Memo::load(dir.path(), "t");
+        let m = Memo::load(dir.path(), "t", (3, 12));
         assert_eq!(m.warnings(a, &[1; 8], &[1]), Some(vec![]));
         assert!(m.known_clean(a, &[1; 8], &[1]) && !m.known_clean(a, &[1; 8], &[0, 1]));
         assert_eq!(m.warnings(a, &[1; 8], &[0, 1]), Some(vec![w.clone()]));
@@ -534,7 +585,7 @@ mod tests {
             "warned": { "/a.py": { "hash": hex, "warnings": [["SyntaxWarning", 2, "assert"]] } },
         });
         std::fs::write(dir.path().join("failures-t.json"), legacy.to_string()).unwrap();
-        let mut m = Memo::load(dir.path(), "t");
+        let mut m = Memo::load(dir.path(), "t", (3, 12));
         m.load_clean();
         let a = Path::new("/a.py");
         assert!(m.knows(Path::new("/bad.py")), "the rest of the file is read");
@@ -554,30 +605,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = failure();
         let latin1 = Path::new(std::ffi::OsStr::from_bytes(b"/caf\xe9.py"));
-        let mut m = Memo::load(dir.path(), "t");
+        let mut m = Memo::load(dir.path(), "t", (3, 12));
         m.record_failure(latin1.into(), &[1; 8], &[0], &f);
         m.record_failure("/a.py".into(), &[1; 8], &[0], &f);
         let w = Warning { category: "SyntaxWarning".into(), line: 3, message: "m".into(), level: 0 };
         m.record_warnings(Path::new(std::ffi::OsStr::from_bytes(b"/w\xff.py")).into(), &[2; 8], &[0], &[w]);
         m.save();
-        let back = Memo::load(dir.path(), "t");
+        let back = Memo::load(dir.path(), "t", (3, 12));
         assert!(back.knows(Path::new("/a.py")));
         assert!(back.lookup(latin1, &[1; 8], &[0]).is_some());
         let warned =
             back.warnings(Path::new(std::ffi::OsStr::from_bytes(b"/w\xff.py")), &[2; 8], &[0]).unwrap();
         assert_eq!(warned[0].line, 3);
         // A UTF-8 name that looks like the encoding is a path like any other.
-        let mut m = Memo::load(dir.path(), "t");
+        let mut m = Memo::load(dir.path(), "t", (3, 12));
         m.record_failure("base64:Zm9v".into(), &[3; 8], &[0], &f);
         m.save();
-        assert!(Memo::load(dir.path(), "t").knows(Path::new("base64:Zm9v")));
+        assert!(Memo::load(dir.path(), "t", (3, 12)).knows(Path::new("base64:Zm9v")));
     }
 
     #[test]
     fn remembers_clean_sources_only_when_asked() {
         let dir = tempfile::tempdir().unwrap();
         let w = Warning { category: "SyntaxWarning".into(), line: 3, message: "m".into(), level: 0 };
-        let mut m = Memo::load(dir.path(), "t");
+        let mut m = Memo::load(dir.path(), "t", (3, 12));
         // Not loaded: nothing is recorded, nothing is known.
         m.record_clean("/a.py".into(), &[1; 8], &[0, 1]);
         assert!(!m.warnings_known(Path::new("/a.py"), &[1; 8], &[0]));
@@ -585,7 +636,7 @@ mod tests {
         m.record_clean("/a.py".into(), &[1; 8], &[0, 1]);
         m.record_warnings("/w.py".into(), &[2; 8], &[0], &[w]);
         m.save();
-        let mut m = Memo::load(dir.path(), "t");
+        let mut m = Memo::load(dir.path(), "t", (3, 12));
         // Remembered warnings are known without the clean file.
         assert!(m.warnings_known(Path::new("/w.py"), &[2; 8], &[0]));
         assert!(!m.warnings_known(Path::new("/a.py"), &[1; 8], &[0]));

@@ -60,12 +60,38 @@ pub struct CompileFailure {
 /// the moment, even when the source provoked it.
 const SOURCE_FAILURES: [&str; 4] = ["SyntaxError", "IndentationError", "TabError", "ValueError"];
 
+/// The `MemoryError` of the parser's own nesting limit where that limit is a fixed count of
+/// the interpreter build, by version: on 3.7 and 3.8 the parser's stack is a fixed array
+/// (`s_push: parser stack overflow` on stderr, which the worker makes the message); on 3.12
+/// and 3.13 the generated parser counts its depth against `MAXSTACK`. From 3.14 the same
+/// message also comes from a check of the real C stack (`ulimit -s`, a thread's size), and
+/// on 3.9 to 3.11 the limit raises a `MemoryError` without a message, as memory running
+/// out does: neither is told apart from the machine's limits.
+const PARSER_LIMITS: [((u8, u8), &str); 4] = [
+    ((3, 7), "s_push: parser stack overflow"),
+    ((3, 8), "s_push: parser stack overflow"),
+    ((3, 12), "Parser stack overflowed - Python source too complex to parse"),
+    ((3, 13), "Parser stack overflowed - Python source too complex to parse"),
+];
+
 impl CompileFailure {
     /// Whether the same source bytes fail the same way on every machine with this
     /// interpreter: only such a failure is stored in the bytecode cache or remembered by
     /// the state directory; any other is reported, and the file compiled again next time.
     pub fn from_source(&self) -> bool {
         SOURCE_FAILURES.contains(&self.kind.as_str())
+    }
+
+    /// Whether the same source bytes fail the same way every time with this interpreter
+    /// build (CPython `version`), whatever the machine's memory or stack: a failure from
+    /// the source, or the parser's own fixed nesting limit ([`PARSER_LIMITS`], exactly its
+    /// type and message). What the state directory remembers, per interpreter build; the
+    /// bytecode cache, shared by builds of one version whose limit may differ (a WASI
+    /// build's `MAXSTACK` is smaller), keeps to [`CompileFailure::from_source`].
+    pub fn same_every_time(&self, version: (u8, u8)) -> bool {
+        self.from_source()
+            || (self.kind == "MemoryError"
+                && PARSER_LIMITS.iter().any(|&(v, message)| v == version && self.message == message))
     }
 }
 

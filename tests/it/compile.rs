@@ -1708,6 +1708,36 @@ fn parser_stack_overflow_is_named() {
     }
 }
 
+// The parser's own nesting limit is the same every time for a source and an interpreter
+// build where it is a fixed count: 3.7 and 3.8's parser stack (`s_push: parser stack
+// overflow`), 3.12 and 3.13's `MAXSTACK` (`Parser stack overflowed - Python source too
+// complex to parse`). Its MemoryError was never remembered, so a tree holding such a file
+// started Python on every run; now the state directory remembers it, and a second run over
+// the unchanged tree starts no Python and reports the same failure. On 3.9 to 3.11 (a
+// MemoryError without a message, as when memory runs out) and 3.14+ (the same message also
+// from a check of the C stack, which `ulimit -s` sizes) the file is compiled again.
+per_python!(a_fixed_parser_limit_is_remembered, |py: &Python| {
+    let tree = Tree::new();
+    tree.write("good.py", "x = 1\n");
+    tree.write("deep.py", format!("x = {}1\n", "-".repeat(10_000)));
+    let (wrapper, starts) = tree.counting_python(py);
+    let state = tempfile::tempdir().unwrap();
+    let run = || counted_compile(&tree, state.path(), &wrapper, &[], &["good.py", "deep.py"]);
+    let first = run();
+    first.assert_code(1);
+    let error = first.stderr.lines().find(|l| l.starts_with("deep.py: MemoryError: ")).map(str::to_string);
+    let error = error.unwrap_or_else(|| panic!("{}", first.stderr));
+    let n = starts();
+    let second = run();
+    second.assert_code(1);
+    assert!(second.stderr.contains(&error), "the same failure again:\n{}", second.stderr);
+    if matches!(py.minor, (3, 7) | (3, 8) | (3, 12) | (3, 13)) {
+        assert_eq!(starts(), n, "a remembered parser limit starts no Python:\n{}", second.stderr);
+    } else {
+        assert!(starts() > n, "{error}: not told apart from the machine's limits, compiled again");
+    }
+});
+
 /// A working directory whose absolute path is longer than PATH_MAX (reached step by step,
 /// as `cd` does): the configuration of a directory above it, itself too deep to name from
 /// the root, is read, and the pyc is written, as compileall writes it there.
