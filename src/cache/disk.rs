@@ -121,13 +121,30 @@ impl DiskTier {
     }
 
     /// Whether no entry is stored at all (no fan-out directory holds a file): lookups
-    /// cannot hit.
-    pub fn is_empty(&self) -> bool {
-        let Ok(fans) = std::fs::read_dir(&self.entries) else { return true };
-        !fans
-            .filter_map(Result::ok)
-            .filter(|fan| fan.file_type().is_ok_and(|t| t.is_dir()))
-            .any(|fan| std::fs::read_dir(fan.path()).is_ok_and(|mut d| d.next().is_some()))
+    /// cannot hit. A directory that cannot be read (permission denied) is an error naming
+    /// it, never an empty cache (lookups may still find entries there), as in [`DiskTier::scan`].
+    pub fn is_empty(&self) -> Result<bool, ItemError> {
+        let fans = match std::fs::read_dir(&self.entries) {
+            Ok(fans) => fans,
+            Err(e) if gone(&e) => return Ok(true),
+            Err(e) => return Err(unreadable(&self.entries, e)),
+        };
+        for fan in fans {
+            let fan = fan.map_err(|e| unreadable(&self.entries, e))?;
+            if !fan.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            match std::fs::read_dir(fan.path()) {
+                Ok(mut files) => {
+                    if files.next().is_some() {
+                        return Ok(false);
+                    }
+                }
+                Err(e) if gone(&e) => {}
+                Err(e) => return Err(unreadable(&fan.path(), e)),
+            }
+        }
+        Ok(true)
     }
 
     /// Why `root` cannot be read (permission denied), if it cannot: `looks_like_cache`,
@@ -281,10 +298,6 @@ impl DiskTier {
     pub fn scan(&self) -> Result<(Vec<EntryFile>, Vec<EntryFile>), ItemError> {
         let mut entries = Vec::new();
         let mut temps = root_temps(&self.root);
-        let unreadable = |path: &Path, source| ItemError { verb: "read", path: path.to_path_buf(), source };
-        let gone = |e: &std::io::Error| {
-            matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory)
-        };
         let top = match std::fs::read_dir(&self.entries) {
             Ok(top) => top,
             Err(e) if gone(&e) => return Ok((entries, temps)),
@@ -310,7 +323,14 @@ impl DiskTier {
                     // Not a file hashpyc wrote: never counted, pruned or removed.
                     continue;
                 }
-                let Ok(meta) = f.metadata() else { continue };
+                // A file another process removed meanwhile is gone; one that cannot be
+                // looked at (a fan-out directory that may be listed, not entered) makes the
+                // measured size wrong: an error naming it, never a smaller size.
+                let meta = match f.metadata() {
+                    Ok(meta) => meta,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(unreadable(&f.path(), e)),
+                };
                 if !meta.is_file() {
                     continue;
                 }
@@ -476,6 +496,17 @@ pub struct ItemError {
     pub verb: &'static str,
     pub path: PathBuf,
     pub source: std::io::Error,
+}
+
+/// `source`, from reading `path`, a directory of the cache.
+fn unreadable(path: &Path, source: std::io::Error) -> ItemError {
+    ItemError { verb: "read", path: path.to_path_buf(), source }
+}
+
+/// Whether a directory of the cache is gone (another process, a concurrent `clean`,
+/// removed it): it holds nothing.
+fn gone(e: &std::io::Error) -> bool {
+    matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory)
 }
 
 /// What is found where an entry should be.

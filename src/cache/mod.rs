@@ -146,10 +146,28 @@ struct Local {
     entry_failures: AtomicU64,
     entry_problem: Mutex<Option<String>>,
     bytes_stored: AtomicU64,
+    /// The first directory of the cache found unreadable (permission denied), and why: the
+    /// cache is then neither measured nor pruned (one warning).
+    unreadable: Mutex<Option<String>>,
     /// The entries this run used without storing them: those it hit, and those a store
     /// found already there (a remembered failure, a path-dependent marker). As recently
     /// used as those it stores, for pruning (reads refresh an entry's time only hourly).
     used: Mutex<Vec<Key>>,
+}
+
+impl Local {
+    /// Remember `e`, a directory of the cache that cannot be read, for the run's warning
+    /// (the first one).
+    fn unreadable(&self, e: &disk::ItemError) {
+        self.unreadable.lock().expect("cache lock").get_or_insert_with(|| {
+            format!(
+                "cannot {} `{}`: {}",
+                e.verb,
+                crate::report::shown(&e.path),
+                crate::io::io_reason(&e.source)
+            )
+        });
+    }
 }
 
 /// A remote tier, switched off for the rest of the run at its first failure (a transient
@@ -317,6 +335,7 @@ impl Inner {
                     entry_failures: AtomicU64::new(0),
                     entry_problem: Mutex::new(None),
                     bytes_stored: AtomicU64::new(0),
+                    unreadable: Mutex::new(None),
                     used: Mutex::new(Vec::new()),
                 })
             }
@@ -731,15 +750,18 @@ impl Inner {
                     stats::Limit::Under => false,
                     // Measured (the entries this run stored included), and recorded as the
                     // size the next runs add to.
-                    stats::Limit::Unknown => {
-                        // An unreadable directory is left unmeasured (the commands say why).
-                        let size: Option<u64> =
-                            l.disk.scan().ok().map(|(entries, _)| entries.iter().map(|e| e.size).sum());
-                        if let Some(size) = size {
+                    stats::Limit::Unknown => match l.disk.scan() {
+                        Ok((entries, _)) => {
+                            let size: u64 = entries.iter().map(|e| e.size).sum();
                             stats::pruned(&l.disk, size);
+                            size > self.settings.max_size
                         }
-                        size.is_some_and(|size| size > self.settings.max_size)
-                    }
+                        // An unreadable directory is left unmeasured (a warning says why).
+                        Err(e) => {
+                            l.unreadable(&e);
+                            false
+                        }
+                    },
                 };
                 if over {
                     // Another process pruning already is as good.
@@ -748,11 +770,17 @@ impl Inner {
                             l.disk.touch(key);
                         }
                         // Down to 90%, so that the next builds do not prune again at once.
-                        let pruned = l.disk.prune(self.settings.max_size / 10 * 9).ok();
-                        if let Some(p) = &pruned {
-                            stats::pruned(&l.disk, p.size);
+                        // Nothing is removed when the entries cannot all be read.
+                        match l.disk.prune(self.settings.max_size / 10 * 9) {
+                            Ok(p) => {
+                                stats::pruned(&l.disk, p.size);
+                                Some(p)
+                            }
+                            Err(e) => {
+                                l.unreadable(&e);
+                                None
+                            }
                         }
-                        pruned
                     });
                     if let Some(Some(disk::Pruned { removed, freed, left, size, .. })) = pruned {
                         pruned_note = Some(format!(
@@ -769,6 +797,12 @@ impl Inner {
             if let Some(p) = l.problem.lock().expect("cache lock").as_ref() {
                 warnings.push(format!(
                     "the bytecode cache `{}` could not store entries ({p}); nothing more was stored in it this run",
+                    crate::report::shown(l.disk.root())
+                ));
+            }
+            if let Some(p) = l.unreadable.lock().expect("cache lock").as_ref() {
+                warnings.push(format!(
+                    "the bytecode cache `{}` cannot be read in full ({p}); it is neither measured nor pruned until it can be",
                     crate::report::shown(l.disk.root())
                 ));
             }
@@ -930,9 +964,18 @@ impl Cache {
     }
 
     /// Whether no lookup can hit: no remote tier and no entry in the local one (a cache's
-    /// first build skips the lookups, reading no source twice).
+    /// first build skips the lookups, reading no source twice). A local directory that
+    /// cannot be read in full is not empty (its entries may still be read): the lookups
+    /// are made, and the end of the run warns.
     pub fn is_empty(&self) -> bool {
-        self.inner.remote.is_none() && self.inner.local.as_ref().is_none_or(|l| l.disk.is_empty())
+        self.inner.remote.is_none()
+            && self.inner.local.as_ref().is_none_or(|l| match l.disk.is_empty() {
+                Ok(empty) => empty,
+                Err(e) => {
+                    l.unreadable(&e);
+                    false
+                }
+            })
     }
 
     /// Look up a request: source bytes `source` compiled for target `t` at `levels` with

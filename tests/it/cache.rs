@@ -1978,6 +1978,56 @@ fn unreadable_cache_directories_are_errors() {
     }
 }
 
+// A build whose cache holds fan-out directories it may enter but not list (mode 0300) hits
+// every entry, warns once naming the directory and the reason, and neither measures nor
+// prunes the cache, whether the recorded size is over the limit or unknown. The listing's
+// failure read as an empty cache: no lookup was made, every file compiled, no word said.
+#[test]
+fn a_build_names_a_cache_directory_it_cannot_read() {
+    let test = "cache::a_build_names_a_cache_directory_it_cannot_read";
+    let Some(py) = harness::any_python(test) else { return };
+    let work = Tree::new();
+    harness::write_modules(&work, "src", 20);
+    let cache = work.path("cache");
+    let build = |extra: &[&str]| {
+        remove_pycs(&work.path("src"));
+        let b = work.hashpyc().args(["compile", "-v"]).args(extra).python(py).arg("--cache").arg(&cache);
+        b.arg("src").without_root_reads(test).map(|b| b.run())
+    };
+    let Some(first) = build(&[]) else { return };
+    first.assert_code(0);
+    let reference = pycs(&work.path("src"));
+    let entries = entry_files(&cache);
+    let fans: std::collections::BTreeSet<PathBuf> =
+        entries.iter().map(|f| f.parent().unwrap().to_path_buf()).collect();
+    for fan in &fans {
+        std::fs::set_permissions(fan, std::fs::Permissions::from_mode(0o300)).unwrap();
+    }
+    // Over the limit by the recorded size (the first build's stores), then with no
+    // statistics (the size unknown, measured).
+    for remove_stats in [false, true] {
+        if remove_stats {
+            std::fs::remove_file(cache.join("stats.json")).unwrap();
+        }
+        let run = build(&["--cache-max-size", "1"]).unwrap();
+        run.assert_code(0);
+        assert_eq!(pycs(&work.path("src")), reference);
+        let local = run.stderr.lines().find(|l| l.starts_with("cache local")).unwrap_or_default();
+        assert!(local.contains(" 0 misses,") && !local.contains(" 0 hits,"), "{}", run.stderr);
+        let warned: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+        assert!(
+            warned.len() == 1
+                && fans.iter().any(|f| warned[0].contains(&format!("cannot read `{}`", f.display())))
+                && warned[0].contains("permission denied")
+                && warned[0].contains("neither measured nor pruned"),
+            "{}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains("pruned: removed"), "{}", run.stderr);
+        assert_eq!(entry_files(&cache), entries, "nothing was pruned");
+    }
+}
+
 // `cache clean` clears the statistics under their lock, as builds add to them, and leaves
 // the lock files (hashpyc's own) in place. It unlinked `stats.lock` without taking it: a
 // build holding it went on with a file no longer there, the next process locked a new one

@@ -626,6 +626,21 @@ impl Hashpyc {
         self.in_shell(&format!("ulimit {limits} && exec \"$@\""))
     }
 
+    /// Run as root without the capabilities that let root read and enter any directory
+    /// (`setpriv` drops them from the bounding set), so that permissions apply to the run
+    /// while it still reaches root's interpreters; false, said, where that cannot be done.
+    /// Call it last, before [`Hashpyc::run`].
+    pub fn without_root_reads(self, test: &str) -> Option<Self> {
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        let drop = ["--bounding-set=-dac_override,-dac_read_search", "--", "true"];
+        if !root || !Command::new("setpriv").args(drop).status().is_ok_and(|s| s.success()) {
+            visible(&format!("SKIPPED {test}: needs root and setpriv to drop capabilities"));
+            return None;
+        }
+        Some(self.in_shell("exec setpriv --bounding-set=-dac_override,-dac_read_search -- \"$@\""))
+    }
+
     /// The command run by `sh -c SCRIPT`, which gets it as `"$@"`.
     fn in_shell(self, script: &str) -> Self {
         let old = &self.cmd;
