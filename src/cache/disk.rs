@@ -91,6 +91,9 @@ impl DiskTier {
             }
             Kind::Foreign => return Err(foreign()),
         }
+        if let Some(e) = linked(&root.join(ENTRIES)) {
+            return Err(e);
+        }
         Ok(DiskTier {
             root: root.to_path_buf(),
             entries: root.join(ENTRIES),
@@ -120,10 +123,25 @@ impl DiskTier {
         &self.root
     }
 
+    /// Why `v1/` cannot be used when it is a symbolic link (someone else made it; it may
+    /// lead out of the cache): nothing is read, stored, counted or removed through it.
+    pub fn linked_entries(&self) -> Option<std::io::Error> {
+        linked(&self.entries)
+    }
+
+    /// Ok when `v1/` is not a symbolic link; else an error of `v1/`'s, naming it.
+    fn real_entries(&self) -> Result<(), ItemError> {
+        match self.linked_entries() {
+            Some(source) => Err(ItemError { verb: "use", path: self.entries.clone(), source }),
+            None => Ok(()),
+        }
+    }
+
     /// Whether no entry is stored at all (no fan-out directory holds a file): lookups
     /// cannot hit. A directory that cannot be read (permission denied) is an error naming
     /// it, never an empty cache (lookups may still find entries there), as in [`DiskTier::scan`].
     pub fn is_empty(&self) -> Result<bool, ItemError> {
+        self.real_entries()?;
         let fans = match std::fs::read_dir(&self.entries) {
             Ok(fans) => fans,
             Err(e) if gone(&e) => return Ok(true),
@@ -189,7 +207,9 @@ impl DiskTier {
     pub fn get(&self, key: &Key, refresh: bool) -> std::io::Result<Read> {
         let (found, file) = read_bounded(&self.path_of(key), MAX_ENTRY)?;
         if !matches!(found, Read::Missing) && !self.fan_is_real(key) {
-            return Ok(Read::Damaged("an entry under a fan-out directory that is a symbolic link".into()));
+            return Ok(Read::Damaged(
+                "an entry under a directory of the cache that is a symbolic link".into(),
+            ));
         }
         // Recency for LRU pruning; a read-only cache simply keeps its order.
         if let Some(file) = file.filter(|_| refresh)
@@ -211,9 +231,9 @@ impl DiskTier {
         }
     }
 
-    /// Whether an entry exists for `key`.
+    /// Whether an entry exists for `key` (a regular file, never through a symbolic link).
     pub fn contains(&self, key: &Key) -> bool {
-        self.path_of(key).is_file()
+        self.fan_is_real(key) && std::fs::symlink_metadata(self.path_of(key)).is_ok_and(|m| m.is_file())
     }
 
     /// Store `data` for `key`, atomically; returns the bytes the cache grew by on disk: the
@@ -231,7 +251,10 @@ impl DiskTier {
         let mut tries = 0;
         loop {
             let stored = if make {
-                self.make_dir(&self.entries).and_then(|()| self.make_dir(dir)).and_then(|()| real_dir(dir))
+                self.make_dir(&self.entries)
+                    .and_then(|()| linked(&self.entries).map_or(Ok(()), Err))
+                    .and_then(|()| self.make_dir(dir))
+                    .and_then(|()| real_dir(dir))
             } else {
                 Ok(())
             }
@@ -272,10 +295,12 @@ impl DiskTier {
         }
     }
 
-    /// Whether the fan-out directory of `key` is a directory, not a symbolic link to one.
+    /// Whether the fan-out directory of `key`, and `v1/` above it, are directories, not
+    /// symbolic links to one.
     fn fan_is_real(&self, key: &Key) -> bool {
         let path = self.path_of(key);
-        std::fs::symlink_metadata(path.parent().expect("fan-out directory")).is_ok_and(|m| m.is_dir())
+        let real = |dir: &Path| std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir());
+        real(&self.entries) && real(path.parent().expect("fan-out directory"))
     }
 
     fn make_dir(&self, dir: &Path) -> std::io::Result<()> {
@@ -298,6 +323,9 @@ impl DiskTier {
     pub fn scan(&self) -> Result<(Vec<EntryFile>, Vec<EntryFile>), ItemError> {
         let mut entries = Vec::new();
         let mut temps = root_temps(&self.root);
+        // A symbolic link in place of `v1/` is not followed: an error naming it, so that
+        // nothing it leads to is counted, pruned or removed.
+        self.real_entries()?;
         let top = match std::fs::read_dir(&self.entries) {
             Ok(top) => top,
             Err(e) if gone(&e) => return Ok((entries, temps)),
@@ -698,6 +726,17 @@ fn file_above(root: &Path, e: std::io::Error) -> std::io::Error {
         ),
         None => e,
     }
+}
+
+/// Why `dir` (the cache's `v1/`) cannot be used, if it is a symbolic link: it may lead out
+/// of the cache, where hashpyc would read, write, count and remove files.
+fn linked(dir: &Path) -> Option<std::io::Error> {
+    let target = std::fs::read_link(dir).ok()?;
+    Some(std::io::Error::other(format!(
+        "`{}` is a symbolic link (to `{}`), where hashpyc makes a directory; nothing is read, stored or removed through it (remove it)",
+        crate::report::shown(dir),
+        crate::report::shown(&target)
+    )))
 }
 
 /// Ok when `dir` (a fan-out directory) is a directory, not a symbolic link to one.

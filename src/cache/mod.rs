@@ -302,8 +302,11 @@ impl Inner {
         let local = match &settings.dir {
             Some(dir) => {
                 let disk = if settings.read_only {
-                    DiskTier::existing(dir)
-                        .and_then(|d| if d.is_foreign() { Err(disk::foreign()) } else { Ok(d) })
+                    DiskTier::existing(dir).and_then(|d| match d.linked_entries() {
+                        _ if d.is_foreign() => Err(disk::foreign()),
+                        Some(e) => Err(e),
+                        None => Ok(d),
+                    })
                 } else {
                     DiskTier::open(dir)
                 }

@@ -2314,6 +2314,74 @@ fn a_linked_fan_out_directory_is_not_followed() {
     assert!(there() == before, "clean removed files through the link: {}", clean.stderr);
 }
 
+/// A symbolic link in place of `v1/` itself (`C/v1 -> /elsewhere`, there the cache's own
+/// entries) is never followed: a build, read-only or not, reads and stores nothing through
+/// it (one warning naming it, its pycs those of a build without a cache), and `cache
+/// stats`, `prune --max-size 1` and `clean` refuse it by name (exit status 2), removing
+/// nothing. It was followed: builds hit and stored there, prune and clean deleted the files
+/// it led to.
+#[test]
+fn a_linked_entries_directory_is_not_followed() {
+    let Some(py) = harness::any_python("cache::a_linked_entries_directory_is_not_followed") else { return };
+    let work = Tree::new();
+    harness::write_modules(&work, "src", 20);
+    let cache = work.path("cache");
+    let build = |extra: &[&str]| {
+        remove_pycs(&work.path("src"));
+        let run = work
+            .hashpyc()
+            .args(["compile", "-v"])
+            .args(extra)
+            .python(py)
+            .arg("--cache")
+            .arg(&cache)
+            .arg("src")
+            .run();
+        run.assert_code(0);
+        run
+    };
+    build(&[]);
+    let reference = pycs(&work.path("src"));
+    // The entries moved elsewhere, beside a file of the user's, and a link in place of v1.
+    let victims = work.path("victims");
+    std::fs::rename(cache.join("v1"), &victims).unwrap();
+    std::fs::write(victims.join("notes.txt"), "mine\n").unwrap();
+    std::os::unix::fs::symlink(&victims, cache.join("v1")).unwrap();
+    let there = || {
+        let mut files: Vec<(PathBuf, u64, Vec<u8>)> = harness::files_with_suffix(&victims, "")
+            .into_iter()
+            .map(|p| {
+                let p = victims.join(p);
+                (p.clone(), std::fs::metadata(&p).unwrap().ino(), std::fs::read(&p).unwrap())
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    let before = there();
+    assert!(before.len() > 20, "{}", before.len());
+    let shown = format!("`{}` is a symbolic link", cache.join("v1").display());
+    for extra in [&["--force"][..], &[], &["--cache-read-only"]] {
+        let run = build(extra);
+        assert_eq!(pycs(&work.path("src")), reference, "{extra:?}");
+        assert!(there() == before, "{extra:?}: files changed through the link:\n{}", run.stderr);
+        let warned: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+        assert!(warned.len() == 1 && run.stderr.contains(&shown), "{extra:?}: {}", run.stderr);
+        assert!(!run.stderr.contains("cache local"), "{extra:?}: the link was used: {}", run.stderr);
+    }
+    for args in [&["stats"][..], &["prune", "--max-size", "1"], &["clean"]] {
+        let run = work.hashpyc().arg("cache").args(args).arg("--cache").arg(&cache).run();
+        run.assert_code(2);
+        assert!(
+            run.stderr.contains(&format!("cannot use `{}`", cache.join("v1").display()))
+                && run.stderr.contains(&shown),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert!(there() == before, "{args:?} removed files through the link: {}", run.stderr);
+    }
+}
+
 /// Cut the marshal data of every body entry in `cache` short (the envelope sound: a cache
 /// that stored a truncated compile, or a hostile one); returns how many.
 fn truncate_bodies(cache: &Path) -> usize {
