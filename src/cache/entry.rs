@@ -161,6 +161,22 @@ impl Payload {
     }
 }
 
+/// How many bytes `payload` takes in an entry, uncompressed: what a reader decodes, and
+/// refuses past [`MAX_PAYLOAD`] (a body's counted without encoding it).
+pub fn payload_len(payload: &Payload) -> usize {
+    match payload {
+        Payload::Body { filename, warnings, body } => {
+            let warnings: usize = warnings
+                .iter()
+                .take(u16::MAX as usize)
+                .map(|w| 4 + w.category.len() + 4 + 4 + w.message.len())
+                .sum();
+            4 + filename.len() + 2 + warnings + 4 + body.len()
+        }
+        other => other.encode().len(),
+    }
+}
+
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(&(b.len() as u32).to_le_bytes());
     out.extend_from_slice(b);
@@ -364,6 +380,7 @@ mod tests {
             },
         };
         for p in [body(), failure, Payload::PathDependent] {
+            assert_eq!(payload_len(&p), p.encode().len());
             for c in [Compression::None, Compression::Zstd] {
                 let data = encode(&key, &p, c);
                 assert_eq!(decode(&key, &data), Ok(p.clone()));

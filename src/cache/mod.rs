@@ -293,6 +293,10 @@ struct Inner {
     pub refused: AtomicU64,
     /// Units compiled without a lookup because lookups stalled (see `stage`).
     unlooked: AtomicU64,
+    /// Compiled entries not stored because no lookup would read them (their payload over
+    /// `entry::MAX_PAYLOAD`), and the first one's path and size (`-v`).
+    oversized: AtomicU64,
+    oversized_first: Mutex<Option<String>>,
 }
 
 impl Inner {
@@ -383,6 +387,8 @@ impl Inner {
             relocated: AtomicU64::new(0),
             unlooked: AtomicU64::new(0),
             refused: AtomicU64::new(0),
+            oversized: AtomicU64::new(0),
+            oversized_first: Mutex::new(None),
         })
     }
 
@@ -700,6 +706,10 @@ impl Inner {
                         warnings: warnings.iter().filter(|w| usize::from(w.level) == i).cloned().collect(),
                         body,
                     };
+                    // Neither the body nor a marker leading to it.
+                    if !self.readable(&payload) {
+                        continue;
+                    }
                     if relocatable {
                         self.put(key, &payload, false, 1);
                     } else {
@@ -714,11 +724,29 @@ impl Inner {
             Err(failure) => {
                 // Under the key of all the levels (which one failed is not known), where
                 // `lookup` looks first.
-                if let Some(key) = keys.last() {
-                    self.put(key, &Payload::Failure { filename, failure }, !replace, keys.len() as u64);
+                let payload = Payload::Failure { filename, failure };
+                if let Some(key) = keys.last().filter(|_| self.readable(&payload)) {
+                    self.put(key, &payload, !replace, keys.len() as u64);
                 }
             }
         }
+    }
+
+    /// Whether an entry of `payload` would be read by a lookup: one whose payload is over
+    /// [`entry::MAX_PAYLOAD`] is refused as damage (a decompression bomb looks the same), so
+    /// it is not stored, in any tier, and counted for `-v`.
+    fn readable(&self, payload: &Payload) -> bool {
+        let len = entry::payload_len(payload);
+        if len <= entry::MAX_PAYLOAD {
+            return true;
+        }
+        self.oversized.fetch_add(1, Ordering::Relaxed);
+        if let Payload::Body { filename, .. } | Payload::Failure { filename, .. } = payload {
+            self.oversized_first.lock().expect("cache lock").get_or_insert_with(|| {
+                format!("`{}`, {}", String::from_utf8_lossy(filename), manage::human_size(len as u64))
+            });
+        }
+        false
     }
 
     /// End of the run: wait (bounded) for uploads, add this run's counts to the local
@@ -875,6 +903,13 @@ impl Inner {
                     info.push(format!("cache remote `{}`: {note}", r.tier.describe()));
                 }
             }
+        }
+        if let Some(first) = self.oversized_first.lock().expect("cache lock").as_ref().filter(|_| verbose) {
+            info.push(format!(
+                "cache: {} not stored: over the {} an entry may hold, which no lookup would read (the first: {first})",
+                crate::report::plural(self.oversized.load(Ordering::Relaxed), "entry", "entries"),
+                manage::human_size(entry::MAX_PAYLOAD as u64)
+            ));
         }
         let unlooked = self.unlooked.load(Ordering::Relaxed);
         if verbose && unlooked > 0 {

@@ -2382,6 +2382,47 @@ fn a_linked_entries_directory_is_not_followed() {
     }
 }
 
+/// A compiled body over the 64 MiB a lookup decodes (a source holding a 65 MiB bytes
+/// literal) is not stored: no lookup would read it. `-v` says so once, naming it, and the
+/// next build compiles it again without counting damage. It was stored on every build and
+/// found damaged by the next.
+#[test]
+fn a_payload_no_lookup_would_read_is_not_stored() {
+    let Some(py) = harness::any_python("cache::a_payload_no_lookup_would_read_is_not_stored") else { return };
+    let work = Tree::new();
+    let mut big = b"X = b'".to_vec();
+    big.resize(big.len() + (65 << 20), b'a');
+    big.extend_from_slice(b"'\n");
+    work.write("src/big.py", big);
+    work.write("src/small.py", "y = 1\n");
+    let cache = work.path("cache");
+    let build = || {
+        remove_pycs(&work.path("src"));
+        let run =
+            work.hashpyc().args(["compile", "-v"]).python(py).arg("--cache").arg(&cache).arg("src").run();
+        run.assert_code(0);
+        run
+    };
+    let first = build();
+    let reference = pycs(&work.path("src"));
+    for (run, local) in [
+        (&first, "0 hits, 2 misses, 1 store, 0 damaged, 0 errors"),
+        (&build(), "1 hit, 1 miss, 0 stores, 0 damaged, 0 errors"),
+    ] {
+        assert_eq!(pycs(&work.path("src")), reference);
+        assert!(run.stderr.contains(&format!(": {local},")), "{}", run.stderr);
+        let said: Vec<&str> = run.stderr.lines().filter(|l| l.contains("not stored")).collect();
+        assert!(
+            said.len() == 1
+                && said[0].contains("1 entry not stored: over the 64.0 MiB an entry may hold")
+                && said[0].contains("big.py`, 65.0 MiB)"),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(entry_files(&cache).len(), 1, "only small.py's entry");
+    }
+}
+
 /// Cut the marshal data of every body entry in `cache` short (the envelope sound: a cache
 /// that stored a truncated compile, or a hostile one); returns how many.
 fn truncate_bodies(cache: &Path) -> usize {
