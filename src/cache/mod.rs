@@ -431,10 +431,13 @@ impl Inner {
                         }
                         return Some((p, Served::Local));
                     }
-                    Err(d) => {
+                    // No room to decode it now (decompression bombs in flight took the
+                    // budget): nothing is known wrong with it, so a plain miss (the file is
+                    // compiled), not damage, and the entry is kept.
+                    Err(entry::Damage::Busy) => {}
+                    Err(_) => {
                         l.counts.damaged.fetch_add(1, Ordering::Relaxed);
-                        // One the lookups in flight left no room to decode is kept.
-                        if !self.settings.read_only && d != entry::Damage::Busy {
+                        if !self.settings.read_only {
                             l.disk.remove(key);
                         }
                     }
@@ -480,6 +483,9 @@ impl Inner {
                 }
                 Some((p, Served::Remote))
             }
+            // No room to decode it now: a miss, not damage (which would switch the remote
+            // off at ten).
+            Err(entry::Damage::Busy) => None,
             Err(d) => {
                 r.damaged(&d);
                 r.found_damaged.lock().expect("cache lock").insert(*key);
@@ -1190,5 +1196,66 @@ mod tests {
         assert_eq!(too_damaged(31, &"bad checksum"), format!("31 damaged entries {tail}"));
         assert_eq!(cold_remote(1), "; the first 256 lookups all missed, so 1 more was not made");
         assert_eq!(cold_remote(2), "; the first 256 lookups all missed, so 2 more were not made");
+    }
+
+    /// A tier in memory, standing for a remote one.
+    #[derive(Default)]
+    struct Memory(Mutex<std::collections::HashMap<Key, Vec<u8>>>);
+
+    impl Tier for Memory {
+        fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, TierError> {
+            Ok(self.0.lock().unwrap().get(key).cloned())
+        }
+        fn put(&self, key: &Key, data: &[u8]) -> Result<u64, TierError> {
+            self.0.lock().unwrap().insert(*key, data.to_vec());
+            Ok(data.len() as u64)
+        }
+        fn get_before_put(&self, key: &Key) -> Result<Option<Vec<u8>>, TierError> {
+            self.get(key)
+        }
+        fn describe(&self) -> String {
+            "memory".into()
+        }
+    }
+
+    // A sound entry read while the decoding budget is used up (decompression bombs in
+    // flight) is a plain miss in either tier: not damage, not removed, never switching the
+    // remote off, served once there is room. It was counted damaged (ten switched the
+    // remote off).
+    #[test]
+    fn a_used_up_decoding_budget_is_a_miss_not_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let key: Key = [5; 32];
+        let payload = Payload::Body {
+            filename: b"/app/m.py".to_vec(),
+            warnings: vec![],
+            body: b"\xe3 code".repeat(100),
+        };
+        let memory = Arc::new(Memory::default());
+        memory.put(&key, &entry::encode(&key, &payload, Compression::Zstd)).unwrap();
+        let settings = CacheSettings {
+            dir: Some(dir.path().to_path_buf()),
+            remote: Some(memory.clone() as Arc<dyn Tier>),
+            max_size: 1 << 30,
+            read_only: false,
+            compression: Compression::None,
+            timeout: Duration::from_secs(5),
+            upload_wait: Duration::from_secs(5),
+        };
+        let inner = Inner::open(settings, &[], &[]).unwrap();
+        let (l, r) = (inner.local.as_ref().unwrap(), inner.remote.as_ref().unwrap());
+        l.disk.put(&key, &entry::encode(&key, &payload, Compression::None)).unwrap();
+        remote::FULL.set(true);
+        for _ in 0..MAX_REMOTE_DAMAGED {
+            assert!(inner.get(&key, 1, &mut false).is_none());
+        }
+        remote::FULL.set(false);
+        let damaged = (l.counts.damaged.load(Ordering::Relaxed), r.counts.damaged.load(Ordering::Relaxed));
+        assert_eq!(damaged, (0, 0));
+        assert!(r.usable() && r.found_damaged.lock().unwrap().is_empty());
+        assert!(l.disk.contains(&key), "the local entry was removed");
+        assert!(matches!(inner.get(&key, 1, &mut false), Some((p, Served::Local)) if p == payload));
+        l.disk.remove(&key);
+        assert!(matches!(inner.get(&key, 1, &mut false), Some((p, Served::Remote)) if p == payload));
     }
 }

@@ -126,6 +126,8 @@ fn upload(remote: &Remote, job: &Job, skipped: &AtomicU64) {
                     skipped.fetch_add(1, Ordering::Relaxed);
                     return;
                 }
+                // No room to decode it now: not damage; uploaded as if missing.
+                Err(entry::Damage::Busy) => {}
                 Err(d) => {
                     remote.damaged(&d);
                     if !remote.usable() {
