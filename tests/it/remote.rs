@@ -1354,6 +1354,28 @@ fn persistent_failures_switch_the_remote_off_after_the_attempts() {
         "{warning}"
     );
     assert_eq!(requests.len(), 1, "{requests:?}");
+    // The same asked as an HTTP date (said in seconds from now), or as more seconds than a
+    // number holds.
+    let in_an_hour = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(3600);
+    let date = jiff::fmt::rfc2822::DateTimePrinter::new().timestamp_to_rfc9110_string(&in_an_hour).unwrap();
+    let later = Faulty::start_with_retry_after(Fault::Status(503), &date);
+    let (warning, requests, _) = build(&later, &[]);
+    let asked = warning
+        .split_once("GET: HTTP 503 (the server asked to retry after ")
+        .and_then(|(_, rest)| rest.split_once(" s; not waited for)"))
+        .and_then(|(secs, _)| secs.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("{date}: {warning}"));
+    assert!((3500..=3600).contains(&asked), "{date}: {warning}");
+    assert_eq!(requests.len(), 1, "{date}: {requests:?}");
+    let later = Faulty::start_with_retry_after(Fault::Status(503), "18446744073709551616");
+    let (warning, requests, _) = build(&later, &[]);
+    assert!(
+        warning.contains(
+            "GET: HTTP 503 (the server asked to retry after more than 18446744073709551615 s; not waited for)"
+        ),
+        "{warning}"
+    );
+    assert_eq!(requests.len(), 1, "{requests:?}");
     let silent = Faulty::start(Fault::AcceptNeverAnswer);
     let (warning, requests, counts) = build(&silent, &[]);
     assert!(warning.contains("timed out") && !warning.contains("attempts"), "{warning}");

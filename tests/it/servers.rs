@@ -1301,19 +1301,19 @@ impl Faulty {
         Faulty::launch(fault, None)
     }
 
-    /// With `Retry-After: SECS` on the statuses of its faults.
-    pub fn start_with_retry_after(fault: Fault, secs: u64) -> Faulty {
-        Faulty::launch(fault, Some(secs))
+    /// With `Retry-After: VALUE` (seconds, or an HTTP date) on the statuses of its faults.
+    pub fn start_with_retry_after(fault: Fault, value: impl std::fmt::Display) -> Faulty {
+        Faulty::launch(fault, Some(value.to_string()))
     }
 
-    fn launch(fault: Fault, retry_after: Option<u64>) -> Faulty {
+    fn launch(fault: Fault, retry_after: Option<String>) -> Faulty {
         let dir = tempdir("hashpyc-faulty-");
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/faulty_server.py");
         let log = dir.path().join("requests.log");
         let mut args =
             vec!["--mode".to_string(), fault.arg(), "--log".to_string(), log.display().to_string()];
-        if let Some(secs) = retry_after {
-            args.extend(["--retry-after".to_string(), secs.to_string()]);
+        if let Some(value) = retry_after {
+            args.extend(["--retry-after".to_string(), value]);
         }
         let (process, port, startup) = start_python_server("faulty server", dir.path(), script, &args);
         println!("faulty server ({fault:?}) ready in {startup:?}");

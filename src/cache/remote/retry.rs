@@ -80,8 +80,9 @@ impl Policy {
                 n => format!("{message} (after {n} attempts)"),
             };
             if let Some(asked) = retry_after.filter(|a| *a > RETRY_AFTER_MAX) {
+                let more = if asked == Duration::MAX { "more than " } else { "" };
                 return Err(TierError::Failed(format!(
-                    "{} (the server asked to retry after {} s; not waited for)",
+                    "{} (the server asked to retry after {more}{} s; not waited for)",
                     tried(),
                     asked.as_secs()
                 )));
@@ -111,9 +112,27 @@ fn jitter() -> f64 {
     (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// `Retry-After` in seconds (RFC 9110's delay-seconds; an HTTP date is ignored).
+/// `Retry-After` (RFC 9110: delay-seconds, or an HTTP date, read as the time from now until
+/// then, none for a date passed); [`Duration::MAX`] for a number of seconds too large to
+/// hold (longer than any wait). None for what is neither.
 pub fn retry_after(value: Option<&str>) -> Option<Duration> {
-    value?.trim().parse::<u64>().ok().map(Duration::from_secs)
+    let value = value?.trim();
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(value.parse::<u64>().map_or(Duration::MAX, Duration::from_secs));
+    }
+    let date = http_date(value)?;
+    Some(date.duration_since(jiff::Timestamp::now()).try_into().unwrap_or(Duration::ZERO))
+}
+
+/// An HTTP date: IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), or either obsolete form
+/// RFC 9110 has recipients accept (`Sunday, 06-Nov-94 08:49:37 GMT`, `Sun Nov  6 08:49:37 1994`).
+fn http_date(value: &str) -> Option<jiff::Timestamp> {
+    if let Ok(t) = jiff::fmt::rfc2822::DateTimeParser::new().parse_timestamp(value) {
+        return Some(t);
+    }
+    let obsolete = ["%A, %d-%b-%y %H:%M:%S GMT", "%a %b %e %H:%M:%S %Y"];
+    let time = obsolete.iter().find_map(|f| jiff::fmt::strtime::parse(f, value).ok()?.to_datetime().ok())?;
+    jiff::tz::TimeZone::UTC.to_timestamp(time).ok()
 }
 
 #[cfg(test)]
@@ -179,8 +198,39 @@ mod tests {
         assert_eq!(p.wait(0, Some(Duration::from_secs(1)), 0.5), Duration::from_secs(1));
         assert_eq!(p.wait(1, Some(Duration::ZERO), 0.0), Duration::from_millis(200));
         assert_eq!(retry_after(Some(" 1 ")), Some(Duration::from_secs(1)));
-        assert_eq!(retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT")), None);
         assert_eq!(retry_after(None), None);
+        assert_eq!(retry_after(Some("soon")), None);
+        // A date: the time until then (none once passed), in each form RFC 9110 names.
+        assert_eq!(retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT")), Some(Duration::ZERO));
+        let in_an_hour = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(3600);
+        let fixdate =
+            jiff::fmt::rfc2822::DateTimePrinter::new().timestamp_to_rfc9110_string(&in_an_hour).unwrap();
+        let dt = jiff::tz::TimeZone::UTC.to_datetime(in_an_hour);
+        for date in [
+            fixdate,
+            dt.strftime("%A, %d-%b-%y %H:%M:%S GMT").to_string(),
+            dt.strftime("%a %b %e %H:%M:%S %Y").to_string(),
+        ] {
+            let asked = retry_after(Some(&date)).unwrap_or_else(|| panic!("{date}"));
+            assert!((3590..=3600).contains(&asked.as_secs()), "{date}: {asked:?}");
+        }
+        // Too many seconds to hold: longer than any wait.
+        assert_eq!(retry_after(Some("18446744073709551616")), Some(Duration::MAX));
+        let (out, sent) = over(
+            p,
+            vec![
+                Err(TierError::Transient {
+                    message: "GET: HTTP 503".into(),
+                    retry_after: Some(Duration::MAX),
+                }),
+                Ok(1),
+            ],
+            true,
+        );
+        assert_eq!(
+            (out.unwrap_err().to_string(), sent),
+            ("GET: HTTP 503 (the server asked to retry after more than 18446744073709551615 s; not waited for)".into(), 1)
+        );
         // Longer than a build waits: not retried, and said so.
         let (out, sent) = over(p, vec![Err(transient("PUT: HTTP 503", Some(120))), Ok(1)], true);
         assert_eq!(
