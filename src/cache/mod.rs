@@ -717,9 +717,9 @@ impl Inner {
                         continue;
                     }
                     if relocatable {
-                        self.put(key, &payload, false, 1);
+                        self.put(key, &payload, !replace, 1);
                     } else {
-                        self.put(&Self::path_key(key, &filename), &payload, false, 1);
+                        self.put(&Self::path_key(key, &filename), &payload, !replace, 1);
                         // Never replace a body others can relocate with the marker.
                         self.put(key, &Payload::PathDependent, true, 0);
                     }
@@ -920,7 +920,7 @@ impl Inner {
         let unlooked = self.unlooked.load(Ordering::Relaxed);
         if verbose && unlooked > 0 {
             info.push(format!(
-                "cache: {} without a lookup while lookups made no progress for {} ms (a slow or unresponsive remote)",
+                "cache: {} without a lookup while lookups made no progress for {} ms (a slow or unresponsive remote; stored only where no tier held them)",
                 crate::report::plural(unlooked, "file compiled", "files compiled"),
                 crate::pool::schedule::Backlog::STALLED.as_millis()
             ));
@@ -952,7 +952,8 @@ struct StoreJob {
     filename: Vec<u8>,
     result: Result<(Vec<Vec<u8>>, Vec<Warning>), CompileFailure>,
     /// Replace what the tiers hold (a compile's result); else store only where no usable
-    /// entry is (a failure remembered by the state directory, not compiled again).
+    /// entry is (a failure remembered by the state directory, not compiled again; a file
+    /// compiled without a lookup, which the tiers may hold).
     replace: bool,
 }
 
@@ -1040,6 +1041,21 @@ impl Cache {
         result: Result<(Vec<Vec<u8>>, Vec<Warning>), CompileFailure>,
     ) {
         self.send(t, levels, source, filename, result, true);
+    }
+
+    /// Store the result of a compile made without a lookup (lookups stalled: see
+    /// `pool::schedule::Backlog`) in each tier that holds no usable entry for it, read and
+    /// checked first as [`Cache::store_remembered_failure`] does: a slow remote that holds
+    /// it is not sent it again.
+    pub fn store_unless_present(
+        &self,
+        t: usize,
+        levels: &[u8],
+        source: &[u8],
+        filename: &[u8],
+        result: Result<(Vec<Vec<u8>>, Vec<Warning>), CompileFailure>,
+    ) {
+        self.send(t, levels, source, filename, result, false);
     }
 
     /// Store a failure the state directory remembered (reported without compiling the

@@ -105,6 +105,8 @@ pub struct Backlog {
     progress_ms: std::sync::atomic::AtomicU64,
     /// Units slots took while lookups stalled.
     taken_by_slots: AtomicUsize,
+    /// Their sources: compiled without a lookup, their entries stored only where none is.
+    unlooked: Mutex<std::collections::HashSet<usize>>,
 }
 
 impl Backlog {
@@ -118,6 +120,7 @@ impl Backlog {
             start: std::time::Instant::now(),
             progress_ms: std::sync::atomic::AtomicU64::new(0),
             taken_by_slots: AtomicUsize::new(0),
+            unlooked: Mutex::default(),
         }
     }
 
@@ -177,6 +180,11 @@ impl Queue {
         self.backlog.get().map_or(0, |b| b.taken_by_slots.load(Ordering::Relaxed))
     }
 
+    /// Whether source `src` was taken from the backlog by a slot: compiled without a lookup.
+    fn unlooked(&self, src: usize) -> bool {
+        self.backlog.get().is_some_and(|b| b.unlooked.lock().expect("queue lock").contains(&src))
+    }
+
     /// Nothing more will be pushed.
     pub fn close(&self) {
         self.state.lock().expect("queue lock").closed = true;
@@ -202,6 +210,7 @@ impl Queue {
                 && let Some((src, targets)) = backlog.claim()
             {
                 backlog.taken_by_slots.fetch_add(1, Ordering::Relaxed);
+                backlog.unlooked.lock().expect("queue lock").insert(*src);
                 return Some((*src, targets.clone()));
             }
             let wait = if self.backlog.get().is_some() { 50 } else { 200 };
@@ -957,7 +966,13 @@ impl<'a> Slot<'a> {
             if let Some(cache) = s.cache
                 && verified
             {
-                cache.store(t, job.levels, source, &marshal::filename_bytes(filename), result);
+                let filename = marshal::filename_bytes(filename);
+                if self.sh.queue.unlooked(src) {
+                    // Not looked up: the tiers may well hold it (a slow remote).
+                    cache.store_unless_present(t, job.levels, source, &filename, result);
+                } else {
+                    cache.store(t, job.levels, source, &filename, result);
+                }
             }
         };
         Some(Step::Done(match outcome {

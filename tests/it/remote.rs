@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::harness::{self, Python, Tree};
-use crate::servers::{self, Fault, Faulty, Flake, Nginx, S3};
+use crate::servers::{self, DelayProxy, Fault, Faulty, Flake, Nginx, S3};
 
 /// Every pyc under `root`, relative, with its bytes.
 fn pycs(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
@@ -1479,6 +1479,52 @@ fn stalled_lookups_do_not_idle_the_compile_slots() {
     );
     assert_eq!(run.stderr.lines().filter(|l| l.starts_with("warning:")).count(), 1, "{}", run.stderr);
     assert!(pycs(reference.root()) == pycs(t.root()), "other pyc bytes");
+}
+
+/// A warm remote that answers slowly (800 ms a request): lookups make no progress for
+/// 500 ms, so idle workers compile the files still waiting for one; the server holds their
+/// entries, so none is PUT again (a GET finds each), and `-v` counts them as already there.
+/// The pycs are those the cache gave the first build.
+#[test]
+fn files_compiled_while_lookups_stall_are_not_uploaded_again() {
+    let test = "remote::files_compiled_while_lookups_stall_are_not_uploaded_again";
+    let Some(py) = harness::python_or_skip((3, 12), test) else { return };
+    let Some(nginx) = Nginx::start() else { return };
+    let n = 200;
+    let t = Tree::new();
+    harness::write_modules(&t, "src", n);
+    let build = |url: String| {
+        let run = t
+            .hashpyc()
+            .env_remove("HASHPYC_CACHE")
+            .env("HASHPYC_CACHE_TIMEOUT", "10")
+            .env("HASHPYC_CACHE_UPLOAD_WAIT", "60")
+            .args(["compile", "-v", "--cache-url", &url])
+            .python(py)
+            .arg("src")
+            .run();
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        assert_no_warning(test, &run.stderr);
+        run
+    };
+    let puts = || nginx.access_log().lines().filter(|l| l.contains("\"PUT ")).count();
+    build(format!("{}/cache", nginx.url()));
+    assert_eq!(puts(), n, "the first build fills the server");
+    let filled = pycs(t.root());
+    remove_pycs(t.root());
+    let proxy = DelayProxy::start(nginx.addr(), Duration::from_millis(800));
+    let run = build(format!("{}/cache", proxy.url()));
+    let unlooked: usize = run
+        .stderr
+        .lines()
+        .find(|l| l.contains(" compiled without a lookup"))
+        .and_then(|l| l.strip_prefix("cache: ")?.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("some files compiled without a lookup: {}", run.stderr));
+    assert!(unlooked > 0, "{}", run.stderr);
+    assert_eq!(puts(), n, "no entry sent again:\n{}", run.stderr);
+    assert!(run.stderr.contains(&format!(", {unlooked} already there")), "{}", run.stderr);
+    assert_eq!(remote_counts(&run.stderr)[..3], [(n - unlooked) as u64, 0, 0], "{}", run.stderr);
+    assert!(filled == pycs(t.root()), "other pyc bytes");
 }
 
 /// `--force` with a writable remote uploads every entry it compiled, replacing what the
