@@ -899,10 +899,23 @@ impl Inner {
                 }
                 if let Some(u) = &upload {
                     line.push_str(&format!(
-                        "; uploads ended {} after the build{}",
-                        crate::report::format_duration(u.waited),
-                        if u.skipped > 0 { format!(", {} already there", u.skipped) } else { String::new() }
+                        "; uploads ended {} after the build",
+                        crate::report::format_duration(u.waited)
                     ));
+                    let plural = crate::report::plural;
+                    for (n, said) in [
+                        (u.present, format!("{} already there", u.present)),
+                        (u.duplicates, plural(u.duplicates, "duplicate", "duplicates") + " in this run"),
+                        (u.dropped, format!("{} not sent: the upload queue was full", u.dropped)),
+                        (
+                            u.too_large,
+                            format!("{} not sent: over {} MiB", u.too_large, remote::MAX_ENTRY >> 20),
+                        ),
+                    ] {
+                        if n > 0 {
+                            line.push_str(&format!(", {said}"));
+                        }
+                    }
                 }
                 info.push(line);
                 for note in r.tier.notes() {

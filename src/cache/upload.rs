@@ -31,9 +31,8 @@ pub struct Uploader {
     tx: Mutex<Option<Sender<Job>>>,
     /// Queued or running.
     pending: Arc<AtomicUsize>,
-    /// Not sent: already on the server (a usable entry), already queued in this run, or dropped
-    /// because the queue was full.
-    skipped: Arc<AtomicU64>,
+    /// Not sent, and why.
+    unsent: Arc<Unsent>,
     /// Keys queued in this run, with the kind of payload (a body, a failure, the marker).
     queued: Mutex<std::collections::HashSet<(Key, std::mem::Discriminant<Payload>)>>,
 }
@@ -46,21 +45,37 @@ pub struct UploadReport {
     pub abandoned: usize,
     /// The wait ended on an interrupt.
     pub interrupted: bool,
-    pub skipped: u64,
+    /// Not sent: the server holds a usable entry.
+    pub present: u64,
+    /// Not sent: the same entry was queued earlier in this run (identical sources).
+    pub duplicates: u64,
+    /// Not sent: the queue was full.
+    pub dropped: u64,
+    /// Not sent: larger than a lookup accepts.
+    pub too_large: u64,
+}
+
+/// The uploads not sent, by reason.
+#[derive(Default)]
+struct Unsent {
+    present: AtomicU64,
+    duplicates: AtomicU64,
+    dropped: AtomicU64,
+    too_large: AtomicU64,
 }
 
 impl Uploader {
     pub fn start(remote: Arc<Remote>) -> Uploader {
         let (tx, rx) = crossbeam_channel::bounded::<Job>(QUEUE);
         let pending = Arc::new(AtomicUsize::new(0));
-        let skipped = Arc::new(AtomicU64::new(0));
+        let unsent = Arc::new(Unsent::default());
         for i in 0..super::remote::UPLOADS {
-            let (rx, r, pending, skipped) =
-                (rx.clone(), Arc::clone(&remote), Arc::clone(&pending), Arc::clone(&skipped));
+            let (rx, r, pending, unsent) =
+                (rx.clone(), Arc::clone(&remote), Arc::clone(&pending), Arc::clone(&unsent));
             let spawned = std::thread::Builder::new().name(format!("hashpyc-upload-{i}")).spawn(move || {
                 for job in rx {
                     if r.usable() && !crate::interrupt::requested() {
-                        upload(&r, &job, &skipped);
+                        upload(&r, &job, &unsent);
                     }
                     pending.fetch_sub(1, Ordering::SeqCst);
                 }
@@ -70,13 +85,13 @@ impl Uploader {
                 remote.off.store(true, Ordering::Relaxed);
             }
         }
-        Uploader { remote, tx: Mutex::new(Some(tx)), pending, skipped, queued: Mutex::default() }
+        Uploader { remote, tx: Mutex::new(Some(tx)), pending, unsent, queued: Mutex::default() }
     }
 
     /// Queue an upload.
     pub fn push(&self, key: Key, payload: Payload, unless_present: bool, weight: u64) {
         if !self.queued.lock().expect("upload lock").insert((key, std::mem::discriminant(&payload))) {
-            self.skipped.fetch_add(1, Ordering::Relaxed);
+            self.unsent.duplicates.fetch_add(1, Ordering::Relaxed);
             return;
         }
         let guard = self.tx.lock().expect("upload lock");
@@ -86,7 +101,7 @@ impl Uploader {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.pending.fetch_sub(1, Ordering::SeqCst);
-                self.skipped.fetch_add(1, Ordering::Relaxed);
+                self.unsent.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -110,12 +125,15 @@ impl Uploader {
             interrupted: interrupted(),
             waited: start.elapsed(),
             abandoned: if self.remote.usable() { self.pending.load(Ordering::SeqCst) } else { 0 },
-            skipped: self.skipped.load(Ordering::Relaxed),
+            present: self.unsent.present.load(Ordering::Relaxed),
+            duplicates: self.unsent.duplicates.load(Ordering::Relaxed),
+            dropped: self.unsent.dropped.load(Ordering::Relaxed),
+            too_large: self.unsent.too_large.load(Ordering::Relaxed),
         }
     }
 }
 
-fn upload(remote: &Remote, job: &Job, skipped: &AtomicU64) {
+fn upload(remote: &Remote, job: &Job, unsent: &Unsent) {
     let found_damaged = || remote.found_damaged.lock().expect("cache lock").contains(&job.key);
     if job.unless_present && !found_damaged() {
         // What is there is read and checked, as the local tier does: a damaged entry (a
@@ -123,7 +141,7 @@ fn upload(remote: &Remote, job: &Job, skipped: &AtomicU64) {
         match remote.get_before_put(&job.key) {
             Ok(Some(data)) => match entry::decode(&job.key, &data) {
                 Ok(_) => {
-                    skipped.fetch_add(1, Ordering::Relaxed);
+                    unsent.present.fetch_add(1, Ordering::Relaxed);
                     return;
                 }
                 // No room to decode it now: not damage; uploaded as if missing.
@@ -142,7 +160,7 @@ fn upload(remote: &Remote, job: &Job, skipped: &AtomicU64) {
     let data = entry::encode(&job.key, &job.payload, Compression::Zstd);
     if data.len() as u64 > super::remote::MAX_ENTRY {
         // Lookups would refuse it as too large.
-        skipped.fetch_add(1, Ordering::Relaxed);
+        unsent.too_large.fetch_add(1, Ordering::Relaxed);
         return;
     }
     match remote.put(&job.key, &data) {

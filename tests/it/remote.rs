@@ -1590,7 +1590,8 @@ fn force_replaces_remote_entries() {
 
 // Identical sources give identical keys: each entry is sent once per run, however many
 // files share it (concurrent PUTs of one key are wasted traffic and a race some servers
-// lose).
+// lose); `-v` counts the others as duplicates, not as entries the server holds (it held
+// none), and says the same when nothing listens at all.
 #[test]
 fn identical_sources_are_uploaded_once() {
     let Some(py) = harness::python_or_skip((3, 12), "remote::identical_sources_are_uploaded_once") else {
@@ -1604,9 +1605,20 @@ fn identical_sources_are_uploaded_once() {
         std::fs::write(m.tree.join(format!("copy{i}/settings.py")), "DEBUG = False\nNAME = 'x'\n").unwrap();
     }
     let url = format!("{}/cache", nginx.url());
-    let run = m.compile(&py.path, &["-j2", "--cache-url", &url], &[]);
+    let run = m.compile(&py.path, &["-j2", "-v", "--cache-url", &url], &[]);
     assert!(matches!(run.code, Some(1)), "{}", run.stderr);
     assert_no_warning("the build", &run.stderr);
+    let said = |stderr: &str| {
+        let line =
+            stderr.lines().find(|l| l.starts_with("cache remote `")).unwrap_or_else(|| panic!("{stderr}"));
+        let duplicates = line
+            .split_once("; uploads ended ")
+            .and_then(|(_, end)| end.split(", ").find_map(|p| p.strip_suffix(" duplicates in this run")))
+            .and_then(|n| n.parse::<usize>().ok());
+        (duplicates, line.contains("already there"))
+    };
+    // 11 copies of each of the two files, at least one entry each.
+    assert!(matches!(said(&run.stderr), (Some(d), false) if d >= 22), "{}", run.stderr);
     let log = nginx.access_log();
     let mut puts = std::collections::BTreeMap::<&str, usize>::new();
     for path in log.lines().filter_map(|l| l.split("\"PUT ").nth(1)).filter_map(|r| r.split(' ').next()) {
@@ -1618,6 +1630,10 @@ fn identical_sources_are_uploaded_once() {
     // One object on the server per key sent.
     let stored = harness::files_with_suffix(&nginx.data_dir().join("cache/v1"), "");
     assert_eq!(stored.len(), puts.len());
+    // Nothing listening: the lookup fails, no upload reaches anything, none is "already there".
+    let run = m.compile(&py.path, &["-j2", "-v", "--force", "--cache-url", &servers::closed_url()], &[]);
+    assert!(matches!(run.code, Some(1)), "{}", run.stderr);
+    assert!(matches!(said(&run.stderr), (Some(d), false) if d >= 22), "{}", run.stderr);
 }
 
 // A local cache directory that cannot be used (a regular file) drops the local tier only:
