@@ -378,9 +378,10 @@ fn endpoint_errors_name_their_variable() {
     let m = Machine::new(py, "endpoints");
     let bad = "http://bad host:9000";
     // URLs, but not of a server: a mistyped scheme, or none (`host:port` parses as scheme
-    // `host`); the variable is named, not the cache URL.
+    // `host`, `127.0.0.1:port` as a relative URL: either is said to have none); the variable
+    // is named, not the cache URL. The container credentials URL likewise.
     let expected = ": expected http://HOST[:PORT] or https://HOST[:PORT]";
-    let cases: [(&[(&str, &str)], &str); 5] = [
+    let cases: [(&[(&str, &str)], &str); 7] = [
         (&[("AWS_ENDPOINT_URL_S3", bad)], "invalid AWS_ENDPOINT_URL_S3 `http://bad host:9000`"),
         (
             &[("AWS_ENDPOINT_URL_S3", bad), ("AWS_ENDPOINT_URL", &s3.endpoint)],
@@ -393,7 +394,21 @@ fn endpoint_errors_name_their_variable() {
         ),
         (
             &[("AWS_ENDPOINT_URL_S3", "localhost:9000")],
-            &format!("invalid AWS_ENDPOINT_URL_S3 `localhost:9000`{expected}"),
+            "error: invalid AWS_ENDPOINT_URL_S3 `localhost:9000`: no scheme: write http://localhost:9000 or \
+             https://localhost:9000\n",
+        ),
+        (
+            &[("AWS_ENDPOINT_URL", "127.0.0.1:23404")],
+            "error: invalid AWS_ENDPOINT_URL `127.0.0.1:23404`: no scheme: write http://127.0.0.1:23404 or \
+             https://127.0.0.1:23404\n",
+        ),
+        (
+            &[
+                ("AWS_ENDPOINT_URL", &s3.endpoint),
+                ("AWS_CONTAINER_CREDENTIALS_FULL_URI", "127.0.0.1:23404/creds"),
+            ],
+            "error: invalid AWS_CONTAINER_CREDENTIALS_FULL_URI `127.0.0.1:23404/creds`: no scheme: write \
+             http://127.0.0.1:23404/creds or https://127.0.0.1:23404/creds\n",
         ),
     ];
     for (vars, want) in cases {

@@ -474,8 +474,7 @@ impl Container {
         let url = if let Some(relative) = env(RELATIVE_URI) {
             format!("http://{ECS_HOST}{relative}")
         } else if let Some(full) = env(FULL_URI) {
-            let parsed = url::Url::parse(&full)
-                .map_err(|e| format!("invalid {FULL_URI} `{}`: {e}", redact_url(&full)))?;
+            let parsed = super::parse_url(FULL_URI, &full)?;
             match parsed.scheme() {
                 "https" => {}
                 "http" if container_host_allowed(&parsed) => {}

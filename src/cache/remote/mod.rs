@@ -442,6 +442,17 @@ pub fn scrub(msg: &str, secrets: &[&str]) -> String {
     out
 }
 
+/// `value`, the URL variable `var` holds, parsed; one without a scheme (`127.0.0.1:9000`,
+/// which the url crate calls a relative URL, or `localhost:9000`, which it reads as scheme
+/// `localhost`) is refused saying so and what to write instead.
+pub(crate) fn parse_url(var: &str, value: &str) -> Result<url::Url, String> {
+    let shown = redact_url(value);
+    if !value.contains("://") {
+        return Err(format!("invalid {var} `{shown}`: no scheme: write http://{shown} or https://{shown}"));
+    }
+    url::Url::parse(value).map_err(|e| format!("invalid {var} `{shown}`: {e}"))
+}
+
 /// A URL for messages: its user info (`user:password@`) and query string removed. A
 /// password holding `/`, `?` or `#` unescaped (a generated secret) ends the authority
 /// early for a URL parser, so any `@` in the URL is taken as the end of user info: a path

@@ -64,14 +64,15 @@ impl S3Tier {
             Some((_, e)) => (e.clone(), UrlStyle::Path),
             None => (format!("https://s3.{}.amazonaws.com", resolved.region), UrlStyle::VirtualHost),
         };
-        let endpoint_url = url::Url::parse(&endpoint).map_err(|e| {
-            OpenError::Environment(match &given {
-                Some((var, _)) => format!("invalid {var} `{}`: {e}", redact_url(&endpoint)),
-                None => {
-                    resolved.region_error(&format!("the endpoint it makes, `{endpoint}`, is not a URL ({e})"))
-                }
-            })
-        })?;
+        let endpoint_url = match &given {
+            Some((var, _)) => super::parse_url(var, &endpoint).map_err(OpenError::Environment)?,
+            None => url::Url::parse(&endpoint).map_err(|e| {
+                OpenError::Environment(
+                    resolved
+                        .region_error(&format!("the endpoint it makes, `{endpoint}`, is not a URL ({e})")),
+                )
+            })?,
+        };
         let bucket =
             Bucket::new(endpoint_url, style, name.to_string(), resolved.region.clone()).map_err(|e| {
                 use rusty_s3::BucketError::{MissingHost, UnsupportedScheme};
