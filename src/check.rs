@@ -907,14 +907,15 @@ fn classify_pyc(
         Status::Invalid(why) => return (Outcome::Invalid, Some(why.to_string()), None),
     };
     // An earlier run found this very file's body good, with this embedded path.
-    let crate::verified::PycRead::Whole(stamp) = read else { return (outcome, None, None) };
+    let crate::verified::PycRead::Whole(stamp, unread) = read else { return (outcome, None, None) };
     let body = match marshal::code_body(&data[pyc::HEADER_LEN..], crate::plan::target_layout(target)) {
         Ok(body) => body,
         Err(e) => return (Outcome::Invalid, Some(format!("body: {e}")), None),
     };
     // Bytes after the code object: CPython loads the pyc (marshal.loads ignores them), so
     // it is not invalid, but it is not what `compile` writes, which rewrites it: stale.
-    let trailing = (body.trailing > 0).then(|| crate::plan::trailing_bytes(body.trailing));
+    let trailing = body.trailing as u64 + unread;
+    let trailing = (trailing > 0).then(|| crate::plan::trailing_bytes(trailing));
     if body.filename == want.name {
         return match trailing {
             Some(detail) => (Outcome::Stale, Some(detail), None),

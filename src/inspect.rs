@@ -417,7 +417,7 @@ pub fn inspect(files: &[PathBuf], json: bool) -> Result<ExitStatus, Error> {
             if let Some(n) = d.trailing_bytes.filter(|&n| n > 0) {
                 lines.push(format!(
                     "  trailing     {} (CPython ignores them; py_compile writes none)",
-                    crate::plan::trailing_bytes(n)
+                    crate::plan::trailing_bytes(n as u64)
                 ));
             }
             if let Some(p) = &d.embedded_path {

@@ -42,12 +42,14 @@ pub fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
 }
 
 /// Append to `buf` from `file` until `buf` holds `len` bytes or the file ends, never
-/// more: whether the file ended. What was read before an error is kept.
+/// more: whether the file ended. What was read before an error is kept; memory that
+/// cannot be had is an `OutOfMemory` error, not an abort.
 pub fn read_up_to(file: &mut std::fs::File, buf: &mut Vec<u8>, len: usize) -> std::io::Result<bool> {
     let start = buf.len();
     if len <= start {
         return Ok(false);
     }
+    buf.try_reserve(len - start).map_err(|_| std::io::Error::from(std::io::ErrorKind::OutOfMemory))?;
     buf.resize(len, 0);
     let mut n = start;
     let ended = loop {
@@ -73,10 +75,20 @@ pub fn read_up_to(file: &mut std::fs::File, buf: &mut Vec<u8>, len: usize) -> st
 /// the type is checked (one `fstat`) only when a read did not end the usual way, i.e. the
 /// file was empty, a read would have blocked, or it outgrew the buffer.
 pub fn read_regular_into(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    read_regular_up_to(path, buf, usize::MAX).map(drop)
+}
+
+/// [`read_regular_into`], stopping once `buf` holds `limit` bytes: the file, for reading
+/// on, and whether it ended.
+pub fn read_regular_up_to(
+    path: &Path,
+    buf: &mut Vec<u8>,
+    limit: usize,
+) -> std::io::Result<(std::fs::File, bool)> {
     buf.clear();
     let file = open_nonblocking(path)?;
     let mut checked = false;
-    read_loop(&file, buf, || {
+    let ended = read_loop(&file, buf, limit, || {
         if !checked {
             checked = true;
             if !file.metadata()?.is_file() {
@@ -84,7 +96,8 @@ pub fn read_regular_into(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<()> 
             }
         }
         Ok(())
-    })
+    })?;
+    Ok((file, ended))
 }
 
 /// [`read_regular_into`] into a new buffer.
@@ -100,32 +113,46 @@ pub fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
 /// reads at 8 KiB: with a reused buffer a source takes one read plus the end-of-file read.
 /// An error (including `WouldBlock` on a non-blocking pipe) keeps what was read before it.
 pub fn read_to_end_direct(file: &std::fs::File, buf: &mut Vec<u8>) -> std::io::Result<()> {
-    read_loop(file, buf, || Ok(()))
+    read_loop(file, buf, usize::MAX, || Ok(())).map(drop)
 }
 
-/// [`read_to_end_direct`]'s loop; `unusual` is asked before the buffer grows, at an end of
-/// file with nothing read, and when a read would block, and may fail the read.
+/// [`read_to_end_direct`], stopping once `buf` holds `limit` bytes: whether the file ended.
+pub fn read_up_to_direct(file: &std::fs::File, buf: &mut Vec<u8>, limit: usize) -> std::io::Result<bool> {
+    read_loop(file, buf, limit, || Ok(()))
+}
+
+/// [`read_to_end_direct`]'s loop, up to `limit` bytes in `buf`: whether the file ended.
+/// `unusual` is asked before the buffer grows, at an end of file with nothing read, and
+/// when a read would block, and may fail the read. Memory that cannot be had is an
+/// `OutOfMemory` error, not an abort.
 fn read_loop(
     file: &std::fs::File,
     buf: &mut Vec<u8>,
+    limit: usize,
     mut unusual: impl FnMut() -> std::io::Result<()>,
-) -> std::io::Result<()> {
+) -> std::io::Result<bool> {
     use std::os::fd::AsRawFd;
     loop {
+        if buf.len() >= limit {
+            return Ok(false);
+        }
         if buf.capacity() - buf.len() < 4096 {
             unusual()?;
-            buf.reserve(buf.capacity().max(16 * 1024));
+            let more = buf.capacity().max(16 * 1024).min(limit - buf.len());
+            buf.try_reserve(more).map_err(|_| std::io::Error::from(std::io::ErrorKind::OutOfMemory))?;
         }
+        let left = limit - buf.len();
         let spare = buf.spare_capacity_mut();
-        // SAFETY: read(2) writes at most `spare.len()` bytes into the spare capacity, which
+        let room = spare.len().min(left);
+        // SAFETY: read(2) writes at most `room` bytes into the spare capacity, which
         // belongs to `buf`; the length grows only by the count it reports written.
-        let n = unsafe { libc::read(file.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
+        let n = unsafe { libc::read(file.as_raw_fd(), spare.as_mut_ptr().cast(), room) };
         match n {
             0 => {
                 if buf.is_empty() {
                     unusual()?;
                 }
-                return Ok(());
+                return Ok(true);
             }
             // SAFETY: the first `n` spare bytes were just initialised by read(2).
             n if n > 0 => unsafe { buf.set_len(buf.len() + n as usize) },

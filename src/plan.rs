@@ -76,7 +76,7 @@ pub enum Reason {
     UnreadableBody(Box<str>),
     /// Fresh, but bytes follow the code object (CPython ignores them; what `compile`
     /// writes, as py_compile, has none).
-    TrailingBytes(usize),
+    TrailingBytes(u64),
     /// The pyc could not be read (permissions, I/O error).
     UnreadablePyc(Box<str>),
     /// Fresh, but under `-W error` its warnings are not remembered (a new or other state
@@ -471,9 +471,9 @@ fn level_status(
             Status::Timestamp => return compile(Reason::Timestamp),
             Status::Invalid(why) => return compile(Reason::Invalid(why)),
         };
-        let stamp = match read {
+        let (stamp, unread) = match read {
             PycRead::Header => return Ok(wrong_mode.then_some(())),
-            PycRead::Whole(stamp) => stamp,
+            PycRead::Whole(stamp, unread) => (stamp, unread),
         };
         match marshal::code_body(&data[pyc::HEADER_LEN..], target_layout(target)) {
             Ok(body) if body.filename != want_name => {
@@ -482,7 +482,9 @@ fn level_status(
             }
             // Not what a compile writes: compiled again (the bytes before the extra ones
             // need not be what this run would write either).
-            Ok(body) if body.trailing > 0 => compile(Reason::TrailingBytes(body.trailing)),
+            Ok(body) if body.trailing as u64 + unread > 0 => {
+                compile(Reason::TrailingBytes(body.trailing as u64 + unread))
+            }
             Ok(_) => {
                 if let Some(stamp) = stamp {
                     crate::verified::record(target.magic, stamp);
@@ -527,7 +529,7 @@ pub(crate) fn rewritten_levels(headers: &[u8], links: &[u8]) -> Vec<u8> {
 
 /// `3 bytes after the code object`: why a pyc that CPython loads is still not one
 /// `compile` writes (`check`'s detail, `compile`'s reason, `inspect`'s line).
-pub(crate) fn trailing_bytes(n: usize) -> String {
+pub(crate) fn trailing_bytes(n: u64) -> String {
     format!("{} after the code object", crate::report::plural(n, "byte", "bytes"))
 }
 
@@ -537,18 +539,37 @@ pub(crate) fn target_layout(target: &Target) -> CodeLayout {
 }
 
 /// Whether the pyc `b` has the bytes of `a` once `a`'s header is rewritten to `rewrite`
-/// (the mode, when `a` is among the headers rewritten), as the run compares them.
+/// (the mode, when `a` is among the headers rewritten), as the run compares them: files
+/// of one size, compared a block at a time (however large they are).
 fn identical_after_rewrite(a: &Path, b: &Path, rewrite: Option<HashMode>) -> bool {
-    match (crate::io::read_regular(a), crate::io::read_regular(b)) {
-        (Ok(mut x), Ok(y)) => {
-            if let Some(mode) = rewrite
-                && let Some(header) = pyc::Header::parse(&x)
-            {
-                x[..pyc::HEADER_LEN]
-                    .copy_from_slice(&pyc::Header { flags: mode.flags(), ..header }.to_bytes());
-            }
-            x == y
+    let (Ok(fa), Ok(fb)) = (crate::io::open_regular(a), crate::io::open_regular(b)) else { return false };
+    match (fa.metadata(), fb.metadata()) {
+        (Ok(ma), Ok(mb)) if ma.len() == mb.len() => {}
+        _ => return false,
+    }
+    const BLOCK: usize = 64 << 10;
+    let (mut x, mut y) = (Vec::with_capacity(BLOCK), Vec::with_capacity(BLOCK));
+    let mut first = true;
+    loop {
+        x.clear();
+        y.clear();
+        let (Ok(ended_a), Ok(ended_b)) = (
+            crate::io::read_up_to_direct(&fa, &mut x, BLOCK),
+            crate::io::read_up_to_direct(&fb, &mut y, BLOCK),
+        ) else {
+            return false;
+        };
+        if std::mem::take(&mut first)
+            && let Some(mode) = rewrite
+            && let Some(header) = pyc::Header::parse(&x)
+        {
+            x[..pyc::HEADER_LEN].copy_from_slice(&pyc::Header { flags: mode.flags(), ..header }.to_bytes());
         }
-        _ => false,
+        if x != y || ended_a != ended_b {
+            return false;
+        }
+        if ended_a {
+            return true;
+        }
     }
 }

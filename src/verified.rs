@@ -185,9 +185,11 @@ impl Verified {
 /// How much of a pyc [`read_pyc`] read.
 #[derive(Debug)]
 pub enum PycRead {
-    /// All of it; with a stamp to [`record`] once its body is found good, when the
-    /// memory is on and the pyc settled.
-    Whole(Option<Stamp>),
+    /// All of it, or of a large file as much as says what it is (see [`read_rest`]), and
+    /// the number of bytes after those read (after the code object: trailing bytes); with
+    /// a stamp to [`record`] once its body is found good, when the memory is on and the
+    /// pyc settled.
+    Whole(Option<Stamp>, u64),
     /// Only its header (or less, when it shrank meanwhile): the memory vouches for the
     /// rest.
     Header,
@@ -261,12 +263,14 @@ pub fn record(magic: Magic, stamp: Stamp) {
 
 /// Read the pyc at `path` into `buf` (cleared first) for a freshness decision, for
 /// `magic`, where it must embed the name whose [`name_hash`] is `name`: only its header
-/// when the memory vouches for its body, else all of it. Anything but a regular file is
-/// [`crate::io::not_regular`], as [`crate::io::read_regular_into`] says.
+/// when the memory vouches for its body, else as much as [`read_rest`] reads. Anything
+/// but a regular file is [`crate::io::not_regular`], as [`crate::io::read_regular_into`]
+/// says.
 pub fn read_pyc(path: &Path, buf: &mut Vec<u8>, magic: Magic, name: u64) -> std::io::Result<PycRead> {
     let Some(v) = of(magic) else {
-        crate::io::read_regular_into(path, buf)?;
-        return Ok(PycRead::Whole(None));
+        let (mut file, ended) = crate::io::read_regular_up_to(path, buf, FIRST_READ)?;
+        let unread = if ended { 0 } else { read_rest(&mut file, buf, magic, None)? };
+        return Ok(PycRead::Whole(None, unread));
     };
     buf.clear();
     let now = now_nanos();
@@ -276,8 +280,8 @@ pub fn read_pyc(path: &Path, buf: &mut Vec<u8>, magic: Magic, name: u64) -> std:
         return Err(crate::io::not_regular());
     }
     let Some(fs) = filesystem_identity(&file, meta.dev()) else {
-        crate::io::read_to_end_direct(&file, buf)?;
-        return Ok(PycRead::Whole(None));
+        let unread = read_rest(&mut file, buf, magic, Some(meta.len()))?;
+        return Ok(PycRead::Whole(None, unread));
     };
     let stamp = Stamp::of(&meta, fs, name);
     if v.vouches(&stamp) {
@@ -286,8 +290,54 @@ pub fn read_pyc(path: &Path, buf: &mut Vec<u8>, magic: Magic, name: u64) -> std:
         buf.truncate(n);
         return Ok(PycRead::Header);
     }
-    crate::io::read_to_end_direct(&file, buf)?;
-    Ok(PycRead::Whole(stamp.settled(now, v.settle).then_some(stamp)))
+    let unread = read_rest(&mut file, buf, magic, Some(meta.len()))?;
+    Ok(PycRead::Whole(stamp.settled(now, v.settle).then_some(stamp), unread))
+}
+
+/// What [`read_rest`] reads of any file first: all of every pyc but the largest.
+const FIRST_READ: usize = pyc::HEADER_LEN + (1 << 20);
+
+/// Read on the pyc `file` of `magic` (of `size` bytes, when its metadata was read) into
+/// `buf`, which holds what was read of it: all of a file of up to [`FIRST_READ`] bytes;
+/// of a larger one, its body as far as its code object goes (doubling reads, as `inspect`
+/// reads it), when its header is of `magic`. However large a file of garbage, a truncated
+/// pyc or one followed by other bytes, no more of it is read than says so (a whole code
+/// object is whole in what was read). The number of bytes after those read.
+fn read_rest(
+    file: &mut std::fs::File,
+    buf: &mut Vec<u8>,
+    magic: Magic,
+    size: Option<u64>,
+) -> std::io::Result<u64> {
+    let mut want = FIRST_READ;
+    if buf.len() < want && crate::io::read_up_to_direct(file, buf, want)? {
+        return Ok(0);
+    }
+    let size = match size {
+        Some(size) => size,
+        None => {
+            let meta = file.metadata()?;
+            if !meta.is_file() {
+                return Err(crate::io::not_regular());
+            }
+            meta.len()
+        }
+    };
+    // Another magic number says what the file is: its header is enough.
+    if let Some((major, minor)) = crate::target::version_of_magic(magic)
+        && buf.starts_with(&magic.0)
+    {
+        let layout = crate::marshal::CodeLayout::for_version(major, minor);
+        while let Err(crate::marshal::MarshalError::Truncated) =
+            crate::marshal::code_body(&buf[pyc::HEADER_LEN..], layout)
+        {
+            want = want.saturating_mul(2);
+            if crate::io::read_up_to_direct(file, buf, want)? {
+                return Ok(0);
+            }
+        }
+    }
+    Ok(size.saturating_sub(buf.len() as u64))
 }
 
 /// Filesystems whose ctime is a POSIX change time, set by the kernel on every change of a

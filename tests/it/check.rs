@@ -468,6 +468,59 @@ per_python!(check_reads_the_whole_body, |py: &Python| {
     }
 });
 
+// `check` and `compile` read a pyc whole before judging it: a 2 GiB file where a pyc
+// should be took 2 GB of memory (a run under a memory limit aborted). Of a large file they
+// read no more than says what it is: its header, and its body as far as its code object
+// goes; the bytes after it are counted, not read.
+#[test]
+fn huge_pycs_are_read_no_further_than_needed() {
+    let Some(py) = harness::any_python("check::huge_pycs_are_read_no_further_than_needed") else { return };
+    let tree = Tree::new();
+    for name in ["intact", "zeros", "header", "tail"] {
+        tree.write(format!("{name}.py"), format!("A = {name:?}\n"));
+    }
+    tree.hashpyc().args(["compile", "-q"]).python(py).arg(".").run().assert_code(0);
+    let sizes: BTreeMap<&str, usize> =
+        ["zeros", "header", "tail"].into_iter().map(|n| (n, tree.read(pyc(py, n)).len())).collect();
+    const HUGE: u64 = 2 << 30;
+    // Sparse files far larger than the memory the runs may use: zeros, the pyc's header
+    // then zeros, the whole pyc then zeros.
+    for (name, keep) in [("zeros", 0), ("header", 16), ("tail", sizes["tail"])] {
+        let p = tree.path(pyc(py, name));
+        let head = std::fs::read(&p).unwrap()[..keep].to_vec();
+        std::fs::write(&p, head).unwrap();
+        std::fs::OpenOptions::new().write(true).open(&p).unwrap().set_len(HUGE).unwrap();
+    }
+    let run =
+        tree.hashpyc().args(["check", "--format", "json"]).python(py).arg(".").bounded(256_000, 120).run();
+    run.assert_code(1);
+    let mut got = BTreeMap::new();
+    for line in run.stdout.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {run:?}"));
+        if v["type"] == "finding" {
+            let path = v["path"].as_str().unwrap().trim_start_matches("./").to_string();
+            got.insert(path, (v["outcome"].as_str().unwrap().to_string(), v["detail"].clone()));
+        }
+    }
+    assert_eq!(got.len(), 3, "{run:?}");
+    assert_eq!(got["zeros.py"].0, "invalid", "{run:?}");
+    assert!(got["zeros.py"].1.as_str().unwrap().contains("magic"), "{run:?}");
+    assert_eq!(got["header.py"], ("invalid".into(), "body: unknown marshal type 0x00".into()), "{run:?}");
+    let trailing = format!("{} bytes after the code object", HUGE - sizes["tail"] as u64);
+    assert_eq!(got["tail.py"], ("stale".into(), trailing.clone().into()), "{run:?}");
+    // compile says the same and writes them anew, under the same limit.
+    let dry = tree.hashpyc().args(["compile", "-n"]).python(py).arg(".").bounded(256_000, 120).run();
+    dry.assert_code(0);
+    assert!(dry.stdout.contains(&format!("compile  ./tail.py  ({trailing})")), "{dry:?}");
+    let compiled = tree.hashpyc().args(["compile", "-q"]).python(py).arg(".").bounded(256_000, 120).run();
+    compiled.assert_code(0);
+    for (name, size) in sizes {
+        assert_eq!(tree.read(pyc(py, name)).len(), size, "{name}");
+        imports(py, &tree, name).unwrap();
+    }
+    tree.hashpyc().arg("check").python(py).arg(".").run().assert_code(0);
+}
+
 /// The marshal body of a pyc re-dumped by CPython with marshal version 2, which writes no
 /// references, so every object stands alone; and the offsets of the top code object's
 /// first five parts (`co_code` first).
