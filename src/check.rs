@@ -981,17 +981,70 @@ fn stray(
     })
 }
 
-/// pycs in `__pycache__` whose `<stem>.py` no longer exists beside the directory.
+/// Why a temporary file of a pyc is a stray.
+const TEMP_STRAY: &str =
+    "temporary file of a write that did not finish (a run was killed, or one is writing it now)";
+
+/// A stray finding for `temp` when it is a temporary file of a pyc (named as
+/// [`crate::write::temp_target`] tells), whose source would be in `dir`: a write killed
+/// before its rename left it, whether or not the source exists. Only a report: a run
+/// writing it at this moment is not disturbed.
+fn temp_stray(temp: &Path, dir: &Path, targets: &[Arc<Target>]) -> Option<Finding> {
+    use std::io::Read;
+    let pyc_name = crate::write::temp_target(temp.file_name()?.as_bytes())?;
+    // `m.cpython-312.pyc`, or a legacy `m.pyc`.
+    let (stem, tag, level) = crate::layout::cache_name_parts(pyc_name).unwrap_or((
+        pyc_name.strip_suffix(b".pyc").unwrap_or(pyc_name),
+        b"",
+        0,
+    ));
+    let mut source_name = stem.to_vec();
+    source_name.extend_from_slice(b".py");
+    let mut magic = [0u8; 4];
+    let target = targets.iter().position(|t| t.cache_tag.as_bytes() == tag).or_else(|| {
+        let read = crate::io::open_nonblocking(temp).and_then(|mut f| f.read_exact(&mut magic));
+        read.ok().and_then(|()| targets.iter().position(|t| t.magic.0 == magic))
+    });
+    let python = match target {
+        Some(i) => format!("{}.{}", targets[i].version.0, targets[i].version.1),
+        None => String::from_utf8_lossy(tag).into_owned(),
+    };
+    Some(Finding {
+        kind: "finding",
+        path: dir.join(std::ffi::OsStr::from_bytes(&source_name)),
+        pyc: temp.to_path_buf(),
+        outcome: Outcome::Stray,
+        python,
+        target: target.unwrap_or(targets.len()),
+        optimization: level,
+        detail: Some(TEMP_STRAY.into()),
+        expected: None,
+        found: None,
+        embedded: None,
+        source_fails: None,
+        symlink: false,
+        not_regular: false,
+        source_unreadable: false,
+        not_a_dir: None,
+    })
+}
+
+/// pycs in `__pycache__` whose `<stem>.py` no longer exists beside the directory, and
+/// temporary files of pycs there.
 fn strays(pycs: &[PathBuf], targets: &[Arc<Target>]) -> Vec<Finding> {
     let mut out = Vec::new();
     for pyc_path in pycs {
         let Some(name) = pyc_path.file_name().map(|n| n.as_bytes()) else {
             continue;
         };
-        let Some((stem, tag, level)) = crate::layout::cache_name_parts(name) else {
+        let Some(dir) = pyc_path.parent().and_then(Path::parent) else {
             continue;
         };
-        let Some(dir) = pyc_path.parent().and_then(Path::parent) else {
+        if let Some(f) = temp_stray(pyc_path, dir, targets) {
+            out.push(f);
+            continue;
+        }
+        let Some((stem, tag, level)) = crate::layout::cache_name_parts(name) else {
             continue;
         };
         out.extend(stray(pyc_path, dir, stem, tag, level, targets));
@@ -1049,6 +1102,16 @@ fn prefix_strays(s: &CheckSettings, dirs: &[(PathBuf, usize)], cwd: &Path) -> Ve
                         continue;
                     }
                     let name = e.file_name();
+                    if let Some(f) = temp_stray(&path, &source_dir, &s.targets) {
+                        // Only a checked interpreter's (its tag, or its magic number).
+                        if f.target < s.targets.len()
+                            && tags.contains(&s.targets[f.target].cache_tag.as_bytes())
+                            && seen.insert(path.clone())
+                        {
+                            out.push(f);
+                        }
+                        continue;
+                    }
                     let Some((stem, tag, level)) = crate::layout::cache_name_parts(name.as_bytes()) else {
                         continue;
                     };
@@ -1070,6 +1133,10 @@ fn legacy_strays(pycs: &[PathBuf], targets: &[Arc<Target>]) -> Vec<Finding> {
     use std::io::Read;
     let mut out = Vec::new();
     for pyc_path in pycs {
+        if let Some(f) = temp_stray(pyc_path, pyc_path.parent().unwrap_or(Path::new("")), targets) {
+            out.push(f);
+            continue;
+        }
         let mut source = pyc_path.as_os_str().to_owned();
         let Some(stem) = source.as_bytes().strip_suffix(b"c") else { continue };
         source = std::ffi::OsStr::from_bytes(stem).to_owned();
@@ -1117,7 +1184,9 @@ fn escape_property(s: &str) -> String {
 fn github_annotation(f: &Finding, accept: Accept) -> String {
     let level = if f.outcome == Outcome::Ok { "notice" } else { "error" };
     let file = if f.outcome == Outcome::Stray { &f.pyc } else { &f.path };
-    let mut msg = format!("{}: {} (`{}`)", f.outcome.name(), f.outcome.explain(), report::shown(&f.pyc));
+    // A temporary file's detail says what it is.
+    let explain = if f.detail.as_deref() == Some(TEMP_STRAY) { "left behind" } else { f.outcome.explain() };
+    let mut msg = format!("{}: {explain} (`{}`)", f.outcome.name(), report::shown(&f.pyc));
     if let Some(d) = &f.detail {
         msg.push_str(&format!(": {d}"));
     }

@@ -233,9 +233,11 @@ fn unresolved_link(path: PathBuf, e: &std::io::Error) -> WalkError {
 pub struct Walked {
     pub sources: Vec<Source>,
     pub errors: Vec<WalkError>,
-    /// pyc files found in `__pycache__` directories (only with `collect_pycache`).
+    /// pyc files, and temporary files of pycs, found in `__pycache__` directories (only
+    /// with `collect_pycache`).
     pub pycache_files: Vec<PathBuf>,
-    /// `*.pyc` files found beside the sources (only with `collect_legacy`).
+    /// `*.pyc` files, and temporary files of pycs, found beside the sources (only with
+    /// `collect_legacy`).
     pub legacy_pycs: Vec<PathBuf>,
     /// The directories walked and their depths (only with `collect_dirs`), sorted.
     pub dirs: Vec<(PathBuf, usize)>,
@@ -1102,15 +1104,19 @@ fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked, visit: &
     walked.taken.extend(found.taken);
 }
 
-/// The entries named `*.pyc` in `dir` (only regular files with `files_only`), spelled
-/// under `dir` as given (`""` for the implied working directory); none when it cannot
-/// be read.
+/// The entries named `*.pyc` in `dir` (only regular files with `files_only`), and the
+/// temporary files of pycs a write left there (`.m.cpython-312.pyc.a1B2c3.tmp`, see
+/// [`crate::write::temp_target`]), spelled under `dir` as given (`""` for the implied
+/// working directory); none when it cannot be read.
 fn list_pycs(dir: &Path, files_only: bool) -> Vec<PathBuf> {
     let Ok(rd) = std::fs::read_dir(if dir.as_os_str().is_empty() { Path::new(".") } else { dir }) else {
         return Vec::new();
     };
+    let pyc_or_temp = |name: &[u8]| {
+        name.ends_with(b".pyc") || crate::write::temp_target(name).is_some_and(|t| t.ends_with(b".pyc"))
+    };
     rd.filter_map(Result::ok)
-        .filter(|e| e.file_name().as_bytes().ends_with(b".pyc"))
+        .filter(|e| pyc_or_temp(e.file_name().as_bytes()))
         .filter(|e| !files_only || e.file_type().is_ok_and(|t| t.is_file()))
         .map(|e| dir.join(e.file_name()))
         .collect()

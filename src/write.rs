@@ -93,6 +93,15 @@ fn temp_path(path: &Path) -> PathBuf {
     parent_of(path).join(std::ffi::OsString::from_vec(temp))
 }
 
+/// The name (cut short when it was long) that `name` is a temporary file of, when it is
+/// named as [`temp_path`] names one: `.m.cpython-312.pyc.a1B2c3.tmp` → `m.cpython-312.pyc`.
+pub fn temp_target(name: &[u8]) -> Option<&[u8]> {
+    let rest = name.strip_prefix(b".")?.strip_suffix(b".tmp")?;
+    let (target, random) = rest.split_at(rest.len().checked_sub(RANDOM_LEN + 1)?);
+    let random = random.strip_prefix(b".")?;
+    (!target.is_empty() && random.iter().all(u8::is_ascii_alphanumeric)).then_some(target)
+}
+
 /// `RANDOM_LEN` letters and digits, different at each call (std's randomly keyed hasher, a
 /// new key each time): a clash only costs another try.
 fn random_chars() -> [u8; RANDOM_LEN] {
@@ -265,6 +274,23 @@ pub fn file_id(path: &Path) -> Option<(u64, u64)> {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn temp_names_are_told() {
+        use std::os::unix::ffi::OsStrExt;
+        let temp = temp_path(Path::new("d/__pycache__/m.cpython-312.pyc"));
+        let name = temp.file_name().unwrap().as_bytes();
+        assert_eq!(temp_target(name), Some(&b"m.cpython-312.pyc"[..]));
+        for other in [
+            &b"m.cpython-312.pyc"[..],
+            b".m.pyc.tmp",
+            b".m.pyc.ab-cd1.tmp",
+            b"..abcdef.tmp",
+            b"m.pyc.abcdef.tmp",
+        ] {
+            assert_eq!(temp_target(other), None, "{}", String::from_utf8_lossy(other));
+        }
+    }
 
     #[test]
     fn modes_follow_py_compile() {

@@ -702,6 +702,44 @@ per_python!(inspect_refuses_what_is_not_a_valid_pyc, min = (3, 11), |py: &Python
     assert!(objects[2]["mode"].is_null() && objects[2]["body_bytes"].is_null(), "{}", objects[2]);
 });
 
+// A run killed between creating a pyc's temporary file and renaming it over the pyc leaves
+// `.m.cpython-312.pyc.a1B2c3.tmp` in `__pycache__` (`.m.pyc.….tmp` beside a legacy pyc);
+// `check --stray` did not report it. It names it, whether or not its source exists, with
+// why it is there; without `--stray` nothing changes.
+#[test]
+fn stray_temporary_files_are_found() {
+    let Some(py) = harness::any_python("check::stray_temporary_files_are_found") else { return };
+    let tree = Tree::new();
+    tree.write("pkg/m.py", "x = 1\n");
+    tree.write("legacy/l.py", "y = 2\n");
+    tree.hashpyc().args(["compile", "-q"]).python(py).arg("pkg").run().assert_code(0);
+    tree.hashpyc().args(["compile", "-q", "-b"]).python(py).arg("legacy").run().assert_code(0);
+    // Cut short mid-write, and killed right after creating it (empty).
+    let temp = format!("pkg/{}", pyc(py, ".m").replace(".pyc", ".pyc.Ab3dE9.tmp"));
+    tree.write(&temp, &tree.read(format!("pkg/{}", pyc(py, "m")))[..10]);
+    tree.write("legacy/.l.pyc.x7Yz01.tmp", b"");
+    let why = "temporary file of a write that did not finish (a run was killed, or one is writing it now)";
+    for (layout, dir, temp) in
+        [(None, "pkg", temp.as_str()), (Some("-b"), "legacy", "legacy/.l.pyc.x7Yz01.tmp")]
+    {
+        let check = |stray: bool| {
+            let mut args = vec!["check"];
+            args.extend(layout);
+            args.extend(stray.then_some("--stray"));
+            tree.hashpyc().args(args).python(py).arg(dir).run()
+        };
+        let plain = check(false);
+        plain.assert_code(0);
+        assert_eq!(plain.stdout, "", "{plain:?}");
+        let run = check(true);
+        run.assert_code(1);
+        assert_eq!(run.stdout, format!("stray      {temp}: {why}\n"), "{run:?}");
+        assert!(run.stderr.contains("1 stray"), "{run:?}");
+    }
+    // Only a report: the temporary files are left alone.
+    assert!(tree.path(&temp).exists() && tree.path("legacy/.l.pyc.x7Yz01.tmp").exists());
+}
+
 // `--legacy` pycs whose source is gone: Python imports `gone.pyc` as a sourceless module,
 // so a stale one runs old code; `check --stray` must name it as it names a stray in
 // `__pycache__`. A `.pyc` of another interpreter beside the sources is not this check's.
