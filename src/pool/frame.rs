@@ -121,6 +121,8 @@ pub enum Message {
     ChildEnded,
     /// A forked child died (raw wait status).
     ChildDied(i32),
+    /// The zygote could not fork the child asked for (errno).
+    ForkFailed(i32),
 }
 
 /// A request to a worker.
@@ -299,6 +301,12 @@ pub fn decode(payload: &[u8]) -> Result<Message, FrameError> {
             c.done()?;
             Ok(Message::ChildDied(status))
         }
+        b'N' => {
+            let mut c = Cursor { data: rest, what: "fork failed" };
+            let errno = c.i32()?;
+            c.done()?;
+            Ok(Message::ForkFailed(errno))
+        }
         other => Err(FrameError::UnknownKind(other)),
     }
 }
@@ -338,6 +346,7 @@ mod tests {
         assert_eq!(decode(b"e"), Ok(Message::ChildEnded));
         assert_eq!(decode(b"Bab\0cd"), Ok(Message::Birth(b"ab\0cd".to_vec())));
         assert_eq!(decode(b"D\x09\x00\x00\x00"), Ok(Message::ChildDied(9)));
+        assert_eq!(decode(b"N\x0b\x00\x00\x00"), Ok(Message::ForkFailed(11)));
     }
 
     #[test]

@@ -77,6 +77,15 @@ pub enum WorkerFailure {
     /// [`crate::Error::Thread`]).
     #[error("cannot start a thread: {0}")]
     Thread(String),
+    /// The worker could not fork the process a compile runs in (a process or memory
+    /// limit): the reason in words ([`crate::io::start_reason`]). Ends the run.
+    #[error("cannot start a Python process: {0}")]
+    Fork(String),
+}
+
+/// The failure the zygote's note that it could not fork (errno) stands for.
+fn fork_failure(errno: i32) -> WorkerFailure {
+    WorkerFailure::Fork(crate::io::start_reason(&std::io::Error::from_raw_os_error(errno)))
 }
 
 fn tail(s: &str) -> String {
@@ -605,6 +614,7 @@ impl Worker {
                 match (self.data.frame(), note?) {
                     (Some(reply), _) => break reply?,
                     (None, Message::ChildDied(status)) => return Err(self.died(status)),
+                    (None, Message::ForkFailed(errno)) => return Err(fork_failure(errno)),
                     (None, _) => {
                         return Err(WorkerFailure::Protocol(
                             "the worker ended without a complete reply (short frame)".into(),
@@ -753,6 +763,7 @@ impl Worker {
             if let Some(m) = self.control.frame() {
                 return match m? {
                     note @ (Message::ChildEnded | Message::ChildDied(_)) => Ok(note),
+                    Message::ForkFailed(errno) => Err(fork_failure(errno)),
                     other => {
                         Err(WorkerFailure::Protocol(format!("unexpected {other:?} on the control channel")))
                     }

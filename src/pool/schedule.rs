@@ -931,7 +931,8 @@ impl<'a> Slot<'a> {
                         "timed out after {secs} s in the Python worker (see --timeout)"
                     ))));
                 }
-                Err(f @ WorkerFailure::Changed { .. }) => {
+                // No process to compile in: the run stops (exit 2) with one error.
+                Err(f @ (WorkerFailure::Changed { .. } | WorkerFailure::Fork(_))) => {
                     self.fail(t, f);
                     return None;
                 }

@@ -30,6 +30,7 @@
 #                                                   those interned at its birth, NUL-separated)
 # On fd 3:   e        after every forked child that exited with status 0
 #            D i32    wait status, after every forked child that did not
+#            N i32    errno, when the fork for an L or F request failed (no child)
 import sys, marshal, posix
 
 # The worker runs in the caller's directory, so that a launcher which picks the
@@ -450,7 +451,13 @@ def _zygote():
         op = req[:1]
         if op != b"L" and op != b"F":
             continue
-        pid = posix.fork()
+        try:
+            pid = posix.fork()
+        except OSError as e:
+            # A process limit (ulimit -u) or memory: said in a note, never a traceback.
+            req = None
+            _send(b"N", _i32(e.errno or 0), fd=3)
+            continue
         if pid == 0:
             code = 1
             try:

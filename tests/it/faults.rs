@@ -1292,7 +1292,7 @@ fn a_process_limit_is_an_error_in_words_never_a_panic() {
             stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
         }
     }
-    let run = |limit: Option<u32>, state: &Path, args: &[&str]| {
+    let run_with = |python: &Path, limit: Option<u32>, state: &Path, args: &[&str]| {
         let ulimit = limit.map_or(String::new(), |u| format!("ulimit -u {u} && "));
         let mut cmd = Command::new("setpriv");
         cmd.args([format!("--reuid={ID}"), format!("--regid={ID}"), "--clear-groups".into(), "--".into()])
@@ -1302,12 +1302,13 @@ fn a_process_limit_is_an_error_in_words_never_a_panic() {
             .arg(env!("CARGO_BIN_EXE_hashpyc"))
             .args(args)
             .arg("--python")
-            .arg(&py.path)
+            .arg(python)
             .current_dir(tree.root())
             .env("HASHPYC_STATE_DIR", state)
             .env("NO_COLOR", "1");
         harness::run_command(&mut cmd)
     };
+    let run = |limit: Option<u32>, state: &Path, args: &[&str]| run_with(&py.path, limit, state, args);
     let state = tree.path("state");
     run(None, &state, &["compile", "-q", "src"]).assert_code(0);
     run(Some(1), &state, &["check", "src", "src/sub"]).assert_code(0);
@@ -1326,10 +1327,10 @@ fn a_process_limit_is_an_error_in_words_never_a_panic() {
             if r.code == Some(2) {
                 assert!(e.starts_with("error: "), "{what}");
             }
-            // (A worker's own failure to fork is CPython's traceback, as it printed it.)
-            for l in
-                e.lines().filter(|l| l.contains("temporarily unavailable") && !l.contains("Error: [Errno"))
-            {
+            // A worker's own failure to fork was CPython's traceback: it is one error in
+            // words too.
+            assert!(!e.contains("Traceback") && !e.contains("Error: [Errno"), "{what}");
+            for l in e.lines().filter(|l| l.contains("temporarily unavailable")) {
                 assert!(
                     l.ends_with("(the process limit, `ulimit -u`, or the memory limit, `ulimit -v`?)"),
                     "{what}"
@@ -1339,6 +1340,26 @@ fn a_process_limit_is_an_error_in_words_never_a_panic() {
         }
     }
     assert!(refused, "no limit tried stopped a thread");
+    // A worker whose own forks fail (the limit of its user's processes is reached, set in
+    // the worker alone): one error in words, exit 2, not CPython's traceback and then
+    // "workers keep dying".
+    let limited = tree.write_executable(
+        "limited-python",
+        format!("#!/bin/bash\nulimit -u 1\nexec '{}' \"$@\"\n", py.path.display()),
+    );
+    let forkless = tree.path("cold/forkless");
+    std::fs::create_dir(&forkless).unwrap();
+    std::os::unix::fs::chown(&forkless, Some(ID), Some(ID)).unwrap();
+    for args in [&["compile", "--force", "-j1", "src"][..], &["compile", "--force", "-j2", "src"][..]] {
+        let r = run_with(&limited, None, &forkless, args);
+        let e = &r.stderr;
+        assert_eq!(r.code, Some(2), "{args:?}: {e}");
+        assert!(!e.contains("Traceback") && !e.contains("Error: [Errno"), "{args:?}: {e}");
+        assert!(!e.contains("keep dying"), "{args:?}: {e}");
+        let reason = "cannot start a Python process: Resource temporarily unavailable (the process limit, \
+                      `ulimit -u`, or the memory limit, `ulimit -v`?)";
+        assert_eq!(e.matches(reason).count(), 1, "{args:?}: {e}");
+    }
 }
 
 #[test]
