@@ -98,10 +98,15 @@ impl CompileFailure {
 /// Everything a worker can say.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
-    /// Start-up handshake.
+    /// Start-up handshake: what the interpreter is, as far as the bytecode cache's key
+    /// takes it from the probe (see `Target::same_interpreter`).
     Hello {
         hexversion: u32,
         magic: [u8; 4],
+        sys_version: String,
+        cache_tag: String,
+        abiflags: String,
+        marshal_version: u8,
     },
     /// Marshal data for each requested optimization level.
     Compiled {
@@ -251,8 +256,12 @@ pub fn decode(payload: &[u8]) -> Result<Message, FrameError> {
             let hexversion = c.u32()?;
             let m = c.take(4)?;
             let magic = [m[0], m[1], m[2], m[3]];
+            let sys_version = c.text()?;
+            let cache_tag = c.text()?;
+            let abiflags = c.text()?;
+            let marshal_version = c.u8()?;
             c.done()?;
-            Ok(Message::Hello { hexversion, magic })
+            Ok(Message::Hello { hexversion, magic, sys_version, cache_tag, abiflags, marshal_version })
         }
         b'O' => {
             let mut c = Cursor { data: rest, what: "result" };
@@ -317,10 +326,17 @@ mod tests {
 
     #[test]
     fn decodes_each_kind() {
-        let hello = b"H\x01\x02\x03\x04\xa7\x0d\x0d\x0a";
+        let hello = b"H\x01\x02\x03\x04\xa7\x0d\x0d\x0a\x03\x00\x00\x003.x\x0b\x00\x00\x00cpython-311\x00\x00\x00\x00\x04";
         assert_eq!(
             decode(hello),
-            Ok(Message::Hello { hexversion: 0x04030201, magic: [0xa7, 0x0d, 0x0d, 0x0a] })
+            Ok(Message::Hello {
+                hexversion: 0x04030201,
+                magic: [0xa7, 0x0d, 0x0d, 0x0a],
+                sys_version: "3.x".into(),
+                cache_tag: "cpython-311".into(),
+                abiflags: String::new(),
+                marshal_version: 4
+            })
         );
         let ok = b"O\x01\x01\x00\x0dSyntaxWarning\x02\x00\x00\x00\x03\x00\x00\x00msg\x01\x02\x00\x00\x00ab\x00\x00\x00\x00";
         assert_eq!(

@@ -59,11 +59,11 @@ pub enum WorkerFailure {
     #[error("the Python worker broke the protocol: {0}")]
     Protocol(String),
     #[error(
-        "the Python worker reports magic {found}, but the probe said {expected}: the interpreter changed \
+        "the Python worker reports {what} {found}, but the probe said {expected}: the interpreter changed \
          since it was probed (a launcher script now running another Python?); the probe is forgotten, \
          so run again"
     )]
-    Changed { found: String, expected: String },
+    Changed { what: &'static str, found: String, expected: String },
     #[error("interrupted")]
     Interrupted,
     /// The run's own descriptors ran out (EMFILE) as a worker was started.
@@ -375,11 +375,10 @@ impl Worker {
             Err(e) => return Err(e),
         }
         match w.hello(deadline) {
-            Ok(Message::Hello { magic, .. }) if magic == target.magic.0 => Ok(w),
-            Ok(Message::Hello { magic, .. }) => Err(WorkerFailure::Changed {
-                found: crate::pyc::hex(&magic),
-                expected: target.magic.to_string(),
-            }),
+            Ok(hello @ Message::Hello { .. }) => match changed(target, &hello) {
+                None => Ok(w),
+                Some(failure) => Err(failure),
+            },
             Ok(other) => Err(WorkerFailure::Protocol(format!("expected a hello, got {other:?}"))),
             Err(WorkerFailure::TimedOut(_)) => Err(WorkerFailure::StartTimeout(startup)),
             Err(WorkerFailure::Died(_)) => Err(WorkerFailure::Start(w.start_failure())),
@@ -392,8 +391,7 @@ impl Worker {
     /// naming what was printed, rather than a wait for a frame that never completes.
     fn hello(&mut self, deadline: Option<Instant>) -> Result<Message, WorkerFailure> {
         loop {
-            let n = self.data.buf.len().min(HELLO_HEAD.len());
-            if self.data.buf[..n] != HELLO_HEAD[..n] {
+            if !may_begin_hello(&self.data.buf) {
                 // The rest of its line, if it comes soon.
                 let soon = Instant::now() + Duration::from_millis(200);
                 let until = deadline.map_or(soon, |d| d.min(soon));
@@ -785,9 +783,44 @@ fn reply_outcome(reply: Message) -> Result<Outcome, WorkerFailure> {
     }
 }
 
-/// How a hello frame begins: its length (a kind byte, u32 hexversion, magic: 9 bytes) and
-/// kind (see `frame::decode`).
-const HELLO_HEAD: [u8; 5] = [9, 0, 0, 0, b'H'];
+/// How a hello frame begins: its length, below 64 KiB (the two bytes shown as 0 are its high
+/// bytes; the first two, any), and its kind (see `frame::decode`).
+const HELLO_HEAD: [u8; 5] = [0, 0, 0, 0, b'H'];
+
+/// Whether `buf` can begin a hello frame, as far as it goes.
+fn may_begin_hello(buf: &[u8]) -> bool {
+    buf.iter().zip(HELLO_HEAD).enumerate().all(|(i, (&b, want))| i < 2 || b == want)
+}
+
+/// How a worker's hello contradicts the probe of `target`, if it does: any part of the
+/// interpreter's identity the bytecode cache's key takes from the probe (the magic number,
+/// `sys.version` with its build, hexversion, cache tag, ABI flags, marshal version), so that
+/// another build behind an unchanged launcher is never served or stored under the probed
+/// one's key. (Free-threading is in the ABI flags; py_compile's flag on the top-level code
+/// object is the build's, which `sys.version` names.)
+fn changed(target: &Target, hello: &Message) -> Option<WorkerFailure> {
+    let Message::Hello { hexversion, magic, sys_version, cache_tag, abiflags, marshal_version } = hello
+    else {
+        return None;
+    };
+    let quoted = |s: &str| format!("`{s}`");
+    let (what, found, expected) = if *magic != target.magic.0 {
+        ("magic", crate::pyc::hex(magic), target.magic.to_string())
+    } else if *sys_version != target.sys_version {
+        ("sys.version", quoted(sys_version), quoted(&target.sys_version))
+    } else if *hexversion != target.hexversion {
+        ("sys.hexversion", format!("{hexversion:#x}"), format!("{:#x}", target.hexversion))
+    } else if *cache_tag != target.cache_tag {
+        ("cache tag", quoted(cache_tag), quoted(&target.cache_tag))
+    } else if *abiflags != target.abiflags {
+        ("sys.abiflags", quoted(abiflags), quoted(&target.abiflags))
+    } else if *marshal_version != target.marshal_version {
+        ("marshal version", marshal_version.to_string(), target.marshal_version.to_string())
+    } else {
+        return None;
+    };
+    Some(WorkerFailure::Changed { what, found, expected })
+}
 
 /// The first line of what a worker (or a launcher, before the probe) printed where a frame
 /// (the probe's answer) was expected, for a message.

@@ -20,7 +20,8 @@
 #            P: the same, and where that fails, certify by probing, see _ambiguous;
 #            words: NUL-separated strings the child probes before its first compile, so
 #            that it knows which of them a pristine process has interned, see _birth)
-# Replies:   H u32 hexversion, 4 magic bytes        (once, at start-up)
+# Replies:   H u32 hexversion, 4 magic bytes, u32 + sys.version, u32 + cache tag,
+#              u32 + abiflags, u8 marshal version       (once, at start-up)
 #            O u8 status, u16 nwarnings, warnings, (u32 length, marshal data) per level
 #              warning = u8 + category, u32 lineno, u32 + message (UTF-8), u8 level index
 #              status bit 0: sys.modules grew (the compile imported a codec or unicodedata)
@@ -443,7 +444,11 @@ def _child_loop():
 
 def _zygote():
     magic = sys.modules["_frozen_importlib_external"].MAGIC_NUMBER
-    _send(b"H", _u32(sys.hexversion), magic)
+    # Everything the probe said that the bytecode cache's key takes from it (see
+    # `Target::same_interpreter`): a launcher may now run another build of the same magic.
+    _send(b"H", _u32(sys.hexversion), magic, _text(sys.version.replace("\n", " ")),
+          _text(sys.implementation.cache_tag), _text(getattr(sys, "abiflags", "")),
+          bytes((marshal.version,)))
     while True:
         req = _frame()
         if req is None:

@@ -1703,3 +1703,139 @@ fn a_launcher_whose_interpreter_changed_is_probed_again() {
     let want = harness::py_compile_refs(new, tree.root(), &[PathBuf::from("src/m.py")], None);
     assert_eq!(Some(std::fs::read(&pyc).unwrap()), want[0], "{}", again.stderr);
 }
+
+/// The one remembered probe in the state directory `state`: its path and its record.
+fn remembered_probe(state: &Path) -> (PathBuf, serde_json::Value) {
+    let files: Vec<PathBuf> = std::fs::read_dir(state)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("interpreter-"))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let record = serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
+    (files[0].clone(), record)
+}
+
+/// A remembered probe that disagrees with the interpreter in any part of its identity the
+/// bytecode cache's key takes from it (sys.version, hexversion, ABI flags, marshal version),
+/// not only in its magic number: the first worker's hello stopped the run only on another
+/// magic, so another patch release or build of one line behind an unchanged launcher was
+/// compiled for, and its pycs stored under, the probed one's identity. Now each part is
+/// compared: the run stops (exit 2) naming what differs, the probe is forgotten, and the
+/// run after probes again and compiles.
+#[test]
+fn a_probe_that_disagrees_with_the_worker_in_any_part_is_forgotten() {
+    let Some(py) =
+        harness::any_python("faults::a_probe_that_disagrees_with_the_worker_in_any_part_is_forgotten")
+    else {
+        return;
+    };
+    let tampered: [(&str, serde_json::Value, &str, &str); 4] = [
+        (
+            "sys_version",
+            "3.0.0 (tampered)".into(),
+            "reports sys.version `",
+            "the probe said `3.0.0 (tampered)`:",
+        ),
+        ("hexversion", 0x030000f0.into(), "reports sys.hexversion 0x", "the probe said 0x30000f0:"),
+        ("abiflags", "zz".into(), "reports sys.abiflags `", "the probe said `zz`:"),
+        ("marshal_version", 1.into(), "reports marshal version ", "the probe said 1:"),
+    ];
+    for (field, value, what, said) in tampered {
+        let tree = Tree::new();
+        let state = tree.path("state");
+        tree.write("src/m.py", "M = 1\n");
+        let compile =
+            || tree.hashpyc().env("HASHPYC_STATE_DIR", &state).arg("compile").python(py).arg("src").run();
+        compile().assert_code(0);
+        let (file, mut record) = remembered_probe(&state);
+        record["target"][field] = value;
+        std::fs::write(&file, serde_json::to_string(&record).unwrap()).unwrap();
+        tree.write("src/m.py", "M = 2\n");
+        let changed = compile();
+        changed.assert_code(2);
+        assert!(
+            changed.stderr.contains("the interpreter changed since it was probed")
+                && changed.stderr.contains("so run again")
+                && changed.stderr.contains(what)
+                && changed.stderr.contains(said),
+            "{field}: {}",
+            changed.stderr
+        );
+        assert!(!file.exists(), "{field}: the probe is forgotten");
+        compile().assert_code(0);
+        let (_, again) = remembered_probe(&state);
+        assert_ne!(again["target"][field], record["target"][field], "{field}: probed again");
+    }
+}
+
+/// Debian's CPython 3.11 and another 3.11 (the harness's), the same magic number but
+/// different patch releases (3.11.2 compiled `a, a = x, y` wrongly): a launcher script
+/// switched from one to the other.
+fn two_builds_of_3_11(test: &str) -> Option<(PathBuf, &'static Python)> {
+    let system = PathBuf::from("/usr/bin/python3.11");
+    let other = harness::python_or_skip((3, 11), test)?;
+    let version = |p: &Path| {
+        Command::new(p).args(["-c", "import sys; print(sys.version)"]).output().ok().map(|o| o.stdout)
+    };
+    match version(&system) {
+        Some(v) if !v.is_empty() && Some(&v) != version(&other.path).as_ref() => Some((system, other)),
+        _ => {
+            harness::visible(&format!(
+                "SKIPPED {test}: no /usr/bin/python3.11 whose sys.version differs from {}",
+                other.label()
+            ));
+            None
+        }
+    }
+}
+
+/// A launcher script that runs the interpreter named in the file `sel`, and a setter.
+fn switchable_launcher(tree: &Tree) -> (PathBuf, impl Fn(&Path) + use<>) {
+    let sel = tree.path("sel");
+    let launcher =
+        tree.write_executable("bin/py", format!("#!/bin/sh\nexec \"$(cat '{}')\" \"$@\"\n", sel.display()));
+    (launcher, move |to: &Path| std::fs::write(&sel, to.as_os_str().as_encoded_bytes()).unwrap())
+}
+
+/// The audit's reproduction: a launcher script probed while it ran Debian's 3.11.2, then
+/// switched to another 3.11 (the same magic number). Its next compile used to write pycs
+/// for, and name, 3.11.2 (exit 0); now it stops at the first worker's hello, naming both
+/// sys.versions, and the run after compiles for the interpreter that runs, as py_compile
+/// does.
+#[test]
+fn another_patch_release_behind_a_launcher_is_not_compiled_for_the_probed_one() {
+    let test = "faults::another_patch_release_behind_a_launcher_is_not_compiled_for_the_probed_one";
+    let Some((system, other)) = two_builds_of_3_11(test) else {
+        return;
+    };
+    let tree = Tree::new();
+    let (launcher, select) = switchable_launcher(&tree);
+    let state = tree.path("state");
+    let source = "def f(x, y):\n    a, a = x, y\n    return a\nprint(f(1, 2))\n";
+    tree.write("L1/swap.py", source);
+    tree.write("L2/swap.py", source);
+    let compile = |dir: &str| {
+        tree.hashpyc()
+            .env("HASHPYC_STATE_DIR", &state)
+            .args(["compile", "--no-config", "--python"])
+            .arg(&launcher)
+            .arg(dir)
+            .run()
+    };
+    select(&system);
+    compile("L1").assert_code(0);
+    select(&other.path);
+    let changed = compile("L2");
+    changed.assert_code(2);
+    assert!(
+        changed.stderr.contains("the Python worker reports sys.version `3.11.")
+            && changed.stderr.contains("the interpreter changed since it was probed"),
+        "{}",
+        changed.stderr
+    );
+    assert!(tree.pycs().iter().all(|p| !p.starts_with("L2")), "{:?}", tree.pycs());
+    compile("L2").assert_code(0);
+    let want = harness::py_compile_refs(other, tree.root(), &[PathBuf::from("L2/swap.py")], None);
+    assert_eq!(Some(tree.read("L2/__pycache__/swap.cpython-311.pyc")), want[0]);
+}
