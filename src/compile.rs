@@ -457,6 +457,10 @@ pub fn compile(
 
     let specs: Vec<WorkerSpec> =
         s.targets.iter().map(|t| WorkerSpec::new(Arc::clone(t), s.timeout)).collect();
+    let units = plans.iter().filter(|p| p.actions.iter().any(|a| a.is_compile())).count();
+    if s.cache.is_some() && units > 0 {
+        confirm_targets(s, &specs)?;
+    }
     let cache = match &s.cache {
         Some(settings) => {
             let scripts: Vec<&str> = specs.iter().map(|w| &*w.script).collect();
@@ -484,7 +488,6 @@ pub fn compile(
     if let Some(cache) = &cache {
         store_remembered_failures(s, &plans, cache);
     }
-    let units = plans.iter().filter(|p| p.actions.iter().any(|a| a.is_compile())).count();
     let jobs = match descriptor_jobs(s.jobs.min(units), s.targets.len() * (1 + usize::from(s.verify))) {
         Ok(_) => s.jobs,
         Err((limit, most)) if most > 0 => {
@@ -525,18 +528,7 @@ pub fn compile(
         return Err(Error::Interrupted);
     }
     if let Some(fatal) = fatal {
-        if let crate::pool::WorkerFailure::Thread(reason) = fatal.failure {
-            return Err(Error::Thread(reason));
-        }
-        // The probe remembered describes another interpreter than the one that runs now (a
-        // launcher script whose target changed): forgotten, so the next run probes again.
-        if matches!(fatal.failure, crate::pool::WorkerFailure::Changed { .. }) {
-            crate::target::forget(&s.targets[fatal.target].executable, crate::target::state_dir().as_deref());
-        }
-        return Err(Error::Workers {
-            python: crate::pool::describe(&s.targets[fatal.target]),
-            failure: fatal.failure,
-        });
+        return Err(workers_failed(s, fatal.target, fatal.failure));
     }
     if s.json {
         let json =
@@ -546,6 +538,38 @@ pub fn compile(
         report::eprint_line(&summary_line(&summary, &s.targets, started.elapsed(), style));
     }
     Ok(summary)
+}
+
+/// The run's error when target `t`'s workers failed with `failure`. A probe remembered that
+/// describes another interpreter than the one that runs now (a launcher script whose
+/// target changed) is forgotten, so that the next run probes again.
+fn workers_failed(s: &CompileSettings, t: usize, failure: crate::pool::WorkerFailure) -> Error {
+    if let crate::pool::WorkerFailure::Thread(reason) = failure {
+        return Error::Thread(reason);
+    }
+    if matches!(failure, crate::pool::WorkerFailure::Changed { .. }) {
+        crate::target::forget(&s.targets[t].executable, crate::target::state_dir().as_deref());
+    }
+    Error::Workers { python: crate::pool::describe(&s.targets[t]), failure }
+}
+
+/// Before a run with a bytecode cache serves a hit or stores anything, each target whose
+/// probe was remembered for a launcher script (whose key cannot see which interpreter it
+/// now runs) is confirmed by a worker's hello, which compares everything the cache's key
+/// takes from the probe: a cached build starts no other Python, and its hits would
+/// otherwise be served, and its failures stored, under a stale identity.
+fn confirm_targets(s: &CompileSettings, specs: &[WorkerSpec]) -> Result<(), Error> {
+    for (t, spec) in specs.iter().enumerate() {
+        if spec.target.unconfirmed
+            && let Err(failure) = crate::pool::Worker::spawn(spec)
+        {
+            if matches!(failure, crate::pool::WorkerFailure::Interrupted) {
+                return Err(Error::Interrupted);
+            }
+            return Err(workers_failed(s, t, failure));
+        }
+    }
+    Ok(())
 }
 
 /// Walk and plan in one pass, on the walker's threads. Only sources with something to do

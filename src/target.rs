@@ -86,6 +86,11 @@ pub struct Target {
     /// caches; `None` when it cannot be identified.
     #[serde(skip)]
     pub identity: Option<String>,
+    /// Remembered from an earlier run for a launcher script, whose key cannot see which
+    /// interpreter it now runs: a run confirms it with a worker's hello before it serves
+    /// a cache hit or stores anything (see `compile::confirm_targets`).
+    #[serde(skip)]
+    pub unconfirmed: bool,
 }
 
 /// How the pool keeps compiled bytes independent of history (see `pool`).
@@ -431,7 +436,8 @@ pub fn probe(exe: &Path, timeout: Duration, cache_dir: Option<&Path>) -> Result<
     if let Some(file) = &cache_file
         && let Some(target) = read_cache(file, key.as_ref().expect("key exists with file"), exe)
     {
-        return Ok(Target { identity, ..target });
+        let unconfirmed = key.as_ref().is_some_and(|k| k.launcher_context.is_some());
+        return Ok(Target { identity, unconfirmed, ..target });
     }
     let target = Target { identity, ..run_probe(exe, timeout)? };
     if let (Some(file), Some(key)) = (cache_file, key) {
@@ -664,6 +670,7 @@ fn parse_probe(exe: &Path, out: &str, err: &str) -> Result<Target, TargetError> 
         sys_version: field("sys_version").unwrap_or_default(),
         abiflags: field("abiflags").unwrap_or_default(),
         identity: None,
+        unconfirmed: false,
     })
 }
 
@@ -916,6 +923,7 @@ pub fn known_target(spec: &str) -> Result<Target, TargetError> {
         sys_version: String::new(),
         abiflags: String::new(),
         identity: None,
+        unconfirmed: false,
     })
 }
 

@@ -1838,4 +1838,79 @@ fn another_patch_release_behind_a_launcher_is_not_compiled_for_the_probed_one() 
     compile("L2").assert_code(0);
     let want = harness::py_compile_refs(other, tree.root(), &[PathBuf::from("L2/swap.py")], None);
     assert_eq!(Some(tree.read("L2/__pycache__/swap.cpython-311.pyc")), want[0]);
+    // With a cache filled under the first build, a build whose every file is a hit starts
+    // no compile: it still confirms the launcher's remembered probe, and serves nothing.
+    let cached = |dir: &str, force: bool| {
+        tree.hashpyc()
+            .env("HASHPYC_STATE_DIR", &state)
+            .args(["compile", "--no-config", "--cache", "cache"])
+            .args(force.then_some("--force"))
+            .arg("--python")
+            .arg(&launcher)
+            .arg(dir)
+            .run()
+    };
+    tree.write("L3/swap.py", source);
+    select(&system);
+    // The probe remembered is the other build's: forgotten, then the first build's entries.
+    cached("L1", true).assert_code(2);
+    cached("L1", true).assert_code(0);
+    select(&other.path);
+    let stale = cached("L3", false);
+    stale.assert_code(2);
+    assert!(stale.stderr.contains("the Python worker reports sys.version `3.11."), "{}", stale.stderr);
+    assert!(tree.pycs().iter().all(|p| !p.starts_with("L3")), "{:?}", tree.pycs());
+}
+
+/// A launcher script probed while it ran 3.12, its cache entries stored, then switched to
+/// 3.13: a build whose every file was in the cache started no Python, so it served 3.12's
+/// pycs under the stale probe (exit 0, "1 from the cache"), and nothing ever noticed. Now a
+/// run that would serve a hit (or store anything) first confirms a launcher's remembered
+/// probe with a worker's hello: it stops (exit 2, the probe forgotten) and writes nothing;
+/// the run after probes again and compiles for 3.13. A remembered probe that still holds
+/// serves its hits.
+#[test]
+fn a_stale_probe_behind_a_launcher_serves_no_cache_hit() {
+    let test = "faults::a_stale_probe_behind_a_launcher_serves_no_cache_hit";
+    let (Some(old), Some(new)) =
+        (harness::python_or_skip((3, 12), test), harness::python_or_skip((3, 13), test))
+    else {
+        return;
+    };
+    let tree = Tree::new();
+    let (launcher, select) = switchable_launcher(&tree);
+    let state = tree.path("state");
+    for dir in ["L1", "L2", "L3"] {
+        tree.write(format!("{dir}/m.py"), "M = 1\n");
+    }
+    let compile = |dir: &str| {
+        tree.hashpyc()
+            .env("HASHPYC_STATE_DIR", &state)
+            .args(["compile", "--no-config", "--cache", "cache", "--python"])
+            .arg(&launcher)
+            .arg(dir)
+            .run()
+    };
+    select(&old.path);
+    compile("L1").assert_code(0);
+    select(&new.path);
+    let stale = compile("L2");
+    stale.assert_code(2);
+    assert!(
+        stale.stderr.contains("the interpreter changed since it was probed")
+            && stale.stderr.contains("so run again"),
+        "{}",
+        stale.stderr
+    );
+    assert!(tree.pycs().iter().all(|p| !p.starts_with("L2")), "{:?}", tree.pycs());
+    let again = compile("L2");
+    again.assert_code(0);
+    let want = harness::py_compile_refs(new, tree.root(), &[PathBuf::from("L2/m.py")], None);
+    assert_eq!(Some(tree.read("L2/__pycache__/m.cpython-313.pyc")), want[0], "{}", again.stderr);
+    // The probe remembered now holds: the next build is served from the cache.
+    let hit = compile("L3");
+    hit.assert_code(0);
+    assert!(hit.stderr.contains("(1 from the cache"), "{}", hit.stderr);
+    let want = harness::py_compile_refs(new, tree.root(), &[PathBuf::from("L3/m.py")], None);
+    assert_eq!(Some(tree.read("L3/__pycache__/m.cpython-313.pyc")), want[0], "{}", hit.stderr);
 }
