@@ -17,7 +17,7 @@ use thiserror::Error;
 use crate::pyc::{self, HashVariant, Magic};
 
 /// Bumped whenever the probe or the cached record changes meaning.
-const PROBE_VERSION: u32 = 2;
+const PROBE_VERSION: u32 = 3;
 /// Hashed by the probe with `importlib.util.source_hash` to tell the SipHash variants apart.
 const PROBE_SOURCE: &[u8] = b"hashpyc probe\n";
 
@@ -36,8 +36,19 @@ w("version=%d.%d.%d\n" % tuple(sys.version_info[:3]))
 w("hexversion=%d\n" % sys.hexversion)
 w("sys_version=%s\n" % sys.version.replace("\n", " "))
 w("abiflags=%s\n" % getattr(sys, "abiflags", ""))
+# The files that really are the interpreter: its executable and the libpython it mapped
+# (a launcher script's key cannot see them change).
+import os
+try:
+    w("file=%s\n" % os.readlink("/proc/self/exe"))
+    with open("/proc/self/maps") as f:
+        for path in sorted(set(l.split(None, 5)[-1].strip() for l in f if "/libpython" in l)):
+            w("file=%s\n" % path)
+except Exception:
+    if sys.executable:
+        w("file=%s\n" % os.path.realpath(sys.executable))
 if impl == "cpython" and sys.version_info >= (3, 7):
-    import importlib.util, marshal, os, py_compile, sysconfig, tempfile, shutil
+    import importlib.util, marshal, py_compile, sysconfig, tempfile, shutil
     w("magic=%s\n" % importlib.util.MAGIC_NUMBER.hex())
     w("cache_tag=%s\n" % sys.implementation.cache_tag)
     w("probe_hash=%s\n" % importlib.util.source_hash(b"hashpyc probe\n").hex())
@@ -91,6 +102,10 @@ pub struct Target {
     /// a cache hit or stores anything (see `compile::confirm_targets`).
     #[serde(skip)]
     pub unconfirmed: bool,
+    /// The files the probe found to be the interpreter (its executable, its libpython),
+    /// remembered with their identity beside the probe (see `CacheRecord`).
+    #[serde(skip)]
+    pub files: Vec<PathBuf>,
 }
 
 /// How the pool keeps compiled bytes independent of history (see `pool`).
@@ -441,7 +456,11 @@ pub fn probe(exe: &Path, timeout: Duration, cache_dir: Option<&Path>) -> Result<
     }
     let target = Target { identity, ..run_probe(exe, timeout)? };
     if let (Some(file), Some(key)) = (cache_file, key) {
-        write_cache(&file, &key, &target);
+        let stamps: Option<Vec<FileStamp>> = target.files.iter().map(|f| FileStamp::of(f)).collect();
+        // One that cannot be identified is probed again next time.
+        if let Some(stamps) = stamps {
+            write_cache(&file, &key, &target, stamps);
+        }
     }
     Ok(target)
 }
@@ -671,6 +690,7 @@ fn parse_probe(exe: &Path, out: &str, err: &str) -> Result<Target, TargetError> 
         abiflags: field("abiflags").unwrap_or_default(),
         identity: None,
         unconfirmed: false,
+        files: out.lines().filter_map(|l| l.strip_prefix("file=")).map(PathBuf::from).collect(),
     })
 }
 
@@ -739,8 +759,27 @@ fn launcher_context() -> Vec<(String, String)> {
     let root = std::env::var_os("PYENV_ROOT")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".pyenv")));
-    if let Some(text) = root.and_then(|r| std::fs::read_to_string(r.join("version")).ok()) {
+    if let Some(text) = root.as_ref().and_then(|r| std::fs::read_to_string(r.join("version")).ok()) {
         ctx.push(("pyenv global".to_string(), text));
+    }
+    // What a prefix version (`pyenv global 3.11`, `python 3.11` in .tool-versions) resolves
+    // against: the versions installed, so that installing 3.11.8 beside 3.11.7 probes again.
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let data = |var: &str, under: &str| {
+        std::env::var_os(var).map(PathBuf::from).or_else(|| home.as_ref().map(|h| h.join(under)))
+    };
+    let installed = [
+        ("pyenv versions", root.map(|r| r.join("versions"))),
+        ("asdf installs", data("ASDF_DATA_DIR", ".asdf").map(|d| d.join("installs/python"))),
+        ("mise installs", data("MISE_DATA_DIR", ".local/share/mise").map(|d| d.join("installs/python"))),
+    ];
+    for (what, dir) in installed {
+        if let Some(entries) = dir.and_then(|d| std::fs::read_dir(d).ok()) {
+            let mut names: Vec<String> =
+                entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+            names.sort();
+            ctx.push((what.to_string(), names.join("\n")));
+        }
     }
     ctx
 }
@@ -757,24 +796,57 @@ fn cache_name(id: &str) -> String {
     format!("interpreter-{id}.json")
 }
 
+/// A file that is the interpreter, as the probe found it: a remembered probe holds only
+/// while each is unchanged (replaced, rebuilt or touched: a libpython swapped under an
+/// unchanged executable, an executable behind an unchanged launcher script).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct FileStamp {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> Option<FileStamp> {
+        let m = std::fs::metadata(path).ok()?;
+        Some(FileStamp {
+            path: path.to_path_buf(),
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+            ctime_ns: i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec()),
+        })
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct CacheRecord {
     key: CacheKey,
     target: Target,
+    files: Vec<FileStamp>,
 }
 
 fn read_cache(file: &Path, key: &CacheKey, exe: &Path) -> Option<Target> {
     let text = std::fs::read_to_string(file).ok()?;
     let record: CacheRecord = serde_json::from_str(&text).ok()?;
-    (record.key == *key).then(|| Target { executable: exe.to_path_buf(), ..record.target })
+    let unchanged = record.files.iter().all(|f| FileStamp::of(&f.path).as_ref() == Some(f));
+    (record.key == *key && unchanged).then(|| Target {
+        executable: exe.to_path_buf(),
+        files: record.files.into_iter().map(|f| f.path).collect(),
+        ..record.target
+    })
 }
 
-fn write_cache(file: &Path, key: &CacheKey, target: &Target) {
+fn write_cache(file: &Path, key: &CacheKey, target: &Target, files: Vec<FileStamp>) {
     let Some(dir) = file.parent() else { return };
     if std::fs::create_dir_all(dir).is_err() {
         return;
     }
-    let record = CacheRecord { key: key.clone(), target: target.clone() };
+    let record = CacheRecord { key: key.clone(), target: target.clone(), files };
     let Ok(text) = serde_json::to_string_pretty(&record) else {
         return;
     };
@@ -924,6 +996,7 @@ pub fn known_target(spec: &str) -> Result<Target, TargetError> {
         abiflags: String::new(),
         identity: None,
         unconfirmed: false,
+        files: Vec::new(),
     })
 }
 

@@ -1914,3 +1914,105 @@ fn a_stale_probe_behind_a_launcher_serves_no_cache_hit() {
     let want = harness::py_compile_refs(new, tree.root(), &[PathBuf::from("L3/m.py")], None);
     assert_eq!(Some(tree.read("L3/__pycache__/m.cpython-313.pyc")), want[0], "{}", hit.stderr);
 }
+
+/// A copy of an interpreter (its executable and its libpython, found through
+/// LD_LIBRARY_PATH) behind a launcher script: its probe was remembered by the script's
+/// identity alone, so a libpython or executable replaced or rebuilt behind it kept the old
+/// probe. Now the probe remembers the files that really are the interpreter (the one
+/// executing, the libpython mapped) with their identity, and a change to either (here, a
+/// new mtime) probes again (the remembered probe is written anew); an unchanged one is
+/// reused.
+#[test]
+fn a_touched_libpython_or_executable_behind_a_launcher_is_probed_again() {
+    use std::os::unix::fs::MetadataExt;
+    let test = "faults::a_touched_libpython_or_executable_behind_a_launcher_is_probed_again";
+    let Some(py) = harness::python_or_skip((3, 12), test) else {
+        return;
+    };
+    let prefix = py.path.parent().unwrap().parent().unwrap();
+    let lib = prefix.join("lib/libpython3.12.so.1.0");
+    if !lib.is_file() {
+        harness::visible(&format!("SKIPPED {test}: {} has no {}", py.label(), lib.display()));
+        return;
+    }
+    let tree = Tree::new();
+    let copy = tree.path("py");
+    std::fs::create_dir_all(copy.join("bin")).unwrap();
+    std::fs::create_dir_all(copy.join("lib")).unwrap();
+    let exe = copy.join("bin/python3.12");
+    let libpython = copy.join("lib/libpython3.12.so.1.0");
+    std::fs::copy(&py.path, &exe).unwrap();
+    std::fs::copy(&lib, &libpython).unwrap();
+    std::os::unix::fs::symlink(prefix.join("lib/python3.12"), copy.join("lib/python3.12")).unwrap();
+    let launcher = tree.write_executable("bin/py", format!("#!/bin/sh\nexec '{}' \"$@\"\n", exe.display()));
+    tree.write("src/m.py", "M = 1\n");
+    let state = tree.path("state");
+    let compile = || {
+        tree.hashpyc()
+            .env("HASHPYC_STATE_DIR", &state)
+            .env("LD_LIBRARY_PATH", copy.join("lib"))
+            .args(["compile", "--no-config", "--force", "--python"])
+            .arg(&launcher)
+            .arg("src")
+            .run()
+            .assert_code(0);
+        let (file, record) = remembered_probe(&state);
+        (std::fs::metadata(file).unwrap().ino(), record)
+    };
+    let (first, record) = compile();
+    let files = record["files"].to_string();
+    assert!(
+        files.contains(&format!("{:?}", exe.to_str().unwrap()))
+            && files.contains(&format!("{:?}", libpython.to_str().unwrap())),
+        "{files}"
+    );
+    let (unchanged, _) = compile();
+    assert_eq!(unchanged, first, "an unchanged interpreter is not probed again");
+    let past = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    for touched in [&libpython, &exe] {
+        let before = compile().0;
+        std::fs::File::options().write(true).open(touched).unwrap().set_modified(past).unwrap();
+        let (after, _) = compile();
+        assert_ne!(after, before, "{} touched: probed again", touched.display());
+        assert_eq!(compile().0, after, "then remembered again");
+    }
+}
+
+/// `pyenv global 3.12` runs the newest 3.12.x installed: installing another (a new name in
+/// `$PYENV_ROOT/versions`) changes the interpreter a shim runs without changing the
+/// setting, which was all the probe's key took from pyenv. Now the versions installed are
+/// in the key: the next run probes again (a probe remembered under a new key).
+#[test]
+fn a_new_pyenv_version_probes_a_launcher_again() {
+    let Some(py) = harness::any_python("faults::a_new_pyenv_version_probes_a_launcher_again") else {
+        return;
+    };
+    let tree = Tree::new();
+    let root = tree.path("pyenv");
+    std::fs::create_dir_all(root.join("versions/3.12.1")).unwrap();
+    tree.write("pyenv/version", "3.12\n");
+    let launcher =
+        tree.write_executable("bin/py", format!("#!/bin/sh\nexec '{}' \"$@\"\n", py.path.display()));
+    tree.write("src/m.py", "M = 1\n");
+    let state = tree.path("state");
+    let compile = || {
+        tree.hashpyc()
+            .env("HASHPYC_STATE_DIR", &state)
+            .env("PYENV_ROOT", &root)
+            .args(["compile", "--no-config", "--force", "--python"])
+            .arg(&launcher)
+            .arg("src")
+            .run()
+            .assert_code(0);
+        // The probes remembered: one more is a new probe (under a new key).
+        std::fs::read_dir(&state)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("interpreter-"))
+            .count()
+    };
+    assert_eq!(compile(), 1);
+    assert_eq!(compile(), 1, "nothing changed: the probe is reused");
+    std::fs::create_dir_all(root.join("versions/3.12.9")).unwrap();
+    assert_eq!(compile(), 2, "a version installed: probed again");
+    assert_eq!(compile(), 2, "then reused");
+}
