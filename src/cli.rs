@@ -768,10 +768,10 @@ pub struct SelectArgs {
     #[arg(long, value_name = "N", help_heading = "Selection")]
     pub max_depth: Option<usize>,
 
-    /// Follow symbolic links to directories (a link to a directory that holds it is reported
-    /// as a loop; a directory reached both directly and through a link is compiled once,
-    /// under the path without the link). A `.py` link that dangles or loops is a warning
-    /// with or without it.
+    /// Follow symbolic links to directories, walking each directory once (a link to a
+    /// directory that holds it is reported as a loop; a directory reached both directly and
+    /// through a link is compiled once, under the path without the link). A `.py` link
+    /// that dangles or loops is a warning with or without it.
     #[arg(short = 'L', long, help_heading = "Selection")]
     pub follow: bool,
 

@@ -949,7 +949,104 @@ impl<'a> GoneDirRules<'a> {
     }
 }
 
+/// A directory's identity (device and inode), links followed.
+fn dir_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let path = if path.as_os_str().is_empty() { Path::new(".") } else { path };
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// What a walk under `--follow` shares with its walker threads: the directories walked or
+/// being walked (by identity), the directory links it met (not entered: each is decided
+/// after the walk), and the entries it left for those reasons (taken, for counting what
+/// the opt-in rules skipped).
+#[derive(Default)]
+struct Followed {
+    ids: Mutex<std::collections::HashSet<(u64, u64)>>,
+    /// Each link met and its depth below the walk's roots.
+    links: Mutex<Vec<(PathBuf, usize)>>,
+    left: Mutex<Vec<PathBuf>>,
+}
+
+/// Walk `dirs`, following directory links (`--follow`) without ever entering a directory
+/// twice: the roots are walked first, links not entered, so every directory reachable
+/// without a link is walked under that spelling; then each link met, fewest links first,
+/// then in the order of the roots and of their paths, is walked as a root of its own if
+/// its directory was not walked yet (entering no directory walked before), and so on with
+/// the links met there. A link to a directory walked is not followed: the files are
+/// walked under the other spelling; one that leads to a directory containing it as
+/// spelled (`pkg/up` → `..`) is a note, once per link. Each directory is read once, so
+/// a mesh of packages linking to each other costs what the packages do.
 fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked, visit: &(dyn Fn(Source) + Sync)) {
+    if !opts.follow {
+        return walk_tree(dirs, 0, opts, walked, visit, None);
+    }
+    use std::sync::Arc;
+    let followed = Arc::new(Followed::default());
+    for d in dirs {
+        followed.ids.lock().expect("walk lock").extend(dir_id(d));
+    }
+    walk_tree(dirs, 0, opts, walked, visit, Some((followed.clone(), false)));
+    let spellings = RootSpellings::new(dirs);
+    // Each link once, by where it is (its directory's identity and its name).
+    let mut seen = std::collections::HashSet::new();
+    let mut round = std::mem::take(&mut *followed.links.lock().expect("walk lock"));
+    while !round.is_empty() {
+        round.sort_by(|a, b| {
+            (spellings.rank(&a.0), a.0.as_os_str().as_bytes())
+                .cmp(&(spellings.rank(&b.0), b.0.as_os_str().as_bytes()))
+        });
+        let mut next = Vec::new();
+        for (link, depth) in round {
+            let (Some(parent), Some(name)) = (link.parent(), link.file_name()) else { continue };
+            let Some(target) = dir_id(&link) else { continue };
+            if !seen.insert((dir_id(parent), name.to_os_string())) {
+                continue;
+            }
+            if followed.ids.lock().expect("walk lock").contains(&target) {
+                let ancestor = parent
+                    .ancestors()
+                    .filter(|a| !a.as_os_str().is_empty())
+                    .find(|a| dir_id(a) == Some(target));
+                if let Some(ancestor) = ancestor {
+                    let mut e = WalkError::Loop(link.clone(), ancestor.to_path_buf());
+                    if opts.implicit_root {
+                        e.strip_dot();
+                    }
+                    walked.errors.push(e);
+                }
+                continue;
+            }
+            followed.ids.lock().expect("walk lock").insert(target);
+            walk_tree(
+                std::slice::from_ref(&link),
+                depth,
+                opts,
+                walked,
+                visit,
+                Some((followed.clone(), true)),
+            );
+            next.append(&mut followed.links.lock().expect("walk lock"));
+        }
+        round = next;
+    }
+    if opts.respect_ignore || opts.skip_hidden {
+        walked.taken.extend(std::mem::take(&mut *followed.left.lock().expect("walk lock")));
+    }
+}
+
+/// One walk of `dirs` (found `depth` components below the roots given); with `follow`,
+/// directory links are met, not entered, and with its flag a directory walked before is
+/// not entered (see [`walk_dirs`]).
+fn walk_tree(
+    dirs: &[PathBuf],
+    depth: usize,
+    opts: &WalkOptions,
+    walked: &mut Walked,
+    visit: &(dyn Fn(Source) + Sync),
+    follow: Option<(std::sync::Arc<Followed>, bool)>,
+) {
+    let offset = depth;
     let mut builder = WalkBuilder::new(&dirs[0]);
     for d in &dirs[1..] {
         builder.add(d);
@@ -963,7 +1060,7 @@ fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked, visit: &
         .git_exclude(opts.respect_ignore)
         .parents(opts.respect_ignore)
         .follow_links(opts.follow)
-        .max_depth(opts.max_depth)
+        .max_depth(opts.max_depth.map(|m| m.saturating_sub(offset)))
         .threads(opts.threads.max(1));
     // Globs from the command line are matched relative to the current directory, like
     // ripgrep's --glob; those of a configuration file relative to its directory.
@@ -977,13 +1074,44 @@ fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked, visit: &
     let implicit_root = opts.implicit_root;
     // What the opt-in rules skip is counted from the entries of each directory walked.
     let counting = opts.respect_ignore || opts.skip_hidden;
+    let max_depth = opts.max_depth;
+    let follow_filter = follow.clone();
     builder.filter_entry(move |e| {
         // Never a source directory: its pycs are listed from its parent's entry.
         if e.file_name() == "__pycache__" {
             return false;
         }
-        e.depth() == 0
-            || excludes.as_ref().is_none_or(|x| !x.skips(e.path(), e.file_type().is_some_and(|t| t.is_dir())))
+        let is_dir = e.file_type().is_some_and(|t| t.is_dir());
+        if e.depth() == 0 {
+            return true;
+        }
+        if excludes.as_ref().is_some_and(|x| x.skips(e.path(), is_dir)) {
+            return false;
+        }
+        if let Some((followed, prune)) = &follow_filter
+            && is_dir
+        {
+            let lock = |m: &Mutex<Vec<PathBuf>>| m.lock().expect("walk lock").push(e.path().to_path_buf());
+            if e.path_is_symlink() {
+                followed.links.lock().expect("walk lock").push((e.path().to_path_buf(), offset + e.depth()));
+                lock(&followed.left);
+                return false;
+            }
+            // Recorded once its entries are read (below the depth limit).
+            let read = max_depth.is_none_or(|m| offset + e.depth() < m);
+            if let Some(id) = dir_id(e.path()) {
+                let mut ids = followed.ids.lock().expect("walk lock");
+                if *prune && ids.contains(&id) {
+                    drop(ids);
+                    lock(&followed.left);
+                    return false;
+                }
+                if read {
+                    ids.insert(id);
+                }
+            }
+        }
+        true
     });
 
     let found = Mutex::new(Walked::default());
@@ -996,6 +1124,12 @@ fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked, visit: &
                 if counting && let Some(p) = err.path() {
                     // (Not skipped: reported, or a link that leads nowhere.)
                     found.lock().expect("walk lock").taken.insert(p.to_path_buf());
+                }
+                // A link to a directory containing it, as the walker sees one: decided
+                // with every other link met (a note, once per link).
+                if let (Some((followed, _)), WalkError::Loop(link, _)) = (&follow, &err) {
+                    followed.links.lock().expect("walk lock").push((link.clone(), 0));
+                    return WalkState::Continue;
                 }
                 if let Some(mut e) = classify(err, opts) {
                     if implicit_root {
@@ -1016,7 +1150,7 @@ fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked, visit: &
             return WalkState::Continue;
         };
         if ft.is_dir() || (entry.depth() == 0 && path.is_dir()) {
-            if counting && opts.max_depth.is_none_or(|m| entry.depth() < m) {
+            if counting && opts.max_depth.is_none_or(|m| offset + entry.depth() < m) {
                 let listed = list_entries(entry.path(), opts.follow);
                 for l in listed.iter().filter(|l| opts.respect_ignore && !l.is_dir) {
                     if matches!(l.path.file_name().map(OsStr::as_bytes), Some(b".gitignore" | b".ignore"))
@@ -1032,9 +1166,9 @@ fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked, visit: &
             // sources. The selection rules pick sources, not pycs: a `.gitignore`
             // naturally lists `__pycache__/` and `*.pyc`, and must not hide them.
             if opts.collect_dirs {
-                found.lock().expect("walk lock").dirs.push((path.to_path_buf(), entry.depth()));
+                found.lock().expect("walk lock").dirs.push((path.to_path_buf(), offset + entry.depth()));
             }
-            if opts.max_depth.is_none_or(|m| entry.depth() < m) {
+            if opts.max_depth.is_none_or(|m| offset + entry.depth() < m) {
                 if opts.collect_pycache {
                     let pycs = list_pycs(&path.join("__pycache__"), false);
                     found.lock().expect("walk lock").pycache_files.extend(pycs);
@@ -1080,7 +1214,7 @@ fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked, visit: &
             found.lock().expect("walk lock").errors.push(e);
             return WalkState::Continue;
         }
-        visit(Source { path: path.to_path_buf(), explicit: false, depth: entry.depth() });
+        visit(Source { path: path.to_path_buf(), explicit: false, depth: offset + entry.depth() });
         WalkState::Continue
     };
     // The parallel walker cannot report a thread it could not start: it panics, or waits

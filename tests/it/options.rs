@@ -651,6 +651,81 @@ per_python!(links_to_an_ancestor_are_notes_under_follow, min = (3, 12), |py: &Py
     assert!(notes.iter().all(|n| run.stderr.contains(n)), "{}", run.stderr);
 });
 
+// With --follow, a directory is walked once, however many links lead to it. The walker
+// refused only a link to an ancestor on the path it was walking and the one spelling was
+// picked after the walk, so it walked every path through links: 7 packages each linking to
+// the 6 others (`p1/deps/p2` → `../../p2`) took seconds and 68 502 notes for 7 files; two
+// links per level doubled the work per level, and a link back at the bottom was noted once
+// per path reaching it; `pkg/sub2` → `sub` noted `sub`'s link to its parent twice.
+#[test]
+fn follow_walks_each_directory_once() {
+    let Some(py) = harness::any_python("follow_walks_each_directory_once") else { return };
+    let notes_of = |stderr: &str| {
+        stderr.lines().filter(|l| l.starts_with("note:")).map(str::to_string).collect::<Vec<_>>()
+    };
+    // The mesh: each package's files once, under the spelling without links; no link
+    // leads to a directory containing it, so no note.
+    let mesh = Tree::new();
+    for i in 1..=7 {
+        mesh.write(format!("p{i}/m.py"), format!("v = {i}\n"));
+        std::fs::create_dir(mesh.path(format!("p{i}/deps"))).unwrap();
+        for j in (1..=7).filter(|&j| j != i) {
+            std::os::unix::fs::symlink(format!("../../p{j}"), mesh.path(format!("p{i}/deps/p{j}"))).unwrap();
+        }
+    }
+    let run = mesh.hashpyc().args(["compile", "-L"]).python(py).arg(".").run();
+    run.assert_code(0);
+    assert!(run.stderr.contains("Compiled 7 files"), "{}", run.stderr);
+    assert_eq!(notes_of(&run.stderr), Vec::<String>::new());
+    let pycs: Vec<String> = mesh.pycs().iter().map(|p| p.parent().unwrap().display().to_string()).collect();
+    assert_eq!(pycs, (1..=7).map(|i| format!("p{i}/__pycache__")).collect::<Vec<_>>());
+    let run = mesh.hashpyc().args(["check", "-L", "--all"]).python(py).arg(".").run();
+    run.assert_code(0);
+    let listed: Vec<&str> = run.stdout.lines().collect();
+    let want: Vec<String> = (1..=7).map(|i| format!("ok         ./p{i}/m.py")).collect();
+    assert_eq!(listed, want, "{}", run.stderr);
+    assert_eq!(notes_of(&run.stderr), Vec::<String>::new());
+    // A chain of 13 directories, two links from each to the next, one back to the first
+    // at the bottom: each file once, under the first link in sorted order, and the link
+    // back noted once.
+    let chain = Tree::new();
+    for i in 0..=12 {
+        chain.write(format!("d{i}/m{i}.py"), format!("v = {i}\n"));
+        if i < 12 {
+            for name in ["a", "b"] {
+                std::os::unix::fs::symlink(format!("../d{}", i + 1), chain.path(format!("d{i}/{name}")))
+                    .unwrap();
+            }
+        }
+    }
+    std::os::unix::fs::symlink("../d0", chain.path("d12/back")).unwrap();
+    let run = chain.hashpyc().args(["check", "-L", "--all"]).python(py).arg("d0").run();
+    run.assert_code(1);
+    assert!(run.stderr.contains("Checked 13 files"), "{}", run.stderr);
+    let deepest = format!("d0/{}", "a/".repeat(12));
+    assert!(run.stdout.contains(&format!("missing    {deepest}m12.py\n")), "{}", run.stdout);
+    assert_eq!(
+        notes_of(&run.stderr),
+        [format!(
+            "note: `{deepest}back`: symbolic link to `d0`, a directory containing it; not followed (its files are walked there)"
+        )]
+    );
+    // A second spelling of a directory holding a link to its parent: the link noted once.
+    let tree = Tree::new();
+    tree.write("pkg/sub/m.py", "x = 1\n");
+    std::os::unix::fs::symlink("..", tree.path("pkg/sub/up")).unwrap();
+    std::os::unix::fs::symlink("sub", tree.path("pkg/sub2")).unwrap();
+    let run = tree.hashpyc().args(["compile", "-L"]).python(py).run();
+    run.assert_code(0);
+    assert!(run.stderr.contains("Compiled 1 file"), "{}", run.stderr);
+    assert_eq!(
+        notes_of(&run.stderr),
+        [
+            "note: `pkg/sub/up`: symbolic link to `pkg`, a directory containing it; not followed (its files are walked there)"
+        ]
+    );
+}
+
 // `--respect-gitignore` and `--skip-hidden` never enter a directory they skip: it is counted
 // as a directory, its files are not (they were, by walking every skipped directory in full,
 // so a large ignored `node_modules` cost as much as walking it, and a hung mount inside one
