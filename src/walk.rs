@@ -472,10 +472,19 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
         }
         None => None,
     };
+    // A path named again (`yes . | hashpyc check -`), or a directory named again under
+    // another spelling (`src`, `./src/`, a link to it): walked once, under the first
+    // spelling, which is the one every file would take anyway (see below).
+    let mut named = std::collections::HashSet::new();
+    let mut named_dirs = std::collections::HashSet::new();
     for root in roots {
+        if !named.insert(RootSpellings::trimmed(root.as_os_str().as_bytes())) {
+            continue;
+        }
         // What the path leads to, links followed: stated once for every decision below.
         let target = std::fs::metadata(root);
         let target_is_dir = target.as_ref().is_ok_and(|m| m.is_dir());
+
         // compileall compiles a named file only when its name ends in `.py`: a stub, a
         // `py.typed` marker or a `setup.cfg` named with it (`pkg/*`, `git ls-files`) has
         // no pyc, and would otherwise be compiled into the pyc of its `.py` namesake. (A
@@ -509,6 +518,12 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
                     meta.is_dir()
                 };
                 if is_dir {
+                    use std::os::unix::fs::MetadataExt;
+                    if let Ok(m) = &target
+                        && !named_dirs.insert((m.dev(), m.ino()))
+                    {
+                        continue;
+                    }
                     walked_roots.push(root.clone());
                     dirs.push(root.clone());
                 } else if !target.as_ref().is_ok_and(|m| m.is_file()) {

@@ -2420,3 +2420,32 @@ fn a_broken_pycache_link_is_named() {
         );
     }
 }
+
+/// A directory named many times (`yes . | hashpyc check -`, a generated path list) is
+/// walked once: it was walked once per occurrence (2 000 copies of `.` took seconds and
+/// repeated each warning of the walk 2 000 times), and so is a directory named under
+/// several spellings (`./`, `sub/..`, a link to it), under the first.
+#[test]
+fn a_directory_named_many_times_is_walked_once() {
+    let Some(py) = harness::any_python("check::a_directory_named_many_times_is_walked_once") else { return };
+    let tree = Tree::new();
+    tree.write("m.py", "x = 1\n");
+    tree.write("sub/n.py", "y = 2\n");
+    std::os::unix::fs::symlink("nowhere.py", tree.path("sub/gone.py")).unwrap();
+    std::os::unix::fs::symlink(".", tree.path("here")).unwrap();
+    tree.hashpyc().args(["compile", "-q"]).python(py).arg(".").run().assert_code(0);
+    let lines = |list: String| {
+        let run = tree.hashpyc().args(["check", "--all"]).python(py).arg("-").stdin(list).run();
+        run.assert_code(0);
+        (
+            run.stdout.clone(),
+            run.stderr.lines().filter(|l| !l.starts_with("Checked")).map(str::to_string).collect::<Vec<_>>(),
+        )
+    };
+    let want = (
+        "ok         ./m.py\nok         ./sub/n.py\n".to_string(),
+        vec!["warning: `./sub/gone.py`: dangling symbolic link".to_string()],
+    );
+    assert_eq!(lines(".\n".repeat(2000)), want);
+    assert_eq!(lines(".\n./\nsub/..\nhere\n".repeat(500)), want);
+}
