@@ -183,6 +183,8 @@ impl Event {
 /// The notes of a run.
 struct Notes {
     notes: Vec<Note>,
+    /// Printed after the others: a warning their lines explain.
+    last: Vec<Note>,
     quiet: u8,
     /// `--format json`: every note that has an event is printed, whatever `-q`.
     json: bool,
@@ -209,6 +211,20 @@ impl Notes {
         }
     }
 
+    /// A warning about the whole run that the notes explain (an empty selection after a
+    /// warning about each named path): printed after them.
+    fn warning_last(&mut self, message: String, style: Style) {
+        let text = if self.json { String::new() } else { format!("{}: {message}", style.warning()) };
+        let event = Event::notice(message);
+        self.last.push(Note {
+            path: PathBuf::new(),
+            order: 0,
+            text,
+            targets: Vec::new(),
+            event: Some(event),
+        });
+    }
+
     /// A note shown unless `-qq`.
     fn notice(&mut self, path: &Path, order: u8, target: Option<usize>, text: String, event: Event) {
         if self.quiet < 2 || self.json {
@@ -218,6 +234,7 @@ impl Notes {
 
     fn print(mut self, targets: &[Arc<Target>]) {
         self.notes.sort_by(|a, b| a.path.cmp(&b.path).then(a.order.cmp(&b.order)).then(a.text.cmp(&b.text)));
+        self.notes.append(&mut self.last);
         if self.json {
             print_events(self.notes, targets);
             return;
@@ -384,7 +401,7 @@ pub fn compile(
     };
     let planned = walk_and_plan(s, &opts);
     spans.mark("walk+plan");
-    let mut notes = Notes { notes: Vec::new(), quiet: verbosity.quiet, json: s.json };
+    let mut notes = Notes { notes: Vec::new(), last: Vec::new(), quiet: verbosity.quiet, json: s.json };
     for described in &s.described {
         notes.add(Path::new(""), 0, None, String::new(), Some(Event::notice(described.clone())));
     }
@@ -420,7 +437,7 @@ pub fn compile(
         && (verbosity.quiet < 2 || s.json)
     {
         let message = report::no_sources("compile", &s.roots, summary.skipped.describe(), s.walk.max_depth);
-        notes.warning(message, style);
+        notes.warning_last(message, style);
     }
     if planned.strip_missed > 0 && (verbosity.quiet < 2 || s.json) {
         let example = planned.strip_example.as_deref().unwrap_or(Path::new(""));

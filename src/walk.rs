@@ -290,6 +290,11 @@ pub struct Skipped {
     pub no_module_name: usize,
     /// Of those, the ones named on the command line or stdin.
     no_module_name_named: usize,
+    /// Named paths that are symbolic links leading nowhere (dangling, or a loop): each a
+    /// warning of its own.
+    broken_named: usize,
+    /// Named paths dropped as named again (see [`walk`]).
+    repeated: usize,
 }
 
 impl Skipped {
@@ -331,13 +336,23 @@ impl Skipped {
             let files = crate::report::plural(self.no_module_name, "file", "files");
             out.push(format!("{files} named `.py` skipped (no module name)"));
         }
+        if self.broken_named > 0 {
+            let named = crate::report::plural(self.broken_named, "named link", "named links");
+            out.push(format!("{named} to nothing skipped"));
+        }
         (!out.is_empty()).then(|| out.join(", "))
     }
 
-    /// The paths named on the command line or stdin that were skipped on purpose: by an
-    /// exclude, or as no `.py` file or one named `.py`.
+    /// The paths named on the command line or stdin that were skipped: on purpose (by an
+    /// exclude, or as no `.py` file or one named `.py`), as a symbolic link that leads
+    /// nowhere (a warning), or as named again after one of those.
     pub fn named(&self) -> usize {
-        self.force_excluded + self.regex_excluded + self.not_py + self.no_module_name_named
+        self.force_excluded
+            + self.regex_excluded
+            + self.not_py
+            + self.no_module_name_named
+            + self.broken_named
+            + self.repeated
     }
 }
 
@@ -479,6 +494,7 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
     let mut named_dirs = std::collections::HashSet::new();
     for root in roots {
         if !named.insert(RootSpellings::trimmed(root.as_os_str().as_bytes())) {
+            walked.skipped.repeated += 1;
             continue;
         }
         // What the path leads to, links followed: stated once for every decision below.
@@ -510,6 +526,7 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
                     match &target {
                         Ok(_) => target_is_dir,
                         Err(e) => {
+                            walked.skipped.broken_named += 1;
                             walked.errors.push(unresolved_link(root.clone(), e));
                             continue;
                         }
@@ -522,6 +539,7 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
                     if let Ok(m) = &target
                         && !named_dirs.insert((m.dev(), m.ino()))
                     {
+                        walked.skipped.repeated += 1;
                         continue;
                     }
                     walked_roots.push(root.clone());

@@ -2449,3 +2449,43 @@ fn a_directory_named_many_times_is_walked_once() {
     assert_eq!(lines(".\n".repeat(2000)), want);
     assert_eq!(lines(".\n./\nsub/..\nhere\n".repeat(500)), want);
 }
+
+/// A named `.py` link that leads nowhere (its target built later, or a loop) is a warning
+/// that changes no exit status, and a run whose every named path was skipped has nothing
+/// to do: `check` exited 1 with `no Python sources to check under api.py`, and `compile`
+/// warned of an empty selection before the warning explaining it.
+#[test]
+fn a_named_link_to_nothing_is_a_skipped_path() {
+    let Some(py) = harness::any_python("check::a_named_link_to_nothing_is_a_skipped_path") else { return };
+    let tree = Tree::new();
+    std::os::unix::fs::symlink("generated/api.py", tree.path("api.py")).unwrap();
+    std::os::unix::fs::symlink("loop.py", tree.path("loop.py")).unwrap();
+    tree.write("other.pyi", "x = 1\n");
+    std::fs::create_dir(tree.path("empty")).unwrap();
+    let warnings = |run: &crate::harness::Run| {
+        run.stderr.lines().filter(|l| !l.starts_with(['C', ' '])).map(str::to_string).collect::<Vec<_>>()
+    };
+    let dangling = "warning: `api.py`: dangling symbolic link";
+    for list in ["api.py\n", "api.py\nother.pyi\nloop.py\n"] {
+        let run = tree.hashpyc().arg("check").python(py).arg("-").stdin(list).run();
+        run.assert_code(0);
+        assert_eq!(warnings(&run)[0], dangling, "{list:?}: {}", run.stderr);
+        assert!(!run.stderr.contains("no Python sources"), "{list:?}: {}", run.stderr);
+        let run = tree.hashpyc().arg("compile").python(py).arg("-").stdin(list).run();
+        run.assert_code(0);
+        assert!(!run.stderr.contains("no Python sources"), "{list:?}: {}", run.stderr);
+    }
+    // With a directory holding no source, the empty selection is said, after the warning.
+    let run = tree.hashpyc().arg("compile").python(py).args(["api.py", "empty"]).run();
+    run.assert_code(0);
+    assert_eq!(
+        warnings(&run),
+        [
+            dangling,
+            "warning: no Python sources to compile under `api.py`, `empty` (1 named link to nothing skipped)"
+        ],
+        "{}",
+        run.stderr
+    );
+    tree.hashpyc().arg("check").python(py).args(["api.py", "empty"]).run().assert_code(1);
+}
