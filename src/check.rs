@@ -940,6 +940,16 @@ fn classify_pyc(
     }
 }
 
+/// Whether `source` is gone (None when it is there): absent, or a symbolic link that
+/// leads nowhere, which no import can read either (then why, as the finding's detail).
+fn source_gone(source: &Path) -> Option<Option<String>> {
+    if std::fs::symlink_metadata(source).is_err() {
+        return Some(None);
+    }
+    let broken = crate::write::broken_link(source)?;
+    Some(Some(format!("`{}` is {broken}", report::shown(source))))
+}
+
 /// A stray finding for `pyc_path`, whose source `dir/<stem>.py` is gone (None when it
 /// exists).
 fn stray(
@@ -953,9 +963,7 @@ fn stray(
     let mut source_name = stem.to_vec();
     source_name.extend_from_slice(b".py");
     let source = dir.join(std::ffi::OsStr::from_bytes(&source_name));
-    if std::fs::symlink_metadata(&source).is_ok() {
-        return None;
-    }
+    let detail = source_gone(&source)?;
     let target = targets.iter().position(|t| t.cache_tag.as_bytes() == tag).unwrap_or(targets.len());
     let python = targets
         .get(target)
@@ -969,7 +977,7 @@ fn stray(
         python,
         target,
         optimization: level,
-        detail: None,
+        detail,
         expected: None,
         found: None,
         embedded: None,
@@ -1141,9 +1149,7 @@ fn legacy_strays(pycs: &[PathBuf], targets: &[Arc<Target>]) -> Vec<Finding> {
         let Some(stem) = source.as_bytes().strip_suffix(b"c") else { continue };
         source = std::ffi::OsStr::from_bytes(stem).to_owned();
         let source = PathBuf::from(source);
-        if std::fs::symlink_metadata(&source).is_ok() {
-            continue;
-        }
+        let Some(detail) = source_gone(&source) else { continue };
         let mut magic = [0u8; 4];
         let read = crate::io::open_nonblocking(pyc_path).and_then(|mut f| f.read_exact(&mut magic));
         let Some(index) = read.ok().and_then(|()| targets.iter().position(|t| t.magic.0 == magic)) else {
@@ -1158,7 +1164,7 @@ fn legacy_strays(pycs: &[PathBuf], targets: &[Arc<Target>]) -> Vec<Finding> {
             python: format!("{}.{}", target.version.0, target.version.1),
             target: index,
             optimization: 0,
-            detail: None,
+            detail,
             expected: None,
             found: None,
             embedded: None,

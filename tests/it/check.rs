@@ -2489,3 +2489,39 @@ fn a_named_link_to_nothing_is_a_skipped_path() {
     );
     tree.hashpyc().arg("check").python(py).args(["api.py", "empty"]).run().assert_code(1);
 }
+
+/// The pyc of a `.py` link whose target is gone is stray: no import reads it (`import
+/// mod` fails), but `check --stray` took the link for a source.
+#[test]
+fn the_pyc_of_a_dangling_source_link_is_stray() {
+    let Some(py) = harness::any_python("check::the_pyc_of_a_dangling_source_link_is_stray") else { return };
+    let tree = Tree::new();
+    tree.write("a/impl.py", "x = 1\n");
+    std::os::unix::fs::symlink("impl.py", tree.path("a/mod.py")).unwrap();
+    tree.write("a/keep.py", "k = 1\n");
+    tree.hashpyc().args(["compile", "-q"]).python(py).arg("a").run().assert_code(0);
+    std::fs::remove_file(tree.path("a/impl.py")).unwrap();
+    assert!(
+        py.cmd()
+            .args(["-c", "import mod"])
+            .current_dir(tree.path("a"))
+            .output()
+            .unwrap()
+            .stderr
+            .ends_with(b"No module named 'mod'\n")
+    );
+    let run = tree.hashpyc().args(["check", "--stray"]).python(py).arg("a").run();
+    run.assert_code(1);
+    let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
+    assert_eq!(
+        run.stdout.lines().collect::<Vec<_>>(),
+        [
+            format!("stray      a/__pycache__/impl.{tag}.pyc"),
+            format!(
+                "stray      a/__pycache__/mod.{tag}.pyc: `a/mod.py` is a symbolic link to `impl.py`, which does not exist"
+            ),
+        ],
+        "{}",
+        run.stderr
+    );
+}
