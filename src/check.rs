@@ -174,7 +174,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     vanished.sort();
     walked.errors.extend(vanished.into_iter().map(crate::walk::WalkError::Vanished));
     if s.stray {
-        findings.extend(strays(&walked.pycache_files, &s.targets));
+        findings.extend(strays(&walked.pycache_files, &walked.pycache_links, &s.targets));
         findings.extend(legacy_strays(&walked.legacy_pycs, &s.targets));
         findings.extend(prefix_strays(s, &walked.dirs, &cwd));
     }
@@ -1038,8 +1038,18 @@ fn temp_stray(temp: &Path, dir: &Path, targets: &[Arc<Target>]) -> Option<Findin
 }
 
 /// pycs in `__pycache__` whose `<stem>.py` no longer exists beside the directory, and
-/// temporary files of pycs there.
-fn strays(pycs: &[PathBuf], targets: &[Arc<Target>]) -> Vec<Finding> {
+/// temporary files of pycs there. A
+/// `__pycache__` that is a symbolic link may be shared by several directories (`linked`:
+/// those of the walk whose `__pycache__` is one): a pyc in it is stray only when none of
+/// the directories of this walk sharing it (by identity) holds its source; the finding
+/// says the directory is shared, as one not walked may hold it.
+fn strays(pycs: &[PathBuf], linked: &[PathBuf], targets: &[Arc<Target>]) -> Vec<Finding> {
+    let mut sharing: std::collections::HashMap<(u64, u64), Vec<&Path>> = Default::default();
+    for dir in linked {
+        if let Some(id) = crate::walk::dir_id(&dir.join("__pycache__")) {
+            sharing.entry(id).or_default().push(dir);
+        }
+    }
     let mut out = Vec::new();
     for pyc_path in pycs {
         let Some(name) = pyc_path.file_name().map(|n| n.as_bytes()) else {
@@ -1055,7 +1065,23 @@ fn strays(pycs: &[PathBuf], targets: &[Arc<Target>]) -> Vec<Finding> {
         let Some((stem, tag, level)) = crate::layout::cache_name_parts(name) else {
             continue;
         };
-        out.extend(stray(pyc_path, dir, stem, tag, level, targets));
+        let Some(mut finding) = stray(pyc_path, dir, stem, tag, level, targets) else { continue };
+        let pycache = pyc_path.parent().unwrap_or(Path::new(""));
+        if std::fs::symlink_metadata(pycache).is_ok_and(|m| m.file_type().is_symlink()) {
+            let others = crate::walk::dir_id(pycache).and_then(|id| sharing.get(&id));
+            let mut source = stem.to_vec();
+            source.extend_from_slice(b".py");
+            let source = std::ffi::OsStr::from_bytes(&source);
+            if others.is_some_and(|o| o.iter().any(|d| *d != dir && source_gone(&d.join(source)).is_none())) {
+                continue;
+            }
+            let shared = format!(
+                "`{}` is a symbolic link, which other directories may share: the pyc may be the source's of one not checked",
+                report::shown(pycache)
+            );
+            finding.detail = Some(finding.detail.map_or(shared.clone(), |d| format!("{d}; {shared}")));
+        }
+        out.push(finding);
     }
     out
 }

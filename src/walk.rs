@@ -236,6 +236,9 @@ pub struct Walked {
     /// pyc files, and temporary files of pycs, found in `__pycache__` directories (only
     /// with `collect_pycache`).
     pub pycache_files: Vec<PathBuf>,
+    /// The directories walked whose `__pycache__`, holding pycs, is a symbolic link (only
+    /// with `collect_pycache`): several directories may share it.
+    pub pycache_links: Vec<PathBuf>,
     /// `*.pyc` files, and temporary files of pycs, found beside the sources (only with
     /// `collect_legacy`).
     pub legacy_pycs: Vec<PathBuf>,
@@ -983,7 +986,7 @@ impl<'a> GoneDirRules<'a> {
 }
 
 /// A directory's identity (device and inode), links followed.
-fn dir_id(path: &Path) -> Option<(u64, u64)> {
+pub(crate) fn dir_id(path: &Path) -> Option<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     let path = if path.as_os_str().is_empty() { Path::new(".") } else { path };
     std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
@@ -1203,8 +1206,15 @@ fn walk_tree(
             }
             if opts.max_depth.is_none_or(|m| offset + entry.depth() < m) {
                 if opts.collect_pycache {
-                    let pycs = list_pycs(&path.join("__pycache__"), false);
-                    found.lock().expect("walk lock").pycache_files.extend(pycs);
+                    let pycache = path.join("__pycache__");
+                    let pycs = list_pycs(&pycache, false);
+                    let linked = !pycs.is_empty()
+                        && std::fs::symlink_metadata(&pycache).is_ok_and(|m| m.file_type().is_symlink());
+                    let mut found = found.lock().expect("walk lock");
+                    found.pycache_files.extend(pycs);
+                    if linked {
+                        found.pycache_links.push(path.to_path_buf());
+                    }
                 }
                 if opts.collect_legacy {
                     let pycs = list_pycs(path, true);
@@ -1263,6 +1273,7 @@ fn walk_tree(
     let found = found.into_inner().expect("walk lock");
     walked.errors.extend(found.errors);
     walked.pycache_files.extend(found.pycache_files);
+    walked.pycache_links.extend(found.pycache_links);
     walked.legacy_pycs.extend(found.legacy_pycs);
     walked.dirs.extend(found.dirs);
     walked.skipped_symlinks.extend(found.skipped_symlinks);

@@ -2525,3 +2525,48 @@ fn the_pyc_of_a_dangling_source_link_is_stray() {
         run.stderr
     );
 }
+
+/// Two directories sharing one `__pycache__` through symbolic links: each one's pycs were
+/// reported stray in the other (exit 1; removing them breaks imports). A pyc is stray only
+/// when no directory of the walk sharing the `__pycache__` holds its source; checked alone,
+/// the finding says the directory is shared.
+#[test]
+fn a_shared_pycache_holds_no_strays_of_its_sharers() {
+    let Some(py) = harness::any_python("check::a_shared_pycache_holds_no_strays_of_its_sharers") else {
+        return;
+    };
+    let tree = Tree::new();
+    tree.write("d1/m.py", "m = 1\n");
+    tree.write("d2/o.py", "o = 1\n");
+    tree.write("d2/g.py", "g = 1\n");
+    std::fs::create_dir(tree.path("store")).unwrap();
+    for d in ["d1", "d2"] {
+        std::os::unix::fs::symlink("../store", tree.path(format!("{d}/__pycache__"))).unwrap();
+    }
+    tree.hashpyc().args(["compile", "-q"]).python(py).args(["d1", "d2"]).run().assert_code(0);
+    std::fs::remove_file(tree.path("d2/g.py")).unwrap();
+    let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
+    let shared = |d: &str| {
+        format!(
+            "`{d}/__pycache__` is a symbolic link, which other directories may share: the pyc may be the source's of one not checked"
+        )
+    };
+    let run = tree.hashpyc().args(["check", "--stray"]).python(py).args(["d1", "d2"]).run();
+    run.assert_code(1);
+    assert_eq!(
+        run.stdout.lines().collect::<Vec<_>>(),
+        [
+            format!("stray      d1/__pycache__/g.{tag}.pyc: {}", shared("d1")),
+            format!("stray      d2/__pycache__/g.{tag}.pyc: {}", shared("d2"))
+        ],
+        "{}",
+        run.stderr
+    );
+    let run = tree.hashpyc().args(["check", "--stray"]).python(py).arg("d1").run();
+    run.assert_code(1);
+    assert!(
+        run.stdout.contains(&format!("stray      d1/__pycache__/o.{tag}.pyc: {}", shared("d1"))),
+        "{}",
+        run.stdout
+    );
+}
