@@ -780,8 +780,8 @@ pub struct SelectArgs {
     #[arg(long, overrides_with = "follow", help_heading = "Selection")]
     pub no_follow: bool,
 
-    /// Skip source files that are symbolic links whose target resolves outside DIR
-    /// (compileall's `-e`). Only links to files are checked: with `--follow`, a linked
+    /// Skip source files that are symbolic links whose target resolves outside DIR, a
+    /// directory (compileall's `-e`). Only links to files are checked: with `--follow`, a linked
     /// directory is walked wherever it points, and the files in it that are not links
     /// themselves are taken, as compileall does.
     #[arg(short = 'e', long = "limit-symlinks", value_name = "DIR", help_heading = "Selection")]

@@ -841,13 +841,25 @@ pub fn walk_options(sel: &SelectArgs, jobs: usize) -> Result<WalkOptions, Error>
         globset::Glob::new(g.trim_start_matches('!'))
             .map_err(|e| Error::Usage(format!("invalid --exclude glob `{g}`: {e}")))?;
     }
+    // A file is refused: no link resolves inside it, so compileall's `-e FILE` skips every
+    // link (even one to that file: the test is a strict parent one), which is never meant.
     let limit_symlinks = match &sel.limit_symlinks {
-        Some(dir) => Some(std::fs::canonicalize(dir).map_err(|e| {
-            let reason = format!("`{}`: {}", crate::report::shown(dir), crate::io::io_reason(&e));
-            config::at_origin(sel.limit_symlinks_from.as_ref(), &reason, || {
-                Error::Usage(format!("--limit-symlinks {reason}"))
-            })
-        })?),
+        Some(dir) => {
+            let refuse = |reason: String| {
+                let reason = format!("`{}`: {reason}", crate::report::shown(dir));
+                config::at_origin(sel.limit_symlinks_from.as_ref(), &reason, || {
+                    Error::Usage(format!("--limit-symlinks {reason}"))
+                })
+            };
+            let real = std::fs::canonicalize(dir).map_err(|e| refuse(crate::io::io_reason(&e)))?;
+            if !real.is_dir() {
+                return Err(refuse(
+                    "not a directory (links are taken when they resolve inside it; compileall's `-e` given a file takes none)"
+                        .into(),
+                ));
+            }
+            Some(real)
+        }
         None => None,
     };
     Ok(WalkOptions {

@@ -557,7 +557,7 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
                     named_nameless.push(root.clone());
                 } else if meta.file_type().is_symlink()
                     && let Some(limit) = &opts.limit_symlinks
-                    && !std::fs::canonicalize(root).is_ok_and(|t| t.starts_with(limit))
+                    && !std::fs::canonicalize(root).is_ok_and(|t| t.starts_with(limit) && t != *limit)
                 {
                     walked.skipped_symlinks.push(root.clone());
                 } else {
@@ -1246,7 +1246,8 @@ fn walk_tree(
                 Ok(_) => {}
             }
             if let Some(limit) = &opts.limit_symlinks {
-                let inside = std::fs::canonicalize(path).is_ok_and(|t| t.starts_with(limit));
+                // (Strictly inside, as compileall's `limit in resolved.parents`.)
+                let inside = std::fs::canonicalize(path).is_ok_and(|t| t.starts_with(limit) && t != *limit);
                 if !inside {
                     found.lock().expect("walk lock").skipped_symlinks.push(path.to_path_buf());
                     return WalkState::Continue;

@@ -651,6 +651,47 @@ per_python!(links_to_an_ancestor_are_notes_under_follow, min = (3, 12), |py: &Py
     assert!(notes.iter().all(|n| run.stderr.contains(n)), "{}", run.stderr);
 });
 
+// `-e FILE`: compileall takes a link only when the limit is a strict parent of what it
+// resolves to, so given a file it takes no link, not even one to that file; hashpyc took
+// that one and accepted the file silently. A limit that is not a directory is refused
+// (flag and configuration key), and nothing is written.
+#[test]
+fn limit_symlinks_must_be_a_directory() {
+    // (compileall has `-e` from 3.9.)
+    let Some(py) = harness::python_or_skip((3, 12), "options::limit_symlinks_must_be_a_directory") else {
+        return;
+    };
+    let tree = Tree::new();
+    tree.write("a/real.py", "r = 1\n");
+    std::fs::create_dir(tree.path("b")).unwrap();
+    std::os::unix::fs::symlink("../a/real.py", tree.path("b/link.py")).unwrap();
+    // compileall's selection: no pyc.
+    py.run(&["-m", "compileall", "-q", "-e", "a/real.py", "b"], tree.root());
+    assert_eq!(tree.pycs(), Vec::<PathBuf>::new());
+    let reason = "`a/real.py`: not a directory (links are taken when they resolve inside it; compileall's `-e` given a file takes none)";
+    for args in [&["-e", "a/real.py"][..], &["--limit-symlinks", "a/real.py", "-n"][..]] {
+        let run = tree.hashpyc().arg("compile").args(args).python(py).arg("b").run();
+        run.assert_code(2);
+        assert_eq!(run.stderr, format!("error: --limit-symlinks {reason}\n"));
+    }
+    tree.write("hashpyc.toml", "limit-symlinks = \"a/real.py\"\n");
+    let run = tree.hashpyc().arg("check").python(py).arg("b").run();
+    run.assert_code(2);
+    let want = format!("a/real.py`: not a directory {}", reason.split_once(" not a directory ").unwrap().1);
+    assert!(
+        run.stderr.contains("`hashpyc.toml` line 1: invalid value for `limit-symlinks`: `")
+            && run.stderr.contains(&want),
+        "{}",
+        run.stderr
+    );
+    std::fs::remove_file(tree.path("hashpyc.toml")).unwrap();
+    assert_eq!(tree.pycs(), Vec::<PathBuf>::new());
+    // A directory keeps the links inside it.
+    let run = tree.hashpyc().args(["compile", "-e", "a"]).python(py).arg("b").run();
+    run.assert_code(0);
+    assert!(run.stderr.contains("Compiled 1 file"), "{}", run.stderr);
+}
+
 // With --follow, a directory is walked once, however many links lead to it. The walker
 // refused only a link to an ancestor on the path it was walking and the one spelling was
 // picked after the walk, so it walked every path through links: 7 packages each linking to
