@@ -719,3 +719,52 @@ fn gitlab_recipe_saves_the_artifact_when_the_check_fails() {
     assert_eq!(code, Some(0), "{stderr}");
     assert!(artifact.is_some_and(|a| a.contains(r#""type":"summary""#)), "{stderr}");
 }
+
+/// The README's `git diff` path list, run as written in a branch that deletes a `.py` file
+/// and changes another: it lists the deleted one too without `--diff-filter=d`, and
+/// `check` exits 2 on a path that does not exist.
+#[test]
+fn readme_git_diff_example_survives_a_deleted_file() {
+    let Some(py) = harness::any_python("shipping::readme_git_diff_example_survives_a_deleted_file") else {
+        return;
+    };
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let start = readme.find("`git diff -z").expect("the example") + 1;
+    let example = readme[start..][..readme[start..].find('`').unwrap()].replace('\n', " ");
+    assert!(example.ends_with("| hashpyc check --null -"), "{example}");
+    let tree = Tree::new();
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args(["-c", "user.email=a@b", "-c", "user.name=a", "-c", "init.defaultBranch=main"])
+            .args(args)
+            .current_dir(tree.root())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    tree.write("a.py", "a = 1\n");
+    tree.write("b.py", "b = 1\n");
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-qm", "1"]);
+    git(&["checkout", "-qb", "feat"]);
+    git(&["rm", "-q", "b.py"]);
+    tree.write("a.py", "a = 2\n");
+    git(&["commit", "-qam", "2"]);
+    let bin = Path::new(env!("CARGO_BIN_EXE_hashpyc")).parent().unwrap().to_path_buf();
+    let path = std::env::join_paths(
+        std::iter::once(bin).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+    )
+    .unwrap();
+    for (compiled, code) in [(false, 1), (true, 0)] {
+        if compiled {
+            tree.hashpyc().args(["compile", "-q"]).python(py).run().assert_code(0);
+        }
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", &example]).current_dir(tree.root()).env("PATH", &path);
+        cmd.env("HASHPYC_PYTHON", &py.path).env("HASHPYC_STATE_DIR", harness::shared_cache_dir());
+        let run = harness::run_command(&mut cmd);
+        run.assert_code(code);
+        assert!(run.stderr.contains("Checked 1 file"), "{example}: {}", run.stderr);
+    }
+}
