@@ -822,15 +822,25 @@ impl Excludes {
         Ok(Some(Excludes { matcher, cwd, canonical: Default::default() }))
     }
 
-    /// `path` under the base: lexically absolute, else its directory's canonical path and
-    /// its name; `Err` (lexically absolute) when neither is under the base.
+    /// `path` under the base: lexically absolute when spelled without `..` (which
+    /// resolved by text would climb out of a symlink's name, not its target), else its
+    /// directory's canonical path and its name; `Err` (lexically absolute) when neither is
+    /// under the base.
     fn in_base(&self, path: &Path) -> Result<PathBuf, PathBuf> {
         let abs = lexically_absolute(path, &self.cwd);
         let base = self.matcher.path();
-        if abs.starts_with(base) {
+        let climbs = path.components().any(|c| c == std::path::Component::ParentDir);
+        if abs.starts_with(base) && !climbs {
             return Ok(abs);
         }
-        let (Some(dir), Some(name)) = (abs.parent(), abs.file_name()) else { return Err(abs) };
+        let joined = self.cwd.join(path);
+        let (dir, name) = match (joined.parent(), joined.file_name()) {
+            (Some(dir), Some(name)) if climbs => (dir, name),
+            _ => match (abs.parent(), abs.file_name()) {
+                (Some(dir), Some(name)) if !climbs => (dir, name),
+                _ => return if abs.starts_with(base) { Ok(abs) } else { Err(abs) },
+            },
+        };
         let lock = || self.canonical.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let known = lock().get(dir).cloned();
         let real = known.unwrap_or_else(|| {
@@ -840,6 +850,8 @@ impl Excludes {
         });
         match real {
             Some(real) if real.starts_with(base) => Ok(real.join(name)),
+            // (A path that cannot be resolved, such as a directory since deleted, by text.)
+            None if abs.starts_with(base) => Ok(abs),
             _ => Err(abs),
         }
     }

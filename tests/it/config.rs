@@ -2084,3 +2084,28 @@ fn keys_named_like_flags_get_a_hint() {
     }
     assert!(wrong.is_empty(), "keys named like flags:\n{}", wrong.join("\n"));
 }
+
+/// An `exclude` glob matches a path spelled through a symlink and `..` as it matches the
+/// directory it leads to: `<link>/../libs`, where `<link>` (outside the tree) is `svc`,
+/// is `libs`; `..` was resolved by text first (the link's own parent), so the glob was
+/// matched against another directory and `libs/z.py` compiled.
+#[test]
+fn exclude_resolves_symlinks_before_dotdot() {
+    let Some(py) = harness::any_python("config::exclude_resolves_symlinks_before_dotdot") else { return };
+    let tree = Tree::new();
+    tree.write("pyproject.toml", "[tool.hashpyc]\nexclude = [\"/libs/z.py\"]\n");
+    tree.write("libs/z.py", "z = 1\n");
+    tree.write("libs/keep.py", "k = 1\n");
+    tree.write("svc/s.py", "s = 1\n");
+    let outside = Tree::new();
+    std::os::unix::fs::symlink(tree.path("svc"), outside.path("link")).unwrap();
+    let through = format!("{}/link/../libs", outside.root().display());
+    assert!(Path::new(&through).join("z.py").is_file());
+    for (spelled, want) in [("libs", "libs/keep.py"), (through.as_str(), "link/../libs/keep.py")] {
+        let run = tree.hashpyc().args(["compile", "-n"]).python(py).arg(spelled).run();
+        run.assert_code(0);
+        let listed: Vec<&str> =
+            run.stdout.lines().chain(run.stderr.lines()).filter(|l| l.contains(".py")).collect();
+        assert!(listed.len() == 1 && listed[0].contains(want), "{spelled}: {listed:?}");
+    }
+}
