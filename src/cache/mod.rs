@@ -192,6 +192,91 @@ pub(crate) struct Remote {
     /// The damage that switched the tier off, when damage did: its warning counts every
     /// damaged entry of the run (lookups in flight then are counted too), as `-v` does.
     off_by_damage: Mutex<Option<String>>,
+    /// How many lookups, and uploads (with the GETs before them), may be in flight: less
+    /// while the server throttles (see [`Throttle`]).
+    lookup_cap: Throttle,
+    upload_cap: Throttle,
+    /// Requests whose attempts the server throttled (HTTP 429/503) through: lookups
+    /// counted as misses, uploads not sent.
+    throttled_lookups: AtomicU64,
+    throttled_uploads: AtomicU64,
+    /// Throttled requests in a row (no request succeeded since) that started when their
+    /// cap was already down to one: [`THROTTLED_OFF`] switch the tier off.
+    throttled_streak: AtomicU64,
+}
+
+/// Throttled requests in a row, each started alone (its cap down to one), that switch a
+/// remote tier off: a server that throttles even one request at a time.
+const THROTTLED_OFF: u64 = 3;
+
+/// A cap on requests of one kind in flight, for a server that throttles (HTTP 429 or 503:
+/// S3's `SlowDown`, a rate limit shared by a fleet of runners): halved by each request
+/// throttled through all its attempts, raised by one by each that succeeds, from and up to
+/// the number of threads (so that against a server that does not throttle nothing waits),
+/// never below one.
+struct Throttle {
+    max: usize,
+    /// The cap, and the requests in flight.
+    state: Mutex<(usize, usize)>,
+    room: std::sync::Condvar,
+}
+
+/// How a request under a [`Throttle`] ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    Succeeded,
+    Throttled,
+    Other,
+}
+
+impl Throttle {
+    fn new(max: usize) -> Throttle {
+        Throttle { max, state: Mutex::new((max, 0)), room: std::sync::Condvar::new() }
+    }
+
+    /// Wait for room under the cap while `go_on()` holds; the cap when the request starts,
+    /// or None when it is not to be sent.
+    fn enter(&self, go_on: impl Fn() -> bool) -> Option<usize> {
+        let mut state = self.state.lock().expect("throttle lock");
+        loop {
+            if !go_on() {
+                return None;
+            }
+            if state.1 < state.0 {
+                state.1 += 1;
+                return Some(state.0);
+            }
+            state = self.room.wait_timeout(state, Duration::from_millis(50)).expect("throttle lock").0;
+        }
+    }
+
+    #[cfg(test)]
+    fn leave_after(&self, ended: Ended) {
+        self.enter(|| true).expect("room");
+        self.leave(ended);
+    }
+
+    fn leave(&self, ended: Ended) {
+        let mut state = self.state.lock().expect("throttle lock");
+        state.1 -= 1;
+        state.0 = match ended {
+            Ended::Succeeded => (state.0 + 1).min(self.max),
+            Ended::Throttled => (state.0 / 2).max(1),
+            Ended::Other => state.0,
+        };
+        self.room.notify_all();
+    }
+}
+
+/// What a request to the remote tier came to.
+enum Sent<T> {
+    Answered(T),
+    /// A failure, which switched the tier off.
+    Failed,
+    /// Throttled through all its attempts (counted by the caller).
+    Throttled,
+    /// Not sent: the tier is off, or the run interrupted.
+    Unsent,
 }
 
 /// When this many remote lookups have all missed (not one hit), the remote holds nothing
@@ -246,27 +331,71 @@ impl Remote {
         )
     }
 
-    fn get(&self, key: &Key) -> Option<Vec<u8>> {
-        if !self.usable() {
-            return None;
-        }
-        match self.retrying(&self.lookups, || self.tier.get(key)) {
-            Ok(found) => found,
+    /// `request` under `cap` and `policy`. A failure switches the tier off, unless the server
+    /// throttled each attempt (HTTP 429/503 without a long `Retry-After`): that halves the
+    /// cap, and switches the tier off only as the [`THROTTLED_OFF`]th in a row started at
+    /// a cap of one.
+    fn send<T>(
+        &self,
+        cap: &Throttle,
+        policy: &remote::retry::Policy,
+        mut request: impl FnMut() -> Result<T, TierError>,
+    ) -> Sent<T> {
+        let Some(started_at) = cap.enter(|| self.usable() && !crate::interrupt::requested()) else {
+            return Sent::Unsent;
+        };
+        let throttled = std::cell::Cell::new(false);
+        let out = self.retrying(policy, || {
+            let out = request();
+            throttled.set(matches!(&out, Err(e) if remote::retry::throttled(e)));
+            out
+        });
+        match out {
+            Ok(v) => {
+                cap.leave(Ended::Succeeded);
+                self.throttled_streak.store(0, Ordering::Relaxed);
+                Sent::Answered(v)
+            }
+            Err(e) if throttled.get() && self.usable() => {
+                cap.leave(Ended::Throttled);
+                if started_at == 1
+                    && self.throttled_streak.fetch_add(1, Ordering::Relaxed) + 1 >= THROTTLED_OFF
+                {
+                    self.fail(&TierError::Failed(format!(
+                        "{e}, throttled (HTTP 503/429) {THROTTLED_OFF} times in a row with one request in flight"
+                    )));
+                    return Sent::Failed;
+                }
+                Sent::Throttled
+            }
             Err(e) => {
+                cap.leave(Ended::Other);
                 self.fail(&e);
-                None
+                Sent::Failed
             }
         }
     }
 
-    /// [`Tier::get_before_put`], retried as uploads are.
-    fn get_before_put(&self, key: &Key) -> Result<Option<Vec<u8>>, TierError> {
-        self.retrying(&self.uploads, || self.tier.get_before_put(key))
+    /// A lookup: None when the tier did not answer (a failure, throttled, or off).
+    fn get(&self, key: &Key) -> Option<Option<Vec<u8>>> {
+        match self.send(&self.lookup_cap, &self.lookups, || self.tier.get(key)) {
+            Sent::Answered(found) => Some(found),
+            Sent::Throttled => {
+                self.throttled_lookups.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+            Sent::Failed | Sent::Unsent => None,
+        }
     }
 
-    /// [`Tier::put`], retried as uploads are.
-    fn put(&self, key: &Key, data: &[u8]) -> Result<u64, TierError> {
-        self.retrying(&self.uploads, || self.tier.put(key, data))
+    /// [`Tier::get_before_put`], sent as uploads are.
+    fn get_before_put(&self, key: &Key) -> Sent<Option<Vec<u8>>> {
+        self.send(&self.upload_cap, &self.uploads, || self.tier.get_before_put(key))
+    }
+
+    /// [`Tier::put`], sent as uploads are.
+    fn put(&self, key: &Key, data: &[u8]) -> Sent<u64> {
+        self.send(&self.upload_cap, &self.uploads, || self.tier.put(key, data))
     }
 
     /// This run's counts, with the retries the tier made on its own.
@@ -361,6 +490,11 @@ impl Inner {
                 missed_lookups: AtomicU64::new(0),
                 found_damaged: Mutex::default(),
                 off_by_damage: Mutex::default(),
+                lookup_cap: Throttle::new(remote::LOOKUPS),
+                upload_cap: Throttle::new(remote::UPLOADS),
+                throttled_lookups: AtomicU64::new(0),
+                throttled_uploads: AtomicU64::new(0),
+                throttled_streak: AtomicU64::new(0),
             })
         });
         let uploads = match (&remote, settings.read_only) {
@@ -465,8 +599,10 @@ impl Inner {
         }
         *remote_asked |= r.usable();
         let data = match r.get(key) {
-            Some(d) => d,
-            None => {
+            Some(Some(d)) => d,
+            // Not answered: a failure, or throttled (not a sign of a cold remote).
+            None => return None,
+            Some(None) => {
                 if r.usable() {
                     let misses = r.missed_lookups.fetch_add(1, Ordering::Relaxed) + 1;
                     if misses >= COLD_REMOTE && r.counts.hits.load(Ordering::Relaxed) == 0 {
@@ -871,6 +1007,8 @@ impl Inner {
                     "remote bytecode cache `{}`: {p}; it was switched off for the rest of this run",
                     r.tier.describe()
                 ));
+            } else if let Some(said) = throttled(r) {
+                warnings.push(format!("remote bytecode cache `{}`: {said}", r.tier.describe()));
             }
             if let Some(u) = &upload
                 && u.abandoned > 0
@@ -911,6 +1049,7 @@ impl Inner {
                             u.too_large,
                             format!("{} not sent: over {} MiB", u.too_large, remote::MAX_ENTRY >> 20),
                         ),
+                        (u.throttled, format!("{} not sent: throttled (HTTP 503/429)", u.throttled)),
                     ] {
                         if n > 0 {
                             line.push_str(&format!(", {said}"));
@@ -1159,6 +1298,32 @@ impl CacheError {
     }
 }
 
+/// What the server's throttling cost a run whose remote tier stayed on: `12 lookups were
+/// throttled (HTTP 503/429) and counted as misses, 3 uploads were not sent`; None when
+/// nothing was throttled through.
+fn throttled(r: &Remote) -> Option<String> {
+    let lookups = r.throttled_lookups.load(Ordering::Relaxed);
+    let uploads = r.throttled_uploads.load(Ordering::Relaxed);
+    let plural = crate::report::plural;
+    let misses = if lookups == 1 { "a miss" } else { "misses" };
+    let said = match (lookups, uploads) {
+        (0, 0) => return None,
+        (n, 0) => format!(
+            "{} throttled (HTTP 503/429) and counted as {misses}",
+            plural(n, "lookup was", "lookups were")
+        ),
+        (0, m) => {
+            format!("{} throttled (HTTP 503/429) and not sent", plural(m, "upload was", "uploads were"))
+        }
+        (n, m) => format!(
+            "{} throttled (HTTP 503/429) and counted as {misses}, {} not sent",
+            plural(n, "lookup was", "lookups were"),
+            plural(m, "upload was", "uploads were")
+        ),
+    };
+    Some(said + " (the server asked for fewer requests at once; the build sent fewer and went on)")
+}
+
 /// `cache local `DIR`: 12 hits, 1 miss, …` for `-v` (a remote tier's with its retries).
 fn tier_line(name: &str, where_: &str, t: &Totals) -> String {
     format!("cache {name} `{where_}`: {}", t.describe("", name == "remote"))
@@ -1216,6 +1381,26 @@ fn key_prefix(t: &Target, script: &str) -> blake3::Hasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn throttling_halves_the_cap_and_successes_raise_it() {
+        let t = Throttle::new(8);
+        assert_eq!(t.enter(|| true), Some(8));
+        t.leave(Ended::Throttled);
+        t.leave_after(Ended::Throttled);
+        assert_eq!(*t.state.lock().unwrap(), (2, 0));
+        t.leave_after(Ended::Throttled);
+        t.leave_after(Ended::Throttled);
+        assert_eq!(t.enter(|| true), Some(1), "never below one");
+        assert_eq!(t.enter(|| false), None, "not sent once the tier is off");
+        t.leave(Ended::Succeeded);
+        t.leave_after(Ended::Other);
+        assert_eq!(*t.state.lock().unwrap(), (2, 0));
+        for _ in 0..20 {
+            t.leave_after(Ended::Succeeded);
+        }
+        assert_eq!(*t.state.lock().unwrap(), (8, 0), "up to the threads, no more");
+    }
 
     // Counts of one are singular (they said "1 damaged entries", "1 more were not made").
     #[test]

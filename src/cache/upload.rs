@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, TrySendError};
 
-use super::Remote;
 use super::entry::{self, Compression, Key, Payload};
+use super::{Remote, Sent};
 
 /// Queued uploads (entries are a few KiB: tens of MiB at most).
 const QUEUE: usize = 16 * 1024;
@@ -53,6 +53,8 @@ pub struct UploadReport {
     pub dropped: u64,
     /// Not sent: larger than a lookup accepts.
     pub too_large: u64,
+    /// Not sent: the server throttled it (HTTP 429/503) through all its attempts.
+    pub throttled: u64,
 }
 
 /// The uploads not sent, by reason.
@@ -129,6 +131,7 @@ impl Uploader {
             duplicates: self.unsent.duplicates.load(Ordering::Relaxed),
             dropped: self.unsent.dropped.load(Ordering::Relaxed),
             too_large: self.unsent.too_large.load(Ordering::Relaxed),
+            throttled: self.remote.throttled_uploads.load(Ordering::Relaxed),
         }
     }
 }
@@ -139,7 +142,7 @@ fn upload(remote: &Remote, job: &Job, unsent: &Unsent) {
         // What is there is read and checked, as the local tier does: a damaged entry (a
         // path-dependent marker, say) is replaced, not taken for one already there.
         match remote.get_before_put(&job.key) {
-            Ok(Some(data)) => match entry::decode(&job.key, &data) {
+            Sent::Answered(Some(data)) => match entry::decode(&job.key, &data) {
                 Ok(_) => {
                     unsent.present.fetch_add(1, Ordering::Relaxed);
                     return;
@@ -153,8 +156,12 @@ fn upload(remote: &Remote, job: &Job, unsent: &Unsent) {
                     }
                 }
             },
-            Ok(None) => {}
-            Err(e) => return remote.fail(&e),
+            Sent::Answered(None) => {}
+            Sent::Throttled => {
+                remote.throttled_uploads.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            Sent::Failed | Sent::Unsent => return,
         }
     }
     let data = entry::encode(&job.key, &job.payload, Compression::Zstd);
@@ -164,9 +171,12 @@ fn upload(remote: &Remote, job: &Job, unsent: &Unsent) {
         return;
     }
     match remote.put(&job.key, &data) {
-        Ok(_) => {
+        Sent::Answered(_) => {
             remote.counts.stores.fetch_add(job.weight, Ordering::Relaxed);
         }
-        Err(e) => remote.fail(&e),
+        Sent::Throttled => {
+            remote.throttled_uploads.fetch_add(1, Ordering::Relaxed);
+        }
+        Sent::Failed | Sent::Unsent => {}
     }
 }

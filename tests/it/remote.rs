@@ -737,6 +737,80 @@ fn survives(py: &Python, name: &str, url: &str, want: &str, max: Duration) {
     harness::visible(&format!("remote fault `{name}`: build took {took:?}; {}", warnings[0]));
 }
 
+/// A shared cache that rate-limits, as S3 answers `503 SlowDown` to a fleet of CI runners
+/// on one prefix (nginx `limit_req`: past 200 requests a second and a burst of 50, HTTP 503
+/// at once): five builds at once, twice, each sending up to 128 lookups in one burst. Each
+/// sends fewer requests instead of switching the remote off: every build ends with the pycs
+/// of a build without a cache, none switches the remote off, what was throttled through is
+/// said (a warning; `-v`: uploads not sent), and the second round finds entries the first
+/// uploaded (the cache warms). Without the throttling, one lookup throttled through its
+/// attempts switched the remote off in every build.
+#[test]
+fn a_rate_limiting_server_gets_fewer_requests_and_stays_on() {
+    let test = "remote::a_rate_limiting_server_gets_fewer_requests_and_stays_on";
+    let Some(py) = harness::python_or_skip((3, 12), test) else { return };
+    let Some(nginx) = Nginx::start_rate_limited(200, 50) else { return };
+    let url = format!("{}/fleet/cache", nginx.url());
+    let lib = harness::stdlib_dir(py);
+    let machines: Vec<(Machine, Reference)> = (0..5)
+        .map(|i| {
+            let m = Machine::new(py, &format!("runner-{i}"));
+            for pkg in ["xml", "urllib", "asyncio", "importlib", "concurrent", "logging"] {
+                harness::copy_py_tree(&lib.join(pkg), &m.tree.join(pkg), &|_| false);
+            }
+            let reference = m.reference(py);
+            (m, reference)
+        })
+        .collect();
+    let throttled_said = |stderr: &str| -> u64 {
+        warnings(stderr)
+            .iter()
+            .filter_map(|w| w.split_once("`: ")?.1.split_once(" lookup")?.0.parse::<u64>().ok())
+            .sum()
+    };
+    let (mut said, mut warmed) = (0, 0);
+    for round in 1..=2 {
+        let runs: Vec<harness::Run> = std::thread::scope(|s| {
+            let builds: Vec<_> = machines
+                .iter()
+                .map(|(m, _)| s.spawn(|| m.compile(&py.path, &["-v", "--cache-url", &url], &[])))
+                .collect();
+            builds.into_iter().map(|b| b.join().unwrap()).collect()
+        });
+        for ((m, reference), run) in machines.iter().zip(&runs) {
+            assert_eq!(run.code, reference.0, "round {round}: {}", run.stderr);
+            assert!(pycs(&m.tree) == reference.1, "round {round}: other pycs than a build without a cache");
+            remove_pycs(&m.tree);
+            assert!(!run.stderr.contains("switched off"), "round {round}: {}", run.stderr);
+            for w in warnings(&run.stderr) {
+                assert!(
+                    w.contains(" throttled (HTTP 503/429) and ")
+                        && w.ends_with("the build sent fewer and went on)"),
+                    "round {round}: {}",
+                    run.stderr
+                );
+            }
+            said += throttled_said(&run.stderr)
+                + run.stderr.contains(" not sent: throttled (HTTP 503/429)") as u64;
+            if round == 2 {
+                warmed += counts(&run.stderr).0;
+            }
+            harness::visible(&format!(
+                "rate-limited remote, round {round}: {}",
+                run.stderr
+                    .lines()
+                    .filter(|l| l.starts_with("cache remote") || l.starts_with("warning"))
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            ));
+        }
+    }
+    // The server did throttle, and the builds said so.
+    assert!(nginx.access_log().contains("\" 503 "), "nginx never answered 503");
+    assert!(said > 0, "nothing said of the throttling");
+    assert!(warmed > 0, "round 2 found nothing round 1 uploaded");
+}
+
 #[test]
 fn network_faults_never_break_a_build() {
     let Some(py) = harness::python_or_skip((3, 12), "remote::network_faults_never_break_a_build") else {
@@ -756,7 +830,12 @@ fn network_faults_never_break_a_build() {
     // Transient statuses once the lookup's attempts are spent.
     for (status, want) in [
         (500, "HTTP 500 (after 3 attempts)"),
-        (503, "HTTP 503 (after 3 attempts)"),
+        // Throttling (503, 429): the remote is switched off only once requests sent one at a
+        // time are throttled through in a row (here the uploads').
+        (
+            503,
+            "PUT: HTTP 503 (after 4 attempts), throttled (HTTP 503/429) 3 times in a row with one request in flight",
+        ),
         (403, "HTTP 403"),
         (507, "HTTP 507"),
     ] {

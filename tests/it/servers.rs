@@ -671,23 +671,40 @@ fn nginx_has_modules(bin: &Path, tls: bool) -> Result<(), String> {
 
 impl Nginx {
     pub fn start() -> Option<Nginx> {
-        Nginx::launch(None, None)
+        Nginx::launch(None, None, (512, "", ""))
+    }
+
+    /// Rate-limited as a shared store under load: past `rate` requests a second (and a
+    /// burst of `burst` more), requests are answered HTTP 503 at once (nginx's
+    /// `limit_req … nodelay`), as S3 answers `503 SlowDown` to too many requests on one prefix.
+    pub fn start_rate_limited(rate: u32, burst: u32) -> Option<Nginx> {
+        // Connections enough for builds at once (128 lookups and 16 uploads each): refused
+        // connections would be another fault than the one tested.
+        let zone = format!("limit_req_zone $server_addr zone=cache:1m rate={rate}r/s;");
+        let limit = format!("limit_req zone=cache burst={burst} nodelay;");
+        Nginx::launch(None, None, (4096, &zone, &limit))
     }
 
     /// Over HTTPS only (`listen … ssl`), with the server certificate of `ca` (made for
     /// 127.0.0.1), and basic auth as [`Nginx::start_with_basic_auth`] with `auth`.
     pub fn start_tls(ca: &TestCa, auth: Option<(&str, &str)>) -> Option<Nginx> {
-        Nginx::launch(auth.map(|(u, p)| (u.to_string(), p.to_string())), Some(ca))
+        Nginx::launch(auth.map(|(u, p)| (u.to_string(), p.to_string())), Some(ca), (512, "", ""))
     }
 
     /// Every request needs `Authorization: Basic user:pass` (401 otherwise).
     pub fn start_with_basic_auth(user: &str, pass: &str) -> Option<Nginx> {
         // An htpasswd line is user:password[:comment]: neither may hold ':' or a newline.
         assert!(!format!("{user}{pass}").contains([':', '\n']), "nginx cannot take {user:?}/{pass:?}");
-        Nginx::launch(Some((user.to_string(), pass.to_string())), None)
+        Nginx::launch(Some((user.to_string(), pass.to_string())), None, (512, "", ""))
     }
 
-    fn launch(auth: Option<(String, String)>, tls: Option<&TestCa>) -> Option<Nginx> {
+    /// `(connections, in_http, in_location)`: nginx's `worker_connections`, and configuration
+    /// added to the `http` block and the location.
+    fn launch(
+        auth: Option<(String, String)>,
+        tls: Option<&TestCa>,
+        (connections, in_http, in_location): (u32, &str, &str),
+    ) -> Option<Nginx> {
         let bin = match find_tool("HASHPYC_NGINX", "nginx")
             .and_then(|b| nginx_has_modules(&b, tls.is_some()).map(|()| b))
         {
@@ -728,7 +745,7 @@ master_process off;
 worker_processes 1;
 pid "{p}/nginx.pid";
 error_log "{p}/error.log" info;
-events {{ worker_connections 512; }}
+events {{ worker_connections {connections}; }}
 http {{
   access_log "{p}/access.log";
   client_body_temp_path "{p}/client_body";
@@ -736,6 +753,7 @@ http {{
   fastcgi_temp_path "{p}/fastcgi";
   uwsgi_temp_path "{p}/uwsgi";
   scgi_temp_path "{p}/scgi";
+  {in_http}
   server {{
     listen 127.0.0.1:{port}{ssl};
     {tls_conf}
@@ -746,6 +764,7 @@ http {{
       dav_access user:rw group:r all:r;
       client_max_body_size 0;
       {auth_conf}
+      {in_location}
     }}
   }}
 }}

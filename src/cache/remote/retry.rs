@@ -103,6 +103,19 @@ impl Policy {
     }
 }
 
+/// Whether `e` is a server's throttling (HTTP 429 or 503, as S3's `SlowDown`: too many
+/// requests at once) that a client may retry soon: not one asking for more than
+/// [`RETRY_AFTER_MAX`], which is not retried and stays a failure.
+pub fn throttled(e: &TierError) -> bool {
+    match e {
+        TierError::Transient { message, retry_after } => {
+            (message.ends_with(": HTTP 429") || message.ends_with(": HTTP 503"))
+                && retry_after.is_none_or(|a| a <= RETRY_AFTER_MAX)
+        }
+        _ => false,
+    }
+}
+
 /// A number in [0, 1), different at each call (std's randomly keyed hasher: jitter needs
 /// no more), so that requests failed together are not retried together.
 fn jitter() -> f64 {
@@ -185,6 +198,16 @@ mod tests {
         // No retry after the budget: a wait would pass it.
         let tight = Policy::lookups(Duration::from_millis(40));
         assert_eq!(over(tight, vec![Err(e500()), Ok(1)], true).1, 1);
+    }
+
+    #[test]
+    fn throttling_is_told_apart() {
+        assert!(throttled(&transient("GET: HTTP 503", None)));
+        assert!(throttled(&transient("PUT: HTTP 429", Some(1))));
+        // A long Retry-After is not waited out: a failure, as before.
+        assert!(!throttled(&transient("GET: HTTP 503", Some(120))));
+        assert!(!throttled(&transient("GET: HTTP 500", None)));
+        assert!(!throttled(&TierError::Failed("GET: HTTP 503 (after 3 attempts)".into())));
     }
 
     #[test]
