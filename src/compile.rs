@@ -475,8 +475,14 @@ pub fn compile(
     let specs: Vec<WorkerSpec> =
         s.targets.iter().map(|t| WorkerSpec::new(Arc::clone(t), s.timeout)).collect();
     let units = plans.iter().filter(|p| p.actions.iter().any(|a| a.is_compile())).count();
-    if s.cache.is_some() && units > 0 {
-        confirm_targets(s, &specs)?;
+    if s.cache.is_some()
+        && units > 0
+        && let Err(e) = confirm_targets(s, &specs)
+    {
+        // What the walk and the plan found (dangling links, unreadable directories) is
+        // said before the error, as when workers fail later.
+        notes.print(&s.targets);
+        return Err(e);
     }
     let cache = match &s.cache {
         Some(settings) => {

@@ -1894,11 +1894,14 @@ fn a_stale_probe_behind_a_launcher_serves_no_cache_hit() {
     select(&old.path);
     compile("L1").assert_code(0);
     select(&new.path);
+    // What the walk found is said before the error too.
+    std::os::unix::fs::symlink("nowhere.py", tree.path("L2/gone.py")).unwrap();
     let stale = compile("L2");
     stale.assert_code(2);
     assert!(
         stale.stderr.contains("the interpreter changed since it was probed")
-            && stale.stderr.contains("so run again"),
+            && stale.stderr.contains("so run again")
+            && stale.stderr.contains("gone.py`: dangling symbolic link"),
         "{}",
         stale.stderr
     );
