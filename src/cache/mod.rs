@@ -344,10 +344,11 @@ impl Remote {
         let Some(started_at) = cap.enter(|| self.usable() && !crate::interrupt::requested()) else {
             return Sent::Unsent;
         };
-        let throttled = std::cell::Cell::new(false);
+        // Throttled only when every attempt was (500, 500, 503 is a failure).
+        let throttled = std::cell::Cell::new(true);
         let out = self.retrying(policy, || {
             let out = request();
-            throttled.set(matches!(&out, Err(e) if remote::retry::throttled(e)));
+            throttled.set(throttled.get() && matches!(&out, Err(e) if remote::retry::throttled(e)));
             out
         });
         match out {
@@ -1429,6 +1430,50 @@ mod tests {
         }
         fn describe(&self) -> String {
             "memory".into()
+        }
+    }
+
+    /// A tier whose lookups fail, each attempt with the next of these HTTP statuses.
+    struct Failing(Mutex<Vec<u16>>);
+
+    impl Tier for Failing {
+        fn get(&self, _: &Key) -> Result<Option<Vec<u8>>, TierError> {
+            let status = self.0.lock().unwrap().remove(0);
+            Err(TierError::Transient { message: format!("GET: HTTP {status}"), retry_after: None })
+        }
+        fn put(&self, _: &Key, data: &[u8]) -> Result<u64, TierError> {
+            Ok(data.len() as u64)
+        }
+        fn get_before_put(&self, key: &Key) -> Result<Option<Vec<u8>>, TierError> {
+            self.get(key)
+        }
+        fn describe(&self) -> String {
+            "failing".into()
+        }
+    }
+
+    // A lookup is throttled (a miss, the tier kept) only when the server throttled every
+    // attempt: one whose last attempt met a 503 after two 500s is a failure, which switches
+    // the tier off. Only the last attempt decided before.
+    #[test]
+    fn throttled_means_every_attempt() {
+        for (statuses, kept) in
+            [(vec![503, 503, 503], true), (vec![500, 500, 503], false), (vec![503, 500, 503], false)]
+        {
+            let tier = Arc::new(Failing(Mutex::new(statuses.clone())));
+            let settings = CacheSettings {
+                dir: None,
+                remote: Some(tier.clone() as Arc<dyn Tier>),
+                max_size: 1 << 30,
+                read_only: true,
+                compression: Compression::None,
+                timeout: Duration::from_secs(5),
+                upload_wait: Duration::from_secs(5),
+            };
+            let inner = Inner::open(settings, &[], &[]).unwrap();
+            assert!(inner.get(&[7; 32], 1, &mut false).is_none());
+            assert!(tier.0.lock().unwrap().is_empty(), "{statuses:?}: not every attempt was made");
+            assert_eq!(inner.remote.as_ref().unwrap().usable(), kept, "{statuses:?}");
         }
     }
 
