@@ -99,7 +99,7 @@ impl CompileFailure {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
     /// Start-up handshake: what the interpreter is, as far as the bytecode cache's key
-    /// takes it from the probe (see `Target::same_interpreter`).
+    /// takes it from the probe (see `pool::changed`).
     Hello {
         hexversion: u32,
         magic: [u8; 4],

@@ -445,7 +445,7 @@ def _child_loop():
 def _zygote():
     magic = sys.modules["_frozen_importlib_external"].MAGIC_NUMBER
     # Everything the probe said that the bytecode cache's key takes from it (see
-    # `Target::same_interpreter`): a launcher may now run another build of the same magic.
+    # `pool::changed`): a launcher may now run another build of the same magic.
     _send(b"H", _u32(sys.hexversion), magic, _text(sys.version.replace("\n", " ")),
           _text(sys.implementation.cache_tag), _text(getattr(sys, "abiflags", "")),
           bytes((marshal.version,)))

@@ -1730,7 +1730,7 @@ fn a_probe_that_disagrees_with_the_worker_in_any_part_is_forgotten() {
     else {
         return;
     };
-    let tampered: [(&str, serde_json::Value, &str, &str); 4] = [
+    let tampered: [(&str, serde_json::Value, &str, &str); 5] = [
         (
             "sys_version",
             "3.0.0 (tampered)".into(),
@@ -1740,6 +1740,7 @@ fn a_probe_that_disagrees_with_the_worker_in_any_part_is_forgotten() {
         ("hexversion", 0x030000f0.into(), "reports sys.hexversion 0x", "the probe said 0x30000f0:"),
         ("abiflags", "zz".into(), "reports sys.abiflags `", "the probe said `zz`:"),
         ("marshal_version", 1.into(), "reports marshal version ", "the probe said 1:"),
+        ("cache_tag", "cpython-00".into(), "reports cache tag `", "the probe said `cpython-00`:"),
     ];
     for (field, value, what, said) in tampered {
         let tree = Tree::new();
