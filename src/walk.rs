@@ -557,7 +557,7 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
                     named_nameless.push(root.clone());
                 } else if meta.file_type().is_symlink()
                     && let Some(limit) = &opts.limit_symlinks
-                    && !std::fs::canonicalize(root).is_ok_and(|t| t.starts_with(limit) && t != *limit)
+                    && !inside_limit(root, limit)
                 {
                     walked.skipped_symlinks.push(root.clone());
                 } else {
@@ -997,11 +997,16 @@ impl<'a> GoneDirRules<'a> {
     }
 }
 
-/// A directory's identity (device and inode), links followed.
+/// A directory's identity (device and inode), links followed; `""` is the working
+/// directory.
 pub(crate) fn dir_id(path: &Path) -> Option<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    let path = if path.as_os_str().is_empty() { Path::new(".") } else { path };
-    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    crate::write::file_id(if path.as_os_str().is_empty() { Path::new(".") } else { path })
+}
+
+/// Whether `path` resolves strictly inside `limit` (`-e`/`--limit-symlinks`), as
+/// compileall's `limit in resolved.parents`: the limit itself is outside.
+fn inside_limit(path: &Path, limit: &Path) -> bool {
+    std::fs::canonicalize(path).is_ok_and(|t| t.starts_with(limit) && t != *limit)
 }
 
 /// What a walk under `--follow` shares with its walker threads: the directories walked or
@@ -1257,13 +1262,12 @@ fn walk_tree(
                 }
                 Ok(_) => {}
             }
-            if let Some(limit) = &opts.limit_symlinks {
-                // (Strictly inside, as compileall's `limit in resolved.parents`.)
-                let inside = std::fs::canonicalize(path).is_ok_and(|t| t.starts_with(limit) && t != *limit);
-                if !inside {
-                    found.lock().expect("walk lock").skipped_symlinks.push(path.to_path_buf());
-                    return WalkState::Continue;
-                }
+            // (Strictly inside, as compileall's `limit in resolved.parents`.)
+            if let Some(limit) = &opts.limit_symlinks
+                && !inside_limit(path, limit)
+            {
+                found.lock().expect("walk lock").skipped_symlinks.push(path.to_path_buf());
+                return WalkState::Continue;
             }
         } else if !ft.is_file() {
             let e = WalkError::Special(path.to_path_buf(), special_kind(ft));
