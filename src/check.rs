@@ -969,14 +969,27 @@ fn stray(
         .get(target)
         .map(|t| format!("{}.{}", t.version.0, t.version.1))
         .unwrap_or_else(|| String::from_utf8_lossy(tag).into_owned());
-    Some(Finding {
+    Some(stray_finding(source, pyc_path.to_path_buf(), python, target, level, detail))
+}
+
+/// A `stray` finding: `pyc`, whose source `source` is gone (`detail`: why, when there is
+/// more to say), for target `target` (`targets.len()` for none) spelled `python`.
+fn stray_finding(
+    source: PathBuf,
+    pyc: PathBuf,
+    python: String,
+    target: usize,
+    optimization: u8,
+    detail: Option<String>,
+) -> Finding {
+    Finding {
         kind: "finding",
         path: source,
-        pyc: pyc_path.to_path_buf(),
+        pyc,
         outcome: Outcome::Stray,
         python,
         target,
-        optimization: level,
+        optimization,
         detail,
         expected: None,
         found: None,
@@ -986,7 +999,15 @@ fn stray(
         not_regular: false,
         source_unreadable: false,
         not_a_dir: None,
-    })
+    }
+}
+
+/// The index of the target whose magic number begins the file `pyc`, if any.
+fn target_by_magic(pyc: &Path, targets: &[Arc<Target>]) -> Option<usize> {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    let read = crate::io::open_nonblocking(pyc).and_then(|mut f| f.read_exact(&mut magic));
+    read.ok().and_then(|()| targets.iter().position(|t| t.magic.0 == magic))
 }
 
 /// Why a temporary file of a pyc is a stray.
@@ -998,7 +1019,6 @@ const TEMP_STRAY: &str =
 /// before its rename left it, whether or not the source exists. Only a report: a run
 /// writing it at this moment is not disturbed.
 fn temp_stray(temp: &Path, dir: &Path, targets: &[Arc<Target>]) -> Option<Finding> {
-    use std::io::Read;
     let pyc_name = crate::write::temp_target(temp.file_name()?.as_bytes())?;
     // `m.cpython-312.pyc`, or a legacy `m.pyc`.
     let (stem, tag, level) = crate::layout::cache_name_parts(pyc_name).unwrap_or((
@@ -1008,33 +1028,20 @@ fn temp_stray(temp: &Path, dir: &Path, targets: &[Arc<Target>]) -> Option<Findin
     ));
     let mut source_name = stem.to_vec();
     source_name.extend_from_slice(b".py");
-    let mut magic = [0u8; 4];
-    let target = targets.iter().position(|t| t.cache_tag.as_bytes() == tag).or_else(|| {
-        let read = crate::io::open_nonblocking(temp).and_then(|mut f| f.read_exact(&mut magic));
-        read.ok().and_then(|()| targets.iter().position(|t| t.magic.0 == magic))
-    });
+    let target =
+        targets.iter().position(|t| t.cache_tag.as_bytes() == tag).or_else(|| target_by_magic(temp, targets));
     let python = match target {
         Some(i) => format!("{}.{}", targets[i].version.0, targets[i].version.1),
         None => String::from_utf8_lossy(tag).into_owned(),
     };
-    Some(Finding {
-        kind: "finding",
-        path: dir.join(std::ffi::OsStr::from_bytes(&source_name)),
-        pyc: temp.to_path_buf(),
-        outcome: Outcome::Stray,
+    Some(stray_finding(
+        dir.join(std::ffi::OsStr::from_bytes(&source_name)),
+        temp.to_path_buf(),
         python,
-        target: target.unwrap_or(targets.len()),
-        optimization: level,
-        detail: Some(TEMP_STRAY.into()),
-        expected: None,
-        found: None,
-        embedded: None,
-        source_fails: None,
-        symlink: false,
-        not_regular: false,
-        source_unreadable: false,
-        not_a_dir: None,
-    })
+        target.unwrap_or(targets.len()),
+        level,
+        Some(TEMP_STRAY.into()),
+    ))
 }
 
 /// pycs in `__pycache__` whose `<stem>.py` no longer exists beside the directory, and
@@ -1164,7 +1171,6 @@ fn prefix_strays(s: &CheckSettings, dirs: &[(PathBuf, usize)], cwd: &Path) -> Ve
 /// such a file as a sourceless module, so a stale one runs old code. Only pycs whose magic
 /// number is a checked interpreter's count (other `.pyc` files are not this run's).
 fn legacy_strays(pycs: &[PathBuf], targets: &[Arc<Target>]) -> Vec<Finding> {
-    use std::io::Read;
     let mut out = Vec::new();
     for pyc_path in pycs {
         if let Some(f) = temp_stray(pyc_path, pyc_path.parent().unwrap_or(Path::new("")), targets) {
@@ -1176,30 +1182,10 @@ fn legacy_strays(pycs: &[PathBuf], targets: &[Arc<Target>]) -> Vec<Finding> {
         source = std::ffi::OsStr::from_bytes(stem).to_owned();
         let source = PathBuf::from(source);
         let Some(detail) = source_gone(&source) else { continue };
-        let mut magic = [0u8; 4];
-        let read = crate::io::open_nonblocking(pyc_path).and_then(|mut f| f.read_exact(&mut magic));
-        let Some(index) = read.ok().and_then(|()| targets.iter().position(|t| t.magic.0 == magic)) else {
-            continue;
-        };
+        let Some(index) = target_by_magic(pyc_path, targets) else { continue };
         let target = &targets[index];
-        out.push(Finding {
-            kind: "finding",
-            path: source,
-            pyc: pyc_path.clone(),
-            outcome: Outcome::Stray,
-            python: format!("{}.{}", target.version.0, target.version.1),
-            target: index,
-            optimization: 0,
-            detail,
-            expected: None,
-            found: None,
-            embedded: None,
-            source_fails: None,
-            symlink: false,
-            not_regular: false,
-            source_unreadable: false,
-            not_a_dir: None,
-        });
+        let python = format!("{}.{}", target.version.0, target.version.1);
+        out.push(stray_finding(source, pyc_path.clone(), python, index, 0, detail));
     }
     out
 }
