@@ -2245,6 +2245,36 @@ fn entries_that_cannot_be_removed_are_named() {
     assert_eq!(entry_files(&cache), entries, "nothing was removed");
 }
 
+/// `compile -v` of `src` with `--cache cache` and `extra`, its pycs removed first; exit 0.
+fn build_src(work: &Tree, py: &Python, cache: &Path, extra: &[&str]) -> harness::Run {
+    remove_pycs(&work.path("src"));
+    let run = work
+        .hashpyc()
+        .args(["compile", "-v"])
+        .args(extra)
+        .python(py)
+        .arg("--cache")
+        .arg(cache)
+        .arg("src")
+        .run();
+    run.assert_code(0);
+    run
+}
+
+/// Every file under `dir` (relative to it) with its inode and bytes, sorted: what must not
+/// change through a link the cache does not follow.
+fn files_under(dir: &Path) -> Vec<(PathBuf, u64, Vec<u8>)> {
+    let mut files: Vec<(PathBuf, u64, Vec<u8>)> = harness::files_with_suffix(dir, "")
+        .into_iter()
+        .map(|p| {
+            let full = dir.join(&p);
+            (p, std::fs::metadata(&full).unwrap().ino(), std::fs::read(&full).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
 /// A symbolic link in place of a fan-out directory (`C/v1/cd -> /elsewhere`) is never
 /// followed: `cache stats` does not count what it leads to, `cache prune` and `cache clean`
 /// remove nothing there (entries of 62 hex digits included), and a build stores nothing
@@ -2255,20 +2285,7 @@ fn a_linked_fan_out_directory_is_not_followed() {
     let work = Tree::new();
     harness::write_modules(&work, "src", 40);
     let cache = work.path("cache");
-    let build = |extra: &[&str]| {
-        remove_pycs(&work.path("src"));
-        let run = work
-            .hashpyc()
-            .args(["compile", "-v"])
-            .args(extra)
-            .python(py)
-            .arg("--cache")
-            .arg(&cache)
-            .arg("src")
-            .run();
-        run.assert_code(0);
-        run
-    };
+    let build = |extra: &[&str]| build_src(&work, py, &cache, extra);
     build(&[]);
     let reference = pycs(&work.path("src"));
     let all = entry_files(&cache).len();
@@ -2281,21 +2298,7 @@ fn a_linked_fan_out_directory_is_not_followed() {
     std::fs::rename(&fan, &outside).unwrap();
     std::os::unix::fs::symlink(&outside, &fan).unwrap();
     std::fs::write(outside.join("a".repeat(62)), "not the cache's\n").unwrap();
-    let there = || {
-        let mut files: Vec<(String, u64, Vec<u8>)> = std::fs::read_dir(&outside)
-            .unwrap()
-            .map(|e| {
-                let e = e.unwrap();
-                (
-                    e.file_name().into_string().unwrap(),
-                    e.metadata().unwrap().ino(),
-                    std::fs::read(e.path()).unwrap(),
-                )
-            })
-            .collect();
-        files.sort();
-        files
-    };
+    let there = || files_under(&outside);
     let before = there();
     let moved = before.len() - 1;
     assert!(moved >= 1 && moved < all, "{moved} of {all}");
@@ -2337,20 +2340,7 @@ fn a_linked_entries_directory_is_not_followed() {
     let work = Tree::new();
     harness::write_modules(&work, "src", 20);
     let cache = work.path("cache");
-    let build = |extra: &[&str]| {
-        remove_pycs(&work.path("src"));
-        let run = work
-            .hashpyc()
-            .args(["compile", "-v"])
-            .args(extra)
-            .python(py)
-            .arg("--cache")
-            .arg(&cache)
-            .arg("src")
-            .run();
-        run.assert_code(0);
-        run
-    };
+    let build = |extra: &[&str]| build_src(&work, py, &cache, extra);
     build(&[]);
     let reference = pycs(&work.path("src"));
     // The entries moved elsewhere, beside a file of the user's, and a link in place of v1.
@@ -2358,17 +2348,7 @@ fn a_linked_entries_directory_is_not_followed() {
     std::fs::rename(cache.join("v1"), &victims).unwrap();
     std::fs::write(victims.join("notes.txt"), "mine\n").unwrap();
     std::os::unix::fs::symlink(&victims, cache.join("v1")).unwrap();
-    let there = || {
-        let mut files: Vec<(PathBuf, u64, Vec<u8>)> = harness::files_with_suffix(&victims, "")
-            .into_iter()
-            .map(|p| {
-                let p = victims.join(p);
-                (p.clone(), std::fs::metadata(&p).unwrap().ino(), std::fs::read(&p).unwrap())
-            })
-            .collect();
-        files.sort();
-        files
-    };
+    let there = || files_under(&victims);
     let before = there();
     assert!(before.len() > 20, "{}", before.len());
     let shown = format!("`{}` is a symbolic link", cache.join("v1").display());
