@@ -708,18 +708,14 @@ fn parse_hex(s: &str) -> Option<Vec<u8>> {
 struct CacheKey {
     probe_version: u32,
     given: PathBuf,
-    canonical: PathBuf,
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime_ns: i128,
-    ctime_ns: i128,
+    /// The file named, links resolved.
+    file: FileStamp,
     launcher_context: Option<Vec<(String, String)>>,
 }
 
 fn cache_key(exe: &Path) -> Option<CacheKey> {
     let canonical = std::fs::canonicalize(exe).ok()?;
-    let m = std::fs::metadata(&canonical).ok()?;
+    let file = FileStamp::of(&canonical)?;
     let is_script = std::fs::File::open(&canonical)
         .and_then(|mut f| {
             let mut head = [0u8; 2];
@@ -729,12 +725,7 @@ fn cache_key(exe: &Path) -> Option<CacheKey> {
     Some(CacheKey {
         probe_version: PROBE_VERSION,
         given: exe.to_path_buf(),
-        canonical,
-        dev: m.dev(),
-        ino: m.ino(),
-        size: m.size(),
-        mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
-        ctime_ns: i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec()),
+        file,
         launcher_context: is_script.then(launcher_context),
     })
 }
