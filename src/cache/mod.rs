@@ -391,12 +391,22 @@ impl Remote {
 
     /// [`Tier::get_before_put`], sent as uploads are.
     fn get_before_put(&self, key: &Key) -> Sent<Option<Vec<u8>>> {
-        self.send(&self.upload_cap, &self.uploads, || self.tier.get_before_put(key))
+        self.upload(|| self.tier.get_before_put(key))
     }
 
     /// [`Tier::put`], sent as uploads are.
     fn put(&self, key: &Key, data: &[u8]) -> Sent<u64> {
-        self.send(&self.upload_cap, &self.uploads, || self.tier.put(key, data))
+        self.upload(|| self.tier.put(key, data))
+    }
+
+    /// A request of an upload, under the uploads' cap and policy; one throttled through
+    /// its attempts is counted (the upload is not sent).
+    fn upload<T>(&self, request: impl FnMut() -> Result<T, TierError>) -> Sent<T> {
+        let sent = self.send(&self.upload_cap, &self.uploads, request);
+        if matches!(sent, Sent::Throttled) {
+            self.throttled_uploads.fetch_add(1, Ordering::Relaxed);
+        }
+        sent
     }
 
     /// This run's counts, with the retries the tier made on its own.

@@ -157,11 +157,7 @@ fn upload(remote: &Remote, job: &Job, unsent: &Unsent) {
                 }
             },
             Sent::Answered(None) => {}
-            Sent::Throttled => {
-                remote.throttled_uploads.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-            Sent::Failed | Sent::Unsent => return,
+            Sent::Throttled | Sent::Failed | Sent::Unsent => return,
         }
     }
     let data = entry::encode(&job.key, &job.payload, Compression::Zstd);
@@ -174,9 +170,6 @@ fn upload(remote: &Remote, job: &Job, unsent: &Unsent) {
         Sent::Answered(_) => {
             remote.counts.stores.fetch_add(job.weight, Ordering::Relaxed);
         }
-        Sent::Throttled => {
-            remote.throttled_uploads.fetch_add(1, Ordering::Relaxed);
-        }
-        Sent::Failed | Sent::Unsent => {}
+        Sent::Throttled | Sent::Failed | Sent::Unsent => {}
     }
 }
