@@ -3,7 +3,6 @@
 //! the marshal body), in parallel; the findings are data on stdout (text, JSON Lines or
 //! GitHub annotations), sorted by path.
 
-use std::io::Write;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -297,7 +296,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     };
     if json {
         for e in &events {
-            if writeln!(out, "{e}").is_err() {
+            if !report::out_line(&mut out, e)? {
                 return Ok(status);
             }
         }
@@ -324,7 +323,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
             Format::Json => serde_json::to_string(f).expect("findings serialize"),
             Format::Github => github_annotation(f, s.accept),
         };
-        if writeln!(out, "{line}").is_err() {
+        if !report::out_line(&mut out, line)? {
             // stdout closed (e.g. `| head`): stop quietly, like ripgrep.
             return Ok(status);
         }
@@ -348,7 +347,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
         summary.insert("skipped_no_module_name".into(), walked.skipped.no_module_name.into());
         let targets: Vec<serde_json::Value> = s.targets.iter().map(|t| t.short_version().into()).collect();
         summary.insert("targets".into(), targets.into());
-        let _ = writeln!(out, "{}", serde_json::Value::Object(summary));
+        report::out_line(&mut out, serde_json::Value::Object(summary))?;
     }
     drop(out);
     if json {

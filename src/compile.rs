@@ -232,12 +232,13 @@ impl Notes {
         }
     }
 
-    fn print(mut self, targets: &[Arc<Target>]) {
+    /// Print the notes: on stderr, or as JSON Lines on stdout, which may fail
+    /// ([`report::written`]).
+    fn print(mut self, targets: &[Arc<Target>]) -> Result<(), Error> {
         self.notes.sort_by(|a, b| a.path.cmp(&b.path).then(a.order.cmp(&b.order)).then(a.text.cmp(&b.text)));
         self.notes.append(&mut self.last);
         if self.json {
-            print_events(self.notes, targets);
-            return;
+            return print_events(self.notes, targets);
         }
         let mut merged: Vec<Note> = Vec::with_capacity(self.notes.len());
         for n in self.notes {
@@ -260,11 +261,12 @@ impl Notes {
             }
             let _ = writeln!(err, "{}", n.text);
         }
+        Ok(())
     }
 }
 
 /// The notes as JSON Lines on stdout: one object per note and target.
-fn print_events(notes: Vec<Note>, targets: &[Arc<Target>]) {
+fn print_events(notes: Vec<Note>, targets: &[Arc<Target>]) -> Result<(), Error> {
     let mut out = std::io::stdout().lock();
     for n in notes {
         let Some(event) = n.event else { continue };
@@ -284,11 +286,12 @@ fn print_events(notes: Vec<Note>, targets: &[Arc<Target>]) {
             obj.insert("path".into(), path.into());
             obj.insert("python".into(), python.into());
             obj.extend(event.fields.clone());
-            if writeln!(out, "{}", serde_json::Value::Object(obj)).is_err() {
-                return;
+            if !report::out_line(&mut out, serde_json::Value::Object(obj))? {
+                return Ok(());
             }
         }
     }
+    Ok(())
 }
 
 /// The final `--format json` object. `dry_run`: in a dry run, the number of files to check
@@ -447,10 +450,18 @@ pub fn compile(
     let plans = planned.plans;
 
     if s.dry_run {
-        let check =
-            dry_run(s, &plans, &planned.walked, (&memos, &opts.paths), &cwd, &mut summary, &mut notes, style);
+        let check = dry_run(
+            s,
+            &plans,
+            &planned.walked,
+            (&memos, &opts.paths),
+            &cwd,
+            &mut summary,
+            &mut notes,
+            style,
+        )?;
         // The errors first, then the summary line, as a real run prints them.
-        notes.print(&s.targets);
+        notes.print(&s.targets)?;
         if !s.json && verbosity.quiet == 0 {
             report::eprint_line(&dry_run_summary_line(&summary, check, &s.targets, style));
         }
@@ -463,7 +474,7 @@ pub fn compile(
                 s.warnings_as_errors,
                 Some(check),
             );
-            let _ = writeln!(std::io::stdout().lock(), "{json}");
+            report::out_line(&mut std::io::stdout().lock(), json)?;
         }
         return Ok(summary);
     }
@@ -480,8 +491,9 @@ pub fn compile(
         && let Err(e) = confirm_targets(s, &specs)
     {
         // What the walk and the plan found (dangling links, unreadable directories) is
-        // said before the error, as when workers fail later.
-        notes.print(&s.targets);
+        // said before the error, as when workers fail later (the error to report, even
+        // when stdout fails too).
+        let _ = notes.print(&s.targets);
         return Err(e);
     }
     let cache = match &s.cache {
@@ -543,7 +555,7 @@ pub fn compile(
     for memo in memos.into_iter().flatten() {
         memo.save();
     }
-    notes.print(&s.targets);
+    let printed = notes.print(&s.targets);
     spans.mark("report");
     spans.print();
 
@@ -553,10 +565,11 @@ pub fn compile(
     if let Some(fatal) = fatal {
         return Err(workers_failed(s, fatal.target, fatal.failure));
     }
+    printed?;
     if s.json {
         let json =
             summary_json(&summary, &s.targets, started.elapsed(), cache.as_ref(), s.warnings_as_errors, None);
-        let _ = writeln!(std::io::stdout().lock(), "{json}");
+        report::out_line(&mut std::io::stdout().lock(), json)?;
     } else if verbosity.quiet == 0 {
         report::eprint_line(&summary_line(&summary, &s.targets, started.elapsed(), style));
     }
@@ -1291,7 +1304,7 @@ fn dry_run(
     summary: &mut Summary,
     notes: &mut Notes,
     style: Style,
-) -> usize {
+) -> Result<usize, Error> {
     // Counted as the summary of a real run: files and pycs to compile, headers (pycs) to
     // rewrite, pycs already fresh, files known to fail; and files to check for warnings.
     let mut check = 0;
@@ -1411,7 +1424,7 @@ fn dry_run(
             }
             notes.add(&l.path, 1, l.target, String::new(), Some(event));
         }
-        return check;
+        return Ok(check);
     }
     lines.sort_by(|a, b| a.path.cmp(&b.path));
     let many = s.targets.len() > 1;
@@ -1422,12 +1435,15 @@ fn dry_run(
             _ => String::new(),
         };
         let reason = l.reason.map(|r| format!("  ({r})")).unwrap_or_default();
-        if writeln!(out, "{:<8} {}{label}{reason}", l.verb, report::shown(&l.path)).is_err() {
+        if !report::out_line(
+            &mut out,
+            format_args!("{:<8} {}{label}{reason}", l.verb, report::shown(&l.path)),
+        )? {
             break;
         }
     }
     drop(out);
-    check
+    Ok(check)
 }
 
 /// Why the run could not do a compile unit the plan found nothing against.

@@ -2,7 +2,6 @@
 //! timestamp (and whether importlib would take it for the source when that is found),
 //! body size, embedded path.
 
-use std::io::Write;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -428,7 +427,7 @@ pub fn inspect(files: &[PathBuf], json: bool) -> Result<ExitStatus, Error> {
             }
             lines.join("\n")
         };
-        open = writeln!(out, "{text}").is_ok();
+        open = crate::report::out_line(&mut out, text)?;
     }
     Ok(status)
 }

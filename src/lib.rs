@@ -34,6 +34,8 @@ pub mod write;
 use thiserror::Error;
 
 use crate::cli::{Cli, Command};
+use std::io::Write;
+
 use crate::report::Style;
 
 /// How a run ended, as an exit status (ripgrep/ruff conventions).
@@ -77,6 +79,10 @@ pub enum Error {
     Cache(#[from] cache::CacheError),
     #[error("interrupted")]
     Interrupted,
+    /// Data could not be written to stdout, for another reason than a reader that closed
+    /// it ([`report::written`]): the reason in words ([`io::io_reason`]).
+    #[error("cannot write to standard output: {0}")]
+    Stdout(String),
     /// A thread the run cannot do without could not be started (a process or memory
     /// limit): the reason in words ([`io::start_reason`]).
     #[error("cannot start a thread: {0}")]
@@ -195,11 +201,12 @@ pub fn run(mut cli: Cli, matches: &clap::ArgMatches) -> Result<ExitStatus, Error
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();
-            // Into memory first: clap_complete panics on a failed write, and a stdout closed
-            // early (`| head`) is no error, as for the other commands' data.
+            // Into memory first: clap_complete panics on a failed write; a stdout closed
+            // early (`| head`) is no error, as for the other commands' data (report::written).
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut cmd, "hashpyc", &mut script);
-            let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), &script);
+            let mut out = std::io::stdout().lock();
+            report::written(out.write_all(&script).and_then(|()| out.flush()))?;
             Ok(ExitStatus::Success)
         }
     }

@@ -28,6 +28,15 @@ fn main() {
             let _ = writeln!(std::io::stderr(), "error: {message}");
             std::process::exit(2);
         }
+        // `--help` and `--version` go to stdout, whose failures are the tool's other data's
+        // (hashpyc::report::written); clap's own `exit` ignores them.
+        if !e.use_stderr() {
+            if let Err(err) = hashpyc::report::written(e.print().and_then(|()| std::io::stdout().flush())) {
+                let _ = writeln!(std::io::stderr(), "error: {err}");
+                std::process::exit(2);
+            }
+            std::process::exit(e.exit_code());
+        }
         e.exit()
     });
     let cli = hashpyc::cli::Cli::from_arg_matches(&matches)

@@ -141,6 +141,24 @@ fn quoted(bytes: &[u8]) -> String {
     out
 }
 
+/// Whether a write of data to stdout went through: `Ok(true)`. A reader that closed it
+/// (`| head -1`) ends the output there, with no message, as in ripgrep: `Ok(false)`, and the
+/// caller writes no more. Any other failure (a full disk, `> /dev/full`, an I/O error) is
+/// the run's error (`cannot write to standard output: No space left on device`, exit 2):
+/// what was asked for is not all there.
+pub fn written(result: std::io::Result<()>) -> Result<bool, crate::Error> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(crate::Error::Stdout(crate::io::io_reason(&e))),
+    }
+}
+
+/// `line` and a newline on stdout (`out`, its lock): [`written`].
+pub fn out_line(out: &mut impl Write, line: impl std::fmt::Display) -> Result<bool, crate::Error> {
+    written(writeln!(out, "{line}"))
+}
+
 /// Writes human-readable lines to stderr, ignoring a closed stderr.
 pub fn eprint_line(line: &str) {
     let mut err = std::io::stderr().lock();

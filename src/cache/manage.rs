@@ -1,7 +1,6 @@
 //! `hashpyc cache stats|prune|clean`: the bytecode cache directory as `uv cache` and
 //! `ccache -s` present theirs.
 
-use std::io::Write;
 use std::path::Path;
 
 use super::disk::DiskTier;
@@ -108,7 +107,7 @@ pub fn run(cmd: &CacheCommand, style: Style) -> Result<ExitStatus, Error> {
                     "runs": rec.runs,
                     "tiers": tiers,
                 });
-                let _ = writeln!(out, "{v}");
+                report::out_line(&mut out, v)?;
             } else {
                 let mut lines = vec![
                     format!("{}", style.bold(&format!("Bytecode cache `{}`", report::shown(root)))),
@@ -127,7 +126,7 @@ pub fn run(cmd: &CacheCommand, style: Style) -> Result<ExitStatus, Error> {
                     };
                     lines.push(format!("  {name:<12} {}", t.describe(&rate, name == "remote")));
                 }
-                let _ = writeln!(out, "{}", lines.join("\n"));
+                report::out_line(&mut out, lines.join("\n"))?;
             }
             Ok(ExitStatus::Success)
         }

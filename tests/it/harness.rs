@@ -704,6 +704,14 @@ impl Hashpyc {
         run
     }
 
+    /// [`Hashpyc::run`] with stdout `/dev/full`: every write to it fails (ENOSPC, as on a
+    /// full disk); `stdout` is empty.
+    pub fn run_stdout_full(mut self) -> Run {
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("open /dev/full");
+        self.cmd.stdout(Stdio::from(full));
+        self.run_with_stdout_set()
+    }
+
     pub fn run(mut self) -> Run {
         self.cmd.stdout(Stdio::piped());
         self.run_with_stdout_set()

@@ -663,6 +663,52 @@ fn cli_finish() {
     }
 }
 
+// Every failed write to stdout was taken for a reader that closed it (`| head -1`): with
+// stdout on a full disk (`> /dev/full`) each command ended with no message, exit 0, its data
+// lost. Only a closed stdout ends the output quietly now; any other failure is an error
+// naming the reason, exit 2, for every command that writes data there.
+#[test]
+fn stdout_that_cannot_be_written_is_an_error() {
+    let Some(py) = harness::any_python("shipping::stdout_that_cannot_be_written_is_an_error") else {
+        return;
+    };
+    let tree = Tree::new();
+    tree.write("m.py", "x = 1\n");
+    let python = py.path.to_str().unwrap();
+    tree.hashpyc().args(["compile", "-q", "--cache", "c", "--python", python, "m.py"]).run().assert_code(0);
+    let commands: [&[&str]; 13] = [
+        &["check", "-q", "--all", "--python", python, "m.py"],
+        &["check", "--all", "--format", "json", "--python", python, "m.py"],
+        &["check", "-q", "--all", "--format", "github", "--python", python, "m.py"],
+        &["inspect", "m.py"],
+        &["inspect", "--json", "m.py"],
+        &["compile", "--format", "json", "--python", python, "m.py"],
+        &["compile", "-q", "-n", "--python", python, "m.py"],
+        &["compile", "-n", "--format", "json", "--python", python, "m.py"],
+        &["cache", "stats", "--cache", "c"],
+        &["cache", "stats", "--format", "json", "--cache", "c"],
+        &["completions", "bash"],
+        &["--help"],
+        &["--version"],
+    ];
+    for args in commands {
+        // Each writes to stdout, and nothing else (its summary, if any, hidden by -q).
+        let run = tree.hashpyc().args(args).run();
+        run.assert_code(0);
+        assert!(!run.stdout.is_empty() && run.stderr.is_empty(), "{args:?}: {}", run.stderr);
+        let full = tree.hashpyc().args(args).run_stdout_full();
+        full.assert_code(2);
+        assert_eq!(
+            full.stderr, "error: cannot write to standard output: No space left on device\n",
+            "{args:?}"
+        );
+        // A stdout closed early (`| head -1`) still ends the output with no message.
+        let closed = tree.hashpyc().args(args).run_stdout_closed();
+        closed.assert_code(0);
+        assert_eq!(closed.stderr, "", "{args:?}");
+    }
+}
+
 // The GitLab recipe's check lines, run as GitLab runs a job's script (one shell, `set -eo
 // pipefail`, the job stops at the first failing line): a failing check still leaves its
 // JSON artifact (`artifacts: when: always` uploads what is there), and fails the job.
