@@ -522,7 +522,12 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
             }
         }
         match std::fs::symlink_metadata(root) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => walked.errors.push(not_found(root)),
+            // (`m.py/x.py`, under a file, does not exist either: ENOTDIR.)
+            Err(e)
+                if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) =>
+            {
+                walked.errors.push(not_found(root))
+            }
             Err(e) => walked.errors.push(WalkError::Io { path: root.clone(), source: e }),
             Ok(meta) => {
                 let is_dir = if meta.file_type().is_symlink() {

@@ -358,6 +358,28 @@ fn nul_separated_list_without_null() {
     }
 }
 
+// A named path under a file (`m.py/x.py`, ENOTDIR where a missing one is ENOENT) was a
+// per-file error, exit 1 (`error: `m.py/x.py`: Not a directory`). It does not exist, as any
+// missing path: an error saying so, exit 2, for `compile` and `check` alike.
+#[test]
+fn a_path_under_a_file_does_not_exist() {
+    let Some(py) = harness::any_python("first_hour::a_path_under_a_file_does_not_exist") else { return };
+    let tree = Tree::new();
+    tree.write("m.py", "x = 1\n");
+    for cmd in ["compile", "check"] {
+        for args in [&["m.py/x.py"][..], &["m.py/x.py", "m.py"][..]] {
+            let run = tree.hashpyc().arg(cmd).python(py).args(args).run();
+            run.assert_code(2);
+            let want = "error: `m.py/x.py`: no such file or directory\n";
+            assert!(run.stderr.starts_with(want), "{cmd} {args:?}: {}", run.stderr);
+        }
+    }
+    let json = tree.hashpyc().args(["check", "--format", "json"]).python(py).arg("m.py/x.py").run();
+    json.assert_code(2);
+    let first: serde_json::Value = serde_json::from_str(json.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!((&first["type"], &first["path"]), (&"error".into(), &"m.py/x.py".into()), "{}", json.stdout);
+}
+
 // 4. Checking nothing is a finding; a summary never says "all fresh" after an error.
 #[test]
 fn check_over_nothing_fails() {
