@@ -22,7 +22,7 @@ pub fn install() {
         .spawn(move || {
             for sig in signals.forever() {
                 if SIGNAL.swap(sig, Ordering::SeqCst) != 0 {
-                    std::process::exit(128 + sig);
+                    exit_now(sig);
                 }
                 kill_all();
                 // The unwind takes milliseconds; a run still there after GRACE is stuck in
@@ -32,11 +32,28 @@ pub fn install() {
                 // (Without a thread for it, a process limit reached, the run just unwinds.)
                 let _ = std::thread::Builder::new().spawn(move || {
                     std::thread::sleep(GRACE);
-                    std::process::exit(128 + sig);
+                    exit_now(sig);
                 });
             }
         })
         .ok();
+}
+
+/// End the run at once after signal `sig`, as an interrupted run ends: `error: interrupted`,
+/// exit `128 + sig` (a second signal, or the run still there after [`GRACE`]). From this
+/// module's threads, never from a signal handler. The message is one write(2) to stderr,
+/// without std's lock of it (the stuck thread may hold it) and only when stderr can take it
+/// now (a pipe nobody reads must not keep the run from exiting).
+fn exit_now(sig: i32) -> ! {
+    const MESSAGE: &[u8] = b"error: interrupted\n";
+    let mut err = libc::pollfd { fd: libc::STDERR_FILENO, events: libc::POLLOUT, revents: 0 };
+    // SAFETY: poll(2) reads and fills the one pollfd passed; write(2) reads MESSAGE only.
+    unsafe {
+        if libc::poll(&mut err, 1, 0) == 1 && err.revents & libc::POLLOUT != 0 {
+            libc::write(libc::STDERR_FILENO, MESSAGE.as_ptr().cast(), MESSAGE.len());
+        }
+    }
+    std::process::exit(128 + sig);
 }
 
 /// Whether an interrupt arrived.
