@@ -66,14 +66,17 @@ pub struct Style {
 }
 
 impl Style {
-    /// Resolve `--color` against the terminal and `NO_COLOR`.
+    /// Resolve `--color` against the terminal, `NO_COLOR` and `TERM=dumb` (a terminal that
+    /// shows escapes as text, as ripgrep takes it).
     pub fn resolve(choice: crate::cli::ColorChoice) -> Style {
         use crate::cli::ColorChoice;
         let color = match choice {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
             ColorChoice::Auto => {
-                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+                    && std::io::stderr().is_terminal()
             }
         };
         Style { color }

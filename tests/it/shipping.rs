@@ -663,6 +663,35 @@ fn cli_finish() {
     }
 }
 
+// `--color auto` coloured stderr on a terminal whose TERM is `dumb` (Emacs' shell, log
+// viewers that show escapes as text); it now takes that terminal as one without colour, as
+// ripgrep does. The terminal is util-linux `script`'s; under another TERM it is coloured.
+#[test]
+fn color_auto_is_plain_on_a_dumb_terminal() {
+    if Command::new("script").arg("--version").output().is_err() {
+        harness::visible("SKIPPED shipping::color_auto_is_plain_on_a_dumb_terminal: no `script`");
+        return;
+    }
+    let tree = Tree::new();
+    let line = format!("'{}' check --color auto --target 3.12 nothere.py", env!("CARGO_BIN_EXE_hashpyc"));
+    let on_terminal = |term: &str| {
+        let mut cmd = Command::new("script");
+        cmd.args(["-qc", &line]).arg(tree.path("typescript")).current_dir(tree.root());
+        cmd.env("HASHPYC_STATE_DIR", harness::shared_cache_dir())
+            .env("TERM", term)
+            .env_remove("NO_COLOR")
+            .env_remove("HASHPYC_COLOR");
+        harness::guard_network(&mut cmd);
+        cmd.stdin(std::process::Stdio::null()).output().expect("script");
+        String::from_utf8_lossy(&tree.read("typescript")).into_owned()
+    };
+    let dumb = on_terminal("dumb");
+    assert!(dumb.contains("error: `nothere.py`: no such file or directory"), "{dumb:?}");
+    assert!(!dumb.contains('\x1b'), "{dumb:?}");
+    let xterm = on_terminal("xterm");
+    assert!(xterm.contains("\x1b[1;31merror\x1b[0m: `nothere.py`"), "{xterm:?}");
+}
+
 // Every failed write to stdout was taken for a reader that closed it (`| head -1`): with
 // stdout on a full disk (`> /dev/full`) each command ended with no message, exit 0, its data
 // lost. Only a closed stdout ends the output quietly now; any other failure is an error
