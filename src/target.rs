@@ -711,6 +711,10 @@ struct CacheKey {
     /// The file named, links resolved.
     file: FileStamp,
     launcher_context: Option<Vec<(String, String)>>,
+    /// The dynamic loader's settings that can swap the files an interpreter maps (another
+    /// libpython found first on `LD_LIBRARY_PATH`, another patch release of it), which the
+    /// stamps of the files found by an earlier probe cannot see: those set and not empty.
+    loader: Vec<(String, String)>,
 }
 
 fn cache_key(exe: &Path) -> Option<CacheKey> {
@@ -727,6 +731,13 @@ fn cache_key(exe: &Path) -> Option<CacheKey> {
         given: exe.to_path_buf(),
         file,
         launcher_context: is_script.then(launcher_context),
+        loader: ["LD_LIBRARY_PATH", "LD_PRELOAD"]
+            .into_iter()
+            .filter_map(|var| {
+                let v = std::env::var_os(var).filter(|v| !v.is_empty())?;
+                Some((var.to_string(), v.to_string_lossy().into_owned()))
+            })
+            .collect(),
     })
 }
 

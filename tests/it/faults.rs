@@ -1987,6 +1987,68 @@ fn a_touched_libpython_or_executable_behind_a_launcher_is_probed_again() {
     }
 }
 
+/// A named interpreter (no launcher) whose libpython is found through `LD_LIBRARY_PATH`
+/// (here a copy of it, as another patch release of the library would be): its probe was
+/// remembered by the interpreter's file and the files the probe found, so a run with
+/// another `LD_LIBRARY_PATH`, mapping another libpython, reused the probe of the first.
+/// Now `LD_LIBRARY_PATH` and `LD_PRELOAD` are in the probe's key: each setting is probed
+/// once (a probe remembered under a new key, naming the libpython it mapped) and reused.
+#[test]
+fn another_loader_path_probes_a_named_interpreter_again() {
+    let test = "faults::another_loader_path_probes_a_named_interpreter_again";
+    let Some(py) = harness::python_or_skip((3, 12), test) else {
+        return;
+    };
+    let lib = py.path.parent().unwrap().parent().unwrap().join("lib/libpython3.12.so.1.0");
+    if !lib.is_file() {
+        harness::visible(&format!("SKIPPED {test}: {} has no {}", py.label(), lib.display()));
+        return;
+    }
+    let tree = Tree::new();
+    let other = tree.path("other-lib");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::copy(&lib, other.join("libpython3.12.so.1.0")).unwrap();
+    tree.write("src/m.py", "M = 1\n");
+    let state = tree.path("state");
+    // The probes remembered, each as the files it names.
+    let compile = |library_path: Option<&Path>, preload: Option<&str>| {
+        let mut cmd = tree.hashpyc().env("HASHPYC_STATE_DIR", &state);
+        cmd = match library_path {
+            Some(dir) => cmd.env("LD_LIBRARY_PATH", dir),
+            None => cmd.env_remove("LD_LIBRARY_PATH"),
+        };
+        cmd = match preload {
+            Some(p) => cmd.env("LD_PRELOAD", p),
+            None => cmd.env_remove("LD_PRELOAD"),
+        };
+        cmd.args(["compile", "--no-config", "--force"]).python(py).arg("src").run().assert_code(0);
+        let mut probes: Vec<String> = std::fs::read_dir(&state)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("interpreter-"))
+            .map(|p| {
+                let record: serde_json::Value =
+                    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+                record["files"].to_string()
+            })
+            .collect();
+        probes.sort();
+        probes
+    };
+    let copy = format!("{:?}", other.join("libpython3.12.so.1.0").to_str().unwrap());
+    let first = compile(None, None);
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert!(!first[0].contains(&copy), "{first:?}");
+    assert_eq!(compile(None, None), first, "nothing changed: the probe is reused");
+    let moved = compile(Some(&other), None);
+    assert_eq!(moved.len(), 2, "another LD_LIBRARY_PATH: probed again ({moved:?})");
+    assert!(moved.iter().any(|files| files.contains(&copy)), "the copy is what it mapped: {moved:?}");
+    assert_eq!(compile(Some(&other), None), moved, "then reused");
+    let preloaded = compile(Some(&other), Some("libm.so.6"));
+    assert_eq!(preloaded.len(), 3, "an LD_PRELOAD: probed again ({preloaded:?})");
+    assert_eq!(compile(None, None), preloaded, "the first setting's probe is still remembered");
+}
+
 /// `pyenv global 3.12` runs the newest 3.12.x installed: installing another (a new name in
 /// `$PYENV_ROOT/versions`) changes the interpreter a shim runs without changing the
 /// setting, which was all the probe's key took from pyenv. Now the versions installed are
