@@ -486,16 +486,16 @@ pub fn compile(
     let specs: Vec<WorkerSpec> =
         s.targets.iter().map(|t| WorkerSpec::new(Arc::clone(t), s.timeout)).collect();
     let units = plans.iter().filter(|p| p.actions.iter().any(|a| a.is_compile())).count();
-    if s.cache.is_some()
-        && units > 0
-        && let Err(e) = confirm_targets(s, &specs)
-    {
-        // What the walk and the plan found (dangling links, unreadable directories) is
-        // said before the error, as when workers fail later (the error to report, even
-        // when stdout fails too).
-        let _ = notes.print(&s.targets);
-        return Err(e);
-    }
+    let confirmed = match confirm_targets(s, &specs, units) {
+        Ok(workers) => workers,
+        Err(e) => {
+            // What the walk and the plan found (dangling links, unreadable directories) is
+            // said before the error, as when workers fail later (the error to report, even
+            // when stdout fails too).
+            let _ = notes.print(&s.targets);
+            return Err(e);
+        }
+    };
     let cache = match &s.cache {
         Some(settings) => {
             let scripts: Vec<&str> = specs.iter().map(|w| &*w.script).collect();
@@ -538,7 +538,8 @@ pub fn compile(
             )));
         }
     };
-    let (results, fatal) = compile_stage(s, jobs, &plans, &opts.paths, &specs, cache.as_ref(), reporter);
+    let (results, fatal) =
+        compile_stage(s, jobs, &plans, &opts.paths, &specs, confirmed, cache.as_ref(), reporter);
     spans.mark("compile");
     spans.note(|| crate::pool::STATS.summary());
     if let Some(cache) = &cache {
@@ -593,19 +594,27 @@ fn workers_failed(s: &CompileSettings, t: usize, failure: crate::pool::WorkerFai
 /// probe was remembered for a launcher script (whose key cannot see which interpreter it
 /// now runs) is confirmed by a worker's hello, which compares everything the cache's key
 /// takes from the probe: a cached build starts no other Python, and its hits would
-/// otherwise be served, and its failures stored, under a stale identity.
-fn confirm_targets(s: &CompileSettings, specs: &[WorkerSpec]) -> Result<(), Error> {
+/// otherwise be served, and its failures stored, under a stale identity. Only in a run with
+/// a cache and `units` to compile or take from it; the workers that confirmed, per target,
+/// are the pool's first ones (a build with misses starts no more Python than without).
+fn confirm_targets(
+    s: &CompileSettings,
+    specs: &[WorkerSpec],
+    units: usize,
+) -> Result<Vec<Option<crate::pool::Worker>>, Error> {
+    let mut confirmed = Vec::new();
     for (t, spec) in specs.iter().enumerate() {
-        if spec.target.unconfirmed
-            && let Err(failure) = crate::pool::Worker::spawn(spec)
-        {
-            if matches!(failure, crate::pool::WorkerFailure::Interrupted) {
-                return Err(Error::Interrupted);
-            }
-            return Err(workers_failed(s, t, failure));
+        if !(spec.target.unconfirmed && s.cache.is_some() && units > 0) {
+            confirmed.push(None);
+            continue;
+        }
+        match crate::pool::Worker::spawn(spec) {
+            Ok(worker) => confirmed.push(Some(worker)),
+            Err(crate::pool::WorkerFailure::Interrupted) => return Err(Error::Interrupted),
+            Err(failure) => return Err(workers_failed(s, t, failure)),
         }
     }
-    Ok(())
+    Ok(confirmed)
 }
 
 /// Walk and plan in one pass, on the walker's threads. Only sources with something to do
@@ -923,12 +932,15 @@ fn descriptor_jobs(jobs: usize, workers: usize) -> Result<usize, (u64, usize)> {
 /// Everything the plan wants compiled: from the cache when there is one (hits written by
 /// the cache stage), the rest by the pool, both at once; the pool writes each result as
 /// it arrives and stores it in the cache.
+#[allow(clippy::too_many_arguments)]
 fn compile_stage(
     s: &CompileSettings,
     jobs: usize,
     plans: &[SourcePlan],
     paths: &PycPaths<'_>,
     specs: &[WorkerSpec],
+    // Per target, the worker that confirmed its probe (`confirm_targets`), for the pool.
+    started: Vec<Option<crate::pool::Worker>>,
     cache: Option<&crate::cache::Cache>,
     reporter: &dyn Reporter,
 ) -> (schedule::Results, Option<schedule::Fatal>) {
@@ -962,6 +974,7 @@ fn compile_stage(
         verify: s.verify,
         cache,
         warnings_as_errors: s.warnings_as_errors,
+        started: started.into_iter().map(std::sync::Mutex::new).collect(),
     };
     let (mut results, fatal) = match cache {
         // `--force` compiles for real and replaces the cache's entries with what it

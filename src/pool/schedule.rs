@@ -78,6 +78,10 @@ pub struct Schedule<'a> {
     pub cache: Option<&'a crate::cache::Cache>,
     /// `-W error`: a compile that raised warnings writes nothing.
     pub warnings_as_errors: bool,
+    /// Per target, a worker started before the pool (the one whose hello confirmed a
+    /// launcher's remembered probe, see `compile::confirm_targets`): the first slot that
+    /// needs a worker of that target takes it instead of starting one.
+    pub started: Vec<Mutex<Option<Worker>>>,
 }
 
 /// The units waiting for a worker, largest source first (a big file last would leave the
@@ -1046,7 +1050,8 @@ impl<'a> Slot<'a> {
     fn worker(&mut self, t: usize) -> Result<&mut Worker, WorkerFailure> {
         if self.workers[t].is_none() {
             let spec = &self.sh.s.specs[t];
-            let w = match Worker::spawn(spec) {
+            let started = self.sh.s.started.get(t).and_then(|w| w.lock().expect("started lock").take());
+            let w = match started.map_or_else(|| Worker::spawn(spec), Ok) {
                 Ok(w) => w,
                 // One more try: a transient failure (fork limits) should not end the run.
                 Err(WorkerFailure::Died(_) | WorkerFailure::Protocol(_)) => Worker::spawn(spec)?,

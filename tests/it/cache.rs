@@ -178,6 +178,54 @@ per_python!(cached_failures_start_no_python, min = (3, 8), |py: &Python| {
     }
 });
 
+// A build with a cache first starts one worker of a launcher script to confirm its
+// remembered probe (faults::a_stale_probe_behind_a_launcher_serves_no_cache_hit); that
+// worker was then thrown away, so a build with misses started one Python more than the
+// same build without a cache (or through the interpreter named). Now it is the pool's first
+// worker: with one job, a build with misses starts as many Pythons as without a cache, into
+// an empty cache and into one holding some of its files alike, and its pycs are those of a
+// build without a cache; one whose every file is a hit starts that one worker alone.
+#[test]
+fn the_worker_confirming_a_launcher_compiles() {
+    let Some(py) = harness::any_python("cache::the_worker_confirming_a_launcher_compiles") else {
+        return;
+    };
+    let work = Tree::new();
+    let (python, starts) = work.counting_python(py);
+    let cache = work.path("cache");
+    for dir in ["a", "b"] {
+        for i in 0..3 {
+            work.write(format!("{dir}/m{i}.py"), format!("V = {i}\n"));
+        }
+    }
+    work.write("b/new.py", "NEW = 1\n");
+    // The Pythons a build started, and its summary's (from the cache, compiled).
+    let build = |dir: &str, cache_on: bool| {
+        let mut cmd = work.hashpyc().args(["compile", "-j", "1", "--python"]).arg(&python);
+        if cache_on {
+            cmd = cmd.arg("--cache").arg(&cache);
+        }
+        let before = starts();
+        let run = cmd.arg(dir).run();
+        run.assert_code(0);
+        (starts() - before, counts(&run.stderr))
+    };
+    // The probe, remembered from now on.
+    build("a", false);
+    remove_pycs(&work.path("a"));
+    let (plain, _) = build("a", false);
+    assert_eq!(plain, 1, "one job, one worker");
+    remove_pycs(&work.path("a"));
+    assert_eq!(build("a", true), (plain, (0, 3)), "an empty cache");
+    assert_eq!(build("b", true), (plain, (3, 4)), "three hits and a miss");
+    let mixed = pycs(&work.path("b"));
+    remove_pycs(&work.path("b"));
+    assert_eq!(build("b", true), (1, (4, 4)), "every file a hit: the confirming worker alone");
+    remove_pycs(&work.path("b"));
+    build("b", false);
+    assert_eq!(mixed, pycs(&work.path("b")));
+}
+
 // A failure remembered by the state directory (a run over an unchanged tree reports it
 // without starting Python) is stored in a cache that lacks it: one added after the build
 // that failed. Another machine sharing the cache then starts no Python for the file either,
