@@ -822,8 +822,8 @@ fn store_remembered_failures(s: &CompileSettings, plans: &[SourcePlan], cache: &
         let mut source = None;
         for (t, action) in p.actions.iter().enumerate() {
             let Action::KnownFailure { failure, prefix, hash } = action else { continue };
-            // The parser's fixed nesting limit is remembered per interpreter build, never
-            // cached (`CompileFailure::same_every_time`).
+            // A fixed nesting limit (the parser's, 3.12's compiler's) is remembered per
+            // interpreter build, never cached (`CompileFailure::same_every_time`).
             if !failure.from_source() {
                 continue;
             }

@@ -454,8 +454,9 @@ mod tests {
     }
 
     // The parser's nesting limit is remembered, by its exact type and message, where it is a
-    // fixed count of the interpreter build (3.7, 3.8, 3.12, 3.13); never stored in the
-    // bytecode cache (`from_source`), shared by builds whose limit may differ.
+    // fixed count of the interpreter build (3.7, 3.8, 3.12, 3.13), and 3.12's compiler's
+    // (a RecursionError); never stored in the bytecode cache (`from_source`), shared by
+    // builds whose limit may differ.
     #[test]
     fn a_fixed_parser_limit_is_remembered() {
         let dir = tempfile::tempdir().unwrap();
@@ -469,6 +470,10 @@ mod tests {
         };
         let s_push = limit("s_push: parser stack overflow");
         let maxstack = limit("Parser stack overflowed - Python source too complex to parse");
+        let compiler = CompileFailure {
+            kind: "RecursionError".into(),
+            ..limit("maximum recursion depth exceeded during compilation")
+        };
         for (version, f, kept) in [
             ((3, 7), &s_push, true),
             ((3, 8), &s_push, true),
@@ -484,6 +489,11 @@ mod tests {
                 false,
             ),
             ((3, 12), &CompileFailure { kind: "RecursionError".into(), ..maxstack.clone() }, false),
+            ((3, 12), &compiler, true),
+            ((3, 11), &compiler, false),
+            ((3, 13), &compiler, false),
+            ((3, 14), &compiler, false),
+            ((3, 12), &CompileFailure { kind: "MemoryError".into(), ..compiler.clone() }, false),
         ] {
             assert!(!f.from_source(), "{f:?}");
             let mut m = Memo::load(dir.path(), "t", version);

@@ -60,18 +60,24 @@ pub struct CompileFailure {
 /// the moment, even when the source provoked it.
 const SOURCE_FAILURES: [&str; 4] = ["SyntaxError", "IndentationError", "TabError", "ValueError"];
 
-/// The `MemoryError` of the parser's own nesting limit where that limit is a fixed count of
-/// the interpreter build, by version: on 3.7 and 3.8 the parser's stack is a fixed array
+/// The failures of a nesting limit that is a fixed count of the interpreter build, by
+/// version, type and message. The parser's own: on 3.7 and 3.8 its stack is a fixed array
 /// (`s_push: parser stack overflow` on stderr, which the worker makes the message); on 3.12
 /// and 3.13 the generated parser counts its depth against `MAXSTACK`. From 3.14 the same
 /// message also comes from a check of the real C stack (`ulimit -s`, a thread's size), and
 /// on 3.9 to 3.11 the limit raises a `MemoryError` without a message, as memory running
-/// out does: neither is told apart from the machine's limits.
-const PARSER_LIMITS: [((u8, u8), &str); 4] = [
-    ((3, 7), "s_push: parser stack overflow"),
-    ((3, 8), "s_push: parser stack overflow"),
-    ((3, 12), "Parser stack overflowed - Python source too complex to parse"),
-    ((3, 13), "Parser stack overflowed - Python source too complex to parse"),
+/// out does: neither is told apart from the machine's limits. And 3.12's compiler (its AST
+/// optimizer and symbol table: `x = ` and 3 000 unary minuses), which counts against the
+/// build's C recursion limit from the depth of C calls at the compile, the same for every
+/// compile of the worker: not the C stack (`ulimit -s`), nor `sys.setrecursionlimit` or
+/// Python calls, which 3.10 and 3.11's count depends on; 3.13 has no such failure below
+/// the parser's limit, and 3.14+ checks the real C stack.
+const FIXED_LIMITS: [((u8, u8), &str, &str); 5] = [
+    ((3, 7), "MemoryError", "s_push: parser stack overflow"),
+    ((3, 8), "MemoryError", "s_push: parser stack overflow"),
+    ((3, 12), "MemoryError", "Parser stack overflowed - Python source too complex to parse"),
+    ((3, 13), "MemoryError", "Parser stack overflowed - Python source too complex to parse"),
+    ((3, 12), "RecursionError", "maximum recursion depth exceeded during compilation"),
 ];
 
 impl CompileFailure {
@@ -84,14 +90,15 @@ impl CompileFailure {
 
     /// Whether the same source bytes fail the same way every time with this interpreter
     /// build (CPython `version`), whatever the machine's memory or stack: a failure from
-    /// the source, or the parser's own fixed nesting limit ([`PARSER_LIMITS`], exactly its
-    /// type and message). What the state directory remembers, per interpreter build; the
-    /// bytecode cache, shared by builds of one version whose limit may differ (a WASI
-    /// build's `MAXSTACK` is smaller), keeps to [`CompileFailure::from_source`].
+    /// the source, or a nesting limit that is a fixed count of the build ([`FIXED_LIMITS`],
+    /// exactly its type and message). What the state directory remembers, per interpreter
+    /// build; the bytecode cache, shared by builds of one version whose limit may differ (a
+    /// WASI build's `MAXSTACK` is smaller), keeps to [`CompileFailure::from_source`].
     pub fn same_every_time(&self, version: (u8, u8)) -> bool {
         self.from_source()
-            || (self.kind == "MemoryError"
-                && PARSER_LIMITS.iter().any(|&(v, message)| v == version && self.message == message))
+            || FIXED_LIMITS
+                .iter()
+                .any(|&(v, kind, message)| v == version && self.kind == kind && self.message == message)
     }
 }
 

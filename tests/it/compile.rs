@@ -1738,6 +1738,49 @@ per_python!(a_fixed_parser_limit_is_remembered, |py: &Python| {
     }
 });
 
+// 3.12's compiler (its AST optimizer and symbol table) limits nesting by a count of C calls
+// from the depth the worker compiles at, the same for every compile: `x = ` and 3 000 unary
+// minuses raise `RecursionError: maximum recursion depth exceeded during compilation`
+// whatever the stack size (`ulimit -s`: not the C stack, which 3.14+ checks). It was never
+// remembered, so a tree holding such a file started Python on every run; now the state
+// directory remembers it as the parser's fixed limit (a_fixed_parser_limit_is_remembered):
+// under each stack size, the second run reports the same failure and starts no Python.
+#[test]
+fn a_fixed_compiler_limit_is_remembered() {
+    let Some(py) = harness::python_or_skip((3, 12), "compile::a_fixed_compiler_limit_is_remembered") else {
+        return;
+    };
+    let tree = Tree::new();
+    tree.write("good.py", "x = 1\n");
+    tree.write("deep.py", format!("x = {}1\n", "-".repeat(3_000)));
+    let (wrapper, starts) = tree.counting_python(py);
+    let error = "deep.py: RecursionError: maximum recursion depth exceeded during compilation";
+    for stack in ["1024", "8192", "65536"] {
+        let state = tempfile::tempdir().unwrap();
+        let run = || {
+            tree.hashpyc()
+                .env("HASHPYC_STATE_DIR", state.path())
+                .args(["compile", "--python"])
+                .arg(&wrapper)
+                .args(["good.py", "deep.py"])
+                .ulimit(&format!("-s {stack}"))
+                .run()
+        };
+        let first = run();
+        first.assert_code(1);
+        assert!(first.stderr.contains(error), "ulimit -s {stack}:\n{}", first.stderr);
+        let n = starts();
+        let second = run();
+        second.assert_code(1);
+        assert!(
+            second.stderr.contains(error),
+            "ulimit -s {stack}: the same failure again:\n{}",
+            second.stderr
+        );
+        assert_eq!(starts(), n, "ulimit -s {stack}: a remembered limit starts no Python:\n{}", second.stderr);
+    }
+}
+
 /// A working directory whose absolute path is longer than PATH_MAX (reached step by step,
 /// as `cd` does): the configuration of a directory above it, itself too deep to name from
 /// the root, is read, and the pyc is written, as compileall writes it there.
