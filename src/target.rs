@@ -97,9 +97,10 @@ pub struct Target {
     /// caches; `None` when it cannot be identified.
     #[serde(skip)]
     pub identity: Option<String>,
-    /// Remembered from an earlier run for a launcher script, whose key cannot see which
-    /// interpreter it now runs: a run confirms it with a worker's hello before it serves
-    /// a cache hit or stores anything (see `compile::confirm_targets`).
+    /// Remembered from an earlier run for a launcher (a script, a version manager's
+    /// binary), whose key cannot see all that chooses the interpreter it now runs: a run
+    /// confirms it with a worker's hello before it serves a cache hit or stores anything
+    /// (see `compile::confirm_targets`).
     #[serde(skip)]
     pub unconfirmed: bool,
     /// The files the probe found to be the interpreter (its executable, its libpython),
@@ -454,15 +455,24 @@ pub fn probe(exe: &Path, timeout: Duration, cache_dir: Option<&Path>) -> Result<
         let unconfirmed = key.as_ref().is_some_and(|k| k.launcher_context.is_some());
         return Ok(Target { identity, unconfirmed, ..target });
     }
-    let target = Target { identity, ..run_probe(exe, timeout)? };
-    if let (Some(file), Some(key)) = (cache_file, key) {
-        let stamps: Option<Vec<FileStamp>> = target.files.iter().map(|f| FileStamp::of(f)).collect();
-        // One that cannot be identified is probed again next time.
-        if let Some(stamps) = stamps {
-            write_cache(&file, &key, &target, stamps);
-        }
+    let target = run_probe(exe, timeout)?;
+    let stamps: Option<Vec<FileStamp>> = target.files.iter().map(|f| FileStamp::of(f)).collect();
+    // One that cannot be identified is probed again next time.
+    let (Some(key), Some(stamps)) = (key, stamps) else {
+        return Ok(Target { identity, ..target });
+    };
+    if !key.remembers(&stamps) {
+        // A launcher hashpyc does not know (a compiled one, neither a script nor a version
+        // manager's) runs whatever its own settings choose, which no key can see: it is
+        // probed on every run, and its remembered failures go by the interpreter it ran.
+        let ran = vec![("runs".to_string(), serde_json::to_string(&stamps).unwrap_or_default())];
+        let ran = CacheKey { launcher_context: Some(ran), ..key };
+        return Ok(Target { identity: Some(key_id(&ran)), ..target });
     }
-    Ok(target)
+    if let Some(file) = cache_file {
+        write_cache(&file, &key, &target, stamps);
+    }
+    Ok(Target { identity, ..target })
 }
 
 /// Where the chain of symbolic links from `link` ends: the first target that does not
@@ -702,8 +712,8 @@ fn parse_hex(s: &str) -> Option<Vec<u8>> {
 }
 
 /// What identifies an interpreter for the probe cache: its resolved file's identity and,
-/// for a launcher script (pyenv, asdf and mise shims, wrappers), the settings that choose
-/// the interpreter it runs.
+/// for a launcher script (pyenv, asdf and mise shims, wrappers) or a version manager's
+/// binary (mise's shims are links to it), the settings that choose the interpreter it runs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct CacheKey {
     probe_version: u32,
@@ -717,6 +727,23 @@ struct CacheKey {
     loader: Vec<(String, String)>,
 }
 
+impl CacheKey {
+    /// Whether a probe that found the interpreter to be `files` can be remembered under this
+    /// key: the file named is a launcher keyed by its settings (a script, a version
+    /// manager's binary), or it is itself the interpreter that ran (one of `files`, by
+    /// device and inode: a venv's `python` links to it, a `--copies` venv's is it). Any
+    /// other file ran another one: a launcher whose choice the key cannot see.
+    fn remembers(&self, files: &[FileStamp]) -> bool {
+        self.launcher_context.is_some()
+            || files.iter().any(|f| (f.dev, f.ino) == (self.file.dev, self.file.ino))
+    }
+}
+
+/// The names of version managers' own binaries, to which their shims may be links (mise's
+/// are links to `mise`; `rtx` is its former name): a launcher keyed by their settings, as
+/// a script is.
+const MANAGER_BINARIES: &[&str] = &["mise", "rtx", "asdf", "pyenv"];
+
 fn cache_key(exe: &Path) -> Option<CacheKey> {
     let canonical = std::fs::canonicalize(exe).ok()?;
     let file = FileStamp::of(&canonical)?;
@@ -726,11 +753,13 @@ fn cache_key(exe: &Path) -> Option<CacheKey> {
             f.read_exact(&mut head).map(|_| head == *b"#!")
         })
         .unwrap_or(false);
+    let is_manager =
+        canonical.file_name().and_then(OsStr::to_str).is_some_and(|n| MANAGER_BINARIES.contains(&n));
     Some(CacheKey {
         probe_version: PROBE_VERSION,
         given: exe.to_path_buf(),
         file,
-        launcher_context: is_script.then(launcher_context),
+        launcher_context: (is_script || is_manager).then(launcher_context),
         loader: ["LD_LIBRARY_PATH", "LD_PRELOAD"]
             .into_iter()
             .filter_map(|var| {
@@ -744,14 +773,31 @@ fn cache_key(exe: &Path) -> Option<CacheKey> {
 /// Version-manager settings that decide which interpreter a shim runs.
 fn launcher_context() -> Vec<(String, String)> {
     let mut ctx = Vec::new();
-    for var in ["PYENV_VERSION", "PYENV_ROOT", "ASDF_PYTHON_VERSION", "MISE_PYTHON_VERSION", "VIRTUAL_ENV"] {
+    for var in [
+        "PYENV_VERSION",
+        "PYENV_ROOT",
+        "ASDF_PYTHON_VERSION",
+        "MISE_PYTHON_VERSION",
+        "MISE_ENV",
+        "VIRTUAL_ENV",
+    ] {
         if let Some(v) = std::env::var_os(var) {
             ctx.push((var.to_string(), v.to_string_lossy().into_owned()));
         }
     }
     if let Ok(cwd) = std::env::current_dir() {
         for dir in cwd.ancestors() {
-            for name in [".python-version", ".tool-versions", "mise.toml", ".mise.toml"] {
+            for name in [
+                ".python-version",
+                ".tool-versions",
+                "mise.toml",
+                ".mise.toml",
+                "mise.local.toml",
+                ".mise.local.toml",
+                ".config/mise.toml",
+                ".config/mise/config.toml",
+                ".mise/config.toml",
+            ] {
                 if let Ok(text) = std::fs::read_to_string(dir.join(name)) {
                     ctx.push((dir.join(name).display().to_string(), text));
                 }
@@ -764,12 +810,23 @@ fn launcher_context() -> Vec<(String, String)> {
     if let Some(text) = root.as_ref().and_then(|r| std::fs::read_to_string(r.join("version")).ok()) {
         ctx.push(("pyenv global".to_string(), text));
     }
-    // What a prefix version (`pyenv global 3.11`, `python 3.11` in .tool-versions) resolves
-    // against: the versions installed, so that installing 3.11.8 beside 3.11.7 probes again.
     let home = std::env::var_os("HOME").map(PathBuf::from);
     let data = |var: &str, under: &str| {
         std::env::var_os(var).map(PathBuf::from).or_else(|| home.as_ref().map(|h| h.join(under)))
     };
+    // mise's global configuration (`mise use -g python@3.13`).
+    let mise_config = std::env::var_os("MISE_CONFIG_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_CONFIG_HOME").map(|x| PathBuf::from(x).join("mise")))
+        .or_else(|| home.as_ref().map(|h| h.join(".config/mise")));
+    let mise_global = std::env::var_os("MISE_GLOBAL_CONFIG_FILE")
+        .map(PathBuf::from)
+        .or_else(|| mise_config.map(|d| d.join("config.toml")));
+    if let Some(text) = mise_global.as_ref().and_then(|f| std::fs::read_to_string(f).ok()) {
+        ctx.push(("mise global".to_string(), text));
+    }
+    // What a prefix version (`pyenv global 3.11`, `python 3.11` in .tool-versions) resolves
+    // against: the versions installed, so that installing 3.11.8 beside 3.11.7 probes again.
     let installed = [
         ("pyenv versions", root.map(|r| r.join("versions"))),
         ("asdf installs", data("ASDF_DATA_DIR", ".asdf").map(|d| d.join("installs/python"))),
@@ -836,7 +893,7 @@ fn read_cache(file: &Path, key: &CacheKey, exe: &Path) -> Option<Target> {
     let text = std::fs::read_to_string(file).ok()?;
     let record: CacheRecord = serde_json::from_str(&text).ok()?;
     let unchanged = record.files.iter().all(|f| FileStamp::of(&f.path).as_ref() == Some(f));
-    (record.key == *key && unchanged).then(|| Target {
+    (record.key == *key && unchanged && key.remembers(&record.files)).then(|| Target {
         executable: exe.to_path_buf(),
         files: record.files.into_iter().map(|f| f.path).collect(),
         ..record.target

@@ -2087,3 +2087,167 @@ fn a_new_pyenv_version_probes_a_launcher_again() {
     assert_eq!(compile(), 2, "a version installed: probed again");
     assert_eq!(compile(), 2, "then reused");
 }
+
+/// A compiled launcher (as mise's shims are links to the `mise` binary), built from C with
+/// `cc` as `dir/<name>` and reached through the link `dir/shims/python3`: it `exec`s the
+/// interpreter named by `$MISE_PYTHON_VERSION` (this stand-in takes a path there), else by
+/// the file `dir/sel` (a setting of its own, seen by no key). None, a visible skip, when
+/// there is no `cc`.
+fn compiled_launcher(tree: &Tree, dir: &str, name: &str, test: &str) -> Option<(PathBuf, PathBuf)> {
+    let sel = tree.path(format!("{dir}/sel"));
+    let source = tree.write(
+        format!("{dir}/launcher.c"),
+        format!(
+            "#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n#include <unistd.h>\n\
+             int main(int c, char **v) {{\n  char p[4096];\n  const char *e = getenv(\"MISE_PYTHON_VERSION\");\n\
+             \x20 if (e) {{ snprintf(p, sizeof p, \"%s\", e); }} else {{\n\
+             \x20   FILE *f = fopen({sel:?}, \"r\");\n\
+             \x20   if (!f || !fgets(p, sizeof p, f)) return 127;\n    p[strcspn(p, \"\\n\")] = 0;\n  }}\n\
+             \x20 v[0] = p;\n  execv(p, v);\n  return 127;\n}}\n"
+        ),
+    );
+    let exe = tree.path(format!("{dir}/{name}"));
+    match Command::new("cc").arg("-o").arg(&exe).arg(&source).output() {
+        Ok(out) => assert!(out.status.success(), "cc: {}", String::from_utf8_lossy(&out.stderr)),
+        Err(e) => {
+            harness::visible(&format!("SKIPPED {test}: cannot run cc: {e}"));
+            return None;
+        }
+    }
+    std::fs::create_dir_all(tree.path(format!("{dir}/shims"))).unwrap();
+    let shim = tree.path(format!("{dir}/shims/python3"));
+    std::os::unix::fs::symlink(&exe, &shim).unwrap();
+    Some((shim, sel))
+}
+
+/// The audit's reproduction: a compiled launcher hashpyc does not know (not a script, not a
+/// version manager's binary) switched from 3.12 to 3.13 by its own setting kept its 3.12
+/// probe (the launcher's file and the 3.12 interpreter's files unchanged): `check` said all
+/// fresh, `compile` wrote nothing for 3.13, and with a cache served 3.12's pycs, exit 0.
+/// Now a file named that is not the interpreter the probe reached is a launcher, and one
+/// whose settings no key can see is probed on every run.
+#[test]
+fn a_compiled_launcher_switched_to_another_python_is_probed_again() {
+    let test = "faults::a_compiled_launcher_switched_to_another_python_is_probed_again";
+    let (Some(old), Some(new)) =
+        (harness::python_or_skip((3, 12), test), harness::python_or_skip((3, 13), test))
+    else {
+        return;
+    };
+    let tree = Tree::new();
+    let Some((shim, sel)) = compiled_launcher(&tree, "fm", "l", test) else {
+        return;
+    };
+    tree.write("t/pkg/a.py", "x = 1\n");
+    let state = tree.path("state");
+    let run = |args: &[&str]| {
+        tree.hashpyc()
+            .env("HASHPYC_STATE_DIR", &state)
+            .env_remove("MISE_PYTHON_VERSION")
+            .args(args)
+            .args(["--no-config", "--python"])
+            .arg(&shim)
+            .arg("t/pkg")
+            .run()
+    };
+    std::fs::write(&sel, old.path.as_os_str().as_encoded_bytes()).unwrap();
+    run(&["compile", "--cache", "cache"]).assert_code(0);
+    assert!(tree.path("t/pkg/__pycache__/a.cpython-312.pyc").is_file());
+    std::fs::write(&sel, new.path.as_os_str().as_encoded_bytes()).unwrap();
+    // (b) check targets the interpreter the launcher runs now: its pyc is missing.
+    let check = run(&["check"]);
+    check.assert_code(1);
+    assert!(check.stderr.contains("CPython 3.13.0") && check.stdout.contains("a.py"), "{check:?}");
+    // (a) compile writes the 3.13 pyc, as py_compile does.
+    let compiled = run(&["compile"]);
+    compiled.assert_code(0);
+    assert!(compiled.stderr.contains("for CPython 3.13.0 (0 already fresh"), "{}", compiled.stderr);
+    let want = harness::py_compile_refs(new, tree.root(), &[PathBuf::from("t/pkg/a.py")], None);
+    assert_eq!(Some(tree.read("t/pkg/__pycache__/a.cpython-313.pyc")), want[0]);
+    // (c) with the cache of 3.12's entries, nothing of 3.12 is served.
+    std::fs::remove_dir_all(tree.path("t/pkg/__pycache__")).unwrap();
+    let cached = run(&["compile", "--cache", "cache"]);
+    cached.assert_code(0);
+    assert!(!cached.stderr.contains("from the cache"), "{}", cached.stderr);
+    assert_eq!(tree.pycs(), [PathBuf::from("t/pkg/__pycache__/a.cpython-313.pyc")]);
+    assert_eq!(Some(tree.read("t/pkg/__pycache__/a.cpython-313.pyc")), want[0]);
+}
+
+/// mise's shims are links to the `mise` binary, no `#!` script: its probe was keyed by the
+/// binary alone, so `MISE_PYTHON_VERSION` (or a mise.toml) switched to 3.13 kept the 3.12
+/// probe, and a setting no key holds served 3.12's cache hits. Now a launcher whose file is
+/// named `mise` is keyed by the version managers' settings, as a script is (unchanged ones
+/// reuse the probe; a changed one, `MISE_PYTHON_VERSION` or mise's global config.toml,
+/// probes again), and its remembered probe is confirmed by a worker before a cache hit is
+/// served.
+#[test]
+fn a_mise_shim_is_keyed_by_mises_settings_and_confirmed() {
+    use std::os::unix::fs::MetadataExt;
+    let test = "faults::a_mise_shim_is_keyed_by_mises_settings_and_confirmed";
+    let (Some(old), Some(new)) =
+        (harness::python_or_skip((3, 12), test), harness::python_or_skip((3, 13), test))
+    else {
+        return;
+    };
+    let tree = Tree::new();
+    let Some((shim, sel)) = compiled_launcher(&tree, "mise", "mise", test) else {
+        return;
+    };
+    for dir in ["L1", "L2", "L3", "L4", "L5"] {
+        tree.write(format!("{dir}/m.py"), "M = 1\n");
+    }
+    let state = tree.path("state");
+    let compile = |dir: &str, version: Option<&Path>| {
+        let mut run = tree
+            .hashpyc()
+            .env("HASHPYC_STATE_DIR", &state)
+            .env("XDG_CONFIG_HOME", tree.path("config"))
+            .env_remove("MISE_PYTHON_VERSION")
+            .env_remove("MISE_CONFIG_DIR")
+            .env_remove("MISE_GLOBAL_CONFIG_FILE");
+        if let Some(v) = version {
+            run = run.env("MISE_PYTHON_VERSION", v);
+        }
+        run.args(["compile", "--no-config", "--cache", "cache", "--python"]).arg(&shim).arg(dir).run()
+    };
+    let probes = || -> Vec<(String, u64)> {
+        let mut files: Vec<(String, u64)> = std::fs::read_dir(&state)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .filter(|e| e.file_name().to_string_lossy().starts_with("interpreter-"))
+            .map(|e| (e.file_name().to_string_lossy().into_owned(), e.metadata().unwrap().ino()))
+            .collect();
+        files.sort();
+        files
+    };
+    compile("L1", Some(&old.path)).assert_code(0);
+    assert!(tree.path("L1/__pycache__/m.cpython-312.pyc").is_file());
+    let first = probes();
+    assert_eq!(first.len(), 1, "{first:?}");
+    compile("L2", Some(&old.path)).assert_code(0);
+    assert_eq!(probes(), first, "settings unchanged: the remembered probe is reused");
+    let switched = compile("L3", Some(&new.path));
+    switched.assert_code(0);
+    assert_eq!(probes().len(), 2, "MISE_PYTHON_VERSION changed: probed again");
+    let want = harness::py_compile_refs(new, tree.root(), &[PathBuf::from("L3/m.py")], None);
+    assert_eq!(Some(tree.read("L3/__pycache__/m.cpython-313.pyc")), want[0], "{}", switched.stderr);
+    // mise's global configuration is a setting of the key too.
+    tree.write("config/mise/config.toml", "[tools]\npython = \"3.13\"\n");
+    tree.write("L3/m.py", "M = 3\n");
+    compile("L3", Some(&new.path)).assert_code(0);
+    assert_eq!(probes().len(), 3, "mise's global config.toml changed: probed again");
+    // A setting no key holds (the stand-in's own file): the remembered 3.12 probe is
+    // confirmed before the cache's 3.12 entry for L5 is served, and the run stops.
+    std::fs::write(&sel, old.path.as_os_str().as_encoded_bytes()).unwrap();
+    compile("L4", None).assert_code(0);
+    assert!(tree.path("L4/__pycache__/m.cpython-312.pyc").is_file());
+    std::fs::write(&sel, new.path.as_os_str().as_encoded_bytes()).unwrap();
+    let stale = compile("L5", None);
+    stale.assert_code(2);
+    assert!(stale.stderr.contains("the interpreter changed since it was probed"), "{}", stale.stderr);
+    assert!(tree.pycs().iter().all(|p| !p.starts_with("L5")), "{:?}", tree.pycs());
+    let again = compile("L5", None);
+    again.assert_code(0);
+    let want = harness::py_compile_refs(new, tree.root(), &[PathBuf::from("L5/m.py")], None);
+    assert_eq!(Some(tree.read("L5/__pycache__/m.cpython-313.pyc")), want[0], "{}", again.stderr);
+}
