@@ -284,16 +284,21 @@ fn variant_for(magic: Magic, minor: Option<(u8, u8)>) -> HashVariant {
     }
 }
 
-/// Whether `path` names a Python source rather than a pyc: its name ends in `.py` and it
-/// does not start with a pyc's magic number (a pyc named `x.py` is still described as one).
+/// Whether `path` names a Python source rather than a pyc: the name decides (`.py`), unless
+/// the file is a pyc named `x.py`, which no source can be mistaken for: a magic number
+/// (bytes 2–3 `\r\n`, which a CRLF source can also have) followed by a flags field with a
+/// NUL byte (every flags value has three; `compile()` refuses a source holding one).
 fn is_source(path: &Path) -> bool {
-    use std::io::Read;
     if !path.as_os_str().as_bytes().ends_with(b".py") || !path.is_file() {
         return false;
     }
-    let mut head = [0u8; 4];
-    match crate::io::open_nonblocking(path).and_then(|mut f| f.read_exact(&mut head)) {
-        Ok(()) => !Magic(head).is_well_formed(),
+    let mut head = Vec::new();
+    match crate::io::open_nonblocking(path).and_then(|mut f| crate::io::read_up_to(&mut f, &mut head, 8)) {
+        Ok(_) => {
+            !(head.len() == 8
+                && Magic([head[0], head[1], head[2], head[3]]).is_well_formed()
+                && head[4..].contains(&0))
+        }
         Err(_) => true,
     }
 }

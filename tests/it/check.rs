@@ -379,6 +379,33 @@ per_python!(inspect_of_a_source_describes_its_pycs, min = (3, 8), |py: &Python| 
     assert!(!run.stdout.contains("pfx"), "{}", run.stdout);
 });
 
+// A `.py` named to `inspect` is a source whatever its first bytes: a CRLF source has a
+// magic number's `\r\n` at bytes 2–3 and was described as a pyc ("not a pyc file: only 11
+// bytes", "magic 23200d0a"). A pyc named `x.py` (a NUL in its flags, which no source
+// holds) is still described as a pyc.
+#[test]
+fn inspect_of_a_crlf_source_describes_its_pycs() {
+    let Some(py) = harness::any_python("check::inspect_of_a_crlf_source_describes_its_pycs") else { return };
+    let tree = Tree::new();
+    tree.write("m.py", "\r\n\r\nx = 1\r\n");
+    tree.write("u.py", "# \r\n\"\"\"doc long enough to pass 16 bytes\"\"\"\r\n");
+    tree.hashpyc().args(["compile", "-q"]).python(py).arg("m.py").run().assert_code(0);
+    let run = tree.hashpyc().args(["inspect", "m.py"]).run();
+    run.assert_code(0);
+    assert!(run.stdout.starts_with(&format!("{}\n", pyc(py, "m"))), "{}", run.stdout);
+    assert!(run.stdout.contains("(matches `m.py`)"), "{}", run.stdout);
+    let none = tree.hashpyc().args(["inspect", "--json", "u.py"]).run();
+    none.assert_code(1);
+    let v: serde_json::Value = serde_json::from_str(none.stdout.trim()).unwrap();
+    assert!(v["magic"].is_null(), "{v}");
+    assert!(v["error"].as_str().unwrap().contains("not a pyc file but a Python source"), "{v}");
+    tree.write("copy.py", tree.read(pyc(py, "m")));
+    let copy = tree.hashpyc().args(["inspect", "--json", "copy.py"]).run();
+    copy.assert_code(0);
+    let v: serde_json::Value = serde_json::from_str(copy.stdout.trim()).unwrap();
+    assert_eq!((&v["pyc"], &v["mode"]), (&"copy.py".into(), &"checked-hash".into()), "{v}");
+}
+
 /// `check --all --format json` of `tree` (exit status 1 asserted) and its findings by path
 /// (without a leading `./`): the outcome and the detail.
 fn findings_of_check_all(
