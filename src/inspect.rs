@@ -20,6 +20,9 @@ struct Description {
     /// None (JSON null) for what the file does not have: no header, no flags, no body.
     magic: Option<String>,
     python: Option<String>,
+    /// `python` is the line of a development or pre-release magic number, not a release's.
+    #[serde(skip)]
+    pre_release: bool,
     mode: Option<String>,
     hash: Option<String>,
     mtime: Option<u32>,
@@ -91,6 +94,7 @@ impl Description {
             pyc: path.to_path_buf(),
             magic: None,
             python: None,
+            pre_release: false,
             mode: None,
             hash: None,
             mtime: None,
@@ -156,6 +160,20 @@ fn describe(path: &Path, source: Option<&Path>) -> Description {
         return d;
     };
     d.python = Some(format!("{}.{}", minor.0, minor.1));
+    if !target::is_release_magic(h.magic) {
+        d.pre_release = true;
+        // What a development or pre-release build wrote: every release of its line refuses
+        // it (`bad magic number`), as the build after it does. Described all the same.
+        let release = KNOWN.iter().find(|k| k.minor == minor).map_or(0, |k| k.magic_number);
+        d.error = Some(format!(
+            "a pyc for {} (magic {}), not for a {}.{} release (magic {release}), whose import refuses \
+             it (bad magic number)",
+            target::python_of_magic(h.magic, minor),
+            h.magic.number(),
+            minor.0,
+            minor.1
+        ));
+    }
     let size = file.metadata().map_or(0, |m| m.len());
     let minor = Some(minor);
     match h.kind() {
@@ -387,10 +405,11 @@ pub fn inspect(files: &[PathBuf], json: bool) -> Result<ExitStatus, Error> {
         } else {
             let mut lines = vec![crate::report::shown(&d.pyc).into_owned()];
             if let Some(magic) = &d.magic {
-                let python = d
-                    .python
-                    .as_deref()
-                    .map_or("unknown Python version".to_string(), |p| format!("CPython {p}"));
+                let python = match &d.python {
+                    Some(p) if d.pre_release => format!("CPython {p} development or pre-release"),
+                    Some(p) => format!("CPython {p}"),
+                    None => "unknown Python version".to_string(),
+                };
                 lines.push(format!("  magic        {magic} ({python})"));
             }
             if let Some(mode) = &d.mode {

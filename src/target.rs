@@ -1004,6 +1004,23 @@ pub fn version_of_magic(magic: Magic) -> Option<(u8, u8)> {
     None
 }
 
+/// Whether `magic` is the magic number of a CPython release (`KNOWN`), not one a
+/// development or pre-release build of its line used: a release's import refuses those
+/// (`bad magic number`), though `version_of_magic` names their line.
+pub fn is_release_magic(magic: Magic) -> bool {
+    magic.is_well_formed() && KNOWN.iter().any(|k| k.magic_number == magic.number())
+}
+
+/// The Python a pyc with `magic` (of CPython line `a.b`) is for: `Python 3.11`, or for a
+/// magic number no release has, `a development or pre-release version of Python 3.11`.
+pub fn python_of_magic(magic: Magic, (a, b): (u8, u8)) -> String {
+    if is_release_magic(magic) {
+        format!("Python {a}.{b}")
+    } else {
+        format!("a development or pre-release version of Python {a}.{b}")
+    }
+}
+
 /// The versions `KNOWN` covers, for messages: "CPython 3.7 to 3.15".
 fn known_range() -> String {
     match (KNOWN.first(), KNOWN.last()) {
@@ -1083,6 +1100,7 @@ mod tests {
     fn magic_to_version() {
         assert_eq!(version_of_magic(Magic::from_number(3495)), Some((3, 11)));
         assert_eq!(version_of_magic(Magic::from_number(3490)), Some((3, 11)));
+        assert!(is_release_magic(Magic::from_number(3495)) && !is_release_magic(Magic::from_number(3494)));
         assert_eq!(version_of_magic(Magic::from_number(3000)), None);
         assert_eq!(version_of_magic(Magic([0xa7, 0x0d, 0, 0])), None);
     }

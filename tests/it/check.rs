@@ -729,6 +729,58 @@ per_python!(inspect_refuses_what_is_not_a_valid_pyc, min = (3, 11), |py: &Python
     assert!(objects[2]["mode"].is_null() && objects[2]["body_bytes"].is_null(), "{}", objects[2]);
 });
 
+// A pyc with a development or pre-release magic number of the target's own line (3.11's
+// 3494 beside its release's 3495) was "a pyc for Python 3.11, not 3.11" in `check`, and
+// `inspect` called it a CPython 3.11 pyc (exit 0), though a release refuses it ("bad magic
+// number"). Both now say it is a development or pre-release version's, with the magic
+// numbers; `inspect` exits 1.
+#[test]
+fn a_pre_release_magic_number_is_named_as_one() {
+    let Some(py) = harness::any_python("check::a_pre_release_magic_number_is_named_as_one") else { return };
+    let tree = Tree::new();
+    tree.write("m.py", "x = 1\n");
+    tree.hashpyc().args(["compile", "-q"]).python(py).arg("m.py").run().assert_code(0);
+    let release: u16 = py
+        .run(
+            &["-c", "import importlib.util as u; print(int.from_bytes(u.MAGIC_NUMBER[:2], 'little'))"],
+            tree.root(),
+        )
+        .trim()
+        .parse()
+        .unwrap();
+    let mut bytes = tree.read(pyc(py, "m"));
+    bytes[..2].copy_from_slice(&(release - 1).to_le_bytes());
+    tree.write(pyc(py, "m"), &bytes);
+    tree.write("lone/m.pyc", &bytes);
+    // The oracle: the interpreter refuses it.
+    let imported = py.cmd().args(["-c", "import m"]).current_dir(tree.path("lone")).output().unwrap();
+    assert!(!imported.status.success(), "imported");
+    assert!(String::from_utf8_lossy(&imported.stderr).contains("bad magic number"));
+    let version = format!("{}.{}", py.minor.0, py.minor.1);
+    let run = tree.hashpyc().args(["check", "--format", "json"]).python(py).arg("m.py").run();
+    run.assert_code(1);
+    let v: serde_json::Value = serde_json::from_str(run.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(v["outcome"], "invalid", "{v}");
+    let detail = v["detail"].as_str().unwrap();
+    assert!(detail.contains(&format!("development or pre-release version of Python {version}")), "{detail}");
+    assert!(detail.contains(&(release - 1).to_string()) && detail.contains(&release.to_string()), "{detail}");
+    assert!(!detail.contains(&format!("not {version}")), "{detail}");
+    for pyc_path in [pyc(py, "m"), "lone/m.pyc".to_string()] {
+        let json = tree.hashpyc().args(["inspect", "--json"]).arg(&pyc_path).run();
+        json.assert_code(1);
+        let v: serde_json::Value = serde_json::from_str(json.stdout.trim()).unwrap();
+        assert_eq!(v["python"], version.as_str(), "{v}");
+        assert!(v["error"].as_str().unwrap().contains("development or pre-release"), "{v}");
+        let text = tree.hashpyc().arg("inspect").arg(&pyc_path).run();
+        text.assert_code(1);
+        assert!(
+            text.stdout.contains(&format!("(CPython {version} development or pre-release)")),
+            "{}",
+            text.stdout
+        );
+    }
+}
+
 // A run killed between creating a pyc's temporary file and renaming it over the pyc leaves
 // `.m.cpython-312.pyc.a1B2c3.tmp` in `__pycache__` (`.m.pyc.….tmp` beside a legacy pyc);
 // `check --stray` did not report it. It names it, whether or not its source exists, with
