@@ -23,6 +23,10 @@ struct Description {
     /// `python` is the line of a development or pre-release magic number, not a release's.
     #[serde(skip)]
     pre_release: bool,
+    /// Named for another interpreter's tag than its magic number's (`m.cpython-311.pyc`
+    /// holding a 3.12 pyc): `matches_source` is then false, whatever the source.
+    #[serde(skip)]
+    tag_mismatch: bool,
     mode: Option<String>,
     hash: Option<String>,
     mtime: Option<u32>,
@@ -95,6 +99,7 @@ impl Description {
             magic: None,
             python: None,
             pre_release: false,
+            tag_mismatch: false,
             mode: None,
             hash: None,
             mtime: None,
@@ -174,6 +179,15 @@ fn describe(path: &Path, source: Option<&Path>) -> Description {
             minor.1
         ));
     }
+    // importlib looks a pyc up by its interpreter's tag: one named for another CPython
+    // than its magic number's is refused by that interpreter (bad magic number), whatever
+    // its source holds.
+    let named_for = path.file_name().and_then(|n| split_cached_name(n.as_bytes())).and_then(|(_, tag, _)| {
+        let digits = tag.strip_prefix(b"cpython-")?;
+        let digits = &digits[..digits.iter().position(|b| !b.is_ascii_digit()).unwrap_or(digits.len())];
+        (digits != format!("{}{}", minor.0, minor.1).as_bytes())
+            .then(|| String::from_utf8_lossy(tag).into_owned())
+    });
     let size = file.metadata().map_or(0, |m| m.len());
     let minor = Some(minor);
     match h.kind() {
@@ -220,6 +234,14 @@ fn describe(path: &Path, source: Option<&Path>) -> Description {
                 d.source = Some(src);
             }
         }
+    }
+    if let Some(tag) = named_for {
+        d.tag_mismatch = true;
+        d.matches_source = d.matches_source.map(|_| false);
+        d.error.get_or_insert(format!(
+            "named for `{tag}` but a pyc of {}: the interpreter whose tag that is refuses it (bad magic number)",
+            d.python.as_deref().map_or(String::new(), |p| format!("Python {p}"))
+        ));
     }
     if let Some((a, b)) = minor {
         let layout = CodeLayout::for_version(a, b);
@@ -281,6 +303,12 @@ fn found_source(path: &Path, source: Option<&Path>) -> Option<(PathBuf, Result<s
         Err(e) => Err(crate::io::io_reason(&e)),
     };
     Some((src, found))
+}
+
+/// What follows a source hash or stamp of a pyc named for another interpreter than its
+/// magic number's (see its error), whatever the source.
+fn refused(source: &Path) -> String {
+    format!(" (not taken for `{}`: named for another interpreter)", crate::report::shown(source))
 }
 
 /// What follows a source hash or stamp when it was not compared: `(source not found)`, or
@@ -417,6 +445,7 @@ pub fn inspect(files: &[PathBuf], json: bool) -> Result<ExitStatus, Error> {
             }
             if let Some(h) = &d.hash {
                 let verdict = match (d.matches_source, &d.source) {
+                    (Some(false), Some(s)) if d.tag_mismatch => refused(s),
                     (Some(true), Some(s)) => format!(" (matches `{}`)", crate::report::shown(s)),
                     (Some(false), Some(s)) => format!(" (does NOT match `{}`)", crate::report::shown(s)),
                     _ => not_compared(&d),
@@ -425,6 +454,7 @@ pub fn inspect(files: &[PathBuf], json: bool) -> Result<ExitStatus, Error> {
             }
             if let (Some(m), Some(s)) = (d.mtime, d.source_size) {
                 let verdict = match (d.matches_source, &d.source, d.source_stamp) {
+                    (Some(false), Some(src), _) if d.tag_mismatch => refused(src),
                     (Some(true), Some(src), _) => format!(" (matches `{}`)", crate::report::shown(src)),
                     (Some(false), Some(src), Some((now_m, now_s))) => format!(
                         " (does NOT match `{}`: mtime {now_m}, size {now_s})",

@@ -781,6 +781,46 @@ fn a_pre_release_magic_number_is_named_as_one() {
     }
 }
 
+// A 3.12 pyc named `b.cpython-311.pyc` "matched" its source in `inspect` (exit 0), though
+// 3.11's import refuses it (bad magic number): the tag its name holds is another version's
+// than its magic number's. It is now an error, and `matches_source` is false.
+#[test]
+fn inspect_of_a_pyc_named_for_another_version() {
+    let test = "check::inspect_of_a_pyc_named_for_another_version";
+    let (Some(py12), Some(py11)) =
+        (harness::python_or_skip((3, 12), test), harness::python_or_skip((3, 11), test))
+    else {
+        return;
+    };
+    let tree = Tree::new();
+    tree.write("b.py", "x = 1\n");
+    tree.hashpyc().args(["compile", "-q"]).python(py12).arg("b.py").run().assert_code(0);
+    let named = pyc(py11, "b");
+    std::fs::rename(tree.path(pyc(py12, "b")), tree.path(&named)).unwrap();
+    // The oracle: 3.11's importlib classifies the pyc it finds for `b.py`.
+    let verdict = py11.run(
+        &[
+            "-c",
+            "import importlib._bootstrap_external as e, importlib.util as u\n\
+             data = open(u.cache_from_source('b.py'), 'rb').read()\n\
+             try:\n    e._classify_pyc(data, 'b', {})\n    print('taken')\n\
+             except ImportError as x:\n    print(x)",
+        ],
+        tree.root(),
+    );
+    assert!(verdict.contains("bad magic number"), "{verdict}");
+    for arg in [&named, "b.py"] {
+        let json = tree.hashpyc().args(["inspect", "--json", arg]).run();
+        json.assert_code(1);
+        let v: serde_json::Value = serde_json::from_str(json.stdout.trim()).unwrap();
+        assert_eq!((&v["python"], &v["matches_source"]), (&"3.12".into(), &false.into()), "{v}");
+        assert!(v["error"].as_str().unwrap().contains("cpython-311"), "{v}");
+        let text = tree.hashpyc().arg("inspect").arg(arg).run();
+        text.assert_code(1);
+        assert!(!text.stdout.contains("(matches"), "{}", text.stdout);
+    }
+}
+
 // A run killed between creating a pyc's temporary file and renaming it over the pyc leaves
 // `.m.cpython-312.pyc.a1B2c3.tmp` in `__pycache__` (`.m.pyc.….tmp` beside a legacy pyc);
 // `check --stray` did not report it. It names it, whether or not its source exists, with
