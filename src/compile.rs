@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use rayon::prelude::*;
 
 use crate::embed::Embed;
-use crate::layout::{self, Layout};
+use crate::layout::Layout;
 use crate::memo::Memo;
 use crate::plan::{self, Action, PlanOptions, PycPaths, Reason, SourcePlan};
 use crate::pool::WorkerSpec;
@@ -631,7 +631,7 @@ fn walk_and_plan(s: &CompileSettings, opts: &PlanOptions<'_>) -> Planned {
         seen.fetch_add(1, Ordering::Relaxed);
         let p = plan::plan_one(source, opts);
         let warned = warned && {
-            let abs = layout::absolute(&p.path, opts.paths.cwd);
+            let abs = crate::memo::key(&p.path, opts.paths.cwd);
             opts.memos.iter().flatten().any(|m| m.knows_warned(&abs))
         };
         if p.strip_missed {
@@ -805,7 +805,7 @@ fn remembered_warnings(
     (p, t, levels): (&SourcePlan, usize, &[u8]),
     source: &mut Option<Option<Vec<u8>>>,
 ) -> Option<Vec<crate::pool::Warning>> {
-    let abs = layout::absolute(&p.path, cwd);
+    let abs = crate::memo::key(&p.path, cwd);
     let memo = memos[t].as_ref().filter(|m| m.knows_warned(&abs))?;
     let src = source.get_or_insert_with(|| crate::io::read_regular(&p.path).ok()).as_deref()?;
     let target = &s.targets[t];
@@ -1082,7 +1082,7 @@ fn record_results(
                     }
                 }
                 if let Some(memo) = &mut memos[t] {
-                    memo.record_success(&layout::absolute(path, cwd));
+                    memo.record_success(&crate::memo::key(path, cwd));
                 }
                 remember_warnings(s, t, &plan.actions[t], path, warnings, &mut memos[t], cwd);
                 if verbosity.verbose > 0
@@ -1120,7 +1120,7 @@ fn record_results(
                 summary.failed += 1;
                 summary.failed_sources.insert(i);
                 if let Some(memo) = &mut memos[t] {
-                    memo.record_success(&layout::absolute(path, cwd));
+                    memo.record_success(&crate::memo::key(path, cwd));
                 }
                 remember_warnings(s, t, &plan.actions[t], path, warnings, &mut memos[t], cwd);
                 let shown = distinct_warnings(warnings.iter());
@@ -1137,7 +1137,7 @@ fn record_results(
                 summary.failed_sources.insert(i);
                 if let (Some(memo), Action::Compile { prefix, .. }) = (&mut memos[t], &plan.actions[t]) {
                     let levels = &s.levels[..usize::from(*prefix)];
-                    memo.record_failure(layout::absolute(path, cwd), &hash, levels, &f);
+                    memo.record_failure(crate::memo::key(path, cwd), &hash, levels, &f);
                 }
                 let source = crate::io::read_regular(path).ok();
                 let text = report::format_failure(path, &f, source.as_deref());
@@ -1162,7 +1162,7 @@ fn remember_warnings(
 ) {
     let (Some(memo), Action::Compile { prefix, .. }) = (memo, action) else { return };
     let levels = &s.levels[..usize::from(*prefix)];
-    let abs = layout::absolute(path, cwd);
+    let abs = crate::memo::key(path, cwd);
     // A -W error run remembers that it raised none, for its fresh pycs next time; other
     // runs read the source only when there are warnings to remember or forget.
     let warned = !warnings.is_empty() || memo.knows_warned(&abs);

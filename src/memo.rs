@@ -14,7 +14,7 @@
 //! compiled again under `-W error` (in memory) to learn its warnings, so a lost state
 //! directory never lets a run pass that would have failed, nor fails one that would pass.
 //!
-//! One JSON file per interpreter in the cache directory, keyed by absolute source path,
+//! One JSON file per interpreter in the cache directory, keyed by source path ([`key`]),
 //! rewritten atomically at the end of a run when something changed, merged with what
 //! concurrent runs saved meanwhile (only the paths this run touched are replaced).
 //! `--force` ignores it.
@@ -141,6 +141,19 @@ pub struct Memo {
     clean: Option<CleanFile>,
     clean_path: PathBuf,
     clean_touched: HashSet<PathBuf>,
+}
+
+/// The key a source is remembered by: its absolute path with its directory's symbolic
+/// links and `..` resolved (as `realpath` does), so that every spelling of it, from any
+/// working directory (`../proj/bad.py`, a linked directory), finds the same entry. The
+/// file name itself is kept: a `.py` link is a source of its own, as the import system
+/// sees it. A directory that cannot be resolved (gone meanwhile) keeps the lexical form.
+pub fn key(path: &Path, cwd: &Path) -> PathBuf {
+    let abs = crate::layout::absolute(path, cwd);
+    match (abs.parent(), abs.file_name()) {
+        (Some(dir), Some(name)) => std::fs::canonicalize(dir).map_or_else(|_| abs.clone(), |d| d.join(name)),
+        _ => abs,
+    }
 }
 
 impl Memo {

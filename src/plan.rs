@@ -268,7 +268,7 @@ pub fn plan_one(source: Source, opts: &PlanOptions<'_>) -> SourcePlan {
             // ones fail it later), and a header rewrite, which writes without compiling,
             // needs the source remembered to raise none: else the source is compiled.
             if opts.warnings_as_errors && matches!(action, Action::Fresh | Action::Rewrite { .. }) {
-                let abs = layout::absolute(path, opts.paths.cwd);
+                let abs = crate::memo::key(path, opts.paths.cwd);
                 let levels = opts.paths.levels;
                 let memo = match (opts.memos.get(t), hash()) {
                     (Some(Some(memo)), Ok(h)) => Some((memo, h)),
@@ -298,7 +298,7 @@ pub fn plan_one(source: Source, opts: &PlanOptions<'_>) -> SourcePlan {
                 (&action, opts.force, opts.memos.get(t))
                 && !memo.is_empty()
             {
-                let abs = layout::absolute(path, opts.paths.cwd);
+                let abs = crate::memo::key(path, opts.paths.cwd);
                 if memo.knows(&abs)
                     && let Ok(h) = hash()
                     && let Some(failure) = memo.lookup(&abs, &h, &opts.paths.levels[..usize::from(*prefix)])

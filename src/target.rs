@@ -93,8 +93,8 @@ pub struct Target {
     /// `sys.abiflags` (`t` for free-threaded builds, `d` for debug builds).
     #[serde(default)]
     pub abiflags: String,
-    /// A stable name for this interpreter file (its probe-cache key), for per-interpreter
-    /// caches; `None` when it cannot be identified.
+    /// A stable name for this interpreter file (see `memo_id`), for its memories in the
+    /// state directory; `None` when it cannot be identified.
     #[serde(skip)]
     pub identity: Option<String>,
     /// Remembered from an earlier run for a launcher (a script, a version manager's
@@ -447,8 +447,8 @@ pub fn probe(exe: &Path, timeout: Duration, cache_dir: Option<&Path>) -> Result<
         return Err(TargetError::NotExecutable(exe.to_path_buf()));
     }
     let key = cache_key(exe);
-    let identity = key.as_ref().map(key_id);
-    let cache_file = cache_dir.zip(identity.as_deref()).map(|(dir, id)| dir.join(cache_name(id)));
+    let cache_file = cache_dir.zip(key.as_ref()).map(|(dir, key)| dir.join(cache_name(&key_id(key))));
+    let identity = key.as_ref().map(memo_id);
     if let Some(file) = &cache_file
         && let Some(target) = read_cache(file, key.as_ref().expect("key exists with file"), exe)
     {
@@ -849,6 +849,18 @@ fn key_id(key: &CacheKey) -> String {
     let mut h = siphasher::sip::SipHasher13::new();
     serde_json::to_string(key).unwrap_or_default().hash(&mut h);
     format!("{:016x}", h.finish())
+}
+
+/// The interpreter's `identity`, for the memories of what its compiles gave (`memo`):
+/// its key without the name it was given, so that every name of one interpreter file
+/// (`python3`, a link to `python3.12`, a venv's `python`) shares them, as they compile
+/// alike; a launcher script, which may choose the interpreter by the name it is run as,
+/// keeps its name.
+fn memo_id(key: &CacheKey) -> String {
+    if key.launcher_context.is_some() {
+        return key_id(key);
+    }
+    key_id(&CacheKey { given: PathBuf::new(), ..key.clone() })
 }
 
 fn cache_name(id: &str) -> String {

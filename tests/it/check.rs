@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::harness::{self, Python, Tree};
+use crate::harness::{self, Hashpyc, Python, Tree};
 use crate::per_python;
 
 /// py_compile a file in the given mode ("TIMESTAMP", "CHECKED_HASH", "UNCHECKED_HASH").
@@ -1631,6 +1631,50 @@ per_python!(trailing_bytes_are_stale, |py: &Python| {
     other.arg("m.py").run().assert_code(0);
     assert_eq!(tree.read(&p), unchecked);
 });
+
+// The remembered "does not compile" was lost when the source was spelled otherwise than
+// `compile` saw it (`../proj/bad.py` from another directory, a linked directory: the memo
+// was keyed by the lexical path) or the interpreter named otherwise (a link to it: the memo
+// was keyed by the name given). Now any spelling of either finds it, in `check` as in
+// `compile` ("remembered": true, no Python started for the source).
+#[test]
+fn remembered_failures_survive_other_spellings() {
+    let Some(py) = harness::any_python("check::remembered_failures_survive_other_spellings") else { return };
+    let tree = Tree::new();
+    tree.write("proj/bad.py", "X = 1\ndef f(:\n    pass\n");
+    tree.write("other/.keep", "");
+    std::os::unix::fs::symlink("proj", tree.path("linked")).unwrap();
+    std::os::unix::fs::symlink(&py.path, tree.path("python-alias")).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let hashpyc = |dir: &str| Hashpyc::new(&tree.path(dir)).env("HASHPYC_STATE_DIR", state.path());
+    hashpyc("proj").args(["compile", "-q"]).python(py).arg("bad.py").run().assert_code(1);
+    let spellings: [(&str, &Path, &str); 3] = [
+        ("other", &py.path, "../proj/bad.py"),
+        (".", &py.path, "linked/bad.py"),
+        ("proj", &tree.path("python-alias"), "bad.py"),
+    ];
+    for (dir, python, source) in spellings {
+        let check = hashpyc(dir).arg("check").arg("--python").arg(python).arg(source).run();
+        check.assert_code(1);
+        assert!(
+            check
+                .stdout
+                .starts_with(&format!("missing    {source}: the source does not compile: SyntaxError")),
+            "{dir} {source}: {}",
+            check.stdout
+        );
+        let compile =
+            hashpyc(dir).args(["compile", "--format", "json"]).arg("--python").arg(python).arg(source).run();
+        compile.assert_code(1);
+        let failure: serde_json::Value = compile
+            .stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .find(|v: &serde_json::Value| v["type"] == "failure")
+            .unwrap_or_else(|| panic!("{}", compile.stdout));
+        assert_eq!(failure["remembered"], true, "{dir} {source}: {failure}");
+    }
+}
 
 // A pyc that is missing because its source does not compile says so, with CPython's own
 // error (remembered by `compile`, no Python started by `check`), as long as the source
