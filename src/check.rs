@@ -101,7 +101,13 @@ pub struct Finding {
     #[serde(serialize_with = "report::json_path")]
     pub pyc: PathBuf,
     pub outcome: Outcome,
+    /// `X.Y`; for a stray of an interpreter not checked, what its tag or magic number
+    /// names, "" (JSON null) when neither names a version.
+    #[serde(serialize_with = "empty_as_null")]
     pub python: String,
+    /// A stray of another implementation than CPython: its tag (`pypy39`).
+    #[serde(skip)]
+    pub implementation: Option<String>,
     /// The target's place among those given (`--python A --python B`: A's findings first),
     /// after them for a stray of an interpreter not checked.
     #[serde(skip)]
@@ -133,6 +139,22 @@ pub struct Finding {
     /// that path.
     #[serde(skip)]
     pub not_a_dir: Option<PathBuf>,
+}
+
+fn empty_as_null<S: serde::Serializer>(s: &str, ser: S) -> Result<S::Ok, S::Error> {
+    if s.is_empty() { ser.serialize_none() } else { ser.serialize_str(s) }
+}
+
+impl Finding {
+    /// The interpreter as messages name it: `CPython 3.12`; for a stray of another
+    /// implementation its tag (`pypy39`), of no known version `unknown Python`.
+    fn interpreter(&self) -> String {
+        match (&self.implementation, self.python.as_str()) {
+            (Some(tag), _) => tag.clone(),
+            (None, "") => "unknown Python".to_string(),
+            (None, v) => format!("CPython {v}"),
+        }
+    }
 }
 
 /// Check everything; print findings; return the exit status.
@@ -306,7 +328,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
             Format::Text => {
                 let mut extra = Vec::new();
                 if many {
-                    extra.push(format!("CPython {}", f.python));
+                    extra.push(f.interpreter());
                 }
                 if multi_level {
                     extra.push(format!("opt-{}", f.optimization));
@@ -817,6 +839,7 @@ fn check_source(path: &Path, embedded: &Path, s: &CheckSettings, cwd: &Path) -> 
                     pyc: pyc_path,
                     outcome,
                     python: format!("{}.{}", target.version.0, target.version.1),
+                    implementation: None,
                     target: t,
                     optimization: s.levels[i],
                     detail,
@@ -972,35 +995,43 @@ fn stray(
     source_name.extend_from_slice(b".py");
     let source = dir.join(std::ffi::OsStr::from_bytes(&source_name));
     let detail = source_gone(&source)?;
-    let target = targets.iter().position(|t| t.cache_tag.as_bytes() == tag).unwrap_or(targets.len());
-    let python = targets
-        .get(target)
-        .map(|t| format!("{}.{}", t.version.0, t.version.1))
-        .unwrap_or_else(|| String::from_utf8_lossy(tag).into_owned());
-    Some(stray_finding(source, pyc_path.to_path_buf(), python, target, level, detail))
+    let target = targets.iter().position(|t| t.cache_tag.as_bytes() == tag);
+    Some(stray_finding(source, pyc_path.to_path_buf(), (tag, target, targets), level, detail))
 }
 
 /// A `stray` finding: `pyc`, whose source `source` is gone (`detail`: why, when there is
-/// more to say), for target `target` (`targets.len()` for none) spelled `python`.
+/// more to say), named with interpreter tag `tag` (empty for none), for target `target`
+/// among `targets` (None for none: then for the Python its tag, or else its magic number,
+/// names); `found` is its header.
 fn stray_finding(
     source: PathBuf,
     pyc: PathBuf,
-    python: String,
-    target: usize,
+    (tag, target, targets): (&[u8], Option<usize>, &[Arc<Target>]),
     optimization: u8,
     detail: Option<String>,
 ) -> Finding {
+    let header = read_header(&pyc);
+    let (python, implementation) = match target {
+        Some(i) => (format!("{}.{}", targets[i].version.0, targets[i].version.1), None),
+        None => tag_python(tag)
+            .or_else(|| {
+                let (a, b) = crate::target::version_of_magic(header.as_ref()?.magic)?;
+                Some((format!("{a}.{b}"), None))
+            })
+            .unwrap_or_default(),
+    };
     Finding {
         kind: "finding",
         path: source,
         pyc,
         outcome: Outcome::Stray,
         python,
-        target,
+        implementation,
+        target: target.unwrap_or(targets.len()),
         optimization,
         detail,
         expected: None,
-        found: None,
+        found: header.as_ref().map(header_view),
         embedded: None,
         source_fails: None,
         symlink: false,
@@ -1010,6 +1041,26 @@ fn stray_finding(
     }
 }
 
+/// The header of the file `pyc`, when it is a regular file of 16 bytes or more.
+fn read_header(pyc: &Path) -> Option<Header> {
+    let mut head = Vec::new();
+    let mut file = crate::io::open_regular(pyc).ok()?;
+    crate::io::read_up_to(&mut file, &mut head, pyc::HEADER_LEN).ok()?;
+    Header::parse(&head)
+}
+
+/// The Python an interpreter tag names (`cpython-39`, `pypy310`): its `X.Y`, and the tag
+/// itself when it is not CPython's.
+fn tag_python(tag: &[u8]) -> Option<(String, Option<String>)> {
+    let name_len = tag.iter().position(u8::is_ascii_digit)?;
+    let digits: Vec<u8> = tag[name_len..].iter().copied().take_while(u8::is_ascii_digit).collect();
+    let (major, minor) = digits.split_first().filter(|(_, minor)| !minor.is_empty())?;
+    let minor = std::str::from_utf8(minor).ok()?.parse::<u16>().ok()?;
+    let python = format!("{}.{minor}", char::from(*major));
+    let cpython = tag[..name_len].strip_suffix(b"-").unwrap_or(&tag[..name_len]) == b"cpython";
+    Some((python, (!cpython).then(|| String::from_utf8_lossy(tag).into_owned())))
+}
+
 /// The index of the target whose magic number begins the file `pyc`, if any.
 fn target_by_magic(pyc: &Path, targets: &[Arc<Target>]) -> Option<usize> {
     use std::io::Read;
@@ -1017,6 +1068,10 @@ fn target_by_magic(pyc: &Path, targets: &[Arc<Target>]) -> Option<usize> {
     let read = crate::io::open_nonblocking(pyc).and_then(|mut f| f.read_exact(&mut magic));
     read.ok().and_then(|()| targets.iter().position(|t| t.magic.0 == magic))
 }
+
+/// Why a stray in a `__pycache__` that is a symbolic link may not be one.
+const SHARED_STRAY: &str =
+    "which other directories may share: the pyc may be the source's of one not checked";
 
 /// Why a temporary file of a pyc is a stray.
 const TEMP_STRAY: &str =
@@ -1038,15 +1093,10 @@ fn temp_stray(temp: &Path, dir: &Path, targets: &[Arc<Target>]) -> Option<Findin
     source_name.extend_from_slice(b".py");
     let target =
         targets.iter().position(|t| t.cache_tag.as_bytes() == tag).or_else(|| target_by_magic(temp, targets));
-    let python = match target {
-        Some(i) => format!("{}.{}", targets[i].version.0, targets[i].version.1),
-        None => String::from_utf8_lossy(tag).into_owned(),
-    };
     Some(stray_finding(
         dir.join(std::ffi::OsStr::from_bytes(&source_name)),
         temp.to_path_buf(),
-        python,
-        target.unwrap_or(targets.len()),
+        (tag, target, targets),
         level,
         Some(TEMP_STRAY.into()),
     ))
@@ -1090,10 +1140,7 @@ fn strays(pycs: &[PathBuf], linked: &[PathBuf], targets: &[Arc<Target>]) -> Vec<
             if others.is_some_and(|o| o.iter().any(|d| *d != dir && source_gone(&d.join(source)).is_none())) {
                 continue;
             }
-            let shared = format!(
-                "`{}` is a symbolic link, which other directories may share: the pyc may be the source's of one not checked",
-                report::shown(pycache)
-            );
+            let shared = format!("`{}` is a symbolic link, {SHARED_STRAY}", report::shown(pycache));
             finding.detail = Some(finding.detail.map_or(shared.clone(), |d| format!("{d}; {shared}")));
         }
         out.push(finding);
@@ -1191,9 +1238,7 @@ fn legacy_strays(pycs: &[PathBuf], targets: &[Arc<Target>]) -> Vec<Finding> {
         let source = PathBuf::from(source);
         let Some(detail) = source_gone(&source) else { continue };
         let Some(index) = target_by_magic(pyc_path, targets) else { continue };
-        let target = &targets[index];
-        let python = format!("{}.{}", target.version.0, target.version.1);
-        out.push(stray_finding(source, pyc_path.clone(), python, index, 0, detail));
+        out.push(stray_finding(source, pyc_path.clone(), (b"", Some(index), targets), 0, detail));
     }
     out
 }
@@ -1248,13 +1293,20 @@ fn github_annotation(f: &Finding, accept: Accept) -> String {
         ));
     } else if f.outcome == Outcome::Checked {
         msg.push_str(&format!(" - run {compile} to fix (`check --mode any` accepts it)"));
-    } else if f.outcome != Outcome::Ok && f.outcome != Outcome::Stray {
+    } else if f.detail.as_deref() == Some(TEMP_STRAY) {
+        msg.push_str(" - delete it once no run is writing there");
+    } else if f.outcome == Outcome::Stray && f.detail.as_deref().is_some_and(|d| d.contains(SHARED_STRAY)) {
+        msg.push_str(" - delete it, unless a directory sharing that `__pycache__` holds its source");
+    } else if f.outcome == Outcome::Stray {
+        // No compile removes it.
+        msg.push_str(" - delete it (or restore its source)");
+    } else if f.outcome != Outcome::Ok {
         msg.push_str(&format!(" - run {compile} to fix"));
     }
     format!(
         "::{level} file={}{line},title={}::{}",
         escape_property(&file.display().to_string()),
-        escape_property(&format!("hashpyc check (CPython {})", f.python)),
+        escape_property(&format!("hashpyc check ({})", f.interpreter())),
         escape_data(&msg)
     )
 }

@@ -821,6 +821,62 @@ fn inspect_of_a_pyc_named_for_another_version() {
     }
 }
 
+// Strays of interpreters not checked said `"python":"cpython-39"` (the tag, where the
+// README promises `X.Y`) and `"found":null` though the pyc has a header; GitHub titled
+// them `(CPython cpython-39)` and gave no advice. Now `python` is the `X.Y` the tag names,
+// `found` the header, the title names the interpreter (a PyPy tag as it is) and the
+// annotation ends with what fixes it.
+#[test]
+fn strays_of_other_interpreters_say_what_they_are() {
+    let test = "check::strays_of_other_interpreters_say_what_they_are";
+    let Some(py) = harness::any_python(test) else { return };
+    let Some(other) = other_python(py) else {
+        harness::visible(&format!("SKIPPED {test}: a second CPython is needed"));
+        return;
+    };
+    let tree = Tree::new();
+    tree.write("gone.py", "x = 1\n");
+    tree.hashpyc().args(["compile", "-q"]).python(other).arg("gone.py").run().assert_code(0);
+    std::fs::remove_file(tree.path("gone.py")).unwrap();
+    let bytes = tree.read(pyc(other, "gone"));
+    tree.write("__pycache__/gone.pypy39.pyc", &bytes);
+    let version = format!("{}.{}", other.minor.0, other.minor.1);
+    let magic: String = bytes[..4].iter().map(|b| format!("{b:02x}")).collect();
+    let tagged = other.run(&["-c", "import sys; print(sys.implementation.cache_tag)"], tree.root());
+    assert_eq!(format!("cpython-{}{}", other.minor.0, other.minor.1), tagged.trim());
+    let json = tree.hashpyc().args(["check", "--stray", "--format", "json"]).python(py).arg(".").run();
+    json.assert_code(1);
+    let strays: BTreeMap<String, serde_json::Value> = json
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["outcome"] == "stray")
+        .map(|v| (v["pyc"].as_str().unwrap().trim_start_matches("./").to_string(), v))
+        .collect();
+    assert_eq!(strays.len(), 2, "{}", json.stdout);
+    for (name, python) in
+        [(pyc(other, "gone"), version.as_str()), ("__pycache__/gone.pypy39.pyc".into(), "3.9")]
+    {
+        let v = &strays[&name];
+        assert_eq!(v["python"], python, "{v}");
+        assert_eq!(v["found"]["magic"], magic.as_str(), "{v}");
+        assert_eq!(v["found"]["flags"], 3, "{v}");
+    }
+    let gh = tree.hashpyc().args(["check", "--stray", "--format", "github"]).python(py).arg(".").run();
+    gh.assert_code(1);
+    let lines: Vec<&str> = gh.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", gh.stdout);
+    assert!(
+        lines.iter().any(|l| l.contains(&format!("title=hashpyc check (CPython {version})::"))),
+        "{}",
+        gh.stdout
+    );
+    assert!(lines.iter().any(|l| l.contains("title=hashpyc check (pypy39)::")), "{}", gh.stdout);
+    for line in lines {
+        assert!(line.ends_with(" - delete it (or restore its source)"), "{line}");
+    }
+}
+
 // A run killed between creating a pyc's temporary file and renaming it over the pyc leaves
 // `.m.cpython-312.pyc.a1B2c3.tmp` in `__pycache__` (`.m.pyc.….tmp` beside a legacy pyc);
 // `check --stray` did not report it. It names it, whether or not its source exists, with
