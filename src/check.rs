@@ -367,6 +367,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
         summary.insert("regex_excluded".into(), walked.skipped.regex_excluded.into());
         summary.insert("skipped_not_py".into(), walked.skipped.not_py.into());
         summary.insert("skipped_no_module_name".into(), walked.skipped.no_module_name.into());
+        summary.insert("skipped_limit_symlinks".into(), walked.skipped.limit_symlinks.into());
         let targets: Vec<serde_json::Value> = s.targets.iter().map(|t| t.short_version().into()).collect();
         summary.insert("targets".into(), targets.into());
         report::out_line(&mut out, serde_json::Value::Object(summary))?;

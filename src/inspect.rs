@@ -132,7 +132,11 @@ fn describe(path: &Path, source: Option<&Path>) -> Description {
             return d;
         }
         Err(e) => {
-            d.error = Some(crate::io::io_reason(&e));
+            // A link to nothing, or a loop: said so, not "no such file".
+            d.error = Some(match crate::write::broken_link(path) {
+                Some(broken) => format!("is {broken}"),
+                None => crate::io::io_reason(&e),
+            });
             return d;
         }
     };
@@ -192,8 +196,8 @@ fn describe(path: &Path, source: Option<&Path>) -> Description {
     let minor = Some(minor);
     match h.kind() {
         Err(why) => {
-            // importlib refuses such a pyc ("invalid flags").
-            d.mode = Some(format!("invalid ({why})"));
+            // importlib refuses such a pyc ("invalid flags"); `error` says why.
+            d.mode = Some("invalid".into());
             d.error = Some(format!("not a valid pyc: {why}"));
         }
         Ok(Kind::Timestamp { mtime, size }) => {
@@ -368,16 +372,17 @@ fn pycs_of_source(src: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     for d in dirs {
         let Ok(entries) = std::fs::read_dir(&d) else { continue };
-        let mut here: Vec<(&[u8], u8, PathBuf)> = Vec::new();
+        let mut here: Vec<(TagOrder, u8, PathBuf)> = Vec::new();
         let names: Vec<std::ffi::OsString> = entries.filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
         for n in &names {
             if let Some((s, tag, opt)) = split_cached_name(n.as_bytes())
                 && s == stem
             {
-                here.push((tag, opt, d.join(n)));
+                here.push((tag_order(tag), opt, d.join(n)));
             }
         }
-        // By interpreter tag, then level (`m.cpython-312.pyc` before its `.opt-1.pyc`).
+        // By interpreter tag, its version as a number (`cpython-39` before `cpython-310`),
+        // then level (`m.cpython-312.pyc` before its `.opt-1.pyc`).
         here.sort();
         found.extend(here.into_iter().map(|(_, _, p)| p));
     }
@@ -388,6 +393,22 @@ fn pycs_of_source(src: &Path) -> Vec<PathBuf> {
         found.push(legacy);
     }
     found
+}
+
+/// A tag's place among tags: its implementation name (`cpython-`), its version as numbers
+/// (`39` is 3.9, `310` 3.10), then what follows (`cpython-313t`).
+type TagOrder = (Vec<u8>, u32, u32, Vec<u8>);
+
+fn tag_order(tag: &[u8]) -> TagOrder {
+    let name = tag.iter().position(u8::is_ascii_digit).unwrap_or(tag.len());
+    let digits = tag[name..].iter().take_while(|b| b.is_ascii_digit()).count();
+    let number = |d: &[u8]| std::str::from_utf8(d).ok().and_then(|d| d.parse().ok()).unwrap_or(0);
+    let (major, minor) = match digits {
+        0 => (0, 0),
+        1 => (number(&tag[name..name + 1]), 0),
+        _ => (number(&tag[name..name + 1]), number(&tag[name + 1..name + digits])),
+    };
+    (tag[..name].to_vec(), major, minor, tag[name + digits..].to_vec())
 }
 
 /// What `inspect` describes for an argument: the pyc itself, or for a `.py` source its
@@ -401,9 +422,13 @@ fn described(f: &Path) -> Vec<Description> {
         let mut d = Description::empty(f);
         d.error = Some(format!(
             "not a pyc file but a Python source, and no pyc of it was found (looked in `__pycache__/`{}, \
-             and for `{}c` beside it)",
+             and for `{}` beside it)",
             if pycache_prefix().is_some() { " and under PYTHONPYCACHEPREFIX" } else { "" },
-            f.file_name().map_or(String::new(), |n| crate::report::shown(Path::new(n)).into_owned())
+            f.file_name().map_or(String::new(), |n| {
+                let mut legacy = n.to_os_string();
+                legacy.push("c");
+                crate::report::shown(Path::new(&legacy)).into_owned()
+            })
         ));
         return vec![d];
     }
@@ -499,5 +524,15 @@ mod tests {
         );
         assert_eq!(source_for(Path::new("a/m.pyc")), Some(PathBuf::from("a/m.py")));
         assert_eq!(source_for(Path::new("a/m.txt")), None);
+    }
+
+    #[test]
+    fn tags_by_version() {
+        let mut tags = ["cpython-315", "cpython-39", "pypy39", "cpython-310", "cpython-37", "cpython-313t"];
+        tags.sort_by_key(|t| tag_order(t.as_bytes()));
+        assert_eq!(
+            tags,
+            ["cpython-37", "cpython-39", "cpython-310", "cpython-313t", "cpython-315", "pypy39"]
+        );
     }
 }

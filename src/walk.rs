@@ -288,6 +288,9 @@ pub struct Skipped {
     pub regex_excluded: usize,
     /// Files named on the command line or stdin whose name does not end in `.py`.
     pub not_py: usize,
+    /// `.py` files, walked or named, that are symbolic links resolving outside
+    /// `--limit-symlinks`.
+    pub limit_symlinks: usize,
     /// Files named exactly `.py`, walked or named: no module name, never imported, and
     /// their pyc would be `py.py`'s (see [`no_module_name`]).
     pub no_module_name: usize,
@@ -302,7 +305,7 @@ pub struct Skipped {
 
 impl Skipped {
     /// `skipped 12 files and 1 directory by --respect-gitignore, 3 directories by
-    /// --skip-hidden`, or None.
+    /// --skip-hidden, 1 file by --limit-symlinks`, or None.
     pub fn describe(&self) -> Option<String> {
         let mut parts = Vec::new();
         let counted = |files: usize, dirs: usize| {
@@ -320,6 +323,9 @@ impl Skipped {
         }
         if self.hidden + self.hidden_dirs > 0 {
             parts.push(format!("{} by --skip-hidden", counted(self.hidden, self.hidden_dirs)));
+        }
+        if self.limit_symlinks > 0 {
+            parts.push(format!("{} by --limit-symlinks", counted(self.limit_symlinks, 0)));
         }
         let mut out: Vec<String> =
             (!parts.is_empty()).then(|| format!("skipped {}", parts.join(", "))).into_iter().collect();
@@ -639,6 +645,8 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
     walked.dirs.sort();
     walked.errors.sort_by(|a, b| a.path().cmp(&b.path()));
     walked.skipped_symlinks.sort();
+    walked.skipped_symlinks.dedup();
+    walked.skipped.limit_symlinks = walked.skipped_symlinks.len();
     if counting {
         // (The named paths skipped were counted above.)
         let counted = count_skipped(&walked.listed, &walked.taken, opts, named);

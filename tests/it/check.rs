@@ -406,6 +406,64 @@ fn inspect_of_a_crlf_source_describes_its_pycs() {
     assert_eq!((&v["pyc"], &v["mode"]), (&"copy.py".into(), &"checked-hash".into()), "{v}");
 }
 
+// `inspect m.py` lists its pycs by interpreter version (`cpython-39` before `cpython-310`,
+// as sorted text put it after `cpython-315`).
+#[test]
+fn inspect_of_a_source_lists_versions_in_order() {
+    let pythons: Vec<&Python> = harness::pythons().values().filter(|p| p.minor >= (3, 7)).collect();
+    if !pythons.iter().any(|p| p.minor < (3, 10)) || !pythons.iter().any(|p| p.minor >= (3, 10)) {
+        harness::visible(
+            "SKIPPED check::inspect_of_a_source_lists_versions_in_order: a CPython before and after 3.10 are needed",
+        );
+        return;
+    }
+    let tree = Tree::new();
+    tree.write("m.py", "x = 1\n");
+    for py in &pythons {
+        tree.hashpyc().args(["compile", "-q"]).python(py).arg("m.py").run().assert_code(0);
+    }
+    let run = tree.hashpyc().args(["inspect", "--json", "m.py"]).run();
+    run.assert_code(0);
+    let listed: Vec<String> = run
+        .stdout
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["python"].as_str().unwrap().to_string()
+        })
+        .collect();
+    // `pythons()` is keyed by (major, minor): in version order.
+    let want: Vec<String> = pythons.iter().map(|p| format!("{}.{}", p.minor.0, p.minor.1)).collect();
+    assert_eq!(listed, want, "{}", run.stdout);
+}
+
+// `inspect` of a link to nothing said only "no such file"; its JSON `mode` for unknown flag
+// bits was free text ("invalid (unknown flag bits)"), now `invalid` with the reason in
+// `error`; and a source whose name is quoted got a stray `c` after the quote in "looked
+// for `"a\u{2028}b.py"c` beside it".
+#[test]
+fn inspect_says_what_a_file_is() {
+    let Some(py) = harness::any_python("check::inspect_says_what_a_file_is") else { return };
+    let tree = Tree::new();
+    std::os::unix::fs::symlink("nowhere.pyc", tree.path("dangling.pyc")).unwrap();
+    let run = tree.hashpyc().args(["inspect", "dangling.pyc"]).run();
+    run.assert_code(1);
+    assert!(run.stdout.contains("symbolic link to `nowhere.pyc`, which does not exist"), "{}", run.stdout);
+    tree.write("m.py", "x = 1\n");
+    tree.hashpyc().args(["compile", "-q"]).python(py).arg("m.py").run().assert_code(0);
+    let mut bytes = tree.read(pyc(py, "m"));
+    bytes[4] = 7;
+    tree.write("flags.pyc", &bytes);
+    let json = tree.hashpyc().args(["inspect", "--json", "flags.pyc"]).run();
+    json.assert_code(1);
+    let v: serde_json::Value = serde_json::from_str(json.stdout.trim()).unwrap();
+    assert_eq!(v["mode"], "invalid", "{v}");
+    assert!(v["error"].as_str().unwrap().contains("unknown flag bits"), "{v}");
+    tree.write("a\u{2028}b.py", "y = 1\n");
+    let run = tree.hashpyc().args(["inspect", "a\u{2028}b.py"]).run();
+    run.assert_code(1);
+    assert!(run.stdout.contains("for `\"a\\u{2028}b.pyc\"` beside it)"), "{}", run.stdout);
+}
+
 /// `check --all --format json` of `tree` (exit status 1 asserted) and its findings by path
 /// (without a leading `./`): the outcome and the detail.
 fn findings_of_check_all(

@@ -361,6 +361,35 @@ per_python!(pythonoptimize_gives_the_level, |py: &Python| {
     assert!(run.stderr.contains("PYTHONOPTIMIZE=3 is optimization level 3"), "{}", run.stderr);
 });
 
+// A `.py` link that `-e` skips (walked or named) was counted nowhere in the summary, where
+// the other selection rules' skips are: it is now, in text and JSON, for compile and check.
+#[test]
+fn limit_symlinks_skips_are_counted() {
+    let Some(py) = harness::any_python("options::limit_symlinks_skips_are_counted") else { return };
+    let tree = Tree::new();
+    tree.write("proj/a.py", "a = 1\n");
+    tree.write("real/m.py", "m = 1\n");
+    std::os::unix::fs::symlink("../real/m.py", tree.path("proj/l.py")).unwrap();
+    for roots in [&["proj"][..], &["proj/a.py", "proj/l.py"]] {
+        for command in ["compile", "check"] {
+            let run = tree.hashpyc().args([command, "-e", "proj"]).python(py).args(roots).run();
+            run.assert_code(0);
+            assert!(
+                run.stderr.contains("skipped 1 file by --limit-symlinks"),
+                "{command} {roots:?}: {}",
+                run.stderr
+            );
+            let json =
+                tree.hashpyc().args([command, "-e", "proj", "--format", "json"]).python(py).args(roots).run();
+            json.assert_code(0);
+            let summary: serde_json::Value =
+                serde_json::from_str(json.stdout.lines().last().unwrap()).unwrap();
+            assert_eq!(summary["skipped_limit_symlinks"], 1, "{command} {roots:?}: {summary}");
+        }
+    }
+    assert!(!tree.path("real/__pycache__").exists());
+}
+
 per_python!(selection, min = (3, 9), |py: &Python| {
     let tree = Tree::new();
     fixture(&tree, py);
