@@ -299,6 +299,12 @@ pub struct Skipped {
     /// Named paths that are symbolic links leading nowhere (dangling, or a loop): each a
     /// warning of its own.
     broken_named: usize,
+    /// `.py` symbolic links leading nowhere that the walk of directories found: each a
+    /// warning of its own, and skipped as a named one is.
+    broken: usize,
+    /// The directories named under which the walk found such a link: when no source is
+    /// found at all, each is a path skipped, as a named link to nothing is.
+    broken_roots: usize,
     /// Named paths dropped as named again (see [`walk`]).
     repeated: usize,
 }
@@ -349,18 +355,24 @@ impl Skipped {
             let named = crate::report::plural(self.broken_named, "named link", "named links");
             out.push(format!("{named} to nothing skipped"));
         }
+        if self.broken > 0 {
+            out.push(format!("{} to nothing skipped", crate::report::plural(self.broken, "link", "links")));
+        }
         (!out.is_empty()).then(|| out.join(", "))
     }
 
     /// The paths named on the command line or stdin that were skipped: on purpose (by an
     /// exclude, or as no `.py` file or one named `.py`), as a symbolic link that leads
-    /// nowhere (a warning), or as named again after one of those.
+    /// nowhere (a warning), or as named again after one of those; and, for a run that
+    /// found no source, the directories named whose walk found `.py` links leading nowhere
+    /// (each a warning): the same links, named or walked, make the same run.
     pub fn named(&self) -> usize {
         self.force_excluded
             + self.regex_excluded
             + self.not_py
             + self.no_module_name_named
             + self.broken_named
+            + self.broken_roots
             + self.repeated
     }
 }
@@ -640,6 +652,18 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
     let mut named = |p: &Path| !named_places.is_empty() && named_places.contains(&places.file(p).0);
     walked.nameless.retain(|p| !named(p));
     walked.skipped.no_module_name += walked.nameless.len();
+    // The `.py` links to nothing the walk of directories found, and the directories that
+    // hold them (with the implied `.`, whose paths are spelled without it, the one root).
+    let broken: Vec<&Path> = walked
+        .errors
+        .iter()
+        .filter(|e| matches!(e, WalkError::Dangling(_) | WalkError::LinkLoop(_)))
+        .filter_map(WalkError::path)
+        .filter(|p| !roots.iter().any(|r| r == p))
+        .collect();
+    walked.skipped.broken = broken.len();
+    walked.skipped.broken_roots =
+        dirs.iter().filter(|d| broken.iter().any(|p| opts.implicit_root || p.starts_with(d))).count();
     walked.pycache_files.sort();
     walked.legacy_pycs.sort();
     walked.dirs.sort();

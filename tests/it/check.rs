@@ -2767,6 +2767,44 @@ fn a_named_link_to_nothing_is_a_skipped_path() {
     tree.hashpyc().arg("check").python(py).args(["api.py", "empty"]).run().assert_code(1);
 }
 
+/// A `.py` link leading nowhere found by the walk of a directory is skipped as a named one
+/// is: `check d`, where `d` held only such links, exited 1 with `no Python sources to
+/// check under d` after their warnings, while naming the links exited 0. Each is counted;
+/// a directory holding nothing at all is still an empty selection.
+#[test]
+fn a_walked_link_to_nothing_is_a_skipped_file() {
+    let Some(py) = harness::any_python("check::a_walked_link_to_nothing_is_a_skipped_file") else { return };
+    let tree = Tree::new();
+    std::fs::create_dir(tree.path("d")).unwrap();
+    std::os::unix::fs::symlink("generated/api.py", tree.path("d/api.py")).unwrap();
+    std::os::unix::fs::symlink("loop.py", tree.path("d/loop.py")).unwrap();
+    std::fs::create_dir(tree.path("empty")).unwrap();
+    let warnings =
+        ["warning: `d/api.py`: dangling symbolic link", "warning: `d/loop.py`: symbolic link loop"];
+    for cmd in ["check", "compile"] {
+        let run = tree.hashpyc().arg(cmd).python(py).arg("d").run();
+        run.assert_code(0);
+        let lines: Vec<&str> = run.stderr.lines().collect();
+        assert_eq!(lines[..2], warnings, "{cmd}: {}", run.stderr);
+        assert!(lines[2].contains("2 links to nothing skipped"), "{cmd}: {}", run.stderr);
+        assert!(!run.stderr.contains("no Python sources"), "{cmd}: {}", run.stderr);
+    }
+    // The implied `.` alike.
+    let run = crate::harness::Hashpyc::new(&tree.path("d")).arg("check").python(py).run();
+    run.assert_code(0);
+    assert!(!run.stderr.contains("no Python sources"), "{}", run.stderr);
+    // A directory with nothing in it beside it is still an empty selection.
+    let run = tree.hashpyc().arg("check").python(py).args(["d", "empty"]).run();
+    run.assert_code(1);
+    assert!(
+        run.stderr
+            .contains("error: no Python sources to check under `d`, `empty` (2 links to nothing skipped)"),
+        "{}",
+        run.stderr
+    );
+    tree.hashpyc().arg("check").python(py).arg("empty").run().assert_code(1);
+}
+
 /// The pyc of a `.py` link whose target is gone is stray: no import reads it (`import
 /// mod` fails), but `check --stray` took the link for a source.
 #[test]
