@@ -122,20 +122,44 @@ def fail(cmd, code, stderr=None):
 
 class Tree(str):
     """A command that compiles or checks a tree: exit status 1 (sources that do not compile,
-    as in the stdlib's own test data, which both tools report) is a result; any other
-    failure (an interpreter refused, a missing binary, bad arguments) ends the run."""
+    as in the stdlib's own test data, which both tools report) is a result, when its output
+    says that is all it is (see `unexplained`); any other failure (an interpreter refused, a
+    missing binary, bad arguments, a pyc that cannot be written) ends the run."""
 
 
 def allowed(cmd):
     return (0, 1) if isinstance(cmd, Tree) else (0,)
 
 
+def unexplained(cmd, stdout, stderr):
+    """The lines of a tree command's output that exited 1 telling of something else than a
+    source that does not compile: hashpyc prints any other problem as an `error:` line on
+    stderr (a compile failure is `path:line:col: Kind: message`), and `check` each finding on
+    stdout, one whose source does not compile saying so. compileall -q prints compile
+    failures alone, so its exit status 1 is taken as before."""
+    text = cmd if isinstance(cmd, str) else shlex.join(cmd)
+    if "-m compileall" in text:
+        return []
+    bad = [l for l in (stderr or "").splitlines() if l.startswith("error:")]
+    return bad + [l for l in (stdout or "").splitlines() if l.strip() and "the source does not compile" not in l]
+
+
+def judge_tree(cmd, code, stdout, stderr):
+    """End the script unless a tree command's exit status `code` is a result (see `Tree`)."""
+    if code not in (0, 1):
+        fail(cmd, code, stderr)
+    bad = unexplained(cmd, stdout, stderr) if code == 1 else []
+    if bad:
+        shown = cmd if isinstance(cmd, str) else shlex.join(cmd)
+        sys.exit("error: `%s` exited 1 for something else than sources that do not compile:\n%s"
+                 % (shown, "\n".join(bad)))
+
+
 def run_tree(cmd, **kw):
     """Run a command compiling or checking a tree (a list) untimed, as `Tree` commands are
-    judged; its stderr is captured, for a failure's message."""
-    r = run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **kw)
-    if r.returncode not in (0, 1):
-        fail(cmd, r.returncode, r.stderr)
+    judged; its output is captured, for judging and for a failure's message."""
+    r = run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    judge_tree(cmd, r.returncode, r.stdout, r.stderr)
     return r
 
 
@@ -269,13 +293,18 @@ def hyperfine(commands, runs, prepare=None, warmup=1):
         os.unlink(path)
     # -i times every run, so that one failure ends the run with the command's own stderr
     # (run once more untimed) instead of hyperfine's bare exit status.
+    # A tree command that exited 1 is run once more untimed too, its output judged (hyperfine
+    # keeps none).
     for c, p, r in zip(commands, prepares, results):
-        bad = [code for code in r.get("exit_codes") or [] if code not in allowed(c)]
-        if bad:
+        codes = r.get("exit_codes") or []
+        bad = [code for code in codes if code not in allowed(c)]
+        if bad or 1 in codes:
             if p:
                 sh(["sh", "-c", p], stdout=subprocess.DEVNULL)
-            again = run(["sh", "-c", c], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            fail(c, bad[0], again.stderr)
+            again = run(["sh", "-c", c], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            if bad:
+                fail(c, bad[0], again.stderr)
+            judge_tree(c, again.returncode, again.stdout, again.stderr)
     return [r["median"] for r in results]
 
 
@@ -292,15 +321,19 @@ def interleaved(commands, runs, prepare=None, cpu=False):
         for i, c in enumerate(commands):
             if prepares[i]:
                 sh(["sh", "-c", prepares[i]], stdout=subprocess.DEVNULL)
-            with tempfile.TemporaryFile() as err:
+            with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
                 before = busy_seconds()
                 start = time.perf_counter()
-                code = run(["sh", "-c", c], stdout=subprocess.DEVNULL, stderr=err).returncode
+                code = run(["sh", "-c", c], stdout=out, stderr=err).returncode
                 times[i].append(time.perf_counter() - start)
                 cpus[i].append(busy_seconds() - before)
-                if code not in allowed(c):
+                if code != 0:
+                    out.seek(0)
                     err.seek(0)
-                    fail(c, code, err.read())
+                    stdout, stderr = (f.read().decode(errors="replace") for f in (out, err))
+                    if code not in allowed(c):
+                        fail(c, code, stderr)
+                    judge_tree(c, code, stdout, stderr)
     walls = [sorted(t)[len(t) // 2] for t in times]
     if cpu:
         return walls, [sorted(t)[len(t) // 2] for t in cpus]

@@ -4,7 +4,9 @@
 # fresh fork each (HASHPYC_DEFERRED=fork: way `fork`): cold builds of a corpus with the same
 # binary, the two ways taking turns, each on a fresh copy. Needs GNU time (/usr/bin/time,
 # Debian's package `time`). A build that fails (an exit status other than 0, or 1 for
-# sources that do not compile) ends the script with its stderr.
+# anything but sources that do not compile: an `error:` line, which hashpyc prints for every
+# other problem, where a compile failure is `path:line:col: Kind: message`) ends the script
+# with its stderr.
 #
 #   benches/deferred_ab.sh PYTHON CORPUS [RUNS=8] [HASHPYC=target/release/hashpyc] [WORKDIR=/dev/shm]
 #
@@ -43,7 +45,7 @@ for _ in $(seq "$runs"); do
     status=0
     /usr/bin/time -f "%e %U %S" -o "$work/time" env HASHPYC_DEFERRED="$deferred" HASHPYC_TRACE=1 \
       "$hashpyc" compile --no-config -q --python "$python" "$work/tree" 2> "$work/trace" || status=$?
-    if [ "$status" -gt 1 ]; then
+    if [ "$status" -gt 1 ] || { [ "$status" -eq 1 ] && grep -q '^error:' "$work/trace"; }; then
       echo "$0: \`$hashpyc compile\` ($way) failed with exit status $status; its stderr:" >&2
       cat "$work/trace" >&2
       exit "$status"

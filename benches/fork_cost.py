@@ -93,10 +93,19 @@ def sample(corpus, count):
 
 
 def run(python, mode, listing):
+    """One measure; an interpreter that cannot run it ends the script with one line."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     env["PYTHONHASHSEED"] = "0"
-    out = subprocess.run([python, "-S", "-s", "-B", "-c", MEASURE, mode, listing],
-                         env=env, capture_output=True, text=True, check=True).stdout.split()
+    try:
+        r = subprocess.run([python, "-S", "-s", "-B", "-c", MEASURE, mode, listing],
+                           env=env, capture_output=True, text=True)
+    except OSError as e:
+        sys.exit(f"error: {python} could not be started ({e.strerror or e})")
+    out = r.stdout.split()
+    if r.returncode != 0 or len(out) != 3:
+        why = f"killed by signal {-r.returncode}" if r.returncode < 0 else f"exit status {r.returncode}"
+        last = (r.stderr.strip().splitlines() or ["no output"])[-1]
+        sys.exit(f"error: {python} failed to measure `{mode}` ({why}): {last}")
     return float(out[0]), float(out[1]), int(out[2])
 
 
