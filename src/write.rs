@@ -77,16 +77,26 @@ const RANDOM_LEN: usize = 6;
 
 /// `.<name>.<random>.tmp` beside `path`: hidden and traceable to its target, built from the
 /// name's bytes as they are (a name that is not UTF-8 keeps its length), with the name cut
-/// short so the whole stays within `NAME_MAX` (a pyc name of up to 255 bytes can be written).
+/// short so the whole stays within `NAME_MAX` (a pyc name of up to 255 bytes can be written):
+/// a pyc's module name is cut, its ending (`.cpython-312.opt-1.pyc`, `.pyc`) kept, so that
+/// [`temp_target`] still tells a pyc's temporary file (`check --stray`).
 /// Relative to the same directory as `path`, so a relative path is resolved by the kernel as
 /// CPython's are, also under a working directory too deep to name from the root.
 fn temp_path(path: &Path) -> PathBuf {
     use std::os::unix::ffi::{OsStrExt, OsStringExt};
     let name = path.file_name().map(|n| n.as_bytes()).unwrap_or_default();
     let keep = name.len().min(NAME_MAX - ".".len() - ".".len() - RANDOM_LEN - ".tmp".len());
+    // What follows the module name of a pyc, kept whole when the name is cut.
+    let ending = match crate::layout::cache_name_parts(name) {
+        Some((stem, ..)) => &name[stem.len()..],
+        None if name.ends_with(b".pyc") => b".pyc",
+        None => b"",
+    };
+    let ending = if keep < name.len() && ending.len() < keep { ending } else { b"" };
     let mut temp = Vec::with_capacity(NAME_MAX);
     temp.push(b'.');
-    temp.extend_from_slice(&name[..keep]);
+    temp.extend_from_slice(&name[..keep - ending.len()]);
+    temp.extend_from_slice(ending);
     temp.push(b'.');
     temp.extend_from_slice(&random_chars());
     temp.extend_from_slice(b".tmp");
@@ -281,6 +291,26 @@ mod tests {
         let temp = temp_path(Path::new("d/__pycache__/m.cpython-312.pyc"));
         let name = temp.file_name().unwrap().as_bytes();
         assert_eq!(temp_target(name), Some(&b"m.cpython-312.pyc"[..]));
+        // A name too long to take whole keeps its ending, within NAME_MAX.
+        for ending in [&b".cpython-312.opt-1.pyc"[..], b".pyc", b".txt"] {
+            for stem_len in [200, 255 - ending.len()] {
+                let mut pyc = vec![b'm'; stem_len];
+                pyc.extend_from_slice(ending);
+                let temp = temp_path(Path::new(std::ffi::OsStr::from_bytes(&pyc)));
+                let name = temp.file_name().unwrap().as_bytes();
+                assert!(name.len() <= NAME_MAX, "{}", name.len());
+                let target = temp_target(name).unwrap();
+                if pyc.len() + 12 <= NAME_MAX {
+                    assert_eq!(target, &pyc[..]);
+                } else if ending != b".txt" {
+                    assert!(
+                        target.ends_with(ending) && name.len() == NAME_MAX,
+                        "{}",
+                        String::from_utf8_lossy(name)
+                    );
+                }
+            }
+        }
         for other in [
             &b"m.cpython-312.pyc"[..],
             b".m.pyc.tmp",

@@ -973,6 +973,64 @@ fn stray_temporary_files_are_found() {
     assert!(tree.path(&temp).exists() && tree.path("legacy/.l.pyc.x7Yz01.tmp").exists());
 }
 
+// The temporary file of a pyc whose name is too long to take whole (over 243 bytes: 12 go
+// to `.`, `.a1B2c3.tmp`) had its name cut at the end, `.pyc` and part of the tag lost, so
+// `check --stray` did not report what a killed run left of it. A run killed at its rename
+// (strace injects SIGKILL there) leaves one; it is reported.
+#[test]
+fn a_long_pyc_names_temporary_file_is_stray() {
+    let Some(py) = harness::any_python("check::a_long_pyc_names_temporary_file_is_stray") else { return };
+    if !std::process::Command::new("strace").arg("-V").output().is_ok_and(|o| o.status.success()) {
+        harness::visible("SKIPPED check::a_long_pyc_names_temporary_file_is_stray: no strace");
+        return;
+    }
+    let tree = Tree::new();
+    // A pyc name of 250 bytes, the longest cut being 255 (NAME_MAX).
+    for total in [250, 255] {
+        let stem = "m".repeat(total - pyc(py, "").len() + "__pycache__/".len());
+        let source = format!("{stem}.py");
+        assert_eq!(pyc(py, &stem).len() - "__pycache__/".len(), total);
+        let dir = format!("d{total}");
+        tree.write(format!("{dir}/{source}"), "x = 1\n");
+        // (The probe is remembered first: the pyc's rename is the run's first.)
+        tree.hashpyc().args(["compile", "-q"]).python(py).arg(&dir).run().assert_code(0);
+        let out = std::process::Command::new("strace")
+            .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=rename,renameat,renameat2"])
+            .args(["-e", "inject=rename,renameat,renameat2:signal=KILL"])
+            .arg(env!("CARGO_BIN_EXE_hashpyc"))
+            .args(["compile", "--force", "--python"])
+            .arg(&py.path)
+            .arg(&dir)
+            .current_dir(tree.root())
+            .env("HASHPYC_STATE_DIR", harness::shared_cache_dir())
+            .env("HASHPYC_SETTLE_SECONDS", "1000000000")
+            .env("HASHPYC_NO_CONFIG", "1")
+            .output()
+            .unwrap();
+        // (strace dies of the signal its tracee died of.)
+        let killed = std::os::unix::process::ExitStatusExt::signal(&out.status) == Some(libc::SIGKILL)
+            || out.status.code() == Some(128 + libc::SIGKILL);
+        assert!(killed, "{:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+        let left: Vec<String> = std::fs::read_dir(tree.path(format!("{dir}/__pycache__")))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect();
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert!(left[0].len() <= 255, "{}", left[0]);
+        let run = tree.hashpyc().args(["check", "--stray"]).python(py).arg(&dir).run();
+        run.assert_code(1);
+        assert_eq!(
+            run.stdout,
+            format!(
+                "stray      {dir}/__pycache__/{}: temporary file of a write that did not finish (a run was killed, or one is writing it now)\n",
+                left[0]
+            ),
+            "{run:?}"
+        );
+    }
+}
+
 // `--legacy` pycs whose source is gone: Python imports `gone.pyc` as a sourceless module,
 // so a stale one runs old code; `check --stray` must name it as it names a stray in
 // `__pycache__`. A `.pyc` of another interpreter beside the sources is not this check's.
