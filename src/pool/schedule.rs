@@ -961,7 +961,23 @@ impl<'a> Slot<'a> {
             return Some(Step::Deferred);
         }
         let (outcome, verified) = if s.verify && !fresh && isolation != Isolation::ForkEach {
-            let checked = self.verify(t, &job, outcome)?;
+            let checked = match self.verify(t, &job, outcome) {
+                Ok(checked) => checked,
+                Err(WorkerFailure::Interrupted) => return None,
+                // No process to compile in: the run stops (exit 2) with one error, as above.
+                Err(f @ (WorkerFailure::Changed { .. } | WorkerFailure::Fork(_))) => {
+                    self.fail(t, f);
+                    return None;
+                }
+                // The check could not be made: the file is an error saying why, as a file
+                // whose worker keeps failing is (the next file starts another verifier).
+                Err(f) => {
+                    self.verifiers[t] = None;
+                    return Some(Step::Done(UnitResult::Error(format!(
+                        "HASHPYC_VERIFY could not compile it again in a fresh fork: {f}"
+                    ))));
+                }
+            };
             let ok = !matches!(&checked, Outcome::Failed(f) if f.kind == VERIFY_FAILED);
             (checked, ok)
         } else {
@@ -1004,15 +1020,16 @@ impl<'a> Slot<'a> {
     }
 
     /// Recompile in a fresh fork of another zygote and insist on the same bytes.
-    fn verify(&mut self, t: usize, job: &Job<'_>, outcome: Outcome) -> Option<Outcome> {
-        if self.verifiers[t].is_none() {
-            self.verifiers[t] = Some(Worker::spawn(&self.sh.s.specs[t]).ok()?);
-        }
-        let reference = self.verifiers[t].as_mut()?.compile_fresh(job).ok()?;
+    fn verify(&mut self, t: usize, job: &Job<'_>, outcome: Outcome) -> Result<Outcome, WorkerFailure> {
+        let verifier = match &mut self.verifiers[t] {
+            Some(verifier) => verifier,
+            none => none.insert(Worker::spawn(&self.sh.s.specs[t])?),
+        };
+        let reference = verifier.compile_fresh(job)?;
         if reference == outcome {
-            Some(outcome)
+            Ok(outcome)
         } else {
-            Some(Outcome::Failed(super::CompileFailure {
+            Ok(Outcome::Failed(super::CompileFailure {
                 kind: VERIFY_FAILED.into(),
                 message: "a long-lived worker produced other bytes than a fresh one (HASHPYC_VERIFY)".into(),
                 line: None,

@@ -2251,3 +2251,72 @@ fn a_mise_shim_is_keyed_by_mises_settings_and_confirmed() {
     let want = harness::py_compile_refs(new, tree.root(), &[PathBuf::from("L5/m.py")], None);
     assert_eq!(Some(tree.read("L5/__pycache__/m.cpython-313.pyc")), want[0], "{}", again.stderr);
 }
+
+/// `HASHPYC_VERIFY` compiles each long-lived result again in a second zygote: when that
+/// zygote could not start (here a launcher that refuses every start past the run's own),
+/// the file was dropped in silence: no pyc, no message, `Compiled 0 files`, exit 0. Each
+/// file is now an error naming it and why (exit 1), nothing written for it.
+#[test]
+fn a_verifier_that_cannot_start_is_an_error_per_file() {
+    // (A version whose files go to long-lived children, which HASHPYC_VERIFY checks.)
+    let Some(py) =
+        harness::python_or_skip((3, 12), "faults::a_verifier_that_cannot_start_is_an_error_per_file")
+    else {
+        return;
+    };
+    let tree = Tree::new();
+    for i in 0..4 {
+        tree.write(format!("src/m{i}.py"), format!("import os\nx = [1, {i}]\ndef f():\n    return x\n"));
+    }
+    let log = tree.path("starts.log");
+    let launcher = tree.write_executable(
+        "bin/python",
+        format!(
+            "#!/bin/sh\necho start >> '{}'\nn=$(wc -l < '{0}')\nif [ -n \"$LIMIT\" ] && [ \"$n\" -gt \"$LIMIT\" ]; then\n  echo 'refused' >&2; exit 1\nfi\nexec '{}' \"$@\"\n",
+            log.display(),
+            py.path.display()
+        ),
+    );
+    let build = |limit: Option<usize>, verify: bool| {
+        let _ = std::fs::remove_file(&log);
+        let mut run = tree
+            .hashpyc()
+            .args(["compile", "-f", "-j1", "--no-progress", "--python"])
+            .arg(&launcher)
+            .arg("src")
+            .env("HASHPYC_NO_STATE", "1");
+        if let Some(limit) = limit {
+            run = run.env("LIMIT", limit.to_string());
+        }
+        if verify {
+            run = run.env("HASHPYC_VERIFY", "1");
+        }
+        let run = run.run();
+        (run, std::fs::read_to_string(&log).unwrap_or_default().lines().count())
+    };
+    // The starts of a run that verifies nothing (the probe, the worker): every start
+    // past those is a verifier's.
+    let (plain, starts) = build(None, false);
+    plain.assert_code(0);
+    let (verified, verifying) = build(None, true);
+    verified.assert_code(0);
+    assert!(verifying > starts, "no verifier started: {}", verified.stderr);
+    for f in tree.pycs() {
+        std::fs::remove_file(tree.path(f)).unwrap();
+    }
+    let (run, _) = build(Some(starts), true);
+    run.assert_code(1);
+    for i in 0..4 {
+        let line = run.stderr.lines().find(|l| l.contains(&format!("src/m{i}.py"))).unwrap_or_else(|| {
+            panic!("m{i}.py is not named: {}", run.stderr);
+        });
+        assert!(
+            line.starts_with("error: ")
+                && line.contains("HASHPYC_VERIFY could not compile it again in a fresh fork")
+                && line.contains("the Python worker failed to start"),
+            "{line}\n{}",
+            run.stderr
+        );
+    }
+    assert!(tree.pycs().is_empty(), "{:?}", tree.pycs());
+}
