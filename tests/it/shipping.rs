@@ -740,24 +740,29 @@ fn stdout_that_cannot_be_written_is_an_error() {
 
 // The GitLab recipe's check lines, run as GitLab runs a job's script (one shell, `set -eo
 // pipefail`, the job stops at the first failing line): a failing check still leaves its
-// JSON artifact (`artifacts: when: always` uploads what is there), and fails the job.
+// JSON artifact (`artifacts: when: always` uploads what is there), and fails the job. The
+// script from its compile line on: a syntax error fails the compile, yet the artifact is
+// written and lists the source with its error, and the job fails.
 #[test]
 fn gitlab_recipe_saves_the_artifact_when_the_check_fails() {
     let Some(py) = harness::python_or_skip((3, 12), "shipping::gitlab_recipe_saves_the_artifact") else {
         return;
     };
     let yaml = std::fs::read_to_string(repo().join("examples/ci/gitlab-ci.yml")).unwrap();
-    let script: Vec<String> = yaml
+    let lines: Vec<String> = yaml
         .lines()
         .skip_while(|l| l.trim() != "script:")
         .skip(1)
         .map(str::trim)
         .take_while(|l| l.starts_with("- ") || l.starts_with('#'))
         .filter_map(|l| l.strip_prefix("- "))
-        .filter(|l| l.starts_with("hashpyc check"))
         .map(str::to_string)
         .collect();
+    let script: Vec<String> = lines.iter().filter(|l| l.starts_with("hashpyc check")).cloned().collect();
     assert!(script.len() >= 2, "the text and JSON checks: {script:?}");
+    let from_compile: Vec<String> =
+        lines.iter().skip_while(|l| !l.starts_with("hashpyc compile")).cloned().collect();
+    assert!(from_compile.len() > script.len(), "a compile line before the checks: {lines:?}");
     assert!(yaml.contains("when: always") && yaml.contains("paths: [hashpyc.jsonl]"), "{yaml}");
     let bin = Tree::new();
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_hashpyc"), bin.path("hashpyc")).unwrap();
@@ -766,7 +771,7 @@ fn gitlab_recipe_saves_the_artifact_when_the_check_fails() {
     project.write("src/app.py", "x = 1\n");
     project.write(".venv/lib/dep.py", "y = 2\n");
     project.write("pyproject.toml", format!("[tool.hashpyc]\npython = [{:?}]\n", py.path.to_str().unwrap()));
-    let job = |compiled: bool| {
+    let run_job = |script: &[String], compiled: bool| {
         let _ = std::fs::remove_file(project.path("hashpyc.jsonl"));
         if compiled {
             project.hashpyc().args(["compile", "-q", "src", ".venv/lib"]).run().assert_code(0);
@@ -781,8 +786,11 @@ fn gitlab_recipe_saves_the_artifact_when_the_check_fails() {
         harness::guard_network(&mut cmd);
         let out = cmd.output().unwrap();
         let artifact = std::fs::read_to_string(project.path("hashpyc.jsonl")).ok();
-        (out.status.code(), artifact, String::from_utf8_lossy(&out.stderr).into_owned())
+        // The job's log: the findings (stdout), then the messages and summary (stderr).
+        let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.code(), artifact, log)
     };
+    let job = |compiled: bool| run_job(&script, compiled);
     // No pycs: the job fails, and the artifact holds the findings and the summary.
     let (code, artifact, stderr) = job(false);
     assert_eq!(code, Some(1), "{stderr}");
@@ -793,6 +801,120 @@ fn gitlab_recipe_saves_the_artifact_when_the_check_fails() {
     let (code, artifact, stderr) = job(true);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(artifact.is_some_and(|a| a.contains(r#""type":"summary""#)), "{stderr}");
+    // The script from its compile line on passes on this tree, with the artifact.
+    let (code, artifact, stderr) = run_job(&from_compile, false);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(artifact.is_some_and(|a| a.contains(r#""type":"summary""#)), "{stderr}");
+    // A syntax error: the compile fails, the artifact lists the source and its error, the
+    // log has the check's text, and the job fails.
+    project.write("src/bad.py", "def f(:\n");
+    let (code, artifact, stderr) = run_job(&from_compile, false);
+    assert_eq!(code, Some(1), "{stderr}");
+    let artifact = artifact.unwrap_or_else(|| panic!("no artifact when the compile fails: {stderr}"));
+    let bad: Vec<serde_json::Value> = artifact
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["path"] == "src/bad.py")
+        .collect();
+    assert_eq!(bad.len(), 1, "{artifact}");
+    assert!(bad[0]["detail"].as_str().unwrap().contains("SyntaxError"), "{artifact}");
+    assert!(stderr.contains("missing    src/bad.py: the source does not compile: SyntaxError"), "{stderr}");
+}
+
+// The GitHub Actions recipe's steps from its compile step on, run as a runner runs them:
+// each `run:` in `bash -e`, a step without `if:` only while no step has failed, one with
+// `if:` when it holds (`success()`, `failure()`, `always()`, `!cancelled()` and
+// `steps.<id>.outcome == '<outcome>'`, joined by `||`). A syntax error fails the compile,
+// yet the check step runs and annotates the source with its error, and the job fails.
+#[test]
+fn github_recipe_annotates_a_syntax_error() {
+    let Some(py) = harness::python_or_skip((3, 12), "shipping::github_recipe_annotates_a_syntax_error")
+    else {
+        return;
+    };
+    let yaml = std::fs::read_to_string(repo().join("examples/ci/github-actions.yml")).unwrap();
+    // Each step's keys, from `      - key: value` and the `        key: value` lines after it.
+    let mut steps: Vec<std::collections::BTreeMap<String, String>> = Vec::new();
+    for line in yaml.lines().skip_while(|l| l.trim() != "steps:").skip(1) {
+        let (new, rest) = match line.strip_prefix("      - ") {
+            Some(rest) => (true, rest),
+            None => match line.strip_prefix("        ") {
+                Some(rest) if !steps.is_empty() && !rest.starts_with(' ') => (false, rest),
+                _ => continue,
+            },
+        };
+        if new {
+            steps.push(Default::default());
+        }
+        if let Some((k, v)) = rest.split_once(": ") {
+            steps.last_mut().unwrap().insert(k.to_string(), v.to_string());
+        }
+    }
+    let steps: Vec<_> = steps
+        .into_iter()
+        .skip_while(|s| !s.get("run").is_some_and(|r| r.starts_with("hashpyc compile")))
+        .collect();
+    assert!(steps.len() >= 2, "a compile step, then a check step: {yaml}");
+    let bin = Tree::new();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_hashpyc"), bin.path("hashpyc")).unwrap();
+    let path = format!("{}:{}", bin.root().display(), std::env::var("PATH").unwrap_or_default());
+    let project = Tree::new();
+    project.write("src/app.py", "x = 1\n");
+    project.write(".venv/lib/dep.py", "y = 2\n");
+    project.write("pyproject.toml", format!("[tool.hashpyc]\npython = [{:?}]\n", py.path.to_str().unwrap()));
+    // The job's result and the annotations its steps printed.
+    let job = || {
+        let mut failed = false;
+        let mut outcomes = std::collections::BTreeMap::new();
+        let mut stdout = String::new();
+        for step in &steps {
+            let cond = step.get("if").map_or("success()", String::as_str);
+            let runs = cond.split("||").map(str::trim).any(|term| match term {
+                "success()" => !failed,
+                "failure()" => failed,
+                "always()" | "!cancelled()" => true,
+                _ => {
+                    let (lhs, rhs) = term.split_once(" == ").unwrap_or_else(|| panic!("`if: {cond}`"));
+                    let id = lhs.strip_prefix("steps.").and_then(|l| l.strip_suffix(".outcome"));
+                    let id = id.unwrap_or_else(|| panic!("`if: {cond}`"));
+                    outcomes.get(id).map(String::as_str) == Some(rhs.trim_matches('\''))
+                }
+            });
+            if !runs {
+                continue;
+            }
+            let mut cmd = Command::new("bash");
+            cmd.args(["-e", "-c", &step["run"]])
+                .current_dir(project.root())
+                .env("PATH", &path)
+                .env("HOME", project.path("home"))
+                .env("HASHPYC_STATE_DIR", harness::shared_cache_dir())
+                .env("NO_COLOR", "1")
+                .env_remove("HASHPYC_PYTHON")
+                .env_remove("HASHPYC_CACHE");
+            harness::guard_network(&mut cmd);
+            let out = cmd.output().unwrap();
+            stdout.push_str(&String::from_utf8_lossy(&out.stdout));
+            failed |= !out.status.success();
+            if let Some(id) = step.get("id") {
+                let outcome = if out.status.success() { "success" } else { "failure" };
+                outcomes.insert(id.clone(), outcome.to_string());
+            }
+        }
+        (failed, stdout)
+    };
+    let (failed, stdout) = job();
+    assert!(!failed && !stdout.contains("::error"), "{stdout}");
+    project.write("src/bad.py", "def f(:\n");
+    let (failed, stdout) = job();
+    assert!(failed, "{stdout}");
+    let annotations: Vec<&str> = stdout.lines().filter(|l| l.starts_with("::error ")).collect();
+    assert_eq!(annotations.len(), 1, "{stdout}");
+    assert!(
+        annotations[0].starts_with("::error file=src/bad.py,line=1,")
+            && annotations[0].contains("SyntaxError: invalid syntax"),
+        "{stdout}"
+    );
 }
 
 /// The README's `git diff` path list, run as written in a branch that deletes a `.py` file
