@@ -437,7 +437,9 @@ fn run_event(kind: &str, path: Option<&Path>, message: String) -> serde_json::Va
 /// spelling of the path this run expects (`./src/m.py`, or the absolute path, for
 /// `src/m.py`), the tree was compiled under another name: the commonest way to get there
 /// (`hashpyc compile .`, then `hashpyc check src`), and one the reason line alone does not
-/// explain.
+/// explain. Pycs embedding their source's absolute path (CPython's import rewrote them)
+/// get their hint whatever the other findings: beside them, with two targets, the other
+/// target's pyc of the same edited source is stale by its source.
 /// A missing pyc whose source `compile` found not to compile (remembered in the state
 /// directory, for these source bytes) says so: "missing" alone sends a user looking for
 /// a step that did not run. Reads no source and starts no Python: the expected hash is
@@ -634,37 +636,32 @@ fn spelled_from_above(found: &Path, want: &Path, cwd: &Path) -> Option<PathBuf> 
 }
 
 fn spelling_hint(findings: &[Finding], cwd: &Path) -> Option<String> {
-    let mut stale = findings.iter().filter(|f| f.outcome == Outcome::Stale).peekable();
-    let (example_found, example_want) = stale.peek()?.embedded.clone()?;
-    let mut n = 0;
-    // Stale pycs compiled from one directory above this one, if all are.
-    let mut above: Option<PathBuf> = None;
-    // Stale pycs embedding their source's absolute (or canonical) path, if all do: what
-    // CPython's import writes when it rewrites a pyc whose source changed (its path is the
-    // `sys.path` entry's, absolute), though no compile ran.
-    let mut absolute = true;
-    for f in stale {
-        let (found, want) = f.embedded.as_ref()?;
-        let same = crate::layout::absolute(found, cwd) == crate::layout::absolute(want, cwd);
-        let same_file = same
-            || matches!(
-                (std::fs::canonicalize(cwd.join(found)), std::fs::canonicalize(cwd.join(want))),
-                (Ok(a), Ok(b)) if a == b
-            );
-        let rewritten = found.is_absolute() && same_file;
-        absolute &= rewritten;
-        if !(same || rewritten) {
-            let from = spelled_from_above(found, want, cwd)?;
-            if above.get_or_insert_with(|| from.clone()) != &from {
-                return None;
-            }
-        }
-        n += 1;
-    }
-    let stale = report::plural(n, "stale pyc", "stale pycs");
-    let (s, its, it) = if n == 1 { ("s", "its", "it") } else { ("", "their", "them") };
-    let (found, want) = (report::shown(&example_found), report::shown(&example_want));
-    if absolute && above.is_none() {
+    // The stale pycs whose embedded path alone is wrong, and whether each embeds its
+    // source's absolute (or canonical) path: what CPython's import writes when it rewrites
+    // a pyc whose source changed (its path is the `sys.path` entry's, absolute), though no
+    // compile ran. A pyc stale by its source (another target's, beside one the import
+    // rewrote) has its own reason and takes no hint away from these.
+    let spelled: Vec<(&PathBuf, &PathBuf, bool, bool)> = findings
+        .iter()
+        .filter(|f| f.outcome == Outcome::Stale)
+        .filter_map(|f| f.embedded.as_ref())
+        .map(|(found, want)| {
+            let same = crate::layout::absolute(found, cwd) == crate::layout::absolute(want, cwd);
+            let same_file = same
+                || matches!(
+                    (std::fs::canonicalize(cwd.join(found)), std::fs::canonicalize(cwd.join(want))),
+                    (Ok(a), Ok(b)) if a == b
+                );
+            (found, want, same, found.is_absolute() && same_file)
+        })
+        .collect();
+    // Pycs the import rewrote: said of them, whatever the other findings.
+    let rewritten: Vec<_> = spelled.iter().filter(|s| s.3).collect();
+    if let Some((found, want, ..)) = rewritten.first() {
+        let n = rewritten.len();
+        let stale = report::plural(n, "stale pyc", "stale pycs");
+        let (s, its, it) = if n == 1 { ("s", "its", "it") } else { ("", "their", "them") };
+        let (found, want) = (report::shown(found), report::shown(want));
         return Some(format!(
             "{stale} embed{s} another spelling of {its} source path (`{found}` for `{want}`): the \
              absolute path, which CPython's import writes when it rewrites a pyc whose source \
@@ -672,6 +669,26 @@ fn spelling_hint(findings: &[Finding], cwd: &Path) -> Option<String> {
              here writes {it} again"
         ));
     }
+    // The tree compiled under another name: only when every stale pyc is stale for its
+    // embedded path alone (a source edited since is not explained by a name).
+    if spelled.len() != findings.iter().filter(|f| f.outcome == Outcome::Stale).count() {
+        return None;
+    }
+    let (example_found, example_want, ..) = spelled.first()?;
+    // Stale pycs compiled from one directory above this one, if all are.
+    let mut above: Option<PathBuf> = None;
+    for (found, want, same, _) in &spelled {
+        if !same {
+            let from = spelled_from_above(found, want, cwd)?;
+            if above.get_or_insert_with(|| from.clone()) != &from {
+                return None;
+            }
+        }
+    }
+    let n = spelled.len();
+    let stale = report::plural(n, "stale pyc", "stale pycs");
+    let (s, its, it) = if n == 1 { ("s", "its", "it") } else { ("", "their", "them") };
+    let (found, want) = (report::shown(example_found), report::shown(example_want));
     if let Some(dir) = above {
         return Some(format!(
             "{stale} embed{s} {its} source path as spelled from `{}` (`{found}` for `{want}`), \

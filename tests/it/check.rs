@@ -1609,6 +1609,59 @@ per_python!(spelling_hint_for_pycs_cpython_rewrote, |py: &Python| {
     tree.hashpyc().arg("check").python(py).run().assert_code(0);
 });
 
+// The same with two targets, as the pre-commit example sets them: the import by CPython
+// 3.12 rewrites its pyc only, so 3.13's pyc of that source is stale by its source. That
+// finding took the hint away from the pyc the import rewrote; now the hint is given for
+// it, counting it alone, and the other stale pyc keeps its own line.
+#[test]
+fn spelling_hint_for_a_pyc_cpython_rewrote_beside_another_targets() {
+    let test = "check::spelling_hint_for_a_pyc_cpython_rewrote_beside_another_targets";
+    let (Some(py12), Some(py13)) =
+        (crate::harness::python_or_skip((3, 12), test), crate::harness::python_or_skip((3, 13), test))
+    else {
+        return;
+    };
+    let tree = Tree::new();
+    tree.write("src/pkg/__init__.py", "");
+    tree.write("src/pkg/m.py", "X = 1\n");
+    tree.write("src/pkg/n.py", "Y = 1\n");
+    let both = |args: &[&str]| tree.hashpyc().args(args).python(py12).python(py13).run();
+    both(&["compile", "-q"]).assert_code(0);
+    tree.write("src/pkg/m.py", "X = 2\n");
+    let src = std::fs::canonicalize(tree.path("src")).unwrap();
+    let out = py12
+        .cmd()
+        .env("PYTHONPATH", &src)
+        .args(["-c", "import pkg.m; print(pkg.m.X)"])
+        .current_dir(tree.root())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "2\n", "{}", String::from_utf8_lossy(&out.stderr));
+    let abs = src.join("pkg/m.py");
+    let hint = format!(
+        "hint: 1 stale pyc embeds another spelling of its source path (`{}` for `src/pkg/m.py`): the \
+         absolute path, which CPython's import writes when it rewrites a pyc whose source changed",
+        abs.display()
+    );
+    for args in [&["check"][..], &["check", "src"]] {
+        let run = both(args);
+        run.assert_code(1);
+        let reason = format!(
+            "src/pkg/m.py  [CPython 3.12]: embedded path is `{}`, expected `src/pkg/m.py`",
+            abs.display()
+        );
+        assert!(run.stdout.contains(&reason), "{}", run.stdout);
+        assert!(run.stdout.contains("stale      src/pkg/m.py  [CPython 3.13]\n"), "{}", run.stdout);
+        assert!(run.stderr.contains(&hint), "{args:?}: {}", run.stderr);
+    }
+    // A source edited since, with no pyc rewritten: no spelling hint.
+    both(&["compile", "-q"]).assert_code(0);
+    tree.write("src/pkg/n.py", "Y = 2\n");
+    let run = both(&["check"]);
+    run.assert_code(1);
+    assert!(!run.stderr.contains("spelling"), "{}", run.stderr);
+}
+
 /// Every line of `stdout` as JSON (panics on a line that is not), and the last one's type.
 fn json_objects(command: &str, run: &crate::harness::Run) -> Vec<serde_json::Value> {
     run.stdout
