@@ -812,7 +812,8 @@ fn check_empty(options: &Options, file: &str, table_name: &str) -> Result<(), Er
     Ok(())
 }
 
-/// Keys that mean opposite things for one setting (the flags conflict too).
+/// Keys that mean opposite things for one setting (the flags conflict too). `json_schema`
+/// states these pairs too.
 fn check_conflicts(options: &Options, file: &str) -> Result<(), Error> {
     let set = |key: &str| options.key_lines.get(key).copied();
     let pairs: [(&str, bool, &str, bool); 4] = [
@@ -949,6 +950,26 @@ pub fn json_schema() -> String {
             }
         }
     }
+    // `check_empty` refuses a URL of only whitespace (as `--cache-url` does).
+    value["properties"]["cache-url"]["pattern"] = "\\S".into();
+    // The pairs `check_conflicts` refuses: both keys set (`legacy` and `no-recursion` only
+    // when true). draft-07 has no `dependentSchemas`: `not` of both `required`.
+    let conflicts = [
+        ("legacy", true, "pycache-prefix"),
+        ("ddir", false, "strip-prefix"),
+        ("ddir", false, "prepend-prefix"),
+        ("no-recursion", true, "max-depth"),
+    ];
+    value["allOf"] = conflicts
+        .iter()
+        .map(|&(a, only_true, b)| {
+            let mut both = serde_json::json!({"required": [a, b]});
+            if only_true {
+                both["properties"][a] = serde_json::json!({"const": true});
+            }
+            serde_json::json!({ "not": both })
+        })
+        .collect();
     let mut s = serde_json::to_string_pretty(&value).expect("a schema serializes");
     s.push('\n');
     s

@@ -1958,16 +1958,19 @@ fn a_discovered_file_that_is_not_regular_is_named() {
 }
 
 /// Whether `schema` accepts `v`, for the keywords `hashpyc.schema.json` uses (`type`,
-/// `anyOf`, `oneOf`, `const`, `minimum`, `maximum`, `minLength`, `minItems`, `items`); a
-/// keyword it does not know fails the test rather than passing silently.
+/// `anyOf`, `oneOf`, `allOf`, `not`, `const`, `minimum`, `maximum`, `minLength`, `pattern`,
+/// `minItems`, `items`, `properties`, `additionalProperties`, `required`); a keyword it
+/// does not know fails the test rather than passing silently.
 fn schema_accepts(schema: &serde_json::Value, v: &serde_json::Value) -> bool {
     use serde_json::Value;
     let map = schema.as_object().expect("a schema object");
     let mut ok = true;
     for (keyword, arg) in map {
         ok &= match keyword.as_str() {
-            "description" | "title" | "examples" | "format" => true,
+            "description" | "title" | "examples" | "format" | "$schema" => true,
             "anyOf" => arg.as_array().unwrap().iter().any(|s| schema_accepts(s, v)),
+            "allOf" => arg.as_array().unwrap().iter().all(|s| schema_accepts(s, v)),
+            "not" => !schema_accepts(arg, v),
             "oneOf" => arg.as_array().unwrap().iter().filter(|s| schema_accepts(s, v)).count() == 1,
             "const" => arg == v,
             "type" => {
@@ -1981,13 +1984,26 @@ fn schema_accepts(schema: &serde_json::Value, v: &serde_json::Value) -> bool {
                     "number" => v.is_number(),
                     "boolean" => v.is_boolean(),
                     "array" => v.is_array(),
+                    "object" => v.is_object(),
                     other => panic!("schema type {other}"),
                 })
             }
             "minimum" => v.as_f64().is_none_or(|n| n >= arg.as_f64().unwrap()),
             "maximum" => v.as_f64().is_none_or(|n| n <= arg.as_f64().unwrap()),
             "minLength" => v.as_str().is_none_or(|s| s.chars().count() as u64 >= arg.as_u64().unwrap()),
+            "pattern" => {
+                v.as_str().is_none_or(|s| regex::Regex::new(arg.as_str().unwrap()).unwrap().is_match(s))
+            }
             "minItems" => v.as_array().is_none_or(|a| a.len() as u64 >= arg.as_u64().unwrap()),
+            "properties" => v
+                .as_object()
+                .is_none_or(|o| o.iter().all(|(k, x)| arg.get(k).is_none_or(|s| schema_accepts(s, x)))),
+            "additionalProperties" => v.as_object().is_none_or(|o| {
+                arg.as_bool() != Some(false) || o.keys().all(|k| map["properties"].get(k).is_some())
+            }),
+            "required" => v
+                .as_object()
+                .is_none_or(|o| arg.as_array().unwrap().iter().all(|k| o.contains_key(k.as_str().unwrap()))),
             "items" => v.as_array().is_none_or(|a| a.iter().all(|i| schema_accepts(arg, i))),
             other => panic!("schema keyword {other} not understood by this test"),
         };
@@ -2000,6 +2016,8 @@ fn schema_accepts(schema: &serde_json::Value, v: &serde_json::Value) -> bool {
 // of range. (An editor that flags nothing while hashpyc refuses the file, or the reverse,
 // sends the user back and forth.) Strings with a syntax of their own (a size, a glob, a
 // regular expression) are checked by the parser alone; the schema only gives examples.
+// Then every pair of keys, each with a value it takes alone, as a whole table: the pairs
+// the parser refuses (`legacy` with `pycache-prefix`…) the schema refuses too.
 #[test]
 fn schema_agrees_with_the_parser() {
     let schema: serde_json::Value = serde_json::from_str(
@@ -2008,6 +2026,7 @@ fn schema_agrees_with_the_parser() {
     .unwrap();
     let candidates = [
         "\"\"",
+        "\" \"",
         "\"x\"",
         "\"checked-hash\"",
         "\"1GiB\"",
@@ -2043,6 +2062,51 @@ fn schema_agrees_with_the_parser() {
                 disagree.push(format!("{text:?}: parser {}, schema {by_schema}", parsed.is_ok()));
             }
         }
+    }
+    assert!(disagree.is_empty(), "hashpyc.schema.json and the parser disagree:\n{}", disagree.join("\n"));
+    // Each key's first candidate that both take alone (`true` for a boolean).
+    let keys: Vec<(&String, &str)> = schema["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|key| {
+            let raw = ["true", "\"x\"", "\"checked-hash\"", "\"1GiB\"", "1", "[\"x\"]", "[0]"]
+                .into_iter()
+                .find(|raw| {
+                    hashpyc::config::parse(&format!("{key} = {raw}\n"), false, "hashpyc.toml").is_ok()
+                })
+                .unwrap_or_else(|| panic!("no candidate for `{key}`"));
+            (key, raw)
+        })
+        .collect();
+    let mut refused = Vec::new();
+    for (i, (a, va)) in keys.iter().enumerate() {
+        for (b, vb) in &keys[i + 1..] {
+            let text = format!("{a} = {va}\n{b} = {vb}\n");
+            let parsed = hashpyc::config::parse(&text, false, "hashpyc.toml");
+            let json = serde_json::to_value(toml::from_str::<toml::Table>(&text).unwrap()).unwrap();
+            let by_schema = schema_accepts(&schema, &json);
+            if parsed.is_ok() != by_schema {
+                disagree.push(format!("{text:?}: parser {}, schema {by_schema}", parsed.is_ok()));
+            }
+            if parsed.is_err() {
+                let mut pair = [a.as_str(), b.as_str()];
+                pair.sort();
+                refused.push(pair.join("+"));
+            }
+        }
+    }
+    // A boolean of a pair set to false goes with the other key, in both.
+    for text in ["legacy = false\npycache-prefix = \"x\"\n", "no-recursion = false\nmax-depth = 1\n"] {
+        let json = serde_json::to_value(toml::from_str::<toml::Table>(text).unwrap()).unwrap();
+        let parsed = hashpyc::config::parse(text, false, "hashpyc.toml");
+        assert!(parsed.is_ok() && schema_accepts(&schema, &json), "{text:?}: {parsed:?}");
+    }
+    // The pairs the flags refuse are among those found (the test sees them).
+    for pair in
+        ["legacy+pycache-prefix", "ddir+strip-prefix", "ddir+prepend-prefix", "max-depth+no-recursion"]
+    {
+        assert!(refused.iter().any(|r| r == pair), "`{pair}` not refused: {refused:?}");
     }
     assert!(disagree.is_empty(), "hashpyc.schema.json and the parser disagree:\n{}", disagree.join("\n"));
 }
