@@ -917,6 +917,43 @@ fn github_recipe_annotates_a_syntax_error() {
     );
 }
 
+// Every `cargo install` of hashpyc the docs and recipes tell a user to run builds the
+// dependency versions of `Cargo.lock` (`--locked`); pre-commit's own command (`--bins
+// --root`), which the README quotes to say it lacks `--locked`, is not one of them.
+#[test]
+fn install_recipes_pass_locked() {
+    let mut files = vec![repo().join("README.md"), repo().join("CHANGELOG.md"), repo().join("Dockerfile")];
+    for dir in ["examples", "examples/ci", "examples/docker"] {
+        for e in std::fs::read_dir(repo().join(dir)).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_file() {
+                files.push(p);
+            }
+        }
+    }
+    let mut unlocked = Vec::new();
+    for file in &files {
+        // Lines joined, a comment's `#` taken off, so that a command broken over lines is whole.
+        let text: String = std::fs::read_to_string(file)
+            .unwrap()
+            .lines()
+            .map(|l| l.trim_start().trim_start_matches('#').trim_start())
+            .collect::<Vec<_>>()
+            .join(" ");
+        for (at, _) in text.match_indices("cargo install ") {
+            let command = text[at..].split(['`', '\'', '"']).next().unwrap();
+            let command = command.split(" && ").next().unwrap();
+            if (command.contains("--path") || command.contains("--git"))
+                && !command.contains("--bins")
+                && !command.contains("--locked")
+            {
+                unlocked.push(format!("{}: {command}", file.display()));
+            }
+        }
+    }
+    assert!(unlocked.is_empty(), "`cargo install` without --locked:\n{}", unlocked.join("\n"));
+}
+
 /// The README's `git diff` path list, run as written in a branch that deletes a `.py` file
 /// and changes another: it lists the deleted one too without `--diff-filter=d`, and
 /// `check` exits 2 on a path that does not exist.
