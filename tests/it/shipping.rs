@@ -954,6 +954,23 @@ fn install_recipes_pass_locked() {
     assert!(unlocked.is_empty(), "`cargo install` without --locked:\n{}", unlocked.join("\n"));
 }
 
+// The README's "With pre-commit" names the example hook's entry as it is, and each of its
+// flags, so that what it says of them is said of all of them.
+#[test]
+fn readme_names_the_example_hooks_entry_and_flags() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let start = readme.find("### With pre-commit").expect("the section");
+    let end = readme[start + 3..].find("\n#").map_or(readme.len(), |e| start + 3 + e);
+    let section = readme[start..end].split_whitespace().collect::<Vec<_>>().join(" ");
+    let yaml = std::fs::read_to_string(repo().join("examples/pre-commit-config.yaml")).unwrap();
+    let entry =
+        yaml.lines().find_map(|l| l.trim().strip_prefix("entry: ")).expect("the example's entry").to_string();
+    assert!(section.contains(&format!("`{entry}`")), "`{entry}` not in: {section}");
+    for flag in entry.split_whitespace().filter(|w| w.starts_with("--") && *w != "--") {
+        assert!(section.contains(&format!("`{flag}`")), "`{flag}` not named in: {section}");
+    }
+}
+
 /// The README's `git diff` path list, run as written in a branch that deletes a `.py` file
 /// and changes another: it lists the deleted one too without `--diff-filter=d`, and
 /// `check` exits 2 on a path that does not exist.
