@@ -239,8 +239,9 @@ impl DiskTier {
     /// Store `data` for `key`, atomically; returns the bytes the cache grew by on disk: the
     /// new entry's, less those of the entry it replaced (`--force`, another build storing
     /// the same key), so that the size recorded for pruning follows the real one.
-    /// Nothing is stored through a fan-out directory that is a symbolic link (someone else
-    /// made it; it may lead out of the cache): an error of the entry's, naming the link.
+    /// Nothing is stored through a fan-out directory or a `v1/` that is a symbolic link
+    /// (someone else made it; it may lead out of the cache), checked at every store: an
+    /// error of the entry's, naming the link.
     pub fn put(&self, key: &Key, data: &[u8]) -> std::io::Result<u64> {
         let path = self.path_of(key);
         let replaced =
@@ -250,15 +251,15 @@ impl DiskTier {
         let mut make = !slot.load(Ordering::Relaxed);
         let mut tries = 0;
         loop {
-            let stored = if make {
-                self.make_dir(&self.entries)
-                    .and_then(|()| linked(&self.entries).map_or(Ok(()), Err))
-                    .and_then(|()| self.make_dir(dir))
-                    .and_then(|()| real_dir(dir))
-            } else {
-                Ok(())
-            }
-            .and_then(|()| write_atomic(dir, &path, data, self.group));
+            let made = |dir: &Path| if make { self.make_dir(dir) } else { Ok(()) };
+            // Checked at every store, not only when the directories are made: a link put in
+            // their place mid-run (two lstats, next to writing and renaming a file) is never
+            // written through.
+            let stored = made(&self.entries)
+                .and_then(|()| linked(&self.entries).map_or(Ok(()), Err))
+                .and_then(|()| made(dir))
+                .and_then(|()| real_dir(dir))
+                .and_then(|()| write_atomic(dir, &path, data, self.group));
             match stored {
                 // Another process (clean, prune) removed the directories meanwhile: again,
                 // a few times (a failure left is the entry's own, see `whole_cache`).
@@ -875,5 +876,41 @@ mod tests {
         }
         assert!(!tier.contains(&[3; 32]));
         assert!(tier.looks_like_cache(), "the tag stays");
+    }
+
+    // A link put in place of a fan-out directory, or of `v1/`, after this process stored
+    // into it: the next store there is refused naming the link, and nothing is written
+    // where it leads. Only the first store into a directory looked before (the second
+    // store went through the link).
+    #[test]
+    fn links_made_after_a_store_are_never_written_through() {
+        for linked_dir in ["v1/05", "v1"] {
+            let cache = tempfile::tempdir().unwrap();
+            let elsewhere = tempfile::tempdir().unwrap();
+            let tier = DiskTier::open(cache.path()).unwrap();
+            tier.put(&[5; 32], b"first").unwrap();
+            let real = cache.path().join(linked_dir);
+            std::fs::rename(&real, cache.path().join("moved")).unwrap();
+            // Where `v1/` leads, a fan-out directory for the key waits.
+            std::fs::create_dir(elsewhere.path().join("05")).unwrap();
+            std::os::unix::fs::symlink(elsewhere.path(), &real).unwrap();
+            let mut second = [5; 32];
+            second[1] = 6;
+            let e = tier.put(&second, b"second").expect_err(linked_dir).to_string();
+            let said = format!("`{}` is a symbolic link", real.display());
+            assert!(e.contains(&said), "{linked_dir}: {e}");
+            let written: Vec<_> = walkdir(elsewhere.path());
+            assert!(written.is_empty(), "{linked_dir}: written through the link: {written:?}");
+        }
+    }
+
+    /// Every file under `dir`.
+    fn walkdir(dir: &Path) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() { found.extend(walkdir(&path)) } else { found.push(path) }
+        }
+        found
     }
 }
