@@ -275,6 +275,9 @@ enum Sent<T> {
     Failed,
     /// Throttled through all its attempts (counted by the caller).
     Throttled,
+    /// Answered, but its body not read: the lookups in flight hold the memory budget
+    /// ([`TierError::Busy`]); no failure, a miss.
+    Busy,
     /// Not sent: the tier is off, or the run interrupted.
     Unsent,
 }
@@ -297,7 +300,7 @@ impl Remote {
     fn fail(&self, e: &TierError) {
         match e {
             TierError::Timeout(_) => self.counts.timeouts.fetch_add(1, Ordering::Relaxed),
-            TierError::Failed(_) | TierError::Transient { .. } => {
+            TierError::Failed(_) | TierError::Transient { .. } | TierError::Busy(_) => {
                 self.counts.errors.fetch_add(1, Ordering::Relaxed)
             }
         };
@@ -357,6 +360,10 @@ impl Remote {
                 self.throttled_streak.store(0, Ordering::Relaxed);
                 Sent::Answered(v)
             }
+            Err(TierError::Busy(_)) => {
+                cap.leave(Ended::Other);
+                Sent::Busy
+            }
             Err(e) if throttled.get() && self.usable() => {
                 cap.leave(Ended::Throttled);
                 if started_at == 1
@@ -385,7 +392,8 @@ impl Remote {
                 self.throttled_lookups.fetch_add(1, Ordering::Relaxed);
                 None
             }
-            Sent::Failed | Sent::Unsent => None,
+            // No room to read it now: a miss, not a sign of a cold remote.
+            Sent::Busy | Sent::Failed | Sent::Unsent => None,
         }
     }
 

@@ -16,14 +16,20 @@ pub enum TierError {
     /// failure in name resolution"): retried (`remote::retry`), and
     /// only then a [`TierError::Failed`]. `retry_after`: the server's `Retry-After`.
     Transient { message: String, retry_after: Option<std::time::Duration> },
+    /// An entry's body not read because the bodies and payloads the lookups in flight hold
+    /// already take the memory budget (`remote::MAX_READING`): nothing is known wrong with
+    /// the server or the entry, so a plain miss (never retried, never switching the tier
+    /// off), as an entry found so when it is decoded is.
+    Busy(String),
 }
 
 impl std::fmt::Display for TierError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            TierError::Timeout(m) | TierError::Failed(m) | TierError::Transient { message: m, .. } => {
-                f.write_str(m)
-            }
+            TierError::Timeout(m)
+            | TierError::Failed(m)
+            | TierError::Busy(m)
+            | TierError::Transient { message: m, .. } => f.write_str(m),
         }
     }
 }

@@ -156,7 +156,8 @@ fn upload(remote: &Remote, job: &Job, unsent: &Unsent) {
                     }
                 }
             },
-            Sent::Answered(None) => {}
+            // Answered, its body left unread for want of room: as if missing, as above.
+            Sent::Answered(None) | Sent::Busy => {}
             Sent::Throttled | Sent::Failed | Sent::Unsent => return,
         }
     }
@@ -170,6 +171,6 @@ fn upload(remote: &Remote, job: &Job, unsent: &Unsent) {
         Sent::Answered(_) => {
             remote.counts.stores.fetch_add(job.weight, Ordering::Relaxed);
         }
-        Sent::Throttled | Sent::Failed | Sent::Unsent => {}
+        Sent::Throttled | Sent::Failed | Sent::Unsent | Sent::Busy => {}
     }
 }

@@ -721,11 +721,16 @@ fn read_only_local_cache_not_there_yet() {
 /// one warning naming `want`, and done within `max` (of which the remote may add at most
 /// what the issue allows).
 fn survives(py: &Python, name: &str, url: &str, want: &str, max: Duration) {
+    survives_with(py, name, url, want, max, &[]);
+}
+
+/// [`survives`] with `env`.
+fn survives_with(py: &Python, name: &str, url: &str, want: &str, max: Duration, env: &[(&str, &str)]) {
     let m = Machine::new(py, name);
     let (status, reference) = m.reference(py);
     let started = Instant::now();
     let run =
-        m.compile(&py.path, &["--cache", m.home.path("cache").to_str().unwrap(), "--cache-url", url], &[]);
+        m.compile(&py.path, &["--cache", m.home.path("cache").to_str().unwrap(), "--cache-url", url], env);
     let took = started.elapsed();
     assert_eq!(run.code, status, "{name}: {}", run.stderr);
     assert!(reference == pycs(&m.tree), "{name}: other pyc bytes");
@@ -867,13 +872,17 @@ fn network_faults_never_break_a_build() {
 fn endless_answers_to_lookups_are_not_read() {
     let test = "remote::endless_answers_to_lookups_are_not_read";
     let Some(py) = harness::python_or_skip((3, 12), test) else { return };
-    for (fault, want, most) in [
-        (Fault::Huge, "reading an entry: the response is too large (Content-Length 17179869184", 32),
-        (Fault::Endless, "damaged entries", 32),
-        (Fault::EndlessEntry, "the response is too large", 128),
+    // Lookups that find the 256 MiB of bodies taken by those in flight miss, so the
+    // endless entries are read to 64 MiB each: a time limit long enough for that to end
+    // the reads rather than a timeout on a loaded machine.
+    let long = [("HASHPYC_CACHE_TIMEOUT", "60")];
+    for (fault, want, most, env) in [
+        (Fault::Huge, "reading an entry: the response is too large (Content-Length 17179869184", 32, &[][..]),
+        (Fault::Endless, "damaged entries", 32, &[]),
+        (Fault::EndlessEntry, "the response is too large (more than the 64.0 MiB", 128, &long),
     ] {
         let server = Faulty::start(fault);
-        survives(py, &format!("{fault:?}"), &server.url(), want, Duration::from_secs(300));
+        survives_with(py, &format!("{fault:?}"), &server.url(), want, Duration::from_secs(300), env);
         let sent: Vec<u64> = server
             .requests()
             .iter()
@@ -2829,4 +2838,85 @@ fn decompression_bombs_are_damaged_entries() {
     // Replaced by good entries: the next build is served from them.
     let run = build(&["--cache", local.to_str().unwrap()], true);
     assert!(run.stderr.contains(": 12 hits, 0 misses"), "{}", run.stderr);
+}
+
+/// Entries as large as real ones may be (16 modules each holding a 32 MiB bytes literal:
+/// ~23 MiB an entry on the wire), looked up at once: the bodies being read pass the
+/// 256 MiB the lookups in flight may hold, and a lookup that finds no room left is a plain
+/// miss (the file is compiled), as an entry that finds none when it is decoded is. Nothing
+/// is wrong with the server: no warning, the remote never switched off, no error, nothing
+/// damaged, the pycs those of a build without a cache, each file a hit, a miss or compiled
+/// while lookups made no progress. Builds
+/// are made until one finds the budget busy (a miss of an entry the server holds), three at
+/// most. Without the fix the first such build switched the remote off: "reading an entry:
+/// the response is too large (the lookups in flight already hold 256.0 MiB of bodies)".
+#[test]
+fn a_busy_reading_budget_is_a_miss_not_a_failure() {
+    let test = "remote::a_busy_reading_budget_is_a_miss_not_a_failure";
+    let Some(py) = harness::python_or_skip((3, 12), test) else { return };
+    let Some(nginx) = Nginx::start() else { return };
+    let t = Tree::new();
+    let n = 16;
+    // Printable bytes from `(` to `[`: neither a quote nor a backslash, and zstd keeps
+    // about three quarters of them.
+    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+    for i in 0..n {
+        let mut source = b"DATA = b'".to_vec();
+        source.extend((0..32 << 20).map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            b'(' + (state % 52) as u8
+        }));
+        source.extend_from_slice(b"'\n");
+        t.write(format!("src/big{i:02}.py"), source);
+    }
+    let url = format!("{}/cache", nginx.url());
+    let build = |args: &[&str]| {
+        harness::Hashpyc::new(t.root())
+            .env_remove("HASHPYC_CACHE")
+            .env("HASHPYC_STATE_DIR", t.path("state"))
+            // Time enough to send and read entries this large on a loaded machine.
+            .env("HASHPYC_CACHE_TIMEOUT", "60")
+            .env("HASHPYC_CACHE_UPLOAD_WAIT", "600")
+            .args(["compile", "-v", "--cache-url", &url])
+            .args(args)
+            .python(py)
+            .arg("src")
+            .run()
+    };
+    // Filled by a build that compiles every file: its pycs are a build without a cache's.
+    let run = build(&[]);
+    run.assert_code(0);
+    assert_no_warning("the first build", &run.stderr);
+    assert_eq!(harness::files_with_suffix(&nginx.data_dir().join("cache"), "").len(), n, "{}", run.stderr);
+    let reference = pycs(t.root());
+    assert_eq!(reference.len(), n);
+    let mut busy = false;
+    for attempt in 1..=3 {
+        remove_pycs(t.root());
+        let run = build(&["--cache-read-only"]);
+        run.assert_code(0);
+        assert_no_warning(&format!("build {attempt}"), &run.stderr);
+        assert!(pycs(t.root()) == reference, "build {attempt}: other pycs than a build without a cache");
+        let counts = remote_counts(&run.stderr);
+        let (hits, misses, damaged, errors) = (counts[0], counts[1], counts[3], counts[4]);
+        assert_eq!((damaged, errors), (0, 0), "build {attempt}: {}", run.stderr);
+        // Files idle workers compiled while these large lookups made no progress for 500 ms.
+        let unlooked: u64 = run
+            .stderr
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("cache: ")?.split_once(" compiled without a lookup")?.0.split(' ').next()
+            })
+            .map_or(0, |n| n.parse().unwrap());
+        assert_eq!(hits + misses + unlooked, n as u64, "build {attempt}: {}", run.stderr);
+        harness::visible(&format!("{test}: build {attempt}: {hits} hits, {misses} misses"));
+        // Every entry is on the server: a miss is a lookup that found the budget busy.
+        if misses > 0 {
+            busy = true;
+            break;
+        }
+    }
+    assert!(busy, "no build found the budget busy: this test showed nothing");
 }

@@ -313,6 +313,7 @@ pub fn send_error(
     match direct_error(e, what, url, agent, secrets) {
         TierError::Timeout(m) => TierError::Timeout(m + &through),
         TierError::Failed(m) => TierError::Failed(m + &through),
+        TierError::Busy(m) => TierError::Busy(m + &through),
         TierError::Transient { message, retry_after } => {
             TierError::Transient { message: message + &through, retry_after }
         }
@@ -594,6 +595,11 @@ fn read_get(
                 Unread::TooLarge(why) => TierError::Failed(format!(
                     "GET: {host}: reading an entry: the response is too large ({why})"
                 )),
+                // No room now: a miss, not the server's fault.
+                Unread::Busy => TierError::Busy(format!(
+                    "GET: {host}: reading an entry: the lookups in flight already hold {} of bodies",
+                    super::manage::human_size(MAX_READING)
+                )),
                 Unread::Http(e) => match (&e, send_error(&e, "GET", url, agent, secrets)) {
                     (ureq::Error::Io(io), _) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
                         TierError::Failed(format!(
@@ -623,8 +629,10 @@ fn read_get(
 /// Why an entry's body was not read whole.
 enum Unread {
     Http(ureq::Error),
-    /// More than [`MAX_ENTRY`], or than the lookups in flight may hold ([`MAX_READING`]).
+    /// More than [`MAX_ENTRY`].
     TooLarge(String),
+    /// The bodies being read already hold [`MAX_READING`].
+    Busy,
 }
 
 /// Bytes of [`READING`] held by one body being read (or payload being decoded), given
@@ -661,7 +669,7 @@ impl Drop for Held {
 
 /// Read an entry's body (`declared`: its `Content-Length`), bounded: at most
 /// [`MAX_ENTRY`] bytes, and only while the bodies being read hold less than
-/// [`MAX_READING`] in all. A body whose first bytes are not the entry magic is not read
+/// [`MAX_READING`] in all (else [`Unread::Busy`]: not the entry's fault). A body whose first bytes are not the entry magic is not read
 /// further: what was read of it is returned, and the entry is found damaged at once.
 fn read_entry(body: ureq::Body, declared: Option<u64>) -> Result<Vec<u8>, Unread> {
     use std::io::Read;
@@ -684,10 +692,7 @@ fn read_entry(body: ureq::Body, declared: Option<u64>) -> Result<Vec<u8>, Unread
             )));
         }
         if !held.grow(n as u64) {
-            return Err(Unread::TooLarge(format!(
-                "the lookups in flight already hold {} of bodies",
-                super::manage::human_size(MAX_READING)
-            )));
+            return Err(Unread::Busy);
         }
         data.extend_from_slice(&buf[..n]);
         let head = data.len().min(magic.len());
