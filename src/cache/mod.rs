@@ -210,15 +210,25 @@ pub(crate) struct Remote {
 const THROTTLED_OFF: u64 = 3;
 
 /// A cap on requests of one kind in flight, for a server that throttles (HTTP 429 or 503:
-/// S3's `SlowDown`, a rate limit shared by a fleet of runners): halved by each request
-/// throttled through all its attempts, raised by one by each that succeeds, from and up to
-/// the number of threads (so that against a server that does not throttle nothing waits),
-/// never below one.
+/// S3's `SlowDown`, a rate limit shared by a fleet of runners): halved by an attempt the
+/// server throttled, once per round (attempts sent before the last halving, a burst
+/// throttled together, do not halve it again), raised by one by each that succeeds, from
+/// and up to the number of threads (so that against a server that does not throttle
+/// nothing waits), never below one. A request holds its slot while it waits to retry, and
+/// each retry takes one again under the cap as it is then, so a burst throttled together
+/// backs off within its own attempts.
 struct Throttle {
     max: usize,
-    /// The cap, and the requests in flight.
-    state: Mutex<(usize, usize)>,
+    /// The cap, the requests in flight, and the halvings so far.
+    state: Mutex<(usize, usize, u64)>,
     room: std::sync::Condvar,
+}
+
+/// A request's slot under a [`Throttle`]: the cap when it was taken, and the halvings then.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Slot {
+    cap: usize,
+    halvings: u64,
 }
 
 /// How a request under a [`Throttle`] ended.
@@ -231,12 +241,12 @@ enum Ended {
 
 impl Throttle {
     fn new(max: usize) -> Throttle {
-        Throttle { max, state: Mutex::new((max, 0)), room: std::sync::Condvar::new() }
+        Throttle { max, state: Mutex::new((max, 0, 0)), room: std::sync::Condvar::new() }
     }
 
-    /// Wait for room under the cap while `go_on()` holds; the cap when the request starts,
-    /// or None when it is not to be sent.
-    fn enter(&self, go_on: impl Fn() -> bool) -> Option<usize> {
+    /// Wait for room under the cap while `go_on()` holds; the slot taken, or None when the
+    /// request is not to be sent.
+    fn enter(&self, go_on: impl Fn() -> bool) -> Option<Slot> {
         let mut state = self.state.lock().expect("throttle lock");
         loop {
             if !go_on() {
@@ -244,26 +254,51 @@ impl Throttle {
             }
             if state.1 < state.0 {
                 state.1 += 1;
-                return Some(state.0);
+                return Some(Slot { cap: state.0, halvings: state.2 });
             }
             state = self.room.wait_timeout(state, Duration::from_millis(50)).expect("throttle lock").0;
         }
     }
 
-    #[cfg(test)]
-    fn leave_after(&self, ended: Ended) {
-        self.enter(|| true).expect("room");
-        self.leave(ended);
+    /// What an attempt sent in `slot` came to: a success raises the cap by one; a throttled
+    /// attempt halves it, unless it was sent before the last halving (its burst lowered it
+    /// already).
+    fn ended(&self, slot: Slot, ended: Ended) {
+        let mut state = self.state.lock().expect("throttle lock");
+        match ended {
+            Ended::Succeeded => state.0 = (state.0 + 1).min(self.max),
+            Ended::Throttled if slot.halvings == state.2 => {
+                state.0 = (state.0 / 2).max(1);
+                state.2 += 1;
+            }
+            Ended::Throttled | Ended::Other => {}
+        }
     }
 
-    fn leave(&self, ended: Ended) {
+    /// Give `slot` back, then wait for one under the cap as it is now (a retry), while
+    /// `go_on()` holds.
+    fn again(&self, slot: Slot, go_on: impl Fn() -> bool) -> Option<Slot> {
+        self.leave(slot);
+        self.enter(go_on)
+    }
+
+    #[cfg(test)]
+    fn leave_after(&self, ended: Ended) {
+        let slot = self.enter(|| true).expect("room");
+        self.ended(slot, ended);
+        self.leave(slot);
+    }
+
+    /// The cap and the requests in flight.
+    #[cfg(test)]
+    fn now(&self) -> (usize, usize) {
+        let state = self.state.lock().expect("throttle lock");
+        (state.0, state.1)
+    }
+
+    fn leave(&self, _slot: Slot) {
         let mut state = self.state.lock().expect("throttle lock");
         state.1 -= 1;
-        state.0 = match ended {
-            Ended::Succeeded => (state.0 + 1).min(self.max),
-            Ended::Throttled => (state.0 / 2).max(1),
-            Ended::Other => state.0,
-        };
         self.room.notify_all();
     }
 }
@@ -334,38 +369,53 @@ impl Remote {
         )
     }
 
-    /// `request` under `cap` and `policy`. A failure switches the tier off, unless the server
-    /// throttled each attempt (HTTP 429/503 without a long `Retry-After`): that halves the
-    /// cap, and switches the tier off only as the [`THROTTLED_OFF`]th in a row started at
-    /// a cap of one.
+    /// `request` under `cap` and `policy`, each retry waiting for a slot under the cap as it
+    /// is then (see [`Throttle`]). A failure switches the tier off, unless the server
+    /// throttled each attempt (HTTP 429/503 without a long `Retry-After`): each halved the
+    /// cap (once per round), and the tier is switched off only by the [`THROTTLED_OFF`]th
+    /// in a row started at a cap of one.
     fn send<T>(
         &self,
         cap: &Throttle,
         policy: &remote::retry::Policy,
         mut request: impl FnMut() -> Result<T, TierError>,
     ) -> Sent<T> {
-        let Some(started_at) = cap.enter(|| self.usable() && !crate::interrupt::requested()) else {
+        let go_on = || self.usable() && !crate::interrupt::requested();
+        let Some(first) = cap.enter(go_on) else {
             return Sent::Unsent;
         };
+        let started_at = first.cap;
+        // The slot held (None once given back without another: the tier went off, or the
+        // run was interrupted, while a retry waited for one).
+        let mut slot = Some(first);
+        let mut attempts = 0;
         // Throttled only when every attempt was (500, 500, 503 is a failure).
         let throttled = std::cell::Cell::new(true);
         let out = self.retrying(policy, || {
+            attempts += 1;
+            let Some(held) = slot.take() else { return Err(TierError::Failed(String::new())) };
+            slot = if attempts > 1 { cap.again(held, go_on) } else { Some(held) };
+            let Some(held) = slot else { return Err(TierError::Failed(String::new())) };
             let out = request();
-            throttled.set(throttled.get() && matches!(&out, Err(e) if remote::retry::throttled(e)));
+            let was = matches!(&out, Err(e) if remote::retry::throttled(e));
+            throttled.set(throttled.get() && was);
+            let ended = match &out {
+                Ok(_) => Ended::Succeeded,
+                Err(_) if was => Ended::Throttled,
+                Err(_) => Ended::Other,
+            };
+            cap.ended(held, ended);
             out
         });
+        let Some(held) = slot else { return Sent::Unsent };
+        cap.leave(held);
         match out {
             Ok(v) => {
-                cap.leave(Ended::Succeeded);
                 self.throttled_streak.store(0, Ordering::Relaxed);
                 Sent::Answered(v)
             }
-            Err(TierError::Busy(_)) => {
-                cap.leave(Ended::Other);
-                Sent::Busy
-            }
+            Err(TierError::Busy(_)) => Sent::Busy,
             Err(e) if throttled.get() && self.usable() => {
-                cap.leave(Ended::Throttled);
                 if started_at == 1
                     && self.throttled_streak.fetch_add(1, Ordering::Relaxed) + 1 >= THROTTLED_OFF
                 {
@@ -377,7 +427,6 @@ impl Remote {
                 Sent::Throttled
             }
             Err(e) => {
-                cap.leave(Ended::Other);
                 self.fail(&e);
                 Sent::Failed
             }
@@ -1054,6 +1103,13 @@ impl Inner {
                 if unasked > 0 {
                     line.push_str(&cold_remote(unasked));
                 }
+                let throttled = r.throttled_lookups.load(Ordering::Relaxed);
+                if throttled > 0 {
+                    line.push_str(&format!(
+                        "; {} throttled (HTTP 503/429) and counted as misses",
+                        crate::report::plural(throttled, "lookup", "lookups")
+                    ));
+                }
                 if let Some(u) = &upload {
                     line.push_str(&format!(
                         "; uploads ended {} after the build",
@@ -1404,21 +1460,52 @@ mod tests {
     #[test]
     fn throttling_halves_the_cap_and_successes_raise_it() {
         let t = Throttle::new(8);
-        assert_eq!(t.enter(|| true), Some(8));
-        t.leave(Ended::Throttled);
+        let slot = t.enter(|| true).unwrap();
+        assert_eq!(slot.cap, 8);
+        t.ended(slot, Ended::Throttled);
+        t.leave(slot);
         t.leave_after(Ended::Throttled);
-        assert_eq!(*t.state.lock().unwrap(), (2, 0));
+        assert_eq!(t.now(), (2, 0));
         t.leave_after(Ended::Throttled);
         t.leave_after(Ended::Throttled);
-        assert_eq!(t.enter(|| true), Some(1), "never below one");
+        let slot = t.enter(|| true).unwrap();
+        assert_eq!(slot.cap, 1, "never below one");
         assert_eq!(t.enter(|| false), None, "not sent once the tier is off");
-        t.leave(Ended::Succeeded);
+        t.ended(slot, Ended::Succeeded);
+        t.leave(slot);
         t.leave_after(Ended::Other);
-        assert_eq!(*t.state.lock().unwrap(), (2, 0));
+        assert_eq!(t.now(), (2, 0));
         for _ in 0..20 {
             t.leave_after(Ended::Succeeded);
         }
-        assert_eq!(*t.state.lock().unwrap(), (8, 0), "up to the threads, no more");
+        assert_eq!(t.now(), (8, 0), "up to the threads, no more");
+    }
+
+    // A burst throttled together halves the cap once, not once per request (8 at a cap of
+    // 8 would leave one); and a retry waits for room under the cap as it is then: with the
+    // cap halved to 4 and the 8 in flight, the first to retry waits until 4 have left. The
+    // cap was checked only when a request started, and lowered only once a request was
+    // throttled through all its attempts, so a burst retried whole.
+    #[test]
+    fn a_throttled_burst_halves_the_cap_once_and_its_retries_wait() {
+        let t = Throttle::new(8);
+        let burst: Vec<Slot> = (0..8).map(|_| t.enter(|| true).unwrap()).collect();
+        for slot in &burst {
+            t.ended(*slot, Ended::Throttled);
+        }
+        assert_eq!(t.now(), (4, 8), "halved once for the burst");
+        let asked = std::sync::atomic::AtomicUsize::new(0);
+        let retry = t.again(burst[0], || asked.fetch_add(1, Ordering::Relaxed) < 3);
+        assert_eq!(retry, None, "a retry with 7 in flight and a cap of 4 was sent");
+        assert_eq!(t.now(), (4, 7));
+        for slot in &burst[1..4] {
+            t.leave(*slot);
+        }
+        let retry = t.again(burst[4], || true).expect("room");
+        assert_eq!(retry, Slot { cap: 4, halvings: 1 });
+        // Its throttling halves the cap again: it was sent after the last halving.
+        t.ended(retry, Ended::Throttled);
+        assert_eq!(t.now(), (2, 4));
     }
 
     // Counts of one are singular (they said "1 damaged entries", "1 more were not made").
