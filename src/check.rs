@@ -197,7 +197,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     if s.stray {
         findings.extend(strays(&walked.pycache_files, &walked.pycache_links, &s.targets));
         findings.extend(legacy_strays(&walked.legacy_pycs, &s.targets));
-        findings.extend(prefix_strays(s, &walked.dirs, &cwd));
+        findings.extend(prefix_strays(s, &walked.dirs, &cwd, &mut walked.errors));
     }
     // A source's findings in the order the targets were given, as the summary lists them.
     findings.sort_by(|a, b| {
@@ -1173,7 +1173,12 @@ fn strays(pycs: &[PathBuf], linked: &[PathBuf], targets: &[Arc<Target>]) -> Vec<
 /// strays with or without a prefix; and below them, in the mirrors of directories since
 /// deleted that the walk would enter. Only the tags of the checked interpreters that use
 /// that prefix; a pyc is reported once, however many roots reach it.
-fn prefix_strays(s: &CheckSettings, dirs: &[(PathBuf, usize)], cwd: &Path) -> Vec<Finding> {
+fn prefix_strays(
+    s: &CheckSettings,
+    dirs: &[(PathBuf, usize)],
+    cwd: &Path,
+    errors: &mut Vec<crate::walk::WalkError>,
+) -> Vec<Finding> {
     let mut out = Vec::new();
     let (mut prefixes, mut seen) = (std::collections::HashSet::new(), std::collections::HashSet::new());
     // A directory's pycs are searched when its sources are walked (as `walk` lists a
@@ -1199,7 +1204,15 @@ fn prefix_strays(s: &CheckSettings, dirs: &[(PathBuf, usize)], cwd: &Path) -> Ve
             // (directory in the mirror, the same directory as the sources are spelled, depth)
             let mut stack = vec![(mirror, dir.clone(), *depth)];
             while let Some((dir, source_dir, depth)) = stack.pop() {
-                let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+                // A mirror directory that cannot be listed hides its strays: an error
+                // naming it (none for one that does not exist: nothing to list).
+                let entries = match std::fs::read_dir(&dir) {
+                    Ok(entries) => entries,
+                    Err(e) => {
+                        errors.extend(crate::walk::unlistable(&dir, e).filter(|_| seen.insert(dir.clone())));
+                        continue;
+                    }
+                };
                 for e in entries.filter_map(Result::ok) {
                     let path = e.path();
                     let Ok(kind) = e.file_type() else { continue };

@@ -108,6 +108,18 @@ pub enum WalkError {
         #[source]
         source: std::io::Error,
     },
+    /// A `__pycache__` (or a directory of a `--pycache-prefix` mirror) that `check --stray`
+    /// cannot list: its stray pycs cannot be known, so the run is not "all fresh".
+    #[error(
+        "cannot list `{}` to look for stray pycs: {}",
+        crate::report::shown(path),
+        crate::io::io_reason(source)
+    )]
+    Unlistable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Other(String),
     /// A line of an ignore file that could not be read (`--respect-gitignore`): a warning
@@ -135,7 +147,7 @@ impl WalkError {
             | WalkError::NotRegular(p)
             | WalkError::NoModuleName(p)
             | WalkError::Special(p, _) => Some(p),
-            WalkError::Io { path, .. } => Some(path),
+            WalkError::Io { path, .. } | WalkError::Unlistable { path, .. } => Some(path),
             WalkError::Other(_) | WalkError::IgnoreFile(_) => None,
         }
     }
@@ -151,7 +163,8 @@ impl WalkError {
         | WalkError::NotRegular(p)
         | WalkError::NoModuleName(p)
         | WalkError::Special(p, _)
-        | WalkError::Io { path: p, .. } = self
+        | WalkError::Io { path: p, .. }
+        | WalkError::Unlistable { path: p, .. } = self
             && let Ok(rest) = p.strip_prefix(".")
             && !rest.as_os_str().is_empty()
         {
@@ -1261,7 +1274,15 @@ fn walk_tree(
             if opts.max_depth.is_none_or(|m| offset + entry.depth() < m) {
                 if opts.collect_pycache {
                     let pycache = path.join("__pycache__");
-                    let pycs = list_pycs(&pycache, false);
+                    let pycs = match list_pycs(&pycache, false) {
+                        Ok(pycs) => pycs,
+                        Err(e) => {
+                            if let Some(e) = unlistable(&pycache, e) {
+                                found.lock().expect("walk lock").errors.push(e);
+                            }
+                            Vec::new()
+                        }
+                    };
                     let linked = !pycs.is_empty()
                         && std::fs::symlink_metadata(&pycache).is_ok_and(|m| m.file_type().is_symlink());
                     let mut found = found.lock().expect("walk lock");
@@ -1271,7 +1292,8 @@ fn walk_tree(
                     }
                 }
                 if opts.collect_legacy {
-                    let pycs = list_pycs(path, true);
+                    // (A directory that cannot be listed is the walk's own error.)
+                    let pycs = list_pycs(path, true).unwrap_or_default();
                     found.lock().expect("walk lock").legacy_pycs.extend(pycs);
                 }
             }
@@ -1339,19 +1361,30 @@ fn walk_tree(
 /// The entries named `*.pyc` in `dir` (only regular files with `files_only`), and the
 /// temporary files of pycs a write left there (`.m.cpython-312.pyc.a1B2c3.tmp`, see
 /// [`crate::write::temp_target`]), spelled under `dir` as given (`""` for the implied
-/// working directory); none when it cannot be read.
-fn list_pycs(dir: &Path, files_only: bool) -> Vec<PathBuf> {
-    let Ok(rd) = std::fs::read_dir(if dir.as_os_str().is_empty() { Path::new(".") } else { dir }) else {
-        return Vec::new();
-    };
+/// working directory), or why it cannot be listed.
+fn list_pycs(dir: &Path, files_only: bool) -> std::io::Result<Vec<PathBuf>> {
+    let rd = std::fs::read_dir(if dir.as_os_str().is_empty() { Path::new(".") } else { dir })?;
     let pyc_or_temp = |name: &[u8]| {
         name.ends_with(b".pyc") || crate::write::temp_target(name).is_some_and(|t| t.ends_with(b".pyc"))
     };
-    rd.filter_map(Result::ok)
+    Ok(rd
+        .filter_map(Result::ok)
         .filter(|e| pyc_or_temp(e.file_name().as_bytes()))
         .filter(|e| !files_only || e.file_type().is_ok_and(|t| t.is_file()))
         .map(|e| dir.join(e.file_name()))
-        .collect()
+        .collect())
+}
+
+/// The error of a directory of pycs (a `__pycache__`, a directory of a prefix's mirror)
+/// that `check --stray` could not list, or None when there is nothing to list: no such
+/// directory, not a directory, or a symbolic link that leads nowhere (each `check`'s
+/// finding for the pycs that belong there). One whose own parent cannot be searched is not
+/// seen at all (its sources are `unreadable`, or the parent is the walk's error).
+pub fn unlistable(dir: &Path, e: std::io::Error) -> Option<WalkError> {
+    let nothing = matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory)
+        || e.raw_os_error() == Some(libc::ELOOP);
+    (!nothing && std::fs::symlink_metadata(dir).is_ok())
+        .then(|| WalkError::Unlistable { path: dir.to_path_buf(), source: e })
 }
 
 /// What the walker's error means, or None for nothing worth saying. With `--follow` the

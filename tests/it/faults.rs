@@ -1265,6 +1265,77 @@ fn permission_problems_are_per_file_errors() {
     }
 }
 
+/// `check --stray` that cannot list a `__pycache__`, or a `--pycache-prefix` mirror of a
+/// directory walked (mode 711: searchable, so its pycs are checked, but not listable): its
+/// strays cannot be known, so the run is no "all fresh" but an error naming the directory
+/// and the reason (exit 1, as for a directory the walk cannot list); without `--stray`
+/// nothing needs listing and the run passes.
+#[test]
+fn check_stray_of_a_directory_it_cannot_list_is_an_error() {
+    let test = "faults::check_stray_unlistable";
+    if !is_root() || Command::new("setpriv").arg("--version").output().is_err() {
+        harness::visible(&format!("SKIPPED {test}: needs root and setpriv to run as another user"));
+        return;
+    }
+    let Some(py) = python_for_nobody() else {
+        harness::visible(&format!("SKIPPED {test}: no CPython 3.7+ that an unprivileged user can run"));
+        return;
+    };
+    let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
+    let tree = Tree::new();
+    std::fs::set_permissions(tree.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    tree.write("u/m.py", "x = 1\n");
+    let prefix = tree.path("pfx");
+    let prefix_arg = prefix.to_str().unwrap();
+    for layout in [&[][..], &["--pycache-prefix", prefix_arg][..]] {
+        let compile = tree.hashpyc().args(["compile", "-q", "u"]).args(layout).python(&py).run();
+        compile.assert_code(0);
+        let dir = match layout {
+            [] => tree.path("u/__pycache__"),
+            _ => prefix.join(tree.path("u").strip_prefix("/").unwrap()),
+        };
+        std::fs::write(dir.join(format!("gone.{tag}.pyc")), b"").unwrap();
+        let mut d = dir.clone();
+        while d.starts_with(tree.root()) && d != tree.root() {
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+            d.pop();
+        }
+        // As root the directory is listed: the stray is there.
+        let root_run = tree.hashpyc().args(["check", "--stray", "u"]).args(layout).python(&py).run();
+        root_run.assert_code(1);
+        assert!(root_run.stdout.contains(&format!("gone.{tag}.pyc")), "{}", root_run.stdout);
+
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711)).unwrap();
+        let mut args = vec!["check", "--stray", "u"];
+        args.extend(layout);
+        let run = as_nobody(&tree, &args, &py);
+        run.assert_code(1);
+        let shown = if layout.is_empty() { "u/__pycache__".to_string() } else { dir.display().to_string() };
+        assert!(
+            run.stderr
+                .contains(&format!("error: cannot list `{shown}` to look for stray pycs: permission denied")),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("(1 ok, 1 error)") && !run.stderr.contains("all fresh"),
+            "{}",
+            run.stderr
+        );
+        args.extend(["--format", "json"]);
+        let json = as_nobody(&tree, &args, &py);
+        json.assert_code(1);
+        assert!(json.stdout.contains(&format!(r#"{{"type":"error","path":"{shown}""#)), "{}", json.stdout);
+        assert!(json.stdout.contains(r#""errors":1"#), "{}", json.stdout);
+        // Without --stray, nothing needs listing.
+        let mut plain = vec!["check", "u"];
+        plain.extend(layout);
+        as_nobody(&tree, &plain, &py).assert_code(0);
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::remove_file(dir.join(format!("gone.{tag}.pyc"))).unwrap();
+    }
+}
+
 /// Under a process limit (`ulimit -u`, counted per user: a user id of its own here) too low
 /// for the threads and processes a run starts: never a panic (exit 101) nor a hang, never an
 /// `(os error N)`. A walk that cannot have its threads walks on one (`check` of nested roots
