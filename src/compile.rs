@@ -1470,7 +1470,8 @@ enum Obstacle {
 /// What would stop the run's compile of `source` writing the levels `write` of `pycs`, as
 /// the run would say it: the source cannot be read (the run reads it before compiling; read
 /// here once per source, into `read`, for every target), or a pyc's directory is not one
-/// (the run cannot create it once compiled). Nothing is created.
+/// (the run cannot create it once compiled), cannot be created (a read-only file system, no
+/// write permission, a path too long) or written in. Nothing is created.
 fn compile_obstacle(
     source: &Path,
     pycs: &[PathBuf],
@@ -1501,7 +1502,9 @@ fn compile_obstacle(
             use std::os::unix::ffi::OsStrExt;
             let source = if exists && !writable(dir) {
                 std::io::Error::last_os_error()
-            } else if pyc.file_name().is_some_and(|n| n.as_bytes().len() > crate::write::NAME_MAX) {
+            } else if pyc.file_name().is_some_and(|n| n.as_bytes().len() > crate::write::NAME_MAX)
+                || crate::write::path_too_long(pyc)
+            {
                 std::io::Error::from_raw_os_error(libc::ENAMETOOLONG)
             } else {
                 return None;
@@ -1516,11 +1519,17 @@ fn compile_obstacle(
             },
             Ok(_) => std::io::Error::from_raw_os_error(libc::EEXIST),
             Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => e,
-            Err(_) => match crate::write::broken_link(dir) {
+            Err(e) => match crate::write::broken_link(dir) {
                 Some(e) => e,
-                None => match cannot_write(false) {
-                    Some(o) => return Some(o),
-                    None => continue,
+                // `mkdir` fails as `stat` did: a path longer than PATH_MAX, a directory
+                // above that cannot be searched.
+                None if e.kind() != std::io::ErrorKind::NotFound => e,
+                None => match uncreatable(dir) {
+                    Some(e) => e,
+                    None => match cannot_write(false) {
+                        Some(o) => return Some(o),
+                        None => continue,
+                    },
                 },
             },
         };
@@ -1530,13 +1539,29 @@ fn compile_obstacle(
     None
 }
 
-/// Whether files can be created in `dir` (`access(2)` with `W_OK`: a read-only file system
-/// or no write permission fails, with the reason in `errno`).
+/// Whether files can be created in `dir` (`access(2)` with `W_OK | X_OK`: a read-only file
+/// system, an immutable directory (`chattr +i`, also for root), no write or search
+/// permission fails, with the reason in `errno`).
 fn writable(dir: &Path) -> bool {
     use std::os::unix::ffi::OsStrExt;
     let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else { return true };
     // SAFETY: `c` is a NUL-terminated path that outlives the call.
-    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+    unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
+}
+
+/// Why `create_dir_all` cannot create `dir`, which does not exist: the nearest directory
+/// above it that exists is not [`writable`] (a `__pycache__` in a read-only tree, a
+/// `--pycache-prefix` mirror under a directory the user cannot write in).
+fn uncreatable(dir: &Path) -> Option<std::io::Error> {
+    for above in dir.ancestors().skip(1) {
+        let above = if above.as_os_str().is_empty() { Path::new(".") } else { above };
+        match std::fs::metadata(above) {
+            Ok(m) if m.is_dir() => return (!writable(above)).then(std::io::Error::last_os_error),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            _ => return None,
+        }
+    }
+    None
 }
 
 /// The dry run's summary line, counting what the run would do as the run's summary line

@@ -72,6 +72,14 @@ pub fn broken_link(dir: &Path) -> Option<std::io::Error> {
 /// The longest file name (`NAME_MAX`).
 pub const NAME_MAX: usize = 255;
 
+/// Whether the write of `path` would fail `File name too long` for its length as a whole:
+/// its temporary file's path (the kernel's `PATH_MAX`, the final NUL included), as the
+/// path is spelled (a relative path is counted from the working directory, as the kernel
+/// counts it).
+pub fn path_too_long(path: &Path) -> bool {
+    temp_path(path).as_os_str().len() >= libc::PATH_MAX as usize
+}
+
 /// The random part of a temporary file's name.
 const RANDOM_LEN: usize = 6;
 

@@ -1336,6 +1336,87 @@ fn check_stray_of_a_directory_it_cannot_list_is_an_error() {
     }
 }
 
+/// `compile -n` where no `__pycache__` (or prefix mirror) exists yet and the run cannot
+/// create one: a read-only bind mount (root), a root-owned directory (as nobody), a
+/// `--pycache-prefix` mirror longer than PATH_MAX. The dry run exits 1 with the run's own
+/// error lines, as it does for a directory that exists and cannot be written in.
+#[test]
+fn dry_run_fails_where_the_run_cannot_create_the_pyc_directory() {
+    let test = "faults::dry_run_cannot_create";
+    if !is_root() || Command::new("setpriv").arg("--version").output().is_err() {
+        harness::visible(&format!("SKIPPED {test}: needs root and setpriv to run as another user"));
+        return;
+    }
+    let Some(py) = python_for_nobody() else {
+        harness::visible(&format!("SKIPPED {test}: no CPython 3.7+ that an unprivileged user can run"));
+        return;
+    };
+    let errors = |run: &harness::Run| -> Vec<String> {
+        run.stderr.lines().filter(|l| l.starts_with("error")).map(String::from).collect()
+    };
+    let tree = Tree::new();
+    std::fs::set_permissions(tree.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // As nobody, in a directory of root's (mode 755).
+    tree.write("rootowned/m.py", "x = 1\n");
+    let dry = as_nobody(&tree, &["compile", "-n", "rootowned"], &py);
+    let run = as_nobody(&tree, &["compile", "rootowned"], &py);
+    run.assert_code(1);
+    assert_eq!(errors(&run).len(), 1, "{}", run.stderr);
+    assert!(run.stderr.contains("cannot create directory `rootowned/__pycache__`: "), "{}", run.stderr);
+    dry.assert_code(1);
+    assert_eq!(errors(&dry), errors(&run), "{}", dry.stderr);
+    assert!(!dry.stdout.contains("(no pyc)"), "{}", dry.stdout);
+
+    // A --pycache-prefix whose mirror of the tree is longer than PATH_MAX (4096).
+    tree.write("src/m.py", "x = 1\n");
+    let prefix = tree.path(vec!["d".repeat(250); 17].join("/"));
+    let prefix_arg = prefix.to_str().unwrap();
+    let run = tree.hashpyc().args(["compile", "--pycache-prefix", prefix_arg, "src"]).python(&py).run();
+    run.assert_code(1);
+    assert!(
+        errors(&run).len() == 1 && errors(&run)[0].ends_with("/src`: File name too long"),
+        "{}",
+        run.stderr
+    );
+    let dry = tree.hashpyc().args(["compile", "-n", "--pycache-prefix", prefix_arg, "src"]).python(&py).run();
+    dry.assert_code(1);
+    assert_eq!(errors(&dry), errors(&run), "{}", dry.stderr);
+
+    // A read-only bind mount, where root's permissions do not help.
+    tree.write("rosrc/m.py", "x = 1\n");
+    let ro = tree.path("ro");
+    std::fs::create_dir(&ro).unwrap();
+    let mounted = Command::new("mount")
+        .arg("--bind")
+        .arg(tree.path("rosrc"))
+        .arg(&ro)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        harness::visible(&format!("SKIPPED {test} (read-only bind mount): cannot mount here"));
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(ro.clone());
+    assert!(Command::new("mount").args(["-o", "remount,ro,bind"]).arg(&ro).status().unwrap().success());
+    let dry = tree.hashpyc().args(["compile", "-n", "ro"]).python(&py).run();
+    let run = tree.hashpyc().args(["compile", "ro"]).python(&py).run();
+    run.assert_code(1);
+    assert_eq!(errors(&run).len(), 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cannot create directory `ro/__pycache__`: Read-only file system"),
+        "{}",
+        run.stderr
+    );
+    dry.assert_code(1);
+    assert_eq!(errors(&dry), errors(&run), "{}", dry.stderr);
+}
+
 /// Under a process limit (`ulimit -u`, counted per user: a user id of its own here) too low
 /// for the threads and processes a run starts: never a panic (exit 101) nor a hang, never an
 /// `(os error N)`. A walk that cannot have its threads walks on one (`check` of nested roots
