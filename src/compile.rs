@@ -1145,6 +1145,18 @@ fn record_results(
                 notes.add(path, 0, Some(t), text, Some(Event::failure(&f, false)));
             }
             UnitResult::Error(e) => unit_error(path, t, e, summary, notes, style),
+            // The pycs written before the level that failed are on disk: counted as
+            // written, the source once; the unit is the error.
+            UnitResult::PartlyWritten { written, cached, error } => {
+                summary.compiled_pycs += written;
+                if cached {
+                    summary.from_cache_pycs += written;
+                }
+                if last_compiled.replace(i) != Some(i) {
+                    summary.compiled_sources += 1;
+                }
+                unit_error(path, t, error, summary, notes, style);
+            }
             UnitResult::Vanished => vanished(path, summary, notes),
         }
     }
@@ -1351,7 +1363,13 @@ fn dry_run(
             {
                 match obstacle {
                     Obstacle::Vanished => vanished(&p.path, summary, notes),
-                    Obstacle::Error(e) => unit_error(&p.path, t, e, summary, notes, style),
+                    Obstacle::Error(e, written) => {
+                        // The levels the run writes before the one that fails count, as the run
+                        // counts them.
+                        summary.compiled_pycs += written;
+                        compiles |= written > 0;
+                        unit_error(&p.path, t, e, summary, notes, style);
+                    }
                 }
                 continue;
             }
@@ -1464,7 +1482,9 @@ fn dry_run(
 enum Obstacle {
     /// The source is gone (a notice, as in the run).
     Vanished,
-    Error(String),
+    /// The run's error, and how many of the levels to write the run writes before it fails
+    /// (a pyc name too long only at `opt-2`).
+    Error(String, usize),
 }
 
 /// What would stop the run's compile of `source` writing the levels `write` of `pycs`, as
@@ -1485,10 +1505,10 @@ fn compile_obstacle(
     });
     match readable {
         Err((std::io::ErrorKind::NotFound, _)) => return Some(Obstacle::Vanished),
-        Err((_, e)) => return Some(Obstacle::Error(e.clone())),
+        Err((_, e)) => return Some(Obstacle::Error(e.clone(), 0)),
         Ok(()) => {}
     }
-    for pyc in write.iter().map(|&l| &pycs[usize::from(l)]) {
+    for (written, pyc) in write.iter().map(|&l| &pycs[usize::from(l)]).enumerate() {
         let dir = match pyc.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => continue,
@@ -1510,7 +1530,7 @@ fn compile_obstacle(
                 return None;
             };
             let e = crate::write::WriteError::Write { path: pyc.to_path_buf(), source };
-            Some(Obstacle::Error(schedule::error_chain(&e)))
+            Some(Obstacle::Error(schedule::error_chain(&e), written))
         };
         let source = match std::fs::metadata(dir) {
             Ok(m) if m.is_dir() => match cannot_write(true) {
@@ -1534,7 +1554,7 @@ fn compile_obstacle(
             },
         };
         let e = crate::write::WriteError::CreateDir { path: dir.to_path_buf(), source };
-        return Some(Obstacle::Error(schedule::error_chain(&e)));
+        return Some(Obstacle::Error(schedule::error_chain(&e), written));
     }
     None
 }

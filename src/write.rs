@@ -224,7 +224,9 @@ fn write_all_vectored(file: &mut std::fs::File, parts: &[&[u8]]) -> std::io::Res
 /// equals the level before it becomes a hard link to that pyc (also when only the earlier
 /// level was rewritten, which broke an old link). The plan checked the pycs of `wanted`
 /// (`check_destination`); a level linked besides them is checked here. `dirs` remembers
-/// directories known to exist, to save system calls.
+/// directories known to exist, to save system calls. A level that cannot be written ends
+/// the unit with its error and the number of the levels of `wanted` written before it,
+/// which are on disk (a pyc name too long only at `opt-2`).
 #[allow(clippy::too_many_arguments)]
 pub fn write_unit(
     pycs: &[PathBuf],
@@ -234,7 +236,7 @@ pub fn write_unit(
     mode: u32,
     hardlink_dupes: bool,
     dirs: &mut std::collections::HashSet<PathBuf>,
-) -> Result<(), WriteError> {
+) -> Result<(), (usize, WriteError)> {
     if wanted.is_empty() {
         // Compiled only to learn its warnings (`-W error`): its pycs are fresh.
         return Ok(());
@@ -248,11 +250,15 @@ pub fn write_unit(
         }
         let path: &Path = &pycs[i];
         let dir = path.parent().unwrap_or(Path::new(""));
-        if duplicate {
-            hardlink_atomic(&pycs[i - 1], path)?;
+        let done = if duplicate {
+            hardlink_atomic(&pycs[i - 1], path)
         } else {
             let known = Known { dir_exists: dirs.contains(dir), checked: true };
-            write_atomic(path, &[header, body], mode, known)?;
+            write_atomic(path, &[header, body], mode, known)
+        };
+        if let Err(e) = done {
+            let before = (0..i).filter(|&l| written[l] && wanted.contains(&(l as u8))).count();
+            return Err((before, e));
         }
         written[i] = true;
         if !dirs.contains(dir) {

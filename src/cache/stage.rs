@@ -125,7 +125,10 @@ fn unit(l: &Lookups<'_>, src: usize, targets: &[usize]) -> (Results, Vec<usize>)
                 });
                 let r = match written {
                     Ok(()) => UnitResult::Cached { warnings },
-                    Err(e) => UnitResult::Error(error_chain(&e)),
+                    Err((0, e)) => UnitResult::Error(error_chain(&e)),
+                    Err((written, e)) => {
+                        UnitResult::PartlyWritten { written, cached: true, error: error_chain(&e) }
+                    }
                 };
                 done.push((src, t, r));
             }

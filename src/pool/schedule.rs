@@ -51,6 +51,13 @@ pub enum UnitResult {
     Failed(Box<super::CompileFailure>, pyc::SourceHash),
     /// The source could not be read, a pyc not written, or the worker failed.
     Error(String),
+    /// Compiled (or found in the cache), and a level's pyc could not be written after
+    /// `written` pycs of the levels before it were: those count, the error is the unit's.
+    PartlyWritten {
+        written: usize,
+        cached: bool,
+        error: String,
+    },
     /// The source vanished between the walk and the read.
     Vanished,
 }
@@ -1014,7 +1021,12 @@ impl<'a> Slot<'a> {
                     store(Ok((bodies, warnings.clone())));
                     UnitResult::Compiled { warnings }
                 }
-                Err(e) => UnitResult::Error(e),
+                Err((0, e)) => UnitResult::Error(e),
+                // Levels on disk: stored, as they are the cache's to serve next time.
+                Err((written, error)) => {
+                    store(Ok((bodies, warnings)));
+                    UnitResult::PartlyWritten { written, cached: false, error }
+                }
             },
         }))
     }
@@ -1042,7 +1054,13 @@ impl<'a> Slot<'a> {
     }
 
     /// Write the levels the plan asks for (the compiled prefix's others are fresh).
-    fn write(&mut self, src: usize, t: usize, source: &[u8], bodies: &[Vec<u8>]) -> Result<(), String> {
+    fn write(
+        &mut self,
+        src: usize,
+        t: usize,
+        source: &[u8],
+        bodies: &[Vec<u8>],
+    ) -> Result<(), (usize, String)> {
         let s = self.sh.s;
         let plan = &s.plans[src];
         let target = &s.specs[t].target;
@@ -1061,7 +1079,7 @@ impl<'a> Slot<'a> {
             s.hardlink_dupes,
             &mut self.dirs,
         )
-        .map_err(|e| error_chain(&e))
+        .map_err(|(written, e)| (written, error_chain(&e)))
     }
 
     fn worker(&mut self, t: usize) -> Result<&mut Worker, WorkerFailure> {

@@ -1894,3 +1894,59 @@ fn dry_run_fails_where_the_run_fails_to_write() {
     run.assert_code(1);
     assert_eq!(errors(&run), want, "{}", run.stderr);
 }
+
+// A source whose opt-0 pyc name fits NAME_MAX and whose opt-2 one does not: the opt-0 pyc
+// is written and counted (and stored in the cache, which serves it next time), the opt-2
+// level is the error; the dry run counts as the run.
+#[test]
+fn a_level_written_before_one_that_fails_is_counted() {
+    let Some(py) = harness::any_python("compile::a_level_written_before_one_that_fails_is_counted") else {
+        return;
+    };
+    let tree = Tree::new();
+    let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
+    // opt-0's name fits, `.opt-2` makes it longer than 255 bytes.
+    let stem = "b".repeat(255 - ".".len() - tag.len() - ".pyc".len() - 1);
+    tree.write(format!("ln/{stem}.py"), "x = 1\n");
+    let cache = tempfile::tempdir().unwrap();
+    let args = [
+        "compile",
+        "--format",
+        "json",
+        "-o",
+        "0",
+        "-o",
+        "2",
+        "--cache",
+        cache.path().to_str().unwrap(),
+        "ln",
+    ];
+    let summary = |run: &harness::Run| -> serde_json::Value {
+        let last = run.stdout.lines().last().unwrap_or_default();
+        serde_json::from_str(last).unwrap_or_else(|_| panic!("{}", run.stdout))
+    };
+    let dry = tree.hashpyc().args(["compile", "-n"]).args(&args[1..]).python(py).run();
+    let run = tree.hashpyc().args(args).python(py).run();
+    run.assert_code(1);
+    dry.assert_code(1);
+    assert!(run.stdout.contains(&format!(".{tag}.opt-2.pyc`: File name too long")), "{}", run.stdout);
+    let on_disk = tree.pycs();
+    assert_eq!(on_disk, [PathBuf::from(format!("ln/__pycache__/{stem}.{tag}.pyc"))]);
+    let (s, d) = (summary(&run), summary(&dry));
+    assert_eq!(
+        (s["compiled_sources"].as_u64(), s["compiled_pycs"].as_u64(), s["errors"].as_u64()),
+        (Some(1), Some(on_disk.len() as u64), Some(1)),
+        "{s}"
+    );
+    for key in ["compiled_sources", "compiled_pycs", "errors"] {
+        assert_eq!(d[key], s[key], "{key}: {d}");
+    }
+    // Stored: the next run writes the same pyc from the cache.
+    let pyc = tree.read(&on_disk[0]);
+    std::fs::remove_file(tree.path(&on_disk[0])).unwrap();
+    let again = tree.hashpyc().args(args).python(py).run();
+    again.assert_code(1);
+    let a = summary(&again);
+    assert_eq!((a["compiled_pycs"].as_u64(), a["from_cache_pycs"].as_u64()), (Some(1), Some(1)), "{a}");
+    assert_eq!(tree.read(&on_disk[0]), pyc);
+}
