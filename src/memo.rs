@@ -337,8 +337,10 @@ impl Memo {
         }
     }
 
-    /// Write the memo back if it changed; a failure only costs a compile next time.
-    pub fn save(mut self) {
+    /// Write the memo back if it changed; a failure only costs a compile next time, and is
+    /// returned (the first, when both files fail) for the run to warn of once.
+    pub fn save(mut self) -> Option<crate::write::WriteError> {
+        let mut failed = None;
         if let Some(mut clean) = self.clean.take()
             && !self.clean_touched.is_empty()
         {
@@ -349,10 +351,10 @@ impl Memo {
                 }
             }
             (merged.version, merged.hashpyc) = stamp();
-            write_json(&self.clean_path, &merged);
+            failed = write_json(&self.clean_path, &merged).err();
         }
         if self.touched.is_empty() {
-            return;
+            return failed;
         }
         // What other runs saved since this one loaded stays; this run's paths are its own.
         let mut merged = read(&self.path);
@@ -367,7 +369,8 @@ impl Memo {
             };
         }
         (merged.version, merged.hashpyc) = stamp();
-        write_json(&self.path, &merged);
+        let last = write_json(&self.path, &merged).err();
+        failed.or(last)
     }
 }
 
@@ -390,11 +393,10 @@ fn read_json<T: serde::de::DeserializeOwned + Default>(path: &Path, version: fn(
 }
 
 /// Write a file of the state directory atomically (creating the directory when it is
-/// missing); a failure only costs a compile next time.
-fn write_json<T: Serialize>(path: &Path, value: &T) {
-    if let Ok(text) = serde_json::to_string(value) {
-        let _ = crate::write::write_atomic(path, &[text.as_bytes()], 0o644, Default::default());
-    }
+/// missing); a failure (a full disk) only costs a compile next time.
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), crate::write::WriteError> {
+    let Ok(text) = serde_json::to_string(value) else { return Ok(()) };
+    crate::write::write_atomic(path, &[text.as_bytes()], 0o644, Default::default())
 }
 
 /// The memo file at `path`, or an empty one when it is missing, unreadable or of another

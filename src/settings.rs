@@ -345,7 +345,7 @@ fn misnamed_variables() -> Option<String> {
 /// directory is read-only (`docker run --read-only`, a build user without a home): only
 /// `-v` mentions it. `HASHPYC_NO_STATE=1`, a choice, says nothing.
 fn unusable_state_dir(command: &str, verbose: bool) -> Option<String> {
-    let explicit = std::env::var_os("HASHPYC_STATE_DIR").is_some_and(|v| !v.is_empty());
+    let explicit = target::state_dir_set();
     if !explicit && !verbose {
         return None;
     }

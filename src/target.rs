@@ -950,6 +950,12 @@ pub fn state_dir() -> Option<PathBuf> {
     set("HOME").map(|h| PathBuf::from(h).join(".cache").join("hashpyc"))
 }
 
+/// Whether `HASHPYC_STATE_DIR` names the state directory (set and not empty): its problems
+/// are warnings, the default location's only under `-v`.
+pub fn state_dir_set() -> bool {
+    std::env::var_os("HASHPYC_STATE_DIR").is_some_and(|v| !v.is_empty())
+}
+
 /// Why the state directory `dir` cannot be used, or None when it can: it is created when
 /// missing (as the first probe would create it), and must be a directory hashpyc may
 /// write in. Probes and remembered failures written to an unusable one are dropped.

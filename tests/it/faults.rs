@@ -1636,6 +1636,62 @@ fn a_full_disk_fails_cleanly_and_keeps_the_old_pyc() {
     }
 }
 
+/// A state directory that passes the check before the run (it exists, it may be written
+/// in) on a filesystem that is full: the compile failures the run found cannot be
+/// remembered; one warning naming the directory and the reason, however many interpreters
+/// (one memo file each) failed to save, and the run's exit status is the compile's.
+#[test]
+fn a_state_directory_on_a_full_disk_is_one_warning() {
+    let test = "faults::state_dir_full";
+    let pythons: Vec<&Python> = harness::pythons().values().filter(|p| p.minor >= (3, 7)).take(2).collect();
+    if pythons.is_empty() {
+        harness::visible(&format!("SKIPPED {test}: no CPython found"));
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(mnt)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        harness::visible(&format!("SKIPPED {test}: cannot mount a small tmpfs here (needs root)"));
+        return;
+    }
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _guard = Unmount(mnt);
+    let state = mnt.join("state");
+    std::fs::create_dir(&state).unwrap();
+    let mut f = std::fs::File::create(mnt.join("filler")).unwrap();
+    use std::io::Write;
+    while f.write_all(&[0u8; 4096]).is_ok() {}
+    drop(f);
+    let tree = Tree::new();
+    tree.write("sf/bad.py", "def f(:\n");
+    tree.write("sf/bad2.py", "x = (\n");
+    let mut cmd = tree.hashpyc().args(["compile", "sf"]).env("HASHPYC_STATE_DIR", &state);
+    for py in &pythons {
+        cmd = cmd.python(py);
+    }
+    let run = cmd.run();
+    run.assert_code(1);
+    let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.contains("state directory")).collect();
+    assert_eq!(warnings.len(), 1, "{}", run.stderr);
+    assert!(
+        warnings[0]
+            .starts_with(&format!("warning: the state directory `{}` cannot be written", state.display()))
+            && warnings[0].contains("No space left on device"),
+        "{}",
+        run.stderr
+    );
+}
+
 /// A file-size limit (`ulimit -f`) below one pyc's size: the write of that pyc fails with
 /// an error naming it ("File too large"), as CPython's own writes do, instead of SIGXFSZ
 /// killing the run mid-write (silent, exit 153, its temporary file left and the files after
