@@ -837,10 +837,11 @@ fn a_rate_limiting_server_gets_fewer_requests_and_stays_on() {
     assert!(said > 0, "nothing said of the throttling");
     assert!(warmed > 0, "round 2 found nothing round 1 uploaded");
     // A throttled burst backs off: most lookups of the second round are answered (here
-    // 93 of 660 were throttled through; 60 to 115 of each build's 132 before).
+    // 88 to 100 of about 660 were throttled through; 455 of 660, 60 to 115 of each build's
+    // 132, before). Half, not less: the share moves with the machine's load.
     let lookups = 5 * machines[0].1.1.len() as u64;
     assert!(
-        throttled_again * 3 < lookups,
+        throttled_again * 2 < lookups,
         "round 2: {throttled_again} of about {lookups} lookups throttled through"
     );
 }
