@@ -443,6 +443,27 @@ pub fn parse_python_arg(s: OsString) -> Result<OsString, String> {
     if s.is_empty() { Err("an empty interpreter name".into()) } else { Ok(s) }
 }
 
+/// `--exclude GLOB`: text; a glob that is not UTF-8 is refused naming the flag (clap's own
+/// refusal names none), with the glob that matches such a name.
+pub fn parse_glob_arg(s: OsString) -> Result<String, String> {
+    s.into_string().map_err(|s| {
+        format!(
+            "{} is not UTF-8: a glob is text; `?` matches a byte of a name that is not UTF-8",
+            crate::report::shown(std::path::Path::new(&s))
+        )
+    })
+}
+
+/// `--exclude-regex REGEX`: text, as [`parse_glob_arg`].
+pub fn parse_regex_arg(s: OsString) -> Result<String, String> {
+    s.into_string().map_err(|s| {
+        format!(
+            "{} is not UTF-8: a regular expression is text; `.` matches a byte of a name that is not UTF-8",
+            crate::report::shown(std::path::Path::new(&s))
+        )
+    })
+}
+
 /// `--cache-url URL`: anything but the empty string (or only whitespace, which is removed
 /// around a URL), refused as the `cache-url` key refuses it.
 pub fn parse_cache_url_arg(s: &str) -> Result<String, String> {
@@ -726,7 +747,8 @@ pub struct SelectArgs {
     /// is matched relative to the current directory, with or without a configuration file
     /// (the configuration's `exclude` globs relative to the file's directory, as ruff
     /// anchors them). Replaces the configuration's `exclude`.
-    #[arg(long, value_name = "GLOB", help_heading = "Selection")]
+    #[arg(long, value_name = "GLOB", help_heading = "Selection",
+          value_parser = clap::builder::TypedValueParser::try_map(clap::builder::OsStringValueParser::new(), parse_glob_arg))]
     pub exclude: Vec<String>,
 
     /// Apply `--exclude` and `--exclude-regex` to the paths named on the command line or
@@ -755,7 +777,8 @@ pub struct SelectArgs {
     /// `./src/m.py` under `.`; so `(^|/)fixtures/`, not `/fixtures/`, skips a top-level
     /// `fixtures` directory in both). Applies to files named on the command line or stdin
     /// too, as compileall's does; the summary counts them.
-    #[arg(short = 'x', long, value_name = "REGEX", help_heading = "Selection")]
+    #[arg(short = 'x', long, value_name = "REGEX", help_heading = "Selection",
+          value_parser = clap::builder::TypedValueParser::try_map(clap::builder::OsStringValueParser::new(), parse_regex_arg))]
     pub exclude_regex: Option<String>,
 
     /// Do not descend into subdirectories (same as `--max-depth 1`; cannot be combined with

@@ -298,7 +298,7 @@ impl<'de> Deserialize<'de> for ExcludeRegex {
         if re.is_empty() {
             return Err(serde::de::Error::custom("an empty expression would skip everything"));
         }
-        regex::bytes::Regex::new(&re).map_err(|e| {
+        regex::Regex::new(&re).map_err(|e| {
             let last = e.to_string().lines().last().unwrap_or_default().trim().to_string();
             let first = last.trim_start_matches("error: ").to_string();
             serde::de::Error::custom(format!("invalid regular expression `{re}`: {first}"))

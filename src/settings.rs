@@ -825,10 +825,9 @@ pub fn resolve_paths(paths: &[OsString], input: &InputArgs) -> Result<Vec<PathBu
 
 pub fn walk_options(sel: &SelectArgs, jobs: usize) -> Result<WalkOptions, Error> {
     let exclude_regex = match &sel.exclude_regex {
-        Some(re) => Some(
-            regex::bytes::Regex::new(re)
-                .map_err(|e| Error::Usage(format!("invalid --exclude-regex: {e}")))?,
-        ),
+        Some(re) => {
+            Some(regex::Regex::new(re).map_err(|e| Error::Usage(format!("invalid --exclude-regex: {e}")))?)
+        }
         None => None,
     };
     if sel.exclude_regex.as_deref() == Some("") {

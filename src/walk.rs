@@ -34,7 +34,8 @@ pub struct WalkOptions {
     /// The directory `exclude_globs` are relative to, when not the current directory (a
     /// configuration file's).
     pub exclude_base: Option<PathBuf>,
-    pub exclude_regex: Option<regex::bytes::Regex>,
+    /// Matched against [`regex_subject`], the path as compileall's `-x` sees it.
+    pub exclude_regex: Option<regex::Regex>,
     /// Apply the excludes to the roots themselves (`--force-exclude`).
     pub force_exclude: bool,
     /// No path was given: the one root is the working directory, implied, and paths are
@@ -823,7 +824,30 @@ fn first_spellings<T>(
 }
 
 fn excluded_by_regex(path: &Path, opts: &WalkOptions) -> bool {
-    opts.exclude_regex.as_ref().is_some_and(|re| re.is_match(path.as_os_str().as_bytes()))
+    opts.exclude_regex.as_ref().is_some_and(|re| re.is_match(&regex_subject(path.as_os_str().as_bytes())))
+}
+
+/// The first of the 128 characters [`regex_subject`] puts for the bytes 0x80–0xFF that are
+/// not UTF-8: U+10DC80, in a private-use plane, as Python's surrogateescape puts U+DC80.
+const ESCAPED_BYTE_BASE: u32 = 0x10_DC00;
+
+/// `name` as the text compileall's `-x` searches: Python decodes a file name with
+/// surrogateescape, each byte that is not UTF-8 one lone surrogate (U+DC80 + byte - 0x80),
+/// which `.`, `[^/]` and `\S` match and `\w` does not. A Rust string holds no surrogate,
+/// so each such byte becomes one private-use character (U+10DC80 + byte - 0x80) that
+/// matches the same classes; a name that is UTF-8 is searched as it is.
+pub fn regex_subject(name: &[u8]) -> std::borrow::Cow<'_, str> {
+    if let Ok(s) = std::str::from_utf8(name) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(name.len() * 2);
+    for chunk in name.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for &b in chunk.invalid() {
+            out.push(char::from_u32(ESCAPED_BYTE_BASE + u32::from(b)).unwrap_or(char::REPLACEMENT_CHARACTER));
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// `path` against `cwd` with `.` and `..` resolved lexically, for matching globs that are

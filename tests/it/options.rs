@@ -429,6 +429,45 @@ per_python!(selection, min = (3, 9), |py: &Python| {
     assert!(outside.path("ext/__pycache__").is_dir() || tree.path("linked/__pycache__").is_dir());
 });
 
+// `-x` matches a name that is not UTF-8 as compileall's does: Python decodes it with
+// surrogateescape, a byte that is not UTF-8 one character that `.`, `[^/]` and `\S` match
+// and `\w` does not. A glob that is not UTF-8 is refused naming `--exclude`.
+per_python!(exclude_regex_matches_names_that_are_not_utf8, min = (3, 9), |py: &Python| {
+    use std::os::unix::ffi::OsStrExt;
+    let tree = Tree::new();
+    let name = |b: &[u8]| PathBuf::from(std::ffi::OsStr::from_bytes(b));
+    tree.write("rx/cafe.py", "x = 1\n");
+    tree.write(name(b"rx/caf\xe9.py"), "x = 2\n");
+    tree.write(name(b"rx/caf\xe9x\xe9.py"), "x = 3\n");
+    tree.write("rx/other.py", "x = 4\n");
+    for re in
+        ["rx/caf[^/]*$", "caf.\\.py", "caf\\w\\.py", "caf\\S\\.py", "(?i)CAF.X.\\.py", "^rx/[a-z]*\\.py$"]
+    {
+        same_as_compileall(py, &tree, &["-x", re, "rx"], &["-x", re, "rx"], &[]);
+    }
+    let refused = tree
+        .hashpyc()
+        .args(["compile", "-q", "--exclude"])
+        .arg(name(b"caf\xe9.py"))
+        .python(py)
+        .arg("rx")
+        .run();
+    refused.assert_code(2);
+    assert!(
+        refused.stderr.contains("'--exclude <GLOB>': \"caf\\xE9.py\" is not UTF-8: a glob is text"),
+        "{}",
+        refused.stderr
+    );
+    // The glob the message offers skips it.
+    tree.hashpyc().args(["compile", "-q", "--exclude", "caf?.py"]).python(py).arg("rx").run().assert_code(0);
+    let written: Vec<PathBuf> = take_outputs(&[tree.root()]).into_keys().collect();
+    let stems: Vec<Vec<u8>> = written
+        .iter()
+        .map(|p| p.file_name().unwrap().as_bytes().split(|&b| b == b'.').next().unwrap().to_vec())
+        .collect();
+    assert_eq!(stems, vec![b"caf\xe9x\xe9".to_vec(), b"other".to_vec()], "{written:?}");
+});
+
 // A single-valued flag given twice takes its last value, as compileall's argparse options
 // do (`-r`, `-x`, `-d`), while `-o` keeps collecting every level, as compileall's does.
 per_python!(repeated_flags_take_the_last_value, min = (3, 9), |py: &Python| {
