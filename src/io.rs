@@ -9,16 +9,20 @@ pub fn read_source_into(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<()> {
     buf.clear();
     // Walked entries are regular files; O_NONBLOCK keeps a FIFO that appeared since from
     // blocking the run.
-    use std::os::unix::fs::OpenOptionsExt;
-    let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
+    let f = open_nonblocking(path)?;
     read_to_end_direct(&f, buf)
 }
 
 /// Open `path` for reading without ever blocking: a FIFO (or a device) where a pyc or a
 /// source should be must not hang the run, as opening a FIFO with no writer does.
+/// A socket cannot be opened at all (ENXIO, "No such device or address"), nor can a
+/// device without a driver: either is [`not_regular`], as a FIFO is once opened.
 pub fn open_nonblocking(path: &Path) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)
+    std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(|e| {
+        let special = || std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir());
+        if e.raw_os_error() == Some(libc::ENXIO) && special() { not_regular() } else { e }
+    })
 }
 
 /// The error for a path that is not a regular file (a FIFO, a socket, a device).

@@ -2508,6 +2508,31 @@ fn an_unreadable_source_without_its_pyc_is_unreadable() {
     }
 }
 
+// A pyc path that is a Unix socket is "not a regular file", as a FIFO or a device is
+// (README, inspect), for `check`, `inspect` and `compile` alike: opening a socket fails
+// with ENXIO, which was reported as "No such device or address".
+#[test]
+fn a_pyc_that_is_a_socket_is_not_a_regular_file() {
+    let Some(py) = crate::harness::any_python("check::a_pyc_that_is_a_socket_is_not_a_regular_file") else {
+        return;
+    };
+    let tree = Tree::new();
+    tree.write("m.py", "x = 1\n");
+    let pyc = format!("__pycache__/m.cpython-{}{}.pyc", py.minor.0, py.minor.1);
+    std::fs::create_dir(tree.path("__pycache__")).unwrap();
+    let _socket = std::os::unix::net::UnixListener::bind(tree.path(&pyc)).unwrap();
+    let check = tree.hashpyc().arg("check").python(py).run();
+    check.assert_code(1);
+    assert!(check.stdout.contains("unreadable m.py: pyc: not a regular file\n"), "{check:?}");
+    let github = tree.hashpyc().args(["check", "--format", "github"]).python(py).run();
+    assert!(github.stdout.contains(": pyc: not a regular file - remove it ("), "{github:?}");
+    let inspect = tree.hashpyc().arg("inspect").arg(&pyc).run();
+    assert!(inspect.stdout.contains("  error: not a regular file\n"), "{inspect:?}");
+    let compile = tree.hashpyc().arg("compile").python(py).run();
+    compile.assert_code(1);
+    assert!(compile.stderr.contains("exists and is not a regular file"), "{compile:?}");
+}
+
 // A pyc path that is not a regular file (a directory, a FIFO) is `unreadable`, and
 // `compile` refuses to replace it: the GitHub annotation's advice must be one that works.
 // It said "run `hashpyc compile` to fix", which then fails (`exists and is not a regular
