@@ -100,8 +100,8 @@ impl Style {
 /// A path as the text outputs show it, always on one line: as it is when it is UTF-8 with
 /// no control character (and does not start with `"`), else quoted and escaped as Rust's
 /// `{:?}` writes a path: `"./a\nb.py"`, `"./caf\xE9.py"` — `\n`, `\r`, `\t`, `\\` and `\"`;
-/// `\u{1b}` for any other control character and for the line and paragraph separators
-/// U+2028 and U+2029; `\xE9` for each byte that is not UTF-8. So no file name can break a
+/// `\u{1b}` for any other control character, for the line and paragraph separators
+/// U+2028 and U+2029 and for format characters (`\u{202e}`, `\u{200b}`, `\u{feff}`); `\xE9` for each byte that is not UTF-8. So no file name can break a
 /// line-oriented reader, forge a line of output or lose its bytes, and a name that needs
 /// none of this (nearly all) is shown unchanged. JSON keeps paths exact ([`json_path`]).
 pub fn shown(path: &Path) -> std::borrow::Cow<'_, str> {
@@ -113,9 +113,40 @@ pub fn shown(path: &Path) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// The characters [`shown`] never prints raw.
+/// The characters [`shown`] never prints raw: control characters, the line and paragraph
+/// separators, and the format characters (general category Cf), which are invisible or
+/// reorder the text around them (the bidi overrides U+202E, U+2066–U+2069 of Trojan
+/// Source; U+200B, U+FEFF): a name holding one is not what it looks like.
 fn escaped(c: char) -> bool {
-    c.is_control() || c == '\u{2028}' || c == '\u{2029}'
+    c.is_control() || c == '\u{2028}' || c == '\u{2029}' || is_format(c)
+}
+
+/// Unicode's general category Cf (Unicode 16.0).
+fn is_format(c: char) -> bool {
+    const CF: &[(char, char)] = &[
+        ('\u{ad}', '\u{ad}'),
+        ('\u{600}', '\u{605}'),
+        ('\u{61c}', '\u{61c}'),
+        ('\u{6dd}', '\u{6dd}'),
+        ('\u{70f}', '\u{70f}'),
+        ('\u{890}', '\u{891}'),
+        ('\u{8e2}', '\u{8e2}'),
+        ('\u{180e}', '\u{180e}'),
+        ('\u{200b}', '\u{200f}'),
+        ('\u{202a}', '\u{202e}'),
+        ('\u{2060}', '\u{2064}'),
+        ('\u{2066}', '\u{206f}'),
+        ('\u{feff}', '\u{feff}'),
+        ('\u{fff9}', '\u{fffb}'),
+        ('\u{110bd}', '\u{110bd}'),
+        ('\u{110cd}', '\u{110cd}'),
+        ('\u{13430}', '\u{1343f}'),
+        ('\u{1bca0}', '\u{1bca3}'),
+        ('\u{1d173}', '\u{1d17a}'),
+        ('\u{e0001}', '\u{e0001}'),
+        ('\u{e0020}', '\u{e007f}'),
+    ];
+    u32::from(c) >= 0xad && CF.iter().any(|&(a, b)| (a..=b).contains(&c))
 }
 
 fn quoted(bytes: &[u8]) -> String {

@@ -239,6 +239,41 @@ per_python!(json_output_keeps_non_utf8_paths, min = (3, 11), |py: &Python| {
     }
 });
 
+// Format characters (Unicode category Cf) in names are escaped as control characters are:
+// a bidi override (U+202E, U+2067: Trojan Source), a zero-width space and a BOM were
+// printed raw, so `evil\u{202e}gnp.py` showed as `evilyp.png`. JSON keeps them exact.
+#[test]
+fn format_characters_in_names_are_escaped() {
+    let Some(py) = harness::any_python("first_hour::format_characters_in_names_are_escaped") else {
+        return;
+    };
+    let tree = Tree::new();
+    let names =
+        ["evil\u{202e}gnp.py", "rtl\u{2067}x.py", "zw\u{200b}sp.py", "\u{feff}bom.py", "soft\u{ad}hy.py"];
+    for name in names {
+        tree.write(name, "x = 1\n");
+    }
+    let raw = |out: &str| {
+        out.chars().any(|c| ['\u{202e}', '\u{2067}', '\u{200b}', '\u{feff}', '\u{ad}'].contains(&c))
+    };
+    let check = tree.hashpyc().arg("check").python(py).arg(".").run();
+    check.assert_code(1);
+    let json = tree.hashpyc().args(["check", "--format", "json"]).python(py).arg(".").run();
+    json.assert_code(1);
+    let compile = tree.hashpyc().args(["compile", "-v"]).python(py).arg(".").run();
+    compile.assert_code(0);
+    for name in names {
+        let escaped = format!("{:?}", format!("./{name}"));
+        let finding = |l: &str| l.starts_with("missing ") && l.ends_with(&format!(" {escaped}"));
+        assert!(check.stdout.lines().any(finding), "{escaped}\n{check:?}");
+        assert!(compile.stderr.contains(&format!("compiled `{escaped}`")), "{escaped}\n{compile:?}");
+    }
+    assert!(!raw(&check.stdout) && !raw(&check.stderr) && !raw(&compile.stderr), "{check:?}\n{compile:?}");
+    for name in names {
+        assert!(json.stdout.contains(&format!("\"./{name}\"")), "{name:?}\n{}", json.stdout);
+    }
+}
+
 // File names with a newline, a carriage return, a tab or a terminal escape (and one that is
 // not UTF-8) are shown quoted and escaped in the text outputs, as Rust's `{:?}` writes them
 // (`"./new\nline.py"`), so every output stays one line per file and no name forges a line;
