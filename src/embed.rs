@@ -102,7 +102,7 @@ pub fn strip_missed_message(embed: &Embed, count: usize, example: &Path) -> Stri
         Some(without) if !without.is_empty() && !without.ends_with(b"/") => format!(
             " (split at each `/`, as compileall 3.13+ splits it, the trailing `/` is an empty \
              last component that no path has: give `{}`)",
-            OsStr::from_bytes(without).to_string_lossy()
+            crate::report::shown(Path::new(OsStr::from_bytes(without)))
         ),
         _ => String::new(),
     };

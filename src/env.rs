@@ -27,7 +27,12 @@ pub const CHECK: &[&str] = &[NO_CACHE, NO_STATE];
 pub fn flag(name: &str) -> Result<bool, String> {
     let Some(value) = std::env::var_os(name).filter(|v| !v.is_empty()) else { return Ok(false) };
     clap::builder::BoolishValueParser::new().parse_ref(&clap::Command::new("hashpyc"), None, &value).map_err(
-        |_| format!("invalid value '{}' for {name}: value was not a boolean", value.to_string_lossy()),
+        |_| {
+            format!(
+                "invalid value '{}' for {name}: value was not a boolean",
+                crate::report::shown(std::path::Path::new(&value))
+            )
+        },
     )
 }
 
@@ -70,7 +75,7 @@ pub fn check_choices(vars: &[(&str, &[&str])]) -> Result<(), String> {
             let list: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
             return Err(format!(
                 "invalid value '{}' for {name}: expected {}",
-                value.to_string_lossy(),
+                crate::report::shown(std::path::Path::new(&value)),
                 list.join(" or ")
             ));
         }

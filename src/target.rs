@@ -206,8 +206,8 @@ impl Target {
 
 #[derive(Debug, Error)]
 pub enum TargetError {
-    #[error("Python interpreter `{}` not found on PATH", crate::report::shown(std::path::Path::new(.0)))]
-    NotFound(String),
+    #[error("Python interpreter `{}` not found on PATH", crate::report::shown(.0))]
+    NotFound(PathBuf),
     #[error("Python interpreter `{}` does not exist", crate::report::shown(.0))]
     Missing(PathBuf),
     #[error(
@@ -412,7 +412,7 @@ pub fn resolve_executable(name: &OsStr) -> Result<PathBuf, TargetError> {
             return Ok(absolute(candidate));
         }
     }
-    Err(TargetError::NotFound(name.to_string_lossy().into_owned()))
+    Err(TargetError::NotFound(PathBuf::from(name)))
 }
 
 fn is_executable_file(p: &Path) -> bool {

@@ -219,7 +219,7 @@ pub fn settle_seconds() -> Result<u64, String> {
         Some(v) => v.to_str().and_then(|t| t.trim().parse::<u64>().ok()).ok_or_else(|| {
             format!(
                 "invalid HASHPYC_SETTLE_SECONDS `{}`: expected a whole number of seconds (default {SETTLE_SECONDS})",
-                v.to_string_lossy()
+                crate::report::shown(std::path::Path::new(&v))
             )
         }),
     }

@@ -6,6 +6,7 @@
 //! modules named like the standard library's in the working directory, and `--python 3.12` taken
 //! as a file name where uv takes a version.
 
+use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -1941,6 +1942,49 @@ fn operational_paths_stay_on_one_line() {
     let run = tree.hashpyc().args(["compile", "--python", missing, "m.py"]).run();
     run.assert_code(2);
     assert!(run.stderr.contains(&quoted_end(missing)) && !forged(&run.stderr, "such"), "{}", run.stderr);
+    // A name looked up on PATH that is not UTF-8 keeps its bytes (it became U+FFFD).
+    let run = tree
+        .hashpyc()
+        .arg("compile")
+        .arg("--python")
+        .arg(OsStr::from_bytes(b"py\xff\nthon"))
+        .arg("m.py")
+        .run();
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("`\"py\\xFF\\nthon\"` not found on PATH") && !forged(&run.stderr, "thon"),
+        "{}",
+        run.stderr
+    );
+
+    // The `--strip-prefix` warning's advice, the prefix without its trailing `/`, printed
+    // the name raw: a newline split the warning, a byte not UTF-8 became U+FFFD.
+    for dir in [&b"s\nd"[..], b"s\xffd"] {
+        let dir = Path::new(OsStr::from_bytes(dir));
+        tree.write(dir.join("m.py"), "x = 1\n");
+        let strip = [dir.as_os_str().as_bytes(), b"/"].concat();
+        let run = tree
+            .hashpyc()
+            .args(["compile", "-n", "-s"])
+            .arg(OsStr::from_bytes(&strip))
+            .python(py)
+            .arg(dir)
+            .run();
+        run.assert_code(0);
+        let warning =
+            run.stderr.lines().find(|l| l.starts_with("warning: --strip-prefix")).unwrap_or_default();
+        assert!(warning.contains(&format!("give `{dir:?}`); their paths")), "{}", run.stderr);
+        assert!(!forged(&run.stderr, "d`)") && !run.stderr.contains('\u{fffd}'), "{}", run.stderr);
+    }
+
+    // A variable's value in its error.
+    let run = tree.hashpyc().args(["check", "m.py"]).env("HASHPYC_NO_CACHE", "x\ny").python(py).run();
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("'\"x\\ny\"' for HASHPYC_NO_CACHE") && !forged(&run.stderr, "y'"),
+        "{}",
+        run.stderr
+    );
 }
 
 // `hashpyc compile pkg/*` named a `mod.pyi` stub and a `py.typed` marker beside `mod.py`:
