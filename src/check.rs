@@ -1282,6 +1282,11 @@ fn escape_property(s: &str) -> String {
     escape_data(s).replace(':', "%3A").replace(',', "%2C")
 }
 
+/// The detail of a pyc whose name is longer than NAME_MAX (ENAMETOOLONG, as io_reason says it).
+const PYC_NAME_TOO_LONG: &str = "pyc: File name too long";
+/// The detail of a pyc that cannot be read for its permissions (or its directory's).
+const PYC_PERMISSION_DENIED: &str = "pyc: permission denied";
+
 /// A GitHub Actions workflow command.
 fn github_annotation(f: &Finding, accept: Accept) -> String {
     let level = if f.outcome == Outcome::Ok { "notice" } else { "error" };
@@ -1313,6 +1318,16 @@ fn github_annotation(f: &Finding, accept: Accept) -> String {
         msg.push_str(&format!(
             " - remove `{}` (`hashpyc compile` does not replace what is not a directory), then run {compile}",
             report::shown(dir)
+        ));
+    } else if f.detail.as_deref() == Some(PYC_NAME_TOO_LONG) {
+        // The pyc's name (the source's stem and the tag) is over NAME_MAX: no compile writes it.
+        msg.push_str(
+            " - shorten the source's name (its pyc's name is longer than the file system allows; `hashpyc compile` cannot write it either)",
+        );
+    } else if f.detail.as_deref() == Some(PYC_PERMISSION_DENIED) {
+        msg.push_str(&format!(
+            " - check the permissions of `{}` and its directory (`hashpyc compile` cannot read or replace it either), then run {compile}",
+            report::shown(&f.pyc)
         ));
     } else if f.source_unreadable {
         msg.push_str(&format!(

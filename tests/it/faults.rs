@@ -1219,6 +1219,51 @@ fn python_for_nobody() -> Option<Python> {
     None
 }
 
+// `check --format github` advised "run `hashpyc compile` to fix" for pycs compile cannot
+// write: one whose name is over NAME_MAX (a source name of 236 bytes, `-o 2`) and one the
+// user may not read (nor replace). The advice now says what fixes each, and compile fails
+// on both as the advice says.
+#[test]
+fn github_advice_for_a_pyc_compile_cannot_write_is_true() {
+    let Some(py) = harness::any_python("faults::github_advice_for_a_pyc_compile_cannot_write_is_true") else {
+        return;
+    };
+    let tree = Tree::new();
+    let long = format!("{}.py", "a".repeat(236));
+    tree.write(&long, "x = 1\n");
+    tree.hashpyc().args(["compile", "-o", "2"]).python(py).run().assert_code(1);
+    let run = tree.hashpyc().args(["check", "-o", "2", "--format", "github"]).python(py).run();
+    run.assert_code(1);
+    assert!(run.stdout.contains(": pyc: File name too long - shorten the source's name ("), "{run:?}");
+    assert!(!run.stdout.contains("to fix"), "{run:?}");
+
+    if !is_root() || Command::new("setpriv").arg("--version").output().is_err() {
+        harness::visible("SKIPPED faults::github_advice (permission denied): needs root and setpriv");
+        return;
+    }
+    let Some(python) = python_for_nobody() else {
+        harness::visible("SKIPPED faults::github_advice (permission denied): no CPython for nobody");
+        return;
+    };
+    let tree = Tree::new();
+    std::fs::set_permissions(tree.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    tree.write("p/m.py", "x = 1\n");
+    tree.hashpyc().args(["compile", "-q"]).python(&python).arg("p").run().assert_code(0);
+    let pyc = tree.pycs().pop().unwrap();
+    std::fs::set_permissions(tree.path(&pyc), std::fs::Permissions::from_mode(0o000)).unwrap();
+    let run = as_nobody(&tree, &["check", "--format", "github", "p"], &python);
+    run.assert_code(1);
+    let want = format!(
+        ": pyc: permission denied - check the permissions of `{}` and its directory (",
+        pyc.display()
+    );
+    assert!(run.stdout.contains(&want), "{want}\n{run:?}");
+    assert!(!run.stdout.contains("to fix"), "{run:?}");
+    let compile = as_nobody(&tree, &["compile", "p"], &python);
+    compile.assert_code(1);
+    assert!(compile.stderr.contains("Permission denied"), "{compile:?}");
+}
+
 #[test]
 fn permission_problems_are_per_file_errors() {
     if !is_root() || Command::new("setpriv").arg("--version").output().is_err() {
