@@ -800,7 +800,15 @@ fn check_source(path: &Path, embedded: &Path, s: &CheckSettings, cwd: &Path) -> 
                                 Err(e) => (Outcome::Unreadable, Some(format!("source: {e}")), None),
                             }
                         }
-                        Err(e) => (Outcome::Unreadable, Some(format!("pyc: {}", io_reason(&e))), None),
+                        // A pyc denied under a directory that cannot be searched has a source
+                        // that cannot be read either: that is the finding, as `compile` says.
+                        Err(e) => match (e.kind() == std::io::ErrorKind::PermissionDenied)
+                            .then(|| get_hash().err())
+                            .flatten()
+                        {
+                            Some(why) => (Outcome::Unreadable, Some(format!("source: {why}")), None),
+                            None => (Outcome::Unreadable, Some(format!("pyc: {}", io_reason(&e))), None),
+                        },
                         Ok(read) => classify_pyc(data, read, target, s.accept, &want, &mut get_hash),
                     };
                     let found = match outcome {

@@ -239,6 +239,9 @@ impl<'a> LazySource<'a> {
     }
 }
 
+/// How a plan error that is the source's begins, as the worker's read says it.
+const SOURCE_UNREADABLE: &str = "cannot read the source: ";
+
 /// The plan for one source (called on the walker's threads).
 pub fn plan_one(source: Source, opts: &PlanOptions<'_>) -> SourcePlan {
     let embedded = opts.embed.apply(&source.path, source.depth);
@@ -312,7 +315,7 @@ pub fn plan_one(source: Source, opts: &PlanOptions<'_>) -> SourcePlan {
             actions.push(action);
         }
         let result = match source.error() {
-            Some(e) => (Vec::new(), Some(e.into())),
+            Some(e) => (Vec::new(), Some(format!("{SOURCE_UNREADABLE}{e}").into())),
             None => (actions, None),
         };
         if buf.capacity() > 16 << 20 {
@@ -336,7 +339,7 @@ pub fn plan_one(source: Source, opts: &PlanOptions<'_>) -> SourcePlan {
                 out.actions = Box::new([]);
             }
             Err(e) => {
-                out.error = Some(io_reason(&e).into());
+                out.error = Some(format!("{SOURCE_UNREADABLE}{}", io_reason(&e)).into());
                 out.actions = Box::new([]);
             }
         }

@@ -1264,6 +1264,50 @@ fn github_advice_for_a_pyc_compile_cannot_write_is_true() {
     assert!(compile.stderr.contains("Permission denied"), "{compile:?}");
 }
 
+// A source in a directory the user may not search (mode 744) cannot be read, and its pyc
+// not even looked for: compile said only `nx/m.py: permission denied` and check
+// `pyc: permission denied`. Both now say it as for a source the user may not read (mode
+// 000): compile `cannot read the source: permission denied`, check `source: …`, with the
+// advice to make the source readable.
+#[test]
+fn a_source_under_a_directory_that_cannot_be_searched_is_unreadable() {
+    if !is_root() || Command::new("setpriv").arg("--version").output().is_err() {
+        harness::visible(
+            "SKIPPED faults::a_source_under_a_directory_that_cannot_be_searched: needs root and setpriv",
+        );
+        return;
+    }
+    let Some(python) = python_for_nobody() else {
+        harness::visible(
+            "SKIPPED faults::a_source_under_a_directory_that_cannot_be_searched: no CPython for nobody",
+        );
+        return;
+    };
+    let tree = Tree::new();
+    std::fs::set_permissions(tree.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    tree.write("nx/m.py", "x = 1\n");
+    tree.write("rd/m.py", "x = 1\n");
+    // Compiled first, so check finds the pyc there too; then closed.
+    tree.hashpyc().args(["compile", "-q", "nx"]).python(&python).run().assert_code(0);
+    std::fs::set_permissions(tree.path("nx"), std::fs::Permissions::from_mode(0o744)).unwrap();
+    std::fs::set_permissions(tree.path("rd/m.py"), std::fs::Permissions::from_mode(0o000)).unwrap();
+    let compile = as_nobody(&tree, &["compile", "nx", "rd"], &python);
+    compile.assert_code(1);
+    for dir in ["nx", "rd"] {
+        let want = format!("error: `{dir}/m.py`: cannot read the source: permission denied\n");
+        assert!(compile.stderr.contains(&want), "{want}{compile:?}");
+    }
+    let check = as_nobody(&tree, &["check", "nx", "rd"], &python);
+    check.assert_code(1);
+    assert_eq!(
+        check.stdout,
+        "unreadable nx/m.py: source: permission denied\nunreadable rd/m.py: source: permission denied\n",
+        "{check:?}"
+    );
+    let github = as_nobody(&tree, &["check", "--format", "github", "nx"], &python);
+    assert!(github.stdout.contains(": source: permission denied - make the source readable ("), "{github:?}");
+}
+
 #[test]
 fn permission_problems_are_per_file_errors() {
     if !is_root() || Command::new("setpriv").arg("--version").output().is_err() {
