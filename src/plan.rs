@@ -242,6 +242,17 @@ impl<'a> LazySource<'a> {
 /// How a plan error that is the source's begins, as the worker's read says it.
 const SOURCE_UNREADABLE: &str = "cannot read the source: ";
 
+/// A plan error that is the source's: `reason` with [`SOURCE_UNREADABLE`] before it, except
+/// a source gone since the walk found it ("no such file"), which `compile` takes for a
+/// vanished source (a notice, not an error) by those words.
+fn source_error(reason: &str) -> Box<str> {
+    if reason.starts_with("no such file") {
+        reason.into()
+    } else {
+        format!("{SOURCE_UNREADABLE}{reason}").into()
+    }
+}
+
 /// The plan for one source (called on the walker's threads).
 pub fn plan_one(source: Source, opts: &PlanOptions<'_>) -> SourcePlan {
     let embedded = opts.embed.apply(&source.path, source.depth);
@@ -315,7 +326,7 @@ pub fn plan_one(source: Source, opts: &PlanOptions<'_>) -> SourcePlan {
             actions.push(action);
         }
         let result = match source.error() {
-            Some(e) => (Vec::new(), Some(format!("{SOURCE_UNREADABLE}{e}").into())),
+            Some(e) => (Vec::new(), Some(source_error(e))),
             None => (actions, None),
         };
         if buf.capacity() > 16 << 20 {
@@ -339,7 +350,7 @@ pub fn plan_one(source: Source, opts: &PlanOptions<'_>) -> SourcePlan {
                 out.actions = Box::new([]);
             }
             Err(e) => {
-                out.error = Some(format!("{SOURCE_UNREADABLE}{}", io_reason(&e)).into());
+                out.error = Some(source_error(&io_reason(&e)));
                 out.actions = Box::new([]);
             }
         }
