@@ -866,11 +866,11 @@ fn network_faults_never_break_a_build() {
     for (status, want) in [
         (500, "HTTP 500 (after 3 attempts)"),
         // Throttling (503, 429): the remote is switched off only once requests sent one at a
-        // time are throttled through in a row (here the uploads').
-        (
-            503,
-            "PUT: HTTP 503 (after 4 attempts), throttled (HTTP 503/429) 3 times in a row with one request in flight",
-        ),
+        // time are throttled through in a row: the uploads' (`PUT: HTTP 503 (after 4
+        // attempts)`) or, as retries now wait for a slot under the falling cap, the lookups'
+        // (`GET: HTTP 503 (after 3 attempts)`), whichever reach a cap of 1 first.
+        (503, "HTTP 503 (after "),
+        (503, "throttled (HTTP 503/429) 3 times in a row with one request in flight"),
         (403, "HTTP 403"),
         (507, "HTTP 507"),
     ] {
