@@ -1570,6 +1570,30 @@ per_python!(spelling_hint_for_embedded_paths, |py: &Python| {
     assert!(!run.stderr.contains("hint:"), "{}", run.stderr);
 });
 
+/// Import `pkg.m` (whose source says `X = 2`) from `src` with `py`, as a user's process
+/// does, so that CPython rewrites its pyc; the canonical `src`.
+fn import_m_with(py: &Python, tree: &Tree) -> std::path::PathBuf {
+    let src = std::fs::canonicalize(tree.path("src")).unwrap();
+    let out = py
+        .cmd()
+        .env("PYTHONPATH", &src)
+        .args(["-c", "import pkg.m; print(pkg.m.X)"])
+        .current_dir(tree.root())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "2\n", "{}", String::from_utf8_lossy(&out.stderr));
+    src
+}
+
+/// `check`'s hint for one pyc CPython's import rewrote with the absolute path `abs`.
+fn rewrote_hint(abs: &Path) -> String {
+    format!(
+        "hint: 1 stale pyc embeds another spelling of its source path (`{}` for `src/pkg/m.py`): the \
+         absolute path, which CPython's import writes when it rewrites a pyc whose source changed",
+        abs.display()
+    )
+}
+
 // A module of a tree compiled by hashpyc, edited and then imported by CPython (writing pycs,
 // its source on `sys.path` by its absolute path): CPython rewrites the stale checked pyc,
 // embedding that absolute path. `check` is right to call it stale, but its hint said to
@@ -1583,26 +1607,14 @@ per_python!(spelling_hint_for_pycs_cpython_rewrote, |py: &Python| {
     let pyc = crate::compile::pyc_of(&tree, py, "src/pkg/m.py");
     let before = std::fs::read(&pyc).unwrap();
     tree.write("src/pkg/m.py", "X = 2\n");
-    let src = std::fs::canonicalize(tree.path("src")).unwrap();
-    let out = py
-        .cmd()
-        .env("PYTHONPATH", &src)
-        .args(["-c", "import pkg.m; print(pkg.m.X)"])
-        .current_dir(tree.root())
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "2\n", "{}", String::from_utf8_lossy(&out.stderr));
+    let src = import_m_with(py, &tree);
     assert!(std::fs::read(&pyc).unwrap() != before, "CPython did not rewrite the pyc");
     let run = tree.hashpyc().arg("check").python(py).run();
     run.assert_code(1);
     let abs = src.join("pkg/m.py");
     let reason = format!("src/pkg/m.py: embedded path is `{}`, expected `src/pkg/m.py`", abs.display());
     assert!(run.stdout.contains(&reason), "{}", run.stdout);
-    let hint = format!(
-        "hint: 1 stale pyc embeds another spelling of its source path (`{}` for `src/pkg/m.py`): the \
-         absolute path, which CPython's import writes when it rewrites a pyc whose source changed",
-        abs.display()
-    );
+    let hint = rewrote_hint(&abs);
     assert!(run.stderr.contains(&hint), "{}", run.stderr);
     assert!(!run.stderr.contains("name the tree as the compile"), "{}", run.stderr);
     tree.hashpyc().args(["compile", "-q"]).python(py).run().assert_code(0);
@@ -1628,21 +1640,9 @@ fn spelling_hint_for_a_pyc_cpython_rewrote_beside_another_targets() {
     let both = |args: &[&str]| tree.hashpyc().args(args).python(py12).python(py13).run();
     both(&["compile", "-q"]).assert_code(0);
     tree.write("src/pkg/m.py", "X = 2\n");
-    let src = std::fs::canonicalize(tree.path("src")).unwrap();
-    let out = py12
-        .cmd()
-        .env("PYTHONPATH", &src)
-        .args(["-c", "import pkg.m; print(pkg.m.X)"])
-        .current_dir(tree.root())
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "2\n", "{}", String::from_utf8_lossy(&out.stderr));
+    let src = import_m_with(py12, &tree);
     let abs = src.join("pkg/m.py");
-    let hint = format!(
-        "hint: 1 stale pyc embeds another spelling of its source path (`{}` for `src/pkg/m.py`): the \
-         absolute path, which CPython's import writes when it rewrites a pyc whose source changed",
-        abs.display()
-    );
+    let hint = rewrote_hint(&abs);
     for args in [&["check"][..], &["check", "src"]] {
         let run = both(args);
         run.assert_code(1);
