@@ -139,6 +139,10 @@ pub struct Finding {
     /// that path.
     #[serde(skip)]
     pub not_a_dir: Option<PathBuf>,
+    /// Unreadable for its pyc: the kind of the error reading it, by which the advice is
+    /// chosen (never by the detail's words).
+    #[serde(skip)]
+    pub pyc_error: Option<std::io::ErrorKind>,
 }
 
 fn empty_as_null<S: serde::Serializer>(s: &str, ser: S) -> Result<S::Ok, S::Error> {
@@ -786,6 +790,7 @@ fn check_source(path: &Path, embedded: &Path, s: &CheckSettings, cwd: &Path) -> 
         for (t, target) in s.targets.iter().enumerate() {
             let mut get_hash = || source.hash(target);
             for (i, pyc_path) in paths.of(path, t).into_iter().enumerate() {
+                let mut pyc_error = None;
                 let (outcome, found, detail, embedded) = crate::plan::PYC_BUF.with_borrow_mut(|data| {
                     let read = crate::plan::read_pyc_into(&pyc_path, data, target.magic, want.hash);
                     let (outcome, detail, embedded) = match read {
@@ -807,7 +812,10 @@ fn check_source(path: &Path, embedded: &Path, s: &CheckSettings, cwd: &Path) -> 
                             .flatten()
                         {
                             Some(why) => (Outcome::Unreadable, Some(format!("source: {why}")), None),
-                            None => (Outcome::Unreadable, Some(format!("pyc: {}", io_reason(&e))), None),
+                            None => {
+                                pyc_error = Some(e.kind());
+                                (Outcome::Unreadable, Some(format!("pyc: {}", io_reason(&e))), None)
+                            }
                         },
                         Ok(read) => classify_pyc(data, read, target, s.accept, &want, &mut get_hash),
                     };
@@ -877,6 +885,7 @@ fn check_source(path: &Path, embedded: &Path, s: &CheckSettings, cwd: &Path) -> 
                     not_regular,
                     source_unreadable,
                     not_a_dir,
+                    pyc_error,
                 });
             }
         }
@@ -1064,6 +1073,7 @@ fn stray_finding(
         not_regular: false,
         source_unreadable: false,
         not_a_dir: None,
+        pyc_error: None,
     }
 }
 
@@ -1290,11 +1300,6 @@ fn escape_property(s: &str) -> String {
     escape_data(s).replace(':', "%3A").replace(',', "%2C")
 }
 
-/// The detail of a pyc whose name is longer than NAME_MAX (ENAMETOOLONG, as io_reason says it).
-const PYC_NAME_TOO_LONG: &str = "pyc: File name too long";
-/// The detail of a pyc that cannot be read for its permissions (or its directory's).
-const PYC_PERMISSION_DENIED: &str = "pyc: permission denied";
-
 /// A GitHub Actions workflow command.
 fn github_annotation(f: &Finding, accept: Accept) -> String {
     let level = if f.outcome == Outcome::Ok { "notice" } else { "error" };
@@ -1327,12 +1332,16 @@ fn github_annotation(f: &Finding, accept: Accept) -> String {
             " - remove `{}` (`hashpyc compile` does not replace what is not a directory), then run {compile}",
             report::shown(dir)
         ));
-    } else if f.detail.as_deref() == Some(PYC_NAME_TOO_LONG) {
-        // The pyc's name (the source's stem and the tag) is over NAME_MAX: no compile writes it.
-        msg.push_str(
-            " - shorten the source's name (its pyc's name is longer than the file system allows; `hashpyc compile` cannot write it either)",
-        );
-    } else if f.detail.as_deref() == Some(PYC_PERMISSION_DENIED) {
+    } else if f.pyc_error == Some(std::io::ErrorKind::InvalidFilename) {
+        // ENAMETOOLONG: the pyc's name (the source's stem and the tag) is over NAME_MAX, or
+        // its path over PATH_MAX: no compile writes it.
+        let name_too_long = f.pyc.file_name().is_some_and(|n| n.as_bytes().len() > crate::write::NAME_MAX);
+        msg.push_str(if name_too_long {
+            " - shorten the source's name (its pyc's name is longer than the file system allows; `hashpyc compile` cannot write it either)"
+        } else {
+            " - shorten the path (the pyc's path is longer than the 4096 bytes the kernel takes; `hashpyc compile` cannot write it either)"
+        });
+    } else if f.pyc_error == Some(std::io::ErrorKind::PermissionDenied) {
         msg.push_str(&format!(
             " - check the permissions of `{}` and its directory (`hashpyc compile` cannot read or replace it either), then run {compile}",
             report::shown(&f.pyc)

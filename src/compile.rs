@@ -773,10 +773,11 @@ fn triage(
 
 /// A source the plan could not read: gone since the walk found it (a notice, as when it
 /// vanishes before its compile), else an error. The real run and the dry run both say it.
-fn plan_error(path: &Path, err: &str, summary: &mut Summary, notes: &mut Notes, style: Style) {
-    if err.starts_with("no such file") {
+fn plan_error(path: &Path, err: &plan::PlanError, summary: &mut Summary, notes: &mut Notes, style: Style) {
+    if err.is_vanished() {
         vanished(path, summary, notes);
     } else {
+        let err = &err.reason;
         summary.errors += 1;
         notes.add(
             path,
@@ -1648,5 +1649,29 @@ fn mode_name(mode: HashMode) -> &'static str {
     match mode {
         HashMode::Checked => "checked",
         HashMode::Unchecked => "unchecked",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::ErrorKind::{NotADirectory, NotFound, PermissionDenied};
+
+    // A source gone since the walk found it (a notice, counted vanished) is told from an
+    // error by the plan error's kind, never by its words: another error whose reason begins
+    // as a missing file's does is an error.
+    #[test]
+    fn a_plan_error_is_vanished_by_its_kind_not_its_words() {
+        let classify = |kind, reason: &str| {
+            let mut summary = Summary::default();
+            let mut notes = Notes { notes: Vec::new(), last: Vec::new(), quiet: 0, json: false };
+            let err = plan::PlanError { kind, reason: reason.into() };
+            plan_error(Path::new("m.py"), &err, &mut summary, &mut notes, Style { color: false });
+            (summary.vanished.len(), summary.errors)
+        };
+        assert_eq!(classify(Some(NotFound), "cannot read the source: no such file"), (1, 0));
+        assert_eq!(classify(Some(NotADirectory), "no such file: a directory of its path is a file"), (0, 1));
+        assert_eq!(classify(Some(PermissionDenied), "no such file may be read here"), (0, 1));
+        assert_eq!(classify(None, "no such file"), (0, 1));
     }
 }

@@ -181,7 +181,23 @@ pub struct SourcePlan {
     /// One per target, in target order. Empty when `error` is set.
     pub actions: Box<[Action]>,
     /// The source could not be examined (vanished, unreadable…).
-    pub error: Option<Box<str>>,
+    pub error: Option<PlanError>,
+}
+
+/// Why a source could not be planned: the reason as said, and the I/O error's kind when
+/// there was one, by which `compile` tells a source gone since the walk found it
+/// (`NotFound`: a notice, counted as vanished) from an error, whatever the words.
+#[derive(Clone, Debug)]
+pub struct PlanError {
+    pub kind: Option<std::io::ErrorKind>,
+    pub reason: Box<str>,
+}
+
+impl PlanError {
+    /// The source is gone since the walk found it.
+    pub fn is_vanished(&self) -> bool {
+        self.kind == Some(std::io::ErrorKind::NotFound)
+    }
 }
 
 impl SourcePlan {
@@ -207,7 +223,7 @@ thread_local! {
 pub(crate) struct LazySource<'a> {
     path: &'a Path,
     buf: &'a mut Vec<u8>,
-    read: Option<Result<(), String>>,
+    read: Option<Result<(), (std::io::ErrorKind, String)>>,
     last: Option<((pyc::HashVariant, pyc::Magic), SourceHash)>,
 }
 
@@ -220,8 +236,11 @@ impl<'a> LazySource<'a> {
     pub(crate) fn hash(&mut self, target: &Target) -> Result<SourceHash, String> {
         let (path, buf) = (self.path, &mut *self.buf);
         self.read
-            .get_or_insert_with(|| crate::io::read_source_into(path, buf).map_err(|e| io_reason(&e)))
-            .clone()?;
+            .get_or_insert_with(|| {
+                crate::io::read_source_into(path, buf).map_err(|e| (e.kind(), io_reason(&e)))
+            })
+            .clone()
+            .map_err(|(_, reason)| reason)?;
         let key = (target.hash, target.magic);
         match self.last {
             Some((k, h)) if k == key => Ok(h),
@@ -234,23 +253,19 @@ impl<'a> LazySource<'a> {
     }
 
     /// Why the source could not be read, if a hash was asked for and it could not.
-    pub(crate) fn error(&self) -> Option<&str> {
-        self.read.as_ref().and_then(|r| r.as_ref().err()).map(String::as_str)
+    pub(crate) fn error(&self) -> Option<(std::io::ErrorKind, &str)> {
+        self.read.as_ref().and_then(|r| r.as_ref().err()).map(|(kind, reason)| (*kind, reason.as_str()))
     }
 }
 
 /// How a plan error that is the source's begins, as the worker's read says it.
 const SOURCE_UNREADABLE: &str = "cannot read the source: ";
 
-/// A plan error that is the source's: `reason` with [`SOURCE_UNREADABLE`] before it, except
-/// a source gone since the walk found it ("no such file"), which `compile` takes for a
-/// vanished source (a notice, not an error) by those words.
-fn source_error(reason: &str) -> Box<str> {
-    if reason.starts_with("no such file") {
-        reason.into()
-    } else {
-        format!("{SOURCE_UNREADABLE}{reason}").into()
-    }
+/// A plan error that is the source's: `reason` with [`SOURCE_UNREADABLE`] before it, and
+/// the error's `kind` (`NotFound`: a source gone since the walk found it, which `compile`
+/// takes for a vanished source, a notice, not an error).
+fn source_error(kind: std::io::ErrorKind, reason: &str) -> PlanError {
+    PlanError { kind: Some(kind), reason: format!("{SOURCE_UNREADABLE}{reason}").into() }
 }
 
 /// The plan for one source (called on the walker's threads).
@@ -326,7 +341,7 @@ pub fn plan_one(source: Source, opts: &PlanOptions<'_>) -> SourcePlan {
             actions.push(action);
         }
         let result = match source.error() {
-            Some(e) => (Vec::new(), Some(source_error(e))),
+            Some((kind, reason)) => (Vec::new(), Some(source_error(kind, reason))),
             None => (actions, None),
         };
         if buf.capacity() > 16 << 20 {
@@ -346,11 +361,11 @@ pub fn plan_one(source: Source, opts: &PlanOptions<'_>) -> SourcePlan {
                 out.mode = m.mode();
             }
             Ok(_) => {
-                out.error = Some("not a regular file".into());
+                out.error = Some(PlanError { kind: None, reason: "not a regular file".into() });
                 out.actions = Box::new([]);
             }
             Err(e) => {
-                out.error = Some(source_error(&io_reason(&e)));
+                out.error = Some(source_error(e.kind(), &io_reason(&e)));
                 out.actions = Box::new([]);
             }
         }

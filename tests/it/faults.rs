@@ -1264,6 +1264,39 @@ fn github_advice_for_a_pyc_compile_cannot_write_is_true() {
     assert!(compile.stderr.contains("Permission denied"), "{compile:?}");
 }
 
+// ENAMETOOLONG is also a pyc path longer than PATH_MAX whose name is short: its detail reads
+// `pyc: File name too long` as a pyc name over NAME_MAX does, and the advice, chosen by
+// those words, said to shorten the source's name (`its pyc's name is longer than the file
+// system allows`), which is not so. The advice is now chosen by the error's kind and the
+// name's length: shorten the path. Compile cannot write that pyc either.
+#[test]
+fn github_advice_for_a_pyc_path_too_long_names_the_path() {
+    let Some(py) = harness::any_python("faults::github_advice_for_a_pyc_path_too_long_names_the_path") else {
+        return;
+    };
+    let tree = Tree::new();
+    // 20 directories of 200 bytes and a 50-byte module: the source's relative path is
+    // 4 073 bytes, its pyc's (with `__pycache__/` and the tag) over 4 095.
+    let script = r#"
+d=$(printf 'd%.0s' $(seq 200)); p=$d
+for i in $(seq 19); do p=$p/$d; done
+mkdir -p "$p" && printf 'x = 1\n' > "$p/$(printf 'm%.0s' $(seq 50)).py"
+"#;
+    let out = Command::new("bash").args(["-c", script]).current_dir(tree.root()).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let top = "d".repeat(200);
+    let compile = tree.hashpyc().args(["compile"]).arg(&top).python(py).run();
+    compile.assert_code(1);
+    assert!(compile.stderr.contains("File name too long"), "{compile:?}");
+    let run = tree.hashpyc().args(["check", "--format", "github"]).arg(&top).python(py).run();
+    run.assert_code(1);
+    assert!(
+        run.stdout.contains(": pyc: File name too long - shorten the path (the pyc's path is longer than the 4096 bytes the kernel takes;"),
+        "{run:?}"
+    );
+    assert!(!run.stdout.contains("shorten the source's name"), "{run:?}");
+}
+
 // A source in a directory the user may not search (mode 744) cannot be read, and its pyc
 // not even looked for: compile said only `nx/m.py: permission denied` and check
 // `pyc: permission denied`. Both now say it as for a source the user may not read (mode
