@@ -910,22 +910,9 @@ fn not_a_directory(pyc_path: &Path) -> Option<PathBuf> {
 const SYMLINK_DETAIL: &str = "the pyc is a symbolic link, which `hashpyc compile` refuses to write through";
 
 fn describe_magic(head: &[u8], target: &Target) -> String {
-    let Some(h) = Header::parse(head) else {
-        return Invalid::Short.to_string();
-    };
-    let (x, y) = (target.version.0, target.version.1);
-    match crate::target::version_of_magic(h.magic) {
-        // A pyc of the target's own line (a pre-release's, or a release's for a pre-release
-        // target): the version alone would not say what differs, the magic numbers do.
-        Some((a, b)) if (a, b) == (x, y) => format!(
-            "a pyc for {} (magic {}), not the target's magic {}",
-            crate::target::python_of_magic(h.magic, (a, b)),
-            h.magic.number(),
-            target.magic.number()
-        ),
-        // X.Y: magic numbers are per minor version (and `--target` has no patch level).
-        Some(line) => format!("a pyc for {}, not {x}.{y}", crate::target::python_of_magic(h.magic, line)),
-        None => format!("unknown magic {}", h.magic),
+    match Header::parse(head) {
+        Some(h) => crate::target::other_magic(h.magic, target),
+        None => Invalid::Short.to_string(),
     }
 }
 

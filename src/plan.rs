@@ -68,6 +68,9 @@ pub enum Reason {
     /// Hash-based, but for other source bytes.
     Stale,
     Invalid(Invalid),
+    /// The magic number of another Python, or of another build of the target's line: which
+    /// ([`crate::target::other_magic`]).
+    OtherMagic(Box<str>),
     /// Fresh, but its embedded path is not the one this run would embed.
     EmbeddedPath {
         found: Box<str>,
@@ -99,6 +102,7 @@ impl std::fmt::Display for Reason {
             Reason::Timestamp => f.write_str("timestamp pyc"),
             Reason::Stale => f.write_str("source changed"),
             Reason::Invalid(why) => write!(f, "invalid pyc: {why}"),
+            Reason::OtherMagic(why) => write!(f, "invalid pyc: {why}"),
             Reason::EmbeddedPath { found } => write!(f, "embedded path was `{found}`"),
             Reason::UnreadableBody(e) => write!(f, "unreadable pyc body: {e}"),
             Reason::TrailingBytes(n) => f.write_str(&trailing_bytes(*n)),
@@ -498,6 +502,9 @@ fn level_status(
             Status::WrongMode(_) => true,
             Status::Stale => return compile(Reason::Stale),
             Status::Timestamp => return compile(Reason::Timestamp),
+            Status::Invalid(Invalid::Magic) if let Some(h) = pyc::Header::parse(data) => {
+                return compile(Reason::OtherMagic(crate::target::other_magic(h.magic, target).into()));
+            }
             Status::Invalid(why) => return compile(Reason::Invalid(why)),
         };
         let (stamp, unread) = match read {

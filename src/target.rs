@@ -1039,6 +1039,27 @@ pub fn python_of_magic(magic: Magic, (a, b): (u8, u8)) -> String {
     }
 }
 
+/// Why a pyc of `magic`, which is not `target`'s, is not for it, naming both: another
+/// line's (`a pyc for Python 3.12, not 3.11`), or of the target's own line (a pre-release's,
+/// or a release's for a pre-release target), where the version alone would not say what
+/// differs and the magic numbers do (`a pyc for a development or pre-release version of
+/// Python 3.11 (magic 3494), not the target's magic 3495`). What `check` and `compile -n`
+/// say of it, the version named as `inspect` names it ([`python_of_magic`]).
+pub fn other_magic(magic: Magic, target: &Target) -> String {
+    let (x, y) = (target.version.0, target.version.1);
+    match version_of_magic(magic) {
+        Some((a, b)) if (a, b) == (x, y) => format!(
+            "a pyc for {} (magic {}), not the target's magic {}",
+            python_of_magic(magic, (a, b)),
+            magic.number(),
+            target.magic.number()
+        ),
+        // X.Y: magic numbers are per minor version (and `--target` has no patch level).
+        Some(line) => format!("a pyc for {}, not {x}.{y}", python_of_magic(magic, line)),
+        None => format!("unknown magic {magic}"),
+    }
+}
+
 /// The versions `KNOWN` covers, for messages: "CPython 3.7 to 3.15".
 fn known_range() -> String {
     match (KNOWN.first(), KNOWN.last()) {

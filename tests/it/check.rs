@@ -839,6 +839,49 @@ fn a_pre_release_magic_number_is_named_as_one() {
     }
 }
 
+// `compile -n` said of the same pyc only `invalid pyc: magic number of another Python
+// version`, though its line is the target's; it now names it as `check` does (a development
+// or pre-release version of the target's line, both magic numbers), in text and JSON.
+#[test]
+fn dry_run_names_a_pre_release_magic_number_as_check_does() {
+    let Some(py) = harness::any_python("check::dry_run_names_a_pre_release_magic_number_as_check_does")
+    else {
+        return;
+    };
+    let tree = Tree::new();
+    tree.write("m.py", "x = 1\n");
+    tree.hashpyc().args(["compile", "-q"]).python(py).arg("m.py").run().assert_code(0);
+    let release: u16 = py
+        .run(
+            &["-c", "import importlib.util as u; print(int.from_bytes(u.MAGIC_NUMBER[:2], 'little'))"],
+            tree.root(),
+        )
+        .trim()
+        .parse()
+        .unwrap();
+    let mut bytes = tree.read(pyc(py, "m"));
+    bytes[..2].copy_from_slice(&(release - 1).to_le_bytes());
+    tree.write(pyc(py, "m"), &bytes);
+    let version = format!("{}.{}", py.minor.0, py.minor.1);
+    let check = tree.hashpyc().args(["check", "--format", "json"]).python(py).arg("m.py").run();
+    let v: serde_json::Value = serde_json::from_str(check.stdout.lines().next().unwrap()).unwrap();
+    let detail = v["detail"].as_str().unwrap();
+    assert!(detail.contains(&format!("development or pre-release version of Python {version}")), "{detail}");
+    assert!(
+        detail.contains(&format!("(magic {})", release - 1)) && detail.contains(&release.to_string()),
+        "{detail}"
+    );
+    let dry = tree.hashpyc().args(["compile", "-n"]).python(py).arg("m.py").run();
+    dry.assert_code(0);
+    assert!(dry.stdout.contains(&format!("(invalid pyc: {detail})")), "{detail}\n{dry:?}");
+    let json = tree.hashpyc().args(["compile", "-n", "--format", "json"]).python(py).arg("m.py").run();
+    let plan: serde_json::Value = serde_json::from_str(json.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(plan["reason"], format!("invalid pyc: {detail}"), "{json:?}");
+    // The pyc is compiled again, as before.
+    tree.hashpyc().args(["compile", "-q"]).python(py).arg("m.py").run().assert_code(0);
+    tree.hashpyc().args(["check"]).python(py).arg("m.py").run().assert_code(0);
+}
+
 // A 3.12 pyc named `b.cpython-311.pyc` "matched" its source in `inspect` (exit 0), though
 // 3.11's import refuses it (bad magic number): the tag its name holds is another version's
 // than its magic number's. It is now an error, and `matches_source` is false.
