@@ -557,24 +557,12 @@ pub fn compile(
     // A state directory that passed the check before the run and then failed a write (a
     // full disk): one warning, as for one that cannot be used at all (which was warned of
     // before the run, and is not again).
-    let mut state_failure = None;
     for memo in memos.into_iter().flatten() {
         if let Some(e) = memo.save() {
-            state_failure.get_or_insert(e);
+            crate::target::state_write_failed(crate::target::StateLost::Failures, &e);
         }
     }
-    if let Some(e) = state_failure
-        && (crate::target::state_dir_set() || verbosity.verbose > 0)
-        && let Some(dir) = crate::target::state_dir()
-        && crate::target::state_dir_problem(&dir).is_none()
-    {
-        let w = format!(
-            "the state directory `{}` cannot be written ({}): the compile failures and warnings of this run \
-             are not remembered; set HASHPYC_STATE_DIR to a writable directory, or HASHPYC_NO_STATE=1 to do \
-             without one",
-            report::shown(&dir),
-            schedule::error_chain(&e)
-        );
+    if let Some(w) = crate::target::state_write_warning(verbosity.verbose > 0) {
         notes.add(Path::new(""), 0, None, format!("{}: {w}", style.warning()), Some(Event::notice(w)));
     }
     let printed = notes.print(&s.targets);

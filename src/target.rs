@@ -913,21 +913,70 @@ fn read_cache(file: &Path, key: &CacheKey, exe: &Path) -> Option<Target> {
 }
 
 fn write_cache(file: &Path, key: &CacheKey, target: &Target, files: Vec<FileStamp>) {
-    let Some(dir) = file.parent() else { return };
-    if std::fs::create_dir_all(dir).is_err() {
-        return;
-    }
     let record = CacheRecord { key: key.clone(), target: target.clone(), files };
     let Ok(text) = serde_json::to_string_pretty(&record) else {
         return;
     };
-    // Atomic, like every file hashpyc writes; a failure only costs a probe next time.
-    if let Ok(mut tmp) = tempfile::Builder::new().prefix(".interpreter-").tempfile_in(dir) {
-        use std::io::Write;
-        if tmp.write_all(text.as_bytes()).is_ok() {
-            let _ = tmp.persist(file);
-        }
+    // Atomic, like every file hashpyc writes, and private (see `read_own`); a failure (a
+    // full disk) only costs a probe next time, and is warned of once at the run's end.
+    if let Err(e) = crate::write::write_atomic(file, &[text.as_bytes()], 0o600, Default::default()) {
+        state_write_failed(StateLost::Probes, &e);
     }
+}
+
+/// What a failed write into the state directory lost, in the order the warning names them.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub enum StateLost {
+    Probes,
+    Failures,
+    VerifiedPycs,
+}
+
+/// The writes into the state directory that failed in this run (a full disk after the
+/// check before the run passed): what each lost, and the first reason.
+static STATE_WRITE_FAILURES: std::sync::Mutex<(Vec<StateLost>, Option<String>)> =
+    std::sync::Mutex::new((Vec::new(), None));
+
+/// Record that a write into the state directory failed, for [`state_write_warning`].
+pub fn state_write_failed(lost: StateLost, e: &dyn std::error::Error) {
+    let mut failures = STATE_WRITE_FAILURES.lock().unwrap_or_else(|e| e.into_inner());
+    if !failures.0.contains(&lost) {
+        failures.0.push(lost);
+    }
+    failures.1.get_or_insert_with(|| crate::pool::schedule::error_chain(e));
+}
+
+/// The one warning of a run whose writes into the state directory failed (however many
+/// files and of whatever kinds), shown as the other state directory warnings are
+/// (`HASHPYC_STATE_DIR` set, or `-v`), and not for a directory already reported unusable
+/// before the run; None when every write succeeded.
+pub fn state_write_warning(verbose: bool) -> Option<String> {
+    let (mut lost, reason) =
+        std::mem::take(&mut *STATE_WRITE_FAILURES.lock().unwrap_or_else(|e| e.into_inner()));
+    let reason = reason?;
+    let dir = state_dir().filter(|_| state_dir_set() || verbose)?;
+    if state_dir_problem(&dir).is_some() {
+        return None;
+    }
+    lost.sort_unstable();
+    let names: Vec<&str> = lost
+        .iter()
+        .map(|l| match l {
+            StateLost::Probes => "the interpreter probes",
+            StateLost::Failures => "the compile failures and warnings",
+            StateLost::VerifiedPycs => "the pycs found good",
+        })
+        .collect();
+    let names = match names.split_last() {
+        Some((last, [])) => last.to_string(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => return None,
+    };
+    Some(format!(
+        "the state directory `{}` cannot be written ({reason}): {names} of this run are not remembered; set \
+         HASHPYC_STATE_DIR to a writable directory, or HASHPYC_NO_STATE=1 to do without one",
+        crate::report::shown(&dir)
+    ))
 }
 
 /// hashpyc's state directory: interpreter probes and remembered compile failures (not the

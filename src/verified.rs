@@ -173,11 +173,16 @@ impl Verified {
             }
             let bytes = encode(&entries);
             // Private, as the interpreter probes are (see `read_own`).
-            if std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir).is_err() {
+            if let Err(source) = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir) {
+                let e = crate::write::WriteError::CreateDir { path: self.dir.clone(), source };
+                crate::target::state_write_failed(crate::target::StateLost::VerifiedPycs, &e);
                 return;
             }
             let known = crate::write::Known { dir_exists: true, ..Default::default() };
-            let _ = crate::write::write_atomic(&path, &[&bytes], 0o600, known);
+            // A failure (a full disk) only costs full reads next time; warned of once.
+            if let Err(e) = crate::write::write_atomic(&path, &[&bytes], 0o600, known) {
+                crate::target::state_write_failed(crate::target::StateLost::VerifiedPycs, &e);
+            }
         }
     }
 }

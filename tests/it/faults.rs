@@ -1758,6 +1758,58 @@ fn a_full_disk_fails_cleanly_and_keeps_the_old_pyc() {
     }
 }
 
+/// A 64k tmpfs mounted for one test (unmounted when dropped), to be filled up.
+struct SmallTmpfs(tempfile::TempDir);
+
+impl SmallTmpfs {
+    /// None (the test said SKIPPED) where no tmpfs can be mounted (not root).
+    fn mount(test: &str) -> Option<SmallTmpfs> {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            harness::visible(&format!("SKIPPED {test}: cannot mount a small tmpfs here (needs root)"));
+            return None;
+        }
+        Some(SmallTmpfs(dir))
+    }
+
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+
+    /// Fill it: every write from now on fails with ENOSPC.
+    fn fill(&self) {
+        let mut f = std::fs::File::create(self.path().join("filler")).unwrap();
+        use std::io::Write;
+        while f.write_all(&[0u8; 4096]).is_ok() {}
+    }
+}
+
+impl Drop for SmallTmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.path()).status();
+    }
+}
+
+/// The warnings of `run` about the state directory: exactly one, saying `state` cannot be
+/// written for lack of space and that `lost` is not remembered.
+fn assert_one_full_state_dir_warning(run: &harness::Run, state: &Path, lost: &str) {
+    let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.contains("state directory")).collect();
+    assert_eq!(warnings.len(), 1, "{}", run.stderr);
+    assert!(
+        warnings[0]
+            .starts_with(&format!("warning: the state directory `{}` cannot be written", state.display()))
+            && warnings[0].contains("No space left on device")
+            && warnings[0].contains(&format!("{lost} of this run are not remembered")),
+        "{}",
+        run.stderr
+    );
+}
+
 /// A state directory that passes the check before the run (it exists, it may be written
 /// in) on a filesystem that is full: the compile failures the run found cannot be
 /// remembered; one warning naming the directory and the reason, however many interpreters
@@ -1770,30 +1822,10 @@ fn a_state_directory_on_a_full_disk_is_one_warning() {
         harness::visible(&format!("SKIPPED {test}: no CPython found"));
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let mnt = dir.path();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
-        .arg(mnt)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
-        harness::visible(&format!("SKIPPED {test}: cannot mount a small tmpfs here (needs root)"));
-        return;
-    }
-    struct Unmount<'a>(&'a Path);
-    impl Drop for Unmount<'_> {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(self.0).status();
-        }
-    }
-    let _guard = Unmount(mnt);
-    let state = mnt.join("state");
+    let Some(disk) = SmallTmpfs::mount(test) else { return };
+    let state = disk.path().join("state");
     std::fs::create_dir(&state).unwrap();
-    let mut f = std::fs::File::create(mnt.join("filler")).unwrap();
-    use std::io::Write;
-    while f.write_all(&[0u8; 4096]).is_ok() {}
-    drop(f);
+    disk.fill();
     let tree = Tree::new();
     tree.write("sf/bad.py", "def f(:\n");
     tree.write("sf/bad2.py", "x = (\n");
@@ -1812,6 +1844,73 @@ fn a_state_directory_on_a_full_disk_is_one_warning() {
         "{}",
         run.stderr
     );
+}
+
+/// As above, for the interpreter probes a run remembers: a state directory filled before
+/// the first run cannot keep the probes of two interpreters; one warning naming it and the
+/// reason, and the run (whose sources compile) succeeds.
+#[test]
+fn a_state_directory_too_full_for_the_probes_is_one_warning() {
+    let test = "faults::state_dir_full_probes";
+    let pythons: Vec<&Python> = harness::pythons().values().filter(|p| p.minor >= (3, 7)).take(2).collect();
+    if pythons.is_empty() {
+        harness::visible(&format!("SKIPPED {test}: no CPython found"));
+        return;
+    }
+    let Some(disk) = SmallTmpfs::mount(test) else { return };
+    let state = disk.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    disk.fill();
+    let tree = Tree::new();
+    tree.write("sp/m.py", "x = 1\n");
+    for command in ["compile", "check"] {
+        let mut cmd = tree.hashpyc().args([command, "sp"]).env("HASHPYC_STATE_DIR", &state);
+        for py in &pythons {
+            cmd = cmd.python(py);
+        }
+        let run = cmd.run();
+        run.assert_code(0);
+        assert_one_full_state_dir_warning(&run, &state, "the interpreter probes");
+    }
+}
+
+/// As above, for the pycs a run found good (so that later runs read only their headers):
+/// the probes remembered, the disk then filled, `check` and a no-op `compile` that find
+/// the pycs of two interpreters good cannot record them; one warning each.
+#[test]
+fn a_state_directory_too_full_for_the_pycs_found_good_is_one_warning() {
+    let test = "faults::state_dir_full_verified";
+    let pythons: Vec<&Python> = harness::pythons().values().filter(|p| p.minor >= (3, 7)).take(2).collect();
+    if pythons.is_empty() {
+        harness::visible(&format!("SKIPPED {test}: no CPython found"));
+        return;
+    }
+    let Some(disk) = SmallTmpfs::mount(test) else { return };
+    let state = disk.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let tree = Tree::new();
+    tree.write("sv/m.py", "x = 1\n");
+    tree.write("sv/n.py", "y = 2\n");
+    let run_with = |command: &str| {
+        let mut cmd = tree
+            .hashpyc()
+            .args([command, "sv"])
+            .env("HASHPYC_STATE_DIR", &state)
+            .env("HASHPYC_SETTLE_SECONDS", "0");
+        for py in &pythons {
+            cmd = cmd.python(py);
+        }
+        cmd.run()
+    };
+    let first = run_with("compile");
+    first.assert_code(0);
+    assert!(!first.stderr.contains("state directory"), "{}", first.stderr);
+    disk.fill();
+    for command in ["check", "compile"] {
+        let run = run_with(command);
+        run.assert_code(0);
+        assert_one_full_state_dir_warning(&run, &state, "the pycs found good");
+    }
 }
 
 /// A file-size limit (`ulimit -f`) below one pyc's size: the write of that pyc fails with
