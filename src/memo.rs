@@ -148,12 +148,23 @@ pub struct Memo {
 /// working directory (`../proj/bad.py`, a linked directory), finds the same entry. The
 /// file name itself is kept: a `.py` link is a source of its own, as the import system
 /// sees it. A directory that cannot be resolved (gone meanwhile) keeps the lexical form.
+/// Each directory is resolved once per run (and thread): a `-W error` run looks up every
+/// fresh source, and `realpath` reads each component of the path as a link.
 pub fn key(path: &Path, cwd: &Path) -> PathBuf {
-    let abs = crate::layout::absolute(path, cwd);
-    match (abs.parent(), abs.file_name()) {
-        (Some(dir), Some(name)) => std::fs::canonicalize(dir).map_or_else(|_| abs.clone(), |d| d.join(name)),
-        _ => abs,
+    thread_local! {
+        static RESOLVED: std::cell::RefCell<HashMap<PathBuf, Option<PathBuf>>> = Default::default();
     }
+    let abs = crate::layout::absolute(path, cwd);
+    let (Some(dir), Some(name)) = (abs.parent(), abs.file_name()) else { return abs };
+    let resolved = RESOLVED.with_borrow_mut(|known| {
+        if let Some(d) = known.get(dir) {
+            return d.clone();
+        }
+        let d = std::fs::canonicalize(dir).ok();
+        known.insert(dir.to_path_buf(), d.clone());
+        d
+    });
+    resolved.map_or(abs.clone(), |d| d.join(name))
 }
 
 impl Memo {
@@ -414,6 +425,25 @@ fn read_clean(path: &Path) -> CleanFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A directory is resolved once per run: a source's key stays what it was when its
+    /// directory was first looked up (the run sees one key per source), and a `-W error`
+    /// run does not call `realpath` for every fresh source (1 903 sources, 50 remembered
+    /// failures: 10 945 `readlink` calls before, see the commit).
+    #[test]
+    fn key_resolves_each_directory_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, link) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("l"));
+        std::fs::create_dir(&a).unwrap();
+        std::fs::create_dir(&b).unwrap();
+        std::os::unix::fs::symlink(&a, &link).unwrap();
+        let real_a = std::fs::canonicalize(&a).unwrap();
+        assert_eq!(key(&link.join("m.py"), dir.path()), real_a.join("m.py"));
+        // The link now leads elsewhere: this run keeps the key it gave.
+        std::fs::remove_file(&link).unwrap();
+        std::os::unix::fs::symlink(&b, &link).unwrap();
+        assert_eq!(key(&link.join("n.py"), dir.path()), real_a.join("n.py"));
+    }
 
     fn failure() -> CompileFailure {
         CompileFailure {
