@@ -785,22 +785,34 @@ fn launcher_context() -> Vec<(String, String)> {
             ctx.push((var.to_string(), v.to_string_lossy().into_owned()));
         }
     }
+    let mut add = |path: PathBuf| {
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            ctx.push((path.display().to_string(), text));
+        }
+    };
     if let Ok(cwd) = std::env::current_dir() {
         for dir in cwd.ancestors() {
-            for name in [
-                ".python-version",
-                ".tool-versions",
-                "mise.toml",
-                ".mise.toml",
-                "mise.local.toml",
-                ".mise.local.toml",
-                ".config/mise.toml",
-                ".config/mise/config.toml",
-                ".mise/config.toml",
+            // `.miserc.toml` may choose the environment (`env = [...]`), as MISE_ENV does.
+            for name in [".python-version", ".tool-versions", ".miserc.toml", ".config/miserc.toml"] {
+                add(dir.join(name));
+            }
+            // mise's project files, each in its places (mise's *Configuration*): `mise.toml`,
+            // `mise.local.toml` and the environments' `mise.<env>.toml` and
+            // `mise.<env>.local.toml`, also as dotfiles, `mise/config.toml`,
+            // `.mise/config.toml`, `.config/mise.toml`, `.config/mise/config.toml` (with their
+            // environments' and local variants), and the fragments of `.mise/conf.d` and
+            // `.config/mise/conf.d`. Every environment's: one may be chosen by a file.
+            for (sub, prefix) in [
+                ("", "mise."),
+                ("", ".mise."),
+                ("mise", "config."),
+                (".mise", "config."),
+                (".config", "mise."),
+                (".config/mise", "config."),
+                (".mise/conf.d", ""),
+                (".config/mise/conf.d", ""),
             ] {
-                if let Ok(text) = std::fs::read_to_string(dir.join(name)) {
-                    ctx.push((dir.join(name).display().to_string(), text));
-                }
+                mise_files(&dir.join(sub), prefix).into_iter().for_each(&mut add);
             }
         }
     }
@@ -821,9 +833,27 @@ fn launcher_context() -> Vec<(String, String)> {
         .or_else(|| home.as_ref().map(|h| h.join(".config/mise")));
     let mise_global = std::env::var_os("MISE_GLOBAL_CONFIG_FILE")
         .map(PathBuf::from)
-        .or_else(|| mise_config.map(|d| d.join("config.toml")));
+        .or_else(|| mise_config.as_ref().map(|d| d.join("config.toml")));
     if let Some(text) = mise_global.as_ref().and_then(|f| std::fs::read_to_string(f).ok()) {
         ctx.push(("mise global".to_string(), text));
+    }
+    // The rest of mise's global and system directories: their `conf.d` fragments, the
+    // environments' and local `config.<…>.toml` beside `config.toml`, and `miserc.toml`.
+    let mise_system = ["MISE_SYSTEM_CONFIG_DIR", "MISE_SYSTEM_DIR"]
+        .into_iter()
+        .find_map(|var| std::env::var_os(var).filter(|v| !v.is_empty()))
+        .map_or_else(|| PathBuf::from("/etc/mise"), PathBuf::from);
+    let mise_global_dir =
+        std::env::var_os("MISE_GLOBAL_CONFIG_FILE").is_none().then_some(mise_config).flatten();
+    for dir in mise_global_dir.into_iter().chain([mise_system]) {
+        let mut files = mise_files(&dir.join("conf.d"), "");
+        files.extend(mise_files(&dir, "config."));
+        files.push(dir.join("miserc.toml"));
+        for file in files {
+            if let Ok(text) = std::fs::read_to_string(&file) {
+                ctx.push((file.display().to_string(), text));
+            }
+        }
     }
     // What a prefix version (`pyenv global 3.11`, `python 3.11` in .tool-versions) resolves
     // against: the versions installed, so that installing 3.11.8 beside 3.11.7 probes again.
@@ -841,6 +871,21 @@ fn launcher_context() -> Vec<(String, String)> {
         }
     }
     ctx
+}
+
+/// The files of mise's configuration in `dir` whose names start with `prefix` and end
+/// with `.toml` (not hidden ones, which mise skips in `conf.d`), in name order.
+fn mise_files(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| {
+            n.starts_with(prefix) && n.ends_with(".toml") && (!prefix.is_empty() || !n.starts_with('.'))
+        })
+        .collect();
+    names.sort();
+    names.into_iter().map(|n| dir.join(n)).collect()
 }
 
 /// A stable name for a cache key: the interpreter's `identity`.

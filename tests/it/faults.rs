@@ -2681,6 +2681,65 @@ fn a_mise_shim_is_keyed_by_mises_settings_and_confirmed() {
     assert_eq!(Some(tree.read("L5/__pycache__/m.cpython-313.pyc")), want[0], "{}", again.stderr);
 }
 
+/// mise reads more configuration than `mise.toml` and the global `config.toml` (mise's
+/// *Configuration*): the fragments of `conf.d` directories (a project's `.mise/conf.d` and
+/// `.config/mise/conf.d`, the global and the system directory's), the environments'
+/// `mise.<env>.toml` and `mise.<env>.local.toml`, `mise/config.toml`, the global
+/// `config.local.toml`, the system `config.toml` (`MISE_SYSTEM_CONFIG_DIR`) and
+/// `.miserc.toml` (which may set the environment). A launcher named `mise` is keyed by
+/// each: a changed one probes again, unchanged ones reuse the probe.
+#[test]
+fn a_mise_shim_is_keyed_by_every_mise_config_file() {
+    let test = "faults::a_mise_shim_is_keyed_by_every_mise_config_file";
+    let Some(py) = harness::python_or_skip((3, 12), test) else { return };
+    let tree = Tree::new();
+    let Some((shim, _)) = compiled_launcher(&tree, "mise", "mise", test) else {
+        return;
+    };
+    tree.write("L/m.py", "M = 1\n");
+    let state = tree.path("state");
+    let compile = || {
+        tree.hashpyc()
+            .env("HASHPYC_STATE_DIR", &state)
+            .env("XDG_CONFIG_HOME", tree.path("config"))
+            .env("MISE_SYSTEM_CONFIG_DIR", tree.path("etc-mise"))
+            .env("MISE_PYTHON_VERSION", &py.path)
+            .env_remove("MISE_ENV")
+            .env_remove("MISE_CONFIG_DIR")
+            .env_remove("MISE_SYSTEM_DIR")
+            .env_remove("MISE_GLOBAL_CONFIG_FILE")
+            .args(["compile", "--no-config", "--python"])
+            .arg(&shim)
+            .arg("L")
+            .run()
+            .assert_code(0);
+        std::fs::read_dir(&state)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("interpreter-"))
+            .count()
+    };
+    let mut probes = compile();
+    assert_eq!(probes, 1);
+    assert_eq!(compile(), probes, "nothing changed: the probe is reused");
+    for file in [
+        ".mise/conf.d/python.toml",
+        ".config/mise/conf.d/python.toml",
+        "mise.ci.toml",
+        ".mise.ci.local.toml",
+        "mise/config.toml",
+        ".miserc.toml",
+        "config/mise/conf.d/python.toml",
+        "config/mise/config.local.toml",
+        "etc-mise/conf.d/python.toml",
+        "etc-mise/config.toml",
+    ] {
+        tree.write(file, "[tools]\npython = \"3.12\"\n");
+        probes += 1;
+        assert_eq!(compile(), probes, "{file} written: probed again");
+        assert_eq!(compile(), probes, "{file} unchanged: the probe is reused");
+    }
+}
+
 /// `HASHPYC_VERIFY` compiles each long-lived result again in a second zygote: when that
 /// zygote could not start (here a launcher that refuses every start past the run's own),
 /// the file was dropped in silence: no pyc, no message, `Compiled 0 files`, exit 0. Each
