@@ -29,7 +29,7 @@ mod upload;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
@@ -247,6 +247,11 @@ impl Throttle {
     /// Wait for room under the cap while `go_on()` holds; the slot taken, or None when the
     /// request is not to be sent.
     fn enter(&self, go_on: impl Fn() -> bool) -> Option<Slot> {
+        self.enter_until(go_on, None)
+    }
+
+    /// [`Throttle::enter`], waiting no later than `deadline` (None: no limit).
+    fn enter_until(&self, go_on: impl Fn() -> bool, deadline: Option<Instant>) -> Option<Slot> {
         let mut state = self.state.lock().expect("throttle lock");
         loop {
             if !go_on() {
@@ -256,7 +261,14 @@ impl Throttle {
                 state.1 += 1;
                 return Some(Slot { cap: state.0, halvings: state.2 });
             }
-            state = self.room.wait_timeout(state, Duration::from_millis(50)).expect("throttle lock").0;
+            let mut wait = Duration::from_millis(50);
+            if let Some(deadline) = deadline {
+                match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => wait = wait.min(left),
+                    _ => return None,
+                }
+            }
+            state = self.room.wait_timeout(state, wait).expect("throttle lock").0;
         }
     }
 
@@ -276,10 +288,10 @@ impl Throttle {
     }
 
     /// Give `slot` back, then wait for one under the cap as it is now (a retry), while
-    /// `go_on()` holds.
-    fn again(&self, slot: Slot, go_on: impl Fn() -> bool) -> Option<Slot> {
+    /// `go_on()` holds and, with a `deadline`, no later than it.
+    fn again(&self, slot: Slot, go_on: impl Fn() -> bool, deadline: Option<Instant>) -> Option<Slot> {
         self.leave(slot);
-        self.enter(go_on)
+        self.enter_until(go_on, deadline)
     }
 
     #[cfg(test)]
@@ -370,10 +382,13 @@ impl Remote {
     }
 
     /// `request` under `cap` and `policy`, each retry waiting for a slot under the cap as it
-    /// is then (see [`Throttle`]). A failure switches the tier off, unless the server
-    /// throttled each attempt (HTTP 429/503 without a long `Retry-After`): each halved the
-    /// cap (once per round), and the tier is switched off only by the [`THROTTLED_OFF`]th
-    /// in a row started at a cap of one.
+    /// is then (see [`Throttle`]), within the policy's time limit: no retry starts later
+    /// than one time limit after the first attempt did, however long the cap stays full
+    /// (one that finds no slot by then is not sent, and the request ends with its last
+    /// attempt's answer). A failure switches the tier off, unless the server throttled each
+    /// attempt (HTTP 429/503 without a long `Retry-After`): each halved the cap (once per
+    /// round), and the tier is switched off only by the [`THROTTLED_OFF`]th in a row whose
+    /// last attempt was sent at a cap of one (alone).
     fn send<T>(
         &self,
         cap: &Throttle,
@@ -384,19 +399,37 @@ impl Remote {
         let Some(first) = cap.enter(go_on) else {
             return Sent::Unsent;
         };
-        let started_at = first.cap;
+        let deadline = Instant::now().checked_add(policy.budget());
+        // The cap the last attempt was sent at.
+        let mut sent_at = first.cap;
         // The slot held (None once given back without another: the tier went off, or the
-        // run was interrupted, while a retry waited for one).
+        // run was interrupted, or the time limit passed, while a retry waited for one).
         let mut slot = Some(first);
         let mut attempts = 0;
+        // The last attempt's transient failure, for a retry that finds no slot in time.
+        let mut last: Option<String> = None;
+        let mut no_room = false;
         // Throttled only when every attempt was (500, 500, 503 is a failure).
         let throttled = std::cell::Cell::new(true);
         let out = self.retrying(policy, || {
             attempts += 1;
             let Some(held) = slot.take() else { return Err(TierError::Failed(String::new())) };
-            slot = if attempts > 1 { cap.again(held, go_on) } else { Some(held) };
-            let Some(held) = slot else { return Err(TierError::Failed(String::new())) };
+            slot = if attempts > 1 { cap.again(held, go_on, deadline) } else { Some(held) };
+            let Some(held) = slot else {
+                // No slot within the time limit, the tier still on: the request ends as its
+                // last attempt did (throttled, as it then was).
+                no_room = go_on();
+                let tried = last.take().unwrap_or_default();
+                let tried =
+                    if attempts > 2 { format!("{tried} (after {} attempts)", attempts - 1) } else { tried };
+                return Err(TierError::Failed(tried));
+            };
+            sent_at = held.cap;
             let out = request();
+            last = match &out {
+                Err(TierError::Transient { message, .. }) => Some(message.clone()),
+                _ => None,
+            };
             let was = matches!(&out, Err(e) if remote::retry::throttled(e));
             throttled.set(throttled.get() && was);
             let ended = match &out {
@@ -407,8 +440,11 @@ impl Remote {
             cap.ended(held, ended);
             out
         });
-        let Some(held) = slot else { return Sent::Unsent };
-        cap.leave(held);
+        match slot {
+            Some(held) => cap.leave(held),
+            None if no_room => {}
+            None => return Sent::Unsent,
+        }
         match out {
             Ok(v) => {
                 self.throttled_streak.store(0, Ordering::Relaxed);
@@ -416,8 +452,7 @@ impl Remote {
             }
             Err(TierError::Busy(_)) => Sent::Busy,
             Err(e) if throttled.get() && self.usable() => {
-                if started_at == 1
-                    && self.throttled_streak.fetch_add(1, Ordering::Relaxed) + 1 >= THROTTLED_OFF
+                if sent_at == 1 && self.throttled_streak.fetch_add(1, Ordering::Relaxed) + 1 >= THROTTLED_OFF
                 {
                     self.fail(&TierError::Failed(format!(
                         "{e}, throttled (HTTP 503/429) {THROTTLED_OFF} times in a row with one request in flight"
@@ -1495,13 +1530,13 @@ mod tests {
         }
         assert_eq!(t.now(), (4, 8), "halved once for the burst");
         let asked = std::sync::atomic::AtomicUsize::new(0);
-        let retry = t.again(burst[0], || asked.fetch_add(1, Ordering::Relaxed) < 3);
+        let retry = t.again(burst[0], || asked.fetch_add(1, Ordering::Relaxed) < 3, None);
         assert_eq!(retry, None, "a retry with 7 in flight and a cap of 4 was sent");
         assert_eq!(t.now(), (4, 7));
         for slot in &burst[1..4] {
             t.leave(*slot);
         }
-        let retry = t.again(burst[4], || true).expect("room");
+        let retry = t.again(burst[4], || true, None).expect("room");
         assert_eq!(retry, Slot { cap: 4, halvings: 1 });
         // Its throttling halves the cap again: it was sent after the last halving.
         t.ended(retry, Ended::Throttled);
@@ -1580,6 +1615,76 @@ mod tests {
             assert!(tier.0.lock().unwrap().is_empty(), "{statuses:?}: not every attempt was made");
             assert_eq!(inner.remote.as_ref().unwrap().usable(), kept, "{statuses:?}");
         }
+    }
+
+    /// A remote tier of `tier` for lookups, with this time limit.
+    fn remote_of(tier: Arc<dyn Tier>, timeout: Duration) -> Inner {
+        let settings = CacheSettings {
+            dir: None,
+            remote: Some(tier),
+            max_size: 1 << 30,
+            read_only: true,
+            compression: Compression::None,
+            timeout,
+            upload_wait: Duration::from_secs(5),
+        };
+        Inner::open(settings, &[], &[]).unwrap()
+    }
+
+    // The switch-off after THROTTLED_OFF throttled requests in a row counts those whose
+    // last attempt was sent at a cap of one, as the README says ("each sent while the cap
+    // was down to one"): a request begun at a cap of 2, which its first attempt's 503
+    // halved to one, is one. It went by the cap at the first attempt, so three such
+    // lookups against an always-503 server left the remote on.
+    #[test]
+    fn the_switch_off_goes_by_the_cap_of_the_last_attempt() {
+        let tier = Arc::new(Failing(Mutex::new(vec![503; 9])));
+        let inner = remote_of(tier.clone(), Duration::from_secs(5));
+        let r = inner.remote.as_ref().unwrap();
+        while r.lookup_cap.now().0 > 2 {
+            r.lookup_cap.leave_after(Ended::Throttled);
+        }
+        assert!(inner.get(&[7; 32], 1, &mut false).is_none());
+        assert_eq!(r.lookup_cap.now(), (1, 0), "its first attempt halved the cap to one");
+        assert!(r.usable());
+        assert!(inner.get(&[7; 32], 1, &mut false).is_none());
+        assert!(inner.get(&[7; 32], 1, &mut false).is_none());
+        assert!(tier.0.lock().unwrap().is_empty(), "not every attempt was made");
+        assert!(
+            !r.usable(),
+            "three in a row throttled through, each last sent at a cap of one: switched off"
+        );
+        let problem = r.problem.lock().unwrap().clone().unwrap_or_default();
+        assert!(problem.contains("3 times in a row with one request in flight"), "{problem}");
+    }
+
+    // A retry waits for a slot under the cap no later than one time limit after the first
+    // attempt (README: "No retry starts later than one time limit after the first attempt
+    // did"): with the cap down to one and that slot held by another request that does not
+    // end, the lookup ends throttled (a miss, the remote on) with the one attempt it made.
+    // It waited for the slot for as long as the slot stayed taken.
+    #[test]
+    fn a_retry_waits_for_a_slot_no_longer_than_the_time_limit() {
+        let tier = Arc::new(Failing(Mutex::new(vec![503; 3])));
+        let inner = Arc::new(remote_of(tier.clone(), Duration::from_millis(300)));
+        let r = Arc::clone(inner.remote.as_ref().unwrap());
+        while r.lookup_cap.now().0 > 2 {
+            r.lookup_cap.leave_after(Ended::Throttled);
+        }
+        // Another request's slot, held until the lookup ends (or, should it never, until
+        // the test gives up on it and fails).
+        let other = r.lookup_cap.enter(|| true).unwrap();
+        let (done, ended) = std::sync::mpsc::channel();
+        let lookup = Arc::clone(&inner);
+        std::thread::spawn(move || {
+            let _ = done.send(lookup.get(&[7; 32], 1, &mut false).is_none());
+        });
+        let result = ended.recv_timeout(Duration::from_secs(60));
+        r.lookup_cap.leave(other);
+        assert_eq!(result, Ok(true), "the retry waited for a slot past the time limit");
+        assert_eq!(tier.0.lock().unwrap().len(), 2, "one attempt, and no retry without a slot");
+        assert!(r.usable());
+        assert_eq!(r.throttled_lookups.load(Ordering::Relaxed), 1);
     }
 
     // A sound entry read while the decoding budget is used up (decompression bombs in

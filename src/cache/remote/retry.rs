@@ -57,6 +57,12 @@ impl Policy {
         drawn.max(retry_after.unwrap_or_default())
     }
 
+    /// No retry starts later than this after the first attempt did (the request's time
+    /// limit).
+    pub fn budget(&self) -> Duration {
+        self.budget
+    }
+
     /// `request`, sent again after a transient failure while attempts and the time budget
     /// last and `go_on()` holds (the tier is still on); `retried` is called before each
     /// retry. A transient failure that is the last becomes a plain one, saying how many
