@@ -310,13 +310,22 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
             report::eprint_line(&format!("{}: {msg}", style.error()));
         }
     }
-    let hint = wrong_version_hint(&findings, &s.targets)
-        .or_else(|| layout_hint(&findings, counts["ok"], s))
-        .or_else(|| spelling_hint(&findings, &cwd))
-        .or_else(|| timestamp_hint(&findings, s.accept))
-        .or_else(|| mode_hint(&findings));
-    if json && let Some(hint) = &hint {
-        events.push(run_event("notice", None, hint.clone()));
+    // Every hint that applies, each about other findings of a mixed tree (3.9 pycs missing
+    // in one directory, timestamp pycs in another): one does not hide the others.
+    let hints: Vec<String> = [
+        wrong_version_hint(&findings, &s.targets),
+        layout_hint(&findings, counts["ok"], s),
+        spelling_hint(&findings, &cwd),
+        timestamp_hint(&findings, s.accept),
+        mode_hint(&findings),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if json {
+        for hint in &hints {
+            events.push(run_event("notice", None, hint.clone()));
+        }
     }
 
     let mut out = std::io::stdout().lock();
@@ -389,10 +398,10 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     if json {
         return Ok(status);
     }
-    if let Some(hint) = &hint
-        && verbosity.quiet < 2
-    {
-        report::eprint_line(&format!("hint: {hint}"));
+    if verbosity.quiet < 2 {
+        for hint in &hints {
+            report::eprint_line(&format!("hint: {hint}"));
+        }
     }
     if verbosity.quiet == 0 {
         let mut parts: Vec<String> = Outcome::ALL

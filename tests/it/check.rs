@@ -3064,3 +3064,37 @@ fn a_shared_pycache_holds_no_strays_of_its_sharers() {
         run.stdout
     );
 }
+
+// A mixed tree: pycs of another version where this one's are missing in `a`, timestamp
+// pycs (compileall's) in `b`. Each hint is about other findings; both are given, in text
+// one line each and in JSON one notice each (before, only the first was).
+per_python!(every_hint_that_applies_is_given, min = (3, 7), |py: &Python| {
+    let Some(other) = harness::pythons().values().find(|o| o.minor != py.minor && o.minor >= (3, 7)) else {
+        return harness::visible("SKIPPED every_hint_that_applies_is_given: needs a second CPython");
+    };
+    let tree = Tree::new();
+    tree.write("a/m.py", "x = 1\n");
+    tree.write("b/n.py", "y = 1\n");
+    tree.hashpyc().args(["compile", "-q"]).python(other).arg("a").run().assert_code(0);
+    py.run(&["-m", "compileall", "-q", "b"], tree.root());
+    let run = tree.hashpyc().arg("check").python(py).args(["a", "b"]).run();
+    run.assert_code(1);
+    let hints: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("hint: ")).collect();
+    assert_eq!(hints.len(), 2, "{}", run.stderr);
+    assert!(hints[0].contains("did you mean `--python python"), "{}", run.stderr);
+    assert!(hints[1].contains("1 pyc is timestamp-based"), "{}", run.stderr);
+    let json = tree.hashpyc().args(["check", "--format", "json"]).python(py).args(["a", "b"]).run();
+    json.assert_code(1);
+    let notices: Vec<String> = json
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["type"] == "notice")
+        .map(|v| v["message"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(notices.len(), 2, "{}", json.stdout);
+    assert_eq!(notices, hints.iter().map(|h| h.trim_start_matches("hint: ").to_string()).collect::<Vec<_>>());
+    // `-qq` hides them all, as it hid the one.
+    let quiet = tree.hashpyc().args(["check", "-qq"]).python(py).args(["a", "b"]).run();
+    assert!(!quiet.stderr.contains("hint:"), "{}", quiet.stderr);
+});
