@@ -925,9 +925,10 @@ fn rewrite_stage(
 
 /// Descriptors a run holds besides its workers' (standard streams, the walk's directories,
 /// state and cache files), and per slot: each of its workers' four pipes, a source or pyc
-/// open, and a worker's other pipe ends while it is started.
+/// open, a worker's other pipe ends while it is started, and the directories of the sources
+/// read and not yet written (a group of up to 8, and the next unit: `Slot::read_from`).
 const BASE_FDS: u64 = 32;
-const SLOT_FDS: u64 = 8;
+const SLOT_FDS: u64 = 17;
 const WORKER_FDS: u64 = 4;
 
 /// `jobs` slots (as many as the units to compile at most) of `workers` workers each, if

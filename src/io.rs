@@ -13,16 +13,52 @@ pub fn read_source_into(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<()> {
     read_to_end_direct(&f, buf)
 }
 
+/// Open the directory of the source `path` (`O_PATH`), to read the source and write its
+/// pycs relative to it ([`read_source_at`], `write::Base`): both then are that directory's,
+/// whatever a symbolic link on the way is switched to meanwhile (a deploy's `current`).
+pub fn open_dir_of(path: &Path) -> std::io::Result<std::os::fd::OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    Ok(rustix::fs::open(dir, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?)
+}
+
+/// [`read_source_into`] of the source `path` in the directory `dir` ([`open_dir_of`]).
+pub fn read_source_at(
+    dir: std::os::fd::BorrowedFd<'_>,
+    path: &Path,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    use rustix::fs::{Mode, OFlags};
+    buf.clear();
+    let name = path.file_name().unwrap_or(path.as_os_str());
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let f = match rustix::fs::openat(dir, name, flags, Mode::empty()) {
+        Ok(fd) => std::fs::File::from(fd),
+        Err(e) => return Err(not_regular_if_special(e.into(), path)),
+    };
+    read_to_end_direct(&f, buf)
+}
+
 /// Open `path` for reading without ever blocking: a FIFO (or a device) where a pyc or a
 /// source should be must not hang the run, as opening a FIFO with no writer does.
 /// A socket cannot be opened at all (ENXIO, "No such device or address"), nor can a
 /// device without a driver: either is [`not_regular`], as a FIFO is once opened.
 pub fn open_nonblocking(path: &Path) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(|e| {
-        let special = || std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir());
-        if e.raw_os_error() == Some(libc::ENXIO) && special() { not_regular() } else { e }
-    })
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| not_regular_if_special(e, path))
+}
+
+/// `e`, an error opening `path`, or [`not_regular`] for a socket or a device without a driver.
+fn not_regular_if_special(e: std::io::Error, path: &Path) -> std::io::Error {
+    let special = || std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir());
+    if e.raw_os_error() == Some(libc::ENXIO) && special() { not_regular() } else { e }
 }
 
 /// The error for a path that is not a regular file (a FIFO, a socket, a device).

@@ -6,7 +6,10 @@
 //! a failed write (disk full, permissions) leaves the old pyc untouched and no temp file.
 
 use std::io::{IoSlice, Write};
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, Mode, OFlags};
 
 use thiserror::Error;
 
@@ -35,12 +38,83 @@ pub fn pyc_mode(source_mode: u32) -> u32 {
     (source_mode | 0o200) & 0o666
 }
 
+/// The directory a source was read from, as a handle, and the path it was opened by: the
+/// pycs under that path are written relative to the handle, into that very directory,
+/// whatever a symbolic link on the way (a deploy's `current -> releases/v1`) was switched
+/// to since the source was read. Other paths (a `--pycache-prefix` tree) are written by path.
+#[derive(Clone, Copy, Debug)]
+pub struct Base<'a> {
+    fd: BorrowedFd<'a>,
+    dir: &'a Path,
+}
+
+impl<'a> Base<'a> {
+    /// `fd`, the directory opened as `dir` (`""` for the working directory).
+    pub fn new(fd: BorrowedFd<'a>, dir: &'a Path) -> Self {
+        Base { fd, dir }
+    }
+}
+
+/// A file for the `*at` system calls: a directory handle and a path relative to it, or
+/// the working directory and the path as spelled.
+#[derive(Clone, Copy)]
+struct Loc<'a> {
+    fd: BorrowedFd<'a>,
+    rel: &'a Path,
+}
+
+/// Where `path` is: relative to `base` when it is under `base`'s directory.
+fn loc<'a>(base: Option<Base<'a>>, path: &'a Path) -> Loc<'a> {
+    if let Some(b) = base
+        && let Ok(rel) = path.strip_prefix(b.dir)
+        && !rel.as_os_str().is_empty()
+    {
+        return Loc { fd: b.fd, rel };
+    }
+    Loc { fd: rustix::fs::CWD, rel: path }
+}
+
 /// Refuse destinations py_compile refuses: symlinks and non-regular files.
 pub fn check_destination(path: &Path) -> Result<(), WriteError> {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => Err(WriteError::Symlink(path.to_path_buf())),
-        Ok(m) if !m.is_file() => Err(WriteError::NotRegular(path.to_path_buf())),
-        _ => Ok(()),
+    check_destination_at(loc(None, path), path)
+}
+
+/// [`check_destination`] of `at`, which is `path`.
+fn check_destination_at(at: Loc<'_>, path: &Path) -> Result<(), WriteError> {
+    use rustix::fs::FileType;
+    match rustix::fs::statat(at.fd, at.rel, AtFlags::SYMLINK_NOFOLLOW)
+        .map(|st| FileType::from_raw_mode(st.st_mode))
+    {
+        Ok(FileType::Symlink) => Err(WriteError::Symlink(path.to_path_buf())),
+        Ok(FileType::RegularFile) | Err(_) => Ok(()),
+        Ok(_) => Err(WriteError::NotRegular(path.to_path_buf())),
+    }
+}
+
+/// `create_dir_all` of `at`: a directory there (a symbolic link to one will do), made with
+/// the directories above it that are missing.
+fn create_dir_all_at(at: Loc<'_>) -> std::io::Result<()> {
+    if at.rel.as_os_str().is_empty() || at.rel == Path::new(".") {
+        return Ok(());
+    }
+    let mkdir = || match rustix::fs::mkdirat(at.fd, at.rel, Mode::from_raw_mode(0o777)) {
+        Err(rustix::io::Errno::EXIST)
+            if rustix::fs::statat(at.fd, at.rel, AtFlags::empty())
+                .is_ok_and(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir()) =>
+        {
+            Ok(())
+        }
+        other => other,
+    };
+    match mkdir() {
+        Err(rustix::io::Errno::NOENT) => match at.rel.parent() {
+            Some(up) if !up.as_os_str().is_empty() => {
+                create_dir_all_at(Loc { fd: at.fd, rel: up })?;
+                Ok(mkdir()?)
+            }
+            _ => Err(rustix::io::Errno::NOENT.into()),
+        },
+        other => Ok(other?),
     }
 }
 
@@ -133,41 +207,43 @@ fn random_chars() -> [u8; RANDOM_LEN] {
     })
 }
 
-/// A temporary file being written, removed on drop unless persisted.
-struct Temp {
+/// A temporary file being written, removed on drop unless persisted; its path is
+/// relative to `fd`.
+struct Temp<'a> {
+    fd: BorrowedFd<'a>,
     path: PathBuf,
     file: Option<std::fs::File>,
 }
 
-impl Temp {
-    /// A new file beside `path` (`O_CREAT | O_EXCL`, with permission bits `mode` under the
+impl<'a> Temp<'a> {
+    /// A new file beside `at` (`O_CREAT | O_EXCL`, with permission bits `mode` under the
     /// umask), opened for writing.
-    fn create(path: &Path, mode: u32) -> std::io::Result<Temp> {
-        use std::os::unix::fs::OpenOptionsExt;
+    fn create(at: Loc<'a>, mode: u32) -> std::io::Result<Temp<'a>> {
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
         loop {
-            let temp = temp_path(path);
-            match std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&temp) {
-                Ok(file) => return Ok(Temp { path: temp, file: Some(file) }),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e),
+            let temp = temp_path(at.rel);
+            match rustix::fs::openat(at.fd, &temp, flags, Mode::from_raw_mode(mode)) {
+                Ok(fd) => return Ok(Temp { fd: at.fd, path: temp, file: Some(fd.into()) }),
+                Err(rustix::io::Errno::EXIST) => continue,
+                Err(e) => return Err(e.into()),
             }
         }
     }
 
-    /// Rename the file over `path`.
-    fn persist(mut self, path: &Path) -> std::io::Result<()> {
+    /// Rename the file over `at`.
+    fn persist(mut self, at: Loc<'_>) -> std::io::Result<()> {
         self.file = None;
-        std::fs::rename(&self.path, path)?;
+        rustix::fs::renameat(self.fd, &self.path, at.fd, at.rel)?;
         self.path = PathBuf::new();
         Ok(())
     }
 }
 
-impl Drop for Temp {
+impl Drop for Temp<'_> {
     fn drop(&mut self) {
         self.file = None;
         if !self.path.as_os_str().is_empty() {
-            let _ = std::fs::remove_file(&self.path);
+            let _ = rustix::fs::unlinkat(self.fd, &self.path, AtFlags::empty());
         }
     }
 }
@@ -186,21 +262,51 @@ pub struct Known {
 /// Write `parts` (header, body) to `path` atomically with permission bits `mode`
 /// (the umask applies, as for py_compile), creating the directory when needed.
 pub fn write_atomic(path: &Path, parts: &[&[u8]], mode: u32, known: Known) -> Result<(), WriteError> {
+    write_atomic_in(None, path, parts, mode, known)
+}
+
+/// [`write_atomic`], relative to `base` when `path` is under its directory.
+pub fn write_atomic_in(
+    base: Option<Base<'_>>,
+    path: &Path,
+    parts: &[&[u8]],
+    mode: u32,
+    known: Known,
+) -> Result<(), WriteError> {
+    let at = loc(base, path);
     if !known.checked {
-        check_destination(path)?;
-    }
-    let dir = parent_of(path);
-    if !known.dir_exists {
-        std::fs::create_dir_all(dir).map_err(|source| WriteError::CreateDir {
-            path: dir.to_path_buf(),
-            source: broken_link(dir).unwrap_or(source),
-        })?;
+        check_destination_at(at, path)?;
     }
     let write_err = |source| WriteError::Write { path: path.to_path_buf(), source };
-    let mut tmp = Temp::create(path, mode).map_err(write_err)?;
+    // A path the kernel could not take whole fails as it fails written by path (and as
+    // `compile -n` says it will), also when written relative to the source's directory.
+    if at.fd.as_raw_fd() != rustix::fs::CWD.as_raw_fd() && path_too_long(path) {
+        return Err(write_err(std::io::Error::from_raw_os_error(libc::ENAMETOOLONG)));
+    }
+    let dir = parent_of(path);
+    let dir_at = Loc { fd: at.fd, rel: parent_of(at.rel) };
+    let create_dir = || {
+        create_dir_all_at(dir_at).map_err(|source| WriteError::CreateDir {
+            path: dir.to_path_buf(),
+            source: broken_link(dir).unwrap_or(source),
+        })
+    };
+    if !known.dir_exists {
+        create_dir()?;
+    }
+    let mut tmp = match Temp::create(at, mode) {
+        // Known to exist, but not (or no longer) there: in the directory the source was
+        // read from this time, or removed meanwhile.
+        Err(e) if known.dir_exists && e.kind() == std::io::ErrorKind::NotFound => {
+            create_dir()?;
+            Temp::create(at, mode)
+        }
+        other => other,
+    }
+    .map_err(write_err)?;
     write_all_vectored(tmp.file.as_mut().expect("open until persisted"), parts).map_err(write_err)?;
     // The temporary file is removed on drop if anything above or the rename fails.
-    tmp.persist(path).map_err(write_err)
+    tmp.persist(at).map_err(write_err)
 }
 
 /// All of `parts` in as few system calls as the kernel allows.
@@ -227,8 +333,10 @@ fn write_all_vectored(file: &mut std::fs::File, parts: &[&[u8]]) -> std::io::Res
 /// directories known to exist, to save system calls. A level that cannot be written ends
 /// the unit with its error and the number of the levels of `wanted` written before it,
 /// which are on disk (a pyc name too long only at `opt-2`).
+/// `base`: the directory the source was read from (see [`Base`]).
 #[allow(clippy::too_many_arguments)]
 pub fn write_unit(
+    base: Option<Base<'_>>,
     pycs: &[PathBuf],
     header: &[u8],
     bodies: &[Vec<u8>],
@@ -244,17 +352,18 @@ pub fn write_unit(
     let mut written = vec![false; bodies.len()];
     for (i, body) in bodies.iter().enumerate() {
         let duplicate = hardlink_dupes && i > 0 && bodies[i - 1] == *body;
-        let relink = duplicate && (written[i - 1] || !same_file(&pycs[i - 1], &pycs[i]));
+        let relink =
+            duplicate && (written[i - 1] || !same_file_at(loc(base, &pycs[i - 1]), loc(base, &pycs[i])));
         if !wanted.contains(&(i as u8)) && !relink {
             continue;
         }
         let path: &Path = &pycs[i];
         let dir = path.parent().unwrap_or(Path::new(""));
         let done = if duplicate {
-            hardlink_atomic(&pycs[i - 1], path)
+            hardlink_atomic_in(base, &pycs[i - 1], path)
         } else {
             let known = Known { dir_exists: dirs.contains(dir), checked: true };
-            write_atomic(path, &[header, body], mode, known)
+            write_atomic_in(base, path, &[header, body], mode, known)
         };
         if let Err(e) = done {
             let before = (0..i).filter(|&l| written[l] && wanted.contains(&(l as u8))).count();
@@ -270,28 +379,45 @@ pub fn write_unit(
 
 /// Make `path` a hard link to `existing`, atomically replacing whatever `path` was.
 pub fn hardlink_atomic(existing: &Path, path: &Path) -> Result<(), WriteError> {
-    check_destination(path)?;
+    hardlink_atomic_in(None, existing, path)
+}
+
+/// [`hardlink_atomic`], relative to `base` when the paths are under its directory.
+fn hardlink_atomic_in(base: Option<Base<'_>>, existing: &Path, path: &Path) -> Result<(), WriteError> {
+    let at = loc(base, path);
+    check_destination_at(at, path)?;
     let write_err = |source| WriteError::Write { path: path.to_path_buf(), source };
     // Reserve a unique name, then link to a sibling of it and rename over the target.
-    let reserved = Temp::create(path, 0o600).map_err(write_err)?;
+    let reserved = Temp::create(at, 0o600).map_err(write_err)?;
     let link = reserved.path.with_extension("lnk");
-    let result = std::fs::hard_link(existing, &link).and_then(|()| std::fs::rename(&link, path));
+    let from = loc(base, existing);
+    let result = rustix::fs::linkat(from.fd, from.rel, at.fd, &link, AtFlags::empty())
+        .and_then(|()| rustix::fs::renameat(at.fd, &link, at.fd, at.rel));
     // Also after a success: a rename onto a link to the same file does nothing (rename(2)),
     // which leaves `link` behind (`existing` and `path` one file, or one name).
-    let _ = std::fs::remove_file(&link);
+    let _ = rustix::fs::unlinkat(at.fd, &link, AtFlags::empty());
     drop(reserved);
-    result.map_err(write_err)
+    result.map_err(|e| write_err(e.into()))
 }
 
 /// Whether two files are the same inode (already hard-linked).
 pub fn same_file(a: &Path, b: &Path) -> bool {
-    matches!((file_id(a), file_id(b)), (Some(x), Some(y)) if x == y)
+    same_file_at(loc(None, a), loc(None, b))
+}
+
+fn same_file_at(a: Loc<'_>, b: Loc<'_>) -> bool {
+    matches!((file_id_at(a), file_id_at(b)), (Some(x), Some(y)) if x == y)
 }
 
 /// The file `path` names (device and inode), if it can be read.
 pub fn file_id(path: &Path) -> Option<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    file_id_at(loc(None, path))
+}
+
+fn file_id_at(at: Loc<'_>) -> Option<(u64, u64)> {
+    let st = rustix::fs::statat(at.fd, at.rel, AtFlags::empty()).ok()?;
+    #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+    Some((st.st_dev as u64, u64::from(st.st_ino)))
 }
 
 #[cfg(test)]

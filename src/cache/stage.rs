@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 
+use std::os::fd::AsFd;
 use std::sync::Arc;
 
 use super::{Cache, Found};
@@ -85,14 +86,21 @@ pub fn run(
 fn unit(l: &Lookups<'_>, src: usize, targets: &[usize]) -> (Results, Vec<usize>) {
     let plan = &l.plans[src];
     let mut source = Vec::with_capacity(usize::try_from(plan.size).unwrap_or(0) + 4096);
-    if let Err(e) = crate::io::read_source_into(&plan.path, &mut source) {
-        let r = if e.kind() == std::io::ErrorKind::NotFound {
-            UnitResult::Vanished
-        } else {
-            UnitResult::Error(format!("cannot read the source: {}", crate::io::io_reason(&e)))
-        };
-        return (targets.iter().map(|&t| (src, t, r.clone())).collect(), Vec::new());
-    }
+    // Read through a handle on its directory, where its pycs are written (`write::Base`).
+    let read = crate::io::open_dir_of(&plan.path)
+        .and_then(|dir| crate::io::read_source_at(dir.as_fd(), &plan.path, &mut source).map(|()| dir));
+    let dir = match read {
+        Ok(dir) => dir,
+        Err(e) => {
+            let r = if e.kind() == std::io::ErrorKind::NotFound {
+                UnitResult::Vanished
+            } else {
+                UnitResult::Error(format!("cannot read the source: {}", crate::io::io_reason(&e)))
+            };
+            return (targets.iter().map(|&t| (src, t, r.clone())).collect(), Vec::new());
+        }
+    };
+    let base = write::Base::new(dir.as_fd(), plan.path.parent().unwrap_or(std::path::Path::new("")));
     let filename = crate::marshal::filename_bytes(plan.embedded().as_os_str().as_encoded_bytes());
     let mut done = Vec::new();
     let mut misses = Vec::new();
@@ -114,6 +122,7 @@ fn unit(l: &Lookups<'_>, src: usize, targets: &[usize]) -> (Results, Vec<usize>)
                 let _writing = crate::interrupt::writing();
                 let written = DIRS.with_borrow_mut(|dirs| {
                     write::write_unit(
+                        Some(base),
                         &l.paths.of(&plan.path, t),
                         &header,
                         &bodies,

@@ -327,11 +327,13 @@ pub fn run(
     (shared.results.into_inner().expect("results lock"), fatal)
 }
 
-/// Read a source whose size the plan saw (one allocation, no extra stat), as the plan does.
-fn read_source(path: &Path, size_hint: u64) -> std::io::Result<Vec<u8>> {
+/// Read a source whose size the plan saw (one allocation, no extra stat), as the plan does,
+/// through a handle on its directory, returned for writing its pycs there.
+fn read_source(path: &Path, size_hint: u64) -> std::io::Result<(Vec<u8>, std::os::fd::OwnedFd)> {
     let mut buf = Vec::with_capacity(usize::try_from(size_hint).unwrap_or(0).saturating_add(4096));
-    crate::io::read_source_into(path, &mut buf)?;
-    Ok(buf)
+    let dir = crate::io::open_dir_of(path)?;
+    crate::io::read_source_at(std::os::fd::AsFd::as_fd(&dir), path, &mut buf)?;
+    Ok((buf, dir))
 }
 
 /// The request that compiles source `src` for target `t` as the plan says (no
@@ -496,6 +498,9 @@ struct Slot<'a> {
     batch: Vec<Batch>,
     /// Directories this slot has created or seen, so each is checked once.
     dirs: std::collections::HashSet<std::path::PathBuf>,
+    /// Per source read and not yet done with, the directory it was read from: its pycs are
+    /// written there (`write::Base`).
+    read_from: std::cell::RefCell<std::collections::HashMap<usize, std::os::fd::OwnedFd>>,
     workers: Vec<Option<Worker>>,
     /// Second zygotes for `verify`, so checking a result never ends the long-lived child
     /// whose history is under test.
@@ -527,7 +532,14 @@ impl<'a> Slot<'a> {
     fn new(sh: &'a Shared<'a>) -> Self {
         let none = || (0..sh.s.specs.len()).map(|_| None).collect();
         let batch = (0..sh.s.specs.len()).map(|_| Default::default()).collect();
-        Slot { sh, batch, dirs: Default::default(), workers: none(), verifiers: none() }
+        Slot {
+            sh,
+            batch,
+            dirs: Default::default(),
+            read_from: Default::default(),
+            workers: none(),
+            verifiers: none(),
+        }
     }
 
     fn run(mut self) {
@@ -643,7 +655,10 @@ impl<'a> Slot<'a> {
     fn read_unit(&self, src: usize, targets: &[usize]) -> Option<Vec<u8>> {
         let plan = &self.sh.s.plans[src];
         match read_source(&plan.path, plan.size) {
-            Ok(b) => Some(b),
+            Ok((b, dir)) => {
+                self.read_from.borrow_mut().insert(src, dir);
+                Some(b)
+            }
             Err(e) => {
                 let r = if e.kind() == std::io::ErrorKind::NotFound {
                     UnitResult::Vanished
@@ -731,6 +746,7 @@ impl<'a> Slot<'a> {
         // Words a pristine fork has interned too are no conflict.
         batch.words.extend(unit.words.into_iter().filter(|h| !known.interned.contains(h)));
         drop(births);
+        self.read_from.borrow_mut().remove(&src);
         match step {
             Some(Step::Done(r)) => self.record(src, t, r),
             Some(Step::Deferred) => self.record(
@@ -751,6 +767,19 @@ impl<'a> Slot<'a> {
     /// [`Slot::unit`] with the source read. It is guessed about at most once (per kind of
     /// guess: with or without set displays).
     fn unit_read(
+        &mut self,
+        src: usize,
+        targets: &[usize],
+        fresh: bool,
+        source: &[u8],
+        guess: &mut Option<(bool, predict::Prediction)>,
+    ) {
+        self.compile_targets(src, targets, fresh, source, guess);
+        self.read_from.borrow_mut().remove(&src);
+    }
+
+    /// [`Slot::unit_read`]'s compiles.
+    fn compile_targets(
         &mut self,
         src: usize,
         targets: &[usize],
@@ -1070,7 +1099,11 @@ impl<'a> Slot<'a> {
         let header =
             Header::hashed(target.magic, s.mode, pyc::source_hash(target.hash, target.magic, source))
                 .to_bytes();
+        let read_from = self.read_from.borrow();
+        let dir = plan.path.parent().unwrap_or(Path::new(""));
+        let base = read_from.get(&src).map(|fd| write::Base::new(std::os::fd::AsFd::as_fd(fd), dir));
         write::write_unit(
+            base,
             &s.paths.of(&plan.path, t),
             &header,
             bodies,

@@ -2808,3 +2808,63 @@ fn a_verifier_that_cannot_start_is_an_error_per_file() {
     }
     assert!(tree.pycs().is_empty(), "{:?}", tree.pycs());
 }
+
+/// A directory link switched while a run compiles (`current -> releases/v1` replaced by a
+/// link to `releases/v2`, renamed over it as deploy tools do), strace holding the run at the
+/// mkdir of `__pycache__`, after the source was read: the pyc is the one py_compile writes
+/// for the source read (v1's), beside it in v1, where it was written by path into v2 (v1's
+/// code in v2, which Python runs as it is under unchecked-hash); v2 gets no pyc.
+#[test]
+fn a_directory_link_switched_mid_run_gets_no_pyc_of_the_old_source() {
+    let test = "faults::a_directory_link_switched_mid_run_gets_no_pyc_of_the_old_source";
+    let Some(py) = harness::any_python(test) else { return };
+    if !Command::new("strace").arg("-V").output().is_ok_and(|o| o.status.success()) {
+        harness::visible(&format!("SKIPPED {test}: no strace"));
+        return;
+    }
+    let tree = Tree::new();
+    let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
+    tree.write("releases/v1/pkg/m.py", "VERSION = 1\n");
+    tree.write("releases/v2/pkg/m.py", "VERSION = 2\n");
+    std::os::unix::fs::symlink("releases/v1", tree.path("current")).unwrap();
+    // (The probe is remembered first: the run's mkdirs are then few, each held 2 s.)
+    tree.write("warm/w.py", "w = 1\n");
+    tree.hashpyc().args(["compile", "-q"]).python(py).arg("warm").run().assert_code(0);
+    let log = tree.path("strace.log");
+    let mut child = Command::new("strace")
+        .args(["-f", "-qq", "-o"])
+        .arg(&log)
+        .args(["-e", "trace=mkdir,mkdirat", "-e", "inject=mkdir,mkdirat:delay_enter=2000000"])
+        .arg(env!("CARGO_BIN_EXE_hashpyc"))
+        .args(["compile", "--python"])
+        .arg(&py.path)
+        .arg("current")
+        .current_dir(tree.root())
+        .env("HASHPYC_STATE_DIR", harness::shared_cache_dir())
+        .env("HASHPYC_NO_CONFIG", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // strace logs a syscall as it enters it, before the delay.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !std::fs::read_to_string(&log).is_ok_and(|t| t.contains("__pycache__\"")) {
+        assert!(Instant::now() < deadline && child.try_wait().unwrap().is_none(), "no mkdir of __pycache__");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::os::unix::fs::symlink("releases/v2", tree.path("current.new")).unwrap();
+    std::fs::rename(tree.path("current.new"), tree.path("current")).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("Compiled 1 file"), "{stderr}");
+    let pyc = |v: &str| tree.path(format!("releases/{v}/pkg/__pycache__/m.{tag}.pyc"));
+    let reference = |v: &str| {
+        let source = PathBuf::from(format!("releases/{v}/pkg/m.py"));
+        let embedded = PathBuf::from("current/pkg/m.py");
+        harness::py_compile_refs(py, tree.root(), &[source], Some(&[embedded])).remove(0).unwrap()
+    };
+    assert!(std::fs::read(pyc("v1")).ok() == Some(reference("v1")), "v1's pyc is not py_compile's: {stderr}");
+    let v2 = std::fs::read(pyc("v2")).ok();
+    assert!(v2.is_none() || v2 == Some(reference("v2")), "v2 holds another source's pyc");
+}
