@@ -194,6 +194,11 @@ pub fn temp_target(name: &[u8]) -> Option<&[u8]> {
     (!target.is_empty() && random.iter().all(u8::is_ascii_alphanumeric)).then_some(target)
 }
 
+/// [`random_chars`] as a string (the cache's temporary files).
+pub fn random_name() -> String {
+    random_chars().iter().map(|&c| char::from(c)).collect()
+}
+
 /// `RANDOM_LEN` letters and digits, different at each call (std's randomly keyed hasher, a
 /// new key each time): a clash only costs another try.
 fn random_chars() -> [u8; RANDOM_LEN] {

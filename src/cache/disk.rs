@@ -9,6 +9,7 @@
 //! umask, so a team can share one directory (`chgrp team DIR && chmod 2775 DIR`).
 
 use std::io::Write;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -251,15 +252,21 @@ impl DiskTier {
         let mut make = !slot.load(Ordering::Relaxed);
         let mut tries = 0;
         loop {
-            let made = |dir: &Path| if make { self.make_dir(dir) } else { Ok(()) };
-            // Checked at every store, not only when the directories are made: a link put in
-            // their place mid-run (two lstats, next to writing and renaming a file) is never
-            // written through.
-            let stored = made(&self.entries)
-                .and_then(|()| linked(&self.entries).map_or(Ok(()), Err))
-                .and_then(|()| made(dir))
-                .and_then(|()| real_dir(dir))
-                .and_then(|()| write_atomic(dir, &path, data, self.group));
+            // At every store, not only when the directories are made, `v1/` and the fan-out
+            // directory are opened refusing a symbolic link (O_NOFOLLOW), and the entry is
+            // written and renamed relative to the fan-out directory's handle: a link put in
+            // their place mid-run is never written through, even one put there between a
+            // check and the write.
+            let stored = (if make { self.make_dir(&self.entries) } else { Ok(()) })
+                .and_then(|()| open_real_dir(rustix::fs::CWD, &self.entries, &self.entries))
+                .and_then(|v1| {
+                    let fan = dir.file_name().expect("fan-out directory");
+                    if make {
+                        self.make_dir_at(v1.as_fd(), fan)?;
+                    }
+                    open_real_dir(v1.as_fd(), fan.as_ref(), dir)
+                })
+                .and_then(|fan| write_atomic_at(fan.as_fd(), &path, data, self.group));
             match stored {
                 // Another process (clean, prune) removed the directories meanwhile: again,
                 // a few times (a failure left is the entry's own, see `whole_cache`).
@@ -302,6 +309,22 @@ impl DiskTier {
         let path = self.path_of(key);
         let real = |dir: &Path| std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir());
         real(&self.entries) && real(path.parent().expect("fan-out directory"))
+    }
+
+    /// [`DiskTier::make_dir`] of `name` in the directory `at`.
+    fn make_dir_at(&self, at: BorrowedFd<'_>, name: &std::ffi::OsStr) -> std::io::Result<()> {
+        match rustix::fs::mkdirat(at, name, rustix::fs::Mode::from_raw_mode(0o777)) {
+            Ok(()) => {
+                if self.group {
+                    // setgid so the group is inherited, as on the root.
+                    let mode = rustix::fs::Mode::from_raw_mode(0o2775);
+                    let _ = rustix::fs::chmodat(at, name, mode, rustix::fs::AtFlags::empty());
+                }
+                Ok(())
+            }
+            Err(rustix::io::Errno::EXIST) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn make_dir(&self, dir: &Path) -> std::io::Result<()> {
@@ -755,6 +778,54 @@ fn real_dir(dir: &Path) -> std::io::Result<()> {
 
 /// Write `data` to `path` through a temporary file in `dir`, then rename; returns the
 /// bytes the file takes on disk (what pruning counts).
+/// The directory `name` in `at` (which is `path`), opened refusing a symbolic link in its
+/// place (`O_NOFOLLOW`): such a link, or anything but a directory, is the error
+/// [`linked`] or [`real_dir`] gives (`v1/` or a fan-out directory).
+fn open_real_dir(at: BorrowedFd<'_>, name: &Path, path: &Path) -> std::io::Result<OwnedFd> {
+    use rustix::fs::OFlags;
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    rustix::fs::openat(at, name, flags, rustix::fs::Mode::empty()).map_err(|e| {
+        let e = std::io::Error::from(e);
+        if e.kind() == std::io::ErrorKind::NotFound {
+            return e;
+        }
+        match path.file_name() {
+            Some(n) if n == ENTRIES => linked(path).unwrap_or(e),
+            _ => real_dir(path).err().unwrap_or(e),
+        }
+    })
+}
+
+/// [`write_atomic`] of the entry `path` in the directory `dir` (its handle): a temporary
+/// file there, renamed to the entry's name, both relative to `dir`.
+fn write_atomic_at(dir: BorrowedFd<'_>, path: &Path, data: &[u8], group: bool) -> std::io::Result<u64> {
+    use rustix::fs::{AtFlags, Mode, OFlags};
+    let mode = if group { 0o664 } else { 0o644 };
+    let name = path.file_name().expect("an entry's name");
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
+    let (temp, fd) = loop {
+        let temp = format!("{TEMP_PREFIX}{}", crate::write::random_name());
+        match rustix::fs::openat(dir, temp.as_str(), flags, Mode::from_raw_mode(mode)) {
+            Ok(fd) => break (temp, fd),
+            Err(rustix::io::Errno::EXIST) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let mut file = std::fs::File::from(fd);
+    let written = file
+        .write_all(data)
+        // The umask may have taken the group's write bit: restore it.
+        .and_then(
+            |()| if group { file.set_permissions(std::fs::Permissions::from_mode(mode)) } else { Ok(()) },
+        )
+        .and_then(|()| Ok(rustix::fs::renameat(dir, temp.as_str(), dir, name)?));
+    if let Err(e) = written {
+        let _ = rustix::fs::unlinkat(dir, temp.as_str(), AtFlags::empty());
+        return Err(e);
+    }
+    Ok(file.metadata().map_or(data.len() as u64, |m| m.blocks() * 512))
+}
+
 fn write_atomic(dir: &Path, path: &Path, data: &[u8], group: bool) -> std::io::Result<u64> {
     let mode = if group { 0o664 } else { 0o644 };
     let mut tmp = tempfile::Builder::new()

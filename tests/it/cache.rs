@@ -2528,3 +2528,71 @@ fn truncated_marshal_data_is_damage() {
     let run = py.cmd().args(["-c", "import m00"]).current_dir(work.path("a/src")).output().unwrap();
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
 }
+
+/// A symbolic link put in place of a fan-out directory while a build stores an entry there,
+/// after the directory was looked at (strace holds the run 2 s after the first system call
+/// on it that is not its mkdir; the test then moves the directory aside and puts a link to
+/// `trap` in its place): nothing is stored through the link, where the entry was written
+/// into `trap` by path after the check; it is in the directory that was looked at.
+#[test]
+fn a_fan_out_directory_switched_to_a_link_mid_store_is_not_written_through() {
+    let test = "cache::a_fan_out_directory_switched_to_a_link_mid_store_is_not_written_through";
+    let Some(py) = harness::any_python(test) else { return };
+    if !Command::new("strace").arg("-V").output().is_ok_and(|o| o.status.success()) {
+        harness::visible(&format!("SKIPPED {test}: no strace"));
+        return;
+    }
+    let tree = Tree::new();
+    tree.write("src/m.py", "x = 1\n");
+    // The entry's fan-out directory, from a build into another cache (also remembers the probe).
+    tree.hashpyc()
+        .args(["compile", "-q", "--cache"])
+        .arg(tree.path("first"))
+        .python(py)
+        .arg("src")
+        .run()
+        .assert_code(0);
+    let names = |dir: PathBuf| -> Vec<String> {
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect()
+    };
+    let fans = names(tree.path("first/v1"));
+    assert_eq!(fans.len(), 1, "{fans:?}");
+    let entry = names(tree.path(format!("first/v1/{}", fans[0])));
+    std::fs::remove_dir_all(tree.path("src/__pycache__")).unwrap();
+    std::fs::create_dir(tree.path("trap")).unwrap();
+    let fan = tree.path(format!("C/v1/{}", fans[0]));
+    let log = tree.path("strace.log");
+    let mut child = Command::new("strace")
+        .args(["-f", "-qq", "-o"])
+        .arg(&log)
+        .arg("-P")
+        .arg(&fan)
+        .args(["-e", "trace=%file,%desc", "-e", "inject=%file,%desc:delay_exit=2000000"])
+        .arg(env!("CARGO_BIN_EXE_hashpyc"))
+        .args(["compile", "--cache", "C", "--python"])
+        .arg(&py.path)
+        .arg("src")
+        .current_dir(tree.root())
+        .env("HASHPYC_STATE_DIR", harness::shared_cache_dir())
+        .env("HASHPYC_NO_CONFIG", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // strace logs a system call as it enters it, before the delay; signals are logged too.
+    let looked_at = |l: &str| l.split_whitespace().nth(1).is_some_and(|c| !c.starts_with(['-', '+', 'm']));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !std::fs::read_to_string(&log).is_ok_and(|t| t.lines().any(looked_at)) {
+        assert!(std::time::Instant::now() < deadline && child.try_wait().unwrap().is_none(), "no store");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    std::fs::rename(&fan, tree.path("C/aside")).unwrap();
+    std::os::unix::fs::symlink(tree.path("trap"), &fan).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let trace = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(names(tree.path("trap")).is_empty(), "stored through the link: {stderr}\n{trace}");
+    assert_eq!(names(tree.path("C/aside")), entry, "{stderr}\n{trace}");
+    assert!(tree.path("src/__pycache__").is_dir(), "{stderr}");
+}
