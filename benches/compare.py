@@ -394,6 +394,15 @@ def peak_rss(hashpyc, python, tree):
     return "?"
 
 
+def workdir(path):
+    """--workdir's value, the directory made (with its parents) when it does not exist yet."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise argparse.ArgumentTypeError("cannot create %s: %s" % (path, e.strerror or e))
+    return path
+
+
 def arguments(doc):
     """The options every benchmark script takes (--python, --runs, --hashpyc, --workdir, --corpus)."""
     ap = argparse.ArgumentParser(description=doc.split("\n")[0])
@@ -401,9 +410,10 @@ def arguments(doc):
     ap.add_argument("--runs", type=int, default=3, help="timed runs per command at scale 1 (default: 3)")
     ap.add_argument("--hashpyc", help="the binary to measure, which must exist (default: target/release/hashpyc of "
                                       "this repository, built with cargo build --release when missing)")
-    ap.add_argument("--workdir", default="/dev/shm" if os.path.isdir("/dev/shm") else None,
-                    help="where the trees go (default: /dev/shm, a tmpfs, so that the file system's "
-                         "inode allocation does not drown the comparison; both tools write the same files)")
+    ap.add_argument("--workdir", default="/dev/shm" if os.path.isdir("/dev/shm") else None, type=workdir,
+                    help="where the trees go, made when it does not exist (default: /dev/shm, a tmpfs, so that "
+                         "the file system's inode allocation does not drown the comparison; both tools write the "
+                         "same files)")
     ap.add_argument("--corpus", help="the directory whose .py files are compiled (default: the target interpreter's "
                                      "stdlib and site-packages; with --versions, the stdlib of the oldest version)")
     return ap
