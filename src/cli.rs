@@ -678,11 +678,12 @@ pub struct InspectArgs {
     pub files: Vec<PathBuf>,
 
     /// Output format on stdout.
-    #[arg(long, value_enum, default_value_t = InspectFormat::Text)]
+    #[arg(long, value_enum, default_value_t = InspectFormat::Text,
+          default_value_if("json", clap::builder::ArgPredicate::IsPresent, "json"))]
     pub format: InspectFormat,
 
-    /// The same as `--format json`.
-    #[arg(long, conflicts_with = "format")]
+    /// The same as `--format json` (which it may be given with; `--format text` it may not).
+    #[arg(long)]
     pub json: bool,
 
     #[command(flatten)]

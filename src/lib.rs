@@ -194,8 +194,14 @@ pub fn run(mut cli: Cli, matches: &clap::ArgMatches) -> Result<ExitStatus, Error
             check::check(&settings, verbosity, style)
         }
         Command::Inspect(args) => {
-            let json = args.json || args.format == cli::InspectFormat::Json;
-            inspect::inspect(&args.files, json)
+            // `--json` is the format's default when given (cli::InspectArgs): only an
+            // explicit `--format text` disagrees with it.
+            if args.json && args.format != cli::InspectFormat::Json {
+                return Err(Error::Usage(
+                    "`--json` means `--format json`; it cannot be used with `--format text`".into(),
+                ));
+            }
+            inspect::inspect(&args.files, args.format == cli::InspectFormat::Json)
         }
         Command::Cache(cmd) => cache::manage::run(&cmd, Style::resolve(cli::ColorChoice::Auto)),
         Command::Completions { shell } => {

@@ -334,6 +334,39 @@ per_python!(inspect_describes_pycs, min = (3, 8), |py: &Python| {
     assert_eq!(v["python"], format!("{}.{}", py.minor.0, py.minor.1));
 });
 
+// `--json` is `--format json`: given together (an alias plus a script's `--format json`) they
+// agree and the output is JSON, as with either alone; only `--format text` contradicts it.
+#[test]
+fn inspect_json_and_format_json_together_agree() {
+    let Some(py) = harness::any_python("check::inspect_json_and_format_json_together_agree") else {
+        return;
+    };
+    let tree = Tree::new();
+    tree.write("m.py", "x = 1\n");
+    tree.hashpyc().args(["compile", "-q"]).python(py).arg("m.py").run().assert_code(0);
+    let p = pyc(py, "m");
+    let alone = tree.hashpyc().args(["inspect", "--format", "json"]).arg(&p).run();
+    alone.assert_code(0);
+    let want: serde_json::Value = serde_json::from_str(alone.stdout.trim()).expect("JSON");
+    assert_eq!(want["mode"], "checked-hash", "{want}");
+    for args in [&["--format", "json", "--json"][..], &["--json", "--format", "json"][..], &["--json"][..]] {
+        let run = tree.hashpyc().arg("inspect").args(args).arg(&p).run();
+        run.assert_code(0);
+        let got: serde_json::Value = serde_json::from_str(run.stdout.trim()).expect("JSON");
+        assert_eq!(got, want, "{args:?}");
+    }
+    for args in [&["--format", "text", "--json"][..], &["--json", "--format", "text"][..]] {
+        let run = tree.hashpyc().arg("inspect").args(args).arg(&p).run();
+        run.assert_code(2);
+        assert_eq!(run.stdout, "", "{args:?}");
+        assert!(
+            run.stderr.contains("`--json` means `--format json`; it cannot be used with `--format text`"),
+            "{}",
+            run.stderr
+        );
+    }
+}
+
 // `inspect m.py` describes the pycs of that source which exist, where CPython itself would
 // look for them (importlib.util.cache_from_source, with and without a pycache prefix) and
 // the legacy `m.pyc`, each checked against that source.
