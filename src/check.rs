@@ -500,14 +500,15 @@ fn explain_remembered_failures(findings: &mut [Finding], targets: &[Arc<Target>]
     }
 }
 
-/// Timestamp pycs (what pip, `python -m compileall` and imports write) are the usual
+/// Timestamp pycs (what pip, uv's `--compile-bytecode`, `python -m compileall` and imports
+/// write) are the usual
 /// reason a first check fails; say what replaces them.
 fn timestamp_hint(findings: &[Finding], accept: Accept) -> Option<String> {
     let n = findings.iter().filter(|f| f.outcome == Outcome::Timestamp).count();
     let unchecked = accept == Accept::Only(HashMode::Unchecked);
     (n > 0).then(|| {
         format!(
-            "{} timestamp-based, as pip, `python -m compileall` and imports write them: {} with the same paths and options replaces {}",
+            "{} timestamp-based, as pip, uv, `python -m compileall` and imports write them: {} with the same paths and options replaces {}",
             report::plural(n, "pyc is", "pycs are"),
             compile_command(accept),
             match (n, unchecked) {

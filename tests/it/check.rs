@@ -367,6 +367,60 @@ fn inspect_json_and_format_json_together_agree() {
     }
 }
 
+// uv's `--compile-bytecode` (`uv pip install`, `uv sync`) writes timestamp pycs, as pip does:
+// the hint names it. A wheel made here, installed by uv offline, without dependencies.
+#[test]
+fn timestamp_hint_names_uv_for_the_pycs_uv_writes() {
+    let test = "check::timestamp_hint_names_uv_for_the_pycs_uv_writes";
+    let Some(uv) = harness::uv(test) else { return };
+    let Some(py) = harness::python_or_skip((3, 12), test) else { return };
+    let tree = Tree::new();
+    py.run(
+        &[
+            "-c",
+            "import zipfile\n\
+             with zipfile.ZipFile('demo-0.1-py3-none-any.whl', 'w') as z:\n\
+             \x20   z.writestr('demo/__init__.py', 'x = 1\\n')\n\
+             \x20   z.writestr('demo-0.1.dist-info/METADATA', 'Metadata-Version: 2.1\\nName: demo\\nVersion: 0.1\\n')\n\
+             \x20   z.writestr('demo-0.1.dist-info/WHEEL', 'Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n')\n\
+             \x20   z.writestr('demo-0.1.dist-info/RECORD', '')\n",
+        ],
+        tree.root(),
+    );
+    let mut install = std::process::Command::new(&uv);
+    for (k, _) in std::env::vars_os() {
+        if k.as_encoded_bytes().starts_with(b"UV_") {
+            install.env_remove(k);
+        }
+    }
+    install
+        .args(["pip", "install", "--offline", "--no-deps", "--compile-bytecode", "--python"])
+        .arg(&py.path)
+        .args(["--target", "site", "./demo-0.1-py3-none-any.whl"])
+        .env("UV_CACHE_DIR", tree.path("uv-cache"))
+        .env("UV_NO_CONFIG", "1")
+        .env_remove("SOURCE_DATE_EPOCH")
+        .current_dir(tree.root());
+    let installed = harness::run_command(&mut install);
+    installed.assert_code(0);
+    let inspect = tree.hashpyc().args(["inspect", "--json", "site/demo/__init__.py"]).run();
+    inspect.assert_code(0);
+    let v: serde_json::Value = serde_json::from_str(inspect.stdout.trim()).expect("JSON");
+    assert_eq!(v["mode"], "timestamp", "uv wrote a timestamp pyc: {v}");
+    let run = tree.hashpyc().arg("check").python(py).arg("site").run();
+    run.assert_code(1);
+    assert_eq!(run.stdout, "timestamp  site/demo/__init__.py\n", "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "hint: 1 pyc is timestamp-based, as pip, uv, `python -m compileall` and imports write them: `hashpyc compile` with the same paths and options replaces it with a checked-hash pyc\n"
+        ),
+        "{}",
+        run.stderr
+    );
+    tree.hashpyc().args(["compile", "-q"]).python(py).arg("site").run().assert_code(0);
+    tree.hashpyc().arg("check").python(py).arg("site").run().assert_code(0);
+}
+
 // `inspect m.py` describes the pycs of that source which exist, where CPython itself would
 // look for them (importlib.util.cache_from_source, with and without a pycache prefix) and
 // the legacy `m.pyc`, each checked against that source.
@@ -2024,7 +2078,7 @@ per_python!(check_explains_missing_and_timestamp_pycs, |py: &Python| {
     assert_eq!(run.stdout, "timestamp  ./good.py\ntimestamp  ./other.py\n");
     assert!(
         run.stderr.contains(
-            "hint: 2 pycs are timestamp-based, as pip, `python -m compileall` and imports write them: `hashpyc compile` with the same paths and options replaces them with checked-hash pycs\n"
+            "hint: 2 pycs are timestamp-based, as pip, uv, `python -m compileall` and imports write them: `hashpyc compile` with the same paths and options replaces them with checked-hash pycs\n"
         ),
         "{}",
         run.stderr

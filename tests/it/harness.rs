@@ -204,6 +204,20 @@ pub fn any_python(test: &str) -> Option<&'static Python> {
     py
 }
 
+/// uv, for tests of what it writes: `HASHPYC_TEST_UV`, else `uv` on PATH; or a visible skip
+/// naming `test`.
+pub fn uv(test: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("HASHPYC_TEST_UV").map(PathBuf::from).or_else(|| {
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+            .map(|d| d.join("uv"))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        visible(&format!("SKIPPED {test}: no uv (set HASHPYC_TEST_UV or put uv on PATH)"));
+    }
+    found
+}
+
 /// One `#[test]` per CPython version: `per_python!(name, |py: &Python| { … })`, optionally
 /// limited to versions from `min`: `per_python!(name, min = (3, 11), |py| …)`.
 #[macro_export]
