@@ -1638,6 +1638,107 @@ per_python!(prefix_strays_read_the_exclude_file_of_worktrees_and_submodules, min
     }
 });
 
+// `--respect-gitignore` reads git's exclude files as git (and ripgrep) do: the repository's
+// `.git/info/exclude` and the global excludes file, the one `core.excludesFile` names in
+// `~/.gitconfig`, else `$XDG_CONFIG_HOME/git/ignore`, else `~/.config/git/ignore`. For each
+// home (a fake HOME, and XDG_CONFIG_HOME set or not), `check` skips exactly what
+// `git check-ignore` says git ignores there, and compile writes no pyc for those.
+#[test]
+fn respect_gitignore_reads_the_global_excludes_file_and_info_exclude() {
+    let Some(py) =
+        harness::any_python("check::respect_gitignore_reads_the_global_excludes_file_and_info_exclude")
+    else {
+        return;
+    };
+    let names = ["keep.py", "by_config.py", "by_xdg.py", "by_home_config.py", "by_info.py"];
+    // (what the home holds, whether XDG_CONFIG_HOME is set, the file git should ignore
+    // through it besides `by_info.py`)
+    type Home<'a> = &'a [(&'a str, &'a str)];
+    let cases: [(Home, bool, &str); 4] = [
+        (
+            &[(".gitconfig", "[core]\n\texcludesFile = EXCLUDES\n"), ("excludes", "by_config.py\n")],
+            false,
+            "by_config.py",
+        ),
+        (&[("xdg/git/ignore", "by_xdg.py\n")], true, "by_xdg.py"),
+        (&[(".config/git/ignore", "by_home_config.py\n")], false, "by_home_config.py"),
+        // `core.excludesFile` wins over the default file.
+        (
+            &[
+                (".gitconfig", "[core]\n\texcludesFile = EXCLUDES\n"),
+                ("excludes", "by_config.py\n"),
+                ("xdg/git/ignore", "by_xdg.py\n"),
+            ],
+            true,
+            "by_config.py",
+        ),
+    ];
+    for (files, xdg, ignored_by_home) in cases {
+        let tree = Tree::new();
+        let home = tree.path("home");
+        for (rel, text) in files {
+            tree.write(home.join(rel), text.replace("EXCLUDES", home.join("excludes").to_str().unwrap()));
+        }
+        let repo = tree.path("repo");
+        std::fs::create_dir(&repo).unwrap();
+        let with_home = |cmd: &mut std::process::Command| {
+            cmd.env("HOME", &home).env("GIT_CONFIG_NOSYSTEM", "1").env_remove("GIT_CONFIG_GLOBAL");
+            if xdg {
+                cmd.env("XDG_CONFIG_HOME", home.join("xdg"));
+            } else {
+                cmd.env_remove("XDG_CONFIG_HOME");
+            }
+            for k in ["GIT_DIR", "GIT_INDEX_FILE", "GIT_WORK_TREE", "GIT_COMMON_DIR"] {
+                cmd.env_remove(k);
+            }
+        };
+        let mut init = std::process::Command::new("git");
+        init.args(["init", "-q"]).current_dir(&repo);
+        with_home(&mut init);
+        harness::run_command(&mut init).assert_code(0);
+        std::fs::write(repo.join(".git/info/exclude"), "by_info.py\n").unwrap();
+        for name in names {
+            tree.write(repo.join(name), "x = 1\n");
+        }
+        let mut check_ignore = std::process::Command::new("git");
+        check_ignore.arg("check-ignore").args(names).current_dir(&repo);
+        with_home(&mut check_ignore);
+        let git_says = harness::run_command(&mut check_ignore);
+        let mut ignored: Vec<&str> = git_says.stdout.lines().collect();
+        ignored.sort();
+        let mut want_ignored = vec!["by_info.py", ignored_by_home];
+        want_ignored.sort();
+        assert_eq!(ignored, want_ignored, "git's own verdict, files {files:?}, XDG_CONFIG_HOME set: {xdg}");
+        let hashpyc = || {
+            let h = harness::Hashpyc::new(&repo).env("HOME", &home).env("GIT_CONFIG_NOSYSTEM", "1");
+            if xdg { h.env("XDG_CONFIG_HOME", home.join("xdg")) } else { h.env_remove("XDG_CONFIG_HOME") }
+        };
+        let run = hashpyc().args(["check", "--respect-gitignore", "--format", "json"]).python(py).run();
+        run.assert_code(1);
+        let mut checked: Vec<String> = run
+            .stdout
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v["type"] == "finding")
+            .map(|v| v["path"].as_str().unwrap().to_string())
+            .collect();
+        checked.sort();
+        let mut want: Vec<String> =
+            names.iter().filter(|n| !ignored.contains(n)).map(|n| n.to_string()).collect();
+        want.sort();
+        assert_eq!(checked, want, "files {files:?}, XDG_CONFIG_HOME set: {xdg}: {}", run.stdout);
+        hashpyc().args(["compile", "-q", "--respect-gitignore"]).python(py).run().assert_code(0);
+        for name in names {
+            let pyc = repo.join(pyc(py, name.trim_end_matches(".py")));
+            assert_eq!(
+                pyc.exists(),
+                !ignored.contains(&name),
+                "{name}, files {files:?}, XDG_CONFIG_HOME set: {xdg}"
+            );
+        }
+    }
+}
+
 // `--target` takes X.Y: the full version an interpreter reports (`python --version`) is
 // refused with the X.Y of its `sys.version_info` as the example, which then works.
 per_python!(target_wants_the_minor_version, min = (3, 12), |py: &Python| {
