@@ -1739,6 +1739,86 @@ fn respect_gitignore_reads_the_global_excludes_file_and_info_exclude() {
     }
 }
 
+// A root named on the command line that is a symbolic link to a directory elsewhere is
+// walked as its target, whose ignore files apply (its own and its parents' `.gitignore`, its
+// repository's `.git/info/exclude`), not those of the directory holding the link: what the
+// ignore crate's WalkBuilder, and so ripgrep and fd, do (it resolves the root before reading
+// the parents' rules), with `--follow` or without (a root is always entered). `a/link` ->
+// `b/pkg`, two repositories each ignoring a file of `b/pkg` by `.gitignore` and by
+// `info/exclude`: the files skipped are those `git check-ignore` ignores in `b/pkg`.
+#[test]
+fn a_linked_root_gets_the_ignore_files_of_its_target() {
+    let Some(py) = harness::any_python("check::a_linked_root_gets_the_ignore_files_of_its_target") else {
+        return;
+    };
+    let tree = Tree::new();
+    let names = ["keep.py", "a_ign.py", "a_ex.py", "b_ign.py", "b_ex.py"];
+    let home = tree.path("home");
+    std::fs::create_dir(&home).unwrap();
+    for repo in ["a", "b"] {
+        std::fs::create_dir(tree.path(repo)).unwrap();
+        let mut init = std::process::Command::new("git");
+        init.args(["init", "-q"])
+            .current_dir(tree.path(repo))
+            .env("HOME", &home)
+            .env("GIT_CONFIG_NOSYSTEM", "1");
+        harness::run_command(&mut init).assert_code(0);
+        tree.write(format!("{repo}/.gitignore"), format!("{repo}_ign.py\n"));
+        tree.write(format!("{repo}/.git/info/exclude"), format!("{repo}_ex.py\n"));
+    }
+    for name in names {
+        tree.write(format!("b/pkg/{name}"), "x = 1\n");
+    }
+    std::os::unix::fs::symlink("../b/pkg", tree.path("a/link")).unwrap();
+    let mut check_ignore = std::process::Command::new("git");
+    check_ignore
+        .arg("check-ignore")
+        .args(names)
+        .current_dir(tree.path("b/pkg"))
+        .env("HOME", &home)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env_remove("XDG_CONFIG_HOME");
+    let git_says = harness::run_command(&mut check_ignore);
+    let mut ignored: Vec<&str> = git_says.stdout.lines().collect();
+    ignored.sort();
+    assert_eq!(ignored, ["b_ex.py", "b_ign.py"], "git's own verdict in the target");
+    let hashpyc =
+        || tree.hashpyc().env("HOME", &home).env("GIT_CONFIG_NOSYSTEM", "1").env_remove("XDG_CONFIG_HOME");
+    for follow in [&[][..], &["--follow"][..]] {
+        for root in ["a/link", "a/link/"] {
+            let run = hashpyc()
+                .args(["check", "--respect-gitignore", "--format", "json"])
+                .args(follow)
+                .python(py)
+                .arg(root)
+                .run();
+            run.assert_code(1);
+            let mut checked: Vec<String> = run
+                .stdout
+                .lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+                .filter(|v| v["type"] == "finding")
+                .map(|v| v["path"].as_str().unwrap().to_string())
+                .collect();
+            checked.sort();
+            let mut want: Vec<String> =
+                names.iter().filter(|n| !ignored.contains(n)).map(|n| format!("a/link/{n}")).collect();
+            want.sort();
+            assert_eq!(checked, want, "{follow:?} {root}: {}", run.stdout);
+        }
+    }
+    hashpyc()
+        .args(["compile", "-q", "--respect-gitignore", "--follow"])
+        .python(py)
+        .arg("a/link")
+        .run()
+        .assert_code(0);
+    for name in names {
+        let pyc = tree.path("b/pkg").join(pyc(py, name.trim_end_matches(".py")));
+        assert_eq!(pyc.exists(), !ignored.contains(&name), "{name}");
+    }
+}
+
 // `--target` takes X.Y: the full version an interpreter reports (`python --version`) is
 // refused with the X.Y of its `sys.version_info` as the example, which then works.
 per_python!(target_wants_the_minor_version, min = (3, 12), |py: &Python| {
