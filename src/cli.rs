@@ -227,10 +227,12 @@ pub struct CompileArgs {
     #[command(flatten)]
     pub cache: CacheArgs,
 
-    /// Output format: `text` (messages and a summary line on stderr) or `json` (JSON Lines
+    /// Output format: `text` (messages and a summary line on stderr), `json` (JSON Lines
     /// on stdout: one object per failure, warning or error, then a summary; with
     /// `--dry-run`, one `plan` object per listed line and a summary of what the run would
-    /// do; see the README).
+    /// do; see the README) or `github` (GitHub Actions annotations on stdout for the
+    /// failures, warnings and per-file errors, with CPython's line and column; the rest as
+    /// in text).
     #[arg(long, value_enum, default_value_t = CompileFormat::Text, help_heading = "Output")]
     pub format: CompileFormat,
 
@@ -300,6 +302,9 @@ pub enum CompileFormat {
     Text,
     /// JSON Lines on stdout (see the README); nothing on stderr but operational errors.
     Json,
+    /// GitHub Actions workflow annotations on stdout (`::error file=…,line=…,col=…::…`) for
+    /// failures, warnings and per-file errors; other messages and the summary on stderr.
+    Github,
 }
 
 /// The bytecode cache of `compile` (not to be confused with hashpyc's state directory,

@@ -45,6 +45,9 @@ pub struct CompileSettings {
     pub warnings_as_errors: bool,
     /// `--format json`: JSON Lines on stdout instead of messages on stderr.
     pub json: bool,
+    /// `--format github`: failures, warnings and per-file errors as GitHub Actions
+    /// annotations on stdout; the rest as in text.
+    pub github: bool,
     /// In JSON mode, the `pyproject.toml` files discovery passed over and, under `-v`, where
     /// the configuration came from (`configuration: …`), printed as `notice` objects (text
     /// mode printed them on stderr when the file was loaded).
@@ -188,6 +191,8 @@ struct Notes {
     quiet: u8,
     /// `--format json`: every note that has an event is printed, whatever `-q`.
     json: bool,
+    /// `--format github`: the failures, warnings and errors of files as annotations.
+    github: bool,
 }
 
 impl Notes {
@@ -249,6 +254,25 @@ impl Notes {
                 _ => merged.push(n),
             }
         }
+        if self.github {
+            // A file's failure, warning or error is an annotation on stdout (one per target,
+            // named in its title); the other notes stay on stderr.
+            let mut out = std::io::stdout().lock();
+            let mut rest = Vec::with_capacity(merged.len());
+            for n in merged {
+                match github_annotations(&n, targets) {
+                    Some(lines) => {
+                        for line in lines {
+                            if !report::out_line(&mut out, line)? {
+                                return Ok(());
+                            }
+                        }
+                    }
+                    None => rest.push(n),
+                }
+            }
+            merged = rest;
+        }
         let mut err = std::io::stderr().lock();
         for mut n in merged {
             if targets.len() > 1 && !n.targets.is_empty() {
@@ -263,6 +287,56 @@ impl Notes {
         }
         Ok(())
     }
+}
+
+/// `--format github`: a file's failure, warning or error as workflow commands, one per target
+/// (`::error file=bad.py,line=2,col=7,title=hashpyc compile (CPython 3.12)::SyntaxError: …`,
+/// escaped as `check`'s); None for any other note.
+fn github_annotations(n: &Note, targets: &[Arc<Target>]) -> Option<Vec<String>> {
+    use crate::check::{escape_data, escape_property};
+    let event = n.event.as_ref().filter(|_| !n.path.as_os_str().is_empty())?;
+    let level = match event.kind {
+        "failure" | "error" => "error",
+        "warning" => "warning",
+        _ => return None,
+    };
+    let field = |k: &str| event.fields.get(k).and_then(serde_json::Value::as_u64).filter(|&n| n > 0);
+    let mut place = String::new();
+    if let Some(line) = field("line") {
+        place.push_str(&format!(",line={line}"));
+        if let Some(col) = field("column") {
+            place.push_str(&format!(",col={col}"));
+        }
+    }
+    let text = |k: &str| event.fields.get(k).and_then(serde_json::Value::as_str).unwrap_or_default();
+    let message = match text("kind") {
+        "" => text("message").to_string(),
+        kind => format!("{kind}: {}", text("message")),
+    };
+    let mut which: Vec<usize> = n.targets.clone();
+    which.sort_unstable();
+    which.dedup();
+    let titles: Vec<String> = if which.is_empty() {
+        vec!["hashpyc compile".to_string()]
+    } else {
+        which
+            .iter()
+            .map(|&t| format!("hashpyc compile (CPython {}.{})", targets[t].version.0, targets[t].version.1))
+            .collect()
+    };
+    Some(
+        titles
+            .iter()
+            .map(|title| {
+                format!(
+                    "::{level} file={}{place},title={}::{}",
+                    escape_property(&n.path.display().to_string()),
+                    escape_property(title),
+                    escape_data(&message)
+                )
+            })
+            .collect(),
+    )
 }
 
 /// The notes as JSON Lines on stdout: one object per note and target.
@@ -405,7 +479,8 @@ pub fn compile(
     };
     let planned = walk_and_plan(s, &opts);
     spans.mark("walk+plan");
-    let mut notes = Notes { notes: Vec::new(), last: Vec::new(), quiet: verbosity.quiet, json: s.json };
+    let mut notes =
+        Notes { notes: Vec::new(), last: Vec::new(), quiet: verbosity.quiet, json: s.json, github: s.github };
     for described in &s.described {
         notes.add(Path::new(""), 0, None, String::new(), Some(Event::notice(described.clone())));
     }

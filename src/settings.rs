@@ -1082,6 +1082,7 @@ pub fn compile_settings(args: &CompileArgs) -> Result<CompileSettings, Error> {
         cache,
         warnings_as_errors: args.warnings_as_errors || args.warnings.is_some(),
         json: args.format == crate::cli::CompileFormat::Json,
+        github: args.format == crate::cli::CompileFormat::Github,
         described: args.config.described.clone(),
     })
 }

@@ -1051,10 +1051,11 @@ per_python!(dry_run_as_json, |py: &Python| {
             }
         }
     }
-    // `compile` has no GitHub format, with or without --dry-run.
+    // `compile -n --format github` lists as the text dry run does (its errors, none here, as
+    // annotations) and exits as it does.
+    let text = compile(&["-n"]);
     let github = compile(&["-n", "--format", "github"]);
-    github.assert_code(2);
-    assert!(github.stderr.contains("invalid value 'github'"), "{}", github.stderr);
+    assert_eq!((github.code, &github.stdout), (text.code, &text.stdout), "{}", github.stderr);
 });
 
 // A dry run counts the errors the real run reports, and says them as it does: its summary
@@ -1950,3 +1951,51 @@ fn a_level_written_before_one_that_fails_is_counted() {
     assert_eq!((a["compiled_pycs"].as_u64(), a["from_cache_pycs"].as_u64()), (Some(1), Some(1)), "{a}");
     assert_eq!(tree.read(&on_disk[0]), pyc);
 }
+
+// `compile --format github`: a source that does not compile is an `::error` annotation on
+// the line and column CPython's own `compile()` reports, with its exception and message; a
+// file whose pyc cannot be written is an `::error` on that file; the summary stays text on
+// stderr. The same annotations again when the failure is remembered (nothing changed).
+per_python!(github_annotations_for_sources_that_do_not_compile, |py: &Python| {
+    let tree = Tree::new();
+    tree.write("ok.py", "x = 1\n");
+    tree.write("bad.py", "x = 1\ndef f(:\n    pass\n");
+    tree.write("sub/indent.py", "if True:\nprint(1)\n");
+    tree.write("sub/paren.py", "a = (1,\n     2 +)\n");
+    tree.write("w/__pycache__", "");
+    tree.write("w/m.py", "m = 1\n");
+    let bad = ["bad.py", "sub/indent.py", "sub/paren.py"];
+    let script = "import sys\n\
+                  for p in sys.argv[1:]:\n\
+                  \x20   try:\n\
+                  \x20       compile(open(p, 'rb').read(), p, 'exec')\n\
+                  \x20   except SyntaxError as e:\n\
+                  \x20       print('%s\\t%s\\t%s\\t%s\\t%s' % (p, e.lineno, e.offset or 0, type(e).__name__, e.msg))\n";
+    let mut args = vec!["-c", script];
+    args.extend(bad);
+    let cpython = py.run(&args, tree.root());
+    let title = format!("hashpyc compile (CPython {}.{})", py.minor.0, py.minor.1);
+    let mut want: Vec<String> = cpython
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            let col = if f[2] == "0" { String::new() } else { format!(",col={}", f[2]) };
+            format!("::error file={},line={}{col},title={title}::{}: {}", f[0], f[1], f[3], f[4])
+        })
+        .collect();
+    assert_eq!(want.len(), bad.len(), "CPython's errors: {cpython}");
+    want.push(format!(
+        "::error file=w/m.py,title={title}::cannot create directory `w/__pycache__`: File exists"
+    ));
+    want.sort();
+    for round in ["first", "remembered"] {
+        let run = tree.hashpyc().args(["compile", "--format", "github"]).python(py).run();
+        run.assert_code(1);
+        let mut got: Vec<&str> = run.stdout.lines().collect();
+        got.sort();
+        assert_eq!(got, want, "{round}: {}", run.stderr);
+        assert!(run.stderr.contains("3 failed") && run.stderr.contains("1 error"), "{round}: {}", run.stderr);
+        assert!(!run.stderr.contains("::"), "{round}: {}", run.stderr);
+    }
+    assert!(tree.path(format!("__pycache__/ok.cpython-{}{}.pyc", py.minor.0, py.minor.1)).is_file());
+});
