@@ -707,9 +707,12 @@ fn is_hex(name: &[u8], len: usize) -> bool {
 /// Whether a failed store means the cache as a whole takes no entries (no permission, a
 /// read-only filesystem, no space, a quota reached): stores stop for the run. Any other
 /// failure (a directory in an entry's place, a directory another process removed again) is
-/// the entry's own: the others are still stored.
+/// the entry's own: the others are still stored. Told by the error's kind, not its OS error
+/// number: the temporary file's error comes wrapped (with its path) by `tempfile`, which
+/// keeps the kind (EACCES and EPERM, EROFS, ENOSPC, EDQUOT) but no raw OS error.
 pub fn whole_cache(e: &std::io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM | libc::EROFS | libc::ENOSPC | libc::EDQUOT))
+    use std::io::ErrorKind::{PermissionDenied, QuotaExceeded, ReadOnlyFilesystem, StorageFull};
+    matches!(e.kind(), PermissionDenied | ReadOnlyFilesystem | StorageFull | QuotaExceeded)
 }
 
 pub fn foreign() -> std::io::Error {

@@ -1084,8 +1084,17 @@ impl Inner {
             }
             if let Some(p) = l.entry_problem.lock().expect("cache lock").as_ref() {
                 let n = l.entry_failures.load(Ordering::Relaxed);
+                // Said only as far as it is true: no store may have succeeded at all, or
+                // storing may have stopped for the whole cache later on.
+                let others = if l.counts.stores.load(Ordering::Relaxed) == 0 {
+                    "no entry was stored in it this run"
+                } else if l.problem.lock().expect("cache lock").is_some() {
+                    "others were stored until storing stopped"
+                } else {
+                    "the others were stored"
+                };
                 warnings.push(format!(
-                    "the bytecode cache `{}` could not store {} (the first: {p}); the others were stored",
+                    "the bytecode cache `{}` could not store {} (the first: {p}); {others}",
                     crate::report::shown(l.disk.root()),
                     crate::report::plural(n, "entry", "entries"),
                 ));

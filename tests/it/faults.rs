@@ -1297,6 +1297,100 @@ mkdir -p "$p" && printf 'x = 1\n' > "$p/$(printf 'm%.0s' $(seq 50)).py"
     assert!(!run.stdout.contains("shorten the source's name"), "{run:?}");
 }
 
+/// The entry files in the bytecode cache `cache` (`v1/<fan-out>/<entry>`).
+fn cache_entries(cache: &Path) -> usize {
+    std::fs::read_dir(cache.join("v1"))
+        .unwrap()
+        .map(|fan| std::fs::read_dir(fan.unwrap().path()).unwrap().count())
+        .sum()
+}
+
+// A cache directory that takes no entries at all, where some or all of the fan-out
+// directories exist (as in a restored cache): a read-only bind mount (as root), and a cache
+// root made that is not group-writable, used by nobody. Each is the one warning that storing
+// stopped, with the reason. The temporary file's error (wrapped by tempfile, without its OS
+// error number) counted as each entry's own: `could not store 40 entries (the first: …:
+// Read-only file system); the others were stored`, none having been, and both warnings at
+// once where only some fan-out directories existed.
+#[test]
+fn a_cache_that_takes_no_entries_is_one_warning() {
+    let test = "faults::a_cache_that_takes_no_entries_is_one_warning";
+    if !is_root() || Command::new("setpriv").arg("--version").output().is_err() {
+        harness::visible(&format!("SKIPPED {test}: needs root and setpriv"));
+        return;
+    }
+    let Some(py) = python_for_nobody() else {
+        harness::visible(&format!("SKIPPED {test}: no CPython for nobody"));
+        return;
+    };
+    let tree = Tree::new();
+    std::fs::set_permissions(tree.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    harness::write_modules(&tree, "big", 40);
+    for i in 0..40 {
+        tree.write(format!("src/m{i}.py"), format!("w{i} = {i}\n"));
+    }
+    assert!(Command::new("chmod").args(["-R", "a+rwX"]).arg(tree.path("src")).status().unwrap().success());
+    let cache = tree.path("C");
+    tree.hashpyc()
+        .args(["compile", "-q"])
+        .python(&py)
+        .arg("--cache")
+        .arg(&cache)
+        .arg("big")
+        .run()
+        .assert_code(0);
+    assert!(Command::new("chmod").args(["-R", "go-w"]).arg(&cache).status().unwrap().success());
+    let stored = cache_entries(&cache);
+    let check = |run: &harness::Run, how: &str| {
+        run.assert_code(0);
+        let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+        assert_eq!(warnings.len(), 1, "{how}: {}", run.stderr);
+        let want = format!("warning: the bytecode cache `{}` could not store entries (", cache.display());
+        assert!(
+            warnings[0].starts_with(&want)
+                && warnings[0].ends_with("); nothing more was stored in it this run"),
+            "{how}: {}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains("the others were stored"), "{how}: {}", run.stderr);
+        assert!(run.stderr.contains(" 0 stores,"), "{how}: {}", run.stderr);
+        assert_eq!(cache_entries(&cache), stored, "{how}");
+        assert_eq!(tree.pycs().iter().filter(|p| p.starts_with("src")).count(), 40, "{how}");
+        let _ = std::fs::remove_dir_all(tree.path("src/__pycache__"));
+    };
+    for fans in ["some", "all"] {
+        if fans == "all" {
+            for i in 0..=255u8 {
+                let _ = std::fs::create_dir(cache.join(format!("v1/{i:02x}")));
+            }
+        }
+        let run = as_nobody(&tree, &["compile", "-v", "--cache", "C", "src"], &py);
+        check(&run, &format!("nobody, {fans} fan-out directories"));
+        assert!(run.stderr.contains("(permission denied)"), "{}", run.stderr);
+
+        let mounted =
+            Command::new("mount").arg("--bind").arg(&cache).arg(&cache).status().is_ok_and(|s| s.success());
+        if !mounted {
+            harness::visible(&format!("SKIPPED {test} (read-only bind mount): cannot mount here"));
+            continue;
+        }
+        struct Unmount(PathBuf);
+        impl Drop for Unmount {
+            fn drop(&mut self) {
+                let _ = Command::new("umount").arg(&self.0).status();
+            }
+        }
+        let _guard = Unmount(cache.clone());
+        assert!(
+            Command::new("mount").args(["-o", "remount,ro,bind"]).arg(&cache).status().unwrap().success()
+        );
+        let run =
+            tree.hashpyc().args(["compile", "-v"]).python(&py).arg("--cache").arg(&cache).arg("src").run();
+        check(&run, &format!("read-only, {fans} fan-out directories"));
+        assert!(run.stderr.contains("(Read-only file system)"), "{}", run.stderr);
+    }
+}
+
 // A source in a directory the user may not search (mode 744) cannot be read, and its pyc
 // not even looked for: compile said only `nx/m.py: permission denied` and check
 // `pyc: permission denied`. Both now say it as for a source the user may not read (mode
