@@ -1011,8 +1011,10 @@ impl Inner {
                 let stored = l.bytes_stored.load(Ordering::Relaxed);
                 let (limit, problem) = stats::record(&l.disk, &runs, stored, self.settings.max_size);
                 // A directory in place of `stats.json` or `stats.lock` (not hashpyc's); a
-                // cache that takes no writes at all is said by the stores, if anything.
-                if let Some(e) = problem.filter(|e| !disk::whole_cache(&e.source)) {
+                // cache that takes no writes at all is said by the stores when they said it,
+                // here otherwise (a run that only hit, or stored nothing).
+                let said = l.problem.lock().expect("cache lock").is_some();
+                if let Some(e) = problem.filter(|e| !disk::whole_cache(&e.source) || !said) {
                     warnings.push(format!(
                         "the bytecode cache `{}` kept no statistics this run (cannot {} `{}`: {}); the size limit is checked by measuring the entries",
                         crate::report::shown(l.disk.root()),

@@ -1391,6 +1391,55 @@ fn a_cache_that_takes_no_entries_is_one_warning() {
     }
 }
 
+// A build as nobody that only hits a cache root made, not group-writable, cannot record its
+// statistics (`stats.lock`, `stats.json`): it said nothing, and `cache stats` stayed as it
+// was (a cache that takes no writes was left to the stores to say, and none was tried). Now
+// one warning names the file and the reason.
+#[test]
+fn statistics_a_build_cannot_record_are_a_warning() {
+    let test = "faults::statistics_a_build_cannot_record_are_a_warning";
+    if !is_root() || Command::new("setpriv").arg("--version").output().is_err() {
+        harness::visible(&format!("SKIPPED {test}: needs root and setpriv"));
+        return;
+    }
+    let Some(py) = python_for_nobody() else {
+        harness::visible(&format!("SKIPPED {test}: no CPython for nobody"));
+        return;
+    };
+    let tree = Tree::new();
+    std::fs::set_permissions(tree.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    for i in 0..2 {
+        tree.write(format!("src/m{i}.py"), format!("x{i} = {i}\n"));
+    }
+    assert!(Command::new("chmod").args(["-R", "a+rwX"]).arg(tree.path("src")).status().unwrap().success());
+    let cache = tree.path("C");
+    tree.hashpyc()
+        .args(["compile", "-q"])
+        .python(&py)
+        .arg("--cache")
+        .arg(&cache)
+        .arg("src")
+        .run()
+        .assert_code(0);
+    assert!(Command::new("chmod").args(["-R", "go-w"]).arg(&cache).status().unwrap().success());
+    let recorded = std::fs::read(cache.join("stats.json")).unwrap();
+    std::fs::remove_dir_all(tree.path("src/__pycache__")).unwrap();
+    let run = as_nobody(&tree, &["compile", "-v", "--cache", "C", "src"], &py);
+    run.assert_code(0);
+    assert!(run.stderr.contains(": 2 hits, 0 misses, 0 stores,"), "{}", run.stderr);
+    let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+    assert_eq!(warnings.len(), 1, "{}", run.stderr);
+    let want =
+        format!("warning: the bytecode cache `{}` kept no statistics this run (cannot ", cache.display());
+    assert!(
+        warnings[0].starts_with(&want) && warnings[0].contains("`: permission denied)"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(std::fs::read(cache.join("stats.json")).unwrap(), recorded, "{}", run.stderr);
+    assert_eq!(tree.pycs().len(), 2);
+}
+
 // A source in a directory the user may not search (mode 744) cannot be read, and its pyc
 // not even looked for: compile said only `nx/m.py: permission denied` and check
 // `pyc: permission denied`. Both now say it as for a source the user may not read (mode
