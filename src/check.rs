@@ -731,8 +731,11 @@ fn wrong_version_hint(findings: &[Finding], targets: &[Arc<Target>]) -> Option<S
     // The missing pycs, by directory and module name: only a pyc of another version for
     // one of those same modules says "wrong interpreter" (not a file that fails to compile
     // beside others compiled for both, nor unrelated pycs in the same directory).
+    // A pyc missing because its source does not compile for this version (remembered by the
+    // state directory) is no sign of the wrong interpreter: new syntax compiled by another.
+    let missing_pyc = |f: &&Finding| f.outcome == Outcome::Missing && f.source_fails.is_none();
     let mut wanted = std::collections::BTreeMap::<&Path, std::collections::BTreeSet<&[u8]>>::new();
-    for f in findings.iter().filter(|f| f.outcome == Outcome::Missing) {
+    for f in findings.iter().filter(missing_pyc) {
         if let (Some(dir), Some(name)) = (f.pyc.parent(), f.pyc.file_name())
             && let Some((stem, _)) = pyc_parts(name.as_bytes())
         {
@@ -741,18 +744,39 @@ fn wrong_version_hint(findings: &[Finding], targets: &[Arc<Target>]) -> Option<S
     }
     let ours: Vec<&str> = targets.iter().map(|t| t.cache_tag.as_str()).collect();
     let mut foreign = std::collections::BTreeMap::<String, usize>::new();
+    // By tag, the modules with a pyc of that tag: with none of ours (missing here), and
+    // with one of ours too (this interpreter compiled them: one that is missing beside
+    // them, without state to say why, is more likely a source it does not compile).
+    let mut modules = std::collections::BTreeMap::<String, (usize, usize)>::new();
     for (dir, stems) in wanted.into_iter().take(2000) {
         let Ok(rd) = std::fs::read_dir(dir) else { continue };
-        for e in rd.filter_map(Result::ok) {
-            let name = e.file_name();
-            let Some((stem, tag)) = pyc_parts(name.as_bytes()) else { continue };
-            if !ours.contains(&tag) && stems.contains(stem) {
+        let names: Vec<_> = rd.filter_map(Result::ok).map(|e| e.file_name()).collect();
+        let parts: Vec<(&[u8], &str)> = names.iter().filter_map(|n| pyc_parts(n.as_bytes())).collect();
+        let have_ours: std::collections::BTreeSet<&[u8]> =
+            parts.iter().filter(|(_, tag)| ours.contains(tag)).map(|(stem, _)| *stem).collect();
+        let mut seen = std::collections::BTreeSet::new();
+        for &(stem, tag) in &parts {
+            if ours.contains(&tag) {
+                continue;
+            }
+            if stems.contains(stem) {
                 *foreign.entry(tag.to_string()).or_default() += 1;
+            }
+            if seen.insert((stem, tag)) && (stems.contains(stem) || have_ours.contains(stem)) {
+                let m = modules.entry(tag.to_string()).or_default();
+                if have_ours.contains(stem) {
+                    m.1 += 1;
+                } else {
+                    m.0 += 1;
+                }
             }
         }
     }
+    // "Wrong interpreter" only where this one's pycs are missing for nine in ten or more of
+    // the modules that have the other's (never for one new-syntax module among many).
+    foreign.retain(|tag, _| modules.get(tag).is_some_and(|&(only, both)| only > 0 && only >= 9 * both));
     let (tag, n) = foreign.iter().max_by_key(|(_, n)| **n)?;
-    let missing = findings.iter().filter(|f| f.outcome == Outcome::Missing).count();
+    let missing = findings.iter().filter(missing_pyc).count();
     let version =
         tag.strip_prefix("cpython-").filter(|v| v.len() >= 2).map(|v| format!("{}.{}", &v[..1], &v[1..]));
     // Checked against the built-in table (`--target`): suggest the same flag.

@@ -716,6 +716,44 @@ per_python!(summaries_name_the_interpreter, min = (3, 8), |py: &Python| {
     assert!(!run.stderr.contains("hint:"), "{}", run.stderr);
 });
 
+// A pyc missing for CPython 3.11 because its source is 3.12 syntax (`type X = int`), beside
+// a module compiled by both, is no sign of the wrong interpreter: check said `hint: 1 pyc is
+// missing for CPython 3.11…, but 1 cpython-312 pyc is there: did you mean --python
+// python3.12?`, with the state directory saying the source does not compile and without.
+// A tree compiled by 3.12 alone still gets the hint.
+#[test]
+fn no_wrong_interpreter_hint_for_a_source_this_version_cannot_compile() {
+    let test = "first_hour::no_wrong_interpreter_hint_for_a_source_this_version_cannot_compile";
+    let (Some(py11), Some(py12)) = (harness::pythons().get(&(3, 11)), harness::pythons().get(&(3, 12)))
+    else {
+        return harness::visible(&format!("SKIPPED {test}: needs CPython 3.11 and 3.12"));
+    };
+    let tree = Tree::new();
+    tree.write("h1/new.py", "type X = int\n");
+    tree.write("h1/ok.py", "x = 1\n");
+    tree.write("h2/m.py", "y = 1\n");
+    tree.hashpyc().arg("compile").python(py12).args(["h1", "h2"]).run().assert_code(0);
+    tree.hashpyc().arg("compile").python(py11).arg("h1").run().assert_code(1);
+    for no_state in [false, true] {
+        let check = |dir: &str| {
+            let b = tree.hashpyc().arg("check").python(py11).arg(dir);
+            let b = if no_state { b.env("HASHPYC_NO_STATE", "1") } else { b };
+            let run = b.run();
+            run.assert_code(1);
+            run
+        };
+        let h1 = check("h1");
+        assert!(
+            h1.stdout.lines().any(|l| l.starts_with("missing") && l.contains(" h1/new.py")),
+            "no state: {no_state}: {h1:?}"
+        );
+        assert!(!h1.stderr.contains("hint:"), "no state: {no_state}: {h1:?}");
+        let h2 = check("h2");
+        let want = "but 1 cpython-312 pyc is there: did you mean `--python python3.12`?";
+        assert!(h2.stderr.contains(want), "no state: {no_state}: {h2:?}");
+    }
+}
+
 // 7. Adding a level writes only that level; adding --hardlink-dupes links without -f;
 //    check counts sources and pycs separately.
 per_python!(levels_are_planned_one_by_one, min = (3, 8), |py: &Python| {
