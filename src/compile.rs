@@ -1728,7 +1728,8 @@ mod tests {
     fn a_plan_error_is_vanished_by_its_kind_not_its_words() {
         let classify = |kind, reason: &str| {
             let mut summary = Summary::default();
-            let mut notes = Notes { notes: Vec::new(), last: Vec::new(), quiet: 0, json: false };
+            let mut notes =
+                Notes { notes: Vec::new(), last: Vec::new(), quiet: 0, json: false, github: false };
             let err = plan::PlanError { kind, reason: reason.into() };
             plan_error(Path::new("m.py"), &err, &mut summary, &mut notes, Style { color: false });
             (summary.vanished.len(), summary.errors)
