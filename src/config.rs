@@ -572,8 +572,14 @@ pub fn load(
                     }
                     Err(_) => continue,
                 },
-                // A directory of that name is not a configuration file.
-                Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => continue,
+                // A directory of that name (or a link to one) is not a configuration file:
+                // the read finds it not regular, so ask what it is.
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::IsADirectory
+                        || std::fs::metadata(&reached).is_ok_and(|m| m.is_dir()) =>
+                {
+                    continue;
+                }
                 Err(e) => {
                     return Err(Error::Usage(format!(
                         "cannot read configuration file `{}`: {}",

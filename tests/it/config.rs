@@ -1957,6 +1957,44 @@ fn a_discovered_file_that_is_not_regular_is_named() {
     }
 }
 
+// A directory named like a configuration file (or a link to one) in the working
+// directory is passed over, as the README says: the file above applies.
+#[test]
+fn a_directory_named_like_a_configuration_file_is_passed_over() {
+    let Some(py) = harness::any_python("config::a_directory_named_like_a_configuration_file_is_passed_over")
+    else {
+        return;
+    };
+    let tree = Tree::new();
+    tree.write("proj/hashpyc.toml", "optimize = 2\n");
+    tree.write("proj/app/m.py", "M = 1\n");
+    std::fs::create_dir(tree.path("proj/elsewhere")).unwrap();
+    let app = tree.path("proj/app");
+    for name in [".hashpyc.toml", "hashpyc.toml", "pyproject.toml", "link"] {
+        let made = if name == "link" {
+            std::os::unix::fs::symlink("../elsewhere", app.join("pyproject.toml")).unwrap();
+            app.join("pyproject.toml")
+        } else {
+            std::fs::create_dir(app.join(name)).unwrap();
+            app.join(name)
+        };
+        for cmd in ["compile", "check"] {
+            let run = harness::Hashpyc::new(&app).args([cmd, "-v", "m.py"]).python(py).run();
+            run.assert_code(0);
+            let used = format!("configuration: {}\n", tree.path("proj/hashpyc.toml").display());
+            assert!(run.stderr.contains(&used), "{name} {cmd}: {}", run.stderr);
+        }
+        assert_eq!(harness::files_with_suffix(&app, ".pyc").len(), 1, "{name}");
+        let pyc = harness::files_with_suffix(&app, ".pyc").remove(0);
+        assert!(pyc.to_string_lossy().ends_with(".opt-2.pyc"), "{name}: {}", pyc.display());
+        if name == "link" {
+            std::fs::remove_file(&made).unwrap();
+        } else {
+            std::fs::remove_dir(&made).unwrap();
+        }
+    }
+}
+
 /// Whether `schema` accepts `v`, for the keywords `hashpyc.schema.json` uses (`type`,
 /// `anyOf`, `oneOf`, `allOf`, `not`, `const`, `minimum`, `maximum`, `minLength`, `pattern`,
 /// `minItems`, `items`, `properties`, `additionalProperties`, `required`); a keyword it
