@@ -421,11 +421,12 @@ fn is_executable_file(p: &Path) -> bool {
 
 /// A command that runs `exe` isolated from the environment except for what we set:
 /// no PYTHON* variable survives, and PYTHONHASHSEED is fixed to 0 (`-I`/`-E` would drop
-/// it too, which is why they are not used for workers).
+/// it too, which is why they are not used for workers). `PYTHON` itself, which CPython
+/// does not read, is kept for a launcher script (`exec "$PYTHON" "$@"`).
 pub fn python_command(exe: &Path) -> Command {
     let mut cmd = Command::new(exe);
     for (key, _) in std::env::vars_os() {
-        if key.as_encoded_bytes().starts_with(b"PYTHON") {
+        if key.as_encoded_bytes().starts_with(b"PYTHON") && key != "PYTHON" {
             cmd.env_remove(&key);
         }
     }
@@ -774,6 +775,8 @@ fn cache_key(exe: &Path) -> Option<CacheKey> {
 fn launcher_context() -> Vec<(String, String)> {
     let mut ctx = Vec::new();
     for var in [
+        // What a launcher script of one's own runs (`exec "$PYTHON" "$@"`).
+        "PYTHON",
         "PYENV_VERSION",
         "PYENV_ROOT",
         "ASDF_PYTHON_VERSION",

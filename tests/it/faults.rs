@@ -2660,6 +2660,41 @@ fn a_new_pyenv_version_probes_a_launcher_again() {
     assert_eq!(compile(), 2, "then reused");
 }
 
+/// The README's launcher script of one's own, `exec "$PYTHON" "$@"`, used to fail (`exec ""`,
+/// status 126): every variable starting with `PYTHON` was removed, `PYTHON` itself, which
+/// CPython does not read, included. Now `PYTHON` is kept and in the launcher's key: set to
+/// another interpreter, the script is probed again (no "interpreter changed" stop).
+#[test]
+fn a_launcher_script_running_dollar_python_works() {
+    let test = "faults::a_launcher_script_running_dollar_python_works";
+    let (Some(old), Some(new)) =
+        (harness::python_or_skip((3, 12), test), harness::python_or_skip((3, 13), test))
+    else {
+        return;
+    };
+    let tree = Tree::new();
+    let launcher = tree.write_executable("bin/py", "#!/bin/sh\nexec \"$PYTHON\" \"$@\"\n");
+    tree.write("src/m.py", "M = 1\n");
+    let state = tree.path("state");
+    let run = |cmd: &str, python: &Path| {
+        tree.hashpyc()
+            .env("HASHPYC_STATE_DIR", &state)
+            .env("PYTHON", python)
+            .args([cmd, "--no-config", "--python"])
+            .arg(&launcher)
+            .arg("src")
+            .run()
+    };
+    run("compile", &old.path).assert_code(0);
+    run("check", &old.path).assert_code(0);
+    assert!(tree.path("src/__pycache__/m.cpython-312.pyc").is_file());
+    // Another interpreter through `PYTHON`: probed again, its pycs written and checked.
+    let switched = run("compile", &new.path);
+    switched.assert_code(0);
+    assert!(tree.path("src/__pycache__/m.cpython-313.pyc").is_file(), "{}", switched.stderr);
+    run("check", &new.path).assert_code(0);
+}
+
 /// A compiled launcher (as mise's shims are links to the `mise` binary), built from C with
 /// `cc` as `dir/<name>` and reached through the link `dir/shims/python3`: it `exec`s the
 /// interpreter named by `$MISE_PYTHON_VERSION` (this stand-in takes a path there), else by
