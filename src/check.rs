@@ -730,19 +730,28 @@ fn spelling_hint(findings: &[Finding], cwd: &Path) -> Option<String> {
 fn wrong_version_hint(findings: &[Finding], targets: &[Arc<Target>]) -> Option<String> {
     // The missing pycs, by directory and module name: only a pyc of another version for
     // one of those same modules says "wrong interpreter" (not a file that fails to compile
-    // beside others compiled for both, nor unrelated pycs in the same directory).
+    // beside others compiled for both, nor unrelated pycs in the same directory), at the
+    // same optimization level (not every level the other version was compiled at).
     // A pyc missing because its source does not compile for this version (remembered by the
     // state directory) is no sign of the wrong interpreter: new syntax compiled by another.
     let missing_pyc = |f: &&Finding| f.outcome == Outcome::Missing && f.source_fails.is_none();
-    let mut wanted = std::collections::BTreeMap::<&Path, std::collections::BTreeSet<&[u8]>>::new();
+    let mut wanted = std::collections::BTreeMap::<&Path, std::collections::BTreeSet<(&[u8], u8)>>::new();
     for f in findings.iter().filter(missing_pyc) {
         if let (Some(dir), Some(name)) = (f.pyc.parent(), f.pyc.file_name())
-            && let Some((stem, _)) = pyc_parts(name.as_bytes())
+            && let Some((stem, _, level)) = pyc_parts(name.as_bytes())
         {
-            wanted.entry(dir).or_default().insert(stem);
+            wanted.entry(dir).or_default().insert((stem, level));
         }
     }
     let ours: Vec<&str> = targets.iter().map(|t| t.cache_tag.as_str()).collect();
+    // Named: only the targets whose pycs are missing, not those whose pycs are all there.
+    let lacking: Vec<Arc<Target>> = targets
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| findings.iter().filter(missing_pyc).any(|f| f.target == *i))
+        .map(|(_, t)| Arc::clone(t))
+        .collect();
+    let lacking_tags: Vec<&str> = lacking.iter().map(|t| t.cache_tag.as_str()).collect();
     let mut foreign = std::collections::BTreeMap::<String, usize>::new();
     // By tag, the modules with a pyc of that tag: with none of ours (missing here), and
     // with one of ours too (this interpreter compiled them: one that is missing beside
@@ -751,18 +760,21 @@ fn wrong_version_hint(findings: &[Finding], targets: &[Arc<Target>]) -> Option<S
     for (dir, stems) in wanted.into_iter().take(2000) {
         let Ok(rd) = std::fs::read_dir(dir) else { continue };
         let names: Vec<_> = rd.filter_map(Result::ok).map(|e| e.file_name()).collect();
-        let parts: Vec<(&[u8], &str)> = names.iter().filter_map(|n| pyc_parts(n.as_bytes())).collect();
+        let parts: Vec<(&[u8], &str, u8)> = names.iter().filter_map(|n| pyc_parts(n.as_bytes())).collect();
+        // The modules a target whose pycs are missing compiled (another target's pycs
+        // beside them say nothing about this one).
         let have_ours: std::collections::BTreeSet<&[u8]> =
-            parts.iter().filter(|(_, tag)| ours.contains(tag)).map(|(stem, _)| *stem).collect();
+            parts.iter().filter(|(_, tag, _)| lacking_tags.contains(tag)).map(|(stem, ..)| *stem).collect();
+        let missing_here = |stem: &[u8]| stems.iter().any(|(s, _)| *s == stem);
         let mut seen = std::collections::BTreeSet::new();
-        for &(stem, tag) in &parts {
+        for &(stem, tag, level) in &parts {
             if ours.contains(&tag) {
                 continue;
             }
-            if stems.contains(stem) {
+            if stems.contains(&(stem, level)) {
                 *foreign.entry(tag.to_string()).or_default() += 1;
             }
-            if seen.insert((stem, tag)) && (stems.contains(stem) || have_ours.contains(stem)) {
+            if seen.insert((stem, tag)) && (missing_here(stem) || have_ours.contains(stem)) {
                 let m = modules.entry(tag.to_string()).or_default();
                 if have_ours.contains(stem) {
                     m.1 += 1;
@@ -798,17 +810,17 @@ fn wrong_version_hint(findings: &[Finding], targets: &[Arc<Target>]) -> Option<S
     Some(format!(
         "{} missing for {}, but {} there{others}: did you mean `{suggestion}`?",
         report::plural(missing, "pyc is", "pycs are"),
-        crate::target::targets_label(targets),
+        crate::target::targets_label(&lacking),
         if *n == 1 { format!("1 {tag} pyc is") } else { format!("{n} {tag} pycs are") },
     ))
 }
 
-/// The module name and cache tag of a `__pycache__` file name: `mod.cpython-311.pyc` and
-/// `mod.cpython-311.opt-1.pyc` give `mod` and `cpython-311`.
-fn pyc_parts(name: &[u8]) -> Option<(&[u8], &str)> {
-    let (stem, tag, _) = crate::layout::cache_name_parts(name)?;
+/// The module name, cache tag and optimization level of a `__pycache__` file name:
+/// `mod.cpython-311.pyc` gives `mod`, `cpython-311` and 0, `mod.cpython-311.opt-1.pyc` 1.
+fn pyc_parts(name: &[u8]) -> Option<(&[u8], &str, u8)> {
+    let (stem, tag, level) = crate::layout::cache_name_parts(name)?;
     let tag = std::str::from_utf8(tag).ok()?;
-    tag.contains('-').then_some((stem, tag))
+    tag.contains('-').then_some((stem, tag, level))
 }
 
 fn header_view(h: &Header) -> HeaderView {
@@ -1410,7 +1422,7 @@ mod tests {
 
     #[test]
     fn pyc_tags() {
-        let pyc_tag = |name: &'static [u8]| pyc_parts(name).map(|(_, tag)| tag);
+        let pyc_tag = |name: &'static [u8]| pyc_parts(name).map(|(_, tag, _)| tag);
         assert_eq!(pyc_tag(b"m.cpython-311.pyc"), Some("cpython-311"));
         assert_eq!(pyc_tag(b"m.x.cpython-313.opt-2.pyc"), Some("cpython-313"));
         assert_eq!(pyc_tag(b"m.pyc"), None);

@@ -754,6 +754,40 @@ fn no_wrong_interpreter_hint_for_a_source_this_version_cannot_compile() {
     }
 }
 
+// The wrong-interpreter hint named every target checked (`missing for CPython 3.13.0 and
+// 3.9.18`, though 3.13's pycs were all there) and counted the other version's pycs at every
+// level compiled (6, where 2 exist at the level checked). Now it names only the targets
+// whose pycs are missing and counts the other version's pycs at the levels missing.
+#[test]
+fn wrong_version_hint_names_only_the_targets_missing() {
+    let test = "first_hour::wrong_version_hint_names_only_the_targets_missing";
+    let (Some(py313), Some(py312), Some(py39)) = (
+        harness::python_or_skip((3, 13), test),
+        harness::python_or_skip((3, 12), test),
+        harness::python_or_skip((3, 9), test),
+    ) else {
+        return;
+    };
+    let tree = Tree::new();
+    tree.write("p/a.py", "A = 1\n");
+    tree.write("p/b.py", "B = 1\n");
+    let compiled = tree
+        .hashpyc()
+        .args(["compile", "-o", "0", "-o", "1", "-o", "2"])
+        .python(py313)
+        .python(py312)
+        .arg("p")
+        .run();
+    compiled.assert_code(0);
+    let check = tree.hashpyc().args(["check", "-o", "0"]).python(py313).python(py39).arg("p").run();
+    check.assert_code(1);
+    let want = format!(
+        "hint: 2 pycs are missing for CPython {}, but 2 cpython-312 pycs are there: did you mean `--python python3.12`?\n",
+        py39.version
+    );
+    assert!(check.stderr.contains(&want), "{}", check.stderr);
+}
+
 // 7. Adding a level writes only that level; adding --hardlink-dupes links without -f;
 //    check counts sources and pycs separately.
 per_python!(levels_are_planned_one_by_one, min = (3, 8), |py: &Python| {
