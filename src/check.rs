@@ -316,8 +316,8 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
         wrong_version_hint(&findings, &s.targets),
         layout_hint(&findings, counts["ok"], s),
         spelling_hint(&findings, &cwd),
-        timestamp_hint(&findings, s.accept),
-        mode_hint(&findings),
+        timestamp_hint(&findings, s.accept, s.compile_unchecked),
+        mode_hint(&findings, s.compile_unchecked),
     ]
     .into_iter()
     .flatten()
@@ -365,7 +365,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
                 format!("{:<10} {}{extra}{why}", f.outcome.name(), report::shown(shown))
             }
             Format::Json => serde_json::to_string(f).expect("findings serialize"),
-            Format::Github => github_annotation(f, s.accept),
+            Format::Github => github_annotation(f, s.accept, s.compile_unchecked),
         };
         if !report::out_line(&mut out, line)? {
             // stdout closed (e.g. `| head`): stop quietly, like ripgrep.
@@ -503,14 +503,14 @@ fn explain_remembered_failures(findings: &mut [Finding], targets: &[Arc<Target>]
 /// Timestamp pycs (what pip, uv's `--compile-bytecode`, `python -m compileall` and imports
 /// write) are the usual
 /// reason a first check fails; say what replaces them.
-fn timestamp_hint(findings: &[Finding], accept: Accept) -> Option<String> {
+fn timestamp_hint(findings: &[Finding], accept: Accept, compile_unchecked: bool) -> Option<String> {
     let n = findings.iter().filter(|f| f.outcome == Outcome::Timestamp).count();
     let unchecked = accept == Accept::Only(HashMode::Unchecked);
     (n > 0).then(|| {
         format!(
             "{} timestamp-based, as pip, uv, `python -m compileall` and imports write them: {} with the same paths and options replaces {}",
             report::plural(n, "pyc is", "pycs are"),
-            compile_command(accept),
+            compile_command(accept, compile_unchecked),
             match (n, unchecked) {
                 (1, false) => "it with a checked-hash pyc",
                 (1, true) => "it with an unchecked-hash pyc",
@@ -523,16 +523,21 @@ fn timestamp_hint(findings: &[Finding], accept: Accept) -> Option<String> {
 
 /// The `compile` that writes the pycs `accept` wants: `hashpyc compile` writes checked-hash
 /// pycs unless told otherwise (or configured: naming the flag is right either way).
-fn compile_command(accept: Accept) -> &'static str {
+/// With `compile_unchecked` (the configuration's `invalidation-mode = "unchecked-hash"`),
+/// the plain `compile` writes unchecked-hash pycs: checked-hash ones need the flag.
+fn compile_command(accept: Accept, compile_unchecked: bool) -> &'static str {
     match accept {
         Accept::Only(HashMode::Unchecked) => "`hashpyc compile --invalidation-mode unchecked-hash`",
+        Accept::Only(HashMode::Checked) if compile_unchecked => {
+            "`hashpyc compile --invalidation-mode checked-hash`"
+        }
         _ => "`hashpyc compile`",
     }
 }
 
 /// Hash-based pycs of the other kind than `--mode` accepts: the `--mode` that accepts them,
 /// and the `compile` that rewrites their headers (their bodies are the same).
-fn mode_hint(findings: &[Finding]) -> Option<String> {
+fn mode_hint(findings: &[Finding], compile_unchecked: bool) -> Option<String> {
     let count = |o: Outcome| findings.iter().filter(|f| f.outcome == o).count();
     let (unchecked, checked) = (count(Outcome::Unchecked), count(Outcome::Checked));
     let (n, is, them) = match unchecked.max(checked) {
@@ -542,7 +547,8 @@ fn mode_hint(findings: &[Finding]) -> Option<String> {
     };
     Some(if unchecked > 0 {
         format!(
-            "{n} {is} unchecked-hash, as `compile --invalidation-mode unchecked-hash` writes them: `check --mode unchecked` (or `--mode any`) accepts {them}; `hashpyc compile` with the same paths and options rewrites {} as checked-hash",
+            "{n} {is} unchecked-hash, as `compile --invalidation-mode unchecked-hash` writes them: `check --mode unchecked` (or `--mode any`) accepts {them}; {} with the same paths and options rewrites {} as checked-hash",
+            compile_command(Accept::Only(HashMode::Checked), compile_unchecked),
             if n == 1 { "its header" } else { "their headers" }
         )
     } else {
@@ -1343,7 +1349,7 @@ pub(crate) fn escape_property(s: &str) -> String {
 }
 
 /// A GitHub Actions workflow command.
-fn github_annotation(f: &Finding, accept: Accept) -> String {
+fn github_annotation(f: &Finding, accept: Accept, compile_unchecked: bool) -> String {
     let level = if f.outcome == Outcome::Ok { "notice" } else { "error" };
     let file = if f.outcome == Outcome::Stray { &f.pyc } else { &f.path };
     // A temporary file's detail says what it is.
@@ -1355,7 +1361,7 @@ fn github_annotation(f: &Finding, accept: Accept) -> String {
     // A source that does not compile is fixed in the source, not by compiling again; the
     // annotation goes on the line CPython named.
     // Under `--mode unchecked`, the compile that fixes it names the mode (see `mode_hint`).
-    let compile = compile_command(accept);
+    let compile = compile_command(accept, compile_unchecked);
     let mut line = String::new();
     if let Some(at) = f.source_fails {
         msg.push_str(&format!(" - fix the source, then run {compile}"));

@@ -602,6 +602,11 @@ pub struct CheckArgs {
           help_heading = "Verdicts")]
     pub mode: CheckMode,
 
+    /// The configuration's `invalidation-mode` is `unchecked-hash`: what a plain `compile`
+    /// writes (so advice to write checked-hash pycs names the flag).
+    #[arg(skip)]
+    pub compile_unchecked: bool,
+
     /// Also report pycs in `__pycache__` directories whose source is gone; with `--legacy`,
     /// also `X.pyc` files of a checked interpreter beside the sources with no `X.py`
     /// (Python imports those as sourceless modules); with `--pycache-prefix` (or

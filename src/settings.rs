@@ -138,6 +138,7 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
                 apply_select(&mut args.select, k, c)?;
                 apply_layout(&mut args.layout, k, c)?;
                 apply_embed(&mut args.embed, k, c);
+                args.compile_unchecked = o.invalidation_mode == Some(InvalidationMode::UncheckedHash);
                 // What `compile` writes is what `check` accepts.
                 if k.applies("invalidation-mode", &["mode"])
                     && let Some(mode) = o.invalidation_mode
@@ -1199,6 +1200,8 @@ pub struct CheckSettings {
     pub layouts: Vec<Layout>,
     pub levels: Vec<u8>,
     pub accept: Accept,
+    /// The configuration makes `compile` write unchecked-hash pycs.
+    pub compile_unchecked: bool,
     /// The path each pyc should embed, as `compile` derives it.
     pub embed: Embed,
     pub stray: bool,
@@ -1244,6 +1247,7 @@ pub fn check_settings(args: &CheckArgs) -> Result<CheckSettings, Error> {
         layouts,
         levels: levels(&args.layout),
         accept,
+        compile_unchecked: args.compile_unchecked,
         embed: embed(&args.embed),
         stray: args.stray,
         format: args.format,

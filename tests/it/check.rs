@@ -2317,6 +2317,46 @@ per_python!(check_explains_missing_and_timestamp_pycs, |py: &Python| {
     hashpyc().args(["check", "--mode", "unchecked"]).python(py).arg(".").run().assert_code(0);
 });
 
+/// With `invalidation-mode = "unchecked-hash"` in the configuration, a plain `compile` writes
+/// unchecked-hash pycs, yet `check --mode checked` advised it (`hashpyc compile` rewrites
+/// its header as checked-hash; GitHub: run `hashpyc compile` to fix), which changes nothing.
+/// Now the advice names `--invalidation-mode checked-hash`, and doing what it says fixes it.
+#[test]
+fn checked_advice_under_an_unchecked_configuration_names_the_flag() {
+    let Some(py) =
+        crate::harness::any_python("check::checked_advice_under_an_unchecked_configuration_names_the_flag")
+    else {
+        return;
+    };
+    let tree = Tree::new();
+    tree.write("hashpyc.toml", "invalidation-mode = \"unchecked-hash\"\n");
+    tree.write("a.py", "A = 1\n");
+    let hashpyc = || tree.hashpyc();
+    hashpyc().args(["compile", "-q"]).python(py).arg("a.py").run().assert_code(0);
+    let run = hashpyc().args(["check", "--mode", "checked"]).python(py).arg("a.py").run();
+    run.assert_code(1);
+    let want = "; `hashpyc compile --invalidation-mode checked-hash` with the same paths and options rewrites its header as checked-hash\n";
+    assert!(run.stderr.contains(want), "{}", run.stderr);
+    let github =
+        hashpyc().args(["check", "--mode", "checked", "--format", "github"]).python(py).arg("a.py").run();
+    github.assert_code(1);
+    assert!(
+        github.stdout.contains("run `hashpyc compile --invalidation-mode checked-hash` to fix"),
+        "{}",
+        github.stdout
+    );
+    // The plain compile leaves it unchecked; the one advised fixes it.
+    hashpyc().args(["compile", "-q"]).python(py).arg("a.py").run().assert_code(0);
+    hashpyc().args(["check", "--mode", "checked"]).python(py).arg("a.py").run().assert_code(1);
+    hashpyc()
+        .args(["compile", "-q", "--invalidation-mode", "checked-hash"])
+        .python(py)
+        .arg("a.py")
+        .run()
+        .assert_code(0);
+    hashpyc().args(["check", "--mode", "checked"]).python(py).arg("a.py").run().assert_code(0);
+}
+
 /// The sources of the strays in `check --format json` output, `./` trimmed, sorted.
 fn stray_sources(stdout: &str) -> Vec<String> {
     let mut out: Vec<String> = stdout
