@@ -362,15 +362,22 @@ fn unusable_state_dir(command: &str, verbose: bool) -> Option<String> {
             let reason = target::state_dir_problem(&dir)?;
             (dir, reason)
         }
-        // Set, not turned off, but with a `~` no home directory expands.
-        None if explicit
-            && !crate::env::is_on(crate::env::NO_STATE)
-            && !crate::env::is_on(crate::env::NO_CACHE) =>
-        {
+        None if crate::env::is_on(crate::env::NO_STATE) || crate::env::is_on(crate::env::NO_CACHE) => {
+            return None;
+        }
+        // Set, but with a `~` no home directory expands.
+        None if explicit => {
             let set = PathBuf::from(std::env::var_os("HASHPYC_STATE_DIR").unwrap_or_default());
             (set.clone(), layout::expand_home(&set).err()?)
         }
-        None => return None,
+        // The default, under a home directory that is unknown (`env -u HOME` as a user with
+        // no entry in the password database).
+        None => (
+            PathBuf::from("~/.cache/hashpyc"),
+            "the home directory is unknown: neither XDG_CACHE_HOME nor HOME is set and the user has no entry in \
+             the password database"
+                .to_string(),
+        ),
     };
     Some(format!(
         "the state directory `{}` cannot be used ({reason}): {lost}; set HASHPYC_STATE_DIR to a \

@@ -1044,7 +1044,8 @@ pub fn state_dir() -> Option<PathBuf> {
     if let Some(dir) = set("XDG_CACHE_HOME") {
         return Some(PathBuf::from(dir).join("hashpyc"));
     }
-    set("HOME").map(|h| PathBuf::from(h).join(".cache").join("hashpyc"))
+    // `~/.cache`, with `~` as a shell finds it: HOME, else the password database.
+    crate::layout::home_dir().map(|h| h.join(".cache").join("hashpyc"))
 }
 
 /// Whether `HASHPYC_STATE_DIR` names the state directory (set and not empty): its problems

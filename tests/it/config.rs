@@ -937,6 +937,68 @@ fn home_unknown_is_an_error_not_a_directory_named_tilde() {
     assert!(!tree.path("~").exists(), "a directory named `~` in the working directory");
 }
 
+// With HOME (and XDG_CACHE_HOME, HASHPYC_STATE_DIR) unset, the default state directory was
+// silently off, every run starting Python again: `~/.cache/hashpyc` looked at HOME only.
+// Now `~` is found as for a leading `~/` (HOME, else the password database), and when no
+// home is known, `-v` warns that the state directory cannot be used, as the README says.
+#[test]
+fn the_default_state_dir_without_home_is_under_the_passwd_home() {
+    use std::os::unix::fs::PermissionsExt;
+    let test = "config::the_default_state_dir_without_home_is_under_the_passwd_home";
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0
+        || std::process::Command::new("setpriv").arg("--version").output().is_err()
+    {
+        harness::visible(&format!("SKIPPED {test}: needs root and setpriv to run as another user"));
+        return;
+    }
+    let tree = Tree::new();
+    std::fs::set_permissions(tree.root(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    tree.write("m.py", "M = 1\n");
+    let run = |uid: &str| -> harness::Run {
+        let mut cmd = std::process::Command::new("setpriv");
+        cmd.args([&format!("--reuid={uid}"), &format!("--regid={uid}"), "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_hashpyc"))
+            .args(["check", "-v", "--no-config", "--target", "3.12", "m.py"])
+            .current_dir(tree.root())
+            .env_remove("HOME")
+            .env_remove("XDG_CACHE_HOME")
+            .env_remove("HASHPYC_STATE_DIR")
+            .env_remove("HASHPYC_NO_STATE")
+            .env_remove("HASHPYC_NO_CACHE")
+            .env_remove("HASHPYC_CONFIG")
+            .env("NO_COLOR", "1");
+        harness::run_command(&mut cmd)
+    };
+    // No entry in the password database: no home at all.
+    let r = run("4242");
+    r.assert_code(1);
+    assert!(
+        r.stderr.contains(
+            "warning: the state directory `~/.cache/hashpyc` cannot be used (the home directory is unknown: \
+             neither XDG_CACHE_HOME nor HOME is set and the user has no entry in the password database): \
+             interpreter probes"
+        ),
+        "{}",
+        r.stderr
+    );
+    // `nobody`'s entry names a home that does not exist (`/nonexistent`): the default is
+    // under it, which cannot be created.
+    let entry = std::process::Command::new("getent").args(["passwd", "65534"]).output().unwrap();
+    let home = String::from_utf8_lossy(&entry.stdout).trim().split(':').nth(5).unwrap_or("").to_string();
+    if home.is_empty() || std::path::Path::new(&home).exists() {
+        harness::visible(&format!(
+            "SKIPPED {test} (passwd home): uid 65534's home `{home}` exists or is unknown"
+        ));
+        return;
+    }
+    let r = run("65534");
+    r.assert_code(1);
+    let want =
+        format!("warning: the state directory `{home}/.cache/hashpyc` cannot be used (cannot create it: ");
+    assert!(r.stderr.contains(&want), "{}", r.stderr);
+}
+
 // An empty variable is an unset one (`ENV HASHPYC_CACHE=` in a Dockerfile): every variable
 // that stands in for a flag, set to "", changes nothing — for compile, check and the cache
 // commands — where clap alone would refuse the empty value.
