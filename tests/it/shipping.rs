@@ -954,6 +954,32 @@ fn install_recipes_pass_locked() {
     assert!(unlocked.is_empty(), "`cargo install` without --locked:\n{}", unlocked.join("\n"));
 }
 
+// The README's snippets of the CI recipes (a ```yaml block after "(`examples/ci/NAME`")
+// quote the files as they are: each of their lines is one of the file's, in the file's order.
+#[test]
+fn readme_quotes_the_ci_recipes_as_they_are() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let mut quoted = 0;
+    for (at, _) in readme.match_indices("(`examples/ci/") {
+        let name = &readme[at + 2..];
+        let name = &name[..name.find('`').unwrap()];
+        let block = &readme[at..];
+        let Some(start) = block.find("```yaml\n") else { continue };
+        let block = &block[start + 8..];
+        let block = &block[..block.find("```").unwrap()];
+        let file = std::fs::read_to_string(repo().join(name)).unwrap();
+        let mut lines = file.lines();
+        for line in block.lines() {
+            assert!(
+                lines.any(|l| l == line),
+                "README's snippet of {name}: `{line}` is not in the file (in order)"
+            );
+        }
+        quoted += 1;
+    }
+    assert!(quoted >= 2, "the README's CI snippets were not found");
+}
+
 // The README's "With pre-commit" names the example hook's entry as it is, and each of its
 // flags, so that what it says of them is said of all of them.
 #[test]
