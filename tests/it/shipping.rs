@@ -954,6 +954,52 @@ fn install_recipes_pass_locked() {
     assert!(unlocked.is_empty(), "`cargo install` without --locked:\n{}", unlocked.join("\n"));
 }
 
+// Each JSON Lines example in the README (a line `{"type":…` in a ```json block) has the keys,
+// in order, of an object of its type that `compile`, `compile -n` or `check` really prints
+// (a summary of `compile` with one of `compile`, by its `dry_run`).
+#[test]
+fn readme_json_examples_have_the_real_keys() {
+    let Some(py) = harness::python_or_skip((3, 12), "shipping::readme_json_examples_have_the_real_keys")
+    else {
+        return;
+    };
+    let tree = Tree::new();
+    tree.write("bad.py", "def (:\n");
+    tree.write("ok.py", "x = 1\n");
+    tree.write("warns.py", "x = 1\nassert (x, 'm')\n");
+    let mut real = String::new();
+    for args in [&["compile"][..], &["compile", "-n"], &["check"]] {
+        tree.write("ok.py", format!("x = {}\n", real.len()));
+        let run = tree
+            .hashpyc()
+            .args(args)
+            .args(["--no-config", "--format", "json"])
+            .python(py)
+            .args([".", "nope"])
+            .run();
+        real.push_str(&run.stdout);
+    }
+    let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    let real: Vec<serde_json::Value> = real.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let mut examples = 0;
+    for block in readme.split("```json\n").skip(1) {
+        for line in block[..block.find("```").unwrap()].lines().filter(|l| l.starts_with("{\"type\"")) {
+            let example: serde_json::Value = serde_json::from_str(line).unwrap();
+            let same = |r: &&serde_json::Value| {
+                r["type"] == example["type"]
+                    && r.get("compiled").is_some() == example.get("compiled").is_some()
+                    && r.get("dry_run") == example.get("dry_run")
+            };
+            let found: Vec<_> = real.iter().filter(same).map(keys).collect();
+            assert!(!found.is_empty(), "no real object like the README's `{line}`");
+            assert!(found.contains(&keys(&example)), "README's `{line}`: the real keys are {found:?}");
+            examples += 1;
+        }
+    }
+    assert!(examples >= 10, "the README's JSON examples were not found");
+}
+
 // The README's snippets of the CI recipes (a ```yaml block after "(`examples/ci/NAME`")
 // quote the files as they are: each of their lines is one of the file's, in the file's order.
 #[test]
