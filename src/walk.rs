@@ -83,13 +83,16 @@ pub enum WalkError {
     #[error("`{}`: dangling symbolic link", crate::report::shown(.0))]
     Dangling(PathBuf),
     /// A directory link to one of its own ancestors (`--follow`; `pkg/up` → `..`, `X11` →
-    /// `.`): not followed, its files are walked under the ancestor's spelling. A note.
+    /// `.`): not followed, its files are walked under the ancestor's spelling. A note naming
+    /// the link, its target as written (as `ls -l` shows it) and the ancestor as walked
+    /// when that is spelled otherwise.
     #[error(
-        "`{}`: symbolic link to `{}`, a directory containing it; not followed (its files are walked there)",
+        "`{}`: symbolic link to `{}`, a directory containing it{}; not followed (its files are walked there)",
         crate::report::shown(.0),
-        crate::report::shown(.1)
+        crate::report::shown(.2),
+        loop_ancestor(.1, .2)
     )]
-    Loop(PathBuf, PathBuf),
+    Loop(PathBuf, PathBuf, PathBuf),
     /// A `.py` link that never resolves (`a.py` → `b.py` → `a.py`): like a dangling one,
     /// there is no source behind it.
     #[error("`{}`: symbolic link loop", crate::report::shown(.0))]
@@ -142,7 +145,7 @@ impl WalkError {
             WalkError::NotFound(p)
             | WalkError::NotFoundSpaced(p, _)
             | WalkError::Dangling(p)
-            | WalkError::Loop(p, _)
+            | WalkError::Loop(p, ..)
             | WalkError::LinkLoop(p)
             | WalkError::Vanished(p)
             | WalkError::NotRegular(p)
@@ -158,7 +161,7 @@ impl WalkError {
         if let WalkError::NotFound(p)
         | WalkError::NotFoundSpaced(p, _)
         | WalkError::Dangling(p)
-        | WalkError::Loop(p, _)
+        | WalkError::Loop(p, ..)
         | WalkError::LinkLoop(p)
         | WalkError::Vanished(p)
         | WalkError::NotRegular(p)
@@ -171,7 +174,7 @@ impl WalkError {
         {
             *p = rest.to_path_buf();
         }
-        if let WalkError::Loop(_, ancestor) = self
+        if let WalkError::Loop(_, ancestor, _) = self
             && let Ok(rest) = ancestor.strip_prefix(".")
             && !rest.as_os_str().is_empty()
         {
@@ -1136,7 +1139,8 @@ fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked, visit: &
                     .filter(|a| !a.as_os_str().is_empty())
                     .find(|a| dir_id(a) == Some(target));
                 if let Some(ancestor) = ancestor {
-                    let mut e = WalkError::Loop(link.clone(), ancestor.to_path_buf());
+                    let written = std::fs::read_link(&link).unwrap_or_else(|_| ancestor.to_path_buf());
+                    let mut e = WalkError::Loop(link.clone(), ancestor.to_path_buf(), written);
                     if opts.implicit_root {
                         e.strip_dot();
                     }
@@ -1254,7 +1258,7 @@ fn walk_tree(
                 }
                 // A link to a directory containing it, as the walker sees one: decided
                 // with every other link met (a note, once per link).
-                if let (Some((followed, _)), WalkError::Loop(link, _)) = (&follow, &err) {
+                if let (Some((followed, _)), WalkError::Loop(link, ..)) = (&follow, &err) {
                     followed.links.lock().expect("walk lock").push((link.clone(), 0));
                     return WalkState::Continue;
                 }
@@ -1455,16 +1459,22 @@ fn ignore_file_warning(path: &Path, shown: &Path) -> Option<WalkError> {
     )))
 }
 
+/// For [`WalkError::Loop`]: the ancestor a link leads to, as walked, when the link's
+/// target is written otherwise (`pkg/up` → `..`: ` (`.`)`), else nothing.
+fn loop_ancestor(ancestor: &Path, written: &Path) -> String {
+    if ancestor == written { String::new() } else { format!(" (`{}`)", crate::report::shown(ancestor)) }
+}
+
 fn convert_error(err: ignore::Error) -> WalkError {
     match err {
         ignore::Error::WithPath { path, err } => match *err {
             ignore::Error::WithDepth { err, .. } => convert_error(ignore::Error::WithPath { path, err }),
             ignore::Error::Io(source) => WalkError::Io { path, source },
-            ignore::Error::Loop { ancestor, child } => WalkError::Loop(child, ancestor),
+            ignore::Error::Loop { ancestor, child } => WalkError::Loop(child, ancestor.clone(), ancestor),
             other => WalkError::Other(format!("`{}`: {}", crate::report::shown(&path), ignore_text(&other))),
         },
         ignore::Error::WithDepth { err, .. } => convert_error(*err),
-        ignore::Error::Loop { ancestor, child } => WalkError::Loop(child, ancestor),
+        ignore::Error::Loop { ancestor, child } => WalkError::Loop(child, ancestor.clone(), ancestor),
         ignore::Error::Io(source) => WalkError::Io { path: PathBuf::new(), source },
         other => WalkError::Other(ignore_text(&other)),
     }

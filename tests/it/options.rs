@@ -669,7 +669,7 @@ per_python!(links_to_an_ancestor_are_notes_under_follow, min = (3, 12), |py: &Py
     std::os::unix::fs::symlink("..", tree.path("pkg/up")).unwrap();
     std::os::unix::fs::symlink(".", tree.path("self")).unwrap();
     let notes = [
-        "note: `pkg/up`: symbolic link to `.`, a directory containing it; not followed (its files are walked there)",
+        "note: `pkg/up`: symbolic link to `..`, a directory containing it (`.`); not followed (its files are walked there)",
         "note: `self`: symbolic link to `.`, a directory containing it; not followed (its files are walked there)",
     ];
     let notes_of = |stderr: &str| {
@@ -816,7 +816,7 @@ fn follow_walks_each_directory_once() {
     assert_eq!(
         notes_of(&run.stderr),
         [format!(
-            "note: `{deepest}back`: symbolic link to `d0`, a directory containing it; not followed (its files are walked there)"
+            "note: `{deepest}back`: symbolic link to `../d0`, a directory containing it (`d0`); not followed (its files are walked there)"
         )]
     );
     // A second spelling of a directory holding a link to its parent: the link noted once.
@@ -830,7 +830,20 @@ fn follow_walks_each_directory_once() {
     assert_eq!(
         notes_of(&run.stderr),
         [
-            "note: `pkg/sub/up`: symbolic link to `pkg`, a directory containing it; not followed (its files are walked there)"
+            "note: `pkg/sub/up`: symbolic link to `..`, a directory containing it (`pkg`); not followed (its files are walked there)"
+        ]
+    );
+    // The note names the link's target as written, as `ls -l` shows it (it named the
+    // ancestor alone, `symbolic link to `pkg``, for `pkg/up` → `.`), then the ancestor.
+    let tree = Tree::new();
+    tree.write("pkg/m.py", "x = 1\n");
+    std::os::unix::fs::symlink(".", tree.path("pkg/up")).unwrap();
+    let run = tree.hashpyc().args(["compile", "-L"]).python(py).run();
+    run.assert_code(0);
+    assert_eq!(
+        notes_of(&run.stderr),
+        [
+            "note: `pkg/up`: symbolic link to `.`, a directory containing it (`pkg`); not followed (its files are walked there)"
         ]
     );
 }
