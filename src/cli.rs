@@ -57,7 +57,7 @@ pub struct ColorArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ColorChoice {
-    /// Colour when stderr is a terminal and `NO_COLOR` is unset.
+    /// Colour when stderr is a terminal, `TERM` is not `dumb` and `NO_COLOR` is unset.
     Auto,
     /// Colour always, even when `NO_COLOR` is set.
     Always,

@@ -690,6 +690,18 @@ fn color_auto_is_plain_on_a_dumb_terminal() {
     assert!(!dumb.contains('\x1b'), "{dumb:?}");
     let xterm = on_terminal("xterm");
     assert!(xterm.contains("\x1b[1;31merror\x1b[0m: `nothere.py`"), "{xterm:?}");
+    // Every `--color`'s help names both settings that turn `auto`'s colour off (it named
+    // `NO_COLOR` alone).
+    for sub in ["compile", "check", "inspect"] {
+        let help = Tree::new().hashpyc().args([sub, "--help"]).run();
+        help.assert_code(0);
+        let auto = help
+            .stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with("- auto:"))
+            .unwrap_or_else(|| panic!("{sub} --help: no `auto:` line: {}", help.stdout));
+        assert!(auto.contains("`TERM` is not `dumb`") && auto.contains("`NO_COLOR`"), "{sub}: {auto}");
+    }
 }
 
 // Every failed write to stdout was taken for a reader that closed it (`| head -1`): with
