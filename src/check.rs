@@ -860,8 +860,21 @@ fn check_source(path: &Path, embedded: &Path, s: &CheckSettings, cwd: &Path) -> 
                                 || e.kind() == std::io::ErrorKind::NotADirectory =>
                         {
                             // A source that cannot be read is `unreadable`, with the reason
-                            // `compile` gives, whether or not its pyc is there.
+                            // `compile` gives, whether or not its pyc is there. A pyc whose
+                            // name is over NAME_MAX is not found when its directory is missing
+                            // (the directory is looked up first), yet no compile writes it:
+                            // named as when the directory is there (ENAMETOOLONG).
                             match get_hash() {
+                                Ok(_)
+                                    if e.kind() == std::io::ErrorKind::NotFound
+                                        && pyc_path
+                                            .file_name()
+                                            .is_some_and(|n| n.as_bytes().len() > crate::write::NAME_MAX) =>
+                                {
+                                    let e = std::io::Error::from_raw_os_error(libc::ENAMETOOLONG);
+                                    pyc_error = Some(e.kind());
+                                    (Outcome::Unreadable, Some(format!("pyc: {}", io_reason(&e))), None)
+                                }
                                 Ok(_) => (Outcome::Missing, None, None),
                                 Err(e) => (Outcome::Unreadable, Some(format!("source: {e}")), None),
                             }

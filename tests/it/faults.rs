@@ -1264,6 +1264,36 @@ fn github_advice_for_a_pyc_compile_cannot_write_is_true() {
     assert!(compile.stderr.contains("Permission denied"), "{compile:?}");
 }
 
+// A pyc whose name is over NAME_MAX, with no `__pycache__` yet: opening it fails on the
+// missing directory before its name, so `check` said `missing` and "run `hashpyc compile`
+// to fix", which cannot write it. It is now named as when `__pycache__` is there.
+#[test]
+fn a_pyc_name_too_long_without_its_directory_is_not_missing() {
+    let Some(py) = harness::any_python("faults::a_pyc_name_too_long_without_its_directory_is_not_missing")
+    else {
+        return;
+    };
+    let tree = Tree::new();
+    tree.write(format!("{}.py", "a".repeat(236)), "x = 1\n");
+    let github = tree.hashpyc().args(["check", "-o", "2", "--format", "github"]).python(py).run();
+    github.assert_code(1);
+    assert!(github.stdout.contains(": pyc: File name too long - shorten the source's name ("), "{github:?}");
+    assert!(!github.stdout.contains("to fix"), "{github:?}");
+    let text = tree.hashpyc().args(["check", "-o", "2"]).python(py).run();
+    text.assert_code(1);
+    assert!(text.stdout.contains(".py: pyc: File name too long"), "{text:?}");
+    assert!(!text.stdout.contains("missing"), "{text:?}");
+    let json = tree.hashpyc().args(["check", "-o", "2", "--format", "json"]).python(py).run();
+    json.assert_code(1);
+    assert!(json.stdout.contains(r#""outcome":"unreadable""#), "{json:?}");
+    assert!(json.stdout.contains(r#""detail":"pyc: File name too long""#), "{json:?}");
+    assert!(json.stdout.contains(r#""missing":0,"#), "{json:?}");
+    assert!(!tree.root().join("__pycache__").exists());
+    let compile = tree.hashpyc().args(["compile", "-o", "2"]).python(py).run();
+    compile.assert_code(1);
+    assert!(compile.stderr.contains("File name too long"), "{compile:?}");
+}
+
 // ENAMETOOLONG is also a pyc path longer than PATH_MAX whose name is short: its detail reads
 // `pyc: File name too long` as a pyc name over NAME_MAX does, and the advice, chosen by
 // those words, said to shorten the source's name (`its pyc's name is longer than the file
