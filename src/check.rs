@@ -182,7 +182,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
         // A source removed since the walk listed it (its pyc missing, or the source
         // unreadable): a note, as `compile` says of such a file, not a finding.
         if found.iter().any(|f| matches!(f.outcome, Outcome::Missing | Outcome::Unreadable))
-            && std::fs::symlink_metadata(&src.path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+            && std::fs::symlink_metadata(&src.path).is_err_and(|e| crate::io::is_gone(e.kind()))
         {
             vanished.lock().expect("check lock").push(src.path.clone());
             return;

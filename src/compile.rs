@@ -1589,7 +1589,7 @@ fn compile_obstacle(
         r.map_err(|e| (e.kind(), format!("cannot read the source: {}", crate::io::io_reason(&e))))
     });
     match readable {
-        Err((std::io::ErrorKind::NotFound, _)) => return Some(Obstacle::Vanished),
+        Err((kind, _)) if crate::io::is_gone(*kind) => return Some(Obstacle::Vanished),
         Err((_, e)) => return Some(Obstacle::Error(e.clone(), 0)),
         Ok(()) => {}
     }
@@ -1719,7 +1719,7 @@ fn mode_name(mode: HashMode) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::ErrorKind::{NotADirectory, NotFound, PermissionDenied};
+    use std::io::ErrorKind::{InvalidFilename, NotADirectory, NotFound, PermissionDenied};
 
     // A source gone since the walk found it (a notice, counted vanished) is told from an
     // error by the plan error's kind, never by its words: another error whose reason begins
@@ -1735,7 +1735,9 @@ mod tests {
             (summary.vanished.len(), summary.errors)
         };
         assert_eq!(classify(Some(NotFound), "cannot read the source: no such file"), (1, 0));
-        assert_eq!(classify(Some(NotADirectory), "no such file: a directory of its path is a file"), (0, 1));
+        // A directory of its path replaced by a file since the walk: gone, as the walker says.
+        assert_eq!(classify(Some(NotADirectory), "cannot read the source: not a directory"), (1, 0));
+        assert_eq!(classify(Some(InvalidFilename), "no such file: its name is too long"), (0, 1));
         assert_eq!(classify(Some(PermissionDenied), "no such file may be read here"), (0, 1));
         assert_eq!(classify(None, "no such file"), (0, 1));
     }

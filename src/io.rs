@@ -258,6 +258,13 @@ pub fn start_reason(e: &std::io::Error) -> String {
 }
 
 /// A short, lower-case description of an I/O error, without the "(os error N)" tail.
+/// Whether reading a path the walk found failed because it is gone since: no such file
+/// (`NotFound`), or a directory of its path replaced by something else (`NotADirectory`),
+/// as the walker takes a directory that went so. Told by the error's kind, never its words.
+pub fn is_gone(kind: std::io::ErrorKind) -> bool {
+    matches!(kind, std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory)
+}
+
 pub fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "no such file".into(),

@@ -190,7 +190,8 @@ pub struct SourcePlan {
 
 /// Why a source could not be planned: the reason as said, and the I/O error's kind when
 /// there was one, by which `compile` tells a source gone since the walk found it
-/// (`NotFound`: a notice, counted as vanished) from an error, whatever the words.
+/// (`NotFound`, or `NotADirectory` for a directory of its path replaced by a file: a
+/// notice, counted as vanished) from an error, whatever the words.
 #[derive(Clone, Debug)]
 pub struct PlanError {
     pub kind: Option<std::io::ErrorKind>,
@@ -200,7 +201,7 @@ pub struct PlanError {
 impl PlanError {
     /// The source is gone since the walk found it.
     pub fn is_vanished(&self) -> bool {
-        self.kind == Some(std::io::ErrorKind::NotFound)
+        self.kind.is_some_and(crate::io::is_gone)
     }
 }
 
@@ -266,8 +267,8 @@ impl<'a> LazySource<'a> {
 const SOURCE_UNREADABLE: &str = "cannot read the source: ";
 
 /// A plan error that is the source's: `reason` with [`SOURCE_UNREADABLE`] before it, and
-/// the error's `kind` (`NotFound`: a source gone since the walk found it, which `compile`
-/// takes for a vanished source, a notice, not an error).
+/// the error's `kind` (`NotFound`, `NotADirectory`: a source gone since the walk found it,
+/// which `compile` takes for a vanished source, a notice, not an error).
 fn source_error(kind: std::io::ErrorKind, reason: &str) -> PlanError {
     PlanError { kind: Some(kind), reason: format!("{SOURCE_UNREADABLE}{reason}").into() }
 }

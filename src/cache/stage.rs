@@ -92,7 +92,7 @@ fn unit(l: &Lookups<'_>, src: usize, targets: &[usize]) -> (Results, Vec<usize>)
     let dir = match read {
         Ok(dir) => dir,
         Err(e) => {
-            let r = if e.kind() == std::io::ErrorKind::NotFound {
+            let r = if crate::io::is_gone(e.kind()) {
                 UnitResult::Vanished
             } else {
                 UnitResult::Error(format!("cannot read the source: {}", crate::io::io_reason(&e)))

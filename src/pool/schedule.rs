@@ -660,7 +660,7 @@ impl<'a> Slot<'a> {
                 Some(b)
             }
             Err(e) => {
-                let r = if e.kind() == std::io::ErrorKind::NotFound {
+                let r = if crate::io::is_gone(e.kind()) {
                     UnitResult::Vanished
                 } else {
                     UnitResult::Error(format!("cannot read the source: {}", crate::io::io_reason(&e)))

@@ -1824,6 +1824,52 @@ fn dry_run_classifies_a_vanished_source_as_the_run_does() {
     }
 }
 
+// A source whose directory is replaced by a file between the walk and the plan is gone as
+// one removed is (a notice, counted vanished, exit 0), as the walker says of a directory
+// that went so; reading it fails with "Not a directory", which compile's plan and check
+// took for an error (exit 1). `src/sub` is listed when the walk reads its `.ignore` (a
+// FIFO), so the walk finds nothing more there; `src/sub/z.py`, a named root nested in
+// `src`, is planned (or checked) after the walk ends.
+#[test]
+fn a_source_whose_directory_became_a_file_is_a_notice() {
+    let Some(py) = crate::harness::any_python("a_source_whose_directory_became_a_file_is_a_notice") else {
+        return;
+    };
+    let tree = Tree::new();
+    tree.write("src/b.py", "b = 1\n");
+    tree.hashpyc().args(["compile", "-q", "src/b.py"]).python(py).run().assert_code(0);
+    let run = |args: &[&str]| {
+        tree.write("src/sub/z.py", "z = 1\n");
+        let run = tree.hashpyc().args(args).python(py).args(["--respect-gitignore", "src/sub/z.py", "src"]);
+        harness::run_paused_at_fifo(run, &tree.path("src/sub/.ignore"), || {
+            std::fs::remove_dir_all(tree.path("src/sub")).unwrap();
+            std::fs::write(tree.path("src/sub"), "not a directory\n").unwrap();
+        })
+    };
+    let undo = || std::fs::remove_file(tree.path("src/sub")).unwrap();
+    for args in [&["compile"][..], &["compile", "--dry-run"], &["compile", "--force"], &["check"]] {
+        let out = run(args);
+        undo();
+        out.assert_code(0);
+        assert!(
+            out.stderr.contains("note: `src/sub/z.py` vanished during the run; skipped"),
+            "{args:?}: {out:?}"
+        );
+        assert!(
+            !out.stderr.contains("Not a directory") && !out.stderr.contains("not a directory"),
+            "{args:?}: {out:?}"
+        );
+        if args[0] == "compile" {
+            assert!(out.stderr.contains("1 vanished"), "{args:?}: {out:?}");
+        }
+    }
+    let json = run(&["compile", "--format", "json"]);
+    undo();
+    json.assert_code(0);
+    let summary: serde_json::Value = serde_json::from_str(json.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!((summary["vanished"].as_u64(), summary["errors"].as_u64()), (Some(1), Some(0)), "{json:?}");
+}
+
 // Counters say "1 miss", "1 store", "1 hit" as cargo and ruff count (they said "1 misses",
 // "1 stores"): `compile -v`'s tier line and `cache stats`, after a real build of one file
 // into an empty cache, then one from it; and `inspect` of a one-byte pyc.
