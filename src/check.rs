@@ -195,6 +195,10 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     });
     let mut findings = kept.into_inner().expect("check lock");
     crate::verified::save();
+    // An interrupted walk checked part of the tree: no findings, no summary (main.rs says
+    // `error: interrupted`); so for one interrupted from here to the last finding printed.
+    let interrupted = || if crate::interrupt::requested() { Err(Error::Interrupted) } else { Ok(()) };
+    interrupted()?;
     let mut vanished = vanished.into_inner().expect("check lock");
     vanished.sort();
     walked.errors.extend(vanished.into_iter().map(crate::walk::WalkError::Vanished));
@@ -202,6 +206,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
         findings.extend(strays(&walked.pycache_files, &walked.pycache_links, &s.targets));
         findings.extend(legacy_strays(&walked.legacy_pycs, &s.targets));
         findings.extend(prefix_strays(s, &walked.dirs, &cwd, &mut walked.errors));
+        interrupted()?;
     }
     // A source's findings in the order the targets were given, as the summary lists them.
     findings.sort_by(|a, b| {
@@ -340,12 +345,14 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     };
     if json {
         for e in &events {
+            interrupted()?;
             if !report::out_line(&mut out, e)? {
                 return Ok(status);
             }
         }
     }
     for f in findings.iter().filter(|f| s.all || f.outcome != Outcome::Ok) {
+        interrupted()?;
         let line = match s.format {
             Format::Text => {
                 let mut extra = Vec::new();
@@ -395,6 +402,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
         report::out_line(&mut out, serde_json::Value::Object(summary))?;
     }
     drop(out);
+    interrupted()?;
     if json {
         return Ok(status);
     }

@@ -504,6 +504,10 @@ pub fn compile(
         notes.add(Path::new(""), 0, None, line.clone(), Some(Event::notice(line)));
     }
     crate::verified::save();
+    // An interrupted walk planned part of the tree: nothing of it is reported, nor compiled.
+    if crate::interrupt::requested() {
+        return Err(Error::Interrupted);
+    }
     // A selection with no source compiles nothing: say so, as ruff does (the exit status
     // stays 0, as compileall's), so that a path naming the wrong directory or rules that hide
     // the whole tree do not pass unnoticed. Not for an empty list on stdin (a hook with no

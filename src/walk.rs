@@ -453,9 +453,14 @@ pub fn walk(roots: &[PathBuf], opts: &WalkOptions) -> Walked {
 /// particular order (callers sort what they keep). The result's `sources` is empty; its
 /// errors and other lists are sorted. A file reached under several spellings (nested
 /// roots, symlinked directories) is visited once, under the spelling of the first root
-/// given that reaches it.
+/// given that reaches it. Once the run is interrupted ([`crate::interrupt`]) no source is
+/// visited and the walk stops: the caller ends the run as interrupted.
 pub fn walk_each(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) + Sync)) -> Walked {
-    walk_filtered(roots, opts, visit)
+    walk_filtered(roots, opts, &|source| {
+        if !crate::interrupt::requested() {
+            visit(source)
+        }
+    })
 }
 
 /// What the opt-in rules skipped: the entries listed in the directories walked that the
@@ -531,6 +536,9 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
     let mut named = std::collections::HashSet::new();
     let mut named_dirs = std::collections::HashSet::new();
     for root in roots {
+        if crate::interrupt::requested() {
+            break;
+        }
         if !named.insert(RootSpellings::trimmed(root.as_os_str().as_bytes())) {
             walked.skipped.repeated += 1;
             continue;
@@ -1121,7 +1129,7 @@ fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked, visit: &
     // Each link once, by where it is (its directory's identity and its name).
     let mut seen = std::collections::HashSet::new();
     let mut round = std::mem::take(&mut *followed.links.lock().expect("walk lock"));
-    while !round.is_empty() {
+    while !round.is_empty() && !crate::interrupt::requested() {
         round.sort_by(|a, b| {
             (spellings.rank(&a.0), a.0.as_os_str().as_bytes())
                 .cmp(&(spellings.rank(&b.0), b.0.as_os_str().as_bytes()))
@@ -1247,6 +1255,10 @@ fn walk_tree(
 
     let found = Mutex::new(Walked::default());
     let visitor = |entry: Result<ignore::DirEntry, ignore::Error>| -> WalkState {
+        // An interrupted run reads no further entry.
+        if crate::interrupt::requested() {
+            return WalkState::Quit;
+        }
         let found = &found;
         let entry = match entry {
             Ok(e) => e,
@@ -1371,7 +1383,9 @@ fn walk_tree(
         builder.build_parallel().run(|| Box::new(&visitor));
     } else {
         for entry in builder.build() {
-            visitor(entry);
+            if matches!(visitor(entry), WalkState::Quit) {
+                break;
+            }
         }
     }
     let found = found.into_inner().expect("walk lock");

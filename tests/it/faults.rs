@@ -707,6 +707,33 @@ fn an_interrupt_during_the_probe_ends_the_run_as_interrupted() {
     }
 }
 
+/// SIGINT or SIGTERM during the walk: `check` went on to the end (its findings, its summary,
+/// exit 130 without `error: interrupted`), and so did `compile`'s walk and plan (the
+/// warnings of the entries walked after the signal). Both now read no further entry and end
+/// as any interrupted run, saying nothing of the part walked: `error: interrupted`, exit 130
+/// or 143. The walk of `src` waits on `src/.ignore` while the signal is sent.
+#[test]
+fn an_interrupt_during_the_walk_stops_it() {
+    let Some(py) = harness::any_python("faults::an_interrupt_during_the_walk_stops_it") else { return };
+    for cmd in ["check", "compile"] {
+        for (sig, code) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
+            let tree = Tree::new();
+            tree.write("src/m.py", "m = 1\n");
+            std::os::unix::fs::symlink("gone.py", tree.path("src/dangling.py")).unwrap();
+            let run = tree
+                .hashpyc()
+                .env("HASHPYC_STATE_DIR", tree.path("state"))
+                .args([cmd, "--respect-gitignore", "src"])
+                .python(py);
+            let run = harness::run_signalled_at_fifo(run, &tree.path("src/.ignore"), sig);
+            assert_eq!(run.code, Some(code), "{cmd}, signal {sig}: {}", run.stderr);
+            assert_eq!(run.stderr, "error: interrupted\n", "{cmd}, signal {sig}");
+            assert_eq!(run.stdout, "", "{cmd}, signal {sig}");
+            assert!(tree.pycs().is_empty(), "{cmd}, signal {sig}: {:?}", tree.pycs());
+        }
+    }
+}
+
 /// A probe that times out takes the launcher's whole process group with it: nothing it
 /// started outlives the run.
 #[test]

@@ -679,7 +679,12 @@ impl Hashpyc {
 
     /// [`Hashpyc::run`], sending the run the signal `sig` once `when` holds (polled; the
     /// run ending first fails the test).
-    pub fn run_signalled(mut self, sig: i32, mut when: impl FnMut() -> bool) -> Run {
+    pub fn run_signalled(self, sig: i32, when: impl FnMut() -> bool) -> Run {
+        self.run_signalled_then(sig, when, || ())
+    }
+
+    /// [`Hashpyc::run_signalled`], calling `then` once the signal is sent.
+    fn run_signalled_then(mut self, sig: i32, mut when: impl FnMut() -> bool, then: impl FnOnce()) -> Run {
         self.cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         guard_network(&mut self.cmd);
         for k in PROXY_VARS {
@@ -696,6 +701,7 @@ impl Hashpyc {
         unsafe {
             libc::kill(child.id() as i32, sig);
         }
+        then();
         child.wait_with_output().expect("wait hashpyc").into()
     }
 
@@ -781,6 +787,24 @@ pub fn run_paused_at_fifo(run: Hashpyc, fifo: &Path, meanwhile: impl FnOnce()) -
     meanwhile();
     drop(writer);
     child.join().unwrap()
+}
+
+/// Runs `run`, sending it the signal `sig` while its walk is paused at `fifo` (made here, as
+/// [`run_paused_at_fifo`] makes it), then closes the FIFO and the walk goes on: the signal
+/// arrives at a known point of the walk, with no timing.
+pub fn run_signalled_at_fifo(run: Hashpyc, fifo: &Path, sig: i32) -> Run {
+    use std::os::unix::fs::OpenOptionsExt;
+    let c = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+    // SAFETY: mkfifo reads the NUL-terminated path only.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo");
+    // Opening the FIFO to write without blocking fails (ENXIO) until the walk opens it.
+    let writer = std::cell::RefCell::new(None);
+    let open = || std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(fifo);
+    run.run_signalled_then(
+        sig,
+        || open().map(|w| *writer.borrow_mut() = Some(w)).is_ok(),
+        || drop(writer.take()),
+    )
 }
 
 /// A Python helper that writes what `py_compile.compile(src, cfile, dfile,
