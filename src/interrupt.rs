@@ -4,9 +4,13 @@
 //! does a run that has not finished unwinding 5 seconds after the first.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
+/// The signal, stored by the handler itself: a thread held in a blocking call (a lock waited
+/// for, a FIFO read) goes on once the handler has run, and must find the run interrupted
+/// then, not once the signal thread has woken ([`requested`]).
+static ARRIVED: AtomicUsize = AtomicUsize::new(0);
 static WORKERS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 
 /// How long the run may take to unwind after the first signal before it exits regardless.
@@ -17,6 +21,9 @@ pub fn install() {
     let Ok(mut signals) = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM]) else {
         return;
     };
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        let _ = signal_hook::flag::register_usize(sig, &ARRIVED, sig as usize);
+    }
     std::thread::Builder::new()
         .name("hashpyc-signals".into())
         .spawn(move || {
@@ -58,14 +65,15 @@ fn exit_now(sig: i32) -> ! {
 
 /// Whether an interrupt arrived.
 pub fn requested() -> bool {
-    SIGNAL.load(Ordering::SeqCst) != 0
+    SIGNAL.load(Ordering::SeqCst) != 0 || ARRIVED.load(Ordering::SeqCst) != 0
 }
 
 /// The exit status for the interrupt that arrived, if any (130 for SIGINT, 143 for SIGTERM).
 pub fn exit_code() -> Option<i32> {
-    match SIGNAL.load(Ordering::SeqCst) {
-        0 => None,
-        sig => Some(128 + sig),
+    match (SIGNAL.load(Ordering::SeqCst), ARRIVED.load(Ordering::SeqCst)) {
+        (0, 0) => None,
+        (0, sig) => Some(128 + sig as i32),
+        (sig, _) => Some(128 + sig),
     }
 }
 

@@ -56,6 +56,21 @@ pub struct Pruned {
     pub size: u64,
     /// The first entry that could not be removed (it is counted as left), and why.
     pub error: Option<ItemError>,
+    /// The run was interrupted ([`crate::interrupt`]): the entries not removed yet are left.
+    pub interrupted: bool,
+}
+
+/// What [`DiskTier::clean`] did.
+#[derive(Debug, Default)]
+pub struct Cleaned {
+    /// Entries removed, and the bytes they (and the temporary files removed) took.
+    pub removed: usize,
+    pub freed: u64,
+    /// Interrupted ([`crate::interrupt`]) before every entry was removed: the entries left
+    /// and the bytes they take (the statistics and directories are left too).
+    pub interrupted: bool,
+    pub left: usize,
+    pub size: u64,
 }
 
 /// One entry file, for pruning and statistics.
@@ -406,7 +421,8 @@ impl DiskTier {
     /// that does not fit in what is left of `max` is deleted while older, smaller ones may
     /// still fit (so a single entry larger than the limit never empties the cache). Only
     /// what was actually removed is counted: an entry that could not be (a read-only disk)
-    /// is left, and the first such error returned with the counts.
+    /// is left, and the first such error returned with the counts. An interrupt stops the
+    /// removals: what is left is counted as left.
     pub fn prune(&self, max: u64) -> Result<Pruned, ItemError> {
         let (mut entries, temps) = self.scan()?;
         for t in temps {
@@ -420,6 +436,8 @@ impl DiskTier {
         for e in &entries {
             if e.size <= room {
                 room -= e.size;
+            } else if crate::interrupt::requested() {
+                p.interrupted = true;
             } else {
                 match std::fs::remove_file(&e.path) {
                     Ok(()) => {
@@ -454,7 +472,9 @@ impl DiskTier {
     /// (a file of another name under `v1/` stays, and so do the directories holding it).
     /// Temporary files are removed only when a crash left them (older than an hour, as
     /// pruning does): a younger one is a store in flight in a build sharing the directory.
-    pub fn clean(&self) -> Result<(usize, u64), ItemError> {
+    /// Under `prune.lock`, waited for, as `cache prune`: one after the other. An interrupt
+    /// stops the removals between entries, leaving the rest and the statistics.
+    pub fn clean(&self) -> Result<Cleaned, ItemError> {
         // A directory where hashpyc keeps its statistics or locks is not hashpyc's: refused
         // before anything is removed, and left as it is.
         for name in ["stats.json", "stats.lock", "prune.lock"] {
@@ -466,18 +486,31 @@ impl DiskTier {
                 return Err(ItemError { verb: "use", path, source });
             }
         }
-        let (entries, mut temps) = self.scan()?;
-        temps.retain(|t| t.mtime.elapsed().is_ok_and(|age| age > STALE_TEMP));
-        let count = entries.len();
-        let bytes = entries.iter().chain(&temps).map(|e| e.size).sum();
-        for e in entries.iter().chain(&temps) {
-            match std::fs::remove_file(&e.path) {
-                // Another process (a prune, a clean) removed it already.
-                Err(source) if source.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(ItemError { verb: "remove", path: e.path.clone(), source });
+        let remove = || {
+            let (entries, mut temps) = self.scan()?;
+            temps.retain(|t| t.mtime.elapsed().is_ok_and(|age| age > STALE_TEMP));
+            let mut c = Cleaned::default();
+            for (i, e) in entries.iter().chain(&temps).enumerate() {
+                if crate::interrupt::requested() {
+                    let left = entries.get(i..).unwrap_or_default();
+                    (c.interrupted, c.left, c.size) = (true, left.len(), left.iter().map(|e| e.size).sum());
+                    break;
                 }
-                _ => {}
+                match std::fs::remove_file(&e.path) {
+                    // Another process (a build's prune) removed it already.
+                    Err(source) if source.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(ItemError { verb: "remove", path: e.path.clone(), source });
+                    }
+                    _ => {}
+                }
+                c.removed += usize::from(i < entries.len());
+                c.freed += e.size;
             }
+            Ok(c)
+        };
+        let c = self.locked("prune.lock", true, remove).unwrap_or_else(remove)?;
+        if c.interrupted {
+            return Ok(c);
         }
         // The fan-out directories and `v1` go when nothing else is left in them; a
         // concurrent build recreates what it needs.
@@ -500,7 +533,7 @@ impl DiskTier {
             _ => Ok(()),
         };
         self.locked("stats.lock", true, clear).unwrap_or_else(clear)?;
-        Ok((count, bytes))
+        Ok(c)
     }
 
     /// Run `f` holding an exclusive lock on `DIR/<name>` (created when missing); `None` when
@@ -869,7 +902,7 @@ mod tests {
             let kept = tier.contains(k);
             assert_eq!(kept, i == 3 || i >= 6, "entry {i}");
         }
-        let (count, _) = tier.clean().unwrap();
+        let count = tier.clean().unwrap().removed;
         assert_eq!(count, 5);
         assert_eq!(tier.get(&keys[9], true).unwrap(), Read::Missing);
         assert!(dir.path().join("CACHEDIR.TAG").is_file(), "clean keeps what is not an entry");
@@ -944,7 +977,7 @@ mod tests {
         assert_eq!(tier.scan().unwrap().0.len(), 2);
         assert_eq!(tier.prune(0).unwrap().removed, 2);
         tier.put(&[3; 32], b"three").unwrap();
-        assert_eq!(tier.clean().unwrap().0, 1);
+        assert_eq!(tier.clean().unwrap().removed, 1);
         for f in foreign {
             assert!(cache.path().join(f).is_file(), "{f} survived prune and clean");
         }

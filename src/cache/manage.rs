@@ -151,6 +151,7 @@ pub fn run(cmd: &CacheCommand, style: Style) -> Result<ExitStatus, Error> {
                 human_size(max_size)
             ));
             match p.error {
+                _ if p.interrupted => Err(Error::Interrupted),
                 Some(e) => Err(CacheError::item(dir.path(), e).into()),
                 None => Ok(ExitStatus::Success),
             }
@@ -161,13 +162,23 @@ pub fn run(cmd: &CacheCommand, style: Style) -> Result<ExitStatus, Error> {
                 opened.note(dir.path(), "nothing to clean");
                 return Ok(ExitStatus::Success);
             };
-            let (count, bytes) = tier.clean().map_err(|e| CacheError::item(dir.path(), e))?;
+            let c = tier.clean().map_err(|e| CacheError::item(dir.path(), e))?;
+            // Interrupted: what is left, as `cache prune` says it, and the statistics know.
+            let left = if c.interrupted {
+                stats::pruned(&tier, c.size);
+                format!("; {} left ({})", report::plural(c.left, "entry", "entries"), human_size(c.size))
+            } else {
+                String::new()
+            };
             report::eprint_line(&format!(
-                "Removed {} ({}) from `{}`",
-                report::plural(count, "entry", "entries"),
-                human_size(bytes),
+                "Removed {} ({}) from `{}`{left}",
+                report::plural(c.removed, "entry", "entries"),
+                human_size(c.freed),
                 report::shown(tier.root())
             ));
+            if c.interrupted {
+                return Err(Error::Interrupted);
+            }
             Ok(ExitStatus::Success)
         }
     }

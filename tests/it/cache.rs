@@ -2130,6 +2130,44 @@ fn clean_clears_statistics_under_their_lock() {
     assert_eq!(v["runs"].as_u64(), Some(1), "{v}");
 }
 
+// SIGINT or SIGTERM stops `cache prune` and `cache clean` between entries: each says what it
+// removed and what is left, then `error: interrupted` (exit 130 / 143), and the entries not
+// removed yet stay (and clean's statistics). Both went on removing every entry, said
+// `Removed 6 entries …` and exited 130 without the message. Each waits on `prune.lock`,
+// held here, while the signal is sent (its wait seen in /proc/locks: no timing).
+#[test]
+fn an_interrupt_stops_prune_and_clean() {
+    use std::os::fd::AsRawFd;
+    let py = harness::pythons().values().next_back().expect("a CPython");
+    for (sig, code) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
+        for args in [&["prune", "--max-size", "0"][..], &["clean"]] {
+            let (work, cache, one) = project_with_a_cache(py);
+            let lock = cache.join("prune.lock");
+            let held = std::fs::File::options().create(true).truncate(false).write(true).open(&lock).unwrap();
+            // SAFETY: flock on a descriptor this test owns.
+            assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
+            let waiter = format!(":{} ", std::fs::metadata(&lock).unwrap().ino());
+            let waits = || {
+                let locks = std::fs::read_to_string("/proc/locks").unwrap();
+                locks.lines().any(|l| l.contains("->") && l.contains(&waiter))
+            };
+            let run = work.hashpyc().arg("cache").args(args).arg("--cache").arg(&cache).run_signalled_then(
+                sig,
+                waits,
+                move || drop(held),
+            );
+            assert_eq!(run.code, Some(code), "{args:?}, signal {sig}: {}", run.stderr);
+            assert_eq!(entry_files(&cache).len(), 6, "{args:?}, signal {sig}: {}", run.stderr);
+            let left = "Removed 0 entries (0 B)";
+            assert!(run.stderr.starts_with(left), "{args:?}, signal {sig}: {}", run.stderr);
+            let left = format!("6 entries left ({:.1} KiB)", (one * 6) as f64 / 1024.0);
+            assert!(run.stderr.contains(&left), "{left}: {args:?}, signal {sig}: {}", run.stderr);
+            assert!(run.stderr.ends_with("\nerror: interrupted\n"), "{args:?}, signal {sig}: {}", run.stderr);
+            assert!(cache.join("stats.json").is_file(), "{args:?}, signal {sig}");
+        }
+    }
+}
+
 // An entry stored in place of one of the same key (`--force`, or builds storing the same
 // key at once) grows the size recorded for automatic pruning by what the cache grew (here
 // nothing), not by the whole entry: `--force` builds of a 2 MiB cache with a 5 MiB limit

@@ -684,7 +684,12 @@ impl Hashpyc {
     }
 
     /// [`Hashpyc::run_signalled`], calling `then` once the signal is sent.
-    fn run_signalled_then(mut self, sig: i32, mut when: impl FnMut() -> bool, then: impl FnOnce()) -> Run {
+    pub fn run_signalled_then(
+        mut self,
+        sig: i32,
+        mut when: impl FnMut() -> bool,
+        then: impl FnOnce(),
+    ) -> Run {
         self.cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         guard_network(&mut self.cmd);
         for k in PROXY_VARS {
