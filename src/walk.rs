@@ -907,36 +907,38 @@ impl Excludes {
         Ok(Some(Excludes { matcher, cwd, canonical: Default::default() }))
     }
 
-    /// `path` under the base: lexically absolute when spelled without `..` (which
-    /// resolved by text would climb out of a symlink's name, not its target), else its
-    /// directory's canonical path and its name; `Err` (lexically absolute) when neither is
-    /// under the base.
+    /// `path` under the base: absolute, with `..` resolved as the kernel resolves it (the
+    /// part up to the last `..` with its links followed: `link/..` is the parent of where
+    /// `link` leads) and the rest as spelled, as a path without `..` is (its links kept:
+    /// `packages/../lnk/m.py` is `lnk/m.py`); when that is not under the base, its
+    /// directory's canonical path and its name; `Err` (lexically absolute) when neither is.
     fn in_base(&self, path: &Path) -> Result<PathBuf, PathBuf> {
-        let abs = lexically_absolute(path, &self.cwd);
         let base = self.matcher.path();
-        let climbs = path.components().any(|c| c == std::path::Component::ParentDir);
-        if abs.starts_with(base) && !climbs {
+        let lock = || self.canonical.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // The canonical path of `dir`, once per directory (none when it cannot be resolved).
+        let canonical = |dir: &Path| {
+            let known = lock().get(dir).cloned();
+            known.unwrap_or_else(|| {
+                let real = std::fs::canonicalize(dir).ok();
+                lock().insert(dir.to_path_buf(), real.clone());
+                real
+            })
+        };
+        let parts: Vec<_> = path.components().collect();
+        let last_up = parts.iter().rposition(|c| *c == std::path::Component::ParentDir);
+        let resolved = last_up.and_then(|i| {
+            let up: PathBuf = parts[..=i].iter().collect();
+            let rest: PathBuf = parts[i + 1..].iter().collect();
+            Some(lexically_absolute(&rest, &canonical(&self.cwd.join(up))?))
+        });
+        // (A path that cannot be resolved, such as a directory since deleted, by text.)
+        let abs = resolved.unwrap_or_else(|| lexically_absolute(path, &self.cwd));
+        if abs.starts_with(base) {
             return Ok(abs);
         }
-        let joined = self.cwd.join(path);
-        let (dir, name) = match (joined.parent(), joined.file_name()) {
-            (Some(dir), Some(name)) if climbs => (dir, name),
-            _ => match (abs.parent(), abs.file_name()) {
-                (Some(dir), Some(name)) if !climbs => (dir, name),
-                _ => return if abs.starts_with(base) { Ok(abs) } else { Err(abs) },
-            },
-        };
-        let lock = || self.canonical.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let known = lock().get(dir).cloned();
-        let real = known.unwrap_or_else(|| {
-            let real = std::fs::canonicalize(dir).ok();
-            lock().insert(dir.to_path_buf(), real.clone());
-            real
-        });
-        match real {
+        let (Some(dir), Some(name)) = (abs.parent(), abs.file_name()) else { return Err(abs) };
+        match canonical(dir) {
             Some(real) if real.starts_with(base) => Ok(real.join(name)),
-            // (A path that cannot be resolved, such as a directory since deleted, by text.)
-            None if abs.starts_with(base) => Ok(abs),
             _ => Err(abs),
         }
     }

@@ -2249,6 +2249,34 @@ fn keys_named_like_flags_get_a_hint() {
     assert!(wrong.is_empty(), "keys named like flags:\n{}", wrong.join("\n"));
 }
 
+/// Under `--force-exclude`, a path named with `..` is matched as the same file named without
+/// it: `..` resolved as the kernel does, what follows the last `..` as spelled, links kept.
+/// `packages/../lnk/bad.py` (`lnk` → `packages/p03`, excluded) was matched with `lnk`
+/// resolved and excluded, while `lnk/bad.py` is matched as spelled and compiled; and
+/// `lnk/../p03/bad.py` is `packages/p03/bad.py`, excluded.
+#[test]
+fn force_exclude_matches_a_path_with_dotdot_as_without() {
+    let Some(py) = harness::any_python("config::force_exclude_matches_a_path_with_dotdot_as_without") else {
+        return;
+    };
+    let tree = Tree::new();
+    tree.write("pyproject.toml", "[tool.hashpyc]\nexclude = [\"/packages/p03/\"]\n");
+    tree.write("packages/p03/bad.py", "def (:\n");
+    std::os::unix::fs::symlink("packages/p03", tree.path("lnk")).unwrap();
+    let compile = |path: &str| tree.hashpyc().args(["compile", "--force-exclude"]).python(py).arg(path).run();
+    for path in ["lnk/bad.py", "packages/../lnk/bad.py", "./packages/../lnk/bad.py"] {
+        let run = compile(path);
+        run.assert_code(1);
+        assert!(run.stderr.contains(&format!("{path}:1:5: SyntaxError")), "{path}: {}", run.stderr);
+    }
+    for path in ["packages/p03/bad.py", "lnk/../p03/bad.py", "packages/p03/../p03/bad.py"] {
+        let run = compile(path);
+        run.assert_code(0);
+        assert!(run.stderr.contains("1 named path excluded by --force-exclude"), "{path}: {}", run.stderr);
+    }
+    assert!(tree.pycs().is_empty(), "{:?}", tree.pycs());
+}
+
 /// An `exclude` glob matches a path spelled through a symlink and `..` as it matches the
 /// directory it leads to: `<link>/../libs`, where `<link>` (outside the tree) is `svc`,
 /// is `libs`; `..` was resolved by text first (the link's own parent), so the glob was
