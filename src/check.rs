@@ -1086,19 +1086,20 @@ fn source_gone(source: &Path) -> Option<Option<String>> {
 }
 
 /// A stray finding for `pyc_path`, whose source `dir/<stem>.py` is gone (None when it
-/// exists).
+/// exists, or when `dir/<other>.py` does).
 fn stray(
     pyc_path: &Path,
     dir: &Path,
-    stem: &[u8],
+    (stem, other): (&[u8], Option<&[u8]>),
     tag: &[u8],
     level: u8,
     targets: &[Arc<Target>],
 ) -> Option<Finding> {
-    let mut source_name = stem.to_vec();
-    source_name.extend_from_slice(b".py");
-    let source = dir.join(std::ffi::OsStr::from_bytes(&source_name));
+    let source = dir.join(source_name(stem));
     let detail = source_gone(&source)?;
+    if other.is_some_and(|o| source_gone(&dir.join(source_name(o))).is_none()) {
+        return None;
+    }
     let target = targets.iter().position(|t| t.cache_tag.as_bytes() == tag);
     Some(stray_finding(source, pyc_path.to_path_buf(), (tag, target, targets), level, detail))
 }
@@ -1207,6 +1208,36 @@ fn temp_stray(temp: &Path, dir: &Path, targets: &[Arc<Target>]) -> Option<Findin
     ))
 }
 
+/// `<stem>.py`, a source's file name.
+fn source_name(stem: &[u8]) -> std::ffi::OsString {
+    let mut name = stem.to_vec();
+    name.extend_from_slice(b".py");
+    std::ffi::OsString::from_vec(name)
+}
+
+/// A stem, tag, optimization level and other stem: see [`pycache_source`].
+type PycacheSource<'a> = (&'a [u8], &'a [u8], u8, Option<&'a [u8]>);
+
+/// The source a pyc in `__pycache__` named `name` belongs to: its stem, its tag and
+/// optimization level, and another stem whose source also claims it. CPython's
+/// `source_from_cache` takes the module name up to the first dot, so a foreign pyc such as
+/// pytest's `test_a.cpython-311-pytest-8.3.4.pyc` is `test_a.py`'s (its tag: all after
+/// the name). A name in the format `compile` writes, `<stem>.<tag>[.opt-N].pyc`, whose tag
+/// is a checked interpreter's or reads as one (`cpython-39`, `pypy310`), is `<stem>.py`'s
+/// as `cache_from_source` builds it (`a.b.py`'s `a.b.cpython-312.pyc`), and also claimed
+/// by the source up to the first dot.
+fn pycache_source<'a>(name: &'a [u8], targets: &[Arc<Target>]) -> Option<PycacheSource<'a>> {
+    let (first, rest, level) = crate::layout::module_name_parts(name)?;
+    let Some((stem, tag, _)) = crate::layout::cache_name_parts(name).filter(|(stem, tag, _)| {
+        stem.len() > first.len()
+            && (targets.iter().any(|t| t.cache_tag.as_bytes() == *tag)
+                || tag.first().is_some_and(u8::is_ascii_alphabetic) && tag_python(tag).is_some())
+    }) else {
+        return Some((first, rest, level, None));
+    };
+    Some((stem, tag, level, Some(first)))
+}
+
 /// pycs in `__pycache__` whose `<stem>.py` no longer exists beside the directory, and
 /// temporary files of pycs there. A
 /// `__pycache__` that is a symbolic link may be shared by several directories (`linked`:
@@ -1232,17 +1263,20 @@ fn strays(pycs: &[PathBuf], linked: &[PathBuf], targets: &[Arc<Target>]) -> Vec<
             out.push(f);
             continue;
         }
-        let Some((stem, tag, level)) = crate::layout::cache_name_parts(name) else {
+        let Some((stem, tag, level, other)) = pycache_source(name, targets) else {
             continue;
         };
-        let Some(mut finding) = stray(pyc_path, dir, stem, tag, level, targets) else { continue };
+        let Some(mut finding) = stray(pyc_path, dir, (stem, other), tag, level, targets) else { continue };
         let pycache = pyc_path.parent().unwrap_or(Path::new(""));
         if std::fs::symlink_metadata(pycache).is_ok_and(|m| m.file_type().is_symlink()) {
             let others = crate::walk::dir_id(pycache).and_then(|id| sharing.get(&id));
-            let mut source = stem.to_vec();
-            source.extend_from_slice(b".py");
-            let source = std::ffi::OsStr::from_bytes(&source);
-            if others.is_some_and(|o| o.iter().any(|d| *d != dir && source_gone(&d.join(source)).is_none())) {
+            let there = |d: &Path| {
+                [Some(stem), other]
+                    .into_iter()
+                    .flatten()
+                    .any(|s| source_gone(&d.join(source_name(s))).is_none())
+            };
+            if others.is_some_and(|o| o.iter().any(|d| *d != dir && there(d))) {
                 continue;
             }
             let shared = format!("`{}` is a symbolic link, {SHARED_STRAY}", report::shown(pycache));
@@ -1332,7 +1366,7 @@ fn prefix_strays(
                     if !tags.contains(&tag) || !seen.insert(path.clone()) {
                         continue;
                     }
-                    out.extend(stray(&path, &source_dir, stem, tag, level, &s.targets));
+                    out.extend(stray(&path, &source_dir, (stem, None), tag, level, &s.targets));
                 }
             }
         }

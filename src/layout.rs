@@ -81,6 +81,20 @@ pub fn cache_name_parts(name: &[u8]) -> Option<(&[u8], &[u8], u8)> {
     Some((&stem_tag[..dot], &stem_tag[dot + 1..], level))
 }
 
+/// The module name and the rest of a `__pycache__` file name as CPython's
+/// `importlib.util.source_from_cache` splits it: the module name is everything before the
+/// first dot (module names have none; a leading dot, as in `.hidden.cpython-312.pyc`,
+/// belongs to the name), the rest the tag and whatever a tool appends to it:
+/// `test_a.cpython-311-pytest-8.3.4.pyc` (pytest's rewritten asserts) gives `test_a` and
+/// `cpython-311-pytest-8.3.4`, and the optimization level as [`cache_name_parts`].
+pub fn module_name_parts(name: &[u8]) -> Option<(&[u8], &[u8], u8)> {
+    let (_, _, level) = cache_name_parts(name)?;
+    let stem_tag = name.strip_suffix(b".pyc")?;
+    let stem_tag = if level > 0 { &stem_tag[..stem_tag.len() - b".opt-1".len()] } else { stem_tag };
+    let dot = stem_tag.iter().skip(1).position(|&b| b == b'.')? + 1;
+    Some((&stem_tag[..dot], &stem_tag[dot + 1..], level))
+}
+
 /// `~` and `~/…` as the home directory ([`home_dir`]), as a shell would have expanded
 /// them: a value from a configuration file or from an environment variable set where no
 /// shell runs (a Dockerfile's `ENV`, a CI file) arrives unexpanded. Anything else is
@@ -162,6 +176,17 @@ mod tests {
         assert_eq!(f("script", 0), "scriptcpython-312.pyc");
         assert_eq!(f(".py", 0), "py.cpython-312.pyc");
         assert_eq!(f(".hidden.py", 0), ".hidden.cpython-312.pyc");
+    }
+
+    #[test]
+    fn module_names_end_at_the_first_dot() {
+        let f = |n: &str| module_name_parts(n.as_bytes()).map(|(s, t, l)| (s.to_vec(), t.to_vec(), l));
+        let v = |s: &str, t: &str, l| Some((s.as_bytes().to_vec(), t.as_bytes().to_vec(), l));
+        assert_eq!(f("test_a.cpython-311-pytest-8.3.4.pyc"), v("test_a", "cpython-311-pytest-8.3.4", 0));
+        assert_eq!(f("m.cpython-312.opt-2.pyc"), v("m", "cpython-312", 2));
+        assert_eq!(f(".hidden.cpython-312.pyc"), v(".hidden", "cpython-312", 0));
+        assert_eq!(f("a.b.cpython-312.pyc"), v("a", "b.cpython-312", 0));
+        assert_eq!(f("m.pyc"), None);
     }
 
     #[test]

@@ -1065,6 +1065,46 @@ fn strays_of_other_interpreters_say_what_they_are() {
     }
 }
 
+// pytest writes its rewritten-assert pycs as `__pycache__/test_a.cpython-311-pytest-8.3.4.pyc`;
+// `check --stray` split the name at its last dot and reported it stray (exit 1) with a
+// source `test_a.cpython-311-pytest-8.3.py` that never existed. CPython takes the module
+// name up to the first dot: such a pyc is `test_a.py`'s, not stray while it exists, and
+// stray under that source's name once it is gone; `compile` leaves it as it is.
+#[test]
+fn pytest_pycs_belong_to_their_source() {
+    let Some(py) = harness::any_python("check::pytest_pycs_belong_to_their_source") else { return };
+    let tree = Tree::new();
+    let name =
+        |stem: &str| format!("__pycache__/{stem}.cpython-{}{}-pytest-8.3.4.pyc", py.minor.0, py.minor.1);
+    tree.write("test_a.py", "def test_a():\n    assert 1 + 1 == 2\n");
+    tree.write("test_gone.py", "def test_b():\n    assert 2 == 2\n");
+    for stem in ["test_a", "test_gone"] {
+        let code = format!("import py_compile; py_compile.compile('{stem}.py', cfile='{}')", name(stem));
+        py.run(&["-c", &code], tree.root());
+    }
+    std::fs::remove_file(tree.path("test_gone.py")).unwrap();
+    let before = (tree.read(name("test_a")), tree.read(name("test_gone")));
+    tree.hashpyc().args(["compile", "-q"]).python(py).run().assert_code(0);
+    assert_eq!((tree.read(name("test_a")), tree.read(name("test_gone"))), before);
+    let run = tree.hashpyc().args(["check", "--stray"]).python(py).run();
+    run.assert_code(1);
+    assert_eq!(run.stdout, format!("stray      {}\n", name("test_gone")), "{run:?}");
+    let json = tree.hashpyc().args(["check", "--stray", "--format", "json"]).python(py).run();
+    let strays: Vec<serde_json::Value> = json
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["outcome"] == "stray")
+        .collect();
+    assert_eq!(strays.len(), 1, "{}", json.stdout);
+    assert_eq!(strays[0]["path"], "test_gone.py", "{}", json.stdout);
+    assert_eq!(strays[0]["python"], format!("{}.{}", py.minor.0, py.minor.1), "{}", json.stdout);
+    // Its source back (and compiled): nothing is stray.
+    tree.write("test_gone.py", "def test_b():\n    assert 2 == 2\n");
+    tree.hashpyc().args(["compile", "-q"]).python(py).run().assert_code(0);
+    tree.hashpyc().args(["check", "--stray"]).python(py).run().assert_code(0);
+}
+
 // A run killed between creating a pyc's temporary file and renaming it over the pyc leaves
 // `.m.cpython-312.pyc.a1B2c3.tmp` in `__pycache__` (`.m.pyc.….tmp` beside a legacy pyc);
 // `check --stray` did not report it. It names it, whether or not its source exists, with
