@@ -603,23 +603,25 @@ pub fn compile(
     if let Some(cache) = &cache {
         store_remembered_failures(s, &plans, cache);
     }
-    let jobs = match descriptor_jobs(s.jobs.min(units), s.targets.len() * (1 + usize::from(s.verify))) {
-        Ok(_) => s.jobs,
-        Err((limit, most)) if most > 0 => {
-            let message = format!(
-                "the open-file limit (`ulimit -n`: {limit}) allows at most {most} workers; using {most}"
-            );
-            notes.warning(message, style);
-            most
-        }
-        Err((limit, _)) => {
-            return Err(Error::Usage(format!(
-                "the open-file limit (`ulimit -n`: {limit}) leaves no room for a Python worker; raise it"
-            )));
-        }
-    };
+    // The limit applies to the workers started: said once one is (a build the cache serves
+    // whole starts none, whatever the limit).
+    let (jobs, fewer, no_room) =
+        match descriptor_jobs(s.jobs.min(units), s.targets.len() * (1 + usize::from(s.verify))) {
+            Ok(_) => (s.jobs, None, None),
+            Err((limit, most)) if most > 0 => (most, Some((limit, most)), None),
+            Err((limit, _)) => (1, None, Some(limit)),
+        };
     let (results, fatal) =
-        compile_stage(s, jobs, &plans, &opts.paths, &specs, confirmed, cache.as_ref(), reporter);
+        compile_stage(s, (jobs, no_room), &plans, &opts.paths, &specs, confirmed, cache.as_ref(), reporter);
+    if let Some((limit, most)) = fewer
+        && crate::pool::STATS.workers.load(Ordering::Relaxed) > 0
+    {
+        let message = format!(
+            "the open-file limit (`ulimit -n`: {limit}) allows at most {}; using {most}",
+            report::plural(most, "worker", "workers")
+        );
+        notes.warning(message, style);
+    }
     spans.mark("compile");
     spans.note(|| crate::pool::STATS.summary());
     if let Some(cache) = &cache {
@@ -671,6 +673,9 @@ pub fn compile(
 fn workers_failed(s: &CompileSettings, t: usize, failure: crate::pool::WorkerFailure) -> Error {
     if let crate::pool::WorkerFailure::Thread(reason) = failure {
         return Error::Thread(reason);
+    }
+    if let crate::pool::WorkerFailure::NoRoom(_) = failure {
+        return Error::Usage(failure.to_string());
     }
     if matches!(failure, crate::pool::WorkerFailure::Changed { .. }) {
         crate::target::forget(&s.targets[t].executable, crate::target::state_dir().as_deref());
@@ -1025,7 +1030,7 @@ fn descriptor_jobs(jobs: usize, workers: usize) -> Result<usize, (u64, usize)> {
 #[allow(clippy::too_many_arguments)]
 fn compile_stage(
     s: &CompileSettings,
-    jobs: usize,
+    (jobs, no_room): (usize, Option<u64>),
     plans: &[SourcePlan],
     paths: &PycPaths<'_>,
     specs: &[WorkerSpec],
@@ -1065,6 +1070,7 @@ fn compile_stage(
         cache,
         warnings_as_errors: s.warnings_as_errors,
         started: started.into_iter().map(std::sync::Mutex::new).collect(),
+        no_room,
     };
     let (mut results, fatal) = match cache {
         // `--force` compiles for real and replaces the cache's entries with what it

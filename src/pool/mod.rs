@@ -73,6 +73,10 @@ pub enum WorkerFailure {
         .0.map_or("unknown".to_string(), |n| n.to_string())
     )]
     Descriptors(Option<u64>),
+    /// The open-file limit leaves no room for a worker (the run's own descriptors
+    /// counted), found when the first one is needed: a build the cache serves needs none.
+    #[error("the open-file limit (`ulimit -n`: {0}) leaves no room for a Python worker; raise it")]
+    NoRoom(u64),
     /// A thread the workers need could not be started (reported as the run's
     /// [`crate::Error::Thread`]).
     #[error("cannot start a thread: {0}")]
@@ -174,6 +178,8 @@ pub struct Stats {
     /// those whose reply was dropped because their child had to end before its turn.
     pub grouped: AtomicU64,
     pub dropped: AtomicU64,
+    /// Workers the pool's slots started or took (none in a build served by the cache).
+    pub workers: AtomicU64,
 }
 
 pub static STATS: Stats = Stats {
@@ -189,6 +195,7 @@ pub static STATS: Stats = Stats {
     probed: AtomicU64::new(0),
     grouped: AtomicU64::new(0),
     dropped: AtomicU64::new(0),
+    workers: AtomicU64::new(0),
 };
 
 impl Stats {

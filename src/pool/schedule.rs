@@ -89,6 +89,24 @@ pub struct Schedule<'a> {
     /// launcher's remembered probe, see `compile::confirm_targets`): the first slot that
     /// needs a worker of that target takes it instead of starting one.
     pub started: Vec<Mutex<Option<Worker>>>,
+    /// The open-file limit, when it leaves no room for a worker: a slot that needs one
+    /// stops the run with [`WorkerFailure::NoRoom`] instead of starting it.
+    pub no_room: Option<u64>,
+}
+
+impl Schedule<'_> {
+    /// Start a worker for `spec`, or take `started`, when the open-file limit leaves room.
+    fn spawn(
+        &self,
+        spec: &crate::pool::WorkerSpec,
+        started: Option<Worker>,
+    ) -> Result<Worker, WorkerFailure> {
+        if let Some(limit) = self.no_room {
+            return Err(WorkerFailure::NoRoom(limit));
+        }
+        super::STATS.workers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        started.map_or_else(|| Worker::spawn(spec), Ok)
+    }
 }
 
 /// The units waiting for a worker, largest source first (a big file last would leave the
@@ -1064,7 +1082,7 @@ impl<'a> Slot<'a> {
     fn verify(&mut self, t: usize, job: &Job<'_>, outcome: Outcome) -> Result<Outcome, WorkerFailure> {
         let verifier = match &mut self.verifiers[t] {
             Some(verifier) => verifier,
-            none => none.insert(Worker::spawn(&self.sh.s.specs[t])?),
+            none => none.insert(self.sh.s.spawn(&self.sh.s.specs[t], None)?),
         };
         let reference = verifier.compile_fresh(job)?;
         if reference == outcome {
@@ -1119,7 +1137,7 @@ impl<'a> Slot<'a> {
         if self.workers[t].is_none() {
             let spec = &self.sh.s.specs[t];
             let started = self.sh.s.started.get(t).and_then(|w| w.lock().expect("started lock").take());
-            let w = match started.map_or_else(|| Worker::spawn(spec), Ok) {
+            let w = match self.sh.s.spawn(spec, started) {
                 Ok(w) => w,
                 // One more try: a transient failure (fork limits) should not end the run.
                 Err(WorkerFailure::Died(_) | WorkerFailure::Protocol(_)) => Worker::spawn(spec)?,

@@ -2288,6 +2288,62 @@ fn more_workers_than_the_open_file_limit_allows_are_fewer() {
     );
 }
 
+/// A build the cache serves whole starts no Python worker, so the open-file limit does not
+/// apply to it: with `ulimit -n 32` (room for no worker) it was refused (`leaves no room
+/// for a Python worker`, exit 2) and with 48 warned of `at most 1 workers`. Now it
+/// succeeds without a word of the limit; a build with files to compile still fails at 32,
+/// and at 48 is warned of `at most 1 worker; using 1`.
+#[test]
+fn a_build_the_cache_serves_needs_no_room_for_workers() {
+    let Some(py) = harness::any_python("faults::a_build_the_cache_serves_needs_no_room_for_workers") else {
+        return;
+    };
+    let tree = Tree::new();
+    sources(&tree, 20);
+    let cache = tree.path("cache");
+    let compile = |limit: &str| {
+        tree.hashpyc()
+            .args(["compile", "-j", "8", "--cache"])
+            .arg(&cache)
+            .python(py)
+            .arg("src")
+            .ulimit(limit)
+            .run()
+    };
+    compile("-n 1024").assert_code(0);
+    let pycs = tree.pycs();
+    assert_eq!(pycs.len(), 20);
+    let bytes: Vec<Vec<u8>> = pycs.iter().map(|p| tree.read(p)).collect();
+    for limit in ["-n 32", "-n 48"] {
+        std::fs::remove_dir_all(tree.path("src/__pycache__")).unwrap();
+        let run = compile(limit);
+        run.assert_code(0);
+        assert!(
+            run.stderr.contains("(20 from the cache") && !run.stderr.contains("open-file limit"),
+            "{run:?}"
+        );
+        assert_eq!(pycs.iter().map(|p| tree.read(p)).collect::<Vec<_>>(), bytes);
+    }
+    tree.write("src/new1.py", "x = 1\n");
+    tree.write("src/new2.py", "x = 2\n");
+    let run = compile("-n 32");
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains(
+            "error: the open-file limit (`ulimit -n`: 32) leaves no room for a Python worker; raise it\n"
+        ),
+        "{run:?}"
+    );
+    let run = compile("-n 48");
+    run.assert_code(0);
+    assert!(
+        run.stderr
+            .contains("warning: the open-file limit (`ulimit -n`: 48) allows at most 1 worker; using 1\n"),
+        "{run:?}"
+    );
+    assert_tree_sound(py, &tree.path("src"));
+}
+
 /// A launcher script (`exec "$CUR" "$@"`, CUR a symlink) is probed, and the probe
 /// remembered under the script's own identity; when the link moves to another version,
 /// the first worker's hello contradicts the probe. That run fails (exit 2) saying the
