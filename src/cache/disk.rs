@@ -1,7 +1,7 @@
 //! The local tier: one file per entry under `DIR/v1/<2 hex>/<rest of the key in hex>`
 //! (sccache's fan-out), written atomically (temporary file in the same directory, then
 //! rename) so a reader sees a whole entry or none; recency is the file's mtime, refreshed
-//! by hits (at most hourly, to spare writes); pruning deletes the least recently used first.
+//! by hits (only when something may be more recent: see [`DiskTier::get`]); pruning deletes the least recently used first.
 //!
 //! Shared between processes and users: every operation tolerates another process creating,
 //! replacing or deleting any file at any moment (a vanished entry is a miss). When `DIR` is
@@ -217,10 +217,12 @@ impl DiskTier {
     /// The stored bytes for `key`: [`Read::Missing`] when there is no such entry,
     /// [`Read::Damaged`] when something else than an entry hashpyc could have written is
     /// there (never read: see [`read_bounded`]). `refresh`: mark an entry found as used
-    /// now (hourly at most); never in a read-only run, which keeps the pruning order.
+    /// now when it was last marked before that time (the start of the last build mostly
+    /// new to the cache: it may have stored entries more recent than this one) or more
+    /// than an hour ago; None in a read-only run, which keeps the pruning order.
     /// A fan-out directory that is a symbolic link (or anything but a directory) makes
     /// whatever it leads to damage: never a hit, never refreshed.
-    pub fn get(&self, key: &Key, refresh: bool) -> std::io::Result<Read> {
+    pub fn get(&self, key: &Key, refresh: Option<SystemTime>) -> std::io::Result<Read> {
         let (found, file) = read_bounded(&self.path_of(key), MAX_ENTRY)?;
         if !matches!(found, Read::Missing) && !self.fan_is_real(key) {
             return Ok(Read::Damaged(
@@ -228,10 +230,10 @@ impl DiskTier {
             ));
         }
         // Recency for LRU pruning; a read-only cache simply keeps its order.
-        if let Some(file) = file.filter(|_| refresh)
+        if let (Some(file), Some(before)) = (file, refresh)
             && let Ok(meta) = file.metadata()
             && let Ok(modified) = meta.modified()
-            && modified.elapsed().is_ok_and(|age| age > REFRESH_AFTER)
+            && (modified < before || modified.elapsed().is_ok_and(|age| age > REFRESH_AFTER))
         {
             let _ = file.set_modified(SystemTime::now());
         }
@@ -892,8 +894,8 @@ mod tests {
             let f = std::fs::File::options().write(true).open(tier.path_of(k)).unwrap();
             f.set_modified(SystemTime::now() - Duration::from_secs(86_400 * (20 - i as u64))).unwrap();
         }
-        assert_eq!(tier.get(&keys[3], true).unwrap(), Read::Entry(vec![3u8; 10_000]));
-        assert_eq!(tier.get(&[99; 32], true).unwrap(), Read::Missing);
+        assert_eq!(tier.get(&keys[3], Some(SystemTime::UNIX_EPOCH)).unwrap(), Read::Entry(vec![3u8; 10_000]));
+        assert_eq!(tier.get(&[99; 32], Some(SystemTime::UNIX_EPOCH)).unwrap(), Read::Missing);
         // The hit on entry 3 made it the most recently used.
         let size = tier.scan().unwrap().0[0].size;
         let p = tier.prune(size * 5).unwrap();
@@ -904,10 +906,10 @@ mod tests {
         }
         let count = tier.clean().unwrap().removed;
         assert_eq!(count, 5);
-        assert_eq!(tier.get(&keys[9], true).unwrap(), Read::Missing);
+        assert_eq!(tier.get(&keys[9], Some(SystemTime::UNIX_EPOCH)).unwrap(), Read::Missing);
         assert!(dir.path().join("CACHEDIR.TAG").is_file(), "clean keeps what is not an entry");
         tier.put(&keys[1], b"again").unwrap();
-        assert_eq!(tier.get(&keys[1], true).unwrap(), Read::Entry(b"again".to_vec()));
+        assert_eq!(tier.get(&keys[1], Some(SystemTime::UNIX_EPOCH)).unwrap(), Read::Entry(b"again".to_vec()));
     }
 
     #[test]

@@ -151,8 +151,15 @@ struct Local {
     unreadable: Mutex<Option<String>>,
     /// The entries this run used without storing them: those it hit, and those a store
     /// found already there (a remembered failure, a path-dependent marker). As recently
-    /// used as those it stores, for pruning (reads refresh an entry's time only hourly).
+    /// used as those it stores, for pruning (reads refresh an entry's time only when
+    /// something may be more recent: see `refresh_before`).
     used: Mutex<Vec<Key>>,
+    /// When this run opened the cache, and the recorded start of the last build that
+    /// stored at least as many entries as it hit: a hit on an entry marked before that
+    /// marks it used now, so that it outlives the entries such a build stored when pruned
+    /// (a warm build of a tree already marked since writes nothing).
+    started: std::time::SystemTime,
+    refresh_before: std::time::SystemTime,
 }
 
 impl Local {
@@ -567,7 +574,6 @@ impl Inner {
                     }
                 };
                 disk.map(|disk| Local {
-                    disk,
                     counts: Counters::default(),
                     stores_off: AtomicBool::new(false),
                     problem: Mutex::new(None),
@@ -576,6 +582,10 @@ impl Inner {
                     bytes_stored: AtomicU64::new(0),
                     unreadable: Mutex::new(None),
                     used: Mutex::new(Vec::new()),
+                    started: std::time::SystemTime::now(),
+                    refresh_before: std::time::UNIX_EPOCH
+                        + std::time::Duration::from_nanos(stats::read(&disk).generation),
+                    disk,
                 })
             }
             None => None,
@@ -660,7 +670,7 @@ impl Inner {
     /// `remote_asked`: set when a request went to the remote tier.
     fn get(&self, key: &Key, levels: u64, remote_asked: &mut bool) -> Option<(Payload, Served)> {
         if let Some(l) = &self.local {
-            match l.disk.get(key, !self.settings.read_only) {
+            match l.disk.get(key, (!self.settings.read_only).then_some(l.refresh_before)) {
                 Ok(disk::Read::Entry(data)) => match entry::decode(key, &data) {
                     Ok(p) => {
                         if !self.settings.read_only {
@@ -795,7 +805,7 @@ impl Inner {
         }
         if let Some(l) = &self.local {
             if unless_present
-                && matches!(l.disk.get(key, true), Ok(disk::Read::Entry(data)) if entry::decode(key, &data).is_ok())
+                && matches!(l.disk.get(key, Some(l.refresh_before)), Ok(disk::Read::Entry(data)) if entry::decode(key, &data).is_ok())
             {
                 l.used.lock().expect("cache lock").push(*key);
             } else {
@@ -1009,7 +1019,14 @@ impl Inner {
                     runs.push(("remote", r.totals()));
                 }
                 let stored = l.bytes_stored.load(Ordering::Relaxed);
-                let (limit, problem) = stats::record(&l.disk, &runs, stored, self.settings.max_size);
+                // A build mostly new to the cache (another tree, another interpreter): the
+                // entries it stored are more recent than those hit before it started.
+                let t = l.counts.totals();
+                let generation = (t.stores > 0 && t.stores >= t.hits).then(|| {
+                    l.started.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+                });
+                let (limit, problem) =
+                    stats::record(&l.disk, &runs, stored, self.settings.max_size, generation);
                 // A directory in place of `stats.json` or `stats.lock` (not hashpyc's); a
                 // cache that takes no writes at all is said by the stores when they said it,
                 // here otherwise (a run that only hit, or stored nothing).

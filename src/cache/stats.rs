@@ -98,6 +98,9 @@ pub struct Recorded {
     /// Entry bytes on disk after the last prune (or scan), and stored since.
     pub size_at_prune: u64,
     pub bytes_since_prune: u64,
+    /// When the last build that stored at least as many entries as it hit started (Unix
+    /// nanoseconds): a hit on an entry last marked before it marks it used again.
+    pub generation: u64,
 }
 
 fn now() -> u64 {
@@ -140,6 +143,7 @@ pub fn record(
     runs: &[(&str, Totals)],
     stored: u64,
     max_size: u64,
+    generation: Option<u64>,
 ) -> (Limit, Option<ItemError>) {
     let recorded = tier.lock("stats.lock", true, || {
         let mut r = read(tier);
@@ -152,6 +156,7 @@ pub fn record(
             r.tiers.entry((*name).to_string()).or_default().add(t);
         }
         r.bytes_since_prune += stored;
+        r.generation = r.generation.max(generation.unwrap_or(0));
         let written = write(tier, &r);
         let limit = if !known {
             Limit::Unknown

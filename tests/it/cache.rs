@@ -942,6 +942,54 @@ per_python!(automatic_prune_keeps_what_the_build_used, min = (3, 13), |py: &Pyth
     assert!(line.contains("removed 20 entries") && line.contains("20 entries left"), "{line}");
 });
 
+// A build's hits on entries stored within the hour left no trace (reads refreshed an
+// entry's time only when it was over an hour old, and the build marked what it used only
+// when it pruned itself), so `cache prune` after building A, then B, then A again from the
+// cache evicted A's entries, read last, and kept B's, never read. Now a hit on an entry
+// marked before the last build mostly new to the cache (B's) marks it used: A's stay.
+#[test]
+fn prune_keeps_what_the_last_build_read() {
+    let Some(py) = harness::any_python("cache::prune_keeps_what_the_last_build_read") else { return };
+    let work = Tree::new();
+    let cache = work.path("cache");
+    for i in 0..50 {
+        work.write(format!("A/a{i}.py"), format!("a = {i}\n"));
+        work.write(format!("B/b{i}.py"), format!("b = {i}\n"));
+    }
+    let build = |dir: &str| work.hashpyc().args(["compile", "--cache"]).arg(&cache).python(py).arg(dir).run();
+    build("A").assert_code(0);
+    let a_entries = entry_files(&cache);
+    assert_eq!(a_entries.len(), 50);
+    // Stored ten minutes ago, instead of waiting between the builds.
+    let then = std::time::SystemTime::now() - std::time::Duration::from_secs(600);
+    for f in &a_entries {
+        std::fs::File::options().write(true).open(f).unwrap().set_modified(then).unwrap();
+    }
+    build("B").assert_code(0);
+    let b_entries: Vec<PathBuf> =
+        entry_files(&cache).into_iter().filter(|f| !a_entries.contains(f)).collect();
+    assert_eq!(b_entries.len(), 50);
+    std::fs::remove_dir_all(work.path("A/__pycache__")).unwrap();
+    let again = build("A");
+    again.assert_code(0);
+    assert_eq!(counts(&again.stderr), (50, 50), "{}", again.stderr);
+    // Room for A's entries and half the smallest of B's (sizes as pruning counts them).
+    let size = |f: &PathBuf| std::fs::metadata(f).unwrap().blocks() * 512;
+    let limit = a_entries.iter().map(size).sum::<u64>() + b_entries.iter().map(size).min().unwrap() / 2;
+    let prune = work
+        .hashpyc()
+        .args(["cache", "prune", "--max-size", &limit.to_string(), "--cache"])
+        .arg(&cache)
+        .run();
+    prune.assert_code(0);
+    assert!(a_entries.iter().all(|f| f.exists()), "{}", prune.stderr);
+    assert!(b_entries.iter().all(|f| !f.exists()), "{}", prune.stderr);
+    std::fs::remove_dir_all(work.path("A/__pycache__")).unwrap();
+    let last = build("A");
+    last.assert_code(0);
+    assert_eq!(counts(&last.stderr), (50, 50), "{}", last.stderr);
+}
+
 // The automatic limit also keeps what the build found already stored without reading it
 // for a pyc: a failure remembered by the state directory (reported without a lookup, then
 // stored only where the cache lacks it) and, under `--force`, the path-dependent marker
