@@ -527,7 +527,7 @@ pub fn compile(
         let message = crate::embed::strip_missed_message(&s.embed, planned.strip_missed, example);
         notes.warning(message, style);
     }
-    let plans = planned.plans;
+    let mut plans = planned.plans;
 
     if s.dry_run {
         let check = dry_run(
@@ -559,7 +559,7 @@ pub fn compile(
         return Ok(summary);
     }
 
-    triage(s, &plans, &memos, &cwd, &mut summary, &mut notes, style);
+    triage(s, &mut plans, &memos, &cwd, &mut summary, &mut notes, style);
     rewrite_stage(s, &plans, &opts.paths, &mut summary, &mut notes, style, verbosity);
     spans.mark("rewrite");
 
@@ -784,38 +784,48 @@ fn walk_notes(walked: &Walked, summary: &mut Summary, notes: &mut Notes, style: 
 /// Sources that could not be planned, and remembered failures, are reported now.
 fn triage(
     s: &CompileSettings,
-    plans: &[SourcePlan],
+    plans: &mut [SourcePlan],
     memos: &[Option<Memo>],
     cwd: &Path,
     summary: &mut Summary,
     notes: &mut Notes,
     style: Style,
 ) {
-    for (i, p) in plans.iter().enumerate() {
+    for (i, p) in plans.iter_mut().enumerate() {
         if let Some(err) = &p.error {
             plan_error(&p.path, err, summary, notes, style);
             continue;
         }
         let mut source = None;
+        // Under -W error, a unit whose source bytes are remembered to warn at the levels it
+        // compiles fails without a compile, as the dry run says: left fresh (nothing written).
+        let mut failed = Vec::new();
         for (t, action) in p.actions.iter().enumerate() {
-            match action {
+            let remembered = match action {
                 Action::Fresh if s.warnings_as_errors => {
-                    let Some(warnings) = remembered_warnings(s, memos, cwd, (p, t, &s.levels), &mut source)
-                    else {
-                        summary.fresh += 1;
-                        summary.fresh_pycs += s.levels.len();
-                        continue;
-                    };
-                    summary.failed += 1;
-                    summary.failed_sources.insert(i);
-                    let source = source.as_ref().and_then(|s| s.as_deref());
-                    for w in &warnings {
-                        let mut text = report::format_warning(&p.path, w, source);
-                        let at = text.find('\n').unwrap_or(text.len());
-                        text.insert_str(at, " (remembered; an error under -W error)");
-                        notes.add(&p.path, 0, Some(t), text, Some(Event::warning(w, true, true)));
-                    }
+                    remembered_warnings(s, memos, cwd, (&*p, t, &s.levels), &mut source)
                 }
+                // `--force` compiles for real, whatever is remembered.
+                Action::Compile { prefix, .. } if s.warnings_as_errors && !s.force => {
+                    let compiled = &s.levels[..usize::from(*prefix)];
+                    remembered_warnings(s, memos, cwd, (&*p, t, compiled), &mut source)
+                }
+                _ => None,
+            };
+            if let Some(warnings) = remembered {
+                summary.failed += 1;
+                summary.failed_sources.insert(i);
+                failed.push(t);
+                let source = source.as_ref().and_then(|s| s.as_deref());
+                for w in &warnings {
+                    let mut text = report::format_warning(&p.path, w, source);
+                    let at = text.find('\n').unwrap_or(text.len());
+                    text.insert_str(at, " (remembered; an error under -W error)");
+                    notes.add(&p.path, 0, Some(t), text, Some(Event::warning(w, true, true)));
+                }
+                continue;
+            }
+            match action {
                 Action::Fresh => {
                     summary.fresh += 1;
                     summary.fresh_pycs += s.levels.len();
@@ -839,6 +849,13 @@ fn triage(
                 Action::Rewrite { .. } => {}
                 Action::Refused { error } => unit_error(&p.path, t, error.to_string(), summary, notes, style),
             }
+        }
+        if !failed.is_empty() {
+            let mut actions = p.actions.to_vec();
+            for t in failed {
+                actions[t] = Action::Fresh;
+            }
+            p.actions = actions.into_boxed_slice();
         }
     }
 }
@@ -1445,7 +1462,8 @@ fn dry_run(
                 Action::Fresh if s.warnings_as_errors => {
                     remembered_warnings(s, memos, cwd, (p, t, &s.levels), &mut source)
                 }
-                Action::Compile { prefix, .. } if s.warnings_as_errors => {
+                // `--force` compiles for real, whatever is remembered.
+                Action::Compile { prefix, .. } if s.warnings_as_errors && !s.force => {
                     let compiled = &s.levels[..usize::from(*prefix)];
                     remembered_warnings(s, memos, cwd, (p, t, compiled), &mut source)
                 }

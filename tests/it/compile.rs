@@ -577,6 +577,56 @@ per_python!(warnings_as_errors_like_python_w_error, |py: &Python| {
         .assert_code(0);
 });
 
+// The `-W error` run that learns a file's warnings writes no pyc for it; the next `-W error`
+// run fails it from memory as the dry run says, without starting Python, until its source
+// changes.
+per_python!(remembered_warnings_fail_a_file_without_a_pyc_without_python, |py: &Python| {
+    let (tree, state, tools) = (Tree::new(), Tree::new(), Tree::new());
+    // A SyntaxWarning from 3.12, a DeprecationWarning before: either fails under -W error.
+    tree.write("w.py", "x = \"\\d\"\n");
+    let (wrapper, starts) = tools.counting_python(py);
+    let json = ["-W", "error", "--format", "json"];
+    let failure_of = |run: &harness::Run| -> serde_json::Value {
+        let lines = json_lines(&run.stdout);
+        let failures: Vec<&serde_json::Value> = lines.iter().filter(|l| l["type"] == "failure").collect();
+        assert_eq!(failures.len(), 1, "{}", run.stdout);
+        failures[0].clone()
+    };
+    let first = counted_compile(&tree, state.root(), &wrapper, &json, &["w.py"]);
+    first.assert_code(1);
+    let learned = failure_of(&first);
+    assert_eq!((&learned["warning"], &learned["remembered"]), (&true.into(), &false.into()), "{learned}");
+    assert!(!pyc_of(&tree, py, "w.py").exists(), "no pyc under -W error");
+    let dry =
+        counted_compile(&tree, state.root(), &wrapper, &["-n", "-W", "error", "--format", "json"], &["w.py"]);
+    let plan = &json_lines(&dry.stdout)[0];
+    assert_eq!((&plan["action"], &plan["remembered"]), (&"fails".into(), &true.into()), "{plan}");
+    let started = starts();
+    let again = counted_compile(&tree, state.root(), &wrapper, &json, &["w.py"]);
+    again.assert_code(1);
+    assert_eq!(starts(), started, "a remembered failure started Python: {}", again.stdout);
+    let remembered = failure_of(&again);
+    assert_eq!(remembered["remembered"], true, "{remembered}");
+    for field in ["kind", "message", "line", "warning"] {
+        assert_eq!(remembered[field], learned[field], "{field}");
+    }
+    let text = counted_compile(&tree, state.root(), &wrapper, &["-W", "error"], &["w.py"]);
+    text.assert_code(1);
+    assert_eq!(starts(), started, "{}", text.stderr);
+    assert!(
+        text.stderr.contains("w.py:1: ") && text.stderr.contains("(remembered; an error under -W error)"),
+        "{}",
+        text.stderr
+    );
+    assert!(!pyc_of(&tree, py, "w.py").exists());
+    // Another source: compiled again (its warnings are learned anew).
+    tree.write("w.py", "x = \"\\d\"\ny = 1\n");
+    let changed = counted_compile(&tree, state.root(), &wrapper, &json, &["w.py"]);
+    changed.assert_code(1);
+    assert!(starts() > started, "a changed source is compiled again");
+    assert_eq!(failure_of(&changed)["remembered"], false);
+});
+
 // A pyc whose header alone is to change (another --invalidation-mode) is rewritten without
 // compiling; under -W error that let a warning through. Such a source is compiled unless it
 // is remembered to raise none: one that warns fails as under `python -W error`, its pyc left
