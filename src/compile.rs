@@ -559,7 +559,7 @@ pub fn compile(
         return Ok(summary);
     }
 
-    triage(s, &mut plans, &memos, &cwd, &mut summary, &mut notes, style);
+    triage(s, &mut plans, &memos, &cwd, &mut summary, &mut notes, (style, verbosity));
     rewrite_stage(s, &plans, &opts.paths, &mut summary, &mut notes, style, verbosity);
     spans.mark("rewrite");
 
@@ -789,7 +789,7 @@ fn triage(
     cwd: &Path,
     summary: &mut Summary,
     notes: &mut Notes,
-    style: Style,
+    (style, verbosity): (Style, Verbosity),
 ) {
     for (i, p) in plans.iter_mut().enumerate() {
         if let Some(err) = &p.error {
@@ -838,6 +838,8 @@ fn triage(
                     summary.failed += 1;
                     summary.failed_sources.insert(i);
                     let source = source.get_or_insert_with(|| crate::io::read_regular(&p.path).ok());
+                    // The warnings raised before it failed, remembered with the failure.
+                    show_warnings(s, verbosity, (&p.path, t), &f.warnings, source.as_deref(), summary, notes);
                     notes.add(
                         &p.path,
                         0,
@@ -1211,21 +1213,7 @@ fn record_results(
                     let text = format!("{how} `{}` ({reason})", report::shown(path));
                     notes.add(path, 2, Some(t), text, Some(event));
                 }
-                // JSON carries every warning (with its category); text hides deprecations
-                // unless -v, as Python's default filters do.
-                let shown = distinct_warnings(
-                    warnings
-                        .iter()
-                        .filter(|w| s.json || verbosity.verbose > 0 || report::warning_shown_by_default(w)),
-                );
-                summary.warnings += shown.len();
-                if !shown.is_empty() && (verbosity.quiet < 2 || s.json) {
-                    let source = crate::io::read_regular(path).ok();
-                    for w in shown {
-                        let text = report::format_warning(path, w, source.as_deref());
-                        notes.add(path, 1, Some(t), text, Some(Event::warning(w, false, false)));
-                    }
-                }
+                show_warnings(s, verbosity, (path, t), warnings, None, summary, notes);
             }
             UnitResult::WarningsAsErrors { ref warnings } => {
                 // Not remembered as a failure: without -W error the file compiles. A
@@ -1253,6 +1241,7 @@ fn record_results(
                     memo.record_failure(crate::memo::key(path, cwd), &hash, levels, &f);
                 }
                 let source = crate::io::read_regular(path).ok();
+                show_warnings(s, verbosity, (path, t), &f.warnings, source.as_deref(), summary, notes);
                 let text = report::format_failure(path, &f, source.as_deref());
                 notes.add(path, 0, Some(t), text, Some(Event::failure(&f, false)));
             }
@@ -1270,6 +1259,31 @@ fn record_results(
                 unit_error(path, t, error, summary, notes, style);
             }
             UnitResult::Vanished => vanished(path, summary, notes),
+        }
+    }
+}
+
+/// The warnings of a compile, each once, shown as warnings: every one in JSON (with its
+/// category), in text all but deprecations unless -v, as Python's default filters do; none
+/// under -qq. Also those raised before a compile failed (`source`: the source, if read).
+fn show_warnings(
+    s: &CompileSettings,
+    verbosity: Verbosity,
+    (path, t): (&Path, usize),
+    warnings: &[crate::pool::Warning],
+    source: Option<&[u8]>,
+    summary: &mut Summary,
+    notes: &mut Notes,
+) {
+    let shown = distinct_warnings(
+        warnings.iter().filter(|w| s.json || verbosity.verbose > 0 || report::warning_shown_by_default(w)),
+    );
+    summary.warnings += shown.len();
+    if !shown.is_empty() && (verbosity.quiet < 2 || s.json) {
+        let read = source.is_none().then(|| crate::io::read_regular(path).ok()).flatten();
+        for w in shown {
+            let text = report::format_warning(path, w, source.or(read.as_deref()));
+            notes.add(path, 1, Some(t), text, Some(Event::warning(w, false, false)));
         }
     }
 }

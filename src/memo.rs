@@ -454,6 +454,7 @@ mod tests {
             end_line: None,
             end_offset: None,
             text: "x(".into(),
+            warnings: Vec::new(),
         }
     }
 

@@ -377,6 +377,7 @@ mod tests {
                 end_line: None,
                 end_offset: None,
                 text: "x = = 1".into(),
+                warnings: Vec::new(),
             },
         };
         for p in [body(), failure, Payload::PathDependent] {

@@ -23,7 +23,7 @@ pub enum FrameError {
 }
 
 /// A compile-time warning (SyntaxWarning and friends), as the worker caught it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Warning {
     pub category: String,
     pub line: i32,
@@ -50,6 +50,11 @@ pub struct CompileFailure {
     pub end_line: Option<u32>,
     pub end_offset: Option<u32>,
     pub text: String,
+    /// The warnings the compile raised before it failed (each `level` an index into the
+    /// levels of the request that failed), reported with the failure and remembered with
+    /// it; absent from what was remembered or cached before they were kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<Warning>,
 }
 
 /// The exception types a compile raises for what the source holds, and only for that:
@@ -234,6 +239,19 @@ impl<'a> Cursor<'a> {
     fn i32(&mut self) -> Result<i32, FrameError> {
         Ok(self.u32()? as i32)
     }
+    /// A count, then each warning: category, line, message, level index.
+    fn warnings(&mut self) -> Result<Vec<Warning>, FrameError> {
+        let n = self.u16()?;
+        let mut warnings = Vec::new();
+        for _ in 0..n {
+            let category = self.short_str()?;
+            let line = self.i32()?;
+            let message = self.text()?;
+            let level = self.u8()?;
+            warnings.push(Warning { category, line, message, level });
+        }
+        Ok(warnings)
+    }
     fn short_str(&mut self) -> Result<String, FrameError> {
         let n = self.u8()?;
         Ok(String::from_utf8_lossy(self.take(usize::from(n))?).into_owned())
@@ -273,15 +291,7 @@ pub fn decode(payload: &[u8]) -> Result<Message, FrameError> {
         b'O' => {
             let mut c = Cursor { data: rest, what: "result" };
             let status = c.u8()?;
-            let n = c.u16()?;
-            let mut warnings = Vec::new();
-            for _ in 0..n {
-                let category = c.short_str()?;
-                let line = c.i32()?;
-                let message = c.text()?;
-                let level = c.u8()?;
-                warnings.push(Warning { category, line, message, level });
-            }
+            let warnings = c.warnings()?;
             let mut bodies = Vec::new();
             while !c.data.is_empty() {
                 let n = c.u32()? as usize;
@@ -306,8 +316,18 @@ pub fn decode(payload: &[u8]) -> Result<Message, FrameError> {
             let end_line = position(c.i32()?);
             let end_offset = position(c.i32()?);
             let text = c.text()?;
+            let warnings = c.warnings()?;
             c.done()?;
-            Ok(Message::Failed(CompileFailure { kind, message, line, offset, end_line, end_offset, text }))
+            Ok(Message::Failed(CompileFailure {
+                kind,
+                message,
+                line,
+                offset,
+                end_line,
+                end_offset,
+                text,
+                warnings,
+            }))
         }
         b'e' => Cursor { data: rest, what: "end" }.done().map(|_| Message::ChildEnded),
         b'B' => Ok(Message::Birth(rest.to_vec())),
@@ -360,12 +380,14 @@ mod tests {
                 bodies: vec![b"ab".to_vec(), Vec::new()],
             })
         );
-        let err = b"X\x0bSyntaxError\x03\x00\x00\x00bad\x01\x00\x00\x00\x05\x00\x00\x00\xff\xff\xff\xff\xff\xff\xff\xff\x02\x00\x00\x00x(";
+        let err = b"X\x0bSyntaxError\x03\x00\x00\x00bad\x01\x00\x00\x00\x05\x00\x00\x00\xff\xff\xff\xff\xff\xff\xff\xff\x02\x00\x00\x00x(\x01\x00\x0dSyntaxWarning\x02\x00\x00\x00\x03\x00\x00\x00msg\x00";
         let Ok(Message::Failed(f)) = decode(err) else { panic!() };
         assert_eq!(
             (f.kind.as_str(), f.line, f.offset, f.end_line, f.text.as_str()),
             ("SyntaxError", Some(1), Some(5), None, "x(")
         );
+        let w = Warning { category: "SyntaxWarning".into(), line: 2, message: "msg".into(), level: 0 };
+        assert_eq!(f.warnings, vec![w]);
         assert_eq!(decode(b"e"), Ok(Message::ChildEnded));
         assert_eq!(decode(b"Bab\0cd"), Ok(Message::Birth(b"ab\0cd".to_vec())));
         assert_eq!(decode(b"D\x09\x00\x00\x00"), Ok(Message::ChildDied(9)));

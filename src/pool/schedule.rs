@@ -1096,6 +1096,7 @@ impl<'a> Slot<'a> {
                 end_line: None,
                 end_offset: None,
                 text: String::new(),
+                warnings: Vec::new(),
             }))
         }
     }

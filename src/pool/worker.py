@@ -339,6 +339,21 @@ def _stderr_of(source, path, level):
         posix.close(r)
 
 
+def _warnings(ends):
+    # The caught warnings (emptied), counted, each with the index of the level that raised
+    # it: `ends` holds how many were caught once each level compiled; any after the last
+    # came from the level that failed.
+    warns = []
+    index = 0
+    for i, (category, message, lineno) in enumerate(_caught[:65535]):
+        while index < len(ends) and ends[index] <= i:
+            index += 1
+        c = category.encode()[:255]
+        warns.append(bytes([len(c)]) + c + _i32(lineno) + _text(message) + bytes([index]))
+    del _caught[:]
+    return len(warns).to_bytes(2, "little") + b"".join(warns)
+
+
 def _compile(req):
     # req[0] is the op byte.
     nlevels = req[1]
@@ -408,21 +423,14 @@ def _compile(req):
         if not isinstance(text, str):
             text = ""
         k = kind.encode()
+        # The warnings raised before the error follow it, as in a result.
         _send(b"X", bytes([len(k)]), k, _text(msg), _i32(line), _i32(offset),
-              _i32(end_line), _i32(end_offset), _text(text))
+              _i32(end_line), _i32(end_offset), _text(text), _warnings(ends))
         return
     status = 1 if len(sys.modules) != nmods else 0
     if certified:
         status |= 2
-    warns = []
-    index = 0
-    for i, (category, message, lineno) in enumerate(_caught[:65535]):
-        while ends[index] <= i:
-            index += 1
-        c = category.encode()[:255]
-        warns.append(bytes([len(c)]) + c + _i32(lineno) + _text(message) + bytes([index]))
-    del _caught[:]
-    out = [b"O" + bytes([status]) + len(warns).to_bytes(2, "little") + b"".join(warns)]
+    out = [b"O" + bytes([status]) + _warnings(ends)]
     for body in bodies:
         out.append(_u32(len(body)))
         out.append(body)

@@ -627,6 +627,93 @@ per_python!(remembered_warnings_fail_a_file_without_a_pyc_without_python, |py: &
     assert_eq!(failure_of(&changed)["remembered"], false);
 });
 
+/// The warnings CPython's own `compile()` raises for each file before its error (every
+/// category, each once, in order): `[[category, line, message], ...]` per file.
+const WARNINGS_BEFORE_ERROR_REF: &str = r#"
+import json, sys, warnings
+out = {}
+for path in sys.argv[1:]:
+    with open(path, "rb") as f:
+        source = f.read()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            compile(source, path, "exec", dont_inherit=True)
+            raise SystemExit(path + " compiled")
+        except SyntaxError:
+            pass
+    seen = []
+    for w in caught:
+        item = [w.category.__name__, w.lineno, str(w.message)]
+        if item not in seen:
+            seen.append(item)
+    out[path] = seen
+print(json.dumps(out))
+"#;
+
+// Warnings raised before a compile error are reported with it, as `python -m py_compile`
+// prints them before the error, in text and JSON alike, and again when the failure is
+// reported from memory.
+per_python!(warnings_before_a_compile_error_are_reported, |py: &Python| {
+    let (tree, state) = (Tree::new(), Tree::new());
+    let files = ["e.py", "fin.py"];
+    tree.write("e.py", "x = \"\\d\"\nassert (x, \"m\")\nbreak\n");
+    // A SyntaxWarning from 3.14.
+    tree.write("fin.py", "def f():\n    try:\n        pass\n    finally:\n        return 1\nbreak\n");
+    let out = py
+        .cmd()
+        .args(["-c", WARNINGS_BEFORE_ERROR_REF])
+        .args(files)
+        .current_dir(tree.root())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let reference: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!reference["e.py"].as_array().unwrap().is_empty(), "{reference}");
+    if py.minor >= (3, 14) {
+        assert!(!reference["fin.py"].as_array().unwrap().is_empty(), "{reference}");
+    }
+    // A first run (a state directory of its own) compiles; a run after one remembers.
+    let run = |args: &[&str], remembered: bool| {
+        let own = Tree::new();
+        let dir = if remembered { state.root() } else { own.root() };
+        tree.hashpyc().env("HASHPYC_STATE_DIR", dir).arg("compile").python(py).args(args).args(files).run()
+    };
+    run(&["-q"], true).assert_code(1);
+    for remembered in [false, true] {
+        let json = run(&["--format", "json"], remembered);
+        json.assert_code(1);
+        let lines = json_lines(&json.stdout);
+        for file in files {
+            let failures: Vec<_> =
+                lines.iter().filter(|l| l["type"] == "failure" && l["path"] == file).collect();
+            assert_eq!(failures.len(), 1, "{}", json.stdout);
+            assert_eq!(failures[0]["remembered"], remembered, "{}", json.stdout);
+            let got: Vec<serde_json::Value> = lines
+                .iter()
+                .filter(|l| l["type"] == "warning" && l["path"] == file)
+                .map(|l| serde_json::json!([l["kind"], l["line"], l["message"]]))
+                .collect();
+            assert_eq!(serde_json::Value::from(got), reference[file], "{file}: {}", json.stdout);
+        }
+        let count = lines.iter().filter(|l| l["type"] == "warning").count();
+        assert_eq!(lines.last().unwrap()["warnings"], count, "{}", json.stdout);
+        // Text: each warning but deprecations (shown under -v), as Python's default filters.
+        for verbose in [false, true] {
+            let text = run(if verbose { &["-v"] } else { &[] }, remembered);
+            text.assert_code(1);
+            for file in files {
+                for w in reference[file].as_array().unwrap() {
+                    let line =
+                        format!("{file}:{}: {}: {}", w[1], w[0].as_str().unwrap(), w[2].as_str().unwrap());
+                    let shown = verbose || !w[0].as_str().unwrap().ends_with("DeprecationWarning");
+                    assert_eq!(text.stderr.contains(&line), shown, "{line}:\n{}", text.stderr);
+                }
+            }
+        }
+    }
+});
+
 // A pyc whose header alone is to change (another --invalidation-mode) is rewritten without
 // compiling; under -W error that let a warning through. Such a source is compiled unless it
 // is remembered to raise none: one that warns fails as under `python -W error`, its pyc left
