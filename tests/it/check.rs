@@ -158,14 +158,16 @@ per_python!(check_json_and_github_formats, |py: &Python| {
         run.stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
     let (summary, rest) = objects.split_last().unwrap();
     assert_eq!(summary["type"], "summary");
-    // The timestamp pyc's hint comes first, as a notice.
+    // The hints come first, as notices: every one that applies (6ad0ba8), the timestamp
+    // pyc's, then the unchecked pyc's (`every_case` has one of each).
     let (notices, findings): (Vec<_>, Vec<_>) = rest.iter().partition(|o| o["type"] == "notice");
-    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert_eq!(notices.len(), 2, "{notices:?}");
     assert!(
         notices[0]["message"].as_str().unwrap().starts_with("1 pyc is timestamp-based"),
         "{}",
         notices[0]
     );
+    assert!(notices[1]["message"].as_str().unwrap().starts_with("1 pyc is unchecked-hash"), "{}", notices[1]);
     // Every object leads with its type, as the README's schema shows, so `head -c` and
     // grep-based consumers can tell them apart.
     for line in run.stdout.lines() {
