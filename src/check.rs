@@ -570,7 +570,7 @@ fn mode_hint(findings: &[Finding], compile_unchecked: bool) -> Option<String> {
 /// When no pyc of the layout this run expects is there at all (every pyc missing) but
 /// sources among them have pycs of the other layout: legacy pycs (`m.pyc` beside `m.py`,
 /// as `compileall -b` writes them) where `__pycache__` was expected, or under `-b` pycs in
-/// `__pycache__` (as `compileall` and imports write them). Not when some pyc of the
+/// `__pycache__` (as `compileall`, pip, uv and imports write them). Not when some pyc of the
 /// expected layout is there: imports write `__pycache__` pycs beside a `-b` tree.
 fn layout_hint(findings: &[Finding], ok: usize, s: &CheckSettings) -> Option<String> {
     use crate::layout::Layout;
@@ -636,8 +636,8 @@ fn layout_hint(findings: &[Finding], ok: usize, s: &CheckSettings) -> Option<Str
             None => "no `-b`".to_string(),
         };
         format!(
-            "{} missing, but {} {have} pycs in `__pycache__` (`{}`), as `compileall` and imports \
-             write them: to check those, run `hashpyc check` with {drop}",
+            "{} missing, but {} {have} pycs in `__pycache__` (`{}`), as `compileall`, pip, uv \
+             and imports write them: to check those, run `hashpyc check` with {drop}",
             report::plural(n_missing, "legacy pyc (`-b`) is", "legacy pycs (`-b`) are"),
             report::plural(n, "source", "sources"),
             report::shown(&example),

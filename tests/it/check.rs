@@ -2588,7 +2588,7 @@ per_python!(layout_hint_for_pycs_of_the_other_layout, |py: &Python| {
     run.assert_code(1);
     let to_pycache = format!(
         "hint: 2 legacy pycs (`-b`) are missing, but 2 sources have pycs in `__pycache__` (`{a}`), as \
-         `compileall` and imports write them: to check those, run `hashpyc check` with"
+         `compileall`, pip, uv and imports write them: to check those, run `hashpyc check` with"
     );
     assert_eq!(hints(&run), [format!("{to_pycache} no `-b`")]);
     // `legacy = true` in a configuration: the flag that undoes it, and where it is set.
