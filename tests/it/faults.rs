@@ -1995,6 +1995,20 @@ impl Drop for SmallTmpfs {
     }
 }
 
+/// Up to two CPythons and an empty state directory `state` on a [`SmallTmpfs`] of its own
+/// (the tests of a state directory the run cannot write into); None after a visible skip.
+fn state_dir_on_small_tmpfs(test: &str) -> Option<(Vec<&'static Python>, SmallTmpfs, PathBuf)> {
+    let pythons: Vec<&Python> = harness::pythons().values().filter(|p| p.minor >= (3, 7)).take(2).collect();
+    if pythons.is_empty() {
+        harness::visible(&format!("SKIPPED {test}: no CPython found"));
+        return None;
+    }
+    let disk = SmallTmpfs::mount(test)?;
+    let state = disk.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    Some((pythons, disk, state))
+}
+
 /// The warnings of `run` about the state directory: exactly one, saying `state` cannot be
 /// written for lack of space and that `lost` is not remembered.
 fn assert_one_full_state_dir_warning(run: &harness::Run, state: &Path, lost: &str) {
@@ -2017,14 +2031,7 @@ fn assert_one_full_state_dir_warning(run: &harness::Run, state: &Path, lost: &st
 #[test]
 fn a_state_directory_on_a_full_disk_is_one_warning() {
     let test = "faults::state_dir_full";
-    let pythons: Vec<&Python> = harness::pythons().values().filter(|p| p.minor >= (3, 7)).take(2).collect();
-    if pythons.is_empty() {
-        harness::visible(&format!("SKIPPED {test}: no CPython found"));
-        return;
-    }
-    let Some(disk) = SmallTmpfs::mount(test) else { return };
-    let state = disk.path().join("state");
-    std::fs::create_dir(&state).unwrap();
+    let Some((pythons, disk, state)) = state_dir_on_small_tmpfs(test) else { return };
     disk.fill();
     let tree = Tree::new();
     tree.write("sf/bad.py", "def f(:\n");
@@ -2052,14 +2059,7 @@ fn a_state_directory_on_a_full_disk_is_one_warning() {
 #[test]
 fn a_state_directory_too_full_for_the_probes_is_one_warning() {
     let test = "faults::state_dir_full_probes";
-    let pythons: Vec<&Python> = harness::pythons().values().filter(|p| p.minor >= (3, 7)).take(2).collect();
-    if pythons.is_empty() {
-        harness::visible(&format!("SKIPPED {test}: no CPython found"));
-        return;
-    }
-    let Some(disk) = SmallTmpfs::mount(test) else { return };
-    let state = disk.path().join("state");
-    std::fs::create_dir(&state).unwrap();
+    let Some((pythons, disk, state)) = state_dir_on_small_tmpfs(test) else { return };
     disk.fill();
     let tree = Tree::new();
     tree.write("sp/m.py", "x = 1\n");
@@ -2080,14 +2080,7 @@ fn a_state_directory_too_full_for_the_probes_is_one_warning() {
 #[test]
 fn a_state_directory_too_full_for_the_pycs_found_good_is_one_warning() {
     let test = "faults::state_dir_full_verified";
-    let pythons: Vec<&Python> = harness::pythons().values().filter(|p| p.minor >= (3, 7)).take(2).collect();
-    if pythons.is_empty() {
-        harness::visible(&format!("SKIPPED {test}: no CPython found"));
-        return;
-    }
-    let Some(disk) = SmallTmpfs::mount(test) else { return };
-    let state = disk.path().join("state");
-    std::fs::create_dir(&state).unwrap();
+    let Some((pythons, disk, state)) = state_dir_on_small_tmpfs(test) else { return };
     let tree = Tree::new();
     tree.write("sv/m.py", "x = 1\n");
     tree.write("sv/n.py", "y = 2\n");
