@@ -876,14 +876,10 @@ per_python!(inspect_refuses_what_is_not_a_valid_pyc, min = (3, 11), |py: &Python
     assert!(objects[2]["mode"].is_null() && objects[2]["body_bytes"].is_null(), "{}", objects[2]);
 });
 
-// A pyc with a development or pre-release magic number of the target's own line (3.11's
-// 3494 beside its release's 3495) was "a pyc for Python 3.11, not 3.11" in `check`, and
-// `inspect` called it a CPython 3.11 pyc (exit 0), though a release refuses it ("bad magic
-// number"). Both now say it is a development or pre-release version's, with the magic
-// numbers; `inspect` exits 1.
-#[test]
-fn a_pre_release_magic_number_is_named_as_one() {
-    let Some(py) = harness::any_python("check::a_pre_release_magic_number_is_named_as_one") else { return };
+/// A tree with `m.py` and its pyc, compiled by `py`, whose magic number is then set to the
+/// release's minus one (a development or pre-release version of the same line): the tree,
+/// the release's magic number and the pyc's bytes.
+fn pre_release_pyc(py: &Python) -> (Tree, u16, Vec<u8>) {
     let tree = Tree::new();
     tree.write("m.py", "x = 1\n");
     tree.hashpyc().args(["compile", "-q"]).python(py).arg("m.py").run().assert_code(0);
@@ -898,6 +894,18 @@ fn a_pre_release_magic_number_is_named_as_one() {
     let mut bytes = tree.read(pyc(py, "m"));
     bytes[..2].copy_from_slice(&(release - 1).to_le_bytes());
     tree.write(pyc(py, "m"), &bytes);
+    (tree, release, bytes)
+}
+
+// A pyc with a development or pre-release magic number of the target's own line (3.11's
+// 3494 beside its release's 3495) was "a pyc for Python 3.11, not 3.11" in `check`, and
+// `inspect` called it a CPython 3.11 pyc (exit 0), though a release refuses it ("bad magic
+// number"). Both now say it is a development or pre-release version's, with the magic
+// numbers; `inspect` exits 1.
+#[test]
+fn a_pre_release_magic_number_is_named_as_one() {
+    let Some(py) = harness::any_python("check::a_pre_release_magic_number_is_named_as_one") else { return };
+    let (tree, release, bytes) = pre_release_pyc(py);
     tree.write("lone/m.pyc", &bytes);
     // The oracle: the interpreter refuses it.
     let imported = py.cmd().args(["-c", "import m"]).current_dir(tree.path("lone")).output().unwrap();
@@ -937,20 +945,7 @@ fn dry_run_names_a_pre_release_magic_number_as_check_does() {
     else {
         return;
     };
-    let tree = Tree::new();
-    tree.write("m.py", "x = 1\n");
-    tree.hashpyc().args(["compile", "-q"]).python(py).arg("m.py").run().assert_code(0);
-    let release: u16 = py
-        .run(
-            &["-c", "import importlib.util as u; print(int.from_bytes(u.MAGIC_NUMBER[:2], 'little'))"],
-            tree.root(),
-        )
-        .trim()
-        .parse()
-        .unwrap();
-    let mut bytes = tree.read(pyc(py, "m"));
-    bytes[..2].copy_from_slice(&(release - 1).to_le_bytes());
-    tree.write(pyc(py, "m"), &bytes);
+    let (tree, release, _) = pre_release_pyc(py);
     let version = format!("{}.{}", py.minor.0, py.minor.1);
     let check = tree.hashpyc().args(["check", "--format", "json"]).python(py).arg("m.py").run();
     let v: serde_json::Value = serde_json::from_str(check.stdout.lines().next().unwrap()).unwrap();
