@@ -477,10 +477,7 @@ fn level_status(
     PYC_BUF.with_borrow_mut(|data| {
         let read = match read_pyc_into(pyc_path, data, target.magic, name) {
             Ok(read) => read,
-            Err(e)
-                if e.kind() == std::io::ErrorKind::NotFound
-                    || e.kind() == std::io::ErrorKind::NotADirectory =>
-            {
+            Err(e) if crate::io::is_gone(e.kind()) => {
                 return compile(Reason::Missing);
             }
             Err(e) => return compile(Reason::UnreadablePyc(io_reason(&e).into())),
