@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::cli::Format;
 use crate::io::io_reason;
+use crate::layout::tag_python;
 use crate::marshal;
 use crate::plan::PycPaths;
 use crate::pyc::{self, Accept, HashMode, Header, Invalid, Kind, Status};
@@ -1155,18 +1156,6 @@ fn read_header(pyc: &Path) -> Option<Header> {
     Header::parse(&head)
 }
 
-/// The Python an interpreter tag names (`cpython-39`, `pypy310`): its `X.Y`, and the tag
-/// itself when it is not CPython's.
-fn tag_python(tag: &[u8]) -> Option<(String, Option<String>)> {
-    let name_len = tag.iter().position(u8::is_ascii_digit)?;
-    let digits: Vec<u8> = tag[name_len..].iter().copied().take_while(u8::is_ascii_digit).collect();
-    let (major, minor) = digits.split_first().filter(|(_, minor)| !minor.is_empty())?;
-    let minor = std::str::from_utf8(minor).ok()?.parse::<u16>().ok()?;
-    let python = format!("{}.{minor}", char::from(*major));
-    let cpython = tag[..name_len].strip_suffix(b"-").unwrap_or(&tag[..name_len]) == b"cpython";
-    Some((python, (!cpython).then(|| String::from_utf8_lossy(tag).into_owned())))
-}
-
 /// The index of the target whose magic number begins the file `pyc`, if any.
 fn target_by_magic(pyc: &Path, targets: &[Arc<Target>]) -> Option<usize> {
     use std::io::Read;
@@ -1215,27 +1204,10 @@ fn source_name(stem: &[u8]) -> std::ffi::OsString {
     std::ffi::OsString::from_vec(name)
 }
 
-/// A stem, tag, optimization level and other stem: see [`pycache_source`].
-type PycacheSource<'a> = (&'a [u8], &'a [u8], u8, Option<&'a [u8]>);
-
-/// The source a pyc in `__pycache__` named `name` belongs to: its stem, its tag and
-/// optimization level, and another stem whose source also claims it. CPython's
-/// `source_from_cache` takes the module name up to the first dot, so a foreign pyc such as
-/// pytest's `test_a.cpython-311-pytest-8.3.4.pyc` is `test_a.py`'s (its tag: all after
-/// the name). A name in the format `compile` writes, `<stem>.<tag>[.opt-N].pyc`, whose tag
-/// is a checked interpreter's or reads as one (`cpython-39`, `pypy310`), is `<stem>.py`'s
-/// as `cache_from_source` builds it (`a.b.py`'s `a.b.cpython-312.pyc`), and also claimed
-/// by the source up to the first dot.
-fn pycache_source<'a>(name: &'a [u8], targets: &[Arc<Target>]) -> Option<PycacheSource<'a>> {
-    let (first, rest, level) = crate::layout::module_name_parts(name)?;
-    let Some((stem, tag, _)) = crate::layout::cache_name_parts(name).filter(|(stem, tag, _)| {
-        stem.len() > first.len()
-            && (targets.iter().any(|t| t.cache_tag.as_bytes() == *tag)
-                || tag.first().is_some_and(u8::is_ascii_alphabetic) && tag_python(tag).is_some())
-    }) else {
-        return Some((first, rest, level, None));
-    };
-    Some((stem, tag, level, Some(first)))
+/// The source a pyc named `name` belongs to (see [`crate::layout::pyc_source`]), the
+/// checked interpreters' tags being `compile`'s.
+fn pycache_source<'a>(name: &'a [u8], targets: &[Arc<Target>]) -> Option<crate::layout::PycSource<'a>> {
+    crate::layout::pyc_source(name, |tag| targets.iter().any(|t| t.cache_tag.as_bytes() == tag))
 }
 
 /// pycs in `__pycache__` whose `<stem>.py` no longer exists beside the directory, and

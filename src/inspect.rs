@@ -52,7 +52,9 @@ struct Description {
 /// Where the source of a pyc would be: under `PYTHONPYCACHEPREFIX` when it is set and
 /// holds the pyc, `<prefix>/<dir>/<stem>.<tag>[.opt-N].pyc` → `/<dir>/<stem>.py`, as
 /// `importlib.util.source_from_cache` reads it; `__pycache__/<stem>.<tag>[.opt-N].pyc` →
-/// `<stem>.py` beside `__pycache__`; `<name>.pyc` elsewhere → `<name>.py`.
+/// `<stem>.py` beside `__pycache__` (another tool's name, pytest's
+/// `test_a.cpython-311-pytest-8.3.4.pyc`, → `test_a.py`: see [`split_cached_name`]);
+/// `<name>.pyc` elsewhere → `<name>.py`.
 pub fn source_for(pyc_path: &Path) -> Option<PathBuf> {
     let name = pyc_path.file_name()?.as_bytes();
     let base = name.strip_suffix(b".pyc")?;
@@ -80,10 +82,14 @@ pub fn source_for(pyc_path: &Path) -> Option<PathBuf> {
     }
 }
 
-/// `<stem>.<tag>[.opt-N].pyc` (as `cache_from_source` names a pyc) as (stem, tag, level),
-/// the tag not empty.
+/// A `__pycache__` pyc name as (stem, tag, level), the tag not empty: the stem its source's,
+/// as `check --stray` takes it ([`crate::layout::pyc_source`]): `<stem>.<tag>[.opt-N].pyc` as
+/// `cache_from_source` names a pyc, another tool's (pytest's
+/// `test_a.cpython-311-pytest-8.3.4.pyc`) up to the first dot.
 fn split_cached_name(name: &[u8]) -> Option<(&[u8], &[u8], u8)> {
-    crate::layout::cache_name_parts(name).filter(|(_, tag, _)| !tag.is_empty())
+    crate::layout::pyc_source(name, |_| false)
+        .filter(|(_, tag, ..)| !tag.is_empty())
+        .map(|(stem, tag, level, _)| (stem, tag, level))
 }
 
 /// `PYTHONPYCACHEPREFIX` when set and not empty (CPython ignores an empty one).
@@ -521,6 +527,10 @@ mod tests {
         assert_eq!(
             source_for(Path::new("a/__pycache__/m.x.cpython-312.opt-2.pyc")),
             Some(PathBuf::from("a/m.x.py"))
+        );
+        assert_eq!(
+            source_for(Path::new("a/__pycache__/test_a.cpython-311-pytest-8.3.4.pyc")),
+            Some(PathBuf::from("a/test_a.py"))
         );
         assert_eq!(source_for(Path::new("a/m.pyc")), Some(PathBuf::from("a/m.py")));
         assert_eq!(source_for(Path::new("a/m.txt")), None);

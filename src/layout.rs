@@ -95,6 +95,41 @@ pub fn module_name_parts(name: &[u8]) -> Option<(&[u8], &[u8], u8)> {
     Some((&stem_tag[..dot], &stem_tag[dot + 1..], level))
 }
 
+/// A pyc's source stem, tag, optimization level and other stem: see [`pyc_source`].
+pub type PycSource<'a> = (&'a [u8], &'a [u8], u8, Option<&'a [u8]>);
+
+/// The source a pyc named `name` in `__pycache__` (or a pycache prefix's mirror) belongs
+/// to: its stem, its tag and optimization level, and another stem whose source also claims
+/// it. CPython's `source_from_cache` takes the module name up to the first dot
+/// ([`module_name_parts`]), so a foreign pyc such as pytest's
+/// `test_a.cpython-311-pytest-8.3.4.pyc` is `test_a.py`'s (its tag: all after the name). A
+/// name in the format `compile` writes, `<stem>.<tag>[.opt-N].pyc`, whose tag is one of
+/// `ours` or reads as an interpreter's (`cpython-39`, `pypy310`), is `<stem>.py`'s as
+/// `cache_from_source` builds it (`a.b.py`'s `a.b.cpython-312.pyc`), and also claimed by
+/// the source up to the first dot.
+pub fn pyc_source(name: &[u8], ours: impl Fn(&[u8]) -> bool) -> Option<PycSource<'_>> {
+    let (first, rest, level) = module_name_parts(name)?;
+    let Some((stem, tag, _)) = cache_name_parts(name).filter(|(stem, tag, _)| {
+        stem.len() > first.len()
+            && (ours(tag) || tag.first().is_some_and(u8::is_ascii_alphabetic) && tag_python(tag).is_some())
+    }) else {
+        return Some((first, rest, level, None));
+    };
+    Some((stem, tag, level, Some(first)))
+}
+
+/// The Python an interpreter tag names (`cpython-39`, `pypy310`): its `X.Y`, and the tag
+/// itself when it is not CPython's.
+pub fn tag_python(tag: &[u8]) -> Option<(String, Option<String>)> {
+    let name_len = tag.iter().position(u8::is_ascii_digit)?;
+    let digits: Vec<u8> = tag[name_len..].iter().copied().take_while(u8::is_ascii_digit).collect();
+    let (major, minor) = digits.split_first().filter(|(_, minor)| !minor.is_empty())?;
+    let minor = std::str::from_utf8(minor).ok()?.parse::<u16>().ok()?;
+    let python = format!("{}.{minor}", char::from(*major));
+    let cpython = tag[..name_len].strip_suffix(b"-").unwrap_or(&tag[..name_len]) == b"cpython";
+    Some((python, (!cpython).then(|| String::from_utf8_lossy(tag).into_owned())))
+}
+
 /// `~` and `~/…` as the home directory ([`home_dir`]), as a shell would have expanded
 /// them: a value from a configuration file or from an environment variable set where no
 /// shell runs (a Dockerfile's `ENV`, a CI file) arrives unexpanded. Anything else is
@@ -186,6 +221,21 @@ mod tests {
         assert_eq!(f("m.cpython-312.opt-2.pyc"), v("m", "cpython-312", 2));
         assert_eq!(f(".hidden.cpython-312.pyc"), v(".hidden", "cpython-312", 0));
         assert_eq!(f("a.b.cpython-312.pyc"), v("a", "b.cpython-312", 0));
+        assert_eq!(f("m.pyc"), None);
+    }
+
+    #[test]
+    fn pyc_sources_as_check_and_inspect_take_them() {
+        let f = |n: &'static str| pyc_source(n.as_bytes(), |t| t == b"ours");
+        let b = |s: &'static str| s.as_bytes();
+        assert_eq!(
+            f("test_a.cpython-311-pytest-8.3.4.pyc"),
+            Some((b("test_a"), b("cpython-311-pytest-8.3.4"), 0, None))
+        );
+        assert_eq!(f("a.b.cpython-312.opt-1.pyc"), Some((b("a.b"), b("cpython-312"), 1, Some(b("a")))));
+        assert_eq!(f("a.b.ours.pyc"), Some((b("a.b"), b("ours"), 0, Some(b("a")))));
+        assert_eq!(f("a.b.theirs.pyc"), Some((b("a"), b("b.theirs"), 0, None)));
+        assert_eq!(f("m.cpython-312.pyc"), Some((b("m"), b("cpython-312"), 0, None)));
         assert_eq!(f("m.pyc"), None);
     }
 

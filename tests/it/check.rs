@@ -1102,6 +1102,38 @@ fn pytest_pycs_belong_to_their_source() {
     tree.hashpyc().args(["check", "--stray"]).python(py).run().assert_code(0);
 }
 
+// `inspect` took the source of pytest's `__pycache__/test_a.cpython-311-pytest-8.3.4.pyc`
+// as its name up to the last dot, `test_a.cpython-311-pytest-8.3.py`: "source not found"
+// (JSON `source` null) though `test_a.py` is there, and `inspect test_a.py` said no pyc of
+// it exists. It names the source as `check --stray` does (up to the first dot): the pyc is
+// compared with `test_a.py`, and listed among that source's pycs.
+#[test]
+fn inspect_names_the_source_of_a_pytest_pyc() {
+    let Some(py) = harness::any_python("check::inspect_names_the_source_of_a_pytest_pyc") else { return };
+    let tree = Tree::new();
+    let name = format!("__pycache__/test_a.cpython-{}{}-pytest-8.3.4.pyc", py.minor.0, py.minor.1);
+    tree.write("test_a.py", "def test_a():\n    assert 1 + 1 == 2\n");
+    let code = format!("import py_compile; py_compile.compile('test_a.py', cfile='{name}')");
+    py.run(&["-c", &code], tree.root());
+    let describe = |arg: &str| {
+        let run = tree.hashpyc().args(["inspect", "--json", arg]).run();
+        run.assert_code(0);
+        let v: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+        assert_eq!((&v["pyc"], &v["source"]), (&name.as_str().into(), &"test_a.py".into()), "{arg}: {v}");
+        assert_eq!(v["matches_source"], true, "{arg}: {v}");
+    };
+    describe(&name);
+    describe("test_a.py");
+    let text = tree.hashpyc().args(["inspect", &name]).run();
+    text.assert_code(0);
+    assert!(text.stdout.contains("(matches `test_a.py`)"), "{}", text.stdout);
+    // Edited, it no longer matches (the pyc is a timestamp one: the stamp is compared).
+    tree.write("test_a.py", "def test_a():\n    assert 2 + 2 == 4\n# longer\n");
+    let run = tree.hashpyc().args(["inspect", "--json", &name]).run();
+    let v: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!((&v["source"], &v["matches_source"]), (&"test_a.py".into(), &false.into()), "{v}");
+}
+
 // A run killed between creating a pyc's temporary file and renaming it over the pyc leaves
 // `.m.cpython-312.pyc.a1B2c3.tmp` in `__pycache__` (`.m.pyc.….tmp` beside a legacy pyc);
 // `check --stray` did not report it. It names it, whether or not its source exists, with
