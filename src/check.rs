@@ -1264,8 +1264,9 @@ fn strays(pycs: &[PathBuf], linked: &[PathBuf], targets: &[Arc<Target>]) -> Vec<
 /// as `__pycache__` directories are searched in the tree itself, so that the selection
 /// rules (`--exclude`, ignore files, `--skip-hidden`, `--max-depth`, `-l`) give the same
 /// strays with or without a prefix; and below them, in the mirrors of directories since
-/// deleted that the walk would enter. Only the tags of the checked interpreters that use
-/// that prefix; a pyc is reported once, however many roots reach it.
+/// deleted that the walk would enter. Any interpreter's or tool's pyc whose source is gone,
+/// as in `__pycache__` ([`pycache_source`]: a prefix is shared by every interpreter that
+/// uses it); a pyc is reported once, however many roots reach it.
 fn prefix_strays(
     s: &CheckSettings,
     dirs: &[(PathBuf, usize)],
@@ -1278,19 +1279,11 @@ fn prefix_strays(
     // `__pycache__`).
     let searched = |depth: usize| s.walk.max_depth.is_none_or(|m| depth < m);
     let mut gone_rules = crate::walk::GoneDirRules::new(&s.walk);
-    for (t, layout) in s.layouts.iter().enumerate() {
+    for layout in &s.layouts {
         let crate::layout::Layout::Prefix(prefix) = layout else { continue };
         if !prefixes.insert(prefix) {
             continue;
         }
-        let tags: Vec<&[u8]> = s
-            .layouts
-            .iter()
-            .zip(&s.targets)
-            .skip(t)
-            .filter(|(l, _)| *l == layout)
-            .map(|(_, target)| target.cache_tag.as_bytes())
-            .collect();
         for (dir, depth) in dirs.iter().filter(|(_, depth)| searched(*depth)) {
             let abs = crate::layout::absolute(dir, cwd);
             let mirror = prefix.join(abs.strip_prefix("/").unwrap_or(&abs));
@@ -1323,22 +1316,19 @@ fn prefix_strays(
                     }
                     let name = e.file_name();
                     if let Some(f) = temp_stray(&path, &source_dir, &s.targets) {
-                        // Only a checked interpreter's (its tag, or its magic number).
-                        if f.target < s.targets.len()
-                            && tags.contains(&s.targets[f.target].cache_tag.as_bytes())
-                            && seen.insert(path.clone())
-                        {
+                        if seen.insert(path.clone()) {
                             out.push(f);
                         }
                         continue;
                     }
-                    let Some((stem, tag, level)) = crate::layout::cache_name_parts(name.as_bytes()) else {
+                    // Any interpreter's or tool's pyc, as in `__pycache__` (see `strays`).
+                    let Some((stem, tag, level, other)) = pycache_source(name.as_bytes(), &s.targets) else {
                         continue;
                     };
-                    if !tags.contains(&tag) || !seen.insert(path.clone()) {
+                    if !seen.insert(path.clone()) {
                         continue;
                     }
-                    out.extend(stray(&path, &source_dir, (stem, None), tag, level, &s.targets));
+                    out.extend(stray(&path, &source_dir, (stem, other), tag, level, &s.targets));
                 }
             }
         }

@@ -610,9 +610,9 @@ pub struct CheckArgs {
     /// Also report pycs in `__pycache__` directories whose source is gone; with `--legacy`,
     /// also `X.pyc` files of a checked interpreter beside the sources with no `X.py`
     /// (Python imports those as sourceless modules); with `--pycache-prefix` (or
-    /// `PYTHONPYCACHEPREFIX`), also the checked interpreters' pycs under the prefix's mirror
-    /// of each directory walked, and of directories since deleted that the walk would
-    /// enter (not elsewhere in the prefix tree), whose source is gone. The pycs of every
+    /// `PYTHONPYCACHEPREFIX`), also the pycs under the prefix's mirror of each directory
+    /// walked, and of directories since deleted that the walk would enter (not elsewhere in
+    /// the prefix tree), whose source is gone, any interpreter's as in `__pycache__`. The pycs of every
     /// directory walked are searched, in either layout: ignore files that list
     /// `__pycache__/` or `*.pyc` do not hide them, and the selection flags (`--exclude`,
     /// `--respect-gitignore`, `--skip-hidden`, `--max-depth`) give the same strays with or

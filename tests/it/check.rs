@@ -1394,7 +1394,8 @@ per_python!(check_compares_the_embedded_path_as_compile_does, |py: &Python| {
 
 // `--stray` with a pycache prefix: the tree CPython itself writes (`-X pycache_prefix`)
 // holds the pycs of every directory compiled on the machine; only the mirror of the
-// directories checked is searched, for the checked interpreter's tag, as deep as the walk.
+// directories checked is searched, for any interpreter's tag (as in `__pycache__`), as
+// deep as the walk.
 per_python!(prefix_strays_are_found, min = (3, 8), |py: &Python| {
     let tree = Tree::new();
     let prefix = Tree::new();
@@ -1421,9 +1422,16 @@ per_python!(prefix_strays_are_found, min = (3, 8), |py: &Python| {
     let gone = mirror(&format!("app/gone.{tag}.pyc"));
     let gone2 = mirror(&format!("app/sub/gone2.{tag}.pyc"));
     assert!(gone.is_file() && gone2.is_file() && mirror(&format!("other/gone3.{tag}.pyc")).is_file());
-    // A pyc of an interpreter not checked is not this check's.
+    // A pyc of an interpreter not checked whose source is gone is stray too, as it is in
+    // `__pycache__` (it was left out).
     let other_tag = if py.minor == (3, 12) { "cpython-313" } else { "cpython-312" };
-    std::fs::copy(&gone, mirror(&format!("app/gone.{other_tag}.pyc"))).unwrap();
+    let gone_other = mirror(&format!("app/gone.{other_tag}.pyc"));
+    std::fs::copy(&gone, &gone_other).unwrap();
+    let sorted = |paths: &[&std::path::PathBuf]| {
+        let mut out: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        out.sort();
+        out
+    };
     let check = |args: &[&str]| {
         tree.hashpyc()
             .args(["check", "--stray", "--pycache-prefix"])
@@ -1434,14 +1442,15 @@ per_python!(prefix_strays_are_found, min = (3, 8), |py: &Python| {
     };
     let run = check(&["app"]);
     run.assert_code(1);
-    let want = format!("stray      {}\nstray      {}\n", gone.display(), gone2.display());
-    assert_eq!(run.stdout, want, "{}", run.stderr);
+    let want = sorted(&[&gone, &gone2, &gone_other]);
+    assert_eq!(strays_of(&run), want, "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.stdout.lines().count(), 3, "{}", run.stdout);
     let json = check(&["--format", "json", "app"]);
     let first: serde_json::Value = serde_json::from_str(json.stdout.lines().next().unwrap()).unwrap();
     assert_eq!(first["path"], "app/gone.py", "{first}");
     // As deep as the walk goes.
     let shallow = check(&["-l", "app"]);
-    assert_eq!(shallow.stdout, format!("stray      {}\n", gone.display()), "{}", shallow.stderr);
+    assert_eq!(strays_of(&shallow), sorted(&[&gone, &gone_other]), "{}{}", shallow.stdout, shallow.stderr);
     // Through PYTHONPYCACHEPREFIX too, as CPython honours it.
     let env = tree
         .hashpyc()
@@ -1450,12 +1459,97 @@ per_python!(prefix_strays_are_found, min = (3, 8), |py: &Python| {
         .python(py)
         .arg("app")
         .run();
-    assert_eq!(env.stdout, want, "{}", env.stderr);
+    assert_eq!(strays_of(&env), want, "{}{}", env.stdout, env.stderr);
     // Without --stray, the app's one pyc is fine.
     let plain =
         tree.hashpyc().args(["check", "--pycache-prefix"]).arg(prefix.root()).python(py).arg("app").run();
     plain.assert_code(0);
 });
+
+// Under a pycache prefix, `check --stray` searched the mirror for the checked interpreters'
+// tags only: another CPython's pyc, or pytest's (`test_a.cpython-311-pytest-8.3.4.pyc`),
+// whose source was deleted was not reported there, while in `__pycache__` it is. Both
+// layouts now give the same strays: every pyc whose source is gone, whoever wrote it, and
+// none whose source exists. A `.gitignore` rule naming a deleted source
+// (`--respect-gitignore`) hides none of its pycs in either layout (a rule selects files
+// that are there).
+#[test]
+fn prefix_strays_are_any_interpreters_as_in_pycache() {
+    let test = "check::prefix_strays_are_any_interpreters_as_in_pycache";
+    // `--pycache-prefix` needs 3.8+.
+    let Some(py) = harness::python_or_skip((3, 12), test) else { return };
+    let Some(other) = other_python(py) else {
+        harness::visible(&format!("SKIPPED {test}: a second CPython is needed"));
+        return;
+    };
+    let prefix = Tree::new();
+    // The pyc names of `stem` (another CPython's, pytest's under `py`'s tag), and the sources
+    // deleted: their pycs are the strays, in either layout.
+    let names = |stem: &str| {
+        [
+            format!("{stem}.cpython-{}{}.pyc", other.minor.0, other.minor.1),
+            format!("{stem}.cpython-{}{}-pytest-8.3.4.pyc", py.minor.0, py.minor.1),
+        ]
+    };
+    let gone = ["test_gone", "ignored_gone"];
+    // The tree, with `py`'s pycs by `compile` and the others by py_compile, into
+    // `__pycache__` or (`dir`: the mirror of the tree) under the prefix; then the sources
+    // in `gone` deleted. Returns the tree and where the stray pycs are.
+    let layout = |prefixed: bool| {
+        let tree = Tree::new();
+        std::fs::create_dir(tree.path(".git")).unwrap();
+        tree.write(".gitignore", "ignored_gone.py\n");
+        let dir = if prefixed {
+            prefix.root().join(std::fs::canonicalize(tree.root()).unwrap().strip_prefix("/").unwrap())
+        } else {
+            tree.path("__pycache__")
+        };
+        std::fs::create_dir_all(&dir).unwrap();
+        for stem in ["test_a"].iter().chain(&gone) {
+            tree.write(format!("{stem}.py"), "def test_x():\n    assert 1 + 1 == 2\n");
+            let [theirs, pytest] = names(stem);
+            for (python, name) in [(other, theirs), (py, pytest)] {
+                let cfile = dir.join(name);
+                let code = format!(
+                    "import py_compile; py_compile.compile('{stem}.py', cfile={:?})",
+                    cfile.to_str().unwrap()
+                );
+                python.run(&["-c", &code], tree.root());
+            }
+        }
+        let mut compile = tree.hashpyc().args(["compile", "-q", "--no-ignore"]).python(py);
+        if prefixed {
+            compile = compile.arg("--pycache-prefix").arg(prefix.root());
+        }
+        compile.run().assert_code(0);
+        for stem in gone {
+            std::fs::remove_file(tree.path(format!("{stem}.py"))).unwrap();
+        }
+        let mut want: Vec<String> = gone
+            .iter()
+            .flat_map(|stem| {
+                let mut all = names(stem).to_vec();
+                all.push(format!("{stem}.cpython-{}{}.pyc", py.minor.0, py.minor.1));
+                all
+            })
+            .map(|n| if prefixed { dir.join(n).display().to_string() } else { format!("__pycache__/{n}") })
+            .collect();
+        want.sort();
+        (tree, want)
+    };
+    for prefixed in [false, true] {
+        let (tree, want) = layout(prefixed);
+        for rules in [&[][..], &["--respect-gitignore"][..]] {
+            let mut check = tree.hashpyc().args(["check", "--stray"]).args(rules).python(py);
+            if prefixed {
+                check = check.arg("--pycache-prefix").arg(prefix.root());
+            }
+            let run = check.run();
+            run.assert_code(1);
+            assert_eq!(strays_of(&run), want, "prefix: {prefixed}, {rules:?}\n{}{}", run.stdout, run.stderr);
+        }
+    }
+}
 
 // `check --stray` finds the same strays in the prefix tree CPython writes (`-X
 // pycache_prefix`) as in `__pycache__` directories, whatever the selection rules: the pyc
