@@ -979,7 +979,7 @@ fn rewrite_stage(
         .collect();
     let rewrite =
         |&(i, t): &(usize, usize)| (i, t, rewrite_unit(&plans[i], t, paths, s.mode, s.hardlink_dupes));
-    let results: Vec<(usize, usize, Result<Vec<u8>, String>)> = if crate::rayon_ready() {
+    let results: Vec<(usize, usize, Result<Vec<u8>, RewriteFailure>)> = if crate::rayon_ready() {
         units.par_iter().map(rewrite).collect()
     } else {
         units.iter().map(rewrite).collect()
@@ -1021,7 +1021,8 @@ fn rewrite_stage(
                 }
             }
             (Ok(_), _) => summary.rewritten += 1,
-            (Err(e), _) => unit_error(path, t, e, summary, notes, style),
+            (Err(RewriteFailure::Vanished), _) => vanished(path, summary, notes),
+            (Err(RewriteFailure::Error(e)), _) => unit_error(path, t, e, summary, notes, style),
         }
     }
 }
@@ -1373,32 +1374,76 @@ fn files_and_pycs(files: usize, pycs: usize) -> String {
     }
 }
 
+/// Why a header rewrite stopped: its source gone since the walk (a notice), or an error.
+enum RewriteFailure {
+    Vanished,
+    Error(String),
+}
+
+impl From<String> for RewriteFailure {
+    fn from(e: String) -> Self {
+        RewriteFailure::Error(e)
+    }
+}
+
 /// Rewrite the flags of the levels whose pyc has the other hash mode, then link identical
 /// levels (`--hardlink-dupes`: the plan's `links`, and rewritten levels), remaking links a
-/// rewrite broke; returns the levels linked.
+/// rewrite broke; returns the levels linked. As a compile's pycs are (`write::Base`), the
+/// pycs are read and written through a handle on the source's directory, and a header is
+/// rewritten only when the source read through it now hashes as that pyc says: a pyc
+/// lands where its source is, whatever a directory link on the way is switched to meanwhile.
 fn rewrite_unit(
     plan: &SourcePlan,
     t: usize,
     paths: &PycPaths<'_>,
     mode: HashMode,
     hardlink_dupes: bool,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, RewriteFailure> {
     let mut linked = Vec::new();
     let Action::Rewrite { headers, links } = &plan.actions[t] else {
         return Ok(linked);
     };
     let target = &paths.targets[t];
     let pycs = paths.of(&plan.path, t);
+    let gone_or = |e: std::io::Error| {
+        if crate::io::is_gone(e.kind()) {
+            RewriteFailure::Vanished
+        } else {
+            RewriteFailure::Error(format!("cannot read the source: {}", crate::io::io_reason(&e)))
+        }
+    };
+    let dir = crate::io::open_dir_of(&plan.path).map_err(gone_or)?;
+    let base = Some(crate::write::Base::new(
+        std::os::fd::AsFd::as_fd(&dir),
+        plan.path.parent().unwrap_or(Path::new("")),
+    ));
+    let read = |path: &Path| crate::write::read_regular_in(base, path);
+    let mut source_hash = None;
     for &i in headers {
         let path = &pycs[usize::from(i)];
-        let data = crate::io::read_regular(path)
+        let data = read(path)
             .map_err(|e| format!("cannot read `{}`: {}", report::shown(path), crate::io::io_reason(&e)))?;
-        let header = Header::parse(&data).filter(|h| h.magic == target.magic && h.kind().is_ok());
-        let Some(header) = header else {
-            return Err(format!("`{}` changed during the run; run again", report::shown(path)));
+        let header = Header::parse(&data).filter(|h| h.magic == target.magic);
+        let Some((header, Ok(pyc::Kind::Hash { hash, .. }))) = header.map(|h| (h, h.kind())) else {
+            return Err(format!("`{}` changed during the run; run again", report::shown(path)).into());
         };
+        let source = match source_hash {
+            Some(h) => h,
+            None => {
+                let mut buf =
+                    Vec::with_capacity(usize::try_from(plan.size).unwrap_or(0).saturating_add(4096));
+                crate::io::read_source_at(std::os::fd::AsFd::as_fd(&dir), &plan.path, &mut buf)
+                    .map_err(gone_or)?;
+                *source_hash.insert(pyc::source_hash(target.hash, target.magic, &buf))
+            }
+        };
+        if hash != source {
+            let pyc = report::shown(path);
+            return Err(format!("the source or `{pyc}` changed during the run; run again").into());
+        }
         let new = Header { flags: mode.flags(), ..header }.to_bytes();
-        crate::write::write_atomic(
+        crate::write::write_atomic_in(
+            base,
             path,
             &[&new, &data[pyc::HEADER_LEN..]],
             crate::write::pyc_mode(plan.mode),
@@ -1412,12 +1457,12 @@ fn rewrite_unit(
             let touched = links.contains(&(i as u8))
                 || headers.contains(&(i as u8))
                 || headers.contains(&(i as u8 - 1));
-            if !touched || crate::write::same_file(&pycs[i - 1], &pycs[i]) {
+            if !touched || crate::write::same_file_in(base, &pycs[i - 1], &pycs[i]) {
                 continue;
             }
-            let same = matches!((crate::io::read_regular(&pycs[i - 1]), crate::io::read_regular(&pycs[i])), (Ok(a), Ok(b)) if a == b);
+            let same = matches!((read(&pycs[i - 1]), read(&pycs[i])), (Ok(a), Ok(b)) if a == b);
             if same {
-                crate::write::hardlink_atomic(&pycs[i - 1], &pycs[i])
+                crate::write::hardlink_atomic_in(base, &pycs[i - 1], &pycs[i])
                     .map_err(|e| schedule::error_chain(&e))?;
                 linked.push(i as u8);
             }

@@ -127,8 +127,29 @@ pub fn read_regular_up_to(
 ) -> std::io::Result<(std::fs::File, bool)> {
     buf.clear();
     let file = open_nonblocking(path)?;
+    let ended = read_regular_from(&file, buf, limit)?;
+    Ok((file, ended))
+}
+
+/// [`read_regular`] of `rel` in the directory `dir` (`rustix::fs::CWD`: as spelled).
+pub fn read_regular_at(dir: std::os::fd::BorrowedFd<'_>, rel: &Path) -> std::io::Result<Vec<u8>> {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let file = match rustix::fs::openat(dir, rel, flags, Mode::empty()) {
+        Ok(fd) => std::fs::File::from(fd),
+        // A socket, or a device without a driver (see [`open_nonblocking`]).
+        Err(rustix::io::Errno::NXIO) => return Err(not_regular()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut buf = Vec::new();
+    read_regular_from(&file, &mut buf, usize::MAX)?;
+    Ok(buf)
+}
+
+/// [`read_regular_up_to`] of the open `file`: whether it ended.
+fn read_regular_from(file: &std::fs::File, buf: &mut Vec<u8>, limit: usize) -> std::io::Result<bool> {
     let mut checked = false;
-    let ended = read_loop(&file, buf, limit, || {
+    read_loop(file, buf, limit, || {
         if !checked {
             checked = true;
             if !file.metadata()?.is_file() {
@@ -136,8 +157,7 @@ pub fn read_regular_up_to(
             }
         }
         Ok(())
-    })?;
-    Ok((file, ended))
+    })
 }
 
 /// [`read_regular_into`] into a new buffer.

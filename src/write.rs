@@ -388,7 +388,7 @@ pub fn hardlink_atomic(existing: &Path, path: &Path) -> Result<(), WriteError> {
 }
 
 /// [`hardlink_atomic`], relative to `base` when the paths are under its directory.
-fn hardlink_atomic_in(base: Option<Base<'_>>, existing: &Path, path: &Path) -> Result<(), WriteError> {
+pub fn hardlink_atomic_in(base: Option<Base<'_>>, existing: &Path, path: &Path) -> Result<(), WriteError> {
     let at = loc(base, path);
     check_destination_at(at, path)?;
     let write_err = |source| WriteError::Write { path: path.to_path_buf(), source };
@@ -408,6 +408,17 @@ fn hardlink_atomic_in(base: Option<Base<'_>>, existing: &Path, path: &Path) -> R
 /// Whether two files are the same inode (already hard-linked).
 pub fn same_file(a: &Path, b: &Path) -> bool {
     same_file_at(loc(None, a), loc(None, b))
+}
+
+/// [`same_file`], relative to `base` when the paths are under its directory.
+pub fn same_file_in(base: Option<Base<'_>>, a: &Path, b: &Path) -> bool {
+    same_file_at(loc(base, a), loc(base, b))
+}
+
+/// `io::read_regular` of `path`, relative to `base` when it is under its directory.
+pub fn read_regular_in(base: Option<Base<'_>>, path: &Path) -> std::io::Result<Vec<u8>> {
+    let at = loc(base, path);
+    crate::io::read_regular_at(at.fd, at.rel)
 }
 
 fn same_file_at(a: Loc<'_>, b: Loc<'_>) -> bool {

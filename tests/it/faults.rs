@@ -3154,3 +3154,142 @@ fn a_directory_link_switched_mid_run_gets_no_pyc_of_the_old_source() {
     let v2 = std::fs::read(pyc("v2")).ok();
     assert!(v2.is_none() || v2 == Some(reference("v2")), "v2 holds another source's pyc");
 }
+
+/// A header-only rewrite (`compile --invalidation-mode unchecked-hash` over a checked-hash
+/// tree) while a directory link is switched (`current -> releases/v1` replaced by a link to
+/// `releases/v2`, renamed over it), strace holding the rewrite at the mkdir of
+/// `__pycache__`, after the pyc was read: v1's pyc becomes the unchecked-hash pyc
+/// py_compile writes for v1's source, where by path v1's pyc was rewritten into v2 (v1's
+/// code in v2 as unchecked-hash, which Python runs whatever v2's source says); v2's pyc is
+/// left as it was.
+#[test]
+fn a_directory_link_switched_mid_header_rewrite_gets_no_pyc_of_the_old_source() {
+    let test = "faults::a_directory_link_switched_mid_header_rewrite_gets_no_pyc_of_the_old_source";
+    let Some(py) = harness::any_python(test) else { return };
+    if !Command::new("strace").arg("-V").output().is_ok_and(|o| o.status.success()) {
+        harness::visible(&format!("SKIPPED {test}: no strace"));
+        return;
+    }
+    let tree = Tree::new();
+    let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
+    tree.write("releases/v1/pkg/m.py", "VERSION = 1\n");
+    tree.write("releases/v2/pkg/m.py", "VERSION = 2\n");
+    let point_to = |v: &str| {
+        std::os::unix::fs::symlink(format!("releases/{v}"), tree.path("current.new")).unwrap();
+        std::fs::rename(tree.path("current.new"), tree.path("current")).unwrap();
+    };
+    // Both releases compiled checked-hash through the link (which also remembers the probe).
+    for v in ["v2", "v1"] {
+        point_to(v);
+        tree.hashpyc().args(["compile", "-q"]).python(py).arg("current").run().assert_code(0);
+    }
+    let pyc = |v: &str| tree.path(format!("releases/{v}/pkg/__pycache__/m.{tag}.pyc"));
+    let v2_before = std::fs::read(pyc("v2")).unwrap();
+    let log = tree.path("strace.log");
+    let mut child = Command::new("strace")
+        .args(["-f", "-qq", "-o"])
+        .arg(&log)
+        .args(["-e", "trace=mkdir,mkdirat", "-e", "inject=mkdir,mkdirat:delay_enter=2000000"])
+        .arg(env!("CARGO_BIN_EXE_hashpyc"))
+        .args(["compile", "--invalidation-mode", "unchecked-hash", "--python"])
+        .arg(&py.path)
+        .arg("current")
+        .current_dir(tree.root())
+        .env("HASHPYC_STATE_DIR", harness::shared_cache_dir())
+        .env("HASHPYC_NO_CONFIG", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // strace logs a syscall as it enters it, before the delay.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !std::fs::read_to_string(&log).is_ok_and(|t| t.contains("__pycache__\"")) {
+        assert!(Instant::now() < deadline && child.try_wait().unwrap().is_none(), "no mkdir of __pycache__");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    point_to("v2");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("1 header rewritten"), "{stderr}");
+    let reference = tree.path("v1.pyc");
+    let made = py
+        .cmd()
+        .args(["-I", "-c"])
+        .arg(
+            "import py_compile, sys; py_compile.compile(sys.argv[1], sys.argv[2], sys.argv[3], doraise=True, \
+             invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)",
+        )
+        .args(["releases/v1/pkg/m.py".as_ref(), reference.as_os_str(), "current/pkg/m.py".as_ref()])
+        .current_dir(tree.root())
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let reference = std::fs::read(reference).unwrap();
+    assert!(
+        std::fs::read(pyc("v1")).unwrap() == reference,
+        "v1's pyc is not py_compile's unchecked-hash: {stderr}"
+    );
+    assert!(std::fs::read(pyc("v2")).unwrap() == v2_before, "v2's pyc was written: {stderr}");
+}
+
+/// The directory link switched after the plan read the source (`current -> releases/v1`,
+/// its pyc fresh checked-hash; strace holds the run once the plan has closed v1's source)
+/// and before the header rewrite: `releases/v2` is a copy of v1 whose `m.py` was edited,
+/// its copied pyc stale. The rewrite checks the pyc it would rewrite against the source in
+/// the same directory and writes nothing, an error naming the pyc, where by path v2's
+/// stale pyc was made unchecked-hash (v1's code, which Python then runs in v2).
+#[test]
+fn a_directory_link_switched_before_a_header_rewrite_gets_no_stale_pyc_unchecked() {
+    let test = "faults::a_directory_link_switched_before_a_header_rewrite_gets_no_stale_pyc_unchecked";
+    let Some(py) = harness::any_python(test) else { return };
+    if !Command::new("strace").arg("-V").output().is_ok_and(|o| o.status.success()) {
+        harness::visible(&format!("SKIPPED {test}: no strace"));
+        return;
+    }
+    let tree = Tree::new();
+    let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
+    tree.write("releases/v1/pkg/m.py", "VERSION = 1\n");
+    std::os::unix::fs::symlink("releases/v1", tree.path("current")).unwrap();
+    tree.hashpyc().args(["compile", "-q"]).python(py).arg("current").run().assert_code(0);
+    let pyc = |v: &str| tree.path(format!("releases/{v}/pkg/__pycache__/m.{tag}.pyc"));
+    let v1_before = std::fs::read(pyc("v1")).unwrap();
+    tree.write(format!("releases/v2/pkg/__pycache__/m.{tag}.pyc"), &v1_before);
+    tree.write("releases/v2/pkg/m.py", "VERSION = 2\n");
+    let source = std::fs::canonicalize(tree.path("releases/v1/pkg/m.py")).unwrap();
+    let log = tree.path("strace.log");
+    let mut child = Command::new("strace")
+        .args(["-f", "-qq", "-o"])
+        .arg(&log)
+        .arg("-P")
+        .arg(&source)
+        .args(["-e", "trace=close", "-e", "inject=close:delay_exit=2000000"])
+        .arg(env!("CARGO_BIN_EXE_hashpyc"))
+        .args(["compile", "--invalidation-mode", "unchecked-hash", "--python"])
+        .arg(&py.path)
+        .arg("current")
+        .current_dir(tree.root())
+        .env("HASHPYC_STATE_DIR", harness::shared_cache_dir())
+        .env("HASHPYC_NO_CONFIG", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // strace logs the close of the source (the plan's read) as it enters it, before the delay.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !std::fs::read_to_string(&log).is_ok_and(|t| t.contains("close(")) {
+        assert!(Instant::now() < deadline && child.try_wait().unwrap().is_none(), "no close of the source");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::os::unix::fs::symlink("releases/v2", tree.path("current.new")).unwrap();
+    std::fs::rename(tree.path("current.new"), tree.path("current")).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let error = format!(
+        "error: `current/pkg/m.py`: the source or `current/pkg/__pycache__/m.{tag}.pyc` changed during the run; run again"
+    );
+    assert!(stderr.lines().any(|l| l == error), "{stderr}");
+    assert!(std::fs::read(pyc("v2")).unwrap() == v1_before, "v2's stale pyc was rewritten: {stderr}");
+    assert!(std::fs::read(pyc("v1")).unwrap() == v1_before, "v1's pyc was written: {stderr}");
+}
