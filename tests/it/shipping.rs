@@ -836,8 +836,9 @@ fn gitlab_recipe_saves_the_artifact_when_the_check_fails() {
 // The GitHub Actions recipe's steps from its compile step on, run as a runner runs them:
 // each `run:` in `bash -e`, a step without `if:` only while no step has failed, one with
 // `if:` when it holds (`success()`, `failure()`, `always()`, `!cancelled()` and
-// `steps.<id>.outcome == '<outcome>'`, joined by `||`). A syntax error fails the compile,
-// yet the check step runs and annotates the source with its error, and the job fails.
+// `steps.<id>.outcome == '<outcome>'`, joined by `||`). A syntax error fails the job with
+// one annotation of the source, the compile's, on CPython's line and column with its error,
+// and a compile warning is an annotation of its own.
 #[test]
 fn github_recipe_annotates_a_syntax_error() {
     let Some(py) = harness::python_or_skip((3, 12), "shipping::github_recipe_annotates_a_syntax_error")
@@ -918,6 +919,7 @@ fn github_recipe_annotates_a_syntax_error() {
     let (failed, stdout) = job();
     assert!(!failed && !stdout.contains("::error"), "{stdout}");
     project.write("src/bad.py", "def f(:\n");
+    project.write("src/warns.py", "x = 1\nassert (x, 'm')\n");
     let (failed, stdout) = job();
     assert!(failed, "{stdout}");
     let annotations: Vec<&str> = stdout.lines().filter(|l| l.starts_with("::error ")).collect();
@@ -927,6 +929,27 @@ fn github_recipe_annotates_a_syntax_error() {
             && annotations[0].contains("SyntaxError: invalid syntax"),
         "{stdout}"
     );
+    // The compile's annotation: CPython's column, and the warning of the file that compiled.
+    let (line, col) = syntax_error_position(py, "def f(:\n");
+    let title = format!("title=hashpyc compile (CPython {}.{})", py.minor.0, py.minor.1);
+    assert!(
+        annotations[0].starts_with(&format!("::error file=src/bad.py,line={line},col={col},{title}::")),
+        "{stdout}"
+    );
+    let warnings: Vec<&str> = stdout.lines().filter(|l| l.starts_with("::warning ")).collect();
+    assert_eq!(warnings.len(), 1, "{stdout}");
+    assert!(
+        warnings[0].starts_with(&format!("::warning file=src/warns.py,line=2,{title}::SyntaxWarning: ")),
+        "{stdout}"
+    );
+}
+
+/// CPython's `(lineno, offset)` of the SyntaxError compiling `source`.
+fn syntax_error_position(py: &harness::Python, source: &str) -> (String, String) {
+    let script = "import sys\ntry:\n    compile(sys.argv[1], 'f.py', 'exec')\nexcept SyntaxError as e:\n    print(e.lineno, e.offset)\n";
+    let out = py.run(&["-c", script, source], Path::new("/"));
+    let (line, col) = out.trim().split_once(' ').unwrap_or_else(|| panic!("no SyntaxError: {out}"));
+    (line.to_string(), col.to_string())
 }
 
 // Every `cargo install` of hashpyc the docs and recipes tell a user to run builds the
