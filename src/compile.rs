@@ -1028,11 +1028,16 @@ fn rewrite_stage(
 }
 
 /// Descriptors a run holds besides its workers' (standard streams, the walk's directories,
-/// state and cache files), and per slot: each of its workers' four pipes, a source or pyc
-/// open, a worker's other pipe ends while it is started, and the directories of the sources
-/// read and not yet written (a group of up to 8, and the next unit: `Slot::read_from`).
+/// state and cache files), and per slot at most (as `strace` counts them on a tree of small
+/// files, where a worker starts while a group is held): the directories of the sources read
+/// and not yet written (`Slot::read_from`: a group of up to `GROUP_FILES`, 8, the next unit
+/// read ahead included, as it is read only while the group has fewer), and then either the
+/// 6 a worker holds only while it starts (the child's ends of its stdin, stdout and stderr
+/// pipes and of the control pipe, and the standard library's exec-status socket pair) or
+/// the one source or pyc open: the slot does one at a time. Each of its workers holds four
+/// (stdin, stdout, stderr, control).
 const BASE_FDS: u64 = 32;
-const SLOT_FDS: u64 = 17;
+const SLOT_FDS: u64 = schedule::GROUP_FILES as u64 + 6;
 const WORKER_FDS: u64 = 4;
 
 /// `jobs` slots (as many as the units to compile at most) of `workers` workers each, if

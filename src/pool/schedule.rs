@@ -530,7 +530,7 @@ struct Slot<'a> {
 /// compile dwarfs a round trip), and only while more than `GROUP_FILES` units per slot are
 /// still queued, so that the slots stay balanced at the end of the queue and a small tree
 /// (a pre-commit run's ten files) is shared out file by file as before.
-const GROUP_FILES: usize = 8;
+pub(crate) const GROUP_FILES: usize = 8;
 const GROUP_BYTES: usize = 128 * 1024;
 const GROUP_FILE_BYTES: u64 = 32 * 1024;
 
