@@ -117,6 +117,9 @@ struct Note {
     targets: Vec<usize>,
     /// What `--format json` prints for it (None: nothing).
     event: Option<Event>,
+    /// Printed before the path's other notes of its order: a warning the compile raised
+    /// before it failed, shown before the failure as `python -m py_compile` shows it.
+    first: bool,
 }
 
 /// A note as `--format json` prints it: `type`, then `path` and `python`, then `fields`.
@@ -203,6 +206,7 @@ impl Notes {
             text,
             targets: target.into_iter().collect(),
             event,
+            first: false,
         });
     }
 
@@ -227,6 +231,7 @@ impl Notes {
             text,
             targets: Vec::new(),
             event: Some(event),
+            first: false,
         });
     }
 
@@ -240,7 +245,13 @@ impl Notes {
     /// Print the notes: on stderr, or as JSON Lines on stdout, which may fail
     /// ([`report::written`]).
     fn print(mut self, targets: &[Arc<Target>]) -> Result<(), Error> {
-        self.notes.sort_by(|a, b| a.path.cmp(&b.path).then(a.order.cmp(&b.order)).then(a.text.cmp(&b.text)));
+        self.notes.sort_by(|a, b| {
+            a.path
+                .cmp(&b.path)
+                .then(a.order.cmp(&b.order))
+                .then(b.first.cmp(&a.first))
+                .then(a.text.cmp(&b.text))
+        });
         self.notes.append(&mut self.last);
         if self.json {
             return print_events(self.notes, targets);
@@ -248,7 +259,12 @@ impl Notes {
         let mut merged: Vec<Note> = Vec::with_capacity(self.notes.len());
         for n in self.notes {
             match merged.last_mut() {
-                Some(last) if last.path == n.path && last.order == n.order && last.text == n.text => {
+                Some(last)
+                    if last.path == n.path
+                        && last.order == n.order
+                        && last.first == n.first
+                        && last.text == n.text =>
+                {
                     last.targets.extend(n.targets);
                 }
                 _ => merged.push(n),
@@ -839,7 +855,15 @@ fn triage(
                     summary.failed_sources.insert(i);
                     let source = source.get_or_insert_with(|| crate::io::read_regular(&p.path).ok());
                     // The warnings raised before it failed, remembered with the failure.
-                    show_warnings(s, verbosity, (&p.path, t), &f.warnings, source.as_deref(), summary, notes);
+                    show_warnings(
+                        s,
+                        verbosity,
+                        (&p.path, t, true),
+                        &f.warnings,
+                        source.as_deref(),
+                        summary,
+                        notes,
+                    );
                     notes.add(
                         &p.path,
                         0,
@@ -1219,7 +1243,7 @@ fn record_results(
                     let text = format!("{how} `{}` ({reason})", report::shown(path));
                     notes.add(path, 2, Some(t), text, Some(event));
                 }
-                show_warnings(s, verbosity, (path, t), warnings, None, summary, notes);
+                show_warnings(s, verbosity, (path, t, false), warnings, None, summary, notes);
             }
             UnitResult::WarningsAsErrors { ref warnings } => {
                 // Not remembered as a failure: without -W error the file compiles. A
@@ -1247,7 +1271,7 @@ fn record_results(
                     memo.record_failure(crate::memo::key(path, cwd), &hash, levels, &f);
                 }
                 let source = crate::io::read_regular(path).ok();
-                show_warnings(s, verbosity, (path, t), &f.warnings, source.as_deref(), summary, notes);
+                show_warnings(s, verbosity, (path, t, true), &f.warnings, source.as_deref(), summary, notes);
                 let text = report::format_failure(path, &f, source.as_deref());
                 notes.add(path, 0, Some(t), text, Some(Event::failure(&f, false)));
             }
@@ -1271,11 +1295,13 @@ fn record_results(
 
 /// The warnings of a compile, each once, shown as warnings: every one in JSON (with its
 /// category), in text all but deprecations unless -v, as Python's default filters do; none
-/// under -qq. Also those raised before a compile failed (`source`: the source, if read).
+/// under -qq. Also those raised before a compile failed (`failed`; `source`: the source, if
+/// read), shown before the failure, as CPython shows them, in the run that compiled it and
+/// when the failure is remembered alike.
 fn show_warnings(
     s: &CompileSettings,
     verbosity: Verbosity,
-    (path, t): (&Path, usize),
+    (path, t, failed): (&Path, usize, bool),
     warnings: &[crate::pool::Warning],
     source: Option<&[u8]>,
     summary: &mut Summary,
@@ -1289,7 +1315,14 @@ fn show_warnings(
         let read = source.is_none().then(|| crate::io::read_regular(path).ok()).flatten();
         for w in shown {
             let text = report::format_warning(path, w, source.or(read.as_deref()));
-            notes.add(path, 1, Some(t), text, Some(Event::warning(w, false, false)));
+            let event = Some(Event::warning(w, false, false));
+            if failed {
+                // With the failure (order 0), before it.
+                notes.add(path, 0, Some(t), text, event);
+                notes.notes.last_mut().expect("just added").first = true;
+            } else {
+                notes.add(path, 1, Some(t), text, event);
+            }
         }
     }
 }

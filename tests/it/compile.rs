@@ -714,6 +714,58 @@ per_python!(warnings_before_a_compile_error_are_reported, |py: &Python| {
     }
 });
 
+// A source that does not compile, whose compile raised warnings first: a later run, which
+// reports the failure from the state directory without starting Python, shows what the run
+// that compiled it showed, in text (-v: deprecations too), JSON and GitHub annotations,
+// `remembered` and the time aside; each shows the warnings CPython's own compile() records,
+// before the failure, as `python -m py_compile` prints them before the SyntaxError.
+per_python!(a_remembered_failure_shows_what_its_compile_showed, |py: &Python| {
+    let tree = Tree::new();
+    tree.write("e.py", "x = \"\\d\"\nassert (x, \"m\")\nbreak\n");
+    let reference = py.run(&["-c", WARNINGS_BEFORE_ERROR_REF, "e.py"], tree.root());
+    let reference: serde_json::Value = serde_json::from_str(&reference).unwrap();
+    let warned = reference["e.py"].as_array().unwrap().len();
+    assert!(warned > 0, "{reference}");
+    let normalise = |l: &str| -> String {
+        if let Ok(serde_json::Value::Object(mut o)) = serde_json::from_str::<serde_json::Value>(l) {
+            o.remove("elapsed");
+            o.remove("remembered");
+            serde_json::Value::Object(o).to_string()
+        } else if l.starts_with("Compiled ") {
+            l.rsplit_once(" in ").unwrap().0.to_string()
+        } else {
+            l.to_string()
+        }
+    };
+    for format in ["text", "json", "github"] {
+        let state = Tree::new();
+        let run = || {
+            let cmd = tree.hashpyc().env("HASHPYC_STATE_DIR", state.root());
+            let run = cmd.args(["compile", "-v", "--format", format]).python(py).arg("e.py").run();
+            run.assert_code(1);
+            run.stdout.lines().chain(run.stderr.lines()).map(normalise).collect::<Vec<_>>()
+        };
+        let (first, remembered) = (run(), run());
+        assert_eq!(first, remembered, "{format}: the remembered run's output differs");
+        let warning = |l: &str| {
+            (l.starts_with("e.py:") && l.contains("Warning: "))
+                || l.starts_with("::warning ")
+                || l.contains(r#""type":"warning""#)
+        };
+        let failure = |l: &str| {
+            (l.starts_with("e.py:") && l.contains("SyntaxError: "))
+                || l.starts_with("::error ")
+                || l.contains(r#""type":"failure""#)
+        };
+        let at: Vec<usize> = first.iter().enumerate().filter(|(_, l)| failure(l)).map(|(i, _)| i).collect();
+        assert_eq!(at.len(), 1, "{format}: {first:#?}");
+        let warnings: Vec<usize> =
+            first.iter().enumerate().filter(|(_, l)| warning(l)).map(|(i, _)| i).collect();
+        assert_eq!(warnings.len(), warned, "{format}: {reference} {first:#?}");
+        assert!(warnings.iter().all(|&w| w < at[0]), "{format}: warnings after the failure: {first:#?}");
+    }
+});
+
 // A pyc whose header alone is to change (another --invalidation-mode) is rewritten without
 // compiling; under -W error that let a warning through. Such a source is compiled unless it
 // is remembered to raise none: one that warns fails as under `python -W error`, its pyc left
