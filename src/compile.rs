@@ -122,6 +122,14 @@ struct Note {
     first: bool,
 }
 
+impl Note {
+    /// The line a warning's note is about (0 for other notes).
+    fn line(&self) -> u64 {
+        let line = self.event.as_ref().and_then(|e| e.fields.get("line"));
+        line.and_then(serde_json::Value::as_u64).unwrap_or(0)
+    }
+}
+
 /// A note as `--format json` prints it: `type`, then `path` and `python`, then `fields`.
 struct Event {
     kind: &'static str,
@@ -245,11 +253,14 @@ impl Notes {
     /// Print the notes: on stderr, or as JSON Lines on stdout, which may fail
     /// ([`report::written`]).
     fn print(mut self, targets: &[Arc<Target>]) -> Result<(), Error> {
+        // A file's warnings in the order of their lines, as CPython shows them (the text
+        // alone would put line 10 before line 2).
         self.notes.sort_by(|a, b| {
             a.path
                 .cmp(&b.path)
                 .then(a.order.cmp(&b.order))
                 .then(b.first.cmp(&a.first))
+                .then(a.line().cmp(&b.line()))
                 .then(a.text.cmp(&b.text))
         });
         self.notes.append(&mut self.last);

@@ -2188,3 +2188,48 @@ per_python!(github_annotations_for_sources_that_do_not_compile, |py: &Python| {
     }
     assert!(tree.path(format!("__pycache__/ok.cpython-{}{}.pyc", py.minor.0, py.minor.1)).is_file());
 });
+
+// A file's warnings come in the order of their lines, as CPython raises them (the note's
+// text put `m.py:10:` before `m.py:2:`), in text and JSON alike.
+per_python!(a_files_warnings_come_in_line_order, |py: &Python| {
+    let tree = Tree::new();
+    let mut source = String::from("a = 1\nb = \"\\d\"\n");
+    for i in 3..10 {
+        source.push_str(&format!("v{i} = {i}\n"));
+    }
+    source.push_str("j = \"\\q\"\nassert (j, \"m\")\n");
+    tree.write("m.py", &source);
+    let reference = py.run(
+        &[
+            "-c",
+            "import sys, warnings\n\
+             with open('m.py', 'rb') as f:\n    source = f.read()\n\
+             with warnings.catch_warnings(record=True) as caught:\n    \
+             warnings.simplefilter('always')\n    \
+             compile(source, 'm.py', 'exec', dont_inherit=True)\n\
+             for w in caught:\n    print('m.py:%d: %s' % (w.lineno, w.category.__name__))",
+        ],
+        tree.root(),
+    );
+    let reference: Vec<&str> = reference.lines().collect();
+    assert!(reference.len() >= 2, "{reference:?}");
+    let state = Tree::new();
+    let hashpyc = || tree.hashpyc().env("HASHPYC_STATE_DIR", state.root());
+    let text = hashpyc().args(["compile", "-v", "--force"]).python(py).arg("m.py").run();
+    text.assert_code(0);
+    let shown: Vec<String> = text
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("m.py:"))
+        .map(|l| l.splitn(3, ": ").take(2).collect::<Vec<_>>().join(": "))
+        .collect();
+    assert_eq!(shown, reference, "{}", text.stderr);
+    let json = hashpyc().args(["compile", "--force", "--format", "json"]).python(py).arg("m.py").run();
+    json.assert_code(0);
+    let listed: Vec<String> = json_lines(&json.stdout)
+        .iter()
+        .filter(|l| l["type"] == "warning")
+        .map(|l| format!("m.py:{}: {}", l["line"], l["kind"].as_str().unwrap()))
+        .collect();
+    assert_eq!(listed, reference, "{}", json.stdout);
+});
