@@ -66,8 +66,9 @@ pub struct Cleaned {
     /// Entries removed, and the bytes they (and the temporary files removed) took.
     pub removed: usize,
     pub freed: u64,
-    /// Interrupted ([`crate::interrupt`]) before every entry was removed: the entries left
-    /// and the bytes they take (the statistics and directories are left too).
+    /// Interrupted ([`crate::interrupt`]) before every entry was removed, or before the
+    /// tidy-up after them (emptied directories, statistics) was done: the entries left and
+    /// the bytes they take (the statistics and directories not removed yet are left too).
     pub interrupted: bool,
     pub left: usize,
     pub size: u64,
@@ -475,7 +476,9 @@ impl DiskTier {
     /// Temporary files are removed only when a crash left them (older than an hour, as
     /// pruning does): a younger one is a store in flight in a build sharing the directory.
     /// Under `prune.lock`, waited for, as `cache prune`: one after the other. An interrupt
-    /// stops the removals between entries, leaving the rest and the statistics.
+    /// stops the removals between entries, leaving the rest and the statistics, and so
+    /// does one during the tidy-up after them: between directories, and before the
+    /// statistics are removed (also once their lock, waited for, is taken).
     pub fn clean(&self) -> Result<Cleaned, ItemError> {
         // A directory where hashpyc keeps its statistics or locks is not hashpyc's: refused
         // before anything is removed, and left as it is.
@@ -514,10 +517,19 @@ impl DiskTier {
         if c.interrupted {
             return Ok(c);
         }
+        // Every entry is gone: an interrupt from here on leaves what is not removed yet, all
+        // of which a build recreates and a later clean removes.
+        let stopped = |mut c: Cleaned| {
+            c.interrupted = true;
+            Ok(c)
+        };
         // The fan-out directories and `v1` go when nothing else is left in them; a
         // concurrent build recreates what it needs.
         if let Ok(fans) = std::fs::read_dir(&self.entries) {
             for fan in fans.filter_map(Result::ok) {
+                if crate::interrupt::requested() {
+                    return stopped(c);
+                }
                 if is_hex(fan.file_name().as_encoded_bytes(), 2) {
                     let _ = std::fs::remove_dir(fan.path());
                 }
@@ -526,15 +538,23 @@ impl DiskTier {
         }
         // Under the statistics' lock, as builds add to them: never between a build's read
         // and write. The lock files stay: unlinking one a process holds would let the next
-        // lock a new file beside it.
+        // lock a new file beside it. An interrupt, also one while the lock was waited for,
+        // leaves the statistics.
         let path = self.root.join("stats.json");
-        let clear = || match std::fs::remove_file(&path) {
-            Err(source) if source.kind() != std::io::ErrorKind::NotFound => {
-                Err(ItemError { verb: "remove", path: path.clone(), source })
+        let clear = || {
+            if crate::interrupt::requested() {
+                return Ok(false);
             }
-            _ => Ok(()),
+            match std::fs::remove_file(&path) {
+                Err(source) if source.kind() != std::io::ErrorKind::NotFound => {
+                    Err(ItemError { verb: "remove", path: path.clone(), source })
+                }
+                _ => Ok(true),
+            }
         };
-        self.locked("stats.lock", true, clear).unwrap_or_else(clear)?;
+        if !self.locked("stats.lock", true, clear).unwrap_or_else(clear)? {
+            return stopped(c);
+        }
         Ok(c)
     }
 

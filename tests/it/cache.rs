@@ -2216,6 +2216,61 @@ fn an_interrupt_stops_prune_and_clean() {
     }
 }
 
+// An interrupt during `cache clean`'s tidy-up after the entries (the emptied directories,
+// the statistics) stops it too: every entry removed, `; 0 entries left (0 B)`, then
+// `error: interrupted` (exit 130 / 143), the statistics kept, and the cache usable: `cache
+// stats` reads it, a later clean finishes the job, a build fills it again. It went on to
+// remove the statistics and exited 130 without the message. The tidy-up waits on
+// `stats.lock`, held here as a build adding to the statistics holds it, while the signal is
+// sent (its wait seen in /proc/locks: no timing).
+#[test]
+fn an_interrupt_stops_cleans_tidy_up() {
+    use std::os::fd::AsRawFd;
+    let py = harness::pythons().values().next_back().expect("a CPython");
+    for (sig, code) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
+        let (work, cache, one) = project_with_a_cache(py);
+        let lock = cache.join("stats.lock");
+        let held = std::fs::File::options().write(true).open(&lock).unwrap();
+        // SAFETY: flock on a descriptor this test owns.
+        assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
+        let waiter = format!(":{} ", std::fs::metadata(&lock).unwrap().ino());
+        let waits = || {
+            let locks = std::fs::read_to_string("/proc/locks").unwrap();
+            locks.lines().any(|l| l.contains("->") && l.contains(&waiter))
+        };
+        let run = work.hashpyc().args(["cache", "clean", "--cache"]).arg(&cache).run_signalled_then(
+            sig,
+            waits,
+            move || drop(held),
+        );
+        assert_eq!(run.code, Some(code), "signal {sig}: {}", run.stderr);
+        assert!(entry_files(&cache).is_empty(), "signal {sig}: {}", run.stderr);
+        let removed = format!("Removed 6 entries ({:.1} KiB) from ", (one * 6) as f64 / 1024.0);
+        assert!(run.stderr.starts_with(&removed), "{removed}: signal {sig}: {}", run.stderr);
+        let left = "; 0 entries left (0 B)\nerror: interrupted\n";
+        assert!(run.stderr.ends_with(left), "signal {sig}: {}", run.stderr);
+        assert!(cache.join("stats.json").is_file(), "signal {sig}: the statistics were removed");
+        let stats = || {
+            let run =
+                work.hashpyc().args(["cache", "stats", "--format", "json", "--cache"]).arg(&cache).run();
+            run.assert_code(0);
+            serde_json::from_str::<serde_json::Value>(run.stdout.trim()).unwrap()
+        };
+        let v = stats();
+        assert_eq!((v["entries"].as_u64(), v["runs"].as_u64()), (Some(0), Some(1)), "{v}");
+        let again = work.hashpyc().args(["cache", "clean", "--cache"]).arg(&cache).run();
+        again.assert_code(0);
+        assert!(again.stderr.starts_with("Removed 0 entries (0 B) from "), "{}", again.stderr);
+        assert!(!cache.join("stats.json").exists(), "a later clean removes the statistics");
+        assert_eq!(stats()["runs"].as_u64(), Some(0));
+        remove_pycs(&work.path("src"));
+        work.hashpyc().arg("compile").python(py).arg("--cache").arg(&cache).arg("src").run().assert_code(0);
+        assert_eq!(entry_files(&cache).len(), 6);
+        let v = stats();
+        assert_eq!((v["entries"].as_u64(), v["runs"].as_u64()), (Some(6), Some(1)), "{v}");
+    }
+}
+
 // An entry stored in place of one of the same key (`--force`, or builds storing the same
 // key at once) grows the size recorded for automatic pruning by what the cache grew (here
 // nothing), not by the whole entry: `--force` builds of a 2 MiB cache with a 5 MiB limit
