@@ -253,6 +253,7 @@ impl Throttle {
 
     /// Wait for room under the cap while `go_on()` holds; the slot taken, or None when the
     /// request is not to be sent.
+    #[cfg(test)]
     fn enter(&self, go_on: impl Fn() -> bool) -> Option<Slot> {
         self.enter_until(go_on, None)
     }
@@ -392,7 +393,10 @@ impl Remote {
     /// is then (see [`Throttle`]), within the policy's time limit: no retry starts later
     /// than one time limit after the first attempt did, however long the cap stays full
     /// (one that finds no slot by then is not sent, and the request ends with its last
-    /// attempt's answer). A failure switches the tier off, unless the server throttled each
+    /// attempt's answer). The first attempt waits for its slot no longer than one time
+    /// limit either: one that finds none by then is not sent, and the request ends
+    /// throttled (the server's throttling lowered the cap), without counting towards the
+    /// switch-off (no attempt was sent). A failure switches the tier off, unless the server throttled each
     /// attempt (HTTP 429/503 without a long `Retry-After`): each halved the cap (once per
     /// round), and the tier is switched off only by the [`THROTTLED_OFF`]th in a row started
     /// at a cap of one (alone).
@@ -403,8 +407,11 @@ impl Remote {
         mut request: impl FnMut() -> Result<T, TierError>,
     ) -> Sent<T> {
         let go_on = || self.usable() && !crate::interrupt::requested();
-        let Some(first) = cap.enter(go_on) else {
-            return Sent::Unsent;
+        // With every slot held (the cap lowered by throttling, its requests slow to end), a
+        // request queued behind them waited as long as they took, one after another.
+        let Some(first) = cap.enter_until(go_on, Instant::now().checked_add(policy.budget())) else {
+            // Off or interrupted: not sent; else no slot within the time limit: throttled.
+            return if go_on() { Sent::Throttled } else { Sent::Unsent };
         };
         let deadline = Instant::now().checked_add(policy.budget());
         // The cap the first attempt was sent at: the switch-off counts requests begun
@@ -1688,6 +1695,42 @@ mod tests {
         assert_eq!(tier.0.lock().unwrap().len(), 2, "one attempt, and no retry without a slot");
         assert!(r.usable());
         assert_eq!(r.throttled_lookups.load(Ordering::Relaxed), 1);
+    }
+
+    // A request waits for its first slot under the cap no longer than one time limit
+    // either: with the cap down to one and that slot held by another request that does not
+    // end, a lookup ends throttled (a miss, the remote on) and an upload is not sent
+    // (throttled), neither sending anything nor counting towards the switch-off. Each waited
+    // for the slot for as long as it stayed taken.
+    #[test]
+    fn a_first_attempt_waits_for_a_slot_no_longer_than_the_time_limit() {
+        let tier = Arc::new(Failing(Mutex::new(vec![503; 3])));
+        let inner = Arc::new(remote_of(tier.clone(), Duration::from_millis(300)));
+        let r = Arc::clone(inner.remote.as_ref().unwrap());
+        for cap in [&r.lookup_cap, &r.upload_cap] {
+            while cap.now().0 > 1 {
+                cap.leave_after(Ended::Throttled);
+            }
+        }
+        // Other requests' slots, held until the requests end (or, should they never, until
+        // the test gives up on them and fails).
+        let others = [r.lookup_cap.enter(|| true).unwrap(), r.upload_cap.enter(|| true).unwrap()];
+        let (done, ended) = std::sync::mpsc::channel();
+        let (lookup, remote) = (Arc::clone(&inner), Arc::clone(&r));
+        std::thread::spawn(move || {
+            let _ = done.send(lookup.get(&[7; 32], 1, &mut false).is_none());
+            let _ = done.send(matches!(remote.put(&[7; 32], b"entry"), Sent::Throttled));
+        });
+        let results =
+            [ended.recv_timeout(Duration::from_secs(60)), ended.recv_timeout(Duration::from_secs(60))];
+        r.lookup_cap.leave(others[0]);
+        r.upload_cap.leave(others[1]);
+        assert_eq!(results, [Ok(true), Ok(true)], "a request waited for its first slot past the time limit");
+        assert_eq!(tier.0.lock().unwrap().len(), 3, "nothing sent without a slot");
+        assert!(r.usable());
+        assert_eq!(r.throttled_lookups.load(Ordering::Relaxed), 1);
+        assert_eq!(r.throttled_uploads.load(Ordering::Relaxed), 1);
+        assert_eq!(r.throttled_streak.load(Ordering::Relaxed), 0, "counted towards the switch-off");
     }
 
     // A sound entry read while the decoding budget is used up (decompression bombs in
