@@ -184,7 +184,7 @@ impl Event {
     fn warning(w: &crate::pool::Warning, as_error: bool, remembered: bool) -> Event {
         let mut e = Event::new(
             if as_error { "failure" } else { "warning" },
-            serde_json::json!({ "kind": w.category, "message": w.message, "line": w.line }),
+            serde_json::json!({ "kind": w.category, "message": w.message, "line": w.in_source().then_some(w.line) }),
         );
         if as_error {
             e.fields.insert("warning".into(), true.into());
@@ -957,7 +957,8 @@ fn remembered_warnings(
     let memo = memos[t].as_ref().filter(|m| m.knows_warned(&abs))?;
     let src = source.get_or_insert_with(|| crate::io::read_regular(&p.path).ok()).as_deref()?;
     let target = &s.targets[t];
-    let warnings = memo.some_warnings(&abs, &pyc::source_hash(target.hash, target.magic, src), levels);
+    let mut warnings = memo.some_warnings(&abs, &pyc::source_hash(target.hash, target.magic, src), levels);
+    warnings.retain(crate::pool::Warning::in_source);
     (!warnings.is_empty()).then_some(warnings)
 }
 

@@ -238,6 +238,10 @@ pub fn format_failure(path: &Path, f: &CompileFailure, source: Option<&[u8]>) ->
 
 /// `path:line: Category: message` and the source line, like Python's own warnings.
 pub fn format_warning(path: &Path, w: &Warning, source: Option<&[u8]>) -> String {
+    if !w.in_source() {
+        // Attributed to no line of the file: named as Python names a warning without one.
+        return format!("{}: {}: {}", shown(path), w.category, w.message);
+    }
     let mut out = format!("{}:{}: {}: {}", shown(path), w.line, w.category, w.message);
     if let Some(text) = u32::try_from(w.line).ok().zip(source).and_then(|(n, src)| source_line(src, n)) {
         let t = text.trim();

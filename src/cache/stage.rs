@@ -114,7 +114,9 @@ fn unit(l: &Lookups<'_>, src: usize, targets: &[usize]) -> (Results, Vec<usize>)
         match l.cache.lookup(t, levels, &source, &filename) {
             Found::Miss => misses.push(t),
             Found::Failed(f) => done.push((src, t, UnitResult::Failed(Box::new(f), hash))),
-            Found::Hit { warnings, .. } if l.warnings_as_errors && !warnings.is_empty() => {
+            Found::Hit { warnings, .. }
+                if l.warnings_as_errors && warnings.iter().any(crate::pool::Warning::in_source) =>
+            {
                 done.push((src, t, UnitResult::WarningsAsErrors { warnings }));
             }
             Found::Hit { bodies, warnings } => {

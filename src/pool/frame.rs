@@ -26,6 +26,8 @@ pub enum FrameError {
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Warning {
     pub category: String,
+    /// The line of the source; [`Warning::NO_LINE`] for a warning CPython attributes to no
+    /// line of it (see [`Warning::in_source`]).
     pub line: i32,
     pub message: String,
     /// Which of the request's optimization levels raised it (an index into them).
@@ -33,6 +35,19 @@ pub struct Warning {
 }
 
 impl Warning {
+    /// The line of a warning raised outside the source's own lines.
+    pub const NO_LINE: i32 = -1;
+
+    /// Whether CPython raised it at a line of the source (the compiler's and tokenizer's
+    /// warnings), which `python -W error` turns into a failure of the compile. The one
+    /// warning seen otherwise, 3.12 and 3.13's constant folder on `~True`
+    /// (DeprecationWarning, through `PyErr_WarnEx`: attributed to the caller's frame), is
+    /// dropped by the folder when it becomes an exception: the file compiles
+    /// (`python -W error -m py_compile` succeeds), so it fails nothing under `-W error`.
+    pub fn in_source(&self) -> bool {
+        self.line != Self::NO_LINE
+    }
+
     /// The same warning, whatever level raised it.
     pub fn same_as(&self, other: &Warning) -> bool {
         self.category == other.category && self.line == other.line && self.message == other.message

@@ -1059,7 +1059,9 @@ impl<'a> Slot<'a> {
                 }
                 UnitResult::Failed(Box::new(f), pyc::source_hash(target.hash, target.magic, source))
             }
-            Outcome::Compiled { warnings, bodies } if s.warnings_as_errors && !warnings.is_empty() => {
+            Outcome::Compiled { warnings, bodies }
+                if s.warnings_as_errors && warnings.iter().any(super::Warning::in_source) =>
+            {
                 store(Ok((bodies, warnings.clone())));
                 UnitResult::WarningsAsErrors { warnings }
             }

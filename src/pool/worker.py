@@ -23,7 +23,7 @@
 # Replies:   H u32 hexversion, 4 magic bytes, u32 + sys.version, u32 + cache tag,
 #              u32 + abiflags, u8 marshal version       (once, at start-up)
 #            O u8 status, u16 nwarnings, warnings, (u32 length, marshal data) per level
-#              warning = u8 + category, u32 lineno, u32 + message (UTF-8), u8 level index
+#              warning = u8 + category, i32 lineno (-1: not a line of the source), u32 + message (UTF-8), u8 level index
 #              status bit 0: sys.modules grew (the compile imported a codec or unicodedata)
 #              status bit 1: (K, P only) every level's constants are certified
 #            X u8 + type, u32 + message, 4 x i32 line/offset/end line/end offset, u32 + text
@@ -42,12 +42,16 @@ if sys.path and sys.path[0] == "":
 
 _FLAG_REF_TOP = sys.argv[2] == "1"
 _caught = []
+# The path being compiled: a warning CPython attributes to another file is not located in
+# the source (3.12-3.13's constant folder warns of `~True` through PyErr_WarnEx, so the
+# warning names the frame that called compile(): this script), and is sent without a line.
+_where = [None]
 
 
 class _Caught(object):
     # Stands in for warnings.WarningMessage: _warnings builds one per shown warning.
     def __init__(self, message, category, filename, lineno, file=None, line=None, source=None):
-        _caught.append((category.__name__, str(message), lineno))
+        _caught.append((category.__name__, str(message), lineno if filename == _where[0] else None))
 
 
 def _show(message):
@@ -351,6 +355,7 @@ def _warnings(ends):
         c = category.encode()[:255]
         warns.append(bytes([len(c)]) + c + _i32(lineno) + _text(message) + bytes([index]))
     del _caught[:]
+    _where[0] = None
     return len(warns).to_bytes(2, "little") + b"".join(warns)
 
 
@@ -365,6 +370,7 @@ def _compile(req):
     source = memoryview(req)[at + plen:]
     nmods = len(sys.modules)
     del _caught[:]
+    _where[0] = path
     bodies = []
     ends = []
     # Certification reads the code objects, so it needs them after marshalling, one level

@@ -2233,3 +2233,89 @@ per_python!(a_files_warnings_come_in_line_order, |py: &Python| {
         .collect();
     assert_eq!(listed, reference, "{}", json.stdout);
 });
+
+// A warning CPython attributes to no line of the source: 3.12 and 3.13's constant folder
+// warns of `~True` through the caller's frame (the worker's own script, whose line was
+// reported as the file's: `m.py:385`), and drops the exception it becomes under
+// `python -W error`, so the file compiles there. hashpyc shows it without a line (JSON
+// `"line": null`) and fails no file for it under -W error, on the run that compiles and
+// the one that remembers; a warning at a line of the source still fails its file.
+per_python!(a_warning_at_no_line_of_the_source_fails_nothing_under_w_error, |py: &Python| {
+    let tree = Tree::new();
+    tree.write("fold.py", "import os\nx = ~True\n");
+    tree.write("warn_assert.py", "x = 1\nassert (x, 'always true')\n");
+    let files = ["fold.py", "warn_assert.py"];
+    let reference = w_error_reference(py, &tree, &files);
+    assert!(reference["fold.py"].is_null(), "{reference}");
+    assert!(!reference["warn_assert.py"].is_null(), "{reference}");
+    // Where CPython's own compile() puts each warning of fold.py: in the file, or not.
+    let recorded = py.run(
+        &[
+            "-c",
+            "import warnings\n\
+             with open('fold.py', 'rb') as f:\n    source = f.read()\n\
+             with warnings.catch_warnings(record=True) as caught:\n    \
+             warnings.simplefilter('always')\n    \
+             compile(source, 'fold.py', 'exec', dont_inherit=True)\n\
+             for w in caught:\n    \
+             print('%s|%s|%s' % (w.filename == 'fold.py', w.category.__name__, w.message))",
+        ],
+        tree.root(),
+    );
+    let recorded: Vec<(bool, String, String)> = recorded
+        .lines()
+        .map(|l| {
+            let mut parts = l.splitn(3, '|');
+            let mut next = || parts.next().unwrap().to_string();
+            (next() == "True", next(), next())
+        })
+        .collect();
+    if py.minor == (3, 12) || py.minor == (3, 13) {
+        assert!(recorded.iter().any(|(in_file, ..)| !in_file), "{recorded:?}");
+    }
+    let state = Tree::new();
+    let hashpyc = || tree.hashpyc().env("HASHPYC_STATE_DIR", state.root());
+    let shown =
+        hashpyc().args(["compile", "-v", "--force", "--format", "json"]).python(py).arg("fold.py").run();
+    shown.assert_code(0);
+    let warnings: Vec<serde_json::Value> =
+        json_lines(&shown.stdout).into_iter().filter(|l| l["type"] == "warning").collect();
+    assert_eq!(warnings.len(), recorded.len(), "{}", shown.stdout);
+    for (w, (in_file, kind, message)) in warnings.iter().zip(&recorded) {
+        assert_eq!((w["kind"].as_str().unwrap(), w["message"].as_str().unwrap()), (&**kind, &**message));
+        assert_eq!(w["line"].is_null(), !in_file, "{w}");
+    }
+    let text = hashpyc().args(["compile", "-v", "--force"]).python(py).arg("fold.py").run();
+    text.assert_code(0);
+    for (_, kind, message) in recorded.iter().filter(|(in_file, ..)| !in_file) {
+        assert!(text.stderr.contains(&format!("fold.py: {kind}: {message}")), "{}", text.stderr);
+    }
+    // -W error: what `python -W error` fails, twice (the second run from memory).
+    for _ in 0..2 {
+        let run = hashpyc().args(["compile", "-W", "error", "--format", "json"]).python(py).args(files).run();
+        run.assert_code(1);
+        let failed: Vec<String> = json_lines(&run.stdout)
+            .iter()
+            .filter(|l| l["type"] == "failure")
+            .map(|l| l["path"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(failed, ["warn_assert.py"], "{}", run.stdout);
+        assert!(pyc_of(&tree, py, "fold.py").exists());
+    }
+    // From the bytecode cache (no state directory: the second tree's fold.py is a hit).
+    let cache = Tree::new();
+    for hit in [false, true] {
+        let fresh = Tree::new();
+        fresh.write("fold.py", "import os\nx = ~True\n");
+        fresh.write("warn_assert.py", "x = 1\nassert (x, 'always true')\n");
+        let cmd = fresh.hashpyc().env("HASHPYC_NO_STATE", "1").args(["compile", "-W", "error"]);
+        let run =
+            cmd.arg("--cache").arg(cache.root()).python(py).args(["--format", "json"]).args(files).run();
+        run.assert_code(1);
+        let lines = json_lines(&run.stdout);
+        let failed: Vec<&str> =
+            lines.iter().filter(|l| l["type"] == "failure").map(|l| l["path"].as_str().unwrap()).collect();
+        assert_eq!(failed, ["warn_assert.py"], "{}", run.stdout);
+        assert_eq!(lines.last().unwrap()["from_cache"], u64::from(hit), "{}", run.stdout);
+    }
+});
