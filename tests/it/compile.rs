@@ -2241,10 +2241,13 @@ per_python!(a_files_warnings_come_in_line_order, |py: &Python| {
 // `"line": null`) and fails no file for it under -W error, on the run that compiles and
 // the one that remembers; a warning at a line of the source still fails its file.
 per_python!(a_warning_at_no_line_of_the_source_fails_nothing_under_w_error, |py: &Python| {
+    let sources =
+        [("fold.py", "import os\nx = ~True\n"), ("warn_assert.py", "x = 1\nassert (x, 'always true')\n")];
     let tree = Tree::new();
-    tree.write("fold.py", "import os\nx = ~True\n");
-    tree.write("warn_assert.py", "x = 1\nassert (x, 'always true')\n");
-    let files = ["fold.py", "warn_assert.py"];
+    for (rel, text) in sources {
+        tree.write(rel, text);
+    }
+    let files = sources.map(|(rel, _)| rel);
     let reference = w_error_reference(py, &tree, &files);
     assert!(reference["fold.py"].is_null(), "{reference}");
     assert!(!reference["warn_assert.py"].is_null(), "{reference}");
@@ -2306,8 +2309,9 @@ per_python!(a_warning_at_no_line_of_the_source_fails_nothing_under_w_error, |py:
     let cache = Tree::new();
     for hit in [false, true] {
         let fresh = Tree::new();
-        fresh.write("fold.py", "import os\nx = ~True\n");
-        fresh.write("warn_assert.py", "x = 1\nassert (x, 'always true')\n");
+        for (rel, text) in sources {
+            fresh.write(rel, text);
+        }
         let cmd = fresh.hashpyc().env("HASHPYC_NO_STATE", "1").args(["compile", "-W", "error"]);
         let run =
             cmd.arg("--cache").arg(cache.root()).python(py).args(["--format", "json"]).args(files).run();
