@@ -844,12 +844,7 @@ fn triage(
                 summary.failed_sources.insert(i);
                 failed.push(t);
                 let source = source.as_ref().and_then(|s| s.as_deref());
-                for w in &warnings {
-                    let mut text = report::format_warning(&p.path, w, source);
-                    let at = text.find('\n').unwrap_or(text.len());
-                    text.insert_str(at, " (remembered; an error under -W error)");
-                    notes.add(&p.path, 0, Some(t), text, Some(Event::warning(w, true, true)));
-                }
+                warnings_as_errors(&p.path, t, &warnings.iter().collect::<Vec<_>>(), source, true, notes);
                 continue;
             }
             match action {
@@ -865,23 +860,8 @@ fn triage(
                     summary.failed += 1;
                     summary.failed_sources.insert(i);
                     let source = source.get_or_insert_with(|| crate::io::read_regular(&p.path).ok());
-                    // The warnings raised before it failed, remembered with the failure.
-                    show_warnings(
-                        s,
-                        verbosity,
-                        (&p.path, t, true),
-                        &f.warnings,
-                        source.as_deref(),
-                        summary,
-                        notes,
-                    );
-                    notes.add(
-                        &p.path,
-                        0,
-                        Some(t),
-                        report::format_failure(&p.path, f.as_ref(), source.as_deref()),
-                        Some(Event::failure(f, true)),
-                    );
+                    // With the warnings raised before it failed, remembered with the failure.
+                    show_failure(s, verbosity, (&p.path, t, true), f, source.as_deref(), summary, notes);
                 }
                 Action::Rewrite { .. } => {}
                 Action::Refused { error } => unit_error(&p.path, t, error.to_string(), summary, notes, style),
@@ -1266,14 +1246,15 @@ fn record_results(
                     memo.record_success(&crate::memo::key(path, cwd));
                 }
                 remember_warnings(s, t, &plan.actions[t], path, warnings, &mut memos[t], cwd);
-                let shown = distinct_warnings(warnings.iter());
                 let source = crate::io::read_regular(path).ok();
-                for w in shown {
-                    let mut text = report::format_warning(path, w, source.as_deref());
-                    let at = text.find('\n').unwrap_or(text.len());
-                    text.insert_str(at, " (an error under -W error: no pyc written)");
-                    notes.add(path, 0, Some(t), text, Some(Event::warning(w, true, false)));
-                }
+                warnings_as_errors(
+                    path,
+                    t,
+                    &distinct_warnings(warnings.iter()),
+                    source.as_deref(),
+                    false,
+                    notes,
+                );
             }
             UnitResult::Failed(f, hash) => {
                 summary.failed += 1;
@@ -1283,9 +1264,7 @@ fn record_results(
                     memo.record_failure(crate::memo::key(path, cwd), &hash, levels, &f);
                 }
                 let source = crate::io::read_regular(path).ok();
-                show_warnings(s, verbosity, (path, t, true), &f.warnings, source.as_deref(), summary, notes);
-                let text = report::format_failure(path, &f, source.as_deref());
-                notes.add(path, 0, Some(t), text, Some(Event::failure(&f, false)));
+                show_failure(s, verbosity, (path, t, false), &f, source.as_deref(), summary, notes);
             }
             UnitResult::Error(e) => unit_error(path, t, e, summary, notes, style),
             // The pycs written before the level that failed are on disk: counted as
@@ -1302,6 +1281,79 @@ fn record_results(
             }
             UnitResult::Vanished => vanished(path, summary, notes),
         }
+    }
+}
+
+/// A source that does not compile (`remembered`: from the failure memo), with the warnings
+/// its compile raised before it failed. Under `-W error` the first of those is the error
+/// `python -W error` stops at, so the file fails as one that only warns does: its warnings
+/// in the source are its failures, and the failure after them, which CPython never reaches
+/// there, is not reported.
+fn show_failure(
+    s: &CompileSettings,
+    verbosity: Verbosity,
+    (path, t, remembered): (&Path, usize, bool),
+    f: &crate::pool::CompileFailure,
+    source: Option<&[u8]>,
+    summary: &mut Summary,
+    notes: &mut Notes,
+) {
+    let failing = failing_warnings(s, f);
+    if failing.is_empty() {
+        show_warnings(s, verbosity, (path, t, true), &f.warnings, source, summary, notes);
+        let text = report::format_failure(path, f, source);
+        notes.add(path, 0, Some(t), text, Some(Event::failure(f, remembered)));
+    } else {
+        // A warning at no line of the source fails nothing: a warning still.
+        let other: Vec<_> = f.warnings.iter().filter(|w| !w.in_source()).cloned().collect();
+        show_warnings(s, verbosity, (path, t, true), &other, source, summary, notes);
+        warnings_as_errors(path, t, &failing, source, remembered, notes);
+    }
+}
+
+/// The dry run's reason and event for a file remembered to fail by its `warnings` under
+/// `-W error` (the first named, and how many more).
+fn failing_plan(warnings: &[&crate::pool::Warning]) -> (String, Event) {
+    let w = warnings[0];
+    let more = match warnings.len() - 1 {
+        0 => String::new(),
+        n => format!(", and {n} more"),
+    };
+    let why = format!("{} at line {}: {}{more}", w.category, w.line, w.message);
+    (format!("{why}; remembered, an error under -W error"), Event::warning(w, true, true))
+}
+
+/// Under `-W error`, the warnings that fail a source whose compile raised them and then
+/// failed: those in the source, each once (empty without `-W error`).
+fn failing_warnings<'a>(
+    s: &CompileSettings,
+    f: &'a crate::pool::CompileFailure,
+) -> Vec<&'a crate::pool::Warning> {
+    if !s.warnings_as_errors {
+        return Vec::new();
+    }
+    distinct_warnings(f.warnings.iter().filter(|w| w.in_source()))
+}
+
+/// Warnings that fail a source under `-W error`, as failures (`remembered`: from memory).
+fn warnings_as_errors(
+    path: &Path,
+    t: usize,
+    warnings: &[&crate::pool::Warning],
+    source: Option<&[u8]>,
+    remembered: bool,
+    notes: &mut Notes,
+) {
+    let why = if remembered {
+        " (remembered; an error under -W error)"
+    } else {
+        " (an error under -W error: no pyc written)"
+    };
+    for w in warnings {
+        let mut text = report::format_warning(path, w, source);
+        let at = text.find('\n').unwrap_or(text.len());
+        text.insert_str(at, why);
+        notes.add(path, 0, Some(t), text, Some(Event::warning(w, true, remembered)));
     }
 }
 
@@ -1599,14 +1651,8 @@ fn dry_run(
                 (_, Some(warnings)) => {
                     failing = true;
                     summary.failed += 1;
-                    let w = &warnings[0];
-                    let more = match warnings.len() - 1 {
-                        0 => String::new(),
-                        n => format!(", and {n} more"),
-                    };
-                    let why = format!("{} at line {}: {}{more}", w.category, w.line, w.message);
-                    let reason = format!("{why}; remembered, an error under -W error");
-                    ("fails", Some(reason), Some(Event::warning(w, true, true)))
+                    let (reason, event) = failing_plan(&warnings.iter().collect::<Vec<_>>());
+                    ("fails", Some(reason), Some(event))
                 }
                 (Action::Fresh, None) => {
                     summary.fresh += 1;
@@ -1642,8 +1688,14 @@ fn dry_run(
                 (Action::KnownFailure { failure: f, .. }, None) => {
                     failing = true;
                     summary.failed += 1;
-                    let reason = format!("{}: {}, remembered", f.kind, f.message);
-                    ("fails", Some(reason), Some(Event::failure(f, true)))
+                    // Under -W error, by the warnings raised before it failed, as the run.
+                    let (reason, event) = match failing_warnings(s, f) {
+                        warnings if warnings.is_empty() => {
+                            (format!("{}: {}, remembered", f.kind, f.message), Event::failure(f, true))
+                        }
+                        warnings => failing_plan(&warnings),
+                    };
+                    ("fails", Some(reason), Some(event))
                 }
                 // A pyc the real run refuses to write over (a directory, a symlink): its
                 // error, as the real run reports it.

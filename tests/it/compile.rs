@@ -2323,3 +2323,139 @@ per_python!(a_warning_at_no_line_of_the_source_fails_nothing_under_w_error, |py:
         assert_eq!(lines.last().unwrap()["from_cache"], u64::from(hit), "{}", run.stdout);
     }
 });
+
+// A file that warns and then does not compile (`break` outside a loop after an always-true
+// assert, or after an invalid escape): `python -W error` stops at the warning, its error (a
+// SyntaxError made from it, 3.8+; on 3.7 the assert's SyntaxWarning itself), and never
+// reaches the SyntaxError after it. Under -W error hashpyc fails such a file by its warning,
+// as one that only warns, and does not report the failure CPython never reaches there:
+// compiled, remembered by the state directory, from the bytecode cache; in JSON, text,
+// GitHub annotations and the dry run. Without -W error the warning is a warning and the
+// SyntaxError the failure.
+per_python!(a_warning_before_a_syntax_error_is_the_failure_under_w_error, |py: &Python| {
+    const SOURCES: &[(&str, &str)] = &[
+        ("assert_then_break.py", "x = 1\nassert (x, 'always true')\nbreak\n"),
+        ("escape_then_break.py", "x = '\\d'\nbreak\n"),
+    ];
+    let tree = Tree::new();
+    for (rel, text) in SOURCES {
+        tree.write(rel, text);
+    }
+    let files: Vec<&str> = SOURCES.iter().map(|(rel, _)| *rel).collect();
+    // CPython's own verdicts: with -W error the warning, without it the SyntaxError after it.
+    let reference = w_error_reference(py, &tree, &files);
+    let out = py.cmd().args(["-c", W_ERROR_REF]).args(&files).current_dir(tree.root()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let plain: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for rel in &files {
+        assert_eq!(plain[rel][1], "'break' outside loop", "{plain}");
+        assert_ne!(reference[rel][1], plain[rel][1], "{reference}");
+    }
+    let failures = |stdout: &str| -> Vec<serde_json::Value> {
+        json_lines(stdout).into_iter().filter(|l| l["type"] == "failure").collect()
+    };
+    let state = Tree::new();
+    let hashpyc = || tree.hashpyc().env("HASHPYC_STATE_DIR", state.root());
+    // Without -W error: each file's warning, then its failure, CPython's SyntaxError.
+    let run = hashpyc().args(["compile", "--format", "json"]).python(py).args(&files).run();
+    run.assert_code(1);
+    let lines = json_lines(&run.stdout);
+    // Per file: the warning raised before the failure (kind, message, line).
+    let mut warned = Vec::new();
+    for rel in &files {
+        let of = |kind: &str| -> Vec<&serde_json::Value> {
+            lines.iter().filter(|l| l["type"] == kind && l["path"] == *rel).collect()
+        };
+        let (warnings, failed) = (of("warning"), of("failure"));
+        assert_eq!((warnings.len(), failed.len()), (1, 1), "{}", run.stdout);
+        assert_eq!(failed[0]["kind"], "SyntaxError");
+        assert_eq!((&failed[0]["line"], &failed[0]["message"]), (&plain[rel][0], &plain[rel][1]));
+        let w = warnings[0];
+        warned.push((rel.to_string(), w["kind"].clone(), w["message"].clone(), w["line"].clone()));
+    }
+    // Under -W error the warning is the failure, as CPython says, and nothing else is:
+    // compiled (a state directory of its own), then remembered (the first run's).
+    let check = |stdout: &str, remembered: bool| {
+        let got: Vec<_> = failures(stdout)
+            .into_iter()
+            .map(|f| {
+                assert_eq!(
+                    (&f["warning"], &f["remembered"]),
+                    (&serde_json::json!(true), &serde_json::json!(remembered)),
+                    "{f}"
+                );
+                (
+                    f["path"].as_str().unwrap().to_string(),
+                    f["kind"].clone(),
+                    f["message"].clone(),
+                    f["line"].clone(),
+                )
+            })
+            .collect();
+        assert_eq!(got, warned, "{stdout}");
+        for (rel, _, message, line) in &got {
+            // 3.14+ shortens the invalid-escape message when it raises it as an error.
+            let message =
+                message.as_str().unwrap().replace(" Such sequences will not work in the future.", "");
+            assert_eq!(message, reference[rel][1].as_str().unwrap(), "{stdout}");
+            if !reference[rel][0].is_null() {
+                assert_eq!(*line, reference[rel][0], "{stdout}");
+            }
+        }
+        assert!(!json_lines(stdout).iter().any(|l| l["type"] == "warning"), "{stdout}");
+    };
+    let own = Tree::new();
+    let args = ["compile", "-W", "error", "--format", "json"];
+    let compiled =
+        tree.hashpyc().env("HASHPYC_STATE_DIR", own.root()).args(args).python(py).args(&files).run();
+    compiled.assert_code(1);
+    check(&compiled.stdout, false);
+    let remembered = hashpyc().args(args).python(py).args(&files).run();
+    remembered.assert_code(1);
+    check(&remembered.stdout, true);
+    assert!(tree.pycs().is_empty(), "{:?}", tree.pycs());
+    // Text and GitHub annotations say the same, from memory.
+    let text = hashpyc().args(["compile", "-W", "error"]).python(py).args(&files).run();
+    text.assert_code(1);
+    let github =
+        hashpyc().args(["compile", "-W", "error", "--format", "github"]).python(py).args(&files).run();
+    github.assert_code(1);
+    let dry = hashpyc().args(["compile", "-n", "-W", "error"]).python(py).args(&files).run();
+    dry.assert_code(1);
+    for (rel, kind, message, line) in &warned {
+        let (kind, message) = (kind.as_str().unwrap(), message.as_str().unwrap());
+        let want = format!("{rel}:{line}: {kind}: {message} (remembered; an error under -W error)");
+        assert!(text.stderr.contains(&want), "{want}\n{}", text.stderr);
+        let want = format!(
+            "::error file={rel},line={line},title=hashpyc compile (CPython {}.{})::{kind}: {message}",
+            py.minor.0, py.minor.1
+        );
+        assert!(github.stdout.lines().any(|l| l == want), "{want}\n{}", github.stdout);
+        let want = format!("{kind} at line {line}: {message}; remembered, an error under -W error");
+        assert!(
+            dry.stdout
+                .lines()
+                .any(|l| l.starts_with("fails") && l.contains(rel.as_str()) && l.contains(&want)),
+            "{want}\n{}",
+            dry.stdout
+        );
+    }
+    for out in [&text.stderr, &github.stdout, &github.stderr, &dry.stdout] {
+        assert!(!out.contains("outside loop"), "{out}");
+    }
+    assert!(!github.stdout.contains("::warning"), "{}", github.stdout);
+    // From the bytecode cache, without a state directory: the second run's failures are hits.
+    let cache = Tree::new();
+    for hit in [false, true] {
+        let fresh = Tree::new();
+        for (rel, text) in SOURCES {
+            fresh.write(rel, text);
+        }
+        let cmd = fresh.hashpyc().env("HASHPYC_NO_STATE", "1").args(args).arg("--cache").arg(cache.root());
+        let run = cmd.python(py).args(&files).run();
+        run.assert_code(1);
+        check(&run.stdout, false);
+        let summary = json_lines(&run.stdout).pop().unwrap();
+        assert_eq!(summary["cache"]["local"]["hits"], if hit { files.len() } else { 0 }, "{}", run.stdout);
+    }
+});
