@@ -632,12 +632,13 @@ pub fn compile(
     }
     // The limit applies to the workers started: said once one is (a build the cache serves
     // whole starts none, whatever the limit).
-    let (jobs, fewer, no_room) =
-        match descriptor_jobs(s.jobs.min(units), s.targets.len() * (1 + usize::from(s.verify))) {
-            Ok(_) => (s.jobs, None, None),
-            Err((limit, most)) if most > 0 => (most, Some((limit, most)), None),
-            Err((limit, _)) => (1, None, Some(limit)),
-        };
+    let workers = s.targets.len() * (1 + usize::from(s.verify));
+    let (jobs, fewer, no_room) = match descriptor_jobs(s.jobs.min(units), workers, cache_fds(cache.as_ref()))
+    {
+        Ok(_) => (s.jobs, None, None),
+        Err((limit, most)) if most > 0 => (most, Some((limit, most)), None),
+        Err((limit, _)) => (1, None, Some(limit)),
+    };
     let (results, fatal) =
         compile_stage(s, (jobs, no_room), &plans, &opts.paths, &specs, confirmed, cache.as_ref(), reporter);
     if let Some((limit, most)) = fewer
@@ -1043,26 +1044,50 @@ fn rewrite_stage(
     }
 }
 
-/// Descriptors a run holds besides its workers' (standard streams, the walk's directories,
-/// state and cache files), and per slot at most (as `strace` counts them on a tree of small
-/// files, where a worker starts while a group is held): the directories of the sources read
+/// Descriptors a run holds besides its worker slots and cache lookup and upload threads: 6 at
+/// most as `strace` counts them (cold and warm builds of 553 stdlib files, `-j1` and `-j2`,
+/// without a cache, with a local one, with a remote tier): the 3 standard streams, and the
+/// local cache's directory, the fan-out directory and the entry (or stats file) its store
+/// thread writes; 16 with a margin. Per cache lookup thread
+/// ([`LOOKUP_FDS`]) and upload thread (one connection each). Per slot at most (as `strace`
+/// counts them on a tree of small files, where a worker starts while a group is held): the
+/// directories of the sources read
 /// and not yet written (`Slot::read_from`: a group of up to `GROUP_FILES`, 8, the next unit
 /// read ahead included, as it is read only while the group has fewer), and then either the
 /// 6 a worker holds only while it starts (the child's ends of its stdin, stdout and stderr
 /// pipes and of the control pipe, and the standard library's exec-status socket pair) or
 /// the one source or pyc open: the slot does one at a time. Each of its workers holds four
 /// (stdin, stdout, stderr, control).
-const BASE_FDS: u64 = 32;
+const BASE_FDS: u64 = 16;
 const SLOT_FDS: u64 = schedule::GROUP_FILES as u64 + 6;
 const WORKER_FDS: u64 = 4;
+/// A cache lookup thread holds the source's directory, then the source or a cache entry,
+/// and with a remote tier the connection it keeps open between lookups.
+const LOOKUP_FDS: u64 = 3;
+
+/// What a run with `cache` holds for it besides [`BASE_FDS`]: its upload threads'
+/// connections, and one lookup thread (there is always one).
+fn cache_fds(cache: Option<&crate::cache::Cache>) -> u64 {
+    cache.map_or(0, |c| LOOKUP_FDS + c.upload_threads() as u64)
+}
 
 /// `jobs` slots (as many as the units to compile at most) of `workers` workers each, if
-/// the open-file limit has room for them; else the limit and how many slots it has room for.
-fn descriptor_jobs(jobs: usize, workers: usize) -> Result<usize, (u64, usize)> {
+/// the open-file limit has room for them besides `reserved` (the cache's, [`cache_fds`]);
+/// else the limit and how many slots it has room for.
+fn descriptor_jobs(jobs: usize, workers: usize, reserved: u64) -> Result<usize, (u64, usize)> {
     let Some(limit) = crate::io::open_file_limit() else { return Ok(jobs) };
     let per_slot = SLOT_FDS + WORKER_FDS * workers as u64;
-    let most = usize::try_from(limit.saturating_sub(BASE_FDS) / per_slot).unwrap_or(usize::MAX);
+    let most = usize::try_from(limit.saturating_sub(BASE_FDS + reserved) / per_slot).unwrap_or(usize::MAX);
     if jobs <= most { Ok(jobs) } else { Err((limit, most)) }
+}
+
+/// Cache lookup threads: `wanted`, or as many as the open-file limit has room for beside
+/// `jobs` slots of `workers` workers and the cache's upload threads, at least one.
+fn lookup_threads(wanted: usize, (jobs, workers): (usize, usize), cache: &crate::cache::Cache) -> usize {
+    let Some(limit) = crate::io::open_file_limit() else { return wanted };
+    let slots = jobs as u64 * (SLOT_FDS + WORKER_FDS * workers as u64);
+    let room = limit.saturating_sub(BASE_FDS + slots + cache.upload_threads() as u64) / LOOKUP_FDS;
+    usize::try_from(room).unwrap_or(usize::MAX).clamp(1, wanted.max(1))
 }
 
 /// Everything the plan wants compiled: from the cache when there is one (hits written by
@@ -1125,11 +1150,15 @@ fn compile_stage(
                         mode: s.mode,
                         hardlink_dupes: s.hardlink_dupes,
                         cache,
-                        threads: if cache.has_remote() {
-                            crate::cache::remote::LOOKUPS
-                        } else {
-                            s.jobs.min(crate::settings::default_jobs()).max(2)
-                        },
+                        threads: lookup_threads(
+                            if cache.has_remote() {
+                                crate::cache::remote::LOOKUPS
+                            } else {
+                                s.jobs.min(crate::settings::default_jobs()).max(2)
+                            },
+                            (jobs, s.targets.len() * (1 + usize::from(s.verify))),
+                            cache,
+                        ),
                         warnings_as_errors: s.warnings_as_errors,
                     };
                     let hits = crate::cache::stage::run(&l, units, &queue, reporter);

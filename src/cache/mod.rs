@@ -1289,6 +1289,11 @@ impl Cache {
         Ok(Cache { inner, stores: Mutex::new(stores) })
     }
 
+    /// The threads sending uploads to the remote tier (each keeps a connection open).
+    pub fn upload_threads(&self) -> usize {
+        self.inner.uploads.as_ref().map_or(0, |u| u.threads)
+    }
+
     /// Whether a tier is remote (lookups then want many threads).
     pub fn has_remote(&self) -> bool {
         self.inner.remote.is_some()

@@ -28,6 +28,8 @@ struct Job {
 
 pub struct Uploader {
     remote: Arc<Remote>,
+    /// Threads sending uploads ([`super::remote::upload_threads`]).
+    pub threads: usize,
     tx: Mutex<Option<Sender<Job>>>,
     /// Queued or running.
     pending: Arc<AtomicUsize>,
@@ -71,7 +73,8 @@ impl Uploader {
         let (tx, rx) = crossbeam_channel::bounded::<Job>(QUEUE);
         let pending = Arc::new(AtomicUsize::new(0));
         let unsent = Arc::new(Unsent::default());
-        for i in 0..super::remote::UPLOADS {
+        let threads = super::remote::upload_threads();
+        for i in 0..threads {
             let (rx, r, pending, unsent) =
                 (rx.clone(), Arc::clone(&remote), Arc::clone(&pending), Arc::clone(&unsent));
             let spawned = std::thread::Builder::new().name(format!("hashpyc-upload-{i}")).spawn(move || {
@@ -87,7 +90,7 @@ impl Uploader {
                 remote.off.store(true, Ordering::Relaxed);
             }
         }
-        Uploader { remote, tx: Mutex::new(Some(tx)), pending, unsent, queued: Mutex::default() }
+        Uploader { remote, threads, tx: Mutex::new(Some(tx)), pending, unsent, queued: Mutex::default() }
     }
 
     /// Queue an upload.

@@ -2284,7 +2284,7 @@ fn more_workers_than_the_open_file_limit_allows_are_fewer() {
 
 /// A worker slot is given room for what it holds at most: 4 descriptors per worker and 14
 /// more (`SLOT_FDS` in compile.rs: a group of 8 source directories held while a worker
-/// starts, which holds 6 more until it runs), besides the run's 32. `ulimit -n 68` has room
+/// starts, which holds 6 more until it runs), besides the run's 16. `ulimit -n 68` has room
 /// for two slots of one worker: a `-j 2` build of small files (read in groups, the second
 /// slot starting its worker with a group held) runs both, says nothing of the limit, never
 /// runs out of descriptors and writes every pyc whole. Counted at 17, it allowed one.
@@ -2307,11 +2307,70 @@ fn the_open_file_limit_has_room_for_what_a_slot_holds() {
     assert_tree_sound(py, &tree.path("src"));
 }
 
+/// A build with a local cache and a remote tier (nginx WebDAV) under `ulimit -n 64`, `-j 2`:
+/// besides the run's 16 (`BASE_FDS` in compile.rs) and two slots of one worker (18 each),
+/// the cache's lookup threads (3 each: a source's directory, the source or an entry, a
+/// connection) and upload threads (one per 32 of the limit, a connection each) get what is
+/// left. It ran 128 lookup and 16 upload threads whatever the limit (about 210 descriptors
+/// held) and a cold build failed most files (`cannot read the source: Too many open
+/// files`) and its worker; the limit, counted with 32 for the run, allowed one slot. Now a
+/// cold build, and a warm one from the remote alone (a new local cache), run two workers,
+/// never run out of descriptors and write every pyc whole, equal to a build without a cache.
+#[test]
+fn a_cache_and_a_remote_fit_in_a_low_open_file_limit() {
+    let Some(py) =
+        harness::python_or_skip((3, 12), "faults::a_cache_and_a_remote_fit_in_a_low_open_file_limit")
+    else {
+        return;
+    };
+    let Some(nginx) = crate::servers::Nginx::start() else { return };
+    let url = format!("{}/cache", nginx.url());
+    let (plain, tree) = (Tree::new(), Tree::new());
+    for d in 0..20 {
+        harness::write_modules(&plain, &format!("src/p{d:02}"), 15);
+    }
+    plain.hashpyc().args(["compile", "-q"]).python(py).arg("src").run().assert_code(0);
+    let want: Vec<(PathBuf, Vec<u8>)> =
+        plain.pycs().into_iter().map(|p| (p.clone(), plain.read(&p))).collect();
+    assert_eq!(want.len(), 300);
+    for (cold, local) in [(true, "cache1"), (false, "cache2")] {
+        for d in 0..20 {
+            harness::write_modules(&tree, &format!("src/p{d:02}"), 15);
+        }
+        let run = tree
+            .hashpyc()
+            .args(["compile", "-j", "2", "--cache"])
+            .arg(tree.path(local))
+            .args(["--cache-url", &url])
+            .python(py)
+            .arg("src")
+            .ulimit("-n 64")
+            .run();
+        run.assert_code(0);
+        let e = &run.stderr;
+        assert!(
+            !e.contains("open-file limit") && !e.contains("descriptors") && !e.contains("open files"),
+            "{e}"
+        );
+        assert!(!e.contains("warning") && !e.contains("error"), "{e}");
+        let done = if cold { "(0 already fresh)" } else { "(300 from the cache, 0 already fresh)" };
+        assert!(e.contains(&format!("Compiled 300 files for CPython {} {done}", py.version)), "{e}");
+        let got: Vec<(PathBuf, Vec<u8>)> = tree
+            .pycs()
+            .into_iter()
+            .filter(|p| p.starts_with("src"))
+            .map(|p| (p.clone(), tree.read(&p)))
+            .collect();
+        assert!(got == want, "cold {cold}: the pycs of a build without a cache");
+        std::fs::remove_dir_all(tree.path("src")).unwrap();
+    }
+}
+
 /// A build the cache serves whole starts no Python worker, so the open-file limit does not
 /// apply to it: with `ulimit -n 32` (room for no worker) it was refused (`leaves no room
 /// for a Python worker`, exit 2) and with 48 warned of `at most 1 workers`. Now it
 /// succeeds without a word of the limit; a build with files to compile still fails at 32,
-/// and at 64 is warned of `at most 1 worker; using 1`.
+/// and at 64 is warned of `at most 2 workers; using 2`.
 #[test]
 fn a_build_the_cache_serves_needs_no_room_for_workers() {
     let Some(py) = harness::any_python("faults::a_build_the_cache_serves_needs_no_room_for_workers") else {
@@ -2353,12 +2412,14 @@ fn a_build_the_cache_serves_needs_no_room_for_workers() {
         ),
         "{run:?}"
     );
-    // Room for one slot: (64 - BASE_FDS 32) / (SLOT_FDS 14 + one worker's 4) in compile.rs.
+    // Room for two slots: (64 - BASE_FDS 16 - one lookup thread's 3) / (SLOT_FDS 14 + one
+    // worker's 4) in compile.rs; three files to compile would take three.
+    tree.write("src/new3.py", "x = 3\n");
     let run = compile("-n 64");
     run.assert_code(0);
     assert!(
         run.stderr
-            .contains("warning: the open-file limit (`ulimit -n`: 64) allows at most 1 worker; using 1\n"),
+            .contains("warning: the open-file limit (`ulimit -n`: 64) allows at most 2 workers; using 2\n"),
         "{run:?}"
     );
     assert_tree_sound(py, &tree.path("src"));

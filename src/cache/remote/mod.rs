@@ -29,6 +29,14 @@ pub const LOOKUPS: usize = 128;
 /// Uploads in flight at once (they run in the background).
 pub const UPLOADS: usize = 16;
 
+/// Upload threads: [`UPLOADS`], or under a low open-file limit (`ulimit -n`) one per 32
+/// descriptors of it, at least one: each keeps a connection open, and the build's workers
+/// and lookups need the rest (`compile::descriptor_jobs`).
+pub fn upload_threads() -> usize {
+    crate::io::open_file_limit()
+        .map_or(UPLOADS, |l| usize::try_from(l / 32).unwrap_or(UPLOADS).clamp(1, UPLOADS))
+}
+
 /// The largest entry a lookup reads, and an upload sends. Entries travel zstd-compressed:
 /// the largest pycs real trees hold (a generated module of tables) are a few MiB, and
 /// compress several times over, so no real entry comes near; a larger answer is a broken
