@@ -26,6 +26,7 @@ pub mod stats;
 pub mod tier;
 mod upload;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -545,6 +546,18 @@ struct Inner {
     /// `entry::MAX_PAYLOAD`), and the first one's path and size (`-v`).
     oversized: AtomicU64,
     oversized_first: Mutex<Option<String>>,
+    /// Remote lookups in flight, by key: a lookup of a key another one is reading from the
+    /// remote tier (identical sources, claimed together) waits for its answer instead of
+    /// sending the same GET (see [`Inner::get_remote`]).
+    remote_asking: Mutex<HashMap<Key, Arc<Asking>>>,
+}
+
+/// A remote lookup in flight: its outcome once known, for the lookups of the same key that
+/// wait for it.
+#[derive(Default)]
+struct Asking {
+    outcome: Mutex<Option<Option<(Payload, Served)>>>,
+    done: std::sync::Condvar,
 }
 
 impl Inner {
@@ -645,6 +658,7 @@ impl Inner {
             refused: AtomicU64::new(0),
             oversized: AtomicU64::new(0),
             oversized_first: Mutex::new(None),
+            remote_asking: Mutex::default(),
         })
     }
 
@@ -720,6 +734,52 @@ impl Inner {
             return None;
         }
         *remote_asked |= r.usable();
+        self.get_remote(r, key, levels)
+    }
+
+    /// Read `key` from the remote tier, once for the lookups of it in flight at once: the
+    /// first sends the GET (and copies a hit to the local tier), the others wait for its
+    /// outcome and take it as theirs, as the same GET sent a moment later would have
+    /// answered. Once it is known the key is forgotten: a later lookup finds the local
+    /// tier's copy, or asks again.
+    fn get_remote(&self, r: &Remote, key: &Key, levels: u64) -> Option<(Payload, Served)> {
+        let (asking, first) = {
+            let mut map = self.remote_asking.lock().expect("cache lock");
+            match map.get(key) {
+                Some(a) => (Arc::clone(a), false),
+                None => {
+                    let a = Arc::new(Asking::default());
+                    map.insert(*key, Arc::clone(&a));
+                    (a, true)
+                }
+            }
+        };
+        if !first {
+            let mut outcome = asking.outcome.lock().expect("cache lock");
+            while outcome.is_none() {
+                outcome = asking.done.wait(outcome).expect("cache lock");
+            }
+            return outcome.clone().flatten();
+        }
+        // Known before a waiter can miss it, even if the GET panics.
+        struct Forget<'a>(&'a Inner, &'a Key, &'a Asking);
+        impl Drop for Forget<'_> {
+            fn drop(&mut self) {
+                let mut outcome = self.2.outcome.lock().expect("cache lock");
+                outcome.get_or_insert(None);
+                self.2.done.notify_all();
+                drop(outcome);
+                self.0.remote_asking.lock().expect("cache lock").remove(self.1);
+            }
+        }
+        let forget = Forget(self, key, &asking);
+        let found = self.get_remote_once(r, key, levels);
+        *forget.2.outcome.lock().expect("cache lock") = Some(found.clone());
+        drop(forget);
+        found
+    }
+
+    fn get_remote_once(&self, r: &Remote, key: &Key, levels: u64) -> Option<(Payload, Served)> {
         let data = match r.get(key) {
             Some(Some(d)) => d,
             // Not answered: a failure, or throttled (not a sign of a cold remote).
