@@ -1276,14 +1276,19 @@ fn record_results(
                 }
                 remember_warnings(s, t, &plan.actions[t], path, warnings, &mut memos[t], cwd);
                 let source = crate::io::read_regular(path).ok();
+                // A warning at no line of the source fails nothing (`Warning::in_source`):
+                // shown as a warning beside the ones that fail the file.
+                let (errors, others): (Vec<_>, Vec<_>) =
+                    warnings.iter().cloned().partition(crate::pool::Warning::in_source);
                 warnings_as_errors(
                     path,
                     t,
-                    &distinct_warnings(warnings.iter()),
+                    &distinct_warnings(errors.iter()),
                     source.as_deref(),
                     false,
                     notes,
                 );
+                show_warnings(s, verbosity, (path, t, false), &others, source.as_deref(), summary, notes);
             }
             UnitResult::Failed(f, hash) => {
                 summary.failed += 1;

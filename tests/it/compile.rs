@@ -2322,6 +2322,16 @@ per_python!(a_warning_at_no_line_of_the_source_fails_nothing_under_w_error, |py:
         assert_eq!(failed, ["warn_assert.py"], "{}", run.stdout);
         assert_eq!(lines.last().unwrap()["from_cache"], u64::from(hit), "{}", run.stdout);
     }
+    // Beside a warning at a line of the source, which fails the file, it stays a warning.
+    tree.write("both.py", "x = ~True\nassert (x, 'always true')\n");
+    let run = hashpyc().args(["compile", "-W", "error", "--format", "json"]).python(py).arg("both.py").run();
+    run.assert_code(1);
+    let lines = json_lines(&run.stdout);
+    let failures: Vec<&serde_json::Value> = lines.iter().filter(|l| l["type"] == "failure").collect();
+    assert!(!failures.is_empty(), "{}", run.stdout);
+    assert!(failures.iter().all(|f| f["line"] == 2), "{}", run.stdout);
+    let warnings = lines.iter().filter(|l| l["type"] == "warning");
+    assert_eq!(warnings.count(), recorded.iter().filter(|(in_file, ..)| !in_file).count(), "{}", run.stdout);
 });
 
 // A file that warns and then does not compile (`break` outside a loop after an always-true
