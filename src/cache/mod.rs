@@ -549,8 +549,14 @@ struct Inner {
     /// Remote lookups in flight, by key: a lookup of a key another one is reading from the
     /// remote tier (identical sources, claimed together) waits for its answer instead of
     /// sending the same GET (see [`Inner::get_remote`]).
-    remote_asking: Mutex<HashMap<Key, Arc<Asking>>>,
+    /// And the keys a remote lookup of this run copied to the local tier: a lookup of one
+    /// that missed the local tier just before the copy landed reads it there again instead
+    /// of sending the GET a second time.
+    remote_asking: Mutex<RemoteAsking>,
 }
+
+/// Remote lookups in flight, and the keys copied to the local tier ([`Inner::get_remote`]).
+type RemoteAsking = (HashMap<Key, Arc<Asking>>, std::collections::HashSet<Key>);
 
 /// A remote lookup in flight: its outcome once known, for the lookups of the same key that
 /// wait for it.
@@ -692,6 +698,23 @@ impl Inner {
     /// ones removed, and skipped; hits and misses are counted by the request (`count`).
     /// `remote_asked`: set when a request went to the remote tier.
     fn get(&self, key: &Key, levels: u64, remote_asked: &mut bool) -> Option<(Payload, Served)> {
+        if let Some(found) = self.get_local(key) {
+            return Some(found);
+        }
+        let r = self.remote.as_ref()?;
+        if crate::interrupt::requested() {
+            return None;
+        }
+        if r.lookups_off.load(Ordering::Relaxed) {
+            r.unasked.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        *remote_asked |= r.usable();
+        self.get_remote(r, key, levels)
+    }
+
+    /// `key` from the local tier, when it holds a usable entry.
+    fn get_local(&self, key: &Key) -> Option<(Payload, Served)> {
         if let Some(l) = &self.local {
             match l.disk.get(key, (!self.settings.read_only).then_some(l.refresh_before)) {
                 Ok(disk::Read::Entry(data)) => match entry::decode(key, &data) {
@@ -725,16 +748,7 @@ impl Inner {
                 }
             }
         }
-        let r = self.remote.as_ref()?;
-        if crate::interrupt::requested() {
-            return None;
-        }
-        if r.lookups_off.load(Ordering::Relaxed) {
-            r.unasked.fetch_add(1, Ordering::Relaxed);
-            return None;
-        }
-        *remote_asked |= r.usable();
-        self.get_remote(r, key, levels)
+        None
     }
 
     /// Read `key` from the remote tier, once for the lookups of it in flight at once: the
@@ -744,7 +758,16 @@ impl Inner {
     /// tier's copy, or asks again.
     fn get_remote(&self, r: &Remote, key: &Key, levels: u64) -> Option<(Payload, Served)> {
         let (asking, first) = {
-            let mut map = self.remote_asking.lock().expect("cache lock");
+            let mut guard = self.remote_asking.lock().expect("cache lock");
+            if guard.1.contains(key) {
+                // Copied to the local tier since this lookup missed it there.
+                drop(guard);
+                if let Some(found) = self.get_local(key) {
+                    return Some(found);
+                }
+                guard = self.remote_asking.lock().expect("cache lock");
+            }
+            let map = &mut guard.0;
             match map.get(key) {
                 Some(a) => (Arc::clone(a), false),
                 None => {
@@ -769,7 +792,7 @@ impl Inner {
                 outcome.get_or_insert(None);
                 self.2.done.notify_all();
                 drop(outcome);
-                self.0.remote_asking.lock().expect("cache lock").remove(self.1);
+                self.0.remote_asking.lock().expect("cache lock").0.remove(self.1);
             }
         }
         let forget = Forget(self, key, &asking);
@@ -796,8 +819,10 @@ impl Inner {
         };
         match entry::decode(key, &data) {
             Ok(p) => {
-                if let Some(l) = &self.local {
-                    self.put_local(l, key, &data, weight(&p, levels));
+                if let Some(l) = &self.local
+                    && self.put_local(l, key, &data, weight(&p, levels))
+                {
+                    self.remote_asking.lock().expect("cache lock").1.insert(*key);
                 }
                 Some((p, Served::Remote))
             }
@@ -833,15 +858,17 @@ impl Inner {
     }
 
     /// Store `data` in the local tier; `weight`: the pycs it stands for (counted as stores).
-    fn put_local(&self, l: &Local, key: &Key, data: &[u8], weight: u64) {
+    /// Whether it was stored.
+    fn put_local(&self, l: &Local, key: &Key, data: &[u8], weight: u64) -> bool {
         if self.settings.read_only || l.stores_off.load(Ordering::Relaxed) {
-            return;
+            return false;
         }
         let _writing = crate::interrupt::writing();
         match l.disk.put(key, data) {
             Ok(on_disk) => {
                 l.counts.stores.fetch_add(weight, Ordering::Relaxed);
                 l.bytes_stored.fetch_add(on_disk, Ordering::Relaxed);
+                true
             }
             Err(e) => {
                 l.counts.errors.fetch_add(1, Ordering::Relaxed);
@@ -858,6 +885,7 @@ impl Inner {
                         )
                     });
                 }
+                false
             }
         }
     }
@@ -878,7 +906,8 @@ impl Inner {
             {
                 l.used.lock().expect("cache lock").push(*key);
             } else {
-                self.put_local(l, key, &entry::encode(key, payload, self.settings.compression), weight);
+                let _ =
+                    self.put_local(l, key, &entry::encode(key, payload, self.settings.compression), weight);
             }
         }
         if let Some(u) = &self.uploads {
