@@ -3186,6 +3186,45 @@ fn a_verifier_that_cannot_start_is_an_error_per_file() {
 /// mkdir of `__pycache__`, after the source was read: the pyc is the one py_compile writes
 /// for the source read (v1's), beside it in v1, where it was written by path into v2 (v1's
 /// code in v2, which Python runs as it is under unchecked-hash); v2 gets no pyc.
+/// `hashpyc compile ARGS --python PY current` in `tree`, under strace with `strace_args` (a
+/// system call held by an injected delay); once strace's log holds `marker` (a call is logged
+/// as it enters it, before the delay), `current` is switched to `releases/v2` (a new link
+/// renamed over it). `waited`: what the failure says when the marker never comes.
+fn compile_switching_current(
+    tree: &Tree,
+    py: &Python,
+    strace_args: &[std::ffi::OsString],
+    args: &[&str],
+    (marker, waited): (&str, &str),
+) -> std::process::Output {
+    let log = tree.path("strace.log");
+    let mut child = Command::new("strace")
+        .args(["-f", "-qq", "-o"])
+        .arg(&log)
+        .args(strace_args)
+        .arg(env!("CARGO_BIN_EXE_hashpyc"))
+        .arg("compile")
+        .args(args)
+        .arg("--python")
+        .arg(&py.path)
+        .arg("current")
+        .current_dir(tree.root())
+        .env("HASHPYC_STATE_DIR", harness::shared_cache_dir())
+        .env("HASHPYC_NO_CONFIG", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !std::fs::read_to_string(&log).is_ok_and(|t| t.contains(marker)) {
+        assert!(Instant::now() < deadline && child.try_wait().unwrap().is_none(), "{waited}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::os::unix::fs::symlink("releases/v2", tree.path("current.new")).unwrap();
+    std::fs::rename(tree.path("current.new"), tree.path("current")).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 #[test]
 fn a_directory_link_switched_mid_run_gets_no_pyc_of_the_old_source() {
     let test = "faults::a_directory_link_switched_mid_run_gets_no_pyc_of_the_old_source";
@@ -3202,31 +3241,13 @@ fn a_directory_link_switched_mid_run_gets_no_pyc_of_the_old_source() {
     // (The probe is remembered first: the run's mkdirs are then few, each held 2 s.)
     tree.write("warm/w.py", "w = 1\n");
     tree.hashpyc().args(["compile", "-q"]).python(py).arg("warm").run().assert_code(0);
-    let log = tree.path("strace.log");
-    let mut child = Command::new("strace")
-        .args(["-f", "-qq", "-o"])
-        .arg(&log)
-        .args(["-e", "trace=mkdir,mkdirat", "-e", "inject=mkdir,mkdirat:delay_enter=2000000"])
-        .arg(env!("CARGO_BIN_EXE_hashpyc"))
-        .args(["compile", "--python"])
-        .arg(&py.path)
-        .arg("current")
-        .current_dir(tree.root())
-        .env("HASHPYC_STATE_DIR", harness::shared_cache_dir())
-        .env("HASHPYC_NO_CONFIG", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // strace logs a syscall as it enters it, before the delay.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !std::fs::read_to_string(&log).is_ok_and(|t| t.contains("__pycache__\"")) {
-        assert!(Instant::now() < deadline && child.try_wait().unwrap().is_none(), "no mkdir of __pycache__");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    std::os::unix::fs::symlink("releases/v2", tree.path("current.new")).unwrap();
-    std::fs::rename(tree.path("current.new"), tree.path("current")).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = compile_switching_current(
+        &tree,
+        py,
+        &["-e", "trace=mkdir,mkdirat", "-e", "inject=mkdir,mkdirat:delay_enter=2000000"].map(Into::into),
+        &[],
+        ("__pycache__\"", "no mkdir of __pycache__"),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("Compiled 1 file"), "{stderr}");
@@ -3271,30 +3292,13 @@ fn a_directory_link_switched_mid_header_rewrite_gets_no_pyc_of_the_old_source() 
     }
     let pyc = |v: &str| tree.path(format!("releases/{v}/pkg/__pycache__/m.{tag}.pyc"));
     let v2_before = std::fs::read(pyc("v2")).unwrap();
-    let log = tree.path("strace.log");
-    let mut child = Command::new("strace")
-        .args(["-f", "-qq", "-o"])
-        .arg(&log)
-        .args(["-e", "trace=mkdir,mkdirat", "-e", "inject=mkdir,mkdirat:delay_enter=2000000"])
-        .arg(env!("CARGO_BIN_EXE_hashpyc"))
-        .args(["compile", "--invalidation-mode", "unchecked-hash", "--python"])
-        .arg(&py.path)
-        .arg("current")
-        .current_dir(tree.root())
-        .env("HASHPYC_STATE_DIR", harness::shared_cache_dir())
-        .env("HASHPYC_NO_CONFIG", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // strace logs a syscall as it enters it, before the delay.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !std::fs::read_to_string(&log).is_ok_and(|t| t.contains("__pycache__\"")) {
-        assert!(Instant::now() < deadline && child.try_wait().unwrap().is_none(), "no mkdir of __pycache__");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    point_to("v2");
-    let out = child.wait_with_output().unwrap();
+    let out = compile_switching_current(
+        &tree,
+        py,
+        &["-e", "trace=mkdir,mkdirat", "-e", "inject=mkdir,mkdirat:delay_enter=2000000"].map(Into::into),
+        &["--invalidation-mode", "unchecked-hash"],
+        ("__pycache__\"", "no mkdir of __pycache__"),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("1 header rewritten"), "{stderr}");
@@ -3343,33 +3347,21 @@ fn a_directory_link_switched_before_a_header_rewrite_gets_no_stale_pyc_unchecked
     tree.write(format!("releases/v2/pkg/__pycache__/m.{tag}.pyc"), &v1_before);
     tree.write("releases/v2/pkg/m.py", "VERSION = 2\n");
     let source = std::fs::canonicalize(tree.path("releases/v1/pkg/m.py")).unwrap();
-    let log = tree.path("strace.log");
-    let mut child = Command::new("strace")
-        .args(["-f", "-qq", "-o"])
-        .arg(&log)
-        .arg("-P")
-        .arg(&source)
-        .args(["-e", "trace=close", "-e", "inject=close:delay_exit=2000000"])
-        .arg(env!("CARGO_BIN_EXE_hashpyc"))
-        .args(["compile", "--invalidation-mode", "unchecked-hash", "--python"])
-        .arg(&py.path)
-        .arg("current")
-        .current_dir(tree.root())
-        .env("HASHPYC_STATE_DIR", harness::shared_cache_dir())
-        .env("HASHPYC_NO_CONFIG", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     // strace logs the close of the source (the plan's read) as it enters it, before the delay.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !std::fs::read_to_string(&log).is_ok_and(|t| t.contains("close(")) {
-        assert!(Instant::now() < deadline && child.try_wait().unwrap().is_none(), "no close of the source");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    std::os::unix::fs::symlink("releases/v2", tree.path("current.new")).unwrap();
-    std::fs::rename(tree.path("current.new"), tree.path("current")).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = compile_switching_current(
+        &tree,
+        py,
+        &[
+            "-P".into(),
+            source.into(),
+            "-e".into(),
+            "trace=close".into(),
+            "-e".into(),
+            "inject=close:delay_exit=2000000".into(),
+        ],
+        &["--invalidation-mode", "unchecked-hash"],
+        ("close(", "no close of the source"),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let error = format!(
