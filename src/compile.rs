@@ -632,7 +632,7 @@ pub fn compile(
     }
     // The limit applies to the workers started: said once one is (a build the cache serves
     // whole starts none, whatever the limit).
-    let workers = s.targets.len() * (1 + usize::from(s.verify));
+    let workers = slot_workers(s);
     let (jobs, fewer, no_room) = match descriptor_jobs(s.jobs.min(units), workers, cache_fds(cache.as_ref()))
     {
         Ok(_) => (s.jobs, None, None),
@@ -1071,12 +1071,22 @@ fn cache_fds(cache: Option<&crate::cache::Cache>) -> u64 {
     cache.map_or(0, |c| LOOKUP_FDS + c.upload_threads() as u64)
 }
 
+/// The workers of one slot: one per target, two with `HASHPYC_VERIFY`.
+fn slot_workers(s: &CompileSettings) -> usize {
+    s.targets.len() * (1 + usize::from(s.verify))
+}
+
+/// The descriptors a slot of `workers` workers holds at most.
+fn slot_fds(workers: usize) -> u64 {
+    SLOT_FDS + WORKER_FDS * workers as u64
+}
+
 /// `jobs` slots (as many as the units to compile at most) of `workers` workers each, if
 /// the open-file limit has room for them besides `reserved` (the cache's, [`cache_fds`]);
 /// else the limit and how many slots it has room for.
 fn descriptor_jobs(jobs: usize, workers: usize, reserved: u64) -> Result<usize, (u64, usize)> {
     let Some(limit) = crate::io::open_file_limit() else { return Ok(jobs) };
-    let per_slot = SLOT_FDS + WORKER_FDS * workers as u64;
+    let per_slot = slot_fds(workers);
     let most = usize::try_from(limit.saturating_sub(BASE_FDS + reserved) / per_slot).unwrap_or(usize::MAX);
     if jobs <= most { Ok(jobs) } else { Err((limit, most)) }
 }
@@ -1085,7 +1095,7 @@ fn descriptor_jobs(jobs: usize, workers: usize, reserved: u64) -> Result<usize, 
 /// `jobs` slots of `workers` workers and the cache's upload threads, at least one.
 fn lookup_threads(wanted: usize, (jobs, workers): (usize, usize), cache: &crate::cache::Cache) -> usize {
     let Some(limit) = crate::io::open_file_limit() else { return wanted };
-    let slots = jobs as u64 * (SLOT_FDS + WORKER_FDS * workers as u64);
+    let slots = jobs as u64 * slot_fds(workers);
     let room = limit.saturating_sub(BASE_FDS + slots + cache.upload_threads() as u64) / LOOKUP_FDS;
     usize::try_from(room).unwrap_or(usize::MAX).clamp(1, wanted.max(1))
 }
@@ -1156,7 +1166,7 @@ fn compile_stage(
                             } else {
                                 s.jobs.min(crate::settings::default_jobs()).max(2)
                             },
-                            (jobs, s.targets.len() * (1 + usize::from(s.verify))),
+                            (jobs, slot_workers(s)),
                             cache,
                         ),
                         warnings_as_errors: s.warnings_as_errors,
