@@ -685,6 +685,14 @@ impl Nginx {
         Nginx::launch(None, None, (4096, &zone, &limit))
     }
 
+    /// Each response's first `fast` bytes sent at once, the rest at `rate` bytes a second
+    /// per connection (nginx's `limit_rate_after` and `limit_rate`): bodies larger than
+    /// `fast` are read at the same time, however fast the machine.
+    pub fn start_with_slow_tails(fast: &str, rate: &str) -> Option<Nginx> {
+        let slow = format!("limit_rate_after {fast};\n      limit_rate {rate};");
+        Nginx::launch(None, None, (512, "", &slow))
+    }
+
     /// Over HTTPS only (`listen … ssl`), with the server certificate of `ca` (made for
     /// 127.0.0.1), and basic auth as [`Nginx::start_with_basic_auth`] with `auth`.
     pub fn start_tls(ca: &TestCa, auth: Option<(&str, &str)>) -> Option<Nginx> {
