@@ -25,9 +25,10 @@ directory of .py files such as a venv's site-packages; default: the stdlib of th
 version asked for) compiled cold by hashpyc and by compileall, and the floor as CPU
 seconds (compiling and marshalling every file in one process, divided by the cores), the
 three taking turns.
-The last two columns count CPU seconds instead of wall time (the machine's busy time
-while each command ran, from /proc/stat: run them on an otherwise idle machine): on a VM whose speed drifts they move
-less than the wall-time ratios, and they show what a busier machine would see.
+The last two columns count CPU seconds instead of wall time (user + system of every process
+each command started, also those that outlive it: the script is their subreaper; other work
+on the machine does not count, though it still slows what is counted): on a VM whose speed
+drifts they move less than the wall-time ratios, and they show what a busier machine would see.
 Interpreters are found where the tests find them ($HASHPYC_TEST_PYTHONS, pyenv's versions,
 the ones provision-pythons unpacked, pythonX.Y on PATH). With --uv REQS (a pinned
 requirements file), each row also times uv's `pip install --compile-bytecode` of those
@@ -40,6 +41,7 @@ import argparse
 import glob
 import json
 import os
+import resource
 import shlex
 import shutil
 import signal
@@ -313,7 +315,7 @@ def interleaved(commands, runs, prepare=None, cpu=False):
     A B C …), so that a shared machine's drift hits them alike: for ratios of commands
     whose difference is a few percent. `prepare` (untimed) is one command for all, or a
     list with one per command. With `cpu`, also the median CPU seconds (user + system) of
-    each command and every process it waited for: (walls, cpus)."""
+    each command and every process it started (`cpu_seconds`): (walls, cpus)."""
     prepares = prepare if isinstance(prepare, list) else [prepare] * len(commands)
     times = [[] for _ in commands]
     cpus = [[] for _ in commands]
@@ -322,11 +324,11 @@ def interleaved(commands, runs, prepare=None, cpu=False):
             if prepares[i]:
                 sh(["sh", "-c", prepares[i]], stdout=subprocess.DEVNULL)
             with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-                before = busy_seconds()
+                before = cpu_seconds()
                 start = time.perf_counter()
                 code = run(["sh", "-c", c], stdout=out, stderr=err).returncode
                 times[i].append(time.perf_counter() - start)
-                cpus[i].append(busy_seconds() - before)
+                cpus[i].append(cpu_seconds(c) - before)
                 if code != 0:
                     out.seek(0)
                     err.seek(0)
@@ -340,12 +342,75 @@ def interleaved(commands, runs, prepare=None, cpu=False):
     return walls
 
 
+PR_SET_CHILD_SUBREAPER = 36
+SUBREAPER = None
+
+
+def become_subreaper():
+    """Make this script the parent of every process its commands leave behind (Linux's
+    PR_SET_CHILD_SUBREAPER): orphans, such as compileall's pool workers on 3.12+ that
+    outlive its wait, or a killed interpreter's children, are then reparented here instead
+    of to init, and their CPU time reaches RUSAGE_CHILDREN once reaped. False where prctl
+    is missing (then `cpu_seconds` falls back to the machine's busy time)."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def reap_orphans(cmd, limit=60.0):
+    """Wait for every process `cmd` left behind (reparented here, the subreaper) to end,
+    so that its CPU time is counted; give up after `limit` seconds, saying so."""
+    deadline = time.monotonic() + limit
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            if time.monotonic() > deadline:
+                print("warning: processes `%s` left behind still run after %.0f s; their CPU time "
+                      "is not counted" % (cmd, limit), file=sys.stderr)
+                return
+            time.sleep(0.002)
+
+
+def cpu_seconds(cmd=None):
+    """CPU seconds (user + system) of every process the commands run so far started, and
+    of every process those started, whether or not they outlived their parent (the script
+    is their subreaper: see `become_subreaper`); with `cmd`, after waiting for what `cmd`
+    left behind. Other work on the machine does not count. Without a subreaper, the
+    machine's busy time (`busy_seconds`)."""
+    global SUBREAPER
+    if SUBREAPER is None:
+        SUBREAPER = become_subreaper()
+        if not SUBREAPER:
+            print("warning: cannot become the subreaper of the commands (prctl); CPU columns are "
+                  "the machine's busy time, which counts everything else running", file=sys.stderr)
+    if not SUBREAPER:
+        return busy_seconds()
+    if cmd is not None:
+        reap_orphans(cmd)
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def cpu_meaning():
+    """What the CPU columns count, for the table's heading."""
+    cpu_seconds()
+    if SUBREAPER:
+        return "the CPU seconds of each command's processes, those that outlive it included"
+    return "the machine's busy CPU seconds while each command ran (no subreaper here)"
+
+
 def busy_seconds():
     """CPU seconds the whole machine has spent busy (user, nice, system, irq, softirq; not
-    idle, I/O wait or time stolen by the host), from /proc/stat. Counts processes nobody
-    waits for, which getrusage misses: compileall's pool workers on 3.12+ outlive the
-    wait, so RUSAGE_CHILDREN saw a tenth of its CPU. Includes whatever else runs, so
-    measure on an otherwise idle machine."""
+    idle, I/O wait or time stolen by the host), from /proc/stat: the fallback of
+    `cpu_seconds` where this script cannot be the subreaper of its commands (without it,
+    RUSAGE_CHILDREN saw a tenth of compileall's CPU on 3.12+, whose pool workers outlive
+    its wait). Includes whatever else runs, so measure on an otherwise idle machine."""
     with open("/proc/stat") as f:
         fields = [int(x) for x in f.readline().split()[1:8]]
     user, nice, system, _idle, _iowait, irq, softirq = fields
@@ -526,8 +591,8 @@ def per_version(args):
             nfiles = copy_corpus([stdlib], corpus)
             what = "CPython %s's stdlib" % found[0][0]
         print("Measured %s on %d cores: %d files (%s), the same tree for every version; medians of %d "
-              "runs, the commands of a row taking turns (A B C A B C ...), each on a fresh copy; CPU columns: the machine's busy CPU seconds while each command ran." % (
-                  time.strftime("%Y-%m-%d"), cores, nfiles, what, args.runs))
+              "runs, the commands of a row taking turns (A B C A B C ...), each on a fresh copy; CPU columns: %s." % (
+                  time.strftime("%Y-%m-%d"), cores, nfiles, what, args.runs, cpu_meaning()))
         print()
         head = ("| CPython | floor | cold: hashpyc | cold: compileall | compileall / hashpyc | hashpyc / floor "
                 "| CPU: compileall / hashpyc | CPU: hashpyc / floor |")
@@ -545,7 +610,7 @@ def per_version(args):
             print("CPython %s (%s): cold builds and the floor" % (version, python), file=sys.stderr)
             # The floor: compile + marshal CPU in one process, divided
             # by the cores (CPU time, so the dealing of files to processes does not count).
-            # Counted like the CPU columns (the machine's busy time), so the last column
+            # Counted like the CPU columns (`cpu_seconds`), so the last column
             # compares like with like, and run in the same rotation as the cold builds
             # (A B C A B C ...): measured apart, a drift of the machine's speed between the
             # two went straight into the hashpyc / floor ratio.
