@@ -188,12 +188,10 @@ pub(crate) struct Remote {
     uploads: remote::retry::Policy,
     off: AtomicBool,
     problem: Mutex<Option<String>>,
-    /// Lookups stopped: the first [`COLD_REMOTE`] all missed (uploads go on).
-    lookups_off: AtomicBool,
-    /// Lookups not made since.
-    unasked: AtomicU64,
-    /// Lookups that found nothing (whatever the levels), for [`COLD_REMOTE`].
-    missed_lookups: AtomicU64,
+    /// Per target (by index), whether its lookups stopped on a cold remote: each target
+    /// has keys of its own, so entries the remote holds for one interpreter say nothing of
+    /// another (none in unit tests opened without targets).
+    cold: Vec<Cold>,
     /// Keys whose entries lookups found damaged: their uploads replace them without
     /// reading them again.
     found_damaged: Mutex<std::collections::HashSet<Key>>,
@@ -211,6 +209,21 @@ pub(crate) struct Remote {
     /// Throttled requests in a row (no request succeeded since) that started when their
     /// cap was already down to one: [`THROTTLED_OFF`] switch the tier off.
     throttled_streak: AtomicU64,
+}
+
+/// A target's lookups in the remote tier, for [`COLD_REMOTE`].
+#[derive(Default)]
+struct Cold {
+    /// The target's name on the `-v` line of a run with several targets (`CPython 3.13.0`).
+    name: Option<String>,
+    /// Lookups stopped: the first [`COLD_REMOTE`] all missed (uploads go on).
+    off: AtomicBool,
+    /// Lookups not made since.
+    unasked: AtomicU64,
+    /// Lookups that found nothing (whatever the levels).
+    missed: AtomicU64,
+    /// A lookup found an entry: the remote is not cold for this target.
+    found: AtomicBool,
 }
 
 /// Throttled requests in a row, each started alone (its cap down to one), that switch a
@@ -338,12 +351,14 @@ enum Sent<T> {
     Unsent,
 }
 
-/// When this many remote lookups have all missed (not one hit), the remote holds nothing
-/// for this interpreter and tree: a cold cache (a new interpreter, a new lock file, a
-/// fresh bucket). Its other lookups are not made — each would cost a round trip and CPU
+/// When this many remote lookups of a target have all missed (not one hit), the remote
+/// holds nothing for this interpreter and tree: a cold cache (a new interpreter, a new lock
+/// file, a fresh bucket). Its other lookups are not made — each would cost a round trip and CPU
 /// on both ends for a miss — while every compiled entry is still uploaded. Units are
 /// looked up largest first across the whole tree, so these are a cross-section of it; a
-/// remote that holds part of the tree answers some of them.
+/// remote that holds part of the tree answers some of them. Counted per target: with two
+/// interpreters, one the remote holds and one it does not, the first's hits say nothing of
+/// the second, whose lookups stop as a single cold interpreter's do.
 const COLD_REMOTE: u64 = 256;
 
 impl Remote {
@@ -626,9 +641,13 @@ impl Inner {
                 uploads: remote::retry::Policy::uploads(remote::upload_timeout(settings.timeout)),
                 off: AtomicBool::new(false),
                 problem: Mutex::new(None),
-                lookups_off: AtomicBool::new(false),
-                unasked: AtomicU64::new(0),
-                missed_lookups: AtomicU64::new(0),
+                cold: targets
+                    .iter()
+                    .map(|t| Cold {
+                        name: (targets.len() > 1).then(|| format!("CPython {}", t.short_version())),
+                        ..Cold::default()
+                    })
+                    .collect(),
                 found_damaged: Mutex::default(),
                 off_by_damage: Mutex::default(),
                 lookup_cap: Throttle::new(remote::LOOKUPS),
@@ -696,8 +715,8 @@ impl Inner {
     /// hit is copied to the local tier, standing for `levels` pycs when it is a failure),
     /// and the tier it came from. Damaged entries and errors are counted, damaged local
     /// ones removed, and skipped; hits and misses are counted by the request (`count`).
-    /// `remote_asked`: set when a request went to the remote tier.
-    fn get(&self, key: &Key, levels: u64, remote_asked: &mut bool) -> Option<(Payload, Served)> {
+    /// `remote_asked`: set when a request went to the remote tier. `t`: the target.
+    fn get(&self, t: usize, key: &Key, levels: u64, remote_asked: &mut bool) -> Option<(Payload, Served)> {
         if let Some(found) = self.get_local(key) {
             return Some(found);
         }
@@ -705,12 +724,13 @@ impl Inner {
         if crate::interrupt::requested() {
             return None;
         }
-        if r.lookups_off.load(Ordering::Relaxed) {
-            r.unasked.fetch_add(1, Ordering::Relaxed);
+        let cold = r.cold.get(t);
+        if let Some(c) = cold.filter(|c| c.off.load(Ordering::Relaxed)) {
+            c.unasked.fetch_add(1, Ordering::Relaxed);
             return None;
         }
         *remote_asked |= r.usable();
-        self.get_remote(r, key, levels)
+        self.get_remote(r, cold, key, levels)
     }
 
     /// `key` from the local tier, when it holds a usable entry.
@@ -756,7 +776,13 @@ impl Inner {
     /// outcome and take it as theirs, as the same GET sent a moment later would have
     /// answered. Once it is known the key is forgotten: a later lookup finds the local
     /// tier's copy, or asks again.
-    fn get_remote(&self, r: &Remote, key: &Key, levels: u64) -> Option<(Payload, Served)> {
+    fn get_remote(
+        &self,
+        r: &Remote,
+        cold: Option<&Cold>,
+        key: &Key,
+        levels: u64,
+    ) -> Option<(Payload, Served)> {
         let (asking, first) = {
             let mut guard = self.remote_asking.lock().expect("cache lock");
             if guard.1.contains(key) {
@@ -796,22 +822,28 @@ impl Inner {
             }
         }
         let forget = Forget(self, key, &asking);
-        let found = self.get_remote_once(r, key, levels);
+        let found = self.get_remote_once(r, cold, key, levels);
         *forget.2.outcome.lock().expect("cache lock") = Some(found.clone());
         drop(forget);
         found
     }
 
-    fn get_remote_once(&self, r: &Remote, key: &Key, levels: u64) -> Option<(Payload, Served)> {
+    fn get_remote_once(
+        &self,
+        r: &Remote,
+        cold: Option<&Cold>,
+        key: &Key,
+        levels: u64,
+    ) -> Option<(Payload, Served)> {
         let data = match r.get(key) {
             Some(Some(d)) => d,
             // Not answered: a failure, or throttled (not a sign of a cold remote).
             None => return None,
             Some(None) => {
-                if r.usable() {
-                    let misses = r.missed_lookups.fetch_add(1, Ordering::Relaxed) + 1;
-                    if misses >= COLD_REMOTE && r.counts.hits.load(Ordering::Relaxed) == 0 {
-                        r.lookups_off.store(true, Ordering::Relaxed);
+                if let Some(c) = cold.filter(|_| r.usable()) {
+                    let misses = c.missed.fetch_add(1, Ordering::Relaxed) + 1;
+                    if misses >= COLD_REMOTE && !c.found.load(Ordering::Relaxed) {
+                        c.off.store(true, Ordering::Relaxed);
                     }
                 }
                 return None;
@@ -819,6 +851,9 @@ impl Inner {
         };
         match entry::decode(key, &data) {
             Ok(p) => {
+                if let Some(c) = cold {
+                    c.found.store(true, Ordering::Relaxed);
+                }
                 if let Some(l) = &self.local
                     && self.put_local(l, key, &data, weight(&p, levels))
                 {
@@ -931,7 +966,7 @@ impl Inner {
         let last = keys.len().saturating_sub(1);
         for i in std::iter::once(last).chain(0..last).take(keys.len()) {
             let key = &keys[i];
-            let found = match self.get(key, n, &mut remote_asked) {
+            let found = match self.get(t, key, n, &mut remote_asked) {
                 Some((Payload::Body { filename: stored, warnings: w, body }, from)) => {
                     if stored == filename {
                         self.loadable(t, key, &body, from).then_some((body, w, from))
@@ -1001,7 +1036,7 @@ impl Inner {
         remote_asked: &mut bool,
     ) -> Option<(Vec<u8>, Vec<Warning>, Served)> {
         let key = Self::path_key(key, filename);
-        match self.get(&key, 1, remote_asked) {
+        match self.get(t, &key, 1, remote_asked) {
             Some((Payload::Body { filename: stored, warnings, body }, from)) if stored == filename => {
                 self.loadable(t, &key, &body, from).then_some((body, warnings, from))
             }
@@ -1260,9 +1295,11 @@ impl Inner {
             }
             if verbose {
                 let mut line = tier_line("remote", &r.tier.describe(), &r.totals());
-                let unasked = r.unasked.load(Ordering::Relaxed);
-                if unasked > 0 {
-                    line.push_str(&cold_remote(unasked));
+                for c in &r.cold {
+                    let unasked = c.unasked.load(Ordering::Relaxed);
+                    if unasked > 0 {
+                        line.push_str(&cold_remote(c.name.as_deref(), unasked));
+                    }
                 }
                 let throttled = r.throttled_lookups.load(Ordering::Relaxed);
                 if throttled > 0 {
@@ -1579,10 +1616,12 @@ fn too_damaged(n: u64, last: &dyn std::fmt::Display) -> String {
     )
 }
 
-/// What the remote tier's `-v` line adds when lookups stopped on a cold remote.
-fn cold_remote(unasked: u64) -> String {
+/// What the remote tier's `-v` line adds when a target's lookups stopped on a cold remote
+/// (the target named when the run has several).
+fn cold_remote(target: Option<&str>, unasked: u64) -> String {
+    let of = target.map(|t| format!(" for {t}")).unwrap_or_default();
     format!(
-        "; the first {COLD_REMOTE} lookups all missed, so {} not made",
+        "; the first {COLD_REMOTE} lookups{of} all missed, so {} not made",
         crate::report::plural(unasked, "more was", "more were")
     )
 }
@@ -1680,8 +1719,8 @@ mod tests {
         let tail = "(the remote is switched off at 10; the 10th: bad checksum)";
         assert_eq!(too_damaged(1, &"bad checksum"), format!("1 damaged entry {tail}"));
         assert_eq!(too_damaged(31, &"bad checksum"), format!("31 damaged entries {tail}"));
-        assert_eq!(cold_remote(1), "; the first 256 lookups all missed, so 1 more was not made");
-        assert_eq!(cold_remote(2), "; the first 256 lookups all missed, so 2 more were not made");
+        assert_eq!(cold_remote(None, 1), "; the first 256 lookups all missed, so 1 more was not made");
+        assert_eq!(cold_remote(None, 2), "; the first 256 lookups all missed, so 2 more were not made");
     }
 
     /// A tier in memory, standing for a remote one.
@@ -1742,7 +1781,7 @@ mod tests {
                 upload_wait: Duration::from_secs(5),
             };
             let inner = Inner::open(settings, &[], &[]).unwrap();
-            assert!(inner.get(&[7; 32], 1, &mut false).is_none());
+            assert!(inner.get(0, &[7; 32], 1, &mut false).is_none());
             assert!(tier.0.lock().unwrap().is_empty(), "{statuses:?}: not every attempt was made");
             assert_eq!(inner.remote.as_ref().unwrap().usable(), kept, "{statuses:?}");
         }
@@ -1781,7 +1820,7 @@ mod tests {
         let (done, ended) = std::sync::mpsc::channel();
         let lookup = Arc::clone(&inner);
         std::thread::spawn(move || {
-            let _ = done.send(lookup.get(&[7; 32], 1, &mut false).is_none());
+            let _ = done.send(lookup.get(0, &[7; 32], 1, &mut false).is_none());
         });
         let result = ended.recv_timeout(Duration::from_secs(60));
         r.lookup_cap.leave(other);
@@ -1812,7 +1851,7 @@ mod tests {
         let (done, ended) = std::sync::mpsc::channel();
         let (lookup, remote) = (Arc::clone(&inner), Arc::clone(&r));
         std::thread::spawn(move || {
-            let _ = done.send(lookup.get(&[7; 32], 1, &mut false).is_none());
+            let _ = done.send(lookup.get(0, &[7; 32], 1, &mut false).is_none());
             let _ = done.send(matches!(remote.put(&[7; 32], b"entry"), Sent::Throttled));
         });
         let results =
@@ -1856,15 +1895,15 @@ mod tests {
         l.disk.put(&key, &entry::encode(&key, &payload, Compression::None)).unwrap();
         remote::FULL.set(true);
         for _ in 0..MAX_REMOTE_DAMAGED {
-            assert!(inner.get(&key, 1, &mut false).is_none());
+            assert!(inner.get(0, &key, 1, &mut false).is_none());
         }
         remote::FULL.set(false);
         let damaged = (l.counts.damaged.load(Ordering::Relaxed), r.counts.damaged.load(Ordering::Relaxed));
         assert_eq!(damaged, (0, 0));
         assert!(r.usable() && r.found_damaged.lock().unwrap().is_empty());
         assert!(l.disk.contains(&key), "the local entry was removed");
-        assert!(matches!(inner.get(&key, 1, &mut false), Some((p, Served::Local)) if p == payload));
+        assert!(matches!(inner.get(0, &key, 1, &mut false), Some((p, Served::Local)) if p == payload));
         l.disk.remove(&key);
-        assert!(matches!(inner.get(&key, 1, &mut false), Some((p, Served::Remote)) if p == payload));
+        assert!(matches!(inner.get(0, &key, 1, &mut false), Some((p, Served::Remote)) if p == payload));
     }
 }

@@ -1581,6 +1581,48 @@ fn a_cold_remote_is_filled_without_a_lookup_per_file() {
     assert_eq!(starts(), 1, "only the interpreter probe ran:\n{}", run.stderr);
 }
 
+/// A build for two interpreters, the remote warm for one (filled by a build for 3.12) and
+/// cold for the other (3.13), with a new local cache: the cold one is recognised as a
+/// single cold interpreter is (its lookups stop once its first 256 have all missed: 256 to
+/// 384 GETs), while the warm one's are all made and hit. The detection was one for the
+/// run: the warm interpreter's hits kept it from ever stopping, and every lookup of the
+/// cold one was made (1200 GETs for 600 files).
+#[test]
+fn a_cold_remote_is_recognised_per_interpreter() {
+    let test = "remote::a_cold_remote_is_recognised_per_interpreter";
+    let Some(warm) = harness::python_or_skip((3, 12), test) else { return };
+    let Some(cold) = harness::python_or_skip((3, 13), test) else { return };
+    let Some(nginx) = Nginx::start() else { return };
+    let url = format!("{}/cache", nginx.url());
+    let n = 600;
+    let (a, b) = (Tree::new(), Tree::new());
+    harness::write_modules(&a, "src", n);
+    harness::write_modules(&b, "src", n);
+    a.hashpyc()
+        .env_remove("HASHPYC_CACHE")
+        .args(["compile", "--cache-url", &url])
+        .python(warm)
+        .arg("src")
+        .run()
+        .assert_code(0);
+    let gets = || nginx.access_log().lines().filter(|l| l.contains("\"GET ")).count();
+    let before = gets();
+    let run = b
+        .hashpyc()
+        .env_remove("HASHPYC_CACHE")
+        .args(["compile", "-v", "--cache", "local", "--cache-url", &url])
+        .python(warm)
+        .python(cold)
+        .arg("src")
+        .run();
+    run.assert_code(0);
+    let made = gets() - before;
+    assert!((n + 256..=n + 256 + 128).contains(&made), "{made} GETs for {n} files twice:\n{}", run.stderr);
+    assert_eq!(remote_counts(&run.stderr)[0], n as u64, "the warm interpreter's hits:\n{}", run.stderr);
+    assert!(run.stderr.contains("the first 256 lookups for CPython 3.13"), "{}", run.stderr);
+    assert_eq!(b.pycs().len(), 2 * n);
+}
+
 /// A warm build from the remote tier (a new local cache) of sources many of which are
 /// identical (15 distinct contents in 40 directories, as a venv's many `__init__.py`):
 /// identical sources are claimed together (the lookups go largest first), and each sent
