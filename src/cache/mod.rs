@@ -220,10 +220,23 @@ struct Cold {
     off: AtomicBool,
     /// Lookups not made since.
     unasked: AtomicU64,
-    /// Lookups that found nothing (whatever the levels).
+    /// Lookups that found nothing (whatever the levels), those that took another's answer
+    /// included.
     missed: AtomicU64,
     /// A lookup found an entry: the remote is not cold for this target.
     found: AtomicBool,
+}
+
+impl Cold {
+    /// Count a lookup the server answered with no entry (or one that took such an answer
+    /// from another lookup of the same key); the [`COLD_REMOTE`]th with no entry found
+    /// stops the lookups.
+    fn missed(&self) {
+        let misses = self.missed.fetch_add(1, Ordering::Relaxed) + 1;
+        if misses >= COLD_REMOTE && !self.found.load(Ordering::Relaxed) {
+            self.off.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Throttled requests in a row, each started alone (its cap down to one), that switch a
@@ -578,6 +591,10 @@ type RemoteAsking = (HashMap<Key, Arc<Asking>>, std::collections::HashSet<Key>);
 #[derive(Default)]
 struct Asking {
     outcome: Mutex<Option<Option<(Payload, Served)>>>,
+    /// The server answered that it holds no entry (set before the outcome): each lookup
+    /// that takes the answer counts the miss towards [`COLD_REMOTE`], as the GET it would
+    /// have sent would have.
+    missed: AtomicBool,
     done: std::sync::Condvar,
 }
 
@@ -774,8 +791,9 @@ impl Inner {
     /// Read `key` from the remote tier, once for the lookups of it in flight at once: the
     /// first sends the GET (and copies a hit to the local tier), the others wait for its
     /// outcome and take it as theirs, as the same GET sent a moment later would have
-    /// answered. Once it is known the key is forgotten: a later lookup finds the local
-    /// tier's copy, or asks again.
+    /// answered (a miss so taken counts towards [`COLD_REMOTE`] as the GET's does). Once it
+    /// is known the key is forgotten: a later lookup finds the local tier's copy, or asks
+    /// again.
     fn get_remote(
         &self,
         r: &Remote,
@@ -808,6 +826,9 @@ impl Inner {
             while outcome.is_none() {
                 outcome = asking.done.wait(outcome).expect("cache lock");
             }
+            if let Some(c) = cold.filter(|_| asking.missed.load(Ordering::Relaxed)) {
+                c.missed();
+            }
             return outcome.clone().flatten();
         }
         // Known before a waiter can miss it, even if the GET panics.
@@ -822,16 +843,18 @@ impl Inner {
             }
         }
         let forget = Forget(self, key, &asking);
-        let found = self.get_remote_once(r, cold, key, levels);
+        let found = self.get_remote_once(r, cold, &asking, key, levels);
         *forget.2.outcome.lock().expect("cache lock") = Some(found.clone());
         drop(forget);
         found
     }
 
+    /// The GET of [`Inner::get_remote`], for the lookups of `asking`.
     fn get_remote_once(
         &self,
         r: &Remote,
         cold: Option<&Cold>,
+        asking: &Asking,
         key: &Key,
         levels: u64,
     ) -> Option<(Payload, Served)> {
@@ -840,10 +863,10 @@ impl Inner {
             // Not answered: a failure, or throttled (not a sign of a cold remote).
             None => return None,
             Some(None) => {
-                if let Some(c) = cold.filter(|_| r.usable()) {
-                    let misses = c.missed.fetch_add(1, Ordering::Relaxed) + 1;
-                    if misses >= COLD_REMOTE && !c.found.load(Ordering::Relaxed) {
-                        c.off.store(true, Ordering::Relaxed);
+                if r.usable() {
+                    asking.missed.store(true, Ordering::Relaxed);
+                    if let Some(c) = cold {
+                        c.missed();
                     }
                 }
                 return None;

@@ -1623,6 +1623,47 @@ fn a_cold_remote_is_recognised_per_interpreter() {
     assert_eq!(b.pycs().len(), 2 * n);
 }
 
+/// A cold remote and a tree of identical files (1000 copies of one module, as a venv's
+/// many `__init__.py`), each GET 50 ms late (a delaying proxy, so that lookups of the one
+/// entry overlap), read-only (so that no upload of the entry can turn a later lookup into
+/// a hit): a lookup that takes the answer of another's GET of the same entry
+/// instead of sending its own counts towards the cut-off as the miss it took, so the
+/// lookups stop once 256 have missed, as the README says: at most 384 are made (256, and
+/// the 128 in flight), however many shared a GET. Only the GETs counted: the lookups that
+/// shared them (most, a GET at a time for one entry) were not, so the cut-off never came
+/// and every file was looked up.
+#[test]
+fn lookups_sharing_a_get_count_towards_the_cold_remote() {
+    let test = "remote::lookups_sharing_a_get_count_towards_the_cold_remote";
+    let Some(py) = harness::python_or_skip((3, 12), test) else { return };
+    let Some(nginx) = Nginx::start() else { return };
+    let proxy = DelayProxy::start(nginx.addr(), Duration::from_millis(50));
+    let n = 1000;
+    let t = Tree::new();
+    for i in 0..n {
+        t.write(format!("src/m{i:04}.py"), "def f():\n    return 1\n");
+    }
+    let run = t
+        .hashpyc()
+        .env_remove("HASHPYC_CACHE")
+        .args(["compile", "-v", "--cache-read-only", "--cache-url", &format!("{}/cache", proxy.url())])
+        .python(py)
+        .arg("src")
+        .run();
+    run.assert_code(0);
+    let unasked: usize = run
+        .stderr
+        .split_once("the first 256 lookups all missed, so ")
+        .and_then(|(_, tail)| tail.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("the lookups did not stop:\n{}", run.stderr));
+    let made = n - unasked;
+    assert!((256..=256 + 128).contains(&made), "{made} lookups made:\n{}", run.stderr);
+    let gets = nginx.access_log().lines().filter(|l| l.contains("\"GET ")).count();
+    assert!(gets <= made, "{gets} GETs for {made} lookups");
+    harness::visible(&format!("identical sources, cold remote: {made} lookups made, {gets} GETs"));
+    assert_eq!(t.pycs().len(), n);
+}
+
 /// A warm build from the remote tier (a new local cache) of sources many of which are
 /// identical (15 distinct contents in 40 directories, as a venv's many `__init__.py`):
 /// identical sources are claimed together (the lookups go largest first), and each sent
