@@ -1755,10 +1755,14 @@ fn stalled_lookups_do_not_idle_the_compile_slots() {
     assert!(pycs(reference.root()) == pycs(t.root()), "other pyc bytes");
 }
 
-/// A warm remote that answers slowly (800 ms a request): lookups make no progress for
+/// A warm remote that answers slowly (2.5 s a request): lookups make no progress for
 /// 500 ms, so idle workers compile the files still waiting for one; the server holds their
 /// entries, so none is PUT again (a GET finds each), and `-v` counts them as already there.
-/// The pycs are those the cache gave the first build.
+/// The pycs are those the cache gave the first build. (At 800 ms a request, a build whose
+/// check for a stall came more than 300 ms late, on a loaded machine, in both windows
+/// without an answer, the 128 lookups sent first and the 72 after, compiled nothing
+/// without a lookup; now each window is 2 s longer than the stall. The uploads' GETs take
+/// 2.5 s each too, so the end of the build waits for them up to 300 s.)
 #[test]
 fn files_compiled_while_lookups_stall_are_not_uploaded_again() {
     let test = "remote::files_compiled_while_lookups_stall_are_not_uploaded_again";
@@ -1772,7 +1776,7 @@ fn files_compiled_while_lookups_stall_are_not_uploaded_again() {
             .hashpyc()
             .env_remove("HASHPYC_CACHE")
             .env("HASHPYC_CACHE_TIMEOUT", "10")
-            .env("HASHPYC_CACHE_UPLOAD_WAIT", "60")
+            .env("HASHPYC_CACHE_UPLOAD_WAIT", "300")
             .args(["compile", "-v", "--cache-url", &url])
             .python(py)
             .arg("src")
@@ -1786,7 +1790,7 @@ fn files_compiled_while_lookups_stall_are_not_uploaded_again() {
     assert_eq!(puts(), n, "the first build fills the server");
     let filled = pycs(t.root());
     remove_pycs(t.root());
-    let proxy = DelayProxy::start(nginx.addr(), Duration::from_millis(800));
+    let proxy = DelayProxy::start(nginx.addr(), Duration::from_millis(2500));
     let run = build(format!("{}/cache", proxy.url()));
     let unlooked: usize = run
         .stderr
