@@ -864,11 +864,17 @@ fn a_run_stuck_in_a_read_still_ends_on_a_signal() {
             .stderr(Stdio::piped());
         harness::guard_network(&mut cmd);
         let mut child = cmd.spawn().unwrap();
-        // Its stdin stays open and empty: the run waits in read(2) for the path list.
+        // Its stdin stays open and empty: the run waits in read(2) for the path list. The
+        // signal is sent once it does (its handlers are installed by then): a signal sent
+        // before they were killed the run (no exit status), as a fixed pause could let a
+        // loaded machine do.
         let stdin = child.stdin.take().unwrap();
+        wait_for(|| reads_its_stdin(child.id()), "the run to wait in read(2) of its stdin");
         // Once, or twice (the second exits at once, unless both arrive as one).
-        for _ in 0..signals {
-            std::thread::sleep(Duration::from_millis(300));
+        for i in 0..signals {
+            if i > 0 {
+                std::thread::sleep(Duration::from_millis(300));
+            }
             // SAFETY: signalling our own child.
             unsafe {
                 libc::kill(child.id() as i32, sig);
@@ -902,6 +908,17 @@ fn a_run_stuck_in_a_read_still_ends_on_a_signal() {
         assert_eq!(String::from_utf8_lossy(&out.stderr), "error: interrupted\n", "{signals} × signal {sig}");
         drop(killer);
     }
+}
+
+/// Whether a thread of process `pid` is blocked in read(2) of descriptor 0, its stdin
+/// (`/proc/PID/task/TID/syscall`: the call's number, then its first argument).
+fn reads_its_stdin(pid: u32) -> bool {
+    let want = format!("{} 0x0 ", libc::SYS_read);
+    std::fs::read_dir(format!("/proc/{pid}/task")).is_ok_and(|tasks| {
+        tasks
+            .filter_map(Result::ok)
+            .any(|t| std::fs::read_to_string(t.path().join("syscall")).is_ok_and(|s| s.starts_with(&want)))
+    })
 }
 
 /// Reads every pyc in a loop until `stop` exists and counts torn or invalid ones.
