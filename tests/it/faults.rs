@@ -1063,6 +1063,26 @@ fn a_source_rewritten_mid_run_keeps_hash_and_body_together() {
     }
 }
 
+/// A worker whose compile of `src/a_big.py` (the largest file, compiled first, so after the
+/// walk has listed `src/z.py`, and before z.py is read) says it started (a file) and waits
+/// until `src/z.py` is gone, and the thread that removes z.py once it started: z.py vanishes
+/// between the walk and its read whatever the machine's speed (a removal 700 ms after the
+/// start, during a compile of 1.5 s, could come before the walk on a loaded machine).
+fn z_vanishes_during_a_big(tree: &Tree) -> (PathBuf, std::thread::JoinHandle<()>) {
+    let (started, z) = (tree.path("a_big.started"), tree.path("src/z.py"));
+    let patch = format!(
+        "if b'a_big' in req:\n    import time\n    open({started:?}, 'w').close()\n    \
+         for _ in range(12000):\n        if not posix.access({z:?}, 0):\n            break\n        \
+         time.sleep(0.005)"
+    );
+    let script = fake_worker(tree, "slow", &patch);
+    let remover = std::thread::spawn(move || {
+        wait_for(|| started.exists(), "the compile of a_big.py");
+        std::fs::remove_file(z).unwrap();
+    });
+    (script, remover)
+}
+
 #[test]
 fn a_file_that_vanishes_is_a_notice() {
     for py in fault_pythons("faults::vanish") {
@@ -1071,12 +1091,7 @@ fn a_file_that_vanishes_is_a_notice() {
         // read only after a_big.py's compile.
         tree.write("src/a_big.py", format!("x = {:?}\n", "a".repeat(200_000)));
         tree.write("src/z.py", "z = 1\n");
-        let script = fake_worker(&tree, "slow", "if b'a_big' in req:\n    import time\n    time.sleep(1.5)");
-        let z = tree.path("src/z.py");
-        let remover = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(700));
-            std::fs::remove_file(z).unwrap();
-        });
+        let (script, remover) = z_vanishes_during_a_big(&tree);
         let run = tree
             .hashpyc()
             .env("HASHPYC_WORKER_SCRIPT", &script)
@@ -1105,12 +1120,7 @@ fn a_file_that_vanishes_counts_once_for_several_targets() {
         let tree = Tree::new();
         tree.write("src/a_big.py", format!("x = {:?}\n", "a".repeat(200_000)));
         tree.write("src/z.py", "z = 1\n");
-        let script = fake_worker(&tree, "slow", "if b'a_big' in req:\n    import time\n    time.sleep(1.5)");
-        let z = tree.path("src/z.py");
-        let remover = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(700));
-            std::fs::remove_file(z).unwrap();
-        });
+        let (script, remover) = z_vanishes_during_a_big(&tree);
         let mut cmd = tree
             .hashpyc()
             .env("HASHPYC_WORKER_SCRIPT", &script)
