@@ -1724,7 +1724,10 @@ fn identical_sources_are_read_from_the_remote_once() {
 
 /// Lookups that make no progress (a listener that accepts and never answers, a long
 /// timeout) do not leave the compile slots idle: after a short stall they compile the
-/// units still waiting for a lookup; the pycs are those of a build without a cache.
+/// units still waiting for a lookup; the pycs are those of a build without a cache. The
+/// time limit (20 s) leaves the stall (500 ms) far behind it: with 4 s, a check for the
+/// stall 3.5 s late on a loaded machine would find the lookups timed out and the remote
+/// switched off, and nothing compiled without a lookup.
 #[test]
 fn stalled_lookups_do_not_idle_the_compile_slots() {
     let test = "remote::stalled_lookups_do_not_idle_the_compile_slots";
@@ -1740,7 +1743,7 @@ fn stalled_lookups_do_not_idle_the_compile_slots() {
     let run = t
         .hashpyc()
         .env_remove("HASHPYC_CACHE")
-        .env("HASHPYC_CACHE_TIMEOUT", "4")
+        .env("HASHPYC_CACHE_TIMEOUT", "20")
         .args(["compile", "-v", "--cache-url", &silent.url()])
         .python(py)
         .arg("src")
