@@ -1172,7 +1172,13 @@ fn a_server_that_dies_mid_build() {
                 .run()
         }
     });
-    std::thread::sleep(Duration::from_millis(300));
+    // Killed once it has stored an entry (a PUT in its access log), the build's other
+    // uploads still to come: 300 ms after the start, which it was, a loaded machine could
+    // reach before the build had sent anything (then a server that was never up, not one
+    // that dies mid-build).
+    while !nginx.access_log().contains("\"PUT ") && !handle.is_finished() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     nginx.kill();
     let run = handle.join().unwrap();
     assert_eq!(run.code, status, "{}", run.stderr);
