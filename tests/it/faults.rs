@@ -921,12 +921,14 @@ fn reads_its_stdin(pid: u32) -> bool {
     })
 }
 
-/// Reads every pyc in a loop until `stop` exists and counts torn or invalid ones.
+/// Reads every pyc in a loop until `stop` exists and counts torn or invalid ones. One whole
+/// pass at least, however late it starts: `stop` checked before the first one, a watcher
+/// started after the runs had ended (a loaded machine's) read nothing (`seen=0`).
 const WATCH: &str = r#"
 import importlib.util, marshal, os, sys
 root, stop = sys.argv[1], sys.argv[2]
 seen = bad = 0
-while not os.path.exists(stop):
+while True:
     for d, _, files in os.walk(root):
         for f in files:
             if not f.endswith(".pyc"):
@@ -947,6 +949,8 @@ while not os.path.exists(stop):
     for name in ("m00", "m01", "m02"):
         sys.modules.pop(name, None)
         __import__(name)
+    if os.path.exists(stop):
+        break
 print("seen=%d bad=%d" % (seen, bad))
 "#;
 
