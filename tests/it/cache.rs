@@ -2679,8 +2679,7 @@ fn truncated_marshal_data_is_damage() {
 fn a_fan_out_directory_switched_to_a_link_mid_store_is_not_written_through() {
     let test = "cache::a_fan_out_directory_switched_to_a_link_mid_store_is_not_written_through";
     let Some(py) = harness::any_python(test) else { return };
-    if !Command::new("strace").arg("-V").output().is_ok_and(|o| o.status.success()) {
-        harness::visible(&format!("SKIPPED {test}: no strace"));
+    if !harness::strace_or_skip(test) {
         return;
     }
     let tree = Tree::new();

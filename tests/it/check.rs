@@ -1178,9 +1178,9 @@ fn stray_temporary_files_are_found() {
 // (strace injects SIGKILL there) leaves one; it is reported.
 #[test]
 fn a_long_pyc_names_temporary_file_is_stray() {
-    let Some(py) = harness::any_python("check::a_long_pyc_names_temporary_file_is_stray") else { return };
-    if !std::process::Command::new("strace").arg("-V").output().is_ok_and(|o| o.status.success()) {
-        harness::visible("SKIPPED check::a_long_pyc_names_temporary_file_is_stray: no strace");
+    let test = "check::a_long_pyc_names_temporary_file_is_stray";
+    let Some(py) = harness::any_python(test) else { return };
+    if !harness::strace_or_skip(test) {
         return;
     }
     let tree = Tree::new();

@@ -3260,8 +3260,7 @@ fn compile_switching_current(
 fn a_directory_link_switched_mid_run_gets_no_pyc_of_the_old_source() {
     let test = "faults::a_directory_link_switched_mid_run_gets_no_pyc_of_the_old_source";
     let Some(py) = harness::any_python(test) else { return };
-    if !Command::new("strace").arg("-V").output().is_ok_and(|o| o.status.success()) {
-        harness::visible(&format!("SKIPPED {test}: no strace"));
+    if !harness::strace_or_skip(test) {
         return;
     }
     let tree = Tree::new();
@@ -3304,8 +3303,7 @@ fn a_directory_link_switched_mid_run_gets_no_pyc_of_the_old_source() {
 fn a_directory_link_switched_mid_header_rewrite_gets_no_pyc_of_the_old_source() {
     let test = "faults::a_directory_link_switched_mid_header_rewrite_gets_no_pyc_of_the_old_source";
     let Some(py) = harness::any_python(test) else { return };
-    if !Command::new("strace").arg("-V").output().is_ok_and(|o| o.status.success()) {
-        harness::visible(&format!("SKIPPED {test}: no strace"));
+    if !harness::strace_or_skip(test) {
         return;
     }
     let tree = Tree::new();
@@ -3364,8 +3362,7 @@ fn a_directory_link_switched_mid_header_rewrite_gets_no_pyc_of_the_old_source() 
 fn a_directory_link_switched_before_a_header_rewrite_gets_no_stale_pyc_unchecked() {
     let test = "faults::a_directory_link_switched_before_a_header_rewrite_gets_no_stale_pyc_unchecked";
     let Some(py) = harness::any_python(test) else { return };
-    if !Command::new("strace").arg("-V").output().is_ok_and(|o| o.status.success()) {
-        harness::visible(&format!("SKIPPED {test}: no strace"));
+    if !harness::strace_or_skip(test) {
         return;
     }
     let tree = Tree::new();

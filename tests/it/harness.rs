@@ -194,6 +194,16 @@ pub fn run_while_z_vanishes(tree: &Tree, py: &Python, args: &[&str]) -> Run {
     })
 }
 
+/// Whether strace runs here (tests that hold a system call with it), or a visible skip
+/// naming `test`.
+pub fn strace_or_skip(test: &str) -> bool {
+    let found = std::process::Command::new("strace").arg("-V").output().is_ok_and(|o| o.status.success());
+    if !found {
+        visible(&format!("SKIPPED {test}: no strace"));
+    }
+    found
+}
+
 /// Any CPython 3.7+ (for a test of hashpyc itself rather than of a version), or a visible
 /// skip naming `test`.
 pub fn any_python(test: &str) -> Option<&'static Python> {
