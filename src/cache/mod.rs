@@ -584,7 +584,11 @@ struct Inner {
 }
 
 /// Remote lookups in flight, and the keys copied to the local tier ([`Inner::get_remote`]).
-type RemoteAsking = (HashMap<Key, Arc<Asking>>, std::collections::HashSet<Key>);
+#[derive(Default)]
+struct RemoteAsking {
+    in_flight: HashMap<Key, Arc<Asking>>,
+    copied: std::collections::HashSet<Key>,
+}
 
 /// A remote lookup in flight: its outcome once known, for the lookups of the same key that
 /// wait for it.
@@ -803,7 +807,7 @@ impl Inner {
     ) -> Option<(Payload, Served)> {
         let (asking, first) = {
             let mut guard = self.remote_asking.lock().expect("cache lock");
-            if guard.1.contains(key) {
+            if guard.copied.contains(key) {
                 // Copied to the local tier since this lookup missed it there.
                 drop(guard);
                 if let Some(found) = self.get_local(key) {
@@ -811,7 +815,7 @@ impl Inner {
                 }
                 guard = self.remote_asking.lock().expect("cache lock");
             }
-            let map = &mut guard.0;
+            let map = &mut guard.in_flight;
             match map.get(key) {
                 Some(a) => (Arc::clone(a), false),
                 None => {
@@ -839,7 +843,7 @@ impl Inner {
                 outcome.get_or_insert(None);
                 self.2.done.notify_all();
                 drop(outcome);
-                self.0.remote_asking.lock().expect("cache lock").0.remove(self.1);
+                self.0.remote_asking.lock().expect("cache lock").in_flight.remove(self.1);
             }
         }
         let forget = Forget(self, key, &asking);
@@ -880,7 +884,7 @@ impl Inner {
                 if let Some(l) = &self.local
                     && self.put_local(l, key, &data, weight(&p, levels))
                 {
-                    self.remote_asking.lock().expect("cache lock").1.insert(*key);
+                    self.remote_asking.lock().expect("cache lock").copied.insert(*key);
                 }
                 Some((p, Served::Remote))
             }
