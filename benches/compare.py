@@ -383,13 +383,7 @@ def cpu_seconds(cmd=None):
     is their subreaper: see `become_subreaper`); with `cmd`, after waiting for what `cmd`
     left behind. Other work on the machine does not count. Without a subreaper, the
     machine's busy time (`busy_seconds`)."""
-    global SUBREAPER
-    if SUBREAPER is None:
-        SUBREAPER = become_subreaper()
-        if not SUBREAPER:
-            print("warning: cannot become the subreaper of the commands (prctl); CPU columns are "
-                  "the machine's busy time, which counts everything else running", file=sys.stderr)
-    if not SUBREAPER:
+    if not subreaper():
         return busy_seconds()
     if cmd is not None:
         reap_orphans(cmd)
@@ -397,10 +391,21 @@ def cpu_seconds(cmd=None):
     return r.ru_utime + r.ru_stime
 
 
+def subreaper():
+    """Whether this script is the subreaper of its commands (`become_subreaper`, tried once;
+    a warning when it cannot be)."""
+    global SUBREAPER
+    if SUBREAPER is None:
+        SUBREAPER = become_subreaper()
+        if not SUBREAPER:
+            print("warning: cannot become the subreaper of the commands (prctl); CPU columns are "
+                  "the machine's busy time, which counts everything else running", file=sys.stderr)
+    return SUBREAPER
+
+
 def cpu_meaning():
     """What the CPU columns count, for the table's heading."""
-    cpu_seconds()
-    if SUBREAPER:
+    if subreaper():
         return "the CPU seconds of each command's processes, those that outlive it included"
     return "the machine's busy CPU seconds while each command ran (no subreaper here)"
 
