@@ -24,7 +24,10 @@ With --versions, one row per CPython version instead: the same corpus (--corpus,
 directory of .py files such as a venv's site-packages; default: the stdlib of the oldest
 version asked for) compiled cold by hashpyc and by compileall, and the floor as CPU
 seconds (compiling and marshalling every file in one process, divided by the cores), the
-three taking turns.
+three taking turns. Seconds are medians; each ratio is taken run by run (the commands of
+one run, measured side by side, over each other) and the table gives the median of those,
+with the lowest and highest in brackets: a drift of the machine's speed between runs
+cancels out of each run's ratio, where it would not out of a ratio of two medians.
 The last two columns count CPU seconds instead of wall time (user + system of every process
 each command started, also those that outlive it: the script is their subreaper; other work
 on the machine does not count, though it still slows what is counted): on a VM whose speed
@@ -310,12 +313,14 @@ def hyperfine(commands, runs, prepare=None, warmup=1):
     return [r["median"] for r in results]
 
 
-def interleaved(commands, runs, prepare=None, cpu=False):
+def interleaved(commands, runs, prepare=None, cpu=False, rounds=False):
     """Median wall seconds of each command, the commands taking turns run after run (A B C
     A B C …), so that a shared machine's drift hits them alike: for ratios of commands
     whose difference is a few percent. `prepare` (untimed) is one command for all, or a
     list with one per command. With `cpu`, also the median CPU seconds (user + system) of
-    each command and every process it started (`cpu_seconds`): (walls, cpus)."""
+    each command and every process it started (`cpu_seconds`): (walls, cpus). With
+    `rounds`, every run's seconds instead of the medians (one list per command, in run
+    order), for ratios taken run by run (`paired`)."""
     prepares = prepare if isinstance(prepare, list) else [prepare] * len(commands)
     times = [[] for _ in commands]
     cpus = [[] for _ in commands]
@@ -336,10 +341,38 @@ def interleaved(commands, runs, prepare=None, cpu=False):
                     if code not in allowed(c):
                         fail(c, code, stderr)
                     judge_tree(c, code, stdout, stderr)
-    walls = [sorted(t)[len(t) // 2] for t in times]
+    if rounds:
+        return (times, cpus) if cpu else times
+    walls = [median(t) for t in times]
     if cpu:
-        return walls, [sorted(t)[len(t) // 2] for t in cpus]
+        return walls, [median(t) for t in cpus]
     return walls
+
+
+def median(xs):
+    """The middle value (the upper of the two middle ones for an even count), as the
+    tables have always taken it."""
+    return sorted(xs)[len(xs) // 2]
+
+
+def paired(numerators, denominators):
+    """Each run's own ratio, run i's numerator over run i's denominator: the two were
+    measured side by side (`interleaved`), so a drift of the machine's speed between runs
+    cancels out of each, which it does not out of a ratio of two medians. None where a
+    denominator is not a positive time."""
+    return [a / b if b > 0 else None for a, b in zip(numerators, denominators)]
+
+
+def paired_cell(ratios, fmt="%.2fx"):
+    """A table cell for run-by-run ratios: their median, and with several runs the lowest
+    and highest in brackets, so that a row shows how far it moved within the run."""
+    ok = [r for r in ratios if r is not None]
+    if not ok or len(ok) < len(ratios):
+        return "n/a"
+    cell = fmt % median(ok)
+    if len(ok) > 1:
+        cell += " (%.2f–%.2f)" % (min(ok), max(ok))
+    return cell
 
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -560,7 +593,8 @@ def stdlib_dir(python):
 
 def uv_rows(uv, python, reqs, work, runs, hp):
     """uv's install of `reqs` with and without --compile-bytecode, and hashpyc's cold build
-    of the plain install's site-packages, side by side: (with, without, hashpyc, files)."""
+    of the plain install's site-packages, side by side: (with, without, hashpyc, files),
+    the first three each run's seconds in run order."""
     venv = os.path.join(work, "uv-venv")
     # Never let uv fetch an interpreter: the row is about the one given.
     env_prefix = "env UV_NO_PROGRESS=1 UV_PYTHON_DOWNLOADS=never"
@@ -573,7 +607,7 @@ def uv_rows(uv, python, reqs, work, runs, hp):
     with_c, without, h = interleaved(
         [install + " --compile-bytecode", install,
          Tree(shlex.join([hp, "compile", "--no-config", "-q", "--python", os.path.join(venv, "bin", "python"), site]))],
-        runs, prepare=[make, make, make + " && " + install])
+        runs, prepare=[make, make, make + " && " + install], rounds=True)
     return with_c, without, h, files
 
 
@@ -595,8 +629,10 @@ def per_version(args):
             stdlib = stdlib_dir(found[0][1])
             nfiles = copy_corpus([stdlib], corpus)
             what = "CPython %s's stdlib" % found[0][0]
-        print("Measured %s on %d cores: %d files (%s), the same tree for every version; medians of %d "
-              "runs, the commands of a row taking turns (A B C A B C ...), each on a fresh copy; CPU columns: %s." % (
+        print("Measured %s on %d cores: %d files (%s), the same tree for every version; %d runs, the "
+              "commands of a row taking turns (A B C A B C ...), each on a fresh copy; seconds: medians; "
+              "ratios: the median of the runs' own ratios (each run's commands side by side), their "
+              "lowest and highest in brackets; CPU columns: %s." % (
                   time.strftime("%Y-%m-%d"), cores, nfiles, what, args.runs, cpu_meaning()))
         print()
         head = ("| CPython | floor | cold: hashpyc | cold: compileall | compileall / hashpyc | hashpyc / floor "
@@ -619,21 +655,24 @@ def per_version(args):
             # compares like with like, and run in the same rotation as the cold builds
             # (A B C A B C ...): measured apart, a drift of the machine's speed between the
             # two went straight into the hashpyc / floor ratio.
+            # Every ratio is taken run by run (`paired`): the commands of one run were
+            # measured side by side, so a drift between runs cancels out of each.
             (cold_h, cold_c, _), (cpu_h, cpu_c, floor_cpu) = interleaved(
                 [Tree(shlex.join([hp, "compile", "--no-config", "-q", "--python", python, t])),
                  Tree(shlex.join([python, "-m", "compileall", "-q", "-j0", "--invalidation-mode", "checked-hash", t])),
                  floor_command(python, corpus, 1, work)],
-                args.runs, prepare=[prep, prep, None], cpu=True)
-            floor = floor_cpu / cores
+                args.runs, prepare=[prep, prep, None], cpu=True, rounds=True)
+            floor = [f / cores for f in floor_cpu]
             row = "| %s | %.2f s | %.2f s | %.2f s | %s | %s | %s | %s |" % (
-                version, floor, cold_h, cold_c, ratio(cold_c, cold_h), ratio(cold_h, floor), ratio(cpu_c, cpu_h),
-                ratio(cpu_h, floor_cpu))
+                version, median(floor), median(cold_h), median(cold_c), paired_cell(paired(cold_c, cold_h)),
+                paired_cell(paired(cold_h, floor)), paired_cell(paired(cpu_c, cpu_h)),
+                paired_cell(paired(cpu_h, floor_cpu)))
             if args.uv:
                 print("CPython %s: uv with and without --compile-bytecode, hashpyc on the venv" % version,
                       file=sys.stderr)
                 with_c, without, h, files = uv_rows(args.uv_bin, python, os.path.abspath(args.uv), work, args.runs, hp)
-                uv_compile = with_c - without
-                row += " %.2f s (%d) | %s |" % (uv_compile, files, ratio(uv_compile, h))
+                uv_compile = [w - wo for w, wo in zip(with_c, without)]
+                row += " %.2f s (%d) | %s |" % (median(uv_compile), files, paired_cell(paired(uv_compile, h)))
             print(row, flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
