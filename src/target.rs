@@ -21,55 +21,9 @@ const PROBE_VERSION: u32 = 3;
 /// Hashed by the probe with `importlib.util.source_hash` to tell the SipHash variants apart.
 const PROBE_SOURCE: &[u8] = b"hashpyc probe\n";
 
-const PROBE_SCRIPT: &str = r#"
-import sys
-# Run in the caller's directory (so that a launcher picks the interpreter by directory, as
-# for the workers), but never import from it: `-c` puts "" first, and a project's own
-# `random.py` or `types.py` would shadow what tempfile and py_compile import below.
-if sys.path and sys.path[0] == "":
-    del sys.path[0]
-w = sys.stdout.write
-impl = getattr(getattr(sys, "implementation", None), "name", "unknown")
-w("hashpyc-probe\n")
-w("implementation=%s\n" % impl)
-w("version=%d.%d.%d\n" % tuple(sys.version_info[:3]))
-w("hexversion=%d\n" % sys.hexversion)
-w("sys_version=%s\n" % sys.version.replace("\n", " "))
-w("abiflags=%s\n" % getattr(sys, "abiflags", ""))
-# The files that really are the interpreter: its executable and the libpython it mapped
-# (a launcher script's key cannot see them change).
-import os
-try:
-    w("file=%s\n" % os.readlink("/proc/self/exe"))
-    with open("/proc/self/maps") as f:
-        for path in sorted(set(l.split(None, 5)[-1].strip() for l in f if "/libpython" in l)):
-            w("file=%s\n" % path)
-except Exception:
-    if sys.executable:
-        w("file=%s\n" % os.path.realpath(sys.executable))
-if impl == "cpython" and sys.version_info >= (3, 7):
-    import importlib.util, marshal, py_compile, sysconfig, tempfile, shutil
-    w("magic=%s\n" % importlib.util.MAGIC_NUMBER.hex())
-    w("cache_tag=%s\n" % sys.implementation.cache_tag)
-    w("probe_hash=%s\n" % importlib.util.source_hash(b"hashpyc probe\n").hex())
-    w("marshal_version=%d\n" % marshal.version)
-    w("gil_disabled=%d\n" % (1 if sysconfig.get_config_var("Py_GIL_DISABLED") else 0))
-    try:
-        d = tempfile.mkdtemp()
-        try:
-            src = os.path.join(d, "probe.py")
-            with open(src, "wb") as f:
-                f.write(b"x = 1\n")
-            out = py_compile.compile(src, os.path.join(d, "probe.pyc"), doraise=True,
-                invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
-            with open(out, "rb") as f:
-                w("flag_ref_top=%d\n" % (1 if f.read()[16] & 0x80 else 0))
-        finally:
-            shutil.rmtree(d, ignore_errors=True)
-    except Exception as e:
-        w("calibration_error=%s\n" % str(e).replace("\n", " "))
-w("end\n")
-"#;
+/// What the probe runs (`-E -s -S -c`), given an empty directory for its py_compile as its
+/// argument where one could be made.
+const PROBE_SCRIPT: &str = include_str!("probe.py");
 
 /// Everything hashpyc needs to know about one target interpreter.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -497,8 +451,16 @@ pub fn forget(exe: &Path, cache_dir: Option<&Path>) {
 }
 
 fn run_probe(exe: &Path, timeout: Duration) -> Result<Target, TargetError> {
-    let mut child = python_command(exe)
-        .args(["-E", "-s", "-S", "-c", PROBE_SCRIPT])
+    // A directory for the probe's py_compile, so that it need not import tempfile; where
+    // none can be made, the probe makes its own (removed when this returns). No `-` before
+    // the random letters: a launcher script may tell the probe from a worker by `-B`.
+    let scratch = tempfile::Builder::new().prefix("hashpyc-probe.").tempdir().ok();
+    let mut cmd = python_command(exe);
+    cmd.args(["-E", "-s", "-S", "-c", PROBE_SCRIPT]);
+    if let Some(dir) = &scratch {
+        cmd.arg(dir.path());
+    }
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -526,8 +488,9 @@ fn run_probe(exe: &Path, timeout: Duration) -> Result<Target, TargetError> {
             // One killed by the interrupt (its group is) was interrupted, not failed.
             Ok(Some(_)) if crate::interrupt::requested() => break Err(TargetError::Interrupted),
             Ok(Some(status)) => break Ok(status),
+            // A probe takes 20-50 ms: polled finely, its end is not waited for.
             Ok(None) if start.elapsed() < timeout && !crate::interrupt::requested() => {
-                std::thread::sleep(Duration::from_millis(5))
+                std::thread::sleep(Duration::from_millis(1))
             }
             _ if crate::interrupt::requested() => break Err(TargetError::Interrupted),
             _ => break Err(TargetError::Timeout { path: exe.to_path_buf(), secs: timeout.as_secs() }),
@@ -548,7 +511,7 @@ fn run_probe(exe: &Path, timeout: Duration) -> Result<Target, TargetError> {
     // the end of its output, then take what was read.
     let until = Instant::now() + Duration::from_millis(500);
     while !(out_reader.done() && err_reader.done()) && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(1));
     }
     let (out, err) = (out_reader.take(), err_reader.take());
     let (out, err) = (String::from_utf8_lossy(&out), String::from_utf8_lossy(&err));

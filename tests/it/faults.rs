@@ -2518,6 +2518,67 @@ fn remembered_probe(state: &Path) -> (PathBuf, serde_json::Value) {
     (files[0].clone(), record)
 }
 
+/// What py_compile writes for `x = 1` in directory argv[1]: whether the module's code
+/// object is marked FLAG_REF (1) or not (0), asked without hashpyc's probe.
+const PY_COMPILE_FLAG: &str = r#"
+import os, sys, py_compile
+src = os.path.join(sys.argv[1], "m.py")
+with open(src, "w") as f:
+    f.write("x = 1\n")
+out = py_compile.compile(src, os.path.join(sys.argv[1], "m.pyc"), doraise=True,
+    invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
+with open(out, "rb") as f:
+    print(1 if f.read()[16] & 0x80 else 0)
+"#;
+
+// The probe calibrates py_compile (does it mark the module's code object FLAG_REF?) in an
+// empty directory hashpyc makes for it and removes after, so that it need not import
+// tempfile and shutil; where hashpyc could not make one (no argument), the probe makes
+// its own. Both ways report what py_compile really writes, and neither leaves anything in
+// the temporary directory.
+crate::per_python!(the_probe_calibrates_py_compile_and_leaves_nothing_behind, |py: &Python| {
+    let tree = Tree::new();
+    let (tmp, scratch, oracle) = (tree.path("tmp"), tree.path("scratch"), tree.path("oracle"));
+    for d in [&tmp, &scratch, &oracle] {
+        std::fs::create_dir(d).unwrap();
+    }
+    let truth = Command::new(&py.path).args(["-I", "-c", PY_COMPILE_FLAG]).arg(&oracle).output().unwrap();
+    assert!(truth.status.success(), "{}", String::from_utf8_lossy(&truth.stderr));
+    let truth = String::from_utf8(truth.stdout).unwrap();
+    let probe = |dir: Option<&Path>| {
+        let mut cmd = Command::new(&py.path);
+        cmd.args(["-E", "-s", "-S", "-c", harness::probe_script()]).env("TMPDIR", &tmp);
+        if let Some(d) = dir {
+            cmd.arg(d);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let (given, own) = (probe(Some(&scratch)), probe(None));
+    assert_eq!(given, own, "the probe reports the same with its directory given or its own");
+    assert!(
+        given.contains(&format!("\nflag_ref_top={}", truth.trim())),
+        "py_compile wrote {truth}:\n{given}"
+    );
+    assert!(!given.contains("calibration_error"), "{given}");
+    let left = |d: &Path| std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name()).collect::<Vec<_>>();
+    assert!(left(&tmp).is_empty(), "the probe's own directory was removed: {:?}", left(&tmp));
+    // hashpyc's run probes (a new state directory) and removes the directory it made.
+    let state = tree.path("state");
+    tree.write("src/m.py", "M = 1\n");
+    let run = tree
+        .hashpyc()
+        .env("HASHPYC_STATE_DIR", &state)
+        .env("TMPDIR", &tmp)
+        .arg("compile")
+        .python(py)
+        .arg("src");
+    run.run().assert_code(0);
+    remembered_probe(&state);
+    assert!(left(&tmp).is_empty(), "hashpyc's run left {:?} in TMPDIR", left(&tmp));
+});
+
 /// A remembered probe that disagrees with the interpreter in any part of its identity the
 /// bytecode cache's key takes from it (sys.version, hexversion, ABI flags, marshal version),
 /// not only in its magic number: the first worker's hello stopped the run only on another

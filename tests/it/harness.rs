@@ -908,6 +908,11 @@ pub fn worker_script() -> &'static str {
     include_str!("../../src/pool/worker.py")
 }
 
+/// The real probe script, run by `target::run_probe` with `-E -s -S -c`.
+pub fn probe_script() -> &'static str {
+    include_str!("../../src/probe.py")
+}
+
 /// The interpreter's own standard library directory.
 pub fn stdlib_dir(py: &Python) -> PathBuf {
     let out = Command::new(&py.path)

@@ -152,6 +152,7 @@ fn crate_package_lists_what_it_needs() {
         "src/lib.rs",
         // include_str!/include_bytes!
         "src/pool/worker.py",
+        "src/probe.py",
         "src/marshal/testdata/py38-ascii.marshal",
         "docs/wheel-data/data/share/man/man1/hashpyc.1",
         // The README's editor setup points at it; the CHANGELOG says it ships.
@@ -218,6 +219,7 @@ fn wheel_builds_installs_and_runs() {
         "README.md",
         "src/main.rs",
         "src/pool/worker.py",
+        "src/probe.py",
         "src/marshal/testdata/py38-ascii.marshal",
         "docs/wheel-data/data/share/man/man1/hashpyc.1",
     ] {
