@@ -356,22 +356,17 @@ def median(xs):
 
 
 def paired(numerators, denominators):
-    """Each run's own ratio, run i's numerator over run i's denominator: the two were
-    measured side by side (`interleaved`), so a drift of the machine's speed between runs
-    cancels out of each, which it does not out of a ratio of two medians. None where a
-    denominator is not a positive time."""
-    return [a / b if b > 0 else None for a, b in zip(numerators, denominators)]
-
-
-def paired_cell(ratios, fmt="%.2fx"):
-    """A table cell for run-by-run ratios: their median, and with several runs the lowest
-    and highest in brackets, so that a row shows how far it moved within the run."""
-    ok = [r for r in ratios if r is not None]
-    if not ok or len(ok) < len(ratios):
+    """A table cell for ratios taken run by run, run i's numerator over run i's denominator
+    (the two measured side by side, `interleaved`, so a drift of the machine's speed between
+    runs cancels out of each, which it does not out of a ratio of two medians): their
+    median, and with several runs the lowest and highest in brackets, so that a row shows
+    how far it moved within the run; "n/a" when a denominator is not a positive time."""
+    if not numerators or any(b <= 0 for b in denominators):
         return "n/a"
-    cell = fmt % median(ok)
-    if len(ok) > 1:
-        cell += " (%.2f–%.2f)" % (min(ok), max(ok))
+    ratios = [a / b for a, b in zip(numerators, denominators)]
+    cell = "%.2fx" % median(ratios)
+    if len(ratios) > 1:
+        cell += " (%.2f–%.2f)" % (min(ratios), max(ratios))
     return cell
 
 
@@ -654,9 +649,8 @@ def per_version(args):
             # Counted like the CPU columns (`cpu_seconds`), so the last column
             # compares like with like, and run in the same rotation as the cold builds
             # (A B C A B C ...): measured apart, a drift of the machine's speed between the
-            # two went straight into the hashpyc / floor ratio.
-            # Every ratio is taken run by run (`paired`): the commands of one run were
-            # measured side by side, so a drift between runs cancels out of each.
+            # two went straight into the hashpyc / floor ratio; every ratio is taken run by
+            # run (`paired`), so a drift between runs cancels out of each too.
             (cold_h, cold_c, _), (cpu_h, cpu_c, floor_cpu) = interleaved(
                 [Tree(shlex.join([hp, "compile", "--no-config", "-q", "--python", python, t])),
                  Tree(shlex.join([python, "-m", "compileall", "-q", "-j0", "--invalidation-mode", "checked-hash", t])),
@@ -664,15 +658,15 @@ def per_version(args):
                 args.runs, prepare=[prep, prep, None], cpu=True, rounds=True)
             floor = [f / cores for f in floor_cpu]
             row = "| %s | %.2f s | %.2f s | %.2f s | %s | %s | %s | %s |" % (
-                version, median(floor), median(cold_h), median(cold_c), paired_cell(paired(cold_c, cold_h)),
-                paired_cell(paired(cold_h, floor)), paired_cell(paired(cpu_c, cpu_h)),
-                paired_cell(paired(cpu_h, floor_cpu)))
+                version, median(floor), median(cold_h), median(cold_c), paired(cold_c, cold_h),
+                paired(cold_h, floor), paired(cpu_c, cpu_h),
+                paired(cpu_h, floor_cpu))
             if args.uv:
                 print("CPython %s: uv with and without --compile-bytecode, hashpyc on the venv" % version,
                       file=sys.stderr)
                 with_c, without, h, files = uv_rows(args.uv_bin, python, os.path.abspath(args.uv), work, args.runs, hp)
                 uv_compile = [w - wo for w, wo in zip(with_c, without)]
-                row += " %.2f s (%d) | %s |" % (median(uv_compile), files, paired_cell(paired(uv_compile, h)))
+                row += " %.2f s (%d) | %s |" % (median(uv_compile), files, paired(uv_compile, h))
             print(row, flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
