@@ -717,15 +717,10 @@ fn read_only_local_cache_not_there_yet() {
     assert_eq!(puts_now, puts, "a read-only build uploaded:\n{}", nginx.access_log());
 }
 
-/// A build with a broken remote: the same pycs and exit status as without a cache, exactly
-/// one warning naming `want`, and done within `max` (of which the remote may add at most
-/// what the issue allows).
-fn survives(py: &Python, name: &str, url: &str, want: &str, max: Duration) {
-    survives_with(py, name, url, want, max, &[]);
-}
-
-/// [`survives`] with `env`.
-fn survives_with(py: &Python, name: &str, url: &str, want: &str, max: Duration, env: &[(&str, &str)]) {
+/// A build with a broken remote, under `env`: the same pycs and exit status as without a
+/// cache, exactly one warning naming `want`, and done within `max` (of which the remote may
+/// add at most what the issue allows).
+fn survives(py: &Python, name: &str, url: &str, want: &str, max: Duration, env: &[(&str, &str)]) {
     let m = Machine::new(py, name);
     let (status, reference) = m.reference(py);
     let started = Instant::now();
@@ -866,14 +861,15 @@ fn network_faults_never_break_a_build() {
     // here) — where the bound was the baseline and 3.5 s (8.5 s for the statuses), which
     // those could pass by chance (the 503 cases took up to 7.7 s of their 8.8 s unloaded).
     const LIMIT: u64 = 20;
-    let env = [("HASHPYC_CACHE_TIMEOUT", "20"), ("HASHPYC_CACHE_UPLOAD_WAIT", "100")];
+    let limit = LIMIT.to_string();
+    let env = [("HASHPYC_CACHE_TIMEOUT", limit.as_str()), ("HASHPYC_CACHE_UPLOAD_WAIT", "100")];
     let bound = base + Duration::from_secs(LIMIT * 3 / 2);
-    let survives = |name: &str, url: &str, want: &str| survives_with(py, name, url, want, bound, &env);
-    survives("nothing listening", &servers::closed_url(), "connection");
+    let within_bound = |name: &str, url: &str, want: &str| survives(py, name, url, want, bound, &env);
+    within_bound("nothing listening", &servers::closed_url(), "connection");
     let silent = Faulty::start(Fault::AcceptNeverAnswer);
-    survives("a listener that never answers", &silent.url(), "timed out");
+    within_bound("a listener that never answers", &silent.url(), "timed out");
     let trickle = Faulty::start(Fault::Trickle);
-    survives("a trickle", &trickle.url(), "timed out");
+    within_bound("a trickle", &trickle.url(), "timed out");
     // Transient statuses once the lookup's attempts are spent.
     for (status, want) in [
         (500, "HTTP 500 (after 3 attempts)"),
@@ -887,20 +883,20 @@ fn network_faults_never_break_a_build() {
         (507, "HTTP 507"),
     ] {
         let f = Faulty::start(Fault::Status(status));
-        survives(&format!("HTTP {status}"), &f.url(), want);
+        within_bound(&format!("HTTP {status}"), &f.url(), want);
     }
     let truncated = Faulty::start(Fault::Truncated);
-    survives("truncated bodies", &truncated.url(), "entry");
+    within_bound("truncated bodies", &truncated.url(), "entry");
     let garbage = Faulty::start(Fault::Garbage);
-    survives("garbage", &garbage.url(), "damaged entries");
+    within_bound("garbage", &garbage.url(), "damaged entries");
     let full = Faulty::start(Fault::Full);
-    survives("a full server", &full.url(), "PUT: HTTP 507");
+    within_bound("a full server", &full.url(), "PUT: HTTP 507");
     // https:// to a port that waits for an HTTP request and never answers the TLS hello:
     // one time limit (a server that answers the hello in plain HTTP is
     // https_remotes_with_a_private_certificate_authority's).
     let plain = Faulty::start(Fault::Status(404));
     let tls = plain.url().replacen("http://", "https://", 1);
-    survives("a TLS hello never answered", &tls, "timed out");
+    within_bound("a TLS hello never answered", &tls, "timed out");
 }
 
 /// A server answering every lookup with a body that never ends — a `Content-Length` of
@@ -924,7 +920,7 @@ fn endless_answers_to_lookups_are_not_read() {
         (Fault::EndlessEntry, "the response is too large (more than the 64.0 MiB", 128, &long),
     ] {
         let server = Faulty::start(fault);
-        survives_with(py, &format!("{fault:?}"), &server.url(), want, Duration::from_secs(300), env);
+        survives(py, &format!("{fault:?}"), &server.url(), want, Duration::from_secs(300), env);
         let sent: Vec<u64> = server
             .requests()
             .iter()
@@ -1153,7 +1149,7 @@ fn unsigned_requests_refused_with_403_name_the_credential_variables() {
 fn a_server_that_dies_mid_build() {
     let Some(py) = harness::python_or_skip((3, 13), "remote::a_server_that_dies_mid_build") else { return };
     let dying = Faulty::start(Fault::DieAfter(40));
-    survives(py, "the server dies after 40 requests", &dying.url(), "", Duration::from_secs(120));
+    survives(py, "the server dies after 40 requests", &dying.url(), "", Duration::from_secs(120), &[]);
     // nginx killed while a build uploads to it.
     let Some(mut nginx) = Nginx::start() else { return };
     let m = Machine::new(py, "nginx-dies");
