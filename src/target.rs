@@ -451,9 +451,10 @@ pub fn forget(exe: &Path, cache_dir: Option<&Path>) {
 }
 
 fn run_probe(exe: &Path, timeout: Duration) -> Result<Target, TargetError> {
-    // A directory for the probe's py_compile, so that it need not import tempfile; where
-    // none can be made, the probe makes its own (removed when this returns). No `-` before
-    // the random letters: a launcher script may tell the probe from a worker by `-B`.
+    // A directory for the probe's py_compile, so that it need not import tempfile, removed
+    // when this returns; where none can be made, the probe makes (and removes) its own. No
+    // `-` before the random letters: a launcher script may tell the probe from a worker by
+    // `-B`.
     let scratch = tempfile::Builder::new().prefix("hashpyc-probe.").tempdir().ok();
     let mut cmd = python_command(exe);
     cmd.args(["-E", "-s", "-S", "-c", PROBE_SCRIPT]);
