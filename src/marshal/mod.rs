@@ -81,6 +81,11 @@ pub enum MarshalError {
     /// [`CodeCheck`]): the import fails with SystemError or ValueError.
     #[error("code object CPython refuses: {0}")]
     BadCode(&'static str),
+    /// What `marshal.loads` itself refuses past the sizes: a string that is not UTF-8, a
+    /// long integer's digits, a float's text, a NULL where an object must be, a reference
+    /// to an object still being read (in CPython's words, after "bad marshal data").
+    #[error("bad marshal data ({0})")]
+    BadData(&'static str),
 }
 
 /// `co_flags` bits and the local kind the constructor's checks read.
@@ -230,14 +235,43 @@ enum Slot {
     },
     /// The offset of its type byte.
     Other(usize),
+    /// A frozenset, slice or code object still being read: CPython reserves its slot with
+    /// a placeholder and fills it once the object is built, so a reference to it from
+    /// inside is an invalid reference.
+    Pending(usize),
 }
 
 impl Slot {
     fn head(self) -> usize {
         match self {
-            Slot::Str { head, .. } | Slot::Other(head) => head,
+            Slot::Str { head, .. } | Slot::Other(head) | Slot::Pending(head) => head,
         }
     }
+}
+
+/// What `marshal.loads` says of a long integer (`l`) of `n` 15-bit digits, `digits`
+/// holding them (two bytes each, little-endian): each below 2**15, the last not 0.
+pub(crate) fn long_error(n: i32, digits: &[u8]) -> Option<&'static str> {
+    if n == i32::MIN {
+        return Some("long size out of range");
+    }
+    let mut last = None;
+    for d in digits.chunks_exact(2) {
+        let d = u16::from_le_bytes([d[0], d[1]]);
+        if d >= 0x8000 {
+            return Some("digit out of range in long");
+        }
+        last = Some(d);
+    }
+    (last == Some(0)).then_some("unnormalized long data")
+}
+
+/// Whether `text` is a float `marshal.loads` reads from a `f` (or a `x` part): the bytes up
+/// to the first NUL, as `PyOS_string_to_double` parses them (a decimal number, `inf`,
+/// `infinity` or `nan` in any case, with an optional sign; no spaces, `_` or hex).
+pub(crate) fn float_text(text: &[u8]) -> bool {
+    let text = text.split(|&b| b == 0).next().unwrap_or_default();
+    std::str::from_utf8(text).is_ok_and(|t| t.parse::<f64>().is_ok())
 }
 
 /// Facts about a whole marshal body that tell whether it could depend on what the
@@ -287,12 +321,13 @@ enum Value {
 /// An object being read whose parts are still to come. The reader keeps these on an
 /// explicit stack, so hostile nesting cannot overflow the thread's stack.
 enum Frame {
-    /// Tuple, list, set, frozenset or slice: `left` more objects.
-    Seq { left: u64, container: bool },
+    /// Tuple, list, set, frozenset or slice: `left` more objects; `pending`, the reference
+    /// slot it fills once read (see [`Slot::Pending`]).
+    Seq { left: u64, container: bool, pending: Option<usize> },
     /// Dict or frozendict: key/value pairs until a NULL key.
     Map { at_key: bool },
     /// A code object: `field` counts the objects read so far.
-    Code { field: usize, check: CodeCheck },
+    Code { field: usize, check: CodeCheck, pending: Option<usize> },
 }
 
 struct Reader<'a> {
@@ -440,17 +475,19 @@ impl<'a> Reader<'a> {
             // Let the innermost open object close, or consume its non-object parts.
             let mut closed = false;
             match stack.last_mut() {
-                Some(Frame::Seq { left: 0, container }) => {
+                Some(Frame::Seq { left: 0, container, .. }) => {
                     if *container {
                         self.in_container -= 1;
                     }
                     closed = true;
                 }
-                Some(Frame::Map { at_key: true }) if self.data.get(self.pos) == Some(&b'0') => {
+                // A NULL ends a dict where a key is due, and where a value is due too (CPython
+                // stops reading the dict there, no error).
+                Some(Frame::Map { .. }) if self.data.get(self.pos) == Some(&b'0') => {
                     self.pos += 1;
                     closed = true;
                 }
-                Some(Frame::Code { field, check }) => {
+                Some(Frame::Code { field, check, .. }) => {
                     let field = *field;
                     if field == self.code_fields() {
                         closed = true;
@@ -469,7 +506,12 @@ impl<'a> Reader<'a> {
                 _ => {}
             }
             let value = if closed {
-                stack.pop();
+                // A frozenset, slice or code object is a reference's target from now on.
+                if let Some(Frame::Seq { pending: Some(i), .. } | Frame::Code { pending: Some(i), .. }) =
+                    stack.pop()
+                {
+                    self.refs[i] = Slot::Other(self.refs[i].head());
+                }
                 Value::Other
             } else {
                 if stack.len() > MAX_DEPTH {
@@ -523,11 +565,19 @@ impl<'a> Reader<'a> {
         Value::Str(start, end)
     }
 
-    fn open_seq(&mut self, stack: &mut Vec<Frame>, left: u64, container: bool) {
+    fn open_seq(&mut self, stack: &mut Vec<Frame>, left: u64, container: bool, pending: Option<usize>) {
         if container {
             self.in_container += 1;
         }
-        stack.push(Frame::Seq { left, container });
+        stack.push(Frame::Seq { left, container, pending });
+    }
+
+    /// The slot of an object CPython registers once built ([`Slot::Pending`]).
+    fn reserve_pending(&mut self, flagged: bool, head: usize) -> Option<usize> {
+        flagged.then(|| {
+            self.refs.push(Slot::Pending(head));
+            self.refs.len() - 1
+        })
     }
 
     /// Read one object's type byte and scalar payload; a container pushes a frame and
@@ -543,24 +593,30 @@ impl<'a> Reader<'a> {
             Ok(Some(Value::Other))
         };
         match ty {
-            b'0' | b'N' | b'F' | b'T' | b'S' | b'.' => fixed(self, 0),
+            // A NULL is no object (a dict's end is handled by its frame).
+            b'0' => Err(MarshalError::BadData("NULL object")),
+            b'N' | b'F' | b'T' | b'S' | b'.' => fixed(self, 0),
             b'i' => fixed(self, 4),
             b'I' | b'g' => fixed(self, 8),
             b'y' => fixed(self, 16),
-            b'f' => {
-                let n = self.byte()?;
-                fixed(self, usize::from(n))
-            }
-            b'x' => {
-                let n = self.byte()?;
-                self.take(usize::from(n))?;
-                let n = self.byte()?;
-                fixed(self, usize::from(n))
+            b'f' | b'x' => {
+                for _ in 0..if ty == b'x' { 2 } else { 1 } {
+                    let n = self.byte()?;
+                    let (s, e) = self.take(usize::from(n))?;
+                    if !float_text(&self.data[s..e]) {
+                        return Err(MarshalError::BadData("float text"));
+                    }
+                }
+                fixed(self, 0)
             }
             b'l' => {
                 let n = self.u32()? as i32;
                 let digits = n.unsigned_abs() as usize;
-                fixed(self, digits.checked_mul(2).ok_or(MarshalError::Truncated)?)
+                let (s, e) = self.take(digits.checked_mul(2).ok_or(MarshalError::Truncated)?)?;
+                if let Some(why) = long_error(n, &self.data[s..e]) {
+                    return Err(MarshalError::BadData(why));
+                }
+                fixed(self, 0)
             }
             b's' => {
                 let n = self.u32()?;
@@ -569,6 +625,10 @@ impl<'a> Reader<'a> {
             b't' | b'u' | b'a' | b'A' => {
                 let n = self.u32()?;
                 let (s, e) = self.take(n as usize)?;
+                // Decoded with surrogatepass: UTF-8, or the bytes UTF-8 would give a surrogate.
+                if matches!(ty, b't' | b'u') && relocate::str_chars(&self.data[s..e]).is_none() {
+                    return Err(MarshalError::BadData("string not UTF-8"));
+                }
                 if ty == b't' {
                     self.scan.interned_non_ascii = true;
                     // UTF-8 of U+0080..U+00FF: C2 or C3, then one continuation byte.
@@ -595,24 +655,31 @@ impl<'a> Reader<'a> {
                         Ok(Some(Value::Str(start, end)))
                     }
                     Some(Slot::Other(_)) => Ok(Some(Value::Other)),
+                    Some(Slot::Pending(_)) => Err(MarshalError::BadData("invalid reference")),
                     None => Err(MarshalError::BadRef(idx)),
                 }
             }
             b'(' | b'[' | b'<' | b'>' => {
-                self.reserve(flagged, head);
                 let n = self.u32()?;
-                self.open_seq(stack, u64::from(n), ty == b'>');
+                // A frozenset of items is registered once built; the others at once.
+                let pending = if ty == b'>' && n > 0 {
+                    self.reserve_pending(flagged, head)
+                } else {
+                    self.reserve(flagged, head);
+                    None
+                };
+                self.open_seq(stack, u64::from(n), ty == b'>', pending);
                 Ok(None)
             }
             b')' => {
                 self.reserve(flagged, head);
                 let n = self.byte()?;
-                self.open_seq(stack, u64::from(n), false);
+                self.open_seq(stack, u64::from(n), false, None);
                 Ok(None)
             }
             b':' => {
-                self.reserve(flagged, head);
-                self.open_seq(stack, 3, true);
+                let pending = self.reserve_pending(flagged, head);
+                self.open_seq(stack, 3, true, pending);
                 Ok(None)
             }
             b'{' | b'}' => {
@@ -621,10 +688,10 @@ impl<'a> Reader<'a> {
                 Ok(None)
             }
             b'c' => {
-                self.reserve(flagged, head);
+                let pending = self.reserve_pending(flagged, head);
                 let (s, e) = self.take(4 * self.layout.ints())?;
                 let check = CodeCheck::new(self.layout, &self.data[s..e]).map_err(MarshalError::BadCode)?;
-                stack.push(Frame::Code { field: 0, check });
+                stack.push(Frame::Code { field: 0, check, pending });
                 Ok(None)
             }
             other => Err(MarshalError::UnknownType(other)),
@@ -698,6 +765,104 @@ mod tests {
         assert!(matches!(code_filename(b"Q", CodeLayout::Py311), Err(MarshalError::UnknownType(b'Q'))));
         let deep = [b')', 1].repeat(5000);
         assert_eq!(code_filename(&deep, CodeLayout::Py311), Err(MarshalError::TooDeep));
+    }
+
+    /// What `marshal.loads` refuses past the sizes, as CPython 3.7, 3.8, 3.11, 3.12, 3.13,
+    /// 3.14 and 3.15 all judge each of these (checked with each one's `marshal.loads`).
+    #[test]
+    fn what_marshal_loads_refuses_past_the_sizes() {
+        // UTF-8 with surrogatepass.
+        for (bytes, ok) in [
+            (&b"h\xffi"[..], false),
+            (b"\xed\xa0\x80", true),
+            (b"\xc0\x80", false),
+            (b"\xf0\x9f\x98\x80", true),
+            (b"\xf4\x90\x80\x80", false),
+            (b"\xc3\x28", false),
+            (b"a\xed\xb3\xbf\xc3\xa9b\xed\xa0\x80", true),
+            (b"\xed\xa0", false),
+            (b"", true),
+        ] {
+            assert_eq!(relocate::str_chars(bytes).is_some(), ok, "{bytes:?}");
+        }
+        // Long integers: (n, digits).
+        for (n, digits, want) in [
+            (1, &b"\x00\x80"[..], Some("digit out of range in long")),
+            (1, b"\xff\x7f", None),
+            (2, b"\x01\x00\x00\x00", Some("unnormalized long data")),
+            (-2, b"\x01\x00\x01\x00", None),
+            (-2, b"\x01\x00\x00\x00", Some("unnormalized long data")),
+            (i32::MIN, b"", Some("long size out of range")),
+            (0, b"", None),
+        ] {
+            assert_eq!(long_error(n, digits), want, "{n} {digits:?}");
+        }
+        // Text floats (`f`, the parts of `x`).
+        let good = [
+            "1.5",
+            "inf",
+            "-Infinity",
+            "NaN",
+            "+nan",
+            "1e999",
+            "1\x002",
+            "-inf",
+            "+1",
+            "-.5e-3",
+            "1E+2",
+            "1.",
+            ".5",
+            "1e5",
+            "inFINity",
+        ];
+        let bad = [
+            "abc", " 1.5", "1.5 ", "1_0", "", "e5", "1e", "0x10", "..", "nan(1)", "0x1p3", "1.5e+", "\u{e9}",
+        ];
+        for t in good {
+            assert!(float_text(t.as_bytes()), "{t:?}");
+        }
+        for t in bad {
+            assert!(!float_text(t.as_bytes()), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn bodies_marshal_loads_refuses_past_the_sizes() {
+        // CPython 3.12.1's module body (as below), its first constant (the int 1, which takes
+        // reference slot 1) replaced by another object taking one slot.
+        let flat: &[u8] = b"c\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\xf3\x08\x00\x00\x00\x97\x00d\x00Z\x00y\x01)\x02\xe9\x01\x00\x00\x00N)\x01\xda\x01x\xa9\x00\xf3\x00\x00\x00\x00\xfa\x04m.py\xfa\x08<module>r\x06\x00\x00\x00\x01\x00\x00\x00s\n\x00\x00\x00\xf0\x03\x01\x01\x01\xd8\x04\x05\x81\x01r\x04\x00\x00\x00";
+        let with = |from: &[u8], to: &[u8]| {
+            let at = flat.windows(from.len()).position(|w| w == from).unwrap();
+            [&flat[..at], to, &flat[at + from.len()..]].concat()
+        };
+        let one = &b"\xe9\x01\x00\x00\x00"[..];
+        let bad = |why: &'static str| Err(MarshalError::BadData(why));
+        let cases: [(Vec<u8>, Result<(), MarshalError>); 10] = [
+            (with(one, b"\xf5\x03\x00\x00\x00h\xffi"), bad("string not UTF-8")),
+            (with(one, b"\xf4\x03\x00\x00\x00h\xffi"), bad("string not UTF-8")),
+            (with(one, b"\xf5\x03\x00\x00\x00\xed\xa0\x80"), Ok(())),
+            (with(one, b"\xec\x01\x00\x00\x00\x00\x80"), bad("digit out of range in long")),
+            (with(one, b"\xec\x02\x00\x00\x00\x01\x00\x00\x00"), bad("unnormalized long data")),
+            (with(one, b"\xe6\x03abc"), bad("float text")),
+            (with(one, b"\xe6\x031.5"), Ok(())),
+            // A NULL where an object is due.
+            (with(b"\x00\x00\x00N)", b"\x00\x00\x000)"), bad("NULL object")),
+            // A frozenset holding a reference to itself, CPython registers it once built;
+            // a tuple is registered at once.
+            (with(one, b"\xbe\x01\x00\x00\x00r\x01\x00\x00\x00"), bad("invalid reference")),
+            (with(one, b"\xa9\x01r\x01\x00\x00\x00"), Ok(())),
+        ];
+        for (body, want) in cases {
+            let got = code_body(&body, CodeLayout::Py311).map(|b| assert_eq!(b.filename, b"m.py"));
+            assert_eq!(got, want, "{body:?}");
+            assert_eq!(full_code_body(&body, CodeLayout::Py311).map(|_| ()), want, "{body:?}");
+            if want.is_err() {
+                assert_eq!(valid::valid_code_body(&body, CodeLayout::Py311), None, "{body:?}");
+            }
+        }
+        // A NULL ends a dict where a value is due, as where a key is (CPython: no error).
+        let dict = with(one, b"\xfbNN0");
+        assert_eq!(full_code_body(&dict, CodeLayout::Py311).map(|_| ()), Ok(()));
     }
 
     #[test]

@@ -203,8 +203,9 @@ fn check_path(bytes: &[u8]) -> Result<usize, RelocateError> {
 }
 
 /// Characters in `bytes` read as UTF-8 that may encode surrogates (what `surrogatepass`
-/// writes), or `None` when no str encodes to these bytes.
-fn str_chars(bytes: &[u8]) -> Option<usize> {
+/// writes, and how `marshal.loads` decodes `u` and `t` strings), or `None` when no str
+/// encodes to these bytes.
+pub(crate) fn str_chars(bytes: &[u8]) -> Option<usize> {
     let mut i = 0;
     let mut chars = 0;
     while i < bytes.len() {

@@ -18,7 +18,9 @@ use super::{CODE_FIELD, CodeCheck, CodeLayout, FLAG_REF, KINDS_FIELD, MAX_DEPTH,
 /// How the bytes after a type byte are sized, packed in one word: `FIXED` bytes, plus the
 /// next byte masked with `M8`, plus the next four bytes (little-endian) when `LEN32`.
 /// Scalars and strings are sized so; `SPECIAL` marks containers, code objects, the rare
-/// scalars sized otherwise, and unknown types.
+/// scalars sized otherwise or whose bytes `marshal.loads` checks (`u` and `t` strings must
+/// be UTF-8, a long's digits in range, a text float a number), and unknown types (the
+/// NULL `0` among them: no object).
 const M8: u32 = 0xFF << 8;
 const LEN32: u32 = 1 << 16;
 /// The object takes a reference slot (FLAG_REF, and not itself a reference).
@@ -29,12 +31,12 @@ const SPECIAL: u32 = 1 << 19;
 
 const fn entry(code: u8) -> u32 {
     let size = match code & !FLAG_REF {
-        b'0' | b'N' | b'F' | b'T' | b'S' | b'.' => 0,
+        b'N' | b'F' | b'T' | b'S' | b'.' => 0,
         b'i' | b'r' => 4,
         b'I' | b'g' => 8,
         b'y' => 16,
-        b'f' | b'z' | b'Z' => 1 | M8,
-        b's' | b't' | b'u' | b'a' | b'A' => 4 | LEN32,
+        b'z' | b'Z' => 1 | M8,
+        b's' | b'a' | b'A' => 4 | LEN32,
         _ => return SPECIAL,
     };
     if code & !FLAG_REF == b'r' {
@@ -67,6 +69,9 @@ struct Open {
     left: u32,
     event: u32,
     check: CodeCheck,
+    /// The type-byte offset of the object these are the parts of (`u32::MAX` around the
+    /// top object): a reference to an open frozenset, slice or code object is invalid.
+    head: u32,
 }
 
 /// No event due (sequences; a code object after its last one).
@@ -144,7 +149,7 @@ fn walk(data: &[u8], layout: CodeLayout, s: &mut Scratch) -> Option<(usize, usiz
     let mut first: Option<usize> = None;
     // The object being read: its parts left, and when its next event is due. At first
     // the top object, as the only part of an object around it.
-    let (mut left, mut event) = (1u32, NO_EVENT);
+    let (mut left, mut event, mut open) = (1u32, NO_EVENT, u32::MAX);
     let mut check = CodeCheck::default();
     loop {
         if left == event {
@@ -203,6 +208,16 @@ fn walk(data: &[u8], layout: CodeLayout, s: &mut Scratch) -> Option<(usize, usiz
             if (size > rest as u64) | bad_ref {
                 return None;
             }
+            if e & REF != 0 {
+                // CPython registers a frozenset, slice or code object once built: a
+                // reference to one from inside it is invalid (the full reader says so).
+                let target = refs[w as usize];
+                if matches!(data[target as usize] & !FLAG_REF, b'>' | b':' | b'c')
+                    && (open == target || stack.iter().any(|o| o.head == target))
+                {
+                    return None;
+                }
+            }
             pos += size as usize;
             refs[slots] = head as u32;
             slots += ((e >> 17) & 1) as usize;
@@ -212,11 +227,19 @@ fn walk(data: &[u8], layout: CodeLayout, s: &mut Scratch) -> Option<(usize, usiz
                 b')' => (2, u32::from(b1), NO_EVENT),
                 b':' => (1, 3, NO_EVENT),
                 b'c' => (1 + code_ints, code_parts, code_parts),
-                b'l' => (5 + 2 * u64::from((w as i32).unsigned_abs()), 0, NO_EVENT),
-                b'x' => {
-                    let n = usize::from(b1);
-                    let m = *data.get(pos + 2 + n)?;
-                    (3 + n as u64 + u64::from(m), 0, NO_EVENT)
+                b'l' => {
+                    let size = 5 + 2 * u64::from((w as i32).unsigned_abs());
+                    let digits = data.get(pos + 5..pos.checked_add(usize::try_from(size).ok()?)?)?;
+                    if super::long_error(w as i32, digits).is_some() {
+                        return None;
+                    }
+                    (size, 0, NO_EVENT)
+                }
+                b't' | b'u' => {
+                    let text = data.get(pos + 5..(pos + 5).checked_add(w as usize)?)?;
+                    // Decoded with surrogatepass, as `marshal.loads` decodes them.
+                    super::relocate::str_chars(text)?;
+                    (5 + u64::from(w), 0, NO_EVENT)
                 }
                 // Dicts (never in a compiled body), unknown types, the end of the body.
                 _ => return None,
@@ -238,8 +261,8 @@ fn walk(data: &[u8], layout: CodeLayout, s: &mut Scratch) -> Option<(usize, usiz
                 if u64::from(parts) > (len - pos) as u64 || stack.len() >= MAX_DEPTH {
                     return None;
                 }
-                stack.push(Open { left, event, check });
-                (left, event, check) = (parts, opens, opened);
+                stack.push(Open { left, event, check, head: open });
+                (left, event, check, open) = (parts, opens, opened, head as u32);
                 continue;
             }
         }
@@ -253,7 +276,7 @@ fn walk(data: &[u8], layout: CodeLayout, s: &mut Scratch) -> Option<(usize, usiz
                 }
                 return first.map(|h| str_span(data, h));
             };
-            (left, event, check) = (parent.left - 1, parent.event, parent.check);
+            (left, event, check, open) = (parent.left - 1, parent.event, parent.check, parent.head);
         }
     }
 }

@@ -642,6 +642,91 @@ per_python!(check_reads_the_whole_body, |py: &Python| {
     }
 });
 
+// Bytes that `marshal.loads` refuses past their sizes passed the body walk, so `check` said
+// `ok` and a cache entry so damaged (its checksum made to match) was written as a pyc that
+// fails to import: a `u` string that is not UTF-8, a long integer's digit of 2**15 or
+// more, a long whose last digit is 0, a NULL (`0`) inside a tuple. Each is now invalid,
+// in CPython's words; a surrogate (which `marshal` decodes with `surrogatepass`) is not.
+// Every pyc written by hashpyc, then edited in place; CPython's import is the judge.
+per_python!(marshal_data_that_loads_refuses_is_invalid, |py: &Python| {
+    // (module, source, bytes of the body to replace, replacement, CPython's error, detail)
+    type Case<'a> = (&'a str, &'a str, &'a [u8], &'a [u8], &'a str, &'a str);
+    let cases: [Case; 4] = [
+        (
+            "utf8",
+            "S = 'h\u{e9}llo'\n",
+            "h\u{e9}llo".as_bytes(),
+            b"h\xff\xa9llo",
+            "UnicodeDecodeError",
+            "string not UTF-8",
+        ),
+        // 2**40: three 15-bit digits, 0, 0 and 1024.
+        (
+            "digit",
+            "L = 1099511627776\n",
+            b"\x03\x00\x00\x00\x00\x00\x00\x00\x00\x04",
+            b"\x03\x00\x00\x00\x00\x80\x00\x00\x00\x04",
+            "digit out of range in long",
+            "digit out of range in long",
+        ),
+        (
+            "unnormalized",
+            "L = 1099511627776\n",
+            b"\x03\x00\x00\x00\x00\x00\x00\x00\x00\x04",
+            b"\x03\x00\x00\x00\x00\x00\x00\x00\x00\x00",
+            "unnormalized long data",
+            "unnormalized long data",
+        ),
+        (
+            "null",
+            "T = (None, None, None, None, None)\n",
+            b"\x05NNNNN",
+            b"\x05NN0NN",
+            "NULL object in marshal data",
+            "NULL object",
+        ),
+    ];
+    let tree = Tree::new();
+    for (name, source, ..) in &cases {
+        tree.write(format!("{name}.py"), source);
+    }
+    // A lone surrogate: written by marshal as UTF-8 would were it allowed, read back so.
+    tree.write("surrogate.py", "S = '\\ud800'\n");
+    tree.hashpyc().args(["compile", "-q"]).python(py).arg(".").run().assert_code(0);
+    for (name, _, from, to, ..) in &cases {
+        let file = pyc(py, name);
+        let data = tree.read(&file);
+        let at =
+            data.windows(from.len()).position(|w| w == *from).unwrap_or_else(|| panic!("{name}: {data:?}"));
+        assert_eq!(data.windows(from.len()).filter(|w| w == from).count(), 1, "{name}");
+        let mut edited = data.clone();
+        edited[at..at + from.len()].copy_from_slice(to);
+        tree.write(&file, edited);
+    }
+    imports(py, &tree, "surrogate").unwrap();
+    let (run, got) = findings_of_check_all(py, &tree);
+    assert_eq!(got["surrogate.py"].0, "ok", "{}", run.stdout);
+    for (name, _, _, _, error, detail) in &cases {
+        // CPython refuses the pyc (its header matches the source: no fallback to it).
+        let err = imports(py, &tree, name).expect_err(name);
+        assert!(err.contains(error), "{name}: {err}");
+        assert_eq!(
+            got[&format!("{name}.py")],
+            ("invalid".to_string(), format!("body: bad marshal data ({detail})").into()),
+            "{name}: {}",
+            run.stdout
+        );
+    }
+    // compile writes them anew, as py_compile would.
+    let compiled = tree.hashpyc().args(["compile", "-v"]).python(py).arg(".").run();
+    compiled.assert_code(0);
+    for (name, ..) in &cases {
+        assert!(compiled.stderr.contains(&format!("compiled `./{name}.py`")), "{name}: {}", compiled.stderr);
+        imports(py, &tree, name).unwrap();
+    }
+    tree.hashpyc().arg("check").python(py).arg(".").run().assert_code(0);
+});
+
 // `check` and `compile` read a pyc whole before judging it: a 2 GiB file where a pyc
 // should be took 2 GB of memory (a run under a memory limit aborted). Of a large file they
 // read no more than says what it is: its header, and its body as far as its code object
