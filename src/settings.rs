@@ -810,6 +810,16 @@ fn apply_cache(cache: &mut CacheArgs, k: &mut Keys, c: &Config) -> Result<(), Er
 
 /// Paths from arguments, `-` expanded from stdin; `.` when none.
 pub fn resolve_paths(paths: &[OsString], input: &InputArgs) -> Result<Vec<PathBuf>, Error> {
+    // `--null` only says how the list on stdin is separated: without `-` there is no such
+    // list, and a forgotten `-` (`git ls-files -z | hashpyc check --null`) would otherwise
+    // walk the whole current directory instead of the files piped in.
+    if input.null && !paths.iter().any(|p| p == "-") {
+        return Err(Error::Usage(
+            "--null (-0) separates the paths read from stdin, which only `-` reads: add `-` \
+             (`git ls-files -z '*.py' | hashpyc check --null -`)"
+                .into(),
+        ));
+    }
     let mut out = Vec::new();
     let mut stdin_used = false;
     for p in paths {

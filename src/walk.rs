@@ -74,11 +74,7 @@ pub enum WalkError {
     NotFound(PathBuf),
     /// A named path that does not exist while its name without the whitespace around it
     /// does (`  src/o.py  ` in a path list): the name is kept as given, but said so.
-    #[error(
-        "`{}`: no such file or directory (the name has leading or trailing spaces, which are part of it; `{}` exists)",
-        crate::report::shown(.0),
-        crate::report::shown(.1)
-    )]
+    #[error("`{}`: no such file or directory ({}; `{}` exists)", crate::report::shown(.0), around(.0), crate::report::shown(.1))]
     NotFoundSpaced(PathBuf, PathBuf),
     #[error("`{}`: dangling symbolic link", crate::report::shown(.0))]
     Dangling(PathBuf),
@@ -423,6 +419,26 @@ pub fn read_path_list(input: impl BufRead, nul: bool) -> Result<Vec<OsString>, P
         }
     }
     Ok(out)
+}
+
+/// Whether the whitespace around `name` holds a line break: a list written one name per
+/// line (`git ls-files` without `-z`) read with `--null`, the only way a name gets one.
+fn line_break(name: &Path) -> bool {
+    let b = name.as_os_str().as_bytes();
+    let inner = b.trim_ascii();
+    let (start, end) = b.split_at(b.len() - b.trim_ascii_start().len());
+    let end = &end[inner.len()..];
+    start.iter().chain(end).any(|&c| c == b'\n' || c == b'\r')
+}
+
+/// What is around `name` that [`not_found`] took away, in words.
+fn around(name: &Path) -> &'static str {
+    if line_break(name) {
+        "the name has a line break at its start or end, which `--null` keeps as part of it: a \
+         list of one name per line is read without `--null`"
+    } else {
+        "the name has leading or trailing spaces, which are part of it"
+    }
 }
 
 /// A named path that does not exist: [`WalkError::NotFoundSpaced`] when its name without

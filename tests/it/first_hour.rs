@@ -394,6 +394,34 @@ fn nul_separated_list_without_null() {
     }
 }
 
+// `--null` without `-` (`git ls-files -z | hashpyc check --null`, the `-` forgotten) walked
+// the whole current directory, silently, instead of the list piped in: an error naming
+// `-`, exit 2, and nothing compiled or checked.
+#[test]
+fn null_without_dash_is_an_error() {
+    let tree = Tree::new();
+    tree.write("a.py", "x = 1\n");
+    tree.write("b.py", "y = 1\n");
+    for args in
+        [&["check", "--target", "3.12", "--null"][..], &["compile", "-0"], &["compile", "--null", "b.py"]]
+    {
+        let run = tree.hashpyc().args(args).stdin(b"a.py\0".to_vec()).run();
+        run.assert_code(2);
+        assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+        assert!(run.stderr.contains("--null") && run.stderr.contains("`-`"), "{}", run.stderr);
+        assert!(run.stdout.is_empty(), "{}", run.stdout);
+        assert!(tree.pycs().is_empty(), "{:?}", tree.pycs());
+    }
+    // With `-` the list is read, and only it.
+    let py = harness::any_python("null_without_dash_is_an_error");
+    if let Some(py) = py {
+        let run =
+            tree.hashpyc().args(["compile", "-q", "--null", "-"]).python(py).stdin(b"a.py\0".to_vec()).run();
+        run.assert_code(0);
+        assert_eq!(tree.pycs().len(), 1, "{:?}", tree.pycs());
+    }
+}
+
 // A named path under a file (`m.py/x.py`, ENOTDIR where a missing one is ENOENT) was a
 // per-file error, exit 1 (`error: `m.py/x.py`: Not a directory`). It does not exist, as any
 // missing path: an error saying so, exit 2, for `compile` and `check` alike.

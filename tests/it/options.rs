@@ -607,6 +607,21 @@ per_python!(path_list_entries_keep_their_spaces, min = (3, 9), |py: &Python| {
     let run = tree.hashpyc().arg("compile").python(py).arg("-").stdin(" nope.py \n").run();
     run.assert_code(2);
     assert!(run.stderr.starts_with("error: ` nope.py `: no such file or directory\n"), "{}", run.stderr);
+    // Under `--null` a name keeps a newline (a list of one name per line, `git ls-files`
+    // without `-z`): said as a line break and what to leave out, not as spaces.
+    for cmd in ["compile", "check"] {
+        let run = tree.hashpyc().args([cmd, "--null", "-"]).python(py).stdin("src/o.py\n").run();
+        run.assert_code(2);
+        assert!(
+            run.stderr.starts_with(
+                "error: `\"src/o.py\\n\"`: no such file or directory (the name has a line break at its start \
+                 or end, which `--null` keeps as part of it: a list of one name per line is read without \
+                 `--null`; `src/o.py` exists)\n"
+            ),
+            "{cmd}: {}",
+            run.stderr
+        );
+    }
 });
 
 #[test]
