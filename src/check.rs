@@ -321,6 +321,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     let hints: Vec<String> = [
         wrong_version_hint(&findings, &s.targets),
         layout_hint(&findings, counts["ok"], s),
+        level_hint(&findings, counts["ok"], s),
         spelling_hint(&findings, &cwd),
         timestamp_hint(&findings, s.accept, s.compile_unchecked),
         mode_hint(&findings, s.compile_unchecked),
@@ -335,7 +336,10 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     }
 
     let mut out = std::io::stdout().lock();
-    let multi_level = s.levels.len() > 1;
+    // The level is said unless the run checks level 0 only: `[opt-1]` where PYTHONOPTIMIZE or
+    // a file's `optimize` chose level 1 alone (a missing `m.cpython-312.opt-1.pyc` beside
+    // the `m.cpython-312.pyc` compile wrote reads as "never compiled" otherwise).
+    let show_level = s.levels != [0];
     let pycs: usize = counts.iter().filter(|(k, _)| **k != "stray").map(|(_, v)| v).sum();
     let status = if usage_errors > 0 {
         ExitStatus::Error
@@ -360,7 +364,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
                 if many {
                     extra.push(f.interpreter());
                 }
-                if multi_level {
+                if show_level {
                     extra.push(format!("opt-{}", f.optimization));
                 }
                 let extra = if extra.is_empty() { String::new() } else { format!("  [{}]", extra.join(" ")) };
@@ -655,6 +659,71 @@ fn layout_hint(findings: &[Finding], ok: usize, s: &CheckSettings) -> Option<Str
     })
 }
 
+/// When no pyc of the levels this run checks is there at all (every pyc missing) but
+/// sources among them have pycs of the same interpreter at another level: the levels came
+/// from somewhere the user may not have looked (`PYTHONOPTIMIZE=1` in CI's environment, a
+/// file's `optimize`), and the compile that wrote the tree used others.
+fn level_hint(findings: &[Finding], ok: usize, s: &CheckSettings) -> Option<String> {
+    use crate::layout::Layout;
+    let missing: Vec<&Finding> = findings.iter().filter(|f| f.outcome != Outcome::Stray).collect();
+    if missing.is_empty()
+        || ok > 0
+        || !missing.iter().all(|f| f.outcome == Outcome::Missing && f.source_fails.is_none())
+    {
+        return None;
+    }
+    // Legacy pycs (`m.pyc`) hold no level.
+    let others: Vec<u8> = (0..=2).filter(|l| !s.levels.contains(l)).collect();
+    let mut found: std::collections::BTreeSet<u8> = std::collections::BTreeSet::new();
+    let mut example: Option<PathBuf> = None;
+    let mut sources = std::collections::BTreeSet::new();
+    for f in missing.iter().take(2000) {
+        if matches!(s.layouts.get(f.target), Some(Layout::Legacy) | None) {
+            continue;
+        }
+        let (Some(dir), Some(name)) = (f.pyc.parent(), f.pyc.file_name()) else { continue };
+        let Some((stem, tag, _)) = crate::layout::cache_name_parts(name.as_bytes()) else { continue };
+        let Ok(tag) = std::str::from_utf8(tag) else { continue };
+        let mut module = stem.to_vec();
+        module.extend_from_slice(b".py");
+        for &l in &others {
+            let other =
+                dir.join(std::ffi::OsStr::from_bytes(&crate::layout::cache_file_name(&module, tag, l)));
+            if other.is_file() {
+                found.insert(l);
+                sources.insert(&f.path);
+                example.get_or_insert(other);
+            }
+        }
+    }
+    let example = example?;
+    let list = |levels: &mut dyn Iterator<Item = u8>| {
+        let v: Vec<String> = levels.map(|l| l.to_string()).collect();
+        v.join(" and ")
+    };
+    let checked = list(&mut s.levels.iter().copied());
+    let there = list(&mut found.iter().copied());
+    let from = match &s.optimize_from {
+        Some(o @ crate::config::Origin::Key { .. }) => format!(" (set by {})", o.written("optimize")),
+        Some(o) => format!(" (set by {} in the environment)", o.written("")),
+        None => String::new(),
+    };
+    let levels = |n: usize| if n == 1 { "level" } else { "levels" };
+    let flags: Vec<String> = found.iter().map(|l| format!("-o {l}")).collect();
+    let n = sources.len();
+    Some(format!(
+        "{} missing at optimization {} {checked}{from}, but {} {} pycs of {} {there} (`{}`): to \
+         check those, run `hashpyc check {}`",
+        report::plural(missing.len(), "pyc is", "pycs are"),
+        levels(s.levels.len()),
+        report::plural(n, "source", "sources"),
+        if n == 1 { "has" } else { "have" },
+        levels(found.len()),
+        report::shown(&example),
+        flags.join(" "),
+    ))
+}
+
 /// The ancestor of `cwd` from which relative `found` names the file `want` names here, as
 /// `../..` (the tree was compiled from there: `hashpyc compile` at the top embeds
 /// `src/m.py`, `hashpyc check` in `src` expects `m.py`).
@@ -809,10 +878,12 @@ fn wrong_version_hint(findings: &[Finding], targets: &[Arc<Target>]) -> Option<S
     // Checked against the built-in table (`--target`): suggest the same flag.
     let table =
         targets.iter().all(|t| t.executable.as_os_str().as_encoded_bytes().starts_with(b"(built-in table"));
+    // `--target` checks without an interpreter, so it works where `python3.X` is not on
+    // PATH (a pyenv version not activated).
     let suggestion = match (&version, table) {
-        (Some(v), true) => format!("--target {v}"),
-        (Some(v), false) => format!("--python python{v}"),
-        (None, _) => "another interpreter".into(),
+        (Some(v), true) => format!("`--target {v}`"),
+        (Some(v), false) => format!("`--python python{v}` (or `--target {v}`, which needs no interpreter)"),
+        (None, _) => "`another interpreter`".into(),
     };
     let others = if foreign.len() > 1 {
         format!(
@@ -823,7 +894,7 @@ fn wrong_version_hint(findings: &[Finding], targets: &[Arc<Target>]) -> Option<S
         String::new()
     };
     Some(format!(
-        "{} missing for {}, but {} there{others}: did you mean `{suggestion}`?",
+        "{} missing for {}, but {} there{others}: did you mean {suggestion}?",
         report::plural(missing, "pyc is", "pycs are"),
         crate::target::targets_label(&lacking),
         if *n == 1 { format!("1 {tag} pyc is") } else { format!("{n} {tag} pycs are") },

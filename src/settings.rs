@@ -1230,6 +1230,9 @@ pub struct CheckSettings {
     /// Where `legacy = true` came from when a configuration file set it (the hint for
     /// pycs of the other layout names it).
     pub legacy_from: Option<config::Origin>,
+    /// Where the levels came from when not from `-o` (`PYTHONOPTIMIZE`, a file's
+    /// `optimize`): the hint for pycs of other levels names it.
+    pub optimize_from: Option<config::Origin>,
 }
 
 pub fn check_settings(args: &CheckArgs) -> Result<CheckSettings, Error> {
@@ -1271,6 +1274,7 @@ pub fn check_settings(args: &CheckArgs) -> Result<CheckSettings, Error> {
         all: args.all,
         described: args.config.described.clone(),
         legacy_from: args.layout.legacy_from.clone(),
+        optimize_from: args.layout.optimize_from.clone(),
     })
 }
 

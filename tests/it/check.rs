@@ -2810,6 +2810,90 @@ per_python!(layout_hint_for_pycs_of_the_other_layout, |py: &Python| {
     assert!(run.stdout.lines().all(|l| l.starts_with("timestamp")), "{}", run.stdout);
 });
 
+// `check` of a tree compiled at level 0, run with `PYTHONOPTIMIZE=1` (or a file's
+// `optimize = 1`), printed `missing    m.py` for every file, its level said nowhere (the
+// `[opt-N]` tag came only with two levels or more): the pycs compile wrote looked absent.
+// The level is now said whenever the run does not check level 0 alone, and a hint names
+// the pycs of the other level, where the level came from and the flag that checks them.
+// Compiled by CPython's own compileall (plain, then `-O`), the level as it names it.
+per_python!(level_hint_for_pycs_of_another_level, |py: &Python| {
+    let tree = Tree::new();
+    tree.write("pkg/a.py", "A = 1\n");
+    tree.write("pkg/b.py", "B = 2\n");
+    let compileall = |optimize: bool| {
+        let mut cmd = py.cmd();
+        if optimize {
+            cmd.arg("-O");
+        }
+        let out = cmd
+            .env_remove("SOURCE_DATE_EPOCH")
+            .args(["-m", "compileall", "-q", "--invalidation-mode", "checked-hash", "pkg"])
+            .current_dir(tree.root())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    compileall(false);
+    let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
+    let hints = |run: &crate::harness::Run| -> Vec<String> {
+        run.stderr.lines().filter(|l| l.starts_with("hint: ")).map(str::to_string).collect()
+    };
+    let check = |args: &[&str], env: &[(&str, &str)]| {
+        let mut h = tree.hashpyc();
+        for (k, v) in env {
+            h = h.env(k, v);
+        }
+        h.arg("check").args(args).python(py).arg("pkg").run()
+    };
+    let level0 = format!("pkg/__pycache__/a.{tag}.pyc");
+    let run = check(&[], &[("PYTHONOPTIMIZE", "1")]);
+    run.assert_code(1);
+    assert_eq!(run.stdout, "missing    pkg/a.py  [opt-1]\nmissing    pkg/b.py  [opt-1]\n");
+    assert_eq!(
+        hints(&run),
+        [format!(
+            "hint: 2 pycs are missing at optimization level 1 (set by PYTHONOPTIMIZE in the environment), \
+             but 2 sources have pycs of level 0 (`{level0}`): to check those, run `hashpyc check -o 0`"
+        )]
+    );
+    // As the hint says.
+    check(&["-o", "0"], &[("PYTHONOPTIMIZE", "1")]).assert_code(0);
+    // A file's `optimize`, two levels: said where it is set.
+    tree.write("hashpyc.toml", "optimize = [1, 2]\n");
+    let run = check(&[], &[]);
+    run.assert_code(1);
+    assert_eq!(
+        hints(&run),
+        [format!(
+            "hint: 4 pycs are missing at optimization levels 1 and 2 (set by `optimize` in `hashpyc.toml` \
+             line 1), but 2 sources have pycs of level 0 (`{level0}`): to check those, run `hashpyc check -o 0`"
+        )]
+    );
+    std::fs::remove_file(tree.root().join("hashpyc.toml")).unwrap();
+    // `-O` pycs beside them, checked at level 2: both other levels, and no hint once one
+    // pyc of the level checked is there.
+    compileall(true);
+    let run = check(&["-o", "2"], &[]);
+    run.assert_code(1);
+    assert_eq!(
+        hints(&run),
+        [format!(
+            "hint: 2 pycs are missing at optimization level 2, but 2 sources have pycs of levels 0 and 1 \
+             (`{level0}`): to check those, run `hashpyc check -o 0 -o 1`"
+        )]
+    );
+    check(&["-o", "0", "-o", "1"], &[]).assert_code(0);
+    std::fs::remove_file(tree.root().join(format!("pkg/__pycache__/a.{tag}.opt-1.pyc"))).unwrap();
+    let run = check(&["-o", "1"], &[]);
+    run.assert_code(1);
+    assert_eq!(run.stdout, "missing    pkg/a.py  [opt-1]\n");
+    assert!(hints(&run).is_empty(), "{}", run.stderr);
+    // Level 0 alone keeps the plain line.
+    std::fs::remove_file(tree.root().join(&level0)).unwrap();
+    let run = check(&[], &[]);
+    assert_eq!(run.stdout, "missing    pkg/a.py\n");
+});
+
 // `-v`'s target notices in `--format json` are the same objects from `check` as from
 // `compile` but for the message (compile's says how its workers run): `check`'s said
 // `python: null` where compile's say the interpreter's `X.Y`. Both against the

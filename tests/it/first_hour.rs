@@ -722,9 +722,12 @@ per_python!(summaries_name_the_interpreter, min = (3, 8), |py: &Python| {
     let wrong = tree.hashpyc().arg("check").python(other).arg(".").run();
     wrong.assert_code(1);
     let want = format!(
-        "hint: 1 pyc is missing for CPython {}, but 1 {} pyc is there: did you mean `--python python{}.{}`?",
+        "hint: 1 pyc is missing for CPython {}, but 1 {} pyc is there: did you mean `--python python{}.{}` \
+         (or `--target {}.{}`, which needs no interpreter)?",
         other.version,
         tag(py),
+        py.minor.0,
+        py.minor.1,
         py.minor.0,
         py.minor.1
     );
@@ -777,7 +780,8 @@ fn no_wrong_interpreter_hint_for_a_source_this_version_cannot_compile() {
         );
         assert!(!h1.stderr.contains("hint:"), "no state: {no_state}: {h1:?}");
         let h2 = check("h2");
-        let want = "but 1 cpython-312 pyc is there: did you mean `--python python3.12`?";
+        let want = "but 1 cpython-312 pyc is there: did you mean `--python python3.12` (or `--target 3.12`, which \
+                    needs no interpreter)?";
         assert!(h2.stderr.contains(want), "no state: {no_state}: {h2:?}");
     }
 }
@@ -810,7 +814,8 @@ fn wrong_version_hint_names_only_the_targets_missing() {
     let check = tree.hashpyc().args(["check", "-o", "0"]).python(py313).python(py39).arg("p").run();
     check.assert_code(1);
     let want = format!(
-        "hint: 2 pycs are missing for CPython {}, but 2 cpython-312 pycs are there: did you mean `--python python3.12`?\n",
+        "hint: 2 pycs are missing for CPython {}, but 2 cpython-312 pycs are there: did you mean `--python python3.12` \
+         (or `--target 3.12`, which needs no interpreter)?\n",
         py39.version
     );
     assert!(check.stderr.contains(&want), "{}", check.stderr);
