@@ -75,6 +75,15 @@ pub fn source_for(pyc_path: &Path) -> Option<PathBuf> {
     }
     if parent.file_name().is_some_and(|n| n == "__pycache__") {
         Some(parent.parent()?.join(tagged_stem()?))
+    } else if parent.components().all(|c| c == std::path::Component::CurDir)
+        && let Ok(cwd) = std::env::current_dir()
+        && cwd.file_name().is_some_and(|n| n == "__pycache__")
+        && let Some(src) = tagged_stem()
+    {
+        // Named from inside `__pycache__` (`cd pkg/__pycache__; hashpyc inspect
+        // m.cpython-312.pyc`, or `./m.cpython-312.pyc`): its source is `../m.py`, as the
+        // absolute path would say (`source_from_cache` refuses a name without its directory).
+        Some(parent.join("..").join(src))
     } else {
         let mut src = base.to_vec();
         src.extend_from_slice(b".py");

@@ -1219,6 +1219,31 @@ fn inspect_names_the_source_of_a_pytest_pyc() {
     assert_eq!((&v["source"], &v["matches_source"]), (&"test_a.py".into(), &false.into()), "{v}");
 }
 
+// `inspect m.cpython-312.pyc` run inside `__pycache__` said `(source not found)` (JSON
+// `source` null) though `../m.py` is there: the name has no `__pycache__` directory to
+// take away. It is compared with `../m.py`, as its absolute path says; so is
+// `./m.cpython-312.pyc`. Compiled by CPython's py_compile.
+#[test]
+fn inspect_inside_pycache_finds_the_source() {
+    let Some(py) = harness::any_python("check::inspect_inside_pycache_finds_the_source") else { return };
+    let tree = Tree::new();
+    tree.write("pkg/m.py", "x = 1\n");
+    py.run(&["-m", "py_compile", "pkg/m.py"], tree.root());
+    let name = format!("m.cpython-{}{}.pyc", py.minor.0, py.minor.1);
+    let inside = tree.path("pkg/__pycache__");
+    for arg in [name.clone(), format!("./{name}")] {
+        let run = Hashpyc::new(&inside).args(["inspect", "--json", &arg]).run();
+        run.assert_code(0);
+        let v: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+        let source = if arg.starts_with("./") { "./../m.py" } else { "../m.py" };
+        assert_eq!((&v["source"], &v["matches_source"]), (&source.into(), &true.into()), "{arg}: {v}");
+    }
+    // Edited, it no longer matches.
+    tree.write("pkg/m.py", "x = 2  # longer\n");
+    let run = Hashpyc::new(&inside).args(["inspect", &name]).run();
+    assert!(run.stdout.contains("(does NOT match `../m.py`"), "{}", run.stdout);
+}
+
 // A run killed between creating a pyc's temporary file and renaming it over the pyc leaves
 // `.m.cpython-312.pyc.a1B2c3.tmp` in `__pycache__` (`.m.pyc.….tmp` beside a legacy pyc);
 // `check --stray` did not report it. It names it, whether or not its source exists, with
