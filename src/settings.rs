@@ -1143,7 +1143,9 @@ fn hardlink_needs_levels(args: &CompileArgs) -> Error {
         Some(o) => (format!(", and {} gives one", o.written("optimize")), "-o 0 -o 1"),
         None => (String::new(), "-o 0 -o 1"),
     };
-    Error::Usage(format!("{what} needs at least two optimization levels{given} (e.g. {example}{off})"))
+    Error::Usage(format!(
+        "{what} needs at least two different optimization levels{given} (e.g. {example}{off})"
+    ))
 }
 
 /// The bytecode cache, if one is asked for (`HASHPYC_NO_CACHE=1` turns it off like

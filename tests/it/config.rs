@@ -1334,7 +1334,7 @@ fn errors_name_where_the_value_came_from() {
     let first = compile(Some(hardlink), &[]);
     assert!(
         first.starts_with(
-            "error: `hardlink-dupes = true` in `pyproject.toml` line 4 needs at least two optimization levels"
+            "error: `hardlink-dupes = true` in `pyproject.toml` line 4 needs at least two different optimization levels"
         ),
         "{first}"
     );
@@ -1342,13 +1342,22 @@ fn errors_name_where_the_value_came_from() {
     let levels = compile(Some("[tool.hashpyc]\noptimize = 1\n"), &["--hardlink-dupes"]);
     assert!(
         levels.starts_with(
-            "error: --hardlink-dupes needs at least two optimization levels, and `optimize` in \
+            "error: --hardlink-dupes needs at least two different optimization levels, and `optimize` in \
              `pyproject.toml` line 2 gives one"
         ),
         "{levels}"
     );
     let flag = compile(None, &["--hardlink-dupes"]);
-    assert!(flag.starts_with("error: --hardlink-dupes needs at least two optimization levels"), "{flag}");
+    assert!(
+        flag.starts_with("error: --hardlink-dupes needs at least two different optimization levels"),
+        "{flag}"
+    );
+    // A level given twice is one level (the message said "two" to a user who gave two).
+    let twice = compile(None, &["--hardlink-dupes", "-o", "0", "-o", "0"]);
+    assert!(
+        twice.starts_with("error: --hardlink-dupes needs at least two different optimization levels"),
+        "{twice}"
+    );
 
     // Every variable standing for a flag: clap parses some, hashpyc the others.
     let clap_parsed: &[(&str, &str, &str)] = &[
