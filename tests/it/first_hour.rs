@@ -394,6 +394,60 @@ fn nul_separated_list_without_null() {
     }
 }
 
+// A file that fails on two targets with different messages listed them by column (3.13's
+// `print "x"` error at column 1 before 3.9's at column 7) whatever the order of
+// `--python`; `check` follows that order. Now failures on one line follow the targets as
+// given, in text, JSON and GitHub output; one message for both stays one line.
+#[test]
+fn failures_follow_the_targets_as_given() {
+    let test = "first_hour::failures_follow_the_targets_as_given";
+    let (Some(old), Some(new)) =
+        (harness::python_or_skip((3, 9), test), harness::python_or_skip((3, 13), test))
+    else {
+        return;
+    };
+    let tree = Tree::new();
+    tree.write("a.py", "print \"x\"\n");
+    tree.write("b.py", "x = 1 +\n");
+    for (first, second) in [(old, new), (new, old)] {
+        let label = |py: &Python| format!("[CPython {}]", py.version);
+        let text = tree.hashpyc().arg("compile").python(first).python(second).arg(".").run();
+        text.assert_code(1);
+        let lines: Vec<&str> = text.stderr.lines().filter(|l| l.starts_with("./")).collect();
+        assert_eq!(lines.len(), 3, "{}", text.stderr);
+        assert!(lines[0].starts_with("./a.py:") && lines[0].ends_with(&label(first)), "{}", text.stderr);
+        assert!(lines[1].starts_with("./a.py:") && lines[1].ends_with(&label(second)), "{}", text.stderr);
+        let both = format!("[CPython {} and {}]", first.version, second.version);
+        assert!(lines[2].starts_with("./b.py:") && lines[2].ends_with(&both), "{}", text.stderr);
+        for format in ["json", "github"] {
+            let run = tree
+                .hashpyc()
+                .args(["compile", "--format", format])
+                .python(first)
+                .python(second)
+                .arg("a.py")
+                .run();
+            run.assert_code(1);
+            let versions: Vec<String> = if format == "json" {
+                run.stdout
+                    .lines()
+                    .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+                    .filter(|v| v["type"] == "failure")
+                    .map(|v| v["python"].as_str().unwrap().to_string())
+                    .collect()
+            } else {
+                run.stdout.lines().filter(|l| l.starts_with("::error")).map(str::to_string).collect()
+            };
+            assert_eq!(versions.len(), 2, "{format}: {}", run.stdout);
+            let minor = |py: &Python| format!("{}.{}", py.minor.0, py.minor.1);
+            assert!(
+                versions[0].contains(&minor(first)) && versions[1].contains(&minor(second)),
+                "{format}: {versions:?}"
+            );
+        }
+    }
+}
+
 // `--null` without `-` (`git ls-files -z | hashpyc check --null`, the `-` forgotten) walked
 // the whole current directory, silently, instead of the list piped in: an error naming
 // `-`, exit 2, and nothing compiled or checked.
