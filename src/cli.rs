@@ -266,6 +266,10 @@ pub struct EmbedArgs {
     /// Prepend this directory to the embedded path, after `-s` (compileall's `-p`).
     #[arg(short = 'p', long = "prepend-prefix", value_name = "DIR", help_heading = "Embedded paths")]
     pub prepend_prefix: Option<PathBuf>,
+
+    /// Where `ddir` was set when a configuration file set it.
+    #[arg(skip)]
+    pub ddir_from: Option<crate::config::Origin>,
 }
 
 /// `--config` and `--no-config`, shared by `compile` and `check`.

@@ -766,6 +766,9 @@ fn apply_embed(embed: &mut EmbedArgs, k: &mut Keys, c: &Config) {
     let o = &c.options;
     const IDS: &[&str] = &["ddir", "strip_prefix", "prepend_prefix"];
     if k.applies("ddir", IDS) {
+        if o.ddir.is_some() {
+            embed.ddir_from = Some(config::Origin::key(c, "ddir"));
+        }
         embed.ddir = o.ddir.clone().or(embed.ddir.take());
     }
     if k.applies("strip-prefix", IDS) {
@@ -774,6 +777,37 @@ fn apply_embed(embed: &mut EmbedArgs, k: &mut Keys, c: &Config) {
     if k.applies("prepend-prefix", IDS) {
         embed.prepend_prefix = o.prepend_prefix.clone().or(embed.prepend_prefix.take());
     }
+}
+
+/// A warning when a configuration file's `ddir` meets a file named in a directory (as the
+/// pre-commit hook names them): `ddir` is compileall's `-d`, which replaces the directory of
+/// each path given, so the named `pkg/__init__.py` embeds `/app/__init__.py` where a walk
+/// of the tree embeds `/app/pkg/__init__.py`, and the hook and a bare run rewrite each
+/// other's pycs (`check` calls the other's stale). `prepend-prefix` embeds the same path
+/// both ways. Not for `-d` on the command line (compileall's own use), nor for a file
+/// named without a directory, which both ways embed alike.
+fn ddir_named_warning(args: &EmbedArgs, roots: &[PathBuf]) -> Option<String> {
+    let (from, ddir) = (args.ddir_from.as_ref()?, args.ddir.as_ref()?);
+    let named = roots.iter().find(|r| {
+        r.is_relative()
+            && r.components().filter(|c| matches!(c, std::path::Component::Normal(_))).count() > 1
+            && !r.components().any(|c| c == std::path::Component::ParentDir)
+            && std::fs::metadata(r).is_ok_and(|m| !m.is_dir())
+    })?;
+    let shown = |p: &Path| crate::report::shown(p).to_string();
+    let walked: PathBuf =
+        named.components().filter(|c| matches!(c, std::path::Component::Normal(_))).collect();
+    Some(format!(
+        "{} embeds `{}` for the named file `{}` (as compileall's -d, the directory of each path \
+         given), where a walk of this directory embeds `{}`: files named by a hook and a bare \
+         `hashpyc compile` rewrite each other's pycs. `prepend-prefix = \"{}\"` embeds the \
+         second both ways",
+        from.written(&format!("ddir = \"{}\"", ddir.display())),
+        shown(&ddir.join(named.file_name()?)),
+        shown(named),
+        shown(&ddir.join(walked)),
+        ddir.display(),
+    ))
 }
 
 /// How the embedded path (`co_filename`) is derived, for `compile` and `check` alike.
@@ -1081,6 +1115,7 @@ pub fn compile_settings(args: &CompileArgs) -> Result<CompileSettings, Error> {
     let targets = one_target_per_pyc(targets, &args.layout, args.target.python_from.as_ref())?;
     let layouts = layouts(&args.layout, &targets, args.target.python_from.as_ref())?;
     let embed = embed(&args.embed);
+    let ddir_named = ddir_named_warning(&args.embed, &roots);
     let verify = crate::env::is_on(crate::env::VERIFY);
     let cache = cache_settings(&args.cache)?;
     Ok(CompileSettings {
@@ -1102,6 +1137,7 @@ pub fn compile_settings(args: &CompileArgs) -> Result<CompileSettings, Error> {
         json: args.format == crate::cli::CompileFormat::Json,
         github: args.format == crate::cli::CompileFormat::Github,
         described: args.config.described.clone(),
+        ddir_named,
     })
 }
 
@@ -1235,6 +1271,8 @@ pub struct CheckSettings {
     /// Where the levels came from when not from `-o` (`PYTHONOPTIMIZE`, a file's
     /// `optimize`): the hint for pycs of other levels names it.
     pub optimize_from: Option<config::Origin>,
+    /// See `ddir_named_warning`.
+    pub ddir_named: Option<String>,
 }
 
 pub fn check_settings(args: &CheckArgs) -> Result<CheckSettings, Error> {
@@ -1262,6 +1300,7 @@ pub fn check_settings(args: &CheckArgs) -> Result<CheckSettings, Error> {
         CheckMode::Unchecked => Accept::Only(HashMode::Unchecked),
         CheckMode::Any => Accept::AnyHash,
     };
+    let ddir_named = ddir_named_warning(&args.embed, &roots);
     Ok(CheckSettings {
         roots,
         walk,
@@ -1271,6 +1310,7 @@ pub fn check_settings(args: &CheckArgs) -> Result<CheckSettings, Error> {
         accept,
         compile_unchecked: args.compile_unchecked,
         embed: embed(&args.embed),
+        ddir_named,
         stray: args.stray,
         format: args.format,
         all: args.all,

@@ -2310,3 +2310,56 @@ fn exclude_resolves_symlinks_before_dotdot() {
         assert!(listed.len() == 1 && listed[0].contains(want), "{spelled}: {listed:?}");
     }
 }
+
+// A configuration's `ddir` with the pre-commit hook: `ddir` is compileall's `-d`, which
+// replaces the directory of each path given, so the hook's named `pkg/__init__.py`
+// embedded `/app/__init__.py` where a bare run embeds `/app/pkg/__init__.py`, silently,
+// each run rewriting the other's pycs (the README said a bare run and the hook find each
+// other's pycs fresh). A warning now says so and names the `prepend-prefix` that embeds
+// the same path both ways; none for `-d` on the command line (compileall's own use) nor
+// for a file named without a directory; the embedded paths are CPython's `co_filename`.
+#[test]
+fn ddir_from_a_file_with_named_files_is_said() {
+    let Some(py) = harness::any_python("config::ddir_from_a_file_with_named_files_is_said") else { return };
+    let tree = Tree::new();
+    tree.write("pkg/__init__.py", "");
+    tree.write("top.py", "");
+    tree.write("pyproject.toml", "[tool.hashpyc]\nddir = \"/app\"\n");
+    let filename = |rel: &str| {
+        let code = format!(
+            "import marshal, importlib.util as u; print(marshal.loads(open(u.cache_from_source('{rel}'), 'rb').read()[16:]).co_filename)"
+        );
+        py.run(&["-c", &code], tree.root()).trim().to_string()
+    };
+    let warning = "warning: `ddir = \"/app\"` in `pyproject.toml` line 2 embeds `/app/__init__.py` for the named \
+                   file `pkg/__init__.py` (as compileall's -d, the directory of each path given), where a walk of \
+                   this directory embeds `/app/pkg/__init__.py`: files named by a hook and a bare `hashpyc compile` \
+                   rewrite each other's pycs. `prepend-prefix = \"/app\"` embeds the second both ways\n";
+    let hook = tree.hashpyc().args(["compile", "-q", "--force-exclude", "pkg/__init__.py"]).python(py).run();
+    hook.assert_code(0);
+    assert_eq!(hook.stderr, warning);
+    assert_eq!(filename("pkg/__init__.py"), "/app/__init__.py");
+    let check = tree.hashpyc().args(["check", "--format", "json", "pkg/__init__.py"]).python(py).run();
+    let notices: Vec<serde_json::Value> = harness::notices(&check.stdout);
+    assert_eq!(notices.len(), 1, "{}", check.stdout);
+    assert_eq!(notices[0]["message"], warning.trim_start_matches("warning: ").trim_end(), "{}", check.stdout);
+    // A bare run walks: no warning, the path below the tree.
+    let bare = tree.hashpyc().args(["compile", "-q"]).python(py).run();
+    bare.assert_code(0);
+    assert_eq!(bare.stderr, "");
+    assert_eq!(filename("pkg/__init__.py"), "/app/pkg/__init__.py");
+    // Named without a directory, or `-d` given on the command line: as compileall, unsaid.
+    for args in [&["top.py"][..], &["--ddir", "/srv", "pkg/__init__.py"]] {
+        let run = tree.hashpyc().args(["compile", "-q"]).args(args).python(py).run();
+        run.assert_code(0);
+        assert_eq!(run.stderr, "", "{args:?}");
+    }
+    assert_eq!(filename("pkg/__init__.py"), "/srv/__init__.py");
+    // What the warning advises: the hook and a bare run embed one path.
+    tree.write("pyproject.toml", "[tool.hashpyc]\nprepend-prefix = \"/app\"\n");
+    let hook = tree.hashpyc().args(["compile", "-q", "--force-exclude", "pkg/__init__.py"]).python(py).run();
+    hook.assert_code(0);
+    assert_eq!(hook.stderr, "");
+    assert_eq!(filename("pkg/__init__.py"), "/app/pkg/__init__.py");
+    tree.hashpyc().args(["check"]).python(py).run().assert_code(0);
+}

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::compile::pyc_of;
-use crate::harness::{self, Hashpyc, Python, Tree};
+use crate::harness::{self, Hashpyc, Python, Tree, notices};
 use crate::per_python;
 
 fn git(dir: &Path, args: &[&str]) {
@@ -2001,17 +2001,6 @@ fn version_and_executable(py: &Python, cwd: &Path) -> (String, String) {
         py.run(&["-c", "import sys; print('%d.%d.%d' % sys.version_info[:3]); print(sys.executable)"], cwd);
     let mut lines = out.lines();
     (lines.next().unwrap().to_string(), lines.next().unwrap().to_string())
-}
-
-/// Every stdout line as JSON (panics on one that is not), the `notice` objects.
-fn notices(stdout: &str) -> Vec<serde_json::Value> {
-    stdout
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("{e}: {l}\n{stdout}"))
-        })
-        .filter(|o| o["type"] == "notice")
-        .collect()
 }
 
 // Under -v --format json, every line -v adds in text is an object on stdout and stderr stays

@@ -921,3 +921,14 @@ pub fn stdlib_dir(py: &Python) -> PathBuf {
         .expect("python");
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
+
+/// Every stdout line as JSON (panics on one that is not), the `notice` objects.
+pub fn notices(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("{e}: {l}\n{stdout}"))
+        })
+        .filter(|o| o["type"] == "notice")
+        .collect()
+}
