@@ -28,6 +28,10 @@ const SLOT: u32 = 1 << 17;
 /// A reference: the next four bytes index the slots.
 const REF: u32 = 1 << 18;
 const SPECIAL: u32 = 1 << 19;
+/// In a reference slot: the object is a frozenset, slice or code object still being read,
+/// which CPython registers only once built, so a reference to it is invalid (bodies of
+/// 2 GiB or more are left to the full reader).
+const PENDING: u32 = 1 << 31;
 
 const fn entry(code: u8) -> u32 {
     let size = match code & !FLAG_REF {
@@ -69,9 +73,9 @@ struct Open {
     left: u32,
     event: u32,
     check: CodeCheck,
-    /// The type-byte offset of the object these are the parts of (`u32::MAX` around the
-    /// top object): a reference to an open frozenset, slice or code object is invalid.
-    head: u32,
+    /// The reference slot of the object these are the parts of while it is [`PENDING`]
+    /// (`u32::MAX`: none), cleared once the object is read.
+    slot: u32,
 }
 
 /// No event due (sequences; a code object after its last one).
@@ -94,7 +98,7 @@ thread_local! {
 /// the full reader must decide.
 pub(crate) fn valid_code_body(body: &[u8], layout: CodeLayout) -> Option<(usize, usize)> {
     // Offsets are kept as u32; the top object must be a code object.
-    if body.len() >= u32::MAX as usize || body.first()? & !FLAG_REF != b'c' {
+    if body.len() >= PENDING as usize || body.first()? & !FLAG_REF != b'c' {
         return None;
     }
     SCRATCH
@@ -149,14 +153,17 @@ fn walk(data: &[u8], layout: CodeLayout, s: &mut Scratch) -> Option<(usize, usiz
     let mut first: Option<usize> = None;
     // The object being read: its parts left, and when its next event is due. At first
     // the top object, as the only part of an object around it.
-    let (mut left, mut event, mut open) = (1u32, NO_EVENT, u32::MAX);
+    let (mut left, mut event, mut pending) = (1u32, NO_EVENT, u32::MAX);
     let mut check = CodeCheck::default();
     loop {
         if left == event {
             if event > filename_event {
                 // `co_code`, the local names, the local kinds (3.11+).
                 let field = (code_parts - event) as usize;
-                let found = shape(data, pos, |i| ((i as usize) < slots).then(|| refs[i as usize] as usize));
+                let found = shape(data, pos, |i| {
+                    ((i as usize) < slots && refs[i as usize] & PENDING == 0)
+                        .then(|| refs[i as usize] as usize)
+                });
                 check.field(layout, field, found).ok()?;
                 event = match field {
                     CODE_FIELD => names_event,
@@ -169,7 +176,7 @@ fn walk(data: &[u8], layout: CodeLayout, s: &mut Scratch) -> Option<(usize, usiz
                 let head = if code & !FLAG_REF == b'r' {
                     let d = data.get(pos + 1..pos + 5)?;
                     let i = u32::from_le_bytes([d[0], d[1], d[2], d[3]]) as usize;
-                    if i >= slots {
+                    if i >= slots || refs[i] & PENDING != 0 {
                         return None;
                     }
                     refs[i] as usize
@@ -204,19 +211,10 @@ fn walk(data: &[u8], layout: CodeLayout, s: &mut Scratch) -> Option<(usize, usiz
         if e & SPECIAL == 0 {
             let m32 = 0u32.wrapping_sub((e >> 16) & 1);
             let size = 1 + u64::from(e & 0xFF) + u64::from(b1 & (e >> 8) as u8) + u64::from(w & m32);
-            let bad_ref = (e & REF != 0) & (w as usize >= slots);
+            // A reference out of range, or to an object still being read (`PENDING`).
+            let bad_ref = (e & REF != 0) && (w as usize >= slots || refs[w as usize] & PENDING != 0);
             if (size > rest as u64) | bad_ref {
                 return None;
-            }
-            if e & REF != 0 {
-                // CPython registers a frozenset, slice or code object once built: a
-                // reference to one from inside it is invalid (the full reader says so).
-                let target = refs[w as usize];
-                if matches!(data[target as usize] & !FLAG_REF, b'>' | b':' | b'c')
-                    && (open == target || stack.iter().any(|o| o.head == target))
-                {
-                    return None;
-                }
             }
             pos += size as usize;
             refs[slots] = head as u32;
@@ -253,22 +251,29 @@ fn walk(data: &[u8], layout: CodeLayout, s: &mut Scratch) -> Option<(usize, usiz
                 check
             };
             pos += size as usize;
-            refs[slots] = head as u32;
-            slots += usize::from(code & FLAG_REF != 0);
+            let flagged = code & FLAG_REF != 0;
+            // CPython registers a frozenset of items, a slice or a code object once built.
+            let registered_late = parts > 0 && matches!(code & !FLAG_REF, b'>' | b':' | b'c');
+            let opened_slot = if flagged && registered_late { slots as u32 } else { u32::MAX };
+            refs[slots] = head as u32 | if opened_slot != u32::MAX { PENDING } else { 0 };
+            slots += usize::from(flagged);
             if parts > 0 {
                 // Each part takes a byte at least (this also keeps `left` from NO_EVENT),
                 // and the full reader refuses objects read more than MAX_DEPTH deep.
                 if u64::from(parts) > (len - pos) as u64 || stack.len() >= MAX_DEPTH {
                     return None;
                 }
-                stack.push(Open { left, event, check, head: open });
-                (left, event, check, open) = (parts, opens, opened, head as u32);
+                stack.push(Open { left, event, check, slot: pending });
+                (left, event, check, pending) = (parts, opens, opened, opened_slot);
                 continue;
             }
         }
         // The object is finished: close every object it completes.
         left -= 1;
         while left == 0 {
+            if pending != u32::MAX {
+                refs[pending as usize] &= !PENDING;
+            }
             let Some(parent) = stack.pop() else {
                 // The top object is finished: it must end the body.
                 if pos != len {
@@ -276,7 +281,7 @@ fn walk(data: &[u8], layout: CodeLayout, s: &mut Scratch) -> Option<(usize, usiz
                 }
                 return first.map(|h| str_span(data, h));
             };
-            (left, event, check, open) = (parent.left - 1, parent.event, parent.check, parent.head);
+            (left, event, check, pending) = (parent.left - 1, parent.event, parent.check, parent.slot);
         }
     }
 }
