@@ -1339,7 +1339,7 @@ fn a_pyc_name_too_long_without_its_directory_is_not_missing() {
     assert!(!github.stdout.contains("to fix"), "{github:?}");
     let text = tree.hashpyc().args(["check", "-o", "2"]).python(py).run();
     text.assert_code(1);
-    assert!(text.stdout.contains(".py: pyc: File name too long"), "{text:?}");
+    assert!(text.stdout.contains(".py  [opt-2]: pyc: File name too long"), "{text:?}");
     assert!(!text.stdout.contains("missing"), "{text:?}");
     let json = tree.hashpyc().args(["check", "-o", "2", "--format", "json"]).python(py).run();
     json.assert_code(1);
