@@ -1,7 +1,8 @@
 //! Remembered compile failures, so that a run over an unchanged tree starts no Python even
 //! when some sources do not compile (Python 2 test data in site-packages, say): the
-//! failure is reported again, from this memory, as long as the source bytes, the
-//! optimization levels and the interpreter (its probe identity) are the same. A writable
+//! failure is reported again, from this memory, as long as the source bytes and the
+//! interpreter (its probe identity) are the same and the run's optimization levels reach
+//! the level that failed through levels that compiled (see [`Memo::lookup`]). A writable
 //! bytecode cache that lacks such a failure is given it (`compile`), so that machines
 //! sharing the cache do not compile the file either.
 //!
@@ -33,6 +34,11 @@ const VERSION: u32 = 1;
 struct Entry {
     hash: String,
     levels: Vec<u8>,
+    /// The level that failed (the levels before it in `levels` compiled): a run at other
+    /// levels that compiles no level unknown before reaching it fails the same way.
+    /// Absent from what was remembered before it was kept: then only the same levels do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    failed_at: Option<u8>,
     #[serde(flatten)]
     failure: CompileFailure,
 }
@@ -235,11 +241,41 @@ impl Memo {
         self.file.entries.contains_key(abs)
     }
 
-    /// The remembered failure of `abs`, if its source bytes and levels are unchanged.
+    /// The remembered failure of `abs`, if its source bytes are unchanged and compiling
+    /// `levels` in order fails as the remembered compile did: the same levels, or levels
+    /// that reach the one that failed through levels that compiled before it (`-o 0` failed:
+    /// so does `-o 0 -o 1`; not `-o 1`, which on 3.7 can compile a source level 0 does not:
+    /// `if __debug__: break`). Its warnings are those of `levels` up to the failure, each
+    /// with its index among `levels`.
     pub fn lookup(&self, abs: &Path, hash: &SourceHash, levels: &[u8]) -> Option<CompileFailure> {
         let e = self.file.entries.get(abs)?;
-        (e.hash == pyc::hex(hash) && e.levels == levels && e.failure.same_every_time(self.version))
-            .then(|| e.failure.clone())
+        if e.hash != pyc::hex(hash) || !e.failure.same_every_time(self.version) {
+            return None;
+        }
+        if e.levels == levels {
+            let failed_level = e.failed_at.and_then(|l| levels.iter().position(|&x| x == l));
+            return Some(CompileFailure {
+                failed_level: failed_level.and_then(|i| u8::try_from(i).ok()),
+                ..e.failure.clone()
+            });
+        }
+        let failed = e.failed_at?;
+        let before = &e.levels[..e.levels.iter().position(|&l| l == failed)?];
+        let at = levels.iter().position(|&l| l == failed)?;
+        if !levels[..at].iter().all(|l| before.contains(l)) {
+            return None;
+        }
+        let mut f = e.failure.clone();
+        f.warnings = std::mem::take(&mut f.warnings)
+            .into_iter()
+            .filter_map(|mut w| {
+                let level = *e.levels.get(usize::from(w.level))?;
+                w.level = u8::try_from(levels[..=at].iter().position(|&l| l == level)?).ok()?;
+                Some(w)
+            })
+            .collect();
+        f.failed_level = u8::try_from(at).ok();
+        Some(f)
     }
 
     /// The remembered failure of `abs` with the source bytes whose hash is `hex`, at
@@ -257,9 +293,11 @@ impl Memo {
             self.record_success(&abs);
             return;
         }
-        self.file
-            .entries
-            .insert(abs.clone(), Entry { hash: pyc::hex(hash), levels: levels.to_vec(), failure: f.clone() });
+        let failed_at = f.failed_level.and_then(|i| levels.get(usize::from(i)).copied());
+        self.file.entries.insert(
+            abs.clone(),
+            Entry { hash: pyc::hex(hash), levels: levels.to_vec(), failed_at, failure: f.clone() },
+        );
         self.touched.insert(abs);
     }
 
@@ -455,7 +493,59 @@ mod tests {
             end_offset: None,
             text: "x(".into(),
             warnings: Vec::new(),
+            failed_level: None,
         }
+    }
+
+    /// A failure at one level is the failure of other levels that reach it through levels
+    /// that compiled; never of levels that skip it or compile one not known to compile.
+    #[test]
+    fn a_failure_reaches_the_levels_that_compile_up_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let warning = |level: u8| Warning {
+            category: "SyntaxWarning".into(),
+            line: 1,
+            message: format!("at {level}"),
+            level,
+        };
+        // Levels 0 and 1 asked; level 0 compiled with a warning, level 1 failed after one.
+        let f = CompileFailure { warnings: vec![warning(0), warning(1)], failed_level: Some(1), ..failure() };
+        let mut m = Memo::load(dir.path(), "t", (3, 12));
+        m.record_failure("/a.py".into(), &[1; 8], &[0, 1], &f);
+        // Level 0 alone failed, no warning.
+        m.record_failure(
+            "/b.py".into(),
+            &[1; 8],
+            &[0],
+            &CompileFailure { failed_level: Some(0), ..failure() },
+        );
+        // Remembered before the level was kept.
+        m.record_failure("/c.py".into(), &[1; 8], &[0], &failure());
+        m.save();
+        let m = Memo::load(dir.path(), "t", (3, 12));
+        let a = |levels: &[u8]| m.lookup(Path::new("/a.py"), &[1; 8], levels);
+        assert_eq!(a(&[0, 1]), Some(f.clone()));
+        // Level 1 alone: its own warning, as index 0.
+        let alone = CompileFailure {
+            warnings: vec![Warning { level: 0, ..warning(1) }],
+            failed_level: Some(0),
+            ..failure()
+        };
+        assert_eq!(a(&[1]), Some(alone));
+        assert_eq!(a(&[0, 1, 2]), Some(f.clone()));
+        // Level 0 compiled; level 2 was never compiled; 1 then 2 reaches 1 first.
+        assert_eq!(a(&[0]), None);
+        assert_eq!(a(&[2]), None);
+        assert_eq!(a(&[0, 2]), None);
+        let b = |levels: &[u8]| m.lookup(Path::new("/b.py"), &[1; 8], levels);
+        assert_eq!(b(&[0, 1]), Some(CompileFailure { failed_level: Some(0), ..failure() }));
+        assert_eq!(b(&[1]), None);
+        assert_eq!(b(&[1, 2]), None);
+        // Other source bytes: nothing.
+        assert_eq!(m.lookup(Path::new("/b.py"), &[2; 8], &[0, 1]), None);
+        let c = |levels: &[u8]| m.lookup(Path::new("/c.py"), &[1; 8], levels);
+        assert!(c(&[0]).is_some());
+        assert_eq!(c(&[0, 1]), None);
     }
 
     #[test]

@@ -442,6 +442,7 @@ mod tests {
             end_offset: Some(8),
             text: String::new(),
             warnings: Vec::new(),
+            failed_level: None,
         };
         let got = format_failure(Path::new("pkg/m.py"), &f, Some(b"x = 1\n  y = = 2\n"));
         assert_eq!(got, "pkg/m.py:2:7: SyntaxError: invalid syntax\n    y = = 2\n        ^");

@@ -378,6 +378,7 @@ mod tests {
                 end_offset: None,
                 text: "x = = 1".into(),
                 warnings: Vec::new(),
+                failed_level: None,
             },
         };
         for p in [body(), failure, Payload::PathDependent] {

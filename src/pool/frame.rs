@@ -70,6 +70,11 @@ pub struct CompileFailure {
     /// it; absent from what was remembered or cached before they were kept.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<Warning>,
+    /// Which of the request's levels failed (an index into them; those before it
+    /// compiled), as the worker says it; the state directory remembers it beside the
+    /// failure (`memo`), the bytecode cache does not (`None` once read back).
+    #[serde(skip)]
+    pub failed_level: Option<u8>,
 }
 
 /// The exception types a compile raises for what the source holds, and only for that:
@@ -332,6 +337,7 @@ pub fn decode(payload: &[u8]) -> Result<Message, FrameError> {
             let end_offset = position(c.i32()?);
             let text = c.text()?;
             let warnings = c.warnings()?;
+            let failed_level = Some(c.u8()?);
             c.done()?;
             Ok(Message::Failed(CompileFailure {
                 kind,
@@ -342,6 +348,7 @@ pub fn decode(payload: &[u8]) -> Result<Message, FrameError> {
                 end_offset,
                 text,
                 warnings,
+                failed_level,
             }))
         }
         b'e' => Cursor { data: rest, what: "end" }.done().map(|_| Message::ChildEnded),
@@ -395,8 +402,10 @@ mod tests {
                 bodies: vec![b"ab".to_vec(), Vec::new()],
             })
         );
-        let err = b"X\x0bSyntaxError\x03\x00\x00\x00bad\x01\x00\x00\x00\x05\x00\x00\x00\xff\xff\xff\xff\xff\xff\xff\xff\x02\x00\x00\x00x(\x01\x00\x0dSyntaxWarning\x02\x00\x00\x00\x03\x00\x00\x00msg\x00";
+        let err = b"X\x0bSyntaxError\x03\x00\x00\x00bad\x01\x00\x00\x00\x05\x00\x00\x00\xff\xff\xff\xff\xff\xff\xff\xff\x02\x00\x00\x00x(\x01\x00\x0dSyntaxWarning\x02\x00\x00\x00\x03\x00\x00\x00msg\x00\x01";
         let Ok(Message::Failed(f)) = decode(err) else { panic!() };
+        // The level that failed: the second one asked for.
+        assert_eq!(f.failed_level, Some(1));
         assert_eq!(
             (f.kind.as_str(), f.line, f.offset, f.end_line, f.text.as_str()),
             ("SyntaxError", Some(1), Some(5), None, "x(")

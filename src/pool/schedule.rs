@@ -1099,6 +1099,7 @@ impl<'a> Slot<'a> {
                 end_offset: None,
                 text: String::new(),
                 warnings: Vec::new(),
+                failed_level: None,
             }))
         }
     }

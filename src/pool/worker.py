@@ -26,7 +26,8 @@
 #              warning = u8 + category, i32 lineno (-1: not a line of the source), u32 + message (UTF-8), u8 level index
 #              status bit 0: sys.modules grew (the compile imported a codec or unicodedata)
 #              status bit 1: (K, P only) every level's constants are certified
-#            X u8 + type, u32 + message, 4 x i32 line/offset/end line/end offset, u32 + text
+#            X u8 + type, u32 + message, 4 x i32 line/offset/end line/end offset, u32 + text,
+#              warnings, u8 index of the level that failed (the levels before it compiled)
 #            B words                                (a long-lived child started with words:
 #                                                   those interned at its birth, NUL-separated)
 # On fd 3:   e        after every forked child that exited with status 0
@@ -431,7 +432,7 @@ def _compile(req):
         k = kind.encode()
         # The warnings raised before the error follow it, as in a result.
         _send(b"X", bytes([len(k)]), k, _text(msg), _i32(line), _i32(offset),
-              _i32(end_line), _i32(end_offset), _text(text), _warnings(ends))
+              _i32(end_line), _i32(end_offset), _text(text), _warnings(ends), bytes([len(ends)]))
         return
     status = 1 if len(sys.modules) != nmods else 0
     if certified:

@@ -298,6 +298,49 @@ per_python!(remembered_failures_start_no_python, |py: &Python| {
     assert!(fixed.stderr.contains(&want), "{}", fixed.stderr);
 });
 
+// A failure was remembered for the levels compiled together only: after `compile -o 0`
+// failed on a source, `compile -o 0 -o 1` started Python to fail again and `compile -n -o 0
+// -o 1` listed the file as `compile`, exit 0. The worker now says which level failed, and
+// a run whose levels reach it through levels that compiled fails from memory; never one
+// whose levels skip it: on 3.7, `if __debug__: break` fails at level 0 only, so `-o 1` is
+// compiled, and passes or fails as CPython's own compile at that level does.
+per_python!(a_failure_is_remembered_for_the_levels_that_reach_it, |py: &Python| {
+    let tree = Tree::new();
+    tree.write("bad.py", "def f(:\n    pass\n");
+    tree.write("debug.py", "if __debug__:\n    break\n");
+    let (wrapper, starts) = tree.counting_python(py);
+    let state = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], files: &[&str]| counted_compile(&tree, state.path(), &wrapper, args, files);
+    run(&["-o", "0"], &["bad.py", "debug.py"]).assert_code(1);
+    let n = starts();
+    let dry = run(&["-n", "-o", "0", "-o", "1"], &["bad.py"]);
+    dry.assert_code(1);
+    assert!(dry.stdout.starts_with("fails    bad.py"), "{}", dry.stdout);
+    let both = run(&["-o", "0", "-o", "1", "--format", "json"], &["bad.py"]);
+    both.assert_code(1);
+    let failures: Vec<serde_json::Value> =
+        json_lines(&both.stdout).into_iter().filter(|l| l["type"] == "failure").collect();
+    assert_eq!(failures.len(), 1, "{}", both.stdout);
+    assert_eq!((&failures[0]["kind"], &failures[0]["remembered"]), (&"SyntaxError".into(), &true.into()));
+    assert_eq!(starts(), n, "a failure at level 0 is that of levels 0 and 1: no Python");
+    // Level 1 alone was never compiled: compiled now, as CPython compiles it.
+    let cpython_compiles = |file: &str| {
+        let code =
+            format!("compile(open('{file}', 'rb').read(), '{file}', 'exec', dont_inherit=True, optimize=1)");
+        py.cmd().args(["-c", &code]).current_dir(tree.root()).output().unwrap().status.success()
+    };
+    for file in ["bad.py", "debug.py"] {
+        let n = starts();
+        let one = run(&["-o", "1"], &[file]);
+        assert!(starts() > n, "{file}: level 1 compiled");
+        let compiles = cpython_compiles(file);
+        one.assert_code(if compiles { 0 } else { 1 });
+        let stem = file.trim_end_matches(".py");
+        let opt1 = tree.path(format!("__pycache__/{stem}.cpython-{}{}.opt-1.pyc", py.minor.0, py.minor.1));
+        assert_eq!(opt1.is_file(), compiles, "{file}");
+    }
+});
+
 // The same for files whose names are not UTF-8 (Latin-1 names in old tarballs): their
 // failures and warnings are remembered too, so an unchanged tree starts no Python and
 // `-W error` fails a warned file whose pyc is fresh.
