@@ -680,12 +680,12 @@ fn level_hint(findings: &[Finding], ok: usize, s: &CheckSettings) -> Option<Stri
     {
         return None;
     }
-    // Legacy pycs (`m.pyc`) hold no level.
     let others: Vec<u8> = (0..=2).filter(|l| !s.levels.contains(l)).collect();
     let mut found: std::collections::BTreeSet<u8> = std::collections::BTreeSet::new();
     let mut example: Option<PathBuf> = None;
     let mut sources = std::collections::BTreeSet::new();
     for f in missing.iter().take(2000) {
+        // Legacy pycs (`m.pyc`) hold no level.
         if matches!(s.layouts.get(f.target), Some(Layout::Legacy) | None) {
             continue;
         }
@@ -705,12 +705,9 @@ fn level_hint(findings: &[Finding], ok: usize, s: &CheckSettings) -> Option<Stri
         }
     }
     let example = example?;
-    let list = |levels: &mut dyn Iterator<Item = u8>| {
-        let v: Vec<String> = levels.map(|l| l.to_string()).collect();
-        v.join(" and ")
-    };
-    let checked = list(&mut s.levels.iter().copied());
-    let there = list(&mut found.iter().copied());
+    let list = |levels: &[u8]| levels.iter().map(u8::to_string).collect::<Vec<_>>().join(" and ");
+    let found: Vec<u8> = found.into_iter().collect();
+    let (checked, there) = (list(&s.levels), list(&found));
     let from = match &s.optimize_from {
         Some(o @ crate::config::Origin::Key { .. }) => format!(" (set by {})", o.written("optimize")),
         Some(o) => format!(" (set by {} in the environment)", o.written("")),
