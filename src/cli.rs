@@ -186,6 +186,10 @@ pub struct CompileArgs {
     )]
     pub timeout: f64,
 
+    /// Where `timeout` was set when a configuration file set it.
+    #[arg(skip)]
+    pub timeout_from: Option<crate::config::Origin>,
+
     #[command(flatten)]
     pub embed: EmbedArgs,
 

@@ -35,6 +35,8 @@ pub struct CompileSettings {
     pub embed: Embed,
     pub jobs: usize,
     pub timeout: Option<Duration>,
+    /// Where the timeout was set (see `WorkerSpec::timeout_from`).
+    pub timeout_from: String,
     pub dry_run: bool,
     pub hardlink_dupes: bool,
     /// Cross-check long-lived results against fresh forks (tests; `HASHPYC_VERIFY=1`).
@@ -611,8 +613,14 @@ pub fn compile(
     rewrite_stage(s, &plans, &opts.paths, &mut summary, &mut notes, style, verbosity);
     spans.mark("rewrite");
 
-    let specs: Vec<WorkerSpec> =
-        s.targets.iter().map(|t| WorkerSpec::new(Arc::clone(t), s.timeout)).collect();
+    let specs: Vec<WorkerSpec> = s
+        .targets
+        .iter()
+        .map(|t| WorkerSpec {
+            timeout_from: s.timeout_from.clone(),
+            ..WorkerSpec::new(Arc::clone(t), s.timeout)
+        })
+        .collect();
     let units = plans.iter().filter(|p| p.actions.iter().any(|a| a.is_compile())).count();
     let confirmed = match confirm_targets(s, &specs, units) {
         Ok(workers) => workers,

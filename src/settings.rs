@@ -59,6 +59,9 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
             from_env(&mut args.cache.cache_url_from, m, "cache_url", "HASHPYC_CACHE_URL");
             let json = args.format == crate::cli::CompileFormat::Json;
             let c = load_config(&mut args.config, &args.output, json, &cwd, "compile")?;
+            if m.value_source("timeout") == Some(ValueSource::EnvVariable) {
+                args.timeout_from = Some(config::Origin::Env("HASHPYC_TIMEOUT"));
+            }
             if let Some(c) = &c {
                 let k = &mut Keys::new(m);
                 let o = &c.options;
@@ -91,6 +94,7 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
                     && let Some(t) = o.timeout
                 {
                     args.timeout = t.0;
+                    args.timeout_from = Some(config::Origin::key(c, "timeout"));
                 }
                 explain_keys(&mut args.config, &args.output, json, "compile", c, k);
             }
@@ -102,7 +106,8 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
                 replaced.push(("cache_read_only", "no_cache_read_only"));
             }
             optimize_from_env(&mut args.layout, &mut args.config, &args.output, json)?;
-            explain_env(&mut args.config, &args.output, json, "compile", m, &replaced);
+            let by = pycache_prefix_replaced_by(&args.layout);
+            explain_env(&mut args.config, &args.output, json, ("compile", m), &replaced, by);
             explain_cache_off(&mut args.config, &args.output, json, &args.cache);
         }
         Command::Check(args) => {
@@ -156,7 +161,8 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
                 replaced.push(("python", "target_version"));
             }
             optimize_from_env(&mut args.layout, &mut args.config, &args.output, json)?;
-            explain_env(&mut args.config, &args.output, json, "check", m, &replaced);
+            let by = pycache_prefix_replaced_by(&args.layout);
+            explain_env(&mut args.config, &args.output, json, ("check", m), &replaced, by);
         }
         Command::Cache(cmd) => {
             use crate::cli::CacheCommand;
@@ -539,15 +545,39 @@ fn explain_keys(args: &mut ConfigArgs, output: &OutputArgs, json: bool, command:
     }
 }
 
+/// What decides where pycs go instead of `PYTHONPYCACHEPREFIX`, in words, when something
+/// does: the legacy layout or a `--pycache-prefix` (the flag or the file's key).
+fn pycache_prefix_replaced_by(layout: &LayoutArgs) -> Option<String> {
+    if layout.legacy {
+        Some(
+            layout
+                .legacy_from
+                .as_ref()
+                .map_or_else(|| "-b on the command line".into(), |o| o.written("legacy = true")),
+        )
+    } else if layout.pycache_prefix.is_some() {
+        Some(
+            layout.pycache_prefix_from.as_ref().map_or_else(
+                || "--pycache-prefix on the command line".into(),
+                |o| o.written("pycache-prefix"),
+            ),
+        )
+    } else {
+        None
+    }
+}
+
 /// `-v`: each environment variable that gave a flag its value, as it was set; one that a
-/// flag (or another variable) overrode, as `replaced` says by the flags' ids, says so.
+/// flag (or another variable) overrode, as `replaced` says by the flags' ids, says so, and
+/// so does one its own flag overrode (`HASHPYC_PYTHON` set, `--python` given), and
+/// `PYTHONPYCACHEPREFIX` where `pycache_by` decides where pycs go.
 fn explain_env(
     args: &mut ConfigArgs,
     output: &OutputArgs,
     json: bool,
-    command: &str,
-    m: &ArgMatches,
+    (command, m): (&str, &ArgMatches),
     replaced: &[(&str, &str)],
+    pycache_by: Option<String>,
 ) {
     if output.verbose == 0 || output.quiet > 0 {
         return;
@@ -556,11 +586,13 @@ fn explain_env(
     let Some(sub) = cli.find_subcommand(command) else { return };
     for arg in sub.get_arguments() {
         let id = arg.get_id().as_str();
-        if m.value_source(id) != Some(ValueSource::EnvVariable) {
-            continue;
-        }
         let (Some(var), Some(long)) = (arg.get_env(), arg.get_long()) else { continue };
         let value = std::env::var_os(var).unwrap_or_default();
+        // Set, but the flag itself was given: clap reads the flag and never the variable.
+        let own_flag = m.value_source(id) == Some(ValueSource::CommandLine) && !value.is_empty();
+        if m.value_source(id) != Some(ValueSource::EnvVariable) && !own_flag {
+            continue;
+        }
         // A URL may carry a password: never printed.
         let value = if long == "cache-url" {
             crate::cache::remote::redact_url(&value.to_string_lossy()).into()
@@ -569,10 +601,14 @@ fn explain_env(
         };
         // On one line, escaped as paths are (`HASHPYC_CACHE="a\nb"`).
         let value = crate::report::shown(Path::new(&value));
-        let by = replaced
-            .iter()
-            .find(|(r, _)| *r == id)
-            .map_or(String::new(), |(_, by)| format!("; replaced by {}", flag_source(m, Some(sub), by)));
+        let by = if own_flag {
+            format!("; replaced by --{long} on the command line")
+        } else {
+            replaced
+                .iter()
+                .find(|(r, _)| *r == id)
+                .map_or(String::new(), |(_, by)| format!("; replaced by {}", flag_source(m, Some(sub), by)))
+        };
         say(args, json, format!("setting: {}={value} (--{long}{by})", var.to_string_lossy()));
     }
     for (var, compile_only) in OTHER_VARIABLES {
@@ -587,7 +623,11 @@ fn explain_env(
                     value
                 };
             let value = crate::report::shown(Path::new(&value));
-            say(args, json, format!("setting: {var}={value}"));
+            let by = match &pycache_by {
+                Some(by) if *var == "PYTHONPYCACHEPREFIX" => format!(" (replaced by {by})"),
+                _ => String::new(),
+            };
+            say(args, json, format!("setting: {var}={value}{by}"));
         }
     }
 }
@@ -1129,6 +1169,10 @@ pub fn compile_settings(args: &CompileArgs) -> Result<CompileSettings, Error> {
         embed,
         jobs,
         timeout,
+        timeout_from: args
+            .timeout_from
+            .as_ref()
+            .map_or_else(|| "--timeout".to_string(), |o| o.written(&format!("timeout = {}", args.timeout))),
         dry_run: args.dry_run,
         hardlink_dupes: args.hardlink_dupes,
         verify,

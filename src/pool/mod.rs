@@ -119,6 +119,9 @@ pub struct WorkerSpec {
     pub target: Arc<Target>,
     pub script: Arc<str>,
     pub timeout: Option<Duration>,
+    /// Where the timeout was set, for the error of a compile that ran out of it:
+    /// `--timeout`, `HASHPYC_TIMEOUT`, or a file's `timeout = …` and its line.
+    pub timeout_from: String,
 }
 
 impl WorkerSpec {
@@ -127,7 +130,7 @@ impl WorkerSpec {
         let script = std::env::var_os("HASHPYC_WORKER_SCRIPT")
             .and_then(|p| std::fs::read_to_string(p).ok())
             .unwrap_or_else(|| WORKER_SCRIPT.to_string());
-        WorkerSpec { target, script: script.into(), timeout }
+        WorkerSpec { target, script: script.into(), timeout, timeout_from: "--timeout".into() }
     }
 }
 

@@ -986,7 +986,8 @@ impl<'a> Slot<'a> {
                     }
                     let secs = spec.timeout.map_or(0.0, |d| d.as_secs_f64());
                     return Some(Step::Done(UnitResult::Error(format!(
-                        "timed out after {secs} s in the Python worker (see --timeout)"
+                        "timed out after {secs} s in the Python worker (see {})",
+                        spec.timeout_from
                     ))));
                 }
                 // No process to compile in: the run stops (exit 2) with one error.

@@ -558,6 +558,83 @@ fn verbose_says_which_variables_a_flag_replaced() {
     stats.assert_code(0);
     let v: serde_json::Value = serde_json::from_str(&stats.stdout).unwrap();
     assert_eq!(v["entries"].as_u64(), Some(1), "{v}");
+    // A variable its own flag overrode went unsaid (clap reads the flag, never the
+    // variable): a forgotten HASHPYC_PYTHON or HASHPYC_CONFIG is what `-v` should show.
+    let run = tree
+        .hashpyc()
+        .env("HASHPYC_PYTHON", "no-such-python3")
+        .env("HASHPYC_CONFIG", "nowhere.toml")
+        .args(["compile", "-v", "--config", "ci.toml"])
+        .python(py)
+        .arg("m.py")
+        .run();
+    run.assert_code(0);
+    for want in [
+        "setting: HASHPYC_PYTHON=no-such-python3 (--python; replaced by --python on the command line)",
+        "setting: HASHPYC_CONFIG=nowhere.toml (--config; replaced by --config on the command line)",
+    ] {
+        assert!(settings(&run).contains(&want.to_string()), "{want}\n{}", run.stderr);
+    }
+    // PYTHONPYCACHEPREFIX was listed as in effect where --pycache-prefix or the legacy
+    // layout decided where the pycs went.
+    for (args, by) in [
+        (&["--pycache-prefix", "pp"][..], "--pycache-prefix on the command line"),
+        (&["-b"], "-b on the command line"),
+    ] {
+        let run = tree
+            .hashpyc()
+            .env("PYTHONPYCACHEPREFIX", "elsewhere")
+            .args(["check", "-v", "--no-config", "--target", "3.12"])
+            .args(args)
+            .arg("m.py")
+            .run();
+        let want = format!("setting: PYTHONPYCACHEPREFIX=elsewhere (replaced by {by})");
+        assert!(run.stderr.lines().any(|l| l == want), "{want}\n{}", run.stderr);
+    }
+    tree.write("legacy.toml", "legacy = true\n");
+    let run = tree
+        .hashpyc()
+        .env("PYTHONPYCACHEPREFIX", "elsewhere")
+        .args(["check", "-v", "--config", "legacy.toml", "--target", "3.12", "m.py"])
+        .run();
+    let want = "setting: PYTHONPYCACHEPREFIX=elsewhere (replaced by `legacy = true` in `legacy.toml` line 1)";
+    assert!(run.stderr.lines().any(|l| l == want), "{want}\n{}", run.stderr);
+    let run = tree.hashpyc().env("PYTHONPYCACHEPREFIX", "elsewhere").args(["check", "-v", "--no-config"]);
+    let run = run.args(["--target", "3.12", "m.py"]).run();
+    assert!(run.stderr.lines().any(|l| l == "setting: PYTHONPYCACHEPREFIX=elsewhere"), "{}", run.stderr);
+}
+
+// The error of a compile that ran out of its time said "(see --timeout)" wherever the limit
+// was set; it names the file's key and line, or the variable, that set it.
+#[test]
+fn a_timeout_names_where_it_was_set() {
+    let Some(py) = harness::any_python("config::a_timeout_names_where_it_was_set") else { return };
+    let tree = Tree::new();
+    // Slow to compile on every version: long enough for a 0.001 s limit.
+    let body: String =
+        (0..3000).map(|i| format!("def f{i}(a):\n    return [a * {i} for _ in a if a]\n")).collect();
+    tree.write("slow.py", &body);
+    for (setup, env, want) in [
+        (Some("timeout = 0.001\n"), None, "(see `timeout = 0.001` in `hashpyc.toml` line 1)"),
+        (None, Some("0.001"), "(see HASHPYC_TIMEOUT)"),
+        (None, None, "(see --timeout)"),
+    ] {
+        std::fs::remove_file(tree.path("hashpyc.toml")).ok();
+        if let Some(text) = setup {
+            tree.write("hashpyc.toml", text);
+        }
+        let mut h = tree.hashpyc().arg("compile");
+        if let Some(v) = env {
+            h = h.env("HASHPYC_TIMEOUT", v);
+        }
+        if setup.is_none() && env.is_none() {
+            h = h.args(["--timeout", "0.001"]);
+        }
+        let run = h.python(py).arg("slow.py").run();
+        run.assert_code(1);
+        let line = format!("error: `slow.py`: timed out after 0.001 s in the Python worker {want}");
+        assert!(run.stderr.lines().any(|l| l == line), "{line}\n{}", run.stderr);
+    }
 }
 
 // `-v` shows each value on one line, a line break or other control character escaped as
