@@ -114,6 +114,12 @@ pub enum Command {
     Cache(CacheCommand),
 
     /// Print a completion script for SHELL to stdout.
+    ///
+    /// To load it in every new shell: bash, `eval "$(hashpyc completions bash)"` in
+    /// `~/.bashrc`; zsh, `eval "$(hashpyc completions zsh)"` in `~/.zshrc` (after
+    /// `compinit`); fish, `hashpyc completions fish > ~/.config/fish/completions/hashpyc.fish`;
+    /// elvish, `eval (hashpyc completions elvish | slurp)` in `rc.elv`; PowerShell,
+    /// `hashpyc completions powershell | Out-String | Invoke-Expression` in `$PROFILE`.
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
@@ -297,8 +303,8 @@ pub struct ConfigArgs {
     #[arg(skip)]
     pub described: Vec<String>,
 
-    /// Ignore configuration files (and `--config`): only flags, environment variables and
-    /// the built-in defaults apply.
+    /// Ignore configuration files: only flags, environment variables and the built-in
+    /// defaults apply. With `--config` too, the later of the two on the command line wins.
     #[arg(long, env = "HASHPYC_NO_CONFIG", value_parser = clap::builder::BoolishValueParser::new(),
           default_value_t = false, help_heading = "Configuration")]
     pub no_config: bool,
