@@ -1490,6 +1490,32 @@ fn persistent_failures_switch_the_remote_off_after_the_attempts() {
         "{warning}"
     );
     assert_eq!(requests.len(), 1, "{requests:?}");
+    // Refused with credentials: which ones were sent. A token wins over the URL's user and
+    // password (an organisation's token in the environment, a job's own URL), which the
+    // refusal said nowhere: "check the credentials" with the right password in the URL.
+    let with_user = |f: &Faulty| f.url().replacen("://", "://ci:p4ss-w0rd@", 1);
+    for (token, want) in [
+        (None, "the user and password of the URL were sent"),
+        (
+            Some("tok-s3cret"),
+            "the bearer token of HASHPYC_CACHE_TOKEN was sent, not the user and password of the URL",
+        ),
+    ] {
+        std::fs::remove_dir_all(t.path("src/__pycache__")).ok();
+        let f = Faulty::start(Fault::Status(401));
+        let mut h = t.hashpyc().env_remove("HASHPYC_CACHE").env("HASHPYC_CACHE_TIMEOUT", "1");
+        if let Some(token) = token {
+            h = h.env("HASHPYC_CACHE_TOKEN", token);
+        }
+        let run = h.args(["compile", "--cache-url", &with_user(&f)]).python(py).arg("src").run();
+        run.assert_code(0);
+        assert!(
+            run.stderr.contains(&format!("GET: HTTP 401 (check the credentials: {want})")),
+            "{}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains("p4ss") && !run.stderr.contains("s3cret"), "{}", run.stderr);
+    }
     let not_found = Faulty::start(Fault::Status(404));
     let (warning, requests, _) = build(&not_found, &[]);
     assert!(warning.contains("PUT: HTTP 404"), "{warning}");

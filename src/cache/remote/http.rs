@@ -18,6 +18,8 @@ pub struct HttpTier {
     base: String,
     /// `Authorization` header value.
     auth: Option<String>,
+    /// Which credentials `auth` holds, in words, for a refusal (401, 403).
+    auth_from: &'static str,
     /// What must never appear in a message.
     secrets: Vec<String>,
 }
@@ -49,6 +51,16 @@ impl HttpTier {
         let user = decode(parsed.username());
         let password = parsed.password().map(decode);
         let mut secrets = Vec::new();
+        // The token wins over the URL's user info (an organisation's token in the
+        // environment, a job's user and password in its URL): a refusal says which was sent.
+        let auth_from = match (&token, !user.is_empty() || password.is_some()) {
+            (Some(_), true) => {
+                "the bearer token of HASHPYC_CACHE_TOKEN was sent, not the user and password of the URL"
+            }
+            (Some(_), false) => "the bearer token of HASHPYC_CACHE_TOKEN was sent",
+            (None, true) => "the user and password of the URL were sent",
+            (None, false) => "",
+        };
         let auth = if let Some(token) = token {
             secrets.push(token.clone());
             Some(format!("Bearer {token}"))
@@ -72,6 +84,7 @@ impl HttpTier {
             uploads: agent(upload_timeout(timeout), super::UPLOADS, true),
             base,
             auth,
+            auth_from,
             secrets,
         })
     }
@@ -80,12 +93,13 @@ impl HttpTier {
         format!("{}/{}", self.base, entry_path(key))
     }
 
-    /// For a refusal (401, 403) when the requests carried no credentials: say so, and for
-    /// an upload that a job which may only read wants `--cache-read-only` (a server that
-    /// lets anyone read and only some write, a fork's pull request without the secret).
+    /// For a refusal (401, 403): which credentials were sent, or when the requests carried
+    /// none, say so, and for an upload that a job which may only read wants
+    /// `--cache-read-only` (a server that lets anyone read and only some write, a fork's
+    /// pull request without the secret).
     fn none_given(&self, method: &str) -> Option<&'static str> {
         match (&self.auth, method) {
-            (Some(_), _) => None,
+            (Some(_), _) => Some(self.auth_from),
             (None, "PUT") => Some(
                 "none were given (HASHPYC_CACHE_TOKEN, or user:password@ in the URL); a job that \
                  may only read wants --cache-read-only",
