@@ -2808,6 +2808,33 @@ fn a_proxy_is_named_and_no_proxy_honoured() {
             assert!(server.requests().len() > before, "{label} NO_PROXY: the cache was not asked");
         }
     }
+    // A SOCKS proxy (ALL_PROXY=socks5://…), which ureq without SOCKS passed by, connecting
+    // straight to the server while -v said the requests went through the proxy: no request
+    // is sent, the warning says why and what to set; with NO_PROXY naming the host, direct.
+    for (url, scheme_env) in [(http.as_str(), None), ("s3://bucket/pfx", Some(endpoint.as_str()))] {
+        for socks in ["socks5://127.0.0.1:1080", "socks4://127.0.0.1:1080"] {
+            let label = format!("{url} {socks}");
+            let mut env = vec![("ALL_PROXY", socks)];
+            env.extend(scheme_env.map(|e| ("AWS_ENDPOINT_URL", e)));
+            let before = server.requests().len();
+            let run = m.compile_as(py, &["-v", "--cache-url", url], &env, &reference, &label);
+            let warnings = warnings(&run.stderr);
+            let why = "hashpyc speaks to HTTP and HTTPS proxies only, and sends no request past it (give an \
+                       http:// proxy in HTTPS_PROXY, or the host in NO_PROXY to connect directly)";
+            assert!(warnings.len() == 1 && warnings[0].contains(why), "{label}: {}", run.stderr);
+            let note = "the proxy 127.0.0.1:1080 (set by ALL_PROXY) is a SOCKS proxy: ";
+            assert!(
+                run.stderr.contains(note) && !run.stderr.contains("sent through"),
+                "{label}: {}",
+                run.stderr
+            );
+            assert_eq!(server.requests().len(), before, "{label}: the cache was asked directly");
+            env.push(("NO_PROXY", "127.0.0.1"));
+            let run = m.compile_as(py, &["--cache-url", url], &env, &reference, &format!("{label} NO_PROXY"));
+            assert_no_warning(&format!("{label} NO_PROXY"), &run.stderr);
+            assert!(server.requests().len() > before, "{label} NO_PROXY: the cache was not asked");
+        }
+    }
     // A proxy that wants credentials.
     let proxy = Faulty::start(Fault::Status(407));
     let run = m.compile_as(py, &["--cache-url", &http], &[("http_proxy", &proxy.url())], &reference, "407");

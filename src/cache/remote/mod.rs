@@ -148,6 +148,15 @@ impl ureq::unversioned::transport::Connector for Connecting {
         details: &ureq::unversioned::transport::ConnectionDetails,
         chained: Option<()>,
     ) -> Result<Option<Self::Out>, ureq::Error> {
+        // ureq, built without SOCKS, would connect straight to the server past a SOCKS
+        // proxy of the environment (`ALL_PROXY=socks5://…`): against the policy that set
+        // it, and where only the proxy may connect out, a timeout that names no proxy.
+        if let Some(p) = details.config.proxy()
+            && is_socks(p)
+            && !p.is_no_proxy(details.uri)
+        {
+            return Err(ureq::Error::ConnectProxyFailed(SOCKS_REFUSED.into()));
+        }
         self.0.connect(details, chained).map_err(|e| match e {
             ureq::Error::Timeout(ureq::Timeout::Global) => ureq::Error::Timeout(ureq::Timeout::Connect),
             e => e,
@@ -360,8 +369,22 @@ pub fn proxy_for(agent: &ureq::Agent, url: &str) -> Option<Proxy> {
 
 /// What `-v` says of a remote whose requests (for `url`) go through a proxy.
 pub fn proxy_note(agent: &ureq::Agent, url: &str) -> Option<String> {
-    proxy_for(agent, url)
-        .map(|p| format!("requests are sent through the proxy {} (set by {})", p.address, p.variable))
+    let socks = agent.config().proxy().is_some_and(is_socks);
+    proxy_for(agent, url).map(|p| {
+        if socks {
+            format!("the proxy {} (set by {}) is a SOCKS proxy: {SOCKS_REFUSED}", p.address, p.variable)
+        } else {
+            format!("requests are sent through the proxy {} (set by {})", p.address, p.variable)
+        }
+    })
+}
+
+/// Why no request is sent when the environment's proxy is a SOCKS one.
+const SOCKS_REFUSED: &str = "hashpyc speaks to HTTP and HTTPS proxies only, and sends no request past it \
+     (give an http:// proxy in HTTPS_PROXY, or the host in NO_PROXY to connect directly)";
+
+fn is_socks(p: &ureq::Proxy) -> bool {
+    !matches!(p.protocol(), ureq::ProxyProtocol::Http | ureq::ProxyProtocol::Https)
 }
 
 /// The variables ureq takes a proxy from, in its order.
