@@ -2582,6 +2582,18 @@ fn https_remotes_with_a_private_certificate_authority() {
         run.stderr
     );
     assert!(pycs(&m.tree) == py_compile_pycs(py, &m.tree, &["one.py", "two.py"]));
+    // The other way round, an http:// URL for the TLS port, had only nginx's bare HTTP 400.
+    let m = Machine::small("plain-to-tls");
+    let url = format!("http://127.0.0.1:{}/cache", nginx.port());
+    let run = m.compile(&py.path, &["--cache-url", &url], &[]);
+    let said = self::warnings(&run.stderr);
+    assert!(
+        said.len() == 1
+            && said[0].contains("GET: HTTP 400 (the server speaks TLS on this port: an https:// URL?)"),
+        "{}",
+        run.stderr
+    );
+    assert!(pycs(&m.tree) == py_compile_pycs(py, &m.tree, &["one.py", "two.py"]));
 
     let Some(s3) = S3::rclone_tls(&ca) else { return };
     assert!(s3.endpoint.starts_with("https://127.0.0.1:"), "{}", s3.endpoint);

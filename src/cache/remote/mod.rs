@@ -537,8 +537,16 @@ fn status_error(resp: ureq::http::Response<ureq::Body>, what: &str, credentials:
         drain(resp);
         return TierError::Failed(format!("{what}: {why}"));
     }
-    let code = s3_code(&drain(resp));
+    let body = drain(resp);
+    let code = s3_code(&body);
+    // A plain request to a port that speaks TLS, as nginx and Go's servers (rclone, SeaweedFS)
+    // answer it: the mistake the other way round is named by the TLS error.
+    let plain_to_tls = status == 400
+        && [&b"plain HTTP request was sent to HTTPS port"[..], b"HTTP request to an HTTPS server"]
+            .iter()
+            .any(|says| memchr::memmem::find(&body, says).is_some());
     let hint = match (status, credentials, code.as_deref()) {
+        _ if plain_to_tls => " (the server speaks TLS on this port: an https:// URL?)".to_string(),
         (404, _, Some("NoSuchBucket")) => " (the bucket does not exist)".to_string(),
         // rclone's answer (gofakes3) to an unsigned request when it checks signatures.
         (400, Some(aws::UNSIGNED), Some("UnsupportedAlgorithm")) => {
