@@ -507,7 +507,7 @@ fn explain_remembered_failures(findings: &mut [Finding], targets: &[Arc<Target>]
         let Some(hex) = f.expected.as_ref().and_then(|e| e.hash.as_deref()) else { continue };
         let Some((_, memo)) = memos.iter().find(|(python, _)| *python == f.python) else { continue };
         let abs = crate::memo::key(&f.path, cwd);
-        if let Some(failure) = memo.failure_of(&abs, hex) {
+        if let Some(failure) = memo.failure_of(&abs, hex, f.optimization) {
             // CPython's line 0 (a source it cannot decode) is no line, as in `compile`'s JSON.
             let line = failure.line.filter(|&l| l > 0);
             let at = line.map(|l| format!(" (line {l})")).unwrap_or_default();

@@ -278,11 +278,18 @@ impl Memo {
         Some(f)
     }
 
-    /// The remembered failure of `abs` with the source bytes whose hash is `hex`, at
-    /// whatever levels it was compiled: what `check` explains a missing pyc with.
-    pub fn failure_of(&self, abs: &Path, hex: &str) -> Option<&CompileFailure> {
-        let every_time = |e: &&Entry| e.hash == hex && e.failure.same_every_time(self.version);
-        self.file.entries.get(abs).filter(every_time).map(|e| &e.failure)
+    /// The remembered failure of `abs` with the source bytes whose hash is `hex`, when the
+    /// compile that failed reached `level` (the level that failed, or one before it, whose
+    /// pyc the failure kept from being written; any level it asked for when the level that
+    /// failed is not known): what `check` explains a missing pyc of that level with.
+    pub fn failure_of(&self, abs: &Path, hex: &str, level: u8) -> Option<&CompileFailure> {
+        let e = self.file.entries.get(abs)?;
+        let reached = match e.failed_at.and_then(|f| e.levels.iter().position(|&l| l == f)) {
+            Some(at) => &e.levels[..=at],
+            None => &e.levels[..],
+        };
+        (e.hash == hex && e.failure.same_every_time(self.version) && reached.contains(&level))
+            .then_some(&e.failure)
     }
 
     /// Remember that `abs` with these source bytes fails at `levels`; a failure that is

@@ -323,6 +323,24 @@ per_python!(a_failure_is_remembered_for_the_levels_that_reach_it, |py: &Python| 
     assert_eq!(failures.len(), 1, "{}", both.stdout);
     assert_eq!((&failures[0]["kind"], &failures[0]["remembered"]), (&"SyntaxError".into(), &true.into()));
     assert_eq!(starts(), n, "a failure at level 0 is that of levels 0 and 1: no Python");
+    // `check` says the source does not compile where a compile found so (level 0), not of a
+    // level no compile reached (it said so of `[opt-1]` too).
+    let check = tree
+        .hashpyc()
+        .env("HASHPYC_STATE_DIR", state.path())
+        .args(["check", "-o", "0", "-o", "1", "--python"])
+        .arg(&wrapper)
+        .arg("bad.py")
+        .run();
+    check.assert_code(1);
+    let lines: Vec<&str> = check.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", check.stdout);
+    assert!(
+        lines[0].starts_with("missing    bad.py  [opt-0]: the source does not compile: SyntaxError"),
+        "{}",
+        check.stdout
+    );
+    assert_eq!(lines[1], "missing    bad.py  [opt-1]", "{}", check.stdout);
     // Level 1 alone was never compiled: compiled now, as CPython compiles it.
     let cpython_compiles = |file: &str| {
         let code =
