@@ -1254,7 +1254,10 @@ fn cache_settings(args: &crate::cli::CacheArgs) -> Result<Option<crate::cache::C
         // At most a day: a longer wait is no different, and 1e30 s is no Duration.
         match var(name) {
             None => Ok(default),
+            // Whitespace around it removed, as around the URL and the token (a CI secret
+            // stored with its final newline).
             Some(v) => v
+                .trim()
                 .parse::<f64>()
                 .ok()
                 .filter(|s| *s > 0.0 && *s <= 86_400.0)

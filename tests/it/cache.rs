@@ -1208,6 +1208,12 @@ per_python!(cache_variables_empty_or_out_of_range, min = (3, 12), |py: &Python| 
         }
         let (run, _) = build(&[(var, "86400")]);
         run.assert_code(0);
+        // Whitespace around the number is removed, as around the URL and the token; a
+        // value of whitespace alone is no number.
+        let (run, _) = build(&[(var, " 3\n")]);
+        run.assert_code(0);
+        let (run, _) = build(&[(var, " ")]);
+        run.assert_code(2);
     }
 });
 
