@@ -259,26 +259,20 @@ impl Notes {
     fn print(mut self, targets: &[Arc<Target>]) -> Result<(), Error> {
         // A file's warnings in the order of their lines, as CPython shows them (the text
         // alone would put line 10 before line 2).
-        self.notes.sort_by(|a, b| {
+        let by_line = |a: &Note, b: &Note| {
             a.path
                 .cmp(&b.path)
                 .then(a.order.cmp(&b.order))
                 .then(b.first.cmp(&a.first))
                 .then(a.line().cmp(&b.line()))
-                .then(a.text.cmp(&b.text))
-        });
+        };
+        self.notes.sort_by(|a, b| by_line(a, b).then(a.text.cmp(&b.text)));
         // On one line, the targets in the order given (`--python 3.9 --python 3.13`: 3.9's
         // failure first, though 3.13's column comes first in the text), as `check` lists
         // them; after merging a text's targets in text mode, so that one text for several
         // targets stays one line. Stable: the text still orders a target's own notes.
-        let by_target = |a: &Note, b: &Note| {
-            a.path
-                .cmp(&b.path)
-                .then(a.order.cmp(&b.order))
-                .then(b.first.cmp(&a.first))
-                .then(a.line().cmp(&b.line()))
-                .then(a.targets.iter().min().cmp(&b.targets.iter().min()))
-        };
+        let by_target =
+            |a: &Note, b: &Note| by_line(a, b).then(a.targets.iter().min().cmp(&b.targets.iter().min()));
         let last = std::mem::take(&mut self.last);
         if self.json {
             self.notes.sort_by(by_target);
