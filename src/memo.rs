@@ -43,6 +43,13 @@ struct Entry {
     failure: CompileFailure,
 }
 
+impl Entry {
+    /// Where in `levels` the level that failed is, when it is known.
+    fn failed_index(&self) -> Option<usize> {
+        self.failed_at.and_then(|f| self.levels.iter().position(|&l| l == f))
+    }
+}
+
 /// The warnings a source's compiles raised, per optimization level, for `-W error`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Warned {
@@ -253,15 +260,12 @@ impl Memo {
             return None;
         }
         if e.levels == levels {
-            let failed_level = e.failed_at.and_then(|l| levels.iter().position(|&x| x == l));
-            return Some(CompileFailure {
-                failed_level: failed_level.and_then(|i| u8::try_from(i).ok()),
-                ..e.failure.clone()
-            });
+            let failed_level = e.failed_index().and_then(|i| u8::try_from(i).ok());
+            return Some(CompileFailure { failed_level, ..e.failure.clone() });
         }
-        let failed = e.failed_at?;
-        let before = &e.levels[..e.levels.iter().position(|&l| l == failed)?];
-        let at = levels.iter().position(|&l| l == failed)?;
+        let i = e.failed_index()?;
+        let before = &e.levels[..i];
+        let at = levels.iter().position(|&l| l == e.levels[i])?;
         if !levels[..at].iter().all(|l| before.contains(l)) {
             return None;
         }
@@ -284,10 +288,7 @@ impl Memo {
     /// failed is not known): what `check` explains a missing pyc of that level with.
     pub fn failure_of(&self, abs: &Path, hex: &str, level: u8) -> Option<&CompileFailure> {
         let e = self.file.entries.get(abs)?;
-        let reached = match e.failed_at.and_then(|f| e.levels.iter().position(|&l| l == f)) {
-            Some(at) => &e.levels[..=at],
-            None => &e.levels[..],
-        };
+        let reached = e.failed_index().map_or(&e.levels[..], |i| &e.levels[..=i]);
         (e.hash == hex && e.failure.same_every_time(self.version) && reached.contains(&level))
             .then_some(&e.failure)
     }
