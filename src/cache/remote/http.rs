@@ -18,8 +18,9 @@ pub struct HttpTier {
     base: String,
     /// `Authorization` header value.
     auth: Option<String>,
-    /// Which credentials `auth` holds, in words, for a refusal (401, 403).
-    auth_from: &'static str,
+    /// Which credentials `auth` holds (or that there are none), in words, for a refusal
+    /// (401, 403).
+    sent: &'static str,
     /// What must never appear in a message.
     secrets: Vec<String>,
 }
@@ -53,18 +54,16 @@ impl HttpTier {
         let mut secrets = Vec::new();
         // The token wins over the URL's user info (an organisation's token in the
         // environment, a job's user and password in its URL): a refusal says which was sent.
-        let auth_from = match (&token, !user.is_empty() || password.is_some()) {
-            (Some(_), true) => {
-                "the bearer token of HASHPYC_CACHE_TOKEN was sent, not the user and password of the URL"
-            }
-            (Some(_), false) => "the bearer token of HASHPYC_CACHE_TOKEN was sent",
-            (None, true) => "the user and password of the URL were sent",
-            (None, false) => "",
-        };
-        let auth = if let Some(token) = token {
+        let user_info = !user.is_empty() || password.is_some();
+        let (auth, sent) = if let Some(token) = token {
             secrets.push(token.clone());
-            Some(format!("Bearer {token}"))
-        } else if !user.is_empty() || password.is_some() {
+            let sent = if user_info {
+                "the bearer token of HASHPYC_CACHE_TOKEN was sent, not the user and password of the URL"
+            } else {
+                "the bearer token of HASHPYC_CACHE_TOKEN was sent"
+            };
+            (Some(format!("Bearer {token}")), sent)
+        } else if user_info {
             use base64::Engine;
             let pair = format!("{user}:{}", password.clone().unwrap_or_default());
             let encoded = base64::engine::general_purpose::STANDARD.encode(pair.as_bytes());
@@ -72,9 +71,9 @@ impl HttpTier {
                 secrets.push(p);
             }
             secrets.push(encoded.clone());
-            Some(format!("Basic {encoded}"))
+            (Some(format!("Basic {encoded}")), "the user and password of the URL were sent")
         } else {
-            None
+            (None, "none were given (HASHPYC_CACHE_TOKEN, or user:password@ in the URL)")
         };
         let _ = parsed.set_username("");
         let _ = parsed.set_password(None);
@@ -84,7 +83,7 @@ impl HttpTier {
             uploads: agent(upload_timeout(timeout), super::UPLOADS, true),
             base,
             auth,
-            auth_from,
+            sent,
             secrets,
         })
     }
@@ -99,12 +98,11 @@ impl HttpTier {
     /// pull request without the secret).
     fn none_given(&self, method: &str) -> Option<&'static str> {
         match (&self.auth, method) {
-            (Some(_), _) => Some(self.auth_from),
             (None, "PUT") => Some(
                 "none were given (HASHPYC_CACHE_TOKEN, or user:password@ in the URL); a job that \
                  may only read wants --cache-read-only",
             ),
-            (None, _) => Some("none were given (HASHPYC_CACHE_TOKEN, or user:password@ in the URL)"),
+            _ => Some(self.sent),
         }
     }
 
