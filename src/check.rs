@@ -282,17 +282,15 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
             report::eprint_line(&format!("{label}: {e}"));
         }
     }
-    // As `compile` warns: a file's `ddir` with files named in directories.
-    if let Some(message) = s.ddir_named.clone() {
-        if json {
-            events.push(run_event("notice", None, message));
-        } else if verbosity.quiet < 2 {
-            report::eprint_line(&format!("{}: {message}", style.warning()));
+    // As `compile` warns of them: a file's `ddir` with files named in directories, and the
+    // paths `-s` does not apply to (expected unchanged).
+    let strip_missed = match (strip_missed.into_inner(), s.embed.strip.as_deref()) {
+        ((n @ 1.., Some(example)), Some(_)) => {
+            Some(crate::embed::strip_missed_message(&s.embed, n, &example))
         }
-    }
-    // As `compile` warns: the paths `-s` does not apply to are expected unchanged.
-    if let ((n @ 1.., Some(example)), Some(_)) = (strip_missed.into_inner(), s.embed.strip.as_deref()) {
-        let message = crate::embed::strip_missed_message(&s.embed, n, &example);
+        _ => None,
+    };
+    for message in s.ddir_named.iter().cloned().chain(strip_missed) {
         if json {
             events.push(run_event("notice", None, message));
         } else if verbosity.quiet < 2 {
