@@ -24,7 +24,7 @@ except Exception:
     if sys.executable:
         w("file=%s\n" % os.path.realpath(sys.executable))
 if impl == "cpython" and sys.version_info >= (3, 7):
-    import importlib.util, marshal, sysconfig
+    import importlib.util, marshal
     # py_compile imports traceback only to word its own errors, and from 3.13 that import
     # (with _colorize, dataclasses, inspect) takes longer than the rest of the probe: a
     # stand-in while py_compile is imported, which "x = 1" never makes fail. Should the
@@ -42,7 +42,10 @@ if impl == "cpython" and sys.version_info >= (3, 7):
     w("cache_tag=%s\n" % sys.implementation.cache_tag)
     w("probe_hash=%s\n" % importlib.util.source_hash(b"hashpyc probe\n").hex())
     w("marshal_version=%d\n" % marshal.version)
-    w("gil_disabled=%d\n" % (1 if sysconfig.get_config_var("Py_GIL_DISABLED") else 0))
+    # A free-threaded build's ABI flags hold "t" (PEP 703), as sysconfig's Py_GIL_DISABLED
+    # says; sysconfig itself (and the threading it imports from 3.13) took a fifth of the
+    # probe's time.
+    w("gil_disabled=%d\n" % (1 if "t" in getattr(sys, "abiflags", "") else 0))
     try:
         # The empty directory hashpyc made for the probe and removes after it (argv[1]);
         # without one, a directory of our own (tempfile and shutil take a while to import).
