@@ -462,6 +462,102 @@ pub fn parse_python_arg(s: OsString) -> Result<OsString, String> {
     if s.is_empty() { Err("an empty interpreter name".into()) } else { Ok(s) }
 }
 
+/// `--target X.Y`: any text, judged with its reason where the targets are chosen
+/// (`settings`); it offers the built-in table's versions to shell completion, which
+/// offered file names. (The help names the range itself.)
+#[derive(Clone, Copy, Debug)]
+pub struct TargetVersionParser;
+
+impl clap::builder::TypedValueParser for TargetVersionParser {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        clap::builder::StringValueParser::new().parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        static NAMES: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+            crate::target::KNOWN.iter().map(|k| &*format!("{}.{}", k.minor.0, k.minor.1).leak()).collect()
+        });
+        Some(Box::new(NAMES.iter().map(|&name| clap::builder::PossibleValue::new(name))))
+    }
+}
+
+/// The command line as shell completion shows it: each flag's and subcommand's first
+/// sentence only. fish and zsh print the description beside every candidate, and the
+/// whole paragraph that `--help` gives filled the screen.
+pub fn for_completion(cmd: clap::Command) -> clap::Command {
+    let cmd = cmd.mut_args(|a| match a.get_help().map(|h| brief(&h.to_string())) {
+        Some(short) => a.help(short),
+        None => a,
+    });
+    let cmd = match cmd.get_about().map(|h| brief(&h.to_string())) {
+        Some(short) => cmd.about(short),
+        None => cmd,
+    };
+    cmd.mut_subcommands(for_completion)
+}
+
+/// The first sentence of a help text, without its final period: up to the first `. ` or
+/// `; ` outside parentheses and backquotes (`e.g.` and `i.e.` end none); one still longer
+/// than a line is cut at its first `: ` there, if any.
+pub fn brief(help: &str) -> String {
+    let (mut depth, mut quoted, mut colon) = (0usize, false, None);
+    let mut end = help.len();
+    for (i, c) in help.char_indices() {
+        match c {
+            '`' => quoted = !quoted,
+            '(' | '[' if !quoted => depth += 1,
+            ')' | ']' if !quoted => depth = depth.saturating_sub(1),
+            '.' | ';' | ':' if !quoted && depth == 0 && help[i + 1..].starts_with(char::is_whitespace) => {
+                let before = &help[..i];
+                if c == ':' {
+                    colon.get_or_insert(i);
+                } else if !(before.ends_with("e.g") || before.ends_with("i.e")) {
+                    end = i;
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let sentence = match colon {
+        Some(at) if help[..end].chars().count() > 100 && at < end => &help[..at],
+        _ => help[..end].trim_end_matches('.'),
+    };
+    if sentence.chars().count() <= 100 {
+        return sentence.to_string();
+    }
+    // Still long: without its asides in parentheses.
+    let (mut short, mut depth, mut quoted) = (String::new(), 0usize, false);
+    for c in sentence.chars() {
+        match c {
+            '`' if depth == 0 => quoted = !quoted,
+            '(' if !quoted => {
+                depth += 1;
+                if depth == 1 {
+                    short.truncate(short.trim_end().len());
+                }
+                continue;
+            }
+            ')' if !quoted && depth > 0 => {
+                depth -= 1;
+                continue;
+            }
+            _ => {}
+        }
+        if depth == 0 {
+            short.push(c);
+        }
+    }
+    short
+}
+
 /// `--exclude GLOB`: text; a glob that is not UTF-8 is refused naming the flag (clap's own
 /// refusal names none), with the glob that matches such a name.
 pub fn parse_glob_arg(s: OsString) -> Result<String, String> {
@@ -597,7 +693,8 @@ pub struct CheckArgs {
     /// Check against CPython X.Y from the built-in table (3.7–3.15) instead of probing an
     /// interpreter, e.g. in a CI job that has no Python. Repeatable. Cannot be combined
     /// with `--python`; it overrides `HASHPYC_PYTHON` and the configuration's `python`.
-    #[arg(long = "target", value_name = "X.Y", help_heading = "Target")]
+    #[arg(long = "target", value_name = "X.Y", help_heading = "Target", value_parser = TargetVersionParser,
+          hide_possible_values = true)]
     pub target_version: Vec<String>,
 
     #[command(flatten)]
@@ -886,6 +983,22 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// Completion descriptions are each help's first sentence: fish and zsh show one per
+    /// candidate.
+    #[test]
+    fn completion_descriptions_are_first_sentences() {
+        assert_eq!(brief("Verify the tree. Reads files only."), "Verify the tree");
+        assert_eq!(brief("Check (e.g. a CI job. Or not) this; then that"), "Check (e.g. a CI job. Or not) this");
+        assert_eq!(brief("Use it, e.g. in CI. More."), "Use it, e.g. in CI");
+        assert_eq!(brief("Mode `a. b` here."), "Mode `a. b` here");
+        let long = format!("Target interpreter: {}. More", "word ".repeat(30));
+        assert_eq!(brief(&long), "Target interpreter");
+        assert_eq!(brief("Short: kept whole"), "Short: kept whole");
+        let aside = format!("Follow links, each once (a link {}), and more", "to a loop ".repeat(10));
+        assert_eq!(brief(&aside), "Follow links, each once, and more");
+        assert_eq!(brief("Kept (an aside) when short"), "Kept (an aside) when short");
     }
 
     /// `--target`'s help is written by hand: it must name the built-in table's range.

@@ -206,7 +206,7 @@ pub fn run(mut cli: Cli, matches: &clap::ArgMatches) -> Result<ExitStatus, Error
         Command::Cache(cmd) => cache::manage::run(&cmd, Style::resolve(cli::ColorChoice::Auto)),
         Command::Completions { shell } => {
             use clap::CommandFactory;
-            let mut cmd = Cli::command();
+            let mut cmd = cli::for_completion(Cli::command());
             // Into memory first: clap_complete panics on a failed write; a stdout closed
             // early (`| head`) is no error, as for the other commands' data (report::written).
             let mut script = Vec::new();

@@ -1855,6 +1855,22 @@ fn completion_offers_invalidation_modes() {
     };
     assert_eq!(complete("hashpyc check --mode"), "checked unchecked any");
     assert_eq!(complete("hashpyc compile --invalidation-mode"), "checked-hash unchecked-hash");
+    // `--target` offers the built-in table's versions (it offered file names).
+    let known: Vec<String> = hashpyc::target::KNOWN.iter().map(|k| format!("{}.{}", k.minor.0, k.minor.1)).collect();
+    assert_eq!(known.first().map(String::as_str), Some("3.7"));
+    assert_eq!(complete("hashpyc check --target"), known.join(" "));
+    // fish and zsh print a description beside each candidate: a flag's first sentence,
+    // not the paragraph of `--help` (fish printed `--python`'s 600 characters).
+    for shell in ["fish", "zsh"] {
+        let script = tree.hashpyc().args(["completions", shell]).run();
+        script.assert_code(0);
+        let python = script.stdout.lines().find(|l| l.contains("python") && l.contains("Target interpreter"));
+        let python = python.unwrap_or_else(|| panic!("{shell}: no --python line"));
+        assert!(!python.contains("looked up on PATH"), "{shell}: {python}");
+        assert!(!script.stdout.contains("walking each directory once ("), "{shell}: --follow's aside is kept");
+    }
+    let help = tree.hashpyc().args(["check", "--help"]).run();
+    assert!(help.stdout.contains("looked up on PATH"), "--help keeps the whole text: {}", help.stdout);
     let run = tree.hashpyc().args(["compile", "--invalidation-mode", "timestamp", "some-file.py"]).run();
     run.assert_code(2);
     assert!(run.stderr.contains("timestamp is not offered"), "{}", run.stderr);
