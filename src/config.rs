@@ -612,6 +612,17 @@ pub fn load(
                 continue;
             }
             if let Some(options) = parse(&text, is_pyproject, &crate::report::shown(&shown))? {
+                // Anyone could have left it there (`/tmp/.hashpyc.toml` for every run under
+                // `/tmp`), and a configuration names the interpreter to run and the server
+                // to send bytecode to.
+                if let Some(why) = untrusted(&reached, dir, up) {
+                    passed_over.push(format!(
+                        "`{}` {why}; passed over, since a configuration names the interpreter hashpyc \
+                         runs (give it with --config to use it)",
+                        crate::report::shown(&shown)
+                    ));
+                    continue;
+                }
                 return Ok(Source::File(Box::new(Config {
                     path: shown,
                     dir: dir.to_path_buf(),
@@ -622,6 +633,31 @@ pub fn load(
         }
     }
     Ok(Source::NotFound { start: start.to_path_buf() })
+}
+
+/// Why a discovered configuration file is not to be trusted, if it is not: it belongs to
+/// another user (neither the one running hashpyc nor root) and sits above the working
+/// directory or in a directory anyone may write to (`/tmp`). A file in the working
+/// directory itself is trusted whoever owns it, as a project checked out or copied by
+/// another user (`COPY --chown` in a Dockerfile) is run where it lies.
+fn untrusted(file: &Path, dir: &Path, up: usize) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let owner = std::fs::metadata(file).ok()?.uid();
+    // SAFETY: geteuid(2) cannot fail and has no side effects.
+    let me = unsafe { libc::geteuid() };
+    if owner == me || owner == 0 {
+        return None;
+    }
+    let open_dir = std::fs::metadata(dir).is_ok_and(|m| m.mode() & 0o002 != 0);
+    let owner_name = crate::layout::passwd_field(owner, |pw| pw.pw_name)
+        .map_or(format!("uid {owner}"), |n| format!("{} (uid {owner})", n.to_string_lossy()));
+    if open_dir {
+        Some(format!("belongs to {owner_name}, in a directory anyone can write to"))
+    } else if up > 0 {
+        Some(format!("belongs to {owner_name}, above the working directory"))
+    } else {
+        None
+    }
 }
 
 /// A configuration file's bytes as text. Not UTF-8 (which TOML requires) is invalid TOML,

@@ -160,8 +160,15 @@ pub fn home_dir() -> Option<PathBuf> {
     std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from).or_else(passwd_home)
 }
 
-/// The home directory of the user running hashpyc in the password database (getpwuid_r).
+/// The home directory of the user running hashpyc in the password database.
 fn passwd_home() -> Option<PathBuf> {
+    // SAFETY: getuid(2) cannot fail.
+    passwd_field(unsafe { libc::getuid() }, |pw| pw.pw_dir).map(PathBuf::from)
+}
+
+/// A field of `uid`'s entry in the password database (getpwuid_r), `None` when there is
+/// no entry or the field is empty.
+pub fn passwd_field(uid: libc::uid_t, field: fn(&libc::passwd) -> *mut libc::c_char) -> Option<std::ffi::OsString> {
     use std::os::unix::ffi::OsStrExt;
     let mut buf = vec![0u8; 4096];
     loop {
@@ -171,20 +178,19 @@ fn passwd_home() -> Option<PathBuf> {
         let mut found: *mut libc::passwd = std::ptr::null_mut();
         // SAFETY: `buf` outlives the call and its length is passed; getpwuid_r writes the
         // entry's strings there and the entry into `pw`.
-        let rc = unsafe {
-            libc::getpwuid_r(libc::getuid(), &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut found)
-        };
+        let rc = unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut found) };
         if rc == libc::ERANGE && buf.len() < 1 << 20 {
             buf.resize(buf.len() * 2, 0);
             continue;
         }
-        if rc != 0 || found.is_null() || pw.pw_dir.is_null() {
+        let value = field(&pw);
+        if rc != 0 || found.is_null() || value.is_null() {
             return None;
         }
-        // SAFETY: pw_dir points at a NUL-terminated string inside `buf`, still alive.
-        let dir = unsafe { std::ffi::CStr::from_ptr(pw.pw_dir) };
-        let dir = std::ffi::OsStr::from_bytes(dir.to_bytes());
-        return (!dir.is_empty()).then(|| PathBuf::from(dir));
+        // SAFETY: the field points at a NUL-terminated string inside `buf`, still alive.
+        let value = unsafe { std::ffi::CStr::from_ptr(value) };
+        let value = std::ffi::OsStr::from_bytes(value.to_bytes());
+        return (!value.is_empty()).then(|| value.to_os_string());
     }
 }
 

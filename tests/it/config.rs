@@ -2440,3 +2440,61 @@ fn ddir_from_a_file_with_named_files_is_said() {
     assert_eq!(filename("pkg/__init__.py"), "/app/pkg/__init__.py");
     tree.hashpyc().args(["check"]).python(py).run().assert_code(0);
 }
+
+// A configuration file names the interpreter to run: one that another user left above the
+// working directory (`/tmp/.hashpyc.toml` for every run under `/tmp`), or in a directory
+// anyone can write to, is passed over with a warning; one in the working directory itself,
+// one root owns and one named by `--config` are used.
+#[test]
+fn a_configuration_another_user_left_above_is_passed_over() {
+    let test = "config::a_configuration_another_user_left_above_is_passed_over";
+    let Some(py) = harness::any_python(test) else { return };
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        harness::visible(&format!("SKIPPED {test}: needs root to give a file to another user"));
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let tree = Tree::new();
+    let marker = tree.path("ran");
+    let launcher = tree.write(
+        "launcher",
+        format!("#!/bin/sh\necho ran >> '{}'\nexec '{}' \"$@\"\n", marker.display(), py.path.display()),
+    );
+    std::fs::set_permissions(&launcher, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = tree.write("top/.hashpyc.toml", format!("python = [\"{}\"]\n", launcher.display()));
+    tree.write("top/proj/m.py", "x = 1\n");
+    let chown = |uid: u32| std::os::unix::fs::chown(&config, Some(uid), None).unwrap();
+    let chmod = |mode: u32| std::fs::set_permissions(tree.path("top"), std::fs::Permissions::from_mode(mode)).unwrap();
+    let check = |dir: &str, args: &[&str]| {
+        let _ = std::fs::remove_file(&marker);
+        // No state directory: a remembered probe would not start the launcher again.
+        let run = harness::Hashpyc::new(&tree.path(dir)).env("HASHPYC_NO_STATE", "1").arg("check").args(args).run();
+        (run, marker.exists())
+    };
+    chown(4242);
+    chmod(0o755);
+    let (run, ran) = check("top/proj", &[]);
+    assert!(!ran, "the launcher ran: {}", run.stderr);
+    let said = "belongs to uid 4242, above the working directory; passed over, since a configuration names the \
+                interpreter hashpyc runs (give it with --config to use it)";
+    assert!(run.stderr.contains(&format!("warning: `{}` {said}", config.display())), "{}", run.stderr);
+    // In the working directory: used.
+    let (run, ran) = check("top", &[]);
+    assert!(ran, "{}", run.stderr);
+    assert!(!run.stderr.contains("passed over"), "{}", run.stderr);
+    // ... unless anyone can write to that directory.
+    chmod(0o1777);
+    let (run, ran) = check("top", &[]);
+    assert!(!ran, "{}", run.stderr);
+    assert!(run.stderr.contains("in a directory anyone can write to; passed over"), "{}", run.stderr);
+    // Named: used, wherever it is.
+    let (run, ran) = check("top/proj", &["--config", "../.hashpyc.toml"]);
+    assert!(ran, "{}", run.stderr);
+    // Root's own, or the user's own: used.
+    chown(0);
+    let (run, ran) = check("top/proj", &[]);
+    assert!(ran, "{}", run.stderr);
+    assert!(!run.stderr.contains("passed over"), "{}", run.stderr);
+    chmod(0o755);
+}
