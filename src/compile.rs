@@ -603,7 +603,7 @@ pub fn compile(
         return Ok(summary);
     }
 
-    triage(s, &mut plans, &memos, &cwd, &mut summary, &mut notes, (style, verbosity));
+    triage(s, &mut plans, (&memos, &opts.paths), &cwd, &mut summary, &mut notes, (style, verbosity));
     rewrite_stage(s, &plans, &opts.paths, &mut summary, &mut notes, style, verbosity);
     spans.mark("rewrite");
 
@@ -836,7 +836,7 @@ fn walk_notes(walked: &Walked, summary: &mut Summary, notes: &mut Notes, style: 
 fn triage(
     s: &CompileSettings,
     plans: &mut [SourcePlan],
-    memos: &[Option<Memo>],
+    (memos, paths): (&[Option<Memo>], &PycPaths<'_>),
     cwd: &Path,
     summary: &mut Summary,
     notes: &mut Notes,
@@ -851,6 +851,7 @@ fn triage(
         // Under -W error, a unit whose source bytes are remembered to warn at the levels it
         // compiles fails without a compile, as the dry run says: left fresh (nothing written).
         let mut failed = Vec::new();
+        let mut refused = Vec::new();
         for (t, action) in p.actions.iter().enumerate() {
             let remembered = match action {
                 Action::Fresh if s.warnings_as_errors => {
@@ -878,8 +879,23 @@ fn triage(
                 }
                 // Compiled only to learn its warnings: counted when the result says.
                 Action::Compile { reason: Reason::UnknownWarnings, .. } => {}
-                // The levels a compile does not write are fresh and left alone.
-                Action::Compile { write, .. } => summary.fresh_pycs += s.levels.len() - write.len(),
+                Action::Compile { write, .. } => {
+                    // A pyc directory that cannot be created or written to (a read-only
+                    // tree, a `__pycache__` another user owns) fails the unit before its
+                    // compile, as the dry run finds it: compiling 1 903 files to write none
+                    // took as long as a build. The source is read by the compile, which
+                    // reports what stops that; only the first pyc's obstacle is taken here.
+                    let mut read = Some(Ok(()));
+                    if let Some(Obstacle::Error(error, 0)) =
+                        compile_obstacle(&p.path, &paths.of(&p.path, t), write, &mut read)
+                    {
+                        unit_error(&p.path, t, error.clone(), summary, notes, style);
+                        refused.push((t, error));
+                        continue;
+                    }
+                    // The levels a compile does not write are fresh and left alone.
+                    summary.fresh_pycs += s.levels.len() - write.len();
+                }
                 Action::KnownFailure { failure: f, .. } => {
                     summary.failed += 1;
                     summary.failed_sources.insert(i);
@@ -891,10 +907,13 @@ fn triage(
                 Action::Refused { error } => unit_error(&p.path, t, error.to_string(), summary, notes, style),
             }
         }
-        if !failed.is_empty() {
+        if !failed.is_empty() || !refused.is_empty() {
             let mut actions = p.actions.to_vec();
             for t in failed {
                 actions[t] = Action::Fresh;
+            }
+            for (t, error) in refused {
+                actions[t] = Action::Refused { error: error.into() };
             }
             p.actions = actions.into_boxed_slice();
         }

@@ -1737,6 +1737,9 @@ fn dry_run_fails_where_the_run_cannot_create_the_pyc_directory() {
 
     // A read-only bind mount, where root's permissions do not help.
     tree.write("rosrc/m.py", "x = 1\n");
+    // And a `__pycache__` that is there, read-only as the rest.
+    tree.write("rosrc/pkg/n.py", "y = 1\n");
+    std::fs::create_dir(tree.path("rosrc/pkg/__pycache__")).unwrap();
     let ro = tree.path("ro");
     std::fs::create_dir(&ro).unwrap();
     let mounted = Command::new("mount")
@@ -1758,14 +1761,24 @@ fn dry_run_fails_where_the_run_cannot_create_the_pyc_directory() {
     let _guard = Unmount(ro.clone());
     assert!(Command::new("mount").args(["-o", "remount,ro,bind"]).arg(&ro).status().unwrap().success());
     let dry = tree.hashpyc().args(["compile", "-n", "ro"]).python(&py).run();
-    let run = tree.hashpyc().args(["compile", "ro"]).python(&py).run();
+    let run = tree.hashpyc().args(["compile", "ro"]).python(&py).env("HASHPYC_TRACE", "1").run();
     run.assert_code(1);
-    assert_eq!(errors(&run).len(), 1, "{}", run.stderr);
+    assert_eq!(errors(&run).len(), 2, "{}", run.stderr);
     assert!(
         run.stderr.contains("cannot create directory `ro/__pycache__`: Read-only file system"),
         "{}",
         run.stderr
     );
+    let pyc = format!("n.cpython-{}{}.pyc", py.minor.0, py.minor.1);
+    assert!(
+        run.stderr.contains(&format!("cannot write `ro/pkg/__pycache__/{pyc}`: Read-only file system")),
+        "{}",
+        run.stderr
+    );
+    // Found before compiling, as the dry run finds it: no file was compiled to be thrown
+    // away (it took as long as a build).
+    assert!(run.stderr.contains("0 compiles in 0 long-lived children"), "{}", run.stderr);
+    assert!(run.stderr.contains(", 0 fresh forks"), "{}", run.stderr);
     dry.assert_code(1);
     assert_eq!(errors(&dry), errors(&run), "{}", dry.stderr);
 }
