@@ -883,14 +883,21 @@ fn triage(
                     // A pyc directory that cannot be created or written to (a read-only
                     // tree, a `__pycache__` another user owns) fails the unit before its
                     // compile, as the dry run finds it: compiling 1 903 files to write none
-                    // took as long as a build. The source is read by the compile, which
-                    // reports what stops that; only the first pyc's obstacle is taken here.
-                    let mut read = Some(Ok(()));
-                    if let Some(Obstacle::Error(error, 0)) =
-                        compile_obstacle(&p.path, &paths.of(&p.path, t), write, &mut read)
-                    {
-                        unit_error(&p.path, t, error.clone(), summary, notes, style);
-                        refused.push((t, error));
+                    // took as long as a build. Only the first pyc's obstacle is taken here;
+                    // the source is read by the compile, and here only once the directory is
+                    // found wanting: what stops reading it is said first, as the compile and
+                    // the dry run say it.
+                    let pycs = paths.of(&p.path, t);
+                    if let Some(Obstacle::Error(_, 0)) = compile_obstacle(&p.path, &pycs, write, &mut Some(Ok(()))) {
+                        match compile_obstacle(&p.path, &pycs, write, &mut None) {
+                            Some(Obstacle::Vanished) => vanished(&p.path, summary, notes),
+                            Some(Obstacle::Error(error, _)) => {
+                                unit_error(&p.path, t, error.clone(), summary, notes, style);
+                                refused.push((t, error));
+                            }
+                            // Writable by now (changed between the two looks): compiled.
+                            None => summary.fresh_pycs += s.levels.len() - write.len(),
+                        }
                         continue;
                     }
                     // The levels a compile does not write are fresh and left alone.
