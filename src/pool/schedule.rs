@@ -1168,12 +1168,18 @@ impl<'a> Slot<'a> {
     }
 }
 
-/// An error with its causes, in one line: `cannot write `x`: Permission denied`.
+/// An error with its causes, in one line: `cannot write `x`: permission denied`, a system
+/// error's reason in the words every other message uses (`crate::io::io_reason`).
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
-        let text = c.to_string();
+        let text = match c.downcast_ref::<std::io::Error>() {
+            // A system error; one of ours (`a symbolic link loop`) says it already.
+            Some(io) if io.raw_os_error().is_some() => crate::io::io_reason(io),
+            Some(_) => c.to_string(),
+            None => c.to_string(),
+        };
         let text = match text.find(" (os error") {
             Some(i) => text[..i].to_string(),
             None => text,

@@ -1392,7 +1392,7 @@ fn cache_commands_on_a_missing_directory() {
     std::fs::create_dir(&locked).unwrap();
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
     if !unsafe_is_root() {
-        bad.push((locked.join("cache"), "Permission denied"));
+        bad.push((locked.join("cache"), "permission denied"));
     }
     for (path, reason) in &bad {
         for args in [&["stats"][..], &["prune", "--max-size", "0"], &["clean"]] {
