@@ -1904,7 +1904,7 @@ fn compile_obstacle(
                 Some(o) => return Some(o),
                 None => continue,
             },
-            Ok(_) => std::io::Error::from_raw_os_error(libc::EEXIST),
+            Ok(_) => crate::write::in_the_way(dir).unwrap_or_else(|| std::io::Error::from_raw_os_error(libc::EEXIST)),
             Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => e,
             Err(e) => match crate::write::broken_link(dir) {
                 Some(e) => e,

@@ -143,6 +143,17 @@ pub fn broken_link(dir: &Path) -> Option<std::io::Error> {
     Some(std::io::Error::new(e.kind(), why))
 }
 
+/// Why `dir` cannot be created where something that is not a directory has its name (a
+/// regular file `__pycache__`): in words, where `mkdir` says `File exists`, which reads as
+/// if all were well. `None` when no such thing is there.
+pub fn in_the_way(dir: &Path) -> Option<std::io::Error> {
+    let meta = std::fs::metadata(dir).ok().filter(|m| !m.is_dir())?;
+    let what = if meta.is_file() { "a file" } else { "something that is not a directory" };
+    let linked = std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink());
+    let what = if linked { format!("a symbolic link to {what}") } else { what.to_string() };
+    Some(std::io::Error::new(std::io::ErrorKind::AlreadyExists, format!("{what} of that name is there")))
+}
+
 /// The longest file name (`NAME_MAX`).
 pub const NAME_MAX: usize = 255;
 
@@ -293,7 +304,7 @@ pub fn write_atomic_in(
     let create_dir = || {
         create_dir_all_at(dir_at).map_err(|source| WriteError::CreateDir {
             path: dir.to_path_buf(),
-            source: broken_link(dir).unwrap_or(source),
+            source: broken_link(dir).or_else(|| in_the_way(dir)).unwrap_or(source),
         })
     };
     if !known.dir_exists {

@@ -2235,7 +2235,7 @@ per_python!(github_annotations_for_sources_that_do_not_compile, |py: &Python| {
         .collect();
     assert_eq!(want.len(), bad.len(), "CPython's errors: {cpython}");
     want.push(format!(
-        "::error file=w/m.py,title={title}::cannot create directory `w/__pycache__`: File exists"
+        "::error file=w/m.py,title={title}::cannot create directory `w/__pycache__`: a file of that name is there"
     ));
     want.sort();
     for round in ["first", "remembered"] {
