@@ -314,12 +314,23 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
             .iter()
             .all(|r| walked.errors.iter().any(|e| !e.is_notice() && e.path() == Some(r.as_path())));
     let nothing = sources == 0 && usage_errors == 0 && !all_excluded && vanished == 0 && !roots_failed;
+    // `--format github`: the run's errors are annotations too (on stderr as in text), so a
+    // job that fails for them says why where its findings would be.
+    let mut annotations: Vec<String> = Vec::new();
+    if s.format == Format::Github {
+        for e in walked.errors.iter().filter(|e| !e.is_note() && !e.is_notice()) {
+            annotations.push(github_error(e.path(), &e.to_string()));
+        }
+    }
     if nothing {
         let msg = report::no_sources("check", &s.roots, walked.skipped.describe(), s.walk.max_depth);
         if json {
             events.push(run_event("error", None, msg));
         } else {
             report::eprint_line(&format!("{}: {msg}", style.error()));
+            if s.format == Format::Github {
+                annotations.push(github_error(None, &msg));
+            }
         }
     }
     // Every hint that applies, each about other findings of a mixed tree (3.9 pycs missing
@@ -360,6 +371,11 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
             if !report::out_line(&mut out, e)? {
                 return Ok(status);
             }
+        }
+    }
+    for line in annotations {
+        if !report::out_line(&mut out, line)? {
+            return Ok(status);
         }
     }
     for f in findings.iter().filter(|f| s.all || f.outcome != Outcome::Ok) {
@@ -1440,6 +1456,22 @@ pub(crate) fn escape_property(s: &str) -> String {
 }
 
 /// A GitHub Actions workflow command.
+/// The directory of a finding's pyc, when `compile` could not write there, and why.
+fn unwritable_dir(f: &Finding) -> Option<(&Path, String)> {
+    if f.outcome == Outcome::Ok {
+        return None;
+    }
+    let dir = f.pyc.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    crate::compile::pyc_dir_unwritable(dir).map(|e| (dir, crate::io::io_reason(&e)))
+}
+
+/// `--format github`: an error of the run (a path it cannot walk, a path that does not
+/// exist, nothing to check) as a workflow command, on the path when there is one.
+fn github_error(path: Option<&Path>, message: &str) -> String {
+    let file = path.map(|p| format!("file={},", escape_property(&p.display().to_string()))).unwrap_or_default();
+    format!("::error {file}title={}::{}", escape_property("hashpyc check"), escape_data(message))
+}
+
 fn github_annotation(f: &Finding, accept: Accept, compile_unchecked: bool) -> String {
     let level = if f.outcome == Outcome::Ok { "notice" } else { "error" };
     let file = if f.outcome == Outcome::Stray { &f.pyc } else { &f.path };
@@ -1502,6 +1534,14 @@ fn github_annotation(f: &Finding, accept: Accept, compile_unchecked: bool) -> St
     } else if f.outcome == Outcome::Stray {
         // No compile removes it.
         msg.push_str(" - delete it (or restore its source)");
+    } else if let Some((dir, why)) = unwritable_dir(f) {
+        // A `__pycache__` another user owns, a read-only tree: compiling alone fails.
+        let verb = if dir.is_dir() { "write in" } else { "create" };
+        msg.push_str(&format!(
+            " - `hashpyc compile` cannot {verb} `{}` either ({why}): check the permissions there, or how the \
+             tree is mounted, then run {compile}",
+            report::shown(dir)
+        ));
     } else if f.outcome != Outcome::Ok {
         msg.push_str(&format!(" - run {compile} to fix"));
     }

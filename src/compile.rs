@@ -1926,6 +1926,17 @@ fn compile_obstacle(
     None
 }
 
+/// Why `compile` could not write a pyc in `dir`: it is there and cannot be written in, or
+/// it is not and cannot be created (see [`uncreatable`]). `None` when it could, or when
+/// that cannot be told without trying.
+pub fn pyc_dir_unwritable(dir: &Path) -> Option<std::io::Error> {
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => (!writable(dir)).then(std::io::Error::last_os_error),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => uncreatable(dir),
+        _ => None,
+    }
+}
+
 /// Whether files can be created in `dir` (`access(2)` with `W_OK | X_OK`: a read-only file
 /// system, an immutable directory (`chattr +i`, also for root), no write or search
 /// permission fails, with the reason in `errno`).

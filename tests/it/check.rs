@@ -3763,3 +3763,26 @@ per_python!(every_hint_that_applies_is_given, min = (3, 7), |py: &Python| {
     let quiet = tree.hashpyc().args(["check", "-qq"]).python(py).args(["a", "b"]).run();
     assert!(!quiet.stderr.contains("hint:"), "{}", quiet.stderr);
 });
+
+// `check --format github` annotated findings only: a path that cannot be walked or does not
+// exist, or nothing to check, failed the job with no annotation (compile's errors are
+// annotations). Each is one now, on the path when there is one; stderr says them as before.
+#[test]
+fn github_annotates_the_runs_errors() {
+    let Some(py) = harness::any_python("check::github_annotates_the_runs_errors") else { return };
+    let tree = Tree::new();
+    tree.write("a/m.py", "x = 1\n");
+    std::fs::create_dir(tree.path("empty")).unwrap();
+    tree.hashpyc().args(["compile", "-q", "a"]).python(py).run().assert_code(0);
+    let run = tree.hashpyc().args(["check", "--format", "github", "a", "nope"]).python(py).run();
+    run.assert_code(2);
+    assert_eq!(run.stdout, "::error file=nope,title=hashpyc check::`nope`: no such file or directory\n", "{run:?}");
+    assert!(run.stderr.contains("error: `nope`: no such file or directory"), "{run:?}");
+    let run = tree.hashpyc().args(["check", "--format", "github", "empty"]).python(py).run();
+    run.assert_code(1);
+    assert_eq!(run.stdout, "::error title=hashpyc check::no Python sources to check under `empty`\n", "{run:?}");
+    // Text output is unchanged: nothing on stdout.
+    let run = tree.hashpyc().args(["check", "empty"]).python(py).run();
+    run.assert_code(1);
+    assert_eq!(run.stdout, "");
+}

@@ -1321,6 +1321,28 @@ fn github_advice_for_a_pyc_compile_cannot_write_is_true() {
     compile.assert_code(1);
     // In the words of every other message (it said `Permission denied`, the system's).
     assert!(compile.stderr.contains(": permission denied"), "{compile:?}");
+
+    // A pyc missing where the user cannot create `__pycache__` (a directory of root's), or
+    // stale in a `__pycache__` of root's: compiling fails there too, and the advice says so
+    // (it said "run `hashpyc compile` to fix").
+    tree.write("q/m.py", "x = 1\n");
+    tree.write("r/m.py", "x = 1\n");
+    tree.hashpyc().args(["compile", "-q"]).python(&python).arg("r").run().assert_code(0);
+    tree.write("r/m.py", "x = 2\n");
+    let run = as_nobody(&tree, &["check", "--format", "github", "q", "r"], &python);
+    run.assert_code(1);
+    for (dir, verb) in [("q/__pycache__", "create"), ("r/__pycache__", "write in")] {
+        let want = format!(
+            " - `hashpyc compile` cannot {verb} `{dir}` either (permission denied): check the permissions there, or \
+             how the tree is mounted, then run `hashpyc compile`"
+        );
+        assert!(run.stdout.contains(&want), "{want}\n{run:?}");
+    }
+    assert!(!run.stdout.contains("to fix"), "{run:?}");
+    let compile = as_nobody(&tree, &["compile", "q", "r"], &python);
+    compile.assert_code(1);
+    assert!(compile.stderr.contains("cannot create directory `q/__pycache__`: permission denied"), "{compile:?}");
+    assert!(compile.stderr.contains("cannot write `r/__pycache__/"), "{compile:?}");
 }
 
 // A pyc whose name is over NAME_MAX, with no `__pycache__` yet: opening it fails on the
