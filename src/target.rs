@@ -1005,7 +1005,9 @@ pub fn state_dir() -> Option<PathBuf> {
         // home directory known, none (`compile` and `check` warn of it).
         return crate::layout::expand_home(Path::new(&dir)).ok();
     }
-    if let Some(dir) = set("XDG_CACHE_HOME") {
+    // A relative one is invalid and to be ignored (the XDG Base Directory specification):
+    // it put the state in whatever directory the run was in, the tree checked included.
+    if let Some(dir) = set("XDG_CACHE_HOME").filter(|d| Path::new(d).is_absolute()) {
         return Some(PathBuf::from(dir).join("hashpyc"));
     }
     // `~/.cache`, with `~` as a shell finds it: HOME, else the password database.

@@ -636,6 +636,13 @@ fn an_unusable_state_dir_is_reported() {
         );
         assert_eq!(lines(&verbose.stderr, &head), 1, "{cmd}: {}", verbose.stderr);
     }
+    // A relative XDG_CACHE_HOME is ignored, as the XDG Base Directory specification says
+    // (it put a `relative/hashpyc` into the tree `check` ran in): `~/.cache/hashpyc`.
+    let home = tree.path("home");
+    let relative = tree.hashpyc().env_remove("HASHPYC_STATE_DIR").env("XDG_CACHE_HOME", "relative");
+    let relative = relative.env("HOME", &home).args(["check"]).python(py).arg("src").run();
+    assert!(!tree.path("relative").exists(), "{}", relative.stderr);
+    assert!(home.join(".cache/hashpyc").is_dir(), "{}", relative.stderr);
     // Off on purpose, or a usable directory: nothing to say.
     let off = tree.hashpyc().env("HASHPYC_STATE_DIR", &file).env("HASHPYC_NO_STATE", "1");
     let off = off.args(["compile"]).python(py).arg("src").run();
