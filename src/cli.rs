@@ -82,8 +82,9 @@ pub enum Command {
     Compile(Box<CompileArgs>),
 
     /// Verify that every `.py` file under PATHs has a pyc that the target interpreter will
-    /// accept and that matches the source. Reads files only; writes nothing and starts no
-    /// Python to compile.
+    /// accept and that matches the source, as `hashpyc compile` writes it. Writes no pyc and
+    /// starts no Python to compile (the state directory remembers interpreter probes and the
+    /// pycs found good: `HASHPYC_NO_STATE=1` writes nothing at all).
     ///
     /// One outcome per source, interpreter and optimization level: ok; missing (no pyc);
     /// stale (the pyc's source hash differs, it embeds another path than `compile` would,
