@@ -164,7 +164,7 @@ pub struct CompileArgs {
     /// (trusted as is: fastest start-up, for images whose sources never change).
     /// `timestamp` is refused: it is the failure this tool exists to prevent. A fresh
     /// pyc of the other hash mode only gets its header rewritten.
-    #[arg(long, value_name = "MODE", default_value = "checked-hash", help_heading = "Compilation",
+    #[arg(long, value_name = "MODE", default_value = "checked-hash", help_heading = "Compilation", alias = "mode",
           value_parser = clap::builder::PossibleValuesParser::new([
               clap::builder::PossibleValue::new("checked-hash").alias("checked"),
               clap::builder::PossibleValue::new("unchecked-hash").alias("unchecked"),
@@ -711,7 +711,7 @@ pub struct CheckArgs {
     /// hash-based only) or `any` (either hash-based kind). Default: what the configuration's
     /// `invalidation-mode` writes (`unchecked` for `unchecked-hash`), else `checked`.
     #[arg(long, value_enum, default_value_t = CheckMode::Checked, hide_default_value = true,
-          help_heading = "Verdicts")]
+          help_heading = "Verdicts", alias = "invalidation-mode")]
     pub mode: CheckMode,
 
     /// The configuration's `invalidation-mode` is `unchecked-hash`: what a plain `compile`
@@ -755,7 +755,11 @@ pub struct CheckArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CheckMode {
+    // compile's names of the modes are taken too, unsaid (`check --invalidation-mode
+    // unchecked-hash` beside a compile of that mode).
+    #[value(alias = "checked-hash")]
     Checked,
+    #[value(alias = "unchecked-hash")]
     Unchecked,
     Any,
 }

@@ -2447,3 +2447,20 @@ per_python!(a_fifo_where_a_pyc_should_be_is_reported, |py: &Python| {
     // Still a FIFO: nothing was written through it or over it.
     assert!(std::fs::symlink_metadata(&pyc).unwrap().file_type().is_fifo());
 });
+
+// `compile` says `--invalidation-mode unchecked-hash`, `check` says `--mode unchecked`; each
+// took only its own spelling, and clap's tip for the other (`use '-- --invalidation-mode'`)
+// made the flag a path. Each takes the other's spelling now, flag and values.
+#[test]
+fn compile_and_check_take_each_others_mode_spelling() {
+    let Some(py) = crate::harness::any_python("compile_and_check_take_each_others_mode_spelling") else { return };
+    let tree = Tree::new();
+    tree.write("m.py", "x = 1\n");
+    tree.hashpyc().args(["compile", "--mode", "unchecked"]).python(py).run().assert_code(0);
+    // CPython's own reading of the flags field: unchecked-hash is 0b01.
+    let pyc = tree.pycs().pop().unwrap();
+    assert_eq!(std::fs::read(tree.path(&pyc)).unwrap()[4], 1, "{}", pyc.display());
+    tree.hashpyc().args(["check", "--invalidation-mode", "unchecked-hash"]).python(py).run().assert_code(0);
+    tree.hashpyc().args(["check", "--invalidation-mode", "checked-hash"]).python(py).run().assert_code(1);
+    tree.hashpyc().args(["check", "--mode", "unchecked"]).python(py).run().assert_code(0);
+}
