@@ -559,6 +559,18 @@ pub fn brief(help: &str) -> String {
     short
 }
 
+/// `-o LEVEL`: 0, 1 or 2. compileall's `-o -1`, the interpreter's own level, is what
+/// leaving `-o` out does here: said so (clap's tip, `use '-- -1'`, led nowhere).
+pub fn parse_level(s: &str) -> Result<u8, String> {
+    match s.trim().parse::<i64>() {
+        Ok(level @ 0..=2) => Ok(level as u8),
+        Ok(-1) => Err("-1 is compileall's \"the interpreter's level\": leave out -o, and hashpyc takes the \
+                       level from PYTHONOPTIMIZE as compileall does"
+            .into()),
+        _ => Err(format!("`{s}` is not an optimization level: 0, 1 or 2")),
+    }
+}
+
 /// `--exclude GLOB`: text; a glob that is not UTF-8 is refused naming the flag (clap's own
 /// refusal names none), with the glob that matches such a name.
 pub fn parse_glob_arg(s: OsString) -> Result<String, String> {
@@ -950,7 +962,7 @@ pub struct LayoutArgs {
     /// configuration's `optimize`), the level CPython takes from `PYTHONOPTIMIZE`, as
     /// compileall does.
     #[arg(short = 'o', long = "optimize", value_name = "LEVEL", help_heading = "Layout",
-          value_parser = clap::value_parser!(u8).range(0..=2))]
+          value_parser = parse_level, allow_negative_numbers = true)]
     pub optimize: Vec<u8>,
 
     /// Where `optimize` came from when a configuration file set it.

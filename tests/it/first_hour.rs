@@ -2464,3 +2464,21 @@ fn compile_and_check_take_each_others_mode_spelling() {
     tree.hashpyc().args(["check", "--invalidation-mode", "checked-hash"]).python(py).run().assert_code(1);
     tree.hashpyc().args(["check", "--mode", "unchecked"]).python(py).run().assert_code(0);
 }
+
+// compileall's `-o -1` (the interpreter's level) got clap's tip `use '-- -1'`, which then
+// failed for a missing value; it is said what it is here: leaving `-o` out.
+#[test]
+fn optimize_minus_one_is_explained() {
+    let tree = Tree::new();
+    tree.write("m.py", "x = 1\n");
+    for args in [&["-o", "-1"][..], &["--optimize=-1"]] {
+        let run = tree.hashpyc().arg("compile").args(args).arg("m.py").run();
+        run.assert_code(2);
+        assert!(run.stderr.contains("-1 is compileall's \"the interpreter's level\": leave out -o"), "{}", run.stderr);
+        assert!(!run.stderr.contains("tip:"), "{}", run.stderr);
+    }
+    let run = tree.hashpyc().args(["check", "-o", "3"]).run();
+    run.assert_code(2);
+    assert!(run.stderr.contains("`3` is not an optimization level: 0, 1 or 2"), "{}", run.stderr);
+    assert!(tree.pycs().is_empty());
+}
