@@ -120,8 +120,10 @@ pub fn strip_missed_message(embed: &Embed, count: usize, example: &Path) -> Stri
         ),
         _ => ", as by compileall 3.13+".to_string(),
     };
+    // One path is named as itself; of several, one is the example.
+    let (eg, their) = if count == 1 { ("", "its path is") } else { ("e.g. ", "their paths are") };
     format!(
-        "--strip-prefix `{}` does not match the start of {} (e.g. `{}`){slash}; their paths are embedded {instead}{before_313}",
+        "--strip-prefix `{}` does not match the start of {} ({eg}`{}`){slash}; {their} embedded {instead}{before_313}",
         crate::report::shown(strip),
         crate::report::plural(count, "source path", "source paths"),
         crate::report::shown(example)

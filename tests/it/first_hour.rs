@@ -1807,7 +1807,7 @@ per_python!(strip_prefix_warning_says_what_is_embedded, min = (3, 9), |py: &Pyth
         run.stderr
     );
     assert!(
-        run.stderr.contains("their paths are embedded with only --prepend-prefix `/srv` applied"),
+        run.stderr.contains("its path is embedded with only --prepend-prefix `/srv` applied"),
         "{}",
         run.stderr
     );
@@ -1837,7 +1837,7 @@ per_python!(strip_prefix_warning_says_what_is_embedded, min = (3, 9), |py: &Pyth
     assert!(inspect.stdout.contains("co_filename  /srv/dd/pkg/a.py"), "{}", inspect.stdout);
     // Without -p, the paths are unchanged, as said.
     let run = tree.hashpyc().args(["compile", "-s", "dd/"]).python(py).arg("dd").run();
-    assert!(run.stderr.contains("their paths are embedded unchanged"), "{}", run.stderr);
+    assert!(run.stderr.contains("its path is embedded unchanged"), "{}", run.stderr);
 });
 
 // Shell completion offers the values of `--invalidation-mode` (it offered file names:

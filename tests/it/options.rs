@@ -199,7 +199,7 @@ per_python!(strip_prefix_that_does_not_match, min = (3, 9), |py: &Python| {
         (
             &["-s", "src/pkg", "-p", "/app"],
             1,
-            "; their paths are embedded with only --prepend-prefix `/app` applied",
+            "; its path is embedded with only --prepend-prefix `/app` applied",
             "/app/src/m.py",
             "/app/m.py",
         ),
@@ -223,12 +223,14 @@ per_python!(strip_prefix_that_does_not_match, min = (3, 9), |py: &Python| {
             assert_eq!(theirs_path, old_rule, "{}: compileall {flags:?}", py.label());
         }
         let warning = format!(
-            "warning: --strip-prefix `{}` does not match the start of {missed} source path{} (e.g. \
+            "warning: --strip-prefix `{}` does not match the start of {missed} source path{} ({}\
              `src/m.py`){middle}, as by compileall 3.13+ (`{new_rule}`); the compileall of 3.9–3.12, \
              which removes each component equal to the one at the same position, embeds `{old_rule}` \
              for it\n",
             flags[1],
-            if missed == 1 { "" } else { "s" }
+            if missed == 1 { "" } else { "s" },
+            // One path is named as itself, not as an example.
+            if missed == 1 { "" } else { "e.g. " }
         );
         assert!(run.stderr.contains(&warning), "{}: {flags:?}\n{}\nwant {warning}", py.label(), run.stderr);
     }
