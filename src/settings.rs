@@ -346,6 +346,45 @@ fn misnamed_variables() -> Option<String> {
     })
 }
 
+/// Variables that change what `python -m compileall` writes or refuses, which the workers
+/// never see (they start with no `PYTHON*` variable but those hashpyc sets, so that the
+/// bytes depend on nothing else): said, not silently dropped, with what to use instead.
+/// `PYTHONOPTIMIZE` and `PYTHONPYCACHEPREFIX` are read by hashpyc itself.
+fn unpassed_python_variables() -> Vec<String> {
+    let set = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let mut said = Vec::new();
+    // `error`, `error::SyntaxWarning`, `default,error::DeprecationWarning`: an entry whose
+    // action is `error` (CPython matches a prefix of the action name, as `e` or `err`).
+    if let Some(value) = set("PYTHONWARNINGS")
+        && value.split(',').any(|entry| {
+            let action = entry.split(':').next().unwrap_or_default().trim();
+            !action.is_empty() && "error".starts_with(action)
+        })
+    {
+        said.push(format!(
+            "PYTHONWARNINGS={value} is not passed to the interpreters hashpyc compiles with: a compile \
+             warning (an invalid escape sequence) fails the file with `-W error` (`--warnings-as-errors`), \
+             as compileall under PYTHONWARNINGS=error"
+        ));
+    }
+    if set("PYTHONNODEBUGRANGES").is_some() {
+        said.push(
+            "PYTHONNODEBUGRANGES is not passed to the interpreters hashpyc compiles with: the pycs keep \
+             their column positions, as without it (compileall under it writes pycs without them, \
+             3.11+)"
+                .to_string(),
+        );
+    }
+    if let Some(value) = set("PYTHONINTMAXSTRDIGITS") {
+        said.push(format!(
+            "PYTHONINTMAXSTRDIGITS={value} is not passed to the interpreters hashpyc compiles with: an \
+             integer literal of more than 4 300 digits fails to compile where CPython limits them, as \
+             without it"
+        ));
+    }
+    said
+}
+
 /// The state directory, when it is set (or, under `-v`, defaults) to one that cannot be
 /// used: what `command` loses, which would otherwise be lost silently (every run starting
 /// Python again). The default location is not worth a warning on every run where the home
@@ -406,6 +445,9 @@ fn load_config(
     let mut passed_over = Vec::new();
     let source = config::load(args.config.as_deref(), named_by, args.no_config, cwd, &mut passed_over);
     passed_over.extend(misnamed_variables());
+    if command == "compile" {
+        passed_over.extend(unpassed_python_variables());
+    }
     passed_over.extend(unusable_state_dir(command, output.verbose > 0 && output.quiet == 0));
     // Warnings first: a file passed over explains an error or an unexpected configuration.
     for w in passed_over {

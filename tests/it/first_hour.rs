@@ -2482,3 +2482,44 @@ fn optimize_minus_one_is_explained() {
     assert!(run.stderr.contains("`3` is not an optimization level: 0, 1 or 2"), "{}", run.stderr);
     assert!(tree.pycs().is_empty());
 }
+
+// Variables that change what compileall writes or refuses never reach the workers (they
+// start with no `PYTHON*` variable but hashpyc's): `PYTHONWARNINGS=error` (a CI guard
+// against invalid escapes) and `PYTHONNODEBUGRANGES` were dropped silently. `compile` says
+// so and what to use; the pycs are those of a run without them, as said.
+per_python!(python_variables_the_workers_do_not_get_are_said, min = (3, 11), |py: &Python| {
+    let tree = Tree::new();
+    tree.write("m.py", "def f(x):\n    return x.y + 1\n");
+    let compileall = |nodebug: bool| {
+        let mut cmd = Command::new(&py.path);
+        cmd.args(["-m", "compileall", "-q", "--invalidation-mode", "checked-hash", "m.py"]).current_dir(tree.root());
+        if nodebug {
+            cmd.env("PYTHONNODEBUGRANGES", "1");
+        }
+        assert!(cmd.status().unwrap().success());
+        let pyc = tree.pycs().pop().unwrap();
+        let bytes = std::fs::read(tree.path(&pyc)).unwrap();
+        std::fs::remove_file(tree.path(&pyc)).unwrap();
+        bytes
+    };
+    let (without, nodebug) = (compileall(false), compileall(true));
+    assert_ne!(without, nodebug, "compileall under PYTHONNODEBUGRANGES leaves out the column table");
+    let run = tree.hashpyc().args(["compile"]).python(py).env("PYTHONNODEBUGRANGES", "1").run();
+    run.assert_code(0);
+    assert!(run.stderr.contains("warning: PYTHONNODEBUGRANGES is not passed to the interpreters"), "{}", run.stderr);
+    let pyc = tree.pycs().pop().unwrap();
+    assert_eq!(std::fs::read(tree.path(&pyc)).unwrap(), without, "the pycs are those of a run without it");
+    for (value, said) in [("error", true), ("default,error::DeprecationWarning", true), ("ignore", false)] {
+        let run = tree.hashpyc().args(["compile", "-f"]).python(py).env("PYTHONWARNINGS", value).run();
+        run.assert_code(0);
+        let warning = format!("warning: PYTHONWARNINGS={value} is not passed");
+        assert_eq!(run.stderr.contains(&warning), said, "{value}: {}", run.stderr);
+        if said {
+            assert!(run.stderr.contains("`-W error`"), "{}", run.stderr);
+        }
+    }
+    // `check` compiles nothing: nothing to say.
+    let run = tree.hashpyc().args(["check"]).python(py).env("PYTHONWARNINGS", "error").run();
+    run.assert_code(0);
+    assert!(!run.stderr.contains("PYTHONWARNINGS"), "{}", run.stderr);
+});
