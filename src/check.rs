@@ -72,9 +72,7 @@ impl Outcome {
         match self {
             Outcome::Ok => "up to date",
             Outcome::Missing => "no pyc",
-            Outcome::Stale => {
-                "the pyc was compiled from other source bytes, embeds another path, or has bytes after its code object"
-            }
+            Outcome::Stale => "the pyc was compiled from other source bytes",
             Outcome::Timestamp => "timestamp-based pyc (can go stale unnoticed)",
             Outcome::Unchecked => "unchecked hash-based pyc; checked required",
             Outcome::Checked => "checked hash-based pyc; unchecked required",
@@ -1476,7 +1474,14 @@ fn github_annotation(f: &Finding, accept: Accept, compile_unchecked: bool) -> St
     let level = if f.outcome == Outcome::Ok { "notice" } else { "error" };
     let file = if f.outcome == Outcome::Stray { &f.pyc } else { &f.path };
     // A temporary file's detail says what it is.
-    let explain = if f.detail.as_deref() == Some(TEMP_STRAY) { "left behind" } else { f.outcome.explain() };
+    // A stale pyc without a detail is one of other source bytes (an embedded path or bytes
+    // after the code object are its detail): said as that alone.
+    let explain = match (f.outcome, f.detail.as_deref()) {
+        (_, Some(TEMP_STRAY)) => "left behind",
+        (Outcome::Stale, None) => "the pyc was compiled from other source bytes",
+        (Outcome::Stale, Some(_)) => "the pyc is not what `hashpyc compile` writes",
+        _ => f.outcome.explain(),
+    };
     let mut msg = format!("{}: {explain} (`{}`)", f.outcome.name(), report::shown(&f.pyc));
     if let Some(d) = &f.detail {
         msg.push_str(&format!(": {d}"));
