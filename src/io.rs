@@ -265,11 +265,11 @@ pub fn open_file_limit() -> Option<u64> {
 }
 
 /// Why a thread or a process could not be started, in words, with the limit that usually
-/// causes it: `Resource temporarily unavailable (the process limit, `ulimit -u`, or the
-/// memory limit, `ulimit -v`?)`. Never an `(os error N)`.
+/// causes it: `Resource temporarily unavailable (the process limit, `ulimit -u` or a
+/// container's pids limit, or the memory limit, `ulimit -v`?)`. Never an `(os error N)`.
 pub fn start_reason(e: &std::io::Error) -> String {
     let limit = match e.raw_os_error() {
-        Some(libc::EAGAIN) => " (the process limit, `ulimit -u`, or the memory limit, `ulimit -v`?)",
+        Some(libc::EAGAIN) => " (the process limit, `ulimit -u` or a container's pids limit, or the memory limit, `ulimit -v`?)",
         Some(libc::ENOMEM) => " (the memory limit, `ulimit -v`?)",
         Some(libc::EMFILE) => " (the open-file limit, `ulimit -n`?)",
         _ => "",

@@ -1878,7 +1878,7 @@ fn a_process_limit_is_an_error_in_words_never_a_panic() {
             assert!(!e.contains("Traceback") && !e.contains("Error: [Errno"), "{what}");
             for l in e.lines().filter(|l| l.contains("temporarily unavailable")) {
                 assert!(
-                    l.ends_with("(the process limit, `ulimit -u`, or the memory limit, `ulimit -v`?)"),
+                    l.ends_with("(the process limit, `ulimit -u` or a container's pids limit, or the memory limit, `ulimit -v`?)"),
                     "{what}"
                 );
             }
@@ -1903,7 +1903,7 @@ fn a_process_limit_is_an_error_in_words_never_a_panic() {
         assert!(!e.contains("Traceback") && !e.contains("Error: [Errno"), "{args:?}: {e}");
         assert!(!e.contains("keep dying"), "{args:?}: {e}");
         let reason = "cannot start a Python process: Resource temporarily unavailable (the process limit, \
-                      `ulimit -u`, or the memory limit, `ulimit -v`?)";
+                      `ulimit -u` or a container's pids limit, or the memory limit, `ulimit -v`?)";
         assert_eq!(e.matches(reason).count(), 1, "{args:?}: {e}");
     }
 }
