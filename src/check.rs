@@ -741,10 +741,13 @@ fn level_hint(findings: &[Finding], ok: usize, s: &CheckSettings) -> Option<Stri
     ))
 }
 
-/// The ancestor of `cwd` from which relative `found` names the file `want` names here, as
-/// `../..` (the tree was compiled from there: `hashpyc compile` at the top embeds
-/// `src/m.py`, `hashpyc check` in `src` expects `m.py`).
-fn spelled_from_above(found: &Path, want: &Path, cwd: &Path) -> Option<PathBuf> {
+/// The directory from which relative `found` names the file `want` names here: an
+/// ancestor of `cwd` as `../..` (the tree was compiled from there: `hashpyc compile` at the
+/// top embeds `src/m.py`, `hashpyc check` in `src` expects `m.py`), else the directory
+/// whose path the file's ends in `found` under (`hashpyc compile venv/lib` in `/opt`,
+/// `hashpyc check /opt/venv/lib` elsewhere): relative when below `cwd` and `want` is,
+/// else absolute.
+fn spelled_from(found: &Path, want: &Path, cwd: &Path) -> Option<PathBuf> {
     if found.is_absolute() {
         return None;
     }
@@ -756,7 +759,20 @@ fn spelled_from_above(found: &Path, want: &Path, cwd: &Path) -> Option<PathBuf> 
             return Some(up);
         }
     }
-    None
+    let mut dir = target.clone();
+    for _ in found.components() {
+        if !dir.pop() {
+            return None;
+        }
+    }
+    if crate::layout::absolute(found, &dir) != target {
+        return None;
+    }
+    // Below the working directory, the tree named relative: as spelled from here.
+    match dir.strip_prefix(crate::layout::absolute(Path::new("."), cwd)) {
+        Ok(below) if !below.as_os_str().is_empty() && want.is_relative() => Some(below.to_path_buf()),
+        _ => Some(dir),
+    }
 }
 
 fn spelling_hint(findings: &[Finding], cwd: &Path) -> Option<String> {
@@ -803,7 +819,7 @@ fn spelling_hint(findings: &[Finding], cwd: &Path) -> Option<String> {
     let mut above: Option<PathBuf> = None;
     for (found, want, same, _) in &spelled {
         if !same {
-            let from = spelled_from_above(found, want, cwd)?;
+            let from = spelled_from(found, want, cwd)?;
             if above.get_or_insert_with(|| from.clone()) != &from {
                 return None;
             }

@@ -1784,6 +1784,22 @@ per_python!(spelling_hint_from_a_subdirectory, min = (3, 8), |py: &Python| {
     let run = check("src/pkg");
     run.assert_code(1);
     assert!(run.stderr.contains("as spelled from `../..` (`src/pkg/b.py` for `b.py`)"), "{}", run.stderr);
+    // A tree compiled in a directory (`venv/lib` in `/opt`, as a Dockerfile's WORKDIR does)
+    // checked from elsewhere: named absolute, the hint names that directory absolute; named
+    // relative from above it, relative (it gave no hint: the directory is no ancestor).
+    let top = tree.root().canonicalize().unwrap();
+    let run = Hashpyc::new(Path::new("/")).arg("check").python(py).arg(top.join("src")).run();
+    run.assert_code(1);
+    let want = format!("as spelled from `{}` (`src/a.py` for `{}`)", top.display(), top.join("src/a.py").display());
+    assert!(run.stderr.contains(&want), "{want}
+{}", run.stderr);
+    let outer = tree.path("outer");
+    std::fs::create_dir_all(outer.join("proj")).unwrap();
+    std::fs::rename(tree.path("src"), outer.join("proj/src")).unwrap();
+    let run = Hashpyc::new(&outer).arg("check").python(py).arg("proj/src").run();
+    run.assert_code(1);
+    assert!(run.stderr.contains("as spelled from `proj` (`src/a.py` for `proj/src/a.py`)"), "{}", run.stderr);
+    std::fs::rename(outer.join("proj/src"), tree.path("src")).unwrap();
     // From the top, as compiled: fresh.
     tree.hashpyc().arg("check").python(py).run().assert_code(0);
     tree.write("src/a.py", "A = 3\n");
