@@ -1482,7 +1482,8 @@ fn unwritable_dir(f: &Finding) -> Option<(&Path, String)> {
 /// `--format github`: an error of the run (a path it cannot walk, a path that does not
 /// exist, nothing to check) as a workflow command, on the path when there is one.
 fn github_error(path: Option<&Path>, message: &str) -> String {
-    let file = path.map(|p| format!("file={},", escape_property(&p.display().to_string()))).unwrap_or_default();
+    let file =
+        path.map(|p| format!("file={},", escape_property(&p.display().to_string()))).unwrap_or_default();
     format!("::error {file}title={}::{}", escape_property("hashpyc check"), escape_data(message))
 }
 

@@ -1007,7 +1007,10 @@ mod tests {
     #[test]
     fn completion_descriptions_are_first_sentences() {
         assert_eq!(brief("Verify the tree. Reads files only."), "Verify the tree");
-        assert_eq!(brief("Check (e.g. a CI job. Or not) this; then that"), "Check (e.g. a CI job. Or not) this");
+        assert_eq!(
+            brief("Check (e.g. a CI job. Or not) this; then that"),
+            "Check (e.g. a CI job. Or not) this"
+        );
         assert_eq!(brief("Use it, e.g. in CI. More."), "Use it, e.g. in CI");
         assert_eq!(brief("Mode `a. b` here."), "Mode `a. b` here");
         let long = format!("Target interpreter: {}. More", "word ".repeat(30));

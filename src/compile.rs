@@ -888,7 +888,9 @@ fn triage(
                     // found wanting: what stops reading it is said first, as the compile and
                     // the dry run say it.
                     let pycs = paths.of(&p.path, t);
-                    if let Some(Obstacle::Error(_, 0)) = compile_obstacle(&p.path, &pycs, write, &mut Some(Ok(()))) {
+                    if let Some(Obstacle::Error(_, 0)) =
+                        compile_obstacle(&p.path, &pycs, write, &mut Some(Ok(())))
+                    {
                         match compile_obstacle(&p.path, &pycs, write, &mut None) {
                             Some(Obstacle::Vanished) => vanished(&p.path, summary, notes),
                             Some(Obstacle::Error(error, _)) => {
@@ -1904,7 +1906,8 @@ fn compile_obstacle(
                 Some(o) => return Some(o),
                 None => continue,
             },
-            Ok(_) => crate::write::in_the_way(dir).unwrap_or_else(|| std::io::Error::from_raw_os_error(libc::EEXIST)),
+            Ok(_) => crate::write::in_the_way(dir)
+                .unwrap_or_else(|| std::io::Error::from_raw_os_error(libc::EEXIST)),
             Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => e,
             Err(e) => match crate::write::broken_link(dir) {
                 Some(e) => e,

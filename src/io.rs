@@ -269,7 +269,9 @@ pub fn open_file_limit() -> Option<u64> {
 /// container's pids limit, or the memory limit, `ulimit -v`?)`. Never an `(os error N)`.
 pub fn start_reason(e: &std::io::Error) -> String {
     let limit = match e.raw_os_error() {
-        Some(libc::EAGAIN) => " (the process limit, `ulimit -u` or a container's pids limit, or the memory limit, `ulimit -v`?)",
+        Some(libc::EAGAIN) => {
+            " (the process limit, `ulimit -u` or a container's pids limit, or the memory limit, `ulimit -v`?)"
+        }
         Some(libc::ENOMEM) => " (the memory limit, `ulimit -v`?)",
         Some(libc::EMFILE) => " (the open-file limit, `ulimit -n`?)",
         _ => "",

@@ -168,7 +168,10 @@ fn passwd_home() -> Option<PathBuf> {
 
 /// A field of `uid`'s entry in the password database (getpwuid_r), `None` when there is
 /// no entry or the field is empty.
-pub fn passwd_field(uid: libc::uid_t, field: fn(&libc::passwd) -> *mut libc::c_char) -> Option<std::ffi::OsString> {
+pub fn passwd_field(
+    uid: libc::uid_t,
+    field: fn(&libc::passwd) -> *mut libc::c_char,
+) -> Option<std::ffi::OsString> {
     use std::os::unix::ffi::OsStrExt;
     let mut buf = vec![0u8; 4096];
     loop {

@@ -26,7 +26,9 @@ fn open(dir: &Path) -> Result<Opened, Error> {
     let tier = match DiskTier::existing(dir) {
         Ok(tier) => tier,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Opened::Missing),
-        Err(e) => return Err(CacheError::Open { path: dir.to_path_buf(), source: super::in_words(&e) }.into()),
+        Err(e) => {
+            return Err(CacheError::Open { path: dir.to_path_buf(), source: super::in_words(&e) }.into());
+        }
     };
     // A directory it may not read is no "not a cache": say why.
     if let Some(e) = tier.unreadable() {

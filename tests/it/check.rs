@@ -3776,22 +3776,34 @@ fn github_annotates_the_runs_errors() {
     tree.hashpyc().args(["compile", "-q", "a"]).python(py).run().assert_code(0);
     let run = tree.hashpyc().args(["check", "--format", "github", "a", "nope"]).python(py).run();
     run.assert_code(2);
-    assert_eq!(run.stdout, "::error file=nope,title=hashpyc check::`nope`: no such file or directory\n", "{run:?}");
+    assert_eq!(
+        run.stdout, "::error file=nope,title=hashpyc check::`nope`: no such file or directory\n",
+        "{run:?}"
+    );
     assert!(run.stderr.contains("error: `nope`: no such file or directory"), "{run:?}");
     let run = tree.hashpyc().args(["check", "--format", "github", "empty"]).python(py).run();
     run.assert_code(1);
-    assert_eq!(run.stdout, "::error title=hashpyc check::no Python sources to check under `empty`\n", "{run:?}");
+    assert_eq!(
+        run.stdout, "::error title=hashpyc check::no Python sources to check under `empty`\n",
+        "{run:?}"
+    );
     // A stale pyc says which of its causes it is: other source bytes, or its detail (it
     // listed all three for each).
     tree.write("a/m.py", "x = 2\n");
     let run = tree.hashpyc().args(["check", "--format", "github", "a"]).python(py).run();
     run.assert_code(1);
-    assert!(run.stdout.contains("::stale: the pyc was compiled from other source bytes (`a/__pycache__/"), "{run:?}");
+    assert!(
+        run.stdout.contains("::stale: the pyc was compiled from other source bytes (`a/__pycache__/"),
+        "{run:?}"
+    );
     assert!(!run.stdout.contains("embeds another path"), "{run:?}");
     tree.hashpyc().args(["compile", "-q", "-d", "/app", "a"]).python(py).run().assert_code(0);
     let run = tree.hashpyc().args(["check", "--format", "github", "a"]).python(py).run();
     run.assert_code(1);
-    assert!(run.stdout.contains("::stale: the pyc is not what `hashpyc compile` writes (`a/__pycache__/"), "{run:?}");
+    assert!(
+        run.stdout.contains("::stale: the pyc is not what `hashpyc compile` writes (`a/__pycache__/"),
+        "{run:?}"
+    );
     assert!(run.stdout.contains(": embedded path is `/app/m.py`, expected `a/m.py`"), "{run:?}");
     // Text output is unchanged: nothing on stdout.
     let run = tree.hashpyc().args(["check", "empty"]).python(py).run();

@@ -2465,11 +2465,14 @@ fn a_configuration_another_user_left_above_is_passed_over() {
     let config = tree.write("top/.hashpyc.toml", format!("python = [\"{}\"]\n", launcher.display()));
     tree.write("top/proj/m.py", "x = 1\n");
     let chown = |uid: u32| std::os::unix::fs::chown(&config, Some(uid), None).unwrap();
-    let chmod = |mode: u32| std::fs::set_permissions(tree.path("top"), std::fs::Permissions::from_mode(mode)).unwrap();
+    let chmod = |mode: u32| {
+        std::fs::set_permissions(tree.path("top"), std::fs::Permissions::from_mode(mode)).unwrap()
+    };
     let check = |dir: &str, args: &[&str]| {
         let _ = std::fs::remove_file(&marker);
         // No state directory: a remembered probe would not start the launcher again.
-        let run = harness::Hashpyc::new(&tree.path(dir)).env("HASHPYC_NO_STATE", "1").arg("check").args(args).run();
+        let run =
+            harness::Hashpyc::new(&tree.path(dir)).env("HASHPYC_NO_STATE", "1").arg("check").args(args).run();
         (run, marker.exists())
     };
     chown(4242);

@@ -1341,7 +1341,10 @@ fn github_advice_for_a_pyc_compile_cannot_write_is_true() {
     assert!(!run.stdout.contains("to fix"), "{run:?}");
     let compile = as_nobody(&tree, &["compile", "q", "r"], &python);
     compile.assert_code(1);
-    assert!(compile.stderr.contains("cannot create directory `q/__pycache__`: permission denied"), "{compile:?}");
+    assert!(
+        compile.stderr.contains("cannot create directory `q/__pycache__`: permission denied"),
+        "{compile:?}"
+    );
     assert!(compile.stderr.contains("cannot write `r/__pycache__/"), "{compile:?}");
 }
 

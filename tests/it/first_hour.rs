@@ -1790,9 +1790,14 @@ per_python!(spelling_hint_from_a_subdirectory, min = (3, 8), |py: &Python| {
     let top = tree.root().canonicalize().unwrap();
     let run = Hashpyc::new(Path::new("/")).arg("check").python(py).arg(top.join("src")).run();
     run.assert_code(1);
-    let want = format!("as spelled from `{}` (`src/a.py` for `{}`)", top.display(), top.join("src/a.py").display());
-    assert!(run.stderr.contains(&want), "{want}
-{}", run.stderr);
+    let want =
+        format!("as spelled from `{}` (`src/a.py` for `{}`)", top.display(), top.join("src/a.py").display());
+    assert!(
+        run.stderr.contains(&want),
+        "{want}
+{}",
+        run.stderr
+    );
     let outer = tree.path("outer");
     std::fs::create_dir_all(outer.join("proj")).unwrap();
     std::fs::rename(tree.path("src"), outer.join("proj/src")).unwrap();
@@ -1879,7 +1884,8 @@ fn completion_offers_invalidation_modes() {
     assert_eq!(complete("hashpyc check --mode"), "checked unchecked any");
     assert_eq!(complete("hashpyc compile --invalidation-mode"), "checked-hash unchecked-hash");
     // `--target` offers the built-in table's versions (it offered file names).
-    let known: Vec<String> = hashpyc::target::KNOWN.iter().map(|k| format!("{}.{}", k.minor.0, k.minor.1)).collect();
+    let known: Vec<String> =
+        hashpyc::target::KNOWN.iter().map(|k| format!("{}.{}", k.minor.0, k.minor.1)).collect();
     assert_eq!(known.first().map(String::as_str), Some("3.7"));
     assert_eq!(complete("hashpyc check --target"), known.join(" "));
     // fish and zsh print a description beside each candidate: a flag's first sentence,
@@ -1890,7 +1896,10 @@ fn completion_offers_invalidation_modes() {
         let python = script.stdout.lines().find(|l| l.contains("python") && l.contains("Target interpreter"));
         let python = python.unwrap_or_else(|| panic!("{shell}: no --python line"));
         assert!(!python.contains("looked up on PATH"), "{shell}: {python}");
-        assert!(!script.stdout.contains("walking each directory once ("), "{shell}: --follow's aside is kept");
+        assert!(
+            !script.stdout.contains("walking each directory once ("),
+            "{shell}: --follow's aside is kept"
+        );
     }
     let help = tree.hashpyc().args(["check", "--help"]).run();
     assert!(help.stdout.contains("looked up on PATH"), "--help keeps the whole text: {}", help.stdout);
@@ -2469,7 +2478,9 @@ per_python!(a_fifo_where_a_pyc_should_be_is_reported, |py: &Python| {
 // made the flag a path. Each takes the other's spelling now, flag and values.
 #[test]
 fn compile_and_check_take_each_others_mode_spelling() {
-    let Some(py) = crate::harness::any_python("compile_and_check_take_each_others_mode_spelling") else { return };
+    let Some(py) = crate::harness::any_python("compile_and_check_take_each_others_mode_spelling") else {
+        return;
+    };
     let tree = Tree::new();
     tree.write("m.py", "x = 1\n");
     tree.hashpyc().args(["compile", "--mode", "unchecked"]).python(py).run().assert_code(0);
@@ -2490,7 +2501,11 @@ fn optimize_minus_one_is_explained() {
     for args in [&["-o", "-1"][..], &["--optimize=-1"]] {
         let run = tree.hashpyc().arg("compile").args(args).arg("m.py").run();
         run.assert_code(2);
-        assert!(run.stderr.contains("-1 is compileall's \"the interpreter's level\": leave out -o"), "{}", run.stderr);
+        assert!(
+            run.stderr.contains("-1 is compileall's \"the interpreter's level\": leave out -o"),
+            "{}",
+            run.stderr
+        );
         assert!(!run.stderr.contains("tip:"), "{}", run.stderr);
     }
     let run = tree.hashpyc().args(["check", "-o", "3"]).run();
@@ -2508,7 +2523,8 @@ per_python!(python_variables_the_workers_do_not_get_are_said, min = (3, 11), |py
     tree.write("m.py", "def f(x):\n    return x.y + 1\n");
     let compileall = |nodebug: bool| {
         let mut cmd = Command::new(&py.path);
-        cmd.args(["-m", "compileall", "-q", "--invalidation-mode", "checked-hash", "m.py"]).current_dir(tree.root());
+        cmd.args(["-m", "compileall", "-q", "--invalidation-mode", "checked-hash", "m.py"])
+            .current_dir(tree.root());
         if nodebug {
             cmd.env("PYTHONNODEBUGRANGES", "1");
         }
@@ -2522,7 +2538,11 @@ per_python!(python_variables_the_workers_do_not_get_are_said, min = (3, 11), |py
     assert_ne!(without, nodebug, "compileall under PYTHONNODEBUGRANGES leaves out the column table");
     let run = tree.hashpyc().args(["compile"]).python(py).env("PYTHONNODEBUGRANGES", "1").run();
     run.assert_code(0);
-    assert!(run.stderr.contains("warning: PYTHONNODEBUGRANGES is not passed to the interpreters"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("warning: PYTHONNODEBUGRANGES is not passed to the interpreters"),
+        "{}",
+        run.stderr
+    );
     let pyc = tree.pycs().pop().unwrap();
     assert_eq!(std::fs::read(tree.path(&pyc)).unwrap(), without, "the pycs are those of a run without it");
     for (value, said) in [("error", true), ("default,error::DeprecationWarning", true), ("ignore", false)] {
