@@ -638,8 +638,9 @@ pub fn load(
 /// Why a discovered configuration file is not to be trusted, if it is not: it belongs to
 /// another user (neither the one running hashpyc nor root) and sits above the working
 /// directory or in a directory anyone may write to (`/tmp`). A file in the working
-/// directory itself is trusted whoever owns it, as a project checked out or copied by
-/// another user (`COPY --chown` in a Dockerfile) is run where it lies.
+/// directory itself, or in a git checkout holding it, is trusted whoever owns it, as a
+/// project checked out or copied by another user (`COPY --chown` in a Dockerfile, a CI
+/// container job on the runner's workspace) is run where it lies.
 fn untrusted(file: &Path, dir: &Path, up: usize) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
     let owner = std::fs::metadata(file).ok()?.uid();
@@ -648,16 +649,18 @@ fn untrusted(file: &Path, dir: &Path, up: usize) -> Option<String> {
     if owner == me || owner == 0 {
         return None;
     }
-    let open_dir = std::fs::metadata(dir).is_ok_and(|m| m.mode() & 0o002 != 0);
+    let open = |d: &Path| std::fs::metadata(d).is_ok_and(|m| m.mode() & 0o002 != 0);
     let owner_name = crate::layout::passwd_field(owner, |pw| pw.pw_name)
         .map_or(format!("uid {owner}"), |n| format!("{} (uid {owner})", n.to_string_lossy()));
-    if open_dir {
-        Some(format!("belongs to {owner_name}, in a directory anyone can write to"))
-    } else if up > 0 {
-        Some(format!("belongs to {owner_name}, above the working directory"))
-    } else {
-        None
+    if open(dir) {
+        return Some(format!("belongs to {owner_name}, in a directory anyone can write to"));
     }
+    // Part of a checkout the working directory is in (a `.git` in its directory or above,
+    // short of a directory anyone can write to): the project's own file, as a container
+    // job running as root finds the runner's checkout (`cd src && hashpyc check`).
+    let checkout =
+        dir.ancestors().take_while(|d| !open(d)).any(|d| d.join(".git").symlink_metadata().is_ok());
+    (up > 0 && !checkout).then(|| format!("belongs to {owner_name}, above the working directory"))
 }
 
 /// A configuration file's bytes as text. Not UTF-8 (which TOML requires) is invalid TOML,

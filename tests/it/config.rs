@@ -2482,15 +2482,24 @@ fn a_configuration_another_user_left_above_is_passed_over() {
     let said = "belongs to uid 4242, above the working directory; passed over, since a configuration names the \
                 interpreter hashpyc runs (give it with --config to use it)";
     assert!(run.stderr.contains(&format!("warning: `{}` {said}", config.display())), "{}", run.stderr);
+    // Above it in a git checkout (a container job as root on the runner's workspace, `cd
+    // src` first): the project's own file, used.
+    std::fs::create_dir(tree.path("top/.git")).unwrap();
+    let (run, ran) = check("top/proj", &[]);
+    assert!(ran, "{}", run.stderr);
+    assert!(!run.stderr.contains("passed over"), "{}", run.stderr);
+    std::fs::remove_dir(tree.path("top/.git")).unwrap();
     // In the working directory: used.
     let (run, ran) = check("top", &[]);
     assert!(ran, "{}", run.stderr);
     assert!(!run.stderr.contains("passed over"), "{}", run.stderr);
-    // ... unless anyone can write to that directory.
+    // ... unless anyone can write to that directory, a `.git` there or not.
     chmod(0o1777);
+    std::fs::create_dir(tree.path("top/.git")).unwrap();
     let (run, ran) = check("top", &[]);
     assert!(!ran, "{}", run.stderr);
     assert!(run.stderr.contains("in a directory anyone can write to; passed over"), "{}", run.stderr);
+    std::fs::remove_dir(tree.path("top/.git")).unwrap();
     // Named: used, wherever it is.
     let (run, ran) = check("top/proj", &["--config", "../.hashpyc.toml"]);
     assert!(ran, "{}", run.stderr);
