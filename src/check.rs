@@ -634,16 +634,30 @@ fn layout_hint(findings: &[Finding], ok: usize, s: &CheckSettings) -> Option<Str
                     .map(|rd| rd.filter_map(Result::ok).map(|e| e.file_name()).collect())
                     .unwrap_or_default()
             });
+            // Of the target's own tag: another version's pycs are no sign of `--no-legacy`.
+            let tag = s.targets.get(f.target).map_or("", |t| t.cache_tag.as_str()).as_bytes();
             let mut ours: Vec<&std::ffi::OsString> = names
                 .iter()
-                .filter(|n| crate::layout::cache_name_parts(n.as_bytes()).is_some_and(|(s, _, _)| s == stem))
+                .filter(|n| {
+                    crate::layout::cache_name_parts(n.as_bytes())
+                        .is_some_and(|(s, t, _)| s == stem && t == tag)
+                })
                 .collect();
             ours.sort();
             ours.first().map(|n| dir.join("__pycache__").join(n))
         } else {
             let mut pyc = f.path.as_os_str().to_owned();
             pyc.push("c");
-            Some(PathBuf::from(pyc)).filter(|p| p.is_file())
+            // Of the target's magic: a `m.pyc` of 2.7 or another version is no sign of `-b`.
+            let magic = s.targets.get(f.target).map(|t| t.magic.0);
+            let of_target = |p: &PathBuf| {
+                let mut head = [0u8; 4];
+                std::fs::File::open(p)
+                    .and_then(|mut file| std::io::Read::read_exact(&mut file, &mut head))
+                    .is_ok()
+                    && Some(head) == magic
+            };
+            Some(PathBuf::from(pyc)).filter(|p| p.is_file() && of_target(p))
         };
         if let Some(pyc) = other {
             example.get_or_insert(pyc);
@@ -844,6 +858,16 @@ fn spelling_hint(findings: &[Finding], cwd: &Path) -> Option<String> {
     ))
 }
 
+/// Whether a cache tag is CPython's before 3.7 (`cpython-36`): no pyc of it is PEP 552's.
+fn before_pep552_tag(tag: &str) -> bool {
+    let Some(digits) = tag.strip_prefix("cpython-") else { return false };
+    match digits.split_at_checked(1) {
+        Some(("2", _)) => true,
+        Some(("3", minor)) => minor.parse::<u32>().is_ok_and(|m| m < 7),
+        _ => false,
+    }
+}
+
 fn wrong_version_hint(findings: &[Finding], targets: &[Arc<Target>]) -> Option<String> {
     // The missing pycs, by directory and module name: only a pyc of another version for
     // one of those same modules says "wrong interpreter" (not a file that fails to compile
@@ -885,7 +909,8 @@ fn wrong_version_hint(findings: &[Finding], targets: &[Arc<Target>]) -> Option<S
         let missing_here = |stem: &[u8]| stems.iter().any(|(s, _)| *s == stem);
         let mut seen = std::collections::BTreeSet::new();
         for &(stem, tag, level) in &parts {
-            if ours.contains(&tag) {
+            // A Python before 3.7 is no interpreter to suggest: hashpyc refuses it.
+            if ours.contains(&tag) || before_pep552_tag(tag) {
                 continue;
             }
             if stems.contains(&(stem, level)) {
@@ -943,6 +968,10 @@ fn pyc_parts(name: &[u8]) -> Option<(&[u8], &str, u8)> {
 }
 
 fn header_view(h: &Header) -> HeaderView {
+    // Before 3.7 the word after the magic is a modification time (odd or not), no flags.
+    if crate::target::before_pep552(h.magic) {
+        return HeaderView { magic: h.magic.to_string(), flags: None, hash: None };
+    }
     let (flags, hash) = match h.kind() {
         Ok(Kind::Hash { hash, .. }) => (Some(h.flags), Some(pyc::hex(&hash))),
         _ => (Some(h.flags), None),
@@ -1143,6 +1172,10 @@ fn classify_pyc(
         Status::WrongMode(HashMode::Checked) => Outcome::Checked,
         Status::Invalid(Invalid::Magic) => {
             return (Outcome::Invalid, Some(describe_magic(data, target)), None);
+        }
+        // Which bits, as importlib says (`invalid flags 4`).
+        Status::Invalid(Invalid::Flags) if let Some(h) = Header::parse(data) => {
+            return (Outcome::Invalid, Some(format!("{} (flags {})", Invalid::Flags, h.flags)), None);
         }
         Status::Invalid(why) => return (Outcome::Invalid, Some(why.to_string()), None),
     };

@@ -172,7 +172,7 @@ fn describe(path: &Path, source: Option<&Path>) -> Description {
         // Before 3.7 (PEP 552) a header had no flags field: what follows the magic is not
         // a mode, so nothing past the magic is described.
         let n = h.magic.number();
-        d.error = Some(if (3000..=3379).contains(&n) || (20121..=62211).contains(&n) {
+        d.error = Some(if target::before_pep552(h.magic) {
             format!("a pyc of a Python older than 3.7 (magic number {n}), which hashpyc does not support")
         } else {
             let (first, last) = (KNOWN[0].minor, KNOWN[KNOWN.len() - 1].minor);
@@ -213,7 +213,7 @@ fn describe(path: &Path, source: Option<&Path>) -> Description {
         Err(why) => {
             // importlib refuses such a pyc ("invalid flags"); `error` says why.
             d.mode = Some("invalid".into());
-            d.error = Some(format!("not a valid pyc: {why}"));
+            d.error = Some(format!("not a valid pyc: {why} (flags {})", h.flags));
         }
         Ok(Kind::Timestamp { mtime, size }) => {
             d.mode = Some("timestamp".into());
@@ -476,6 +476,9 @@ pub fn inspect(files: &[PathBuf], json: bool) -> Result<ExitStatus, Error> {
                 let python = match &d.python {
                     Some(p) if d.pre_release => format!("CPython {p} development or pre-release"),
                     Some(p) => format!("CPython {p}"),
+                    None if d.error.as_deref().is_some_and(|e| e.contains("older than 3.7")) => {
+                        "a Python older than 3.7".to_string()
+                    }
                     None => "unknown Python version".to_string(),
                 };
                 lines.push(format!("  magic        {magic} ({python})"));
@@ -487,6 +490,12 @@ pub fn inspect(files: &[PathBuf], json: bool) -> Result<ExitStatus, Error> {
                 let verdict = match (d.matches_source, &d.source) {
                     (Some(false), Some(s)) if d.tag_mismatch => refused(s),
                     (Some(true), Some(s)) => format!(" (matches `{}`)", crate::report::shown(s)),
+                    // Never compared by the import: the stale code runs.
+                    (Some(false), Some(s)) if d.mode.as_deref() == Some("unchecked-hash") => format!(
+                        " (does NOT match `{}`; importlib does not check an unchecked-hash pyc, so \
+                         this old code runs)",
+                        crate::report::shown(s)
+                    ),
                     (Some(false), Some(s)) => format!(" (does NOT match `{}`)", crate::report::shown(s)),
                     _ => not_compared(&d),
                 };

@@ -1120,8 +1120,18 @@ pub fn other_magic(magic: Magic, target: &Target) -> String {
         ),
         // X.Y: magic numbers are per minor version (and `--target` has no patch level).
         Some(line) => format!("a pyc for {}, not {x}.{y}", python_of_magic(magic, line)),
+        None if before_pep552(magic) => {
+            format!("a pyc of a Python older than 3.7 (magic {}), not {x}.{y}", magic.number())
+        }
         None => format!("unknown magic {magic}"),
     }
+}
+
+/// Whether `magic` is one of a Python before 3.7 (PEP 552): 2.x's and 3.0–3.6's magic
+/// numbers. Its header holds a modification time and a size where PEP 552 put the flags.
+pub fn before_pep552(magic: Magic) -> bool {
+    let n = magic.number();
+    (3000..=3379).contains(&n) || (20121..=62211).contains(&n)
 }
 
 /// The versions `KNOWN` covers, for messages: "CPython 3.7 to 3.15".

@@ -3810,3 +3810,89 @@ fn github_annotates_the_runs_errors() {
     run.assert_code(1);
     assert_eq!(run.stdout, "");
 }
+
+// Pycs of a Python before 3.7, and headers importlib refuses, described as CPython would:
+// the wrong-interpreter hint suggested `--target 3.6`, which hashpyc refuses, and the
+// layout hint `-b` for a 2.7 `m.pyc`, which `-b` then called invalid; `--format json` gave
+// a 3.6 pyc's modification time as its flags; `check` said "unknown magic" where `inspect`
+// said "older than 3.7"; an unknown flag bit was not named, as importlib names it.
+#[test]
+fn pycs_before_3_7_and_refused_flags_are_said_as_cpython_would() {
+    let Some(py) = harness::any_python("check::pycs_before_3_7_and_refused_flags_are_said_as_cpython_would")
+    else {
+        return;
+    };
+    let tree = Tree::new();
+    // The headers CPython 3.6 (magic 3379, mtime, size) and 2.7 (magic 62211, mtime) write.
+    let py36 = [&[0x33, 0x0d, 0x0d, 0x0a][..], &[1, 0, 0, 0], &[6, 0, 0, 0], &[0xe3; 20]].concat();
+    let py27 = [&[0x03, 0xf3, 0x0d, 0x0a][..], &[1, 0, 0, 0], &[0x63; 20]].concat();
+    tree.write("a/m.py", "x = 1\n");
+    tree.write("a/__pycache__/m.cpython-36.pyc", &py36);
+    tree.write("b/m.py", "x = 1\n");
+    tree.write("b/m.pyc", &py27);
+    let run = tree.hashpyc().args(["check", "a", "b"]).python(py).run();
+    run.assert_code(1);
+    assert_eq!(run.stdout.lines().filter(|l| l.starts_with("missing")).count(), 2, "{run:?}");
+    assert!(!run.stderr.contains("hint:"), "{run:?}");
+    // Named as a pyc of this target: invalid, said as inspect says it.
+    tree.write(format!("a/{}", pyc(py, "m")), &py36);
+    let run = tree.hashpyc().args(["check", "a"]).python(py).run();
+    run.assert_code(1);
+    let want = format!("a pyc of a Python older than 3.7 (magic 3379), not {}.{}", py.minor.0, py.minor.1);
+    assert!(run.stdout.contains(&want), "{run:?}");
+    let inspect = tree.hashpyc().args(["inspect", "a/__pycache__/m.cpython-36.pyc"]).run();
+    assert!(inspect.stdout.contains("330d0d0a (a Python older than 3.7)"), "{inspect:?}");
+    // Its header has no flags: null in JSON, as the hash.
+    std::fs::remove_file(tree.path(format!("a/{}", pyc(py, "m")))).unwrap();
+    std::fs::remove_file(tree.path("a/m.py")).unwrap();
+    let run = tree.hashpyc().args(["check", "--stray", "--format", "json", "a"]).python(py).run();
+    let stray: serde_json::Value = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .find(|v: &serde_json::Value| v["outcome"] == "stray")
+        .unwrap();
+    assert_eq!(stray["found"]["flags"], serde_json::Value::Null, "{stray}");
+    assert_eq!(stray["found"]["magic"], "330d0d0a", "{stray}");
+    // Flag bits importlib refuses: which, as it says them.
+    tree.write("c/m.py", "x = 1\n");
+    tree.hashpyc().args(["compile", "-q", "c"]).python(py).run().assert_code(0);
+    let pyc = tree.path(format!("c/{}", pyc(py, "m")));
+    let mut bytes = std::fs::read(&pyc).unwrap();
+    bytes[4..8].copy_from_slice(&4u32.to_le_bytes());
+    std::fs::write(&pyc, &bytes).unwrap();
+    // importlib's own judgement (its import then compiles the source instead).
+    let classify = "import importlib._bootstrap_external as e, sys\ntry:\n    \
+                    e._classify_pyc(open(sys.argv[1], 'rb').read(), 'm', {})\nexcept ImportError as x:\n    print(x)";
+    let said = py.run(&["-c", classify, pyc.to_str().unwrap()], tree.root());
+    assert_eq!(said.trim(), "invalid flags 4 in 'm'");
+    let run = tree.hashpyc().args(["check", "c"]).python(py).run();
+    assert!(run.stdout.contains("invalid    c/m.py: unknown flag bits (flags 4)"), "{run:?}");
+    let inspect = tree.hashpyc().arg("inspect").arg(&pyc).run();
+    assert!(inspect.stdout.contains("not a valid pyc: unknown flag bits (flags 4)"), "{inspect:?}");
+}
+
+// `inspect` of an unchecked-hash pyc whose source changed says that its old code runs:
+// importlib never compares it (the import below runs it and prints the old value).
+#[test]
+fn inspect_says_a_stale_unchecked_pyc_runs() {
+    let Some(py) = harness::any_python("check::inspect_says_a_stale_unchecked_pyc_runs") else { return };
+    let tree = Tree::new();
+    tree.write("m.py", "x = 1\n");
+    tree.hashpyc()
+        .args(["compile", "-q", "--invalidation-mode", "unchecked-hash"])
+        .python(py)
+        .run()
+        .assert_code(0);
+    tree.write("m.py", "x = 2\n");
+    let import = py.cmd().args(["-c", "import m; print(m.x)"]).current_dir(tree.root()).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&import.stdout).trim(), "1", "{import:?}");
+    let run = tree.hashpyc().args(["inspect", "m.py"]).run();
+    run.assert_code(0);
+    assert!(
+        run.stdout.contains(
+            "does NOT match `m.py`; importlib does not check an unchecked-hash pyc, so this old code runs"
+        ),
+        "{run:?}"
+    );
+}
