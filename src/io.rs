@@ -292,6 +292,8 @@ pub fn io_reason(e: &std::io::Error) -> String {
         std::io::ErrorKind::NotFound => "no such file".into(),
         std::io::ErrorKind::PermissionDenied => "permission denied".into(),
         std::io::ErrorKind::IsADirectory => "is a directory".into(),
+        // As the walk and `inspect` say it (`Too many levels of symbolic links`).
+        _ if e.raw_os_error() == Some(libc::ELOOP) => "a symbolic link loop".into(),
         _ => {
             let s = e.to_string();
             match s.find(" (os error") {

@@ -3870,6 +3870,20 @@ fn pycs_before_3_7_and_refused_flags_are_said_as_cpython_would() {
     assert!(run.stdout.contains("invalid    c/m.py: unknown flag bits (flags 4)"), "{run:?}");
     let inspect = tree.hashpyc().arg("inspect").arg(&pyc).run();
     assert!(inspect.stdout.contains("not a valid pyc: unknown flag bits (flags 4)"), "{inspect:?}");
+    // A source that is a symbolic link loop is said as the walk says it, not as the system.
+    tree.write("d/m.py", "x = 1\n");
+    tree.hashpyc().args(["compile", "-q", "d"]).python(py).run().assert_code(0);
+    std::os::unix::fs::symlink("loop.py", tree.path("d/loop.py")).unwrap();
+    std::fs::copy(
+        tree.path(format!("d/{}", self::pyc(py, "m"))),
+        tree.path(format!("d/{}", self::pyc(py, "loop"))),
+    )
+    .unwrap();
+    let inspect = tree.hashpyc().arg("inspect").arg(format!("d/{}", self::pyc(py, "loop"))).run();
+    assert!(
+        inspect.stdout.contains("(source `d/loop.py` could not be read: a symbolic link loop)"),
+        "{inspect:?}"
+    );
 }
 
 // `inspect` of an unchecked-hash pyc whose source changed says that its old code runs:
