@@ -2530,3 +2530,49 @@ per_python!(a_warning_before_a_syntax_error_is_the_failure_under_w_error, |py: &
         assert_eq!(summary["cache"]["local"]["hits"], if hit { files.len() } else { 0 }, "{}", run.stdout);
     }
 });
+
+// The state directory's memory of compile failures kept every source it had ever seen: a
+// CI host building at a new path each job grew it by the failures of each (13 MB after
+// three jobs of 20 000 failing files), and every run read it whole. A save now drops the
+// sources that are gone, so the file holds what is there.
+#[test]
+fn remembered_failures_of_sources_gone_are_dropped() {
+    let Some(py) = harness::any_python("compile::remembered_failures_of_sources_gone_are_dropped") else {
+        return;
+    };
+    let (state, work) = (Tree::new(), Tree::new());
+    let memo_text = || {
+        let memo = harness::files_with_suffix(state.root(), ".json")
+            .into_iter()
+            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("failures-"))
+            .map(|p| state.path(p))
+            .expect("a memo file");
+        std::fs::read_to_string(memo).unwrap()
+    };
+    let build = |job: &str| {
+        for i in 0..3 {
+            work.write(format!("{job}/bad{i}.py"), "def f(:\n");
+        }
+        let run =
+            work.hashpyc().env("HASHPYC_STATE_DIR", state.root()).arg("compile").python(py).arg(job).run();
+        run.assert_code(1);
+    };
+    build("job1");
+    assert_eq!(memo_text().matches("bad").count(), 3, "{}", memo_text());
+    std::fs::remove_dir_all(work.path("job1")).unwrap();
+    build("job2");
+    let text = memo_text();
+    assert!(!text.contains("job1"), "{text}");
+    assert_eq!(text.matches("/job2/bad").count(), 3, "{text}");
+    // What is remembered still serves: job2 again starts no Python (its failures known).
+    let again = work
+        .hashpyc()
+        .env("HASHPYC_STATE_DIR", state.root())
+        .env("HASHPYC_TRACE", "1")
+        .arg("compile")
+        .python(py)
+        .arg("job2")
+        .run();
+    again.assert_code(1);
+    assert!(again.stderr.contains("0 compiles in 0 long-lived children"), "{}", again.stderr);
+}
