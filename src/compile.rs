@@ -1184,7 +1184,13 @@ fn compile_stage(
         .filter(|(_, t)| !t.is_empty())
         .collect();
     let expected = units.len();
-    reporter.start(units.iter().map(|(_, t)| t.len() as u64).sum(), "Compiling");
+    let weight =
+        |(src, t): &(usize, Vec<usize>)| t.len() as u64 * crate::report::unit_weight(plans[*src].size);
+    reporter.start(
+        units.iter().map(|(_, t)| t.len() as u64).sum(),
+        units.iter().map(weight).sum(),
+        "Compiling",
+    );
     let queue = schedule::Queue::new();
     let schedule = Schedule {
         plans,

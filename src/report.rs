@@ -12,10 +12,11 @@ use crate::pool::{CompileFailure, Warning};
 
 /// Progress events from the pipeline.
 pub trait Reporter: Sync {
-    /// `total` units of work are about to start.
-    fn start(&self, _total: u64, _what: &str) {}
-    /// One unit finished.
-    fn advance(&self, _path: &Path) {}
+    /// `total` units of work are about to start, together weighing `weight` (their
+    /// sources' bytes).
+    fn start(&self, _total: u64, _weight: u64, _what: &str) {}
+    /// One unit finished, of `weight` (as counted in `start`).
+    fn advance(&self, _path: &Path, _weight: u64) {}
     /// No more units.
     fn finish(&self) {}
 }
@@ -24,9 +25,19 @@ pub trait Reporter: Sync {
 pub struct Silent;
 impl Reporter for Silent {}
 
-/// An indicatif bar on stderr.
+/// An indicatif bar on stderr. Its fill is the sources' bytes done, as compiling time goes
+/// with size and the largest files go first (by their count alone it stood at 3% half-way
+/// through a build); the count of units is beside it.
 pub struct Progress {
     bar: ProgressBar,
+    done: std::sync::atomic::AtomicU64,
+    total: std::sync::atomic::AtomicU64,
+}
+
+/// A unit's share of the bar: its source's bytes, at least one (an empty `__init__.py`
+/// is work too).
+pub fn unit_weight(bytes: u64) -> u64 {
+    bytes.max(1)
 }
 
 impl Progress {
@@ -37,22 +48,34 @@ impl Progress {
         }
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10));
         bar.set_style(
-            ProgressStyle::with_template("{msg:>10} [{bar:30}] {pos}/{len}")
+            ProgressStyle::with_template("{msg:>10} [{bar:30}] {prefix}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
         );
-        Some(Progress { bar })
+        Some(Progress { bar, done: Default::default(), total: Default::default() })
     }
 }
 
 impl Reporter for Progress {
-    fn start(&self, total: u64, what: &str) {
-        self.bar.set_length(total);
+    fn start(&self, total: u64, weight: u64, what: &str) {
+        use std::sync::atomic::Ordering;
+        // Nothing to do draws nothing (it drew a full bar reading 0/0).
+        if total == 0 {
+            self.bar.set_draw_target(ProgressDrawTarget::hidden());
+            return;
+        }
+        self.total.store(total, Ordering::Relaxed);
+        self.done.store(0, Ordering::Relaxed);
+        self.bar.set_length(weight.max(1));
         self.bar.set_position(0);
+        self.bar.set_prefix(format!("0/{total}"));
         self.bar.set_message(what.to_string());
     }
-    fn advance(&self, _path: &Path) {
-        self.bar.inc(1);
+    fn advance(&self, _path: &Path, weight: u64) {
+        use std::sync::atomic::Ordering;
+        let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        self.bar.set_prefix(format!("{done}/{}", self.total.load(Ordering::Relaxed)));
+        self.bar.inc(weight);
     }
     fn finish(&self) {
         self.bar.finish_and_clear();
@@ -429,6 +452,21 @@ pub fn no_sources(
 
 #[cfg(test)]
 mod tests {
+    /// The bar fills by the sources' bytes: the one large file of three, done first as
+    /// the largest go first, fills nearly all of it; the count says 1/3.
+    #[test]
+    fn progress_fills_by_bytes() {
+        let bar = ProgressBar::hidden();
+        let p = Progress { bar, done: Default::default(), total: Default::default() };
+        p.start(3, unit_weight(1000) + unit_weight(0) + unit_weight(1), "Compiling");
+        p.advance(Path::new("big.py"), unit_weight(1000));
+        assert_eq!((p.bar.position(), p.bar.length()), (1000, Some(1002)));
+        assert_eq!(p.bar.prefix(), "1/3");
+        p.advance(Path::new("__init__.py"), unit_weight(0));
+        p.advance(Path::new("m.py"), unit_weight(1));
+        assert_eq!((p.bar.position(), p.bar.prefix()), (1002, "3/3".to_string()));
+    }
+
     use super::*;
 
     #[test]

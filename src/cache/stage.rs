@@ -58,7 +58,7 @@ pub fn run(
             let (done, misses) = unit(l, *src, targets);
             backlog.progress();
             for _ in &done {
-                reporter.advance(&l.plans[*src].path);
+                reporter.advance(&l.plans[*src].path, crate::report::unit_weight(l.plans[*src].size));
             }
             if !misses.is_empty() {
                 queue.push(*src, misses, l.plans[*src].size);

@@ -855,7 +855,8 @@ impl<'a> Slot<'a> {
     }
 
     fn record(&self, src: usize, target: usize, r: UnitResult) {
-        self.sh.reporter.advance(&self.sh.s.plans[src].path);
+        let plan = &self.sh.s.plans[src];
+        self.sh.reporter.advance(&plan.path, crate::report::unit_weight(plan.size));
         self.sh.results.lock().expect("results lock").push((src, target, r));
     }
 

@@ -1005,4 +1005,13 @@ fn progress_bar_is_plain_under_color_never() {
     for redraw in typescript.split('\r') {
         assert!(redraw.matches("Compiling").count() <= 1, "{redraw:?}");
     }
+    // The count of files beside the bar (its fill is their bytes, see report::Progress).
+    assert!(typescript.contains("/300"), "{typescript:?}");
+    // Nothing to compile draws no bar (it drew one full, reading 0/0).
+    std::fs::remove_file(tree.path("typescript")).unwrap();
+    let out = cmd.output().expect("script");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let typescript = String::from_utf8_lossy(&tree.read("typescript")).into_owned();
+    assert!(!typescript.contains("Compiling [") && !typescript.contains("0/0"), "{typescript:?}");
+    assert!(typescript.contains("Compiled 0 files"), "{typescript:?}");
 }
