@@ -402,12 +402,12 @@ impl Memo {
             && !self.clean_touched.is_empty()
         {
             let mut merged = read_clean(&self.clean_path);
-            for p in self.clean_touched.drain() {
-                if let Some(c) = clean.clean.remove(&p) {
-                    merged.clean.insert(p, c);
+            for p in &self.clean_touched {
+                if let Some(c) = clean.clean.remove(p) {
+                    merged.clean.insert(p.clone(), c);
                 }
             }
-            prune(&mut merged.clean, &HashSet::new(), MAX_CLEAN);
+            prune(&mut merged.clean, &self.clean_touched, MAX_CLEAN);
             (merged.version, merged.hashpyc) = stamp();
             failed = write_json(&self.clean_path, &merged).err();
         }
@@ -702,20 +702,25 @@ mod tests {
     #[test]
     fn concurrent_runs_keep_each_others_entries() {
         let dir = tempfile::tempdir().unwrap();
+        // Sources that are there: a save drops those that are gone (see `prune`).
+        let (a_py, b_py, c_py) = (dir.path().join("a.py"), dir.path().join("b.py"), dir.path().join("c.py"));
+        for p in [&a_py, &b_py, &c_py] {
+            std::fs::write(p, "x = 1\n").unwrap();
+        }
         let w = Warning { category: "SyntaxWarning".into(), line: 3, message: "m".into(), level: 0 };
         let mut first = Memo::load(dir.path(), "t", (3, 12));
-        first.record_failure("/gone.py".into(), &[1; 8], &[0], &failure());
+        first.record_failure(c_py.clone(), &[1; 8], &[0], &failure());
         first.save();
         let mut a = Memo::load(dir.path(), "t", (3, 12));
         let mut b = Memo::load(dir.path(), "t", (3, 12));
-        a.record_failure("/a.py".into(), &[1; 8], &[0], &failure());
-        b.record_warnings("/b.py".into(), &[2; 8], &[0], &[w]);
-        b.record_success(Path::new("/gone.py"));
+        a.record_failure(a_py.clone(), &[1; 8], &[0], &failure());
+        b.record_warnings(b_py.clone(), &[2; 8], &[0], &[w]);
+        b.record_success(&c_py);
         a.save();
         b.save();
         let m = Memo::load(dir.path(), "t", (3, 12));
-        assert!(m.knows(Path::new("/a.py")) && m.knows_warned(Path::new("/b.py")));
-        assert!(!m.knows(Path::new("/gone.py")), "b's removal is kept");
+        assert!(m.knows(&a_py) && m.knows_warned(&b_py));
+        assert!(!m.knows(&c_py), "b's removal is kept");
     }
 
     #[test]
