@@ -173,10 +173,10 @@ pub struct CompileArgs {
           ]))]
     pub invalidation_mode: String,
 
-    /// Number of Python worker processes per target interpreter, at most 1024; 0 means one
-    /// per CPU (the default, like compileall's `-j 0`). With several `--python`, a file is
-    /// sent to each interpreter's worker at once: N workers of each run side by side. More
-    /// workers than CPUs rarely help: compiling is CPU-bound.
+    /// Python worker processes per target interpreter; 0 means one per CPU (the default,
+    /// like compileall's `-j 0`); at most 1024. With several `--python`, a file is sent to
+    /// each interpreter's worker at once: N workers of each run side by side. More workers
+    /// than CPUs rarely help: compiling is CPU-bound.
     #[arg(short, long, env = "HASHPYC_JOBS", value_name = "N", value_parser = parse_jobs_arg,
           help_heading = "Compilation")]
     pub jobs: Option<usize>,

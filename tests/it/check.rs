@@ -1134,7 +1134,14 @@ fn strays_of_other_interpreters_say_what_they_are() {
     }
     let gh = tree.hashpyc().args(["check", "--stray", "--format", "github"]).python(py).arg(".").run();
     gh.assert_code(1);
-    let lines: Vec<&str> = gh.stdout.lines().collect();
+    // The run's own error first (no source is left to check), then the strays.
+    let mut lines: Vec<&str> = gh.stdout.lines().collect();
+    assert_eq!(
+        lines.remove(0),
+        "::error title=hashpyc check::no Python sources to check under `.`",
+        "{}",
+        gh.stdout
+    );
     assert_eq!(lines.len(), 2, "{}", gh.stdout);
     assert!(
         lines.iter().any(|l| l.contains(&format!("title=hashpyc check (CPython {version})::"))),

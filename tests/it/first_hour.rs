@@ -2215,7 +2215,7 @@ fn operational_paths_stay_on_one_line() {
         run.assert_code(0);
         let warning =
             run.stderr.lines().find(|l| l.starts_with("warning: --strip-prefix")).unwrap_or_default();
-        assert!(warning.contains(&format!("give `{dir:?}`); their paths")), "{}", run.stderr);
+        assert!(warning.contains(&format!("give `{dir:?}`); its path")), "{}", run.stderr);
         assert!(!forged(&run.stderr, "d`)") && !run.stderr.contains('\u{fffd}'), "{}", run.stderr);
     }
 
