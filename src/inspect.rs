@@ -23,6 +23,9 @@ struct Description {
     /// `python` is the line of a development or pre-release magic number, not a release's.
     #[serde(skip)]
     pre_release: bool,
+    /// The magic number is a Python's before 3.7 (PEP 552): no `python` line to name.
+    #[serde(skip)]
+    before_pep552: bool,
     /// Named for another interpreter's tag than its magic number's (`m.cpython-311.pyc`
     /// holding a 3.12 pyc): `matches_source` is then false, whatever the source.
     #[serde(skip)]
@@ -114,6 +117,7 @@ impl Description {
             magic: None,
             python: None,
             pre_release: false,
+            before_pep552: false,
             tag_mismatch: false,
             mode: None,
             hash: None,
@@ -172,7 +176,8 @@ fn describe(path: &Path, source: Option<&Path>) -> Description {
         // Before 3.7 (PEP 552) a header had no flags field: what follows the magic is not
         // a mode, so nothing past the magic is described.
         let n = h.magic.number();
-        d.error = Some(if target::before_pep552(h.magic) {
+        d.before_pep552 = target::before_pep552(h.magic);
+        d.error = Some(if d.before_pep552 {
             format!("a pyc of a Python older than 3.7 (magic number {n}), which hashpyc does not support")
         } else {
             let (first, last) = (KNOWN[0].minor, KNOWN[KNOWN.len() - 1].minor);
@@ -476,9 +481,7 @@ pub fn inspect(files: &[PathBuf], json: bool) -> Result<ExitStatus, Error> {
                 let python = match &d.python {
                     Some(p) if d.pre_release => format!("CPython {p} development or pre-release"),
                     Some(p) => format!("CPython {p}"),
-                    None if d.error.as_deref().is_some_and(|e| e.contains("older than 3.7")) => {
-                        "a Python older than 3.7".to_string()
-                    }
+                    None if d.before_pep552 => "a Python older than 3.7".to_string(),
                     None => "unknown Python version".to_string(),
                 };
                 lines.push(format!("  magic        {magic} ({python})"));
