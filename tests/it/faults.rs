@@ -2423,8 +2423,15 @@ fn a_cache_and_a_remote_fit_in_a_low_open_file_limit() {
             "{e}"
         );
         assert!(!e.contains("warning") && !e.contains("error"), "{e}");
-        let done = if cold { "(0 already fresh)" } else { "(300 from the cache, 0 already fresh)" };
-        assert!(e.contains(&format!("Compiled 300 files for CPython {} {done}", py.version)), "{e}");
+        // The 20 directories hold the same 15 sources: on the cold run one compiled and
+        // stored before another's lookup serves it, as many or as few as the timing gives.
+        let head = format!("Compiled 300 files for CPython {} (", py.version);
+        if cold {
+            let summary = e.lines().find(|l| l.starts_with(&head)).unwrap_or_else(|| panic!("{e}"));
+            assert!(summary.contains(" 0 already fresh)"), "{e}");
+        } else {
+            assert!(e.contains(&format!("{head}300 from the cache, 0 already fresh)")), "{e}");
+        }
         let got: Vec<(PathBuf, Vec<u8>)> = tree
             .pycs()
             .into_iter()
