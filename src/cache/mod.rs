@@ -617,7 +617,7 @@ impl Inner {
                 } else {
                     DiskTier::open(dir)
                 }
-                .map_err(|e| CacheError::Open { path: dir.clone(), source: in_words(&e) });
+                .map_err(|source| CacheError::Open { path: dir.clone(), source });
                 let disk = match disk {
                     Ok(d) => Some(d),
                     // Without a remote tier there is no cache left: the caller says so.
