@@ -1503,13 +1503,18 @@ pub(crate) fn escape_property(s: &str) -> String {
 }
 
 /// A GitHub Actions workflow command.
-/// The directory of a finding's pyc, when `compile` could not write there, and why.
-fn unwritable_dir(f: &Finding) -> Option<(&Path, String)> {
+/// The directory of a finding's pyc, when `compile` could not write a pyc there: what it
+/// would do there (`write in`, `create`) and why.
+fn unwritable_dir(f: &Finding) -> Option<(&Path, &'static str, String)> {
+    use crate::compile::DirObstacle;
     if f.outcome == Outcome::Ok {
         return None;
     }
     let dir = f.pyc.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    crate::compile::pyc_dir_unwritable(dir).map(|e| (dir, crate::io::io_reason(&e)))
+    match crate::compile::dir_obstacle(dir)? {
+        DirObstacle::NotWritable(e) => Some((dir, "write in", crate::io::io_reason(&e))),
+        DirObstacle::Create(e) => Some((dir, "create", crate::io::io_reason(&e))),
+    }
 }
 
 /// `--format github`: an error of the run (a path it cannot walk, a path that does not
@@ -1589,9 +1594,8 @@ fn github_annotation(f: &Finding, accept: Accept, compile_unchecked: bool) -> St
     } else if f.outcome == Outcome::Stray {
         // No compile removes it.
         msg.push_str(" - delete it (or restore its source)");
-    } else if let Some((dir, why)) = unwritable_dir(f) {
+    } else if let Some((dir, verb, why)) = unwritable_dir(f) {
         // A `__pycache__` another user owns, a read-only tree: compiling alone fails.
-        let verb = if dir.is_dir() { "write in" } else { "create" };
         msg.push_str(&format!(
             " - `hashpyc compile` cannot {verb} `{}` either ({why}): check the permissions there, or how the \
              tree is mounted, then run {compile}",

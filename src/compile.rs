@@ -842,6 +842,8 @@ fn triage(
     notes: &mut Notes,
     (style, verbosity): (Style, Verbosity),
 ) {
+    // The pyc directories found fit to write in, each looked at once (see compile_obstacle).
+    let mut fine = std::collections::HashSet::new();
     for (i, p) in plans.iter_mut().enumerate() {
         if let Some(err) = &p.error {
             plan_error(&p.path, err, summary, notes, style);
@@ -889,9 +891,9 @@ fn triage(
                     // the dry run say it.
                     let pycs = paths.of(&p.path, t);
                     if let Some(Obstacle::Error(_, 0)) =
-                        compile_obstacle(&p.path, &pycs, write, &mut Some(Ok(())))
+                        compile_obstacle(&p.path, &pycs, write, &mut Some(Ok(())), &mut fine)
                     {
-                        match compile_obstacle(&p.path, &pycs, write, &mut None) {
+                        match compile_obstacle(&p.path, &pycs, write, &mut None, &mut fine) {
                             Some(Obstacle::Vanished) => vanished(&p.path, summary, notes),
                             Some(Obstacle::Error(error, _)) => {
                                 unit_error(&p.path, t, error.clone(), summary, notes, style);
@@ -1710,6 +1712,7 @@ fn dry_run(
     let mut check = 0;
     let levels = s.levels.len();
     let mut lines = Vec::new();
+    let mut fine = std::collections::HashSet::new();
     for (i, p) in plans.iter().enumerate() {
         if let Some(err) = &p.error {
             plan_error(&p.path, err, summary, notes, style);
@@ -1734,7 +1737,8 @@ fn dry_run(
             // What would stop the run's compile that the plan did not look at: a source it
             // cannot read, a pyc directory it cannot create. Reported as the run does.
             if let (Action::Compile { write, .. }, None) = (a, &remembered)
-                && let Some(obstacle) = compile_obstacle(&p.path, &paths.of(&p.path, t), write, &mut read)
+                && let Some(obstacle) =
+                    compile_obstacle(&p.path, &paths.of(&p.path, t), write, &mut read, &mut fine)
             {
                 match obstacle {
                     Obstacle::Vanished => vanished(&p.path, summary, notes),
@@ -1872,6 +1876,7 @@ fn compile_obstacle(
     pycs: &[PathBuf],
     write: &[u8],
     read: &mut Option<Result<(), (std::io::ErrorKind, String)>>,
+    fine: &mut std::collections::HashSet<PathBuf>,
 ) -> Option<Obstacle> {
     let readable = read.get_or_insert_with(|| {
         let mut buf = Vec::new();
@@ -1888,62 +1893,64 @@ fn compile_obstacle(
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => continue,
         };
-        // As `create_dir_all` fails there: `mkdir` of a path that is not a directory, or
-        // under one that is not, or a symbolic link that dangles or loops.
-        // Once the directory is there: the temporary file cannot be created in it (a
-        // read-only file system, no write permission), or renamed to a name longer than
-        // NAME_MAX.
-        let cannot_write = |exists: bool| {
-            use std::os::unix::ffi::OsStrExt;
-            let source = if exists && !writable(dir) {
-                std::io::Error::last_os_error()
-            } else if pyc.file_name().is_some_and(|n| n.as_bytes().len() > crate::write::NAME_MAX)
-                || crate::write::path_too_long(pyc)
-            {
-                std::io::Error::from_raw_os_error(libc::ENAMETOOLONG)
-            } else {
-                return None;
-            };
+        // The directory first, once per directory of the run (`fine`: those that showed
+        // none), then the pyc's name: the temporary file's path over PATH_MAX, or a name
+        // longer than NAME_MAX to rename it to.
+        let write_error = |source| {
             let e = crate::write::WriteError::Write { path: pyc.to_path_buf(), source };
             Some(Obstacle::Error(schedule::error_chain(&e), written))
         };
-        let source = match std::fs::metadata(dir) {
-            Ok(m) if m.is_dir() => match cannot_write(true) {
-                Some(o) => return Some(o),
-                None => continue,
-            },
-            Ok(_) => crate::write::in_the_way(dir)
-                .unwrap_or_else(|| std::io::Error::from_raw_os_error(libc::EEXIST)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => e,
-            Err(e) => match crate::write::broken_link(dir) {
-                Some(e) => e,
-                // `mkdir` fails as `stat` did: a path longer than PATH_MAX, a directory
-                // above that cannot be searched.
-                None if e.kind() != std::io::ErrorKind::NotFound => e,
-                None => match uncreatable(dir) {
-                    Some(e) => e,
-                    None => match cannot_write(false) {
-                        Some(o) => return Some(o),
-                        None => continue,
-                    },
-                },
-            },
-        };
-        let e = crate::write::WriteError::CreateDir { path: dir.to_path_buf(), source };
-        return Some(Obstacle::Error(schedule::error_chain(&e), written));
+        match if fine.contains(dir) { None } else { dir_obstacle(dir) } {
+            Some(DirObstacle::NotWritable(source)) => return write_error(source),
+            Some(DirObstacle::Create(source)) => {
+                let e = crate::write::WriteError::CreateDir { path: dir.to_path_buf(), source };
+                return Some(Obstacle::Error(schedule::error_chain(&e), written));
+            }
+            None => {
+                fine.insert(dir.to_path_buf());
+            }
+        }
+        use std::os::unix::ffi::OsStrExt;
+        if pyc.file_name().is_some_and(|n| n.as_bytes().len() > crate::write::NAME_MAX)
+            || crate::write::path_too_long(pyc)
+        {
+            return write_error(std::io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+        }
     }
     None
 }
 
-/// Why `compile` could not write a pyc in `dir`: it is there and cannot be written in, or
-/// it is not and cannot be created (see [`uncreatable`]). `None` when it could, or when
-/// that cannot be told without trying.
-pub fn pyc_dir_unwritable(dir: &Path) -> Option<std::io::Error> {
-    match std::fs::metadata(dir) {
-        Ok(m) if m.is_dir() => (!writable(dir)).then(std::io::Error::last_os_error),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => uncreatable(dir),
-        _ => None,
-    }
+/// What stops a pyc being written in `dir`, as the run meets it.
+pub enum DirObstacle {
+    /// It is there and no file can be created in it (a read-only file system, no write
+    /// permission): the pyc's write fails.
+    NotWritable(std::io::Error),
+    /// It is not a directory (a file, a symbolic link to nothing or a loop, under a file),
+    /// or not there and cannot be created (see [`uncreatable`]): `create_dir_all` fails.
+    Create(std::io::Error),
+}
+
+/// Why no pyc could be written in `dir`, as `create_dir_all` and the write would fail
+/// there; `None` when nothing says so without trying. Nothing is created.
+pub fn dir_obstacle(dir: &Path) -> Option<DirObstacle> {
+    let source = match std::fs::metadata(dir) {
+        // The reason is `access`'s, read before anything else can change `errno`.
+        Ok(m) if m.is_dir() => {
+            return (!writable(dir)).then(|| DirObstacle::NotWritable(std::io::Error::last_os_error()));
+        }
+        Ok(_) => {
+            crate::write::in_the_way(dir).unwrap_or_else(|| std::io::Error::from_raw_os_error(libc::EEXIST))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => e,
+        Err(e) => match crate::write::broken_link(dir) {
+            Some(e) => e,
+            // `mkdir` fails as `stat` did: a path longer than PATH_MAX, a directory
+            // above that cannot be searched.
+            None if e.kind() != std::io::ErrorKind::NotFound => e,
+            None => uncreatable(dir)?,
+        },
+    };
+    Some(DirObstacle::Create(source))
 }
 
 /// Whether files can be created in `dir` (`access(2)` with `W_OK | X_OK`: a read-only file
