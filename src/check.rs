@@ -858,14 +858,10 @@ fn spelling_hint(findings: &[Finding], cwd: &Path) -> Option<String> {
     ))
 }
 
-/// Whether a cache tag is CPython's before 3.7 (`cpython-36`): no pyc of it is PEP 552's.
-fn before_pep552_tag(tag: &str) -> bool {
-    let Some(digits) = tag.strip_prefix("cpython-") else { return false };
-    match digits.split_at_checked(1) {
-        Some(("2", _)) => true,
-        Some(("3", minor)) => minor.parse::<u32>().is_ok_and(|m| m < 7),
-        _ => false,
-    }
+/// The CPython version a cache tag names (`cpython-312`: 3.12).
+fn tag_version(tag: &str) -> Option<(u32, u32)> {
+    let (major, minor) = tag.strip_prefix("cpython-")?.split_at_checked(1)?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
 }
 
 fn wrong_version_hint(findings: &[Finding], targets: &[Arc<Target>]) -> Option<String> {
@@ -910,7 +906,7 @@ fn wrong_version_hint(findings: &[Finding], targets: &[Arc<Target>]) -> Option<S
         let mut seen = std::collections::BTreeSet::new();
         for &(stem, tag, level) in &parts {
             // A Python before 3.7 is no interpreter to suggest: hashpyc refuses it.
-            if ours.contains(&tag) || before_pep552_tag(tag) {
+            if ours.contains(&tag) || tag_version(tag).is_some_and(|v| v < (3, 7)) {
                 continue;
             }
             if stems.contains(&(stem, level)) {
@@ -931,8 +927,7 @@ fn wrong_version_hint(findings: &[Finding], targets: &[Arc<Target>]) -> Option<S
     foreign.retain(|tag, _| modules.get(tag).is_some_and(|&(only, both)| only > 0 && only >= 9 * both));
     let (tag, n) = foreign.iter().max_by_key(|(_, n)| **n)?;
     let missing = findings.iter().filter(missing_pyc).count();
-    let version =
-        tag.strip_prefix("cpython-").filter(|v| v.len() >= 2).map(|v| format!("{}.{}", &v[..1], &v[1..]));
+    let version = tag_version(tag).map(|(major, minor)| format!("{major}.{minor}"));
     // Checked against the built-in table (`--target`): suggest the same flag.
     let table =
         targets.iter().all(|t| t.executable.as_os_str().as_encoded_bytes().starts_with(b"(built-in table"));
