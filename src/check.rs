@@ -1515,9 +1515,7 @@ fn unwritable_dir(f: &Finding) -> Option<(&Path, &'static str, String)> {
 /// `--format github`: an error of the run (a path it cannot walk, a path that does not
 /// exist, nothing to check) as a workflow command, on the path when there is one.
 fn github_error(path: Option<&Path>, message: &str) -> String {
-    let file =
-        path.map(|p| format!("file={},", escape_property(&p.display().to_string()))).unwrap_or_default();
-    format!("::error {file}title={}::{}", escape_property("hashpyc check"), escape_data(message))
+    workflow_command("error", path.map(|p| (p, "")), "hashpyc check", message)
 }
 
 fn github_annotation(f: &Finding, accept: Accept, compile_unchecked: bool) -> String {
@@ -1599,12 +1597,16 @@ fn github_annotation(f: &Finding, accept: Accept, compile_unchecked: bool) -> St
     } else if f.outcome != Outcome::Ok {
         msg.push_str(&format!(" - run {compile} to fix"));
     }
-    format!(
-        "::{level} file={}{line},title={}::{}",
-        escape_property(&file.display().to_string()),
-        escape_property(&format!("hashpyc check ({})", f.interpreter())),
-        escape_data(&msg)
-    )
+    workflow_command(level, Some((file, &line)), &format!("hashpyc check ({})", f.interpreter()), &msg)
+}
+
+/// A GitHub Actions workflow command: `::error file=m.py,line=2,title=…::message`, the file
+/// (with its `,line=…` properties) when there is one, escaped as GitHub reads them.
+pub fn workflow_command(level: &str, file: Option<(&Path, &str)>, title: &str, message: &str) -> String {
+    let file = file
+        .map(|(path, place)| format!("file={}{place},", escape_property(&path.display().to_string())))
+        .unwrap_or_default();
+    format!("::{level} {file}title={}::{}", escape_property(title), escape_data(message))
 }
 
 #[cfg(test)]

@@ -334,7 +334,6 @@ impl Notes {
 /// (`::error file=bad.py,line=2,col=7,title=hashpyc compile (CPython 3.12)::SyntaxError: …`,
 /// escaped as `check`'s); None for any other note.
 fn github_annotations(n: &Note, targets: &[Arc<Target>]) -> Option<Vec<String>> {
-    use crate::check::{escape_data, escape_property};
     let event = n.event.as_ref().filter(|_| !n.path.as_os_str().is_empty())?;
     let level = match event.kind {
         "failure" | "error" => "error",
@@ -368,14 +367,7 @@ fn github_annotations(n: &Note, targets: &[Arc<Target>]) -> Option<Vec<String>> 
     Some(
         titles
             .iter()
-            .map(|title| {
-                format!(
-                    "::{level} file={}{place},title={}::{}",
-                    escape_property(&n.path.display().to_string()),
-                    escape_property(title),
-                    escape_data(&message)
-                )
-            })
+            .map(|title| crate::check::workflow_command(level, Some((&n.path, &place)), title, &message))
             .collect(),
     )
 }
