@@ -288,7 +288,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
         }
         _ => None,
     };
-    for message in s.ddir_named.iter().cloned().chain(strip_missed) {
+    for message in s.named_warnings.iter().cloned().chain(strip_missed) {
         if json {
             events.push(run_event("notice", None, message));
         } else if verbosity.quiet < 2 {
@@ -497,10 +497,17 @@ fn run_event(kind: &str, path: Option<&Path>, message: String) -> serde_json::Va
 /// target's pyc of the same edited source is stale by its source.
 /// A missing pyc whose source `compile` found not to compile (remembered in the state
 /// directory, for these source bytes) says so: "missing" alone sends a user looking for
-/// a step that did not run. Reads no source and starts no Python: the expected hash is
-/// already computed.
+/// a step that did not run. So does a stale pyc of other source bytes, left by a compile
+/// before the source stopped compiling for this target (3.12 syntax in a tree also
+/// compiled for 3.9): compiling again cannot fix it, the source can. Reads no source and
+/// starts no Python: the expected hash is already computed.
 fn explain_remembered_failures(findings: &mut [Finding], targets: &[Arc<Target>], cwd: &Path) {
-    if !findings.iter().any(|f| f.outcome == Outcome::Missing) {
+    let explained = |f: &Finding| match f.outcome {
+        Outcome::Missing => f.detail.is_none() || f.symlink,
+        Outcome::Stale => f.detail.is_none() && f.embedded.is_none(),
+        _ => false,
+    };
+    if !findings.iter().any(explained) {
         return;
     }
     let Some(state) = crate::target::state_dir() else { return };
@@ -513,9 +520,7 @@ fn explain_remembered_failures(findings: &mut [Finding], targets: &[Arc<Target>]
         })
         .collect();
     // A source that fails is what `compile` reports, before a pyc that is a symlink.
-    for f in
-        findings.iter_mut().filter(|f| f.outcome == Outcome::Missing && (f.detail.is_none() || f.symlink))
-    {
+    for f in findings.iter_mut().filter(|f| explained(f)) {
         let Some(hex) = f.expected.as_ref().and_then(|e| e.hash.as_deref()) else { continue };
         let Some((_, memo)) = memos.iter().find(|(python, _)| *python == f.python) else { continue };
         let abs = crate::memo::key(&f.path, cwd);
@@ -830,6 +835,8 @@ fn spelling_hint(findings: &[Finding], cwd: &Path) -> Option<String> {
     }
     let (example_found, example_want, ..) = spelled.first()?;
     // Stale pycs compiled from one directory above this one, if all are.
+    // A pyc whose path differs by its spelling alone (`m.py` for `./m.py`) was not compiled
+    // from there: with such pycs beside them, the generic hint below.
     let mut above: Option<PathBuf> = None;
     for (found, want, same, _) in &spelled {
         if !same {
@@ -838,6 +845,9 @@ fn spelling_hint(findings: &[Finding], cwd: &Path) -> Option<String> {
                 return None;
             }
         }
+    }
+    if spelled.iter().any(|s| s.2) {
+        above = None;
     }
     let n = spelled.len();
     let stale = report::plural(n, "stale pyc", "stale pycs");
@@ -1527,6 +1537,10 @@ fn github_annotation(f: &Finding, accept: Accept, compile_unchecked: bool) -> St
     let explain = match (f.outcome, f.detail.as_deref()) {
         (_, Some(TEMP_STRAY)) => "left behind",
         (Outcome::Stale, None) => "the pyc was compiled from other source bytes",
+        // Its detail: the source does not compile now.
+        (Outcome::Stale, Some(_)) if f.source_fails.is_some() => {
+            "the pyc was compiled from other source bytes"
+        }
         (Outcome::Stale, Some(_)) => "the pyc is not what `hashpyc compile` writes",
         _ => f.outcome.explain(),
     };
@@ -1604,9 +1618,40 @@ fn github_annotation(f: &Finding, accept: Accept, compile_unchecked: bool) -> St
 /// (with its `,line=…` properties) when there is one, escaped as GitHub reads them.
 pub fn workflow_command(level: &str, file: Option<(&Path, &str)>, title: &str, message: &str) -> String {
     let file = file
-        .map(|(path, place)| format!("file={}{place},", escape_property(&path.display().to_string())))
+        .map(|(path, place)| {
+            let path = in_workspace(path);
+            format!("file={}{place},", escape_property(&path.display().to_string()))
+        })
         .unwrap_or_default();
     format!("::{level} {file}title={}::{}", escape_property(title), escape_data(message))
+}
+
+/// A path as GitHub places an annotation's `file`: relative to the repository's checkout
+/// (`GITHUB_WORKSPACE`), not to the working directory, which a monorepo's job sets to a
+/// service's directory (`working-directory: services/api`, where its configuration is
+/// found). A path outside the checkout, or without `GITHUB_WORKSPACE`, is left as it is.
+fn in_workspace(path: &Path) -> std::borrow::Cow<'_, Path> {
+    static BASES: std::sync::OnceLock<Option<(PathBuf, PathBuf, Option<PathBuf>)>> =
+        std::sync::OnceLock::new();
+    let bases = BASES.get_or_init(|| {
+        let workspace = PathBuf::from(std::env::var_os("GITHUB_WORKSPACE").filter(|w| !w.is_empty())?);
+        let cwd = std::env::current_dir().ok()?;
+        let real = std::fs::canonicalize(&workspace).ok();
+        workspace.is_absolute().then_some((workspace, cwd, real))
+    });
+    let Some((workspace, cwd, real)) = bases else { return path.into() };
+    let abs = crate::walk::lexically_absolute(path, cwd);
+    if let Ok(rel) = abs.strip_prefix(workspace) {
+        return rel.to_path_buf().into();
+    }
+    // The checkout reached through a link (or the working directory through one).
+    if let (Some(real), Some(dir), Some(name)) = (real, abs.parent(), abs.file_name())
+        && let Ok(dir) = std::fs::canonicalize(dir)
+        && let Ok(rel) = dir.strip_prefix(real)
+    {
+        return rel.join(name).into();
+    }
+    path.into()
 }
 
 #[cfg(test)]

@@ -306,6 +306,12 @@ pub struct ConfigArgs {
     #[arg(skip)]
     pub described: Vec<String>,
 
+    /// Set when the configuration was discovered from the working directory (no `--config`,
+    /// no `--no-config`): configuration files below it, beside the paths named, are then
+    /// not used, and said so (`settings::nested_config_warning`).
+    #[arg(skip)]
+    pub discovered: bool,
+
     /// Ignore configuration files: only flags, environment variables and the built-in
     /// defaults apply. With `--config` too, the later of the two on the command line wins.
     #[arg(long, env = "HASHPYC_NO_CONFIG", value_parser = clap::builder::BoolishValueParser::new(),

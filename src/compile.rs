@@ -54,8 +54,9 @@ pub struct CompileSettings {
     /// the configuration came from (`configuration: …`), printed as `notice` objects (text
     /// mode printed them on stderr when the file was loaded).
     pub described: Vec<String>,
-    /// A warning about `ddir` and named files (`settings::ddir_named_warning`).
-    pub ddir_named: Option<String>,
+    /// Warnings about the paths named (`settings::ddir_named_warning`,
+    /// `settings::nested_config_warning`).
+    pub named_warnings: Vec<String>,
 }
 
 /// Counts for the summary. Units are source × target pairs (the JSON summary's historical
@@ -555,8 +556,8 @@ pub fn compile(
         let message = report::no_sources("compile", &s.roots, summary.skipped.describe(), s.walk.max_depth);
         notes.warning_last(message, style);
     }
-    if let Some(message) = s.ddir_named.clone().filter(|_| verbosity.quiet < 2 || s.json) {
-        notes.warning(message, style);
+    for message in s.named_warnings.iter().filter(|_| verbosity.quiet < 2 || s.json) {
+        notes.warning(message.clone(), style);
     }
     if planned.strip_missed > 0 && (verbosity.quiet < 2 || s.json) {
         let example = planned.strip_example.as_deref().unwrap_or(Path::new(""));

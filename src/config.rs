@@ -272,18 +272,10 @@ pub struct ExcludeGlob(pub String);
 impl<'de> Deserialize<'de> for ExcludeGlob {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let g = String::deserialize(d)?;
-        if g.trim_start_matches('!').is_empty() {
-            return Err(serde::de::Error::custom("an empty glob would skip everything"));
-        }
-        // As `--exclude`: a leading `!` is accepted and ignored by the check.
-        globset::Glob::new(g.trim_start_matches('!'))
-            .map_err(|e| serde::de::Error::custom(format!("invalid glob `{g}`: {}", glob_reason(&e))))?;
+        // As `--exclude` (a leading `!` accepted, `./` dropped).
+        crate::walk::anchored_glob(&g).map_err(serde::de::Error::custom)?;
         Ok(ExcludeGlob(g))
     }
-}
-
-fn glob_reason(e: &globset::Error) -> String {
-    e.kind().to_string()
 }
 
 inline_schema!(ExcludeGlob, {"type": "string"});
@@ -623,6 +615,7 @@ pub fn load(
                     ));
                     continue;
                 }
+                passed_over.extend(hidden_beside(dir, name, &shown));
                 return Ok(Source::File(Box::new(Config {
                     path: shown,
                     dir: dir.to_path_buf(),
@@ -633,6 +626,48 @@ pub fn load(
         }
     }
     Ok(Source::NotFound { start: start.to_path_buf() })
+}
+
+/// The configuration file discovery would take in `dir` alone, if any (a `pyproject.toml`
+/// only with a `[tool.hashpyc]` table), as `dir/NAME`.
+pub fn settings_file_in(dir: &Path) -> Option<PathBuf> {
+    FILE_NAMES.iter().map(|n| dir.join(n)).find(|path| match crate::io::read_regular(path) {
+        Ok(bytes) if path.ends_with("pyproject.toml") => has_hashpyc_table(&bytes),
+        Ok(_) => true,
+        Err(_) => false,
+    })
+}
+
+fn has_hashpyc_table(bytes: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(bytes);
+    text.contains("hashpyc")
+        && toml::from_str::<toml::Table>(&text)
+            .is_ok_and(|t| t.get("tool").and_then(|t| t.get("hashpyc")).is_some())
+}
+
+/// Settings in the same directory that the file found (`used`, shown as `shown`) hides: a
+/// `hashpyc.toml` beside `.hashpyc.toml`, or a `pyproject.toml` whose `[tool.hashpyc]` a
+/// `hashpyc.toml` beside it overrides whole (as uv warns of `[tool.uv]` beside `uv.toml`):
+/// none of their keys apply, and nothing else would say so.
+fn hidden_beside(dir: &Path, used: &str, shown: &Path) -> Vec<String> {
+    let later = FILE_NAMES.iter().skip_while(|n| **n != used).skip(1);
+    let mut warnings = Vec::new();
+    for name in later {
+        let path = dir.join(name);
+        let Ok(bytes) = crate::io::read_regular(&path) else { continue };
+        let hides = *name != "pyproject.toml" || has_hashpyc_table(&bytes);
+        if hides {
+            let what =
+                if *name == "pyproject.toml" { "its [tool.hashpyc] table is" } else { "its settings are" };
+            let other = shown.with_file_name(name);
+            warnings.push(format!(
+                "`{}` is beside `{}`, which takes precedence: {what} not used (merge them into one file)",
+                crate::report::shown(&other),
+                crate::report::shown(shown),
+            ));
+        }
+    }
+    warnings
 }
 
 /// Why a discovered configuration file is not to be trusted, if it is not: it belongs to

@@ -459,6 +459,8 @@ fn load_config(
         }
     }
     let source = source?;
+    args.discovered =
+        matches!(source, config::Source::File(_) | config::Source::NotFound { .. }) && args.config.is_none();
     if output.verbose > 0 && output.quiet == 0 {
         if json {
             args.described.push(source.describe());
@@ -892,6 +894,67 @@ fn ddir_named_warning(args: &EmbedArgs, roots: &[PathBuf]) -> Option<String> {
     ))
 }
 
+/// A warning when paths named below the working directory lie under a directory with a
+/// configuration file of its own (`services/worker/hashpyc.toml`, named from a monorepo's
+/// root as a pre-commit hook names files): one configuration applies to a run, the one
+/// discovered from the working directory, so that file's targets and excludes do not
+/// apply, which nothing else would say. Only for a discovered configuration (`--config`
+/// chose one) and paths named; the directories a walk enters are not searched.
+fn nested_config_warning(config: &ConfigArgs, roots: &[PathBuf]) -> Option<String> {
+    if !config.discovered {
+        return None;
+    }
+    let cwd = std::env::current_dir().ok()?;
+    // Directories strictly below the working directory, from each named path up; for each
+    // directory looked at, the file found there or above (an index into `found`).
+    let mut memo = std::collections::HashMap::<PathBuf, Option<usize>>::new();
+    let mut found: Vec<(PathBuf, usize)> = Vec::new();
+    for root in roots {
+        let rel = if root.is_absolute() { root.strip_prefix(&cwd).ok()?.to_path_buf() } else { root.clone() };
+        if rel.components().any(|c| c == std::path::Component::ParentDir) {
+            continue;
+        }
+        let rel: PathBuf =
+            rel.components().filter(|c| matches!(c, std::path::Component::Normal(_))).collect();
+        let start =
+            if std::fs::metadata(&rel).is_ok_and(|m| m.is_dir()) { rel.as_path() } else { rel.parent()? };
+        let (mut walked, mut under) = (Vec::new(), None);
+        for dir in start.ancestors().filter(|d| !d.as_os_str().is_empty()) {
+            if let Some(known) = memo.get(dir) {
+                under = *known;
+                break;
+            }
+            walked.push(dir.to_path_buf());
+            if let Some(file) = config::settings_file_in(dir) {
+                found.push((file, 0));
+                under = Some(found.len() - 1);
+                break;
+            }
+        }
+        memo.extend(walked.into_iter().map(|d| (d, under)));
+        if let Some(i) = under {
+            found[i].1 += 1;
+        }
+    }
+    let ((first, n), more) = found.split_first()?;
+    let shown = |p: &Path| crate::report::shown(p).to_string();
+    let dir = first.parent().unwrap_or(Path::new("."));
+    let others = match more.len() {
+        0 => String::new(),
+        1 => format!(" (nor is `{}`)", shown(&more[0].0)),
+        k => format!(" (nor are {k} more such files, `{}` first)", shown(&more[0].0)),
+    };
+    Some(format!(
+        "`{}` is not used for the {} named under `{}`{others}: a run uses one configuration, the \
+         one found from the working directory; run from `{}`, or give that file with --config \
+         (one pre-commit hook per directory with its own configuration)",
+        shown(first),
+        crate::report::plural(*n, "path", "paths"),
+        shown(dir),
+        shown(dir),
+    ))
+}
+
 /// How the embedded path (`co_filename`) is derived, for `compile` and `check` alike.
 pub fn embed(args: &EmbedArgs) -> Embed {
     Embed { ddir: args.ddir.clone(), strip: args.strip_prefix.clone(), prepend: args.prepend_prefix.clone() }
@@ -967,13 +1030,11 @@ pub fn walk_options(sel: &SelectArgs, jobs: usize) -> Result<WalkOptions, Error>
     if sel.exclude_regex.as_deref() == Some("") {
         return Err(Error::Usage("--exclude-regex '': an empty expression would skip everything".into()));
     }
-    for g in &sel.exclude {
-        if g.trim_start_matches('!').is_empty() {
-            return Err(Error::Usage(format!("--exclude '{g}': an empty glob would skip everything")));
-        }
-        globset::Glob::new(g.trim_start_matches('!'))
-            .map_err(|e| Error::Usage(format!("invalid --exclude glob `{g}`: {e}")))?;
-    }
+    let exclude_globs = sel
+        .exclude
+        .iter()
+        .map(|g| crate::walk::anchored_glob(g).map_err(|why| Error::Usage(format!("--exclude: {why}"))))
+        .collect::<Result<Vec<_>, _>>()?;
     // A file is refused: no link resolves inside it, so compileall's `-e FILE` skips every
     // link (even one to that file: the test is a strict parent one), which is never meant.
     let limit_symlinks = match &sel.limit_symlinks {
@@ -998,7 +1059,7 @@ pub fn walk_options(sel: &SelectArgs, jobs: usize) -> Result<WalkOptions, Error>
     Ok(WalkOptions {
         respect_ignore: sel.respect_gitignore,
         skip_hidden: sel.skip_hidden,
-        exclude_globs: sel.exclude.clone(),
+        exclude_globs,
         exclude_base: sel.exclude_base.clone(),
         exclude_regex,
         force_exclude: sel.force_exclude,
@@ -1197,7 +1258,10 @@ pub fn compile_settings(args: &CompileArgs) -> Result<CompileSettings, Error> {
     let targets = one_target_per_pyc(targets, &args.layout, args.target.python_from.as_ref())?;
     let layouts = layouts(&args.layout, &targets, args.target.python_from.as_ref())?;
     let embed = embed(&args.embed);
-    let ddir_named = ddir_named_warning(&args.embed, &roots);
+    let named_warnings = ddir_named_warning(&args.embed, &roots)
+        .into_iter()
+        .chain(nested_config_warning(&args.config, &roots))
+        .collect();
     let verify = crate::env::is_on(crate::env::VERIFY);
     let cache = cache_settings(&args.cache)?;
     Ok(CompileSettings {
@@ -1223,7 +1287,7 @@ pub fn compile_settings(args: &CompileArgs) -> Result<CompileSettings, Error> {
         json: args.format == crate::cli::CompileFormat::Json,
         github: args.format == crate::cli::CompileFormat::Github,
         described: args.config.described.clone(),
-        ddir_named,
+        named_warnings,
     })
 }
 
@@ -1360,8 +1424,8 @@ pub struct CheckSettings {
     /// Where the levels came from when not from `-o` (`PYTHONOPTIMIZE`, a file's
     /// `optimize`): the hint for pycs of other levels names it.
     pub optimize_from: Option<config::Origin>,
-    /// See `ddir_named_warning`.
-    pub ddir_named: Option<String>,
+    /// Warnings about the paths named (`ddir_named_warning`, `nested_config_warning`).
+    pub named_warnings: Vec<String>,
 }
 
 pub fn check_settings(args: &CheckArgs) -> Result<CheckSettings, Error> {
@@ -1389,7 +1453,10 @@ pub fn check_settings(args: &CheckArgs) -> Result<CheckSettings, Error> {
         CheckMode::Unchecked => Accept::Only(HashMode::Unchecked),
         CheckMode::Any => Accept::AnyHash,
     };
-    let ddir_named = ddir_named_warning(&args.embed, &roots);
+    let named_warnings = ddir_named_warning(&args.embed, &roots)
+        .into_iter()
+        .chain(nested_config_warning(&args.config, &roots))
+        .collect();
     Ok(CheckSettings {
         roots,
         walk,
@@ -1399,7 +1466,7 @@ pub fn check_settings(args: &CheckArgs) -> Result<CheckSettings, Error> {
         accept,
         compile_unchecked: args.compile_unchecked,
         embed: embed(&args.embed),
-        ddir_named,
+        named_warnings,
         stray: args.stray,
         format: args.format,
         all: args.all,

@@ -879,7 +879,7 @@ pub fn regex_subject(name: &[u8]) -> std::borrow::Cow<'_, str> {
 
 /// `path` against `cwd` with `.` and `..` resolved lexically, for matching globs that are
 /// relative to another directory.
-fn lexically_absolute(path: &Path, cwd: &Path) -> PathBuf {
+pub(crate) fn lexically_absolute(path: &Path, cwd: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in cwd.join(path).components() {
         match c {
@@ -899,6 +899,33 @@ fn lexically_absolute(path: &Path, cwd: &Path) -> PathBuf {
 /// and so is the directory of a path that is not under it as spelled (a root reached
 /// through a symlink, such as the shell's `$PWD/sub` in a linked directory), once per
 /// directory: both sides name the same directory the same way.
+/// An exclude glob as the gitignore matcher takes it: anchored at the directory the globs
+/// are relative to, so a leading `./` (as hashpyc's own output spells paths under
+/// `compile .`, and as ruff accepts) is dropped; gitignore would match nothing with it. A
+/// glob reaching above that directory (`../x`) could never match anything walked and is
+/// refused, as is an empty one.
+pub fn anchored_glob(g: &str) -> Result<String, String> {
+    let (not, mut rest) = match g.strip_prefix('!') {
+        Some(r) => ("!", r),
+        None => ("", g),
+    };
+    while let Some(r) = rest.strip_prefix("./") {
+        rest = r.trim_start_matches('/');
+    }
+    if rest.is_empty() {
+        return Err("an empty glob would skip everything".into());
+    }
+    if rest == ".." || rest.starts_with("../") {
+        return Err(format!(
+            "`{g}` reaches above the directory globs are relative to (the configuration file's, or the \
+             working directory), where nothing walked can match it: name the path from there, or use \
+             --exclude-regex"
+        ));
+    }
+    globset::Glob::new(rest).map_err(|e| format!("invalid glob `{g}`: {}", e.kind()))?;
+    Ok(format!("{not}{rest}"))
+}
+
 struct Excludes {
     matcher: Gitignore,
     cwd: PathBuf,

@@ -2492,6 +2492,52 @@ fn remembered_failures_survive_other_spellings() {
     }
 }
 
+// A pyc left from before its source stopped compiling (3.12 syntax in a tree compiled for
+// 3.9 too: `compile` fails for that target and leaves the old pyc, as compileall does) is
+// stale by its source, and compiling again cannot fix it: `check` names CPython's error as
+// it does for a missing pyc, and the GitHub annotation says to fix the source.
+per_python!(check_explains_a_stale_pyc_whose_source_no_longer_compiles, |py: &Python| {
+    let tree = Tree::new();
+    tree.write("m.py", "X = 1\n");
+    let state = tempfile::tempdir().unwrap();
+    let hashpyc = || tree.hashpyc().env("HASHPYC_STATE_DIR", state.path());
+    hashpyc().args(["compile", "-q"]).python(py).arg(".").run().assert_code(0);
+    tree.write("m.py", "X = 1\ndef f(:\n    pass\n");
+    hashpyc().args(["compile", "-q"]).python(py).arg(".").run().assert_code(1);
+    let cpython = py.run(
+        &[
+            "-c",
+            "try:\n    compile(open('m.py', 'rb').read(), 'm.py', 'exec')\nexcept SyntaxError as e:\n    print('%s: %s (line %d)' % (type(e).__name__, e.msg, e.lineno))",
+        ],
+        tree.root(),
+    );
+    let run = hashpyc().arg("check").python(py).arg(".").run();
+    run.assert_code(1);
+    assert_eq!(
+        run.stdout,
+        format!(
+            "stale      ./m.py: the source does not compile: {}, as `hashpyc compile` found\n",
+            cpython.trim()
+        ),
+        "{}",
+        run.stderr
+    );
+    let github = hashpyc().args(["check", "--format", "github"]).python(py).arg(".").run();
+    github.assert_code(1);
+    let line =
+        github.stdout.lines().find(|l| l.starts_with("::error file=./m.py,line=2,")).unwrap_or_else(|| {
+            panic!("no annotation on line 2: {}", github.stdout);
+        });
+    assert!(line.contains("stale: the pyc was compiled from other source bytes"), "{line}");
+    assert!(line.contains(" - fix the source, then run `hashpyc compile`"), "{line}");
+    assert!(!line.contains("to fix"), "{line}");
+    // Without the memory of that compile, the plain finding.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let fresh =
+        tree.hashpyc().env("HASHPYC_STATE_DIR", elsewhere.path()).arg("check").python(py).arg(".").run();
+    assert_eq!(fresh.stdout, "stale      ./m.py\n");
+});
+
 // A pyc that is missing because its source does not compile says so, with CPython's own
 // error (remembered by `compile`, no Python started by `check`), as long as the source
 // bytes are those `compile` saw; and a tree of timestamp pycs (what CPython's compileall

@@ -1811,6 +1811,155 @@ per_python!(spelling_hint_from_a_subdirectory, min = (3, 8), |py: &Python| {
     let run = check("src");
     run.assert_code(1);
     assert!(!run.stderr.contains("hint:"), "{}", run.stderr);
+    // One pyc compiled from `src`, one from the top as `src/pkg/b.py`, checked from the top as
+    // `./src/…`: the second was not compiled from `src`, and the hint does not say so.
+    tree.hashpyc().args(["compile", "-q", "-f"]).python(py).run().assert_code(0);
+    Hashpyc::new(&tree.path("src")).args(["compile", "-q", "-f"]).python(py).arg("a.py").run().assert_code(0);
+    let run = tree.hashpyc().arg("check").python(py).arg(".").run();
+    run.assert_code(1);
+    assert_eq!(run.stdout.lines().filter(|l| l.starts_with("stale")).count(), 2, "{}", run.stdout);
+    assert!(!run.stderr.contains("spelled from"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("hint: 2 stale pycs embed another spelling of their source path"),
+        "{}",
+        run.stderr
+    );
+});
+
+// A monorepo's CI job runs in a service's directory (`working-directory: services/api`,
+// where its configuration is found); GitHub places an annotation's `file` relative to the
+// checkout (`GITHUB_WORKSPACE`), so the path is given from there, for `compile` and `check`,
+// a file of the service and one of a library beside it alike. Without the variable, as
+// named.
+per_python!(github_annotations_are_placed_from_the_workspace, min = (3, 8), |py: &Python| {
+    let repo = Tree::new();
+    repo.write("services/api/src/bad.py", "def f(:\n    pass\n");
+    repo.write("libs/shared/util.py", "X = 1\n");
+    let service = repo.path("services/api");
+    let run = |cmd: &str, workspace: Option<&Path>| {
+        let mut h = Hashpyc::new(&service).args([cmd, "--format", "github"]).python(py);
+        h = match workspace {
+            Some(w) => h.env("GITHUB_WORKSPACE", w),
+            None => h.env_remove("GITHUB_WORKSPACE"),
+        };
+        h.args(["src", "../../libs/shared"]).run()
+    };
+    let compiled = run("compile", Some(repo.root()));
+    compiled.assert_code(1);
+    assert!(compiled.stdout.contains("::error file=services/api/src/bad.py,line=1,"), "{}", compiled.stdout);
+    repo.write("libs/shared/util.py", "X = 2\n");
+    let checked = run("check", Some(repo.root()));
+    checked.assert_code(1);
+    assert!(checked.stdout.contains("::error file=services/api/src/bad.py,"), "{}", checked.stdout);
+    assert!(checked.stdout.contains("::error file=libs/shared/util.py,"), "{}", checked.stdout);
+    // The checkout reached through a symbolic link.
+    let link = repo.path("link-to-repo");
+    std::os::unix::fs::symlink(repo.root(), &link).unwrap();
+    let linked = run("check", Some(&link));
+    assert!(linked.stdout.contains("::error file=libs/shared/util.py,"), "{}", linked.stdout);
+    let plain = run("check", None);
+    assert!(plain.stdout.contains("::error file=src/bad.py,"), "{}", plain.stdout);
+    assert!(plain.stdout.contains("::error file=../../libs/shared/util.py,"), "{}", plain.stdout);
+});
+
+// Exclude globs are relative to the configuration file's directory (or the working
+// directory); a leading `./`, as hashpyc itself spells paths under `compile .` and as ruff
+// accepts, matched nothing, silently. It is dropped now; a glob reaching above with `../`,
+// which can never match, is refused with the reason.
+per_python!(exclude_globs_with_a_leading_dot_slash_apply, min = (3, 8), |py: &Python| {
+    let tree = Tree::new();
+    tree.write("tests/fixtures/bad.py", "def f(:\n");
+    tree.write("pkg/m.py", "X = 1\n");
+    tree.write("hashpyc.toml", "exclude = [\"./tests/fixtures/\"]\n");
+    let named =
+        tree.hashpyc().args(["compile", "--force-exclude"]).python(py).arg("tests/fixtures/bad.py").run();
+    named.assert_code(0);
+    assert!(named.stderr.contains("1 named path excluded by --force-exclude"), "{}", named.stderr);
+    tree.hashpyc().args(["compile", "-q"]).python(py).arg(".").run().assert_code(0);
+    assert!(!tree.path("tests/fixtures/__pycache__").exists());
+    let flag = tree
+        .hashpyc()
+        .args(["compile", "--no-config", "--exclude", "./tests/fixtures/", "-f"])
+        .python(py)
+        .run();
+    flag.assert_code(0);
+    assert!(flag.stderr.contains("Compiled 1 file"), "{}", flag.stderr);
+    let above = tree.hashpyc().args(["compile", "--no-config", "--exclude", "../x/tests"]).python(py).run();
+    above.assert_code(2);
+    assert!(
+        above.stderr.contains("`../x/tests` reaches above the directory globs are relative to"),
+        "{}",
+        above.stderr
+    );
+    tree.write("hashpyc.toml", "exclude = [\"../tests\"]\n");
+    let in_file = tree.hashpyc().args(["compile"]).python(py).run();
+    in_file.assert_code(2);
+    assert!(in_file.stderr.contains("`hashpyc.toml` line 1"), "{}", in_file.stderr);
+    assert!(in_file.stderr.contains("`../tests` reaches above"), "{}", in_file.stderr);
+});
+
+// Settings a run does not use, in files it would not otherwise mention: a `[tool.hashpyc]`
+// table beside the `hashpyc.toml` that overrides it whole (uv warns of `[tool.uv]` beside
+// `uv.toml` alike), and a service's own configuration below the directory a pre-commit hook
+// runs in, for the files named there. Neither applies, and each is said.
+per_python!(configuration_a_run_does_not_use_is_said, min = (3, 8), |py: &Python| {
+    let tree = Tree::new();
+    tree.write("pkg/m.py", "X = 1\n");
+    tree.write("pyproject.toml", "[project]\nname = \"x\"\n\n[tool.hashpyc]\nexclude = [\"pkg/\"]\n");
+    tree.write("hashpyc.toml", "optimize = 1\n");
+    let both = tree.hashpyc().arg("compile").python(py).run();
+    both.assert_code(0);
+    assert!(
+        both.stderr.contains(
+            "warning: `pyproject.toml` is beside `hashpyc.toml`, which takes precedence: its [tool.hashpyc] table is not used"
+        ),
+        "{}",
+        both.stderr
+    );
+    // A pyproject.toml without the table is another tool's: nothing said.
+    tree.write("pyproject.toml", "[project]\nname = \"x\"\n");
+    let quiet = tree.hashpyc().arg("compile").python(py).run();
+    assert!(!quiet.stderr.contains("warning"), "{}", quiet.stderr);
+    std::fs::remove_file(tree.path("hashpyc.toml")).unwrap();
+
+    tree.write("services/worker/hashpyc.toml", "exclude = [\"tests/fixtures/\"]\n");
+    tree.write("services/worker/src/a.py", "A = 1\n");
+    tree.write("services/worker/src/sub/b.py", "B = 1\n");
+    tree.write("services/worker/tests/fixtures/bad.py", "def f(:\n");
+    tree.write("services/api/c.py", "C = 1\n");
+    let files =
+        ["services/worker/src/a.py", "services/worker/src/sub/b.py", "services/worker/tests/fixtures/bad.py"];
+    let hook = tree
+        .hashpyc()
+        .args(["compile", "--force-exclude"])
+        .python(py)
+        .args(files)
+        .arg("services/api/c.py")
+        .run();
+    hook.assert_code(1);
+    assert!(
+        hook.stderr.contains(
+            "warning: `services/worker/hashpyc.toml` is not used for the 3 paths named under `services/worker`: a run uses one configuration"
+        ),
+        "{}",
+        hook.stderr
+    );
+    // Given with --config, or run from there: used, nothing to say.
+    let given = tree
+        .hashpyc()
+        .args(["compile", "--force-exclude", "--config", "services/worker/hashpyc.toml"])
+        .python(py)
+        .args(files)
+        .run();
+    given.assert_code(0);
+    assert!(!given.stderr.contains("is not used"), "{}", given.stderr);
+    let there = Hashpyc::new(&tree.path("services/worker"))
+        .args(["compile", "--force-exclude"])
+        .python(py)
+        .args(["src/a.py", "tests/fixtures/bad.py"])
+        .run();
+    there.assert_code(0);
+    assert!(!there.stderr.contains("is not used"), "{}", there.stderr);
 });
 
 // `-s` that does not apply (compileall's 3.13 rule: whole leading components) is warned
