@@ -1244,25 +1244,35 @@ fn compile_stage(
             (results.into_iter().chain(hits).collect::<Vec<_>>(), fatal)
         }),
         _ => {
-            if let Some(cache) = cache
-                && !s.force
-            {
-                // An empty cache: every pyc compiled is a miss, as if looked up.
-                let pycs =
-                    units.iter().flat_map(|(i, targets)| targets.iter().map(|&t| &plans[*i].actions[t]));
-                cache.note_misses(
-                    pycs.map(|a| match a {
-                        Action::Compile { prefix, .. } => u64::from(*prefix),
-                        _ => 0,
-                    })
-                    .sum(),
-                );
-            }
             for (i, targets) in units {
                 queue.push(i, targets, plans[i].size);
             }
             queue.close();
-            schedule::run(&schedule, &queue, expected, reporter)
+            let (results, fatal) = schedule::run(&schedule, &queue, expected, reporter);
+            if let Some(cache) = cache
+                && !s.force
+            {
+                // An empty cache: every pyc compiled is a miss, as if looked up; not those
+                // an interrupt or a fatal error left uncompiled.
+                let compiled = results.iter().filter(|(_, _, r)| {
+                    matches!(
+                        r,
+                        UnitResult::Compiled { .. }
+                            | UnitResult::WarningsAsErrors { .. }
+                            | UnitResult::Failed(..)
+                            | UnitResult::PartlyWritten { .. }
+                    )
+                });
+                cache.note_misses(
+                    compiled
+                        .map(|(i, t, _)| match &plans[*i].actions[*t] {
+                            Action::Compile { prefix, .. } => u64::from(*prefix),
+                            _ => 0,
+                        })
+                        .sum(),
+                );
+            }
+            (results, fatal)
         }
     };
     reporter.finish();

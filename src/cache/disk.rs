@@ -58,6 +58,18 @@ pub struct Pruned {
     pub error: Option<ItemError>,
     /// The run was interrupted ([`crate::interrupt`]): the entries not removed yet are left.
     pub interrupted: bool,
+    /// [`DiskTier::prune_over`] measured the entries within its limit: nothing was removed.
+    pub within: bool,
+}
+
+/// Mark an entry used now (best effort): both its times set to "now" by the kernel (a null
+/// `times`, as `touch` does), which any user who may write the file may do. In a cache a
+/// group shares (entries `0664`), another member's hit marks an entry it does not own,
+/// where setting an explicit time, or the modification time alone, is the owner's alone
+/// (EPERM), and the entries the group used most were pruned first.
+fn mark_used(file: &std::fs::File) {
+    // SAFETY: a valid descriptor; a null `times` sets both to the current time.
+    unsafe { libc::futimens(std::os::fd::AsRawFd::as_raw_fd(file), std::ptr::null()) };
 }
 
 /// What [`DiskTier::clean`] did.
@@ -236,7 +248,7 @@ impl DiskTier {
             && let Ok(modified) = meta.modified()
             && (modified < before || modified.elapsed().is_ok_and(|age| age > REFRESH_AFTER))
         {
-            let _ = file.set_modified(SystemTime::now());
+            mark_used(&file);
         }
         Ok(found)
     }
@@ -427,7 +439,21 @@ impl DiskTier {
     /// is left, and the first such error returned with the counts. An interrupt stops the
     /// removals: what is left is counted as left.
     pub fn prune(&self, max: u64) -> Result<Pruned, ItemError> {
+        self.prune_over(None, max)
+    }
+
+    /// [`DiskTier::prune`] when the entries, measured, take more than `limit`; else nothing
+    /// is removed and `Pruned::within` says so (the recorded size that led here was too
+    /// high: builds that started on a cache without statistics each add their stores to a
+    /// size that the first to finish measured with the others' entries in it).
+    pub fn prune_over(&self, limit: Option<u64>, max: u64) -> Result<Pruned, ItemError> {
         let (mut entries, temps) = self.scan()?;
+        if let Some(limit) = limit {
+            let size: u64 = entries.iter().map(|e| e.size).sum();
+            if size <= limit {
+                return Ok(Pruned { left: entries.len(), size, within: true, ..Pruned::default() });
+            }
+        }
         for t in temps {
             if t.mtime.elapsed().is_ok_and(|age| age > STALE_TEMP) {
                 let _ = std::fs::remove_file(&t.path);
@@ -467,7 +493,7 @@ impl DiskTier {
             && let Ok(f) = open_entry(&self.path_of(key))
             && f.metadata().is_ok_and(|m| m.is_file())
         {
-            let _ = f.set_modified(SystemTime::now());
+            mark_used(&f);
         }
     }
 

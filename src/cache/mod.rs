@@ -1226,7 +1226,9 @@ impl Inner {
                         }
                         // Down to 90%, so that the next builds do not prune again at once.
                         // Nothing is removed when the entries cannot all be read.
-                        match l.disk.prune(self.settings.max_size / 10 * 9) {
+                        // Measured first: the recorded size may be more than is there.
+                        match l.disk.prune_over(Some(self.settings.max_size), self.settings.max_size / 10 * 9)
+                        {
                             Ok(p) => {
                                 stats::pruned(&l.disk, p.size);
                                 Some(p)
@@ -1237,7 +1239,8 @@ impl Inner {
                             }
                         }
                     });
-                    if let Some(Some(disk::Pruned { removed, freed, left, size, .. })) = pruned {
+                    if let Some(Some(disk::Pruned { removed, freed, left, size, within: false, .. })) = pruned
+                    {
                         pruned_note = Some(format!(
                             "cache local: over the limit of {}, pruned: removed {} ({}), {} left ({})",
                             manage::human_size(self.settings.max_size),
