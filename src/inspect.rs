@@ -464,6 +464,11 @@ pub fn inspect(files: &[PathBuf], json: bool) -> Result<ExitStatus, Error> {
     // not a valid pyc: the exit status does not depend on the reader.
     let mut open = true;
     for d in files.iter().flat_map(|f| described(f)) {
+        // Ctrl-C ends a long listing at once, as `check`'s and `compile`'s (nothing more is
+        // printed, `error: interrupted`, 130).
+        if crate::interrupt::requested() {
+            return Err(Error::Interrupted);
+        }
         if d.error.is_some() {
             status = ExitStatus::Findings;
         }

@@ -1,7 +1,8 @@
-//! SIGINT and SIGTERM: remember which arrived, kill every worker process group at once
-//! so nothing blocks on Python, and let the pipeline unwind (temporary files are removed
-//! as they drop) before exiting 130 or 143. A second signal exits immediately, and so
-//! does a run that has not finished unwinding 5 seconds after the first.
+//! SIGINT, SIGTERM and SIGHUP: remember which arrived, kill every worker process group at
+//! once so nothing blocks on Python, and let the pipeline unwind (temporary files are
+//! removed as they drop) before exiting 130, 143 or 129. A second signal exits
+//! immediately, and so does a run that has not finished unwinding 5 seconds after the
+//! first; the temporary files being written then are removed first ([`begin_temp`]).
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
@@ -12,16 +13,28 @@ static SIGNAL: AtomicI32 = AtomicI32::new(0);
 /// then, not once the signal thread has woken ([`requested`]).
 static ARRIVED: AtomicUsize = AtomicUsize::new(0);
 static WORKERS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+/// The temporary files being written: a directory handle and the path relative to it; and
+/// whether the run is exiting at once (no file may be created any more).
+static TEMPS: Mutex<Temps> = Mutex::new(Temps { exiting: false, files: Vec::new() });
+
+struct Temps {
+    exiting: bool,
+    files: Vec<(std::os::fd::RawFd, std::path::PathBuf)>,
+}
+
+/// The signals that end a run: Ctrl-C, what `docker stop` and a CI cancel send, and a
+/// terminal or ssh session that closes.
+const SIGNALS: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
 /// How long the run may take to unwind after the first signal before it exits regardless.
 const GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Start the signal-handling thread (once, from `run`).
 pub fn install() {
-    let Ok(mut signals) = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM]) else {
+    let Ok(mut signals) = signal_hook::iterator::Signals::new(SIGNALS) else {
         return;
     };
-    for sig in [libc::SIGINT, libc::SIGTERM] {
+    for sig in SIGNALS {
         let _ = signal_hook::flag::register_usize(sig, &ARRIVED, sig as usize);
     }
     std::thread::Builder::new()
@@ -60,7 +73,60 @@ fn exit_now(sig: i32) -> ! {
             libc::write(libc::STDERR_FILENO, MESSAGE.as_ptr().cast(), MESSAGE.len());
         }
     }
+    // Held until the exit: a thread about to create a temporary file waits for it.
+    let _temps = remove_temps();
     std::process::exit(128 + sig);
+}
+
+/// Remove the temporary files still being written (a pyc of 40 MB takes a while), so that
+/// a run ended at once leaves none behind, and keep any more from being made: the lock is
+/// returned held. It is otherwise only held to create a file and list it, or to take one off
+/// the list; should a stuck thread hold it, the files stay (`check --stray` names them, a
+/// later prune of the cache removes its own).
+fn remove_temps() -> Option<std::sync::MutexGuard<'static, Temps>> {
+    for _ in 0..50 {
+        if let Ok(mut temps) = TEMPS.try_lock() {
+            temps.exiting = true;
+            for (fd, path) in temps.files.iter() {
+                // SAFETY: a directory handle still open (its file is being written under it).
+                let dir = unsafe { std::os::fd::BorrowedFd::borrow_raw(*fd) };
+                let _ = rustix::fs::unlinkat(dir, path, rustix::fs::AtFlags::empty());
+            }
+            return Some(temps);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    None
+}
+
+/// Held while a temporary file is created ([`begin_temp`]); [`TempGuard::created`] lists it.
+pub struct TempGuard(std::sync::MutexGuard<'static, Temps>);
+
+/// Before creating a temporary file: the list's lock, so that a run ending at once between
+/// the creation and the listing cannot miss it. Fails once the run is exiting.
+pub fn begin_temp() -> std::io::Result<TempGuard> {
+    let temps = TEMPS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if temps.exiting {
+        return Err(std::io::Error::new(std::io::ErrorKind::Interrupted, "interrupted"));
+    }
+    Ok(TempGuard(temps))
+}
+
+impl TempGuard {
+    /// The file was created at `path` relative to the directory handle `dir` (the working
+    /// directory's `AT_FDCWD` will do): removed should the run end at once.
+    pub fn created(mut self, dir: std::os::fd::BorrowedFd<'_>, path: &std::path::Path) {
+        self.0.files.push((std::os::fd::AsRawFd::as_raw_fd(&dir), path.to_path_buf()));
+    }
+}
+
+/// The temporary file of [`TempGuard::created`] was renamed or removed.
+pub fn temp_gone(dir: std::os::fd::BorrowedFd<'_>, path: &std::path::Path) {
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&dir);
+    let mut temps = TEMPS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(i) = temps.files.iter().position(|(f, p)| *f == fd && p == path) {
+        temps.files.swap_remove(i);
+    }
 }
 
 /// Whether an interrupt arrived.
@@ -68,7 +134,8 @@ pub fn requested() -> bool {
     SIGNAL.load(Ordering::SeqCst) != 0 || ARRIVED.load(Ordering::SeqCst) != 0
 }
 
-/// The exit status for the interrupt that arrived, if any (130 for SIGINT, 143 for SIGTERM).
+/// The exit status for the interrupt that arrived, if any (130 for SIGINT, 143 for SIGTERM,
+/// 129 for SIGHUP).
 pub fn exit_code() -> Option<i32> {
     match (SIGNAL.load(Ordering::SeqCst), ARRIVED.load(Ordering::SeqCst)) {
         (0, 0) => None,

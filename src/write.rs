@@ -33,6 +33,21 @@ pub enum WriteError {
     },
 }
 
+impl WriteError {
+    /// Whether the write failed because the source's directory went away during the run
+    /// (`rm -rf pkg`, or `pkg` removed and made again, while its files compile): no such
+    /// file where the pyc's directory was to be made or written, and no `source` any more.
+    /// A file or directory removed during the run is a note, not an error (as the walk
+    /// says it), whatever the step that found it gone.
+    pub fn source_gone(&self, source: &Path) -> bool {
+        let io = match self {
+            WriteError::CreateDir { source, .. } | WriteError::Write { source, .. } => source,
+            WriteError::Symlink(_) | WriteError::NotRegular(_) => return false,
+        };
+        crate::io::is_gone(io.kind()) && std::fs::symlink_metadata(source).is_err()
+    }
+}
+
 /// The mode py_compile gives a pyc: the source's, plus owner write, without execute bits.
 pub fn pyc_mode(source_mode: u32) -> u32 {
     (source_mode | 0o200) & 0o666
@@ -238,8 +253,12 @@ impl<'a> Temp<'a> {
         let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
         loop {
             let temp = temp_path(at.rel);
+            let listed = crate::interrupt::begin_temp()?;
             match rustix::fs::openat(at.fd, &temp, flags, Mode::from_raw_mode(mode)) {
-                Ok(fd) => return Ok(Temp { fd: at.fd, path: temp, file: Some(fd.into()) }),
+                Ok(fd) => {
+                    listed.created(at.fd, &temp);
+                    return Ok(Temp { fd: at.fd, path: temp, file: Some(fd.into()) });
+                }
                 Err(rustix::io::Errno::EXIST) => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -250,6 +269,7 @@ impl<'a> Temp<'a> {
     fn persist(mut self, at: Loc<'_>) -> std::io::Result<()> {
         self.file = None;
         rustix::fs::renameat(self.fd, &self.path, at.fd, at.rel)?;
+        crate::interrupt::temp_gone(self.fd, &self.path);
         self.path = PathBuf::new();
         Ok(())
     }
@@ -260,6 +280,7 @@ impl Drop for Temp<'_> {
         self.file = None;
         if !self.path.as_os_str().is_empty() {
             let _ = rustix::fs::unlinkat(self.fd, &self.path, AtFlags::empty());
+            crate::interrupt::temp_gone(self.fd, &self.path);
         }
     }
 }

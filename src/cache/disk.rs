@@ -889,8 +889,12 @@ fn write_atomic_at(dir: BorrowedFd<'_>, path: &Path, data: &[u8], group: bool) -
     let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
     let (temp, fd) = loop {
         let temp = format!("{TEMP_PREFIX}{}", crate::write::random_name());
+        let listed = crate::interrupt::begin_temp()?;
         match rustix::fs::openat(dir, temp.as_str(), flags, Mode::from_raw_mode(mode)) {
-            Ok(fd) => break (temp, fd),
+            Ok(fd) => {
+                listed.created(dir, Path::new(&temp));
+                break (temp, fd);
+            }
             Err(rustix::io::Errno::EXIST) => continue,
             Err(e) => return Err(e.into()),
         }
@@ -905,23 +909,32 @@ fn write_atomic_at(dir: BorrowedFd<'_>, path: &Path, data: &[u8], group: bool) -
         .and_then(|()| Ok(rustix::fs::renameat(dir, temp.as_str(), dir, name)?));
     if let Err(e) = written {
         let _ = rustix::fs::unlinkat(dir, temp.as_str(), AtFlags::empty());
+        crate::interrupt::temp_gone(dir, Path::new(&temp));
         return Err(e);
     }
+    crate::interrupt::temp_gone(dir, Path::new(&temp));
     Ok(file.metadata().map_or(data.len() as u64, |m| m.blocks() * 512))
 }
 
 fn write_atomic(dir: &Path, path: &Path, data: &[u8], group: bool) -> std::io::Result<u64> {
     let mode = if group { 0o664 } else { 0o644 };
+    let listed = crate::interrupt::begin_temp()?;
     let mut tmp = tempfile::Builder::new()
         .prefix(TEMP_PREFIX)
         .permissions(std::fs::Permissions::from_mode(mode))
         .tempfile_in(dir)?;
-    tmp.as_file_mut().write_all(data)?;
-    if group {
+    let temp = tmp.path().to_path_buf();
+    listed.created(rustix::fs::CWD, &temp);
+    let written = tmp
+        .as_file_mut()
+        .write_all(data)
         // The umask may have taken the group's write bit: restore it.
-        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(mode))?;
-    }
-    let file = tmp.persist(path).map_err(|e| e.error)?;
+        .and_then(|()| {
+            if group { tmp.as_file().set_permissions(std::fs::Permissions::from_mode(mode)) } else { Ok(()) }
+        })
+        .and_then(|()| tmp.persist(path).map_err(|e| e.error));
+    crate::interrupt::temp_gone(rustix::fs::CWD, &temp);
+    let file = written?;
     Ok(file.metadata().map_or(data.len() as u64, |m| m.blocks() * 512))
 }
 

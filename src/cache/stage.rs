@@ -136,6 +136,7 @@ fn unit(l: &Lookups<'_>, src: usize, targets: &[usize]) -> (Results, Vec<usize>)
                 });
                 let r = match written {
                     Ok(()) => UnitResult::Cached { warnings },
+                    Err((_, e)) if e.source_gone(&plan.path) => UnitResult::Vanished,
                     Err((0, e)) => UnitResult::Error(error_chain(&e)),
                     Err((written, e)) => {
                         UnitResult::PartlyWritten { written, cached: true, error: error_chain(&e) }
