@@ -206,6 +206,9 @@ pub(crate) struct Remote {
     /// counted as misses, uploads not sent.
     throttled_lookups: AtomicU64,
     throttled_uploads: AtomicU64,
+    /// Uploads the server refused for their size (HTTP 413), and the first refusal.
+    refused_uploads: AtomicU64,
+    refused_first: Mutex<Option<String>>,
     /// Throttled requests in a row (no request succeeded since) that started when their
     /// cap was already down to one: [`THROTTLED_OFF`] switch the tier off.
     throttled_streak: AtomicU64,
@@ -362,6 +365,8 @@ enum Sent<T> {
     Busy,
     /// Not sent: the tier is off, or the run interrupted.
     Unsent,
+    /// Refused by the server for its size ([`TierError::TooLarge`]): that entry only.
+    TooLarge,
 }
 
 /// When this many remote lookups of a target have all missed (not one hit), the remote
@@ -384,9 +389,10 @@ impl Remote {
     fn fail(&self, e: &TierError) {
         match e {
             TierError::Timeout(_) => self.counts.timeouts.fetch_add(1, Ordering::Relaxed),
-            TierError::Failed(_) | TierError::Transient { .. } | TierError::Busy(_) => {
-                self.counts.errors.fetch_add(1, Ordering::Relaxed)
-            }
+            TierError::Failed(_)
+            | TierError::Transient { .. }
+            | TierError::Busy(_)
+            | TierError::TooLarge(_) => self.counts.errors.fetch_add(1, Ordering::Relaxed),
         };
         if !self.off.swap(true, Ordering::Relaxed) {
             self.problem.lock().expect("cache lock").get_or_insert_with(|| e.to_string());
@@ -496,6 +502,11 @@ impl Remote {
                 Sent::Answered(v)
             }
             Err(TierError::Busy(_)) => Sent::Busy,
+            Err(TierError::TooLarge(m)) => {
+                self.refused_uploads.fetch_add(1, Ordering::Relaxed);
+                self.refused_first.lock().expect("cache lock").get_or_insert(m);
+                Sent::TooLarge
+            }
             Err(e) if throttled.get() && self.usable() => {
                 if sent_at == 1 && self.throttled_streak.fetch_add(1, Ordering::Relaxed) + 1 >= THROTTLED_OFF
                 {
@@ -522,7 +533,7 @@ impl Remote {
                 None
             }
             // No room to read it now: a miss, not a sign of a cold remote.
-            Sent::Busy | Sent::Failed | Sent::Unsent => None,
+            Sent::Busy | Sent::Failed | Sent::Unsent | Sent::TooLarge => None,
         }
     }
 
@@ -675,6 +686,8 @@ impl Inner {
                 upload_cap: Throttle::new(remote::UPLOADS),
                 throttled_lookups: AtomicU64::new(0),
                 throttled_uploads: AtomicU64::new(0),
+                refused_uploads: AtomicU64::new(0),
+                refused_first: Mutex::new(None),
                 throttled_streak: AtomicU64::new(0),
             })
         });
@@ -1297,12 +1310,29 @@ impl Inner {
                 .as_ref()
                 .map(|d| too_damaged(r.counts.damaged.load(Ordering::Relaxed), d));
             if let Some(p) = r.problem.lock().expect("cache lock").clone().or(damage) {
+                let unsent = upload.as_ref().map_or(0, |u| u.off);
+                let unsent = if unsent > 0 && !upload.as_ref().is_some_and(|u| u.interrupted) {
+                    format!(" ({} not stored)", crate::report::plural(unsent, "upload was", "uploads were"))
+                } else {
+                    String::new()
+                };
                 warnings.push(format!(
-                    "remote bytecode cache `{}`: {p}; it was switched off for the rest of this run",
+                    "remote bytecode cache `{}`: {p}; it was switched off for the rest of this run{unsent}",
                     r.tier.describe()
                 ));
             } else if let Some(said) = throttled(r) {
                 warnings.push(format!("remote bytecode cache `{}`: {said}", r.tier.describe()));
+            }
+            if let Some(first) = r.refused_first.lock().expect("cache lock").as_ref() {
+                let n = r.refused_uploads.load(Ordering::Relaxed);
+                warnings.push(format!(
+                    "remote bytecode cache `{}`: {} refused for {} size ({first}): the server takes \
+                     smaller request bodies than these entries (nginx: client_max_body_size); the \
+                     other uploads went on",
+                    r.tier.describe(),
+                    crate::report::plural(n, "upload was", "uploads were"),
+                    if n == 1 { "its" } else { "their" },
+                ));
             }
             if let Some(u) = &upload
                 && u.abandoned > 0
@@ -1353,6 +1383,7 @@ impl Inner {
                             format!("{} not sent: over {} MiB", u.too_large, remote::MAX_ENTRY >> 20),
                         ),
                         (u.throttled, format!("{} not sent: throttled (HTTP 503/429)", u.throttled)),
+                        (u.refused, format!("{} refused by the server for their size (HTTP 413)", u.refused)),
                     ] {
                         if n > 0 {
                             line.push_str(&format!(", {said}"));

@@ -57,6 +57,11 @@ pub struct UploadReport {
     pub too_large: u64,
     /// Not sent: the server throttled it (HTTP 429/503) through all its attempts.
     pub throttled: u64,
+    /// Refused by the server for its size (HTTP 413).
+    pub refused: u64,
+    /// Not sent (or failed) because the remote was switched off: those skipped, and those
+    /// still queued when the wait ended.
+    pub off: u64,
 }
 
 /// The uploads not sent, by reason.
@@ -66,6 +71,8 @@ struct Unsent {
     duplicates: AtomicU64,
     dropped: AtomicU64,
     too_large: AtomicU64,
+    /// Not sent, or failed, once the remote was switched off (the one that failed included).
+    off: AtomicU64,
 }
 
 impl Uploader {
@@ -81,6 +88,8 @@ impl Uploader {
                 for job in rx {
                     if r.usable() && !crate::interrupt::requested() {
                         upload(&r, &job, &unsent);
+                    } else if !r.usable() {
+                        unsent.off.fetch_add(1, Ordering::Relaxed);
                     }
                     pending.fetch_sub(1, Ordering::SeqCst);
                 }
@@ -135,6 +144,12 @@ impl Uploader {
             dropped: self.unsent.dropped.load(Ordering::Relaxed),
             too_large: self.unsent.too_large.load(Ordering::Relaxed),
             throttled: self.remote.throttled_uploads.load(Ordering::Relaxed),
+            refused: self.remote.refused_uploads.load(Ordering::Relaxed),
+            off: if self.remote.usable() {
+                0
+            } else {
+                self.unsent.off.load(Ordering::Relaxed) + self.pending.load(Ordering::SeqCst) as u64
+            },
         }
     }
 }
@@ -161,7 +176,11 @@ fn upload(remote: &Remote, job: &Job, unsent: &Unsent) {
             },
             // Answered, its body left unread for want of room: as if missing, as above.
             Sent::Answered(None) | Sent::Busy => {}
-            Sent::Throttled | Sent::Failed | Sent::Unsent => return,
+            Sent::Failed | Sent::Unsent => {
+                unsent.off.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            Sent::Throttled | Sent::TooLarge => return,
         }
     }
     let data = entry::encode(&job.key, &job.payload, Compression::Zstd);
@@ -174,6 +193,9 @@ fn upload(remote: &Remote, job: &Job, unsent: &Unsent) {
         Sent::Answered(_) => {
             remote.counts.stores.fetch_add(job.weight, Ordering::Relaxed);
         }
-        Sent::Throttled | Sent::Failed | Sent::Unsent | Sent::Busy => {}
+        Sent::Failed | Sent::Unsent => {
+            unsent.off.fetch_add(1, Ordering::Relaxed);
+        }
+        Sent::Throttled | Sent::Busy | Sent::TooLarge => {}
     }
 }

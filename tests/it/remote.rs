@@ -250,6 +250,85 @@ fn two_machines_share_through_rclone_s3() {
     assert!(anon.stderr.contains("(anonymous)"), "{}", anon.stderr);
 }
 
+/// The endpoint, the credentials and the region from an AWS profile, as a MinIO or R2 setup
+/// keeps them (`endpoint_url` in `[profile ci]`): the profile's endpoint was ignored and the
+/// requests, signed with the private store's key, went to AWS. Two machines share through
+/// the server the profile names; `-v` names it.
+#[test]
+fn an_aws_profiles_endpoint_is_where_requests_go() {
+    let Some(py) = harness::python_or_skip((3, 12), "remote::an_aws_profiles_endpoint_is_where_requests_go")
+    else {
+        return;
+    };
+    let Some(s3) = S3::rclone() else { return };
+    let files = Tree::new();
+    let credentials = files.write(
+        "aws/credentials",
+        format!("[ci]\naws_access_key_id = {}\naws_secret_access_key = {}\n", s3.access_key, s3.secret_key),
+    );
+    let config = files.write(
+        "aws/config",
+        format!("[profile ci]\nregion = {}\nendpoint_url = {}\n", s3.region, s3.endpoint),
+    );
+    let env = vec![
+        ("AWS_SHARED_CREDENTIALS_FILE", credentials.display().to_string()),
+        ("AWS_CONFIG_FILE", config.display().to_string()),
+        ("AWS_PROFILE", "ci".to_string()),
+        // Empty, as unset (the harness otherwise sets a closed port here, which the
+        // variable's precedence over the profile would send the requests to).
+        ("AWS_ENDPOINT_URL", String::new()),
+        // Should the profile's endpoint be missed, requests to AWS go to a closed port on
+        // this machine, never out; the server's own address bypasses the proxy, listed
+        // after a space as CI images often write NO_PROXY (ureq alone missed it).
+        ("HTTPS_PROXY", "http://127.0.0.1:9".to_string()),
+        ("HTTP_PROXY", "http://127.0.0.1:9".to_string()),
+        ("NO_PROXY", "localhost, 127.0.0.1".to_string()),
+    ];
+    let url = format!("s3://{}/hashpyc/profile", s3.bucket);
+    two_machines(py, &url, &env);
+    let m = Machine::new(py, "shown");
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let run = m.compile(&py.path, &["-v", "--cache-url", &url], &env);
+    assert!(run.stderr.contains(&format!("at {}", s3.endpoint.trim_end_matches('/'))), "{}", run.stderr);
+}
+
+/// A server that refuses one entry for its size (HTTP 413: nginx's default body limit is
+/// 1 MiB) switched the remote off for the run, and since uploads go largest first, that
+/// entry came early every time: the cache never filled. The entry is skipped and counted,
+/// with a warning naming the server's limit, and the other uploads go on.
+#[test]
+fn an_entry_refused_for_its_size_stops_no_other_upload() {
+    let Some(py) = harness::any_python("remote::an_entry_refused_for_its_size_stops_no_other_upload") else {
+        return;
+    };
+    let Some(nginx) = Nginx::start_with_body_limit("16k") else { return };
+    let m = Machine::small("limited");
+    // Strings that do not compress: an entry far over 16 KiB.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let words: Vec<String> = (0..3000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            format!("{x:016x}")
+        })
+        .collect();
+    std::fs::write(m.tree.join("zz_big.py"), format!("WORDS = {words:?}\n")).unwrap();
+    let url = format!("{}/limited/cache", nginx.url());
+    let run = m.compile(&py.path, &["-v", "--cache-url", &url], &[]);
+    run.assert_code(1);
+    assert!(!run.stderr.contains("switched off"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("1 upload was refused for its size (PUT: HTTP 413)")
+            && run.stderr.contains("client_max_body_size"),
+        "{}",
+        run.stderr
+    );
+    let stored = harness::files_with_suffix(&nginx.data_dir().join("limited/cache/v1"), "").len();
+    let sources = harness::files_with_suffix(&m.tree, ".py").len();
+    assert_eq!(stored, sources - 1, "every entry but the large one: {}", run.stderr);
+}
+
 /// A public bucket: machine A writes anonymously (the server allows it), machine B reads
 /// anonymously — unsigned requests, no credentials anywhere.
 #[test]
@@ -1454,12 +1533,17 @@ fn persistent_failures_switch_the_remote_off_after_the_attempts() {
         assert_eq!(t.pycs().len(), 1, "{}", run.stderr);
         let warnings = warnings(&run.stderr);
         assert_eq!(warnings.len(), 1, "{}", run.stderr);
-        assert!(warnings[0].ends_with("; it was switched off for the rest of this run"), "{}", run.stderr);
+        // What the run then did not store is counted (it was not said).
+        assert!(warnings[0].contains("; it was switched off for the rest of this run"), "{}", run.stderr);
         (warnings[0].to_string(), f.requests(), remote_counts(&run.stderr))
     };
     let always500 = Faulty::start(Fault::Status(500));
     let (warning, requests, counts) = build(&always500, &[]);
     assert!(warning.contains(": GET: HTTP 500 (after 3 attempts); "), "{warning}");
+    assert!(
+        warning.ends_with("switched off for the rest of this run (1 upload was not stored)"),
+        "{warning}"
+    );
     assert_eq!(requests.len(), 3, "the lookup's attempts, no upload: {requests:?}");
     assert!(requests.iter().all(|r| r.starts_with("GET ")), "{requests:?}");
     assert_eq!(counts[4..], [1, 0, 2], "one error, two retries");
@@ -1467,6 +1551,7 @@ fn persistent_failures_switch_the_remote_off_after_the_attempts() {
     let always500 = Faulty::start(Fault::Status(500));
     let (warning, requests, _) = build(&always500, &["--force"]);
     assert!(warning.contains(": PUT: HTTP 500 (after 4 attempts); "), "{warning}");
+    assert!(warning.ends_with("(1 upload was not stored)"), "{warning}");
     assert_eq!(requests.len(), 4, "{requests:?}");
     // Not transient: sent once.
     let forbidden = Faulty::start(Fault::Status(403));

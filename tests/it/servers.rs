@@ -693,6 +693,13 @@ impl Nginx {
         Nginx::launch(None, None, (512, "", &slow))
     }
 
+    /// Request bodies over `limit` (nginx's `client_max_body_size`, `16k`) refused with HTTP
+    /// 413 under `/limited/`, as a server configured for small files refuses a large entry.
+    pub fn start_with_body_limit(limit: &str) -> Option<Nginx> {
+        let nested = format!("location /limited/ {{ client_max_body_size {limit}; }}");
+        Nginx::launch(None, None, (512, "", &nested))
+    }
+
     /// Over HTTPS only (`listen … ssl`), with the server certificate of `ca` (made for
     /// 127.0.0.1), and basic auth as [`Nginx::start_with_basic_auth`] with `auth`.
     pub fn start_tls(ca: &TestCa, auth: Option<(&str, &str)>) -> Option<Nginx> {

@@ -133,6 +133,10 @@ pub struct Resolved {
     pub region_from: RegionFrom,
     /// What must never appear in a message (a container authorization token).
     pub secrets: Vec<String>,
+    /// The profile's `endpoint_url` (a MinIO or R2 profile, as boto3 and the AWS CLI read
+    /// it), and where it is set, for its errors; below `AWS_ENDPOINT_URL_S3` and
+    /// `AWS_ENDPOINT_URL`, and none under `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true`.
+    pub endpoint: Option<(String, String)>,
 }
 
 impl Resolved {
@@ -246,9 +250,14 @@ impl Profile<'_> {
     }
 
     fn region(&self) -> Option<(String, &Path)> {
-        // The credentials file's settings override the config file's (botocore).
+        self.value("region")
+    }
+
+    /// A setting's value, and the file that sets it: the credentials file's settings
+    /// override the config file's (botocore).
+    fn value(&self, key: &str) -> Option<(String, &Path)> {
         [self.credentials, self.config].into_iter().flatten().find_map(|(p, s)| {
-            s.get("region").map(|r| r.trim()).filter(|r| !r.is_empty()).map(|r| (r.to_string(), p))
+            s.get(key).map(|r| r.trim()).filter(|r| !r.is_empty()).map(|r| (r.to_string(), p))
         })
     }
 }
@@ -330,19 +339,22 @@ pub fn resolve(env: Env, timeout: Duration) -> Result<Resolved, String> {
     let explicit = env("AWS_PROFILE");
     let name = explicit.clone().unwrap_or_else(|| "default".into());
     let region_var = ["AWS_REGION", "AWS_DEFAULT_REGION"].into_iter().find_map(|v| Some((v, env(v)?)));
-    // The files are read only when something is looked up in them.
-    let (credentials_file, config_file) = if explicit.is_some() || from_env.is_none() || region_var.is_none()
-    {
-        let read = |var, default, what| match shared_path(env, var, default) {
-            Some(p) => read_shared(&p, what),
-            None => Ok(None),
-        };
-        (
-            read("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials", "credentials")?,
-            read("AWS_CONFIG_FILE", ".aws/config", "config")?,
-        )
+    // The files are read only when something is looked up in them: the endpoint too, unless
+    // a variable gives one.
+    let ignore_endpoints =
+        env("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let endpoint_var = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"].into_iter().any(|v| env(v).is_some());
+    let read = |var, default, what| match shared_path(env, var, default) {
+        Some(p) => read_shared(&p, what),
+        None => Ok(None),
+    };
+    let for_more = explicit.is_some() || from_env.is_none() || region_var.is_none();
+    let credentials_file =
+        if for_more { read("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials", "credentials")? } else { None };
+    let config_file = if for_more || !(endpoint_var || ignore_endpoints) {
+        read("AWS_CONFIG_FILE", ".aws/config", "config")?
     } else {
-        (None, None)
+        None
     };
     let profile = find_profile(&name, credentials_file.as_ref(), config_file.as_ref());
     if explicit.is_some() && !profile.exists() {
@@ -364,7 +376,24 @@ pub fn resolve(env: Env, timeout: Duration) -> Result<Resolved, String> {
         (None, Some((r, file))) => (r, RegionFrom::Profile { name: name.clone(), file: file.to_path_buf() }),
         (None, None) => ("us-east-1".to_string(), RegionFrom::Default),
     };
-    let done = |provider, source, secrets| Ok(Resolved { provider, source, region, region_from, secrets });
+    // Per service (`services = NAME` and its `[services NAME]` section) is not read: said,
+    // rather than sending the requests to AWS.
+    if !endpoint_var
+        && !ignore_endpoints
+        && let Some((key, file)) = profile.setting(&["services"])
+    {
+        return Err(format!(
+            "profile `{name}` in `{}` sets its endpoints with `{key}`, which hashpyc does not read; give \
+             the endpoint as `endpoint_url` in the profile, or in AWS_ENDPOINT_URL_S3",
+            crate::report::shown(file)
+        ));
+    }
+    let endpoint = (!ignore_endpoints).then(|| profile.value("endpoint_url")).flatten().map(|(url, file)| {
+        (url, format!("endpoint_url of profile `{name}` in `{}`", crate::report::shown(file)))
+    });
+    let done = |provider, source, secrets| {
+        Ok(Resolved { provider, source, region, region_from, secrets, endpoint: endpoint.clone() })
+    };
     if let Some(c) = from_env {
         return done(Provider::Static(Some(Arc::new(c))), Source::Environment, Vec::new());
     }
@@ -507,7 +536,7 @@ impl Container {
             None
         };
         // As the cache's own requests (TLS roots, timeouts), but never through a proxy.
-        let agent = super::agent(timeout, 1, false);
+        let agent = super::agent(timeout, 1, None);
         Ok(Some(Container {
             url,
             token,
@@ -882,6 +911,32 @@ mod tests {
             ("AWS_REGION", "x"),
         ]);
         assert!(r.is_ok());
+    }
+
+    /// A profile's `endpoint_url` (MinIO, R2) is where requests go, as boto3 sends them: the
+    /// config file is read for it even when the variables give the credentials and the
+    /// region; `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true` leaves it out.
+    #[test]
+    fn a_profiles_endpoint_url_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config");
+        std::fs::write(&config, "[default]\nendpoint_url = http://127.0.0.1:9000\n").unwrap();
+        let f = config.to_str().unwrap();
+        let vars = vec![("AWS_CONFIG_FILE", f), (ID, "A"), (SECRET, "S"), ("AWS_REGION", "x")];
+        let r = resolve_with(&vars).unwrap();
+        let (url, from) = r.endpoint.expect("the profile's endpoint");
+        assert_eq!(url, "http://127.0.0.1:9000");
+        assert!(from.contains("endpoint_url of profile `default`"), "{from}");
+        let mut ignoring = vars.clone();
+        ignoring.push(("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true"));
+        assert!(resolve_with(&ignoring).unwrap().endpoint.is_none());
+        std::fs::write(
+            &config,
+            "[default]\nservices = mine\n[services mine]\ns3 =\n  endpoint_url = http://127.0.0.1:9000\n",
+        )
+        .unwrap();
+        let err = resolve_with(&vars).err().unwrap();
+        assert!(err.contains("sets its endpoints with `services`"), "{err}");
     }
 
     #[test]

@@ -78,9 +78,10 @@ impl HttpTier {
         let _ = parsed.set_username("");
         let _ = parsed.set_password(None);
         let base = parsed.as_str().trim_end_matches('/').to_string();
+        let host = parsed.host_str();
         Ok(HttpTier {
-            agent: agent(timeout, super::LOOKUPS, true),
-            uploads: agent(upload_timeout(timeout), super::UPLOADS, true),
+            agent: agent(timeout, super::LOOKUPS, host),
+            uploads: agent(upload_timeout(timeout), super::UPLOADS, host),
             base,
             auth,
             sent,

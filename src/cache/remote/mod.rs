@@ -115,9 +115,10 @@ fn bearer_token(value: Option<String>) -> Result<Option<String>, OpenError> {
 /// [`CONNECT_MAX`] at most (the default 2 s waits for one resend), a pool of `pool` idle connections (ureq scans it on every request,
 /// so lookups and uploads get an agent each, sized for their threads), HTTP statuses
 /// handled by the caller, the platform's roots (`SSL_CERT_FILE` and friends are
-/// honoured), and with `proxy` the proxies of the environment (`HTTPS_PROXY`, `NO_PROXY`…);
-/// without, none (a container credentials endpoint is asked directly).
-pub fn agent(timeout: Duration, pool: usize, proxy: bool) -> ureq::Agent {
+/// honoured), and with `proxy` (the host the agent talks to) the proxy of the environment
+/// (`HTTPS_PROXY`…) unless `NO_PROXY` lists that host ([`no_proxy_lists`]); without, none (a
+/// container credentials endpoint is asked directly).
+pub fn agent(timeout: Duration, pool: usize, proxy: Option<&str>) -> ureq::Agent {
     let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::PlatformVerifier).build();
     let mut config = ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
@@ -128,7 +129,7 @@ pub fn agent(timeout: Duration, pool: usize, proxy: bool) -> ureq::Agent {
         .max_redirects(0)
         .user_agent(concat!("hashpyc/", env!("CARGO_PKG_VERSION")))
         .tls_config(tls);
-    if !proxy {
+    if proxy.is_none_or(|host| no_proxy_lists(&no_proxy_variable(), host)) {
         config = config.proxy(None);
     }
     ureq::Agent::with_parts(config.build(), Connecting::default(), CachingResolver::default())
@@ -331,10 +332,76 @@ pub fn send_error(
         TierError::Timeout(m) => TierError::Timeout(m + &through),
         TierError::Failed(m) => TierError::Failed(m + &through),
         TierError::Busy(m) => TierError::Busy(m + &through),
+        TierError::TooLarge(m) => TierError::TooLarge(m + &through),
         TierError::Transient { message, retry_after } => {
             TierError::Transient { message: message + &through, retry_after }
         }
     }
+}
+
+/// `NO_PROXY` (else `no_proxy`), as the environment gives it.
+fn no_proxy_variable() -> String {
+    ["NO_PROXY", "no_proxy"].iter().find_map(|v| std::env::var(v).ok()).unwrap_or_default()
+}
+
+/// Whether the `NO_PROXY` list `list` names `host` (a host name, or an IP address, a v6 one
+/// in brackets or not), as curl, Python's requests and Go read it: comma-separated entries,
+/// spaces around them ignored (`localhost, 127.0.0.1`, a trailing space); `*` for every host;
+/// a domain (`internal.test`, `.internal.test`, `*.internal.test`) for itself and the hosts
+/// under it; an IP address, or a network in CIDR notation (`127.0.0.0/8`, `fd00::/8`); a
+/// `:PORT` after an entry is ignored. (ureq splits on commas alone, so an entry after a
+/// space never matched, and it knows neither networks nor bare domains.) Also an entry
+/// ending in `*` or `.` as a prefix, as ureq takes it.
+pub fn no_proxy_lists(list: &str, host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']').trim_end_matches('.').to_ascii_lowercase();
+    let ip: Option<std::net::IpAddr> = host.parse().ok();
+    list.split(',').map(str::trim).filter(|e| !e.is_empty()).any(|entry| {
+        let entry = entry.to_ascii_lowercase();
+        if entry == "*" {
+            return true;
+        }
+        if let Some((net, bits)) = entry.split_once('/') {
+            return match (
+                ip,
+                net.trim_matches(|c| c == '[' || c == ']').parse::<std::net::IpAddr>(),
+                bits.parse::<u32>(),
+            ) {
+                (Some(ip), Ok(net), Ok(bits)) => in_network(ip, net, bits),
+                _ => false,
+            };
+        }
+        // `[::1]:8080`, `host:8080`: the port aside (an IPv6 address alone has colons too).
+        let entry = match entry.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or_default().to_string(),
+            None if entry.matches(':').count() == 1 => {
+                entry.split(':').next().unwrap_or_default().to_string()
+            }
+            None => entry,
+        };
+        if let (Some(ip), Ok(e)) = (ip, entry.parse::<std::net::IpAddr>()) {
+            return ip == e;
+        }
+        if entry.len() > 1 && (entry.ends_with('*') || (entry.ends_with('.') && !entry.starts_with('.'))) {
+            return host.starts_with(entry.trim_end_matches('*'));
+        }
+        let domain = entry.trim_start_matches('*').trim_start_matches('.');
+        !domain.is_empty() && (host == domain || host.ends_with(&format!(".{domain}")))
+    })
+}
+
+/// Whether `ip` is in the network `net`/`bits` (of the same family).
+fn in_network(ip: std::net::IpAddr, net: std::net::IpAddr, bits: u32) -> bool {
+    use std::net::IpAddr::{V4, V6};
+    let (ip, net, width) = match (ip, net) {
+        (V4(a), V4(b)) => (u128::from(u32::from(a)), u128::from(u32::from(b)), 32),
+        (V6(a), V6(b)) => (u128::from(a), u128::from(b), 128),
+        _ => return false,
+    };
+    if bits > width {
+        return false;
+    }
+    let shift = width - bits;
+    shift >= 128 || (ip >> shift) == (net >> shift)
 }
 
 /// A proxy that requests go through: `HOST:PORT` and the environment variable that set it.
@@ -561,10 +628,14 @@ fn status_error(resp: ureq::http::Response<ureq::Body>, what: &str, credentials:
         (401 | 403, None, _) => " (check the credentials)".to_string(),
         (401 | 403, Some(from), _) => format!(" (check the credentials: {from})"),
         (404, _, _) => " (no such bucket or path?)".into(),
-        (413 | 507, _, _) => " (the server is full or refuses the size)".into(),
+        (507, _, _) => " (the server is full)".into(),
         _ => String::new(),
     };
+    let too_large = status == 413 || code.as_deref() == Some("EntityTooLarge");
     let code = code.map(|c| format!(" {c}")).unwrap_or_default();
+    if too_large {
+        return TierError::TooLarge(format!("{what}: HTTP {status}{code}"));
+    }
     TierError::Failed(format!("{what}: HTTP {status}{code}{hint}"))
 }
 
@@ -751,6 +822,37 @@ fn drain(resp: ureq::http::Response<ureq::Body>) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    /// NO_PROXY as curl, Python's requests and Go read it (the cases ureq missed: spaces,
+    /// networks, bare domains), and what none of them bypass.
+    #[test]
+    fn no_proxy_lists_as_other_clients_read_them() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("localhost,127.0.0.1", "127.0.0.1", true),
+            ("localhost, 127.0.0.1", "127.0.0.1", true),
+            ("127.0.0.1 ", "127.0.0.1", true),
+            ("127.0.0.0/8", "127.0.0.9", true),
+            ("10.0.0.0/8", "127.0.0.1", false),
+            ("fd00::/8", "[fd12::1]", true),
+            ("::1", "[::1]", true),
+            ("internal.test", "cache.internal.test", true),
+            ("internal.test", "internal.test", true),
+            (".internal.test", "cache.internal.test", true),
+            ("*.internal.test", "cache.internal.test", true),
+            ("internal.test", "notinternal.test", false),
+            ("cache.internal.test:8080", "cache.internal.test", true),
+            ("*", "anything.example", true),
+            ("10.1.*", "10.1.2.3", true),
+            ("", "127.0.0.1", false),
+            (" , ", "127.0.0.1", false),
+            ("example.com", "example.com.evil.test", false),
+            ("127.0.0.0/33", "127.0.0.1", false),
+            ("0.0.0.0/0", "192.0.2.1", true),
+        ];
+        for (list, host, want) in cases {
+            assert_eq!(no_proxy_lists(list, host), *want, "NO_PROXY={list:?} host {host}");
+        }
+    }
+
     #[test]
     fn urls_lose_their_credentials_in_messages() {
         assert_eq!(
@@ -777,7 +879,7 @@ mod tests {
     #[test]
     fn refused_connections_name_the_request_and_address() {
         let refused = ureq::Error::Io(std::io::ErrorKind::ConnectionRefused.into());
-        let agent = agent(DEFAULT_TIMEOUT, 1, false);
+        let agent = agent(DEFAULT_TIMEOUT, 1, None);
         let said = |url: &str| send_error(&refused, "PUT", url, &agent, &[]).to_string();
         assert!(
             said("http://u:hunter2@127.0.0.1:9/c/v1/ab?sig=x")
@@ -800,8 +902,8 @@ mod tests {
 
     #[test]
     fn timeouts_name_the_request_address_and_limit() {
-        let lookups = agent(Duration::from_millis(2500), 1, false);
-        let uploads = agent(upload_timeout(Duration::from_millis(2500)), 1, false);
+        let lookups = agent(Duration::from_millis(2500), 1, None);
+        let uploads = agent(upload_timeout(Duration::from_millis(2500)), 1, None);
         let url = "http://u:hunter2@127.0.0.1:9/c/v1/ab?sig=x";
         let said =
             |e: ureq::Error, what: &str, agent: &ureq::Agent| match send_error(&e, what, url, agent, &[]) {
@@ -837,7 +939,7 @@ mod tests {
     /// resolve, as the resolver hands it on (no test resolves a name: no DNS traffic).
     #[test]
     fn dns_failures_name_the_request_and_host() {
-        let agent = agent(DEFAULT_TIMEOUT, 1, false);
+        let agent = agent(DEFAULT_TIMEOUT, 1, None);
         let url = "http://u:hunter2@nohost.invalid:9/c/v1/ab?sig=x";
         let uri: ureq::http::Uri = url.parse().unwrap();
         let said = |e: ureq::Error, what: &str| send_error(&unresolved(e, &uri), what, url, &agent, &[]);
@@ -876,7 +978,7 @@ mod tests {
     fn transient_failures_are_told_apart() {
         assert!([429, 500, 502, 503, 504].into_iter().all(is_transient));
         assert!(![400, 401, 403, 404, 413, 501, 505, 507].into_iter().any(is_transient));
-        let agent = agent(DEFAULT_TIMEOUT, 1, false);
+        let agent = agent(DEFAULT_TIMEOUT, 1, None);
         let io = |kind: std::io::ErrorKind| {
             send_error(&ureq::Error::Io(kind.into()), "GET", "http://127.0.0.1:9", &agent, &[])
         };

@@ -59,9 +59,22 @@ impl S3Tier {
         let resolved = aws::resolve(env, timeout).map_err(OpenError::Environment)?;
         // The service's own variable first, as the AWS SDKs read them; an error names the
         // one that held the value.
-        let given = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"].into_iter().find_map(|v| Some((v, env(v)?)));
+        // Then the profile's `endpoint_url`, as boto3 reads it (requests meant for MinIO must
+        // never go to AWS).
+        let ignored =
+            env("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let given = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
+            .into_iter()
+            .filter(|_| !ignored)
+            .find_map(|v| Some((v.to_string(), env(v)?)))
+            .or_else(|| resolved.endpoint.clone().map(|(url, from)| (from, url)));
         let (endpoint, style) = match &given {
             Some((_, e)) => (e.clone(), UrlStyle::Path),
+            // A bucket name with dots is addressed by path on AWS too, as botocore does: its
+            // wildcard certificate covers one label of a virtual host only.
+            None if name.contains('.') => {
+                (format!("https://s3.{}.amazonaws.com", resolved.region), UrlStyle::Path)
+            }
             None => (format!("https://s3.{}.amazonaws.com", resolved.region), UrlStyle::VirtualHost),
         };
         let endpoint_url = match &given {
@@ -97,9 +110,10 @@ impl S3Tier {
             redact_url(&endpoint),
             if resolved.source == Source::Anonymous { " (anonymous)" } else { "" }
         );
+        let host = bucket.base_url().host_str().map(str::to_string);
         Ok(S3Tier {
-            agent: agent(timeout, super::LOOKUPS, true),
-            uploads: agent(upload_timeout(timeout), super::UPLOADS, true),
+            agent: agent(timeout, super::LOOKUPS, host.as_deref()),
+            uploads: agent(upload_timeout(timeout), super::UPLOADS, host.as_deref()),
             bucket,
             credentials: resolved.provider,
             source: resolved.source.to_string(),
@@ -202,5 +216,20 @@ mod tests {
         );
         // An endpoint given: the region is only signed with.
         assert!(open_with(&[("AWS_REGION", "a b"), ("AWS_ENDPOINT_URL", "http://127.0.0.1:9")]).is_ok());
+    }
+
+    /// A bucket name with dots is addressed by path on AWS too (its wildcard certificate
+    /// covers one label of a virtual host), as botocore does; one without, by virtual host.
+    #[test]
+    fn dotted_bucket_names_are_addressed_by_path() {
+        let base = |url: &str| {
+            let tier = S3Tier::open(url, Duration::from_secs(1), &|n| {
+                (n == "AWS_REGION").then(|| "eu-west-1".into())
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+            tier.bucket.base_url().to_string()
+        };
+        assert_eq!(base("s3://ci.cache.example/p"), "https://s3.eu-west-1.amazonaws.com/ci.cache.example/");
+        assert_eq!(base("s3://ci-cache/p"), "https://ci-cache.s3.eu-west-1.amazonaws.com/");
     }
 }
