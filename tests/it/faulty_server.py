@@ -31,6 +31,9 @@ Modes:
   die-after:N          a dumb in-memory store (PUT stores, GET/HEAD read, DELETE removes)
                        that answers N requests correctly, then closes its listener and
                        every connection and exits: a server dying mid-build
+  collections          the same store as a WebDAV server that wants collections made
+                       first: a PUT whose parent collection was not made (MKCOL) gets 409,
+                       as does a MKCOL whose parent is missing; MKCOL of one there gets 405
   flaky:N:FAULT        the same store (keyed by path without the query string), but of
                        the requests of each method to each path, the first N of every N+1
                        meet FAULT: a status (500, 503, ...), `reset` (the connection is
@@ -134,6 +137,7 @@ class Server:
         self.seen = {}
         self.lock = threading.RLock()
         self.store = {}
+        self.collections = {}
         self.answered = 0
         self.conns = []
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -246,6 +250,21 @@ class Server:
             with self.lock:
                 sock.sendall(self.stored(method, path, body, head))
             return True
+        if mode == "collections":
+            path = path.split("?", 1)[0]
+            parent = path.rstrip("/").rsplit("/", 1)[0] + "/"
+            with self.lock:
+                made = self.collections.setdefault("made", {"/"})
+                if method in ("PUT", "MKCOL") and parent not in made:
+                    out = response(409, b"conflict: the parent collection does not exist\n", head)
+                elif method == "MKCOL":
+                    exists = path in made
+                    made.add(path)
+                    out = response(405 if exists else 201, b"", head)
+                else:
+                    out = self.stored(method, path, body, head)
+            sock.sendall(out)
+            return True
         if mode == "garbage":
             sock.sendall(response(200, os.urandom(4096), head))
             return True
@@ -335,7 +354,7 @@ def main():
     ap.add_argument("--retry-after", default=None)
     args = ap.parse_args()
     known = ("garbage", "truncated", "trickle", "accept-never-answer", "full", "huge", "endless",
-             "endless-entry", "put-never-answer", "redirect")
+             "endless-entry", "put-never-answer", "redirect", "collections")
     if not (args.mode in known or args.mode.startswith(("status:", "die-after:", "flaky:", "full-queue:"))):
         ap.error("unknown mode %r" % args.mode)
     server = Server(args.mode, args.log, args.retry_after)

@@ -329,6 +329,27 @@ fn an_entry_refused_for_its_size_stops_no_other_upload() {
     assert_eq!(stored, sources - 1, "every entry but the large one: {}", run.stderr);
 }
 
+/// A WebDAV server that wants a PUT's collections made first (Apache's mod_dav answers
+/// 409 Conflict) stored nothing: every PUT failed and the remote was switched off. The
+/// collections are made with MKCOL, top down, once per run each, and the two machines share
+/// through that server as through any other.
+#[test]
+fn a_server_that_wants_collections_made_gets_them() {
+    let Some(py) = harness::python_or_skip((3, 12), "remote::a_server_that_wants_collections_made_gets_them")
+    else {
+        return;
+    };
+    let f = Faulty::start(Fault::Collections);
+    two_machines(py, &format!("{}/team/cache", f.url()), &[]);
+    let requests = f.requests();
+    let mkcols: Vec<&String> = requests.iter().filter(|r| r.starts_with("MKCOL ")).collect();
+    let once: std::collections::BTreeSet<&String> = mkcols.iter().copied().collect();
+    assert_eq!(mkcols.len(), once.len(), "each collection made once: {mkcols:?}");
+    for top in ["MKCOL /team/", "MKCOL /team/cache/", "MKCOL /team/cache/v1/"] {
+        assert!(mkcols.iter().any(|r| r.as_str() == top), "{top}: {mkcols:?}");
+    }
+}
+
 /// A public bucket: machine A writes anonymously (the server allows it), machine B reads
 /// anonymously — unsigned requests, no credentials anywhere.
 #[test]

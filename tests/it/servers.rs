@@ -1235,6 +1235,9 @@ pub enum Fault {
     PutNeverAnswer,
     /// Every request: 302 to `http://127.0.0.2:PORT/PATH?X-Amz-Signature=hunter2sig`.
     Redirect,
+    /// A working store that wants collections made first, as Apache's mod_dav: a PUT or a
+    /// MKCOL whose parent collection was not made gets 409, a MKCOL of one there 405.
+    Collections,
     /// A working in-memory store (PUT 201/204, GET/HEAD 200/404, DELETE 204/404) that
     /// answers this many requests, then closes its listener and connections and exits.
     DieAfter(usize),
@@ -1273,6 +1276,7 @@ impl Fault {
             Fault::AcceptNeverAnswer => "accept-never-answer".into(),
             Fault::PutNeverAnswer => "put-never-answer".into(),
             Fault::Redirect => "redirect".into(),
+            Fault::Collections => "collections".into(),
             Fault::DieAfter(n) => format!("die-after:{n}"),
             Fault::FullQueue(ms) => format!("full-queue:{ms}"),
             Fault::Flaky { first, with } => match with {

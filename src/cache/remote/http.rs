@@ -23,6 +23,9 @@ pub struct HttpTier {
     sent: &'static str,
     /// What must never appear in a message.
     secrets: Vec<String>,
+    /// The collections (directories, as `…/` URLs) known to be there this run: made by
+    /// MKCOL, or found there by it.
+    collections: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl HttpTier {
@@ -86,6 +89,7 @@ impl HttpTier {
             auth,
             sent,
             secrets,
+            collections: Default::default(),
         })
     }
 
@@ -109,6 +113,62 @@ impl HttpTier {
 
     fn secrets(&self) -> Vec<&str> {
         self.secrets.iter().map(String::as_str).collect()
+    }
+
+    fn send_put(&self, url: &str, data: &[u8]) -> Result<ureq::http::Response<ureq::Body>, TierError> {
+        let mut req = self.uploads.put(url).header("Content-Type", "application/octet-stream");
+        if let Some(a) = &self.auth {
+            req = req.header("Authorization", a);
+        }
+        req.send(data).map_err(|e| send_error(&e, "PUT", url, &self.uploads, &self.secrets()))
+    }
+
+    /// MKCOL, from the top down, of the collections above `key`'s entry that this run has
+    /// not yet made or found (`PREFIX/`, `PREFIX/v1/`, `PREFIX/v1/ab/`, and the URL path's
+    /// own directories above them): whether one was made now (HTTP 201), so that sending
+    /// the file again may succeed. One that is there already (405, as WebDAV answers) is
+    /// remembered; any other answer, or a request that fails, ends the attempt (the PUT's
+    /// own answer then says what is wrong).
+    fn make_collections(&self, key: &Key) -> bool {
+        let Ok(base) = url::Url::parse(&format!("{}/", self.base)) else { return false };
+        let path = entry_path(key);
+        let entry_dirs = path.rsplit_once('/').map_or("", |(dirs, _)| dirs);
+        let mut dirs = Vec::new();
+        let mut at = base.clone();
+        at.set_path("/");
+        let segments = base.path_segments().into_iter().flatten().chain(entry_dirs.split('/'));
+        for segment in segments.filter(|s| !s.is_empty()) {
+            at = match at.join(&format!("{segment}/")) {
+                Ok(u) => u,
+                Err(_) => return false,
+            };
+            dirs.push(at.to_string());
+        }
+        let mut made = false;
+        for dir in dirs {
+            if self.collections.lock().expect("collections lock").contains(&dir) {
+                continue;
+            }
+            let mut req = ureq::http::Request::builder().method("MKCOL").uri(&dir);
+            if let Some(a) = &self.auth {
+                req = req.header("Authorization", a);
+            }
+            let Ok(req) = req.body(()) else { return made };
+            match self.uploads.run(req) {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    super::drain(resp);
+                    match status {
+                        201 => made = true,
+                        405 => {}
+                        _ => return made,
+                    }
+                    self.collections.lock().expect("collections lock").insert(dir);
+                }
+                Err(_) => return made,
+            }
+        }
+        made
     }
 
     fn get_with(&self, agent: &ureq::Agent, key: &Key) -> Result<Option<Vec<u8>>, TierError> {
@@ -150,11 +210,15 @@ impl Tier for HttpTier {
 
     fn put(&self, key: &Key, data: &[u8]) -> Result<u64, TierError> {
         let url = self.url(key);
-        let mut req = self.uploads.put(&url).header("Content-Type", "application/octet-stream");
-        if let Some(a) = &self.auth {
-            req = req.header("Authorization", a);
+        let resp = self.send_put(&url, data)?;
+        // A WebDAV server that wants the collections above a new file made first answers
+        // 409 Conflict (RFC 4918; Apache's mod_dav): make them, then send the file again.
+        // (nginx without `create_full_put_path` answers 500, which says nothing so precise.)
+        if resp.status().as_u16() == 409 && self.make_collections(key) {
+            super::drain(resp);
+            let resp = self.send_put(&url, data)?;
+            return read_put(resp, data.len(), self.none_given("PUT"));
         }
-        let resp = req.send(data).map_err(|e| send_error(&e, "PUT", &url, &self.uploads, &self.secrets()))?;
         read_put(resp, data.len(), self.none_given("PUT"))
     }
 

@@ -127,6 +127,8 @@ pub fn agent(timeout: Duration, pool: usize, proxy: Option<&str>) -> ureq::Agent
         .max_idle_connections(pool)
         .max_idle_connections_per_host(pool)
         .max_redirects(0)
+        // MKCOL, for a WebDAV server that wants a PUT's collections made first (`http`).
+        .allow_non_standard_methods(true)
         .user_agent(concat!("hashpyc/", env!("CARGO_PKG_VERSION")))
         .tls_config(tls);
     if proxy.is_none_or(|host| no_proxy_lists(&no_proxy_variable(), host)) {
@@ -666,7 +668,7 @@ pub fn is_transient(status: u16) -> bool {
 }
 
 /// Read a PUT response: `len` (the bytes stored) for 2xx, an error otherwise.
-fn read_put(
+pub(super) fn read_put(
     resp: ureq::http::Response<ureq::Body>,
     len: usize,
     credentials: Option<&str>,
@@ -814,7 +816,7 @@ fn read_entry(body: ureq::Body, declared: Option<u64>) -> Result<Vec<u8>, Unread
 
 /// Read what is left of a response body (an error page), so that its connection can be
 /// reused for the next request; what was read (up to 1 MiB).
-fn drain(resp: ureq::http::Response<ureq::Body>) -> Vec<u8> {
+pub(super) fn drain(resp: ureq::http::Response<ureq::Body>) -> Vec<u8> {
     resp.into_body().with_config().limit(1 << 20).read_to_vec().unwrap_or_default()
 }
 
