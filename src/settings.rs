@@ -910,14 +910,23 @@ fn nested_config_warning(config: &ConfigArgs, roots: &[PathBuf]) -> Option<Strin
     let mut memo = std::collections::HashMap::<PathBuf, Option<usize>>::new();
     let mut found: Vec<(PathBuf, usize)> = Vec::new();
     for root in roots {
-        let rel = if root.is_absolute() { root.strip_prefix(&cwd).ok()?.to_path_buf() } else { root.clone() };
+        // (A path outside the working directory, or the working directory itself, has none.)
+        let rel = match root.strip_prefix(&cwd) {
+            Ok(rel) => rel.to_path_buf(),
+            Err(_) if root.is_absolute() => continue,
+            Err(_) => root.clone(),
+        };
         if rel.components().any(|c| c == std::path::Component::ParentDir) {
             continue;
         }
         let rel: PathBuf =
             rel.components().filter(|c| matches!(c, std::path::Component::Normal(_))).collect();
-        let start =
-            if std::fs::metadata(&rel).is_ok_and(|m| m.is_dir()) { rel.as_path() } else { rel.parent()? };
+        let start = if std::fs::metadata(&rel).is_ok_and(|m| m.is_dir()) {
+            rel.as_path()
+        } else {
+            let Some(parent) = rel.parent() else { continue };
+            parent
+        };
         let (mut walked, mut under) = (Vec::new(), None);
         for dir in start.ancestors().filter(|d| !d.as_os_str().is_empty()) {
             if let Some(known) = memo.get(dir) {

@@ -1929,9 +1929,13 @@ per_python!(configuration_a_run_does_not_use_is_said, min = (3, 8), |py: &Python
     tree.write("services/api/c.py", "C = 1\n");
     let files =
         ["services/worker/src/a.py", "services/worker/src/sub/b.py", "services/worker/tests/fixtures/bad.py"];
+    // The working directory itself named first, and a path outside it: neither hides the rest.
+    let outside = Tree::new();
+    outside.write("o.py", "O = 1\n");
     let hook = tree
         .hashpyc()
-        .args(["compile", "--force-exclude"])
+        .args(["compile", "--force-exclude", "."])
+        .arg(outside.path("o.py"))
         .python(py)
         .args(files)
         .arg("services/api/c.py")
