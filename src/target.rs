@@ -1010,8 +1010,10 @@ pub fn state_dir() -> Option<PathBuf> {
     if let Some(dir) = set("XDG_CACHE_HOME").filter(|d| Path::new(d).is_absolute()) {
         return Some(PathBuf::from(dir).join("hashpyc"));
     }
-    // `~/.cache`, with `~` as a shell finds it: HOME, else the password database.
-    crate::layout::home_dir().map(|h| h.join(".cache").join("hashpyc"))
+    // `~/.cache`, with `~` as a shell finds it: HOME, else the password database; none when
+    // that home directory does not exist (sbuild and pbuilder point HOME at a directory that
+    // does not exist, so that a build writing there shows): never created, home and all.
+    crate::layout::home_dir().filter(|h| h.is_dir()).map(|h| h.join(".cache").join("hashpyc"))
 }
 
 /// Whether `HASHPYC_STATE_DIR` names the state directory (set and not empty): its problems

@@ -572,6 +572,32 @@ per_python!(hashpyc_cache_dir_is_named_as_no_setting, min = (3, 11), |py: &Pytho
     assert!(warned(&run.stderr), "{}: {}", py.label(), run.stderr);
 });
 
+// A packager's build runs with HOME pointing at a directory that does not exist (sbuild,
+// pbuilder), so that anything writing there shows: `compile` and even `check` created it,
+// home directory and all, for their state. The default state directory under a home that
+// does not exist is none: nothing is created, and the run goes on as without state.
+#[test]
+fn a_home_that_does_not_exist_is_not_created() {
+    let Some(py) = crate::harness::any_python("a_home_that_does_not_exist_is_not_created") else { return };
+    let tree = Tree::new();
+    tree.write("src/a.py", "x = 1\n");
+    let home = tree.path("nonexistent/home");
+    for cmd in ["compile", "check"] {
+        let run = tree
+            .hashpyc()
+            .env("HOME", &home)
+            .env_remove("HASHPYC_STATE_DIR")
+            .env_remove("XDG_CACHE_HOME")
+            .arg(cmd)
+            .python(py)
+            .arg("src")
+            .run();
+        run.assert_code(0);
+        assert!(!tree.path("nonexistent").exists(), "{cmd} created the home directory: {}", run.stderr);
+        assert!(!run.stderr.contains("warning"), "{cmd}: {}", run.stderr);
+    }
+}
+
 // A state directory that cannot be used (a regular file, or under one) lost every probe and
 // remembered failure silently, so every run started Python again: `compile` and `check`
 // warn once, naming it, the reason and what is lost (a notice in JSON), and the run goes
@@ -638,7 +664,9 @@ fn an_unusable_state_dir_is_reported() {
     }
     // A relative XDG_CACHE_HOME is ignored, as the XDG Base Directory specification says
     // (it put a `relative/hashpyc` into the tree `check` ran in): `~/.cache/hashpyc`.
+    // (A home that exists: under one that does not, there is no state directory at all.)
     let home = tree.path("home");
+    std::fs::create_dir(&home).unwrap();
     let relative = tree.hashpyc().env_remove("HASHPYC_STATE_DIR").env("XDG_CACHE_HOME", "relative");
     let relative = relative.env("HOME", &home).args(["check"]).python(py).arg("src").run();
     assert!(!tree.path("relative").exists(), "{}", relative.stderr);
