@@ -125,10 +125,10 @@ impl HttpTier {
 
     /// MKCOL, from the top down, of the collections above `key`'s entry that this run has
     /// not yet made or found (`PREFIX/`, `PREFIX/v1/`, `PREFIX/v1/ab/`, and the URL path's
-    /// own directories above them): whether one was made now (HTTP 201), so that sending
-    /// the file again may succeed. One that is there already (405, as WebDAV answers) is
-    /// remembered; any other answer, or a request that fails, ends the attempt (the PUT's
-    /// own answer then says what is wrong).
+    /// own directories above them): whether they are all there now (made by this call or
+    /// another upload's meanwhile), so that sending the file again may succeed. One that is
+    /// there already (405, as WebDAV answers) is remembered; any other answer, or a request
+    /// that fails, ends the attempt (the PUT's own answer then says what is wrong).
     fn make_collections(&self, key: &Key) -> bool {
         let Ok(base) = url::Url::parse(&format!("{}/", self.base)) else { return false };
         let path = entry_path(key);
@@ -144,31 +144,31 @@ impl HttpTier {
             };
             dirs.push(at.to_string());
         }
-        let mut made = false;
+        // Held throughout: the upload threads making the same collections at once would each
+        // send its MKCOL (and one could send its file again before another's was made).
+        let mut known = self.collections.lock().expect("collections lock");
         for dir in dirs {
-            if self.collections.lock().expect("collections lock").contains(&dir) {
+            if known.contains(&dir) {
                 continue;
             }
             let mut req = ureq::http::Request::builder().method("MKCOL").uri(&dir);
             if let Some(a) = &self.auth {
                 req = req.header("Authorization", a);
             }
-            let Ok(req) = req.body(()) else { return made };
+            let Ok(req) = req.body(()) else { return false };
             match self.uploads.run(req) {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     super::drain(resp);
-                    match status {
-                        201 => made = true,
-                        405 => {}
-                        _ => return made,
+                    if !matches!(status, 201 | 405) {
+                        return false;
                     }
-                    self.collections.lock().expect("collections lock").insert(dir);
+                    known.insert(dir);
                 }
-                Err(_) => return made,
+                Err(_) => return false,
             }
         }
-        made
+        true
     }
 
     fn get_with(&self, agent: &ureq::Agent, key: &Key) -> Result<Option<Vec<u8>>, TierError> {
