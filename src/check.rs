@@ -1000,7 +1000,8 @@ fn check_source(path: &Path, embedded: &Path, s: &CheckSettings, cwd: &Path) -> 
             for (i, pyc_path) in paths.of(path, t).into_iter().enumerate() {
                 let mut pyc_error = None;
                 let (outcome, found, detail, embedded) = crate::plan::PYC_BUF.with_borrow_mut(|data| {
-                    let read = crate::plan::read_pyc_into(&pyc_path, data, target.magic, want.hash);
+                    let read = crate::plan::read_pyc_into(&pyc_path, data, target.magic, want.hash)
+                        .map(|(read, _)| read);
                     let (outcome, detail, embedded) = match read {
                         Err(e)
                             if e.kind() == std::io::ErrorKind::NotFound

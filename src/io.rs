@@ -13,6 +13,16 @@ pub fn read_source_into(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<()> {
     read_to_end_direct(&f, buf)
 }
 
+/// [`read_source_into`], and the source's `st_mode` (its pycs' mode derives from it).
+pub fn read_source_mode_into(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<u32> {
+    use std::os::unix::fs::MetadataExt;
+    buf.clear();
+    let f = open_nonblocking(path)?;
+    let mode = f.metadata()?.mode();
+    read_to_end_direct(&f, buf)?;
+    Ok(mode)
+}
+
 /// Open the directory of the source `path` (`O_PATH`), to read the source and write its
 /// pycs relative to it ([`read_source_at`], `write::Base`): both then are that directory's,
 /// whatever a symbolic link on the way is switched to meanwhile (a deploy's `current`).

@@ -82,6 +82,12 @@ pub enum Reason {
     TrailingBytes(u64),
     /// The pyc could not be read (permissions, I/O error).
     UnreadablePyc(Box<str>),
+    /// Fresh, but readable by users who may not read its source (a source made private
+    /// since it was compiled): the permission bits of the pycs and of the source.
+    Exposed {
+        pyc: u32,
+        source: u32,
+    },
     /// Fresh, but under `-W error` its warnings are not remembered (a new or other state
     /// directory): compiled to learn them, and nothing is written.
     UnknownWarnings,
@@ -104,6 +110,9 @@ impl std::fmt::Display for Reason {
             Reason::Invalid(why) => write!(f, "invalid pyc: {why}"),
             Reason::OtherMagic(why) => write!(f, "invalid pyc: {why}"),
             Reason::EmbeddedPath { found } => write!(f, "embedded path was `{found}`"),
+            Reason::Exposed { pyc, source } => {
+                write!(f, "the pyc's mode {pyc:o} lets others read what its source's {source:o} does not")
+            }
             Reason::UnreadableBody(e) => write!(f, "unreadable pyc body: {e}"),
             Reason::TrailingBytes(n) => f.write_str(&trailing_bytes(*n)),
             Reason::UnreadablePyc(e) => write!(f, "unreadable pyc: {e}"),
@@ -228,7 +237,8 @@ thread_local! {
 pub(crate) struct LazySource<'a> {
     path: &'a Path,
     buf: &'a mut Vec<u8>,
-    read: Option<Result<(), (std::io::ErrorKind, String)>>,
+    /// Once read: its `st_mode`, or why it could not be read.
+    read: Option<Result<u32, (std::io::ErrorKind, String)>>,
     last: Option<((pyc::HashVariant, pyc::Magic), SourceHash)>,
 }
 
@@ -237,12 +247,17 @@ impl<'a> LazySource<'a> {
         LazySource { path, buf, read: None, last: None }
     }
 
+    /// The source's `st_mode`, when a hash was asked for and it was read.
+    pub(crate) fn mode(&self) -> Option<u32> {
+        self.read.as_ref().and_then(|r| r.as_ref().ok()).copied()
+    }
+
     /// The source's hash for `target`, or why the source could not be read.
     pub(crate) fn hash(&mut self, target: &Target) -> Result<SourceHash, String> {
         let (path, buf) = (self.path, &mut *self.buf);
         self.read
             .get_or_insert_with(|| {
-                crate::io::read_source_into(path, buf).map_err(|e| (e.kind(), io_reason(&e)))
+                crate::io::read_source_mode_into(path, buf).map_err(|e| (e.kind(), io_reason(&e)))
             })
             .clone()
             .map_err(|(_, reason)| reason)?;
@@ -292,19 +307,32 @@ pub fn plan_one(source: Source, opts: &PlanOptions<'_>) -> SourcePlan {
         let mut source = LazySource::new(path, buf);
         for (t, target) in opts.paths.targets.iter().enumerate() {
             let pycs = opts.paths.of(path, t);
-            let mut hash = || source.hash(target);
+            // The permission bits of the pycs found, together.
+            let mut modes = 0;
             let mut action = if opts.force {
                 Action::compile_all(Reason::Forced, pycs.len())
             } else {
-                decide(target, &pycs, opts.mode, opts.hardlink_dupes, &want_name, &mut hash)
+                let hash = || source.hash(target);
+                decide(target, &pycs, opts.mode, opts.hardlink_dupes, &want_name, hash, &mut modes)
             };
+            // A pyc that others may read though its source (made private since) is not:
+            // written again with the source's mode, as py_compile writes it (compileall
+            // rewrites every hash-based pyc, so its modes always follow). Read-only, the
+            // other way round, costs a fallback to the source, not a leak: left.
+            if matches!(action, Action::Fresh | Action::Rewrite { .. })
+                && let Some(source_mode) = source.mode()
+                && modes & 0o066 & !source_mode != 0
+            {
+                let (pyc, source) = (modes & 0o777, source_mode & 0o777);
+                action = Action::compile_all(Reason::Exposed { pyc, source }, pycs.len());
+            }
             // Under -W error, a fresh pyc needs its source's warnings known (remembered
             // ones fail it later), and a header rewrite, which writes without compiling,
             // needs the source remembered to raise none: else the source is compiled.
             if opts.warnings_as_errors && matches!(action, Action::Fresh | Action::Rewrite { .. }) {
                 let abs = crate::memo::key(path, opts.paths.cwd);
                 let levels = opts.paths.levels;
-                let memo = match (opts.memos.get(t), hash()) {
+                let memo = match (opts.memos.get(t), source.hash(target)) {
                     (Some(Some(memo)), Ok(h)) => Some((memo, h)),
                     _ => None,
                 };
@@ -334,7 +362,7 @@ pub fn plan_one(source: Source, opts: &PlanOptions<'_>) -> SourcePlan {
             {
                 let abs = crate::memo::key(path, opts.paths.cwd);
                 if memo.knows(&abs)
-                    && let Ok(h) = hash()
+                    && let Ok(h) = source.hash(target)
                     && let Some(failure) = memo.lookup(&abs, &h, &opts.paths.levels[..usize::from(*prefix)])
                 {
                     action = Action::KnownFailure { failure: Box::new(failure), prefix: *prefix, hash: h };
@@ -400,6 +428,7 @@ fn decide(
     hardlink_dupes: bool,
     want_name: &[u8],
     mut hash: impl FnMut() -> Result<SourceHash, String>,
+    modes: &mut u32,
 ) -> Action {
     let mut headers = Vec::new();
     let mut compile: Vec<(u8, Reason)> = Vec::new();
@@ -407,7 +436,7 @@ fn decide(
     let name = crate::verified::name_hash(want_name);
     for (i, pyc_path) in pycs.iter().enumerate() {
         let i = i as u8;
-        match level_status(target, pyc_path, mode, (want_name, name), &mut source_hash, &mut hash) {
+        match level_status(target, pyc_path, mode, (want_name, name), &mut source_hash, &mut hash, modes) {
             Ok(None) => {}
             Ok(Some(())) => headers.push(i),
             Err(LevelError::SourceUnreadable) => {
@@ -472,11 +501,15 @@ fn level_status(
     (want_name, name): (&[u8], u64),
     source_hash: &mut Option<SourceHash>,
     hash: &mut impl FnMut() -> Result<SourceHash, String>,
+    modes: &mut u32,
 ) -> Result<Option<()>, LevelError> {
     let compile = |r| Err(LevelError::Compile(r));
     PYC_BUF.with_borrow_mut(|data| {
         let read = match read_pyc_into(pyc_path, data, target.magic, name) {
-            Ok(read) => read,
+            Ok((read, pyc_mode)) => {
+                *modes |= pyc_mode;
+                read
+            }
             Err(e) if crate::io::is_gone(e.kind()) => {
                 return compile(Reason::Missing);
             }
@@ -544,7 +577,7 @@ pub(crate) fn read_pyc_into(
     buf: &mut Vec<u8>,
     magic: pyc::Magic,
     name: u64,
-) -> std::io::Result<PycRead> {
+) -> std::io::Result<(PycRead, u32)> {
     if buf.capacity() > 16 << 20 {
         // Do not keep the buffer of a huge pyc alive for the rest of the run.
         *buf = Vec::new();

@@ -415,6 +415,12 @@ fn unusable_state_dir(command: &str, verbose: bool) -> Option<String> {
             let set = PathBuf::from(std::env::var_os("HASHPYC_STATE_DIR").unwrap_or_default());
             (set.clone(), layout::expand_home(&set).err()?)
         }
+        // The default, under a home directory that does not exist (a packager's HOME): not
+        // made, said under -v only.
+        None if let Some(home) = layout::home_dir() => (
+            home.join(".cache").join("hashpyc"),
+            format!("the home directory `{}` does not exist, and is not made", crate::report::shown(&home)),
+        ),
         // The default, under a home directory that is unknown (`env -u HOME` as a user with
         // no entry in the password database).
         None => (

@@ -271,11 +271,12 @@ pub fn record(magic: Magic, stamp: Stamp) {
 /// when the memory vouches for its body, else as much as [`read_rest`] reads. Anything
 /// but a regular file is [`crate::io::not_regular`], as [`crate::io::read_regular_into`]
 /// says.
-pub fn read_pyc(path: &Path, buf: &mut Vec<u8>, magic: Magic, name: u64) -> std::io::Result<PycRead> {
+pub fn read_pyc(path: &Path, buf: &mut Vec<u8>, magic: Magic, name: u64) -> std::io::Result<(PycRead, u32)> {
     let Some(v) = of(magic) else {
         let (mut file, ended) = crate::io::read_regular_up_to(path, buf, FIRST_READ)?;
         let unread = if ended { 0 } else { read_rest(&mut file, buf, magic, None)? };
-        return Ok(PycRead::Whole(None, unread));
+        let mode = file.metadata().map_or(0, |m| m.mode());
+        return Ok((PycRead::Whole(None, unread), mode));
     };
     buf.clear();
     let now = now_nanos();
@@ -284,19 +285,20 @@ pub fn read_pyc(path: &Path, buf: &mut Vec<u8>, magic: Magic, name: u64) -> std:
     if !meta.is_file() {
         return Err(crate::io::not_regular());
     }
+    let mode = meta.mode();
     let Some(fs) = filesystem_identity(&file, meta.dev()) else {
         let unread = read_rest(&mut file, buf, magic, Some(meta.len()))?;
-        return Ok(PycRead::Whole(None, unread));
+        return Ok((PycRead::Whole(None, unread), mode));
     };
     let stamp = Stamp::of(&meta, fs, name);
     if v.vouches(&stamp) {
         buf.resize(pyc::HEADER_LEN, 0);
         let n = crate::io::read_at_least(&mut file, buf, pyc::HEADER_LEN)?;
         buf.truncate(n);
-        return Ok(PycRead::Header);
+        return Ok((PycRead::Header, mode));
     }
     let unread = read_rest(&mut file, buf, magic, Some(meta.len()))?;
-    Ok(PycRead::Whole(stamp.settled(now, v.settle).then_some(stamp), unread))
+    Ok((PycRead::Whole(stamp.settled(now, v.settle).then_some(stamp), unread), mode))
 }
 
 /// What [`read_rest`] reads of any file first: all of every pyc but the largest.

@@ -1059,8 +1059,9 @@ fn the_default_state_dir_without_home_is_under_the_passwd_home() {
         "{}",
         r.stderr
     );
-    // `nobody`'s entry names a home that does not exist (`/nonexistent`): the default is
-    // under it, which cannot be created.
+    // `nobody`'s entry names a home that does not exist (`/nonexistent`): no state
+    // directory at all, said under -v only, and nothing created there (as under a
+    // packager's HOME).
     let entry = std::process::Command::new("getent").args(["passwd", "65534"]).output().unwrap();
     let home = String::from_utf8_lossy(&entry.stdout).trim().split(':').nth(5).unwrap_or("").to_string();
     if home.is_empty() || std::path::Path::new(&home).exists() {
@@ -1071,9 +1072,11 @@ fn the_default_state_dir_without_home_is_under_the_passwd_home() {
     }
     let r = run("65534");
     r.assert_code(1);
-    let want =
-        format!("warning: the state directory `{home}/.cache/hashpyc` cannot be used (cannot create it: ");
+    let want = format!(
+        "warning: the state directory `{home}/.cache/hashpyc` cannot be used (the home directory `{home}` does not exist, and is not made)"
+    );
     assert!(r.stderr.contains(&want), "{}", r.stderr);
+    assert!(!std::path::Path::new(&home).exists(), "{home} was created: {}", r.stderr);
 }
 
 // An empty variable is an unset one (`ENV HASHPYC_CACHE=` in a Dockerfile): every variable

@@ -548,6 +548,8 @@ per_python!(hashpyc_cache_dir_is_named_as_no_setting, min = (3, 11), |py: &Pytho
     let tree = Tree::new();
     tree.write("src/a.py", "x = 1\n");
     let dir = tree.path("cachedir");
+    // (A home that exists: under one that does not, there is no state directory at all.)
+    std::fs::create_dir(tree.path("home")).unwrap();
     let warned = |stderr: &str| {
         stderr.contains("warning: HASHPYC_CACHE_DIR is not a hashpyc setting and was ignored")
             && stderr.contains("HASHPYC_CACHE (or --cache DIR)")
@@ -571,6 +573,37 @@ per_python!(hashpyc_cache_dir_is_named_as_no_setting, min = (3, 11), |py: &Pytho
     run.assert_code(0);
     assert!(warned(&run.stderr), "{}: {}", py.label(), run.stderr);
 });
+
+// A source made private after it was compiled (`chmod 600 conf.py`, as a packager's
+// `dh_fixperms` or `%attr` does): its pyc kept mode 644, readable by every user, and the run
+// called it fresh; compileall rewrites it with the source's mode, as py_compile derives it.
+// It is written again now, with every level; a pyc less readable than its source (a
+// fallback to the source for others, no leak) is left.
+#[test]
+fn a_pyc_is_never_more_readable_than_its_source() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(py) = crate::harness::any_python("a_pyc_is_never_more_readable_than_its_source") else { return };
+    let tree = Tree::new();
+    let source = tree.write("conf.py", "SECRET = 1\n");
+    std::fs::set_permissions(&source, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let compile =
+        || tree.hashpyc().args(["compile", "-v", "-o", "0", "-o", "1"]).python(py).arg("conf.py").run();
+    compile().assert_code(0);
+    let pycs = tree.pycs();
+    assert_eq!(pycs.len(), 2);
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(tree.root().join(p)).unwrap().permissions().mode() & 0o777;
+    assert!(pycs.iter().all(|p| mode(p) & 0o044 != 0), "{pycs:?}");
+    std::fs::set_permissions(&source, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let run = compile();
+    run.assert_code(0);
+    assert!(run.stderr.contains("lets others read what its source's 600 does not"), "{}", run.stderr);
+    assert!(pycs.iter().all(|p| mode(p) == 0o600), "{:?}", pycs.iter().map(|p| mode(p)).collect::<Vec<_>>());
+    assert!(compile().stderr.contains("(2 already fresh)"));
+    // Readable again: the private pycs are left as they are.
+    std::fs::set_permissions(&source, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert!(compile().stderr.contains("(2 already fresh)"));
+}
 
 // A packager's build runs with HOME pointing at a directory that does not exist (sbuild,
 // pbuilder), so that anything writing there shows: `compile` and even `check` created it,
