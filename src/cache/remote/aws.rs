@@ -133,9 +133,9 @@ pub struct Resolved {
     pub region_from: RegionFrom,
     /// What must never appear in a message (a container authorization token).
     pub secrets: Vec<String>,
-    /// The profile's `endpoint_url` (a MinIO or R2 profile, as boto3 and the AWS CLI read
-    /// it), and where it is set, for its errors; below `AWS_ENDPOINT_URL_S3` and
-    /// `AWS_ENDPOINT_URL`, and none under `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true`.
+    /// The endpoint, and where it is set, for its errors: `AWS_ENDPOINT_URL_S3`, else
+    /// `AWS_ENDPOINT_URL`, else the profile's `endpoint_url` (a MinIO or R2 profile, as boto3
+    /// and the AWS CLI read it); none under `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true`.
     pub endpoint: Option<(String, String)>,
 }
 
@@ -343,7 +343,12 @@ pub fn resolve(env: Env, timeout: Duration) -> Result<Resolved, String> {
     // a variable gives one.
     let ignore_endpoints =
         env("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS").is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    let endpoint_var = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"].into_iter().any(|v| env(v).is_some());
+    // The service's own variable first, as the AWS SDKs read them (the value, and the variable
+    // for its errors).
+    let endpoint_var = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
+        .into_iter()
+        .filter(|_| !ignore_endpoints)
+        .find_map(|v| Some((env(v)?, v.to_string())));
     let read = |var, default, what| match shared_path(env, var, default) {
         Some(p) => read_shared(&p, what),
         None => Ok(None),
@@ -351,7 +356,7 @@ pub fn resolve(env: Env, timeout: Duration) -> Result<Resolved, String> {
     let for_more = explicit.is_some() || from_env.is_none() || region_var.is_none();
     let credentials_file =
         if for_more { read("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials", "credentials")? } else { None };
-    let config_file = if for_more || !(endpoint_var || ignore_endpoints) {
+    let config_file = if for_more || !(endpoint_var.is_some() || ignore_endpoints) {
         read("AWS_CONFIG_FILE", ".aws/config", "config")?
     } else {
         None
@@ -378,7 +383,7 @@ pub fn resolve(env: Env, timeout: Duration) -> Result<Resolved, String> {
     };
     // Per service (`services = NAME` and its `[services NAME]` section) is not read: said,
     // rather than sending the requests to AWS.
-    if !endpoint_var
+    if endpoint_var.is_none()
         && !ignore_endpoints
         && let Some((key, file)) = profile.setting(&["services"])
     {
@@ -388,8 +393,10 @@ pub fn resolve(env: Env, timeout: Duration) -> Result<Resolved, String> {
             crate::report::shown(file)
         ));
     }
-    let endpoint = (!ignore_endpoints).then(|| profile.value("endpoint_url")).flatten().map(|(url, file)| {
-        (url, format!("endpoint_url of profile `{name}` in `{}`", crate::report::shown(file)))
+    let endpoint = endpoint_var.or_else(|| {
+        (!ignore_endpoints).then(|| profile.value("endpoint_url")).flatten().map(|(url, file)| {
+            (url, format!("endpoint_url of profile `{name}` in `{}`", crate::report::shown(file)))
+        })
     });
     let done = |provider, source, secrets| {
         Ok(Resolved { provider, source, region, region_from, secrets, endpoint: endpoint.clone() })

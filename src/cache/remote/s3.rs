@@ -57,17 +57,8 @@ impl S3Tier {
         }
         let prefix = prefix.trim_matches('/').to_string();
         let resolved = aws::resolve(env, timeout).map_err(OpenError::Environment)?;
-        // The service's own variable first, as the AWS SDKs read them; an error names the
-        // one that held the value.
-        // Then the profile's `endpoint_url`, as boto3 reads it (requests meant for MinIO must
-        // never go to AWS).
-        let ignored =
-            env("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS").is_some_and(|v| v.eq_ignore_ascii_case("true"));
-        let given = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
-            .into_iter()
-            .filter(|_| !ignored)
-            .find_map(|v| Some((v.to_string(), env(v)?)))
-            .or_else(|| resolved.endpoint.clone().map(|(url, from)| (from, url)));
+        // As the AWS SDKs find it (`aws::Resolved::endpoint`); an error names where it is set.
+        let given = resolved.endpoint.clone().map(|(url, from)| (from, url));
         let (endpoint, style) = match &given {
             Some((_, e)) => (e.clone(), UrlStyle::Path),
             // A bucket name with dots is addressed by path on AWS too, as botocore does: its
