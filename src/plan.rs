@@ -237,19 +237,27 @@ thread_local! {
 pub(crate) struct LazySource<'a> {
     path: &'a Path,
     buf: &'a mut Vec<u8>,
-    /// Once read: its `st_mode`, or why it could not be read.
-    read: Option<Result<u32, (std::io::ErrorKind, String)>>,
+    /// Once read: its `st_mode` when asked for ([`LazySource::with_mode`]), or why it could
+    /// not be read.
+    read: Option<Result<Option<u32>, (std::io::ErrorKind, String)>>,
+    /// Whether the read also takes the source's `st_mode` (`compile`'s plan, not `check`).
+    with_mode: bool,
     last: Option<((pyc::HashVariant, pyc::Magic), SourceHash)>,
 }
 
 impl<'a> LazySource<'a> {
     pub(crate) fn new(path: &'a Path, buf: &'a mut Vec<u8>) -> Self {
-        LazySource { path, buf, read: None, last: None }
+        LazySource { path, buf, read: None, with_mode: false, last: None }
     }
 
-    /// The source's `st_mode`, when a hash was asked for and it was read.
+    /// [`LazySource::new`], whose read also takes the source's `st_mode` ([`LazySource::mode`]).
+    fn with_mode(path: &'a Path, buf: &'a mut Vec<u8>) -> Self {
+        LazySource { with_mode: true, ..LazySource::new(path, buf) }
+    }
+
+    /// The source's `st_mode`, when a hash was asked for and it was read (with the mode).
     pub(crate) fn mode(&self) -> Option<u32> {
-        self.read.as_ref().and_then(|r| r.as_ref().ok()).copied()
+        self.read.as_ref().and_then(|r| r.as_ref().ok()).copied().flatten()
     }
 
     /// The source's hash for `target`, or why the source could not be read.
@@ -257,7 +265,12 @@ impl<'a> LazySource<'a> {
         let (path, buf) = (self.path, &mut *self.buf);
         self.read
             .get_or_insert_with(|| {
-                crate::io::read_source_mode_into(path, buf).map_err(|e| (e.kind(), io_reason(&e)))
+                let read = if self.with_mode {
+                    crate::io::read_source_mode_into(path, buf).map(Some)
+                } else {
+                    crate::io::read_source_into(path, buf).map(|()| None)
+                };
+                read.map_err(|e| (e.kind(), io_reason(&e)))
             })
             .clone()
             .map_err(|(_, reason)| reason)?;
@@ -304,7 +317,7 @@ pub fn plan_one(source: Source, opts: &PlanOptions<'_>) -> SourcePlan {
     let path = &out.path;
     let (actions, error) = SOURCE_BUF.with_borrow_mut(|buf| {
         let mut actions = Vec::with_capacity(opts.paths.targets.len());
-        let mut source = LazySource::new(path, buf);
+        let mut source = LazySource::with_mode(path, buf);
         for (t, target) in opts.paths.targets.iter().enumerate() {
             let pycs = opts.paths.of(path, t);
             // The permission bits of the pycs found, together.
