@@ -1079,22 +1079,15 @@ fn a_directory_removed_during_its_compile_is_a_notice() {
             let tree = Tree::new();
             tree.write("src/pkg/big.py", format!("BIG_MARKER = {:?}\n", "a".repeat(200_000)));
             tree.write("src/other.py", "x = 1\n");
-            let (started, removed) = (tree.path("big.started"), tree.path("pkg.removed"));
-            let patch = format!(
-                "if b'BIG_MARKER' in req:\n    import time\n    open({started:?}, 'w').close()\n    \
-                 for _ in range(12000):\n        if posix.access({removed:?}, 0):\n            break\n        \
-                 time.sleep(0.005)"
-            );
-            let script = fake_worker(&tree, "slow", &patch);
-            let pkg = tree.path("src/pkg");
-            let remover = std::thread::spawn(move || {
-                wait_for(|| started.exists(), "the compile of big.py");
-                std::fs::remove_dir_all(&pkg).unwrap();
-                if remade {
-                    std::fs::create_dir(&pkg).unwrap();
-                }
-                std::fs::write(removed, "").unwrap();
-            });
+            let (removed, pkg) = (tree.path("pkg.removed"), tree.path("src/pkg"));
+            let (script, remover) =
+                during_the_compile_of(&tree, "BIG_MARKER", (removed.clone(), true), move || {
+                    std::fs::remove_dir_all(&pkg).unwrap();
+                    if remade {
+                        std::fs::create_dir(&pkg).unwrap();
+                    }
+                    std::fs::write(removed, "").unwrap();
+                });
             let run = tree
                 .hashpyc()
                 .env("HASHPYC_WORKER_SCRIPT", &script)
@@ -1243,18 +1236,34 @@ fn an_interrupt_stops_inspect() {
 /// between the walk and its read whatever the machine's speed (a removal 700 ms after the
 /// start, during a compile of 1.5 s, could come before the walk on a loaded machine).
 fn z_vanishes_during_a_big(tree: &Tree) -> (PathBuf, std::thread::JoinHandle<()>) {
-    let (started, z) = (tree.path("a_big.started"), tree.path("src/z.py"));
+    let z = tree.path("src/z.py");
+    during_the_compile_of(tree, "a_big", (z.clone(), false), move || std::fs::remove_file(z).unwrap())
+}
+
+/// A worker whose compile of the request naming `needle` says it started (a file) and then
+/// waits until `until` exists (`.1` true) or is gone (false), and the thread that runs
+/// `meanwhile` once it started, which brings that about: `meanwhile` happens during that
+/// compile whatever the machine's speed.
+fn during_the_compile_of(
+    tree: &Tree,
+    needle: &str,
+    (until, exists): (PathBuf, bool),
+    meanwhile: impl FnOnce() + Send + 'static,
+) -> (PathBuf, std::thread::JoinHandle<()>) {
+    let started = tree.path(format!("{needle}.started"));
+    let not = if exists { "" } else { "not " };
     let patch = format!(
-        "if b'a_big' in req:\n    import time\n    open({started:?}, 'w').close()\n    \
-         for _ in range(12000):\n        if not posix.access({z:?}, 0):\n            break\n        \
+        "if b'{needle}' in req:\n    import time\n    open({started:?}, 'w').close()\n    \
+         for _ in range(12000):\n        if {not}posix.access({until:?}, 0):\n            break\n        \
          time.sleep(0.005)"
     );
     let script = fake_worker(tree, "slow", &patch);
-    let remover = std::thread::spawn(move || {
-        wait_for(|| started.exists(), "the compile of a_big.py");
-        std::fs::remove_file(z).unwrap();
+    let what = format!("the compile naming {needle}");
+    let thread = std::thread::spawn(move || {
+        wait_for(|| started.exists(), &what);
+        meanwhile();
     });
-    (script, remover)
+    (script, thread)
 }
 
 #[test]
