@@ -994,14 +994,19 @@ fn check_source(path: &Path, embedded: &Path, s: &CheckSettings, cwd: &Path) -> 
     let mut ok = 0;
     let mut out = Vec::new();
     crate::plan::SOURCE_BUF.with_borrow_mut(|buf| {
-        let mut source = crate::plan::LazySource::new(path, buf);
+        // With the source's mode: a fresh pyc more readable than its source is `stale`.
+        let mut source = crate::plan::LazySource::with_mode(path, buf);
         for (t, target) in s.targets.iter().enumerate() {
-            let mut get_hash = || source.hash(target);
             for (i, pyc_path) in paths.of(path, t).into_iter().enumerate() {
                 let mut pyc_error = None;
+                let mut pyc_mode = 0;
                 let (outcome, found, detail, embedded) = crate::plan::PYC_BUF.with_borrow_mut(|data| {
-                    let read = crate::plan::read_pyc_into(&pyc_path, data, target.magic, want.hash)
-                        .map(|(read, _)| read);
+                    let read = crate::plan::read_pyc_into(&pyc_path, data, target.magic, want.hash).map(
+                        |(read, mode)| {
+                            pyc_mode = mode;
+                            read
+                        },
+                    );
                     let (outcome, detail, embedded) = match read {
                         Err(e)
                             if e.kind() == std::io::ErrorKind::NotFound
@@ -1012,7 +1017,7 @@ fn check_source(path: &Path, embedded: &Path, s: &CheckSettings, cwd: &Path) -> 
                             // name is over NAME_MAX is not found when its directory is missing
                             // (the directory is looked up first), yet no compile writes it:
                             // named as when the directory is there (ENAMETOOLONG).
-                            match get_hash() {
+                            match source.hash(target) {
                                 Ok(_)
                                     if e.kind() == std::io::ErrorKind::NotFound
                                         && pyc_path
@@ -1030,7 +1035,7 @@ fn check_source(path: &Path, embedded: &Path, s: &CheckSettings, cwd: &Path) -> 
                         // A pyc denied under a directory that cannot be searched has a source
                         // that cannot be read either: that is the finding, as `compile` says.
                         Err(e) => match (e.kind() == std::io::ErrorKind::PermissionDenied)
-                            .then(|| get_hash().err())
+                            .then(|| source.hash(target).err())
                             .flatten()
                         {
                             Some(why) => (Outcome::Unreadable, Some(format!("source: {why}")), None),
@@ -1039,7 +1044,9 @@ fn check_source(path: &Path, embedded: &Path, s: &CheckSettings, cwd: &Path) -> 
                                 (Outcome::Unreadable, Some(format!("pyc: {}", io_reason(&e))), None)
                             }
                         },
-                        Ok(read) => classify_pyc(data, read, target, s.accept, &want, &mut get_hash),
+                        Ok(read) => {
+                            classify_pyc(data, read, target, s.accept, &want, &mut || source.hash(target))
+                        }
                     };
                     let found = match outcome {
                         Outcome::Unreadable | Outcome::Missing => None,
@@ -1047,6 +1054,12 @@ fn check_source(path: &Path, embedded: &Path, s: &CheckSettings, cwd: &Path) -> 
                     };
                     (outcome, found, detail, embedded)
                 });
+                // Fresh, but readable by users who may not read its source (made private
+                // since): `compile` writes it again with the source's mode.
+                let (outcome, detail) = match source.mode().and_then(|m| crate::plan::exposed(pyc_mode, m)) {
+                    Some(exposed) if outcome == Outcome::Ok => (Outcome::Stale, Some(exposed.to_string())),
+                    _ => (outcome, detail),
+                };
                 if outcome == Outcome::Ok {
                     ok += 1;
                     if !s.all {
@@ -1087,7 +1100,7 @@ fn check_source(path: &Path, embedded: &Path, s: &CheckSettings, cwd: &Path) -> 
                         Accept::Only(m) => Some(m.flags()),
                         Accept::AnyHash => None,
                     },
-                    hash: get_hash().ok().map(|h| pyc::hex(&h)),
+                    hash: source.hash(target).ok().map(|h| pyc::hex(&h)),
                 });
                 out.push(Finding {
                     kind: "finding",

@@ -251,7 +251,7 @@ impl<'a> LazySource<'a> {
     }
 
     /// [`LazySource::new`], whose read also takes the source's `st_mode` ([`LazySource::mode`]).
-    fn with_mode(path: &'a Path, buf: &'a mut Vec<u8>) -> Self {
+    pub(crate) fn with_mode(path: &'a Path, buf: &'a mut Vec<u8>) -> Self {
         LazySource { with_mode: true, ..LazySource::new(path, buf) }
     }
 
@@ -289,6 +289,14 @@ impl<'a> LazySource<'a> {
     pub(crate) fn error(&self) -> Option<(std::io::ErrorKind, &str)> {
         self.read.as_ref().and_then(|r| r.as_ref().err()).map(|(kind, reason)| (*kind, reason.as_str()))
     }
+}
+
+/// A fresh pyc (the permission bits of its levels together, `pyc`) that users may read
+/// who may not read its source (`source`, made private since it was compiled): written
+/// again with the source's mode by `compile`, `stale` for `check`. A pyc less readable
+/// than its source costs others a fallback to the source, not a leak: none.
+pub(crate) fn exposed(pyc: u32, source: u32) -> Option<Reason> {
+    (pyc & 0o066 & !source != 0).then_some(Reason::Exposed { pyc: pyc & 0o777, source: source & 0o777 })
 }
 
 /// How a plan error that is the source's begins, as the worker's read says it.
@@ -333,11 +341,9 @@ pub fn plan_one(source: Source, opts: &PlanOptions<'_>) -> SourcePlan {
             // rewrites every hash-based pyc, so its modes always follow). Read-only, the
             // other way round, costs a fallback to the source, not a leak: left.
             if matches!(action, Action::Fresh | Action::Rewrite { .. })
-                && let Some(source_mode) = source.mode()
-                && modes & 0o066 & !source_mode != 0
+                && let Some(exposed) = source.mode().and_then(|source| exposed(modes, source))
             {
-                let (pyc, source) = (modes & 0o777, source_mode & 0o777);
-                action = Action::compile_all(Reason::Exposed { pyc, source }, pycs.len());
+                action = Action::compile_all(exposed, pycs.len());
             }
             // Under -W error, a fresh pyc needs its source's warnings known (remembered
             // ones fail it later), and a header rewrite, which writes without compiling,

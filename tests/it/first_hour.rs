@@ -595,14 +595,26 @@ fn a_pyc_is_never_more_readable_than_its_source() {
         |p: &std::path::Path| std::fs::metadata(tree.root().join(p)).unwrap().permissions().mode() & 0o777;
     assert!(pycs.iter().all(|p| mode(p) & 0o044 != 0), "{pycs:?}");
     std::fs::set_permissions(&source, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // `check` finds it too (it called it ok), each level, and says why.
+    let check = || tree.hashpyc().args(["check", "-o", "0", "-o", "1"]).python(py).arg("conf.py").run();
+    let run = check();
+    run.assert_code(1);
+    for level in ["[opt-0]", "[opt-1]"] {
+        let stale = format!(
+            "stale      conf.py  {level}: the pyc's mode 644 lets others read what its source's 600 does not"
+        );
+        assert!(run.stdout.contains(&stale), "{}: {}", py.label(), run.stdout);
+    }
     let run = compile();
     run.assert_code(0);
     assert!(run.stderr.contains("lets others read what its source's 600 does not"), "{}", run.stderr);
+    check().assert_code(0);
     assert!(pycs.iter().all(|p| mode(p) == 0o600), "{:?}", pycs.iter().map(|p| mode(p)).collect::<Vec<_>>());
     assert!(compile().stderr.contains("(2 already fresh)"));
-    // Readable again: the private pycs are left as they are.
+    // Readable again: the private pycs are left as they are, and are ok.
     std::fs::set_permissions(&source, std::fs::Permissions::from_mode(0o644)).unwrap();
     assert!(compile().stderr.contains("(2 already fresh)"));
+    check().assert_code(0);
 }
 
 // A packager's build runs with HOME pointing at a directory that does not exist (sbuild,
