@@ -508,7 +508,7 @@ pub fn load(
         return Ok(Source::Disabled);
     }
     if let Some(path) = explicit {
-        let bytes = std::fs::read(path).map_err(|e| {
+        let bytes = read_named(path).map_err(|e| {
             let by = if named_by == "--config" { String::new() } else { format!(" (named by {named_by})") };
             Error::Usage(format!(
                 "cannot read configuration file `{}`{by}: {}",
@@ -626,6 +626,39 @@ pub fn load(
         }
     }
     Ok(Source::NotFound { start: start.to_path_buf() })
+}
+
+/// The most a configuration file named by `--config` may hold (uv's and ruff's are a few
+/// KiB): a device (`/dev/zero`) or a runaway pipe would otherwise fill the memory.
+const NAMED_LIMIT: u64 = 16 << 20;
+
+/// A configuration file named by `--config` or `HASHPYC_CONFIG`, of at most [`NAMED_LIMIT`]
+/// bytes: a regular file, a pipe (`--config <(…)`) or a character device (`/dev/null`, an
+/// empty configuration); a block device or a socket is refused before it is read.
+fn read_named(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::FileTypeExt;
+    let kind = std::fs::metadata(path)?.file_type();
+    if kind.is_block_device() || kind.is_socket() {
+        let what = if kind.is_socket() { "a socket" } else { "a block device" };
+        return Err(std::io::Error::other(format!("not a regular file ({what})")));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?.take(NAMED_LIMIT + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > NAMED_LIMIT {
+        let what = if kind.is_file() {
+            "larger than"
+        } else if kind.is_char_device() {
+            "a character device giving more than"
+        } else {
+            "a pipe giving more than"
+        };
+        return Err(std::io::Error::other(format!(
+            "{what} {} MiB, which no configuration file is",
+            NAMED_LIMIT >> 20
+        )));
+    }
+    Ok(bytes)
 }
 
 /// The configuration file discovery would take in `dir` alone, if any (a `pyproject.toml`

@@ -2108,6 +2108,41 @@ fn a_discovered_file_that_is_not_regular_is_named() {
     }
 }
 
+// A file named by `--config` or `HASHPYC_CONFIG` was read whole, whatever it was:
+// `--config /dev/zero` read until the kernel killed the run. At most 16 MiB is read now; a
+// device that gives more is an error naming it (exit 2), and `/dev/null` is an empty
+// configuration, as before.
+#[test]
+fn a_named_file_that_does_not_end_is_refused() {
+    let tree = Tree::new();
+    tree.write("m.py", "M = 1\n");
+    let message = |by: &str| {
+        format!(
+            "error: cannot read configuration file `/dev/zero`{by}: a character device giving more than 16 MiB, \
+             which no configuration file is\n"
+        )
+    };
+    let check = ["check", "--config", "/dev/zero", "--python", "no-such-python3", "."];
+    let compile = ["compile", "--python", "no-such-python3", "."];
+    let runs = [
+        (harness::Hashpyc::new(tree.root()).args(check), ""),
+        (
+            harness::Hashpyc::new(tree.root()).env("HASHPYC_CONFIG", "/dev/zero").args(compile),
+            " (named by HASHPYC_CONFIG)",
+        ),
+    ];
+    for (run, by) in runs {
+        let run = run.bounded(1_500_000, 60).run();
+        run.assert_code(2);
+        assert_eq!(run.stderr, message(by));
+    }
+    let run = harness::Hashpyc::new(tree.root())
+        .args(["check", "--config", "/dev/null", "--python", "no-such-python3", "."])
+        .run();
+    run.assert_code(2);
+    assert!(run.stderr.contains("`no-such-python3` not found"), "{}", run.stderr);
+}
+
 // A directory named like a configuration file (or a link to one) in the working
 // directory is passed over, as the README says: the file above applies.
 #[test]
