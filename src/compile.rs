@@ -2,7 +2,6 @@
 //! failures) → header rewrites and links in Rust → pool (Python workers, writing as they
 //! go) → record results → report.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -325,7 +324,7 @@ impl Notes {
                 let at = n.text.find('\n').unwrap_or(n.text.len());
                 n.text.insert_str(at, &suffix);
             }
-            let _ = writeln!(err, "{}", n.text);
+            report::stderr_line(&mut err, &n.text);
         }
         Ok(())
     }

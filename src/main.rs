@@ -25,14 +25,14 @@ fn main() {
     let matches = hashpyc::cli::Cli::command().try_get_matches_from(&argv).unwrap_or_else(|e| {
         // A bad value from an environment variable is reported as the variable's.
         if let Some(message) = hashpyc::cli::env_var_error(&e, &argv) {
-            let _ = writeln!(std::io::stderr(), "error: {message}");
+            hashpyc::report::stderr_line(&mut std::io::stderr(), format_args!("error: {message}"));
             std::process::exit(2);
         }
         // `--help` and `--version` go to stdout, whose failures are the tool's other data's
         // (hashpyc::report::written); clap's own `exit` ignores them.
         if !e.use_stderr() {
             if let Err(err) = hashpyc::report::written(e.print().and_then(|()| std::io::stdout().flush())) {
-                let _ = writeln!(std::io::stderr(), "error: {err}");
+                hashpyc::report::stderr_line(&mut std::io::stderr(), format_args!("error: {err}"));
                 std::process::exit(2);
             }
             std::process::exit(e.exit_code());
@@ -44,13 +44,13 @@ fn main() {
     let code = match hashpyc::run(cli, &matches) {
         Ok(status) => status.code(),
         Err(err) => {
-            let mut stderr = std::io::stderr().lock();
-            let _ = writeln!(stderr, "error: {err}");
+            let mut text = format!("error: {err}");
             let mut source = std::error::Error::source(&err);
             while let Some(cause) = source {
-                let _ = writeln!(stderr, "  Caused by: {cause}");
+                text.push_str(&format!("\n  Caused by: {cause}"));
                 source = cause.source();
             }
+            hashpyc::report::stderr_line(&mut std::io::stderr(), text);
             2
         }
     };

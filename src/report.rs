@@ -216,10 +216,19 @@ pub fn out_line(out: &mut impl Write, line: impl std::fmt::Display) -> Result<bo
     written(writeln!(out, "{line}"))
 }
 
-/// Writes human-readable lines to stderr, ignoring a closed stderr.
+/// Writes human-readable lines to stderr, ignoring a closed stderr: [`stderr_line`].
 pub fn eprint_line(line: &str) {
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "{line}");
+    stderr_line(&mut std::io::stderr().lock(), line);
+}
+
+/// `line` and its newline to stderr (`err`, its lock) in one write: stderr is unbuffered,
+/// and `writeln!` would write the text and the newline apart, which a reader that takes
+/// lines from whole writes loses (BuildKit's summary of a failed `docker build` drops such
+/// a line, or shows it without its `error: `). A closed stderr is ignored.
+pub fn stderr_line(err: &mut impl Write, line: impl std::fmt::Display) {
+    let mut text = line.to_string();
+    text.push('\n');
+    let _ = err.write_all(text.as_bytes());
 }
 
 /// `path:line:col: Kind: message`, then the offending line and a caret, from the source

@@ -2785,3 +2785,62 @@ per_python!(python_variables_the_workers_do_not_get_are_said, min = (3, 11), |py
     run.assert_code(0);
     assert!(!run.stderr.contains("PYTHONWARNINGS"), "{}", run.stderr);
 });
+
+// Each line on stderr was written in pieces (unbuffered stderr and `writeln!`: the text,
+// then the newline; `error: ` apart from its message), and BuildKit's summary of a failed
+// `docker build`, which takes lines from whole writes, showed `Compiled 0 files … (1 error)`
+// without the error naming the path, or a message without its `error: `. Each line (a
+// message and the lines under it) is one write now: a path that does not exist, a source
+// that does not compile, an interpreter that does not exist.
+#[test]
+fn each_stderr_line_is_one_write() {
+    let test = "first_hour::each_stderr_line_is_one_write";
+    let Some(py) = harness::any_python(test) else { return };
+    if !harness::strace_or_skip(test) {
+        return;
+    }
+    let tree = Tree::new();
+    tree.write("src/bad.py", "def f(:\n    pass\n");
+    tree.write("src/ok.py", "X = 1\n");
+    let runs: [&[&str]; 3] = [
+        &["compile", "--python", py.path.to_str().unwrap(), "src", "nope"],
+        &["check", "--python", py.path.to_str().unwrap(), "src/ok.py", "nope"],
+        &["compile", "--python", "/nonexistent/python9", "src"],
+    ];
+    for args in runs {
+        let log = tree.path("strace.log");
+        let out = Command::new("strace")
+            .args(["-f", "-qq", "-xx", "-s", "65536", "-e", "trace=write,writev", "-o"])
+            .arg(&log)
+            .arg(env!("CARGO_BIN_EXE_hashpyc"))
+            .args(args)
+            .current_dir(tree.root())
+            .env("HASHPYC_STATE_DIR", harness::shared_cache_dir())
+            .env("HASHPYC_NO_CONFIG", "1")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("error"), "{args:?}: {stderr}");
+        // `PID write(2, "\x65\x72…", N) = N`: what was written to fd 2, call by call.
+        let log = std::fs::read_to_string(&log).unwrap();
+        let writes: Vec<Vec<u8>> = log
+            .lines()
+            .filter_map(|l| l.split_once(" write(2, \"").map(|(_, rest)| rest))
+            .map(|rest| {
+                let hex = &rest[..rest.find('"').unwrap()];
+                hex.split("\\x").skip(1).map(|b| u8::from_str_radix(b, 16).unwrap()).collect()
+            })
+            .collect();
+        let joined: Vec<u8> = writes.concat();
+        assert_eq!(joined, out.stderr, "{args:?}: strace saw other writes to stderr: {log}");
+        for w in &writes {
+            assert!(
+                w.ends_with(b"\n"),
+                "{args:?}: a write without its newline: {:?}",
+                String::from_utf8_lossy(w)
+            );
+        }
+        assert!(writes.iter().all(|w| !w.starts_with(b"\n")), "{args:?}: {stderr}");
+    }
+}
