@@ -10,9 +10,10 @@ const AFTER_HELP: &str = "\
 Exit status: 0 all good; 1 findings (a source that failed to compile, a per-file error such
 as an unreadable source or an unwritable directory, a pyc that `check` finds missing or
 stale, nothing to check; `compile -n`: a file it lists is known to fail, or an error the
-run will report, as the run will find); 2 operational error that stops the run (bad
-arguments, a path that does not exist, no usable interpreter, workers that keep dying); 130
-interrupted (SIGINT); 143 terminated (SIGTERM).";
+run will report, as the run will find); 2 operational error (bad arguments, no usable
+interpreter, workers that keep dying, which stop the run; a path that does not exist, after
+the other paths are compiled or checked); 130 interrupted (SIGINT); 143 terminated
+(SIGTERM); 129 hung up (SIGHUP).";
 
 /// Deterministic, hash-based Python bytecode (PEP 552) for whole trees, and a fast check
 /// that a tree's bytecode is fresh.

@@ -616,6 +616,21 @@ fn cli_finish() {
         assert!(help.stdout.contains(flag), "{flag} documented");
     }
     assert!(help.stdout.contains("Exit status"), "{}", help.stdout);
+    // Every exit status the README's table lists is in `--help` (129 was not).
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let table = &readme[readme.find("## Exit status").unwrap()..];
+    let table = &table[..table.find("\n\n`").unwrap()];
+    let codes: Vec<&str> = table
+        .lines()
+        .filter_map(|l| l.strip_prefix("| ")?.split(" |").next())
+        .flat_map(|c| c.split(" / "))
+        .filter(|c| c.chars().all(|ch| ch.is_ascii_digit()))
+        .collect();
+    assert!(codes.len() >= 6, "{codes:?}");
+    let help_words = help.stdout.split(|c: char| !c.is_ascii_digit()).collect::<Vec<_>>();
+    for code in codes {
+        assert!(help_words.contains(&code), "exit status {code} missing from --help: {}", help.stdout);
+    }
     // -q and -v say what they do in each subcommand: check has no progress bar and writes
     // no file.
     let words = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
