@@ -1443,6 +1443,17 @@ pub struct CheckSettings {
     pub named_warnings: Vec<String>,
 }
 
+/// `check` of a job with no `python3` on PATH (none named): `--target` checks without an
+/// interpreter, which the error says.
+fn without_an_interpreter(e: Error) -> Error {
+    match e {
+        Error::Target(target::TargetError::NotFound(_)) => {
+            Error::Usage(format!("{e} (`hashpyc check --target X.Y` checks without an interpreter)"))
+        }
+        e => e,
+    }
+}
+
 pub fn check_settings(args: &CheckArgs) -> Result<CheckSettings, Error> {
     let jobs = default_jobs();
     one_level_per_legacy_pyc(&args.layout, &levels(&args.layout))?;
@@ -1452,7 +1463,8 @@ pub fn check_settings(args: &CheckArgs) -> Result<CheckSettings, Error> {
     walk.collect_pycache = args.stray;
     walk.collect_legacy = args.stray && args.layout.legacy;
     let targets = if args.target_version.is_empty() {
-        probe_targets(&args.target, None)?
+        let named = !args.target.python.is_empty();
+        probe_targets(&args.target, None).map_err(|e| if named { e } else { without_an_interpreter(e) })?
     } else {
         args.target_version
             .iter()

@@ -3963,3 +3963,27 @@ fn inspect_says_a_stale_unchecked_pyc_runs() {
         "{run:?}"
     );
 }
+
+// A CI job with no Python on PATH (the README's `check --target` job) ran `check` without
+// `--target` and was told only ``Python interpreter `python3` not found on PATH``; the
+// error now names `--target`, the way to check without an interpreter. An interpreter
+// named (`--python python3.12`) that is not found is that error alone.
+#[test]
+fn check_without_an_interpreter_names_target() {
+    let tree = Tree::new();
+    tree.write("src/m.py", "X = 1\n");
+    std::fs::create_dir(tree.path("empty-bin")).unwrap();
+    let run = tree.hashpyc().env("PATH", tree.path("empty-bin")).args(["check", "src"]).run();
+    run.assert_code(2);
+    assert_eq!(
+        run.stderr,
+        "error: Python interpreter `python3` not found on PATH (`hashpyc check --target X.Y` checks without an interpreter)\n"
+    );
+    let run = tree
+        .hashpyc()
+        .env("PATH", tree.path("empty-bin"))
+        .args(["check", "--python", "python3.12", "src"])
+        .run();
+    run.assert_code(2);
+    assert_eq!(run.stderr, "error: Python interpreter `python3.12` not found on PATH\n");
+}
