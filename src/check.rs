@@ -412,7 +412,8 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
         for o in Outcome::ALL {
             summary.insert(o.name().into(), counts.get(o.name()).copied().unwrap_or(0).into());
         }
-        summary.insert("errors".into(), errors.into());
+        // The error of a check with nothing to check is an `error` object too.
+        summary.insert("errors".into(), (errors + usize::from(nothing)).into());
         summary.insert("skipped_ignored".into(), walked.skipped.ignored.into());
         summary.insert("skipped_hidden".into(), walked.skipped.hidden.into());
         summary.insert("skipped_ignored_dirs".into(), walked.skipped.ignored_dirs.into());
@@ -422,6 +423,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
         summary.insert("skipped_not_py".into(), walked.skipped.not_py.into());
         summary.insert("skipped_no_module_name".into(), walked.skipped.no_module_name.into());
         summary.insert("skipped_limit_symlinks".into(), walked.skipped.limit_symlinks.into());
+        summary.insert("skipped_links_to_nothing".into(), walked.skipped.links_to_nothing().into());
         let targets: Vec<serde_json::Value> = s.targets.iter().map(|t| t.short_version().into()).collect();
         summary.insert("targets".into(), targets.into());
         report::out_line(&mut out, serde_json::Value::Object(summary))?;

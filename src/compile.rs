@@ -451,6 +451,7 @@ fn summary_json(
         "skipped_not_py": s.skipped.not_py,
         "skipped_no_module_name": s.skipped.no_module_name,
         "skipped_limit_symlinks": s.skipped.limit_symlinks,
+        "skipped_links_to_nothing": s.skipped.links_to_nothing(),
         "warnings_as_errors": warnings_as_errors,
         "targets": targets,
         "elapsed": (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,

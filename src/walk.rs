@@ -323,6 +323,12 @@ pub struct Skipped {
 }
 
 impl Skipped {
+    /// `.py` symbolic links leading nowhere (dangling, or a loop), named or walked: each
+    /// skipped with its warning.
+    pub fn links_to_nothing(&self) -> usize {
+        self.broken_named + self.broken
+    }
+
     /// `skipped 12 files and 1 directory by --respect-gitignore, 3 directories by
     /// --skip-hidden, 1 file by --limit-symlinks`, or None.
     pub fn describe(&self) -> Option<String> {

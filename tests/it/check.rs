@@ -2294,6 +2294,10 @@ fn json_mode_leaves_stderr_to_operational_errors() {
                 Some("summary".into()),
                 "{what}: {command}"
             );
+            // The summary counts the `error` objects (check's empty selection was one, not
+            // counted).
+            let errors = objects.iter().filter(|o| o["type"] == "error").count();
+            assert_eq!(objects.last().unwrap()["errors"], errors, "{what}: {command}: {objects:?}");
             out.push(objects);
         }
         out
@@ -2333,6 +2337,8 @@ fn json_mode_leaves_stderr_to_operational_errors() {
     let found = both("a dangling symlink", &["src"], (0, 0));
     for objects in &found {
         assert_eq!((&objects[0]["type"], &objects[0]["path"]), (&"notice".into(), &"src/dangling.py".into()));
+        // Counted, as text counts it (`1 link to nothing skipped`).
+        assert_eq!(objects.last().unwrap()["skipped_links_to_nothing"], 1, "{objects:?}");
     }
     std::fs::remove_file(tree.path("src/dangling.py")).unwrap();
     // `-s` that applies to no path: a notice in both.
