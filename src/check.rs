@@ -622,7 +622,10 @@ fn layout_hint(findings: &[Finding], ok: usize, s: &CheckSettings) -> Option<Str
     // The sources with a pyc of the other layout, and one such pyc.
     let mut sources = std::collections::BTreeSet::new();
     let mut example: Option<PathBuf> = None;
-    let mut listed = std::collections::BTreeMap::<&Path, Vec<std::ffi::OsString>>::new();
+    // Per source directory, its `__pycache__`'s pycs by (module, tag): the first name of
+    // each, listed once (a directory of 20,000 sources is not scanned 20,000 times).
+    type ByModule = std::collections::HashMap<(Vec<u8>, Vec<u8>), std::ffi::OsString>;
+    let mut listed = std::collections::HashMap::<&Path, ByModule>::new();
     for f in missing {
         if sources.contains(&f.path) {
             continue;
@@ -633,25 +636,21 @@ fn layout_hint(findings: &[Finding], ok: usize, s: &CheckSettings) -> Option<Str
             let name = f.path.file_name().map_or(&[][..], |n| n.as_bytes());
             let stem = name.iter().rposition(|&b| b == b'.').map_or(name, |i| &name[..i]);
             let dir = f.path.parent().unwrap_or(Path::new(""));
-            if listed.len() >= 2000 && !listed.contains_key(dir) {
-                continue;
-            }
             let names = listed.entry(dir).or_insert_with(|| {
-                std::fs::read_dir(dir.join("__pycache__"))
-                    .map(|rd| rd.filter_map(Result::ok).map(|e| e.file_name()).collect())
-                    .unwrap_or_default()
+                let mut by = ByModule::new();
+                let names = std::fs::read_dir(dir.join("__pycache__")).into_iter().flatten();
+                for name in names.filter_map(Result::ok).map(|e| e.file_name()) {
+                    let Some((s, t, _)) = crate::layout::cache_name_parts(name.as_bytes()) else { continue };
+                    let first = by.entry((s.to_vec(), t.to_vec())).or_insert_with(|| name.clone());
+                    if name < *first {
+                        *first = name;
+                    }
+                }
+                by
             });
             // Of the target's own tag: another version's pycs are no sign of `--no-legacy`.
             let tag = s.targets.get(f.target).map_or("", |t| t.cache_tag.as_str()).as_bytes();
-            let mut ours: Vec<&std::ffi::OsString> = names
-                .iter()
-                .filter(|n| {
-                    crate::layout::cache_name_parts(n.as_bytes())
-                        .is_some_and(|(s, t, _)| s == stem && t == tag)
-                })
-                .collect();
-            ours.sort();
-            ours.first().map(|n| dir.join("__pycache__").join(n))
+            names.get(&(stem.to_vec(), tag.to_vec())).map(|n| dir.join("__pycache__").join(n))
         } else {
             let mut pyc = f.path.as_os_str().to_owned();
             pyc.push("c");
@@ -700,6 +699,26 @@ fn layout_hint(findings: &[Finding], ok: usize, s: &CheckSettings) -> Option<Str
     })
 }
 
+/// Directory listings for the hints: each directory read once, its names in a set, so
+/// that a hint about N missing pycs costs one listing per directory and N lookups.
+#[derive(Default)]
+struct Listings(std::collections::HashMap<PathBuf, std::collections::HashSet<std::ffi::OsString>>);
+
+impl Listings {
+    /// Whether `dir` (`""`: the working directory) holds an entry named `name`; a
+    /// directory that cannot be listed holds none.
+    fn has(&mut self, dir: &Path, name: &std::ffi::OsStr) -> bool {
+        self.0
+            .entry(dir.to_path_buf())
+            .or_insert_with(|| {
+                let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+                let names = std::fs::read_dir(dir).into_iter().flatten();
+                names.filter_map(Result::ok).map(|e| e.file_name()).collect()
+            })
+            .contains(name)
+    }
+}
+
 /// When no pyc of the levels this run checks is there at all (every pyc missing) but
 /// sources among them have pycs of the same interpreter at another level: the levels came
 /// from somewhere the user may not have looked (`PYTHONOPTIMIZE=1` in CI's environment, a
@@ -717,7 +736,8 @@ fn level_hint(findings: &[Finding], ok: usize, s: &CheckSettings) -> Option<Stri
     let mut found: std::collections::BTreeSet<u8> = std::collections::BTreeSet::new();
     let mut example: Option<PathBuf> = None;
     let mut sources = std::collections::BTreeSet::new();
-    for f in missing.iter().take(2000) {
+    let mut listings = Listings::default();
+    for f in &missing {
         // Legacy pycs (`m.pyc`) hold no level.
         if matches!(s.layouts.get(f.target), Some(Layout::Legacy) | None) {
             continue;
@@ -728,12 +748,12 @@ fn level_hint(findings: &[Finding], ok: usize, s: &CheckSettings) -> Option<Stri
         let mut module = stem.to_vec();
         module.extend_from_slice(b".py");
         for &l in &others {
-            let other =
-                dir.join(std::ffi::OsStr::from_bytes(&crate::layout::cache_file_name(&module, tag, l)));
-            if other.is_file() {
+            let other = crate::layout::cache_file_name(&module, tag, l);
+            let other = std::ffi::OsStr::from_bytes(&other);
+            if listings.has(dir, other) {
                 found.insert(l);
                 sources.insert(&f.path);
-                example.get_or_insert(other);
+                example.get_or_insert_with(|| dir.join(other));
             }
         }
     }
@@ -906,7 +926,8 @@ fn wrong_version_hint(findings: &[Finding], targets: &[Arc<Target>]) -> Option<S
     // with one of ours too (this interpreter compiled them: one that is missing beside
     // them, without state to say why, is more likely a source it does not compile).
     let mut modules = std::collections::BTreeMap::<String, (usize, usize)>::new();
-    for (dir, stems) in wanted.into_iter().take(2000) {
+    // Every directory with a missing pyc, each listed once.
+    for (dir, stems) in wanted {
         let Ok(rd) = std::fs::read_dir(dir) else { continue };
         let names: Vec<_> = rd.filter_map(Result::ok).map(|e| e.file_name()).collect();
         let parts: Vec<(&[u8], &str, u8)> = names.iter().filter_map(|n| pyc_parts(n.as_bytes())).collect();
@@ -914,7 +935,8 @@ fn wrong_version_hint(findings: &[Finding], targets: &[Arc<Target>]) -> Option<S
         // beside them say nothing about this one).
         let have_ours: std::collections::BTreeSet<&[u8]> =
             parts.iter().filter(|(_, tag, _)| lacking_tags.contains(tag)).map(|(stem, ..)| *stem).collect();
-        let missing_here = |stem: &[u8]| stems.iter().any(|(s, _)| *s == stem);
+        let missing_stems: std::collections::HashSet<&[u8]> = stems.iter().map(|(s, _)| *s).collect();
+        let missing_here = |stem: &[u8]| missing_stems.contains(stem);
         let mut seen = std::collections::BTreeSet::new();
         for &(stem, tag, level) in &parts {
             // A Python before 3.7 is no interpreter to suggest: hashpyc refuses it.

@@ -3993,3 +3993,48 @@ fn check_without_an_interpreter_names_target() {
     run.assert_code(2);
     assert_eq!(run.stderr, "error: Python interpreter `python3.12` not found on PATH\n");
 }
+
+// The interpreter, level and layout hints looked at the first 2,000 directories only and
+// said nothing of it: 2,100 directories compiled for one version gave "but 2000 cpython-3X
+// pycs are there" (and "2000 sources have pycs of level 0", "2000 sources have pycs in
+// `__pycache__`"); 2,000 never-compiled directories sorting first hid the interpreter hint
+// of the 100 compiled after them. Now every directory counts (each listed once).
+#[test]
+fn hints_count_every_directory() {
+    let test = "check::hints_count_every_directory";
+    let Some(py) = harness::any_python(test) else { return };
+    let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
+    let other = if py.minor == (3, 13) { "3.12" } else { "3.13" };
+    let tree = Tree::new();
+    for i in 0..2100 {
+        tree.write(format!("d{i:04}/m.py"), format!("X = {i}\n"));
+    }
+    tree.hashpyc().args(["compile", "-q"]).python(py).run().assert_code(0);
+    let run = tree.hashpyc().args(["check", "--target", other]).run();
+    run.assert_code(1);
+    let want = format!("hint: 2100 pycs are missing for CPython {other}, but 2100 {tag} pycs are there");
+    assert!(run.stderr.contains(&want), "{}", run.stderr);
+    let run = tree.hashpyc().args(["check", "-o", "1"]).python(py).run();
+    run.assert_code(1);
+    let want = "hint: 2100 pycs are missing at optimization level 1, but 2100 sources have pycs of level 0";
+    assert!(run.stderr.contains(want), "{}", run.stderr);
+    let run = tree.hashpyc().args(["check", "-b"]).python(py).run();
+    run.assert_code(1);
+    let want = "hint: 2100 legacy pycs (`-b`) are missing, but 2100 sources have pycs in `__pycache__`";
+    assert!(run.stderr.contains(want), "{}", run.stderr);
+
+    // 2,000 directories never compiled, then 100 compiled for `py`.
+    let tree = Tree::new();
+    for i in 0..2000 {
+        tree.write(format!("a{i:04}/m.py"), format!("X = {i}\n"));
+    }
+    let compiled: Vec<String> = (0..100).map(|i| format!("z{i:03}")).collect();
+    for dir in &compiled {
+        tree.write(format!("{dir}/m.py"), "Z = 1\n");
+    }
+    tree.hashpyc().args(["compile", "-q"]).python(py).args(&compiled).run().assert_code(0);
+    let run = tree.hashpyc().args(["check", "--target", other]).run();
+    run.assert_code(1);
+    let want = format!("hint: 2100 pycs are missing for CPython {other}, but 100 {tag} pycs are there");
+    assert!(run.stderr.contains(&want), "{}", run.stderr);
+}
