@@ -336,6 +336,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     let hints: Vec<String> = [
         wrong_version_hint(&findings, &s.targets),
         layout_hint(&findings, counts["ok"], s),
+        prefix_hint(&findings, s),
         level_hint(&findings, counts["ok"], s),
         spelling_hint(&findings, &cwd),
         timestamp_hint(&findings, s.accept, s.compile_unchecked),
@@ -717,6 +718,60 @@ impl Listings {
             })
             .contains(name)
     }
+}
+
+/// When nine in ten or more of the pycs missing under a pycache prefix are in
+/// `__pycache__` beside their sources (the tree was compiled without the prefix, which
+/// came to this run from `PYTHONPYCACHEPREFIX`, `--pycache-prefix` or a file's
+/// `pycache-prefix`): say where the prefix came from, where the pyc was expected, and how
+/// to check without it. The other way round (pycs under a prefix, checked without one) has
+/// no hint: nothing names the prefix the compile was given.
+fn prefix_hint(findings: &[Finding], s: &CheckSettings) -> Option<String> {
+    use crate::layout::Layout;
+    let under_prefix = |f: &&Finding| {
+        f.outcome == Outcome::Missing
+            && f.source_fails.is_none()
+            && matches!(s.layouts.get(f.target), Some(Layout::Prefix(_)))
+    };
+    let missing: Vec<&Finding> = findings.iter().filter(under_prefix).collect();
+    let mut listings = Listings::default();
+    let mut example: Option<(PathBuf, &Finding)> = None;
+    let mut there = 0;
+    for f in &missing {
+        let Some(name) = f.pyc.file_name() else { continue };
+        let pycache = f.path.parent().unwrap_or(Path::new("")).join("__pycache__");
+        if listings.has(&pycache, name) {
+            there += 1;
+            example.get_or_insert_with(|| (pycache.join(name), f));
+        }
+    }
+    let (found, f) = example?;
+    if there * 10 < missing.len() * 9 {
+        return None;
+    }
+    let Some(Layout::Prefix(prefix)) = s.layouts.get(f.target) else { return None };
+    let (from, without) = match &s.pycache_prefix_from {
+        Some(o @ crate::config::Origin::Env(var)) => (
+            format!("set by {} in the environment", o.written("")),
+            format!("with {var} unset (`env -u {var} hashpyc check`)"),
+        ),
+        Some(o) => (
+            format!("set by {}", o.written("pycache-prefix")),
+            "without that setting (or with `--no-config`)".to_string(),
+        ),
+        None => ("given by `--pycache-prefix`".to_string(), "without `--pycache-prefix`".to_string()),
+    };
+    Some(format!(
+        "{} missing under the pycache prefix `{}` ({from}), but {} in `__pycache__` (`{}`, \
+         expected at `{}`), as a compile without the prefix writes them: to check those, run \
+         `hashpyc check` {without}, or `hashpyc compile` with the prefix to write {} there",
+        report::plural(missing.len(), "pyc is", "pycs are"),
+        report::shown(prefix),
+        if there == 1 { "1 is".to_string() } else { format!("{there} are") },
+        report::shown(&found),
+        report::shown(&f.pyc),
+        if missing.len() == 1 { "it" } else { "them" },
+    ))
 }
 
 /// When no pyc of the levels this run checks is there at all (every pyc missing) but

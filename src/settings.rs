@@ -1439,6 +1439,10 @@ pub struct CheckSettings {
     /// Where the levels came from when not from `-o` (`PYTHONOPTIMIZE`, a file's
     /// `optimize`): the hint for pycs of other levels names it.
     pub optimize_from: Option<config::Origin>,
+    /// Where the pycache prefix came from, when one is in effect: `PYTHONPYCACHEPREFIX`
+    /// (`Origin::Env`), a file's `pycache-prefix`, or `--pycache-prefix` (`None`). The hint
+    /// for pycs in `__pycache__` where the prefix was expected names it.
+    pub pycache_prefix_from: Option<config::Origin>,
     /// Warnings about the paths named (`ddir_named_warning`, `nested_config_warning`).
     pub named_warnings: Vec<String>,
 }
@@ -1500,6 +1504,10 @@ pub fn check_settings(args: &CheckArgs) -> Result<CheckSettings, Error> {
         described: args.config.described.clone(),
         legacy_from: args.layout.legacy_from.clone(),
         optimize_from: args.layout.optimize_from.clone(),
+        pycache_prefix_from: match &args.layout.pycache_prefix {
+            Some(_) => args.layout.pycache_prefix_from.clone(),
+            None => Some(config::Origin::Env("PYTHONPYCACHEPREFIX")),
+        },
     })
 }
 

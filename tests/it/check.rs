@@ -4038,3 +4038,63 @@ fn hints_count_every_directory() {
     let want = format!("hint: 2100 pycs are missing for CPython {other}, but 100 {tag} pycs are there");
     assert!(run.stderr.contains(&want), "{}", run.stderr);
 }
+
+// A tree compiled without a pycache prefix, checked with one (`PYTHONPYCACHEPREFIX` set in
+// the check step only, or `--pycache-prefix` given to `check` alone): every pyc `missing`,
+// no hint, though the same mistake with PYTHONOPTIMIZE or `-b` gets one. Now a hint names
+// the prefix, where it came from, one pyc found in `__pycache__` and where it was expected,
+// and how to check without it; none when fewer than nine in ten of the missing pycs are
+// in `__pycache__`.
+per_python!(prefix_hint_for_pycs_in_pycache, min = (3, 8), |py: &Python| {
+    let tree = Tree::new();
+    tree.write("src/a.py", "A = 1\n");
+    tree.write("src/b.py", "B = 2\n");
+    tree.hashpyc().args(["compile", "-q"]).python(py).arg("src").run().assert_code(0);
+    let prefix = tree.path("pfx");
+    let src = std::fs::canonicalize(tree.path("src")).unwrap();
+    let expected = prefix.join(src.strip_prefix("/").unwrap()).join(pyc(py, "a").replace("__pycache__/", ""));
+    let hint = |from: &str, without: &str| {
+        format!(
+            "hint: 2 pycs are missing under the pycache prefix `{}` ({from}), but 2 are in `__pycache__` \
+             (`src/{}`, expected at `{}`), as a compile without the prefix writes them: to check those, run \
+             `hashpyc check` {without}, or `hashpyc compile` with the prefix to write them there\n",
+            prefix.display(),
+            pyc(py, "a"),
+            expected.display()
+        )
+    };
+    let run = tree.hashpyc().arg("check").python(py).arg("src").env("PYTHONPYCACHEPREFIX", &prefix).run();
+    run.assert_code(1);
+    assert_eq!(run.stdout, "missing    src/a.py\nmissing    src/b.py\n");
+    let want = hint(
+        "set by PYTHONPYCACHEPREFIX in the environment",
+        "with PYTHONPYCACHEPREFIX unset (`env -u PYTHONPYCACHEPREFIX hashpyc check`)",
+    );
+    assert!(run.stderr.contains(&want), "{}", run.stderr);
+    let flag = tree.hashpyc().arg("check").python(py).arg("--pycache-prefix").arg(&prefix).arg("src").run();
+    flag.assert_code(1);
+    let want = hint("given by `--pycache-prefix`", "without `--pycache-prefix`");
+    assert!(flag.stderr.contains(&want), "{}", flag.stderr);
+    // A notice in JSON, and the pyc expected is each finding's `pyc`.
+    let json = tree
+        .hashpyc()
+        .args(["check", "--format", "json"])
+        .python(py)
+        .arg("src")
+        .env("PYTHONPYCACHEPREFIX", &prefix)
+        .run();
+    let notices = harness::notices(&json.stdout);
+    assert_eq!(notices.len(), 1, "{}", json.stdout);
+    assert!(
+        notices[0]["message"].as_str().unwrap().starts_with("2 pycs are missing under"),
+        "{}",
+        json.stdout
+    );
+    assert!(json.stdout.contains(&format!("\"pyc\":\"{}\"", expected.display())), "{}", json.stdout);
+    // Two sources never compiled beside them: 2 of 4 in `__pycache__`, no hint.
+    tree.write("src/c.py", "C = 3\n");
+    tree.write("src/d.py", "D = 4\n");
+    let run = tree.hashpyc().arg("check").python(py).arg("src").env("PYTHONPYCACHEPREFIX", &prefix).run();
+    run.assert_code(1);
+    assert!(!run.stderr.contains("hint:"), "{}", run.stderr);
+});
