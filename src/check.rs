@@ -871,28 +871,64 @@ fn spelled_from(found: &Path, want: &Path, cwd: &Path) -> Option<PathBuf> {
     }
 }
 
+/// The directories in which `found` and `want` differ, their common end taken away
+/// (`v/lib` and `v/lib64` for `v/lib/python3.12/m.py` and `v/lib64/python3.12/m.py`);
+/// `None` when not even their file names are the same.
+fn differing_dirs(found: &Path, want: &Path) -> Option<(PathBuf, PathBuf)> {
+    let (mut a, mut b): (Vec<_>, Vec<_>) = (found.components().collect(), want.components().collect());
+    let mut common = 0;
+    while let (Some(x), Some(y)) = (a.last(), b.last())
+        && x == y
+        && !matches!(x, std::path::Component::ParentDir | std::path::Component::RootDir)
+    {
+        a.pop();
+        b.pop();
+        common += 1;
+    }
+    (common > 0).then(|| (a.into_iter().collect(), b.into_iter().collect()))
+}
+
+/// One stale pyc stale for its embedded path alone: the path found, the one expected,
+/// whether they are the same path spelled otherwise (`./src/m.py`, the absolute path, for
+/// `src/m.py`), and the directories spelled through a symbolic link where they are
+/// another path to the same file (`v/lib` for `v/lib64`, a link to it).
+type Spelled<'a> = (&'a PathBuf, &'a PathBuf, bool, Option<(PathBuf, PathBuf)>);
+
 fn spelling_hint(findings: &[Finding], cwd: &Path) -> Option<String> {
-    // The stale pycs whose embedded path alone is wrong, and whether each embeds its
-    // source's absolute (or canonical) path: what CPython's import writes when it rewrites
-    // a pyc whose source changed (its path is the `sys.path` entry's, absolute), though no
-    // compile ran. A pyc stale by its source (another target's, beside one the import
-    // rewrote) has its own reason and takes no hint away from these.
-    let spelled: Vec<(&PathBuf, &PathBuf, bool, bool)> = findings
+    // The stale pycs whose embedded path alone is wrong; and whether each embeds its
+    // source's absolute path: what CPython's import writes when it rewrites a pyc whose
+    // source changed (its path is the `sys.path` entry's, absolute), though no compile
+    // ran. A pyc stale by its source (another target's, beside one the import rewrote) has
+    // its own reason and takes no hint away from these.
+    // Another path to the same file (a directory reached through a symbolic link) is told
+    // by the directories the two paths differ in, each resolved once (however many pycs
+    // are under it).
+    let mut canonical = std::collections::HashMap::<PathBuf, Option<PathBuf>>::new();
+    let mut resolve = |dir: &Path| {
+        canonical
+            .entry(crate::layout::absolute(dir, cwd))
+            .or_insert_with_key(|abs| std::fs::canonicalize(abs).ok())
+            .clone()
+    };
+    let spelled: Vec<Spelled> = findings
         .iter()
         .filter(|f| f.outcome == Outcome::Stale)
         .filter_map(|f| f.embedded.as_ref())
         .map(|(found, want)| {
             let same = crate::layout::absolute(found, cwd) == crate::layout::absolute(want, cwd);
-            let same_file = same
-                || matches!(
-                    (std::fs::canonicalize(cwd.join(found)), std::fs::canonicalize(cwd.join(want))),
-                    (Ok(a), Ok(b)) if a == b
-                );
-            (found, want, same, found.is_absolute() && same_file)
+            let linked = if same {
+                None
+            } else {
+                differing_dirs(found, want).filter(|(a, b)| {
+                    let a = resolve(a);
+                    a.is_some() && a == resolve(b)
+                })
+            };
+            (found, want, same, linked)
         })
         .collect();
     // Pycs the import rewrote: said of them, whatever the other findings.
-    let rewritten: Vec<_> = spelled.iter().filter(|s| s.3).collect();
+    let rewritten: Vec<_> = spelled.iter().filter(|s| s.2 && s.0.is_absolute()).collect();
     if let Some((found, want, ..)) = rewritten.first() {
         let n = rewritten.len();
         let stale = report::plural(n, "stale pyc", "stale pycs");
@@ -903,6 +939,29 @@ fn spelling_hint(findings: &[Finding], cwd: &Path) -> Option<String> {
              absolute path, which CPython's import writes when it rewrites a pyc whose source \
              changed (as does a compile given the absolute path); `hashpyc compile` as named \
              here writes {it} again"
+        ));
+    }
+    // Pycs written through a symbolic link to a directory of the tree (a venv compiled as
+    // `v`, which walks `v/lib`, checked as `v/lib64`): said of them, whatever the other
+    // findings, as those are the same files.
+    let linked: Vec<_> = spelled.iter().filter_map(|s| Some((s.0, s.1, s.3.as_ref()?))).collect();
+    if let Some((found, want, (through, named))) = linked.first() {
+        let n = linked.len();
+        let stale = report::plural(n, "stale pyc", "stale pycs");
+        let (s, its, it) = if n == 1 { ("s", "its", "it") } else { ("", "their", "them") };
+        let dir =
+            |d: &Path| if d.as_os_str().is_empty() { ".".to_string() } else { report::shown(d).to_string() };
+        return Some(format!(
+            "{stale} embed{s} {its} source path through another name of a directory (`{}` for \
+             `{}`): `{}` and `{}` are one directory, through a symbolic link, and the compile (or \
+             the import) that wrote {it} named it `{}`: check the tree as `{}`, or run `hashpyc \
+             compile` on it as named here to rewrite {it}",
+            report::shown(found),
+            report::shown(want),
+            dir(through),
+            dir(named),
+            dir(through),
+            dir(through),
         ));
     }
     // The tree compiled under another name: only when every stale pyc is stale for its

@@ -4098,3 +4098,43 @@ per_python!(prefix_hint_for_pycs_in_pycache, min = (3, 8), |py: &Python| {
     run.assert_code(1);
     assert!(!run.stderr.contains("hint:"), "{}", run.stderr);
 });
+
+// A venv compiled as `v` (the walk enters `v/lib`, not its `lib64 -> lib` link) and
+// checked as `v/lib64`: every pyc stale for its embedded path (`v/lib/…` for `v/lib64/…`)
+// and no hint, as another spelling through a symbolic link was never recognised; compiled
+// as `$PWD/v/lib64` and checked as `$PWD/v/lib`, the hint said CPython's import had
+// rewritten the pycs. Now the hint names the two directories, one through a link of the
+// other, and the name to check the tree by.
+per_python!(spelling_hint_through_a_symbolic_link, |py: &Python| {
+    let tree = Tree::new();
+    tree.write("v/lib/pkg/__init__.py", "");
+    tree.write("v/lib/pkg/m.py", "X = 1\n");
+    std::os::unix::fs::symlink("lib", tree.path("v/lib64")).unwrap();
+    tree.hashpyc().args(["compile", "-q"]).python(py).arg("v").run().assert_code(0);
+    let run = tree.hashpyc().arg("check").python(py).arg("v/lib64").run();
+    run.assert_code(1);
+    assert!(
+        run.stdout.contains("embedded path is `v/lib/pkg/__init__.py`, expected `v/lib64/pkg/__init__.py`"),
+        "{}",
+        run.stdout
+    );
+    let hint = "hint: 2 stale pycs embed their source path through another name of a directory \
+                (`v/lib/pkg/__init__.py` for `v/lib64/pkg/__init__.py`): `v/lib` and `v/lib64` are one \
+                directory, through a symbolic link, and the compile (or the import) that wrote them named \
+                it `v/lib`: check the tree as `v/lib`, or run `hashpyc compile` on it as named here to \
+                rewrite them\n";
+    assert!(run.stderr.contains(hint), "{}", run.stderr);
+    tree.hashpyc().arg("check").python(py).arg("v/lib").run().assert_code(0);
+    // By absolute paths, the other way round: no import rewrote them.
+    let v = std::fs::canonicalize(tree.path("v")).unwrap();
+    tree.hashpyc().args(["compile", "-q"]).python(py).arg(v.join("lib64")).run().assert_code(0);
+    let run = tree.hashpyc().arg("check").python(py).arg(v.join("lib")).run();
+    run.assert_code(1);
+    let hint = format!(
+        "`{0}/lib` are one directory, through a symbolic link, and the compile (or the import) that wrote \
+         them named it `{0}/lib64`",
+        v.display()
+    );
+    assert!(run.stderr.contains(&format!("`{}/lib64` and {hint}", v.display())), "{}", run.stderr);
+    assert!(!run.stderr.contains("CPython's import writes"), "{}", run.stderr);
+});
