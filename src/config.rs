@@ -978,6 +978,20 @@ fn flag_hint(unknown: &str) -> Option<String> {
     }
     match unknown {
         "mode" => Some("did you mean `invalidation-mode`? `--mode` of `check` follows it".into()),
+        // uv's names for its own cache and credentials, which a uv user writes first.
+        "cache-dir" | "cache-directory" | "cache-path" => Some(format!(
+            "did you mean `cache`? `{unknown}` is uv's name; hashpyc's bytecode cache directory is `cache`"
+        )),
+        "cache-token" | "token" | "cache-password" | "password" | "cache-credentials" | "credentials" => Some(
+            "credentials never go in the file: the shared cache's bearer token comes from the environment, \
+             HASHPYC_CACHE_TOKEN, and S3's from the AWS variables or profile"
+                .into(),
+        ),
+        "state-dir" | "state" | "state-directory" => Some(
+            "hashpyc's own state directory, of interpreter probes and remembered failures, is set in the \
+             environment, HASHPYC_STATE_DIR, not in the file; the bytecode cache is `cache`"
+                .into(),
+        ),
         "no-cache" => Some(
             "leave out `cache` and `cache-url` for no cache; `--no-cache` is the flag for one run".into(),
         ),

@@ -2548,3 +2548,20 @@ fn a_configuration_another_user_left_above_is_passed_over() {
     assert!(!run.stderr.contains("passed over"), "{}", run.stderr);
     chmod(0o755);
 }
+
+// Keys a uv user writes got no hint or the wrong one: `cache-dir` (uv's) was asked "did you
+// mean `cache-url`?", `cache-token` "did you mean `cache`?", `state-dir` nothing. Each now
+// points to where that setting is: `cache`, HASHPYC_CACHE_TOKEN, HASHPYC_STATE_DIR.
+#[test]
+fn keys_of_uv_get_a_hint() {
+    for (key, hint) in [
+        ("cache-dir", "(did you mean `cache`? `cache-dir` is uv's name"),
+        ("cache-token", "bearer token comes from the environment, HASHPYC_CACHE_TOKEN"),
+        ("state-dir", "is set in the environment, HASHPYC_STATE_DIR, not in the file"),
+    ] {
+        let err = bad("hashpyc.toml", &format!("{key} = \"x\"\n"), &["check"]);
+        assert!(err.starts_with(&format!("error: `hashpyc.toml` line 1: unknown key `{key}`")), "{err}");
+        assert!(err.contains(hint), "{err}");
+        assert!(!err.contains("cache-url"), "{err}");
+    }
+}
