@@ -522,8 +522,13 @@ pub fn load(
         let options = match options {
             Some(o) => o,
             None => {
+                let near = near_miss_table(&text)
+                    .map(|(name, line)| {
+                        format!("; line {line} has [tool.{name}]: the name is `hashpyc`, exactly")
+                    })
+                    .unwrap_or_default();
                 return Err(Error::Usage(format!(
-                    "`{}` has no [tool.hashpyc] table (named by {named_by})",
+                    "`{}` has no [tool.hashpyc] table (named by {named_by}){near}",
                     crate::report::shown(path)
                 )));
             }
@@ -603,7 +608,19 @@ pub fn load(
                 ));
                 continue;
             }
-            if let Some(options) = parse(&text, is_pyproject, &crate::report::shown(&shown))? {
+            let parsed = parse(&text, is_pyproject, &crate::report::shown(&shown))?;
+            // A table meant for hashpyc under another spelling would otherwise be passed
+            // over in silence, its settings never applied.
+            if parsed.is_none()
+                && let Some((name, line)) = near_miss_table(&text)
+            {
+                passed_over.push(format!(
+                    "`{}` line {line}: [tool.{name}] is not hashpyc's table, whose name is `hashpyc` \
+                     exactly ([tool.hashpyc]); its settings are not used",
+                    crate::report::shown(&shown)
+                ));
+            }
+            if let Some(options) = parsed {
                 // Anyone could have left it there (`/tmp/.hashpyc.toml` for every run under
                 // `/tmp`), and a configuration names the interpreter to run and the server
                 // to send bytecode to.
@@ -626,6 +643,27 @@ pub fn load(
         }
     }
     Ok(Source::NotFound { start: start.to_path_buf() })
+}
+
+/// A `[tool.X]` table of a `pyproject.toml` whose name is `hashpyc` but for case, `-` and
+/// `_` (`[tool.HashPyc]`, `[tool.hash-pyc]`), as written, and its line.
+fn near_miss_table(text: &str) -> Option<(String, usize)> {
+    let doc = toml::de::DeTable::parse(text).ok()?;
+    let tool = doc.get_ref().get("tool")?;
+    let tool = tool.get_ref().as_table()?;
+    tool.iter().find_map(|(k, _)| {
+        let name = k.get_ref();
+        let bare: String =
+            name.chars().filter(|c| !matches!(c, '-' | '_')).flat_map(char::to_lowercase).collect();
+        (bare == "hashpyc" && name != "hashpyc").then(|| {
+            let shown = if name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                name.to_string()
+            } else {
+                format!("{name:?}")
+            };
+            (shown, line_of(text, k.span().start))
+        })
+    })
 }
 
 /// The most a configuration file named by `--config` may hold (uv's and ruff's are a few

@@ -2565,3 +2565,39 @@ fn keys_of_uv_get_a_hint() {
         assert!(!err.contains("cache-url"), "{err}");
     }
 }
+
+// A pyproject.toml whose table is `[tool.HashPyc]`, `[tool.hash-pyc]` or `[tool.hashpyc_]`
+// was passed over in silence (only `-v` said "configuration: none"), its settings never
+// applied. Discovery now warns, naming the file and the line; `--config` naming such a file
+// says the same in its error.
+#[test]
+fn a_misspelled_table_is_warned_of() {
+    let test = "config::a_misspelled_table_is_warned_of";
+    let Some(py) = harness::any_python(test) else { return };
+    let tree = Tree::new();
+    tree.write("m.py", "M = 1\n");
+    for name in ["HashPyc", "hash-pyc", "hashpyc_", "Hash_Pyc"] {
+        tree.write("pyproject.toml", format!("[project]\nname = \"x\"\n\n[tool.{name}]\noptimize = 2\n"));
+        let r = tree.hashpyc().args(["compile", "-n"]).python(py).run();
+        r.assert_code(0);
+        assert!(
+            r.stderr.starts_with(&format!(
+                "warning: `pyproject.toml` line 4: [tool.{name}] is not hashpyc's table, whose name is `hashpyc` exactly ([tool.hashpyc]); its settings are not used\n"
+            )),
+            "{name}: {}",
+            r.stderr
+        );
+        let r = tree.hashpyc().args(["check", "--config", "pyproject.toml"]).python(py).run();
+        r.assert_code(2);
+        assert!(
+            r.stderr.contains(&format!("line 4 has [tool.{name}]: the name is `hashpyc`, exactly")),
+            "{}",
+            r.stderr
+        );
+    }
+    // Another tool's table is no near miss.
+    tree.write("pyproject.toml", "[tool.ruff]\nline-length = 1\n[tool.hashpyc-extras]\nx = 1\n");
+    let r = tree.hashpyc().args(["compile", "-n"]).python(py).run();
+    r.assert_code(0);
+    assert!(!r.stderr.contains("warning"), "{}", r.stderr);
+}
