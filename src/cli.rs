@@ -469,7 +469,13 @@ pub const TIMEOUT_RANGE: &str = "is not a number of seconds from 0 (never) to 86
 /// `--python X`: anything but the empty string, refused as the `python` key refuses it (a
 /// variable set to the empty string counts as unset and never gets here).
 pub fn parse_python_arg(s: OsString) -> Result<OsString, String> {
-    if s.is_empty() { Err("an empty interpreter name".into()) } else { Ok(s) }
+    if s.is_empty() {
+        return Err("an empty interpreter name".into());
+    }
+    match s.to_str().and_then(crate::target::refused_request) {
+        Some(reason) => Err(reason),
+        None => Ok(s),
+    }
 }
 
 /// `--target X.Y`: any text, judged with its reason where the targets are chosen
@@ -849,8 +855,9 @@ pub struct InputArgs {
 #[derive(Debug, Args)]
 pub struct TargetArgs {
     /// Target interpreter: a path, a name looked up on PATH, or a version as uv takes it
-    /// (`3.12`, `3.12.1`, `3.13t` for a free-threaded build: the first `python3.12`, then
-    /// `python3` or `python`, on PATH that is that version). Default: `python3`; the
+    /// (`3.12`, `3.12.1`, `312`, `cpython@3.12`, `3.13t` for a free-threaded build: the
+    /// first `python3.12`, then `python3` or `python`, on PATH that is that version; a range,
+    /// `>=3.12`, is refused). Default: `python3`; the
     /// summary line names the version it found. Repeat for several interpreters in one run
     /// (one walk, one read per source); one build named twice (a launcher and the
     /// interpreter behind it) is one target, and two builds whose pycs are the same files

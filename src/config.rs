@@ -952,6 +952,15 @@ fn check_empty(options: &Options, file: &str, table_name: &str) -> Result<(), Er
             "an empty URL (leave the key out for no shared cache)",
         ),
     ];
+    // A request of uv's that names no one version, or whitespace around a name.
+    if let Some(reason) =
+        options.python.as_ref().and_then(|p| p.iter().find_map(|p| crate::target::refused_request(p)))
+    {
+        let line = options.key_lines.get("python").copied().unwrap_or(1);
+        return Err(Error::Usage(format!(
+            "`{file}` line {line}: invalid value for `python` in {table_name}: {reason}"
+        )));
+    }
     for (key, bad, what) in checks {
         if bad {
             let line = options.key_lines.get(key).copied().unwrap_or(1);
@@ -1112,6 +1121,18 @@ pub fn json_schema() -> String {
         if let Some(serde_json::Value::Array(alternatives)) = value["properties"][key].get_mut("anyOf") {
             for alt in alternatives.iter_mut().filter(|a| a["type"] == "array") {
                 alt["minItems"] = 1.into();
+            }
+        }
+    }
+    // What `target::refused_request` refuses in an interpreter's name: whitespace around
+    // it, a range (`>=3.12`); a value holding `/` is a path, taken as written.
+    let python = serde_json::Value::from("^[^<>=,~!\\s]([^<>=,]*[^<>=,\\s])?$|/");
+    if let Some(serde_json::Value::Array(alternatives)) = value["properties"]["python"].get_mut("anyOf") {
+        for alt in alternatives.iter_mut() {
+            if alt["type"] == "string" {
+                alt["pattern"] = python.clone();
+            } else if alt["type"] == "array" {
+                alt["items"]["pattern"] = python.clone();
             }
         }
     }

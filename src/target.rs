@@ -248,14 +248,82 @@ pub struct VersionRequest {
     free_threaded: bool,
 }
 
+/// The implementation prefixes of uv's requests for CPython (`cpython@3.12`, `cpython3.12`,
+/// `cp312`), longest first, matched without regard to case.
+const CPYTHON_PREFIXES: [&str; 4] = ["cpython@", "cpython-", "cpython", "cp"];
+
+/// `text` without a CPython prefix of uv's, if it has one (and something after it).
+fn without_cpython(text: &str) -> Option<&str> {
+    CPYTHON_PREFIXES.iter().find_map(|p| {
+        let head = text.get(..p.len())?;
+        (head.eq_ignore_ascii_case(p) && text.len() > p.len()).then(|| &text[p.len()..])
+    })
+}
+
+/// Why an interpreter request is refused before anything is looked for, if it is: a form
+/// of uv's that names no one version (a range, `>=3.12`), a key of uv's downloads, or
+/// whitespace around a name (no interpreter's name has it; uv refuses it too). A path
+/// (holding `/`) is taken as written.
+pub fn refused_request(text: &str) -> Option<String> {
+    const TAKEN: &str = "give one version (`3.12`, `3.12.1`, `312`, `cpython@3.12`, `3.13t`), a name on PATH \
+                         (`python3.12`) or a path";
+    if text.contains('/') {
+        return None;
+    }
+    if !text.is_empty() && text.trim().is_empty() {
+        return Some("an interpreter name of only whitespace".into());
+    }
+    if text.trim() != text {
+        return Some(format!(
+            "`{text}` has whitespace around it, which no interpreter's name has: write `{}`",
+            text.trim()
+        ));
+    }
+    let rest = without_cpython(text).unwrap_or(text);
+    let rest = rest.strip_prefix('@').unwrap_or(rest);
+    if rest.starts_with(['~', '!']) || text.contains(['>', '<', '=', ',']) {
+        return Some(format!(
+            "`{text}` is a version range, which hashpyc does not take: it compiles for each interpreter \
+             given, so {TAKEN}"
+        ));
+    }
+    if let Some(after) = without_cpython(text)
+        && after.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '@')
+        && after.split('-').nth(1).is_some_and(|os| !os.is_empty())
+    {
+        return Some(format!(
+            "`{text}` is the key of one of uv's downloads, which hashpyc does not fetch: {TAKEN}"
+        ));
+    }
+    None
+}
+
 impl VersionRequest {
+    /// A version as uv takes it, for CPython: `3`, `3.12`, `3.12.1`, `3.13t` (free-threaded),
+    /// `312` (3.12), each also after `cpython`, `cpython@`, `cpython-` or `cp` (`cp312`), and
+    /// `3.13+freethreaded` / `3.13+gil` for `3.13t` / `3.13`. None for anything else (a
+    /// name or a path).
     pub fn parse(name: &OsStr) -> Option<VersionRequest> {
         let text = name.to_str()?;
-        let (numbers, free_threaded) = match text.strip_suffix('t') {
-            Some(rest) => (rest, true),
-            None => (text, false),
+        let text = without_cpython(text).unwrap_or(text);
+        let (text, variant) = match text.split_once('+') {
+            Some((v, "freethreaded")) => (v, Some(true)),
+            Some((v, "gil")) => (v, Some(false)),
+            Some(_) => return None,
+            None => (text, None),
         };
-        let parts: Vec<u8> = numbers.split('.').map(|n| n.parse().ok()).collect::<Option<_>>()?;
+        let (numbers, free_threaded) = match (text.strip_suffix('t'), variant) {
+            (Some(rest), None) => (rest, true),
+            (Some(_), Some(_)) => return None,
+            (None, v) => (text, v.unwrap_or(false)),
+        };
+        // `312` is 3.12, as uv reads it (and `cp312` spells it).
+        let dotless = numbers.len() >= 2 && numbers.bytes().all(|b| b.is_ascii_digit());
+        let parts: Vec<u8> = if dotless {
+            vec![numbers[..1].parse().ok()?, numbers[1..].parse().ok()?]
+        } else {
+            numbers.split('.').map(|n| n.parse().ok()).collect::<Option<_>>()?
+        };
         // `3t` and `3.13.1t` are no spelling uv or CPython uses.
         // Python 2 is recognised, to be refused by name rather than looked for as a file.
         let usable = (parts[0] == 2 || parts[0] == 3)
@@ -1236,6 +1304,34 @@ mod tests {
         let parse = |s: &str| VersionRequest::parse(OsStr::new(s)).map(|r| r.to_string());
         for ok in ["3", "3.12", "3.12.1", "3.13t", "3.7"] {
             assert_eq!(parse(ok).as_deref(), Some(ok));
+        }
+        // uv's other spellings of one CPython version.
+        for (spelled, ok) in [
+            ("312", "3.12"),
+            ("cp312", "3.12"),
+            ("cpython3.12", "3.12"),
+            ("cpython@3.12", "3.12"),
+            ("CPython@3.12.1", "3.12.1"),
+            ("cpython-3.12", "3.12"),
+            ("cp313t", "3.13t"),
+            ("3.13+freethreaded", "3.13t"),
+            ("3.13+gil", "3.13"),
+        ] {
+            assert_eq!(parse(spelled).as_deref(), Some(ok), "{spelled}");
+        }
+        for refused in [
+            ">=3.12",
+            "cpython>=3.12,<3.13",
+            "==3.12",
+            "3.12 ",
+            " 3.12",
+            "  ",
+            "cpython-3.12.3-linux-x86_64-gnu",
+        ] {
+            assert!(refused_request(refused).is_some(), "{refused}");
+        }
+        for taken in ["3.12", "312", "cpython@3.12", "cpython-3.12", "python3.12", "./a b ", "cpython"] {
+            assert_eq!(refused_request(taken), None, "{taken}");
         }
         // Names and paths stay names and paths; Python 2 and spellings uv does not take.
         for not in ["python3.12", "./3.12", "3t", "3.13.1t", "4.0", "3.", "3.x", "", "3.12.1.1"] {

@@ -2566,6 +2566,71 @@ fn keys_of_uv_get_a_hint() {
     }
 }
 
+// `python = "312"`, `"cpython3.12"`, `"cpython@3.12"` (versions as uv takes them) were looked
+// up as names on PATH ("Python interpreter `312` not found on PATH"), a range (`>=3.12`)
+// too, and `"3.12 "` or `"  "` as interpreters of that name. The spellings of one version
+// now find it, in the file, `--python` and HASHPYC_PYTHON; a range, a download key of uv's
+// and whitespace around a name are errors saying so, at the key or the flag (exit 2).
+#[test]
+fn interpreter_requests_as_uv_takes_them() {
+    let test = "config::interpreter_requests_as_uv_takes_them";
+    let Some(py) = harness::any_python(test) else { return };
+    let tree = Tree::new();
+    tree.write("m.py", "M = 1\n");
+    let (major, minor) = py.minor;
+    std::fs::create_dir(tree.path("bin")).unwrap();
+    std::os::unix::fs::symlink(&py.path, tree.path(format!("bin/python{major}.{minor}"))).unwrap();
+    let path = tree.path("bin");
+    let found = format!("for CPython {}", py.version);
+    for spelled in [
+        format!("{major}{minor}"),
+        format!("cpython{major}.{minor}"),
+        format!("cpython@{major}.{minor}"),
+        format!("cpython-{major}.{minor}"),
+        format!("cp{major}{minor}"),
+    ] {
+        tree.write("hashpyc.toml", format!("python = \"{spelled}\"\n"));
+        let r = tree.hashpyc().env("PATH", &path).args(["compile", "-n"]).run();
+        r.assert_code(0);
+        assert!(r.stderr.contains(&found), "{spelled}: {}", r.stderr);
+        let r = tree
+            .hashpyc()
+            .env("PATH", &path)
+            .args(["compile", "-n", "--no-config", "--python", &spelled])
+            .run();
+        r.assert_code(0);
+        assert!(r.stderr.contains(&found), "--python {spelled}: {}", r.stderr);
+    }
+    for (spelled, reason) in [
+        (">=3.12", "`>=3.12` is a version range, which hashpyc does not take"),
+        ("cpython>=3.12,<3.13", "is a version range"),
+        ("3.12 ", "`3.12 ` has whitespace around it, which no interpreter's name has: write `3.12`"),
+        ("  ", "an interpreter name of only whitespace"),
+        ("cpython-3.12.3-linux-x86_64-gnu", "is the key of one of uv's downloads"),
+    ] {
+        tree.write("hashpyc.toml", format!("\npython = \"{spelled}\"\n"));
+        let r = tree.hashpyc().env("PATH", &path).args(["check"]).run();
+        r.assert_code(2);
+        let at = "error: `hashpyc.toml` line 2: invalid value for `python` in the top level: ";
+        assert!(r.stderr.starts_with(at) && r.stderr.contains(reason), "{spelled}: {}", r.stderr);
+        let r = tree.hashpyc().env("PATH", &path).args(["check", "--no-config", "--python", spelled]).run();
+        r.assert_code(2);
+        assert!(
+            r.stderr.contains("for '--python <PATH|VERSION>'") && r.stderr.contains(reason),
+            "{}",
+            r.stderr
+        );
+        let r = tree
+            .hashpyc()
+            .env("PATH", &path)
+            .env("HASHPYC_PYTHON", spelled)
+            .args(["check", "--no-config"])
+            .run();
+        r.assert_code(2);
+        assert!(r.stderr.contains("for HASHPYC_PYTHON") && r.stderr.contains(reason), "{}", r.stderr);
+    }
+}
+
 // A pyproject.toml whose table is `[tool.HashPyc]`, `[tool.hash-pyc]` or `[tool.hashpyc_]`
 // was passed over in silence (only `-v` said "configuration: none"), its settings never
 // applied. Discovery now warns, naming the file and the line; `--config` naming such a file
