@@ -321,7 +321,12 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
         }
     }
     if nothing {
-        let msg = report::no_sources("check", &s.roots, walked.skipped.describe(), s.walk.max_depth);
+        let msg = report::no_sources(
+            "check",
+            &s.roots,
+            walked.skipped.describe(s.walk.force_exclude_by.as_deref()),
+            &s.walk,
+        );
         if json {
             events.push(run_event("error", None, msg));
         } else {
@@ -456,7 +461,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
             // (Every named path excluded: the count of those says what happened.)
             parts.push("all fresh".into());
         }
-        if let Some(skipped) = walked.skipped.describe() {
+        if let Some(skipped) = walked.skipped.describe(s.walk.force_exclude_by.as_deref()) {
             parts.push(skipped);
         }
         let ok = counts.get("ok").copied().unwrap_or(0);

@@ -284,6 +284,10 @@ pub struct EmbedArgs {
     /// Where `ddir` was set when a configuration file set it.
     #[arg(skip)]
     pub ddir_from: Option<crate::config::Origin>,
+
+    /// Where `strip-prefix` came from when a configuration file set it, for its warning.
+    #[arg(skip)]
+    pub strip_prefix_from: Option<crate::config::Origin>,
 }
 
 /// `--config` and `--no-config`, shared by `compile` and `check`.
@@ -356,6 +360,11 @@ pub struct CacheArgs {
     /// Where `cache-url` came from when not from the flag, for its errors.
     #[arg(skip)]
     pub cache_url_from: Option<crate::config::Origin>,
+
+    /// Where the cache directory came from when not from `--cache` (`HASHPYC_CACHE`, a
+    /// file's `cache`), for the warning when it cannot be used.
+    #[arg(skip)]
+    pub cache_from: Option<crate::config::Origin>,
 
     /// Do not use the bytecode cache, even if `HASHPYC_CACHE` or `HASHPYC_CACHE_URL` name one.
     #[arg(long, help_heading = "Bytecode cache")]
@@ -969,6 +978,16 @@ pub struct SelectArgs {
     /// Where `limit-symlinks` came from when a configuration file set it, for its errors.
     #[arg(skip)]
     pub limit_symlinks_from: Option<crate::config::Origin>,
+
+    /// Where `max-depth` (or `no-recursion`) came from when a configuration file set it,
+    /// for the messages about it.
+    #[arg(skip)]
+    pub max_depth_from: Option<crate::config::Origin>,
+
+    /// Where `force-exclude = true` came from when a configuration file set it, for the
+    /// summary's count of the paths it skipped.
+    #[arg(skip)]
+    pub force_exclude_from: Option<crate::config::Origin>,
 }
 
 #[derive(Debug, Args)]

@@ -97,6 +97,8 @@ pub struct Summary {
     pub vanished: std::collections::HashSet<PathBuf>,
     pub usage_errors: usize,
     pub skipped: walk::Skipped,
+    /// Where `force-exclude = true` was set, when a configuration file set it.
+    pub force_exclude_by: Option<String>,
 }
 
 impl Summary {
@@ -529,6 +531,7 @@ pub fn compile(
         fresh: planned.fresh_units,
         fresh_pycs: planned.fresh_units * s.levels.len(),
         skipped: planned.walked.skipped,
+        force_exclude_by: s.walk.force_exclude_by.clone(),
         ..Summary::default()
     };
     walk_notes(&planned.walked, &mut summary, &mut notes, style);
@@ -553,7 +556,12 @@ pub fn compile(
         && summary.skipped.named() < s.roots.len()
         && (verbosity.quiet < 2 || s.json)
     {
-        let message = report::no_sources("compile", &s.roots, summary.skipped.describe(), s.walk.max_depth);
+        let message = report::no_sources(
+            "compile",
+            &s.roots,
+            summary.skipped.describe(s.walk.force_exclude_by.as_deref()),
+            &s.walk,
+        );
         notes.warning_last(message, style);
     }
     for message in s.named_warnings.iter().filter(|_| verbosity.quiet < 2 || s.json) {
@@ -566,6 +574,20 @@ pub fn compile(
     }
     let mut plans = planned.plans;
 
+    // A cache directory the run could not use (a file in its place) is said as the run
+    // would say it: the dry run opens nothing.
+    if s.dry_run
+        && let Some(settings) = &s.cache
+        && let Some(dir) = &settings.dir
+        && std::fs::metadata(dir).is_ok_and(|m| !m.is_dir())
+        && (verbosity.quiet < 2 || s.json)
+    {
+        let e = crate::cache::CacheError::Open {
+            path: dir.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
+        };
+        notes.warning(format!("{}; the run would compile without it", unusable_cache(&e, settings)), style);
+    }
     if s.dry_run {
         let check = dry_run(
             s,
@@ -635,7 +657,7 @@ pub fn compile(
                 }
                 Err(e) => {
                     // A cache that cannot be used never fails a build.
-                    let message = format!("{}; compiling without it", schedule::error_chain(&e));
+                    let message = format!("{}; compiling without it", unusable_cache(&e, settings));
                     notes.warning(message, style);
                     None
                 }
@@ -1992,9 +2014,18 @@ fn push_errors_and_skipped(parts: &mut Vec<String>, s: &Summary) {
     if !s.vanished.is_empty() {
         parts.push(format!("{} vanished", s.vanished.len()));
     }
-    if let Some(skipped) = s.skipped.describe() {
+    if let Some(skipped) = s.skipped.describe(s.force_exclude_by.as_deref()) {
         parts.push(skipped);
     }
+}
+
+/// Why the cache cannot be used, and where its directory was set when not by `--cache`.
+fn unusable_cache(e: &crate::cache::CacheError, settings: &crate::cache::CacheSettings) -> String {
+    let from = match (e, &settings.dir_from) {
+        (crate::cache::CacheError::Open { .. }, Some(from)) => format!(" (set by {from})"),
+        _ => String::new(),
+    };
+    format!("{}{from}", schedule::error_chain(e))
 }
 
 fn dry_run_summary_line(summary: &Summary, check: usize, targets: &[Arc<Target>], style: Style) -> String {

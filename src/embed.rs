@@ -17,6 +17,9 @@ pub struct Embed {
     /// `-p DIR`: prepended after stripping (an absolute remainder is kept as is, as
     /// `os.path.join` does).
     pub prepend: Option<PathBuf>,
+    /// Where `strip` came from when not from `-s` (`` `strip-prefix = "/x"` in
+    /// `hashpyc.toml` line 2``), for its warning.
+    pub strip_from: Option<String>,
 }
 
 /// An embedded path, plus whether `-s` did not apply to it (worth a warning).
@@ -123,8 +126,11 @@ pub fn strip_missed_message(embed: &Embed, count: usize, example: &Path) -> Stri
     // One path is named as itself; of several, one is the example.
     let (eg, their) = if count == 1 { ("", "its path is") } else { ("e.g. ", "their paths are") };
     format!(
-        "--strip-prefix `{}` does not match the start of {} ({eg}`{}`){slash}; {their} embedded {instead}{before_313}",
-        crate::report::shown(strip),
+        "{} does not match the start of {} ({eg}`{}`){slash}; {their} embedded {instead}{before_313}",
+        embed
+            .strip_from
+            .clone()
+            .unwrap_or_else(|| format!("--strip-prefix `{}`", crate::report::shown(strip))),
         crate::report::plural(count, "source path", "source paths"),
         crate::report::shown(example)
     )
@@ -155,7 +161,12 @@ mod tests {
     use super::*;
 
     fn e(ddir: Option<&str>, strip: Option<&str>, prepend: Option<&str>) -> Embed {
-        Embed { ddir: ddir.map(Into::into), strip: strip.map(Into::into), prepend: prepend.map(Into::into) }
+        Embed {
+            ddir: ddir.map(Into::into),
+            strip: strip.map(Into::into),
+            prepend: prepend.map(Into::into),
+            strip_from: None,
+        }
     }
 
     #[test]

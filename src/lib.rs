@@ -75,8 +75,10 @@ pub enum Error {
     Target(#[from] target::TargetError),
     #[error(transparent)]
     PathList(#[from] walk::PathListError),
-    #[error(transparent)]
-    Cache(#[from] cache::CacheError),
+    /// On one line, its causes after it (`cannot use `x` as the bytecode cache: not a
+    /// directory`), as every other error.
+    #[error("{}", pool::schedule::error_chain(.0))]
+    Cache(cache::CacheError),
     #[error("interrupted")]
     Interrupted,
     /// Data could not be written to stdout, for another reason than a reader that closed
@@ -93,6 +95,12 @@ pub enum Error {
         #[source]
         failure: pool::WorkerFailure,
     },
+}
+
+impl From<cache::CacheError> for Error {
+    fn from(e: cache::CacheError) -> Error {
+        Error::Cache(e)
+    }
 }
 
 /// Whether `n` more threads can be started now: each is started and held until all are,

@@ -441,17 +441,19 @@ pub fn no_sources(
     verb: &str,
     roots: &[std::path::PathBuf],
     skipped: Option<String>,
-    max_depth: Option<usize>,
+    walk: &crate::walk::WalkOptions,
 ) -> String {
     let under: Vec<String> = roots.iter().map(|r| format!("`{}`", shown(r))).collect();
     let mut msg = format!("no Python sources to {verb} under {}", under.join(", "));
     let mut notes: Vec<String> = skipped.into_iter().collect();
-    if max_depth == Some(0) && roots.iter().any(|r| r.is_dir()) {
-        notes.push(
-            "--max-depth 0 takes no file inside a directory; --max-depth 1 takes its own files, as \
-             compileall -l does"
-                .into(),
-        );
+    if walk.max_depth == Some(0) && roots.iter().any(|r| r.is_dir()) {
+        let (zero, one) = match &walk.max_depth_by {
+            Some(by) => (by.as_str(), "`max-depth = 1`"),
+            None => ("--max-depth 0", "--max-depth 1"),
+        };
+        notes.push(format!(
+            "{zero} takes no file inside a directory; {one} takes its own files, as compileall -l does"
+        ));
     }
     if !notes.is_empty() {
         msg.push_str(&format!(" ({})", notes.join("; ")));

@@ -57,6 +57,7 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
             args.config.config_from_env = m.value_source("config") == Some(ValueSource::EnvVariable);
             from_env(&mut args.target.python_from, m, "python", "HASHPYC_PYTHON");
             from_env(&mut args.cache.cache_url_from, m, "cache_url", "HASHPYC_CACHE_URL");
+            from_env(&mut args.cache.cache_from, m, "cache", "HASHPYC_CACHE");
             let json = args.format == crate::cli::CompileFormat::Json;
             let c = load_config(&mut args.config, &args.output, json, &cwd, "compile")?;
             if m.value_source("timeout") == Some(ValueSource::EnvVariable) {
@@ -809,9 +810,13 @@ fn apply_select(sel: &mut SelectArgs, k: &mut Keys, c: &Config) -> Result<(), Er
         &["force_exclude", "no_force_exclude"],
         o.force_exclude,
     );
+    if sel.force_exclude && o.force_exclude == Some(true) && !given(k.m, "force_exclude") {
+        sel.force_exclude_from = Some(config::Origin::key(c, "force-exclude"));
+    }
     // `--max-depth` and `-l` are alternatives: a flag for either replaces both keys.
-    if k.applies("max-depth", &["max_depth", "no_recursion"]) {
-        sel.max_depth = o.max_depth.or(sel.max_depth);
+    if k.applies("max-depth", &["max_depth", "no_recursion"]) && o.max_depth.is_some() {
+        sel.max_depth = o.max_depth;
+        sel.max_depth_from = Some(config::Origin::key(c, "max-depth"));
     }
     set_flag(&mut sel.no_recursion, k, "no-recursion", &["max_depth", "no_recursion"], o.no_recursion);
     set_flag(&mut sel.follow, k, "follow", &["follow", "no_follow"], o.follow);
@@ -862,6 +867,9 @@ fn apply_embed(embed: &mut EmbedArgs, k: &mut Keys, c: &Config) {
         embed.ddir = o.ddir.clone().or(embed.ddir.take());
     }
     if k.applies("strip-prefix", IDS) {
+        if o.strip_prefix.is_some() {
+            embed.strip_prefix_from = Some(config::Origin::key(c, "strip-prefix"));
+        }
         embed.strip_prefix = o.strip_prefix.clone().or(embed.strip_prefix.take());
     }
     if k.applies("prepend-prefix", IDS) {
@@ -972,7 +980,15 @@ fn nested_config_warning(config: &ConfigArgs, roots: &[PathBuf]) -> Option<Strin
 
 /// How the embedded path (`co_filename`) is derived, for `compile` and `check` alike.
 pub fn embed(args: &EmbedArgs) -> Embed {
-    Embed { ddir: args.ddir.clone(), strip: args.strip_prefix.clone(), prepend: args.prepend_prefix.clone() }
+    Embed {
+        ddir: args.ddir.clone(),
+        strip: args.strip_prefix.clone(),
+        prepend: args.prepend_prefix.clone(),
+        strip_from: args.strip_prefix_from.as_ref().map(|o| {
+            let value = args.strip_prefix.as_deref().unwrap_or(Path::new(""));
+            o.written(&format!("strip-prefix = \"{}\"", value.display()))
+        }),
+    }
 }
 
 fn apply_cache(cache: &mut CacheArgs, k: &mut Keys, c: &Config) -> Result<(), Error> {
@@ -982,6 +998,7 @@ fn apply_cache(cache: &mut CacheArgs, k: &mut Keys, c: &Config) -> Result<(), Er
         && let Some(dir) = &o.cache
     {
         cache.cache = Some(c.resolve("cache", dir)?);
+        cache.cache_from = Some(config::Origin::key(c, "cache"));
     }
     if k.applies("cache-url", &["cache_url", "no_cache"]) && o.cache_url.is_some() {
         cache.cache_url.clone_from(&o.cache_url);
@@ -1071,7 +1088,13 @@ pub fn walk_options(sel: &SelectArgs, jobs: usize) -> Result<WalkOptions, Error>
         }
         None => None,
     };
+    let max_depth = if sel.no_recursion { Some(1) } else { sel.max_depth };
     Ok(WalkOptions {
+        max_depth_by: sel.max_depth_from.as_ref().map(|o| match max_depth {
+            Some(n) => o.written(&format!("max-depth = {n}")),
+            None => o.written("max-depth"),
+        }),
+        force_exclude_by: sel.force_exclude_from.as_ref().map(|o| o.written("force-exclude = true")),
         respect_ignore: sel.respect_gitignore,
         skip_hidden: sel.skip_hidden,
         exclude_globs,
@@ -1079,7 +1102,7 @@ pub fn walk_options(sel: &SelectArgs, jobs: usize) -> Result<WalkOptions, Error>
         exclude_regex,
         force_exclude: sel.force_exclude,
         implicit_root: false,
-        max_depth: if sel.no_recursion { Some(1) } else { sel.max_depth },
+        max_depth,
         follow: sel.follow,
         limit_symlinks,
         collect_pycache: false,
@@ -1406,6 +1429,7 @@ fn cache_settings(args: &crate::cli::CacheArgs) -> Result<Option<crate::cache::C
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     Ok(Some(crate::cache::CacheSettings {
         dir: dir.map(|d| layout::absolute(d, &cwd)),
+        dir_from: args.cache_from.as_ref().map(|o| o.written("cache")),
         remote,
         max_size: args.cache_max_size,
         read_only: args.cache_read_only,

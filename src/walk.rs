@@ -44,6 +44,11 @@ pub struct WalkOptions {
     /// `./src/m.py`.
     pub implicit_root: bool,
     pub max_depth: Option<usize>,
+    /// Where `max_depth` came from when a configuration file set it (`` `max-depth = 0` in
+    /// `hashpyc.toml` line 1``), for the messages about it.
+    pub max_depth_by: Option<String>,
+    /// Where `force_exclude` came from when a configuration file set it, for the summary.
+    pub force_exclude_by: Option<String>,
     pub follow: bool,
     /// Skip symlinks that resolve outside this (canonical) directory.
     pub limit_symlinks: Option<PathBuf>,
@@ -331,7 +336,9 @@ impl Skipped {
 
     /// `skipped 12 files and 1 directory by --respect-gitignore, 3 directories by
     /// --skip-hidden, 1 file by --limit-symlinks`, or None.
-    pub fn describe(&self) -> Option<String> {
+    /// `force_exclude_by` is where `force-exclude = true` was set when a configuration
+    /// file set it.
+    pub fn describe(&self, force_exclude_by: Option<&str>) -> Option<String> {
         let mut parts = Vec::new();
         let counted = |files: usize, dirs: usize| {
             let mut what = Vec::new();
@@ -356,7 +363,8 @@ impl Skipped {
             (!parts.is_empty()).then(|| format!("skipped {}", parts.join(", "))).into_iter().collect();
         if self.force_excluded > 0 {
             let named = crate::report::plural(self.force_excluded, "named path", "named paths");
-            out.push(format!("{named} excluded by --force-exclude"));
+            let by = force_exclude_by.unwrap_or("--force-exclude");
+            out.push(format!("{named} excluded by {by}"));
         }
         if self.regex_excluded > 0 {
             let named = crate::report::plural(self.regex_excluded, "named path", "named paths");

@@ -54,6 +54,9 @@ const MAX_REMOTE_DAMAGED: u64 = 10;
 pub struct CacheSettings {
     /// The local tier (`--cache DIR`).
     pub dir: Option<PathBuf>,
+    /// Where `dir` came from when not from `--cache` (`HASHPYC_CACHE`, `` `cache` in
+    /// `hashpyc.toml` line 1``), for the warning when it cannot be used.
+    pub dir_from: Option<String>,
     /// The remote tier (`--cache-url URL`), opened once for the run when the settings are
     /// resolved (opening reads the AWS profile files and token file).
     pub remote: Option<Arc<dyn Tier>>,
@@ -1833,6 +1836,7 @@ mod tests {
         {
             let tier = Arc::new(Failing(Mutex::new(statuses.clone())));
             let settings = CacheSettings {
+                dir_from: None,
                 dir: None,
                 remote: Some(tier.clone() as Arc<dyn Tier>),
                 max_size: 1 << 30,
@@ -1851,6 +1855,7 @@ mod tests {
     /// A remote tier of `tier` for lookups, with this time limit.
     fn remote_of(tier: Arc<dyn Tier>, timeout: Duration) -> Inner {
         let settings = CacheSettings {
+            dir_from: None,
             dir: None,
             remote: Some(tier),
             max_size: 1 << 30,
@@ -1943,6 +1948,7 @@ mod tests {
         let memory = Arc::new(Memory::default());
         memory.put(&key, &entry::encode(&key, &payload, Compression::Zstd)).unwrap();
         let settings = CacheSettings {
+            dir_from: None,
             dir: Some(dir.path().to_path_buf()),
             remote: Some(memory.clone() as Arc<dyn Tier>),
             max_size: 1 << 30,

@@ -2549,6 +2549,67 @@ fn a_configuration_another_user_left_above_is_passed_over() {
     chmod(0o755);
 }
 
+// Warnings and summaries named a flag for a value from the file: `strip-prefix` warned as
+// `--strip-prefix '/some/dir' does not match…`, `max-depth = 0` as `--max-depth 0 takes no
+// file…`, `force-exclude = true` was counted `excluded by --force-exclude`, and a `cache`
+// that is a file was a warning naming no key (`compile -n` said nothing; `cache stats` gave
+// it with a `Caused by:` line). Each now names the key, its file and line; the dry run warns
+// as the run does, and `cache stats` says it on one line.
+#[test]
+fn values_from_the_file_are_named_where_they_were_set() {
+    let test = "config::values_from_the_file_are_named_where_they_were_set";
+    let Some(py) = harness::any_python(test) else { return };
+    let tree = Tree::new();
+    tree.write("pkg/m.py", "M = 1\n");
+    let run = |file: &str, args: &[&str]| {
+        tree.write("hashpyc.toml", file);
+        tree.hashpyc().args(args).python(py).run()
+    };
+    let r = run("strip-prefix = \"/some/dir\"\n", &["compile", "-n"]);
+    r.assert_code(0);
+    assert!(
+        r.stderr.contains("warning: `strip-prefix = \"/some/dir\"` in `hashpyc.toml` line 1 does not match the start of 1 source path"),
+        "{}",
+        r.stderr
+    );
+    let r = run("max-depth = 0\n", &["check"]);
+    r.assert_code(1);
+    assert!(
+        r.stderr.contains("(`max-depth = 0` in `hashpyc.toml` line 1 takes no file inside a directory; `max-depth = 1` takes its own files"),
+        "{}",
+        r.stderr
+    );
+    let r = run("\nforce-exclude = true\nexclude = [\"/pkg/\"]\n", &["check", "pkg/m.py"]);
+    r.assert_code(0);
+    assert!(
+        r.stderr.contains("1 named path excluded by `force-exclude = true` in `hashpyc.toml` line 2"),
+        "{}",
+        r.stderr
+    );
+    let warning = "warning: cannot use `";
+    let r = run("cache = \"hashpyc.toml\"\n", &["compile", "-n"]);
+    r.assert_code(0);
+    assert!(r.stderr.contains(warning), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "hashpyc.toml` as the bytecode cache: not a directory (set by `cache` in `hashpyc.toml` line 1); the run would compile without it"
+        ),
+        "{}",
+        r.stderr
+    );
+    let r = run("cache = \"hashpyc.toml\"\n", &["compile"]);
+    r.assert_code(0);
+    assert!(
+        r.stderr.contains("as the bytecode cache: not a directory (set by `cache` in `hashpyc.toml` line 1); compiling without it"),
+        "{}",
+        r.stderr
+    );
+    let stats = tree.hashpyc().args(["cache", "stats"]).run();
+    stats.assert_code(2);
+    assert_eq!(stats.stderr.lines().count(), 1, "{}", stats.stderr);
+    assert!(stats.stderr.contains("as the bytecode cache: not a directory"), "{}", stats.stderr);
+}
+
 // Keys a uv user writes got no hint or the wrong one: `cache-dir` (uv's) was asked "did you
 // mean `cache-url`?", `cache-token` "did you mean `cache`?", `state-dir` nothing. Each now
 // points to where that setting is: `cache`, HASHPYC_CACHE_TOKEN, HASHPYC_STATE_DIR.
