@@ -988,6 +988,18 @@ pub struct SelectArgs {
     /// summary's count of the paths it skipped.
     #[arg(skip)]
     pub force_exclude_from: Option<crate::config::Origin>,
+
+    /// The directory of the configuration file, and the rules it set as written
+    /// (`` `exclude = ["/tests/"]` in `pyproject.toml` line 2``), for a bare run whose
+    /// working directory a run from there would not enter.
+    #[arg(skip)]
+    pub config_dir: Option<PathBuf>,
+    #[arg(skip)]
+    pub exclude_from: Option<String>,
+    #[arg(skip)]
+    pub respect_gitignore_from: Option<String>,
+    #[arg(skip)]
+    pub skip_hidden_from: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -445,7 +445,8 @@ pub fn no_sources(
 ) -> String {
     let under: Vec<String> = roots.iter().map(|r| format!("`{}`", shown(r))).collect();
     let mut msg = format!("no Python sources to {verb} under {}", under.join(", "));
-    let mut notes: Vec<String> = skipped.into_iter().collect();
+    // Why a bare run walked nothing first: it explains the rest.
+    let mut notes: Vec<String> = walk.implicit_root_excluded.iter().cloned().chain(skipped).collect();
     if walk.max_depth == Some(0) && roots.iter().any(|r| r.is_dir()) {
         let (zero, one) = match &walk.max_depth_by {
             Some(by) => (by.as_str(), "`max-depth = 1`"),

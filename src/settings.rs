@@ -783,6 +783,21 @@ fn apply_target(t: &mut TargetArgs, k: &mut Keys, c: &Config, ids: &[&'static st
 
 fn apply_select(sel: &mut SelectArgs, k: &mut Keys, c: &Config) -> Result<(), Error> {
     let o = &c.options;
+    sel.config_dir = Some(c.dir.clone());
+    // Each rule as written, where the key decides it.
+    let written = |key: &'static str| {
+        let value = c.options.key_values.get(key).map_or(String::new(), |v| format!(" = {v}"));
+        config::Origin::key(c, key).written(&format!("{key}{value}"))
+    };
+    if o.exclude.is_some() && !given(k.m, "exclude") {
+        sel.exclude_from = Some(written("exclude"));
+    }
+    if o.respect_gitignore == Some(true) && !given(k.m, "respect_gitignore") && !given(k.m, "no_ignore") {
+        sel.respect_gitignore_from = Some(written("respect-gitignore"));
+    }
+    if o.skip_hidden == Some(true) && !given(k.m, "skip_hidden") && !given(k.m, "hidden") {
+        sel.skip_hidden_from = Some(written("skip-hidden"));
+    }
     // `--no-ignore` and `--hidden` turn the file's opt-ins off.
     set_flag(
         &mut sel.respect_gitignore,
@@ -1095,6 +1110,7 @@ pub fn walk_options(sel: &SelectArgs, jobs: usize) -> Result<WalkOptions, Error>
             None => o.written("max-depth"),
         }),
         force_exclude_by: sel.force_exclude_from.as_ref().map(|o| o.written("force-exclude = true")),
+        implicit_root_excluded: None,
         respect_ignore: sel.respect_gitignore,
         skip_hidden: sel.skip_hidden,
         exclude_globs,
@@ -1111,6 +1127,39 @@ pub fn walk_options(sel: &SelectArgs, jobs: usize) -> Result<WalkOptions, Error>
         // Walking is I/O: more threads than CPUs only add contention.
         threads: jobs.min(default_jobs()),
     })
+}
+
+/// Why a bare run (no path named) walks nothing: its working directory lies under the
+/// configuration file's directory, and a run from there would not enter it (README,
+/// "Paths": a run from a subdirectory selects what a run from the top does below it). The
+/// rule, where it was set, and how to take the directory anyway.
+fn implicit_root_excluded(sel: &SelectArgs, walk: &WalkOptions, verb: &str) -> Option<String> {
+    let top = sel.config_dir.as_deref()?;
+    let (rule, dir) = walk::implicit_root_skipped(walk, top)?;
+    let (by, what) = match rule {
+        walk::DirRule::Exclude => {
+            (sel.exclude_from.clone().unwrap_or_else(|| "--exclude".into()), "excludes")
+        }
+        walk::DirRule::Ignored => (
+            sel.respect_gitignore_from.clone().unwrap_or_else(|| "--respect-gitignore".into()),
+            "skips as ignored (an ignore file names it)",
+        ),
+        walk::DirRule::Hidden => {
+            (sel.skip_hidden_from.clone().unwrap_or_else(|| "--skip-hidden".into()), "skips as hidden")
+        }
+    };
+    let shown = |p: &Path| crate::report::shown(p).to_string();
+    let rel =
+        dir.strip_prefix(std::fs::canonicalize(top).unwrap_or_else(|_| top.to_path_buf())).unwrap_or(&dir);
+    let anyway = match (rule, sel.force_exclude) {
+        (walk::DirRule::Exclude, true) => String::new(),
+        _ => format!("; name it (`hashpyc {verb} .`) to {verb} it anyway"),
+    };
+    Some(format!(
+        "the working directory is in `{}` under `{}`, which {by} {what}, as a run from there does{anyway}",
+        shown(rel),
+        shown(top),
+    ))
 }
 
 /// The interpreters to target, probed (through the cache).
@@ -1292,6 +1341,9 @@ pub fn compile_settings(args: &CompileArgs) -> Result<CompileSettings, Error> {
     let roots = resolve_paths(&args.paths, &args.input)?;
     let mut walk = walk_options(&args.select, jobs)?;
     walk.implicit_root = args.paths.is_empty();
+    if walk.implicit_root {
+        walk.implicit_root_excluded = implicit_root_excluded(&args.select, &walk, "compile");
+    }
     let targets = probe_targets(&args.target, timeout)?;
     let targets = one_target_per_pyc(targets, &args.layout, args.target.python_from.as_ref())?;
     let layouts = layouts(&args.layout, &targets, args.target.python_from.as_ref())?;
@@ -1488,6 +1540,9 @@ pub fn check_settings(args: &CheckArgs) -> Result<CheckSettings, Error> {
     let roots = resolve_paths(&args.paths, &args.input)?;
     let mut walk = walk_options(&args.select, jobs)?;
     walk.implicit_root = args.paths.is_empty();
+    if walk.implicit_root {
+        walk.implicit_root_excluded = implicit_root_excluded(&args.select, &walk, "check");
+    }
     walk.collect_pycache = args.stray;
     walk.collect_legacy = args.stray && args.layout.legacy;
     let targets = if args.target_version.is_empty() {

@@ -43,6 +43,11 @@ pub struct WalkOptions {
     /// pre-commit and `git ls-files` name files; `.` given explicitly keeps compileall's
     /// `./src/m.py`.
     pub implicit_root: bool,
+    /// Why the implied working directory is not walked, when a run from the directory of
+    /// the configuration file would not enter it (an `exclude`, the ignore files of
+    /// `respect-gitignore`, `skip-hidden`): the rule and where it was set. Only with
+    /// `implicit_root`.
+    pub implicit_root_excluded: Option<String>,
     pub max_depth: Option<usize>,
     /// Where `max_depth` came from when a configuration file set it (`` `max-depth = 0` in
     /// `hashpyc.toml` line 1``), for the messages about it.
@@ -568,6 +573,11 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
     for root in roots {
         if crate::interrupt::requested() {
             break;
+        }
+        // The implied `.` that a run from the top would not enter: nothing is walked (as
+        // the caller says, with the rule), and nothing was named.
+        if opts.implicit_root && opts.implicit_root_excluded.is_some() {
+            continue;
         }
         if !named.insert(RootSpellings::trimmed(root.as_os_str().as_bytes())) {
             walked.skipped.repeated += 1;
@@ -1139,6 +1149,48 @@ impl<'a> GoneDirRules<'a> {
         };
         ignore.or(git).or(exclude).or(global)
     }
+}
+
+/// The rule that keeps a walk out of a directory (see [`implicit_root_skipped`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirRule {
+    /// An `--exclude` glob (a configuration file's `exclude`).
+    Exclude,
+    /// The ignore files (`--respect-gitignore`).
+    Ignored,
+    /// `--skip-hidden`.
+    Hidden,
+}
+
+/// Whether a walk of `top` (the configuration file's directory) would stay out of the
+/// working directory, which lies below it: the first directory on the way down that a rule
+/// skips (`top/tests` for `exclude = ["/tests/"]` run in `top/tests/unit`) and the rule, as
+/// the walker decides for a directory below a root. None when the working directory is not
+/// strictly below `top`. For a bare run, whose implied `.` is no path named: a run from a
+/// subdirectory selects what a run from the top does below it.
+pub fn implicit_root_skipped(opts: &WalkOptions, top: &Path) -> Option<(DirRule, PathBuf)> {
+    if opts.exclude_globs.is_empty() && !opts.respect_ignore && !opts.skip_hidden {
+        return None;
+    }
+    let cwd = std::fs::canonicalize(std::env::current_dir().ok()?).ok()?;
+    let top = std::fs::canonicalize(top).ok()?;
+    let below = cwd.strip_prefix(&top).ok()?;
+    let excludes = Excludes::new(opts).ok().flatten();
+    let mut rules = GoneDirRules::new(opts);
+    let mut dir = top.clone();
+    for part in below.components() {
+        dir.push(part);
+        if excludes.as_ref().is_some_and(|x| x.skips(&dir, true)) {
+            return Some((DirRule::Exclude, dir));
+        }
+        let hidden = opts.skip_hidden && dir.file_name().is_some_and(|n| n.as_bytes().starts_with(b"."));
+        match if opts.respect_ignore { rules.ignored(&dir) } else { None } {
+            Some(true) => return Some((DirRule::Ignored, dir)),
+            None if hidden => return Some((DirRule::Hidden, dir)),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// A directory's identity (device and inode), links followed; `""` is the working

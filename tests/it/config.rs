@@ -2549,6 +2549,88 @@ fn a_configuration_another_user_left_above_is_passed_over() {
     chmod(0o755);
 }
 
+// A bare run (no path named) from a directory the file's `exclude` covers walked it: from
+// `tests/`, `exclude = ["/tests/"]` let `compile` compile `t.py` and `check` call its pyc
+// missing, although a run from the top skips `tests/` and the README promises that a run
+// from a subdirectory selects what a run from the top does below it (only a directory
+// named, even `.`, is walked anyway); under `force-exclude = true` the implied `.` was
+// counted as "1 named path excluded by --force-exclude", no path or flag being given. Now
+// the implied directory follows the rules a run from the top applies to it (`exclude`,
+// `skip-hidden`, below too), and the empty selection says which rule, set where: `compile`
+// warns (exit 0), `check` fails (exit 1), as for any empty selection; `.` named still walks.
+#[test]
+fn a_bare_run_in_an_excluded_directory_selects_nothing() {
+    let test = "config::a_bare_run_in_an_excluded_directory_selects_nothing";
+    let Some(py) = harness::any_python(test) else { return };
+    let tree = Tree::new();
+    tree.write("pyproject.toml", "[tool.hashpyc]\nexclude = [\"/tests/\"]\n");
+    tree.write("src/pkg/__init__.py", "");
+    tree.write("tests/t.py", "T = 1\n");
+    tree.write("tests/unit/u.py", "U = 1\n");
+    tree.write(".tools/x.py", "X = 1\n");
+    let run = |cwd: &str, args: &[&str]| harness::Hashpyc::new(&tree.path(cwd)).args(args).python(py).run();
+    let listed = |r: &harness::Run| -> Vec<String> {
+        r.stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix("compile  "))
+            .map(|l| l.split("  ").next().unwrap().into())
+            .collect()
+    };
+    let top = run(".", &["compile", "-n"]);
+    top.assert_code(0);
+    assert_eq!(listed(&top), [".tools/x.py", "src/pkg/__init__.py"], "{}", top.stderr);
+    let rule = "`exclude = [\"/tests/\"]` in `";
+    for cwd in ["tests", "tests/unit"] {
+        let compile = run(cwd, &["compile", "-n"]);
+        compile.assert_code(0);
+        assert!(listed(&compile).is_empty(), "{cwd}: {}", compile.stdout);
+        assert!(
+            compile.stderr.contains(
+                "warning: no Python sources to compile under `.` (the working directory is in `tests` under `"
+            ),
+            "{cwd}: {}",
+            compile.stderr
+        );
+        assert!(
+            compile.stderr.contains(rule) && compile.stderr.contains("pyproject.toml` line 2 excludes"),
+            "{}",
+            compile.stderr
+        );
+        assert!(
+            compile.stderr.contains("name it (`hashpyc compile .`) to compile it anyway"),
+            "{}",
+            compile.stderr
+        );
+        let check = run(cwd, &["check"]);
+        check.assert_code(1);
+        assert!(check.stdout.is_empty(), "{cwd}: {}", check.stdout);
+        assert!(
+            check
+                .stderr
+                .contains("error: no Python sources to check under `.` (the working directory is in `tests`"),
+            "{}",
+            check.stderr
+        );
+    }
+    // Named, `.` is walked as before.
+    let named = run("tests", &["compile", "-n", "."]);
+    named.assert_code(0);
+    assert_eq!(listed(&named), ["./t.py", "./unit/u.py"]);
+    // force-exclude: nothing was named, so nothing is counted as a named path excluded.
+    tree.write("pyproject.toml", "[tool.hashpyc]\nexclude = [\"/tests/\"]\nforce-exclude = true\n");
+    let check = run("tests", &["check"]);
+    check.assert_code(1);
+    assert!(!check.stderr.contains("named path"), "{}", check.stderr);
+    assert!(check.stderr.contains(rule), "{}", check.stderr);
+    // skip-hidden, as the walk from the top skips `.tools/`.
+    tree.write("pyproject.toml", "[tool.hashpyc]\nskip-hidden = true\n");
+    let hidden = run(".tools", &["compile", "-n"]);
+    hidden.assert_code(0);
+    assert!(listed(&hidden).is_empty(), "{}", hidden.stdout);
+    assert!(hidden.stderr.contains("which `skip-hidden = true` in `"), "{}", hidden.stderr);
+    assert_eq!(listed(&run(".tools", &["compile", "-n", "--hidden"])), ["x.py"]);
+}
+
 // Warnings and summaries named a flag for a value from the file: `strip-prefix` warned as
 // `--strip-prefix '/some/dir' does not match…`, `max-depth = 0` as `--max-depth 0 takes no
 // file…`, `force-exclude = true` was counted `excluded by --force-exclude`, and a `cache`
