@@ -313,3 +313,21 @@ pub fn io_reason(e: &std::io::Error) -> String {
         }
     }
 }
+
+/// The bytes of the file at `path` when this user owns it and nobody else may write it: a
+/// file of the state directory vouches for a pyc's body (`verified`), an interpreter's
+/// magic number and hash (its probe) or a source's failure, so one another user could
+/// have written (a shared `HASHPYC_STATE_DIR`, a home another user can write) is not taken.
+pub(crate) fn read_own(path: &Path) -> Option<Vec<u8>> {
+    use std::os::unix::fs::MetadataExt;
+    let file = open_nonblocking(path).ok()?;
+    let meta = file.metadata().ok()?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if !meta.is_file() || meta.uid() != me || meta.mode() & 0o022 != 0 {
+        return None;
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    read_to_end_direct(&file, &mut bytes).ok()?;
+    Some(bytes)
+}

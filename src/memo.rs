@@ -464,9 +464,8 @@ fn stamp() -> (u32, String) {
 /// A file of the state directory at `path`, or an empty one when it is missing,
 /// unreadable or written by another hashpyc version (`version` reads its two fields).
 fn read_json<T: serde::de::DeserializeOwned + Default>(path: &Path, version: fn(&T) -> (u32, &str)) -> T {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|t| serde_json::from_str::<T>(&t).ok())
+    crate::io::read_own(path)
+        .and_then(|t| serde_json::from_slice::<T>(&t).ok())
         .filter(|f| {
             let (v, h) = version(f);
             (v, h) == (VERSION, env!("CARGO_PKG_VERSION"))
@@ -478,7 +477,7 @@ fn read_json<T: serde::de::DeserializeOwned + Default>(path: &Path, version: fn(
 /// missing); a failure (a full disk) only costs a compile next time.
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), crate::write::WriteError> {
     let Ok(text) = serde_json::to_string(value) else { return Ok(()) };
-    crate::write::write_atomic(path, &[text.as_bytes()], 0o644, Default::default())
+    crate::write::write_atomic(path, &[text.as_bytes()], 0o600, Default::default())
 }
 
 /// The memo file at `path`, or an empty one when it is missing, unreadable or of another

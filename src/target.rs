@@ -982,8 +982,8 @@ struct CacheRecord {
 }
 
 fn read_cache(file: &Path, key: &CacheKey, exe: &Path) -> Option<Target> {
-    let text = std::fs::read_to_string(file).ok()?;
-    let record: CacheRecord = serde_json::from_str(&text).ok()?;
+    let text = crate::io::read_own(file)?;
+    let record: CacheRecord = serde_json::from_slice(&text).ok()?;
     let unchanged = record.files.iter().all(|f| FileStamp::of(&f.path).as_ref() == Some(f));
     (record.key == *key && unchanged && key.remembers(&record.files)).then(|| Target {
         executable: exe.to_path_buf(),

@@ -473,23 +473,7 @@ fn encode(entries: &[(Stamp, u32)]) -> Vec<u8> {
 /// The entries of the file at `path`: none when it is missing, damaged or of another
 /// hashpyc version.
 fn read(path: &Path) -> HashMap<(u64, u64), (Stamp, u32)> {
-    read_own(path).and_then(|b| decode(&b)).unwrap_or_default()
-}
-
-/// The bytes of the file at `path` when this user owns it and nobody else may write it:
-/// an entry vouches for a pyc's body, so a memory another user could have written (a
-/// shared `HASHPYC_STATE_DIR`) is not taken.
-fn read_own(path: &Path) -> Option<Vec<u8>> {
-    let file = crate::io::open_nonblocking(path).ok()?;
-    let meta = file.metadata().ok()?;
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
-    if !meta.is_file() || meta.uid() != me || meta.mode() & 0o022 != 0 {
-        return None;
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    crate::io::read_to_end_direct(&file, &mut bytes).ok()?;
-    Some(bytes)
+    crate::io::read_own(path).and_then(|b| decode(&b)).unwrap_or_default()
 }
 
 fn decode(bytes: &[u8]) -> Option<HashMap<(u64, u64), (Stamp, u32)>> {

@@ -2844,3 +2844,72 @@ fn each_stderr_line_is_one_write() {
         assert!(writes.iter().all(|w| !w.starts_with(b"\n")), "{args:?}: {stderr}");
     }
 }
+
+// A state directory another user may write (a shared `HASHPYC_STATE_DIR`, a home another
+// user can write): its pycs found good were already ignored unless this user's own and
+// writable by nobody else, but an interpreter's probe and the remembered failures were
+// taken whoever wrote them, so a forged failure stopped a good source from compiling
+// (its message printed as CPython's) and a forged probe's hash made `compile` write pycs
+// CPython finds stale and `check` call them fresh. Both are taken under the same rule now
+// (a file others may write is passed over), and the failures are written `0600` as the
+// others are.
+#[test]
+fn state_files_others_may_write_are_not_taken() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(py) = harness::any_python("first_hour::state_files_others_may_write_are_not_taken") else {
+        return;
+    };
+    let tree = Tree::new();
+    tree.write("src/bad.py", "def f(:\n    pass\n");
+    tree.write("src/good.py", "X = 1\n");
+    let state = tree.path("state");
+    let compile =
+        || tree.hashpyc().env("HASHPYC_STATE_DIR", &state).args(["compile"]).python(py).arg("src").run();
+    compile().assert_code(1);
+    let good_pyc = pyc_of(&tree, py, "src/good.py");
+    let hash = &std::fs::read(&good_pyc).unwrap()[8..16];
+    let named = |prefix: &str| -> Vec<PathBuf> {
+        std::fs::read_dir(&state)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with(prefix))
+            .collect()
+    };
+    let [failures] = &named("failures-")[..] else { panic!("{:?}", named("")) };
+    assert_eq!(std::fs::metadata(failures).unwrap().permissions().mode() & 0o777, 0o600);
+    // The forged failure: good.py's hash, under good.py's path.
+    let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(failures).unwrap()).unwrap();
+    let entries = json["entries"].as_object_mut().unwrap();
+    let (bad_key, bad) = entries.iter().next().map(|(k, v)| (k.clone(), v.clone())).unwrap();
+    let mut forged = bad.clone();
+    forged["hash"] = hash.iter().map(|b| format!("{b:02x}")).collect::<String>().into();
+    forged["message"] = "forged by another user".into();
+    entries.insert(bad_key.replace("bad.py", "good.py"), forged);
+    std::fs::write(failures, serde_json::to_vec(&json).unwrap()).unwrap();
+    std::fs::set_permissions(failures, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let good_bytes = std::fs::read(&good_pyc).unwrap();
+    std::fs::remove_file(&good_pyc).unwrap();
+    let run = compile();
+    run.assert_code(1);
+    assert!(!run.stderr.contains("forged"), "{}", run.stderr);
+    assert!(run.stderr.contains("src/bad.py:1"), "{}", run.stderr);
+    assert_eq!(std::fs::read(&good_pyc).unwrap(), good_bytes, "{}", run.stderr);
+    // The forged probe: the other SipHash variant.
+    for probe in named("interpreter-") {
+        let text = std::fs::read_to_string(&probe).unwrap();
+        let swapped = if text.contains("siphash-1-3") {
+            text.replace("siphash-1-3", "siphash-2-4")
+        } else {
+            text.replace("siphash-2-4", "siphash-1-3")
+        };
+        assert_ne!(swapped, text);
+        std::fs::write(&probe, swapped).unwrap();
+        std::fs::set_permissions(&probe, std::fs::Permissions::from_mode(0o666)).unwrap();
+    }
+    std::fs::remove_file(&good_pyc).unwrap();
+    compile().assert_code(1);
+    assert_eq!(std::fs::read(&good_pyc).unwrap(), good_bytes);
+    let run =
+        tree.hashpyc().env("HASHPYC_STATE_DIR", &state).args(["check"]).python(py).arg("src/good.py").run();
+    run.assert_code(0);
+}
