@@ -397,7 +397,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
                 let shown = if f.outcome == Outcome::Stray { &f.pyc } else { &f.path };
                 // The reason is the finding (a CI log must say why a pyc is invalid).
                 let why = match &f.detail {
-                    Some(d) => format!(": {d}"),
+                    Some(d) => format!(": {}", report::printable(d)),
                     None => String::new(),
                 };
                 format!("{:<10} {}{extra}{why}", f.outcome.name(), report::shown(shown))
@@ -1656,8 +1656,12 @@ fn legacy_strays(pycs: &[PathBuf], targets: &[Arc<Target>]) -> Vec<Finding> {
     out
 }
 
+/// A workflow command's message as GitHub reads it (`%`, CR and LF encoded); any other
+/// character a terminal or a log view would act on (an escape sequence a source's string
+/// holds, a bidi override in a name) written as [`report::printable`] writes it.
 pub(crate) fn escape_data(s: &str) -> String {
-    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    let s = s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A");
+    report::printable(&s).into_owned()
 }
 
 pub(crate) fn escape_property(s: &str) -> String {

@@ -231,6 +231,22 @@ pub fn stderr_line(err: &mut impl Write, line: impl std::fmt::Display) {
     let _ = err.write_all(text.as_bytes());
 }
 
+/// `text` (a message, a line of a source) with every character [`shown`] never prints raw
+/// written as an escape (`\u{1b}`), a tab kept: what a source holds (an escape sequence
+/// in a string, a bidi override) must not retitle or clear the terminal, or a CI log's
+/// view, or make a line read other than it is.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(|c| c != '\t' && escaped(c)) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(text.chars().map(printable_char).collect())
+}
+
+/// One character as [`printable`] writes it.
+fn printable_char(c: char) -> String {
+    if c != '\t' && escaped(c) { format!("\\u{{{:x}}}", u32::from(c)) } else { c.to_string() }
+}
+
 /// `path:line:col: Kind: message`, then the offending line and a caret, from the source
 /// bytes when the worker could not give the text.
 pub fn format_failure(path: &Path, f: &CompileFailure, source: Option<&[u8]>) -> String {
@@ -241,7 +257,7 @@ pub fn format_failure(path: &Path, f: &CompileFailure, source: Option<&[u8]>) ->
             out.push_str(&format!(":{col}"));
         }
     }
-    out.push_str(&format!(": {}: {}", f.kind, f.message));
+    out.push_str(&format!(": {}: {}", printable(&f.kind), printable(&f.message)));
     let text = if !f.text.trim().is_empty() {
         Some(f.text.clone())
     } else {
@@ -252,15 +268,23 @@ pub fn format_failure(path: &Path, f: &CompileFailure, source: Option<&[u8]>) ->
         let indent = trimmed.len() - trimmed.trim_start().len();
         let shown = trimmed.trim_start();
         if !shown.is_empty() {
-            out.push_str(&format!("\n    {}", shown.replace('\x0c', "")));
+            let shown = shown.replace('\x0c', "");
+            out.push_str(&format!("\n    {}", printable(&shown)));
             if let Some(col) = f.offset.filter(|&c| c > 0) {
                 let caret_at = (col as usize).saturating_sub(1).saturating_sub(indent);
                 let width = match (f.end_line, f.end_offset) {
                     (Some(el), Some(eo)) if Some(el) == f.line && eo > col => (eo - col) as usize,
                     _ => 1,
                 };
-                let prefix: String =
-                    shown.chars().take(caret_at).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+                // Under each character as printed: an escape is wider.
+                let prefix: String = shown
+                    .chars()
+                    .take(caret_at)
+                    .map(|c| match c {
+                        '\t' => "\t".to_string(),
+                        c => " ".repeat(printable_char(c).chars().count()),
+                    })
+                    .collect();
                 out.push_str(&format!("\n    {prefix}{}", "^".repeat(width.min(200))));
             }
         }
@@ -272,13 +296,14 @@ pub fn format_failure(path: &Path, f: &CompileFailure, source: Option<&[u8]>) ->
 pub fn format_warning(path: &Path, w: &Warning, source: Option<&[u8]>) -> String {
     if !w.in_source() {
         // Attributed to no line of the file: named as Python names a warning without one.
-        return format!("{}: {}: {}", shown(path), w.category, w.message);
+        return format!("{}: {}: {}", shown(path), printable(&w.category), printable(&w.message));
     }
-    let mut out = format!("{}:{}: {}: {}", shown(path), w.line, w.category, w.message);
+    let mut out =
+        format!("{}:{}: {}: {}", shown(path), w.line, printable(&w.category), printable(&w.message));
     if let Some(text) = u32::try_from(w.line).ok().zip(source).and_then(|(n, src)| source_line(src, n)) {
         let t = text.trim();
         if !t.is_empty() {
-            out.push_str(&format!("\n    {t}"));
+            out.push_str(&format!("\n    {}", printable(t)));
         }
     }
     out

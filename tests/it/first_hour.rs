@@ -2913,3 +2913,34 @@ fn state_files_others_may_write_are_not_taken() {
         tree.hashpyc().env("HASHPYC_STATE_DIR", &state).args(["check"]).python(py).arg("src/good.py").run();
     run.assert_code(0);
 }
+
+// What a source holds reached the terminal raw: a string with an escape sequence on the
+// line of a syntax error (its excerpt), in an invalid escape's SyntaxWarning (`'\<ESC>'`),
+// in `check`'s detail of a remembered failure, and in `--format github` messages and
+// `file=`, so a hostile pull request could retitle or clear the terminal or the CI log's
+// view. Each such character is written as an escape (`\u{1b}`), the caret still under the
+// place CPython names.
+per_python!(control_characters_of_a_source_are_escaped, min = (3, 12), |py: &Python| {
+    let tree = Tree::new();
+    tree.write("t.py", "x = \"\x1b]0;pwned\x07\x1b[2J\" +\n");
+    tree.write("w.py", "x = \"\\\x1b]0;t\x07\"\n");
+    tree.write("e\x1b[31m.py", "X = 1\n");
+    let raw = |s: &str| s.contains('\x1b') || s.contains('\x07');
+    let run = tree.hashpyc().args(["compile"]).python(py).arg(".").run();
+    run.assert_code(1);
+    assert!(!raw(&run.stderr), "{}: {:?}", py.label(), run.stderr);
+    let excerpt = "    x = \"\\u{1b}]0;pwned\\u{7}\\u{1b}[2J\" +\n";
+    assert!(run.stderr.contains(excerpt), "{}: {}", py.label(), run.stderr);
+    // The caret under the end of the line, as CPython places it: after the escapes too.
+    let caret = run.stderr.lines().skip_while(|l| !excerpt.starts_with(l)).nth(1).unwrap();
+    assert_eq!(caret.find('^'), Some(excerpt.trim_end().len()), "{}: {}", py.label(), run.stderr);
+    // (3.14 words it `"\<ESC>" is an invalid escape sequence`.)
+    assert!(run.stderr.contains("SyntaxWarning: ") && run.stderr.contains("\\\\u{1b}"), "{}", run.stderr);
+    for cmd in ["compile", "check"] {
+        let run = tree.hashpyc().args([cmd, "--format", "github"]).python(py).arg(".").run();
+        assert!(!raw(&run.stdout) && !raw(&run.stderr), "{}: {cmd}: {run:?}", py.label());
+    }
+    let run = tree.hashpyc().args(["check"]).python(py).arg(".").run();
+    run.assert_code(1);
+    assert!(!raw(&run.stdout) && !raw(&run.stderr), "{}: {run:?}", py.label());
+});
