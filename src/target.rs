@@ -441,14 +441,28 @@ fn is_executable_file(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
+/// The variables [`python_command`] keeps from Python: the shared cache's credentials.
+const SECRETS: &[&str] = &[
+    "HASHPYC_CACHE_TOKEN",
+    "HASHPYC_CACHE_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+];
+
 /// A command that runs `exe` isolated from the environment except for what we set:
 /// no PYTHON* variable survives, and PYTHONHASHSEED is fixed to 0 (`-I`/`-E` would drop
 /// it too, which is why they are not used for workers). `PYTHON` itself, which CPython
 /// does not read, is kept for a launcher script (`exec "$PYTHON" "$@"`).
+/// The credentials of the shared cache (and a cache URL, which may hold a password) are
+/// not passed on either: a compile never needs them, and a launcher script or a venv's
+/// wrapper would see them.
 pub fn python_command(exe: &Path) -> Command {
     let mut cmd = Command::new(exe);
     for (key, _) in std::env::vars_os() {
-        if key.as_encoded_bytes().starts_with(b"PYTHON") && key != "PYTHON" {
+        let name = key.as_encoded_bytes();
+        if (name.starts_with(b"PYTHON") && key != "PYTHON") || SECRETS.iter().any(|s| name == s.as_bytes()) {
             cmd.env_remove(&key);
         }
     }

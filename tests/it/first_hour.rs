@@ -2944,3 +2944,39 @@ per_python!(control_characters_of_a_source_are_escaped, min = (3, 12), |py: &Pyt
     run.assert_code(1);
     assert!(!raw(&run.stdout) && !raw(&run.stderr), "{}: {run:?}", py.label());
 });
+
+// The shared cache's credentials reached the Python processes (a security review dumped
+// `os.environ` from a worker): a launcher script or a venv's wrapper saw
+// `HASHPYC_CACHE_TOKEN` and `AWS_SECRET_ACCESS_KEY`, which no compile needs. They are kept
+// from the interpreter now, as the PYTHON* variables are.
+#[test]
+fn credentials_are_kept_from_the_interpreter() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(py) = harness::any_python("first_hour::credentials_are_kept_from_the_interpreter") else {
+        return;
+    };
+    let tree = Tree::new();
+    tree.write("m.py", "X = 1\n");
+    let seen = tree.path("seen");
+    let launcher = tree.write(
+        "launcher",
+        format!("#!/bin/sh\nenv >> '{}'\nexec '{}' \"$@\"\n", seen.display(), py.path.display()),
+    );
+    std::fs::set_permissions(&launcher, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let run = tree
+        .hashpyc()
+        .env("HASHPYC_NO_STATE", "1")
+        .env("HASHPYC_CACHE_TOKEN", "token-secret")
+        .env("AWS_ACCESS_KEY_ID", "key-id-secret")
+        .env("AWS_SECRET_ACCESS_KEY", "key-secret")
+        .env("AWS_SESSION_TOKEN", "session-secret")
+        .env("HASHPYC_HARMLESS", "kept")
+        .args(["compile", "--python"])
+        .arg(&launcher)
+        .arg("m.py")
+        .run();
+    run.assert_code(0);
+    let seen = std::fs::read_to_string(&seen).unwrap();
+    assert!(seen.contains("HASHPYC_HARMLESS=kept"), "{seen}");
+    assert!(!seen.contains("secret"), "{seen}");
+}
