@@ -131,6 +131,30 @@ impl DiskTier {
         })
     }
 
+    /// Who besides this user may write the cache, when that is someone it should not
+    /// take code from without a word: every user (the directory, or its entries'
+    /// directory, writable by all), or, for a run as root, the user who owns either (a
+    /// cache another user left in `/tmp`). A group sharing a cache is no finding.
+    pub fn untrusted_writers(&self) -> Option<String> {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        [&self.root, &self.entries].into_iter().find_map(|dir| {
+            let meta = std::fs::metadata(dir).ok()?;
+            if meta.mode() & 0o002 != 0 {
+                Some(format!("`{}` is writable by every user", crate::report::shown(dir)))
+            } else if me == 0 && meta.uid() != 0 {
+                Some(format!(
+                    "`{}` belongs to uid {}, and this run is root's",
+                    crate::report::shown(dir),
+                    meta.uid()
+                ))
+            } else {
+                None
+            }
+        })
+    }
+
     /// Open an existing directory as a cache without creating anything (management
     /// commands, a read-only cache); callers ask [`DiskTier::looks_like_cache`] or
     /// [`DiskTier::is_foreign`] before touching it.

@@ -573,6 +573,8 @@ struct Inner {
     local: Option<Local>,
     /// Why the local tier given could not be used (the remote one is).
     dropped: Option<String>,
+    /// Who else may write the local tier ([`DiskTier::untrusted_writers`]), warned of.
+    untrusted: Option<String>,
     /// The local directory, read-only and not there: every lookup in it misses (`-v`).
     absent: Option<PathBuf>,
     remote: Option<Arc<Remote>>,
@@ -698,6 +700,12 @@ impl Inner {
             (Some(r), false) => Some(upload::Uploader::start(Arc::clone(r))),
             _ => None,
         };
+        let untrusted = local.as_ref().and_then(|l| l.disk.untrusted_writers()).map(|who| {
+            format!(
+                "bytecode cache: {who}: whoever can write it decides the code its hits put into this build \
+                 (see Trust under Bytecode cache in the README)"
+            )
+        });
         let targets = targets
             .iter()
             .zip(scripts)
@@ -710,6 +718,7 @@ impl Inner {
         Ok(Inner {
             local,
             dropped,
+            untrusted,
             absent,
             remote,
             uploads,
@@ -1184,7 +1193,7 @@ impl Inner {
     /// directory's statistics, prune when the size limit is passed. Returns the warnings to
     /// print and, with `verbose`, what each tier did.
     fn finish(&self, verbose: bool) -> (Vec<String>, Vec<String>) {
-        let mut warnings: Vec<String> = self.dropped.iter().cloned().collect();
+        let mut warnings: Vec<String> = self.untrusted.iter().chain(&self.dropped).cloned().collect();
         let mut info = Vec::new();
         let upload = self.uploads.as_ref().map(|u| u.finish(self.settings.upload_wait));
         if let Some(l) = &self.local {

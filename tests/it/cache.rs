@@ -631,8 +631,10 @@ per_python!(full_cache_disk_never_fails_a_build, min = (3, 13), |py: &Python| {
     let work = Tree::new();
     let cache = work.path("cache");
     std::fs::create_dir(&cache).unwrap();
+    // (Mode 755: a tmpfs's root is 1777 by default, a cache every user may write, which a
+    // run warns of.)
     let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .args(["-t", "tmpfs", "-o", "size=256k,mode=755", "tmpfs"])
         .arg(&cache)
         .status()
         .is_ok_and(|s| s.success());
@@ -2923,4 +2925,56 @@ fn a_fan_out_directory_switched_to_a_link_mid_store_is_not_written_through() {
     assert!(names(tree.path("trap")).is_empty(), "stored through the link: {stderr}\n{trace}");
     assert_eq!(names(tree.path("C/aside")), entry, "{stderr}\n{trace}");
     assert!(tree.path("src/__pycache__").is_dir(), "{stderr}");
+}
+
+// A cache others may write was used without a word (a security review: a root image
+// build took another user's cache in a world-writable directory, and a poisoned entry
+// became the build's pyc). The README's Trust paragraph says whoever can write the cache
+// decides the code; a run now warns when that is every user (the cache's directory, or
+// its entries', writable by all) or, for a run as root, the user owning it. A group's
+// cache is no finding.
+#[test]
+fn a_cache_others_may_write_is_warned_of() {
+    let Some(py) = harness::any_python("cache::a_cache_others_may_write_is_warned_of") else { return };
+    let tree = Tree::new();
+    tree.write("src/m.py", "X = 1\n");
+    let cache = tree.path("cache");
+    let compile =
+        || tree.hashpyc().args(["compile", "--force", "--cache"]).arg(&cache).python(py).arg("src").run();
+    let run = compile();
+    run.assert_code(0);
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+    // A group's cache.
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o2775)).unwrap();
+    let run = compile();
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let run = compile();
+    run.assert_code(0);
+    let shown = cache.display();
+    assert!(
+        run.stderr.contains(&format!(
+            "warning: bytecode cache: `{shown}` is writable by every user: whoever can write it decides the code its hits put into this build"
+        )),
+        "{}",
+        run.stderr
+    );
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        harness::visible("SKIPPED part of cache::a_cache_others_may_write_is_warned_of: not root");
+        return;
+    }
+    let c = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(cache.as_os_str())).unwrap();
+    // SAFETY: a valid C string; root may give the directory away.
+    assert_eq!(unsafe { libc::chown(c.as_ptr(), 4242, 4242) }, 0);
+    let run = compile();
+    run.assert_code(0);
+    assert!(
+        run.stderr.contains(&format!(
+            "warning: bytecode cache: `{shown}` belongs to uid 4242, and this run is root's"
+        )),
+        "{}",
+        run.stderr
+    );
 }
