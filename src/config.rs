@@ -600,9 +600,9 @@ pub fn load(
                 && !text.contains("hashpyc")
                 && let Err(e) = toml::de::DeTable::parse(&text)
             {
-                let line = e.span().map_or(1, |s| line_of(&text, s.start));
+                let at = e.span().map_or_else(|| "line 1".to_string(), |s| line_column(&text, s.start));
                 passed_over.push(format!(
-                    "`{}` line {line}: invalid TOML: {}; passed over (it does not mention hashpyc)",
+                    "`{}` {at}: invalid TOML: {}; passed over (it does not mention hashpyc)",
                     crate::report::shown(&shown),
                     invalid_toml(&text, &e)
                 ));
@@ -816,8 +816,8 @@ fn value_on_one_line(v: &toml::Value) -> String {
 
 pub fn parse(text: &str, is_pyproject: bool, file: &str) -> Result<Option<Options>, Error> {
     let doc = toml::de::DeTable::parse(text).map_err(|e| {
-        let line = e.span().map_or(1, |s| line_of(text, s.start));
-        Error::Usage(format!("`{file}` line {line}: invalid TOML: {}", invalid_toml(text, &e)))
+        let at = e.span().map_or_else(|| "line 1".to_string(), |s| line_column(text, s.start));
+        Error::Usage(format!("`{file}` {at}: invalid TOML: {}", invalid_toml(text, &e)))
     })?;
     let table_name = if is_pyproject { "[tool.hashpyc]" } else { "the top level" };
     // The table holding the settings, for naming the key of an error.
@@ -1079,6 +1079,18 @@ fn toml_words(message: &str) -> String {
         .replace("expected usize", "expected a whole number, 0 or more")
         .replace("expected i64", "expected an integer")
         .replace("expected f64", "expected a number")
+        // A whole number past 64 bits, a float past f64 (`jobs = 99999999999999999999`,
+        // `max-depth = 1e400`): serde's and toml's words name Rust's types.
+        .replace(" as i128", "")
+        .replace("floating-point number overflowed", "a number too large")
+}
+
+/// `line L, column C` (1-based, the column in characters) of byte offset `at`.
+fn line_column(text: &str, at: usize) -> String {
+    let at = at.min(text.len());
+    let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let column = text.get(start..at).map_or(1, |s| s.chars().count() + 1);
+    format!("line {}, column {column}", line_of(text, at))
 }
 
 /// A TOML syntax error's message, on one line; a key given twice is named (toml's message

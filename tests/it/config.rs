@@ -1222,13 +1222,13 @@ fn bad_configurations() {
         let cmd: &[&str] = if i % 2 == 0 { &["compile"] } else { &["check"] };
         assert_eq!(bad(name, content, cmd), format!("error: {want}\n"), "case {i}: {content}");
     }
-    // A TOML syntax error names the file and the line (the message is toml's own).
+    // A TOML syntax error names the file, the line and the column (the message is toml's own).
     let syntax = bad("pyproject.toml", "[tool.hashpyc]\noptimize = [0, 2\nlegacy = true\n", &["compile"]);
     assert!(syntax.starts_with("error: `pyproject.toml` line "), "{syntax}");
     assert!(syntax.contains("invalid TOML"), "{syntax}");
     assert_eq!(syntax.lines().count(), 1, "{syntax}");
     let line: usize =
-        syntax["error: `pyproject.toml` line ".len()..].split(':').next().unwrap().parse().unwrap();
+        syntax["error: `pyproject.toml` line ".len()..].split([',', ':']).next().unwrap().parse().unwrap();
     assert!((2..=3).contains(&line), "{syntax}");
     // --config names the file as given.
     let tree = Tree::new();
@@ -1356,16 +1356,37 @@ fn keys_for_the_paths_say_where_paths_go() {
 }
 
 // A key given twice is invalid TOML: the error names the key, the file and the line of the
-// second.
+// second (and its column).
 #[test]
 fn a_duplicate_key_is_named() {
     assert_eq!(
         bad("pyproject.toml", "[tool.hashpyc]\nexclude = [\"a/\"]\n\nexclude = [\"b/\"]\n", &["check"]),
-        "error: `pyproject.toml` line 4: invalid TOML: duplicate key `exclude`\n"
+        "error: `pyproject.toml` line 4, column 1: invalid TOML: duplicate key `exclude`\n"
     );
     assert_eq!(
         bad("hashpyc.toml", "optimize = 1\njobs = 2\noptimize = 2\n", &["compile"]),
-        "error: `hashpyc.toml` line 3: invalid TOML: duplicate key `optimize`\n"
+        "error: `hashpyc.toml` line 3, column 1: invalid TOML: duplicate key `optimize`\n"
+    );
+    // A syntax error names its column too, in characters, as uv and ruff do (it gave the
+    // line alone).
+    assert_eq!(
+        bad("hashpyc.toml", "jobs = 3\nexclude = \"é\" \"b\"\n", &["compile"]),
+        "error: `hashpyc.toml` line 2, column 15: invalid TOML: unexpected key or value, expected newline, `#`\n"
+    );
+}
+
+// A number too large for its key named Rust's types (`… as i128`) or none at all (a bare
+// `floating-point number overflowed`).
+#[test]
+fn numbers_too_large_are_said_in_toml_words() {
+    assert_eq!(
+        bad("hashpyc.toml", "jobs = 99999999999999999999\n", &["compile"]),
+        "error: `hashpyc.toml` line 1: invalid value for `jobs` in the top level: invalid type: integer \
+         `99999999999999999999`, expected a whole number, 0 or more\n"
+    );
+    assert_eq!(
+        bad("hashpyc.toml", "max-depth = 1e400\n", &["check"]),
+        "error: `hashpyc.toml` line 1: invalid value for `max-depth` in the top level: a number too large\n"
     );
 }
 
@@ -2004,7 +2025,7 @@ fn malformed_pyproject_of_another_tool_is_passed_over() {
     let app = tree.path("proj/app");
     let run = harness::Hashpyc::new(&app).args(["compile", "-v", "."]).run();
     run.assert_code(0);
-    let warning = "warning: `pyproject.toml` line 1: invalid TOML: unclosed table, expected `]`; passed over (it does not mention hashpyc)\n";
+    let warning = "warning: `pyproject.toml` line 1, column 12: invalid TOML: unclosed table, expected `]`; passed over (it does not mention hashpyc)\n";
     assert!(run.stderr.starts_with(warning), "{}", run.stderr);
     let top = tree.path("proj/hashpyc.toml");
     assert!(run.stderr.contains(&format!("configuration: {}\n", top.display())), "{}", run.stderr);
@@ -2025,7 +2046,10 @@ fn malformed_pyproject_of_another_tool_is_passed_over() {
     tree.write("proj/app/pyproject.toml", "[tool.hashpyc\noptimize = 1\n");
     let run = harness::Hashpyc::new(&app).args(["check", "."]).run();
     run.assert_code(2);
-    assert_eq!(run.stderr, "error: `pyproject.toml` line 1: invalid TOML: unclosed table, expected `]`\n");
+    assert_eq!(
+        run.stderr,
+        "error: `pyproject.toml` line 1, column 14: invalid TOML: unclosed table, expected `]`\n"
+    );
 }
 
 // Another tool's `pyproject.toml` that is not UTF-8 (a Latin-1 comment) is not valid TOML:
