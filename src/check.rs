@@ -644,8 +644,7 @@ fn layout_hint(findings: &[Finding], ok: usize, s: &CheckSettings) -> Option<Str
             let dir = f.path.parent().unwrap_or(Path::new(""));
             let names = listed.entry(dir).or_insert_with(|| {
                 let mut by = ByModule::new();
-                let names = std::fs::read_dir(dir.join("__pycache__")).into_iter().flatten();
-                for name in names.filter_map(Result::ok).map(|e| e.file_name()) {
+                for name in names_in(&dir.join("__pycache__")) {
                     let Some((s, t, _)) = crate::layout::cache_name_parts(name.as_bytes()) else { continue };
                     let first = by.entry((s.to_vec(), t.to_vec())).or_insert_with(|| name.clone());
                     if name < *first {
@@ -705,6 +704,12 @@ fn layout_hint(findings: &[Finding], ok: usize, s: &CheckSettings) -> Option<Str
     })
 }
 
+/// The names in `dir`, listed once, for the hints; a directory that cannot be listed holds
+/// none.
+fn names_in(dir: &Path) -> impl Iterator<Item = std::ffi::OsString> {
+    std::fs::read_dir(dir).into_iter().flatten().filter_map(Result::ok).map(|e| e.file_name())
+}
+
 /// Directory listings for the hints: each directory read once, its names in a set, so
 /// that a hint about N missing pycs costs one listing per directory and N lookups.
 #[derive(Default)]
@@ -717,9 +722,7 @@ impl Listings {
         self.0
             .entry(dir.to_path_buf())
             .or_insert_with(|| {
-                let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
-                let names = std::fs::read_dir(dir).into_iter().flatten();
-                names.filter_map(Result::ok).map(|e| e.file_name()).collect()
+                names_in(if dir.as_os_str().is_empty() { Path::new(".") } else { dir }).collect()
             })
             .contains(name)
     }
@@ -1047,8 +1050,7 @@ fn wrong_version_hint(findings: &[Finding], targets: &[Arc<Target>]) -> Option<S
     let mut modules = std::collections::BTreeMap::<String, (usize, usize)>::new();
     // Every directory with a missing pyc, each listed once.
     for (dir, stems) in wanted {
-        let Ok(rd) = std::fs::read_dir(dir) else { continue };
-        let names: Vec<_> = rd.filter_map(Result::ok).map(|e| e.file_name()).collect();
+        let names: Vec<_> = names_in(dir).collect();
         let parts: Vec<(&[u8], &str, u8)> = names.iter().filter_map(|n| pyc_parts(n.as_bytes())).collect();
         // The modules a target whose pycs are missing compiled (another target's pycs
         // beside them say nothing about this one).

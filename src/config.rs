@@ -672,17 +672,18 @@ const NAMED_LIMIT: u64 = 16 << 20;
 
 /// A configuration file named by `--config` or `HASHPYC_CONFIG`, of at most [`NAMED_LIMIT`]
 /// bytes: a regular file, a pipe (`--config <(…)`) or a character device (`/dev/null`, an
-/// empty configuration); a block device or a socket is refused before it is read.
+/// empty configuration); a block device is refused before it is read.
 fn read_named(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     use std::os::unix::fs::FileTypeExt;
-    let kind = std::fs::metadata(path)?.file_type();
-    if kind.is_block_device() || kind.is_socket() {
-        let what = if kind.is_socket() { "a socket" } else { "a block device" };
-        return Err(std::io::Error::other(format!("not a regular file ({what})")));
+    // (A socket cannot be opened: ENXIO, `No such device or address`.)
+    let file = std::fs::File::open(path)?;
+    let kind = file.metadata()?.file_type();
+    if kind.is_block_device() {
+        return Err(std::io::Error::other("not a regular file (a block device)"));
     }
     let mut bytes = Vec::new();
-    std::fs::File::open(path)?.take(NAMED_LIMIT + 1).read_to_end(&mut bytes)?;
+    file.take(NAMED_LIMIT + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > NAMED_LIMIT {
         let what = if kind.is_file() {
             "larger than"

@@ -1135,7 +1135,7 @@ pub fn walk_options(sel: &SelectArgs, jobs: usize) -> Result<WalkOptions, Error>
 /// rule, where it was set, and how to take the directory anyway.
 fn implicit_root_excluded(sel: &SelectArgs, walk: &WalkOptions, verb: &str) -> Option<String> {
     let top = sel.config_dir.as_deref()?;
-    let (rule, dir) = walk::implicit_root_skipped(walk, top)?;
+    let (rule, rel) = walk::implicit_root_skipped(walk, top)?;
     let (by, what) = match rule {
         walk::DirRule::Exclude => {
             (sel.exclude_from.clone().unwrap_or_else(|| "--exclude".into()), "excludes")
@@ -1149,15 +1149,13 @@ fn implicit_root_excluded(sel: &SelectArgs, walk: &WalkOptions, verb: &str) -> O
         }
     };
     let shown = |p: &Path| crate::report::shown(p).to_string();
-    let rel =
-        dir.strip_prefix(std::fs::canonicalize(top).unwrap_or_else(|_| top.to_path_buf())).unwrap_or(&dir);
     let anyway = match (rule, sel.force_exclude) {
         (walk::DirRule::Exclude, true) => String::new(),
         _ => format!("; name it (`hashpyc {verb} .`) to {verb} it anyway"),
     };
     Some(format!(
         "the working directory is in `{}` under `{}`, which {by} {what}, as a run from there does{anyway}",
-        shown(rel),
+        shown(&rel),
         shown(top),
     ))
 }

@@ -1165,7 +1165,7 @@ pub enum DirRule {
 /// Whether a walk of `top` (the configuration file's directory) would stay out of the
 /// working directory, which lies below it: the first directory on the way down that a rule
 /// skips (`top/tests` for `exclude = ["/tests/"]` run in `top/tests/unit`) and the rule, as
-/// the walker decides for a directory below a root. None when the working directory is not
+/// the walker decides for a directory below a root, relative to `top` (`tests`). None when the working directory is not
 /// strictly below `top`. For a bare run, whose implied `.` is no path named: a run from a
 /// subdirectory selects what a run from the top does below it.
 pub fn implicit_root_skipped(opts: &WalkOptions, top: &Path) -> Option<(DirRule, PathBuf)> {
@@ -1180,13 +1180,14 @@ pub fn implicit_root_skipped(opts: &WalkOptions, top: &Path) -> Option<(DirRule,
     let mut dir = top.clone();
     for part in below.components() {
         dir.push(part);
+        let rel = || dir.strip_prefix(&top).unwrap_or(&dir).to_path_buf();
         if excludes.as_ref().is_some_and(|x| x.skips(&dir, true)) {
-            return Some((DirRule::Exclude, dir));
+            return Some((DirRule::Exclude, rel()));
         }
         let hidden = opts.skip_hidden && dir.file_name().is_some_and(|n| n.as_bytes().starts_with(b"."));
         match if opts.respect_ignore { rules.ignored(&dir) } else { None } {
-            Some(true) => return Some((DirRule::Ignored, dir)),
-            None if hidden => return Some((DirRule::Hidden, dir)),
+            Some(true) => return Some((DirRule::Ignored, rel())),
+            None if hidden => return Some((DirRule::Hidden, rel())),
             _ => {}
         }
     }
