@@ -165,7 +165,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     let started = Instant::now();
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let many = s.targets.len() > 1;
-    crate::verified::open(crate::target::state_dir().as_deref(), s.targets.iter().map(|t| t.magic));
+    crate::verified::open(crate::target::own_state_dir().as_deref(), s.targets.iter().map(|t| t.magic));
     // Check on the walker's threads; keep only what will be printed, count the rest.
     let kept = std::sync::Mutex::new(Vec::new());
     let ok = AtomicUsize::new(0);
@@ -518,7 +518,7 @@ fn explain_remembered_failures(findings: &mut [Finding], targets: &[Arc<Target>]
     if !findings.iter().any(explained) {
         return;
     }
-    let Some(state) = crate::target::state_dir() else { return };
+    let Some(state) = crate::target::own_state_dir() else { return };
     let memos: Vec<(String, crate::memo::Memo)> = targets
         .iter()
         .filter_map(|t| {

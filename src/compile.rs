@@ -493,7 +493,7 @@ pub fn compile(
     let started = Instant::now();
     let mut spans = report::Spans::start();
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-    let cache = crate::target::state_dir();
+    let cache = crate::target::own_state_dir();
     crate::verified::open(cache.as_deref(), s.targets.iter().map(|t| t.magic));
     let mut memos: Vec<Option<Memo>> = s
         .targets
@@ -744,7 +744,7 @@ fn workers_failed(s: &CompileSettings, t: usize, failure: crate::pool::WorkerFai
         return Error::Usage(failure.to_string());
     }
     if matches!(failure, crate::pool::WorkerFailure::Changed { .. }) {
-        crate::target::forget(&s.targets[t].executable, crate::target::state_dir().as_deref());
+        crate::target::forget(&s.targets[t].executable, crate::target::own_state_dir().as_deref());
     }
     Error::Workers { python: crate::pool::describe(&s.targets[t]), failure }
 }

@@ -1164,7 +1164,7 @@ fn implicit_root_excluded(sel: &SelectArgs, walk: &WalkOptions, verb: &str) -> O
 pub fn probe_targets(args: &TargetArgs, timeout: Option<Duration>) -> Result<Vec<Arc<Target>>, Error> {
     let names: Vec<OsString> =
         if args.python.is_empty() { vec![OsString::from("python3")] } else { args.python.clone() };
-    let cache = target::state_dir();
+    let cache = target::own_state_dir();
     let mut targets: Vec<Arc<Target>> = Vec::new();
     // An interpreter named by a configuration file is reported at its key.
     let located = |e: target::TargetError| -> Error {

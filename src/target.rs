@@ -1104,6 +1104,30 @@ pub fn state_dir_set() -> bool {
     std::env::var_os("HASHPYC_STATE_DIR").is_some_and(|v| !v.is_empty())
 }
 
+/// The state directory when it is this user's (see [`foreign`]): the one whose probes and
+/// remembered failures a run reads and writes. One that cannot be written is still read
+/// (a state directory an image's build filled, in `docker run --read-only`).
+pub fn own_state_dir() -> Option<PathBuf> {
+    state_dir().filter(|d| foreign(d).is_none())
+}
+
+/// Why `dir` is not this user's to keep state in, or None when it is (or does not exist
+/// yet): another user's directory (a `sudo` that kept `HOME`, a `HASHPYC_STATE_DIR` in
+/// someone else's tree), or one reached through a symbolic link another user made. That
+/// user could move what a run as root writes there anywhere, and what a run would read
+/// back there is not taken anyway (`io::read_own`).
+fn foreign(dir: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let link = std::fs::symlink_metadata(dir).ok()?;
+    if link.file_type().is_symlink() && link.uid() != me && link.uid() != 0 {
+        return Some(format!("it is a symbolic link of uid {}, not of this user", link.uid()));
+    }
+    let meta = std::fs::metadata(dir).ok()?;
+    (meta.uid() != me).then(|| format!("it belongs to uid {}, not to this user", meta.uid()))
+}
+
 /// Why the state directory `dir` cannot be used, or None when it can: it is created when
 /// missing (as the first probe would create it), and must be a directory hashpyc may
 /// write in. Probes and remembered failures written to an unusable one are dropped.
@@ -1113,6 +1137,9 @@ pub fn state_dir_problem(dir: &Path) -> Option<String> {
         let mut c = r.chars();
         c.next().map(|f| f.to_lowercase().chain(c).collect()).unwrap_or(r)
     };
+    if let Some(owner) = foreign(dir) {
+        return Some(owner);
+    }
     match std::fs::metadata(dir) {
         Ok(m) if !m.is_dir() => Some("not a directory".into()),
         Ok(_) => {

@@ -2914,6 +2914,66 @@ fn state_files_others_may_write_are_not_taken() {
     run.assert_code(0);
 }
 
+// A state directory that belongs to another user (a `sudo` that kept `HOME`, a
+// `HASHPYC_STATE_DIR` in someone else's tree), or is reached through a symbolic link another
+// user made, was written into all the same: a run as root left its probes and failures
+// where that user could move them, or wrote them wherever the user's link pointed. Neither
+// is used now (a warning names the owner), and nothing is written there.
+#[test]
+fn a_state_directory_of_another_user_is_not_used() {
+    let Some(py) = harness::any_python("first_hour::a_state_directory_of_another_user_is_not_used") else {
+        return;
+    };
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        harness::visible("SKIPPED first_hour::a_state_directory_of_another_user_is_not_used: not root");
+        return;
+    }
+    let chown = |path: &Path, link: bool| {
+        let c = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str())).unwrap();
+        // SAFETY: a valid C string; root may give a file away.
+        let done = unsafe {
+            if link { libc::lchown(c.as_ptr(), 4242, 4242) } else { libc::chown(c.as_ptr(), 4242, 4242) }
+        };
+        assert_eq!(done, 0, "{}", path.display());
+    };
+    let tree = Tree::new();
+    tree.write("src/good.py", "X = 1\n");
+    let theirs = tree.path("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    chown(&theirs, false);
+    // Root's own directory, reached through the other user's link.
+    let target = tree.path("root-owned");
+    std::fs::create_dir(&target).unwrap();
+    let link = tree.path("their-link");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    chown(&link, true);
+    for (state, reason) in [
+        (&theirs, "it belongs to uid 4242, not to this user"),
+        (&link, "it is a symbolic link of uid 4242, not of this user"),
+    ] {
+        let run =
+            tree.hashpyc().env("HASHPYC_STATE_DIR", state).args(["compile"]).python(py).arg("src").run();
+        run.assert_code(0);
+        assert!(
+            run.stderr.contains(&format!(
+                "warning: the state directory `{}` cannot be used ({reason})",
+                state.display()
+            )),
+            "{}",
+            run.stderr
+        );
+        let run = tree.hashpyc().env("HASHPYC_STATE_DIR", state).args(["check"]).python(py).arg("src").run();
+        run.assert_code(0);
+        assert!(run.stderr.contains(reason), "{}", run.stderr);
+        for dir in [&theirs, &target] {
+            let left: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+            assert!(left.is_empty(), "{}: {left:?}", dir.display());
+        }
+    }
+    assert!(pyc_of(&tree, py, "src/good.py").is_file());
+}
+
 // What a source holds reached the terminal raw: a string with an escape sequence on the
 // line of a syntax error (its excerpt), in an invalid escape's SyntaxWarning (`'\<ESC>'`),
 // in `check`'s detail of a remembered failure, and in `--format github` messages and
