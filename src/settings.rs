@@ -59,7 +59,13 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
             from_env(&mut args.cache.cache_url_from, m, "cache_url", "HASHPYC_CACHE_URL");
             from_env(&mut args.cache.cache_from, m, "cache", "HASHPYC_CACHE");
             let json = args.format == crate::cli::CompileFormat::Json;
-            let c = load_config(&mut args.config, &args.output, json, &cwd, "compile")?;
+            let shown = args
+                .cache
+                .cache_url
+                .as_deref()
+                .filter(|_| m.value_source("cache_url") == Some(ValueSource::CommandLine));
+            let early = shown.and_then(password_on_command_line);
+            let c = load_config(&mut args.config, &args.output, json, &cwd, "compile", early)?;
             if m.value_source("timeout") == Some(ValueSource::EnvVariable) {
                 args.timeout_from = Some(config::Origin::Env("HASHPYC_TIMEOUT"));
             }
@@ -135,7 +141,7 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
             command_line_config_wins(&mut args.config, m);
             args.config.config_from_env = m.value_source("config") == Some(ValueSource::EnvVariable);
             let json = args.format == crate::cli::Format::Json;
-            let c = load_config(&mut args.config, &args.output, json, &cwd, "check")?;
+            let c = load_config(&mut args.config, &args.output, json, &cwd, "check", None)?;
             if let Some(c) = &c {
                 let k = &mut Keys::new(m);
                 let o = &c.options;
@@ -335,6 +341,22 @@ fn optimize_from_env(
     Ok(())
 }
 
+/// A password in a URL given on the command line, which any user of the machine can read
+/// in the process list (`ps`, `/proc/PID/cmdline`) for as long as the run lasts: said, not
+/// refused (a CI job's runner may be the machine's only user).
+fn password_on_command_line(url: &str) -> Option<String> {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    // The user info ends at the last `@` (see `redact_url`).
+    let (user_info, _) = rest.rsplit_once('@')?;
+    let (_, password) = user_info.split_once(':')?;
+    (!password.is_empty()).then(|| {
+        "--cache-url carries a password, which any user of this machine can read in the process list \
+         (`ps`) while the run lasts: give the URL in HASHPYC_CACHE_URL instead, or a bearer token in \
+         HASHPYC_CACHE_TOKEN"
+            .to_string()
+    })
+}
+
 /// Environment variables a user may well set expecting a setting that has another name:
 /// `HASHPYC_CACHE_DIR` (as uv's `UV_CACHE_DIR`) sets nothing; the bytecode cache is
 /// `HASHPYC_CACHE`, hashpyc's own state directory `HASHPYC_STATE_DIR`.
@@ -447,9 +469,10 @@ fn load_config(
     json: bool,
     cwd: &Path,
     command: &str,
+    early: Option<String>,
 ) -> Result<Option<Config>, Error> {
     let named_by = if args.config_from_env { "HASHPYC_CONFIG" } else { "--config" };
-    let mut passed_over = Vec::new();
+    let mut passed_over: Vec<String> = early.into_iter().collect();
     let source = config::load(args.config.as_deref(), named_by, args.no_config, cwd, &mut passed_over);
     passed_over.extend(misnamed_variables());
     if command == "compile" {

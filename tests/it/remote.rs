@@ -3283,3 +3283,42 @@ fn a_busy_reading_budget_is_a_miss_not_a_failure() {
     }
     assert!(busy, "no build found the budget busy: this test showed nothing");
 }
+
+// A password in `--cache-url` is in the process list (`ps`, `/proc/PID/cmdline`) for any user
+// of the machine to read while the run lasts; messages and `-v` already left it out, but
+// nothing said so. A warning now names the variables that keep it out of the command line;
+// the same URL in HASHPYC_CACHE_URL, or one without a password, is no warning.
+#[test]
+fn a_password_on_the_command_line_is_warned_of() {
+    let Some(py) = harness::any_python("remote::a_password_on_the_command_line_is_warned_of") else {
+        return;
+    };
+    let tree = Tree::new();
+    tree.write("src/m.py", "X = 1\n");
+    let closed = servers::closed_url();
+    let with_password = closed.replace("http://", "http://ci:s3cret@");
+    let with_user = closed.replace("http://", "http://ci@");
+    let warning = "warning: --cache-url carries a password, which any user of this machine can read in the \
+                   process list (`ps`) while the run lasts: give the URL in HASHPYC_CACHE_URL instead, or a \
+                   bearer token in HASHPYC_CACHE_TOKEN";
+    let run = tree.hashpyc().args(["compile", "--cache-url", &with_password]).python(py).arg("src").run();
+    assert!(run.stderr.contains(warning), "{}", run.stderr);
+    assert!(!run.stderr.contains("s3cret"), "{}", run.stderr);
+    for (env, flag) in [(Some(&with_password), None), (None, Some(&with_user)), (None, Some(&closed))] {
+        let mut cmd = tree.hashpyc();
+        if let Some(url) = env {
+            cmd = cmd.env("HASHPYC_CACHE_URL", url);
+        }
+        cmd = cmd.args(["compile", "--force"]);
+        if let Some(url) = flag {
+            cmd = cmd.args(["--cache-url", url.as_str()]);
+        }
+        let run = cmd.python(py).arg("src").run();
+        assert!(!run.stderr.contains("carries a password"), "{env:?} {flag:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("warning: "),
+            "{env:?} {flag:?}: the remote was not used: {}",
+            run.stderr
+        );
+    }
+}
