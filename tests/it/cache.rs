@@ -2976,5 +2976,25 @@ fn a_cache_others_may_write_is_warned_of() {
         )),
         "{}",
         run.stderr
+    ); // Root's own directory, reached through a link another user made.
+    assert_eq!(unsafe { libc::chown(c.as_ptr(), 0, 0) }, 0);
+    let link = tree.path("their-link");
+    std::os::unix::fs::symlink(&cache, &link).unwrap();
+    let l = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(link.as_os_str())).unwrap();
+    // SAFETY: a valid C string; root may give the link away.
+    assert_eq!(unsafe { libc::lchown(l.as_ptr(), 4242, 4242) }, 0);
+    let run = tree.hashpyc().args(["compile", "--force", "--cache"]).arg(&link).python(py).arg("src").run();
+    run.assert_code(0);
+    assert!(
+        run.stderr.contains(&format!(
+            "warning: bytecode cache: `{}` is a symbolic link of uid 4242, who decides where it leads",
+            link.display()
+        )),
+        "{}",
+        run.stderr
     );
+    // Root's own link to it is no finding.
+    assert_eq!(unsafe { libc::lchown(l.as_ptr(), 0, 0) }, 0);
+    let run = tree.hashpyc().args(["compile", "--force", "--cache"]).arg(&link).python(py).arg("src").run();
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
 }
