@@ -321,12 +321,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
         }
     }
     if nothing {
-        let msg = report::no_sources(
-            "check",
-            &s.roots,
-            walked.skipped.describe(s.walk.force_exclude_by.as_deref()),
-            &s.walk,
-        );
+        let msg = report::no_sources("check", &s.roots, walked.skipped.describe(&s.walk.skipped_by), &s.walk);
         if json {
             events.push(run_event("error", None, msg));
         } else {
@@ -461,7 +456,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
             // (Every named path excluded: the count of those says what happened.)
             parts.push("all fresh".into());
         }
-        if let Some(skipped) = walked.skipped.describe(s.walk.force_exclude_by.as_deref()) {
+        if let Some(skipped) = walked.skipped.describe(&s.walk.skipped_by) {
             parts.push(skipped);
         }
         let ok = counts.get("ok").copied().unwrap_or(0);

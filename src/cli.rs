@@ -632,6 +632,9 @@ pub const DEFAULT_CACHE_MAX_SIZE: &str = "2GiB";
 
 /// `500MB`, `1GiB`, `1M`: K/M/G decimal, KiB/MiB/GiB binary, as ccache and parse-size read them.
 pub fn parse_size_arg(s: &str) -> Result<u64, String> {
+    if s.trim().is_empty() {
+        return Err("an empty size (leave it out for the default)".into());
+    }
     parse_size::parse_size(s).map_err(|e| format!("`{s}` is not a size like 500MB or 1GiB: {e}"))
 }
 
@@ -1000,6 +1003,12 @@ pub struct SelectArgs {
     pub respect_gitignore_from: Option<String>,
     #[arg(skip)]
     pub skip_hidden_from: Option<String>,
+    /// `exclude-regex` and `limit-symlinks` as written in the configuration file with
+    /// where, when the file set them, for the summary's counts.
+    #[arg(skip)]
+    pub exclude_regex_from: Option<String>,
+    #[arg(skip)]
+    pub limit_symlinks_written: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -97,8 +97,8 @@ pub struct Summary {
     pub vanished: std::collections::HashSet<PathBuf>,
     pub usage_errors: usize,
     pub skipped: walk::Skipped,
-    /// Where `force-exclude = true` was set, when a configuration file set it.
-    pub force_exclude_by: Option<String>,
+    /// Where the rules that skipped files were set, when a configuration file set them.
+    pub skipped_by: walk::RuleOrigins,
 }
 
 impl Summary {
@@ -531,7 +531,7 @@ pub fn compile(
         fresh: planned.fresh_units,
         fresh_pycs: planned.fresh_units * s.levels.len(),
         skipped: planned.walked.skipped,
-        force_exclude_by: s.walk.force_exclude_by.clone(),
+        skipped_by: s.walk.skipped_by.clone(),
         ..Summary::default()
     };
     walk_notes(&planned.walked, &mut summary, &mut notes, style);
@@ -556,12 +556,8 @@ pub fn compile(
         && summary.skipped.named() < s.roots.len()
         && (verbosity.quiet < 2 || s.json)
     {
-        let message = report::no_sources(
-            "compile",
-            &s.roots,
-            summary.skipped.describe(s.walk.force_exclude_by.as_deref()),
-            &s.walk,
-        );
+        let message =
+            report::no_sources("compile", &s.roots, summary.skipped.describe(&s.walk.skipped_by), &s.walk);
         notes.warning_last(message, style);
     }
     for message in s.named_warnings.iter().filter(|_| verbosity.quiet < 2 || s.json) {
@@ -2014,7 +2010,7 @@ fn push_errors_and_skipped(parts: &mut Vec<String>, s: &Summary) {
     if !s.vanished.is_empty() {
         parts.push(format!("{} vanished", s.vanished.len()));
     }
-    if let Some(skipped) = s.skipped.describe(s.force_exclude_by.as_deref()) {
+    if let Some(skipped) = s.skipped.describe(&s.skipped_by) {
         parts.push(skipped);
     }
 }

@@ -350,6 +350,12 @@ impl<'de> Deserialize<'de> for Size {
                 Ok(Size(v))
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Size, E> {
+                if v.trim().is_empty() {
+                    return Err(E::custom(format!(
+                        "an empty size (leave the key out for the default, {})",
+                        crate::cli::DEFAULT_CACHE_MAX_SIZE
+                    )));
+                }
                 crate::cli::parse_size_arg(v).map(Size).map_err(E::custom)
             }
         }

@@ -840,6 +840,7 @@ fn apply_select(sel: &mut SelectArgs, k: &mut Keys, c: &Config) -> Result<(), Er
         && let Some(re) = &o.exclude_regex
     {
         sel.exclude_regex = Some(re.0.clone());
+        sel.exclude_regex_from = Some(written("exclude-regex"));
     }
     set_flag(
         &mut sel.force_exclude,
@@ -863,6 +864,7 @@ fn apply_select(sel: &mut SelectArgs, k: &mut Keys, c: &Config) -> Result<(), Er
     {
         sel.limit_symlinks = Some(c.resolve("limit-symlinks", dir)?);
         sel.limit_symlinks_from = Some(config::Origin::key(c, "limit-symlinks"));
+        sel.limit_symlinks_written = Some(written("limit-symlinks"));
     }
     Ok(())
 }
@@ -1132,7 +1134,13 @@ pub fn walk_options(sel: &SelectArgs, jobs: usize) -> Result<WalkOptions, Error>
             Some(n) => o.written(&format!("max-depth = {n}")),
             None => o.written("max-depth"),
         }),
-        force_exclude_by: sel.force_exclude_from.as_ref().map(|o| o.written("force-exclude = true")),
+        skipped_by: crate::walk::RuleOrigins {
+            respect_gitignore: sel.respect_gitignore_from.clone(),
+            skip_hidden: sel.skip_hidden_from.clone(),
+            limit_symlinks: sel.limit_symlinks_written.clone(),
+            exclude_regex: sel.exclude_regex_from.clone(),
+            force_exclude: sel.force_exclude_from.as_ref().map(|o| o.written("force-exclude = true")),
+        },
         implicit_root_excluded: None,
         respect_ignore: sel.respect_gitignore,
         skip_hidden: sel.skip_hidden,

@@ -23,6 +23,18 @@ use ignore::{WalkBuilder, WalkState};
 use rayon::prelude::*;
 use thiserror::Error;
 
+/// Where each rule that skips files was set, when a configuration file set it, as written
+/// (`` `skip-hidden = true` in `hashpyc.toml` line 2``): the summary's counts name it
+/// rather than a flag that was never given.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RuleOrigins {
+    pub respect_gitignore: Option<String>,
+    pub skip_hidden: Option<String>,
+    pub limit_symlinks: Option<String>,
+    pub exclude_regex: Option<String>,
+    pub force_exclude: Option<String>,
+}
+
 /// What to walk and how.
 #[derive(Clone, Debug, Default)]
 pub struct WalkOptions {
@@ -52,8 +64,9 @@ pub struct WalkOptions {
     /// Where `max_depth` came from when a configuration file set it (`` `max-depth = 0` in
     /// `hashpyc.toml` line 1``), for the messages about it.
     pub max_depth_by: Option<String>,
-    /// Where `force_exclude` came from when a configuration file set it, for the summary.
-    pub force_exclude_by: Option<String>,
+    /// Where the rules that skip files were set, when a configuration file set them, for
+    /// the summary's counts.
+    pub skipped_by: RuleOrigins,
     pub follow: bool,
     /// Skip symlinks that resolve outside this (canonical) directory.
     pub limit_symlinks: Option<PathBuf>,
@@ -341,9 +354,10 @@ impl Skipped {
 
     /// `skipped 12 files and 1 directory by --respect-gitignore, 3 directories by
     /// --skip-hidden, 1 file by --limit-symlinks`, or None.
-    /// `force_exclude_by` is where `force-exclude = true` was set when a configuration
-    /// file set it.
-    pub fn describe(&self, force_exclude_by: Option<&str>) -> Option<String> {
+    /// `by` names where a configuration file set a rule, else the flag is named.
+    pub fn describe(&self, by: &RuleOrigins) -> Option<String> {
+        let named =
+            |origin: &Option<String>, flag: &'static str| origin.clone().unwrap_or_else(|| flag.into());
         let mut parts = Vec::new();
         let counted = |files: usize, dirs: usize| {
             let mut what = Vec::new();
@@ -356,24 +370,28 @@ impl Skipped {
             what.join(" and ")
         };
         if self.ignored + self.ignored_dirs > 0 {
-            parts.push(format!("{} by --respect-gitignore", counted(self.ignored, self.ignored_dirs)));
+            let rule = named(&by.respect_gitignore, "--respect-gitignore");
+            parts.push(format!("{} by {rule}", counted(self.ignored, self.ignored_dirs)));
         }
         if self.hidden + self.hidden_dirs > 0 {
-            parts.push(format!("{} by --skip-hidden", counted(self.hidden, self.hidden_dirs)));
+            let rule = named(&by.skip_hidden, "--skip-hidden");
+            parts.push(format!("{} by {rule}", counted(self.hidden, self.hidden_dirs)));
         }
         if self.limit_symlinks > 0 {
-            parts.push(format!("{} by --limit-symlinks", counted(self.limit_symlinks, 0)));
+            let rule = named(&by.limit_symlinks, "--limit-symlinks");
+            parts.push(format!("{} by {rule}", counted(self.limit_symlinks, 0)));
         }
         let mut out: Vec<String> =
             (!parts.is_empty()).then(|| format!("skipped {}", parts.join(", "))).into_iter().collect();
         if self.force_excluded > 0 {
-            let named = crate::report::plural(self.force_excluded, "named path", "named paths");
-            let by = force_exclude_by.unwrap_or("--force-exclude");
-            out.push(format!("{named} excluded by {by}"));
+            let paths = crate::report::plural(self.force_excluded, "named path", "named paths");
+            let rule = named(&by.force_exclude, "--force-exclude");
+            out.push(format!("{paths} excluded by {rule}"));
         }
         if self.regex_excluded > 0 {
-            let named = crate::report::plural(self.regex_excluded, "named path", "named paths");
-            out.push(format!("{named} excluded by --exclude-regex"));
+            let paths = crate::report::plural(self.regex_excluded, "named path", "named paths");
+            let rule = named(&by.exclude_regex, "--exclude-regex");
+            out.push(format!("{paths} excluded by {rule}"));
         }
         if self.not_py > 0 {
             let named = crate::report::plural(self.not_py, "named file", "named files");

@@ -1203,6 +1203,11 @@ fn bad_configurations() {
             "`pyproject.toml` line 2: invalid value for `cache` in [tool.hashpyc]: an empty path (leave the key out for no cache)",
         ),
         (
+            "pyproject.toml",
+            "[tool.hashpyc]\ncache-max-size = \"\"\n",
+            "`pyproject.toml` line 2: invalid value for `cache-max-size` in [tool.hashpyc]: an empty size (leave the key out for the default, 2GiB)",
+        ),
+        (
             "hashpyc.toml",
             "python = []\n",
             "`hashpyc.toml` line 1: invalid value for `python` in the top level: an empty list (leave the key out for `python3`)",
@@ -2691,6 +2696,31 @@ fn values_from_the_file_are_named_where_they_were_set() {
         r.stderr.contains("1 named path excluded by `force-exclude = true` in `hashpyc.toml` line 2"),
         "{}",
         r.stderr
+    );
+    // The rules that skip files: the summary named their flags, never given.
+    tree.write("pkg/.h.py", "H = 1\n");
+    tree.write("pkg/ign.py", "I = 1\n");
+    tree.write("pkg/.ignore", "ign.py\n");
+    tree.write("out/o.py", "O = 1\n");
+    std::os::unix::fs::symlink("../out/o.py", tree.path("pkg/l.py")).unwrap();
+    let rules =
+        "respect-gitignore = true\nskip-hidden = true\nlimit-symlinks = \"pkg\"\nexclude-regex = \"nope\"\n";
+    let r = run(rules, &["check", "pkg"]);
+    let both = format!("{}{}", r.stdout, r.stderr);
+    for want in [
+        "1 file by `respect-gitignore = true` in `hashpyc.toml` line 1",
+        "1 file by `skip-hidden = true` in `hashpyc.toml` line 2",
+        "1 file by `limit-symlinks = \"pkg\"` in `hashpyc.toml` line 3",
+    ] {
+        assert!(both.contains(want), "{want}: {both}");
+    }
+    assert!(!both.contains("by --"), "{both}");
+    tree.write("pkg/nope.py", "N = 1\n");
+    let r = run(rules, &["check", "pkg/nope.py"]);
+    let both = format!("{}{}", r.stdout, r.stderr);
+    assert!(
+        both.contains("1 named path excluded by `exclude-regex = \"nope\"` in `hashpyc.toml` line 4"),
+        "{both}"
     );
     let warning = "warning: cannot use `";
     let r = run("cache = \"hashpyc.toml\"\n", &["compile", "-n"]);
