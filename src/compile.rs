@@ -684,6 +684,18 @@ pub fn compile(
         );
         notes.warning(message, style);
     }
+    // Workers a process or memory limit left no room for (a container's pids limit): the
+    // run went on with the others, said once (with room for none, `fatal` says why).
+    if let Some(fewer) = crate::pool::FEWER.lock().expect("fewer lock").take()
+        && fatal.is_none()
+        && crate::pool::STATS.workers.load(Ordering::Relaxed) > 0
+    {
+        let message = format!(
+            "could start only {} of {} Python workers, going on with {}: {}",
+            fewer.running, fewer.planned, fewer.running, fewer.reason
+        );
+        notes.warning(message, style);
+    }
     spans.mark("compile");
     spans.note(|| crate::pool::STATS.summary());
     if let Some(cache) = &cache {

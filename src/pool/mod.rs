@@ -50,6 +50,10 @@ const STDERR_TAIL: usize = 4096;
 pub enum WorkerFailure {
     #[error("the Python worker failed to start{}", tail(.0))]
     Start(String),
+    /// The worker's process could not be started for a process or memory limit (EAGAIN,
+    /// ENOMEM): the reason in words ([`crate::io::start_reason`]).
+    #[error("the Python worker failed to start: {0}")]
+    NoProcess(String),
     #[error("the Python worker did not start within {} s (interpreter too slow, or hung)", .0.as_secs())]
     StartTimeout(Duration),
     #[error("the Python worker died: {0}")]
@@ -85,6 +89,20 @@ pub enum WorkerFailure {
     /// limit): the reason in words ([`crate::io::start_reason`]). Ends the run.
     #[error("cannot start a Python process: {0}")]
     Fork(String),
+}
+
+impl WorkerFailure {
+    /// Why a process or memory limit kept a worker from starting or forking (a container's
+    /// pids limit, `ulimit -u`, `ulimit -v`), in words; None for any other failure. Other
+    /// workers may still run: the pool goes on with fewer (see `schedule::Slot::limited`).
+    pub fn limit_reason(&self) -> Option<&str> {
+        match self {
+            WorkerFailure::NoProcess(reason)
+            | WorkerFailure::Fork(reason)
+            | WorkerFailure::Thread(reason) => Some(reason),
+            _ => None,
+        }
+    }
 }
 
 /// The failure the zygote's note that it could not fork (errno) stands for.
@@ -201,6 +219,20 @@ pub static STATS: Stats = Stats {
     workers: AtomicU64::new(0),
 };
 
+/// A pool run that went on with fewer workers than it meant to, for a process or memory
+/// limit (see `schedule::Slot::limited`): how many it meant to run, how many went on, and
+/// why the others could not (the first reason, in words).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fewer {
+    pub planned: usize,
+    pub running: usize,
+    pub reason: String,
+}
+
+/// Set by each pool run (`schedule::run`) that went on with fewer workers; read once the
+/// run is over, for its one warning.
+pub static FEWER: Mutex<Option<Fewer>> = Mutex::new(None);
+
 impl Stats {
     pub fn summary(&self) -> String {
         let get = |a: &AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
@@ -280,6 +312,7 @@ impl Drop for Worker {
 fn start_failure(e: &std::io::Error) -> WorkerFailure {
     match e.raw_os_error() {
         Some(libc::EMFILE) => WorkerFailure::Descriptors(crate::io::open_file_limit()),
+        Some(libc::EAGAIN | libc::ENOMEM) => WorkerFailure::NoProcess(crate::io::start_reason(e)),
         _ => WorkerFailure::Start(crate::io::start_reason(e)),
     }
 }
@@ -336,21 +369,29 @@ impl Worker {
         let mut err = child.stderr.take().expect("piped");
         let stderr = Arc::new(Mutex::new(VecDeque::new()));
         let sink = Arc::clone(&stderr);
-        std::thread::Builder::new()
-            .name("hashpyc-stderr".into())
-            .spawn(move || {
-                let mut buf = [0u8; 8192];
-                while let Ok(n) = err.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    let mut tail = sink.lock().expect("stderr lock");
-                    tail.extend(&buf[..n]);
-                    let excess = tail.len().saturating_sub(STDERR_TAIL);
-                    tail.drain(..excess);
+        let drain = std::thread::Builder::new().name("hashpyc-stderr".into()).spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    break;
                 }
-            })
-            .map_err(|e| WorkerFailure::Thread(crate::io::start_reason(&e)))?;
+                let mut tail = sink.lock().expect("stderr lock");
+                tail.extend(&buf[..n]);
+                let excess = tail.len().saturating_sub(STDERR_TAIL);
+                tail.drain(..excess);
+            }
+        });
+        if let Err(e) = drain {
+            // The zygote, waiting for its script, is ended and reaped: under a pids limit
+            // a zombie would hold a process the pool goes on without.
+            // SAFETY: kill(2) on our own child's process group; no memory is touched.
+            unsafe {
+                libc::kill(-(child.id() as i32), libc::SIGKILL);
+            }
+            let _ = child.wait();
+            interrupt::unregister(child.id());
+            return Err(WorkerFailure::Thread(crate::io::start_reason(&e)));
+        }
         set_nonblocking(stdin.as_raw_fd());
         // Room for a group of requests, and for its replies, in one write each.
         for fd in [stdin.as_raw_fd(), stdout.as_raw_fd()] {

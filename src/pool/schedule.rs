@@ -286,8 +286,10 @@ struct Shared<'a> {
     s: &'a Schedule<'a>,
     queue: &'a Queue,
     results: Mutex<Results>,
-    /// Deferred units, and how many slots are still in phase 1.
-    deferred: Mutex<(DeferredQueue, usize)>,
+    /// Deferred units, how many slots are still in phase 1, and how many slots are
+    /// compiling a deferred unit (which a slot that retires may hand back: see
+    /// [`Slot::limited`]).
+    deferred: Mutex<(DeferredQueue, usize, usize)>,
     deferred_cv: Condvar,
     births: Mutex<Vec<Births>>,
     fatal: Mutex<Option<Fatal>>,
@@ -295,6 +297,11 @@ struct Shared<'a> {
     /// Per target, its units in a row lost to dying workers; reset by any success of that
     /// target's (another target's successes say nothing of this one's workers).
     crash_streak: Vec<AtomicUsize>,
+    /// Slots started and not retired (see [`Slot::limited`]), and slots that could not be
+    /// started or retired, for a process or memory limit whose first reason is `limit`.
+    running: AtomicUsize,
+    lost: AtomicUsize,
+    limit: Mutex<Option<String>>,
     reporter: &'a dyn Reporter,
 }
 
@@ -311,14 +318,18 @@ pub fn run(
         s,
         queue,
         results: Mutex::new(Vec::new()),
-        deferred: Mutex::new((DeferredQueue::default(), slots)),
+        deferred: Mutex::new((DeferredQueue::default(), slots, 0)),
         deferred_cv: Condvar::new(),
         births: Mutex::new((0..s.specs.len()).map(|_| Births::default()).collect()),
         fatal: Mutex::new(None),
         stop: AtomicBool::new(false),
         crash_streak: (0..s.specs.len()).map(|_| AtomicUsize::new(0)).collect(),
+        running: AtomicUsize::new(0),
+        lost: AtomicUsize::new(0),
+        limit: Mutex::new(None),
         reporter,
     };
+    *super::FEWER.lock().expect("fewer lock") = None;
     if expected > 0 {
         std::thread::scope(|scope| {
             for i in 0..slots {
@@ -326,22 +337,40 @@ pub fn run(
                 let spawned = std::thread::Builder::new()
                     .name(format!("hashpyc-slot-{i}"))
                     .spawn_scoped(scope, move || Slot::new(shared).run());
-                if let Err(e) = spawned {
-                    // A process or memory limit: the slots that started do the work, none
-                    // stops the run. Those that did not are never in phase 1.
-                    let mut d = shared.deferred.lock().expect("deferred lock");
-                    d.1 -= slots - i;
-                    shared.deferred_cv.notify_all();
-                    if i == 0 {
-                        let failure = WorkerFailure::Thread(crate::io::start_reason(&e));
-                        *shared.fatal.lock().expect("fatal lock") = Some(Fatal { target: 0, failure });
+                match spawned {
+                    // Counted once started, never before: a slot that hands its unit back
+                    // must leave one running that takes it (see `Slot::limited`).
+                    Ok(_) => {
+                        shared.running.fetch_add(1, Ordering::SeqCst);
                     }
-                    break;
+                    Err(e) => {
+                        // A process or memory limit: the slots that started do the work,
+                        // none stops the run. Those that did not are never in phase 1.
+                        let reason = crate::io::start_reason(&e);
+                        shared.limit.lock().expect("limit lock").get_or_insert(reason.clone());
+                        shared.lost.fetch_add(slots - i, Ordering::SeqCst);
+                        let mut d = shared.deferred.lock().expect("deferred lock");
+                        d.1 -= slots - i;
+                        shared.deferred_cv.notify_all();
+                        if i == 0 {
+                            let failure = WorkerFailure::Thread(reason);
+                            *shared.fatal.lock().expect("fatal lock") = Some(Fatal { target: 0, failure });
+                        }
+                        break;
+                    }
                 }
             }
         });
     }
     let fatal = shared.fatal.into_inner().expect("fatal lock");
+    let lost = shared.lost.into_inner();
+    if let Some(reason) = shared.limit.into_inner().expect("limit lock")
+        && lost > 0
+        && fatal.is_none()
+    {
+        let fewer = super::Fewer { planned: slots, running: slots - lost, reason };
+        *super::FEWER.lock().expect("fewer lock") = Some(fewer);
+    }
     (shared.results.into_inner().expect("results lock"), fatal)
 }
 
@@ -523,6 +552,10 @@ struct Slot<'a> {
     /// Second zygotes for `verify`, so checking a result never ends the long-lived child
     /// whose history is under test.
     verifiers: Vec<Option<Worker>>,
+    /// Retired: a process or memory limit left no room for its worker (see [`Slot::limited`]).
+    retired: bool,
+    /// Pauses taken for a limit since the last compile that went through.
+    pauses: usize,
 }
 
 /// At most how many files, and about how many bytes of source, a slot sends to a long-lived
@@ -544,7 +577,26 @@ type Grouped = (usize, Vec<u8>, Option<(bool, predict::Prediction)>);
 enum Step {
     Done(UnitResult),
     Deferred,
+    /// A process or memory limit left no room for this slot's worker: the slot retires,
+    /// handing the unit back (see [`Slot::limited`]).
+    Retire,
 }
+
+/// What a slot does when a process or memory limit kept its worker from starting or
+/// forking (see [`Slot::limited`]).
+enum Limited {
+    /// Try again: the last slot running, after a pause.
+    Again,
+    /// Hand the unit back and retire: other slots go on.
+    Retire,
+    /// The run stops (the failure is its fatal error), or was interrupted.
+    Stop,
+}
+
+/// The pauses of the last slot running before each new try at a worker that a process or
+/// memory limit kept from starting or forking: room may come back as processes end (its
+/// own zygote's child, another program's).
+const LIMIT_PAUSES_MS: [u64; 6] = [50, 100, 200, 400, 800, 1600];
 
 impl<'a> Slot<'a> {
     fn new(sh: &'a Shared<'a>) -> Self {
@@ -557,6 +609,8 @@ impl<'a> Slot<'a> {
             read_from: Default::default(),
             workers: none(),
             verifiers: none(),
+            retired: false,
+            pauses: 0,
         }
     }
 
@@ -580,6 +634,9 @@ impl<'a> Slot<'a> {
             let small = |src: usize| self.sh.s.plans[src].size <= GROUP_FILE_BYTES;
             if !small(src) || !self.plain(src, &targets, &source, &mut guess) {
                 self.unit_read(src, &targets, false, &source, &mut guess);
+                if self.retired {
+                    break;
+                }
                 continue;
             }
             let keep = GROUP_FILES * self.sh.s.jobs;
@@ -604,9 +661,25 @@ impl<'a> Slot<'a> {
                     self.send_group(t, &group);
                 }
             }
-            for (src, source, mut guess) in group {
+            let mut group = group.into_iter();
+            for (src, source, mut guess) in group.by_ref() {
                 self.unit_read(src, &targets, false, &source, &mut guess);
+                if self.retired {
+                    break;
+                }
             }
+            if self.retired {
+                // The rest of the group, and the unit read after it, go back too.
+                for (src, _, _) in group {
+                    self.hand_back(src, &targets);
+                }
+                break;
+            }
+        }
+        if self.retired
+            && let Some((src, targets, _, _)) = next.take()
+        {
+            self.hand_back(src, &targets);
         }
         // End long-lived children: phase 2 forks from pristine zygotes only.
         for w in self.workers.iter_mut().flatten() {
@@ -616,6 +689,9 @@ impl<'a> Slot<'a> {
             let mut d = self.sh.deferred.lock().expect("deferred lock");
             d.1 -= 1;
             self.sh.deferred_cv.notify_all();
+        }
+        if self.retired {
+            return;
         }
         // Phase 2: deferred units, in fresh forks (3.13+: fresh long-lived children), until
         // every slot has left phase 1.
@@ -629,9 +705,12 @@ impl<'a> Slot<'a> {
                     // Preferably a deferred file the running child can take without a
                     // conflict (see batch_unit and DeferredQueue::next).
                     if let Some(item) = d.0.next(|u| self.fits(u.t, &u.hashes)).and_then(|i| d.0.remove(i)) {
+                        d.2 += 1;
                         break Some(item);
                     }
-                    if d.1 == 0 {
+                    // Done once no slot is in phase 1 nor compiling a deferred unit, which
+                    // a slot that retires hands back (see `limited`).
+                    if d.1 == 0 && d.2 == 0 {
                         break None;
                     }
                     d = self.sh.deferred_cv.wait(d).expect("deferred lock");
@@ -642,6 +721,12 @@ impl<'a> Slot<'a> {
                 self.batch_unit(unit);
             } else {
                 self.unit(unit.src, &[unit.t], true);
+            }
+            let mut d = self.sh.deferred.lock().expect("deferred lock");
+            d.2 -= 1;
+            self.sh.deferred_cv.notify_all();
+            if self.retired {
+                return;
             }
         }
     }
@@ -700,8 +785,11 @@ impl<'a> Slot<'a> {
     fn batch_unit(&mut self, unit: Deferred) {
         let (src, t) = (unit.src, unit.t);
         let Some(source) = self.read_unit(src, &[t]) else { return };
-        if let Err(f) = self.worker(t) {
-            self.fail(t, f);
+        if !self.live_worker(t) {
+            if self.retired {
+                self.hand_back(src, &[t]);
+            }
+            self.read_from.borrow_mut().remove(&src);
             return;
         }
         let worker = self.workers[t].as_mut().expect("a worker was just started");
@@ -767,6 +855,7 @@ impl<'a> Slot<'a> {
         self.read_from.borrow_mut().remove(&src);
         match step {
             Some(Step::Done(r)) => self.record(src, t, r),
+            Some(Step::Retire) => self.hand_back(src, &[t]),
             Some(Step::Deferred) => self.record(
                 src,
                 t,
@@ -805,9 +894,13 @@ impl<'a> Slot<'a> {
         source: &[u8],
         guess: &mut Option<(bool, predict::Prediction)>,
     ) {
-        for &t in targets {
+        for (i, &t) in targets.iter().enumerate() {
             match self.compile_for(src, t, source, fresh, false, guess) {
                 Some(Step::Done(r)) => self.record(src, t, r),
+                Some(Step::Retire) => {
+                    self.hand_back(src, &targets[i..]);
+                    return;
+                }
                 Some(Step::Deferred) => {
                     let batches = self.batches(t);
                     let strings = if batches { predict::set_strings(source) } else { Vec::new() };
@@ -906,6 +999,14 @@ impl<'a> Slot<'a> {
             attempts += 1;
             let worker = match self.worker(t) {
                 Ok(w) => w,
+                Err(f) if f.limit_reason().is_some() => match self.limited(t, f) {
+                    Limited::Again => {
+                        attempts -= 1;
+                        continue;
+                    }
+                    Limited::Retire => return Some(Step::Retire),
+                    Limited::Stop => return None,
+                },
                 Err(f) => {
                     self.fail(t, f);
                     return None;
@@ -978,7 +1079,10 @@ impl<'a> Slot<'a> {
                 }
             };
             match result {
-                Ok(r) => break r,
+                Ok(r) => {
+                    self.pauses = 0;
+                    break r;
+                }
                 Err(WorkerFailure::Interrupted) => return None,
                 Err(WorkerFailure::TimedOut(_)) => {
                     self.drop_worker(t);
@@ -991,8 +1095,18 @@ impl<'a> Slot<'a> {
                         spec.timeout_from
                     ))));
                 }
-                // No process to compile in: the run stops (exit 2) with one error.
-                Err(f @ (WorkerFailure::Changed { .. } | WorkerFailure::Fork(_))) => {
+                // No process to compile in (a fork failed for a process or memory limit):
+                // the slot retires, or as the last one waits for room (see `limited`).
+                Err(f) if f.limit_reason().is_some() => match self.limited(t, f) {
+                    Limited::Again => {
+                        attempts -= 1;
+                        continue;
+                    }
+                    Limited::Retire => return Some(Step::Retire),
+                    Limited::Stop => return None,
+                },
+                // Another interpreter than the one probed: the run stops (exit 2).
+                Err(f @ WorkerFailure::Changed { .. }) => {
                     self.fail(t, f);
                     return None;
                 }
@@ -1023,21 +1137,29 @@ impl<'a> Slot<'a> {
             return Some(Step::Deferred);
         }
         let (outcome, verified) = if s.verify && !fresh && isolation != Isolation::ForkEach {
-            let checked = match self.verify(t, &job, outcome) {
-                Ok(checked) => checked,
-                Err(WorkerFailure::Interrupted) => return None,
-                // No process to compile in: the run stops (exit 2) with one error, as above.
-                Err(f @ (WorkerFailure::Changed { .. } | WorkerFailure::Fork(_))) => {
-                    self.fail(t, f);
-                    return None;
-                }
-                // The check could not be made: the file is an error saying why, as a file
-                // whose worker keeps failing is (the next file starts another verifier).
-                Err(f) => {
-                    self.verifiers[t] = None;
-                    return Some(Step::Done(UnitResult::Error(format!(
-                        "HASHPYC_VERIFY could not compile it again in a fresh fork: {f}"
-                    ))));
+            let checked = loop {
+                match self.verify(t, &job, outcome.clone()) {
+                    Ok(checked) => break checked,
+                    Err(WorkerFailure::Interrupted) => return None,
+                    // No process to compile in, as above.
+                    Err(f) if f.limit_reason().is_some() => match self.limited(t, f) {
+                        Limited::Again => continue,
+                        Limited::Retire => return Some(Step::Retire),
+                        Limited::Stop => return None,
+                    },
+                    Err(f @ WorkerFailure::Changed { .. }) => {
+                        self.fail(t, f);
+                        return None;
+                    }
+                    // The check could not be made: the file is an error saying why, as a
+                    // file whose worker keeps failing is (the next file starts another
+                    // verifier).
+                    Err(f) => {
+                        self.verifiers[t] = None;
+                        return Some(Step::Done(UnitResult::Error(format!(
+                            "HASHPYC_VERIFY could not compile it again in a fresh fork: {f}"
+                        ))));
+                    }
                 }
             };
             let ok = !matches!(&checked, Outcome::Failed(f) if f.kind == VERIFY_FAILED);
@@ -1157,6 +1279,76 @@ impl<'a> Slot<'a> {
             &mut self.dirs,
         )
         .map_err(|(written, e)| (written, (!e.source_gone(&plan.path)).then(|| error_chain(&e))))
+    }
+
+    /// Whether target `t`'s worker runs, started if need be ([`Slot::worker`]): false when
+    /// the slot retired for a process or memory limit, or the run stops.
+    fn live_worker(&mut self, t: usize) -> bool {
+        loop {
+            match self.worker(t).map(|_| ()) {
+                Ok(()) => return true,
+                Err(f) if f.limit_reason().is_some() => match self.limited(t, f) {
+                    Limited::Again => {}
+                    Limited::Retire | Limited::Stop => return false,
+                },
+                Err(f) => {
+                    self.fail(t, f);
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// A process or memory limit (a container's pids limit, `ulimit -u`, `ulimit -v`) kept
+    /// target `t`'s worker from starting or forking the process a compile runs in. While
+    /// other slots run, this one retires: its workers end (their processes are room for
+    /// the others' forks) and the units it holds go back to the others (see
+    /// [`Slot::hand_back`]), so that the run goes on with the workers there is room for
+    /// (warned of once it is over, see [`super::FEWER`]). The last slot running tries
+    /// again after a pause, a few times (room comes back as processes end), and only then
+    /// is the failure the run's error, as a run with no worker at all cannot compile.
+    fn limited(&mut self, t: usize, failure: WorkerFailure) -> Limited {
+        let reason = failure.limit_reason().unwrap_or_default().to_string();
+        self.workers[t] = None;
+        self.verifiers[t] = None;
+        self.sh.limit.lock().expect("limit lock").get_or_insert(reason);
+        let others = self
+            .sh
+            .running
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |r| if r > 1 { Some(r - 1) } else { None });
+        if others.is_ok() {
+            self.sh.lost.fetch_add(1, Ordering::SeqCst);
+            self.retired = true;
+            self.workers.iter_mut().chain(self.verifiers.iter_mut()).for_each(|w| *w = None);
+            return Limited::Retire;
+        }
+        let Some(&ms) = LIMIT_PAUSES_MS.get(self.pauses) else {
+            self.fail(t, failure);
+            return Limited::Stop;
+        };
+        self.pauses += 1;
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+        while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
+            if self.stopped() {
+                return Limited::Stop;
+            }
+            std::thread::sleep(left.min(std::time::Duration::from_millis(20)));
+        }
+        Limited::Again
+    }
+
+    /// Hand source `src`'s units for `targets` back to the slots that go on as this one
+    /// retires: as deferred units compiled in fresh forks, whose bytes are any worker's
+    /// (see the module's comment), pushed before this slot leaves phase 1 or its deferred
+    /// unit, so that a slot still running takes them (a slot leaves phase 2 only once no
+    /// slot is in phase 1 nor compiling a deferred unit).
+    fn hand_back(&self, src: usize, targets: &[usize]) {
+        let mut d = self.sh.deferred.lock().expect("deferred lock");
+        for &t in targets {
+            let (strings, hashes, words) = (Vec::new(), Vec::new(), Vec::new());
+            d.0.push(Deferred { src, t, fork: true, strings, hashes, words, blocks: 0, blocked_by: 0 });
+        }
+        self.sh.deferred_cv.notify_all();
     }
 
     fn worker(&mut self, t: usize) -> Result<&mut Worker, WorkerFailure> {

@@ -2090,6 +2090,154 @@ fn a_process_limit_is_an_error_in_words_never_a_panic() {
     }
 }
 
+// A container's pids limit (`docker run --pids-limit 32`) that left room for some of the
+// `-j 8` workers stopped the run: exit 2 with `cannot start a Python process` (a zygote's
+// fork failed) or `the Python worker failed to start`, though the workers that started
+// could compile everything. Now a worker that a process limit keeps from starting or
+// forking gives its files back to the others, and the run goes on with those, said once
+// (`could start only K of 8 Python workers, going on with K: …`), its pycs those of an
+// unlimited run (and py_compile's); only a limit with room for no worker at all is the
+// error it was. Tried at every limit from one that leaves no room up to one that leaves
+// room for all: a pids cgroup of the run's own (as Docker makes), else `ulimit -u` for a
+// user of its own.
+crate::per_python!(a_pids_limit_goes_on_with_the_workers_it_could_start, |py: &Python| {
+    let test = "faults::a_pids_limit_goes_on_with_the_workers_it_could_start";
+    const ID: u32 = 40124;
+    let cgroup = harness::PidsCgroup::new();
+    let by_user = cgroup.is_none()
+        && is_root()
+        && Command::new("setpriv")
+            .args([format!("--reuid={ID}"), format!("--regid={ID}"), "--clear-groups".into(), "--".into()])
+            .args(["sh", "-c", "test -x \"$0\" && exec \"$0\" -c pass"])
+            .arg(&py.path)
+            .status()
+            .is_ok_and(|s| s.success());
+    if cgroup.is_none() && !by_user {
+        harness::visible(&format!(
+            "SKIPPED {test} ({}): needs a pids cgroup (root, a writable /sys/fs/cgroup), or root, setpriv \
+             and an interpreter another user can run",
+            py.label()
+        ));
+        return;
+    }
+    let tree = Tree::new();
+    sources(&tree, 40);
+    // Files that go to fresh forks or children of their own on 3.12+ (set displays with
+    // strings, an import of unicodedata's codec).
+    tree.write("src/sets.py", "def f(x):\n    return x in {'alpha', 'beta', 'gamma', 'delta'}\n");
+    tree.write("src/names.py", "import unicodedata\nN = '\\N{BULLET}'\n");
+    tree.write("src/big.py", format!("T = {:?}\n", (0..4000).collect::<Vec<_>>()));
+    let state = tree.path("state");
+    std::fs::create_dir(&state).unwrap();
+    if by_user {
+        let mut stack = vec![tree.root().to_path_buf()];
+        while let Some(p) = stack.pop() {
+            std::os::unix::fs::chown(&p, Some(ID), Some(ID)).unwrap();
+            if p.is_dir() {
+                stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+            }
+        }
+    }
+    let compile = |limit: Option<usize>| {
+        let _ = std::fs::remove_dir_all(tree.path("src/__pycache__"));
+        let args = ["compile", "-j", "8", "--timeout", "120", "src"];
+        match (&cgroup, limit) {
+            (Some(cgroup), Some(n)) => {
+                cgroup.set_max(n);
+                tree.hashpyc().args(args).python(py).in_cgroup(cgroup).run()
+            }
+            (Some(_), None) => tree.hashpyc().args(args).python(py).run(),
+            (None, _) => {
+                let ulimit = limit.map_or(String::new(), |n| format!("ulimit -u {n} && "));
+                let mut cmd = Command::new("setpriv");
+                cmd.args([
+                    format!("--reuid={ID}"),
+                    format!("--regid={ID}"),
+                    "--clear-groups".into(),
+                    "--".into(),
+                ])
+                .args(["timeout", "-s", "KILL", "300", "bash", "-c"])
+                .arg(format!("{ulimit}exec \"$@\""))
+                .arg("bash")
+                .arg(env!("CARGO_BIN_EXE_hashpyc"))
+                .args(args)
+                .arg("--python")
+                .arg(&py.path)
+                .current_dir(tree.root())
+                .env("HASHPYC_STATE_DIR", &state)
+                .env("NO_COLOR", "1");
+                harness::run_command(&mut cmd)
+            }
+        }
+    };
+    let pycs = || -> Vec<(PathBuf, Vec<u8>)> {
+        tree.pycs().into_iter().map(|p| (p.clone(), std::fs::read(tree.path(&p)).unwrap())).collect()
+    };
+    compile(None).assert_code(0);
+    let want = pycs();
+    assert_eq!(want.len(), 43, "{want:?}");
+    if py.minor >= (3, 11) {
+        // The unlimited run's bytes are py_compile's (older versions: see
+        // compile::byte_identity_with_py_compile).
+        let sources: Vec<PathBuf> = want
+            .iter()
+            .map(|(p, _)| {
+                let name = p.file_name().unwrap().to_str().unwrap().split('.').next().unwrap().to_string();
+                PathBuf::from(format!("src/{name}.py"))
+            })
+            .collect();
+        let refs = harness::py_compile_refs(py, tree.root(), &sources, None);
+        for ((p, ours), reference) in want.iter().zip(refs) {
+            assert_eq!(
+                Some(ours),
+                reference.as_ref(),
+                "{}: {} differs from py_compile",
+                py.label(),
+                p.display()
+            );
+        }
+    }
+    let reason = "Resource temporarily unavailable (the process limit, `ulimit -u` or a container's pids limit, \
+                  or the memory limit, `ulimit -v`?)";
+    let mut fewer = Vec::new();
+    for limit in (4..200).step_by(2) {
+        let run = compile(Some(limit));
+        let e = &run.stderr;
+        let what = format!("{}, a limit of {limit}: {e}", py.label());
+        assert!(!e.contains("panicked") && !e.contains("keep dying") && !e.contains("Traceback"), "{what}");
+        let warned: Vec<&str> = e.lines().filter(|l| l.contains("Python workers, going on with")).collect();
+        match run.code {
+            Some(0) => {
+                assert_eq!(pycs(), want, "{what}");
+                assert!(warned.len() <= 1, "warned more than once: {what}");
+                if let Some(line) = warned.first() {
+                    let k: usize = line
+                        .strip_prefix("warning: could start only ")
+                        .and_then(|r| r.split(' ').next())
+                        .and_then(|k| k.parse().ok())
+                        .unwrap_or_else(|| panic!("{what}"));
+                    assert!((1..8).contains(&k), "{what}");
+                    let expected = format!(
+                        "warning: could start only {k} of 8 Python workers, going on with {k}: {reason}"
+                    );
+                    assert_eq!(*line, expected, "{what}");
+                    fewer.push(k);
+                } else {
+                    // Room for every worker: no higher limit can need fewer.
+                    break;
+                }
+            }
+            // No room for even one worker: the error it always was, once.
+            Some(2) => {
+                assert!(e.starts_with("error: ") && e.contains(reason), "{what}");
+                assert!(warned.is_empty(), "{what}");
+            }
+            _ => panic!("{what}"),
+        }
+    }
+    assert!(!fewer.is_empty(), "{}: no limit left room for fewer than 8 workers", py.label());
+});
+
 #[test]
 fn hostile_trees_get_clear_per_file_outcomes() {
     for py in fault_pythons("faults::hostile_trees") {

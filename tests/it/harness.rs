@@ -666,6 +666,13 @@ impl Hashpyc {
     }
 
     /// The command run by `sh -c SCRIPT`, which gets it as `"$@"`.
+    /// Run inside `cgroup` (its pids limit applies to the run and every process and thread
+    /// it starts). Call it last, before [`Hashpyc::run`].
+    pub fn in_cgroup(self, cgroup: &PidsCgroup) -> Self {
+        let procs = cgroup.0.join("cgroup.procs");
+        self.in_shell(&format!("echo $$ > '{}' && exec \"$@\"", procs.display()))
+    }
+
     fn in_shell(self, script: &str) -> Self {
         let old = &self.cmd;
         let mut cmd = Command::new("sh");
@@ -931,4 +938,63 @@ pub fn notices(stdout: &str) -> Vec<serde_json::Value> {
         })
         .filter(|o| o["type"] == "notice")
         .collect()
+}
+
+/// A cgroup of its own with a pids limit, as `docker run --pids-limit` gives a container:
+/// on the cgroup v2 hierarchy when it offers the `pids` controller, else on v1's `pids`
+/// hierarchy; None where neither can be made (not root, a read-only /sys/fs/cgroup).
+/// Removed when dropped (its processes have ended by then).
+pub struct PidsCgroup(PathBuf);
+
+impl PidsCgroup {
+    pub fn new() -> Option<PidsCgroup> {
+        static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+        let mut v2 = None;
+        let mut v1 = None;
+        for line in mountinfo.lines() {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let Some(dash) = fields.iter().position(|f| *f == "-") else { continue };
+            let (Some(point), Some(fstype)) = (fields.get(4), fields.get(dash + 1)) else { continue };
+            let options = fields.get(dash + 3).copied().unwrap_or("");
+            match *fstype {
+                "cgroup2" if v2.is_none() => v2 = Some(PathBuf::from(point)),
+                "cgroup" if v1.is_none() && options.split(',').any(|o| o == "pids") => {
+                    v1 = Some(PathBuf::from(point))
+                }
+                _ => {}
+            }
+        }
+        let name = format!(
+            "hashpyc-test-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let v2 = v2.filter(|root| {
+            let controllers = std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
+            controllers.split_whitespace().any(|c| c == "pids")
+                && std::fs::write(root.join("cgroup.subtree_control"), "+pids").is_ok()
+        });
+        for root in [v2, v1].into_iter().flatten() {
+            let dir = root.join(&name);
+            if std::fs::create_dir(&dir).is_ok() {
+                if dir.join("pids.max").exists() {
+                    return Some(PidsCgroup(dir));
+                }
+                let _ = std::fs::remove_dir(&dir);
+            }
+        }
+        None
+    }
+
+    /// Allow at most `n` processes and threads in it.
+    pub fn set_max(&self, n: usize) {
+        std::fs::write(self.0.join("pids.max"), n.to_string()).expect("write pids.max");
+    }
+}
+
+impl Drop for PidsCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
 }
