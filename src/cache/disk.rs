@@ -12,6 +12,7 @@ use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
@@ -40,9 +41,14 @@ pub struct DiskTier {
     root: PathBuf,
     entries: PathBuf,
     /// `DIR` is group-writable: share new files and directories with the group.
-    group: bool,
+    group: AtomicBool,
     /// Fan-out directories known to exist.
     made: Vec<AtomicBool>,
+    /// `DIR` did not exist when the cache was opened: it is made (and tagged) by the first
+    /// store ([`DiskTier::put`]), so that a run that stores nothing (nothing to compile,
+    /// every file fresh) leaves no directory behind. Under its lock until then.
+    pending: Mutex<bool>,
+    unmade: AtomicBool,
 }
 
 /// What a prune did.
@@ -100,6 +106,14 @@ impl DiskTier {
     /// (which backup tools then skip) and its pruning would share the directory with data
     /// that is not its own.
     pub fn open(root: &Path) -> std::io::Result<DiskTier> {
+        if std::fs::metadata(root).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+            && dangling(root).is_none()
+        {
+            // Made by the first store. What would keep it from being made is said now, as
+            // when it was made here: the directory above it that may not be written.
+            creatable(root)?;
+            return Ok(DiskTier::new(root, false, true));
+        }
         if let Err(e) = std::fs::create_dir_all(root) {
             // A file in its place, or a link to nothing, fails with "File exists": say what
             // is wrong, as `existing` does.
@@ -123,12 +137,51 @@ impl DiskTier {
         if let Some(e) = linked(&root.join(ENTRIES)) {
             return Err(e);
         }
-        Ok(DiskTier {
+        Ok(DiskTier::new(root, group, false))
+    }
+
+    fn new(root: &Path, group: bool, unmade: bool) -> DiskTier {
+        DiskTier {
             root: root.to_path_buf(),
             entries: root.join(ENTRIES),
-            group,
+            group: AtomicBool::new(group),
             made: (0..256).map(|_| AtomicBool::new(false)).collect(),
-        })
+            pending: Mutex::new(unmade),
+            unmade: AtomicBool::new(unmade),
+        }
+    }
+
+    /// Whether the directory is still to be made by a first store (nothing was stored):
+    /// nothing is to be recorded in it either (statistics, pruning).
+    pub fn unmade(&self) -> bool {
+        self.unmade.load(Ordering::Acquire)
+    }
+
+    /// Make the directory that did not exist when the cache was opened, and tag it, once.
+    fn make_root(&self) -> std::io::Result<()> {
+        if !self.unmade() {
+            return Ok(());
+        }
+        let mut pending = self.pending.lock().expect("cache lock");
+        if *pending {
+            std::fs::create_dir_all(&self.root).map_err(|e| file_above(&self.root, e))?;
+            let group = std::fs::metadata(&self.root)?.permissions().mode() & 0o020 != 0;
+            self.group.store(group, Ordering::Relaxed);
+            // Another build may have made it meanwhile: tagged as `open` tags it.
+            match classify(&self.root)? {
+                Kind::Cache if std::fs::symlink_metadata(self.root.join(TAG)).is_ok() => {}
+                Kind::Cache | Kind::Unused => {
+                    let _ = write_atomic(&self.root, &self.root.join(TAG), CACHEDIR_TAG.as_bytes(), group);
+                }
+                Kind::Foreign => return Err(foreign()),
+            }
+            if let Some(e) = linked(&self.entries) {
+                return Err(e);
+            }
+            *pending = false;
+            self.unmade.store(false, Ordering::Release);
+        }
+        Ok(())
     }
 
     /// Who besides this user may write the cache, when that is someone it should not
@@ -175,12 +228,7 @@ impl DiskTier {
         if !meta.is_dir() {
             return Err(not_a_directory());
         }
-        Ok(DiskTier {
-            root: root.to_path_buf(),
-            entries: root.join(ENTRIES),
-            group: meta.permissions().mode() & 0o020 != 0,
-            made: (0..256).map(|_| AtomicBool::new(false)).collect(),
-        })
+        Ok(DiskTier::new(root, meta.permissions().mode() & 0o020 != 0, false))
     }
 
     pub fn root(&self) -> &Path {
@@ -309,6 +357,7 @@ impl DiskTier {
     /// (someone else made it; it may lead out of the cache), checked at every store: an
     /// error of the entry's, naming the link.
     pub fn put(&self, key: &Key, data: &[u8]) -> std::io::Result<u64> {
+        self.make_root()?;
         let path = self.path_of(key);
         let replaced =
             std::fs::symlink_metadata(&path).ok().filter(|m| m.is_file()).map_or(0, |m| m.blocks() * 512);
@@ -331,7 +380,9 @@ impl DiskTier {
                     }
                     open_real_dir(v1.as_fd(), fan.as_ref(), dir)
                 })
-                .and_then(|fan| write_atomic_at(fan.as_fd(), &path, data, self.group));
+                .and_then(|fan| {
+                    write_atomic_at(fan.as_fd(), &path, data, self.group.load(Ordering::Relaxed))
+                });
             match stored {
                 // Another process (clean, prune) removed the directories meanwhile: again,
                 // a few times (a failure left is the entry's own, see `whole_cache`).
@@ -352,7 +403,7 @@ impl DiskTier {
     /// Replace hashpyc's own file `name` at the top of the cache (the statistics)
     /// atomically, shared with the group as entries are.
     pub fn write_own_file(&self, name: &str, data: &[u8]) -> std::io::Result<()> {
-        write_atomic(&self.root, &self.root.join(name), data, self.group).map(|_| ())
+        write_atomic(&self.root, &self.root.join(name), data, self.group.load(Ordering::Relaxed)).map(|_| ())
     }
 
     /// Remove the entry for `key` (a damaged one), ignoring a concurrent removal; a
@@ -380,7 +431,7 @@ impl DiskTier {
     fn make_dir_at(&self, at: BorrowedFd<'_>, name: &std::ffi::OsStr) -> std::io::Result<()> {
         match rustix::fs::mkdirat(at, name, rustix::fs::Mode::from_raw_mode(0o777)) {
             Ok(()) => {
-                if self.group {
+                if self.group.load(Ordering::Relaxed) {
                     // setgid so the group is inherited, as on the root.
                     let mode = rustix::fs::Mode::from_raw_mode(0o2775);
                     let _ = rustix::fs::chmodat(at, name, mode, rustix::fs::AtFlags::empty());
@@ -395,7 +446,7 @@ impl DiskTier {
     fn make_dir(&self, dir: &Path) -> std::io::Result<()> {
         match std::fs::create_dir(dir) {
             Ok(()) => {
-                if self.group {
+                if self.group.load(Ordering::Relaxed) {
                     // setgid so the group is inherited, as on the root.
                     let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o2775));
                 }
@@ -639,7 +690,7 @@ impl DiskTier {
             .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
             .open(&path)
             .map_err(|source| ItemError { verb: "lock", path: path.clone(), source })?;
-        if self.group {
+        if self.group.load(Ordering::Relaxed) {
             let _ = file.set_permissions(std::fs::Permissions::from_mode(0o664));
         }
         let op = if wait { libc::LOCK_EX } else { libc::LOCK_EX | libc::LOCK_NB };
@@ -853,6 +904,26 @@ fn dangling(root: &Path) -> Option<std::io::Error> {
             crate::report::shown(&target)
         ))
     })
+}
+
+/// Whether `root`, which does not exist, can be made: the nearest directory above it that
+/// exists may be written (a file above it is `file_above`'s error, a read-only filesystem
+/// or a directory of another user's the system's), as `create_dir_all` would find.
+fn creatable(root: &Path) -> std::io::Result<()> {
+    let base = std::env::current_dir().unwrap_or_default();
+    let absolute = base.join(root);
+    let Some(above) = absolute.ancestors().skip(1).find(|a| std::fs::symlink_metadata(a).is_ok()) else {
+        return Ok(());
+    };
+    match std::fs::metadata(above) {
+        Ok(m) if m.is_dir() => {
+            rustix::fs::access(above, rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK)
+                .map_err(std::io::Error::from)
+        }
+        Ok(_) => Err(file_above(root, std::io::Error::from_raw_os_error(libc::ENOTDIR))),
+        // A dangling link above it: as making it would fail.
+        Err(e) => Err(file_above(root, e)),
+    }
 }
 
 /// `e`, from making or reading `root`, naming the file that stands where a directory above

@@ -1198,7 +1198,9 @@ impl Inner {
         let upload = self.uploads.as_ref().map(|u| u.finish(self.settings.upload_wait));
         if let Some(l) = &self.local {
             let mut pruned_note = None;
-            if !self.settings.read_only {
+            // A directory no entry was stored in yet is not made to record that (see
+            // `DiskTier::open`).
+            if !self.settings.read_only && !l.disk.unmade() {
                 let mut runs = vec![("local", l.counts.totals())];
                 if let Some(r) = &self.remote {
                     runs.push(("remote", r.totals()));

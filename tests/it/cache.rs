@@ -455,6 +455,46 @@ fn entries(cache: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 // entries already there (a damaged one is otherwise replaced only when a build reads it):
 // afterwards the cache holds, byte for byte, what a first build into an empty cache
 // stores, and the pycs are those of a real compile.
+// A cache directory that did not exist was made (CACHEDIR.TAG, stats.json, stats.lock) by
+// every `compile --cache C` that opened it, also by one that stored nothing: a path that
+// does not exist (`compile --cache C missing`, exit 2), a tree already fresh. Now it is
+// made, and tagged, by the first entry stored; a run that stores nothing, a dry run
+// (`compile -n`) and `check` (with `HASHPYC_CACHE` or `cache =` in a configuration) leave
+// no directory, and the first run that stores makes a cache the next one hits.
+#[test]
+fn a_cache_directory_is_made_by_the_first_store_only() {
+    let Some(py) = harness::any_python("cache::a_cache_directory_is_made_by_the_first_store_only") else {
+        return;
+    };
+    let tree = Tree::new();
+    harness::write_modules(&tree, "src", 3);
+    let cache = tree.path("new/cache");
+    let compile =
+        |args: &[&str]| tree.hashpyc().arg("compile").python(py).arg("--cache").arg(&cache).args(args);
+    let missing = compile(&["missing"]).run();
+    missing.assert_code(2);
+    assert!(missing.stderr.contains("`missing`: no such file or directory"), "{}", missing.stderr);
+    compile(&["-n", "src"]).run().assert_code(0);
+    tree.hashpyc().args(["check"]).python(py).arg("src").env("HASHPYC_CACHE", &cache).run().assert_code(1);
+    assert!(!tree.path("new").exists(), "made by a run that stored nothing");
+    // Fresh pycs (compiled without a cache): nothing to store.
+    tree.hashpyc().args(["compile", "-q"]).python(py).arg("src").run().assert_code(0);
+    compile(&["src"]).run().assert_code(0);
+    tree.write("hashpyc.toml", format!("cache = {:?}\n", cache.to_str().unwrap()));
+    tree.hashpyc().args(["check"]).python(py).arg("src").run().assert_code(0);
+    compile(&["-n", "--force", "src"]).run().assert_code(0);
+    std::fs::remove_file(tree.path("hashpyc.toml")).unwrap();
+    assert!(!tree.path("new").exists(), "made by a run that stored nothing");
+    // The first store makes it, tagged, with its statistics; the next build hits.
+    compile(&["--force", "src"]).run().assert_code(0);
+    assert!(cache.join("CACHEDIR.TAG").is_file() && cache.join("stats.json").is_file());
+    assert_eq!(entry_files(&cache).len(), 3);
+    remove_pycs(tree.root());
+    let hit = compile(&["src"]).run();
+    hit.assert_code(0);
+    assert!(hit.stderr.contains("(3 from the cache"), "{}", hit.stderr);
+}
+
 #[test]
 fn force_replaces_cache_entries() {
     let Some(py) = harness::python_or_skip((3, 12), "cache::force_replaces_cache_entries") else { return };
