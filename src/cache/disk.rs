@@ -194,14 +194,16 @@ impl DiskTier {
         let me = unsafe { libc::geteuid() };
         // A link another user made decides where the cache is, whoever owns what it leads
         // to (root's own directory, given its CACHEDIR.TAG and entries).
-        if let Ok(link) = std::fs::symlink_metadata(&self.root) {
-            if link.file_type().is_symlink() && link.uid() != me && link.uid() != 0 {
-                return Some(format!(
-                    "`{}` is a symbolic link of uid {}, who decides where it leads",
-                    crate::report::shown(&self.root),
-                    link.uid()
-                ));
-            }
+        if let Ok(link) = std::fs::symlink_metadata(&self.root)
+            && link.file_type().is_symlink()
+            && link.uid() != me
+            && link.uid() != 0
+        {
+            return Some(format!(
+                "`{}` is a symbolic link of uid {}, who decides where it leads",
+                crate::report::shown(&self.root),
+                link.uid()
+            ));
         }
         [&self.root, &self.entries].into_iter().find_map(|dir| {
             let meta = std::fs::metadata(dir).ok()?;
