@@ -615,7 +615,7 @@ pub fn compile(
     }
 
     triage(s, &mut plans, (&memos, &opts.paths), &cwd, &mut summary, &mut notes, (style, verbosity));
-    rewrite_stage(s, &plans, &opts.paths, &mut summary, &mut notes, style, verbosity);
+    rewrite_stage(s, &mut plans, &opts.paths, &mut summary, &mut notes, style, verbosity);
     spans.mark("rewrite");
 
     let specs: Vec<WorkerSpec> = s
@@ -1049,10 +1049,12 @@ fn store_remembered_failures(s: &CompileSettings, plans: &[SourcePlan], cache: &
     }
 }
 
-/// Header rewrites and hard links: Rust only, in parallel.
+/// Header rewrites and hard links: Rust only, in parallel. A unit whose source or pyc
+/// changed since the plan becomes a compile of every level (`Reason::Stale`), left to the
+/// compile stage: it compiles the bytes it reads, as a normal compile does.
 fn rewrite_stage(
     s: &CompileSettings,
-    plans: &[SourcePlan],
+    plans: &mut [SourcePlan],
     paths: &PycPaths<'_>,
     summary: &mut Summary,
     notes: &mut Notes,
@@ -1078,6 +1080,10 @@ fn rewrite_stage(
         units.iter().map(rewrite).collect()
     };
     for (i, t, r) in results {
+        if matches!(r, Err(RewriteFailure::Changed)) {
+            plans[i].actions[t] = Action::compile_all(Reason::Stale, s.levels.len());
+            continue;
+        }
         let path = &plans[i].path;
         match (r, &plans[i].actions[t]) {
             (Ok(linked), Action::Rewrite { headers, .. }) => {
@@ -1115,6 +1121,8 @@ fn rewrite_stage(
             }
             (Ok(_), _) => summary.rewritten += 1,
             (Err(RewriteFailure::Vanished), _) => vanished(path, summary, notes),
+            // Compiled instead (above).
+            (Err(RewriteFailure::Changed), _) => {}
             (Err(RewriteFailure::Error(e)), _) => unit_error(path, t, e, summary, notes, style),
         }
     }
@@ -1612,9 +1620,11 @@ fn files_and_pycs(files: usize, pycs: usize) -> String {
     }
 }
 
-/// Why a header rewrite stopped: its source gone since the walk (a notice), or an error.
+/// Why a header rewrite stopped: its source gone since the walk (a notice), the source or
+/// a pyc changed since the plan (the unit is compiled instead), or an error.
 enum RewriteFailure {
     Vanished,
+    Changed,
     Error(String),
 }
 
@@ -1630,6 +1640,9 @@ impl From<String> for RewriteFailure {
 /// pycs are read and written through a handle on the source's directory, and a header is
 /// rewritten only when the source read through it now hashes as that pyc says: a pyc
 /// lands where its source is, whatever a directory link on the way is switched to meanwhile.
+/// A source edited since the plan, or a pyc replaced or removed meanwhile, is
+/// `RewriteFailure::Changed`: the caller compiles the unit, as a run that planned it then
+/// would have, from the bytes its compile reads.
 fn rewrite_unit(
     plan: &SourcePlan,
     t: usize,
@@ -1659,11 +1672,17 @@ fn rewrite_unit(
     let mut source_hash = None;
     for &i in headers {
         let path = &pycs[usize::from(i)];
-        let data = read(path)
-            .map_err(|e| format!("cannot read `{}`: {}", report::shown(path), crate::io::io_reason(&e)))?;
+        let data = match read(path) {
+            Ok(data) => data,
+            Err(e) if crate::io::is_gone(e.kind()) => return Err(RewriteFailure::Changed),
+            Err(e) => {
+                let reason = crate::io::io_reason(&e);
+                return Err(format!("cannot read `{}`: {reason}", report::shown(path)).into());
+            }
+        };
         let header = Header::parse(&data).filter(|h| h.magic == target.magic);
         let Some((header, Ok(pyc::Kind::Hash { hash, .. }))) = header.map(|h| (h, h.kind())) else {
-            return Err(format!("`{}` changed during the run; run again", report::shown(path)).into());
+            return Err(RewriteFailure::Changed);
         };
         let source = match source_hash {
             Some(h) => h,
@@ -1676,8 +1695,7 @@ fn rewrite_unit(
             }
         };
         if hash != source {
-            let pyc = report::shown(path);
-            return Err(format!("the source or `{pyc}` changed during the run; run again").into());
+            return Err(RewriteFailure::Changed);
         }
         let new = Header { flags: mode.flags(), ..header }.to_bytes();
         crate::write::write_atomic_in(
