@@ -1372,14 +1372,23 @@ fn classify_pyc(
     }
 }
 
-/// Whether `source` is gone (None when it is there): absent, or a symbolic link that
-/// leads nowhere, which no import can read either (then why, as the finding's detail).
+/// Whether `source` is gone (None when it is there): absent, a symbolic link that leads
+/// nowhere, or something else than a regular file (a directory, a FIFO), which no import
+/// reads either (then why, as the finding's detail).
 fn source_gone(source: &Path) -> Option<Option<String>> {
-    if std::fs::symlink_metadata(source).is_err() {
-        return Some(None);
+    let Ok(own) = std::fs::symlink_metadata(source) else { return Some(None) };
+    let linked = own.file_type().is_symlink();
+    if linked && let Some(broken) = crate::write::broken_link(source) {
+        return Some(Some(format!("`{}` is {broken}", report::shown(source))));
     }
-    let broken = crate::write::broken_link(source)?;
-    Some(Some(format!("`{}` is {broken}", report::shown(source))))
+    // A stat that fails otherwise (EACCES, EIO) proves nothing: the source is there.
+    let meta = if linked { std::fs::metadata(source).ok()? } else { own };
+    if meta.is_file() {
+        return None;
+    }
+    let what = if meta.is_dir() { "a directory" } else { crate::walk::special_kind(meta.file_type()) };
+    let linked = if linked { "a symbolic link to " } else { "" };
+    Some(Some(format!("`{}` is {linked}{what}", report::shown(source))))
 }
 
 /// A stray finding for `pyc_path`, whose source `dir/<stem>.py` is gone (None when it

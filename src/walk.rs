@@ -244,7 +244,7 @@ fn no_module_name(path: &Path) -> bool {
 }
 
 /// What a file that is neither a regular file nor a directory is, in words.
-fn special_kind(ft: std::fs::FileType) -> &'static str {
+pub(crate) fn special_kind(ft: std::fs::FileType) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
     if ft.is_fifo() {
         "a FIFO"

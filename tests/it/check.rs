@@ -3744,6 +3744,40 @@ fn the_pyc_of_a_dangling_source_link_is_stray() {
     );
 }
 
+/// The pyc of a `.py` that became a directory or a FIFO is stray: no import reads either
+/// (`import wx` fails), but `check --stray` listed neither (helper report), only the new
+/// directory's missing pyc.
+#[test]
+fn the_pyc_of_a_source_that_is_no_longer_a_file_is_stray() {
+    let Some(py) = harness::any_python("check::the_pyc_of_a_source_that_is_no_longer_a_file_is_stray") else {
+        return;
+    };
+    let tree = Tree::new();
+    tree.write("d/wx.py", "w = 1\n");
+    tree.write("d/q.py", "q = 1\n");
+    tree.write("d/keep.py", "k = 1\n");
+    tree.hashpyc().args(["compile", "-q"]).python(py).arg("d").run().assert_code(0);
+    std::fs::remove_file(tree.path("d/wx.py")).unwrap();
+    tree.write("d/wx.py/inner.py", "i = 1\n");
+    std::fs::remove_file(tree.path("d/q.py")).unwrap();
+    let made = std::process::Command::new("mkfifo").arg(tree.path("d/q.py")).status().unwrap();
+    assert!(made.success());
+    let import = py.cmd().args(["-c", "import wx"]).current_dir(tree.path("d")).output().unwrap();
+    assert!(import.stderr.ends_with(b"No module named 'wx'\n"), "{import:?}");
+    let run = tree.hashpyc().args(["check", "--stray"]).python(py).arg("d").run();
+    run.assert_code(1);
+    let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
+    assert_eq!(
+        run.stdout.lines().filter(|l| l.starts_with("stray")).collect::<Vec<_>>(),
+        [
+            format!("stray      d/__pycache__/q.{tag}.pyc: `d/q.py` is a FIFO"),
+            format!("stray      d/__pycache__/wx.{tag}.pyc: `d/wx.py` is a directory"),
+        ],
+        "{}",
+        run.stdout
+    );
+}
+
 /// Two directories sharing one `__pycache__` through symbolic links: each one's pycs were
 /// reported stray in the other (exit 1; removing them breaks imports). A pyc is stray only
 /// when no directory of the walk sharing the `__pycache__` holds its source; checked alone,
