@@ -247,8 +247,14 @@ pub struct CompileArgs {
     /// do; see the README) or `github` (GitHub Actions annotations on stdout for the
     /// failures, warnings and per-file errors, with CPython's line and column; the rest as
     /// in text).
-    #[arg(long, value_enum, default_value_t = CompileFormat::Text, help_heading = "Output")]
+    #[arg(long, value_enum, default_value_t = CompileFormat::Text, help_heading = "Output",
+          default_value_if("json", clap::builder::ArgPredicate::IsPresent, "json"))]
     pub format: CompileFormat,
+
+    /// The same as `--format json` (which it may be given with; another `--format` it may
+    /// not).
+    #[arg(long, help_heading = "Output")]
+    pub json: bool,
 
     #[command(flatten)]
     pub output: OutputArgs,
@@ -656,8 +662,13 @@ pub enum CacheCommand {
         #[command(flatten)]
         dir: CacheDirArg,
         /// Output format on stdout.
-        #[arg(long, value_enum, default_value_t = StatsFormat::Text)]
+        #[arg(long, value_enum, default_value_t = StatsFormat::Text,
+              default_value_if("json", clap::builder::ArgPredicate::IsPresent, "json"))]
         format: StatsFormat,
+        /// The same as `--format json` (which it may be given with; `--format text` it may
+        /// not).
+        #[arg(long)]
+        json: bool,
     },
     /// Remove least recently used entries until the cache takes at most SIZE (nothing to
     /// do, with a note, when the directory does not exist yet or is empty).
@@ -777,8 +788,14 @@ pub struct CheckArgs {
     pub no_stray: bool,
 
     /// Output format for findings on stdout.
-    #[arg(long, value_enum, default_value_t = Format::Text, help_heading = "Output")]
+    #[arg(long, value_enum, default_value_t = Format::Text, help_heading = "Output",
+          default_value_if("json", clap::builder::ArgPredicate::IsPresent, "json"))]
     pub format: Format,
+
+    /// The same as `--format json` (which it may be given with; another `--format` it may
+    /// not).
+    #[arg(long, help_heading = "Output")]
+    pub json: bool,
 
     /// Also list the sources that are ok.
     #[arg(long, help_heading = "Output")]

@@ -159,10 +159,35 @@ pub(crate) fn target_line(t: &target::Target) -> String {
     format!("target: {what} magic {} tag {} {}", t.magic, t.cache_tag, t.hash)
 }
 
+/// `--json` is the default of `--format` when given (cli): only an explicit other
+/// `--format` disagrees with it, a usage error naming both.
+fn json_agrees(command: &Command) -> Result<(), Error> {
+    use clap::ValueEnum;
+    let other = match command {
+        Command::Compile(a) if a.json && a.format != cli::CompileFormat::Json => a.format.to_possible_value(),
+        Command::Check(a) if a.json && a.format != cli::Format::Json => a.format.to_possible_value(),
+        Command::Inspect(a) if a.json && a.format != cli::InspectFormat::Json => a.format.to_possible_value(),
+        Command::Cache(cli::CacheCommand::Stats { json: true, format, .. })
+            if *format != cli::StatsFormat::Json =>
+        {
+            format.to_possible_value()
+        }
+        _ => None,
+    };
+    match other {
+        Some(v) => Err(Error::Usage(format!(
+            "`--json` means `--format json`; it cannot be used with `--format {}`",
+            v.get_name()
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Run a parsed command line; `matches` are the ones `cli` was built from (they tell which
 /// values came from the command line, for merging the configuration file under them).
 pub fn run(mut cli: Cli, matches: &clap::ArgMatches) -> Result<ExitStatus, Error> {
     interrupt::install();
+    json_agrees(&cli.command)?;
     settings::apply_config(&mut cli.command, matches)?;
     match cli.command {
         Command::Compile(args) => {
@@ -201,16 +226,7 @@ pub fn run(mut cli: Cli, matches: &clap::ArgMatches) -> Result<ExitStatus, Error
             }
             check::check(&settings, verbosity, style)
         }
-        Command::Inspect(args) => {
-            // `--json` is the format's default when given (cli::InspectArgs): only an
-            // explicit `--format text` disagrees with it.
-            if args.json && args.format != cli::InspectFormat::Json {
-                return Err(Error::Usage(
-                    "`--json` means `--format json`; it cannot be used with `--format text`".into(),
-                ));
-            }
-            inspect::inspect(&args.files, args.format == cli::InspectFormat::Json)
-        }
+        Command::Inspect(args) => inspect::inspect(&args.files, args.format == cli::InspectFormat::Json),
         Command::Cache(cmd) => cache::manage::run(&cmd, Style::resolve(cli::ColorChoice::Auto)),
         Command::Completions { shell } => {
             use clap::CommandFactory;

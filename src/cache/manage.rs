@@ -82,7 +82,7 @@ pub fn human_size(bytes: u64) -> String {
 
 pub fn run(cmd: &CacheCommand, style: Style) -> Result<ExitStatus, Error> {
     match cmd {
-        CacheCommand::Stats { dir, format } => {
+        CacheCommand::Stats { dir, format, .. } => {
             let opened = open(dir.path())?;
             let tier = opened.tier();
             let (entries, temps) = match tier {

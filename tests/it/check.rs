@@ -336,6 +336,53 @@ per_python!(inspect_describes_pycs, min = (3, 8), |py: &Python| {
     assert_eq!(v["python"], format!("{}.{}", py.minor.0, py.minor.1));
 });
 
+// `--json` worked for `inspect` only: `check --json`, `compile --json` and `cache stats
+// --json` failed with exit 2, "unexpected argument '--json'" and clap's tip to pass it as a
+// value (helper report). It is `--format json` on each now, also given with it; with
+// another `--format` a usage error names both.
+#[test]
+fn json_is_format_json_on_every_command_that_has_it() {
+    let Some(py) = harness::any_python("check::json_is_format_json_on_every_command_that_has_it") else {
+        return;
+    };
+    let tree = Tree::new();
+    tree.write("src/m.py", "x = 1\n");
+    let cache = tree.path("cache").display().to_string();
+    let commands: [&[&str]; 3] =
+        [&["compile", "src"], &["check", "src"], &["cache", "stats", "--cache", &cache]];
+    for command in commands {
+        let (sub, rest) = command.split_at(if command[0] == "cache" { 2 } else { 1 });
+        let run = |flags: &[&str]| {
+            let mut h = tree.hashpyc().args(sub).args(flags).args(rest);
+            if command[0] != "cache" {
+                h = h.python(py);
+            }
+            h.run()
+        };
+        let want = run(&["--format", "json"]);
+        want.assert_code(0);
+        for flags in [&["--json"][..], &["--json", "--format", "json"][..]] {
+            let got = run(flags);
+            got.assert_code(0);
+            let last: serde_json::Value =
+                serde_json::from_str(got.stdout.lines().last().unwrap_or("")).expect("JSON");
+            let wanted: serde_json::Value =
+                serde_json::from_str(want.stdout.lines().last().unwrap()).unwrap();
+            let keys = |v: &serde_json::Value| v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>());
+            assert_eq!(keys(&last), keys(&wanted), "{command:?} {flags:?}: {}", got.stdout);
+        }
+        let other = if command[0] == "cache" { "text" } else { "github" };
+        for flags in [&["--json", "--format", other][..], &["--format", other, "--json"][..]] {
+            let run = run(flags);
+            run.assert_code(2);
+            assert_eq!(run.stdout, "", "{command:?} {flags:?}");
+            let error =
+                format!("error: `--json` means `--format json`; it cannot be used with `--format {other}`");
+            assert!(run.stderr.contains(&error), "{command:?} {flags:?}: {}", run.stderr);
+        }
+    }
+}
+
 // `--json` is `--format json`: given together (an alias plus a script's `--format json`) they
 // agree and the output is JSON, as with either alone; only `--format text` contradicts it.
 #[test]
