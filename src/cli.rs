@@ -58,7 +58,8 @@ pub struct ColorArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ColorChoice {
-    /// Colour when stderr is a terminal, `TERM` is not `dumb` and `NO_COLOR` is unset.
+    /// Colour when stderr is a terminal, `TERM` is not `dumb` and `NO_COLOR` is unset, or
+    /// when `FORCE_COLOR` or `CLICOLOR_FORCE` (not `0`) is set and `NO_COLOR` is not.
     Auto,
     /// Colour always, even when `NO_COLOR` is set.
     Always,

@@ -89,17 +89,27 @@ pub struct Style {
 }
 
 impl Style {
-    /// Resolve `--color` against the terminal, `NO_COLOR` and `TERM=dumb` (a terminal that
-    /// shows escapes as text, as ripgrep takes it).
+    /// Resolve `--color` against `NO_COLOR`, `FORCE_COLOR`, `CLICOLOR_FORCE`, the terminal
+    /// and `TERM=dumb` (a terminal that shows escapes as text, as ripgrep takes it). An
+    /// explicit `always` or `never` decides alone (`--color always` colours despite
+    /// `NO_COLOR`, as in ripgrep); under `auto`, `NO_COLOR` (not empty) turns colour off,
+    /// else `FORCE_COLOR` (not empty, force-color.org) or `CLICOLOR_FORCE` (neither empty
+    /// nor `0`) turns it on where stderr is no terminal, as uv takes them (`NO_COLOR`
+    /// first).
     pub fn resolve(choice: crate::cli::ColorChoice) -> Style {
         use crate::cli::ColorChoice;
+        let set = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
         let color = match choice {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
+            ColorChoice::Auto if set("NO_COLOR").is_some() => false,
+            ColorChoice::Auto
+                if set("FORCE_COLOR").is_some() || set("CLICOLOR_FORCE").is_some_and(|v| v != "0") =>
+            {
+                true
+            }
             ColorChoice::Auto => {
-                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                    && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
-                    && std::io::stderr().is_terminal()
+                std::env::var_os("TERM").is_none_or(|t| t != "dumb") && std::io::stderr().is_terminal()
             }
         };
         Style { color }

@@ -737,6 +737,8 @@ fn explain_cache_off(args: &mut ConfigArgs, output: &OutputArgs, json: bool, cac
 const OTHER_VARIABLES: &[(&str, bool)] = &[
     ("PYTHONPYCACHEPREFIX", false),
     ("NO_COLOR", false),
+    ("FORCE_COLOR", false),
+    ("CLICOLOR_FORCE", false),
     ("HASHPYC_NO_CACHE", false),
     ("HASHPYC_NO_STATE", false),
     ("HASHPYC_STATE_DIR", false),

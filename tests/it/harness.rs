@@ -596,6 +596,8 @@ impl Hashpyc {
             // tests of that memory set it themselves.
             .env("HASHPYC_SETTLE_SECONDS", "1000000000")
             .env("NO_COLOR", "1")
+            .env_remove("FORCE_COLOR")
+            .env_remove("CLICOLOR_FORCE")
             .env_remove("HASHPYC_PYTHON")
             .env_remove("HASHPYC_JOBS")
             .env_remove("HASHPYC_TIMEOUT")

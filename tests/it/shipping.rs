@@ -721,6 +721,34 @@ fn color_auto_is_plain_on_a_dumb_terminal() {
     }
 }
 
+// `FORCE_COLOR` and `CLICOLOR_FORCE` were ignored where uv and ruff honour them: a CI log
+// that shows colour got none (helper report). Under `--color auto` either turns colour on
+// where stderr is no terminal (here a pipe), even with `TERM=dumb`; `NO_COLOR` still wins
+// over them, as in uv, and so does `--color never`; `CLICOLOR_FORCE=0` and an empty
+// `FORCE_COLOR` are unset.
+#[test]
+fn force_color_and_clicolor_force_colour_a_pipe() {
+    let tree = Tree::new();
+    let coloured = |vars: &[(&str, &str)], color: &str| {
+        let mut h = tree.hashpyc().env_remove("NO_COLOR").env_remove("HASHPYC_COLOR").env("TERM", "xterm");
+        for (k, v) in vars {
+            h = h.env(k, v);
+        }
+        let run = h.args(["check", "--color", color, "--target", "3.12", "nothere.py"]).run();
+        assert!(run.stderr.contains("`nothere.py`: no such file or directory"), "{}", run.stderr);
+        run.stderr.contains("\x1b[1;31merror\x1b[0m")
+    };
+    assert!(!coloured(&[], "auto"));
+    assert!(coloured(&[("FORCE_COLOR", "1")], "auto"));
+    assert!(coloured(&[("CLICOLOR_FORCE", "1")], "auto"));
+    assert!(coloured(&[("FORCE_COLOR", "1"), ("TERM", "dumb")], "auto"));
+    assert!(!coloured(&[("CLICOLOR_FORCE", "0")], "auto"));
+    assert!(!coloured(&[("FORCE_COLOR", "")], "auto"));
+    assert!(!coloured(&[("FORCE_COLOR", "1"), ("NO_COLOR", "1")], "auto"));
+    assert!(!coloured(&[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")], "auto"));
+    assert!(!coloured(&[("FORCE_COLOR", "1")], "never"));
+}
+
 // Every failed write to stdout was taken for a reader that closed it (`| head -1`): with
 // stdout on a full disk (`> /dev/full`) each command ended with no message, exit 0, its data
 // lost. Only a closed stdout ends the output quietly now; any other failure is an error
