@@ -919,6 +919,8 @@ fn triage(
                         match compile_obstacle(&p.path, &pycs, write, &mut None, &mut fine) {
                             Some(Obstacle::Vanished) => vanished(&p.path, summary, notes),
                             Some(Obstacle::Error(error, _)) => {
+                                // The levels it was not to write are fresh, left alone.
+                                summary.fresh_pycs += s.levels.len() - write.len();
                                 unit_error(&p.path, t, error.clone(), summary, notes, style);
                                 refused.push((t, error));
                             }
@@ -1072,15 +1074,19 @@ fn rewrite_stage(
                 .map(move |(t, _)| (i, t))
         })
         .collect();
-    let rewrite =
-        |&(i, t): &(usize, usize)| (i, t, rewrite_unit(&plans[i], t, paths, s.mode, s.hardlink_dupes));
-    let results: Vec<(usize, usize, Result<Vec<u8>, RewriteFailure>)> = if crate::rayon_ready() {
+    let rewrite = |&(i, t): &(usize, usize)| {
+        let mut done = Rewritten::default();
+        let r = rewrite_unit(&plans[i], t, paths, (s.mode, s.hardlink_dupes), &mut done);
+        (i, t, r.map(|()| done.linked.clone()).map_err(|e| (e, done)))
+    };
+    type Done = Result<Vec<u8>, (RewriteFailure, Rewritten)>;
+    let results: Vec<(usize, usize, Done)> = if crate::rayon_ready() {
         units.par_iter().map(rewrite).collect()
     } else {
         units.iter().map(rewrite).collect()
     };
     for (i, t, r) in results {
-        if matches!(r, Err(RewriteFailure::Changed)) {
+        if matches!(r, Err((RewriteFailure::Changed, _))) {
             plans[i].actions[t] = Action::compile_all(Reason::Stale, s.levels.len());
             continue;
         }
@@ -1120,10 +1126,23 @@ fn rewrite_stage(
                 }
             }
             (Ok(_), _) => summary.rewritten += 1,
-            (Err(RewriteFailure::Vanished), _) => vanished(path, summary, notes),
+            (Err((RewriteFailure::Vanished, _)), _) => vanished(path, summary, notes),
             // Compiled instead (above).
-            (Err(RewriteFailure::Changed), _) => {}
-            (Err(RewriteFailure::Error(e)), _) => unit_error(path, t, e, summary, notes, style),
+            (Err((RewriteFailure::Changed, _)), _) => {}
+            // Each pyc counts once, as the run left it: the headers rewritten and the links
+            // made before the failure count, and so do the levels it did not get to whose
+            // pycs were fresh (a link not made leaves a fresh pyc); the level it failed at,
+            // and the headers it did not rewrite, are the file's error.
+            (Err((RewriteFailure::Error(e), done)), Action::Rewrite { headers, .. }) => {
+                let linked = done.linked.iter().filter(|l| !headers.contains(l)).count();
+                summary.rewritten_pycs += done.headers;
+                summary.linked_pycs += linked;
+                summary.fresh_pycs += (0..s.levels.len() as u8)
+                    .filter(|l| !headers.contains(l) && !done.linked.contains(l) && done.at != Some(*l))
+                    .count();
+                unit_error(path, t, e, summary, notes, style);
+            }
+            (Err((RewriteFailure::Error(e), _)), _) => unit_error(path, t, e, summary, notes, style),
         }
     }
 }
@@ -1636,7 +1655,8 @@ impl From<String> for RewriteFailure {
 
 /// Rewrite the flags of the levels whose pyc has the other hash mode, then link identical
 /// levels (`--hardlink-dupes`: the plan's `links`, and rewritten levels), remaking links a
-/// rewrite broke; returns the levels linked. As a compile's pycs are (`write::Base`), the
+/// rewrite broke; `done` says what was done (all of it, or up to the failure). As a
+/// compile's pycs are (`write::Base`), the
 /// pycs are read and written through a handle on the source's directory, and a header is
 /// rewritten only when the source read through it now hashes as that pyc says: a pyc
 /// lands where its source is, whatever a directory link on the way is switched to meanwhile.
@@ -1647,12 +1667,11 @@ fn rewrite_unit(
     plan: &SourcePlan,
     t: usize,
     paths: &PycPaths<'_>,
-    mode: HashMode,
-    hardlink_dupes: bool,
-) -> Result<Vec<u8>, RewriteFailure> {
-    let mut linked = Vec::new();
+    (mode, hardlink_dupes): (HashMode, bool),
+    done: &mut Rewritten,
+) -> Result<(), RewriteFailure> {
     let Action::Rewrite { headers, links } = &plan.actions[t] else {
-        return Ok(linked);
+        return Ok(());
     };
     let target = &paths.targets[t];
     let pycs = paths.of(&plan.path, t);
@@ -1671,6 +1690,7 @@ fn rewrite_unit(
     let read = |path: &Path| crate::write::read_regular_in(base, path);
     let mut source_hash = None;
     for &i in headers {
+        done.at = Some(i);
         let path = &pycs[usize::from(i)];
         let data = match read(path) {
             Ok(data) => data,
@@ -1707,6 +1727,7 @@ fn rewrite_unit(
             crate::write::Known { checked: true, ..Default::default() },
         )
         .map_err(|e| schedule::error_chain(&e))?;
+        done.headers += 1;
     }
     if hardlink_dupes {
         for i in 1..pycs.len() {
@@ -1718,13 +1739,24 @@ fn rewrite_unit(
             }
             let same = matches!((read(&pycs[i - 1]), read(&pycs[i])), (Ok(a), Ok(b)) if a == b);
             if same {
+                done.at = Some(i as u8);
                 crate::write::hardlink_atomic_in(base, &pycs[i - 1], &pycs[i])
                     .map_err(|e| schedule::error_chain(&e))?;
-                linked.push(i as u8);
+                done.linked.push(i as u8);
             }
         }
     }
-    Ok(linked)
+    done.at = None;
+    Ok(())
+}
+
+/// What [`rewrite_unit`] did: the headers rewritten (the first of the plan's), the levels
+/// linked, and the level it was at when it stopped (None once done, or before any).
+#[derive(Default)]
+struct Rewritten {
+    headers: usize,
+    linked: Vec<u8>,
+    at: Option<u8>,
 }
 
 /// One line of the dry run's listing: `verb     path  (reason)` in text, a `plan` object in
@@ -1795,8 +1827,9 @@ fn dry_run(
                     Obstacle::Vanished => vanished(&p.path, summary, notes),
                     Obstacle::Error(e, written) => {
                         // The levels the run writes before the one that fails count, as the run
-                        // counts them.
+                        // counts them, and so do those it is not to write (fresh).
                         summary.compiled_pycs += written;
+                        summary.fresh_pycs += levels - write.len();
                         compiles |= written > 0;
                         unit_error(&p.path, t, e, summary, notes, style);
                     }

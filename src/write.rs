@@ -31,6 +31,14 @@ pub enum WriteError {
         #[source]
         source: std::io::Error,
     },
+    /// Making `path` a hard link to `existing` (`--hardlink-dupes`) failed.
+    #[error("cannot link `{}` to `{}`", crate::report::shown(path), crate::report::shown(existing))]
+    Link {
+        path: PathBuf,
+        existing: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl WriteError {
@@ -41,7 +49,9 @@ impl WriteError {
     /// says it), whatever the step that found it gone.
     pub fn source_gone(&self, source: &Path) -> bool {
         let io = match self {
-            WriteError::CreateDir { source, .. } | WriteError::Write { source, .. } => source,
+            WriteError::CreateDir { source, .. }
+            | WriteError::Write { source, .. }
+            | WriteError::Link { source, .. } => source,
             WriteError::Symlink(_) | WriteError::NotRegular(_) => return false,
         };
         crate::io::is_gone(io.kind()) && std::fs::symlink_metadata(source).is_err()
@@ -423,7 +433,8 @@ pub fn hardlink_atomic(existing: &Path, path: &Path) -> Result<(), WriteError> {
 pub fn hardlink_atomic_in(base: Option<Base<'_>>, existing: &Path, path: &Path) -> Result<(), WriteError> {
     let at = loc(base, path);
     check_destination_at(at, path)?;
-    let write_err = |source| WriteError::Write { path: path.to_path_buf(), source };
+    let write_err =
+        |source| WriteError::Link { path: path.to_path_buf(), existing: existing.to_path_buf(), source };
     // Reserve a unique name, then link to a sibling of it and rename over the target.
     let reserved = Temp::create(at, 0o600).map_err(write_err)?;
     let link = reserved.path.with_extension("lnk");

@@ -1572,6 +1572,74 @@ fn github_advice_for_a_pyc_compile_cannot_write_is_true() {
     assert!(compile.stderr.contains("cannot write `r/__pycache__/"), "{compile:?}");
 }
 
+// A unit that fails with pycs left fresh counts them fresh: each pyc is counted once. As a
+// user who may not write a tree of root's, `--hardlink-dupes` added to a tree compiled `-o 0
+// -o 1` without links fails to link each source's identical levels; the summary said "(1
+// already fresh, 3 errors)" for 8 pycs (the 3 untouched, fresh level-0 pycs counted
+// nowhere), while the dry run counts them fresh, and each error said "cannot write
+// `….opt-1.pyc`" for the link it was making. Adding level 1 to a tree of level 0 left the
+// fresh level-0 pyc out of the run's and the dry run's counts alike.
+#[test]
+fn a_failed_link_or_write_counts_the_fresh_pycs_it_left() {
+    let test = "faults::a_failed_link_or_write_counts_the_fresh_pycs_it_left";
+    if !is_root() || Command::new("setpriv").arg("--version").output().is_err() {
+        harness::visible(&format!("SKIPPED {test}: needs root and setpriv to run as another user"));
+        return;
+    }
+    let Some(python) = python_for_nobody() else {
+        harness::visible(&format!("SKIPPED {test}: no CPython the user nobody may run"));
+        return;
+    };
+    let tree = Tree::new();
+    std::fs::set_permissions(tree.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    for i in 0..3 {
+        tree.write(format!("t/m{i}.py"), format!("x = {i}\n"));
+    }
+    // Levels 0 and 1 differ: fresh, nothing to link.
+    tree.write("t/d.py", "\"\"\"doc\"\"\"\nassert x\n");
+    tree.write("u/a.py", "x = 1\n");
+    let root = |args: &[&str]| tree.hashpyc().arg("compile").python(&python).args(args).run();
+    root(&["-q", "-o", "0", "-o", "1", "t"]).assert_code(0);
+    root(&["-q", "-o", "0", "u"]).assert_code(0);
+    let summary = |run: &harness::Run| -> serde_json::Value {
+        serde_json::from_str(run.stdout.lines().last().unwrap_or_default()).unwrap()
+    };
+    let links = ["compile", "-o", "0", "-o", "1", "--hardlink-dupes"];
+    let run = as_nobody(&tree, &[&links[..], &["t"]].concat(), &python);
+    run.assert_code(1);
+    let tag = format!("cpython-{}{}", python.minor.0, python.minor.1);
+    for i in 0..3 {
+        let want = format!(
+            "error: `t/m{i}.py`: cannot link `t/__pycache__/m{i}.{tag}.opt-1.pyc` to \
+             `t/__pycache__/m{i}.{tag}.pyc`: permission denied"
+        );
+        assert!(run.stderr.contains(&want), "{want}\n{}", run.stderr);
+    }
+    let line = run.stderr.lines().last().unwrap_or_default();
+    assert!(line.contains(" (5 already fresh, 3 errors) in "), "{}", run.stderr);
+    let json = as_nobody(&tree, &[&links[..], &["--format", "json", "t"]].concat(), &python);
+    json.assert_code(1);
+    let v = summary(&json);
+    assert_eq!((&v["fresh_pycs"], &v["linked_pycs"], &v["errors"]), (&5.into(), &0.into(), &3.into()), "{v}");
+    let dry = as_nobody(&tree, &[&links[..], &["-n", "t"]].concat(), &python);
+    dry.assert_code(0);
+    assert!(dry.stderr.contains(" link 3 pycs for "), "{}", dry.stderr);
+    assert!(dry.stderr.contains(" (5 already fresh); nothing was written"), "{}", dry.stderr);
+
+    // Level 1 where the user may not write it: level 0 is fresh and left alone.
+    let add = ["compile", "-o", "0", "-o", "1", "--format", "json"];
+    for dry in [false, true] {
+        let args = [&add[..], if dry { &["-n", "u"][..] } else { &["u"] }].concat();
+        let run = as_nobody(&tree, &args, &python);
+        run.assert_code(1);
+        let v = summary(&run);
+        let counts = (&v["fresh_pycs"], &v["compiled_pycs"], &v["errors"]);
+        assert_eq!(counts, (&1.into(), &0.into(), &1.into()), "dry run {dry}: {v}");
+    }
+    let check = tree.hashpyc().args(["check", "-o", "0", "-o", "1", "t"]).python(&python).run();
+    check.assert_code(0);
+}
+
 // A pyc whose name is over NAME_MAX, with no `__pycache__` yet: opening it fails on the
 // missing directory before its name, so `check` said `missing` and "run `hashpyc compile`
 // to fix", which cannot write it. It is now named as when `__pycache__` is there.
