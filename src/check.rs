@@ -170,13 +170,11 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     let kept = std::sync::Mutex::new(Vec::new());
     let ok = AtomicUsize::new(0);
     let sources = AtomicUsize::new(0);
-    let strip_missed = crate::embed::StripMissed::default();
+    let missed = crate::embed::Missed::default();
     let vanished = std::sync::Mutex::new(Vec::new());
     let mut walked = crate::walk::walk_each(&s.roots, &s.walk, &|src| {
         let embedded = s.embed.apply(&src.path, src.depth);
-        if embedded.strip_missed {
-            strip_missed.add(&src.path);
-        }
+        missed.add(&src.path, embedded.strip_missed, embedded.prepend_missed);
         let (n_ok, found) = check_source(&src.path, &embedded.path, s, &cwd);
         // A source removed since the walk listed it (its pyc missing, or the source
         // unreadable): a note, as `compile` says of such a file, not a finding.
@@ -281,14 +279,9 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
         }
     }
     // As `compile` warns of them: a file's `ddir` with files named in directories, and the
-    // paths `-s` does not apply to (expected unchanged).
-    let strip_missed = match (strip_missed.into_inner(), s.embed.strip.as_deref()) {
-        ((n @ 1.., Some(example)), Some(_)) => {
-            Some(crate::embed::strip_missed_message(&s.embed, n, &example))
-        }
-        _ => None,
-    };
-    for message in s.named_warnings.iter().cloned().chain(strip_missed) {
+    // paths `-s` does not apply to (expected unchanged), and those `-p` changes nothing of.
+    let missed = missed.into_inner().messages(&s.embed);
+    for message in s.named_warnings.iter().cloned().chain(missed) {
         if json {
             events.push(run_event("notice", None, message));
         } else if verbosity.quiet < 2 {

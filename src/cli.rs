@@ -284,7 +284,9 @@ pub struct EmbedArgs {
     #[arg(short = 's', long = "strip-prefix", value_name = "DIR", help_heading = "Embedded paths")]
     pub strip_prefix: Option<PathBuf>,
 
-    /// Prepend this directory to the embedded path, after `-s` (compileall's `-p`).
+    /// Prepend this directory to the embedded path, after `-s` (compileall's `-p`). As
+    /// compileall joins them (`os.path.join`), a path still absolute after `-s` is kept as
+    /// it is; one warning per run counts the files where `-p` has no effect.
     #[arg(short = 'p', long = "prepend-prefix", value_name = "DIR", help_heading = "Embedded paths")]
     pub prepend_prefix: Option<PathBuf>,
 
@@ -295,6 +297,10 @@ pub struct EmbedArgs {
     /// Where `strip-prefix` came from when a configuration file set it, for its warning.
     #[arg(skip)]
     pub strip_prefix_from: Option<crate::config::Origin>,
+
+    /// Where `prepend-prefix` came from when a configuration file set it, for its warning.
+    #[arg(skip)]
+    pub prepend_prefix_from: Option<crate::config::Origin>,
 }
 
 /// `--config` and `--no-config`, shared by `compile` and `check`.

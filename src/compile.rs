@@ -478,9 +478,8 @@ struct Planned {
     sources: usize,
     /// Fresh (source, target) units not kept in `plans`.
     fresh_units: usize,
-    /// Sources `-s` did not apply to, and the first of them.
-    strip_missed: usize,
-    strip_example: Option<PathBuf>,
+    /// Sources `-s` or `-p` did not apply to, and the first of them.
+    missed: crate::embed::Misses,
 }
 
 /// Run a compile; messages go to stderr, the dry-run listing to stdout.
@@ -563,9 +562,7 @@ pub fn compile(
     for message in s.named_warnings.iter().filter(|_| verbosity.quiet < 2 || s.json) {
         notes.warning(message.clone(), style);
     }
-    if planned.strip_missed > 0 && (verbosity.quiet < 2 || s.json) {
-        let example = planned.strip_example.as_deref().unwrap_or(Path::new(""));
-        let message = crate::embed::strip_missed_message(&s.embed, planned.strip_missed, example);
+    for message in planned.missed.messages(&s.embed).into_iter().filter(|_| verbosity.quiet < 2 || s.json) {
         notes.warning(message, style);
     }
     let mut plans = planned.plans;
@@ -790,7 +787,7 @@ fn walk_and_plan(s: &CompileSettings, opts: &PlanOptions<'_>) -> Planned {
     let kept = std::sync::Mutex::new(Vec::new());
     let fresh_units = AtomicUsize::new(0);
     let seen = AtomicUsize::new(0);
-    let strip_missed = crate::embed::StripMissed::default();
+    let missed = crate::embed::Missed::default();
     // Under -W error, fresh pycs of sources remembered to compile with warnings are kept
     // for triage, which fails them.
     let warned = s.warnings_as_errors && opts.memos.iter().flatten().any(Memo::has_warned);
@@ -801,9 +798,7 @@ fn walk_and_plan(s: &CompileSettings, opts: &PlanOptions<'_>) -> Planned {
             let abs = crate::memo::key(&p.path, opts.paths.cwd);
             opts.memos.iter().flatten().any(|m| m.knows_warned(&abs))
         };
-        if p.strip_missed {
-            strip_missed.add(&p.path);
-        }
+        missed.add(&p.path, p.strip_missed, p.prepend_missed);
         if !s.dry_run && !warned && p.error.is_none() && p.actions.iter().all(|a| *a == Action::Fresh) {
             fresh_units.fetch_add(p.actions.len(), Ordering::Relaxed);
         } else {
@@ -812,14 +807,12 @@ fn walk_and_plan(s: &CompileSettings, opts: &PlanOptions<'_>) -> Planned {
     });
     let mut plans = kept.into_inner().expect("plan lock");
     plans.sort_by(|a, b| a.path.cmp(&b.path));
-    let (strip_missed, strip_example) = strip_missed.into_inner();
     Planned {
         plans,
         walked,
         sources: seen.into_inner(),
         fresh_units: fresh_units.into_inner(),
-        strip_missed,
-        strip_example,
+        missed: missed.into_inner(),
     }
 }
 

@@ -20,13 +20,18 @@ pub struct Embed {
     /// Where `strip` came from when not from `-s` (`` `strip-prefix = "/x"` in
     /// `hashpyc.toml` line 2``), for its warning.
     pub strip_from: Option<String>,
+    /// Where `prepend` came from when not from `-p`, for its warning.
+    pub prepend_from: Option<String>,
 }
 
-/// An embedded path, plus whether `-s` did not apply to it (worth a warning).
+/// An embedded path, plus whether `-s` or `-p` did not apply to it (worth a warning).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Embedded {
     pub path: PathBuf,
     pub strip_missed: bool,
+    /// `-p` changed nothing: what it was joined with is absolute, which `os.path.join`
+    /// keeps whole (a `-p` of `/` alone embeds what was meant, and is not counted).
+    pub prepend_missed: bool,
 }
 
 impl Embed {
@@ -40,7 +45,7 @@ impl Embed {
         if let Some(ddir) = &self.ddir {
             let comps: Vec<_> = path.components().collect();
             let below: PathBuf = comps[comps.len().saturating_sub(depth.max(1))..].iter().collect();
-            return Embedded { path: ddir.join(below), strip_missed: false };
+            return Embedded { path: ddir.join(below), strip_missed: false, prepend_missed: false };
         }
         let mut out: Option<PathBuf> = None;
         let mut strip_missed = false;
@@ -55,10 +60,28 @@ impl Embed {
                 strip_missed = true;
             }
         }
+        let mut prepend_missed = false;
         if let Some(prepend) = &self.prepend {
-            out = Some(prepend.join(out.as_deref().unwrap_or(path)));
+            let rest = out.as_deref().unwrap_or(path);
+            prepend_missed =
+                rest.is_absolute() && !prepend.components().all(|c| c == std::path::Component::RootDir);
+            out = Some(prepend.join(rest));
         }
-        Embedded { path: out.unwrap_or_else(|| path.to_path_buf()), strip_missed }
+        Embedded { path: out.unwrap_or_else(|| path.to_path_buf()), strip_missed, prepend_missed }
+    }
+
+    /// How the warnings name `-s` and `-p`: the flag and its value, or the key of the
+    /// configuration file that set it.
+    fn strip_name(&self) -> String {
+        let strip = self.strip.as_deref().unwrap_or(Path::new(""));
+        self.strip_from.clone().unwrap_or_else(|| format!("--strip-prefix `{}`", crate::report::shown(strip)))
+    }
+
+    fn prepend_name(&self) -> String {
+        let prepend = self.prepend.as_deref().unwrap_or(Path::new(""));
+        self.prepend_from
+            .clone()
+            .unwrap_or_else(|| format!("--prepend-prefix `{}`", crate::report::shown(prepend)))
     }
 
     /// What the compileall of CPython 3.9–3.12 embeds for `path` under `-s`/`-p` (not
@@ -96,8 +119,9 @@ impl Embed {
 
 /// The one warning of a run in which `-s` did not apply to `count` sources, `example`
 /// the first of them in path order: what they embed instead (`-p` still applies, as in
-/// compileall 3.13+), why a strip prefix with a trailing `/` never matches, and what the
-/// compileall of 3.9–3.12, whose rule differs, embeds for the example.
+/// compileall 3.13+, unless the path is absolute), the example's embedded path, why a strip
+/// prefix with a trailing `/` never matches, and what the compileall of 3.9–3.12, whose
+/// rule differs, embeds for the example.
 pub fn strip_missed_message(embed: &Embed, count: usize, example: &Path) -> String {
     let strip = embed.strip.as_deref().unwrap_or(Path::new(""));
     let bytes = strip.as_os_str().as_bytes();
@@ -109,50 +133,111 @@ pub fn strip_missed_message(embed: &Embed, count: usize, example: &Path) -> Stri
         ),
         _ => String::new(),
     };
+    let ours = embed.apply(example, 1);
     let instead = match &embed.prepend {
-        Some(p) => format!("with only --prepend-prefix `{}` applied", crate::report::shown(p)),
+        // `-p` changes no absolute path: not said applied where it was not.
+        Some(_) if ours.prepend_missed => {
+            format!("unchanged ({} has no effect on an absolute path, see below)", embed.prepend_name())
+        }
+        Some(_) => format!("with only {} applied", embed.prepend_name()),
         None => "unchanged".to_string(),
-    };
-    let ours = embed.apply(example, 1).path;
-    let before_313 = match embed.compileall_before_313(example) {
-        Some(theirs) if theirs != ours => format!(
-            ", as by compileall 3.13+ (`{}`); the compileall of 3.9–3.12, which removes each \
-             component equal to the one at the same position, embeds `{}` for it",
-            crate::report::shown(&ours),
-            crate::report::shown(&theirs)
-        ),
-        _ => ", as by compileall 3.13+".to_string(),
     };
     // One path is named as itself; of several, one is the example.
     let (eg, their) = if count == 1 { ("", "its path is") } else { ("e.g. ", "their paths are") };
+    let before_313 = match embed.compileall_before_313(example) {
+        Some(theirs) if theirs != ours.path => format!(
+            "; the compileall of 3.9–3.12, which removes each component equal to the one at the \
+             same position, embeds `{}` for it",
+            crate::report::shown(&theirs)
+        ),
+        _ => String::new(),
+    };
     format!(
-        "{} does not match the start of {} ({eg}`{}`){slash}; {their} embedded {instead}{before_313}",
-        embed
-            .strip_from
-            .clone()
-            .unwrap_or_else(|| format!("--strip-prefix `{}`", crate::report::shown(strip))),
+        "{} does not match the start of {} ({eg}`{}`){slash}; {their} embedded {instead}, as by \
+         compileall 3.13+ (`{}`){before_313}",
+        embed.strip_name(),
         crate::report::plural(count, "source path", "source paths"),
-        crate::report::shown(example)
+        crate::report::shown(example),
+        crate::report::shown(&ours.path),
     )
 }
 
-/// Counts the sources `-s` did not apply to, and keeps the first in path order (shared by
-/// the walker's threads).
-#[derive(Default)]
-pub struct StripMissed(std::sync::Mutex<(usize, Option<PathBuf>)>);
+/// The one warning of a run in which `-p` changed `count` embedded paths not at all,
+/// `example` the first of those sources in path order: `os.path.join` keeps an absolute
+/// path whole (compileall's `-p` too), so the staging path `-s`/`-p` are there to replace
+/// stays in the pycs. Says what is embedded and what to give instead.
+pub fn prepend_missed_message(embed: &Embed, count: usize, example: &Path) -> String {
+    let ours = embed.apply(example, 1);
+    let (eg, their) = if count == 1 { ("", "its path is") } else { ("e.g. ", "their paths are") };
+    let prepend = crate::report::shown(embed.prepend.as_deref().unwrap_or(Path::new(""))).to_string();
+    let advice = if embed.strip.is_some() && ours.strip_missed {
+        format!(
+            "{} did not apply to it (warned above): make it the leading directories to replace, \
+             whole components without a trailing `/`",
+            embed.strip_name()
+        )
+    } else {
+        format!(
+            "to replace its leading directories (a staging root), give them with --strip-prefix \
+             too (`--strip-prefix DIR --prepend-prefix {prepend}`, DIR whole components without a \
+             trailing `/`), or name the sources relative to that directory"
+        )
+    };
+    format!(
+        "{} has no effect on {} ({eg}`{}`): `os.path.join` keeps an absolute path as it is, as \
+         compileall does, so {their} embedded unchanged (`{}`); {advice}",
+        embed.prepend_name(),
+        crate::report::plural(count, "source path", "source paths"),
+        crate::report::shown(example),
+        crate::report::shown(&ours.path),
+    )
+}
 
-impl StripMissed {
-    pub fn add(&self, path: &Path) {
-        let mut m = self.0.lock().expect("strip lock");
-        m.0 += 1;
-        if m.1.as_deref().is_none_or(|e| path < e) {
-            m.1 = Some(path.to_path_buf());
+/// Counts the sources `-s` did not apply to, and those `-p` changed nothing of, and keeps
+/// the first of each in path order (shared by the walker's threads).
+#[derive(Default)]
+pub struct Missed(std::sync::Mutex<Misses>);
+
+/// How many sources `-s` and `-p` did not apply to, each with the first in path order.
+#[derive(Debug, Default)]
+pub struct Misses {
+    strip: (usize, Option<PathBuf>),
+    prepend: (usize, Option<PathBuf>),
+}
+
+impl Missed {
+    pub fn add(&self, path: &Path, strip: bool, prepend: bool) {
+        if !strip && !prepend {
+            return;
+        }
+        let mut guard = self.0.lock().expect("missed lock");
+        let m = &mut *guard;
+        for (missed, (n, first)) in [(strip, &mut m.strip), (prepend, &mut m.prepend)] {
+            if missed {
+                *n += 1;
+                if first.as_deref().is_none_or(|e| path < e) {
+                    *first = Some(path.to_path_buf());
+                }
+            }
         }
     }
 
-    /// How many, and the first.
-    pub fn into_inner(self) -> (usize, Option<PathBuf>) {
-        self.0.into_inner().expect("strip lock")
+    pub fn into_inner(self) -> Misses {
+        self.0.into_inner().expect("missed lock")
+    }
+}
+
+impl Misses {
+    /// The run's warnings: `-s`'s, then `-p`'s.
+    pub fn messages(&self, embed: &Embed) -> Vec<String> {
+        let mut out = Vec::new();
+        if let (n @ 1.., Some(example)) = &self.strip {
+            out.push(strip_missed_message(embed, *n, example));
+        }
+        if let (n @ 1.., Some(example)) = &self.prepend {
+            out.push(prepend_missed_message(embed, *n, example));
+        }
+        out
     }
 }
 
@@ -166,13 +251,14 @@ mod tests {
             strip: strip.map(Into::into),
             prepend: prepend.map(Into::into),
             strip_from: None,
+            prepend_from: None,
         }
     }
 
     #[test]
     fn identity() {
         let got = Embed::default().apply(Path::new("./pkg/m.py"), 2);
-        assert_eq!(got, Embedded { path: "./pkg/m.py".into(), strip_missed: false });
+        assert_eq!(got, Embedded { path: "./pkg/m.py".into(), strip_missed: false, prepend_missed: false });
     }
 
     #[test]
@@ -194,6 +280,11 @@ mod tests {
         assert_eq!(s.apply(Path::new("build/pkg/m.py"), 2).path, Path::new("pkg/m.py"));
         let p = e(None, None, Some("/opt"));
         assert_eq!(p.apply(Path::new("pkg/m.py"), 2).path, Path::new("/opt/pkg/m.py"));
+        // os.path.join keeps an absolute path: -p changed nothing (a `/` alone is no miss).
+        let abs = p.apply(Path::new("/stage/pkg/m.py"), 2);
+        assert!(abs.prepend_missed && !abs.strip_missed);
+        assert_eq!(abs.path, Path::new("/stage/pkg/m.py"));
+        assert!(!sp.apply(Path::new("/build/rootx/m.py"), 1).prepend_missed);
     }
 
     #[test]

@@ -189,8 +189,9 @@ pub struct SourcePlan {
     pub mode: u32,
     /// The path to embed as `co_filename`, when it is not the source's path.
     embedded: Option<Box<Path>>,
-    /// `-s` did not apply to this file.
+    /// `-s` did not apply to this file; `-p` changed nothing of its path.
     pub strip_missed: bool,
+    pub prepend_missed: bool,
     /// One per target, in target order. Empty when `error` is set.
     pub actions: Box<[Action]>,
     /// The source could not be examined (vanished, unreadable…).
@@ -317,6 +318,7 @@ pub fn plan_one(source: Source, opts: &PlanOptions<'_>) -> SourcePlan {
         mode: 0o644,
         embedded: (embedded.path != source.path).then(|| embedded.path.into_boxed_path()),
         strip_missed: embedded.strip_missed,
+        prepend_missed: embedded.prepend_missed,
         actions: Box::new([]),
         error: None,
         path: source.path.into_boxed_path(),

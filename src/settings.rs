@@ -915,6 +915,9 @@ fn apply_embed(embed: &mut EmbedArgs, k: &mut Keys, c: &Config) {
         embed.strip_prefix = o.strip_prefix.clone().or(embed.strip_prefix.take());
     }
     if k.applies("prepend-prefix", IDS) {
+        if o.prepend_prefix.is_some() {
+            embed.prepend_prefix_from = Some(config::Origin::key(c, "prepend-prefix"));
+        }
         embed.prepend_prefix = o.prepend_prefix.clone().or(embed.prepend_prefix.take());
     }
 }
@@ -1029,6 +1032,10 @@ pub fn embed(args: &EmbedArgs) -> Embed {
         strip_from: args.strip_prefix_from.as_ref().map(|o| {
             let value = args.strip_prefix.as_deref().unwrap_or(Path::new(""));
             o.written(&format!("strip-prefix = \"{}\"", value.display()))
+        }),
+        prepend_from: args.prepend_prefix_from.as_ref().map(|o| {
+            let value = args.prepend_prefix.as_deref().unwrap_or(Path::new(""));
+            o.written(&format!("prepend-prefix = \"{}\"", value.display()))
         }),
     }
 }

@@ -168,6 +168,76 @@ per_python!(embedded_paths, min = (3, 9), |py: &Python| {
     assert!(one.stderr.contains(&summary("1 file", 4)), "{}", one.stderr);
 });
 
+// `-p` has no effect on a path still absolute after `-s` (`os.path.join` keeps it whole, as
+// compileall's does): the pycs embedded the staging path `-s`/`-p` are there to remove, with
+// no word (`-p /usr /abs/stage/lib`), or with a warning saying it was embedded "with only
+// --prepend-prefix `/usr` applied" (`-s /abs/stage/ -p /usr`, a trailing `/` that matches
+// nothing). A warning now counts the paths `-p` changes nothing of and says what is embedded
+// and what to give instead; the `-s` warning names the path embedded. The bytes stay
+// compileall's (3.13+'s where `-s` does not match: its trailing `/` matches nothing there
+// either).
+per_python!(prepend_prefix_on_an_absolute_path_is_warned_of, min = (3, 9), |py: &Python| {
+    let tree = Tree::new();
+    tree.write("stage/lib/pkg/m.py", "x = 1\n");
+    let root = tree.root().to_str().unwrap().to_string();
+    let (stage, lib) = (format!("{root}/stage"), format!("{root}/stage/lib"));
+    let source = format!("{lib}/pkg/m.py");
+    let pyc = pyc_of(&tree, py, "stage/lib/pkg/m.py");
+    let compile = |args: &[&str]| tree.hashpyc().args(["compile", "-f"]).python(py).args(args).run();
+    // -p alone: compileall's bytes, and the warning, from `check` too.
+    same_as_compileall(py, &tree, &["-p", "/usr", &lib], &["-p", "/usr", &lib], &[]);
+    let run = compile(&["-p", "/usr", &lib]);
+    run.assert_code(0);
+    assert_eq!(co_filename(py, &pyc), source, "{}", py.label());
+    let p_warning = format!(
+        "warning: --prepend-prefix `/usr` has no effect on 1 source path (`{source}`): \
+         `os.path.join` keeps an absolute path as it is, as compileall does, so its path is \
+         embedded unchanged (`{source}`); "
+    );
+    let advice = "to replace its leading directories (a staging root), give them with --strip-prefix \
+                  too (`--strip-prefix DIR --prepend-prefix /usr`, DIR whole components without a \
+                  trailing `/`), or name the sources relative to that directory\n";
+    assert!(run.stderr.contains(&format!("{p_warning}{advice}")), "{}", run.stderr);
+    let check = tree.hashpyc().args(["check", "-p", "/usr", &lib]).python(py).run();
+    check.assert_code(0);
+    assert!(check.stderr.contains(&p_warning), "{}", check.stderr);
+
+    // A strip prefix with a trailing `/`: neither applies.
+    let slash = format!("{stage}/");
+    let args = ["-s", &slash, "-p", "/usr", &lib];
+    if py.minor >= (3, 13) {
+        same_as_compileall(py, &tree, &args, &args, &[]);
+    }
+    let run = compile(&args);
+    run.assert_code(0);
+    assert_eq!(co_filename(py, &pyc), source, "{}", py.label());
+    let s_said = format!(
+        "; its path is embedded unchanged (--prepend-prefix `/usr` has no effect on an absolute \
+         path, see below), as by compileall 3.13+ (`{source}`); the compileall of 3.9–3.12"
+    );
+    assert!(run.stderr.contains(&s_said), "{}", run.stderr);
+    assert!(!run.stderr.contains("applied"), "{}", run.stderr);
+    let s_advice = format!(
+        "--strip-prefix `{slash}` did not apply to it (warned above): make it the leading \
+         directories to replace, whole components without a trailing `/`\n"
+    );
+    assert!(run.stderr.contains(&format!("{p_warning}{s_advice}")), "{}", run.stderr);
+    // Without the slash both apply, as in compileall, without a warning; `-p /` alone embeds
+    // the path meant.
+    let args = ["-s", &stage, "-p", "/usr", &lib];
+    same_as_compileall(py, &tree, &args, &args, &[]);
+    let run = compile(&args);
+    assert!(run.code == Some(0) && !run.stderr.contains("warning"), "{}", run.stderr);
+    assert_eq!(co_filename(py, &pyc), "/usr/lib/pkg/m.py", "{}", py.label());
+    let run = compile(&["-p", "/", &lib]);
+    assert!(run.code == Some(0) && !run.stderr.contains("warning"), "{}", run.stderr);
+    // Set by a configuration file: the key is named.
+    tree.write("hashpyc.toml", "prepend-prefix = \"/usr\"\n");
+    let run = compile(&["-n", &lib]);
+    let want = "warning: `prepend-prefix = \"/usr\"` in `hashpyc.toml` line 1 has no effect on 1 source path";
+    assert!(run.stderr.contains(want), "{}", run.stderr);
+});
+
 /// `co_filename` of a pyc, as the interpreter itself reads it.
 fn co_filename(py: &Python, pyc: &Path) -> String {
     let script = "import marshal, sys; print(marshal.loads(open(sys.argv[1], 'rb').read()[16:]).co_filename)";
