@@ -174,7 +174,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     let vanished = std::sync::Mutex::new(Vec::new());
     let mut walked = crate::walk::walk_each(&s.roots, &s.walk, &|src| {
         let embedded = s.embed.apply(&src.path, src.depth);
-        missed.add(&src.path, embedded.strip_missed, embedded.prepend_missed);
+        missed.add(&src.path, (embedded.strip_missed, embedded.strip_whole, embedded.prepend_missed));
         let (n_ok, found) = check_source(&src.path, &embedded.path, s, &cwd);
         // A source removed since the walk listed it (its pyc missing, or the source
         // unreadable): a note, as `compile` says of such a file, not a finding.

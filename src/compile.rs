@@ -798,7 +798,7 @@ fn walk_and_plan(s: &CompileSettings, opts: &PlanOptions<'_>) -> Planned {
             let abs = crate::memo::key(&p.path, opts.paths.cwd);
             opts.memos.iter().flatten().any(|m| m.knows_warned(&abs))
         };
-        missed.add(&p.path, p.strip_missed, p.prepend_missed);
+        missed.add(&p.path, (p.strip_missed, p.strip_whole, p.prepend_missed));
         if !s.dry_run && !warned && p.error.is_none() && p.actions.iter().all(|a| *a == Action::Fresh) {
             fresh_units.fetch_add(p.actions.len(), Ordering::Relaxed);
         } else {

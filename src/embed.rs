@@ -29,6 +29,9 @@ pub struct Embed {
 pub struct Embedded {
     pub path: PathBuf,
     pub strip_missed: bool,
+    /// `-s` is the whole path: removing it would leave no file name (compileall raises a
+    /// TypeError), so it is not applied either.
+    pub strip_whole: bool,
     /// `-p` changed nothing: what it was joined with is absolute, which `os.path.join`
     /// keeps whole (a `-p` of `/` alone embeds what was meant, and is not counted).
     pub prepend_missed: bool,
@@ -45,10 +48,15 @@ impl Embed {
         if let Some(ddir) = &self.ddir {
             let comps: Vec<_> = path.components().collect();
             let below: PathBuf = comps[comps.len().saturating_sub(depth.max(1))..].iter().collect();
-            return Embedded { path: ddir.join(below), strip_missed: false, prepend_missed: false };
+            return Embedded {
+                path: ddir.join(below),
+                strip_missed: false,
+                strip_whole: false,
+                prepend_missed: false,
+            };
         }
         let mut out: Option<PathBuf> = None;
-        let mut strip_missed = false;
+        let (mut strip_missed, mut strip_whole) = (false, false);
         if let Some(strip) = &self.strip {
             // compileall: str.split(os.sep) on both, compare the leading parts exactly.
             let full: Vec<&[u8]> = path.as_os_str().as_bytes().split(|&b| b == b'/').collect();
@@ -56,6 +64,8 @@ impl Embed {
             if full.len() >= prefix.len() && full[..prefix.len()] == prefix[..] && full.len() > prefix.len() {
                 let rest: PathBuf = full[prefix.len()..].iter().map(|p| OsStr::from_bytes(p)).collect();
                 out = Some(rest);
+            } else if full == prefix {
+                strip_whole = true;
             } else {
                 strip_missed = true;
             }
@@ -67,7 +77,12 @@ impl Embed {
                 rest.is_absolute() && !prepend.components().all(|c| c == std::path::Component::RootDir);
             out = Some(prepend.join(rest));
         }
-        Embedded { path: out.unwrap_or_else(|| path.to_path_buf()), strip_missed, prepend_missed }
+        Embedded {
+            path: out.unwrap_or_else(|| path.to_path_buf()),
+            strip_missed,
+            strip_whole,
+            prepend_missed,
+        }
     }
 
     /// How the warnings name `-s` and `-p`: the flag and its value, or the key of the
@@ -134,14 +149,7 @@ pub fn strip_missed_message(embed: &Embed, count: usize, example: &Path) -> Stri
         _ => String::new(),
     };
     let ours = embed.apply(example, 1);
-    let instead = match &embed.prepend {
-        // `-p` changes no absolute path: not said applied where it was not.
-        Some(_) if ours.prepend_missed => {
-            format!("unchanged ({} has no effect on an absolute path, see below)", embed.prepend_name())
-        }
-        Some(_) => format!("with only {} applied", embed.prepend_name()),
-        None => "unchanged".to_string(),
-    };
+    let instead = embedded_without_strip(embed, &ours);
     // One path is named as itself; of several, one is the example.
     let (eg, their) = if count == 1 { ("", "its path is") } else { ("e.g. ", "their paths are") };
     let before_313 = match embed.compileall_before_313(example) {
@@ -158,6 +166,36 @@ pub fn strip_missed_message(embed: &Embed, count: usize, example: &Path) -> Stri
         embed.strip_name(),
         crate::report::plural(count, "source path", "source paths"),
         crate::report::shown(example),
+        crate::report::shown(&ours.path),
+    )
+}
+
+/// How a path `-s` did not apply to is embedded: with `-p` alone, or unchanged.
+fn embedded_without_strip(embed: &Embed, ours: &Embedded) -> String {
+    match &embed.prepend {
+        // `-p` changes no absolute path: not said applied where it was not.
+        Some(_) if ours.prepend_missed => {
+            format!("unchanged ({} has no effect on an absolute path, see below)", embed.prepend_name())
+        }
+        Some(_) => format!("with only {} applied", embed.prepend_name()),
+        None => "unchanged".to_string(),
+    }
+}
+
+/// The warning of a run in which `-s` is the whole of `count` source paths (one, but for
+/// spellings of it), `example` the first: removing it would leave no file name, which
+/// compileall fails on (a TypeError from `os.path.join()`), so it is not applied.
+pub fn strip_whole_message(embed: &Embed, count: usize, example: &Path) -> String {
+    let ours = embed.apply(example, 1);
+    let (eg, their) = if count == 1 { ("", "its path is") } else { ("e.g. ", "their paths are") };
+    format!(
+        "{} is the whole of {} ({eg}`{}`), not a directory above it: removing it would leave no \
+         file name (compileall fails there, with a TypeError), so it is not applied; {their} \
+         embedded {}: `{}`",
+        embed.strip_name(),
+        crate::report::plural(count, "source path", "source paths"),
+        crate::report::shown(example),
+        embedded_without_strip(embed, &ours),
         crate::report::shown(&ours.path),
     )
 }
@@ -202,17 +240,21 @@ pub struct Missed(std::sync::Mutex<Misses>);
 #[derive(Debug, Default)]
 pub struct Misses {
     strip: (usize, Option<PathBuf>),
+    whole: (usize, Option<PathBuf>),
     prepend: (usize, Option<PathBuf>),
 }
 
 impl Missed {
-    pub fn add(&self, path: &Path, strip: bool, prepend: bool) {
-        if !strip && !prepend {
+    /// `path`, which `-s` did not match (`strip`), or is the whole of (`whole`), or `-p`
+    /// changed nothing of (`prepend`): [`Embedded`]'s flags.
+    pub fn add(&self, path: &Path, (strip, whole, prepend): (bool, bool, bool)) {
+        if !strip && !whole && !prepend {
             return;
         }
         let mut guard = self.0.lock().expect("missed lock");
         let m = &mut *guard;
-        for (missed, (n, first)) in [(strip, &mut m.strip), (prepend, &mut m.prepend)] {
+        for (missed, (n, first)) in [(strip, &mut m.strip), (whole, &mut m.whole), (prepend, &mut m.prepend)]
+        {
             if missed {
                 *n += 1;
                 if first.as_deref().is_none_or(|e| path < e) {
@@ -233,6 +275,9 @@ impl Misses {
         let mut out = Vec::new();
         if let (n @ 1.., Some(example)) = &self.strip {
             out.push(strip_missed_message(embed, *n, example));
+        }
+        if let (n @ 1.., Some(example)) = &self.whole {
+            out.push(strip_whole_message(embed, *n, example));
         }
         if let (n @ 1.., Some(example)) = &self.prepend {
             out.push(prepend_missed_message(embed, *n, example));
@@ -258,7 +303,13 @@ mod tests {
     #[test]
     fn identity() {
         let got = Embed::default().apply(Path::new("./pkg/m.py"), 2);
-        assert_eq!(got, Embedded { path: "./pkg/m.py".into(), strip_missed: false, prepend_missed: false });
+        let none = Embedded {
+            path: "./pkg/m.py".into(),
+            strip_missed: false,
+            strip_whole: false,
+            prepend_missed: false,
+        };
+        assert_eq!(got, none);
     }
 
     #[test]
@@ -285,6 +336,10 @@ mod tests {
         assert!(abs.prepend_missed && !abs.strip_missed);
         assert_eq!(abs.path, Path::new("/stage/pkg/m.py"));
         assert!(!sp.apply(Path::new("/build/rootx/m.py"), 1).prepend_missed);
+        // The whole path: nothing would be left, so not applied, and said so apart.
+        let whole = e(None, Some("s/m.py"), Some("/x")).apply(Path::new("s/m.py"), 1);
+        assert!(whole.strip_whole && !whole.strip_missed);
+        assert_eq!(whole.path, Path::new("/x/s/m.py"));
     }
 
     #[test]

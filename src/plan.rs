@@ -189,8 +189,10 @@ pub struct SourcePlan {
     pub mode: u32,
     /// The path to embed as `co_filename`, when it is not the source's path.
     embedded: Option<Box<Path>>,
-    /// `-s` did not apply to this file; `-p` changed nothing of its path.
+    /// `-s` did not apply to this file (it does not match; it is the whole path); `-p`
+    /// changed nothing of its path.
     pub strip_missed: bool,
+    pub strip_whole: bool,
     pub prepend_missed: bool,
     /// One per target, in target order. Empty when `error` is set.
     pub actions: Box<[Action]>,
@@ -318,6 +320,7 @@ pub fn plan_one(source: Source, opts: &PlanOptions<'_>) -> SourcePlan {
         mode: 0o644,
         embedded: (embedded.path != source.path).then(|| embedded.path.into_boxed_path()),
         strip_missed: embedded.strip_missed,
+        strip_whole: embedded.strip_whole,
         prepend_missed: embedded.prepend_missed,
         actions: Box::new([]),
         error: None,

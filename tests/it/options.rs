@@ -238,6 +238,34 @@ per_python!(prepend_prefix_on_an_absolute_path_is_warned_of, min = (3, 9), |py: 
     assert!(run.stderr.contains(want), "{}", run.stderr);
 });
 
+// A strip prefix that is the whole path of a file named is not applied (nothing would be
+// left: compileall fails there with a TypeError), and the warning said it "does not match
+// the start of 1 source path" that it does match. It now says why it is not applied, and
+// what is embedded.
+per_python!(strip_prefix_that_is_the_whole_path_says_so, min = (3, 9), |py: &Python| {
+    let tree = Tree::new();
+    tree.write("t/p/m.py", "x = 1\n");
+    let args = ["-s", "t/p/m.py", "-p", "/x", "t/p/m.py"];
+    let theirs = py
+        .cmd()
+        .args(["-m", "compileall", "-q", "--invalidation-mode", "checked-hash"])
+        .args(args)
+        .current_dir(tree.root())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&theirs.stderr);
+    assert!(!theirs.status.success() && stderr.contains("TypeError"), "{}: {stderr}", py.label());
+    let run = tree.hashpyc().arg("compile").python(py).args(args).run();
+    run.assert_code(0);
+    let want = "warning: --strip-prefix `t/p/m.py` is the whole of 1 source path (`t/p/m.py`), not a \
+                directory above it: removing it would leave no file name (compileall fails there, \
+                with a TypeError), so it is not applied; its path is embedded with only \
+                --prepend-prefix `/x` applied: `/x/t/p/m.py`\n";
+    assert!(run.stderr.contains(want), "{}", run.stderr);
+    assert!(!run.stderr.contains("does not match"), "{}", run.stderr);
+    assert_eq!(co_filename(py, &pyc_of(&tree, py, "t/p/m.py")), "/x/t/p/m.py", "{}", py.label());
+});
+
 /// `co_filename` of a pyc, as the interpreter itself reads it.
 fn co_filename(py: &Python, pyc: &Path) -> String {
     let script = "import marshal, sys; print(marshal.loads(open(sys.argv[1], 'rb').read()[16:]).co_filename)";
