@@ -15,6 +15,7 @@ pub mod embed;
 pub mod env;
 #[cfg(test)]
 mod fuzz;
+pub mod globs;
 pub mod inspect;
 pub mod interrupt;
 pub mod io;

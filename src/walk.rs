@@ -969,7 +969,7 @@ pub fn anchored_glob(g: &str) -> Result<String, String> {
 }
 
 struct Excludes {
-    matcher: Gitignore,
+    matcher: crate::globs::GlobLines,
     cwd: PathBuf,
     /// The canonical path of each directory outside the base as spelled (none when it
     /// cannot be resolved).
@@ -984,11 +984,8 @@ impl Excludes {
         let cwd = std::env::current_dir().unwrap_or_default();
         let base = opts.exclude_base.as_deref().unwrap_or(&cwd);
         let base = std::fs::canonicalize(base).unwrap_or_else(|_| lexically_absolute(base, &cwd));
-        let mut b = GitignoreBuilder::new(base);
-        for g in &opts.exclude_globs {
-            b.add_line(None, g).map_err(|e| WalkError::Other(format!("invalid --exclude glob: {e}")))?;
-        }
-        let matcher = b.build().map_err(|e| WalkError::Other(format!("invalid --exclude glob: {e}")))?;
+        let matcher = crate::globs::GlobLines::new(&base, &opts.exclude_globs)
+            .map_err(|e| WalkError::Other(format!("invalid --exclude glob: {e}")))?;
         Ok(Some(Excludes { matcher, cwd, canonical: Default::default() }))
     }
 
@@ -1031,12 +1028,12 @@ impl Excludes {
     /// Whether the walker skips `path` (its parents were walked into).
     fn skips(&self, path: &Path, is_dir: bool) -> bool {
         let path = self.in_base(path).unwrap_or_else(|abs| abs);
-        self.matcher.matched(path, is_dir).is_ignore()
+        self.matcher.matched(&path, is_dir).is_ignore()
     }
 
     /// Whether a root is excluded, by itself or by a parent directory (`--force-exclude`).
     fn skips_root(&self, path: &Path, is_dir: bool) -> bool {
-        self.in_base(path).is_ok_and(|p| self.matcher.matched_path_or_any_parents(p, is_dir).is_ignore())
+        self.in_base(path).is_ok_and(|p| self.matcher.matched_path_or_any_parents(&p, is_dir).is_ignore())
     }
 }
 
