@@ -245,23 +245,39 @@ impl Cold {
     }
 }
 
-/// Throttled requests in a row, each started alone (its cap down to one), that switch a
-/// remote tier off: a server that throttles even one request at a time.
+/// Requests in a row, each started alone (its cap down to one) and refused (HTTP 429/503)
+/// at every attempt it sent, two at least, that switch a remote tier off: a server that
+/// throttles even one request at a time, and its retries.
 const THROTTLED_OFF: u64 = 3;
 
 /// A cap on requests of one kind in flight, for a server that throttles (HTTP 429 or 503:
-/// S3's `SlowDown`, a rate limit shared by a fleet of runners): halved by an attempt the
-/// server throttled, once per round (attempts sent before the last halving, a burst
-/// throttled together, do not halve it again), raised by one by each that succeeds, from
-/// and up to the number of threads (so that against a server that does not throttle
-/// nothing waits), never below one. A request holds its slot while it waits to retry, and
-/// each retry takes one again under the cap as it is then, so a burst throttled together
-/// backs off within its own attempts.
+/// S3's `SlowDown`, a rate limit shared by a fleet of runners): halved by a retry the
+/// server throttled again (a request its own backoff did not get through), once per round
+/// (retries sent before the last halving, a burst throttled together, do not halve it
+/// again), raised by one by each attempt that succeeds, from and up to the number of
+/// threads (so that against a server that does not throttle nothing waits), never below
+/// one. A first attempt throttled and its retry answered leaves the cap as it was: that is
+/// a transient throttle's cost, one retry (halving on it shrank the cap to one against a
+/// server refusing each request once, and the requests queued behind it were given up).
+/// A request holds its slot while it waits to retry, and each retry takes one again under
+/// the cap as it is then, so a burst throttled together backs off within its own
+/// attempts; retries waiting for room go before requests not yet sent, which would
+/// otherwise take the room as it frees and leave the retries to run out of time.
 struct Throttle {
     max: usize,
-    /// The cap, the requests in flight, and the halvings so far.
-    state: Mutex<(usize, usize, u64)>,
+    state: Mutex<Capped>,
     room: std::sync::Condvar,
+}
+
+/// The state of a [`Throttle`].
+struct Capped {
+    cap: usize,
+    /// Requests in flight (holding a slot).
+    in_flight: usize,
+    /// The halvings so far.
+    halvings: u64,
+    /// Retries waiting for room: no first attempt takes a slot meanwhile.
+    retries_waiting: usize,
 }
 
 /// A request's slot under a [`Throttle`]: the cap when it was taken, and the halvings then.
@@ -271,68 +287,86 @@ struct Slot {
     halvings: u64,
 }
 
-/// How a request under a [`Throttle`] ended.
+/// How an attempt under a [`Throttle`] ended.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Ended {
     Succeeded,
+    /// A retry throttled again.
     Throttled,
+    /// Another failure, or a first attempt throttled.
     Other,
 }
 
 impl Throttle {
     fn new(max: usize) -> Throttle {
-        Throttle { max, state: Mutex::new((max, 0, 0)), room: std::sync::Condvar::new() }
+        Throttle {
+            max,
+            state: Mutex::new(Capped { cap: max, in_flight: 0, halvings: 0, retries_waiting: 0 }),
+            room: std::sync::Condvar::new(),
+        }
     }
 
     /// Wait for room under the cap while `go_on()` holds; the slot taken, or None when the
     /// request is not to be sent.
     #[cfg(test)]
     fn enter(&self, go_on: impl Fn() -> bool) -> Option<Slot> {
-        self.enter_until(go_on, None)
+        self.enter_until(go_on, None, false)
     }
 
-    /// [`Throttle::enter`], waiting no later than `deadline` (None: no limit).
-    fn enter_until(&self, go_on: impl Fn() -> bool, deadline: Option<Instant>) -> Option<Slot> {
+    /// [`Throttle::enter`], waiting no later than `deadline` (None: no limit); a `retry`
+    /// goes before first attempts.
+    fn enter_until(&self, go_on: impl Fn() -> bool, deadline: Option<Instant>, retry: bool) -> Option<Slot> {
         let mut state = self.state.lock().expect("throttle lock");
-        loop {
+        if retry {
+            state.retries_waiting += 1;
+        }
+        let slot = loop {
             if !go_on() {
-                return None;
+                break None;
             }
-            if state.1 < state.0 {
-                state.1 += 1;
-                return Some(Slot { cap: state.0, halvings: state.2 });
+            if state.in_flight < state.cap && (retry || state.retries_waiting == 0) {
+                state.in_flight += 1;
+                break Some(Slot { cap: state.cap, halvings: state.halvings });
             }
             let mut wait = Duration::from_millis(50);
             if let Some(deadline) = deadline {
                 match deadline.checked_duration_since(Instant::now()) {
                     Some(left) if !left.is_zero() => wait = wait.min(left),
-                    _ => return None,
+                    _ => break None,
                 }
             }
             state = self.room.wait_timeout(state, wait).expect("throttle lock").0;
+        };
+        if retry {
+            state.retries_waiting -= 1;
+            if state.retries_waiting == 0 {
+                // First attempts waiting behind the retries may go now.
+                self.room.notify_all();
+            }
         }
+        slot
     }
 
-    /// What an attempt sent in `slot` came to: a success raises the cap by one; a throttled
-    /// attempt halves it, unless it was sent before the last halving (its burst lowered it
-    /// already).
+    /// What an attempt sent in `slot` came to: a success raises the cap by one; a retry
+    /// throttled again halves it, unless it was sent before the last halving (its burst
+    /// lowered it already).
     fn ended(&self, slot: Slot, ended: Ended) {
         let mut state = self.state.lock().expect("throttle lock");
         match ended {
-            Ended::Succeeded => state.0 = (state.0 + 1).min(self.max),
-            Ended::Throttled if slot.halvings == state.2 => {
-                state.0 = (state.0 / 2).max(1);
-                state.2 += 1;
+            Ended::Succeeded => state.cap = (state.cap + 1).min(self.max),
+            Ended::Throttled if slot.halvings == state.halvings => {
+                state.cap = (state.cap / 2).max(1);
+                state.halvings += 1;
             }
             Ended::Throttled | Ended::Other => {}
         }
     }
 
-    /// Give `slot` back, then wait for one under the cap as it is now (a retry), while
-    /// `go_on()` holds and, with a `deadline`, no later than it.
+    /// Give `slot` back, then wait for one under the cap as it is now (a retry, before
+    /// first attempts), while `go_on()` holds and, with a `deadline`, no later than it.
     fn again(&self, slot: Slot, go_on: impl Fn() -> bool, deadline: Option<Instant>) -> Option<Slot> {
         self.leave(slot);
-        self.enter_until(go_on, deadline)
+        self.enter_until(go_on, deadline, true)
     }
 
     #[cfg(test)]
@@ -342,16 +376,23 @@ impl Throttle {
         self.leave(slot);
     }
 
+    /// Halve the cap, as a retry throttled again elsewhere does.
+    #[cfg(test)]
+    fn halve(&self) {
+        let halvings = self.state.lock().expect("throttle lock").halvings;
+        self.ended(Slot { cap: 0, halvings }, Ended::Throttled);
+    }
+
     /// The cap and the requests in flight.
     #[cfg(test)]
     fn now(&self) -> (usize, usize) {
         let state = self.state.lock().expect("throttle lock");
-        (state.0, state.1)
+        (state.cap, state.in_flight)
     }
 
     fn leave(&self, _slot: Slot) {
         let mut state = self.state.lock().expect("throttle lock");
-        state.1 -= 1;
+        state.in_flight -= 1;
         self.room.notify_all();
     }
 }
@@ -434,10 +475,12 @@ impl Remote {
     /// attempt's answer). The first attempt waits for its slot no longer than one time
     /// limit either: one that finds none by then is not sent, and the request ends
     /// throttled (the server's throttling lowered the cap), without counting towards the
-    /// switch-off (no attempt was sent). A failure switches the tier off, unless the server throttled each
-    /// attempt (HTTP 429/503 without a long `Retry-After`): each halved the cap (once per
-    /// round), and the tier is switched off only by the [`THROTTLED_OFF`]th in a row started
-    /// at a cap of one (alone).
+    /// switch-off (no attempt was sent). A failure switches the tier off, unless the server
+    /// throttled each attempt sent (HTTP 429/503 without a long `Retry-After`): each retry
+    /// throttled again halved the cap (once per round), and the tier is switched off only
+    /// by the [`THROTTLED_OFF`]th request in a row started at a cap of one (alone) whose
+    /// attempts were all refused, two at least (one whose retry found no room in time was
+    /// refused once: it neither counts nor breaks the run of them).
     fn send<T>(
         &self,
         cap: &Throttle,
@@ -447,7 +490,7 @@ impl Remote {
         let go_on = || self.usable() && !crate::interrupt::requested();
         // With every slot held (the cap lowered by throttling, its requests slow to end), a
         // request queued behind them waited as long as they took, one after another.
-        let Some(first) = cap.enter_until(go_on, Instant::now().checked_add(policy.budget())) else {
+        let Some(first) = cap.enter_until(go_on, Instant::now().checked_add(policy.budget()), false) else {
             // Off or interrupted: not sent; else no slot within the time limit: throttled.
             return if go_on() { Sent::Throttled } else { Sent::Unsent };
         };
@@ -461,6 +504,8 @@ impl Remote {
         // run was interrupted, or the time limit passed, while a retry waited for one).
         let mut slot = Some(first);
         let mut attempts = 0;
+        // The attempts sent (a retry that found no slot in time was not).
+        let sent = std::cell::Cell::new(0);
         // The last attempt's transient failure, for a retry that finds no slot in time.
         let mut last: Option<String> = None;
         let mut no_room = false;
@@ -480,15 +525,18 @@ impl Remote {
                 return Err(TierError::Failed(tried));
             };
             let out = request();
+            sent.set(sent.get() + 1);
             last = match &out {
                 Err(TierError::Transient { message, .. }) => Some(message.clone()),
                 _ => None,
             };
             let was = matches!(&out, Err(e) if remote::retry::throttled(e));
             throttled.set(throttled.get() && was);
+            // A first attempt throttled leaves the cap: its retry says whether the server
+            // still refuses (see [`Throttle`]).
             let ended = match &out {
                 Ok(_) => Ended::Succeeded,
-                Err(_) if was => Ended::Throttled,
+                Err(_) if was && attempts > 1 => Ended::Throttled,
                 Err(_) => Ended::Other,
             };
             cap.ended(held, ended);
@@ -511,10 +559,16 @@ impl Remote {
                 Sent::TooLarge
             }
             Err(e) if throttled.get() && self.usable() => {
-                if sent_at == 1 && self.throttled_streak.fetch_add(1, Ordering::Relaxed) + 1 >= THROTTLED_OFF
+                // Refused at every attempt it sent, and sent again at least once: counted
+                // towards the switch-off when begun alone. One refused once, its retry not
+                // sent for want of room, says nothing of what the server does with a retry.
+                if sent_at == 1
+                    && sent.get() >= 2
+                    && self.throttled_streak.fetch_add(1, Ordering::Relaxed) + 1 >= THROTTLED_OFF
                 {
                     self.fail(&TierError::Failed(format!(
-                        "{e}, throttled (HTTP 503/429) {THROTTLED_OFF} times in a row with one request in flight"
+                        "{e}; {THROTTLED_OFF} requests in a row, each sent alone, were throttled (HTTP \
+                         503/429) at every attempt"
                     )));
                     return Sent::Failed;
                 }
@@ -1818,12 +1872,26 @@ mod tests {
         }
     }
 
-    /// A tier whose lookups fail, each attempt with the next of these HTTP statuses.
-    struct Failing(Mutex<Vec<u16>>);
+    /// A tier whose lookups fail, each attempt with the next of these HTTP statuses (0: no
+    /// entry, answered).
+    struct Failing(Mutex<Vec<u16>>, Mutex<Option<Arc<Remote>>>);
+
+    impl Failing {
+        fn new(statuses: Vec<u16>) -> Failing {
+            Failing(Mutex::new(statuses), Mutex::default())
+        }
+    }
 
     impl Tier for Failing {
         fn get(&self, _: &Key) -> Result<Option<Vec<u8>>, TierError> {
+            // With a remote set: its lookups' cap halved meanwhile, as by another request.
+            if let Some(r) = self.1.lock().unwrap().as_ref() {
+                r.lookup_cap.halve();
+            }
             let status = self.0.lock().unwrap().remove(0);
+            if status == 0 {
+                return Ok(None);
+            }
             Err(TierError::Transient { message: format!("GET: HTTP {status}"), retry_after: None })
         }
         fn put(&self, _: &Key, data: &[u8]) -> Result<u64, TierError> {
@@ -1845,7 +1913,7 @@ mod tests {
         for (statuses, kept) in
             [(vec![503, 503, 503], true), (vec![500, 500, 503], false), (vec![503, 500, 503], false)]
         {
-            let tier = Arc::new(Failing(Mutex::new(statuses.clone())));
+            let tier = Arc::new(Failing::new(statuses.clone()));
             let settings = CacheSettings {
                 dir_from: None,
                 dir: None,
@@ -1880,17 +1948,20 @@ mod tests {
 
     // A retry waits for a slot under the cap no later than one time limit after the first
     // attempt (README: "No retry starts later than one time limit after the first attempt
-    // did"): with the cap down to one and that slot held by another request that does not
-    // end, the lookup ends throttled (a miss, the remote on) with the one attempt it made.
-    // It waited for the slot for as long as the slot stayed taken.
+    // did"): with the cap lowered to one meanwhile (by another request's retry throttled
+    // again) and that slot held by another request that does not end, the lookup ends
+    // throttled (a miss, the remote on) with the one attempt it made, not counted towards
+    // the switch-off (refused once). It waited for the slot for as long as the slot stayed
+    // taken.
     #[test]
     fn a_retry_waits_for_a_slot_no_longer_than_the_time_limit() {
-        let tier = Arc::new(Failing(Mutex::new(vec![503; 3])));
+        let tier = Arc::new(Failing::new(vec![503; 3]));
         let inner = Arc::new(remote_of(tier.clone(), Duration::from_millis(300)));
         let r = Arc::clone(inner.remote.as_ref().unwrap());
         while r.lookup_cap.now().0 > 2 {
             r.lookup_cap.leave_after(Ended::Throttled);
         }
+        *tier.1.lock().unwrap() = Some(Arc::clone(&r));
         // Another request's slot, held until the lookup ends (or, should it never, until
         // the test gives up on it and fails).
         let other = r.lookup_cap.enter(|| true).unwrap();
@@ -1905,42 +1976,61 @@ mod tests {
         assert_eq!(tier.0.lock().unwrap().len(), 2, "one attempt, and no retry without a slot");
         assert!(r.usable());
         assert_eq!(r.throttled_lookups.load(Ordering::Relaxed), 1);
+        assert_eq!(r.throttled_streak.load(Ordering::Relaxed), 0, "counted towards the switch-off");
+        tier.1.lock().unwrap().take();
     }
 
-    // A request waits for its first slot under the cap no longer than one time limit
-    // either: with the cap down to one and that slot held by another request that does not
-    // end, a lookup ends throttled (a miss, the remote on) and an upload is not sent
-    // (throttled), neither sending anything nor counting towards the switch-off. Each waited
-    // for the slot for as long as it stayed taken.
+    // A first attempt throttled leaves the cap as it was (a server refusing each request
+    // once is answered on the retry: the cost is one retry); a retry throttled again halves
+    // it. Every first attempt throttled halved it (once per round), down to one against a
+    // server refusing each request once, so that retries waited behind it and were given up.
     #[test]
-    fn a_first_attempt_waits_for_a_slot_no_longer_than_the_time_limit() {
-        let tier = Arc::new(Failing(Mutex::new(vec![503; 3])));
-        let inner = Arc::new(remote_of(tier.clone(), Duration::from_millis(300)));
+    fn only_a_retry_throttled_again_halves_the_cap() {
+        let tier = Arc::new(Failing::new(vec![429, 0]));
+        let inner = remote_of(tier.clone(), Duration::from_secs(5));
         let r = Arc::clone(inner.remote.as_ref().unwrap());
-        for cap in [&r.lookup_cap, &r.upload_cap] {
-            while cap.now().0 > 1 {
-                cap.leave_after(Ended::Throttled);
-            }
-        }
-        // Other requests' slots, held until the requests end (or, should they never, until
-        // the test gives up on them and fails).
-        let others = [r.lookup_cap.enter(|| true).unwrap(), r.upload_cap.enter(|| true).unwrap()];
-        let (done, ended) = std::sync::mpsc::channel();
-        let (lookup, remote) = (Arc::clone(&inner), Arc::clone(&r));
-        std::thread::spawn(move || {
-            let _ = done.send(lookup.get(0, &[7; 32], 1, &mut false).is_none());
-            let _ = done.send(matches!(remote.put(&[7; 32], b"entry"), Sent::Throttled));
-        });
-        let results =
-            [ended.recv_timeout(Duration::from_secs(60)), ended.recv_timeout(Duration::from_secs(60))];
-        r.lookup_cap.leave(others[0]);
-        r.upload_cap.leave(others[1]);
-        assert_eq!(results, [Ok(true), Ok(true)], "a request waited for its first slot past the time limit");
-        assert_eq!(tier.0.lock().unwrap().len(), 3, "nothing sent without a slot");
-        assert!(r.usable());
+        assert_eq!(r.get(&[7; 32]), Some(None), "answered (no entry) after one retry");
+        assert_eq!(r.lookup_cap.now(), (remote::LOOKUPS, 0), "a first attempt throttled lowered the cap");
+        assert_eq!(r.throttled_lookups.load(Ordering::Relaxed), 0);
+        // Refused three times: the first retry halves it, and the second, sent after that
+        // halving, again.
+        *tier.0.lock().unwrap() = vec![429, 503, 429];
+        assert_eq!(r.get(&[8; 32]), None, "throttled through");
+        assert_eq!(r.lookup_cap.now(), (remote::LOOKUPS / 4, 0));
         assert_eq!(r.throttled_lookups.load(Ordering::Relaxed), 1);
-        assert_eq!(r.throttled_uploads.load(Ordering::Relaxed), 1);
-        assert_eq!(r.throttled_streak.load(Ordering::Relaxed), 0, "counted towards the switch-off");
+        assert!(r.usable());
+    }
+
+    // Retries waiting for room under a lowered cap go before requests not yet sent: these
+    // took each slot as it freed, and the retries ran out of time (lookups counted as
+    // throttled misses, uploads not sent, against a server answering every retry).
+    #[test]
+    fn retries_go_before_first_attempts() {
+        let t = Arc::new(Throttle::new(2));
+        let a = t.enter(|| true).unwrap();
+        let b = t.enter(|| true).unwrap();
+        t.halve();
+        // b retries, and another request waits for its first slot: a holds the only one.
+        let (retried, retry) = std::sync::mpsc::channel();
+        let (firsted, first) = std::sync::mpsc::channel();
+        let (t1, t2) = (Arc::clone(&t), Arc::clone(&t));
+        std::thread::spawn(move || {
+            let _ = retried.send(t1.again(b, || true, None));
+        });
+        while t.state.lock().unwrap().retries_waiting == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::spawn(move || {
+            let _ = firsted.send(t2.enter(|| true));
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        t.leave(a);
+        let got = retry.recv_timeout(Duration::from_secs(60)).expect("the retry got no slot").unwrap();
+        assert!(first.recv_timeout(Duration::from_millis(200)).is_err(), "a first attempt took the slot");
+        t.leave(got);
+        let got = first.recv_timeout(Duration::from_secs(60)).expect("no slot once the retry was done");
+        t.leave(got.unwrap());
+        assert_eq!(t.now(), (1, 0));
     }
 
     // A sound entry read while the decoding budget is used up (decompression bombs in

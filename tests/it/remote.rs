@@ -974,11 +974,11 @@ fn network_faults_never_break_a_build() {
     for (status, want) in [
         (500, "HTTP 500 (after 3 attempts)"),
         // Throttling (503, 429): the remote is switched off only once requests sent one at a
-        // time are throttled through in a row: the uploads' (`PUT: HTTP 503 (after 4
+        // time are refused at every attempt, in a row: the uploads' (`PUT: HTTP 503 (after 4
         // attempts)`) or, as retries now wait for a slot under the falling cap, the lookups'
         // (`GET: HTTP 503 (after 3 attempts)`), whichever reach a cap of 1 first.
         (503, "HTTP 503 (after "),
-        (503, "throttled (HTTP 503/429) 3 times in a row with one request in flight"),
+        (503, "3 requests in a row, each sent alone, were throttled (HTTP 503/429) at every attempt"),
         (403, "HTTP 403"),
         (507, "HTTP 507"),
     ] {
@@ -1525,6 +1525,101 @@ fn transient_failures_are_retried() {
         assert_eq!(remote_counts(&run.stderr), [2, 0, 0, 0, 0, 0, 3], "{what}: {}", run.stderr);
         assert!(run.stderr.contains(", 1 already there"), "{what}: {}", run.stderr);
         assert!(sent(&f).values().all(|n| *n == 2 || *n == 4), "{what}: {:?}", sent(&f));
+    }
+}
+
+/// A server that throttles each request once (HTTP 429 or 503, then the retry answered),
+/// over HTTP and S3, on a tree of some 300 files: the throttle costs one retry per request
+/// and nothing else. Machine A's cold build keeps the remote on (no warning), every entry
+/// is uploaded (none throttled through or dropped), and the server saw each request sent
+/// twice, never once or three times; machine B, elsewhere, builds everything from the server (no miss, no
+/// lookup throttled), its pycs py_compile's bytes. Every throttled first attempt halved
+/// the cap on requests in flight, down to one, and a retry waiting for room lost it to
+/// requests not yet sent: most lookups were given up as throttled misses (one GET sent,
+/// never retried), hundreds of uploads were dropped, and the remote was switched off as
+/// "throttled 3 times in a row" when no request had been refused twice.
+#[test]
+fn throttling_each_request_once_costs_one_retry() {
+    let test = "remote::throttling_each_request_once_costs_one_retry";
+    let Some(py) = harness::python_or_skip((3, 12), test) else { return };
+    let s3_env = [
+        ("AWS_ACCESS_KEY_ID", "AKIDTHROTTLE"),
+        ("AWS_SECRET_ACCESS_KEY", "throttle-secret-0123456789"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let lib = harness::stdlib_dir(py);
+    let machine = |name: &str| {
+        let m = Machine::new(py, name);
+        for pkg in [
+            "xml",
+            "urllib",
+            "asyncio",
+            "importlib",
+            "concurrent",
+            "logging",
+            "encodings",
+            "unittest",
+            "multiprocessing",
+            "ctypes",
+            "re",
+            "html",
+            "wsgiref",
+            "xmlrpc",
+        ] {
+            harness::copy_py_tree(&lib.join(pkg), &m.tree.join(pkg), &|_| false);
+        }
+        m
+    };
+    for (status, scheme) in [(429, "http"), (503, "http"), (503, "s3")] {
+        let what = format!("HTTP {status} once per request over {scheme}");
+        let f = Faulty::start(Fault::Flaky { first: 1, with: Flake::Status(status) });
+        let mut env: Vec<(&str, &str)> = Vec::new();
+        let url = if scheme == "s3" {
+            env.extend(s3_env);
+            env.push(("AWS_ENDPOINT_URL", f.url().leak()));
+            "s3://bucket/fleet".to_string()
+        } else {
+            format!("{}/fleet", f.url())
+        };
+        let a = machine("machine-a");
+        let sources = harness::files_with_suffix(&a.tree, ".py").len() as u64;
+        assert!(sources > 300, "{what}: {sources} sources");
+        let run = a.compile(&py.path, &["-v", "--cache-url", &url], &env);
+        assert_eq!(run.code, Some(1), "{what}: {}", run.stderr);
+        assert_no_warning(&what, &run.stderr);
+        // Hits, misses, stores, damaged, errors, timeouts, retries: no error, every upload
+        // stored (none throttled through, dropped or left when the build ended).
+        let counted = remote_counts(&run.stderr);
+        assert_eq!((counted[0], counted[4]), (0, 0), "{what}: {}", run.stderr);
+        assert!(!run.stderr.contains("throttled"), "{what}: {}", run.stderr);
+        let by = sent(&f);
+        assert!(by.values().all(|n| *n == 2), "{what}: each request sent twice: {by:?}");
+        let puts = by.keys().filter(|r| r.starts_with("PUT ")).count() as u64;
+        assert_eq!(counted[2], puts, "{what}: {}", run.stderr);
+        assert!(!run.stderr.contains(" not sent") && !run.stderr.contains("not stored"), "{}", run.stderr);
+        assert_eq!(counted[6] * 2, f.requests().len() as u64, "{what}: one retry per request");
+
+        let b = machine("elsewhere/machine-b");
+        let run = b.compile(&py.path, &["-v", "--cache-url", &url], &env);
+        assert_eq!(run.code, Some(1), "{what}: {}", run.stderr);
+        assert_no_warning(&what, &run.stderr);
+        let counted = remote_counts(&run.stderr);
+        assert_eq!(counted[1], 0, "{what}: B missed: {}", run.stderr);
+        assert!(!run.stderr.contains("throttled"), "{what}: {}", run.stderr);
+        let (from_cache, compiled) = counts(&run.stderr);
+        assert_eq!((from_cache, compiled as u64), (compiled, sources - 1), "{what}: {}", run.stderr);
+        // py_compile's bytes, at B's paths.
+        let mut compilable = harness::files_with_suffix(&b.tree, ".py");
+        compilable.retain(|p| p != Path::new("broken.py"));
+        let absolute: Vec<PathBuf> = compilable.iter().map(|p| b.tree.join(p)).collect();
+        let references = harness::py_compile_refs(py, &b.tree, &absolute, None);
+        let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
+        for (source, reference) in compilable.iter().zip(references) {
+            let stem = source.file_stem().unwrap().to_str().unwrap();
+            let pyc = b.tree.join(source).with_file_name(format!("__pycache__/{stem}.{tag}.pyc"));
+            let written = std::fs::read(&pyc).unwrap_or_else(|e| panic!("{what}: {}: {e}", pyc.display()));
+            assert!(Some(written) == reference, "{what}: {} is not py_compile's", source.display());
+        }
     }
 }
 
