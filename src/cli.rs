@@ -451,6 +451,27 @@ pub fn env_var_error(err: &clap::Error, argv: &[OsString]) -> Option<String> {
     ))
 }
 
+/// `hashpyc cache stats|prune|clean --cache-url URL`: clap's `unexpected argument
+/// '--cache-url' found` with a tip for `--cache` read as a typo; when `err` is that
+/// rejection, the message `HASHPYC_CACHE_URL` gets there instead (those commands manage a
+/// local cache directory only).
+pub fn cache_url_error(err: &clap::Error, argv: &[OsString]) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if err.kind() != ErrorKind::UnknownArgument || argv.get(1).is_none_or(|a| a != "cache") {
+        return None;
+    }
+    let Some(ContextValue::String(arg)) = err.get(ContextKind::InvalidArg) else { return None };
+    if arg != "--cache-url" && !arg.starts_with("--cache-url=") {
+        return None;
+    }
+    Some(
+        "unexpected argument '--cache-url' (`hashpyc cache` manages a local cache directory only, not \
+         the shared cache --cache-url names: its entries expire by the server's rules); give --cache \
+         DIR, set HASHPYC_CACHE, or set `cache` in the configuration file"
+            .into(),
+    )
+}
+
 /// The most workers `--jobs` starts: each is a Python process of some 10-20 MB, and
 /// compiling is CPU-bound, so a value far above the CPU count only costs memory.
 pub const MAX_JOBS: usize = 1024;

@@ -24,7 +24,9 @@ fn main() {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let matches = hashpyc::cli::Cli::command().try_get_matches_from(&argv).unwrap_or_else(|e| {
         // A bad value from an environment variable is reported as the variable's.
-        if let Some(message) = hashpyc::cli::env_var_error(&e, &argv) {
+        if let Some(message) =
+            hashpyc::cli::env_var_error(&e, &argv).or_else(|| hashpyc::cli::cache_url_error(&e, &argv))
+        {
             hashpyc::report::stderr_line(&mut std::io::stderr(), format_args!("error: {message}"));
             std::process::exit(2);
         }

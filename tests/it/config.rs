@@ -805,6 +805,23 @@ per_python!(cache_commands_read_the_file, min = (3, 11), |py: &Python| {
         .run();
     shared.assert_code(2);
     assert!(shared.stderr.contains(&format!("{not_managed} HASHPYC_CACHE_URL names")), "{}", shared.stderr);
+    // The flag gets the same explanation (clap's `unexpected argument '--cache-url' found`
+    // with a tip for `--cache` before), whatever else is given.
+    for args in [
+        &["cache", "stats", "--cache-url", "s3://ci-cache/hashpyc"][..],
+        &["cache", "prune", "--max-size", "1MB", "--cache-url=http://127.0.0.1:9/c"],
+        &["cache", "clean", "--cache", "nowhere", "--cache-url", "s3://ci-cache/hashpyc"],
+    ] {
+        let flag = harness::Hashpyc::new(&proj).args(args).run();
+        flag.assert_code(2);
+        assert_eq!(
+            flag.stderr,
+            "error: unexpected argument '--cache-url' (`hashpyc cache` manages a local cache directory \
+             only, not the shared cache --cache-url names: its entries expire by the server's rules); \
+             give --cache DIR, set HASHPYC_CACHE, or set `cache` in the configuration file\n",
+            "{args:?}"
+        );
+    }
     harness::Hashpyc::new(&proj).args(["cache", "clean"]).run().assert_code(0);
     let stats = harness::Hashpyc::new(&proj).args(["cache", "stats", "--format", "json"]).run();
     let v: serde_json::Value = serde_json::from_str(&stats.stdout).unwrap();
