@@ -23,6 +23,20 @@ try:
 except Exception:
     if sys.executable:
         w("file=%s\n" % os.path.realpath(sys.executable))
+# The settings the interpreter runs with that change what it compiles or which pycs it
+# imports, as a launcher may give them (`-X no_debug_ranges`, `-O`, PYTHONNODEBUGRANGES):
+# the probe starts as the workers do, so it sees what they will.
+if sys.version_info >= (3, 11):
+    # No column positions (co_positions gives None for them).
+    pos = list(compile("x", "<probe>", "eval").co_positions())
+    w("debug_ranges=%d\n" % (1 if any(p[3] is not None for p in pos) else 0))
+if hasattr(sys, "get_int_max_str_digits"):
+    limit = sys.get_int_max_str_digits()
+    if limit != getattr(sys.int_info, "default_max_str_digits", 4300):
+        w("int_max_str_digits=%d\n" % limit)
+w("optimize=%d\n" % sys.flags.optimize)
+if getattr(sys, "pycache_prefix", None):
+    w("pycache_prefix=%s\n" % os.fsencode(sys.pycache_prefix).hex())
 if impl == "cpython" and sys.version_info >= (3, 7):
     import importlib.util, marshal
     # py_compile imports traceback only to word its own errors, and from 3.13 that import

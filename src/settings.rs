@@ -408,6 +408,84 @@ fn unpassed_python_variables() -> Vec<String> {
     said
 }
 
+/// The settings an interpreter runs with that hashpyc does not follow, as a launcher
+/// script gives them (`exec python3.13 -O "$@"`, `PYTHONNODEBUGRANGES=1 exec …`), which
+/// no variable of hashpyc's own environment does (see [`unpassed_python_variables`]): for
+/// `compile`, those that change its pycs (the bytes are still that interpreter's, and the
+/// bytecode cache keeps them apart); for both commands, an optimization level or a pycache
+/// prefix under which it imports none of the pycs the run writes or checks, with what to
+/// pass instead.
+fn interpreter_settings_warnings(
+    targets: &[Arc<Target>],
+    layouts: &[Layout],
+    levels: &[u8],
+    command: &str,
+) -> Vec<String> {
+    let mut said = Vec::new();
+    let (does, to) = if command == "compile" { ("writes", "write") } else { ("checks", "check") };
+    for (t, layout) in targets.iter().zip(layouts) {
+        let exe = crate::report::shown(&t.executable);
+        let set = &t.settings;
+        if command == "compile" && set.no_debug_ranges {
+            said.push(format!(
+                "`{exe}` runs without column positions (`-X no_debug_ranges` or PYTHONNODEBUGRANGES where it \
+                 starts): the pycs compiled with it have none, as its own py_compile writes them, unlike those \
+                 of CPython {} started without that setting",
+                t.version_string()
+            ));
+        }
+        if command == "compile"
+            && let Some(n) = set.int_max_str_digits
+        {
+            let limit = if n == 0 { "of any length".to_string() } else { format!("of up to {n} digits") };
+            said.push(format!(
+                "`{exe}` runs with int_max_str_digits={n} (`-X int_max_str_digits` or PYTHONINTMAXSTRDIGITS \
+                 where it starts): it compiles integer literals {limit}, where CPython without that setting \
+                 takes them up to 4 300 digits, so a longer literal compiles with one and fails with the other"
+            ));
+        }
+        let level = set.optimize;
+        if level > 0 && !levels.contains(&level) {
+            let ours: Vec<String> = levels.iter().map(u8::to_string).collect();
+            let ours = match ours.split_last() {
+                Some((last, [])) => format!("level {last}"),
+                Some((last, rest)) => format!("levels {} and {last}", rest.join(", ")),
+                None => String::new(),
+            };
+            let instead = if level <= 2 {
+                format!("pass `-o {level}` to {to} those")
+            } else {
+                "which hashpyc does not write (levels 0, 1 and 2)".to_string()
+            };
+            said.push(format!(
+                "`{exe}` runs with optimization level {level} (`-O` or PYTHONOPTIMIZE where it starts), so it \
+                 imports `.opt-{level}.pyc` pycs, not the {ours} pycs hashpyc {does}: {instead}"
+            ));
+        }
+        if let Some(prefix) = &set.pycache_prefix
+            && t.minor() >= (3, 8)
+        {
+            let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+            let theirs = layout::absolute(prefix, &cwd);
+            let ours = match layout {
+                Layout::Pycache => Some("in the `__pycache__` directories".to_string()),
+                Layout::Prefix(p) if *p != theirs => Some(format!("under `{}`", crate::report::shown(p))),
+                // A legacy pyc (`<source>c`) is imported without its source, prefix or not.
+                Layout::Prefix(_) | Layout::Legacy => None,
+            };
+            if let Some(ours) = ours {
+                let shown = crate::report::shown(prefix);
+                said.push(format!(
+                    "`{exe}` runs with pycache prefix `{shown}` (`-X pycache_prefix` or PYTHONPYCACHEPREFIX \
+                     where it starts), so it looks for pycs under it, not {ours} where hashpyc {does} them: \
+                     pass `--pycache-prefix {shown}` to {to} those"
+                ));
+            }
+        }
+    }
+    said
+}
+
 /// The state directory, when it is set (or, under `-v`, defaults) to one that cannot be
 /// used: what `command` loses, which would otherwise be lost silently (every run starting
 /// Python again). The default location is not worth a warning on every run where the home
@@ -1254,7 +1332,8 @@ fn one_target_per_pyc(
             && o.hexversion == t.hexversion
             && o.sys_version == t.sys_version
             && o.abiflags == t.abiflags
-            && o.gil_disabled == t.gil_disabled;
+            && o.gil_disabled == t.gil_disabled
+            && o.settings.compiling() == t.settings.compiling();
         if same_build {
             continue;
         }
@@ -1386,8 +1465,9 @@ pub fn compile_settings(args: &CompileArgs) -> Result<CompileSettings, Error> {
     let targets = one_target_per_pyc(targets, &args.layout, args.target.python_from.as_ref())?;
     let layouts = layouts(&args.layout, &targets, args.target.python_from.as_ref())?;
     let embed = embed(&args.embed);
-    let named_warnings = ddir_named_warning(&args.embed, &roots)
+    let named_warnings = interpreter_settings_warnings(&targets, &layouts, &levels, "compile")
         .into_iter()
+        .chain(ddir_named_warning(&args.embed, &roots))
         .chain(nested_config_warning(&args.config, &roots))
         .collect();
     let verify = crate::env::is_on(crate::env::VERIFY);
@@ -1557,7 +1637,8 @@ pub struct CheckSettings {
     /// (`Origin::Env`), a file's `pycache-prefix`, or `--pycache-prefix` (`None`). The hint
     /// for pycs in `__pycache__` where the prefix was expected names it.
     pub pycache_prefix_from: Option<config::Origin>,
-    /// Warnings about the paths named (`ddir_named_warning`, `nested_config_warning`).
+    /// Warnings about the interpreters' settings (`interpreter_settings_warnings`) and the
+    /// paths named (`ddir_named_warning`, `nested_config_warning`).
     pub named_warnings: Vec<String>,
 }
 
@@ -1601,8 +1682,9 @@ pub fn check_settings(args: &CheckArgs) -> Result<CheckSettings, Error> {
         CheckMode::Unchecked => Accept::Only(HashMode::Unchecked),
         CheckMode::Any => Accept::AnyHash,
     };
-    let named_warnings = ddir_named_warning(&args.embed, &roots)
+    let named_warnings = interpreter_settings_warnings(&targets, &layouts, &levels(&args.layout), "check")
         .into_iter()
+        .chain(ddir_named_warning(&args.embed, &roots))
         .chain(nested_config_warning(&args.config, &roots))
         .collect();
     Ok(CheckSettings {

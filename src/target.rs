@@ -17,12 +17,14 @@ use thiserror::Error;
 use crate::pyc::{self, HashVariant, Magic};
 
 /// Bumped whenever the probe or the cached record changes meaning.
-const PROBE_VERSION: u32 = 3;
+const PROBE_VERSION: u32 = 4;
 /// Hashed by the probe with `importlib.util.source_hash` to tell the SipHash variants apart.
 const PROBE_SOURCE: &[u8] = b"hashpyc probe\n";
 
-/// What the probe runs (`-E -s -S -c`), given an empty directory for its py_compile as its
-/// argument where one could be made.
+/// What the probe runs (`-s -S -c`), given an empty directory for its py_compile as its
+/// argument where one could be made. Not `-E`: the probe starts as the workers do, no
+/// `PYTHON*` variable of hashpyc's own environment reaching it, but those a launcher sets
+/// (`PYTHONNODEBUGRANGES`, `PYTHONHOME`) taking effect, so that it sees what they will.
 const PROBE_SCRIPT: &str = include_str!("probe.py");
 
 /// Everything hashpyc needs to know about one target interpreter.
@@ -47,6 +49,10 @@ pub struct Target {
     /// `sys.abiflags` (`t` for free-threaded builds, `d` for debug builds).
     #[serde(default)]
     pub abiflags: String,
+    /// The settings it runs with (as a launcher may start it) that change its pycs or which
+    /// of them it imports.
+    #[serde(default)]
+    pub settings: RunSettings,
     /// A stable name for this interpreter file (see `memo_id`), for its memories in the
     /// state directory; `None` when it cannot be identified.
     #[serde(skip)]
@@ -61,6 +67,42 @@ pub struct Target {
     /// remembered with their identity beside the probe (see `CacheRecord`).
     #[serde(skip)]
     pub files: Vec<PathBuf>,
+}
+
+/// Settings an interpreter runs with, as its probe found them, that change the pycs it
+/// writes or which of them it imports: a launcher script may start it with `-X
+/// no_debug_ranges`, `-O` or their variables, which hashpyc's own environment never gives
+/// it (see [`python_command`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSettings {
+    /// Code objects without column positions (`-X no_debug_ranges`, `PYTHONNODEBUGRANGES`;
+    /// 3.11+): its pycs differ from the interpreter's without the setting.
+    pub no_debug_ranges: bool,
+    /// The limit on the digits of an integer literal, when not CPython's default of 4 300
+    /// (`-X int_max_str_digits`, `PYTHONINTMAXSTRDIGITS`; 0 is none): a literal fails to
+    /// compile under one limit and compiles under another.
+    pub int_max_str_digits: Option<i64>,
+    /// `sys.flags.optimize` (`-O`, `PYTHONOPTIMIZE`): the level of the pycs it imports.
+    pub optimize: u8,
+    /// `sys.pycache_prefix` (`-X pycache_prefix`, `PYTHONPYCACHEPREFIX`; 3.8+): where it
+    /// looks for pycs instead of `__pycache__`.
+    pub pycache_prefix: Option<PathBuf>,
+}
+
+impl RunSettings {
+    /// The settings that change what its compiles give (not only which pycs it imports),
+    /// as `-X` would spell them: part of the interpreter's identity for the bytecode
+    /// cache's key and the check that two targets share pycs.
+    pub fn compiling(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.no_debug_ranges {
+            out.push("no_debug_ranges".to_string());
+        }
+        if let Some(n) = self.int_max_str_digits {
+            out.push(format!("int_max_str_digits={n}"));
+        }
+        out
+    }
 }
 
 /// How the pool keeps compiled bytes independent of history (see `pool`).
@@ -539,7 +581,7 @@ fn run_probe(exe: &Path, timeout: Duration) -> Result<Target, TargetError> {
     // `-B`.
     let scratch = tempfile::Builder::new().prefix("hashpyc-probe.").tempdir().ok();
     let mut cmd = python_command(exe);
-    cmd.args(["-E", "-s", "-S", "-c", PROBE_SCRIPT]);
+    cmd.args(["-s", "-S", "-c", PROBE_SCRIPT]);
     if let Some(dir) = &scratch {
         cmd.arg(dir.path());
     }
@@ -745,6 +787,15 @@ fn parse_probe(exe: &Path, out: &str, err: &str) -> Result<Target, TargetError> 
         gil_disabled: field("gil_disabled").as_deref() == Some("1"),
         sys_version: field("sys_version").unwrap_or_default(),
         abiflags: field("abiflags").unwrap_or_default(),
+        settings: RunSettings {
+            no_debug_ranges: field("debug_ranges").as_deref() == Some("0"),
+            int_max_str_digits: field("int_max_str_digits").and_then(|n| n.parse().ok()),
+            optimize: field("optimize").and_then(|n| n.parse().ok()).unwrap_or(0),
+            pycache_prefix: field("pycache_prefix").and_then(|h| parse_hex(&h)).map(|b| {
+                use std::os::unix::ffi::OsStringExt;
+                PathBuf::from(OsString::from_vec(b))
+            }),
+        },
         identity: None,
         unconfirmed: false,
         files: out.lines().filter_map(|l| l.strip_prefix("file=")).map(PathBuf::from).collect(),
@@ -1294,6 +1345,7 @@ pub fn known_target(spec: &str) -> Result<Target, TargetError> {
         gil_disabled: false,
         sys_version: String::new(),
         abiflags: String::new(),
+        settings: RunSettings::default(),
         identity: None,
         unconfirmed: false,
         files: Vec::new(),

@@ -1784,6 +1784,12 @@ fn key_prefix(t: &Target, script: &str) -> blake3::Hasher {
     field(t.abiflags.as_bytes());
     field(&[u8::from(t.gil_disabled), u8::from(t.flag_ref_top), t.marshal_version]);
     field(t.isolation().to_string().as_bytes());
+    // Settings a launcher starts it with that change its bytes (`-X no_debug_ranges`) or
+    // what compiles (`-X int_max_str_digits=0`): none for an interpreter started plainly,
+    // whose keys are as they were.
+    for setting in t.settings.compiling() {
+        field(format!("run setting {setting}").as_bytes());
+    }
     h
 }
 

@@ -3038,3 +3038,85 @@ fn a_cache_others_may_write_is_warned_of() {
     let run = tree.hashpyc().args(["compile", "--force", "--cache"]).arg(&link).python(py).arg("src").run();
     assert!(!run.stderr.contains("warning"), "{}", run.stderr);
 }
+
+/// A checked-hash pyc of `tree`'s `src` written by `python`'s own py_compile (run as
+/// given: a wrapper script with what it sets), or None where py_compile failed.
+fn own_py_compile(python: &Path, tree: &Tree, src: &str) -> Option<Vec<u8>> {
+    let out = tree.path("own.pyc");
+    let _ = std::fs::remove_file(&out);
+    let status = Command::new(python)
+        .args(["-c", "import py_compile, sys\npy_compile.compile(sys.argv[1], sys.argv[2], doraise=True, invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)"])
+        .arg(src)
+        .arg(&out)
+        .current_dir(tree.root())
+        .env_remove("PYTHONNODEBUGRANGES")
+        .env_remove("PYTHONINTMAXSTRDIGITS")
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    status.success().then(|| std::fs::read(&out).unwrap())
+}
+
+// A wrapper that starts the interpreter with a setting that changes its pycs
+// (PYTHONNODEBUGRANGES: no column positions; `-X int_max_str_digits=0`: a 5 000-digit
+// literal compiles) shared the bytecode cache's key with the interpreter started plainly:
+// its entries were served to the plain one (a pyc without column positions; a pyc for a
+// file its own py_compile refuses, exit 0). The probe now learns those settings as the
+// interpreter starts, they are part of the key, and compile warns of them naming the
+// wrapper; each run's pycs are its own py_compile's, through the cache or not.
+per_python!(a_wrappers_settings_keep_its_cache_entries_apart, min = (3, 11), |py: &Python| {
+    let tree = Tree::new();
+    let cache = tree.path("cache");
+    let code = "def f(a, b):\n    return a[\"k\"] + b.c.d\n";
+    let big = format!("X = {}\n", "1".repeat(5000));
+    for dir in ["w", "p"] {
+        tree.write(format!("{dir}/tb.py"), code);
+        tree.write(format!("{dir}/big.py"), &big);
+    }
+    let exe = py.path.display();
+    let ndr =
+        tree.write_executable("bin/ndr", format!("#!/bin/sh\nPYTHONNODEBUGRANGES=1 exec '{exe}' \"$@\"\n"));
+    let digits = tree
+        .write_executable("bin/digits", format!("#!/bin/sh\nexec '{exe}' -X int_max_str_digits=0 \"$@\"\n"));
+    let compile = |python: &Path, dir: &str| {
+        tree.hashpyc()
+            .env("HASHPYC_STATE_DIR", tree.path("state"))
+            .args(["compile", "--cache"])
+            .arg(&cache)
+            .arg("--python")
+            .arg(python)
+            .arg(format!("{dir}/tb.py"))
+            .arg(format!("{dir}/big.py"))
+            .run()
+    };
+    let pyc = |dir: &str, stem: &str| {
+        let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
+        std::fs::read(tree.path(format!("{dir}/__pycache__/{stem}.{tag}.pyc"))).ok()
+    };
+    for (wrapper, setting) in
+        [(&ndr, "runs without column positions"), (&digits, "runs with int_max_str_digits=0")]
+    {
+        std::fs::remove_dir_all(&cache).ok();
+        for dir in ["w", "p"] {
+            std::fs::remove_dir_all(tree.path(format!("{dir}/__pycache__"))).ok();
+        }
+        let through = compile(wrapper, "w");
+        let named = format!("`{}` {setting}", wrapper.display());
+        assert!(through.stderr.contains(&named), "{named}:\n{}", through.stderr);
+        let plain = compile(&py.path, "p");
+        assert!(!plain.stderr.contains("from the cache"), "{}", plain.stderr);
+        assert!(!plain.stderr.contains("` runs with"), "{}", plain.stderr);
+        // Each pyc is the one its interpreter's own py_compile writes, as started.
+        for (python, dir) in [(wrapper.as_path(), "w"), (py.path.as_path(), "p")] {
+            for stem in ["tb", "big"] {
+                let own = own_py_compile(python, &tree, &format!("{dir}/{stem}.py"));
+                assert!(own == pyc(dir, stem), "{} {dir}/{stem}.py", python.display());
+            }
+        }
+        assert!(pyc("w", "tb") != pyc("p", "tb") || pyc("w", "big") != pyc("p", "big"), "{setting}");
+        if wrapper == &digits {
+            plain.assert_code(1);
+            assert!(pyc("p", "big").is_none() && pyc("w", "big").is_some());
+        }
+    }
+});

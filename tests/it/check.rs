@@ -4219,3 +4219,69 @@ per_python!(spelling_hint_through_a_symbolic_link, |py: &Python| {
     assert!(run.stderr.contains(&format!("`{}/lib64` and {hint}", v.display())), "{}", run.stderr);
     assert!(!run.stderr.contains("CPython's import writes"), "{}", run.stderr);
 });
+
+// A wrapper that starts the interpreter with `-O` or `-X pycache_prefix=DIR`: `compile`
+// wrote level 0 pycs into `__pycache__` and `check` said "all fresh" (exit 0), though that
+// interpreter imports `.opt-1.pyc` pycs, or looks under the prefix, and so uses none of
+// them. Both commands now warn, naming the wrapper, its setting and what to pass; with
+// that passed, no warning.
+#[test]
+fn a_wrappers_optimization_level_and_pycache_prefix_are_warned_of() {
+    let Some(py) = harness::python_or_skip(
+        (3, 12),
+        "check::a_wrappers_optimization_level_and_pycache_prefix_are_warned_of",
+    ) else {
+        return;
+    };
+    let tree = Tree::new();
+    tree.write("src/m.py", "M = 1\n");
+    let exe = py.path.display();
+    let opt = tree.write_executable("bin/pyO", format!("#!/bin/sh\nexec '{exe}' -O \"$@\"\n"));
+    let prefix =
+        tree.write_executable("bin/pyP", format!("#!/bin/sh\nexec '{exe}' -X pycache_prefix=pp \"$@\"\n"));
+    let run = |command: &str, python: &Path, extra: &[&str]| {
+        tree.hashpyc()
+            .env("HASHPYC_STATE_DIR", tree.path("state"))
+            .arg(command)
+            .arg("--python")
+            .arg(python)
+            .args(extra)
+            .arg("src")
+            .run()
+    };
+    let level = format!(
+        "`{}` runs with optimization level 1 (`-O` or PYTHONOPTIMIZE where it starts), so it imports `.opt-1.pyc` pycs, not the level 0 pycs hashpyc",
+        opt.display()
+    );
+    let compiled = run("compile", &opt, &[]);
+    compiled.assert_code(0);
+    assert!(
+        compiled.stderr.contains(&format!("{level} writes: pass `-o 1` to write those")),
+        "{}",
+        compiled.stderr
+    );
+    let checked = run("check", &opt, &[]);
+    checked.assert_code(0);
+    assert!(
+        checked.stderr.contains(&format!("{level} checks: pass `-o 1` to check those")),
+        "{}",
+        checked.stderr
+    );
+    for command in ["compile", "check"] {
+        let fine = run(command, &opt, &["-o", "1"]);
+        fine.assert_code(0);
+        assert!(!fine.stderr.contains("runs with"), "{}", fine.stderr);
+    }
+    let checked = run("check", &prefix, &[]);
+    checked.assert_code(0);
+    let said = format!(
+        "`{}` runs with pycache prefix `pp` (`-X pycache_prefix` or PYTHONPYCACHEPREFIX where it starts), so it looks for pycs under it, not in the `__pycache__` directories where hashpyc checks them: pass `--pycache-prefix pp` to check those",
+        prefix.display()
+    );
+    assert!(checked.stderr.contains(&said), "{}", checked.stderr);
+    for command in ["compile", "check"] {
+        let fine = run(command, &prefix, &["--pycache-prefix", "pp"]);
+        fine.assert_code(0);
+        assert!(!fine.stderr.contains("runs with"), "{}", fine.stderr);
+    }
+}

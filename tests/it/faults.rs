@@ -610,7 +610,7 @@ fn a_probe_does_not_wait_for_a_launchers_background_process() {
     let wrapper = tree.write_executable(
         "bin/wbg",
         format!(
-            "#!/bin/sh\ncase \"$*\" in *-E*) sleep 60 & echo $! >> '{}';; esac\nexec '{}' \"$@\"\n",
+            "#!/bin/sh\ncase \"$*\" in *hashpyc-probe*) sleep 60 & echo $! >> '{}';; esac\nexec '{}' \"$@\"\n",
             pids.display(),
             py.path.display()
         ),
@@ -3037,7 +3037,7 @@ crate::per_python!(the_probe_calibrates_py_compile_and_leaves_nothing_behind, |p
     let truth = String::from_utf8(truth.stdout).unwrap();
     let probe = |dir: Option<&Path>| {
         let mut cmd = Command::new(&py.path);
-        cmd.args(["-E", "-s", "-S", "-c", harness::probe_script()]).env("TMPDIR", &tmp);
+        cmd.args(["-s", "-S", "-c", harness::probe_script()]).env("TMPDIR", &tmp);
         if let Some(d) = dir {
             cmd.arg(d);
         }

@@ -917,7 +917,7 @@ pub fn worker_script() -> &'static str {
     include_str!("../../src/pool/worker.py")
 }
 
-/// The real probe script, run by `target::run_probe` with `-E -s -S -c`.
+/// The real probe script, run by `target::run_probe` with `-s -S -c`.
 pub fn probe_script() -> &'static str {
     include_str!("../../src/probe.py")
 }
