@@ -696,7 +696,28 @@ impl Reader {
     }
 }
 
-/// `how`, then what the command printed (stderr first), indented, at most 60 lines.
+/// How much of what an interpreter printed a message shows: a launcher may print without
+/// end (`exec cat /dev/zero`), and a line of its output has no bound of its own.
+const SHOWN_OUTPUT_BYTES: usize = 4096;
+
+/// `line` with control characters escaped as a finding's are ([`crate::report::printable`]:
+/// an escape sequence a launcher prints must not clear or retitle the terminal), cut to at
+/// most `budget` bytes as shown, and how many bytes of `line` were left out.
+fn shown_output(line: &str, budget: usize) -> (String, usize) {
+    let mut shown = String::new();
+    let mut buf = [0u8; 4];
+    for (at, c) in line.char_indices() {
+        let part = crate::report::printable(c.encode_utf8(&mut buf));
+        if shown.len() + part.len() > budget {
+            return (shown, line.len() - at);
+        }
+        shown.push_str(&part);
+    }
+    (shown, 0)
+}
+
+/// `how`, then what the command printed (stderr first), indented, at most 60 lines and
+/// [`SHOWN_OUTPUT_BYTES`], control characters escaped.
 fn with_output(how: String, err: &str, out: &str) -> String {
     let lines: Vec<&str> = err.lines().chain(out.lines()).collect();
     let first = lines.iter().position(|l| !l.trim().is_empty());
@@ -706,12 +727,22 @@ fn with_output(how: String, err: &str, out: &str) -> String {
     };
     let shown = &lines[first..=last];
     let mut text = format!("{how} and printed:");
+    let mut budget = SHOWN_OUTPUT_BYTES;
+    let mut lines_shown = 0;
     for l in shown.iter().take(60) {
+        let l = l.trim_end();
+        let (part, left_out) = shown_output(l, budget);
         text.push_str("\n    ");
-        text.push_str(l.trim_end());
+        budget -= part.len();
+        text.push_str(&part);
+        lines_shown += 1;
+        if left_out > 0 {
+            text.push_str(&format!(" … ({left_out} more bytes)"));
+            break;
+        }
     }
-    if shown.len() > 60 {
-        text.push_str(&format!("\n    … ({} more lines)", shown.len() - 60));
+    if shown.len() > lines_shown {
+        text.push_str(&format!("\n    … ({} more lines)", shown.len() - lines_shown));
     }
     text
 }
@@ -735,7 +766,11 @@ fn parse_probe(exe: &Path, out: &str, err: &str) -> Result<Target, TargetError> 
         let said: Vec<&str> = err.lines().chain(out.lines()).filter(|l| !l.trim().is_empty()).collect();
         return Err(not_python(match said.as_slice() {
             [] => "the probe printed nothing".to_string(),
-            [line] => format!("the probe failed, it printed `{}`", line.trim()),
+            [line] => {
+                let (part, left_out) = shown_output(line.trim(), SHOWN_OUTPUT_BYTES);
+                let more = if left_out > 0 { format!(" … ({left_out} more bytes)") } else { String::new() };
+                format!("the probe failed, it printed `{part}`{more}")
+            }
             _ => with_output("the probe failed".to_string(), err, out),
         }));
     }

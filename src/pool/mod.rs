@@ -110,8 +110,14 @@ fn fork_failure(errno: i32) -> WorkerFailure {
     WorkerFailure::Fork(crate::io::start_reason(&std::io::Error::from_raw_os_error(errno)))
 }
 
+/// `: ` and what a worker last wrote to stderr (a few KiB), control characters escaped
+/// line by line ([`crate::report::printable`]), or nothing when it wrote nothing.
 fn tail(s: &str) -> String {
-    if s.trim().is_empty() { String::new() } else { format!(": {}", s.trim()) }
+    if s.trim().is_empty() {
+        return String::new();
+    }
+    let lines: Vec<_> = s.trim().lines().map(crate::report::printable).collect();
+    format!(": {}", lines.join("\n"))
 }
 
 /// A compile's result as the worker reported it.

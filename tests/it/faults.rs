@@ -3963,3 +3963,36 @@ fn a_directory_link_switched_before_a_header_rewrite_gets_no_stale_pyc_unchecked
     assert!(std::fs::read(pyc("v2")).unwrap() == reference, "v2's pyc is not its source's: {stderr}");
     assert!(std::fs::read(pyc("v1")).unwrap() == v1_before, "v1's pyc was written: {stderr}");
 }
+
+// A `--python` that fails printing without end (`exec cat /dev/zero`) or printing escape
+// sequences: its output was copied to stderr as it came, 60 lines but any number of bytes
+// (a MiB of NUL bytes), the sequences raw (clearing and retitling the terminal). It is now
+// shown up to 4 KiB, control characters escaped as findings' are.
+#[test]
+fn a_failing_launchers_output_is_bounded_and_escaped() {
+    let tree = Tree::new();
+    tree.write("m.py", "M = 1\n");
+    let zero = tree.write_executable("bin/zero", "#!/bin/sh\nexec cat /dev/zero\n");
+    let esc =
+        tree.write_executable("bin/esc", "#!/bin/sh\nprintf '\\033[2J\\033]0;pwned\\007\\n' >&2\nexit 3\n");
+    let run = |python: &Path| {
+        tree.hashpyc()
+            .env("HASHPYC_STATE_DIR", tree.path("state"))
+            .args(["compile", "--python"])
+            .arg(python)
+            .arg("m.py")
+            .run()
+    };
+    let flood = run(&zero);
+    flood.assert_code(2);
+    assert!(flood.stderr.len() < 5000, "{} bytes", flood.stderr.len());
+    assert!(
+        !flood.stderr.contains('\0')
+            && flood.stderr.contains("\\u{0}")
+            && flood.stderr.contains("more bytes)")
+    );
+    let escapes = run(&esc);
+    escapes.assert_code(2);
+    assert!(!escapes.stderr.contains('\u{1b}') && !escapes.stderr.contains('\u{7}'), "{:?}", escapes.stderr);
+    assert!(escapes.stderr.contains("\\u{1b}[2J\\u{1b}]0;pwned\\u{7}"), "{}", escapes.stderr);
+}
