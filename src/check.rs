@@ -314,7 +314,8 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
         }
     }
     if nothing {
-        let msg = report::no_sources("check", &s.roots, walked.skipped.describe(&s.walk.skipped_by), &s.walk);
+        let msg =
+            report::no_sources("check", &s.roots, walked.skipped.describe_empty(&s.walk.skipped_by), &s.walk);
         if json {
             events.push(run_event("error", None, msg));
         } else {

@@ -555,8 +555,12 @@ pub fn compile(
         && summary.skipped.named() < s.roots.len()
         && (verbosity.quiet < 2 || s.json)
     {
-        let message =
-            report::no_sources("compile", &s.roots, summary.skipped.describe(&s.walk.skipped_by), &s.walk);
+        let message = report::no_sources(
+            "compile",
+            &s.roots,
+            summary.skipped.describe_empty(&s.walk.skipped_by),
+            &s.walk,
+        );
         notes.warning_last(message, style);
     }
     for message in s.named_warnings.iter().filter(|_| verbosity.quiet < 2 || s.json) {

@@ -1227,6 +1227,7 @@ pub fn walk_options(sel: &SelectArgs, jobs: usize) -> Result<WalkOptions, Error>
             limit_symlinks: sel.limit_symlinks_written.clone(),
             exclude_regex: sel.exclude_regex_from.clone(),
             force_exclude: sel.force_exclude_from.as_ref().map(|o| o.written("force-exclude = true")),
+            exclude: sel.exclude_from.clone(),
         },
         implicit_root_excluded: None,
         respect_ignore: sel.respect_gitignore,

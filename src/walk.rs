@@ -17,6 +17,7 @@ use std::io::BufRead;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use ignore::{WalkBuilder, WalkState};
@@ -33,6 +34,7 @@ pub struct RuleOrigins {
     pub limit_symlinks: Option<String>,
     pub exclude_regex: Option<String>,
     pub force_exclude: Option<String>,
+    pub exclude: Option<String>,
 }
 
 /// What to walk and how.
@@ -343,6 +345,12 @@ pub struct Skipped {
     broken_roots: usize,
     /// Named paths dropped as named again (see [`walk`]).
     repeated: usize,
+    /// `.py` files and directories the walk passed over by an `exclude` glob, and `.py`
+    /// files by `--exclude-regex`: not counted in summaries (the README says so), only
+    /// said when nothing was selected, as the reason.
+    pub walk_excluded: usize,
+    pub walk_excluded_dirs: usize,
+    pub walk_regex_excluded: usize,
 }
 
 impl Skipped {
@@ -409,6 +417,32 @@ impl Skipped {
             out.push(format!("{} to nothing skipped", crate::report::plural(self.broken, "link", "links")));
         }
         (!out.is_empty()).then(|| out.join(", "))
+    }
+
+    /// [`Skipped::describe`], and what the walk's excludes passed over (left out of
+    /// summaries): why a selection came out empty.
+    pub fn describe_empty(&self, by: &RuleOrigins) -> Option<String> {
+        let mut parts: Vec<String> = self.describe(by).into_iter().collect();
+        let counted = |files: usize, dirs: usize| {
+            let mut what = Vec::new();
+            if files > 0 {
+                what.push(crate::report::plural(files, "file", "files"));
+            }
+            if dirs > 0 {
+                what.push(crate::report::plural(dirs, "directory", "directories"));
+            }
+            what.join(" and ")
+        };
+        if self.walk_excluded + self.walk_excluded_dirs > 0 {
+            let rule = by.exclude.clone().unwrap_or_else(|| "--exclude".into());
+            parts
+                .push(format!("{} excluded by {rule}", counted(self.walk_excluded, self.walk_excluded_dirs)));
+        }
+        if self.walk_regex_excluded > 0 {
+            let rule = by.exclude_regex.clone().unwrap_or_else(|| "--exclude-regex".into());
+            parts.push(format!("{} excluded by {rule}", counted(self.walk_regex_excluded, 0)));
+        }
+        (!parts.is_empty()).then(|| parts.join(", "))
     }
 
     /// The paths named on the command line or stdin that were skipped: on purpose (by an
@@ -1338,6 +1372,10 @@ fn walk_tree(
         }
     };
     let implicit_root = opts.implicit_root;
+    // What the excludes pass over: `.py` files and directories by a glob, `.py` files by
+    // the regex (said only when nothing is selected).
+    let passed_over = std::sync::Arc::new([AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0)]);
+    let passed = std::sync::Arc::clone(&passed_over);
     // What the opt-in rules skip is counted from the entries of each directory walked.
     let counting = opts.respect_ignore || opts.skip_hidden;
     let max_depth = opts.max_depth;
@@ -1352,6 +1390,11 @@ fn walk_tree(
             return true;
         }
         if excludes.as_ref().is_some_and(|x| x.skips(e.path(), is_dir)) {
+            if is_dir {
+                passed[1].fetch_add(1, Ordering::Relaxed);
+            } else if e.file_name().as_bytes().ends_with(b".py") {
+                passed[0].fetch_add(1, Ordering::Relaxed);
+            }
             return false;
         }
         if let Some((followed, prune)) = &follow_filter
@@ -1466,7 +1509,11 @@ fn walk_tree(
             }
             return WalkState::Continue;
         }
-        if !entry.file_name().as_bytes().ends_with(b".py") || excluded_by_regex(path, opts) {
+        if !entry.file_name().as_bytes().ends_with(b".py") {
+            return WalkState::Continue;
+        }
+        if excluded_by_regex(path, opts) {
+            passed_over[2].fetch_add(1, Ordering::Relaxed);
             return WalkState::Continue;
         }
         if no_module_name(path) {
@@ -1525,6 +1572,9 @@ fn walk_tree(
     walked.nameless.extend(found.nameless);
     walked.listed.extend(found.listed);
     walked.taken.extend(found.taken);
+    walked.skipped.walk_excluded += passed_over[0].load(Ordering::Relaxed);
+    walked.skipped.walk_excluded_dirs += passed_over[1].load(Ordering::Relaxed);
+    walked.skipped.walk_regex_excluded += passed_over[2].load(Ordering::Relaxed);
 }
 
 /// The entries named `*.pyc` in `dir` (only regular files with `files_only`), and the

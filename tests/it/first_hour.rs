@@ -3040,3 +3040,58 @@ fn credentials_are_kept_from_the_interpreter() {
     assert!(seen.contains("HASHPYC_HARMLESS=kept"), "{seen}");
     assert!(!seen.contains("secret"), "{seen}");
 }
+
+// An empty selection says why (the README: "as any empty selection does"), but one that
+// `--exclude`, `-x` or the `exclude` key made empty said nothing more than "no Python
+// sources to check under `src`": the files and directories the walk's excludes passed
+// over are now counted in that message (only there: summaries leave them out, as the
+// README says), naming the key where a configuration file set it.
+#[test]
+fn an_empty_selection_names_the_excludes_that_emptied_it() {
+    let Some(py) = harness::any_python("first_hour::an_empty_selection_names_the_excludes_that_emptied_it")
+    else {
+        return;
+    };
+    let tree = Tree::new();
+    tree.write("src/a.py", "A = 1\n");
+    tree.write("src/sub/b.py", "B = 1\n");
+    tree.write("rx/r.py", "R = 1\n");
+    let run = tree.hashpyc().args(["check", "--exclude", "*.py", "src"]).python(py).run();
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("error: no Python sources to check under `src` (2 files excluded by --exclude)"),
+        "{}",
+        run.stderr
+    );
+    let run =
+        tree.hashpyc().args(["check", "--exclude", "sub/", "--exclude", "a.py", "src"]).python(py).run();
+    run.assert_code(1);
+    assert!(run.stderr.contains("(1 file and 1 directory excluded by --exclude)"), "{}", run.stderr);
+    let run = tree.hashpyc().args(["compile", "-n", "-x", "rx/", "rx"]).python(py).run();
+    run.assert_code(0);
+    assert!(
+        run.stderr.contains(
+            "warning: no Python sources to compile under `rx` (1 file excluded by --exclude-regex)"
+        ),
+        "{}",
+        run.stderr
+    );
+    tree.write("hashpyc.toml", "exclude = [\"*.py\"]\n");
+    let run = tree.hashpyc().args(["check", "src"]).python(py).run();
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("(2 files excluded by `exclude = [\"*.py\"]` in `hashpyc.toml` line 1)"),
+        "{}",
+        run.stderr
+    );
+    // Summaries still leave them out: a selection that is not empty says nothing of them.
+    std::fs::remove_file(tree.path("hashpyc.toml")).unwrap();
+    let run = tree.hashpyc().args(["compile", "--exclude", "sub/", "src"]).python(py).run();
+    run.assert_code(0);
+    assert!(
+        !run.stderr.contains("excluded") && !run.stdout.contains("excluded"),
+        "{}{}",
+        run.stdout,
+        run.stderr
+    );
+}
