@@ -1059,8 +1059,8 @@ fn flag_hint(unknown: &str) -> Option<String> {
              line, where none means the current directory; `exclude` skips some of them"
                 .into(),
         ),
-        "all" | "color" | "config" | "dry-run" | "force" | "format" | "no-config" | "no-progress"
-        | "null" | "quiet" | "verbose" | "target" | "warnings-as-errors" => {
+        "all" | "color" | "config" | "dry-run" | "force" | "format" | "json" | "no-config"
+        | "no-progress" | "null" | "quiet" | "verbose" | "target" | "warnings-as-errors" => {
             Some(format!("`--{unknown}` describes one run, not the tree: give it on the command line"))
         }
         _ => None,
