@@ -1198,7 +1198,7 @@ pub fn own_state_dir() -> Option<PathBuf> {
 }
 
 /// Why `dir` is not this user's to keep state in, or None when it is (or does not exist
-/// yet): another user's directory (a `sudo` that kept `HOME`, a `HASHPYC_STATE_DIR` in
+/// yet, or is root's): another user's directory (a `sudo` that kept `HOME`, a `HASHPYC_STATE_DIR` in
 /// someone else's tree), or one reached through a symbolic link another user made. That
 /// user could move what a run as root writes there anywhere, and what a run would read
 /// back there is not taken anyway (`io::read_own`).
@@ -1210,8 +1210,10 @@ fn foreign(dir: &Path) -> Option<String> {
     if link.file_type().is_symlink() && link.uid() != me && link.uid() != 0 {
         return Some(format!("it is a symbolic link of uid {}, not of this user", link.uid()));
     }
+    // Root's directory is no other user's: root may do anything anyway.
     let meta = std::fs::metadata(dir).ok()?;
-    (meta.uid() != me).then(|| format!("it belongs to uid {}, not to this user", meta.uid()))
+    (meta.uid() != me && meta.uid() != 0)
+        .then(|| format!("it belongs to uid {}, not to this user", meta.uid()))
 }
 
 /// Why the state directory `dir` cannot be used, or None when it can: it is created when
