@@ -150,19 +150,22 @@ fn assert_no_warning(who: &str, stderr: &str) {
 /// Machine A builds and uploads; machine B, empty local cache, tree elsewhere, builds from
 /// the server: byte-identical to a real compile at B's path, no compiling worker.
 fn two_machines(py: &Python, url: &str, env: &[(&str, String)]) {
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    // The URL in the variable, as the README advises for one with a password (in
+    // `--cache-url` it would be a warning: `ps` shows it).
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.push(("HASHPYC_CACHE_URL", url));
     let a = Machine::new(py, "machine-a");
     let b = Machine::new(py, "elsewhere/machine-b");
     let (status, reference) = b.reference(py);
     let cache_a = a.home.path("cache");
-    let run = a.compile(&py.path, &["-v", "--cache", cache_a.to_str().unwrap(), "--cache-url", url], &env);
+    let run = a.compile(&py.path, &["-v", "--cache", cache_a.to_str().unwrap()], &env);
     assert_eq!(run.code, status, "{}", run.stderr);
     assert_no_warning("A", &run.stderr);
     assert!(run.stderr.contains("cache remote"), "-v shows the remote tier: {}", run.stderr);
     // B: a counting interpreter; its first start is the one-time probe on a new machine.
     let (python, starts) = b.home.counting_python(py);
     let cache_b = b.home.path("cache");
-    let run = b.compile(&python, &["-v", "--cache", cache_b.to_str().unwrap(), "--cache-url", url], &env);
+    let run = b.compile(&python, &["-v", "--cache", cache_b.to_str().unwrap()], &env);
     assert_eq!(run.code, status, "{}", run.stderr);
     assert_no_warning("B", &run.stderr);
     let (from_cache, compiled) = counts(&run.stderr);
@@ -208,7 +211,7 @@ fn two_machines_share_through_nginx_with_basic_auth() {
     let m = Machine::new(py, "wrong-password");
     let (status, reference) = m.reference(py);
     let bad = format!("http://ci:not-the-pa55@{}/cache", nginx.addr());
-    let run = m.compile(&py.path, &["--cache-url", &bad], &[]);
+    let run = m.compile(&py.path, &[], &[("HASHPYC_CACHE_URL", &bad)]);
     assert_eq!(run.code, status, "{}", run.stderr);
     assert!(run.stderr.contains("HTTP 401") && run.stderr.contains("switched off"), "{}", run.stderr);
     assert!(!run.stderr.contains("not-the-pa55") && !run.stderr.contains("pa55-w0rd"), "{}", run.stderr);
@@ -2676,7 +2679,7 @@ fn py_compile_pycs(py: &Python, tree: &Path, names: &[&str]) -> Vec<(PathBuf, Ve
 fn over_https(
     py: &Python,
     url: &str,
-    untrusted_url: &str,
+    untrusted_url_str: &str,
     env: &[(&str, String)],
     (ca, other): (&servers::TestCa, &servers::TestCa),
     secrets: &[&str],
@@ -2690,13 +2693,16 @@ fn over_https(
     let trusted = with_roots(&ca.ca);
     let trusted: Vec<(&str, &str)> = trusted.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let a = Machine::small("tls-a");
-    let run = a.compile(&py.path, &["-v", "--cache-url", url], &trusted);
+    let mut trusted_url: Vec<(&str, &str)> = trusted.clone();
+    // The URL in the variable, as the README advises for one with a password.
+    trusted_url.push(("HASHPYC_CACHE_URL", url));
+    let run = a.compile(&py.path, &["-v"], &trusted_url);
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     assert_no_warning("A", &run.stderr);
     assert!(run.stderr.contains(": 0 hits, 3 misses, 3 stores,"), "A stores: {}", run.stderr);
     let b = Machine::small("elsewhere/tls-b");
     let (python, starts) = b.home.counting_python(py);
-    let run = b.compile(&python, &["-v", "--cache-url", url], &trusted);
+    let run = b.compile(&python, &["-v"], &trusted_url);
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     assert_no_warning("B", &run.stderr);
     assert!(run.stderr.contains(": 3 hits, 0 misses,"), "B hits: {}", run.stderr);
@@ -2710,7 +2716,9 @@ fn over_https(
     let untrusted: Vec<(&str, &str)> = untrusted.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let c = Machine::small("tls-untrusted");
     let before = sent();
-    let run = c.compile(&py.path, &["--cache-url", untrusted_url], &untrusted);
+    let mut untrusted_url: Vec<(&str, &str)> = untrusted.clone();
+    untrusted_url.push(("HASHPYC_CACHE_URL", untrusted_url_str));
+    let run = c.compile(&py.path, &[], &untrusted_url);
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     let warnings = warnings(&run.stderr);
     assert!(
@@ -2735,8 +2743,9 @@ fn over_https(
     let missing = c.home.path("ca-bundle-not-there.pem");
     let mut vars: Vec<(&str, String)> = env.to_vec();
     vars.push(("SSL_CERT_FILE", missing.display().to_string()));
+    vars.push(("HASHPYC_CACHE_URL", url.to_string()));
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let run = c.compile(&py.path, &["--cache-url", url], &vars);
+    let run = c.compile(&py.path, &[], &vars);
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     let unread = self::warnings(&run.stderr);
     let want = format!("SSL_CERT_FILE names `{}`, which cannot be read (no such file)", missing.display());
