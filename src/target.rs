@@ -649,12 +649,34 @@ fn run_probe(exe: &Path, timeout: Duration) -> Result<Target, TargetError> {
             (None, Some(sig)) => format!("it was killed by signal {sig}"),
             _ => "it failed".to_string(),
         };
-        return Err(TargetError::ProbeFailed {
-            path: exe.to_path_buf(),
-            detail: with_output(how, &err, &out),
-        });
+        let mut detail = with_output(how, &err, &out);
+        if let Some(hint) = unpassed_location_hint(exe) {
+            detail.push('\n');
+            detail.push_str(&hint);
+        }
+        return Err(TargetError::ProbeFailed { path: exe.to_path_buf(), detail });
     }
     parse_probe(exe, &out, &err)
+}
+
+/// For an interpreter that failed to start while hashpyc's own environment sets
+/// `PYTHONHOME` or `PYTHONPATH` (a binary copied away from its standard library needs
+/// them): [`python_command`] passes neither, which CPython's path-configuration dump does
+/// not say, so this says it and what to do instead.
+fn unpassed_location_hint(exe: &Path) -> Option<String> {
+    let set: Vec<&str> = ["PYTHONHOME", "PYTHONPATH"]
+        .into_iter()
+        .filter(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()))
+        .collect();
+    let (first, _) = set.split_first()?;
+    Some(format!(
+        "hashpyc does not pass {} to the interpreters it starts (no `PYTHON*` variable of its \
+         environment reaches them, so that none changes the pycs): give --python a wrapper script \
+         that sets {} and execs the interpreter (`{first}=DIR exec {} \"$@\"`)",
+        set.join(" or "),
+        if set.len() > 1 { "them" } else { "it" },
+        crate::report::shown(exe),
+    ))
 }
 
 /// A thread reading a pipe (up to `limit` bytes) into a buffer that can be taken before the

@@ -3095,3 +3095,81 @@ fn an_empty_selection_names_the_excludes_that_emptied_it() {
         run.stderr
     );
 }
+
+// An interpreter that needs PYTHONHOME (a binary copied away from its standard library)
+// failed under hashpyc with CPython's path-configuration dump ("Failed to import
+// encodings", exit 2) and no word that hashpyc does not pass PYTHONHOME to the
+// interpreters it starts. The probe's failure now says so and what to do (a wrapper script
+// that sets it and execs the interpreter), which works; without PYTHONHOME in hashpyc's
+// environment that line is not added.
+#[test]
+fn an_interpreter_that_needs_pythonhome_is_told_to_get_a_wrapper() {
+    let tree = Tree::new();
+    tree.write("m.py", "x = 1\n");
+    std::fs::create_dir_all(tree.path("bin")).unwrap();
+    // A CPython whose executable, copied alone, starts with PYTHONHOME set to its prefix
+    // and not without (a build whose compiled-in prefix exists finds its library anyway).
+    let found = harness::pythons().values().filter(|p| p.minor >= (3, 7)).find_map(|py| {
+        let real = std::fs::canonicalize(&py.path).ok()?;
+        let home = py.run(&["-c", "import sys; print(sys.base_prefix)"], tree.root()).trim().to_string();
+        let copy = tree.path(format!("bin/{}", real.file_name()?.to_string_lossy()));
+        std::fs::copy(&real, &copy).ok()?;
+        let starts = |with_home: bool| {
+            let mut cmd = Python { path: copy.clone(), ..py.clone() }.cmd();
+            if with_home {
+                cmd.env("PYTHONHOME", &home);
+            }
+            cmd.args(["-c", "import encodings"]).output().is_ok_and(|o| o.status.success())
+        };
+        if starts(true) && !starts(false) {
+            Some((copy, home))
+        } else {
+            let _ = std::fs::remove_file(&copy);
+            None
+        }
+    });
+    let Some((copy, home)) = found else {
+        harness::visible(
+            "SKIPPED an_interpreter_that_needs_pythonhome_is_told_to_get_a_wrapper: no CPython whose copied executable needs PYTHONHOME",
+        );
+        return;
+    };
+    let run =
+        tree.hashpyc().args(["compile", "--python"]).arg(&copy).arg("m.py").env("PYTHONHOME", &home).run();
+    run.assert_code(2);
+    assert!(run.stderr.contains("failed to start Python: it exited with status"), "{}", run.stderr);
+    let hint = format!(
+        "hashpyc does not pass PYTHONHOME to the interpreters it starts (no `PYTHON*` variable of its \
+         environment reaches them, so that none changes the pycs): give --python a wrapper script that \
+         sets it and execs the interpreter (`PYTHONHOME=DIR exec {} \"$@\"`)",
+        copy.display()
+    );
+    assert!(run.stderr.lines().any(|l| l == hint), "{}", run.stderr);
+    assert!(tree.pycs().is_empty());
+    // Both variables, both named.
+    let run = tree
+        .hashpyc()
+        .args(["compile", "--python"])
+        .arg(&copy)
+        .arg("m.py")
+        .env("PYTHONHOME", &home)
+        .env("PYTHONPATH", tree.root())
+        .run();
+    run.assert_code(2);
+    assert!(run.stderr.contains("does not pass PYTHONHOME or PYTHONPATH to"), "{}", run.stderr);
+    assert!(run.stderr.contains("that sets them and execs"), "{}", run.stderr);
+    // Without them, the failure is CPython's alone.
+    let run =
+        tree.hashpyc().args(["compile", "--python"]).arg(&copy).arg("m.py").env_remove("PYTHONHOME").run();
+    run.assert_code(2);
+    assert!(!run.stderr.contains("does not pass"), "{}", run.stderr);
+    // The wrapper the hint describes starts it.
+    let wrapper = tree.write_executable(
+        "bin/py",
+        format!("#!/bin/sh\nPYTHONHOME='{home}' exec '{}' \"$@\"\n", copy.display()),
+    );
+    let run =
+        tree.hashpyc().args(["compile", "--python"]).arg(&wrapper).arg("m.py").env_remove("PYTHONHOME").run();
+    run.assert_code(0);
+    assert_eq!(tree.pycs().len(), 1);
+}
