@@ -283,11 +283,14 @@ fn tried_list(names: &[String], tried: &[String]) -> String {
 }
 
 /// A `--python` value that asks for a version rather than naming a file, as uv takes it:
-/// `3`, `3.12`, `3.12.1`, and `3.13t` for a free-threaded build.
+/// `3`, `3.12`, `3.12.1`, `3.13t` for a free-threaded build and `3.14d` for a debug build.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VersionRequest {
     parts: Vec<u8>,
     free_threaded: bool,
+    /// A debug build (`python3.14d`), found by its name: its pycs are the release build's
+    /// (the same magic number and code), so what it is probed to be is its version and GIL.
+    debug: bool,
 }
 
 /// The implementation prefixes of uv's requests for CPython (`cpython@3.12`, `cpython3.12`,
@@ -342,22 +345,29 @@ pub fn refused_request(text: &str) -> Option<String> {
 
 impl VersionRequest {
     /// A version as uv takes it, for CPython: `3`, `3.12`, `3.12.1`, `3.13t` (free-threaded),
-    /// `312` (3.12), each also after `cpython`, `cpython@`, `cpython-` or `cp` (`cp312`), and
-    /// `3.13+freethreaded` / `3.13+gil` for `3.13t` / `3.13`. None for anything else (a
-    /// name or a path).
+    /// `312` (3.12), each also after `cpython`, `cpython@`, `cpython-` or `cp` (`cp312`),
+    /// `3.13+freethreaded` / `3.13+gil` for `3.13t` / `3.13`, and uv's debug variants:
+    /// `3.14d` or `3.14+debug`, `3.14td` or `3.14+freethreaded+debug`, `3.14+gil+debug`.
+    /// None for anything else (a name or a path).
     pub fn parse(name: &OsStr) -> Option<VersionRequest> {
         let text = name.to_str()?;
         let text = without_cpython(text).unwrap_or(text);
+        // (free-threaded, debug) as a `+` variant gives them.
         let (text, variant) = match text.split_once('+') {
-            Some((v, "freethreaded")) => (v, Some(true)),
-            Some((v, "gil")) => (v, Some(false)),
+            Some((v, "freethreaded")) => (v, Some((true, false))),
+            Some((v, "gil")) => (v, Some((false, false))),
+            Some((v, "debug" | "gil+debug")) => (v, Some((false, true))),
+            Some((v, "freethreaded+debug")) => (v, Some((true, true))),
             Some(_) => return None,
             None => (text, None),
         };
-        let (numbers, free_threaded) = match (text.strip_suffix('t'), variant) {
-            (Some(rest), None) => (rest, true),
+        let suffixed = [("td", (true, true)), ("t", (true, false)), ("d", (false, true))]
+            .into_iter()
+            .find_map(|(suffix, flags)| Some((text.strip_suffix(suffix)?, flags)));
+        let (numbers, (free_threaded, debug)) = match (suffixed, variant) {
+            (Some(found), None) => found,
             (Some(_), Some(_)) => return None,
-            (None, v) => (text, v.unwrap_or(false)),
+            (None, v) => (text, v.unwrap_or((false, false))),
         };
         // `312` is 3.12, as uv reads it (and `cp312` spells it).
         let dotless = numbers.len() >= 2 && numbers.bytes().all(|b| b.is_ascii_digit());
@@ -366,26 +376,26 @@ impl VersionRequest {
         } else {
             numbers.split('.').map(|n| n.parse().ok()).collect::<Option<_>>()?
         };
-        // `3t` and `3.13.1t` are no spelling uv or CPython uses.
+        // `3t`, `3d` and `3.13.1t` are no spelling uv or CPython uses.
         // Python 2 is recognised, to be refused by name rather than looked for as a file.
+        let variant = free_threaded || debug;
         let usable = (parts[0] == 2 || parts[0] == 3)
             && match parts.len() {
-                1 => !free_threaded,
+                1 => !variant,
                 2 => true,
-                3 => !free_threaded,
+                3 => !variant,
                 _ => false,
             };
-        usable.then_some(VersionRequest { parts, free_threaded })
+        usable.then_some(VersionRequest { parts, free_threaded, debug })
     }
 
     /// The file names to look for on PATH, most specific first.
     fn names(&self) -> Vec<String> {
         let mut names = Vec::new();
         if self.parts.len() >= 2 {
-            let t = if self.free_threaded { "t" } else { "" };
-            names.push(format!("python{}.{}{t}", self.parts[0], self.parts[1]));
+            names.push(format!("python{}.{}{}", self.parts[0], self.parts[1], self.abi_suffix()));
         }
-        if !self.free_threaded {
+        if !self.free_threaded && !self.debug {
             names.push("python3".to_string());
             names.push("python".to_string());
         }
@@ -397,12 +407,23 @@ impl VersionRequest {
         self.parts.iter().zip(version).all(|(want, have)| *want == have)
             && t.gil_disabled == self.free_threaded
     }
+
+    /// CPython's ABI flags for the build asked for, as its executable's name ends
+    /// (`python3.14td`).
+    fn abi_suffix(&self) -> &'static str {
+        match (self.free_threaded, self.debug) {
+            (true, true) => "td",
+            (true, false) => "t",
+            (false, true) => "d",
+            (false, false) => "",
+        }
+    }
 }
 
 impl std::fmt::Display for VersionRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let numbers: Vec<String> = self.parts.iter().map(u8::to_string).collect();
-        write!(f, "{}{}", numbers.join("."), if self.free_threaded { "t" } else { "" })
+        write!(f, "{}{}", numbers.join("."), self.abi_suffix())
     }
 }
 
@@ -1454,7 +1475,7 @@ mod tests {
     #[test]
     fn version_requests() {
         let parse = |s: &str| VersionRequest::parse(OsStr::new(s)).map(|r| r.to_string());
-        for ok in ["3", "3.12", "3.12.1", "3.13t", "3.7"] {
+        for ok in ["3", "3.12", "3.12.1", "3.13t", "3.7", "3.14d", "3.14td"] {
             assert_eq!(parse(ok).as_deref(), Some(ok));
         }
         // uv's other spellings of one CPython version.
@@ -1468,6 +1489,11 @@ mod tests {
             ("cp313t", "3.13t"),
             ("3.13+freethreaded", "3.13t"),
             ("3.13+gil", "3.13"),
+            ("3.14+debug", "3.14d"),
+            ("cpython-3.14+debug", "3.14d"),
+            ("cp314d", "3.14d"),
+            ("3.14+gil+debug", "3.14d"),
+            ("3.14+freethreaded+debug", "3.14td"),
         ] {
             assert_eq!(parse(spelled).as_deref(), Some(ok), "{spelled}");
         }
@@ -1486,13 +1512,28 @@ mod tests {
             assert_eq!(refused_request(taken), None, "{taken}");
         }
         // Names and paths stay names and paths; Python 2 and spellings uv does not take.
-        for not in ["python3.12", "./3.12", "3t", "3.13.1t", "4.0", "3.", "3.x", "", "3.12.1.1"] {
+        for not in [
+            "python3.12",
+            "./3.12",
+            "3t",
+            "3.13.1t",
+            "4.0",
+            "3.",
+            "3.x",
+            "",
+            "3.12.1.1",
+            "3d",
+            "3.14.1d",
+            "3.14d+debug",
+        ] {
             assert_eq!(parse(not), None, "{not}");
         }
         let names = |s: &str| VersionRequest::parse(OsStr::new(s)).unwrap().names();
         assert_eq!(names("3.12.1"), ["python3.12", "python3", "python"]);
         assert_eq!(names("3"), ["python3", "python"]);
         assert_eq!(names("3.13t"), ["python3.13t"]);
+        assert_eq!(names("3.14d"), ["python3.14d"]);
+        assert_eq!(names("3.14+freethreaded+debug"), ["python3.14td"]);
         // Versions hashpyc cannot target are refused before PATH is searched.
         for old in ["2", "2.7", "2.7.18", "3.6", "3.6.15"] {
             let request = VersionRequest::parse(OsStr::new(old)).unwrap();

@@ -2845,6 +2845,58 @@ fn interpreter_requests_as_uv_takes_them() {
     }
 }
 
+// uv's debug-build requests, `3.14d`, `3.14+debug`, `cpython-3.14+debug`, were looked up as
+// names on PATH ("Python interpreter `3.14d` not found on PATH") although `python3.14d` was
+// there. They now find `python3.14d` on PATH, as `3.13t` finds `python3.13t`, from the
+// flag, HASHPYC_PYTHON and the `python` key alike, and never a plain `python3.14`.
+#[test]
+fn debug_build_requests_find_their_interpreter() {
+    let test = "config::debug_build_requests_find_their_interpreter";
+    let Some(py) = harness::any_python(test) else { return };
+    let tree = Tree::new();
+    tree.write("m.py", "M = 1\n");
+    let (major, minor) = py.minor;
+    std::fs::create_dir_all(tree.path("bin/d")).unwrap();
+    std::fs::create_dir_all(tree.path("bin/plain")).unwrap();
+    // A debug build's name; its pycs are the release build's, so the interpreter found
+    // harness's serves.
+    let debug = tree.path(format!("bin/d/python{major}.{minor}d"));
+    std::os::unix::fs::symlink(&py.path, &debug).unwrap();
+    std::os::unix::fs::symlink(&py.path, tree.path(format!("bin/plain/python{major}.{minor}"))).unwrap();
+    let path = tree.path("bin/d");
+    let found = format!("for CPython {}", py.version);
+    for spelled in [
+        format!("{major}.{minor}d"),
+        format!("{major}.{minor}+debug"),
+        format!("cpython-{major}.{minor}+debug"),
+        format!("cpython@{major}.{minor}d"),
+        format!("cp{major}{minor}d"),
+    ] {
+        let r = tree.hashpyc().env("PATH", &path).args(["compile", "-n", "--python", &spelled]).run();
+        r.assert_code(0);
+        assert!(r.stderr.contains(&found), "--python {spelled}: {}", r.stderr);
+        let r =
+            tree.hashpyc().env("PATH", &path).env("HASHPYC_PYTHON", &spelled).args(["compile", "-n"]).run();
+        r.assert_code(0);
+        assert!(r.stderr.contains(&found), "HASHPYC_PYTHON={spelled}: {}", r.stderr);
+        tree.write("hashpyc.toml", format!("python = \"{spelled}\"\n"));
+        let r = tree.hashpyc().env("PATH", &path).args(["compile", "-n"]).run();
+        std::fs::remove_file(tree.path("hashpyc.toml")).unwrap();
+        r.assert_code(0);
+        assert!(r.stderr.contains(&found), "python = {spelled}: {}", r.stderr);
+    }
+    // It is used: the pycs are written and check finds them.
+    let spelled = format!("{major}.{minor}d");
+    tree.hashpyc().env("PATH", &path).args(["compile", "--python", &spelled]).run().assert_code(0);
+    assert_eq!(tree.pycs().len(), 1);
+    tree.hashpyc().env("PATH", &path).args(["check", "--python", &spelled]).run().assert_code(0);
+    // A plain `python3.X` is not a debug build's name.
+    let r = tree.hashpyc().env("PATH", tree.path("bin/plain")).args(["check", "--python", &spelled]).run();
+    r.assert_code(2);
+    let want = format!("error: no Python {spelled} found on PATH (looked for `python{major}.{minor}d`)");
+    assert!(r.stderr.starts_with(&want), "{}", r.stderr);
+}
+
 // A pyproject.toml whose table is `[tool.HashPyc]`, `[tool.hash-pyc]` or `[tool.hashpyc_]`
 // was passed over in silence (only `-v` said "configuration: none"), its settings never
 // applied. Discovery now warns, naming the file and the line; `--config` naming such a file
