@@ -303,7 +303,7 @@ pub struct EmbedArgs {
     pub prepend_prefix_from: Option<crate::config::Origin>,
 }
 
-/// `--config` and `--no-config`, shared by `compile` and `check`.
+/// `--config` and `--no-config`, shared by `compile`, `check`, `inspect` and `cache`.
 #[derive(Debug, Args)]
 pub struct ConfigArgs {
     /// Read the settings from FILE: a `pyproject.toml` with a `[tool.hashpyc]` table, or a
@@ -882,10 +882,26 @@ pub enum InspectFormat {
 #[derive(Debug, Args)]
 pub struct InspectArgs {
     /// pyc files to describe. A `.py` source stands for every pyc of it that exists: in
-    /// `__pycache__/` (any interpreter, any optimization level), under
-    /// `PYTHONPYCACHEPREFIX` when that is set, and `<source>c` beside it (`-b`).
+    /// `__pycache__/` (any interpreter, any optimization level), under the pycache prefix
+    /// when there is one (`--pycache-prefix`, else the configuration's `pycache-prefix`,
+    /// else `PYTHONPYCACHEPREFIX`, as for `check`), and `<source>c` beside it (`-b`).
     #[arg(value_name = "FILE.pyc", required = true)]
     pub files: Vec<PathBuf>,
+
+    /// Look for a source's pycs, and a pyc's source, in the tree under DIR mirroring each
+    /// source's absolute directory, as with CPython's `PYTHONPYCACHEPREFIX`. Default: the
+    /// configuration's `pycache-prefix` (none when it sets `legacy = true`), else
+    /// `PYTHONPYCACHEPREFIX`.
+    #[arg(long, value_name = "DIR")]
+    pub pycache_prefix: Option<PathBuf>,
+
+    /// The pycache prefix and what set it, once [`crate::settings::apply_config`] has
+    /// resolved it: `--pycache-prefix`, the configuration's key, `PYTHONPYCACHEPREFIX`.
+    #[arg(skip)]
+    pub prefix: Option<(PathBuf, String)>,
+
+    #[command(flatten)]
+    pub config: ConfigArgs,
 
     /// Output format on stdout.
     #[arg(long, value_enum, default_value_t = InspectFormat::Text,

@@ -52,13 +52,14 @@ struct Description {
     error: Option<String>,
 }
 
-/// Where the source of a pyc would be: under `PYTHONPYCACHEPREFIX` when it is set and
+/// Where the source of a pyc would be: under the pycache `prefix` (`--pycache-prefix`, the
+/// configuration's `pycache-prefix` or `PYTHONPYCACHEPREFIX`) when there is one and it
 /// holds the pyc, `<prefix>/<dir>/<stem>.<tag>[.opt-N].pyc` → `/<dir>/<stem>.py`, as
 /// `importlib.util.source_from_cache` reads it; `__pycache__/<stem>.<tag>[.opt-N].pyc` →
 /// `<stem>.py` beside `__pycache__` (another tool's name, pytest's
 /// `test_a.cpython-311-pytest-8.3.4.pyc`, → `test_a.py`: see [`split_cached_name`]);
 /// `<name>.pyc` elsewhere → `<name>.py`.
-pub fn source_for(pyc_path: &Path) -> Option<PathBuf> {
+pub fn source_for(pyc_path: &Path, prefix: Option<&Path>) -> Option<PathBuf> {
     let name = pyc_path.file_name()?.as_bytes();
     let base = name.strip_suffix(b".pyc")?;
     let parent = pyc_path.parent()?;
@@ -67,10 +68,10 @@ pub fn source_for(pyc_path: &Path) -> Option<PathBuf> {
         src.extend_from_slice(b".py");
         Some(std::ffi::OsString::from_vec(src))
     };
-    if let Some(prefix) = pycache_prefix()
+    if let Some(prefix) = prefix
         && let Ok(cwd) = std::env::current_dir()
         && let Ok(mirrored) = crate::layout::absolute(parent, &cwd)
-            .strip_prefix(crate::layout::absolute(Path::new(&prefix), &cwd))
+            .strip_prefix(crate::layout::absolute(prefix, &cwd))
             .map(Path::to_path_buf)
         && let Some(src) = tagged_stem()
     {
@@ -104,11 +105,6 @@ fn split_cached_name(name: &[u8]) -> Option<(&[u8], &[u8], u8)> {
         .map(|(stem, tag, level, _)| (stem, tag, level))
 }
 
-/// `PYTHONPYCACHEPREFIX` when set and not empty (CPython ignores an empty one).
-fn pycache_prefix() -> Option<std::ffi::OsString> {
-    std::env::var_os("PYTHONPYCACHEPREFIX").filter(|p| !p.is_empty())
-}
-
 impl Description {
     /// Nothing described yet: every field null.
     fn empty(path: &Path) -> Description {
@@ -136,8 +132,8 @@ impl Description {
 }
 
 /// `source`: the source the pyc was looked up from (`inspect m.py`), else it is derived
-/// from the pyc's own path (`source_for`).
-fn describe(path: &Path, source: Option<&Path>) -> Description {
+/// from the pyc's own path (`source_for`, under `prefix` too).
+fn describe(path: &Path, source: Option<&Path>, prefix: Option<&Path>) -> Description {
     let mut d = Description::empty(path);
     // The header first: what is not a pyc of a known Python is told by it, however large
     // the file (nothing past it is read).
@@ -225,7 +221,7 @@ fn describe(path: &Path, source: Option<&Path>) -> Description {
             d.mtime = Some(mtime);
             d.source_size = Some(size);
             // As importlib judges it: the source's mtime and size, not its bytes.
-            if let Some((src, found)) = found_source(path, source) {
+            if let Some((src, found)) = found_source(path, source, prefix) {
                 match found {
                     Ok(m) => {
                         let now = pyc::timestamp_fields(m.mtime(), m.mtime_nsec(), m.len());
@@ -243,7 +239,7 @@ fn describe(path: &Path, source: Option<&Path>) -> Description {
                 pyc::HashMode::Unchecked => "unchecked-hash".into(),
             });
             d.hash = Some(pyc::hex(&hash));
-            if let Some((src, found)) = found_source(path, source) {
+            if let Some((src, found)) = found_source(path, source, prefix) {
                 let mut bytes = Vec::new();
                 let read = found.and_then(|_| {
                     crate::io::read_source_into(&src, &mut bytes).map_err(|e| crate::io::io_reason(&e))
@@ -315,8 +311,12 @@ fn describe(path: &Path, source: Option<&Path>) -> Description {
 /// The source to judge the pyc at `path` against, when something is there: `source` when
 /// the pyc was looked up from it, else the one its path names (`source_for`); with its
 /// metadata when it is a regular file, else why it cannot be read as a source.
-fn found_source(path: &Path, source: Option<&Path>) -> Option<(PathBuf, Result<std::fs::Metadata, String>)> {
-    let src = source.map(Path::to_path_buf).or_else(|| source_for(path))?;
+fn found_source(
+    path: &Path,
+    source: Option<&Path>,
+    prefix: Option<&Path>,
+) -> Option<(PathBuf, Result<std::fs::Metadata, String>)> {
+    let src = source.map(Path::to_path_buf).or_else(|| source_for(path, prefix))?;
     let found = match std::fs::metadata(&src) {
         Ok(m) if m.is_file() => Ok(m),
         Ok(m) if m.is_dir() => Err("is a directory".to_string()),
@@ -374,20 +374,20 @@ fn is_source(path: &Path) -> bool {
 }
 
 /// The pycs of source `src` that exist: `__pycache__/<stem>.<tag>[.opt-N].pyc` for any
-/// interpreter tag and level, the same names under `PYTHONPYCACHEPREFIX` when it is set
+/// interpreter tag and level, the same names under the pycache `prefix` when there is one
 /// (the directory CPython's `sys.pycache_prefix` gives), then `<src>c` (the legacy layout).
-fn pycs_of_source(src: &Path) -> Vec<PathBuf> {
+fn pycs_of_source(src: &Path, prefix: Option<&Path>) -> Vec<PathBuf> {
     let name = src.file_name().map_or(&[][..], |n| n.as_bytes());
     let stem = &name[..name.len() - b".py".len()];
     let dir = src.parent().unwrap_or(Path::new(""));
     let mut dirs = vec![dir.join("__pycache__")];
-    if let Some(prefix) = pycache_prefix()
+    if let Some(prefix) = prefix
         && let Ok(cwd) = std::env::current_dir()
     {
         let abs_dir = crate::layout::absolute(dir, &cwd);
         let rel = abs_dir.strip_prefix("/").unwrap_or(&abs_dir).to_path_buf();
         // The prefix as given, as `importlib.util.cache_from_source` joins it.
-        dirs.push(Path::new(&prefix).join(rel));
+        dirs.push(prefix.join(rel));
     }
     let mut found = Vec::new();
     for d in dirs {
@@ -432,18 +432,22 @@ fn tag_order(tag: &[u8]) -> TagOrder {
 }
 
 /// What `inspect` describes for an argument: the pyc itself, or for a `.py` source its
-/// pycs (an error entry when it has none).
-fn described(f: &Path) -> Vec<Description> {
+/// pycs (an error entry when it has none). `prefix`: the pycache prefix and what set it.
+fn described(f: &Path, prefix: Option<&(PathBuf, String)>) -> Vec<Description> {
+    let dir = prefix.map(|(p, _)| p.as_path());
     if !is_source(f) {
-        return vec![describe(f, None)];
+        return vec![describe(f, None, dir)];
     }
-    let pycs = pycs_of_source(f);
+    let pycs = pycs_of_source(f, dir);
     if pycs.is_empty() {
         let mut d = Description::empty(f);
         d.error = Some(format!(
             "not a pyc file but a Python source, and no pyc of it was found (looked in `__pycache__/`{}, \
              and for `{}` beside it)",
-            if pycache_prefix().is_some() { " and under PYTHONPYCACHEPREFIX" } else { "" },
+            prefix.map_or(String::new(), |(p, from)| format!(
+                " and under `{}` (set by {from})",
+                crate::report::shown(p)
+            )),
             f.file_name().map_or(String::new(), |n| {
                 let mut legacy = n.to_os_string();
                 legacy.push("c");
@@ -452,18 +456,23 @@ fn described(f: &Path) -> Vec<Description> {
         ));
         return vec![d];
     }
-    pycs.iter().map(|p| describe(p, Some(f))).collect()
+    pycs.iter().map(|p| describe(p, Some(f), dir)).collect()
 }
 
 /// Describe `files` on stdout. The text is data, as `check`'s findings: never coloured,
-/// whatever `--color` says (it is for messages on stderr).
-pub fn inspect(files: &[PathBuf], json: bool) -> Result<ExitStatus, Error> {
+/// whatever `--color` says (it is for messages on stderr). `prefix`: the pycache prefix
+/// and what set it (`--pycache-prefix`, a configuration key, `PYTHONPYCACHEPREFIX`).
+pub fn inspect(
+    files: &[PathBuf],
+    json: bool,
+    prefix: Option<&(PathBuf, String)>,
+) -> Result<ExitStatus, Error> {
     let mut status = ExitStatus::Success;
     let mut out = std::io::stdout().lock();
     // Once stdout is closed (`| head`), the files are still examined, unwritten, until one is
     // not a valid pyc: the exit status does not depend on the reader.
     let mut open = true;
-    for d in files.iter().flat_map(|f| described(f)) {
+    for d in files.iter().flat_map(|f| described(f, prefix)) {
         // Ctrl-C ends a long listing at once, as `check`'s and `compile`'s (nothing more is
         // printed, `error: interrupted`, 130).
         if crate::interrupt::requested() {
@@ -549,17 +558,20 @@ mod tests {
 
     #[test]
     fn sources_of_pycs() {
-        assert_eq!(source_for(Path::new("a/__pycache__/m.cpython-312.pyc")), Some(PathBuf::from("a/m.py")));
         assert_eq!(
-            source_for(Path::new("a/__pycache__/m.x.cpython-312.opt-2.pyc")),
+            source_for(Path::new("a/__pycache__/m.cpython-312.pyc"), None),
+            Some(PathBuf::from("a/m.py"))
+        );
+        assert_eq!(
+            source_for(Path::new("a/__pycache__/m.x.cpython-312.opt-2.pyc"), None),
             Some(PathBuf::from("a/m.x.py"))
         );
         assert_eq!(
-            source_for(Path::new("a/__pycache__/test_a.cpython-311-pytest-8.3.4.pyc")),
+            source_for(Path::new("a/__pycache__/test_a.cpython-311-pytest-8.3.4.pyc"), None),
             Some(PathBuf::from("a/test_a.py"))
         );
-        assert_eq!(source_for(Path::new("a/m.pyc")), Some(PathBuf::from("a/m.py")));
-        assert_eq!(source_for(Path::new("a/m.txt")), None);
+        assert_eq!(source_for(Path::new("a/m.pyc"), None), Some(PathBuf::from("a/m.py")));
+        assert_eq!(source_for(Path::new("a/m.txt"), None), None);
     }
 
     #[test]

@@ -227,7 +227,9 @@ pub fn run(mut cli: Cli, matches: &clap::ArgMatches) -> Result<ExitStatus, Error
             }
             check::check(&settings, verbosity, style)
         }
-        Command::Inspect(args) => inspect::inspect(&args.files, args.format == cli::InspectFormat::Json),
+        Command::Inspect(args) => {
+            inspect::inspect(&args.files, args.format == cli::InspectFormat::Json, args.prefix.as_ref())
+        }
         Command::Cache(cmd) => cache::manage::run(&cmd, Style::resolve(cli::ColorChoice::Auto)),
         Command::Completions { shell } => {
             use clap::CommandFactory;

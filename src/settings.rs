@@ -28,7 +28,7 @@ pub fn default_jobs() -> usize {
 }
 
 /// Merge the configuration file (`[tool.hashpyc]`) into the arguments of `compile` and
-/// `check`: a key fills in a setting whose flag was given neither on the command line nor
+/// `check` (for `inspect`, its pycache prefix; for `cache`, its directory and limit): a key fills in a setting whose flag was given neither on the command line nor
 /// by its environment variable (clap's value source tells), so the precedence is flag >
 /// environment > file > built-in default. Relative paths are resolved against the file's
 /// directory. With `-v`, says which file was used.
@@ -170,6 +170,49 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
             optimize_from_env(&mut args.layout, &mut args.config, &args.output, json)?;
             let by = pycache_prefix_replaced_by(&args.layout);
             explain_env(&mut args.config, &args.output, json, ("check", m), &replaced, by);
+        }
+        Command::Inspect(args) => {
+            let m = matches.subcommand_matches("inspect").expect("inspect matches");
+            command_line_config_wins(&mut args.config, m);
+            let named_by = if m.value_source("config") == Some(ValueSource::EnvVariable) {
+                "HASHPYC_CONFIG"
+            } else {
+                "--config"
+            };
+            let mut passed_over = Vec::new();
+            let source = config::load(
+                args.config.config.as_deref(),
+                named_by,
+                args.config.no_config,
+                &cwd,
+                &mut passed_over,
+            );
+            let style = crate::report::Style::resolve(args.color.color);
+            for w in &passed_over {
+                crate::report::eprint_line(&format!("{}: {w}", style.warning()));
+            }
+            let c = match source? {
+                config::Source::File(c) => Some(c),
+                _ => None,
+            };
+            // Where `check` looks: the flag, else the file's keys (`legacy = true` replaces
+            // the prefix and the variable, as `apply_layout` and `layouts` decide), else
+            // the variable.
+            let legacy = c.as_ref().is_some_and(|c| c.options.legacy == Some(true));
+            args.prefix = if let Some(p) = &args.pycache_prefix {
+                Some((p.clone(), "--pycache-prefix".into()))
+            } else if legacy {
+                None
+            } else if let Some(c) = &c
+                && let Some(p) = &c.options.pycache_prefix
+            {
+                let from = config::Origin::key(c, "pycache-prefix").written("pycache-prefix");
+                Some((c.resolve("pycache-prefix", p)?, from))
+            } else {
+                std::env::var_os("PYTHONPYCACHEPREFIX")
+                    .filter(|p| !p.is_empty())
+                    .map(|p| (PathBuf::from(p), "PYTHONPYCACHEPREFIX".into()))
+            };
         }
         Command::Cache(cmd) => {
             use crate::cli::CacheCommand;

@@ -3004,3 +3004,52 @@ fn many_exclude_globs_of_mixed_shapes_exclude_what_each_would() {
     found.sort();
     assert_eq!(found, expected, "{}", run.stderr);
 }
+
+// `inspect` read only PYTHONPYCACHEPREFIX, never the configuration's `pycache-prefix`: with
+// `pycache-prefix = "pfx"` in `hashpyc.toml`, `check` found `src/m.py`'s pyc fresh under the
+// prefix while `inspect src/m.py` said no pyc of it was found (exit 1), and a pyc under the
+// prefix was not matched with its source. It now looks where `check` does (`--pycache-prefix`,
+// the file's key, the variable; `legacy = true` replaces them), says what set the prefix
+// when nothing is found there, and `--no-config` leaves the file out.
+per_python!(inspect_looks_under_the_configurations_pycache_prefix, min = (3, 8), |py: &Python| {
+    let tree = Tree::new();
+    tree.write("src/m.py", "x = 1\n");
+    tree.write("hashpyc.toml", "pycache-prefix = \"pfx\"\n");
+    tree.hashpyc().args(["compile", "-q", "src"]).python(py).run().assert_code(0);
+    tree.hashpyc().args(["check", "src"]).python(py).run().assert_code(0);
+    let described = |args: &[&str]| {
+        let r = tree.hashpyc().args(["inspect", "--json"]).args(args).run();
+        r.assert_code(0);
+        let found: Vec<serde_json::Value> =
+            r.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(found.len(), 1, "{}", r.stdout);
+        assert_eq!(found[0]["matches_source"], true, "{}", r.stdout);
+        found[0]["pyc"].as_str().unwrap().to_string()
+    };
+    let pyc = described(&["src/m.py"]);
+    assert!(pyc.contains("/pfx/") && !pyc.contains("__pycache__"), "{pyc}");
+    // The pyc named itself is matched with its source through the key too.
+    assert_eq!(described(&[&pyc]), pyc);
+    let r = tree.hashpyc().args(["inspect", "--no-config", "src/m.py"]).run();
+    r.assert_code(1);
+    assert!(
+        r.stdout.contains("no pyc of it was found (looked in `__pycache__/`, and for `m.pyc` beside it)"),
+        "{}",
+        r.stdout
+    );
+    tree.write("src/n.py", "y = 1\n");
+    let r = tree.hashpyc().args(["inspect", "src/n.py"]).run();
+    r.assert_code(1);
+    assert!(
+        r.stdout
+            .contains("pfx` (set by `pycache-prefix` in `hashpyc.toml` line 1), and for `n.pyc` beside it)"),
+        "{}",
+        r.stdout
+    );
+    // `legacy = true` replaces the variable as it does for `check`; `--pycache-prefix` both.
+    tree.write("hashpyc.toml", "legacy = true\n");
+    let r = tree.hashpyc().args(["inspect", "src/m.py"]).env("PYTHONPYCACHEPREFIX", "pfx").run();
+    r.assert_code(1);
+    let given = described(&["--pycache-prefix", "pfx", "src/m.py"]);
+    assert!(given.starts_with("pfx/") && pyc.ends_with(&given[3..]), "{given} {pyc}");
+});
