@@ -734,6 +734,11 @@ pub struct CacheDirArg {
 
     #[command(flatten)]
     pub config: ConfigArgs,
+
+    /// Where the directory was set when not by `--cache` (`HASHPYC_CACHE`, `` `cache` in
+    /// `hashpyc.toml` line 1``), for its errors, as `compile` names it.
+    #[arg(skip)]
+    pub dir_from: Option<String>,
 }
 
 impl CacheDirArg {

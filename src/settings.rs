@@ -240,6 +240,9 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
                 }),
                 None => None,
             };
+            if named.is_some() && m.is_some_and(|m| m.value_source("dir") == Some(ValueSource::EnvVariable)) {
+                dir.dir_from = Some("HASHPYC_CACHE".into());
+            }
             if named.is_some() && !file_limit {
                 dir.dir = named;
                 return Ok(());
@@ -258,9 +261,17 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
             for w in &passed_over {
                 crate::report::eprint_line(&format!("{}: {w}", style.warning()));
             }
+            let mut file_origin = None;
             let (from_file, file, shared, size) = match source? {
                 config::Source::File(c) => (
-                    c.options.cache.as_ref().map(|d| c.resolve("cache", d)).transpose()?,
+                    c.options
+                        .cache
+                        .as_ref()
+                        .map(|d| {
+                            file_origin = Some(config::Origin::key(&c, "cache").written("cache"));
+                            c.resolve("cache", d)
+                        })
+                        .transpose()?,
                     format!("`{}`", crate::report::shown(&c.path)),
                     c.options
                         .cache_url
@@ -300,6 +311,7 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
                      its entries expire by the server's rules)"
                 )
             });
+            dir.dir_from = file_origin;
             dir.dir = Some(from_file.ok_or_else(|| {
                 Error::Usage(format!(
                     "no cache directory: give --cache DIR, set HASHPYC_CACHE, or set `cache` in {file}{shared}"

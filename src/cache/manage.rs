@@ -43,6 +43,17 @@ fn open(dir: &Path) -> Result<Opened, Error> {
     }
 }
 
+/// [`open`] of the directory of a `cache` command, an error about it naming where it was set
+/// when not by `--cache` (`(set by `cache` in `hashpyc.toml` line 1)`), as `compile` says it.
+fn open_set(dir: &crate::cli::CacheDirArg) -> Result<Opened, Error> {
+    open(dir.path()).map_err(|e| match (e, &dir.dir_from) {
+        (Error::Cache(e @ CacheError::Open { .. }), Some(from)) => {
+            Error::Usage(format!("{} (set by {from})", crate::pool::schedule::error_chain(&e)))
+        }
+        (e, _) => e,
+    })
+}
+
 impl Opened {
     fn tier(&self) -> Option<&DiskTier> {
         match self {
@@ -83,7 +94,7 @@ pub fn human_size(bytes: u64) -> String {
 pub fn run(cmd: &CacheCommand, style: Style) -> Result<ExitStatus, Error> {
     match cmd {
         CacheCommand::Stats { dir, format, .. } => {
-            let opened = open(dir.path())?;
+            let opened = open_set(dir)?;
             let tier = opened.tier();
             let (entries, temps) = match tier {
                 Some(tier) => tier.scan().map_err(|e| CacheError::item(dir.path(), e))?,
@@ -134,7 +145,7 @@ pub fn run(cmd: &CacheCommand, style: Style) -> Result<ExitStatus, Error> {
         }
         CacheCommand::Prune { dir, max_size, max_size_from } => {
             let max_size = max_size.expect("limit resolved by apply_config");
-            let opened = open(dir.path())?;
+            let opened = open_set(dir)?;
             let Opened::Cache(tier) = opened else {
                 opened.note(dir.path(), "nothing to prune");
                 return Ok(ExitStatus::Success);
@@ -159,7 +170,7 @@ pub fn run(cmd: &CacheCommand, style: Style) -> Result<ExitStatus, Error> {
             }
         }
         CacheCommand::Clean { dir } => {
-            let opened = open(dir.path())?;
+            let opened = open_set(dir)?;
             let Opened::Cache(tier) = opened else {
                 opened.note(dir.path(), "nothing to clean");
                 return Ok(ExitStatus::Success);

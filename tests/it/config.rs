@@ -2757,10 +2757,28 @@ fn values_from_the_file_are_named_where_they_were_set() {
         "{}",
         r.stderr
     );
-    let stats = tree.hashpyc().args(["cache", "stats"]).run();
-    stats.assert_code(2);
-    assert_eq!(stats.stderr.lines().count(), 1, "{}", stats.stderr);
-    assert!(stats.stderr.contains("as the bytecode cache: not a directory"), "{}", stats.stderr);
+    // The cache commands name where the directory was set too, as compile does.
+    for command in ["stats", "prune", "clean"] {
+        let run = tree.hashpyc().args(["cache", command]).run();
+        run.assert_code(2);
+        assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+        assert!(
+            run.stderr
+                .contains("as the bytecode cache: not a directory (set by `cache` in `hashpyc.toml` line 1)"),
+            "{command}: {}",
+            run.stderr
+        );
+    }
+    let run = tree.hashpyc().env("HASHPYC_CACHE", "hashpyc.toml").args(["cache", "stats"]).run();
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("as the bytecode cache: not a directory (set by HASHPYC_CACHE)"),
+        "{}",
+        run.stderr
+    );
+    let run = tree.hashpyc().args(["cache", "stats", "--cache", "hashpyc.toml"]).run();
+    run.assert_code(2);
+    assert!(!run.stderr.contains("set by"), "{}", run.stderr);
 }
 
 // Keys a uv user writes got no hint or the wrong one: `cache-dir` (uv's) was asked "did you
