@@ -2077,11 +2077,7 @@ fn push_errors_and_skipped(parts: &mut Vec<String>, s: &Summary) {
 
 /// Why the cache cannot be used, and where its directory was set when not by `--cache`.
 fn unusable_cache(e: &crate::cache::CacheError, settings: &crate::cache::CacheSettings) -> String {
-    let from = match (e, &settings.dir_from) {
-        (crate::cache::CacheError::Open { .. }, Some(from)) => format!(" (set by {from})"),
-        _ => String::new(),
-    };
-    format!("{}{from}", schedule::error_chain(e))
+    crate::cache::described(e, settings.dir_from.as_deref())
 }
 
 fn dry_run_summary_line(summary: &Summary, check: usize, targets: &[Arc<Target>], style: Style) -> String {

@@ -314,6 +314,17 @@ pub fn io_reason(e: &std::io::Error) -> String {
     }
 }
 
+/// The owner of the symbolic link at `path` when it is a link that neither this user nor
+/// root made: that user decides where it leads (a state directory, a cache), whoever owns
+/// what it leads to.
+pub(crate) fn link_of_another_user(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let link = std::fs::symlink_metadata(path).ok()?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    (link.file_type().is_symlink() && link.uid() != me && link.uid() != 0).then(|| link.uid())
+}
+
 /// The bytes of the file at `path` when this user owns it and nobody else may write it: a
 /// file of the state directory vouches for a pyc's body (`verified`), an interpreter's
 /// magic number and hash (its probe) or a source's failure, so one another user could

@@ -1249,9 +1249,8 @@ fn foreign(dir: &Path) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
     // SAFETY: geteuid has no preconditions and cannot fail.
     let me = unsafe { libc::geteuid() };
-    let link = std::fs::symlink_metadata(dir).ok()?;
-    if link.file_type().is_symlink() && link.uid() != me && link.uid() != 0 {
-        return Some(format!("it is a symbolic link of uid {}, not of this user", link.uid()));
+    if let Some(uid) = crate::io::link_of_another_user(dir) {
+        return Some(format!("it is a symbolic link of uid {uid}, not of this user"));
     }
     // Root's directory is no other user's: root may do anything anyway.
     let meta = std::fs::metadata(dir).ok()?;

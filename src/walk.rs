@@ -353,6 +353,18 @@ pub struct Skipped {
     pub walk_regex_excluded: usize,
 }
 
+/// `12 files and 1 directory`, `3 directories`: what a rule skipped.
+fn files_and_dirs(files: usize, dirs: usize) -> String {
+    let mut what = Vec::new();
+    if files > 0 {
+        what.push(crate::report::plural(files, "file", "files"));
+    }
+    if dirs > 0 {
+        what.push(crate::report::plural(dirs, "directory", "directories"));
+    }
+    what.join(" and ")
+}
+
 impl Skipped {
     /// `.py` symbolic links leading nowhere (dangling, or a loop), named or walked: each
     /// skipped with its warning.
@@ -367,27 +379,17 @@ impl Skipped {
         let named =
             |origin: &Option<String>, flag: &'static str| origin.clone().unwrap_or_else(|| flag.into());
         let mut parts = Vec::new();
-        let counted = |files: usize, dirs: usize| {
-            let mut what = Vec::new();
-            if files > 0 {
-                what.push(crate::report::plural(files, "file", "files"));
-            }
-            if dirs > 0 {
-                what.push(crate::report::plural(dirs, "directory", "directories"));
-            }
-            what.join(" and ")
-        };
         if self.ignored + self.ignored_dirs > 0 {
             let rule = named(&by.respect_gitignore, "--respect-gitignore");
-            parts.push(format!("{} by {rule}", counted(self.ignored, self.ignored_dirs)));
+            parts.push(format!("{} by {rule}", files_and_dirs(self.ignored, self.ignored_dirs)));
         }
         if self.hidden + self.hidden_dirs > 0 {
             let rule = named(&by.skip_hidden, "--skip-hidden");
-            parts.push(format!("{} by {rule}", counted(self.hidden, self.hidden_dirs)));
+            parts.push(format!("{} by {rule}", files_and_dirs(self.hidden, self.hidden_dirs)));
         }
         if self.limit_symlinks > 0 {
             let rule = named(&by.limit_symlinks, "--limit-symlinks");
-            parts.push(format!("{} by {rule}", counted(self.limit_symlinks, 0)));
+            parts.push(format!("{} by {rule}", files_and_dirs(self.limit_symlinks, 0)));
         }
         let mut out: Vec<String> =
             (!parts.is_empty()).then(|| format!("skipped {}", parts.join(", "))).into_iter().collect();
@@ -423,24 +425,16 @@ impl Skipped {
     /// summaries): why a selection came out empty.
     pub fn describe_empty(&self, by: &RuleOrigins) -> Option<String> {
         let mut parts: Vec<String> = self.describe(by).into_iter().collect();
-        let counted = |files: usize, dirs: usize| {
-            let mut what = Vec::new();
-            if files > 0 {
-                what.push(crate::report::plural(files, "file", "files"));
-            }
-            if dirs > 0 {
-                what.push(crate::report::plural(dirs, "directory", "directories"));
-            }
-            what.join(" and ")
-        };
         if self.walk_excluded + self.walk_excluded_dirs > 0 {
             let rule = by.exclude.clone().unwrap_or_else(|| "--exclude".into());
-            parts
-                .push(format!("{} excluded by {rule}", counted(self.walk_excluded, self.walk_excluded_dirs)));
+            parts.push(format!(
+                "{} excluded by {rule}",
+                files_and_dirs(self.walk_excluded, self.walk_excluded_dirs)
+            ));
         }
         if self.walk_regex_excluded > 0 {
             let rule = by.exclude_regex.clone().unwrap_or_else(|| "--exclude-regex".into());
-            parts.push(format!("{} excluded by {rule}", counted(self.walk_regex_excluded, 0)));
+            parts.push(format!("{} excluded by {rule}", files_and_dirs(self.walk_regex_excluded, 0)));
         }
         (!parts.is_empty()).then(|| parts.join(", "))
     }

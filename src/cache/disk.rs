@@ -194,15 +194,10 @@ impl DiskTier {
         let me = unsafe { libc::geteuid() };
         // A link another user made decides where the cache is, whoever owns what it leads
         // to (root's own directory, given its CACHEDIR.TAG and entries).
-        if let Ok(link) = std::fs::symlink_metadata(&self.root)
-            && link.file_type().is_symlink()
-            && link.uid() != me
-            && link.uid() != 0
-        {
+        if let Some(uid) = crate::io::link_of_another_user(&self.root) {
             return Some(format!(
-                "`{}` is a symbolic link of uid {}, who decides where it leads",
-                crate::report::shown(&self.root),
-                link.uid()
+                "`{}` is a symbolic link of uid {uid}, who decides where it leads",
+                crate::report::shown(&self.root)
             ));
         }
         [&self.root, &self.entries].into_iter().find_map(|dir| {

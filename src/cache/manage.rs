@@ -46,11 +46,9 @@ fn open(dir: &Path) -> Result<Opened, Error> {
 /// [`open`] of the directory of a `cache` command, an error about it naming where it was set
 /// when not by `--cache` (`(set by `cache` in `hashpyc.toml` line 1)`), as `compile` says it.
 fn open_set(dir: &crate::cli::CacheDirArg) -> Result<Opened, Error> {
-    open(dir.path()).map_err(|e| match (e, &dir.dir_from) {
-        (Error::Cache(e @ CacheError::Open { .. }), Some(from)) => {
-            Error::Usage(format!("{} (set by {from})", crate::pool::schedule::error_chain(&e)))
-        }
-        (e, _) => e,
+    open(dir.path()).map_err(|e| match e {
+        Error::Cache(e) => Error::Usage(super::described(&e, dir.dir_from.as_deref())),
+        e => e,
     })
 }
 

@@ -69,6 +69,17 @@ pub struct CacheSettings {
     pub upload_wait: Duration,
 }
 
+/// `e` on one line, and, for a directory that cannot be used, where it was set when not by
+/// `--cache` (`` (set by `cache` in `hashpyc.toml` line 1)``, `(set by HASHPYC_CACHE)`):
+/// `compile`'s warning and the `cache` commands' error alike.
+pub fn described(e: &CacheError, set_by: Option<&str>) -> String {
+    let chain = crate::pool::schedule::error_chain(e);
+    match (e, set_by) {
+        (CacheError::Open { .. }, Some(from)) => format!("{chain} (set by {from})"),
+        _ => chain,
+    }
+}
+
 #[derive(Debug, Error)]
 pub enum CacheError {
     #[error("cannot use `{}` as the bytecode cache", crate::report::shown(path))]

@@ -3005,9 +3005,7 @@ fn a_cache_others_may_write_is_warned_of() {
         harness::visible("SKIPPED part of cache::a_cache_others_may_write_is_warned_of: not root");
         return;
     }
-    let c = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(cache.as_os_str())).unwrap();
-    // SAFETY: a valid C string; root may give the directory away.
-    assert_eq!(unsafe { libc::chown(c.as_ptr(), 4242, 4242) }, 0);
+    std::os::unix::fs::chown(&cache, Some(4242), Some(4242)).unwrap();
     let run = compile();
     run.assert_code(0);
     assert!(
@@ -3016,13 +3014,12 @@ fn a_cache_others_may_write_is_warned_of() {
         )),
         "{}",
         run.stderr
-    ); // Root's own directory, reached through a link another user made.
-    assert_eq!(unsafe { libc::chown(c.as_ptr(), 0, 0) }, 0);
+    );
+    // Root's own directory, reached through a link another user made.
+    std::os::unix::fs::chown(&cache, Some(0), Some(0)).unwrap();
     let link = tree.path("their-link");
     std::os::unix::fs::symlink(&cache, &link).unwrap();
-    let l = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(link.as_os_str())).unwrap();
-    // SAFETY: a valid C string; root may give the link away.
-    assert_eq!(unsafe { libc::lchown(l.as_ptr(), 4242, 4242) }, 0);
+    std::os::unix::fs::lchown(&link, Some(4242), Some(4242)).unwrap();
     let run = tree.hashpyc().args(["compile", "--force", "--cache"]).arg(&link).python(py).arg("src").run();
     run.assert_code(0);
     assert!(
@@ -3034,7 +3031,7 @@ fn a_cache_others_may_write_is_warned_of() {
         run.stderr
     );
     // Root's own link to it is no finding.
-    assert_eq!(unsafe { libc::lchown(l.as_ptr(), 0, 0) }, 0);
+    std::os::unix::fs::lchown(&link, Some(0), Some(0)).unwrap();
     let run = tree.hashpyc().args(["compile", "--force", "--cache"]).arg(&link).python(py).arg("src").run();
     assert!(!run.stderr.contains("warning"), "{}", run.stderr);
 }

@@ -1477,6 +1477,21 @@ fn is_root() -> bool {
 }
 
 /// An interpreter the unprivileged user can run (root's home is usually closed to it).
+/// The interpreter for a test run as the user nobody (through `setpriv`), or None after a
+/// visible skip: the run is not root's, `setpriv` is missing, or no CPython 3.7+ found
+/// may be run by nobody.
+fn nobody_or_skip(test: &str) -> Option<Python> {
+    if !is_root() || Command::new("setpriv").arg("--version").output().is_err() {
+        harness::visible(&format!("SKIPPED {test}: needs root and setpriv to run as another user"));
+        return None;
+    }
+    let python = python_for_nobody();
+    if python.is_none() {
+        harness::visible(&format!("SKIPPED {test}: no CPython 3.7+ that an unprivileged user can run"));
+    }
+    python
+}
+
 fn python_for_nobody() -> Option<Python> {
     let mut candidates: Vec<PathBuf> =
         harness::pythons().values().filter(|p| p.minor >= (3, 7)).map(|p| p.path.clone()).collect();
@@ -1519,14 +1534,7 @@ fn github_advice_for_a_pyc_compile_cannot_write_is_true() {
     assert!(run.stdout.contains(": pyc: File name too long - shorten the source's name ("), "{run:?}");
     assert!(!run.stdout.contains("to fix"), "{run:?}");
 
-    if !is_root() || Command::new("setpriv").arg("--version").output().is_err() {
-        harness::visible("SKIPPED faults::github_advice (permission denied): needs root and setpriv");
-        return;
-    }
-    let Some(python) = python_for_nobody() else {
-        harness::visible("SKIPPED faults::github_advice (permission denied): no CPython for nobody");
-        return;
-    };
+    let Some(python) = nobody_or_skip("faults::github_advice (permission denied)") else { return };
     let tree = Tree::new();
     std::fs::set_permissions(tree.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
     tree.write("p/m.py", "x = 1\n");
@@ -1582,14 +1590,7 @@ fn github_advice_for_a_pyc_compile_cannot_write_is_true() {
 #[test]
 fn a_failed_link_or_write_counts_the_fresh_pycs_it_left() {
     let test = "faults::a_failed_link_or_write_counts_the_fresh_pycs_it_left";
-    if !is_root() || Command::new("setpriv").arg("--version").output().is_err() {
-        harness::visible(&format!("SKIPPED {test}: needs root and setpriv to run as another user"));
-        return;
-    }
-    let Some(python) = python_for_nobody() else {
-        harness::visible(&format!("SKIPPED {test}: no CPython the user nobody may run"));
-        return;
-    };
+    let Some(python) = nobody_or_skip(test) else { return };
     let tree = Tree::new();
     std::fs::set_permissions(tree.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
     for i in 0..3 {
@@ -1721,14 +1722,7 @@ fn cache_entries(cache: &Path) -> usize {
 #[test]
 fn a_cache_that_takes_no_entries_is_one_warning() {
     let test = "faults::a_cache_that_takes_no_entries_is_one_warning";
-    if !is_root() || Command::new("setpriv").arg("--version").output().is_err() {
-        harness::visible(&format!("SKIPPED {test}: needs root and setpriv"));
-        return;
-    }
-    let Some(py) = python_for_nobody() else {
-        harness::visible(&format!("SKIPPED {test}: no CPython for nobody"));
-        return;
-    };
+    let Some(py) = nobody_or_skip(test) else { return };
     let tree = Tree::new();
     std::fs::set_permissions(tree.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
     harness::write_modules(&tree, "big", 40);
@@ -1804,14 +1798,7 @@ fn a_cache_that_takes_no_entries_is_one_warning() {
 #[test]
 fn statistics_a_build_cannot_record_are_a_warning() {
     let test = "faults::statistics_a_build_cannot_record_are_a_warning";
-    if !is_root() || Command::new("setpriv").arg("--version").output().is_err() {
-        harness::visible(&format!("SKIPPED {test}: needs root and setpriv"));
-        return;
-    }
-    let Some(py) = python_for_nobody() else {
-        harness::visible(&format!("SKIPPED {test}: no CPython for nobody"));
-        return;
-    };
+    let Some(py) = nobody_or_skip(test) else { return };
     let tree = Tree::new();
     std::fs::set_permissions(tree.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
     for i in 0..2 {
@@ -1853,16 +1840,7 @@ fn statistics_a_build_cannot_record_are_a_warning() {
 // advice to make the source readable.
 #[test]
 fn a_source_under_a_directory_that_cannot_be_searched_is_unreadable() {
-    if !is_root() || Command::new("setpriv").arg("--version").output().is_err() {
-        harness::visible(
-            "SKIPPED faults::a_source_under_a_directory_that_cannot_be_searched: needs root and setpriv",
-        );
-        return;
-    }
-    let Some(python) = python_for_nobody() else {
-        harness::visible(
-            "SKIPPED faults::a_source_under_a_directory_that_cannot_be_searched: no CPython for nobody",
-        );
+    let Some(python) = nobody_or_skip("faults::a_source_under_a_directory_that_cannot_be_searched") else {
         return;
     };
     let tree = Tree::new();
@@ -1892,14 +1870,7 @@ fn a_source_under_a_directory_that_cannot_be_searched_is_unreadable() {
 
 #[test]
 fn permission_problems_are_per_file_errors() {
-    if !is_root() || Command::new("setpriv").arg("--version").output().is_err() {
-        harness::visible("SKIPPED faults::permissions: needs root and setpriv to run as another user");
-        return;
-    }
-    let Some(python) = python_for_nobody() else {
-        harness::visible("SKIPPED faults::permissions: no CPython 3.7+ that an unprivileged user can run");
-        return;
-    };
+    let Some(python) = nobody_or_skip("faults::permissions") else { return };
     {
         let py = &python;
         let tree = Tree::new();
@@ -1944,14 +1915,7 @@ fn permission_problems_are_per_file_errors() {
 #[test]
 fn check_stray_of_a_directory_it_cannot_list_is_an_error() {
     let test = "faults::check_stray_unlistable";
-    if !is_root() || Command::new("setpriv").arg("--version").output().is_err() {
-        harness::visible(&format!("SKIPPED {test}: needs root and setpriv to run as another user"));
-        return;
-    }
-    let Some(py) = python_for_nobody() else {
-        harness::visible(&format!("SKIPPED {test}: no CPython 3.7+ that an unprivileged user can run"));
-        return;
-    };
+    let Some(py) = nobody_or_skip(test) else { return };
     let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
     let tree = Tree::new();
     std::fs::set_permissions(tree.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -2014,14 +1978,7 @@ fn check_stray_of_a_directory_it_cannot_list_is_an_error() {
 #[test]
 fn dry_run_fails_where_the_run_cannot_create_the_pyc_directory() {
     let test = "faults::dry_run_cannot_create";
-    if !is_root() || Command::new("setpriv").arg("--version").output().is_err() {
-        harness::visible(&format!("SKIPPED {test}: needs root and setpriv to run as another user"));
-        return;
-    }
-    let Some(py) = python_for_nobody() else {
-        harness::visible(&format!("SKIPPED {test}: no CPython 3.7+ that an unprivileged user can run"));
-        return;
-    };
+    let Some(py) = nobody_or_skip(test) else { return };
     let errors = |run: &harness::Run| -> Vec<String> {
         run.stderr.lines().filter(|l| l.starts_with("error")).map(String::from).collect()
     };
@@ -2109,16 +2066,7 @@ fn dry_run_fails_where_the_run_cannot_create_the_pyc_directory() {
 /// the limit (exit 2).
 #[test]
 fn a_process_limit_is_an_error_in_words_never_a_panic() {
-    if !is_root() || Command::new("setpriv").arg("--version").output().is_err() {
-        harness::visible("SKIPPED faults::a_process_limit: needs root and setpriv to run as another user");
-        return;
-    }
-    let Some(py) = python_for_nobody() else {
-        harness::visible(
-            "SKIPPED faults::a_process_limit: no CPython 3.7+ that an unprivileged user can run",
-        );
-        return;
-    };
+    let Some(py) = nobody_or_skip("faults::a_process_limit") else { return };
     const ID: u32 = 40123;
     let tree = Tree::new();
     sources(&tree, 6);

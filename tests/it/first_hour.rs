@@ -2929,25 +2929,17 @@ fn a_state_directory_of_another_user_is_not_used() {
         harness::visible("SKIPPED first_hour::a_state_directory_of_another_user_is_not_used: not root");
         return;
     }
-    let chown = |path: &Path, link: bool| {
-        let c = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str())).unwrap();
-        // SAFETY: a valid C string; root may give a file away.
-        let done = unsafe {
-            if link { libc::lchown(c.as_ptr(), 4242, 4242) } else { libc::chown(c.as_ptr(), 4242, 4242) }
-        };
-        assert_eq!(done, 0, "{}", path.display());
-    };
     let tree = Tree::new();
     tree.write("src/good.py", "X = 1\n");
     let theirs = tree.path("theirs");
     std::fs::create_dir(&theirs).unwrap();
-    chown(&theirs, false);
+    std::os::unix::fs::chown(&theirs, Some(4242), Some(4242)).unwrap();
     // Root's own directory, reached through the other user's link.
     let target = tree.path("root-owned");
     std::fs::create_dir(&target).unwrap();
     let link = tree.path("their-link");
     std::os::unix::fs::symlink(&target, &link).unwrap();
-    chown(&link, true);
+    std::os::unix::fs::lchown(&link, Some(4242), Some(4242)).unwrap();
     for (state, reason) in [
         (&theirs, "it belongs to uid 4242, not to this user"),
         (&link, "it is a symbolic link of uid 4242, not of this user"),
