@@ -21,11 +21,13 @@
 //! moment the run opened it (git's "racily clean" entries): a pyc a run just wrote is
 //! read in full by the next run too, and recorded then.
 //!
-//! The files (`verified-<magic>/`, split by inode into `SHARDS` files, each read only
-//! when one of its pycs is looked up) are written atomically at the end of a run that
-//! learnt something, merged with what concurrent runs saved meanwhile; entries unused
-//! for [`EXPIRE_DAYS`] days are dropped. A file written by another hashpyc build (see
-//! `version`), or damaged, is ignored: the pycs are only read in full again. `HASHPYC_NO_STATE=1`, or
+//! The files (`verified-<magic>/<build>/`, split by inode into `SHARDS` files, each read
+//! only when one of its pycs is looked up) are written atomically at the end of a run
+//! that learnt something, merged with what concurrent runs saved meanwhile; entries
+//! unused for [`EXPIRE_DAYS`] days are dropped. Each hashpyc build (see `version`) keeps
+//! its own directory, so two builds used in turn over one state directory do not erase
+//! each other's memory; another build's directory is removed once unwritten for
+//! [`EXPIRE_DAYS`] days. A damaged file is ignored: the pycs are only read in full again. `HASHPYC_NO_STATE=1`, or
 //! no state directory, turns the memory off.
 
 use std::collections::HashMap;
@@ -107,7 +109,7 @@ fn shard_of(dev: u64, ino: u64) -> usize {
 
 /// The remembered pycs of one magic number, for one run.
 pub struct Verified {
-    /// `verified-<magic>/`, holding `00.bin` to `ff.bin`.
+    /// `verified-<magic>/<build>/`, holding `00.bin` to `ff.bin` (see [`build_tag`]).
     dir: PathBuf,
     shards: Vec<OnceLock<Shard>>,
     /// Stamps to save: found good and settled, or known and last used before today.
@@ -120,7 +122,7 @@ pub struct Verified {
 impl Verified {
     fn load(dir: &Path, magic: Magic, settle: u64) -> Verified {
         Verified {
-            dir: dir.join(format!("verified-{magic}")),
+            dir: dir.join(format!("verified-{magic}")).join(build_tag()),
             shards: (0..SHARDS).map(|_| OnceLock::new()).collect(),
             learnt: Mutex::new(Vec::new()),
             today: today(),
@@ -184,7 +186,41 @@ impl Verified {
                 crate::target::state_write_failed(crate::target::StateLost::VerifiedPycs, &e);
             }
         }
+        self.drop_unused_builds();
     }
+
+    /// Remove what other hashpyc builds left beside this build's files and have not
+    /// written for [`EXPIRE_DAYS`] days (their directories, and the shard files builds
+    /// before the per-build directories kept directly in `verified-<magic>/`): a build
+    /// still in use (two versions in use side by side during an upgrade) keeps its own.
+    fn drop_unused_builds(&self) {
+        let (Some(parent), Some(own)) = (self.dir.parent(), self.dir.file_name()) else { return };
+        let Ok(entries) = std::fs::read_dir(parent) else { return };
+        let horizon = std::time::Duration::from_secs(u64::from(EXPIRE_DAYS) * 86_400);
+        for entry in entries.flatten() {
+            if entry.file_name() == own {
+                continue;
+            }
+            let Ok(meta) = entry.path().symlink_metadata() else { continue };
+            let unused = meta.modified().ok().and_then(|m| m.elapsed().ok()).is_some_and(|age| age > horizon);
+            if !unused {
+                continue;
+            }
+            let _ = if meta.is_dir() {
+                std::fs::remove_dir_all(entry.path())
+            } else {
+                std::fs::remove_file(entry.path())
+            };
+        }
+    }
+}
+
+/// The directory of this build's files inside `verified-<magic>/`: a hash of
+/// [`version`], so that two builds in use side by side (an upgrade rolled out machine by
+/// machine over a shared state directory) each keep their memory instead of overwriting
+/// the other's on every run.
+fn build_tag() -> String {
+    format!("{:016x}", checksum(version()))
 }
 
 /// How much of a pyc [`read_pyc`] read.
