@@ -933,9 +933,10 @@ pub struct InputArgs {
 #[derive(Debug, Args)]
 pub struct TargetArgs {
     /// Target interpreter: a path, a name looked up on PATH, or a version as uv takes it
-    /// (`3.12`, `3.12.1`, `312`, `cpython@3.12`, `3.13t` for a free-threaded build: the
-    /// first `python3.12`, then `python3` or `python`, on PATH that is that version; a range,
-    /// `>=3.12`, is refused). Default: `python3`; the
+    /// (`3.12`, `3.12.1`, `312`, `cpython@3.12`; `3.13t` for a free-threaded build, `3.14d`
+    /// or `3.14+debug` for a debug build, `3.14td` for both: the first `python3.12`, then
+    /// `python3` or `python`, on PATH that is that version, for a variant only `python3.13t`,
+    /// `python3.14d`, `python3.14td`; a range, `>=3.12`, is refused). Default: `python3`; the
     /// summary line names the version it found. Repeat for several interpreters in one run
     /// (one walk, one read per source); one build named twice (a launcher and the
     /// interpreter behind it) is one target, and two builds whose pycs are the same files

@@ -310,8 +310,8 @@ fn without_cpython(text: &str) -> Option<&str> {
 /// whitespace around a name (no interpreter's name has it; uv refuses it too). A path
 /// (holding `/`) is taken as written.
 pub fn refused_request(text: &str) -> Option<String> {
-    const TAKEN: &str = "give one version (`3.12`, `3.12.1`, `312`, `cpython@3.12`, `3.13t`), a name on PATH \
-                         (`python3.12`) or a path";
+    const TAKEN: &str = "give one version (`3.12`, `3.12.1`, `312`, `cpython@3.12`, `3.13t`, `3.14d`, \
+                         `3.14+debug`, `3.14td`), a name on PATH (`python3.12`) or a path";
     if text.contains('/') {
         return None;
     }

@@ -2915,6 +2915,26 @@ fn debug_build_requests_find_their_interpreter() {
     assert!(r.stderr.starts_with(&want), "{}", r.stderr);
 }
 
+// The debug-build requests (`3.14d`, `3.14+debug`, `3.14td`) were taken but never shown:
+// `--help` of `--python` and the refusal of a range ("give one version (…)") named `3.13t`
+// as the only variant. Both now name the debug spellings too.
+#[test]
+fn debug_build_requests_are_named_in_help_and_refusals() {
+    let tree = Tree::new();
+    for command in ["compile", "check"] {
+        let r = tree.hashpyc().args([command, "--help"]).run();
+        r.assert_code(0);
+        for spelled in ["`3.13t`", "`3.14d`", "`3.14+debug`", "`3.14td`", "`python3.14d`"] {
+            assert!(r.stdout.contains(spelled), "{command} --help lacks {spelled}: {}", r.stdout);
+        }
+        let r = tree.hashpyc().args([command, "--no-config", "--python", ">=3.14"]).run();
+        r.assert_code(2);
+        let want = "so give one version (`3.12`, `3.12.1`, `312`, `cpython@3.12`, `3.13t`, `3.14d`, \
+                    `3.14+debug`, `3.14td`), a name on PATH (`python3.12`) or a path";
+        assert!(r.stderr.contains(want), "{}", r.stderr);
+    }
+}
+
 // A pyproject.toml whose table is `[tool.HashPyc]`, `[tool.hash-pyc]` or `[tool.hashpyc_]`
 // was passed over in silence (only `-v` said "configuration: none"), its settings never
 // applied. Discovery now warns, naming the file and the line; `--config` naming such a file
