@@ -197,10 +197,12 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
             };
             // Where `check` looks: the flag, else the file's keys (`legacy = true` replaces
             // the prefix and the variable, as `apply_layout` and `layouts` decide), else
-            // the variable.
+            // the variable; made absolute as `layouts` makes it for `check` and `compile`,
+            // so that a pyc under it is shown as their messages and `--json` show it
+            // (the key's is already, against the file's directory).
             let legacy = c.as_ref().is_some_and(|c| c.options.legacy == Some(true));
             args.prefix = if let Some(p) = &args.pycache_prefix {
-                Some((p.clone(), "--pycache-prefix".into()))
+                Some((layout::absolute(p, &cwd), "--pycache-prefix".into()))
             } else if legacy {
                 None
             } else if let Some(c) = &c
@@ -211,7 +213,7 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
             } else {
                 std::env::var_os("PYTHONPYCACHEPREFIX")
                     .filter(|p| !p.is_empty())
-                    .map(|p| (PathBuf::from(p), "PYTHONPYCACHEPREFIX".into()))
+                    .map(|p| (layout::absolute(Path::new(&p), &cwd), "PYTHONPYCACHEPREFIX".into()))
             };
         }
         Command::Cache(cmd) => {

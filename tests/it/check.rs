@@ -472,7 +472,8 @@ fn timestamp_hint_names_uv_for_the_pycs_uv_writes() {
 
 // `inspect m.py` describes the pycs of that source which exist, where CPython itself would
 // look for them (importlib.util.cache_from_source, with and without a pycache prefix) and
-// the legacy `m.pyc`, each checked against that source.
+// the legacy `m.pyc`, each checked against that source. One under a relative prefix is
+// shown by its absolute path, as `check` shows it (`inspect_shows_a_prefixed_pyc_as_check_does`).
 per_python!(inspect_of_a_source_describes_its_pycs, min = (3, 8), |py: &Python| {
     let tree = Tree::new();
     tree.write("pkg/m.py", "x = 1\n");
@@ -487,11 +488,11 @@ per_python!(inspect_of_a_source_describes_its_pycs, min = (3, 8), |py: &Python| 
             "-X",
             "pycache_prefix=pfx",
             "-c",
-            "import importlib.util as u, sys\n\
+            "import importlib.util as u, os, sys\n\
              p, sys.pycache_prefix = sys.pycache_prefix, None\n\
              names = [u.cache_from_source('pkg/m.py', optimization=o) for o in ('', 2)]\n\
              sys.pycache_prefix = p\n\
-             print('\\n'.join(names + [u.cache_from_source('pkg/m.py'), 'pkg/m.pyc']))",
+             print('\\n'.join(names + [os.path.abspath(u.cache_from_source('pkg/m.py')), 'pkg/m.pyc']))",
         ],
         tree.root(),
     );

@@ -3089,5 +3089,42 @@ per_python!(inspect_looks_under_the_configurations_pycache_prefix, min = (3, 8),
     let r = tree.hashpyc().args(["inspect", "src/m.py"]).env("PYTHONPYCACHEPREFIX", "pfx").run();
     r.assert_code(1);
     let given = described(&["--pycache-prefix", "pfx", "src/m.py"]);
-    assert!(given.starts_with("pfx/") && pyc.ends_with(&given[3..]), "{given} {pyc}");
+    assert_eq!(given, pyc);
+});
+
+// inspect showed a pyc under a relative pycache prefix by another path than check: for
+// `--pycache-prefix pfx` or `PYTHONPYCACHEPREFIX=pfx` it printed `pfx/<cwd>/src/m….pyc`, as
+// given, where check's messages and `--json` `pyc` (and compile's errors) print the prefix
+// made absolute, as for the `pycache-prefix` key. inspect now prints the path check prints
+// for each of the three settings, in its text and its JSON.
+per_python!(inspect_shows_a_prefixed_pyc_as_check_does, min = (3, 8), |py: &Python| {
+    let tree = Tree::new();
+    tree.write("src/m.py", "x = 1\n");
+    let settings: [(&str, &[&str], Option<&str>); 3] = [
+        ("the key", &[], None),
+        ("the flag", &["--no-config", "--pycache-prefix", "pfx"], None),
+        ("the variable", &["--no-config"], Some("pfx")),
+    ];
+    tree.write("hashpyc.toml", "pycache-prefix = \"pfx\"\n");
+    tree.hashpyc().args(["compile", "-q", "src"]).python(py).run().assert_code(0);
+    // Stale, so that check names the pyc in a finding.
+    tree.write("src/m.py", "x = 2\n");
+    for (setting, flags, variable) in settings {
+        let with = |h: harness::Hashpyc| match variable {
+            Some(v) => h.env("PYTHONPYCACHEPREFIX", v),
+            None => h,
+        };
+        let r = with(tree.hashpyc()).args(["check", "--json"]).args(flags).arg("src").python(py).run();
+        r.assert_code(1);
+        let finding: serde_json::Value = serde_json::from_str(r.stdout.lines().next().unwrap()).unwrap();
+        let checked = finding["pyc"].as_str().unwrap().to_string();
+        assert!(checked.contains("/pfx/") && checked.starts_with('/'), "{setting}: {}", r.stdout);
+        let r = with(tree.hashpyc()).args(["inspect", "--json"]).args(flags).arg("src/m.py").run();
+        r.assert_code(0);
+        let described: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+        assert_eq!(described["pyc"], checked.as_str(), "{setting}: {}", r.stdout);
+        let r = with(tree.hashpyc()).args(["inspect"]).args(flags).arg("src/m.py").run();
+        r.assert_code(0);
+        assert_eq!(r.stdout.lines().next(), Some(checked.as_str()), "{setting}: {}", r.stdout);
+    }
 });
