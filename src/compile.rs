@@ -1833,6 +1833,16 @@ fn dry_run(
                 }
                 continue;
             }
+            // A pyc directory the user may not write in: the run's first header rewrite, else
+            // its first link, fails there; reported and counted as the run does (the levels
+            // it does not get to are fresh, the one it fails at is the file's error).
+            if let (Action::Rewrite { headers, links }, None) = (a, &remembered)
+                && let Some((e, at)) = rewrite_obstacle(&paths.of(&p.path, t), headers, links, &mut fine)
+            {
+                summary.fresh_pycs += (0..levels as u8).filter(|l| !headers.contains(l) && *l != at).count();
+                unit_error(&p.path, t, e, summary, notes, style);
+                continue;
+            }
             let (verb, reason, failure) = match (a, remembered) {
                 (_, Some(warnings)) => {
                     failing = true;
@@ -1999,6 +2009,43 @@ fn compile_obstacle(
         }
     }
     None
+}
+
+/// What would stop the run's header rewrites and links of one unit (the levels `headers`,
+/// then `links`, of `pycs`): the directory of the first it makes is not one files can be
+/// created in (the rewrite writes a new file and renames it, the link makes one): the
+/// run's error for it, and the level it fails at. Nothing is written; a directory is looked
+/// at once per run (`fine`: those that showed nothing).
+fn rewrite_obstacle(
+    pycs: &[PathBuf],
+    headers: &[u8],
+    links: &[u8],
+    fine: &mut std::collections::HashSet<PathBuf>,
+) -> Option<(String, u8)> {
+    let (&at, link) = match (headers.first(), links.first()) {
+        (Some(h), _) => (h, false),
+        (None, Some(l)) if *l > 0 => (l, true),
+        _ => return None,
+    };
+    let path = pycs.get(usize::from(at))?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if fine.contains(dir) {
+        return None;
+    }
+    let source = match dir_obstacle(dir) {
+        Some(DirObstacle::NotWritable(e) | DirObstacle::Create(e)) => e,
+        None => {
+            fine.insert(dir.to_path_buf());
+            return None;
+        }
+    };
+    let e = if link {
+        let existing = pycs[usize::from(at) - 1].clone();
+        crate::write::WriteError::Link { path: path.clone(), existing, source }
+    } else {
+        crate::write::WriteError::Write { path: path.clone(), source }
+    };
+    Some((schedule::error_chain(&e), at))
 }
 
 /// What stops a pyc being written in `dir`, as the run meets it.

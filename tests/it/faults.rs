@@ -1622,10 +1622,10 @@ fn a_failed_link_or_write_counts_the_fresh_pycs_it_left() {
     json.assert_code(1);
     let v = summary(&json);
     assert_eq!((&v["fresh_pycs"], &v["linked_pycs"], &v["errors"]), (&5.into(), &0.into(), &3.into()), "{v}");
+    // The dry run says the same (`a_dry_run_says_which_rewrites_and_links_would_fail`).
     let dry = as_nobody(&tree, &[&links[..], &["-n", "t"]].concat(), &python);
-    dry.assert_code(0);
-    assert!(dry.stderr.contains(" link 3 pycs for "), "{}", dry.stderr);
-    assert!(dry.stderr.contains(" (5 already fresh); nothing was written"), "{}", dry.stderr);
+    dry.assert_code(1);
+    assert!(dry.stderr.contains(" (5 already fresh, 3 errors); nothing was written"), "{}", dry.stderr);
 
     // Level 1 where the user may not write it: level 0 is fresh and left alone.
     let add = ["compile", "-o", "0", "-o", "1", "--format", "json"];
@@ -1639,6 +1639,60 @@ fn a_failed_link_or_write_counts_the_fresh_pycs_it_left() {
     }
     let check = tree.hashpyc().args(["check", "-o", "0", "-o", "1", "t"]).python(&python).run();
     check.assert_code(0);
+}
+
+// A dry run promised the header rewrites and links a real run cannot make: as a user who
+// may not write a tree of root's, `compile --hardlink-dupes -o 0 -o 1 --dry-run` said "link
+// 3 pycs", exit 0, and `--invalidation-mode unchecked-hash --dry-run` "rewrite 3 headers",
+// where the real runs failed each file ("cannot link …", "cannot write …", exit 1). The dry
+// run now looks whether files can be created in each pyc directory (access(2), nothing
+// written) and says the real run's errors and summary, exit 1; where the user may write,
+// it lists the links and rewrites as before.
+#[test]
+fn a_dry_run_says_which_rewrites_and_links_would_fail() {
+    let test = "faults::a_dry_run_says_which_rewrites_and_links_would_fail";
+    let Some(python) = nobody_or_skip(test) else { return };
+    let tree = Tree::new();
+    std::fs::set_permissions(tree.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    for i in 0..3 {
+        tree.write(format!("t/m{i}.py"), format!("x = {i}\n"));
+    }
+    tree.hashpyc().args(["compile", "-q", "-o", "0", "-o", "1", "t"]).python(&python).run().assert_code(0);
+    let before: Vec<_> = tree.pycs().iter().map(|p| tree.read(p)).collect();
+    let tag = format!("cpython-{}{}", python.minor.0, python.minor.1);
+    let links = ["compile", "-o", "0", "-o", "1", "--hardlink-dupes", "t"];
+    let headers = ["compile", "-o", "0", "-o", "1", "--invalidation-mode", "unchecked-hash", "t"];
+    for (args, error) in [
+        (
+            &links[..],
+            "cannot link `t/__pycache__/mI.T.opt-1.pyc` to `t/__pycache__/mI.T.pyc`: permission denied",
+        ),
+        (&headers[..], "cannot write `t/__pycache__/mI.T.pyc`: permission denied"),
+    ] {
+        let dry = as_nobody(&tree, &[&args[..1], &["-n"], &args[1..]].concat(), &python);
+        let real = as_nobody(&tree, &args[..], &python);
+        for run in [&dry, &real] {
+            run.assert_code(1);
+            for i in 0..3 {
+                let error = error.replace('I', &i.to_string()).replace(".T.", &format!(".{tag}."));
+                let want = format!("error: `t/m{i}.py`: {error}");
+                assert!(run.stderr.contains(&want), "{want}\n{}", run.stderr);
+            }
+        }
+        assert!(!dry.stdout.contains("link ") && !dry.stdout.contains("rewrite "), "{}", dry.stdout);
+        let counts = |run: &harness::Run| {
+            let line = run.stderr.lines().last().unwrap_or_default().to_string();
+            line[line.find(" (").unwrap()..line.find(')').unwrap() + 1].to_string()
+        };
+        assert_eq!(counts(&dry), counts(&real), "{}\n{}", dry.stderr, real.stderr);
+        assert!(dry.stderr.ends_with("; nothing was written\n"), "{}", dry.stderr);
+    }
+    let after: Vec<_> = tree.pycs().iter().map(|p| tree.read(p)).collect();
+    assert_eq!(before, after);
+    // Where the user may write, the dry run lists what the run does, exit 0.
+    let dry = tree.hashpyc().args(links).arg("-n").python(&python).run();
+    dry.assert_code(0);
+    assert!(dry.stderr.contains(" link 3 pycs for "), "{}", dry.stderr);
 }
 
 // A pyc whose name is over NAME_MAX, with no `__pycache__` yet: opening it fails on the
