@@ -46,7 +46,9 @@ impl Progress {
         if !enabled || !std::io::stderr().is_terminal() {
             return None;
         }
-        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10));
+        // Hidden until `start` has set its label, count and length: each of indicatif's
+        // setters draws a frame, so the first frames had an empty label, then no count.
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
         bar.set_style(
             ProgressStyle::with_template("{msg:>10} [{bar:30}] {prefix}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -59,17 +61,19 @@ impl Progress {
 impl Reporter for Progress {
     fn start(&self, total: u64, weight: u64, what: &str) {
         use std::sync::atomic::Ordering;
-        // Nothing to do draws nothing (it drew a full bar reading 0/0).
+        // Nothing to do draws nothing (it drew a full bar reading 0/0): the bar stays hidden.
         if total == 0 {
-            self.bar.set_draw_target(ProgressDrawTarget::hidden());
             return;
         }
         self.total.store(total, Ordering::Relaxed);
         self.done.store(0, Ordering::Relaxed);
+        self.bar.set_message(what.to_string());
+        self.bar.set_prefix(format!("0/{total}"));
         self.bar.set_length(weight.max(1));
         self.bar.set_position(0);
-        self.bar.set_prefix(format!("0/{total}"));
-        self.bar.set_message(what.to_string());
+        // The first frame drawn is whole: `Compiling [   ] 0/300`.
+        self.bar.set_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+        self.bar.tick();
     }
     fn advance(&self, _path: &Path, weight: u64) {
         use std::sync::atomic::Ordering;
