@@ -1670,7 +1670,7 @@ fn a_dry_run_says_which_rewrites_and_links_would_fail() {
         (&headers[..], "cannot write `t/__pycache__/mI.T.pyc`: permission denied"),
     ] {
         let dry = as_nobody(&tree, &[&args[..1], &["-n"], &args[1..]].concat(), &python);
-        let real = as_nobody(&tree, &args[..], &python);
+        let real = as_nobody(&tree, args, &python);
         for run in [&dry, &real] {
             run.assert_code(1);
             for i in 0..3 {
