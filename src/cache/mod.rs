@@ -42,9 +42,12 @@ use entry::{Compression, Key, Payload};
 pub use stats::{Counters, Totals};
 use tier::{Tier, TierError};
 
-/// Bumped whenever worker isolation or the way bytes are produced changes, so that no
-/// entry made the old way is ever served (2: each level of a file compiled as if alone).
-pub const RECIPE_VERSION: u32 = 2;
+/// Bumped whenever worker isolation, the way bytes are produced or what the key covers
+/// changes, so that no entry made the old way is ever served (2: each level of a file
+/// compiled as if alone; 3: the interpreter's column positions and int-digits limit in
+/// the key, so that entries a launcher with `-X no_debug_ranges` or
+/// `int_max_str_digits=0` stored under the plain interpreter's key before are not served).
+pub const RECIPE_VERSION: u32 = 3;
 
 /// A remote tier that returns this many damaged entries in one run is switched off.
 const MAX_REMOTE_DAMAGED: u64 = 10;
