@@ -887,7 +887,15 @@ fn a_rate_limiting_server_gets_fewer_requests_and_stays_on() {
         let runs: Vec<harness::Run> = std::thread::scope(|s| {
             let builds: Vec<_> = machines
                 .iter()
-                .map(|(m, _)| s.spawn(|| m.compile(&py.path, &["-v", "--cache-url", &url], &[])))
+                // A generous request limit: what is tested is the throttling, and on a
+                // loaded machine five builds at once can take longer than the default 2 s
+                // for one answer (a CI run under a load of 27 on 2 cores timed out and
+                // switched the remote off).
+                .map(|(m, _)| {
+                    s.spawn(|| {
+                        m.compile(&py.path, &["-v", "--cache-url", &url], &[("HASHPYC_CACHE_TIMEOUT", "30")])
+                    })
+                })
                 .collect();
             builds.into_iter().map(|b| b.join().unwrap()).collect()
         });
