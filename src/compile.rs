@@ -765,22 +765,41 @@ fn workers_failed(s: &CompileSettings, t: usize, failure: crate::pool::WorkerFai
 /// otherwise be served, and its failures stored, under a stale identity. Only in a run with
 /// a cache and `units` to compile or take from it; the workers that confirmed, per target,
 /// are the pool's first ones (a build with misses starts no more Python than without).
+/// A worker that a process or memory limit keeps from starting (a container's pids limit)
+/// is tried again as the pool's last slot tries its own: the workers already confirmed
+/// end first (their processes are room for it; the pool starts others), then after
+/// pauses; only then is the limit the run's error, as with no worker at all.
 fn confirm_targets(
     s: &CompileSettings,
     specs: &[WorkerSpec],
     units: usize,
 ) -> Result<Vec<Option<crate::pool::Worker>>, Error> {
-    let mut confirmed = Vec::new();
+    let mut confirmed: Vec<Option<crate::pool::Worker>> = Vec::new();
+    let mut pauses = 0;
     for (t, spec) in specs.iter().enumerate() {
         if !(spec.target.unconfirmed && s.cache.is_some() && units > 0) {
             confirmed.push(None);
             continue;
         }
-        match crate::pool::Worker::spawn(spec) {
-            Ok(worker) => confirmed.push(Some(worker)),
-            Err(crate::pool::WorkerFailure::Interrupted) => return Err(Error::Interrupted),
-            Err(failure) => return Err(workers_failed(s, t, failure)),
-        }
+        let worker = loop {
+            match crate::pool::Worker::spawn(spec) {
+                Ok(worker) => break worker,
+                Err(crate::pool::WorkerFailure::Interrupted) => return Err(Error::Interrupted),
+                Err(failure) if failure.limit_reason().is_some() => {
+                    if confirmed.iter().any(Option::is_some) {
+                        confirmed.iter_mut().for_each(|w| *w = None);
+                        continue;
+                    }
+                    match crate::pool::schedule::limit_pause(pauses, crate::interrupt::requested) {
+                        Some(true) => pauses += 1,
+                        Some(false) => return Err(Error::Interrupted),
+                        None => return Err(workers_failed(s, t, failure)),
+                    }
+                }
+                Err(failure) => return Err(workers_failed(s, t, failure)),
+            }
+        };
+        confirmed.push(Some(worker));
     }
     Ok(confirmed)
 }

@@ -332,12 +332,26 @@ pub fn run(
     *super::FEWER.lock().expect("fewer lock") = None;
     if expected > 0 {
         std::thread::scope(|scope| {
-            for i in 0..slots {
+            let mut pauses = 0;
+            let mut i = 0;
+            while i < slots {
                 let shared = &shared;
                 let spawned = std::thread::Builder::new()
                     .name(format!("hashpyc-slot-{i}"))
                     .spawn_scoped(scope, move || Slot::new(shared).run());
                 match spawned {
+                    // No slot runs yet: as the last slot running does for its worker (see
+                    // `Slot::limited`), the first one is tried again after pauses (room
+                    // comes back as processes end), the workers that confirmed launchers'
+                    // probes ended first (see `compile::confirm_targets`): their processes
+                    // are room for it, and slots start their own.
+                    Err(_) if i == 0 && limit_pause(pauses, crate::interrupt::requested) == Some(true) => {
+                        pauses += 1;
+                        for started in &s.started {
+                            drop(started.lock().expect("started lock").take());
+                        }
+                        continue;
+                    }
                     // Counted once started, never before: a slot that hands its unit back
                     // must leave one running that takes it (see `Slot::limited`).
                     Ok(_) => {
@@ -359,6 +373,7 @@ pub fn run(
                         break;
                     }
                 }
+                i += 1;
             }
         });
     }
@@ -596,7 +611,23 @@ enum Limited {
 /// The pauses of the last slot running before each new try at a worker that a process or
 /// memory limit kept from starting or forking: room may come back as processes end (its
 /// own zygote's child, another program's).
-const LIMIT_PAUSES_MS: [u64; 6] = [50, 100, 200, 400, 800, 1600];
+pub(crate) const LIMIT_PAUSES_MS: [u64; 6] = [50, 100, 200, 400, 800, 1600];
+
+/// Take pause `n` of [`LIMIT_PAUSES_MS`] before trying again at what a process or memory
+/// limit kept from starting: Some(true) once it is over, Some(false) as soon as `stopped`
+/// (an interrupt, the run stopping), None when every pause was taken (the limit's failure
+/// is then the run's error).
+pub(crate) fn limit_pause(n: usize, stopped: impl Fn() -> bool) -> Option<bool> {
+    let &ms = LIMIT_PAUSES_MS.get(n)?;
+    let until = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+    while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
+        if stopped() {
+            return Some(false);
+        }
+        std::thread::sleep(left.min(std::time::Duration::from_millis(20)));
+    }
+    Some(true)
+}
 
 impl<'a> Slot<'a> {
     fn new(sh: &'a Shared<'a>) -> Self {
@@ -1322,19 +1353,16 @@ impl<'a> Slot<'a> {
             self.workers.iter_mut().chain(self.verifiers.iter_mut()).for_each(|w| *w = None);
             return Limited::Retire;
         }
-        let Some(&ms) = LIMIT_PAUSES_MS.get(self.pauses) else {
-            self.fail(t, failure);
-            return Limited::Stop;
-        };
+        let pause = limit_pause(self.pauses, || self.stopped());
         self.pauses += 1;
-        let until = std::time::Instant::now() + std::time::Duration::from_millis(ms);
-        while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
-            if self.stopped() {
-                return Limited::Stop;
+        match pause {
+            Some(true) => Limited::Again,
+            Some(false) => Limited::Stop,
+            None => {
+                self.fail(t, failure);
+                Limited::Stop
             }
-            std::thread::sleep(left.min(std::time::Duration::from_millis(20)));
         }
-        Limited::Again
     }
 
     /// Hand source `src`'s units for `targets` back to the slots that go on as this one

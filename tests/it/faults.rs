@@ -2353,6 +2353,73 @@ crate::per_python!(a_pids_limit_goes_on_with_the_workers_it_could_start, |py: &P
     assert!(!fewer.is_empty(), "{}: no limit left room for fewer than 8 workers", py.label());
 });
 
+// The worker that confirms a launcher's remembered probe before a build with a cache (see
+// cache::the_worker_confirming_a_launcher_compiles) turned a pids limit with no room left
+// at that moment into the run's error at once (exit 2, `the Python worker failed to
+// start: Resource temporarily unavailable …`), and so did the pool's first slot thread
+// (`cannot start a thread`), where the pool's last slot waits for room. Now both wait as
+// it does (pauses of about 3 s in all): a container whose other processes end within a
+// second compiles, through a launcher and through the interpreter alike, at any room from
+// none to a few processes. A pids cgroup of the run's own, filled by `sleep 1`s.
+#[test]
+fn a_pids_limit_at_the_start_is_waited_out_through_a_launcher_too() {
+    let test = "faults::a_pids_limit_at_the_start_is_waited_out_through_a_launcher_too";
+    let Some(py) = harness::any_python(test) else { return };
+    let Some(cgroup) = harness::PidsCgroup::new() else {
+        harness::visible(&format!("SKIPPED {test}: needs a pids cgroup (root, a writable /sys/fs/cgroup)"));
+        return;
+    };
+    let tree = Tree::new();
+    harness::write_modules(&tree, "src", 6);
+    let launcher =
+        tree.write_executable("bin/py", format!("#!/bin/sh\nexec '{}' \"$@\"\n", py.path.display()));
+    // Through the launcher with a cache (its workers confirm it first), the interpreter
+    // without one (its workers compile).
+    let compile = |python: &Path, cgroup_on: bool| {
+        let _ = std::fs::remove_dir_all(tree.path("src/__pycache__"));
+        let mut cmd =
+            tree.hashpyc().env("HASHPYC_STATE_DIR", tree.path("state")).args(["compile", "-j", "2"]);
+        if python == launcher {
+            cmd = cmd.arg("--cache").arg(tree.path("cache"));
+        }
+        let cmd = cmd.arg("--python").arg(python).arg("src");
+        if cgroup_on { cmd.in_cgroup(&cgroup).run() } else { cmd.run() }
+    };
+    let pycs = || -> Vec<(PathBuf, Vec<u8>)> {
+        tree.pycs().into_iter().map(|p| (p.clone(), std::fs::read(tree.path(&p)).unwrap())).collect()
+    };
+    // Both probes, remembered from now on (the launcher's next run confirms its own).
+    compile(&py.path, false).assert_code(0);
+    compile(&launcher, false).assert_code(0);
+    let want = pycs();
+    assert_eq!(want.len(), 6);
+    for room in 0..4 {
+        for python in [launcher.as_path(), py.path.as_path()] {
+            // Twenty processes for a second; then room for the run itself and `room` more.
+            cgroup.set_max(1000);
+            let filler = Command::new("sh")
+                .arg("-c")
+                .arg("echo $$ > \"$0\" && for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do sleep 1 & done; wait")
+                .arg(cgroup.procs())
+                .spawn()
+                .unwrap();
+            let filled = Instant::now();
+            while cgroup.current() < 21 {
+                assert!(filled.elapsed() < Duration::from_secs(5), "the filler did not start");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            cgroup.set_max(21 + 1 + room);
+            let run = compile(python, true);
+            let what = format!("{} with room for {room}: {}", python.display(), run.stderr);
+            let mut filler = filler;
+            filler.wait().unwrap();
+            assert_eq!(run.code, Some(0), "{what}");
+            assert!(!run.stderr.contains("error"), "{what}");
+            assert_eq!(pycs(), want, "{what}");
+        }
+    }
+}
+
 #[test]
 fn hostile_trees_get_clear_per_file_outcomes() {
     for py in fault_pythons("faults::hostile_trees") {

@@ -671,7 +671,7 @@ impl Hashpyc {
     /// Run inside `cgroup` (its pids limit applies to the run and every process and thread
     /// it starts). Call it last, before [`Hashpyc::run`].
     pub fn in_cgroup(self, cgroup: &PidsCgroup) -> Self {
-        let procs = cgroup.0.join("cgroup.procs");
+        let procs = cgroup.procs();
         self.in_shell(&format!("echo $$ > '{}' && exec \"$@\"", procs.display()))
     }
 
@@ -987,6 +987,19 @@ impl PidsCgroup {
             }
         }
         None
+    }
+
+    /// Its `cgroup.procs`: a process that writes its pid there moves in (whatever the limit).
+    pub fn procs(&self) -> PathBuf {
+        self.0.join("cgroup.procs")
+    }
+
+    /// How many processes and threads it holds.
+    pub fn current(&self) -> usize {
+        std::fs::read_to_string(self.0.join("pids.current"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
     }
 
     /// Allow at most `n` processes and threads in it.
