@@ -139,6 +139,13 @@ pub enum Message {
         cache_tag: String,
         abiflags: String,
         marshal_version: u8,
+        /// The settings it runs with, as the probe reports them (`target::RunSettings`):
+        /// no column positions, the int-digits limit when not the default (-1: the
+        /// default), `sys.flags.optimize`, `sys.pycache_prefix`'s bytes (empty: none).
+        no_debug_ranges: bool,
+        int_max_str_digits: i32,
+        optimize: i32,
+        pycache_prefix: Vec<u8>,
     },
     /// Marshal data for each requested optimization level.
     Compiled {
@@ -305,8 +312,24 @@ pub fn decode(payload: &[u8]) -> Result<Message, FrameError> {
             let cache_tag = c.text()?;
             let abiflags = c.text()?;
             let marshal_version = c.u8()?;
+            let no_debug_ranges = c.u8()? != 0;
+            let int_max_str_digits = c.i32()?;
+            let optimize = c.i32()?;
+            let n = c.u32()? as usize;
+            let pycache_prefix = c.take(n)?.to_vec();
             c.done()?;
-            Ok(Message::Hello { hexversion, magic, sys_version, cache_tag, abiflags, marshal_version })
+            Ok(Message::Hello {
+                hexversion,
+                magic,
+                sys_version,
+                cache_tag,
+                abiflags,
+                marshal_version,
+                no_debug_ranges,
+                int_max_str_digits,
+                optimize,
+                pycache_prefix,
+            })
         }
         b'O' => {
             let mut c = Cursor { data: rest, what: "result" };
@@ -375,7 +398,7 @@ mod tests {
 
     #[test]
     fn decodes_each_kind() {
-        let hello = b"H\x01\x02\x03\x04\xa7\x0d\x0d\x0a\x03\x00\x00\x003.x\x0b\x00\x00\x00cpython-311\x00\x00\x00\x00\x04";
+        let hello = b"H\x01\x02\x03\x04\xa7\x0d\x0d\x0a\x03\x00\x00\x003.x\x0b\x00\x00\x00cpython-311\x00\x00\x00\x00\x04\x01\xff\xff\xff\xff\x02\x00\x00\x00\x02\x00\x00\x00/p";
         assert_eq!(
             decode(hello),
             Ok(Message::Hello {
@@ -384,7 +407,11 @@ mod tests {
                 sys_version: "3.x".into(),
                 cache_tag: "cpython-311".into(),
                 abiflags: String::new(),
-                marshal_version: 4
+                marshal_version: 4,
+                no_debug_ranges: true,
+                int_max_str_digits: -1,
+                optimize: 2,
+                pycache_prefix: b"/p".to_vec(),
             })
         );
         let ok = b"O\x01\x01\x00\x0dSyntaxWarning\x02\x00\x00\x00\x03\x00\x00\x00msg\x01\x02\x00\x00\x00ab\x00\x00\x00\x00";

@@ -64,7 +64,8 @@ pub enum WorkerFailure {
     Protocol(String),
     #[error(
         "the Python worker reports {what} {found}, but the probe said {expected}: the interpreter changed \
-         since it was probed (a launcher script now running another Python?); the probe is forgotten, \
+         since it was probed (a launcher script now running another Python, or with other settings?); \
+         the probe is forgotten, \
          so run again"
     )]
     Changed { what: &'static str, found: String, expected: String },
@@ -856,11 +857,37 @@ fn may_begin_hello(buf: &[u8]) -> bool {
 /// one's key. (Free-threading is in the ABI flags; py_compile's flag on the top-level code
 /// object is the build's, which `sys.version` names.)
 fn changed(target: &Target, hello: &Message) -> Option<WorkerFailure> {
-    let Message::Hello { hexversion, magic, sys_version, cache_tag, abiflags, marshal_version } = hello
+    let Message::Hello {
+        hexversion,
+        magic,
+        sys_version,
+        cache_tag,
+        abiflags,
+        marshal_version,
+        no_debug_ranges,
+        int_max_str_digits,
+        optimize,
+        pycache_prefix,
+    } = hello
     else {
         return None;
     };
     let quoted = |s: &str| format!("`{s}`");
+    let set = &target.settings;
+    let ranges = |off: bool| if off { "off" } else { "on" }.to_string();
+    let digits = |n: Option<i64>| n.map_or_else(|| "the default".to_string(), |n| n.to_string());
+    let found_digits = (*int_max_str_digits >= 0).then_some(i64::from(*int_max_str_digits));
+    // As the probe's answer is read: a level past 255 is 0.
+    let found_optimize = u8::try_from(*optimize).unwrap_or(0);
+    use std::os::unix::ffi::OsStrExt;
+    let prefix = |p: Option<&[u8]>| {
+        p.map_or_else(
+            || "none".to_string(),
+            |p| quoted(&crate::report::shown(std::path::Path::new(std::ffi::OsStr::from_bytes(p)))),
+        )
+    };
+    let found_prefix = (!pycache_prefix.is_empty()).then_some(pycache_prefix.as_slice());
+    let expected_prefix = set.pycache_prefix.as_deref().map(|p| p.as_os_str().as_bytes());
     let (what, found, expected) = if *magic != target.magic.0 {
         ("magic", crate::pyc::hex(magic), target.magic.to_string())
     } else if *sys_version != target.sys_version {
@@ -873,6 +900,14 @@ fn changed(target: &Target, hello: &Message) -> Option<WorkerFailure> {
         ("sys.abiflags", quoted(abiflags), quoted(&target.abiflags))
     } else if *marshal_version != target.marshal_version {
         ("marshal version", marshal_version.to_string(), target.marshal_version.to_string())
+    } else if *no_debug_ranges != set.no_debug_ranges {
+        ("column positions", ranges(*no_debug_ranges), ranges(set.no_debug_ranges))
+    } else if found_digits != set.int_max_str_digits {
+        ("int_max_str_digits", digits(found_digits), digits(set.int_max_str_digits))
+    } else if found_optimize != set.optimize {
+        ("sys.flags.optimize", found_optimize.to_string(), set.optimize.to_string())
+    } else if found_prefix != expected_prefix {
+        ("sys.pycache_prefix", prefix(found_prefix), prefix(expected_prefix))
     } else {
         return None;
     };

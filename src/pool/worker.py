@@ -461,9 +461,25 @@ def _zygote():
     magic = sys.modules["_frozen_importlib_external"].MAGIC_NUMBER
     # Everything the probe said that the bytecode cache's key takes from it (see
     # `pool::changed`): a launcher may now run another build of the same magic.
+    # And the settings it runs with that the probe reports (a launcher's flags may come
+    # from a variable its key cannot see): no column positions, read from this script's
+    # own code (compiling anything here would intern its strings in the zygote), the
+    # int-digits limit when not the default, sys.flags.optimize, sys.pycache_prefix.
+    code = _zygote.__code__
+    ranges = 1
+    if hasattr(code, "co_positions"):
+        ranges = 1 if any(p[3] is not None for p in code.co_positions()) else 0
+    digits = -1
+    if hasattr(sys, "get_int_max_str_digits"):
+        digits = sys.get_int_max_str_digits()
+        if digits == getattr(sys.int_info, "default_max_str_digits", 4300):
+            digits = -1
+    prefix = getattr(sys, "pycache_prefix", None) or ""
+    prefix = prefix.encode(sys.getfilesystemencoding(), "surrogateescape")
     _send(b"H", _u32(sys.hexversion), magic, _text(sys.version.replace("\n", " ")),
           _text(sys.implementation.cache_tag), _text(getattr(sys, "abiflags", "")),
-          bytes((marshal.version,)))
+          bytes((marshal.version, 1 - ranges)), _i32(digits), _i32(sys.flags.optimize),
+          _u32(len(prefix)), prefix)
     while True:
         req = _frame()
         if req is None:

@@ -3117,3 +3117,61 @@ per_python!(a_wrappers_settings_keep_its_cache_entries_apart, min = (3, 11), |py
         }
     }
 });
+
+// A launcher whose flags come from a variable its key does not take (`exec python3.X
+// $PYFLAGS "$@"`) kept the probe remembered under one value of it: a worker's hello said
+// only which build runs, so with the probe of `PYFLAGS='-X no_debug_ranges'` remembered, a
+// run with PYFLAGS unset took the cache's entries of that setting (pycs without column
+// positions) for its own. The hello now carries the settings the probe reports (column
+// positions, the int-digits limit, sys.flags.optimize, sys.pycache_prefix): the run that
+// finds them changed stops before any hit is served (exit 2, naming the setting) and
+// forgets the probe, and the next one writes the plain interpreter's own pycs.
+per_python!(a_launchers_flags_from_a_variable_are_confirmed_by_the_hello, min = (3, 11), |py: &Python| {
+    let tree = Tree::new();
+    let cache = tree.path("cache");
+    tree.write("w/tb.py", "def f(a, b):\n    return a[\"k\"] + b.c.d\n");
+    let launcher =
+        tree.write_executable("bin/py", format!("#!/bin/sh\nexec '{}' $PYFLAGS \"$@\"\n", py.path.display()));
+    let compile = |flags: &str| {
+        let _ = std::fs::remove_dir_all(tree.path("w/__pycache__"));
+        tree.hashpyc()
+            .env("HASHPYC_STATE_DIR", tree.path("state"))
+            .env("PYFLAGS", flags)
+            .args(["compile", "--cache"])
+            .arg(&cache)
+            .arg("--python")
+            .arg(&launcher)
+            .arg("w")
+            .run()
+    };
+    let pyc = || {
+        let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
+        std::fs::read(tree.path(format!("w/__pycache__/tb.{tag}.pyc"))).ok()
+    };
+    let plain = own_py_compile(&py.path, &tree, "w/tb.py");
+    // Entries without column positions, and their probe remembered.
+    compile("-X no_debug_ranges").assert_code(0);
+    assert!(pyc().is_some() && pyc() != plain);
+    let stale = compile("");
+    stale.assert_code(2);
+    assert!(
+        stale.stderr.contains(
+            "the Python worker reports column positions on, but the probe said off: the interpreter changed since \
+             it was probed (a launcher script now running another Python, or with other settings?); the probe is \
+             forgotten, so run again"
+        ),
+        "{}",
+        stale.stderr
+    );
+    assert!(pyc().is_none(), "{}", stale.stderr);
+    let again = compile("");
+    again.assert_code(0);
+    assert!(!again.stderr.contains("from the cache"), "{}", again.stderr);
+    assert!(pyc() == plain, "{}", again.stderr);
+    // And back: the plain probe is not taken for the wrapper's settings either.
+    compile("-X no_debug_ranges").assert_code(2);
+    let back = compile("-X no_debug_ranges");
+    back.assert_code(0);
+    assert!(back.stderr.contains("from the cache"), "{}", back.stderr);
+    assert!(pyc().is_some() && pyc() != plain);
+});
