@@ -190,3 +190,81 @@ fn kill_all() {
         }
     }
 }
+
+/// Whether processes orphaned under hashpyc are reparented to it, with nobody else to
+/// reap them: it is process 1 (a container started without `--init`) or a child
+/// subreaper. Then a killed worker's forks (its zygote's children, a launcher's
+/// interpreter) and a launcher's background processes become its zombies, each holding a
+/// process under a pids limit until reaped ([`reap_orphans`]).
+fn adopts_orphans() -> bool {
+    static ADOPTS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ADOPTS.get_or_init(|| {
+        let mut subreaper: libc::c_int = 0;
+        // SAFETY: getpid has no preconditions; PR_GET_CHILD_SUBREAPER writes one int
+        // through the pointer given, which lives until the call returns.
+        unsafe {
+            libc::getpid() == 1
+                || (libc::prctl(libc::PR_GET_CHILD_SUBREAPER, &mut subreaper as *mut libc::c_int) == 0
+                    && subreaper != 0)
+        }
+    })
+}
+
+/// Serializes [`reap_orphans`]: a zombie found by one is reaped by it alone, so its pid
+/// cannot be freed and taken by a new child of ours before the `waitpid`.
+static REAPING: Mutex<()> = Mutex::new(());
+
+/// Reap the zombies of processes hashpyc adopted (see [`adopts_orphans`]; nothing to do
+/// otherwise), never the exit status of a child that a `std::process::Child` waits for:
+/// every process hashpyc starts (a worker's zygote, a probe) leads a process group of its
+/// own, so a zombie child of ours in another process group than its own is an adopted
+/// orphan (a killed zygote's fork is in the zygote's group, a launcher's child in the
+/// launcher's). Found in /proc (its `stat`: state, parent, process group); a /proc of
+/// another pid namespace shows none.
+pub fn reap_orphans() {
+    if !adopts_orphans() {
+        return;
+    }
+    let _one = REAPING.lock().unwrap_or_else(|e| e.into_inner());
+    // SAFETY: getpid has no preconditions.
+    let own = unsafe { libc::getpid() };
+    let Ok(entries) = std::fs::read_dir("/proc") else { return };
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // `pid (comm) state ppid pgrp …`, comm holding any byte but the last `)`.
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else { continue };
+        let mut fields = rest.split_whitespace();
+        let (Some(state), Some(ppid), Some(pgrp)) = (fields.next(), fields.next(), fields.next()) else {
+            continue;
+        };
+        if state == "Z" && ppid.parse() == Ok(own) && pgrp.parse() != Ok(pid) {
+            // SAFETY: waitpid of one zombie child of ours that no `Child` owns; the status
+            // is not needed.
+            unsafe {
+                libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG);
+            }
+        }
+    }
+}
+
+/// After the process group `pgid` (a worker or a probe and what it started) was killed
+/// and its leader reaped: where hashpyc adopts what the group's other processes leave
+/// (see [`adopts_orphans`]), wait a moment for them to end and reap them, so that none is
+/// left a zombie holding a process under a pids limit.
+pub fn reap_group(pgid: u32) {
+    if !adopts_orphans() {
+        return;
+    }
+    let until = std::time::Instant::now() + std::time::Duration::from_millis(200);
+    loop {
+        reap_orphans();
+        // SAFETY: signal 0 to a process group: only whether any process of it is left
+        // (a zombie not yet reaped counts).
+        let left = unsafe { libc::kill(-(pgid as i32), 0) } == 0;
+        if !left || std::time::Instant::now() >= until {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}

@@ -649,6 +649,7 @@ fn run_probe(exe: &Path, timeout: Duration) -> Result<Target, TargetError> {
             libc::kill(-(child.id() as i32), libc::SIGKILL);
         }
         let _ = child.wait();
+        crate::interrupt::reap_group(child.id());
     }
     crate::interrupt::unregister(child.id());
     let status = status?;

@@ -342,6 +342,8 @@ impl Worker {
         if interrupt::requested() {
             return Err(WorkerFailure::Interrupted);
         }
+        // What killed workers left, where hashpyc adopts orphans: room under a pids limit.
+        interrupt::reap_orphans();
         let target = &spec.target;
         let (control_read, control_write) = control_pipe().map_err(|e| start_failure(&e))?;
         let control_fd = control_write.as_raw_fd();
@@ -397,6 +399,7 @@ impl Worker {
             }
             let _ = child.wait();
             interrupt::unregister(child.id());
+            interrupt::reap_group(child.id());
             return Err(WorkerFailure::Thread(crate::io::start_reason(&e)));
         }
         set_nonblocking(stdin.as_raw_fd());
@@ -729,6 +732,8 @@ impl Worker {
         }
         let _ = self.child.wait();
         interrupt::unregister(self.child.id());
+        // Its forks, adopted where hashpyc is process 1, are not left zombies.
+        interrupt::reap_group(self.child.id());
     }
 
     fn deadline(&self) -> Option<Instant> {

@@ -2420,6 +2420,62 @@ fn a_pids_limit_at_the_start_is_waited_out_through_a_launcher_too() {
     }
 }
 
+// In a container started without `--init` hashpyc is process 1, and the processes a
+// killed worker left (its zygote's fork, compiling the file that timed out) were
+// reparented to it and never reaped: a zombie per kill, each holding a process under the
+// container's pids limit for the rest of the run. Now, where hashpyc adopts orphans, it
+// reaps them as it kills a worker and before it starts one (never a child a
+// `std::process::Child` waits for: those lead process groups of their own). Run as
+// process 1 of a pid namespace of its own (`unshare --pid --fork --mount-proc`); the
+// last file's compile counts the namespace's zombies after four workers were killed.
+#[test]
+fn killed_workers_leave_no_zombies_under_a_run_that_is_process_1() {
+    let test = "faults::killed_workers_leave_no_zombies_under_a_run_that_is_process_1";
+    let unshare = ["--pid", "--fork", "--mount-proc"];
+    let works = Command::new("unshare").args(unshare).arg("true").status().is_ok_and(|s| s.success());
+    if !works {
+        harness::visible(&format!(
+            "SKIPPED {test}: `unshare --pid --fork --mount-proc` does not run here (needs root)"
+        ));
+        return;
+    }
+    for py in fault_pythons(test) {
+        let tree = Tree::new();
+        for i in 0..4 {
+            tree.write(format!("src/hang_me{i}.py"), format!("x = {i}\n"));
+        }
+        tree.write("src/z_count_me.py", "y = 1\n");
+        let log = tree.path("zombies.log");
+        let patch = format!(
+            "if b'hang_me' in req:\n    import time\n    time.sleep(600)\n\
+             import posix\n\
+             n = 0\n\
+             for p in posix.listdir('/proc'):\n    \
+                 if p.isdigit():\n        \
+                     try:\n            \
+                         with open('/proc/%s/stat' % p) as f:\n                st = f.read()\n        \
+                     except OSError:\n            continue\n        \
+                     if st[st.rindex(')') + 2] == 'Z':\n            n += 1\n\
+             with open({:?}, 'a') as f:\n    f.write('%d\\n' % n)",
+            log.display().to_string()
+        );
+        let script = fake_worker(&tree, "hang_count", &patch);
+        let run = tree
+            .hashpyc()
+            .env("HASHPYC_WORKER_SCRIPT", &script)
+            .args(["compile", "-j1", "--timeout", "1"])
+            .python(py)
+            .arg("src")
+            .run_by("unshare", &unshare)
+            .run();
+        let what = format!("{}: {}", py.label(), run.stderr);
+        run.assert_code(1);
+        assert_eq!(run.stderr.matches("timed out after 1 s").count(), 4, "{what}");
+        let counted = std::fs::read_to_string(&log).unwrap_or_default();
+        assert_eq!(counted, "0\n", "{what}");
+    }
+}
+
 #[test]
 fn hostile_trees_get_clear_per_file_outcomes() {
     for py in fault_pythons("faults::hostile_trees") {

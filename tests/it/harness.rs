@@ -675,6 +675,17 @@ impl Hashpyc {
         self.in_shell(&format!("echo $$ > '{}' && exec \"$@\"", procs.display()))
     }
 
+    /// Run by `program args…`, a command that runs the rest of its arguments (`unshare
+    /// --pid --fork --mount-proc`, under which the run is process 1). Call it last,
+    /// before [`Hashpyc::run`].
+    pub fn run_by(self, program: &str, args: &[&str]) -> Self {
+        let quoted: Vec<String> = std::iter::once(program)
+            .chain(args.iter().copied())
+            .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
+            .collect();
+        self.in_shell(&format!("exec {} \"$@\"", quoted.join(" ")))
+    }
+
     fn in_shell(self, script: &str) -> Self {
         let old = &self.cmd;
         let mut cmd = Command::new("sh");
