@@ -223,6 +223,10 @@ pub(crate) struct Remote {
     /// counted as misses, uploads not sent.
     throttled_lookups: AtomicU64,
     throttled_uploads: AtomicU64,
+    /// Of the throttled lookups, those the server asked to retry later than a lookup waits
+    /// (`retry::LOOKUP_RETRY_AFTER_MAX`): not sent again; and the longest it asked (ms).
+    lookups_not_waited: AtomicU64,
+    longest_asked_ms: AtomicU64,
     /// Uploads the server refused for their size (HTTP 413), and the first refusal.
     refused_uploads: AtomicU64,
     refused_first: Mutex<Option<String>>,
@@ -525,6 +529,8 @@ impl Remote {
         let mut no_room = false;
         // Throttled only when every attempt was (500, 500, 503 is a failure).
         let throttled = std::cell::Cell::new(true);
+        // The last attempt's `Retry-After`, when longer than this kind of request waits.
+        let not_waited = std::cell::Cell::new(None);
         let out = self.retrying(policy, || {
             attempts += 1;
             let Some(held) = slot.take() else { return Err(TierError::Failed(String::new())) };
@@ -546,6 +552,12 @@ impl Remote {
             };
             let was = matches!(&out, Err(e) if remote::retry::throttled(e));
             throttled.set(throttled.get() && was);
+            not_waited.set(match &out {
+                Err(TierError::Transient { retry_after: Some(a), .. }) if was && !policy.waits_for(*a) => {
+                    Some(*a)
+                }
+                _ => None,
+            });
             // A first attempt throttled leaves the cap: its retry says whether the server
             // still refuses (see [`Throttle`]).
             let ended = match &out {
@@ -573,6 +585,11 @@ impl Remote {
                 Sent::TooLarge
             }
             Err(e) if throttled.get() && self.usable() => {
+                if let Some(asked) = not_waited.get() {
+                    // Not sent again: the server asked for a wait longer than a lookup makes.
+                    self.lookups_not_waited.fetch_add(1, Ordering::Relaxed);
+                    self.longest_asked_ms.fetch_max(asked.as_millis() as u64, Ordering::Relaxed);
+                }
                 // Refused at every attempt it sent, and sent again at least once: counted
                 // towards the switch-off when begun alone. One refused once, its retry not
                 // sent for want of room, says nothing of what the server does with a retry.
@@ -759,6 +776,8 @@ impl Inner {
                 upload_cap: Throttle::new(remote::UPLOADS),
                 throttled_lookups: AtomicU64::new(0),
                 throttled_uploads: AtomicU64::new(0),
+                lookups_not_waited: AtomicU64::new(0),
+                longest_asked_ms: AtomicU64::new(0),
                 refused_uploads: AtomicU64::new(0),
                 refused_first: Mutex::new(None),
                 throttled_streak: AtomicU64::new(0),
@@ -1742,7 +1761,26 @@ fn throttled(r: &Remote) -> Option<String> {
             plural(m, "upload was", "uploads were")
         ),
     };
-    Some(said + " (the server asked for fewer requests at once; the build sent fewer and went on)")
+    let not_waited = r.lookups_not_waited.load(Ordering::Relaxed);
+    let asked = Duration::from_millis(r.longest_asked_ms.load(Ordering::Relaxed));
+    let asked = if asked.subsec_millis() == 0 {
+        format!("{} s", asked.as_secs())
+    } else {
+        format!("{:.1} s", asked.as_secs_f64())
+    };
+    let waits = format!(
+        "the server asked to retry after {asked}, longer than a lookup waits: the {} compiled instead",
+        if not_waited == 1 { "file was" } else { "files were" }
+    );
+    Some(match not_waited {
+        0 => said + " (the server asked for fewer requests at once; the build sent fewer and went on)",
+        n if n == lookups && uploads == 0 => format!("{said} ({waits})"),
+        n => format!(
+            "{said} (the server asked for fewer requests at once; the build sent fewer and went on; \
+             for {} {waits})",
+            plural(n, "lookup", "lookups")
+        ),
+    })
 }
 
 /// `cache local `DIR`: 12 hits, 1 miss, …` for `-v` (a remote tier's with its retries).

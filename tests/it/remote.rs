@@ -1466,7 +1466,8 @@ fn sent(f: &Faulty) -> std::collections::BTreeMap<String, usize> {
     by
 }
 
-/// A server that fails each request once — HTTP 500, 503 (with `Retry-After: 1`), 429, a
+/// A server that fails each request once — HTTP 500, 503 (with `Retry-After: 0`; a longer
+/// one is not waited for by lookups: remote::a_long_retry_after_is_not_waited_for_by_lookups), 429, a
 /// reset connection, one closed unanswered — then answers it, as a loaded server does: the
 /// remote stays on (no warning), each request is sent twice and each retry counted (`-v`,
 /// the JSON summary), machine A's entries are all stored and machine B builds from them,
@@ -1482,7 +1483,7 @@ fn transient_failures_are_retried() {
     ];
     let cases = [
         (Flake::Status(500), None, "http"),
-        (Flake::Status(503), Some(1), "http"),
+        (Flake::Status(503), Some(0), "http"),
         (Flake::Status(429), None, "http"),
         (Flake::Reset, None, "http"),
         (Flake::Close, None, "http"),
@@ -1632,6 +1633,65 @@ fn throttling_each_request_once_costs_one_retry() {
             assert!(Some(written) == reference, "{what}: {} is not py_compile's", source.display());
         }
     }
+}
+
+/// A server answering the first attempt of every request HTTP 503 with `Retry-After: 1`
+/// made each lookup wait that second before its retry, 128 at a time: a build of 300 files
+/// spent seconds on lookups, its idle workers compiled what was still waiting for one (a
+/// stall of 500 ms), and the uploads of those (a GET and a PUT each, both waiting 1 s) did
+/// not finish. A lookup is only an optimisation: now one the server asks to wait longer
+/// than a lookup waits (100 ms) is not sent again, but counted as throttled and the file
+/// compiled, while uploads, in the background, wait the second asked. Each GET is sent
+/// once, each PUT twice; every entry is stored (the end of the build waits for uploads
+/// long enough); the remote stays on, and one warning says why the lookups missed; machine
+/// B, elsewhere, then builds every file from the server.
+#[test]
+fn a_long_retry_after_is_not_waited_for_by_lookups() {
+    let test = "remote::a_long_retry_after_is_not_waited_for_by_lookups";
+    let Some(py) = harness::python_or_skip((3, 12), test) else { return };
+    let n = 300;
+    let f = Faulty::start_with_retry_after(Fault::Flaky { first: 1, with: Flake::Status(503) }, 1);
+    let url = format!("{}/later", f.url());
+    let build = |name: &str| {
+        let t = Tree::new();
+        harness::write_modules(&t, "src", n);
+        let run = t
+            .hashpyc()
+            .env_remove("HASHPYC_CACHE")
+            .env("HASHPYC_STATE_DIR", t.path("state"))
+            .env("HASHPYC_CACHE_UPLOAD_WAIT", "300")
+            .args(["compile", "-v", "--cache-url", &url])
+            .python(py)
+            .arg("src")
+            .run();
+        assert_eq!(run.code, Some(0), "{name}: {}", run.stderr);
+        assert_eq!(t.pycs().len(), n, "{name}: {}", run.stderr);
+        run
+    };
+    let run = build("A");
+    let said = warnings(&run.stderr);
+    assert_eq!(said.len(), 1, "{}", run.stderr);
+    assert!(
+        said[0].contains(&format!(
+            ": {n} lookups were throttled (HTTP 503/429) and counted as misses (the server asked \
+             to retry after 1 s, longer than a lookup waits: the files were compiled instead)"
+        )),
+        "{}",
+        run.stderr
+    );
+    let by = sent(&f);
+    let gets: Vec<_> = by.iter().filter(|(r, _)| r.starts_with("GET ")).collect();
+    let puts: Vec<_> = by.iter().filter(|(r, _)| r.starts_with("PUT ")).collect();
+    assert_eq!(gets.len(), n, "a lookup per file: {by:?}");
+    assert!(gets.iter().all(|(_, k)| **k == 1), "a lookup was sent again: {by:?}");
+    assert_eq!(puts.len(), n, "an upload per file: {by:?}");
+    assert!(puts.iter().all(|(_, k)| **k == 2), "each upload waited and was sent again: {by:?}");
+    // Hits, misses, stores, damaged, errors, timeouts, retries.
+    let counted = remote_counts(&run.stderr);
+    assert_eq!(counted[..6], [0, n as u64, n as u64, 0, 0, 0], "{}", run.stderr);
+    let run = build("B");
+    assert_no_warning("B", &run.stderr);
+    assert_eq!(counts(&run.stderr), (n, n), "{}", run.stderr);
 }
 
 /// A server that keeps failing still gets the remote switched off, once the attempts are

@@ -17,8 +17,15 @@ use std::time::{Duration, Instant};
 use super::super::tier::TierError;
 
 /// The longest `Retry-After` waited for; a server asking for more is not retried (a build
-/// cannot wait that long).
+/// cannot wait that long), and its answer is a failure.
 pub const RETRY_AFTER_MAX: Duration = Duration::from_secs(1);
+
+/// The longest `Retry-After` a lookup waits for: its first retry's longest wait, so that
+/// waiting for what a server asks never makes a lookup's waits longer than its own backoff
+/// (350 ms in all). A lookup asked to wait longer (up to [`RETRY_AFTER_MAX`]) is not sent
+/// again: it ends throttled, a miss, and the file is compiled (a lookup is only an
+/// optimisation; a second a lookup held 128 of them a second and stalled the build).
+pub const LOOKUP_RETRY_AFTER_MAX: Duration = Duration::from_millis(100);
 
 /// How a kind of request is retried.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +35,9 @@ pub struct Policy {
     waits: &'static [(u64, u64)],
     /// No retry starts later than this after the first attempt did (the request's time limit).
     budget: Duration,
+    /// The longest `Retry-After` waited for; a longer one (up to [`RETRY_AFTER_MAX`]) ends
+    /// the request with that answer, not retried.
+    asked_max: Duration,
 }
 
 impl Policy {
@@ -35,13 +45,19 @@ impl Policy {
     /// attempts, waits of 50–100 and 150–250 ms, 350 ms at most in all, less than the 500 ms
     /// after which idle workers stop waiting for lookups.
     pub fn lookups(timeout: Duration) -> Policy {
-        Policy { waits: &[(50, 100), (150, 250)], budget: timeout }
+        Policy { waits: &[(50, 100), (150, 250)], budget: timeout, asked_max: LOOKUP_RETRY_AFTER_MAX }
     }
 
     /// Uploads, which run in the background and whose loss costs every later build a
-    /// compile: four attempts, waits of 50–100, 200–400 and 400–800 ms.
+    /// compile: four attempts, waits of 50–100, 200–400 and 400–800 ms, or the
+    /// `Retry-After` asked, up to [`RETRY_AFTER_MAX`].
     pub fn uploads(timeout: Duration) -> Policy {
-        Policy { waits: &[(50, 100), (200, 400), (400, 800)], budget: timeout }
+        Policy { waits: &[(50, 100), (200, 400), (400, 800)], budget: timeout, asked_max: RETRY_AFTER_MAX }
+    }
+
+    /// Whether a `Retry-After` of `asked` is waited for (else the request is not retried).
+    pub fn waits_for(&self, asked: Duration) -> bool {
+        asked <= self.asked_max
     }
 
     /// At most this many attempts.
@@ -93,7 +109,8 @@ impl Policy {
                     asked.as_secs()
                 )));
             }
-            if attempts >= self.attempts() || !go_on() {
+            // Longer than this kind of request waits (a lookup): not retried.
+            if attempts >= self.attempts() || !go_on() || retry_after.is_some_and(|a| !self.waits_for(a)) {
                 return Err(TierError::Failed(tried()));
             }
             let wait = self.wait(attempts - 1, retry_after, jitter());
@@ -268,6 +285,13 @@ mod tests {
         );
         let (out, sent) = over(p, vec![Err(transient("PUT: HTTP 429", Some(1))), Ok(1)], true);
         assert_eq!((out, sent), (Ok(1), 2));
+        // A lookup waits no longer than its own backoff: asked for a second, it is not sent
+        // again (throttled, a miss); asked for no time, it is.
+        let lookups = Policy::lookups(Duration::from_secs(2));
+        let (out, sent) = over(lookups, vec![Err(transient("GET: HTTP 503", Some(1))), Ok(1)], true);
+        assert_eq!((out, sent), (Err(TierError::Failed("GET: HTTP 503".into())), 1));
+        assert!(throttled(&transient("GET: HTTP 503", Some(1))));
+        assert_eq!(over(lookups, vec![Err(transient("GET: HTTP 429", Some(0))), Ok(1)], true), (Ok(1), 2));
         let jitters: std::collections::HashSet<u64> = (0..20).map(|_| (jitter() * 1e9) as u64).collect();
         assert!(jitters.len() > 10 && (0..100).all(|_| (0.0..1.0).contains(&jitter())));
     }
