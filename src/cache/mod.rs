@@ -227,6 +227,8 @@ pub(crate) struct Remote {
     /// (`retry::LOOKUP_RETRY_AFTER_MAX`): not sent again; and the longest it asked (ms).
     lookups_not_waited: AtomicU64,
     longest_asked_ms: AtomicU64,
+    /// The first damaged entry found (its object and damage), for the run's warning.
+    damaged_first: Mutex<Option<String>>,
     /// Uploads the server refused for their size (HTTP 413), and the first refusal.
     refused_uploads: AtomicU64,
     refused_first: Mutex<Option<String>>,
@@ -461,8 +463,13 @@ impl Remote {
         }
     }
 
-    /// Count a damaged entry; too many switch the tier off.
-    fn damaged(&self, d: &entry::Damage) {
+    /// Count the entry of `key` damaged (`d`), the first one remembered for the warning;
+    /// too many switch the tier off.
+    fn damaged(&self, key: &Key, d: &entry::Damage) {
+        self.damaged_first
+            .lock()
+            .expect("cache lock")
+            .get_or_insert_with(|| format!("`{}/{}`: {d}", self.tier.describe(), tier::entry_path(key)));
         let n = self.counts.damaged.fetch_add(1, Ordering::Relaxed) + 1;
         // Switched off, as a failure does, but counted as the damage it is (not also as
         // an error); the warning counts the damaged entries at the end of the run.
@@ -778,6 +785,7 @@ impl Inner {
                 throttled_uploads: AtomicU64::new(0),
                 lookups_not_waited: AtomicU64::new(0),
                 longest_asked_ms: AtomicU64::new(0),
+                damaged_first: Mutex::new(None),
                 refused_uploads: AtomicU64::new(0),
                 refused_first: Mutex::new(None),
                 throttled_streak: AtomicU64::new(0),
@@ -1004,7 +1012,7 @@ impl Inner {
             // off at ten).
             Err(entry::Damage::Busy) => None,
             Err(d) => {
-                r.damaged(&d);
+                r.damaged(key, &d);
                 r.found_damaged.lock().expect("cache lock").insert(*key);
                 None
             }
@@ -1199,7 +1207,7 @@ impl Inner {
     fn damaged_body(&self, key: &Key, from: Served) {
         match (from, &self.remote) {
             (Served::Remote, Some(r)) => {
-                r.damaged(&entry::Damage::Payload);
+                r.damaged(key, &entry::Damage::Payload);
                 r.found_damaged.lock().expect("cache lock").insert(*key);
             }
             _ => {
@@ -1410,6 +1418,7 @@ impl Inner {
                 .expect("cache lock")
                 .as_ref()
                 .map(|d| too_damaged(r.counts.damaged.load(Ordering::Relaxed), d));
+            let off_by_damage = damage.is_some();
             if let Some(p) = r.problem.lock().expect("cache lock").clone().or(damage) {
                 let unsent = upload.as_ref().map_or(0, |u| u.off);
                 let unsent = if unsent > 0 && !upload.as_ref().is_some_and(|u| u.interrupted) {
@@ -1422,6 +1431,10 @@ impl Inner {
                     r.tier.describe()
                 ));
             } else if let Some(said) = throttled(r) {
+                warnings.push(format!("remote bytecode cache `{}`: {said}", r.tier.describe()));
+            }
+            // Damage that did not switch the remote off (that warning counts it).
+            if let Some(said) = damaged_remote(r, self.settings.read_only).filter(|_| !off_by_damage) {
                 warnings.push(format!("remote bytecode cache `{}`: {said}", r.tier.describe()));
             }
             if let Some(first) = r.refused_first.lock().expect("cache lock").as_ref() {
@@ -1781,6 +1794,29 @@ fn throttled(r: &Remote) -> Option<String> {
             plural(n, "lookup", "lookups")
         ),
     })
+}
+
+/// What the run's damaged remote entries come to, when none switched the remote off
+/// (`too_damaged` says that): how many, the first one's object and damage, and what was
+/// done with them.
+fn damaged_remote(r: &Remote, read_only: bool) -> Option<String> {
+    let n = r.counts.damaged.load(Ordering::Relaxed);
+    let first = r.damaged_first.lock().expect("cache lock").clone()?;
+    let (found, files, entries) = match n {
+        1 => (format!("1 damaged entry found ({first})"), "its file was", "the entry"),
+        n => (format!("{n} damaged entries found (the first: {first})"), "their files were", "the entries"),
+    };
+    let done = if read_only {
+        format!("{entries} left as {} (--cache-read-only)", if n == 1 { "it is" } else { "they are" })
+    } else if r.usable() {
+        format!("{entries} uploaded again")
+    } else {
+        format!("{entries} not uploaded again (the remote was switched off)")
+    };
+    Some(format!(
+        "{found}; {files} compiled instead and {done}; a server, proxy or storage that truncates or alters \
+         objects does this"
+    ))
 }
 
 /// `cache local `DIR`: 12 hits, 1 miss, …` for `-v` (a remote tier's with its retries).

@@ -168,7 +168,7 @@ fn upload(remote: &Remote, job: &Job, unsent: &Unsent) {
                 // No room to decode it now: not damage; uploaded as if missing.
                 Err(entry::Damage::Busy) => {}
                 Err(d) => {
-                    remote.damaged(&d);
+                    remote.damaged(&job.key, &d);
                     if !remote.usable() {
                         return;
                     }

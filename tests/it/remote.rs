@@ -3239,6 +3239,76 @@ fn damaged_entry_counts_agree() {
     assert_eq!(counts[4], 0, "the switch-off counted as an error: {}", run.stderr);
 }
 
+/// A damaged entry on the shared cache (a bit flipped in an object the server holds: a
+/// proxy, a storage that truncates, tampering) was replaced in silence, counted under `-v`
+/// only. Now a build that finds damaged entries (fewer than the ten that switch the remote
+/// off) warns once: how many, the first one's object and damage, and what was done with
+/// them (compiled instead, and uploaded again; a read-only build leaves them). The JSON
+/// summary counts them (`cache.remote.damaged`) beside the warning's notice; a build that
+/// finds none says nothing.
+#[test]
+fn damaged_entries_on_the_server_are_a_warning() {
+    let test = "remote::damaged_entries_on_the_server_are_a_warning";
+    let Some(py) = harness::python_or_skip((3, 12), test) else { return };
+    let Some(nginx) = Nginx::start() else { return };
+    let url = format!("{}/cache", nginx.url());
+    let a = Machine::small("machine-a");
+    let run = a.compile(&py.path, &["--cache-url", &url], &[]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert_no_warning("A", &run.stderr);
+    let objects = nginx.data_dir().join("cache");
+    let bodies = entries_of_kind(&objects, 1);
+    assert_eq!(bodies.len(), 2, "one.py's and two.py's entries");
+    let (object, good) = &bodies[0];
+    let name = format!("{url}/{}", object.strip_prefix(&objects).unwrap().display());
+    // A flipped bit in its checksum.
+    let mut damaged = good.clone();
+    *damaged.last_mut().unwrap() ^= 1;
+    std::fs::write(object, &damaged).unwrap();
+    let want = format!(
+        "warning: remote bytecode cache `{url}`: 1 damaged entry found (`{name}`: checksum mismatch); "
+    );
+    // Read-only: said, and left there.
+    let b = Machine::small("elsewhere/machine-b");
+    let run = b.compile(&py.path, &["--cache-read-only", "--cache-url", &url], &[]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert_eq!(warnings(&run.stderr).len(), 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "{want}its file was compiled instead and the entry left as it is (--cache-read-only); a \
+             server, proxy or storage that truncates or alters objects does this"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(std::fs::read(object).unwrap() == damaged, "a read-only build wrote");
+    // Writable, as JSON: the notice, the count, and the object replaced.
+    let c = Machine::small("elsewhere/machine-c");
+    let run = c.compile(&py.path, &["--format", "json", "--cache-url", &url], &[]);
+    assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
+    let lines: Vec<serde_json::Value> =
+        run.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let notices: Vec<String> =
+        lines.iter().filter(|v| v["type"] == "notice").map(|v| v.to_string()).collect();
+    assert_eq!(notices.len(), 1, "{}", run.stdout);
+    assert!(
+        notices[0].contains("1 damaged entry found")
+            && notices[0].contains("compiled instead and the entry uploaded again"),
+        "{}",
+        run.stdout
+    );
+    let summary = lines.iter().find(|v| v["type"] == "summary").unwrap();
+    assert_eq!(summary["cache"]["remote"]["damaged"], 1, "{summary}");
+    // (Uploaded again by C, its embedded path C's.)
+    assert!(std::fs::read(object).unwrap() != damaged, "the damaged object is still there");
+    // Nothing damaged: nothing said.
+    let d = Machine::small("elsewhere/machine-d");
+    let run = d.compile(&py.path, &["--cache-url", &url], &[]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert_no_warning("D", &run.stderr);
+    assert!(counts(&run.stderr).0 >= 2, "both entries served: {}", run.stderr);
+}
+
 /// `-v` lists the variables that change a compile without standing for a flag:
 /// `HASHPYC_TRACE` was missing, and so were the shared cache's proxies and certificate
 /// roots; a proxy URL's user and password are left out.
