@@ -332,7 +332,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
         layout_hint(&findings, counts["ok"], s),
         prefix_hint(&findings, s),
         level_hint(&findings, counts["ok"], s),
-        spelling_hint(&findings, &cwd),
+        spelling_hint(&findings, &cwd, &s.embed),
         timestamp_hint(&findings, s.accept, s.compile_unchecked),
         mode_hint(&findings, s.compile_unchecked),
     ]
@@ -887,11 +887,89 @@ fn differing_dirs(found: &Path, want: &Path) -> Option<(PathBuf, PathBuf)> {
 
 /// One stale pyc stale for its embedded path alone: the path found, the one expected,
 /// whether they are the same path spelled otherwise (`./src/m.py`, the absolute path, for
-/// `src/m.py`), and the directories spelled through a symbolic link where they are
-/// another path to the same file (`v/lib` for `v/lib64`, a link to it).
-type Spelled<'a> = (&'a PathBuf, &'a PathBuf, bool, Option<(PathBuf, PathBuf)>);
+/// `src/m.py`), the directories spelled through a symbolic link where they are
+/// another path to the same file (`v/lib` for `v/lib64`, a link to it), and the source's
+/// path as walked.
+type Spelled<'a> = (&'a PathBuf, &'a PathBuf, bool, Option<(PathBuf, PathBuf)>, &'a PathBuf);
 
-fn spelling_hint(findings: &[Finding], cwd: &Path) -> Option<String> {
+/// The directory the compile that wrote `found` ran in, as [`spelled_from`], the
+/// embedded-path options in effect taken into account: a working directory changes the
+/// path as walked, not a prepend prefix joined to it (`/app/src/m.py` is not `src/m.py`
+/// spelled from `/app`), so with `-p` both paths are compared without it, and with `-d`
+/// or `-s` (which replace or remove the walked path's directories) no directory is told.
+fn compiled_from(found: &Path, want: &Path, cwd: &Path, embed: &crate::embed::Embed) -> Option<PathBuf> {
+    if embed.ddir.is_some() || embed.strip.is_some() {
+        return None;
+    }
+    match &embed.prepend {
+        Some(p) => spelled_from(found.strip_prefix(p).ok()?, want.strip_prefix(p).ok()?, cwd),
+        None => spelled_from(found, want, cwd),
+    }
+}
+
+/// How a pyc stale for its embedded path alone differs by the embedded-path options: the
+/// path as walked where `-d`, `-s` or `-p` is in effect (written without them), or another
+/// prepend prefix joined to the same remainder (`3.12/src/m.py` where `src/m.py` or
+/// `/app/src/m.py` is expected).
+#[derive(PartialEq)]
+enum Written {
+    Without,
+    Prefix(PathBuf),
+}
+
+fn written_with(walked: &Path, found: &Path, want: &Path, embed: &crate::embed::Embed) -> Option<Written> {
+    if found == walked && !embed.is_identity() {
+        return Some(Written::Without);
+    }
+    if embed.ddir.is_some() {
+        return None;
+    }
+    // What the prefix was joined to: the expected path without this run's prefix.
+    let rest = match &embed.prepend {
+        Some(p) => want.strip_prefix(p).ok()?,
+        None => want,
+    };
+    if rest.as_os_str().is_empty() || rest.is_absolute() {
+        return None;
+    }
+    let n = found.components().count().checked_sub(rest.components().count())?;
+    let prefix: PathBuf = found.components().take(n).collect();
+    (found.ends_with(rest) && n > 0).then_some(Written::Prefix(prefix))
+}
+
+/// The hint for stale pycs all [`written_with`] alike.
+fn embed_hint(spelled: &[&Spelled], embed: &crate::embed::Embed) -> Option<String> {
+    let (found, want, .., walked) = spelled.first()?;
+    let how = written_with(walked, found, want, embed)?;
+    if spelled[1..].iter().any(|(f, w, .., p)| written_with(p, f, w, embed).as_ref() != Some(&how)) {
+        return None;
+    }
+    let n = spelled.len();
+    let stale = report::plural(n, "stale pyc", "stale pycs");
+    let (s, its, it) = if n == 1 { ("s", "its", "it") } else { ("", "their", "them") };
+    let (found, want) = (report::shown(found), report::shown(want));
+    let names = embed.names();
+    let (ours, that) = (names.join(" and "), if names.len() == 1 { "that" } else { "those" });
+    Some(match how {
+        Written::Without => format!(
+            "{stale} embed{s} {its} source path as walked (`{found}` for `{want}`): the compile \
+             that wrote {it} ran without {ours}, which this check applies: `hashpyc compile` \
+             rewrites {it} with {that}, or check without {that} if the pycs are as meant"
+        ),
+        Written::Prefix(prefix) => {
+            let prefix = report::shown(&prefix);
+            let here = if embed.prepend.is_some() { ours } else { "no prepend prefix".to_string() };
+            format!(
+                "{stale} embed{s} {its} source path with the prepend prefix `{prefix}` (`{found}` \
+                 for `{want}`), where this check applies {here}: the compile that wrote {it} was \
+                 given `-p {prefix}`; `hashpyc check --prepend-prefix {prefix}` checks {it} as \
+                 written, `hashpyc compile` rewrites {it} with {here}"
+            )
+        }
+    })
+}
+
+fn spelling_hint(findings: &[Finding], cwd: &Path, embed: &crate::embed::Embed) -> Option<String> {
     // The stale pycs whose embedded path alone is wrong; and whether each embeds its
     // source's absolute path: what CPython's import writes when it rewrites a pyc whose
     // source changed (its path is the `sys.path` entry's, absolute), though no compile
@@ -910,8 +988,8 @@ fn spelling_hint(findings: &[Finding], cwd: &Path) -> Option<String> {
     let spelled: Vec<Spelled> = findings
         .iter()
         .filter(|f| f.outcome == Outcome::Stale)
-        .filter_map(|f| f.embedded.as_ref())
-        .map(|(found, want)| {
+        .filter_map(|f| Some((f, f.embedded.as_ref()?)))
+        .map(|(f, (found, want))| {
             let same = crate::layout::absolute(found, cwd) == crate::layout::absolute(want, cwd);
             let linked = if same {
                 None
@@ -921,7 +999,7 @@ fn spelling_hint(findings: &[Finding], cwd: &Path) -> Option<String> {
                     a.is_some() && a == resolve(b)
                 })
             };
-            (found, want, same, linked)
+            (found, want, same, linked, &f.path)
         })
         .collect();
     // Pycs the import rewrote: said of them, whatever the other findings.
@@ -970,13 +1048,13 @@ fn spelling_hint(findings: &[Finding], cwd: &Path) -> Option<String> {
     // Stale pycs compiled from one directory above this one, if all are.
     // A pyc whose path differs by its spelling alone (`m.py` for `./m.py`) was not compiled
     // from there: with such pycs beside them, the generic hint below.
+    // Else, stale pycs all written without the embedded-path options in effect, or with
+    // another prepend prefix: said so.
     let mut above: Option<PathBuf> = None;
-    for (found, want, same, _) in &spelled {
-        if !same {
-            let from = spelled_from(found, want, cwd)?;
-            if above.get_or_insert_with(|| from.clone()) != &from {
-                return None;
-            }
+    for (found, want, ..) in spelled.iter().filter(|s| !s.2) {
+        match compiled_from(found, want, cwd, embed) {
+            Some(from) if above.get_or_insert_with(|| from.clone()) == &from => {}
+            _ => return embed_hint(&spelled.iter().filter(|s| !s.2).collect::<Vec<_>>(), embed),
         }
     }
     if spelled.iter().any(|s| s.2) {

@@ -92,6 +92,22 @@ impl Embed {
         self.strip_from.clone().unwrap_or_else(|| format!("--strip-prefix `{}`", crate::report::shown(strip)))
     }
 
+    /// The options in effect, named as the warnings name them (`--ddir `/app``,
+    /// `` `prepend-prefix = "/app"` in `pyproject.toml` line 5``), for `check`'s hint.
+    pub fn names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        if let Some(ddir) = &self.ddir {
+            names.push(format!("--ddir `{}`", crate::report::shown(ddir)));
+        }
+        if self.strip.is_some() {
+            names.push(self.strip_name());
+        }
+        if self.prepend.is_some() {
+            names.push(self.prepend_name());
+        }
+        names
+    }
+
     fn prepend_name(&self) -> String {
         let prepend = self.prepend.as_deref().unwrap_or(Path::new(""));
         self.prepend_from

@@ -2301,6 +2301,64 @@ fn spelling_hint_for_a_pyc_cpython_rewrote_beside_another_targets() {
     assert!(!run.stderr.contains("spelling"), "{}", run.stderr);
 }
 
+// Pycs compiled without the `prepend-prefix` a configuration sets since (or with another
+// `-p`) were said to embed their path "as spelled from `/app`, where the compile that wrote
+// it ran: run `hashpyc check` from there" (`check -p 3.12 src`: "spelled from `3.12`"): the
+// prefix was taken for a working directory (helper report). Now the hint says the pycs were
+// written without the prefix, or with another one, and what to run; the working-directory
+// hint stays for a tree compiled elsewhere with the same prefix.
+#[test]
+fn spelling_hint_tells_a_prepend_prefix_from_a_working_directory() {
+    let Some(py) =
+        crate::harness::any_python("check::spelling_hint_tells_a_prepend_prefix_from_a_working_directory")
+    else {
+        return;
+    };
+    let tree = Tree::new();
+    tree.write("src/pkg/m.py", "x = 1\n");
+    tree.write("pyproject.toml", "[project]\nname = \"a\"\n[tool.hashpyc]\n");
+    tree.hashpyc().args(["compile", "-q"]).python(py).run().assert_code(0);
+    tree.write("pyproject.toml", "[project]\nname = \"a\"\n[tool.hashpyc]\nprepend-prefix = \"/app\"\n");
+    let run = tree.hashpyc().arg("check").python(py).run();
+    run.assert_code(1);
+    let hint = "hint: 1 stale pyc embeds its source path as walked (`src/pkg/m.py` for \
+                `/app/src/pkg/m.py`): the compile that wrote it ran without `prepend-prefix = \"/app\"` \
+                in `pyproject.toml` line 4, which this check applies: `hashpyc compile` rewrites it \
+                with that, or check without that if the pycs are as meant";
+    assert!(run.stderr.contains(hint), "{}", run.stderr);
+    assert!(!run.stderr.contains("spelled from"), "{}", run.stderr);
+    let run = tree.hashpyc().args(["check", "--no-config", "-p", "3.12", "src"]).python(py).run();
+    run.assert_code(1);
+    assert!(run.stderr.contains("ran without --prepend-prefix `3.12`"), "{}", run.stderr);
+    assert!(!run.stderr.contains("spelled from"), "{}", run.stderr);
+    // Written with `-p 3.12`: checked with the file's `/app`, and with no prefix.
+    tree.hashpyc().args(["compile", "-q", "--no-config", "-p", "3.12"]).python(py).run().assert_code(0);
+    let run = tree.hashpyc().arg("check").python(py).run();
+    run.assert_code(1);
+    let hint = "hint: 1 stale pyc embeds its source path with the prepend prefix `3.12` \
+                (`3.12/src/pkg/m.py` for `/app/src/pkg/m.py`), where this check applies \
+                `prepend-prefix = \"/app\"` in `pyproject.toml` line 4: the compile that wrote it \
+                was given `-p 3.12`; `hashpyc check --prepend-prefix 3.12` checks it as written";
+    assert!(run.stderr.contains(hint), "{}", run.stderr);
+    let run = tree.hashpyc().args(["check", "--no-config"]).python(py).run();
+    run.assert_code(1);
+    assert!(run.stderr.contains("where this check applies no prepend prefix"), "{}", run.stderr);
+    tree.hashpyc().args(["check", "--no-config", "-p", "3.12"]).python(py).run().assert_code(0);
+    // The same prefix, compiled from `src`: that is a working directory.
+    Hashpyc::new(&tree.path("src"))
+        .args(["compile", "-q", "--no-config", "-p", "/app"])
+        .python(py)
+        .run()
+        .assert_code(0);
+    let run = tree.hashpyc().arg("check").python(py).run();
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("as spelled from `src` (`/app/pkg/m.py` for `/app/src/pkg/m.py`)"),
+        "{}",
+        run.stderr
+    );
+}
+
 /// Every line of `stdout` as JSON (panics on a line that is not), and the last one's type.
 fn json_objects(command: &str, run: &crate::harness::Run) -> Vec<serde_json::Value> {
     run.stdout
