@@ -1088,6 +1088,45 @@ fn ddir_named_warning(args: &EmbedArgs, roots: &[PathBuf]) -> Option<String> {
     ))
 }
 
+/// A warning when the prepend prefix looks like an interpreter (`-p 3.12`, `-p
+/// .venv/bin/python`, as uv's `-p` means `--python`): a version request as `--python` takes
+/// it (also after `pypy`, `graalpy` or `python`: `pypy3.10`, `python3.12`), a path whose
+/// last directory is `bin` and whose name starts with `python`, or an executable file. Only
+/// a warning: the prefix is embedded as compileall's `-p` embeds it.
+fn prepend_request_warning(args: &EmbedArgs) -> Option<String> {
+    let prefix = args.prepend_prefix.as_ref()?;
+    let text = prefix.to_str()?;
+    let version = || {
+        let bare = ["pypy", "graalpy", "python"].iter().find_map(|p| {
+            let head = text.get(..p.len())?;
+            head.eq_ignore_ascii_case(p).then(|| &text[p.len()..])
+        });
+        let request = crate::target::VersionRequest::parse(std::ffi::OsStr::new(bare.unwrap_or(text)))?;
+        // A bare `3` is as likely a directory's name.
+        (bare.is_some() || request.names_a_minor()).then_some(())
+    };
+    let named_python =
+        prefix.file_name().is_some_and(|n| n.to_str().is_some_and(|n| n.starts_with("python")))
+            && prefix.parent().and_then(Path::file_name).is_some_and(|d| d == "bin");
+    let executable = || {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(prefix).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if version().is_none() && !named_python && !executable() {
+        return None;
+    }
+    let set = match &args.prepend_prefix_from {
+        Some(o) => o.written(&format!("prepend-prefix = \"{text}\"")),
+        None => format!("-p `{text}`"),
+    };
+    Some(format!(
+        "{set} is a prepend prefix, joined to every embedded path (`{}`): -p is \
+         --prepend-prefix, as in compileall; an interpreter is chosen with --python (`--python \
+         {text}`)",
+        crate::report::shown(&prefix.join("src/m.py")),
+    ))
+}
+
 /// A warning when paths named below the working directory lie under a directory with a
 /// configuration file of its own (`services/worker/hashpyc.toml`, named from a monorepo's
 /// root as a pre-commit hook names files): one configuration applies to a run, the one
@@ -1526,6 +1565,7 @@ pub fn compile_settings(args: &CompileArgs) -> Result<CompileSettings, Error> {
     let named_warnings = interpreter_settings_warnings(&targets, &layouts, &levels, "compile")
         .into_iter()
         .chain(ddir_named_warning(&args.embed, &roots))
+        .chain(prepend_request_warning(&args.embed))
         .chain(nested_config_warning(&args.config, &roots))
         .collect();
     let verify = crate::env::is_on(crate::env::VERIFY);
@@ -1743,6 +1783,7 @@ pub fn check_settings(args: &CheckArgs) -> Result<CheckSettings, Error> {
     let named_warnings = interpreter_settings_warnings(&targets, &layouts, &levels(&args.layout), "check")
         .into_iter()
         .chain(ddir_named_warning(&args.embed, &roots))
+        .chain(prepend_request_warning(&args.embed))
         .chain(nested_config_warning(&args.config, &roots))
         .collect();
     Ok(CheckSettings {

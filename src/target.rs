@@ -389,6 +389,11 @@ impl VersionRequest {
         usable.then_some(VersionRequest { parts, free_threaded, debug })
     }
 
+    /// More than a major version (`3.12`, `312`, `3.12.1`; not `3`).
+    pub fn names_a_minor(&self) -> bool {
+        self.parts.len() > 1
+    }
+
     /// The file names to look for on PATH, most specific first.
     fn names(&self) -> Vec<String> {
         let mut names = Vec::new();

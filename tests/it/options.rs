@@ -168,6 +168,46 @@ per_python!(embedded_paths, min = (3, 9), |py: &Python| {
     assert!(one.stderr.contains(&summary("1 file", 4)), "{}", one.stderr);
 });
 
+// `-p` is compileall's --prepend-prefix, while uv's `-p` is --python: `hashpyc compile -p
+// 3.12 src` exited 0 having compiled for `python3` and embedded `3.12/src/pkg/m.py`, with no
+// word (helper report). A prefix that looks like an interpreter (a version request as
+// --python takes it, `pypy3.10`, a path ending in `bin/python…`, an executable file) is now
+// warned of, in compile and check, naming --python; the bytes stay compileall's. A prefix
+// such as `/app` (or a bare `3`) gets no warning.
+#[test]
+fn prepend_prefix_that_looks_like_an_interpreter_is_warned_of() {
+    let Some(py) = harness::any_python("options::prepend_prefix_that_looks_like_an_interpreter_is_warned_of")
+    else {
+        return;
+    };
+    let tree = Tree::new();
+    tree.write("src/pkg/m.py", "x = 1\n");
+    let run = tree.hashpyc().args(["compile", "-q", "-p", "3.12", "src"]).python(py).run();
+    run.assert_code(0);
+    let want = "warning: -p `3.12` is a prepend prefix, joined to every embedded path (`3.12/src/m.py`): \
+                -p is --prepend-prefix, as in compileall; an interpreter is chosen with --python \
+                (`--python 3.12`)";
+    assert!(run.stderr.contains(want), "{}", run.stderr);
+    assert_eq!(co_filename(py, &pyc_of(&tree, py, "src/pkg/m.py")), "3.12/src/pkg/m.py");
+    let exe = py.path.to_str().unwrap();
+    for prefix in ["3.13t", "cpython-3.12", "pypy3.10", ".venv/bin/python", exe] {
+        let run = tree.hashpyc().args(["check", "-p", prefix, "src"]).python(py).run();
+        run.assert_code(1);
+        let want = format!("warning: -p `{prefix}` is a prepend prefix");
+        assert!(run.stderr.contains(&want), "{prefix}: {}", run.stderr);
+    }
+    tree.write("hashpyc.toml", "prepend-prefix = \"3.12\"\n");
+    let run = tree.hashpyc().args(["check", "src"]).python(py).run();
+    run.assert_code(0);
+    let want = "warning: `prepend-prefix = \"3.12\"` in `hashpyc.toml` line 1 is a prepend prefix";
+    assert!(run.stderr.contains(want), "{}", run.stderr);
+    for prefix in ["/app", "3"] {
+        let run = tree.hashpyc().args(["compile", "-p", prefix, "src"]).python(py).run();
+        run.assert_code(0);
+        assert!(!run.stderr.contains("is a prepend prefix"), "{prefix}: {}", run.stderr);
+    }
+}
+
 // `-p` has no effect on a path still absolute after `-s` (`os.path.join` keeps it whole, as
 // compileall's does): the pycs embedded the staging path `-s`/`-p` are there to remove, with
 // no word (`-p /usr /abs/stage/lib`), or with a warning saying it was embedded "with only
