@@ -281,7 +281,8 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     // As `compile` warns of them: a file's `ddir` with files named in directories, and the
     // paths `-s` does not apply to (expected unchanged), and those `-p` changes nothing of.
     let missed = missed.into_inner().messages(&s.embed);
-    for message in s.named_warnings.iter().cloned().chain(missed) {
+    let environments = crate::walk::environment_warnings(&walked.environments, &s.targets, "checks");
+    for message in s.named_warnings.iter().cloned().chain(environments).chain(missed) {
         if json {
             events.push(run_event("notice", None, message));
         } else if verbosity.quiet < 2 {

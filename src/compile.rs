@@ -566,6 +566,10 @@ pub fn compile(
     for message in s.named_warnings.iter().filter(|_| verbosity.quiet < 2 || s.json) {
         notes.warning(message.clone(), style);
     }
+    let environments = walk::environment_warnings(&planned.walked.environments, &s.targets, "writes");
+    for message in environments.into_iter().filter(|_| verbosity.quiet < 2 || s.json) {
+        notes.warning(message, style);
+    }
     for message in planned.missed.messages(&s.embed).into_iter().filter(|_| verbosity.quiet < 2 || s.json) {
         notes.warning(message, style);
     }

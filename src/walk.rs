@@ -295,6 +295,11 @@ pub struct Walked {
     /// The files named `.py` the walk of directories found (counted once each, whatever
     /// the spellings that reach them).
     nameless: Vec<PathBuf>,
+    /// The Python environments the walk entered, as their directories are spelled: each
+    /// directory holding a `pyvenv.cfg` (no version), and the directory above each
+    /// `lib/pythonX.Y` (its version), for [`environment_warnings`]. Told by names the walk
+    /// lists anyway: nothing is read until the walk is over.
+    pub environments: Vec<(PathBuf, Option<(u8, u8)>)>,
 }
 
 /// An entry of a directory walked (spelled as the walker spells it), and whether it is a
@@ -1366,6 +1371,15 @@ fn walk_tree(
         }
     };
     let implicit_root = opts.implicit_root;
+    // A walk that starts inside an environment (`.venv/lib/python3.12/site-packages`).
+    walked.environments.extend(dirs.iter().filter_map(|d| {
+        let comps: Vec<_> = d.components().collect();
+        let at = comps.windows(2).rposition(|w| {
+            lib_version(w[1].as_os_str()).is_some()
+                && matches!(w[0].as_os_str().as_bytes(), b"lib" | b"lib64")
+        })?;
+        Some((comps[..at].iter().collect(), lib_version(comps[at + 1].as_os_str())))
+    }));
     // What the excludes pass over: `.py` files and directories by a glob, `.py` files by
     // the regex (said only when nothing is selected).
     let passed_over = std::sync::Arc::new([AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0)]);
@@ -1475,6 +1489,14 @@ fn walk_tree(
             if opts.collect_dirs {
                 found.lock().expect("walk lock").dirs.push((path.to_path_buf(), offset + entry.depth()));
             }
+            // An environment's `lib/pythonX.Y`: the directory above `lib` is the environment.
+            if let Some(version) = path.file_name().and_then(lib_version)
+                && let Some(lib) = path.parent()
+                && matches!(lib.file_name().map(OsStr::as_bytes), Some(b"lib" | b"lib64"))
+            {
+                let env = lib.parent().unwrap_or(Path::new("")).to_path_buf();
+                found.lock().expect("walk lock").environments.push((env, Some(version)));
+            }
             if opts.max_depth.is_none_or(|m| offset + entry.depth() < m) {
                 if opts.collect_pycache {
                     let pycache = path.join("__pycache__");
@@ -1504,6 +1526,10 @@ fn walk_tree(
             return WalkState::Continue;
         }
         if !entry.file_name().as_bytes().ends_with(b".py") {
+            if entry.file_name() == "pyvenv.cfg" {
+                let env = path.parent().unwrap_or(Path::new("")).to_path_buf();
+                found.lock().expect("walk lock").environments.push((env, None));
+            }
             return WalkState::Continue;
         }
         if excluded_by_regex(path, opts) {
@@ -1564,11 +1590,80 @@ fn walk_tree(
     walked.dirs.extend(found.dirs);
     walked.skipped_symlinks.extend(found.skipped_symlinks);
     walked.nameless.extend(found.nameless);
+    walked.environments.extend(found.environments);
     walked.listed.extend(found.listed);
     walked.taken.extend(found.taken);
     walked.skipped.walk_excluded += passed_over[0].load(Ordering::Relaxed);
     walked.skipped.walk_excluded_dirs += passed_over[1].load(Ordering::Relaxed);
     walked.skipped.walk_regex_excluded += passed_over[2].load(Ordering::Relaxed);
+}
+
+/// The version a directory named as an installation's library is for: `python3.12`,
+/// `python3.13t`.
+fn lib_version(name: &OsStr) -> Option<(u8, u8)> {
+    let rest = name.to_str()?.strip_prefix("python")?;
+    let rest = rest.strip_suffix('t').unwrap_or(rest);
+    let (major, minor) = rest.split_once('.')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
+/// The version a `pyvenv.cfg` records (`version_info = 3.12.1`, as uv and virtualenv write
+/// it; `version = 3.12.1`, as `python -m venv` does), and the line saying it.
+fn pyvenv_version(cfg: &Path) -> Option<((u8, u8), String)> {
+    let text = std::fs::read_to_string(cfg).ok()?;
+    text.lines().find_map(|line| {
+        let (key, value) = line.split_once('=')?;
+        if !matches!(key.trim(), "version_info" | "version") {
+            return None;
+        }
+        let mut parts = value.trim().split('.');
+        let version = (parts.next()?.parse().ok()?, parts.next()?.parse().ok()?);
+        Some((version, format!("{} = {}", key.trim(), value.trim())))
+    })
+}
+
+/// A warning for each environment the walk entered (once however many ways it was
+/// entered) whose Python is none of the targets': `hashpyc compile` at a project root
+/// compiles `.venv` for `python3`, whose pycs the venv's own interpreter never reads. The
+/// version is its `pyvenv.cfg`'s, else its `lib/pythonX.Y`'s; `verb` is what the run does
+/// to pycs (`writes`, `checks`).
+pub fn environment_warnings(
+    environments: &[(PathBuf, Option<(u8, u8)>)],
+    targets: &[std::sync::Arc<crate::target::Target>],
+    verb: &str,
+) -> Vec<String> {
+    let mut by_dir = std::collections::BTreeMap::<&Path, Option<(u8, u8)>>::new();
+    for (dir, lib) in environments {
+        let known = by_dir.entry(dir).or_default();
+        *known = known.or(*lib);
+    }
+    let mut out = Vec::new();
+    for (dir, lib) in by_dir {
+        let shown = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+        let cfg = shown.join("pyvenv.cfg");
+        let (version, why) = match (pyvenv_version(&cfg), lib) {
+            (Some((v, line)), _) => (v, format!("`{line}` in `{}`", crate::report::shown(&cfg))),
+            (None, Some(v)) => (
+                v,
+                format!("its `{}`", crate::report::shown(&shown.join(format!("lib/python{}.{}", v.0, v.1)))),
+            ),
+            (None, None) => continue,
+        };
+        if targets.iter().any(|t| t.minor() == version) {
+            continue;
+        }
+        let env = crate::report::shown(shown);
+        out.push(format!(
+            "`{env}` is an environment of Python {}.{} ({why}), and this run {verb} pycs for {} only, \
+             which its interpreter never reads: give that interpreter (`--python {}`), or exclude the \
+             environment (`--exclude {env}/`)",
+            version.0,
+            version.1,
+            crate::target::targets_label(targets),
+            crate::report::shown(&shown.join("bin/python")),
+        ));
+    }
+    out
 }
 
 /// The entries named `*.pyc` in `dir` (only regular files with `files_only`), and the

@@ -2576,3 +2576,50 @@ fn remembered_failures_of_sources_gone_are_dropped() {
     again.assert_code(1);
     assert!(again.stderr.contains("0 compiles in 0 long-lived children"), "{}", again.stderr);
 }
+
+// `hashpyc compile` at a project root with a `.venv` of another Python (uv's `uv venv
+// --python 3.12`, with the default target `python3` a 3.11) compiled the venv's
+// site-packages for 3.11 and `check` called them fresh, with no word: the venv's interpreter
+// never reads them (helper report). A walk that enters an environment (a `pyvenv.cfg`, or a
+// `lib/pythonX.Y`, also as the path named) whose version is none of the targets' now gets a
+// warning, once per environment, naming it, its version and `--python`/`--exclude`.
+#[test]
+fn an_environment_of_another_python_is_warned_of() {
+    let Some(py) = harness::any_python("compile::an_environment_of_another_python_is_warned_of") else {
+        return;
+    };
+    let tree = Tree::new();
+    let (major, minor) = py.minor;
+    let other = format!("{major}.{}", minor + 1);
+    tree.write("src/m.py", "x = 1\n");
+    tree.write(".venv/pyvenv.cfg", format!("home = /usr/bin\nversion_info = {other}.0\n"));
+    tree.write(format!(".venv/lib/python{other}/site-packages/dep/__init__.py"), "y = 1\n");
+    let want = format!(
+        "warning: `.venv` is an environment of Python {other} (`version_info = {other}.0` in \
+         `.venv/pyvenv.cfg`), and this run writes pycs for CPython {} only, which its interpreter \
+         never reads: give that interpreter (`--python .venv/bin/python`), or exclude the environment \
+         (`--exclude .venv/`)",
+        py.version
+    );
+    let run = tree.hashpyc().arg("compile").python(py).run();
+    run.assert_code(0);
+    assert_eq!(run.stderr.matches(&want).count(), 1, "{}", run.stderr);
+    let run = tree.hashpyc().arg("check").python(py).run();
+    run.assert_code(0);
+    assert!(run.stderr.contains("and this run checks pycs for CPython"), "{}", run.stderr);
+    let site = format!(".venv/lib/python{other}/site-packages");
+    let run = tree.hashpyc().args(["check", &site]).python(py).run();
+    run.assert_code(0);
+    assert!(run.stderr.contains("warning: `.venv` is an environment of Python"), "{}", run.stderr);
+    let run = tree.hashpyc().args(["check", "--exclude", ".venv/"]).python(py).run();
+    run.assert_code(0);
+    assert!(!run.stderr.contains("environment"), "{}", run.stderr);
+    // Its own version: no warning; an installation's `lib/pythonX.Y` without `pyvenv.cfg`.
+    tree.write(".venv/pyvenv.cfg", format!("version = {major}.{minor}.1\n"));
+    tree.write(format!("opt/lib/python{other}/m.py"), "z = 1\n");
+    let run = tree.hashpyc().arg("compile").python(py).run();
+    run.assert_code(0);
+    assert!(!run.stderr.contains("`.venv` is"), "{}", run.stderr);
+    let want = format!("warning: `opt` is an environment of Python {other} (its `opt/lib/python{other}`)");
+    assert!(run.stderr.contains(&want), "{}", run.stderr);
+}
