@@ -1054,7 +1054,19 @@ fn flag_hint(unknown: &str) -> Option<String> {
              the current directory"
                 .into(),
         ),
-        "include" => Some(
+        // ruff's names, which a ruff user writes first.
+        "extend-exclude" => Some(
+            "did you mean `exclude`? `extend-exclude` is ruff's name; hashpyc has no default excludes \
+             to extend, so its one list is `exclude`"
+                .into(),
+        ),
+        "target-version" | "target-versions" => Some(
+            "did you mean `python`? `target-version` is ruff's name; hashpyc compiles for the interpreters \
+             `python` names (`python = \"3.12\"`, a name on PATH or a path), or `--target 3.12` on the \
+             command line"
+                .into(),
+        ),
+        "include" | "extend-include" => Some(
             "hashpyc has no `include`: it takes every `.py` file under the paths given on the command \
              line, where none means the current directory; `exclude` skips some of them"
                 .into(),

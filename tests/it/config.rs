@@ -2798,6 +2798,22 @@ fn keys_of_uv_get_a_hint() {
     }
 }
 
+// Keys a ruff user writes got no hint: `extend-exclude` and `target-version` were unknown
+// keys with no pointer (helper report), while uv's `cache-dir` had one. Each now names
+// hashpyc's key, `exclude` and `python`; ruff's `extend-include` gets `include`'s hint.
+#[test]
+fn keys_of_ruff_get_a_hint() {
+    for (key, hint) in [
+        ("extend-exclude", "(did you mean `exclude`? `extend-exclude` is ruff's name"),
+        ("target-version", "(did you mean `python`? `target-version` is ruff's name"),
+        ("extend-include", "hashpyc has no `include`"),
+    ] {
+        let err = bad("hashpyc.toml", &format!("{key} = \"x\"\n"), &["check"]);
+        assert!(err.starts_with(&format!("error: `hashpyc.toml` line 1: unknown key `{key}`")), "{err}");
+        assert!(err.contains(hint), "{err}");
+    }
+}
+
 // `python = "312"`, `"cpython3.12"`, `"cpython@3.12"` (versions as uv takes them) were looked
 // up as names on PATH ("Python interpreter `312` not found on PATH"), a range (`>=3.12`)
 // too, and `"3.12 "` or `"  "` as interpreters of that name. The spellings of one version
