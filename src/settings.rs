@@ -245,7 +245,9 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
             if named.is_some() && m.is_some_and(|m| m.value_source("dir") == Some(ValueSource::EnvVariable)) {
                 dir.dir_from = Some("HASHPYC_CACHE".into());
             }
-            if named.is_some() && !file_limit {
+            // The file is not needed then, unless one is named (`--config`, `HASHPYC_CONFIG`):
+            // a file named is always read, its errors reported, as `compile` does.
+            if named.is_some() && !file_limit && dir.config.config.is_none() {
                 dir.dir = named;
                 return Ok(());
             }

@@ -1644,6 +1644,46 @@ fn the_command_line_beats_the_config_variables() {
     }
 }
 
+// A configuration file named (`--config`, `HASHPYC_CONFIG`) that is missing or invalid was
+// not read by `cache stats`, `clean` and `prune --max-size` given `--cache` (exit 0, not a
+// word), while `compile`, `check`, `inspect` and a `prune` without `--max-size` refused it.
+// A file named is now always read, its error reported as theirs are (exit 2).
+#[test]
+fn the_cache_commands_read_a_named_configuration_file() {
+    let tree = Tree::new();
+    tree.write("bad.toml", "jobz = 1\n");
+    let unread = "error: cannot read configuration file `nope.toml`: no such file\n";
+    let by_var =
+        "error: cannot read configuration file `nope.toml` (named by HASHPYC_CONFIG): no such file\n";
+    let invalid = "error: `bad.toml` line 1: unknown key `jobz` in the top level (did you mean `jobs`?)\n";
+    for command in [&["stats"][..], &["clean"], &["prune", "--max-size", "1G"], &["prune"]] {
+        let cache = |config: Option<&str>| {
+            let run = tree.hashpyc().arg("cache").args(command).args(["--cache", "cc"]);
+            match config {
+                Some(file) => run.args(["--config", file]).run(),
+                None => run.env("HASHPYC_CONFIG", "nope.toml").run(),
+            }
+        };
+        for (run, want) in
+            [(cache(Some("nope.toml")), unread), (cache(Some("bad.toml")), invalid), (cache(None), by_var)]
+        {
+            run.assert_code(2);
+            assert_eq!(run.stderr, want, "{command:?}");
+            assert_eq!(run.stdout, "", "{command:?}");
+        }
+        // `--no-config` after it still wins, as for compile: nothing is read then.
+        let run = tree.hashpyc().arg("cache").args(command).args([
+            "--cache",
+            "cc",
+            "--config",
+            "nope.toml",
+            "--no-config",
+        ]);
+        run.run().assert_code(0);
+    }
+    assert!(!tree.path("cc").exists());
+}
+
 // The boolean variables that stand for no flag (HASHPYC_NO_CACHE, HASHPYC_NO_STATE,
 // HASHPYC_TRACE, HASHPYC_VERIFY) read a value as those of the boolean flags do
 // (HASHPYC_NO_CONFIG, HASHPYC_CACHE_READ_ONLY): `false` and `0` are off, `1` and `yes` on,
