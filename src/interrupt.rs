@@ -2,7 +2,10 @@
 //! once so nothing blocks on Python, and let the pipeline unwind (temporary files are
 //! removed as they drop) before exiting 130, 143 or 129. A second signal exits
 //! immediately, and so does a run that has not finished unwinding 5 seconds after the
-//! first; the temporary files being written then are removed first ([`begin_temp`]).
+//! first; the temporary files being written then are removed first ([`begin_temp`]). A
+//! read that may never end where nothing is written yet (the path list on stdin) is made
+//! on a thread of its own, the run waiting on it or on [`requested`]
+//! ([`crate::settings::read_stdin_paths`]).
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};

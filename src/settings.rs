@@ -1264,9 +1264,7 @@ pub fn resolve_paths(paths: &[OsString], input: &InputArgs) -> Result<Vec<PathBu
                 continue;
             }
             stdin_used = true;
-            let stdin = std::io::stdin();
-            let list = walk::read_path_list(stdin.lock(), input.null)?;
-            out.extend(list.into_iter().map(PathBuf::from));
+            out.extend(read_stdin_paths(input.null)?.into_iter().map(PathBuf::from));
         } else {
             out.push(PathBuf::from(p));
         }
@@ -1275,6 +1273,35 @@ pub fn resolve_paths(paths: &[OsString], input: &InputArgs) -> Result<Vec<PathBu
         out.push(PathBuf::from("."));
     }
     Ok(out)
+}
+
+/// The path list on stdin (`-`), read on a thread of its own while this one waits for it or
+/// for an interrupt: a signal does not end a read(2) (std reads again after `EINTR`), so a
+/// list that never ends (`sleep 30 | hashpyc compile -`, a writer that hangs) would keep
+/// the run from ending until the forced exit after Ctrl-C ([`crate::interrupt`]). Nothing
+/// is written yet: the run just ends, `error: interrupted`. (Without a thread for it, a
+/// process limit reached, the list is read here.)
+pub fn read_stdin_paths(null: bool) -> Result<Vec<OsString>, Error> {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let reader = std::thread::Builder::new().name("hashpyc-stdin".into()).spawn(move || {
+        let _ = tx.send(walk::read_path_list(std::io::stdin().lock(), null));
+    });
+    if reader.is_err() {
+        return Ok(walk::read_path_list(std::io::stdin().lock(), null)?);
+    }
+    loop {
+        match rx.recv_timeout(std::time::Duration::from_millis(20)) {
+            Ok(list) => return Ok(list?),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) if crate::interrupt::requested() => {
+                return Err(Error::Interrupted);
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                let why = std::io::Error::other("the thread reading it ended");
+                return Err(walk::PathListError::Io(why).into());
+            }
+        }
+    }
 }
 
 pub fn walk_options(sel: &SelectArgs, jobs: usize) -> Result<WalkOptions, Error> {

@@ -847,30 +847,48 @@ fn sigint_and_sigterm_stop_cleanly() {
     }
 }
 
-// A run stuck in a system call that no signal interrupts (here: reading a path list from
-// a stdin that never ends; in the field, a file on a hung network mount) waited forever
-// for its unwind after SIGTERM, so `docker stop` and a CI cancel had to SIGKILL it. It now
-// exits 143 (130) a few seconds after the signal, as a second signal would make it. Both
-// exits said nothing; they now end as any interrupted run: `error: interrupted`.
+// A run stuck in a system call that no signal interrupts (here: the walk reading an ignore
+// file that is a FIFO whose writer never writes nor closes it; in the field, a file on a
+// hung network mount) waited forever for its unwind after SIGTERM, so `docker stop` and a
+// CI cancel had to SIGKILL it. It now exits 143 (130) a few seconds after the signal, as a
+// second signal would make it. Both exits said nothing; they now end as any interrupted
+// run: `error: interrupted`. (A path list on stdin that never ends was the stuck read
+// here; it is now read so that the first signal ends the run at once:
+// an_interrupt_while_the_path_list_is_read_ends_the_run_at_once.)
 #[test]
 fn a_run_stuck_in_a_read_still_ends_on_a_signal() {
+    use std::os::unix::fs::OpenOptionsExt;
     for (sig, code, signals) in [(libc::SIGINT, 130, 1), (libc::SIGTERM, 143, 1), (libc::SIGINT, 130, 2)] {
         let tree = Tree::new();
+        tree.write("src/m.py", "m = 1\n");
+        let fifo = tree.path("src/.ignore");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+        // SAFETY: mkfifo reads the NUL-terminated path only.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hashpyc"));
         cmd.current_dir(tree.root())
             .env("HASHPYC_STATE_DIR", harness::shared_cache_dir())
-            .args(["compile", "-"])
-            .stdin(Stdio::piped())
+            .args(["check", "--target", "3.12", "--respect-gitignore", "src"])
+            .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         harness::guard_network(&mut cmd);
         let mut child = cmd.spawn().unwrap();
-        // Its stdin stays open and empty: the run waits in read(2) for the path list. The
-        // signal is sent once it does (its handlers are installed by then): a signal sent
-        // before they were killed the run (no exit status), as a fixed pause could let a
-        // loaded machine do.
-        let stdin = child.stdin.take().unwrap();
-        wait_for(|| reads_its_stdin(child.id()), "the run to wait in read(2) of its stdin");
+        // Opening the FIFO to write without blocking fails (ENXIO) until the walk has opened
+        // it to read; the writer then stays open and writes nothing: the walk waits in
+        // read(2). The signal is sent once it does (its handlers are installed by then): a
+        // signal sent before they were killed the run (no exit status), as a fixed pause
+        // could let a loaded machine do.
+        let mut writer = None;
+        wait_for(
+            || {
+                writer =
+                    std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(&fifo).ok();
+                writer.is_some()
+            },
+            "the walk to open its ignore file",
+        );
+        wait_for(|| reads_a_fifo(child.id()), "the walk to wait in read(2) of its ignore file");
         // Once, or twice (the second exits at once, unless both arrive as one).
         for i in 0..signals {
             if i > 0 {
@@ -897,7 +915,7 @@ fn a_run_stuck_in_a_read_still_ends_on_a_signal() {
         };
         let out = child.wait_with_output().unwrap();
         done.store(true, std::sync::atomic::Ordering::SeqCst);
-        drop(stdin);
+        drop(writer);
         let waited = start.elapsed();
         assert_eq!(
             out.status.code(),
@@ -911,6 +929,60 @@ fn a_run_stuck_in_a_read_still_ends_on_a_signal() {
     }
 }
 
+// Ctrl-C while the path list was still being read from stdin (`sleep 30 | hashpyc compile
+// -`) was only acted on by the forced exit 5 s later: the read(2) of the list is not ended
+// by a signal. The list is now read on a thread of its own, the run waiting for it or for
+// the signal, so the first signal ends it at once: exit 130, `error: interrupted`. The
+// forced exit comes 5 s after the signal at the earliest; a prompt end takes milliseconds,
+// so 4 s is a generous bound that still tells them apart.
+#[test]
+fn an_interrupt_while_the_path_list_is_read_ends_the_run_at_once() {
+    for command in ["compile", "check"] {
+        let tree = Tree::new();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hashpyc"));
+        cmd.current_dir(tree.root())
+            .env("HASHPYC_STATE_DIR", harness::shared_cache_dir())
+            .args([command, "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        harness::guard_network(&mut cmd);
+        let mut child = cmd.spawn().unwrap();
+        // Its stdin stays open and empty, a pipe that never ends.
+        let stdin = child.stdin.take().unwrap();
+        wait_for(|| reads_its_stdin(child.id()), "the run to wait in read(2) of its stdin");
+        let start = Instant::now();
+        // SAFETY: signalling our own child.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGINT);
+        }
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let killer = {
+            let (done, pid) = (done.clone(), child.id() as i32);
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_secs(30));
+                if !done.load(std::sync::atomic::Ordering::SeqCst) {
+                    // SAFETY: our own child, still there after 30 s: the test fails below.
+                    unsafe {
+                        libc::kill(pid, libc::SIGKILL);
+                    }
+                }
+            })
+        };
+        let out = child.wait_with_output().unwrap();
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        let waited = start.elapsed();
+        drop(stdin);
+        drop(killer);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(130), "{command}, after {waited:?}: {stderr}");
+        assert_eq!(stderr, "error: interrupted\n", "{command}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "", "{command}");
+        assert!(waited < Duration::from_secs(4), "{command}: the run ended {waited:?} after the signal");
+        assert!(tree.pycs().is_empty(), "{command}: {:?}", tree.pycs());
+    }
+}
+
 /// Whether a thread of process `pid` is blocked in read(2) of descriptor 0, its stdin
 /// (`/proc/PID/task/TID/syscall`: the call's number, then its first argument).
 fn reads_its_stdin(pid: u32) -> bool {
@@ -919,6 +991,20 @@ fn reads_its_stdin(pid: u32) -> bool {
         tasks
             .filter_map(Result::ok)
             .any(|t| std::fs::read_to_string(t.path().join("syscall")).is_ok_and(|s| s.starts_with(&want)))
+    })
+}
+
+/// Whether a thread of process `pid` is blocked in read(2) of a FIFO (a descriptor of
+/// `/proc/PID/fd` that is a pipe, named by the call's first argument).
+fn reads_a_fifo(pid: u32) -> bool {
+    let want = format!("{} ", libc::SYS_read);
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return false };
+    tasks.filter_map(Result::ok).any(|t| {
+        let Ok(call) = std::fs::read_to_string(t.path().join("syscall")) else { return false };
+        let Some(fd) = call.strip_prefix(&want).and_then(|rest| rest.split(' ').next()) else { return false };
+        let Ok(fd) = i64::from_str_radix(fd.trim_start_matches("0x"), 16) else { return false };
+        std::fs::metadata(format!("/proc/{pid}/fd/{fd}"))
+            .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_fifo(&m.file_type()))
     })
 }
 
