@@ -889,9 +889,14 @@ pub struct InspectArgs {
     /// pyc files to describe. A `.py` source stands for every pyc of it that exists: in
     /// `__pycache__/` (any interpreter, any optimization level), under the pycache prefix
     /// when there is one (`--pycache-prefix`, else the configuration's `pycache-prefix`,
-    /// else `PYTHONPYCACHEPREFIX`, as for `check`), and `<source>c` beside it (`-b`).
+    /// else `PYTHONPYCACHEPREFIX`, as for `check`), and `<source>c` beside it (`-b`). `-`
+    /// reads paths from stdin, one per line (or NUL-separated with `--null`), as for
+    /// `check`.
     #[arg(value_name = "FILE.pyc", required = true)]
-    pub files: Vec<PathBuf>,
+    pub files: Vec<OsString>,
+
+    #[command(flatten)]
+    pub input: InputArgs,
 
     /// Look for a source's pycs, and a pyc's source, in the tree under DIR mirroring each
     /// source's absolute directory, as with CPython's `PYTHONPYCACHEPREFIX`. Default: the

@@ -1246,6 +1246,16 @@ fn apply_cache(cache: &mut CacheArgs, k: &mut Keys, c: &Config) -> Result<(), Er
 
 /// Paths from arguments, `-` expanded from stdin; `.` when none.
 pub fn resolve_paths(paths: &[OsString], input: &InputArgs) -> Result<Vec<PathBuf>, Error> {
+    let mut out = stdin_expanded(paths, input)?;
+    if out.is_empty() && !paths.iter().any(|p| p == "-") {
+        out.push(PathBuf::from("."));
+    }
+    Ok(out)
+}
+
+/// The paths given, `-` (once, however often given) replaced by the path list on stdin:
+/// `compile`'s, `check`'s and `inspect`'s.
+pub fn stdin_expanded(paths: &[OsString], input: &InputArgs) -> Result<Vec<PathBuf>, Error> {
     // `--null` only says how the list on stdin is separated: without `-` there is no such
     // list, and a forgotten `-` (`git ls-files -z | hashpyc check --null`) would otherwise
     // walk the whole current directory instead of the files piped in.
@@ -1268,9 +1278,6 @@ pub fn resolve_paths(paths: &[OsString], input: &InputArgs) -> Result<Vec<PathBu
         } else {
             out.push(PathBuf::from(p));
         }
-    }
-    if out.is_empty() && !stdin_used {
-        out.push(PathBuf::from("."));
     }
     Ok(out)
 }

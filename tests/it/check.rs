@@ -383,6 +383,41 @@ fn json_is_format_json_on_every_command_that_has_it() {
     }
 }
 
+// `inspect -` took `-` for a file (`-  error: no such file`, exit 1) where `compile` and
+// `check` read a path list from stdin. It now reads the files from stdin as they do (one
+// per line, or NUL-separated with `--null`; `-` read once however often given), and
+// describes them as when named.
+#[test]
+fn inspect_reads_its_files_from_stdin() {
+    let Some(py) = harness::any_python("check::inspect_reads_its_files_from_stdin") else {
+        return;
+    };
+    let tree = Tree::new();
+    tree.write("pkg/a.py", "a = 1\n");
+    tree.write("pkg/b.py", "b = 2\n");
+    tree.hashpyc().args(["compile", "-q", "pkg"]).python(py).run().assert_code(0);
+    let named = tree.hashpyc().args(["inspect", "pkg/a.py", "pkg/b.py"]).run();
+    named.assert_code(0);
+    assert!(named.stdout.contains("(matches `pkg/b.py`)"), "{}", named.stdout);
+    let lines = tree.hashpyc().args(["inspect", "-"]).stdin("pkg/a.py\npkg/b.py\n").run();
+    lines.assert_code(0);
+    assert_eq!(lines.stdout, named.stdout);
+    let nul = tree.hashpyc().args(["inspect", "--null", "-", "-"]).stdin("pkg/a.py\0pkg/b.py\0").run();
+    nul.assert_code(0);
+    assert_eq!(nul.stdout, named.stdout);
+    // Mixed with names on the command line, in their order.
+    let mixed = tree.hashpyc().args(["inspect", "pkg/a.py", "-"]).stdin("pkg/b.py\n").run();
+    assert_eq!(mixed.stdout, named.stdout);
+    // A file of the list that is not there is said as when named (exit 1).
+    let missing = tree.hashpyc().args(["inspect", "-"]).stdin("pkg/nope.pyc\n").run();
+    missing.assert_code(1);
+    assert!(missing.stdout.starts_with("pkg/nope.pyc\n"), "{}", missing.stdout);
+    // An empty list describes nothing.
+    let empty = tree.hashpyc().args(["inspect", "-"]).stdin("").run();
+    empty.assert_code(0);
+    assert_eq!(empty.stdout, "");
+}
+
 // `--json` is `--format json`: given together (an alias plus a script's `--format json`) they
 // agree and the output is JSON, as with either alone; only `--format text` contradicts it.
 #[test]

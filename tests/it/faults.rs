@@ -937,7 +937,7 @@ fn a_run_stuck_in_a_read_still_ends_on_a_signal() {
 // so 4 s is a generous bound that still tells them apart.
 #[test]
 fn an_interrupt_while_the_path_list_is_read_ends_the_run_at_once() {
-    for command in ["compile", "check"] {
+    for command in ["compile", "check", "inspect"] {
         let tree = Tree::new();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hashpyc"));
         cmd.current_dir(tree.root())
