@@ -1250,6 +1250,19 @@ pub fn resolve_paths(paths: &[OsString], input: &InputArgs) -> Result<Vec<PathBu
     if out.is_empty() && !paths.iter().any(|p| p == "-") {
         out.push(PathBuf::from("."));
     }
+    // A working directory that was removed (`rmdir` of the directory a shell is in) still
+    // opens as `.`, but lists nothing: the walk would find no source and `compile` say so
+    // with exit status 0. Relative paths name nothing then: an error, naming why.
+    if let Some(relative) = out.iter().find(|p| p.is_relative())
+        && let Err(e) = std::env::current_dir()
+    {
+        let why = if e.kind() == std::io::ErrorKind::NotFound {
+            "the current directory was removed".to_string()
+        } else {
+            format!("the current directory cannot be read ({})", crate::io::io_reason(&e))
+        };
+        return Err(Error::Usage(format!("cannot read `{}`: {why}", crate::report::shown(relative))));
+    }
     Ok(out)
 }
 

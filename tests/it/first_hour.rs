@@ -476,6 +476,51 @@ fn null_without_dash_is_an_error() {
     }
 }
 
+// Run in a working directory that was removed (`mkdir gone; cd gone; rmdir ../gone`), a
+// bare `compile` walked `.`, which lists nothing there, and said `warning: no Python
+// sources to compile under `.``, exit 0 (`check`: no sources, exit 1). Both now fail
+// naming why, exit 2; so does a relative path named (an absolute one is still compiled).
+#[test]
+fn a_removed_working_directory_is_an_error() {
+    let Some(py) = harness::any_python("first_hour::a_removed_working_directory_is_an_error") else { return };
+    let tree = Tree::new();
+    tree.write("abs/m.py", "m = 1\n");
+    let run_in_removed = |args: &[&str]| {
+        std::fs::create_dir(tree.path("gone")).unwrap();
+        // The shell enters the directory, removes it, and runs hashpyc in it.
+        let mut cmd = Command::new("sh");
+        cmd.current_dir(tree.root())
+            .env("HASHPYC_STATE_DIR", harness::shared_cache_dir())
+            .env("NO_COLOR", "1")
+            .arg("-c")
+            .arg("cd gone && rmdir ../gone && exec \"$0\" \"$@\"")
+            .arg(env!("CARGO_BIN_EXE_hashpyc"))
+            .args(args);
+        harness::run_command(&mut cmd)
+    };
+    let python = py.path.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["compile", "--python", python], "."),
+        (&["check", "--target", "3.12"], "."),
+        (&["compile", "--python", python, "src"], "src"),
+        (&["check", "--target", "3.12", "."], "."),
+    ];
+    for (args, named) in cases {
+        let run = run_in_removed(args);
+        run.assert_code(2);
+        assert_eq!(
+            run.stderr,
+            format!("error: cannot read `{named}`: the current directory was removed\n"),
+            "{args:?}"
+        );
+        assert_eq!(run.stdout, "", "{args:?}");
+    }
+    let abs = tree.path("abs");
+    let run = run_in_removed(&["compile", "-q", "--python", python, abs.to_str().unwrap()]);
+    run.assert_code(0);
+    assert_eq!(tree.pycs().len(), 1, "{:?}", tree.pycs());
+}
+
 // A named path under a file (`m.py/x.py`, ENOTDIR where a missing one is ENOENT) was a
 // per-file error, exit 1 (`error: `m.py/x.py`: Not a directory`). It does not exist, as any
 // missing path: an error saying so, exit 2, for `compile` and `check` alike.
