@@ -228,7 +228,7 @@ pub fn run(mut cli: Cli, matches: &clap::ArgMatches) -> Result<ExitStatus, Error
             check::check(&settings, verbosity, style)
         }
         Command::Inspect(args) => {
-            let files = settings::stdin_expanded(&args.files, &args.input)?;
+            let files = settings::stdin_expanded(&args.files, &args.input, "inspect")?;
             inspect::inspect(&files, args.format == cli::InspectFormat::Json, args.prefix.as_ref())
         }
         Command::Cache(cmd) => cache::manage::run(&cmd, Style::resolve(cli::ColorChoice::Auto)),

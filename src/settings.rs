@@ -1244,9 +1244,10 @@ fn apply_cache(cache: &mut CacheArgs, k: &mut Keys, c: &Config) -> Result<(), Er
     Ok(())
 }
 
-/// Paths from arguments, `-` expanded from stdin; `.` when none.
-pub fn resolve_paths(paths: &[OsString], input: &InputArgs) -> Result<Vec<PathBuf>, Error> {
-    let mut out = stdin_expanded(paths, input)?;
+/// Paths from arguments, `-` expanded from stdin; `.` when none. `command` is the
+/// subcommand (`compile`, `check`), for messages.
+pub fn resolve_paths(paths: &[OsString], input: &InputArgs, command: &str) -> Result<Vec<PathBuf>, Error> {
+    let mut out = stdin_expanded(paths, input, command)?;
     if out.is_empty() && !paths.iter().any(|p| p == "-") {
         out.push(PathBuf::from("."));
     }
@@ -1267,17 +1268,16 @@ pub fn resolve_paths(paths: &[OsString], input: &InputArgs) -> Result<Vec<PathBu
 }
 
 /// The paths given, `-` (once, however often given) replaced by the path list on stdin:
-/// `compile`'s, `check`'s and `inspect`'s.
-pub fn stdin_expanded(paths: &[OsString], input: &InputArgs) -> Result<Vec<PathBuf>, Error> {
+/// `compile`'s, `check`'s and `inspect`'s (`command`, for messages).
+pub fn stdin_expanded(paths: &[OsString], input: &InputArgs, command: &str) -> Result<Vec<PathBuf>, Error> {
     // `--null` only says how the list on stdin is separated: without `-` there is no such
     // list, and a forgotten `-` (`git ls-files -z | hashpyc check --null`) would otherwise
     // walk the whole current directory instead of the files piped in.
     if input.null && !paths.iter().any(|p| p == "-") {
-        return Err(Error::Usage(
+        return Err(Error::Usage(format!(
             "--null (-0) separates the paths read from stdin, which only `-` reads: add `-` \
-             (`git ls-files -z '*.py' | hashpyc check --null -`)"
-                .into(),
-        ));
+             (`git ls-files -z '*.py' | hashpyc {command} --null -`)"
+        )));
     }
     let mut out = Vec::new();
     let mut stdin_used = false;
@@ -1601,7 +1601,7 @@ pub fn compile_settings(args: &CompileArgs) -> Result<CompileSettings, Error> {
         None | Some(0) => default_jobs(),
         Some(n) => n,
     };
-    let roots = resolve_paths(&args.paths, &args.input)?;
+    let roots = resolve_paths(&args.paths, &args.input, "compile")?;
     let mut walk = walk_options(&args.select, jobs)?;
     walk.implicit_root = args.paths.is_empty();
     if walk.implicit_root {
@@ -1803,7 +1803,7 @@ fn without_an_interpreter(e: Error) -> Error {
 pub fn check_settings(args: &CheckArgs) -> Result<CheckSettings, Error> {
     let jobs = default_jobs();
     one_level_per_legacy_pyc(&args.layout, &levels(&args.layout))?;
-    let roots = resolve_paths(&args.paths, &args.input)?;
+    let roots = resolve_paths(&args.paths, &args.input, "check")?;
     let mut walk = walk_options(&args.select, jobs)?;
     walk.implicit_root = args.paths.is_empty();
     if walk.implicit_root {

@@ -450,19 +450,30 @@ fn failures_follow_the_targets_as_given() {
 
 // `--null` without `-` (`git ls-files -z | hashpyc check --null`, the `-` forgotten) walked
 // the whole current directory, silently, instead of the list piped in: an error naming
-// `-`, exit 2, and nothing compiled or checked.
+// `-`, exit 2, and nothing compiled or checked. Its example command line is the command's
+// own (`compile`'s error showed `hashpyc check --null -`).
 #[test]
 fn null_without_dash_is_an_error() {
     let tree = Tree::new();
     tree.write("a.py", "x = 1\n");
     tree.write("b.py", "y = 1\n");
-    for args in
-        [&["check", "--target", "3.12", "--null"][..], &["compile", "-0"], &["compile", "--null", "b.py"]]
-    {
+    for args in [
+        &["check", "--target", "3.12", "--null"][..],
+        &["compile", "-0"],
+        &["compile", "--null", "b.py"],
+        &["inspect", "--null", "b.py"],
+    ] {
         let run = tree.hashpyc().args(args).stdin(b"a.py\0".to_vec()).run();
         run.assert_code(2);
-        assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
-        assert!(run.stderr.contains("--null") && run.stderr.contains("`-`"), "{}", run.stderr);
+        assert_eq!(
+            run.stderr,
+            format!(
+                "error: --null (-0) separates the paths read from stdin, which only `-` reads: add `-` \
+                 (`git ls-files -z '*.py' | hashpyc {} --null -`)\n",
+                args[0]
+            ),
+            "{args:?}"
+        );
         assert!(run.stdout.is_empty(), "{}", run.stdout);
         assert!(tree.pycs().is_empty(), "{:?}", tree.pycs());
     }
