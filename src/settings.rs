@@ -114,7 +114,13 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
             }
             optimize_from_env(&mut args.layout, &mut args.config, &args.output, json)?;
             let by = pycache_prefix_replaced_by(&args.layout);
-            explain_env(&mut args.config, &args.output, json, ("compile", m), &replaced, by);
+            // The shared cache's network variables (proxies, certificates) matter only when
+            // it is used.
+            let remote = args.cache.cache_url.as_deref().is_some_and(|u| !u.is_empty())
+                && !args.cache.no_cache
+                && !crate::env::is_on(crate::env::NO_CACHE);
+            let command = if remote { Reader::Remote } else { Reader::Compile };
+            explain_env(&mut args.config, &args.output, json, (command, m), &replaced, by);
             explain_cache_off(&mut args.config, &args.output, json, &args.cache);
         }
         Command::Check(args) => {
@@ -169,7 +175,7 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
             }
             optimize_from_env(&mut args.layout, &mut args.config, &args.output, json)?;
             let by = pycache_prefix_replaced_by(&args.layout);
-            explain_env(&mut args.config, &args.output, json, ("check", m), &replaced, by);
+            explain_env(&mut args.config, &args.output, json, (Reader::Check, m), &replaced, by);
         }
         Command::Inspect(args) => {
             let m = matches.subcommand_matches("inspect").expect("inspect matches");
@@ -786,7 +792,7 @@ fn explain_env(
     args: &mut ConfigArgs,
     output: &OutputArgs,
     json: bool,
-    (command, m): (&str, &ArgMatches),
+    (reader, m): (Reader, &ArgMatches),
     replaced: &[(&str, &str)],
     pycache_by: Option<String>,
 ) {
@@ -794,7 +800,7 @@ fn explain_env(
         return;
     }
     let cli = <crate::cli::Cli as clap::CommandFactory>::command();
-    let Some(sub) = cli.find_subcommand(command) else { return };
+    let Some(sub) = cli.find_subcommand(reader.command()) else { return };
     for arg in sub.get_arguments() {
         let id = arg.get_id().as_str();
         let (Some(var), Some(long)) = (arg.get_env(), arg.get_long()) else { continue };
@@ -822,8 +828,8 @@ fn explain_env(
         };
         say(args, json, format!("setting: {}={value} (--{long}{by})", var.to_string_lossy()));
     }
-    for (var, compile_only) in OTHER_VARIABLES {
-        if *compile_only && command != "compile" {
+    for (var, read_by) in OTHER_VARIABLES {
+        if *read_by > reader {
             continue;
         }
         if let Some(value) = std::env::var_os(var).filter(|v| !v.is_empty()) {
@@ -869,37 +875,56 @@ fn explain_cache_off(args: &mut ConfigArgs, output: &OutputArgs, json: bool, cac
     }
 }
 
+/// Which runs read a variable of [`OTHER_VARIABLES`] (each reads those of the readers before
+/// it too), and the run `-v` describes.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Reader {
+    Check,
+    Compile,
+    /// `compile` with a shared cache in use (`--cache-url`, not turned off).
+    Remote,
+}
+
+impl Reader {
+    fn command(self) -> &'static str {
+        match self {
+            Reader::Check => "check",
+            Reader::Compile | Reader::Remote => "compile",
+        }
+    }
+}
+
 /// Environment variables that change a run without standing for a flag (secrets left out),
-/// and whether only `compile` reads them.
-const OTHER_VARIABLES: &[(&str, bool)] = &[
-    ("PYTHONPYCACHEPREFIX", false),
-    ("NO_COLOR", false),
-    ("FORCE_COLOR", false),
-    ("CLICOLOR_FORCE", false),
-    ("HASHPYC_NO_CACHE", false),
-    ("HASHPYC_NO_STATE", false),
-    ("HASHPYC_STATE_DIR", false),
-    ("HASHPYC_SETTLE_SECONDS", false),
-    ("HASHPYC_CACHE_COMPRESSION", true),
-    ("HASHPYC_CACHE_TIMEOUT", true),
-    ("HASHPYC_CACHE_UPLOAD_WAIT", true),
-    ("HASHPYC_ISOLATION", true),
-    ("HASHPYC_DEFERRED", true),
-    ("HASHPYC_VERIFY", true),
-    ("HASHPYC_TRACE", true),
-    ("HASHPYC_ORDER", true),
-    ("HASHPYC_WORKER_SCRIPT", true),
+/// and the runs that read them.
+const OTHER_VARIABLES: &[(&str, Reader)] = &[
+    ("PYTHONPYCACHEPREFIX", Reader::Check),
+    ("NO_COLOR", Reader::Check),
+    ("FORCE_COLOR", Reader::Check),
+    ("CLICOLOR_FORCE", Reader::Check),
+    ("HASHPYC_NO_CACHE", Reader::Check),
+    ("HASHPYC_NO_STATE", Reader::Check),
+    ("HASHPYC_STATE_DIR", Reader::Check),
+    ("HASHPYC_SETTLE_SECONDS", Reader::Check),
+    ("HASHPYC_CACHE_COMPRESSION", Reader::Compile),
+    ("HASHPYC_CACHE_TIMEOUT", Reader::Compile),
+    ("HASHPYC_CACHE_UPLOAD_WAIT", Reader::Compile),
+    ("HASHPYC_ISOLATION", Reader::Compile),
+    ("HASHPYC_DEFERRED", Reader::Compile),
+    ("HASHPYC_VERIFY", Reader::Compile),
+    ("HASHPYC_TRACE", Reader::Compile),
+    ("HASHPYC_ORDER", Reader::Compile),
+    ("HASHPYC_WORKER_SCRIPT", Reader::Compile),
     // The shared cache's network (a proxy URL's user and password are left out).
-    ("ALL_PROXY", true),
-    ("all_proxy", true),
-    ("HTTPS_PROXY", true),
-    ("https_proxy", true),
-    ("HTTP_PROXY", true),
-    ("http_proxy", true),
-    ("NO_PROXY", true),
-    ("no_proxy", true),
-    ("SSL_CERT_FILE", true),
-    ("SSL_CERT_DIR", true),
+    ("ALL_PROXY", Reader::Remote),
+    ("all_proxy", Reader::Remote),
+    ("HTTPS_PROXY", Reader::Remote),
+    ("https_proxy", Reader::Remote),
+    ("HTTP_PROXY", Reader::Remote),
+    ("http_proxy", Reader::Remote),
+    ("NO_PROXY", Reader::Remote),
+    ("no_proxy", Reader::Remote),
+    ("SSL_CERT_FILE", Reader::Remote),
+    ("SSL_CERT_DIR", Reader::Remote),
 ];
 
 /// `--max-depth on the command line` or `HASHPYC_JOBS`: what gave flag `id` of subcommand

@@ -407,6 +407,45 @@ per_python!(verbose_json_names_the_configuration_on_stdout, |py: &Python| {
     }
 });
 
+// `compile -v` printed `setting: SSL_CERT_FILE=…`, `SSL_CERT_DIR=…` and the proxies without
+// any shared cache, which alone reads them. They are now said only when a shared cache is
+// in use (`--cache-url`, not turned off by `--no-cache`).
+#[test]
+fn verbose_names_the_network_variables_only_with_a_shared_cache() {
+    let Some(py) =
+        harness::any_python("config::verbose_names_the_network_variables_only_with_a_shared_cache")
+    else {
+        return;
+    };
+    let tree = Tree::new();
+    tree.write("m.py", "M = 1\n");
+    let network =
+        ["setting: SSL_CERT_FILE=/etc/ca.pem", "setting: SSL_CERT_DIR=/etc/certs", "setting: HTTPS_PROXY="];
+    let settings = |extra: &[&str]| {
+        let run = tree
+            .hashpyc()
+            .args(["compile", "-v", "-n", "--no-config"])
+            .args(extra)
+            .env("SSL_CERT_FILE", "/etc/ca.pem")
+            .env("SSL_CERT_DIR", "/etc/certs")
+            .env("HTTPS_PROXY", "http://127.0.0.1:9")
+            .env("NO_PROXY", "127.0.0.1")
+            .env("HASHPYC_TIMEOUT", "7")
+            .python(py)
+            .arg("m.py")
+            .run();
+        run.assert_code(0);
+        let lines: Vec<String> =
+            run.stderr.lines().filter(|l| l.starts_with("setting: ")).map(String::from).collect();
+        assert!(lines.contains(&"setting: HASHPYC_TIMEOUT=7 (--timeout)".to_string()), "{}", run.stderr);
+        network.iter().map(|n| lines.iter().any(|l| l.starts_with(n))).collect::<Vec<bool>>()
+    };
+    assert_eq!(settings(&[]), [false; 3]);
+    assert_eq!(settings(&["--cache", "c"]), [false; 3]);
+    assert_eq!(settings(&["--cache-url", "http://127.0.0.1:9/c", "--no-cache"]), [false; 3]);
+    assert_eq!(settings(&["--cache-url", "http://127.0.0.1:9/c"]), [true; 3]);
+}
+
 // `-v` says where each setting came from: every key of the file with its value, and whether
 // it applies, was replaced by a flag or an environment variable, or is not used by the
 // command; every environment variable that stands for a flag, as set; a URL's password
