@@ -1743,8 +1743,22 @@ pub(crate) fn escape_data(s: &str) -> String {
     report::printable(&s).into_owned()
 }
 
+/// A workflow command's property (`file`, `title`) as GitHub reads it: `%`, CR, LF, `:` and
+/// `,` encoded, and so, in the same encoding (`%1B`), is any other character
+/// [`report::printable`] escapes (an escape sequence or a bidi override in a file's name):
+/// one escape for the whole value, never a `\u{1b}` among `%3A`s.
 pub(crate) fn escape_property(s: &str) -> String {
-    escape_data(s).replace(':', "%3A").replace(',', "%2C")
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '\r' | '\n' | ':' | ',') || (c != '\t' && report::escaped(c)) {
+            for b in c.encode_utf8(&mut [0; 4]).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A GitHub Actions workflow command.
@@ -1910,6 +1924,8 @@ mod tests {
     #[test]
     fn github_escapes() {
         assert_eq!(escape_property("a,b:c%\n"), "a%2Cb%3Ac%25%0A");
+        assert_eq!(escape_property("a\u{1b}[31m\u{202e}\r.py"), "a%1B[31m%E2%80%AE%0D.py");
+        assert_eq!(escape_property("tab\tname"), "tab\tname");
         assert_eq!(escape_data("a,b:c"), "a,b:c");
     }
 }

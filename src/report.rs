@@ -154,7 +154,7 @@ pub fn shown(path: &Path) -> std::borrow::Cow<'_, str> {
 /// separators, and the format characters (general category Cf), which are invisible or
 /// reorder the text around them (the bidi overrides U+202E, U+2066–U+2069 of Trojan
 /// Source; U+200B, U+FEFF): a name holding one is not what it looks like.
-fn escaped(c: char) -> bool {
+pub(crate) fn escaped(c: char) -> bool {
     c.is_control() || c == '\u{2028}' || c == '\u{2029}' || is_format(c)
 }
 

@@ -359,6 +359,14 @@ per_python!(control_characters_in_names_stay_on_one_line, |py: &Python| {
     github.assert_code(1);
     assert_eq!(github.stdout.lines().count(), 1, "{}", context(&github));
     assert!(github.stdout.starts_with("::error file=./bad%0Afile.py,"), "{}", context(&github));
+    // Any other character the text escapes is in that escaping too: `%1B`, where the file
+    // property held the text's `\u{1b}` among GitHub's `%0A`s.
+    tree.write(std::ffi::OsStr::from_bytes(b"esc\x1b[31mred.py"), "x = 2\n");
+    let github = tree.hashpyc().args(["check", "--format", "github"]).python(py).arg(".").run();
+    github.assert_code(1);
+    assert_eq!(github.stdout.lines().count(), 2, "{}", context(&github));
+    assert!(github.stdout.contains(" file=./esc%1B[31mred.py,"), "{}", context(&github));
+    assert!(!github.stdout.contains('\x1b'), "{}", context(&github));
     // JSON: exact names.
     let json = tree.hashpyc().args(["check", "--all", "--format", "json"]).python(py).arg(".").run();
     let mut paths: Vec<Vec<u8>> = json
