@@ -30,6 +30,18 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// The command's `--color` (`HASHPYC_COLOR`); `auto` for those without one.
+    pub fn color(&self) -> ColorChoice {
+        match &self.command {
+            Command::Compile(a) => a.output.color.color,
+            Command::Check(a) => a.output.color.color,
+            Command::Inspect(a) => a.color.color,
+            Command::Cache(_) | Command::Completions { .. } => ColorChoice::Auto,
+        }
+    }
+}
+
 /// `-q`, `-v` and `--color`, for the commands that print a summary.
 #[derive(Debug, Args)]
 pub struct OutputArgs {

@@ -29,6 +29,19 @@ struct Temps {
 /// terminal or ssh session that closes.
 const SIGNALS: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
+/// `error` as the run's messages write it (bold red when coloured): [`set_error_label`].
+static ERROR_LABEL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// How the run writes `error` (coloured or not), for the `error: interrupted` written here.
+pub fn set_error_label(label: String) {
+    let _ = ERROR_LABEL.set(label);
+}
+
+/// `error: interrupted` and its newline, `error` as [`set_error_label`] said.
+fn interrupted_line() -> String {
+    format!("{}: interrupted\n", ERROR_LABEL.get().map_or("error", String::as_str))
+}
+
 /// How long the run may take to unwind after the first signal before it exits regardless.
 const GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -68,12 +81,12 @@ pub fn install() {
 /// without std's lock of it (the stuck thread may hold it) and only when stderr can take it
 /// now (a pipe nobody reads must not keep the run from exiting).
 fn exit_now(sig: i32) -> ! {
-    const MESSAGE: &[u8] = b"error: interrupted\n";
+    let message = interrupted_line();
     let mut err = libc::pollfd { fd: libc::STDERR_FILENO, events: libc::POLLOUT, revents: 0 };
-    // SAFETY: poll(2) reads and fills the one pollfd passed; write(2) reads MESSAGE only.
+    // SAFETY: poll(2) reads and fills the one pollfd passed; write(2) reads the message only.
     unsafe {
         if libc::poll(&mut err, 1, 0) == 1 && err.revents & libc::POLLOUT != 0 {
-            libc::write(libc::STDERR_FILENO, MESSAGE.as_ptr().cast(), MESSAGE.len());
+            libc::write(libc::STDERR_FILENO, message.as_ptr().cast(), message.len());
         }
     }
     // Held until the exit: a thread about to create a temporary file waits for it.
@@ -166,7 +179,7 @@ pub fn abandon_unless(done: impl Fn() -> bool) {
     while !done() {
         if started.elapsed() >= std::time::Duration::from_millis(200) {
             let _no_writes = WRITES.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), b"error: interrupted\n");
+            let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), interrupted_line().as_bytes());
             std::process::exit(exit_code().unwrap_or(130));
         }
         std::thread::sleep(std::time::Duration::from_millis(5));

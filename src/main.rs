@@ -43,10 +43,14 @@ fn main() {
     });
     let cli = hashpyc::cli::Cli::from_arg_matches(&matches)
         .unwrap_or_else(|e| e.format(&mut hashpyc::cli::Cli::command()).exit());
+    // The run's own errors are coloured as its per-file ones (`error` in bold red), an
+    // interrupt's included.
+    let style = hashpyc::report::Style::resolve(cli.color());
+    hashpyc::interrupt::set_error_label(style.error());
     let code = match hashpyc::run(cli, &matches) {
         Ok(status) => status.code(),
         Err(err) => {
-            let mut text = format!("error: {err}");
+            let mut text = format!("{}: {err}", style.error());
             let mut source = std::error::Error::source(&err);
             while let Some(cause) = source {
                 text.push_str(&format!("\n  Caused by: {cause}"));

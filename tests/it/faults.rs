@@ -873,7 +873,7 @@ fn a_run_stuck_in_a_read_still_ends_on_a_signal() {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         harness::guard_network(&mut cmd);
-        let mut child = cmd.spawn().unwrap();
+        let child = cmd.spawn().unwrap();
         // Opening the FIFO to write without blocking fails (ENXIO) until the walk has opened
         // it to read; the writer then stays open and writes nothing: the walk waits in
         // read(2). The signal is sent once it does (its handlers are installed by then): a
@@ -939,41 +939,7 @@ fn a_run_stuck_in_a_read_still_ends_on_a_signal() {
 fn an_interrupt_while_the_path_list_is_read_ends_the_run_at_once() {
     for command in ["compile", "check", "inspect"] {
         let tree = Tree::new();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hashpyc"));
-        cmd.current_dir(tree.root())
-            .env("HASHPYC_STATE_DIR", harness::shared_cache_dir())
-            .args([command, "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        harness::guard_network(&mut cmd);
-        let mut child = cmd.spawn().unwrap();
-        // Its stdin stays open and empty, a pipe that never ends.
-        let stdin = child.stdin.take().unwrap();
-        wait_for(|| reads_its_stdin(child.id()), "the run to wait in read(2) of its stdin");
-        let start = Instant::now();
-        // SAFETY: signalling our own child.
-        unsafe {
-            libc::kill(child.id() as i32, libc::SIGINT);
-        }
-        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let killer = {
-            let (done, pid) = (done.clone(), child.id() as i32);
-            std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_secs(30));
-                if !done.load(std::sync::atomic::Ordering::SeqCst) {
-                    // SAFETY: our own child, still there after 30 s: the test fails below.
-                    unsafe {
-                        libc::kill(pid, libc::SIGKILL);
-                    }
-                }
-            })
-        };
-        let out = child.wait_with_output().unwrap();
-        done.store(true, std::sync::atomic::Ordering::SeqCst);
-        let waited = start.elapsed();
-        drop(stdin);
-        drop(killer);
+        let (out, waited) = interrupted_while_reading_stdin(&tree, &[command, "-"]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(130), "{command}, after {waited:?}: {stderr}");
         assert_eq!(stderr, "error: interrupted\n", "{command}");
@@ -981,6 +947,69 @@ fn an_interrupt_while_the_path_list_is_read_ends_the_run_at_once() {
         assert!(waited < Duration::from_secs(4), "{command}: the run ended {waited:?} after the signal");
         assert!(tree.pycs().is_empty(), "{command}: {:?}", tree.pycs());
     }
+}
+
+// `error: interrupted` was never coloured, nor was any error that ended the run (a
+// configuration file that cannot be read), even with `--color always`, while per-file
+// errors were (`error` in bold red). Every `error:` is now coloured alike.
+#[test]
+fn the_runs_errors_are_coloured_as_the_others() {
+    let red = "\x1b[1;31merror\x1b[0m";
+    for command in ["compile", "check", "inspect"] {
+        let tree = Tree::new();
+        let (out, _) = interrupted_while_reading_stdin(&tree, &[command, "--color", "always", "-"]);
+        assert_eq!(out.status.code(), Some(130), "{command}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), format!("{red}: interrupted\n"), "{command}");
+        let run = tree.hashpyc().args([command, "--color", "always", "--config", "nope.toml", "m.py"]).run();
+        run.assert_code(2);
+        assert_eq!(run.stderr, format!("{red}: cannot read configuration file `nope.toml`: no such file\n"));
+        let plain = tree.hashpyc().args([command, "--color", "never", "--config", "nope.toml", "m.py"]).run();
+        assert_eq!(plain.stderr, "error: cannot read configuration file `nope.toml`: no such file\n");
+    }
+}
+
+/// Runs `hashpyc ARGS` in `tree` with a stdin that stays open and empty, a pipe that never
+/// ends, and sends it SIGINT once it waits in read(2) of it: what it printed and exited with,
+/// and how long it took to exit after the signal (killed after 30 s, for the test to fail).
+fn interrupted_while_reading_stdin(tree: &Tree, args: &[&str]) -> (std::process::Output, Duration) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hashpyc"));
+    cmd.current_dir(tree.root())
+        .env("HASHPYC_STATE_DIR", harness::shared_cache_dir())
+        .env("NO_COLOR", "1")
+        .env_remove("FORCE_COLOR")
+        .env_remove("CLICOLOR_FORCE")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    harness::guard_network(&mut cmd);
+    let mut child = cmd.spawn().unwrap();
+    let stdin = child.stdin.take().unwrap();
+    wait_for(|| reads_its_stdin(child.id()), "the run to wait in read(2) of its stdin");
+    let start = Instant::now();
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let killer = {
+        let (done, pid) = (done.clone(), child.id() as i32);
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(30));
+            if !done.load(std::sync::atomic::Ordering::SeqCst) {
+                // SAFETY: our own child, still there after 30 s: the test fails.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+        })
+    };
+    let out = child.wait_with_output().unwrap();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let waited = start.elapsed();
+    drop(stdin);
+    drop(killer);
+    (out, waited)
 }
 
 /// Whether a thread of process `pid` is blocked in read(2) of descriptor 0, its stdin
