@@ -941,8 +941,8 @@ pub struct InspectArgs {
 #[derive(Debug, Args)]
 pub struct InputArgs {
     /// Paths read from stdin (`-`) are separated by NUL bytes, as `git ls-files -z` and
-    /// `find -print0` write them. Needs `-` among the paths (an error without it: the
-    /// current directory would be walked instead of the list).
+    /// `find -print0` write them. Needs `-` among the paths (an error without it: `compile`
+    /// and `check` would otherwise walk the current directory instead of the list).
     #[arg(short = '0', long = "null", help_heading = "Input")]
     pub null: bool,
 }
