@@ -101,24 +101,29 @@ impl GlobLines {
         self.matched_stripped(self.strip(path), is_dir)
     }
 
-    /// As [`matched`](Self::matched), or else the verdict on the nearest parent directory
-    /// of `path` under the root that a line matches.
-    pub fn matched_path_or_any_parents(&self, path: &Path, is_dir: bool) -> Verdict {
+    /// What a walk from the root decides for `path` (under the root, or relative to it):
+    /// `Ignore` when a directory on the way down is ignored, as the walk never enters it
+    /// and, as in git, no later `!GLOB` can take back a file or directory below it
+    /// (`gen/` then `!gen/keep.py` skips `gen/keep.py`); else the verdict on `path`.
+    pub fn matched_from_root(&self, path: &Path, is_dir: bool) -> Verdict {
         if self.sets.is_empty() {
             return Verdict::None;
         }
-        let mut path = self.strip(path);
-        match self.matched_stripped(path, is_dir) {
-            Verdict::None => {}
-            v => return v,
-        }
-        while let Some(parent) = path.parent() {
-            match self.matched_stripped(parent, true) {
-                Verdict::None => path = parent,
-                v => return v,
+        let path = self.strip(path);
+        let mut dir = PathBuf::new();
+        let mut parts = path.components().peekable();
+        while let Some(part) = parts.next() {
+            if parts.peek().is_none() {
+                break;
+            }
+            dir.push(part);
+            if matches!(part, std::path::Component::Normal(_))
+                && self.matched_stripped(&dir, true).is_ignore()
+            {
+                return Verdict::Ignore;
             }
         }
-        Verdict::None
+        self.matched_stripped(path, is_dir)
     }
 
     fn matched_stripped(&self, path: &Path, is_dir: bool) -> Verdict {
@@ -233,14 +238,26 @@ mod tests {
     use super::*;
     use ignore::gitignore::GitignoreBuilder;
 
-    /// The verdicts of `ignore`'s gitignore matcher, which these lines replace.
+    /// The verdicts of `ignore`'s gitignore matcher, which these lines replace; with
+    /// `parents`, what a walk from the root reaches for the path.
     fn gitignore(root: &Path, lines: &[&str], path: &Path, is_dir: bool, parents: bool) -> Verdict {
         let mut b = GitignoreBuilder::new(root);
         for l in lines {
             b.add_line(None, l).unwrap();
         }
         let g = b.build().unwrap();
-        let m = if parents { g.matched_path_or_any_parents(path, is_dir) } else { g.matched(path, is_dir) };
+        // The walk enters no ignored directory: any of them on the way down decides.
+        if parents {
+            let rel = path.strip_prefix(root).unwrap();
+            if rel
+                .ancestors()
+                .skip(1)
+                .any(|d| !d.as_os_str().is_empty() && g.matched(root.join(d), true).is_ignore())
+            {
+                return Verdict::Ignore;
+            }
+        }
+        let m = g.matched(path, is_dir);
         if m.is_ignore() {
             Verdict::Ignore
         } else if m.is_whitelist() {
@@ -343,7 +360,7 @@ mod tests {
                         );
                         if path.starts_with(root) {
                             assert_eq!(
-                                ours.matched_path_or_any_parents(&path, is_dir),
+                                ours.matched_from_root(&path, is_dir),
                                 gitignore(root, &lines[..n], &path, is_dir, true),
                                 "{path:?} (dir: {is_dir}, parents) with {:?}",
                                 &lines[..n]
@@ -352,6 +369,36 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    // A file or directory below an excluded directory is excluded whatever a later `!GLOB`
+    // says of it, as `git check-ignore` has it and as the walk, which never enters the
+    // directory, selects: `--force-exclude` asked the file's own match first, and
+    // `gen/` then `!gen/keep.py` kept a named `gen/keep.py` the walk skips.
+    #[test]
+    fn nothing_below_an_excluded_directory_is_taken_back() {
+        let root = Path::new("/src/proj");
+        let cases: &[(&[&str], &str, bool, Verdict)] = &[
+            (&["gen/", "!gen/keep.py"], "gen/keep.py", false, Verdict::Ignore),
+            (&["gen/", "!gen/keep.py"], "gen/drop.py", false, Verdict::Ignore),
+            (&["gen/", "!gen/keep.py"], "m.py", false, Verdict::None),
+            (&["gen", "!gen/keep.py"], "gen/keep.py", false, Verdict::Ignore),
+            (&["!gen/keep.py", "gen/"], "gen/keep.py", false, Verdict::Ignore),
+            (&["fixtures/", "!a/fixtures/x.py"], "a/fixtures/x.py", false, Verdict::Ignore),
+            (&["q/", "!q/gen/"], "q/gen/n.py", false, Verdict::Ignore),
+            (&["q/", "!q/gen/"], "q/gen", true, Verdict::Ignore),
+            // Taken back as a directory before the walk reaches it: entered.
+            (&["gen/*", "!gen/keep.py"], "gen/keep.py", false, Verdict::Whitelist),
+            (&["gen/*", "!gen/sub/"], "gen/sub/n.py", false, Verdict::None),
+            (&["*.py", "!keep.py"], "a/keep.py", false, Verdict::Whitelist),
+        ];
+        for &(lines, path, is_dir, want) in cases {
+            let ours = GlobLines::new(root, lines).unwrap();
+            for p in [root.join(path), PathBuf::from(path)] {
+                assert_eq!(ours.matched_from_root(&p, is_dir), want, "{p:?} with {lines:?}");
+            }
+            assert_eq!(gitignore(root, lines, &root.join(path), is_dir, true), want, "{path} with {lines:?}");
         }
     }
 }

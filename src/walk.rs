@@ -1064,9 +1064,11 @@ impl Excludes {
         self.matcher.matched(&path, is_dir).is_ignore()
     }
 
-    /// Whether a root is excluded, by itself or by a parent directory (`--force-exclude`).
+    /// Whether a root is excluded (`--force-exclude`): exactly when a walk from the base
+    /// would not select it, a directory on the way down excluded (nothing below it taken
+    /// back) or the root itself.
     fn skips_root(&self, path: &Path, is_dir: bool) -> bool {
-        self.in_base(path).is_ok_and(|p| self.matcher.matched_path_or_any_parents(&p, is_dir).is_ignore())
+        self.in_base(path).is_ok_and(|p| self.matcher.matched_from_root(&p, is_dir).is_ignore())
     }
 }
 

@@ -2100,6 +2100,78 @@ fn excludes_hold_however_the_file_and_paths_are_named() {
     check.assert_code(0);
 }
 
+// `--force-exclude` selects of the files named exactly what the walk selects of them when
+// a `!GLOB` would take back something below an excluded directory. It asked a named file's
+// own match first, so `exclude = ["gen/", "!gen/keep.py"]` kept a named `gen/keep.py`
+// (compiled, a SyntaxError; `check` found it missing) that the walk, never entering `gen/`,
+// skips, as git does; now an excluded directory on the way down excludes everything below
+// it, for `compile` and `check`, from the file's `exclude` and from `--exclude` flags.
+#[test]
+fn force_exclude_selects_named_files_as_the_walk_does() {
+    let Some(py) = harness::any_python("config::force_exclude_selects_named_files_as_the_walk_does") else {
+        return;
+    };
+    let tree = Tree::new();
+    let files =
+        ["gen/keep.py", "gen/drop.py", "gen/sub/s.py", "m.py", "a/fixtures/x.py", "q/gen/n.py", "q/o.py"];
+    for f in files {
+        tree.write(f, "X = 1\n");
+    }
+    let excludes: &[&[&str]] = &[
+        &["gen/", "!gen/keep.py"],
+        &["gen", "!gen/keep.py"],
+        &["!gen/keep.py", "gen/"],
+        &["fixtures/", "!a/fixtures/x.py"],
+        &["q/", "!q/gen/"],
+        // Taken back before the walk gets there: selected both ways.
+        &["gen/*", "!gen/keep.py", "!gen/sub/"],
+        &["*.py", "!m.py", "!n.py"],
+    ];
+    // The files a run names: `compile -n`'s `compile  PATH  (no pyc)` lines, `check`'s
+    // `missing  PATH` lines (no pyc was written).
+    let selected = |args: &[&str]| -> BTreeSet<String> {
+        let compile = tree.hashpyc().args(["compile", "-n"]).python(py).args(args).run();
+        compile.assert_code(0);
+        let compiled: BTreeSet<String> = compile
+            .stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix("compile  "))
+            .map(|l| l.split("  ").next().unwrap().to_string())
+            .collect();
+        let check = tree.hashpyc().arg("check").python(py).args(args).run();
+        let missing: BTreeSet<String> = check
+            .stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix("missing"))
+            .map(|l| l.trim_start().split(':').next().unwrap().to_string())
+            .collect();
+        check.assert_code(if missing.is_empty() { 0 } else { 1 });
+        assert_eq!(compiled, missing, "compile and check select alike with {args:?}");
+        compiled
+    };
+    for &globs in excludes {
+        let quoted: Vec<String> = globs.iter().map(|g| format!("{g:?}")).collect();
+        tree.write("hashpyc.toml", format!("exclude = [{}]\n", quoted.join(", ")));
+        let walked = selected(&[]);
+        let mut named = vec!["--force-exclude", "--"];
+        named.extend(files);
+        assert_eq!(selected(&named), walked, "named files with exclude = {globs:?}");
+        // The same globs as flags, no file.
+        let mut flags = vec!["--no-config"];
+        for &g in globs {
+            flags.extend(["--exclude", g]);
+        }
+        assert_eq!(selected(&flags), walked, "walked with --exclude {globs:?}");
+        flags.extend(["--force-exclude", "--"]);
+        flags.extend(files);
+        assert_eq!(selected(&flags), walked, "named files with --exclude {globs:?}");
+    }
+    // The tester's case, by name: the walk never enters `gen/`.
+    tree.write("hashpyc.toml", "exclude = [\"gen/\", \"!gen/keep.py\"]\n");
+    let walked = selected(&[]);
+    assert!(!walked.contains("gen/keep.py") && walked.contains("m.py"), "{walked:?}");
+}
+
 // A `pyproject.toml` on the way up that is not valid TOML and never mentions hashpyc belongs
 // to another tool: discovery passes over it with a warning naming it and the reason, as uv
 // does ("Failed to parse `pyproject.toml` during settings discovery"), and the file above
