@@ -430,7 +430,10 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
         return Ok(status);
     }
     if verbosity.quiet < 2 {
-        for hint in &hints {
+        // In text (a hook's output), when no hint above names its remedy: the `compile`
+        // that fixes what compiling alone fixes, as `--format github`'s annotations say it.
+        let fix = (s.format == Format::Text && hints.is_empty()).then(|| fix_hint(&findings, s)).flatten();
+        for hint in hints.iter().chain(&fix) {
             report::eprint_line(&format!("hint: {hint}"));
         }
     }
@@ -569,6 +572,65 @@ fn compile_command(accept: Accept, compile_unchecked: bool) -> &'static str {
         }
         _ => "`hashpyc compile`",
     }
+}
+
+/// Whether running `compile` alone fixes a finding: a pyc missing, stale, timestamp-based,
+/// of the other hash kind or invalid, which `compile` can write (`--format github` says
+/// "run `hashpyc compile` to fix" of each such one, and how else to fix the others).
+fn compile_fixes(f: &Finding) -> bool {
+    use std::io::ErrorKind::{InvalidFilename, PermissionDenied};
+    matches!(
+        f.outcome,
+        Outcome::Missing
+            | Outcome::Stale
+            | Outcome::Timestamp
+            | Outcome::Unchecked
+            | Outcome::Checked
+            | Outcome::Invalid
+    ) && f.source_fails.is_none()
+        && !f.symlink
+        && !f.not_regular
+        && f.not_a_dir.is_none()
+        && !matches!(f.pyc_error, Some(InvalidFilename | PermissionDenied))
+        && !f.source_unreadable
+        && f.detail.as_deref() != Some(TEMP_STRAY)
+        && unwritable_dir(f).is_none()
+}
+
+/// The `compile` that fixes the findings compiling alone fixes (see [`compile_fixes`]): the
+/// paths named on the command line when they are few and need no quoting (else "with
+/// the same paths"; `-` for a list on stdin), and "with the same options" when an option
+/// `compile` takes too was given.
+fn fix_hint(findings: &[Finding], s: &CheckSettings) -> Option<String> {
+    if !findings.iter().any(compile_fixes) {
+        return None;
+    }
+    let command = compile_command(s.accept, s.compile_unchecked);
+    let command = command.trim_end_matches('`');
+    let paths = &s.named_paths;
+    let plain = |p: &std::ffi::OsString| {
+        let b = p.as_bytes();
+        !b.is_empty()
+            && !b.starts_with(b"-")
+            && b.iter().all(|c| c.is_ascii_alphanumeric() || b"_-./+,:@%=".contains(c))
+    };
+    let stdin = paths.iter().any(|p| p == "-");
+    let listed = paths.iter().map(|p| p.len() + 1).sum::<usize>() <= 60 && paths.iter().all(plain);
+    let mut same = Vec::new();
+    let args = if stdin {
+        same.push("paths on stdin");
+        " -".to_string()
+    } else if listed {
+        paths.iter().map(|p| format!(" {}", p.to_string_lossy())).collect()
+    } else {
+        same.push("paths");
+        String::new()
+    };
+    if s.compile_options_given {
+        same.insert(0, "options");
+    }
+    let with = if same.is_empty() { String::new() } else { format!(" with the same {}", same.join(" and ")) };
+    Some(format!("run {command}{args}`{with} to fix"))
 }
 
 /// Hash-based pycs of the other kind than `--mode` accepts: the `--mode` that accepts them,

@@ -852,6 +852,31 @@ pub struct CheckArgs {
     /// Accepted for compatibility; `check` never shows a progress bar.
     #[arg(long, hide = true)]
     pub no_progress: bool,
+
+    /// An option `compile` takes too was given on the command line (see
+    /// [`compile_options_given`]): the hint naming the `compile` that fixes the findings
+    /// says to give it again.
+    #[arg(skip)]
+    pub compile_options_given: bool,
+}
+
+/// Whether `m`, `check`'s matches, holds on the command line an option `compile` takes too
+/// (the interpreters, the selection, the layout, the paths embedded, the configuration,
+/// `--null`): what `compile` writes for the same paths depends on them.
+pub fn compile_options_given(m: &clap::ArgMatches) -> bool {
+    let shared = [
+        TargetArgs::augment_args,
+        SelectArgs::augment_args,
+        LayoutArgs::augment_args,
+        EmbedArgs::augment_args,
+        ConfigArgs::augment_args,
+        InputArgs::augment_args,
+    ];
+    shared.iter().any(|augment| {
+        augment(clap::Command::new("check"))
+            .get_arguments()
+            .any(|a| m.value_source(a.get_id().as_str()) == Some(clap::parser::ValueSource::CommandLine))
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

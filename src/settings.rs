@@ -128,6 +128,7 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
                 .and_then(|()| crate::verified::settle_seconds().map(drop))
                 .map_err(Error::Usage)?;
             let m = matches.subcommand_matches("check").expect("check matches");
+            args.compile_options_given = crate::cli::compile_options_given(m);
             // `--target X.Y` stands in for the interpreters: it cannot go with `--python`,
             // and beats `HASHPYC_PYTHON` as it beats the file's `python` (clap's
             // `conflicts_with` would count the variable as a flag).
@@ -1812,6 +1813,11 @@ pub struct CheckSettings {
     /// Warnings about the interpreters' settings (`interpreter_settings_warnings`) and the
     /// paths named (`ddir_named_warning`, `nested_config_warning`).
     pub named_warnings: Vec<String>,
+    /// The paths as given on the command line (`-` for stdin), for the hint naming the
+    /// `compile` that fixes the findings.
+    pub named_paths: Vec<std::ffi::OsString>,
+    /// An option `compile` takes too was given on the command line.
+    pub compile_options_given: bool,
 }
 
 /// `check` of a job with no `python3` on PATH (none named): `--target` checks without an
@@ -1870,6 +1876,8 @@ pub fn check_settings(args: &CheckArgs) -> Result<CheckSettings, Error> {
         compile_unchecked: args.compile_unchecked,
         embed: embed(&args.embed),
         named_warnings,
+        named_paths: args.paths.clone(),
+        compile_options_given: args.compile_options_given,
         stray: args.stray,
         format: args.format,
         all: args.all,

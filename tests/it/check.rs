@@ -4452,3 +4452,99 @@ fn a_wrappers_optimization_level_and_pycache_prefix_are_warned_of() {
         assert!(!fine.stderr.contains("runs with"), "{}", fine.stderr);
     }
 }
+
+// `check`'s text output, what a hook prints, never said how to fix a stale or missing pyc
+// (`stale pkg/__init__.py`, the summary, exit 1), where `--format github` ends each
+// annotation with "run `hashpyc compile` to fix". Now a last hint names the `compile` to
+// run: with the paths named when they are few and plain, "with the same paths" otherwise
+// or on stdin, "with the same options" when one `compile` takes too was given; none when
+// compiling cannot fix the finding (a source that does not compile). The command it names
+// makes the check pass.
+#[test]
+fn text_output_names_the_compile_that_fixes_the_findings() {
+    let Some(py) = harness::any_python("check::text_output_names_the_compile_that_fixes_the_findings") else {
+        return;
+    };
+    let tree = Tree::new();
+    tree.write("pkg/__init__.py", "x = 1\n");
+    tree.write("pkg/m.py", "y = 2\n");
+    // The interpreter from the environment: no option on the command line.
+    let hashpyc = |args: &[&str]| tree.hashpyc().env("HASHPYC_PYTHON", &py.path).args(args);
+    hashpyc(&["compile", "-q"]).run().assert_code(0);
+    tree.write("pkg/__init__.py", "x = 2\n");
+    let hint = |run: &harness::Run| -> String {
+        let hints: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("hint: ")).collect();
+        assert!(hints.len() <= 1, "{}", run.stderr);
+        hints.first().map(|h| h.to_string()).unwrap_or_default()
+    };
+    let run = hashpyc(&["check", "pkg/__init__.py"]).run();
+    run.assert_code(1);
+    assert_eq!(run.stdout, "stale      pkg/__init__.py\n");
+    let stderr: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(stderr[0], "hint: run `hashpyc compile pkg/__init__.py` to fix", "{}", run.stderr);
+    assert!(stderr[1].starts_with("Checked 1 file for CPython"), "{}", run.stderr);
+    for (args, stdin, want) in [
+        (&["check"][..], None, "hint: run `hashpyc compile` to fix"),
+        (&["check", "pkg"], None, "hint: run `hashpyc compile pkg` to fix"),
+        (
+            &["check", "-q", "pkg/m.py", "pkg/__init__.py"],
+            None,
+            "hint: run `hashpyc compile pkg/m.py pkg/__init__.py` to fix",
+        ),
+        (
+            &["check", "-"],
+            Some("pkg/__init__.py\n"),
+            "hint: run `hashpyc compile -` with the same paths on stdin to fix",
+        ),
+        (
+            &["check", "pkg/__init__.py", "--force-exclude"],
+            None,
+            "hint: run `hashpyc compile pkg/__init__.py` with the same options to fix",
+        ),
+        (
+            &["check", "--python", py.path.to_str().unwrap(), "-"],
+            Some("pkg/__init__.py\n"),
+            "hint: run `hashpyc compile -` with the same options and paths on stdin to fix",
+        ),
+        (&["check", "p k g"], None, ""),
+    ] {
+        let mut cmd = hashpyc(args);
+        if let Some(input) = stdin {
+            cmd = cmd.stdin(input);
+        }
+        let run = cmd.run();
+        if want.is_empty() {
+            // A path that does not exist: no finding, no hint.
+            run.assert_code(2);
+        } else {
+            run.assert_code(1);
+        }
+        assert_eq!(hint(&run), want, "{args:?}: {}", run.stderr);
+    }
+    // Paths that need quoting, or many: "with the same paths".
+    tree.write("p k/a.py", "z = 3\n");
+    let run = hashpyc(&["check", "p k/a.py", "pkg/__init__.py"]).run();
+    assert_eq!(hint(&run), "hint: run `hashpyc compile` with the same paths to fix", "{}", run.stderr);
+    // Not in JSON or GitHub output (the annotations say it), nor under -qq.
+    for args in
+        [&["check", "--json", "pkg"][..], &["check", "--format", "github", "pkg"], &["check", "-qq", "pkg"]]
+    {
+        let run = hashpyc(args).run();
+        run.assert_code(1);
+        assert!(
+            !run.stderr.contains("to fix") && !run.stdout.contains("hint: run"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    // A source that does not compile: compiling cannot fix it, and no hint says it does.
+    tree.write("pkg/m.py", "def (:\n");
+    hashpyc(&["compile", "-q", "pkg/m.py"]).run().assert_code(1);
+    let run = hashpyc(&["check", "pkg/m.py"]).run();
+    run.assert_code(1);
+    assert_eq!(hint(&run), "", "{}", run.stderr);
+    // The command named fixes the rest.
+    tree.write("pkg/m.py", "y = 2\n");
+    hashpyc(&["compile", "-q", "pkg/__init__.py", "pkg/m.py", "p k/a.py"]).run().assert_code(0);
+    hashpyc(&["check"]).run().assert_code(0);
+}
