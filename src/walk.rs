@@ -101,6 +101,17 @@ pub enum WalkError {
     /// does (`  src/o.py  ` in a path list): the name is kept as given, but said so.
     #[error("`{}`: no such file or directory ({}; `{}` exists)", crate::report::shown(.0), around(.0), crate::report::shown(.1))]
     NotFoundSpaced(PathBuf, PathBuf),
+    /// A named path that does not exist, spelled as git quotes a name with bytes outside
+    /// ASCII (or a `"`, a `\`, a control character) unless `core.quotepath` is off, as
+    /// `git diff --name-only` without `-z` writes it (`"pkg/\303\274n.py"`): said so, with
+    /// the name unquoted when that exists.
+    #[error(
+        "`{}`: no such file or directory (the name is quoted as git quotes names without `-z`: list them with \
+         `-z` and read them with `--null -`{})",
+        crate::report::shown(.0),
+        unquoted_exists(.1)
+    )]
+    NotFoundQuoted(PathBuf, Option<PathBuf>),
     #[error("`{}`: dangling symbolic link", crate::report::shown(.0))]
     Dangling(PathBuf),
     /// A directory link to one of its own ancestors (`--follow`; `pkg/up` → `..`, `X11` →
@@ -165,6 +176,7 @@ impl WalkError {
         match self {
             WalkError::NotFound(p)
             | WalkError::NotFoundSpaced(p, _)
+            | WalkError::NotFoundQuoted(p, _)
             | WalkError::Dangling(p)
             | WalkError::Loop(p, ..)
             | WalkError::LinkLoop(p)
@@ -181,6 +193,7 @@ impl WalkError {
     fn strip_dot(&mut self) {
         if let WalkError::NotFound(p)
         | WalkError::NotFoundSpaced(p, _)
+        | WalkError::NotFoundQuoted(p, _)
         | WalkError::Dangling(p)
         | WalkError::Loop(p, ..)
         | WalkError::LinkLoop(p)
@@ -205,7 +218,7 @@ impl WalkError {
 
     /// A missing argument is a usage error (exit 2); the rest are per-file problems.
     pub fn is_usage(&self) -> bool {
-        matches!(self, WalkError::NotFound(_) | WalkError::NotFoundSpaced(..))
+        matches!(self, WalkError::NotFound(_) | WalkError::NotFoundSpaced(..) | WalkError::NotFoundQuoted(..))
     }
 
     /// A dangling symlink, or one that loops, is reported but fails nothing: there is no
@@ -511,9 +524,17 @@ fn around(name: &Path) -> &'static str {
     }
 }
 
+/// `; `NAME` exists` for the unquoted name of [`WalkError::NotFoundQuoted`] that does.
+fn unquoted_exists(name: &Option<PathBuf>) -> String {
+    name.as_ref().map(|n| format!("; `{}` exists", crate::report::shown(n))).unwrap_or_default()
+}
+
 /// A named path that does not exist: [`WalkError::NotFoundSpaced`] when its name without
 /// the whitespace around it names something that does (compileall's `-i` strips it; here a
-/// name may really hold spaces, so it is only said).
+/// name may really hold spaces, so it is only said); [`WalkError::NotFoundQuoted`] when it
+/// is quoted as git quotes names (a path list from `git diff --name-only` without `-z`, or
+/// its output split by the shell), whether or not the name unquoted exists (a deleted
+/// file's name is listed too).
 fn not_found(root: &Path) -> WalkError {
     let name = root.as_os_str().as_bytes();
     let trimmed = name.trim_ascii();
@@ -523,7 +544,53 @@ fn not_found(root: &Path) -> WalkError {
             return WalkError::NotFoundSpaced(root.to_path_buf(), trimmed);
         }
     }
+    if let Some(unquoted) = git_unquoted(name) {
+        let unquoted = PathBuf::from(OsString::from_vec(unquoted));
+        let exists = std::fs::symlink_metadata(&unquoted).is_ok();
+        return WalkError::NotFoundQuoted(root.to_path_buf(), exists.then_some(unquoted));
+    }
     WalkError::NotFound(root.to_path_buf())
+}
+
+/// `name` unquoted, when it is quoted as git quotes a path (`quote_c_style`): between
+/// double quotes, with at least one backslash escape (`\"`, `\\`, `\a`, `\b`, `\t`, `\n`,
+/// `\v`, `\f`, `\r`, or three octal digits for a byte) and no other escape nor a `"`
+/// inside. `None` for any other name.
+fn git_unquoted(name: &[u8]) -> Option<Vec<u8>> {
+    let inner = name.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    if !inner.contains(&b'\\') {
+        return None;
+    }
+    let mut out = Vec::with_capacity(inner.len());
+    let mut bytes = inner.iter().copied();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'"' => return None,
+            b'\\' => out.push(match bytes.next()? {
+                b'a' => 7,
+                b'b' => 8,
+                b't' => b'\t',
+                b'n' => b'\n',
+                b'v' => 11,
+                b'f' => 12,
+                b'r' => b'\r',
+                c @ (b'"' | b'\\') => c,
+                c @ b'0'..=b'3' => {
+                    let mut byte = c - b'0';
+                    for _ in 0..2 {
+                        match bytes.next()? {
+                            d @ b'0'..=b'7' => byte = byte * 8 + (d - b'0'),
+                            _ => return None,
+                        }
+                    }
+                    byte
+                }
+                _ => return None,
+            }),
+            b => out.push(b),
+        }
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 /// Walk `roots` (files and directories) and return every source, sorted by path.
@@ -1780,6 +1847,27 @@ fn ignore_text(err: &ignore::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Names as `git diff --name-only` (without `-z`) quotes them, unquoted; any other name
+    // is no git-quoted one.
+    #[test]
+    fn git_quoted_names() {
+        let unq = |n: &[u8]| git_unquoted(n);
+        assert_eq!(unq(br#""pkg/\303\274n\303\257.py""#).unwrap(), "pkg/ünï.py".as_bytes());
+        assert_eq!(unq(br#""a\"b\\c\td.py""#).unwrap(), b"a\"b\\c\td.py");
+        assert_eq!(unq(br#""\377.py""#).unwrap(), b"\xff.py");
+        for other in [
+            &br#""plain.py""#[..],
+            b"\"a\\",
+            br#""a\q.py""#,
+            br#""a\30.py""#,
+            br#""a"b\n.py""#,
+            b"a\\n.py",
+            b"\"",
+        ] {
+            assert_eq!(unq(other), None, "{:?}", String::from_utf8_lossy(other));
+        }
+    }
 
     #[test]
     fn path_lists() {

@@ -4548,3 +4548,44 @@ fn text_output_names_the_compile_that_fixes_the_findings() {
     hashpyc(&["compile", "-q", "pkg/__init__.py", "pkg/m.py", "p k/a.py"]).run().assert_code(0);
     hashpyc(&["check"]).run().assert_code(0);
 }
+
+// A name from `git diff --cached --name-only` without `-z`, which git quotes when it holds
+// bytes outside ASCII (`core.quotepath`, on by default: `"pkg/\303\274n\303\257.py"`), was
+// an error saying only "no such file or directory". Now the error says the name is quoted
+// as git quotes names, to list them with `-z` and read them with `--null -`, and that the
+// unquoted name exists; read so, the file is compiled.
+#[test]
+fn a_name_git_quoted_is_said_to_be() {
+    let Some(py) = harness::any_python("check::a_name_git_quoted_is_said_to_be") else { return };
+    let tree = Tree::new();
+    git_ok(tree.root(), &["init", "-q"]);
+    tree.write("pkg/ünï.py", "x = 1\n");
+    tree.write("pkg/a\"b.py", "y = 2\n");
+    git_ok(tree.root(), &["add", "."]);
+    let listed = git(tree.root(), &["-c", "core.quotepath=true", "diff", "--cached", "--name-only"]);
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    assert_eq!(listed, "\"pkg/a\\\"b.py\"\n\"pkg/\\303\\274n\\303\\257.py\"\n");
+    let hint = "(the name is quoted as git quotes names without `-z`: list them with `-z` and read them with `--null -`";
+    for cmd in ["compile", "check"] {
+        let run = tree.hashpyc().args([cmd, "-"]).python(py).stdin(listed.clone()).run();
+        run.assert_code(2);
+        for (quoted, name) in [
+            (r#""\"pkg/a\\\"b.py\"""#, "pkg/a\"b.py"),
+            (r#""\"pkg/\\303\\274n\\303\\257.py\"""#, "pkg/ünï.py"),
+        ] {
+            let want = format!("error: `{quoted}`: no such file or directory {hint}; `{name}` exists)\n");
+            assert!(run.stderr.contains(&want), "{cmd}: want {want}\n{}", run.stderr);
+        }
+    }
+    // A deleted file's name is quoted too: said so, without "exists".
+    let run = tree.hashpyc().args(["check", "-"]).python(py).stdin("\"gone/\\303\\274.py\"\n").run();
+    run.assert_code(2);
+    assert!(run.stderr.contains(&format!("{hint})\n")), "{}", run.stderr);
+    // A name merely in quotes is no git-quoted one.
+    let run = tree.hashpyc().args(["check", "-"]).python(py).stdin("\"plain.py\"\n").run();
+    assert!(run.stderr.contains("no such file or directory\n"), "{}", run.stderr);
+    // As the hint says.
+    let listed = git(tree.root(), &["diff", "--cached", "--name-only", "-z"]).stdout;
+    tree.hashpyc().args(["compile", "-q", "--null", "-"]).python(py).stdin(listed).run().assert_code(0);
+    tree.hashpyc().args(["check"]).python(py).run().assert_code(0);
+}
