@@ -112,6 +112,17 @@ pub enum WalkError {
         unquoted_exists(.1)
     )]
     NotFoundQuoted(PathBuf, Option<PathBuf>),
+    /// A named `.py` file that does not exist (deleted, renamed: `git mv mod.py mod2.py`)
+    /// with a legacy pyc beside it (`mod.pyc`, as `-b` writes it), which CPython imports in
+    /// its place while no source is there: said, with how to find such pycs.
+    #[error(
+        "`{}`: no such file or directory, but `{}` is there, which Python imports in its place \
+         (`hashpyc check --stray --legacy {}` lists such pycs): delete it unless the module is meant to stay importable",
+        crate::report::shown(.0),
+        crate::report::shown(.1),
+        crate::report::shown(.1.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")))
+    )]
+    NotFoundBesidePyc(PathBuf, PathBuf),
     #[error("`{}`: dangling symbolic link", crate::report::shown(.0))]
     Dangling(PathBuf),
     /// A directory link to one of its own ancestors (`--follow`; `pkg/up` → `..`, `X11` →
@@ -177,6 +188,7 @@ impl WalkError {
             WalkError::NotFound(p)
             | WalkError::NotFoundSpaced(p, _)
             | WalkError::NotFoundQuoted(p, _)
+            | WalkError::NotFoundBesidePyc(p, _)
             | WalkError::Dangling(p)
             | WalkError::Loop(p, ..)
             | WalkError::LinkLoop(p)
@@ -194,6 +206,7 @@ impl WalkError {
         if let WalkError::NotFound(p)
         | WalkError::NotFoundSpaced(p, _)
         | WalkError::NotFoundQuoted(p, _)
+        | WalkError::NotFoundBesidePyc(p, _)
         | WalkError::Dangling(p)
         | WalkError::Loop(p, ..)
         | WalkError::LinkLoop(p)
@@ -218,7 +231,13 @@ impl WalkError {
 
     /// A missing argument is a usage error (exit 2); the rest are per-file problems.
     pub fn is_usage(&self) -> bool {
-        matches!(self, WalkError::NotFound(_) | WalkError::NotFoundSpaced(..) | WalkError::NotFoundQuoted(..))
+        matches!(
+            self,
+            WalkError::NotFound(_)
+                | WalkError::NotFoundSpaced(..)
+                | WalkError::NotFoundQuoted(..)
+                | WalkError::NotFoundBesidePyc(..)
+        )
     }
 
     /// A dangling symlink, or one that loops, is reported but fails nothing: there is no
@@ -531,7 +550,8 @@ fn unquoted_exists(name: &Option<PathBuf>) -> String {
 
 /// A named path that does not exist: [`WalkError::NotFoundSpaced`] when its name without
 /// the whitespace around it names something that does (compileall's `-i` strips it; here a
-/// name may really hold spaces, so it is only said); [`WalkError::NotFoundQuoted`] when it
+/// name may really hold spaces, so it is only said); [`WalkError::NotFoundBesidePyc`] for a
+/// `.py` name with a legacy pyc beside it; [`WalkError::NotFoundQuoted`] when it
 /// is quoted as git quotes names (a path list from `git diff --name-only` without `-z`, or
 /// its output split by the shell), whether or not the name unquoted exists (a deleted
 /// file's name is listed too).
@@ -542,6 +562,14 @@ fn not_found(root: &Path) -> WalkError {
         let trimmed = PathBuf::from(OsStr::from_bytes(trimmed));
         if std::fs::symlink_metadata(&trimmed).is_ok() {
             return WalkError::NotFoundSpaced(root.to_path_buf(), trimmed);
+        }
+    }
+    if name.ends_with(b".py") {
+        let mut pyc = name.to_vec();
+        pyc.push(b'c');
+        let pyc = PathBuf::from(OsString::from_vec(pyc));
+        if std::fs::metadata(&pyc).is_ok_and(|m| m.is_file()) {
+            return WalkError::NotFoundBesidePyc(root.to_path_buf(), pyc);
         }
     }
     if let Some(unquoted) = git_unquoted(name) {

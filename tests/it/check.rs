@@ -4589,3 +4589,46 @@ fn a_name_git_quoted_is_said_to_be() {
     tree.hashpyc().args(["compile", "-q", "--null", "-"]).python(py).stdin(listed).run().assert_code(0);
     tree.hashpyc().args(["check"]).python(py).run().assert_code(0);
 }
+
+// With legacy pycs (`legacy = true`: `mod.pyc` beside `mod.py`), a source renamed or
+// deleted (`git mv mod.py mod2.py`) leaves its pyc, which CPython imports in its place
+// (`import mod` still works); `check --stray mod.py mod2.py` said only "`mod.py`: no such
+// file or directory". Now a named `.py` that does not exist with a pyc beside it says the
+// pyc is there and imported in its place, and how to list such pycs; that command lists it.
+#[test]
+fn a_named_source_gone_with_its_legacy_pyc_beside_it_says_so() {
+    let Some(py) = harness::any_python("check::a_named_source_gone_with_its_legacy_pyc_beside_it_says_so")
+    else {
+        return;
+    };
+    let tree = Tree::new();
+    tree.write("hashpyc.toml", "legacy = true\n");
+    tree.write("sub/mod.py", "x = 1\n");
+    tree.hashpyc().args(["compile", "-q"]).python(py).run().assert_code(0);
+    assert!(tree.path("sub/mod.pyc").is_file());
+    std::fs::rename(tree.path("sub/mod.py"), tree.path("sub/mod2.py")).unwrap();
+    let imported =
+        py.run(&["-c", "import sys; sys.path.insert(0, 'sub'); import mod; print(mod.x)"], tree.root());
+    assert_eq!(imported.trim(), "1", "CPython imports the legacy pyc of the gone source");
+    let want = "error: `sub/mod.py`: no such file or directory, but `sub/mod.pyc` is there, which Python imports \
+                in its place (`hashpyc check --stray --legacy sub` lists such pycs): delete it unless the module \
+                is meant to stay importable\n";
+    for args in [
+        &["check", "--stray", "sub/mod.py", "sub/mod2.py"][..],
+        &["compile", "-q", "sub/mod.py", "sub/mod2.py"],
+    ] {
+        let run = tree.hashpyc().args(args).python(py).run();
+        run.assert_code(2);
+        assert!(run.stderr.contains(want), "{args:?}: {}", run.stderr);
+    }
+    // Without the configuration the pyc is imported all the same: said all the same.
+    let run = tree.hashpyc().args(["check", "--no-config", "sub/mod.py"]).python(py).run();
+    assert!(run.stderr.contains(want), "{}", run.stderr);
+    // The command it names lists the pyc.
+    let run = tree.hashpyc().args(["check", "--stray", "--legacy", "sub"]).python(py).run();
+    run.assert_code(1);
+    assert!(run.stdout.contains("stray      sub/mod.pyc"), "{}", run.stdout);
+    // A missing name with no pyc beside it gets the plain error.
+    let run = tree.hashpyc().args(["check", "sub/other.py"]).python(py).run();
+    assert!(run.stderr.contains("error: `sub/other.py`: no such file or directory\n"), "{}", run.stderr);
+}
