@@ -1024,3 +1024,10 @@ impl Drop for PidsCgroup {
         let _ = std::fs::remove_dir(&self.0);
     }
 }
+
+/// Whether `stderr` holds a `hint:` line other than `check`'s hint naming the `compile` that
+/// fixes its findings (``hint: run `hashpyc compile …` to fix``, given when no other hint
+/// applies): what a test of another hint's absence means by "no hint".
+pub fn has_other_hint(stderr: &str) -> bool {
+    stderr.lines().any(|l| l.starts_with("hint:") && !l.starts_with("hint: run `hashpyc compile"))
+}
