@@ -630,7 +630,15 @@ fn fix_hint(findings: &[Finding], s: &CheckSettings) -> Option<String> {
         same.insert(0, "options");
     }
     let with = if same.is_empty() { String::new() } else { format!(" with the same {}", same.join(" and ")) };
-    Some(format!("run {command}{args}`{with} to fix"))
+    // `check --target 3.12` probes nothing; `compile` needs an interpreter of that version
+    // (a bare `hashpyc compile` would write python3's pycs).
+    let pythons: String = s
+        .targets
+        .iter()
+        .filter(|t| t.from_table())
+        .map(|t| format!(" --python {}", t.short_version()))
+        .collect();
+    Some(format!("run {command}{pythons}{args}`{with} to fix"))
 }
 
 /// Hash-based pycs of the other kind than `--mode` accepts: the `--mode` that accepts them,

@@ -3357,7 +3357,9 @@ fn a_few_damaged_objects_among_many_are_all_replaced() {
         })
         .collect();
     assert!(damaged.len() > 10, "more than the ten that switch a garbage server off");
+    // (Each machine's pycs embed its own paths: a reference of its own.)
     let b = machine("elsewhere/machine-b");
+    let reference = b.reference(py);
     let run = b.compile(&py.path, &["-v", "--cache-url", &url], &[]);
     assert_eq!(run.code, reference.0, "{}", run.stderr);
     assert!(pycs(&b.tree) == reference.1, "other pycs than a build without a cache");
@@ -3371,6 +3373,7 @@ fn a_few_damaged_objects_among_many_are_all_replaced() {
     }
     // The next machine is served every file.
     let c = machine("elsewhere/machine-c");
+    let reference = c.reference(py);
     let run = c.compile(&py.path, &["-v", "--cache-url", &url], &[]);
     assert_eq!(run.code, reference.0, "{}", run.stderr);
     assert_no_warning("C", &run.stderr);
