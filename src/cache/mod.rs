@@ -238,6 +238,13 @@ pub(crate) struct Remote {
     /// Throttled requests in a row (no request succeeded since) that started when their
     /// cap was already down to one: [`THROTTLED_OFF`] switch the tier off.
     throttled_streak: AtomicU64,
+    /// A lookup (or the GET before an upload) was answered: the credentials may read.
+    read_answered: AtomicBool,
+    /// Uploads stopped for the rest of the run, lookups going on: an upload refused the
+    /// credentials (HTTP 401/403) after lookups with them were answered (credentials that
+    /// may only read, a job that wants `--cache-read-only`); the first refusal.
+    uploads_refused: Mutex<Option<String>>,
+    uploads_off: AtomicBool,
 }
 
 /// A target's lookups in the remote tier, for [`COLD_REMOTE`].
@@ -451,6 +458,12 @@ impl Remote {
         !self.off.load(Ordering::Relaxed)
     }
 
+    /// Whether uploads are still made: the tier is on, and no upload was refused the
+    /// credentials lookups were answered with.
+    fn uploading(&self) -> bool {
+        self.usable() && !self.uploads_off.load(Ordering::Relaxed)
+    }
+
     /// Count a failure; the first one switches the tier off and is remembered for the
     /// warning.
     fn fail(&self, e: &TierError) {
@@ -459,7 +472,8 @@ impl Remote {
             TierError::Failed(_)
             | TierError::Transient { .. }
             | TierError::Busy(_)
-            | TierError::TooLarge(_) => self.counts.errors.fetch_add(1, Ordering::Relaxed),
+            | TierError::TooLarge(_)
+            | TierError::Denied(_) => self.counts.errors.fetch_add(1, Ordering::Relaxed),
         };
         if !self.off.swap(true, Ordering::Relaxed) {
             self.problem.lock().expect("cache lock").get_or_insert_with(|| e.to_string());
@@ -518,6 +532,7 @@ impl Remote {
         &self,
         cap: &Throttle,
         policy: &remote::retry::Policy,
+        upload: bool,
         mut request: impl FnMut() -> Result<T, TierError>,
     ) -> Sent<T> {
         let go_on = || self.usable() && !crate::interrupt::requested();
@@ -620,6 +635,14 @@ impl Remote {
                 }
                 Sent::Throttled
             }
+            // Refused the credentials lookups were answered with: they may only read. The
+            // uploads stop, the lookups go on (switching the tier off lost them).
+            Err(TierError::Denied(m)) if upload && self.read_answered.load(Ordering::Relaxed) => {
+                self.counts.errors.fetch_add(1, Ordering::Relaxed);
+                self.uploads_refused.lock().expect("cache lock").get_or_insert(m);
+                self.uploads_off.store(true, Ordering::Relaxed);
+                Sent::Failed
+            }
             Err(e) => {
                 self.fail(&e);
                 Sent::Failed
@@ -629,8 +652,11 @@ impl Remote {
 
     /// A lookup: None when the tier did not answer (a failure, throttled, or off).
     fn get(&self, key: &Key) -> Option<Option<Vec<u8>>> {
-        match self.send(&self.lookup_cap, &self.lookups, || self.tier.get(key)) {
-            Sent::Answered(found) => Some(found),
+        match self.send(&self.lookup_cap, &self.lookups, false, || self.tier.get(key)) {
+            Sent::Answered(found) => {
+                self.read_answered.store(true, Ordering::Relaxed);
+                Some(found)
+            }
             Sent::Throttled => {
                 self.throttled_lookups.fetch_add(1, Ordering::Relaxed);
                 None
@@ -642,7 +668,11 @@ impl Remote {
 
     /// [`Tier::get_before_put`], sent as uploads are.
     fn get_before_put(&self, key: &Key) -> Sent<Option<Vec<u8>>> {
-        self.upload(|| self.tier.get_before_put(key))
+        let sent = self.upload(|| self.tier.get_before_put(key));
+        if matches!(sent, Sent::Answered(_)) {
+            self.read_answered.store(true, Ordering::Relaxed);
+        }
+        sent
     }
 
     /// [`Tier::put`], sent as uploads are.
@@ -653,7 +683,7 @@ impl Remote {
     /// A request of an upload, under the uploads' cap and policy; one throttled through
     /// its attempts is counted (the upload is not sent).
     fn upload<T>(&self, request: impl FnMut() -> Result<T, TierError>) -> Sent<T> {
-        let sent = self.send(&self.upload_cap, &self.uploads, request);
+        let sent = self.send(&self.upload_cap, &self.uploads, true, request);
         if matches!(sent, Sent::Throttled) {
             self.throttled_uploads.fetch_add(1, Ordering::Relaxed);
         }
@@ -797,6 +827,9 @@ impl Inner {
                 refused_uploads: AtomicU64::new(0),
                 refused_first: Mutex::new(None),
                 throttled_streak: AtomicU64::new(0),
+                read_answered: AtomicBool::new(false),
+                uploads_refused: Mutex::new(None),
+                uploads_off: AtomicBool::new(false),
             })
         });
         let uploads = match (&remote, settings.read_only) {
@@ -1445,6 +1478,13 @@ impl Inner {
             if let Some(said) = damaged_remote(r, self.settings.read_only).filter(|_| !off_by_damage) {
                 warnings.push(format!("remote bytecode cache `{}`: {said}", r.tier.describe()));
             }
+            if let Some(m) = r.uploads_refused.lock().expect("cache lock").as_ref() {
+                warnings.push(format!(
+                    "remote bytecode cache `{}`: {}",
+                    r.tier.describe(),
+                    read_only_uploads(m, upload.as_ref().filter(|_| r.usable()).map_or(0, |u| u.off))
+                ));
+            }
             if let Some(first) = r.refused_first.lock().expect("cache lock").as_ref() {
                 let n = r.refused_uploads.load(Ordering::Relaxed);
                 warnings.push(format!(
@@ -1825,6 +1865,26 @@ fn damaged_remote(r: &Remote, read_only: bool) -> Option<String> {
         "{found}; {files} compiled instead and {done}; a server, proxy or storage that truncates or alters \
          objects does this"
     ))
+}
+
+/// What a run says of uploads refused the credentials (`refused`, the first refusal) that
+/// lookups were answered with: `unsent` uploads were not stored since.
+fn read_only_uploads(refused: &str, unsent: u64) -> String {
+    let unsent = if unsent > 0 {
+        format!(" ({} not stored)", crate::report::plural(unsent, "upload was", "uploads were"))
+    } else {
+        String::new()
+    };
+    // An HTTP cache or S3 server given no credentials says it already.
+    let hint = if refused.contains("--cache-read-only") {
+        ""
+    } else {
+        "; a job that may only read wants --cache-read-only"
+    };
+    format!(
+        "{refused}; lookups with the same credentials were answered, so they may only read: uploads \
+         stopped for the rest of this run{unsent}, lookups went on{hint}"
+    )
 }
 
 /// `cache local `DIR`: 12 hits, 1 miss, …` for `-v` (a remote tier's with its retries).

@@ -21,6 +21,10 @@ pub enum TierError {
     /// the server or the entry, so a plain miss (never retried, never switching the tier
     /// off), as an entry found so when it is decoded is.
     Busy(String),
+    /// The server refused the credentials for this request (HTTP 401, 403): for an upload
+    /// after lookups with the same credentials were answered, credentials that may only
+    /// read (uploads stop, lookups go on); otherwise a failure like [`TierError::Failed`].
+    Denied(String),
     /// The server refuses this request's body for its size (HTTP 413, S3's
     /// `EntityTooLarge`): about that one entry, not the server; the upload is skipped and
     /// counted, the tier stays on.
@@ -34,6 +38,7 @@ impl std::fmt::Display for TierError {
             | TierError::Failed(m)
             | TierError::Busy(m)
             | TierError::TooLarge(m)
+            | TierError::Denied(m)
             | TierError::Transient { message: m, .. } => f.write_str(m),
         }
     }

@@ -59,7 +59,8 @@ pub struct UploadReport {
     pub throttled: u64,
     /// Refused by the server for its size (HTTP 413).
     pub refused: u64,
-    /// Not sent (or failed) because the remote was switched off: those skipped, and those
+    /// Not sent (or failed) because the remote was switched off, or its uploads stopped
+    /// (refused the credentials lookups were answered with): those skipped, and those
     /// still queued when the wait ended.
     pub off: u64,
 }
@@ -71,7 +72,8 @@ struct Unsent {
     duplicates: AtomicU64,
     dropped: AtomicU64,
     too_large: AtomicU64,
-    /// Not sent, or failed, once the remote was switched off (the one that failed included).
+    /// Not sent, or failed, once the remote was switched off or its uploads stopped (the
+    /// one that failed included).
     off: AtomicU64,
 }
 
@@ -86,9 +88,9 @@ impl Uploader {
                 (rx.clone(), Arc::clone(&remote), Arc::clone(&pending), Arc::clone(&unsent));
             let spawned = std::thread::Builder::new().name(format!("hashpyc-upload-{i}")).spawn(move || {
                 for job in rx {
-                    if r.usable() && !crate::interrupt::requested() {
+                    if r.uploading() && !crate::interrupt::requested() {
                         upload(&r, &job, &unsent);
-                    } else if !r.usable() {
+                    } else if !r.uploading() {
                         unsent.off.fetch_add(1, Ordering::Relaxed);
                     }
                     pending.fetch_sub(1, Ordering::SeqCst);
@@ -121,7 +123,8 @@ impl Uploader {
     }
 
     /// No more uploads; wait at most `limit` for the queued ones — and not at all once
-    /// the remote is switched off: what is queued will not be sent, and a request in
+    /// the remote is switched off (or its uploads stopped, refused the credentials lookups
+    /// were answered with): what is queued will not be sent, and a request in
     /// flight to a failed server only waits for its timeout (its warning says enough) —
     /// nor once the run is interrupted: what is left is dropped.
     pub fn finish(&self, limit: Duration) -> UploadReport {
@@ -130,7 +133,7 @@ impl Uploader {
         let interrupted = crate::interrupt::requested;
         while self.pending.load(Ordering::SeqCst) > 0
             && start.elapsed() < limit
-            && self.remote.usable()
+            && self.remote.uploading()
             && !interrupted()
         {
             std::thread::sleep(Duration::from_millis(5));
@@ -138,14 +141,14 @@ impl Uploader {
         UploadReport {
             interrupted: interrupted(),
             waited: start.elapsed(),
-            abandoned: if self.remote.usable() { self.pending.load(Ordering::SeqCst) } else { 0 },
+            abandoned: if self.remote.uploading() { self.pending.load(Ordering::SeqCst) } else { 0 },
             present: self.unsent.present.load(Ordering::Relaxed),
             duplicates: self.unsent.duplicates.load(Ordering::Relaxed),
             dropped: self.unsent.dropped.load(Ordering::Relaxed),
             too_large: self.unsent.too_large.load(Ordering::Relaxed),
             throttled: self.remote.throttled_uploads.load(Ordering::Relaxed),
             refused: self.remote.refused_uploads.load(Ordering::Relaxed),
-            off: if self.remote.usable() {
+            off: if self.remote.uploading() {
                 0
             } else {
                 self.unsent.off.load(Ordering::Relaxed) + self.pending.load(Ordering::SeqCst) as u64

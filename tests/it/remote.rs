@@ -1256,6 +1256,85 @@ fn unsigned_requests_refused_with_403_name_the_credential_variables() {
     );
 }
 
+/// Credentials that may only read, without --cache-read-only (helper report: a fleet's
+/// pull-request jobs given SeaweedFS keys allowed `Read` and `List`): the first upload's
+/// HTTP 403 switched the remote off with "check the credentials", and the lookups not yet
+/// made were lost (204 hits of 380). An upload refused the credentials (401/403) that
+/// lookups were answered with now stops the uploads only: the lookups go on, every entry
+/// the server holds is a hit, and one warning says so with the --cache-read-only hint. The
+/// same over WebDAV, reads open to anyone and writes behind basic auth (its 401 already
+/// says that a job that may only read wants --cache-read-only, said once).
+#[test]
+fn credentials_that_may_only_read_stop_the_uploads_not_the_lookups() {
+    let test = "remote::credentials_that_may_only_read_stop_the_uploads_not_the_lookups";
+    let Some(py) = harness::python_or_skip((3, 12), test) else { return };
+    let (n, edited) = (300, 10);
+    let build = |t: &Tree, url: &str, env: &[(&str, String)], args: &[&str]| {
+        let mut cmd = t.hashpyc().env_remove("HASHPYC_CACHE").env("HASHPYC_CACHE_URL", url).arg("compile");
+        for (k, v) in env {
+            cmd = cmd.env(k, v);
+        }
+        let run = cmd.args(args).python(py).arg("src").run();
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        run
+    };
+    // Machine A fills the cache with the writer's credentials; B, with the reader's, builds
+    // the tree with `edited` files changed.
+    type Job<'a> = (&'a str, &'a [(&'a str, String)]);
+    let check = |writer: Job<'_>, reader: Job<'_>, refused: &str| {
+        let t = Tree::new();
+        harness::write_modules(&t, "src", n);
+        let run = build(&t, writer.0, writer.1, &["-q"]);
+        assert_no_warning(test, &run.stderr);
+        remove_pycs(t.root());
+        for i in 0..edited {
+            t.write(format!("src/m{i:02}.py"), format!("def f{i}():\n    return {i} + 1\n"));
+        }
+        let run = build(&t, reader.0, reader.1, &["-v"]);
+        let said = warnings(&run.stderr);
+        assert_eq!(said.len(), 1, "{}", run.stderr);
+        assert!(
+            said[0].contains(refused)
+                && said[0].contains(
+                    "; lookups with the same credentials were answered, so they may only read: uploads stopped \
+                     for the rest of this run"
+                )
+                && said[0].contains(", lookups went on")
+                && said[0].matches("a job that may only read wants --cache-read-only").count() == 1
+                && !said[0].contains("switched off"),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(counts(&run.stderr), (n - edited, n), "{}", run.stderr);
+        assert_eq!(remote_counts(&run.stderr)[0], (n - edited) as u64, "{}", run.stderr);
+        harness::visible(&format!("{}: {}", reader.0, said[0]));
+    };
+    if let Some(s3) = S3::seaweedfs() {
+        let url = format!("s3://{}/fleet", s3.bucket);
+        let (key, secret) = s3.reader.clone().expect("SeaweedFS has a reader identity");
+        let reader = [
+            ("AWS_ACCESS_KEY_ID", key),
+            ("AWS_SECRET_ACCESS_KEY", secret),
+            ("AWS_REGION", s3.region.to_string()),
+            ("AWS_ENDPOINT_URL", s3.endpoint.clone()),
+        ];
+        check(
+            (&url, &s3_env(&s3, None)),
+            (&url, &reader),
+            "PUT: HTTP 403 AccessDenied (check the credentials: from AWS_ACCESS_KEY_ID and \
+             AWS_SECRET_ACCESS_KEY in the environment)",
+        );
+    }
+    if let Some(nginx) = Nginx::start_with_writes_behind_basic_auth("ci", "s3cret") {
+        let port = nginx.port();
+        check(
+            (&format!("http://ci:s3cret@127.0.0.1:{port}/fleet"), &[]),
+            (&format!("http://127.0.0.1:{port}/fleet"), &[]),
+            "PUT: HTTP 401 (check the credentials: none were given",
+        );
+    }
+}
+
 #[test]
 fn a_server_that_dies_mid_build() {
     let Some(py) = harness::python_or_skip((3, 13), "remote::a_server_that_dies_mid_build") else { return };

@@ -640,6 +640,9 @@ pub fn basic_auth(user: &str, pass: &str) -> String {
 // nginx (WebDAV)
 // ---------------------------------------------------------------------------------------
 
+/// [`Nginx::launch`]'s `in_location` for basic auth on writes only.
+const WRITES_NEED_AUTH: &str = "(writes need auth)";
+
 /// nginx serving WebDAV from `data_dir()` at `url()`: `PUT /a/b/key` writes
 /// `data_dir()/a/b/key` (missing directories made), GET/HEAD read it, DELETE removes it.
 /// Single process (`master_process off`), so as root it stays root and needs no `user`.
@@ -713,8 +716,17 @@ impl Nginx {
         Nginx::launch(Some((user.to_string(), pass.to_string())), None, (512, "", ""))
     }
 
+    /// Reads (GET, HEAD) open to anyone, writes needing `Authorization: Basic user:pass`
+    /// (401 otherwise: nginx's `limit_except GET HEAD`), as a cache any job may read and only
+    /// some write.
+    pub fn start_with_writes_behind_basic_auth(user: &str, pass: &str) -> Option<Nginx> {
+        assert!(!format!("{user}{pass}").contains([':', '\n']), "nginx cannot take {user:?}/{pass:?}");
+        Nginx::launch(Some((user.to_string(), pass.to_string())), None, (512, "", WRITES_NEED_AUTH))
+    }
+
     /// `(connections, in_http, in_location)`: nginx's `worker_connections`, and configuration
-    /// added to the `http` block and the location.
+    /// added to the `http` block and the location ([`WRITES_NEED_AUTH`]: `auth` for writes
+    /// only).
     fn launch(
         auth: Option<(String, String)>,
         tls: Option<&TestCa>,
@@ -733,13 +745,19 @@ impl Nginx {
             Some((user, pass)) => {
                 // nginx reads {PLAIN} passwords as they are (besides crypt(3), {SHA}, {SSHA}).
                 std::fs::write(d.join("htpasswd"), format!("{user}:{{PLAIN}}{pass}\n")).expect("htpasswd");
-                format!(
+                let conf = format!(
                     "auth_basic \"hashpyc cache\";\n      auth_basic_user_file \"{}/htpasswd\";",
                     d.display()
-                )
+                );
+                if in_location == WRITES_NEED_AUTH {
+                    format!("limit_except GET HEAD {{ {conf} }}")
+                } else {
+                    conf
+                }
             }
             None => String::new(),
         };
+        let in_location = if in_location == WRITES_NEED_AUTH { "" } else { in_location };
         let (ssl, tls_conf) = match tls {
             Some(ca) => (
                 " ssl",
@@ -867,6 +885,9 @@ pub struct S3 {
     pub endpoint: String,
     pub access_key: String,
     pub secret_key: String,
+    /// SeaweedFS: the access key and secret of a second identity allowed only `Read` and
+    /// `List` (the README's pull-request policy): its uploads are refused (HTTP 403).
+    pub reader: Option<(String, String)>,
     /// What to sign with (neither server checks it).
     pub region: &'static str,
     /// A bucket that exists from the start.
@@ -952,6 +973,7 @@ impl S3 {
             endpoint: format!("{scheme}://127.0.0.1:{port}"),
             access_key,
             secret_key,
+            reader: None,
             region: "us-east-1",
             bucket,
             startup,
@@ -964,7 +986,8 @@ impl S3 {
     }
 
     /// SeaweedFS `weed mini` (master, volume, filer and S3 gateway in one process; WebDAV,
-    /// admin UI, Iceberg and telemetry off) with one identity allowed everything, and
+    /// admin UI, Iceberg and telemetry off) with one identity allowed everything, another
+    /// allowed to read and list only ([`S3::reader`]), and
     /// `-s3.autoCreateBucket=false` so a missing bucket is NoSuchBucket as on AWS.
     pub fn seaweedfs() -> Option<S3> {
         let bin = match find_tool("HASHPYC_WEED", "weed") {
@@ -980,8 +1003,10 @@ impl S3 {
         let bucket = "hashpyc-test".to_string();
         let access_key = format!("HPC{}", random_hex(17).to_uppercase());
         let secret_key = random_hex(40);
+        let reader = (format!("HPR{}", random_hex(17).to_uppercase()), random_hex(40));
         let identities = format!(
-            r#"{{"identities": [{{"name": "hashpyc", "credentials": [{{"accessKey": "{access_key}", "secretKey": "{secret_key}"}}], "actions": ["Admin", "Read", "Write", "List", "Tagging"]}}]}}"#
+            r#"{{"identities": [{{"name": "hashpyc", "credentials": [{{"accessKey": "{access_key}", "secretKey": "{secret_key}"}}], "actions": ["Admin", "Read", "Write", "List", "Tagging"]}}, {{"name": "reader", "credentials": [{{"accessKey": "{}", "secretKey": "{}"}}], "actions": ["Read", "List"]}}]}}"#,
+            reader.0, reader.1
         );
         std::fs::write(d.join("s3.json"), identities).expect("s3.json");
         let mut sockets = Vec::new();
@@ -1052,6 +1077,7 @@ impl S3 {
             endpoint: format!("http://127.0.0.1:{port}"),
             access_key,
             secret_key,
+            reader: Some(reader),
             region: "us-east-1",
             bucket,
             startup,

@@ -335,6 +335,7 @@ pub fn send_error(
         TierError::Failed(m) => TierError::Failed(m + &through),
         TierError::Busy(m) => TierError::Busy(m + &through),
         TierError::TooLarge(m) => TierError::TooLarge(m + &through),
+        TierError::Denied(m) => TierError::Denied(m + &through),
         TierError::Transient { message, retry_after } => {
             TierError::Transient { message: message + &through, retry_after }
         }
@@ -637,6 +638,9 @@ fn status_error(resp: ureq::http::Response<ureq::Body>, what: &str, credentials:
     let code = code.map(|c| format!(" {c}")).unwrap_or_default();
     if too_large {
         return TierError::TooLarge(format!("{what}: HTTP {status}{code}"));
+    }
+    if matches!(status, 401 | 403) {
+        return TierError::Denied(format!("{what}: HTTP {status}{code}{hint}"));
     }
     TierError::Failed(format!("{what}: HTTP {status}{code}{hint}"))
 }
