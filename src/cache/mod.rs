@@ -727,6 +727,10 @@ struct Inner {
     /// that missed the local tier just before the copy landed reads it there again instead
     /// of sending the GET a second time.
     remote_asking: Mutex<RemoteAsking>,
+    /// Entries a lookup found for some levels of a request that then missed another level
+    /// (one level's entry refused by the server for its size, say), and the tier that
+    /// served each: the compile's store does not send them again (see [`Inner::store`]).
+    found_in_missed: Mutex<HashMap<Key, Served>>,
 }
 
 /// Remote lookups in flight, and the keys copied to the local tier ([`Inner::get_remote`]).
@@ -866,6 +870,7 @@ impl Inner {
             oversized: AtomicU64::new(0),
             oversized_first: Mutex::new(None),
             remote_asking: Mutex::default(),
+            found_in_missed: Mutex::default(),
         })
     }
 
@@ -1061,8 +1066,8 @@ impl Inner {
     }
 
     /// Count a request's outcome, one per level asked for (a pyc, an entry): a level
-    /// served (`served`; all None when the request missed, whatever some levels found)
-    /// is the serving tier's hit; the local tier missed every other level, the remote
+    /// served (`served`; when the request missed, the levels found before the one that
+    /// missed) is the serving tier's hit; the local tier missed every other level, the remote
     /// tier every other level when it was asked (not when the local tier served them, nor
     /// when its lookups are off).
     fn count(&self, served: &[Option<Served>], remote_asked: bool) {
@@ -1204,8 +1209,17 @@ impl Inner {
                     warnings.extend(w.into_iter().map(|w| Warning { level: i as u8, ..w }));
                 }
                 None => {
-                    // The request is compiled: a miss for every level.
-                    self.count(&vec![None; levels.len()], remote_asked);
+                    // The request is compiled: a miss for every level but those found, which
+                    // are their tier's hits (counted misses before, and sent again by the
+                    // compile's store: every build re-uploaded the level the server held).
+                    let mut found = self.found_in_missed.lock().expect("cache lock");
+                    for (key, from) in keys.iter().zip(&served) {
+                        if let Some(from) = from {
+                            found.insert(*key, *from);
+                        }
+                    }
+                    drop(found);
+                    self.count(&served, remote_asked);
                     return Found::Miss;
                 }
             }
@@ -1273,6 +1287,14 @@ impl Inner {
         match result {
             Ok((bodies, warnings)) => {
                 for (i, (key, body)) in keys.iter().zip(bodies).enumerate() {
+                    // Found by the lookup, which missed another level: served by the remote
+                    // tier, both tiers hold it (the local one got its copy then); served by
+                    // the local one, only where no tier holds it.
+                    let found = self.found_in_missed.lock().expect("cache lock").remove(key);
+                    if found == Some(Served::Remote) {
+                        continue;
+                    }
+                    let replace = replace && found.is_none();
                     let relocatable = self.targets[t].rules.is_some_and(|r| {
                         quickly_relocatable(&body, &filename)
                             || marshal::relocatable(&body, r, &filename).is_ok()

@@ -332,6 +332,65 @@ fn an_entry_refused_for_its_size_stops_no_other_upload() {
     assert_eq!(stored, sources - 1, "every entry but the large one: {}", run.stderr);
 }
 
+/// One optimization level's entry too large for the server (helper report: nginx
+/// `client_max_body_size 16k`, a module with a 30 000-letter docstring, `-o 0 -o 2`): every
+/// build found the level-2 entry, missed the level-0 one (its upload refused, HTTP 413),
+/// then counted both levels misses and PUT the found entry again; with a local cache,
+/// `3 stores` for the 2 entries it held. The level found is its tier's hit and is not sent
+/// again (nor stored again locally): each build PUTs only the missing level.
+#[test]
+fn a_level_found_is_a_hit_and_not_sent_again_when_another_missed() {
+    let test = "remote::a_level_found_is_a_hit_and_not_sent_again_when_another_missed";
+    let Some(py) = harness::python_or_skip((3, 12), test) else { return };
+    let Some(nginx) = Nginx::start_with_body_limit("16k") else { return };
+    let t = Tree::new();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let letters: String = (0..30_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b'a' + (x % 26) as u8)
+        })
+        .collect();
+    t.write("a/m.py", format!("def f():\n    \"\"\"{letters}\"\"\"\n    return 1\n"));
+    let url = format!("{}/limited/cache", nginx.url());
+    let puts = || nginx.access_log().lines().filter(|l| l.contains("\"PUT ")).count();
+    let tier = |stderr: &str, name: &str| -> Vec<u64> {
+        let line = stderr
+            .lines()
+            .find(|l| l.starts_with(&format!("cache {name} `")))
+            .unwrap_or_else(|| panic!("{stderr}"));
+        let counts = line.rsplit_once("`: ").unwrap().1.split(';').next().unwrap();
+        counts.split(", ").take(3).map(|c| c.split(' ').next().unwrap().parse().unwrap()).collect()
+    };
+    for build in 0..3 {
+        let local = t.path(format!("local{build}"));
+        let run = t
+            .hashpyc()
+            .env_remove("HASHPYC_CACHE")
+            .args(["compile", "-v", "-o", "0", "-o", "2", "--cache-url", &url, "--cache"])
+            .arg(&local)
+            .python(py)
+            .arg("a")
+            .run();
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        assert!(run.stderr.contains("1 upload was refused for its size (PUT: HTTP 413)"), "{}", run.stderr);
+        // hits, misses, stores
+        let (remote, local_counts) = (tier(&run.stderr, "remote"), tier(&run.stderr, "local"));
+        let entries = harness::files_with_suffix(&local.join("v1"), "").len() as u64;
+        assert_eq!(entries, 2, "{}", run.stderr);
+        if build == 0 {
+            assert_eq!((remote, local_counts), (vec![0, 2, 1], vec![0, 2, 2]), "{}", run.stderr);
+        } else {
+            assert_eq!((remote, local_counts), (vec![1, 1, 0], vec![0, 2, 2]), "{}", run.stderr);
+        }
+        // The level-0 entry each time (refused), the level-2 one the first time only.
+        assert_eq!(puts(), 2 + build, "build {build}: {}", nginx.access_log());
+        std::fs::remove_dir_all(t.path("a/__pycache__")).unwrap();
+    }
+}
+
 /// A WebDAV server that wants a PUT's collections made first (Apache's mod_dav answers
 /// 409 Conflict) stored nothing: every PUT failed and the remote was switched off. The
 /// collections are made with MKCOL, top down, once per run each, and the two machines share
