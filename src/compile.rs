@@ -420,7 +420,13 @@ fn summary_json(
         let tiers: serde_json::Map<String, serde_json::Value> = c
             .tier_totals()
             .into_iter()
-            .map(|(name, t)| (name.to_string(), serde_json::to_value(t).expect("counts serialize")))
+            .map(|(name, t)| {
+                let mut counts = serde_json::to_value(t).expect("counts serialize");
+                if let (serde_json::Value::Object(counts), true) = (&mut counts, name == "remote") {
+                    counts.extend(c.remote_outcome());
+                }
+                (name.to_string(), counts)
+            })
             .collect();
         serde_json::Value::Object(tiers)
     });
@@ -1317,7 +1323,17 @@ fn compile_stage(
                 crate::interrupt::abandon_unless(|| lookups.is_finished());
             }
             let hits = lookups.join().expect("cache lookups");
-            cache.note_unlooked(queue.taken_from_backlog());
+            // Their pycs, which no tier was asked for: each tier's `late`.
+            let late = queue
+                .unlooked_sources()
+                .into_iter()
+                .flat_map(|i| &plans[i].actions)
+                .map(|a| match a {
+                    Action::Compile { prefix, .. } => u64::from(*prefix),
+                    _ => 0,
+                })
+                .sum();
+            cache.note_unlooked(queue.taken_from_backlog(), late);
             (results.into_iter().chain(hits).collect::<Vec<_>>(), fatal)
         }),
         _ => {

@@ -245,6 +245,8 @@ pub(crate) struct Remote {
     /// may only read, a job that wants `--cache-read-only`); the first refusal.
     uploads_refused: Mutex<Option<String>>,
     uploads_off: AtomicBool,
+    /// What switched the tier off, in a word (`--format json`'s `off_reason`).
+    off_reason: Mutex<Option<&'static str>>,
 }
 
 /// A target's lookups in the remote tier, for [`COLD_REMOTE`].
@@ -477,6 +479,11 @@ impl Remote {
         };
         if !self.off.swap(true, Ordering::Relaxed) {
             self.problem.lock().expect("cache lock").get_or_insert_with(|| e.to_string());
+            self.off_reason.lock().expect("cache lock").get_or_insert(match e {
+                TierError::Timeout(_) => "timeout",
+                TierError::Denied(_) => "credentials",
+                _ => "failure",
+            });
         }
     }
 
@@ -497,6 +504,7 @@ impl Remote {
         let served = self.counts.hits.load(Ordering::Relaxed);
         if n >= MAX_REMOTE_DAMAGED && n > served && !self.off.swap(true, Ordering::Relaxed) {
             *self.off_by_damage.lock().expect("cache lock") = Some(d.to_string());
+            self.off_reason.lock().expect("cache lock").get_or_insert("damaged");
         }
     }
 
@@ -627,6 +635,7 @@ impl Remote {
                     && sent.get() >= 2
                     && self.throttled_streak.fetch_add(1, Ordering::Relaxed) + 1 >= THROTTLED_OFF
                 {
+                    self.off_reason.lock().expect("cache lock").get_or_insert("throttled");
                     self.fail(&TierError::Failed(format!(
                         "{e}; {THROTTLED_OFF} requests in a row, each sent alone, were throttled (HTTP \
                          503/429) at every attempt"
@@ -731,6 +740,8 @@ struct Inner {
     /// (one level's entry refused by the server for its size, say), and the tier that
     /// served each: the compile's store does not send them again (see [`Inner::store`]).
     found_in_missed: Mutex<HashMap<Key, Served>>,
+    /// How the uploads ended ([`Inner::finish`]), for `--format json`.
+    upload_report: Mutex<Option<upload::UploadReport>>,
 }
 
 /// Remote lookups in flight, and the keys copied to the local tier ([`Inner::get_remote`]).
@@ -834,6 +845,7 @@ impl Inner {
                 read_answered: AtomicBool::new(false),
                 uploads_refused: Mutex::new(None),
                 uploads_off: AtomicBool::new(false),
+                off_reason: Mutex::new(None),
             })
         });
         let uploads = match (&remote, settings.read_only) {
@@ -871,6 +883,7 @@ impl Inner {
             oversized_first: Mutex::new(None),
             remote_asking: Mutex::default(),
             found_in_missed: Mutex::default(),
+            upload_report: Mutex::default(),
         })
     }
 
@@ -1611,6 +1624,7 @@ impl Inner {
                 crate::report::plural(refused, "relocation refused", "relocations refused")
             ));
         }
+        *self.upload_report.lock().expect("cache lock") = upload;
         (warnings, info)
     }
 }
@@ -1678,9 +1692,42 @@ impl Cache {
         }
     }
 
-    /// `n` units were compiled without a lookup, their lookups having stalled.
-    pub fn note_unlooked(&self, n: usize) {
+    /// `n` units, `pycs` pycs, were compiled without a lookup, their lookups having
+    /// stalled: each tier's `late` (neither hits nor misses).
+    pub fn note_unlooked(&self, n: usize, pycs: u64) {
         self.inner.unlooked.fetch_add(n as u64, Ordering::Relaxed);
+        if let Some(l) = &self.inner.local {
+            l.counts.late.fetch_add(pycs, Ordering::Relaxed);
+        }
+        if let Some(r) = &self.inner.remote {
+            r.counts.late.fetch_add(pycs, Ordering::Relaxed);
+        }
+    }
+
+    /// What `--format json` adds to the remote tier's counts (after [`Cache::finish`]):
+    /// whether it was switched off and why (`off_reason`: `failure`, `timeout`,
+    /// `credentials`, `damaged`, `throttled`), whether its uploads stopped (credentials
+    /// that may only read), and the uploads not stored, those refused for their size
+    /// among them. Empty without a remote tier.
+    pub fn remote_outcome(&self) -> serde_json::Map<String, serde_json::Value> {
+        let Some(r) = &self.inner.remote else { return serde_json::Map::new() };
+        let report = self.inner.upload_report.lock().expect("cache lock");
+        let not_stored = report
+            .as_ref()
+            .map_or(0, |u| u.off + u.dropped + u.too_large + u.throttled + u.refused + u.abandoned as u64);
+        let off = !r.usable();
+        let reason = off.then(|| r.off_reason.lock().expect("cache lock").unwrap_or("failure"));
+        let json = serde_json::json!({
+            "switched_off": off,
+            "off_reason": reason,
+            "uploads_stopped": r.uploads_off.load(Ordering::Relaxed),
+            "uploads_not_stored": not_stored,
+            "uploads_refused_too_large": r.refused_uploads.load(Ordering::Relaxed),
+        });
+        match json {
+            serde_json::Value::Object(m) => m,
+            _ => unreachable!("an object"),
+        }
     }
 
     /// Whether no lookup can hit: no remote tier and no entry in the local one (a cache's

@@ -25,6 +25,9 @@ pub struct Counters {
     pub damaged: AtomicU64,
     /// Requests sent again after a transient failure (remote tiers).
     pub retries: AtomicU64,
+    /// Pycs compiled without a lookup, lookups having stalled (see
+    /// `pool::schedule::Backlog`): neither hits nor misses.
+    pub late: AtomicU64,
 }
 
 /// Counts as numbers.
@@ -38,6 +41,7 @@ pub struct Totals {
     pub timeouts: u64,
     pub damaged: u64,
     pub retries: u64,
+    pub late: u64,
 }
 
 impl Counters {
@@ -51,14 +55,16 @@ impl Counters {
             timeouts: g(&self.timeouts),
             damaged: g(&self.damaged),
             retries: g(&self.retries),
+            late: g(&self.late),
         }
     }
 }
 
 impl Totals {
     /// `1 hit, 3 misses, 1 store, 0 damaged, 0 errors, 0 timeouts` (`rate` after the
-    /// misses; with `retries`, a remote tier's, `, 2 retries` at the end), as `cache stats`
-    /// and `compile -v` print a tier's counts.
+    /// misses; with `retries`, a remote tier's, `, 2 retries` at the end; then `, 11 late`
+    /// when pycs were compiled without a lookup), as `cache stats` and `compile -v` print a
+    /// tier's counts.
     pub fn describe(&self, rate: &str, retries: bool) -> String {
         use crate::report::plural;
         format!(
@@ -70,7 +76,7 @@ impl Totals {
             plural(self.errors, "error", "errors"),
             plural(self.timeouts, "timeout", "timeouts"),
             if retries { format!(", {}", plural(self.retries, "retry", "retries")) } else { String::new() },
-        )
+        ) + &if self.late > 0 { format!(", {} late", self.late) } else { String::new() }
     }
 
     fn add(&mut self, o: &Totals) {
@@ -81,6 +87,7 @@ impl Totals {
         self.timeouts += o.timeouts;
         self.damaged += o.damaged;
         self.retries += o.retries;
+        self.late += o.late;
     }
 }
 

@@ -209,6 +209,13 @@ impl Queue {
         self.backlog.get().map_or(0, |b| b.taken_by_slots.load(Ordering::Relaxed))
     }
 
+    /// The sources idle slots took from the backlog (compiled without a lookup).
+    pub fn unlooked_sources(&self) -> Vec<usize> {
+        self.backlog
+            .get()
+            .map_or_else(Vec::new, |b| b.unlooked.lock().expect("queue lock").iter().copied().collect())
+    }
+
     /// Whether source `src` was taken from the backlog by a slot: compiled without a lookup.
     fn unlooked(&self, src: usize) -> bool {
         self.backlog.get().is_some_and(|b| b.unlooked.lock().expect("queue lock").contains(&src))

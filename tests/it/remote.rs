@@ -2246,6 +2246,84 @@ fn files_compiled_while_lookups_stall_are_not_uploaded_again() {
     assert!(filled == pycs(t.root()), "other pyc bytes");
 }
 
+/// The counts of a build whose lookups stalled did not add up (helper report: GETs delayed
+/// 0.7 s, `--format json`: `compiled_pycs 390, from_cache_pycs 379`, remote `hits 379,
+/// misses 0, errors 0`, local `0 hits, 382 misses, 390 stores`): the pycs idle workers
+/// compiled without a lookup (the 500 ms stall rule) were in no counter. Each tier counts
+/// them `late`, so that hits + misses + late are the pycs looked for, in the JSON summary
+/// and on `-v`'s tier lines; and the remote tier's JSON says how it ended
+/// (`switched_off`, `off_reason`, `uploads_stopped`, `uploads_not_stored`,
+/// `uploads_refused_too_large`), which only a `notice`'s text said.
+#[test]
+fn pycs_compiled_while_lookups_stall_are_counted_late() {
+    let test = "remote::pycs_compiled_while_lookups_stall_are_counted_late";
+    let Some(py) = harness::python_or_skip((3, 12), test) else { return };
+    let Some(nginx) = Nginx::start() else { return };
+    let n = 300;
+    let t = Tree::new();
+    harness::write_modules(&t, "src", n);
+    let build = |url: String, args: &[&str]| {
+        let run = t
+            .hashpyc()
+            .env_remove("HASHPYC_CACHE")
+            .env("HASHPYC_CACHE_TIMEOUT", "10")
+            .env("HASHPYC_CACHE_UPLOAD_WAIT", "300")
+            .arg("compile")
+            .args(args)
+            .args(["--cache-url", &url])
+            .python(py)
+            .arg("src")
+            .run();
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        run
+    };
+    build(format!("{}/cache", nginx.url()), &["-q"]);
+    remove_pycs(t.root());
+    let proxy = DelayProxy::start(nginx.addr(), Duration::from_millis(700));
+    let local = t.path("local");
+    let run =
+        build(format!("{}/cache", proxy.url()), &["--format", "json", "--cache", local.to_str().unwrap()]);
+    let summary: serde_json::Value = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|o| o["type"] == "summary")
+        .unwrap_or_else(|| panic!("{}", run.stdout));
+    let (remote, local_counts) = (&summary["cache"]["remote"], &summary["cache"]["local"]);
+    let count = |o: &serde_json::Value, k: &str| o[k].as_u64().unwrap_or_else(|| panic!("no {k}: {o}"));
+    let late = count(remote, "late");
+    assert!(late > 0, "no pyc compiled without a lookup: {summary}");
+    assert_eq!(count(local_counts, "late"), late, "{summary}");
+    for tier in [remote, local_counts] {
+        assert_eq!(count(tier, "hits") + count(tier, "misses") + count(tier, "late"), n as u64, "{summary}");
+    }
+    assert_eq!(count(remote, "hits"), count(&summary, "from_cache_pycs"), "{summary}");
+    assert_eq!(count(&summary, "compiled_pycs"), n as u64, "{summary}");
+    for (k, v) in [
+        ("switched_off", serde_json::json!(false)),
+        ("off_reason", serde_json::Value::Null),
+        ("uploads_stopped", serde_json::json!(false)),
+        ("uploads_not_stored", serde_json::json!(0)),
+        ("uploads_refused_too_large", serde_json::json!(0)),
+    ] {
+        assert_eq!(remote[k], v, "{k}: {summary}");
+    }
+    // The same on `-v`'s tier lines.
+    remove_pycs(t.root());
+    let run = build(format!("{}/cache", proxy.url()), &["-v"]);
+    let line = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("cache remote `"))
+        .unwrap_or_else(|| panic!("{}", run.stderr));
+    let late: u64 = line
+        .split(", ")
+        .find_map(|c| c.strip_suffix(" late").or_else(|| c.split_once(" late;").map(|(n, _)| n)))
+        .map_or(0, |n| n.parse().unwrap());
+    let c = remote_counts(&run.stderr);
+    assert_eq!(c[0] + c[1] + late, n as u64, "{}", run.stderr);
+}
+
 /// `--force` with a writable remote uploads every entry it compiled, replacing what the
 /// server holds (one PUT each, nothing read first: the tree has no path-dependent file):
 /// damaged objects there, which a normal build replaces only when it reads them, are the
