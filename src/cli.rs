@@ -15,10 +15,99 @@ interpreter, workers that keep dying, which stop the run; a path that does not e
 the other paths are compiled or checked); 130 interrupted (SIGINT); 143 terminated
 (SIGTERM); 129 hung up (SIGHUP).";
 
+/// Which commands read a variable of [`ENVIRONMENT`].
+pub mod reads {
+    pub const COMPILE: u8 = 1;
+    pub const CHECK: u8 = 2;
+    pub const INSPECT: u8 = 4;
+    pub const CACHE: u8 = 8;
+    pub const BUILD: u8 = COMPILE | CHECK;
+    pub const ALL: u8 = COMPILE | CHECK | INSPECT | CACHE;
+}
+
+/// Every environment variable hashpyc reads, the commands that read it, and what it does in
+/// one line: the "Environment" part of `hashpyc --help` and the man pages' ENVIRONMENT
+/// sections (the README's "Environment" says more of each).
+pub const ENVIRONMENT: &[(&str, u8, &str)] = {
+    use reads::*;
+    &[
+        ("HASHPYC_CONFIG", ALL, "the configuration file (`--config`)"),
+        ("HASHPYC_NO_CONFIG", ALL, "`1`: ignore configuration files (`--no-config`)"),
+        ("HASHPYC_PYTHON", BUILD, "the target interpreter (`--python`)"),
+        ("HASHPYC_JOBS", COMPILE, "workers per interpreter (`--jobs`)"),
+        ("HASHPYC_TIMEOUT", COMPILE, "seconds a file may take in a worker (`--timeout`)"),
+        ("HASHPYC_COLOR", COMPILE | CHECK | INSPECT, "when to use colour (`--color`)"),
+        ("NO_COLOR", ALL, "no colour under `--color auto`"),
+        ("FORCE_COLOR", ALL, "colour under `--color auto`, even with no terminal (unless NO_COLOR)"),
+        ("CLICOLOR_FORCE", ALL, "as FORCE_COLOR, unless `0`"),
+        ("HASHPYC_CACHE", COMPILE | CACHE, "the bytecode cache directory (`--cache`)"),
+        ("HASHPYC_NO_CACHE", BUILD, "`1`: no bytecode cache (beats `--cache`) and no state directory"),
+        ("HASHPYC_CACHE_READ_ONLY", COMPILE, "`1`: use the cache, store nothing (`--cache-read-only`)"),
+        (
+            "HASHPYC_CACHE_MAX_SIZE",
+            COMPILE | CACHE,
+            "the cache's size limit (`--cache-max-size`, `prune --max-size`)",
+        ),
+        ("HASHPYC_CACHE_COMPRESSION", COMPILE, "`zstd`: compress local cache entries (default `none`)"),
+        ("HASHPYC_CACHE_URL", COMPILE, "the shared cache on a server (`--cache-url`)"),
+        ("HASHPYC_CACHE_TOKEN", COMPILE, "a bearer token for an http(s):// cache URL"),
+        ("HASHPYC_CACHE_TIMEOUT", COMPILE, "seconds one remote cache lookup may take (default 2)"),
+        ("HASHPYC_CACHE_UPLOAD_WAIT", COMPILE, "seconds a build's end waits for cache uploads (default 10)"),
+        ("AWS_*", COMPILE, "an s3:// cache URL's credentials, profile, region and endpoint"),
+        (
+            "HTTPS_PROXY, HTTP_PROXY",
+            COMPILE,
+            "the shared cache's proxy (also ALL_PROXY, NO_PROXY, lower case)",
+        ),
+        ("SSL_CERT_FILE, SSL_CERT_DIR", COMPILE, "CA certificates for an https:// cache URL"),
+        ("HASHPYC_STATE_DIR", BUILD, "the state directory (default `$XDG_CACHE_HOME/hashpyc`)"),
+        ("HASHPYC_NO_STATE", BUILD, "`1`: no state directory (no probes, failures or good pycs remembered)"),
+        (
+            "HASHPYC_SETTLE_SECONDS",
+            BUILD,
+            "seconds a pyc must be unchanged before it is remembered (default 3)",
+        ),
+        ("HASHPYC_CACHE_DIR", BUILD, "not a setting: warned about (see HASHPYC_CACHE, HASHPYC_STATE_DIR)"),
+        ("PYTHONPYCACHEPREFIX", ALL & !CACHE, "where pycs go, for 3.8+ (`--pycache-prefix` wins)"),
+        ("PYTHONOPTIMIZE", BUILD, "the optimization level when no `-o` or `optimize` gives one"),
+        ("HASHPYC_TRACE", COMPILE, "`1`: print where the run's time went"),
+        ("HASHPYC_VERIFY", COMPILE, "`1`: compile again in fresh forks, fail on any difference"),
+        ("HASHPYC_ISOLATION", COMPILE, "`fork` or `long-lived`: force a worker mode (for measuring)"),
+        ("HASHPYC_DEFERRED", COMPILE, "`fork`: 3.13+ files needing a pristine worker in fresh forks"),
+        ("HASHPYC_ORDER", COMPILE, "test hook: `reverse` or `shuffle:SEED` compile order"),
+        ("HASHPYC_WORKER_SCRIPT", COMPILE, "test hook: a worker script instead of the built-in one"),
+    ]
+};
+
+/// The variables of [`ENVIRONMENT`] that `command` (`compile`, `check`, `inspect`, `cache`;
+/// `hashpyc`: every command) reads.
+pub fn environment(command: &str) -> Vec<(&'static str, &'static str)> {
+    let mask = match command {
+        "compile" => reads::COMPILE,
+        "check" => reads::CHECK,
+        "inspect" => reads::INSPECT,
+        "cache" => reads::CACHE,
+        "hashpyc" => reads::ALL,
+        _ => 0,
+    };
+    ENVIRONMENT.iter().filter(|(_, by, _)| by & mask != 0).map(|(name, _, what)| (*name, *what)).collect()
+}
+
+/// `hashpyc --help`'s end: the exit status, then every variable, one line each.
+fn top_long_help() -> String {
+    let mut text =
+        format!("{AFTER_HELP}\n\nEnvironment (an empty value is unset; README, \"Environment\"):\n");
+    for (name, what) in environment("hashpyc") {
+        text.push_str(&format!("  {name:<28} {what}\n"));
+    }
+    text.trim_end().to_string()
+}
+
 /// Deterministic, hash-based Python bytecode (PEP 552) for whole trees, and a fast check
 /// that a tree's bytecode is fresh.
 #[derive(Debug, Parser)]
-#[command(name = "hashpyc", version, about, long_about = None, after_help = AFTER_HELP)]
+#[command(name = "hashpyc", version, about, long_about = None, after_help = AFTER_HELP,
+          after_long_help = top_long_help())]
 // A single-valued flag given twice takes the last value (as ripgrep, fd and uv do: an alias
 // or a script's defaults can be overridden by appending); repeatable flags (`-o`,
 // `--exclude`, `--python`, `--target`) keep collecting every value.
@@ -92,6 +181,11 @@ pub enum Command {
     /// Like compileall, every `.py` file under the named paths is compiled, hidden
     /// directories and git-ignored files included; `--respect-gitignore` and
     /// `--skip-hidden` narrow that for working trees.
+    ///
+    /// Besides the pycs, writes hashpyc's state directory (`HASHPYC_STATE_DIR`, default
+    /// `$XDG_CACHE_HOME/hashpyc` or `~/.cache/hashpyc`): interpreter probes, compile
+    /// failures and warnings, the pycs found good. `HASHPYC_NO_STATE=1` writes nothing
+    /// there; `hashpyc --help` lists every environment variable.
     #[command(after_help = AFTER_HELP)]
     Compile(Box<CompileArgs>),
 
@@ -391,8 +485,11 @@ pub struct CacheArgs {
     #[arg(skip)]
     pub cache_from: Option<crate::config::Origin>,
 
-    /// Do not use the bytecode cache, even if `HASHPYC_CACHE` or `HASHPYC_CACHE_URL` name one.
-    #[arg(long, help_heading = "Bytecode cache")]
+    /// Do not use the bytecode cache, even if `--cache`, `--cache-url`, their variables or
+    /// the configuration name one. Its variable also turns off the state directory, as
+    /// `HASHPYC_NO_STATE` does.
+    #[arg(long, env = "HASHPYC_NO_CACHE", value_parser = parse_bool_env, default_value_t = false,
+          help_heading = "Bytecode cache")]
     pub no_cache: bool,
 
     /// Use the cache's entries but never store any, in any tier (for untrusted builds, such
@@ -414,6 +511,13 @@ pub struct CacheArgs {
     #[arg(long, value_name = "SIZE", env = "HASHPYC_CACHE_MAX_SIZE", default_value = DEFAULT_CACHE_MAX_SIZE,
           value_parser = parse_size_arg, help_heading = "Bytecode cache")]
     pub cache_max_size: u64,
+}
+
+/// A boolean flag's value from its variable, as [`crate::env::flag`] reads it; a value that
+/// is not a boolean is taken as on here and refused by name before the run reads anything
+/// ([`crate::env::check`]), as for the variables that stand for no flag.
+pub fn parse_bool_env(s: &str) -> Result<bool, std::convert::Infallible> {
+    Ok(crate::env::word(s).unwrap_or(true))
 }
 
 /// The environment variables that stand in for flags (`HASHPYC_CACHE`, `HASHPYC_JOBS`, …),

@@ -22,18 +22,23 @@ pub const COMPILE: &[&str] = &[NO_CACHE, NO_STATE, TRACE, VERIFY];
 /// The boolean variables `check` reads (through the state directory).
 pub const CHECK: &[&str] = &[NO_CACHE, NO_STATE];
 
+/// Whether `value` is one of clap's boolean words for on or off (`1`, `yes`, …; `0`, `no`, …).
+pub fn word(value: impl AsRef<std::ffi::OsStr>) -> Option<bool> {
+    clap::builder::BoolishValueParser::new()
+        .parse_ref(&clap::Command::new("hashpyc"), None, value.as_ref())
+        .ok()
+}
+
 /// The value of boolean variable `name`: false when it is unset or empty, an error naming
 /// the variable and the value when it is not one of clap's boolean words.
 pub fn flag(name: &str) -> Result<bool, String> {
     let Some(value) = std::env::var_os(name).filter(|v| !v.is_empty()) else { return Ok(false) };
-    clap::builder::BoolishValueParser::new().parse_ref(&clap::Command::new("hashpyc"), None, &value).map_err(
-        |_| {
-            format!(
-                "invalid value '{}' for {name}: value was not a boolean",
-                crate::report::shown(std::path::Path::new(&value))
-            )
-        },
-    )
+    word(&value).ok_or_else(|| {
+        format!(
+            "invalid value '{}' for {name}: value was not a boolean",
+            crate::report::shown(std::path::Path::new(&value))
+        )
+    })
 }
 
 /// Whether boolean variable `name` is on. A run has refused an invalid value before

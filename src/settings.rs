@@ -121,7 +121,8 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
                 && !crate::env::is_on(crate::env::NO_CACHE);
             let command = if remote { Reader::Remote } else { Reader::Compile };
             explain_env(&mut args.config, &args.output, json, (command, m), &replaced, by);
-            explain_cache_off(&mut args.config, &args.output, json, &args.cache);
+            let flag = m.value_source("no_cache") == Some(ValueSource::CommandLine);
+            explain_cache_off(&mut args.config, &args.output, json, &args.cache, flag);
         }
         Command::Check(args) => {
             crate::env::check(crate::env::CHECK)
@@ -830,7 +831,9 @@ fn explain_env(
         say(args, json, format!("setting: {}={value} (--{long}{by})", var.to_string_lossy()));
     }
     for (var, read_by) in OTHER_VARIABLES {
-        if *read_by > reader {
+        // A flag's variable for this command (`HASHPYC_NO_CACHE` of `compile --no-cache`)
+        // was said above.
+        if *read_by > reader || sub.get_arguments().any(|a| a.get_env() == Some(var.as_ref())) {
             continue;
         }
         if let Some(value) = std::env::var_os(var).filter(|v| !v.is_empty()) {
@@ -852,11 +855,18 @@ fn explain_env(
 
 /// `-v`: a cache given (a flag, its variable or a key) but turned off by `--no-cache` or
 /// `HASHPYC_NO_CACHE`, which otherwise goes unsaid.
-fn explain_cache_off(args: &mut ConfigArgs, output: &OutputArgs, json: bool, cache: &crate::cli::CacheArgs) {
+/// `flag`: `--no-cache` was on the command line (`no_cache` is also set by its variable).
+fn explain_cache_off(
+    args: &mut ConfigArgs,
+    output: &OutputArgs,
+    json: bool,
+    cache: &crate::cli::CacheArgs,
+    flag: bool,
+) {
     if output.verbose == 0 || output.quiet > 0 {
         return;
     }
-    let by = if cache.no_cache {
+    let by = if flag {
         "--no-cache on the command line"
     } else if crate::env::is_on(crate::env::NO_CACHE) {
         "HASHPYC_NO_CACHE"

@@ -42,17 +42,41 @@ fn archive_contents(py: &harness::Python, archive: &Path) -> (Vec<String>, Strin
 /// The man page files (`hashpyc.1`, `hashpyc-compile.1`, …) the clap definitions give. Each
 /// page's `.TH` line carries the program's name and version (`hashpyc 0.1.0`), which `man` shows
 /// in the footer: clap_mangen's `generate_to` puts the subcommand's name there instead
-/// (`compile `), as only the top level has a version.
+/// (`compile `), as only the top level has a version. The help's exit-status paragraph is
+/// the page's EXIT STATUS section and the variables the command reads its ENVIRONMENT
+/// section (clap_mangen would put the paragraph, and the top level's list of variables,
+/// under a heading `EXTRA`).
 fn rendered_man_pages() -> Vec<(String, Vec<u8>)> {
     use clap::CommandFactory;
+    use clap_mangen::roff::{Roff, bold, roman};
     fn render(cmd: clap::Command, pages: &mut Vec<(String, Vec<u8>)>) {
         for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned() {
             render(sub, pages);
         }
+        let exit = cmd.get_after_help().map(|h| h.to_string());
+        let cmd = cmd.after_help(None::<&str>).after_long_help(None::<&str>);
         let man = clap_mangen::Man::new(cmd).source(format!("hashpyc {}", env!("CARGO_PKG_VERSION")));
+        let name = man.get_filename();
+        // `hashpyc-cache-prune.1`: `cache`.
+        let command = name.trim_end_matches(".1").split('-').nth(1).unwrap_or("hashpyc");
+        let mut sections = Roff::new();
+        if let Some(exit) = exit {
+            let exit = exit.strip_prefix("Exit status: ").unwrap_or(&exit).replace('\n', " ");
+            sections.control("SH", ["EXIT STATUS"]).text([roman(exit)]);
+        }
+        let vars = hashpyc::cli::environment(command);
+        if !vars.is_empty() {
+            sections.control("SH", ["ENVIRONMENT"]);
+            for (var, what) in vars {
+                sections.control("TP", []).text([bold(var)]).text([roman(what)]);
+            }
+        }
         let mut text = Vec::new();
         man.render(&mut text).unwrap();
-        pages.push((man.get_filename(), text));
+        let mut page = String::from_utf8(text).unwrap();
+        let at = page.find("\n.SH VERSION").map_or(page.len(), |i| i + 1);
+        page.insert_str(at, &sections.to_roff());
+        pages.push((name, page.into_bytes()));
     }
     let mut cmd = hashpyc::cli::Cli::command().disable_help_subcommand(true);
     cmd.build();
@@ -122,6 +146,111 @@ fn man_pages_match_the_cli() {
             "{MAN_DIR}/{name} differs from the CLI: regenerate with HASHPYC_UPDATE_MAN=1 cargo test --release man_pages"
         );
     }
+}
+
+/// The `HASHPYC_*` variables the sources read: every string literal that is one name
+/// (`"HASHPYC_CACHE"`, `env = "HASHPYC_JOBS"`, `const TRACE: &str = "HASHPYC_TRACE"`).
+fn variables_read_in_src() -> Vec<String> {
+    fn walk(dir: &Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for (i, _) in text.match_indices("\"HASHPYC_") {
+                    let name = &text[i + 1..];
+                    let end =
+                        name.find(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'));
+                    if let Some(end) = end.filter(|&e| name[e..].starts_with('"')) {
+                        out.push(name[..end].to_string());
+                    }
+                }
+            }
+        }
+    }
+    let mut vars = Vec::new();
+    walk(&repo().join("src"), &mut vars);
+    vars.sort();
+    vars.dedup();
+    vars
+}
+
+// No `--help` and no man page named HASHPYC_STATE_DIR, HASHPYC_CACHE_COMPRESSION,
+// HASHPYC_CACHE_TIMEOUT, HASHPYC_CACHE_UPLOAD_WAIT, HASHPYC_SETTLE_SECONDS or HASHPYC_TRACE,
+// `--no-cache` did not show `[env: HASHPYC_NO_CACHE=]`, `compile --help` did not mention the
+// state directory, and the man pages had no ENVIRONMENT section (the exit status was under
+// `EXTRA`; helper report). Now every `HASHPYC_*` variable the sources read (scanned here, so
+// one added later without a line fails this test), and the standard ones honoured, has a
+// line in the "Environment" part of `hashpyc --help` and in `hashpyc.1`'s ENVIRONMENT.
+#[test]
+fn every_variable_read_is_in_the_help_and_the_man_page() {
+    let vars = variables_read_in_src();
+    for expected in ["HASHPYC_STATE_DIR", "HASHPYC_TRACE", "HASHPYC_NO_CACHE", "HASHPYC_CACHE_TIMEOUT"] {
+        assert!(vars.iter().any(|v| v == expected), "the scan of src found no {expected}: {vars:?}");
+    }
+    let help = Tree::new().hashpyc().arg("--help").run();
+    help.assert_code(0);
+    let environment = help
+        .stdout
+        .split_once("\nEnvironment")
+        .map(|(_, e)| e)
+        .unwrap_or_else(|| panic!("`hashpyc --help` has no Environment part:\n{}", help.stdout));
+    // One line each, none wrapped: each line has the gap between the name and its text.
+    for line in environment.lines().skip(1).filter(|l| !l.is_empty()) {
+        assert_eq!(line.get(29..31), Some("  "), "{line:?} in:\n{environment}");
+    }
+    let pages = rendered_man_pages();
+    let page = |name: &str| {
+        let (_, text) = pages.iter().find(|(n, _)| n == name).unwrap();
+        String::from_utf8_lossy(text).into_owned()
+    };
+    let top = page("hashpyc.1");
+    let section = |page: &str, title: &str| -> String {
+        // roff quotes a heading of two words: `.SH "EXIT STATUS"`.
+        let start = [format!("\n.SH {title}\n"), format!("\n.SH \"{title}\"\n")]
+            .iter()
+            .find_map(|h| page.find(h.as_str()))
+            .unwrap_or_else(|| panic!("no {title}:\n{page}"));
+        let rest = &page[start + 1..];
+        rest[..rest[1..].find("\n.SH ").map_or(rest.len(), |e| e + 1)].to_string()
+    };
+    let man_environment = section(&top, "ENVIRONMENT");
+    let standard = ["NO_COLOR", "FORCE_COLOR", "CLICOLOR_FORCE", "AWS_*", "SSL_CERT_FILE", "SSL_CERT_DIR"];
+    for var in vars.iter().map(String::as_str).chain(standard) {
+        // One line each: the name begins it.
+        assert!(
+            environment.lines().any(|l| l.trim_start().starts_with(var) || l.contains(&format!(", {var} "))),
+            "`hashpyc --help` does not list {var}:\n{environment}"
+        );
+        assert!(
+            man_environment.contains(&format!("\\fB{var}")) || man_environment.contains(&format!(", {var}")),
+            "hashpyc.1's ENVIRONMENT does not list {var}:\n{man_environment}"
+        );
+    }
+    // Each page's exit status under EXIT STATUS, none under EXTRA.
+    for (name, text) in &pages {
+        let text = String::from_utf8_lossy(text);
+        assert!(!text.contains(".SH EXTRA"), "{name} has an EXTRA section");
+    }
+    assert!(section(&top, "EXIT STATUS").contains("130 interrupted"), "{top}");
+    let compile = page("hashpyc-compile.1");
+    assert!(section(&compile, "ENVIRONMENT").contains("HASHPYC_STATE_DIR"), "{compile}");
+    assert!(section(&compile, "EXIT STATUS").contains("1 findings"), "{compile}");
+
+    let help = Tree::new().hashpyc().args(["compile", "--help"]).run();
+    help.assert_code(0);
+    let no_cache = help.stdout.split("--no-cache\n").nth(1).unwrap_or_default();
+    assert!(
+        no_cache[..no_cache.find("\n\n").unwrap_or(no_cache.len())].contains("[env: HASHPYC_NO_CACHE="),
+        "{}",
+        help.stdout
+    );
+    assert!(
+        help.stdout.contains("HASHPYC_STATE_DIR") && help.stdout.contains("HASHPYC_NO_STATE=1"),
+        "{}",
+        help.stdout
+    );
 }
 
 /// What `cargo package` would ship (`--list` needs no network), one path per line.
