@@ -10,10 +10,20 @@ const AFTER_HELP: &str = "\
 Exit status: 0 all good; 1 findings (a source that failed to compile, a per-file error such
 as an unreadable source or an unwritable directory, a pyc that `check` finds missing or
 stale, nothing to check; `compile -n`: a file it lists is known to fail, or an error the
-run will report, as the run will find); 2 operational error (bad arguments, no usable
-interpreter, workers that keep dying, which stop the run; a path that does not exist, after
-the other paths are compiled or checked); 130 interrupted (SIGINT); 143 terminated
-(SIGTERM); 129 hung up (SIGHUP).";
+run will report, as the run will find; `inspect`: a file that is not a valid pyc or does
+not exist, a source with no pyc); 2 operational error (bad arguments, no usable
+interpreter, workers that keep dying, which stop the run; for `compile` and `check`, a path
+that does not exist, after the other paths are compiled or checked); 130 interrupted
+(SIGINT); 143 terminated (SIGTERM); 129 hung up (SIGHUP).";
+
+/// `inspect`'s exit status: a file it cannot describe is its finding (1), as a pyc that is
+/// not valid is, never a missing path's 2.
+const INSPECT_AFTER_HELP: &str = "\
+Exit status: 0 every file described (a pyc that does not match its source included); 1 a
+file that is not a valid pyc, does not exist or is not a regular file, or a source with no
+pyc (the other files are still described); 2 operational error (bad arguments, a
+configuration file that cannot be used, a stdout that cannot be written); 130 interrupted
+(SIGINT); 143 terminated (SIGTERM); 129 hung up (SIGHUP).";
 
 /// Which commands read a variable of [`ENVIRONMENT`].
 pub mod reads {
@@ -216,6 +226,7 @@ pub enum Command {
     /// judge it (when the source is found; when it is there but cannot be read, why), body
     /// size, embedded path. A `.py` source stands for the pycs of it that exist. A file
     /// that is not a pyc (or a source without one) is an error (exit status 1).
+    #[command(after_help = INSPECT_AFTER_HELP)]
     Inspect(InspectArgs),
 
     /// Manage the bytecode cache (`compile --cache DIR`): stats, prune, clean.

@@ -1205,6 +1205,28 @@ fn help_matches_each_command() {
     }
 }
 
+// `hashpyc --help` said exit status 2 for "a path that does not exist", but `inspect
+// nothere.pyc` exits 1 (a file it cannot describe, as the README's `inspect` output says),
+// and `inspect --help` said nothing of its exit status (helper report). Now the top-level
+// help states inspect's codes and `inspect --help` has its own exit-status paragraph.
+#[test]
+fn inspect_exit_status_is_in_the_help() {
+    let tree = Tree::new();
+    tree.hashpyc().args(["inspect", "nothere.pyc"]).run().assert_code(1);
+    let exit_status = |args: &[&str]| {
+        let run = tree.hashpyc().args(args).arg("--help").run();
+        run.assert_code(0);
+        let part = run.stdout.split("Exit status:").nth(1).unwrap_or_else(|| panic!("{}", run.stdout));
+        part.split("\n\n").next().unwrap().replace('\n', " ")
+    };
+    let top = exit_status(&[]);
+    assert!(top.contains("`inspect`: a file that is not a valid pyc or does not exist"), "{top}");
+    assert!(top.contains("for `compile` and `check`, a path that does not exist"), "{top}");
+    let inspect = exit_status(&["inspect"]);
+    assert!(inspect.contains("1 a file that is not a valid pyc, does not exist"), "{inspect}");
+    assert!(!inspect.contains("a path that does not exist"), "{inspect}");
+}
+
 per_python!(verbose_and_dry_run_speak_plainly, min = (3, 11), |py: &Python| {
     let tree = Tree::new();
     tree.write("m.py", "x = 1\n");
