@@ -46,7 +46,7 @@ pub const ENVIRONMENT: &[(&str, u8, &str)] = {
         ("HASHPYC_PYTHON", BUILD, "the target interpreter (`--python`)"),
         ("HASHPYC_JOBS", COMPILE, "workers per interpreter (`--jobs`)"),
         ("HASHPYC_TIMEOUT", COMPILE, "seconds a file may take in a worker (`--timeout`)"),
-        ("HASHPYC_COLOR", COMPILE | CHECK | INSPECT, "when to use colour (`--color`)"),
+        ("HASHPYC_COLOR", ALL, "when to use colour (`--color`)"),
         ("NO_COLOR", ALL, "no colour under `--color auto`"),
         ("FORCE_COLOR", ALL, "colour under `--color auto`, even with no terminal (unless NO_COLOR)"),
         ("CLICOLOR_FORCE", ALL, "as FORCE_COLOR, unless `0`"),
@@ -127,6 +127,44 @@ fn top_long_help() -> String {
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+/// `-q`, `-v` and `--color` for every command, before the subcommand as after it
+/// (`hashpyc -q compile`, as `uv -q cache dir`). `compile` and `check` describe them in
+/// their own words ([`OutputArgs`]): the value given on either side reaches both.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Print less: `-q` hides notes and summaries (`cache prune` and `cache clean`: what was
+    /// removed), `-qq` also warnings; errors and a command's data on stdout (`inspect`,
+    /// `cache stats`) are always printed.
+    #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "verbose", global = true,
+          help_heading = "Output")]
+    pub quiet: u8,
+
+    /// Print more (`compile` and `check`: see their help; `inspect` and the `cache` commands
+    /// print nothing more). A repeated `-v` adds nothing.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, help_heading = "Output")]
+    pub verbose: u8,
+
+    /// When to use colour on stderr (never needed to read a message).
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, env = "HASHPYC_COLOR", global = true,
+          help_heading = "Output")]
+    pub color: ColorChoice,
+}
+
+/// The global `-q`, `-v` and `--color`, taken by `completions` without a word in its help:
+/// a completion script is its whole output, and it has no colour.
+#[derive(Debug, Args)]
+pub struct HiddenOutputArgs {
+    #[arg(short, long, action = clap::ArgAction::Count, hide = true)]
+    pub quiet: u8,
+    #[arg(short, long, action = clap::ArgAction::Count, hide = true)]
+    pub verbose: u8,
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, env = "HASHPYC_COLOR", hide = true)]
+    pub color: ColorChoice,
 }
 
 impl Cli {
@@ -152,7 +190,7 @@ pub struct OutputArgs {
     /// Print more: where the configuration came from and where each setting came from (a
     /// key of the file, replaced or not used; an environment variable), the interpreters
     /// probed, every file written and why, what the cache did (with `--format json`, each
-    /// line a `notice` object on stdout).
+    /// line a `notice` object on stdout). A repeated `-v` adds nothing.
     #[arg(short, long, action = clap::ArgAction::Count, help_heading = "Output")]
     pub verbose: u8,
 
@@ -243,6 +281,8 @@ pub enum Command {
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
+        #[command(flatten)]
+        output: HiddenOutputArgs,
     },
 }
 
@@ -881,7 +921,8 @@ const CHECK_QUIET_HELP: &str = "Print less: `-q` hides the summary, `-qq` also t
      errors are always printed)";
 const CHECK_VERBOSE_HELP: &str = "Print more: where the configuration came from and where each setting came from (a \
      key of the file, replaced or not used; an environment variable), the interpreters probed, how many pycs were \
-     read only up to their header (with `--format json`, each line a `notice` object on stdout)";
+     read only up to their header (with `--format json`, each line a `notice` object on stdout). A repeated `-v` adds \
+     nothing";
 
 #[derive(Debug, Args)]
 #[command(mut_arg("quiet", |a| a.help(CHECK_QUIET_HELP)), mut_arg("verbose", |a| a.help(CHECK_VERBOSE_HELP)))]
@@ -964,8 +1005,9 @@ pub struct CheckArgs {
     #[command(flatten)]
     pub output: OutputArgs,
 
-    /// Accepted for compatibility; `check` never shows a progress bar.
-    #[arg(long, hide = true)]
+    /// Accepted as `compile` takes it (the `hashpyc-check` pre-commit hook passes it);
+    /// `check` never shows a progress bar.
+    #[arg(long, help_heading = "Output")]
     pub no_progress: bool,
 
     /// An option `compile` takes too was given on the command line (see

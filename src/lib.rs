@@ -231,8 +231,8 @@ pub fn run(mut cli: Cli, matches: &clap::ArgMatches) -> Result<ExitStatus, Error
             let files = settings::stdin_expanded(&args.files, &args.input, "inspect")?;
             inspect::inspect(&files, args.format == cli::InspectFormat::Json, args.prefix.as_ref())
         }
-        Command::Cache(cmd) => cache::manage::run(&cmd, Style::resolve(cli::ColorChoice::Auto)),
-        Command::Completions { shell } => {
+        Command::Cache(cmd) => cache::manage::run(&cmd, Style::resolve(cli.global.color), cli.global.quiet),
+        Command::Completions { shell, .. } => {
             use clap::CommandFactory;
             let mut cmd = cli::for_completion(Cli::command());
             // Into memory first: clap_complete panics on a failed write; a stdout closed

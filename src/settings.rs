@@ -196,7 +196,8 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
                 &mut passed_over,
             );
             let style = crate::report::Style::resolve(args.color.color);
-            for w in &passed_over {
+            // `-qq` hides warnings, as for every command.
+            for w in passed_over.iter().filter(|_| matches.get_count("quiet") < 2) {
                 crate::report::eprint_line(&format!("{}: {w}", style.warning()));
             }
             let c = match source? {
@@ -269,8 +270,10 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
                 &cwd,
                 &mut passed_over,
             );
-            let style = crate::report::Style::resolve(crate::cli::ColorChoice::Auto);
-            for w in &passed_over {
+            // The global `--color` and `-q` (`-qq` hides warnings, as for every command).
+            let color = matches.get_one::<crate::cli::ColorChoice>("color").copied();
+            let style = crate::report::Style::resolve(color.unwrap_or(crate::cli::ColorChoice::Auto));
+            for w in passed_over.iter().filter(|_| matches.get_count("quiet") < 2) {
                 crate::report::eprint_line(&format!("{}: {w}", style.warning()));
             }
             let mut file_origin = None;

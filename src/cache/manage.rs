@@ -89,7 +89,18 @@ pub fn human_size(bytes: u64) -> String {
     if u == 0 { format!("{bytes} B") } else { format!("{v:.1} {}", UNITS[u]) }
 }
 
-pub fn run(cmd: &CacheCommand, style: Style) -> Result<ExitStatus, Error> {
+/// `quiet` (`-q`): no notes and no `Removed …` line (the statistics on stdout are data).
+pub fn run(cmd: &CacheCommand, style: Style, quiet: u8) -> Result<ExitStatus, Error> {
+    let note = |opened: &Opened, dir: &Path, what: &str| {
+        if quiet == 0 {
+            opened.note(dir, what);
+        }
+    };
+    let said = |line: String| {
+        if quiet == 0 {
+            report::eprint_line(&line);
+        }
+    };
     match cmd {
         CacheCommand::Stats { dir, format, .. } => {
             let opened = open_set(dir)?;
@@ -100,7 +111,7 @@ pub fn run(cmd: &CacheCommand, style: Style) -> Result<ExitStatus, Error> {
             };
             let bytes: u64 = entries.iter().map(|e| e.size).sum();
             let rec = tier.map(stats::read).unwrap_or_default();
-            opened.note(dir.path(), "0 entries");
+            note(&opened, dir.path(), "0 entries");
             let root = tier.map_or(dir.path(), DiskTier::root);
             let mut out = std::io::stdout().lock();
             if *format == StatsFormat::Json {
@@ -145,7 +156,7 @@ pub fn run(cmd: &CacheCommand, style: Style) -> Result<ExitStatus, Error> {
             let max_size = max_size.expect("limit resolved by apply_config");
             let opened = open_set(dir)?;
             let Opened::Cache(tier) = opened else {
-                opened.note(dir.path(), "nothing to prune");
+                note(&opened, dir.path(), "nothing to prune");
                 return Ok(ExitStatus::Success);
             };
             let p = tier
@@ -153,7 +164,7 @@ pub fn run(cmd: &CacheCommand, style: Style) -> Result<ExitStatus, Error> {
                 .unwrap_or_else(|| tier.prune(max_size))
                 .map_err(|e| CacheError::item(dir.path(), e))?;
             stats::pruned(&tier, p.size);
-            report::eprint_line(&format!(
+            said(format!(
                 "Removed {} ({}); {} left ({}); limit {} ({max_size_from})",
                 report::plural(p.removed, "entry", "entries"),
                 human_size(p.freed),
@@ -170,7 +181,7 @@ pub fn run(cmd: &CacheCommand, style: Style) -> Result<ExitStatus, Error> {
         CacheCommand::Clean { dir } => {
             let opened = open_set(dir)?;
             let Opened::Cache(tier) = opened else {
-                opened.note(dir.path(), "nothing to clean");
+                note(&opened, dir.path(), "nothing to clean");
                 return Ok(ExitStatus::Success);
             };
             let c = tier.clean().map_err(|e| CacheError::item(dir.path(), e))?;
@@ -181,7 +192,7 @@ pub fn run(cmd: &CacheCommand, style: Style) -> Result<ExitStatus, Error> {
             } else {
                 String::new()
             };
-            report::eprint_line(&format!(
+            said(format!(
                 "Removed {} ({}) from `{}`{left}",
                 report::plural(c.removed, "entry", "entries"),
                 human_size(c.freed),

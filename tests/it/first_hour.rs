@@ -1184,12 +1184,14 @@ fn help_matches_each_command() {
             "{outcome}: {check}"
         );
     }
-    // (`--force` alone on its line: `--force-exclude` is check's too.)
-    for absent in ["--no-progress", "--dry-run", "--force\n", "write a", "Write a"] {
+    // (`--force` alone on its line: `--force-exclude` is check's too. `--no-progress`, which
+    // the pre-commit hook passes, is shown: first_hour::output_flags_work_before_and_after_every_command.)
+    for absent in ["--dry-run", "--force\n", "write a", "Write a"] {
         assert!(!check.contains(absent), "check --help mentions {absent}");
     }
     let inspect = help(&["inspect"]);
-    for absent in ["--quiet", "--verbose", "--no-progress", "--python"] {
+    // (`-q`, `-v` and `--color` are every command's.)
+    for absent in ["--no-progress", "--python"] {
         assert!(!inspect.contains(absent), "inspect --help mentions {absent}");
     }
     assert!(inspect.contains("--format"), "{inspect}");
@@ -1225,6 +1227,92 @@ fn inspect_exit_status_is_in_the_help() {
     let inspect = exit_status(&["inspect"]);
     assert!(inspect.contains("1 a file that is not a valid pyc, does not exist"), "{inspect}");
     assert!(!inspect.contains("a path that does not exist"), "{inspect}");
+}
+
+// `-q`, `-v` and `--color` were refused by `inspect` (but for `--color`) and by the `cache`
+// commands, and before the subcommand (`hashpyc -q compile`: unexpected argument), where uv
+// takes them (`uv -q cache dir`); `check --no-progress`, which the pre-commit hook passes,
+// was hidden from `check --help`; `-vv` did what `-v` does, unsaid (helper report). Now
+// every command takes the three on either side of its name, `-q` silences the cache
+// commands' notes and `Removed …` lines, and the help shows `check --no-progress` and says
+// that a repeated `-v` adds nothing.
+#[test]
+fn output_flags_work_before_and_after_every_command() {
+    let Some(py) = harness::any_python("first_hour::output_flags_work_before_and_after_every_command") else {
+        return;
+    };
+    let tree = Tree::new();
+    tree.write("m.py", "x = 1\n");
+    // No state directory: a second `check -v` would read the pycs the first found good only
+    // up to their header, and say so.
+    let run = |args: &[&str]| tree.hashpyc().env("HASHPYC_NO_STATE", "1").args(args).run();
+    let pyarg = py.path.to_str().unwrap();
+    // Before the subcommand, as after it.
+    let quiet = run(&["-q", "compile", "--python", pyarg, "m.py"]);
+    quiet.assert_code(0);
+    assert_eq!(quiet.stderr, "", "-q before compile hides the summary");
+    assert!(tree.path(format!("__pycache__/m.{}.pyc", tag(py))).exists());
+    let after = run(&["check", "-v", "--color", "never", "--python", pyarg, "m.py"]);
+    let before = run(&["-v", "--color", "never", "check", "--python", pyarg, "m.py"]);
+    after.assert_code(0);
+    before.assert_code(0);
+    assert_eq!(before.stderr, after.stderr);
+    assert!(before.stderr.lines().count() > 1, "{}", before.stderr);
+    run(&["-q", "-v", "check", "m.py"]).assert_code(2);
+    // inspect: its data whatever -q and -v.
+    let plain = run(&["inspect", "m.py"]);
+    plain.assert_code(0);
+    for args in [
+        &["inspect", "-q", "m.py"][..],
+        &["-v", "inspect", "m.py"],
+        &["-q", "inspect", "--color", "never", "m.py"],
+    ] {
+        let r = run(args);
+        r.assert_code(0);
+        assert_eq!(r.stdout, plain.stdout, "{args:?}");
+    }
+    // The cache commands: -q hides the notes and the `Removed …` lines, never the statistics.
+    let cache = tree.path("cache");
+    let cache = cache.to_str().unwrap();
+    run(&["compile", "-q", "--python", pyarg, "-f", "--cache", cache, "m.py"]).assert_code(0);
+    let stats = run(&["cache", "stats", "--cache", cache]);
+    stats.assert_code(0);
+    for args in [
+        &["-q", "cache", "stats", "--cache", cache][..],
+        &["cache", "stats", "-v", "--color", "never", "--cache", cache],
+    ] {
+        let r = run(args);
+        r.assert_code(0);
+        assert_eq!(r.stdout, stats.stdout, "{args:?}");
+    }
+    for sub in ["prune", "clean"] {
+        let said = run(&["cache", sub, "--cache", cache]);
+        said.assert_code(0);
+        assert!(said.stderr.contains("Removed "), "{}", said.stderr);
+        let quiet = run(&["cache", sub, "-q", "--cache", cache]);
+        quiet.assert_code(0);
+        assert_eq!(quiet.stderr, "", "cache {sub} -q");
+    }
+    let gone = tree.path("gone");
+    let note = run(&["cache", "clean", "--cache", gone.to_str().unwrap()]);
+    assert!(note.stderr.starts_with("note: "), "{}", note.stderr);
+    let quiet = run(&["-q", "cache", "clean", "--cache", gone.to_str().unwrap()]);
+    quiet.assert_code(0);
+    assert_eq!(quiet.stderr, "");
+    // The help.
+    let help = |args: &[&str]| {
+        let r = tree.hashpyc().args(args).arg("--help").run();
+        r.assert_code(0);
+        r.stdout.replace('\n', " ").split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    assert!(
+        help(&["check"]).contains("--no-progress Accepted as `compile` takes it"),
+        "{}",
+        help(&["check"])
+    );
+    for command in ["compile", "check", "inspect"] {
+        assert!(help(&[command]).contains("A repeated `-v` adds nothing"), "{}", help(&[command]));
+    }
 }
 
 per_python!(verbose_and_dry_run_speak_plainly, min = (3, 11), |py: &Python| {
