@@ -900,21 +900,7 @@ fn a_run_stuck_in_a_read_still_ends_on_a_signal() {
             }
         }
         let start = Instant::now();
-        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let killer = {
-            let (done, pid) = (done.clone(), child.id() as i32);
-            std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_secs(30));
-                if !done.load(std::sync::atomic::Ordering::SeqCst) {
-                    // SAFETY: our own child, still there after 30 s: the test fails below.
-                    unsafe {
-                        libc::kill(pid, libc::SIGKILL);
-                    }
-                }
-            })
-        };
-        let out = child.wait_with_output().unwrap();
-        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        let out = output_killed_after_30s(child);
         drop(writer);
         let waited = start.elapsed();
         assert_eq!(
@@ -925,8 +911,29 @@ fn a_run_stuck_in_a_read_still_ends_on_a_signal() {
         );
         assert!(waited < Duration::from_secs(20), "{waited:?}");
         assert_eq!(String::from_utf8_lossy(&out.stderr), "error: interrupted\n", "{signals} × signal {sig}");
-        drop(killer);
     }
+}
+
+/// `child`'s output, killing it when it is still running after 30 s (the test then fails
+/// on its exit status).
+fn output_killed_after_30s(child: std::process::Child) -> std::process::Output {
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let killer = {
+        let (done, pid) = (done.clone(), child.id() as i32);
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(30));
+            if !done.load(std::sync::atomic::Ordering::SeqCst) {
+                // SAFETY: our own child, still there after 30 s: the test fails.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+        })
+    };
+    let out = child.wait_with_output().unwrap();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    drop(killer);
+    out
 }
 
 // Ctrl-C while the path list was still being read from stdin (`sleep 30 | hashpyc compile
@@ -991,24 +998,9 @@ fn interrupted_while_reading_stdin(tree: &Tree, args: &[&str]) -> (std::process:
     unsafe {
         libc::kill(child.id() as i32, libc::SIGINT);
     }
-    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let killer = {
-        let (done, pid) = (done.clone(), child.id() as i32);
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_secs(30));
-            if !done.load(std::sync::atomic::Ordering::SeqCst) {
-                // SAFETY: our own child, still there after 30 s: the test fails.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                }
-            }
-        })
-    };
-    let out = child.wait_with_output().unwrap();
-    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let out = output_killed_after_30s(child);
     let waited = start.elapsed();
     drop(stdin);
-    drop(killer);
     (out, waited)
 }
 
