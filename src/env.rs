@@ -34,8 +34,10 @@ pub fn word(value: impl AsRef<std::ffi::OsStr>) -> Option<bool> {
 pub fn flag(name: &str) -> Result<bool, String> {
     let Some(value) = std::env::var_os(name).filter(|v| !v.is_empty()) else { return Ok(false) };
     word(&value).ok_or_else(|| {
+        // Said as clap's errors of the other flags' variables are (`cli::env_error`).
+        let stands_for = if name == NO_CACHE { " (which stands for '--no-cache')" } else { "" };
         format!(
-            "invalid value '{}' for {name}: value was not a boolean",
+            "invalid value '{}' for {name}{stands_for}: value was not a boolean",
             crate::report::shown(std::path::Path::new(&value))
         )
     })

@@ -1164,11 +1164,17 @@ per_python!(cache_is_opt_in, min = (3, 12), |py: &Python| {
             Some(("HASHPYC_CACHE", "cache")),
             "cache: off (--no-cache on the command line): the directory `",
         ),
-        (&[][..], Some(("HASHPYC_NO_CACHE", "1")), "cache: off (HASHPYC_NO_CACHE): the directory `"),
+        // The variable stands for --no-cache (030eb1c): the key is not applied, as with the
+        // flag, and its own line says by what.
+        (
+            &[][..],
+            Some(("HASHPYC_NO_CACHE", "1")),
+            "setting: `cache = \"cache\"` from `hashpyc.toml` line 1 (replaced by HASHPYC_NO_CACHE)",
+        ),
         (
             &["--cache-url", "http://u:pw-secret@127.0.0.1:9/x"][..],
             Some(("HASHPYC_NO_CACHE", "yes")),
-            "/cache` and `http://127.0.0.1:9/x` are not used",
+            "cache: off (HASHPYC_NO_CACHE): `http://127.0.0.1:9/x` is not used",
         ),
     ] {
         let mut cmd = work.hashpyc().arg("compile").python(py).args(["-v", "-f"]).args(args);

@@ -1529,6 +1529,7 @@ fn errors_name_where_the_value_came_from() {
         ("HASHPYC_COLOR", "sometimes", "--color"),
         ("HASHPYC_NO_CONFIG", "maybe", "--no-config"),
         ("HASHPYC_CACHE_READ_ONLY", "maybe", "--cache-read-only"),
+        ("HASHPYC_NO_CACHE", "maybe", "--no-cache"),
     ];
     let checked_later: &[(&str, &str, &str)] = &[
         (
@@ -1768,9 +1769,14 @@ fn boolean_variables_read_as_the_flags_do() {
     };
     let refused = |run: &harness::Run, var: &str| {
         run.assert_code(2);
+        // HASHPYC_NO_CACHE stands for --no-cache, and says so as clap's flag variables do.
+        let stands_for = if var == "HASHPYC_NO_CACHE" { " (which stands for '--no-cache')" } else { "" };
         assert_eq!(
             run.stderr.lines().next(),
-            Some(format!("error: invalid value 'banana' for {var}: value was not a boolean").as_str()),
+            Some(
+                format!("error: invalid value 'banana' for {var}{stands_for}: value was not a boolean")
+                    .as_str()
+            ),
             "{}",
             run.stderr
         );
