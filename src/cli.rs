@@ -587,6 +587,17 @@ pub fn flag_env_vars() -> Vec<std::ffi::OsString> {
     out
 }
 
+/// The long flag whose variable `var` is (`--no-cache` for `HASHPYC_NO_CACHE`), if any.
+pub fn flag_of_env(var: &str) -> Option<String> {
+    fn find(cmd: &clap::Command, var: &str) -> Option<String> {
+        cmd.get_arguments()
+            .find(|a| a.get_env().is_some_and(|e| e == var))
+            .and_then(|a| a.get_long().map(|l| format!("--{l}")))
+            .or_else(|| cmd.get_subcommands().find_map(|s| find(s, var)))
+    }
+    find(&<Cli as clap::CommandFactory>::command(), var)
+}
+
 /// clap names only the flag when it rejects a value that came from the flag's environment
 /// variable (`invalid value 'x' for '--jobs <N>'` for `HASHPYC_JOBS=x`): when `err` is
 /// such a rejection, the message naming the variable. The variable at fault is the one

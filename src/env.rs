@@ -34,8 +34,9 @@ pub fn word(value: impl AsRef<std::ffi::OsStr>) -> Option<bool> {
 pub fn flag(name: &str) -> Result<bool, String> {
     let Some(value) = std::env::var_os(name).filter(|v| !v.is_empty()) else { return Ok(false) };
     word(&value).ok_or_else(|| {
-        // Said as clap's errors of the other flags' variables are (`cli::env_error`).
-        let stands_for = if name == NO_CACHE { " (which stands for '--no-cache')" } else { "" };
+        // A flag's variable is said as clap's errors of the other flags' variables are.
+        let stands_for = crate::cli::flag_of_env(name)
+            .map_or(String::new(), |flag| format!(" (which stands for '{flag}')"));
         format!(
             "invalid value '{}' for {name}{stands_for}: value was not a boolean",
             crate::report::shown(std::path::Path::new(&value))
