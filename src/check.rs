@@ -746,20 +746,20 @@ fn layout_hint(findings: &[Finding], ok: usize, s: &CheckSettings) -> Option<Str
             None => "no `-b`".to_string(),
         };
         format!(
-            "{} missing, but {} {have} pycs in `__pycache__` (`{}`), as `compileall`, pip, uv \
+            "{} missing, but {} {have} pycs in `__pycache__` ({}), as `compileall`, pip, uv \
              and imports write them: to check those, run `hashpyc check` with {drop}",
             report::plural(n_missing, "legacy pyc (`-b`) is", "legacy pycs (`-b`) are"),
             report::plural(n, "source", "sources"),
-            report::shown(&example),
+            report::ticked(&example),
         )
     } else {
         format!(
-            "{} missing from `__pycache__`, but {} {have} a legacy pyc beside {} (`{}`), as \
+            "{} missing from `__pycache__`, but {} {have} a legacy pyc beside {} ({}), as \
              `compileall -b` writes them: to check those, run `hashpyc check` with `-b` (`--legacy`)",
             report::plural(n_missing, "pyc is", "pycs are"),
             report::plural(n, "source", "sources"),
             if n == 1 { "it" } else { "them" },
-            report::shown(&example),
+            report::ticked(&example),
         )
     })
 }
@@ -830,14 +830,14 @@ fn prefix_hint(findings: &[Finding], s: &CheckSettings) -> Option<String> {
         None => ("given by `--pycache-prefix`".to_string(), "without `--pycache-prefix`".to_string()),
     };
     Some(format!(
-        "{} missing under the pycache prefix `{}` ({from}), but {} in `__pycache__` (`{}`, \
-         expected at `{}`), as a compile without the prefix writes them: to check those, run \
+        "{} missing under the pycache prefix {} ({from}), but {} in `__pycache__` ({}, \
+         expected at {}), as a compile without the prefix writes them: to check those, run \
          `hashpyc check` {without}, or `hashpyc compile` with the prefix to write {} there",
         report::plural(missing.len(), "pyc is", "pycs are"),
-        report::shown(prefix),
+        report::ticked(prefix),
         if there == 1 { "1 is".to_string() } else { format!("{there} are") },
-        report::shown(&found),
-        report::shown(&f.pyc),
+        report::ticked(&found),
+        report::ticked(&f.pyc),
         if missing.len() == 1 { "it" } else { "them" },
     ))
 }
@@ -893,14 +893,14 @@ fn level_hint(findings: &[Finding], ok: usize, s: &CheckSettings) -> Option<Stri
     let flags: Vec<String> = found.iter().map(|l| format!("-o {l}")).collect();
     let n = sources.len();
     Some(format!(
-        "{} missing at optimization {} {checked}{from}, but {} {} pycs of {} {there} (`{}`): to \
+        "{} missing at optimization {} {checked}{from}, but {} {} pycs of {} {there} ({}): to \
          check those, run `hashpyc check {}`",
         report::plural(missing.len(), "pyc is", "pycs are"),
         levels(s.levels.len()),
         report::plural(n, "source", "sources"),
         if n == 1 { "has" } else { "have" },
         levels(found.len()),
-        report::shown(&example),
+        report::ticked(&example),
         flags.join(" "),
     ))
 }
@@ -1018,21 +1018,21 @@ fn embed_hint(spelled: &[&Spelled], embed: &crate::embed::Embed) -> Option<Strin
     let n = spelled.len();
     let stale = report::plural(n, "stale pyc", "stale pycs");
     let (s, its, it) = if n == 1 { ("s", "its", "it") } else { ("", "their", "them") };
-    let (found, want) = (report::shown(found), report::shown(want));
+    let (found, want) = (report::ticked(found), report::ticked(want));
     let names = embed.names();
     let (ours, that) = (names.join(" and "), if names.len() == 1 { "that" } else { "those" });
     Some(match how {
         Written::Without => format!(
-            "{stale} embed{s} {its} source path as walked (`{found}` for `{want}`): the compile \
+            "{stale} embed{s} {its} source path as walked ({found} for {want}): the compile \
              that wrote {it} ran without {ours}, which this check applies: `hashpyc compile` \
              rewrites {it} with {that}, or check without {that} if the pycs are as meant"
         ),
         Written::Prefix(prefix) => {
-            let prefix = report::shown(&prefix);
+            let (named, prefix) = (report::ticked(&prefix), report::shown(&prefix));
             let here = if embed.prepend.is_some() { ours } else { "no prepend prefix".to_string() };
             format!(
-                "{stale} embed{s} {its} source path with the prepend prefix `{prefix}` (`{found}` \
-                 for `{want}`), where this check applies {here}: the compile that wrote {it} was \
+                "{stale} embed{s} {its} source path with the prepend prefix {named} ({found} \
+                 for {want}), where this check applies {here}: the compile that wrote {it} was \
                  given `-p {prefix}`; `hashpyc check --prepend-prefix {prefix}` checks {it} as \
                  written, `hashpyc compile` rewrites {it} with {here}"
             )
@@ -1079,9 +1079,9 @@ fn spelling_hint(findings: &[Finding], cwd: &Path, embed: &crate::embed::Embed) 
         let n = rewritten.len();
         let stale = report::plural(n, "stale pyc", "stale pycs");
         let (s, its, it) = if n == 1 { ("s", "its", "it") } else { ("", "their", "them") };
-        let (found, want) = (report::shown(found), report::shown(want));
+        let (found, want) = (report::ticked(found), report::ticked(want));
         return Some(format!(
-            "{stale} embed{s} another spelling of {its} source path (`{found}` for `{want}`): the \
+            "{stale} embed{s} another spelling of {its} source path ({found} for {want}): the \
              absolute path, which CPython's import writes when it rewrites a pyc whose source \
              changed (as does a compile given the absolute path); `hashpyc compile` as named \
              here writes {it} again"
@@ -1096,14 +1096,14 @@ fn spelling_hint(findings: &[Finding], cwd: &Path, embed: &crate::embed::Embed) 
         let stale = report::plural(n, "stale pyc", "stale pycs");
         let (s, its, it) = if n == 1 { ("s", "its", "it") } else { ("", "their", "them") };
         let dir =
-            |d: &Path| if d.as_os_str().is_empty() { ".".to_string() } else { report::shown(d).to_string() };
+            |d: &Path| report::ticked(if d.as_os_str().is_empty() { Path::new(".") } else { d }).to_string();
         return Some(format!(
-            "{stale} embed{s} {its} source path through another name of a directory (`{}` for \
-             `{}`): `{}` and `{}` are one directory, through a symbolic link, and the compile (or \
-             the import) that wrote {it} named it `{}`: check the tree as `{}`, or run `hashpyc \
+            "{stale} embed{s} {its} source path through another name of a directory ({} for \
+             {}): {} and {} are one directory, through a symbolic link, and the compile (or \
+             the import) that wrote {it} named it {}: check the tree as {}, or run `hashpyc \
              compile` on it as named here to rewrite {it}",
-            report::shown(found),
-            report::shown(want),
+            report::ticked(found),
+            report::ticked(want),
             dir(through),
             dir(named),
             dir(through),
@@ -1134,17 +1134,17 @@ fn spelling_hint(findings: &[Finding], cwd: &Path, embed: &crate::embed::Embed) 
     let n = spelled.len();
     let stale = report::plural(n, "stale pyc", "stale pycs");
     let (s, its, it) = if n == 1 { ("s", "its", "it") } else { ("", "their", "them") };
-    let (found, want) = (report::shown(example_found), report::shown(example_want));
+    let (found, want) = (report::ticked(example_found), report::ticked(example_want));
     if let Some(dir) = above {
         return Some(format!(
-            "{stale} embed{s} {its} source path as spelled from `{}` (`{found}` for `{want}`), \
+            "{stale} embed{s} {its} source path as spelled from {} ({found} for {want}), \
              where the compile that wrote {it} ran: run `hashpyc check` from there, or \
              `hashpyc compile` here to rewrite {it}",
-            report::shown(&dir),
+            report::ticked(&dir),
         ));
     }
     Some(format!(
-        "{stale} embed{s} another spelling of {its} source path (`{found}` for `{want}`): name \
+        "{stale} embed{s} another spelling of {its} source path ({found} for {want}): name \
          the tree as the compile that wrote {it} did, or `hashpyc compile` it as named here to \
          rewrite {it}"
     ))
@@ -1371,8 +1371,8 @@ fn check_source(path: &Path, embedded: &Path, s: &CheckSettings, cwd: &Path) -> 
                     None => (outcome == Outcome::Missing).then(|| not_a_directory(&pyc_path)).flatten(),
                 };
                 let detail = match (detail, symlink, &not_a_dir) {
-                    _ if let Some((dir, why)) = &broken => Some(format!("`{}` is {why}", report::shown(dir))),
-                    (None, false, Some(dir)) => Some(format!("`{}` is not a directory", report::shown(dir))),
+                    _ if let Some((dir, why)) = &broken => Some(format!("{} is {why}", report::ticked(dir))),
+                    (None, false, Some(dir)) => Some(format!("{} is not a directory", report::ticked(dir))),
                     (d, false, _) => d,
                     (None, true, _) => Some(SYMLINK_DETAIL.to_string()),
                     (Some(d), true, _) => Some(format!("{d}; {SYMLINK_DETAIL}")),
@@ -1504,7 +1504,7 @@ fn classify_pyc(
     }
     let found = PathBuf::from(std::ffi::OsString::from_vec(marshal::path_from_filename(body.filename)));
     let mut detail =
-        format!("embedded path is `{}`, expected `{}`", report::shown(&found), report::shown(want.path));
+        format!("embedded path is {}, expected {}", report::ticked(&found), report::ticked(want.path));
     match trailing {
         Some(t) => {
             // Naming the tree as it was compiled would not make it ok: no spelling hint.
@@ -1522,7 +1522,7 @@ fn source_gone(source: &Path) -> Option<Option<String>> {
     let Ok(own) = std::fs::symlink_metadata(source) else { return Some(None) };
     let linked = own.file_type().is_symlink();
     if linked && let Some(broken) = crate::write::broken_link(source) {
-        return Some(Some(format!("`{}` is {broken}", report::shown(source))));
+        return Some(Some(format!("{} is {broken}", report::ticked(source))));
     }
     // A stat that fails otherwise (EACCES, EIO) proves nothing: the source is there.
     let meta = if linked { std::fs::metadata(source).ok()? } else { own };
@@ -1531,7 +1531,7 @@ fn source_gone(source: &Path) -> Option<Option<String>> {
     }
     let what = if meta.is_dir() { "a directory" } else { crate::walk::special_kind(meta.file_type()) };
     let linked = if linked { "a symbolic link to " } else { "" };
-    Some(Some(format!("`{}` is {linked}{what}", report::shown(source))))
+    Some(Some(format!("{} is {linked}{what}", report::ticked(source))))
 }
 
 /// A stray finding for `pyc_path`, whose source `dir/<stem>.py` is gone (None when it
@@ -1699,7 +1699,7 @@ fn strays(pycs: &[PathBuf], linked: &[PathBuf], targets: &[Arc<Target>]) -> Vec<
             if others.is_some_and(|o| o.iter().any(|d| *d != dir && there(d))) {
                 continue;
             }
-            let shared = format!("`{}` is a symbolic link, {SHARED_STRAY}", report::shown(pycache));
+            let shared = format!("{} is a symbolic link, {SHARED_STRAY}", report::ticked(pycache));
             finding.detail = Some(finding.detail.map_or(shared.clone(), |d| format!("{d}; {shared}")));
         }
         out.push(finding);
@@ -1868,7 +1868,7 @@ fn github_annotation(f: &Finding, accept: Accept, compile_unchecked: bool) -> St
         (Outcome::Stale, Some(_)) => "the pyc is not what `hashpyc compile` writes",
         _ => f.outcome.explain(),
     };
-    let mut msg = format!("{}: {explain} (`{}`)", f.outcome.name(), report::shown(&f.pyc));
+    let mut msg = format!("{}: {explain} ({})", f.outcome.name(), report::ticked(&f.pyc));
     if let Some(d) = &f.detail {
         msg.push_str(&format!(": {d}"));
     }
@@ -1891,8 +1891,8 @@ fn github_annotation(f: &Finding, accept: Accept, compile_unchecked: bool) -> St
         ));
     } else if let Some(dir) = &f.not_a_dir {
         msg.push_str(&format!(
-            " - remove `{}` (`hashpyc compile` does not replace what is not a directory), then run {compile}",
-            report::shown(dir)
+            " - remove {} (`hashpyc compile` does not replace what is not a directory), then run {compile}",
+            report::ticked(dir)
         ));
     } else if f.pyc_error == Some(std::io::ErrorKind::InvalidFilename) {
         // ENAMETOOLONG: the pyc's name (the source's stem and the tag) is over NAME_MAX, or
@@ -1905,8 +1905,8 @@ fn github_annotation(f: &Finding, accept: Accept, compile_unchecked: bool) -> St
         });
     } else if f.pyc_error == Some(std::io::ErrorKind::PermissionDenied) {
         msg.push_str(&format!(
-            " - check the permissions of `{}` and its directory (`hashpyc compile` cannot read or replace it either), then run {compile}",
-            report::shown(&f.pyc)
+            " - check the permissions of {} and its directory (`hashpyc compile` cannot read or replace it either), then run {compile}",
+            report::ticked(&f.pyc)
         ));
     } else if f.source_unreadable {
         msg.push_str(&format!(
@@ -1928,9 +1928,9 @@ fn github_annotation(f: &Finding, accept: Accept, compile_unchecked: bool) -> St
     } else if let Some((dir, verb, why)) = unwritable_dir(f) {
         // A `__pycache__` another user owns, a read-only tree: compiling alone fails.
         msg.push_str(&format!(
-            " - `hashpyc compile` cannot {verb} `{}` either ({why}): check the permissions there, or how the \
+            " - `hashpyc compile` cannot {verb} {} either ({why}): check the permissions there, or how the \
              tree is mounted, then run {compile}",
-            report::shown(dir)
+            report::ticked(dir)
         ));
     } else if f.outcome != Outcome::Ok {
         msg.push_str(&format!(" - run {compile} to fix"));

@@ -813,7 +813,7 @@ pub fn parse_glob_arg(s: OsString) -> Result<String, String> {
     s.into_string().map_err(|s| {
         format!(
             "{} is not UTF-8: a glob is text; `?` matches a byte of a name that is not UTF-8",
-            crate::report::shown(std::path::Path::new(&s))
+            crate::report::ticked(std::path::Path::new(&s))
         )
     })
 }
@@ -823,7 +823,7 @@ pub fn parse_regex_arg(s: OsString) -> Result<String, String> {
     s.into_string().map_err(|s| {
         format!(
             "{} is not UTF-8: a regular expression is text; `.` matches a byte of a name that is not UTF-8",
-            crate::report::shown(std::path::Path::new(&s))
+            crate::report::ticked(std::path::Path::new(&s))
         )
     })
 }

@@ -994,7 +994,7 @@ fn plan_error(path: &Path, err: &plan::PlanError, summary: &mut Summary, notes: 
             path,
             0,
             None,
-            format!("{}: `{}`: {err}", style.error(), report::shown(path)),
+            format!("{}: {}: {err}", style.error(), report::ticked(path)),
             Some(Event::error(err.to_string())),
         );
     }
@@ -1004,7 +1004,7 @@ fn plan_error(path: &Path, err: &plan::PlanError, summary: &mut Summary, notes: 
 /// real run and the dry run both say it.
 fn unit_error(path: &Path, t: usize, e: String, summary: &mut Summary, notes: &mut Notes, style: Style) {
     summary.errors += 1;
-    let text = format!("{}: `{}`: {e}", style.error(), report::shown(path));
+    let text = format!("{}: {}: {e}", style.error(), report::ticked(path));
     notes.add(path, 0, Some(t), text, Some(Event::error(e)));
 }
 
@@ -1022,7 +1022,7 @@ fn vanished_note(path: &Path, notes: &mut Notes) {
         path,
         0,
         None,
-        format!("note: `{}` vanished during the run; skipped", report::shown(path)),
+        format!("note: {} vanished during the run; skipped", report::ticked(path)),
         Event::notice("vanished during the run; skipped"),
     );
 }
@@ -1146,7 +1146,7 @@ fn rewrite_stage(
                     }
                     // In JSON the path is the object's own: "rewrote 1 header (…)".
                     for (order, what, why) in done {
-                        let text = format!("{what} of `{}` {why}", report::shown(path));
+                        let text = format!("{what} of {} {why}", report::ticked(path));
                         notes.add(path, order, Some(t), text, Some(Event::notice(format!("{what} {why}"))));
                     }
                 }
@@ -1426,7 +1426,7 @@ fn record_results(
                     };
                     // In JSON the path is the object's own: "compiled (no pyc)".
                     let event = Event::notice(format!("{} ({reason})", how.trim_end_matches(" in")));
-                    let text = format!("{how} `{}` ({reason})", report::shown(path));
+                    let text = format!("{how} {} ({reason})", report::ticked(path));
                     notes.add(path, 2, Some(t), text, Some(event));
                 }
                 show_warnings(s, verbosity, (path, t, false), warnings, None, summary, notes);
@@ -1733,7 +1733,7 @@ fn rewrite_unit(
             Err(e) if crate::io::is_gone(e.kind()) => return Err(RewriteFailure::Changed),
             Err(e) => {
                 let reason = crate::io::io_reason(&e);
-                return Err(format!("cannot read `{}`: {reason}", report::shown(path)).into());
+                return Err(format!("cannot read {}: {reason}", report::ticked(path)).into());
             }
         };
         let header = Header::parse(&data).filter(|h| h.magic == target.magic);

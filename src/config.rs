@@ -401,8 +401,8 @@ impl Config {
     /// `` `pyproject.toml` line 3`` for a key of this file, to start an error message.
     pub fn locate(&self, key: &str) -> String {
         match self.options.key_lines.get(key) {
-            Some(line) => format!("`{}` line {line}", crate::report::shown(&self.path)),
-            None => format!("`{}`", crate::report::shown(&self.path)),
+            Some(line) => format!("{} line {line}", crate::report::ticked(&self.path)),
+            None => crate::report::ticked(&self.path).to_string(),
         }
     }
 
@@ -517,14 +517,14 @@ pub fn load(
         let bytes = read_named(path).map_err(|e| {
             let by = if named_by == "--config" { String::new() } else { format!(" (named by {named_by})") };
             Error::Usage(format!(
-                "cannot read configuration file `{}`{by}: {}",
-                crate::report::shown(path),
+                "cannot read configuration file {}{by}: {}",
+                crate::report::ticked(path),
                 crate::io::io_reason(&e)
             ))
         })?;
-        let text = utf8(bytes, &crate::report::shown(path)).map_err(|(e, _)| e)?;
+        let text = utf8(bytes, path).map_err(|(e, _)| e)?;
         let is_pyproject = path.file_name().is_some_and(|n| n == "pyproject.toml");
-        let options = parse(&text, is_pyproject, &crate::report::shown(path))?;
+        let options = parse(&text, is_pyproject, path)?;
         let options = match options {
             Some(o) => o,
             None => {
@@ -534,8 +534,8 @@ pub fn load(
                     })
                     .unwrap_or_default();
                 return Err(Error::Usage(format!(
-                    "`{}` has no [tool.hashpyc] table (named by {named_by}){near}",
-                    crate::report::shown(path)
+                    "{} has no [tool.hashpyc] table (named by {named_by}){near}",
+                    crate::report::ticked(path)
                 )));
             }
         };
@@ -568,9 +568,9 @@ pub fn load(
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => match std::fs::read_link(&reached) {
                     Ok(to) => {
                         return Err(Error::Usage(format!(
-                            "configuration file `{}` is a symbolic link to `{}`, which does not exist",
-                            crate::report::shown(&display_path(&path, start)),
-                            crate::report::shown(&to)
+                            "configuration file {} is a symbolic link to {}, which does not exist",
+                            crate::report::ticked(&display_path(&path, start)),
+                            crate::report::ticked(&to)
                         )));
                     }
                     Err(_) => continue,
@@ -585,15 +585,15 @@ pub fn load(
                 }
                 Err(e) => {
                     return Err(Error::Usage(format!(
-                        "cannot read configuration file `{}`: {}",
-                        crate::report::shown(&display_path(&path, start)),
+                        "cannot read configuration file {}: {}",
+                        crate::report::ticked(&display_path(&path, start)),
                         crate::io::io_reason(&e)
                     )));
                 }
             };
             let is_pyproject = name == "pyproject.toml";
             let shown = display_path(&path, start);
-            let text = match utf8(bytes, &crate::report::shown(&shown)) {
+            let text = match utf8(bytes, &shown) {
                 Ok(text) => text,
                 // Not UTF-8 is not TOML: another tool's file unless it mentions hashpyc.
                 Err((e, bytes)) if is_pyproject && !bytes.windows(7).any(|w| w == b"hashpyc") => {
@@ -608,22 +608,22 @@ pub fn load(
             {
                 let at = e.span().map_or_else(|| "line 1".to_string(), |s| line_column(&text, s.start));
                 passed_over.push(format!(
-                    "`{}` {at}: invalid TOML: {}; passed over (it does not mention hashpyc)",
-                    crate::report::shown(&shown),
+                    "{} {at}: invalid TOML: {}; passed over (it does not mention hashpyc)",
+                    crate::report::ticked(&shown),
                     invalid_toml(&text, &e)
                 ));
                 continue;
             }
-            let parsed = parse(&text, is_pyproject, &crate::report::shown(&shown))?;
+            let parsed = parse(&text, is_pyproject, &shown)?;
             // A table meant for hashpyc under another spelling would otherwise be passed
             // over in silence, its settings never applied.
             if parsed.is_none()
                 && let Some((name, line)) = near_miss_table(&text)
             {
                 passed_over.push(format!(
-                    "`{}` line {line}: [tool.{name}] is not hashpyc's table, whose name is `hashpyc` \
+                    "{} line {line}: [tool.{name}] is not hashpyc's table, whose name is `hashpyc` \
                      exactly ([tool.hashpyc]); its settings are not used",
-                    crate::report::shown(&shown)
+                    crate::report::ticked(&shown)
                 ));
             }
             if let Some(options) = parsed {
@@ -632,9 +632,9 @@ pub fn load(
                 // to send bytecode to.
                 if let Some(why) = untrusted(&reached, dir, up) {
                     passed_over.push(format!(
-                        "`{}` {why}; passed over, since a configuration names the interpreter hashpyc \
+                        "{} {why}; passed over, since a configuration names the interpreter hashpyc \
                          runs (give it with --config to use it)",
-                        crate::report::shown(&shown)
+                        crate::report::ticked(&shown)
                     ));
                     continue;
                 }
@@ -739,9 +739,9 @@ fn hidden_beside(dir: &Path, used: &str, shown: &Path) -> Vec<String> {
                 if *name == "pyproject.toml" { "its [tool.hashpyc] table is" } else { "its settings are" };
             let other = shown.with_file_name(name);
             warnings.push(format!(
-                "`{}` is beside `{}`, which takes precedence: {what} not used (merge them into one file)",
-                crate::report::shown(&other),
-                crate::report::shown(shown),
+                "{} is beside {}, which takes precedence: {what} not used (merge them into one file)",
+                crate::report::ticked(&other),
+                crate::report::ticked(shown),
             ));
         }
     }
@@ -778,10 +778,11 @@ fn untrusted(file: &Path, dir: &Path, up: usize) -> Option<String> {
 
 /// A configuration file's bytes as text. Not UTF-8 (which TOML requires) is invalid TOML,
 /// at the line of the first byte that is not; the error comes with the bytes.
-fn utf8(bytes: Vec<u8>, file: &str) -> Result<String, (Error, Vec<u8>)> {
+fn utf8(bytes: Vec<u8>, file: &Path) -> Result<String, (Error, Vec<u8>)> {
     String::from_utf8(bytes).map_err(|e| {
+        let file = crate::report::ticked(file);
         let line = line_of_bytes(e.as_bytes(), e.utf8_error().valid_up_to());
-        (Error::Usage(format!("`{file}` line {line}: invalid TOML: not UTF-8")), e.into_bytes())
+        (Error::Usage(format!("{file} line {line}: invalid TOML: not UTF-8")), e.into_bytes())
     })
 }
 
@@ -821,10 +822,11 @@ fn value_on_one_line(v: &toml::Value) -> String {
     }
 }
 
-pub fn parse(text: &str, is_pyproject: bool, file: &str) -> Result<Option<Options>, Error> {
+pub fn parse(text: &str, is_pyproject: bool, file: impl AsRef<Path>) -> Result<Option<Options>, Error> {
+    let file = crate::report::ticked(file.as_ref());
     let doc = toml::de::DeTable::parse(text).map_err(|e| {
         let at = e.span().map_or_else(|| "line 1".to_string(), |s| line_column(text, s.start));
-        Error::Usage(format!("`{file}` {at}: invalid TOML: {}", invalid_toml(text, &e)))
+        Error::Usage(format!("{file} {at}: invalid TOML: {}", invalid_toml(text, &e)))
     })?;
     let table_name = if is_pyproject { "[tool.hashpyc]" } else { "the top level" };
     // The table holding the settings, for naming the key of an error.
@@ -832,14 +834,14 @@ pub fn parse(text: &str, is_pyproject: bool, file: &str) -> Result<Option<Option
         let Some(tool) = doc.get_ref().get("tool") else { return Ok(None) };
         let Some(tool) = tool.get_ref().as_table() else {
             return Err(Error::Usage(format!(
-                "`{file}` line {}: `tool` must be a table",
+                "{file} line {}: `tool` must be a table",
                 line_of(text, tool.span().start)
             )));
         };
         let Some(hashpyc) = tool.get("hashpyc") else { return Ok(None) };
         let Some(table) = hashpyc.get_ref().as_table() else {
             return Err(Error::Usage(format!(
-                "`{file}` line {}: `tool.hashpyc` must be a table, like [tool.hashpyc]",
+                "{file} line {}: `tool.hashpyc` must be a table, like [tool.hashpyc]",
                 line_of(text, hashpyc.span().start)
             )));
         };
@@ -878,7 +880,7 @@ pub fn parse(text: &str, is_pyproject: bool, file: &str) -> Result<Option<Option
                 .unwrap_or_default()
         };
         return Err(Error::Usage(format!(
-            "`{file}` line {line}: unknown key `{unknown}` in {table_name}{hint}"
+            "{file} line {line}: unknown key `{unknown}` in {table_name}{hint}"
         )));
     }
     // A date or time given for a key read as a string or number reaches serde as the table
@@ -895,11 +897,11 @@ pub fn parse(text: &str, is_pyproject: bool, file: &str) -> Result<Option<Option
     };
     match key_at(table, &span) {
         Some(key) => Err(Error::Usage(format!(
-            "`{file}` line {line}: invalid value for `{key}` in {table_name}: {}{}",
+            "{file} line {line}: invalid value for `{key}` in {table_name}: {}{}",
             toml_words(&message),
             value_hint(&key, &message, text.get(span.clone()).unwrap_or("").trim())
         ))),
-        None => Err(Error::Usage(format!("`{file}` line {line}: {}", toml_words(&message)))),
+        None => Err(Error::Usage(format!("{file} line {line}: {}", toml_words(&message)))),
     }
 }
 
@@ -929,7 +931,7 @@ fn value_hint(key: &str, message: &str, raw: &str) -> String {
 /// Values the types accept but no setting can mean: an empty path or URL (the flags refuse
 /// an empty value too; `cache = ""` would make the project directory the cache) and an
 /// empty list of interpreters or levels.
-fn check_empty(options: &Options, file: &str, table_name: &str) -> Result<(), Error> {
+fn check_empty(options: &Options, file: crate::report::Quoted<'_>, table_name: &str) -> Result<(), Error> {
     let empty_path = |p: &Option<PathBuf>| p.as_ref().is_some_and(|p| p.as_os_str().is_empty());
     let checks: [(&str, bool, &str); 10] = [
         (
@@ -965,14 +967,14 @@ fn check_empty(options: &Options, file: &str, table_name: &str) -> Result<(), Er
     {
         let line = options.key_lines.get("python").copied().unwrap_or(1);
         return Err(Error::Usage(format!(
-            "`{file}` line {line}: invalid value for `python` in {table_name}: {reason}"
+            "{file} line {line}: invalid value for `python` in {table_name}: {reason}"
         )));
     }
     for (key, bad, what) in checks {
         if bad {
             let line = options.key_lines.get(key).copied().unwrap_or(1);
             return Err(Error::Usage(format!(
-                "`{file}` line {line}: invalid value for `{key}` in {table_name}: {what}"
+                "{file} line {line}: invalid value for `{key}` in {table_name}: {what}"
             )));
         }
     }
@@ -981,7 +983,7 @@ fn check_empty(options: &Options, file: &str, table_name: &str) -> Result<(), Er
 
 /// Keys that mean opposite things for one setting (the flags conflict too). `json_schema`
 /// states these pairs too.
-fn check_conflicts(options: &Options, file: &str) -> Result<(), Error> {
+fn check_conflicts(options: &Options, file: crate::report::Quoted<'_>) -> Result<(), Error> {
     let set = |key: &str| options.key_lines.get(key).copied();
     let pairs: [(&str, bool, &str, bool); 4] = [
         ("legacy", options.legacy == Some(true), "pycache-prefix", options.pycache_prefix.is_some()),
@@ -993,7 +995,7 @@ fn check_conflicts(options: &Options, file: &str) -> Result<(), Error> {
         if a_set && b_set {
             let line = set(b).or(set(a)).unwrap_or(1);
             return Err(Error::Usage(format!(
-                "`{file}` line {line}: `{b}` cannot be combined with `{a}` (as the flags cannot)"
+                "{file} line {line}: `{b}` cannot be combined with `{a}` (as the flags cannot)"
             )));
         }
     }

@@ -89,7 +89,7 @@ impl Embed {
     /// configuration file that set it.
     fn strip_name(&self) -> String {
         let strip = self.strip.as_deref().unwrap_or(Path::new(""));
-        self.strip_from.clone().unwrap_or_else(|| format!("--strip-prefix `{}`", crate::report::shown(strip)))
+        self.strip_from.clone().unwrap_or_else(|| format!("--strip-prefix {}", crate::report::ticked(strip)))
     }
 
     /// The options in effect, named as the warnings name them (`--ddir `/app``,
@@ -97,7 +97,7 @@ impl Embed {
     pub fn names(&self) -> Vec<String> {
         let mut names = Vec::new();
         if let Some(ddir) = &self.ddir {
-            names.push(format!("--ddir `{}`", crate::report::shown(ddir)));
+            names.push(format!("--ddir {}", crate::report::ticked(ddir)));
         }
         if self.strip.is_some() {
             names.push(self.strip_name());
@@ -112,7 +112,7 @@ impl Embed {
         let prepend = self.prepend.as_deref().unwrap_or(Path::new(""));
         self.prepend_from
             .clone()
-            .unwrap_or_else(|| format!("--prepend-prefix `{}`", crate::report::shown(prepend)))
+            .unwrap_or_else(|| format!("--prepend-prefix {}", crate::report::ticked(prepend)))
     }
 
     /// What the compileall of CPython 3.9–3.12 embeds for `path` under `-s`/`-p` (not
@@ -159,8 +159,8 @@ pub fn strip_missed_message(embed: &Embed, count: usize, example: &Path) -> Stri
     let slash = match bytes.strip_suffix(b"/") {
         Some(without) if !without.is_empty() && !without.ends_with(b"/") => format!(
             " (split at each `/`, as compileall 3.13+ splits it, the trailing `/` is an empty \
-             last component that no path has: give `{}`)",
-            crate::report::shown(Path::new(OsStr::from_bytes(without)))
+             last component that no path has: give {})",
+            crate::report::ticked(Path::new(OsStr::from_bytes(without)))
         ),
         _ => String::new(),
     };
@@ -171,18 +171,18 @@ pub fn strip_missed_message(embed: &Embed, count: usize, example: &Path) -> Stri
     let before_313 = match embed.compileall_before_313(example) {
         Some(theirs) if theirs != ours.path => format!(
             "; the compileall of 3.9–3.12, which removes each component equal to the one at the \
-             same position, embeds `{}` for it",
-            crate::report::shown(&theirs)
+             same position, embeds {} for it",
+            crate::report::ticked(&theirs)
         ),
         _ => String::new(),
     };
     format!(
-        "{} does not match the start of {} ({eg}`{}`){slash}; {their} embedded {instead}, as by \
-         compileall 3.13+ (`{}`){before_313}",
+        "{} does not match the start of {} ({eg}{}){slash}; {their} embedded {instead}, as by \
+         compileall 3.13+ ({}){before_313}",
         embed.strip_name(),
         crate::report::plural(count, "source path", "source paths"),
-        crate::report::shown(example),
-        crate::report::shown(&ours.path),
+        crate::report::ticked(example),
+        crate::report::ticked(&ours.path),
     )
 }
 
@@ -205,14 +205,14 @@ pub fn strip_whole_message(embed: &Embed, count: usize, example: &Path) -> Strin
     let ours = embed.apply(example, 1);
     let (eg, their) = if count == 1 { ("", "its path is") } else { ("e.g. ", "their paths are") };
     format!(
-        "{} is the whole of {} ({eg}`{}`), not a directory above it: removing it would leave no \
+        "{} is the whole of {} ({eg}{}), not a directory above it: removing it would leave no \
          file name (compileall fails there, with a TypeError), so it is not applied; {their} \
-         embedded {}: `{}`",
+         embedded {}: {}",
         embed.strip_name(),
         crate::report::plural(count, "source path", "source paths"),
-        crate::report::shown(example),
+        crate::report::ticked(example),
         embedded_without_strip(embed, &ours),
-        crate::report::shown(&ours.path),
+        crate::report::ticked(&ours.path),
     )
 }
 
@@ -238,12 +238,12 @@ pub fn prepend_missed_message(embed: &Embed, count: usize, example: &Path) -> St
         )
     };
     format!(
-        "{} has no effect on {} ({eg}`{}`): `os.path.join` keeps an absolute path as it is, as \
-         compileall does, so {their} embedded unchanged (`{}`); {advice}",
+        "{} has no effect on {} ({eg}{}): `os.path.join` keeps an absolute path as it is, as \
+         compileall does, so {their} embedded unchanged ({}); {advice}",
         embed.prepend_name(),
         crate::report::plural(count, "source path", "source paths"),
-        crate::report::shown(example),
-        crate::report::shown(&ours.path),
+        crate::report::ticked(example),
+        crate::report::ticked(&ours.path),
     )
 }
 

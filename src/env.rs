@@ -38,8 +38,8 @@ pub fn flag(name: &str) -> Result<bool, String> {
         let stands_for = crate::cli::flag_of_env(name)
             .map_or(String::new(), |flag| format!(" (which stands for '{flag}')"));
         format!(
-            "invalid value '{}' for {name}{stands_for}: value was not a boolean",
-            crate::report::shown(std::path::Path::new(&value))
+            "invalid value {} for {name}{stands_for}: value was not a boolean",
+            crate::report::single_quoted(std::path::Path::new(&value))
         )
     })
 }
@@ -82,8 +82,8 @@ pub fn check_choices(vars: &[(&str, &[&str])]) -> Result<(), String> {
         if !value.to_str().is_some_and(|v| words.contains(&v)) {
             let list: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
             return Err(format!(
-                "invalid value '{}' for {name}: expected {}",
-                crate::report::shown(std::path::Path::new(&value)),
+                "invalid value {} for {name}: expected {}",
+                crate::report::single_quoted(std::path::Path::new(&value)),
                 list.join(" or ")
             ));
         }

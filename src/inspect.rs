@@ -332,14 +332,14 @@ fn found_source(
 /// What follows a source hash or stamp of a pyc named for another interpreter than its
 /// magic number's (see its error), whatever the source.
 fn refused(source: &Path) -> String {
-    format!(" (not taken for `{}`: named for another interpreter)", crate::report::shown(source))
+    format!(" (not taken for {}: named for another interpreter)", crate::report::ticked(source))
 }
 
 /// What follows a source hash or stamp when it was not compared: `(source not found)`, or
 /// why the source that is there could not be read.
 fn not_compared(d: &Description) -> String {
     match (&d.source, &d.source_error) {
-        (Some(s), Some(why)) => format!(" (source `{}` could not be read: {why})", crate::report::shown(s)),
+        (Some(s), Some(why)) => format!(" (source {} could not be read: {why})", crate::report::ticked(s)),
         _ => " (source not found)".to_string(),
     }
 }
@@ -443,15 +443,15 @@ fn described(f: &Path, prefix: Option<&(PathBuf, String)>) -> Vec<Description> {
         let mut d = Description::empty(f);
         d.error = Some(format!(
             "not a pyc file but a Python source, and no pyc of it was found (looked in `__pycache__/`{}, \
-             and for `{}` beside it)",
+             and for {} beside it)",
             prefix.map_or(String::new(), |(p, from)| format!(
-                " and under `{}` (set by {from})",
-                crate::report::shown(p)
+                " and under {} (set by {from})",
+                crate::report::ticked(p)
             )),
             f.file_name().map_or(String::new(), |n| {
                 let mut legacy = n.to_os_string();
                 legacy.push("c");
-                crate::report::shown(Path::new(&legacy)).into_owned()
+                crate::report::ticked(Path::new(&legacy)).to_string()
             })
         ));
         return vec![d];
@@ -506,14 +506,14 @@ pub fn inspect(
             if let Some(h) = &d.hash {
                 let verdict = match (d.matches_source, &d.source) {
                     (Some(false), Some(s)) if d.tag_mismatch => refused(s),
-                    (Some(true), Some(s)) => format!(" (matches `{}`)", crate::report::shown(s)),
+                    (Some(true), Some(s)) => format!(" (matches {})", crate::report::ticked(s)),
                     // Never compared by the import: the stale code runs.
                     (Some(false), Some(s)) if d.mode.as_deref() == Some("unchecked-hash") => format!(
-                        " (does NOT match `{}`; importlib does not check an unchecked-hash pyc, so \
+                        " (does NOT match {}; importlib does not check an unchecked-hash pyc, so \
                          this old code runs)",
-                        crate::report::shown(s)
+                        crate::report::ticked(s)
                     ),
-                    (Some(false), Some(s)) => format!(" (does NOT match `{}`)", crate::report::shown(s)),
+                    (Some(false), Some(s)) => format!(" (does NOT match {})", crate::report::ticked(s)),
                     _ => not_compared(&d),
                 };
                 lines.push(format!("  source hash  {h}{verdict}"));
@@ -521,10 +521,10 @@ pub fn inspect(
             if let (Some(m), Some(s)) = (d.mtime, d.source_size) {
                 let verdict = match (d.matches_source, &d.source, d.source_stamp) {
                     (Some(false), Some(src), _) if d.tag_mismatch => refused(src),
-                    (Some(true), Some(src), _) => format!(" (matches `{}`)", crate::report::shown(src)),
+                    (Some(true), Some(src), _) => format!(" (matches {})", crate::report::ticked(src)),
                     (Some(false), Some(src), Some((now_m, now_s))) => format!(
-                        " (does NOT match `{}`: mtime {now_m}, size {now_s})",
-                        crate::report::shown(src)
+                        " (does NOT match {}: mtime {now_m}, size {now_s})",
+                        crate::report::ticked(src)
                     ),
                     _ => not_compared(&d),
                 };

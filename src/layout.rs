@@ -147,9 +147,9 @@ pub fn expand_home(path: &Path) -> Result<PathBuf, String> {
     match home_dir() {
         Some(home) => Ok(home.join(std::ffi::OsStr::from_bytes(rest))),
         None => Err(format!(
-            "`{}` starts with `~`, but the home directory is unknown: HOME is not set and the user has no \
+            "{} starts with `~`, but the home directory is unknown: HOME is not set and the user has no \
              entry in the password database",
-            crate::report::shown(path)
+            crate::report::ticked(path)
         )),
     }
 }

@@ -73,6 +73,7 @@ pub enum Reason {
     OtherMagic(Box<str>),
     /// Fresh, but its embedded path is not the one this run would embed.
     EmbeddedPath {
+        /// As a message names it ([`crate::report::ticked`]).
         found: Box<str>,
     },
     /// The header is fine but the body cannot be read as marshal data.
@@ -109,7 +110,7 @@ impl std::fmt::Display for Reason {
             Reason::Stale => f.write_str("source changed"),
             Reason::Invalid(why) => write!(f, "invalid pyc: {why}"),
             Reason::OtherMagic(why) => write!(f, "invalid pyc: {why}"),
-            Reason::EmbeddedPath { found } => write!(f, "embedded path was `{found}`"),
+            Reason::EmbeddedPath { found } => write!(f, "embedded path was {found}"),
             Reason::Exposed { pyc, source } => {
                 write!(f, "the pyc's mode {pyc:o} lets others read what its source's {source:o} does not")
             }
@@ -569,7 +570,9 @@ fn level_status(
         match marshal::code_body(&data[pyc::HEADER_LEN..], target_layout(target)) {
             Ok(body) if body.filename != want_name => {
                 let found = std::ffi::OsString::from_vec(marshal::path_from_filename(body.filename));
-                compile(Reason::EmbeddedPath { found: crate::report::shown(Path::new(&found)).into() })
+                compile(Reason::EmbeddedPath {
+                    found: crate::report::ticked(Path::new(&found)).to_string().into(),
+                })
             }
             // Not what a compile writes: compiled again (the bytes before the extra ones
             // need not be what this run would write either).

@@ -150,6 +150,39 @@ pub fn shown(path: &Path) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// A path as a message names it amid other words, quoted once: in backticks when
+/// [`shown`] gives it as it is (`` `src/m.py` ``), else in the quotes of its escaped form
+/// alone (`"caf\xE9.py"`, never `` `"caf\xE9.py"` ``). The quotes say the name is escaped;
+/// backticks around an escaped name would read as a name holding `\x`, which one can
+/// hold. A message writes `{}` with it, never `` `{}` ``; [`shown`] is for a name
+/// that stands alone (a listing line, a `-v` line's value).
+pub fn ticked(path: &Path) -> Quoted<'_> {
+    Quoted { path, mark: '`' }
+}
+
+/// [`ticked`] in single quotes, as clap quotes a value (`'yes'`); an escaped value is in
+/// its double quotes alone.
+pub fn single_quoted(path: &Path) -> Quoted<'_> {
+    Quoted { path, mark: '\'' }
+}
+
+/// What [`ticked`] and [`single_quoted`] return: formats without allocating when the
+/// name is shown as it is.
+#[derive(Clone, Copy)]
+pub struct Quoted<'a> {
+    path: &'a Path,
+    mark: char,
+}
+
+impl std::fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match shown(self.path) {
+            std::borrow::Cow::Borrowed(s) => write!(f, "{0}{s}{0}", self.mark),
+            std::borrow::Cow::Owned(quoted) => f.write_str(&quoted),
+        }
+    }
+}
+
 /// The characters [`shown`] never prints raw: control characters, the line and paragraph
 /// separators, and the format characters (general category Cf), which are invisible or
 /// reorder the text around them (the bidi overrides U+202E, U+2066–U+2069 of Trojan
@@ -482,7 +515,7 @@ pub fn no_sources(
     skipped: Option<String>,
     walk: &crate::walk::WalkOptions,
 ) -> String {
-    let under: Vec<String> = roots.iter().map(|r| format!("`{}`", shown(r))).collect();
+    let under: Vec<String> = roots.iter().map(|r| ticked(r).to_string()).collect();
     let mut msg = format!("no Python sources to {verb} under {}", under.join(", "));
     // Why a bare run walked nothing first: it explains the rest.
     let mut notes: Vec<String> = walk.implicit_root_excluded.iter().cloned().chain(skipped).collect();
@@ -556,6 +589,29 @@ mod tests {
             let path = Path::new(std::ffi::OsStr::from_bytes(name));
             assert_eq!(show(name), format!("{path:?}"));
         }
+    }
+
+    #[test]
+    fn paths_in_messages_are_quoted_once() {
+        use std::os::unix::ffi::OsStrExt;
+        let path = |b: &'static [u8]| Path::new(std::ffi::OsStr::from_bytes(b));
+        // As it is: in backticks (or single quotes), every character kept.
+        for plain in ["./pkg/m.py", r"a b\c.py", r#"it's "x".py"#, "caf\u{e9}.py"] {
+            assert_eq!(ticked(Path::new(plain)).to_string(), format!("`{plain}`"));
+            assert_eq!(single_quoted(Path::new(plain)).to_string(), format!("'{plain}'"));
+        }
+        // Escaped: in its own quotes alone, as `shown` writes it, never also in backticks.
+        for name in [&b"\xff"[..], b"caf\xe9.py", b"./a\nb.py", b"\x1b]0;x\x07", br#""q.py"#] {
+            let escaped = shown(path(name)).into_owned();
+            assert!(escaped.starts_with('"') && escaped.ends_with('"'), "{escaped}");
+            assert_eq!(ticked(path(name)).to_string(), escaped);
+            assert_eq!(single_quoted(path(name)).to_string(), escaped);
+        }
+        assert_eq!(ticked(path(b"\xff")).to_string(), r#""\xFF""#);
+        assert_eq!(
+            format!("error: {}: no such file", ticked(path(b"caf\xe9.py"))),
+            r#"error: "caf\xE9.py": no such file"#
+        );
     }
 
     #[test]

@@ -287,7 +287,7 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
                             c.resolve("cache", d)
                         })
                         .transpose()?,
-                    format!("`{}`", crate::report::shown(&c.path)),
+                    crate::report::ticked(&c.path).to_string(),
                     c.options
                         .cache_url
                         .is_some()
@@ -494,11 +494,11 @@ fn interpreter_settings_warnings(
     let mut said = Vec::new();
     let (does, to) = if command == "compile" { ("writes", "write") } else { ("checks", "check") };
     for (t, layout) in targets.iter().zip(layouts) {
-        let exe = crate::report::shown(&t.executable);
+        let exe = crate::report::ticked(&t.executable);
         let set = &t.settings;
         if command == "compile" && set.no_debug_ranges {
             said.push(format!(
-                "`{exe}` runs without column positions (`-X no_debug_ranges` or PYTHONNODEBUGRANGES where it \
+                "{exe} runs without column positions (`-X no_debug_ranges` or PYTHONNODEBUGRANGES where it \
                  starts): the pycs compiled with it have none, as its own py_compile writes them, unlike those \
                  of CPython {} started without that setting",
                 t.version_string()
@@ -509,7 +509,7 @@ fn interpreter_settings_warnings(
         {
             let limit = if n == 0 { "of any length".to_string() } else { format!("of up to {n} digits") };
             said.push(format!(
-                "`{exe}` runs with int_max_str_digits={n} (`-X int_max_str_digits` or PYTHONINTMAXSTRDIGITS \
+                "{exe} runs with int_max_str_digits={n} (`-X int_max_str_digits` or PYTHONINTMAXSTRDIGITS \
                  where it starts): it compiles integer literals {limit}, where CPython without that setting \
                  takes them up to 4 300 digits, so a longer literal compiles with one and fails with the other"
             ));
@@ -528,7 +528,7 @@ fn interpreter_settings_warnings(
                 "which hashpyc does not write (levels 0, 1 and 2)".to_string()
             };
             said.push(format!(
-                "`{exe}` runs with optimization level {level} (`-O` or PYTHONOPTIMIZE where it starts), so it \
+                "{exe} runs with optimization level {level} (`-O` or PYTHONOPTIMIZE where it starts), so it \
                  imports `.opt-{level}.pyc` pycs, not the {ours} pycs hashpyc {does}: {instead}"
             ));
         }
@@ -539,14 +539,14 @@ fn interpreter_settings_warnings(
             let theirs = layout::absolute(prefix, &cwd);
             let ours = match layout {
                 Layout::Pycache => Some("in the `__pycache__` directories".to_string()),
-                Layout::Prefix(p) if *p != theirs => Some(format!("under `{}`", crate::report::shown(p))),
+                Layout::Prefix(p) if *p != theirs => Some(format!("under {}", crate::report::ticked(p))),
                 // A legacy pyc (`<source>c`) is imported without its source, prefix or not.
                 Layout::Prefix(_) | Layout::Legacy => None,
             };
             if let Some(ours) = ours {
-                let shown = crate::report::shown(prefix);
+                let (named, shown) = (crate::report::ticked(prefix), crate::report::shown(prefix));
                 said.push(format!(
-                    "`{exe}` runs with pycache prefix `{shown}` (`-X pycache_prefix` or PYTHONPYCACHEPREFIX \
+                    "{exe} runs with pycache prefix {named} (`-X pycache_prefix` or PYTHONPYCACHEPREFIX \
                      where it starts), so it looks for pycs under it, not {ours} where hashpyc {does} them: \
                      pass `--pycache-prefix {shown}` to {to} those"
                 ));
@@ -590,7 +590,7 @@ fn unusable_state_dir(command: &str, verbose: bool) -> Option<String> {
         // made, said under -v only.
         None if let Some(home) = layout::home_dir() => (
             home.join(".cache").join("hashpyc"),
-            format!("the home directory `{}` does not exist, and is not made", crate::report::shown(&home)),
+            format!("the home directory {} does not exist, and is not made", crate::report::ticked(&home)),
         ),
         // The default, under a home directory that is unknown (`env -u HOME` as a user with
         // no entry in the password database).
@@ -602,9 +602,9 @@ fn unusable_state_dir(command: &str, verbose: bool) -> Option<String> {
         ),
     };
     Some(format!(
-        "the state directory `{}` cannot be used ({reason}): {lost}; set HASHPYC_STATE_DIR to a \
+        "the state directory {} cannot be used ({reason}): {lost}; set HASHPYC_STATE_DIR to a \
          writable directory, or HASHPYC_NO_STATE=1 to do without one",
-        crate::report::shown(&dir)
+        crate::report::ticked(&dir)
     ))
 }
 
@@ -749,7 +749,7 @@ fn explain_keys(args: &mut ConfigArgs, output: &OutputArgs, json: bool, command:
     }
     let mut keys: Vec<(&String, &usize)> = c.options.key_lines.iter().collect();
     keys.sort_by_key(|(key, line)| (**line, key.as_str()));
-    let file = crate::report::shown(&c.path);
+    let file = crate::report::ticked(&c.path);
     let cli = <crate::cli::Cli as clap::CommandFactory>::command();
     let sub = cli.find_subcommand(command);
     for (key, line) in keys {
@@ -763,7 +763,7 @@ fn explain_keys(args: &mut ConfigArgs, output: &OutputArgs, json: bool, command:
             Some((_, None)) => String::new(),
             Some((_, Some(id))) => format!(" (replaced by {})", flag_source(k.m, sub, id)),
         };
-        say(args, json, format!("setting: `{written}` from `{file}` line {line}{status}"));
+        say(args, json, format!("setting: `{written}` from {file} line {line}{status}"));
     }
 }
 
@@ -878,7 +878,7 @@ fn explain_cache_off(
     };
     let mut given = Vec::new();
     if let Some(dir) = cache.cache.as_ref().filter(|d| !d.as_os_str().is_empty()) {
-        given.push(format!("the directory `{}`", crate::report::shown(dir)));
+        given.push(format!("the directory {}", crate::report::ticked(dir)));
     }
     if let Some(url) = cache.cache_url.as_ref().filter(|u| !u.is_empty()) {
         given.push(format!("`{}`", crate::cache::remote::redact_url(url.trim())));
@@ -1113,18 +1113,17 @@ fn ddir_named_warning(args: &EmbedArgs, roots: &[PathBuf]) -> Option<String> {
             && !r.components().any(|c| c == std::path::Component::ParentDir)
             && std::fs::metadata(r).is_ok_and(|m| !m.is_dir())
     })?;
-    let shown = |p: &Path| crate::report::shown(p).to_string();
     let walked: PathBuf =
         named.components().filter(|c| matches!(c, std::path::Component::Normal(_))).collect();
     Some(format!(
-        "{} embeds `{}` for the named file `{}` (as compileall's -d, the directory of each path \
-         given), where a walk of this directory embeds `{}`: files named by a hook and a bare \
+        "{} embeds {} for the named file {} (as compileall's -d, the directory of each path \
+         given), where a walk of this directory embeds {}: files named by a hook and a bare \
          `hashpyc compile` rewrite each other's pycs. `prepend-prefix = \"{}\"` embeds the \
          second both ways",
         from.written(&format!("ddir = \"{}\"", ddir.display())),
-        shown(&ddir.join(named.file_name()?)),
-        shown(named),
-        shown(&ddir.join(walked)),
+        crate::report::ticked(&ddir.join(named.file_name()?)),
+        crate::report::ticked(named),
+        crate::report::ticked(&ddir.join(walked)),
         ddir.display(),
     ))
 }
@@ -1161,10 +1160,10 @@ fn prepend_request_warning(args: &EmbedArgs) -> Option<String> {
         None => format!("-p `{text}`"),
     };
     Some(format!(
-        "{set} is a prepend prefix, joined to every embedded path (`{}`): -p is \
+        "{set} is a prepend prefix, joined to every embedded path ({}): -p is \
          --prepend-prefix, as in compileall; an interpreter is chosen with --python (`--python \
          {text}`)",
-        crate::report::shown(&prefix.join("src/m.py")),
+        crate::report::ticked(&prefix.join("src/m.py")),
     ))
 }
 
@@ -1220,21 +1219,20 @@ fn nested_config_warning(config: &ConfigArgs, roots: &[PathBuf]) -> Option<Strin
         }
     }
     let ((first, n), more) = found.split_first()?;
-    let shown = |p: &Path| crate::report::shown(p).to_string();
     let dir = first.parent().unwrap_or(Path::new("."));
     let others = match more.len() {
         0 => String::new(),
-        1 => format!(" (nor is `{}`)", shown(&more[0].0)),
-        k => format!(" (nor are {k} more such files, `{}` first)", shown(&more[0].0)),
+        1 => format!(" (nor is {})", crate::report::ticked(&more[0].0)),
+        k => format!(" (nor are {k} more such files, {} first)", crate::report::ticked(&more[0].0)),
     };
     Some(format!(
-        "`{}` is not used for the {} named under `{}`{others}: a run uses one configuration, the \
-         one found from the working directory; run from `{}`, or give that file with --config \
+        "{} is not used for the {} named under {}{others}: a run uses one configuration, the \
+         one found from the working directory; run from {}, or give that file with --config \
          (one pre-commit hook per directory with its own configuration)",
-        shown(first),
+        crate::report::ticked(first),
         crate::report::plural(*n, "path", "paths"),
-        shown(dir),
-        shown(dir),
+        crate::report::ticked(dir),
+        crate::report::ticked(dir),
     ))
 }
 
@@ -1301,7 +1299,7 @@ pub fn resolve_paths(paths: &[OsString], input: &InputArgs, command: &str) -> Re
         } else {
             format!("the current directory cannot be read ({})", crate::io::io_reason(&e))
         };
-        return Err(Error::Usage(format!("cannot read `{}`: {why}", crate::report::shown(relative))));
+        return Err(Error::Usage(format!("cannot read {}: {why}", crate::report::ticked(relative))));
     }
     Ok(out)
 }
@@ -1383,7 +1381,7 @@ pub fn walk_options(sel: &SelectArgs, jobs: usize) -> Result<WalkOptions, Error>
     let limit_symlinks = match &sel.limit_symlinks {
         Some(dir) => {
             let refuse = |reason: String| {
-                let reason = format!("`{}`: {reason}", crate::report::shown(dir));
+                let reason = format!("{}: {reason}", crate::report::ticked(dir));
                 config::at_origin(sel.limit_symlinks_from.as_ref(), &reason, || {
                     Error::Usage(format!("--limit-symlinks {reason}"))
                 })
@@ -1451,15 +1449,14 @@ fn implicit_root_excluded(sel: &SelectArgs, walk: &WalkOptions, verb: &str) -> O
             (sel.skip_hidden_from.clone().unwrap_or_else(|| "--skip-hidden".into()), "skips as hidden")
         }
     };
-    let shown = |p: &Path| crate::report::shown(p).to_string();
     let anyway = match (rule, sel.force_exclude) {
         (walk::DirRule::Exclude, true) => String::new(),
         _ => format!("; name it (`hashpyc {verb} .`) to {verb} it anyway"),
     };
     Some(format!(
-        "the working directory is in `{}` under `{}`, which {by} {what}, as a run from there does{anyway}",
-        shown(&rel),
-        shown(top),
+        "the working directory is in {} under {}, which {by} {what}, as a run from there does{anyway}",
+        crate::report::ticked(&rel),
+        crate::report::ticked(top),
     ))
 }
 
@@ -1526,7 +1523,7 @@ fn one_target_per_pyc(
             if t.from_table() {
                 format!("CPython {}", t.short_version())
             } else {
-                format!("`{}` (CPython {})", crate::report::shown(&t.executable), t.short_version())
+                format!("{} (CPython {})", crate::report::ticked(&t.executable), t.short_version())
             }
         };
         // The legacy layout named where it was set, as the interpreters are (below).
@@ -1595,8 +1592,8 @@ pub fn layouts(
                     let named =
                         python_from.map(|o| format!(" (from {})", o.written("python"))).unwrap_or_default();
                     return Err(Error::Usage(format!(
-                        "{prefix} needs Python 3.8 or newer; `{}`{named} is {}",
-                        crate::report::shown(&t.executable),
+                        "{prefix} needs Python 3.8 or newer; {}{named} is {}",
+                        crate::report::ticked(&t.executable),
                         t.version_string()
                     )));
                 }

@@ -202,53 +202,53 @@ impl Target {
 
 #[derive(Debug, Error)]
 pub enum TargetError {
-    #[error("Python interpreter `{}` not found on PATH", crate::report::shown(.0))]
+    #[error("Python interpreter {} not found on PATH", crate::report::ticked(.0))]
     NotFound(PathBuf),
-    #[error("Python interpreter `{}` does not exist", crate::report::shown(.0))]
+    #[error("Python interpreter {} does not exist", crate::report::ticked(.0))]
     Missing(PathBuf),
     #[error(
-        "Python interpreter `{}` is a symbolic link to `{}`, which does not exist (a virtual environment whose base interpreter was removed or moved?)",
-        crate::report::shown(path),
-        crate::report::shown(target)
+        "Python interpreter {} is a symbolic link to {}, which does not exist (a virtual environment whose base interpreter was removed or moved?)",
+        crate::report::ticked(path),
+        crate::report::ticked(target)
     )]
     Dangling { path: PathBuf, target: PathBuf },
-    #[error("cannot access Python interpreter `{}`: {reason}", crate::report::shown(path))]
+    #[error("cannot access Python interpreter {}: {reason}", crate::report::ticked(path))]
     Inaccessible { path: PathBuf, reason: String },
-    #[error("`{}` is not an executable file", crate::report::shown(.0))]
+    #[error("{} is not an executable file", crate::report::ticked(.0))]
     NotExecutable(PathBuf),
-    #[error("failed to run `{}`: {reason}", crate::report::shown(path))]
+    #[error("failed to run {}: {reason}", crate::report::ticked(path))]
     Spawn { path: PathBuf, reason: String },
     /// A thread to read the probe's output could not be started.
     #[error("cannot start a thread: {0}")]
     Thread(String),
-    #[error("`{}` does not look like Python: {detail}", crate::report::shown(path))]
+    #[error("{} does not look like Python: {detail}", crate::report::ticked(path))]
     NotPython { path: PathBuf, detail: String },
-    #[error("`{}` failed to start Python: {detail}", crate::report::shown(path))]
+    #[error("{} failed to start Python: {detail}", crate::report::ticked(path))]
     ProbeFailed { path: PathBuf, detail: String },
     #[error(
-        "`{}` printed `{line}` on stdout before Python started (a wrapper script that prints?): \
+        "{} printed `{line}` on stdout before Python started (a wrapper script that prints?): \
          a launcher must not write to stdout, which carries hashpyc's exchanges with the interpreter",
-        crate::report::shown(path)
+        crate::report::ticked(path)
     )]
     LauncherPrinted { path: PathBuf, line: String },
     #[error(
-        "`{}` is Python {version}; hashpyc needs CPython 3.7 or newer (PEP 552)",
-        crate::report::shown(path)
+        "{} is Python {version}; hashpyc needs CPython 3.7 or newer (PEP 552)",
+        crate::report::ticked(path)
     )]
     TooOld { path: PathBuf, version: String },
     #[error(
-        "`{}` is {implementation}, not CPython; its bytecode format is its own",
-        crate::report::shown(path)
+        "{} is {implementation}, not CPython; its bytecode format is its own",
+        crate::report::ticked(path)
     )]
     NotCPython { path: PathBuf, implementation: String },
-    #[error("`{}` did not answer the probe within {secs} s", crate::report::shown(path))]
+    #[error("{} did not answer the probe within {secs} s", crate::report::ticked(path))]
     Timeout { path: PathBuf, secs: u64 },
     /// SIGINT or SIGTERM arrived while the interpreter was probed.
     #[error("interrupted")]
     Interrupted,
     #[error(
-        "`{}` hashes sources with neither SipHash-1-3 nor SipHash-2-4 (got {got})",
-        crate::report::shown(path)
+        "{} hashes sources with neither SipHash-1-3 nor SipHash-2-4 (got {got})",
+        crate::report::ticked(path)
     )]
     UnknownHash { path: PathBuf, got: String },
     #[error(
@@ -468,7 +468,7 @@ pub fn find_version(
                 Ok(t) => {
                     let (a, b, c) = t.version;
                     let ft = if t.gil_disabled { " (free-threaded)" } else { "" };
-                    tried.push(format!("`{}` is {a}.{b}.{c}{ft}", crate::report::shown(&candidate)));
+                    tried.push(format!("{} is {a}.{b}.{c}{ft}", crate::report::ticked(&candidate)));
                 }
                 Err(e) => {
                     // The reason and the first line the interpreter printed, if any.
@@ -1202,9 +1202,9 @@ pub fn state_write_warning(verbose: bool) -> Option<String> {
         None => return None,
     };
     Some(format!(
-        "the state directory `{}` cannot be written ({reason}): {names} of this run are not remembered; set \
+        "the state directory {} cannot be written ({reason}): {names} of this run are not remembered; set \
          HASHPYC_STATE_DIR to a writable directory, or HASHPYC_NO_STATE=1 to do without one",
-        crate::report::shown(&dir)
+        crate::report::ticked(&dir)
     ))
 }
 

@@ -259,8 +259,8 @@ pub fn settle_seconds() -> Result<u64, String> {
         None => Ok(SETTLE_SECONDS),
         Some(v) => v.to_str().and_then(|t| t.trim().parse::<u64>().ok()).ok_or_else(|| {
             format!(
-                "invalid HASHPYC_SETTLE_SECONDS `{}`: expected a whole number of seconds (default {SETTLE_SECONDS})",
-                crate::report::shown(std::path::Path::new(&v))
+                "invalid HASHPYC_SETTLE_SECONDS {}: expected a whole number of seconds (default {SETTLE_SECONDS})",
+                crate::report::ticked(std::path::Path::new(&v))
             )
         }),
     }

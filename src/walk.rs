@@ -95,20 +95,20 @@ pub struct Source {
 /// A problem with one path; the walk goes on.
 #[derive(Debug, Error)]
 pub enum WalkError {
-    #[error("`{}`: no such file or directory", crate::report::shown(.0))]
+    #[error("{}: no such file or directory", crate::report::ticked(.0))]
     NotFound(PathBuf),
     /// A named path that does not exist while its name without the whitespace around it
     /// does (`  src/o.py  ` in a path list): the name is kept as given, but said so.
-    #[error("`{}`: no such file or directory ({}; `{}` exists)", crate::report::shown(.0), around(.0), crate::report::shown(.1))]
+    #[error("{}: no such file or directory ({}; {} exists)", crate::report::ticked(.0), around(.0), crate::report::ticked(.1))]
     NotFoundSpaced(PathBuf, PathBuf),
     /// A named path that does not exist, spelled as git quotes a name with bytes outside
     /// ASCII (or a `"`, a `\`, a control character) unless `core.quotepath` is off, as
     /// `git diff --name-only` without `-z` writes it (`"pkg/\303\274n.py"`): said so, with
     /// the name unquoted when that exists.
     #[error(
-        "`{}`: no such file or directory (the name is quoted as git quotes names without `-z`: list them with \
+        "{}: no such file or directory (the name is quoted as git quotes names without `-z`: list them with \
          `-z` and read them with `--null -`{})",
-        crate::report::shown(.0),
+        crate::report::ticked(.0),
         unquoted_exists(.1)
     )]
     NotFoundQuoted(PathBuf, Option<PathBuf>),
@@ -116,40 +116,40 @@ pub enum WalkError {
     /// with a legacy pyc beside it (`mod.pyc`, as `-b` writes it), which CPython imports in
     /// its place while no source is there: said, with how to find such pycs.
     #[error(
-        "`{}`: no such file or directory, but `{}` is there, which Python imports in its place \
+        "{}: no such file or directory, but {} is there, which Python imports in its place \
          (`hashpyc check --stray --legacy {}` lists such pycs): delete it unless the module is meant to stay importable",
-        crate::report::shown(.0),
-        crate::report::shown(.1),
+        crate::report::ticked(.0),
+        crate::report::ticked(.1),
         crate::report::shown(.1.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")))
     )]
     NotFoundBesidePyc(PathBuf, PathBuf),
-    #[error("`{}`: dangling symbolic link", crate::report::shown(.0))]
+    #[error("{}: dangling symbolic link", crate::report::ticked(.0))]
     Dangling(PathBuf),
     /// A directory link to one of its own ancestors (`--follow`; `pkg/up` → `..`, `X11` →
     /// `.`): not followed, its files are walked under the ancestor's spelling. A note naming
     /// the link, its target as written (as `ls -l` shows it) and the ancestor as walked
     /// when that is spelled otherwise.
     #[error(
-        "`{}`: symbolic link to `{}`, a directory containing it{}; not followed (its files are walked there)",
-        crate::report::shown(.0),
-        crate::report::shown(.2),
+        "{}: symbolic link to {}, a directory containing it{}; not followed (its files are walked there)",
+        crate::report::ticked(.0),
+        crate::report::ticked(.2),
         loop_ancestor(.1, .2)
     )]
     Loop(PathBuf, PathBuf, PathBuf),
     /// A `.py` link that never resolves (`a.py` → `b.py` → `a.py`): like a dangling one,
     /// there is no source behind it.
-    #[error("`{}`: symbolic link loop", crate::report::shown(.0))]
+    #[error("{}: symbolic link loop", crate::report::ticked(.0))]
     LinkLoop(PathBuf),
     /// Listed by the walk, gone (or no longer a directory) when it was read.
-    #[error("`{}` vanished during the run; skipped", crate::report::shown(.0))]
+    #[error("{} vanished during the run; skipped", crate::report::ticked(.0))]
     Vanished(PathBuf),
-    #[error("`{}`: not a regular file", crate::report::shown(.0))]
+    #[error("{}: not a regular file", crate::report::ticked(.0))]
     NotRegular(PathBuf),
     /// A `.py` found by the walk that is no file (a FIFO, a socket, a device, or a link to
     /// one): like a dangling link, no source to take; a warning, as one named is an error.
-    #[error("`{}`: not a regular file ({}); skipped", crate::report::shown(.0), .1)]
+    #[error("{}: not a regular file ({}); skipped", crate::report::ticked(.0), .1)]
     Special(PathBuf, &'static str),
-    #[error("`{}`: {}", crate::report::shown(path), crate::io::io_reason(source))]
+    #[error("{}: {}", crate::report::ticked(path), crate::io::io_reason(source))]
     Io {
         path: PathBuf,
         #[source]
@@ -158,8 +158,8 @@ pub enum WalkError {
     /// A `__pycache__` (or a directory of a `--pycache-prefix` mirror) that `check --stray`
     /// cannot list: its stray pycs cannot be known, so the run is not "all fresh".
     #[error(
-        "cannot list `{}` to look for stray pycs: {}",
-        crate::report::shown(path),
+        "cannot list {} to look for stray pycs: {}",
+        crate::report::ticked(path),
         crate::io::io_reason(source)
     )]
     Unlistable {
@@ -176,8 +176,8 @@ pub enum WalkError {
     /// A file named exactly `.py` named on the command line or stdin: it has no module
     /// name, so Python never imports it, and its pyc would be `py.py`'s. A warning.
     #[error(
-        "`{}`: a file named `.py` has no module name, so Python never imports it (its pyc would be `py.py`'s); skipped",
-        crate::report::shown(.0)
+        "{}: a file named `.py` has no module name, so Python never imports it (its pyc would be `py.py`'s); skipped",
+        crate::report::ticked(.0)
     )]
     NoModuleName(PathBuf),
 }
@@ -545,7 +545,7 @@ fn around(name: &Path) -> &'static str {
 
 /// `; `NAME` exists` for the unquoted name of [`WalkError::NotFoundQuoted`] that does.
 fn unquoted_exists(name: &Option<PathBuf>) -> String {
-    name.as_ref().map(|n| format!("; `{}` exists", crate::report::shown(n))).unwrap_or_default()
+    name.as_ref().map(|n| format!("; {} exists", crate::report::ticked(n))).unwrap_or_default()
 }
 
 /// A named path that does not exist: [`WalkError::NotFoundSpaced`] when its name without
@@ -1739,19 +1739,19 @@ pub fn environment_warnings(
         let shown = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
         let cfg = shown.join("pyvenv.cfg");
         let (version, why) = match (pyvenv_version(&cfg), lib) {
-            (Some((v, line)), _) => (v, format!("`{line}` in `{}`", crate::report::shown(&cfg))),
+            (Some((v, line)), _) => (v, format!("`{line}` in {}", crate::report::ticked(&cfg))),
             (None, Some(v)) => (
                 v,
-                format!("its `{}`", crate::report::shown(&shown.join(format!("lib/python{}.{}", v.0, v.1)))),
+                format!("its {}", crate::report::ticked(&shown.join(format!("lib/python{}.{}", v.0, v.1)))),
             ),
             (None, None) => continue,
         };
         if targets.iter().any(|t| t.minor() == version) {
             continue;
         }
-        let env = crate::report::shown(shown);
+        let (named, env) = (crate::report::ticked(shown), crate::report::shown(shown));
         out.push(format!(
-            "`{env}` is an environment of Python {}.{} ({why}), and this run {verb} pycs for {} only, \
+            "{named} is an environment of Python {}.{} ({why}), and this run {verb} pycs for {} only, \
              which its interpreter never reads: give that interpreter (`--python {}`), or exclude the \
              environment (`--exclude {env}/`)",
             version.0,
@@ -1831,15 +1831,15 @@ fn ignore_file_warning(path: &Path, shown: &Path) -> Option<WalkError> {
     let text = std::fs::read(path).ok()?;
     let line = text.split(|&b| b == b'\n').position(|l| std::str::from_utf8(l).is_err())? + 1;
     Some(WalkError::IgnoreFile(format!(
-        "`{}`: line {line} is not UTF-8: its rules and those of every line after it are not applied",
-        crate::report::shown(shown)
+        "{}: line {line} is not UTF-8: its rules and those of every line after it are not applied",
+        crate::report::ticked(shown)
     )))
 }
 
 /// For [`WalkError::Loop`]: the ancestor a link leads to, as walked, when the link's
 /// target is written otherwise (`pkg/up` → `..`: ` (`.`)`), else nothing.
 fn loop_ancestor(ancestor: &Path, written: &Path) -> String {
-    if ancestor == written { String::new() } else { format!(" (`{}`)", crate::report::shown(ancestor)) }
+    if ancestor == written { String::new() } else { format!(" ({})", crate::report::ticked(ancestor)) }
 }
 
 fn convert_error(err: ignore::Error) -> WalkError {
@@ -1848,7 +1848,7 @@ fn convert_error(err: ignore::Error) -> WalkError {
             ignore::Error::WithDepth { err, .. } => convert_error(ignore::Error::WithPath { path, err }),
             ignore::Error::Io(source) => WalkError::Io { path, source },
             ignore::Error::Loop { ancestor, child } => WalkError::Loop(child, ancestor.clone(), ancestor),
-            other => WalkError::Other(format!("`{}`: {}", crate::report::shown(&path), ignore_text(&other))),
+            other => WalkError::Other(format!("{}: {}", crate::report::ticked(&path), ignore_text(&other))),
         },
         ignore::Error::WithDepth { err, .. } => convert_error(*err),
         ignore::Error::Loop { ancestor, child } => WalkError::Loop(child, ancestor.clone(), ancestor),
@@ -1863,7 +1863,7 @@ fn ignore_text(err: &ignore::Error) -> String {
     match err {
         ignore::Error::Io(e) => crate::io::io_reason(e),
         ignore::Error::WithPath { path, err } => {
-            format!("`{}`: {}", crate::report::shown(path), ignore_text(err))
+            format!("{}: {}", crate::report::ticked(path), ignore_text(err))
         }
         ignore::Error::WithDepth { err, .. } => ignore_text(err),
         ignore::Error::WithLineNumber { line, err } => format!("line {line}: {}", ignore_text(err)),

@@ -15,24 +15,24 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum WriteError {
-    #[error("`{}` is a symbolic link; refusing to write through it", crate::report::shown(.0))]
+    #[error("{} is a symbolic link; refusing to write through it", crate::report::ticked(.0))]
     Symlink(PathBuf),
-    #[error("`{}` exists and is not a regular file", crate::report::shown(.0))]
+    #[error("{} exists and is not a regular file", crate::report::ticked(.0))]
     NotRegular(PathBuf),
-    #[error("cannot create directory `{}`", crate::report::shown(path))]
+    #[error("cannot create directory {}", crate::report::ticked(path))]
     CreateDir {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot write `{}`", crate::report::shown(path))]
+    #[error("cannot write {}", crate::report::ticked(path))]
     Write {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
     /// Making `path` a hard link to `existing` (`--hardlink-dupes`) failed.
-    #[error("cannot link `{}` to `{}`", crate::report::shown(path), crate::report::shown(existing))]
+    #[error("cannot link {} to {}", crate::report::ticked(path), crate::report::ticked(existing))]
     Link {
         path: PathBuf,
         existing: PathBuf,
@@ -161,7 +161,7 @@ pub fn broken_link(dir: &Path) -> Option<std::io::Error> {
         "a symbolic link loop".to_string()
     } else if e.kind() == std::io::ErrorKind::NotFound {
         let to = std::fs::read_link(dir).ok()?;
-        format!("a symbolic link to `{}`, which does not exist", crate::report::shown(&to))
+        format!("a symbolic link to {}, which does not exist", crate::report::ticked(&to))
     } else {
         return None;
     };

@@ -196,18 +196,18 @@ impl DiskTier {
         // to (root's own directory, given its CACHEDIR.TAG and entries).
         if let Some(uid) = crate::io::link_of_another_user(&self.root) {
             return Some(format!(
-                "`{}` is a symbolic link of uid {uid}, who decides where it leads",
-                crate::report::shown(&self.root)
+                "{} is a symbolic link of uid {uid}, who decides where it leads",
+                crate::report::ticked(&self.root)
             ));
         }
         [&self.root, &self.entries].into_iter().find_map(|dir| {
             let meta = std::fs::metadata(dir).ok()?;
             if meta.mode() & 0o002 != 0 {
-                Some(format!("`{}` is writable by every user", crate::report::shown(dir)))
+                Some(format!("{} is writable by every user", crate::report::ticked(dir)))
             } else if me == 0 && meta.uid() != 0 {
                 Some(format!(
-                    "`{}` belongs to uid {}, and this run is root's",
-                    crate::report::shown(dir),
+                    "{} belongs to uid {}, and this run is root's",
+                    crate::report::ticked(dir),
                     meta.uid()
                 ))
             } else {
@@ -897,8 +897,8 @@ fn dangling(root: &Path) -> Option<std::io::Error> {
     let target = std::fs::read_link(root).ok()?;
     std::fs::metadata(root).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound).then(|| {
         std::io::Error::other(format!(
-            "it is a symbolic link to `{}`, which does not exist",
-            crate::report::shown(&target)
+            "it is a symbolic link to {}, which does not exist",
+            crate::report::ticked(&target)
         ))
     })
 }
@@ -933,7 +933,7 @@ fn file_above(root: &Path, e: std::io::Error) -> std::io::Error {
     match root.ancestors().skip(1).find(|a| std::fs::metadata(a).is_ok_and(|m| !m.is_dir())) {
         Some(file) => std::io::Error::new(
             std::io::ErrorKind::NotADirectory,
-            format!("`{}` is not a directory", crate::report::shown(file)),
+            format!("{} is not a directory", crate::report::ticked(file)),
         ),
         None => e,
     }
@@ -944,9 +944,9 @@ fn file_above(root: &Path, e: std::io::Error) -> std::io::Error {
 fn linked(dir: &Path) -> Option<std::io::Error> {
     let target = std::fs::read_link(dir).ok()?;
     Some(std::io::Error::other(format!(
-        "`{}` is a symbolic link (to `{}`), where hashpyc makes a directory; nothing is read, stored or removed through it (remove it)",
-        crate::report::shown(dir),
-        crate::report::shown(&target)
+        "{} is a symbolic link (to {}), where hashpyc makes a directory; nothing is read, stored or removed through it (remove it)",
+        crate::report::ticked(dir),
+        crate::report::ticked(&target)
     )))
 }
 
@@ -955,8 +955,8 @@ fn real_dir(dir: &Path) -> std::io::Result<()> {
     match std::fs::symlink_metadata(dir) {
         Ok(m) if m.is_dir() => Ok(()),
         Ok(m) if m.is_symlink() => Err(std::io::Error::other(format!(
-            "`{}` is a symbolic link, where hashpyc makes a directory; nothing is stored through it (remove it)",
-            crate::report::shown(dir)
+            "{} is a symbolic link, where hashpyc makes a directory; nothing is stored through it (remove it)",
+            crate::report::ticked(dir)
         ))),
         Ok(_) => Err(not_a_directory()),
         Err(e) => Err(e),

@@ -69,8 +69,8 @@ impl Opened {
             Opened::Cache(_) => return,
         };
         report::eprint_line(&format!(
-            "note: `{}` {}; {what} (a build with this cache directory {})",
-            report::shown(dir),
+            "note: {} {}; {what} (a build with this cache directory {})",
+            report::ticked(dir),
             state.0,
             state.1
         ));
@@ -132,7 +132,7 @@ pub fn run(cmd: &CacheCommand, style: Style, quiet: u8) -> Result<ExitStatus, Er
                 report::out_line(&mut out, v)?;
             } else {
                 let mut lines = vec![
-                    format!("{}", style.bold(&format!("Bytecode cache `{}`", report::shown(root)))),
+                    format!("{}", style.bold(&format!("Bytecode cache {}", report::ticked(root)))),
                     format!("  entries      {}", entries.len()),
                     format!("  size         {} on disk", human_size(bytes)),
                 ];
@@ -193,10 +193,10 @@ pub fn run(cmd: &CacheCommand, style: Style, quiet: u8) -> Result<ExitStatus, Er
                 String::new()
             };
             said(format!(
-                "Removed {} ({}) from `{}`{left}",
+                "Removed {} ({}) from {}{left}",
                 report::plural(c.removed, "entry", "entries"),
                 human_size(c.freed),
-                report::shown(tier.root())
+                report::ticked(tier.root())
             ));
             if c.interrupted {
                 return Err(Error::Interrupted);

@@ -88,20 +88,20 @@ pub fn described(e: &CacheError, set_by: Option<&str>) -> String {
 
 #[derive(Debug, Error)]
 pub enum CacheError {
-    #[error("cannot use `{}` as the bytecode cache", crate::report::shown(path))]
+    #[error("cannot use {} as the bytecode cache", crate::report::ticked(path))]
     Open {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("`{}` does not look like a hashpyc bytecode cache (no CACHEDIR.TAG written by hashpyc, or files that are not hashpyc's); refusing to touch it", crate::report::shown(.0))]
+    #[error("{} does not look like a hashpyc bytecode cache (no CACHEDIR.TAG written by hashpyc, or files that are not hashpyc's); refusing to touch it", crate::report::ticked(.0))]
     NotACache(PathBuf),
     /// A file or directory in the cache that could not be read or removed (`verb`): the
     /// reason in words.
     #[error(
-        "cannot {verb} `{}` in the bytecode cache `{}`",
-        crate::report::shown(item),
-        crate::report::shown(path)
+        "cannot {verb} {} in the bytecode cache {}",
+        crate::report::ticked(item),
+        crate::report::ticked(path)
     )]
     Item {
         path: PathBuf,
@@ -189,9 +189,9 @@ impl Local {
     fn unreadable(&self, e: &disk::ItemError) {
         self.unreadable.lock().expect("cache lock").get_or_insert_with(|| {
             format!(
-                "cannot {} `{}`: {}",
+                "cannot {} {}: {}",
                 e.verb,
-                crate::report::shown(&e.path),
+                crate::report::ticked(&e.path),
                 crate::io::io_reason(&e.source)
             )
         });
@@ -1120,8 +1120,8 @@ impl Inner {
                     l.entry_failures.fetch_add(1, Ordering::Relaxed);
                     l.entry_problem.lock().expect("cache lock").get_or_insert_with(|| {
                         format!(
-                            "`{}`: {}",
-                            crate::report::shown(&l.disk.entry_path(key)),
+                            "{}: {}",
+                            crate::report::ticked(&l.disk.entry_path(key)),
                             crate::io::io_reason(&e)
                         )
                     });
@@ -1354,7 +1354,9 @@ impl Inner {
         self.oversized.fetch_add(1, Ordering::Relaxed);
         if let Payload::Body { filename, .. } | Payload::Failure { filename, .. } = payload {
             self.oversized_first.lock().expect("cache lock").get_or_insert_with(|| {
-                format!("`{}`, {}", String::from_utf8_lossy(filename), manage::human_size(len as u64))
+                use std::os::unix::ffi::OsStrExt;
+                let name = Path::new(std::ffi::OsStr::from_bytes(filename));
+                format!("{}, {}", crate::report::ticked(name), manage::human_size(len as u64))
             });
         }
         false
@@ -1391,10 +1393,10 @@ impl Inner {
                 let said = l.problem.lock().expect("cache lock").is_some();
                 if let Some(e) = problem.filter(|e| !disk::whole_cache(&e.source) || !said) {
                     warnings.push(format!(
-                        "the bytecode cache `{}` kept no statistics this run (cannot {} `{}`: {}); the size limit is checked by measuring the entries",
-                        crate::report::shown(l.disk.root()),
+                        "the bytecode cache {} kept no statistics this run (cannot {} {}: {}); the size limit is checked by measuring the entries",
+                        crate::report::ticked(l.disk.root()),
                         e.verb,
-                        crate::report::shown(&e.path),
+                        crate::report::ticked(&e.path),
                         crate::io::io_reason(&e.source)
                     ));
                 }
@@ -1452,14 +1454,14 @@ impl Inner {
             }
             if let Some(p) = l.problem.lock().expect("cache lock").as_ref() {
                 warnings.push(format!(
-                    "the bytecode cache `{}` could not store entries ({p}); nothing more was stored in it this run",
-                    crate::report::shown(l.disk.root())
+                    "the bytecode cache {} could not store entries ({p}); nothing more was stored in it this run",
+                    crate::report::ticked(l.disk.root())
                 ));
             }
             if let Some(p) = l.unreadable.lock().expect("cache lock").as_ref() {
                 warnings.push(format!(
-                    "the bytecode cache `{}` cannot be read in full ({p}); it is neither measured nor pruned until it can be",
-                    crate::report::shown(l.disk.root())
+                    "the bytecode cache {} cannot be read in full ({p}); it is neither measured nor pruned until it can be",
+                    crate::report::ticked(l.disk.root())
                 ));
             }
             if let Some(p) = l.entry_problem.lock().expect("cache lock").as_ref() {
@@ -1474,13 +1476,13 @@ impl Inner {
                     "the others were stored"
                 };
                 warnings.push(format!(
-                    "the bytecode cache `{}` could not store {} (the first: {p}); {others}",
-                    crate::report::shown(l.disk.root()),
+                    "the bytecode cache {} could not store {} (the first: {p}); {others}",
+                    crate::report::ticked(l.disk.root()),
                     crate::report::plural(n, "entry", "entries"),
                 ));
             }
             if verbose {
-                info.push(tier_line("local", &crate::report::shown(l.disk.root()), &l.counts.totals()));
+                info.push(tier_line("local", &crate::report::ticked(l.disk.root()), &l.counts.totals()));
                 info.extend(pruned_note);
             }
         }
@@ -1551,7 +1553,7 @@ impl Inner {
                 ));
             }
             if verbose {
-                let mut line = tier_line("remote", &r.tier.describe(), &r.totals());
+                let mut line = tier_line("remote", &format_args!("`{}`", r.tier.describe()), &r.totals());
                 for c in &r.cold {
                     let unasked = c.unasked.load(Ordering::Relaxed);
                     if unasked > 0 {
@@ -1849,8 +1851,8 @@ pub fn in_words(e: &std::io::Error) -> std::io::Error {
 /// What `-v` says of a read-only local directory that does not exist.
 pub fn absent_line(dir: &Path) -> String {
     format!(
-        "cache local `{}`: does not exist; read-only, so every lookup in it misses",
-        crate::report::shown(dir)
+        "cache local {}: does not exist; read-only, so every lookup in it misses",
+        crate::report::ticked(dir)
     )
 }
 
@@ -1957,8 +1959,9 @@ fn read_only_uploads(refused: &str, unsent: u64) -> String {
 }
 
 /// `cache local `DIR`: 12 hits, 1 miss, …` for `-v` (a remote tier's with its retries).
-fn tier_line(name: &str, where_: &str, t: &Totals) -> String {
-    format!("cache {name} `{where_}`: {}", t.describe("", name == "remote"))
+/// `where_` quoted: a [`crate::report::ticked`] directory or a URL in backticks.
+fn tier_line(name: &str, where_: &dyn std::fmt::Display, t: &Totals) -> String {
+    format!("cache {name} {where_}: {}", t.describe("", name == "remote"))
 }
 
 /// Why a remote tier that returned `n` damaged entries in the run was switched off, and

@@ -888,7 +888,7 @@ fn changed(target: &Target, hello: &Message) -> Option<WorkerFailure> {
     let prefix = |p: Option<&[u8]>| {
         p.map_or_else(
             || "none".to_string(),
-            |p| quoted(&crate::report::shown(std::path::Path::new(std::ffi::OsStr::from_bytes(p)))),
+            |p| crate::report::ticked(std::path::Path::new(std::ffi::OsStr::from_bytes(p))).to_string(),
         )
     };
     let found_prefix = (!pycache_prefix.is_empty()).then_some(pycache_prefix.as_slice());
@@ -975,5 +975,5 @@ fn wait_fds(fds: &[(i32, i16)], deadline: Option<Instant>) -> Result<(), WorkerF
 
 /// A human-readable description of the interpreter used for messages.
 pub fn describe(target: &Target) -> String {
-    format!("CPython {} (`{}`)", target.version_string(), crate::report::shown(&target.executable))
+    format!("CPython {} ({})", target.version_string(), crate::report::ticked(&target.executable))
 }

@@ -633,7 +633,7 @@ fn inspect_says_what_a_file_is() {
     tree.write("a\u{2028}b.py", "y = 1\n");
     let run = tree.hashpyc().args(["inspect", "a\u{2028}b.py"]).run();
     run.assert_code(1);
-    assert!(run.stdout.contains("for `\"a\\u{2028}b.pyc\"` beside it)"), "{}", run.stdout);
+    assert!(run.stdout.contains("for \"a\\u{2028}b.pyc\" beside it)"), "{}", run.stdout);
 }
 
 /// `check --all --format json` of `tree` (exit status 1 asserted) and its findings by path

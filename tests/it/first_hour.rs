@@ -308,7 +308,10 @@ per_python!(control_characters_in_names_stay_on_one_line, |py: &Python| {
     compiled.assert_code(1);
     let lines: Vec<&str> = compiled.stderr.lines().collect();
     for name in good {
-        let want = format!("compiled `{}` (no pyc)", shown(name));
+        // Amid words, a name is quoted once: escaped in its quotes, else in backticks.
+        let shown = shown(name);
+        let quoted = if shown.starts_with('"') { shown } else { format!("`{shown}`") };
+        let want = format!("compiled {quoted} (no pyc)");
         assert!(lines.contains(&want.as_str()), "{want}\n{}", context(&compiled));
     }
     assert!(lines.iter().any(|l| l.starts_with(&format!("{}:1:", shown(bad)))), "{}", context(&compiled));
@@ -2540,22 +2543,26 @@ fn operational_paths_stay_on_one_line() {
     tree.write("m.py", "x = 1\n");
     // Each name's second line, which must never start a line of output.
     let forged = |out: &str, tail: &str| out.lines().any(|l| l.starts_with(tail));
-    // The end of a quoted path, relative or made absolute: `ca\nche"`.
-    let quoted_end = |p: &str| format!("{:?}`", Path::new(p))[1..].to_string();
+    // The end of a quoted path, relative or made absolute: `ca\nche"` (in its quotes alone,
+    // never in backticks too).
+    let quoted_end = |p: &str| format!("{:?}", Path::new(p))[1..].to_string();
+    let once =
+        |out: &str, p: &str| out.contains(&quoted_end(p)) && !out.contains(&format!("{}`", quoted_end(p)));
 
     // The cache directory: compile -v's tier line, cache stats, cache clean.
     let cache = "ca\nche";
     let run = tree.hashpyc().args(["compile", "-v", "--cache", cache]).python(py).arg("m.py").run();
     run.assert_code(0);
     assert!(run.stderr.contains(&format!("{}: ", quoted_end(cache))), "{}", run.stderr);
+    assert!(once(&run.stderr, cache), "{}", run.stderr);
     assert!(!forged(&run.stderr, "che"), "{}", run.stderr);
     let stats = tree.hashpyc().args(["cache", "stats", "--cache", cache]).run();
     stats.assert_code(0);
-    assert!(stats.stdout.contains(&quoted_end(cache)), "{}", stats.stdout);
+    assert!(once(&stats.stdout, cache), "{}", stats.stdout);
     assert!(!forged(&stats.stdout, "che"), "{}", stats.stdout);
     let clean = tree.hashpyc().args(["cache", "clean", "--cache", cache]).run();
     clean.assert_code(0);
-    assert!(clean.stderr.contains(&quoted_end(cache)) && !forged(&clean.stderr, "che"), "{}", clean.stderr);
+    assert!(once(&clean.stderr, cache) && !forged(&clean.stderr, "che"), "{}", clean.stderr);
 
     // A configuration file in a directory whose name holds a newline: -v's line, its errors.
     let config = "con\nf/hashpyc.toml";
@@ -2567,11 +2574,7 @@ fn operational_paths_stay_on_one_line() {
     tree.write(config, "optimize = [7]\n");
     let run = tree.hashpyc().args(["compile", "--config", config]).python(py).arg("m.py").run();
     run.assert_code(2);
-    assert!(
-        run.stderr.contains(&quoted_end(config)) && !forged(&run.stderr, "f/hashpyc.toml"),
-        "{}",
-        run.stderr
-    );
+    assert!(once(&run.stderr, config) && !forged(&run.stderr, "f/hashpyc.toml"), "{}", run.stderr);
 
     // An interpreter reached through a symlink whose name holds a newline: -v's target line;
     // one that does not exist: the error.
@@ -2580,12 +2583,12 @@ fn operational_paths_stay_on_one_line() {
     std::os::unix::fs::symlink(&py.path, tree.path(link)).unwrap();
     let run = tree.hashpyc().args(["compile", "-v", "--force", "--python", link, "m.py"]).run();
     run.assert_code(0);
-    assert!(run.stderr.contains(&quoted_end(link)), "{}", run.stderr);
+    assert!(once(&run.stderr, link), "{}", run.stderr);
     assert!(!forged(&run.stderr, "thon3"), "{}", run.stderr);
     let missing = "bin/no\nsuch";
     let run = tree.hashpyc().args(["compile", "--python", missing, "m.py"]).run();
     run.assert_code(2);
-    assert!(run.stderr.contains(&quoted_end(missing)) && !forged(&run.stderr, "such"), "{}", run.stderr);
+    assert!(once(&run.stderr, missing) && !forged(&run.stderr, "such"), "{}", run.stderr);
     // A name looked up on PATH that is not UTF-8 keeps its bytes (it became U+FFFD).
     let run = tree
         .hashpyc()
@@ -2596,7 +2599,8 @@ fn operational_paths_stay_on_one_line() {
         .run();
     run.assert_code(2);
     assert!(
-        run.stderr.contains("`\"py\\xFF\\nthon\"` not found on PATH") && !forged(&run.stderr, "thon"),
+        run.stderr.contains("interpreter \"py\\xFF\\nthon\" not found on PATH")
+            && !forged(&run.stderr, "thon"),
         "{}",
         run.stderr
     );
@@ -2617,7 +2621,7 @@ fn operational_paths_stay_on_one_line() {
         run.assert_code(0);
         let warning =
             run.stderr.lines().find(|l| l.starts_with("warning: --strip-prefix")).unwrap_or_default();
-        assert!(warning.contains(&format!("give `{dir:?}`); its path")), "{}", run.stderr);
+        assert!(warning.contains(&format!("give {dir:?}); its path")), "{}", run.stderr);
         assert!(!forged(&run.stderr, "d`)") && !run.stderr.contains('\u{fffd}'), "{}", run.stderr);
     }
 
@@ -2625,10 +2629,93 @@ fn operational_paths_stay_on_one_line() {
     let run = tree.hashpyc().args(["check", "m.py"]).env("HASHPYC_NO_CACHE", "x\ny").python(py).run();
     run.assert_code(2);
     assert!(
-        run.stderr.contains("'\"x\\ny\"' for HASHPYC_NO_CACHE") && !forged(&run.stderr, "y'"),
+        run.stderr.contains("value \"x\\ny\" for HASHPYC_NO_CACHE") && !forged(&run.stderr, "y\""),
         "{}",
         run.stderr
     );
+}
+
+// A name that is not UTF-8 was quoted twice in messages: the escaped form of the text
+// outputs, in the backticks a message puts around a path (error: `"\xFF"`: no such file or
+// directory). Amid words a name is now quoted once: escaped in its own quotes as Rust's
+// `{:?}` writes a path, else in backticks as before. Errors, warnings, `-v` lines, check's
+// findings and `--format github` annotations, each beside the same message for a UTF-8 name.
+#[test]
+fn names_not_utf8_are_quoted_once_in_messages() {
+    let Some(py) = harness::any_python("first_hour::names_not_utf8_are_quoted_once_in_messages") else {
+        return;
+    };
+    let tree = Tree::new();
+    let name = |b: &[u8]| PathBuf::from(OsStr::from_bytes(b));
+    let debug = |b: &[u8]| format!("{:?}", name(b));
+    tree.write(name(b"caf\xe9.py"), "x = 1\n");
+    for dir in [&b"d\xff"[..], b"u"] {
+        tree.write(name(&[dir, b"/m.py"].concat()), "x = 1\n");
+        tree.write(name(&[dir, b"/__pycache__"].concat()), "not a directory\n");
+    }
+    let fifo = tree.path(name(b"f\xff.py"));
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success(), "mkfifo");
+    let twice = |out: &str, b: &[u8]| out.contains(&format!("`{}`", debug(b)));
+
+    // Errors: a named path that does not exist.
+    let run = tree.hashpyc().args(["compile"]).python(py).arg(name(b"gone\xff.py")).arg("gone.py").run();
+    run.assert_code(2);
+    let want = format!("error: {}: no such file or directory\n", debug(b"gone\xff.py"));
+    assert!(run.stderr.contains(&want), "{want}\n{}", run.stderr);
+    assert!(run.stderr.contains("error: `gone.py`: no such file or directory\n"), "{}", run.stderr);
+    assert!(!twice(&run.stderr, b"gone\xff.py"), "{}", run.stderr);
+
+    // A warning, a `-v` line and a per-file error of a compile.
+    let run = tree.hashpyc().args(["compile", "-v"]).python(py).arg(".").run();
+    let warning = format!("warning: {}: not a regular file (a FIFO); skipped\n", debug(b"./f\xff.py"));
+    assert!(run.stderr.contains(&warning), "{warning}\n{}", run.stderr);
+    let verbose = format!("compiled {} (no pyc)\n", debug(b"./caf\xe9.py"));
+    assert!(run.stderr.contains(&verbose), "{verbose}\n{}", run.stderr);
+    for (dir, shown) in [(&b"./d\xff"[..], None), (b"./u", Some(("`./u/m.py`", "`./u/__pycache__`")))] {
+        let (source, pycache) = match shown {
+            Some((s, p)) => (s.to_string(), p.to_string()),
+            None => (debug(&[dir, b"/m.py"].concat()), debug(&[dir, b"/__pycache__"].concat())),
+        };
+        let error = format!("error: {source}: cannot create directory {pycache}: ");
+        assert!(run.stderr.contains(&error), "{error}\n{}", run.stderr);
+    }
+    for b in [&b"./f\xff.py"[..], b"./caf\xe9.py", b"./d\xff/m.py", b"./d\xff/__pycache__"] {
+        assert!(!twice(&run.stderr, b), "{}", run.stderr);
+    }
+
+    // check's findings: the path at the start of the line as it was, the one in the
+    // detail quoted once.
+    let run = tree.hashpyc().args(["check"]).python(py).arg(".").run();
+    run.assert_code(1);
+    let finding = format!(
+        "missing    {}: {} is not a directory\n",
+        debug(b"./d\xff/m.py"),
+        debug(b"./d\xff/__pycache__")
+    );
+    assert!(run.stdout.contains(&finding), "{finding}\n{}", run.stdout);
+    assert!(
+        run.stdout.contains("missing    ./u/m.py: `./u/__pycache__` is not a directory\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(!twice(&run.stdout, b"./d\xff/__pycache__"), "{}", run.stdout);
+
+    // `--format github`: the message names the pyc (where CPython puts it) and the
+    // directory in the way once.
+    let script = "import importlib.util, os, sys\n\
+        sys.stdout.buffer.write(os.fsencode(importlib.util.cache_from_source(os.fsdecode(b'./d\\xff/m.py'))))";
+    let out = py.cmd().args(["-I", "-c", script]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let run = tree.hashpyc().args(["check", "--format", "github"]).python(py).arg(".").run();
+    run.assert_code(1);
+    let line = run.stdout.lines().find(|l| l.contains("d\u{fffd}")).unwrap_or_default();
+    let pyc = format!("missing: no pyc ({}): ", debug(&out.stdout));
+    let remove = format!(" - remove {} (", debug(b"./d\xff/__pycache__"));
+    assert!(line.contains(&pyc) && line.contains(&remove), "{pyc}\n{remove}\n{}", run.stdout);
+    assert!(!twice(line, &out.stdout) && !twice(line, b"./d\xff/__pycache__"), "{}", run.stdout);
+    let utf8 = run.stdout.lines().find(|l| l.contains("file=./u/m.py,")).unwrap_or_default();
+    assert!(utf8.contains(" - remove `./u/__pycache__` ("), "{}", run.stdout);
 }
 
 // `hashpyc compile pkg/*` named a `mod.pyi` stub and a `py.typed` marker beside `mod.py`:

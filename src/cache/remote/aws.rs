@@ -76,7 +76,7 @@ impl std::fmt::Display for Source {
         match self {
             Source::Environment => write!(f, "from {ID} and {SECRET} in the environment"),
             Source::Profile { name, file } => {
-                write!(f, "from profile `{name}` in `{}`", crate::report::shown(file))
+                write!(f, "from profile `{name}` in {}", crate::report::ticked(file))
             }
             Source::Container { url } => write!(f, "from the container credentials endpoint `{url}`"),
             Source::Anonymous => f.write_str(UNSIGNED),
@@ -147,8 +147,8 @@ impl Resolved {
             RegionFrom::Variable(var) => format!("invalid {var} `{region}`: {why}"),
             RegionFrom::Profile { name, file } => {
                 format!(
-                    "invalid region `{region}` of profile `{name}` in `{}`: {why}",
-                    crate::report::shown(file)
+                    "invalid region `{region}` of profile `{name}` in {}: {why}",
+                    crate::report::ticked(file)
                 )
             }
             RegionFrom::Default => format!("invalid region `{region}`: {why}"),
@@ -170,19 +170,19 @@ struct SharedFile {
 fn read_shared(path: &Path, what: &str) -> Result<Option<SharedFile>, String> {
     let text = match std::fs::read(path) {
         Ok(bytes) => String::from_utf8(bytes).map_err(|_| {
-            format!("cannot parse the AWS {what} file `{}`: it is not UTF-8", crate::report::shown(path))
+            format!("cannot parse the AWS {what} file {}: it is not UTF-8", crate::report::ticked(path))
         })?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {
             return Err(format!(
-                "cannot read the AWS {what} file `{}`: {}",
-                crate::report::shown(path),
+                "cannot read the AWS {what} file {}: {}",
+                crate::report::ticked(path),
                 crate::io::io_reason(&e)
             ));
         }
     };
     let bad =
-        |why: String| format!("cannot parse the AWS {what} file `{}`: {why}", crate::report::shown(path));
+        |why: String| format!("cannot parse the AWS {what} file {}: {why}", crate::report::ticked(path));
     // As Python's configparser reads it (botocore's parser): values as written, no quotes
     // or escapes, indented lines continue a value.
     let options = ini::ParseOption {
@@ -369,7 +369,7 @@ pub fn resolve(env: Env, timeout: Duration) -> Result<Resolved, String> {
         ]
         .into_iter()
         .flatten()
-        .map(|p| format!("`{}`", crate::report::shown(&p)))
+        .map(|p| crate::report::ticked(&p).to_string())
         .collect();
         return Err(format!(
             "the AWS profile `{name}` (AWS_PROFILE) does not exist: it is in neither {}",
@@ -388,14 +388,14 @@ pub fn resolve(env: Env, timeout: Duration) -> Result<Resolved, String> {
         && let Some((key, file)) = profile.setting(&["services"])
     {
         return Err(format!(
-            "profile `{name}` in `{}` sets its endpoints with `{key}`, which hashpyc does not read; give \
+            "profile `{name}` in {} sets its endpoints with `{key}`, which hashpyc does not read; give \
              the endpoint as `endpoint_url` in the profile, or in AWS_ENDPOINT_URL_S3",
-            crate::report::shown(file)
+            crate::report::ticked(file)
         ));
     }
     let endpoint = endpoint_var.or_else(|| {
         (!ignore_endpoints).then(|| profile.value("endpoint_url")).flatten().map(|(url, file)| {
-            (url, format!("endpoint_url of profile `{name}` in `{}`", crate::report::shown(file)))
+            (url, format!("endpoint_url of profile `{name}` in {}", crate::report::ticked(file)))
         })
     });
     let done = |provider, source, secrets| {
@@ -410,7 +410,7 @@ pub fn resolve(env: Env, timeout: Duration) -> Result<Resolved, String> {
             instead(explicit.as_deref())
         ));
     }
-    let where_ = |file: &Path| format!("profile `{name}` in `{}`", crate::report::shown(file));
+    let where_ = |file: &Path| format!("profile `{name}` in {}", crate::report::ticked(file));
     let unsupported = |(key, file): (&str, &Path)| {
         Err(format!("{} gets its credentials with `{key}`; {}", where_(file), instead(Some(&name))))
     };
@@ -474,7 +474,7 @@ fn auth_value(raw: &str, what: &str) -> Result<String, String> {
 }
 
 fn read_token_file(path: &Path) -> Result<String, String> {
-    let what = format!("{AUTH_TOKEN_FILE} `{}`", crate::report::shown(path));
+    let what = format!("{AUTH_TOKEN_FILE} {}", crate::report::ticked(path));
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {what}: {}", crate::io::io_reason(&e)))?;
     auth_value(&text, &what)

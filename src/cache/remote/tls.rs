@@ -73,15 +73,17 @@ fn unreadable_roots() -> Option<String> {
         };
         if let Some(problem) = problem {
             return Some(format!(
-                "SSL_CERT_FILE names `{}`, which cannot be read ({problem})",
-                file.display()
+                "SSL_CERT_FILE names {}, which cannot be read ({problem})",
+                crate::report::ticked(&file)
             ));
         }
     }
     let dirs = var("SSL_CERT_DIR")?;
     let unread: Vec<String> = std::env::split_paths(&dirs)
         .filter_map(|d| {
-            std::fs::read_dir(&d).err().map(|e| format!("`{}` ({})", d.display(), crate::io::io_reason(&e)))
+            std::fs::read_dir(&d)
+                .err()
+                .map(|e| format!("{} ({})", crate::report::ticked(&d), crate::io::io_reason(&e)))
         })
         .collect();
     (!unread.is_empty()).then(|| format!("SSL_CERT_DIR names {}, which cannot be read", unread.join(", ")))
