@@ -22,6 +22,7 @@ use crate::walk::{self, WalkOptions, Walked};
 use crate::{Error, ExitStatus, Verbosity};
 
 /// Resolved options of one compile run.
+#[derive(Clone)]
 pub struct CompileSettings {
     pub roots: Vec<PathBuf>,
     pub walk: WalkOptions,
@@ -569,15 +570,18 @@ pub fn compile(
         );
         notes.warning_last(message, style);
     }
-    for message in s.named_warnings.iter().filter(|_| verbosity.quiet < 2 || s.json) {
-        notes.warning(message.clone(), style);
-    }
-    let environments = walk::environment_warnings(&planned.walked.environments, &s.targets, "writes");
-    for message in environments.into_iter().filter(|_| verbosity.quiet < 2 || s.json) {
-        notes.warning(message, style);
-    }
-    for message in planned.missed.messages(&s.embed).into_iter().filter(|_| verbosity.quiet < 2 || s.json) {
-        notes.warning(message, style);
+    // Said once the interpreters' settings are known: a launcher's remembered probe is
+    // confirmed first where the run starts Python (`confirm_targets`), and a stale one's
+    // settings are not the run's.
+    let run_warnings: Vec<String> = s
+        .named_warnings
+        .iter()
+        .cloned()
+        .chain(walk::environment_warnings(&planned.walked.environments, &s.targets, "writes"))
+        .chain(planned.missed.messages(&s.embed))
+        .collect();
+    if s.dry_run {
+        warn_run(s, &run_warnings, &mut notes, style, verbosity);
     }
     let mut plans = planned.plans;
 
@@ -638,16 +642,43 @@ pub fn compile(
         })
         .collect();
     let units = plans.iter().filter(|p| p.actions.iter().any(|a| a.is_compile())).count();
-    let confirmed = match confirm_targets(s, &specs, units) {
-        Ok(workers) => workers,
+    let (confirmed, reprobed) = match confirm_targets(s, &specs, units) {
+        Ok(confirmed) => confirmed,
         Err(e) => {
             // What the walk and the plan found (dangling links, unreadable directories) is
             // said before the error, as when workers fail later (the error to report, even
-            // when stdout fails too).
+            // when stdout fails too); the interpreters' settings too, but not those of a
+            // probe the error says is stale.
+            if !matches!(&e, Error::Workers { failure: crate::pool::WorkerFailure::Changed { .. }, .. }) {
+                warn_run(s, &run_warnings, &mut notes, style, verbosity);
+            }
             let _ = notes.print(&s.targets);
             return Err(e);
         }
     };
+    // A launcher whose settings changed since its probe was probed again: the run goes on
+    // with what it runs now (its cache key, its warnings), saying so under `-v`.
+    let settings_now;
+    let (s, specs) = if reprobed.iter().any(Option::is_some) {
+        let mut targets = s.targets.clone();
+        for (t, line) in reprobed.into_iter().enumerate() {
+            let Some((target, line)) = line else { continue };
+            targets[t] = target;
+            if verbosity.verbose > 0 {
+                notes.add(Path::new(""), 0, Some(t), line.clone(), Some(Event::notice(line)));
+            }
+        }
+        settings_now = CompileSettings { targets, ..s.clone() };
+        let specs: Vec<WorkerSpec> = specs
+            .iter()
+            .zip(&settings_now.targets)
+            .map(|(spec, t)| WorkerSpec { target: Arc::clone(t), ..spec.clone() })
+            .collect();
+        (&settings_now, specs)
+    } else {
+        (s, specs)
+    };
+    warn_run(s, &run_warnings, &mut notes, style, verbosity);
     let cache = match &s.cache {
         Some(settings) => {
             let scripts: Vec<&str> = specs.iter().map(|w| &*w.script).collect();
@@ -768,31 +799,60 @@ fn workers_failed(s: &CompileSettings, t: usize, failure: crate::pool::WorkerFai
     Error::Workers { python: crate::pool::describe(&s.targets[t]), failure }
 }
 
-/// Before a run with a bytecode cache serves a hit or stores anything, each target whose
-/// probe was remembered for a launcher script (whose key cannot see which interpreter it
-/// now runs) is confirmed by a worker's hello, which compares everything the cache's key
-/// takes from the probe: a cached build starts no other Python, and its hits would
-/// otherwise be served, and its failures stored, under a stale identity. Only in a run with
-/// a cache and `units` to compile or take from it; the workers that confirmed, per target,
-/// are the pool's first ones (a build with misses starts no more Python than without).
+/// The warnings about the whole run: the interpreters' own settings (a launcher's flags),
+/// then `run_warnings` (the paths named, environments, `-s`/`-p` that missed), unless `-qq`.
+fn warn_run(
+    s: &CompileSettings,
+    run_warnings: &[String],
+    notes: &mut Notes,
+    style: Style,
+    verbosity: Verbosity,
+) {
+    if verbosity.quiet >= 2 && !s.json {
+        return;
+    }
+    let settings =
+        crate::settings::interpreter_settings_warnings(&s.targets, &s.layouts, &s.levels, "compile");
+    for message in settings.into_iter().chain(run_warnings.iter().cloned()) {
+        notes.warning(message, style);
+    }
+}
+
+/// Per target, the worker that confirmed its probe, and a probe made again with the line
+/// that says why (see [`confirm_targets`]).
+type Confirmed = (Vec<Option<crate::pool::Worker>>, Vec<Option<(Arc<Target>, String)>>);
+
+/// Before a run starts Python to compile (and before a bytecode cache serves a hit or
+/// stores anything), each target whose probe was remembered for a launcher (a script or a
+/// version manager's binary, whose key cannot see which interpreter it now runs, nor the
+/// flags it takes from a variable) is confirmed by a worker's hello, which compares
+/// everything the cache's key takes from the probe: a cached build starts no other Python,
+/// and its hits would otherwise be served, and its failures stored, under a stale identity.
+/// Only in a run with `units` to compile or take from the cache; the workers that
+/// confirmed, per target, are the pool's first ones (a build with misses starts no more
+/// Python than it would anyway). A hello that differs from the probe in the launcher's
+/// settings alone (column positions, the int-digits limit, the optimization level, the
+/// pycache prefix: the same build, as the plan took it) makes the probe again on the spot
+/// and the run goes on with it, confirmed by another worker; one that differs from that
+/// probe too, or in the build, stops the run (the probe forgotten).
 /// A worker that a process or memory limit keeps from starting (a container's pids limit)
 /// is tried again as the pool's last slot tries its own: the workers already confirmed
 /// end first (their processes are room for it; the pool starts others), then after
 /// pauses; only then is the limit the run's error, as with no worker at all.
-fn confirm_targets(
-    s: &CompileSettings,
-    specs: &[WorkerSpec],
-    units: usize,
-) -> Result<Vec<Option<crate::pool::Worker>>, Error> {
+fn confirm_targets(s: &CompileSettings, specs: &[WorkerSpec], units: usize) -> Result<Confirmed, Error> {
     let mut confirmed: Vec<Option<crate::pool::Worker>> = Vec::new();
+    let mut reprobed = Vec::new();
     let mut pauses = 0;
     for (t, spec) in specs.iter().enumerate() {
-        if !(spec.target.unconfirmed && s.cache.is_some() && units > 0) {
+        if !(spec.target.unconfirmed && units > 0) {
             confirmed.push(None);
+            reprobed.push(None);
             continue;
         }
+        let mut spec = std::borrow::Cow::Borrowed(spec);
+        let mut again = None;
         let worker = loop {
-            match crate::pool::Worker::spawn(spec) {
+            match crate::pool::Worker::spawn(&spec) {
                 Ok(worker) => break worker,
                 Err(crate::pool::WorkerFailure::Interrupted) => return Err(Error::Interrupted),
                 Err(failure) if failure.limit_reason().is_some() => {
@@ -806,12 +866,39 @@ fn confirm_targets(
                         None => return Err(workers_failed(s, t, failure)),
                     }
                 }
+                Err(failure) if again.is_none() && failure.settings_changed() => {
+                    let fresh = probe_again(s, &spec.target)?;
+                    if !fresh.same_build(&spec.target) {
+                        return Err(workers_failed(s, t, failure));
+                    }
+                    let line = format!(
+                        "`{}`: its settings changed since it was probed ({}); probed it again",
+                        crate::report::shown(&spec.target.executable),
+                        failure.changed_setting().unwrap_or_default(),
+                    );
+                    let fresh = Arc::new(fresh);
+                    again = Some((Arc::clone(&fresh), line));
+                    spec = std::borrow::Cow::Owned(WorkerSpec { target: fresh, ..spec.into_owned() });
+                }
                 Err(failure) => return Err(workers_failed(s, t, failure)),
             }
         };
         confirmed.push(Some(worker));
+        reprobed.push(again);
     }
-    Ok(confirmed)
+    Ok((confirmed, reprobed))
+}
+
+/// Probe `target`'s interpreter again, its remembered probe forgotten first (a launcher
+/// whose settings changed since).
+fn probe_again(s: &CompileSettings, target: &Target) -> Result<Target, Error> {
+    let state = crate::target::own_state_dir();
+    crate::target::forget(&target.executable, state.as_deref());
+    let timeout = crate::settings::probe_timeout(s.timeout);
+    crate::target::probe(&target.executable, timeout, state.as_deref()).map_err(|e| match e {
+        crate::target::TargetError::Interrupted => Error::Interrupted,
+        e => e.into(),
+    })
 }
 
 /// Walk and plan in one pass, on the walker's threads. Only sources with something to do

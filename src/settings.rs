@@ -485,7 +485,7 @@ fn unpassed_python_variables() -> Vec<String> {
 /// bytecode cache keeps them apart); for both commands, an optimization level or a pycache
 /// prefix under which it imports none of the pycs the run writes or checks, with what to
 /// pass instead.
-fn interpreter_settings_warnings(
+pub fn interpreter_settings_warnings(
     targets: &[Arc<Target>],
     layouts: &[Layout],
     levels: &[u8],
@@ -1461,6 +1461,11 @@ fn implicit_root_excluded(sel: &SelectArgs, walk: &WalkOptions, verb: &str) -> O
 }
 
 /// The interpreters to target, probed (through the cache).
+/// How long an interpreter's probe may take: the run's `--timeout`, at least 10 s, else 60 s.
+pub fn probe_timeout(timeout: Option<Duration>) -> Duration {
+    timeout.unwrap_or(Duration::from_secs(60)).max(Duration::from_secs(10))
+}
+
 pub fn probe_targets(args: &TargetArgs, timeout: Option<Duration>) -> Result<Vec<Arc<Target>>, Error> {
     let names: Vec<OsString> =
         if args.python.is_empty() { vec![OsString::from("python3")] } else { args.python.clone() };
@@ -1475,7 +1480,7 @@ pub fn probe_targets(args: &TargetArgs, timeout: Option<Duration>) -> Result<Vec
             None => e.into(),
         }
     };
-    let timeout = timeout.unwrap_or(Duration::from_secs(60)).max(Duration::from_secs(10));
+    let timeout = probe_timeout(timeout);
     for name in names {
         let t = match target::VersionRequest::parse(&name) {
             Some(request) => target::find_version(&request, timeout, cache.as_deref()),
@@ -1647,9 +1652,10 @@ pub fn compile_settings(args: &CompileArgs) -> Result<CompileSettings, Error> {
     let targets = one_target_per_pyc(targets, &args.layout, args.target.python_from.as_ref())?;
     let layouts = layouts(&args.layout, &targets, args.target.python_from.as_ref())?;
     let embed = embed(&args.embed);
-    let named_warnings = interpreter_settings_warnings(&targets, &layouts, &levels, "compile")
+    // The interpreters' own settings are warned of by the run (`compile::compile`), after a
+    // launcher's remembered probe is confirmed: a stale one's are not the run's.
+    let named_warnings = ddir_named_warning(&args.embed, &roots)
         .into_iter()
-        .chain(ddir_named_warning(&args.embed, &roots))
         .chain(prepend_request_warning(&args.embed))
         .chain(nested_config_warning(&args.config, &roots))
         .collect();

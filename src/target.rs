@@ -140,6 +140,14 @@ pub fn targets_label(targets: &[std::sync::Arc<Target>]) -> String {
 }
 
 impl Target {
+    /// Whether `other` describes the same build, whatever the settings it runs with: what
+    /// the plan took from a probe (its cache tag, magic, version) and every other part of
+    /// it a worker's hello is compared with.
+    pub fn same_build(&self, other: &Target) -> bool {
+        let plain = |t: &Target| Target { settings: RunSettings::default(), unconfirmed: false, ..t.clone() };
+        plain(self) == plain(other)
+    }
+
     /// Whether this target comes from the built-in table (`check --target`), not a probe.
     pub fn from_table(&self) -> bool {
         self.hexversion == 0

@@ -106,6 +106,29 @@ impl WorkerFailure {
     }
 }
 
+/// What [`WorkerFailure::Changed`] names when the worker's interpreter is the build probed
+/// and only a setting it runs with differs (see `changed`, which compares the build first).
+const SETTINGS: [&str; 4] =
+    ["column positions", "int_max_str_digits", "sys.flags.optimize", "sys.pycache_prefix"];
+
+impl WorkerFailure {
+    /// Whether the worker runs the build probed with other settings (a launcher's flags from
+    /// a variable its key does not see): a new probe describes it.
+    pub fn settings_changed(&self) -> bool {
+        matches!(self, WorkerFailure::Changed { what, .. } if SETTINGS.contains(what))
+    }
+
+    /// What differs, for a message: `column positions on, the probe said off`.
+    pub fn changed_setting(&self) -> Option<String> {
+        match self {
+            WorkerFailure::Changed { what, found, expected } => {
+                Some(format!("the Python worker reports {what} {found}, the probe said {expected}"))
+            }
+            _ => None,
+        }
+    }
+}
+
 /// The failure the zygote's note that it could not fork (errno) stands for.
 fn fork_failure(errno: i32) -> WorkerFailure {
     WorkerFailure::Fork(crate::io::start_reason(&std::io::Error::from_raw_os_error(errno)))

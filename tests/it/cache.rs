@@ -3128,23 +3128,25 @@ per_python!(a_wrappers_settings_keep_its_cache_entries_apart, min = (3, 11), |py
 // $PYFLAGS "$@"`) kept the probe remembered under one value of it: a worker's hello said
 // only which build runs, so with the probe of `PYFLAGS='-X no_debug_ranges'` remembered, a
 // run with PYFLAGS unset took the cache's entries of that setting (pycs without column
-// positions) for its own. The hello now carries the settings the probe reports (column
-// positions, the int-digits limit, sys.flags.optimize, sys.pycache_prefix): the run that
-// finds them changed stops before any hit is served (exit 2, naming the setting) and
-// forgets the probe, and the next one writes the plain interpreter's own pycs.
+// positions) for its own. The hello then carried the settings the probe reports, and a run
+// that found them changed stopped (exit 2) after the stale probe's warning, the run after
+// it compiling. Now that run probes the launcher again on the spot and goes on with what it
+// runs now: the plain interpreter's own pycs, none of the other setting's entries, no
+// warning of the setting it no longer has, and under `-v` one line saying so.
 per_python!(a_launchers_flags_from_a_variable_are_confirmed_by_the_hello, min = (3, 11), |py: &Python| {
     let tree = Tree::new();
     let cache = tree.path("cache");
     tree.write("w/tb.py", "def f(a, b):\n    return a[\"k\"] + b.c.d\n");
     let launcher =
         tree.write_executable("bin/py", format!("#!/bin/sh\nexec '{}' $PYFLAGS \"$@\"\n", py.path.display()));
-    let compile = |flags: &str| {
+    let compile = |flags: &str, verbose: bool| {
         let _ = std::fs::remove_dir_all(tree.path("w/__pycache__"));
         tree.hashpyc()
             .env("HASHPYC_STATE_DIR", tree.path("state"))
             .env("PYFLAGS", flags)
             .args(["compile", "--cache"])
             .arg(&cache)
+            .args(verbose.then_some("-v"))
             .arg("--python")
             .arg(&launcher)
             .arg("w")
@@ -3155,29 +3157,103 @@ per_python!(a_launchers_flags_from_a_variable_are_confirmed_by_the_hello, min = 
         std::fs::read(tree.path(format!("w/__pycache__/tb.{tag}.pyc"))).ok()
     };
     let plain = own_py_compile(&py.path, &tree, "w/tb.py");
+    let changed = "settings changed since it was probed";
+    let warned = "runs without column positions";
     // Entries without column positions, and their probe remembered.
-    compile("-X no_debug_ranges").assert_code(0);
+    let first = compile("-X no_debug_ranges", false);
+    first.assert_code(0);
+    assert!(first.stderr.contains(warned), "{}", first.stderr);
     assert!(pyc().is_some() && pyc() != plain);
-    let stale = compile("");
-    stale.assert_code(2);
+    let unset = compile("", true);
+    unset.assert_code(0);
+    assert_eq!(unset.stderr.matches(changed).count(), 1, "{}", unset.stderr);
     assert!(
-        stale.stderr.contains(
-            "the Python worker reports column positions on, but the probe said off: the interpreter changed since \
-             it was probed (a launcher script now running another Python, or with other settings?); the probe is \
-             forgotten, so run again"
-        ),
+        !unset.stderr.contains("from the cache")
+            && !unset.stderr.contains(warned)
+            && !unset.stderr.contains("error:"),
         "{}",
-        stale.stderr
+        unset.stderr
     );
-    assert!(pyc().is_none(), "{}", stale.stderr);
-    let again = compile("");
+    assert!(pyc() == plain, "{}", unset.stderr);
+    // The probe re-made on the spot is remembered: the next run has nothing to say.
+    let again = compile("", true);
     again.assert_code(0);
-    assert!(!again.stderr.contains("from the cache"), "{}", again.stderr);
+    assert!(again.stderr.contains("from the cache") && !again.stderr.contains(changed), "{}", again.stderr);
     assert!(pyc() == plain, "{}", again.stderr);
-    // And back: the plain probe is not taken for the wrapper's settings either.
-    compile("-X no_debug_ranges").assert_code(2);
-    let back = compile("-X no_debug_ranges");
+    // And back: the plain probe is not taken for the wrapper's settings either; without
+    // `-v`, nothing but the setting's own warning says so.
+    let back = compile("-X no_debug_ranges", false);
     back.assert_code(0);
-    assert!(back.stderr.contains("from the cache"), "{}", back.stderr);
+    assert!(back.stderr.contains("from the cache") && back.stderr.contains(warned), "{}", back.stderr);
+    assert!(!back.stderr.contains(changed) && !back.stderr.contains("error:"), "{}", back.stderr);
     assert!(pyc().is_some() && pyc() != plain);
 });
+
+// The run that finds a launcher's settings changed since its probe probes it again and
+// compiles as it now runs: each pyc is the one the interpreter's own py_compile writes
+// under the new flags, and the cache serves none of the entries stored under the old ones
+// (a literal the new int-digits limit refuses is not taken from the plain interpreter's
+// entry). The warnings are the new settings', never the old probe's.
+per_python!(
+    a_launcher_probed_again_on_the_spot_compiles_as_its_new_flags_do,
+    min = (3, 11),
+    |py: &Python| {
+        let tree = Tree::new();
+        let cache = tree.path("cache");
+        tree.write("w/tb.py", "def f(a, b):\n    return a[\"k\"] + b.c.d\n");
+        tree.write("w/digits.py", format!("X = {}\n", "7".repeat(1000)));
+        let exe = py.path.display();
+        let launcher = tree.write_executable("bin/py", format!("#!/bin/sh\nexec '{exe}' $PYFLAGS \"$@\"\n"));
+        // The interpreter as each value of PYFLAGS starts it, for its own py_compile.
+        let ndr =
+            tree.write_executable("bin/ndr", format!("#!/bin/sh\nexec '{exe}' -X no_debug_ranges \"$@\"\n"));
+        let lim = tree.write_executable(
+            "bin/lim",
+            format!("#!/bin/sh\nexec '{exe}' -X int_max_str_digits=640 \"$@\"\n"),
+        );
+        let compile = |flags: &str| {
+            let _ = std::fs::remove_dir_all(tree.path("w/__pycache__"));
+            tree.hashpyc()
+                .env("HASHPYC_STATE_DIR", tree.path("state"))
+                .env("PYFLAGS", flags)
+                .args(["compile", "--cache"])
+                .arg(&cache)
+                .arg("--python")
+                .arg(&launcher)
+                .arg("w")
+                .run()
+        };
+        let pyc = |stem: &str| {
+            let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
+            std::fs::read(tree.path(format!("w/__pycache__/{stem}.{tag}.pyc"))).ok()
+        };
+        let own = |python: &Path, stem: &str| own_py_compile(python, &tree, &format!("w/{stem}.py"));
+        let (columns, level, digits) = (
+            "runs without column positions",
+            "runs with optimization level 1",
+            "runs with int_max_str_digits=640",
+        );
+        let plain = compile("");
+        plain.assert_code(0);
+        for stem in ["tb", "digits"] {
+            assert!(pyc(stem).is_some() && pyc(stem) == own(&py.path, stem), "{stem}: {}", plain.stderr);
+        }
+        let no_ranges = compile("-X no_debug_ranges -O");
+        no_ranges.assert_code(0);
+        let e = &no_ranges.stderr;
+        assert!(!e.contains("from the cache") && !e.contains("error"), "{e}");
+        assert!(e.contains(columns) && e.contains(level), "{e}");
+        for stem in ["tb", "digits"] {
+            assert!(pyc(stem).is_some() && pyc(stem) == own(&ndr, stem), "{stem}: {e}");
+        }
+        assert!(pyc("tb") != own(&py.path, "tb"), "{e}");
+        let limited = compile("-X int_max_str_digits=640");
+        limited.assert_code(1);
+        let e = &limited.stderr;
+        assert!(!e.contains("from the cache") && !e.contains("error:"), "{e}");
+        assert!(e.contains(digits) && !e.contains(columns) && !e.contains(level), "{e}");
+        assert!(e.contains("w/digits.py:1: SyntaxError: Exceeds the limit (640 digits)"), "{e}");
+        assert!(own(&lim, "digits").is_none() && pyc("digits").is_none(), "{e}");
+        assert!(pyc("tb").is_some() && pyc("tb") == own(&lim, "tb"), "{e}");
+    }
+);
