@@ -619,26 +619,55 @@ fn run_probe(exe: &Path, timeout: Duration) -> Result<Target, TargetError> {
     if let Some(dir) = &scratch {
         cmd.arg(dir.path());
     }
-    let mut child = cmd
-        .stdin(Stdio::null())
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         // Its own process group, as a worker's: an interrupt kills the launcher and what
         // it started (`crate::interrupt`), and the probe ends at once.
-        .process_group(0)
-        .spawn()
-        .map_err(|e| TargetError::Spawn { path: exe.to_path_buf(), reason: crate::io::start_reason(&e) })?;
-    crate::interrupt::register(child.id());
-    let stdout = child.stdout.take().expect("piped");
-    let stderr = child.stderr.take().expect("piped");
-    let readers = Reader::start(stdout, 1 << 20).and_then(|out| Ok((out, Reader::start(stderr, 1 << 16)?)));
-    let (out_reader, err_reader) = match readers {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            crate::interrupt::unregister(child.id());
-            return Err(TargetError::Thread(crate::io::start_reason(&e)));
+        .process_group(0);
+    // A process or memory limit with no room (a container's pids limit filled by processes
+    // about to end) is waited out as the workers wait (pauses of about 3 s in all), and only
+    // then is the run's error.
+    let mut pauses = 0;
+    let mut room = |e: &std::io::Error| -> Result<bool, TargetError> {
+        if !matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::ENOMEM)) {
+            return Ok(false);
+        }
+        match crate::pool::schedule::limit_pause(pauses, crate::interrupt::requested) {
+            Some(true) => {
+                pauses += 1;
+                Ok(true)
+            }
+            Some(false) => Err(TargetError::Interrupted),
+            None => Ok(false),
+        }
+    };
+    let (mut child, out_reader, err_reader) = loop {
+        let mut child = match cmd.spawn() {
+            Ok(child) => child,
+            Err(e) if room(&e)? => continue,
+            Err(e) => {
+                return Err(TargetError::Spawn {
+                    path: exe.to_path_buf(),
+                    reason: crate::io::start_reason(&e),
+                });
+            }
+        };
+        crate::interrupt::register(child.id());
+        let stdout = child.stdout.take().expect("piped");
+        let stderr = child.stderr.take().expect("piped");
+        let readers =
+            Reader::start(stdout, 1 << 20).and_then(|out| Ok((out, Reader::start(stderr, 1 << 16)?)));
+        match readers {
+            Ok((out, err)) => break (child, out, err),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                crate::interrupt::unregister(child.id());
+                if !room(&e)? {
+                    return Err(TargetError::Thread(crate::io::start_reason(&e)));
+                }
+            }
         }
     };
     let start = Instant::now();

@@ -2527,6 +2527,89 @@ fn a_pids_limit_at_the_start_is_waited_out_through_a_launcher_too() {
     }
 }
 
+// The interpreter's probe (a new machine's first run, a state directory of its own) failed
+// at once under a pids limit with no room left at that moment (exit 2, `failed to run
+// `…`: Resource temporarily unavailable …`), where the workers wait for room. Now the
+// probe waits as they do (pauses of about 3 s in all): a container whose other processes
+// end within a second compiles at any room from none to a few processes; a limit that
+// leaves no room until then is the documented error, once. A pids cgroup of the run's
+// own, filled by `sleep`s.
+#[test]
+fn a_pids_limit_at_the_probe_is_waited_out() {
+    use std::os::unix::process::CommandExt;
+    let test = "faults::a_pids_limit_at_the_probe_is_waited_out";
+    let Some(py) = harness::any_python(test) else { return };
+    let Some(cgroup) = harness::PidsCgroup::new() else {
+        harness::visible(&format!("SKIPPED {test}: needs a pids cgroup (root, a writable /sys/fs/cgroup)"));
+        return;
+    };
+    let tree = Tree::new();
+    harness::write_modules(&tree, "src", 3);
+    // A state directory of its own each time: the run probes the interpreter.
+    let compile = |cgroup_on: bool| {
+        let _ = std::fs::remove_dir_all(tree.path("src/__pycache__"));
+        let _ = std::fs::remove_dir_all(tree.path("state"));
+        let cmd = tree
+            .hashpyc()
+            .env("HASHPYC_STATE_DIR", tree.path("state"))
+            .args(["compile", "-j", "1"])
+            .python(py)
+            .arg("src");
+        if cgroup_on { cmd.in_cgroup(&cgroup).run() } else { cmd.run() }
+    };
+    let pycs = || -> Vec<(PathBuf, Vec<u8>)> {
+        tree.pycs().into_iter().map(|p| (p.clone(), std::fs::read(tree.path(&p)).unwrap())).collect()
+    };
+    compile(false).assert_code(0);
+    let want = pycs();
+    assert_eq!(want.len(), 3);
+    // Twenty `sleep SECS` in the cgroup, then room for the run itself and `room` more.
+    let fill = |secs: u32, room: usize| {
+        cgroup.set_max(1000);
+        let filler = Command::new("sh")
+            .arg("-c")
+            .arg(format!("echo $$ > \"$0\" && for i in $(seq 20); do sleep {secs} & done; wait"))
+            .arg(cgroup.procs())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let filled = Instant::now();
+        while cgroup.current() < 21 {
+            assert!(filled.elapsed() < Duration::from_secs(5), "the filler did not start");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        cgroup.set_max(21 + 1 + room);
+        filler
+    };
+    for room in 0..3 {
+        let mut filler = fill(1, room);
+        let run = compile(true);
+        filler.wait().unwrap();
+        let what = format!("room for {room}: {}", run.stderr);
+        assert_eq!(run.code, Some(0), "{what}");
+        assert!(!run.stderr.contains("error"), "{what}");
+        assert_eq!(pycs(), want, "{what}");
+    }
+    // No room until the pauses are over: the error it always was, once, and no pyc.
+    let mut filler = fill(30, 0);
+    let run = compile(true);
+    // SAFETY: kill(2) of the process group of the filler this test started.
+    unsafe {
+        libc::kill(-(filler.id() as i32), libc::SIGKILL);
+    }
+    filler.wait().unwrap();
+    let reason = "Resource temporarily unavailable (the process limit, `ulimit -u` or a container's pids limit, \
+                  or the memory limit, `ulimit -v`?)";
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert_eq!(run.stderr.matches("error:").count(), 1, "{}", run.stderr);
+    assert!(
+        run.stderr.starts_with("error: failed to run `") && run.stderr.contains(reason),
+        "{}",
+        run.stderr
+    );
+    assert!(pycs().is_empty(), "{}", run.stderr);
+}
+
 // In a container started without `--init` hashpyc is process 1, and the processes a
 // killed worker left (its zygote's fork, compiling the file that timed out) were
 // reparented to it and never reaped: a zombie per kill, each holding a process under the
