@@ -247,7 +247,29 @@ pub(crate) struct Remote {
     uploads_off: AtomicBool,
     /// What switched the tier off, in a word (`--format json`'s `off_reason`).
     off_reason: Mutex<Option<&'static str>>,
+    /// A request was answered in this run: a refused connection since is a server
+    /// restarting, given [`OUTAGE_MAX`] (before any answer, it is a failure at once).
+    answered: AtomicBool,
+    /// Since the first refused connection after the last answer, while there is one.
+    refused_since: Mutex<Option<Instant>>,
+    /// Lookups counted as misses, and upload attempts refused then sent again, while the
+    /// server refused connections (within [`OUTAGE_MAX`]); the longest such time (ms).
+    refused_lookups: AtomicU64,
+    refused_uploads_retried: AtomicU64,
+    longest_outage_ms: AtomicU64,
 }
+
+/// How long a server that answered earlier in the run may refuse connections before the
+/// tier is switched off: a restart of the cache service (a rolling restart, a few hundred
+/// milliseconds to a few seconds of "connection refused"). Meanwhile lookups are misses
+/// (their files compiled, the build not held up) and uploads are sent again after short
+/// waits ([`OUTAGE_WAITS`]). A server that never answered is switched off at the first
+/// refused connection, as fast as ever.
+pub(crate) const OUTAGE_MAX: Duration = Duration::from_secs(3);
+
+/// The waits of an upload sent again while the server refuses connections: doubling from
+/// the first, up to the last.
+const OUTAGE_WAITS: (Duration, Duration) = (Duration::from_millis(100), Duration::from_millis(500));
 
 /// A target's lookups in the remote tier, for [`COLD_REMOTE`].
 #[derive(Default)]
@@ -441,6 +463,9 @@ enum Sent<T> {
     Busy,
     /// Not sent: the tier is off, or the run interrupted.
     Unsent,
+    /// The connection refused by a server that answered earlier, within [`OUTAGE_MAX`]
+    /// of the first refusal (a restart): a lookup is a miss, an upload is sent again.
+    Refused,
     /// Refused by the server for its size ([`TierError::TooLarge`]): that entry only.
     TooLarge,
 }
@@ -472,6 +497,7 @@ impl Remote {
         match e {
             TierError::Timeout(_) => self.counts.timeouts.fetch_add(1, Ordering::Relaxed),
             TierError::Failed(_)
+            | TierError::Refused(_)
             | TierError::Transient { .. }
             | TierError::Busy(_)
             | TierError::TooLarge(_)
@@ -611,11 +637,35 @@ impl Remote {
             None if no_room => {}
             None => return Sent::Unsent,
         }
+        // Any answer of the server's (an entry, a miss, a refusal, throttling) says it is up.
+        if out.is_ok()
+            || (throttled.get() && sent.get() > 0)
+            || matches!(out, Err(TierError::Busy(_) | TierError::TooLarge(_) | TierError::Denied(_)))
+        {
+            self.answered_now();
+        }
         match out {
             Ok(v) => {
                 self.throttled_streak.store(0, Ordering::Relaxed);
                 Sent::Answered(v)
             }
+            Err(TierError::Refused(m)) if self.usable() => match self.refused_for() {
+                None => {
+                    self.fail(&TierError::Refused(m));
+                    Sent::Failed
+                }
+                Some(outage) if outage < OUTAGE_MAX => {
+                    self.counts.errors.fetch_add(1, Ordering::Relaxed);
+                    Sent::Refused
+                }
+                Some(outage) => {
+                    self.fail(&TierError::Refused(format!(
+                        "{m}; it had refused connections for {:.1} s, since it last answered",
+                        outage.as_secs_f64()
+                    )));
+                    Sent::Failed
+                }
+            },
             Err(TierError::Busy(_)) => Sent::Busy,
             Err(TierError::TooLarge(m)) => {
                 self.refused_uploads.fetch_add(1, Ordering::Relaxed);
@@ -659,6 +709,27 @@ impl Remote {
         }
     }
 
+    /// A request answered: the server is up (again).
+    fn answered_now(&self) {
+        if !self.answered.load(Ordering::Relaxed) {
+            self.answered.store(true, Ordering::Relaxed);
+        }
+        let mut since = self.refused_since.lock().expect("cache lock");
+        if let Some(t) = since.take() {
+            self.longest_outage_ms.fetch_max(t.elapsed().as_millis() as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// A connection refused: how long the server has refused them since it last answered,
+    /// or None when it never answered in this run (a failure at once).
+    fn refused_for(&self) -> Option<Duration> {
+        if !self.answered.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut since = self.refused_since.lock().expect("cache lock");
+        Some(since.get_or_insert_with(Instant::now).elapsed())
+    }
+
     /// A lookup: None when the tier did not answer (a failure, throttled, or off).
     fn get(&self, key: &Key) -> Option<Option<Vec<u8>>> {
         match self.send(&self.lookup_cap, &self.lookups, false, || self.tier.get(key)) {
@@ -668,6 +739,11 @@ impl Remote {
             }
             Sent::Throttled => {
                 self.throttled_lookups.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+            // The server restarting: a miss, the file compiled (not waited for).
+            Sent::Refused => {
+                self.refused_lookups.fetch_add(1, Ordering::Relaxed);
                 None
             }
             // No room to read it now: a miss, not a sign of a cold remote.
@@ -690,13 +766,36 @@ impl Remote {
     }
 
     /// A request of an upload, under the uploads' cap and policy; one throttled through
-    /// its attempts is counted (the upload is not sent).
-    fn upload<T>(&self, request: impl FnMut() -> Result<T, TierError>) -> Sent<T> {
-        let sent = self.send(&self.upload_cap, &self.uploads, true, request);
-        if matches!(sent, Sent::Throttled) {
-            self.throttled_uploads.fetch_add(1, Ordering::Relaxed);
+    /// its attempts is counted (the upload is not sent). One whose connection a server
+    /// restarting refused is sent again after a short wait, until the server answers or
+    /// has refused connections for [`OUTAGE_MAX`] (then the tier is off); never
+    /// [`Sent::Refused`].
+    fn upload<T>(&self, mut request: impl FnMut() -> Result<T, TierError>) -> Sent<T> {
+        let mut wait = OUTAGE_WAITS.0;
+        loop {
+            let sent = self.send(&self.upload_cap, &self.uploads, true, &mut request);
+            match sent {
+                Sent::Throttled => {
+                    self.throttled_uploads.fetch_add(1, Ordering::Relaxed);
+                }
+                Sent::Refused => {
+                    let go_on = || self.usable() && !crate::interrupt::requested();
+                    let until = Instant::now() + wait;
+                    while go_on() && Instant::now() < until {
+                        std::thread::sleep(Duration::from_millis(20).min(until - Instant::now()));
+                    }
+                    if !go_on() {
+                        return Sent::Unsent;
+                    }
+                    self.refused_uploads_retried.fetch_add(1, Ordering::Relaxed);
+                    self.counts.retries.fetch_add(1, Ordering::Relaxed);
+                    wait = (wait * 2).min(OUTAGE_WAITS.1);
+                    continue;
+                }
+                _ => {}
+            }
+            return sent;
         }
-        sent
     }
 
     /// This run's counts, with the retries the tier made on its own.
@@ -846,6 +945,11 @@ impl Inner {
                 uploads_refused: Mutex::new(None),
                 uploads_off: AtomicBool::new(false),
                 off_reason: Mutex::new(None),
+                answered: AtomicBool::new(false),
+                refused_since: Mutex::new(None),
+                refused_lookups: AtomicU64::new(0),
+                refused_uploads_retried: AtomicU64::new(0),
+                longest_outage_ms: AtomicU64::new(0),
             })
         });
         let uploads = match (&remote, settings.read_only) {
@@ -1565,6 +1669,20 @@ impl Inner {
                     line.push_str(&format!(
                         "; {} throttled (HTTP 503/429) and counted as misses",
                         crate::report::plural(throttled, "lookup", "lookups")
+                    ));
+                }
+                let (refused, resent) = (
+                    r.refused_lookups.load(Ordering::Relaxed),
+                    r.refused_uploads_retried.load(Ordering::Relaxed),
+                );
+                if refused + resent > 0 {
+                    let longest = Duration::from_millis(r.longest_outage_ms.load(Ordering::Relaxed));
+                    line.push_str(&format!(
+                        "; connections refused for {} at most after it had answered (a restart?): {} \
+                         counted as misses, {} sent again",
+                        crate::report::format_duration(longest),
+                        crate::report::plural(refused, "lookup", "lookups"),
+                        crate::report::plural(resent, "upload attempt", "upload attempts"),
                     ));
                 }
                 if let Some(u) = &upload {

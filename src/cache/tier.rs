@@ -9,8 +9,12 @@ use super::entry::Key;
 pub enum TierError {
     /// The request took longer than the cache's timeout.
     Timeout(String),
-    /// Anything else: refused connection, DNS, TLS, an HTTP error status, a broken reply.
+    /// Anything else: DNS, TLS, an HTTP error status, a broken reply.
     Failed(String),
+    /// The connection was refused (nothing listens at the address, or at the proxy's): a
+    /// server that never answered in this run is a failure as [`TierError::Failed`]; one
+    /// that did and refuses now is restarting, given a few seconds (`cache::OUTAGE_MAX`).
+    Refused(String),
     /// A failure the same request may well not meet again (HTTP 500, 502, 503, 504 or 429,
     /// a connection reset or closed before the response, the system resolver's "Temporary
     /// failure in name resolution"): retried (`remote::retry`), and
@@ -36,6 +40,7 @@ impl std::fmt::Display for TierError {
         match self {
             TierError::Timeout(m)
             | TierError::Failed(m)
+            | TierError::Refused(m)
             | TierError::Busy(m)
             | TierError::TooLarge(m)
             | TierError::Denied(m)

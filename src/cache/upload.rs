@@ -179,7 +179,7 @@ fn upload(remote: &Remote, job: &Job, unsent: &Unsent) {
             },
             // Answered, its body left unread for want of room: as if missing, as above.
             Sent::Answered(None) | Sent::Busy => {}
-            Sent::Failed | Sent::Unsent => {
+            Sent::Failed | Sent::Unsent | Sent::Refused => {
                 unsent.off.fetch_add(1, Ordering::Relaxed);
                 return;
             }
@@ -196,7 +196,7 @@ fn upload(remote: &Remote, job: &Job, unsent: &Unsent) {
         Sent::Answered(_) => {
             remote.counts.stores.fetch_add(job.weight, Ordering::Relaxed);
         }
-        Sent::Failed | Sent::Unsent => {
+        Sent::Failed | Sent::Unsent | Sent::Refused => {
             unsent.off.fetch_add(1, Ordering::Relaxed);
         }
         Sent::Throttled | Sent::Busy | Sent::TooLarge => {}

@@ -1431,6 +1431,81 @@ fn a_server_that_dies_mid_build() {
     assert!(run.stderr.matches("warning:").count() <= 1, "{}", run.stderr);
 }
 
+/// The JSON summary of a `--format json` run.
+fn json_summary(run: &harness::Run) -> serde_json::Value {
+    run.stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|o| o["type"] == "summary")
+        .unwrap_or_else(|| panic!("no summary: {}\n{}", run.stdout, run.stderr))
+}
+
+/// A cache service restarted mid-build (a rolling restart: about a second of refused
+/// connections, then the same server on the same port) is waited for: lookups meanwhile
+/// are misses (their files compiled), uploads are sent again once it is back, and the
+/// remote stays on. It was switched off for the rest of the run at the first refused
+/// connection, its uploads lost (`uploads_not_stored` in the hundreds). A server that
+/// never answered is still switched off at its first refused connection.
+#[test]
+fn a_server_restarted_mid_build_is_waited_for() {
+    let test = "remote::a_server_restarted_mid_build_is_waited_for";
+    let Some(py) = harness::python_or_skip((3, 12), test) else { return };
+    let Some(mut nginx) = Nginx::start() else { return };
+    let n = 1000;
+    let t = Tree::new();
+    harness::write_modules(&t, "src", n);
+    let url = format!("{}/cache", nginx.url());
+    let build = |url: &str| {
+        t.hashpyc()
+            .env_remove("HASHPYC_CACHE")
+            .env("HASHPYC_STATE_DIR", t.path("state"))
+            .env("HASHPYC_CACHE_UPLOAD_WAIT", "100")
+            .args(["compile", "-j1", "--format", "json", "--cache-url", url])
+            .python(py)
+            .arg("src")
+    };
+    let handle = std::thread::spawn({
+        let cmd = build(&url);
+        move || cmd.run()
+    });
+    // Stopped once it has stored an entry (the build's other uploads still to come), for
+    // a second, then started again on the same port.
+    while !nginx.access_log().contains("\"PUT ") && !handle.is_finished() {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let stopped_mid_build = !handle.is_finished();
+    nginx.kill();
+    std::thread::sleep(Duration::from_secs(1));
+    nginx.restart();
+    let run = handle.join().unwrap();
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(stopped_mid_build, "the build ended before the server was stopped: {}", run.stderr);
+    assert_no_warning("a build across a restart", &run.stderr);
+    let summary = json_summary(&run);
+    let remote = &summary["cache"]["remote"];
+    assert_eq!(remote["switched_off"], serde_json::json!(false), "{summary}");
+    assert_eq!(remote["uploads_not_stored"], serde_json::json!(0), "{summary}");
+    assert_eq!(remote["stores"], serde_json::json!(n), "{summary}");
+    // It did meet the refused connections (each counted an error), and sent again.
+    assert!(remote["errors"].as_u64().unwrap() > 0, "no refused connection met: {summary}");
+    assert!(remote["retries"].as_u64().unwrap() > 0, "{summary}");
+    // Every entry is on the restarted server: a build elsewhere finds them all.
+    remove_pycs(t.root());
+    std::fs::remove_dir_all(t.path("state")).unwrap();
+    let again = build(&url).run();
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
+    assert_eq!(json_summary(&again)["from_cache_pycs"], serde_json::json!(n), "{}", again.stdout);
+    // Never answered: switched off at the first refused connection, as before.
+    remove_pycs(t.root());
+    let dead = build(&servers::closed_url()).run();
+    assert_eq!(dead.code, Some(0), "{}", dead.stderr);
+    let summary = json_summary(&dead);
+    let remote = &summary["cache"]["remote"];
+    assert_eq!(remote["switched_off"], serde_json::json!(true), "{summary}");
+    assert_eq!(remote["retries"], serde_json::json!(0), "{summary}");
+    assert!(dead.stdout.contains("connection refused by"), "{}", dead.stdout);
+}
+
 /// Failures are named in words, with their request and the host: a server whose
 /// certificate is its authority's own (a self-signed CA certificate served as the server's:
 /// it was `(Other(OtherError(CaUsedAsEndEntity)))`), a redirect (it was a bare `GET: HTTP

@@ -655,6 +655,8 @@ pub struct Nginx {
     process: Process,
     /// From spawn to the port accepting connections.
     pub startup: Duration,
+    /// The nginx binary, for [`Nginx::restart`].
+    bin: PathBuf,
 }
 
 /// Whether nginx has the WebDAV module (and, with `tls`, the SSL module).
@@ -804,24 +806,38 @@ http {{
 "#
             );
             std::fs::write(d.join("nginx.conf"), conf).expect("nginx.conf");
-            let mut cmd = Command::new(&bin);
-            // -e: the error log before the config is read (else /var/log/nginx, not writable
-            // without root).
-            cmd.arg("-p").arg(d).arg("-c").arg(d.join("nginx.conf")).arg("-e").arg(d.join("error.log"));
-            let mut process = Process::start("nginx", cmd, &d.join("nginx.out")).expect("spawn nginx");
-            process.logs.push(d.join("error.log"));
-            let addr = SocketAddr::from((LOCALHOST, port));
-            match process.wait_ready(Duration::from_secs(10), || accepts(addr)) {
-                Ok(t) => Ok((process, port, t)),
-                Err(why) => {
-                    let exited = !process.running();
-                    Err((why, exited))
-                }
-            }
+            Nginx::spawn(&bin, d, port).map(|(process, t)| (process, port, t))
         });
         let (process, port, startup) = process;
         let scheme = if tls.is_some() { "https" } else { "http" };
-        Some(Nginx { dir, port, auth, scheme, process, startup })
+        Some(Nginx { dir, port, auth, scheme, process, startup, bin })
+    }
+
+    /// nginx `bin` started with `dir`'s configuration, serving on `port`, waited for until
+    /// it accepts connections; else why not, and whether it exited.
+    fn spawn(bin: &Path, dir: &Path, port: u16) -> Result<(Process, Duration), (String, bool)> {
+        let mut cmd = Command::new(bin);
+        // -e: the error log before the config is read (else /var/log/nginx, not writable
+        // without root).
+        cmd.arg("-p").arg(dir).arg("-c").arg(dir.join("nginx.conf")).arg("-e").arg(dir.join("error.log"));
+        let mut process = Process::start("nginx", cmd, &dir.join("nginx.out")).expect("spawn nginx");
+        process.logs.push(dir.join("error.log"));
+        let addr = SocketAddr::from((LOCALHOST, port));
+        match process.wait_ready(Duration::from_secs(10), || accepts(addr)) {
+            Ok(t) => Ok((process, t)),
+            Err(why) => {
+                let exited = !process.running();
+                Err((why, exited))
+            }
+        }
+    }
+
+    /// Start it again after [`Nginx::kill`]: the same configuration, data and port, as a
+    /// cache service restarted; returns once the port accepts connections again.
+    pub fn restart(&mut self) {
+        let (process, _) = Nginx::spawn(&self.bin, self.dir.path(), self.port)
+            .unwrap_or_else(|(why, _)| panic!("nginx did not restart on port {}: {why}", self.port));
+        self.process = process;
     }
 
     pub fn port(&self) -> u16 {

@@ -247,8 +247,9 @@ fn unresolved(e: ureq::Error, uri: &ureq::http::Uri) -> ureq::Error {
 /// (`HOST:PORT`), with `secrets` (credentials, signed query strings) scrubbed from whatever
 /// the HTTP library said: `GET: cache.example:443: …`. A connection reset, or closed
 /// before the response, is transient (a server restarting, a connection it dropped under
-/// load); a refused connection, DNS and TLS errors are not (the same request would meet
-/// them again; [`send_error`] tells the resolver's temporary failure apart).
+/// load); DNS and TLS errors are not (the same request would meet them again;
+/// [`send_error`] tells the resolver's temporary failure apart, and a refused connection,
+/// [`TierError::Refused`]).
 /// Timeouts are [`send_error`]'s, the only caller.
 fn request_error(e: &ureq::Error, what: &str, host: &str, secrets: &[&str]) -> TierError {
     use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
@@ -295,7 +296,7 @@ pub fn send_error(
     if let ureq::Error::Io(io) = e
         && io.kind() == ConnectionRefused
     {
-        return TierError::Failed(format!(
+        return TierError::Refused(format!(
             "{what}: connection refused by the proxy {} (set by {}; nothing listens there: is the \
              proxy running? NO_PROXY={} sends the cache's requests directly)",
             proxy.address,
@@ -333,6 +334,7 @@ pub fn send_error(
     match direct_error(e, what, url, agent, secrets) {
         TierError::Timeout(m) => TierError::Timeout(m + &through),
         TierError::Failed(m) => TierError::Failed(m + &through),
+        TierError::Refused(m) => TierError::Refused(m + &through),
         TierError::Busy(m) => TierError::Busy(m + &through),
         TierError::TooLarge(m) => TierError::TooLarge(m + &through),
         TierError::Denied(m) => TierError::Denied(m + &through),
@@ -465,7 +467,7 @@ const PROXY_VARIABLES: &[&str] =
 fn direct_error(e: &ureq::Error, what: &str, url: &str, agent: &ureq::Agent, secrets: &[&str]) -> TierError {
     use std::io::ErrorKind::{ConnectionRefused, TimedOut, WouldBlock};
     match e {
-        ureq::Error::Io(io) if io.kind() == ConnectionRefused => TierError::Failed(format!(
+        ureq::Error::Io(io) if io.kind() == ConnectionRefused => TierError::Refused(format!(
             "{what}: connection refused by {} (nothing listens there: is the server running, and is the port right?)",
             host_port(url)
         )),
@@ -992,7 +994,8 @@ mod tests {
         for kind in [ConnectionReset, ConnectionAborted, BrokenPipe, UnexpectedEof] {
             assert!(matches!(io(kind), TierError::Transient { retry_after: None, .. }), "{kind:?}");
         }
-        for kind in [ConnectionRefused, PermissionDenied, InvalidData] {
+        assert!(matches!(io(ConnectionRefused), TierError::Refused(_)));
+        for kind in [PermissionDenied, InvalidData] {
             assert!(matches!(io(kind), TierError::Failed(_)), "{kind:?}");
         }
         assert!(matches!(io(TimedOut), TierError::Timeout(_)));
