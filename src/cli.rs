@@ -487,6 +487,11 @@ pub struct ConfigArgs {
     #[arg(skip)]
     pub discovered: bool,
 
+    /// The project's `requires-python`, read with the configuration for the warning of
+    /// targets it excludes (`crate::requires_python`).
+    #[arg(skip)]
+    pub requires_python: Option<crate::requires_python::RequiresPython>,
+
     /// Ignore configuration files: only flags, environment variables and the built-in
     /// defaults apply. With `--config` too, the later of the two on the command line wins.
     #[arg(long, env = "HASHPYC_NO_CONFIG", value_parser = clap::builder::BoolishValueParser::new(),

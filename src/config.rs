@@ -1131,7 +1131,7 @@ fn one_line(s: &str) -> String {
 }
 
 /// The 1-based line of byte offset `at`.
-fn line_of(text: &str, at: usize) -> usize {
+pub(crate) fn line_of(text: &str, at: usize) -> usize {
     line_of_bytes(text.as_bytes(), at)
 }
 

@@ -26,6 +26,7 @@ pub mod plan;
 pub mod pool;
 pub mod pyc;
 pub mod report;
+pub mod requires_python;
 pub mod settings;
 pub mod target;
 pub mod verified;

@@ -637,6 +637,18 @@ fn load_config(
         }
     }
     let source = source?;
+    match crate::requires_python::find(args.config.as_deref(), cwd) {
+        Ok(found) => args.requires_python = found,
+        // Said under -v only: a specifier that cannot be read checks nothing.
+        Err(line) if output.verbose > 0 && output.quiet == 0 => {
+            if json {
+                args.described.push(line);
+            } else {
+                crate::report::eprint_line(&line);
+            }
+        }
+        Err(_) => {}
+    }
     args.discovered =
         matches!(source, config::Source::File(_) | config::Source::NotFound { .. }) && args.config.is_none();
     if output.verbose > 0 && output.quiet == 0 {
@@ -1656,6 +1668,10 @@ pub fn compile_settings(args: &CompileArgs) -> Result<CompileSettings, Error> {
     // launcher's remembered probe is confirmed: a stale one's are not the run's.
     let named_warnings = ddir_named_warning(&args.embed, &roots)
         .into_iter()
+        .chain(args.config.requires_python.as_ref().and_then(|rp| {
+            let (from, defaulted) = (args.target.python_from.as_ref(), args.target.python.is_empty());
+            crate::requires_python::warning(rp, &targets, from, defaulted, "writes")
+        }))
         .chain(prepend_request_warning(&args.embed))
         .chain(nested_config_warning(&args.config, &roots))
         .collect();
@@ -1878,6 +1894,18 @@ pub fn check_settings(args: &CheckArgs) -> Result<CheckSettings, Error> {
     };
     let named_warnings = interpreter_settings_warnings(&targets, &layouts, &levels(&args.layout), "check")
         .into_iter()
+        .chain(args.config.requires_python.as_ref().and_then(|rp| {
+            // (`--target`'s versions come from the command line alone.)
+            let by_python = args.target_version.is_empty();
+            let from = args.target.python_from.as_ref().filter(|_| by_python);
+            crate::requires_python::warning(
+                rp,
+                &targets,
+                from,
+                by_python && args.target.python.is_empty(),
+                "checks",
+            )
+        }))
         .chain(ddir_named_warning(&args.embed, &roots))
         .chain(prepend_request_warning(&args.embed))
         .chain(nested_config_warning(&args.config, &roots))

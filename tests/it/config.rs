@@ -3301,3 +3301,102 @@ per_python!(inspect_shows_a_prefixed_pyc_as_check_does, min = (3, 8), |py: &Pyth
         assert_eq!(r.stdout.lines().next(), Some(checked.as_str()), "{setting}: {}", r.stdout);
     }
 });
+
+// A project whose `pyproject.toml` says `requires-python = ">=3.12"` was compiled for a 3.11
+// with no word: pycs for a Python the project does not support. A target the specifier
+// excludes now gets one warning per run (compile and check) naming the file, the
+// specifier, the version and `--python`; a version it includes none, an unparseable
+// specifier a `-v` line only, and `-qq` hides it as other warnings. The exit status stays.
+per_python!(requires_python_excluding_the_target_is_warned_of, |py: &Python| {
+    let tree = Tree::new();
+    tree.write("m.py", "x = 1\n");
+    let (major, minor) = py.minor;
+    let next = format!("{major}.{}", minor + 1);
+    let project = |spec: &str| {
+        tree.write("pyproject.toml", format!("[project]\nname = \"p\"\nrequires-python = \"{spec}\"\n"));
+    };
+    let warned = |spec: &str, verb: &str| {
+        format!(
+            "warning: `pyproject.toml` line 3: the project requires Python `{spec}` (`requires-python`), and \
+             this run {verb} pycs for CPython {}, a version it excludes: give an interpreter it allows",
+            py.version
+        )
+    };
+    let excluding = [
+        format!(">={next}"),
+        format!("~={next}"),
+        format!("!={major}.{minor}.*"),
+        format!("<{major}.{minor},>=3.0"),
+        format!("=={major}.{minor}.{}", u32::MAX),
+    ];
+    for spec in &excluding {
+        project(spec);
+        let run = tree.hashpyc().arg("compile").python(py).run();
+        run.assert_code(0);
+        assert_eq!(run.stderr.matches(&warned(spec, "writes")).count(), 1, "{spec}: {}", run.stderr);
+        let run = tree.hashpyc().arg("check").python(py).run();
+        run.assert_code(0);
+        assert_eq!(run.stderr.matches(&warned(spec, "checks")).count(), 1, "{spec}: {}", run.stderr);
+        let run = tree.hashpyc().args(["-qq", "compile", "-f"]).python(py).run();
+        run.assert_code(0);
+        assert!(!run.stderr.contains("requires-python"), "{spec}: {}", run.stderr);
+    }
+    // The version to give instead, and the key that named the interpreter.
+    project(&format!(">={next}"));
+    let run = tree.hashpyc().arg("compile").python(py).run();
+    assert!(run.stderr.contains(&format!("allows (`--python {next}`)\n")), "{}", run.stderr);
+    tree.write(
+        "pyproject.toml",
+        format!(
+            "[project]\nname = \"p\"\nrequires-python = \">={next}\"\n\n[tool.hashpyc]\npython = [\"{}\"]\n",
+            py.path.display()
+        ),
+    );
+    let run = tree.hashpyc().arg("compile").run();
+    run.assert_code(0);
+    let key = format!("allows (`--python {next}`, or change `python` in `pyproject.toml` line 6)\n");
+    assert!(run.stderr.contains(&key), "{}", run.stderr);
+    // In JSON, a notice like the others; from a subdirectory, the project above.
+    let run = tree.hashpyc().args(["compile", "--format", "json"]).run();
+    run.assert_code(0);
+    let notices: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["message"].as_str().is_some_and(|m| m.contains("(`requires-python`)")))
+        .collect();
+    assert_eq!(notices.len(), 1, "{}", run.stdout);
+    tree.write("sub/n.py", "y = 1\n");
+    let run = harness::Hashpyc::new(&tree.path("sub")).arg("compile").run();
+    run.assert_code(0);
+    assert!(run.stderr.contains("pyproject.toml` line 3: the project requires Python"), "{}", run.stderr);
+
+    let including = [
+        format!(">={major}.{minor}"),
+        format!("~={major}.{minor}"),
+        format!("=={major}.{minor}.*"),
+        format!("!={next}.*, >=3.0, <{next}"),
+        format!("<={}", py.version),
+        String::new(),
+    ];
+    for spec in &including {
+        project(spec);
+        let run = tree.hashpyc().args(["compile", "-v"]).python(py).run();
+        run.assert_code(0);
+        assert!(!run.stderr.contains("requires-python"), "{spec}: {}", run.stderr);
+    }
+    // Not PEP 440: said under -v, not warned of.
+    let bad = format!(">={next}.*");
+    project(&bad);
+    let run = tree.hashpyc().arg("compile").python(py).run();
+    run.assert_code(0);
+    assert!(!run.stderr.contains("requires"), "{}", run.stderr);
+    let run = tree.hashpyc().args(["compile", "-v"]).python(py).run();
+    run.assert_code(0);
+    let said = format!(
+        "requires-python not checked: `pyproject.toml` line 3: `requires-python = \"{bad}\"` is not a PEP 440 \
+         specifier (Operator >= cannot be used with a wildcard version specifier)\n"
+    );
+    assert_eq!(run.stderr.matches(&said).count(), 1, "{}", run.stderr);
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+});
