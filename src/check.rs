@@ -422,6 +422,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
         summary.insert("skipped_links_to_nothing".into(), walked.skipped.links_to_nothing().into());
         let targets: Vec<serde_json::Value> = s.targets.iter().map(|t| t.short_version().into()).collect();
         summary.insert("targets".into(), targets.into());
+        summary.insert("elapsed".into(), report::json_seconds(started.elapsed()).into());
         report::out_line(&mut out, serde_json::Value::Object(summary))?;
     }
     drop(out);

@@ -463,7 +463,7 @@ fn summary_json(
         "skipped_links_to_nothing": s.skipped.links_to_nothing(),
         "warnings_as_errors": warnings_as_errors,
         "targets": targets,
-        "elapsed": (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+        "elapsed": report::json_seconds(elapsed),
         "cache": cache,
     });
     if let (Some(check), serde_json::Value::Object(map)) = (dry_run, &mut json) {

@@ -15,6 +15,9 @@ use crate::{Error, ExitStatus};
 
 #[derive(Debug, Serialize)]
 struct Description {
+    /// `pyc`: each JSON object names its kind first, as every command's JSON does.
+    #[serde(rename = "type")]
+    kind: &'static str,
     #[serde(serialize_with = "crate::report::json_path")]
     pyc: PathBuf,
     /// None (JSON null) for what the file does not have: no header, no flags, no body.
@@ -109,6 +112,7 @@ impl Description {
     /// Nothing described yet: every field null.
     fn empty(path: &Path) -> Description {
         Description {
+            kind: "pyc",
             pyc: path.to_path_buf(),
             magic: None,
             python: None,

@@ -370,6 +370,12 @@ fn source_line(src: &[u8], n: u32) -> Option<String> {
     Some(String::from_utf8_lossy(line).into_owned())
 }
 
+/// A run's `elapsed` in a JSON summary: seconds, to the millisecond (`0.101`), as
+/// `compile`'s and `check`'s summaries give it.
+pub fn json_seconds(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0).round() / 1000.0
+}
+
 /// `2.31s`, `850ms`.
 pub fn format_duration(d: Duration) -> String {
     if d < Duration::from_secs(1) {

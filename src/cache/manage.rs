@@ -120,6 +120,7 @@ pub fn run(cmd: &CacheCommand, style: Style, quiet: u8) -> Result<ExitStatus, Er
                     tiers.insert(name.clone(), serde_json::to_value(t).expect("totals serialize"));
                 }
                 let v = serde_json::json!({
+                    "type": "cache",
                     "cache": crate::report::JsonPath(root),
                     "exists": !matches!(opened, Opened::Missing),
                     "entries": entries.len(),

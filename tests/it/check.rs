@@ -383,6 +383,80 @@ fn json_is_format_json_on_every_command_that_has_it() {
     }
 }
 
+// `inspect --format json`'s objects and `cache stats --format json`'s had no `type`, which
+// every other JSON object of hashpyc starts with, and `check`'s summary no `elapsed`, which
+// `compile`'s has (helper report). Each now has them, added before or after the keys it had,
+// none renamed or removed: a consumer of the old keys reads the same values.
+#[test]
+fn every_json_object_names_its_type_and_summaries_their_elapsed() {
+    let Some(py) = harness::any_python("check::every_json_object_names_its_type_and_summaries_their_elapsed")
+    else {
+        return;
+    };
+    let tree = Tree::new();
+    tree.write("m.py", "x = 1\n");
+    let cache = tree.path("cache").display().to_string();
+    let run = |args: &[&str], python: bool| {
+        let mut h = tree.hashpyc().args(args).args(["--format", "json"]);
+        if python {
+            h = h.python(py);
+        }
+        let run = h.run();
+        run.assert_code(0);
+        run.stdout
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON"))
+            .collect::<Vec<_>>()
+    };
+    let keys = |v: &serde_json::Value| v.as_object().expect("an object").keys().cloned().collect::<Vec<_>>();
+    let compile = run(&["compile", "--cache", &cache, "m.py"], true);
+    let check = run(&["check", "m.py"], true);
+    let inspect = run(&["inspect", &pyc(py, "m")], false);
+    let stats = run(&["cache", "stats", "--cache", &cache], false);
+    for (objects, kind) in [(&compile, "summary"), (&check, "summary"), (&inspect, "pyc"), (&stats, "cache")]
+    {
+        assert_eq!(objects.len(), 1, "{objects:?}");
+        assert_eq!(keys(&objects[0])[0], "type", "{objects:?}");
+        assert_eq!(objects[0]["type"], kind, "{objects:?}");
+    }
+    // The keys each had, in their order, after `type`.
+    let inspect_keys = [
+        "pyc",
+        "magic",
+        "python",
+        "mode",
+        "hash",
+        "mtime",
+        "source_size",
+        "source",
+        "matches_source",
+        "source_error",
+        "body_bytes",
+        "trailing_bytes",
+        "embedded_path",
+        "error",
+    ];
+    assert_eq!(keys(&inspect[0])[1..], inspect_keys);
+    assert_eq!(inspect[0]["pyc"], pyc(py, "m"));
+    assert_eq!(inspect[0]["matches_source"], true);
+    let stats_keys = ["cache", "exists", "entries", "bytes", "temporary_files", "since", "runs", "tiers"];
+    assert_eq!(keys(&stats[0])[1..], stats_keys);
+    assert_eq!(stats[0]["entries"], 1, "{}", stats[0]);
+    // `elapsed` in seconds to the millisecond, in both summaries, after `targets`.
+    for summary in [&compile[0], &check[0]] {
+        let elapsed = summary["elapsed"].as_f64().unwrap_or_else(|| panic!("no elapsed: {summary}"));
+        assert!((0.0..60.0).contains(&elapsed), "{summary}");
+        assert_eq!((elapsed * 1000.0).round() / 1000.0, elapsed, "{summary}");
+        let k = keys(summary);
+        assert_eq!(
+            k.iter().position(|k| k == "elapsed"),
+            k.iter().position(|k| k == "targets").map(|t| t + 1)
+        );
+    }
+    assert_eq!(check[0]["ok"], 1);
+    assert_eq!(check[0]["targets"][0], py.version);
+}
+
 // `inspect -` took `-` for a file (`-  error: no such file`, exit 1) where `compile` and
 // `check` read a path list from stdin. It now reads the files from stdin as they do (one
 // per line, or NUL-separated with `--null`; `-` read once however often given), and

@@ -1164,8 +1164,8 @@ fn install_recipes_pass_locked() {
 }
 
 // Each JSON Lines example in the README (a line `{"type":…` in a ```json block) has the keys,
-// in order, of an object of its type that `compile`, `compile -n` or `check` really prints
-// (a summary of `compile` with one of `compile`, by its `dry_run`).
+// in order, of an object of its type that `compile`, `compile -n`, `check`, `inspect` or
+// `cache stats` really prints (a summary of `compile` with one of `compile`, by its `dry_run`).
 #[test]
 fn readme_json_examples_have_the_real_keys() {
     let Some(py) = harness::python_or_skip((3, 12), "shipping::readme_json_examples_have_the_real_keys")
@@ -1188,6 +1188,13 @@ fn readme_json_examples_have_the_real_keys() {
             .run();
         real.push_str(&run.stdout);
     }
+    let cache = tree.path("cache").display().to_string();
+    tree.hashpyc().args(["compile", "-q", "--no-config", "--cache", &cache]).python(py).arg("ok.py").run();
+    for args in [&["inspect", "__pycache__/ok.cpython-312.pyc"][..], &["cache", "stats", "--cache", &cache]] {
+        let run = tree.hashpyc().args(args).args(["--format", "json"]).run();
+        run.assert_code(0);
+        real.push_str(&run.stdout);
+    }
     let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
     let real: Vec<serde_json::Value> = real.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
@@ -1206,7 +1213,7 @@ fn readme_json_examples_have_the_real_keys() {
             examples += 1;
         }
     }
-    assert!(examples >= 10, "the README's JSON examples were not found");
+    assert!(examples >= 12, "the README's JSON examples were not found");
 }
 
 // The README's snippets of the CI recipes (a ```yaml block after "(`examples/ci/NAME`")
