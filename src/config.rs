@@ -133,6 +133,12 @@ pub struct Options {
     #[serde(skip)]
     #[schemars(skip)]
     pub key_values: std::collections::BTreeMap<String, String>,
+
+    /// Where each element of a list-valued key is (`line 4, column 3`), for errors about
+    /// one element.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub element_places: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// A JSON schema written out, inlined where the type is used.
@@ -170,13 +176,43 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
         // reported, not serde's generic "did not match any variant".
         let value = toml::Value::deserialize(d)?;
         let result = match value {
-            toml::Value::Array(items) => {
-                items.into_iter().map(not_a_date).collect::<Result<_, _>>().map(OneOrMany)
-            }
-            other => not_a_date(other).map(|one| OneOrMany(vec![one])),
+            // The element's index leads the message, for `parse` to name its line.
+            toml::Value::Array(items) => items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| not_a_date(item).map_err(|e| format!("{ELEMENT}{i}{ELEMENT}{e}")))
+                .collect::<Result<_, _>>()
+                .map(OneOrMany),
+            other => not_a_date(other).map(|one| OneOrMany(vec![one])).map_err(|e| e.to_string()),
         };
         result.map_err(serde::de::Error::custom)
     }
+}
+
+/// Around the index of the element of a list whose error a message is (`\u{1}2\u{1}invalid
+/// type: …`), which [`parse`] replaces with the element's line and column.
+const ELEMENT: char = '\u{1}';
+
+/// The index of the list element an error message is about, and the message without it.
+fn element_of(message: &str) -> Option<(usize, &str)> {
+    let rest = message.strip_prefix(ELEMENT)?;
+    let (index, rest) = rest.split_once(ELEMENT)?;
+    Some((index.parse().ok()?, rest))
+}
+
+/// Where each element of each list-valued key is (`line 4, column 3`), by key, for the
+/// errors about one element of a list written over several lines.
+fn element_places(text: &str, table: &toml::de::DeTable) -> std::collections::BTreeMap<String, Vec<String>> {
+    table
+        .iter()
+        .filter_map(|(k, v)| match v.get_ref() {
+            toml::de::DeValue::Array(items) => Some((
+                k.get_ref().to_string(),
+                items.iter().map(|item| line_column(text, item.span().start)).collect(),
+            )),
+            _ => None,
+        })
+        .collect()
 }
 
 /// An element of a [`OneOrMany`]: a TOML date or time is refused as the type it is (a
@@ -859,6 +895,7 @@ pub fn parse(text: &str, is_pyproject: bool, file: impl AsRef<Path>) -> Result<O
             options.key_lines =
                 table.iter().map(|(k, _)| (k.get_ref().to_string(), line_of(text, k.span().start))).collect();
             options.key_values = key_values(text, is_pyproject);
+            options.element_places = element_places(text, table);
             check_empty(&options, file, table_name)?;
             check_conflicts(&options, file)?;
             return Ok(Some(options));
@@ -866,8 +903,17 @@ pub fn parse(text: &str, is_pyproject: bool, file: impl AsRef<Path>) -> Result<O
         Err(e) => e,
     };
     let span = err.span().unwrap_or(0..0);
-    let line = line_of(text, span.start);
-    let message = one_line(err.message());
+    let mut line = line_of(text, span.start).to_string();
+    let mut message = one_line(err.message());
+    // An element of a list: its own line and column, not the key's line.
+    if let Some((index, rest)) = element_of(&message) {
+        let place = key_at(table, &span)
+            .and_then(|key| element_places(text, table).remove(&key)?.into_iter().nth(index));
+        if let Some(place) = place {
+            line = place.strip_prefix("line ").unwrap_or(&place).to_string();
+        }
+        message = rest.to_string();
+    }
     if let Some(unknown) = message.strip_prefix("unknown field `").and_then(|m| m.split('`').next()) {
         let hint = if unknown == "tool" && !is_pyproject {
             " (outside pyproject.toml the keys of [tool.hashpyc] go at the top level, without a header)"
@@ -933,16 +979,11 @@ fn value_hint(key: &str, message: &str, raw: &str) -> String {
 /// empty list of interpreters or levels.
 fn check_empty(options: &Options, file: crate::report::Quoted<'_>, table_name: &str) -> Result<(), Error> {
     let empty_path = |p: &Option<PathBuf>| p.as_ref().is_some_and(|p| p.as_os_str().is_empty());
-    let checks: [(&str, bool, &str); 10] = [
+    let checks: [(&str, bool, &str); 9] = [
         (
             "python",
             options.python.as_ref().is_some_and(|p| p.is_empty()),
             "an empty list (leave the key out for `python3`)",
-        ),
-        (
-            "python",
-            options.python.as_ref().is_some_and(|p| p.iter().any(String::is_empty)),
-            "an empty interpreter name",
         ),
         (
             "optimize",
@@ -961,13 +1002,28 @@ fn check_empty(options: &Options, file: crate::report::Quoted<'_>, table_name: &
             "an empty URL (leave the key out for no shared cache)",
         ),
     ];
+    // The element's line and column when the value is a list, else the key's line.
+    let place = |key: &str, index: usize| {
+        options
+            .element_places
+            .get(key)
+            .and_then(|p| p.get(index))
+            .cloned()
+            .unwrap_or_else(|| format!("line {}", options.key_lines.get(key).copied().unwrap_or(1)))
+    };
     // A request of uv's that names no one version, or whitespace around a name.
-    if let Some(reason) =
-        options.python.as_ref().and_then(|p| p.iter().find_map(|p| crate::target::refused_request(p)))
-    {
-        let line = options.key_lines.get("python").copied().unwrap_or(1);
+    if let Some((index, reason)) = options.python.as_ref().and_then(|p| {
+        p.iter().enumerate().find_map(|(i, p)| crate::target::refused_request(p).map(|r| (i, r)))
+    }) {
+        let at = place("python", index);
         return Err(Error::Usage(format!(
-            "{file} line {line}: invalid value for `python` in {table_name}: {reason}"
+            "{file} {at}: invalid value for `python` in {table_name}: {reason}"
+        )));
+    }
+    if let Some(index) = options.python.as_ref().and_then(|p| p.iter().position(String::is_empty)) {
+        let at = place("python", index);
+        return Err(Error::Usage(format!(
+            "{file} {at}: invalid value for `python` in {table_name}: an empty interpreter name"
         )));
     }
     for (key, bad, what) in checks {
@@ -1283,7 +1339,7 @@ mod tests {
         );
         assert_eq!(
             err("\noptimize = [0,\n 5]\n", false),
-            "`f.toml` line 2: invalid value for `optimize` in the top level: optimization level 5 is not 0, 1 or 2"
+            "`f.toml` line 3, column 2: invalid value for `optimize` in the top level: optimization level 5 is not 0, 1 or 2"
         );
         let e = err("[tool.hashpyc]\n\nlegacy = 'yes'\n", true);
         assert!(e.starts_with("`f.toml` line 3: invalid value for `legacy` in [tool.hashpyc]: "), "{e}");

@@ -1172,6 +1172,62 @@ fn bad(name: &str, content: &str, args: &[&str]) -> String {
     run.stderr
 }
 
+// An error in a list written over several lines named the key's line (`exclude = [` on
+// line 2 for a `42` on line 4). Now each list-valued key's element is named at its own line
+// and column.
+#[test]
+fn an_element_of_a_list_is_named_at_its_line() {
+    let Some(py) = harness::any_python("an_element_of_a_list_is_named_at_its_line") else { return };
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "pyproject.toml",
+            "[tool.hashpyc]\nexclude = [\n  \"a/\",\n  42,\n]\n",
+            "`pyproject.toml` line 4, column 3: invalid value for `exclude` in [tool.hashpyc]: invalid type: integer `42`, expected a string",
+        ),
+        (
+            "hashpyc.toml",
+            "exclude = [\n  \"a/\",\n    \"b/[c\",\n]\n",
+            "`hashpyc.toml` line 3, column 5: invalid value for `exclude` in the top level: invalid glob `b/[c`: unclosed character class; missing ']'",
+        ),
+        (
+            "hashpyc.toml",
+            "optimize = [\n  0,\n  1,\n  5,\n]\n",
+            "`hashpyc.toml` line 4, column 3: invalid value for `optimize` in the top level: optimization level 5 is not 0, 1 or 2",
+        ),
+        (
+            "pyproject.toml",
+            "[tool.hashpyc]\npython = [\n  \"3.12\",\n  3.13,\n]\n",
+            "`pyproject.toml` line 4, column 3: invalid value for `python` in [tool.hashpyc]: invalid type: floating point `3.13`, expected a string (a version is a string: write it quoted, `\"3.13\"`)",
+        ),
+        (
+            "hashpyc.toml",
+            "python = [\n  \"3.12\",\n  \"\",\n]\n",
+            "`hashpyc.toml` line 3, column 3: invalid value for `python` in the top level: an empty interpreter name",
+        ),
+        (
+            "hashpyc.toml",
+            "python = [\n  \"3.12\",\n  \">=3.12\",\n]\n",
+            "`hashpyc.toml` line 3, column 3: invalid value for `python` in the top level: ",
+        ),
+        (
+            "pyproject.toml",
+            "[tool.hashpyc]\nexclude = [\n  \"a/\",\n  1979-05-27,\n]\n",
+            "`pyproject.toml` line 4, column 3: invalid value for `exclude` in [tool.hashpyc]: invalid type: date `1979-05-27`, expected a string",
+        ),
+    ];
+    for (i, (name, content, want)) in cases.iter().enumerate() {
+        let tree = Tree::new();
+        tree.write("m.py", "X = 1\n");
+        tree.write(name, content);
+        let cmd = if i % 2 == 0 { "compile" } else { "check" };
+        let run = tree.hashpyc().arg(cmd).python(py).run();
+        run.assert_code(2);
+        assert!(run.stderr.starts_with(&format!("error: {want}")), "case {i}: {content}\n{}", run.stderr);
+        assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+        assert!(tree.pycs().is_empty(), "case {i}");
+    }
+}
+
 // Every bad configuration is one line naming the file, the key and the line; exit 2, before
 // any interpreter is looked for.
 #[test]
@@ -1190,7 +1246,7 @@ fn bad_configurations() {
         (
             "pyproject.toml",
             "[tool.hashpyc]\n# levels\noptimize = [0, 5]\n",
-            "`pyproject.toml` line 3: invalid value for `optimize` in [tool.hashpyc]: optimization level 5 is not 0, 1 or 2",
+            "`pyproject.toml` line 3, column 16: invalid value for `optimize` in [tool.hashpyc]: optimization level 5 is not 0, 1 or 2",
         ),
         (
             "pyproject.toml",
@@ -1200,7 +1256,7 @@ fn bad_configurations() {
         (
             "hashpyc.toml",
             "optimize = [0]\nexclude = [\"build/\", \"a/[b\"]\n",
-            "`hashpyc.toml` line 2: invalid value for `exclude` in the top level: invalid glob `a/[b`: unclosed character class; missing ']'",
+            "`hashpyc.toml` line 2, column 22: invalid value for `exclude` in the top level: invalid glob `a/[b`: unclosed character class; missing ']'",
         ),
         (
             ".hashpyc.toml",
@@ -1221,7 +1277,7 @@ fn bad_configurations() {
         (
             "hashpyc.toml",
             "python = [\"3.12\", 3.13]\n",
-            "`hashpyc.toml` line 1: invalid value for `python` in the top level: invalid type: floating point `3.13`, expected a string (a version is a string: write it quoted, `\"3.13\"`)",
+            "`hashpyc.toml` line 1, column 19: invalid value for `python` in the top level: invalid type: floating point `3.13`, expected a string (a version is a string: write it quoted, `\"3.13\"`)",
         ),
         (
             "pyproject.toml",
@@ -1358,7 +1414,7 @@ fn bad_configurations() {
 fn dates_and_times_are_not_strings() {
     assert_eq!(
         bad("hashpyc.toml", "optimize = 0\nexclude = [\"tests/\", 1979-05-27]\n", &["compile"]),
-        "error: `hashpyc.toml` line 2: invalid value for `exclude` in the top level: invalid type: date \
+        "error: `hashpyc.toml` line 2, column 22: invalid value for `exclude` in the top level: invalid type: date \
          `1979-05-27`, expected a string\n"
     );
     assert_eq!(
