@@ -113,17 +113,34 @@ fn top_long_help() -> String {
     text.trim_end().to_string()
 }
 
+/// The end of `-h`: the exit status in brief and where the rest is. `--help` gives each
+/// option's whole text, the exit status in full and (`hashpyc --help`) every variable read.
+const SHORT_AFTER_HELP: &str = "\
+Exit status: 0 all good, 1 findings, 2 error.
+See more with '--help': each option in full, what each exit status means.";
+const INSPECT_SHORT_AFTER_HELP: &str = "\
+Exit status: 0 every file described, 1 a file it cannot describe, 2 error.
+See more with '--help': each option in full, what each exit status means.";
+const TOP_SHORT_AFTER_HELP: &str = "\
+Exit status: 0 all good, 1 findings, 2 error.
+See more with '--help': what each exit status means, every environment variable read; and
+with 'hashpyc COMMAND --help', each option of a command in full.";
+const PLAIN_SHORT_AFTER_HELP: &str = "See more with '--help': each option in full.";
+
 /// Deterministic, hash-based Python bytecode (PEP 552) for whole trees, and a fast check
 /// that a tree's bytecode is fresh.
 #[derive(Debug, Parser)]
-#[command(name = "hashpyc", version, about, long_about = None, after_help = AFTER_HELP,
+#[command(name = "hashpyc", version, about, long_about = None, after_help = TOP_SHORT_AFTER_HELP,
           after_long_help = top_long_help())]
 // A single-valued flag given twice takes the last value (as ripgrep, fd and uv do: an alias
 // or a script's defaults can be overridden by appending); repeatable flags (`-o`,
 // `--exclude`, `--python`, `--target`) keep collecting every value.
 // `--version` is the top level's only (`hashpyc --version`), as in uv since 0.7: a
 // subcommand's would print `hashpyc-compile 0.1.0`, a program that does not exist.
-#[command(max_term_width = 100, args_override_self = true)]
+// `-h` is a summary, one line per option (each help's first sentence, as ripgrep, fd and
+// uv print it), `--help` the whole text: applied to every command once it is defined.
+#[command(max_term_width = 100, args_override_self = true, mut_args = summarize_arg,
+          mut_subcommands = summarize)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -234,11 +251,11 @@ pub enum Command {
     /// `$XDG_CACHE_HOME/hashpyc` or `~/.cache/hashpyc`): interpreter probes, compile
     /// failures and warnings, the pycs found good. `HASHPYC_NO_STATE=1` writes nothing
     /// there; `hashpyc --help` lists every environment variable.
-    #[command(after_help = AFTER_HELP)]
+    #[command(after_help = SHORT_AFTER_HELP, after_long_help = AFTER_HELP)]
     Compile(Box<CompileArgs>),
 
-    /// Verify that every `.py` file under PATHs has a pyc that the target interpreter will
-    /// accept and that matches the source, as `hashpyc compile` writes it. Writes no pyc and
+    /// Verify that every `.py` file under PATHs has a fresh pyc: one that the target
+    /// interpreter will accept and that matches the source, as `hashpyc compile` writes it. Writes no pyc and
     /// starts no Python to compile (the state directory remembers interpreter probes and the
     /// pycs found good: `HASHPYC_NO_STATE=1` writes nothing at all).
     ///
@@ -256,7 +273,7 @@ pub enum Command {
     /// proves nothing.
     ///
     /// `check` selects exactly the files `compile` would, given the same selection flags.
-    #[command(after_help = AFTER_HELP)]
+    #[command(after_help = SHORT_AFTER_HELP, after_long_help = AFTER_HELP)]
     Check(Box<CheckArgs>),
 
     /// Describe pyc files: magic and Python version, mode, source hash (or a timestamp
@@ -264,7 +281,7 @@ pub enum Command {
     /// judge it (when the source is found; when it is there but cannot be read, why), body
     /// size, embedded path. A `.py` source stands for the pycs of it that exist. A file
     /// that is not a pyc (or a source without one) is an error (exit status 1).
-    #[command(after_help = INSPECT_AFTER_HELP)]
+    #[command(after_help = INSPECT_SHORT_AFTER_HELP, after_long_help = INSPECT_AFTER_HELP)]
     Inspect(InspectArgs),
 
     /// Manage the bytecode cache (`compile --cache DIR`): stats, prune, clean.
@@ -655,7 +672,7 @@ pub fn cache_url_error(err: &clap::Error, argv: &[OsString]) -> Option<String> {
     )
 }
 
-/// The most workers `--jobs` starts: each is a Python process of some 10-20 MB, and
+/// The most workers `--jobs` starts:/// The most workers `--jobs` starts: each is a Python process of some 10-20 MB, and
 /// compiling is CPU-bound, so a value far above the CPU count only costs memory.
 pub const MAX_JOBS: usize = 1024;
 
@@ -745,6 +762,58 @@ pub fn for_completion(cmd: clap::Command) -> clap::Command {
     cmd.mut_subcommands(for_completion)
 }
 
+/// `-h`'s line for an option: the first sentence of its help ([`brief`]); the whole text
+/// stays `--help`'s (and the man pages').
+pub fn summarize_arg(arg: clap::Arg) -> clap::Arg {
+    summarize_arg_of("hashpyc", arg)
+}
+
+/// `-h`'s line for an option whose first sentence, cut to a line, would lose what it does:
+/// the command, the option's id, the line.
+const SHORT_HELP: &[(&str, &str, &str)] = &[
+    (
+        "compile",
+        "dry_run",
+        "Print what would be compiled, rewritten, linked or skipped, and why, writing nothing",
+    ),
+    ("compile", "no_cache", "Do not use the bytecode cache, even if one is named"),
+    (
+        "inspect",
+        "pycache_prefix",
+        "Look for pycs and sources in the tree under DIR mirroring each source's directory",
+    ),
+];
+
+/// [`summarize_arg`] for an option of `command`.
+fn summarize_arg_of(command: &str, arg: clap::Arg) -> clap::Arg {
+    let Some(help) = arg.get_help().map(ToString::to_string) else { return arg };
+    let long = arg.get_long_help().map_or_else(|| help.clone(), ToString::to_string);
+    let short = SHORT_HELP
+        .iter()
+        .find(|(c, id, _)| *c == command && arg.get_id() == *id)
+        .map_or_else(|| brief(&help), |(_, _, line)| (*line).to_string());
+    if short == long {
+        return arg;
+    }
+    arg.help(short).long_help(long)
+}
+
+/// A command as `-h` shows it: each option on one line ([`summarize_arg`]), the command's
+/// own description cut to its first sentence in the list of commands and at the top of
+/// `-h`, and an end saying what `--help` adds; its subcommands alike.
+pub fn summarize(cmd: clap::Command) -> clap::Command {
+    let name = cmd.get_name().to_string();
+    let mut cmd = cmd.mut_args(|a| summarize_arg_of(&name, a)).mut_subcommands(summarize);
+    if let Some(about) = cmd.get_about().map(ToString::to_string) {
+        let long = cmd.get_long_about().map_or_else(|| about.clone(), ToString::to_string);
+        cmd = cmd.about(brief(&about)).long_about(long);
+    }
+    if cmd.get_after_help().is_none() {
+        cmd = cmd.after_help(PLAIN_SHORT_AFTER_HELP);
+    }
+    cmd
+}
+
 /// The first sentence of a help text, without its final period: up to the first `. ` or
 /// `; ` outside parentheses and backquotes (`e.g.` and `i.e.` end none); one still longer
 /// than a line is cut at its first `: ` there, if any.
@@ -775,7 +844,35 @@ pub fn brief(help: &str) -> String {
     if sentence.chars().count() <= 100 {
         return sentence.to_string();
     }
-    // Still long: without its asides in parentheses.
+    let short = without_asides(sentence);
+    if short.chars().count() <= 100 {
+        return short;
+    }
+    // Still long: up to its last `, ` (outside backquotes and parentheses) that leaves a line.
+    let (mut cut, mut depth, mut quoted) = (None, 0usize, false);
+    for (i, c) in short.char_indices() {
+        match c {
+            '`' => quoted = !quoted,
+            '(' if !quoted => depth += 1,
+            ')' if !quoted => depth = depth.saturating_sub(1),
+            ',' if !quoted
+                && depth == 0
+                && short[i + 1..].starts_with(' ')
+                && short[..i].chars().count() <= 100 =>
+            {
+                cut = Some(i)
+            }
+            _ => {}
+        }
+    }
+    match cut {
+        Some(at) => short[..at].to_string(),
+        None => short,
+    }
+}
+
+/// A sentence without its asides in parentheses.
+fn without_asides(sentence: &str) -> String {
     let (mut short, mut depth, mut quoted) = (String::new(), 0usize, false);
     for c in sentence.chars() {
         match c {
@@ -1356,6 +1453,10 @@ mod tests {
         assert_eq!(brief("Short: kept whole"), "Short: kept whole");
         let aside = format!("Follow links, each once (a link {}), and more", "to a loop ".repeat(10));
         assert_eq!(brief(&aside), "Follow links, each once, and more");
+        // A line at most: cut at its last `, ` that leaves one (not in backquotes).
+        let x = ["the ignore files list"; 3].join(" ");
+        let clauses = format!("Skip what {x}, as `a, b` do, as ripgrep does. More");
+        assert_eq!(brief(&clauses), format!("Skip what {x}, as `a, b` do"));
         assert_eq!(brief("Kept (an aside) when short"), "Kept (an aside) when short");
     }
 
@@ -1368,7 +1469,7 @@ mod tests {
         let mut cli = Cli::command();
         let check = cli.find_subcommand_mut("check").expect("check");
         let target = check.get_arguments().find(|a| a.get_long() == Some("target")).expect("--target");
-        let help = target.get_help().map(|h| h.to_string()).unwrap_or_default();
+        let help = target.get_long_help().or(target.get_help()).map(|h| h.to_string()).unwrap_or_default();
         assert!(help.contains(&range), "{help}");
     }
 }

@@ -1210,6 +1210,91 @@ fn help_matches_each_command() {
     }
 }
 
+// `-h` was barely shorter than `--help` (`compile -h` 242 lines, `--help` 334): most flags
+// gave their whole paragraph in both. As in ripgrep, fd and uv, `-h` is now a summary, one
+// sentence per option and command, ending by saying what `--help` adds; `--help` (and the
+// man pages) keep the whole text.
+#[test]
+fn short_help_is_a_summary() {
+    let tree = Tree::new();
+    // The entries of a help text (options, arguments, commands): each with its description,
+    // wrapped lines joined, clap's `[env: …]`, `[default: …]`, `[possible values: …]` left out.
+    let entries = |text: &str| {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for line in text.lines() {
+            let indent = line.len() - line.trim_start().len();
+            if line.trim().is_empty() || indent == 0 {
+                continue;
+            }
+            if indent <= 6 {
+                let body = line.trim_start();
+                let (name, desc) = body.split_once("  ").unwrap_or((body, ""));
+                out.push((name.to_string(), desc.trim().to_string()));
+            } else if let Some(last) = out.last_mut() {
+                last.1 = format!("{} {}", last.1, line.trim()).trim().to_string();
+            }
+        }
+        out.into_iter()
+            .map(|(name, desc)| (name, desc.split(" [env: ").next().unwrap().to_string()))
+            .map(|(name, desc)| (name, desc.split(" [default: ").next().unwrap().to_string()))
+            .map(|(name, desc)| (name, desc.split(" [possible values: ").next().unwrap().to_string()))
+            .collect::<Vec<_>>()
+    };
+    let commands: &[&[&str]] = &[
+        &[],
+        &["compile"],
+        &["check"],
+        &["inspect"],
+        &["cache"],
+        &["cache", "stats"],
+        &["cache", "prune"],
+        &["cache", "clean"],
+        &["completions"],
+    ];
+    for command in commands {
+        let name = format!("hashpyc {}", command.join(" "));
+        let short = tree.hashpyc().args(*command).arg("-h").run();
+        short.assert_code(0);
+        let long = tree.hashpyc().args(*command).arg("--help").run();
+        long.assert_code(0);
+        let short_entries = entries(&short.stdout);
+        assert!(short_entries.len() >= 2, "{name} -h: {}", short.stdout);
+        for (entry, desc) in &short_entries {
+            assert!(desc.chars().count() <= 100, "{name} -h: {entry} takes more than a line: {desc}");
+        }
+        let end = short.stdout.trim_end().lines().last().unwrap_or_default();
+        assert!(
+            end.contains("'--help'") || end.contains("COMMAND --help"),
+            "{name} -h does not end saying what --help adds: {}",
+            short.stdout
+        );
+        assert!(short.stdout.contains("(see more with '--help')"), "{name} -h: {}", short.stdout);
+        // `--help` says more of some entry than `-h` does, and keeps its whole text.
+        let long_entries = entries(&long.stdout);
+        let longer = long_entries.iter().filter(|(entry, desc)| {
+            short_entries.iter().any(|(e, d)| e == entry && desc.len() > d.len() + 20)
+        });
+        // (or of the command itself: `completions`' text on loading the script)
+        let about = |text: &str| text.split("\nUsage:").next().unwrap_or_default().len();
+        assert!(
+            longer.count() >= 1 || about(&long.stdout) > about(&short.stdout) + 20,
+            "{name} --help says no more than -h:\n{}\n{}",
+            short.stdout,
+            long.stdout
+        );
+        assert!(long.stdout.len() > short.stdout.len() * 3 / 2, "{name}:\n{}\n{}", short.stdout, long.stdout);
+    }
+    // The whole text of an option and of the exit status, in `--help` only.
+    let short = tree.hashpyc().args(["compile", "-h"]).run().stdout;
+    let long = tree.hashpyc().args(["compile", "--help"]).run().stdout;
+    let words = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
+    for whole in ["0 means one per CPU", "130 interrupted (SIGINT)", "hides the progress bar and the summary"]
+    {
+        assert!(words(&long).contains(whole), "compile --help lacks {whole}: {long}");
+        assert!(!words(&short).contains(whole), "compile -h has {whole}: {short}");
+    }
+}
+
 // `hashpyc --help` said exit status 2 for "a path that does not exist", but `inspect
 // nothere.pyc` exits 1 (a file it cannot describe, as the README's `inspect` output says),
 // and `inspect --help` said nothing of its exit status (helper report). Now the top-level
