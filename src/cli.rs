@@ -672,6 +672,121 @@ pub fn cache_url_error(err: &clap::Error, argv: &[OsString]) -> Option<String> {
     )
 }
 
+/// A word of the command line that starts with `-` but may be a file name (`-n.py`, which
+/// pre-commit and `git ls-files` pass like any other): before `--`, longer than a short
+/// flag, not `-` (stdin). Its index in `argv`.
+fn dash_words(argv: &[OsString]) -> impl Iterator<Item = (usize, &OsString)> {
+    let end = argv.iter().position(|a| a == "--").unwrap_or(argv.len());
+    argv.iter().enumerate().take(end).skip(1).filter(|(_, a)| {
+        let b = a.as_encoded_bytes();
+        b.len() > 2 && b[0] == b'-'
+    })
+}
+
+/// `argv` with word `i` moved after `--` (added when there is none), the command a file
+/// name starting with `-` needs.
+fn moved_after_dashes(argv: &[OsString], i: usize) -> Vec<OsString> {
+    let mut moved: Vec<OsString> = argv.to_vec();
+    let word = moved.remove(i);
+    if !moved.iter().any(|a| a == "--") {
+        moved.push("--".into());
+    }
+    moved.push(word);
+    moved
+}
+
+/// `argv` as a shell command line, `hashpyc` first.
+fn shell_words(argv: &[OsString]) -> String {
+    let mut words = vec!["hashpyc".to_string()];
+    for a in &argv[1..] {
+        let a = a.to_string_lossy();
+        let plain = !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+%".contains(c));
+        words.push(if plain { a.into_owned() } else { format!("'{}'", a.replace('\'', "'\\''")) });
+    }
+    words.join(" ")
+}
+
+/// The subcommand `argv` names (`hashpyc compile`, `hashpyc cache stats`).
+fn command_path(argv: &[OsString]) -> String {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let mut path = "hashpyc".to_string();
+    for word in argv.iter().skip(1) {
+        let Some(sub) = word.to_str().and_then(|w| cmd.find_subcommand(w)).cloned() else { continue };
+        path = format!("{path} {}", sub.get_name());
+        cmd = sub;
+    }
+    path
+}
+
+/// Whether `word` names a file or directory relative to the current directory.
+fn exists_here(word: &std::ffi::OsStr) -> bool {
+    std::path::Path::new(word).symlink_metadata().is_ok()
+}
+
+/// A file name starting with `-` given before `--` (`hashpyc compile -n.py`): clap reads it
+/// as a cluster of short flags and rejects a piece of it (`unexpected argument '-.'`), a
+/// message that names neither the word nor the way out. When `err` comes from such a word
+/// (one without which, given after `--`, `argv` no longer fails this way) that looks like a
+/// file name (a `.py`, `.pyc` or a `/` in it) or is a file here, the message naming it and
+/// the command that takes it as a file.
+pub fn dash_file_error(err: &clap::Error, argv: &[OsString]) -> Option<String> {
+    use clap::CommandFactory;
+    if !err.use_stderr() {
+        return None;
+    }
+    let rendered = err.to_string();
+    let (i, word) = dash_words(argv).find(|(i, _)| {
+        Cli::command()
+            .try_get_matches_from(moved_after_dashes(argv, *i))
+            .err()
+            .is_none_or(|e| e.to_string() != rendered)
+    })?;
+    let text = word.to_string_lossy();
+    let here = exists_here(word);
+    if !(here || text.ends_with(".py") || text.ends_with(".pyc") || text.contains('/')) {
+        return None;
+    }
+    let command = command_path(argv);
+    let reason = rendered.strip_prefix("error: ").unwrap_or(&rendered);
+    let reason = reason.split("\n").next().unwrap_or(reason).trim_end();
+    Some(format!(
+        "`{text}` is not an option of `{command}` (read as options: {reason}){}; a file name that starts \
+         with `-` goes after `--`, which ends the options: `{}`",
+        if here { ", and is a file in the current directory" } else { "" },
+        shell_words(&moved_after_dashes(argv, i)),
+    ))
+}
+
+/// A file name starting with `-` that clap took as a short option with its value
+/// (`hashpyc compile a.py -x.py`: `-x .py`, an `--exclude-regex` that skips every file) while a
+/// file of that name is in the current directory, as pre-commit passes a staged file: the
+/// error saying so, with the two ways to write what was meant.
+pub fn dash_file_taken_as_option(argv: &[OsString]) -> Option<String> {
+    use clap::CommandFactory;
+    let (i, word) =
+        dash_words(argv).find(|(_, w)| !w.as_encoded_bytes().starts_with(b"--") && exists_here(w))?;
+    let text = word.to_string_lossy();
+    let command = command_path(argv);
+    let mut cmd = Cli::command();
+    cmd.build();
+    let sub = command.split(' ').skip(1).try_fold(&cmd, |c, name| c.find_subcommand(name));
+    let short = text.chars().nth(1)?;
+    let read_as = match sub.and_then(|c| c.get_arguments().find(|a| a.get_short() == Some(short))) {
+        Some(arg) if arg.get_action().takes_values() => {
+            let value = &text[1 + short.len_utf8()..];
+            let value = value.strip_prefix('=').unwrap_or(value);
+            format!("the option `-{short}` with the value `{value}` (write `-{short} {value}` to mean that)")
+        }
+        _ => "options".to_string(),
+    };
+    Some(format!(
+        "`{text}` is a file in the current directory, but `{command}` read it as {read_as}; a file name \
+         that starts with `-` goes after `--`, which ends the options: `{}`",
+        shell_words(&moved_after_dashes(argv, i)),
+    ))
+}
+
 /// The most workers `--jobs` starts:/// The most workers `--jobs` starts: each is a Python process of some 10-20 MB, and
 /// compiling is CPU-bound, so a value far above the CPU count only costs memory.
 pub const MAX_JOBS: usize = 1024;

@@ -24,8 +24,10 @@ fn main() {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let matches = hashpyc::cli::Cli::command().try_get_matches_from(&argv).unwrap_or_else(|e| {
         // A bad value from an environment variable is reported as the variable's.
-        if let Some(message) =
-            hashpyc::cli::env_var_error(&e, &argv).or_else(|| hashpyc::cli::cache_url_error(&e, &argv))
+        // A file name starting with `-` before `--` (`compile -n.py`) is named, with the way out.
+        if let Some(message) = hashpyc::cli::env_var_error(&e, &argv)
+            .or_else(|| hashpyc::cli::cache_url_error(&e, &argv))
+            .or_else(|| hashpyc::cli::dash_file_error(&e, &argv))
         {
             hashpyc::report::stderr_line(&mut std::io::stderr(), format_args!("error: {message}"));
             std::process::exit(2);
@@ -41,6 +43,11 @@ fn main() {
         }
         e.exit()
     });
+    // `compile a.py -x.py` parses (`-x .py`), but `-x.py` is a file here: named, not taken.
+    if let Some(message) = hashpyc::cli::dash_file_taken_as_option(&argv) {
+        hashpyc::report::stderr_line(&mut std::io::stderr(), format_args!("error: {message}"));
+        std::process::exit(2);
+    }
     let cli = hashpyc::cli::Cli::from_arg_matches(&matches)
         .unwrap_or_else(|e| e.format(&mut hashpyc::cli::Cli::command()).exit());
     // The run's own errors are coloured as its per-file ones (`error` in bold red), an

@@ -1295,6 +1295,63 @@ fn short_help_is_a_summary() {
     }
 }
 
+// A staged file named like an option (`-n.py`, as pre-commit and git pass it) gave clap's
+// `unexpected argument '-.' found` (`-n`, then `-.`), naming neither the file nor `--`; and
+// `compile a.py -x.py` took `-x.py` as `-x .py`, an --exclude-regex that skipped `a.py`,
+// with exit status 0. Now both name the word, say it is a file here, and give the command
+// with the file after `--`.
+#[test]
+fn file_named_like_an_option_is_named() {
+    let Some(py) = harness::any_python("file_named_like_an_option_is_named") else { return };
+    let tree = Tree::new();
+    for name in ["-n.py", "-x.py", "a.py"] {
+        tree.write(name, "X = 1\n");
+    }
+    let refused: &[(&[&str], &str)] = &[
+        (&["compile", "-n.py"], "`hashpyc compile -- -n.py`"),
+        (&["check", "-n.py"], "`hashpyc check -- -n.py`"),
+        (&["compile", "-q", "-n.py", "a.py"], "`hashpyc compile -q a.py -- -n.py`"),
+        (&["compile", "a.py", "-x.py"], "`hashpyc compile a.py -- -x.py`"),
+        (&["check", "a.py", "-x.py"], "`hashpyc check a.py -- -x.py`"),
+    ];
+    for (args, fixed) in refused {
+        let run = tree.hashpyc().env("HASHPYC_PYTHON", &py.path).args(*args).run();
+        run.assert_code(2);
+        let word = args.iter().find(|a| a.starts_with('-') && a.ends_with(".py")).unwrap();
+        assert!(run.stderr.starts_with(&format!("error: `{word}` ")), "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains("is a file in the current directory"), "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains(fixed), "{args:?}: {}", run.stderr);
+        assert_eq!(run.stderr.lines().count(), 1, "{args:?}: {}", run.stderr);
+        assert!(tree.pycs().is_empty(), "{args:?} wrote {:?}", tree.pycs());
+    }
+    // `-x .py` written apart is the option, as meant.
+    let apart = tree.hashpyc().args(["check", "a.py", "-x", ".py"]).python(py).run();
+    assert!(!apart.stderr.contains("is a file"), "{}", apart.stderr);
+    // Not a file here, but a file's name: named, with the way out.
+    let absent = tree.hashpyc().env("HASHPYC_PYTHON", &py.path).args(["compile", "-f.pyc"]).run();
+    absent.assert_code(2);
+    assert!(
+        absent.stderr.starts_with("error: `-f.pyc` is not an option of `hashpyc compile`"),
+        "{}",
+        absent.stderr
+    );
+    assert!(!absent.stderr.contains("is a file"), "{}", absent.stderr);
+    assert!(absent.stderr.contains("`hashpyc compile -- -f.pyc`"), "{}", absent.stderr);
+    // A mistyped flag keeps clap's message.
+    let typo = tree.hashpyc().args(["compile", "--forse"]).python(py).run();
+    typo.assert_code(2);
+    assert!(typo.stderr.contains("unexpected argument '--forse'"), "{}", typo.stderr);
+    // The command given writes the pycs py_compile writes.
+    let run = tree.hashpyc().args(["compile"]).python(py).args(["a.py", "--", "-n.py", "-x.py"]).run();
+    run.assert_code(0);
+    let sources: Vec<PathBuf> = ["-n.py", "-x.py", "a.py"].iter().map(PathBuf::from).collect();
+    let refs = harness::py_compile_refs(py, tree.root(), &sources, None);
+    for (source, want) in sources.iter().zip(refs) {
+        let pyc = pyc_of(&tree, py, &source.to_string_lossy());
+        assert_eq!(std::fs::read(&pyc).ok(), want, "{}", pyc.display());
+    }
+}
+
 // `hashpyc --help` said exit status 2 for "a path that does not exist", but `inspect
 // nothere.pyc` exits 1 (a file it cannot describe, as the README's `inspect` output says),
 // and `inspect --help` said nothing of its exit status (helper report). Now the top-level
