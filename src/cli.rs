@@ -167,7 +167,7 @@ pub struct GlobalArgs {
     pub verbose: u8,
 
     /// When to use colour on stderr (never needed to read a message).
-    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, env = "HASHPYC_COLOR", global = true,
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, env = "HASHPYC_COLOR", hide_env_values = true, global = true,
           help_heading = "Output")]
     pub color: ColorChoice,
 }
@@ -180,7 +180,7 @@ pub struct HiddenOutputArgs {
     pub quiet: u8,
     #[arg(short, long, action = clap::ArgAction::Count, hide = true)]
     pub verbose: u8,
-    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, env = "HASHPYC_COLOR", hide = true)]
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, env = "HASHPYC_COLOR", hide_env_values = true, hide = true)]
     pub color: ColorChoice,
 }
 
@@ -218,7 +218,7 @@ pub struct OutputArgs {
 #[derive(Debug, Args)]
 pub struct ColorArgs {
     /// When to use colour on stderr (never needed to read a message).
-    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, env = "HASHPYC_COLOR", help_heading = "Output")]
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, env = "HASHPYC_COLOR", hide_env_values = true, help_heading = "Output")]
     pub color: ColorChoice,
 }
 
@@ -353,7 +353,7 @@ pub struct CompileArgs {
     /// like compileall's `-j 0`); at most 1024. With several `--python`, a file is sent to
     /// each interpreter's worker at once: N workers of each run side by side. More workers
     /// than CPUs rarely help: compiling is CPU-bound.
-    #[arg(short, long, env = "HASHPYC_JOBS", value_name = "N", value_parser = parse_jobs_arg,
+    #[arg(short, long, env = "HASHPYC_JOBS", hide_env_values = true, value_name = "N", value_parser = parse_jobs_arg,
           help_heading = "Compilation")]
     pub jobs: Option<usize>,
 
@@ -363,7 +363,7 @@ pub struct CompileArgs {
     /// again alone before it is given up on, so a hang can take up to twice SECS.
     #[arg(
         long,
-        env = "HASHPYC_TIMEOUT",
+        env = "HASHPYC_TIMEOUT", hide_env_values = true,
         default_value_t = 60.0,
         value_name = "SECS",
         value_parser = parse_timeout_arg,
@@ -485,7 +485,13 @@ pub struct ConfigArgs {
     /// `.hashpyc.toml`, `hashpyc.toml` or `pyproject.toml` with `[tool.hashpyc]` in the
     /// current directory or above is used. Precedence: a flag on the command line, then its
     /// environment variable, then the configuration file, then the built-in default.
-    #[arg(long, value_name = "FILE", env = "HASHPYC_CONFIG", help_heading = "Configuration")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "HASHPYC_CONFIG",
+        hide_env_values = true,
+        help_heading = "Configuration"
+    )]
     pub config: Option<PathBuf>,
 
     /// Whether `config` came from `HASHPYC_CONFIG`, for its errors.
@@ -511,7 +517,7 @@ pub struct ConfigArgs {
 
     /// Ignore configuration files: only flags, environment variables and the built-in
     /// defaults apply. With `--config` too, the later of the two on the command line wins.
-    #[arg(long, env = "HASHPYC_NO_CONFIG", value_parser = clap::builder::BoolishValueParser::new(),
+    #[arg(long, env = "HASHPYC_NO_CONFIG", hide_env_values = true, value_parser = clap::builder::BoolishValueParser::new(),
           default_value_t = false, help_heading = "Configuration")]
     pub no_config: bool,
 }
@@ -535,7 +541,13 @@ pub struct CacheArgs {
     /// once, anywhere, is written from DIR next time, byte-identical to a real compile at
     /// its new path. Off unless given: in a Dockerfile RUN step, a cache in the image
     /// layer would be a second copy of every pyc (use a cache mount).
-    #[arg(long, value_name = "DIR", env = "HASHPYC_CACHE", help_heading = "Bytecode cache")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "HASHPYC_CACHE",
+        hide_env_values = true,
+        help_heading = "Bytecode cache"
+    )]
     pub cache: Option<PathBuf>,
 
     /// A shared cache on a server, as a second tier after DIR (or alone):
@@ -545,7 +557,7 @@ pub struct CacheArgs {
     /// WebDAV; a bearer token from `HASHPYC_CACHE_TOKEN`). Transient server errors (HTTP
     /// 500, 502, 503, 504, 429, a reset connection) are retried, briefly. Network trouble
     /// never fails a build: the remote tier is switched off for the run, with one warning.
-    #[arg(long, value_name = "URL", env = "HASHPYC_CACHE_URL", value_parser = parse_cache_url_arg,
+    #[arg(long, value_name = "URL", env = "HASHPYC_CACHE_URL", hide_env_values = true, value_parser = parse_cache_url_arg,
           help_heading = "Bytecode cache")]
     pub cache_url: Option<String>,
 
@@ -561,14 +573,14 @@ pub struct CacheArgs {
     /// Do not use the bytecode cache, even if `--cache`, `--cache-url`, their variables or
     /// the configuration name one. Its variable also turns off the state directory, as
     /// `HASHPYC_NO_STATE` does.
-    #[arg(long, env = "HASHPYC_NO_CACHE", value_parser = parse_bool_env, default_value_t = false,
+    #[arg(long, env = "HASHPYC_NO_CACHE", hide_env_values = true, value_parser = parse_bool_env, default_value_t = false,
           help_heading = "Bytecode cache")]
     pub no_cache: bool,
 
     /// Use the cache's entries but never store any, in any tier (for untrusted builds, such
     /// as pull requests from forks). A local directory that does not exist is then an empty
     /// cache, not a warning.
-    #[arg(long, env = "HASHPYC_CACHE_READ_ONLY", value_parser = clap::builder::BoolishValueParser::new(),
+    #[arg(long, env = "HASHPYC_CACHE_READ_ONLY", hide_env_values = true, value_parser = clap::builder::BoolishValueParser::new(),
           default_value_t = false, help_heading = "Bytecode cache")]
     pub cache_read_only: bool,
 
@@ -581,7 +593,7 @@ pub struct CacheArgs {
     /// it is passed (e.g. `500MB`, `1GiB`; K/M/G are powers of 1000, KiB/MiB/GiB of 1024).
     /// The default holds the bytecode of about ten large environments (README, "Size").
     /// `hashpyc cache prune` without `--max-size` prunes to this limit too.
-    #[arg(long, value_name = "SIZE", env = "HASHPYC_CACHE_MAX_SIZE", default_value = DEFAULT_CACHE_MAX_SIZE,
+    #[arg(long, value_name = "SIZE", env = "HASHPYC_CACHE_MAX_SIZE", hide_env_values = true, default_value = DEFAULT_CACHE_MAX_SIZE,
           value_parser = parse_size_arg, help_heading = "Bytecode cache")]
     pub cache_max_size: u64,
 }
@@ -1105,7 +1117,7 @@ pub enum CacheCommand {
         /// The size to prune to (e.g. `500MB`, `1GiB`, `0`; K/M/G are powers of 1000,
         /// KiB/MiB/GiB of 1024); default: `cache-max-size` in the configuration file, else
         /// 2GiB, as for `compile --cache`.
-        #[arg(long, value_name = "SIZE", env = "HASHPYC_CACHE_MAX_SIZE", value_parser = parse_size_arg)]
+        #[arg(long, value_name = "SIZE", env = "HASHPYC_CACHE_MAX_SIZE", hide_env_values = true, value_parser = parse_size_arg)]
         max_size: Option<u64>,
         /// Where the limit came from (`--max-size`, `HASHPYC_CACHE_MAX_SIZE`, the file's
         /// key, the default), once [`crate::settings::apply_config`] has resolved it.
@@ -1124,7 +1136,7 @@ pub enum CacheCommand {
 pub struct CacheDirArg {
     /// The bytecode cache directory (default: `cache` in the configuration file, as for
     /// `compile`).
-    #[arg(long = "cache", value_name = "DIR", env = "HASHPYC_CACHE")]
+    #[arg(long = "cache", value_name = "DIR", env = "HASHPYC_CACHE", hide_env_values = true)]
     pub dir: Option<PathBuf>,
 
     #[command(flatten)]
@@ -1368,7 +1380,7 @@ pub struct TargetArgs {
     /// (one walk, one read per source); one build named twice (a launcher and the
     /// interpreter behind it) is one target, and two builds whose pycs are the same files
     /// (one cache tag, or any two with `--legacy`) are refused. CPython 3.7 or newer.
-    #[arg(long, value_name = "PATH|VERSION", env = "HASHPYC_PYTHON",
+    #[arg(long, value_name = "PATH|VERSION", env = "HASHPYC_PYTHON", hide_env_values = true,
           value_parser = clap::builder::TypedValueParser::try_map(clap::builder::OsStringValueParser::new(), parse_python_arg),
           help_heading = "Target")]
     pub python: Vec<OsString>,
@@ -1550,6 +1562,27 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// No argument read from the environment shows the variable's value in `-h`, `--help`
+    /// or the man pages rendered from these definitions: `HASHPYC_CACHE_URL` may hold a
+    /// URL's password, and a help printed in a CI log would show it (clap's
+    /// `[env: NAME=value]`). All are hidden alike, so none is forgotten when one is added.
+    #[test]
+    fn help_shows_no_environment_value() {
+        fn visit(cmd: &clap::Command, path: &str, unhidden: &mut Vec<String>) {
+            for arg in cmd.get_arguments().filter(|a| a.get_env().is_some()) {
+                if !arg.is_hide_env_values_set() {
+                    unhidden.push(format!("{path} --{}", arg.get_long().unwrap_or_default()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                visit(sub, &format!("{path} {}", sub.get_name()), unhidden);
+            }
+        }
+        let mut unhidden = Vec::new();
+        visit(&Cli::command(), "hashpyc", &mut unhidden);
+        assert!(unhidden.is_empty(), "these show their variable's value in help: {unhidden:?}");
     }
 
     /// Completion descriptions are each help's first sentence: fish and zsh show one per

@@ -152,6 +152,47 @@ fn man_pages_match_the_cli() {
     }
 }
 
+/// `-h` and `--help` of every command name the variables their options read, never their
+/// values: a cache URL's password (`HASHPYC_CACHE_URL=http://alice:PASSWORD@…`) was printed
+/// by clap as `[env: HASHPYC_CACHE_URL=http://alice:PASSWORD@…]`, into whatever log the
+/// help went to. (The man pages are rendered from the same definitions:
+/// `cli::tests::help_shows_no_environment_value` holds every one of them to it.)
+#[test]
+fn help_shows_no_value_of_the_environment() {
+    let secret = "S3CRETPW";
+    let url = format!("http://alice:{secret}@127.0.0.1:1/c");
+    let dir = format!("/tmp/{secret}/cache");
+    let commands: &[&[&str]] = &[
+        &["compile"],
+        &["check"],
+        &["inspect"],
+        &["cache"],
+        &["cache", "stats"],
+        &["cache", "prune"],
+        &["cache", "clean"],
+        &["completions"],
+    ];
+    let tree = Tree::new();
+    for command in commands {
+        for help in ["-h", "--help"] {
+            let run = tree
+                .hashpyc()
+                .args(*command)
+                .arg(help)
+                .env("HASHPYC_CACHE_URL", &url)
+                .env("HASHPYC_CACHE", &dir)
+                .env("HASHPYC_CONFIG", &dir)
+                .run();
+            run.assert_code(0);
+            let label = format!("hashpyc {} {help}", command.join(" "));
+            assert!(!run.stdout.contains(secret) && !run.stderr.contains(secret), "{label}: {}", run.stdout);
+            if command == &["compile"] {
+                assert!(run.stdout.contains("[env: HASHPYC_CACHE_URL]"), "{label}: {}", run.stdout);
+            }
+        }
+    }
+}
+
 /// The `HASHPYC_*` variables the sources read: every string literal that is one name
 /// (`"HASHPYC_CACHE"`, `env = "HASHPYC_JOBS"`, `const TRACE: &str = "HASHPYC_TRACE"`).
 fn variables_read_in_src() -> Vec<String> {
