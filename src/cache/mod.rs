@@ -1470,7 +1470,9 @@ impl Inner {
     /// directory's statistics, prune when the size limit is passed. Returns the warnings to
     /// print and, with `verbose`, what each tier did.
     fn finish(&self, verbose: bool) -> (Vec<String>, Vec<String>) {
-        let mut warnings: Vec<String> = self.untrusted.iter().chain(&self.dropped).cloned().collect();
+        let cleartext = self.remote.as_ref().and_then(|r| r.tier.cleartext());
+        let mut warnings: Vec<String> =
+            cleartext.into_iter().chain(self.untrusted.iter().chain(&self.dropped).cloned()).collect();
         let mut info = Vec::new();
         let upload = self.uploads.as_ref().map(|u| u.finish(self.settings.upload_wait));
         if let Some(l) = &self.local {

@@ -64,6 +64,11 @@ pub trait Tier: Send + Sync {
     fn retries(&self) -> u64 {
         0
     }
+    /// The warning that its requests carry credentials over plain `http://` to a host that
+    /// is not this machine's loopback (`remote::cleartext_warning`), said once per run.
+    fn cleartext(&self) -> Option<String> {
+        None
+    }
     /// What `-v` says of it beyond its counts (an S3 tier's credentials kept in use when a
     /// refresh failed).
     fn notes(&self) -> Vec<String> {

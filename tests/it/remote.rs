@@ -3930,3 +3930,83 @@ fn a_password_on_the_command_line_is_warned_of() {
         );
     }
 }
+
+/// Credentials sent over plain http to a host that is not this machine's loopback (a
+/// bearer token, a URL's password, S3 requests signed with `AWS_*` keys) went out without
+/// a word: one warning now names the host, says they travel unencrypted and can be read and
+/// the entries replaced, and says to use https. The host is TEST-NET-1 (192.0.2.1), and
+/// every proxy variable names a closed port on 127.0.0.1: each request goes to that proxy,
+/// refused, so nothing leaves this machine. Loopback (the tests' servers) stays silent.
+/// A case: its label, the cache URL, the environment, and what the warning says is sent
+/// (None: no warning).
+type PlainHttpCase<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], Option<&'a str>);
+
+#[test]
+fn credentials_over_plain_http_are_warned_of() {
+    let Some(py) = harness::any_python("remote::credentials_over_plain_http_are_warned_of") else { return };
+    let dead_proxy = servers::closed_url();
+    let proxies = ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"];
+    let off = "http://192.0.2.1:9";
+    let cases: &[PlainHttpCase] = &[
+        (
+            "token",
+            "http://192.0.2.1:9/c",
+            &[("HASHPYC_CACHE_TOKEN", "tok")],
+            Some("the bearer token of HASHPYC_CACHE_TOKEN is sent"),
+        ),
+        ("password", "http://alice:pw@192.0.2.1:9/c", &[], Some("the user and password of the URL are sent")),
+        (
+            "s3 keys",
+            "s3://bucket/c",
+            &[
+                ("AWS_ENDPOINT_URL", off),
+                ("AWS_ACCESS_KEY_ID", "AKIDTEST"),
+                ("AWS_SECRET_ACCESS_KEY", "wJalrXUtnSECRETKEY"),
+            ],
+            Some(
+                "requests signed with the credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment are sent",
+            ),
+        ),
+        ("no credentials", "http://192.0.2.1:9/c", &[], None),
+        ("s3 anonymous", "s3://bucket/c", &[("AWS_ENDPOINT_URL", off)], None),
+        ("https", "https://alice:pw@192.0.2.1:9/c", &[], None),
+    ];
+    let loopback = format!("{}/c", servers::closed_url());
+    let loopback_cases: &[PlainHttpCase] =
+        &[("loopback token", &loopback, &[("HASHPYC_CACHE_TOKEN", "tok")], None)];
+    for (label, url, env, sent) in cases.iter().chain(loopback_cases) {
+        let tree = Tree::new();
+        tree.write("m.py", "x = 1\n");
+        let mut run = tree
+            .hashpyc()
+            .args(["compile", "--cache-url", url, "."])
+            .python(py)
+            .env("HASHPYC_CACHE_TIMEOUT", "1");
+        for var in proxies {
+            run = run.env(var, &dead_proxy);
+        }
+        for (k, v) in *env {
+            run = run.env(k, v);
+        }
+        let run = run.run();
+        run.assert_code(0);
+        assert_eq!(tree.pycs().len(), 1, "{label}: {}", run.stderr);
+        let said: Vec<&str> =
+            warnings(&run.stderr).into_iter().filter(|w| w.contains("plain http")).collect();
+        match sent {
+            Some(sent) => assert!(
+                said.len() == 1
+                    && said[0].contains(&format!(
+                        "{sent} over plain http to 192.0.2.1: the credentials travel unencrypted"
+                    ))
+                    && said[0].contains("replace the cache's entries")
+                    && said[0].contains("give an https:// ")
+                    && !said[0].contains("pw@")
+                    && !said[0].contains("wJalrXUtnSECRETKEY"),
+                "{label}: {}",
+                run.stderr
+            ),
+            None => assert!(said.is_empty(), "{label}: {}", run.stderr),
+        }
+    }
+}

@@ -23,6 +23,8 @@ pub struct HttpTier {
     sent: &'static str,
     /// What must never appear in a message.
     secrets: Vec<String>,
+    /// The warning that credentials go over plain http to another machine.
+    cleartext: Option<String>,
     /// The collections (directories, as `…/` URLs) known to be there this run: made by
     /// MKCOL, or found there by it.
     collections: std::sync::Mutex<std::collections::HashSet<String>>,
@@ -81,8 +83,15 @@ impl HttpTier {
         let _ = parsed.set_username("");
         let _ = parsed.set_password(None);
         let base = parsed.as_str().trim_end_matches('/').to_string();
+        let sending = match (&auth, sent.starts_with("the bearer token")) {
+            (None, _) => None,
+            (Some(_), true) => Some("the bearer token of HASHPYC_CACHE_TOKEN is sent"),
+            (Some(_), false) => Some("the user and password of the URL are sent"),
+        };
+        let cleartext = super::cleartext_warning(&parsed, sending, &base, "give an https:// URL");
         let host = parsed.host_str();
         Ok(HttpTier {
+            cleartext,
             agent: agent(timeout, super::LOOKUPS, host),
             uploads: agent(upload_timeout(timeout), super::UPLOADS, host),
             base,
@@ -228,6 +237,10 @@ impl Tier for HttpTier {
 
     fn describe(&self) -> String {
         self.base.clone()
+    }
+
+    fn cleartext(&self) -> Option<String> {
+        self.cleartext.clone()
     }
 
     fn notes(&self) -> Vec<String> {

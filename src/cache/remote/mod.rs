@@ -86,6 +86,35 @@ pub fn open(url: &str, timeout: Duration) -> Result<Arc<dyn Tier>, OpenError> {
     }
 }
 
+/// Whether `host` is this machine's loopback, where plain http never leaves it: an address
+/// of 127.0.0.0/8, `::1` (or `::ffff:127.x.y.z`), or the name `localhost`. Any other
+/// name is not taken for one, whatever it resolves to now.
+pub fn is_loopback(host: &url::Host<&str>) -> bool {
+    match host {
+        url::Host::Domain(name) => name.trim_end_matches('.').eq_ignore_ascii_case("localhost"),
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+    }
+}
+
+/// The warning for credentials about to be sent over plain `http://` to another machine
+/// (`url`, the server's: a cache URL, an S3 endpoint): `sent` says what travels (`the
+/// bearer token of HASHPYC_CACHE_TOKEN`), `None` when the requests carry no credential;
+/// `shown` is the tier as messages name it, `fix` what to give instead. None for
+/// `https://`, a loopback host, or no credential.
+pub fn cleartext_warning(url: &url::Url, sent: Option<&str>, shown: &str, fix: &str) -> Option<String> {
+    let sent = sent?;
+    let host = url.host()?;
+    if !url.scheme().eq_ignore_ascii_case("http") || is_loopback(&host) {
+        return None;
+    }
+    Some(format!(
+        "remote bytecode cache `{shown}`: {sent} over plain http to {host}: the credentials travel \
+         unencrypted, so anyone on the network path can read them, and replace the cache's entries \
+         with code of their own, which the builds reading it then run; {fix}"
+    ))
+}
+
 /// The longest a connection is waited for. A connection attempt the network dropped (a SYN
 /// lost, or refused by a server's full accept queue) is sent again by the system 1 s
 /// later, then 3 s after the first: a limit of 1 s gave up on a live server just as the
@@ -1034,6 +1063,60 @@ mod tests {
         assert_eq!(bearer_token(None), Ok(None));
         let e = bearer_token(Some("to\nk".into())).expect_err("refused").to_string();
         assert!(e.starts_with("invalid HASHPYC_CACHE_TOKEN: ") && !e.contains("to\nk"), "{e}");
+    }
+
+    /// Credentials over plain http to a host that is not this machine's loopback are warned
+    /// of, naming the host; https, loopback (127.0.0.0/8, ::1, localhost) and requests
+    /// without credentials are not.
+    #[test]
+    fn credentials_over_plain_http_are_warned_of_off_loopback_only() {
+        let warn = |url: &str, sent: Option<&str>| {
+            cleartext_warning(&url::Url::parse(url).expect("a URL"), sent, url, "give an https:// URL")
+        };
+        let token = Some("the bearer token of HASHPYC_CACHE_TOKEN is sent");
+        for url in [
+            "http://192.0.2.1:9/c",
+            "http://cache.example/c",
+            "HTTP://10.0.0.5/c",
+            "http://[2001:db8::1]:8080/c",
+            "http://localhost.example/c",
+            "http://128.0.0.1/c",
+        ] {
+            let w = warn(url, token).unwrap_or_else(|| panic!("{url}: no warning"));
+            let host = url::Url::parse(url).unwrap().host().unwrap().to_string();
+            assert!(
+                w.contains(&format!("over plain http to {host}:"))
+                    && w.contains("unencrypted")
+                    && w.contains("replace the cache's entries")
+                    && w.ends_with("give an https:// URL"),
+                "{url}: {w}"
+            );
+            assert_eq!(warn(url, None), None, "{url}: no credential, nothing to say");
+        }
+        for url in [
+            "http://127.0.0.1:9/c",
+            "http://127.255.0.7/c",
+            "http://[::1]:9/c",
+            "http://[::ffff:127.0.0.1]/c",
+            "http://localhost:8080/c",
+            "http://LocalHost./c",
+            "https://192.0.2.1/c",
+            "https://cache.example/c",
+        ] {
+            assert_eq!(warn(url, token), None, "{url}");
+        }
+        // What the tier decides from its URL and the token: the URL's password, or the
+        // token, to another host; neither, nothing.
+        let tier = |url: &str, token: Option<&str>| {
+            http::HttpTier::new(url, token.map(str::to_string), DEFAULT_TIMEOUT).expect("opened").cleartext()
+        };
+        let w = tier("http://alice:pw@192.0.2.1:9/c", None).expect("a warning");
+        assert!(w.contains("the user and password of the URL are sent") && !w.contains("pw@"), "{w}");
+        let w = tier("http://192.0.2.1:9/c", Some("tok")).expect("a warning");
+        assert!(w.contains("the bearer token of HASHPYC_CACHE_TOKEN is sent") && !w.contains("tok "), "{w}");
+        assert_eq!(tier("http://192.0.2.1:9/c", None), None);
+        assert_eq!(tier("http://alice:pw@127.0.0.1:9/c", Some("tok")), None);
+        assert_eq!(tier("https://alice:pw@192.0.2.1:9/c", None), None);
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub struct S3Tier {
     prefix: String,
     shown: String,
     secrets: Vec<String>,
+    /// The warning that signed requests go over plain http to another machine.
+    cleartext: Option<String>,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -101,6 +103,16 @@ impl S3Tier {
             redact_url(&endpoint),
             if resolved.source == Source::Anonymous { " (anonymous)" } else { "" }
         );
+        // The secret key is never sent, but what is (the access key id, a session token,
+        // signatures each good for its request for a while) is readable and replayable.
+        let sending = (resolved.source != Source::Anonymous)
+            .then(|| format!("requests signed with the credentials {} are sent", resolved.source));
+        let cleartext = super::cleartext_warning(
+            bucket.base_url(),
+            sending.as_deref(),
+            &shown,
+            "give an https:// endpoint",
+        );
         let host = bucket.base_url().host_str().map(str::to_string);
         Ok(S3Tier {
             agent: agent(timeout, super::LOOKUPS, host.as_deref()),
@@ -111,6 +123,7 @@ impl S3Tier {
             prefix,
             shown,
             secrets,
+            cleartext,
         })
     }
 
@@ -166,6 +179,10 @@ impl Tier for S3Tier {
 
     fn describe(&self) -> String {
         self.shown.clone()
+    }
+
+    fn cleartext(&self) -> Option<String> {
+        self.cleartext.clone()
     }
 
     fn notes(&self) -> Vec<String> {
