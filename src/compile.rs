@@ -570,6 +570,15 @@ pub fn compile(
         );
         notes.warning_last(message, style);
     }
+    // A `__pycache__` linked out of the tree: only where pycs go into `__pycache__`, and
+    // for the directories whose pycs this run writes.
+    let mut pycache_links = Vec::new();
+    if s.layouts.iter().any(|l| matches!(l, Layout::Pycache)) && !planned.walked.pycache_symlinks.is_empty() {
+        let dirs: std::collections::HashSet<&Path> =
+            planned.plans.iter().filter_map(|p| p.path.parent()).collect();
+        let writes = |dir: &Path| dirs.contains(dir);
+        pycache_links = walk::pycache_link_warnings(&planned.walked.pycache_symlinks, &writes);
+    }
     // Said once the interpreters' settings are known: a launcher's remembered probe is
     // confirmed first where the run starts Python (`confirm_targets`), and a stale one's
     // settings are not the run's.
@@ -577,6 +586,7 @@ pub fn compile(
         .named_warnings
         .iter()
         .cloned()
+        .chain(pycache_links)
         .chain(walk::environment_warnings(&planned.walked.environments, &s.targets, "writes"))
         .chain(planned.missed.messages(&s.embed))
         .collect();

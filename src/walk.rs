@@ -309,6 +309,10 @@ pub struct Walked {
     /// The directories walked whose `__pycache__`, holding pycs, is a symbolic link (only
     /// with `collect_pycache`): several directories may share it.
     pub pycache_links: Vec<PathBuf>,
+    /// Each directory walked whose `__pycache__` is a symbolic link, with the root given
+    /// that the walk reached it from (told by the walk's own entry: no system call is made
+    /// for a `__pycache__` that is no link), for [`pycache_link_warnings`].
+    pub pycache_symlinks: Vec<(PathBuf, PathBuf)>,
     /// `*.pyc` files, and temporary files of pycs, found beside the sources (only with
     /// `collect_legacy`).
     pub legacy_pycs: Vec<PathBuf>,
@@ -332,6 +336,42 @@ pub struct Walked {
     /// `lib/pythonX.Y` (its version), for [`environment_warnings`]. Told by names the walk
     /// lists anyway: nothing is read until the walk is over.
     pub environments: Vec<(PathBuf, Option<(u8, u8)>)>,
+}
+
+/// The warnings for the directories whose `__pycache__` is a symbolic link leading out of
+/// the root the walk reached them from (`links`, [`Walked::pycache_symlinks`]), among those
+/// `writes` says pycs are written into this run: CPython follows such a link, and so does
+/// `compile`, so a tree can have the pycs of its sources written over another directory's
+/// (whose imports then run them, unchecked-hash pycs unverified). A link inside the root,
+/// or one that leads nowhere (said elsewhere), is not warned of. Costs a `realpath` per
+/// such link, and nothing for a tree without one.
+pub fn pycache_link_warnings(links: &[(PathBuf, PathBuf)], writes: &dyn Fn(&Path) -> bool) -> Vec<String> {
+    let mut roots: std::collections::HashMap<&Path, Option<PathBuf>> = std::collections::HashMap::new();
+    let mut said = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (dir, root) in links {
+        if !seen.insert(dir) || !writes(dir) {
+            continue;
+        }
+        let pycache = dir.join("__pycache__");
+        let Ok(target) = std::fs::canonicalize(&pycache) else { continue };
+        let real_root = roots.entry(root).or_insert_with(|| std::fs::canonicalize(root).ok());
+        let Some(real_root) = real_root else { continue };
+        if target.starts_with(&*real_root) {
+            continue;
+        }
+        let shown_root = if root.as_os_str() == "." { Path::new(".") } else { root.as_path() };
+        said.push(format!(
+            "`{}` is a symbolic link to `{}`, outside `{}`: the pycs of `{}` are written there, where \
+             whatever imports from that directory runs them",
+            crate::report::shown(&pycache),
+            crate::report::shown(&target),
+            crate::report::shown(shown_root),
+            crate::report::shown(dir),
+        ));
+    }
+    said.sort();
+    said
 }
 
 /// An entry of a directory walked (spelled as the walker spells it), and whether it is a
@@ -1485,9 +1525,16 @@ fn walk_tree(
     let counting = opts.respect_ignore || opts.skip_hidden;
     let max_depth = opts.max_depth;
     let follow_filter = follow.clone();
+    let pycache_symlinks = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let linked_pycaches = std::sync::Arc::clone(&pycache_symlinks);
     builder.filter_entry(move |e| {
         // Never a source directory: its pycs are listed from its parent's entry.
         if e.file_name() == "__pycache__" {
+            if e.path_is_symlink()
+                && let (Some(dir), Some(root)) = (e.path().parent(), e.path().ancestors().nth(e.depth()))
+            {
+                linked_pycaches.lock().expect("walk lock").push((dir.to_path_buf(), root.to_path_buf()));
+            }
             return false;
         }
         let is_dir = e.file_type().is_some_and(|t| t.is_dir());
@@ -1683,6 +1730,12 @@ fn walk_tree(
     walked.errors.extend(found.errors);
     walked.pycache_files.extend(found.pycache_files);
     walked.pycache_links.extend(found.pycache_links);
+    let linked = std::mem::take(&mut *pycache_symlinks.lock().expect("walk lock"));
+    walked.pycache_symlinks.extend(linked.into_iter().map(|(dir, root)| {
+        let dir =
+            if implicit_root { dir.strip_prefix(".").map_or(dir.clone(), Path::to_path_buf) } else { dir };
+        (dir, root)
+    }));
     walked.legacy_pycs.extend(found.legacy_pycs);
     walked.dirs.extend(found.dirs);
     walked.skipped_symlinks.extend(found.skipped_symlinks);

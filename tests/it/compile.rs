@@ -2111,6 +2111,73 @@ per_python!(pyc_names_up_to_name_max_are_written, |py: &Python| {
     assert!(run.stderr.contains("Checked 2 files"), "{}", run.stderr);
 });
 
+// A `__pycache__` that is a symbolic link to a directory outside the tree walked was
+// followed in silence (as CPython follows it), so a tree could have hashpyc write pycs over
+// another directory's. One warning per such directory names the link, its target as
+// resolved and the root; a link to a directory inside the root, and the run without a
+// `__pycache__` layout (`--pycache-prefix`), say nothing. The pycs are written through the
+// link as before, and `check` finds them fresh.
+#[test]
+fn a_pycache_linked_out_of_the_tree_is_warned_of() {
+    let Some(py) = harness::any_python("compile::a_pycache_linked_out_of_the_tree_is_warned_of") else {
+        return;
+    };
+    let tree = Tree::new();
+    let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
+    tree.write("repo/out/m.py", "x = 1\n");
+    tree.write("repo/in/m.py", "y = 2\n");
+    tree.write("repo/sub/nothing.txt", "");
+    std::fs::create_dir_all(tree.path("other/__pycache__")).unwrap();
+    std::fs::create_dir_all(tree.path("repo/shared")).unwrap();
+    std::os::unix::fs::symlink("../../other/__pycache__", tree.path("repo/out/__pycache__")).unwrap();
+    std::os::unix::fs::symlink("../shared", tree.path("repo/in/__pycache__")).unwrap();
+    // A linked `__pycache__` of a directory without sources gets no pyc: nothing to say.
+    std::os::unix::fs::symlink("../../other/__pycache__", tree.path("repo/sub/__pycache__")).unwrap();
+    let run = tree.hashpyc().args(["compile", "repo"]).python(py).run();
+    run.assert_code(0);
+    let target = std::fs::canonicalize(tree.path("other/__pycache__")).unwrap();
+    let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+    assert_eq!(
+        warnings,
+        [format!(
+            "warning: `repo/out/__pycache__` is a symbolic link to `{}`, outside `repo`: the pycs of \
+             `repo/out` are written there, where whatever imports from that directory runs them",
+            target.display()
+        )],
+        "{}",
+        run.stderr
+    );
+    assert!(tree.path(format!("other/__pycache__/m.{tag}.pyc")).is_file(), "{}", run.stderr);
+    assert!(tree.path(format!("repo/shared/m.{tag}.pyc")).is_file(), "{}", run.stderr);
+    let check = tree.hashpyc().args(["check", "repo"]).python(py).run();
+    check.assert_code(0);
+    // Nothing left to write: nothing is written there, nothing said.
+    let again = tree.hashpyc().args(["compile", "repo"]).python(py).run();
+    again.assert_code(0);
+    assert!(!again.stderr.contains("symbolic link"), "{}", again.stderr);
+    // From inside the tree, the root is the working directory.
+    std::fs::remove_file(tree.path(format!("other/__pycache__/m.{tag}.pyc"))).unwrap();
+    let run = harness::Hashpyc::new(&tree.path("repo")).arg("compile").python(py).run();
+    run.assert_code(0);
+    assert!(
+        run.stderr.contains(&format!(
+            "warning: `out/__pycache__` is a symbolic link to `{}`, outside `.`:",
+            target.display()
+        )),
+        "{}",
+        run.stderr
+    );
+    // Pycs under a prefix do not go into `__pycache__`.
+    std::fs::remove_file(tree.path(format!("other/__pycache__/m.{tag}.pyc"))).unwrap();
+    let prefix = tree.path("prefix");
+    if py.minor >= (3, 8) {
+        let run =
+            tree.hashpyc().arg("compile").python(py).arg("--pycache-prefix").arg(&prefix).arg("repo").run();
+        run.assert_code(0);
+        assert!(!run.stderr.contains("symbolic link"), "{}", run.stderr);
+    }
+}
+
 // `compile -n` fails as the run that follows it does, with the same error: a `__pycache__`
 // that is a symbolic link to nothing or a loop (said in words, not mkdir's "File exists"),
 // and a pyc name longer than NAME_MAX.
