@@ -1286,8 +1286,8 @@ fn check_source(path: &Path, embedded: &Path, s: &CheckSettings, cwd: &Path) -> 
                 let mut pyc_mode = 0;
                 let (outcome, found, detail, embedded) = crate::plan::PYC_BUF.with_borrow_mut(|data| {
                     let read = crate::plan::read_pyc_into(&pyc_path, data, target.magic, want.hash).map(
-                        |(read, mode)| {
-                            pyc_mode = mode;
+                        |(read, meta)| {
+                            pyc_mode = meta.mode;
                             read
                         },
                     );

@@ -78,6 +78,9 @@ pub enum Reason {
     },
     /// The header is fine but the body cannot be read as marshal data.
     UnreadableBody(Box<str>),
+    /// Fresh, but one file with the pyc of a level before it (hard-linked by a run with
+    /// `--hardlink-dupes`), in a run without it.
+    HardLinked,
     /// Fresh, but bytes follow the code object (CPython ignores them; what `compile`
     /// writes, as py_compile, has none).
     TrailingBytes(u64),
@@ -116,6 +119,7 @@ impl std::fmt::Display for Reason {
             }
             Reason::UnreadableBody(e) => write!(f, "unreadable pyc body: {e}"),
             Reason::TrailingBytes(n) => f.write_str(&trailing_bytes(*n)),
+            Reason::HardLinked => f.write_str("a hard link to another level's pyc, without --hardlink-dupes"),
             Reason::UnreadablePyc(e) => write!(f, "unreadable pyc: {e}"),
             Reason::UnknownWarnings => {
                 f.write_str("fresh, but its warnings are not remembered: compiled for -W error, not written")
@@ -459,9 +463,32 @@ fn decide(
     let mut compile: Vec<(u8, Reason)> = Vec::new();
     let mut source_hash: Option<SourceHash> = None;
     let name = crate::verified::name_hash(want_name);
+    // The file each level's pyc is, when it has other names too (see below).
+    let mut linked: Vec<Option<(u64, u64)>> = vec![None; pycs.len()];
     for (i, pyc_path) in pycs.iter().enumerate() {
+        let at = i;
         let i = i as u8;
-        match level_status(target, pyc_path, mode, (want_name, name), &mut source_hash, &mut hash, modes) {
+        let status = level_status(
+            target,
+            pyc_path,
+            mode,
+            (want_name, name),
+            &mut source_hash,
+            &mut hash,
+            (modes, &mut linked[at]),
+        );
+        // Without `--hardlink-dupes`, a fresh level that is one file with a level before it
+        // (linked by an earlier run with it) is written again as a file of its own, as a
+        // clean build leaves it (and compileall, which rewrites every pyc): an archive of
+        // the tree must not depend on whether the flag was ever given. A link to a file
+        // elsewhere (`cp -al` of a release) is not the run's business and is left.
+        let status = match status {
+            Ok(_) if !hardlink_dupes && linked[at].is_some() && linked[..at].contains(&linked[at]) => {
+                Err(LevelError::Compile(Reason::HardLinked))
+            }
+            other => other,
+        };
+        match status {
             Ok(None) => {}
             Ok(Some(())) => headers.push(i),
             Err(LevelError::SourceUnreadable) => {
@@ -526,13 +553,14 @@ fn level_status(
     (want_name, name): (&[u8], u64),
     source_hash: &mut Option<SourceHash>,
     hash: &mut impl FnMut() -> Result<SourceHash, String>,
-    modes: &mut u32,
+    (modes, linked): (&mut u32, &mut Option<(u64, u64)>),
 ) -> Result<Option<()>, LevelError> {
     let compile = |r| Err(LevelError::Compile(r));
     PYC_BUF.with_borrow_mut(|data| {
         let read = match read_pyc_into(pyc_path, data, target.magic, name) {
-            Ok((read, pyc_mode)) => {
-                *modes |= pyc_mode;
+            Ok((read, meta)) => {
+                *modes |= meta.mode;
+                *linked = meta.linked;
                 read
             }
             Err(e) if crate::io::is_gone(e.kind()) => {
@@ -604,7 +632,7 @@ pub(crate) fn read_pyc_into(
     buf: &mut Vec<u8>,
     magic: pyc::Magic,
     name: u64,
-) -> std::io::Result<(PycRead, u32)> {
+) -> std::io::Result<(PycRead, crate::verified::PycMeta)> {
     if buf.capacity() > 16 << 20 {
         // Do not keep the buffer of a huge pyc alive for the rest of the run.
         *buf = Vec::new();

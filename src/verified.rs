@@ -302,17 +302,37 @@ pub fn record(magic: Magic, stamp: Stamp) {
     }
 }
 
+/// What a freshness decision needs of a pyc's metadata besides its bytes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PycMeta {
+    /// Its permission bits (and type), as `st_mode`.
+    pub mode: u32,
+    /// Its device and inode when it has more than one name (a hard link), else None.
+    pub linked: Option<(u64, u64)>,
+}
+
+impl PycMeta {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        PycMeta { mode: meta.mode(), linked: (meta.nlink() > 1).then(|| (meta.dev(), meta.ino())) }
+    }
+}
+
 /// Read the pyc at `path` into `buf` (cleared first) for a freshness decision, for
 /// `magic`, where it must embed the name whose [`name_hash`] is `name`: only its header
 /// when the memory vouches for its body, else as much as [`read_rest`] reads. Anything
 /// but a regular file is [`crate::io::not_regular`], as [`crate::io::read_regular_into`]
 /// says.
-pub fn read_pyc(path: &Path, buf: &mut Vec<u8>, magic: Magic, name: u64) -> std::io::Result<(PycRead, u32)> {
+pub fn read_pyc(
+    path: &Path,
+    buf: &mut Vec<u8>,
+    magic: Magic,
+    name: u64,
+) -> std::io::Result<(PycRead, PycMeta)> {
     let Some(v) = of(magic) else {
         let (mut file, ended) = crate::io::read_regular_up_to(path, buf, FIRST_READ)?;
         let unread = if ended { 0 } else { read_rest(&mut file, buf, magic, None)? };
-        let mode = file.metadata().map_or(0, |m| m.mode());
-        return Ok((PycRead::Whole(None, unread), mode));
+        let meta = file.metadata().map_or(PycMeta::default(), |m| PycMeta::of(&m));
+        return Ok((PycRead::Whole(None, unread), meta));
     };
     buf.clear();
     let now = now_nanos();
@@ -321,7 +341,7 @@ pub fn read_pyc(path: &Path, buf: &mut Vec<u8>, magic: Magic, name: u64) -> std:
     if !meta.is_file() {
         return Err(crate::io::not_regular());
     }
-    let mode = meta.mode();
+    let mode = PycMeta::of(&meta);
     let Some(fs) = filesystem_identity(&file, meta.dev()) else {
         let unread = read_rest(&mut file, buf, magic, Some(meta.len()))?;
         return Ok((PycRead::Whole(None, unread), mode));

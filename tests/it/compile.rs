@@ -1418,6 +1418,62 @@ fn dry_run_counts_links_as_the_real_run() {
     assert!(line.ends_with(" (1 already fresh); nothing was written"), "{context}");
 }
 
+// A run without --hardlink-dupes leaves the tree a clean build would: levels that a run
+// with it made one file are files of their own again, as compileall (which rewrites every
+// pyc) leaves them. They were called fresh and kept their links, so an archive of the tree
+// (tar's `link to` entries) depended on whether the flag had ever been given. A hard link
+// to a file elsewhere (a `cp -al` of the tree) is left alone.
+per_python!(no_hardlink_dupes_unlinks_what_a_run_with_it_linked, |py: &Python| {
+    let sources = [("a.py", "x = 1\n"), ("b.py", "def f():\n    \"doc\"\n    assert f\n")];
+    let (linked, clean) = (Tree::new(), Tree::new());
+    for tree in [&linked, &clean] {
+        for (name, text) in sources {
+            tree.write(name, text);
+        }
+    }
+    let compile = |tree: &Tree, args: &[&str]| {
+        tree.hashpyc()
+            .arg("compile")
+            .python(py)
+            .args(["-o", "0", "-o", "1", "-o", "2"])
+            .args(args)
+            .arg(".")
+            .run()
+    };
+    compile(&linked, &["-q", "--hardlink-dupes"]).assert_code(0);
+    let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
+    let levels = |tree: &Tree, stem: &str| {
+        ["", ".opt-1", ".opt-2"].map(|s| tree.path(format!("__pycache__/{stem}.{tag}{s}.pyc")))
+    };
+    let links = |tree: &Tree, stem: &str| levels(tree, stem).map(|p| std::fs::metadata(p).unwrap().nlink());
+    assert_eq!(links(&linked, "a"), [3, 3, 3], "a.py's identical levels linked first");
+    // A link from outside the tree's pycs to b.py's level 0, as `cp -al` makes.
+    let outside = linked.path("b-level0-elsewhere.pyc");
+    std::fs::hard_link(&levels(&linked, "b")[0], &outside).unwrap();
+    let dry = compile(&linked, &["-n"]);
+    dry.assert_code(0);
+    assert!(
+        dry.stdout.contains("a hard link to another level's pyc, without --hardlink-dupes"),
+        "{}{}",
+        dry.stdout,
+        dry.stderr
+    );
+    let run = compile(&linked, &["--no-hardlink-dupes"]);
+    run.assert_code(0);
+    compile(&clean, &["-q"]).assert_code(0);
+    let context = format!("{}{}", run.stdout, run.stderr);
+    assert_eq!(links(&linked, "a"), [1, 1, 1], "{context}");
+    assert_eq!(links(&linked, "b")[0], 2, "the link from elsewhere is kept: {context}");
+    for stem in ["a", "b"] {
+        for (l, c) in levels(&linked, stem).iter().zip(levels(&clean, stem)) {
+            assert_eq!(std::fs::read(l).unwrap(), std::fs::read(&c).unwrap(), "{}", l.display());
+        }
+    }
+    // Then nothing is left to do.
+    let again = compile(&linked, &[]);
+    assert!(again.stderr.contains("Compiled 0 files"), "{}", again.stderr);
+});
+
 // A level linked to the file before it that is already its own file is no link: here
 // levels 0 and 2 one file and level 1 a copy, so the run links level 1 alone (level 2 is
 // then one file with it). The dry run counted level 2 as a link too, as the level after a
