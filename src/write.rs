@@ -445,7 +445,23 @@ pub fn hardlink_atomic_in(base: Option<Base<'_>>, existing: &Path, path: &Path) 
     // which leaves `link` behind (`existing` and `path` one file, or one name).
     let _ = rustix::fs::unlinkat(at.fd, &link, AtFlags::empty());
     drop(reserved);
-    result.map_err(|e| write_err(e.into()))
+    result.map_err(|e| write_err(no_links_here(e.into())))
+}
+
+/// A failed link(2) in the words of its likely cause when that is the filesystem: vfat
+/// and exFAT (and some FUSE filesystems) have no hard links and refuse one with EPERM,
+/// which reads as `permission denied` though no permission is missing (the run's user
+/// owns the pyc and its directory, so `fs.protected_hardlinks` is not it); others say
+/// EOPNOTSUPP.
+fn no_links_here(e: std::io::Error) -> std::io::Error {
+    let why = match e.raw_os_error() {
+        Some(libc::EPERM) | Some(libc::EOPNOTSUPP) => "not permitted",
+        _ => return e,
+    };
+    std::io::Error::other(format!(
+        "{why} (a filesystem without hard links, such as vfat or exFAT?): give --no-hardlink-dupes \
+         for pycs on it"
+    ))
 }
 
 /// Whether two files are the same inode (already hard-linked).
@@ -482,6 +498,28 @@ fn file_id_at(at: Loc<'_>) -> Option<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_link_refused_by_the_filesystem_says_so() {
+        let say = |errno| {
+            crate::pool::schedule::error_chain(&WriteError::Link {
+                path: "p/__pycache__/a.cpython-311.opt-1.pyc".into(),
+                existing: "p/__pycache__/a.cpython-311.pyc".into(),
+                source: no_links_here(std::io::Error::from_raw_os_error(errno)),
+            })
+        };
+        for errno in [libc::EPERM, libc::EOPNOTSUPP] {
+            assert_eq!(
+                say(errno),
+                "cannot link `p/__pycache__/a.cpython-311.opt-1.pyc` to `p/__pycache__/a.cpython-311.pyc`: \
+                 not permitted (a filesystem without hard links, such as vfat or exFAT?): give \
+                 --no-hardlink-dupes for pycs on it"
+            );
+        }
+        // Other failures keep their own words.
+        assert!(say(libc::EACCES).ends_with(": permission denied"), "{}", say(libc::EACCES));
+        assert!(say(libc::ENOSPC).ends_with(": No space left on device"), "{}", say(libc::ENOSPC));
+    }
     use std::os::unix::fs::PermissionsExt;
 
     #[test]
