@@ -1,5 +1,5 @@
-//! `hashpyc check`: does every source have a pyc the target interpreter will accept and
-//! that matches the source? Pure Rust (walk + pyc header + SipHash + a structural walk of
+//! `hashpyc check`: does every source have the pyc `compile` would write for it, as named
+//! (the interpreter's magic and flags, the source's hash, the path as named embedded)? Pure Rust (walk + pyc header + SipHash + a structural walk of
 //! the marshal body), in parallel; the findings are data on stdout (text, JSON Lines or
 //! GitHub annotations), sorted by path.
 
@@ -333,7 +333,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
         layout_hint(&findings, counts["ok"], s),
         prefix_hint(&findings, s),
         level_hint(&findings, counts["ok"], s),
-        spelling_hint(&findings, &cwd, &s.embed),
+        spelling_hint(&findings, &cwd, &s.embed, &s.roots),
         timestamp_hint(&findings, s.accept, s.compile_unchecked),
         mode_hint(&findings, s.compile_unchecked),
     ]
@@ -1041,7 +1041,49 @@ fn embed_hint(spelled: &[&Spelled], embed: &crate::embed::Embed) -> Option<Strin
     })
 }
 
-fn spelling_hint(findings: &[Finding], cwd: &Path, embed: &crate::embed::Embed) -> Option<String> {
+/// The paths a compile named to write pycs embedding `found` for the sources walked as
+/// `walked` (`venv/lib` for `venv/lib/x/m.py` where `/opt/venv/lib` was named here and
+/// walked `/opt/venv/lib/x/m.py`), each once, in the order of `spelled`: the command that
+/// checks those pycs as written names them. `None` when a path's end is not the walked
+/// path's below its root, or when there are more than three (a path list of a hook).
+fn named_when_compiled(spelled: &[&Spelled], roots: &[PathBuf]) -> Option<Vec<PathBuf>> {
+    let mut named: Vec<PathBuf> = Vec::new();
+    for (found, _, _, _, walked) in spelled {
+        // The part of the walked path below the root it was walked from (the default `.`
+        // walks `src/m.py`, a `.` given walks `./src/m.py`).
+        let rest = roots.iter().find_map(|r| match walked.strip_prefix(r) {
+            Ok(rest) => Some(rest),
+            Err(_) if r == Path::new(".") && walked.is_relative() => Some(walked.as_path()),
+            Err(_) => None,
+        })?;
+        let n = found.components().count().checked_sub(rest.components().count())?;
+        if !found.ends_with(rest) {
+            return None;
+        }
+        let root: PathBuf = found.components().take(n).collect();
+        if !named.contains(&root) {
+            named.push(root);
+        }
+    }
+    (!named.is_empty() && named.len() <= 3).then_some(named)
+}
+
+/// `hashpyc check` of the paths [`named_when_compiled`] (none: the current directory).
+fn check_command(named: &[PathBuf]) -> String {
+    let mut command = "hashpyc check".to_string();
+    for path in named.iter().filter(|p| !p.as_os_str().is_empty()) {
+        command.push(' ');
+        command.push_str(&report::shown(path));
+    }
+    command
+}
+
+fn spelling_hint(
+    findings: &[Finding],
+    cwd: &Path,
+    embed: &crate::embed::Embed,
+    roots: &[PathBuf],
+) -> Option<String> {
     // The stale pycs whose embedded path alone is wrong; and whether each embeds its
     // source's absolute path: what CPython's import writes when it rewrites a pyc whose
     // source changed (its path is the `sys.path` entry's, absolute), though no compile
@@ -1081,11 +1123,18 @@ fn spelling_hint(findings: &[Finding], cwd: &Path, embed: &crate::embed::Embed) 
         let stale = report::plural(n, "stale pyc", "stale pycs");
         let (s, its, it) = if n == 1 { ("s", "its", "it") } else { ("", "their", "them") };
         let (found, want) = (report::ticked(found), report::ticked(want));
+        // A compile given the absolute path wrote them if every stale pyc is one of these:
+        // checking the tree by that path (which writes nothing) is then the other way out.
+        let all = rewritten.len() == findings.iter().filter(|f| f.outcome == Outcome::Stale).count();
+        let as_written = match named_when_compiled(&rewritten, roots).filter(|_| all && embed.is_identity()) {
+            Some(named) => format!("`{}` checks {it} as written, ", check_command(&named)),
+            None => String::new(),
+        };
         return Some(format!(
             "{stale} embed{s} another spelling of {its} source path ({found} for {want}): the \
              absolute path, which CPython's import writes when it rewrites a pyc whose source \
-             changed (as does a compile given the absolute path); `hashpyc compile` as named \
-             here writes {it} again"
+             changed (as does a compile given the absolute path); {as_written}`hashpyc compile` \
+             as named here writes {it} again"
         ));
     }
     // Pycs written through a symbolic link to a directory of the tree (a venv compiled as

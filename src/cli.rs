@@ -254,10 +254,13 @@ pub enum Command {
     #[command(after_help = SHORT_AFTER_HELP, after_long_help = AFTER_HELP)]
     Compile(Box<CompileArgs>),
 
-    /// Verify that every `.py` file under PATHs has a fresh pyc: one that the target
-    /// interpreter will accept and that matches the source, as `hashpyc compile` writes it. Writes no pyc and
-    /// starts no Python to compile (the state directory remembers interpreter probes and the
-    /// pycs found good: `HASHPYC_NO_STATE=1` writes nothing at all).
+    /// Verify that every `.py` file under PATHs has the pyc `hashpyc compile` would write
+    /// for it, named as here: ok means compiling would change nothing. The embedded source
+    /// path is part of that, so name the tree as the compile did (`venv/lib` from `/opt` is
+    /// not `/opt/venv/lib`), though CPython would also import a pyc embedding another
+    /// spelling of the path. Writes no pyc and starts no Python to compile (the state
+    /// directory remembers interpreter probes and the pycs found good: `HASHPYC_NO_STATE=1`
+    /// writes nothing at all).
     ///
     /// One outcome per source, interpreter and optimization level: ok; missing (no pyc);
     /// stale (the pyc's source hash differs, it embeds another path than `compile` would,

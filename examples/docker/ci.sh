@@ -97,5 +97,7 @@ phase "run: the example app"
 docker run --rm --read-only hashpyc-example
 phase "run: the COPY --from image"
 docker run --rm --read-only hashpyc-copy-from
+phase "run: the README's health check in the COPY --from image (read-only root)"
+docker run --rm --read-only hashpyc-copy-from hashpyc check -q /opt/venv/lib
 
 phase "done: all images built and checked in $((SECONDS - start)) s"

@@ -2295,6 +2295,11 @@ per_python!(spelling_hint_for_embedded_paths, |py: &Python| {
     run.assert_code(1);
     let hint = "hint: 2 stale pycs embed another spelling of their source path (`./src/a.py` for `src/a.py`)";
     assert!(run.stderr.contains(hint), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("as the compile that wrote them did (`hashpyc check ./src`)"),
+        "{}",
+        run.stderr
+    );
     // Named as it was compiled: fresh, and no hint.
     let same = check("./src");
     same.assert_code(0);
@@ -2307,6 +2312,10 @@ per_python!(spelling_hint_for_embedded_paths, |py: &Python| {
     run.assert_code(1);
     let hint = format!("another spelling of their source path (`{abs}/a.py` for `src/a.py`)");
     assert!(run.stderr.contains(&hint), "{}", run.stderr);
+    // Named by that path (as an image's health check would): the command given passes.
+    let command = format!("`hashpyc check {abs}` checks them as written");
+    assert!(run.stderr.contains(&command), "{}", run.stderr);
+    check(abs).assert_code(0);
     // Another path altogether (-d): stale with its reason, no hint.
     py.run(
         &["-m", "compileall", "-q", "-f", "--invalidation-mode", "checked-hash", "-d", "/app", "src"],

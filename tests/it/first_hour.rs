@@ -2175,6 +2175,8 @@ per_python!(spelling_hint_from_a_subdirectory, min = (3, 8), |py: &Python| {
     assert_eq!(run.stdout.lines().filter(|l| l.starts_with("stale")).count(), 2, "{}", run.stdout);
     let hint = "hint: 2 stale pycs embed their source path as spelled from `..` (`src/a.py` for `a.py`)";
     assert!(run.stderr.contains(hint), "{}", run.stderr);
+    // The read-only way out first: the command that checks the pycs as written.
+    assert!(run.stderr.contains("ran: `hashpyc check src` in `..` checks them as written"), "{}", run.stderr);
     let run = check("src/pkg");
     run.assert_code(1);
     assert!(run.stderr.contains("as spelled from `../..` (`src/pkg/b.py` for `b.py`)"), "{}", run.stderr);
@@ -2192,6 +2194,10 @@ per_python!(spelling_hint_from_a_subdirectory, min = (3, 8), |py: &Python| {
 {}",
         run.stderr
     );
+    // The command it gives passes, there, writing nothing (an image's read-only tree).
+    let command = format!("`hashpyc check src` in `{}` checks them as written", top.display());
+    assert!(run.stderr.contains(&command), "{command}\n{}", run.stderr);
+    Hashpyc::new(&top).args(["check", "src"]).python(py).run().assert_code(0);
     let outer = tree.path("outer");
     std::fs::create_dir_all(outer.join("proj")).unwrap();
     std::fs::rename(tree.path("src"), outer.join("proj/src")).unwrap();

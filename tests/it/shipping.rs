@@ -650,6 +650,8 @@ fn docker_recipes_keep_the_state_directory_out_of_the_layer() {
         recipes
             .push((format!("README dockerfile block {i}"), block[..block.find("```").unwrap()].to_string()));
     }
+    // (A block of one instruction, the HEALTHCHECK, is no recipe.)
+    recipes.retain(|(_, text)| text.lines().any(|l| l.starts_with("RUN ")));
     for (name, text) in &recipes {
         let commands = hashpyc_run_commands(text);
         assert!(!commands.is_empty(), "{name}: no RUN step runs hashpyc");
@@ -699,6 +701,42 @@ fn docker_recipes_keep_the_state_directory_out_of_the_layer() {
     assert!(stderr.contains("Checked 1 file"), "{stderr}");
     let written: Vec<_> = harness::files_with_suffix(&image.path("home"), "");
     assert!(written.is_empty(), "compile.sh wrote into the image's home: {written:?}");
+}
+
+/// The paths a `hashpyc compile` or `hashpyc check` command names (its words after the
+/// subcommand that are not options).
+fn named_paths(command: &str, subcommand: &str) -> Option<Vec<String>> {
+    let words: Vec<&str> = command.split_whitespace().skip_while(|w| *w != "hashpyc").collect();
+    (words.get(1) == Some(&subcommand))
+        .then(|| words[2..].iter().filter(|w| !w.starts_with('-')).map(|w| w.to_string()).collect())
+}
+
+// A Docker recipe compiled `venv/lib` from `WORKDIR /opt`, embedding `venv/lib/…`; a
+// HEALTHCHECK of the running image, `hashpyc check /opt/venv/lib`, then found every pyc
+// stale, with a hint to recompile a read-only tree. Every recipe names the tree by its
+// absolute path, the same in compile and check, and the README's health check line names
+// it as the recipe compiled it.
+#[test]
+fn docker_recipes_check_the_tree_as_compiled() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let mut compiled = Vec::new();
+    for file in ["Dockerfile.copy-from", "Dockerfile.cache"] {
+        let text = std::fs::read_to_string(repo().join("examples/docker").join(file)).unwrap();
+        let commands: Vec<String> = hashpyc_run_commands(&text).into_iter().map(|(c, _)| c).collect();
+        let compile: Vec<_> = commands.iter().filter_map(|c| named_paths(c, "compile")).collect();
+        let check: Vec<_> = commands.iter().filter_map(|c| named_paths(c, "check")).collect();
+        assert!(!compile.is_empty() && !check.is_empty(), "{file}: {commands:?}");
+        for paths in compile.iter().chain(&check) {
+            assert!(!paths.is_empty(), "{file}: a command names no path (the WORKDIR): {commands:?}");
+            for path in paths {
+                assert!(path.starts_with('/'), "{file}: `{path}` is relative to the WORKDIR: {commands:?}");
+            }
+            assert_eq!(paths, &compile[0], "{file}: check names the tree otherwise than compile");
+        }
+        compiled.push(compile[0].join(" "));
+    }
+    let healthcheck = format!("HEALTHCHECK CMD [\"hashpyc\", \"check\", \"-q\", \"{}\"]", compiled[0]);
+    assert!(readme.contains(&healthcheck), "the README shows no `{healthcheck}`");
 }
 
 #[test]
