@@ -1803,6 +1803,28 @@ pub fn environment_warnings(
             continue;
         }
         let (named, env) = (crate::report::ticked(shown), crate::report::shown(shown));
+        // A target that is this environment's own interpreter (`--python v/bin/python`)
+        // running another version: the environment is broken (a venv copied into an image
+        // whose base has another Python, its `bin/python` a link that now runs that one),
+        // and giving that interpreter, which the run already does, cannot help.
+        if let Some(t) = targets.iter().find(|t| runs_in(&t.executable, shown)) {
+            out.push(format!(
+                "{named} is an environment of Python {}.{} ({why}), but its own interpreter {} \
+                 runs CPython {}.{}.{}: the environment is broken (its interpreter was replaced, as \
+                 when a venv is copied onto a base image with another Python); recreate it with \
+                 the Python it should run, or use a base image with Python {}.{}",
+                version.0,
+                version.1,
+                // As under the environment named here (the target is resolved).
+                crate::report::ticked(&shown.join("bin").join(t.executable.file_name().unwrap_or_default())),
+                t.version.0,
+                t.version.1,
+                t.version.2,
+                version.0,
+                version.1,
+            ));
+            continue;
+        }
         out.push(format!(
             "{named} is an environment of Python {}.{} ({why}), and this run {verb} pycs for {} only, \
              which its interpreter never reads: give that interpreter (`--python {}`), or exclude the \
@@ -1814,6 +1836,18 @@ pub fn environment_warnings(
         ));
     }
     out
+}
+
+/// Whether `executable` (a target as named) is in environment `env`'s `bin` directory:
+/// the environment's own interpreter, whatever it now runs (the interpreter itself may be
+/// a link elsewhere, so only the directory is resolved).
+fn runs_in(executable: &Path, env: &Path) -> bool {
+    let Some(dir) = executable.parent() else { return false };
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    match (std::fs::canonicalize(dir), std::fs::canonicalize(env.join("bin"))) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
 }
 
 /// The entries named `*.pyc` in `dir` (only regular files with `files_only`), and the

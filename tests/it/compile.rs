@@ -2746,3 +2746,50 @@ fn an_environment_of_another_python_is_warned_of() {
     let want = format!("warning: `opt` is an environment of Python {other} (its `opt/lib/python{other}`)");
     assert!(run.stderr.contains(&want), "{}", run.stderr);
 }
+
+// A venv copied into an image whose base has another Python: its `bin/python` is a link
+// that now runs that one. `check --python v/bin/python v/lib` warned that `v` is an
+// environment of the venv's version and said to give "that interpreter
+// (`--python v/bin/python`)", the one given. When a target is the environment's own
+// interpreter, the warning says the environment is broken and how out.
+#[test]
+fn an_environment_whose_interpreter_runs_another_python_is_broken() {
+    let test = "compile::an_environment_whose_interpreter_runs_another_python_is_broken";
+    let pythons: Vec<&Python> = harness::pythons().values().filter(|p| p.minor >= (3, 7)).collect();
+    let [made, runs, ..] = pythons[..] else {
+        return harness::visible(&format!("SKIPPED {test}: needs two CPython versions"));
+    };
+    let tree = Tree::new();
+    made.run(&["-m", "venv", "--without-pip", "v"], tree.root());
+    let (major, minor) = made.minor;
+    tree.write(format!("v/lib/python{major}.{minor}/site-packages/m.py"), "x = 1\n");
+    let venv_python = |py: &Python| {
+        let run = tree.hashpyc().args(["check", "--python", "v/bin/python", "v/lib"]).run();
+        assert!(run.stderr.contains(&format!("for CPython {}", py.version)), "{}", run.stderr);
+        run
+    };
+    tree.hashpyc().args(["compile", "-q", "--python", "v/bin/python", "v/lib"]).run().assert_code(0);
+    let run = venv_python(made);
+    run.assert_code(0);
+    assert!(!run.stderr.contains("environment"), "{}", run.stderr);
+    // The venv's interpreter now runs another version (the base image's).
+    std::fs::remove_file(tree.path("v/bin/python")).unwrap();
+    std::os::unix::fs::symlink(&runs.path, tree.path("v/bin/python")).unwrap();
+    let run = venv_python(runs);
+    run.assert_code(1);
+    let want = format!(
+        "is an environment of Python {major}.{minor} (`version = {}` in `v/pyvenv.cfg`), but its own \
+         interpreter `v/bin/python` runs CPython {}: the environment is broken",
+        made.version, runs.version
+    );
+    assert!(run.stderr.contains(&want), "{want}\n{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!("or use a base image with Python {major}.{minor}")),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("give that interpreter"), "{}", run.stderr);
+    // Another interpreter given (not the environment's): the warning as before.
+    let run = tree.hashpyc().args(["check", "v/lib"]).python(runs).run();
+    assert!(run.stderr.contains("give that interpreter (`--python v/bin/python`)"), "{}", run.stderr);
+}
