@@ -1185,19 +1185,55 @@ fn spelling_hint(
     let stale = report::plural(n, "stale pyc", "stale pycs");
     let (s, its, it) = if n == 1 { ("s", "its", "it") } else { ("", "their", "them") };
     let (found, want) = (report::ticked(example_found), report::ticked(example_want));
+    // The read-only way out first (an image's tree, a CI cache): check the tree as the
+    // compile named it, which writes nothing.
+    let named = if embed.is_identity() {
+        named_when_compiled(&spelled.iter().collect::<Vec<_>>(), roots)
+    } else {
+        None
+    };
     if let Some(dir) = above {
+        let dir = report::ticked(&dir);
+        let check = match &named {
+            Some(named) => format!("`{}` in {dir}", check_command(named)),
+            None => "`hashpyc check` from there".to_string(),
+        };
         return Some(format!(
-            "{stale} embed{s} {its} source path as spelled from {} ({found} for {want}), \
-             where the compile that wrote {it} ran: run `hashpyc check` from there, or \
-             `hashpyc compile` here to rewrite {it}",
-            report::ticked(&dir),
+            "{stale} embed{s} {its} source path as spelled from {dir} ({found} for {want}), \
+             where the compile that wrote {it} ran: {check} checks {it} as written (writing \
+             nothing), or `hashpyc compile` here rewrites {it}",
         ));
     }
+    let check = match &named {
+        Some(named) => format!(" (`{}`)", check_command(named)),
+        None => String::new(),
+    };
     Some(format!(
         "{stale} embed{s} another spelling of {its} source path ({found} for {want}): name \
-         the tree as the compile that wrote {it} did, or `hashpyc compile` it as named here to \
-         rewrite {it}"
+         the tree as the compile that wrote {it} did{check}, or `hashpyc compile` it as named \
+         here to rewrite {it}"
     ))
+}
+
+/// The detail of a pyc that could not be read: its path (the source's is the finding's;
+/// not a path over the kernel's limit),
+/// and, when permission was denied by a directory the user cannot search (a root-owned
+/// `__pycache__` of mode 0700, checked as another user), that directory.
+fn unreadable_pyc(pyc: &Path, e: &std::io::Error) -> String {
+    // A path over the kernel's limit is not worth repeating (its advice says so).
+    if e.raw_os_error() == Some(libc::ENAMETOOLONG) {
+        return format!("pyc: {}", io_reason(e));
+    }
+    let mut detail = format!("pyc `{}`: {}", report::shown(pyc), io_reason(e));
+    if e.kind() == std::io::ErrorKind::PermissionDenied
+        && let Some(dir) = pyc.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        // SAFETY: `c` is a NUL-terminated path; access reads it and nothing else.
+        && unsafe { libc::access(c.as_ptr(), libc::X_OK) } != 0
+    {
+        detail.push_str(&format!(" (its directory `{}` cannot be searched)", report::shown(dir)));
+    }
+    detail
 }
 
 /// The CPython version a cache tag names (`cpython-312`: 3.12).
@@ -1374,7 +1410,7 @@ fn check_source(path: &Path, embedded: &Path, s: &CheckSettings, cwd: &Path) -> 
                             Some(why) => (Outcome::Unreadable, Some(format!("source: {why}")), None),
                             None => {
                                 pyc_error = Some(e.kind());
-                                (Outcome::Unreadable, Some(format!("pyc: {}", io_reason(&e))), None)
+                                (Outcome::Unreadable, Some(unreadable_pyc(&pyc_path, &e)), None)
                             }
                         },
                         Ok(read) => {

@@ -1651,7 +1651,8 @@ fn github_advice_for_a_pyc_compile_cannot_write_is_true() {
     let run = as_nobody(&tree, &["check", "--format", "github", "p"], &python);
     run.assert_code(1);
     let want = format!(
-        ": pyc: permission denied - check the permissions of `{}` and its directory (",
+        ": pyc `{}`: permission denied - check the permissions of `{}` and its directory (",
+        pyc.display(),
         pyc.display()
     );
     assert!(run.stdout.contains(&want), "{want}\n{run:?}");
@@ -2027,6 +2028,34 @@ fn a_source_under_a_directory_that_cannot_be_searched_is_unreadable() {
     );
     let github = as_nobody(&tree, &["check", "--format", "github", "nx"], &python);
     assert!(github.stdout.contains(": source: permission denied - make the source readable ("), "{github:?}");
+}
+
+// A root-owned `__pycache__` of mode 0700 checked as another user (an image's USER):
+// `unreadable /app/svc/__init__.py: pyc: permission denied` named neither the pyc nor its
+// directory. The detail names the pyc, as compile's errors do, and the directory that
+// cannot be searched.
+#[test]
+fn an_unreadable_pyc_is_named() {
+    let Some(python) = nobody_or_skip("faults::an_unreadable_pyc_is_named") else { return };
+    let tree = Tree::new();
+    std::fs::set_permissions(tree.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    tree.write("svc/__init__.py", "x = 1\n");
+    tree.write("open/m.py", "x = 1\n");
+    tree.hashpyc().args(["compile", "-q"]).python(&python).args(["svc", "open"]).run().assert_code(0);
+    std::fs::set_permissions(tree.path("svc/__pycache__"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let tag = format!("cpython-{}{}", python.minor.0, python.minor.1);
+    let pyc = tree.path(format!("open/__pycache__/m.{tag}.pyc"));
+    std::fs::set_permissions(&pyc, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let run = as_nobody(&tree, &["check", "svc", "open"], &python);
+    run.assert_code(1);
+    let want = format!(
+        "unreadable svc/__init__.py: pyc `svc/__pycache__/__init__.{tag}.pyc`: permission denied (its \
+         directory `svc/__pycache__` cannot be searched)\n"
+    );
+    assert!(run.stdout.contains(&want), "{want}\n{run:?}");
+    // A pyc of its own that cannot be read, in a directory that can be searched.
+    let want = format!("unreadable open/m.py: pyc `open/__pycache__/m.{tag}.pyc`: permission denied\n");
+    assert!(run.stdout.contains(&want), "{want}\n{run:?}");
 }
 
 #[test]
