@@ -245,8 +245,11 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
     events.extend(verified.iter().map(|v| run_event("notice", None, v.clone())));
     // A state directory that passed the check before the run and then failed a write (a
     // full disk): one warning, as compile's.
-    let state_warning = crate::target::state_write_warning(verbosity.verbose > 0);
-    events.extend(state_warning.iter().map(|w| run_event("notice", None, w.clone())));
+    let state_warnings: Vec<String> = crate::target::state_write_warning(verbosity.verbose > 0)
+        .into_iter()
+        .chain(crate::target::state_refused_warning())
+        .collect();
+    events.extend(state_warnings.iter().map(|w| run_event("notice", None, w.clone())));
     events.extend(
         walked
             .errors
@@ -257,10 +260,10 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
         if let Some(v) = &verified {
             report::eprint_line(v);
         }
-        if let Some(w) = &state_warning
-            && verbosity.quiet < 2
-        {
-            report::eprint_line(&format!("{}: {w}", style.warning()));
+        if verbosity.quiet < 2 {
+            for w in &state_warnings {
+                report::eprint_line(&format!("{}: {w}", style.warning()));
+            }
         }
         for e in &walked.errors {
             // Notes and per-file warnings (a dangling `.py` symlink, a loop), as compile's:

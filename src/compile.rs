@@ -620,6 +620,10 @@ pub fn compile(
             &mut notes,
             style,
         )?;
+        // As a real run: a dry run reads the state directory too.
+        if let Some(w) = crate::target::state_refused_warning() {
+            notes.add(Path::new(""), 0, None, format!("{}: {w}", style.warning()), Some(Event::notice(w)));
+        }
         // The errors first, then the summary line, as a real run prints them.
         notes.print(&s.targets)?;
         if !s.json && verbosity.quiet == 0 {
@@ -769,7 +773,8 @@ pub fn compile(
             crate::target::state_write_failed(crate::target::StateLost::Failures, &e);
         }
     }
-    if let Some(w) = crate::target::state_write_warning(verbosity.verbose > 0) {
+    let refused = crate::target::state_refused_warning();
+    for w in crate::target::state_write_warning(verbosity.verbose > 0).into_iter().chain(refused) {
         notes.add(Path::new(""), 0, None, format!("{}: {w}", style.warning()), Some(Event::notice(w)));
     }
     let printed = notes.print(&s.targets);

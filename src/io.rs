@@ -325,17 +325,48 @@ pub(crate) fn link_of_another_user(path: &Path) -> Option<u32> {
     (link.file_type().is_symlink() && link.uid() != me && link.uid() != 0).then(|| link.uid())
 }
 
+/// Why a file of the state directory is not taken ([`read_own`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Untrusted {
+    /// Others may write it: its permission bits.
+    Writable { mode: u32 },
+    /// Another user's: that uid.
+    Owner { uid: u32 },
+}
+
+impl std::fmt::Display for Untrusted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Untrusted::Writable { mode } => write!(f, "is writable by other users, mode {:o}", mode & 0o7777),
+            Untrusted::Owner { uid } => write!(f, "belongs to uid {uid}, not to this user"),
+        }
+    }
+}
+
 /// The bytes of the file at `path` when this user owns it and nobody else may write it: a
 /// file of the state directory vouches for a pyc's body (`verified`), an interpreter's
 /// magic number and hash (its probe) or a source's failure, so one another user could
 /// have written (a shared `HASHPYC_STATE_DIR`, a home another user can write) is not taken.
+/// Such a refusal is recorded for the run's one warning (`target::state_refused_warning`):
+/// on a filesystem that keeps no Unix permissions every file is refused, every run.
 pub(crate) fn read_own(path: &Path) -> Option<Vec<u8>> {
     use std::os::unix::fs::MetadataExt;
     let file = open_nonblocking(path).ok()?;
     let meta = file.metadata().ok()?;
     // SAFETY: geteuid has no preconditions and cannot fail.
     let me = unsafe { libc::geteuid() };
-    if !meta.is_file() || meta.uid() != me || meta.mode() & 0o022 != 0 {
+    if !meta.is_file() {
+        return None;
+    }
+    let why = if meta.uid() != me {
+        Some(Untrusted::Owner { uid: meta.uid() })
+    } else if meta.mode() & 0o022 != 0 {
+        Some(Untrusted::Writable { mode: meta.mode() })
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        crate::target::state_file_refused(path, why);
         return None;
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize);

@@ -1245,6 +1245,57 @@ pub fn state_write_warning(verbose: bool) -> Option<String> {
     ))
 }
 
+/// The files of the state directory not taken this run (`io::read_own`): their paths, and
+/// the first with its reason.
+type Refused = (Vec<PathBuf>, Option<(PathBuf, crate::io::Untrusted)>);
+static STATE_REFUSED: std::sync::Mutex<Refused> = std::sync::Mutex::new((Vec::new(), None));
+
+/// Record that the file `path` of the state directory was not taken, for
+/// [`state_refused_warning`].
+pub fn state_file_refused(path: &Path, why: crate::io::Untrusted) {
+    let mut refused = STATE_REFUSED.lock().unwrap_or_else(|e| e.into_inner());
+    if !refused.0.iter().any(|p| p == path) {
+        refused.0.push(path.to_path_buf());
+    }
+    refused.1.get_or_insert_with(|| (path.to_path_buf(), why));
+}
+
+/// The one warning of a run that found files of the state directory others could have
+/// written, and so did not take them (however many): on a filesystem that keeps no Unix
+/// permissions (a file created there to tell shows it), so that every run starts Python
+/// again and reads every pyc whole while the files are written again each time, that and
+/// the way out; else the files found (made writable, or left by another user), which this
+/// run wrote again where it needed them. A warning with or without `-v`: nothing else
+/// says why a run that should start no Python does, every time. None when none was refused.
+pub fn state_refused_warning() -> Option<String> {
+    let (paths, first) = std::mem::take(&mut *STATE_REFUSED.lock().unwrap_or_else(|e| e.into_inner()));
+    let (file, why) = first?;
+    let dir = state_dir()?;
+    let shown = crate::report::shown;
+    let files = match paths.len() {
+        0 | 1 => format!("`{}` {why}", shown(&file)),
+        n => format!("`{}` {why}; {n} files in all", shown(&file)),
+    };
+    Some(match crate::write::IgnoredPermissions::of(&dir) {
+        Some(ignored) => format!(
+            "the state directory `{}` cannot be trusted: {}, so none of its files is taken, as any user could \
+             have written them, and every run starts Python again and reads every pyc whole; set \
+             HASHPYC_STATE_DIR to a directory on a filesystem with Unix permissions, mount this one with {}, or \
+             set HASHPYC_NO_STATE=1 to do without one",
+            shown(&dir),
+            ignored.finding(),
+            ignored.mount_options()
+        ),
+        None => format!(
+            "the state directory `{}` holds files other users could have written, which were not taken \
+             ({files}): what they remembered is learnt again and written anew, readable by this user only; if \
+             the state directory is shared with other users, set HASHPYC_STATE_DIR to one of your own, or \
+             HASHPYC_NO_STATE=1 to do without one",
+            shown(&dir)
+        ),
+    })
+}
+
 /// hashpyc's state directory: interpreter probes and remembered compile failures (not the
 /// bytecode cache, which is `--cache`). `$HASHPYC_STATE_DIR`, else
 /// `$XDG_CACHE_HOME/hashpyc`, else `~/.cache/hashpyc`. `None`

@@ -295,6 +295,63 @@ impl Drop for Temp<'_> {
     }
 }
 
+/// What the filesystem of a directory shows for a file created there with mode 600 when
+/// that is not it: group or other write permission, or another owner. A filesystem that
+/// keeps no Unix permissions (vfat and exFAT, also through FUSE; a CIFS or vboxsf mount
+/// with `uid=`; some NFS exports) shows every file as its mount options say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IgnoredPermissions {
+    /// The permission bits shown, when others may write.
+    pub mode: Option<u32>,
+    /// The owner shown, when not this user.
+    pub uid: Option<u32>,
+}
+
+impl IgnoredPermissions {
+    /// Create a file with mode 600 in `dir` and remove it at once: what its filesystem
+    /// shows instead, or None when it shows that (or the file could not be made).
+    pub fn of(dir: &Path) -> Option<IgnoredPermissions> {
+        use std::os::unix::fs::MetadataExt;
+        let path = dir.join("permissions");
+        let tmp = Temp::create(loc(None, &path), 0o600).ok()?;
+        let meta = tmp.file.as_ref()?.metadata().ok()?;
+        drop(tmp);
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        IgnoredPermissions::shown(meta.mode(), meta.uid(), me)
+    }
+
+    /// What a file created with mode 600 by `me` shows, as mode `mode` and owner `uid`.
+    fn shown(mode: u32, uid: u32, me: u32) -> Option<IgnoredPermissions> {
+        let found = IgnoredPermissions {
+            mode: (mode & 0o022 != 0).then_some(mode & 0o7777),
+            uid: (uid != me).then_some(uid),
+        };
+        (found.mode.is_some() || found.uid.is_some()).then_some(found)
+    }
+
+    /// `its filesystem ignores Unix permissions (a file created there with mode 600 shows
+    /// mode 777)`.
+    pub fn finding(&self) -> String {
+        let shows = match (self.mode, self.uid) {
+            (Some(m), Some(u)) => format!("mode {m:o} and uid {u}"),
+            (Some(m), None) => format!("mode {m:o}"),
+            (None, Some(u)) => format!("uid {u}, not this user's"),
+            (None, None) => String::new(),
+        };
+        format!("its filesystem ignores Unix permissions (a file created there with mode 600 shows {shows})")
+    }
+
+    /// The mount options that give files the permissions or owner asked for instead.
+    pub fn mount_options(&self) -> &'static str {
+        match (self.mode, self.uid) {
+            (Some(_), Some(_)) => "`uid=` this user's and `umask=022` (or `fmask=`/`dmask=`)",
+            (None, Some(_)) => "`uid=` this user's",
+            _ => "`umask=022` (or `fmask=`/`dmask=`, as vfat and exFAT take them)",
+        }
+    }
+}
+
 /// What the caller already knows about the destination, to save system calls.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Known {
@@ -521,6 +578,40 @@ mod tests {
         assert!(say(libc::ENOSPC).ends_with(": No space left on device"), "{}", say(libc::ENOSPC));
     }
     use std::os::unix::fs::PermissionsExt;
+
+    /// A file created with mode 600 that shows other bits or another owner is told, with
+    /// the mount options for what it shows; one that shows 600 (or less, under a umask) is not.
+    #[test]
+    fn ignored_permissions_are_told() {
+        assert_eq!(IgnoredPermissions::shown(0o100600, 1000, 1000), None);
+        assert_eq!(IgnoredPermissions::shown(0o100400, 1000, 1000), None);
+        // fusefat shows 700: nobody else may write.
+        assert_eq!(IgnoredPermissions::shown(0o100700, 0, 0), None);
+        let exfat = IgnoredPermissions::shown(0o100777, 0, 0).unwrap();
+        assert_eq!(
+            exfat.finding(),
+            "its filesystem ignores Unix permissions (a file created there with mode 600 shows mode 777)"
+        );
+        assert!(exfat.mount_options().starts_with("`umask=022`"));
+        let cifs = IgnoredPermissions::shown(0o100755, 1000, 0).unwrap();
+        assert_eq!(
+            cifs.finding(),
+            "its filesystem ignores Unix permissions (a file created there with mode 600 shows uid 1000, not this \
+             user's)"
+        );
+        assert_eq!(cifs.mount_options(), "`uid=` this user's");
+        let both = IgnoredPermissions::shown(0o100777, 1000, 0).unwrap();
+        assert!(both.finding().ends_with("shows mode 777 and uid 1000)"), "{}", both.finding());
+    }
+
+    /// A file made in a directory of a filesystem that keeps permissions shows them, and is
+    /// removed.
+    #[test]
+    fn a_directory_that_keeps_permissions_is_no_finding() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(IgnoredPermissions::of(dir.path()), None);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
 
     #[test]
     fn temp_names_are_told() {

@@ -956,11 +956,24 @@ impl Inner {
             (Some(r), false) => Some(upload::Uploader::start(Arc::clone(r))),
             _ => None,
         };
-        let untrusted = local.as_ref().and_then(|l| l.disk.untrusted_writers()).map(|who| {
-            format!(
+        let untrusted = local.as_ref().and_then(|l| {
+            let who = l.disk.untrusted_writers()?;
+            // A filesystem that keeps no Unix permissions (vfat, exFAT, a CIFS mount with
+            // `uid=`) shows every cache so, every run: told by a file created in it and removed
+            // at once, which a read-only cache is spared.
+            let ignored =
+                if settings.read_only { None } else { crate::write::IgnoredPermissions::of(l.disk.root()) };
+            let fix = ignored.map_or(String::new(), |i| {
+                format!(
+                    "; {}: put the cache on a filesystem with Unix permissions, or mount this one with {}",
+                    i.finding(),
+                    i.mount_options()
+                )
+            });
+            Some(format!(
                 "bytecode cache: {who}: whoever can write it decides the code its hits put into this build \
-                 (see Trust under Bytecode cache in the README)"
-            )
+                 (see Trust under Bytecode cache in the README){fix}"
+            ))
         });
         let targets = targets
             .iter()

@@ -254,6 +254,76 @@ per_python!(noop_run_starts_no_python, |py: &Python| {
     assert!(starts() > first);
 });
 
+// Files of the state directory that other users could write (a state directory shared with
+// them, or one on a filesystem that keeps no Unix permissions, as vfat, exFAT or a CIFS mount
+// with `uid=`, where every file shows so) are not taken, and say so: one warning naming the
+// directory, the file and why, and the way out. The run writes them anew, private, so the next
+// run starts no Python again and says nothing. As root, files of another user (nobody) too.
+per_python!(state_files_others_could_write_are_refused_with_a_warning, |py: &Python| {
+    use std::os::unix::fs::PermissionsExt;
+    let tree = Tree::new();
+    tree.write("m.py", "X = 1\n");
+    let (wrapper, starts) = tree.counting_python(py);
+    let state = tempfile::tempdir().unwrap();
+    let run = || counted_compile(&tree, state.path(), &wrapper, &["-v"], &["m.py"]);
+    let files = || {
+        let mut out = Vec::new();
+        let mut stack = vec![state.path().to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for e in std::fs::read_dir(&dir).unwrap() {
+                let path = e.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path.clone())
+                }
+                out.push(path);
+            }
+        }
+        out
+    };
+    // A run after a run starts no Python and warns of nothing.
+    run().assert_code(0);
+    let quiet = run();
+    quiet.assert_code(0);
+    assert!(!quiet.stderr.contains("warning"), "{}", quiet.stderr);
+    let before = starts();
+    let dir = state.path().display().to_string();
+    let warned = |run: &harness::Run, why: &str| {
+        let head = format!("warning: the state directory `{dir}` holds files other users could have written");
+        assert_eq!(run.stderr.matches(&head).count(), 1, "one warning:\n{}", run.stderr);
+        assert!(run.stderr.contains(&format!("(`{dir}/interpreter-")), "the probe named:\n{}", run.stderr);
+        assert!(run.stderr.contains(why), "{why}:\n{}", run.stderr);
+        assert!(run.stderr.contains("HASHPYC_NO_STATE=1"), "{}", run.stderr);
+    };
+    // `chmod -R a+w`: each file and directory writable by all.
+    for path in files() {
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode | 0o022)).unwrap();
+    }
+    let refused = run();
+    refused.assert_code(0);
+    warned(&refused, ".json` is writable by other users, mode 622");
+    assert!(starts() > before, "the probe not taken was made again:\n{}", refused.stderr);
+    let after = starts();
+    let healed = run();
+    healed.assert_code(0);
+    assert!(!healed.stderr.contains("warning"), "written anew, private:\n{}", healed.stderr);
+    assert_eq!(starts(), after, "a run after one that wrote the files anew started Python");
+    if !harness::is_root() {
+        return harness::visible(
+            "SKIPPED compile::state_files_others_could_write_are_refused_with_a_warning (files of another \
+             user): not root",
+        );
+    }
+    for path in files().iter().filter(|p| p.is_file()) {
+        std::os::unix::fs::chown(path, Some(65534), None).unwrap();
+    }
+    let foreign = run();
+    foreign.assert_code(0);
+    warned(&foreign, ".json` belongs to uid 65534, not to this user");
+    let healed = run();
+    assert!(!healed.stderr.contains("warning"), "written anew, this user's:\n{}", healed.stderr);
+});
+
 per_python!(jobs_do_not_change_bytes, |py: &Python| {
     let lib = harness::stdlib_dir(py);
     let a = Tree::new();

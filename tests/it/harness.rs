@@ -149,6 +149,12 @@ pub fn pythons() -> &'static BTreeMap<(u8, u8), Python> {
     })
 }
 
+/// Whether the tests run as root (`id -u`): what only root may do (give a file to another
+/// user) is tested then, and skipped visibly otherwise.
+pub fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
 /// Write to the real stderr, past the test runner's capture.
 pub fn visible(msg: &str) {
     let mut err = std::io::stderr();
