@@ -1240,17 +1240,7 @@ fn short_help_is_a_summary() {
             .map(|(name, desc)| (name, desc.split(" [possible values: ").next().unwrap().to_string()))
             .collect::<Vec<_>>()
     };
-    let commands: &[&[&str]] = &[
-        &[],
-        &["compile"],
-        &["check"],
-        &["inspect"],
-        &["cache"],
-        &["cache", "stats"],
-        &["cache", "prune"],
-        &["cache", "clean"],
-        &["completions"],
-    ];
+    let commands = harness::COMMANDS;
     for command in commands {
         let name = format!("hashpyc {}", command.join(" "));
         let short = tree.hashpyc().args(*command).arg("-h").run();

@@ -156,6 +156,19 @@ pub fn is_root() -> bool {
 }
 
 /// Write to the real stderr, past the test runner's capture.
+/// Every command line that has a help of its own, the top level first (`hashpyc -h`).
+pub const COMMANDS: &[&[&str]] = &[
+    &[],
+    &["compile"],
+    &["check"],
+    &["inspect"],
+    &["cache"],
+    &["cache", "stats"],
+    &["cache", "prune"],
+    &["cache", "clean"],
+    &["completions"],
+];
+
 pub fn visible(msg: &str) {
     let mut err = std::io::stderr();
     let _ = err.write_all(format!("{msg}\n").as_bytes());

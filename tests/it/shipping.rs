@@ -162,16 +162,7 @@ fn help_shows_no_value_of_the_environment() {
     let secret = "S3CRETPW";
     let url = format!("http://alice:{secret}@127.0.0.1:1/c");
     let dir = format!("/tmp/{secret}/cache");
-    let commands: &[&[&str]] = &[
-        &["compile"],
-        &["check"],
-        &["inspect"],
-        &["cache"],
-        &["cache", "stats"],
-        &["cache", "prune"],
-        &["cache", "clean"],
-        &["completions"],
-    ];
+    let commands = harness::COMMANDS;
     let tree = Tree::new();
     for command in commands {
         for help in ["-h", "--help"] {
