@@ -1308,8 +1308,9 @@ pub enum Format {
 pub enum StatsFormat {
     /// Labelled lines: entries, size on disk, runs, and the counts of each tier.
     Text,
-    /// One JSON object: `cache`, `exists` (false for a directory no build has created yet,
-    /// counted as empty), `entries`, `bytes`, `temporary_files`, `since`, `runs`, `tiers`.
+    /// One JSON object: `type` (`"cache"`), `cache`, `exists` (false for a directory no
+    /// build has created yet, counted as empty), `entries`, `bytes`, `temporary_files`,
+    /// `since`, `runs`, `tiers`.
     Json,
 }
 

@@ -3587,9 +3587,15 @@ fn a_pyc_that_is_a_socket_is_not_a_regular_file() {
     let _socket = std::os::unix::net::UnixListener::bind(tree.path(&pyc)).unwrap();
     let check = tree.hashpyc().arg("check").python(py).run();
     check.assert_code(1);
-    assert!(check.stdout.contains("unreadable m.py: pyc: not a regular file\n"), "{check:?}");
+    assert!(
+        check.stdout.contains(&format!("unreadable m.py: pyc `{pyc}`: not a regular file\n")),
+        "{check:?}"
+    );
     let github = tree.hashpyc().args(["check", "--format", "github"]).python(py).run();
-    assert!(github.stdout.contains(": pyc: not a regular file - remove it ("), "{github:?}");
+    assert!(
+        github.stdout.contains(&format!(": pyc `{pyc}`: not a regular file - remove it (")),
+        "{github:?}"
+    );
     let inspect = tree.hashpyc().arg("inspect").arg(&pyc).run();
     assert!(inspect.stdout.contains("  error: not a regular file\n"), "{inspect:?}");
     let compile = tree.hashpyc().arg("compile").python(py).run();
@@ -4656,7 +4662,8 @@ fn a_name_git_quoted_is_said_to_be() {
             (r#""\"pkg/a\\\"b.py\"""#, "pkg/a\"b.py"),
             (r#""\"pkg/\\303\\274n\\303\\257.py\"""#, "pkg/ünï.py"),
         ] {
-            let want = format!("error: `{quoted}`: no such file or directory {hint}; `{name}` exists)\n");
+            // Quoted once, in its own quotes (as any name that needs escaping).
+            let want = format!("error: {quoted}: no such file or directory {hint}; `{name}` exists)\n");
             assert!(run.stderr.contains(&want), "{cmd}: want {want}\n{}", run.stderr);
         }
     }
