@@ -754,7 +754,7 @@ per_python!(path_list_entries_keep_their_spaces, min = (3, 9), |py: &Python| {
         run.assert_code(2);
         assert!(
             run.stderr.starts_with(
-                "error: `\"src/o.py\\n\"`: no such file or directory (the name has a line break at its start \
+                "error: \"src/o.py\\n\": no such file or directory (the name has a line break at its start \
                  or end, which `--null` keeps as part of it: a list of one name per line is read without \
                  `--null`; `src/o.py` exists)\n"
             ),
