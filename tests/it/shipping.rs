@@ -278,7 +278,7 @@ fn every_variable_read_is_in_the_help_and_the_man_page() {
     help.assert_code(0);
     let no_cache = help.stdout.split("--no-cache\n").nth(1).unwrap_or_default();
     assert!(
-        no_cache[..no_cache.find("\n\n").unwrap_or(no_cache.len())].contains("[env: HASHPYC_NO_CACHE="),
+        no_cache[..no_cache.find("\n\n").unwrap_or(no_cache.len())].contains("[env: HASHPYC_NO_CACHE]"),
         "{}",
         help.stdout
     );
