@@ -2501,10 +2501,7 @@ crate::per_python!(a_pids_limit_goes_on_with_the_workers_it_could_start, |py: &P
 fn a_pids_limit_at_the_start_is_waited_out_through_a_launcher_too() {
     let test = "faults::a_pids_limit_at_the_start_is_waited_out_through_a_launcher_too";
     let Some(py) = harness::any_python(test) else { return };
-    let Some(cgroup) = harness::PidsCgroup::new() else {
-        harness::visible(&format!("SKIPPED {test}: needs a pids cgroup (root, a writable /sys/fs/cgroup)"));
-        return;
-    };
+    let Some(cgroup) = harness::PidsCgroup::new_or_skip(test) else { return };
     let tree = Tree::new();
     harness::write_modules(&tree, "src", 6);
     let launcher =
@@ -2568,10 +2565,7 @@ fn a_pids_limit_at_the_probe_is_waited_out() {
     use std::os::unix::process::CommandExt;
     let test = "faults::a_pids_limit_at_the_probe_is_waited_out";
     let Some(py) = harness::any_python(test) else { return };
-    let Some(cgroup) = harness::PidsCgroup::new() else {
-        harness::visible(&format!("SKIPPED {test}: needs a pids cgroup (root, a writable /sys/fs/cgroup)"));
-        return;
-    };
+    let Some(cgroup) = harness::PidsCgroup::new_or_skip(test) else { return };
     let tree = Tree::new();
     harness::write_modules(&tree, "src", 3);
     // A state directory of its own each time: the run probes the interpreter.

@@ -979,6 +979,15 @@ pub fn notices(stdout: &str) -> Vec<serde_json::Value> {
 pub struct PidsCgroup(PathBuf);
 
 impl PidsCgroup {
+    /// [`PidsCgroup::new`], or a visible skip of `test` where none can be made.
+    pub fn new_or_skip(test: &str) -> Option<PidsCgroup> {
+        let cgroup = PidsCgroup::new();
+        if cgroup.is_none() {
+            visible(&format!("SKIPPED {test}: needs a pids cgroup (root, a writable /sys/fs/cgroup)"));
+        }
+        cgroup
+    }
+
     pub fn new() -> Option<PidsCgroup> {
         static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
