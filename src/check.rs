@@ -1227,14 +1227,14 @@ fn unreadable_pyc(pyc: &Path, e: &std::io::Error) -> String {
     if e.raw_os_error() == Some(libc::ENAMETOOLONG) {
         return format!("pyc: {}", io_reason(e));
     }
-    let mut detail = format!("pyc `{}`: {}", report::shown(pyc), io_reason(e));
+    let mut detail = format!("pyc {}: {}", report::ticked(pyc), io_reason(e));
     if e.kind() == std::io::ErrorKind::PermissionDenied
         && let Some(dir) = pyc.parent().filter(|d| !d.as_os_str().is_empty())
         && let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes())
         // SAFETY: `c` is a NUL-terminated path; access reads it and nothing else.
         && unsafe { libc::access(c.as_ptr(), libc::X_OK) } != 0
     {
-        detail.push_str(&format!(" (its directory `{}` cannot be searched)", report::shown(dir)));
+        detail.push_str(&format!(" (its directory {} cannot be searched)", report::ticked(dir)));
     }
     detail
 }

@@ -887,8 +887,8 @@ fn confirm_targets(s: &CompileSettings, specs: &[WorkerSpec], units: usize) -> R
                         return Err(workers_failed(s, t, failure));
                     }
                     let line = format!(
-                        "`{}`: its settings changed since it was probed ({}); probed it again",
-                        crate::report::shown(&spec.target.executable),
+                        "{}: its settings changed since it was probed ({}); probed it again",
+                        crate::report::ticked(&spec.target.executable),
                         failure.changed_setting().unwrap_or_default(),
                     );
                     let fresh = Arc::new(fresh);

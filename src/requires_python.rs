@@ -136,9 +136,9 @@ pub fn warning(
     };
     let allowed = if excluded.len() == 1 { "a version it excludes" } else { "versions it excludes" };
     Some(format!(
-        "`{}` line {}: the project requires Python `{}` (`requires-python`), and this run {verb} pycs for \
+        "{} line {}: the project requires Python `{}` (`requires-python`), and this run {verb} pycs for \
          {}, {allowed}: give an interpreter it allows ({instead}{key})",
-        crate::report::shown(&rp.file),
+        crate::report::ticked(&rp.file),
         rp.line,
         rp.text,
         crate::target::targets_label(&excluded),

@@ -1273,8 +1273,8 @@ pub fn state_refused_warning() -> Option<String> {
     let dir = state_dir()?;
     let shown = crate::report::shown;
     let files = match paths.len() {
-        0 | 1 => format!("`{}` {why}", shown(&file)),
-        n => format!("`{}` {why}; {n} files in all", shown(&file)),
+        0 | 1 => format!("{} {why}", crate::report::ticked(&file)),
+        n => format!("{} {why}; {n} files in all", crate::report::ticked(&file)),
     };
     Some(match crate::write::IgnoredPermissions::of(&dir) {
         Some(ignored) => format!(
