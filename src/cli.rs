@@ -802,7 +802,7 @@ pub fn dash_file_taken_as_option(argv: &[OsString]) -> Option<String> {
     ))
 }
 
-/// The most workers `--jobs` starts:/// The most workers `--jobs` starts: each is a Python process of some 10-20 MB, and
+/// The most workers `--jobs` starts: each is a Python process of some 10-20 MB, and
 /// compiling is CPU-bound, so a value far above the CPU count only costs memory.
 pub const MAX_JOBS: usize = 1024;
 
