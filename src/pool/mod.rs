@@ -136,6 +136,21 @@ fn fork_failure(errno: i32) -> WorkerFailure {
 
 /// `: ` and what a worker last wrote to stderr (a few KiB), control characters escaped
 /// line by line ([`crate::report::printable`]), or nothing when it wrote nothing.
+/// How a worker ended by signal `sig` is described. SIGKILL is what the kernel's OOM killer
+/// sends when a memory limit is reached (`docker run --memory`): the words say so and what
+/// to do, where the signal's number alone said nothing.
+pub(crate) fn killed_by(sig: i32) -> String {
+    if sig == libc::SIGKILL {
+        format!(
+            "killed by signal {sig} (SIGKILL), as the kernel's OOM killer ends a process when a memory \
+             limit is reached (`docker run --memory`, a cgroup's `memory.max`): give the run more memory, \
+             or fewer workers (`-j`)"
+        )
+    } else {
+        format!("killed by signal {sig}")
+    }
+}
+
 fn tail(s: &str) -> String {
     if s.trim().is_empty() {
         return String::new();
@@ -518,7 +533,7 @@ impl Worker {
         std::thread::sleep(Duration::from_millis(20));
         let how = match status {
             Some(s) => match s.signal() {
-                Some(sig) => format!("killed by signal {sig}"),
+                Some(sig) => killed_by(sig),
                 None => format!("exited with status {}", s.code().unwrap_or(-1)),
             },
             None => "closed its output".to_string(),
@@ -765,7 +780,7 @@ impl Worker {
 
     fn died(&mut self, status: i32) -> WorkerFailure {
         let how = if libc::WIFSIGNALED(status) {
-            format!("killed by signal {}", libc::WTERMSIG(status))
+            killed_by(libc::WTERMSIG(status))
         } else {
             format!("exit status {}", libc::WEXITSTATUS(status))
         };
@@ -779,7 +794,7 @@ impl Worker {
         }
         let status = match self.child.try_wait() {
             Ok(Some(s)) => match s.signal() {
-                Some(sig) => format!("killed by signal {sig}"),
+                Some(sig) => killed_by(sig),
                 None => format!("exited with status {}", s.code().unwrap_or(-1)),
             },
             _ => "closed its output".to_string(),

@@ -1292,6 +1292,59 @@ fn files_that_crash_a_working_interpreter_do_not_stop_the_run() {
     }
 }
 
+/// A worker killed by SIGKILL (what the kernel's OOM killer sends under `docker run
+/// --memory`) was said to be "killed by signal 9" and no more. Now the message says it was
+/// SIGKILL, what sends it, and what to do: a compile's process killed (each time the file
+/// is tried: an error of that file, exit 1) and a worker killed as it starts (its
+/// launcher's `kill -9 $$`: the run's error, exit 2).
+#[test]
+fn a_worker_killed_by_sigkill_hints_at_the_memory_limit() {
+    let hint = "killed by signal 9 (SIGKILL), as the kernel's OOM killer ends a process when a memory limit \
+                is reached (`docker run --memory`, a cgroup's `memory.max`): give the run more memory, or \
+                fewer workers (`-j`)";
+    for py in fault_pythons("faults::a_worker_killed_by_sigkill_hints_at_the_memory_limit") {
+        let tree = Tree::new();
+        sources(&tree, 3);
+        tree.write("src/huge.py", "HUGE_MARKER = 1\n");
+        let killing =
+            fake_worker(&tree, "oom", "if b'HUGE_MARKER' in req:\n    posix.kill(posix.getpid(), 9)");
+        let run = tree
+            .hashpyc()
+            .env("HASHPYC_WORKER_SCRIPT", &killing)
+            .args(["compile", "-j1"])
+            .python(py)
+            .arg("src")
+            .run();
+        run.assert_code(1);
+        assert!(
+            run.stderr.contains(&format!("the Python worker died: {hint}")),
+            "{}: {}",
+            py.label(),
+            run.stderr
+        );
+        assert!(run.stderr.contains("huge.py"), "{}: {}", py.label(), run.stderr);
+        assert!(run.stderr.contains("Compiled 3 files"), "{}: {}", py.label(), run.stderr);
+
+        let tree = Tree::new();
+        sources(&tree, 3);
+        let launcher = tree.write_executable(
+            "bin/launcher",
+            format!(
+                "#!/bin/sh\ncase \"$*\" in *-B*) kill -9 $$;; esac\nexec '{}' \"$@\"\n",
+                py.path.display()
+            ),
+        );
+        let run = tree.hashpyc().arg("compile").arg("--python").arg(&launcher).arg("src").run();
+        run.assert_code(2);
+        assert!(
+            run.stderr.contains(&format!("the Python worker failed to start: {hint}")),
+            "{}: {}",
+            py.label(),
+            run.stderr
+        );
+    }
+}
+
 /// A second signal (Ctrl-C pressed twice) ends the run at once: the temporary file of a pyc
 /// being written was left behind (18 MB of a 40 MB pyc, which no later run removes). The
 /// files being written are removed before the exit. The signals are sent as soon as the
