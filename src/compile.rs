@@ -607,7 +607,7 @@ pub fn compile(
             path: dir.clone(),
             source: std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
         };
-        notes.warning(format!("{}; the run would compile without it", unusable_cache(&e, settings)), style);
+        notes.warning(unusable_cache(&e, settings, "the run would compile without it"), style);
     }
     if s.dry_run {
         let check = dry_run(
@@ -709,7 +709,7 @@ pub fn compile(
                 }
                 Err(e) => {
                     // A cache that cannot be used never fails a build.
-                    let message = format!("{}; compiling without it", unusable_cache(&e, settings));
+                    let message = unusable_cache(&e, settings, "compiling without it");
                     notes.warning(message, style);
                     None
                 }
@@ -2264,8 +2264,27 @@ fn push_errors_and_skipped(parts: &mut Vec<String>, s: &Summary) {
 }
 
 /// Why the cache cannot be used, and where its directory was set when not by `--cache`.
-fn unusable_cache(e: &crate::cache::CacheError, settings: &crate::cache::CacheSettings) -> String {
-    crate::cache::described(e, settings.dir_from.as_deref())
+/// The warning of a cache that cannot be used: why, `then` (what the run does without it),
+/// and a hint where the directory is another user's.
+fn unusable_cache(
+    e: &crate::cache::CacheError,
+    settings: &crate::cache::CacheSettings,
+    then: &str,
+) -> String {
+    let described = crate::cache::described(e, settings.dir_from.as_deref());
+    // A directory of another user's (a cache mount of root's) that cannot be written.
+    let owner = match e {
+        crate::cache::CacheError::Open { path, source }
+            if source.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            crate::cache::owner_hint(path)
+        }
+        _ => None,
+    };
+    match owner {
+        Some(hint) => format!("{described}; {then}; {hint}"),
+        None => format!("{described}; {then}"),
+    }
 }
 
 fn dry_run_summary_line(summary: &Summary, check: usize, targets: &[Arc<Target>], style: Style) -> String {

@@ -86,6 +86,37 @@ pub fn described(e: &CacheError, set_by: Option<&str>) -> String {
     }
 }
 
+/// Where `dir` (or the nearest directory above it that exists) belongs to another user
+/// than the one running and cannot be written by it: whose it is, and what to do. A
+/// Docker BuildKit cache mount (`RUN --mount=type=cache,target=DIR`) is root's unless it is
+/// given a `uid=`, and a `USER` that is not root then cannot store in it.
+pub fn owner_hint(dir: &Path) -> Option<String> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid(2) cannot fail and touches no memory.
+    let uid = unsafe { libc::geteuid() };
+    if uid == 0 {
+        return None;
+    }
+    let (at, meta) = dir.ancestors().find_map(|d| std::fs::metadata(d).ok().map(|m| (d, m)))?;
+    if meta.uid() == uid || !meta.is_dir() {
+        return None;
+    }
+    let path = std::ffi::CString::new(at.as_os_str().as_bytes()).ok()?;
+    // SAFETY: access(2) of a NUL-terminated path that outlives the call.
+    if unsafe { libc::access(path.as_ptr(), libc::W_OK) } == 0 {
+        return None;
+    }
+    Some(format!(
+        "{} belongs to uid {} and is not writable by uid {uid}, which runs hashpyc (a Docker BuildKit \
+         cache mount is root's unless it is given the user's uid: `RUN --mount=type=cache,target={},uid={uid}`); \
+         or set HASHPYC_CACHE (or --cache) to a directory uid {uid} can write",
+        crate::report::ticked(at),
+        meta.uid(),
+        crate::report::shown(at),
+    ))
+}
+
 #[derive(Debug, Error)]
 pub enum CacheError {
     #[error("cannot use {} as the bytecode cache", crate::report::ticked(path))]
@@ -1572,8 +1603,9 @@ impl Inner {
                 }
             }
             if let Some(p) = l.problem.lock().expect("cache lock").as_ref() {
+                let owner = owner_hint(l.disk.root()).map_or(String::new(), |h| format!("; {h}"));
                 warnings.push(format!(
-                    "the bytecode cache {} could not store entries ({p}); nothing more was stored in it this run",
+                    "the bytecode cache {} could not store entries ({p}); nothing more was stored in it this run{owner}",
                     crate::report::ticked(l.disk.root())
                 ));
             }

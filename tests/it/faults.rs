@@ -1631,6 +1631,55 @@ fn as_nobody(tree: &Tree, args: &[&str], py: &Python) -> harness::Run {
     harness::run_command(&mut cmd)
 }
 
+/// A cache directory of root's that the user cannot write (a BuildKit cache mount,
+/// `RUN --mount=type=cache`, without `uid=`, under a `USER` that is not root): the build went
+/// on without storing, but the warning said only "permission denied". Now it says whose the
+/// directory is and what to do; the build goes on as before (exit 0, the pyc written).
+#[test]
+fn a_cache_directory_of_roots_says_whose_it_is() {
+    let Some(python) = nobody_or_skip("faults::a_cache_directory_of_roots_says_whose_it_is") else { return };
+    let tree = Tree::new();
+    std::fs::set_permissions(tree.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    tree.write("p/m.py", "x = 1\n");
+    std::os::unix::fs::chown(tree.path("p"), Some(65534), Some(65534)).unwrap();
+    let cache = tree.path("cache");
+    std::fs::create_dir(&cache).unwrap();
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let hint = format!(
+        "`{0}` belongs to uid 0 and is not writable by uid 65534, which runs hashpyc (a Docker BuildKit cache \
+         mount is root's unless it is given the user's uid: `RUN --mount=type=cache,target={0},uid=65534`); \
+         or set HASHPYC_CACHE (or --cache) to a directory uid 65534 can write",
+        cache.display()
+    );
+    // The directory itself (it cannot store), and one to be made in it (it cannot be made).
+    for (dir, want) in [
+        (
+            cache.clone(),
+            format!("the bytecode cache `{}` could not store entries (permission denied)", cache.display()),
+        ),
+        (
+            cache.join("hashpyc"),
+            format!(
+                "cannot use `{}` as the bytecode cache: permission denied",
+                cache.join("hashpyc").display()
+            ),
+        ),
+    ] {
+        let _ = std::fs::remove_dir_all(tree.path("p/__pycache__"));
+        let run = as_nobody(&tree, &["compile", "--cache", dir.to_str().unwrap(), "p"], &python);
+        run.assert_code(0);
+        let line =
+            run.stderr.lines().find(|l| l.starts_with("warning: ")).unwrap_or_else(|| panic!("{run:?}"));
+        assert!(line.contains(&want) && line.ends_with(&hint), "{line}\n{hint}");
+        assert_eq!(tree.pycs().len(), 1, "{run:?}");
+    }
+    // A directory the user may write, though root's, has no such hint.
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let run = as_nobody(&tree, &["compile", "--force", "--cache", cache.to_str().unwrap(), "p"], &python);
+    run.assert_code(0);
+    assert!(!run.stderr.contains("belongs to uid"), "{run:?}");
+}
+
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
