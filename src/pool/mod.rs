@@ -134,8 +134,6 @@ fn fork_failure(errno: i32) -> WorkerFailure {
     WorkerFailure::Fork(crate::io::start_reason(&std::io::Error::from_raw_os_error(errno)))
 }
 
-/// `: ` and what a worker last wrote to stderr (a few KiB), control characters escaped
-/// line by line ([`crate::report::printable`]), or nothing when it wrote nothing.
 /// How a worker ended by signal `sig` is described. SIGKILL is what the kernel's OOM killer
 /// sends when a memory limit is reached (`docker run --memory`): the words say so and what
 /// to do, where the signal's number alone said nothing.
@@ -151,6 +149,8 @@ pub(crate) fn killed_by(sig: i32) -> String {
     }
 }
 
+/// `: ` and what a worker last wrote to stderr (a few KiB), control characters escaped
+/// line by line ([`crate::report::printable`]), or nothing when it wrote nothing.
 fn tail(s: &str) -> String {
     if s.trim().is_empty() {
         return String::new();
