@@ -273,8 +273,98 @@ pub enum TargetError {
     NotMinorVersion { spec: String, example: String, known: String },
     #[error("`{0}` asks for Python {0}; hashpyc needs CPython 3.7 or newer (PEP 552)")]
     RequestTooOld(String),
-    #[error("no Python {request} found on PATH{}", tried_list(.names, .tried))]
-    NoSuchVersion { request: String, names: Vec<String>, tried: Vec<String> },
+    #[error("no Python {request} found on PATH{}{}", tried_list(.names, .tried), installed_list(.installed))]
+    NoSuchVersion { request: String, names: Vec<String>, tried: Vec<String>, installed: Vec<Installed> },
+}
+
+/// An interpreter of the version asked for that a version manager installed but did not
+/// put on PATH (pyenv's `versions/3.12.1` while another version is selected).
+#[derive(Debug)]
+pub struct Installed {
+    manager: &'static str,
+    version: String,
+    exe: PathBuf,
+}
+
+fn installed_list(installed: &[Installed]) -> String {
+    if installed.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\n  installed, but not on PATH (give one with --python, or select it):");
+    for i in installed {
+        let select = match i.manager {
+            "pyenv" => format!(": `pyenv shell {}`", i.version),
+            "asdf" => format!(": `asdf shell python {}`", i.version),
+            "mise" => format!(": `mise shell python@{}`", i.version),
+            _ => String::new(),
+        };
+        out.push_str(&format!(
+            "\n    {} ({} {}{select})",
+            crate::report::ticked(&i.exe),
+            i.manager,
+            i.version
+        ));
+    }
+    out
+}
+
+/// The interpreters of `request`'s version that pyenv, asdf, mise or uv installed, newest
+/// first, found by their directories' names (`3.12.1`, uv's `cpython-3.12.1-linux-…`) and
+/// the executable in each (`bin/python3.12`); nothing is started. Only for the error of a
+/// version not found on PATH: hashpyc does not pick one of them itself, which would run
+/// an interpreter the environment did not select.
+fn installed_elsewhere(request: &VersionRequest) -> Vec<Installed> {
+    if request.parts.len() < 2 {
+        return Vec::new();
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let var_or = |var: &str, under: &str| {
+        std::env::var_os(var)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| home.as_ref().map(|h| h.join(under)))
+    };
+    let uv = std::env::var_os("UV_PYTHON_INSTALL_DIR")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_DATA_HOME").map(|x| PathBuf::from(x).join("uv/python")))
+        .or_else(|| home.as_ref().map(|h| h.join(".local/share/uv/python")));
+    let places: [(&'static str, Option<PathBuf>); 4] = [
+        ("pyenv", var_or("PYENV_ROOT", ".pyenv").map(|r| r.join("versions"))),
+        ("asdf", var_or("ASDF_DATA_DIR", ".asdf").map(|d| d.join("installs/python"))),
+        ("mise", var_or("MISE_DATA_DIR", ".local/share/mise").map(|d| d.join("installs/python"))),
+        ("uv", uv),
+    ];
+    let exe_name = format!("python{}.{}{}", request.parts[0], request.parts[1], request.abi_suffix());
+    let mut found: Vec<(Vec<u32>, Installed)> = Vec::new();
+    for (manager, dir) in places {
+        let Some(entries) = dir.and_then(|d| std::fs::read_dir(d).ok()) else { continue };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // uv's `cpython-3.12.1-linux-x86_64-gnu` (`cpython-3.13.1+freethreaded-…`).
+            let version = match manager {
+                "uv" => match name.strip_prefix("cpython-").and_then(|r| r.split('-').next()) {
+                    Some(v) => v.replace("+freethreaded", "t").replace("+debug", "d"),
+                    None => continue,
+                },
+                _ => name.clone(),
+            };
+            let numbers = version.trim_end_matches(['t', 'd']);
+            let Some(parts) = numbers.split('.').map(|n| n.parse::<u32>().ok()).collect::<Option<Vec<_>>>()
+            else {
+                continue;
+            };
+            let wanted = request.parts.iter().zip(&parts).all(|(w, h)| u32::from(*w) == *h)
+                && parts.len() >= request.parts.len()
+                && version[numbers.len()..] == *request.abi_suffix();
+            let exe = entry.path().join("bin").join(&exe_name);
+            if wanted && is_executable_file(&exe) {
+                found.push((parts, Installed { manager, version, exe }));
+            }
+        }
+    }
+    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.into_iter().map(|(_, i)| i).collect()
 }
 
 fn tried_list(names: &[String], tried: &[String]) -> String {
@@ -491,7 +581,8 @@ pub fn find_version(
             }
         }
     }
-    Err(TargetError::NoSuchVersion { request: request.to_string(), names: request.names(), tried })
+    let installed = installed_elsewhere(request);
+    Err(TargetError::NoSuchVersion { request: request.to_string(), names: request.names(), tried, installed })
 }
 
 /// The `--python` value: a path when it holds a `/`, else a name looked up on PATH. The

@@ -1948,6 +1948,70 @@ per_python!(python_version_requests_search_path, |py: &Python| {
     );
 });
 
+// `--python 3.12` when pyenv (asdf, mise, uv) installed a 3.12 but selected another
+// version: the error names the installed interpreter and how to select it, and the path it
+// gives compiles. hashpyc does not pick it itself: the environment did not select it.
+per_python!(a_version_installed_but_not_selected_is_named, |py: &Python| {
+    let tree = Tree::new();
+    tree.write("app/m.py", "def f():\n    return 'x'\n");
+    let (major, minor) = py.minor;
+    let exact = py.version.clone();
+    let name = format!("python{major}.{minor}");
+    let root = tempfile::tempdir().unwrap();
+    let installed = root.path().join("pyenv/versions").join(&exact).join("bin");
+    std::fs::create_dir_all(&installed).unwrap();
+    std::os::unix::fs::symlink(&py.path, installed.join(&name)).unwrap();
+    // Another minor version installed beside it is not offered.
+    let other = root.path().join(format!("pyenv/versions/{major}.{}.0/bin", minor + 1));
+    std::fs::create_dir_all(&other).unwrap();
+    std::os::unix::fs::symlink(&py.path, other.join(format!("python{major}.{}", minor + 1))).unwrap();
+    // PATH holds only pyenv's shim for that name, which fails as a shim of a version not
+    // selected does.
+    let shim = root.path().join("shims");
+    std::fs::create_dir(&shim).unwrap();
+    let shim_exe = shim.join(&name);
+    std::fs::write(&shim_exe, format!("#!/bin/sh\necho 'pyenv: {name}: command not found' >&2\nexit 127\n"))
+        .unwrap();
+    std::fs::set_permissions(&shim_exe, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let run = |request: &str| {
+        tree.hashpyc()
+            .env("PATH", &shim)
+            .env("HOME", root.path())
+            .env("PYENV_ROOT", root.path().join("pyenv"))
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("UV_PYTHON_INSTALL_DIR")
+            .env_remove("ASDF_DATA_DIR")
+            .env_remove("MISE_DATA_DIR")
+            .args(["compile", "--python", request, "app"])
+            .run()
+    };
+    let exe = installed.join(&name);
+    let offered = format!(
+        "\n  installed, but not on PATH (give one with --python, or select it):\n    `{}` (pyenv {exact}: `pyenv shell {exact}`)\n",
+        exe.display()
+    );
+    for request in [format!("{major}.{minor}"), exact.clone()] {
+        let failed = run(&request);
+        failed.assert_code(2);
+        assert!(
+            failed.stderr.starts_with(&format!("error: no Python {request} found on PATH:\n")),
+            "{}",
+            failed.stderr
+        );
+        assert!(failed.stderr.ends_with(&offered), "{}", failed.stderr);
+        assert!(!failed.stderr.contains(&format!("{major}.{}.0", minor + 1)), "{}", failed.stderr);
+    }
+    // Nothing installed of a version that is not there: no such list.
+    let none = run(&format!("{major}.{minor}.999"));
+    none.assert_code(2);
+    assert!(!none.stderr.contains("installed, but not on PATH"), "{}", none.stderr);
+
+    // The path offered is an interpreter of that version: given, it compiles as CPython does.
+    tree.hashpyc().env("PATH", &shim).args(["compile", "--python"]).arg(&exe).arg("app").run().assert_code(0);
+    let refs = harness::py_compile_refs(py, tree.root(), &[PathBuf::from("app/m.py")], None);
+    same_as_py_compile(py, &std::fs::read(pyc_of(&tree, py, "app/m.py")).unwrap(), &refs[0], "app/m.py");
+});
+
 // `check --format github` on a pyc missing because its source does not compile: the
 // annotation sits on the line of CPython's error and says to fix the source (compiling
 // again cannot help); other findings still say to run `hashpyc compile`.
