@@ -1393,6 +1393,11 @@ pub struct TargetArgs {
     /// `HASHPYC_PYTHON`), so that a missing interpreter is reported there.
     #[arg(skip)]
     pub python_from: Option<crate::config::Origin>,
+    /// Where each element of the `python` key is, when a configuration file gave it (a
+    /// list's element at its line and column), so that an interpreter not found is
+    /// reported at its own element.
+    #[arg(skip)]
+    pub python_elements: Vec<crate::config::Origin>,
 }
 
 #[derive(Debug, Args)]

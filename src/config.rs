@@ -442,6 +442,15 @@ impl Config {
         }
     }
 
+    /// `` `pyproject.toml` line 5, column 3`` for the element `index` of a list-valued key
+    /// ([`Config::locate`] of the key when its value is no list).
+    pub fn locate_element(&self, key: &str, index: usize) -> String {
+        match self.options.element_places.get(key).and_then(|p| p.get(index)) {
+            Some(place) => format!("{} {place}", crate::report::ticked(&self.path)),
+            None => self.locate(key),
+        }
+    }
+
     /// `path`, the value of `key`, made absolute against the file's directory (a leading
     /// `~/` the home directory: an error at the key when none is known).
     pub fn resolve(&self, key: &'static str, path: &Path) -> Result<PathBuf, Error> {
@@ -466,6 +475,12 @@ impl Origin {
     /// The origin of `key` in `c`.
     pub fn key(c: &Config, key: &'static str) -> Origin {
         Origin::Key { key, at: c.locate(key) }
+    }
+
+    /// The origin of the element `index` of the list-valued `key` in `c`: its line and
+    /// column.
+    pub fn element(c: &Config, key: &'static str, index: usize) -> Origin {
+        Origin::Key { key, at: c.locate_element(key, index) }
     }
 
     /// An error about the value itself: `` `pyproject.toml` line 3: invalid value for

@@ -990,6 +990,7 @@ fn apply_target(t: &mut TargetArgs, k: &mut Keys, c: &Config, ids: &[&'static st
             })
             .collect::<Result<_, _>>()?;
         t.python_from = Some(config::Origin::key(c, "python"));
+        t.python_elements = (0..pythons.len()).map(|i| config::Origin::element(c, "python", i)).collect();
     }
     Ok(())
 }
@@ -1483,9 +1484,10 @@ pub fn probe_targets(args: &TargetArgs, timeout: Option<Duration>) -> Result<Vec
         if args.python.is_empty() { vec![OsString::from("python3")] } else { args.python.clone() };
     let cache = target::own_state_dir();
     let mut targets: Vec<Arc<Target>> = Vec::new();
-    // An interpreter named by a configuration file is reported at its key.
-    let located = |e: target::TargetError| -> Error {
-        match &args.python_from {
+    // An interpreter named by a configuration file is reported at its element (a list's
+    // element at its line and column), else at its key.
+    let located = |index: usize, e: target::TargetError| -> Error {
+        match args.python_elements.get(index).or(args.python_from.as_ref()) {
             // An interrupt is no fault of the interpreter: the run ends as an interrupted one.
             _ if matches!(e, target::TargetError::Interrupted) => Error::Interrupted,
             Some(o) => o.invalid(crate::pool::schedule::error_chain(&e)),
@@ -1493,13 +1495,13 @@ pub fn probe_targets(args: &TargetArgs, timeout: Option<Duration>) -> Result<Vec
         }
     };
     let timeout = probe_timeout(timeout);
-    for name in names {
+    for (index, name) in names.into_iter().enumerate() {
         let t = match target::VersionRequest::parse(&name) {
             Some(request) => target::find_version(&request, timeout, cache.as_deref()),
             None => target::resolve_executable(&name)
                 .and_then(|exe| target::probe(&exe, timeout, cache.as_deref())),
         }
-        .map_err(located)?;
+        .map_err(|e| located(index, e))?;
         // The same interpreter twice (a name and its path) is one target.
         if !targets.iter().any(|o| {
             o.magic == t.magic && o.cache_tag == t.cache_tag && same_file(&o.executable, &t.executable)

@@ -1228,6 +1228,36 @@ fn an_element_of_a_list_is_named_at_its_line() {
     }
 }
 
+// An interpreter a list names that is not found was reported at the `python` key's line
+// (`pyproject.toml` line 2 for the element on line 4): the lookup's error took the key's
+// origin. It names the element's line and column now, as the other errors about one element
+// of a list do; a single-line list's element gets its column too.
+#[test]
+fn an_interpreter_not_found_is_named_at_its_element() {
+    let Some(py) = harness::any_python("an_interpreter_not_found_is_named_at_its_element") else { return };
+    let found = serde_json::to_string(&py.path.to_str().expect("a UTF-8 path")).unwrap();
+    let not_found = "invalid value for `python`: Python interpreter `no-such-python3` not found on PATH";
+    // (`python = [` is 10 characters: the first element is at column 11.)
+    let second = 11 + found.chars().count() + 2;
+    let cases = [
+        (
+            "pyproject.toml",
+            format!("[tool.hashpyc]\npython = [\n  {found},\n  \"no-such-python3\",\n]\n"),
+            format!("`pyproject.toml` line 4, column 3: {not_found}"),
+        ),
+        (
+            "hashpyc.toml",
+            format!("optimize = 0\npython = [{found}, \"no-such-python3\"]\n"),
+            format!("`hashpyc.toml` line 2, column {second}: {not_found}"),
+        ),
+    ];
+    for (i, (name, content, want)) in cases.iter().enumerate() {
+        let cmd = if i % 2 == 0 { "compile" } else { "check" };
+        let stderr = bad(name, content, &[cmd]);
+        assert_eq!(stderr, format!("error: {want}\n"), "{content}");
+    }
+}
+
 // Every bad configuration is one line naming the file, the key and the line; exit 2, before
 // any interpreter is looked for.
 #[test]
@@ -1380,7 +1410,7 @@ fn bad_configurations() {
             .split("Python interpreter `")
             .next()
             .unwrap(),
-        "error: `hashpyc.toml` line 2: invalid value for `python`: "
+        "error: `hashpyc.toml` line 2, column 11: invalid value for `python`: "
     );
     // So are a directory for limit-symlinks that is not there and a cache URL of a kind
     // hashpyc does not speak.
