@@ -273,7 +273,9 @@ pub enum Command {
     /// `--stray`, stray (a pyc in `__pycache__` whose source is gone). Findings go to
     /// stdout, the summary to stderr (to stdout with `--format json`). Exit status 1 when
     /// there is any finding, and when there is nothing to check: an empty selection
-    /// proves nothing.
+    /// proves nothing (a directory whose every file an exclude skipped included). Files
+    /// named that an exclude skipped are no finding (a hook naming only such files
+    /// passes); each one `--exclude-regex` skips is a warning.
     ///
     /// `check` selects exactly the files `compile` would, given the same selection flags.
     #[command(after_help = SHORT_AFTER_HELP, after_long_help = AFTER_HELP)]

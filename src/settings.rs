@@ -1420,9 +1420,22 @@ pub fn walk_options(sel: &SelectArgs, jobs: usize) -> Result<WalkOptions, Error>
             respect_gitignore: sel.respect_gitignore_from.clone(),
             skip_hidden: sel.skip_hidden_from.clone(),
             limit_symlinks: sel.limit_symlinks_written.clone(),
-            exclude_regex: sel.exclude_regex_from.clone(),
+            // A flag is named with its value (`--exclude-regex `.py``): `-x.py` reads as
+            // that, and a message naming the flag alone would not show it.
+            exclude_regex: sel.exclude_regex_from.clone().or_else(|| {
+                sel.exclude_regex
+                    .as_ref()
+                    .map(|r| format!("--exclude-regex {}", crate::report::ticked(Path::new(r))))
+            }),
             force_exclude: sel.force_exclude_from.as_ref().map(|o| o.written("force-exclude = true")),
-            exclude: sel.exclude_from.clone(),
+            exclude: sel.exclude_from.clone().or_else(|| {
+                let globs: Vec<String> = sel
+                    .exclude
+                    .iter()
+                    .map(|g| format!("--exclude {}", crate::report::ticked(Path::new(g))))
+                    .collect();
+                (!globs.is_empty()).then(|| globs.join(" "))
+            }),
         },
         implicit_root_excluded: None,
         respect_ignore: sel.respect_gitignore,

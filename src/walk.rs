@@ -26,7 +26,8 @@ use thiserror::Error;
 
 /// Where each rule that skips files was set, when a configuration file set it, as written
 /// (`` `skip-hidden = true` in `hashpyc.toml` line 2``): the summary's counts name it
-/// rather than a flag that was never given.
+/// rather than a flag that was never given. The excludes given by flags are named with
+/// their values (``--exclude-regex `.py` ``, ``--exclude `a/` --exclude `b/` ``).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RuleOrigins {
     pub respect_gitignore: Option<String>,
@@ -180,6 +181,15 @@ pub enum WalkError {
         crate::report::ticked(.0)
     )]
     NoModuleName(PathBuf),
+    /// A file named on the command line or stdin that `--exclude-regex` matches, without
+    /// `--force-exclude`: skipped, as compileall's `-x` skips it, with a warning naming the
+    /// expression (and where it was set), which a name read as an option (`-x.py`) gave.
+    #[error(
+        "{}: named, but excluded by {} (which applies to named files too, as compileall's -x does); skipped",
+        crate::report::ticked(.0),
+        .1
+    )]
+    RegexExcluded(PathBuf, String),
 }
 
 impl WalkError {
@@ -195,6 +205,7 @@ impl WalkError {
             | WalkError::Vanished(p)
             | WalkError::NotRegular(p)
             | WalkError::NoModuleName(p)
+            | WalkError::RegexExcluded(p, _)
             | WalkError::Special(p, _) => Some(p),
             WalkError::Io { path, .. } | WalkError::Unlistable { path, .. } => Some(path),
             WalkError::Other(_) | WalkError::IgnoreFile(_) => None,
@@ -213,6 +224,7 @@ impl WalkError {
         | WalkError::Vanished(p)
         | WalkError::NotRegular(p)
         | WalkError::NoModuleName(p)
+        | WalkError::RegexExcluded(p, _)
         | WalkError::Special(p, _)
         | WalkError::Io { path: p, .. }
         | WalkError::Unlistable { path: p, .. } = self
@@ -254,6 +266,7 @@ impl WalkError {
                 | WalkError::Loop(..)
                 | WalkError::IgnoreFile(_)
                 | WalkError::NoModuleName(_)
+                | WalkError::RegexExcluded(..)
         )
     }
 
@@ -824,8 +837,12 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
                 } else if !target.as_ref().is_ok_and(|m| m.is_file()) {
                     walked.errors.push(WalkError::NotRegular(root.clone()));
                 } else if excluded_by_regex(root, opts) {
-                    // compileall's -x applies to named files too.
+                    // compileall's -x applies to named files too: said of each, naming
+                    // the expression (`check a.py -x.py` reads `-x.py` as `-x .py`).
                     walked.skipped.regex_excluded += 1;
+                    let rule =
+                        opts.skipped_by.exclude_regex.clone().unwrap_or_else(|| "--exclude-regex".into());
+                    walked.errors.push(WalkError::RegexExcluded(root.clone(), rule));
                 } else if no_module_name(root) {
                     walked.skipped.no_module_name_named += 1;
                     named_nameless.push(root.clone());

@@ -1745,6 +1745,51 @@ per_python!(excludes_apply_to_named_paths_as_asked, min = (3, 8), |py: &Python| 
     assert_eq!(would_compile(&neg, neg.root(), py, &all), kept);
 });
 
+// `hashpyc check a.py -x.py`, no file `-x.py` being there, is clap's `-x .py`: a.py was
+// skipped, the run said only `1 named path excluded by --exclude-regex` and exited 0, never
+// showing the expression. Each named file the regex skips is now a warning naming it and
+// the expression; the counts name the flag with its value, as the error of a directory
+// whose every file was excluded does. Named files excluded stay no finding (a hook naming
+// only such files passes); a directory so emptied stays `check`'s empty selection, exit 1.
+#[test]
+fn a_named_file_the_regex_excludes_is_said_to_be() {
+    let Some(py) = harness::any_python("first_hour::a_named_file_the_regex_excludes_is_said_to_be") else {
+        return;
+    };
+    let tree = Tree::new();
+    tree.write("a.py", "A = 1\n");
+    tree.write("b.py", "B = 1\n");
+    let warned = "warning: `a.py`: named, but excluded by --exclude-regex `.py`";
+    for cmd in ["check", "compile"] {
+        let run = tree.hashpyc().args([cmd, "a.py", "-x.py"]).python(py).run();
+        run.assert_code(0);
+        assert!(run.stderr.contains(warned), "{cmd}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("1 named path excluded by --exclude-regex `.py`"),
+            "{cmd}: {}",
+            run.stderr
+        );
+        assert!(tree.pycs().is_empty(), "{cmd}");
+    }
+    let run = tree.hashpyc().args(["check", "--format", "json", "a.py", "-x.py"]).python(py).run();
+    run.assert_code(0);
+    assert!(run.stdout.contains(r#""type":"notice","path":"a.py""#), "{}", run.stdout);
+    let run = tree.hashpyc().args(["check", ".", "-x.py"]).python(py).run();
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains(
+            "error: no Python sources to check under `.` (2 files excluded by --exclude-regex `.py`)"
+        ),
+        "{}",
+        run.stderr
+    );
+    // Not named, not warned of: the walk's files the regex skips are counted only when
+    // nothing is left.
+    let run = tree.hashpyc().args(["compile", ".", "-x", "b"]).python(py).run();
+    run.assert_code(0);
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+}
+
 // `-x` applies to the files named on the command line or stdin too, as compileall's does
 // (`python -m compileall -x sub src/pkg/sub/b.py` compiles nothing): the file is skipped,
 // and counted as the other named paths skipped are, in the text and JSON summaries of
@@ -1773,7 +1818,7 @@ per_python!(exclude_regex_skips_named_files_and_counts_them, min = (3, 8), |py: 
     let run = |command: &str, args: &[&str], stdin: &str| {
         tree.hashpyc().arg(command).python(py).args(["-x", "sub"]).args(args).stdin(stdin).run()
     };
-    let counted = "1 named path excluded by --exclude-regex";
+    let counted = "1 named path excluded by --exclude-regex `sub`";
     let summary = |run: &harness::Run| -> serde_json::Value {
         serde_json::from_str(run.stdout.lines().last().expect("a summary")).unwrap()
     };
@@ -1814,21 +1859,27 @@ per_python!(exclude_regex_skips_named_files_and_counts_them, min = (3, 8), |py: 
         "{}",
         check.stderr
     );
+    // Each named file skipped is a warning naming the expression (a notice in JSON), which
+    // changes no exit status.
+    let warned = "warning: `src/pkg/sub/b.py`: named, but excluded by --exclude-regex `sub`";
+    assert!(check.stderr.contains(warned), "{}", check.stderr);
     let check = run("check", &["--format", "json", "src/pkg/sub/b.py"], "");
     check.assert_code(0);
-    assert_eq!(check.stdout.lines().count(), 1, "only the summary: {}", check.stdout);
+    assert_eq!(check.stdout.lines().count(), 2, "the notice and the summary: {}", check.stdout);
     assert_eq!(counts(&summary(&check)), (Some(0), Some(1)), "{}", check.stdout);
     for args in [&["src/pkg/sub/b.py"][..], &["-n", "src/pkg/sub/b.py"]] {
         let compile = run("compile", args, "");
         compile.assert_code(0);
         assert!(
-            compile.stderr.contains(counted) && !compile.stderr.contains("warning"),
+            compile.stderr.contains(counted)
+                && compile.stderr.contains(warned)
+                && !compile.stderr.contains("no Python sources"),
             "{}",
             compile.stderr
         );
         let json = run("compile", &[&["--format", "json"][..], args].concat(), "");
         json.assert_code(0);
-        assert_eq!(json.stdout.lines().count(), 1, "only the summary: {}", json.stdout);
+        assert_eq!(json.stdout.lines().count(), 2, "the notice and the summary: {}", json.stdout);
         assert_eq!(counts(&summary(&json)), (Some(0), Some(1)), "{}", json.stdout);
     }
     assert!(!tree.path("src/pkg/sub/__pycache__").exists());
@@ -3517,19 +3568,24 @@ fn an_empty_selection_names_the_excludes_that_emptied_it() {
     let run = tree.hashpyc().args(["check", "--exclude", "*.py", "src"]).python(py).run();
     run.assert_code(1);
     assert!(
-        run.stderr.contains("error: no Python sources to check under `src` (2 files excluded by --exclude)"),
+        run.stderr
+            .contains("error: no Python sources to check under `src` (2 files excluded by --exclude `*.py`)"),
         "{}",
         run.stderr
     );
     let run =
         tree.hashpyc().args(["check", "--exclude", "sub/", "--exclude", "a.py", "src"]).python(py).run();
     run.assert_code(1);
-    assert!(run.stderr.contains("(1 file and 1 directory excluded by --exclude)"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("(1 file and 1 directory excluded by --exclude `sub/` --exclude `a.py`)"),
+        "{}",
+        run.stderr
+    );
     let run = tree.hashpyc().args(["compile", "-n", "-x", "rx/", "rx"]).python(py).run();
     run.assert_code(0);
     assert!(
         run.stderr.contains(
-            "warning: no Python sources to compile under `rx` (1 file excluded by --exclude-regex)"
+            "warning: no Python sources to compile under `rx` (1 file excluded by --exclude-regex `rx/`)"
         ),
         "{}",
         run.stderr
