@@ -94,6 +94,9 @@ pub struct Summary {
     /// are failures and counted in `failed`, not here.
     pub warnings: usize,
     pub errors: usize,
+    /// pycs not written because the disk had no room left ([`crate::write::no_room`]), the
+    /// one whose write found none included: said in one error, counted once in `errors`.
+    pub not_written: usize,
     /// Sources gone since the walk found them, each once whatever the targets.
     pub vanished: std::collections::HashSet<PathBuf>,
     pub usage_errors: usize,
@@ -764,7 +767,9 @@ pub fn compile(
             notes.add(Path::new(""), 0, None, i.clone(), Some(Event::notice(i)));
         }
     }
+    summary.not_written += unstarted_pycs(&plans, &results);
     record_results(s, &plans, results, &mut memos, &cwd, &mut summary, &mut notes, style, verbosity);
+    no_room_error(&mut summary, &mut notes, style);
     // A state directory that passed the check before the run and then failed a write (a
     // full disk): one warning, as for one that cannot be used at all (which was warned of
     // before the run, and is not again).
@@ -1271,6 +1276,17 @@ fn rewrite_stage(
                 unit_error(path, t, e, summary, notes, style);
             }
             (Err((RewriteFailure::Error(e), _)), _) => unit_error(path, t, e, summary, notes, style),
+            // Said once for the run (`no_room_error`), as the headers not rewritten.
+            (Err((RewriteFailure::NoRoom, done)), Action::Rewrite { headers, .. }) => {
+                let linked = done.linked.iter().filter(|l| !headers.contains(l)).count();
+                summary.rewritten_pycs += done.headers;
+                summary.linked_pycs += linked;
+                summary.not_written += headers.len().saturating_sub(done.headers);
+                summary.fresh_pycs += (0..s.levels.len() as u8)
+                    .filter(|l| !headers.contains(l) && !done.linked.contains(l))
+                    .count();
+            }
+            (Err((RewriteFailure::NoRoom, _)), _) => summary.not_written += 1,
         }
     }
 }
@@ -1456,6 +1472,7 @@ fn compile_stage(
                             | UnitResult::WarningsAsErrors { .. }
                             | UnitResult::Failed(..)
                             | UnitResult::PartlyWritten { .. }
+                            | UnitResult::NoRoom { .. }
                     )
                 });
                 cache.note_misses(
@@ -1580,9 +1597,60 @@ fn record_results(
                 }
                 unit_error(path, t, error, summary, notes, style);
             }
+            UnitResult::NoRoom { written, cached } => {
+                summary.compiled_pycs += written;
+                if cached {
+                    summary.from_cache_pycs += written;
+                }
+                if written > 0 && last_compiled.replace(i) != Some(i) {
+                    summary.compiled_sources += 1;
+                }
+                if let Action::Compile { write, .. } = &plan.actions[t] {
+                    summary.not_written += write.len().saturating_sub(written);
+                }
+            }
             UnitResult::Vanished => vanished(path, summary, notes),
         }
     }
+}
+
+/// Once a write found no room left on the disk, the run started no more (see
+/// [`crate::write::no_room`]): the pycs of the units the compile stage did not get to,
+/// which are not written either (none when no write found the disk full).
+fn unstarted_pycs(plans: &[SourcePlan], results: &schedule::Results) -> usize {
+    if crate::write::no_room().is_none() {
+        return 0;
+    }
+    let done: std::collections::HashSet<(usize, usize)> = results.iter().map(|(i, t, _)| (*i, *t)).collect();
+    let mut unstarted = 0;
+    for (i, plan) in plans.iter().enumerate() {
+        for (t, action) in plan.actions.iter().enumerate() {
+            if let Action::Compile { write, .. } = action
+                && !done.contains(&(i, t))
+            {
+                unstarted += write.len();
+            }
+        }
+    }
+    unstarted
+}
+
+/// The one error of a run whose writes found no room left on the disk: the pyc whose write
+/// found none, and how many more were not written ([`Summary::not_written`]).
+fn no_room_error(summary: &mut Summary, notes: &mut Notes, style: Style) {
+    let Some(no_room) = crate::write::no_room() else { return };
+    summary.errors += 1;
+    let more = summary.not_written.saturating_sub(1);
+    let rest = match more {
+        0 => String::new(),
+        1 => ": 1 more pyc was not written".to_string(),
+        n => format!(": {n} more pycs were not written"),
+    };
+    let text =
+        format!("{}: {} writing {}{rest}", style.error(), no_room.reason(), report::ticked(&no_room.path));
+    // In JSON the path is the object's own.
+    let message = format!("{}{rest}", no_room.reason());
+    notes.add(&no_room.path, 0, None, text, Some(Event::error(message)));
 }
 
 /// A source that does not compile (`remembered`: from the failure memo), with the warnings
@@ -1782,6 +1850,8 @@ fn files_and_pycs(files: usize, pycs: usize) -> String {
 enum RewriteFailure {
     Vanished,
     Changed,
+    /// No room left on the disk ([`crate::write::no_room`]).
+    NoRoom,
     Error(String),
 }
 
@@ -1864,7 +1934,7 @@ fn rewrite_unit(
             // The plan refused a symlink or a non-regular file here (Action::Refused).
             crate::write::Known { checked: true, ..Default::default() },
         )
-        .map_err(|e| schedule::error_chain(&e))?;
+        .map_err(|e| rewrite_failure(&e))?;
         done.headers += 1;
     }
     if hardlink_dupes {
@@ -1879,13 +1949,18 @@ fn rewrite_unit(
             if same {
                 done.at = Some(i as u8);
                 crate::write::hardlink_atomic_in(base, &pycs[i - 1], &pycs[i])
-                    .map_err(|e| schedule::error_chain(&e))?;
+                    .map_err(|e| rewrite_failure(&e))?;
                 done.linked.push(i as u8);
             }
         }
     }
     done.at = None;
     Ok(())
+}
+
+/// A rewrite's write failed with `e`: for want of room, or an error in words.
+fn rewrite_failure(e: &crate::write::WriteError) -> RewriteFailure {
+    if e.no_room() { RewriteFailure::NoRoom } else { RewriteFailure::Error(schedule::error_chain(e)) }
 }
 
 /// What [`rewrite_unit`] did: the headers rewritten (the first of the plan's), the levels

@@ -39,9 +39,68 @@ pub enum WriteError {
         #[source]
         source: std::io::Error,
     },
+    /// Not tried: an earlier write of the run found no room left ([`no_room`]).
+    #[error("{} not written: {}", crate::report::ticked(.0), no_room().map_or("no room", |r| r.reason()))]
+    NoRoom(PathBuf),
+}
+
+/// The first write of the run that failed for want of room (`ENOSPC`, `EDQUOT`): the pyc
+/// and the error number. From then on the run writes no pyc: every write would fail the
+/// same way (thousands of identical errors), and each would first fill what room is left.
+static NO_ROOM: std::sync::OnceLock<NoRoom> = std::sync::OnceLock::new();
+
+/// See [`no_room`].
+#[derive(Debug)]
+pub struct NoRoom {
+    /// The pyc whose write found no room.
+    pub path: PathBuf,
+    errno: i32,
+}
+
+impl NoRoom {
+    /// Why, in words: `no space left on device` or `disk quota exceeded`.
+    pub fn reason(&self) -> &'static str {
+        if self.errno == libc::EDQUOT { "disk quota exceeded" } else { "no space left on device" }
+    }
+}
+
+/// The write that found the disk full (or the quota used up), once one has: the run
+/// starts no more writes.
+pub fn no_room() -> Option<&'static NoRoom> {
+    NO_ROOM.get()
+}
+
+/// Whether `e` says there is no room left: no space on the device, or the quota used up.
+fn out_of_room(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+}
+
+/// `done`, remembering (the first time) that writing `path` found no room.
+fn noting_room(done: Result<(), WriteError>, path: &Path) -> Result<(), WriteError> {
+    if let Err(
+        WriteError::CreateDir { source, .. }
+        | WriteError::Write { source, .. }
+        | WriteError::Link { source, .. },
+    ) = &done
+        && let Some(errno) = source.raw_os_error().filter(|_| out_of_room(source))
+    {
+        let _ = NO_ROOM.set(NoRoom { path: path.to_path_buf(), errno });
+    }
+    done
 }
 
 impl WriteError {
+    /// Whether the write failed, or was not tried, for want of room ([`no_room`]).
+    pub fn no_room(&self) -> bool {
+        match self {
+            WriteError::CreateDir { source, .. }
+            | WriteError::Write { source, .. }
+            | WriteError::Link { source, .. } => out_of_room(source),
+            WriteError::NoRoom(_) => true,
+            WriteError::Symlink(_) | WriteError::NotRegular(_) => false,
+        }
+    }
+
     /// Whether the write failed because the source's directory went away during the run
     /// (`rm -rf pkg`, or `pkg` removed and made again, while its files compile): no such
     /// file where the pyc's directory was to be made or written, and no `source` any more.
@@ -52,7 +111,7 @@ impl WriteError {
             WriteError::CreateDir { source, .. }
             | WriteError::Write { source, .. }
             | WriteError::Link { source, .. } => source,
-            WriteError::Symlink(_) | WriteError::NotRegular(_) => return false,
+            WriteError::Symlink(_) | WriteError::NotRegular(_) | WriteError::NoRoom(_) => return false,
         };
         crate::io::is_gone(io.kind()) && std::fs::symlink_metadata(source).is_err()
     }
@@ -364,13 +423,31 @@ pub struct Known {
 }
 
 /// Write `parts` (header, body) to `path` atomically with permission bits `mode`
-/// (the umask applies, as for py_compile), creating the directory when needed.
+/// (the umask applies, as for py_compile), creating the directory when needed. For the
+/// state directory's files: [`no_room`] neither stops nor counts them (another
+/// filesystem, maybe; a run says itself when they fail).
 pub fn write_atomic(path: &Path, parts: &[&[u8]], mode: u32, known: Known) -> Result<(), WriteError> {
-    write_atomic_in(None, path, parts, mode, known)
+    write_atomic_unchecked(None, path, parts, mode, known)
 }
 
-/// [`write_atomic`], relative to `base` when `path` is under its directory.
+/// [`write_atomic`] of a pyc, relative to `base` when `path` is under its directory: not
+/// tried once a write found no room ([`no_room`], [`WriteError::NoRoom`]), and the first
+/// that finds none says so.
 pub fn write_atomic_in(
+    base: Option<Base<'_>>,
+    path: &Path,
+    parts: &[&[u8]],
+    mode: u32,
+    known: Known,
+) -> Result<(), WriteError> {
+    if no_room().is_some() {
+        return Err(WriteError::NoRoom(path.to_path_buf()));
+    }
+    noting_room(write_atomic_unchecked(base, path, parts, mode, known), path)
+}
+
+/// [`write_atomic_in`], whatever earlier writes found.
+fn write_atomic_unchecked(
     base: Option<Base<'_>>,
     path: &Path,
     parts: &[&[u8]],
@@ -488,6 +565,14 @@ pub fn hardlink_atomic(existing: &Path, path: &Path) -> Result<(), WriteError> {
 
 /// [`hardlink_atomic`], relative to `base` when the paths are under its directory.
 pub fn hardlink_atomic_in(base: Option<Base<'_>>, existing: &Path, path: &Path) -> Result<(), WriteError> {
+    if no_room().is_some() {
+        return Err(WriteError::NoRoom(path.to_path_buf()));
+    }
+    noting_room(hardlink_unchecked(base, existing, path), path)
+}
+
+/// [`hardlink_atomic_in`], whatever earlier writes found.
+fn hardlink_unchecked(base: Option<Base<'_>>, existing: &Path, path: &Path) -> Result<(), WriteError> {
     let at = loc(base, path);
     check_destination_at(at, path)?;
     let write_err =

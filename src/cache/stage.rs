@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::{Cache, Found};
 use crate::plan::{Action, PycPaths, SourcePlan};
-use crate::pool::schedule::{Backlog, Queue, Results, UnitResult, error_chain};
+use crate::pool::schedule::{Backlog, Queue, Results, UnitResult, Unwritten};
 use crate::pyc::{self, HashMode, Header};
 use crate::report::Reporter;
 use crate::write;
@@ -52,7 +52,8 @@ pub fn run(
     let work = || {
         let mut found = Vec::new();
         while let Some((src, targets)) = backlog.claim() {
-            if crate::interrupt::requested() {
+            // A disk with no room left: nothing more is written (its units count as not written).
+            if crate::interrupt::requested() || write::no_room().is_some() {
                 break;
             }
             let (done, misses) = unit(l, *src, targets);
@@ -134,12 +135,13 @@ fn unit(l: &Lookups<'_>, src: usize, targets: &[usize]) -> (Results, Vec<usize>)
                         dirs,
                     )
                 });
-                let r = match written {
+                let r = match written.map_err(|(n, e)| (n, Unwritten::of(&e, &plan.path))) {
                     Ok(()) => UnitResult::Cached { warnings },
-                    Err((_, e)) if e.source_gone(&plan.path) => UnitResult::Vanished,
-                    Err((0, e)) => UnitResult::Error(error_chain(&e)),
-                    Err((written, e)) => {
-                        UnitResult::PartlyWritten { written, cached: true, error: error_chain(&e) }
+                    Err((_, Unwritten::Gone)) => UnitResult::Vanished,
+                    Err((written, Unwritten::NoRoom)) => UnitResult::NoRoom { written, cached: true },
+                    Err((0, Unwritten::Error(e))) => UnitResult::Error(e),
+                    Err((written, Unwritten::Error(error))) => {
+                        UnitResult::PartlyWritten { written, cached: true, error }
                     }
                 };
                 done.push((src, t, r));

@@ -60,6 +60,36 @@ pub enum UnitResult {
     },
     /// The source vanished between the walk and the read.
     Vanished,
+    /// Compiled (or found in the cache), and its pycs from the level of `written` on not
+    /// written: there was no room left on the disk ([`write::no_room`], said once for the run).
+    NoRoom {
+        written: usize,
+        cached: bool,
+    },
+}
+
+/// Why a unit's pycs were not all written.
+#[derive(Debug)]
+pub enum Unwritten {
+    /// The source went away meanwhile ([`write::WriteError::source_gone`]).
+    Gone,
+    /// No room left on the disk ([`write::no_room`]).
+    NoRoom,
+    /// Any other error, in words.
+    Error(String),
+}
+
+impl Unwritten {
+    /// Why writing the pycs of `source` failed with `e`.
+    pub fn of(e: &write::WriteError, source: &Path) -> Unwritten {
+        if e.source_gone(source) {
+            Unwritten::Gone
+        } else if e.no_room() {
+            Unwritten::NoRoom
+        } else {
+            Unwritten::Error(error_chain(e))
+        }
+    }
 }
 
 /// Results keyed by (source index, target index).
@@ -232,7 +262,8 @@ impl Queue {
     fn pop(&self, stop: &AtomicBool) -> Option<(usize, Vec<usize>)> {
         let mut st = self.state.lock().expect("queue lock");
         loop {
-            if stop.load(Ordering::SeqCst) || crate::interrupt::requested() {
+            // A disk with no room left: no unit is started whose pycs could not be written.
+            if stop.load(Ordering::SeqCst) || crate::interrupt::requested() || write::no_room().is_some() {
                 return None;
             }
             if let Some((_, std::cmp::Reverse(src), targets)) = st.heap.pop() {
@@ -770,7 +801,7 @@ impl<'a> Slot<'a> {
     }
 
     fn stopped(&self) -> bool {
-        self.sh.stop.load(Ordering::SeqCst) || crate::interrupt::requested()
+        self.sh.stop.load(Ordering::SeqCst) || crate::interrupt::requested() || write::no_room().is_some()
     }
 
     /// Whether target `t`'s deferred files go to long-lived children of their own in
@@ -1239,10 +1270,15 @@ impl<'a> Slot<'a> {
                     UnitResult::Compiled { warnings }
                 }
                 // The source's directory removed meanwhile: gone, as the walk says it.
-                Err((_, None)) => UnitResult::Vanished,
-                Err((0, Some(e))) => UnitResult::Error(e),
+                Err((_, Unwritten::Gone)) => UnitResult::Vanished,
+                Err((0, Unwritten::Error(e))) => UnitResult::Error(e),
+                // Compiled all the same: stored, as the cache may have room.
+                Err((written, Unwritten::NoRoom)) => {
+                    store(Ok((bodies, warnings)));
+                    UnitResult::NoRoom { written, cached: false }
+                }
                 // Levels on disk: stored, as they are the cache's to serve next time.
-                Err((written, Some(error))) => {
+                Err((written, Unwritten::Error(error))) => {
                     store(Ok((bodies, warnings)));
                     UnitResult::PartlyWritten { written, cached: false, error }
                 }
@@ -1284,16 +1320,15 @@ impl<'a> Slot<'a> {
         }
     }
 
-    /// Write the levels the plan asks for (the compiled prefix's others are fresh). The
-    /// error, if any, after the pycs written; none when the source went away meanwhile
-    /// ([`write::WriteError::source_gone`]).
+    /// Write the levels the plan asks for (the compiled prefix's others are fresh). Why
+    /// not, if so, after the pycs written.
     fn write(
         &mut self,
         src: usize,
         t: usize,
         source: &[u8],
         bodies: &[Vec<u8>],
-    ) -> Result<(), (usize, Option<String>)> {
+    ) -> Result<(), (usize, Unwritten)> {
         let s = self.sh.s;
         let plan = &s.plans[src];
         let target = &s.specs[t].target;
@@ -1316,7 +1351,7 @@ impl<'a> Slot<'a> {
             s.hardlink_dupes,
             &mut self.dirs,
         )
-        .map_err(|(written, e)| (written, (!e.source_gone(&plan.path)).then(|| error_chain(&e))))
+        .map_err(|(written, e)| (written, Unwritten::of(&e, &plan.path)))
     }
 
     /// Whether target `t`'s worker runs, started if need be ([`Slot::worker`]): false when

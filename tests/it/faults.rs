@@ -2899,7 +2899,11 @@ fn a_full_disk_fails_cleanly_and_keeps_the_old_pyc() {
         let run = harness::Hashpyc::new(mnt).args(["compile"]).python(py).arg("m.py").run();
         run.assert_code(1);
         assert!(
-            run.stderr.contains("cannot write") && run.stderr.contains("No space left on device"),
+            run.stderr.contains(&format!("error: no space left on device writing `{}`", pyc.display()))
+                || run.stderr.contains(&format!(
+                    "error: no space left on device writing `__pycache__/m.cpython-{}{}.pyc`",
+                    py.minor.0, py.minor.1
+                )),
             "{}",
             run.stderr
         );
@@ -2914,9 +2918,14 @@ struct SmallTmpfs(tempfile::TempDir);
 impl SmallTmpfs {
     /// None (the test said SKIPPED) where no tmpfs can be mounted (not root).
     fn mount(test: &str) -> Option<SmallTmpfs> {
+        SmallTmpfs::mount_sized(test, "64k")
+    }
+
+    /// [`SmallTmpfs::mount`], of `size` (as `mount -o size=` takes it).
+    fn mount_sized(test: &str, size: &str) -> Option<SmallTmpfs> {
         let dir = tempfile::tempdir().unwrap();
         let mounted = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
             .arg(dir.path())
             .status()
             .is_ok_and(|s| s.success());
@@ -2942,6 +2951,57 @@ impl SmallTmpfs {
 impl Drop for SmallTmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(self.path()).status();
+    }
+}
+
+/// A disk that fills up during the run: the first write that finds no room is the run's
+/// one error, naming that pyc and how many more were not written; no write is started after
+/// it (no error per file), no temporary file is left, the exit status is 1, and the pycs
+/// written before it are py_compile's.
+#[test]
+fn a_full_disk_is_one_error_and_stops_the_writes() {
+    let test = "faults::a_full_disk_is_one_error_and_stops_the_writes";
+    for py in fault_pythons(test) {
+        // 40 sources of a page each, then room for about 5 pycs.
+        let Some(disk) = SmallTmpfs::mount_sized(test, "400k") else { return };
+        let sources: Vec<PathBuf> = (0..40).map(|i| PathBuf::from(format!("pkg/m{i}.py"))).collect();
+        std::fs::create_dir(disk.path().join("pkg")).unwrap();
+        for (i, source) in sources.iter().enumerate() {
+            std::fs::write(disk.path().join(source), format!("x = {i}\n")).unwrap();
+        }
+        disk.fill();
+        let filler = std::fs::OpenOptions::new().write(true).open(disk.path().join("filler")).unwrap();
+        filler.set_len(filler.metadata().unwrap().len().saturating_sub(20 * 1024)).unwrap();
+        drop(filler);
+        let run = harness::Hashpyc::new(disk.path()).args(["compile", "-j2", "pkg"]).python(py).run();
+        run.assert_code(1);
+        let errors: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("error")).collect();
+        assert_eq!(errors.len(), 1, "{}", run.stderr);
+        let (first, more) = errors[0]
+            .strip_prefix("error: no space left on device writing `")
+            .and_then(|rest| rest.split_once("`: "))
+            .unwrap_or_else(|| panic!("{}", run.stderr));
+        let more: usize = more
+            .strip_suffix(" more pycs were not written")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{}", run.stderr));
+        assert!(!Path::new(first).is_absolute() && first.starts_with("pkg/__pycache__/"), "{first}");
+        assert!(!disk.path().join(first).exists(), "{first} was not written");
+        // Nothing but pycs in `__pycache__`: no temporary file.
+        let names: Vec<String> = std::fs::read_dir(disk.path().join("pkg/__pycache__"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| n.ends_with(".pyc")), "{names:?}");
+        assert!(!names.is_empty(), "some pycs fit: {}", run.stderr);
+        assert_eq!(names.len() + 1 + more, sources.len(), "{names:?} {}", run.stderr);
+        let refs = harness::py_compile_refs(py, disk.path(), &sources, None);
+        for name in &names {
+            let stem = name.split('.').next().unwrap();
+            let i = sources.iter().position(|s| s.file_stem().unwrap() == stem).unwrap();
+            let written = std::fs::read(disk.path().join("pkg/__pycache__").join(name)).unwrap();
+            assert_eq!(Some(written), refs[i], "{name} is py_compile's");
+        }
     }
 }
 
