@@ -582,6 +582,26 @@ pub fn compile(
         let writes = |dir: &Path| dirs.contains(dir);
         pycache_links = walk::pycache_link_warnings(&planned.walked.pycache_symlinks, &writes);
     }
+    // A link inside a `--pycache-prefix` tree leading out of it, on the way to the
+    // directories this run writes pycs into.
+    for (t, layout) in s.layouts.iter().enumerate() {
+        let Layout::Prefix(prefix) = layout else { continue };
+        if s.layouts[..t].contains(layout) {
+            continue;
+        }
+        let mut dirs: Vec<(PathBuf, &Path)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for plan in &planned.plans {
+            let Some(source_dir) = plan.path.parent() else { continue };
+            if seen.insert(source_dir)
+                && let Some(pyc) = opts.paths.of(&plan.path, t).into_iter().next()
+                && let Some(dir) = pyc.parent()
+            {
+                dirs.push((dir.to_path_buf(), source_dir));
+            }
+        }
+        pycache_links.extend(walk::prefix_link_warnings(prefix, &dirs));
+    }
     // Said once the interpreters' settings are known: a launcher's remembered probe is
     // confirmed first where the run starts Python (`confirm_targets`), and a stale one's
     // settings are not the run's.

@@ -15,7 +15,7 @@
 use std::ffi::{OsStr, OsString};
 use std::io::BufRead;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -366,6 +366,8 @@ pub fn pycache_link_warnings(links: &[(PathBuf, PathBuf)], writes: &dyn Fn(&Path
         if !seen.insert(dir) || !writes(dir) {
             continue;
         }
+        // A file named in the working directory: `__pycache__` of `.`.
+        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir.as_path() };
         let pycache = dir.join("__pycache__");
         let Ok(target) = std::fs::canonicalize(&pycache) else { continue };
         let real_root = roots.entry(root).or_insert_with(|| std::fs::canonicalize(root).ok());
@@ -382,6 +384,48 @@ pub fn pycache_link_warnings(links: &[(PathBuf, PathBuf)], writes: &dyn Fn(&Path
             crate::report::shown(shown_root),
             crate::report::shown(dir),
         ));
+    }
+    said.sort();
+    said
+}
+
+/// The warnings for the symbolic links inside the `--pycache-prefix` tree `prefix` that
+/// lead out of it, on the way to the directories pycs are written into this run (`dirs`:
+/// each such directory under `prefix`, with the source directory whose pycs go there), as
+/// [`pycache_link_warnings`] says them for a `__pycache__`. Each component below `prefix`
+/// is looked at once (an `lstat`; a `realpath` per link); a component that does not exist
+/// yet ends the look (hashpyc makes directories, not links).
+pub fn prefix_link_warnings(prefix: &Path, dirs: &[(PathBuf, &Path)]) -> Vec<String> {
+    let Ok(real_prefix) = std::fs::canonicalize(prefix) else { return Vec::new() };
+    let mut looked = std::collections::HashSet::new();
+    let mut said = Vec::new();
+    for (dir, source_dir) in dirs {
+        let Ok(below) = dir.strip_prefix(prefix) else { continue };
+        let mut path = prefix.to_path_buf();
+        for component in below.components() {
+            path.push(component);
+            if !looked.insert(path.clone()) {
+                continue;
+            }
+            let Ok(meta) = std::fs::symlink_metadata(&path) else { break };
+            if !meta.file_type().is_symlink() {
+                continue;
+            }
+            let Ok(target) = std::fs::canonicalize(&path) else { break };
+            if target.starts_with(&real_prefix) {
+                continue;
+            }
+            let source_dir = if source_dir.as_os_str().is_empty() { Path::new(".") } else { source_dir };
+            said.push(format!(
+                "`{}` is a symbolic link to `{}`, outside the pycache prefix `{}`: the pycs of `{}` are \
+                 written there, where whatever imports from that directory runs them",
+                crate::report::shown(&path),
+                crate::report::shown(&target),
+                crate::report::shown(prefix),
+                crate::report::shown(source_dir),
+            ));
+            break;
+        }
     }
     said.sort();
     said
@@ -856,6 +900,20 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
                     files.push(root.clone());
                 }
             }
+        }
+    }
+    // The `__pycache__` of a named file's directory, when a symbolic link, as the walk of a
+    // directory records one (an `lstat` per directory of the files named): its root is the
+    // working directory the file is named from, or, for a file outside it, its directory.
+    let mut named_parents = std::collections::HashSet::new();
+    for file in &files {
+        let dir = file.parent().unwrap_or(Path::new(""));
+        if named_parents.insert(dir)
+            && std::fs::symlink_metadata(dir.join("__pycache__")).is_ok_and(|m| m.file_type().is_symlink())
+        {
+            let below_cwd = dir.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+            let root = if below_cwd || dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+            walked.pycache_symlinks.push((dir.to_path_buf(), root.to_path_buf()));
         }
     }
     let cwd = std::env::current_dir().unwrap_or_default();

@@ -2304,6 +2304,75 @@ fn a_pycache_linked_out_of_the_tree_is_warned_of() {
     }
 }
 
+// A file named on the command line whose `__pycache__` is a symbolic link out of the
+// working directory, and a symbolic link inside a `--pycache-prefix` tree that leads out of
+// it, are warned of as a walked directory's linked `__pycache__` is.
+#[test]
+fn a_pycache_linked_out_for_a_named_file_or_in_the_prefix_is_warned_of() {
+    let test = "compile::a_pycache_linked_out_for_a_named_file_or_in_the_prefix_is_warned_of";
+    let Some(py) = harness::any_python(test) else { return };
+    let tree = Tree::new();
+    let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
+    tree.write("repo/pkg/m.py", "x = 1\n");
+    std::fs::create_dir_all(tree.path("other/__pycache__")).unwrap();
+    std::os::unix::fs::symlink("../../other/__pycache__", tree.path("repo/pkg/__pycache__")).unwrap();
+    let target = std::fs::canonicalize(tree.path("other/__pycache__")).unwrap();
+    let warnings = |run: &harness::Run| -> Vec<String> {
+        run.stderr.lines().filter(|l| l.starts_with("warning:")).map(str::to_string).collect()
+    };
+    let run = harness::Hashpyc::new(&tree.path("repo")).args(["compile", "pkg/m.py"]).python(py).run();
+    run.assert_code(0);
+    assert_eq!(
+        warnings(&run),
+        [format!(
+            "warning: `pkg/__pycache__` is a symbolic link to `{}`, outside `.`: the pycs of `pkg` are \
+             written there, where whatever imports from that directory runs them",
+            target.display()
+        )],
+        "{}",
+        run.stderr
+    );
+    assert!(tree.path(format!("other/__pycache__/m.{tag}.pyc")).is_file(), "{}", run.stderr);
+    // From the top, the link stays inside the working directory: nothing to say.
+    std::fs::remove_file(tree.path(format!("other/__pycache__/m.{tag}.pyc"))).unwrap();
+    let run = tree.hashpyc().args(["compile", "repo/pkg/m.py"]).python(py).run();
+    run.assert_code(0);
+    assert_eq!(warnings(&run), Vec::<String>::new(), "{}", run.stderr);
+    if py.minor < (3, 8) {
+        return;
+    }
+    // The prefix's mirror of `repo/pkg` is a link to a directory outside the prefix.
+    let prefix = tree.path("prefix");
+    let source_dir = std::fs::canonicalize(tree.path("repo/pkg")).unwrap();
+    let mirror = prefix.join(source_dir.strip_prefix("/").unwrap());
+    std::fs::create_dir_all(mirror.parent().unwrap()).unwrap();
+    std::fs::create_dir(tree.path("elsewhere")).unwrap();
+    std::os::unix::fs::symlink(tree.path("elsewhere"), &mirror).unwrap();
+    let run = tree.hashpyc().arg("compile").python(py).arg("--pycache-prefix").arg(&prefix).arg("repo").run();
+    run.assert_code(0);
+    assert_eq!(
+        warnings(&run),
+        [format!(
+            "warning: `{}` is a symbolic link to `{}`, outside the pycache prefix `{}`: the pycs of \
+             `repo/pkg` are written there, where whatever imports from that directory runs them",
+            mirror.display(),
+            std::fs::canonicalize(tree.path("elsewhere")).unwrap().display(),
+            prefix.display()
+        )],
+        "{}",
+        run.stderr
+    );
+    assert!(tree.path(format!("elsewhere/m.{tag}.pyc")).is_file(), "{}", run.stderr);
+    // A link inside the prefix leading inside it says nothing.
+    std::fs::remove_file(&mirror).unwrap();
+    std::fs::create_dir(prefix.join("kept")).unwrap();
+    std::os::unix::fs::symlink(prefix.join("kept"), &mirror).unwrap();
+    let run = tree.hashpyc().arg("compile").python(py).arg("--pycache-prefix").arg(&prefix).arg("repo").run();
+    run.assert_code(0);
+    assert_eq!(warnings(&run), Vec::<String>::new(), "{}", run.stderr);
+    assert!(prefix.join(format!("kept/m.{tag}.pyc")).is_file(), "{}", run.stderr);
+}
+
 // `compile -n` fails as the run that follows it does, with the same error: a `__pycache__`
 // that is a symbolic link to nothing or a loop (said in words, not mkdir's "File exists"),
 // and a pyc name longer than NAME_MAX.
