@@ -1032,7 +1032,7 @@ fn embed_hint(spelled: &[&Spelled], embed: &crate::embed::Embed) -> Option<Strin
              rewrites {it} with {that}, or check without {that} if the pycs are as meant"
         ),
         Written::Prefix(prefix) => {
-            let (named, prefix) = (report::ticked(&prefix), report::shown(&prefix));
+            let (named, prefix) = (report::ticked(&prefix), report::shell_path(&prefix));
             let here = if embed.prepend.is_some() { ours } else { "no prepend prefix".to_string() };
             format!(
                 "{stale} embed{s} {its} source path with the prepend prefix {named} ({found} \
@@ -1076,7 +1076,7 @@ fn check_command(named: &[PathBuf]) -> String {
     let mut command = "hashpyc check".to_string();
     for path in named.iter().filter(|p| !p.as_os_str().is_empty()) {
         command.push(' ');
-        command.push_str(&report::shown(path));
+        command.push_str(&report::shell_path(path));
     }
     command
 }

@@ -712,14 +712,11 @@ fn moved_after_dashes(argv: &[OsString], i: usize) -> Vec<OsString> {
     moved
 }
 
-/// `argv` as a shell command line, `hashpyc` first.
+/// `argv` as a shell command line, `hashpyc` first, each word quoted as
+/// [`crate::report::shell_word`] quotes it (a name that is not UTF-8 keeps its bytes).
 fn shell_words(argv: &[OsString]) -> String {
     let mut words = vec!["hashpyc".to_string()];
-    for a in &argv[1..] {
-        let a = a.to_string_lossy();
-        let plain = !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+%".contains(c));
-        words.push(if plain { a.into_owned() } else { format!("'{}'", a.replace('\'', "'\\''")) });
-    }
+    words.extend(argv[1..].iter().map(|a| crate::report::shell_word(a).into_owned()));
     words.join(" ")
 }
 
@@ -768,8 +765,9 @@ pub fn dash_file_error(err: &clap::Error, argv: &[OsString]) -> Option<String> {
     let reason = rendered.strip_prefix("error: ").unwrap_or(&rendered);
     let reason = reason.split("\n").next().unwrap_or(reason).trim_end();
     Some(format!(
-        "`{text}` is not an option of `{command}` (read as options: {reason}){}; a file name that starts \
+        "{} is not an option of `{command}` (read as options: {reason}){}; a file name that starts \
          with `-` goes after `--`, which ends the options: `{}`",
+        crate::report::ticked(std::path::Path::new(word)),
         if here { ", and is a file in the current directory" } else { "" },
         shell_words(&moved_after_dashes(argv, i)),
     ))
@@ -798,8 +796,9 @@ pub fn dash_file_taken_as_option(argv: &[OsString]) -> Option<String> {
         _ => "options".to_string(),
     };
     Some(format!(
-        "`{text}` is a file in the current directory, but `{command}` read it as {read_as}; a file name \
+        "{} is a file in the current directory, but `{command}` read it as {read_as}; a file name \
          that starts with `-` goes after `--`, which ends the options: `{}`",
+        crate::report::ticked(std::path::Path::new(word)),
         shell_words(&moved_after_dashes(argv, i)),
     ))
 }

@@ -183,6 +183,66 @@ impl std::fmt::Display for Quoted<'_> {
     }
 }
 
+/// A name as a word of a command a message suggests (`` `hashpyc check src` ``), quoted
+/// for a POSIX shell so that the command can be pasted: as it is when every character is
+/// safe unquoted (a letter or digit, `-_./=:,@+%`; not a leading `=`, which zsh expands),
+/// so a plain name reads as before; else in single quotes (`'my dir'`, a `'` as `'\''`);
+/// and where the name holds a byte that is not UTF-8 or a character [`shown`] escapes (a
+/// newline, U+202E), which single quotes would print raw or not at all, in the `$'…'`
+/// form with `\xHH` for each such byte (`$'caf\xe9.py'`), which bash, zsh and ksh read
+/// (dash 0.5 does not; no POSIX quoting can write such a byte on one line). No suggested
+/// command can then break a line of output or lose a byte of a name. (The `shlex` crate
+/// quotes `=`, `,` and `%`, which need none, and writes control characters raw.)
+pub fn shell_word(word: &std::ffi::OsStr) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
+    use std::fmt::Write as _;
+    let bytes = word.as_encoded_bytes();
+    let text = std::str::from_utf8(bytes).ok();
+    let plain = |s: &str| {
+        !s.is_empty()
+            && !s.starts_with('=')
+            && s.chars().all(|c| {
+                c.is_ascii_alphanumeric()
+                    || "-_./=:,@+%".contains(c)
+                    || (!c.is_ascii() && c.is_alphanumeric() && !escaped(c))
+            })
+    };
+    match text {
+        Some(s) if plain(s) => Cow::Borrowed(s),
+        Some(s) if !s.chars().any(escaped) => Cow::Owned(format!("'{}'", s.replace('\'', "'\\''"))),
+        _ => {
+            let mut out = String::from("$'");
+            for chunk in bytes.utf8_chunks() {
+                for c in chunk.valid().chars() {
+                    match c {
+                        '\\' => out.push_str("\\\\"),
+                        '\'' => out.push_str("\\'"),
+                        '\n' => out.push_str("\\n"),
+                        '\t' => out.push_str("\\t"),
+                        '\r' => out.push_str("\\r"),
+                        c if escaped(c) => {
+                            for b in c.encode_utf8(&mut [0; 4]).bytes() {
+                                let _ = write!(out, "\\x{b:02x}");
+                            }
+                        }
+                        c => out.push(c),
+                    }
+                }
+                for b in chunk.invalid() {
+                    let _ = write!(out, "\\x{b:02x}");
+                }
+            }
+            out.push('\'');
+            Cow::Owned(out)
+        }
+    }
+}
+
+/// [`shell_word`] of a path.
+pub fn shell_path(path: &Path) -> std::borrow::Cow<'_, str> {
+    shell_word(path.as_os_str())
+}
+
 /// The characters [`shown`] never prints raw: control characters, the line and paragraph
 /// separators, and the format characters (general category Cf), which are invisible or
 /// reorder the text around them (the bidi overrides U+202E, U+2066–U+2069 of Trojan
@@ -542,6 +602,45 @@ pub fn no_sources(
 
 #[cfg(test)]
 mod tests {
+    /// A name in a suggested command: plain as it is; else quoted so that a shell reads it
+    /// back byte for byte (`sh` for the single quotes, bash for `$'…'`), on one line.
+    #[test]
+    fn shell_words_read_back_as_the_names() {
+        use std::os::unix::ffi::OsStrExt;
+        let word = |b: &[u8]| super::shell_word(std::ffi::OsStr::from_bytes(b)).into_owned();
+        for plain in ["src/m.py", "-n.py", "--exclude=a,b", "caf\u{e9}.py", "v@1+2%:x"] {
+            assert_eq!(word(plain.as_bytes()), plain);
+        }
+        assert_eq!(word(b"my dir"), "'my dir'");
+        assert_eq!(word(b"it's"), "'it'\\''s'");
+        assert_eq!(word(b""), "''");
+        assert_eq!(word(b"=cmd"), "'=cmd'");
+        assert_eq!(word(b"caf\xe9.py"), "$'caf\\xe9.py'");
+        assert_eq!(word(b"a\nb'\\"), "$'a\\nb\\'\\\\'");
+        let names: &[&[u8]] = &[
+            b"my dir",
+            b"$HOME `id` \"x\" *?[a] {a,b} ~ ! # & ; | < > ( )",
+            b"it's",
+            b"=cmd",
+            b"~user",
+            b"caf\xe9.py",
+            b"a\nb\tc\rd'\\e",
+            "rtl\u{202e}txt \u{2028}".as_bytes(),
+            &[0x80, 0xff, b'f', b'f', b'\''],
+        ];
+        for name in names {
+            let quoted = word(name);
+            assert!(!quoted.contains(['\n', '\r']), "{quoted}");
+            let shell = if quoted.starts_with('$') { "bash" } else { "sh" };
+            let out = std::process::Command::new(shell)
+                .arg("-c")
+                .arg(format!("printf %s {quoted}"))
+                .output()
+                .expect("run the shell");
+            assert_eq!(out.stdout, *name, "{shell}: {quoted}");
+        }
+    }
+
     /// The bar fills by the sources' bytes: the one large file of three, done first as
     /// the largest go first, fills nearly all of it; the count says 1/3.
     #[test]

@@ -544,7 +544,7 @@ pub fn interpreter_settings_warnings(
                 Layout::Prefix(_) | Layout::Legacy => None,
             };
             if let Some(ours) = ours {
-                let (named, shown) = (crate::report::ticked(prefix), crate::report::shown(prefix));
+                let (named, shown) = (crate::report::ticked(prefix), crate::report::shell_path(prefix));
                 said.push(format!(
                     "{exe} runs with pycache prefix {named} (`-X pycache_prefix` or PYTHONPYCACHEPREFIX \
                      where it starts), so it looks for pycs under it, not {ours} where hashpyc {does} them: \
@@ -1175,8 +1175,9 @@ fn prepend_request_warning(args: &EmbedArgs) -> Option<String> {
     Some(format!(
         "{set} is a prepend prefix, joined to every embedded path ({}): -p is \
          --prepend-prefix, as in compileall; an interpreter is chosen with --python (`--python \
-         {text}`)",
+         {}`)",
         crate::report::ticked(&prefix.join("src/m.py")),
+        crate::report::shell_path(prefix),
     ))
 }
 

@@ -830,7 +830,7 @@ fn unpassed_location_hint(exe: &Path) -> Option<String> {
          that sets {} and execs the interpreter (`{first}=DIR exec {} \"$@\"`)",
         set.join(" or "),
         if set.len() > 1 { "them" } else { "it" },
-        crate::report::shown(exe),
+        crate::report::shell_path(exe),
     ))
 }
 

@@ -121,7 +121,7 @@ pub enum WalkError {
          (`hashpyc check --stray --legacy {}` lists such pycs): delete it unless the module is meant to stay importable",
         crate::report::ticked(.0),
         crate::report::ticked(.1),
-        crate::report::shown(.1.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")))
+        crate::report::shell_path(.1.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")))
     )]
     NotFoundBesidePyc(PathBuf, PathBuf),
     #[error("{}: dangling symbolic link", crate::report::ticked(.0))]
@@ -1877,7 +1877,9 @@ pub fn environment_warnings(
         if targets.iter().any(|t| t.minor() == version) {
             continue;
         }
-        let (named, env) = (crate::report::ticked(shown), crate::report::shown(shown));
+        let mut excluded = shown.as_os_str().to_owned();
+        excluded.push("/");
+        let (named, env) = (crate::report::ticked(shown), crate::report::shell_word(&excluded));
         // A target that is this environment's own interpreter (`--python v/bin/python`)
         // running another version: the environment is broken (a venv copied into an image
         // whose base has another Python, its `bin/python` a link that now runs that one),
@@ -1903,11 +1905,11 @@ pub fn environment_warnings(
         out.push(format!(
             "{named} is an environment of Python {}.{} ({why}), and this run {verb} pycs for {} only, \
              which its interpreter never reads: give that interpreter (`--python {}`), or exclude the \
-             environment (`--exclude {env}/`)",
+             environment (`--exclude {env}`)",
             version.0,
             version.1,
             crate::target::targets_label(targets),
-            crate::report::shown(&shown.join("bin/python")),
+            crate::report::shell_path(&shown.join("bin/python")),
         ));
     }
     out

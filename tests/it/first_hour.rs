@@ -1343,6 +1343,77 @@ fn file_named_like_an_option_is_named() {
     }
 }
 
+/// The command in backticks after `marker` in `stderr`.
+fn suggested<'a>(stderr: &'a str, marker: &str) -> &'a str {
+    let after =
+        &stderr[stderr.find(marker).unwrap_or_else(|| panic!("no {marker:?} in {stderr}")) + marker.len()..];
+    let start = after.find('`').expect("a command in backticks") + 1;
+    &after[start..start + after[start..].find('`').expect("its closing backtick")]
+}
+
+/// The pyc of `source` (a name in the tree's top directory) under `py`, by its bytes.
+fn top_pyc(tree: &Tree, py: &Python, source: &[u8]) -> PathBuf {
+    let stem = &source[..source.len() - 3];
+    let mut name = stem.to_vec();
+    name.extend_from_slice(format!(".cpython-{}{}.pyc", py.minor.0, py.minor.1).as_bytes());
+    tree.path("__pycache__").join(OsStr::from_bytes(&name))
+}
+
+// The commands hints suggest named a file as Rust escapes it (`"caf\xE9.py"`), or raw
+// (`hashpyc check my $dir`), or lost its bytes (`-n\u{fffd}.py` for a name that is not
+// UTF-8): a name with a space, a `$`, a quote or such a byte gave a command that could not
+// be pasted. Each is now quoted for a shell, and each command taken from stderr, run by a
+// shell, does what it says.
+#[test]
+fn suggested_commands_run_as_pasted() {
+    // The spelling hint is given from CPython 3.8 on (as in spelling_hint_from_a_subdirectory).
+    let Some(py) = harness::pythons().values().find(|p| p.minor >= (3, 8)) else {
+        harness::visible("SKIPPED suggested_commands_run_as_pasted: no CPython 3.8+");
+        return;
+    };
+    let tree = Tree::new();
+    // A file named like an option, given before `--`: the command with it after `--`.
+    let names: [(&[u8], &str); 2] = [(b"-n $x'y \"z\".py", "sh"), (b"-n\xff $x.py", "bash")];
+    for (name, shell) in names {
+        tree.write(OsStr::from_bytes(name), "X = 1\n");
+        let run =
+            tree.hashpyc().env("HASHPYC_PYTHON", &py.path).arg("compile").arg(OsStr::from_bytes(name)).run();
+        run.assert_code(2);
+        let command = suggested(&run.stderr, "which ends the options: ");
+        assert!(!command.contains('\u{fffd}'), "{command}");
+        assert!(tree.pycs().is_empty(), "{:?}", tree.pycs());
+        let pasted = tree.hashpyc().env("HASHPYC_PYTHON", &py.path).pasted(shell, command).run();
+        pasted.assert_code(0);
+        let source = PathBuf::from(OsStr::from_bytes(name));
+        let want = harness::py_compile_refs(py, tree.root(), &[source], None).remove(0);
+        let pyc = top_pyc(&tree, py, name);
+        assert_eq!(std::fs::read(&pyc).ok(), want, "{command}: {}", pyc.display());
+        std::fs::remove_dir_all(tree.path("__pycache__")).unwrap();
+        std::fs::remove_file(tree.path(OsStr::from_bytes(name))).unwrap();
+    }
+    // A tree compiled from the top, checked from a subdirectory: the command that checks it
+    // as written, from the top.
+    tree.write("my $dir 'x'/a.py", "A = 1\n");
+    tree.hashpyc().args(["compile", "-q"]).python(py).run().assert_code(0);
+    let run = Hashpyc::new(&tree.path("my $dir 'x'")).arg("check").python(py).run();
+    run.assert_code(1);
+    let command = suggested(&run.stderr, "where the compile that wrote it ran: ");
+    assert_eq!(command, r#"hashpyc check 'my $dir '\''x'\'''"#, "{}", run.stderr);
+    let pasted = tree.hashpyc().env("HASHPYC_PYTHON", &py.path).pasted("sh", command).run();
+    pasted.assert_code(0);
+    assert!(pasted.stderr.contains("Checked 1 file"), "{}", pasted.stderr);
+    // A named source gone with its legacy pyc beside it: the command that lists that pyc.
+    tree.write("it's \"here\"/m.py", "M = 1\n");
+    tree.hashpyc().args(["compile", "-q", "-b"]).python(py).arg("it's \"here\"").run().assert_code(0);
+    std::fs::remove_file(tree.path("it's \"here\"/m.py")).unwrap();
+    let run = tree.hashpyc().args(["check"]).python(py).arg("it's \"here\"/m.py").run();
+    run.assert_code(2);
+    let command = suggested(&run.stderr, "which Python imports in its place (");
+    let pasted = tree.hashpyc().env("HASHPYC_PYTHON", &py.path).pasted("sh", command).run();
+    pasted.assert_code(1);
+    assert!(pasted.stdout.contains("stray      it's \"here\"/m.pyc"), "{command}: {}", pasted.stdout);
+}
+
 // `hashpyc --help` said exit status 2 for "a path that does not exist", but `inspect
 // nothere.pyc` exits 1 (a file it cannot describe, as the README's `inspect` output says),
 // and `inspect --help` said nothing of its exit status (helper report). Now the top-level

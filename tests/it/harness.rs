@@ -605,6 +605,20 @@ impl Run {
     }
 }
 
+/// `cmd` run where `old` would run, with `old`'s changes to the environment.
+fn copy_dir_and_env(old: &Command, mut cmd: Command) -> Command {
+    if let Some(dir) = old.get_current_dir() {
+        cmd.current_dir(dir);
+    }
+    for (k, v) in old.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd
+}
+
 impl Hashpyc {
     pub fn new(cwd: &Path) -> Hashpyc {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hashpyc"));
@@ -705,20 +719,27 @@ impl Hashpyc {
         self.in_shell(&format!("exec {} \"$@\"", quoted.join(" ")))
     }
 
+    /// `command`, a command line a message of hashpyc suggested (`hashpyc check 'my dir'`),
+    /// run by `shell -c` (`sh`, `bash`) as it is when pasted into a terminal, with this
+    /// binary first on PATH as `hashpyc`, in this run's directory and environment (its
+    /// arguments are dropped): whether the suggestion works as printed.
+    pub fn pasted(mut self, shell: &str, command: &str) -> Self {
+        let bin = Path::new(env!("CARGO_BIN_EXE_hashpyc")).parent().expect("the binary's directory");
+        let mut path = bin.as_os_str().to_owned();
+        path.push(":");
+        path.push(std::env::var_os("PATH").unwrap_or_default());
+        self.cmd.env("PATH", path);
+        let old = &self.cmd;
+        let mut cmd = Command::new(shell);
+        cmd.arg("-c").arg(command);
+        Hashpyc { cmd: copy_dir_and_env(old, cmd), stdin: self.stdin }
+    }
+
     fn in_shell(self, script: &str) -> Self {
         let old = &self.cmd;
         let mut cmd = Command::new("sh");
         cmd.arg("-c").arg(script).arg("sh").arg(old.get_program()).args(old.get_args());
-        if let Some(dir) = old.get_current_dir() {
-            cmd.current_dir(dir);
-        }
-        for (k, v) in old.get_envs() {
-            match v {
-                Some(v) => cmd.env(k, v),
-                None => cmd.env_remove(k),
-            };
-        }
-        Hashpyc { cmd, stdin: self.stdin }
+        Hashpyc { cmd: copy_dir_and_env(old, cmd), stdin: self.stdin }
     }
 
     pub fn stdin(mut self, data: impl Into<Vec<u8>>) -> Self {
