@@ -82,8 +82,8 @@ pub fn find(config: Option<&Path>, cwd: &Path) -> Result<Option<RequiresPython>,
             Ok(rel) if named.is_none() => rel.to_path_buf(),
             _ => path.clone(),
         };
-        let file = crate::report::shown(&shown).into_owned();
-        let not_checked = |why: String| format!("requires-python not checked: `{file}` {why}");
+        let file = crate::report::ticked(&shown).to_string();
+        let not_checked = |why: String| format!("requires-python not checked: {file} {why}");
         let Ok(text) = String::from_utf8(bytes) else {
             return Err(not_checked("is not UTF-8".into()));
         };

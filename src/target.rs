@@ -1362,27 +1362,26 @@ pub fn state_refused_warning() -> Option<String> {
     let (paths, first) = std::mem::take(&mut *STATE_REFUSED.lock().unwrap_or_else(|e| e.into_inner()));
     let (file, why) = first?;
     let dir = state_dir()?;
-    let shown = crate::report::shown;
     let files = match paths.len() {
         0 | 1 => format!("{} {why}", crate::report::ticked(&file)),
         n => format!("{} {why}; {n} files in all", crate::report::ticked(&file)),
     };
     Some(match crate::write::IgnoredPermissions::of(&dir) {
         Some(ignored) => format!(
-            "the state directory `{}` cannot be trusted: {}, so none of its files is taken, as any user could \
+            "the state directory {} cannot be trusted: {}, so none of its files is taken, as any user could \
              have written them, and every run starts Python again and reads every pyc whole; set \
              HASHPYC_STATE_DIR to a directory on a filesystem with Unix permissions, mount this one with {}, or \
              set HASHPYC_NO_STATE=1 to do without one",
-            shown(&dir),
+            crate::report::ticked(&dir),
             ignored.finding(),
             ignored.mount_options()
         ),
         None => format!(
-            "the state directory `{}` holds files other users could have written, which were not taken \
+            "the state directory {} holds files other users could have written, which were not taken \
              ({files}): what they remembered is learnt again and written anew, readable by this user only; if \
              the state directory is shared with other users, set HASHPYC_STATE_DIR to one of your own, or \
              HASHPYC_NO_STATE=1 to do without one",
-            shown(&dir)
+            crate::report::ticked(&dir)
         ),
     })
 }

@@ -377,12 +377,12 @@ pub fn pycache_link_warnings(links: &[(PathBuf, PathBuf)], writes: &dyn Fn(&Path
         }
         let shown_root = if root.as_os_str() == "." { Path::new(".") } else { root.as_path() };
         said.push(format!(
-            "`{}` is a symbolic link to `{}`, outside `{}`: the pycs of `{}` are written there, where \
+            "{} is a symbolic link to {}, outside {}: the pycs of {} are written there, where \
              whatever imports from that directory runs them",
-            crate::report::shown(&pycache),
-            crate::report::shown(&target),
-            crate::report::shown(shown_root),
-            crate::report::shown(dir),
+            crate::report::ticked(&pycache),
+            crate::report::ticked(&target),
+            crate::report::ticked(shown_root),
+            crate::report::ticked(dir),
         ));
     }
     said.sort();
