@@ -601,11 +601,28 @@ fn unusable_state_dir(command: &str, verbose: bool) -> Option<String> {
                 .to_string(),
         ),
     };
-    Some(format!(
-        "the state directory {} cannot be used ({reason}): {lost}; set HASHPYC_STATE_DIR to a \
-         writable directory, or HASHPYC_NO_STATE=1 to do without one",
-        crate::report::ticked(&dir)
-    ))
+    // Another user's directory on a filesystem that keeps no Unix permissions (a CIFS or
+    // vboxsf mount with `uid=`, FUSE exFAT) shows every directory so: told, as for a refused
+    // file (`target::state_refused_warning`), by a file created there and removed at once,
+    // when this user may write there at all.
+    let ignored = target::foreign_owner(&dir)
+        .filter(|_| crate::io::link_of_another_user(&dir).is_none())
+        .and_then(|_| crate::write::IgnoredPermissions::of(&dir));
+    Some(match ignored {
+        Some(i) => format!(
+            "the state directory {} cannot be used ({reason}; {}): {lost}; set HASHPYC_STATE_DIR to a \
+             directory on a filesystem with Unix permissions, mount this one with {}, or set \
+             HASHPYC_NO_STATE=1 to do without one",
+            crate::report::ticked(&dir),
+            i.finding(),
+            i.mount_options()
+        ),
+        None => format!(
+            "the state directory {} cannot be used ({reason}): {lost}; set HASHPYC_STATE_DIR to a \
+             writable directory, or HASHPYC_NO_STATE=1 to do without one",
+            crate::report::ticked(&dir)
+        ),
+    })
 }
 
 /// The configuration of a run (after warning of the files discovery passed over and saying

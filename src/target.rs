@@ -1430,16 +1430,20 @@ pub fn own_state_dir() -> Option<PathBuf> {
 /// user could move what a run as root writes there anywhere, and what a run would read
 /// back there is not taken anyway (`io::read_own`).
 fn foreign(dir: &Path) -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
     if let Some(uid) = crate::io::link_of_another_user(dir) {
         return Some(format!("it is a symbolic link of uid {uid}, not of this user"));
     }
-    // Root's directory is no other user's: root may do anything anyway.
+    foreign_owner(dir).map(|uid| format!("it belongs to uid {uid}, not to this user"))
+}
+
+/// The owner of `dir` when that is another user than this one and root (root's directory
+/// is no other user's: root may do anything anyway).
+pub fn foreign_owner(dir: &Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
     let meta = std::fs::metadata(dir).ok()?;
-    (meta.uid() != me && meta.uid() != 0)
-        .then(|| format!("it belongs to uid {}, not to this user", meta.uid()))
+    (meta.uid() != me && meta.uid() != 0).then_some(meta.uid())
 }
 
 /// Why the state directory `dir` cannot be used, or None when it can: it is created when

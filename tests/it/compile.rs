@@ -324,6 +324,96 @@ per_python!(state_files_others_could_write_are_refused_with_a_warning, |py: &Pyt
     assert!(!healed.stderr.contains("warning"), "written anew, this user's:\n{}", healed.stderr);
 });
 
+/// A loop device's exFAT filesystem mounted through FUSE with `uid=`: every file and
+/// directory on it shows that owner, whoever wrote it. Unmounted and detached when dropped.
+struct ExfatMount {
+    dir: tempfile::TempDir,
+    device: String,
+}
+
+impl ExfatMount {
+    /// Mounted with `options`; None, said, where that cannot be done (not root, no
+    /// `losetup`, `mkfs.exfat` or `mount.exfat-fuse`, no loop device or FUSE).
+    fn new(options: &str, test: &str) -> Option<ExfatMount> {
+        let skip = |why: &str| harness::visible(&format!("SKIPPED {test}: {why}"));
+        if !harness::is_root() {
+            skip("needs root to mount a filesystem");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("exfat.img");
+        std::fs::File::create(&image).unwrap().set_len(8 << 20).unwrap();
+        let ok = |cmd: &mut std::process::Command| cmd.output().ok().filter(|o| o.status.success());
+        if ok(std::process::Command::new("mkfs.exfat").arg(&image)).is_none() {
+            skip("no mkfs.exfat");
+            return None;
+        }
+        let Some(out) = ok(std::process::Command::new("losetup").args(["-f", "--show"]).arg(&image)) else {
+            skip("no loop device (losetup)");
+            return None;
+        };
+        let device = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        std::fs::create_dir(dir.path().join("mnt")).unwrap();
+        let mounted = ExfatMount { dir, device };
+        let mnt = mounted.dir.path().join("mnt");
+        if ok(std::process::Command::new("mount.exfat-fuse").args(["-o", options, &mounted.device]).arg(&mnt))
+            .is_none()
+        {
+            skip("mount.exfat-fuse cannot mount here");
+            return None;
+        }
+        Some(mounted)
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("mnt")
+    }
+}
+
+impl Drop for ExfatMount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(self.path()).status();
+        let _ = std::process::Command::new("losetup").args(["-d", &self.device]).status();
+    }
+}
+
+// The state directory's "belongs to uid N" warning gave no hint where the filesystem ignores
+// permissions (exFAT through FUSE or a CIFS mount with `uid=`, where every directory shows the
+// owner the mount names), and told the user to set HASHPYC_STATE_DIR "to a writable
+// directory", which it was; the warning for a file of it already said so. Now the directory's
+// says it too, with the mount option; another user's directory on a filesystem that keeps
+// permissions gets no such hint.
+#[test]
+fn a_state_directory_of_another_user_tells_a_filesystem_without_permissions() {
+    let test = "compile::a_state_directory_of_another_user_tells_a_filesystem_without_permissions";
+    let Some(py) = harness::any_python(test) else { return };
+    let Some(mount) = ExfatMount::new("uid=65534,gid=65534,umask=022", test) else { return };
+    let tree = Tree::new();
+    tree.write("m.py", "X = 1\n");
+    let state = mount.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    assert_eq!(std::fs::metadata(&state).unwrap().uid(), 65534, "the mount shows its uid=");
+    let check = |state: &Path| tree.hashpyc().env("HASHPYC_STATE_DIR", state).arg("check").python(py).run();
+    let run = check(&state);
+    run.assert_code(1);
+    let want = format!(
+        "warning: the state directory `{}` cannot be used (it belongs to uid 65534, not to this user; its \
+         filesystem ignores Unix permissions (a file created there with mode 600 shows uid 65534, not this \
+         user's))",
+        state.display()
+    );
+    assert!(run.stderr.contains(&want), "{want}\n{}", run.stderr);
+    assert!(run.stderr.contains("mount this one with `uid=` this user's"), "{}", run.stderr);
+    assert_eq!(std::fs::read_dir(&state).unwrap().count(), 0, "the file that told was removed");
+    // Another user's directory where permissions are kept: no filesystem to blame.
+    let other = tempfile::tempdir().unwrap();
+    std::os::unix::fs::chown(other.path(), Some(65534), None).unwrap();
+    let run = check(other.path());
+    run.assert_code(1);
+    assert!(run.stderr.contains("(it belongs to uid 65534, not to this user)"), "{}", run.stderr);
+    assert!(!run.stderr.contains("ignores Unix permissions"), "{}", run.stderr);
+}
+
 per_python!(jobs_do_not_change_bytes, |py: &Python| {
     let lib = harness::stdlib_dir(py);
     let a = Tree::new();
