@@ -103,9 +103,46 @@ pub struct Summary {
     pub skipped: walk::Skipped,
     /// Where the rules that skipped files were set, when a configuration file set them.
     pub skipped_by: walk::RuleOrigins,
+    /// Per target (by index, grown as counted): its units compiled (or written from the
+    /// cache) and failed, for a summary line that says which target they were for when
+    /// targets' counts differ.
+    pub by_target: Vec<TargetCounts>,
+}
+
+/// One target's share of the units: sources compiled for it, and sources that failed for it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TargetCounts {
+    pub compiled: usize,
+    pub failed: usize,
 }
 
 impl Summary {
+    /// Count a unit compiled (or written from the cache) for target `t`.
+    fn compiled_for(&mut self, t: usize) {
+        self.compiled += 1;
+        self.target_mut(t).compiled += 1;
+    }
+
+    /// Count a unit failed for target `t`.
+    fn failed_for(&mut self, t: usize) {
+        self.failed += 1;
+        self.target_mut(t).failed += 1;
+    }
+
+    fn target_mut(&mut self, t: usize) -> &mut TargetCounts {
+        if self.by_target.len() <= t {
+            self.by_target.resize(t + 1, TargetCounts::default());
+        }
+        &mut self.by_target[t]
+    }
+
+    /// Each target's counts, when they differ between targets (None: one target, or the
+    /// same counts for each, which the plain wording states exactly).
+    fn differing_targets(&self, n: usize) -> Option<Vec<TargetCounts>> {
+        let counts: Vec<TargetCounts> =
+            (0..n).map(|t| self.by_target.get(t).copied().unwrap_or_default()).collect();
+        (n > 1 && counts.iter().any(|c| *c != counts[0])).then_some(counts)
+    }
     pub fn exit_status(&self) -> ExitStatus {
         if self.usage_errors > 0 {
             ExitStatus::Error
@@ -1043,7 +1080,7 @@ fn triage(
                 _ => None,
             };
             if let Some(warnings) = remembered {
-                summary.failed += 1;
+                summary.failed_for(t);
                 summary.failed_sources.insert(i);
                 failed.push(t);
                 let source = source.as_ref().and_then(|s| s.as_deref());
@@ -1086,7 +1123,7 @@ fn triage(
                     summary.fresh_pycs += s.levels.len() - write.len();
                 }
                 Action::KnownFailure { failure: f, .. } => {
-                    summary.failed += 1;
+                    summary.failed_for(t);
                     summary.failed_sources.insert(i);
                     let source = source.get_or_insert_with(|| crate::io::read_regular(&p.path).ok());
                     // With the warnings raised before it failed, remembered with the failure.
@@ -1538,7 +1575,7 @@ fn record_results(
                     summary.fresh += 1;
                     summary.fresh_pycs += s.levels.len();
                 } else {
-                    summary.compiled += 1;
+                    summary.compiled_for(t);
                     summary.from_cache += usize::from(cached);
                     // Results come sorted by source: each source counts once.
                     if last_compiled.replace(i) != Some(i) {
@@ -1573,7 +1610,7 @@ fn record_results(
             UnitResult::WarningsAsErrors { ref warnings } => {
                 // Not remembered as a failure: without -W error the file compiles. A
                 // remembered failure of other source bytes is obsolete all the same.
-                summary.failed += 1;
+                summary.failed_for(t);
                 summary.failed_sources.insert(i);
                 if let Some(memo) = &mut memos[t] {
                     memo.record_success(&crate::memo::key(path, cwd));
@@ -1595,7 +1632,7 @@ fn record_results(
                 show_warnings(s, verbosity, (path, t, false), &others, source.as_deref(), summary, notes);
             }
             UnitResult::Failed(f, hash) => {
-                summary.failed += 1;
+                summary.failed_for(t);
                 summary.failed_sources.insert(i);
                 if let (Some(memo), Action::Compile { prefix, .. }) = (&mut memos[t], &plan.actions[t]) {
                     let levels = &s.levels[..usize::from(*prefix)];
@@ -1841,18 +1878,84 @@ pub fn summary_line(s: &Summary, targets: &[Arc<Target>], elapsed: Duration, sty
     if s.linked_pycs > 0 {
         parts.push(format!("{} linked", s.linked_pycs));
     }
+    let differing = s.differing_targets(targets.len());
     if !s.failed_sources.is_empty() {
-        parts.push(format!("{} failed", s.failed_sources.len()));
+        parts.push(format!(
+            "{} failed{}",
+            s.failed_sources.len(),
+            failed_by_target(differing.as_deref(), targets)
+        ));
     }
     push_errors_and_skipped(&mut parts, s);
-    let what = files_and_pycs(s.compiled_sources, s.compiled_pycs);
     format!(
-        "{} {what} for {} ({}) in {}",
+        "{} {} ({}) in {}",
         style.bold("Compiled"),
-        crate::target::targets_label(targets),
+        compiled_for_targets(s, differing.as_deref(), targets),
         parts.join(", "),
         report::format_duration(elapsed)
     )
+}
+
+/// `3 files for CPython 3.12.1 and 3.13.0`, or `compiled_by_target`'s words.
+fn compiled_for_targets(s: &Summary, differing: Option<&[TargetCounts]>, targets: &[Arc<Target>]) -> String {
+    compiled_by_target(s, differing, targets).unwrap_or_else(|| {
+        format!(
+            "{} for {}",
+            files_and_pycs(s.compiled_sources, s.compiled_pycs),
+            crate::target::targets_label(targets)
+        )
+    })
+}
+
+/// When the targets' counts of files compiled differ, each target's: `0 files for CPython
+/// 3.11.7 and 1 for 3.12.1` (files: sources compiled for that target), then the pycs
+/// written when they are not one per file (`, 6 pycs`). A file compiled for one target of
+/// two is not read as compiled for both.
+fn compiled_by_target(
+    s: &Summary,
+    differing: Option<&[TargetCounts]>,
+    targets: &[Arc<Target>],
+) -> Option<String> {
+    let counts = differing.filter(|c| c.iter().any(|t| t.compiled != c[0].compiled))?;
+    let files: Vec<usize> = counts.iter().map(|c| c.compiled).collect();
+    let mut what = per_target(&files, targets, ("file", "files"));
+    if s.compiled_pycs != files.iter().sum::<usize>() {
+        what.push_str(&format!(", {}", report::plural(s.compiled_pycs, "pyc", "pycs")));
+    }
+    Some(what)
+}
+
+/// `: 2 for 3.11.7 and 1 for 3.12.1` after the count of files failed, when the targets'
+/// counts of failures differ; else nothing (each failed for every target).
+fn failed_by_target(differing: Option<&[TargetCounts]>, targets: &[Arc<Target>]) -> String {
+    match differing.filter(|c| c.iter().any(|t| t.failed != c[0].failed)) {
+        Some(counts) => {
+            let failed: Vec<usize> = counts.iter().map(|c| c.failed).collect();
+            format!(": {}", per_target(&failed, targets, ("", "")).replacen("CPython ", "", 1))
+        }
+        None => String::new(),
+    }
+}
+
+/// `0 files for CPython 3.11.7 and 1 for 3.12.1`: the first count with its noun (`one`,
+/// `many`; none when empty) and `CPython`, the others bare, joined as targets are.
+fn per_target(counts: &[usize], targets: &[Arc<Target>], (one, many): (&str, &str)) -> String {
+    let items: Vec<String> = counts
+        .iter()
+        .zip(targets)
+        .enumerate()
+        .map(|(i, (n, t))| match i {
+            0 if !one.is_empty() => {
+                format!("{} for CPython {}", report::plural(*n, one, many), t.short_version())
+            }
+            0 => format!("{n} for CPython {}", t.short_version()),
+            _ => format!("{n} for {}", t.short_version()),
+        })
+        .collect();
+    match items.as_slice() {
+        [rest @ .., last] if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => items.join(""),
+    }
 }
 
 /// `3 files`, or `3 files, 6 pycs` when they differ (several targets or levels), as `check`
@@ -2082,7 +2185,7 @@ fn dry_run(
             let (verb, reason, failure) = match (a, remembered) {
                 (_, Some(warnings)) => {
                     failing = true;
-                    summary.failed += 1;
+                    summary.failed_for(t);
                     let (reason, event) = failing_plan(&warnings.iter().collect::<Vec<_>>());
                     ("fails", Some(reason), Some(event))
                 }
@@ -2112,14 +2215,14 @@ fn dry_run(
                 }
                 (Action::Compile { reason, write, .. }, None) => {
                     compiles = true;
-                    summary.compiled += 1;
+                    summary.compiled_for(t);
                     summary.compiled_pycs += write.len();
                     summary.fresh_pycs += levels - write.len();
                     ("compile", Some(reason.to_string()), None)
                 }
                 (Action::KnownFailure { failure: f, .. }, None) => {
                     failing = true;
-                    summary.failed += 1;
+                    summary.failed_for(t);
                     // Under -W error, by the warnings raised before it failed, as the run.
                     let (reason, event) = match failing_warnings(s, f) {
                         warnings if warnings.is_empty() => {
@@ -2387,8 +2490,10 @@ fn dry_run_summary_line(summary: &Summary, check: usize, targets: &[Arc<Target>]
     if check > 0 {
         parts.push(report::plural(check, "file to check for warnings", "files to check for warnings"));
     }
+    let differing = summary.differing_targets(targets.len());
     if !summary.failed_sources.is_empty() {
-        parts.push(format!("{} known to fail", summary.failed_sources.len()));
+        let by_target = failed_by_target(differing.as_deref(), targets);
+        parts.push(format!("{} known to fail{by_target}", summary.failed_sources.len()));
     }
     push_errors_and_skipped(&mut parts, summary);
     // Pycs to link (`--hardlink-dupes`), as the run's line says "N linked".
@@ -2396,14 +2501,17 @@ fn dry_run_summary_line(summary: &Summary, check: usize, targets: &[Arc<Target>]
         0 => String::new(),
         n => format!(", link {}", report::plural(n, "pyc", "pycs")),
     };
-    format!(
-        "{} compile {}, rewrite {}{links} for {} ({}); nothing was written",
-        style.bold("Would"),
-        files_and_pycs(summary.compiled_sources, summary.compiled_pycs),
-        report::plural(summary.rewritten_pycs, "header", "headers"),
-        crate::target::targets_label(targets),
-        parts.join(", ")
-    )
+    let rewrite = report::plural(summary.rewritten_pycs, "header", "headers");
+    // Per target, the files to compile name the targets; the headers and links are totals.
+    let what = match compiled_by_target(summary, differing.as_deref(), targets) {
+        Some(per_target) => format!("{per_target}, rewrite {rewrite}{links}"),
+        None => format!(
+            "{}, rewrite {rewrite}{links} for {}",
+            files_and_pycs(summary.compiled_sources, summary.compiled_pycs),
+            crate::target::targets_label(targets)
+        ),
+    };
+    format!("{} compile {what} ({}); nothing was written", style.bold("Would"), parts.join(", "))
 }
 
 fn mode_name(mode: HashMode) -> &'static str {

@@ -3022,3 +3022,49 @@ fn an_environment_whose_interpreter_runs_another_python_is_broken() {
     let run = tree.hashpyc().args(["check", "v/lib"]).python(runs).run();
     assert!(run.stderr.contains("give that interpreter (`--python v/bin/python`)"), "{}", run.stderr);
 }
+
+// A summary over two interpreters whose counts differ read as one file compiled for both:
+// `bad.py` (fails everywhere) and `type X = int` (fails on 3.11 only) gave `Compiled 1 file
+// for CPython 3.11.7 and 3.12.1 (0 already fresh, 2 failed)`. Each target's counts are said
+// when they differ (here from the pycs on disk), the dry run's alike; equal counts keep the
+// plain wording, and JSON keeps its keys.
+#[test]
+fn a_summary_over_targets_whose_counts_differ_says_each_targets() {
+    let test = "compile::a_summary_over_targets_whose_counts_differ_says_each_targets";
+    let (Some(py11), Some(py12)) =
+        (harness::python_or_skip((3, 11), test), harness::python_or_skip((3, 12), test))
+    else {
+        return;
+    };
+    let tree = Tree::new();
+    tree.write("bad.py", "def f(:\n");
+    tree.write("alias.py", "type X = int\n");
+    let run = tree.hashpyc().arg("compile").python(py11).python(py12).arg(".").run();
+    run.assert_code(1);
+    let written = |tag: &str| harness::files_with_suffix(tree.root(), &format!(".{tag}.pyc")).len();
+    let (for11, for12) = (written("cpython-311"), written("cpython-312"));
+    assert_eq!((for11, for12), (0, 1), "{}", run.stderr);
+    let (v11, v12) = (&py11.version, &py12.version);
+    let want = format!(
+        "Compiled 0 files for CPython {v11} and {for12} for {v12} (0 already fresh, 2 failed: 2 for {v11} and 1 for \
+         {v12})"
+    );
+    assert!(run.stderr.contains(&want), "{want}\n{}", run.stderr);
+    let dry = tree.hashpyc().args(["compile", "-n"]).python(py11).python(py12).arg(".").run();
+    let want = format!(
+        "Would compile 0 files, rewrite 0 headers for CPython {v11} and {v12} (1 already fresh, 2 known to fail: 2 \
+         for {v11} and 1 for {v12})"
+    );
+    assert!(dry.stderr.contains(&want), "{want}\n{}", dry.stderr);
+    // Counts equal for both: as before.
+    tree.write("ok.py", "y = 1\n");
+    std::fs::remove_file(tree.path("bad.py")).unwrap();
+    std::fs::remove_file(tree.path("alias.py")).unwrap();
+    let run = tree.hashpyc().arg("compile").python(py11).python(py12).arg(".").run();
+    run.assert_code(0);
+    let want = format!("Compiled 1 file, 2 pycs for CPython {v11} and {v12} (0 already fresh)");
+    assert!(run.stderr.contains(&want), "{want}\n{}", run.stderr);
+    let json = tree.hashpyc().args(["compile", "--format", "json"]).python(py11).python(py12).arg(".").run();
+    let summary: serde_json::Value = serde_json::from_str(json.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!((summary["compiled"].as_u64(), summary["fresh"].as_u64()), (Some(0), Some(2)), "{summary}");
+}
