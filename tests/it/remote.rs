@@ -1364,8 +1364,23 @@ fn credentials_that_may_only_read_stop_the_uploads_not_the_lookups() {
             "{}",
             run.stderr
         );
-        assert_eq!(counts(&run.stderr), (n - edited, n), "{}", run.stderr);
-        assert_eq!(remote_counts(&run.stderr)[0], (n - edited) as u64, "{}", run.stderr);
+        // Files idle workers compiled while lookups made no progress for 500 ms (a machine
+        // so loaded that the server stalls) were not looked up: each is one hit fewer.
+        let unlooked: usize = run
+            .stderr
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("cache: ")?.split_once(" compiled without a lookup")?.0.split(' ').next()
+            })
+            .map_or(0, |n| n.parse().unwrap());
+        let (from_cache, total) = counts(&run.stderr);
+        assert_eq!(total, n, "{}", run.stderr);
+        assert!(
+            (n - edited).saturating_sub(unlooked) <= from_cache && from_cache <= n - edited,
+            "{}",
+            run.stderr
+        );
+        assert_eq!(remote_counts(&run.stderr)[0], from_cache as u64, "{}", run.stderr);
         harness::visible(&format!("{}: {}", reader.0, said[0]));
     };
     if let Some(s3) = S3::seaweedfs() {
