@@ -336,7 +336,7 @@ pub fn check(s: &CheckSettings, verbosity: Verbosity, style: Style) -> Result<Ex
         layout_hint(&findings, counts["ok"], s),
         prefix_hint(&findings, s),
         level_hint(&findings, counts["ok"], s),
-        spelling_hint(&findings, &cwd, &s.embed, &s.roots),
+        spelling_hint(&findings, &cwd, &s.embed, &s.roots, &|dir: &Path| config_flag(dir, &cwd, s)),
         timestamp_hint(&findings, s.accept, s.compile_unchecked),
         mode_hint(&findings, s.compile_unchecked),
     ]
@@ -1081,11 +1081,45 @@ fn check_command(named: &[PathBuf]) -> String {
     command
 }
 
+/// What a `hashpyc check` suggested for running in `dir` needs so that it reads the
+/// configuration this run read: ` --config FILE` (relative to `dir` when below it) when
+/// discovery from `dir` would find another file or none, ` --no-config` when this run read
+/// none and discovery from `dir` would find one; else nothing. A per-service `hashpyc.toml`
+/// (`python = ["3.12"]`) below a top-level `pyproject.toml` (`["3.11"]`) would otherwise
+/// send the user to a run that checks another interpreter's pycs.
+fn config_flag(dir: &Path, cwd: &Path, s: &CheckSettings) -> String {
+    let dir = crate::layout::absolute(dir, cwd);
+    // `Err`: a file there that cannot be read, which the suggested run would fail on unless
+    // told which file to read (or none).
+    let found = match crate::config::load(None, "--config", false, &dir, &mut Vec::new()) {
+        Ok(crate::config::Source::File(c)) => Ok(Some(crate::layout::absolute(&c.path, &dir))),
+        Ok(_) => Ok(None),
+        Err(_) => Err(()),
+    };
+    let same = |a: &Path, b: &Path| {
+        a == b
+            || std::fs::canonicalize(a).ok().zip(std::fs::canonicalize(b).ok()).is_some_and(|(a, b)| a == b)
+    };
+    match (&s.config_in_effect, &found) {
+        (Some(used), Ok(Some(there))) if same(used, there) => String::new(),
+        (Some(used), _) => {
+            // Relative to `dir` when below it (`..` resolved: `svc/..` is the top).
+            let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+            let named =
+                real(used).strip_prefix(real(&dir)).map(Path::to_path_buf).unwrap_or_else(|_| used.clone());
+            format!(" --config {}", report::shell_path(&named))
+        }
+        (None, Ok(None)) => String::new(),
+        (None, _) => " --no-config".to_string(),
+    }
+}
+
 fn spelling_hint(
     findings: &[Finding],
     cwd: &Path,
     embed: &crate::embed::Embed,
     roots: &[PathBuf],
+    config_flag: &dyn Fn(&Path) -> String,
 ) -> Option<String> {
     // The stale pycs whose embedded path alone is wrong; and whether each embeds its
     // source's absolute path: what CPython's import writes when it rewrites a pyc whose
@@ -1196,10 +1230,11 @@ fn spelling_hint(
         None
     };
     if let Some(dir) = above {
+        let flag = config_flag(&dir);
         let dir = report::ticked(&dir);
         let check = match &named {
-            Some(named) => format!("`{}` in {dir}", check_command(named)),
-            None => "`hashpyc check` from there".to_string(),
+            Some(named) => format!("`{}{flag}` in {dir}", check_command(named)),
+            None => format!("`hashpyc check{flag}` from there"),
         };
         return Some(format!(
             "{stale} embed{s} {its} source path as spelled from {dir} ({found} for {want}), \

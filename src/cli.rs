@@ -515,6 +515,12 @@ pub struct ConfigArgs {
     #[arg(skip)]
     pub discovered: bool,
 
+    /// The configuration file the run uses, absolute (none: no file, or `--no-config`), for
+    /// a hint that suggests a command to run in another directory, where discovery could
+    /// find another file.
+    #[arg(skip)]
+    pub in_effect: Option<PathBuf>,
+
     /// The project's `requires-python`, read with the configuration for the warning of
     /// targets it excludes (`crate::requires_python`).
     #[arg(skip)]

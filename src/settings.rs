@@ -675,6 +675,10 @@ fn load_config(
             crate::report::eprint_line(&source.describe());
         }
     }
+    args.in_effect = match &source {
+        config::Source::File(c) => Some(crate::layout::absolute(&c.path, cwd)),
+        _ => None,
+    };
     Ok(match source {
         config::Source::File(c) => Some(*c),
         _ => None,
@@ -1883,6 +1887,10 @@ pub struct CheckSettings {
     pub named_paths: Vec<std::ffi::OsString>,
     /// An option `compile` takes too was given on the command line.
     pub compile_options_given: bool,
+    /// The configuration file in effect, absolute (none: no file, or `--no-config`): a
+    /// command suggested for another directory names it where discovery there would not
+    /// find it.
+    pub config_in_effect: Option<PathBuf>,
 }
 
 /// `check` of a job with no `python3` on PATH (none named): `--target` checks without an
@@ -1955,6 +1963,7 @@ pub fn check_settings(args: &CheckArgs) -> Result<CheckSettings, Error> {
         named_warnings,
         named_paths: args.paths.clone(),
         compile_options_given: args.compile_options_given,
+        config_in_effect: args.config.in_effect.clone(),
         stray: args.stray,
         format: args.format,
         all: args.all,

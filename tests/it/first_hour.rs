@@ -2337,6 +2337,46 @@ per_python!(inspect_finds_the_source_of_a_prefix_pyc, min = (3, 8), |py: &Python
     assert!(run.stdout.contains("\"source\":null"), "{}", run.stdout);
 });
 
+// A monorepo's service with a configuration of its own (`svc/hashpyc.toml`) below the
+// project's (`pyproject.toml`, other settings), compiled from the top with `--config
+// svc/hashpyc.toml` and checked in `svc`: the hint's command, run in `..` as it says, reads
+// the service's file (`--config svc/hashpyc.toml`), where it used to read the project's and
+// check other pycs (here optimization level 2's, all missing). Without a file in effect but
+// one found there, `--no-config`; with the same file found there, no flag.
+per_python!(spelling_hint_names_the_configuration_it_needs_there, |py: &Python| {
+    let tree = Tree::new();
+    tree.write("pyproject.toml", "[tool.hashpyc]\noptimize = [2]\n");
+    tree.write("svc/hashpyc.toml", "optimize = [0]\n");
+    tree.write("svc/src/m.py", "M = 1\n");
+    tree.hashpyc()
+        .args(["compile", "-q", "--config", "svc/hashpyc.toml"])
+        .python(py)
+        .arg("svc")
+        .run()
+        .assert_code(0);
+    let run = Hashpyc::new(&tree.path("svc")).arg("check").python(py).run();
+    run.assert_code(1);
+    let command = "`hashpyc check svc --config svc/hashpyc.toml` in `..` checks it as written";
+    assert!(run.stderr.contains(command), "{}", run.stderr);
+    // Run there verbatim (through the shell, as pasted): fresh. Without the flag, the
+    // project's file sends it to other pycs.
+    let pasted = command.split('`').nth(1).unwrap();
+    tree.hashpyc().env("HASHPYC_PYTHON", &py.path).pasted("sh", pasted).run().assert_code(0);
+    tree.hashpyc().args(["check"]).python(py).arg("svc").run().assert_code(1);
+
+    // No file in effect (`--no-config` in `svc`), the project's found in `..`: `--no-config`.
+    let run = Hashpyc::new(&tree.path("svc")).args(["check", "--no-config", "-o", "0"]).python(py).run();
+    run.assert_code(1);
+    assert!(run.stderr.contains("`hashpyc check svc --no-config` in `..`"), "{}", run.stderr);
+
+    // The project's own file in effect in `svc` and found in `..`: no flag.
+    std::fs::remove_file(tree.path("svc/hashpyc.toml")).unwrap();
+    tree.write("pyproject.toml", "[tool.hashpyc]\noptimize = [0]\n");
+    let run = Hashpyc::new(&tree.path("svc")).arg("check").python(py).run();
+    run.assert_code(1);
+    assert!(run.stderr.contains("`hashpyc check svc` in `..` checks it as written"), "{}", run.stderr);
+});
+
 // `hashpyc compile` at the top of a project, then `hashpyc check` in a subdirectory: every
 // pyc is stale for its embedded path alone (`src/a.py` where `a.py` is expected), which
 // the reason lines show one by one; a hint says from where the tree was compiled. A real
