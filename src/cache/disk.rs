@@ -27,7 +27,7 @@ const STALE_TEMP: Duration = Duration::from_secs(3600);
 
 /// The cache directory tag's name, and hashpyc's own files at the top of a cache.
 const TAG: &str = "CACHEDIR.TAG";
-const OWN_FILES: [&str; 4] = [TAG, "stats.json", "stats.lock", "prune.lock"];
+const OWN_FILES: [&str; 5] = [TAG, "stats.json", "stats.id", "stats.lock", "prune.lock"];
 /// How hashpyc's temporary files are named (then 6 random letters or digits).
 const TEMP_PREFIX: &str = ".tmp-";
 /// An entry's key in hex: the fan-out directory's 2 characters, then the file's name.
@@ -336,8 +336,13 @@ impl DiskTier {
     /// hashpyc's own file `name` at the top of the cache (the statistics), if it is a
     /// regular file of at most `max` bytes.
     pub fn read_own_file(&self, name: &str, max: u64) -> Option<Vec<u8>> {
+        self.read_own_file_meta(name, max).map(|(data, _)| data)
+    }
+
+    /// [`DiskTier::read_own_file`], with the file's metadata as read (its identity).
+    pub fn read_own_file_meta(&self, name: &str, max: u64) -> Option<(Vec<u8>, std::fs::Metadata)> {
         match read_bounded(&self.root.join(name), max) {
-            Ok((Read::Entry(data), _)) => Some(data),
+            Ok((Read::Entry(data), Some(file))) => Some((data, file.metadata().ok()?)),
             _ => None,
         }
     }
@@ -398,9 +403,10 @@ impl DiskTier {
     }
 
     /// Replace hashpyc's own file `name` at the top of the cache (the statistics)
-    /// atomically, shared with the group as entries are.
-    pub fn write_own_file(&self, name: &str, data: &[u8]) -> std::io::Result<()> {
-        write_atomic(&self.root, &self.root.join(name), data, self.group.load(Ordering::Relaxed)).map(|_| ())
+    /// atomically, shared with the group as entries are; the metadata of the file now in
+    /// place (its inode, and its change time after the rename).
+    pub fn write_own_file(&self, name: &str, data: &[u8]) -> std::io::Result<std::fs::Metadata> {
+        write_atomic_meta(&self.root, &self.root.join(name), data, self.group.load(Ordering::Relaxed))
     }
 
     /// Remove the entry for `key` (a damaged one), ignoring a concurrent removal; a
@@ -591,7 +597,7 @@ impl DiskTier {
     pub fn clean(&self) -> Result<Cleaned, ItemError> {
         // A directory where hashpyc keeps its statistics or locks is not hashpyc's: refused
         // before anything is removed, and left as it is.
-        for name in ["stats.json", "stats.lock", "prune.lock"] {
+        for name in ["stats.json", "stats.id", "stats.lock", "prune.lock"] {
             let path = self.root.join(name);
             if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
                 let source = std::io::Error::other(
@@ -649,17 +655,19 @@ impl DiskTier {
         // and write. The lock files stay: unlinking one a process holds would let the next
         // lock a new file beside it. An interrupt, also one while the lock was waited for,
         // leaves the statistics.
-        let path = self.root.join("stats.json");
         let clear = || {
             if crate::interrupt::requested() {
                 return Ok(false);
             }
-            match std::fs::remove_file(&path) {
-                Err(source) if source.kind() != std::io::ErrorKind::NotFound => {
-                    Err(ItemError { verb: "remove", path: path.clone(), source })
+            for path in ["stats.json", "stats.id"].map(|name| self.root.join(name)) {
+                match std::fs::remove_file(&path) {
+                    Err(source) if source.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(ItemError { verb: "remove", path, source });
+                    }
+                    _ => {}
                 }
-                _ => Ok(true),
             }
+            Ok(true)
         };
         if !self.locked("stats.lock", true, clear).unwrap_or_else(clear)? {
             return stopped(c);
@@ -1020,6 +1028,17 @@ fn write_atomic_at(dir: BorrowedFd<'_>, path: &Path, data: &[u8], group: bool) -
 }
 
 fn write_atomic(dir: &Path, path: &Path, data: &[u8], group: bool) -> std::io::Result<u64> {
+    write_atomic_meta(dir, path, data, group).map(|m| m.blocks() * 512)
+}
+
+/// [`write_atomic`], returning the metadata of the file renamed into place (taken from its
+/// descriptor after the rename).
+fn write_atomic_meta(
+    dir: &Path,
+    path: &Path,
+    data: &[u8],
+    group: bool,
+) -> std::io::Result<std::fs::Metadata> {
     let mode = if group { 0o664 } else { 0o644 };
     let listed = crate::interrupt::begin_temp()?;
     let mut tmp = tempfile::Builder::new()
@@ -1037,8 +1056,7 @@ fn write_atomic(dir: &Path, path: &Path, data: &[u8], group: bool) -> std::io::R
         })
         .and_then(|()| tmp.persist(path).map_err(|e| e.error));
     crate::interrupt::temp_gone(rustix::fs::CWD, &temp);
-    let file = written?;
-    Ok(file.metadata().map_or(data.len() as u64, |m| m.blocks() * 512))
+    written?.metadata()
 }
 
 #[cfg(test)]

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use super::disk::{DiskTier, ItemError};
 
 const FILE: &str = "stats.json";
+/// The identity of `stats.json` as last written (see [`identity`]).
+const ID_FILE: &str = "stats.id";
 const FORMAT: u32 = 1;
 /// `stats.json` holds a few counters per tier: anything larger is not hashpyc's.
 const MAX_FILE: u64 = 1 << 20;
@@ -116,17 +118,38 @@ fn now() -> u64 {
 
 /// The recorded statistics (empty when there are none or they do not parse).
 pub fn read(tier: &DiskTier) -> Recorded {
+    read_in_place(tier).0
+}
+
+/// The identity of `stats.json` as hashpyc last wrote it in place: its inode and its
+/// change time after the rename, which no one can set. A copy of the file (an archive
+/// restored over the cache, a `cp`) is a new inode with a new change time, even where the
+/// archive keeps the old modification time.
+fn identity(meta: &std::fs::Metadata) -> String {
+    use std::os::unix::fs::MetadataExt;
+    format!("{} {} {}\n", meta.ino(), meta.ctime(), meta.ctime_nsec())
+}
+
+/// [`read`], and whether `stats.json` is the file hashpyc last wrote there (its identity
+/// is the one `stats.id` recorded): when it is not, it was restored or copied from another
+/// time, and the size it records says nothing of the entries there now.
+fn read_in_place(tier: &DiskTier) -> (Recorded, bool) {
     // Bounded and never blocking: a FIFO or a huge file in its place is no statistics.
-    tier.read_own_file(FILE, MAX_FILE)
-        .and_then(|d| serde_json::from_slice::<Recorded>(&d).ok())
-        .filter(|r| r.format == FORMAT)
-        .unwrap_or_default()
+    let Some((data, meta)) = tier.read_own_file_meta(FILE, MAX_FILE) else {
+        return (Recorded::default(), false);
+    };
+    let r = serde_json::from_slice::<Recorded>(&data).ok().filter(|r| r.format == FORMAT).unwrap_or_default();
+    let in_place = tier.read_own_file(ID_FILE, 256).is_some_and(|id| id == identity(&meta).as_bytes());
+    (r, in_place)
 }
 
 fn write(tier: &DiskTier, r: &Recorded) -> std::io::Result<()> {
     let text = serde_json::to_vec_pretty(r).map_err(std::io::Error::other)?;
     // Readable (and, in a group-writable cache, writable) by the other users of the cache.
-    tier.write_own_file(FILE, &text)
+    let meta = tier.write_own_file(FILE, &text)?;
+    // Best effort: without it, the next run measures the entries.
+    let _ = tier.write_own_file(ID_FILE, identity(&meta).as_bytes());
+    Ok(())
 }
 
 /// What the recorded size says of the size limit after a run.
@@ -137,8 +160,9 @@ pub enum Limit {
     /// Passed: prune.
     Passed,
     /// Not known: `stats.json` was missing, not hashpyc's or garbled (removed by hand, left
-    /// out of a CI cache's restore, half-written by a full disk), so the size since the
-    /// last prune is not known either: measure the entries.
+    /// out of a CI cache's restore, half-written by a full disk), or not the file hashpyc
+    /// last wrote (an older archive restored over the cache), so the size since the last
+    /// prune is not known either: measure the entries (the counts are kept).
     Unknown,
 }
 
@@ -153,7 +177,7 @@ pub fn record(
     generation: Option<u64>,
 ) -> (Limit, Option<ItemError>) {
     let recorded = tier.lock("stats.lock", true, || {
-        let mut r = read(tier);
+        let (mut r, in_place) = read_in_place(tier);
         let known = r.format == FORMAT;
         if !known {
             r = Recorded { format: FORMAT, since: now(), ..Recorded::default() };
@@ -165,7 +189,7 @@ pub fn record(
         r.bytes_since_prune += stored;
         r.generation = r.generation.max(generation.unwrap_or(0));
         let written = write(tier, &r);
-        let limit = if !known {
+        let limit = if !known || !in_place {
             Limit::Unknown
         } else if r.size_at_prune + r.bytes_since_prune > max_size {
             Limit::Passed

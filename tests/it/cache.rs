@@ -3257,3 +3257,69 @@ per_python!(
         assert!(pyc("tb").is_some() && pyc("tb") == own(&lim, "tb"), "{e}");
     }
 );
+
+/// The bytes the entries of the cache take on disk.
+fn entries_size(cache: &Path) -> u64 {
+    entry_files(cache).iter().map(|f| std::fs::metadata(f).unwrap().blocks() * 512).sum()
+}
+
+// An older archive of the cache restored over a newer one (a CI cache saved after one job,
+// restored after others had grown the cache) brought back an older stats.json, whose
+// recorded size builds trusted: the entries grew past the limit with each restore and were
+// never pruned. A stats.json hashpyc did not write in place (a new file, with a new change
+// time) is measured once; the counts it holds are kept.
+#[test]
+fn an_older_archive_restored_over_the_cache_is_measured() {
+    let test = "cache::an_older_archive_restored_over_the_cache_is_measured";
+    let Some(py) = harness::any_python(test) else { return };
+    let work = Tree::new();
+    let cache = work.path("cache");
+    for t in ["a", "b", "c", "d"] {
+        for i in 0..40 {
+            work.write(format!("{t}/m{i}.py"), format!("X = {:?}\n", format!("{t}{i}").repeat(1500)));
+        }
+    }
+    let build = |dir: &str, limit: u64| {
+        let run = work
+            .hashpyc()
+            .env("HASHPYC_STATE_DIR", work.path("state"))
+            .args(["compile", "-v"])
+            .python(py)
+            .arg("--cache")
+            .arg(&cache)
+            .arg("--cache-max-size")
+            .arg(limit.to_string())
+            .arg(dir)
+            .run();
+        run.assert_code(0);
+        run
+    };
+    let tar = |args: &[&str]| {
+        let status = Command::new("tar").args(args).current_dir(work.root()).status().unwrap();
+        assert!(status.success(), "tar {args:?}");
+    };
+    build("a", 1 << 30);
+    let one = entries_size(&cache);
+    tar(&["-cf", "old.tar", "cache"]);
+    // Room for two directories' entries, not three.
+    let limit = one * 5 / 2;
+    build("b", limit);
+    assert!(entries_size(&cache) <= limit);
+    for t in ["c", "d"] {
+        tar(&["-xf", "old.tar"]);
+        let run = build(t, limit);
+        let size = entries_size(&cache);
+        assert!(size <= limit, "after {t}: {size} bytes of entries, limit {limit}:\n{}", run.stderr);
+        let stats = work.hashpyc().args(["cache", "stats", "--format", "json", "--cache"]).arg(&cache).run();
+        stats.assert_code(0);
+        let stats: serde_json::Value = serde_json::from_str(&stats.stdout).unwrap();
+        // The restored counts (one run), and this one.
+        assert_eq!(stats["runs"], 2, "after {t}: {stats}");
+    }
+    // The entries kept serve the pycs the build compiled, byte for byte.
+    let compiled = pycs(&work.path("d"));
+    remove_pycs(&work.path("d"));
+    let run = build("d", limit);
+    assert!(counts(&run.stderr).0 > 0, "{}", run.stderr);
+    assert_eq!(pycs(&work.path("d")), compiled);
+}
