@@ -688,13 +688,22 @@ impl DiskTier {
         use std::os::unix::fs::OpenOptionsExt;
         let path = self.root.join(name);
         // Non-blocking: a FIFO in its place fails at once instead of waiting for a reader.
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
-            .open(&path)
-            .map_err(|source| ItemError { verb: "lock", path: path.clone(), source })?;
+        let open = |write: bool| {
+            std::fs::OpenOptions::new()
+                .create(write)
+                .truncate(false)
+                .read(!write)
+                .write(write)
+                .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+                .open(&path)
+        };
+        // flock(2) needs no write access: a lock file restored read-only (a CI cache
+        // archived with mode 0444) is locked through a read-only descriptor.
+        let file = match open(true) {
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => open(false).map_err(|_| e),
+            opened => opened,
+        }
+        .map_err(|source| ItemError { verb: "lock", path: path.clone(), source })?;
         if self.group.load(Ordering::Relaxed) {
             let _ = file.set_permissions(std::fs::Permissions::from_mode(0o664));
         }

@@ -4500,3 +4500,62 @@ fn a_failing_launchers_output_is_bounded_and_escaped() {
     assert!(!escapes.stderr.contains('\u{1b}') && !escapes.stderr.contains('\u{7}'), "{:?}", escapes.stderr);
     assert!(escapes.stderr.contains("\\u{1b}[2J\\u{1b}]0;pwned\\u{7}"), "{}", escapes.stderr);
 }
+
+/// Every pyc under `dir`, relative, with its bytes.
+fn pyc_bytes(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    harness::files_with_suffix(dir, ".pyc")
+        .into_iter()
+        .map(|p| (p.clone(), std::fs::read(dir.join(p)).unwrap()))
+        .collect()
+}
+
+// A cache restored with its files read-only (a CI cache archived with mode 0444, its
+// directories still writable) kept no statistics again: every run warned "kept no statistics
+// this run (cannot lock `…/stats.lock`: permission denied)" and `cache stats` stayed
+// frozen. The lock is taken through a read-only descriptor (flock(2) needs no write access)
+// and stats.json is replaced by a rename: the run is counted, without a warning, and the pycs
+// the cache serves are a no-cache build's bytes.
+#[test]
+fn a_cache_restored_read_only_keeps_its_statistics() {
+    let test = "faults::a_cache_restored_read_only_keeps_its_statistics";
+    let Some(python) = nobody_or_skip(test) else { return };
+    let tree = Tree::new();
+    std::fs::set_permissions(tree.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    for i in 0..3 {
+        tree.write(format!("p/m{i}.py"), format!("x = {i}\n"));
+    }
+    std::os::unix::fs::chown(tree.path("p"), Some(65534), Some(65534)).unwrap();
+    let cache = tree.path("cache");
+    std::fs::create_dir(&cache).unwrap();
+    std::os::unix::fs::chown(&cache, Some(65534), Some(65534)).unwrap();
+    let cache_arg = cache.to_str().unwrap();
+    as_nobody(&tree, &["compile", "p"], &python).assert_code(0);
+    let reference = pyc_bytes(&tree.path("p"));
+    assert_eq!(reference.len(), 3);
+    let _ = std::fs::remove_dir_all(tree.path("p/__pycache__"));
+    as_nobody(&tree, &["compile", "--cache", cache_arg, "p"], &python).assert_code(0);
+    let runs = || -> serde_json::Value {
+        let stats = tree.hashpyc().args(["cache", "stats", "--format", "json", "--cache", cache_arg]).run();
+        stats.assert_code(0);
+        serde_json::from_str::<serde_json::Value>(&stats.stdout).unwrap()["runs"].clone()
+    };
+    assert_eq!(runs(), 1);
+    // Restored read-only: every file 0444, every directory still writable by its owner.
+    assert!(
+        Command::new("find")
+            .arg(&cache)
+            .args(["-type", "f", "-exec", "chmod", "0444", "{}", "+"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    for n in 2..4 {
+        let _ = std::fs::remove_dir_all(tree.path("p/__pycache__"));
+        let run = as_nobody(&tree, &["compile", "--cache", cache_arg, "p"], &python);
+        run.assert_code(0);
+        assert!(!run.stderr.contains("warning"), "{run:?}");
+        assert!(run.stderr.contains("3 from the cache"), "{run:?}");
+        assert_eq!(pyc_bytes(&tree.path("p")), reference);
+        assert_eq!(runs(), n, "{run:?}");
+    }
+}
