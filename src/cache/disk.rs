@@ -233,12 +233,13 @@ impl DiskTier {
     }
 
     /// Why `v1/` cannot be used when it is a symbolic link (someone else made it; it may
-    /// lead out of the cache): nothing is read, stored, counted or removed through it.
+    /// lead out of the cache) or not a directory (a file a damaged restore left): nothing
+    /// is read, stored, counted or removed through it.
     pub fn linked_entries(&self) -> Option<std::io::Error> {
         linked(&self.entries)
     }
 
-    /// Ok when `v1/` is not a symbolic link; else an error of `v1/`'s, naming it.
+    /// Ok when `v1/` is missing or a directory; else an error of `v1/`'s, naming it.
     fn real_entries(&self) -> Result<(), ItemError> {
         match self.linked_entries() {
             Some(source) => Err(ItemError { verb: "use", path: self.entries.clone(), source }),
@@ -956,10 +957,21 @@ fn file_above(root: &Path, e: std::io::Error) -> std::io::Error {
     }
 }
 
-/// Why `dir` (the cache's `v1/`) cannot be used, if it is a symbolic link: it may lead out
-/// of the cache, where hashpyc would read, write, count and remove files.
+/// Why `dir` (the cache's `v1/`) cannot be used, if it is a symbolic link (it may lead out
+/// of the cache, where hashpyc would read, write, count and remove files) or anything else
+/// but a directory (a file a damaged restore left): never an empty cache.
 fn linked(dir: &Path) -> Option<std::io::Error> {
-    let target = std::fs::read_link(dir).ok()?;
+    let Ok(target) = std::fs::read_link(dir) else {
+        let meta = std::fs::symlink_metadata(dir).ok().filter(|m| !m.is_dir())?;
+        let what = if meta.is_file() { "a file" } else { "not a directory" };
+        return Some(std::io::Error::new(
+            std::io::ErrorKind::NotADirectory,
+            format!(
+                "{} is {what}, where hashpyc keeps a directory of entries; nothing is read, stored or removed there (remove it)",
+                crate::report::ticked(dir)
+            ),
+        ));
+    };
     Some(std::io::Error::other(format!(
         "{} is a symbolic link (to {}), where hashpyc makes a directory; nothing is read, stored or removed through it (remove it)",
         crate::report::ticked(dir),

@@ -3323,3 +3323,39 @@ fn an_older_archive_restored_over_the_cache_is_measured() {
     assert!(counts(&run.stderr).0 > 0, "{}", run.stderr);
     assert_eq!(pycs(&work.path("d")), compiled);
 }
+
+// `v1` a regular file (a damaged restore: `rm -r cache/v1; echo x > cache/v1`) read as an
+// empty cache: `cache stats` said "entries 0" and `cache prune` "Removed 0 entries", exit
+// status 0, and a build warned of every entry it could not store ("Not a directory"). Each
+// command now names `v1` and the reason: stats, prune and clean exit with status 2, a
+// build warns once and compiles without the cache, exit status 0.
+#[test]
+fn a_file_in_place_of_the_entries_directory_is_named() {
+    let test = "cache::a_file_in_place_of_the_entries_directory_is_named";
+    let Some(py) = harness::any_python(test) else { return };
+    let work = Tree::new();
+    harness::write_modules(&work, "src", 8);
+    let cache = work.path("cache");
+    build_src(&work, py, &cache, &[]);
+    let reference = pycs(&work.path("src"));
+    std::fs::remove_dir_all(cache.join("v1")).unwrap();
+    std::fs::write(cache.join("v1"), "x\n").unwrap();
+    let shown = format!("`{}` is a file", cache.join("v1").display());
+    for extra in [&[][..], &["--cache-read-only"]] {
+        let run = build_src(&work, py, &cache, extra);
+        assert_eq!(pycs(&work.path("src")), reference, "{extra:?}");
+        let warned: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+        assert!(warned.len() == 1 && warned[0].contains(&shown), "{extra:?}: {}", run.stderr);
+        assert!(!run.stderr.contains("could not store"), "{extra:?}: {}", run.stderr);
+    }
+    for args in [&["stats"][..], &["prune", "--max-size", "1"], &["clean"]] {
+        let run = work.hashpyc().arg("cache").args(args).arg("--cache").arg(&cache).run();
+        run.assert_code(2);
+        assert!(run.stderr.contains(&shown), "{args:?}: {}", run.stderr);
+        assert!(
+            !run.stdout.contains("entries      0") && !run.stderr.contains("Removed"),
+            "{args:?}: {run:?}"
+        );
+    }
+    assert_eq!(std::fs::read(cache.join("v1")).unwrap(), b"x\n", "left as it was");
+}
