@@ -1632,6 +1632,17 @@ impl Inner {
                     crate::report::plural(n, "entry", "entries"),
                 ));
             }
+            // One warning for the run, never one per entry: many at once mean the cache
+            // was damaged as a whole (a truncated archive restored), not an entry here and there.
+            let damaged = l.counts.damaged.load(Ordering::Relaxed);
+            if damaged > 0 {
+                warnings.push(format!(
+                    "{} of the bytecode cache {} {} damaged (truncated or altered) and compiled again; the archive it was restored from may be broken",
+                    crate::report::plural(damaged, "entry", "entries"),
+                    crate::report::ticked(l.disk.root()),
+                    if damaged == 1 { "was" } else { "were" }
+                ));
+            }
             if verbose {
                 info.push(tier_line("local", &crate::report::ticked(l.disk.root()), &l.counts.totals()));
                 info.extend(pruned_note);

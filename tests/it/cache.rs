@@ -1813,7 +1813,10 @@ fn an_entry_that_cannot_be_stored_stops_no_other_store() {
     run.assert_code(0);
     assert_eq!(pycs(&work.path("src")), reference);
     assert_eq!(local_damaged(&run.stderr), 5, "{}", run.stderr);
-    let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+    // The damage is said once, with its count (`damaged_entries_are_warned_of_once`).
+    let (damage, warnings): (Vec<&str>, Vec<&str>) =
+        run.stderr.lines().filter(|l| l.starts_with("warning:")).partition(|l| l.contains("were damaged"));
+    assert!(damage.len() == 1 && damage[0].starts_with("warning: 5 entries "), "{}", run.stderr);
     assert_eq!(warnings.len(), 1, "{}", run.stderr);
     let entry = files[0].strip_prefix(work.root()).unwrap().to_str().unwrap();
     assert!(
@@ -3358,4 +3361,43 @@ fn a_file_in_place_of_the_entries_directory_is_named() {
         );
     }
     assert_eq!(std::fs::read(cache.join("v1")).unwrap(), b"x\n", "left as it was");
+}
+
+// A truncated restore (every entry cut to 100 bytes) was silent without `-v`: each damaged
+// entry was compiled again and replaced, and only `-v`'s counts said so. A build now warns
+// once, with the count, never once per entry; the pycs are those the build first compiled.
+#[test]
+fn damaged_entries_are_warned_of_once() {
+    let test = "cache::damaged_entries_are_warned_of_once";
+    let Some(py) = harness::any_python(test) else { return };
+    let work = Tree::new();
+    harness::write_modules(&work, "src", 12);
+    let cache = work.path("cache");
+    build_src(&work, py, &cache, &[]);
+    let reference = pycs(&work.path("src"));
+    let files = entry_files(&cache);
+    assert_eq!(files.len(), 12);
+    for f in &files {
+        std::fs::File::options().write(true).open(f).unwrap().set_len(100).unwrap();
+    }
+    remove_pycs(&work.path("src"));
+    let build = || {
+        let run = work.hashpyc().arg("compile").python(py).arg("--cache").arg(&cache).arg("src").run();
+        run.assert_code(0);
+        run
+    };
+    let run = build();
+    assert_eq!(pycs(&work.path("src")), reference);
+    let warned: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+    let want = format!(
+        "warning: 12 entries of the bytecode cache `{}` were damaged (truncated or altered) and compiled \
+         again; the archive it was restored from may be broken",
+        cache.display()
+    );
+    assert_eq!(warned, [want.as_str()], "{}", run.stderr);
+    // Replaced: the next build hits them all and says nothing.
+    remove_pycs(&work.path("src"));
+    let run = build();
+    assert_eq!(pycs(&work.path("src")), reference);
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
 }
