@@ -417,12 +417,12 @@ pub fn prefix_link_warnings(prefix: &Path, dirs: &[(PathBuf, &Path)]) -> Vec<Str
             }
             let source_dir = if source_dir.as_os_str().is_empty() { Path::new(".") } else { source_dir };
             said.push(format!(
-                "`{}` is a symbolic link to `{}`, outside the pycache prefix `{}`: the pycs of `{}` are \
+                "{} is a symbolic link to {}, outside the pycache prefix {}: the pycs of {} are \
                  written there, where whatever imports from that directory runs them",
-                crate::report::shown(&path),
-                crate::report::shown(&target),
-                crate::report::shown(prefix),
-                crate::report::shown(source_dir),
+                crate::report::ticked(&path),
+                crate::report::ticked(&target),
+                crate::report::ticked(prefix),
+                crate::report::ticked(source_dir),
             ));
             break;
         }
