@@ -263,6 +263,11 @@ pub(crate) struct Remote {
     longest_asked_ms: AtomicU64,
     /// The first damaged entry found (its object and damage), for the run's warning.
     damaged_first: Mutex<Option<String>>,
+    /// Entries this remote served that decoded whole, counted where damage is told (the
+    /// hits are counted later, once a lookup's pycs are handled): what the damaged ones
+    /// are weighed against for switching the remote off, so that the decision does not
+    /// depend on how far the writing of the pycs lags the lookups.
+    whole: AtomicU64,
     /// Uploads the server refused for their size (HTTP 413), and the first refusal.
     refused_uploads: AtomicU64,
     refused_first: Mutex<Option<String>>,
@@ -558,7 +563,7 @@ impl Remote {
         // off at the tenth, every build of a fleet lost the rest of its hits and replaced
         // only the few it had found (helper report: 60 damaged among 1 170, every run
         // switched off, 3-6 replaced a run).
-        let served = self.counts.hits.load(Ordering::Relaxed);
+        let served = self.whole.load(Ordering::Relaxed);
         if n >= MAX_REMOTE_DAMAGED && n > served && !self.off.swap(true, Ordering::Relaxed) {
             *self.off_by_damage.lock().expect("cache lock") = Some(d.to_string());
             self.off_reason.lock().expect("cache lock").get_or_insert("damaged");
@@ -969,6 +974,7 @@ impl Inner {
                 lookups_not_waited: AtomicU64::new(0),
                 longest_asked_ms: AtomicU64::new(0),
                 damaged_first: Mutex::new(None),
+                whole: AtomicU64::new(0),
                 refused_uploads: AtomicU64::new(0),
                 refused_first: Mutex::new(None),
                 throttled_streak: AtomicU64::new(0),
@@ -1205,6 +1211,7 @@ impl Inner {
         };
         match entry::decode(key, &data) {
             Ok(p) => {
+                r.whole.fetch_add(1, Ordering::Relaxed);
                 if let Some(c) = cold {
                     c.found.store(true, Ordering::Relaxed);
                 }
@@ -1423,6 +1430,8 @@ impl Inner {
     fn damaged_body(&self, key: &Key, from: Served) {
         match (from, &self.remote) {
             (Served::Remote, Some(r)) => {
+                // Counted whole when its envelope decoded: it is not.
+                r.whole.fetch_sub(1, Ordering::Relaxed);
                 r.damaged(key, &entry::Damage::Payload);
                 r.found_damaged.lock().expect("cache lock").insert(*key);
             }
