@@ -115,6 +115,17 @@ fn warnings(stderr: &str) -> Vec<&str> {
 }
 
 /// `(from the cache, compiled)` from a compile summary.
+/// The files a run compiled without a lookup while lookups made no progress for 500 ms
+/// (its `cache: N files compiled without a lookup …` line; none: 0).
+fn unlooked(stderr: &str) -> u64 {
+    stderr
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("cache: ")?.split_once(" compiled without a lookup")?.0.split(' ').next()
+        })
+        .map_or(0, |n| n.parse().unwrap())
+}
+
 fn counts(stderr: &str) -> (usize, usize) {
     let line =
         stderr.lines().find(|l| l.starts_with("Compiled ")).unwrap_or_else(|| panic!("no summary: {stderr}"));
@@ -1366,13 +1377,7 @@ fn credentials_that_may_only_read_stop_the_uploads_not_the_lookups() {
         );
         // Files idle workers compiled while lookups made no progress for 500 ms (a machine
         // so loaded that the server stalls) were not looked up: each is one hit fewer.
-        let unlooked: usize = run
-            .stderr
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("cache: ")?.split_once(" compiled without a lookup")?.0.split(' ').next()
-            })
-            .map_or(0, |n| n.parse().unwrap());
+        let unlooked = unlooked(&run.stderr) as usize;
         let (from_cache, total) = counts(&run.stderr);
         assert_eq!(total, n, "{}", run.stderr);
         assert!(
@@ -3889,13 +3894,7 @@ fn a_busy_reading_budget_is_a_miss_not_a_failure() {
         let (hits, misses, damaged, errors) = (counts[0], counts[1], counts[3], counts[4]);
         assert_eq!((damaged, errors), (0, 0), "build {attempt}: {}", run.stderr);
         // Files idle workers compiled while these large lookups made no progress for 500 ms.
-        let unlooked: u64 = run
-            .stderr
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("cache: ")?.split_once(" compiled without a lookup")?.0.split(' ').next()
-            })
-            .map_or(0, |n| n.parse().unwrap());
+        let unlooked = unlooked(&run.stderr);
         assert_eq!(hits + misses + unlooked, n as u64, "build {attempt}: {}", run.stderr);
         harness::visible(&format!("{test}: build {attempt}: {hits} hits, {misses} misses"));
         // Every entry is on the server: a miss is a lookup that found the budget busy.
