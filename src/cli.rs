@@ -768,8 +768,14 @@ pub fn dash_file_error(err: &clap::Error, argv: &[OsString]) -> Option<String> {
         return None;
     }
     let command = command_path(argv);
+    // Clap's first paragraph, which quotes a character of the word raw (`'-<newline>'` for
+    // `-n<newline>l.py`): a control character in it escaped, so that it is one line.
     let reason = rendered.strip_prefix("error: ").unwrap_or(&rendered);
-    let reason = reason.split("\n").next().unwrap_or(reason).trim_end();
+    let reason = reason.split("\n\n").next().unwrap_or(reason).trim_end();
+    let reason: String = reason
+        .chars()
+        .map(|c| if c.is_control() { c.escape_debug().to_string() } else { c.to_string() })
+        .collect();
     Some(format!(
         "{} is not an option of `{command}` (read as options: {reason}){}; a file name that starts \
          with `-` goes after `--`, which ends the options: `{}`",

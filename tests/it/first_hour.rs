@@ -1315,6 +1315,18 @@ fn file_named_like_an_option_is_named() {
         assert_eq!(run.stderr.lines().count(), 1, "{args:?}: {}", run.stderr);
         assert!(tree.pycs().is_empty(), "{args:?} wrote {:?}", tree.pycs());
     }
+    // A name with a line break: clap's reason, which quotes it raw, is not cut inside the
+    // name (it was: `(read as options: unexpected argument '-)`), its character escaped.
+    tree.write("-n\nl.py", "X = 1\n");
+    let broken = tree.hashpyc().env("HASHPYC_PYTHON", &py.path).args(["compile", "-n\nl.py"]).run();
+    broken.assert_code(2);
+    assert_eq!(broken.stderr.lines().count(), 1, "{}", broken.stderr);
+    assert!(
+        broken.stderr.contains(r"(read as options: unexpected argument '-\n' found)"),
+        "{}",
+        broken.stderr
+    );
+    std::fs::remove_file(tree.path("-n\nl.py")).expect("rm");
     // `-x .py` written apart is the option, as meant.
     let apart = tree.hashpyc().args(["check", "a.py", "-x", ".py"]).python(py).run();
     assert!(!apart.stderr.contains("is a file"), "{}", apart.stderr);
