@@ -124,6 +124,20 @@ pub enum WalkError {
         crate::report::shell_path(.1.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")))
     )]
     NotFoundBesidePyc(PathBuf, PathBuf),
+    /// A named path that does not exist while the same name in another Unicode
+    /// normalization form does (`café.py` typed in NFC, copied from macOS in NFD): the two
+    /// look alike but are other bytes, so other names to Linux and to CPython; said so, with
+    /// the form of each.
+    #[error(
+        "{}: no such file or directory; {} exists, the same name in another Unicode form ({} here, {} there, as \
+         copies from macOS can write names), which this filesystem and Python take for another name: name it as it \
+         is spelled there (a shell glob or completion does), or rename it",
+        crate::report::ticked(.0),
+        crate::report::ticked(.1),
+        unicode_form(.0),
+        unicode_form(.1)
+    )]
+    NotFoundNormalized(PathBuf, PathBuf),
     #[error("{}: dangling symbolic link", crate::report::ticked(.0))]
     Dangling(PathBuf),
     /// A directory link to one of its own ancestors (`--follow`; `pkg/up` → `..`, `X11` →
@@ -199,6 +213,7 @@ impl WalkError {
             | WalkError::NotFoundSpaced(p, _)
             | WalkError::NotFoundQuoted(p, _)
             | WalkError::NotFoundBesidePyc(p, _)
+            | WalkError::NotFoundNormalized(p, _)
             | WalkError::Dangling(p)
             | WalkError::Loop(p, ..)
             | WalkError::LinkLoop(p)
@@ -218,6 +233,7 @@ impl WalkError {
         | WalkError::NotFoundSpaced(p, _)
         | WalkError::NotFoundQuoted(p, _)
         | WalkError::NotFoundBesidePyc(p, _)
+        | WalkError::NotFoundNormalized(p, _)
         | WalkError::Dangling(p)
         | WalkError::Loop(p, ..)
         | WalkError::LinkLoop(p)
@@ -249,6 +265,7 @@ impl WalkError {
                 | WalkError::NotFoundSpaced(..)
                 | WalkError::NotFoundQuoted(..)
                 | WalkError::NotFoundBesidePyc(..)
+                | WalkError::NotFoundNormalized(..)
         )
     }
 
@@ -674,7 +691,57 @@ fn not_found(root: &Path) -> WalkError {
         let exists = std::fs::symlink_metadata(&unquoted).is_ok();
         return WalkError::NotFoundQuoted(root.to_path_buf(), exists.then_some(unquoted));
     }
+    if let Some(other) = normalized_exists(root) {
+        return WalkError::NotFoundNormalized(root.to_path_buf(), other);
+    }
     WalkError::NotFound(root.to_path_buf())
+}
+
+/// The path that exists whose components are those of `path` up to Unicode normalization
+/// (NFC and NFD, or any mix, compared in NFC), when `path` does not exist and has a
+/// character outside ASCII; `None` when none does, or more than one directory entry could
+/// be meant.
+fn normalized_exists(path: &Path) -> Option<PathBuf> {
+    use unicode_normalization::UnicodeNormalization;
+    if path.as_os_str().as_bytes().is_ascii() {
+        return None;
+    }
+    let nfc = |name: &OsStr| name.to_str().map(|s| s.nfc().collect::<String>());
+    let mut found = PathBuf::new();
+    for component in path.components() {
+        let Component::Normal(name) = component else {
+            found.push(component);
+            continue;
+        };
+        let here = found.join(name);
+        if std::fs::symlink_metadata(&here).is_ok() {
+            found = here;
+            continue;
+        }
+        let want = nfc(name)?;
+        let dir = if found.as_os_str().is_empty() { Path::new(".") } else { &found };
+        let mut matches = std::fs::read_dir(dir)
+            .ok()?
+            .filter_map(Result::ok)
+            .map(|e| e.file_name())
+            .filter(|e| nfc(e).as_deref() == Some(want.as_str()));
+        let entry = matches.next()?;
+        if matches.next().is_some() {
+            return None;
+        }
+        found.push(entry);
+    }
+    (found.as_os_str() != path.as_os_str()).then_some(found)
+}
+
+/// `NFC`, `NFD`, or `mixed`: the Unicode normalization form `path`'s name is in.
+fn unicode_form(path: &Path) -> &'static str {
+    use unicode_normalization::{is_nfc, is_nfd};
+    match path.to_str() {
+        Some(s) if is_nfc(s) => "NFC",
+        Some(s) if is_nfd(s) => "NFD",
+        _ => "mixed",
+    }
 }
 
 /// `name` unquoted, when it is quoted as git quotes a path (`quote_c_style`): between

@@ -3810,3 +3810,44 @@ fn an_interpreter_that_needs_pythonhome_is_told_to_get_a_wrapper() {
     run.assert_code(0);
     assert_eq!(tree.pycs().len(), 1);
 }
+
+// A file copied from macOS has its name in Unicode NFD (`cafe` + U+0301), and the user types
+// it in NFC (`caf` + U+00E9): other bytes, so another name to Linux and to CPython. `check`
+// said only "no such file or directory" while `ls` showed the file. Now the error names the
+// file that exists and both forms; the name as spelled there compiles as py_compile does.
+#[test]
+fn a_name_in_another_unicode_form_is_named() {
+    let Some(py) = harness::any_python("a_name_in_another_unicode_form_is_named") else { return };
+    let tree = Tree::new();
+    let (nfc, nfd) = ("caf\u{e9}.py", "cafe\u{301}.py");
+    tree.write(nfd, "X = 1\n");
+    tree.write("pkge\u{301}/m.py", "Y = 2\n");
+    for (command, typed, there) in [
+        ("check", nfc.to_string(), nfd.to_string()),
+        ("compile", nfc.to_string(), nfd.to_string()),
+        ("check", "pkg\u{e9}/m.py".to_string(), "pkge\u{301}/m.py".to_string()),
+        ("check", "pkg\u{e9}".to_string(), "pkge\u{301}".to_string()),
+    ] {
+        let run = tree.hashpyc().args([command]).python(py).arg(&typed).run();
+        run.assert_code(2);
+        assert_eq!(
+            run.stderr.lines().next().unwrap_or_default(),
+            format!(
+                "error: `{typed}`: no such file or directory; `{there}` exists, the same name in another Unicode form \
+                 (NFC here, NFD there, as copies from macOS can write names), which this filesystem and Python take \
+                 for another name: name it as it is spelled there (a shell glob or completion does), or rename it"
+            ),
+            "{command} {typed}"
+        );
+        assert!(tree.pycs().is_empty(), "{:?}", tree.pycs());
+    }
+    // A name that exists in no form is said as before.
+    let absent = tree.hashpyc().args(["check"]).python(py).arg("caf\u{e8}.py").run();
+    absent.assert_code(2);
+    assert_eq!(absent.stderr.lines().next(), Some("error: `caf\u{e8}.py`: no such file or directory"));
+    // Named as spelled there, it compiles as py_compile compiles it, and checks fresh.
+    tree.hashpyc().args(["compile"]).python(py).arg(nfd).run().assert_code(0);
+    let want = harness::py_compile_refs(py, tree.root(), &[PathBuf::from(nfd)], None).remove(0);
+    assert_eq!(std::fs::read(pyc_of(&tree, py, nfd)).ok(), want);
+    tree.hashpyc().args(["check"]).python(py).arg(nfd).run().assert_code(0);
+}
