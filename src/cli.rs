@@ -255,7 +255,10 @@ pub enum Command {
     Compile(Box<CompileArgs>),
 
     /// Verify that every `.py` file under PATHs has the pyc `hashpyc compile` would write
-    /// for it, named as here: ok means compiling would change nothing. The embedded source
+    /// for it, named as here: ok means compiling would change nothing, as far as the
+    /// header, the embedded path and the body's shape tell. The body is not compiled again
+    /// to be compared: a pyc edited in place whose body is still a whole code object is ok,
+    /// as CPython would load it (`compile -f` writes it again). The embedded source
     /// path is part of that, so name the tree as the compile did (`venv/lib` from `/opt` is
     /// not `/opt/venv/lib`), though CPython would also import a pyc embedding another
     /// spelling of the path. Writes no pyc and starts no Python to compile (the state
