@@ -1658,6 +1658,21 @@ fn source_gone(source: &Path) -> Option<Option<String>> {
     Some(Some(format!("{} is {linked}{what}", report::ticked(source))))
 }
 
+/// Why a pyc whose source `source` is gone may look as if it had one: a file of the same
+/// name in another Unicode normalization form is there (`café.py` in NFD, as a copy from
+/// macOS writes it, beside a pyc named in NFC), which is another name to CPython, so it
+/// never reads this pyc for it.
+fn look_alike(source: &Path) -> Option<String> {
+    let other = crate::walk::normalized_exists(source)?;
+    Some(format!(
+        "{} is there, the same name in another Unicode form ({} there, {} in this pyc's name), which CPython \
+         takes for another name: it never reads this pyc for it",
+        report::ticked(&other),
+        crate::walk::unicode_form(&other),
+        crate::walk::unicode_form(source),
+    ))
+}
+
 /// A stray finding for `pyc_path`, whose source `dir/<stem>.py` is gone (None when it
 /// exists, or when `dir/<other>.py` does).
 fn stray(
@@ -1669,7 +1684,7 @@ fn stray(
     targets: &[Arc<Target>],
 ) -> Option<Finding> {
     let source = dir.join(source_name(stem));
-    let detail = source_gone(&source)?;
+    let detail = source_gone(&source)?.or_else(|| look_alike(&source));
     if other.is_some_and(|o| source_gone(&dir.join(source_name(o))).is_none()) {
         return None;
     }

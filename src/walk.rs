@@ -701,7 +701,7 @@ fn not_found(root: &Path) -> WalkError {
 /// (NFC and NFD, or any mix, compared in NFC), when `path` does not exist and has a
 /// character outside ASCII; `None` when none does, or more than one directory entry could
 /// be meant.
-fn normalized_exists(path: &Path) -> Option<PathBuf> {
+pub(crate) fn normalized_exists(path: &Path) -> Option<PathBuf> {
     use unicode_normalization::UnicodeNormalization;
     if path.as_os_str().as_bytes().is_ascii() {
         return None;
@@ -735,7 +735,7 @@ fn normalized_exists(path: &Path) -> Option<PathBuf> {
 }
 
 /// `NFC`, `NFD`, or `mixed`: the Unicode normalization form `path`'s name is in.
-fn unicode_form(path: &Path) -> &'static str {
+pub(crate) fn unicode_form(path: &Path) -> &'static str {
     use unicode_normalization::{is_nfc, is_nfd};
     match path.to_str() {
         Some(s) if is_nfc(s) => "NFC",

@@ -3851,3 +3851,46 @@ fn a_name_in_another_unicode_form_is_named() {
     assert_eq!(std::fs::read(pyc_of(&tree, py, nfd)).ok(), want);
     tree.hashpyc().args(["check"]).python(py).arg(nfd).run().assert_code(0);
 }
+
+// The same copy from macOS the other way round: the source's name in NFD, its pyc renamed
+// to NFC (as a copy can do). `check --stray` listed `missing café.py` and `stray
+// __pycache__/café.cpython-311.pyc`, two lines that read as the same name, and said no
+// more. The stray now names the source there and both forms; CPython, which looks the pyc
+// up by the source name's own bytes, indeed does not use it.
+#[test]
+fn a_stray_named_in_another_unicode_form_says_so() {
+    let Some(py) = harness::any_python("a_stray_named_in_another_unicode_form_says_so") else { return };
+    let tree = Tree::new();
+    let nfd = "cafe\u{301}.py";
+    tree.write(nfd, "X = 1\n");
+    tree.hashpyc().args(["compile", "-q"]).python(py).run().assert_code(0);
+    let pyc = pyc_of(&tree, py, nfd);
+    let nfc_pyc =
+        pyc.with_file_name(pyc.file_name().unwrap().to_str().unwrap().replace("e\u{301}", "\u{e9}"));
+    assert_ne!(pyc, nfc_pyc);
+    std::fs::rename(&pyc, &nfc_pyc).expect("rename");
+    let run = tree.hashpyc().args(["check", "--stray"]).python(py).run();
+    run.assert_code(1);
+    let shown_pyc = nfc_pyc.strip_prefix(tree.root()).unwrap().display().to_string();
+    assert_eq!(
+        run.stdout,
+        format!(
+            "missing    {nfd}\nstray      {shown_pyc}: `{nfd}` is there, the same name in another Unicode form (NFD \
+             there, NFC in this pyc's name), which CPython takes for another name: it never reads this pyc for it\n"
+        ),
+        "{}",
+        run.stderr
+    );
+    // CPython's import of the module by its name on disk compiles it afresh: the NFC pyc is
+    // not the one it looks for.
+    let imported = Command::new(&py.path)
+        .current_dir(tree.root())
+        .env_remove("PYTHONDONTWRITEBYTECODE")
+        .args(["-c", "import importlib, sys; m = importlib.import_module(sys.argv[1]); print(m.__cached__)"])
+        .arg("cafe\u{301}")
+        .output()
+        .expect("python");
+    assert!(imported.status.success(), "{}", String::from_utf8_lossy(&imported.stderr));
+    assert_eq!(String::from_utf8_lossy(&imported.stdout).trim(), pyc.display().to_string());
+    assert!(pyc.exists(), "CPython wrote no pyc under the source's own name");
+}
