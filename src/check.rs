@@ -519,8 +519,8 @@ fn explain_remembered_failures(findings: &mut [Finding], targets: &[Arc<Target>]
     let memos: Vec<(String, crate::memo::Memo)> = targets
         .iter()
         .filter_map(|t| {
-            let id = t.identity.as_deref()?;
-            let memo = crate::memo::Memo::load(&state, id, (t.version.0, t.version.1));
+            let id = t.memo_identity()?;
+            let memo = crate::memo::Memo::load(&state, &id, (t.version.0, t.version.1));
             Some((format!("{}.{}", t.version.0, t.version.1), memo))
         })
         .collect();

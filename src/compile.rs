@@ -544,7 +544,7 @@ pub fn compile(
     let mut memos: Vec<Option<Memo>> = s
         .targets
         .iter()
-        .map(|t| Some(Memo::load(cache.as_deref()?, t.identity.as_deref()?, (t.version.0, t.version.1))))
+        .map(|t| Some(Memo::load(cache.as_deref()?, &t.memo_identity()?, (t.version.0, t.version.1))))
         .collect();
     if s.warnings_as_errors {
         memos.iter_mut().flatten().for_each(Memo::load_clean);
@@ -703,54 +703,73 @@ pub fn compile(
         return Ok(summary);
     }
 
-    triage(s, &mut plans, (&memos, &opts.paths), &cwd, &mut summary, &mut notes, (style, verbosity));
-    rewrite_stage(s, &mut plans, &opts.paths, &mut summary, &mut notes, style, verbosity);
+    // A failure remembered for a launcher whose probe is remembered too (a script, whose
+    // key cannot see the flags it takes from a variable) is the failure of the settings it
+    // ran with then: it is reported once a worker's hello confirms them, and a launcher
+    // probed again with other settings (another int-digits limit) has its sources looked up
+    // in the memory of those (see `Target::memo_identity`), the others compiled.
+    let early = plans.iter().any(|p| {
+        p.actions
+            .iter()
+            .zip(&s.targets)
+            .any(|(a, t)| t.unconfirmed && matches!(a, Action::KnownFailure { .. }))
+    });
+    let confirmed_early = match early.then(|| confirm_targets(s, &worker_specs(s), 1)) {
+        Some(Err(e)) => return Err(confirm_failed(s, e, &run_warnings, notes, (style, verbosity))),
+        Some(Ok(confirmed)) => Some(confirmed),
+        None => None,
+    };
+    let settings_early;
+    let (s, confirmed_early) = match confirmed_early {
+        Some((confirmed, reprobed)) => {
+            let s = match reprobed_settings(s, reprobed, &mut notes, verbosity) {
+                Some((now, again)) => {
+                    settings_early = now;
+                    for t in again {
+                        let target = &settings_early.targets[t];
+                        memos[t] = cache
+                            .as_deref()
+                            .zip(target.memo_identity())
+                            .map(|(dir, id)| Memo::load(dir, &id, (target.version.0, target.version.1)));
+                        forget_remembered(&mut plans, t, memos[t].as_ref(), &settings_early.levels, &cwd);
+                    }
+                    &settings_early
+                }
+                None => s,
+            };
+            (s, Some(confirmed))
+        }
+        None => (s, None),
+    };
+    let paths = PycPaths { targets: &s.targets, layouts: &s.layouts, levels: &s.levels, cwd: &cwd };
+    triage(s, &mut plans, (&memos, &paths), &cwd, &mut summary, &mut notes, (style, verbosity));
+    rewrite_stage(s, &mut plans, &paths, &mut summary, &mut notes, style, verbosity);
     spans.mark("rewrite");
 
-    let specs: Vec<WorkerSpec> = s
-        .targets
-        .iter()
-        .map(|t| WorkerSpec {
-            timeout_from: s.timeout_from.clone(),
-            ..WorkerSpec::new(Arc::clone(t), s.timeout)
-        })
-        .collect();
+    let specs = worker_specs(s);
     let units = plans.iter().filter(|p| p.actions.iter().any(|a| a.is_compile())).count();
-    let (confirmed, reprobed) = match confirm_targets(s, &specs, units) {
+    let confirmation = match confirmed_early {
+        Some(confirmed) => Ok((confirmed, Vec::new())),
+        None => confirm_targets(s, &specs, units),
+    };
+    let (confirmed, reprobed) = match confirmation {
         Ok(confirmed) => confirmed,
-        Err(e) => {
-            // What the walk and the plan found (dangling links, unreadable directories) is
-            // said before the error, as when workers fail later (the error to report, even
-            // when stdout fails too); the interpreters' settings too, but not those of a
-            // probe the error says is stale.
-            if !matches!(&e, Error::Workers { failure: crate::pool::WorkerFailure::Changed { .. }, .. }) {
-                warn_run(s, &run_warnings, &mut notes, style, verbosity);
-            }
-            let _ = notes.print(&s.targets);
-            return Err(e);
-        }
+        Err(e) => return Err(confirm_failed(s, e, &run_warnings, notes, (style, verbosity))),
     };
     // A launcher whose settings changed since its probe was probed again: the run goes on
     // with what it runs now (its cache key, its warnings), saying so under `-v`.
     let settings_now;
-    let (s, specs) = if reprobed.iter().any(Option::is_some) {
-        let mut targets = s.targets.clone();
-        for (t, line) in reprobed.into_iter().enumerate() {
-            let Some((target, line)) = line else { continue };
-            targets[t] = target;
-            if verbosity.verbose > 0 {
-                notes.add(Path::new(""), 0, Some(t), line.clone(), Some(Event::notice(line)));
-            }
+    let (s, specs) = match reprobed_settings(s, reprobed, &mut notes, verbosity) {
+        Some((now, _)) => {
+            settings_now = now;
+            let specs: Vec<WorkerSpec> = specs
+                .iter()
+                .zip(&settings_now.targets)
+                .map(|(spec, t)| WorkerSpec { target: Arc::clone(t), ..spec.clone() })
+                .collect();
+            (&settings_now, specs)
         }
-        settings_now = CompileSettings { targets, ..s.clone() };
-        let specs: Vec<WorkerSpec> = specs
-            .iter()
-            .zip(&settings_now.targets)
-            .map(|(spec, t)| WorkerSpec { target: Arc::clone(t), ..spec.clone() })
-            .collect();
-        (&settings_now, specs)
-    } else {
-        (s, specs)
+        None => (s, specs),
     };
     warn_run(s, &run_warnings, &mut notes, style, verbosity);
     let cache = match &s.cache {
@@ -790,7 +809,7 @@ pub fn compile(
         Err((limit, _)) => (1, None, Some(limit)),
     };
     let (results, fatal) =
-        compile_stage(s, (jobs, no_room), &plans, &opts.paths, &specs, confirmed, cache.as_ref(), reporter);
+        compile_stage(s, (jobs, no_room), &plans, &paths, &specs, confirmed, cache.as_ref(), reporter);
     if let Some((limit, most)) = fewer
         && crate::pool::STATS.workers.load(Ordering::Relaxed) > 0
     {
@@ -858,6 +877,74 @@ pub fn compile(
         report::eprint_line(&summary_line(&summary, &s.targets, started.elapsed(), style));
     }
     Ok(summary)
+}
+
+/// The workers to start for each target of `s`.
+fn worker_specs(s: &CompileSettings) -> Vec<WorkerSpec> {
+    s.targets
+        .iter()
+        .map(|t| WorkerSpec {
+            timeout_from: s.timeout_from.clone(),
+            ..WorkerSpec::new(Arc::clone(t), s.timeout)
+        })
+        .collect()
+}
+
+/// The run's error `e` when its targets could not be confirmed ([`confirm_targets`]): what
+/// the walk and the plan found (dangling links, unreadable directories) is said before it,
+/// as when workers fail later (the error to report, even when stdout fails too); the
+/// interpreters' settings too, but not those of a probe the error says is stale.
+fn confirm_failed(
+    s: &CompileSettings,
+    e: Error,
+    run_warnings: &[String],
+    mut notes: Notes,
+    (style, verbosity): (Style, Verbosity),
+) -> Error {
+    if !matches!(&e, Error::Workers { failure: crate::pool::WorkerFailure::Changed { .. }, .. }) {
+        warn_run(s, run_warnings, &mut notes, style, verbosity);
+    }
+    let _ = notes.print(&s.targets);
+    e
+}
+
+/// The run's settings with the targets [`confirm_targets`] probed again in place of the
+/// stale ones, and which targets those are; each said under `-v`. None when none was.
+fn reprobed_settings(
+    s: &CompileSettings,
+    reprobed: Vec<Option<(Arc<Target>, String)>>,
+    notes: &mut Notes,
+    verbosity: Verbosity,
+) -> Option<(CompileSettings, Vec<usize>)> {
+    if reprobed.iter().all(Option::is_none) {
+        return None;
+    }
+    let mut targets = s.targets.clone();
+    let mut again = Vec::new();
+    for (t, line) in reprobed.into_iter().enumerate() {
+        let Some((target, line)) = line else { continue };
+        targets[t] = target;
+        again.push(t);
+        if verbosity.verbose > 0 {
+            notes.add(Path::new(""), 0, Some(t), line.clone(), Some(Event::notice(line)));
+        }
+    }
+    Some((CompileSettings { targets, ..s.clone() }, again))
+}
+
+/// Target `t`'s failures remembered under the settings it was probed with before: each is
+/// the compile it stands for again, or the failure `memo` (of its settings now) remembers.
+fn forget_remembered(plans: &mut [SourcePlan], t: usize, memo: Option<&Memo>, levels: &[u8], cwd: &Path) {
+    for p in plans.iter_mut() {
+        let Some(action) = p.actions.get_mut(t) else { continue };
+        let Action::KnownFailure { hash, .. } = action else { continue };
+        let hash = *hash;
+        let compile = std::mem::replace(action, Action::Fresh).unremembered();
+        *action = match memo {
+            Some(memo) => compile.or_remembered(memo, &crate::memo::key(&p.path, cwd), hash, levels),
+            None => compile,
+        };
+    }
 }
 
 /// The run's error when target `t`'s workers failed with `failure`. A probe remembered that
@@ -1219,7 +1306,7 @@ fn store_remembered_failures(s: &CompileSettings, plans: &[SourcePlan], cache: &
     for p in plans.iter().filter(|p| p.error.is_none()) {
         let mut source = None;
         for (t, action) in p.actions.iter().enumerate() {
-            let Action::KnownFailure { failure, prefix, hash } = action else { continue };
+            let Action::KnownFailure { failure, prefix, hash, .. } = action else { continue };
             // A fixed nesting limit (the parser's, 3.12's compiler's) is remembered per
             // interpreter build, never cached (`CompileFailure::same_every_time`).
             if !failure.from_source() {

@@ -158,11 +158,14 @@ pub enum Action {
     },
     /// The same source bytes failed to compile with this interpreter before: report
     /// that again without starting Python. `prefix` and `hash`: the levels of the compile
-    /// that failed and the source's hash then (to store the failure in the bytecode cache).
+    /// that failed and the source's hash then (to store the failure in the bytecode cache);
+    /// `reason` and `write`: the compile it stands for ([`Action::unremembered`]).
     KnownFailure {
         failure: Box<CompileFailure>,
         prefix: u8,
         hash: SourceHash,
+        reason: Reason,
+        write: Vec<u8>,
     },
     /// A pyc this unit would write is a symbolic link (dangling or not) or something else
     /// than a regular file: refused, as py_compile refuses it, before anything is compiled
@@ -176,6 +179,25 @@ pub enum Action {
 impl Action {
     pub fn is_compile(&self) -> bool {
         matches!(self, Action::Compile { .. })
+    }
+
+    /// The compile a remembered failure stands for (its interpreter was probed again with
+    /// other settings, under which the failure is not known); any other action as it is.
+    pub fn unremembered(self) -> Action {
+        match self {
+            Action::KnownFailure { prefix, reason, write, .. } => Action::Compile { reason, prefix, write },
+            other => other,
+        }
+    }
+
+    /// This compile of the source whose hash is `hash` (its key `abs`), or the failure
+    /// `memo` remembers of it at the levels it compiles (see [`Memo::lookup`]).
+    pub fn or_remembered(self, memo: &Memo, abs: &Path, hash: SourceHash, levels: &[u8]) -> Action {
+        let Action::Compile { reason, prefix, write } = self else { return self };
+        match memo.lookup(abs, &hash, &levels[..usize::from(prefix)]) {
+            Some(failure) => Action::KnownFailure { failure: Box::new(failure), prefix, hash, reason, write },
+            None => Action::Compile { reason, prefix, write },
+        }
     }
 
     /// Compile every level (for `--force`).
@@ -385,16 +407,15 @@ pub fn plan_one(source: Source, opts: &PlanOptions<'_>) -> SourcePlan {
                     action = Action::Compile { reason, prefix: levels.len() as u8, write };
                 }
             }
-            if let (Action::Compile { prefix, .. }, false, Some(Some(memo))) =
+            if let (Action::Compile { .. }, false, Some(Some(memo))) =
                 (&action, opts.force, opts.memos.get(t))
                 && !memo.is_empty()
             {
                 let abs = crate::memo::key(path, opts.paths.cwd);
                 if memo.knows(&abs)
                     && let Ok(h) = source.hash(target)
-                    && let Some(failure) = memo.lookup(&abs, &h, &opts.paths.levels[..usize::from(*prefix)])
                 {
-                    action = Action::KnownFailure { failure: Box::new(failure), prefix: *prefix, hash: h };
+                    action = action.or_remembered(memo, &abs, h, opts.paths.levels);
                 }
             }
             if let Some(error) = refusal(&action, &pycs) {

@@ -148,6 +148,24 @@ impl Target {
         plain(self) == plain(other)
     }
 
+    /// The name its memories in the state directory (`memo`) go by: its `identity`, and
+    /// the settings it runs with that change what its compiles give
+    /// ([`RunSettings::compiling`]), so that a failure remembered under one int-digits
+    /// limit is not reported for a launcher of the same interpreter that sets another.
+    /// CPython's defaults add nothing (the name memories had before settings were part of
+    /// it); `None` when the interpreter cannot be identified.
+    pub fn memo_identity(&self) -> Option<String> {
+        let id = self.identity.as_deref()?;
+        let settings = self.settings.compiling();
+        if settings.is_empty() {
+            return Some(id.to_string());
+        }
+        use std::hash::{Hash, Hasher};
+        let mut h = siphasher::sip::SipHasher13::new();
+        settings.hash(&mut h);
+        Some(format!("{id}-{:016x}", h.finish()))
+    }
+
     /// Whether this target comes from the built-in table (`check --target`), not a probe.
     pub fn from_table(&self) -> bool {
         self.hexversion == 0

@@ -262,7 +262,15 @@ fn remembered_failures_reach_the_cache() {
         let before = starts();
         let remembered = run("state-a", "a", &with_cache);
         remembered.assert_code(1);
-        assert_eq!(starts(), before, "{levels:?}: Python started:\n{}", remembered.stderr);
+        // One start, the worker confirming the counting launcher's remembered probe (a named
+        // interpreter starts none: compile::a_remembered_failure_of_a_named_interpreter_starts_no_python);
+        // nothing compiled: no hit, no miss (a compile would have looked the file up first).
+        assert_eq!(
+            starts(),
+            before + 1,
+            "{levels:?}: Python started but the confirming worker:\n{}",
+            remembered.stderr
+        );
         assert!(remembered.stderr.contains("a/bad.py:1:"), "{}", remembered.stderr);
         let stored = if levels.is_empty() { 1 } else { 2 };
         assert_eq!(local_counts(&remembered.stderr), (0, 0, stored), "{levels:?}: {}", remembered.stderr);
@@ -3401,3 +3409,73 @@ fn damaged_entries_are_warned_of_once() {
     assert_eq!(pycs(&work.path("src")), reference);
     assert!(!run.stderr.contains("warning"), "{}", run.stderr);
 }
+
+// A launcher whose flags come from a variable (`exec python3.X $PYFLAGS "$@"`): a source
+// that failed to compile under one int-digits limit was remembered by the interpreter
+// alone, and the run under another limit reported that failure again from memory (exit
+// 1) without starting Python, though the interpreter as it now starts compiles it; the
+// reverse too (a failure under `-X int_max_str_digits=640` reported by the plain run). A
+// failure is now remembered with the settings that change what a compile gives, and one
+// of a launcher whose probe is remembered is reported only once a worker's hello confirms
+// those settings: each run's pyc is the one its interpreter's own py_compile writes as
+// started, and what failed under the limit it was made under still fails there.
+per_python!(a_remembered_failure_holds_for_its_int_digits_limit_only, |py: &Python| {
+    let test = "a_remembered_failure_holds_for_its_int_digits_limit_only";
+    let limits = Command::new(&py.path).args(["-c", "import sys; sys.get_int_max_str_digits"]).output();
+    if !limits.is_ok_and(|o| o.status.success()) {
+        return harness::visible(&format!("SKIPPED {test}: CPython {} has no int-digits limit", py.version));
+    }
+    let tree = Tree::new();
+    tree.write("a/big.py", format!("X = {}\n", "7".repeat(5000)));
+    tree.write("b/mid.py", format!("Y = {}\n", "7".repeat(1000)));
+    let exe = py.path.display();
+    let launcher = tree.write_executable("bin/py", format!("#!/bin/sh\nexec '{exe}' $PYFLAGS \"$@\"\n"));
+    // The interpreter as each value of PYFLAGS starts it, for its own py_compile.
+    let unlimited =
+        tree.write_executable("bin/unl", format!("#!/bin/sh\nexec '{exe}' -X int_max_str_digits=0 \"$@\"\n"));
+    let limited = tree
+        .write_executable("bin/lim", format!("#!/bin/sh\nexec '{exe}' -X int_max_str_digits=640 \"$@\"\n"));
+    let compile = |flags: &str, dir: &str| {
+        tree.hashpyc()
+            .env("HASHPYC_STATE_DIR", tree.path("state"))
+            .env("PYFLAGS", flags)
+            .arg("compile")
+            .arg("--python")
+            .arg(&launcher)
+            .arg(dir)
+            .run()
+    };
+    let pyc = |rel: &str| {
+        let (dir, stem) = rel.split_once('/').unwrap();
+        let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
+        std::fs::read(tree.path(format!("{dir}/__pycache__/{stem}.{tag}.pyc"))).ok()
+    };
+    let own = |python: &Path, rel: &str| own_py_compile(python, &tree, &format!("{rel}.py"));
+    // Fails under the default limit, and is remembered so.
+    // (3.8 and 3.9 give the column too: `a/big.py:1:5: SyntaxError`.)
+    let failed = |run: &harness::Run, rel: &str, limit: &str| {
+        run.stderr.contains(&format!("{rel}:1:"))
+            && run.stderr.contains(&format!("SyntaxError: Exceeds the limit ({limit}"))
+    };
+    let plain = compile("", "a");
+    plain.assert_code(1);
+    assert!(failed(&plain, "a/big.py", "4300"), "{}", plain.stderr);
+    assert!(own(&py.path, "a/big").is_none() && pyc("a/big").is_none(), "{}", plain.stderr);
+    // Without a limit it compiles, to the bytes the unlimited interpreter's py_compile writes.
+    let none = compile("-X int_max_str_digits=0", "a");
+    none.assert_code(0);
+    assert!(pyc("a/big").is_some() && pyc("a/big") == own(&unlimited, "a/big"), "{}", none.stderr);
+    // The default limit's failure is still its own.
+    std::fs::remove_dir_all(tree.path("a/__pycache__")).unwrap();
+    let plain = compile("", "a");
+    plain.assert_code(1);
+    assert!(failed(&plain, "a/big.py", "4300"), "{}", plain.stderr);
+    // The reverse: a failure under a lower limit is not the default limit's.
+    let low = compile("-X int_max_str_digits=640", "b");
+    low.assert_code(1);
+    assert!(failed(&low, "b/mid.py", "640"), "{}", low.stderr);
+    assert!(own(&limited, "b/mid").is_none() && pyc("b/mid").is_none(), "{}", low.stderr);
+    let plain = compile("", "b");
+    plain.assert_code(0);
+    assert!(pyc("b/mid").is_some() && pyc("b/mid") == own(&py.path, "b/mid"), "{}", plain.stderr);
+});

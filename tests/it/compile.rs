@@ -444,8 +444,16 @@ per_python!(remembered_failures_start_no_python, |py: &Python| {
     let second = run(&[]);
     second.assert_code(1);
     assert!(second.stderr.contains(&error), "the same error again:\n{}", second.stderr);
-    assert_eq!(starts(), n, "a remembered failure starts no Python");
+    // One start, the worker confirming the counting launcher's remembered probe (a named
+    // interpreter starts none: a_remembered_failure_of_a_named_interpreter_starts_no_python),
+    // and nothing compiled: the same run in JSON says the failure is remembered.
+    assert_eq!(starts(), n + 1, "Python started but the confirming worker:\n{}", second.stderr);
+    let want = format!("Compiled 0 files for CPython {} (1 already fresh, 1 failed)", py.version);
+    assert!(second.stderr.contains(&want), "{}", second.stderr);
+    tree.remembered_through_launcher(cache.path(), (&wrapper, &starts), &["good.py", "bad.py"])
+        .assert_code(1);
     // --force, other levels, or a changed source compile again.
+    let n = starts();
     run(&["--force"]).assert_code(1);
     assert!(starts() > n);
     let n = starts();
@@ -456,6 +464,59 @@ per_python!(remembered_failures_start_no_python, |py: &Python| {
     fixed.assert_code(0);
     let want = format!("Compiled 1 file for CPython {} (1 already fresh)", py.version);
     assert!(fixed.stderr.contains(&want), "{}", fixed.stderr);
+});
+
+// A remembered failure of a launcher script whose probe is remembered is reported once a
+// worker confirms the probe (the settings it ran with then, as remembered_failures_start_no_python
+// counts through such a script); an interpreter named by its own path is no launcher, its
+// probe cannot go stale behind its back, and a remembered failure of it starts no Python:
+// strace sees no program started but hashpyc itself, with or without a fresh pyc beside.
+per_python!(a_remembered_failure_of_a_named_interpreter_starts_no_python, |py: &Python| {
+    let test = "compile::a_remembered_failure_of_a_named_interpreter_starts_no_python";
+    if !harness::strace_or_skip(test) {
+        return;
+    }
+    let tree = Tree::new();
+    tree.write("good.py", "x = 1\n");
+    tree.write("bad.py", "def f(:\n    pass\n");
+    let state = tempfile::tempdir().unwrap();
+    let log = tree.path("execve.log");
+    let run = |strace: bool| {
+        let cmd = tree
+            .hashpyc()
+            .env("HASHPYC_STATE_DIR", state.path())
+            .args(["compile", "--format", "json", "--python"])
+            .arg(&py.path)
+            .args(["good.py", "bad.py"]);
+        let log = log.to_str().unwrap();
+        if strace {
+            cmd.run_by("strace", &["-f", "-qq", "-e", "trace=execve", "-e", "signal=none", "-o", log])
+        } else {
+            cmd
+        }
+        .run()
+    };
+    let first = run(false);
+    first.assert_code(1);
+    let second = run(true);
+    second.assert_code(1);
+    let lines = json_lines(&second.stdout);
+    let failure =
+        lines.iter().find(|l| l["type"] == "failure").unwrap_or_else(|| panic!("{}", second.stdout));
+    assert_eq!((&failure["path"], &failure["remembered"]), (&"bad.py".into(), &true.into()), "{failure}");
+    let summary = lines.iter().find(|l| l["type"] == "summary").expect("a summary");
+    assert_eq!(
+        (&summary["compiled"], &summary["fresh"], &summary["failed"]),
+        (&0.into(), &1.into(), &1.into())
+    );
+    // Each program started, by the path it was started by: hashpyc alone.
+    let trace = std::fs::read_to_string(&log).unwrap();
+    let started: Vec<&str> = trace
+        .lines()
+        .filter_map(|l| l.split_once("execve(\""))
+        .map(|(_, rest)| rest.split('"').next().unwrap())
+        .collect();
+    assert_eq!(started, [env!("CARGO_BIN_EXE_hashpyc")], "{trace}");
 });
 
 // A failure was remembered for the levels compiled together only: after `compile -o 0`
@@ -476,13 +537,19 @@ per_python!(a_failure_is_remembered_for_the_levels_that_reach_it, |py: &Python| 
     let dry = run(&["-n", "-o", "0", "-o", "1"], &["bad.py"]);
     dry.assert_code(1);
     assert!(dry.stdout.starts_with("fails    bad.py"), "{}", dry.stdout);
-    let both = run(&["-o", "0", "-o", "1", "--format", "json"], &["bad.py"]);
+    assert_eq!(starts(), n, "a dry run starts no Python");
+    // A failure at level 0 is that of levels 0 and 1: no Python started but the worker
+    // confirming the counting launcher's remembered probe, nothing compiled.
+    let both = tree.remembered_through_launcher(
+        state.path(),
+        (&wrapper, &starts),
+        &["-o", "0", "-o", "1", "bad.py"],
+    );
     both.assert_code(1);
     let failures: Vec<serde_json::Value> =
         json_lines(&both.stdout).into_iter().filter(|l| l["type"] == "failure").collect();
     assert_eq!(failures.len(), 1, "{}", both.stdout);
     assert_eq!((&failures[0]["kind"], &failures[0]["remembered"]), (&"SyntaxError".into(), &true.into()));
-    assert_eq!(starts(), n, "a failure at level 0 is that of levels 0 and 1: no Python");
     // `check` says the source does not compile where a compile found so (level 0), not of a
     // level no compile reached (it said so of `[opt-1]` too).
     let check = tree
@@ -535,15 +602,25 @@ per_python!(non_utf8_names_are_remembered, min = (3, 8), |py: &Python| {
     let first = run(&[]);
     first.assert_code(1);
     assert!(first.stderr.contains("SyntaxWarning"), "{}", first.stderr);
+    // Remembered: no Python started but the worker confirming the counting launcher's
+    // remembered probe, nothing compiled (the JSON twins of the text runs say so).
     let n = starts();
     let second = run(&[]);
     second.assert_code(1);
     assert!(second.stderr.contains("SyntaxError"), "the failure again:\n{}", second.stderr);
+    assert_eq!(starts(), n + 1, "Python started but the confirming worker:\n{}", second.stderr);
+    let json = tree.remembered_through_launcher(state.path(), (&wrapper, &starts), &["."]);
+    json.assert_code(1);
+    let n = starts();
     let strict = run(&["-W", "error"]);
     strict.assert_code(1);
     assert!(strict.stderr.contains("SyntaxWarning"), "{}", strict.stderr);
     assert!(strict.stderr.contains("2 failed"), "the warned file fails too:\n{}", strict.stderr);
-    assert_eq!(starts(), n, "remembered, nothing started Python");
+    assert_eq!(starts(), n + 1, "Python started but the confirming worker:\n{}", strict.stderr);
+    let json = tree.remembered_through_launcher(state.path(), (&wrapper, &starts), &["-W", "error", "."]);
+    json.assert_code(1);
+    let failures = json_lines(&json.stdout).into_iter().filter(|l| l["type"] == "failure").count();
+    assert_eq!(failures, 2, "the warned file fails too:\n{}", json.stdout);
 });
 
 // `--python venv/bin/python` and a relative PATH entry: interpreter paths relative to the
@@ -2199,7 +2276,12 @@ per_python!(a_fixed_parser_limit_is_remembered, |py: &Python| {
     second.assert_code(1);
     assert!(second.stderr.contains(&error), "the same failure again:\n{}", second.stderr);
     if matches!(py.minor, (3, 7) | (3, 8) | (3, 12) | (3, 13)) {
-        assert_eq!(starts(), n, "a remembered parser limit starts no Python:\n{}", second.stderr);
+        // Remembered: no Python started but the worker confirming the counting launcher's
+        // remembered probe, nothing compiled (the JSON twin of the text run).
+        assert_eq!(starts(), n + 1, "Python started but the confirming worker:\n{}", second.stderr);
+        let json =
+            tree.remembered_through_launcher(state.path(), (&wrapper, &starts), &["good.py", "deep.py"]);
+        json.assert_code(1);
     } else {
         assert!(starts() > n, "{error}: not told apart from the machine's limits, compiled again");
     }
@@ -2244,7 +2326,39 @@ fn a_fixed_compiler_limit_is_remembered() {
             "ulimit -s {stack}: the same failure again:\n{}",
             second.stderr
         );
-        assert_eq!(starts(), n, "ulimit -s {stack}: a remembered limit starts no Python:\n{}", second.stderr);
+        // Remembered: no Python started but the worker confirming the counting launcher's
+        // remembered probe, nothing compiled (the JSON twin of the text run).
+        assert_eq!(
+            starts(),
+            n + 1,
+            "ulimit -s {stack}: Python started but the confirming worker:\n{}",
+            second.stderr
+        );
+        let json = tree
+            .hashpyc()
+            .env("HASHPYC_STATE_DIR", state.path())
+            .args(["compile", "--format", "json", "--python"])
+            .arg(&wrapper)
+            .args(["good.py", "deep.py"])
+            .ulimit(&format!("-s {stack}"))
+            .run();
+        json.assert_code(1);
+        assert_eq!(
+            starts(),
+            n + 2,
+            "ulimit -s {stack}: Python started but the confirming worker:\n{}",
+            json.stderr
+        );
+        let lines = json_lines(&json.stdout);
+        let failure =
+            lines.iter().find(|l| l["type"] == "failure").unwrap_or_else(|| panic!("{}", json.stdout));
+        assert_eq!(
+            (&failure["kind"], &failure["remembered"]),
+            (&"RecursionError".into(), &true.into()),
+            "{failure}"
+        );
+        let summary = lines.iter().find(|l| l["type"] == "summary").expect("a summary");
+        assert_eq!(summary["compiled"], 0, "ulimit -s {stack}: {summary}");
     }
 }
 

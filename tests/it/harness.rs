@@ -412,6 +412,40 @@ impl Tree {
         (wrapper, move || std::fs::read_to_string(&log).unwrap_or_default().lines().count())
     }
 
+    /// `hashpyc compile --format json --python WRAPPER ARGS` (`wrapper` from
+    /// [`Tree::counting_python`], its probe remembered) with the state directory `state`,
+    /// over a tree whose every file to do is a failure that directory remembers: asserts
+    /// that the run started one Python, the worker confirming the launcher's remembered probe
+    /// before a remembered failure is reported (README: *Target interpreter*), and compiled
+    /// nothing (every failure it reports is remembered, its summary counts no compile).
+    /// `starts`: the wrapper's count. The run, for the caller's own assertions.
+    pub fn remembered_through_launcher(
+        &self,
+        state: &Path,
+        (wrapper, starts): (&Path, &dyn Fn() -> usize),
+        args: &[&str],
+    ) -> Run {
+        let before = starts();
+        let run = self
+            .hashpyc()
+            .env("HASHPYC_STATE_DIR", state)
+            .args(["compile", "--format", "json", "--python"])
+            .arg(wrapper)
+            .args(args)
+            .run();
+        assert_eq!(starts(), before + 1, "Python started but the confirming worker:\n{}", run.stderr);
+        let lines: Vec<serde_json::Value> =
+            run.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let failures: Vec<&serde_json::Value> = lines.iter().filter(|l| l["type"] == "failure").collect();
+        assert!(!failures.is_empty(), "no failure reported:\n{}", run.stdout);
+        for f in &failures {
+            assert_eq!(f["remembered"], true, "compiled, not remembered: {f}");
+        }
+        let summary = lines.iter().find(|l| l["type"] == "summary").expect("a summary");
+        assert_eq!(summary["compiled"], 0, "{summary}");
+        run
+    }
+
     pub fn read(&self, rel: impl AsRef<Path>) -> Vec<u8> {
         std::fs::read(self.path(rel)).expect("read")
     }

@@ -685,7 +685,17 @@ fn remembered_failure_reaches(py: &Python, url: &str, env: &[(&str, String)], ob
     let run = a.compile(&python, &["-v", "--cache-url", url], &env);
     assert_eq!(run.code, status, "{}", run.stderr);
     assert_no_warning("A", &run.stderr);
-    assert_eq!(starts(), before, "A started Python:\n{}", run.stderr);
+    // One start, the worker confirming the counting launcher's remembered probe (a named
+    // interpreter starts none: compile::a_remembered_failure_of_a_named_interpreter_starts_no_python);
+    // nothing compiled: no hit, no miss (a compile would have looked the file up first).
+    assert_eq!(starts(), before + 1, "A started Python but the confirming worker:\n{}", run.stderr);
+    assert!(
+        run.stderr
+            .lines()
+            .any(|l| l.starts_with("cache remote ") && l.contains(": 0 hits, 0 misses, 1 store,")),
+        "{}",
+        run.stderr
+    );
     assert_eq!(objects(), 1, "the remembered failure was not uploaded:\n{}", run.stderr);
     let again = a.compile(&python, &["-v", "--cache-url", url], &env);
     assert_eq!(again.code, status, "{}", again.stderr);
