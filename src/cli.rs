@@ -1492,8 +1492,9 @@ pub struct SelectArgs {
 
     /// Follow symbolic links to directories, walking each directory once (a link to a
     /// directory that holds it is reported as a loop; a directory reached both directly and
-    /// through a link is compiled once, under the path without the link). A `.py` link
-    /// that dangles or loops is a warning with or without it.
+    /// through a link is compiled once, under the path without the link; under a pycache
+    /// prefix, where each path has pycs of its own, once per path). A `.py` link that
+    /// dangles or loops is a warning with or without it.
     #[arg(short = 'L', long, help_heading = "Selection")]
     pub follow: bool,
 

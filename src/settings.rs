@@ -1469,6 +1469,7 @@ pub fn walk_options(sel: &SelectArgs, jobs: usize) -> Result<WalkOptions, Error>
         implicit_root: false,
         max_depth,
         follow: sel.follow,
+        by_spelling: false,
         limit_symlinks,
         collect_pycache: false,
         collect_legacy: false,
@@ -1476,6 +1477,14 @@ pub fn walk_options(sel: &SelectArgs, jobs: usize) -> Result<WalkOptions, Error>
         // Walking is I/O: more threads than CPUs only add contention.
         threads: jobs.min(default_jobs()),
     })
+}
+
+/// Whether each spelling of a directory is walked (see [`WalkOptions::by_spelling`]):
+/// with `--follow`, when every target's pycs go under a pycache prefix, where each
+/// spelling has a mirror of its own. A `__pycache__` (a 3.7 target beside a prefix from
+/// the environment) is shared by every spelling, so the directory is walked once.
+fn by_spelling(walk: &WalkOptions, layouts: &[Layout]) -> bool {
+    walk.follow && !layouts.is_empty() && layouts.iter().all(|l| matches!(l, Layout::Prefix(_)))
 }
 
 /// Why a bare run (no path named) walks nothing: its working directory lies under the
@@ -1700,6 +1709,7 @@ pub fn compile_settings(args: &CompileArgs) -> Result<CompileSettings, Error> {
     let targets = probe_targets(&args.target, timeout)?;
     let targets = one_target_per_pyc(targets, &args.layout, args.target.python_from.as_ref())?;
     let layouts = layouts(&args.layout, &targets, args.target.python_from.as_ref())?;
+    walk.by_spelling = by_spelling(&walk, &layouts);
     let embed = embed(&args.embed);
     // The interpreters' own settings are warned of by the run (`compile::compile`), after a
     // launcher's remembered probe is confirmed: a stale one's are not the run's.
@@ -1926,6 +1936,7 @@ pub fn check_settings(args: &CheckArgs) -> Result<CheckSettings, Error> {
     };
     let targets = one_target_per_pyc(targets, &args.layout, args.target.python_from.as_ref())?;
     let layouts = layouts(&args.layout, &targets, args.target.python_from.as_ref())?;
+    walk.by_spelling = by_spelling(&walk, &layouts);
     // The mirror of each directory walked is searched for prefix strays.
     walk.collect_dirs = args.stray && layouts.iter().any(|l| matches!(l, Layout::Prefix(_)));
     let accept = match args.mode {

@@ -71,6 +71,12 @@ pub struct WalkOptions {
     /// the summary's counts.
     pub skipped_by: RuleOrigins,
     pub follow: bool,
+    /// With `follow`, under a pycache prefix (every target's layout): each spelling of a
+    /// directory is its own place, as its pycs are (`PREFIX/…/app/common/` and
+    /// `PREFIX/…/shared/common/`), so a directory reached directly and through links is
+    /// walked under each spelling, not once; a link to a directory on its own path as
+    /// spelled is still not followed, so every spelling is finite.
+    pub by_spelling: bool,
     /// Skip symlinks that resolve outside this (canonical) directory.
     pub limit_symlinks: Option<PathBuf>,
     /// Also collect pycs in `__pycache__` directories (for `check --stray`).
@@ -798,7 +804,8 @@ pub fn walk(roots: &[PathBuf], opts: &WalkOptions) -> Walked {
 /// particular order (callers sort what they keep). The result's `sources` is empty; its
 /// errors and other lists are sorted. A file reached under several spellings (nested
 /// roots, symlinked directories) is visited once, under the spelling of the first root
-/// given that reaches it. Once the run is interrupted ([`crate::interrupt`]) no source is
+/// given that reaches it (with [`WalkOptions::by_spelling`], once per absolute path as
+/// spelled). Once the run is interrupted ([`crate::interrupt`]) no source is
 /// visited and the walk stops: the caller ends the run as interrupted.
 pub fn walk_each(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) + Sync)) -> Walked {
     walk_filtered(roots, opts, &|source| {
@@ -880,6 +887,7 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
     // spelling, which is the one every file would take anyway (see below).
     let mut named = std::collections::HashSet::new();
     let mut named_dirs = std::collections::HashSet::new();
+    let mut named_spellings = std::collections::HashSet::new();
     for root in roots {
         if crate::interrupt::requested() {
             break;
@@ -937,9 +945,17 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
                 };
                 if is_dir {
                     use std::os::unix::fs::MetadataExt;
-                    if let Ok(m) = &target
-                        && !named_dirs.insert((m.dev(), m.ino()))
-                    {
+                    // (Each spelling its own place: one named again under another
+                    // spelling of the same path, `src` and `./src/`, is walked once.)
+                    let again = match &target {
+                        _ if opts.by_spelling => !named_spellings.insert(crate::layout::absolute(
+                            root,
+                            &std::env::current_dir().unwrap_or_default(),
+                        )),
+                        Ok(m) => !named_dirs.insert((m.dev(), m.ino())),
+                        Err(_) => false,
+                    };
+                    if again {
                         walked.skipped.repeated += 1;
                         continue;
                     }
@@ -1002,16 +1018,19 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
             walk_dirs(&dirs, opts, &mut walked, &collect);
         }
         let spellings = RootSpellings::new(&walked_roots);
+        // Under a pycache prefix with `--follow`, a source and a directory are one per
+        // spelling (each has pycs of its own); a pyc, a skipped entry, one per file.
+        let by = opts.by_spelling;
         let sources =
-            first_spellings(found.into_inner().expect("walk lock"), |s| &s.path, &spellings, &mut places);
+            first_spellings(found.into_inner().expect("walk lock"), |s| &s.path, &spellings, &mut places, by);
         let pycs = std::mem::take(&mut walked.pycache_files);
-        walked.pycache_files = first_spellings(pycs, |p| p, &spellings, &mut places);
+        walked.pycache_files = first_spellings(pycs, |p| p, &spellings, &mut places, false);
         let dirs = std::mem::take(&mut walked.dirs);
-        walked.dirs = first_spellings(dirs, |d| &d.0, &spellings, &mut places);
+        walked.dirs = first_spellings(dirs, |d| &d.0, &spellings, &mut places, by);
         let listed = std::mem::take(&mut walked.listed);
-        walked.listed = first_spellings(listed, |l| &l.path, &spellings, &mut places);
+        walked.listed = first_spellings(listed, |l| &l.path, &spellings, &mut places, false);
         let nameless = std::mem::take(&mut walked.nameless);
-        walked.nameless = first_spellings(nameless, |p| p, &spellings, &mut places);
+        walked.nameless = first_spellings(nameless, |p| p, &spellings, &mut places, false);
         if crate::rayon_ready() {
             sources.into_par_iter().for_each(visit);
         } else {
@@ -1180,17 +1199,24 @@ impl<'a> RootSpellings<'a> {
 
 /// One item per file, whatever the spelling (see [`Places`]): of the items with the same
 /// place, the one spelled under the first root, then one spelled without symlinks, then
-/// the smallest path in bytes.
+/// the smallest path in bytes. With `by_spelling`, one per absolute path as spelled (what
+/// a pycache prefix mirrors: `src/m.py` and `./src/m.py` are one, a link's spelling is
+/// another).
 fn first_spellings<T>(
     items: Vec<T>,
     path: impl Fn(&T) -> &PathBuf,
     spellings: &RootSpellings<'_>,
     places: &mut Places<'_>,
+    by_spelling: bool,
 ) -> Vec<T> {
     let mut keyed: Vec<(PathBuf, usize, bool, T)> = items
         .into_iter()
         .map(|t| {
-            let (place, direct) = places.file(path(&t));
+            let (place, direct) = if by_spelling {
+                (crate::layout::absolute(path(&t), places.cwd), true)
+            } else {
+                places.file(path(&t))
+            };
             (place, spellings.rank(path(&t)), !direct, t)
         })
         .collect();
@@ -1553,7 +1579,10 @@ struct Followed {
 /// the links met there. A link to a directory walked is not followed: the files are
 /// walked under the other spelling; one that leads to a directory containing it as
 /// spelled (`pkg/up` → `..`) is a note, once per link. Each directory is read once, so
-/// a mesh of packages linking to each other costs what the packages do.
+/// a mesh of packages linking to each other costs what the packages do. With
+/// `by_spelling` (a pycache prefix), every link met is walked under its own spelling,
+/// each round's together, except one to a directory on its own path as spelled (the
+/// note): a spelling never holds a directory twice, so the walk ends.
 fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked, visit: &(dyn Fn(Source) + Sync)) {
     if !opts.follow {
         return walk_tree(dirs, 0, opts, walked, visit, None);
@@ -1565,8 +1594,13 @@ fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked, visit: &
     }
     walk_tree(dirs, 0, opts, walked, visit, Some((followed.clone(), false)));
     let spellings = RootSpellings::new(dirs);
-    // Each link once, by where it is (its directory's identity and its name).
+    let cwd = std::env::current_dir().unwrap_or_default();
+    // Each link once, by where it is (its directory's identity and its name); under a
+    // pycache prefix (`by_spelling`), once per spelling, and noted once per link.
     let mut seen = std::collections::HashSet::new();
+    let mut spelled = std::collections::HashSet::new();
+    let mut noted = std::collections::HashSet::new();
+    let mut batch: std::collections::BTreeMap<usize, Vec<PathBuf>> = Default::default();
     let mut round = std::mem::take(&mut *followed.links.lock().expect("walk lock"));
     while !round.is_empty() && !crate::interrupt::requested() {
         round.sort_by(|a, b| {
@@ -1577,22 +1611,41 @@ fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked, visit: &
         for (link, depth) in round {
             let (Some(parent), Some(name)) = (link.parent(), link.file_name()) else { continue };
             let Some(target) = dir_id(&link) else { continue };
-            if !seen.insert((dir_id(parent), name.to_os_string())) {
+            let here = (dir_id(parent), name.to_os_string());
+            let first = seen.insert(here.clone());
+            // Under a pycache prefix every spelling is walked, but none through a link to
+            // a directory on its own path as spelled: each spelling holds a directory at
+            // most once, so there are finitely many.
+            let new =
+                if opts.by_spelling { spelled.insert(crate::layout::absolute(&link, &cwd)) } else { first };
+            if !new {
                 continue;
             }
-            if followed.ids.lock().expect("walk lock").contains(&target) {
+            // (Walked once, only a link to a directory walked can lead to an ancestor.)
+            if opts.by_spelling || followed.ids.lock().expect("walk lock").contains(&target) {
                 let ancestor = parent
                     .ancestors()
                     .filter(|a| !a.as_os_str().is_empty())
                     .find(|a| dir_id(a) == Some(target));
                 if let Some(ancestor) = ancestor {
-                    let written = std::fs::read_link(&link).unwrap_or_else(|_| ancestor.to_path_buf());
-                    let mut e = WalkError::Loop(link.clone(), ancestor.to_path_buf(), written);
-                    if opts.implicit_root {
-                        e.strip_dot();
+                    if noted.insert(here) {
+                        let written = std::fs::read_link(&link).unwrap_or_else(|_| ancestor.to_path_buf());
+                        let mut e = WalkError::Loop(link.clone(), ancestor.to_path_buf(), written);
+                        if opts.implicit_root {
+                            e.strip_dot();
+                        }
+                        walked.errors.push(e);
                     }
-                    walked.errors.push(e);
+                    continue;
                 }
+                if !opts.by_spelling {
+                    continue;
+                }
+            }
+            if opts.by_spelling {
+                // (Decided without the walk: the round's spellings are walked together,
+                // one walk per depth, as a walk per link costs a walker's start each.)
+                batch.entry(depth).or_default().push(link);
                 continue;
             }
             followed.ids.lock().expect("walk lock").insert(target);
@@ -1604,6 +1657,10 @@ fn walk_dirs(dirs: &[PathBuf], opts: &WalkOptions, walked: &mut Walked, visit: &
                 visit,
                 Some((followed.clone(), true)),
             );
+            next.append(&mut followed.links.lock().expect("walk lock"));
+        }
+        for (depth, links) in std::mem::take(&mut batch) {
+            walk_tree(&links, depth, opts, walked, visit, Some((followed.clone(), false)));
             next.append(&mut followed.links.lock().expect("walk lock"));
         }
         round = next;

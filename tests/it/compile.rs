@@ -25,7 +25,7 @@ pub fn fixture(tree: &Tree) {
     tree.write("warns.py", b"x = 1\nassert (x, 'always true')\n");
 }
 
-const VERIFY: &str = r#"
+pub const VERIFY: &str = r#"
 import sys, marshal, importlib.util
 exact = sys.argv[1] == "1"
 for line in sys.stdin.read().splitlines():

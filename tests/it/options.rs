@@ -1004,6 +1004,198 @@ fn follow_walks_each_directory_once() {
     );
 }
 
+/// The mirror of `tree` under a pycache prefix: the prefix, then the tree's absolute path
+/// as the working directory spells it (links resolved), as CPython's `cache_from_source`
+/// builds it.
+fn prefix_mirror(prefix: &Tree, tree: &Tree) -> PathBuf {
+    let real = std::fs::canonicalize(tree.root()).unwrap();
+    prefix.root().join(real.strip_prefix("/").unwrap())
+}
+
+/// The pycs under `dir`, relative, with their bytes.
+fn pycs_with_bytes(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    harness::files_with_suffix(dir, ".pyc")
+        .into_iter()
+        .map(|p| (p.clone(), std::fs::read(dir.join(p)).unwrap()))
+        .collect()
+}
+
+// With --follow under a pycache prefix, a directory reached directly and through a link
+// (`app/common` → `../shared/common`) has a mirror per spelling, and CPython importing
+// through the link looks in the link's. Only the spelling without links was written, and
+// `check` over the same paths said fresh: every import through the link compiled the
+// source again. Each spelling now gets its own pycs, py_compile's for that path (the
+// link's path embedded), and `check` reports one missing.
+per_python!(follow_under_a_pycache_prefix_writes_each_spelling, min = (3, 8), |py: &Python| {
+    let tree = Tree::new();
+    tree.write("shared/common/__init__.py", "");
+    tree.write("shared/common/h.py", "x = 1\n");
+    std::fs::create_dir(tree.path("app")).unwrap();
+    std::os::unix::fs::symlink("../shared/common", tree.path("app/common")).unwrap();
+    let prefix = Tree::new();
+    let mirror = prefix_mirror(&prefix, &tree);
+    let hashpyc = |verb: &str, paths: &[&str]| {
+        tree.hashpyc().args([verb, "-L", "--pycache-prefix"]).arg(prefix.root()).python(py).args(paths).run()
+    };
+    let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
+    let spellings =
+        ["app/common/__init__.py", "app/common/h.py", "shared/common/__init__.py", "shared/common/h.py"];
+    let pyc = |rel: &str| {
+        let p = Path::new(rel);
+        mirror
+            .join(p.parent().unwrap())
+            .join(format!("{}.{tag}.pyc", p.file_stem().unwrap().to_str().unwrap()))
+    };
+    // The pycs of the spelling without links alone (all a run over both wrote): the
+    // link's are missing.
+    hashpyc("compile", &["shared"]).assert_code(0);
+    let run = hashpyc("check", &["--all", "app", "shared"]);
+    run.assert_code(1);
+    let listed: Vec<&str> = run.stdout.lines().collect();
+    let want: Vec<String> = spellings
+        .iter()
+        .map(|s| format!("{:<11}{s}", if s.starts_with("app/") { "missing" } else { "ok" }))
+        .collect();
+    assert_eq!(listed, want, "{}", run.stderr);
+    let run = hashpyc("compile", &["app", "shared"]);
+    run.assert_code(0);
+    assert!(
+        run.stderr.contains("Compiled 2 files") && run.stderr.contains("(2 already fresh)"),
+        "{}",
+        run.stderr
+    );
+    let run = hashpyc("check", &["--all", "app", "shared"]);
+    run.assert_code(0);
+    let want: Vec<String> = spellings.iter().map(|s| format!("{:<11}{s}", "ok")).collect();
+    assert_eq!(run.stdout.lines().collect::<Vec<_>>(), want, "{}", run.stderr);
+    let mut pycs: Vec<PathBuf> =
+        spellings.iter().map(|s| pyc(s).strip_prefix(&mirror).unwrap().to_path_buf()).collect();
+    pycs.sort();
+    assert_eq!(harness::files_with_suffix(&mirror, ".pyc"), pycs);
+    // Each pyc is py_compile's for its spelling (on 3.8-3.10 the same code: see
+    // compile::byte_identity_with_py_compile), and embeds that spelling's path.
+    let sources: Vec<PathBuf> = spellings.iter().map(PathBuf::from).collect();
+    let refs = harness::py_compile_refs(py, tree.root(), &sources, None);
+    let ref_dir = tempfile::tempdir().unwrap();
+    let mut lines = String::new();
+    for (i, s) in spellings.iter().enumerate() {
+        let ref_path = ref_dir.path().join(format!("{i}.pyc"));
+        std::fs::write(&ref_path, refs[i].as_ref().expect("py_compile compiled it")).unwrap();
+        lines.push_str(&format!(
+            "{}\t{}\t{}\n",
+            pyc(s).display(),
+            ref_path.display(),
+            tree.path(s).display()
+        ));
+    }
+    let exact = py.minor >= (3, 11);
+    let mut cmd = py.cmd();
+    cmd.args(["-I", "-c", crate::compile::VERIFY, if exact { "1" } else { "0" }]).current_dir(tree.root());
+    let out = crate::compile::run_with_stdin(cmd, lines.as_bytes());
+    let same = if exact { "same " } else { "" };
+    assert!(
+        out.lines().count() == 4 && out.lines().all(|l| l.starts_with(same) || l.starts_with("equal-code ")),
+        "{}: {out}",
+        py.label()
+    );
+    let embedded = py.run(
+        &["-I", "-c", "import marshal, sys\nfor p in sys.argv[1:]:\n    print(marshal.loads(open(p, 'rb').read()[16:]).co_filename)"]
+            .into_iter()
+            .map(String::from)
+            .chain(spellings.iter().map(|s| pyc(s).display().to_string()))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        tree.root(),
+    );
+    assert_eq!(embedded.lines().collect::<Vec<_>>(), spellings);
+    // CPython importing through the link under PYTHONPYCACHEPREFIX finds them: it writes
+    // nothing there.
+    let before = pycs_with_bytes(&mirror);
+    let out = py
+        .cmd()
+        .args(["-c", "import common.h\nprint(common.h.__spec__.cached)\nprint(common.__spec__.cached)"])
+        .env("PYTHONPYCACHEPREFIX", prefix.root())
+        .current_dir(tree.path("app"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cached = String::from_utf8(out.stdout).unwrap();
+    let want = format!("{}\n{}\n", pyc("app/common/h.py").display(), pyc("app/common/__init__.py").display());
+    assert_eq!(cached, want);
+    assert_eq!(pycs_with_bytes(&mirror), before, "{}: the import wrote pycs", py.label());
+});
+
+// With --follow under a pycache prefix, each spelling is walked, but none through a link to
+// a directory on its own path: two links to `lib` (`a/x`, `b/y`) give two more spellings of
+// its files, each compiled once, and `lib`'s links back (`lib/back` → `..`, `lib/to_a` →
+// `../a`, whose `x` leads to `lib` again) end where they would lead to a directory the
+// spelling already passed through, each such link noted once. Only `lib/m.py` and
+// `a/n.py` were written. `__pycache__` (one per directory, walked once) and a prefix
+// without --follow are as before.
+per_python!(follow_under_a_pycache_prefix_stops_at_links_back, min = (3, 8), |py: &Python| {
+    let tree = Tree::new();
+    tree.write("lib/m.py", "m = 1\n");
+    tree.write("a/n.py", "n = 1\n");
+    std::fs::create_dir(tree.path("b")).unwrap();
+    for (link, to) in [("a/x", "../lib"), ("b/y", "../lib"), ("lib/back", ".."), ("lib/to_a", "../a")] {
+        std::os::unix::fs::symlink(to, tree.path(link)).unwrap();
+    }
+    let notes_of = |stderr: &str| {
+        stderr.lines().filter(|l| l.starts_with("note:")).map(str::to_string).collect::<Vec<_>>()
+    };
+    let note = |link: &str, to: &str, ancestor: &str| {
+        format!(
+            "note: `{link}`: symbolic link to `{to}`, a directory containing it (`{ancestor}`); not followed (its files are walked there)"
+        )
+    };
+    let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
+    let pycs_of = |rels: &[&str]| {
+        rels.iter()
+            .map(|r| {
+                let p = Path::new(r);
+                p.parent().unwrap().join(format!("{}.{tag}.pyc", p.file_stem().unwrap().to_str().unwrap()))
+            })
+            .collect::<Vec<_>>()
+    };
+    let prefix = Tree::new();
+    let mirror = prefix_mirror(&prefix, &tree);
+    let hashpyc =
+        |args: &[&str]| tree.hashpyc().args(args).arg("--pycache-prefix").arg(prefix.root()).python(py).run();
+    let spellings = ["a/n.py", "a/x/m.py", "b/y/m.py", "b/y/to_a/n.py", "lib/m.py", "lib/to_a/n.py"];
+    let notes =
+        [note("a/x/to_a", "../a", "a"), note("lib/back", "..", "."), note("lib/to_a/x", "../lib", "lib")];
+    let run = hashpyc(&["compile", "-L"]);
+    run.assert_code(0);
+    assert!(run.stderr.contains("Compiled 6 files"), "{}", run.stderr);
+    assert_eq!(notes_of(&run.stderr), notes, "{}", run.stderr);
+    assert_eq!(harness::files_with_suffix(&mirror, ".pyc"), pycs_of(&spellings));
+    let run = hashpyc(&["check", "-L", "--all"]);
+    run.assert_code(0);
+    let want: Vec<String> = spellings.iter().map(|s| format!("{:<11}{s}", "ok")).collect();
+    assert_eq!(run.stdout.lines().collect::<Vec<_>>(), want, "{}", run.stderr);
+    assert_eq!(notes_of(&run.stderr), notes, "{}", run.stderr);
+    // Without --follow: the two directories, under the prefix.
+    let plain = Tree::new();
+    let run = tree.hashpyc().args(["compile", "--pycache-prefix"]).arg(plain.root()).python(py).run();
+    run.assert_code(0);
+    assert_eq!(notes_of(&run.stderr), Vec::<String>::new());
+    assert_eq!(
+        harness::files_with_suffix(&prefix_mirror(&plain, &tree), ".pyc"),
+        pycs_of(&["a/n.py", "lib/m.py"])
+    );
+    // In `__pycache__`, each directory walked once, the link to an ancestor noted.
+    let run = tree.hashpyc().args(["compile", "-L"]).python(py).run();
+    run.assert_code(0);
+    assert!(run.stderr.contains("Compiled 2 files"), "{}", run.stderr);
+    assert_eq!(notes_of(&run.stderr), [note("lib/back", "..", ".")]);
+    let pycache = |r: &str| {
+        Path::new(r).parent().unwrap().join("__pycache__").join(pycs_of(&[r])[0].file_name().unwrap())
+    };
+    assert_eq!(tree.pycs(), [pycache("a/n.py"), pycache("lib/m.py")]);
+});
+
 // `--respect-gitignore` and `--skip-hidden` never enter a directory they skip: it is counted
 // as a directory, its files are not (they were, by walking every skipped directory in full,
 // so a large ignored `node_modules` cost as much as walking it, and a hung mount inside one
