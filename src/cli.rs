@@ -44,7 +44,7 @@ pub const ENVIRONMENT: &[(&str, u8, &str)] = {
         ("HASHPYC_CONFIG", ALL, "the configuration file (`--config`)"),
         ("HASHPYC_NO_CONFIG", ALL, "`1`: ignore configuration files (`--no-config`)"),
         ("HASHPYC_PYTHON", BUILD, "the target interpreter (`--python`)"),
-        ("HASHPYC_JOBS", COMPILE, "workers per interpreter (`--jobs`)"),
+        ("HASHPYC_JOBS", BUILD, "workers per interpreter, `check`'s threads (`--jobs`)"),
         ("HASHPYC_TIMEOUT", COMPILE, "seconds a file may take in a worker (`--timeout`)"),
         ("HASHPYC_COLOR", ALL, "when to use colour (`--color`)"),
         ("NO_COLOR", ALL, "no colour under `--color auto`"),
@@ -1268,6 +1268,13 @@ pub struct CheckArgs {
     /// `check` never shows a progress bar.
     #[arg(long, help_heading = "Output")]
     pub no_progress: bool,
+
+    /// Threads that walk the tree and hash the sources, taken as `compile --jobs` takes its
+    /// value (so that one set of flags serves both): 0 means one per CPU (the default); at
+    /// most 1024, and never more threads than CPUs. `check` starts no Python workers (its
+    /// interpreters are probed one at a time).
+    #[arg(short, long, env = "HASHPYC_JOBS", hide_env_values = true, value_name = "N", value_parser = parse_jobs_arg)]
+    pub jobs: Option<usize>,
 
     /// An option `compile` takes too was given on the command line (see
     /// [`compile_options_given`]): the hint naming the `compile` that fixes the findings

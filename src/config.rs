@@ -98,8 +98,8 @@ pub struct Options {
     /// directories are not checked (with `follow = true` they are walked).
     pub limit_symlinks: Option<PathBuf>,
 
-    /// Number of Python worker processes, 0 for one per CPU, at most 1024 (`--jobs`;
-    /// `compile` only).
+    /// Number of Python worker processes, 0 for one per CPU, at most 1024 (`--jobs`); for
+    /// `check`, the threads that walk the tree and hash the sources.
     pub jobs: Option<Jobs>,
 
     /// Give up on a file after this many seconds in a worker, 0 for never, at most 86400

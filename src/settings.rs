@@ -169,6 +169,11 @@ pub fn apply_config(command: &mut Command, matches: &ArgMatches) -> Result<(), E
                     };
                 }
                 set_flag(&mut args.stray, k, "stray", &["stray", "no_stray"], o.stray);
+                if k.applies("jobs", &["jobs"])
+                    && let Some(j) = o.jobs
+                {
+                    args.jobs = Some(j.0);
+                }
                 explain_keys(&mut args.config, &args.output, json, "check", c, k);
             }
             let mut replaced = config_variables_replaced(m, &args.config);
@@ -1915,7 +1920,10 @@ fn without_an_interpreter(e: Error) -> Error {
 }
 
 pub fn check_settings(args: &CheckArgs) -> Result<CheckSettings, Error> {
-    let jobs = default_jobs();
+    let jobs = match args.jobs {
+        None | Some(0) => default_jobs(),
+        Some(n) => n,
+    };
     one_level_per_legacy_pyc(&args.layout, &levels(&args.layout))?;
     let roots = resolve_paths(&args.paths, &args.input, "check")?;
     let mut walk = walk_options(&args.select, jobs)?;

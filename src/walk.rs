@@ -1031,10 +1031,10 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
         walked.listed = first_spellings(listed, |l| &l.path, &spellings, &mut places, false);
         let nameless = std::mem::take(&mut walked.nameless);
         walked.nameless = first_spellings(nameless, |p| p, &spellings, &mut places, false);
-        if crate::rayon_ready() {
-            sources.into_par_iter().for_each(visit);
-        } else {
-            sources.into_iter().for_each(visit);
+        // On as many threads as the walk's (`--jobs`), not the global pool's one per CPU.
+        match rayon::ThreadPoolBuilder::new().num_threads(opts.threads.max(1)).build() {
+            Ok(pool) if opts.threads > 1 => pool.install(|| sources.into_par_iter().for_each(visit)),
+            _ => sources.into_iter().for_each(visit),
         }
     } else {
         // No root holds another (nor is any given twice) and no link is followed: every

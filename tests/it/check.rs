@@ -4722,3 +4722,56 @@ fn a_named_source_gone_with_its_legacy_pyc_beside_it_says_so() {
     let run = tree.hashpyc().args(["check", "sub/other.py"]).python(py).run();
     assert!(run.stderr.contains("error: `sub/other.py`: no such file or directory\n"), "{}", run.stderr);
 }
+
+// `hashpyc check -j 2 .` was refused (`unexpected argument '-j'`) while `compile -j 2`
+// worked, and CI jobs give both the same flags (helper report). `check` now takes `-j N`,
+// `HASHPYC_JOBS` and the `jobs` key as `compile` does, bounding its threads; the findings
+// are the same whatever N, and a bad value is the error `compile` gives for it.
+per_python!(check_takes_jobs_as_compile_does, |py: &Python| {
+    let (tree, _) = every_case(py, other_python(py));
+    // `.` with a file under it too: nested roots, visited on a pool of their own.
+    for roots in [&["."][..], &[".", "./stale.py", "./ok.py"]] {
+        let check = |jobs: &[&str]| {
+            let run =
+                tree.hashpyc().args(["check", "--all", "--stray"]).args(jobs).python(py).args(roots).run();
+            run.assert_code(1);
+            run
+        };
+        let plain = check(&[]);
+        assert!(plain.stdout.contains("stale      ./stale.py"), "{}", plain.stdout);
+        for jobs in [&["-j", "1"][..], &["-j", "2"], &["--jobs", "0"], &["-j2"]] {
+            let run = check(jobs);
+            assert_eq!(run.stdout, plain.stdout, "{jobs:?} {roots:?}: {}", run.stderr);
+        }
+        let env = tree
+            .hashpyc()
+            .env("HASHPYC_JOBS", "1")
+            .args(["check", "--all", "--stray"])
+            .python(py)
+            .args(roots)
+            .run();
+        assert_eq!(env.stdout, plain.stdout, "{}", env.stderr);
+    }
+    // The configuration's `jobs` applies to `check` (not "not used by `check`").
+    tree.write("hashpyc.toml", "jobs = 1\n");
+    let keyed = tree.hashpyc().args(["check", "-v", "--all"]).python(py).arg(".").run();
+    keyed.assert_code(1);
+    assert!(keyed.stderr.contains("setting: `jobs = 1` from `hashpyc.toml` line 1\n"), "{}", keyed.stderr);
+    std::fs::remove_file(tree.path("hashpyc.toml")).unwrap();
+    // A bad value: the error `compile` gives, naming the flag (or the variable).
+    for value in ["many", "1025", "-1"] {
+        let first = |cmd: &str, env: bool| {
+            let mut h = tree.hashpyc().arg(cmd);
+            h = if env { h.env("HASHPYC_JOBS", value) } else { h.arg(format!("--jobs={value}")) };
+            let run = h.python(py).arg(".").run();
+            run.assert_code(2);
+            run.stderr.lines().next().unwrap_or_default().to_string()
+        };
+        let flag = first("check", false);
+        assert!(flag.starts_with(&format!("error: invalid value '{value}' for '--jobs <N>'")), "{flag}");
+        assert_eq!(flag, first("compile", false));
+        let var = first("check", true);
+        assert!(var.starts_with(&format!("error: invalid value '{value}' for HASHPYC_JOBS")), "{var}");
+        assert_eq!(var, first("compile", true));
+    }
+});

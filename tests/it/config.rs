@@ -492,7 +492,8 @@ per_python!(verbose_says_where_each_setting_came_from, |py: &Python| {
     let quiet = compile(&[]);
     quiet.assert_code(0);
     assert!(!quiet.stderr.contains("setting: "), "{}", quiet.stderr);
-    // check, in JSON: the same lines as notices on stdout; compile's keys are not used.
+    // check, in JSON: the same lines as notices on stdout; compile's keys are not used
+    // (but `jobs`, which bounds its threads).
     let run =
         tree.hashpyc().args(["check", "-v", "--format", "json", "pkg"]).env("HASHPYC_PYTHON", &py.path).run();
     assert_eq!(run.stderr, "");
@@ -506,7 +507,7 @@ per_python!(verbose_says_where_each_setting_came_from, |py: &Python| {
         .map(|v| v["message"].as_str().unwrap().to_string())
         .collect();
     for want in [
-        format!("setting: `jobs = 1` {file} 2 (not used by `check`)"),
+        format!("setting: `jobs = 1` {file} 2"),
         format!("setting: `max-depth = 3` {file} 3"),
         format!("setting: `stray = true` {file} 6"),
         format!("setting: `cache-url = \"http://127.0.0.1:9/bucket\"` {file} 7 (not used by `check`)"),
