@@ -1081,6 +1081,18 @@ fn check_command(named: &[PathBuf]) -> String {
     command
 }
 
+/// `cd DIR`, DIR shell-quoted (as [`report::shell_path`]) so that the line can be pasted
+/// whatever its name holds; a relative one that starts with `-` as `./-…`, which `cd` would
+/// take for an option.
+fn cd_command(dir: &Path) -> String {
+    let dir = if dir.as_os_str().as_encoded_bytes().starts_with(b"-") {
+        Path::new(".").join(dir)
+    } else {
+        dir.to_path_buf()
+    };
+    format!("cd {}", report::shell_path(&dir))
+}
+
 /// What a `hashpyc check` suggested for running in `dir` needs so that it reads the
 /// configuration this run read: ` --config FILE` (relative to `dir` when below it) when
 /// discovery from `dir` would find another file or none, ` --no-config` when this run read
@@ -1231,10 +1243,12 @@ fn spelling_hint(
     };
     if let Some(dir) = above {
         let flag = config_flag(&dir);
+        // One line to paste, the directory shell-quoted as the paths are.
+        let cd = cd_command(&dir);
         let dir = report::ticked(&dir);
         let check = match &named {
-            Some(named) => format!("`{}{flag}` in {dir}", check_command(named)),
-            None => format!("`hashpyc check{flag}` from there"),
+            Some(named) => format!("`{cd} && {}{flag}`", check_command(named)),
+            None => format!("`{cd} && hashpyc check{flag}`"),
         };
         return Some(format!(
             "{stale} embed{s} {its} source path as spelled from {dir} ({found} for {want}), \

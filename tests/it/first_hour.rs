@@ -1410,7 +1410,26 @@ fn suggested_commands_run_as_pasted() {
     let run = Hashpyc::new(&tree.path("my $dir 'x'")).arg("check").python(py).run();
     run.assert_code(1);
     let command = suggested(&run.stderr, "where the compile that wrote it ran: ");
-    assert_eq!(command, r#"hashpyc check 'my $dir '\''x'\'''"#, "{}", run.stderr);
+    assert_eq!(command, r#"cd .. && hashpyc check 'my $dir '\''x'\'''"#, "{}", run.stderr);
+    let pasted =
+        Hashpyc::new(&tree.path("my $dir 'x'")).env("HASHPYC_PYTHON", &py.path).pasted("sh", command).run();
+    pasted.assert_code(0);
+    assert!(pasted.stderr.contains("Checked 1 file"), "{}", pasted.stderr);
+    // The hint's directory was a backticked name ("`hashpyc check pkg` in `top dir 'q'`"),
+    // which `cd` cannot take pasted (helper report): compiled in a directory whose name
+    // holds a space and a quote, checked from above it, the line to paste is one command,
+    // the directory shell-quoted, and it checks the pycs as written.
+    tree.write("top dir 'q'/pkg/b.py", "B = 1\n");
+    Hashpyc::new(&tree.path("top dir 'q'"))
+        .args(["compile", "-q"])
+        .python(py)
+        .arg("pkg")
+        .run()
+        .assert_code(0);
+    let run = tree.hashpyc().arg("check").python(py).arg("top dir 'q'/pkg").run();
+    run.assert_code(1);
+    let command = suggested(&run.stderr, "where the compile that wrote it ran: ");
+    assert_eq!(command, r#"cd 'top dir '\''q'\''' && hashpyc check pkg"#, "{}", run.stderr);
     let pasted = tree.hashpyc().env("HASHPYC_PYTHON", &py.path).pasted("sh", command).run();
     pasted.assert_code(0);
     assert!(pasted.stderr.contains("Checked 1 file"), "{}", pasted.stderr);
@@ -2368,25 +2387,25 @@ per_python!(spelling_hint_names_the_configuration_it_needs_there, |py: &Python| 
         .assert_code(0);
     let run = Hashpyc::new(&tree.path("svc")).arg("check").python(py).run();
     run.assert_code(1);
-    let command = "`hashpyc check svc --config svc/hashpyc.toml` in `..` checks it as written";
+    let command = "`cd .. && hashpyc check svc --config svc/hashpyc.toml` checks it as written";
     assert!(run.stderr.contains(command), "{}", run.stderr);
-    // Run there verbatim (through the shell, as pasted): fresh. Without the flag, the
-    // project's file sends it to other pycs.
+    // Run verbatim where the check ran (through the shell, as pasted): fresh. Without the
+    // flag, the project's file sends it to other pycs.
     let pasted = command.split('`').nth(1).unwrap();
-    tree.hashpyc().env("HASHPYC_PYTHON", &py.path).pasted("sh", pasted).run().assert_code(0);
+    Hashpyc::new(&tree.path("svc")).env("HASHPYC_PYTHON", &py.path).pasted("sh", pasted).run().assert_code(0);
     tree.hashpyc().args(["check"]).python(py).arg("svc").run().assert_code(1);
 
     // No file in effect (`--no-config` in `svc`), the project's found in `..`: `--no-config`.
     let run = Hashpyc::new(&tree.path("svc")).args(["check", "--no-config", "-o", "0"]).python(py).run();
     run.assert_code(1);
-    assert!(run.stderr.contains("`hashpyc check svc --no-config` in `..`"), "{}", run.stderr);
+    assert!(run.stderr.contains("`cd .. && hashpyc check svc --no-config`"), "{}", run.stderr);
 
     // The project's own file in effect in `svc` and found in `..`: no flag.
     std::fs::remove_file(tree.path("svc/hashpyc.toml")).unwrap();
     tree.write("pyproject.toml", "[tool.hashpyc]\noptimize = [0]\n");
     let run = Hashpyc::new(&tree.path("svc")).arg("check").python(py).run();
     run.assert_code(1);
-    assert!(run.stderr.contains("`hashpyc check svc` in `..` checks it as written"), "{}", run.stderr);
+    assert!(run.stderr.contains("`cd .. && hashpyc check svc` checks it as written"), "{}", run.stderr);
 });
 
 // `hashpyc compile` at the top of a project, then `hashpyc check` in a subdirectory: every
@@ -2405,7 +2424,11 @@ per_python!(spelling_hint_from_a_subdirectory, min = (3, 8), |py: &Python| {
     let hint = "hint: 2 stale pycs embed their source path as spelled from `..` (`src/a.py` for `a.py`)";
     assert!(run.stderr.contains(hint), "{}", run.stderr);
     // The read-only way out first: the command that checks the pycs as written.
-    assert!(run.stderr.contains("ran: `hashpyc check src` in `..` checks them as written"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("ran: `cd .. && hashpyc check src` checks them as written"),
+        "{}",
+        run.stderr
+    );
     let run = check("src/pkg");
     run.assert_code(1);
     assert!(run.stderr.contains("as spelled from `../..` (`src/pkg/b.py` for `b.py`)"), "{}", run.stderr);
@@ -2424,7 +2447,7 @@ per_python!(spelling_hint_from_a_subdirectory, min = (3, 8), |py: &Python| {
         run.stderr
     );
     // The command it gives passes, there, writing nothing (an image's read-only tree).
-    let command = format!("`hashpyc check src` in `{}` checks them as written", top.display());
+    let command = format!("`cd {} && hashpyc check src` checks them as written", top.display());
     assert!(run.stderr.contains(&command), "{command}\n{}", run.stderr);
     Hashpyc::new(&top).args(["check", "src"]).python(py).run().assert_code(0);
     let outer = tree.path("outer");
