@@ -212,6 +212,9 @@ struct Local {
     /// (a warm build of a tree already marked since writes nothing).
     started: std::time::SystemTime,
     refresh_before: std::time::SystemTime,
+    /// The directory was restored or copied since hashpyc last wrote it (its `stats.json`
+    /// is a copy, when the run opened it): what the warning of damaged entries blames.
+    restored: bool,
 }
 
 impl Local {
@@ -933,19 +936,23 @@ impl Inner {
                         None
                     }
                 };
-                disk.map(|disk| Local {
-                    counts: Counters::default(),
-                    stores_off: AtomicBool::new(false),
-                    problem: Mutex::new(None),
-                    entry_failures: AtomicU64::new(0),
-                    entry_problem: Mutex::new(None),
-                    bytes_stored: AtomicU64::new(0),
-                    unreadable: Mutex::new(None),
-                    used: Mutex::new(Vec::new()),
-                    started: std::time::SystemTime::now(),
-                    refresh_before: std::time::UNIX_EPOCH
-                        + std::time::Duration::from_nanos(stats::read(&disk).generation),
-                    disk,
+                disk.map(|disk| {
+                    let (recorded, restored) = stats::read_restored(&disk);
+                    Local {
+                        counts: Counters::default(),
+                        stores_off: AtomicBool::new(false),
+                        problem: Mutex::new(None),
+                        entry_failures: AtomicU64::new(0),
+                        entry_problem: Mutex::new(None),
+                        bytes_stored: AtomicU64::new(0),
+                        unreadable: Mutex::new(None),
+                        used: Mutex::new(Vec::new()),
+                        started: std::time::SystemTime::now(),
+                        refresh_before: std::time::UNIX_EPOCH
+                            + std::time::Duration::from_nanos(recorded.generation),
+                        restored,
+                        disk,
+                    }
                 })
             }
             None => None,
@@ -1641,12 +1648,18 @@ impl Inner {
                     crate::report::plural(n, "entry", "entries"),
                 ));
             }
-            // One warning for the run, never one per entry: many at once mean the cache
-            // was damaged as a whole (a truncated archive restored), not an entry here and there.
+            // One warning for the run, never one per entry. Its cause is said only as far
+            // as the cache knows it: a restore or copy when `stats.json` shows one (an archive
+            // cut short), else the likely causes, none asserted.
             let damaged = l.counts.damaged.load(Ordering::Relaxed);
             if damaged > 0 {
+                let cause = if l.restored {
+                    "the cache was restored or copied since hashpyc last wrote it (its `stats.json` is a copy), and the archive or copy it came from may be broken"
+                } else {
+                    "entries are written whole, so something changed them since: a disk or filesystem fault, another program writing in the cache, or a broken archive restored over it"
+                };
                 warnings.push(format!(
-                    "{} of the bytecode cache {} {} damaged (truncated or altered) and compiled again; the archive it was restored from may be broken",
+                    "{} of the bytecode cache {} {} damaged (truncated or altered) and compiled again; {cause}",
                     crate::report::plural(damaged, "entry", "entries"),
                     crate::report::ticked(l.disk.root()),
                     if damaged == 1 { "was" } else { "were" }

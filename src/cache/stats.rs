@@ -130,6 +130,16 @@ fn identity(meta: &std::fs::Metadata) -> String {
     format!("{} {} {}\n", meta.ino(), meta.ctime(), meta.ctime_nsec())
 }
 
+/// [`read`], and whether its `stats.json` was restored or copied since hashpyc last wrote it
+/// there: a valid one whose identity is not the one `stats.id` recorded (an archive
+/// restored over the cache, a `cp`). False when it is in place, and when there is none to
+/// tell by (missing, not hashpyc's or garbled).
+pub fn read_restored(tier: &DiskTier) -> (Recorded, bool) {
+    let (r, in_place) = read_in_place(tier);
+    let restored = r.format == FORMAT && !in_place;
+    (r, restored)
+}
+
 /// [`read`], and whether `stats.json` is the file hashpyc last wrote there (its identity
 /// is the one `stats.id` recorded): when it is not, it was restored or copied from another
 /// time, and the size it records says nothing of the entries there now.

@@ -3374,6 +3374,9 @@ fn a_file_in_place_of_the_entries_directory_is_named() {
 // A truncated restore (every entry cut to 100 bytes) was silent without `-v`: each damaged
 // entry was compiled again and replaced, and only `-v`'s counts said so. A build now warns
 // once, with the count, never once per entry; the pycs are those the build first compiled.
+// The warning blamed "the archive it was restored from" even for a cache never restored
+// (helper report): it names a restore only when `stats.json` shows one (a copy of the
+// cache), and otherwise the likely causes, none asserted.
 #[test]
 fn damaged_entries_are_warned_of_once() {
     let test = "cache::damaged_entries_are_warned_of_once";
@@ -3389,25 +3392,42 @@ fn damaged_entries_are_warned_of_once() {
         std::fs::File::options().write(true).open(f).unwrap().set_len(100).unwrap();
     }
     remove_pycs(&work.path("src"));
-    let build = || {
-        let run = work.hashpyc().arg("compile").python(py).arg("--cache").arg(&cache).arg("src").run();
+    let build = |cache: &Path| {
+        let run = work.hashpyc().arg("compile").python(py).arg("--cache").arg(cache).arg("src").run();
         run.assert_code(0);
         run
     };
-    let run = build();
+    // A copy of the damaged cache, as an archive of it restored elsewhere would be.
+    let copy = work.path("copy");
+    assert!(Command::new("cp").arg("-a").arg(&cache).arg(&copy).status().unwrap().success());
+    // Damaged where it was written, never restored: no archive is blamed.
+    let run = build(&cache);
     assert_eq!(pycs(&work.path("src")), reference);
     let warned: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
     let want = format!(
         "warning: 12 entries of the bytecode cache `{}` were damaged (truncated or altered) and compiled \
-         again; the archive it was restored from may be broken",
+         again; entries are written whole, so something changed them since: a disk or filesystem fault, \
+         another program writing in the cache, or a broken archive restored over it",
         cache.display()
     );
     assert_eq!(warned, [want.as_str()], "{}", run.stderr);
     // Replaced: the next build hits them all and says nothing.
     remove_pycs(&work.path("src"));
-    let run = build();
+    let run = build(&cache);
     assert_eq!(pycs(&work.path("src")), reference);
     assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+    // The copy (as an archive restored): its `stats.json` tells, and the warning says so.
+    remove_pycs(&work.path("src"));
+    let run = build(&copy);
+    assert_eq!(pycs(&work.path("src")), reference);
+    let warned: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+    let want = format!(
+        "warning: 12 entries of the bytecode cache `{}` were damaged (truncated or altered) and compiled \
+         again; the cache was restored or copied since hashpyc last wrote it (its `stats.json` is a copy), \
+         and the archive or copy it came from may be broken",
+        copy.display()
+    );
+    assert_eq!(warned, [want.as_str()], "{}", run.stderr);
 }
 
 // A launcher whose flags come from a variable (`exec python3.X $PYFLAGS "$@"`): a source
