@@ -27,9 +27,13 @@ impl Reporter for Silent {}
 
 /// An indicatif bar on stderr. Its fill is the sources' bytes done, as compiling time goes
 /// with size and the largest files go first (by their count alone it stood at 3% half-way
-/// through a build); the count of units is beside it.
+/// through a build); the bytes are written beside it, so that the bar and its numbers
+/// agree, and the count of units after them: `Compiling [====>   ] 4.10 MiB/4.60 MiB
+/// (120/1900)`.
 pub struct Progress {
     bar: ProgressBar,
+    /// Where the bar is drawn once `start` has set it up (stderr; a test's screen).
+    shown: std::sync::Mutex<Option<ProgressDrawTarget>>,
     done: std::sync::atomic::AtomicU64,
     total: std::sync::atomic::AtomicU64,
 }
@@ -46,15 +50,27 @@ impl Progress {
         if !enabled || !std::io::stderr().is_terminal() {
             return None;
         }
+        Some(Progress::drawn_on(ProgressDrawTarget::stderr_with_hz(10)))
+    }
+
+    /// A bar drawn on `target` once started.
+    fn drawn_on(target: ProgressDrawTarget) -> Progress {
         // Hidden until `start` has set its label, count and length: each of indicatif's
         // setters draws a frame, so the first frames had an empty label, then no count.
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
         bar.set_style(
-            ProgressStyle::with_template("{msg:>10} [{bar:30}] {prefix}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{msg:>10} [{bar:30}] {binary_bytes}/{binary_total_bytes} ({prefix})",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
         );
-        Some(Progress { bar, done: Default::default(), total: Default::default() })
+        Progress {
+            bar,
+            shown: std::sync::Mutex::new(Some(target)),
+            done: Default::default(),
+            total: Default::default(),
+        }
     }
 }
 
@@ -71,8 +87,10 @@ impl Reporter for Progress {
         self.bar.set_prefix(format!("0/{total}"));
         self.bar.set_length(weight.max(1));
         self.bar.set_position(0);
-        // The first frame drawn is whole: `Compiling [   ] 0/300`.
-        self.bar.set_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+        // The first frame drawn is whole: `Compiling [   ] 0 B/4.60 MiB (0/300)`.
+        if let Some(target) = self.shown.lock().expect("progress lock").take() {
+            self.bar.set_draw_target(target);
+        }
         self.bar.tick();
     }
     fn advance(&self, _path: &Path, weight: u64) {
@@ -645,8 +663,7 @@ mod tests {
     /// the largest go first, fills nearly all of it; the count says 1/3.
     #[test]
     fn progress_fills_by_bytes() {
-        let bar = ProgressBar::hidden();
-        let p = Progress { bar, done: Default::default(), total: Default::default() };
+        let p = Progress::drawn_on(ProgressDrawTarget::hidden());
         p.start(3, unit_weight(1000) + unit_weight(0) + unit_weight(1), "Compiling");
         p.advance(Path::new("big.py"), unit_weight(1000));
         assert_eq!((p.bar.position(), p.bar.length()), (1000, Some(1002)));
@@ -654,6 +671,63 @@ mod tests {
         p.advance(Path::new("__init__.py"), unit_weight(0));
         p.advance(Path::new("m.py"), unit_weight(1));
         assert_eq!((p.bar.position(), p.bar.prefix()), (1002, "3/3".to_string()));
+    }
+
+    /// A terminal 80 columns wide that keeps the lines drawn on it.
+    #[derive(Debug, Default, Clone)]
+    struct Screen(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+    impl indicatif::TermLike for Screen {
+        fn width(&self) -> u16 {
+            80
+        }
+        fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn write_line(&self, s: &str) -> std::io::Result<()> {
+            self.write_str(s)
+        }
+        fn write_str(&self, s: &str) -> std::io::Result<()> {
+            // (Not the blanks that clear what a longer frame left.)
+            if !s.trim().is_empty() {
+                self.0.lock().unwrap().push(s.trim_end().to_string());
+            }
+            Ok(())
+        }
+        fn clear_line(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn flush(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The bar was nearly full beside `1/3` (it fills by bytes, the count was of files):
+    /// what a frame shows beside the bar is what fills it, the bytes, then the count.
+    #[test]
+    fn progress_numbers_agree_with_the_bar() {
+        let screen = Screen::default();
+        let p = Progress::drawn_on(ProgressDrawTarget::term_like(Box::new(screen.clone())));
+        let last = || screen.0.lock().unwrap().last().cloned().unwrap_or_default();
+        p.start(3, unit_weight(1000) + unit_weight(0) + unit_weight(1), "Compiling");
+        assert_eq!(last(), format!(" Compiling [{}] 0 B/1002 B (0/3)", " ".repeat(30)));
+        p.advance(Path::new("big.py"), unit_weight(1000));
+        p.bar.tick();
+        // 1000 of 1002 bytes: 29 of 30 cells, the bytes beside them say so.
+        assert_eq!(last(), format!(" Compiling [{}>] 1000 B/1002 B (1/3)", "=".repeat(29)));
+        p.advance(Path::new("__init__.py"), unit_weight(0));
+        p.advance(Path::new("m.py"), unit_weight(1));
+        p.bar.tick();
+        assert_eq!(last(), format!(" Compiling [{}] 1002 B/1002 B (3/3)", "=".repeat(30)));
     }
 
     use super::*;

@@ -1310,7 +1310,8 @@ fn an_ignore_file_line_that_is_not_utf8_is_named() {
 // colour escape (the bar's message was dim, `ESC[2m`, whatever --color), and the message
 // once per redraw (the template showed it twice: `Compiling [==> ] 22/300 Compiling`). Every
 // frame drawn has its label and count: the first two had none, then no label
-// (`           [      ] 0/300`), as each of indicatif's setters drew one.
+// (`           [      ] 0/300`), as each of indicatif's setters drew one. Beside the bar,
+// the bytes it fills by, then the count: `Compiling [==>   ] 3.10 KiB/9.20 KiB (22/300)`.
 #[test]
 fn progress_bar_is_plain_under_color_never() {
     let Some(py) = crate::harness::any_python("progress_bar_is_plain_under_color_never") else { return };
@@ -1340,6 +1341,9 @@ fn progress_bar_is_plain_under_color_never() {
         let frame = redraw.replace("\x1b[2K", "");
         if redraw.contains("\x1b[2K") && frame.contains(" [") {
             assert!(frame.contains("Compiling [") && frame.contains("/300"), "{redraw:?}");
+            // The bytes the bar fills by, then the count of files (the count alone stood
+            // beside a bar filled by bytes, the two disagreeing).
+            assert!(frame.contains("B/") && frame.contains("B (") && frame.contains("/300)"), "{redraw:?}");
         }
     }
     // The count of files beside the bar (its fill is their bytes, see report::Progress).
