@@ -335,24 +335,7 @@ fn installed_elsewhere(request: &VersionRequest) -> Vec<Installed> {
     if request.parts.len() < 2 {
         return Vec::new();
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    let var_or = |var: &str, under: &str| {
-        std::env::var_os(var)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| home.as_ref().map(|h| h.join(under)))
-    };
-    let uv = std::env::var_os("UV_PYTHON_INSTALL_DIR")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("XDG_DATA_HOME").map(|x| PathBuf::from(x).join("uv/python")))
-        .or_else(|| home.as_ref().map(|h| h.join(".local/share/uv/python")));
-    let places: [(&'static str, Option<PathBuf>); 4] = [
-        ("pyenv", var_or("PYENV_ROOT", ".pyenv").map(|r| r.join("versions"))),
-        ("asdf", var_or("ASDF_DATA_DIR", ".asdf").map(|d| d.join("installs/python"))),
-        ("mise", var_or("MISE_DATA_DIR", ".local/share/mise").map(|d| d.join("installs/python"))),
-        ("uv", uv),
-    ];
+    let places = ManagerDirs::from_env(&|var| std::env::var_os(var)).installs();
     let exe_name = format!("python{}.{}{}", request.parts[0], request.parts[1], request.abi_suffix());
     let mut found: Vec<(Vec<u32>, Installed)> = Vec::new();
     for (manager, dir) in places {
@@ -383,6 +366,47 @@ fn installed_elsewhere(request: &VersionRequest) -> Vec<Installed> {
     }
     found.sort_by(|a, b| b.0.cmp(&a.0));
     found.into_iter().map(|(_, i)| i).collect()
+}
+
+/// Where pyenv, asdf, mise and uv keep what they install, from their variables, else
+/// their defaults under the home directory: the one source of the directories listed for
+/// the error of a version not found ([`installed_elsewhere`]) and of those a launcher's
+/// probe is keyed by ([`launcher_context`]). A variable set empty is unset (`PYENV_ROOT=`
+/// is `~/.pyenv`, as pyenv and asdf read theirs; `XDG_DATA_HOME=` as the XDG base
+/// directory specification says), never a directory relative to where hashpyc runs.
+struct ManagerDirs {
+    /// pyenv's root: its `version` file (`pyenv global`) and `versions/`.
+    pyenv_root: Option<PathBuf>,
+    asdf_data: Option<PathBuf>,
+    mise_data: Option<PathBuf>,
+    /// uv's directory of Python installs.
+    uv_python: Option<PathBuf>,
+}
+
+impl ManagerDirs {
+    fn from_env(var: &dyn Fn(&str) -> Option<std::ffi::OsString>) -> ManagerDirs {
+        let set = |name: &str| var(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let home = set("HOME");
+        let set_or = |name: &str, under: &str| set(name).or_else(|| home.as_ref().map(|h| h.join(under)));
+        ManagerDirs {
+            pyenv_root: set_or("PYENV_ROOT", ".pyenv"),
+            asdf_data: set_or("ASDF_DATA_DIR", ".asdf"),
+            mise_data: set_or("MISE_DATA_DIR", ".local/share/mise"),
+            uv_python: set("UV_PYTHON_INSTALL_DIR")
+                .or_else(|| set("XDG_DATA_HOME").map(|x| x.join("uv/python")))
+                .or_else(|| home.as_ref().map(|h| h.join(".local/share/uv/python"))),
+        }
+    }
+
+    /// Each manager's directory of Python installs, by its name.
+    fn installs(&self) -> [(&'static str, Option<PathBuf>); 4] {
+        [
+            ("pyenv", self.pyenv_root.as_ref().map(|r| r.join("versions"))),
+            ("asdf", self.asdf_data.as_ref().map(|d| d.join("installs/python"))),
+            ("mise", self.mise_data.as_ref().map(|d| d.join("installs/python"))),
+            ("uv", self.uv_python.clone()),
+        ]
+    }
 }
 
 fn tried_list(names: &[String], tried: &[String]) -> String {
@@ -1146,16 +1170,12 @@ fn launcher_context() -> Vec<(String, String)> {
             }
         }
     }
-    let root = std::env::var_os("PYENV_ROOT")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".pyenv")));
-    if let Some(text) = root.as_ref().and_then(|r| std::fs::read_to_string(r.join("version")).ok()) {
+    let managers = ManagerDirs::from_env(&|var| std::env::var_os(var));
+    let root = managers.pyenv_root.as_ref();
+    if let Some(text) = root.and_then(|r| std::fs::read_to_string(r.join("version")).ok()) {
         ctx.push(("pyenv global".to_string(), text));
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    let data = |var: &str, under: &str| {
-        std::env::var_os(var).map(PathBuf::from).or_else(|| home.as_ref().map(|h| h.join(under)))
-    };
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
     // mise's global configuration (`mise use -g python@3.13`).
     let mise_config = std::env::var_os("MISE_CONFIG_DIR")
         .map(PathBuf::from)
@@ -1187,11 +1207,9 @@ fn launcher_context() -> Vec<(String, String)> {
     }
     // What a prefix version (`pyenv global 3.11`, `python 3.11` in .tool-versions) resolves
     // against: the versions installed, so that installing 3.11.8 beside 3.11.7 probes again.
-    let installed = [
-        ("pyenv versions", root.map(|r| r.join("versions"))),
-        ("asdf installs", data("ASDF_DATA_DIR", ".asdf").map(|d| d.join("installs/python"))),
-        ("mise installs", data("MISE_DATA_DIR", ".local/share/mise").map(|d| d.join("installs/python"))),
-    ];
+    // The directories of pyenv's, asdf's and mise's installs (not uv's).
+    let [pyenv, asdf, mise, _uv] = managers.installs();
+    let installed = [("pyenv versions", pyenv.1), ("asdf installs", asdf.1), ("mise installs", mise.1)];
     for (what, dir) in installed {
         if let Some(entries) = dir.and_then(|d| std::fs::read_dir(d).ok()) {
             let mut names: Vec<String> =
@@ -1805,5 +1823,52 @@ mod tests {
         // A probe hash that neither variant gives is refused rather than guessed.
         let bad = out.replace(&hash, "0000000000000000");
         assert!(matches!(parse_probe(exe, &bad, ""), Err(TargetError::UnknownHash { .. })));
+    }
+
+    /// A version manager's variable set empty (`PYENV_ROOT=`) is unset: its directory is
+    /// the default under the home directory, for the error's list and a launcher's key
+    /// alike, never one relative to the working directory.
+    #[test]
+    fn an_empty_manager_variable_is_unset() {
+        let dirs = |vars: &[(&str, &str)]| {
+            let vars: Vec<(String, String)> =
+                vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            let env = move |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.into());
+            ManagerDirs::from_env(&env).installs().map(|(m, d)| (m, d.unwrap_or_default()))
+        };
+        let defaults = [
+            ("pyenv", PathBuf::from("/h/.pyenv/versions")),
+            ("asdf", PathBuf::from("/h/.asdf/installs/python")),
+            ("mise", PathBuf::from("/h/.local/share/mise/installs/python")),
+            ("uv", PathBuf::from("/h/.local/share/uv/python")),
+        ];
+        assert_eq!(dirs(&[("HOME", "/h")]), defaults);
+        let empty = [
+            ("HOME", "/h"),
+            ("PYENV_ROOT", ""),
+            ("ASDF_DATA_DIR", ""),
+            ("MISE_DATA_DIR", ""),
+            ("UV_PYTHON_INSTALL_DIR", ""),
+            ("XDG_DATA_HOME", ""),
+        ];
+        assert_eq!(dirs(&empty), defaults);
+        let set = [
+            ("HOME", "/h"),
+            ("PYENV_ROOT", "/p"),
+            ("ASDF_DATA_DIR", "/a"),
+            ("MISE_DATA_DIR", "/m"),
+            ("XDG_DATA_HOME", "/x"),
+        ];
+        assert_eq!(
+            dirs(&set),
+            [
+                ("pyenv", PathBuf::from("/p/versions")),
+                ("asdf", PathBuf::from("/a/installs/python")),
+                ("mise", PathBuf::from("/m/installs/python")),
+                ("uv", PathBuf::from("/x/uv/python")),
+            ]
+        );
+        // No home directory and nothing set: none, not a relative `.pyenv`.
+        assert!(dirs(&[("HOME", "")]).iter().all(|(_, d)| d.as_os_str().is_empty()));
     }
 }

@@ -3940,6 +3940,48 @@ fn a_new_pyenv_version_probes_a_launcher_again() {
     assert_eq!(compile(), 2, "then reused");
 }
 
+/// `PYENV_ROOT=` (set, empty) is unset for pyenv, whose root is then `~/.pyenv`; the
+/// launcher's key read `versions` in the working directory instead (helper report: the
+/// install directories were listed twice in target.rs, one list taking the empty variable
+/// as unset, the other not), so a version installed in `~/.pyenv` did not probe again.
+#[test]
+fn an_empty_pyenv_root_is_the_default_root() {
+    let Some(py) = harness::any_python("faults::an_empty_pyenv_root_is_the_default_root") else {
+        return;
+    };
+    let tree = Tree::new();
+    let home = tree.path("home");
+    let root = home.join(".pyenv");
+    std::fs::create_dir_all(root.join("versions/3.12.1")).unwrap();
+    tree.write("home/.pyenv/version", "3.12\n");
+    let launcher =
+        tree.write_executable("bin/py", format!("#!/bin/sh\nexec '{}' \"$@\"\n", py.path.display()));
+    tree.write("src/m.py", "M = 1\n");
+    let state = tree.path("state");
+    let compile = || {
+        tree.hashpyc()
+            .env("HASHPYC_STATE_DIR", &state)
+            .env("HOME", &home)
+            .env("PYENV_ROOT", "")
+            .args(["compile", "--no-config", "--force", "--python"])
+            .arg(&launcher)
+            .arg("src")
+            .run()
+            .assert_code(0);
+        std::fs::read_dir(&state)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("interpreter-"))
+            .count()
+    };
+    assert_eq!(compile(), 1);
+    assert_eq!(compile(), 1, "nothing changed: the probe is reused");
+    std::fs::create_dir_all(root.join("versions/3.12.9")).unwrap();
+    assert_eq!(compile(), 2, "a version installed in ~/.pyenv: probed again");
+    // `pyenv global` changed in ~/.pyenv: probed again too.
+    tree.write("home/.pyenv/version", "3.12.1\n");
+    assert_eq!(compile(), 3, "pyenv global changed: probed again");
+}
+
 /// The README's launcher script of one's own, `exec "$PYTHON" "$@"`, used to fail (`exec ""`,
 /// status 126): every variable starting with `PYTHON` was removed, `PYTHON` itself, which
 /// CPython does not read, included. Now `PYTHON` is kept and in the launcher's key: set to
