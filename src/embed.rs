@@ -58,9 +58,10 @@ impl Embed {
         let mut out: Option<PathBuf> = None;
         let (mut strip_missed, mut strip_whole) = (false, false);
         if let Some(strip) = &self.strip {
-            // compileall: str.split(os.sep) on both, compare the leading parts exactly.
+            // compileall: str.split(os.sep) on both, compare the leading parts exactly; a
+            // trailing `/` of `-s` is not a component (`root/` is `root`).
             let full: Vec<&[u8]> = path.as_os_str().as_bytes().split(|&b| b == b'/').collect();
-            let prefix: Vec<&[u8]> = strip.as_os_str().as_bytes().split(|&b| b == b'/').collect();
+            let prefix: Vec<&[u8]> = without_trailing_slashes(strip).split(|&b| b == b'/').collect();
             if full.len() >= prefix.len() && full[..prefix.len()] == prefix[..] && full.len() > prefix.len() {
                 let rest: PathBuf = full[prefix.len()..].iter().map(|p| OsStr::from_bytes(p)).collect();
                 out = Some(rest);
@@ -148,22 +149,24 @@ impl Embed {
     }
 }
 
+/// `-s DIR`'s bytes without trailing slashes, as every Unix tool reads a directory
+/// (`root/` is `root`; compileall 3.13+ reads the slash as an empty last component that no
+/// path has, and ignores the prefix); `/` stays `/`.
+fn without_trailing_slashes(strip: &Path) -> &[u8] {
+    let mut bytes = strip.as_os_str().as_bytes();
+    while bytes.len() > 1
+        && let Some(without) = bytes.strip_suffix(b"/")
+    {
+        bytes = without;
+    }
+    bytes
+}
+
 /// The one warning of a run in which `-s` did not apply to `count` sources, `example`
 /// the first of them in path order: what they embed instead (`-p` still applies, as in
-/// compileall 3.13+, unless the path is absolute), the example's embedded path, why a strip
-/// prefix with a trailing `/` never matches, and what the compileall of 3.9–3.12, whose
-/// rule differs, embeds for the example.
+/// compileall 3.13+, unless the path is absolute), the example's embedded path, and what
+/// the compileall of 3.9–3.12, whose rule differs, embeds for the example.
 pub fn strip_missed_message(embed: &Embed, count: usize, example: &Path) -> String {
-    let strip = embed.strip.as_deref().unwrap_or(Path::new(""));
-    let bytes = strip.as_os_str().as_bytes();
-    let slash = match bytes.strip_suffix(b"/") {
-        Some(without) if !without.is_empty() && !without.ends_with(b"/") => format!(
-            " (split at each `/`, as compileall 3.13+ splits it, the trailing `/` is an empty \
-             last component that no path has: give {})",
-            crate::report::ticked(Path::new(OsStr::from_bytes(without)))
-        ),
-        _ => String::new(),
-    };
     let ours = embed.apply(example, 1);
     let instead = embedded_without_strip(embed, &ours);
     // One path is named as itself; of several, one is the example.
@@ -177,7 +180,7 @@ pub fn strip_missed_message(embed: &Embed, count: usize, example: &Path) -> Stri
         _ => String::new(),
     };
     format!(
-        "{} does not match the start of {} ({eg}{}){slash}; {their} embedded {instead}, as by \
+        "{} does not match the start of {} ({eg}{}); {their} embedded {instead}, as by \
          compileall 3.13+ ({}){before_313}",
         embed.strip_name(),
         crate::report::plural(count, "source path", "source paths"),
@@ -227,14 +230,14 @@ pub fn prepend_missed_message(embed: &Embed, count: usize, example: &Path) -> St
     let advice = if embed.strip.is_some() && ours.strip_missed {
         format!(
             "{} did not apply to it (warned above): make it the leading directories to replace, \
-             whole components without a trailing `/`",
+             as whole components",
             embed.strip_name()
         )
     } else {
         format!(
             "to replace its leading directories (a staging root), give them with --strip-prefix \
-             too (`--strip-prefix DIR --prepend-prefix {prepend}`, DIR whole components without a \
-             trailing `/`), or name the sources relative to that directory"
+             too (`--strip-prefix DIR --prepend-prefix {prepend}`, DIR whole components), or name \
+             the sources relative to that directory"
         )
     };
     format!(
@@ -356,6 +359,19 @@ mod tests {
         let whole = e(None, Some("s/m.py"), Some("/x")).apply(Path::new("s/m.py"), 1);
         assert!(whole.strip_whole && !whole.strip_missed);
         assert_eq!(whole.path, Path::new("/x/s/m.py"));
+    }
+
+    #[test]
+    fn strip_trailing_slashes_are_not_a_component() {
+        for strip in ["/build/root/", "/build/root//"] {
+            let got = e(None, Some(strip), Some("/")).apply(Path::new("/build/root/pkg/m.py"), 2);
+            assert!(!got.strip_missed, "{strip}");
+            assert_eq!(got.path, Path::new("/pkg/m.py"), "{strip}");
+        }
+        let whole = e(None, Some("s/m.py/"), None).apply(Path::new("s/m.py"), 1);
+        assert!(whole.strip_whole && !whole.strip_missed);
+        // `/` stays `/` (two empty components), as before.
+        assert!(e(None, Some("/"), None).apply(Path::new("/a/m.py"), 1).strip_missed);
     }
 
     #[test]

@@ -211,11 +211,10 @@ fn prepend_prefix_that_looks_like_an_interpreter_is_warned_of() {
 // `-p` has no effect on a path still absolute after `-s` (`os.path.join` keeps it whole, as
 // compileall's does): the pycs embedded the staging path `-s`/`-p` are there to remove, with
 // no word (`-p /usr /abs/stage/lib`), or with a warning saying it was embedded "with only
-// --prepend-prefix `/usr` applied" (`-s /abs/stage/ -p /usr`, a trailing `/` that matches
-// nothing). A warning now counts the paths `-p` changes nothing of and says what is embedded
-// and what to give instead; the `-s` warning names the path embedded. The bytes stay
-// compileall's (3.13+'s where `-s` does not match: its trailing `/` matches nothing there
-// either).
+// --prepend-prefix `/usr` applied" (`-s /abs/stag -p /usr`, not whole components). A
+// warning now counts the paths `-p` changes nothing of and says what is embedded and what to
+// give instead; the `-s` warning names the path embedded. The bytes stay compileall's
+// (3.13+'s where `-s` does not match).
 per_python!(prepend_prefix_on_an_absolute_path_is_warned_of, min = (3, 9), |py: &Python| {
     let tree = Tree::new();
     tree.write("stage/lib/pkg/m.py", "x = 1\n");
@@ -235,16 +234,16 @@ per_python!(prepend_prefix_on_an_absolute_path_is_warned_of, min = (3, 9), |py: 
          embedded unchanged (`{source}`); "
     );
     let advice = "to replace its leading directories (a staging root), give them with --strip-prefix \
-                  too (`--strip-prefix DIR --prepend-prefix /usr`, DIR whole components without a \
-                  trailing `/`), or name the sources relative to that directory\n";
+                  too (`--strip-prefix DIR --prepend-prefix /usr`, DIR whole components), or name \
+                  the sources relative to that directory\n";
     assert!(run.stderr.contains(&format!("{p_warning}{advice}")), "{}", run.stderr);
     let check = tree.hashpyc().args(["check", "-p", "/usr", &lib]).python(py).run();
     check.assert_code(0);
     assert!(check.stderr.contains(&p_warning), "{}", check.stderr);
 
-    // A strip prefix with a trailing `/`: neither applies.
-    let slash = format!("{stage}/");
-    let args = ["-s", &slash, "-p", "/usr", &lib];
+    // A strip prefix that is not whole components: neither applies.
+    let part = format!("{root}/stag");
+    let args = ["-s", &part, "-p", "/usr", &lib];
     if py.minor >= (3, 13) {
         same_as_compileall(py, &tree, &args, &args, &[]);
     }
@@ -258,8 +257,8 @@ per_python!(prepend_prefix_on_an_absolute_path_is_warned_of, min = (3, 9), |py: 
     assert!(run.stderr.contains(&s_said), "{}", run.stderr);
     assert!(!run.stderr.contains("applied"), "{}", run.stderr);
     let s_advice = format!(
-        "--strip-prefix `{slash}` did not apply to it (warned above): make it the leading \
-         directories to replace, whole components without a trailing `/`\n"
+        "--strip-prefix `{part}` did not apply to it (warned above): make it the leading \
+         directories to replace, as whole components\n"
     );
     assert!(run.stderr.contains(&format!("{p_warning}{s_advice}")), "{}", run.stderr);
     // Without the slash both apply, as in compileall, without a warning; `-p /` alone embeds
@@ -315,25 +314,19 @@ fn co_filename(py: &Python, pyc: &Path) -> String {
 // A strip prefix that is not whole leading components of a path: hashpyc follows
 // compileall 3.13+ on every version (the prefix is ignored there, `-p` still applies),
 // byte for byte with that very interpreter's compileall; the compileall of 3.9–3.12
-// removes the components equal to those at the same position (`-s src/` embeds `m.py`),
+// removes the components equal to those at the same position (`-s src/x` embeds `m.py`),
 // which the warning says, with what that compileall embeds. The warning said compileall's
-// trailing `/` "matches nothing", untrue up to 3.12.
+// trailing `/` "matches nothing", untrue up to 3.12 (a trailing `/` is now no component:
+// strip_prefix_with_a_trailing_slash).
 per_python!(strip_prefix_that_does_not_match, min = (3, 9), |py: &Python| {
     let tree = Tree::new();
     tree.write("src/m.py", "x = 1\n");
     tree.write("src/pkg/n.py", "y = 2\n");
     let m_pyc = pyc_of(&tree, py, "src/m.py");
-    // (flags, the paths missed, the slash advice, the 3.13+ path of `src/m.py`, what
-    // CPython 3.9–3.12's compileall embeds for it)
+    // (flags, the paths missed, what is said of their paths, the 3.13+ path of `src/m.py`,
+    // what CPython 3.9–3.12's compileall embeds for it)
     let cases: [(&[&str], usize, &str, &str, &str); 2] = [
-        (
-            &["-s", "src/"],
-            2,
-            " (split at each `/`, as compileall 3.13+ splits it, the trailing `/` is an empty last \
-             component that no path has: give `src`); their paths are embedded unchanged",
-            "src/m.py",
-            "m.py",
-        ),
+        (&["-s", "src/x"], 2, "; their paths are embedded unchanged", "src/m.py", "m.py"),
         (
             &["-s", "src/pkg", "-p", "/app"],
             1,
@@ -372,6 +365,53 @@ per_python!(strip_prefix_that_does_not_match, min = (3, 9), |py: &Python| {
         );
         assert!(run.stderr.contains(&warning), "{}: {flags:?}\n{}\nwant {warning}", py.label(), run.stderr);
     }
+});
+
+// A staging root given with a trailing `/` (a Makefile's `$(DESTDIR)/`) left the build root
+// in every pyc, exit 0 even under `-W error`: compileall 3.13+ reads the slash as an empty
+// last component no path has and ignores `-s` (with a warning), which hashpyc followed on
+// every version. A trailing `/` is now no component, for every target: the bytes are those of
+// that version's compileall given the prefix without it (which strips on every version;
+// py_compile with that `dfile` before 3.9, whose compileall has no `-s`), and `check` agrees.
+// A trailing `/` of `-p` and `-d` embeds what compileall embeds (the directory).
+per_python!(strip_prefix_with_a_trailing_slash, |py: &Python| {
+    let tree = Tree::new();
+    let site = "root/usr/lib/site-packages";
+    tree.write(format!("{site}/p/__init__.py"), "");
+    tree.write(format!("{site}/p/m.py"), "x = 1\n");
+    let root = tree.path("root").to_str().unwrap().to_string();
+    let lib = tree.path(site).to_str().unwrap().to_string();
+    let slashed = format!("{root}/");
+    let ours = ["-s", &slashed, "-p", "/", &lib];
+    if py.minor >= (3, 9) {
+        same_as_compileall(py, &tree, &["-s", &root, "-p", "/", &lib], &ours, &[]);
+        let usr = format!("{root}/usr");
+        let with_p = ["-s", &format!("{usr}/"), "-p", "/usr/", &lib];
+        same_as_compileall(py, &tree, &["-s", &usr, "-p", "/usr/", &lib], &with_p, &[]);
+        same_as_compileall(py, &tree, &["-d", "/app/", &lib], &["-d", "/app/", &lib], &[]);
+    }
+    let run = tree.hashpyc().args(["compile", "-W", "error"]).python(py).args(ours).run();
+    run.assert_code(0);
+    assert!(!run.stderr.contains("warning"), "{}: {}", py.label(), run.stderr);
+    let sources: Vec<PathBuf> = ["p/__init__.py", "p/m.py"].iter().map(|m| Path::new(&lib).join(m)).collect();
+    let dfiles: Vec<PathBuf> =
+        ["p/__init__.py", "p/m.py"].iter().map(|m| Path::new("/usr/lib/site-packages").join(m)).collect();
+    let refs = harness::py_compile_refs(py, tree.root(), &sources, Some(&dfiles));
+    for (m, want) in ["p/__init__.py", "p/m.py"].iter().zip(refs) {
+        let pyc = pyc_of(&tree, py, &format!("{site}/{m}"));
+        assert!(std::fs::read(&pyc).ok() == want, "{}: {} is not py_compile's", py.label(), pyc.display());
+    }
+    assert_eq!(
+        co_filename(py, &pyc_of(&tree, py, &format!("{site}/p/m.py"))),
+        "/usr/lib/site-packages/p/m.py"
+    );
+    // `check` with the same flags, and without the slash, finds them fresh; without `-s` stale.
+    for strip in [&slashed, &root] {
+        let check = tree.hashpyc().args(["check", "-s", strip, "-p", "/"]).python(py).arg(&lib).run();
+        check.assert_code(0);
+        assert!(!check.stderr.contains("warning"), "{}: {}", py.label(), check.stderr);
+    }
+    tree.hashpyc().args(["check", "-p", "/"]).python(py).arg(&lib).run().assert_code(1);
 });
 
 per_python!(pyc_layouts, min = (3, 9), |py: &Python| {
