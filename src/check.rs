@@ -539,6 +539,16 @@ fn explain_remembered_failures(findings: &mut [Finding], targets: &[Arc<Target>]
             ));
             f.source_fails = Some(line);
             f.symlink = false;
+        } else if let Some((failed, failure)) = memo.stopped_before(&abs, hex, f.optimization) {
+            // A later level of the same compile: never reached, its pyc never written.
+            let line = failure.line.filter(|&l| l > 0);
+            f.detail = Some(format!(
+                "not compiled: `hashpyc compile` stopped at opt-{failed}, where the source does not \
+                 compile ({})",
+                failure.kind
+            ));
+            f.source_fails = Some(line);
+            f.symlink = false;
         }
     }
 }

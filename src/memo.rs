@@ -293,6 +293,16 @@ impl Memo {
             .then_some(&e.failure)
     }
 
+    /// The level at which the remembered failure of `abs` (source bytes hashed `hex`)
+    /// stopped a compile that asked for `level` after it, with that failure: `compile`
+    /// never reached `level`, so nothing tells whether it compiles there.
+    pub fn stopped_before(&self, abs: &Path, hex: &str, level: u8) -> Option<(u8, &CompileFailure)> {
+        let e = self.file.entries.get(abs)?;
+        let i = e.failed_index()?;
+        (e.hash == hex && e.failure.same_every_time(self.version) && e.levels[i + 1..].contains(&level))
+            .then_some((e.levels[i], &e.failure))
+    }
+
     /// Remember that `abs` with these source bytes fails at `levels`; a failure that is
     /// not the same every time with this interpreter ([`CompileFailure::same_every_time`]:
     /// out of memory, …) is not remembered, and forgets what was.

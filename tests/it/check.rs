@@ -2768,6 +2768,58 @@ per_python!(check_explains_a_stale_pyc_whose_source_no_longer_compiles, |py: &Py
     assert_eq!(fresh.stdout, "stale      ./m.py\n");
 });
 
+// A source that does not compile at opt-0 under `-o 0 -o 1`: its opt-0 pyc was said
+// missing with the reason, its opt-1 pyc plainly missing (`compile` stops at the level that
+// fails, so nothing was remembered of opt-1), and the hint said to run `compile` to fix,
+// which fixes nothing. Each level now says why; the hint comes only with a finding that
+// compiling fixes.
+per_python!(check_says_why_a_level_after_a_failure_is_missing, |py: &Python| {
+    let tree = Tree::new();
+    tree.write("good.py", "X = 1\n");
+    tree.write("bad.py", "X = 1\ndef f(:\n    pass\n");
+    let state = tempfile::tempdir().unwrap();
+    let hashpyc = || tree.hashpyc().env("HASHPYC_STATE_DIR", state.path());
+    hashpyc().args(["compile", "-q", "-o", "0", "-o", "1"]).python(py).arg(".").run().assert_code(1);
+    let cpython = py.run(
+        &[
+            "-c",
+            "try:\n    compile(open('bad.py', 'rb').read(), 'bad.py', 'exec')\nexcept SyntaxError as e:\n    print('%s: %s (line %d)' % (type(e).__name__, e.msg, e.lineno))",
+        ],
+        tree.root(),
+    );
+    let want = format!(
+        "missing    ./bad.py  [opt-0]: the source does not compile: {}, as `hashpyc compile` found\n\
+         missing    ./bad.py  [opt-1]: not compiled: `hashpyc compile` stopped at opt-0, where the \
+         source does not compile (SyntaxError)\n",
+        cpython.trim()
+    );
+    let run = hashpyc().args(["check", "-o", "0", "-o", "1"]).python(py).arg(".").run();
+    run.assert_code(1);
+    assert_eq!(run.stdout, want, "{}", run.stderr);
+    assert!(!run.stderr.contains("to fix"), "{}", run.stderr);
+    // The annotation of the level never reached says to fix the source, at its line.
+    let github =
+        hashpyc().args(["check", "--format", "github", "-o", "0", "-o", "1"]).python(py).arg(".").run();
+    let opt1 =
+        github.stdout.lines().find(|l| l.contains("[opt-1]") || l.contains("opt-1.pyc")).unwrap_or_default();
+    assert!(opt1.contains(",line=2") && opt1.contains("fix the source"), "{}", github.stdout);
+    // A finding that compiling fixes beside it: the hint again.
+    tree.write("good.py", "X = 2\n");
+    let run = hashpyc().args(["check", "-o", "0", "-o", "1"]).python(py).arg(".").run();
+    run.assert_code(1);
+    assert!(run.stderr.contains("with the same options to fix"), "{}", run.stderr);
+    // Asked for opt-1 alone: the compile that failed never reached it either.
+    let run = hashpyc().args(["check", "-o", "1"]).python(py).arg("bad.py").run();
+    run.assert_code(1);
+    assert!(
+        run.stdout
+            .starts_with("missing    bad.py  [opt-1]: not compiled: `hashpyc compile` stopped at opt-0"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stderr.contains("to fix"), "{}", run.stderr);
+});
+
 // A pyc that is missing because its source does not compile says so, with CPython's own
 // error (remembered by `compile`, no Python started by `check`), as long as the source
 // bytes are those `compile` saw; and a tree of timestamp pycs (what CPython's compileall
