@@ -201,15 +201,35 @@ pub enum WalkError {
         crate::report::ticked(.0)
     )]
     NoModuleName(PathBuf),
-    /// A file named on the command line or stdin that `--exclude-regex` matches, without
-    /// `--force-exclude`: skipped, as compileall's `-x` skips it, with a warning naming the
-    /// expression (and where it was set), which a name read as an option (`-x.py`) gave.
-    #[error(
-        "{}: named, but excluded by {} (which applies to named files too, as compileall's -x does); skipped",
-        crate::report::ticked(.0),
-        .1
-    )]
-    RegexExcluded(PathBuf, String),
+    /// The files named on the command line or stdin that `--exclude-regex` matches, without
+    /// `--force-exclude` (in the order named): skipped, as compileall's `-x` skips them, with
+    /// one warning per run naming the expression (and where it was set) and the first few
+    /// files, which a name read as an option (`-x.py`) gave.
+    #[error("{}", regex_excluded_message(.0, .1))]
+    RegexExcluded(Vec<PathBuf>, String),
+}
+
+/// How many named files [`WalkError::RegexExcluded`] names before "and N more".
+const REGEX_EXCLUDED_SHOWN: usize = 3;
+
+/// The warning of the files named that `--exclude-regex` skipped: one file named as itself;
+/// of several, the count and the first few (a path list from `find` may name thousands).
+fn regex_excluded_message(paths: &[PathBuf], rule: &str) -> String {
+    let why =
+        format!("excluded by {rule} (which applies to named files too, as compileall's -x does); skipped");
+    match paths {
+        [one] => format!("{}: named, but {why}", crate::report::ticked(one)),
+        _ => {
+            let shown: Vec<String> = paths
+                .iter()
+                .take(REGEX_EXCLUDED_SHOWN)
+                .map(|p| crate::report::ticked(p).to_string())
+                .collect();
+            let more = paths.len().saturating_sub(REGEX_EXCLUDED_SHOWN);
+            let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+            format!("{} named files {why}: {}{more}", paths.len(), shown.join(", "))
+        }
+    }
 }
 
 impl WalkError {
@@ -226,8 +246,8 @@ impl WalkError {
             | WalkError::Vanished(p)
             | WalkError::NotRegular(p)
             | WalkError::NoModuleName(p)
-            | WalkError::RegexExcluded(p, _)
             | WalkError::Special(p, _) => Some(p),
+            WalkError::RegexExcluded(paths, _) => paths.first().map(PathBuf::as_path),
             WalkError::Io { path, .. } | WalkError::Unlistable { path, .. } => Some(path),
             WalkError::Other(_) | WalkError::IgnoreFile(_) => None,
         }
@@ -246,7 +266,6 @@ impl WalkError {
         | WalkError::Vanished(p)
         | WalkError::NotRegular(p)
         | WalkError::NoModuleName(p)
-        | WalkError::RegexExcluded(p, _)
         | WalkError::Special(p, _)
         | WalkError::Io { path: p, .. }
         | WalkError::Unlistable { path: p, .. } = self
@@ -254,6 +273,15 @@ impl WalkError {
             && !rest.as_os_str().is_empty()
         {
             *p = rest.to_path_buf();
+        }
+        if let WalkError::RegexExcluded(paths, _) = self {
+            for p in paths {
+                if let Ok(rest) = p.strip_prefix(".")
+                    && !rest.as_os_str().is_empty()
+                {
+                    *p = rest.to_path_buf();
+                }
+            }
         }
         if let WalkError::Loop(_, ancestor, _) = self
             && let Ok(rest) = ancestor.strip_prefix(".")
@@ -874,6 +902,7 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
     let mut walked_roots = Vec::new();
     // The files named exactly `.py` named (see [`no_module_name`]).
     let mut named_nameless = Vec::new();
+    let mut regex_excluded = Vec::new();
     let forced = match opts.force_exclude.then(|| Excludes::new(opts)) {
         Some(Ok(x)) => x,
         Some(Err(e)) => {
@@ -964,12 +993,11 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
                 } else if !target.as_ref().is_ok_and(|m| m.is_file()) {
                     walked.errors.push(WalkError::NotRegular(root.clone()));
                 } else if excluded_by_regex(root, opts) {
-                    // compileall's -x applies to named files too: said of each, naming
-                    // the expression (`check a.py -x.py` reads `-x.py` as `-x .py`).
+                    // compileall's -x applies to named files too: said once, naming the
+                    // expression and the first files (`check a.py -x.py` reads `-x.py` as
+                    // `-x .py`), after the loop.
                     walked.skipped.regex_excluded += 1;
-                    let rule =
-                        opts.skipped_by.exclude_regex.clone().unwrap_or_else(|| "--exclude-regex".into());
-                    walked.errors.push(WalkError::RegexExcluded(root.clone(), rule));
+                    regex_excluded.push(root.clone());
                 } else if no_module_name(root) {
                     walked.skipped.no_module_name_named += 1;
                     named_nameless.push(root.clone());
@@ -1045,6 +1073,10 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
         if !dirs.is_empty() {
             walk_dirs(&dirs, opts, &mut walked, visit);
         }
+    }
+    if !regex_excluded.is_empty() {
+        let rule = opts.skipped_by.exclude_regex.clone().unwrap_or_else(|| "--exclude-regex".into());
+        walked.errors.push(WalkError::RegexExcluded(regex_excluded, rule));
     }
     // A path named on the command line is judged as named, whatever the rules for walked
     // entries say (named, a hidden or ignored file is taken, and a `.py` is a warning): when

@@ -1853,6 +1853,42 @@ per_python!(excludes_apply_to_named_paths_as_asked, min = (3, 8), |py: &Python| 
 // the expression; the counts name the flag with its value, as the error of a directory
 // whose every file was excluded does. Named files excluded stay no finding (a hook naming
 // only such files passes); a directory so emptied stays `check`'s empty selection, exit 1.
+// `find . -name '*.py' -print0 | hashpyc compile --null - -x RE` gave one warning per file
+// the expression skipped (compileall's `-i` says nothing), which only `-qq` hid, with the
+// useful warnings. Now one warning per run: the count, the expression, the first three
+// files named and how many more; one file is still named as itself (`-x.py`, above).
+#[test]
+fn named_files_the_regex_excludes_are_one_warning() {
+    let Some(py) = harness::any_python("first_hour::named_files_the_regex_excludes_are_one_warning") else {
+        return;
+    };
+    let tree = Tree::new();
+    let mut list = Vec::new();
+    for name in ["t1.py", "t2.py", "t3.py", "keep.py", "t4.py", "t5.py"] {
+        tree.write(name, "X = 1\n");
+        list.extend_from_slice(format!("./{name}\0").as_bytes());
+    }
+    for cmd in ["compile", "check"] {
+        let run =
+            tree.hashpyc().args([cmd, "--null", "-", "-x", "t[0-9]"]).stdin(list.clone()).python(py).run();
+        run.assert_code(0);
+        let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+        let want = "warning: 5 named files excluded by --exclude-regex `t[0-9]` (which applies to named \
+                    files too, as compileall's -x does); skipped: `./t1.py`, `./t2.py`, `./t3.py` and 2 more";
+        assert_eq!(warnings, [want], "{cmd}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("5 named paths excluded by --exclude-regex `t[0-9]`"),
+            "{cmd}: {}",
+            run.stderr
+        );
+    }
+    assert_eq!(tree.pycs().len(), 1, "{:?}", tree.pycs());
+    // Two: both named, no "more".
+    let run = tree.hashpyc().args(["check", "-x", "t[12]", "t1.py", "t2.py", "./keep.py"]).python(py).run();
+    run.assert_code(0);
+    assert!(run.stderr.contains("skipped: `t1.py`, `t2.py`\n"), "{}", run.stderr);
+}
+
 #[test]
 fn a_named_file_the_regex_excludes_is_said_to_be() {
     let Some(py) = harness::any_python("first_hour::a_named_file_the_regex_excludes_is_said_to_be") else {
