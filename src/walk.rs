@@ -1339,6 +1339,11 @@ pub fn anchored_glob(g: &str) -> Result<String, String> {
 struct Excludes {
     matcher: crate::globs::GlobLines,
     cwd: PathBuf,
+    /// A configuration file's globs (its directory the base) apply only below the base,
+    /// as ruff's project-relative excludes do: a path outside it is another tree, which
+    /// that file does not describe. The command line's (the working directory the base)
+    /// apply to any path walked.
+    inside_only: bool,
     /// The canonical path of each directory outside the base as spelled (none when it
     /// cannot be resolved).
     canonical: Mutex<std::collections::HashMap<PathBuf, Option<PathBuf>>>,
@@ -1354,7 +1359,8 @@ impl Excludes {
         let base = std::fs::canonicalize(base).unwrap_or_else(|_| lexically_absolute(base, &cwd));
         let matcher = crate::globs::GlobLines::new(&base, &opts.exclude_globs)
             .map_err(|e| WalkError::Other(format!("invalid --exclude glob: {e}")))?;
-        Ok(Some(Excludes { matcher, cwd, canonical: Default::default() }))
+        let inside_only = opts.exclude_base.is_some();
+        Ok(Some(Excludes { matcher, cwd, inside_only, canonical: Default::default() }))
     }
 
     /// `path` under the base: absolute, with `..` resolved as the kernel resolves it (the
@@ -1395,7 +1401,11 @@ impl Excludes {
 
     /// Whether the walker skips `path` (its parents were walked into).
     fn skips(&self, path: &Path, is_dir: bool) -> bool {
-        let path = self.in_base(path).unwrap_or_else(|abs| abs);
+        let path = match self.in_base(path) {
+            Ok(inside) => inside,
+            Err(_) if self.inside_only => return false,
+            Err(abs) => abs,
+        };
         self.matcher.matched(&path, is_dir).is_ignore()
     }
 

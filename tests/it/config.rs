@@ -283,6 +283,48 @@ per_python!(invalidation_mode_is_shared, min = (3, 11), |py: &Python| {
     assert!(found.iter().all(|(_, o)| o == "unchecked"), "{found:?}");
 });
 
+// A configuration's `exclude = ["pkg/"]` skipped `outside/pkg` of `hashpyc compile
+// /elsewhere/outside` run from the file's directory: a path outside that directory, which
+// the file does not describe. Its globs now apply only below its directory, as ruff's
+// project-relative excludes; the command line's `--exclude` still applies to any path.
+#[test]
+fn config_excludes_apply_only_inside_its_directory() {
+    let Some(py) = harness::any_python("config::config_excludes_apply_only_inside_its_directory") else {
+        return;
+    };
+    let tree = Tree::new();
+    tree.write("proj/pyproject.toml", "[tool.hashpyc]\nexclude = [\"pkg/\"]\n");
+    tree.write("proj/pkg/a.py", "A = 1\n");
+    tree.write("proj/b.py", "B = 1\n");
+    tree.write("outside/pkg/c.py", "C = 1\n");
+    tree.write("outside/d.py", "D = 1\n");
+    let proj = tree.path("proj");
+    let outside = tree.path("outside");
+    let run = harness::Hashpyc::new(&proj).arg("compile").python(py).args([Path::new("."), &outside]).run();
+    run.assert_code(0);
+    let rel: BTreeSet<String> = tree.pycs().iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    let tag = format!("cpython-{}{}", py.minor.0, py.minor.1);
+    let want: BTreeSet<String> = ["proj/__pycache__/b", "outside/pkg/__pycache__/c", "outside/__pycache__/d"]
+        .iter()
+        .map(|p| format!("{p}.{tag}.pyc"))
+        .collect();
+    assert_eq!(rel, want, "{}", run.stderr);
+    // `check` with the same paths, and spelled relative to the working directory (`..`),
+    // selects the same files.
+    let check = harness::Hashpyc::new(&proj).arg("check").python(py).args([Path::new("."), &outside]).run();
+    check.assert_code(0);
+    assert!(check.stderr.contains("Checked 3 files"), "{}", check.stderr);
+    let dots =
+        harness::Hashpyc::new(&proj).args(["compile", "-n"]).python(py).args([".", "../outside"]).run();
+    dots.assert_code(0);
+    assert!(dots.stdout.contains("../outside/pkg/c.py"), "{}", dots.stdout);
+    // `--exclude` on the command line applies to the path outside too.
+    let flag =
+        harness::Hashpyc::new(&proj).args(["check", "--exclude", "pkg/"]).python(py).arg(&outside).run();
+    flag.assert_code(0);
+    assert!(flag.stderr.contains("Checked 1 file"), "{}", flag.stderr);
+}
+
 // Flags and environment variables override the file; --no-config and HASHPYC_NO_CONFIG
 // ignore it; --config and HASHPYC_CONFIG name one.
 per_python!(precedence, min = (3, 11), |py: &Python| {
