@@ -3500,13 +3500,18 @@ fn a_launcher_whose_interpreter_changed_is_probed_again() {
     assert_eq!(Some(std::fs::read(&pyc).unwrap()), want[0], "{}", again.stderr);
 }
 
-/// The one remembered probe in the state directory `state`: its path and its record.
-fn remembered_probe(state: &Path) -> (PathBuf, serde_json::Value) {
-    let files: Vec<PathBuf> = std::fs::read_dir(state)
+/// The interpreter probes remembered in the state directory `state` (`interpreter-*`).
+fn remembered_probes(state: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(state)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("interpreter-"))
-        .collect();
+        .collect()
+}
+
+/// The one remembered probe in the state directory `state`: its path and its record.
+fn remembered_probe(state: &Path) -> (PathBuf, serde_json::Value) {
+    let files = remembered_probes(state);
     assert_eq!(files.len(), 1, "{files:?}");
     let record = serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
     (files[0].clone(), record)
@@ -3874,10 +3879,8 @@ fn another_loader_path_probes_a_named_interpreter_again() {
             None => cmd.env_remove("LD_PRELOAD"),
         };
         cmd.args(["compile", "--no-config", "--force"]).python(py).arg("src").run().assert_code(0);
-        let mut probes: Vec<String> = std::fs::read_dir(&state)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("interpreter-"))
+        let mut probes: Vec<String> = remembered_probes(&state)
+            .into_iter()
             .map(|p| {
                 let record: serde_json::Value =
                     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
@@ -3928,10 +3931,7 @@ fn a_new_pyenv_version_probes_a_launcher_again() {
             .run()
             .assert_code(0);
         // The probes remembered: one more is a new probe (under a new key).
-        std::fs::read_dir(&state)
-            .unwrap()
-            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("interpreter-"))
-            .count()
+        remembered_probes(&state).len()
     };
     assert_eq!(compile(), 1);
     assert_eq!(compile(), 1, "nothing changed: the probe is reused");
@@ -3968,10 +3968,7 @@ fn an_empty_pyenv_root_is_the_default_root() {
             .arg("src")
             .run()
             .assert_code(0);
-        std::fs::read_dir(&state)
-            .unwrap()
-            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("interpreter-"))
-            .count()
+        remembered_probes(&state).len()
     };
     assert_eq!(compile(), 1);
     assert_eq!(compile(), 1, "nothing changed: the probe is reused");
@@ -4140,11 +4137,9 @@ fn a_mise_shim_is_keyed_by_mises_settings_and_confirmed() {
         run.args(["compile", "--no-config", "--cache", "cache", "--python"]).arg(&shim).arg(dir).run()
     };
     let probes = || -> Vec<(String, u64)> {
-        let mut files: Vec<(String, u64)> = std::fs::read_dir(&state)
-            .unwrap()
-            .map(|e| e.unwrap())
-            .filter(|e| e.file_name().to_string_lossy().starts_with("interpreter-"))
-            .map(|e| (e.file_name().to_string_lossy().into_owned(), e.metadata().unwrap().ino()))
+        let mut files: Vec<(String, u64)> = remembered_probes(&state)
+            .into_iter()
+            .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), p.metadata().unwrap().ino()))
             .collect();
         files.sort();
         files
@@ -4213,10 +4208,7 @@ fn a_mise_shim_is_keyed_by_every_mise_config_file() {
             .arg("L")
             .run()
             .assert_code(0);
-        std::fs::read_dir(&state)
-            .unwrap()
-            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("interpreter-"))
-            .count()
+        remembered_probes(&state).len()
     };
     let mut probes = compile();
     assert_eq!(probes, 1);
