@@ -269,25 +269,14 @@ impl WalkError {
         | WalkError::Special(p, _)
         | WalkError::Io { path: p, .. }
         | WalkError::Unlistable { path: p, .. } = self
-            && let Ok(rest) = p.strip_prefix(".")
-            && !rest.as_os_str().is_empty()
         {
-            *p = rest.to_path_buf();
+            strip_dot(p);
         }
         if let WalkError::RegexExcluded(paths, _) = self {
-            for p in paths {
-                if let Ok(rest) = p.strip_prefix(".")
-                    && !rest.as_os_str().is_empty()
-                {
-                    *p = rest.to_path_buf();
-                }
-            }
+            paths.iter_mut().for_each(strip_dot);
         }
-        if let WalkError::Loop(_, ancestor, _) = self
-            && let Ok(rest) = ancestor.strip_prefix(".")
-            && !rest.as_os_str().is_empty()
-        {
-            *ancestor = rest.to_path_buf();
+        if let WalkError::Loop(_, ancestor, _) = self {
+            strip_dot(ancestor);
         }
     }
 
@@ -691,6 +680,15 @@ fn around(name: &Path) -> &'static str {
     }
 }
 
+/// `./src/m.py` becomes `src/m.py` (`.` itself stays).
+fn strip_dot(p: &mut PathBuf) {
+    if let Ok(rest) = p.strip_prefix(".")
+        && !rest.as_os_str().is_empty()
+    {
+        *p = rest.to_path_buf();
+    }
+}
+
 /// `; `NAME` exists` for the unquoted name of [`WalkError::NotFoundQuoted`] that does.
 fn unquoted_exists(name: &Option<PathBuf>) -> String {
     name.as_ref().map(|n| format!("; {} exists", crate::report::ticked(n))).unwrap_or_default()
@@ -917,6 +915,7 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
     let mut named = std::collections::HashSet::new();
     let mut named_dirs = std::collections::HashSet::new();
     let mut named_spellings = std::collections::HashSet::new();
+    let cwd = if opts.by_spelling { std::env::current_dir().unwrap_or_default() } else { PathBuf::new() };
     for root in roots {
         if crate::interrupt::requested() {
             break;
@@ -977,10 +976,7 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
                     // (Each spelling its own place: one named again under another
                     // spelling of the same path, `src` and `./src/`, is walked once.)
                     let again = match &target {
-                        _ if opts.by_spelling => !named_spellings.insert(crate::layout::absolute(
-                            root,
-                            &std::env::current_dir().unwrap_or_default(),
-                        )),
+                        _ if opts.by_spelling => !named_spellings.insert(crate::layout::absolute(root, &cwd)),
                         Ok(m) => !named_dirs.insert((m.dev(), m.ino())),
                         Err(_) => false,
                     };
@@ -1060,8 +1056,10 @@ fn walk_filtered(roots: &[PathBuf], opts: &WalkOptions, visit: &(dyn Fn(Source) 
         let nameless = std::mem::take(&mut walked.nameless);
         walked.nameless = first_spellings(nameless, |p| p, &spellings, &mut places, false);
         // On as many threads as the walk's (`--jobs`), not the global pool's one per CPU.
-        match rayon::ThreadPoolBuilder::new().num_threads(opts.threads.max(1)).build() {
-            Ok(pool) if opts.threads > 1 => pool.install(|| sources.into_par_iter().for_each(visit)),
+        let pool =
+            (opts.threads > 1).then(|| rayon::ThreadPoolBuilder::new().num_threads(opts.threads).build());
+        match pool {
+            Some(Ok(pool)) => pool.install(|| sources.into_par_iter().for_each(visit)),
             _ => sources.into_iter().for_each(visit),
         }
     } else {
