@@ -3904,6 +3904,33 @@ fn another_loader_path_probes_a_named_interpreter_again() {
     assert_eq!(compile(None, None), preloaded, "the first setting's probe is still remembered");
 }
 
+/// A launcher script `bin/py` running `py`, and `src/m.py`, in `tree`: a closure that
+/// compiles `src` through it (`--force`) with the variables `env` and a state directory of
+/// the tree's, and gives the number of probes remembered there after the run (one more is a
+/// new probe, under a new key).
+fn launcher_probes<'a>(
+    tree: &'a Tree,
+    py: &'a Python,
+    env: Vec<(&'static str, std::ffi::OsString)>,
+) -> impl Fn() -> usize + 'a {
+    let launcher =
+        tree.write_executable("bin/py", format!("#!/bin/sh\nexec '{}' \"$@\"\n", py.path.display()));
+    tree.write("src/m.py", "M = 1\n");
+    let state = tree.path("state");
+    move || {
+        let mut run = tree.hashpyc().env("HASHPYC_STATE_DIR", &state);
+        for (name, value) in &env {
+            run = run.env(name, value);
+        }
+        run.args(["compile", "--no-config", "--force", "--python"])
+            .arg(&launcher)
+            .arg("src")
+            .run()
+            .assert_code(0);
+        remembered_probes(&state).len()
+    }
+}
+
 /// `pyenv global 3.12` runs the newest 3.12.x installed: installing another (a new name in
 /// `$PYENV_ROOT/versions`) changes the interpreter a shim runs without changing the
 /// setting, which was all the probe's key took from pyenv. Now the versions installed are
@@ -3917,22 +3944,7 @@ fn a_new_pyenv_version_probes_a_launcher_again() {
     let root = tree.path("pyenv");
     std::fs::create_dir_all(root.join("versions/3.12.1")).unwrap();
     tree.write("pyenv/version", "3.12\n");
-    let launcher =
-        tree.write_executable("bin/py", format!("#!/bin/sh\nexec '{}' \"$@\"\n", py.path.display()));
-    tree.write("src/m.py", "M = 1\n");
-    let state = tree.path("state");
-    let compile = || {
-        tree.hashpyc()
-            .env("HASHPYC_STATE_DIR", &state)
-            .env("PYENV_ROOT", &root)
-            .args(["compile", "--no-config", "--force", "--python"])
-            .arg(&launcher)
-            .arg("src")
-            .run()
-            .assert_code(0);
-        // The probes remembered: one more is a new probe (under a new key).
-        remembered_probes(&state).len()
-    };
+    let compile = launcher_probes(&tree, py, vec![("PYENV_ROOT", root.clone().into())]);
     assert_eq!(compile(), 1);
     assert_eq!(compile(), 1, "nothing changed: the probe is reused");
     std::fs::create_dir_all(root.join("versions/3.12.9")).unwrap();
@@ -3954,22 +3966,7 @@ fn an_empty_pyenv_root_is_the_default_root() {
     let root = home.join(".pyenv");
     std::fs::create_dir_all(root.join("versions/3.12.1")).unwrap();
     tree.write("home/.pyenv/version", "3.12\n");
-    let launcher =
-        tree.write_executable("bin/py", format!("#!/bin/sh\nexec '{}' \"$@\"\n", py.path.display()));
-    tree.write("src/m.py", "M = 1\n");
-    let state = tree.path("state");
-    let compile = || {
-        tree.hashpyc()
-            .env("HASHPYC_STATE_DIR", &state)
-            .env("HOME", &home)
-            .env("PYENV_ROOT", "")
-            .args(["compile", "--no-config", "--force", "--python"])
-            .arg(&launcher)
-            .arg("src")
-            .run()
-            .assert_code(0);
-        remembered_probes(&state).len()
-    };
+    let compile = launcher_probes(&tree, py, vec![("HOME", home.clone().into()), ("PYENV_ROOT", "".into())]);
     assert_eq!(compile(), 1);
     assert_eq!(compile(), 1, "nothing changed: the probe is reused");
     std::fs::create_dir_all(root.join("versions/3.12.9")).unwrap();
